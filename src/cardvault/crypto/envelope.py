@@ -1,0 +1,389 @@
+"""The JWE envelope around sensitive API payloads (DESIGN §3.5), built on ``joserfc``.
+
+Requests are compact JWEs with ``alg=RSA-OAEP-256, enc=A256GCM`` to the service's transport
+key (RSA-3072, ``kid`` = RFC 7638 thumbprint, published as a JWKS). The payload is a JSON
+object: the caller's claims plus ``jti`` (random), ``iat``, ``exp`` (short) and ``rk``.
+
+Responses: DESIGN §3.5 asks that the service answer "under the same content key". joserfc
+does not expose a request's content-encryption key (CEK) on either side, and reaching into its
+internals for it would tie us to them. So the client puts a fresh random 256-bit **response
+key** in the encrypted request payload (claim ``rk``), and the service answers with a compact
+JWE ``alg=dir, enc=A256GCM`` under it. The confidentiality is the same (only the client and the
+holder of the transport key ever know ``rk``, as with the CEK), and the response is bound to
+its request because ``rk`` is fresh per request.
+
+The server refuses, with a precise error, anything but the expected algorithms (no ``RSA1_5``,
+``dir`` or ``none`` requests, no ``zip``, no ``crit``), unknown key ids, tampering, a missing
+or past ``exp``, an ``exp`` more than five minutes ahead, a missing ``jti`` and oversized
+tokens. Checking ``jti`` for replay is the caller's job (it needs a store): it is returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwe
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey, RSAKey
+
+from cardvault.errors import AuthenticationFailed, InvalidInput
+
+__all__ = [
+    "CONTENT_ENCRYPTION",
+    "KEY_MANAGEMENT",
+    "MAX_LIFETIME_SECONDS",
+    "RESPONSE_KEY_MANAGEMENT",
+    "EnvelopeAlgorithm",
+    "EnvelopeBroken",
+    "EnvelopeExpired",
+    "EnvelopeLifetime",
+    "EnvelopeMalformed",
+    "EnvelopeTooLarge",
+    "EnvelopeUnknownKid",
+    "OpenedRequest",
+    "SealedRequest",
+    "TransportKey",
+    "jwks",
+    "open_request",
+    "open_response",
+    "seal_request",
+    "seal_response",
+]
+
+KEY_MANAGEMENT = "RSA-OAEP-256"
+CONTENT_ENCRYPTION = "A256GCM"
+RESPONSE_KEY_MANAGEMENT = "dir"
+MAX_LIFETIME_SECONDS = 300
+RESPONSE_KEY_SIZE = 32
+TRANSPORT_KEY_BITS = 3072
+RESERVED_CLAIMS = frozenset({"jti", "iat", "exp", "rk"})
+_ALLOWED_HEADERS = frozenset({"alg", "enc", "kid", "typ", "cty"})
+
+
+class EnvelopeMalformed(InvalidInput):
+    code = "envelope_malformed"
+
+
+class EnvelopeTooLarge(InvalidInput):
+    code = "envelope_too_large"
+    http_status = 413
+
+
+class EnvelopeAlgorithm(InvalidInput):
+    code = "envelope_algorithm"
+
+
+class EnvelopeUnknownKid(InvalidInput):
+    code = "envelope_unknown_kid"
+
+
+class EnvelopeLifetime(InvalidInput):
+    """``exp`` lies too far ahead: envelopes are short-lived so that replay stores stay small."""
+
+    code = "envelope_lifetime"
+
+
+class EnvelopeBroken(AuthenticationFailed):
+    """The envelope did not decrypt: it was changed, or was sealed to another key."""
+
+    code = "envelope_broken"
+
+
+class EnvelopeExpired(AuthenticationFailed):
+    code = "envelope_expired"
+
+
+# --- transport key --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransportKey:
+    """The service's RSA-3072 JWE decryption key; ``kid`` is its RFC 7638 thumbprint."""
+
+    _jwk: RSAKey
+
+    def __post_init__(self) -> None:
+        raw = self._jwk.private_key
+        if raw is None or raw.key_size < TRANSPORT_KEY_BITS:
+            raise InvalidInput(
+                f"a transport key is a private RSA key of ≥{TRANSPORT_KEY_BITS} bits"
+            )
+
+    @property
+    def kid(self) -> str:
+        return self._jwk.thumbprint()
+
+    @classmethod
+    def generate(cls) -> TransportKey:
+        return cls(RSAKey.generate_key(TRANSPORT_KEY_BITS, private=True))
+
+    def to_pem(self) -> bytes:
+        """Unencrypted PKCS#8 PEM; the key store seals it under the master key."""
+        return self._jwk.as_pem(private=True)
+
+    @classmethod
+    def from_pem(cls, pem: bytes | bytearray) -> TransportKey:
+        try:
+            key = RSAKey.import_key(bytes(pem))
+        except (JoseError, ValueError, TypeError) as err:
+            raise InvalidInput("the transport key PEM could not be parsed") from err
+        return cls(key)
+
+    def public_jwk(self) -> dict[str, Any]:
+        """The public half as a JWK, with ``kid``, ``use=enc`` and ``alg=RSA-OAEP-256``."""
+        jwk = dict(self._jwk.as_dict(private=False))
+        jwk.update(kid=self.kid, use="enc", alg=KEY_MANAGEMENT)
+        return jwk
+
+    def decrypt(self, token: str, max_bytes: int) -> bytes:
+        """Decrypt an already vetted compact JWE; failures are EnvelopeBroken."""
+        registry = jwe.JWERegistry(algorithms=[KEY_MANAGEMENT, CONTENT_ENCRYPTION])
+        registry.max_ciphertext_length = max_bytes
+        try:
+            plaintext = jwe.decrypt_compact(token, self._jwk, registry=registry).plaintext
+        except (JoseError, ValueError) as err:
+            raise EnvelopeBroken("the envelope does not decrypt") from err
+        if plaintext is None:
+            raise EnvelopeBroken("the envelope does not decrypt")
+        return plaintext
+
+
+def jwks(keys: Iterable[TransportKey]) -> dict[str, Any]:
+    """The document served at ``/.well-known/jwks.json``."""
+    return {"keys": [key.public_jwk() for key in keys]}
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SealedRequest:
+    """What the client sends (``token``) and keeps to open the answer (``response_key``)."""
+
+    token: str
+    response_key: bytearray
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenedRequest:
+    """A decrypted, checked request. The caller must still refuse a replayed ``jti``."""
+
+    claims: dict[str, Any]
+    jti: str
+    exp: int
+    kid: str
+    response_key: bytearray
+
+
+def seal_request(
+    public_jwk: Mapping[str, Any], claims: Mapping[str, Any], *, ttl_seconds: int = 60, now: float
+) -> SealedRequest:
+    """Client side: encrypt ``claims`` to the service's transport key."""
+    if not 0 < ttl_seconds <= MAX_LIFETIME_SECONDS:
+        raise InvalidInput(f"an envelope lives 1 to {MAX_LIFETIME_SECONDS} seconds")
+    if RESERVED_CLAIMS & set(claims):
+        raise InvalidInput(f"claims may not use the names {sorted(RESERVED_CLAIMS)}")
+    key, kid = _import_public_jwk(public_jwk)
+    response_key = bytearray(secrets.token_bytes(RESPONSE_KEY_SIZE))
+    payload = {
+        **claims,
+        "jti": secrets.token_urlsafe(16),
+        "iat": int(now),
+        "exp": int(now) + ttl_seconds,
+        "rk": _b64url(bytes(response_key)),
+    }
+    header = {"alg": KEY_MANAGEMENT, "enc": CONTENT_ENCRYPTION, "kid": kid}
+    token = jwe.encrypt_compact(
+        header, _to_json(payload), key, algorithms=list(header.values())[:2]
+    )
+    return SealedRequest(token=token, response_key=response_key)
+
+
+def _import_public_jwk(public_jwk: Mapping[str, Any]) -> tuple[RSAKey, str]:
+    if public_jwk.get("kty") != "RSA" or public_jwk.get("alg", KEY_MANAGEMENT) != KEY_MANAGEMENT:
+        raise EnvelopeAlgorithm(f"the transport key must be an RSA key for {KEY_MANAGEMENT}")
+    if public_jwk.get("use", "enc") != "enc":
+        raise EnvelopeAlgorithm("the transport key is not an encryption key")
+    try:
+        key = RSAKey.import_key({k: v for k, v in public_jwk.items() if k in ("kty", "n", "e")})
+    except (JoseError, ValueError, TypeError) as err:
+        raise EnvelopeMalformed("the transport key JWK could not be parsed") from err
+    if key.public_key.key_size < TRANSPORT_KEY_BITS:
+        raise EnvelopeAlgorithm(f"the transport key must have at least {TRANSPORT_KEY_BITS} bits")
+    kid = public_jwk.get("kid", key.thumbprint())
+    if not isinstance(kid, str):
+        raise EnvelopeMalformed("the transport key's kid must be text")
+    return key, kid
+
+
+def open_request(
+    keys: Mapping[str, TransportKey],
+    token: str,
+    *,
+    now: float,
+    max_bytes: int = 65536,
+    leeway_seconds: float = 0,
+) -> OpenedRequest:
+    """Server side: vet the header, decrypt with the key named by ``kid``, check the claims.
+
+    ``leeway_seconds`` tolerates that much clock skew between client and service.
+    """
+    token = _check_size(token, max_bytes)
+    header = _vet_header(_compact_header(token), KEY_MANAGEMENT)
+    kid = header.get("kid")
+    if not isinstance(kid, str) or kid not in keys:
+        raise EnvelopeUnknownKid(
+            "the envelope is sealed to a key this service does not have",
+            remedy="fetch /.well-known/jwks.json again and re-seal the request",
+        )
+    payload = _parse_payload(keys[kid].decrypt(token, max_bytes))
+    exp = _check_exp(payload, now, leeway_seconds)
+    jti = payload.get("jti")
+    if not isinstance(jti, str) or not 16 <= len(jti) <= 128:
+        raise EnvelopeMalformed("the envelope has no valid jti")
+    response_key = _response_key(payload.get("rk"))
+    claims = {k: v for k, v in payload.items() if k not in RESERVED_CLAIMS}
+    return OpenedRequest(claims=claims, jti=jti, exp=exp, kid=kid, response_key=response_key)
+
+
+def _check_size(token: str, max_bytes: int) -> str:
+    if isinstance(token, bytes):
+        token = token.decode("ascii", errors="replace")
+    if not isinstance(token, str):
+        raise EnvelopeMalformed("the envelope must be a compact JWE string")
+    if len(token) > max_bytes:
+        raise EnvelopeTooLarge(f"the envelope is larger than {max_bytes} bytes", limit=max_bytes)
+    return token
+
+
+def _check_exp(payload: dict[str, Any], now: float, leeway: float) -> int:
+    exp = payload.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
+        raise EnvelopeMalformed("the envelope has no valid exp")
+    if exp <= now - leeway:
+        raise EnvelopeExpired("the envelope has expired")
+    if exp > now + MAX_LIFETIME_SECONDS + leeway:
+        raise EnvelopeLifetime(
+            f"the envelope's exp is more than {MAX_LIFETIME_SECONDS} seconds ahead"
+        )
+    return int(exp)
+
+
+def _response_key(value: Any) -> bytearray:
+    raw = _unb64url(value) if isinstance(value, str) else b""
+    if len(raw) != RESPONSE_KEY_SIZE:
+        raise EnvelopeMalformed("the envelope has no valid response key (rk)")
+    return bytearray(raw)
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+def _oct_key(response_key: bytes | bytearray) -> OctKey:
+    if len(response_key) != RESPONSE_KEY_SIZE:
+        raise InvalidInput(f"a response key is {RESPONSE_KEY_SIZE} bytes")
+    return OctKey.import_key(bytes(response_key))
+
+
+def seal_response(response_key: bytes | bytearray, claims: Mapping[str, Any]) -> str:
+    """Server side: encrypt the answer under the request's response key (alg=dir, A256GCM)."""
+    header = {"alg": RESPONSE_KEY_MANAGEMENT, "enc": CONTENT_ENCRYPTION}
+    algorithms = [RESPONSE_KEY_MANAGEMENT, CONTENT_ENCRYPTION]
+    return jwe.encrypt_compact(
+        header, _to_json(dict(claims)), _oct_key(response_key), algorithms=algorithms
+    )
+
+
+def open_response(
+    response_key: bytes | bytearray, token: str, *, max_bytes: int = 1 << 20
+) -> dict[str, Any]:
+    """Client side: decrypt the service's answer; refuses anything but dir/A256GCM."""
+    token = _check_size(token, max_bytes)
+    _vet_header(_compact_header(token), RESPONSE_KEY_MANAGEMENT)
+    registry = jwe.JWERegistry(algorithms=[RESPONSE_KEY_MANAGEMENT, CONTENT_ENCRYPTION])
+    registry.max_ciphertext_length = max_bytes
+    try:
+        plaintext = jwe.decrypt_compact(token, _oct_key(response_key), registry=registry).plaintext
+    except (JoseError, ValueError) as err:
+        raise EnvelopeBroken("the response does not decrypt") from err
+    return _parse_payload(plaintext or b"")
+
+
+# --- shared parsing -------------------------------------------------------------------------
+
+
+def _compact_header(token: str) -> dict[str, Any]:
+    parts = token.split(".")
+    if len(parts) != 5:
+        raise EnvelopeMalformed("the envelope is not a compact JWE (five parts)")
+    try:
+        header = _strict_json(_unb64url(parts[0]))
+    except ValueError as err:
+        raise EnvelopeMalformed("the envelope's header is not valid JSON") from err
+    if not isinstance(header, dict):
+        raise EnvelopeMalformed("the envelope's header is not a JSON object")
+    return header
+
+
+def _vet_header(header: dict[str, Any], alg: str) -> dict[str, Any]:
+    """Allow-list the header before any key is touched."""
+    if "zip" in header:
+        raise EnvelopeAlgorithm("compressed envelopes (zip) are refused")
+    if header.get("alg") != alg or header.get("enc") != CONTENT_ENCRYPTION:
+        raise EnvelopeAlgorithm(f"only alg={alg} with enc={CONTENT_ENCRYPTION} is accepted")
+    unexpected = set(header) - _ALLOWED_HEADERS
+    if unexpected:
+        raise EnvelopeMalformed(f"unexpected header parameters {sorted(unexpected)}")
+    return header
+
+
+def _parse_payload(plaintext: bytes) -> dict[str, Any]:
+    try:
+        payload = _strict_json(plaintext)
+    except ValueError as err:
+        raise EnvelopeMalformed("the envelope's payload is not valid JSON") from err
+    if not isinstance(payload, dict):
+        raise EnvelopeMalformed("the envelope's payload is not a JSON object")
+    return payload
+
+
+def _strict_json(data: bytes) -> Any:
+    """JSON without duplicate names, NaN or Infinity (ambiguity helps attackers)."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(items)
+        if len(out) != len(items):
+            raise ValueError("duplicate name")
+        return out
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(data.decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant)
+
+
+def _to_json(obj: dict[str, Any]) -> bytes:
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError) as err:
+        raise InvalidInput("the claims are not JSON-serialisable") from err
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _unb64url(text: str) -> bytes:
+    if not text.isascii() or "=" in text or len(text) % 4 == 1:
+        raise ValueError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error as err:
+        raise ValueError("not base64url") from err
