@@ -1,0 +1,566 @@
+"""The built-in issuing CA and the card certificates (DESIGN §3.1).
+
+Each card has two key pairs, and each gets its own certificate: an *authentication*
+certificate (digitalSignature; clientAuth and Microsoft smartcard logon) and a
+*content-commitment* certificate (nonRepudiation/contentCommitment + digitalSignature) — the
+PIV 9A and 9C slots. Either the built-in CA issues them, or an external CA does: then the
+service exports a CSR per key and checks each certificate the CA returns before it is stored.
+
+The built-in CA uses RSA-3072 with SHA-256 PKCS#1 v1.5 signatures. RSA because every relying
+party that accepts the RSA-2048 card keys (the default) is certain to verify RSA chains, while
+ECDSA CA signatures are still refused by some smartcard-logon stacks and middleware; 3072 bits
+because NIST SP 800-57 asks for 128-bit security for keys used beyond 2030, and the root lives
+ten years. PSS is not used for the same compatibility reason.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeAlias
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from cardvault.crypto.subject import (
+    DEFAULT_SUBJECT_TEMPLATE,
+    SubjectFields,
+    SubjectTemplateInvalid,
+    SubjectValueInvalid,
+    check_subject_template,
+    render_subject,
+)
+from cardvault.errors import InvalidInput
+
+__all__ = [
+    "DEFAULT_SUBJECT_TEMPLATE",
+    "CaKeyMismatch",
+    "CaUnusable",
+    "CertUsage",
+    "CertificateError",
+    "CertificateExpired",
+    "CertificateKeyMismatch",
+    "CertificateNotYetValid",
+    "CertificateUnreadable",
+    "CertificateUntrustedIssuer",
+    "CertificateWeakSignature",
+    "CertificateWrongUsage",
+    "SubjectFields",
+    "SubjectTemplateInvalid",
+    "SubjectValueInvalid",
+    "UnsupportedKey",
+    "build_csr",
+    "ca_key_to_pem",
+    "certificate_summary",
+    "certificate_to_der",
+    "certificate_to_pem",
+    "check_ca_pair",
+    "check_imported_certificate",
+    "check_subject_template",
+    "create_ca",
+    "csr_to_pem",
+    "issue_card_certificate",
+    "load_ca",
+    "load_certificate_pem",
+    "new_serial_number",
+    "render_subject",
+    "verify_chain",
+]
+
+PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+PublicKey: TypeAlias = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+#: a public key object, or its DER SubjectPublicKeyInfo as the store keeps it
+PublicKeyInput: TypeAlias = PublicKey | bytes
+
+CA_KEY_SIZE = 3072
+MIN_RSA_BITS = 2048
+_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+#: not_before is set this far back so a relying party whose clock lags still accepts it
+CLOCK_SKEW = timedelta(minutes=5)
+_SERIAL_BITS = 159  # at most 20 DER octets as RFC 5280 §4.1.2.2 allows, always positive
+_MICROSOFT_SMARTCARD_LOGON = ExtendedKeyUsageOID.SMARTCARD_LOGON  # 1.3.6.1.4.1.311.20.2.2
+
+
+class CertUsage(StrEnum):
+    """What a card certificate is for; the same names as the card's key roles."""
+
+    AUTHENTICATION = "authentication"
+    CONTENT_COMMITMENT = "content_commitment"
+
+    @property
+    def label(self) -> str:
+        return "authentication" if self is CertUsage.AUTHENTICATION else "content-commitment"
+
+
+class CertificateError(InvalidInput):
+    """A certificate (usually one an external CA returned) cannot be accepted."""
+
+    code = "certificate_invalid"
+
+
+class CertificateUnreadable(CertificateError):
+    code = "certificate_unreadable"
+
+
+class CertificateKeyMismatch(CertificateError):
+    code = "certificate_key_mismatch"
+
+
+class CertificateExpired(CertificateError):
+    code = "certificate_expired"
+
+
+class CertificateNotYetValid(CertificateError):
+    code = "certificate_not_yet_valid"
+
+
+class CertificateWrongUsage(CertificateError):
+    code = "certificate_wrong_usage"
+
+
+class CertificateWeakSignature(CertificateError):
+    code = "certificate_weak_signature"
+
+
+class CertificateUntrustedIssuer(CertificateError):
+    code = "certificate_untrusted_issuer"
+
+
+class UnsupportedKey(InvalidInput):
+    """A key type or size below the design's minimums (RSA-2048, NIST P-256)."""
+
+    code = "unsupported_key"
+
+
+class CaKeyMismatch(InvalidInput):
+    code = "ca_key_mismatch"
+
+
+class CaUnusable(InvalidInput):
+    """The CA certificate is not a CA, or is not valid now, so it must not issue."""
+
+    code = "ca_unusable"
+
+
+# -- the CA ------------------------------------------------------------------------------
+
+
+def create_ca(
+    *, common_name: str, organisation: str | None, validity_days: int = 3650, now: datetime
+) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """A self-signed RSA-3072 root that may issue end-entity certificates only (pathlen 0)."""
+    start = _utc(now)
+    fields = SubjectFields(
+        common_name=common_name,
+        user_id="-",
+        organisation_name=organisation or "-",
+        organisation_code="-",
+    )
+    template = "CN={common_name},O={organisation_name}" if organisation else "CN={common_name}"
+    name = render_subject(template, fields)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=CA_KEY_SIZE)
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    builder = (
+        _validity(x509.CertificateBuilder(), start, start + timedelta(days=validity_days))
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(new_serial_number())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
+        .add_extension(ski, critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), False)
+    )
+    return key, builder.sign(key, _signature_hash(key))
+
+
+def check_ca_pair(ca_key: PrivateKey, ca_cert: x509.Certificate) -> None:
+    """Raise CaKeyMismatch unless the certificate is a CA certificate for this very key."""
+    if _spki(ca_key.public_key()) != _spki(ca_cert.public_key()):
+        raise CaKeyMismatch("The CA certificate does not match its key.")
+    constraints = _extension(ca_cert, x509.BasicConstraints)
+    usage = _extension(ca_cert, x509.KeyUsage)
+    if constraints is None or not constraints.ca or usage is None or not usage.key_cert_sign:
+        raise CaUnusable(
+            "The CA certificate is not a CA certificate "
+            "(it needs basicConstraints CA:TRUE and keyCertSign)."
+        )
+
+
+def load_ca(
+    key_pem: bytes | bytearray, cert_pem: bytes, *, password: bytes | None = None
+) -> tuple[PrivateKey, x509.Certificate]:
+    """Load a CA key and certificate (built-in or imported) and check they belong together."""
+    try:
+        key = serialization.load_pem_private_key(bytes(key_pem), password=password)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise InvalidInput("The CA key is not a readable PEM private key.") from exc
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise UnsupportedKey("The CA key must be an RSA or ECDSA key.")
+    _check_key_strength(key.public_key())
+    cert = load_certificate_pem(cert_pem)
+    check_ca_pair(key, cert)
+    return key, cert
+
+
+def ca_key_to_pem(key: PrivateKey) -> bytearray:
+    """Unencrypted PKCS#8 PEM for the caller to seal under the master key, then wipe."""
+    return bytearray(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+# -- card certificates -------------------------------------------------------------------
+
+
+def new_serial_number() -> int:
+    """A random positive 159-bit serial: unpredictable, and at most 20 octets in DER."""
+    serial = 0
+    while serial == 0:
+        serial = secrets.randbits(_SERIAL_BITS)
+    return serial
+
+
+def issue_card_certificate(
+    *,
+    ca_key: PrivateKey,
+    ca_cert: x509.Certificate,
+    subject: x509.Name,
+    public_key: PublicKeyInput,
+    usage: CertUsage,
+    serial_number: int | None = None,
+    validity_days: int = 1095,
+    now: datetime,
+    email: str | None = None,
+) -> x509.Certificate:
+    """Issue one card certificate; it never outlives the CA certificate that signs it."""
+    start = _utc(now)
+    _check_ca_usable(ca_key, ca_cert, start)
+    key = _public_key(public_key)
+    serial = new_serial_number() if serial_number is None else _checked_serial(serial_number)
+    if len(subject) == 0:
+        raise InvalidInput("A card certificate needs a subject name.")
+    end = min(start + timedelta(days=validity_days), ca_cert.not_valid_after_utc)
+    builder = (
+        _validity(x509.CertificateBuilder(), start, end)
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key)
+        .serial_number(serial)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key), critical=False)
+        .add_extension(_authority_key_identifier(ca_cert), critical=False)
+    )
+    for extension, critical in _usage_extensions(usage, key, email):
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(ca_key, _signature_hash(ca_key))
+
+
+def build_csr(
+    *, subject: x509.Name, private_key: PrivateKey, usage: CertUsage, email: str | None = None
+) -> x509.CertificateSigningRequest:
+    """A PKCS#10 request for an external CA, asking for the extensions this usage needs."""
+    if not isinstance(private_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise UnsupportedKey("Card keys must be RSA or ECDSA keys.")
+    _check_key_strength(private_key.public_key())
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    for extension, critical in _usage_extensions(usage, private_key.public_key(), email):
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(private_key, _signature_hash(private_key))
+
+
+def csr_to_pem(csr: x509.CertificateSigningRequest) -> bytes:
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def _usage_extensions(
+    usage: CertUsage, key: PublicKey, email: str | None
+) -> list[tuple[x509.ExtensionType, bool]]:
+    if usage is CertUsage.AUTHENTICATION:
+        key_usage = _key_usage(
+            digital_signature=True, key_encipherment=isinstance(key, rsa.RSAPublicKey)
+        )
+        purposes = [ExtendedKeyUsageOID.CLIENT_AUTH, _MICROSOFT_SMARTCARD_LOGON]
+    else:
+        key_usage = _key_usage(digital_signature=True, content_commitment=True)
+        # No EKU means "any purpose" to document signers; with an address, S/MIME needs it.
+        purposes = [ExtendedKeyUsageOID.EMAIL_PROTECTION] if email else []
+    extensions: list[tuple[x509.ExtensionType, bool]] = [(key_usage, True)]
+    if purposes:
+        extensions.append((x509.ExtendedKeyUsage(purposes), False))
+    if email:
+        _check_email(email)
+        extensions.append((x509.SubjectAlternativeName([x509.RFC822Name(email)]), False))
+    return extensions
+
+
+# -- certificates an external CA returns -------------------------------------------------
+
+
+def check_imported_certificate(
+    cert_pem: bytes,
+    *,
+    expected_public_key: PublicKeyInput,
+    usage: CertUsage,
+    ca_cert: x509.Certificate | None,
+    now: datetime,
+) -> x509.Certificate:
+    """Accept a certificate for a card key only if it is that key's, current, fit for purpose,
+    signed with SHA-256 or better and, when ``ca_cert`` is given, issued by that CA."""
+    cert = load_certificate_pem(cert_pem)
+    if _spki(cert.public_key()) != _spki(_public_key(expected_public_key)):
+        raise CertificateKeyMismatch(
+            f"This certificate is for a different key: it does not match the card's "
+            f"{usage.label} key.",
+            usage=usage.value,
+        )
+    _check_validity(cert, _utc(now), what="The certificate")
+    _check_imported_usage(cert, usage)
+    _check_signature_hash(cert)
+    if ca_cert is not None:
+        _check_issued_by(cert, ca_cert)
+    return cert
+
+
+def _check_imported_usage(cert: x509.Certificate, usage: CertUsage) -> None:
+    constraints = _extension(cert, x509.BasicConstraints)
+    key_usage = _extension(cert, x509.KeyUsage)
+    if (constraints is not None and constraints.ca) or (key_usage and key_usage.key_cert_sign):
+        raise CertificateWrongUsage(
+            "This is a CA certificate, not a card certificate.", usage=usage.value
+        )
+    if usage is CertUsage.AUTHENTICATION:
+        needed, bit = "digitalSignature", key_usage is not None and key_usage.digital_signature
+    else:
+        needed, bit = "nonRepudiation", key_usage is not None and key_usage.content_commitment
+    if not bit:
+        raise CertificateWrongUsage(
+            f"The certificate's key usage lacks {needed}, which a {usage.label} certificate needs.",
+            usage=usage.value,
+        )
+    purposes = _extension(cert, x509.ExtendedKeyUsage)
+    allowed = {
+        ExtendedKeyUsageOID.CLIENT_AUTH,
+        _MICROSOFT_SMARTCARD_LOGON,
+        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+    }
+    if usage is CertUsage.AUTHENTICATION and purposes is not None and not allowed & set(purposes):
+        raise CertificateWrongUsage(
+            "The certificate's extended key usage allows neither client authentication "
+            "nor smartcard logon, which an authentication certificate needs.",
+            usage=usage.value,
+        )
+
+
+def _check_signature_hash(cert: x509.Certificate) -> None:
+    algorithm = cert.signature_hash_algorithm
+    if isinstance(algorithm, hashes.MD5 | hashes.SHA1 | hashes.SHA224):
+        raise CertificateWeakSignature(
+            f"The certificate is signed with {algorithm.name.upper()}; SHA-256 or better "
+            "is required."
+        )
+
+
+def _check_issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> None:
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise CertificateUntrustedIssuer(
+            "The certificate was not issued by the configured CA "
+            f"({ca_cert.subject.rfc4514_string()})."
+        ) from exc
+
+
+# -- helpers for display, storage and checks ---------------------------------------------
+
+
+def certificate_to_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def certificate_to_der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def load_certificate_pem(data: bytes) -> x509.Certificate:
+    """Exactly one PEM certificate, or CertificateUnreadable saying what was found instead."""
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise CertificateUnreadable(
+            "The file is not a PEM certificate (it should start with -----BEGIN CERTIFICATE-----)."
+        ) from exc
+    if len(certs) != 1:
+        raise CertificateUnreadable(
+            f"The file holds {len(certs)} certificates; import the card certificate alone."
+        )
+    return certs[0]
+
+
+#: RFC 4514 knows only a few short names; spell out the rest as people write them
+_DISPLAY_NAMES = {
+    NameOID.SERIAL_NUMBER: "serialNumber",
+    NameOID.GIVEN_NAME: "givenName",
+    NameOID.SURNAME: "surname",
+    NameOID.EMAIL_ADDRESS: "emailAddress",
+}
+
+
+def certificate_summary(cert: x509.Certificate) -> dict[str, Any]:
+    """What a person needs to recognise a certificate, as JSON-ready strings."""
+    return {
+        "subject": cert.subject.rfc4514_string(_DISPLAY_NAMES),
+        "issuer": cert.issuer.rfc4514_string(_DISPLAY_NAMES),
+        "serial": format(cert.serial_number, "x"),
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "fingerprint_sha256": cert.fingerprint(hashes.SHA256()).hex(),
+        "key": _describe_key(cert.public_key()),
+        "usage": _describe_usage(cert),
+    }
+
+
+def verify_chain(cert: x509.Certificate, ca_cert: x509.Certificate, now: datetime) -> None:
+    """Raise unless ``ca_cert`` signed ``cert`` and both are valid at ``now``."""
+    moment = _utc(now)
+    _check_validity(ca_cert, moment, what="The CA certificate")
+    _check_validity(cert, moment, what="The certificate")
+    _check_issued_by(cert, ca_cert)
+
+
+def _describe_usage(cert: x509.Certificate) -> str | None:
+    constraints = _extension(cert, x509.BasicConstraints)
+    key_usage = _extension(cert, x509.KeyUsage)
+    if constraints is not None and constraints.ca:
+        return "ca"
+    if key_usage is None:
+        return None
+    if key_usage.content_commitment:
+        return CertUsage.CONTENT_COMMITMENT.value
+    return CertUsage.AUTHENTICATION.value if key_usage.digital_signature else None
+
+
+def _describe_key(key: Any) -> str:
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"RSA-{key.key_size}"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"EC {_CURVES.get(key.curve.name, key.curve.name)}"
+    return type(key).__name__
+
+
+# -- internals ---------------------------------------------------------------------------
+
+
+def _utc(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(UTC).replace(microsecond=0)
+
+
+def _validity(
+    builder: x509.CertificateBuilder, start: datetime, end: datetime
+) -> x509.CertificateBuilder:
+    if end <= start:
+        raise InvalidInput("The certificate would expire before it starts.")
+    return builder.not_valid_before(start - CLOCK_SKEW).not_valid_after(end)
+
+
+def _check_validity(cert: x509.Certificate, now: datetime, *, what: str) -> None:
+    if now < cert.not_valid_before_utc:
+        raise CertificateNotYetValid(
+            f"{what} is not valid yet: it starts on {cert.not_valid_before_utc.isoformat()}."
+        )
+    if now > cert.not_valid_after_utc:
+        raise CertificateExpired(f"{what} expired on {cert.not_valid_after_utc.isoformat()}.")
+
+
+def _check_ca_usable(ca_key: PrivateKey, ca_cert: x509.Certificate, now: datetime) -> None:
+    check_ca_pair(ca_key, ca_cert)
+    try:
+        _check_validity(ca_cert, now, what="The CA certificate")
+    except CertificateError as exc:
+        raise CaUnusable(exc.message) from exc
+
+
+_KEY_USAGE_BITS = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+
+def _key_usage(**bits: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(**{name: bits.get(name, False) for name in _KEY_USAGE_BITS})
+
+
+def _extension(cert: x509.Certificate, kind: type[Any]) -> Any:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _authority_key_identifier(ca_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    ski = _extension(ca_cert, x509.SubjectKeyIdentifier)
+    if isinstance(ski, x509.SubjectKeyIdentifier):
+        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(_public_key(ca_cert.public_key()))
+
+
+def _signature_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
+        return hashes.SHA384() if key.curve.key_size <= 384 else hashes.SHA512()
+    return hashes.SHA256()
+
+
+def _public_key(key: Any) -> PublicKey:
+    if isinstance(key, bytes):
+        try:
+            key = serialization.load_der_public_key(key)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise UnsupportedKey("The public key is not a readable SubjectPublicKeyInfo.") from exc
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise UnsupportedKey("Card keys must be RSA or ECDSA keys.")
+    _check_key_strength(key)
+    return key
+
+
+def _check_key_strength(key: PublicKey) -> None:
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        raise UnsupportedKey(f"RSA keys must have at least {MIN_RSA_BITS} bits.")
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _CURVES:
+        raise UnsupportedKey("ECDSA keys must be on NIST P-256, P-384 or P-521.")
+
+
+def _spki(key: Any) -> bytes:
+    return bytes(
+        key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+def _checked_serial(serial: int) -> int:
+    if not 0 < serial < 2**_SERIAL_BITS:
+        raise InvalidInput("A certificate serial number must be positive and below 2**159.")
+    return serial
+
+
+def _check_email(email: str) -> None:
+    local, at, domain = email.partition("@")
+    if not (at and local and domain and email.isascii()) or any(c.isspace() for c in email):
+        raise InvalidInput("The email address for the certificate is not a valid address.")
