@@ -114,7 +114,8 @@ class SealedKey:
 class CardKeyRecord:
     """Everything that opens and uses one card: its sealed keys and its key slots.
 
-    Immutable: ``with_slot``/``without_slot`` return a new record. The whole record is sealed
+    Immutable: ``with_slot``/``without_slot`` return a new record; slots are kept sorted by
+    name and keys by (role, version). The whole record is sealed
     again under the master key by the key store (the outer seal).
     """
 
@@ -124,6 +125,11 @@ class CardKeyRecord:
 
     def __post_init__(self) -> None:
         check_card_id(self.card_id)
+        # Kept sorted so that equal records compare equal and serialise identically.
+        object.__setattr__(self, "slots", tuple(sorted(self.slots, key=lambda s: s.name)))
+        object.__setattr__(
+            self, "keys", tuple(sorted(self.keys, key=lambda k: (k.role, k.version)))
+        )
         names = [s.name for s in self.slots]
         if len(set(names)) != len(names):
             raise InvalidInput("slot names must be unique")
@@ -167,8 +173,8 @@ class CardKeyRecord:
         body = {
             "format": FORMAT_VERSION,
             "card_id": self.card_id,
-            "keys": [_key_dict(k) for k in sorted(self.keys, key=lambda k: (k.role, k.version))],
-            "slots": [_slot_dict(s) for s in sorted(self.slots, key=lambda s: s.name)],
+            "keys": [_key_dict(k) for k in self.keys],
+            "slots": [_slot_dict(s) for s in self.slots],
         }
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 

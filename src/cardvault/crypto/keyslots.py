@@ -277,13 +277,19 @@ def make_recovery_slots(
 
 
 def open_recovery_slots(record: CardKeyRecord, answers: Mapping[int, str]) -> bytearray:
-    """The DEK if any two of the given answers (keyed by question 1..3) are right."""
+    """The DEK if any two of the given answers (keyed by question 1..3) are right.
+
+    Tries each pair whose answers were both given and whose slot exists; raises SlotNotFound
+    when the card has none of those slots, WrongSecret when none of them opens.
+    """
     if not set(answers) <= {1, 2, 3} or len(answers) < 2:
         raise InvalidInput("give the answers to at least two of the questions 1, 2 and 3")
-    for i, j in RECOVERY_PAIRS:
-        if i not in answers or j not in answers:
-            continue
-        slot = record.slot(recovery_slot_name(i, j))
+    names = {recovery_slot_name(i, j): (i, j) for i, j in RECOVERY_PAIRS if {i, j} <= set(answers)}
+    slots = [s for s in record.slots if s.name in names]
+    if not slots:
+        raise SlotNotFound("the card has no recovery slots for these questions")
+    for slot in slots:
+        i, j = names[slot.name]
         kek = _argon2(_answer_pair(answers[i], answers[j]), slot.salt, _kdf_of(slot))
         try:
             return _open_slot(record, slot, kek)

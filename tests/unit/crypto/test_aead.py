@@ -97,7 +97,9 @@ def test_aad_refuses_bool_and_other_types() -> None:
     st.lists(st.one_of(st.text(), st.binary(), st.integers()), max_size=4),
     st.lists(st.one_of(st.text(), st.binary(), st.integers()), max_size=4),
 )
-def test_aad_equal_only_for_equal_parts(a: list[str | bytes | int], b: list[str | bytes | int]) -> None:
+def test_aad_equal_only_for_equal_parts(
+    a: list[str | bytes | int], b: list[str | bytes | int]
+) -> None:
     def typed(parts: list[str | bytes | int]) -> list[tuple[str, str | bytes | int]]:
         return [(type(p).__name__, p) for p in parts]
 

@@ -11,7 +11,7 @@ SALT = b"0123456789abcdef"
 
 
 def test_defaults_are_owasp_minimum_for_argon2id() -> None:
-    assert DEFAULT_ARGON2 == Argon2Params(time_cost=2, memory_kib=19456, parallelism=1)
+    assert Argon2Params(time_cost=2, memory_kib=19456, parallelism=1) == DEFAULT_ARGON2
 
 
 def test_params_round_trip_through_dict() -> None:

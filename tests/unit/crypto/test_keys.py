@@ -71,13 +71,15 @@ def test_unsupported_curve_and_rsa_size_are_refused() -> None:
     p384 = ec.generate_private_key(ec.SECP384R1())
     with pytest.raises(UnsupportedKey):
         load_private_key(private_key_to_pkcs8(p384), trusted=False)
-    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - a weak key, to be refused
     with pytest.raises(UnsupportedKey):
         algorithm_of(small.public_key())
 
 
 @pytest.mark.parametrize(("alg", "scheme"), SCHEMES)
-def test_sign_digest_verifies_with_the_public_key(alg: KeyAlgorithm, scheme: SignatureScheme) -> None:
+def test_sign_digest_verifies_with_the_public_key(
+    alg: KeyAlgorithm, scheme: SignatureScheme
+) -> None:
     key = key_of(alg)
     signature = sign_digest(key, DIGEST, scheme=scheme)
     verify_digest(key.public_key(), signature, DIGEST, hash_alg="sha256", scheme=scheme)
@@ -106,7 +108,9 @@ def test_sha384_and_sha512_digests_are_supported() -> None:
     for name in ("sha384", "sha512"):
         digest = hashlib.new(name, b"doc").digest()
         signature = sign_digest(key, digest, hash_alg=name, scheme=SignatureScheme.ECDSA)
-        verify_digest(key.public_key(), signature, digest, hash_alg=name, scheme=SignatureScheme.ECDSA)
+        verify_digest(
+            key.public_key(), signature, digest, hash_alg=name, scheme=SignatureScheme.ECDSA
+        )
 
 
 @pytest.mark.parametrize(
@@ -117,15 +121,21 @@ def test_sha384_and_sha512_digests_are_supported() -> None:
         (KeyAlgorithm.ECP256, SignatureScheme.RSA_PKCS1V15),
     ],
 )
-def test_scheme_that_does_not_fit_the_key_is_refused(alg: KeyAlgorithm, scheme: SignatureScheme) -> None:
+def test_scheme_that_does_not_fit_the_key_is_refused(
+    alg: KeyAlgorithm, scheme: SignatureScheme
+) -> None:
     with pytest.raises(InvalidInput, match="does not fit"):
         sign_digest(key_of(alg), DIGEST, scheme=scheme)
 
 
-@pytest.mark.parametrize(("digest", "hash_alg"), [(DIGEST[:31], "sha256"), (DIGEST, "sha384"), (DIGEST, "md5")])
+@pytest.mark.parametrize(
+    ("digest", "hash_alg"), [(DIGEST[:31], "sha256"), (DIGEST, "sha384"), (DIGEST, "md5")]
+)
 def test_digest_of_wrong_length_or_unknown_hash_is_refused(digest: bytes, hash_alg: str) -> None:
     with pytest.raises(InvalidInput):
-        sign_digest(key_of(KeyAlgorithm.ECP256), digest, hash_alg=hash_alg, scheme=SignatureScheme.ECDSA)
+        sign_digest(
+            key_of(KeyAlgorithm.ECP256), digest, hash_alg=hash_alg, scheme=SignatureScheme.ECDSA
+        )
 
 
 def test_pss_and_pkcs1_signatures_do_not_cross_verify() -> None:

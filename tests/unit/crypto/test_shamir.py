@@ -78,13 +78,16 @@ def test_k_minus_one_shares_do_not_reveal_the_secret(
 
 def test_each_share_alone_is_independent_of_the_secret() -> None:
     """With K=2 the share bytes are secret ⊕ a·x for a random a: over many splits, uniform."""
-    seen = {shamir._decode(split(b"\x00", shares=2, threshold=2, key_id="k")[0], 1).data for _ in range(600)}
+    seen = {
+        shamir._decode(split(b"\x00", shares=2, threshold=2, key_id="k")[0], 1).data
+        for _ in range(600)
+    }
     assert len(seen) > 200
 
 
 def test_too_few_shares_message_counts_them() -> None:
     shares = split(SECRET, shares=5, threshold=3, key_id="k")
-    with pytest.raises(TooFewShares, match="^2 shares given, 3 needed$"):
+    with pytest.raises(TooFewShares, match=r"^2 shares given, 3 needed$"):
         combine(shares[:2])
     with pytest.raises(TooFewShares):
         combine([])
@@ -114,7 +117,10 @@ def test_an_extra_share_that_does_not_fit_is_reported() -> None:
     shares = split(SECRET, shares=4, threshold=2, key_id="mk")
     forged = shamir._encode(
         shamir._Share(
-            key_id="mk", threshold=2, index=4, split_id=shamir._decode(shares[0], 1).split_id,
+            key_id="mk",
+            threshold=2,
+            index=4,
+            split_id=shamir._decode(shares[0], 1).split_id,
             data=bytes(32),
         )
     )
@@ -127,10 +133,16 @@ def test_an_extra_share_that_does_not_fit_is_reported() -> None:
 def test_a_typo_anywhere_in_the_body_is_caught_and_located(data: st.DataObject) -> None:
     shares = split(SECRET, shares=3, threshold=2, key_id="mk")
     body_start = shares[1].rindex(":") + 1
-    position = data.draw(st.integers(body_start, len(shares[1]) - 1).filter(lambda i: shares[1][i] != "-"))
-    replacement = data.draw(st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567").filter(lambda c: c != shares[1][position]))
+    position = data.draw(
+        st.integers(body_start, len(shares[1]) - 1).filter(lambda i: shares[1][i] != "-")
+    )
+    replacement = data.draw(
+        st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567").filter(
+            lambda c: c != shares[1][position]
+        )
+    )
     typo = shares[1][:position] + replacement + shares[1][position + 1 :]
-    with pytest.raises(ShareTypo, match="^share 2 has a typo$"):
+    with pytest.raises(ShareTypo, match=r"^share 2 has a typo$"):
         combine([shares[0], typo])
 
 
@@ -150,7 +162,14 @@ def test_shares_survive_case_spacing_and_dash_changes() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "hello", "cvs1:mk:2:1", "cvs2:mk:2:1:AAAA", "cvs1:mk:x:1:AAAA-AAAA-AAAA", "cvs1:m k:2:1:AAAA"],
+    [
+        "",
+        "hello",
+        "cvs1:mk:2:1",
+        "cvs2:mk:2:1:AAAA",
+        "cvs1:mk:x:1:AAAA-AAAA-AAAA",
+        "cvs1:m k:2:1:AAAA",
+    ],
 )
 def test_malformed_share_is_refused(text: str) -> None:
     with pytest.raises(InvalidInput):
