@@ -26,7 +26,7 @@ import json
 import math
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc import jwe
@@ -107,7 +107,7 @@ class EnvelopeExpired(AuthenticationFailed):
 class TransportKey:
     """The service's RSA-3072 JWE decryption key; ``kid`` is its RFC 7638 thumbprint."""
 
-    _jwk: RSAKey
+    _jwk: RSAKey = field(repr=False)
 
     def __post_init__(self) -> None:
         raw = self._jwk.private_key
@@ -115,6 +115,9 @@ class TransportKey:
             raise InvalidInput(
                 f"a transport key is a private RSA key of ≥{TRANSPORT_KEY_BITS} bits"
             )
+
+    def __repr__(self) -> str:
+        return f"TransportKey(kid={self.kid!r})"
 
     @property
     def kid(self) -> str:
@@ -168,18 +171,18 @@ class SealedRequest:
     """What the client sends (``token``) and keeps to open the answer (``response_key``)."""
 
     token: str
-    response_key: bytearray
+    response_key: bytearray = field(repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
 class OpenedRequest:
     """A decrypted, checked request. The caller must still refuse a replayed ``jti``."""
 
-    claims: dict[str, Any]
+    claims: dict[str, Any] = field(repr=False)  # passcodes, answers, device secrets…
     jti: str
     exp: int
     kid: str
-    response_key: bytearray
+    response_key: bytearray = field(repr=False)
 
 
 def seal_request(
