@@ -451,9 +451,11 @@ def _verify_statement(attestation: AttestationObject, client_data_hash: bytes) -
 
 
 def _user_verification(policy: WebAuthnPolicy) -> UserVerificationRequirement:
+    """The key is the possession factor beside the passcode, so its PIN is asked for only
+    when the organisation requires it ("preferred" would prompt for it on every login)."""
     if policy.user_verification_required:
         return UserVerificationRequirement.REQUIRED
-    return UserVerificationRequirement.PREFERRED
+    return UserVerificationRequirement.DISCOURAGED
 
 
 def _descriptor(credential: StoredCredential) -> PublicKeyCredentialDescriptor:
