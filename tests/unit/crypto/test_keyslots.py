@@ -11,6 +11,14 @@ from hypothesis import strategies as st
 
 from cardvault.crypto.aead import SealBroken
 from cardvault.crypto.kdf import Argon2Params
+from cardvault.crypto.keys import (
+    KeyAlgorithm,
+    SignatureScheme,
+    generate_private_key,
+    load_private_key,
+    private_key_to_pkcs8,
+    sign_message,
+)
 from cardvault.crypto.keyslots import (
     CardKeyRecord,
     KeyNotFound,
@@ -597,3 +605,17 @@ def test_keys_and_slots_are_frozen() -> None:
         card.record.slots[0].generation = 5  # type: ignore[misc]
     assert isinstance(card.record.keys[0], SealedKey)
     assert isinstance(card.record.slots[0], KeySlot)
+
+
+def test_real_card_key_survives_seal_open_load_and_signs() -> None:
+    card = issued_card()
+    pkcs8 = private_key_to_pkcs8(generate_private_key(KeyAlgorithm.ECP256))
+    sealed = seal_private_key(
+        card.dek, card_id=CARD, role="authentication", version=2, algorithm="ecp256", pkcs8=pkcs8
+    )
+    record = CardKeyRecord.from_bytes(card.record.with_key(sealed).to_bytes())
+    dek = open_passcode_slot(record, PASSCODE)
+    opened = open_private_key(dek, card_id=CARD, sealed=record.key("authentication"))
+    assert opened == pkcs8
+    key = load_private_key(opened, trusted=True)
+    assert sign_message(key, b"challenge", SignatureScheme.ECDSA)
