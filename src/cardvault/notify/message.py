@@ -95,7 +95,8 @@ def normalise_phone_number(number: str, *, country_code: str = DEFAULT_COUNTRY_C
     number of ``country_code`` ("07700 900123" → "+447700900123").
     """
     _refuse_line_breaks("phone number", number)
-    digits = number.strip().translate(_PHONE_SEPARATORS)
+    # "+44 (0)7700 900123": the (0) is the national trunk prefix, dropped when dialling abroad
+    digits = number.strip().replace("(0)", "").translate(_PHONE_SEPARATORS)
     if digits.startswith("00"):
         digits = "+" + digits[2:]
     elif digits.startswith("0"):

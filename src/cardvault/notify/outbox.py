@@ -209,8 +209,8 @@ def _content(part: email.message.Message | None) -> str | None:
     if part is None:
         return None
     assert isinstance(part, email.message.EmailMessage)
-    content = part.get_content()
-    return content if isinstance(content, str) else None
+    content = part.get_content()  # the file has SMTP's CRLF line ends; the caller wants "\n"
+    return content.replace("\r\n", "\n") if isinstance(content, str) else None
 
 
 @dataclass(kw_only=True)
