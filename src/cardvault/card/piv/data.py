@@ -1,0 +1,67 @@
+"""Data object instructions: GET DATA and PUT DATA (SP 800-73-4 Part 2 §3.1.2, §3.3.1), and the
+YubiKey GET VERSION / GET SERIAL that yubico-piv-tool asks on every connect."""
+
+from __future__ import annotations
+
+from cardvault.card import tlv
+from cardvault.card.apdu import CardError, CommandApdu, Sw
+from cardvault.card.piv import objects
+from cardvault.card.piv.common import Outcome, require_management, require_p1p2
+from cardvault.card.piv.constants import ObjectId
+from cardvault.card.piv.ports import CardPorts
+from cardvault.card.piv.state import MAX_OBJECT_BYTES, MAX_OBJECTS_TOTAL, PivState
+
+__all__ = ["YUBIKEY_VERSION", "get_data", "get_serial", "get_version", "put_data"]
+
+#: what GET VERSION answers: 5.x makes yubico-piv-tool ask GET SERIAL instead of the OTP applet
+YUBIKEY_VERSION = bytes((5, 4, 3))
+_TAG_LIST = 0x5C
+_CONTAINER = 0x53
+
+
+def get_data(state: PivState, command: CommandApdu, ports: CardPorts) -> Outcome:
+    """GET DATA ``5C tag``: the object in its ``53`` container (Discovery in its own ``7E``)."""
+    require_p1p2(command, 0x3F, 0xFF)
+    tag = _tag(tlv.decode_single(command.data, _TAG_LIST))
+    if tag == ObjectId.DISCOVERY:
+        return Outcome(state=state, data=objects.discovery())
+    if ObjectId.needs_pin(tag) and not state.security.pin_verified:
+        raise CardError(Sw.SECURITY_STATUS_NOT_SATISFIED, "this object needs the PIN")
+    content = state.object(tag)
+    if content is None:
+        raise CardError(Sw.FILE_NOT_FOUND, "no such object on the card")
+    return Outcome(state=state, data=tlv.encode(_CONTAINER, content))
+
+
+def put_data(state: PivState, command: CommandApdu, ports: CardPorts) -> Outcome:
+    """PUT DATA ``5C tag 53 content``; an empty ``53`` deletes the object."""
+    require_p1p2(command, 0x3F, 0xFF)
+    require_management(state)
+    items = tlv.decode(command.data)
+    if [item.tag for item in items] != [_TAG_LIST, _CONTAINER]:
+        raise CardError(Sw.INCORRECT_DATA, "expected 5C tag, then 53 content")
+    tag, content = _tag(items[0].value), items[1].value
+    if not ObjectId.writable(tag):
+        raise CardError(Sw.INCORRECT_DATA, "this object cannot be written")
+    _require_room(state, tag, len(content))
+    return Outcome(state=state.with_object(tag, content or None))
+
+
+def _tag(value: bytes) -> int:
+    if not 1 <= len(value) <= 3:
+        raise CardError(Sw.INCORRECT_DATA, "an object tag is 1 to 3 bytes")
+    return int.from_bytes(value, "big")
+
+
+def _require_room(state: PivState, tag: int, size: int) -> None:
+    others = sum(len(content) for other, content in state.objects if other != tag)
+    if size > MAX_OBJECT_BYTES or others + size > MAX_OBJECTS_TOTAL:
+        raise CardError(Sw.NOT_ENOUGH_MEMORY, "the object does not fit on the card")
+
+
+def get_version(state: PivState, command: CommandApdu, ports: CardPorts) -> Outcome:
+    return Outcome(state=state, data=YUBIKEY_VERSION)
+
+
+def get_serial(state: PivState, command: CommandApdu, ports: CardPorts) -> Outcome:
+    return Outcome(state=state, data=state.serial.to_bytes(4, "big"))
