@@ -1,0 +1,1 @@
+"""The identity agent: the cardvault client on the user's PC."""
