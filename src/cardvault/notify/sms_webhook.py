@@ -30,16 +30,16 @@ _RETRYABLE_CLIENT_ERRORS = frozenset(
 )
 
 
-def _check_url(url: str) -> httpx.URL:
-    """HTTPS, or plain HTTP to this machine only: the request carries the bearer token."""
+def check_gateway_url(url: str) -> httpx.URL:
+    """HTTPS, or plain HTTP to this machine only: the request carries a bearer token."""
     parsed = httpx.URL(url)
     if parsed.scheme == "https" and parsed.host:
         return parsed
     if parsed.scheme == "http" and _is_loopback(parsed.host):
         return parsed
     raise SenderMisconfigured(
-        "The SMS webhook URL must use https (plain http only to localhost).",
-        remedy="Set the webhook URL to the gateway's https address.",
+        "The SMS gateway URL must use https (plain http only to localhost).",
+        remedy="Set the URL to the gateway's https address.",
     )
 
 
@@ -65,7 +65,7 @@ class WebhookSmsSender:
     ) -> None:
         if not token or any(ch in token for ch in "\r\n"):
             raise SenderMisconfigured("The SMS webhook token is empty or not a single line.")
-        self._url = _check_url(url)
+        self._url = check_gateway_url(url)
         self._token = token
         self._timeout = timeout
         self._owns_client = client is None
@@ -86,7 +86,7 @@ class WebhookSmsSender:
             ) from exc
         except httpx.HTTPError as exc:
             raise DeliveryFailed("Could not reach the SMS gateway.", permanent=False) from exc
-        _check_status(response.status_code)
+        check_gateway_status(response.status_code)
 
     def _headers(self, message: SmsMessage) -> dict[str, str]:
         return {
@@ -112,7 +112,7 @@ class WebhookSmsSender:
         self.close()
 
 
-def _check_status(status: int) -> None:
+def check_gateway_status(status: int) -> None:
     """2xx is delivered; see the webhook contract for what the other codes mean."""
     if 200 <= status < 300:
         return
