@@ -259,6 +259,8 @@ def complete_registration(
         auth_data = _server(policy).register_complete(_fido_state(state), registration)
     except InvalidAttestation as e:
         raise AttestationInvalid("The security key's attestation did not verify.") from e
+    except ValueError as e:  # not expected after the checks above; still a refusal
+        raise MalformedResponse("The security key's response could not be verified.") from e
     credential = auth_data.credential_data
     if credential is None:
         raise MalformedResponse("The response carries no new credential.")

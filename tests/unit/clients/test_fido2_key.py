@@ -6,6 +6,8 @@ import threading
 from typing import Any
 
 import pytest
+from fido2.ctap2.base import Ctap2
+from fido2.ctap2.pin import ClientPin
 from tests.support.soft_ctap2 import Presence, SoftCtap2Device
 
 from cardvault.clients.agent.fido2_key import (
@@ -125,6 +127,31 @@ def test_the_agent_registers_and_signs_in_with_pin_and_touch() -> None:
     assert result.new_sign_count > stored.sign_count
     assert prompts.pin_asked == 2  # once to register, once to sign in
     assert prompts.touch_asked == 2
+
+
+def test_a_pin_set_over_ctap_enables_required_verification() -> None:
+    device = SoftCtap2Device()
+    ClientPin(Ctap2(device)).set_pin(PIN)
+
+    rp = policy(uv=True)
+    stored = enrol(device, rp)
+    options, state = begin_assertion(rp, credentials=[stored])
+
+    response = get_assertion(device, origin=ORIGIN, request_options=options, pin=Prompts().pin)
+
+    assert complete_assertion(rp, state, [stored], response).user_verified is True
+
+
+@pytest.mark.parametrize("protocol", [1, 2])
+def test_both_pin_protocols_verify_the_user(protocol: int) -> None:
+    rp = policy(uv=True)
+    device = SoftCtap2Device(pin=PIN, pin_protocols=(protocol,))
+    stored = enrol(device, rp)
+    options, state = begin_assertion(rp, credentials=[stored])
+
+    response = get_assertion(device, origin=ORIGIN, request_options=options, pin=Prompts().pin)
+
+    assert complete_assertion(rp, state, [stored], response).user_verified is True
 
 
 def test_the_agent_signs_in_without_pin_when_not_required() -> None:

@@ -11,11 +11,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
+from fido2 import cbor
 from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client, UserInteraction
 from fido2.ctap2.pin import ClientPin
 from tests.support.soft_ctap2 import SOFT_AAGUID, SoftCtap2Device
 
 from cardvault.domain.webauthn import (
+    AttestationInvalid,
     AuthenticatorNotAllowed,
     BadSignature,
     ChallengeMismatch,
@@ -290,6 +292,20 @@ def test_an_allowed_model_registers_and_its_packed_attestation_is_checked() -> N
     )
 
     assert stored.aaguid == SOFT_AAGUID_STR
+
+
+def test_a_forged_attestation_signature_is_refused() -> None:
+    rp = policy(allowed_aaguids=frozenset({SOFT_AAGUID_STR}))
+    options, state = begin_registration(
+        rp, user_handle=b"u", user_name="a", display_name="A", existing=[], resident_key=False
+    )
+    response = create(client(SoftCtap2Device()), options)
+    attestation = cbor.decode(unb64(response["response"]["attestationObject"]))
+    attestation["attStmt"]["sig"] = bytes(reversed(attestation["attStmt"]["sig"]))
+    response["response"]["attestationObject"] = b64(cbor.encode(attestation))
+
+    with pytest.raises(AttestationInvalid):
+        complete_registration(rp, state, response, nickname="k")
 
 
 def test_aaguid_name_knows_a_few_models() -> None:
