@@ -98,22 +98,18 @@ class FileOutbox:
 
     def read(self, message_id: str) -> EmailMessage | SmsMessage:
         """The message as it was sent, to show in the development portal."""
-        path = self._path_of(message_id)
-        if path.name.endswith(".eml"):
-            return _email_from_file(path, message_id)
-        record = json.loads(path.read_text(encoding="utf-8"))
-        return SmsMessage(message_id=message_id, to=record["to"], text=record["text"])
+        return _load(self._stored(message_id))
 
     def path_of(self, message_id: str) -> Path:
         """The file holding ``message_id`` (for a download link)."""
-        return self._path_of(message_id)
+        return self._stored(message_id).path
 
-    def _path_of(self, message_id: str) -> Path:
+    def _stored(self, message_id: str) -> _Stored:
         check_message_id(message_id)
         stored = self._index().get(message_id) if self.directory.is_dir() else None
         if stored is None:
             raise OutboxMessageNotFound("There is no such message in the outbox.")
-        return stored.path
+        return stored
 
     def _index(self) -> dict[str, _Stored]:
         """message_id → file, from the names alone (temporary and foreign files are skipped)."""
@@ -125,7 +121,7 @@ class FileOutbox:
         return index
 
     def _entry(self, stored: _Stored) -> OutboxEntry:
-        message = self.read(stored.message_id)
+        message = _load(stored)
         summary = message.subject if isinstance(message, EmailMessage) else message.text
         return OutboxEntry(
             message_id=stored.message_id,
@@ -179,6 +175,13 @@ def _parse_name(path: Path) -> _Stored | None:
                 return None
             return _Stored(path, message_id, created_at, kind)
     return None
+
+
+def _load(stored: _Stored) -> EmailMessage | SmsMessage:
+    if stored.kind == "email":
+        return _email_from_file(stored.path, stored.message_id)
+    record = json.loads(stored.path.read_text(encoding="utf-8"))
+    return SmsMessage(message_id=stored.message_id, to=record["to"], text=record["text"])
 
 
 def _sms_json(message: SmsMessage, now: datetime) -> bytes:
