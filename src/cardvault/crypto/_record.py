@@ -42,7 +42,7 @@ class KeyNotFound(NotFound):
     code = "key_not_found"
 
 
-class RecordCorrupt(IntegrityError):  # noqa: N818 - the domain's errors are named by what happened
+class RecordCorrupt(IntegrityError):
     """A stored card key record does not parse: it was damaged or is not ours."""
 
     code = "record_corrupt"

@@ -23,7 +23,7 @@ NONCE_SIZE = 12
 TAG_SIZE = 16
 
 
-class SealBroken(IntegrityError):  # noqa: N818 - name fixed by the API contract
+class SealBroken(IntegrityError):
     """A sealed blob did not open: it was changed, moved to another context, or the key is wrong."""
 
     code = "integrity"

@@ -1,0 +1,98 @@
+"""The issuing CA and the external-CA path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cardvault.cli.common import emit, handles_errors, operator, runtime, state
+from cardvault.errors import InvalidInput
+from cardvault.services import ca, cards
+from cardvault.services.runtime import keystore_for
+
+app = typer.Typer(help="The issuing CA and certificates from an external CA.", no_args_is_help=True)
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"Cannot read the {what} {path}: {exc.strerror}.") from exc
+    if len(data) > 256 * 1024:
+        raise InvalidInput(f"The {what} {path} is larger than 256 KiB.")
+    return data
+
+
+@app.command("init")
+@handles_errors
+def init(
+    ctx: typer.Context,
+    common_name: Annotated[str, typer.Option(help="CA name.")] = "cardvault Issuing CA",
+    organisation: Annotated[str | None, typer.Option(help="O= of the CA.")] = None,
+    import_cert: Annotated[
+        Path | None, typer.Option(help="Adopt this CA certificate (PEM).")
+    ] = None,
+    import_key: Annotated[Path | None, typer.Option(help="… with this private key (PEM).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing CA.")] = False,
+) -> None:
+    """Create the built-in issuing CA, or adopt an existing CA certificate and key."""
+    settings = state(ctx).settings
+    master = keystore_for(settings).load()
+    if (import_cert is None) != (import_key is None):
+        raise InvalidInput("Give both --import-cert and --import-key, or neither.")
+    if import_cert is not None and import_key is not None:
+        issuer = ca.import_existing(
+            settings.data_dir,
+            master,
+            key_pem=_read(import_key, "key"),
+            cert_pem=_read(import_cert, "certificate"),
+            force=force,
+        )
+    else:
+        issuer = ca.create(
+            settings.data_dir,
+            master,
+            common_name=common_name,
+            organisation=organisation,
+            force=force,
+        )
+    subject = issuer.cert.subject.rfc4514_string()
+    emit(ctx, {"subject": subject}, f"Issuing CA ready: {subject}")
+
+
+@app.command("export")
+@handles_errors
+def export(ctx: typer.Context) -> None:
+    """Print the issuing CA certificate (PEM) for relying parties' trust stores."""
+    pem = ca.export_pem(state(ctx).settings.data_dir).decode()
+    emit(ctx, {"pem": pem}, pem.rstrip("\n"))
+
+
+@app.command("export-csr")
+@handles_errors
+def export_csr(
+    ctx: typer.Context,
+    serial: str,
+    usage: Annotated[str, typer.Argument(help="authentication or content-commitment")],
+) -> None:
+    """Print a card's pending certificate request for the external CA."""
+    with runtime(ctx) as rt:
+        pem = cards.export_csr(rt, serial, usage)
+    emit(ctx, {"pem": pem}, pem.rstrip("\n"))
+
+
+@app.command("import-cert")
+@handles_errors
+def import_cert(
+    ctx: typer.Context,
+    serial: str,
+    usage: Annotated[str, typer.Argument(help="authentication or content-commitment")],
+    cert_file: Annotated[Path, typer.Argument(help="The certificate the CA returned (PEM).")],
+) -> None:
+    """Install the certificate an external CA returned for one of the card's keys."""
+    data = _read(cert_file, "certificate")
+    with runtime(ctx) as rt:
+        summary = cards.import_certificate(rt, operator(), serial, usage, data)
+    emit(ctx, summary, f"Installed {usage} certificate {summary['serial']} for {serial}.")

@@ -1,0 +1,201 @@
+"""Cards: issue, enrol, show, revoke, certificates."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from cardvault.cli.common import (
+    emit,
+    handles_errors,
+    operator,
+    progress,
+    read_secret,
+    read_stdin_json,
+    runtime,
+)
+from cardvault.errors import InvalidInput
+from cardvault.services import cards, enrolment, issuance
+
+app = typer.Typer(help="Virtual smartcards.", no_args_is_help=True)
+
+
+@app.command("issue")
+@handles_errors
+def issue(
+    ctx: typer.Context,
+    org: Annotated[str, typer.Option("--org", help="Organisation code.")],
+    user_id: Annotated[str, typer.Option("--user-id", help="The holder's 12-digit user id.")],
+    algorithm: Annotated[
+        str | None,
+        typer.Option(help="rsa2048, rsa3072 or ecp256 (default: the organisation's policy)."),
+    ] = None,
+    external_ca: Annotated[
+        bool,
+        typer.Option(
+            "--external-ca", help="Export CSRs for an external CA instead of certifying here."
+        ),
+    ] = False,
+    passcode_stdin: Annotated[
+        bool, typer.Option("--passcode-stdin", help="Read the issuance passcode from stdin.")
+    ] = False,
+) -> None:
+    """Issue a card: keys generated and sealed here, certified, status 'issued'."""
+    passcode = read_secret("Issuance passcode", from_stdin=passcode_stdin, confirm=True)
+    with runtime(ctx) as rt:
+        progress(ctx, "Generating the card's two key pairs …")
+        card = issuance.issue_card(
+            rt,
+            operator(),
+            issuance.IssueRequest(
+                organisation=org,
+                user_id=user_id,
+                issuance_passcode=passcode,
+                key_algorithm=algorithm,
+                external_ca=external_ca,
+            ),
+        )
+    data = {
+        "serial": card.serial,
+        "status": card.status,
+        "key_algorithm": card.key_algorithm,
+        "certificates": card.certificates,
+        "csrs": card.csrs,
+    }
+    emit(ctx, data, lambda: _issued_text(card))
+
+
+def _issued_text(card: issuance.IssuedCard) -> str:
+    lines = [f"Issued card {card.serial} ({card.key_algorithm}), status {card.status}."]
+    lines += [f"  {c['usage']}: {c['subject']} serial {c['serial']}" for c in card.certificates]
+    if card.csrs:
+        lines.append(
+            "  Certificate requests waiting for the external CA: "
+            + ", ".join(c["usage"] for c in card.csrs)
+            + f" (cardvault ca export-csr {card.serial} USAGE)"
+        )
+    return "\n".join(lines)
+
+
+@app.command("enrol")
+@handles_errors
+def enrol(
+    ctx: typer.Context,
+    serial: str,
+    stdin_json: Annotated[
+        bool,
+        typer.Option(
+            "--stdin-json",
+            help='Read {"issuance_passcode", "passcode", "questions": '
+            '[{"question", "answer"} x3], "email", "phone", "recovery_code"} from stdin.',
+        ),
+    ] = False,
+) -> None:
+    """Enrol the holder: strong passcode and three security questions; the card becomes active."""
+    data = read_stdin_json() if stdin_json else _prompt_enrolment()
+    req = _enrol_request(serial, data)
+    with runtime(ctx) as rt:
+        done = enrolment.enrol(rt, operator(), req)
+    out: dict[str, Any] = {"serial": done.serial, "status": done.status}
+    text = f"Card {done.serial} is enrolled and {done.status}."
+    if done.recovery_code:
+        out["recovery_code"] = done.recovery_code
+        text += f"\nRecovery code (shown once, keep it safe): {done.recovery_code}"
+    emit(ctx, out, text)
+
+
+def _enrol_request(serial: str, data: Any) -> enrolment.EnrolRequest:
+    if not isinstance(data, dict):
+        raise InvalidInput("The enrolment input must be a JSON object.")
+    questions = data.get("questions")
+    if not isinstance(questions, list) or not all(isinstance(q, dict) for q in questions):
+        raise InvalidInput('"questions" must be a list of {"question", "answer"} objects.')
+    for key in ("issuance_passcode", "passcode"):
+        if not isinstance(data.get(key), str):
+            raise InvalidInput(f'"{key}" must be a string.')
+    answers = tuple(
+        enrolment.SecurityAnswer(
+            question=str(q.get("question", "")), answer=str(q.get("answer", ""))
+        )
+        for q in questions
+    )
+    return enrolment.EnrolRequest(
+        serial=serial,
+        issuance_passcode=data["issuance_passcode"],
+        passcode=data["passcode"],
+        answers=answers,
+        email=data.get("email"),
+        phone=data.get("phone"),
+        recovery_code=bool(data.get("recovery_code", False)),
+    )
+
+
+def _prompt_enrolment() -> dict[str, Any]:
+    issuance_passcode = read_secret("Issuance passcode", from_stdin=False)
+    passcode = read_secret("New passcode", from_stdin=False, confirm=True)
+    questions = []
+    for n in (1, 2, 3):
+        question = typer.prompt(f"Security question {n}")
+        answer = read_secret(f"Answer {n}", from_stdin=False)
+        questions.append({"question": question, "answer": answer})
+    return {"issuance_passcode": issuance_passcode, "passcode": passcode, "questions": questions}
+
+
+@app.command("show")
+@handles_errors
+def show(ctx: typer.Context, serial: str) -> None:
+    """Show a card: status, holder, certificates, key slots, associations."""
+    with runtime(ctx) as rt:
+        view = cards.show(rt, serial)
+    data = {
+        "card": view.card,
+        "holder": view.holder,
+        "certificates": view.certificates,
+        "slots": view.slots,
+        "associations": view.associations,
+        "pending_csrs": view.pending_csrs,
+    }
+
+    def text() -> str:
+        c, h = view.card, view.holder
+        lines = [
+            f"Card {c['serial']}: {c['status']} ({c['key_algorithm']})",
+            f"Holder: {h['name']} ({h['user_id']}) <{h['email'] or 'no email'}>",
+        ]
+        lines += [
+            f"Certificate {x['usage']}: {x['subject']} serial {x['serial']} valid to "
+            f"{x['not_after']} [{x['status']}]"
+            for x in view.certificates
+        ]
+        lines.append("Key slots: " + (", ".join(s["name"] for s in view.slots) or "none"))
+        lines += [f"Method {a['method']}: {a['identifier']}" for a in view.associations]
+        return "\n".join(lines)
+
+    emit(ctx, data, text)
+
+
+@app.command("certs")
+@handles_errors
+def certs(ctx: typer.Context, serial: str) -> None:
+    """Print the card's valid certificates as PEM."""
+    with runtime(ctx) as rt:
+        pems = cards.certificates_pem(rt, serial)
+    emit(ctx, pems, lambda: "".join(pems.values()))
+
+
+@app.command("revoke")
+@handles_errors
+def revoke(
+    ctx: typer.Context,
+    serial: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit log.")],
+) -> None:
+    """Revoke a card: its keys are destroyed (crypto-shredding), the audit trail stays."""
+    with runtime(ctx) as rt:
+        card = issuance.revoke_card(rt, operator(), serial, reason=reason)
+    emit(
+        ctx,
+        {"serial": card.serial, "status": card.status},
+        f"Card {card.serial} is revoked; its keys are destroyed.",
+    )

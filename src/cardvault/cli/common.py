@@ -1,0 +1,129 @@
+"""What every command shares: settings, the runtime, output as text or JSON, errors."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+
+from cardvault.config import Settings
+from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.services.runtime import Actor, Runtime, open_runtime
+
+P = ParamSpec("P")
+R = TypeVar("R")
+MAX_STDIN = 64 * 1024
+
+
+@dataclass(kw_only=True)
+class State:
+    data_dir: Path | None = None
+    json: bool = False
+    _settings: Settings | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            overrides: dict[str, Any] = {}
+            if self.data_dir is not None:
+                overrides["data_dir"] = self.data_dir
+            self._settings = Settings(**overrides)
+        return self._settings
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, State)
+    return obj
+
+
+def operator() -> Actor:
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = str(os.getuid())
+    return Actor.operator(name)
+
+
+@contextmanager
+def runtime(ctx: typer.Context) -> Iterator[Runtime]:
+    rt = open_runtime(state(ctx).settings)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def emit(ctx: typer.Context, data: Any, text: str | Callable[[], str]) -> None:
+    """Print JSON with --json, else the human text."""
+    if state(ctx).json:
+        typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        typer.echo(text() if callable(text) else text)
+
+
+def progress(ctx: typer.Context, message: str) -> None:
+    """Progress for long work goes to stderr, so --json output stays parseable."""
+    typer.echo(message, err=True)
+
+
+def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Map cardvault errors to a message (or JSON) on stderr and the error's exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except CardvaultError as exc:
+            ctx = kwargs.get("ctx")
+            as_json = isinstance(ctx, typer.Context) and state(ctx).json
+            if as_json:
+                typer.echo(json.dumps({"error": exc.as_dict()}, indent=2), err=True)
+            else:
+                typer.secho(f"Error: {exc.diagnostics()}", err=True, fg="red")
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def read_secret(prompt: str, *, from_stdin: bool, confirm: bool = False) -> str:
+    """A secret from stdin (one line) or a hidden prompt; never from an argument."""
+    if from_stdin:
+        line = sys.stdin.readline(MAX_STDIN + 1)
+        if len(line) > MAX_STDIN:
+            raise InvalidInput("The input on stdin is too long.")
+        value = line.rstrip("\r\n")
+        if not value:
+            raise InvalidInput(f"No {prompt.lower()} on stdin.")
+        return value
+    if not sys.stdin.isatty():
+        raise InvalidInput(
+            f"Cannot prompt for the {prompt.lower()}: stdin is not a terminal.",
+            remedy="Pass it on stdin with --passcode-stdin.",
+        )
+    value = getpass.getpass(f"{prompt}: ")
+    if confirm and getpass.getpass(f"{prompt} (again): ") != value:
+        raise InvalidInput("The two entries do not match.")
+    return value
+
+
+def read_stdin_json() -> Any:
+    data = sys.stdin.read(MAX_STDIN + 1)
+    if len(data) > MAX_STDIN:
+        raise InvalidInput("The JSON on stdin is larger than 64 KiB.")
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"The input on stdin is not valid JSON: {exc.msg} at line "
+            f"{exc.lineno}, column {exc.colno}."
+        ) from exc

@@ -1,0 +1,51 @@
+"""The ``cardvault`` admin command: the root, its global options and the command groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cardvault.cli import audit_cmd, ca_cmd, card_cmd, keys_cmd, org_cmd, person_cmd, service_cmd
+from cardvault.cli.common import State
+
+app = typer.Typer(
+    name="cardvault",
+    help="Run and administer cardvault, the virtual smartcard service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar="CARDVAULT_DATA_DIR",
+            help="Data directory (keys, database, outbox). Default: ./data",
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")
+    ] = False,
+) -> None:
+    ctx.obj = State(data_dir=data_dir, json=json_output)
+
+
+service_cmd.register(app)
+app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(org_cmd.app, name="org")
+app.add_typer(person_cmd.app, name="person")
+app.add_typer(person_cmd.ra_app, name="ra")
+app.add_typer(card_cmd.app, name="card")
+app.add_typer(ca_cmd.app, name="ca")
+app.add_typer(audit_cmd.app, name="audit")
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,142 @@
+"""Service lifecycle: init, serve, unseal, seal, database upgrade."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from cardvault.cli.common import emit, handles_errors, operator, progress, state
+from cardvault.errors import InvalidInput
+from cardvault.services import bootstrap
+from cardvault.services.runtime import keystore_for, open_runtime
+from cardvault.store import db
+
+MAX_SHARES = 255
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("serve")(serve)
+    app.command("unseal")(unseal)
+    app.command("seal")(seal)
+    db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+    db_app.command("upgrade")(db_upgrade)
+    app.add_typer(db_app, name="db")
+
+
+@handles_errors
+def init(
+    ctx: typer.Context,
+    demo: Annotated[
+        bool, typer.Option(help="Also create a demo organisation, RA user and card.")
+    ] = False,
+    if_missing: Annotated[
+        bool,
+        typer.Option(
+            "--if-missing", help="Do nothing if the data directory is already initialised."
+        ),
+    ] = False,
+) -> None:
+    """Create a data directory: master key, database, keys, TLS certificate, issuing CA."""
+    settings = state(ctx).settings
+    result = bootstrap.initialise(
+        settings,
+        actor=operator(),
+        demo=demo,
+        if_missing=if_missing,
+        echo=lambda m: progress(ctx, m),
+    )
+    emit(
+        ctx,
+        {"data_dir": result.data_dir, "created": result.created, "demo": result.demo},
+        lambda: _init_text(result),
+    )
+
+
+def _init_text(result: bootstrap.InitResult) -> str:
+    if not result.created:
+        return f"Using the existing data directory {result.data_dir}."
+    lines = [f"Initialised {result.data_dir}."]
+    if result.demo:
+        ra, holder = result.demo["ra_user"], result.demo["card_holder"]
+        lines += [
+            "",
+            f"Demo organisation: {result.demo['organisation']}",
+            f"RA user:     {ra['name']} <{ra['email']}>  user id {ra['user_id']}",
+            f"  card {ra['card_serial']} ({ra['status']}), passcode {ra['passcode']}",
+            f"Card holder: {holder['name']} <{holder['email']}>  user id {holder['user_id']}",
+            f"  card {holder['card_serial']} ({holder['status']}), issuance passcode "
+            f"{holder['issuance_passcode']}",
+            "",
+            f"These demo credentials are also in {result.data_dir}/demo-credentials.json.",
+        ]
+    return "\n".join(lines)
+
+
+@handles_errors
+def serve(ctx: typer.Context) -> None:
+    """Serve the API (and later the web pages) over HTTPS; refuses to start sealed."""
+    from cardvault.web.server import serve as run_server
+
+    settings = state(ctx).settings
+    rt = open_runtime(settings)
+    progress(ctx, f"cardvault serving on https://{settings.host}:{settings.port}")
+    run_server(rt)
+
+
+@handles_errors
+def unseal(
+    ctx: typer.Context,
+    shares_stdin: Annotated[
+        bool, typer.Option("--shares-stdin", help="Read the shares from stdin, one per line.")
+    ] = False,
+) -> None:
+    """Combine K key shares so the service can start (the key is kept in RAM-backed storage)."""
+    store = keystore_for(state(ctx).settings)
+    shares = _read_shares(shares_stdin)
+    info = store.unseal(shares)
+    emit(
+        ctx,
+        {"unsealed": True, "key_id": info.key_id},
+        f"Unsealed master key {info.key_id}. Start the service with `cardvault serve`.",
+    )
+
+
+def _read_shares(from_stdin: bool) -> list[str]:
+    if from_stdin or not sys.stdin.isatty():
+        lines = [ln.strip() for ln in sys.stdin.read(64 * 1024).splitlines() if ln.strip()]
+        if not lines:
+            raise InvalidInput("No shares on stdin.")
+        return lines[: MAX_SHARES + 1]
+    import getpass
+
+    shares: list[str] = []
+    typer.echo("Type one share per prompt; an empty line when done.", err=True)
+    while len(shares) <= MAX_SHARES:
+        share = getpass.getpass(f"Share {len(shares) + 1}: ").strip()
+        if not share:
+            break
+        shares.append(share)
+    return shares
+
+
+@handles_errors
+def seal(ctx: typer.Context) -> None:
+    """Forget the unsealed master key; the service will not start until unsealed again."""
+    keystore_for(state(ctx).settings).seal()
+    emit(ctx, {"sealed": True}, "Sealed.")
+
+
+@handles_errors
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply database migrations (refuses a database from a newer cardvault)."""
+    settings = state(ctx).settings
+    engine = db.make_engine(settings.resolved_database_url)
+    try:
+        db.upgrade(engine)
+        rev = db.current_revision(engine)
+    finally:
+        engine.dispose()
+    emit(ctx, {"revision": rev}, f"Database at migration {rev}.")

@@ -1,0 +1,90 @@
+"""Settings: one object, read from ``CARDVAULT_*`` environment variables, passed down.
+
+Everything has an embedded default so that a fresh machine runs cardvault with nothing
+else: SQLite in the data directory, the local master-key provider, a development TLS
+certificate and a file outbox for mail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cardvault.crypto.kdf import Argon2Params
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARDVAULT_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="where keys, database and outbox live")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in the data directory"
+    )
+    host: str = "localhost"
+    port: int = Field(default=8443, ge=1, le=65535)
+    public_url: str | None = Field(
+        default=None, description="the URL holders reach; used in email links"
+    )
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    development: bool = Field(
+        default=False, description="dev conveniences (outbox links); never in production"
+    )
+
+    # key derivation: OWASP's Argon2id recommendation (m=19 MiB, t=2, p=1) is the floor
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19456, ge=8)
+    argon2_parallelism: int = Field(default=1, ge=1, le=16)
+    kdf_concurrency: int | None = Field(
+        default=None, ge=1, description="KDF runs at once; default: the number of cores"
+    )
+
+    passcode_min_length: int = Field(default=8, ge=8)
+    passcode_min_score: int = Field(default=3, ge=0, le=4)
+
+    max_body_bytes: int = Field(default=65536, ge=1024)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    redis_url: str | None = None
+
+    mail_mode: Literal["outbox", "smtp"] = "outbox"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    mail_from: str = "cardvault <no-reply@localhost>"
+    sms_mode: Literal["outbox", "webhook"] = "outbox"
+    sms_webhook_url: str | None = None
+    sms_webhook_token: str | None = None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'cardvault.db'}"
+
+    @property
+    def argon2(self) -> Argon2Params:
+        return Argon2Params(
+            time_cost=self.argon2_time_cost,
+            memory_kib=self.argon2_memory_kib,
+            parallelism=self.argon2_parallelism,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"https://{self.host}:{self.port}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"

@@ -1,0 +1,22 @@
+"""The lockout rule (DESIGN §3.3) as pure decisions; the store applies them atomically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_ATTEMPTS = 3
+#: statuses in which a passcode may be tried at all
+OPENABLE = ("issued", "enrolled", "active")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptOutcome:
+    """What a wrong passcode leads to, given the reserved attempt number."""
+
+    attempts_left: int
+    lock: bool
+
+
+def after_wrong(reserved_count: int, *, max_attempts: int = MAX_ATTEMPTS) -> AttemptOutcome:
+    left = max(max_attempts - reserved_count, 0)
+    return AttemptOutcome(attempts_left=left, lock=left == 0)

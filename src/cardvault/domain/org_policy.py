@@ -1,0 +1,74 @@
+"""An organisation's policy (DESIGN §3.6): which methods, which keys, how long sessions live.
+
+Stored as JSON on the organisation; read through ``OrganisationPolicy.from_dict`` so that an
+unknown or ill-typed setting is refused rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from cardvault.errors import InvalidInput
+
+ALL_METHODS = ("ad_account", "email", "qr", "fido2", "hr_card", "mia")
+KEY_ALGORITHMS = ("rsa2048", "rsa3072", "ecp256")
+DEFAULT_SUBJECT_TEMPLATE = "CN={common_name},serialNumber={user_id},O={organisation_name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrganisationPolicy:
+    allowed_methods: tuple[str, ...] = ALL_METHODS
+    key_algorithm: str = "rsa2048"
+    subject_template: str = DEFAULT_SUBJECT_TEMPLATE
+    fido2_user_verification_required: bool = True
+    fido2_allowed_aaguids: tuple[str, ...] | None = None
+    hr_cards_allowed: bool = True
+    recovery_requires_second_factor: bool = True
+    session_absolute_minutes: int = 12 * 60
+    session_idle_minutes: int = 60
+    reset_link_minutes: int = 30
+    invitation_link_days: int = 7
+    totp_window: int = 1
+    ra_contact: str = "your Registration Authority"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.allowed_methods) - set(ALL_METHODS)
+        if unknown:
+            raise InvalidInput(f"Unknown authentication methods: {', '.join(sorted(unknown))}.")
+        if self.key_algorithm not in KEY_ALGORITHMS:
+            raise InvalidInput(f"key_algorithm must be one of {', '.join(KEY_ALGORITHMS)}.")
+        if not 5 <= self.session_absolute_minutes <= 7 * 24 * 60:
+            raise InvalidInput("session_absolute_minutes must be between 5 and 10080.")
+        if not 1 <= self.session_idle_minutes <= self.session_absolute_minutes:
+            raise InvalidInput("session_idle_minutes must be between 1 and the absolute lifetime.")
+        if not 5 <= self.reset_link_minutes <= 24 * 60:
+            raise InvalidInput("reset_link_minutes must be between 5 and 1440.")
+        if not 0 <= self.totp_window <= 3:
+            raise InvalidInput("totp_window must be between 0 and 3 time steps.")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> OrganisationPolicy:
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidInput(f"Unknown policy settings: {', '.join(sorted(unknown))}.")
+        for name in ("allowed_methods", "fido2_allowed_aaguids"):
+            if data.get(name) is not None:
+                data[name] = tuple(data[name])
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise InvalidInput(f"The policy is not valid: {exc}.") from exc
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["allowed_methods"] = list(self.allowed_methods)
+        if self.fido2_allowed_aaguids is not None:
+            out["fido2_allowed_aaguids"] = list(self.fido2_allowed_aaguids)
+        return out
+
+    def allows(self, method: str) -> bool:
+        return method in self.allowed_methods

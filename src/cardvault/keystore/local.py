@@ -1,0 +1,194 @@
+"""The ``local`` master-key provider: a 256-bit key kept on disk or split among custodians.
+
+States, as files under ``<data>/keys``:
+
+* ``master.json`` — always: format, key version, key id and a check value (HMAC of a
+  constant under the key) so that a combined key can be recognised as the right one.
+* ``master.key`` — the key itself (0600). Present after ``init`` (the development default);
+  ``cardvault keys split`` prints Shamir shares and removes it: the service is then *sealed*.
+* ``<runtime>/master.key`` — written by ``cardvault unseal`` from K shares, on a RAM-backed
+  file system (``/dev/shm`` by default), removed by ``cardvault seal`` or a reboot.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cardvault.crypto import aead, shamir
+from cardvault.errors import CardvaultError, IntegrityError, InvalidInput, ServiceSealed
+from cardvault.keystore.files import shred as _shred
+from cardvault.keystore.files import write_private as _write_private
+from cardvault.keystore.provider import pack, unpack
+
+_CHECK_LABEL = b"cardvault master key check v1"
+KEY_BYTES = 32
+
+
+class DataDirDamaged(CardvaultError):
+    code = "data_dir_damaged"
+    exit_code = 9
+
+
+class WrongMasterKey(InvalidInput):
+    code = "wrong_master_key"
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyInfo:
+    mk_version: int
+    key_id: str
+    check: str
+
+
+class LocalMasterKey:
+    """An unsealed master key in memory; implements the MasterKey port."""
+
+    def __init__(self, key: bytes, info: KeyInfo) -> None:
+        self._key = bytes(key)
+        self._info = info
+
+    @property
+    def mk_version(self) -> int:
+        return self._info.mk_version
+
+    @property
+    def key_id(self) -> str:
+        return self._info.key_id
+
+    def seal(self, plaintext: bytes | bytearray, *, aad: bytes) -> bytes:
+        return pack(self.mk_version, aead.seal(self._key, plaintext, aad))
+
+    def open(self, blob: bytes, *, aad: bytes) -> bytearray:
+        version, body = unpack(blob)
+        if version != self.mk_version:
+            raise IntegrityError(f"Sealed under master key version {version}, not ours.")
+        return aead.open_sealed(self._key, body, aad)
+
+
+def check_value(key: bytes) -> str:
+    return hmac.new(key, _CHECK_LABEL, hashlib.sha256).hexdigest()
+
+
+def default_runtime_dir(data_dir: Path) -> Path:
+    tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    shm = Path("/dev/shm")  # noqa: S108 - RAM-backed on purpose; a private 0700 folder inside
+    return shm / f"cardvault-{tag}" if shm.is_dir() else data_dir / "run"
+
+
+class LocalKeyStore:
+    """Files of the local provider for one data directory."""
+
+    def __init__(self, keys_dir: Path, runtime_dir: Path) -> None:
+        self.keys_dir = keys_dir
+        self.runtime_dir = runtime_dir
+
+    @property
+    def info_file(self) -> Path:
+        return self.keys_dir / "master.json"
+
+    @property
+    def key_file(self) -> Path:
+        return self.keys_dir / "master.key"
+
+    @property
+    def runtime_file(self) -> Path:
+        return self.runtime_dir / "master.key"
+
+    def exists(self) -> bool:
+        return self.info_file.exists()
+
+    def create(self) -> LocalMasterKey:
+        """Generate a new master key (``cardvault init``); refuses to overwrite one."""
+        if self.exists():
+            raise InvalidInput(f"A master key already exists in {self.keys_dir}.")
+        key = secrets.token_bytes(KEY_BYTES)
+        check = check_value(key)
+        info = KeyInfo(mk_version=1, key_id=check[:16], check=check)
+        self.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_private(self.key_file, base64.b64encode(key) + b"\n")
+        _write_private(self.info_file, json.dumps(_info_dict(info), indent=2).encode())
+        return LocalMasterKey(key, info)
+
+    def info(self) -> KeyInfo:
+        try:
+            raw = json.loads(self.info_file.read_text())
+            info = KeyInfo(
+                mk_version=int(raw["mk_version"]),
+                key_id=str(raw["key_id"]),
+                check=str(raw["check"]),
+            )
+        except FileNotFoundError as exc:
+            raise DataDirDamaged(
+                f"No master key in {self.keys_dir}.", remedy="Run `cardvault init` first."
+            ) from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataDirDamaged(
+                f"{self.info_file} is damaged: it is not a key description.",
+                remedy="Restore the data directory from a backup.",
+            ) from exc
+        return info
+
+    def is_sealed(self) -> bool:
+        return not (self.key_file.exists() or self.runtime_file.exists())
+
+    def load(self) -> LocalMasterKey:
+        """The unsealed key, from disk (development) or the runtime file (after unseal)."""
+        info = self.info()
+        for path in (self.key_file, self.runtime_file):
+            if path.exists():
+                return LocalMasterKey(self._read_key(path, info), info)
+        raise ServiceSealed(
+            "cardvault is sealed: the master key is split among its custodians.",
+            remedy="Run `cardvault unseal` with enough shares, then start it again.",
+        )
+
+    def _read_key(self, path: Path, info: KeyInfo) -> bytes:
+        try:
+            key = base64.b64decode(path.read_bytes().strip(), validate=True)
+        except ValueError as exc:
+            raise DataDirDamaged(f"{path} is damaged.") from exc
+        if len(key) != KEY_BYTES or not hmac.compare_digest(check_value(key), info.check):
+            raise DataDirDamaged(f"{path} does not hold this data directory's master key.")
+        return key
+
+    def split(self, *, shares: int, threshold: int, remove_local: bool = True) -> list[str]:
+        """Shamir shares for the custodians; by default the service becomes sealed."""
+        master = self.load()
+        parts = shamir.split(master._key, shares=shares, threshold=threshold, key_id=master.key_id)
+        if remove_local and self.key_file.exists():
+            _shred(self.key_file)
+        return parts
+
+    def unseal(self, shares: list[str]) -> KeyInfo:
+        """Combine shares, check them against this key, and keep the key in RAM-backed storage."""
+        info = self.info()
+        secret, key_id = shamir.combine(shares)
+        if key_id != info.key_id or not hmac.compare_digest(check_value(secret), info.check):
+            raise WrongMasterKey(
+                "These shares do not rebuild this data directory's master key.",
+                remedy="Check that every share belongs to this installation.",
+            )
+        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_private(self.runtime_file, base64.b64encode(secret) + b"\n")
+        return info
+
+    def seal(self) -> None:
+        if self.runtime_file.exists():
+            _shred(self.runtime_file)
+
+
+def _info_dict(info: KeyInfo) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "provider": "local",
+        "mk_version": info.mk_version,
+        "key_id": info.key_id,
+        "check": info.check,
+    }

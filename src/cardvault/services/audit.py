@@ -1,0 +1,215 @@
+"""The audit trail (DESIGN §3.7): one hash chain per organisation, written fail-closed.
+
+``record`` appends to the chain inside the caller's transaction: if the event cannot be
+written, the transaction — and with it the operation — does not commit. Appends to one
+chain are serialised by locking its head row (SELECT … FOR UPDATE on PostgreSQL; SQLite's
+BEGIN IMMEDIATE serialises all writers). The head is signed with the service's Ed25519
+audit key on every append, so a truncated chain cannot be given a matching head.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cardvault.crypto import signing
+from cardvault.domain.audit_chain import (
+    AuditRecord,
+    ChainHead,
+    checkpoint_message,
+    next_record,
+    verify_chain,
+)
+from cardvault.errors import IntegrityError
+from cardvault.services.audit_key import audit_private_key, audit_public_key
+from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.models import AuditEvent, AuditHead, Organisation
+from cardvault.store.types import new_id
+
+SERVICE_CHAIN = "service"
+EXPORT_FIELDS = (
+    "seq",
+    "occurred_at",
+    "action",
+    "outcome",
+    "reason",
+    "actor",
+    "person_id",
+    "card_id",
+    "organisation_id",
+    "request_id",
+    "details",
+    "id",
+    "prev_hash",
+    "hash",
+)
+
+
+class HeadSignatureInvalid(IntegrityError):
+    code = "audit_head_signature"
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def record(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    *,
+    action: str,
+    outcome: str = "success",
+    reason: str | None = None,
+    organisation_id: str | None = None,
+    person_id: str | None = None,
+    card_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditRecord:
+    """Append one event to its organisation's chain in the caller's transaction."""
+    chain = organisation_id or SERVICE_CHAIN
+    head = _locked_head(session, chain)
+    previous = ChainHead(chain=chain, seq=head.seq, hash=head.hash) if head.seq else None
+    rec = next_record(
+        previous=previous,  # type: ignore[arg-type]
+        chain=chain,
+        event_id=new_id(),
+        occurred_at=rt.clock(),
+        action=action,
+        outcome=outcome,
+        reason=reason,
+        actor=actor.ref,
+        person_id=person_id,
+        card_id=card_id,
+        organisation_id=organisation_id,
+        request_id=actor.request_id,
+        details=details or {},
+    )
+    session.add(AuditEvent(**_columns(rec)))
+    head.seq, head.hash = rec.seq, rec.hash
+    head.signed_at = rec.occurred_at
+    message = checkpoint_message(
+        ChainHead(chain=chain, seq=rec.seq, hash=rec.hash), rec.occurred_at
+    )
+    head.signature = signing.sign_ed25519(audit_private_key(rt), message)
+    session.flush()
+    return rec
+
+
+def _locked_head(session: Session, chain: str) -> AuditHead:
+    stmt = select(AuditHead).where(AuditHead.chain == chain).with_for_update()
+    head = session.scalar(stmt)
+    if head is None:
+        session.add(AuditHead(chain=chain, seq=0, hash="0" * 64))
+        session.flush()
+        head = session.scalar(stmt)
+        assert head is not None
+    return head
+
+
+def _columns(rec: AuditRecord) -> dict[str, Any]:
+    out = asdict(rec)
+    out["details"] = dict(rec.details)
+    return out
+
+
+def _record(row: AuditEvent) -> AuditRecord:
+    return AuditRecord(
+        id=row.id,
+        chain=row.chain,
+        seq=row.seq,
+        occurred_at=row.occurred_at,
+        action=row.action,
+        outcome=row.outcome,
+        reason=row.reason,
+        actor=row.actor,
+        person_id=row.person_id,
+        card_id=row.card_id,
+        organisation_id=row.organisation_id,
+        request_id=row.request_id,
+        details=row.details,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def chains(session: Session) -> list[tuple[str, str]]:
+    """(chain, label) for every chain: the service's own and one per organisation."""
+    out = [(SERVICE_CHAIN, SERVICE_CHAIN)]
+    for org in session.scalars(select(Organisation).order_by(Organisation.code)):
+        out.append((org.id, org.code))
+    heads = set(session.scalars(select(AuditHead.chain)))
+    known = {c for c, _ in out}
+    out.extend((c, c) for c in sorted(heads - known))
+    return out
+
+
+def verify(rt: Runtime, chain: str) -> int:
+    """Verify one chain end to end; returns its length, or raises what is wrong first."""
+    with rt.db() as session:
+        head_row = session.get(AuditHead, chain)
+        head = ChainHead(chain=chain, seq=head_row.seq, hash=head_row.hash) if head_row else None
+        if head_row is not None and head_row.seq:
+            _check_head_signature(rt, head_row)
+        rows = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.chain == chain)
+            .order_by(AuditEvent.seq)
+            .execution_options(yield_per=500)
+        )
+        verify_chain((_record(r) for r in rows), head=head, chain=chain)
+        return head.seq if head else 0
+
+
+def _check_head_signature(rt: Runtime, head: AuditHead) -> None:
+    message = checkpoint_message(
+        ChainHead(chain=head.chain, seq=head.seq, hash=head.hash), head.signed_at or ""
+    )
+    try:
+        signing.verify_ed25519(audit_public_key(rt), message, head.signature or b"")
+    except Exception as exc:
+        raise HeadSignatureInvalid(
+            f"The head of audit chain {head.chain} (event {head.seq}) is not signed by this "
+            "service's audit key: the chain end was rewritten."
+        ) from exc
+
+
+def export(rt: Runtime, chain: str, fmt: str) -> Iterator[str]:
+    """Lines of JSON or CSV for one chain, in order, streamed."""
+    with rt.db() as session:
+        rows = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.chain == chain)
+            .order_by(AuditEvent.seq)
+            .execution_options(yield_per=500)
+        )
+        if fmt == "jsonl":
+            for row in rows:
+                yield json.dumps(_columns(_record(row)), sort_keys=True, ensure_ascii=False) + "\n"
+            return
+        yield _csv_line(EXPORT_FIELDS)
+        for row in rows:
+            data = _columns(_record(row))
+            data["details"] = json.dumps(data["details"], sort_keys=True, ensure_ascii=False)
+            yield _csv_line([_csv_safe(data[f]) for f in EXPORT_FIELDS])
+
+
+def _csv_line(values: Any) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    return buf.getvalue()
+
+
+def _csv_safe(value: Any) -> Any:
+    """Neutralise spreadsheet formulas (CSV injection) in exported text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

@@ -1,0 +1,62 @@
+"""The outer seal (DESIGN §3.1): a card's key record sealed under the master key.
+
+The record (sealed private keys + key slots) is one blob, so a change of passcode, a new
+recovery slot or a revocation rewrites it in the same transaction as the rest of the card.
+The AAD binds the blob to the card and its record version: a record copied to another card,
+or an older version restored over a newer one by someone without the master key, fails.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from cardvault.crypto.aead import aad
+from cardvault.crypto.keyslots import CardKeyRecord
+from cardvault.errors import Conflict
+from cardvault.keystore.provider import MasterKey
+from cardvault.store.models import Card, CardStatus, KeySlotInfo
+
+
+class CardRevoked(Conflict):
+    code = "card_revoked"
+
+
+def _record_aad(card: Card, version: int) -> bytes:
+    return aad("card-record", card.id, version)
+
+
+def open_record(master: MasterKey, card: Card) -> CardKeyRecord:
+    if card.key_record is None or card.status == CardStatus.REVOKED:
+        raise CardRevoked(f"Card {card.serial} is revoked: its keys no longer exist.")
+    plain = master.open(card.key_record, aad=_record_aad(card, card.record_version))
+    try:
+        return CardKeyRecord.from_bytes(bytes(plain))
+    finally:
+        plain[:] = bytes(len(plain))
+
+
+def seal_record(session: Session, master: MasterKey, card: Card, record: CardKeyRecord) -> None:
+    """Write a new version of the record and the slot list shown to RAs."""
+    version = (card.record_version or 0) + 1 if card.key_record is not None else 1
+    card.key_record = master.seal(record.to_bytes(), aad=_record_aad(card, version))
+    card.record_version = version
+    card.mk_version = master.mk_version
+    session.execute(delete(KeySlotInfo).where(KeySlotInfo.card_id == card.id))
+    session.flush()
+    for slot in record.slots:
+        session.add(
+            KeySlotInfo(
+                card_id=card.id,
+                name=slot.name,
+                kind=slot.kind.value,
+                kdf=slot.kdf.as_dict() if slot.kdf else None,
+                generation=slot.generation,
+            )
+        )
+
+
+def shred_record(session: Session, card: Card) -> None:
+    """Crypto-shredding: without DEK and slots the sealed keys are gone for good."""
+    card.key_record = None
+    session.execute(delete(KeySlotInfo).where(KeySlotInfo.card_id == card.id))

@@ -1,0 +1,111 @@
+"""Atomic passcode attempts (DESIGN §3.3).
+
+An attempt is *reserved* with one conditional ``UPDATE … RETURNING`` before the KDF runs: the
+counter only moves while it is below the limit and the card can be opened, so any number of
+concurrent guesses, on any number of server instances, evaluates at most three KDFs. A right
+passcode resets the counter; the wrong one that used up the last attempt locks the card.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from cardvault.domain.lockout import MAX_ATTEMPTS, OPENABLE, after_wrong
+from cardvault.errors import AuthenticationFailed, Conflict
+from cardvault.services import audit
+from cardvault.services.issuance import end_card_state
+from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import Card, CardStatus
+
+
+class CardLocked(Conflict):
+    """The card is locked (or cannot take a passcode now); no KDF was run."""
+
+    code = "card_locked"
+    http_status = 423
+
+
+class WrongPasscode(AuthenticationFailed):
+    code = "wrong_passcode"
+
+    def __init__(self, attempts_left: int) -> None:
+        word = "attempt" if attempts_left == 1 else "attempts"
+        super().__init__(
+            f"The passcode is not right. {attempts_left} {word} left before the card locks."
+            if attempts_left
+            else "The passcode is not right. The card is now locked.",
+            attempts_left=attempts_left,
+        )
+        self.attempts_left = attempts_left
+
+
+def reserve_attempt(rt: Runtime, card_id: str) -> int:
+    """Take one attempt in its own committed transaction; CardLocked when none is left."""
+    with transaction(rt.db) as session:
+        count = session.scalar(
+            update(Card)
+            .where(
+                Card.id == card_id, Card.failed_attempts < MAX_ATTEMPTS, Card.status.in_(OPENABLE)
+            )
+            .values(failed_attempts=Card.failed_attempts + 1)
+            .returning(Card.failed_attempts)
+        )
+    if count is None:
+        raise CardLocked(
+            "This card is locked.",
+            remedy="Use the link in the email we sent, or ask your RA to unlock it.",
+        )
+    return int(count)
+
+
+def passcode_right(session: Session, card: Card) -> None:
+    """Reset the counter in the caller's transaction (the slot opened)."""
+    card.failed_attempts = 0
+
+
+def passcode_wrong(
+    rt: Runtime, actor: Actor, card_id: str, reserved: int, *, context: str
+) -> WrongPasscode:
+    """Record a wrong passcode (and lock on the last attempt); returns the error to raise."""
+    outcome = after_wrong(reserved)
+    with transaction(rt.db) as session:
+        card = session.get(Card, card_id, with_for_update=True)
+        assert card is not None
+        audit.record(
+            session,
+            rt,
+            actor,
+            action=f"{context}.passcode",
+            outcome="failure",
+            reason="incorrect passcode",
+            organisation_id=card.organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={"attempts_left": outcome.attempts_left},
+        )
+        if outcome.lock and card.status != CardStatus.LOCKED.value:
+            lock_in_session(session, rt, actor, card, reason="three incorrect passcodes")
+    return WrongPasscode(outcome.attempts_left)
+
+
+def lock_in_session(
+    session: Session, rt: Runtime, actor: Actor, card: Card, *, reason: str
+) -> None:
+    now = rt.clock()
+    card.locked_from = card.status
+    card.status, card.lock_reason, card.status_reason = CardStatus.LOCKED.value, reason, reason
+    card.status_changed_at = now
+    end_card_state(session, card.id, now)
+    audit.record(
+        session,
+        rt,
+        actor,
+        action="card.locked",
+        outcome="success",
+        reason=reason,
+        organisation_id=card.organisation_id,
+        person_id=card.person_id,
+        card_id=card.id,
+    )

@@ -1,0 +1,119 @@
+"""Engines, sessions and migrations for SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from cardvault.errors import CardvaultError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class DatabaseNewer(CardvaultError):
+    code = "database_newer"
+    exit_code = 9
+
+
+class DatabaseNotMigrated(CardvaultError):
+    code = "database_not_migrated"
+    exit_code = 9
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """One engine per process; SQLite gets WAL, foreign keys and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # let SQLAlchemy, not the driver, decide when transactions begin (see _sqlite_begin_immediate)
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin_immediate(conn: Any) -> None:
+    # BEGIN IMMEDIATE takes the write lock up front, so read-then-write transactions
+    # serialise instead of failing with "database is locked" at the first write.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """The unit of work: commit on success, roll back on any exception."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to head; refuse a database written by a newer cardvault."""
+    check_not_newer(engine)
+    cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def check_not_newer(engine: Engine) -> None:
+    current = current_revision(engine)
+    if current is None:
+        return
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    if script.get_revision(current) is None:
+        raise DatabaseNewer(
+            f"The database is at migration {current}, which this version of cardvault "
+            "does not know: it was written by a newer cardvault.",
+            remedy="Run the newer cardvault, or restore a backup made for this version.",
+        )
+
+
+def check_current(engine: Engine) -> None:
+    """At start-up the schema must be exactly at head."""
+    check_not_newer(engine)
+    if current_revision(engine) != head_revision():
+        raise DatabaseNotMigrated(
+            "The database schema is not up to date.",
+            remedy="Run `cardvault init` (or `cardvault db upgrade`) first.",
+        )

@@ -1,0 +1,400 @@
+"""The data model: SQLAlchemy 2 typed tables, portable across SQLite and PostgreSQL.
+
+Secrets never sit here in clear: a card's keys and slots are one blob sealed under the
+master key (``Card.key_record``); TOTP secrets and similar are sealed the same way;
+tokens and links are stored as SHA-256 hashes only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from cardvault.store.types import UtcDateTime, new_id, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime(),
+        dict[str, Any]: JSON(),
+    }
+
+
+def _id() -> Mapped[str]:
+    return mapped_column(String(36), primary_key=True, default=new_id)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(default=utcnow)
+
+
+class CardStatus(StrEnum):
+    ISSUED = "issued"
+    ENROLLED = "enrolled"
+    ACTIVE = "active"
+    LOCKED = "locked"
+    REVOKED = "revoked"
+
+
+class RaRole(StrEnum):
+    """Roles an RA user holds per organisation (the original product's RA roles)."""
+
+    RA_MANAGER = "ra_manager"  # everything, including granting roles
+    RA_AGENT = "ra_agent"  # issue, enrol, associate, lock/unlock
+    AUDITOR = "auditor"  # read the audit log only
+
+
+class MethodKind(StrEnum):
+    AD_ACCOUNT = "ad_account"
+    TOTP = "totp"
+    AUTHENTICATOR = "authenticator"
+    FIDO2 = "fido2"
+    MIA = "mia"
+    HR_CARD = "hr_card"
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+    id: Mapped[str] = _id()
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    allowed_networks: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = _created()
+
+
+class Person(Base):
+    __tablename__ = "persons"
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = mapped_column(String(12), unique=True)
+    forename: Mapped[str] = mapped_column(String(100))
+    surname: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    common_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+class Membership(Base):
+    """A person belongs to an organisation; their card works there (DESIGN §3.6)."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("person_id", "organisation_id"),)
+    id: Mapped[str] = _id()
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class RaRoleGrant(Base):
+    __tablename__ = "ra_roles"
+    __table_args__ = (UniqueConstraint("person_id", "organisation_id", "role"),)
+    id: Mapped[str] = _id()
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    granted_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created()
+
+
+class Card(Base):
+    __tablename__ = "cards"
+    id: Mapped[str] = _id()
+    serial: Mapped[str] = mapped_column(String(20), unique=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    status: Mapped[str] = mapped_column(String(10), default=CardStatus.ISSUED.value)
+    key_algorithm: Mapped[str] = mapped_column(String(10))
+    #: CardKeyRecord sealed under the master key; NULL once revoked (crypto-shredded)
+    key_record: Mapped[bytes | None] = mapped_column(LargeBinary)
+    record_version: Mapped[int] = mapped_column(Integer, default=1)
+    mk_version: Mapped[int] = mapped_column(Integer, default=1)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lock_reason: Mapped[str | None] = mapped_column(String(200))
+    #: the status to return to when a lock is lifted
+    locked_from: Mapped[str | None] = mapped_column(String(10))
+    status_reason: Mapped[str | None] = mapped_column(String(500))
+    status_changed_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime] = _created()
+    person: Mapped[Person] = relationship(lazy="raise")
+
+
+class KeySlotInfo(Base):
+    """What slots a card has, without their material (which lives in the sealed record)."""
+
+    __tablename__ = "key_slots"
+    __table_args__ = (UniqueConstraint("card_id", "name"),)
+    id: Mapped[str] = _id()
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(20))
+    kdf: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = _created()
+
+
+class SecurityQuestion(Base):
+    """The questions (never the answers) a holder chose at enrolment."""
+
+    __tablename__ = "security_questions"
+    __table_args__ = (UniqueConstraint("card_id", "position"),)
+    id: Mapped[str] = _id()
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(String(200))
+
+
+class Certificate(Base):
+    __tablename__ = "certificates"
+    id: Mapped[str] = _id()
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
+    usage: Mapped[str] = mapped_column(String(30))
+    serial_hex: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(500))
+    issuer: Mapped[str] = mapped_column(String(500))
+    not_before: Mapped[datetime]
+    not_after: Mapped[datetime]
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    pem: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="valid")
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+
+
+class CertificateRequest(Base):
+    """A CSR exported for an external CA, waiting for its certificate."""
+
+    __tablename__ = "certificate_requests"
+    id: Mapped[str] = _id()
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
+    usage: Mapped[str] = mapped_column(String(30))
+    csr_pem: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    created_at: Mapped[datetime] = _created()
+
+
+class Association(Base):
+    """An authentication method bound to a card for one organisation."""
+
+    __tablename__ = "associations"
+    __table_args__ = (UniqueConstraint("organisation_id", "method", "lookup_key"),)
+    id: Mapped[str] = _id()
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    method: Mapped[str] = mapped_column(String(20))
+    #: normalised identifier, unique per organisation and method (AD name, UID, credential id)
+    lookup_key: Mapped[str] = mapped_column(String(300))
+    label: Mapped[str | None] = mapped_column(String(100))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: method secret (e.g. TOTP seed) sealed under the master key, bound to this row's id
+    sealed_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: monotonic counter: last accepted TOTP step, FIDO2 sign count
+    counter: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(10), default="active")
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime | None]
+
+
+class AdAccount(Base):
+    """An AD domain\\account bound to a card in one organisation (via its association)."""
+
+    __tablename__ = "ad_accounts"
+    __table_args__ = (UniqueConstraint("organisation_id", "domain", "account"),)
+    id: Mapped[str] = _id()
+    association_id: Mapped[str] = mapped_column(
+        ForeignKey("associations.id", ondelete="CASCADE"), unique=True
+    )
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    domain: Mapped[str] = mapped_column(String(100))
+    account: Mapped[str] = mapped_column(String(100))
+
+
+class Device(Base):
+    """A paired phone: authenticator app or mobile identity agent."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = _id()
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    platform: Mapped[str] = mapped_column(String(40))
+    application: Mapped[str] = mapped_column(String(20))
+    public_key_der: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    biometric_slot: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(10), default="active")
+    created_at: Mapped[datetime] = _created()
+    last_seen_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuthTransaction(Base):
+    """An authentication in progress (DESIGN §3.2 steps 1 to 3)."""
+
+    __tablename__ = "auth_transactions"
+    id: Mapped[str] = _id()
+    card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"), index=True)
+    organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
+    method: Mapped[str] = mapped_column(String(20))
+    purpose: Mapped[str] = mapped_column(String(20), default="holder")
+    state: Mapped[str] = mapped_column(String(20))
+    #: wrap(DEK, SK) once the passcode opened the card; SK is only with the client
+    session_wrap: Mapped[bytes | None] = mapped_column(LargeBinary)
+    factor_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    client_name: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime]
+
+
+class CardSession(Base):
+    __tablename__ = "card_sessions"
+    id: Mapped[str] = _id()
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    session_wrap: Mapped[bytes] = mapped_column(LargeBinary)
+    purpose: Mapped[str] = mapped_column(String(20), default="holder")
+    method: Mapped[str] = mapped_column(String(20))
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime]
+    idle_expires_at: Mapped[datetime]
+
+
+class UsedNonce(Base):
+    """Envelope ``jti`` values seen, kept until they expire: a replay is refused."""
+
+    __tablename__ = "used_nonces"
+    nonce: Mapped[str] = mapped_column(String(100), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Link(Base):
+    """A single-use, time-limited token: unlock/reset link, invitation, device pairing."""
+
+    __tablename__ = "links"
+    id: Mapped[str] = _id()
+    purpose: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"), index=True)
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("persons.id"))
+    organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime]
+    consumed_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Notification(Base):
+    """Transactional outbox: written with the change, sent after the commit."""
+
+    __tablename__ = "notifications"
+    id: Mapped[str] = _id()
+    channel: Mapped[str] = mapped_column(String(10))
+    recipient: Mapped[str] = mapped_column(String(254))
+    template: Mapped[str] = mapped_column(String(50))
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
+    card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"))
+    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = _created()
+    next_attempt_at: Mapped[datetime] = _created()
+    sent_at: Mapped[datetime | None]
+
+
+class PushChallenge(Base):
+    __tablename__ = "push_challenges"
+    id: Mapped[str] = _id()
+    transaction_id: Mapped[str] = mapped_column(ForeignKey("auth_transactions.id"), index=True)
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """One link of an organisation's audit hash chain (DESIGN §3.7)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        UniqueConstraint("chain", "seq"),
+        Index("ix_audit_events_org_time", "organisation_id", "occurred_at"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    chain: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(60))
+    outcome: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(String(300))
+    actor: Mapped[str | None] = mapped_column(String(100))
+    person_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    card_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    organisation_id: Mapped[str | None] = mapped_column(String(36))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The last link of each chain; a truncated chain no longer matches it."""
+
+    __tablename__ = "audit_heads"
+    chain: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    #: Ed25519 signature of the head by the service's audit key: a truncated chain
+    #: cannot be given a matching head without that key
+    signed_at: Mapped[str | None] = mapped_column(String(32))
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class AuditCheckpoint(Base):
+    """A chain head signed with the service's audit key."""
+
+    __tablename__ = "audit_checkpoints"
+    id: Mapped[str] = _id()
+    chain: Mapped[str] = mapped_column(String(40), index=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,27 @@
+"""``create_app``: the one composition root of the web service."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from cardvault import __version__
+from cardvault.services.runtime import Runtime
+from cardvault.web import errors
+from cardvault.web.api import system
+from cardvault.web.limits import BodyLimit
+
+
+def create_app(rt: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="cardvault",
+        version=__version__,
+        description="Virtual smartcards: issuance, authentication and card operations.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = rt
+    errors.install(app)
+    app.include_router(system.router)
+    app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
+    return app

@@ -1,0 +1,24 @@
+"""Run the app under uvicorn with TLS."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from cardvault.services.bootstrap import tls_paths
+from cardvault.services.runtime import Runtime
+from cardvault.web.app import create_app
+
+
+def serve(rt: Runtime) -> None:
+    cert, key = tls_paths(rt.settings)
+    config = uvicorn.Config(
+        create_app(rt),
+        host=rt.settings.host,
+        port=rt.settings.port,
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        log_level="info",
+        proxy_headers=False,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
