@@ -1,0 +1,102 @@
+"""Fixtures shared by every tier: settings, a data directory, databases, the runtime.
+
+Every test that asks for ``rt`` runs twice: on SQLite and on PostgreSQL (the local server at
+127.0.0.1:5432, or ``CARDVAULT_TEST_POSTGRES_URL``). Without a reachable PostgreSQL the
+PostgreSQL half is skipped, unless ``CARDVAULT_TEST_REQUIRE_POSTGRES`` is set (CI sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from cardvault.config import Settings
+from cardvault.services import audit_key, ca, transport_keys
+from cardvault.services.runtime import Actor, Runtime, keystore_for, open_runtime
+
+PG_URL = os.environ.get("CARDVAULT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = bool(os.environ.get("CARDVAULT_TEST_REQUIRE_POSTGRES"))
+TEST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 64, "argon2_parallelism": 1}
+
+
+def _pg_reachable() -> bool:
+    try:
+        engine = create_engine(
+            PG_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+            connect_args={"connect_timeout": 2},
+        )
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+PG_AVAILABLE = _pg_reachable()
+
+
+@pytest.fixture(scope="session")
+def key_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keys, CA and TLS made once per session (RSA-3072 CA generation is slow)."""
+    root = tmp_path_factory.mktemp("template")
+    settings = Settings(data_dir=root)
+    master = keystore_for(settings).create()
+    audit_key.create_audit_key(settings.keys_dir, master)
+    transport_keys.create(settings.keys_dir, master)
+    ca.create(root, master, common_name="cardvault Test CA", organisation="cardvault tests")
+    return root
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cardvault.db'}"
+        return
+    if not PG_AVAILABLE:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required but {PG_URL} does not answer")
+        pytest.skip("PostgreSQL is not reachable")
+    yield from _fresh_postgres_database()
+
+
+def _fresh_postgres_database() -> Iterator[str]:
+    """A new database per test: services own their transactions, so no rollback trick."""
+    name = f"cvtest_{secrets.token_hex(6)}"
+    admin = create_engine(
+        PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = PG_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, key_template: Path, database_url: str) -> Settings:
+    data = tmp_path / "data"
+    shutil.copytree(key_template, data)
+    return Settings(data_dir=data, database_url=database_url, **TEST_ARGON2)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def rt(settings: Settings) -> Iterator[Runtime]:
+    runtime = open_runtime(settings, migrate=True)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def operator() -> Actor:
+    return Actor.operator("tester")
