@@ -124,7 +124,7 @@ def format_timestamp(moment: datetime) -> str:
 
 def next_record(
     *,
-    previous: AuditRecord | None,
+    previous: AuditRecord | ChainHead | None,
     chain: str,
     event_id: str,
     occurred_at: datetime,
@@ -138,7 +138,8 @@ def next_record(
     request_id: str | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> AuditRecord:
-    """The event that follows ``previous`` (None for the first event of ``chain``)."""
+    """The event that follows ``previous``: the last event, or just the chain's head row
+    (seq and hash are all it takes); None for the first event of ``chain``."""
     if previous is not None and previous.chain != chain:
         raise ValueError(f"the previous event belongs to chain {previous.chain!r}, not {chain!r}")
     if not (event_id and action and outcome):

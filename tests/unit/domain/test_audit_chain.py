@@ -88,6 +88,18 @@ def test_each_event_links_to_the_previous_hash() -> None:
         assert after.prev_hash == before.hash
 
 
+def test_next_record_can_follow_the_chain_head_instead_of_the_last_event() -> None:
+    def after(previous: AuditRecord | ChainHead) -> AuditRecord:
+        return next_record(
+            previous=previous, chain=CHAIN, event_id="e", occurred_at=T0, action="a", outcome="ok"
+        )
+
+    records = build_chain(3)
+    assert after(head_of(records[-1])) == after(records[-1])
+    first = after(ChainHead(chain=CHAIN, seq=0, hash=GENESIS))
+    assert (first.seq, first.prev_hash) == (1, GENESIS)
+
+
 def test_canonical_bytes_are_sorted_compact_utf8_json_without_the_hash() -> None:
     record = next_record(
         previous=None,
