@@ -42,6 +42,11 @@ def pad(value: bytes) -> bytes:
     return value.ljust(8, b"\xff")
 
 
+def verify_apdu(pin: bytes = DEFAULT_PIN) -> bytes:
+    """VERIFY of the PIV PIN, as OpenSC and yubico-piv-tool send it."""
+    return bytes.fromhex("0020008008") + pad(pin)
+
+
 @dataclass
 class InMemoryPorts:
     """The card's secrets in a dict; every operation on a key is recorded in ``used``."""

@@ -148,8 +148,9 @@ def test_ecdsa_signature_in_9c_verifies_with_openssl(personalised: Personalised)
     assert "Verified OK" in verified
 
 
-def _status_words(output: str) -> list[str]:
-    return re.findall(r"SW1=0x([0-9a-f]{2}), SW2=0x([0-9a-f]{2})", output)  # type: ignore[return-value]
+def _status_words(output: str) -> list[tuple[str, str]]:
+    found = re.finditer(r"SW1=0x([0-9a-f]{2}), SW2=0x([0-9a-f]{2})", output)
+    return [(match[1], match[2]) for match in found]
 
 
 def test_9c_needs_the_pin_before_every_signature(personalised: Personalised) -> None:
