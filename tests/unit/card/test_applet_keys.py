@@ -157,7 +157,7 @@ def test_a_pss_block_encoded_by_the_client_is_signed_raw(
 
 
 def _pss_encode(digest: bytes, bits: int) -> bytes:
-    """EMSA-PSS-ENCODE (RFC 8017 §9.1.1) with SHA-256 and a fixed salt, as OpenSC does in software."""
+    """EMSA-PSS-ENCODE (RFC 8017 §9.1.1), SHA-256, fixed salt: what OpenSC does in software."""
     size = (bits - 1 + 7) // 8
     salt = bytes(range(32))
     h_value = hashlib.sha256(b"\x00" * 8 + digest + salt).digest()
@@ -274,3 +274,14 @@ def test_malformed_templates_are_refused(card: Card, template: str) -> None:
     card.install_key(Slot.CARD_AUTHENTICATION, Algorithm.ECC_P256)
     data = h(template)
     assert card.send(h("0087119E") + bytes((len(data),)) + data) == h("6A80")
+
+
+def test_rsa_block_not_below_the_modulus_is_refused(
+    rsa_card: tuple[Card, rsa.RSAPublicKey],
+) -> None:
+    card, _ = rsa_card
+    card.send(verify_apdu())
+    assert (
+        general_authenticate(card, Algorithm.RSA2048, Slot.PIV_AUTHENTICATION, b"\xff" * 256)[1]
+        == 0x6A80
+    )

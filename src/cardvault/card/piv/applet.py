@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cardvault.card import tlv
 from cardvault.card.apdu import CardError, CommandApdu, Sw, parse_command, response
 from cardvault.card.piv import objects
 from cardvault.card.piv.asymmetric import GENERATABLE, general_authenticate, generate_key_pair
@@ -26,6 +25,7 @@ from cardvault.card.piv.constants import PIV_AID, PIV_RID, Algorithm, Ins, Objec
 from cardvault.card.piv.data import get_data, get_serial, get_version, put_data
 from cardvault.card.piv.ports import CardPorts
 from cardvault.card.piv.state import MAX_CHAIN_BYTES, PendingChain, PivState
+from cardvault.errors import InvalidInput
 
 __all__ = ["LABEL", "blank_card", "process"]
 
@@ -48,7 +48,7 @@ def process(state: PivState, apdu: bytes, ports: CardPorts) -> tuple[PivState, b
         outcome = _dispatch(state, complete, ports)
     except CardError as err:
         return _cancelled(state), response(sw=err.sw)
-    except tlv.TlvError:
+    except InvalidInput:  # malformed TLV, or input a port's key cannot take (RSA block >= n)
         return _cancelled(state), response(sw=Sw.INCORRECT_DATA)
     next_state = outcome.state if _keeps_challenge(command) else _without_challenge(outcome.state)
     return _deliver(next_state, outcome, command.max_response)

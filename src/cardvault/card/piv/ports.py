@@ -7,6 +7,8 @@ sealed key it needs, uses it and wipes it; ``generate_key`` generates a key pair
 (at issuance, under the issuance PIN); ``verify_reference`` checks the card PIN or PUK against
 its stored hash. Any port may refuse with ``CardError(sw)`` (for instance ``6982`` when the
 card PIN is offered outside a card session): the applet answers with that status word.
+``InvalidInput`` (what ``cardvault.crypto`` raises for input a key cannot take, such as an RSA
+block not below the modulus) is answered with ``6A80``.
 Other exceptions (a database that is down, an audit event that cannot be written) are not the
 card's business and propagate to the caller, which must then not store the new state.
 """
