@@ -19,8 +19,8 @@ from cardvault.card.piv import (
     WrongReferenceData,
     process,
 )
+from cardvault.card.piv.asymmetric import GENERATABLE
 from cardvault.crypto.keys import (
-    KeyAlgorithm,
     PrivateKey,
     generate_private_key,
     public_key_der,
@@ -30,11 +30,6 @@ from cardvault.crypto.piv_mgmt import BlockCipher, ecb_decrypt, ecb_encrypt
 
 DEFAULT_PIN = b"123456"
 DEFAULT_PUK = b"12345678"
-_KEY_ALGORITHMS = {
-    Algorithm.RSA2048: KeyAlgorithm.RSA2048,
-    Algorithm.RSA3072: KeyAlgorithm.RSA3072,
-    Algorithm.ECC_P256: KeyAlgorithm.ECP256,
-}
 
 
 def pad(value: bytes) -> bytes:
@@ -77,7 +72,7 @@ class InMemoryPorts:
         self.management = (algorithm, bytes(key))
 
     def generate_key(self, slot: Slot, algorithm: Algorithm) -> bytes:
-        key = generate_private_key(_KEY_ALGORITHMS[algorithm])
+        key = generate_private_key(GENERATABLE[algorithm])
         self.keys[slot] = key
         return public_key_der(key)
 

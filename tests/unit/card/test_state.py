@@ -86,3 +86,13 @@ def test_retry_counter_never_goes_below_zero() -> None:
     counter = RetryCounter(left=1).failed().failed()
     assert counter.blocked
     assert counter.reset().left == 3
+
+
+def test_slots_name_their_certificate_objects() -> None:
+    assert Slot.PIV_AUTHENTICATION.certificate_object == ObjectId.CERT_PIV_AUTHENTICATION
+    assert Slot.DIGITAL_SIGNATURE.certificate_object == 0x5FC10A
+    assert Slot.RETIRED_20.certificate_object == ObjectId.RETIRED_CERT_20
+    assert Slot.DIGITAL_SIGNATURE.pin_always
+    assert not Slot.CARD_AUTHENTICATION.needs_pin
+    with pytest.raises(ValueError, match="no certificate"):
+        _ = Slot.CARD_MANAGEMENT.certificate_object

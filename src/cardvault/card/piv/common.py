@@ -11,7 +11,15 @@ from cardvault.card.piv.constants import Slot
 from cardvault.card.piv.ports import CardPorts
 from cardvault.card.piv.state import PivState
 
-__all__ = ["Handler", "Outcome", "dynamic_template", "require_management", "slot_of"]
+__all__ = [
+    "Handler",
+    "Outcome",
+    "dynamic_response",
+    "dynamic_template",
+    "require_management",
+    "require_p1p2",
+    "slot_of",
+]
 
 #: the Dynamic Authentication Template of GENERAL AUTHENTICATE (SP 800-73-4 Part 2 §3.2.4)
 DYNAMIC_AUTH_TEMPLATE = 0x7C

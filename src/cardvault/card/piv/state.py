@@ -214,37 +214,39 @@ def _plain(value: Any) -> Any:
 
 
 def _state_from(raw: dict[str, Any]) -> PivState:
-    pending = raw["pending_chain"]
-    challenge = raw["challenge"]
     return PivState(
         serial=_int(raw["serial"]),
         objects=tuple((_int(tag), bytes.fromhex(content)) for tag, content in raw["objects"]),
         keys=tuple((Slot(slot), Algorithm(alg)) for slot, alg in raw["keys"]),
         management_algorithm=Algorithm(raw["management_algorithm"]),
         management_key_default=_bool(raw["management_key_default"]),
-        pin_tries=RetryCounter(
-            left=_int(raw["pin_tries"]["left"]), limit=_int(raw["pin_tries"]["limit"])
-        ),
-        puk_tries=RetryCounter(
-            left=_int(raw["puk_tries"]["left"]), limit=_int(raw["puk_tries"]["limit"])
-        ),
-        security=SecurityStatus(**{k: _bool(v) for k, v in raw["security"].items()}),
+        pin_tries=_counter_from(raw["pin_tries"]),
+        puk_tries=_counter_from(raw["puk_tries"]),
+        security=SecurityStatus(**{name: _bool(v) for name, v in raw["security"].items()}),
         pending_response=bytes.fromhex(raw["pending_response"]),
-        pending_chain=None
-        if pending is None
-        else PendingChain(
-            ins=_int(pending["ins"]),
-            p1=_int(pending["p1"]),
-            p2=_int(pending["p2"]),
-            data=bytes.fromhex(pending["data"]),
-        ),
-        challenge=None
-        if challenge is None
-        else ManagementChallenge(
-            kind=ChallengeKind(challenge["kind"]),
-            algorithm=Algorithm(challenge["algorithm"]),
-            value=bytes.fromhex(challenge["value"]),
-        ),
+        pending_chain=_chain_from(raw["pending_chain"]),
+        challenge=_challenge_from(raw["challenge"]),
+    )
+
+
+def _counter_from(raw: dict[str, Any]) -> RetryCounter:
+    return RetryCounter(left=_int(raw["left"]), limit=_int(raw["limit"]))
+
+
+def _chain_from(raw: dict[str, Any] | None) -> PendingChain | None:
+    if raw is None:
+        return None
+    header = {name: _int(raw[name]) for name in ("ins", "p1", "p2")}
+    return PendingChain(**header, data=bytes.fromhex(raw["data"]))
+
+
+def _challenge_from(raw: dict[str, Any] | None) -> ManagementChallenge | None:
+    if raw is None:
+        return None
+    return ManagementChallenge(
+        kind=ChallengeKind(raw["kind"]),
+        algorithm=Algorithm(raw["algorithm"]),
+        value=bytes.fromhex(raw["value"]),
     )
 
 
