@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     )
 
     passcode_min_length: int = Field(default=8, ge=8)
-    passcode_min_score: int = Field(default=3, ge=0, le=4)
+    passcode_min_score: int = Field(default=3, ge=2, le=4)
 
     max_body_bytes: int = Field(default=65536, ge=1024)
     trusted_proxies: list[str] = Field(default_factory=list)

@@ -84,15 +84,20 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except CardvaultError as exc:
-            ctx = kwargs.get("ctx")
-            as_json = isinstance(ctx, typer.Context) and state(ctx).json
-            if as_json:
+            if _wants_json(kwargs.get("ctx")):
                 typer.echo(json.dumps({"error": exc.as_dict()}, indent=2), err=True)
             else:
                 typer.secho(f"Error: {exc.diagnostics()}", err=True, fg="red")
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
+
+
+def _wants_json(ctx: object) -> bool:
+    # Typer passes click's base Context, not typer.Context: look for the root State instead
+    find_root = getattr(ctx, "find_root", None)
+    obj = find_root().obj if callable(find_root) else None
+    return isinstance(obj, State) and obj.json
 
 
 def read_secret(prompt: str, *, from_stdin: bool, confirm: bool = False) -> str:

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from cardvault.cli import audit_cmd, ca_cmd, card_cmd, keys_cmd, org_cmd, person_cmd, service_cmd
+from cardvault.cli import (
+    audit_cmd,
+    ca_cmd,
+    card_cmd,
+    keys_cmd,
+    method_cmd,
+    org_cmd,
+    person_cmd,
+    rp_cmd,
+    service_cmd,
+)
 from cardvault.cli.common import State
 
 app = typer.Typer(
@@ -45,6 +55,8 @@ app.add_typer(person_cmd.ra_app, name="ra")
 app.add_typer(card_cmd.app, name="card")
 app.add_typer(ca_cmd.app, name="ca")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(method_cmd.app, name="method")
+app.add_typer(rp_cmd.app, name="rp")
 
 
 def run() -> None:

@@ -59,18 +59,23 @@ def _init_text(result: bootstrap.InitResult) -> str:
     if not result.created:
         return f"Using the existing data directory {result.data_dir}."
     lines = [f"Initialised {result.data_dir}."]
-    if result.demo:
-        ra, holder = result.demo["ra_user"], result.demo["card_holder"]
+    demo = result.demo
+    if demo:
+        lines += ["", f"Demo organisation: {demo['organisation']}"]
+        for title, key in (("RA user", "ra_user"), ("Card holder", "card_holder")):
+            p = demo[key]
+            lines += [
+                f"{title}: {p['name']} <{p['email']}>, user id {p['user_id']}",
+                f"  card {p['card_serial']} (active), passcode {p['passcode']}",
+                f"  authenticator (TOTP) secret {p['totp_secret']}",
+            ]
+        bob = demo["to_enrol"]
         lines += [
+            f"To enrol: {bob['name']} <{bob['email']}>, card {bob['card_serial']} "
+            f"(issued), issuance passcode {bob['issuance_passcode']}",
             "",
-            f"Demo organisation: {result.demo['organisation']}",
-            f"RA user:     {ra['name']} <{ra['email']}>  user id {ra['user_id']}",
-            f"  card {ra['card_serial']} ({ra['status']}), passcode {ra['passcode']}",
-            f"Card holder: {holder['name']} <{holder['email']}>  user id {holder['user_id']}",
-            f"  card {holder['card_serial']} ({holder['status']}), issuance passcode "
-            f"{holder['issuance_passcode']}",
-            "",
-            f"These demo credentials are also in {result.data_dir}/demo-credentials.json.",
+            f"These demo credentials are also in {result.data_dir}/"
+            "demo-credentials.json (readable only by you).",
         ]
     return "\n".join(lines)
 

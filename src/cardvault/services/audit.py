@@ -79,7 +79,7 @@ def record(
     head = _locked_head(session, chain)
     previous = ChainHead(chain=chain, seq=head.seq, hash=head.hash) if head.seq else None
     rec = next_record(
-        previous=previous,  # type: ignore[arg-type]
+        previous=previous,
         chain=chain,
         event_id=new_id(),
         occurred_at=rt.clock(),

@@ -18,7 +18,16 @@ from cardvault.config import Settings
 from cardvault.crypto.tls import development_certificate
 from cardvault.errors import Conflict
 from cardvault.keystore.files import write_private
-from cardvault.services import audit, audit_key, ca, directory, enrolment, issuance, transport_keys
+from cardvault.services import (
+    audit,
+    audit_key,
+    ca,
+    directory,
+    enrolment,
+    issuance,
+    methods,
+    transport_keys,
+)
 from cardvault.services.runtime import Actor, Runtime, keystore_for, open_runtime
 
 Echo = Callable[[str], None]
@@ -116,8 +125,14 @@ def create_demo(rt: Runtime, actor: Actor) -> dict[str, Any]:
     directory.grant_role(rt, actor, user_id=ra["user_id"], org_code=DEMO_ORG, role="ra_manager")
     ra.update(_demo_card(rt, actor, ra, enrol=True))
     holder = _demo_person(rt, actor, "555000000002", "Alice", "Example", "alice@demo.example")
-    holder.update(_demo_card(rt, actor, holder, enrol=False))
-    return {"organisation": DEMO_ORG, "ra_user": ra, "card_holder": holder}
+    holder.update(_demo_card(rt, actor, holder, enrol=True))
+    methods.add_ad_account(
+        rt, actor, serial=holder["card_serial"], org_code=DEMO_ORG, account="DEMO\\alice"
+    )
+    holder["ad_account"] = "DEMO\\alice"
+    newcomer = _demo_person(rt, actor, "555000000003", "Bob", "Newcomer", "bob@demo.example")
+    newcomer.update(_demo_card(rt, actor, newcomer, enrol=False))
+    return {"organisation": DEMO_ORG, "ra_user": ra, "card_holder": holder, "to_enrol": newcomer}
 
 
 def _demo_person(
@@ -160,9 +175,14 @@ def _demo_card(rt: Runtime, actor: Actor, person: dict[str, Any], *, enrol: bool
             answers=answers,
         ),
     )
+    totp = methods.add_totp(
+        rt, actor, serial=card.serial, org_code=DEMO_ORG, label="Demo authenticator"
+    )
     return {
         **out,
         "status": "active",
         "passcode": passcode,
+        "totp_secret": totp.secret,
+        "totp_uri": totp.uri,
         "security_answers": {q: a.answer for q, a in zip(DEMO_QUESTIONS, answers, strict=True)},
     }

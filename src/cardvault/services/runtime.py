@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cardvault.config import Settings
 from cardvault.keystore.local import LocalKeyStore, default_runtime_dir
 from cardvault.keystore.provider import MasterKey
+from cardvault.services.kdf_gate import KdfGate
 from cardvault.store import db
 from cardvault.store.types import new_id, utcnow
 
@@ -50,6 +51,7 @@ class Runtime:
     db: sessionmaker[Session]
     master_key: MasterKey
     clock: Clock = utcnow
+    kdf_gate: KdfGate = field(default_factory=KdfGate)
     _memo: dict[Hashable, Any] = field(default_factory=dict, repr=False)
 
     def memo(self, key: Hashable, load: Callable[[], T]) -> T:
@@ -89,4 +91,5 @@ def open_runtime(settings: Settings, *, clock: Clock = utcnow, migrate: bool = F
         db=db.session_factory(engine),
         master_key=master,
         clock=clock,
+        kdf_gate=KdfGate(settings.kdf_concurrency),
     )

@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -101,7 +102,11 @@ def check_not_newer(engine: Engine) -> None:
     if current is None:
         return
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    if script.get_revision(current) is None:
+    try:
+        known = script.get_revision(current) is not None
+    except CommandError:  # alembic raises for a revision id it has never seen
+        known = False
+    if not known:
         raise DatabaseNewer(
             f"The database is at migration {current}, which this version of cardvault "
             "does not know: it was written by a newer cardvault.",

@@ -268,6 +268,7 @@ class AuthTransaction(Base):
     #: wrap(DEK, SK) once the passcode opened the card; SK is only with the client
     session_wrap: Mapped[bytes | None] = mapped_column(LargeBinary)
     factor_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    factor_failures: Mapped[int] = mapped_column(Integer, default=0)
     client_address: Mapped[str | None] = mapped_column(String(64))
     client_name: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = _created()
@@ -285,6 +286,9 @@ class CardSession(Base):
     purpose: Mapped[str] = mapped_column(String(20), default="holder")
     method: Mapped[str] = mapped_column(String(20))
     client_address: Mapped[str | None] = mapped_column(String(64))
+    #: for RA sessions: the organisation and role chosen after login
+    acting_organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
+    acting_role: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = _created()
     last_used_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from cardvault import __version__
+from cardvault.services.authentication import Engine
 from cardvault.services.runtime import Runtime
 from cardvault.web import errors
-from cardvault.web.api import system
+from cardvault.web.api import auth, card, ra, system
 from cardvault.web.limits import BodyLimit
 
 
@@ -21,7 +22,9 @@ def create_app(rt: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = rt
+    app.state.engine = Engine(rt)
     errors.install(app)
-    app.include_router(system.router)
+    for module in (system, auth, card, ra):
+        app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
     return app

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
 
+from fastapi import Header, Request
+
+from cardvault.services.authentication import Engine
+from cardvault.services.card_sessions import SessionInvalid
 from cardvault.services.runtime import Runtime
 
 
@@ -11,3 +15,17 @@ def runtime(request: Request) -> Runtime:
     rt = request.app.state.runtime
     assert isinstance(rt, Runtime)
     return rt
+
+
+def engine(request: Request) -> Engine:
+    eng = request.app.state.engine
+    assert isinstance(eng, Engine)
+    return eng
+
+
+def bearer_token(authorization: Annotated[str | None, Header()] = None) -> str:
+    """The card session token from ``Authorization: Bearer …``."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or len(token) > 200:
+        raise SessionInvalid("Sign in first: this needs a card session.")
+    return token.strip()

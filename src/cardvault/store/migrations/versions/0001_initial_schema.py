@@ -231,6 +231,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("session_wrap", sa.LargeBinary(), nullable=True),
         sa.Column("factor_state", sa.JSON(), nullable=False),
+        sa.Column("factor_failures", sa.Integer(), nullable=False),
         sa.Column("client_address", sa.String(length=64), nullable=True),
         sa.Column("client_name", sa.String(length=100), nullable=True),
         sa.Column("created_at", cardvault.store.types.UtcDateTime(), nullable=False),
@@ -259,10 +260,17 @@ def upgrade() -> None:
         sa.Column("purpose", sa.String(length=20), nullable=False),
         sa.Column("method", sa.String(length=20), nullable=False),
         sa.Column("client_address", sa.String(length=64), nullable=True),
+        sa.Column("acting_organisation_id", sa.String(length=36), nullable=True),
+        sa.Column("acting_role", sa.String(length=20), nullable=True),
         sa.Column("created_at", cardvault.store.types.UtcDateTime(), nullable=False),
         sa.Column("last_used_at", cardvault.store.types.UtcDateTime(), nullable=False),
         sa.Column("expires_at", cardvault.store.types.UtcDateTime(), nullable=False),
         sa.Column("idle_expires_at", cardvault.store.types.UtcDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["acting_organisation_id"],
+            ["organisations.id"],
+            name=op.f("fk_card_sessions_acting_organisation_id_organisations"),
+        ),
         sa.ForeignKeyConstraint(
             ["card_id"], ["cards.id"], name=op.f("fk_card_sessions_card_id_cards")
         ),

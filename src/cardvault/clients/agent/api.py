@@ -1,0 +1,98 @@
+"""The agent's side of the cardvault API: HTTPS, with JWE envelopes where secrets travel.
+
+Takes an ``httpx.Client`` so that tests can run it against the in-process app and the
+command line against a real server (TLS verified with ``--ca-file``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from cardvault.crypto import envelope
+from cardvault.errors import CardvaultError
+
+JOSE = "application/jose"
+
+
+class AgentError(CardvaultError):
+    """What the service refused, with its message; or a transport problem."""
+
+    code = "agent_error"
+    exit_code = 1
+
+
+class CardvaultApi:
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self._jwk: dict[str, Any] | None = None
+
+    def transport_key(self) -> dict[str, Any]:
+        """The service's public transport key (fetched over verified TLS, then kept)."""
+        if self._jwk is None:
+            data = self._json(self._send("GET", "/.well-known/jwks.json"))
+            keys = [k for k in data.get("keys", []) if k.get("kty") == "RSA"]
+            if not keys:
+                raise AgentError("The service publishes no transport key.")
+            self._jwk = keys[0]
+        return self._jwk
+
+    def sealed_call(self, path: str, claims: dict[str, Any]) -> dict[str, Any]:
+        """POST claims in a JWE envelope; open the encrypted answer."""
+        request = envelope.seal_request(self.transport_key(), claims, now=time.time())
+        try:
+            response = self._send(
+                "POST", path, content=request.token, headers={"Content-Type": JOSE}
+            )
+            return envelope.open_response(request.response_key, response.text)
+        finally:
+            request.response_key[:] = bytes(len(request.response_key))
+
+    def get(
+        self, path: str, *, token: str | None = None, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        return self._json(self._send("GET", path, headers=_auth(token), params=params))
+
+    def post(self, path: str, body: dict[str, Any], *, token: str | None = None) -> dict[str, Any]:
+        return self._json(self._send("POST", path, json=body, headers=_auth(token)))
+
+    def delete(self, path: str, *, token: str) -> None:
+        self._send("DELETE", path, headers=_auth(token))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise AgentError(
+                f"Cannot reach cardvault: {exc}.",
+                remedy="Check --server and --ca-file, and your network.",
+            ) from exc
+        if response.status_code >= 400:
+            raise _problem(response)
+        return response
+
+    @staticmethod
+    def _json(response: httpx.Response) -> dict[str, Any]:
+        data = response.json()
+        return data if isinstance(data, dict) else {"items": data}
+
+
+def _auth(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _problem(response: httpx.Response) -> AgentError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    message = body.get("title") or f"The service answered {response.status_code}."
+    error = AgentError(
+        message,
+        status=response.status_code,
+        problem=body.get("code"),
+        retry_after=response.headers.get("retry-after"),
+    )
+    return error

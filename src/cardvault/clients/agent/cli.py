@@ -1,0 +1,240 @@
+"""``cardvault-agent``: sign in with your virtual smartcard and use it from this PC."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from cardvault.clients.agent import core, state
+from cardvault.clients.agent.api import CardvaultApi
+from cardvault.errors import CardvaultError, InvalidInput
+
+app = typer.Typer(
+    name="cardvault-agent",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Sign in with your virtual smartcard and use it from this PC.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass(kw_only=True)
+class Options:
+    server: str | None
+    ca_file: Path | None
+    state_dir: Path
+    json: bool
+
+
+def _opts(ctx: typer.Context) -> Options:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Options)
+    return obj
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    server: Annotated[
+        str | None,
+        typer.Option(envvar="CARDVAULT_SERVER", help="cardvault address, https://host:port"),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="CARDVAULT_CA_FILE", help="CA certificate that signed the server's TLS cert."
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(envvar="CARDVAULT_AGENT_STATE_DIR", help="Where the session is kept (0600)."),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    ctx.obj = Options(
+        server=server, ca_file=ca_file, state_dir=state_dir or state.default_dir(), json=json_output
+    )
+
+
+def _client(opts: Options, server: str) -> httpx.Client:
+    verify: Any = str(opts.ca_file) if opts.ca_file else True
+    return httpx.Client(base_url=server, verify=verify, timeout=30.0)
+
+
+def _out(opts: Options, data: Any, text: str) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str) if opts.json else text)
+
+
+def _fail(exc: CardvaultError) -> typer.Exit:
+    typer.secho(f"Error: {exc.diagnostics()}", err=True, fg="red")
+    return typer.Exit(exc.exit_code)
+
+
+def _passcode(from_stdin: bool) -> str:
+    if from_stdin:
+        value = sys.stdin.readline(4096).rstrip("\r\n")
+    elif sys.stdin.isatty():
+        value = getpass.getpass("Passcode: ")
+    else:
+        raise InvalidInput("Cannot prompt for the passcode: use --passcode-stdin.")
+    if not value:
+        raise InvalidInput("No passcode given.")
+    return value
+
+
+def _ask(prompt: str) -> str:
+    if not sys.stdin.isatty():
+        raise InvalidInput(f"{prompt} is needed: pass it with --totp.")
+    return str(typer.prompt(prompt))
+
+
+@app.command()
+def login(
+    ctx: typer.Context,
+    email: Annotated[str | None, typer.Option(help="Your email address.")] = None,
+    ad_account: Annotated[str | None, typer.Option(help=r"Your AD account, DOMAIN\name.")] = None,
+    organisation: Annotated[str | None, typer.Option(help="Organisation code, if several.")] = None,
+    passcode_stdin: Annotated[bool, typer.Option(help="Read the passcode from stdin.")] = False,
+    totp: Annotated[str | None, typer.Option(help="The code from your authenticator app.")] = None,
+) -> None:
+    """Sign in: passcode, then the second factor. The session is kept for later commands."""
+    opts = _opts(ctx)
+    try:
+        if not opts.server:
+            raise InvalidInput("Give the service address with --server.")
+        if bool(email) == bool(ad_account):
+            raise InvalidInput("Give exactly one of --email or --ad-account.")
+        kind, ident = ("email", email) if email else ("ad_account", ad_account)
+        data = core.LoginInput(
+            identifier_kind=kind,
+            identifier=ident or "",
+            passcode=_passcode(passcode_stdin),
+            organisation=organisation,
+            client_name=socket.gethostname(),
+        )
+        with _client(opts, opts.server) as client:
+            st = core.login(CardvaultApi(client), opts.server, data, totp=totp, ask_code=_ask)
+        path = state.save(opts.state_dir, st)
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    _out(
+        opts,
+        {
+            "card_serial": st.card_serial,
+            "organisation": st.organisation,
+            "expires_at": st.expires_at,
+            "state_file": str(path),
+        },
+        f"Signed in with card {st.card_serial} ({st.organisation}) until {st.expires_at}.",
+    )
+
+
+@app.command()
+def authenticate(
+    ctx: typer.Context,
+    rp: Annotated[str, typer.Option(help="The relying party's sign-in address.")],
+    rp_ca_file: Annotated[
+        Path | None, typer.Option(help="CA for the RP's TLS certificate.")
+    ] = None,
+) -> None:
+    """Sign in to a relying party: its challenge is signed with your authentication key."""
+    opts = _opts(ctx)
+    try:
+        st = state.load(opts.state_dir)
+        verify: Any = str(rp_ca_file) if rp_ca_file else True
+        with _client(opts, st.server) as client, httpx.Client(verify=verify, timeout=30) as rpc:
+            result = core.authenticate(CardvaultApi(client), st, rp, rpc)
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    _out(
+        opts,
+        result,
+        f"Signed in to {rp} as {result.get('subject', '?')}.\nTicket: {result.get('ticket', '')}",
+    )
+
+
+@app.command()
+def sign(
+    ctx: typer.Context,
+    digest_sha256: Annotated[str, typer.Option(help="The SHA-256 digest to sign, in hex.")],
+    key: Annotated[
+        str, typer.Option(help="authentication or content-commitment")
+    ] = "authentication",
+    passcode_stdin: Annotated[bool, typer.Option(help="Read the passcode from stdin.")] = False,
+    scheme: Annotated[str | None, typer.Option(help="rsa-pkcs1v15, rsa-pss or ecdsa")] = None,
+) -> None:
+    """Sign a digest; the content-commitment key asks for your passcode every time."""
+    opts = _opts(ctx)
+    try:
+        digest = _hex_digest(digest_sha256)
+        st = state.load(opts.state_dir)
+        normal = key.replace("_", "-")
+        passcode = _passcode(passcode_stdin) if normal == "content-commitment" else None
+        with _client(opts, st.server) as client:
+            result = core.sign(
+                CardvaultApi(client),
+                st,
+                digest=digest,
+                key=normal,
+                passcode=passcode,
+                scheme=scheme,
+            )
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    _out(opts, result, result["signature"])
+
+
+def _hex_digest(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text.strip())
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise InvalidInput("--digest-sha256 must be 64 hexadecimal digits.")
+    return raw
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Show the current card session."""
+    opts = _opts(ctx)
+    try:
+        st = state.load(opts.state_dir)
+        with _client(opts, st.server) as client:
+            info = core.status(CardvaultApi(client), st)
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    _out(
+        opts,
+        info,
+        f"Card {info['card_serial']} ({info['organisation']}), session until "
+        f"{info['expires_at']} (idle until {info['idle_expires_at']}).",
+    )
+
+
+@app.command()
+def logout(ctx: typer.Context) -> None:
+    """End the card session here and on the service."""
+    opts = _opts(ctx)
+    try:
+        st = state.load(opts.state_dir)
+        with _client(opts, st.server) as client:
+            try:
+                core.logout(CardvaultApi(client), st)
+            finally:
+                state.clear(opts.state_dir)
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    _out(opts, {"signed_out": True}, "Signed out.")
+
+
+def run() -> None:
+    app()

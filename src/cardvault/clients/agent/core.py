@@ -1,0 +1,142 @@
+"""What the agent does, independent of how it is asked (command line, tests)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from cardvault.clients.agent.api import AgentError, CardvaultApi
+from cardvault.clients.agent.state import AgentState
+from cardvault.crypto.rp_challenge import challenge_digest
+
+Prompt = Callable[[str], str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginInput:
+    identifier_kind: str
+    identifier: str
+    passcode: str
+    organisation: str | None = None
+    client_name: str | None = None
+    purpose: str = "holder"
+
+
+def login(
+    api: CardvaultApi, server: str, data: LoginInput, *, totp: str | None, ask_code: Prompt
+) -> AgentState:
+    """Passcode, then the second factor (TOTP given up front, or asked for)."""
+    claims: dict[str, Any] = {
+        "identifier": {"kind": data.identifier_kind, "value": data.identifier},
+        "passcode": data.passcode,
+        "purpose": data.purpose,
+        "organisation": data.organisation,
+        "client_name": data.client_name,
+    }
+    if totp:
+        claims["second_factor"] = {"method": "totp", "code": totp}
+    result = api.sealed_call("/api/v1/auth/login", claims)
+    sk = result["session_key"]
+    if result.get("session"):
+        return _state(server, result["session"], sk)
+    error = result.get("factor_error")
+    methods = [f.get("method") for f in result.get("second_factors", [])]
+    if not methods:
+        raise AgentError((error or {}).get("message", "No second factor is available."))
+    if "totp" not in methods:
+        raise AgentError(f"This agent cannot use the second factor(s) offered: {methods}.")
+    if error and totp:
+        raise AgentError(error["message"])
+    code = ask_code("Code from your authenticator app")
+    session = api.sealed_call(
+        "/api/v1/auth/factor",
+        {"transaction_id": result["transaction_id"], "response": {"method": "totp", "code": code}},
+    )
+    return _state(server, session, sk)
+
+
+def _state(server: str, session: dict[str, Any], sk: str) -> AgentState:
+    return AgentState(
+        server=server,
+        token=session["token"],
+        session_key=sk,
+        card_serial=session["card_serial"],
+        organisation=session["organisation"],
+        expires_at=session["expires_at"],
+    )
+
+
+def sign(
+    api: CardvaultApi,
+    state: AgentState,
+    *,
+    digest: bytes,
+    key: str,
+    passcode: str | None = None,
+    scheme: str | None = None,
+) -> dict[str, Any]:
+    claims: dict[str, Any] = {
+        "token": state.token,
+        "session_key": state.session_key,
+        "key": key,
+        "digest": base64.b64encode(digest).decode(),
+        "hash": "sha256",
+    }
+    if passcode is not None:
+        claims["passcode"] = passcode
+    if scheme:
+        claims["scheme"] = scheme
+    return api.sealed_call("/api/v1/card/sign", claims)
+
+
+def authenticate(
+    api: CardvaultApi, state: AgentState, rp_url: str, rp_client: httpx.Client
+) -> dict[str, Any]:
+    """Challenge from the relying party → signature by the card → ticket from the RP."""
+    origin = _origin(rp_url)
+    try:
+        challenge = rp_client.get(rp_url).raise_for_status().json()
+        digest = challenge_digest(origin, base64.b64decode(challenge["challenge"]))
+    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        raise AgentError(f"The relying party at {rp_url} did not give a challenge: {exc}.") from exc
+    signed = sign(api, state, digest=digest, key="authentication")
+    response = rp_client.post(
+        rp_url,
+        json={
+            "challenge_id": challenge["challenge_id"],
+            "certificate": signed["certificate"],
+            "signature": signed["signature"],
+            "scheme": signed["scheme"],
+        },
+    )
+    if response.status_code >= 400:
+        raise AgentError(f"The relying party refused the sign-in: {_title(response)}")
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise AgentError(f"{url} is not an http(s) address.")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _title(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("title") or response.status_code)
+    except ValueError:
+        return str(response.status_code)
+
+
+def status(api: CardvaultApi, state: AgentState) -> dict[str, Any]:
+    return api.get("/api/v1/session", token=state.token)
+
+
+def logout(api: CardvaultApi, state: AgentState) -> None:
+    api.delete("/api/v1/session", token=state.token)

@@ -1,0 +1,18 @@
+"""Second factors installed in this service; a new method is one more entry here."""
+
+from __future__ import annotations
+
+from cardvault.services.factors.base import (
+    FactorContext,
+    FactorFailed,
+    FactorOutcome,
+    SecondFactor,
+)
+from cardvault.services.factors.totp import TotpFactor
+
+__all__ = ["FactorContext", "FactorFailed", "FactorOutcome", "SecondFactor", "installed"]
+
+
+def installed() -> dict[str, SecondFactor]:
+    factors: list[SecondFactor] = [TotpFactor()]
+    return {f.method: f for f in factors}

@@ -1,0 +1,104 @@
+"""From what the holder types or presents to a card and an organisation (DESIGN §3.2 step 1).
+
+Resolvers are plug-ins like second factors: email and AD account here; HR card, FIDO2
+credential and paired device arrive with their own issues. A resolver returns None when
+nothing matches; the engine then answers exactly as for a wrong passcode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cardvault.domain import identifiers
+from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.store.models import (
+    AdAccount,
+    Association,
+    Card,
+    CardStatus,
+    Membership,
+    Organisation,
+    Person,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    card: Card
+    person: Person
+    organisation: Organisation
+    method: str
+
+
+Resolver = Callable[[Session, str, str | None], Target | None]
+
+
+def _live_card(session: Session, person_id: str) -> Card | None:
+    return session.scalar(
+        select(Card).where(Card.person_id == person_id, Card.status != CardStatus.REVOKED.value)
+    )
+
+
+def _org_for(
+    session: Session, person: Person, card: Card, org_code: str | None
+) -> Organisation | None:
+    code = identifiers.org_code(org_code) if org_code else None
+    stmt = select(Organisation).join(Membership, Membership.organisation_id == Organisation.id)
+    stmt = stmt.where(Membership.person_id == person.id)
+    if code:
+        return session.scalar(stmt.where(Organisation.code == code))
+    return session.get(Organisation, card.organisation_id)
+
+
+def by_email(session: Session, value: str, org_code: str | None) -> Target | None:
+    person = session.scalar(select(Person).where(Person.email == identifiers.email(value)))
+    card = _live_card(session, person.id) if person else None
+    if person is None or card is None:
+        return None
+    org = _org_for(session, person, card, org_code)
+    return Target(card=card, person=person, organisation=org, method="email") if org else None
+
+
+def by_ad_account(session: Session, value: str, org_code: str | None) -> Target | None:
+    domain, account = identifiers.parse_ad_login(value)
+    stmt = (
+        select(Association, Organisation)
+        .join(AdAccount, AdAccount.association_id == Association.id)
+        .join(Organisation, Organisation.id == Association.organisation_id)
+        .where(
+            AdAccount.domain == domain, AdAccount.account == account, Association.status == "active"
+        )
+    )
+    if org_code:
+        stmt = stmt.where(Organisation.code == identifiers.org_code(org_code))
+    rows = session.execute(stmt).all()
+    if len(rows) != 1:
+        return None
+    assoc, org = rows[0]
+    card = session.get(Card, assoc.card_id)
+    person = session.get(Person, card.person_id) if card else None
+    if card is None or person is None or card.status == CardStatus.REVOKED.value:
+        return None
+    return Target(card=card, person=person, organisation=org, method="ad_account")
+
+
+RESOLVERS: dict[str, Resolver] = {"email": by_email, "ad_account": by_ad_account}
+
+
+def resolve(session: Session, kind: str, value: str, org_code: str | None) -> Target | None:
+    resolver = RESOLVERS.get(kind)
+    if resolver is None:
+        raise InvalidInput(
+            f"Unknown identifier kind {kind!r}; use one of {', '.join(sorted(RESOLVERS))}.",
+            field="identifier",
+        )
+    try:
+        return resolver(session, value, org_code)
+    except InvalidInput:
+        raise
+    except CardvaultError:
+        return None

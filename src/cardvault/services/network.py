@@ -1,0 +1,28 @@
+"""The organisation network allow-list (DESIGN §3.6)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from cardvault.errors import PermissionDenied
+from cardvault.store.models import Organisation
+
+
+class NetworkNotAllowed(PermissionDenied):
+    code = "network_not_allowed"
+
+
+def check_client(org: Organisation, address: str | None) -> None:
+    """Refuse a client outside the organisation's allowed networks (no list: nothing allowed)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        ip = None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip is not None and any(ip in ipaddress.ip_network(n) for n in org.allowed_networks or []):
+        return
+    raise NetworkNotAllowed(
+        f"{org.name} does not allow sign-in from this network ({address or 'unknown'}).",
+        remedy="Connect from your organisation's network, or ask your RA.",
+    )

@@ -1,0 +1,98 @@
+"""Card operations in a card session: sign, certificates; and certificate status for RPs."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, field_validator
+from starlette.concurrency import run_in_threadpool
+
+from cardvault.services import ca, card_operations, certificate_status
+from cardvault.services.runtime import Runtime
+from cardvault.web.client_address import actor_for
+from cardvault.web.deps import bearer_token, runtime
+from cardvault.web.jose import JOSE_BODY, open_body, sealed
+
+router = APIRouter(prefix="/api/v1", tags=["card"])
+
+
+def _b64(value: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"{what} must be base64") from exc
+
+
+class SignIn(BaseModel):
+    token: str = Field(min_length=10, max_length=200)
+    session_key: str = Field(min_length=40, max_length=60)
+    key: Literal["authentication", "content-commitment", "content_commitment"]
+    digest: str = Field(min_length=40, max_length=100, description="base64 of the digest")
+    hash: Literal["sha256", "sha384", "sha512"] = "sha256"
+    scheme: Literal["rsa-pkcs1v15", "rsa-pss", "ecdsa"] | None = None
+    passcode: str | None = Field(default=None, max_length=256)
+
+    @field_validator("digest", "session_key")
+    @classmethod
+    def _base64(cls, value: str) -> str:
+        _b64(value, "value")
+        return value
+
+
+class SignOut(BaseModel):
+    signature: str
+    scheme: str
+    certificate: str
+
+
+@router.post("/card/sign", openapi_extra=JOSE_BODY, response_class=Response)
+async def sign(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """Sign a digest with the authentication or content-commitment key (encrypted both ways)."""
+    body, rkey = await open_body(request, rt, SignIn)
+    req = card_operations.SignRequest(
+        token=body.token,
+        session_key=_b64(body.session_key, "session_key"),
+        key=body.key,
+        digest=_b64(body.digest, "digest"),
+        hash_alg=body.hash,
+        scheme=body.scheme,
+        passcode=body.passcode,
+    )
+    result = await run_in_threadpool(card_operations.sign, rt, actor_for(request, rt), req)
+    return sealed(
+        rkey,
+        SignOut(
+            signature=base64.b64encode(result.signature).decode(),
+            scheme=result.scheme,
+            certificate=result.certificate_pem,
+        ),
+    )
+
+
+@router.get("/card/certificates")
+def certificates(
+    request: Request,
+    rt: Annotated[Runtime, Depends(runtime)],
+    token: Annotated[str, Depends(bearer_token)],
+) -> dict[str, Any]:
+    """The card's certificates and the issuing CA certificate (PEM)."""
+    certs = card_operations.certificates(rt, actor_for(request, rt), token)
+    return {"certificates": certs, "ca": ca.export_pem(rt.data_dir).decode()}
+
+
+@router.get("/certificates/status")
+def cert_status(
+    rt: Annotated[Runtime, Depends(runtime)], fingerprint: Annotated[str, Query(max_length=100)]
+) -> dict[str, object]:
+    """Whether a card certificate is still good (for relying parties)."""
+    return certificate_status.status_by_fingerprint(rt, fingerprint)
+
+
+@router.get("/ca")
+def ca_certificate(rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """The issuing CA certificate, for relying parties' trust stores."""
+    return Response(ca.export_pem(rt.data_dir), media_type="application/x-pem-file")
