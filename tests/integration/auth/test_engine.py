@@ -1,0 +1,188 @@
+"""The authentication engine on a real database: passcode, lockout, TOTP, sessions."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select
+from tests.support import auth as a
+from tests.support import factories as f
+
+from cardvault.services import methods
+from cardvault.services.authentication import (
+    Engine,
+    LoginRequest,
+    SignInFailed,
+    TransactionInvalid,
+)
+from cardvault.services.card_sessions import SessionInvalid, logout
+from cardvault.services.factors import FactorFailed
+from cardvault.services.issuance import revoke_card
+from cardvault.services.network import NetworkNotAllowed
+from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.models import AuditEvent, AuthTransaction, Card, CardSession
+
+
+@pytest.fixture
+def engine(rt: Runtime) -> Engine:
+    return Engine(rt)
+
+
+def _card(rt: Runtime, card_id: str) -> Card:
+    with rt.db() as s:
+        card = s.get(Card, card_id)
+        assert card is not None
+        return card
+
+
+def _reasons(rt: Runtime, card_id: str) -> list[str | None]:
+    with rt.db() as s:
+        return list(
+            s.scalars(
+                select(AuditEvent.reason)
+                .where(AuditEvent.card_id == card_id)
+                .order_by(AuditEvent.seq)
+            )
+        )
+
+
+def test_passcode_and_totp_open_a_session(rt: Runtime, operator: Actor, engine: Engine) -> None:
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    result = a.login(engine, h, code=h.code())
+    assert result.session is not None
+    assert result.factor_error is None
+    assert len(result.session_key) == 32
+    with rt.db() as s:
+        row = s.scalar(select(CardSession))
+        assert row is not None
+        assert row.token_hash != result.session.token
+        assert s.scalar(select(AuthTransaction)) is None
+
+
+def test_two_step_login_asks_for_the_second_factor(
+    rt: Runtime, operator: Actor, engine: Engine
+) -> None:
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    first = a.login(engine, h)
+    assert first.session is None
+    assert [x["method"] for x in first.second_factors] == ["totp"]
+    grant = engine.complete_factor(
+        a.client(), first.transaction_id, {"method": "totp", "code": h.code()}
+    )
+    assert grant.card_serial == h.card.serial
+    with pytest.raises(TransactionInvalid):
+        engine.complete_factor(
+            a.client(), first.transaction_id, {"method": "totp", "code": h.code(time.time() + 30)}
+        )
+
+
+def test_unknown_email_and_wrong_passcode_look_the_same(
+    rt: Runtime, operator: Actor, engine: Engine
+) -> None:
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    with pytest.raises(SignInFailed) as wrong:
+        a.login(engine, h, passcode="not the passcode at all")
+    with pytest.raises(SignInFailed) as unknown:
+        engine.login(
+            a.client(),
+            LoginRequest(
+                identifier_kind="email", identifier="nobody@example.org", passcode="whatever it is"
+            ),
+        )
+    assert wrong.value.as_dict() == unknown.value.as_dict()
+    assert wrong.value.http_status == unknown.value.http_status == 401
+
+
+def test_three_wrong_passcodes_lock_and_a_right_one_resets(
+    rt: Runtime, operator: Actor, engine: Engine
+) -> None:
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    for _ in range(2):
+        with pytest.raises(SignInFailed):
+            a.login(engine, h, passcode="wrong wrong wrong")
+    assert _card(rt, h.card.card_id).failed_attempts == 2
+    a.login(engine, h)
+    assert _card(rt, h.card.card_id).failed_attempts == 0
+    for _ in range(3):
+        with pytest.raises(SignInFailed):
+            a.login(engine, h, passcode="wrong wrong wrong")
+    card = _card(rt, h.card.card_id)
+    assert card.status == "locked"
+    assert card.lock_reason == "three incorrect passcodes"
+    with pytest.raises(SignInFailed):
+        a.login(engine, h)  # even the right passcode: the card is locked
+    assert _card(rt, h.card.card_id).failed_attempts == 3
+    assert "incorrect passcode" in _reasons(rt, h.card.card_id)
+    assert "card is locked" in _reasons(rt, h.card.card_id)
+
+
+def test_totp_code_is_accepted_once(rt: Runtime, operator: Actor, engine: Engine) -> None:
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    code = h.code()
+    assert a.login(engine, h, code=code).session is not None
+    again = a.login(engine, h, code=code)
+    assert again.session is None
+    assert again.factor_error is not None
+    assert again.factor_error["code"] == "totp_replayed"
+    assert "TOTP code replayed" in _reasons(rt, h.card.card_id)
+
+
+def test_wrong_totp_is_refused_with_its_reason(
+    rt: Runtime, operator: Actor, engine: Engine
+) -> None:
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    first = a.login(engine, h)
+    wrong = "000000" if h.code() != "000000" else "111111"
+    with pytest.raises(FactorFailed, match="not right"):
+        engine.complete_factor(a.client(), first.transaction_id, {"method": "totp", "code": wrong})
+    assert "TOTP code wrong" in _reasons(rt, h.card.card_id)
+
+
+def test_client_outside_the_allowed_networks_is_refused(
+    rt: Runtime, operator: Actor, engine: Engine
+) -> None:
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    with pytest.raises(NetworkNotAllowed):
+        a.login(engine, h, code=h.code(), address="203.0.113.9")
+    assert _card(rt, h.card.card_id).failed_attempts == 0
+
+
+def test_ad_account_login_is_scoped_to_its_organisation(
+    rt: Runtime, operator: Actor, engine: Engine
+) -> None:
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    methods.add_ad_account(
+        rt, operator, serial=h.card.serial, org_code="ORG1", account="HOSP\\jsmith"
+    )
+    result = engine.login(
+        a.client(),
+        LoginRequest(
+            identifier_kind="ad_account",
+            identifier="hosp\\JSmith",
+            passcode=f.STRONG_PASSCODE,
+            second_factor={"method": "totp", "code": h.code()},
+        ),
+    )
+    assert result.session is not None
+    assert result.session.organisation == "ORG1"
+
+
+def test_revocation_ends_sessions(rt: Runtime, operator: Actor, engine: Engine) -> None:
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    result = a.login(engine, h, code=h.code())
+    assert result.session is not None
+    revoke_card(rt, operator, h.card.serial, reason="lost")
+    with pytest.raises(SessionInvalid):
+        logout(rt, a.client(), result.session.token)
+    with pytest.raises(SignInFailed):
+        a.login(engine, h)
