@@ -100,3 +100,13 @@ def rt(settings: Settings) -> Iterator[Runtime]:
 @pytest.fixture
 def operator() -> Actor:
     return Actor.operator("tester")
+
+
+@pytest.fixture
+def live_url(rt: Runtime) -> Iterator[str]:
+    """The whole app served over real HTTP on localhost (a free port)."""
+    from cardvault.web.app import create_app
+    from tests.support.live_server import serve
+
+    with serve(create_app(rt)) as url:
+        yield url

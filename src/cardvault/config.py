@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     kdf_concurrency: int | None = Field(
         default=None, ge=1, description="KDF runs at once; default: the number of cores"
     )
+    kdf_queue: int | None = Field(
+        default=None, ge=0, description="KDFs that may wait; beyond: 429. Default 4 x slots"
+    )
 
     passcode_min_length: int = Field(default=8, ge=8)
     passcode_min_score: int = Field(default=3, ge=2, le=4)

@@ -128,12 +128,15 @@ def _session_dek(
         raise InvalidInput(
             "Signing with the content-commitment key needs your passcode.", field="passcode"
         )
-    with rt.kdf_gate.slot():
+    with rt.kdf_gate.admitted():
         reserved = lockout.reserve_attempt(rt, card.id)
-        try:
-            dek = open_passcode_slot(open_record(rt.master_key, card), req.passcode)
-        except WrongSecret:
-            raise lockout.passcode_wrong(rt, actor, card.id, reserved, context="sign") from None
+        with rt.kdf_gate.running():
+            try:
+                dek = open_passcode_slot(open_record(rt.master_key, card), req.passcode)
+            except WrongSecret:
+                dek = None
+        if dek is None:
+            raise lockout.passcode_wrong(rt, actor, card.id, reserved, context="sign")
     with transaction(rt.db) as session:
         fresh = session.get(Card, card.id, with_for_update=True)
         assert fresh is not None
