@@ -132,16 +132,18 @@ def _session_dek(
         reserved = lockout.reserve_attempt(rt, card.id)
         with rt.kdf_gate.running():
             try:
-                dek = open_passcode_slot(open_record(rt.master_key, card), req.passcode)
+                opened: bytearray | None = open_passcode_slot(
+                    open_record(rt.master_key, card), req.passcode
+                )
             except WrongSecret:
-                dek = None
-        if dek is None:
+                opened = None
+        if opened is None:
             raise lockout.passcode_wrong(rt, actor, card.id, reserved, context="sign")
     with transaction(rt.db) as session:
         fresh = session.get(Card, card.id, with_for_update=True)
         assert fresh is not None
         lockout.passcode_right(session, fresh)
-    return dek
+    return opened
 
 
 def _certificate(session: Session, card: Card, usage: CertUsage) -> Certificate:
