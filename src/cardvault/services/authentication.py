@@ -168,8 +168,8 @@ class Engine:
         with self.rt.kdf_gate.admitted():
             try:
                 reserved = lockout.reserve_attempt(self.rt, card.id)
-            except lockout.CardLocked:
-                self._refuse(actor, target, "card is locked")
+            except lockout.CardLocked as exc:
+                self._refuse(actor, target, str(exc.data.get("reason", "card is locked")))
                 raise
             with self.rt.kdf_gate.running():
                 try:
