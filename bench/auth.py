@@ -18,6 +18,7 @@ import hashlib
 import os
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -129,7 +130,9 @@ def run_level(url: str, ca: str, codes: Codes, concurrency: int, total: int) -> 
     def task(_: int) -> None:
         nonlocal refused
         if not hasattr(local, "client"):
-            local.client = httpx.Client(base_url=url, verify=ca, timeout=60)
+            local.client = httpx.Client(
+                base_url=url, verify=ssl.create_default_context(cafile=ca), timeout=60
+            )
         try:
             value = one_authentication(local.client, codes)
         except AgentError as exc:
@@ -203,7 +206,9 @@ def _wait(url: str, ca: str) -> None:
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
-            httpx.get(f"{url}/api/v1/health", verify=ca, timeout=2).raise_for_status()
+            httpx.get(
+                f"{url}/api/v1/health", verify=ssl.create_default_context(cafile=ca), timeout=2
+            ).raise_for_status()
             return
         except httpx.HTTPError:
             time.sleep(0.2)
