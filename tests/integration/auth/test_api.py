@@ -200,3 +200,34 @@ def test_certificate_status_for_relying_parties(
         http.get("/api/v1/certificates/status", params={"fingerprint": fp}).json()["status"]
         == "revoked"
     )
+
+
+@pytest.mark.parametrize(("algorithm", "scheme"), [("ecp256", None), ("rsa2048", "rsa-pss")])
+def test_ecdsa_and_pss_signatures_verify(
+    http: httpx.Client, rt: Runtime, operator: Actor, algorithm: str, scheme: str | None
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator, algorithm=algorithm)
+    state = _login(http, h)
+    digest = hashlib.sha256(b"lab result").digest()
+    signed = core.sign(
+        CardvaultApi(http), state, digest=digest, key="authentication", scheme=scheme
+    )
+    key = x509.load_pem_x509_certificate(signed["certificate"].encode()).public_key()
+    sig = base64.b64decode(signed["signature"])
+    if algorithm == "ecp256":
+        assert signed["scheme"] == "ecdsa"
+        key.verify(sig, digest, ec.ECDSA(Prehashed(hashes.SHA256())))  # type: ignore[call-arg, arg-type]
+    else:
+        key.verify(
+            sig,
+            digest,
+            padding.PSS(
+                padding.MGF1(hashes.SHA256()),  # type: ignore[call-arg, union-attr]
+                padding.PSS.DIGEST_LENGTH,
+            ),
+            Prehashed(hashes.SHA256()),
+        )  # type: ignore[arg-type]

@@ -186,3 +186,29 @@ def test_revocation_ends_sessions(rt: Runtime, operator: Actor, engine: Engine) 
         logout(rt, a.client(), result.session.token)
     with pytest.raises(SignInFailed):
         a.login(engine, h)
+
+
+def test_unknown_identifier_goes_through_the_kdf_like_a_real_attempt(
+    rt: Runtime, operator: Actor
+) -> None:
+    """The decoy path is admitted by the KDF gate exactly as a real one: with the gate full,
+    both are refused alike, so neither answers faster by skipping the derivation."""
+    from cardvault.services.kdf_gate import Busy, KdfGate
+
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    rt.kdf_gate = KdfGate(slots=1, queue=0)
+    engine = Engine(rt)
+    with rt.kdf_gate.admitted():
+        with pytest.raises(Busy):
+            a.login(engine, h, passcode="a wrong passcode here")
+        with pytest.raises(Busy):
+            engine.login(
+                a.client(),
+                LoginRequest(
+                    identifier_kind="email",
+                    identifier="nobody@example.org",
+                    passcode="a wrong passcode here",
+                ),
+            )
+    assert _card(rt, h.card.card_id).failed_attempts == 0
