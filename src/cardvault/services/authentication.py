@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -390,10 +390,12 @@ class Engine:
         reason: str | None,
         details: dict[str, Any] | None = None,
     ) -> None:
+        who = replace(actor, ref=f"holder:{target.person.id}")
+        details = {**(details or {}), "client_address": actor.client_address}
         audit.record(
             session,
             self.rt,
-            actor,
+            who,
             action=action,
             outcome=outcome,
             reason=reason,

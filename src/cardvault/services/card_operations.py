@@ -8,7 +8,7 @@ to that digest; that passcode counts towards the lockout like any other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -98,7 +98,7 @@ def sign(rt: Runtime, actor: Actor, req: SignRequest) -> Signature:
         audit.record(
             session,
             rt,
-            actor,
+            replace(actor, ref=f"holder:{card.person_id}"),
             action="card.signed",
             organisation_id=row.organisation_id,
             person_id=card.person_id,

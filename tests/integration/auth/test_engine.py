@@ -212,3 +212,27 @@ def test_unknown_identifier_goes_through_the_kdf_like_a_real_attempt(
                 ),
             )
     assert _card(rt, h.card.card_id).failed_attempts == 0
+
+
+def test_idle_and_absolute_expiry_end_the_session_and_maintenance_deletes_it(
+    rt: Runtime, operator: Actor
+) -> None:
+    from datetime import timedelta
+
+    from cardvault.services import card_sessions, maintenance
+    from cardvault.store.types import utcnow
+
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    result = a.login(Engine(rt), h, code=h.code())
+    assert result.session is not None
+    token = result.session.token
+    start = utcnow()
+    rt.clock = lambda: start + timedelta(minutes=59)
+    card_sessions.status(rt, token, client_address=a.LOCAL)  # use restarts the idle timer
+    rt.clock = lambda: start + timedelta(minutes=59 + 61)
+    with pytest.raises(SessionInvalid, match="expired"):
+        card_sessions.status(rt, token, client_address=a.LOCAL)
+    maintenance.run_once(rt)
+    with rt.db() as s:
+        assert s.scalar(select(CardSession)) is None
