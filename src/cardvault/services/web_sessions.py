@@ -155,9 +155,7 @@ def update_data(rt: Runtime, view: WebSessionView, **changes: Any) -> WebSession
     return WebSessionView(**{**view.__dict__, "data": data})
 
 
-def sign_in(
-    rt: Runtime, view: WebSessionView, *, person_id: str, card_session_id: str
-) -> WebSessionView:
+def sign_in(rt: Runtime, view: WebSessionView, *, card_session_id: str) -> WebSessionView:
     """Bind the session to a card session and rotate its token (against session fixation).
 
     A re-authentication calls this again with the new card session; the old one is ended.
@@ -168,6 +166,10 @@ def sign_in(
         row = session.get(WebSession, view.id, with_for_update=True)
         if row is None:
             raise InvalidInput("This page has expired; start again.")
+        card_session = session.get(CardSession, card_session_id)
+        if card_session is None:
+            raise InvalidInput("This sign-in has ended; start again.")
+        person_id = card_session.person_id
         old = row.card_session_id
         if old and old != card_session_id:
             session.execute(delete(CardSession).where(CardSession.id == old))

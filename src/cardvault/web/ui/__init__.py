@@ -17,6 +17,7 @@ from cardvault.web.ui.forms import Form, read_form
 from cardvault.web.ui.headers import SecurityHeaders
 from cardvault.web.ui.session import (
     CsrfFailed,
+    RedirectTo,
     SignInRequired,
     WebArea,
     WebCookies,
@@ -29,6 +30,7 @@ from cardvault.web.ui.templating import STATIC, redirect, render
 __all__ = [
     "CsrfFailed",
     "Form",
+    "RedirectTo",
     "SignInRequired",
     "WebArea",
     "add_area",

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cardvault.errors import AuthenticationFailed, CardvaultError
-from cardvault.web.ui.session import WebArea
+from cardvault.web.ui.session import RedirectTo, WebArea
 from cardvault.web.ui.templating import redirect, render
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
@@ -62,6 +62,8 @@ def _wrap(json_handler: Handler, html: Callable[[Request, Exception], Response])
 def _domain_html(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CardvaultError)
     area = area_of(request)
+    if isinstance(exc, RedirectTo):
+        return redirect(exc.location)
     if isinstance(exc, AuthenticationFailed) and area is not None:
         return redirect(area.login_path)
     return _page(request, exc.http_status, exc.message)
