@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import pyotp
 from fastapi.testclient import TestClient
-from tests.support import auth as a
 
 from cardvault.services import directory
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.web.app import create_app
+from tests.support import auth as a
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 FORM_ID = re.compile(r'name="form_id" value="([^"]+)"')
@@ -72,9 +72,9 @@ def post(c: TestClient, url: str, *, page: str | None = None, **fields: str):  #
 _used_steps: set[tuple[str, int]] = set()
 
 
-def fresh_code(user: RaUser) -> str:
+def fresh_code(user: RaUser, shift: float = 0) -> str:
     """A TOTP code for a time step not used before in this process (codes are single-use)."""
-    now = time.time()
+    now = time.time() + shift
     for offset in (0, 30, -30):
         step = int((now + offset) // 30)
         if (user.holder.totp_secret, step) not in _used_steps:

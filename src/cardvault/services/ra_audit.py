@@ -123,7 +123,7 @@ def _names(session: Session, rows: list[AuditEvent]) -> dict[str, str]:
         select(Card.id, Card.serial).where(Card.id.in_({e.card_id for e in rows if e.card_id}))
     )
     out = {pid: f"{name} ({uid})" for pid, name, uid in people}
-    out.update(dict(cards))
+    out.update((cid, serial) for cid, serial in cards)
     return out
 
 

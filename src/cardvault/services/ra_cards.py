@@ -108,25 +108,28 @@ def enrolment_problems(
 def _question_problems(
     answers: Sequence[enrolment.SecurityAnswer], passcode: str
 ) -> list[InvalidInput]:
-    """Run the service's question rules on growing prefixes to find each bad item."""
+    """The service's question rules, applied item by item so that each bad one is named:
+    an item is checked against the good ones before it (bad ones are set aside)."""
     problems: list[InvalidInput] = []
-    for n in range(1, len(answers) + 1):
+    accepted: list[enrolment.SecurityAnswer] = []
+    for item in answers:
+        trial = [*accepted, item]
         try:
-            enrolment.check_questions(list(answers[:n]) + _fillers(answers[:n], 3 - n), passcode)
+            enrolment.check_questions(trial + _fillers(3 - len(trial)), passcode)
         except InvalidInput as exc:
-            if exc.data.get("field") not in {p.data.get("field") for p in problems}:
-                problems.append(exc)
+            problems.append(exc)
+            accepted.append(_fillers(1)[0])
+            continue
+        accepted.append(item)
     return problems
 
 
-def _fillers(
-    given: Sequence[enrolment.SecurityAnswer], count: int
-) -> list[enrolment.SecurityAnswer]:
+def _fillers(count: int) -> list[enrolment.SecurityAnswer]:
     return [
         enrolment.SecurityAnswer(
-            question=f"filler question {i} {secrets.token_hex(4)}", answer=secrets.token_hex(8)
+            question=f"filler {secrets.token_hex(8)}", answer=secrets.token_hex(8)
         )
-        for i in range(count)
+        for _ in range(count)
     ]
 
 

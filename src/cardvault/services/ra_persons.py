@@ -271,3 +271,9 @@ def recent_events(session: Session, ctx: RaContext, person_id: str) -> list[dict
         {"at": e.occurred_at, "action": e.action, "outcome": e.outcome, "reason": e.reason}
         for e in rows
     ]
+
+
+def require_person(rt: Runtime, ctx: RaContext, user_id: str) -> None:
+    """NotFound unless the person belongs to the RA's organisation (checked before anything)."""
+    with rt.db() as session:
+        person_in_scope(session, ctx, user_id)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import InvalidInput
-from cardvault.services import web_sessions, webauthn_registration
+from cardvault.services import ra_persons, web_sessions, webauthn_registration
 from cardvault.services.web_sessions import WebSessionView
 from cardvault.web import ui
 from cardvault.web.ra.common import Agent, Rt, View
@@ -49,7 +49,11 @@ async def complete(
     x_csrf_token: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     _check(view, x_csrf_token)
-    body = await request.json()
+    await run_in_threadpool(ra_persons.require_person, rt, ctx, user_id)
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
     if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
         raise InvalidInput("Send the key's answer as {credential, nickname}.")
     state = view.data.get(STATE_KEY)
