@@ -32,7 +32,7 @@ ARGS = [
     "--disable-sync",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 ]
-SHOTS = Path(__file__).resolve().parents[3] / "docs" / "ra-guide"
+SHOTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "ra-guide"
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,6 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def shot(page: Page, name: str) -> None:
-    """Keep a screenshot of a main page (docs/ra-guide/, also the test artefact)."""
+    """Keep a screenshot of a main page as a test artefact (docs/ra-guide/ has copies)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)

@@ -195,3 +195,38 @@ def test_cross_organisation_denial(page: Page, live: Live, operator: Actor) -> N
     expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
     assert _card(live, victim.serial).status == "active"
     time.sleep(0)
+
+
+def test_a_refused_security_key_ceremony_is_explained(
+    page: Page, live: Live, operator: Actor
+) -> None:
+    rt = live.rt
+    a.open_org(rt, operator, "ORGA")
+    ra = w.ra_user(rt, operator, "ORGA")
+    holder = f.active_card(rt, operator, "ORGA", forename="Fay")
+    _sign_in(page, live, ra)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable", {"enableUI": False})
+    # the organisation requires user verification; this key cannot do it: the browser refuses
+    cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "usb",
+                "hasResidentKey": True,
+                "hasUserVerification": False,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    page.goto(f"{live.url}/ra/persons/{holder.user_id}/methods/fido2")
+    page.get_by_role("button", name="Register the key").click()
+    expect(page.get_by_role("alert")).to_contain_text("Give the key a name")
+    page.get_by_label("Name for this key").fill("Grey key")
+    page.get_by_role("button", name="Register the key").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("cancelled or timed out")
+    expect(alert).to_be_focused()
+    with rt.db() as s:
+        assert s.scalar(select(Association).where(Association.method == "fido2")) is None
