@@ -67,7 +67,7 @@ def test_pair_from_qr_image_and_approve_with_the_right_number(world: World) -> N
 
 
 def test_a_wrong_number_refuses_the_sign_in(world: World) -> None:
-    phone, listener = _listen(world, "--number-file", str(world.tmp / "wrong"))
+    _phone, listener = _listen(world, "--number-file", str(world.tmp / "wrong"))
     login = world.login(world.agent())
     number = login.wait_for("Number:").split(":", 1)[1].strip()
     (world.tmp / "wrong").write_text(f"{(int(number) - 10 + 1) % 90 + 10:02d}")

@@ -121,6 +121,7 @@ def _problem_of(response: httpx.Response) -> AgentError:
         body = {}
     return AgentError(
         body.get("title") or f"The service answered {response.status_code}.",
+        remedy=body.get("remedy"),
         status=response.status_code,
         problem=body.get("code"),
     )

@@ -314,7 +314,7 @@ def answer(rt: Runtime, caller: DeviceCaller, answer: Answer) -> PushStatus:
             _record_answer(session, rt, actor, caller, ch, card, org, result, answer)
             device_ids = [d.id for d in active_devices(session, card.id, org.id)]
     if closed is not None:
-        raise ChallengeClosed(_closed_message(closed), status=closed.value)
+        raise ChallengeClosed(_closed_message(closed), push_status=closed.value)
     channel(rt).publish(challenge_topic(ch.id), {"type": "answered", "status": result.value})
     _publish_closed(rt, [d for d in device_ids if d != caller.device_id], ch.id, result)
     if result is PushStatus.WRONG_NUMBER:
