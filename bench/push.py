@@ -26,6 +26,7 @@ import json
 import os
 import secrets
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -203,7 +204,11 @@ def instance(fx: Fixture, redis: bool) -> Iterator[str]:
     try:
         for _ in range(200):
             try:
-                httpx.get(f"{url}/api/v1/health", verify=str(fx.ca_file), timeout=1)
+                httpx.get(
+                    f"{url}/api/v1/health",
+                    verify=ssl.create_default_context(cafile=str(fx.ca_file)),
+                    timeout=1,
+                )
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
@@ -269,7 +274,10 @@ async def idle_streams(
 ) -> AsyncIterator[None]:
     limits = httpx.Limits(max_connections=len(devices) + 10, max_keepalive_connections=0)
     async with httpx.AsyncClient(
-        base_url=url, verify=str(fx.ca_file), limits=limits, timeout=60
+        base_url=url,
+        verify=ssl.create_default_context(cafile=str(fx.ca_file)),
+        limits=limits,
+        timeout=60,
     ) as client:
         tasks, ready = [], []
         for i in range(0, len(devices), 100):  # connect in batches, as phones would trickle in
@@ -353,7 +361,7 @@ async def sample(
 async def measure(
     pc_url: str, device_url: str, fx: Fixture, idle: int, samples: int
 ) -> dict[str, float]:
-    verify = str(fx.ca_file)
+    verify = ssl.create_default_context(cafile=str(fx.ca_file))
     async with (
         httpx.AsyncClient(base_url=pc_url, verify=verify, timeout=60) as pcc,
         httpx.AsyncClient(base_url=device_url, verify=verify, timeout=60) as devc,

@@ -6,6 +6,7 @@ import getpass
 import json
 import platform
 import socket
+import ssl
 import sys
 import time
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ def _opts(ctx: typer.Context) -> Options:
 
 
 def _api(opts: Options, server: str, st: state.DeviceState | None = None) -> DeviceApi:
-    verify: Any = str(opts.ca_file) if opts.ca_file else True
+    verify: Any = ssl.create_default_context(cafile=str(opts.ca_file)) if opts.ca_file else True
     client = httpx.Client(base_url=server, verify=verify, timeout=30.0)
     if st is None:
         return DeviceApi(client)
