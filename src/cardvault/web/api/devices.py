@@ -8,6 +8,7 @@ where a passcode or device secret travels.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -109,6 +110,14 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+def _heartbeat(rt: Runtime, device_id: str, conn: str) -> bool:
+    """Still usable? Then still present (one worker-thread hop per beat)."""
+    if not registry.still_usable(rt, device_id):
+        return False
+    channel(rt).set_present(device_id, conn, PRESENCE_TTL_SECONDS)
+    return True
+
+
 async def _stream(rt: Runtime, caller: DeviceCaller) -> AsyncIterator[str]:
     ch = await run_in_threadpool(channel, rt)
     sub = ch.subscribe([device_topic(caller.device_id)])
@@ -118,21 +127,20 @@ async def _stream(rt: Runtime, caller: DeviceCaller) -> AsyncIterator[str]:
         yield f"retry: 3000\n{_sse('hello', {'device_id': caller.device_id})}"
         for view in await run_in_threadpool(push.pending_for_device, rt, caller):
             yield _sse("challenge", {"type": "challenge", "challenge": view})
-        last = time.monotonic()
+        # spread the connections' checks over the interval, so that phones that all
+        # reconnected at once (after a restart) do not all hit the database at once
+        beat = time.monotonic() + HEARTBEAT_SECONDS * (0.5 + secrets.randbelow(1000) / 2000)
         while True:
-            event = await sub.get(timeout=HEARTBEAT_SECONDS)
+            event = await sub.get(timeout=max(0.0, beat - time.monotonic()))
             if event is not None:
                 yield _sse(str(event.get("type", "message")), event)
                 if event.get("type") == "revoked":
                     return
-            if time.monotonic() - last >= HEARTBEAT_SECONDS:
-                last = time.monotonic()
-                if not await run_in_threadpool(registry.still_usable, rt, caller.device_id):
+            if time.monotonic() >= beat:
+                beat = time.monotonic() + HEARTBEAT_SECONDS
+                if not await run_in_threadpool(_heartbeat, rt, caller.device_id, conn):
                     yield _sse("revoked", {"type": "revoked", "reason": "no longer usable"})
                     return
-                await run_in_threadpool(
-                    ch.set_present, caller.device_id, conn, PRESENCE_TTL_SECONDS
-                )
                 yield ": keepalive\n\n"
     finally:
         sub.close()
