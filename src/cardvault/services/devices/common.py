@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import aad
-from cardvault.errors import AuthenticationFailed, Conflict, NotFound
+from cardvault.errors import AuthenticationFailed, Conflict, NotFound, Unavailable
 from cardvault.keystore.provider import MasterKey
 from cardvault.notify.channel import Channel, open_channel
 from cardvault.services.runtime import Runtime
@@ -41,6 +41,17 @@ def channel(rt: Runtime) -> Channel:
         ("push-channel", rt.settings.redis_url, rt.settings.redis_prefix),
         lambda: open_channel(rt.settings.redis_url, rt.settings.redis_prefix),
     )
+
+
+def connected(rt: Runtime, device_ids: list[str]) -> set[str]:
+    """Which of these devices hold an event stream now; none when the channel is down,
+    so that a Redis outage leaves the one-time code working."""
+    if not device_ids:
+        return set()
+    try:
+        return channel(rt).present(device_ids)
+    except Unavailable:
+        return set()
 
 
 def device_topic(device_id: str) -> str:

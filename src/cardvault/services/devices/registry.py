@@ -21,6 +21,7 @@ from cardvault.services.devices.common import (
     ACTIVE,
     REVOKED,
     channel,
+    connected,
     device_dict,
     device_topic,
 )
@@ -42,7 +43,7 @@ def list_devices(
         if organisation_id is not None:
             stmt = stmt.where(Device.organisation_id == organisation_id)
         devices = list(session.scalars(stmt.order_by(Device.created_at)))
-    present = channel(rt).present([d.id for d in devices if d.status == ACTIVE])
+    present = connected(rt, [d.id for d in devices if d.status == ACTIVE])
     return [device_dict(d, connected=d.id in present) for d in devices]
 
 

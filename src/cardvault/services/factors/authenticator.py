@@ -21,7 +21,7 @@ from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import CardvaultError
 from cardvault.services.devices import push
-from cardvault.services.devices.common import active_devices, channel, open_totp
+from cardvault.services.devices.common import active_devices, connected, open_totp
 from cardvault.services.factors.base import FactorContext, FactorFailed, FactorOutcome
 from cardvault.store.models import Device, PushChallenge
 
@@ -51,11 +51,11 @@ class AuthenticatorFactor:
         devices = active_devices(ctx.session, ctx.card.id, ctx.organisation.id)
         if not devices:
             return None
-        connected = channel(ctx.rt).present([d.id for d in devices])
+        online = connected(ctx.rt, [d.id for d in devices])
         return {
             "method": self.method,
             "devices": len(devices),
-            "connected": len(connected),
+            "connected": len(online),
             "push": True,
             "totp": any(d.sealed_totp_secret for d in devices),
             "digits": totp.DIGITS,
