@@ -67,6 +67,9 @@ def test_qr_sign_in_opens_the_session_on_the_pc(world: World) -> None:
 def test_mobile_agent_signs_in_with_passcode_and_with_biometrics(world: World) -> None:
     phone = world.authenticator()
     world.pair(phone, application="mia", biometric=True)
+    state_file = phone.state_dir / "authenticator.json"
+    assert state_file.stat().st_mode & 0o777 == 0o600
+    assert json.loads(state_file.read_text())["device_secret"]  # kept only on the "phone"
     with world.service.rt.db() as s:
         slots = s.scalars(select(KeySlotInfo.name).where(KeySlotInfo.card_id == world.card_id))
         assert any(name.startswith("device-") for name in slots)
