@@ -7,10 +7,6 @@ where a passcode or device secret travels.
 
 from __future__ import annotations
 
-import json
-import secrets
-import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,10 +16,10 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.crypto.device import unb64url
 from cardvault.services.devices import mia, pairing, push, qr_login, registry
-from cardvault.services.devices.common import PRESENCE_TTL_SECONDS, channel, device_topic
+from cardvault.services.devices.common import device_topic
 from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.runtime import Runtime
-from cardvault.store.types import new_id
+from cardvault.web.api import device_stream
 from cardvault.web.api.device_auth import device_caller, wait_for
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import runtime
@@ -106,52 +102,11 @@ async def unpair(caller: Caller, rt: Rt) -> Response:
 # --- push challenges --------------------------------------------------------------------------
 
 
-def _sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-
-def _heartbeat(rt: Runtime, device_id: str, conn: str) -> bool:
-    """Still usable? Then still present (one worker-thread hop per beat)."""
-    if not registry.still_usable(rt, device_id):
-        return False
-    channel(rt).set_present(device_id, conn, PRESENCE_TTL_SECONDS)
-    return True
-
-
-async def _stream(rt: Runtime, caller: DeviceCaller) -> AsyncIterator[str]:
-    ch = await run_in_threadpool(channel, rt)
-    sub = ch.subscribe([device_topic(caller.device_id)])
-    conn = new_id()
-    try:
-        await run_in_threadpool(ch.set_present, caller.device_id, conn, PRESENCE_TTL_SECONDS)
-        yield f"retry: 3000\n{_sse('hello', {'device_id': caller.device_id})}"
-        for view in await run_in_threadpool(push.pending_for_device, rt, caller):
-            yield _sse("challenge", {"type": "challenge", "challenge": view})
-        # spread the connections' checks over the interval, so that phones that all
-        # reconnected at once (after a restart) do not all hit the database at once
-        beat = time.monotonic() + HEARTBEAT_SECONDS * (0.5 + secrets.randbelow(1000) / 2000)
-        while True:
-            event = await sub.get(timeout=max(0.0, beat - time.monotonic()))
-            if event is not None:
-                yield _sse(str(event.get("type", "message")), event)
-                if event.get("type") == "revoked":
-                    return
-            if time.monotonic() >= beat:
-                beat = time.monotonic() + HEARTBEAT_SECONDS
-                if not await run_in_threadpool(_heartbeat, rt, caller.device_id, conn):
-                    yield _sse("revoked", {"type": "revoked", "reason": "no longer usable"})
-                    return
-                yield ": keepalive\n\n"
-    finally:
-        sub.close()
-        ch.set_absent(caller.device_id, conn)
-
-
 @router.get("/events")
 async def events(caller: Caller, rt: Rt) -> StreamingResponse:
     """Server-sent events: challenges for this device as they happen (kept open)."""
     return StreamingResponse(
-        _stream(rt, caller),
+        device_stream.stream(rt, caller),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
