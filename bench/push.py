@@ -400,35 +400,46 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=100)
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--ramp", default="0,1000,2000,4000,8000")
+    ap.add_argument("--ramp-only", action="store_true", help="skip the fixed scenarios")
     args = ap.parse_args()
     ramp = [int(x) for x in args.ramp.split(",") if x]
     most = max([args.devices, *ramp])
     print(f"Preparing {most} idle devices and a probe (PostgreSQL, cheap Argon2)…", flush=True)
     fx = prepare(most)
     try:
-        with instance(fx, redis=False) as one:
-            show(
-                f"one instance, {args.devices} devices connected",
-                asyncio.run(measure(one, one, fx, args.devices, args.samples)),
-            )
-        with instance(fx, redis=True) as a, instance(fx, redis=True) as b:
-            show(
-                f"two instances via Redis, {args.devices} devices on B",
-                asyncio.run(measure(a, b, fx, args.devices, args.samples)),
-            )
-        base = None
-        with instance(fx, redis=False) as one:
-            for n in ramp:
-                r = asyncio.run(measure(one, one, fx, n, args.samples))
-                show(f"ramp: one instance, {n} devices connected", r)
-                base = base or r["p50"]
-                if r["p50"] >= 2 * base:
-                    print(f"Median latency doubled at {n} connected devices per instance.")
-                    break
-            else:
-                print(f"Median latency had not doubled at {ramp[-1]} devices per instance.")
+        if not args.ramp_only:
+            fixed(fx, args.devices, args.samples)
+        ramp_up(fx, ramp, args.samples)
     finally:
         shutil.rmtree(fx.data, ignore_errors=True)
+
+
+def fixed(fx: Fixture, devices: int, samples: int) -> None:
+    """N devices on one instance; then two instances through Redis (phones on B, PC on A)."""
+    with instance(fx, redis=False) as one:
+        show(
+            f"one instance, {devices} devices connected",
+            asyncio.run(measure(one, one, fx, devices, samples)),
+        )
+    with instance(fx, redis=True) as a, instance(fx, redis=True) as b:
+        show(
+            f"two instances via Redis, {devices} devices on B",
+            asyncio.run(measure(a, b, fx, devices, samples)),
+        )
+
+
+def ramp_up(fx: Fixture, ramp: list[int], samples: int) -> None:
+    """More and more idle devices on one instance, until the median doubles."""
+    base = None
+    with instance(fx, redis=False) as one:
+        for n in ramp:
+            r = asyncio.run(measure(one, one, fx, n, samples))
+            show(f"ramp: one instance, {n} devices connected", r)
+            base = base or r["p50"]
+            if r["p50"] >= 2 * base:
+                print(f"Median latency doubled at {n} connected devices per instance.")
+                return
+    print(f"Median latency had not doubled at {ramp[-1]} devices per instance.")
 
 
 if __name__ == "__main__":
