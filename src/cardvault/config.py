@@ -65,7 +65,13 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=65536, ge=1024)
     trusted_proxies: list[str] = Field(default_factory=list)
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        default=None, description="Redis for push events across instances; none: one instance"
+    )
+    redis_prefix: str = Field(default="cardvault", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    push_challenge_seconds: int = Field(default=120, ge=5, le=600)
+    push_max_pending: int = Field(default=3, ge=1, le=20)
+    device_pairing_minutes: int = Field(default=10, ge=1, le=24 * 60)
 
     mail_mode: Literal["outbox", "smtp"] = "outbox"
     smtp_host: str = "localhost"

@@ -11,6 +11,7 @@ from cardvault.cli import (
     audit_cmd,
     ca_cmd,
     card_cmd,
+    device_cmd,
     keys_cmd,
     method_cmd,
     org_cmd,
@@ -55,6 +56,7 @@ app.add_typer(person_cmd.ra_app, name="ra")
 app.add_typer(card_cmd.app, name="card")
 app.add_typer(ca_cmd.app, name="ca")
 app.add_typer(audit_cmd.app, name="audit")
+device_cmd.register(method_cmd.app)
 app.add_typer(method_cmd.app, name="method")
 app.add_typer(rp_cmd.app, name="rp")
 

@@ -341,9 +341,17 @@ class Notification(Base):
 
 
 class PushChallenge(Base):
+    """A push sign-in request to a card's paired devices (number matching, single use).
+
+    ``transaction_id`` is cleared when the sign-in ends; the row stays for the back-off.
+    """
+
     __tablename__ = "push_challenges"
+    __table_args__ = (Index("ix_push_challenges_card_created", "card_id", "created_at"),)
     id: Mapped[str] = _id()
-    transaction_id: Mapped[str] = mapped_column(ForeignKey("auth_transactions.id"), index=True)
+    transaction_id: Mapped[str | None] = mapped_column(
+        ForeignKey("auth_transactions.id", ondelete="SET NULL"), index=True
+    )
     card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), default="pending")

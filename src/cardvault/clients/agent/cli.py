@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import getpass
+import io
 import json
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
+import segno
 import typer
 
 from cardvault.clients.agent import core, state
@@ -97,8 +100,42 @@ def _passcode(from_stdin: bool) -> str:
 
 def _ask(prompt: str) -> str:
     if not sys.stdin.isatty():
-        raise InvalidInput(f"{prompt} is needed: pass it with --totp.")
+        line = sys.stdin.readline(64).strip()  # the line after the passcode, if any
+        if not line:
+            raise InvalidInput(f"{prompt} is needed: pass it with --totp.")
+        return line
     return str(typer.prompt(prompt))
+
+
+def _shower(number_file: Path | None) -> Callable[[str], None]:
+    def show(number: str) -> None:
+        typer.secho(
+            f"Number: {number}\nType this number in the cardvault app on your phone and approve.",
+            err=True,
+            bold=True,
+        )
+        if number_file is not None:
+            tmp = number_file.with_name(f".{number_file.name}.tmp")
+            tmp.write_text(number)
+            tmp.replace(number_file)
+
+    return show
+
+
+def _note(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _show_qr(png: Path | None) -> Callable[[str], None]:
+    def show(uri: str) -> None:
+        qr = segno.make(uri, error="m")
+        if png is not None:
+            qr.save(str(png), scale=6, border=4)
+        buf = io.StringIO()
+        qr.terminal(out=buf, compact=True)
+        typer.echo(f"Scan this with the cardvault app on your phone:\n{buf.getvalue()}", err=True)
+
+    return show
 
 
 @app.command()
@@ -109,12 +146,29 @@ def login(
     organisation: Annotated[str | None, typer.Option(help="Organisation code, if several.")] = None,
     passcode_stdin: Annotated[bool, typer.Option(help="Read the passcode from stdin.")] = False,
     totp: Annotated[str | None, typer.Option(help="The code from your authenticator app.")] = None,
+    qr: Annotated[
+        bool, typer.Option(help="Sign in by scanning a QR code with your phone.")
+    ] = False,
+    qr_png: Annotated[Path | None, typer.Option(help="Also write the QR code to a PNG.")] = None,
+    number_file: Annotated[
+        Path | None, typer.Option(help="Also write the push number to this file.")
+    ] = None,
 ) -> None:
-    """Sign in: passcode, then the second factor. The session is kept for later commands."""
+    """Sign in: passcode, then your phone (push) or a one-time code; or by QR code."""
     opts = _opts(ctx)
     try:
         if not opts.server:
             raise InvalidInput("Give the service address with --server.")
+        if qr:
+            with _client(opts, opts.server) as client:
+                st = core.qr_login(
+                    CardvaultApi(client),
+                    opts.server,
+                    client_name=socket.gethostname(),
+                    show_qr=_show_qr(qr_png),
+                )
+            _signed_in(opts, st, state.save(opts.state_dir, st))
+            return
         if bool(email) == bool(ad_account):
             raise InvalidInput("Give exactly one of --email or --ad-account.")
         kind, ident = ("email", email) if email else ("ad_account", ad_account)
@@ -126,10 +180,22 @@ def login(
             client_name=socket.gethostname(),
         )
         with _client(opts, opts.server) as client:
-            st = core.login(CardvaultApi(client), opts.server, data, totp=totp, ask_code=_ask)
+            st = core.login(
+                CardvaultApi(client),
+                opts.server,
+                data,
+                totp=totp,
+                ask_code=_ask,
+                show_number=_shower(number_file),
+                note=_note,
+            )
         path = state.save(opts.state_dir, st)
     except CardvaultError as exc:
         raise _fail(exc) from None
+    _signed_in(opts, st, path)
+
+
+def _signed_in(opts: Options, st: state.AgentState, path: Path) -> None:
     _out(
         opts,
         {

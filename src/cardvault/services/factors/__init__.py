@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cardvault.services.factors.authenticator import AuthenticatorFactor
 from cardvault.services.factors.base import (
     FactorContext,
     FactorFailed,
@@ -14,5 +15,5 @@ __all__ = ["FactorContext", "FactorFailed", "FactorOutcome", "SecondFactor", "in
 
 
 def installed() -> dict[str, SecondFactor]:
-    factors: list[SecondFactor] = [TotpFactor()]
+    factors: list[SecondFactor] = [TotpFactor(), AuthenticatorFactor()]
     return {f.method: f for f in factors}
