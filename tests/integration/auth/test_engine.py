@@ -253,7 +253,8 @@ def test_an_unoffered_inline_factor_keeps_the_right_passcode_counted_as_right(
             second_factor={"method": "carrier-pigeon"},
         ),
     )
-    assert result.session is None and result.factor_error is not None
+    assert result.session is None
+    assert result.factor_error is not None
     assert result.factor_error["code"] == "invalid_input"
     assert _card(rt, h.card.card_id).failed_attempts == 0
     grant = engine.complete_factor(
