@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 from tests.support import auth as a
+from tests.support import factories as f
 from tests.support import piv_service as p
 
 from cardvault.card.apdu import Sw
@@ -18,7 +19,6 @@ from cardvault.services.piv import issuance, links
 from cardvault.services.piv.links import LinkClosed
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, PivCard
-from tests.support import factories as f
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_the_issuance_pin_is_the_issuance_passcode(
 
 def test_progress_names_what_is_missing(rt: Runtime, operator: Actor, engine: Engine) -> None:
     w = p.world(rt, operator, engine)
-    reader, started = p.start_issuance(rt, w)
+    reader, _started = p.start_issuance(rt, w)
     answer = _relay_status(reader)
     assert answer.missing == (
         "change the management key",

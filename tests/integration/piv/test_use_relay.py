@@ -188,7 +188,8 @@ def test_link_status_does_not_restart_the_idle_timer(rt: Runtime, use: p.InUse) 
 def test_the_link_carries_the_public_objects(rt: Runtime, use: p.InUse) -> None:
     link = links.open_use_link(rt, a.client(), token=use.token, session_key=use.session_key)
     cert = link.objects[ObjectId.CERT_PIV_AUTHENTICATION]
-    assert cert is not None and use.personalised.certificates[Slot.PIV_AUTHENTICATION] in cert
+    assert cert is not None
+    assert use.personalised.certificates[Slot.PIV_AUTHENTICATION] in cert
     assert link.objects[ObjectId.CERT_KEY_MANAGEMENT] is None
     assert link.objects[ObjectId.DISCOVERY] is not None
 
