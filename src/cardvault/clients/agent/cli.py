@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import getpass
-import json
 import socket
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
 
-from cardvault.clients.agent import core, state
+from cardvault.clients.agent import connector_cmd, core, state
 from cardvault.clients.agent.api import CardvaultApi
+from cardvault.clients.agent.options import Options
+from cardvault.clients.agent.options import client as _client
+from cardvault.clients.agent.options import fail as _fail
+from cardvault.clients.agent.options import options as _opts
+from cardvault.clients.agent.options import out as _out
 from cardvault.errors import CardvaultError, InvalidInput
 
 app = typer.Typer(
@@ -24,20 +27,6 @@ app = typer.Typer(
     help="Sign in with your virtual smartcard and use it from this PC.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-@dataclass(kw_only=True)
-class Options:
-    server: str | None
-    ca_file: Path | None
-    state_dir: Path
-    json: bool
-
-
-def _opts(ctx: typer.Context) -> Options:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Options)
-    return obj
 
 
 @app.callback()
@@ -62,20 +51,6 @@ def root(
     ctx.obj = Options(
         server=server, ca_file=ca_file, state_dir=state_dir or state.default_dir(), json=json_output
     )
-
-
-def _client(opts: Options, server: str) -> httpx.Client:
-    verify: Any = str(opts.ca_file) if opts.ca_file else True
-    return httpx.Client(base_url=server, verify=verify, timeout=30.0)
-
-
-def _out(opts: Options, data: Any, text: str) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str) if opts.json else text)
-
-
-def _fail(exc: CardvaultError) -> typer.Exit:
-    typer.secho(f"Error: {exc.diagnostics()}", err=True, fg="red")
-    return typer.Exit(exc.exit_code)
 
 
 def _passcode(from_stdin: bool) -> str:
@@ -104,6 +79,11 @@ def login(
     organisation: Annotated[str | None, typer.Option(help="Organisation code, if several.")] = None,
     passcode_stdin: Annotated[bool, typer.Option(help="Read the passcode from stdin.")] = False,
     totp: Annotated[str | None, typer.Option(help="The code from your authenticator app.")] = None,
+    ra: Annotated[bool, typer.Option("--ra", help="Sign in as an RA user (RA session).")] = False,
+    role: Annotated[
+        str | None,
+        typer.Option(help="With --ra: act under this RA role in --organisation at once."),
+    ] = None,
 ) -> None:
     """Sign in: passcode, then the second factor. The session is kept for later commands."""
     opts = _opts(ctx)
@@ -112,6 +92,8 @@ def login(
             raise InvalidInput("Give the service address with --server.")
         if bool(email) == bool(ad_account):
             raise InvalidInput("Give exactly one of --email or --ad-account.")
+        if role and not (ra and organisation):
+            raise InvalidInput("--role needs --ra and --organisation.")
         kind, ident = ("email", email) if email else ("ad_account", ad_account)
         data = core.LoginInput(
             identifier_kind=kind,
@@ -119,21 +101,56 @@ def login(
             passcode=_passcode(passcode_stdin),
             organisation=organisation,
             client_name=socket.gethostname(),
+            purpose="ra" if ra else "holder",
         )
         with _client(opts, opts.server) as client:
-            st = core.login(CardvaultApi(client), opts.server, data, totp=totp, ask_code=_ask)
+            api = CardvaultApi(client)
+            st = core.login(api, opts.server, data, totp=totp, ask_code=_ask)
+            if role and organisation:
+                st = core.select_role(api, st, organisation, role)
         path = state.save(opts.state_dir, st)
     except CardvaultError as exc:
         raise _fail(exc) from None
+    acting = f", acting as {st.acting_role} in {st.acting_organisation}" if st.acting_role else ""
     _out(
         opts,
         {
             "card_serial": st.card_serial,
             "organisation": st.organisation,
+            "purpose": st.purpose,
+            "acting_organisation": st.acting_organisation,
+            "acting_role": st.acting_role,
             "expires_at": st.expires_at,
             "state_file": str(path),
         },
-        f"Signed in with card {st.card_serial} ({st.organisation}) until {st.expires_at}.",
+        f"Signed in with card {st.card_serial} ({st.organisation}) until {st.expires_at}{acting}.",
+    )
+
+
+@app.command()
+def role(
+    ctx: typer.Context,
+    organisation: Annotated[str | None, typer.Argument(help="Organisation code.")] = None,
+    name: Annotated[str | None, typer.Argument(help="ra_manager, ra_agent or auditor.")] = None,
+) -> None:
+    """RA sessions: list your RA roles, or act in ORGANISATION under role NAME."""
+    opts = _opts(ctx)
+    try:
+        st = state.load(opts.state_dir)
+        with _client(opts, st.server) as client:
+            api = CardvaultApi(client)
+            if organisation is None or name is None:
+                roles = core.ra_roles(api, st)
+                _out(opts, roles, "\n".join(f"{r['organisation']} {r['role']}" for r in roles))
+                return
+            st = core.select_role(api, st, organisation, name)
+        state.save(opts.state_dir, st)
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    _out(
+        opts,
+        {"organisation": st.acting_organisation, "role": st.acting_role},
+        f"Acting as {st.acting_role} in {st.acting_organisation}.",
     )
 
 
@@ -234,6 +251,9 @@ def logout(ctx: typer.Context) -> None:
     except CardvaultError as exc:
         raise _fail(exc) from None
     _out(opts, {"signed_out": True}, "Signed out.")
+
+
+app.command("connector")(connector_cmd.connector)
 
 
 def run() -> None:

@@ -43,7 +43,7 @@ def login(
     result = api.sealed_call("/api/v1/auth/login", claims)
     sk = result["session_key"]
     if result.get("session"):
-        return _state(server, result["session"], sk)
+        return _state(server, result["session"], sk, data.purpose)
     error = result.get("factor_error")
     methods = [f.get("method") for f in result.get("second_factors", [])]
     if not methods:
@@ -57,10 +57,10 @@ def login(
         "/api/v1/auth/factor",
         {"transaction_id": result["transaction_id"], "response": {"method": "totp", "code": code}},
     )
-    return _state(server, session, sk)
+    return _state(server, session, sk, data.purpose)
 
 
-def _state(server: str, session: dict[str, Any], sk: str) -> AgentState:
+def _state(server: str, session: dict[str, Any], sk: str, purpose: str) -> AgentState:
     return AgentState(
         server=server,
         token=session["token"],
@@ -68,7 +68,41 @@ def _state(server: str, session: dict[str, Any], sk: str) -> AgentState:
         card_serial=session["card_serial"],
         organisation=session["organisation"],
         expires_at=session["expires_at"],
+        purpose=purpose,
     )
+
+
+ISSUING_ROLES = ("ra_manager", "ra_agent")
+
+
+def ra_roles(api: CardvaultApi, state: AgentState) -> list[dict[str, str]]:
+    items: list[dict[str, str]] = api.get("/api/v1/ra/roles", token=state.token)["items"]
+    return items
+
+
+def select_role(api: CardvaultApi, state: AgentState, organisation: str, role: str) -> AgentState:
+    """Act in one organisation under one of your RA roles there (the RA API's role choice)."""
+    if state.purpose != "ra":
+        raise AgentError(
+            "RA roles need an RA session.", remedy="Sign in with `cardvault-agent login --ra`."
+        )
+    chosen = api.post(
+        "/api/v1/ra/role", {"organisation": organisation, "role": role}, token=state.token
+    )
+    state.acting_organisation, state.acting_role = chosen["organisation"], chosen["role"]
+    return state
+
+
+def issuing_role(api: CardvaultApi, state: AgentState, organisation: str) -> AgentState:
+    """Make sure the RA acts in ``organisation`` under a role that may issue cards."""
+    wanted = organisation.strip().upper()
+    if state.acting_organisation == wanted and state.acting_role in ISSUING_ROLES:
+        return state
+    held = [r["role"] for r in ra_roles(api, state) if r["organisation"] == wanted]
+    usable = [role for role in ISSUING_ROLES if role in held]
+    if not usable:
+        raise AgentError(f"You have no RA role in {wanted} that may issue cards.")
+    return select_role(api, state, wanted, usable[0])
 
 
 def sign(

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from cardvault.card.piv import ATR
 from cardvault.errors import InvalidInput
 from cardvault.services.piv import issuance, links
 from cardvault.services.piv.ports import Mode
@@ -52,6 +53,7 @@ class LinkIn(BaseModel):
 class LinkOut(BaseModel):
     link_id: str
     serial: str
+    atr: str = Field(description="the card's ATR (hex), for the virtual reader")
     objects: dict[str, str | None] = Field(description="GET DATA answers by tag (hex), or null")
     expires_at: datetime
     idle_expires_at: datetime
@@ -86,6 +88,7 @@ class IssuanceIn(BaseModel):
 class IssuanceOut(BaseModel):
     link_id: str
     serial: str
+    atr: str
     issuance_key: str
     holder: str
     organisation: str
@@ -119,6 +122,7 @@ async def open_link(request: Request, rt: Annotated[Runtime, Depends(runtime)]) 
     out = LinkOut(
         link_id=link.link_id,
         serial=link.serial,
+        atr=ATR.hex(),
         objects=objects,
         expires_at=link.expires_at,
         idle_expires_at=link.idle_expires_at,
@@ -150,6 +154,7 @@ async def start_issuance(request: Request, rt: Annotated[Runtime, Depends(runtim
     out = IssuanceOut(
         link_id=started.link_id,
         serial=started.serial,
+        atr=ATR.hex(),
         issuance_key=_out(started.issuance_key),
         holder=started.holder,
         organisation=started.organisation,
