@@ -24,7 +24,6 @@ from cardvault.errors import CardvaultError, InvalidInput
 __all__ = ["connector"]
 
 
-
 def reader_name(port: int) -> str:
     """Debian's vpcd config: CHANNELID 0x8C7B, two slots, "Virtual PCD 00 0n" on 35963 + n."""
     slot = port - DEFAULT_PORT
