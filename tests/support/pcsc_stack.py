@@ -26,10 +26,13 @@ from pathlib import Path
 
 import httpx
 import pyotp
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from cardvault.config import Settings
+from cardvault.crypto import x509 as cx509
 from cardvault.crypto.tls import development_certificate
-from cardvault.services import directory, methods
+from cardvault.services import ca, directory, methods
 from cardvault.services.runtime import Actor, Runtime, open_runtime
 from tests.support import factories as f
 
@@ -355,3 +358,96 @@ def stop(process: subprocess.Popen[bytes], *, timeout: float = 15) -> int:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     return process.wait(timeout=timeout)
+
+
+# -- issuance with the real tools ------------------------------------------------------------
+
+
+def personalise(service: Service, directory: Path, *, new_key: str, pin: str, puk: str) -> None:
+    """What a card management system does with a blank card, with yubico-piv-tool, OpenSC and
+    OpenSSL: management key, keys in 9A and 9C, a certificate from the CA via a CSR the card
+    signs (9A) and a self-signed one (9C), then PIN and PUK."""
+    ykpiv(f"--key={DEFAULT_KEY}", "-a", "set-mgm-key", f"--new-key={new_key}")
+    for slot, algorithm in (("9a", "RSA2048"), ("9c", "ECCP256")):
+        out = str(directory / f"{slot}.pem")
+        ykpiv(f"--key={new_key}", "-a", "generate", "-s", slot, "-A", algorithm, "-o", out)
+    certificate_from_the_ca(service, directory)
+    self_signed(directory, "9c", "02")
+    for slot in ("9a", "9c"):
+        cert = str(directory / f"{slot}.crt")
+        ykpiv(f"--key={new_key}", "-a", "import-certificate", "-s", slot, "-i", cert)
+    ykpiv("-a", "change-pin", "-P", "123456", "-N", pin)
+    ykpiv("-a", "change-puk", "-P", "12345678", "-N", puk)
+
+
+def engine_env(directory: Path, slot: str) -> dict[str, str]:
+    """OpenSC finds a key without a certificate through PIV_<slot>_KEY (its public key)."""
+    pem, der = directory / f"{slot}.pem", directory / f"{slot}.der"
+    run("openssl", "pkey", "-pubin", "-in", str(pem), "-outform", "DER", "-out", str(der))
+    return {
+        "PATH": "/usr/bin:/bin",
+        f"PIV_{slot.upper()}_KEY": str(der),
+        "OPENSSL_CONF": "/dev/null",
+    }
+
+
+def certificate_from_the_ca(service: Service, directory: Path) -> None:
+    """9A: the card signs a CSR (OpenSSL's pkcs11 engine through OpenSC); the CA certifies it."""
+    csr_path = directory / "9a.csr"
+    uri = key_uri("01", "123456")
+    run(
+        "openssl",
+        "req",
+        "-new",
+        "-engine",
+        "pkcs11",
+        "-keyform",
+        "engine",
+        "-key",
+        uri,
+        "-subj",
+        "/CN=Hana Holder",
+        "-out",
+        str(csr_path),
+        env=engine_env(directory, "9a"),
+    )
+    csr = x509.load_pem_x509_csr(csr_path.read_bytes())
+    assert csr.is_signature_valid, "the card's key signed the request"
+    issuer = ca.load(service.rt)
+    public = csr.public_key()
+    assert isinstance(public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
+    cert = cx509.issue_card_certificate(
+        ca_key=issuer.key,
+        ca_cert=issuer.cert,
+        subject=csr.subject,
+        public_key=public,
+        usage=cx509.CertUsage.AUTHENTICATION,
+        now=service.rt.clock(),
+    )
+    (directory / "9a.crt").write_bytes(cx509.certificate_to_pem(cert))
+    (directory / "ca.pem").write_bytes(issuer.cert_pem)
+
+
+def self_signed(directory: Path, slot: str, key_id: str) -> None:
+    """Self-signed through OpenSC; 9C asks for the PIN again for the signature (PIN always)."""
+    out = str(directory / f"{slot}.crt")
+    run(
+        "openssl",
+        "req",
+        "-new",
+        "-x509",
+        "-engine",
+        "pkcs11",
+        "-keyform",
+        "engine",
+        "-key",
+        key_uri(key_id, "123456"),
+        "-subj",
+        f"/CN=Hana Holder {slot}",
+        "-days",
+        "30",
+        "-out",
+        out,
+        env=engine_env(directory, slot),
+        stdin="123456\n",
+    )

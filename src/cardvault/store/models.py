@@ -343,6 +343,9 @@ class PivLink(Base):
     #: so that a request repeated after a network error is answered, not executed twice
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     last_response: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: HMAC of the PIN last verified on this link, keyed from SK/IK, sealed under the master
+    #: key (services/piv/recheck.py): the same PIN again needs no second Argon2id run
+    pin_recheck: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = _created()
     last_used_at: Mapped[datetime] = _created()
 

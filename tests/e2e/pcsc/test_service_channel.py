@@ -30,7 +30,6 @@ from tests.support import factories as f
 from tests.support import pcsc_stack as st
 from tests.support.pcsc_stack import READER, run
 
-from cardvault.crypto import x509 as cx509
 from cardvault.services import ca, enrolment, methods
 from cardvault.services.runtime import Actor
 from cardvault.store.models import AuditEvent, Card
@@ -111,7 +110,7 @@ def issued(stack: Stack) -> Iterator[Issued]:
         st.wait_for(st.card_present, timeout=30, what="the blank card in the reader")
         directory = stack.scratch / "issuance"
         directory.mkdir()
-        _personalise(stack, directory)
+        st.personalise(stack.service, directory, new_key=NEW_KEY, pin=PIN, puk=PUK)
         st.wait_for(lambda: "is issued" in log.read_text(), timeout=10, what="issued")
     finally:
         code = st.stop(connector)
@@ -121,98 +120,6 @@ def issued(stack: Stack) -> Iterator[Issued]:
     assert serial, text
     st.wait_for(lambda: not st.card_present(), timeout=10, what="the card to leave the reader")
     return Issued(stack=stack, serial=serial[1], directory=directory, log=text)
-
-
-def _personalise(stack: Stack, directory: Path) -> None:
-    st.ykpiv(f"--key={st.DEFAULT_KEY}", "-a", "set-mgm-key", f"--new-key={NEW_KEY}")
-    for slot, algorithm in (("9a", "RSA2048"), ("9c", "ECCP256")):
-        st.ykpiv(
-            f"--key={NEW_KEY}",
-            "-a",
-            "generate",
-            "-s",
-            slot,
-            "-A",
-            algorithm,
-            "-o",
-            str(directory / f"{slot}.pem"),
-        )
-    _certificate_from_the_ca(stack, directory)
-    _self_signed(directory, "9c", "02")
-    for slot in ("9a", "9c"):
-        cert = str(directory / f"{slot}.crt")
-        st.ykpiv(f"--key={NEW_KEY}", "-a", "import-certificate", "-s", slot, "-i", cert)
-    st.ykpiv("-a", "change-pin", "-P", "123456", "-N", PIN)
-    st.ykpiv("-a", "change-puk", "-P", "12345678", "-N", PUK)
-
-
-def _engine_env(directory: Path, slot: str) -> dict[str, str]:
-    """OpenSC finds a key without a certificate through PIV_<slot>_KEY (its public key)."""
-    pem, der = directory / f"{slot}.pem", directory / f"{slot}.der"
-    run("openssl", "pkey", "-pubin", "-in", str(pem), "-outform", "DER", "-out", str(der))
-    return {
-        "PATH": "/usr/bin:/bin",
-        f"PIV_{slot.upper()}_KEY": str(der),
-        "OPENSSL_CONF": "/dev/null",
-    }
-
-
-def _certificate_from_the_ca(stack: Stack, directory: Path) -> None:
-    """9A: the card signs a CSR (OpenSSL's pkcs11 engine through OpenSC); the CA certifies it."""
-    csr_path = directory / "9a.csr"
-    run(
-        "openssl",
-        "req",
-        "-new",
-        "-engine",
-        "pkcs11",
-        "-keyform",
-        "engine",
-        "-key",
-        st.key_uri("01", "123456"),
-        "-subj",
-        "/CN=Hana Holder",
-        "-out",
-        str(csr_path),
-        env=_engine_env(directory, "9a"),
-    )
-    csr = x509.load_pem_x509_csr(csr_path.read_bytes())
-    assert csr.is_signature_valid, "the card's key signed the request"
-    issuer = ca.load(stack.service.rt)
-    cert = cx509.issue_card_certificate(
-        ca_key=issuer.key,
-        ca_cert=issuer.cert,
-        subject=csr.subject,
-        public_key=csr.public_key(),  # type: ignore[arg-type]
-        usage=cx509.CertUsage.AUTHENTICATION,
-        now=stack.service.rt.clock(),
-    )
-    (directory / "9a.crt").write_bytes(cx509.certificate_to_pem(cert))
-    (directory / "ca.pem").write_bytes(issuer.cert_pem)
-
-
-def _self_signed(directory: Path, slot: str, key_id: str) -> None:
-    """9C: self-signed through OpenSC; the PIN is asked again for the signature (PIN always)."""
-    run(
-        "openssl",
-        "req",
-        "-new",
-        "-x509",
-        "-engine",
-        "pkcs11",
-        "-keyform",
-        "engine",
-        "-key",
-        st.key_uri(key_id, "123456"),
-        "-subj",
-        f"/CN=Hana Holder {slot}",
-        "-days",
-        "30",
-        "-out",
-        str(directory / f"{slot}.crt"),
-        env=_engine_env(directory, slot),
-        stdin="123456\n",
-    )
 
 
 def test_the_connector_showed_the_issuance_steps(issued: Issued) -> None:

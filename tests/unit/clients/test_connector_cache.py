@@ -17,7 +17,7 @@ from piv_fakes import Card  # noqa: E402
 from cardvault.card.piv import ObjectId, blank_card  # noqa: E402
 from cardvault.card.piv.data import public_objects  # noqa: E402
 from cardvault.card.piv.objects import certificate_container  # noqa: E402
-from cardvault.clients.connector.cache import PublicObjectCache  # noqa: E402
+from cardvault.clients.connector.cache import LocalAnswers  # noqa: E402
 
 CERT = os.urandom(1200)  # the cache does not parse certificates
 
@@ -29,7 +29,7 @@ def card() -> Card:
     return Card(state=state)
 
 
-def _run(card: Card, cache: PublicObjectCache, apdus: list[str]) -> list[tuple[bytes, bytes]]:
+def _run(card: Card, cache: LocalAnswers, apdus: list[str]) -> list[tuple[bytes, bytes]]:
     """Each APDU answered by the cache and by the applet itself."""
     return [(cache.answer(bytes.fromhex(a)) or b"", card.send(a)) for a in apdus]
 
@@ -49,13 +49,13 @@ def _run(card: Card, cache: PublicObjectCache, apdus: list[str]) -> list[tuple[b
     ],
 )
 def test_the_cache_answers_like_the_applet(card: Card, apdus: list[str]) -> None:
-    cache = PublicObjectCache(public_objects(card.state))
+    cache = LocalAnswers(public_objects(card.state))
     for local, applet in _run(card, cache, apdus):
         assert local == applet
 
 
 def test_other_commands_go_to_the_card(card: Card) -> None:
-    cache = PublicObjectCache(public_objects(card.state))
+    cache = LocalAnswers(public_objects(card.state))
     for apdu in (
         "00200080",  # VERIFY status
         "00cb3fff055c035fc103",  # fingerprints: PIN-protected, not cached
@@ -68,14 +68,14 @@ def test_other_commands_go_to_the_card(card: Card) -> None:
 
 
 def test_get_response_after_a_forwarded_command_goes_to_the_card(card: Card) -> None:
-    cache = PublicObjectCache(public_objects(card.state))
+    cache = LocalAnswers(public_objects(card.state))
     assert cache.answer(bytes.fromhex("00cb3fff055c035fc10500")) is not None
     assert cache.answer(bytes.fromhex("00200080")) is None
     assert cache.answer(bytes.fromhex("00c0000000")) is None
 
 
 def test_power_up_drops_what_was_waiting(card: Card) -> None:
-    cache = PublicObjectCache(public_objects(card.state))
+    cache = LocalAnswers(public_objects(card.state))
     assert cache.answer(bytes.fromhex("00cb3fff055c035fc10500"))[-2] == 0x61  # type: ignore[index]
     cache.reset()
     assert cache.answer(bytes.fromhex("00c0000000")) is None

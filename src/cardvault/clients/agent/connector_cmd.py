@@ -60,10 +60,9 @@ def connector(
 ) -> None:
     """Put your card into the virtual smartcard reader until the session ends (Ctrl-C: out)."""
     opts = options(ctx)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(message)s",
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    if verbose:
+        logging.getLogger("cardvault").setLevel(logging.DEBUG)
     try:
         st = state.load(opts.state_dir)
         with client(opts, st.server) as http, client(opts, st.server) as monitor_http:

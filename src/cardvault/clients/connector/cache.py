@@ -1,18 +1,25 @@
-"""The connector's copy of the card's public objects, so a signature is not ~40 round trips.
+"""What the connector answers itself, so a signature is not ~40 round trips to the service.
 
-OpenSC reads Discovery, the CCC, the CHUID and every certificate object each time a program
-opens the card -- twice, first with ``Le=08`` to learn the length. Those objects are public
-and cannot change while a holder's session lasts (writing them needs the management key,
-which is refused outside issuance), so the connector answers GET DATA for them itself,
-including the ``61xx`` / GET RESPONSE chaining a real card would do. Everything else goes to
-the service. This module knows only enough of ISO 7816-4 to recognise those two commands.
+* **Public objects.** OpenSC reads Discovery, the CCC, the CHUID and every certificate
+  object each time a program opens the card -- twice, first with ``Le=08`` to learn the
+  length. They are public and cannot change during a holder's session (writing them needs
+  the management key, which is refused outside issuance), so GET DATA for them is answered
+  here from the copy the service handed over with the link.
+* **Constant answers.** The probes card drivers send to recognise a card (SELECT of other
+  applications, GET VERSION, ...) get answers that depend on nothing; the service lists them.
+* **Response chaining.** When a command's answer is longer than the client's ``Le``, the
+  service sends the whole answer at once and the connector hands it out in ``61xx`` / GET
+  RESPONSE pieces exactly as the applet would, saving a round trip per piece.
+
+A command answered here cancels what was waiting for GET RESPONSE, as any command does on a
+card. This module knows only enough of ISO 7816-4 to recognise those commands.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["PublicObjectCache"]
+__all__ = ["LocalAnswers"]
 
 _GET_DATA = (0x00, 0xCB, 0x3F, 0xFF)
 _GET_RESPONSE = (0x00, 0xC0, 0x00, 0x00)
@@ -23,48 +30,81 @@ _NOTHING_WAITING = b"\x69\x85"
 _TAG_LIST = 0x5C
 
 
-class PublicObjectCache:
-    """Answers GET DATA of the objects it holds; ``None`` means "ask the card"."""
+class LocalAnswers:
+    """Answers what it can; ``None`` means "ask the card"."""
 
-    def __init__(self, answers: Mapping[int, bytes | None]) -> None:
-        self._answers = dict(answers)
+    def __init__(
+        self,
+        objects: Mapping[int, bytes | None] | None = None,
+        constant: Mapping[bytes, bytes] | None = None,
+    ) -> None:
+        self._objects = dict(objects or {})
+        self._constant = dict(constant or {})
         self._pending = b""
+        self._waiting_sw = _OK
         self._answered_last = False
         self.hits = 0
 
     def answer(self, apdu: bytes) -> bytes | None:
         """The local answer to ``apdu``, or None when the card must answer it."""
-        header = tuple(apdu[:4])
-        if header == _GET_RESPONSE and self._answered_last:
+        if tuple(apdu[:4]) == _GET_RESPONSE and self._answered_last:
             return self._continue(_short_le(apdu[4:]))
-        self._answered_last = False
-        self._pending = b""
-        if header != _GET_DATA:
+        self.reset()
+        local = self._constant.get(bytes(apdu))
+        if local is None:
+            local = self._object(apdu)
+        if local is not None:
+            self.hits += 1
+            self._answered_last = True
+        return local
+
+    def expected_length(self, apdu: bytes) -> int | None:
+        """Ne of a short APDU (the pieces a whole answer is cut into); None if extended."""
+        body = apdu[4:]
+        if len(apdu) < 4 or (len(body) > 1 and body[0] == 0):
             return None
-        request = _get_data(apdu[4:])
-        if request is None or request[0] not in self._answers:
-            return None
-        tag, limit = request
-        self.hits += 1
+        if len(body) <= 1:
+            return _short_le(body)
+        lc = body[0]
+        if len(body) == 1 + lc:
+            return _SHORT_MAX
+        if len(body) == 2 + lc:
+            return _short_le(body[-1:])
+        return None
+
+    def whole(self, apdu: bytes, answer: bytes) -> bytes:
+        """Hand out the service's whole answer (data ‖ SW) in pieces of the APDU's Ne."""
+        limit = self.expected_length(apdu)
+        assert limit is not None, "only short APDUs have their answers drained"
         self._answered_last = True
-        data = self._answers[tag]
-        return _NOT_FOUND if data is None else self._deliver(data, limit)
+        return self._deliver(answer[:-2], answer[-2:], limit)
 
     def reset(self) -> None:
-        """After power-up or reset nothing waits for GET RESPONSE."""
+        """A new command, power-up or reset: nothing waits for GET RESPONSE any more."""
         self._pending = b""
+        self._waiting_sw = _OK
         self._answered_last = False
+
+    def _object(self, apdu: bytes) -> bytes | None:
+        if tuple(apdu[:4]) != _GET_DATA:
+            return None
+        request = _get_data(apdu[4:])
+        if request is None or request[0] not in self._objects:
+            return None
+        tag, limit = request
+        data = self._objects[tag]
+        return _NOT_FOUND if data is None else self._deliver(data, _OK, limit)
 
     def _continue(self, limit: int) -> bytes:
         if not self._pending:
             return _NOTHING_WAITING
-        return self._deliver(self._pending, limit)
+        return self._deliver(self._pending, self._waiting_sw, limit)
 
-    def _deliver(self, data: bytes, limit: int) -> bytes:
+    def _deliver(self, data: bytes, sw: bytes, limit: int) -> bytes:
         head, rest = data[:limit], data[limit:]
-        self._pending = rest
+        self._pending, self._waiting_sw = rest, sw
         if not rest:
-            return head + _OK
+            return head + sw
         return head + bytes((0x61, len(rest) if len(rest) < _SHORT_MAX else 0))
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cardvault.clients.agent.api import AgentError, CardvaultApi
-from cardvault.clients.connector.cache import PublicObjectCache
+from cardvault.clients.connector.cache import LocalAnswers
 from cardvault.clients.connector.vpcd import Control
 from cardvault.errors import CardvaultError
 
@@ -60,7 +60,7 @@ class ServiceRelay:
         api: CardvaultApi,
         credentials: LinkCredentials,
         *,
-        cache: PublicObjectCache | None = None,
+        local: LocalAnswers | None = None,
         on_answer: Callable[[dict[str, Any]], None] | None = None,
         on_end: Callable[[str], None] | None = None,
         retry_for: float = 30.0,
@@ -68,7 +68,7 @@ class ServiceRelay:
     ) -> None:
         self._api = api
         self._creds = credentials
-        self._cache = cache
+        self._local = local or LocalAnswers()
         self._on_answer = on_answer
         self._on_end = on_end
         self._retry_for = retry_for
@@ -80,23 +80,25 @@ class ServiceRelay:
 
     def relay(self, apdu: bytes) -> bytes:
         with self._lock:
-            local = self._cache.answer(apdu) if self._cache is not None else None
+            local = self._local.answer(apdu)
             if local is not None:
                 return local
             self.seq += 1
             answer = self._send(self._claims(apdu))
             self._power_up = False
+            response = base64.b64decode(answer["response"], validate=True)
+            if answer.get("whole"):
+                response = self._local.whole(apdu, response)
         if self._on_answer is not None:
             self._on_answer(answer)
-        return base64.b64decode(answer["response"], validate=True)
+        return response
 
     def power(self, control: Control) -> None:
         """Power-up and reset forget what was proved; the next request tells the service."""
         if control in (Control.POWER_ON, Control.RESET):
             with self._lock:
                 self._power_up = True
-                if self._cache is not None:
-                    self._cache.reset()
+                self._local.reset()
 
     def _claims(self, apdu: bytes) -> dict[str, Any]:
         return {
@@ -106,6 +108,7 @@ class ServiceRelay:
             "seq": self.seq,
             "apdu": base64.b64encode(apdu).decode(),
             "power_up": self._power_up,
+            "drain": self._local.expected_length(apdu) is not None,
         }
 
     def _send(self, claims: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cardvault.clients.agent.api import AgentError, CardvaultApi
-from cardvault.clients.connector.cache import PublicObjectCache
+from cardvault.clients.connector.cache import LocalAnswers
 from cardvault.clients.connector.relay import LinkCredentials, ServiceRelay
 from cardvault.clients.connector.vpcd import DEFAULT_PORT, VpcdLink
 
@@ -45,7 +45,8 @@ class Inserted:
     expires_at: datetime
     idle_expires_at: datetime
     holder: str | None = None
-    objects: dict[int, bytes | None] | None = field(default=None, repr=False)
+    objects: dict[int, bytes | None] = field(default_factory=dict, repr=False)
+    constant: dict[bytes, bytes] = field(default_factory=dict, repr=False)
 
 
 def insert_for_holder(
@@ -59,6 +60,7 @@ def insert_for_holder(
     objects = {
         int(tag, 16): None if v is None else bytes.fromhex(v) for tag, v in out["objects"].items()
     }
+    constant = {bytes.fromhex(apdu): bytes.fromhex(v) for apdu, v in out["constant"].items()}
     return Inserted(
         mode="use",
         serial=out["serial"],
@@ -73,6 +75,7 @@ def insert_for_holder(
         expires_at=_time(out["expires_at"]),
         idle_expires_at=_time(out["idle_expires_at"]),
         objects=objects,
+        constant=constant,
     )
 
 
@@ -128,9 +131,9 @@ class Connector:
         self._ended = threading.Event()
         self._reason = ""
         self._lock = threading.Lock()
-        self.cache = PublicObjectCache(inserted.objects) if inserted.objects is not None else None
+        self.local = LocalAnswers(inserted.objects, inserted.constant)
         self.relay = ServiceRelay(
-            api, inserted.credentials, cache=self.cache, on_answer=self._answered, on_end=self.stop
+            api, inserted.credentials, local=self.local, on_answer=self._answered, on_end=self.stop
         )
         self.link = VpcdLink(
             relay=self.relay.relay,

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import delete, select
 
-from cardvault.card.piv import load_state
+from cardvault.card.apdu import CardError, Sw
+from cardvault.card.piv import CardPorts, PivState, load_state, process
 from cardvault.card.piv.data import public_objects
 from cardvault.card.piv.link_state import LinkState, dump_link_state
 from cardvault.crypto.aead import wipe
@@ -47,8 +49,53 @@ class UseLink:
     serial: str
     #: GET DATA answers for the public objects (None: the card has no such object)
     objects: dict[int, bytes | None]
+    #: answers to the probes card drivers send, which depend on nothing
+    constant: dict[bytes, bytes]
     expires_at: datetime
     idle_expires_at: datetime
+
+
+#: what card drivers send to recognise a card (traced from OpenSC 0.23, yubico-piv-tool 2.2)
+PROBES = tuple(
+    bytes.fromhex(apdu)
+    for apdu in (
+        "00a4040007627601ff000000",  # OpenSC: other applications
+        "00a4040006a00000000101",
+        "00a404000be82b0601040181c31f020100",
+        "00a4040c0fd23300000045737445494420763335",
+        "00cadf3005",
+        "00a4040005a000000308",  # yubico-piv-tool: SELECT PIV
+        "00fd000000",  # GET VERSION, GET SERIAL (YubiKey)
+        "00f8000000",
+    )
+)
+
+
+class _Refusing:
+    """Ports for probing: a probe that needs a secret is not a constant."""
+
+    def __getattr__(self, name: str) -> object:
+        def refuse(*args: object) -> object:
+            raise CardError(Sw.NO_PRECISE_DIAGNOSIS)
+
+        return refuse
+
+
+def constant_answers(state: PivState) -> dict[bytes, bytes]:
+    """The probes' answers that change nothing and depend on nothing proved: each is run from
+    a freshly powered card and from one where everything was proved, and kept only if both
+    answers are the same and neither state moved."""
+    fresh = state.powered_up()
+    proved = fresh.with_security(pin_verified=True, pin_always=True, management_authenticated=True)
+    ports = cast(CardPorts, _Refusing())
+    answers = {}
+    for apdu in PROBES:
+        after_fresh, answer = process(fresh, apdu, ports)
+        after_proved, other = process(proved, apdu, ports)
+        unchanged = after_fresh == fresh and after_proved == proved
+        if unchanged and answer == other and answer[-2] != 0x61:
+            answers[apdu] = answer
+    return answers
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,10 +146,12 @@ def open_use_link(
             card_id=card.id,
             details={"channel": "pcsc", "session": row.id, "link": link.id},
         )
+        state = load_state(piv.state.encode())
         return UseLink(
             link_id=link.id,
             serial=card.serial,
-            objects=public_objects(load_state(piv.state.encode())),
+            objects=public_objects(state),
+            constant=constant_answers(state),
             expires_at=row.expires_at,
             idle_expires_at=row.idle_expires_at,
         )

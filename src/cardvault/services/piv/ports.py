@@ -35,6 +35,7 @@ from cardvault.crypto.keyslots import (
 from cardvault.crypto.pin_verifier import ReferenceMismatch, check_verifier, make_verifier
 from cardvault.crypto.piv_keys import ecdh_shared_secret, ecdsa_sign_hash, rsa_private_block
 from cardvault.crypto.x509 import CertUsage
+from cardvault.services.piv.recheck import PinRecheck
 from cardvault.services.piv.secrets import DEFAULT_PIN, DEFAULT_PUK, PivSecrets
 from cardvault.services.runtime import Runtime
 
@@ -77,6 +78,9 @@ class Effects:
     checks: list[tuple[PinRef, bool]] = field(default_factory=list)
     changed: list[PinRef] = field(default_factory=list)
     management_changed: bool = False
+    #: a PIN block the verifier accepted (kept for re-checks), or the re-check to forget
+    recheck_block: bytes | None = field(default=None, repr=False)
+    recheck_clear: bool = False
 
 
 class ServicePorts:
@@ -91,6 +95,7 @@ class ServicePorts:
         secrets: PivSecrets,
         record: Callable[[], CardKeyRecord],
         dek: Callable[[], bytearray],
+        recheck: PinRecheck | None = None,
     ) -> None:
         self._rt = rt
         self._mode = mode
@@ -98,6 +103,7 @@ class ServicePorts:
         self._secrets = secrets
         self._load_record = record
         self._dek = dek
+        self._recheck = recheck
         self.effects = Effects()
 
     # -- reference data ----------------------------------------------------------------------
@@ -106,6 +112,9 @@ class ServicePorts:
         return secrets.token_bytes(count)
 
     def verify_reference(self, reference: PinRef, value: bytes) -> None:
+        if reference is PinRef.PIV_PIN and self._rechecked(value):
+            self.effects.checks.append((reference, True))
+            return
         verifier = self._current_secrets().verifier(reference)
         try:
             with self._rt.kdf_gate.slot():
@@ -114,6 +123,13 @@ class ServicePorts:
             self.effects.checks.append((reference, False))
             raise WrongReferenceData() from None
         self.effects.checks.append((reference, True))
+        if reference is PinRef.PIV_PIN:
+            self.effects.recheck_block = value
+
+    def _rechecked(self, value: bytes) -> bool:
+        """The PIN verified last on this link, again (see recheck.py): no Argon2id run."""
+        recheck = self._recheck
+        return recheck is not None and not self.effects.changed and recheck.matches(value)
 
     def change_reference(self, reference: PinRef, value: bytes) -> None:
         plain = _unpadded(value)
@@ -123,6 +139,8 @@ class ServicePorts:
             verifier = make_verifier(plain, self._rt.settings.argon2)
         self.effects.secrets = self._current_secrets().with_reference(reference, verifier)
         self.effects.changed.append(reference)
+        if reference is PinRef.PIV_PIN:
+            self.effects.recheck_block, self.effects.recheck_clear = None, True
         if reference is PinRef.PIV_PIN and self._mode is Mode.ISSUANCE:
             self._seal_under_pin(plain.decode("ascii"))
 

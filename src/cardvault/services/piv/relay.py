@@ -17,10 +17,12 @@ from __future__ import annotations
 import base64
 import functools
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import NoReturn
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
 
 from cardvault.card.piv import PivState, dump_state, load_state, process
 from cardvault.card.piv.link_state import (
@@ -33,21 +35,33 @@ from cardvault.card.piv.link_state import (
 from cardvault.crypto.aead import SealBroken, aad, open_sealed, seal, wipe
 from cardvault.crypto.kdf import hkdf_key
 from cardvault.crypto.keyslots import CardKeyRecord, WrongSecret, unwrap_session
-from cardvault.errors import Conflict, Unavailable
-from cardvault.services import card_sessions
+from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.errors import Conflict, PermissionDenied, Unavailable
+from cardvault.services import card_sessions, network
 from cardvault.services.card_keys import open_record, seal_record
 from cardvault.services.piv import issuance
 from cardvault.services.piv.links import LinkClosed
 from cardvault.services.piv.ports import Effects, Mode, ServicePorts
+from cardvault.services.piv.recheck import PinRecheck
 from cardvault.services.piv.secrets import PivSecrets, open_secrets, seal_secrets
 from cardvault.services.piv.trail import ApduFacts, record_apdu
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, CardSession, CardStatus, PivCard, PivLink
+from cardvault.store.models import (
+    Card,
+    CardSession,
+    CardStatus,
+    Organisation,
+    PivCard,
+    PivLink,
+    RaRoleGrant,
+)
 
 __all__ = ["RelayAnswer", "RelayRequest", "StaleRequest", "relay"]
 
 MAX_TRIES = 8
+_BYTES_REMAINING = 0x61
+_GET_RESPONSE = bytes.fromhex("00C0000000")
 _USABLE = {
     Mode.USE: (CardStatus.ACTIVE.value,),
     Mode.ISSUANCE: (CardStatus.BLANK.value, CardStatus.ISSUED.value),
@@ -73,6 +87,8 @@ class RelayRequest:
     apdu: bytes
     #: the reader powered the card up or reset it since the last APDU
     power_up: bool = False
+    #: answer with all of a long response at once (the connector cuts it up for GET RESPONSE)
+    drain: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +99,8 @@ class RelayAnswer:
     idle_expires_at: datetime
     #: at issuance: what the card management system still has to do
     missing: tuple[str, ...] = ()
+    #: ``response`` is the whole answer of a command whose answer was longer than its Ne
+    whole: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,11 +109,14 @@ class _Snapshot:
     link: PivLink
     card: Card
     piv: PivCard
+    organisation: Organisation
 
 
 @dataclass(kw_only=True)
 class _Computed:
+    recheck: PinRecheck
     response: bytes
+    whole: bool
     before: PivState
     after: PivState
     card_part: PivState
@@ -106,9 +127,9 @@ class _Computed:
 
 def relay(rt: Runtime, actor: Actor, req: RelayRequest) -> RelayAnswer:
     for _ in range(MAX_TRIES):
-        snap = _snapshot(rt, req)
+        snap = _snapshot(rt, actor, req)
         if req.seq == snap.link.last_seq and snap.link.last_response is not None:
-            return _answer(rt, snap, _replayed(req, snap.link))
+            return _answer(snap, *_replayed(req, snap.link))
         if req.seq <= snap.link.last_seq:
             raise StaleRequest("This request is older than one the card already answered.")
         computed = _compute(rt, snap, req)
@@ -122,21 +143,61 @@ def relay(rt: Runtime, actor: Actor, req: RelayRequest) -> RelayAnswer:
 # -- snapshot ----------------------------------------------------------------------------------
 
 
-def _snapshot(rt: Runtime, req: RelayRequest) -> _Snapshot:
-    with rt.db() as session:
-        row = session.scalar(
-            select(CardSession).where(CardSession.token_hash == card_sessions.token_hash(req.token))
+def _snapshot(rt: Runtime, actor: Actor, req: RelayRequest) -> _Snapshot:
+    """Session, link, card, applet and organisation in one read; every check that can be
+    made before the APDU runs is made here (expiry, network, role, card status)."""
+    acting = func.coalesce(CardSession.acting_organisation_id, CardSession.organisation_id)
+    query = (
+        select(CardSession, PivLink, Card, PivCard, Organisation)
+        .join(PivLink, PivLink.session_id == CardSession.id)
+        .join(Card, Card.id == PivLink.card_id)
+        .join(PivCard, PivCard.card_id == Card.id)
+        .join(Organisation, Organisation.id == acting)
+        .where(
+            CardSession.token_hash == card_sessions.token_hash(req.token),
+            PivLink.id == req.link_id,
         )
-        if row is None:
-            raise card_sessions.SessionInvalid()
-        link = session.get(PivLink, req.link_id)
-        if link is None or link.session_id != row.id or link.mode != req.mode.value:
-            raise LinkClosed("This card is no longer in the reader; start the connector again.")
-        card = session.get(Card, link.card_id)
-        piv = session.get(PivCard, link.card_id)
-    if card is None or piv is None or card.status not in _USABLE[req.mode]:
+    )
+    with rt.db() as session:
+        found = session.execute(query).one_or_none()
+        if found is None:
+            _why_not_found(session, req)
+        row, link, card, piv, org = found
+        if req.mode is Mode.ISSUANCE:
+            _check_issuer(session, row)
+    _check_live(rt, actor, row, org)
+    if link.mode != req.mode.value or card.status not in _USABLE[req.mode]:
         raise LinkClosed("This card can no longer be used here.")
-    return _Snapshot(session=row, link=link, card=card, piv=piv)
+    return _Snapshot(session=row, link=link, card=card, piv=piv, organisation=org)
+
+
+def _why_not_found(session: Session, req: RelayRequest) -> NoReturn:
+    hashed = card_sessions.token_hash(req.token)
+    if session.scalar(select(CardSession.id).where(CardSession.token_hash == hashed)) is None:
+        raise card_sessions.SessionInvalid()
+    raise LinkClosed("This card is no longer in the reader; start the connector again.")
+
+
+def _check_live(rt: Runtime, actor: Actor, row: CardSession, org: Organisation) -> None:
+    now = rt.clock()
+    if now >= row.expires_at or now >= row.idle_expires_at:
+        raise card_sessions.SessionInvalid("The session has expired; sign in again.")
+    network.check_client(org, actor.client_address)
+
+
+def _check_issuer(session: Session, row: CardSession) -> None:
+    """An issuance link needs an RA session whose issuing role is still granted."""
+    if row.purpose != "ra" or row.acting_role not in issuance.ISSUERS:
+        raise PermissionDenied("Choose an RA role that allows this first.")
+    granted = session.scalar(
+        select(RaRoleGrant.id).where(
+            RaRoleGrant.person_id == row.person_id,
+            RaRoleGrant.organisation_id == row.acting_organisation_id,
+            RaRoleGrant.role == row.acting_role,
+        )
+    )
+    if granted is None:
+        raise PermissionDenied("Your RA role has been withdrawn.")
 
 
 def _dek_source(snap: _Snapshot, req: RelayRequest) -> bytearray:
@@ -166,6 +227,13 @@ def _compute(rt: Runtime, snap: _Snapshot, req: RelayRequest) -> _Computed:
     def record() -> CardKeyRecord:
         return open_record(rt.master_key, snap.card)
 
+    recheck = PinRecheck.load(
+        rt.master_key,
+        link_id=snap.link.id,
+        caller_key=req.key,
+        blob=snap.link.pin_recheck,
+        now=rt.clock(),
+    )
     try:
         ports = ServicePorts(
             rt,
@@ -174,13 +242,19 @@ def _compute(rt: Runtime, snap: _Snapshot, req: RelayRequest) -> _Computed:
             secrets=secrets,
             record=record,
             dek=lambda: bytearray(dek),
+            recheck=recheck,
         )
         after, response = process(before, req.apdu, ports)
+        whole = req.drain and response[-2] == _BYTES_REMAINING
+        if whole:
+            after, response = _drain(after, response, ports)
     finally:
         wipe(dek)
     new_card, new_link = split(after)
     return _Computed(
+        recheck=recheck,
         response=response,
+        whole=whole,
         before=before,
         after=after,
         card_part=new_card,
@@ -193,13 +267,23 @@ def _compute(rt: Runtime, snap: _Snapshot, req: RelayRequest) -> _Computed:
 # -- commit ------------------------------------------------------------------------------------
 
 
+def _drain(state: PivState, response: bytes, ports: ServicePorts) -> tuple[PivState, bytes]:
+    """Collect every piece of a long answer with GET RESPONSE, as the client would."""
+    data = response[:-2]
+    while response[-2] == _BYTES_REMAINING:
+        state, response = process(state, _GET_RESPONSE, ports)
+        data += response[:-2]
+    return state, data + response[-2:]
+
+
 def _commit(
     rt: Runtime, actor: Actor, snap: _Snapshot, req: RelayRequest, done: _Computed
 ) -> RelayAnswer:
     with transaction(rt.db) as session:
-        row = _live_session(session, rt, actor, snap, req)
+        row = snap.session
+        expires_at, idle_expires_at = _touch(session, rt, snap)
         card_changed = _save_card(session, rt, snap, done)
-        _save_link(session, snap, req, done, rt.clock())
+        _save_link(session, rt, snap, req, done)
         card = _save_record(session, rt, snap, done) if done.effects.record else None
         acting = _actor(actor, row)
         use = req.mode is Mode.USE
@@ -221,9 +305,10 @@ def _commit(
         return RelayAnswer(
             response=done.response,
             card_status=status,
-            expires_at=row.expires_at,
-            idle_expires_at=row.idle_expires_at,
+            expires_at=expires_at,
+            idle_expires_at=idle_expires_at,
             missing=tuple(missing),
+            whole=done.whole,
         )
 
 
@@ -242,19 +327,26 @@ def _facts(req: RelayRequest, row: CardSession, done: _Computed) -> ApduFacts:
     )
 
 
-def _live_session(
-    session: Session, rt: Runtime, actor: Actor, snap: _Snapshot, req: RelayRequest
-) -> CardSession:
-    """The session is checked again as the APDU commits (network, expiry, role, card)."""
-    if req.mode is Mode.USE:
-        row, _card = card_sessions.use(session, rt, req.token, client_address=actor.client_address)
-    else:
-        row = card_sessions.require_role(
-            session, rt, req.token, client_address=actor.client_address, roles=issuance.ISSUERS
+def _touch(session: Session, rt: Runtime, snap: _Snapshot) -> tuple[datetime, datetime]:
+    """Restart the session's idle timer, only if it still lives (logout, lock, revocation
+    and expiry delete or end it): the APDU commits inside a live session or not at all."""
+    now = rt.clock()
+    row = snap.session
+    policy = OrganisationPolicy.from_dict(snap.organisation.policy)
+    idle = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
+    changed = _execute(
+        session,
+        update(CardSession)
+        .where(
+            CardSession.id == row.id,
+            CardSession.expires_at > now,
+            CardSession.idle_expires_at > now,
         )
-    if row.id != snap.session.id:
-        raise LinkClosed("This card is no longer in the reader.")
-    return row
+        .values(last_used_at=now, idle_expires_at=idle),
+    )
+    if changed != 1:
+        raise card_sessions.SessionInvalid("The session has ended; sign in again.")
+    return row.expires_at, idle
 
 
 def _save_card(session: Session, rt: Runtime, snap: _Snapshot, done: _Computed) -> bool:
@@ -274,12 +366,13 @@ def _save_card(session: Session, rt: Runtime, snap: _Snapshot, done: _Computed) 
         values["secrets_version"] = version
     if effects.public_keys:
         values["public_keys"] = _public_keys(snap, done)
-    result = session.execute(
+    changed = _execute(
+        session,
         update(PivCard)
         .where(PivCard.card_id == snap.card.id, PivCard.version == snap.piv.version)
-        .values(**values)
+        .values(**values),
     )
-    if _rowcount(result) != 1:
+    if changed != 1:
         raise _Raced()
     return True
 
@@ -292,20 +385,28 @@ def _public_keys(snap: _Snapshot, done: _Computed) -> dict[str, str]:
 
 
 def _save_link(
-    session: Session, snap: _Snapshot, req: RelayRequest, done: _Computed, now: datetime
+    session: Session, rt: Runtime, snap: _Snapshot, req: RelayRequest, done: _Computed
 ) -> None:
-    result = session.execute(
+    now = rt.clock()
+    values: dict[str, object] = {
+        "link_state": dump_link_state(done.link_part).decode(),
+        "version": PivLink.version + 1,
+        "last_seq": req.seq,
+        "last_response": _seal_response(req, snap.link.id, done.response, whole=done.whole),
+        "last_used_at": now,
+    }
+    effects = done.effects
+    if effects.recheck_clear:
+        values["pin_recheck"] = None
+    elif effects.recheck_block is not None:
+        values["pin_recheck"] = done.recheck.seal(rt.master_key, effects.recheck_block, now)
+    changed = _execute(
+        session,
         update(PivLink)
         .where(PivLink.id == snap.link.id, PivLink.version == snap.link.version)
-        .values(
-            link_state=dump_link_state(done.link_part).decode(),
-            version=PivLink.version + 1,
-            last_seq=req.seq,
-            last_response=_seal_response(req, snap.link.id, done.response),
-            last_used_at=now,
-        )
+        .values(**values),
     )
-    if _rowcount(result) != 1:
+    if changed != 1:
         raise _Raced()
 
 
@@ -335,6 +436,12 @@ def _actor(actor: Actor, row: CardSession) -> Actor:
     )
 
 
+def _execute(session: Session, statement: Executable) -> int:
+    """Run an UPDATE without the ORM's session synchronisation; returns the rows it changed."""
+    result = session.execute(statement, execution_options={"synchronize_session": False})
+    return _rowcount(result)
+
+
 def _rowcount(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
@@ -346,29 +453,31 @@ def _response_key(req: RelayRequest, link_id: str) -> bytearray:
     return hkdf_key(req.key, link_id.encode(), b"cardvault/piv-last-response/v1")
 
 
-def _seal_response(req: RelayRequest, link_id: str, response: bytes) -> bytes:
+def _seal_response(req: RelayRequest, link_id: str, response: bytes, *, whole: bool) -> bytes:
     key = _response_key(req, link_id)
     try:
-        return seal(key, response, aad("piv-response", link_id, req.seq))
+        return seal(key, bytes((whole,)) + response, aad("piv-response", link_id, req.seq))
     finally:
         wipe(key)
 
 
-def _replayed(req: RelayRequest, link: PivLink) -> bytes:
+def _replayed(req: RelayRequest, link: PivLink) -> tuple[bytes, bool]:
     assert link.last_response is not None
     key = _response_key(req, link.id)
     try:
-        return bytes(open_sealed(key, link.last_response, aad("piv-response", link.id, req.seq)))
+        kept = open_sealed(key, link.last_response, aad("piv-response", link.id, req.seq))
     except SealBroken:
         raise card_sessions.SessionInvalid("The key does not match this session.") from None
     finally:
         wipe(key)
+    return bytes(kept[1:]), bool(kept[0])
 
 
-def _answer(rt: Runtime, snap: _Snapshot, response: bytes) -> RelayAnswer:
+def _answer(snap: _Snapshot, response: bytes, whole: bool) -> RelayAnswer:
     return RelayAnswer(
         response=response,
         card_status=snap.card.status,
         expires_at=snap.session.expires_at,
         idle_expires_at=snap.session.idle_expires_at,
+        whole=whole,
     )

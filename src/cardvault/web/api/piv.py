@@ -55,6 +55,7 @@ class LinkOut(BaseModel):
     serial: str
     atr: str = Field(description="the card's ATR (hex), for the virtual reader")
     objects: dict[str, str | None] = Field(description="GET DATA answers by tag (hex), or null")
+    constant: dict[str, str] = Field(description="answers (hex) to probe APDUs (hex)")
     expires_at: datetime
     idle_expires_at: datetime
 
@@ -65,6 +66,9 @@ class _ApduBase(BaseModel):
     seq: int = Field(ge=1, lt=2**62, description="grows with every request of the link")
     apdu: str = Field(min_length=4, max_length=_MAX_APDU_B64, description="base64")
     power_up: bool = Field(default=False, description="the reader powered the card up first")
+    drain: bool = Field(
+        default=False, description="answer a long response whole; the connector cuts it up"
+    )
 
 
 class ApduIn(_ApduBase):
@@ -77,6 +81,7 @@ class ApduOut(BaseModel):
     expires_at: datetime
     idle_expires_at: datetime
     missing: list[str] = []
+    whole: bool = False
 
 
 class IssuanceIn(BaseModel):
@@ -124,6 +129,7 @@ async def open_link(request: Request, rt: Annotated[Runtime, Depends(runtime)]) 
         serial=link.serial,
         atr=ATR.hex(),
         objects=objects,
+        constant={apdu.hex(): answer.hex() for apdu, answer in link.constant.items()},
         expires_at=link.expires_at,
         idle_expires_at=link.idle_expires_at,
     )
@@ -207,6 +213,7 @@ def _relay_request(mode: Mode, body: _ApduBase, key: bytes) -> RelayRequest:
         seq=body.seq,
         apdu=_b64(body.apdu, "apdu"),
         power_up=body.power_up,
+        drain=body.drain,
     )
 
 
@@ -217,4 +224,5 @@ def _apdu_out(answer: RelayAnswer) -> ApduOut:
         expires_at=answer.expires_at,
         idle_expires_at=answer.idle_expires_at,
         missing=list(answer.missing),
+        whole=answer.whole,
     )

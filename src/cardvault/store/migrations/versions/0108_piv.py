@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("issuance_wrap", sa.LargeBinary(), nullable=True),
         sa.Column("last_seq", sa.BigInteger(), nullable=False),
         sa.Column("last_response", sa.LargeBinary(), nullable=True),
+        sa.Column("pin_recheck", sa.LargeBinary(), nullable=True),
         sa.Column("created_at", cardvault.store.types.UtcDateTime(), nullable=False),
         sa.Column("last_used_at", cardvault.store.types.UtcDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
