@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +43,11 @@ NEW_KEY = "5f1e8a3c7b9d2e4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b"
 PIN, PUK = "31415926", "27182818"
 STATUS_APDU = "00:20:00:80"  # VERIFY status: always answered by the service
 CACHED_APDU = "00:CB:3F:FF:05:5C:03:5F:C1:02:00"  # GET DATA CHUID: answered by the connector
+#: the same signature both ways: (label, PKCS#11 id, mechanism, API key, passcode for the API)
+PAIRS = (
+    ("9A authentication", "01", "SHA256-RSA-PKCS", "authentication", None),
+    ("9C content commitment", "02", "ECDSA-SHA256", "content-commitment", st.STRONG_PASSCODE),
+)
 
 
 def main() -> None:
@@ -134,30 +140,15 @@ def _measure(agent: st.Agent, scratch: Path, args: argparse.Namespace) -> None:
     slot = str(st.token_slot())
     with httpx.Client(base_url=agent.service.url, verify=agent.service.tls()) as client:
         api = CardvaultApi(client)
-        pairs = (
-            ("9A authentication", "01", "SHA256-RSA-PKCS", "authentication", None),
-            (
-                "9C content commitment",
-                "02",
-                "ECDSA-SHA256",
-                "content-commitment",
-                st.STRONG_PASSCODE,
-            ),
-        )
-        for label, key_id, mechanism, key, passcode in pairs:
-            pcsc = _median(args.runs, lambda: _pkcs11_sign(slot, key_id, mechanism, message))
-            via_api = _median(
-                args.runs,
-                lambda: core.sign(api, state, digest=digest, key=key, passcode=passcode),  # noqa: B023
-            )
+        for label, key_id, mechanism, key, passcode in PAIRS:
+            pcsc = partial(_pkcs11_sign, slot, key_id, mechanism, message)
+            via_api = partial(core.sign, api, state, digest=digest, key=key, passcode=passcode)
             if args.trace:
-                _trace(
-                    scratch / "connector.log",
-                    lambda: _pkcs11_sign(slot, key_id, mechanism, message),
-                )  # noqa: B023
+                _trace(scratch / "connector.log", pcsc)
+            pcsc_time, api_time = _paired(args.runs, pcsc, via_api)
             print(
-                f"  {label}: pkcs11-tool {pcsc * 1000:6.1f} ms, agent API {via_api * 1000:6.1f} ms"
-                f"  -> PC/SC = {pcsc / via_api:.2f} x API"
+                f"  {label}: pkcs11-tool {pcsc_time * 1000:6.1f} ms, "
+                f"agent API {api_time * 1000:6.1f} ms -> PC/SC = {pcsc_time / api_time:.2f} x API"
             )
 
 
@@ -202,9 +193,13 @@ def _pkcs11_sign(slot: str, key_id: str, mechanism: str, message: Path) -> None:
     )
 
 
-def _median(runs: int, action: Callable[[], object]) -> float:
-    action()  # warm up: TLS connection, OpenSC's file cache
-    return statistics.median(_timed(action) for _ in range(runs))
+def _paired(
+    runs: int, one: Callable[[], object], other: Callable[[], object]
+) -> tuple[float, float]:
+    """Median wall times, the two taken in turns so that a busy machine slows both alike."""
+    one(), other()  # warm up: TLS connection, OpenSC's file cache, the PIN re-check
+    times = [(_timed(one), _timed(other)) for _ in range(runs)]
+    return statistics.median(t for t, _ in times), statistics.median(t for _, t in times)
 
 
 def _timed(action: Callable[[], object]) -> float:

@@ -44,6 +44,10 @@ def pad(value: bytes) -> bytes:
     return value.ljust(8, b"\xff")
 
 
+def verify_apdu(pin: bytes = PIN) -> bytes:
+    return bytes.fromhex("0020008008") + pad(pin)
+
+
 @dataclass
 class Reader:
     """One connector: a link, its sequence numbers, and the APDUs a tool would send."""
