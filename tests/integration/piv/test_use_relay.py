@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -18,7 +20,8 @@ from cardvault.card.piv import Algorithm, ObjectId, Slot, load_state
 from cardvault.errors import PermissionDenied
 from cardvault.services import card_sessions
 from cardvault.services.authentication import Engine
-from cardvault.services.piv import links
+from cardvault.services.kdf_gate import KdfGate
+from cardvault.services.piv import links, recheck
 from cardvault.services.piv.links import LinkClosed, NoPivApplet
 from cardvault.services.piv.relay import StaleRequest
 from cardvault.services.runtime import Actor, Runtime
@@ -238,3 +241,62 @@ def test_a_wrong_session_key_is_refused(use: p.InUse) -> None:
             key=use.session_key,
             link_id="nope",
         ).send("00200080")
+
+
+class CountingGate(KdfGate):
+    """The real gate, counting the Argon2id runs it admits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs = 0
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        self.runs += 1
+        with super().slot():
+            yield
+
+
+def test_the_pin_just_verified_on_a_link_is_rechecked_without_argon2(
+    rt: Runtime, use: p.InUse
+) -> None:
+    gate = rt.kdf_gate = CountingGate()
+    assert use.reader.verify() == Sw.SUCCESS
+    assert gate.runs == 1
+    use.reader.power_up = True
+    assert use.reader.verify() == Sw.SUCCESS
+    assert gate.runs == 1
+    assert use.reader.verify(b"12121212") == Sw.retries(2)
+    assert gate.runs == 2
+    other = p.open_reader(rt, use.token, use.session_key)
+    assert other.verify() == Sw.SUCCESS
+    assert gate.runs == 3
+
+
+def test_a_pin_change_or_time_ends_the_recheck(rt: Runtime, use: p.InUse) -> None:
+    gate = rt.kdf_gate = CountingGate()
+    assert use.reader.verify() == Sw.SUCCESS
+    assert use.reader.change(0x80, p.PIN, b"86420975") == Sw.SUCCESS
+    runs = gate.runs
+    assert use.reader.verify(p.PIN) == Sw.retries(2)
+    assert gate.runs == runs + 1
+    assert use.reader.verify(b"86420975") == Sw.SUCCESS
+    later = rt.clock() + recheck.TTL
+    rt.clock = lambda: later
+    runs = gate.runs
+    assert use.reader.verify(b"86420975") == Sw.SUCCESS
+    assert gate.runs == runs + 1
+
+
+def test_the_recheck_value_is_sealed_and_bound_to_its_link(rt: Runtime, use: p.InUse) -> None:
+    assert use.reader.verify() == Sw.SUCCESS
+    with rt.db() as s:
+        link = s.get(PivLink, use.reader.link_id)
+        assert link is not None
+        assert link.pin_recheck is not None
+        blob = link.pin_recheck
+    assert hashlib.sha256(p.pad(p.PIN)).digest() not in blob
+    kept = recheck.PinRecheck.load(
+        rt.master_key, link_id="another", caller_key=use.session_key, blob=blob, now=rt.clock()
+    )
+    assert kept.kept is None

@@ -79,3 +79,40 @@ def test_power_up_drops_what_was_waiting(card: Card) -> None:
     assert cache.answer(bytes.fromhex("00cb3fff055c035fc10500"))[-2] == 0x61  # type: ignore[index]
     cache.reset()
     assert cache.answer(bytes.fromhex("00c0000000")) is None
+
+
+def test_a_whole_answer_is_handed_out_like_the_applet_would(card: Card) -> None:
+    """The service drained a long answer; the connector cuts it up by the client's Le."""
+    local = LocalAnswers()
+    read = bytes.fromhex("00cb3fff055c035fc10500")
+    whole_answer = card.transmit(read)
+    applet_pieces = [card.send(read)]
+    while applet_pieces[-1][-2] == 0x61:
+        applet_pieces.append(card.send("00c0000000"))
+    pieces = [local.whole(read, whole_answer[0] + whole_answer[1].to_bytes(2, "big"))]
+    while pieces[-1][-2] == 0x61:
+        answer = local.answer(bytes.fromhex("00c0000000"))
+        assert answer is not None
+        pieces.append(answer)
+    assert pieces == applet_pieces
+
+
+@pytest.mark.parametrize(
+    ("apdu", "ne"),
+    [
+        ("00200080", 256),
+        ("0020008000", 256),
+        ("00cb3fff055c035fc10508", 8),
+        ("00cb3fff055c035fc105", 256),
+        ("00cb3fff00000c5c035fc105", None),
+    ],
+)
+def test_expected_length_of_short_apdus(apdu: str, ne: int | None) -> None:
+    assert LocalAnswers().expected_length(bytes.fromhex(apdu)) == ne
+
+
+def test_constant_answers_are_answered_locally() -> None:
+    local = LocalAnswers(constant={bytes.fromhex("00a4040006a00000000101"): b"\x6a\x82"})
+    assert local.answer(bytes.fromhex("00a4040006a00000000101")) == b"\x6a\x82"
+    assert local.answer(bytes.fromhex("00c0000000")) == b"\x69\x85"
+    assert local.answer(bytes.fromhex("00a4040006a00000000102")) is None
