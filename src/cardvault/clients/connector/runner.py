@@ -173,8 +173,13 @@ class Connector:
         return self.link.inserted
 
     def _serve(self) -> None:
+        failures = 0
+
         def again(error: BaseException) -> float:
-            log.info("pcscd's vpcd reader is not reachable (%s); trying again", error)
+            nonlocal failures
+            failures += 1
+            level = logging.WARNING if failures == 1 else logging.DEBUG
+            log.log(level, "the vpcd reader is not reachable (%s); trying again each second", error)
             return 1.0
 
         try:
