@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cryptography import x509
 from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import factories as f
@@ -11,14 +12,15 @@ from tests.support import piv_service as p
 from cardvault.card.apdu import Sw
 from cardvault.card.piv import Algorithm, Slot
 from cardvault.crypto import keys as ckeys
-from cardvault.services import cards, enrolment
+from cardvault.crypto import x509 as cx509
+from cardvault.services import ca, cards, enrolment
 from cardvault.services.authentication import Engine
 from cardvault.services.card_keys import open_record
 from cardvault.services.issuance import CardExists
 from cardvault.services.piv import issuance, links
 from cardvault.services.piv.links import LinkClosed
 from cardvault.services.runtime import Actor, Runtime
-from cardvault.store.models import AuditEvent, Card, PivCard
+from cardvault.store.models import AuditEvent, Card, PivCard, PivLink
 
 
 @pytest.fixture
@@ -216,3 +218,48 @@ def test_the_api_signs_with_keys_issued_through_pcsc(
         hash_alg="sha256",
         scheme=ckeys.SignatureScheme.ECDSA,
     )
+
+
+def test_changing_an_issued_card_reopens_its_issuance(
+    rt: Runtime, operator: Actor, engine: Engine
+) -> None:
+    w = p.world(rt, operator, engine)
+    reader, started = p.start_issuance(rt, w)
+    p.personalise(rt, reader, started.serial)
+    assert reader.authenticate(p.NEW_MANAGEMENT_KEY) == Sw.SUCCESS
+    public = reader.generate(Slot.PIV_AUTHENTICATION, Algorithm.RSA2048)
+    assert _card(rt, started.serial).status == "blank"
+    issuer = ca.load(rt)
+    cert = cx509.issue_card_certificate(
+        ca_key=issuer.key,
+        ca_cert=issuer.cert,
+        subject=x509.Name.from_rfc4514_string("CN=Hana Holder again"),
+        public_key=public,
+        usage=cx509.CertUsage.AUTHENTICATION,
+        now=rt.clock(),
+    )
+    assert reader.put_certificate(Slot.PIV_AUTHENTICATION, cx509.certificate_to_der(cert)) == 0x9000
+    card = _card(rt, started.serial)
+    assert card.status == "issued"
+    statuses = {c["subject"]: c["status"] for c in cards.show(rt, started.serial).certificates}
+    assert statuses["CN=Hana Holder again"] == "valid"
+    assert "replaced" in statuses.values()
+    actions = _actions(rt, card.id)
+    assert actions.count("card.issued") == 2
+    assert "card.issuance_reopened" in actions
+
+
+def test_revoking_a_card_shreds_its_applet_secrets(
+    rt: Runtime, operator: Actor, engine: Engine
+) -> None:
+    from cardvault.services.issuance import revoke_card
+
+    w = p.world(rt, operator, engine)
+    reader, started = p.start_issuance(rt, w)
+    p.personalise(rt, reader, started.serial)
+    revoke_card(rt, operator, started.serial, reason="lost")
+    with rt.db() as s:
+        assert s.get(PivCard, _card(rt, started.serial).id) is None
+        assert s.get(PivLink, reader.link_id) is None
+    with pytest.raises(LinkClosed):
+        reader.send("00200080")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography.x509 import Certificate as X509Certificate
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cardvault.card.piv import PivState, Slot, blank_card, dump_state
@@ -203,8 +203,6 @@ def _abandon(session: Session, rt: Runtime, actor: Actor, card: Card) -> None:
     now = rt.clock()
     shred_record(session, card)
     card.status, card.status_reason, card.status_changed_at = CardStatus.REVOKED.value, reason, now
-    session.execute(delete(PivLink).where(PivLink.card_id == card.id))
-    session.execute(delete(PivCard).where(PivCard.card_id == card.id))
     end_card_state(session, card.id, now)
     audit.record(
         session,
@@ -319,7 +317,11 @@ def sync(
 
     ``card`` is locked by the caller. Returns what is still missing."""
     missing = missing_steps(state, piv_secrets, public_keys)
-    if missing or card.status not in (CardStatus.BLANK.value, CardStatus.ISSUED.value):
+    if card.status not in (CardStatus.BLANK.value, CardStatus.ISSUED.value):
+        return missing
+    if missing:
+        if card.status == CardStatus.ISSUED.value:
+            _reopen(session, rt, actor, card, missing)
         return missing
     certs = {
         usage: _certificate(state, slot, public_keys) for slot, usage in REQUIRED_SLOTS.items()
@@ -334,6 +336,23 @@ def sync(
     elif changed:
         _audit(session, rt, actor, card, "card.certificate_replaced", changed)
     return []
+
+
+def _reopen(session: Session, rt: Runtime, actor: Actor, card: Card, missing: list[str]) -> None:
+    """The card management system changed an issued card (a key replaced, a certificate
+    removed): it is blank again until it is complete again, so it cannot be enrolled."""
+    card.status, card.status_changed_at = CardStatus.BLANK.value, rt.clock()
+    audit.record(
+        session,
+        rt,
+        actor,
+        action="card.issuance_reopened",
+        reason="; ".join(missing)[:300],
+        organisation_id=card.organisation_id,
+        person_id=card.person_id,
+        card_id=card.id,
+        details={"serial": card.serial, "channel": "pcsc"},
+    )
 
 
 def _store_certificates(

@@ -18,9 +18,8 @@ import base64
 import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NoReturn
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
@@ -32,40 +31,35 @@ from cardvault.card.piv.link_state import (
     load_link_state,
     split,
 )
-from cardvault.crypto.aead import SealBroken, aad, open_sealed, seal, wipe
-from cardvault.crypto.kdf import hkdf_key
+from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import CardKeyRecord, WrongSecret, unwrap_session
 from cardvault.domain.org_policy import OrganisationPolicy
-from cardvault.errors import Conflict, PermissionDenied, Unavailable
-from cardvault.services import card_sessions, network
+from cardvault.errors import Conflict, Unavailable
+from cardvault.services import card_sessions
 from cardvault.services.card_keys import open_record, seal_record
-from cardvault.services.piv import issuance
+from cardvault.services.piv import issuance, snapshot
+from cardvault.services.piv.kept import keep, kept
 from cardvault.services.piv.links import LinkClosed
 from cardvault.services.piv.ports import Effects, Mode, ServicePorts
 from cardvault.services.piv.recheck import PinRecheck
 from cardvault.services.piv.secrets import PivSecrets, open_secrets, seal_secrets
+from cardvault.services.piv.snapshot import Snapshot
 from cardvault.services.piv.trail import ApduFacts, record_apdu
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
     Card,
     CardSession,
-    CardStatus,
-    Organisation,
     PivCard,
     PivLink,
-    RaRoleGrant,
 )
 
 __all__ = ["RelayAnswer", "RelayRequest", "StaleRequest", "relay"]
 
 MAX_TRIES = 8
+_NOTHING_MISSING: tuple[str, ...] = ()
 _BYTES_REMAINING = 0x61
 _GET_RESPONSE = bytes.fromhex("00C0000000")
-_USABLE = {
-    Mode.USE: (CardStatus.ACTIVE.value,),
-    Mode.ISSUANCE: (CardStatus.BLANK.value, CardStatus.ISSUED.value),
-}
 
 
 class StaleRequest(Conflict):
@@ -103,15 +97,6 @@ class RelayAnswer:
     whole: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Snapshot:
-    session: CardSession
-    link: PivLink
-    card: Card
-    piv: PivCard
-    organisation: Organisation
-
-
 @dataclass(kw_only=True)
 class _Computed:
     recheck: PinRecheck
@@ -127,9 +112,10 @@ class _Computed:
 
 def relay(rt: Runtime, actor: Actor, req: RelayRequest) -> RelayAnswer:
     for _ in range(MAX_TRIES):
-        snap = _snapshot(rt, actor, req)
+        snap = snapshot.take(rt, actor, mode=req.mode, token=req.token, link_id=req.link_id)
         if req.seq == snap.link.last_seq and snap.link.last_response is not None:
-            return _answer(snap, *_replayed(req, snap.link))
+            answer = kept(req.key, snap.link.id, req.seq, snap.link.last_response)
+            return _answer(snap, *answer)
         if req.seq <= snap.link.last_seq:
             raise StaleRequest("This request is older than one the card already answered.")
         computed = _compute(rt, snap, req)
@@ -140,67 +126,7 @@ def relay(rt: Runtime, actor: Actor, req: RelayRequest) -> RelayAnswer:
     raise Unavailable("The card is busy with other requests; try again.")
 
 
-# -- snapshot ----------------------------------------------------------------------------------
-
-
-def _snapshot(rt: Runtime, actor: Actor, req: RelayRequest) -> _Snapshot:
-    """Session, link, card, applet and organisation in one read; every check that can be
-    made before the APDU runs is made here (expiry, network, role, card status)."""
-    acting = func.coalesce(CardSession.acting_organisation_id, CardSession.organisation_id)
-    query = (
-        select(CardSession, PivLink, Card, PivCard, Organisation)
-        .join(PivLink, PivLink.session_id == CardSession.id)
-        .join(Card, Card.id == PivLink.card_id)
-        .join(PivCard, PivCard.card_id == Card.id)
-        .join(Organisation, Organisation.id == acting)
-        .where(
-            CardSession.token_hash == card_sessions.token_hash(req.token),
-            PivLink.id == req.link_id,
-        )
-    )
-    with rt.db() as session:
-        found = session.execute(query).one_or_none()
-        if found is None:
-            _why_not_found(session, req)
-        row, link, card, piv, org = found
-        if req.mode is Mode.ISSUANCE:
-            _check_issuer(session, row)
-    _check_live(rt, actor, row, org)
-    if link.mode != req.mode.value or card.status not in _USABLE[req.mode]:
-        raise LinkClosed("This card can no longer be used here.")
-    return _Snapshot(session=row, link=link, card=card, piv=piv, organisation=org)
-
-
-def _why_not_found(session: Session, req: RelayRequest) -> NoReturn:
-    hashed = card_sessions.token_hash(req.token)
-    if session.scalar(select(CardSession.id).where(CardSession.token_hash == hashed)) is None:
-        raise card_sessions.SessionInvalid()
-    raise LinkClosed("This card is no longer in the reader; start the connector again.")
-
-
-def _check_live(rt: Runtime, actor: Actor, row: CardSession, org: Organisation) -> None:
-    now = rt.clock()
-    if now >= row.expires_at or now >= row.idle_expires_at:
-        raise card_sessions.SessionInvalid("The session has expired; sign in again.")
-    network.check_client(org, actor.client_address)
-
-
-def _check_issuer(session: Session, row: CardSession) -> None:
-    """An issuance link needs an RA session whose issuing role is still granted."""
-    if row.purpose != "ra" or row.acting_role not in issuance.ISSUERS:
-        raise PermissionDenied("Choose an RA role that allows this first.")
-    granted = session.scalar(
-        select(RaRoleGrant.id).where(
-            RaRoleGrant.person_id == row.person_id,
-            RaRoleGrant.organisation_id == row.acting_organisation_id,
-            RaRoleGrant.role == row.acting_role,
-        )
-    )
-    if granted is None:
-        raise PermissionDenied("Your RA role has been withdrawn.")
-
-
-def _dek_source(snap: _Snapshot, req: RelayRequest) -> bytearray:
+def _dek_source(snap: Snapshot, req: RelayRequest) -> bytearray:
     """Unwrap the DEK with the caller's key: proves the caller holds SK (or IK)."""
     try:
         if req.mode is Mode.USE:
@@ -216,7 +142,7 @@ def _dek_source(snap: _Snapshot, req: RelayRequest) -> bytearray:
 # -- compute -----------------------------------------------------------------------------------
 
 
-def _compute(rt: Runtime, snap: _Snapshot, req: RelayRequest) -> _Computed:
+def _compute(rt: Runtime, snap: Snapshot, req: RelayRequest) -> _Computed:
     card_part = load_state(snap.piv.state.encode())
     link_part = LinkState() if req.power_up else load_link_state(snap.link.link_state.encode())
     before = join(card_part, link_part)
@@ -277,12 +203,12 @@ def _drain(state: PivState, response: bytes, ports: ServicePorts) -> tuple[PivSt
 
 
 def _commit(
-    rt: Runtime, actor: Actor, snap: _Snapshot, req: RelayRequest, done: _Computed
+    rt: Runtime, actor: Actor, snap: Snapshot, req: RelayRequest, done: _Computed
 ) -> RelayAnswer:
     with transaction(rt.db) as session:
         row = snap.session
         expires_at, idle_expires_at = _touch(session, rt, snap)
-        card_changed = _save_card(session, rt, snap, done)
+        changed = _save_card(session, rt, snap, done)
         _save_link(session, rt, snap, req, done)
         card = _save_record(session, rt, snap, done) if done.effects.record else None
         acting = _actor(actor, row)
@@ -291,25 +217,36 @@ def _commit(
         record_apdu(
             session, rt, acting, snap.card, organisation_id, _facts(req, row, done), done.effects
         )
-        status, missing = snap.card.status, []
-        if not use:
-            public_keys = _public_keys(snap, done)
-            if card_changed or card is not None:
-                card = card or _locked_card(session, snap)
-                missing = issuance.sync(
-                    session, rt, acting, card, done.card_part, done.secrets, public_keys
-                )
-                status = card.status
-            else:
-                missing = issuance.missing_steps(done.card_part, done.secrets, public_keys)
+        status, missing = snap.card.status, _NOTHING_MISSING
+        if req.mode is Mode.ISSUANCE:
+            status, missing = _issuance_progress(session, rt, acting, snap, done, card, changed)
         return RelayAnswer(
             response=done.response,
             card_status=status,
             expires_at=expires_at,
             idle_expires_at=idle_expires_at,
-            missing=tuple(missing),
+            missing=missing,
             whole=done.whole,
         )
+
+
+def _issuance_progress(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    snap: Snapshot,
+    done: _Computed,
+    card: Card | None,
+    changed: bool,
+) -> tuple[str, tuple[str, ...]]:
+    """At issuance: issue the card once complete; always say what is still missing."""
+    public_keys = _public_keys(snap, done)
+    if not (changed or card is not None):
+        missing = issuance.missing_steps(done.card_part, done.secrets, public_keys)
+        return snap.card.status, tuple(missing)
+    card = card or _locked_card(session, snap)
+    missing = issuance.sync(session, rt, actor, card, done.card_part, done.secrets, public_keys)
+    return card.status, tuple(missing)
 
 
 def _facts(req: RelayRequest, row: CardSession, done: _Computed) -> ApduFacts:
@@ -327,7 +264,7 @@ def _facts(req: RelayRequest, row: CardSession, done: _Computed) -> ApduFacts:
     )
 
 
-def _touch(session: Session, rt: Runtime, snap: _Snapshot) -> tuple[datetime, datetime]:
+def _touch(session: Session, rt: Runtime, snap: Snapshot) -> tuple[datetime, datetime]:
     """Restart the session's idle timer, only if it still lives (logout, lock, revocation
     and expiry delete or end it): the APDU commits inside a live session or not at all."""
     now = rt.clock()
@@ -349,7 +286,7 @@ def _touch(session: Session, rt: Runtime, snap: _Snapshot) -> tuple[datetime, da
     return row.expires_at, idle
 
 
-def _save_card(session: Session, rt: Runtime, snap: _Snapshot, done: _Computed) -> bool:
+def _save_card(session: Session, rt: Runtime, snap: Snapshot, done: _Computed) -> bool:
     """CAS on the card's PIV row; False when this APDU changed nothing of the card."""
     state = dump_state(done.card_part).decode()
     effects = done.effects
@@ -377,7 +314,7 @@ def _save_card(session: Session, rt: Runtime, snap: _Snapshot, done: _Computed) 
     return True
 
 
-def _public_keys(snap: _Snapshot, done: _Computed) -> dict[str, str]:
+def _public_keys(snap: Snapshot, done: _Computed) -> dict[str, str]:
     keys = dict(snap.piv.public_keys)
     for slot, spki in done.effects.public_keys.items():
         keys[f"{int(slot):02x}"] = base64.b64encode(spki).decode()
@@ -385,14 +322,14 @@ def _public_keys(snap: _Snapshot, done: _Computed) -> dict[str, str]:
 
 
 def _save_link(
-    session: Session, rt: Runtime, snap: _Snapshot, req: RelayRequest, done: _Computed
+    session: Session, rt: Runtime, snap: Snapshot, req: RelayRequest, done: _Computed
 ) -> None:
     now = rt.clock()
     values: dict[str, object] = {
         "link_state": dump_link_state(done.link_part).decode(),
         "version": PivLink.version + 1,
         "last_seq": req.seq,
-        "last_response": _seal_response(req, snap.link.id, done.response, whole=done.whole),
+        "last_response": keep(req.key, snap.link.id, req.seq, done.response, whole=done.whole),
         "last_used_at": now,
     }
     effects = done.effects
@@ -410,7 +347,7 @@ def _save_link(
         raise _Raced()
 
 
-def _save_record(session: Session, rt: Runtime, snap: _Snapshot, done: _Computed) -> Card:
+def _save_record(session: Session, rt: Runtime, snap: Snapshot, done: _Computed) -> Card:
     card = _locked_card(session, snap)
     if card.record_version != snap.card.record_version:
         raise _Raced()
@@ -419,9 +356,9 @@ def _save_record(session: Session, rt: Runtime, snap: _Snapshot, done: _Computed
     return card
 
 
-def _locked_card(session: Session, snap: _Snapshot) -> Card:
+def _locked_card(session: Session, snap: Snapshot) -> Card:
     card = session.get(Card, snap.card.id, with_for_update=True, populate_existing=True)
-    if card is None or card.status not in _USABLE[Mode(snap.link.mode)]:
+    if card is None or card.status not in snapshot.USABLE[Mode(snap.link.mode)]:
         raise LinkClosed("This card can no longer be used here.")
     return card
 
@@ -446,34 +383,7 @@ def _rowcount(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-# -- answers kept for a repeated request -------------------------------------------------------
-
-
-def _response_key(req: RelayRequest, link_id: str) -> bytearray:
-    return hkdf_key(req.key, link_id.encode(), b"cardvault/piv-last-response/v1")
-
-
-def _seal_response(req: RelayRequest, link_id: str, response: bytes, *, whole: bool) -> bytes:
-    key = _response_key(req, link_id)
-    try:
-        return seal(key, bytes((whole,)) + response, aad("piv-response", link_id, req.seq))
-    finally:
-        wipe(key)
-
-
-def _replayed(req: RelayRequest, link: PivLink) -> tuple[bytes, bool]:
-    assert link.last_response is not None
-    key = _response_key(req, link.id)
-    try:
-        kept = open_sealed(key, link.last_response, aad("piv-response", link.id, req.seq))
-    except SealBroken:
-        raise card_sessions.SessionInvalid("The key does not match this session.") from None
-    finally:
-        wipe(key)
-    return bytes(kept[1:]), bool(kept[0])
-
-
-def _answer(snap: _Snapshot, response: bytes, whole: bool) -> RelayAnswer:
+def _answer(snap: Snapshot, response: bytes, whole: bool) -> RelayAnswer:
     return RelayAnswer(
         response=response,
         card_status=snap.card.status,
