@@ -68,6 +68,12 @@ def card_present(reader: str = READER) -> bool:
     return any(line.split()[1:2] == ["Yes"] and reader in line for line in readers().splitlines())
 
 
+def wait_until_reader_free(timeout: float = 600) -> None:
+    """Slot 0 must be empty before our card goes in: a test run without the lock (an older
+    checkout) may still hold it; vpcd then ignores us until that card leaves."""
+    wait_for(lambda: not card_present(), timeout=timeout, what=f"{READER} to be free")
+
+
 def running_pcscd() -> int | None:
     try:
         pid = int(PID_FILE.read_text().strip())
@@ -345,6 +351,7 @@ class Agent:
         )
 
     def connector(self, *args: str, log: Path) -> subprocess.Popen[bytes]:
+        wait_until_reader_free()
         with log.open("wb") as out:
             return subprocess.Popen(
                 [*self.base(), "connector", "--poll", "1", *args],

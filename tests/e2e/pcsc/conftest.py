@@ -44,6 +44,7 @@ def pcscd() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def virtual_card(pcscd: None) -> Iterator[SimulatedCard]:
     """A blank virtual PIV card inserted in the reader (slot 0) for one module."""
+    pcsc_stack.wait_until_reader_free()
     simulated = SimulatedCard()
     link = VpcdLink(relay=simulated.relay, atr=ATR, on_power=simulated.power)
     thread = threading.Thread(target=link.serve, name="vpcd-link", daemon=True)
