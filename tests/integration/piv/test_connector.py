@@ -165,6 +165,7 @@ def test_a_long_answer_is_cut_up_by_the_connector(
 ) -> None:
     running = _start(server, use, vpcd, clients)
     assert vpcd.exchange(p.verify_apdu()) == b"\x90\x00"
+    before = running.connector.relay.round_trips
     block = b"\x00\x01" + b"\xff" * 202 + b"\x00" + bytes(51)
     body = bytes.fromhex("7c820106820081820100") + block
     first = vpcd.exchange(bytes.fromhex("1087079aff") + body[:255])
@@ -174,6 +175,7 @@ def test_a_long_answer_is_cut_up_by_the_connector(
     )
     assert answer[-2:] == b"\x61\x08"
     trips = running.connector.relay.round_trips
+    assert trips == before + 1  # both parts of the chained command in one request
     rest = vpcd.exchange(bytes.fromhex("00c0000008"))
     assert len(rest) == 10
     assert rest[-2:] == b"\x90\x00"

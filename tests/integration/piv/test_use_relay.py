@@ -300,3 +300,35 @@ def test_the_recheck_value_is_sealed_and_bound_to_its_link(rt: Runtime, use: p.I
         rt.master_key, link_id="another", caller_key=use.session_key, blob=blob, now=rt.clock()
     )
     assert kept.kept is None
+
+
+def test_chain_parts_sent_together_stop_at_the_first_refused_part(
+    rt: Runtime, use: p.InUse
+) -> None:
+    from cardvault.services.piv.relay import RelayRequest, relay
+
+    assert use.reader.verify() == Sw.SUCCESS
+    block = b"\x00\x01" + b"\xff" * 202 + b"\x00" + bytes(51)
+    body = bytes.fromhex("7c820106820081820100") + block
+    head, rest = body[:255], body[255:]
+    good = (bytes.fromhex("1087079aff") + head,)
+    final = bytes.fromhex("0087079a") + bytes((len(rest),)) + rest
+
+    def send(chain: tuple[bytes, ...]) -> bytes:
+        use.reader.seq += 1
+        request = RelayRequest(
+            mode=use.reader.mode,
+            token=use.token,
+            key=use.session_key,
+            link_id=use.reader.link_id,
+            seq=use.reader.seq,
+            apdu=final,
+            chain=chain,
+            drain=True,
+        )
+        return relay(rt, a.client(), request).response
+
+    signed = send(good)
+    assert signed[-2:] == b"\x90\x00"
+    assert len(signed) == 2 + 8 + 256
+    assert send((bytes.fromhex("1087079aff") + head[:-1],))[-2:] == b"\x67\x00"

@@ -116,3 +116,27 @@ def test_constant_answers_are_answered_locally() -> None:
     assert local.answer(bytes.fromhex("00a4040006a00000000101")) == b"\x6a\x82"
     assert local.answer(bytes.fromhex("00c0000000")) == b"\x69\x85"
     assert local.answer(bytes.fromhex("00a4040006a00000000102")) is None
+
+
+def test_chain_parts_are_held_and_sent_with_the_last_part() -> None:
+    local = LocalAnswers()
+    first, middle = bytes.fromhex("10db3fff03010203"), bytes.fromhex("10db3fff020405")
+    last = bytes.fromhex("00db3fff0106")
+    assert local.chain(first) == (True, ())
+    assert local.chain(middle) == (True, ())
+    assert local.chain(last) == (False, (first, middle))
+    assert local.chain(last) == (False, ())
+
+
+def test_another_command_drops_a_held_chain() -> None:
+    local = LocalAnswers()
+    assert local.chain(bytes.fromhex("10db3fff03010203")) == (True, ())
+    assert local.chain(bytes.fromhex("00200080")) == (False, ())
+    assert local.chain(bytes.fromhex("00db3fff0106")) == (False, ())
+
+
+def test_only_well_formed_short_parts_are_held() -> None:
+    local = LocalAnswers()
+    assert local.chain(bytes.fromhex("10db3fff0501")) == (False, ())  # Lc says 5, one byte
+    assert local.chain(bytes.fromhex("10db3fff0000020102")) == (False, ())  # extended
+    assert local.chain(bytes.fromhex("1c87079a020102")) == (False, ())  # secure messaging

@@ -10,6 +10,10 @@
 * **Response chaining.** When a command's answer is longer than the client's ``Le``, the
   service sends the whole answer at once and the connector hands it out in ``61xx`` / GET
   RESPONSE pieces exactly as the applet would, saving a round trip per piece.
+* **Command chaining.** The parts of a chained command (CLA ``10``: an RSA block to sign, a
+  certificate to write) are acknowledged here and sent with the last part in one request. An
+  error the card finds in the chain is then reported on the last part rather than on the
+  part that caused it; the client abandons the command either way.
 
 A command answered here cancels what was waiting for GET RESPONSE, as any command does on a
 card. This module knows only enough of ISO 7816-4 to recognise those commands.
@@ -28,6 +32,8 @@ _OK = b"\x90\x00"
 _NOT_FOUND = b"\x6a\x82"
 _NOTHING_WAITING = b"\x69\x85"
 _TAG_LIST = 0x5C
+#: what the applet collects at most (card/piv/state.py MAX_CHAIN_BYTES), headers included
+_MAX_CHAIN = 8192
 
 
 class LocalAnswers:
@@ -43,6 +49,7 @@ class LocalAnswers:
         self._pending = b""
         self._waiting_sw = _OK
         self._answered_last = False
+        self._chain: list[bytes] = []
         self.hits = 0
 
     def answer(self, apdu: bytes) -> bytes | None:
@@ -79,11 +86,29 @@ class LocalAnswers:
         self._answered_last = True
         return self._deliver(answer[:-2], answer[-2:], limit)
 
+    def chain(self, apdu: bytes) -> tuple[bool, tuple[bytes, ...]]:
+        """(held, parts): ``held`` when ``apdu`` is a chain part kept here (answer 9000);
+        otherwise the parts it completes, to be sent with it (empty for a lone command)."""
+        parts = self._chain
+        continues = bool(parts) and _same_command(parts[0], apdu)
+        self._chain = []
+        if not continues:
+            parts = []
+        if _is_chain_part(apdu) and sum(map(len, parts)) + len(apdu) <= _MAX_CHAIN:
+            self._chain = [*parts, bytes(apdu)]
+            return True, ()
+        return False, tuple(parts)
+
     def reset(self) -> None:
         """A new command, power-up or reset: nothing waits for GET RESPONSE any more."""
         self._pending = b""
         self._waiting_sw = _OK
         self._answered_last = False
+
+    def power_up(self) -> None:
+        """Power-up or reset also ends a command chain."""
+        self.reset()
+        self._chain = []
 
     def _object(self, apdu: bytes) -> bytes | None:
         if tuple(apdu[:4]) != _GET_DATA:
@@ -106,6 +131,16 @@ class LocalAnswers:
         if not rest:
             return head + sw
         return head + bytes((0x61, len(rest) if len(rest) < _SHORT_MAX else 0))
+
+
+def _is_chain_part(apdu: bytes) -> bool:
+    """A well-formed short command of class 10 (chaining, nothing else) with data, no Le."""
+    return len(apdu) > 5 and apdu[0] == 0x10 and apdu[4] != 0 and len(apdu) == 5 + apdu[4]
+
+
+def _same_command(first: bytes, apdu: bytes) -> bool:
+    """The next part of the chain: class 10 or 00 (the last), same instruction and P1 P2."""
+    return len(apdu) >= 4 and apdu[0] in (0x00, 0x10) and apdu[1:4] == first[1:4]
 
 
 def _get_data(body: bytes) -> tuple[int, int] | None:

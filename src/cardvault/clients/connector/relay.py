@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 #: the service's answers that mean "this card may not be used here any more"
 _ENDED = {401, 403, 404, 410}
+_OK = b"\x90\x00"
 _BUSY = {429, 502, 503, 504}
 
 
@@ -80,11 +81,15 @@ class ServiceRelay:
 
     def relay(self, apdu: bytes) -> bytes:
         with self._lock:
+            held, chain = self._local.chain(apdu)
+            if held:
+                self._local.reset()  # a new command: nothing waits for GET RESPONSE now
+                return _OK
             local = self._local.answer(apdu)
             if local is not None:
                 return local
             self.seq += 1
-            answer = self._send(self._claims(apdu))
+            answer = self._send(self._claims(apdu, chain))
             self._power_up = False
             response = base64.b64decode(answer["response"], validate=True)
             if answer.get("whole"):
@@ -98,18 +103,21 @@ class ServiceRelay:
         if control in (Control.POWER_ON, Control.RESET):
             with self._lock:
                 self._power_up = True
-                self._local.reset()
+                self._local.power_up()
 
-    def _claims(self, apdu: bytes) -> dict[str, Any]:
-        return {
+    def _claims(self, apdu: bytes, chain: tuple[bytes, ...]) -> dict[str, Any]:
+        claims = {
             "token": self._creds.token,
             self._creds.key_field: self._creds.key,
             "link_id": self._creds.link_id,
             "seq": self.seq,
-            "apdu": base64.b64encode(apdu).decode(),
+            "apdu": _b64(apdu),
             "power_up": self._power_up,
             "drain": self._local.expected_length(apdu) is not None,
         }
+        if chain:
+            claims["chain"] = [_b64(part) for part in chain]
+        return claims
 
     def _send(self, claims: dict[str, Any]) -> dict[str, Any]:
         """One request, repeated (same sequence number) while the failure is transient."""
@@ -135,3 +143,7 @@ class ServiceRelay:
     def _end(self, reason: str) -> None:
         if self._on_end is not None:
             self._on_end(reason)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()

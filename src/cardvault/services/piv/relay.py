@@ -59,6 +59,7 @@ __all__ = ["RelayAnswer", "RelayRequest", "StaleRequest", "relay"]
 MAX_TRIES = 8
 _NOTHING_MISSING: tuple[str, ...] = ()
 _BYTES_REMAINING = 0x61
+_OK = b"\x90\x00"
 _GET_RESPONSE = bytes.fromhex("00C0000000")
 
 
@@ -83,6 +84,8 @@ class RelayRequest:
     power_up: bool = False
     #: answer with all of a long response at once (the connector cuts it up for GET RESPONSE)
     drain: bool = False
+    #: the earlier parts of a chained command (CLA 10) the connector acknowledged itself
+    chain: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,7 +173,7 @@ def _compute(rt: Runtime, snap: Snapshot, req: RelayRequest) -> _Computed:
             dek=lambda: bytearray(dek),
             recheck=recheck,
         )
-        after, response = process(before, req.apdu, ports)
+        after, response = _run(before, req, ports)
         whole = req.drain and response[-2] == _BYTES_REMAINING
         if whole:
             after, response = _drain(after, response, ports)
@@ -191,6 +194,15 @@ def _compute(rt: Runtime, snap: Snapshot, req: RelayRequest) -> _Computed:
 
 
 # -- commit ------------------------------------------------------------------------------------
+
+
+def _run(state: PivState, req: RelayRequest, ports: ServicePorts) -> tuple[PivState, bytes]:
+    """The chain's parts, then the command; a part the card refuses ends it with that answer."""
+    for part in req.chain:
+        state, response = process(state, part, ports)
+        if response != _OK:
+            return state, response
+    return process(state, req.apdu, ports)
 
 
 def _drain(state: PivState, response: bytes, ports: ServicePorts) -> tuple[PivState, bytes]:

@@ -69,6 +69,11 @@ class _ApduBase(BaseModel):
     drain: bool = Field(
         default=False, description="answer a long response whole; the connector cuts it up"
     )
+    chain: list[Annotated[str, Field(max_length=400)]] = Field(
+        default_factory=list,
+        max_length=40,
+        description="earlier parts of a chained command (CLA 10), base64, in order",
+    )
 
 
 class ApduIn(_ApduBase):
@@ -214,6 +219,7 @@ def _relay_request(mode: Mode, body: _ApduBase, key: bytes) -> RelayRequest:
         apdu=_b64(body.apdu, "apdu"),
         power_up=body.power_up,
         drain=body.drain,
+        chain=tuple(_b64(part, "chain") for part in body.chain),
     )
 
 
