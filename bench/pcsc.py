@@ -138,6 +138,10 @@ def _measure(agent: st.Agent, scratch: Path, args: argparse.Namespace) -> None:
         rate = _apdu_rate(apdu, args.apdus)
         print(f"  APDUs per second answered by the {name}: {rate:7.0f}")
     slot = str(st.token_slot())
+    listing = partial(st.run, "pkcs11-tool", "--module", st.PKCS11, "--slot", slot, "-O")
+    listing()
+    floor = statistics.median(_timed(listing) for _ in range(args.runs))
+    print(f"  pkcs11-tool -O (lists the card, uses no key): {floor * 1000:6.1f} ms")
     with httpx.Client(base_url=agent.service.url, verify=agent.service.tls()) as client:
         api = CardvaultApi(client)
         for label, key_id, mechanism, key, passcode in PAIRS:
