@@ -195,6 +195,9 @@ def test_the_link_carries_the_public_objects(rt: Runtime, use: p.InUse) -> None:
     assert use.personalised.certificates[Slot.PIV_AUTHENTICATION] in cert
     assert link.objects[ObjectId.CERT_KEY_MANAGEMENT] is None
     assert link.objects[ObjectId.DISCOVERY] is not None
+    assert link.constant[bytes.fromhex("00a4040006a00000000101")] == b"\x6a\x82"
+    assert link.constant[bytes.fromhex("00a4040005a000000308")][:1] == b"\x61"
+    assert set(link.constant) == set(links.PROBES)
 
 
 def test_no_link_for_another_card_an_ra_session_or_a_wrong_key(

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import NoReturn
 
 from sqlalchemy import delete, select
 
 from cardvault.card.apdu import CardError, Sw
-from cardvault.card.piv import CardPorts, PivState, load_state, process
+from cardvault.card.piv import (
+    Algorithm,
+    CardPorts,
+    PinRef,
+    PivState,
+    Slot,
+    load_state,
+    process,
+)
 from cardvault.card.piv.data import public_objects
 from cardvault.card.piv.link_state import LinkState, dump_link_state
 from cardvault.crypto.aead import wipe
@@ -72,13 +80,37 @@ PROBES = tuple(
 
 
 class _Refusing:
-    """Ports for probing: a probe that needs a secret is not a constant."""
+    """Ports for probing: a probe that needs a secret or randomness is not a constant."""
 
-    def __getattr__(self, name: str) -> object:
-        def refuse(*args: object) -> object:
-            raise CardError(Sw.NO_PRECISE_DIAGNOSIS)
+    def _refuse(self) -> NoReturn:
+        raise CardError(Sw.NO_PRECISE_DIAGNOSIS, "not a constant answer")
 
-        return refuse
+    def random_bytes(self, count: int) -> bytes:
+        self._refuse()
+
+    def verify_reference(self, reference: PinRef, value: bytes) -> None:
+        self._refuse()
+
+    def change_reference(self, reference: PinRef, value: bytes) -> None:
+        self._refuse()
+
+    def management_key(self, algorithm: Algorithm) -> bytearray:
+        self._refuse()
+
+    def set_management_key(self, algorithm: Algorithm, key: bytes) -> None:
+        self._refuse()
+
+    def generate_key(self, slot: Slot, algorithm: Algorithm) -> bytes:
+        self._refuse()
+
+    def sign(self, slot: Slot, algorithm: Algorithm, data: bytes) -> bytes:
+        self._refuse()
+
+    def decrypt(self, slot: Slot, algorithm: Algorithm, block: bytes) -> bytes:
+        self._refuse()
+
+    def ecdh(self, slot: Slot, algorithm: Algorithm, peer_point: bytes) -> bytes:
+        self._refuse()
 
 
 def constant_answers(state: PivState) -> dict[bytes, bytes]:
@@ -87,7 +119,7 @@ def constant_answers(state: PivState) -> dict[bytes, bytes]:
     answers are the same and neither state moved."""
     fresh = state.powered_up()
     proved = fresh.with_security(pin_verified=True, pin_always=True, management_authenticated=True)
-    ports = cast(CardPorts, _Refusing())
+    ports: CardPorts = _Refusing()
     answers = {}
     for apdu in PROBES:
         after_fresh, answer = process(fresh, apdu, ports)
