@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
+from cardvault.services.runtime import Runtime
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -37,3 +39,12 @@ def serve(app: ASGIApp, *, host: str = "127.0.0.1") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def live_server(rt: Runtime) -> Iterator[str]:
+    """The whole cardvault app for ``rt``; yields ``http://127.0.0.1:<port>``."""
+    from cardvault.web.app import create_app
+
+    with serve(create_app(rt)) as url:
+        yield url.replace("localhost", "127.0.0.1")

@@ -13,7 +13,7 @@ from cardvault.services.maintenance import Maintenance
 from cardvault.services.runtime import Runtime
 from cardvault.web import errors, ui
 from cardvault.web import ra as ra_pages
-from cardvault.web.api import auth, card, devices, push, ra, system
+from cardvault.web.api import auth, card, devices, piv, push, ra, system
 from cardvault.web.limits import BodyLimit
 
 
@@ -32,7 +32,7 @@ def create_app(rt: Runtime) -> FastAPI:
     errors.install(app)
     ui.install(app)
     ra_pages.install(app)
-    for module in (system, auth, card, ra, devices, push):
+    for module in (system, auth, card, ra, devices, push, piv):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
     return app

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import getpass
 import io
-import json
 import socket
-import ssl
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import segno
 import typer
 
-from cardvault.clients.agent import core, state
+from cardvault.clients.agent import connector_cmd, core, state
 from cardvault.clients.agent.api import CardvaultApi
+from cardvault.clients.agent.options import Options, tls_verify
+from cardvault.clients.agent.options import client as _client
+from cardvault.clients.agent.options import fail as _fail
+from cardvault.clients.agent.options import options as _opts
+from cardvault.clients.agent.options import out as _out
 from cardvault.errors import CardvaultError, InvalidInput
 
 app = typer.Typer(
@@ -28,20 +30,6 @@ app = typer.Typer(
     help="Sign in with your virtual smartcard and use it from this PC.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-@dataclass(kw_only=True)
-class Options:
-    server: str | None
-    ca_file: Path | None
-    state_dir: Path
-    json: bool
-
-
-def _opts(ctx: typer.Context) -> Options:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Options)
-    return obj
 
 
 @app.callback()
@@ -66,24 +54,6 @@ def root(
     ctx.obj = Options(
         server=server, ca_file=ca_file, state_dir=state_dir or state.default_dir(), json=json_output
     )
-
-
-def _client(opts: Options, server: str) -> httpx.Client:
-    return httpx.Client(base_url=server, verify=tls_verify(opts.ca_file), timeout=30.0)
-
-
-def tls_verify(ca_file: Path | None) -> ssl.SSLContext | bool:
-    """Verify against the given CA file, or the system's trust store."""
-    return ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
-
-
-def _out(opts: Options, data: Any, text: str) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str) if opts.json else text)
-
-
-def _fail(exc: CardvaultError) -> typer.Exit:
-    typer.secho(f"Error: {exc.diagnostics()}", err=True, fg="red")
-    return typer.Exit(exc.exit_code)
 
 
 def _passcode(from_stdin: bool) -> str:
@@ -153,6 +123,11 @@ def login(
     number_file: Annotated[
         Path | None, typer.Option(help="Also write the push number to this file.")
     ] = None,
+    ra: Annotated[bool, typer.Option("--ra", help="Sign in as an RA user (RA session).")] = False,
+    role: Annotated[
+        str | None,
+        typer.Option(help="With --ra: act under this RA role in --organisation at once."),
+    ] = None,
 ) -> None:
     """Sign in: passcode, then your phone (push) or a one-time code; or by QR code."""
     opts = _opts(ctx)
@@ -171,6 +146,8 @@ def login(
             return
         if bool(email) == bool(ad_account):
             raise InvalidInput("Give exactly one of --email or --ad-account.")
+        if role and not (ra and organisation):
+            raise InvalidInput("--role needs --ra and --organisation.")
         kind, ident = ("email", email) if email else ("ad_account", ad_account)
         data = core.LoginInput(
             identifier_kind=kind,
@@ -178,10 +155,12 @@ def login(
             passcode=_passcode(passcode_stdin),
             organisation=organisation,
             client_name=socket.gethostname(),
+            purpose="ra" if ra else "holder",
         )
         with _client(opts, opts.server) as client:
+            api = CardvaultApi(client)
             st = core.login(
-                CardvaultApi(client),
+                api,
                 opts.server,
                 data,
                 totp=totp,
@@ -189,6 +168,8 @@ def login(
                 show_number=_shower(number_file),
                 note=_note,
             )
+            if role and organisation:
+                st = core.select_role(api, st, organisation, role)
         path = state.save(opts.state_dir, st)
     except CardvaultError as exc:
         raise _fail(exc) from None
@@ -196,15 +177,46 @@ def login(
 
 
 def _signed_in(opts: Options, st: state.AgentState, path: Path) -> None:
+    acting = f", acting as {st.acting_role} in {st.acting_organisation}" if st.acting_role else ""
     _out(
         opts,
         {
             "card_serial": st.card_serial,
             "organisation": st.organisation,
+            "purpose": st.purpose,
+            "acting_organisation": st.acting_organisation,
+            "acting_role": st.acting_role,
             "expires_at": st.expires_at,
             "state_file": str(path),
         },
-        f"Signed in with card {st.card_serial} ({st.organisation}) until {st.expires_at}.",
+        f"Signed in with card {st.card_serial} ({st.organisation}) until {st.expires_at}{acting}.",
+    )
+
+
+@app.command()
+def role(
+    ctx: typer.Context,
+    organisation: Annotated[str | None, typer.Argument(help="Organisation code.")] = None,
+    name: Annotated[str | None, typer.Argument(help="ra_manager, ra_agent or auditor.")] = None,
+) -> None:
+    """RA sessions: list your RA roles, or act in ORGANISATION under role NAME."""
+    opts = _opts(ctx)
+    try:
+        st = state.load(opts.state_dir)
+        with _client(opts, st.server) as client:
+            api = CardvaultApi(client)
+            if organisation is None or name is None:
+                roles = core.ra_roles(api, st)
+                _out(opts, roles, "\n".join(f"{r['organisation']} {r['role']}" for r in roles))
+                return
+            st = core.select_role(api, st, organisation, name)
+        state.save(opts.state_dir, st)
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    _out(
+        opts,
+        {"organisation": st.acting_organisation, "role": st.acting_role},
+        f"Acting as {st.acting_role} in {st.acting_organisation}.",
     )
 
 
@@ -307,6 +319,9 @@ def logout(ctx: typer.Context) -> None:
     except CardvaultError as exc:
         raise _fail(exc) from None
     _out(opts, {"signed_out": True}, "Signed out.")
+
+
+app.command("connector")(connector_cmd.connector)
 
 
 def run() -> None:

@@ -61,11 +61,12 @@ def login(
             note or (lambda _m: None),
         )
         if session is not None:
-            return _state(server, session, sk)
+            return _state(server, session, sk, data.purpose)
     if not phone and "totp" not in offers:
         raise AgentError(f"This agent cannot use the second factor(s) offered: {list(offers)}.")
     code = totp or ask_code("Code from your authenticator app")
-    return _state(server, _code_factor(api, result["transaction_id"], offers, code), sk)
+    session = _code_factor(api, result["transaction_id"], offers, code)
+    return _state(server, session, sk, data.purpose)
 
 
 def _code_factor(api: CardvaultApi, txn: str, offers: dict[str, Any], code: str) -> dict[str, Any]:
@@ -91,7 +92,7 @@ def qr_login(
     return _state(server, session, session["session_key"])
 
 
-def _state(server: str, session: dict[str, Any], sk: str) -> AgentState:
+def _state(server: str, session: dict[str, Any], sk: str, purpose: str = "holder") -> AgentState:
     return AgentState(
         server=server,
         token=session["token"],
@@ -99,7 +100,41 @@ def _state(server: str, session: dict[str, Any], sk: str) -> AgentState:
         card_serial=session["card_serial"],
         organisation=session["organisation"],
         expires_at=session["expires_at"],
+        purpose=purpose,
     )
+
+
+ISSUING_ROLES = ("ra_manager", "ra_agent")
+
+
+def ra_roles(api: CardvaultApi, state: AgentState) -> list[dict[str, str]]:
+    items: list[dict[str, str]] = api.get("/api/v1/ra/roles", token=state.token)["items"]
+    return items
+
+
+def select_role(api: CardvaultApi, state: AgentState, organisation: str, role: str) -> AgentState:
+    """Act in one organisation under one of your RA roles there (the RA API's role choice)."""
+    if state.purpose != "ra":
+        raise AgentError(
+            "RA roles need an RA session.", remedy="Sign in with `cardvault-agent login --ra`."
+        )
+    chosen = api.post(
+        "/api/v1/ra/role", {"organisation": organisation, "role": role}, token=state.token
+    )
+    state.acting_organisation, state.acting_role = chosen["organisation"], chosen["role"]
+    return state
+
+
+def issuing_role(api: CardvaultApi, state: AgentState, organisation: str) -> AgentState:
+    """Make sure the RA acts in ``organisation`` under a role that may issue cards."""
+    wanted = organisation.strip().upper()
+    if state.acting_organisation == wanted and state.acting_role in ISSUING_ROLES:
+        return state
+    held = [r["role"] for r in ra_roles(api, state) if r["organisation"] == wanted]
+    usable = [role for role in ISSUING_ROLES if role in held]
+    if not usable:
+        raise AgentError(f"You have no RA role in {wanted} that may issue cards.")
+    return select_role(api, state, wanted, usable[0])
 
 
 def sign(
