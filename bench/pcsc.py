@@ -77,7 +77,11 @@ def _card_in_reader(scratch: Path, args: argparse.Namespace) -> Iterator[st.Agen
     data = _data_dir(scratch)
     env = {"CARDVAULT_DATABASE_URL": args.database_url or f"sqlite:///{scratch / 'bench.db'}"}
     if args.fast_kdf:
-        env |= {"CARDVAULT_ARGON2_TIME_COST": "1", "CARDVAULT_ARGON2_MEMORY_KIB": "64"}
+        env |= {
+            "CARDVAULT_ARGON2_TIME_COST": "1",
+            "CARDVAULT_ARGON2_MEMORY_KIB": "64",
+            "CARDVAULT_INSECURE_TEST_KDF": "true",
+        }
     service = st.start_service(data, env=env)
     try:
         holder = _issue_and_enrol(service, scratch)

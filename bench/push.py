@@ -56,7 +56,11 @@ from cardvault.store.types import new_id, utcnow
 PASSCODE = "correct horse battery staple 42"
 PG = os.environ.get("CARDVAULT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = "redis://127.0.0.1:6379/0"
-CHEAP = {"CARDVAULT_ARGON2_TIME_COST": "1", "CARDVAULT_ARGON2_MEMORY_KIB": "64"}
+CHEAP = {
+    "CARDVAULT_ARGON2_TIME_COST": "1",
+    "CARDVAULT_ARGON2_MEMORY_KIB": "64",
+    "CARDVAULT_INSECURE_TEST_KDF": "true",
+}
 
 
 # --- set-up -----------------------------------------------------------------------------------
@@ -88,7 +92,13 @@ class Fixture:
 def prepare(idle_devices: int) -> Fixture:
     data = Path(tempfile.mkdtemp(prefix="cvbench-"))
     db = database_url()
-    settings = Settings(data_dir=data, database_url=db, argon2_time_cost=1, argon2_memory_kib=64)
+    settings = Settings(
+        data_dir=data,
+        database_url=db,
+        argon2_time_cost=1,
+        argon2_memory_kib=64,
+        insecure_test_kdf=True,
+    )
     master = keystore_for(settings).create()
     audit_key.create_audit_key(settings.keys_dir, master)
     transport_keys.create(settings.keys_dir, master)

@@ -74,7 +74,11 @@ def stack(
     scratch = tmp_path_factory.mktemp(f"pcsc-{request.param}")
     data = scratch / "data"
     shutil.copytree(key_template, data)
-    env = {"CARDVAULT_ARGON2_TIME_COST": "1", "CARDVAULT_ARGON2_MEMORY_KIB": "64"}
+    env = {
+        "CARDVAULT_ARGON2_TIME_COST": "1",
+        "CARDVAULT_ARGON2_MEMORY_KIB": "64",
+        "CARDVAULT_INSECURE_TEST_KDF": "true",
+    }
     if request.param == "postgresql" and not st.postgres_reachable():
         if os.environ.get("CARDVAULT_TEST_REQUIRE_POSTGRES"):
             pytest.fail("PostgreSQL is required but does not answer")
