@@ -43,6 +43,7 @@ from cardvault.errors import AuthenticationFailed, InvalidInput
 
 __all__ = [
     "DEK_SIZE",
+    "INVITATION_SLOT",
     "MAX_KEYS",
     "MAX_RECORD_BYTES",
     "MAX_SLOTS",
@@ -59,6 +60,7 @@ __all__ = [
     "WrongSecret",
     "device_slot_name",
     "make_device_slot",
+    "make_invitation_slot",
     "make_passcode_slot",
     "make_recovery_code_slot",
     "make_recovery_slots",
@@ -67,6 +69,7 @@ __all__ = [
     "new_session_key",
     "normalize_answer",
     "open_device_slot",
+    "open_invitation_slot",
     "open_passcode_slot",
     "open_private_key",
     "open_recovery_code_slot",
@@ -83,6 +86,7 @@ DEVICE_SECRET_SIZE = 32
 RECOVERY_CODE_BYTES = 20  # 160 bits: 32 base32 characters in 8 groups of 4
 PASSCODE_SLOT = "passcode"
 RECOVERY_CODE_SLOT = "recovery-code"
+INVITATION_SLOT = "invitation"
 RECOVERY_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (1, 3), (2, 3))
 _DEVICE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -394,6 +398,47 @@ def open_device_slot(
 ) -> bytearray:
     slot = record.slot(device_slot_name(device_id))
     kek = _hkdf(_device_secret(device_secret), slot.salt, b"cardvault/device/v1")
+    return _open_slot(record, slot, kek)
+
+
+# --- invitation (partial enrolment) --------------------------------------------------------
+
+
+def _invitation_secret(link_token: str, sms_code: str) -> bytearray:
+    """Link token (256 random bits, sent by email) ‖ 0x00 ‖ the code sent by SMS."""
+    if not isinstance(link_token, str) or len(link_token) < 32:
+        raise InvalidInput("an invitation link token is at least 32 characters")
+    code = "".join(sms_code.split()) if isinstance(sms_code, str) else ""
+    if not code.isascii() or not code.isdigit():
+        raise InvalidInput("the enrolment code is digits only")
+    return bytearray(link_token.encode("ascii") + b"\x00" + code.encode("ascii"))
+
+
+def make_invitation_slot(
+    dek: bytes | bytearray, *, card_id: str, link_token: str, sms_code: str, generation: int
+) -> KeySlot:
+    """The invitation slot: KEK = HKDF-SHA256(link token ‖ 0 ‖ SMS code, salt).
+
+    Opening it needs both halves, which travel by different channels (email and SMS); the
+    token alone has 256 bits, so HKDF suffices, and the slot is under the outer seal anyway.
+    """
+    salt = secrets.token_bytes(SALT_SIZE)
+    kek = _hkdf(_invitation_secret(link_token, sms_code), salt, b"cardvault/invitation/v1")
+    return _make_slot(
+        dek,
+        kek,
+        card_id=card_id,
+        name=INVITATION_SLOT,
+        kind=SlotKind.INVITATION,
+        generation=generation,
+        salt=salt,
+        kdf=None,
+    )
+
+
+def open_invitation_slot(record: CardKeyRecord, link_token: str, sms_code: str) -> bytearray:
+    slot = record.slot(INVITATION_SLOT)
+    kek = _hkdf(_invitation_secret(link_token, sms_code), slot.salt, b"cardvault/invitation/v1")
     return _open_slot(record, slot, kek)
 
 
