@@ -13,6 +13,7 @@ from cardvault.cli import (
     card_cmd,
     keys_cmd,
     method_cmd,
+    notify_cmd,
     org_cmd,
     person_cmd,
     rp_cmd,
@@ -57,6 +58,7 @@ app.add_typer(ca_cmd.app, name="ca")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(method_cmd.app, name="method")
 app.add_typer(rp_cmd.app, name="rp")
+app.add_typer(notify_cmd.app, name="notify")
 
 
 def run() -> None:

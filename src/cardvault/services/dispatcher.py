@@ -170,15 +170,16 @@ class Dispatcher:
     # -- sending -----------------------------------------------------------------------------
 
     def deliver(self, notification_id: str) -> Report:
+        # read, then leave the session: on SQLite even a read holds the write lock
         with self.rt.db() as session:
             row = session.get(Notification, notification_id)
-            assert row is not None
-            if row.expires_at is not None and self.rt.clock() >= row.expires_at:
-                return self._fail(row, "Its link or code expired before it could be sent.")
-            try:
-                message = message_of(self.rt, row)
-            except CardvaultError as exc:
-                return self._fail(row, f"It could not be prepared: {exc.message}")
+        assert row is not None
+        if row.expires_at is not None and self.rt.clock() >= row.expires_at:
+            return self._fail(row, "Its link or code expired before it could be sent.")
+        try:
+            message = message_of(self.rt, row)
+        except CardvaultError as exc:
+            return self._fail(row, f"It could not be prepared: {exc.message}")
         try:
             if isinstance(message, EmailMessage):
                 self.senders.email.send(message)

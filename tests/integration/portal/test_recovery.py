@@ -33,6 +33,7 @@ from cardvault.store.models import (
     Notification,
 )
 
+RACER = "sprint.holder@example.org"
 NEW_PASSCODE = "violet tractor umbrella 1987"
 ANSWERS = {1: f.ANSWERS[0], 2: f.ANSWERS[1], 3: f.ANSWERS[2]}
 
@@ -464,7 +465,7 @@ def _race(n: int, work: Callable[[int], object]) -> tuple[list[object], list[Bas
 
 def _locked_without_factor(rt: Runtime, operator: Actor, engine: Engine) -> tuple[str, str, str]:
     a.open_org(rt, operator)
-    card = f.active_card(rt, operator, email="sprint.holder@example.org")
+    card = f.active_card(rt, operator, email=RACER)
     from cardvault.services.authentication import LoginRequest
 
     for _ in range(3):
@@ -472,7 +473,9 @@ def _locked_without_factor(rt: Runtime, operator: Actor, engine: Engine) -> tupl
             engine.login(
                 a.client(),
                 LoginRequest(
-                    identifier_kind="email", identifier="sprint.holder@example.org", passcode=p.WRONG
+                    identifier_kind="email",
+                    identifier="sprint.holder@example.org",
+                    passcode=p.WRONG,
                 ),
             )
     box = MemoryOutbox()
