@@ -15,6 +15,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cardvault.crypto.kdf import Argon2Params
 
+DEFAULT_SECURITY_QUESTIONS = (
+    "What was the name of your first pet?",
+    "In which town or city were you born?",
+    "What was your childhood nickname?",
+    "What is the name of the street you grew up in?",
+    "What was the name of your first school?",
+    "What was the make of your first car or bicycle?",
+    "What is your oldest cousin's first name?",
+    "In which town or city did your parents meet?",
+)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARDVAULT_", extra="ignore")
@@ -79,6 +90,25 @@ class Settings(BaseSettings):
     notify_retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
     #: the forgotten-passcode page answers no sooner than this, enrolled address or not
     reset_request_min_seconds: float = Field(default=0.5, ge=0, le=5)
+
+    # the browser areas (vRA Manager /ra, self-service portal /portal)
+    web_idle_minutes: int = Field(
+        default=15, ge=1, le=240, description="a web session ends after this long unused"
+    )
+    web_absolute_minutes: int = Field(default=12 * 60, ge=5, le=24 * 60)
+    web_reauth_minutes: int = Field(
+        default=10, ge=1, le=60, description="sensitive actions need a sign-in this recent"
+    )
+    security_questions: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SECURITY_QUESTIONS),
+        description="the questions offered at enrolment (a holder may also write their own)",
+    )
+    webauthn_rp_id: str | None = Field(
+        default=None, description="WebAuthn RP ID; default: the host of the public URL"
+    )
+    webauthn_origins: list[str] = Field(
+        default_factory=list, description="origins allowed for WebAuthn; default: the public URL"
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -54,6 +54,7 @@ class SlotKind(StrEnum):
     RECOVERY = "recovery"
     RECOVERY_CODE = "recovery_code"
     DEVICE = "device"
+    #: partial enrolment: opened by the invitation link's token plus the code sent by SMS
     INVITATION = "invitation"
 
 

@@ -43,7 +43,6 @@ from cardvault.errors import AuthenticationFailed, InvalidInput
 
 __all__ = [
     "DEK_SIZE",
-    "INVITATION_SLOT",
     "MAX_KEYS",
     "MAX_RECORD_BYTES",
     "MAX_SLOTS",
@@ -85,8 +84,9 @@ SESSION_KEY_SIZE = 32
 DEVICE_SECRET_SIZE = 32
 RECOVERY_CODE_BYTES = 20  # 160 bits: 32 base32 characters in 8 groups of 4
 PASSCODE_SLOT = "passcode"
-RECOVERY_CODE_SLOT = "recovery-code"
 INVITATION_SLOT = "invitation"
+INVITATION_TOKEN_MIN = 32
+RECOVERY_CODE_SLOT = "recovery-code"
 RECOVERY_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (1, 3), (2, 3))
 _DEVICE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -404,26 +404,32 @@ def open_device_slot(
 # --- invitation (partial enrolment) --------------------------------------------------------
 
 
-def _invitation_secret(link_token: str, sms_code: str) -> bytearray:
-    """Link token (256 random bits, sent by email) ‖ 0x00 ‖ the code sent by SMS."""
-    if not isinstance(link_token, str) or len(link_token) < 32:
-        raise InvalidInput("an invitation link token is at least 32 characters")
-    code = "".join(sms_code.split()) if isinstance(sms_code, str) else ""
-    if not code.isascii() or not code.isdigit():
-        raise InvalidInput("the enrolment code is digits only")
-    return bytearray(link_token.encode("ascii") + b"\x00" + code.encode("ascii"))
+def _invitation_secret(token: bytes | bytearray, code: str) -> bytearray:
+    """The link's token (>= 256 random bits) joined to the SMS code: two channels, one key."""
+    if len(token) < INVITATION_TOKEN_MIN:
+        raise InvalidInput(f"an invitation token is at least {INVITATION_TOKEN_MIN} bytes")
+    digits = "".join((code or "").split())
+    if not digits.isdigit() or not 6 <= len(digits) <= 10:
+        raise InvalidInput("the invitation code is 6 to 10 digits")
+    return bytearray(bytes(token) + b"\x00" + digits.encode("ascii"))
 
 
 def make_invitation_slot(
-    dek: bytes | bytearray, *, card_id: str, link_token: str, sms_code: str, generation: int
+    dek: bytes | bytearray,
+    *,
+    card_id: str,
+    token: bytes | bytearray,
+    code: str,
+    generation: int,
 ) -> KeySlot:
-    """The invitation slot: KEK = HKDF-SHA256(link token ‖ 0 ‖ SMS code, salt).
+    """The invitation slot: KEK = HKDF-SHA256(link token ‖ 0x00 ‖ SMS code, salt).
 
-    Opening it needs both halves, which travel by different channels (email and SMS); the
-    token alone has 256 bits, so HKDF suffices, and the slot is under the outer seal anyway.
+    The token is 256 random bits, so no slow KDF is needed; the service stores only the
+    token's SHA-256 (in the link row) and never the code, so the slot opens only for
+    whoever holds both the email link and the text message.
     """
     salt = secrets.token_bytes(SALT_SIZE)
-    kek = _hkdf(_invitation_secret(link_token, sms_code), salt, b"cardvault/invitation/v1")
+    kek = _hkdf(_invitation_secret(token, code), salt, b"cardvault/invitation/v1")
     return _make_slot(
         dek,
         kek,
@@ -436,9 +442,10 @@ def make_invitation_slot(
     )
 
 
-def open_invitation_slot(record: CardKeyRecord, link_token: str, sms_code: str) -> bytearray:
+def open_invitation_slot(record: CardKeyRecord, token: bytes | bytearray, code: str) -> bytearray:
+    """The DEK if the link token and SMS code are right; WrongSecret otherwise."""
     slot = record.slot(INVITATION_SLOT)
-    kek = _hkdf(_invitation_secret(link_token, sms_code), slot.salt, b"cardvault/invitation/v1")
+    kek = _hkdf(_invitation_secret(token, code), slot.salt, b"cardvault/invitation/v1")
     return _open_slot(record, slot, kek)
 
 

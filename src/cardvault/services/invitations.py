@@ -1,12 +1,12 @@
-"""Partial enrolment: the RA invites, the holder finishes on the portal.
+"""Partial enrolment, the holder's side: finishing an invitation on the portal.
 
 How the holder reaches the card's DEK without the issuance passcode:
 
-- :func:`invite` (RA side) opens the card with the issuance passcode, as enrolment does,
-  and adds an **invitation slot**: KEK = HKDF(link token ‖ 0 ‖ SMS code). The token goes
-  by email, the code by SMS to the number the RA entered, so both channels are needed. The
-  card becomes ``enrolled``; the link lives ``invitation_link_days`` (organisation policy).
-- :func:`confirm_code` (portal) opens the slot with the link's token and the typed code;
+- The RA's invitation (:func:`cardvault.services.ra_cards.invite`) opened the card with the
+  issuance passcode and added an **invitation slot**: KEK = HKDF(link token ‖ 0 ‖ SMS code).
+  The token went by email, the code by SMS to the number the RA entered, so both channels
+  are needed. The card is ``enrolled``; the link lives ``invitation_link_days``.
+- :func:`confirm_code` opens the slot with the link's token and the typed code;
   wrong codes are reserved on the link before checking (at most five). The DEK is re-wrapped
   under a key K that only the holder's browser keeps, as in recovery.
 - :func:`complete` sets the strong passcode and three security questions (and optionally a
@@ -16,12 +16,11 @@ How the holder reaches the card's DEK without the issuance passcode:
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import wipe
@@ -30,25 +29,21 @@ from cardvault.crypto.keyslots import (
     PASSCODE_SLOT,
     CardKeyRecord,
     WrongSecret,
-    make_invitation_slot,
     make_passcode_slot,
     make_recovery_code_slot,
     make_recovery_slots,
     new_recovery_code,
     new_session_key,
     open_invitation_slot,
-    open_passcode_slot,
     unwrap_session,
     wrap_for_session,
 )
-from cardvault.domain import identifiers
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import Conflict, InvalidInput
-from cardvault.notify.templates import EmailTemplate
-from cardvault.services import audit, links, lockout, notifications
+from cardvault.services import audit, links, notifications
 from cardvault.services.card_keys import open_record, seal_record
 from cardvault.services.enrolment import SecurityAnswer, check_questions
 from cardvault.services.issuance import get_card
+from cardvault.services.ra_cards import INVITATION_CODE_DIGITS as CODE_DIGITS
 from cardvault.services.recovery import RecoveryStepInvalid, check_new_passcode
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -63,7 +58,6 @@ from cardvault.store.models import (
 )
 from cardvault.store.types import new_id
 
-CODE_DIGITS = 6
 MAX_FAILURES = 5
 PURPOSE = "invitation"
 INVITABLE = (CardStatus.ISSUED.value, CardStatus.ENROLLED.value)
@@ -71,14 +65,6 @@ INVITABLE = (CardStatus.ISSUED.value, CardStatus.ENROLLED.value)
 
 class WrongCode(InvalidInput):
     code = "wrong_enrolment_code"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Invited:
-    serial: str
-    email: str
-    phone: str
-    expires_at: datetime
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,133 +86,6 @@ class Completed:
     serial: str
     holder_name: str
     recovery_code: str | None = field(default=None, repr=False)
-
-
-def new_code() -> str:
-    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
-
-
-# --- the RA side --------------------------------------------------------------------------
-
-
-def invite(
-    rt: Runtime,
-    actor: Actor,
-    *,
-    serial: str,
-    issuance_passcode: str,
-    email: str,
-    phone: str,
-    organisation_id: str | None = None,
-) -> Invited:
-    """Partial enrolment: email a link and text a code; the holder finishes on the portal."""
-    email, phone = identifiers.email(email), identifiers.phone(phone)
-    with rt.db() as session:
-        card = get_card(session, serial, organisation_id=organisation_id)
-        _check_invitable(card)
-        _check_email_free(session, card, email)
-        record, version = open_record(rt.master_key, card), card.record_version
-    token, code = links.new_token(), new_code()
-    new_record = _with_invitation_slot(rt, actor, card, record, issuance_passcode, token, code)
-    with transaction(rt.db) as session:
-        card = get_card(session, serial, organisation_id=organisation_id, for_update=True)
-        _check_invitable(card)
-        if card.record_version != version:
-            raise Conflict("The card changed meanwhile; nothing was changed. Try again.")
-        _check_email_free(session, card, email)
-        person = session.get(Person, card.person_id)
-        assert person is not None
-        person.email, person.phone = email, phone
-        seal_record(session, rt.master_key, card, new_record)
-        lockout.passcode_right(session, card)
-        card.status, card.status_changed_at = CardStatus.ENROLLED.value, rt.clock()
-        expires_at = _send(session, rt, card, token, code, phone)
-        audit.record(
-            session,
-            rt,
-            actor,
-            action="card.invited",
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
-            details={"serial": card.serial, "expires_at": expires_at.isoformat()},
-        )
-    return Invited(serial=card.serial, email=email, phone=phone, expires_at=expires_at)
-
-
-def _check_invitable(card: Card) -> None:
-    if card.status not in INVITABLE:
-        raise Conflict(f"Card {card.serial} cannot be enrolled: its status is {card.status}.")
-
-
-def _check_email_free(session: Session, card: Card, email: str) -> None:
-    other = session.scalar(
-        select(Person.id).where(Person.email == email, Person.id != card.person_id)
-    )
-    if other is not None:
-        raise Conflict("Another person already uses this email address.", field="email")
-
-
-def _with_invitation_slot(
-    rt: Runtime,
-    actor: Actor,
-    card: Card,
-    record: CardKeyRecord,
-    issuance_passcode: str,
-    token: str,
-    code: str,
-) -> CardKeyRecord:
-    reserved = lockout.reserve_attempt(rt, card.id)
-    with rt.kdf_gate.slot():
-        try:
-            dek = open_passcode_slot(record, issuance_passcode)
-        except WrongSecret:
-            raise lockout.passcode_wrong(
-                rt, actor, card.id, reserved, context="invitation"
-            ) from None
-    try:
-        slot = make_invitation_slot(
-            dek,
-            card_id=card.id,
-            link_token=token,
-            sms_code=code,
-            generation=record.slot(PASSCODE_SLOT).generation,
-        )
-    finally:
-        wipe(dek)
-    return record.with_slot(slot)
-
-
-def _send(session: Session, rt: Runtime, card: Card, token: str, code: str, phone: str) -> datetime:
-    org = session.get(Organisation, card.organisation_id)
-    assert org is not None
-    minutes = OrganisationPolicy.from_dict(org.policy).invitation_link_days * 24 * 60
-    link = links.create(
-        session, rt, purpose=links.Purpose.INVITATION, card=card, minutes=minutes, token=token
-    )
-    notifications.to_holder(
-        session,
-        rt,
-        card,
-        EmailTemplate.INVITATION,
-        context={"valid_minutes": minutes, "organisation_name": org.name},
-        secrets={"link": invitation_link(rt, token)},
-        expires_at=link.expires_at,
-    )
-    notifications.invitation_code_sms(
-        session,
-        rt,
-        card,
-        phone=phone,
-        code=code,
-        valid_minutes=minutes,
-        expires_at=link.expires_at,
-    )
-    return link.expires_at
-
-
-def invitation_link(rt: Runtime, token: str) -> str:
-    return f"{rt.settings.base_url.rstrip('/')}/portal/invitation/{token}"
 
 
 # --- the holder's side --------------------------------------------------------------------
@@ -273,7 +132,7 @@ def confirm_code(rt: Runtime, actor: Actor, token: str, code: str) -> CodeAccept
         record = open_record(rt.master_key, card)
     reserved = links.reserve_failure(rt, link_id, MAX_FAILURES)
     try:
-        dek = open_invitation_slot(record, token, cleaned)
+        dek = open_invitation_slot(record, links.token_bytes(token), cleaned)
     except WrongSecret:
         raise _wrong_code(rt, actor, card, link_id, reserved) from None
     key, txn_id = new_session_key(), new_id()

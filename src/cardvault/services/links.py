@@ -1,5 +1,8 @@
 """Single-use, time-limited links (DESIGN §3.3): reset links and invitations.
 
+(The vRA Manager's helpers :func:`new_link`, :func:`url`, :func:`queue` and
+:func:`message_context` are kept at the end; they use the same rows and the same outbox.)
+
 A link is a random 256-bit token that travels only in the email; the service stores its
 SHA-256. Every state change on a link is one conditional UPDATE, so that on any number of
 server instances:
@@ -14,6 +17,7 @@ Opening a page from a link (a GET, which mail scanners also do) never changes it
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -26,9 +30,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cardvault.errors import Conflict, NotFound
+from cardvault.services import notifications
 from cardvault.services.runtime import Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, Link
+from cardvault.store.models import Card, Link, Notification
 
 TOKEN_BYTES = 32
 #: a token is URL-safe base64 of 32 bytes: 43 characters
@@ -38,6 +43,14 @@ TOKEN_LENGTH = 43
 class Purpose(StrEnum):
     RESET = "reset"
     INVITATION = "invitation"
+
+
+RESET = Purpose.RESET.value
+INVITATION = Purpose.INVITATION.value
+#: where the self-service portal answers each purpose
+PORTAL_PATHS = {RESET: "/portal/reset", INVITATION: "/portal/invitation"}
+#: the context keys of a message that are secret: sealed in the outbox, never stored clear
+SEALED_KEYS = frozenset({"link", "code"})
 
 
 class LinkInvalid(NotFound):
@@ -75,6 +88,11 @@ def new_token() -> str:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_bytes(token: str) -> bytes:
+    """The raw 32 bytes behind a link token (the invitation slot's key material)."""
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
 
 
 def create(
@@ -256,3 +274,64 @@ _REMEDY = {
     Purpose.RESET: "Ask for a new link on the 'Forgotten your passcode?' page of the portal.",
     Purpose.INVITATION: "Ask your Registration Authority to send you a new invitation.",
 }
+
+
+# --- the vRA Manager's helpers --------------------------------------------------------------
+
+
+def new_link(
+    session: Session,
+    rt: Runtime,
+    *,
+    purpose: str,
+    card: Card,
+    minutes: int,
+    details: dict[str, Any] | None = None,
+) -> tuple[Link, str]:
+    """A fresh link for the card (older open links of this purpose revoked); its token."""
+    made = create(
+        session, rt, purpose=Purpose(purpose), card=card, minutes=minutes, details=details
+    )
+    link = session.get(Link, made.link_id)
+    assert link is not None
+    return link, made.token
+
+
+def url(rt: Runtime, purpose: str, token: str) -> str:
+    return f"{rt.settings.base_url.rstrip('/')}{PORTAL_PATHS[purpose]}/{token}"
+
+
+def queue(
+    session: Session,
+    rt: Runtime,
+    *,
+    channel: str,
+    recipient: str,
+    template: str,
+    context: dict[str, Any],
+    card: Card | None = None,
+    organisation_id: str | None = None,
+    expires_at: datetime | None = None,
+) -> Notification:
+    """Write an outbox row; ``link``/``code`` in ``context`` are sealed, never stored clear."""
+    notification_id = notifications.enqueue(
+        session,
+        rt,
+        channel=notifications.Channel(channel),
+        template=template,
+        recipient=recipient,
+        context={k: v for k, v in context.items() if k not in SEALED_KEYS},
+        secrets={k: str(v) for k, v in context.items() if k in SEALED_KEYS},
+        organisation_id=organisation_id or (card.organisation_id if card else None),
+        card_id=card.id if card else None,
+        expires_at=expires_at,
+    )
+    session.flush()
+    row = session.get(Notification, notification_id)
+    assert row is not None
+    return row
+
+
+def message_context(rt: Runtime, notification: Notification) -> dict[str, Any]:
+    """The template context with its sealed values opened (for the dispatcher only)."""
+    return notifications.full_context(rt, notification)

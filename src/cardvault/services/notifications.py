@@ -132,6 +132,11 @@ def render(
 
 def message_of(rt: Runtime, row: Notification) -> EmailMessage | SmsMessage:
     """Rebuild the message of a queued row (its secrets unsealed for the moment of sending)."""
+    return render(rt, row.channel, row.template, row.recipient, row.id, full_context(rt, row))
+
+
+def full_context(rt: Runtime, row: Notification) -> dict[str, Any]:
+    """The row's template context with its sealed link or code opened."""
     secrets: dict[str, str] = {}
     if row.sealed_secrets is not None:
         plain = rt.master_key.open(row.sealed_secrets, aad=_secrets_aad(row.id))
@@ -139,8 +144,7 @@ def message_of(rt: Runtime, row: Notification) -> EmailMessage | SmsMessage:
             secrets = json.loads(bytes(plain))
         finally:
             plain[:] = bytes(len(plain))
-    context = {**_decode(row.context), **secrets}
-    return render(rt, row.channel, row.template, row.recipient, row.id, context)
+    return {**_decode(row.context), **secrets}
 
 
 def _secrets_aad(notification_id: str) -> bytes:

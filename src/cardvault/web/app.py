@@ -7,7 +7,8 @@ from fastapi import FastAPI
 from cardvault import __version__
 from cardvault.services.authentication import Engine
 from cardvault.services.runtime import Runtime
-from cardvault.web import errors
+from cardvault.web import errors, ui
+from cardvault.web import ra as ra_pages
 from cardvault.web.api import auth, card, ra, system
 from cardvault.web.limits import BodyLimit
 
@@ -24,6 +25,8 @@ def create_app(rt: Runtime) -> FastAPI:
     app.state.runtime = rt
     app.state.engine = Engine(rt)
     errors.install(app)
+    ui.install(app)
+    ra_pages.install(app)
     for module in (system, auth, card, ra):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)

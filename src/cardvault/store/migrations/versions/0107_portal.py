@@ -1,7 +1,7 @@
 """self-service portal: notification dispatch state, sealed message secrets, recovery counter
 
 Revision ID: 0107_portal
-Revises: 0001
+Revises: 0104_web
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import cardvault.store.types
 
 revision = "0107_portal"
-down_revision = "0001"
+down_revision = "0104_web"
 branch_labels = None
 depends_on = None
 
