@@ -212,26 +212,10 @@ def complete(
     want_recovery_code: bool = False,
 ) -> Completed:
     """Passcode and security questions: the card becomes active."""
-    with rt.db() as session:
-        link, card = _live(session, rt, token)
-        link_id = link.id
-        txn = session.get(AuthTransaction, transaction_id) if transaction_id else None
-        if (
-            txn is None
-            or txn.purpose != PURPOSE
-            or txn.factor_state.get("link") != link_id
-            or rt.clock() >= txn.expires_at
-            or txn.session_wrap is None
-        ):
-            raise RecoveryStepInvalid()
-        person = session.get(Person, card.person_id)
-        assert person is not None
+    link_id, card, txn, person = _step(rt, token, transaction_id, key)
     check_new_passcode(rt, person, passcode, confirm)
     check_questions(answers, passcode)
-    try:
-        dek = unwrap_session(txn.session_wrap, key, session_id=txn.id)
-    except (WrongSecret, InvalidInput):
-        raise RecoveryStepInvalid() from None
+    dek = _unwrap(txn, key)
     code = new_recovery_code() if want_recovery_code else None
     try:
         record = _enrolled_record(rt, card, dek, passcode, answers, code)
@@ -262,6 +246,39 @@ def complete(
     return Completed(
         serial=card.serial, holder_name=notifications.holder_name(person), recovery_code=code
     )
+
+
+def check_step(rt: Runtime, token: str, transaction_id: str, key: bytes) -> None:
+    """Raise unless this browser confirmed the code for this invitation (to show the form)."""
+    _step(rt, token, transaction_id, key)
+
+
+def _step(
+    rt: Runtime, token: str, transaction_id: str, key: bytes
+) -> tuple[str, Card, AuthTransaction, Person]:
+    with rt.db() as session:
+        link, card = _live(session, rt, token)
+        txn = session.get(AuthTransaction, transaction_id) if transaction_id else None
+        if (
+            txn is None
+            or txn.purpose != PURPOSE
+            or txn.factor_state.get("link") != link.id
+            or rt.clock() >= txn.expires_at
+            or txn.session_wrap is None
+        ):
+            raise RecoveryStepInvalid()
+        person = session.get(Person, card.person_id)
+        assert person is not None
+    wipe(_unwrap(txn, key))
+    return link.id, card, txn, person
+
+
+def _unwrap(txn: AuthTransaction, key: bytes) -> bytearray:
+    assert txn.session_wrap is not None
+    try:
+        return unwrap_session(txn.session_wrap, key, session_id=txn.id)
+    except (WrongSecret, InvalidInput):
+        raise RecoveryStepInvalid() from None
 
 
 def _enrolled_record(

@@ -591,3 +591,20 @@ def _reactivate(session: Session, rt: Runtime, card: Card) -> None:
     card.status, card.locked_from, card.lock_reason = CardStatus.ACTIVE.value, None, None
     card.status_reason, card.status_changed_at = "passcode reset by the holder", now
     end_card_state(session, card.id, now)
+
+
+def current_step(rt: Runtime, token: str, transaction_id: str, key: bytes) -> Progress:
+    """Where this browser's reset stands (to show the right page); RecoveryStepInvalid if lost."""
+    for state in (STEP_FACTOR, STEP_PASSCODE):
+        try:
+            step = _step(rt, token, transaction_id, key, state)
+        except RecoveryStepInvalid:
+            continue
+        methods = sorted(step.txn.factor_state.get("factors", {})) if state == STEP_FACTOR else []
+        return Progress(
+            transaction_id=step.txn.id,
+            key=key,
+            step=state,
+            second_factors=[{"method": m} for m in methods],
+        )
+    raise RecoveryStepInvalid()

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from cardvault import __version__
+from cardvault.services import dispatcher
 from cardvault.services.authentication import Engine
 from cardvault.services.runtime import Runtime
-from cardvault.web import errors, ui
+from cardvault.web import errors, portal, ui
 from cardvault.web import ra as ra_pages
 from cardvault.web.api import auth, card, ra, system
 from cardvault.web.limits import BodyLimit
 
 
 def create_app(rt: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        """The outbox dispatcher runs while the server does (docs/operator/notifications.md)."""
+        sender = dispatcher.start_background(rt) if rt.settings.notify_dispatcher else None
+        try:
+            yield
+        finally:
+            if sender is not None:
+                sender.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="cardvault",
         version=__version__,
         description="Virtual smartcards: issuance, authentication and card operations.",
@@ -27,6 +42,7 @@ def create_app(rt: Runtime) -> FastAPI:
     errors.install(app)
     ui.install(app)
     ra_pages.install(app)
+    portal.install(app)
     for module in (system, auth, card, ra):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)

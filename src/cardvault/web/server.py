@@ -7,6 +7,7 @@ import uvicorn
 from cardvault.services.bootstrap import tls_paths
 from cardvault.services.runtime import Runtime
 from cardvault.web.app import create_app
+from cardvault.web.portal.common import redact_access_log
 
 
 def serve(rt: Runtime) -> None:
@@ -21,4 +22,5 @@ def serve(rt: Runtime) -> None:
         proxy_headers=False,
         server_header=False,
     )
+    redact_access_log()  # after uvicorn configured its loggers: link tokens stay out of logs
     uvicorn.Server(config).run()
