@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,7 +40,9 @@ def serve(
         raise InvalidInput(f"Cannot read {ca_file}: {exc.strerror}.") from exc
     scheme = "https" if tls_cert else "http"
     origin = f"{scheme}://{host}:{port}"
-    verify: Any = str(cardvault_ca_file) if cardvault_ca_file else True
+    verify: Any = (
+        ssl.create_default_context(cafile=str(cardvault_ca_file)) if cardvault_ca_file else True
+    )
     config = RpConfig(
         origin=origin,
         ca_cert=ca_cert,

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from cardvault import __version__
 from cardvault.services import dispatcher
 from cardvault.services.authentication import Engine
+from cardvault.services.maintenance import Maintenance
 from cardvault.services.runtime import Runtime
 from cardvault.web import errors, portal, ui
 from cardvault.web import ra as ra_pages
@@ -18,18 +19,8 @@ from cardvault.web.limits import BodyLimit
 
 
 def create_app(rt: Runtime) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        """The outbox dispatcher runs while the server does (docs/operator/notifications.md)."""
-        sender = dispatcher.start_background(rt) if rt.settings.notify_dispatcher else None
-        try:
-            yield
-        finally:
-            if sender is not None:
-                sender.stop()
-
     app = FastAPI(
-        lifespan=lifespan,
+        lifespan=_lifespan,
         title="cardvault",
         version=__version__,
         description="Virtual smartcards: issuance, authentication and card operations.",
@@ -47,3 +38,18 @@ def create_app(rt: Runtime) -> FastAPI:
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Background work that lives as long as the server: housekeeping, sending notifications."""
+    rt = app.state.runtime
+    maintenance = Maintenance(rt)
+    maintenance.start()
+    sender = dispatcher.start_background(rt) if rt.settings.notify_dispatcher else None
+    try:
+        yield
+    finally:
+        if sender is not None:
+            sender.stop()
+        maintenance.stop()

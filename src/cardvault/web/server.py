@@ -21,6 +21,7 @@ def serve(rt: Runtime) -> None:
         log_level="info",
         proxy_headers=False,
         server_header=False,
+        timeout_graceful_shutdown=5,
     )
     redact_access_log()  # after uvicorn configured its loggers: link tokens stay out of logs
     uvicorn.Server(config).run()

@@ -21,3 +21,21 @@ def test_ra_signs_in_chooses_role_and_finds_a_person(rt: Runtime, operator: Acto
     r = c.get(f"/ra/persons/{bob.user_id}")
     assert r.status_code == 200, r.text
     assert bob.serial in r.text
+
+
+def test_the_demo_ra_from_init_can_sign_in(rt: Runtime, operator: Actor) -> None:
+    import pyotp
+
+    from cardvault.services import bootstrap
+
+    demo = bootstrap.create_demo(rt, operator)
+    ra = demo["ra_user"]
+    c = w.client(rt)
+    r = w.post(c, "/ra", kind="email", identifier=ra["email"], passcode=ra["passcode"])
+    assert r.status_code == 303, r.text
+    r = w.post(c, "/ra/login/code", code=pyotp.TOTP(ra["totp_secret"]).now())
+    assert r.status_code == 303, r.text
+    r = w.post(c, "/ra/role", role="DEMO:ra_manager")
+    assert r.status_code == 303
+    page = c.get("/ra/persons", params={"q": "bob"})
+    assert "Bob Newcomer" in page.text

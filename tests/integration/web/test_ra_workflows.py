@@ -237,6 +237,26 @@ def test_invitation_adds_a_slot_opened_by_link_and_sms_code(
         open_invitation_slot(
             record, links.token_bytes(token), "000000" if code != "000000" else "111111"
         )
+    # a full enrolment at the desk answers the invitation: slot gone, link revoked
+    r = w.post(
+        c,
+        f"/ra/persons/{card.user_id}/enrol",
+        email="erin@example.org",
+        phone="07700 900123",
+        issuance_passcode=f.ISSUANCE_PASSCODE,
+        passcode=f.STRONG_PASSCODE,
+        passcode_confirm=f.STRONG_PASSCODE,
+        **{f"question{n}": q for n, q in enumerate(rt.settings.security_questions[:3], 1)},
+        **{f"answer{n}": ans for n, ans in enumerate(f.ANSWERS, 1)},
+    )
+    assert r.status_code == 303, r.text
+    enrolled = _card(rt, card.serial)
+    assert enrolled.status == "active"
+    assert "invitation" not in {s.name for s in open_record(rt.master_key, enrolled).slots}
+    with rt.db() as s:
+        link = s.scalar(select(Link).where(Link.card_id == card.card_id))
+        assert link is not None
+        assert link.revoked_at is not None
 
 
 def test_audit_filters_and_csv_export(rt: Runtime, operator: Actor, setup) -> None:  # type: ignore[no-untyped-def]

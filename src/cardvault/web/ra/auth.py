@@ -159,6 +159,8 @@ def role_page(request: Request, rt: Rt, view: View) -> Response:
         return ui.redirect("/ra")
     roles = ra_actions.roles(rt, None, address(request, rt), session_id=view.card_session_id)
     current = f"{view.data.get('ra_org')}:{view.data.get('ra_role')}"
+    if len(roles) == 1:
+        current = f"{roles[0]['organisation']}:{roles[0]['role']}"
     return ui.render(request, "ra/role.html", roles=roles, form=ui.Form(values={"role": current}))
 
 

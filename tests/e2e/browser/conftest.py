@@ -1,0 +1,93 @@
+"""Headless Chromium (Debian's ``chromium``) driven by Playwright against the app served by
+uvicorn in a thread at ``http://localhost:<port>``. Nothing is downloaded: Playwright uses
+the system browser through ``executable_path``; ``playwright install`` is never run.
+
+Chromium treats ``http://localhost`` as a secure context, so the ``Secure``, ``__Host-``
+session cookie and WebAuthn both work there without TLS.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from cardvault.services.runtime import Runtime
+from cardvault.web.app import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+]
+SHOTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "ra-guide"
+
+
+@dataclass(frozen=True)
+class Live:
+    url: str
+    rt: Runtime
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def live(rt: Runtime) -> Iterator[Live]:
+    port = _free_port()
+    url = f"http://localhost:{port}"
+    rt.settings.public_url = url
+    rt.settings.webauthn_rp_id = "localhost"
+    rt.settings.webauthn_origins = [url]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield Live(url=url, rt=rt)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-system-deps")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(15000)
+    yield pg
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    """Keep a screenshot of a main page as a test artefact (docs/ra-guide/ has copies)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
