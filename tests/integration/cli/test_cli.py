@@ -53,6 +53,8 @@ ENROLMENT = {
     ],
 }
 
+pytestmark = pytest.mark.slow  # every test here runs the real CLI (a second each)
+
 
 @pytest.fixture
 def cli(settings: Settings, rt: Runtime, database_url: str) -> Iterator[Cli]:
@@ -124,27 +126,25 @@ def test_help_runs_from_the_console_script() -> None:
         assert group in out.stdout
 
 
-def test_card_issue_takes_no_passcode_argument(cli: Cli, rt: Runtime, operator: Actor) -> None:
+def test_card_issue_takes_no_passcode_argument(keys_cli: Cli) -> None:
     root = typer.main.get_command(cli_app)
     issue = root.commands["card"].commands["issue"]  # type: ignore[attr-defined]
     for param in issue.params:
         if "passcode" in param.name:
             assert param.is_flag, f"--{param.name} must not take a value"
-    f.org(rt, operator)
-    uid = f.person(rt, operator, "ORG1")
-    given = cli.run("card", "issue", "--org", "ORG1", "--user-id", uid, "--passcode", "x1y2z3w4")
+    uid = "555000000444"
+    given = keys_cli.run("card", "issue", "--org", "ORG1", "--user-id", uid, "--passcode", "x1y2z3")
     assert given.returncode == 2
     assert "No such option" in given.stderr
-    no_tty = cli.run("card", "issue", "--org", "ORG1", "--user-id", uid)
+    no_tty = keys_cli.run("card", "issue", "--org", "ORG1", "--user-id", uid)
     assert no_tty.returncode == 2
     assert "stdin is not a terminal" in no_tty.error["message"]
-    assert _count(rt, Card) == 0
+    assert "--passcode-stdin" in no_tty.error["remedy"]
 
 
 # -- the whole tour --------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_operator_tour_with_json_output(tmp_path: Path, database_url: str) -> None:
     cli = Cli(data_dir=tmp_path / "tour", database_url=database_url)
     try:
@@ -256,13 +256,11 @@ def test_unknown_organisation_is_refused(cli: Cli, rt: Runtime, operator: Actor)
         "message": "There is no organisation with code NOPE.",
     }
     issued = cli.run(
-        "card", "issue", "--org", "nope", "--user-id", uid, "--passcode-stdin", stdin=PASSCODE
-    )
+        "card", "issue", "--org", "nope", "--user-id", uid, "--passcode-stdin",
+        stdin=PASSCODE, json_output=False,
+    )  # fmt: skip
     assert issued.returncode == 3
-    assert issued.error["message"] == "There is no organisation with code NOPE."
-    shown = cli.run("org", "show", "NOPE", json_output=False)
-    assert shown.returncode == 3
-    assert "There is no organisation with code NOPE." in shown.stderr
+    assert issued.stderr.endswith("Error: There is no organisation with code NOPE.\n")
     assert (_count(rt, Person), _count(rt, AuditEvent), _count(rt, Card)) == (persons, events, 0)
 
 
@@ -296,12 +294,6 @@ def test_weak_passcode_at_enrolment_says_why(cli: Cli, rt: Runtime, operator: Ac
     assert weak.returncode == 2
     assert weak.error["reason"] == "too_common"
     assert "too common" in weak.error["message"]
-    plain = cli.run(
-        "card", "enrol", issued.serial, "--stdin-json", json_output=False,
-        stdin=json.dumps({**ENROLMENT, "passcode": "short1"}),
-    )  # fmt: skip
-    assert plain.returncode == 2
-    assert "at least 8 characters" in plain.stderr
     with rt.db() as s:
         card = s.scalar(select(Card).where(Card.serial == issued.serial))
         assert card is not None
@@ -310,23 +302,19 @@ def test_weak_passcode_at_enrolment_says_why(cli: Cli, rt: Runtime, operator: Ac
     assert _count(rt, AuditEvent) == events
 
 
-def test_bad_enrolment_json_is_refused(cli: Cli, rt: Runtime, operator: Actor) -> None:
-    f.org(rt, operator)
-    issued = f.issued_card(rt, operator, algorithm="ecp256")
-    broken = cli.run("card", "enrol", issued.serial, "--stdin-json", stdin='{"passcode": ')
+def test_bad_enrolment_json_is_refused(keys_cli: Cli) -> None:
+    broken = keys_cli.run("card", "enrol", "CV0000000000", "--stdin-json", stdin='{"passcode": ')
     assert broken.returncode == 2
     assert "not valid JSON" in broken.error["message"]
 
 
-def test_unseal_refuses_too_few_repeated_or_foreign_shares(keys_cli: Cli, tmp_path: Path) -> None:
+def test_unseal_refuses_too_few_or_foreign_shares(keys_cli: Cli, tmp_path: Path) -> None:
     other = Cli(data_dir=tmp_path / "other", database_url=keys_cli.database_url)
     keystore_for(Settings(data_dir=other.data_dir, **TEST_ARGON2)).create()  # type: ignore[arg-type]
     mine = keys_cli.run("keys", "split", "--shares", "5", "--threshold", "3").ok().json["shares"]
     theirs = other.run("keys", "split", "--shares", "3", "--threshold", "2").ok().json["shares"]
     refusals = {
         "\n".join(mine[:2]): "2 shares given, 3 needed",
-        "\n".join([mine[0]] * 3): "the share with index 1 was given twice",
-        "\n": "No shares on stdin.",
         "\n".join(theirs[:2]): "These shares do not rebuild this data directory's master key.",
         "\n".join([*mine[:2], theirs[0]]): "these shares come from different keys",
     }
@@ -380,12 +368,14 @@ def test_damaged_data_directory_is_refused(keys_cli: Cli, damage: str, message: 
 def test_database_from_a_newer_cardvault_is_refused(cli: Cli, rt: Runtime) -> None:
     with rt.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'ffffffffffff'"))
-    for args in (("card", "show", "CV0000000000"), ("serve",), ("db", "upgrade")):
+    for args in (("card", "show", "CV0000000000"), ("serve",)):
         out = cli.run(*args)
         assert out.returncode == 9, (args, out.stderr)
         assert out.error["code"] == "database_newer"
         assert "ffffffffffff" in out.error["message"]
         assert "newer cardvault" in out.error["message"]
+    with pytest.raises(db.DatabaseNewer):
+        db.upgrade(rt.engine)
     assert db.current_revision(rt.engine) == "ffffffffffff"
 
 
@@ -417,8 +407,6 @@ def test_ca_certificate_that_does_not_match_its_key_is_refused(
     assert bad.returncode == 2
     assert bad.error["message"] == "The CA certificate does not match its key."
     assert {p.name: p.read_bytes() for p in ca_files.iterdir()} == before
-    half = keys_cli.run("ca", "init", "--import-cert", str(cert_a))
-    assert (half.returncode, half.error["code"]) == (2, "invalid_input")
     good = keys_cli.run(
         "ca", "init", "--import-cert", str(cert_a), "--import-key", str(key_a), "--force"
     )
@@ -454,7 +442,6 @@ def _wait_for_health(proc: subprocess.Popen[str], port: int, ca_file: Path) -> d
     raise AssertionError("serve did not answer within 30 s")
 
 
-@pytest.mark.slow
 def test_serve_refuses_to_start_sealed_and_starts_after_unseal(cli: Cli) -> None:
     tls = cli.data_dir / "tls"
     tls.mkdir(mode=0o700)
@@ -500,7 +487,6 @@ def _sign_csr(csr: Path, ca_key: Path, ca_cert: Path, usage: str, out: Path) -> 
     return out
 
 
-@pytest.mark.slow
 def test_external_ca_path_end_to_end(
     cli: Cli, rt: Runtime, operator: Actor, tmp_path: Path
 ) -> None:
@@ -514,9 +500,14 @@ def test_external_ca_path_end_to_end(
     assert issued["certificates"] == []
     assert {c["usage"] for c in issued["csrs"]} == {"authentication", "content_commitment"}
     ca_key, ca_cert = _openssl_ca(tmp_path, "External CA")
+    pems = {
+        "authentication": cli.run("ca", "export-csr", serial, "authentication").ok().json["pem"],
+        "content-commitment": next(
+            c["pem"] for c in issued["csrs"] if c["usage"] == "content_commitment"
+        ),
+    }
     signed = {}
-    for usage in ("authentication", "content-commitment"):
-        pem = cli.run("ca", "export-csr", serial, usage).ok().json["pem"]
+    for usage, pem in pems.items():
         csr = tmp_path / f"{usage}.csr"
         csr.write_text(pem)
         signed[usage] = _sign_csr(csr, ca_key, ca_cert, usage, tmp_path / f"{usage}.pem")
