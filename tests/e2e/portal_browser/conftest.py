@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from tests.integration.notify.conftest import Mailbox, SmtpServer, smtp_server, tls
 
 from cardvault.services.runtime import Runtime
@@ -23,16 +23,6 @@ from cardvault.web.app import create_app
 
 __all__ = ["smtp_server", "tls"]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-]
 SHOTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "portal"
 
 
@@ -82,16 +72,6 @@ def live(request: pytest.FixtureRequest, rt: Runtime, smtp_server: SmtpServer) -
     yield Live(url=url, rt=rt, mailbox=smtp_server.mailbox)
     server.should_exit = True
     thread.join(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-system-deps")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
