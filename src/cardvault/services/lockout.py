@@ -104,8 +104,10 @@ def passcode_wrong(
         )
         if outcome.lock and card.status != CardStatus.LOCKED.value:
             lock_in_session(session, rt, actor, card, reason=ATTEMPTS_LOCK_REASON)
-            # the holder learns at once, with a link to unlock it themselves (DESIGN §3.3)
-            reset_links.send_reset_link(session, rt, actor, card, trigger="locked")
+            if card.locked_from == CardStatus.ACTIVE.value:
+                # the holder learns at once, with a link to unlock it themselves (DESIGN §3.3);
+                # a card not yet enrolled has no security questions: its RA unlocks it
+                reset_links.send_reset_link(session, rt, actor, card, trigger="locked")
     return WrongPasscode(outcome.attempts_left)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import wipe
@@ -47,6 +47,17 @@ from cardvault.services.card_keys import open_record, seal_record
 from cardvault.services.enrolment import MAX_ANSWER, passcode_policy, personal_words
 from cardvault.services.factors import FactorContext, FactorFailed, installed
 from cardvault.services.issuance import end_card_state
+from cardvault.services.recovery_limits import (
+    CARD_MAX_FAILURES,
+    LINK_MAX_FAILURES,
+    RecoveryBlocked,
+    WrongAnswers,
+    blocked,
+    contact,
+    failed,
+    release,
+    reserve,
+)
 from cardvault.services.reset_links import may_self_unlock
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -54,6 +65,7 @@ from cardvault.store.models import (
     AuthTransaction,
     Card,
     CardStatus,
+    Link,
     Membership,
     Organisation,
     Person,
@@ -61,32 +73,22 @@ from cardvault.store.models import (
 )
 from cardvault.store.types import new_id
 
-#: wrong answers (or codes, or second factors) one link takes before it dies
-LINK_MAX_FAILURES = 3
-#: wrong tries one card takes across all its links before only an RA can help
-CARD_MAX_FAILURES = 10
+__all__ = [
+    "CARD_MAX_FAILURES",
+    "LINK_MAX_FAILURES",
+    "RecoveryBlocked",
+    "RecoveryNotAllowed",
+    "RecoveryStepInvalid",
+    "WrongAnswers",
+    "answer",
+    "current_step",
+    "open_reset",
+    "second_factor",
+    "set_passcode",
+]
 PURPOSE = "recovery"
 STEP_FACTOR = "second_factor"
 STEP_PASSCODE = "new_passcode"
-
-
-class WrongAnswers(AuthenticationFailed):
-    code = "wrong_answers"
-
-    def __init__(self, tries_left: int) -> None:
-        word = "try" if tries_left == 1 else "tries"
-        super().__init__(
-            "Those answers do not match the ones you gave when you set up your card. "
-            f"{tries_left} {word} left with this link.",
-            remedy="Answers are not case-sensitive; check the spelling.",
-            tries_left=tries_left,
-        )
-
-
-class RecoveryBlocked(Conflict):
-    """Too many wrong tries on this card: only the RA can help now."""
-
-    code = "recovery_blocked"
 
 
 class RecoveryNotAllowed(Conflict):
@@ -139,28 +141,17 @@ class Recovered:
     recovery_code_used: bool
 
 
-def _contact(rt: Runtime, session: Session, card: Card) -> str:
-    return notifications.support_contact(rt, session.get(Organisation, card.organisation_id))
-
-
-def _card_of(session: Session, rt: Runtime, link: Any) -> Card:
+def _card_of(session: Session, rt: Runtime, link: Link) -> Card:
     card = session.get(Card, link.card_id)
     assert card is not None
     if not may_self_unlock(card, link_unlocks=bool(link.details.get("unlock"))):
         raise RecoveryNotAllowed(
             f"This card cannot be reset here: it is {card.status}.",
-            remedy=f"Contact {_contact(rt, session, card)}.",
+            remedy=f"Contact {contact(rt, session, card)}.",
         )
     if card.recovery_failures >= CARD_MAX_FAILURES:
-        raise _blocked(rt, session, card)
+        raise blocked(rt, session, card)
     return card
-
-
-def _blocked(rt: Runtime, session: Session, card: Card) -> RecoveryBlocked:
-    return RecoveryBlocked(
-        "Too many wrong answers have been given for this card, so it can no longer be reset here.",
-        remedy=f"Contact {_contact(rt, session, card)}: they can check who you are and help.",
-    )
 
 
 def open_reset(rt: Runtime, token: str) -> ResetPage:
@@ -181,7 +172,7 @@ def open_reset(rt: Runtime, token: str) -> ResetPage:
         if len(questions) != 3:
             raise RecoveryNotAllowed(
                 "This card has no security questions, so it cannot be reset here.",
-                remedy=f"Contact {_contact(rt, session, card)}.",
+                remedy=f"Contact {contact(rt, session, card)}.",
             )
         record = open_record(rt.master_key, card)
         return ResetPage(
@@ -191,69 +182,6 @@ def open_reset(rt: Runtime, token: str) -> ResetPage:
             expires_at=link.expires_at,
             tries_left=LINK_MAX_FAILURES - link.failed_attempts,
         )
-
-
-# --- reservations -------------------------------------------------------------------------
-
-
-def _reserve(rt: Runtime, link_id: str, card_id: str) -> int:
-    """Take one try on the card and one on the link, together, before checking anything."""
-    with transaction(rt.db) as session:
-        card_count = session.scalar(
-            update(Card)
-            .where(Card.id == card_id, Card.recovery_failures < CARD_MAX_FAILURES)
-            .values(recovery_failures=Card.recovery_failures + 1)
-            .returning(Card.recovery_failures)
-        )
-        if card_count is None:
-            card = session.get(Card, card_id)
-            assert card is not None
-            raise _blocked(rt, session, card)
-    try:
-        return links.reserve_failure(rt, link_id, LINK_MAX_FAILURES)
-    except links.LinkInvalid:
-        with transaction(rt.db) as session:
-            _release_card(session, card_id)
-        raise
-
-
-def _release_card(session: Session, card_id: str) -> None:
-    session.execute(
-        update(Card)
-        .where(Card.id == card_id, Card.recovery_failures > 0)
-        .values(recovery_failures=Card.recovery_failures - 1)
-    )
-
-
-def _release(session: Session, link_id: str, card_id: str) -> None:
-    links.release_failure(session, link_id)
-    _release_card(session, card_id)
-
-
-def _failed(
-    rt: Runtime, actor: Actor, link_id: str, card: Card, reserved: int, action: str, reason: str
-) -> Exception:
-    """Audit a wrong try; the error to raise tells the holder what is left."""
-    with transaction(rt.db) as session:
-        audit.record(
-            session,
-            rt,
-            actor,
-            action=action,
-            outcome="failure",
-            reason=reason,
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
-            details={"link": link_id, "tries_left": LINK_MAX_FAILURES - reserved},
-        )
-        current = session.get(Card, card.id)
-        assert current is not None
-        if current.recovery_failures >= CARD_MAX_FAILURES:
-            return _blocked(rt, session, current)
-    if reserved >= LINK_MAX_FAILURES:
-        return links.worn_out(links.Purpose.RESET)
-    return WrongAnswers(LINK_MAX_FAILURES - reserved)
 
 
 # --- step 1: answers or recovery code ----------------------------------------------------
@@ -295,7 +223,7 @@ def answer(
     if code is not None and not any(s.name == RECOVERY_CODE_SLOT for s in record.slots):
         raise InvalidInput("This card has no recovery code; answer the questions.")
     via = "recovery_code" if code is not None else "answers"
-    reserved = _reserve(rt, link.id, card.id)
+    reserved = reserve(rt, link.id, card.id)
     with rt.kdf_gate.slot():
         try:
             dek = (
@@ -307,7 +235,7 @@ def answer(
             reason = "incorrect recovery code" if code else "incorrect security answers"
             if isinstance(exc, InvalidInput) and not isinstance(exc, SlotNotFound):
                 reason = "malformed recovery code"
-            raise _failed(rt, actor, link.id, card, reserved, "recovery.answers", reason) from None
+            raise failed(rt, actor, link.id, card, reserved, "recovery.answers", reason) from None
     key = new_session_key()
     txn_id = new_id()
     try:
@@ -315,7 +243,7 @@ def answer(
     finally:
         wipe(dek)
     with transaction(rt.db) as session:
-        _release(session, link.id, card.id)
+        release(session, link.id, card.id)
         return _begin(session, rt, actor, card.id, link, txn_id, wrap, bytes(key), version, via)
 
 
@@ -324,7 +252,7 @@ def _begin(
     rt: Runtime,
     actor: Actor,
     card_id: str,
-    link: Any,
+    link: Link,
     txn_id: str,
     wrap: bytes,
     key: bytes,
@@ -484,7 +412,7 @@ def second_factor(
     factor = installed().get(method)
     if not org_ids or factor is None:
         raise InvalidInput(f"Second factor {method!r} is not set up for this card.", field="method")
-    reserved = _reserve(rt, step.link_id, step.card.id)
+    reserved = reserve(rt, step.link_id, step.card.id)
     failure: FactorFailed | None = None
     with transaction(rt.db) as session:
         card = session.get(Card, step.card.id)
@@ -499,13 +427,13 @@ def second_factor(
             except FactorFailed as exc:
                 failure = exc
                 continue
-            _release(session, step.link_id, card.id)
+            release(session, step.link_id, card.id)
             txn.state = STEP_PASSCODE
             details = {"link": step.link_id, **dict(outcome.details)}
             _audit(session, rt, actor, card, "recovery.second_factor", details)
             return Progress(transaction_id=txn.id, key=key, step=STEP_PASSCODE, second_factors=[])
     assert failure is not None
-    error = _failed(
+    error = failed(
         rt, actor, step.link_id, step.card, reserved, "recovery.second_factor", failure.reason
     )
     if isinstance(error, WrongAnswers):

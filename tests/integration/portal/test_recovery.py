@@ -112,6 +112,18 @@ def test_lock_email_arrives_over_smtp_with_a_working_link(
         assert link.token_hash == links.token_hash(token)
 
 
+def test_a_card_not_yet_enrolled_locks_without_a_reset_email(rt: Runtime, operator: Actor) -> None:
+    f.org(rt, operator)
+    card = f.issued_card(rt, operator)
+    for _ in range(3):
+        with pytest.raises(CardvaultError):
+            enrolment.enrol(rt, operator, f.enrol_request(card.serial, issuance_passcode="nope!!"))
+    assert _card(rt, card.card_id).status == "locked"
+    with rt.db() as s:
+        assert s.scalar(select(func.count()).select_from(Notification)) == 0
+        assert s.scalar(select(func.count()).select_from(Link)) == 0
+
+
 def test_the_token_is_never_stored_in_clear(rt: Runtime, operator: Actor, engine: Engine) -> None:
     a.open_org(rt, operator)
     h = a.holder(rt, operator)
