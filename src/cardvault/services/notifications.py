@@ -264,9 +264,9 @@ def fido2_key_removed(session: Session, rt: Runtime, card: Card, key_name: str) 
 ALERTED_ROLES = (RaRole.RA_MANAGER.value, RaRole.RA_AGENT.value)
 
 
-def ra_card_link(rt: Runtime, serial: str) -> str:
-    """Where an RA opens a card in the vRA Manager."""
-    return f"{rt.settings.base_url.rstrip('/')}/ra/cards/{serial}"
+def ra_person_link(rt: Runtime, user_id: str) -> str:
+    """Where an RA opens a holder and their card in the vRA Manager."""
+    return f"{rt.settings.base_url.rstrip('/')}/ra/persons/{user_id}"
 
 
 def not_me(
@@ -290,7 +290,7 @@ def not_me(
         "organisation_name": organisation.name,
         "device_name": device_name,
         "at": rt.clock(),
-        "ra_link": ra_card_link(rt, card.serial),
+        "ra_link": ra_person_link(rt, holder.user_id),
     }
     return [
         enqueue(

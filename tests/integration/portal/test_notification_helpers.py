@@ -57,7 +57,7 @@ def test_this_wasnt_me_alerts_the_organisations_ra_managers_and_agents(
     (alert,) = box.emails
     assert alert.to == "rita@example.org"
     assert "Ann Holder" in alert.text
-    assert f"/ra/cards/{holder.serial}" in alert.text
+    assert f"/ra/persons/{holder.user_id}" in alert.text
 
 
 def test_a_holder_without_an_email_address_gets_nothing(rt: Runtime, operator: Actor) -> None:
