@@ -14,6 +14,7 @@ from cardvault.cli import (
     device_cmd,
     keys_cmd,
     method_cmd,
+    notify_cmd,
     org_cmd,
     person_cmd,
     rp_cmd,
@@ -59,6 +60,7 @@ app.add_typer(audit_cmd.app, name="audit")
 device_cmd.register(method_cmd.app)
 app.add_typer(method_cmd.app, name="method")
 app.add_typer(rp_cmd.app, name="rp")
+app.add_typer(notify_cmd.app, name="notify")
 
 
 def run() -> None:

@@ -137,6 +137,9 @@ class Card(Base):
     record_version: Mapped[int] = mapped_column(Integer, default=1)
     mk_version: Mapped[int] = mapped_column(Integer, default=1)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: wrong security answers / recovery codes / second factors on the portal, across links;
+    #: reserved before the KDF like passcode attempts, reset by a completed recovery
+    recovery_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lock_reason: Mapped[str | None] = mapped_column(String(200))
     #: the status to return to when a lock is lifted
     locked_from: Mapped[str | None] = mapped_column(String(10))
@@ -362,6 +365,7 @@ class Link(Base):
     """A single-use, time-limited token: unlock/reset link, invitation, device pairing."""
 
     __tablename__ = "links"
+    __table_args__ = (Index("ix_links_card_purpose", "card_id", "purpose"),)
     id: Mapped[str] = _id()
     purpose: Mapped[str] = mapped_column(String(20))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -377,9 +381,19 @@ class Link(Base):
 
 
 class Notification(Base):
-    """Transactional outbox: written with the change, sent after the commit."""
+    """Transactional outbox: written with the change, sent after the commit.
+
+    ``context`` holds what the template shows that is not secret (name, time); a message's
+    own link or code is in ``sealed_secrets``, sealed under the master key and bound to the
+    row's id, and erased once the message is sent or has failed for good. A dispatcher
+    claims a row with a conditional UPDATE (``claimed_by``/``claimed_until`` is its lease).
+    """
 
     __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+        Index("ix_notifications_org_status", "organisation_id", "status"),
+    )
     id: Mapped[str] = _id()
     channel: Mapped[str] = mapped_column(String(10))
     recipient: Mapped[str] = mapped_column(String(254))
@@ -393,6 +407,12 @@ class Notification(Base):
     created_at: Mapped[datetime] = _created()
     next_attempt_at: Mapped[datetime] = _created()
     sent_at: Mapped[datetime | None]
+    sealed_secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    #: a message whose link has expired before it could be sent is not sent at all
+    expires_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
 
 
 class PushChallenge(Base):
