@@ -16,7 +16,7 @@ from tests.support import ra_web as w
 from cardvault.services import card_sessions, methods
 from cardvault.services.authentication import Engine, LoginRequest
 from cardvault.services.runtime import Actor, Runtime
-from cardvault.store.models import Association, AuditEvent, Card, Organisation
+from cardvault.store.models import Association, AuditEvent, Card, Device, Organisation
 from cardvault.web.app import create_app
 
 SIGN_IN_PAGES = {"/ra", "/ra/login/code", "/ra/role", "/ra/reauth", "/ra/logout"}
@@ -46,11 +46,31 @@ def world(rt: Runtime, operator: Actor):  # type: ignore[no-untyped-def]
         rt, operator, serial=victim.serial, org_code="ORGA", account="ORGA\\victor"
     )
     holder = a.holder(rt, operator, "ORGB", forename="Holly")
-    return ra_b, victim, assoc.id, holder
+    with rt.db.begin() as session:
+        org_a = session.scalar(select(Organisation).where(Organisation.code == "ORGA"))
+        assert org_a is not None
+        phone = Device(
+            card_id=victim.card_id,
+            organisation_id=org_a.id,
+            name="Victor's phone",
+            platform="test",
+            application="authenticator",
+            public_key_der=b"key",
+        )
+        session.add(phone)
+        session.flush()
+        device_id = phone.id
+    return ra_b, victim, assoc.id, holder, device_id
 
 
-def _fill(path: str, user_id: str, assoc_id: str, serial: str) -> str:
-    values = {"user_id": user_id, "association_id": assoc_id, "serial": serial, "action": "lock"}
+def _fill(path: str, user_id: str, assoc_id: str, serial: str, device_id: str) -> str:
+    values = {
+        "user_id": user_id,
+        "association_id": assoc_id,
+        "serial": serial,
+        "action": "lock",
+        "device_id": device_id,
+    }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
@@ -75,7 +95,7 @@ def _state(rt: Runtime, org_code: str) -> tuple[object, ...]:
 
 
 def test_rb_never_sees_or_changes_organisation_a(rt: Runtime, world) -> None:  # type: ignore[no-untyped-def]
-    ra_b, victim, assoc_id, _holder = world
+    ra_b, victim, assoc_id, _holder, device_id = world
     routes = _ra_routes(rt)
     assert len(routes) >= 25
     before = _state(rt, "ORGA")
@@ -86,7 +106,7 @@ def test_rb_never_sees_or_changes_organisation_a(rt: Runtime, world) -> None:  #
     for method, path in routes:
         if path in SIGN_IN_PAGES or path.startswith("/api/v1/ra") or "{" not in path:
             continue
-        url = _fill(path, victim.user_id, assoc_id, victim.serial)
+        url = _fill(path, victim.user_id, assoc_id, victim.serial, device_id)
         if method == "GET":
             r = c.get(url)
         else:
@@ -131,7 +151,7 @@ def test_rb_never_sees_or_changes_organisation_a(rt: Runtime, world) -> None:  #
 
 
 def test_the_ra_api_answers_404_for_another_organisations_card(rt: Runtime, world) -> None:  # type: ignore[no-untyped-def]
-    ra_b, victim, _assoc_id, _holder = world
+    ra_b, victim, _assoc_id, _holder, device_id = world
     result = Engine(rt).login(
         a.client(),
         LoginRequest(
@@ -151,30 +171,46 @@ def test_the_ra_api_answers_404_for_another_organisations_card(rt: Runtime, worl
     assert c.get(f"/api/v1/ra/cards/{victim.serial}", headers=auth).status_code == 404
     r = c.post(f"/api/v1/ra/cards/{victim.serial}/revoke", json={"reason": "x"}, headers=auth)
     assert r.status_code == 404
+    assert c.get(f"/api/v1/ra/cards/{victim.serial}/devices", headers=auth).status_code == 404
+    r = c.post(f"/api/v1/ra/cards/{victim.serial}/pairing", json={}, headers=auth)
+    assert r.status_code in (404, 422)
+    assert (
+        c.post(
+            f"/api/v1/ra/devices/{device_id}/revoke", json={"reason": "x"}, headers=auth
+        ).status_code
+        == 404
+    )
     assert _state(rt, "ORGA") == before
 
 
 def test_a_holder_without_ra_role_gets_no_further_than_sign_in(rt: Runtime, world) -> None:  # type: ignore[no-untyped-def]
-    _ra_b, victim, assoc_id, holder = world
+    _ra_b, victim, assoc_id, holder, device_id = world
     c = w.client(rt)
     r = w.post(c, "/ra", kind="email", identifier=holder.email, passcode=f.STRONG_PASSCODE)
     assert r.status_code == 401
     assert "not right" in r.text
-    _walk_anonymous(rt, c, victim.user_id, assoc_id, victim.serial)
+    _walk_anonymous(rt, c, victim.user_id, assoc_id, victim.serial, device_id)
 
 
 def test_anonymous_clients_are_sent_to_sign_in(rt: Runtime, world) -> None:  # type: ignore[no-untyped-def]
-    _ra_b, victim, assoc_id, _holder = world
-    _walk_anonymous(rt, w.client(rt), victim.user_id, assoc_id, victim.serial)
+    _ra_b, victim, assoc_id, _holder, device_id = world
+    _walk_anonymous(rt, w.client(rt), victim.user_id, assoc_id, victim.serial, device_id)
 
 
-def _walk_anonymous(rt: Runtime, c, user_id: str, assoc_id: str, serial: str) -> None:  # type: ignore[no-untyped-def]
+def _walk_anonymous(
+    rt: Runtime,
+    c,
+    user_id: str,
+    assoc_id: str,
+    serial: str,  # type: ignore[no-untyped-def]
+    device_id: str,
+) -> None:  # type: ignore[no-untyped-def]
     before = _state(rt, "ORGA")
     token = w.csrf(c.get("/ra").text)
     for method, path in _ra_routes(rt):
         if path in SIGN_IN_PAGES:
             continue
-        url = _fill(path, user_id, assoc_id, serial)
+        url = _fill(path, user_id, assoc_id, serial, device_id)
         if method == "GET":
             r = c.get(url)
         else:
