@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,15 @@ class Settings(BaseSettings):
     )
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    webauthn_rp_id: str | None = Field(
+        default=None,
+        description="WebAuthn relying-party id for security keys; default: the public URL's host",
+    )
+    webauthn_origins: list[str] = Field(
+        default_factory=list,
+        description="web origins allowed to use security keys; default: the public URL's origin",
+    )
+    webauthn_timeout_ms: int = Field(default=60000, ge=1000, le=600000)
     development: bool = Field(
         default=False, description="dev conveniences (outbox links); never in production"
     )
@@ -80,6 +90,18 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return self.public_url or f"https://{self.host}:{self.port}"
+
+    @property
+    def rp_id(self) -> str:
+        """The WebAuthn RP ID: security keys bind their credentials to it for good."""
+        return self.webauthn_rp_id or (urlsplit(self.base_url).hostname or self.host)
+
+    @property
+    def rp_origins(self) -> tuple[str, ...]:
+        if self.webauthn_origins:
+            return tuple(o.rstrip("/") for o in self.webauthn_origins)
+        parts = urlsplit(self.base_url)
+        return (f"{parts.scheme}://{parts.netloc}",)
 
     @property
     def keys_dir(self) -> Path:

@@ -7,8 +7,8 @@ from fastapi import FastAPI
 from cardvault import __version__
 from cardvault.services.authentication import Engine
 from cardvault.services.runtime import Runtime
-from cardvault.web import errors
-from cardvault.web.api import auth, card, ra, system
+from cardvault.web import errors, webauthn_page
+from cardvault.web.api import auth, card, ra, system, webauthn
 from cardvault.web.limits import BodyLimit
 
 
@@ -24,7 +24,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.state.runtime = rt
     app.state.engine = Engine(rt)
     errors.install(app)
-    for module in (system, auth, card, ra):
+    for module in (system, auth, card, ra, webauthn, webauthn_page):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
     return app

@@ -8,11 +8,13 @@ from cardvault.services.factors.base import (
     FactorOutcome,
     SecondFactor,
 )
+from cardvault.services.factors.fido2 import Fido2Factor
+from cardvault.services.factors.hr_card import HrCardFactor
 from cardvault.services.factors.totp import TotpFactor
 
 __all__ = ["FactorContext", "FactorFailed", "FactorOutcome", "SecondFactor", "installed"]
 
 
 def installed() -> dict[str, SecondFactor]:
-    factors: list[SecondFactor] = [TotpFactor()]
+    factors: list[SecondFactor] = [TotpFactor(), Fido2Factor(), HrCardFactor()]
     return {f.method: f for f in factors}
