@@ -13,7 +13,8 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from cardvault.clients.agent import core, state
+from cardvault.clients.agent import core, fido2_key, key_login, state
+from cardvault.clients.agent import hr_card as hr_card_reader
 from cardvault.clients.agent.api import CardvaultApi
 from cardvault.errors import CardvaultError, InvalidInput
 
@@ -104,24 +105,56 @@ def login(
     organisation: Annotated[str | None, typer.Option(help="Organisation code, if several.")] = None,
     passcode_stdin: Annotated[bool, typer.Option(help="Read the passcode from stdin.")] = False,
     totp: Annotated[str | None, typer.Option(help="The code from your authenticator app.")] = None,
+    fido2: Annotated[
+        bool,
+        typer.Option(
+            "--fido2",
+            help="Use your FIDO2 security key (with --email/--ad-account, or alone if the "
+            "key was registered for sign-in without an email address).",
+        ),
+    ] = False,
+    hr_card: Annotated[
+        bool, typer.Option("--hr-card", help="Tap your HR card on a contactless reader.")
+    ] = False,
+    hr_card_uid_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--hr-card-uid-stdin",
+            help="Read the HR card number from stdin (a keyboard-wedge reader types it).",
+        ),
+    ] = False,
+    reader: Annotated[
+        str | None, typer.Option(help="The contactless reader for --hr-card (part of its name).")
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(min=1, max=600, help="Seconds to wait for the key or the card.")
+    ] = 60.0,
 ) -> None:
-    """Sign in: passcode, then the second factor. The session is kept for later commands."""
+    """Sign in: passcode and second factor, or security key / HR card and passcode.
+
+    The session is kept for later commands."""
     opts = _opts(ctx)
     try:
         if not opts.server:
             raise InvalidInput("Give the service address with --server.")
-        if bool(email) == bool(ad_account):
-            raise InvalidInput("Give exactly one of --email or --ad-account.")
-        kind, ident = ("email", email) if email else ("ad_account", ad_account)
-        data = core.LoginInput(
-            identifier_kind=kind,
-            identifier=ident or "",
-            passcode=_passcode(passcode_stdin),
+        if email and ad_account:
+            raise InvalidInput("Give only one of --email and --ad-account.")
+        who = key_login.Who(
+            kind="email" if email else "ad_account" if ad_account else None,
+            value=email or ad_account,
             organisation=organisation,
             client_name=socket.gethostname(),
         )
         with _client(opts, opts.server) as client:
-            st = core.login(CardvaultApi(client), opts.server, data, totp=totp, ask_code=_ask)
+            api = CardvaultApi(client)
+            if hr_card or hr_card_uid_stdin:
+                st = _login_hr_card(
+                    api, opts.server, who, hr_card_uid_stdin, reader, wait, passcode_stdin
+                )
+            elif fido2:
+                st = _login_key(api, opts.server, who, wait, passcode_stdin)
+            else:
+                st = _login_passcode(api, opts.server, who, passcode_stdin, totp)
         path = state.save(opts.state_dir, st)
     except CardvaultError as exc:
         raise _fail(exc) from None
@@ -135,6 +168,95 @@ def login(
         },
         f"Signed in with card {st.card_serial} ({st.organisation}) until {st.expires_at}.",
     )
+
+
+def _login_passcode(
+    api: CardvaultApi, server: str, who: key_login.Who, passcode_stdin: bool, totp: str | None
+) -> state.AgentState:
+    if who.kind is None:
+        raise InvalidInput("Give --email or --ad-account (or use --fido2 or --hr-card).")
+    data = core.LoginInput(
+        identifier_kind=who.kind,
+        identifier=who.value or "",
+        passcode=_passcode(passcode_stdin),
+        organisation=who.organisation,
+        client_name=who.client_name,
+    )
+    return core.login(api, server, data, totp=totp, ask_code=_ask)
+
+
+def _login_key(
+    api: CardvaultApi, server: str, who: key_login.Who, wait: float, passcode_stdin: bool
+) -> state.AgentState:
+    ui = key_login.KeyPrompts(
+        device=lambda: fido2_key.wait_for_device(
+            timeout=wait, on_wait=lambda: _tell("Insert your security key…")
+        ),
+        touch=lambda: _tell("Touch your security key…"),
+        pin=_key_pin,
+        passcode=lambda: _passcode(passcode_stdin),
+        key_accepted=lambda v: _tell(
+            f"Security key “{v['key_nickname']}” accepted for {v['organisation_name']}."
+        ),
+    )
+    return key_login.login_with_key(api, server, who, ui)
+
+
+def _login_hr_card(
+    api: CardvaultApi,
+    server: str,
+    who: key_login.Who,
+    from_stdin: bool,
+    reader: str | None,
+    wait: float,
+    passcode_stdin: bool,
+) -> state.AgentState:
+    if who.kind is not None:
+        raise InvalidInput("An HR card says who you are: leave out --email and --ad-account.")
+    if from_stdin:
+        uid = _typed_uid()
+    else:
+        tapped = hr_card_reader.read_uid(
+            reader=reader,
+            timeout=wait,
+            on_wait=lambda names: _tell(f"Tap your HR card on the reader ({', '.join(names)})…"),
+        )
+        uid = tapped.uid
+    uid = _normal_uid(uid)
+    _tell(f"HR card {uid} read.")
+    return key_login.login_with_hr_card(api, server, who, uid, lambda: _passcode(passcode_stdin))
+
+
+def _typed_uid() -> str:
+    """A keyboard-wedge reader types the card number and Enter, like a person would."""
+    if sys.stdin.isatty():
+        return str(typer.prompt("Tap your HR card on the reader (or type its number)"))
+    return sys.stdin.readline(256).strip()
+
+
+def _normal_uid(value: str) -> str:
+    cleaned = "".join(ch for ch in value.upper() if ch not in " :.-")
+    if len(cleaned) // 2 not in hr_card_reader.UID_LENGTHS or len(cleaned) % 2:
+        raise InvalidInput(
+            "An HR card number is 4, 7 or 10 bytes in hexadecimal, like 04:A2:2B:1A:C3:5E:80."
+        )
+    try:
+        bytes.fromhex(cleaned)
+    except ValueError:
+        raise InvalidInput("An HR card number is written in hexadecimal (0-9, A-F).") from None
+    return cleaned
+
+
+def _key_pin() -> str:
+    if not sys.stdin.isatty():
+        raise InvalidInput(
+            "This organisation requires your security key's PIN: run the agent in a terminal."
+        )
+    return getpass.getpass("Security key PIN: ")
+
+
+def _tell(message: str) -> None:
+    typer.echo(message, err=True)
 
 
 @app.command()
