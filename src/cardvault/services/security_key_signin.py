@@ -114,6 +114,9 @@ def complete(
         except CardvaultError as exc:
             if attempt.row is not None and attempt.row.status == "answered":
                 attempt.row.status = "failed"
+            if attempt.row is None:  # unknown, replayed or expired: audit where it belonged
+                known = session.get(WebAuthnCeremony, ceremony_id[:36])
+                attempt.org_id = known.organisation_id if known else None
             audit_failure(
                 session,
                 rt,

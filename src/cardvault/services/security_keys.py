@@ -360,6 +360,10 @@ def complete_registration(
         except CardvaultError as exc:
             if row is not None and row.status == "answered":
                 row.status = "failed"
+            known = row or session.get(WebAuthnCeremony, ceremony_id[:36])
+            if known is not None and known.created_by != actor.ref:
+                known = None  # someone else's request: audit it on the service's chain
+            row = known
             audit_failure(
                 session,
                 rt,
