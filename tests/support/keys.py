@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from cardvault.clients.agent.fido2_key import get_assertion, make_credential
-from cardvault.services import directory, security_key_signin, security_keys
+from cardvault.services import card_sessions, directory, security_key_signin, security_keys
 from cardvault.services.authentication import Engine, LoginRequest, LoginResult
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.models import Association, AuditEvent
@@ -122,3 +122,15 @@ def association(rt: Runtime, assoc_id: str) -> Association:
         row = s.get(Association, assoc_id)
         assert row is not None
         return row
+
+
+def ra_session(rt: Runtime, actor: Actor, org_code: str = "ORG1") -> str:
+    """An RA signed in (passcode + TOTP) with the ra_agent role chosen: the session token."""
+    h = a.holder(rt, actor, org_code, forename="Rita")
+    directory.grant_role(rt, actor, user_id=h.card.user_id, org_code=org_code, role="ra_agent")
+    result = a.login(Engine(rt), h, code=h.code(), purpose="ra")
+    assert result.session is not None
+    card_sessions.select_role(
+        rt, a.client(), result.session.token, org_code=org_code, role="ra_agent"
+    )
+    return result.session.token

@@ -64,8 +64,9 @@ def login_with_key(api: CardvaultApi, server: str, who: Who, ui: KeyPrompts) -> 
 
 
 def _key_first(api: CardvaultApi, server: str, who: Who, ui: KeyPrompts) -> AgentState:
+    device = ui.device()  # before the challenge, which has a deadline
     begun = api.post("/api/v1/webauthn/assertion/begin", {"organisation": who.organisation})
-    credential = _use_key(server, ui, {"publicKey": begun["publicKey"]})
+    credential = _use_key(server, ui, {"publicKey": begun["publicKey"]}, device)
     verified = api.post(
         "/api/v1/webauthn/assertion/complete",
         {"ceremony_id": begun["ceremony_id"], "credential": credential},
@@ -96,7 +97,7 @@ def _passcode_first(api: CardvaultApi, server: str, who: Who, ui: KeyPrompts) ->
             remedy="Sign in another way, or ask your RA to register your security key.",
             problem=error.get("code", "no_security_key"),
         )
-    credential = _use_key(server, ui, offer)
+    credential = _use_key(server, ui, offer, ui.device())
     session = api.sealed_call(
         "/api/v1/auth/factor",
         {
@@ -107,9 +108,11 @@ def _passcode_first(api: CardvaultApi, server: str, who: Who, ui: KeyPrompts) ->
     return session_state(server, session, result["session_key"])
 
 
-def _use_key(server: str, ui: KeyPrompts, options: dict[str, Any]) -> dict[str, Any]:
+def _use_key(
+    server: str, ui: KeyPrompts, options: dict[str, Any], device: CtapDevice
+) -> dict[str, Any]:
     return fido2_key.get_assertion(
-        ui.device(),
+        device,
         origin=origin_of(server),
         request_options=options,
         pin=ui.pin,
