@@ -161,7 +161,7 @@ def _poll(
     if rv == scard.SCARD_E_TIMEOUT:
         return states, []
     if rv != scard.SCARD_S_SUCCESS:
-        raise _service_error(scard, rv)
+        raise _lost_while_waiting(scard, rv, [name for name, _ in states])
     before = dict(states)
     arrived, updated = [], []
     for name, event, _atr in new:
@@ -190,11 +190,15 @@ def _read(scard: Any, ctx: Any, reader: str) -> TappedCard:
 
 
 def _uid(response: Sequence[int], reader: str) -> str:
+    if len(response) < 2:  # no status word at all: the card left the field mid-command
+        raise CardTakenAway(
+            "The card was taken away before it could be read.",
+            remedy="Tap it again and hold it still for a moment.",
+        )
     data, sw = bytes(response[:-2]), bytes(response[-2:])
     if sw != b"\x90\x00" or len(data) not in UID_LENGTHS:
         raise NotAnHrCard(
-            f"The card on {reader} did not give a card number "
-            f"(status {sw.hex().upper() or 'none'}).",
+            f"The card on {reader} did not give a card number (status {sw.hex().upper()}).",
             remedy="Use your HR card on a contactless reader.",
         )
     return data.hex().upper()
@@ -203,11 +207,25 @@ def _uid(response: Sequence[int], reader: str) -> str:
 def _card_error(scard: Any, rv: int, reader: str) -> Exception:
     if rv in (scard.SCARD_E_READER_UNAVAILABLE, scard.SCARD_E_UNKNOWN_READER):
         return _reader_gone(reader)
-    if rv in (scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED):
+    if _service_gone(scard, rv):
         return _service_error(scard, rv)
     return CardTakenAway(
         "The card was taken away before it could be read.",
         remedy="Tap it again and hold it still for a moment.",
+        pcsc_error=_describe(scard, rv),
+    )
+
+
+def _lost_while_waiting(scard: Any, rv: int, names: list[str]) -> ReaderRemoved:
+    """Whatever goes wrong once the wait has begun, the reader is no longer there for us:
+    unplugged, or the smart card service behind it stopped or crashed."""
+    if rv in (scard.SCARD_E_UNKNOWN_READER, scard.SCARD_E_READER_UNAVAILABLE) and len(names) == 1:
+        return _reader_gone(names[0])
+    return ReaderRemoved(
+        "The card reader is no longer available (it was disconnected, or the smart card "
+        "service stopped).",
+        remedy="Connect it again, or start the smart card service (Linux: pcscd), and "
+        "start the sign-in again.",
         pcsc_error=_describe(scard, rv),
     )
 
@@ -219,16 +237,16 @@ def _reader_gone(reader: str) -> ReaderRemoved:
     )
 
 
+def _service_gone(scard: Any, rv: int) -> bool:
+    """pcscd went away (stopped, crashed): every reader with it."""
+    return rv in (scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED, scard.SCARD_F_COMM_ERROR)
+
+
 def _service_error(scard: Any, rv: int) -> Exception:
-    if rv in (scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED):
+    if _service_gone(scard, rv):
         return ReaderRemoved(
             "The smart card service stopped, so the card reader is no longer available.",
             remedy="Start it again (Linux: pcscd) and start the sign-in again.",
-        )
-    if rv == scard.SCARD_E_NO_READERS_AVAILABLE:
-        return ReaderRemoved(
-            "The card reader was disconnected.",
-            remedy="Connect it again and start the sign-in again.",
         )
     return PcscUnavailable(
         f"The card reader could not be used ({_describe(scard, rv)}).",
