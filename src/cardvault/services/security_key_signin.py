@@ -37,6 +37,7 @@ from cardvault.services.security_keys import (
     audit_failure,
     ceremony_expiry,
     claim,
+    forget_expired,
     keys_by_credential,
     policy_for,
     raw_id,
@@ -86,6 +87,7 @@ def begin(rt: Runtime, *, org_code: str | None = None) -> CeremonyStart:
     the organisation whose policy applies is known only from the answer."""
     now = rt.clock()
     with transaction(rt.db) as session:
+        forget_expired(session, now)
         org = get_org(session, org_code) if org_code else None
         if org is not None:
             require_allowed(org)

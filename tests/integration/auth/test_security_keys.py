@@ -445,3 +445,22 @@ def test_a_key_registered_in_two_organisations_signs_in_where_it_is_asked(
     result = k.login_with_proof(engine, proof.proof, org="ORG2")
     assert result.session is not None
     assert result.session.organisation == "ORG2"
+
+
+def test_an_expired_request_is_refused_and_then_forgotten(rt: Runtime, operator: Actor) -> None:
+    k.org(rt, operator, **k.NO_UV)
+    card = f.active_card(rt, operator)
+    device = SoftCtap2Device()
+    k.register(rt, operator, card, device, resident=True)
+    start = security_key_signin.begin(rt, org_code="ORG1")
+    answer = k.key_answer(rt, device, start.options)
+    later = start.expires_at + timedelta(seconds=1)
+    rt.clock = lambda: later
+
+    with pytest.raises(webauthn.InvalidState) as caught:
+        security_key_signin.complete(rt, a.client(), ceremony_id=start.ceremony_id, response=answer)
+    assert "expired" in caught.value.message
+
+    security_key_signin.begin(rt, org_code="ORG1")
+    with rt.db() as s:
+        assert s.get(WebAuthnCeremony, start.ceremony_id) is None
