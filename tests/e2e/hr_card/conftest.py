@@ -2,9 +2,10 @@
 that connects to vpcd's second reader ("Virtual PCD 00 01", port 35964) as a contactless
 card, and the agent reading it through pyscard.
 
-Only one pcscd serves a machine, and other test sessions (the PIV tests) use it too: the
-whole session holds an exclusive lock on /tmp/cardvault-pcsc.lock, reuses a running
-pcscd, and starts (and later stops, by its PID) one only when none runs. The HR card
+Only one pcscd serves a machine, and other test sessions (the PIV tests) use it too: this
+module's tests hold the exclusive lock on /tmp/cardvault-pcsc.lock
+(tests/support/pcsc_lock.py), reuse a running pcscd, and start one (and stop it by its PID
+before letting go of the lock) only when none runs. The HR card
 stays on slot 1 so that it never meets the PIV card on slot 0.
 
 A second, private pcscd (its own mount namespace, its own /run/pcscd and readers) is
@@ -14,7 +15,6 @@ reader going away while the agent waits.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from tests.support import pcsc_lock as pcsc_lock_holder
 
-LOCK = Path("/tmp/cardvault-pcsc.lock")
 LOCK_WAIT = 900.0
 PID_FILE = Path("/run/pcscd/pcscd.pid")
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
@@ -87,28 +87,20 @@ def _running_pcscd() -> int | None:
     return None if "State:\tZ" in status else pid
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pcsc_lock() -> Iterator[None]:
-    """Exclusive use of the machine's PC/SC stack for this whole test session."""
-    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o666)
-    deadline = time.monotonic() + LOCK_WAIT
+    """Exclusive use of the machine's PC/SC stack while this module's tests run."""
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"another test session held {LOCK} for {LOCK_WAIT:.0f} s")
-                time.sleep(0.5)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+        with pcsc_lock_holder.exclusive(timeout=LOCK_WAIT):
+            yield
+    except TimeoutError as exc:
+        pytest.fail(str(exc))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pcscd(pcsc_lock: None) -> Iterator[None]:
-    """The shared pcscd with vpcd's readers: reused when running, else started here."""
+    """The shared pcscd with vpcd's readers: reused when running, else started here and
+    stopped (by its PID) before the lock is released."""
     missing = [p for p in ("pcscd",) if shutil.which(p) is None]
     if missing or not VPCD_DRIVER.exists():
         pytest.fail("pcscd or vsmartcard-vpcd is missing: run scripts/install-system-deps")
