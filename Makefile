@@ -30,7 +30,8 @@ system-deps:
 
 ## test: everything CI runs — lint, types, import layers, tests on SQLite and PostgreSQL
 test: $(TSTAMP) system-deps lint typecheck layers
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 -m "not pcsc"
+	$(BIN)/python -m pytest -q -m pcsc
 
 lint: $(TSTAMP)
 	$(BIN)/ruff check src tests bench

@@ -22,7 +22,12 @@ from cardvault.services.runtime import Actor, Runtime, keystore_for, open_runtim
 
 PG_URL = os.environ.get("CARDVAULT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = bool(os.environ.get("CARDVAULT_TEST_REQUIRE_POSTGRES"))
-TEST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 64, "argon2_parallelism": 1}
+TEST_ARGON2 = {
+    "argon2_time_cost": 1,
+    "argon2_memory_kib": 64,
+    "argon2_parallelism": 1,
+    "insecure_test_kdf": True,
+}
 
 
 def _pg_reachable() -> bool:
@@ -100,3 +105,13 @@ def rt(settings: Settings) -> Iterator[Runtime]:
 @pytest.fixture
 def operator() -> Actor:
     return Actor.operator("tester")
+
+
+@pytest.fixture
+def live_url(rt: Runtime) -> Iterator[str]:
+    """The whole app served over real HTTP on localhost (a free port)."""
+    from cardvault.web.app import create_app
+    from tests.support.live_server import serve
+
+    with serve(create_app(rt)) as url:
+        yield url

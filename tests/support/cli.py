@@ -14,7 +14,11 @@ from typing import Any
 from cardvault.keystore.local import default_runtime_dir
 
 #: cheap Argon2 so that a CLI test spends its time on what it tests
-CHEAP_ARGON2 = {"CARDVAULT_ARGON2_TIME_COST": "1", "CARDVAULT_ARGON2_MEMORY_KIB": "64"}
+CHEAP_ARGON2 = {
+    "CARDVAULT_ARGON2_TIME_COST": "1",
+    "CARDVAULT_ARGON2_MEMORY_KIB": "64",
+    "CARDVAULT_INSECURE_TEST_KDF": "true",
+}
 
 
 def cardvault_script() -> str:

@@ -1,6 +1,4 @@
-"""The real service on a free port: uvicorn in a thread, for tests that talk HTTP to it
-(the agent, the browser). It serves the test's own runtime, so the test can seed and
-inspect the same database."""
+"""A real uvicorn server in a thread, for tests that talk HTTP like real clients do."""
 
 from __future__ import annotations
 
@@ -11,29 +9,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from cardvault.services.runtime import Runtime
 from cardvault.web.app import create_app
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @contextmanager
-def serve(rt: Runtime, **settings: object) -> Iterator[str]:
-    """Serve ``rt`` at http://localhost:<port> (the address is also its WebAuthn origin)."""
-    port = free_port()
-    url = f"http://localhost:{port}"
-    rt.settings = rt.settings.model_copy(update={"public_url": url, **settings})
-    config = uvicorn.Config(
-        create_app(rt), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+def serve(app: ASGIApp, *, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` on a free port (or ``port``); yields ``http://localhost:<port>``."""
+    port = port or free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -41,7 +36,19 @@ def serve(rt: Runtime, **settings: object) -> Iterator[str]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
-        yield url
+        yield f"http://localhost:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def serve_runtime(rt: Runtime, **settings: object) -> Iterator[str]:
+    """Serve the test's own runtime at http://localhost:<port>, which is also its public
+    address (and so its WebAuthn origin): the test seeds and inspects the same database."""
+    port = free_port()
+    url = f"http://localhost:{port}"
+    rt.settings = rt.settings.model_copy(update={"public_url": url, **settings})
+    with serve(create_app(rt), port=port) as served:
+        assert served == url
+        yield url

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from cardvault.config import Settings
 from cardvault.errors import CardvaultError, InvalidInput
@@ -36,8 +37,21 @@ class State:
             overrides: dict[str, Any] = {}
             if self.data_dir is not None:
                 overrides["data_dir"] = self.data_dir
-            self._settings = Settings(**overrides)
+            try:
+                self._settings = Settings(**overrides)
+            except ValidationError as exc:
+                raise InvalidInput(_settings_problem(exc)) from None
         return self._settings
+
+
+def _settings_problem(exc: ValidationError) -> str:
+    """Name the setting (its environment variable) and what is wrong with it."""
+    parts = []
+    for err in exc.errors():
+        where = "_".join(str(p) for p in err.get("loc", ()) if p)
+        name = f"CARDVAULT_{where.upper()}" if where else "the settings"
+        parts.append(f"{name}: {err.get('msg', 'invalid')}")
+    return "Invalid settings: " + "; ".join(parts) + "."
 
 
 def state(ctx: typer.Context) -> State:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import uvicorn
 
 from cardvault.cli.common import handles_errors, progress
 from cardvault.crypto import x509 as cx509
 from cardvault.errors import InvalidInput
-from cardvault.relying_party.app import RpConfig, create_rp_app
 
 app = typer.Typer(
     help="The example relying party (stands in for a national system).", no_args_is_help=True
@@ -33,13 +32,19 @@ def serve(
     tls_key: Annotated[Path | None, typer.Option(help="TLS key (PEM).")] = None,
 ) -> None:
     """Serve GET/POST /login: challenge, verify the card's signature, issue a ticket."""
+    import uvicorn  # imported here: every other command starts faster without the RP app
+
+    from cardvault.relying_party.app import RpConfig, create_rp_app
+
     try:
         ca_cert = cx509.load_certificate_pem(ca_file.read_bytes())
     except OSError as exc:
         raise InvalidInput(f"Cannot read {ca_file}: {exc.strerror}.") from exc
     scheme = "https" if tls_cert else "http"
     origin = f"{scheme}://{host}:{port}"
-    verify: Any = str(cardvault_ca_file) if cardvault_ca_file else True
+    verify: Any = (
+        ssl.create_default_context(cafile=str(cardvault_ca_file)) if cardvault_ca_file else True
+    )
     config = RpConfig(
         origin=origin,
         ca_cert=ca_cert,

@@ -16,7 +16,9 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,13 +177,27 @@ class LocalKeyStore:
                 "These shares do not rebuild this data directory's master key.",
                 remedy="Check that every share belongs to this installation.",
             )
-        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private_dir(self.runtime_dir)
         _write_private(self.runtime_file, base64.b64encode(secret) + b"\n")
         return info
 
     def seal(self) -> None:
         if self.runtime_file.exists():
             _shred(self.runtime_file)
+
+
+def _private_dir(path: Path) -> None:
+    """A 0700 folder of ours. The name in /dev/shm is predictable, so one made by someone
+    else (or a symlink) is refused, and mkdir's mode does not fix an existing folder."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise DataDirDamaged(
+            f"{path} is not a private folder of this user, so the key is not written there.",
+            remedy="Remove it, then run `cardvault unseal` again.",
+        )
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        path.chmod(0o700)
 
 
 def _info_dict(info: KeyInfo) -> dict[str, Any]:

@@ -18,17 +18,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cardvault.crypto import signing
 from cardvault.domain.audit_chain import (
     AuditRecord,
+    ChainBroken,
     ChainHead,
+    ChainProblem,
     checkpoint_message,
     next_record,
     verify_chain,
 )
-from cardvault.errors import IntegrityError
+from cardvault.errors import IntegrityError, Unavailable
 from cardvault.services.audit_key import audit_private_key, audit_public_key
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, AuditHead, Organisation
@@ -57,6 +60,10 @@ class HeadSignatureInvalid(IntegrityError):
     code = "audit_head_signature"
 
 
+class AuditUnavailable(Unavailable):
+    code = "audit_unavailable"
+
+
 def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -74,7 +81,59 @@ def record(
     card_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditRecord:
-    """Append one event to its organisation's chain in the caller's transaction."""
+    """Append one event to its organisation's chain in the caller's transaction.
+
+    Fails closed: any failure to write the event raises, and the caller's transaction (and
+    with it the operation) does not commit.
+    """
+    key = _signing_key(rt)
+    session.flush()  # the caller's own changes raise their own errors, not the audit's
+    try:
+        return _append(
+            session,
+            rt,
+            actor,
+            key,
+            action=action,
+            outcome=outcome,
+            reason=reason,
+            organisation_id=organisation_id,
+            person_id=person_id,
+            card_id=card_id,
+            details=details,
+        )
+    except SQLAlchemyError as exc:
+        raise AuditUnavailable(
+            "The audit event could not be written, so nothing was done.",
+            remedy="Check the database; the operation can be retried once it is healthy.",
+        ) from exc
+
+
+def _signing_key(rt: Runtime) -> signing.AuditKey:
+    try:
+        return audit_private_key(rt)
+    except IntegrityError as exc:
+        raise AuditUnavailable(
+            f"The audit key in {rt.settings.keys_dir} does not open under this data "
+            "directory's master key, so no audit event can be written and nothing was done.",
+            remedy="Restore the data directory from a backup.",
+        ) from exc
+
+
+def _append(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    key: signing.AuditKey,
+    *,
+    action: str,
+    outcome: str,
+    reason: str | None,
+    organisation_id: str | None,
+    person_id: str | None,
+    card_id: str | None,
+    details: dict[str, Any] | None,
+) -> AuditRecord:
     chain = organisation_id or SERVICE_CHAIN
     head = _locked_head(session, chain)
     previous = ChainHead(chain=chain, seq=head.seq, hash=head.hash) if head.seq else None
@@ -99,7 +158,7 @@ def record(
     message = checkpoint_message(
         ChainHead(chain=chain, seq=rec.seq, hash=rec.hash), rec.occurred_at
     )
-    head.signature = signing.sign_ed25519(audit_private_key(rt), message)
+    head.signature = signing.sign_ed25519(key, message)
     session.flush()
     return rec
 
@@ -165,8 +224,39 @@ def verify(rt: Runtime, chain: str) -> int:
             .order_by(AuditEvent.seq)
             .execution_options(yield_per=500)
         )
-        verify_chain((_record(r) for r in rows), head=head, chain=chain)
-        return head.seq if head else 0
+        reached = verify_chain((_record(r) for r in rows), head=head, chain=chain)
+        signed = head.seq if head else 0
+        if reached.seq != signed:
+            _beyond_head(session, chain, signed)
+        return signed
+
+
+def _beyond_head(session: Session, chain: str, signed: int) -> None:
+    """Every append signs the head in the same transaction: events past it were forged,
+    or the head row itself was deleted to hide a truncation."""
+    first = session.scalar(
+        select(AuditEvent.id)
+        .where(AuditEvent.chain == chain, AuditEvent.seq > signed)
+        .order_by(AuditEvent.seq)
+        .limit(1)
+    )
+    if signed == 0:
+        raise ChainBroken(
+            f"The audit chain is broken: chain {chain} has events (from event 1, id {first}) "
+            "but no signed head, so its end cannot be proven: the head was deleted, perhaps "
+            "to hide a truncation.",
+            problem=ChainProblem.TRUNCATED,
+            seq=1,
+            event_id=first,
+        )
+    raise ChainBroken(
+        f"The audit chain is broken: event {signed + 1} (id {first}) and any after it are "
+        f"not covered by the signed head of chain {chain}, which ends at event {signed}: "
+        "they were added outside cardvault.",
+        problem=ChainProblem.INSERTED,
+        seq=signed + 1,
+        event_id=first,
+    )
 
 
 def _check_head_signature(rt: Runtime, head: AuditHead) -> None:

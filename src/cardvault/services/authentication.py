@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -165,18 +165,19 @@ class Engine:
 
     def _open_passcode(self, actor: Actor, target: Target, passcode: str) -> bytearray:
         card = target.card
-        with self.rt.kdf_gate.slot():
+        with self.rt.kdf_gate.admitted():
             try:
                 reserved = lockout.reserve_attempt(self.rt, card.id)
-            except lockout.CardLocked:
-                self._refuse(actor, target, "card is locked")
+            except lockout.CardLocked as exc:
+                self._refuse(actor, target, str(exc.data.get("reason", "card is locked")))
                 raise
-            record = open_record(self.rt.master_key, card)
-            try:
-                return open_passcode_slot(record, passcode)
-            except WrongSecret:
-                lockout.passcode_wrong(self.rt, actor, card.id, reserved, context="auth")
-                raise SignInFailed() from None
+            with self.rt.kdf_gate.running():
+                try:
+                    return open_passcode_slot(open_record(self.rt.master_key, card), passcode)
+                except WrongSecret:
+                    pass
+            lockout.passcode_wrong(self.rt, actor, card.id, reserved, context="auth")
+            raise SignInFailed()
 
     def _passcode_accepted(
         self,
@@ -389,10 +390,12 @@ class Engine:
         reason: str | None,
         details: dict[str, Any] | None = None,
     ) -> None:
+        who = replace(actor, ref=f"holder:{target.person.id}")
+        details = {**(details or {}), "client_address": actor.client_address}
         audit.record(
             session,
             self.rt,
-            actor,
+            who,
             action=action,
             outcome=outcome,
             reason=reason,

@@ -14,8 +14,9 @@ from cryptography.x509 import Certificate
 
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.aead import aad, wipe
-from cardvault.errors import CardvaultError, Conflict
+from cardvault.errors import CardvaultError, Conflict, IntegrityError
 from cardvault.keystore.files import write_private
+from cardvault.keystore.local import DataDirDamaged
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.runtime import Runtime
 from cardvault.store.types import utcnow
@@ -110,7 +111,14 @@ def load(rt: Runtime) -> IssuingCa:
 
 
 def _load(cert_path: Path, key_path: Path, master: MasterKey) -> IssuingCa:
-    pem = master.open(key_path.read_bytes(), aad=_AAD)
+    try:
+        pem = master.open(key_path.read_bytes(), aad=_AAD)
+    except IntegrityError as exc:
+        raise DataDirDamaged(
+            f"The issuing CA key {key_path} is damaged: it does not open under this data "
+            "directory's master key.",
+            remedy="Restore the data directory from a backup.",
+        ) from exc
     try:
         key, cert = cx509.load_ca(pem, cert_path.read_bytes())
     finally:

@@ -8,7 +8,7 @@ to that digest; that passcode counts towards the lockout like any other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -98,7 +98,7 @@ def sign(rt: Runtime, actor: Actor, req: SignRequest) -> Signature:
         audit.record(
             session,
             rt,
-            actor,
+            replace(actor, ref=f"holder:{card.person_id}"),
             action="card.signed",
             organisation_id=row.organisation_id,
             person_id=card.person_id,
@@ -128,17 +128,22 @@ def _session_dek(
         raise InvalidInput(
             "Signing with the content-commitment key needs your passcode.", field="passcode"
         )
-    with rt.kdf_gate.slot():
+    with rt.kdf_gate.admitted():
         reserved = lockout.reserve_attempt(rt, card.id)
-        try:
-            dek = open_passcode_slot(open_record(rt.master_key, card), req.passcode)
-        except WrongSecret:
-            raise lockout.passcode_wrong(rt, actor, card.id, reserved, context="sign") from None
+        with rt.kdf_gate.running():
+            try:
+                opened: bytearray | None = open_passcode_slot(
+                    open_record(rt.master_key, card), req.passcode
+                )
+            except WrongSecret:
+                opened = None
+        if opened is None:
+            raise lockout.passcode_wrong(rt, actor, card.id, reserved, context="sign")
     with transaction(rt.db) as session:
         fresh = session.get(Card, card.id, with_for_update=True)
         assert fresh is not None
         lockout.passcode_right(session, fresh)
-    return dek
+    return opened
 
 
 def _certificate(session: Session, card: Card, usage: CertUsage) -> Certificate:

@@ -102,13 +102,11 @@ def use(
     if row is None:
         raise SessionInvalid()
     if now >= row.expires_at or now >= row.idle_expires_at:
-        session.delete(row)
-        raise SessionInvalid("The session has expired; sign in again.")
+        raise SessionInvalid("The session has expired; sign in again.")  # purged by maintenance
     if purpose is not None and row.purpose != purpose:
         raise SessionInvalid("This session cannot be used for that.")
     card = session.get(Card, row.card_id)
     if card is None or card.status != CardStatus.ACTIVE.value:
-        session.delete(row)
         raise SessionInvalid("The card can no longer be used; sign in again.")
     org = session.get(Organisation, row.acting_organisation_id or row.organisation_id)
     assert org is not None

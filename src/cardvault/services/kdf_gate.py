@@ -1,8 +1,12 @@
 """Admission control for key derivations (DESIGN §3.3, issue 3's performance rules).
 
 Argon2id is the expensive step of every login. At most ``slots`` derivations run at once
-(about the number of cores); up to ``queue`` more wait; beyond that the request is refused
-at once with ``Busy`` (HTTP 429 + Retry-After) instead of letting latency grow without bound.
+(about the number of cores) and up to ``queue`` more may wait; beyond that a request is
+refused at once with ``Busy`` (HTTP 429 + Retry-After) instead of letting latency grow
+without bound.
+
+Admission comes *before* a passcode attempt is reserved, and running after it: a reserved
+attempt is then always evaluated, and a refusal for a locked card never waits behind KDFs.
 """
 
 from __future__ import annotations
@@ -34,14 +38,25 @@ class KdfGate:
         self._admitted = 0
 
     @contextmanager
-    def slot(self) -> Iterator[None]:
+    def admitted(self) -> Iterator[None]:
+        """A place among those running or waiting, or Busy at once."""
         with self._lock:
             if self._admitted >= self.slots + self.queue:
                 raise Busy(retry_after=1)
             self._admitted += 1
         try:
-            with self._sem:
-                yield
+            yield
         finally:
             with self._lock:
                 self._admitted -= 1
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Wait for a CPU slot (call inside ``admitted``)."""
+        with self._sem:
+            yield
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        with self.admitted(), self.running():
+            yield

@@ -8,7 +8,7 @@ passcode resets the counter; the wrong one that used up the last attempt locks t
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cardvault.domain.lockout import MAX_ATTEMPTS, OPENABLE, after_wrong
@@ -42,7 +42,11 @@ class WrongPasscode(AuthenticationFailed):
 
 
 def reserve_attempt(rt: Runtime, card_id: str) -> int:
-    """Take one attempt in its own committed transaction; CardLocked when none is left."""
+    """Take one attempt in its own committed transaction; CardLocked when none is left.
+
+    Attempts still being evaluated count too, so the same card cannot have more than three
+    passcodes in flight at once; ``reason`` tells the audit log which case it was.
+    """
     with transaction(rt.db) as session:
         count = session.scalar(
             update(Card)
@@ -52,9 +56,22 @@ def reserve_attempt(rt: Runtime, card_id: str) -> int:
             .values(failed_attempts=Card.failed_attempts + 1)
             .returning(Card.failed_attempts)
         )
+        status = (
+            None
+            if count is not None
+            else session.scalar(select(Card.status).where(Card.id == card_id))
+        )
     if count is None:
+        reason = (
+            "card is locked"
+            if status == CardStatus.LOCKED.value
+            else f"card is {status}"
+            if status not in OPENABLE
+            else "no attempt left (others in progress)"
+        )
         raise CardLocked(
             "This card is locked.",
+            reason=reason,
             remedy="Use the link in the email we sent, or ask your RA to unlock it.",
         )
     return int(count)

@@ -91,5 +91,5 @@ def open_runtime(settings: Settings, *, clock: Clock = utcnow, migrate: bool = F
         db=db.session_factory(engine),
         master_key=master,
         clock=clock,
-        kdf_gate=KdfGate(settings.kdf_concurrency),
+        kdf_gate=KdfGate(settings.kdf_concurrency, settings.kdf_queue),
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from cardvault import __version__
 from cardvault.services.authentication import Engine
+from cardvault.services.maintenance import Maintenance
 from cardvault.services.runtime import Runtime
 from cardvault.web import errors, webauthn_page
 from cardvault.web.api import auth, card, ra, system, webauthn
@@ -14,6 +18,7 @@ from cardvault.web.limits import BodyLimit
 
 def create_app(rt: Runtime) -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="cardvault",
         version=__version__,
         description="Virtual smartcards: issuance, authentication and card operations.",
@@ -28,3 +33,14 @@ def create_app(rt: Runtime) -> FastAPI:
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Background work that lives as long as the server: housekeeping."""
+    maintenance = Maintenance(app.state.runtime)
+    maintenance.start()
+    try:
+        yield
+    finally:
+        maintenance.stop()

@@ -22,21 +22,34 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await self._refuse(send)
             return
-        seen = 0
+        seen, started, refused = 0, False, False
 
         async def limited() -> Message:
-            nonlocal seen
+            # Refuse here rather than only raising: FastAPI turns an exception while it
+            # reads a body into its own 400, which would hide the 413.
+            nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    if not (started or refused):
+                        refused = True
+                        await self._refuse(send)
                     raise _TooLarge
             return message
 
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 is already out; drop what the app answers after it
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
+            await self.app(scope, limited, guarded)
         except _TooLarge:
-            await self._refuse(send)
+            if not (started or refused):
+                await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(

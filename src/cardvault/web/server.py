@@ -20,5 +20,6 @@ def serve(rt: Runtime) -> None:
         log_level="info",
         proxy_headers=False,
         server_header=False,
+        timeout_graceful_shutdown=5,
     )
     uvicorn.Server(config).run()

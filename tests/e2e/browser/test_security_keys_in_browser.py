@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import keys as k
-from tests.support.live_server import serve
+from tests.support.live_server import serve_runtime
 
 from cardvault.domain.webauthn import WELL_KNOWN_AAGUIDS
 from cardvault.services.runtime import Actor, Runtime
@@ -29,7 +29,7 @@ YUBIKEY = "cb69481e-8ff7-4039-93ec-0a2729a154a8"
 
 @pytest.fixture
 def url(rt: Runtime) -> Iterator[str]:
-    with serve(rt, webauthn_timeout_ms=3000) as base:
+    with serve_runtime(rt, webauthn_timeout_ms=3000) as base:
         yield base
 
 

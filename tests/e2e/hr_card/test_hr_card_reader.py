@@ -15,7 +15,7 @@ import pytest
 from tests.support import factories as f
 from tests.support import keys as k
 from tests.support.hr_test_card import Behaviour, HrTestCard, on_reader
-from tests.support.live_server import serve
+from tests.support.live_server import serve_runtime
 
 from cardvault.clients.agent import hr_card
 from cardvault.services import hr_cards
@@ -136,7 +136,7 @@ def wait_until_asked(process: subprocess.Popen[str], words: str) -> list[str]:
 
 @pytest.fixture
 def url(rt: Runtime, pcscd: None) -> Iterator[str]:
-    with serve(rt) as base:
+    with serve_runtime(rt) as base:
         yield base
 
 
@@ -180,7 +180,7 @@ def test_the_reader_going_away_while_the_agent_waits_stops_the_sign_in(
     k.org(rt, operator)
     card = f.active_card(rt, operator)
     hr_cards.add_hr_card(rt, operator, serial=card.serial, org_code="ORG1", uid=UID)
-    with serve(rt) as url, private_pcscd(tmp_path, with_readers=True) as (socket_path, pid):
+    with serve_runtime(rt) as url, private_pcscd(tmp_path, with_readers=True) as (socket_path, pid):
         process = agent(
             "--server", url, "login", "--hr-card", "--reader", "Private PCD 00 01",
             "--passcode-stdin", "--wait", "30", socket_path=socket_path,

@@ -17,7 +17,7 @@ import pytest
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import keys as k
-from tests.support.live_server import serve
+from tests.support.live_server import serve_runtime
 from tests.support.soft_ctap2 import SoftCtap2Device
 
 from cardvault.clients.agent import core, fido2_key, key_login
@@ -30,7 +30,7 @@ UID = "04A22B1AC35E80"
 
 @pytest.fixture
 def url(rt: Runtime) -> Iterator[str]:
-    with serve(rt, webauthn_timeout_ms=5000) as base:
+    with serve_runtime(rt, webauthn_timeout_ms=5000) as base:
         yield base
 
 

@@ -186,3 +186,53 @@ def test_revocation_ends_sessions(rt: Runtime, operator: Actor, engine: Engine) 
         logout(rt, a.client(), result.session.token)
     with pytest.raises(SignInFailed):
         a.login(engine, h)
+
+
+def test_unknown_identifier_goes_through_the_kdf_like_a_real_attempt(
+    rt: Runtime, operator: Actor
+) -> None:
+    """The decoy path is admitted by the KDF gate exactly as a real one: with the gate full,
+    both are refused alike, so neither answers faster by skipping the derivation."""
+    from cardvault.services.kdf_gate import Busy, KdfGate
+
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    rt.kdf_gate = KdfGate(slots=1, queue=0)
+    engine = Engine(rt)
+    with rt.kdf_gate.admitted():
+        with pytest.raises(Busy):
+            a.login(engine, h, passcode="a wrong passcode here")
+        with pytest.raises(Busy):
+            engine.login(
+                a.client(),
+                LoginRequest(
+                    identifier_kind="email",
+                    identifier="nobody@example.org",
+                    passcode="a wrong passcode here",
+                ),
+            )
+    assert _card(rt, h.card.card_id).failed_attempts == 0
+
+
+def test_idle_and_absolute_expiry_end_the_session_and_maintenance_deletes_it(
+    rt: Runtime, operator: Actor
+) -> None:
+    from datetime import timedelta
+
+    from cardvault.services import card_sessions, maintenance
+    from cardvault.store.types import utcnow
+
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    result = a.login(Engine(rt), h, code=h.code())
+    assert result.session is not None
+    token = result.session.token
+    start = utcnow()
+    rt.clock = lambda: start + timedelta(minutes=59)
+    card_sessions.status(rt, token, client_address=a.LOCAL)  # use restarts the idle timer
+    rt.clock = lambda: start + timedelta(minutes=59 + 61)
+    with pytest.raises(SessionInvalid, match="expired"):
+        card_sessions.status(rt, token, client_address=a.LOCAL)
+    maintenance.run_once(rt)
+    with rt.db() as s:
+        assert s.scalar(select(CardSession)) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import socket
+import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,12 @@ def root(
 
 
 def _client(opts: Options, server: str) -> httpx.Client:
-    verify: Any = str(opts.ca_file) if opts.ca_file else True
-    return httpx.Client(base_url=server, verify=verify, timeout=30.0)
+    return httpx.Client(base_url=server, verify=tls_verify(opts.ca_file), timeout=30.0)
+
+
+def tls_verify(ca_file: Path | None) -> ssl.SSLContext | bool:
+    """Verify against the given CA file, or the system's trust store."""
+    return ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
 
 
 def _out(opts: Options, data: Any, text: str) -> None:
@@ -271,8 +276,10 @@ def authenticate(
     opts = _opts(ctx)
     try:
         st = state.load(opts.state_dir)
-        verify: Any = str(rp_ca_file) if rp_ca_file else True
-        with _client(opts, st.server) as client, httpx.Client(verify=verify, timeout=30) as rpc:
+        with (
+            _client(opts, st.server) as client,
+            httpx.Client(verify=tls_verify(rp_ca_file), timeout=30) as rpc,
+        ):
             result = core.authenticate(CardvaultApi(client), st, rp, rpc)
     except CardvaultError as exc:
         raise _fail(exc) from None

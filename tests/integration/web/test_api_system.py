@@ -1,0 +1,101 @@
+"""The API skeleton over real HTTP: health, JWKS, OpenAPI, problem+json, body limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from cardvault import __version__
+from cardvault.services.runtime import Runtime
+
+PROBLEM = "application/problem+json"
+PRIVATE_JWK_FIELDS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+
+@pytest.fixture
+def client(live_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_url, timeout=10) as http:
+        yield http
+
+
+def _problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, object] = response.json()
+    assert (body["status"], body["code"]) == (status, code)
+    assert body["type"] == f"urn:cardvault:problem:{code}"
+    assert isinstance(body["title"], str)
+    assert body["title"]
+    return body
+
+
+def test_health_says_ok(client: httpx.Client) -> None:
+    answer = client.get("/api/v1/health")
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "status": "ok",
+        "version": __version__,
+        "database": "ok",
+        "sealed": False,
+    }
+
+
+def test_jwks_publishes_one_public_rsa_oaep_key(client: httpx.Client, rt: Runtime) -> None:
+    answer = client.get("/.well-known/jwks.json")
+    assert answer.status_code == 200
+    keys = answer.json()["keys"]
+    assert len(keys) == 1
+    key = keys[0]
+    assert key["kty"] == "RSA"
+    assert key["alg"] == "RSA-OAEP-256"
+    assert key["kid"]
+    assert {"n", "e"} <= set(key)
+    assert not PRIVATE_JWK_FIELDS & set(key), sorted(key)
+    assert (rt.settings.keys_dir / "transport" / f"{key['kid']}.sealed").exists()
+
+
+def test_openapi_document_lists_the_system_paths(client: httpx.Client) -> None:
+    answer = client.get("/api/v1/openapi.json")
+    assert answer.status_code == 200
+    spec = answer.json()
+    assert spec["openapi"].startswith("3.")
+    assert spec["info"]["title"] == "cardvault"
+    assert {"/api/v1/health", "/.well-known/jwks.json"} <= set(spec["paths"])
+    assert "get" in spec["paths"]["/api/v1/health"]
+
+
+def test_unknown_path_is_a_not_found_problem(client: httpx.Client) -> None:
+    _problem(client.get("/api/v1/no-such-thing"), 404, "not_found")
+    _problem(client.delete("/api/v1/health"), 405, "method_not_allowed")
+
+
+def test_body_over_the_declared_limit_is_refused(client: httpx.Client, rt: Runtime) -> None:
+    limit = rt.settings.max_body_bytes
+    answer = client.post(
+        "/api/v1/ra/role",
+        content=b"{" + b" " * limit + b"}",
+        headers={"content-type": "application/json"},
+    )
+    body = _problem(answer, 413, "too_large")
+    assert str(limit) in str(body["title"])
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [("/api/v1/ra/role", "application/json"), ("/api/v1/auth/login", "application/jose")],
+)
+def test_chunked_body_over_the_limit_is_refused(
+    client: httpx.Client, rt: Runtime, path: str, content_type: str
+) -> None:
+    chunks = rt.settings.max_body_bytes // 4096 + 2
+
+    def body() -> Iterator[bytes]:
+        for _ in range(chunks):
+            yield b"a" * 4096
+
+    answer = client.post(path, content=body(), headers={"content-type": content_type})
+    assert "content-length" not in answer.request.headers
+    assert answer.request.headers["transfer-encoding"] == "chunked"
+    _problem(answer, 413, "too_large")
