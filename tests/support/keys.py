@@ -9,7 +9,12 @@ from typing import Any
 from sqlalchemy import select
 
 from cardvault.clients.agent.fido2_key import get_assertion, make_credential
-from cardvault.services import card_sessions, directory, security_key_signin, security_keys
+from cardvault.services import (
+    card_sessions,
+    directory,
+    security_key_registration,
+    security_key_signin,
+)
 from cardvault.services.authentication import Engine, LoginRequest, LoginResult
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.models import Association, AuditEvent
@@ -47,13 +52,13 @@ def register(
     nickname: str = "Blue key",
     resident: bool = False,
 ) -> Association:
-    start = security_keys.begin_registration(
+    start = security_key_registration.begin_registration(
         rt, actor, serial=card.serial, org_code=org_code, resident_key=resident
     )
     response = make_credential(
         device, origin=origin(rt), creation_options=start.options, pin=pin_of(device)
     )
-    return security_keys.complete_registration(
+    return security_key_registration.complete_registration(
         rt, actor, ceremony_id=start.ceremony_id, response=response, nickname=nickname
     )
 

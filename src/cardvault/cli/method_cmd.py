@@ -14,7 +14,7 @@ import typer
 from cardvault.cli.common import emit, handles_errors, operator, progress, runtime
 from cardvault.clients.agent import fido2_key
 from cardvault.errors import InvalidInput
-from cardvault.services import hr_cards, methods, security_keys
+from cardvault.services import hr_cards, methods, security_key_registration
 
 app = typer.Typer(help="Authentication methods associated with cards.", no_args_is_help=True)
 
@@ -131,7 +131,7 @@ def add_fido2(
     verification). RAs register keys at their desk in the vRA Manager instead."""
     actor = operator()
     with runtime(ctx) as rt:
-        start = security_keys.begin_registration(
+        start = security_key_registration.begin_registration(
             rt, actor, serial=serial, org_code=org, resident_key=resident
         )
         device = fido2_key.wait_for_device(
@@ -144,7 +144,7 @@ def add_fido2(
             pin=_key_pin,
             on_touch=lambda: progress(ctx, "Touch the security key…"),
         )
-        assoc = security_keys.complete_registration(
+        assoc = security_key_registration.complete_registration(
             rt, actor, ceremony_id=start.ceremony_id, response=response, nickname=nickname
         )
     emit(

@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from cardvault.services import authentication, card_sessions, envelopes
+from cardvault.services import authentication, card_sessions, envelopes, security_keys
 from cardvault.services.runtime import Runtime
 
 INTERVAL_SECONDS = 30
@@ -22,6 +22,7 @@ JOBS: list[Job] = [
     card_sessions.purge_expired,
     authentication.purge_transactions,
     envelopes.purge_nonces,
+    security_keys.purge_ceremonies,
 ]
 
 

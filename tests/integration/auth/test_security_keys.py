@@ -22,7 +22,12 @@ from cardvault.clients.agent.fido2_key import (
     make_credential,
 )
 from cardvault.domain import webauthn
-from cardvault.services import directory, security_key_signin, security_keys
+from cardvault.services import (
+    directory,
+    security_key_registration,
+    security_key_signin,
+    security_keys,
+)
 from cardvault.services.authentication import Engine, SignInFailed
 from cardvault.services.factors import FactorFailed
 from cardvault.services.network import NetworkNotAllowed
@@ -70,7 +75,9 @@ def test_registering_the_same_key_twice_is_refused_and_audited(
     card = f.active_card(rt, operator)
     device = SoftCtap2Device()
     k.register(rt, operator, card, device)
-    start = security_keys.begin_registration(rt, operator, serial=card.serial, org_code="ORG1")
+    start = security_key_registration.begin_registration(
+        rt, operator, serial=card.serial, org_code="ORG1"
+    )
 
     assert start.options["publicKey"]["excludeCredentials"]
 
@@ -95,15 +102,17 @@ def test_a_model_outside_the_allow_list_cannot_be_registered(rt: Runtime, operat
 def test_only_who_began_a_registration_may_complete_it(rt: Runtime, operator: Actor) -> None:
     k.org(rt, operator, **k.NO_UV)
     card = f.active_card(rt, operator)
-    start = security_keys.begin_registration(rt, operator, serial=card.serial, org_code="ORG1")
+    start = security_key_registration.begin_registration(
+        rt, operator, serial=card.serial, org_code="ORG1"
+    )
     response = k.make_credential_for(rt, SoftCtap2Device(), start.options)
 
     with pytest.raises(webauthn.InvalidState):
-        security_keys.complete_registration(
+        security_key_registration.complete_registration(
             rt, Actor.operator("someone-else"), ceremony_id=start.ceremony_id,
             response=response, nickname="x",
         )  # fmt: skip
-    assoc = security_keys.complete_registration(
+    assoc = security_key_registration.complete_registration(
         rt, operator, ceremony_id=start.ceremony_id, response=response, nickname="mine"
     )
     assert assoc.label == "mine"
@@ -116,7 +125,9 @@ def test_an_organisation_without_security_keys_refuses_registration(
     card = f.active_card(rt, operator)
 
     with pytest.raises(security_keys.SecurityKeysNotAllowed):
-        security_keys.begin_registration(rt, operator, serial=card.serial, org_code="ORG1")
+        security_key_registration.begin_registration(
+            rt, operator, serial=card.serial, org_code="ORG1"
+        )
 
 
 # --- passcode first, then the key -----------------------------------------------------

@@ -21,7 +21,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.services import methods, ra_actions, security_key_signin, security_keys
+from cardvault.services import (
+    methods,
+    ra_actions,
+    security_key_registration,
+    security_key_signin,
+    security_keys,
+)
 from cardvault.services.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
@@ -112,7 +118,7 @@ def registration_begin(
 ) -> Any:
     """Options for ``navigator.credentials.create`` for a card of the RA's organisation."""
     ctx = ra_actions.context(rt, token, actor_for(request, rt).client_address, ra_actions.ISSUERS)
-    start = security_keys.begin_registration(
+    start = security_key_registration.begin_registration(
         rt,
         ctx.actor,
         serial=body.serial,
@@ -131,7 +137,7 @@ def registration_complete(
 ) -> dict[str, Any]:
     """Verify the new credential and associate it with the card (audited)."""
     ctx = ra_actions.context(rt, token, actor_for(request, rt).client_address, ra_actions.ISSUERS)
-    assoc = security_keys.complete_registration(
+    assoc = security_key_registration.complete_registration(
         rt,
         ctx.actor,
         ceremony_id=body.ceremony_id,
