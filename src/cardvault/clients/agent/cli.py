@@ -144,6 +144,8 @@ def login(
             raise InvalidInput("Give the service address with --server.")
         if email and ad_account:
             raise InvalidInput("Give only one of --email and --ad-account.")
+        if fido2 and (hr_card or hr_card_uid_stdin):
+            raise InvalidInput("Sign in with either a security key (--fido2) or an HR card.")
         who = key_login.Who(
             kind="email" if email else "ad_account" if ad_account else None,
             value=email or ad_account,
