@@ -16,6 +16,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cardvault.crypto.kdf import Argon2Params
 
+DEFAULT_SECURITY_QUESTIONS = (
+    "What was the name of your first pet?",
+    "In which town or city were you born?",
+    "What was your childhood nickname?",
+    "What is the name of the street you grew up in?",
+    "What was the name of your first school?",
+    "What was the make of your first car or bicycle?",
+    "What is your oldest cousin's first name?",
+    "In which town or city did your parents meet?",
+)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARDVAULT_", extra="ignore")
@@ -76,6 +87,19 @@ class Settings(BaseSettings):
     sms_mode: Literal["outbox", "webhook"] = "outbox"
     sms_webhook_url: str | None = None
     sms_webhook_token: str | None = None
+
+    # the browser areas (vRA Manager /ra, self-service portal /portal)
+    web_idle_minutes: int = Field(
+        default=15, ge=1, le=240, description="a web session ends after this long unused"
+    )
+    web_absolute_minutes: int = Field(default=12 * 60, ge=5, le=24 * 60)
+    web_reauth_minutes: int = Field(
+        default=10, ge=1, le=60, description="sensitive actions need a sign-in this recent"
+    )
+    security_questions: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SECURITY_QUESTIONS),
+        description="the questions offered at enrolment (a holder may also write their own)",
+    )
 
     @model_validator(mode="after")
     def _kdf_floor(self) -> Settings:

@@ -29,6 +29,7 @@ _SLOT_NAMES = {
     "recovery": re.compile("recovery-(1-2|1-3|2-3)"),
     "recovery_code": re.compile("recovery-code"),
     "device": re.compile("device-" + _DEVICE_ID),
+    "invitation": re.compile("invitation"),
 }
 _KEY_ROLE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _KEY_ALGORITHMS = frozenset({"rsa2048", "rsa3072", "ecp256"})
@@ -53,6 +54,8 @@ class SlotKind(StrEnum):
     RECOVERY = "recovery"
     RECOVERY_CODE = "recovery_code"
     DEVICE = "device"
+    #: partial enrolment: opened by the invitation link's token plus the code sent by SMS
+    INVITATION = "invitation"
 
 
 def check_card_id(card_id: str) -> None:

@@ -59,6 +59,7 @@ __all__ = [
     "WrongSecret",
     "device_slot_name",
     "make_device_slot",
+    "make_invitation_slot",
     "make_passcode_slot",
     "make_recovery_code_slot",
     "make_recovery_slots",
@@ -67,6 +68,7 @@ __all__ = [
     "new_session_key",
     "normalize_answer",
     "open_device_slot",
+    "open_invitation_slot",
     "open_passcode_slot",
     "open_private_key",
     "open_recovery_code_slot",
@@ -82,6 +84,8 @@ SESSION_KEY_SIZE = 32
 DEVICE_SECRET_SIZE = 32
 RECOVERY_CODE_BYTES = 20  # 160 bits: 32 base32 characters in 8 groups of 4
 PASSCODE_SLOT = "passcode"
+INVITATION_SLOT = "invitation"
+INVITATION_TOKEN_MIN = 32
 RECOVERY_CODE_SLOT = "recovery-code"
 RECOVERY_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (1, 3), (2, 3))
 _DEVICE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -394,6 +398,54 @@ def open_device_slot(
 ) -> bytearray:
     slot = record.slot(device_slot_name(device_id))
     kek = _hkdf(_device_secret(device_secret), slot.salt, b"cardvault/device/v1")
+    return _open_slot(record, slot, kek)
+
+
+# --- invitation (partial enrolment) --------------------------------------------------------
+
+
+def _invitation_secret(token: bytes | bytearray, code: str) -> bytearray:
+    """The link's token (>= 256 random bits) joined to the SMS code: two channels, one key."""
+    if len(token) < INVITATION_TOKEN_MIN:
+        raise InvalidInput(f"an invitation token is at least {INVITATION_TOKEN_MIN} bytes")
+    digits = "".join((code or "").split())
+    if not digits.isdigit() or not 6 <= len(digits) <= 10:
+        raise InvalidInput("the invitation code is 6 to 10 digits")
+    return bytearray(bytes(token) + b"\x00" + digits.encode("ascii"))
+
+
+def make_invitation_slot(
+    dek: bytes | bytearray,
+    *,
+    card_id: str,
+    token: bytes | bytearray,
+    code: str,
+    generation: int,
+) -> KeySlot:
+    """The invitation slot: KEK = HKDF-SHA256(link token ‖ 0x00 ‖ SMS code, salt).
+
+    The token is 256 random bits, so no slow KDF is needed; the service stores only the
+    token's SHA-256 (in the link row) and never the code, so the slot opens only for
+    whoever holds both the email link and the text message.
+    """
+    salt = secrets.token_bytes(SALT_SIZE)
+    kek = _hkdf(_invitation_secret(token, code), salt, b"cardvault/invitation/v1")
+    return _make_slot(
+        dek,
+        kek,
+        card_id=card_id,
+        name=INVITATION_SLOT,
+        kind=SlotKind.INVITATION,
+        generation=generation,
+        salt=salt,
+        kdf=None,
+    )
+
+
+def open_invitation_slot(record: CardKeyRecord, token: bytes | bytearray, code: str) -> bytearray:
+    """The DEK if the link token and SMS code are right; WrongSecret otherwise."""
+    slot = record.slot(INVITATION_SLOT)
+    kek = _hkdf(_invitation_secret(token, code), slot.salt, b"cardvault/invitation/v1")
     return _open_slot(record, slot, kek)
 
 

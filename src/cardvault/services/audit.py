@@ -303,3 +303,8 @@ def _csv_safe(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+def csv_row(values: Any) -> str:
+    """One CSV line with spreadsheet formulas neutralised (for filtered exports)."""
+    return _csv_line([_csv_safe(v) for v in values])

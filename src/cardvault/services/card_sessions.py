@@ -95,10 +95,35 @@ def use(
     purpose: str | None = None,
 ) -> tuple[CardSession, Card]:
     """The live session for a token, its idle timer restarted; SessionInvalid otherwise."""
-    now = rt.clock()
     row = session.scalar(
         select(CardSession).where(CardSession.token_hash == token_hash(token)).with_for_update()
     )
+    return _live(session, rt, row, client_address=client_address, purpose=purpose)
+
+
+def use_id(
+    session: Session,
+    rt: Runtime,
+    session_id: str,
+    *,
+    client_address: str | None,
+    purpose: str | None = None,
+) -> tuple[CardSession, Card]:
+    """Like ``use``, for a shell that keeps the session by id behind its own credential
+    (the web areas keep it behind their hashed cookie; see services/web_sessions.py)."""
+    row = session.get(CardSession, session_id, with_for_update=True)
+    return _live(session, rt, row, client_address=client_address, purpose=purpose)
+
+
+def _live(
+    session: Session,
+    rt: Runtime,
+    row: CardSession | None,
+    *,
+    client_address: str | None,
+    purpose: str | None,
+) -> tuple[CardSession, Card]:
+    now = rt.clock()
     if row is None:
         raise SessionInvalid()
     if now >= row.expires_at or now >= row.idle_expires_at:
@@ -121,9 +146,14 @@ def _touch(row: CardSession, org: Organisation, now: datetime) -> None:
     row.idle_expires_at = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
 
 
-def logout(rt: Runtime, actor: Actor, token: str) -> None:
+def logout(rt: Runtime, actor: Actor, token: str | None, *, session_id: str | None = None) -> None:
     with transaction(rt.db) as session:
-        row = session.scalar(select(CardSession).where(CardSession.token_hash == token_hash(token)))
+        if session_id is not None:
+            row = session.get(CardSession, session_id)
+        else:
+            row = session.scalar(
+                select(CardSession).where(CardSession.token_hash == token_hash(token or ""))
+            )
         if row is None:
             raise SessionInvalid()
         session.delete(row)
@@ -161,10 +191,25 @@ def ra_roles(session: Session, person_id: str) -> list[tuple[Organisation, str]]
     return [(org, role) for org, role in rows]
 
 
-def select_role(rt: Runtime, actor: Actor, token: str, *, org_code: str, role: str) -> CardSession:
+def select_role(
+    rt: Runtime,
+    actor: Actor,
+    token: str | None,
+    *,
+    org_code: str,
+    role: str,
+    session_id: str | None = None,
+) -> CardSession:
     """An RA acts in one organisation at a time, under one of their roles there."""
     with transaction(rt.db) as session:
-        row, _card = use(session, rt, token, client_address=actor.client_address, purpose="ra")
+        if session_id is not None:
+            row, _card = use_id(
+                session, rt, session_id, client_address=actor.client_address, purpose="ra"
+            )
+        else:
+            row, _card = use(
+                session, rt, token or "", client_address=actor.client_address, purpose="ra"
+            )
         match = [
             (o, r)
             for o, r in ra_roles(session, row.person_id)
@@ -189,10 +234,19 @@ def select_role(rt: Runtime, actor: Actor, token: str, *, org_code: str, role: s
 
 
 def require_role(
-    session: Session, rt: Runtime, token: str, *, client_address: str | None, roles: tuple[str, ...]
+    session: Session,
+    rt: Runtime,
+    token: str | None,
+    *,
+    client_address: str | None,
+    roles: tuple[str, ...],
+    session_id: str | None = None,
 ) -> CardSession:
     """The RA session, if its chosen role is one of ``roles`` and still granted."""
-    row, _card = use(session, rt, token, client_address=client_address, purpose="ra")
+    if session_id is not None:
+        row, _card = use_id(session, rt, session_id, client_address=client_address, purpose="ra")
+    else:
+        row, _card = use(session, rt, token or "", client_address=client_address, purpose="ra")
     if row.acting_organisation_id is None or row.acting_role not in roles:
         raise PermissionDenied("Choose an RA role that allows this first.")
     still = session.scalar(

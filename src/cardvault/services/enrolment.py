@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import (
+    INVITATION_SLOT,
     CardKeyRecord,
     WrongSecret,
     make_passcode_slot,
@@ -32,7 +33,7 @@ from cardvault.services.card_keys import open_record, seal_record
 from cardvault.services.issuance import get_card
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, CardStatus, Person, SecurityQuestion
+from cardvault.store.models import Card, CardStatus, Link, Person, SecurityQuestion
 
 MAX_QUESTION = 200
 MAX_ANSWER = 200
@@ -144,6 +145,16 @@ def enrol(rt: Runtime, actor: Actor, req: EnrolRequest) -> Enrolled:
         _apply_contact(person, email, phone)
         seal_record(session, rt.master_key, card, new_record)
         _store_questions(session, card, req.answers)
+        session.execute(
+            update(Link)
+            .where(
+                Link.card_id == card.id,
+                Link.purpose == "invitation",
+                Link.consumed_at.is_(None),
+                Link.revoked_at.is_(None),
+            )
+            .values(revoked_at=rt.clock())
+        )
         lockout.passcode_right(session, card)
         card.status, card.status_changed_at = CardStatus.ACTIVE.value, rt.clock()
         audit.record(
@@ -184,6 +195,8 @@ def _enrolled_record(
 ) -> CardKeyRecord:
     params = rt.settings.argon2
     generation = record.slot("passcode").generation + 1
+    if any(s.name == INVITATION_SLOT for s in record.slots):
+        record = record.without_slot(INVITATION_SLOT)  # the invitation is answered
     new = record.with_slot(
         make_passcode_slot(
             dek, card_id=card_id, passcode=req.passcode, params=params, generation=generation

@@ -14,6 +14,7 @@ from cardvault.store.models import Organisation, Person
 
 ISSUERS = ("ra_manager", "ra_agent")
 READERS = ("ra_manager", "ra_agent", "auditor")
+AUDITORS = READERS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,11 +26,18 @@ class RaContext:
 
 
 def context(
-    rt: Runtime, token: str, client_address: str | None, roles: tuple[str, ...]
+    rt: Runtime,
+    token: str | None,
+    client_address: str | None,
+    roles: tuple[str, ...],
+    *,
+    session_id: str | None = None,
 ) -> RaContext:
+    """The RA's acting organisation and role, from the API's bearer token or, for the web
+    pages, the card session id their hashed cookie leads to."""
     with rt.db.begin() as session:
         row = card_sessions.require_role(
-            session, rt, token, client_address=client_address, roles=roles
+            session, rt, token, client_address=client_address, roles=roles, session_id=session_id
         )
         org = session.get(Organisation, row.acting_organisation_id)
         person = session.get(Person, row.person_id)
@@ -71,11 +79,18 @@ def revoke(rt: Runtime, ctx: RaContext, serial: str, reason: str) -> str:
     return card.status
 
 
-def roles(rt: Runtime, token: str, client_address: str | None) -> list[dict[str, str]]:
+def roles(
+    rt: Runtime, token: str | None, client_address: str | None, *, session_id: str | None = None
+) -> list[dict[str, str]]:
     with rt.db.begin() as session:
-        row, _card = card_sessions.use(
-            session, rt, token, client_address=client_address, purpose="ra"
-        )
+        if session_id is not None:
+            row, _card = card_sessions.use_id(
+                session, rt, session_id, client_address=client_address, purpose="ra"
+            )
+        else:
+            row, _card = card_sessions.use(
+                session, rt, token or "", client_address=client_address, purpose="ra"
+            )
         return [
             {"organisation": o.code, "name": o.name, "role": r}
             for o, r in card_sessions.ra_roles(session, row.person_id)

@@ -426,3 +426,28 @@ class AuditCheckpoint(Base):
     hash: Mapped[str] = mapped_column(String(64))
     signed_at: Mapped[str] = mapped_column(String(32))
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class WebSession(Base):
+    """A browser's session with one web area (``ra``, ``portal``): cookie token hashed.
+
+    Before sign-in it carries only CSRF binding and short-lived page state; after sign-in it
+    points at the card session the engine opened (``card_session_id``), which is the source
+    of truth: when that card session ends (logout, lock, expiry), so does this one.
+    """
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = _id()
+    area: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[str | None] = mapped_column(String(36))
+    card_session_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    #: when the holder last proved passcode + second factor in this session
+    authenticated_at: Mapped[datetime | None]
+    #: small page state (sign-in in progress, ceremony states, one-time notices); never secrets
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    last_seen_at: Mapped[datetime] = _created()
+    idle_expires_at: Mapped[datetime] = mapped_column(index=True)
+    expires_at: Mapped[datetime]

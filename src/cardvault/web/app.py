@@ -11,7 +11,8 @@ from cardvault import __version__
 from cardvault.services.authentication import Engine
 from cardvault.services.maintenance import Maintenance
 from cardvault.services.runtime import Runtime
-from cardvault.web import errors, webauthn_page
+from cardvault.web import errors, ui, webauthn_page
+from cardvault.web import ra as ra_pages
 from cardvault.web.api import auth, card, ra, system, webauthn
 from cardvault.web.limits import BodyLimit
 
@@ -29,6 +30,8 @@ def create_app(rt: Runtime) -> FastAPI:
     app.state.runtime = rt
     app.state.engine = Engine(rt)
     errors.install(app)
+    ui.install(app)
+    ra_pages.install(app)
     for module in (system, auth, card, ra, webauthn, webauthn_page):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)

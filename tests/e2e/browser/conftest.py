@@ -1,57 +1,102 @@
-"""Browser tier: Debian's Chromium, headless, driven by Playwright; security keys are
-Chromium's own virtual authenticators (CDP ``WebAuthn`` domain).
+"""Headless Chromium (Debian's ``chromium``) driven by Playwright against the app served by
+uvicorn in a thread at ``http://localhost:<port>``. Nothing is downloaded: Playwright uses
+the system browser through ``executable_path``; ``playwright install`` is never run.
 
-Never ``playwright install``: the browser is the system's ``/usr/bin/chromium``
-(scripts/install-system-deps). Every host but localhost resolves to nothing, so the
-browser makes no network connections of its own.
+Chromium treats ``http://localhost`` as a secure context, so the ``Secure``, ``__Host-``
+session cookie and WebAuthn both work there without TLS.
 """
 
 from __future__ import annotations
 
-import shutil
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, CDPSession, Page, Playwright, sync_playwright
+import uvicorn
+from playwright.sync_api import Browser, CDPSession, Page, sync_playwright
+
+from cardvault.services.runtime import Runtime
+from cardvault.web.app import create_app
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 ]
+SHOTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "ra-guide"
+
+
+@dataclass(frozen=True)
+class Live:
+    url: str
+    rt: Runtime
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def live(rt: Runtime) -> Iterator[Live]:
+    port = _free_port()
+    url = f"http://localhost:{port}"
+    rt.settings.public_url = url
+    rt.settings.webauthn_rp_id = "localhost"
+    rt.settings.webauthn_origins = [url]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield Live(url=url, rt=rt)
+    server.should_exit = True
+    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")
-def playwright() -> Iterator[Playwright]:
-    if shutil.which(CHROMIUM) is None:
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/install-system-deps")
     with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="session")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    yield browser
-    browser.close()
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    yield page
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(15000)
+    yield pg
     context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    """Keep a screenshot of a main page as a test artefact (docs/ra-guide/ has copies)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 @dataclass
 class VirtualKey:
-    """One of Chromium's virtual authenticators, plugged into one page."""
+    """One of Chromium's virtual authenticators (CDP ``WebAuthn``), plugged into one page."""
 
     cdp: CDPSession
     authenticator_id: str
@@ -68,7 +113,7 @@ class VirtualKey:
 
 
 def plug_in_key(page: Page, *, user_verification: bool = True, verified: bool = True) -> VirtualKey:
-    """A USB CTAP2 key with resident keys; touched automatically; with or without a PIN."""
+    """A USB CTAP2.1 key with resident keys, touched automatically, with or without a PIN."""
     cdp = page.context.new_cdp_session(page)
     cdp.send("WebAuthn.enable", {"enableUI": False})
     added = cdp.send(

@@ -121,7 +121,13 @@ def test_record_has_the_documented_slot_names() -> None:
 
 
 def test_slot_kinds_are_lower_case_wire_values() -> None:
-    assert [k.value for k in SlotKind] == ["passcode", "recovery", "recovery_code", "device"]
+    assert [k.value for k in SlotKind] == [
+        "passcode",
+        "recovery",
+        "recovery_code",
+        "device",
+        "invitation",
+    ]
 
 
 def test_record_round_trips_through_bytes() -> None:

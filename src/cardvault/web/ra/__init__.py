@@ -1,0 +1,33 @@
+"""The vRA Manager: the RA's web application under ``/ra`` (server-rendered pages).
+
+Routes parse, call one service, render; scope and permissions live in the services
+(``ra_persons``, ``ra_cards``, ``ra_methods``, ``ra_audit``, ``webauthn_registration``).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from cardvault.web import ui
+from cardvault.web.ra.audit_pages import router as audit_router
+from cardvault.web.ra.auth import router as auth_router
+from cardvault.web.ra.cards import router as cards_router
+from cardvault.web.ra.common import AREA
+from cardvault.web.ra.methods import router as methods_router
+from cardvault.web.ra.persons import router as persons_router
+from cardvault.web.ra.webauthn_api import router as webauthn_router
+
+__all__ = ["AREA", "install"]
+
+
+def install(app: FastAPI) -> None:
+    ui.add_area(app, AREA)
+    for router in (
+        auth_router,
+        persons_router,
+        cards_router,
+        methods_router,
+        webauthn_router,
+        audit_router,
+    ):
+        app.include_router(router)

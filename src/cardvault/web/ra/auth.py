@@ -1,0 +1,268 @@
+"""Signing in to the vRA Manager with the RA's own card, choosing a role, signing out.
+
+Sign-in is the authentication engine's (purpose ``ra``): an identifier and the passcode,
+then a second factor; the engine refuses anyone without an RA role, so such a person never
+gets past this page. The card session it opens is bound to the web session (whose token
+is rotated); the session key SK is not needed by a browser and is wiped at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.services import card_sessions, ra_actions, web_sessions
+from cardvault.services.authentication import LoginRequest, TransactionInvalid
+from cardvault.services.factors import FactorFailed
+from cardvault.services.runtime import Runtime
+from cardvault.services.web_sessions import WebSessionView
+from cardvault.web import ui
+from cardvault.web.client_address import actor_for
+from cardvault.web.deps import engine
+from cardvault.web.ra.common import AREA, Rt, View
+from cardvault.web.ui.session import address, remember
+
+router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
+KINDS = [("email", "Email address"), ("ad_account", "Windows (AD) account, like DOMAIN\\name")]
+SECRETS = ("passcode", "code")
+
+
+async def _form(request: Request, view: WebSessionView) -> ui.Form:
+    form = await ui.read_form(request, secret_fields=SECRETS)
+    ui.check_csrf(view, form)
+    return form
+
+
+@router.get("")
+def start(request: Request, view: View) -> Response:
+    if view.signed_in:
+        return ui.redirect("/ra/persons" if view.data.get("ra_role") else "/ra/role")
+    return ui.render(request, "ra/login.html", kinds=KINDS, form=ui.Form(values={"kind": "email"}))
+
+
+@router.post("")
+async def login(request: Request, rt: Rt, view: View) -> Response:
+    form = await _form(request, view)
+    return await run_in_threadpool(_login, request, rt, view, form)
+
+
+def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    kind, ident = form.get("kind"), form.get("identifier").strip()
+    if kind not in dict(KINDS):
+        form.add_error("kind", "Choose how you identify yourself.")
+    if not ident:
+        form.add_error("identifier", "Enter your email address or AD account.")
+    if not form.get("passcode"):
+        form.add_error("passcode", "Enter your passcode.")
+    if not form.ok:
+        return _login_page(request, form, 422)
+    try:
+        result = engine(request).login(
+            actor_for(request, rt),
+            LoginRequest(
+                identifier_kind=kind, identifier=ident, passcode=form.get("passcode"), purpose="ra"
+            ),
+        )
+    except InvalidInput as exc:
+        form.add_exception(
+            exc,
+            fields={
+                "email": "identifier",
+                "ad_account": "identifier",
+                "domain": "identifier",
+                "account": "identifier",
+            },
+            default="identifier",
+        )
+        return _login_page(request, form, 422)
+    except CardvaultError as exc:
+        form.add_error("passcode", exc.message)
+        return _login_page(request, form, exc.http_status)
+    # the browser has no use for SK: it is dropped here, so the session's DEK wrap is
+    # useless to anyone (the RA pages never use the card's keys)
+    if result.factor_error:
+        form.add_error("passcode", str(result.factor_error["message"]))
+        return _login_page(request, form, 401)
+    web_sessions.update_data(
+        rt,
+        view,
+        login_txn=result.transaction_id,
+        login_kind=kind,
+        login_ident=ident,
+        login_factors=[o.get("method") for o in result.second_factors],
+    )
+    return ui.redirect("/ra/login/code")
+
+
+def _login_page(request: Request, form: ui.Form, status: int) -> Response:
+    return ui.render(request, "ra/login.html", status=status, kinds=KINDS, form=form.shown())
+
+
+@router.get("/login/code")
+def code_page(request: Request, view: View) -> Response:
+    if not view.data.get("login_txn"):
+        return ui.redirect("/ra")
+    return ui.render(request, "ra/login_code.html", factors=view.data.get("login_factors", []))
+
+
+@router.post("/login/code")
+async def code(request: Request, rt: Rt, view: View) -> Response:
+    form = await _form(request, view)
+    return await run_in_threadpool(_code, request, rt, view, form)
+
+
+def _code(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    txn = view.data.get("login_txn")
+    if not txn:
+        return ui.redirect("/ra")
+    if not form.get("code").strip():
+        form.add_error("code", "Enter the 6-digit code from your authenticator app.")
+        return _code_page(request, view, form)
+    try:
+        engine(request).complete_factor(
+            actor_for(request, rt), str(txn), {"method": "totp", "code": form.get("code")}
+        )
+    except TransactionInvalid as exc:
+        web_sessions.update_data(rt, view, login_txn=None)
+        ui.set_notice(rt, request, exc.message)
+        return ui.redirect("/ra")
+    except (FactorFailed, InvalidInput) as exc:
+        form.add_error("code", exc.message)
+        return _code_page(request, view, form)
+    signed = web_sessions.sign_in(rt, view, card_session_id=str(txn))
+    signed = web_sessions.update_data(
+        rt, signed, ident_kind=view.data.get("login_kind"), ident=view.data.get("login_ident")
+    )
+    remember(request, AREA, signed)
+    return ui.redirect("/ra/role")
+
+
+def _code_page(request: Request, view: WebSessionView, form: ui.Form) -> Response:
+    return ui.render(
+        request,
+        "ra/login_code.html",
+        status=422,
+        form=form.shown(),
+        factors=view.data.get("login_factors", []),
+    )
+
+
+@router.get("/role")
+def role_page(request: Request, rt: Rt, view: View) -> Response:
+    if not view.signed_in:
+        return ui.redirect("/ra")
+    roles = ra_actions.roles(rt, None, address(request, rt), session_id=view.card_session_id)
+    current = f"{view.data.get('ra_org')}:{view.data.get('ra_role')}"
+    if len(roles) == 1:
+        current = f"{roles[0]['organisation']}:{roles[0]['role']}"
+    return ui.render(request, "ra/role.html", roles=roles, form=ui.Form(values={"role": current}))
+
+
+@router.post("/role")
+async def choose_role(request: Request, rt: Rt, view: View) -> Response:
+    form = await _form(request, view)
+    return await run_in_threadpool(_choose_role, request, rt, view, form)
+
+
+def _choose_role(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    if not view.signed_in:
+        return ui.redirect("/ra")
+    org, _, role = form.get("role").partition(":")
+    roles = ra_actions.roles(rt, None, address(request, rt), session_id=view.card_session_id)
+    if not any(r["organisation"] == org and r["role"] == role for r in roles):
+        form.add_error("role", "Choose one of your RA roles.")
+        return ui.render(request, "ra/role.html", status=422, roles=roles, form=form)
+    card_sessions.select_role(
+        rt, actor_for(request, rt), None, org_code=org, role=role, session_id=view.card_session_id
+    )
+    web_sessions.update_data(rt, view, ra_org=org, ra_role=role)
+    return ui.redirect("/ra/audit" if role == "auditor" else "/ra/persons")
+
+
+@router.post("/logout")
+async def logout(request: Request, rt: Rt, view: View) -> Response:
+    form = await _form(request, view)
+    return await run_in_threadpool(_logout, request, rt, view, form)
+
+
+def _logout(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    card_session = web_sessions.end(rt, view)
+    if card_session:
+        # already ended (expired, locked)? signing out is done either way
+        with contextlib.suppress(CardvaultError):
+            card_sessions.logout(rt, actor_for(request, rt), None, session_id=card_session)
+    fresh = web_sessions.start(rt, AREA.name, client_address=address(request, rt))
+    remember(request, AREA, fresh)
+    ui.set_notice(rt, request, "You have signed out.")
+    return ui.redirect("/ra")
+
+
+# --- re-authentication before sensitive actions -----------------------------------------
+
+
+def _safe_next(target: str) -> str:
+    parts = urlsplit(target or "")
+    if parts.scheme or parts.netloc or not parts.path.startswith("/ra/"):
+        return "/ra/persons"
+    return parts.path
+
+
+@router.get("/reauth")
+def reauth_page(request: Request, view: View, next: str = "") -> Response:
+    if not view.signed_in:
+        return ui.redirect("/ra")
+    return ui.render(request, "ra/reauth.html", next=_safe_next(next), ident=view.data.get("ident"))
+
+
+@router.post("/reauth")
+async def reauth(request: Request, rt: Rt, view: View) -> Response:
+    form = await _form(request, view)
+    return await run_in_threadpool(_reauth, request, rt, view, form)
+
+
+def _reauth(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    if not view.signed_in:
+        return ui.redirect("/ra")
+    target = _safe_next(form.get("next"))
+    result: Any = None
+    try:
+        result = engine(request).login(
+            actor_for(request, rt),
+            LoginRequest(
+                identifier_kind=str(view.data.get("ident_kind")),
+                identifier=str(view.data.get("ident")),
+                passcode=form.get("passcode"),
+                purpose="ra",
+                second_factor={"method": "totp", "code": form.get("code")},
+            ),
+        )
+    except CardvaultError as exc:
+        form.add_error("passcode", exc.message)
+    if result is not None and result.session is None:
+        form.add_error("code", str((result.factor_error or {}).get("message", "Enter the code.")))
+    if not form.ok:
+        return ui.render(
+            request,
+            "ra/reauth.html",
+            status=401,
+            form=form.shown(),
+            next=target,
+            ident=view.data.get("ident"),
+        )
+    card_sessions.select_role(
+        rt,
+        actor_for(request, rt),
+        None,
+        org_code=str(view.data.get("ra_org")),
+        role=str(view.data.get("ra_role")),
+        session_id=result.transaction_id,
+    )
+    signed = web_sessions.sign_in(rt, view, card_session_id=result.transaction_id)
+    remember(request, AREA, signed)
+    return ui.redirect(target)

@@ -1,0 +1,114 @@
+"""Locking, unlocking and revoking a card: each asks for a reason and a confirmation."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from cardvault.errors import CardvaultError, NotFound
+from cardvault.services import ra_cards, ra_persons
+from cardvault.services.ra_actions import RaContext
+from cardvault.services.runtime import Runtime
+from cardvault.services.web_sessions import WebSessionView
+from cardvault.web import ui
+from cardvault.web.ra.common import Agent, Rt, View, person_url, require_recent_sign_in
+from cardvault.web.ra.persons import already_sent, checked_form
+
+router = APIRouter(prefix="/ra/persons", tags=["vRA Manager"], include_in_schema=False)
+
+ACTIONS = {
+    "lock": (
+        "Lock the card",
+        "Nobody can use the card until it is unlocked. Its sessions end now.",
+        "warning",
+    ),
+    "unlock": (
+        "Unlock the card",
+        "The card returns to the status it had before the lock. The holder is sent an "
+        "email with a link to set a new passcode.",
+        "primary",
+    ),
+    "revoke": (
+        "Revoke the card",
+        "The card's keys are destroyed and its certificates revoked. This cannot be undone.",
+        "warning",
+    ),
+}
+
+
+def _action(action: str) -> tuple[str, str, str]:
+    if action not in ACTIONS:
+        raise NotFound("Page not found.")
+    return ACTIONS[action]
+
+
+@router.get("/{user_id}/card/{action}")
+def confirm_page(request: Request, rt: Rt, ctx: Agent, user_id: str, action: str) -> Response:
+    title, explanation, kind = _action(action)
+    info = ra_persons.detail(rt, ctx, user_id)
+    require_recent_sign_in(request, rt)
+    return ui.render(
+        request,
+        "ra/card_action.html",
+        info=info,
+        action=action,
+        title=title,
+        explanation=explanation,
+        kind=kind,
+        ctx=ctx,
+    )
+
+
+@router.post("/{user_id}/card/{action}")
+async def act(
+    request: Request, rt: Rt, view: View, ctx: Agent, user_id: str, action: str
+) -> Response:
+    _action(action)
+    form = await checked_form(request, view)
+    return await run_in_threadpool(_act, request, rt, view, ctx, user_id, action, form)
+
+
+def _act(
+    request: Request,
+    rt: Runtime,
+    view: WebSessionView,
+    ctx: RaContext,
+    user_id: str,
+    action: str,
+    form: ui.Form,
+) -> Response:
+    title, explanation, kind = _action(action)
+    info = ra_persons.detail(rt, ctx, user_id)
+    require_recent_sign_in(request, rt)
+    if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
+        return done
+    reason = form.get("reason")
+    try:
+        if action == "lock":
+            ra_cards.lock(rt, ctx, user_id, reason=reason)
+            notice = "The card is locked."
+        elif action == "unlock":
+            sent = ra_cards.unlock(rt, ctx, user_id, reason=reason)
+            notice = "The card is unlocked." + (
+                " The holder has been sent a link to set a new passcode." if sent else ""
+            )
+        else:
+            ra_cards.revoke(rt, ctx, user_id, reason=reason)
+            notice = "The card is revoked; its keys no longer exist."
+    except CardvaultError as exc:
+        form.add_exception(exc, default="reason")
+        return ui.render(
+            request,
+            "ra/card_action.html",
+            status=exc.http_status,
+            info=info,
+            action=action,
+            title=title,
+            explanation=explanation,
+            kind=kind,
+            form=form.shown(),
+            ctx=ctx,
+        )
+    ui.set_notice(rt, request, notice)
+    return ui.redirect(person_url(user_id))

@@ -1,0 +1,244 @@
+"""Associating authentication methods with a card for the RA's organisation, and removing them."""
+
+from __future__ import annotations
+
+import segno
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from cardvault.errors import CardvaultError
+from cardvault.services import ra_methods, ra_persons
+from cardvault.services.ra_actions import RaContext
+from cardvault.services.runtime import Runtime
+from cardvault.services.web_sessions import WebSessionView
+from cardvault.web import ui
+from cardvault.web.ra.common import Agent, Rt, View, person_url, require_recent_sign_in
+from cardvault.web.ra.persons import already_sent, checked_form
+
+router = APIRouter(prefix="/ra/persons", tags=["vRA Manager"], include_in_schema=False)
+
+
+def qr_data_uri(text: str) -> str:
+    """A QR code as an SVG data: URI (allowed by the CSP's img-src; no script, no request)."""
+    return str(segno.make(text, error="m").svg_data_uri(scale=6, border=4))
+
+
+def _page(
+    request: Request,
+    rt: Runtime,
+    ctx: RaContext,
+    user_id: str,
+    template: str,
+    status: int = 200,
+    **extra: object,
+) -> Response:
+    info = ra_persons.detail(rt, ctx, user_id)
+    return ui.render(request, template, status=status, info=info, ctx=ctx, **extra)
+
+
+# --- AD account ---------------------------------------------------------------------------
+
+
+@router.get("/{user_id}/methods/ad")
+def ad_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
+    return _page(request, rt, ctx, user_id, "ra/method_ad.html")
+
+
+@router.post("/{user_id}/methods/ad")
+async def ad(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
+    form = await checked_form(request, view)
+    return await run_in_threadpool(_ad, request, rt, view, ctx, user_id, form)
+
+
+def _ad(
+    request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, user_id: str, form: ui.Form
+) -> Response:
+    ra_persons.detail(rt, ctx, user_id)
+    if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
+        return done
+    try:
+        assoc = ra_methods.add_ad_account(rt, ctx, user_id, form.get("account"))
+    except CardvaultError as exc:
+        form.add_exception(exc, default="account")
+        return _page(request, rt, ctx, user_id, "ra/method_ad.html", exc.http_status, form=form)
+    ui.set_notice(rt, request, f"AD account {assoc.lookup_key} associated.")
+    return ui.redirect(person_url(user_id))
+
+
+# --- HR card ------------------------------------------------------------------------------
+
+
+@router.get("/{user_id}/methods/hr-card")
+def hr_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
+    return _page(request, rt, ctx, user_id, "ra/method_hr.html")
+
+
+@router.post("/{user_id}/methods/hr-card")
+async def hr(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
+    form = await checked_form(request, view)
+    return await run_in_threadpool(_hr, request, rt, view, ctx, user_id, form)
+
+
+def _hr(
+    request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, user_id: str, form: ui.Form
+) -> Response:
+    ra_persons.detail(rt, ctx, user_id)
+    if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
+        return done
+    try:
+        assoc = ra_methods.add_hr_card(rt, ctx, user_id, form.get("uid"), form.get("label"))
+    except CardvaultError as exc:
+        form.add_exception(exc, default="uid")
+        return _page(request, rt, ctx, user_id, "ra/method_hr.html", exc.http_status, form=form)
+    ui.set_notice(rt, request, f"HR card {assoc.lookup_key} associated.")
+    return ui.redirect(person_url(user_id))
+
+
+# --- authenticator app (TOTP) ---------------------------------------------------------------
+
+
+@router.get("/{user_id}/methods/totp")
+def totp_start_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
+    return _page(request, rt, ctx, user_id, "ra/method_totp_start.html")
+
+
+@router.post("/{user_id}/methods/totp")
+async def totp_start(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
+    form = await checked_form(request, view)
+    return await run_in_threadpool(_totp_start, request, rt, view, ctx, user_id, form)
+
+
+def _totp_start(
+    request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, user_id: str, form: ui.Form
+) -> Response:
+    ra_persons.detail(rt, ctx, user_id)
+    if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
+        return done
+    try:
+        pending = ra_methods.start_totp(rt, ctx, user_id, form.get("label"))
+    except CardvaultError as exc:
+        form.add_exception(exc, default="label")
+        return _page(
+            request, rt, ctx, user_id, "ra/method_totp_start.html", exc.http_status, form=form
+        )
+    return ui.redirect(person_url(user_id, f"/methods/totp/{pending.association_id}"))
+
+
+@router.get("/{user_id}/methods/totp/{association_id}")
+def totp_confirm_page(
+    request: Request, rt: Rt, ctx: Agent, user_id: str, association_id: str
+) -> Response:
+    return _totp_confirm_page(request, rt, ctx, user_id, association_id, ui.Form())
+
+
+def _totp_confirm_page(
+    request: Request,
+    rt: Runtime,
+    ctx: RaContext,
+    user_id: str,
+    association_id: str,
+    form: ui.Form,
+    status: int = 200,
+) -> Response:
+    pending = ra_methods.pending_totp(rt, ctx, user_id, association_id)
+    return _page(
+        request,
+        rt,
+        ctx,
+        user_id,
+        "ra/method_totp_confirm.html",
+        status,
+        form=form,
+        pending=pending,
+        qr=qr_data_uri(pending.uri),
+        key=" ".join(pending.secret[i : i + 4] for i in range(0, len(pending.secret), 4)),
+    )
+
+
+@router.post("/{user_id}/methods/totp/{association_id}")
+async def totp_confirm(
+    request: Request, rt: Rt, view: View, ctx: Agent, user_id: str, association_id: str
+) -> Response:
+    form = await checked_form(request, view, ("code",))
+    return await run_in_threadpool(_totp_confirm, request, rt, ctx, user_id, association_id, form)
+
+
+def _totp_confirm(
+    request: Request, rt: Runtime, ctx: RaContext, user_id: str, association_id: str, form: ui.Form
+) -> Response:
+    try:
+        ra_methods.confirm_totp(rt, ctx, user_id, association_id, form.get("code"))
+    except CardvaultError as exc:
+        form.add_exception(exc, default="code")
+        return _totp_confirm_page(
+            request, rt, ctx, user_id, association_id, form.shown(), exc.http_status
+        )
+    ui.set_notice(rt, request, "The authenticator app is confirmed and can now be used to sign in.")
+    return ui.redirect(person_url(user_id))
+
+
+# --- phones: authenticator pairing and MIA (the device-protocol issue completes these) -----
+
+
+@router.get("/{user_id}/methods/device")
+def device_page(
+    request: Request, rt: Rt, ctx: Agent, user_id: str, application: str = "authenticator"
+) -> Response:
+    application = "mia" if application == "mia" else "authenticator"
+    offer = ra_methods.pairing_offer(rt, ctx, user_id, application)
+    return _page(
+        request,
+        rt,
+        ctx,
+        user_id,
+        "ra/method_device.html",
+        application=application,
+        offer=offer,
+        qr=qr_data_uri(offer.uri) if offer else None,
+    )
+
+
+# --- FIDO2 key (the ceremony runs in the page's script; see webauthn_api) -------------------
+
+
+@router.get("/{user_id}/methods/fido2")
+def fido2_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
+    return _page(request, rt, ctx, user_id, "ra/method_fido2.html")
+
+
+# --- removing any association -------------------------------------------------------------
+
+
+@router.get("/{user_id}/methods/{association_id}/remove")
+def remove_page(
+    request: Request, rt: Rt, ctx: Agent, user_id: str, association_id: str
+) -> Response:
+    assoc = ra_persons.association_view(ra_methods.association(rt, ctx, user_id, association_id))
+    require_recent_sign_in(request, rt)
+    return _page(request, rt, ctx, user_id, "ra/method_remove.html", assoc=assoc)
+
+
+@router.post("/{user_id}/methods/{association_id}/remove")
+async def remove(
+    request: Request, rt: Rt, view: View, ctx: Agent, user_id: str, association_id: str
+) -> Response:
+    form = await checked_form(request, view)
+    return await run_in_threadpool(_remove, request, rt, ctx, user_id, association_id, form)
+
+
+def _remove(
+    request: Request, rt: Runtime, ctx: RaContext, user_id: str, association_id: str, form: ui.Form
+) -> Response:
+    require_recent_sign_in(request, rt)
+    if form.get("confirm") != "yes":
+        assoc = ra_persons.association_view(
+            ra_methods.association(rt, ctx, user_id, association_id)
+        )
+        form.add_error("confirm", "Tick the box to confirm the removal.")
+        return _page(
+            request, rt, ctx, user_id, "ra/method_remove.html", 422, assoc=assoc, form=form
+        )
+    removed = ra_methods.remove(rt, ctx, user_id, association_id)
+    ui.set_notice(rt, request, f"Removed: {removed.label or removed.method}.")
+    return ui.redirect(person_url(user_id))

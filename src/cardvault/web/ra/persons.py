@@ -1,0 +1,230 @@
+"""Finding a person, their page, issuing a card, enrolling its holder (fully or by invitation)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.services import enrolment, ra_cards, ra_persons, web_sessions
+from cardvault.services.ra_actions import RaContext
+from cardvault.services.runtime import Runtime
+from cardvault.services.web_sessions import WebSessionView
+from cardvault.web import ui
+from cardvault.web.ra.common import Agent, Rt, View, person_url, require_recent_sign_in
+
+router = APIRouter(prefix="/ra/persons", tags=["vRA Manager"], include_in_schema=False)
+ENROL_SECRETS = (
+    "issuance_passcode",
+    "passcode",
+    "passcode_confirm",
+    "answer1",
+    "answer2",
+    "answer3",
+)
+OWN = "__own__"
+
+
+async def checked_form(
+    request: Request, view: WebSessionView, secrets: tuple[str, ...] = ()
+) -> ui.Form:
+    form = await ui.read_form(request, secret_fields=secrets)
+    ui.check_csrf(view, form)
+    return form
+
+
+def already_sent(
+    rt: Runtime, request: Request, view: WebSessionView, form: ui.Form, url: str
+) -> Response | None:
+    """A second submission of the same form shows the result instead of doing it again."""
+    if web_sessions.claim_form(rt, view, form.get("form_id")):
+        return None
+    ui.set_notice(rt, request, "That form was already sent; here is the result.")
+    return ui.redirect(url)
+
+
+@router.get("")
+def find(request: Request, rt: Rt, ctx: Agent, q: str = "") -> Response:
+    form = ui.Form(values={"q": q})
+    results: list[ra_persons.PersonRow] = []
+    try:
+        results = ra_persons.find(rt, ctx, q)
+    except InvalidInput as exc:
+        form.add_exception(exc, default="q")
+    return ui.render(
+        request, "ra/find.html", form=form, results=results, searched=bool(q.strip()), ctx=ctx
+    )
+
+
+@router.get("/{user_id}")
+def show(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
+    info = ra_persons.detail(rt, ctx, user_id)
+    return ui.render(request, "ra/person.html", info=info, ctx=ctx)
+
+
+# --- issue ------------------------------------------------------------------------------
+
+
+@router.get("/{user_id}/issue")
+def issue_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
+    require_recent_sign_in(request, rt)
+    return ui.render(request, "ra/issue.html", info=ra_persons.detail(rt, ctx, user_id), ctx=ctx)
+
+
+@router.post("/{user_id}/issue")
+async def issue(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
+    form = await checked_form(request, view, ("issuance_passcode", "confirm"))
+    return await run_in_threadpool(_issue, request, rt, view, ctx, user_id, form)
+
+
+def _issue(
+    request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, user_id: str, form: ui.Form
+) -> Response:
+    require_recent_sign_in(request, rt)
+    info = ra_persons.detail(rt, ctx, user_id)
+    if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
+        return done
+    try:
+        card = ra_cards.issue(
+            rt,
+            ctx,
+            user_id,
+            issuance_passcode=form.get("issuance_passcode"),
+            confirm=form.get("confirm"),
+        )
+    except CardvaultError as exc:
+        form.add_exception(
+            exc, fields={"passcode": "issuance_passcode"}, default="issuance_passcode"
+        )
+        return ui.render(
+            request, "ra/issue.html", status=exc.http_status, info=info, form=form.shown(), ctx=ctx
+        )
+    ui.set_notice(rt, request, f"Card {card.serial} issued. Next, enrol the holder.")
+    return ui.redirect(person_url(user_id))
+
+
+# --- enrol (full) -----------------------------------------------------------------------
+
+
+def _questions(rt: Runtime) -> list[tuple[str, str]]:
+    return [(q, q) for q in rt.settings.security_questions] + [(OWN, "Write my own question")]
+
+
+def _enrol_page(
+    request: Request, rt: Runtime, ctx: RaContext, user_id: str, form: ui.Form, status: int = 200
+) -> Response:
+    info = ra_persons.detail(rt, ctx, user_id)
+    return ui.render(
+        request,
+        "ra/enrol.html",
+        status=status,
+        info=info,
+        form=form,
+        questions=_questions(rt),
+        ctx=ctx,
+        own=OWN,
+    )
+
+
+@router.get("/{user_id}/enrol")
+def enrol_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
+    info = ra_persons.detail(rt, ctx, user_id)
+    values = {"email": info.person["email"] or "", "phone": info.person["phone"] or ""}
+    return _enrol_page(request, rt, ctx, user_id, ui.Form(values=values))
+
+
+@router.post("/{user_id}/enrol")
+async def enrol(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
+    form = await checked_form(request, view, ENROL_SECRETS)
+    return await run_in_threadpool(_enrol, request, rt, view, ctx, user_id, form)
+
+
+def _answers(form: ui.Form) -> tuple[enrolment.SecurityAnswer, ...]:
+    out = []
+    for n in (1, 2, 3):
+        chosen = form.get(f"question{n}")
+        question = form.get(f"own{n}") if chosen == OWN else chosen
+        out.append(enrolment.SecurityAnswer(question=question, answer=form.get(f"answer{n}")))
+    return tuple(out)
+
+
+def _enrol(
+    request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, user_id: str, form: ui.Form
+) -> Response:
+    data = ra_cards.EnrolForm(
+        email=form.get("email"),
+        phone=form.get("phone"),
+        issuance_passcode=form.get("issuance_passcode"),
+        passcode=form.get("passcode"),
+        passcode_confirm=form.get("passcode_confirm"),
+        answers=_answers(form),
+        recovery_code=form.get("recovery_code") == "yes",
+    )
+    own = {f"question{n}": f"own{n}" for n in (1, 2, 3) if form.get(f"question{n}") == OWN}
+    for problem in ra_cards.enrolment_problems(rt, ctx, user_id, data):
+        form.add_exception(problem, fields=own)
+    if not form.ok:
+        return _enrol_page(request, rt, ctx, user_id, form.shown(), 422)
+    if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
+        return done
+    try:
+        result = ra_cards.enrol(rt, ctx, user_id, data)
+    except CardvaultError as exc:
+        form.add_exception(
+            exc, fields={"passcode": "issuance_passcode", **own}, default="issuance_passcode"
+        )
+        return _enrol_page(request, rt, ctx, user_id, form.shown(), exc.http_status)
+    if result.recovery_code:
+        return ui.render(
+            request, "ra/recovery_code.html", code=result.recovery_code, user_id=user_id
+        )
+    ui.set_notice(rt, request, f"Card {result.serial} is enrolled and active.")
+    return ui.redirect(person_url(user_id))
+
+
+# --- invite (partial enrolment) ---------------------------------------------------------
+
+
+@router.get("/{user_id}/invite")
+def invite_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
+    info = ra_persons.detail(rt, ctx, user_id)
+    values = {"email": info.person["email"] or "", "phone": info.person["phone"] or ""}
+    return ui.render(request, "ra/invite.html", info=info, form=ui.Form(values=values), ctx=ctx)
+
+
+@router.post("/{user_id}/invite")
+async def invite(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
+    form = await checked_form(request, view, ("issuance_passcode",))
+    return await run_in_threadpool(_invite, request, rt, view, ctx, user_id, form)
+
+
+def _invite(
+    request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, user_id: str, form: ui.Form
+) -> Response:
+    info = ra_persons.detail(rt, ctx, user_id)
+    if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
+        return done
+    try:
+        sent = ra_cards.invite(
+            rt,
+            ctx,
+            user_id,
+            email=form.get("email"),
+            phone=form.get("phone"),
+            issuance_passcode=form.get("issuance_passcode"),
+        )
+    except CardvaultError as exc:
+        form.add_exception(
+            exc, fields={"passcode": "issuance_passcode"}, default="issuance_passcode"
+        )
+        return ui.render(
+            request, "ra/invite.html", status=exc.http_status, info=info, form=form.shown(), ctx=ctx
+        )
+    ui.set_notice(
+        rt,
+        request,
+        f"Invitation sent to {sent.email}, with a code by text message to {sent.phone}. "
+        f"The link works once and expires in {sent.expires_in_days} days.",
+    )
+    return ui.redirect(person_url(user_id))

@@ -1,0 +1,79 @@
+"""The JSON endpoints the FIDO2 registration page's script calls (same-origin, CSRF header).
+
+They sit under ``/ra/api/`` so that errors come back as problem+json for the script, and
+use the RA's web session like the pages do. The ceremony state is kept in that session.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from starlette.concurrency import run_in_threadpool
+
+from cardvault.errors import InvalidInput
+from cardvault.services import ra_persons, web_sessions, webauthn_registration
+from cardvault.services.web_sessions import WebSessionView
+from cardvault.web import ui
+from cardvault.web.ra.common import Agent, Rt, View
+
+router = APIRouter(prefix="/ra/api/persons", tags=["vRA Manager"], include_in_schema=False)
+STATE_KEY = "webauthn_registration"
+
+
+def _check(view: WebSessionView, token: str | None) -> None:
+    ui.check_csrf(view, header=token)
+
+
+@router.post("/{user_id}/fido2/begin")
+def begin(
+    rt: Rt,
+    view: View,
+    ctx: Agent,
+    user_id: str,
+    x_csrf_token: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    _check(view, x_csrf_token)
+    options, state = webauthn_registration.begin(rt, ctx, user_id)
+    web_sessions.update_data(rt, view, **{STATE_KEY: {**state, "user_id": user_id}})
+    return options
+
+
+@router.post("/{user_id}/fido2/complete")
+async def complete(
+    request: Request,
+    rt: Rt,
+    view: View,
+    ctx: Agent,
+    user_id: str,
+    x_csrf_token: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    _check(view, x_csrf_token)
+    await run_in_threadpool(ra_persons.require_person, rt, ctx, user_id)
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
+        raise InvalidInput("Send the key's answer as {credential, nickname}.")
+    state = view.data.get(STATE_KEY)
+    web_sessions.update_data(rt, view, **{STATE_KEY: None})  # a state answers once
+    if not isinstance(state, dict) or state.get("user_id") != user_id:
+        raise InvalidInput("Start the registration again.", field="nickname")
+    assoc = await run_in_threadpool(
+        webauthn_registration.complete,
+        rt,
+        ctx,
+        user_id,
+        state,
+        body["credential"],
+        str(body.get("nickname") or ""),
+    )
+    ui.set_notice(rt, request, f"Security key '{assoc.label}' registered.")
+    return {
+        "id": assoc.id,
+        "nickname": assoc.label,
+        "aaguid": assoc.details.get("aaguid"),
+        "authenticator": assoc.details.get("authenticator"),
+        "next": f"/ra/persons/{user_id}",
+    }

@@ -1,0 +1,51 @@
+"""The browser foundation every web area shares (vRA Manager, self-service portal).
+
+``install(app)`` mounts the static files and adds the security headers, the web-session
+cookie writer and the HTML error pages; an area then registers itself with ``add_area``
+and builds its routes with ``session_dependency``, ``read_form``, ``check_csrf`` and
+``render`` (see ``docs/web-foundation.md``).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from cardvault.web.ui import errors
+from cardvault.web.ui.errors import add_area
+from cardvault.web.ui.forms import Form, read_form
+from cardvault.web.ui.headers import SecurityHeaders
+from cardvault.web.ui.session import (
+    CsrfFailed,
+    RedirectTo,
+    SignInRequired,
+    WebArea,
+    WebCookies,
+    check_csrf,
+    session_dependency,
+    set_notice,
+)
+from cardvault.web.ui.templating import STATIC, redirect, render
+
+__all__ = [
+    "CsrfFailed",
+    "Form",
+    "RedirectTo",
+    "SignInRequired",
+    "WebArea",
+    "add_area",
+    "check_csrf",
+    "install",
+    "read_form",
+    "redirect",
+    "render",
+    "session_dependency",
+    "set_notice",
+]
+
+
+def install(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    errors.install(app)
+    app.add_middleware(WebCookies)
+    app.add_middleware(SecurityHeaders)

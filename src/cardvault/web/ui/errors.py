@@ -1,0 +1,98 @@
+"""Errors on browser pages become pages, not JSON: the one mapping point for the web areas.
+
+Under an area's prefix (``/ra``, ``/portal``), a domain error renders an error page with the
+same status the API would use (404 for anything outside the RA's scope, never 403 for it),
+and a missing sign-in redirects to the area's sign-in page. Paths under ``<prefix>/api/``
+are fetched by page scripts and keep the API's problem+json answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cardvault.errors import AuthenticationFailed, CardvaultError
+from cardvault.web.ui.session import RedirectTo, WebArea
+from cardvault.web.ui.templating import redirect, render
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+TITLES = {
+    400: "There is a problem with what was sent",
+    403: "You cannot do that",
+    404: "Page not found",
+    405: "Page not found",
+    409: "That cannot be done now",
+    413: "What was sent is too large",
+    422: "There is a problem with what was sent",
+    423: "The card is locked",
+}
+
+
+def area_of(request: Request) -> WebArea | None:
+    path = request.url.path
+    for area in getattr(request.app.state, "web_areas", ()):
+        if (path == area.prefix or path.startswith(area.prefix + "/")) and not path.startswith(
+            area.prefix + "/api/"
+        ):
+            return area  # type: ignore[no-any-return]
+    return None
+
+
+def _page(request: Request, status: int, message: str) -> Response:
+    title = TITLES.get(status, "Sorry, there is a problem with the service")
+    if status == 404:
+        message = "If you typed the web address, check it is correct. " + (
+            message if message != "Not Found" else ""
+        )
+    return render(request, "ui/error.html", status=status, title=title, message=message.strip())
+
+
+def _wrap(json_handler: Handler, html: Callable[[Request, Exception], Response]) -> Handler:
+    async def handler(request: Request, exc: Exception) -> Response:
+        if area_of(request) is None:
+            return await json_handler(request, exc)
+        return html(request, exc)
+
+    return handler
+
+
+def _domain_html(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CardvaultError)
+    area = area_of(request)
+    if isinstance(exc, RedirectTo):
+        return redirect(exc.location)
+    if isinstance(exc, AuthenticationFailed) and area is not None:
+        return redirect(area.login_path)
+    return _page(request, exc.http_status, exc.message)
+
+
+def _http_html(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    return _page(request, exc.status_code, str(exc.detail))
+
+
+def _unexpected_html(request: Request, exc: Exception) -> Response:
+    return _page(request, 500, "Something went wrong on our side; nothing was changed.")
+
+
+def install(app: FastAPI) -> None:
+    """Wrap the JSON handlers that ``web.errors`` installed (call after it)."""
+    handlers = app.exception_handlers
+    for key, html in (
+        (CardvaultError, _domain_html),
+        (StarletteHTTPException, _http_html),
+        (Exception, _unexpected_html),
+    ):
+        json_handler = handlers.get(key)
+        if json_handler is not None:
+            app.add_exception_handler(key, _wrap(json_handler, html))  # type: ignore[arg-type]
+
+
+def add_area(app: FastAPI, area: WebArea) -> None:
+    """Register a browser area (its errors become pages, its sign-in is a redirect)."""
+    areas = list(getattr(app.state, "web_areas", ()))
+    areas.append(area)
+    app.state.web_areas = tuple(areas)

@@ -1,0 +1,63 @@
+"""What a form needs between a POST and its re-display: typed values and precise errors.
+
+Secrets (passcodes, answers, codes) are never put back into ``values``: a re-displayed
+form shows them empty. Errors are kept in the order of the fields so the error summary
+at the top reads like the form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from cardvault.errors import CardvaultError, InvalidInput
+
+MAX_FIELD = 2000
+MAX_FIELDS = 60
+
+
+@dataclass
+class Form:
+    values: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    secret_fields: frozenset[str] = frozenset()
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.values.get(name, default)
+
+    def error(self, name: str) -> str | None:
+        return self.errors.get(name)
+
+    def add_error(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, message)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def shown(self) -> Form:
+        """The form as it may be shown again: secrets removed."""
+        kept = {k: v for k, v in self.values.items() if k not in self.secret_fields}
+        return Form(values=kept, errors=dict(self.errors), secret_fields=self.secret_fields)
+
+    def add_exception(
+        self, exc: CardvaultError, *, fields: Mapping[str, str] | None = None, default: str = ""
+    ) -> None:
+        """Place a service error next to its field (``fields`` maps service → form names)."""
+        name = str(exc.data.get("field") or "")
+        name = (fields or {}).get(name, name) or default
+        self.add_error(name or "form", exc.message)
+
+
+async def read_form(request: Request, secret_fields: Iterable[str] = ()) -> Form:
+    """The submitted fields as plain strings (first value of each), bounded in size."""
+    data = await request.form()
+    values: dict[str, str] = {}
+    for key, value in data.multi_items():
+        if len(values) >= MAX_FIELDS:
+            raise InvalidInput("The form has too many fields.")
+        if isinstance(value, str) and key not in values:
+            values[key[:100]] = value[:MAX_FIELD]
+    return Form(values=values, secret_fields=frozenset(secret_fields))

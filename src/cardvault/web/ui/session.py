@@ -1,0 +1,148 @@
+"""Web sessions at the HTTP edge: the cookie, CSRF checks, one-time forms, notices.
+
+The cookie is ``__Host-``-prefixed, ``Secure``, ``HttpOnly`` and ``SameSite=Strict``, with no
+``Max-Age`` (it ends with the browser; the server's idle and absolute limits end it sooner).
+``Secure`` is always set: browsers treat ``http://localhost`` as a secure context and accept
+``Secure`` cookies there, so the development server and the browser tests need no exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cardvault.errors import AuthenticationFailed, CardvaultError, PermissionDenied
+from cardvault.services import web_sessions
+from cardvault.services.runtime import Runtime
+from cardvault.services.web_sessions import WebSessionView
+from cardvault.web.client_address import client_address
+from cardvault.web.deps import runtime
+from cardvault.web.ui.forms import Form
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+FORM_ID_FIELD = "form_id"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebArea:
+    """One browser area of the service (``/ra``, ``/portal``)."""
+
+    name: str
+    prefix: str
+    title: str
+    login_path: str
+
+    @property
+    def cookie(self) -> str:
+        return f"__Host-cardvault-{self.name}"
+
+
+class SignInRequired(AuthenticationFailed):
+    """No signed-in web session: the HTML error handler redirects to the area's login."""
+
+    code = "sign_in_required"
+
+
+class RedirectTo(CardvaultError):
+    """Not an error for the person: the page they asked for needs another page first."""
+
+    code = "redirect"
+    http_status = 303
+
+    def __init__(self, location: str) -> None:
+        super().__init__("Continue on another page.", location=location)
+        self.location = location
+
+
+class CsrfFailed(PermissionDenied):
+    code = "csrf_failed"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This form has expired or did not come from this site. Go back, reload the page "
+            "and try again."
+        )
+
+
+def address(request: Request, rt: Runtime) -> str | None:
+    return client_address(request, rt.settings.trusted_proxies)
+
+
+def session_dependency(area: WebArea) -> Callable[[Request], WebSessionView]:
+    """A FastAPI dependency: the request's web session for ``area`` (started if none)."""
+
+    def dependency(request: Request) -> WebSessionView:
+        rt = runtime(request)
+        view = web_sessions.load(rt, area.name, request.cookies.get(area.cookie))
+        if view is None:
+            view = web_sessions.start(rt, area.name, client_address=address(request, rt))
+        remember(request, area, view)
+        return view
+
+    return dependency
+
+
+def remember(request: Request, area: WebArea, view: WebSessionView) -> None:
+    """Keep the view for templates; schedule the cookie when the token is new."""
+    request.state.web_view = view
+    request.state.web_area = area
+    if view.rotated:
+        request.state.web_cookie = (area.cookie, view.token)
+
+
+def forget(request: Request, area: WebArea) -> None:
+    request.state.web_cookie = (area.cookie, None)
+
+
+def check_csrf(view: WebSessionView, form: Form | None = None, header: str | None = None) -> None:
+    presented = header if form is None else form.get(CSRF_FIELD)
+    if not web_sessions.csrf_ok(view.token, presented):
+        raise CsrfFailed()
+
+
+def set_notice(rt: Runtime, request: Request, text: str) -> None:
+    """A one-time message shown on the next page (after a POST-redirect-GET)."""
+    view: WebSessionView = request.state.web_view
+    request.state.web_view = web_sessions.update_data(rt, view, notice=text[:300])
+
+
+def take_notice(rt: Runtime, request: Request) -> str | None:
+    view: WebSessionView | None = getattr(request.state, "web_view", None)
+    if view is None or "notice" not in view.data:
+        return None
+    text = str(view.data["notice"])
+    request.state.web_view = web_sessions.update_data(rt, view, notice=None)
+    return text
+
+
+def cookie_header(name: str, value: str | None) -> bytes:
+    if value is None:
+        return f"{name}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Strict".encode()
+    return f"{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict".encode()
+
+
+class WebCookies:
+    """ASGI middleware: write the cookie a request's session scheduled (new, rotated, ended)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                pending = (scope.get("state") or {}).get("web_cookie")
+                if pending is not None:
+                    headers = list(message.get("headers") or [])
+                    headers.append((b"set-cookie", cookie_header(*pending)))
+                    message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_cookie)

@@ -1,0 +1,192 @@
+"""The authorisation matrix: every vRA Manager route and RA API endpoint, walked with an RA of
+organisation A, an RA of organisation B, a card holder without an RA role and an anonymous
+client. B never sees or changes A's persons, associations or events: A's objects answer 404."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.routing import APIRoute
+from sqlalchemy import func, select
+from tests.support import auth as a
+from tests.support import factories as f
+from tests.support import ra_web as w
+
+from cardvault.services import card_sessions, methods
+from cardvault.services.authentication import Engine, LoginRequest
+from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.models import Association, AuditEvent, Card, Organisation
+from cardvault.web.app import create_app
+
+SIGN_IN_PAGES = {"/ra", "/ra/login/code", "/ra/role", "/ra/reauth", "/ra/logout"}
+
+
+def _ra_routes(rt: Runtime) -> list[tuple[str, str]]:
+    app = create_app(rt)
+    out = []
+    routes = [
+        r for x in app.routes for r in getattr(getattr(x, "original_router", None), "routes", [x])
+    ]
+    for route in routes:
+        if isinstance(route, APIRoute) and (
+            route.path.startswith("/ra") or route.path.startswith("/api/v1/ra")
+        ):
+            out += [(m, route.path) for m in sorted(route.methods)]
+    return out
+
+
+@pytest.fixture
+def world(rt: Runtime, operator: Actor):  # type: ignore[no-untyped-def]
+    a.open_org(rt, operator, "ORGA")
+    a.open_org(rt, operator, "ORGB")
+    ra_b = w.ra_user(rt, operator, "ORGB", forename="Brenda")
+    victim = f.active_card(rt, operator, "ORGA", forename="Victor", surname="Victim")
+    assoc = methods.add_ad_account(
+        rt, operator, serial=victim.serial, org_code="ORGA", account="ORGA\\victor"
+    )
+    holder = a.holder(rt, operator, "ORGB", forename="Holly")
+    return ra_b, victim, assoc.id, holder
+
+
+def _fill(path: str, user_id: str, assoc_id: str, serial: str) -> str:
+    values = {"user_id": user_id, "association_id": assoc_id, "serial": serial, "action": "lock"}
+    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
+
+
+def _state(rt: Runtime, org_code: str) -> tuple[object, ...]:
+    with rt.db() as s:
+        org = s.scalar(select(Organisation).where(Organisation.code == org_code))
+        assert org is not None
+        cards = tuple(
+            s.scalars(
+                select(Card.status).where(Card.organisation_id == org.id).order_by(Card.serial)
+            )
+        )
+        assocs = s.scalar(
+            select(func.count())
+            .select_from(Association)
+            .where(Association.organisation_id == org.id)
+        )
+        events = s.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.organisation_id == org.id)
+        )
+        return cards, assocs, events
+
+
+def test_rb_never_sees_or_changes_organisation_a(rt: Runtime, world) -> None:  # type: ignore[no-untyped-def]
+    ra_b, victim, assoc_id, _holder = world
+    routes = _ra_routes(rt)
+    assert len(routes) >= 25
+    before = _state(rt, "ORGA")
+    c = w.client(rt)
+    w.sign_in(c, ra_b)
+    token = w.csrf(c.get("/ra/persons").text)
+    checked = 0
+    for method, path in routes:
+        if path in SIGN_IN_PAGES or path.startswith("/api/v1/ra") or "{" not in path:
+            continue
+        url = _fill(path, victim.user_id, assoc_id, victim.serial)
+        if method == "GET":
+            r = c.get(url)
+        else:
+            r = c.post(
+                url,
+                data={
+                    "csrf_token": token,
+                    "form_id": f"f{checked}",
+                    "reason": "x",
+                    "confirm": "yes",
+                    "account": "ORGA\\mallory",
+                    "uid": "04A22B1AC35E80",
+                    "code": "123456",
+                    "issuance_passcode": "whatever1",
+                    "confirm_passcode": "whatever1",
+                },
+                headers={"x-csrf-token": token},
+            )
+        assert r.status_code == 404, (method, url, r.status_code, r.text[:300])
+        assert "Victor" not in r.text, (method, url)
+        checked += 1
+    assert checked >= 20
+    for url in (
+        "/ra/persons?q=victim",
+        "/ra/persons?q=" + victim.serial,
+        "/ra/persons?q=" + victim.user_id,
+        "/ra/audit",
+        "/ra/audit?person=" + victim.user_id,
+        "/ra/audit?card=" + victim.serial,
+    ):
+        r = c.get(url)
+        assert r.status_code == 200, url
+        assert "Victor" not in r.text, url
+        if "?q=" in url:
+            assert "No person in ORGB matches" in r.text, url
+        elif "=" in url:
+            assert "No events match these filters." in r.text, url
+    csv = c.get("/ra/audit.csv").text
+    assert victim.card_id not in csv
+    assert "Victor" not in csv
+    assert _state(rt, "ORGA") == before
+
+
+def test_the_ra_api_answers_404_for_another_organisations_card(rt: Runtime, world) -> None:  # type: ignore[no-untyped-def]
+    ra_b, victim, _assoc_id, _holder = world
+    result = Engine(rt).login(
+        a.client(),
+        LoginRequest(
+            identifier_kind="email",
+            identifier=ra_b.email,
+            passcode=f.STRONG_PASSCODE,
+            purpose="ra",
+            second_factor={"method": "totp", "code": w.fresh_code(ra_b)},
+        ),
+    )
+    assert result.session is not None
+    token = result.session.token
+    card_sessions.select_role(rt, a.client(), token, org_code="ORGB", role="ra_manager")
+    before = _state(rt, "ORGA")
+    c = w.client(rt)
+    auth = {"Authorization": f"Bearer {token}"}
+    assert c.get(f"/api/v1/ra/cards/{victim.serial}", headers=auth).status_code == 404
+    r = c.post(f"/api/v1/ra/cards/{victim.serial}/revoke", json={"reason": "x"}, headers=auth)
+    assert r.status_code == 404
+    assert _state(rt, "ORGA") == before
+
+
+def test_a_holder_without_ra_role_gets_no_further_than_sign_in(rt: Runtime, world) -> None:  # type: ignore[no-untyped-def]
+    _ra_b, victim, assoc_id, holder = world
+    c = w.client(rt)
+    r = w.post(c, "/ra", kind="email", identifier=holder.email, passcode=f.STRONG_PASSCODE)
+    assert r.status_code == 401
+    assert "not right" in r.text
+    _walk_anonymous(rt, c, victim.user_id, assoc_id, victim.serial)
+
+
+def test_anonymous_clients_are_sent_to_sign_in(rt: Runtime, world) -> None:  # type: ignore[no-untyped-def]
+    _ra_b, victim, assoc_id, _holder = world
+    _walk_anonymous(rt, w.client(rt), victim.user_id, assoc_id, victim.serial)
+
+
+def _walk_anonymous(rt: Runtime, c, user_id: str, assoc_id: str, serial: str) -> None:  # type: ignore[no-untyped-def]
+    before = _state(rt, "ORGA")
+    token = w.csrf(c.get("/ra").text)
+    for method, path in _ra_routes(rt):
+        if path in SIGN_IN_PAGES:
+            continue
+        url = _fill(path, user_id, assoc_id, serial)
+        if method == "GET":
+            r = c.get(url)
+        else:
+            r = c.post(
+                url,
+                data={"csrf_token": token, "reason": "x", "confirm": "yes"},
+                headers={"x-csrf-token": token},
+            )
+        if path.startswith("/api/v1/ra") or path.startswith("/ra/api/"):
+            assert r.status_code in (401, 422), (method, url, r.status_code)
+        else:
+            assert r.status_code == 303, (method, url, r.status_code)
+            assert r.headers["location"] == "/ra"
+        assert "Victor" not in r.text
+    assert _state(rt, "ORGA") == before

@@ -1,0 +1,94 @@
+"""Helpers for vRA Manager tests: an RA with a card and a TOTP authenticator, and a signed-in
+browser-like client (TestClient over https, cookies kept, CSRF token read from each page)."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import pyotp
+from fastapi.testclient import TestClient
+
+from cardvault.services import directory
+from cardvault.services.runtime import Actor, Runtime
+from cardvault.web.app import create_app
+from tests.support import auth as a
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+FORM_ID = re.compile(r'name="form_id" value="([^"]+)"')
+
+
+@dataclass(frozen=True, kw_only=True)
+class RaUser:
+    holder: a.HolderFixture
+    org: str
+    role: str
+
+    @property
+    def email(self) -> str:
+        return self.holder.email
+
+    def code(self, at: float | None = None) -> str:
+        return self.holder.code(at)
+
+
+def ra_user(rt: Runtime, actor: Actor, org: str, role: str = "ra_manager", **kw: str) -> RaUser:
+    holder = a.holder(rt, actor, org, **kw)
+    directory.grant_role(rt, actor, user_id=holder.card.user_id, org_code=org, role=role)
+    return RaUser(holder=holder, org=org, role=role)
+
+
+def client(rt: Runtime) -> TestClient:
+    return TestClient(
+        create_app(rt),
+        base_url="https://testserver",
+        follow_redirects=False,
+        client=("127.0.0.1", 50000),
+    )
+
+
+def csrf(html: str) -> str:
+    found = CSRF.search(html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def form_data(c: TestClient, url: str, **fields: str) -> dict[str, str]:
+    """GET the page with the form, then the fields plus its CSRF token and form id."""
+    page = c.get(url)
+    assert page.status_code == 200, (url, page.status_code, page.text[:500])
+    data = {"csrf_token": csrf(page.text), **fields}
+    found = FORM_ID.search(page.text)
+    if found:
+        data["form_id"] = found.group(1)
+    return data
+
+
+def post(c: TestClient, url: str, *, page: str | None = None, **fields: str):  # type: ignore[no-untyped-def]
+    return c.post(url, data=form_data(c, page or url, **fields))
+
+
+_used_steps: set[tuple[str, int]] = set()
+
+
+def fresh_code(user: RaUser, shift: float = 0) -> str:
+    """A TOTP code for a time step not used before in this process (codes are single-use)."""
+    now = time.time() + shift
+    for offset in (0, 30, -30):
+        step = int((now + offset) // 30)
+        if (user.holder.totp_secret, step) not in _used_steps:
+            _used_steps.add((user.holder.totp_secret, step))
+            return pyotp.TOTP(user.holder.totp_secret).at(now + offset)
+    raise AssertionError("no unused TOTP step in the window")
+
+
+def sign_in(c: TestClient, user: RaUser, *, choose_role: bool = True) -> None:
+    r = post(c, "/ra", kind="email", identifier=user.email, passcode=a.f.STRONG_PASSCODE)
+    assert r.status_code == 303, r.text[:2000]
+    assert r.headers["location"] == "/ra/login/code"
+    r = post(c, "/ra/login/code", code=fresh_code(user))
+    assert r.status_code == 303, r.text[:2000]
+    if choose_role:
+        r = post(c, "/ra/role", role=f"{user.org}:{user.role}")
+        assert r.status_code == 303, r.text[:2000]
