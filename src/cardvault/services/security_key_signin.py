@@ -45,7 +45,14 @@ from cardvault.services.security_keys import (
     verify_assertion,
 )
 from cardvault.store.db import transaction
-from cardvault.store.models import Association, Card, Organisation, WebAuthnCeremony
+from cardvault.store.models import (
+    Association,
+    Card,
+    CardSession,
+    Organisation,
+    Person,
+    WebAuthnCeremony,
+)
 from cardvault.store.types import new_id
 
 PROOF_MINUTES = 5
@@ -235,3 +242,12 @@ def consume_proof(
         return None
     row.status = "consumed"
     return row
+
+
+def holder_email(rt: Runtime, card_session_id: str) -> str | None:
+    """The email address of a card session's holder: a sign-in that started from a key
+    can then be confirmed later (re-authentication) the usual way."""
+    with rt.db() as session:
+        row = session.get(CardSession, card_session_id)
+        person = session.get(Person, row.person_id) if row else None
+        return person.email if person else None

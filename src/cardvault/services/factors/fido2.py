@@ -20,6 +20,7 @@ from cardvault.domain import webauthn
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import CardvaultError
 from cardvault.services.factors.base import FactorContext, FactorFailed, FactorOutcome
+from cardvault.services.runtime import Runtime
 from cardvault.services.security_key_signin import consume_proof
 from cardvault.services.security_keys import (
     active_keys,
@@ -30,7 +31,7 @@ from cardvault.services.security_keys import (
     stored_credential,
     verify_assertion,
 )
-from cardvault.store.models import Association, MethodKind
+from cardvault.store.models import Association, AuthTransaction, MethodKind
 
 STATE_KEY = "fido2"
 
@@ -159,3 +160,18 @@ class Fido2Factor:
     def _save(ctx: FactorContext, pending: dict[str, Any]) -> None:
         # a JSON column: assign a new dict so that the change is written
         ctx.transaction.factor_state = {**ctx.transaction.factor_state, STATE_KEY: pending}
+
+
+def pending_options(rt: Runtime, transaction_id: str) -> dict[str, Any] | None:
+    """The ``navigator.credentials.get`` options a sign-in in progress is waiting for (for a
+    web page that receives them in a second request), or None when there is no unanswered
+    security-key challenge in a live transaction."""
+    with rt.db() as session:
+        txn = session.get(AuthTransaction, transaction_id[:36])
+        if txn is None or txn.state != "second_factor" or rt.clock() >= txn.expires_at:
+            return None
+        pending = txn.factor_state.get(STATE_KEY)
+        if not pending or pending["state"].get("used"):
+            return None
+        options: dict[str, Any] = pending["options"]
+        return options
