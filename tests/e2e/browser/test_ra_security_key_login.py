@@ -63,6 +63,7 @@ def test_a_wrong_passcode_after_the_key_is_shown_on_the_passcode_page(
 
     page.goto(f"{live.url}/ra")
     page.get_by_role("button", name="Use a security key").click()
+    expect(page.get_by_role("heading", name="Your security key was accepted")).to_be_visible()
     page.get_by_label("Passcode").fill("not the right passcode at all")
     page.get_by_role("button", name="Sign in").click()
 

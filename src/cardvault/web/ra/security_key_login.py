@@ -30,7 +30,6 @@ from cardvault.services.web_sessions import WebSessionView
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
-from cardvault.web.ra.auth import KINDS
 from cardvault.web.ra.common import AREA, Rt, View
 from cardvault.web.ui.session import remember
 
@@ -48,8 +47,8 @@ async def key_first(request: Request, rt: Rt, view: View) -> Response:
     ui.check_csrf(view, form)
     proof = form.get("proof").strip()
     if not proof or len(proof) > security_key_signin.MAX_PROOF:
-        form.add_error("key", "Use your security key first: press the button.")
-        return _login_page(request, form, 422)
+        ui.set_notice(rt, request, "Use your security key first: press its button.")
+        return ui.redirect("/ra")
     web_sessions.update_data(rt, view, login_proof=proof, login_txn=None)
     return ui.redirect("/ra/login/key")
 
@@ -101,12 +100,6 @@ def _key_passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.
 
 def _key_page(request: Request, form: ui.Form, status: int) -> Response:
     return ui.render(request, "ra/login_key.html", status=status, form=form.shown())
-
-
-def _login_page(request: Request, form: ui.Form, status: int) -> Response:
-    shown = form.shown()
-    shown.values.setdefault("kind", "email")
-    return ui.render(request, "ra/login.html", status=status, kinds=KINDS, form=shown)
 
 
 # --- key as the second factor ----------------------------------------------------------
