@@ -35,8 +35,8 @@ test: system-deps $(TSTAMP) lint typecheck layers
 	$(BIN)/python -m pytest -q -m pcsc
 
 lint: $(TSTAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
 
 typecheck: $(TSTAMP)
 	$(BIN)/mypy

@@ -75,18 +75,44 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=65536, ge=1024)
     trusted_proxies: list[str] = Field(default_factory=list)
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        default=None, description="Redis for push events across instances; none: one instance"
+    )
+    redis_prefix: str = Field(default="cardvault", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    push_challenge_seconds: int = Field(default=120, ge=5, le=600)
+    push_max_pending: int = Field(default=3, ge=1, le=20)
+    device_pairing_minutes: int = Field(default=10, ge=1, le=24 * 60)
 
+    # email and SMS (docs/operator/notifications.md)
+    service_name: str = Field(
+        default="cardvault", max_length=60, description="how emails and the portal name us"
+    )
+    support_contact: str = Field(
+        default="your Registration Authority",
+        max_length=200,
+        description="whom holders contact, when their organisation's policy names nobody",
+    )
     mail_mode: Literal["outbox", "smtp"] = "outbox"
     smtp_host: str = "localhost"
-    smtp_port: int = 25
+    smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_security: Literal["none", "starttls", "tls"] = "starttls"
     smtp_username: str | None = None
-    smtp_password: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     mail_from: str = "cardvault <no-reply@localhost>"
-    sms_mode: Literal["outbox", "webhook"] = "outbox"
+    sms_mode: Literal["outbox", "webhook", "govuk_notify"] = "outbox"
     sms_webhook_url: str | None = None
-    sms_webhook_token: str | None = None
+    sms_webhook_token: str | None = Field(default=None, repr=False)
+    sms_govuk_notify_api_key: str | None = Field(default=None, repr=False)
+    sms_govuk_notify_template_id: str | None = None
+    notify_dispatcher: bool = Field(
+        default=True, description="send queued messages from inside `cardvault serve`"
+    )
+    notify_poll_seconds: float = Field(default=5.0, gt=0, le=300)
+    notify_max_attempts: int = Field(default=10, ge=1, le=50)
+    notify_retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
+    #: the forgotten-passcode page answers no sooner than this, enrolled address or not
+    reset_request_min_seconds: float = Field(default=0.5, ge=0, le=5)
 
     # the browser areas (vRA Manager /ra, self-service portal /portal)
     web_idle_minutes: int = Field(

@@ -12,7 +12,6 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from cardvault.services.runtime import Runtime
-from cardvault.web.app import create_app
 
 
 def free_port() -> int:
@@ -46,9 +45,20 @@ def serve(app: ASGIApp, *, host: str = "127.0.0.1", port: int | None = None) -> 
 def serve_runtime(rt: Runtime, **settings: object) -> Iterator[str]:
     """Serve the test's own runtime at http://localhost:<port>, which is also its public
     address (and so its WebAuthn origin): the test seeds and inspects the same database."""
+    from cardvault.web.app import create_app
+
     port = free_port()
     url = f"http://localhost:{port}"
     rt.settings = rt.settings.model_copy(update={"public_url": url, **settings})
     with serve(create_app(rt), port=port) as served:
         assert served == url
         yield url
+
+
+@contextmanager
+def live_server(rt: Runtime) -> Iterator[str]:
+    """The whole cardvault app for ``rt``; yields ``http://127.0.0.1:<port>``."""
+    from cardvault.web.app import create_app
+
+    with serve(create_app(rt)) as url:
+        yield url.replace("localhost", "127.0.0.1")

@@ -11,8 +11,10 @@ from cardvault.cli import (
     audit_cmd,
     ca_cmd,
     card_cmd,
+    device_cmd,
     keys_cmd,
     method_cmd,
+    notify_cmd,
     org_cmd,
     person_cmd,
     rp_cmd,
@@ -55,8 +57,10 @@ app.add_typer(person_cmd.ra_app, name="ra")
 app.add_typer(card_cmd.app, name="card")
 app.add_typer(ca_cmd.app, name="ca")
 app.add_typer(audit_cmd.app, name="audit")
+device_cmd.register(method_cmd.app)
 app.add_typer(method_cmd.app, name="method")
 app.add_typer(rp_cmd.app, name="rp")
+app.add_typer(notify_cmd.app, name="notify")
 
 
 def run() -> None:

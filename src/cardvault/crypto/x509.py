@@ -55,6 +55,7 @@ __all__ = [
     "UnsupportedKey",
     "build_csr",
     "ca_key_to_pem",
+    "certificate_public_key_der",
     "certificate_summary",
     "certificate_to_der",
     "certificate_to_pem",
@@ -65,6 +66,7 @@ __all__ = [
     "csr_to_pem",
     "issue_card_certificate",
     "load_ca",
+    "load_certificate_der",
     "load_certificate_pem",
     "new_serial_number",
     "render_subject",
@@ -403,6 +405,19 @@ def load_certificate_pem(data: bytes) -> x509.Certificate:
             f"The file holds {len(certs)} certificates; import the card certificate alone."
         )
     return certs[0]
+
+
+def load_certificate_der(data: bytes) -> x509.Certificate:
+    """One DER certificate (as a PIV certificate container holds it)."""
+    try:
+        return x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise CertificateUnreadable("The data is not a DER certificate.") from exc
+
+
+def certificate_public_key_der(cert: x509.Certificate) -> bytes:
+    """The certificate's SubjectPublicKeyInfo (DER), to compare with a card key."""
+    return _spki(cert.public_key())
 
 
 #: RFC 4514 knows only a few short names; spell out the rest as people write them

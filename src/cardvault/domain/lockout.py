@@ -7,6 +7,9 @@ from dataclasses import dataclass
 MAX_ATTEMPTS = 3
 #: statuses in which a passcode may be tried at all
 OPENABLE = ("issued", "enrolled", "active")
+#: the lock reason of a card locked by wrong passcodes: its holder may unlock it themselves,
+#: unlike a card an RA locked
+ATTEMPTS_LOCK_REASON = "three incorrect passcodes"
 
 
 @dataclass(frozen=True, kw_only=True)

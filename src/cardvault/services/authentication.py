@@ -245,7 +245,8 @@ class Engine:
             return result
         try:
             grant = self._verify_factor(ctx, req.second_factor)
-        except FactorFailed as exc:
+        except (FactorFailed, InvalidInput) as exc:
+            # the passcode was right: keep its reset and the transaction, report the factor
             return LoginResult(
                 transaction_id=txn_id,
                 session_key=sk,

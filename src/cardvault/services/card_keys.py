@@ -15,7 +15,7 @@ from cardvault.crypto.aead import aad
 from cardvault.crypto.keyslots import CardKeyRecord
 from cardvault.errors import Conflict
 from cardvault.keystore.provider import MasterKey
-from cardvault.store.models import Card, CardStatus, KeySlotInfo
+from cardvault.store.models import Card, CardStatus, KeySlotInfo, PivCard, PivLink
 
 
 class CardRevoked(Conflict):
@@ -57,6 +57,9 @@ def seal_record(session: Session, master: MasterKey, card: Card, record: CardKey
 
 
 def shred_record(session: Session, card: Card) -> None:
-    """Crypto-shredding: without DEK and slots the sealed keys are gone for good."""
+    """Crypto-shredding: without DEK and slots the sealed keys are gone for good (and with
+    the PC/SC applet its card PIN verifier and management key)."""
     card.key_record = None
     session.execute(delete(KeySlotInfo).where(KeySlotInfo.card_id == card.id))
+    session.execute(delete(PivLink).where(PivLink.card_id == card.id))
+    session.execute(delete(PivCard).where(PivCard.card_id == card.id))

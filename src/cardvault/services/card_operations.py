@@ -82,13 +82,14 @@ def sign(rt: Runtime, actor: Actor, req: SignRequest) -> Signature:
         row, card = card_sessions.use(session, rt, req.token, client_address=actor.client_address)
         cert = _certificate(session, card, usage)
         card_id = card.id
-    scheme = ckeys.SignatureScheme(req.scheme) if req.scheme else default_scheme(card.key_algorithm)
     dek = _session_dek(rt, actor, row, card, req, usage)
     try:
-        record = open_record(rt.master_key, card)
-        pkcs8 = open_private_key(dek, card_id=card_id, sealed=record.key(usage.value))
+        sealed = open_record(rt.master_key, card).key(usage.value)
+        pkcs8 = open_private_key(dek, card_id=card_id, sealed=sealed)
     finally:
         wipe(dek)
+    # a card issued through PC/SC may hold keys of different algorithms in 9A and 9C
+    scheme = ckeys.SignatureScheme(req.scheme) if req.scheme else default_scheme(sealed.algorithm)
     try:
         key = ckeys.load_private_key(pkcs8, trusted=True)
         signature = ckeys.sign_digest(key, req.digest, hash_alg=req.hash_alg, scheme=scheme)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cardvault.domain.lockout import MAX_ATTEMPTS, OPENABLE, after_wrong
+from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, MAX_ATTEMPTS, OPENABLE, after_wrong
 from cardvault.errors import AuthenticationFailed, Conflict
-from cardvault.services import audit
+from cardvault.services import audit, reset_links
 from cardvault.services.issuance import end_card_state
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -103,7 +103,11 @@ def passcode_wrong(
             details={"attempts_left": outcome.attempts_left},
         )
         if outcome.lock and card.status != CardStatus.LOCKED.value:
-            lock_in_session(session, rt, actor, card, reason="three incorrect passcodes")
+            lock_in_session(session, rt, actor, card, reason=ATTEMPTS_LOCK_REASON)
+            if card.locked_from == CardStatus.ACTIVE.value:
+                # the holder learns at once, with a link to unlock it themselves (DESIGN §3.3);
+                # a card not yet enrolled has no security questions: its RA unlocks it
+                reset_links.send_reset_link(session, rt, actor, card, trigger="locked")
     return WrongPasscode(outcome.attempts_left)
 
 

@@ -54,6 +54,8 @@ def _created() -> Mapped[datetime]:
 
 
 class CardStatus(StrEnum):
+    #: a virtual card in an RA's reader, being personalised by a card management system
+    BLANK = "blank"
     ISSUED = "issued"
     ENROLLED = "enrolled"
     ACTIVE = "active"
@@ -135,6 +137,9 @@ class Card(Base):
     record_version: Mapped[int] = mapped_column(Integer, default=1)
     mk_version: Mapped[int] = mapped_column(Integer, default=1)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: wrong security answers / recovery codes / second factors on the portal, across links;
+    #: reserved before the KDF like passcode attempts, reset by a completed recovery
+    recovery_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lock_reason: Mapped[str | None] = mapped_column(String(200))
     #: the status to return to when a lock is lifted
     locked_from: Mapped[str | None] = mapped_column(String(10))
@@ -319,6 +324,59 @@ class CardSession(Base):
     idle_expires_at: Mapped[datetime]
 
 
+class PivCard(Base):
+    """A card's PIV applet (DESIGN §3.8): its state between APDUs and its sealed secrets.
+
+    ``state`` is the card part of the applet state (``dump_state``, no security status);
+    ``version`` moves with every change, so an APDU is committed only against the state it
+    was computed from (compare-and-swap): concurrent PIN tries cannot both count from the
+    same retry counter. ``secrets`` holds the PIN and PUK verifiers and the management key,
+    sealed under the master key and bound to the card and ``secrets_version``.
+    """
+
+    __tablename__ = "piv_cards"
+    card_id: Mapped[str] = mapped_column(
+        ForeignKey("cards.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    secrets: Mapped[bytes] = mapped_column(LargeBinary)
+    secrets_version: Mapped[int] = mapped_column(Integer, default=1)
+    #: the public key of each generated slot (slot hex -> SPKI base64): public facts
+    public_keys: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class PivLink(Base):
+    """One virtual reader a card is inserted in: a connector relaying APDUs for a session.
+
+    The link keeps what belongs to that connection (security status, data in flight) and
+    dies with the card session it was opened in. An issuance link also keeps
+    ``wrap(DEK, IK)``: IK is held only by the RA's connector.
+    """
+
+    __tablename__ = "piv_links"
+    id: Mapped[str] = _id()
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("card_sessions.id", ondelete="CASCADE"), index=True
+    )
+    mode: Mapped[str] = mapped_column(String(10))
+    link_state: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    issuance_wrap: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: the last request's sequence number and its answer (sealed under a key from SK/IK),
+    #: so that a request repeated after a network error is answered, not executed twice
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_response: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: HMAC of the PIN last verified on this link, keyed from SK/IK, sealed under the master
+    #: key (services/piv/recheck.py): the same PIN again needs no second Argon2id run
+    pin_recheck: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime] = _created()
+
+
 class UsedNonce(Base):
     """Envelope ``jti`` values seen, kept until they expire: a replay is refused."""
 
@@ -331,6 +389,7 @@ class Link(Base):
     """A single-use, time-limited token: unlock/reset link, invitation, device pairing."""
 
     __tablename__ = "links"
+    __table_args__ = (Index("ix_links_card_purpose", "card_id", "purpose"),)
     id: Mapped[str] = _id()
     purpose: Mapped[str] = mapped_column(String(20))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -346,9 +405,19 @@ class Link(Base):
 
 
 class Notification(Base):
-    """Transactional outbox: written with the change, sent after the commit."""
+    """Transactional outbox: written with the change, sent after the commit.
+
+    ``context`` holds what the template shows that is not secret (name, time); a message's
+    own link or code is in ``sealed_secrets``, sealed under the master key and bound to the
+    row's id, and erased once the message is sent or has failed for good. A dispatcher
+    claims a row with a conditional UPDATE (``claimed_by``/``claimed_until`` is its lease).
+    """
 
     __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+        Index("ix_notifications_org_status", "organisation_id", "status"),
+    )
     id: Mapped[str] = _id()
     channel: Mapped[str] = mapped_column(String(10))
     recipient: Mapped[str] = mapped_column(String(254))
@@ -362,12 +431,26 @@ class Notification(Base):
     created_at: Mapped[datetime] = _created()
     next_attempt_at: Mapped[datetime] = _created()
     sent_at: Mapped[datetime | None]
+    sealed_secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    #: a message whose link has expired before it could be sent is not sent at all
+    expires_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
 
 
 class PushChallenge(Base):
+    """A push sign-in request to a card's paired devices (number matching, single use).
+
+    ``transaction_id`` is cleared when the sign-in ends; the row stays for the back-off.
+    """
+
     __tablename__ = "push_challenges"
+    __table_args__ = (Index("ix_push_challenges_card_created", "card_id", "created_at"),)
     id: Mapped[str] = _id()
-    transaction_id: Mapped[str] = mapped_column(ForeignKey("auth_transactions.id"), index=True)
+    transaction_id: Mapped[str | None] = mapped_column(
+        ForeignKey("auth_transactions.id", ondelete="SET NULL"), index=True
+    )
     card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), default="pending")

@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from cardvault import __version__
+from cardvault.services import dispatcher
 from cardvault.services.authentication import Engine
 from cardvault.services.maintenance import Maintenance
 from cardvault.services.runtime import Runtime
-from cardvault.web import errors, ui, webauthn_page
+from cardvault.web import errors, portal, ui, webauthn_page
 from cardvault.web import ra as ra_pages
-from cardvault.web.api import auth, card, ra, system, webauthn
+from cardvault.web.api import auth, card, devices, piv, push, ra, system, webauthn
 from cardvault.web.limits import BodyLimit
 
 
@@ -32,7 +33,8 @@ def create_app(rt: Runtime) -> FastAPI:
     errors.install(app)
     ui.install(app)
     ra_pages.install(app)
-    for module in (system, auth, card, ra, webauthn, webauthn_page):
+    portal.install(app)
+    for module in (system, auth, card, ra, devices, push, piv, webauthn, webauthn_page):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
     return app
@@ -40,10 +42,14 @@ def create_app(rt: Runtime) -> FastAPI:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Background work that lives as long as the server: housekeeping."""
-    maintenance = Maintenance(app.state.runtime)
+    """Background work that lives as long as the server: housekeeping, sending notifications."""
+    rt = app.state.runtime
+    maintenance = Maintenance(rt)
     maintenance.start()
+    sender = dispatcher.start_background(rt) if rt.settings.notify_dispatcher else None
     try:
         yield
     finally:
+        if sender is not None:
+            sender.stop()
         maintenance.stop()

@@ -7,6 +7,7 @@ import uvicorn
 from cardvault.services.bootstrap import tls_paths
 from cardvault.services.runtime import Runtime
 from cardvault.web.app import create_app
+from cardvault.web.portal.common import redact_access_log
 
 
 def serve(rt: Runtime) -> None:
@@ -22,4 +23,5 @@ def serve(rt: Runtime) -> None:
         server_header=False,
         timeout_graceful_shutdown=5,
     )
+    redact_access_log()  # after uvicorn configured its loggers: link tokens stay out of logs
     uvicorn.Server(config).run()

@@ -236,3 +236,28 @@ def test_idle_and_absolute_expiry_end_the_session_and_maintenance_deletes_it(
     maintenance.run_once(rt)
     with rt.db() as s:
         assert s.scalar(select(CardSession)) is None
+
+
+def test_an_unoffered_inline_factor_keeps_the_right_passcode_counted_as_right(
+    rt: Runtime, operator: Actor
+) -> None:
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    engine = Engine(rt)
+    result = engine.login(
+        a.client(),
+        LoginRequest(
+            identifier_kind="email",
+            identifier=h.email,
+            passcode=f.STRONG_PASSCODE,
+            second_factor={"method": "carrier-pigeon"},
+        ),
+    )
+    assert result.session is None
+    assert result.factor_error is not None
+    assert result.factor_error["code"] == "invalid_input"
+    assert _card(rt, h.card.card_id).failed_attempts == 0
+    grant = engine.complete_factor(
+        a.client(), result.transaction_id, {"method": "totp", "code": h.code()}
+    )
+    assert grant.card_serial == h.card.serial

@@ -11,7 +11,15 @@ from cardvault.card.piv.constants import ObjectId
 from cardvault.card.piv.ports import CardPorts
 from cardvault.card.piv.state import MAX_OBJECT_BYTES, MAX_OBJECTS_TOTAL, PivState
 
-__all__ = ["YUBIKEY_VERSION", "get_data", "get_serial", "get_version", "put_data"]
+__all__ = [
+    "PUBLIC_OBJECTS",
+    "YUBIKEY_VERSION",
+    "get_data",
+    "get_serial",
+    "get_version",
+    "public_objects",
+    "put_data",
+]
 
 #: what GET VERSION answers: 5.x makes yubico-piv-tool ask GET SERIAL instead of the OTP applet
 YUBIKEY_VERSION = bytes((5, 4, 3))
@@ -65,3 +73,31 @@ def get_version(state: PivState, command: CommandApdu, ports: CardPorts) -> Outc
 
 def get_serial(state: PivState, command: CommandApdu, ports: CardPorts) -> Outcome:
     return Outcome(state=state, data=state.serial.to_bytes(4, "big"))
+
+
+#: objects anyone may read (SP 800-73-4 Part 1 Table 3, access rule "Always") that a reader
+#: connection may keep for itself: they change only through PUT DATA with the management key
+PUBLIC_OBJECTS: tuple[int, ...] = (
+    ObjectId.DISCOVERY,
+    ObjectId.CARD_CAPABILITY_CONTAINER,
+    ObjectId.CHUID,
+    ObjectId.SECURITY_OBJECT,
+    ObjectId.CERT_PIV_AUTHENTICATION,
+    ObjectId.CERT_DIGITAL_SIGNATURE,
+    ObjectId.CERT_KEY_MANAGEMENT,
+    ObjectId.CERT_CARD_AUTHENTICATION,
+    ObjectId.KEY_HISTORY,
+    *range(ObjectId.RETIRED_CERT_1, ObjectId.RETIRED_CERT_20 + 1),
+)
+
+
+def public_objects(state: PivState) -> dict[int, bytes | None]:
+    """What GET DATA answers for each public object: the response data, or None (6A82)."""
+    answers: dict[int, bytes | None] = {}
+    for tag in PUBLIC_OBJECTS:
+        if tag == ObjectId.DISCOVERY:
+            answers[tag] = objects.discovery()
+            continue
+        content = state.object(tag)
+        answers[tag] = None if content is None else tlv.encode(_CONTAINER, content)
+    return answers

@@ -91,6 +91,7 @@ def _problem(response: httpx.Response) -> AgentError:
     message = body.get("title") or f"The service answered {response.status_code}."
     error = AgentError(
         message,
+        remedy=body.get("remedy"),
         status=response.status_code,
         problem=body.get("code"),
         retry_after=response.headers.get("retry-after"),

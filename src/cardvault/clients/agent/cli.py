@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import getpass
-import json
+import io
 import socket
-import ssl
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
+import segno
 import typer
 
-from cardvault.clients.agent import core, fido2_key, key_login, state
+from cardvault.clients.agent import connector_cmd, core, fido2_key, key_login, state
 from cardvault.clients.agent import hr_card as hr_card_reader
 from cardvault.clients.agent.api import CardvaultApi
+from cardvault.clients.agent.options import Options, tls_verify
+from cardvault.clients.agent.options import client as _client
+from cardvault.clients.agent.options import fail as _fail
+from cardvault.clients.agent.options import options as _opts
+from cardvault.clients.agent.options import out as _out
 from cardvault.errors import CardvaultError, InvalidInput
 
 app = typer.Typer(
@@ -26,20 +31,6 @@ app = typer.Typer(
     help="Sign in with your virtual smartcard and use it from this PC.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-@dataclass(kw_only=True)
-class Options:
-    server: str | None
-    ca_file: Path | None
-    state_dir: Path
-    json: bool
-
-
-def _opts(ctx: typer.Context) -> Options:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Options)
-    return obj
 
 
 @app.callback()
@@ -66,24 +57,6 @@ def root(
     )
 
 
-def _client(opts: Options, server: str) -> httpx.Client:
-    return httpx.Client(base_url=server, verify=tls_verify(opts.ca_file), timeout=30.0)
-
-
-def tls_verify(ca_file: Path | None) -> ssl.SSLContext | bool:
-    """Verify against the given CA file, or the system's trust store."""
-    return ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
-
-
-def _out(opts: Options, data: Any, text: str) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str) if opts.json else text)
-
-
-def _fail(exc: CardvaultError) -> typer.Exit:
-    typer.secho(f"Error: {exc.diagnostics()}", err=True, fg="red")
-    return typer.Exit(exc.exit_code)
-
-
 def _passcode(from_stdin: bool) -> str:
     if from_stdin:
         value = sys.stdin.readline(4096).rstrip("\r\n")
@@ -98,8 +71,42 @@ def _passcode(from_stdin: bool) -> str:
 
 def _ask(prompt: str) -> str:
     if not sys.stdin.isatty():
-        raise InvalidInput(f"{prompt} is needed: pass it with --totp.")
+        line = sys.stdin.readline(64).strip()  # the line after the passcode, if any
+        if not line:
+            raise InvalidInput(f"{prompt} is needed: pass it with --totp.")
+        return line
     return str(typer.prompt(prompt))
+
+
+def _shower(number_file: Path | None) -> Callable[[str], None]:
+    def show(number: str) -> None:
+        typer.secho(
+            f"Number: {number}\nType this number in the cardvault app on your phone and approve.",
+            err=True,
+            bold=True,
+        )
+        if number_file is not None:
+            tmp = number_file.with_name(f".{number_file.name}.tmp")
+            tmp.write_text(number)
+            tmp.replace(number_file)
+
+    return show
+
+
+def _note(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _show_qr(png: Path | None) -> Callable[[str], None]:
+    def show(uri: str) -> None:
+        qr = segno.make(uri, error="m")
+        if png is not None:
+            qr.save(str(png), scale=6, border=4)
+        buf = io.StringIO()
+        qr.terminal(out=buf, compact=True)
+        typer.echo(f"Scan this with the cardvault app on your phone:\n{buf.getvalue()}", err=True)
+
+    return show
 
 
 @app.command()
@@ -110,6 +117,18 @@ def login(
     organisation: Annotated[str | None, typer.Option(help="Organisation code, if several.")] = None,
     passcode_stdin: Annotated[bool, typer.Option(help="Read the passcode from stdin.")] = False,
     totp: Annotated[str | None, typer.Option(help="The code from your authenticator app.")] = None,
+    qr: Annotated[
+        bool, typer.Option(help="Sign in by scanning a QR code with your phone.")
+    ] = False,
+    qr_png: Annotated[Path | None, typer.Option(help="Also write the QR code to a PNG.")] = None,
+    number_file: Annotated[
+        Path | None, typer.Option(help="Also write the push number to this file.")
+    ] = None,
+    ra: Annotated[bool, typer.Option("--ra", help="Sign in as an RA user (RA session).")] = False,
+    role: Annotated[
+        str | None,
+        typer.Option(help="With --ra: act under this RA role in --organisation at once."),
+    ] = None,
     fido2: Annotated[
         bool,
         typer.Option(
@@ -135,61 +154,106 @@ def login(
         float, typer.Option(min=1, max=600, help="Seconds to wait for the key or the card.")
     ] = 60.0,
 ) -> None:
-    """Sign in: passcode and second factor, or security key / HR card and passcode.
-
-    The session is kept for later commands."""
+    """Sign in: passcode, then your phone (push) or a one-time code; or by QR code;
+    or with a security key or an HR card, and the passcode."""
     opts = _opts(ctx)
     try:
         if not opts.server:
             raise InvalidInput("Give the service address with --server.")
-        if email and ad_account:
-            raise InvalidInput("Give only one of --email and --ad-account.")
-        if fido2 and (hr_card or hr_card_uid_stdin):
-            raise InvalidInput("Sign in with either a security key (--fido2) or an HR card.")
-        who = key_login.Who(
-            kind="email" if email else "ad_account" if ad_account else None,
-            value=email or ad_account,
+        if qr:
+            with _client(opts, opts.server) as client:
+                st = core.qr_login(
+                    CardvaultApi(client),
+                    opts.server,
+                    client_name=socket.gethostname(),
+                    show_qr=_show_qr(qr_png),
+                )
+            _signed_in(opts, st, state.save(opts.state_dir, st))
+            return
+        if role and not (ra and organisation):
+            raise InvalidInput("--role needs --ra and --organisation.")
+        if fido2 or hr_card or hr_card_uid_stdin:
+            card = (hr_card_uid_stdin, reader) if hr_card or hr_card_uid_stdin else None
+            who = _who(email, ad_account, organisation, ra)
+            st = _login_key_or_card(
+                opts,
+                who,
+                fido2=fido2,
+                card=card,
+                wait=wait,
+                passcode_stdin=passcode_stdin,
+                role=role,
+            )
+            _signed_in(opts, st, state.save(opts.state_dir, st))
+            return
+        if bool(email) == bool(ad_account):
+            raise InvalidInput("Give exactly one of --email or --ad-account.")
+        kind, ident = ("email", email) if email else ("ad_account", ad_account)
+        data = core.LoginInput(
+            identifier_kind=kind,
+            identifier=ident or "",
+            passcode=_passcode(passcode_stdin),
             organisation=organisation,
             client_name=socket.gethostname(),
+            purpose="ra" if ra else "holder",
         )
         with _client(opts, opts.server) as client:
             api = CardvaultApi(client)
-            if hr_card or hr_card_uid_stdin:
-                st = _login_hr_card(
-                    api, opts.server, who, hr_card_uid_stdin, reader, wait, passcode_stdin
-                )
-            elif fido2:
-                st = _login_key(api, opts.server, who, wait, passcode_stdin)
-            else:
-                st = _login_passcode(api, opts.server, who, passcode_stdin, totp)
+            st = core.login(
+                api,
+                opts.server,
+                data,
+                totp=totp,
+                ask_code=_ask,
+                show_number=_shower(number_file),
+                note=_note,
+            )
+            if role and organisation:
+                st = core.select_role(api, st, organisation, role)
         path = state.save(opts.state_dir, st)
     except CardvaultError as exc:
         raise _fail(exc) from None
-    _out(
-        opts,
-        {
-            "card_serial": st.card_serial,
-            "organisation": st.organisation,
-            "expires_at": st.expires_at,
-            "state_file": str(path),
-        },
-        f"Signed in with card {st.card_serial} ({st.organisation}) until {st.expires_at}.",
+    _signed_in(opts, st, path)
+
+
+def _who(
+    email: str | None, ad_account: str | None, organisation: str | None, ra: bool
+) -> key_login.Who:
+    if email and ad_account:
+        raise InvalidInput("Give only one of --email and --ad-account.")
+    return key_login.Who(
+        kind="email" if email else "ad_account" if ad_account else None,
+        value=email or ad_account,
+        organisation=organisation,
+        client_name=socket.gethostname(),
+        purpose="ra" if ra else "holder",
     )
 
 
-def _login_passcode(
-    api: CardvaultApi, server: str, who: key_login.Who, passcode_stdin: bool, totp: str | None
+def _login_key_or_card(
+    opts: Options,
+    who: key_login.Who,
+    *,
+    fido2: bool,
+    card: tuple[bool, str | None] | None,
+    wait: float,
+    passcode_stdin: bool,
+    role: str | None,
 ) -> state.AgentState:
-    if who.kind is None:
-        raise InvalidInput("Give --email or --ad-account (or use --fido2 or --hr-card).")
-    data = core.LoginInput(
-        identifier_kind=who.kind,
-        identifier=who.value or "",
-        passcode=_passcode(passcode_stdin),
-        organisation=who.organisation,
-        client_name=who.client_name,
-    )
-    return core.login(api, server, data, totp=totp, ask_code=_ask)
+    """A security key (--fido2) or an HR card (--hr-card, --hr-card-uid-stdin)."""
+    if fido2 and card is not None:
+        raise InvalidInput("Sign in with either a security key (--fido2) or an HR card.")
+    assert opts.server is not None
+    with _client(opts, opts.server) as client:
+        api = CardvaultApi(client)
+        if card is not None:
+            from_stdin, reader = card
+            st = _login_hr_card(api, opts.server, who, from_stdin, reader, wait, passcode_stdin)
+        else:
+            st = _login_key(api, opts.server, who, wait, passcode_stdin)
+        if role and who.organisation:
+            st = core.select_role(api, st, who.organisation, role)
+    return st
 
 
 def _login_key(
@@ -264,6 +328,50 @@ def _key_pin() -> str:
 
 def _tell(message: str) -> None:
     typer.echo(message, err=True)
+
+
+def _signed_in(opts: Options, st: state.AgentState, path: Path) -> None:
+    acting = f", acting as {st.acting_role} in {st.acting_organisation}" if st.acting_role else ""
+    _out(
+        opts,
+        {
+            "card_serial": st.card_serial,
+            "organisation": st.organisation,
+            "purpose": st.purpose,
+            "acting_organisation": st.acting_organisation,
+            "acting_role": st.acting_role,
+            "expires_at": st.expires_at,
+            "state_file": str(path),
+        },
+        f"Signed in with card {st.card_serial} ({st.organisation}) until {st.expires_at}{acting}.",
+    )
+
+
+@app.command()
+def role(
+    ctx: typer.Context,
+    organisation: Annotated[str | None, typer.Argument(help="Organisation code.")] = None,
+    name: Annotated[str | None, typer.Argument(help="ra_manager, ra_agent or auditor.")] = None,
+) -> None:
+    """RA sessions: list your RA roles, or act in ORGANISATION under role NAME."""
+    opts = _opts(ctx)
+    try:
+        st = state.load(opts.state_dir)
+        with _client(opts, st.server) as client:
+            api = CardvaultApi(client)
+            if organisation is None or name is None:
+                roles = core.ra_roles(api, st)
+                _out(opts, roles, "\n".join(f"{r['organisation']} {r['role']}" for r in roles))
+                return
+            st = core.select_role(api, st, organisation, name)
+        state.save(opts.state_dir, st)
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    _out(
+        opts,
+        {"organisation": st.acting_organisation, "role": st.acting_role},
+        f"Acting as {st.acting_role} in {st.acting_organisation}.",
+    )
 
 
 @app.command()
@@ -365,6 +473,9 @@ def logout(ctx: typer.Context) -> None:
     except CardvaultError as exc:
         raise _fail(exc) from None
     _out(opts, {"signed_out": True}, "Signed out.")
+
+
+app.command("connector")(connector_cmd.connector)
 
 
 def run() -> None:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from cardvault.clients.agent import push
 from cardvault.clients.agent.api import AgentError, CardvaultApi
 from cardvault.clients.agent.state import AgentState
 from cardvault.crypto.rp_challenge import challenge_digest
@@ -28,9 +29,16 @@ class LoginInput:
 
 
 def login(
-    api: CardvaultApi, server: str, data: LoginInput, *, totp: str | None, ask_code: Prompt
+    api: CardvaultApi,
+    server: str,
+    data: LoginInput,
+    *,
+    totp: str | None,
+    ask_code: Prompt,
+    show_number: Callable[[str], None] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> AgentState:
-    """Passcode, then the second factor (TOTP given up front, or asked for)."""
+    """Passcode, then the second factor: push to the paired phone, or a one-time code."""
     claims: dict[str, Any] = {
         "identifier": {"kind": data.identifier_kind, "value": data.identifier},
         "passcode": data.passcode,
@@ -38,29 +46,53 @@ def login(
         "organisation": data.organisation,
         "client_name": data.client_name,
     }
-    if totp:
-        claims["second_factor"] = {"method": "totp", "code": totp}
     result = api.sealed_call("/api/v1/auth/login", claims)
     sk = result["session_key"]
-    if result.get("session"):
-        return _state(server, result["session"], sk)
-    error = result.get("factor_error")
-    methods = [f.get("method") for f in result.get("second_factors", [])]
-    if not methods:
-        raise AgentError((error or {}).get("message", "No second factor is available."))
-    if "totp" not in methods:
-        raise AgentError(f"This agent cannot use the second factor(s) offered: {methods}.")
-    if error and totp:
-        raise AgentError(error["message"])
-    code = ask_code("Code from your authenticator app")
-    session = api.sealed_call(
-        "/api/v1/auth/factor",
-        {"transaction_id": result["transaction_id"], "response": {"method": "totp", "code": code}},
-    )
-    return _state(server, session, sk)
+    offers = {f.get("method"): f for f in result.get("second_factors", [])}
+    if not offers:
+        error = result.get("factor_error") or {}
+        raise AgentError(error.get("message", "No second factor is available."))
+    phone = offers.get("authenticator")
+    if phone and not totp and phone.get("connected"):
+        session = push.try_push(
+            api,
+            result["transaction_id"],
+            show_number or (lambda _n: None),
+            note or (lambda _m: None),
+        )
+        if session is not None:
+            return _state(server, session, sk, data.purpose)
+    if not phone and "totp" not in offers:
+        raise AgentError(f"This agent cannot use the second factor(s) offered: {list(offers)}.")
+    code = totp or ask_code("Code from your authenticator app")
+    session = _code_factor(api, result["transaction_id"], offers, code)
+    return _state(server, session, sk, data.purpose)
 
 
-def _state(server: str, session: dict[str, Any], sk: str) -> AgentState:
+def _code_factor(api: CardvaultApi, txn: str, offers: dict[str, Any], code: str) -> dict[str, Any]:
+    """The one-time code: the paired phone's first, then a separately added TOTP app's."""
+    methods = [m for m in ("authenticator", "totp") if m in offers]
+    for method in methods:
+        try:
+            return api.sealed_call(
+                "/api/v1/auth/factor",
+                {"transaction_id": txn, "response": {"method": method, "code": code}},
+            )
+        except AgentError as exc:
+            if method == methods[-1] or exc.data.get("problem") != "totp_wrong":
+                raise
+    raise AgentError("No one-time code method is available.")
+
+
+def qr_login(
+    api: CardvaultApi, server: str, *, client_name: str | None, show_qr: Callable[[str], None]
+) -> AgentState:
+    """Sign in by scanning the QR code this PC shows with the paired phone."""
+    session = push.qr_login(api, client_name=client_name, show_qr=show_qr)
+    return _state(server, session, session["session_key"])
+
+
+def _state(server: str, session: dict[str, Any], sk: str, purpose: str = "holder") -> AgentState:
     return AgentState(
         server=server,
         token=session["token"],
@@ -68,7 +100,41 @@ def _state(server: str, session: dict[str, Any], sk: str) -> AgentState:
         card_serial=session["card_serial"],
         organisation=session["organisation"],
         expires_at=session["expires_at"],
+        purpose=purpose,
     )
+
+
+ISSUING_ROLES = ("ra_manager", "ra_agent")
+
+
+def ra_roles(api: CardvaultApi, state: AgentState) -> list[dict[str, str]]:
+    items: list[dict[str, str]] = api.get("/api/v1/ra/roles", token=state.token)["items"]
+    return items
+
+
+def select_role(api: CardvaultApi, state: AgentState, organisation: str, role: str) -> AgentState:
+    """Act in one organisation under one of your RA roles there (the RA API's role choice)."""
+    if state.purpose != "ra":
+        raise AgentError(
+            "RA roles need an RA session.", remedy="Sign in with `cardvault-agent login --ra`."
+        )
+    chosen = api.post(
+        "/api/v1/ra/role", {"organisation": organisation, "role": role}, token=state.token
+    )
+    state.acting_organisation, state.acting_role = chosen["organisation"], chosen["role"]
+    return state
+
+
+def issuing_role(api: CardvaultApi, state: AgentState, organisation: str) -> AgentState:
+    """Make sure the RA acts in ``organisation`` under a role that may issue cards."""
+    wanted = organisation.strip().upper()
+    if state.acting_organisation == wanted and state.acting_role in ISSUING_ROLES:
+        return state
+    held = [r["role"] for r in ra_roles(api, state) if r["organisation"] == wanted]
+    usable = [role for role in ISSUING_ROLES if role in held]
+    if not usable:
+        raise AgentError(f"You have no RA role in {wanted} that may issue cards.")
+    return select_role(api, state, wanted, usable[0])
 
 
 def sign(

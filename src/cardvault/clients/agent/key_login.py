@@ -82,13 +82,13 @@ def _key_first(api: CardvaultApi, server: str, who: Who, ui: KeyPrompts) -> Agen
         {"method": "fido2", "proof": proof},
         organisation=verified["organisation"],
     )
-    return _finished(server, result, "the security key")
+    return _finished(server, result, "the security key", who.purpose)
 
 
 def _passcode_first(api: CardvaultApi, server: str, who: Who, ui: KeyPrompts) -> AgentState:
     result = _sign_in(api, who, {"kind": who.kind, "value": who.value}, ui.passcode(), None)
     if result.get("session"):
-        return session_state(server, result["session"], result["session_key"])
+        return session_state(server, result["session"], result["session_key"], who.purpose)
     offer = next((f for f in result.get("second_factors", []) if f.get("method") == "fido2"), None)
     if offer is None:
         error = result.get("factor_error") or {}
@@ -105,7 +105,7 @@ def _passcode_first(api: CardvaultApi, server: str, who: Who, ui: KeyPrompts) ->
             "response": {"method": "fido2", "credential": credential},
         },
     )
-    return session_state(server, session, result["session_key"])
+    return session_state(server, session, result["session_key"], who.purpose)
 
 
 def _use_key(
@@ -144,7 +144,7 @@ def login_with_hr_card(
             problem=SIGN_IN_FAILED,
             status=exc.data.get("status"),
         ) from None
-    return _finished(server, result, "the HR card")
+    return _finished(server, result, "the HR card", who.purpose)
 
 
 def _sign_in(
@@ -168,9 +168,9 @@ def _sign_in(
     return api.sealed_call("/api/v1/auth/login", claims)
 
 
-def _finished(server: str, result: dict[str, Any], what: str) -> AgentState:
+def _finished(server: str, result: dict[str, Any], what: str, purpose: str) -> AgentState:
     if result.get("session"):
-        return session_state(server, result["session"], result["session_key"])
+        return session_state(server, result["session"], result["session_key"], purpose)
     error = result.get("factor_error") or {}
     raise AgentError(
         error.get("message", f"The sign-in with {what} did not finish."),
@@ -178,7 +178,9 @@ def _finished(server: str, result: dict[str, Any], what: str) -> AgentState:
     )
 
 
-def session_state(server: str, session: dict[str, Any], sk: str) -> AgentState:
+def session_state(
+    server: str, session: dict[str, Any], sk: str, purpose: str = "holder"
+) -> AgentState:
     return AgentState(
         server=server,
         token=session["token"],
@@ -186,4 +188,5 @@ def session_state(server: str, session: dict[str, Any], sk: str) -> AgentState:
         card_serial=session["card_serial"],
         organisation=session["organisation"],
         expires_at=session["expires_at"],
+        purpose=purpose,
     )

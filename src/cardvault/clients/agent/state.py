@@ -25,6 +25,11 @@ class AgentState:
     card_serial: str
     organisation: str
     expires_at: str
+    #: "holder", or "ra" for an RA user's session (``login --ra``)
+    purpose: str = "holder"
+    #: for RA sessions: the organisation and role chosen after login
+    acting_organisation: str | None = None
+    acting_role: str | None = None
 
 
 def default_dir() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cardvault.services.factors.authenticator import AuthenticatorFactor
 from cardvault.services.factors.base import (
     FactorContext,
     FactorFailed,
@@ -16,5 +17,10 @@ __all__ = ["FactorContext", "FactorFailed", "FactorOutcome", "SecondFactor", "in
 
 
 def installed() -> dict[str, SecondFactor]:
-    factors: list[SecondFactor] = [TotpFactor(), Fido2Factor(), HrCardFactor()]
+    factors: list[SecondFactor] = [
+        TotpFactor(),
+        AuthenticatorFactor(),
+        Fido2Factor(),
+        HrCardFactor(),
+    ]
     return {f.method: f for f in factors}

@@ -5,7 +5,7 @@ details, counter); this adds only the table for ceremonies that start before the
 authentication transaction (RA registration, sign-in that starts from the key).
 
 Revision ID: 0106_fido2_hr
-Revises: 0104_web
+Revises: 0107_portal
 Create Date: 2026-11-27
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import cardvault.store.types
 
 revision = "0106_fido2_hr"
-down_revision = "0104_web"
+down_revision = "0107_portal"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,289 @@
+"""``cardvault-authenticator``: the reference phone app, on the command line."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import platform
+import socket
+import ssl
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from cardvault.clients.authenticator import core, state
+from cardvault.clients.authenticator.api import DeviceApi
+from cardvault.crypto.device import DeviceKey
+from cardvault.errors import CardvaultError, InvalidInput
+
+app = typer.Typer(
+    name="cardvault-authenticator",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="The reference cardvault authenticator: pair, approve sign-ins, show codes, sign in.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass(kw_only=True)
+class Options:
+    ca_file: Path | None
+    state_dir: Path
+    json: bool
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(envvar="CARDVAULT_CA_FILE", help="CA that signed the service's TLS cert."),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(envvar="CARDVAULT_AUTHENTICATOR_DIR", help="Where the app keeps its keys."),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    ctx.obj = Options(ca_file=ca_file, state_dir=state_dir or state.default_dir(), json=json_output)
+
+
+def _opts(ctx: typer.Context) -> Options:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Options)
+    return obj
+
+
+def _api(opts: Options, server: str, st: state.DeviceState | None = None) -> DeviceApi:
+    verify: Any = ssl.create_default_context(cafile=str(opts.ca_file)) if opts.ca_file else True
+    client = httpx.Client(base_url=server, verify=verify, timeout=30.0)
+    if st is None:
+        return DeviceApi(client)
+    key = DeviceKey.from_pem(st.device_key_pem.encode())
+    return DeviceApi(client, device_id=st.device_id, key=key, kid=st.kid or None)
+
+
+def _out(opts: Options, data: Any, text: str) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str) if opts.json else text)
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _fail(exc: CardvaultError) -> typer.Exit:
+    typer.secho(f"Error: {exc.diagnostics()}", err=True, fg="red")
+    return typer.Exit(exc.exit_code)
+
+
+def _passcode(from_stdin: bool) -> str:
+    if from_stdin:
+        value = sys.stdin.readline(4096).rstrip("\r\n")
+    elif sys.stdin.isatty():
+        value = getpass.getpass("Passcode: ")
+    else:
+        raise InvalidInput("Cannot prompt for the passcode: use --passcode-stdin.")
+    if not value:
+        raise InvalidInput("No passcode given.")
+    return value
+
+
+def _scanned(qr_image: Path | None, uri: str | None, kind: str) -> dict[str, str]:
+    if bool(qr_image) == bool(uri):
+        raise InvalidInput("Give exactly one of --qr-image or --uri.")
+    text = core.decode_qr_image(qr_image) if qr_image else (uri or "")
+    return core.parse_uri(text, kind)
+
+
+QrImage = Annotated[Path | None, typer.Option(help="A picture of the QR code (PNG).")]
+Uri = Annotated[str | None, typer.Option(help="The code's text instead of a picture.")]
+PasscodeStdin = Annotated[bool, typer.Option(help="Read the passcode from stdin.")]
+
+
+@app.command()
+def pair(
+    ctx: typer.Context,
+    qr_image: QrImage = None,
+    uri: Uri = None,
+    passcode_stdin: PasscodeStdin = False,
+    name: Annotated[str | None, typer.Option(help="A name for this device.")] = None,
+    application: Annotated[str, typer.Option(help="authenticator or mia")] = "authenticator",
+    biometric: Annotated[bool, typer.Option(help="Enable biometric unlock (mia).")] = False,
+) -> None:
+    """Pair with your card: scan the RA's QR code and type your passcode."""
+    opts = _opts(ctx)
+    try:
+        fields = _scanned(qr_image, uri, "pair")
+        data = core.PairInput(
+            uri=uri or "",
+            passcode=_passcode(passcode_stdin),
+            name=name or f"{socket.gethostname()} (reference app)"[:100],
+            platform=f"{platform.system()} {platform.release()}"[:40],
+            application=application,
+            biometric=biometric,
+        )
+        with _api(opts, fields["server"]) as api:
+            st = core.pair(api, fields, data)
+        path = state.save(opts.state_dir, st)
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    _out(
+        opts,
+        {"device_id": st.device_id, "card_serial": st.card_serial, "state_file": str(path)},
+        f"Paired with card {st.card_serial} ({st.organisation}) for {st.holder_name}.",
+    )
+
+
+@app.command()
+def code(ctx: typer.Context) -> None:
+    """Show the current one-time code (works offline)."""
+    opts = _opts(ctx)
+    try:
+        st = state.load(opts.state_dir)
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    now = time.time()
+    value = core.totp_code(st, now)
+    _out(opts, {"code": value, "valid_for": 30 - int(now) % 30}, value)
+
+
+def _chooser(
+    number: str | None, number_file: Path | None, deny: bool, not_me: bool, delay: float
+) -> core.Chooser:
+    def choose(challenge: dict[str, Any]) -> core.Choice | None:
+        time.sleep(delay)
+        if deny or not_me:
+            return core.Choice(decision="not_me" if not_me else "deny")
+        if number is not None:
+            return core.Choice(decision="approve", number=number)
+        if number_file is not None:
+            return core.Choice(decision="approve", number=core.number_from_file(number_file, 120))
+        if not sys.stdin.isatty():
+            _say("Not answered: give --number, --deny or --not-me, or run in a terminal.")
+            return None
+        typed = typer.prompt("Type the number shown on your computer (d: deny, n: not me)")
+        if typed.strip().lower() in ("d", "n"):
+            return core.Choice(decision="deny" if typed.strip().lower() == "d" else "not_me")
+        return core.Choice(decision="approve", number=typed.strip())
+
+    return choose
+
+
+@app.command()
+def listen(
+    ctx: typer.Context,
+    number: Annotated[str | None, typer.Option(help="Approve with this number.")] = None,
+    number_file: Annotated[
+        Path | None, typer.Option(help="Approve with the number that appears in this file.")
+    ] = None,
+    deny: Annotated[bool, typer.Option(help="Deny every request.")] = False,
+    not_me: Annotated[bool, typer.Option(help='Answer "this wasn\'t me".')] = False,
+    delay: Annotated[float, typer.Option(help="Seconds to wait before answering.")] = 0.0,
+    once: Annotated[bool, typer.Option(help="Exit after the first answer.")] = False,
+) -> None:
+    """Stay connected and answer sign-in requests (push with number matching)."""
+    opts = _opts(ctx)
+    try:
+        st = state.load(opts.state_dir)
+        choose = _chooser(number, number_file, deny, not_me, delay)
+        with _api(opts, st.server, st) as api:
+            count = core.listen(api, choose, _say, once=once)
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    _out(opts, {"answered": count}, f"Answered {count} request(s).")
+
+
+app.command("approve", help="Same as listen.")(listen)
+
+
+@app.command()
+def login(
+    ctx: typer.Context,
+    passcode_stdin: PasscodeStdin = False,
+    biometric: Annotated[bool, typer.Option(help="Unlock with the biometric instead.")] = False,
+) -> None:
+    """Mobile identity agent: open a card session on this device."""
+    opts = _opts(ctx)
+    try:
+        st = state.load(opts.state_dir)
+        passcode = None
+        if biometric:
+            _say("Biometric prompt: touch the sensor… (simulated) accepted.")
+        else:
+            passcode = _passcode(passcode_stdin)
+        with _api(opts, st.server, st) as api:
+            session = core.mia_login(api, st, passcode=passcode, biometric=biometric)
+        st.session = session
+        state.save(opts.state_dir, st)
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    _out(
+        opts,
+        {k: v for k, v in session.items() if k not in ("token", "session_key")},
+        f"Signed in with card {session['card_serial']} until {session['expires_at']}.",
+    )
+
+
+@app.command("qr-login")
+def qr_login(
+    ctx: typer.Context,
+    qr_image: QrImage = None,
+    uri: Uri = None,
+    passcode_stdin: PasscodeStdin = False,
+    deny: Annotated[bool, typer.Option(help="Refuse the request.")] = False,
+) -> None:
+    """Sign a computer in by scanning the QR code it shows, then typing your passcode here."""
+    opts = _opts(ctx)
+    try:
+        st = state.load(opts.state_dir)
+        fields = _scanned(qr_image, uri, "login")
+        with _api(opts, st.server, st) as api:
+            about = core.qr_inspect(api, fields)
+            _say(
+                f"Sign-in request for {about['organisation_name']} from "
+                f"{about.get('client_name') or 'an unnamed computer'} "
+                f"({about.get('client_address')})."
+            )
+            passcode = None if deny else _passcode(passcode_stdin)
+            result = core.qr_answer(api, fields, passcode=passcode, approve=not deny)
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    _out(opts, result, f"Sign-in {result['status']}.")
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """The pairing as the service sees it, and the mobile-agent session if any."""
+    opts = _opts(ctx)
+    try:
+        st = state.load(opts.state_dir)
+        with _api(opts, st.server, st) as api:
+            info = api.signed("GET", "/api/v1/device")
+            if st.session:
+                info["session"] = api.get("/api/v1/session", token=st.session["token"])
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    _out(opts, info, f"Device {info['name']} is paired with card {st.card_serial}.")
+
+
+@app.command()
+def unpair(ctx: typer.Context) -> None:
+    """Remove this device from the card and forget its keys."""
+    opts = _opts(ctx)
+    try:
+        st = state.load(opts.state_dir)
+        with _api(opts, st.server, st) as api:
+            api.signed("DELETE", "/api/v1/device")
+        state.forget(opts.state_dir)
+    except CardvaultError as exc:
+        raise _fail(exc) from None
+    _out(opts, {"unpaired": True}, "Unpaired.")
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,140 @@
+"""The mobile identity agent: a card session on the phone itself (DESIGN §3.2, method "mia").
+
+Two ways to open the card, both inside a signed device request (possession of the paired
+device):
+
+* the passcode typed in the app (counts towards the lockout like anywhere else);
+* biometric unlock: the app releases its 32-byte device secret from behind the phone's
+  biometric and sends it in the JWE envelope; the device slot (DESIGN §3.1) opens with
+  HKDF-SHA256 of it. The service never stores that secret.
+
+Only a device paired as ``mia`` may do this, and only where the organisation allows "mia".
+"""
+
+from __future__ import annotations
+
+from cardvault.crypto.aead import wipe
+from cardvault.crypto.keyslots import SlotNotFound, WrongSecret, open_device_slot
+from cardvault.errors import AuthenticationFailed, InvalidInput, PermissionDenied
+from cardvault.services import audit, lockout
+from cardvault.services.card_keys import open_record
+from cardvault.services.devices.requests import DeviceCaller, as_actor
+from cardvault.services.devices.unlock import (
+    OpenedSession,
+    check_passcode_text,
+    open_session,
+    open_with_passcode,
+    require_method,
+)
+from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import Card, Organisation
+
+
+class BiometricUnlockFailed(AuthenticationFailed):
+    code = "biometric_unlock_failed"
+
+
+def login(
+    rt: Runtime,
+    caller: DeviceCaller,
+    *,
+    passcode: str | None = None,
+    device_secret: bytes | None = None,
+) -> OpenedSession:
+    if (passcode is None) == (device_secret is None):
+        raise InvalidInput("Send either the passcode or the device secret.")
+    actor = as_actor(caller)
+    if caller.application != "mia":
+        raise PermissionDenied(
+            "This device was paired as an authenticator, not as a mobile identity agent.",
+            remedy="Ask your RA for a pairing code and pair the app as a mobile agent.",
+        )
+    with rt.db() as session:
+        card = session.get(Card, caller.card_id)
+        org = session.get(Organisation, caller.organisation_id)
+        assert card is not None and org is not None
+    require_method(org, "mia", "the mobile identity agent")
+    if passcode is not None:
+        dek = open_with_passcode(rt, actor, card, check_passcode_text(passcode), context="mia")
+        how = "passcode"
+    else:
+        assert device_secret is not None
+        dek = _open_biometric(rt, actor, caller, card, device_secret)
+        how = "biometric"
+    try:
+        return _session(rt, actor, caller, card, org, dek, how)
+    finally:
+        wipe(dek)
+
+
+def _open_biometric(
+    rt: Runtime, actor: Actor, caller: DeviceCaller, card: Card, secret: bytes
+) -> bytearray:
+    if len(secret) != 32:
+        raise InvalidInput("A device secret is 32 bytes.", field="device_secret")
+    try:
+        return open_device_slot(open_record(rt.master_key, card), caller.device_id, secret)
+    except (WrongSecret, SlotNotFound) as exc:
+        reason = "device slot missing" if isinstance(exc, SlotNotFound) else "wrong device secret"
+        with transaction(rt.db) as session:
+            audit.record(
+                session,
+                rt,
+                actor,
+                action="auth.mia",
+                outcome="failure",
+                reason=reason,
+                organisation_id=caller.organisation_id,
+                person_id=card.person_id,
+                card_id=card.id,
+                details={"device": caller.device_id, "unlock": "biometric"},
+            )
+        raise BiometricUnlockFailed(
+            "Biometric unlock is not set up for this device, or its secret does not match.",
+            remedy="Sign in with your passcode; ask your RA to pair the app again to re-enable "
+            "biometric unlock.",
+        ) from None
+
+
+def _session(
+    rt: Runtime,
+    actor: Actor,
+    caller: DeviceCaller,
+    card: Card,
+    org: Organisation,
+    dek: bytearray,
+    how: str,
+) -> OpenedSession:
+    with transaction(rt.db) as session:
+        fresh = session.get(Card, card.id, with_for_update=True)
+        assert fresh is not None
+        if fresh.status != "active":
+            raise AuthenticationFailed("This card can no longer be used.")
+        if how == "passcode":
+            lockout.passcode_right(session, fresh)
+        opened = open_session(
+            session,
+            rt,
+            actor,
+            card=fresh,
+            org=org,
+            dek=dek,
+            method=f"mia+{how}",
+            client_address=caller.client_address,
+        )
+        for action, details in (
+            ("auth.mia", {"device": caller.device_id, "unlock": how}),
+            ("session.opened", {"session": opened.session_id, "method": f"mia+{how}"}),
+        ):
+            audit.record(
+                session,
+                rt,
+                actor,
+                action=action,
+                organisation_id=org.id,
+                person_id=card.person_id,
+                card_id=card.id,
+                details=details,
+            )
+    return opened

@@ -1,0 +1,443 @@
+"""Push challenges with number matching (DESIGN §3.3; docs/protocols/device.md §5).
+
+After the passcode, the PC asks for a push: the service makes a challenge for the card's
+paired devices with a two-digit number that only the PC shows. The phone shows where the
+request comes from; the holder types the number and approves, denies, or answers "this
+wasn't me". The answer is signed by the device key over the challenge id, the number and
+the decision. A wrong number refuses the challenge like a denial, so approving blindly
+does not work. A challenge expires (default 2 minutes) and is used once: the engine's
+``authenticator`` factor turns an approved challenge into ``used`` with a conditional
+UPDATE when the sign-in completes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from cardvault.crypto import device as dcrypto
+from cardvault.domain.push_policy import (
+    Decision,
+    PastPrompt,
+    PushLimits,
+    PushStatus,
+    new_number,
+    next_allowed,
+)
+from cardvault.errors import AuthenticationFailed, CardvaultError, Conflict, InvalidInput, NotFound
+from cardvault.services import audit, network
+from cardvault.services.devices import alerts
+from cardvault.services.devices.common import (
+    active_devices,
+    challenge_topic,
+    channel,
+    device_topic,
+)
+from cardvault.services.devices.requests import DeviceCaller, as_actor
+from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import AuthTransaction, Card, Device, Organisation, PushChallenge
+from cardvault.store.types import new_id
+
+_NUMBER = re.compile(r"^[0-9]{2}$")
+
+
+class TransactionInvalid(AuthenticationFailed):
+    """The same answer as the engine's: the sign-in has ended or never was."""
+
+    code = "transaction_invalid"
+
+
+class NoPairedDevice(Conflict):
+    code = "no_paired_device"
+
+
+class PushRateLimited(CardvaultError):
+    code = "push_rate_limited"
+    http_status = 429
+    exit_code = 4
+
+
+class ChallengeClosed(Conflict):
+    code = "challenge_closed"
+
+
+class WrongNumber(Conflict):
+    code = "wrong_number"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushStarted:
+    challenge_id: str
+    number: int
+    expires_at: datetime
+    devices: int
+    connected: int
+
+
+def limits(rt: Runtime) -> PushLimits:
+    return PushLimits(max_pending=rt.settings.push_max_pending)
+
+
+# --- the PC's side ----------------------------------------------------------------------------
+
+
+def start(rt: Runtime, actor: Actor, transaction_id: str) -> PushStarted:
+    """A new challenge for the sign-in ``transaction_id`` (and the PC's number)."""
+    now = rt.clock()
+    with transaction(rt.db) as session:
+        txn, card, org = _live_transaction(session, rt, actor, transaction_id)
+        devices = active_devices(session, card.id, org.id)
+        if not devices:
+            raise NoPairedDevice(
+                "No phone is paired with this card.", remedy="Use a one-time code instead."
+            )
+        _check_rate(session, rt, card.id, now)
+        cancelled = _cancel_pending(session, transaction_id)
+        challenge = PushChallenge(
+            id=new_id(),
+            transaction_id=txn.id,
+            card_id=card.id,
+            number=new_number(),
+            status=PushStatus.PENDING.value,
+            context=_context(txn, org, now),
+            created_at=now,
+            expires_at=now + timedelta(seconds=rt.settings.push_challenge_seconds),
+        )
+        session.add(challenge)
+        _audit(session, rt, actor, card, org, "push.requested", "success", None, challenge)
+        view = device_view(challenge)
+        device_ids = [d.id for d in devices]
+    ch = channel(rt)
+    for old in cancelled:
+        _publish_closed(rt, device_ids, old, PushStatus.CANCELLED)
+    for device_id in device_ids:
+        ch.publish(device_topic(device_id), {"type": "challenge", "challenge": view})
+    return PushStarted(
+        challenge_id=challenge.id,
+        number=challenge.number,
+        expires_at=challenge.expires_at,
+        devices=len(device_ids),
+        connected=len(ch.present(device_ids)),
+    )
+
+
+def _live_transaction(
+    session: Session, rt: Runtime, actor: Actor, transaction_id: str
+) -> tuple[AuthTransaction, Card, Organisation]:
+    txn = session.get(AuthTransaction, transaction_id, with_for_update=True)
+    if txn is None or txn.state != "second_factor" or rt.clock() >= txn.expires_at:
+        raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
+    card = session.get(Card, txn.card_id)
+    org = session.get(Organisation, txn.organisation_id)
+    assert card is not None and org is not None
+    network.check_client(org, actor.client_address)
+    return txn, card, org
+
+
+def _context(txn: AuthTransaction, org: Organisation, now: datetime) -> dict[str, Any]:
+    return {
+        "client_name": txn.client_name,
+        "client_address": txn.client_address,
+        "organisation_id": org.id,
+        "organisation": org.code,
+        "organisation_name": org.name,
+        "purpose": txn.purpose,
+        "requested_at": now.isoformat(),
+    }
+
+
+def _check_rate(session: Session, rt: Runtime, card_id: str, now: datetime) -> None:
+    lim = limits(rt)
+    rows = session.scalars(
+        select(PushChallenge).where(
+            PushChallenge.card_id == card_id, PushChallenge.created_at >= now - lim.window
+        )
+    )
+    history = [
+        PastPrompt(
+            created_at=r.created_at,
+            expires_at=r.expires_at,
+            status=PushStatus(r.status),
+            answered_at=r.answered_at,
+        )
+        for r in rows
+    ]
+    when = next_allowed(history, now=now, limits=lim)
+    if when is not None:
+        wait = max(1, int((when - now).total_seconds() + 0.999))
+        raise PushRateLimited(
+            f"Too many sign-in requests to this card's phone; the next one can be sent in "
+            f"{wait} seconds.",
+            remedy="Use the one-time code from the app instead, or wait.",
+            retry_after=wait,
+        )
+
+
+def _cancel_pending(session: Session, transaction_id: str) -> list[str]:
+    ids = list(
+        session.scalars(
+            update(PushChallenge)
+            .where(
+                PushChallenge.transaction_id == transaction_id,
+                PushChallenge.status == PushStatus.PENDING.value,
+            )
+            .values(status=PushStatus.CANCELLED.value)
+            .returning(PushChallenge.id)
+        )
+    )
+    return ids
+
+
+def cancel_for_transaction(session: Session, rt: Runtime, txn: AuthTransaction) -> None:
+    """The sign-in finished another way (a one-time code): close its open prompts."""
+    ids = _cancel_pending(session, txn.id)
+    if ids and txn.card_id and txn.organisation_id:
+        devices = [d.id for d in active_devices(session, txn.card_id, txn.organisation_id)]
+        for challenge_id in ids:
+            _publish_closed(rt, devices, challenge_id, PushStatus.CANCELLED)
+
+
+def status(rt: Runtime, challenge_id: str, transaction_id: str) -> PushStatus:
+    """The challenge's state for the PC that asked for it (marks it expired when it is)."""
+    with transaction(rt.db) as session:
+        ch = session.get(PushChallenge, challenge_id)
+        if ch is None or ch.transaction_id not in (transaction_id, None):
+            raise NotFound("There is no such sign-in request.")
+        if ch.transaction_id is None and ch.status == PushStatus.PENDING.value:
+            ch.status = PushStatus.CANCELLED.value
+        if ch.status == PushStatus.PENDING.value and rt.clock() >= ch.expires_at:
+            ch.status = PushStatus.EXPIRED.value
+            _audit_expired(session, rt, ch)
+        return PushStatus(ch.status)
+
+
+def _audit_expired(session: Session, rt: Runtime, ch: PushChallenge) -> None:
+    card = session.get(Card, ch.card_id)
+    org = session.get(Organisation, ch.context.get("organisation_id"))
+    if card is not None and org is not None:
+        _audit(
+            session, rt, Actor.system(), card, org, "push.answered", "failure", "push expired", ch
+        )
+
+
+# --- the phone's side -------------------------------------------------------------------------
+
+
+def device_view(ch: PushChallenge) -> dict[str, Any]:
+    """What the phone shows: where the request comes from, never the number."""
+    ctx = ch.context
+    return {
+        "id": ch.id,
+        "created_at": ch.created_at.isoformat(),
+        "expires_at": ch.expires_at.isoformat(),
+        "client_name": ctx.get("client_name"),
+        "client_address": ctx.get("client_address"),
+        "organisation": ctx.get("organisation"),
+        "organisation_name": ctx.get("organisation_name"),
+        "number_digits": 2,
+    }
+
+
+def pending_for_device(rt: Runtime, caller: DeviceCaller) -> list[dict[str, Any]]:
+    """Open challenges for the device's card in its organisation (e.g. on reconnect)."""
+    now = rt.clock()
+    with rt.db() as session:
+        rows = session.scalars(
+            select(PushChallenge)
+            .where(
+                PushChallenge.card_id == caller.card_id,
+                PushChallenge.status == PushStatus.PENDING.value,
+                PushChallenge.expires_at > now,
+                PushChallenge.transaction_id.is_not(None),
+            )
+            .order_by(PushChallenge.created_at)
+        )
+        return [
+            device_view(r)
+            for r in rows
+            if r.context.get("organisation_id") == caller.organisation_id
+        ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Answer:
+    challenge_id: str
+    number: str
+    decision: str
+    signature: str  # base64url DER over answer_signing_input
+
+
+def _check_answer(caller: DeviceCaller, answer: Answer) -> Decision:
+    try:
+        decision = Decision(answer.decision)
+    except ValueError:
+        raise InvalidInput("decision is approve, deny or not_me.", field="decision") from None
+    if decision is Decision.APPROVE and not _NUMBER.match(answer.number or ""):
+        raise InvalidInput("Type the two-digit number shown on your computer.", field="number")
+    if answer.number and not _NUMBER.match(answer.number):
+        raise InvalidInput("number is two digits, or empty.", field="number")
+    message = dcrypto.answer_signing_input(
+        challenge_id=answer.challenge_id, number=answer.number or "", decision=decision.value
+    )
+    dcrypto.verify_device_signature(
+        caller.public_key_der, message, dcrypto.unb64url(answer.signature, "signature")
+    )
+    return decision
+
+
+def answer(rt: Runtime, caller: DeviceCaller, answer: Answer) -> PushStatus:
+    """Record the holder's answer; returns the challenge's new status."""
+    decision = _check_answer(caller, answer)
+    actor = as_actor(caller)
+    closed: PushStatus | None = None
+    with transaction(rt.db) as session:
+        ch = session.get(PushChallenge, answer.challenge_id, with_for_update=True)
+        if (
+            ch is None
+            or ch.card_id != caller.card_id
+            or ch.context.get("organisation_id") != caller.organisation_id
+        ):
+            raise NotFound("There is no such sign-in request.")
+        card = session.get(Card, ch.card_id)
+        org = session.get(Organisation, caller.organisation_id)
+        assert card is not None and org is not None
+        closed = _closed(session, rt, ch, actor, card, org)
+        if closed is None:
+            result = _decide(ch, decision, answer.number)
+            _record_answer(session, rt, actor, caller, ch, card, org, result, answer)
+            device_ids = [d.id for d in active_devices(session, card.id, org.id)]
+    if closed is not None:
+        raise ChallengeClosed(_closed_message(closed), push_status=closed.value)
+    channel(rt).publish(challenge_topic(ch.id), {"type": "answered", "status": result.value})
+    _publish_closed(rt, [d for d in device_ids if d != caller.device_id], ch.id, result)
+    if result is PushStatus.WRONG_NUMBER:
+        raise WrongNumber(
+            "That is not the number shown on the computer, so the sign-in was refused.",
+            remedy="If you are signing in, start again and type the number you see.",
+        )
+    return result
+
+
+def _closed(
+    session: Session, rt: Runtime, ch: PushChallenge, actor: Actor, card: Card, org: Organisation
+) -> PushStatus | None:
+    if ch.transaction_id is None and ch.status == PushStatus.PENDING.value:
+        ch.status = PushStatus.CANCELLED.value
+    if ch.status == PushStatus.PENDING.value and rt.clock() >= ch.expires_at:
+        ch.status = PushStatus.EXPIRED.value
+        _audit(session, rt, actor, card, org, "push.answered", "failure", "push expired", ch)
+    return None if ch.status == PushStatus.PENDING.value else PushStatus(ch.status)
+
+
+def _closed_message(state: PushStatus) -> str:
+    return {
+        PushStatus.EXPIRED: "This sign-in request has expired.",
+        PushStatus.CANCELLED: "This sign-in request is no longer waiting for an answer.",
+    }.get(state, "This sign-in request has already been answered.")
+
+
+def _decide(ch: PushChallenge, decision: Decision, number: str) -> PushStatus:
+    if decision is Decision.DENY:
+        return PushStatus.DENIED
+    if decision is Decision.NOT_ME:
+        return PushStatus.NOT_ME
+    right = hmac.compare_digest(f"{ch.number:02d}".encode(), number.encode())
+    return PushStatus.APPROVED if right else PushStatus.WRONG_NUMBER
+
+
+_REASONS = {
+    PushStatus.APPROVED: None,
+    PushStatus.DENIED: "push denied",
+    PushStatus.NOT_ME: "push denied: this wasn't me",
+    PushStatus.WRONG_NUMBER: "push refused: wrong number",
+}
+
+
+def _record_answer(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    caller: DeviceCaller,
+    ch: PushChallenge,
+    card: Card,
+    org: Organisation,
+    result: PushStatus,
+    ans: Answer,
+) -> None:
+    ch.status = result.value
+    ch.device_id = caller.device_id
+    ch.answered_at = rt.clock()
+    ch.context = {
+        **ch.context,
+        "answer": {"decision": ans.decision, "number": ans.number, "signature": ans.signature},
+    }
+    outcome = "success" if result is PushStatus.APPROVED else "failure"
+    _audit(session, rt, actor, card, org, "push.answered", outcome, _REASONS[result], ch)
+    if result is PushStatus.NOT_ME:
+        alerted = alerts.not_me(session, rt, card, org, caller.name)
+        _audit(
+            session,
+            rt,
+            actor,
+            card,
+            org,
+            "push.not_me_reported",
+            "success",
+            None,
+            ch,
+            {"ra_alerted": alerted},
+        )
+    device = session.get(Device, caller.device_id)
+    if device is not None:
+        device.last_seen_at = rt.clock()
+
+
+def _publish_closed(
+    rt: Runtime, device_ids: list[str], challenge_id: str, state: PushStatus
+) -> None:
+    ch = channel(rt)
+    for device_id in device_ids:
+        ch.publish(
+            device_topic(device_id),
+            {"type": "closed", "challenge_id": challenge_id, "status": state.value},
+        )
+
+
+def _audit(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card: Card,
+    org: Organisation,
+    action: str,
+    outcome: str,
+    reason: str | None,
+    ch: PushChallenge,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    audit.record(
+        session,
+        rt,
+        actor,
+        action=action,
+        outcome=outcome,
+        reason=reason,
+        organisation_id=org.id,
+        person_id=card.person_id,
+        card_id=card.id,
+        details={
+            "challenge": ch.id,
+            "transaction": ch.transaction_id,
+            "device": ch.device_id,
+            "client_name": ch.context.get("client_name"),
+            "client_address": ch.context.get("client_address"),
+            **(extra or {}),
+        },
+    )

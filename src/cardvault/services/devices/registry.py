@@ -1,0 +1,115 @@
+"""The paired devices of a card: list and revoke.
+
+Revoking takes effect at once: the row is marked revoked (so the next signed request is
+refused), its TOTP secret is erased, its device slot is removed from the card's key record
+(the biometric unlock is gone for good), sessions the mobile agent opened end, and a
+``revoked`` event closes the device's open event stream on whichever instance holds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from cardvault.crypto.keyslots import SlotNotFound, device_slot_name
+from cardvault.errors import NotFound
+from cardvault.services import audit
+from cardvault.services.card_keys import open_record, seal_record
+from cardvault.services.devices import alerts
+from cardvault.services.devices.common import (
+    ACTIVE,
+    REVOKED,
+    channel,
+    connected,
+    device_dict,
+    device_topic,
+)
+from cardvault.services.issuance import get_card
+from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import Card, CardSession, Device, Organisation
+
+MIA_METHODS = ("mia+passcode", "mia+biometric")
+
+
+def list_devices(
+    rt: Runtime, serial: str, *, organisation_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The card's devices (within one organisation when given), with who is connected now."""
+    with rt.db() as session:
+        card = get_card(session, serial, organisation_id=organisation_id)
+        stmt = select(Device).where(Device.card_id == card.id)
+        if organisation_id is not None:
+            stmt = stmt.where(Device.organisation_id == organisation_id)
+        devices = list(session.scalars(stmt.order_by(Device.created_at)))
+    present = connected(rt, [d.id for d in devices if d.status == ACTIVE])
+    return [device_dict(d, connected=d.id in present) for d in devices]
+
+
+def revoke(
+    rt: Runtime,
+    actor: Actor,
+    device_id: str,
+    *,
+    organisation_id: str | None = None,
+    reason: str = "removed",
+) -> dict[str, Any]:
+    """Revoke a device now; its slot, TOTP secret and mobile-agent sessions go with it."""
+    with transaction(rt.db) as session:
+        device = session.get(Device, device_id, with_for_update=True)
+        if device is None or (organisation_id and device.organisation_id != organisation_id):
+            raise NotFound("There is no such device.")
+        if device.status != ACTIVE:
+            return device_dict(device)
+        card = session.get(Card, device.card_id, with_for_update=True)
+        org = session.get(Organisation, device.organisation_id)
+        assert card is not None and org is not None
+        had_slot = _drop_slot(session, rt, card, device)
+        device.status, device.revoked_at = REVOKED, rt.clock()
+        device.sealed_totp_secret, device.biometric_slot = None, False
+        ended = session.execute(
+            delete(CardSession).where(
+                CardSession.card_id == card.id, CardSession.method.in_(MIA_METHODS)
+            )
+        )
+        audit.record(
+            session,
+            rt,
+            actor,
+            action="device.revoked",
+            organisation_id=org.id,
+            person_id=card.person_id,
+            card_id=card.id,
+            reason=reason[:300],
+            details={
+                "device": device.id,
+                "name": device.name,
+                "slot_removed": had_slot,
+                "sessions_ended": int(getattr(ended, "rowcount", 0) or 0),
+            },
+        )
+        alerts.to_holder(session, rt, card, org, "device_removed", device.name)
+        out = device_dict(device)
+    channel(rt).publish(device_topic(device_id), {"type": "revoked", "reason": reason[:300]})
+    return out
+
+
+def _drop_slot(session: Any, rt: Runtime, card: Card, device: Device) -> bool:
+    if not device.biometric_slot or card.key_record is None:
+        return False
+    record = open_record(rt.master_key, card)
+    try:
+        smaller = record.without_slot(device_slot_name(device.id))
+    except SlotNotFound:
+        return False
+    seal_record(session, rt.master_key, card, smaller)
+    return True
+
+
+def still_usable(rt: Runtime, device_id: str) -> bool:
+    """For open connections: is the device still active and its card still usable?"""
+    with rt.db() as session:
+        device = session.get(Device, device_id)
+        card = session.get(Card, device.card_id) if device else None
+        return bool(device and card and device.status == ACTIVE and card.status == "active")

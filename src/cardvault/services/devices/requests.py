@@ -1,0 +1,154 @@
+"""Authenticating a paired device's request (docs/protocols/device.md §3.2).
+
+Every request after pairing carries the device id, a timestamp, a random nonce and an
+ECDSA signature by the device key over method, path, timestamp, nonce and the body's
+SHA-256. The service accepts it only within ``MAX_SKEW_SECONDS`` of its own clock and only
+once: the nonce is inserted into ``used_nonces`` (primary key), so a replay is refused on
+every instance. A revoked device, or one whose card can no longer be used, is refused
+with the same answer as an unknown one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+
+from cardvault.crypto import device as dcrypto
+from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.services import audit, network
+from cardvault.services.devices.common import ACTIVE, DeviceNotRecognised
+from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import Card, CardStatus, Device, Organisation, UsedNonce
+
+MAX_SKEW_SECONDS = 60
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_ID = re.compile(r"^[0-9a-f-]{36}$")
+
+
+class RequestStale(AuthenticationFailed):
+    code = "device_request_stale"
+
+
+class RequestReplayed(AuthenticationFailed):
+    code = "device_request_replayed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedRequest:
+    device_id: str
+    timestamp: str
+    nonce: str
+    signature: str = field(repr=False)
+    method: str
+    path: str
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceCaller:
+    """The device a request came from, as it was when the request was checked."""
+
+    device_id: str
+    card_id: str
+    organisation_id: str
+    person_id: str
+    name: str
+    application: str
+    public_key_der: bytes = field(repr=False)
+    client_address: str | None
+
+
+def _parse(req: SignedRequest) -> tuple[int, bytes]:
+    if not _ID.match(req.device_id or ""):
+        raise InvalidInput("The X-Cardvault-Device header is missing or malformed.")
+    if not _NONCE.match(req.nonce or ""):
+        raise InvalidInput("X-Cardvault-Nonce must be 16 to 64 base64url characters.")
+    try:
+        timestamp = int(req.timestamp)
+    except (TypeError, ValueError):
+        raise InvalidInput("X-Cardvault-Timestamp must be whole seconds since 1970.") from None
+    return timestamp, dcrypto.unb64url(req.signature, "signature")
+
+
+def authenticate(rt: Runtime, actor: Actor, req: SignedRequest) -> DeviceCaller:
+    """The calling device, or an error; the request's nonce is used up either way."""
+    timestamp, signature = _parse(req)
+    now = rt.clock()
+    if abs(now.timestamp() - timestamp) > MAX_SKEW_SECONDS:
+        raise RequestStale(
+            "The request's timestamp is too far from the service's clock.",
+            remedy="Set the phone's clock automatically (network time).",
+        )
+    with rt.db() as session:
+        device = session.get(Device, req.device_id)
+        card = session.get(Card, device.card_id) if device else None
+        org = session.get(Organisation, device.organisation_id) if device else None
+    if device is None or card is None or org is None or device.status != ACTIVE:
+        raise DeviceNotRecognised()
+    message = dcrypto.request_signing_input(
+        method=req.method, path=req.path, timestamp=timestamp, nonce=req.nonce, body=req.body
+    )
+    try:
+        dcrypto.verify_device_signature(device.public_key_der, message, signature)
+    except dcrypto.BadDeviceSignature:
+        _audit_refused(rt, actor, device, card, "bad device signature")
+        raise
+    _use_nonce(rt, actor, device, card, req.nonce, now + timedelta(seconds=2 * MAX_SKEW_SECONDS))
+    if card.status != CardStatus.ACTIVE.value:
+        raise DeviceNotRecognised(f"Card {card.serial} is {card.status}.")
+    network.check_client(org, actor.client_address)
+    return DeviceCaller(
+        device_id=device.id,
+        card_id=card.id,
+        organisation_id=org.id,
+        person_id=card.person_id,
+        name=device.name,
+        application=device.application,
+        public_key_der=device.public_key_der,
+        client_address=actor.client_address,
+    )
+
+
+def _use_nonce(
+    rt: Runtime, actor: Actor, device: Device, card: Card, nonce: str, expires: object
+) -> None:
+    try:
+        with transaction(rt.db) as session:
+            session.add(UsedNonce(nonce=f"dev:{device.id}:{nonce}", expires_at=expires))
+            fresh = session.get(Device, device.id)
+            if fresh is not None:
+                fresh.last_seen_at = rt.clock()
+    except DbIntegrityError:
+        _audit_refused(rt, actor, device, card, "replayed device request")
+        raise RequestReplayed("This request was already received once; it is refused.") from None
+
+
+def _audit_refused(rt: Runtime, actor: Actor, device: Device, card: Card, reason: str) -> None:
+    with transaction(rt.db) as session:
+        audit.record(
+            session,
+            rt,
+            actor,
+            action="device.request",
+            outcome="failure",
+            reason=reason,
+            organisation_id=device.organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={"device": device.id},
+        )
+
+
+def as_actor(caller: DeviceCaller, request_id: str | None = None) -> Actor:
+    """The device as the actor of what it does, for the audit trail."""
+    kwargs = {"request_id": request_id} if request_id else {}
+    return Actor(
+        ref=f"device:{caller.device_id}",
+        display=f"device {caller.name}",
+        client_address=caller.client_address,
+        **kwargs,
+    )

@@ -1,0 +1,114 @@
+"""Opening a card from a device flow: the passcode counts towards the lockout like anywhere
+else, and an opened card becomes a card session whose key SK goes only to the caller."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from cardvault.crypto.keyslots import (
+    WrongSecret,
+    new_session_key,
+    open_passcode_slot,
+    wrap_for_session,
+)
+from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.errors import InvalidInput, PermissionDenied
+from cardvault.services import card_sessions, lockout
+from cardvault.services.card_keys import open_record
+from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.models import Card, Organisation
+from cardvault.store.types import new_id
+
+MAX_PASSCODE = 256
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenedSession:
+    token: str = field(repr=False)
+    session_key: str = field(repr=False)  # standard base64, as /auth/login gives it
+    session_id: str
+    expires_at: datetime
+    idle_expires_at: datetime
+    card_serial: str
+    organisation: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "token": self.token,
+            "session_key": self.session_key,
+            "expires_at": self.expires_at.isoformat(),
+            "idle_expires_at": self.idle_expires_at.isoformat(),
+            "card_serial": self.card_serial,
+            "organisation": self.organisation,
+        }
+
+
+def check_passcode_text(passcode: str | None) -> str:
+    if not isinstance(passcode, str) or not passcode or len(passcode) > MAX_PASSCODE:
+        raise InvalidInput("Enter your passcode.", field="passcode")
+    return passcode
+
+
+def require_method(org: Organisation, method: str, what: str) -> None:
+    if not OrganisationPolicy.from_dict(org.policy).allows(method):
+        raise PermissionDenied(f"{org.name} does not allow {what}.", method=method)
+
+
+def open_with_passcode(
+    rt: Runtime, actor: Actor, card: Card, passcode: str, *, context: str
+) -> bytearray:
+    """The DEK if the passcode is right (attempt reserved first); WrongPasscode otherwise.
+
+    The caller resets the counter with ``lockout.passcode_right`` in its transaction.
+    """
+    with rt.kdf_gate.slot():
+        reserved = lockout.reserve_attempt(rt, card.id)
+        record = open_record(rt.master_key, card)
+        try:
+            return open_passcode_slot(record, passcode)
+        except WrongSecret:
+            raise lockout.passcode_wrong(rt, actor, card.id, reserved, context=context) from None
+
+
+def open_session(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    *,
+    card: Card,
+    org: Organisation,
+    dek: bytearray,
+    method: str,
+    client_address: str | None,
+) -> OpenedSession:
+    """A card session from an opened DEK (wiped by the caller); SK is returned, not stored."""
+    sk = new_session_key()
+    session_id = new_id()
+    try:
+        wrap = wrap_for_session(dek, sk, session_id=session_id)
+        grant = card_sessions.new_session(
+            session,
+            card=card,
+            organisation=org,
+            wrap=wrap,
+            purpose="holder",
+            method=method,
+            now=rt.clock(),
+            client_address=client_address,
+            session_id=session_id,
+        )
+        return OpenedSession(
+            token=grant.token,
+            session_key=base64.b64encode(bytes(sk)).decode(),
+            session_id=session_id,
+            expires_at=grant.expires_at,
+            idle_expires_at=grant.idle_expires_at,
+            card_serial=card.serial,
+            organisation=org.code,
+        )
+    finally:
+        sk[:] = bytes(len(sk))

@@ -1,0 +1,405 @@
+"""One APDU through the service (DESIGN §3.8): the applet answers against the stored state.
+
+Each card's APDUs are serialised by compare-and-swap, not by holding a lock while keys are
+generated or PINs are stretched: the APDU is computed from a snapshot (card state, link state,
+sealed secrets), and committed -- new states, effects, audit events, in one transaction --
+only if neither the card's nor the link's version moved meanwhile; otherwise it is computed
+again from the fresh state. So two wrong PINs sent at once through two readers are counted
+twice, never once, and a 9C signature armed by one VERIFY happens once.
+
+A request carries the link's sequence number: the answer to the last one is kept (sealed under
+a key derived from the caller's SK or IK), so a request repeated after a lost response gets
+the same answer instead of running twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
+
+from cardvault.card.piv import PivState, dump_state, load_state, process
+from cardvault.card.piv.link_state import (
+    LinkState,
+    dump_link_state,
+    join,
+    load_link_state,
+    split,
+)
+from cardvault.crypto.aead import wipe
+from cardvault.crypto.keyslots import CardKeyRecord, WrongSecret, unwrap_session
+from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.errors import Conflict, Unavailable
+from cardvault.services import card_sessions
+from cardvault.services.card_keys import open_record, seal_record
+from cardvault.services.piv import issuance, snapshot
+from cardvault.services.piv.kept import keep, kept
+from cardvault.services.piv.links import LinkClosed
+from cardvault.services.piv.ports import Effects, Mode, ServicePorts
+from cardvault.services.piv.recheck import PinRecheck
+from cardvault.services.piv.secrets import PivSecrets, open_secrets, seal_secrets
+from cardvault.services.piv.snapshot import Snapshot
+from cardvault.services.piv.trail import ApduFacts, record_apdu
+from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import (
+    Card,
+    CardSession,
+    PivCard,
+    PivLink,
+)
+
+__all__ = ["RelayAnswer", "RelayRequest", "StaleRequest", "relay"]
+
+MAX_TRIES = 8
+_NOTHING_MISSING: tuple[str, ...] = ()
+_BYTES_REMAINING = 0x61
+_OK = b"\x90\x00"
+_GET_RESPONSE = bytes.fromhex("00C0000000")
+
+
+class StaleRequest(Conflict):
+    code = "piv_stale_request"
+
+
+class _Raced(Exception):
+    """Another APDU for this card or link committed first: compute again."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelayRequest:
+    mode: Mode
+    token: str = field(repr=False)
+    #: SK of the card session (use) or the issuance key IK (issuance)
+    key: bytes = field(repr=False)
+    link_id: str
+    seq: int
+    apdu: bytes
+    #: the reader powered the card up or reset it since the last APDU
+    power_up: bool = False
+    #: answer with all of a long response at once (the connector cuts it up for GET RESPONSE)
+    drain: bool = False
+    #: the earlier parts of a chained command (CLA 10) the connector acknowledged itself
+    chain: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelayAnswer:
+    response: bytes
+    card_status: str
+    expires_at: datetime
+    idle_expires_at: datetime
+    #: at issuance: what the card management system still has to do
+    missing: tuple[str, ...] = ()
+    #: ``response`` is the whole answer of a command whose answer was longer than its Ne
+    whole: bool = False
+
+
+@dataclass(kw_only=True)
+class _Computed:
+    recheck: PinRecheck
+    response: bytes
+    whole: bool
+    before: PivState
+    after: PivState
+    card_part: PivState
+    link_part: LinkState
+    effects: Effects
+    secrets: PivSecrets
+
+
+def relay(rt: Runtime, actor: Actor, req: RelayRequest) -> RelayAnswer:
+    for _ in range(MAX_TRIES):
+        snap = snapshot.take(rt, actor, mode=req.mode, token=req.token, link_id=req.link_id)
+        if req.seq == snap.link.last_seq and snap.link.last_response is not None:
+            answer = kept(req.key, snap.link.id, req.seq, snap.link.last_response)
+            return _answer(snap, *answer)
+        if req.seq <= snap.link.last_seq:
+            raise StaleRequest("This request is older than one the card already answered.")
+        computed = _compute(rt, snap, req)
+        try:
+            return _commit(rt, actor, snap, req, computed)
+        except _Raced:
+            continue
+    raise Unavailable("The card is busy with other requests; try again.")
+
+
+def _dek_source(snap: Snapshot, req: RelayRequest) -> bytearray:
+    """Unwrap the DEK with the caller's key: proves the caller holds SK (or IK)."""
+    try:
+        if req.mode is Mode.USE:
+            return unwrap_session(snap.session.session_wrap, req.key, session_id=snap.session.id)
+        wrap = snap.link.issuance_wrap
+        if wrap is None:
+            raise LinkClosed("The issuance has ended.")
+        return unwrap_session(wrap, req.key, session_id=issuance.issuance_wrap_id(snap.link.id))
+    except WrongSecret:
+        raise card_sessions.SessionInvalid("The key does not match this session.") from None
+
+
+# -- compute -----------------------------------------------------------------------------------
+
+
+def _compute(rt: Runtime, snap: Snapshot, req: RelayRequest) -> _Computed:
+    card_part = load_state(snap.piv.state.encode())
+    link_part = LinkState() if req.power_up else load_link_state(snap.link.link_state.encode())
+    before = join(card_part, link_part)
+    secrets = open_secrets(rt.master_key, snap.card.id, snap.piv.secrets_version, snap.piv.secrets)
+    dek = _dek_source(snap, req)
+
+    @functools.cache
+    def record() -> CardKeyRecord:
+        return open_record(rt.master_key, snap.card)
+
+    recheck = PinRecheck.load(
+        rt.master_key,
+        link_id=snap.link.id,
+        caller_key=req.key,
+        blob=snap.link.pin_recheck,
+        now=rt.clock(),
+    )
+    try:
+        ports = ServicePorts(
+            rt,
+            mode=req.mode,
+            card_id=snap.card.id,
+            secrets=secrets,
+            record=record,
+            dek=lambda: bytearray(dek),
+            recheck=recheck,
+        )
+        after, response = _run(before, req, ports)
+        whole = req.drain and response[-2] == _BYTES_REMAINING
+        if whole:
+            after, response = _drain(after, response, ports)
+    finally:
+        wipe(dek)
+    new_card, new_link = split(after)
+    return _Computed(
+        recheck=recheck,
+        response=response,
+        whole=whole,
+        before=before,
+        after=after,
+        card_part=new_card,
+        link_part=new_link,
+        effects=ports.effects,
+        secrets=ports.effects.secrets or secrets,
+    )
+
+
+# -- commit ------------------------------------------------------------------------------------
+
+
+def _run(state: PivState, req: RelayRequest, ports: ServicePorts) -> tuple[PivState, bytes]:
+    """The chain's parts, then the command; a part the card refuses ends it with that answer."""
+    for part in req.chain:
+        state, response = process(state, part, ports)
+        if response != _OK:
+            return state, response
+    return process(state, req.apdu, ports)
+
+
+def _drain(state: PivState, response: bytes, ports: ServicePorts) -> tuple[PivState, bytes]:
+    """Collect every piece of a long answer with GET RESPONSE, as the client would."""
+    data = response[:-2]
+    while response[-2] == _BYTES_REMAINING:
+        state, response = process(state, _GET_RESPONSE, ports)
+        data += response[:-2]
+    return state, data + response[-2:]
+
+
+def _commit(
+    rt: Runtime, actor: Actor, snap: Snapshot, req: RelayRequest, done: _Computed
+) -> RelayAnswer:
+    with transaction(rt.db) as session:
+        row = snap.session
+        expires_at, idle_expires_at = _touch(session, rt, snap)
+        changed = _save_card(session, rt, snap, done)
+        _save_link(session, rt, snap, req, done)
+        card = _save_record(session, rt, snap, done) if done.effects.record else None
+        acting = _actor(actor, row)
+        use = req.mode is Mode.USE
+        organisation_id = row.organisation_id if use else snap.card.organisation_id
+        record_apdu(
+            session, rt, acting, snap.card, organisation_id, _facts(req, row, done), done.effects
+        )
+        status, missing = snap.card.status, _NOTHING_MISSING
+        if req.mode is Mode.ISSUANCE:
+            status, missing = _issuance_progress(session, rt, acting, snap, done, card, changed)
+        return RelayAnswer(
+            response=done.response,
+            card_status=status,
+            expires_at=expires_at,
+            idle_expires_at=idle_expires_at,
+            missing=missing,
+            whole=done.whole,
+        )
+
+
+def _issuance_progress(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    snap: Snapshot,
+    done: _Computed,
+    card: Card | None,
+    changed: bool,
+) -> tuple[str, tuple[str, ...]]:
+    """At issuance: issue the card once complete; always say what is still missing."""
+    public_keys = _public_keys(snap, done)
+    if not (changed or card is not None):
+        missing = issuance.missing_steps(done.card_part, done.secrets, public_keys)
+        return snap.card.status, tuple(missing)
+    card = card or _locked_card(session, snap)
+    missing = issuance.sync(session, rt, actor, card, done.card_part, done.secrets, public_keys)
+    return card.status, tuple(missing)
+
+
+def _facts(req: RelayRequest, row: CardSession, done: _Computed) -> ApduFacts:
+    header = req.apdu[:4].ljust(4, b"\x00")
+    return ApduFacts(
+        cla=header[0],
+        ins=header[1],
+        p2=header[3],
+        sw=int.from_bytes(done.response[-2:], "big"),
+        before=done.before,
+        after=done.after,
+        session_id=row.id,
+        link_id=req.link_id,
+        mode=req.mode.value,
+    )
+
+
+def _touch(session: Session, rt: Runtime, snap: Snapshot) -> tuple[datetime, datetime]:
+    """Restart the session's idle timer, only if it still lives (logout, lock, revocation
+    and expiry delete or end it): the APDU commits inside a live session or not at all."""
+    now = rt.clock()
+    row = snap.session
+    policy = OrganisationPolicy.from_dict(snap.organisation.policy)
+    idle = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
+    changed = _execute(
+        session,
+        update(CardSession)
+        .where(
+            CardSession.id == row.id,
+            CardSession.expires_at > now,
+            CardSession.idle_expires_at > now,
+        )
+        .values(last_used_at=now, idle_expires_at=idle),
+    )
+    if changed != 1:
+        raise card_sessions.SessionInvalid("The session has ended; sign in again.")
+    return row.expires_at, idle
+
+
+def _save_card(session: Session, rt: Runtime, snap: Snapshot, done: _Computed) -> bool:
+    """CAS on the card's PIV row; False when this APDU changed nothing of the card."""
+    state = dump_state(done.card_part).decode()
+    effects = done.effects
+    if state == snap.piv.state and not (effects.secrets or effects.public_keys):
+        return False
+    values: dict[str, object] = {
+        "state": state,
+        "version": PivCard.version + 1,
+        "updated_at": rt.clock(),
+    }
+    if effects.secrets is not None:
+        version = snap.piv.secrets_version + 1
+        values["secrets"] = seal_secrets(rt.master_key, snap.card.id, version, effects.secrets)
+        values["secrets_version"] = version
+    if effects.public_keys:
+        values["public_keys"] = _public_keys(snap, done)
+    changed = _execute(
+        session,
+        update(PivCard)
+        .where(PivCard.card_id == snap.card.id, PivCard.version == snap.piv.version)
+        .values(**values),
+    )
+    if changed != 1:
+        raise _Raced()
+    return True
+
+
+def _public_keys(snap: Snapshot, done: _Computed) -> dict[str, str]:
+    keys = dict(snap.piv.public_keys)
+    for slot, spki in done.effects.public_keys.items():
+        keys[f"{int(slot):02x}"] = base64.b64encode(spki).decode()
+    return keys
+
+
+def _save_link(
+    session: Session, rt: Runtime, snap: Snapshot, req: RelayRequest, done: _Computed
+) -> None:
+    now = rt.clock()
+    values: dict[str, object] = {
+        "link_state": dump_link_state(done.link_part).decode(),
+        "version": PivLink.version + 1,
+        "last_seq": req.seq,
+        "last_response": keep(req.key, snap.link.id, req.seq, done.response, whole=done.whole),
+        "last_used_at": now,
+    }
+    effects = done.effects
+    if effects.recheck_clear:
+        values["pin_recheck"] = None
+    elif effects.recheck_block is not None:
+        values["pin_recheck"] = done.recheck.seal(rt.master_key, effects.recheck_block, now)
+    changed = _execute(
+        session,
+        update(PivLink)
+        .where(PivLink.id == snap.link.id, PivLink.version == snap.link.version)
+        .values(**values),
+    )
+    if changed != 1:
+        raise _Raced()
+
+
+def _save_record(session: Session, rt: Runtime, snap: Snapshot, done: _Computed) -> Card:
+    card = _locked_card(session, snap)
+    if card.record_version != snap.card.record_version:
+        raise _Raced()
+    assert done.effects.record is not None
+    seal_record(session, rt.master_key, card, done.effects.record)
+    return card
+
+
+def _locked_card(session: Session, snap: Snapshot) -> Card:
+    card = session.get(Card, snap.card.id, with_for_update=True, populate_existing=True)
+    if card is None or card.status not in snapshot.USABLE[Mode(snap.link.mode)]:
+        raise LinkClosed("This card can no longer be used here.")
+    return card
+
+
+def _actor(actor: Actor, row: CardSession) -> Actor:
+    prefix = "ra" if row.purpose == "ra" else "holder"
+    return Actor(
+        ref=f"{prefix}:{row.person_id}",
+        display=f"{prefix} {row.person_id}",
+        client_address=actor.client_address,
+        request_id=actor.request_id,
+    )
+
+
+def _execute(session: Session, statement: Executable) -> int:
+    """Run an UPDATE without the ORM's session synchronisation; returns the rows it changed."""
+    result = session.execute(statement, execution_options={"synchronize_session": False})
+    return _rowcount(result)
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _answer(snap: Snapshot, response: bytes, whole: bool) -> RelayAnswer:
+    return RelayAnswer(
+        response=response,
+        card_status=snap.card.status,
+        expires_at=snap.session.expires_at,
+        idle_expires_at=snap.session.idle_expires_at,
+        whole=whole,
+    )

@@ -1,0 +1,101 @@
+"""What an APDU is computed from: session, link, card, applet and organisation, read at once.
+
+Every check that can be made before the APDU runs is made here -- the session is the token's
+and has not expired, the client is on an allowed network, the link belongs to the session and
+has the right mode, the card may be used in that mode, an issuing RA still holds the role.
+The relay commits only if nothing of it moved since (see relay.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NoReturn
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cardvault.errors import PermissionDenied
+from cardvault.services import card_sessions, network
+from cardvault.services.piv import issuance
+from cardvault.services.piv.links import LinkClosed
+from cardvault.services.piv.ports import Mode
+from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.models import (
+    Card,
+    CardSession,
+    CardStatus,
+    Organisation,
+    PivCard,
+    PivLink,
+    RaRoleGrant,
+)
+
+__all__ = ["USABLE", "Snapshot", "take"]
+
+#: the card statuses in which each kind of link works
+USABLE = {
+    Mode.USE: (CardStatus.ACTIVE.value,),
+    Mode.ISSUANCE: (CardStatus.BLANK.value, CardStatus.ISSUED.value),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snapshot:
+    session: CardSession
+    link: PivLink
+    card: Card
+    piv: PivCard
+    organisation: Organisation
+
+
+def take(rt: Runtime, actor: Actor, *, mode: Mode, token: str, link_id: str) -> Snapshot:
+    """One read of everything, checked; SessionInvalid, LinkClosed or PermissionDenied."""
+    acting = func.coalesce(CardSession.acting_organisation_id, CardSession.organisation_id)
+    query = (
+        select(CardSession, PivLink, Card, PivCard, Organisation)
+        .join(PivLink, PivLink.session_id == CardSession.id)
+        .join(Card, Card.id == PivLink.card_id)
+        .join(PivCard, PivCard.card_id == Card.id)
+        .join(Organisation, Organisation.id == acting)
+        .where(CardSession.token_hash == card_sessions.token_hash(token), PivLink.id == link_id)
+    )
+    with rt.db() as session:
+        found = session.execute(query).one_or_none()
+        if found is None:
+            _why_not_found(session, token)
+        row, link, card, piv, org = found
+        if mode is Mode.ISSUANCE:
+            _check_issuer(session, row)
+    _check_live(rt, actor, row, org)
+    if link.mode != mode.value or card.status not in USABLE[mode]:
+        raise LinkClosed("This card can no longer be used here.")
+    return Snapshot(session=row, link=link, card=card, piv=piv, organisation=org)
+
+
+def _why_not_found(session: Session, token: str) -> NoReturn:
+    hashed = card_sessions.token_hash(token)
+    if session.scalar(select(CardSession.id).where(CardSession.token_hash == hashed)) is None:
+        raise card_sessions.SessionInvalid()
+    raise LinkClosed("This card is no longer in the reader; start the connector again.")
+
+
+def _check_live(rt: Runtime, actor: Actor, row: CardSession, org: Organisation) -> None:
+    now = rt.clock()
+    if now >= row.expires_at or now >= row.idle_expires_at:
+        raise card_sessions.SessionInvalid("The session has expired; sign in again.")
+    network.check_client(org, actor.client_address)
+
+
+def _check_issuer(session: Session, row: CardSession) -> None:
+    """An issuance link needs an RA session whose issuing role is still granted."""
+    if row.purpose != "ra" or row.acting_role not in issuance.ISSUERS:
+        raise PermissionDenied("Choose an RA role that allows this first.")
+    granted = session.scalar(
+        select(RaRoleGrant.id).where(
+            RaRoleGrant.person_id == row.person_id,
+            RaRoleGrant.organisation_id == row.acting_organisation_id,
+            RaRoleGrant.role == row.acting_role,
+        )
+    )
+    if granted is None:
+        raise PermissionDenied("Your RA role has been withdrawn.")

@@ -1,0 +1,147 @@
+"""What an APDU leaves in the audit trail (DESIGN §3.7): every use of a key, every wrong PIN
+or PUK, every change to the card -- never a PIN, a key or the data that was signed (only its
+SHA-256). Written in the same transaction as the new state, so a card operation whose event
+cannot be written does not happen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cardvault.card.apdu import Sw
+from cardvault.card.piv import Ins, PinRef, PivState, Slot
+from cardvault.services import audit
+from cardvault.services.piv.ports import Effects, key_role
+from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.models import Card
+
+__all__ = ["ApduFacts", "record_apdu"]
+
+_OPERATION_ACTIONS = {"sign": "card.signed", "decrypt": "card.decrypted", "ecdh": "card.key_agreed"}
+_REFUSALS = {
+    Sw.SECURITY_STATUS_NOT_SATISFIED: "card PIN not verified",
+    Sw.AUTH_METHOD_BLOCKED: "card PIN blocked",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApduFacts:
+    """The APDU's header, its status word and the states around it."""
+
+    cla: int
+    ins: int
+    p2: int
+    sw: int
+    before: PivState
+    after: PivState
+    session_id: str
+    link_id: str
+    mode: str
+
+
+def record_apdu(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card: Card,
+    organisation_id: str,
+    facts: ApduFacts,
+    effects: Effects,
+) -> None:
+    """Card use goes to the chain of the organisation the session is in (DESIGN §3.6)."""
+    events = [
+        *_key_uses(facts, effects),
+        *_refusal(facts),
+        *_reference_events(facts, effects),
+        *_administration(facts, effects),
+    ]
+    for action, outcome, reason, details in events:
+        audit.record(
+            session,
+            rt,
+            actor,
+            action=action,
+            outcome=outcome,
+            reason=reason,
+            organisation_id=organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={
+                "channel": "pcsc",
+                "mode": facts.mode,
+                "session": facts.session_id,
+                "link": facts.link_id,
+                **details,
+            },
+        )
+
+
+Event = tuple[str, str, str | None, dict[str, Any]]
+
+
+def _key_uses(facts: ApduFacts, effects: Effects) -> list[Event]:
+    return [
+        (
+            _OPERATION_ACTIONS[use.operation],
+            "success",
+            None,
+            {
+                "slot": f"{int(use.slot):02x}",
+                "key": key_role(use.slot),
+                "algorithm": use.algorithm.name,
+                "input_sha256": use.input_sha256,
+            },
+        )
+        for use in effects.key_uses
+    ]
+
+
+def _refusal(facts: ApduFacts) -> list[Event]:
+    """A key the applet refused to use (no PIN, PIN blocked): the failed use is audited too."""
+    chained = bool(facts.cla & 0x10)
+    if facts.ins != Ins.GENERAL_AUTHENTICATE or chained or facts.sw not in _REFUSALS:
+        return []
+    if facts.p2 == Slot.CARD_MANAGEMENT:
+        return [("piv.management_authenticated", "failure", "wrong management key", {})]
+    return [("card.signed", "failure", _REFUSALS[Sw(facts.sw)], {"slot": f"{facts.p2:02x}"})]
+
+
+def _reference_events(facts: ApduFacts, effects: Effects) -> list[Event]:
+    events: list[Event] = []
+    for reference, right in effects.checks:
+        name = "PUK" if reference is PinRef.PUK else "card PIN"
+        counter = facts.after.puk_tries if reference is PinRef.PUK else facts.after.pin_tries
+        if not right:
+            details = {"reference": name, "attempts_left": counter.left}
+            events.append(("piv.verify", "failure", f"incorrect {name}", details))
+            if counter.blocked:
+                events.append(("piv.blocked", "success", f"{name} blocked", {"reference": name}))
+    for reference in effects.changed:
+        unblock = facts.ins == Ins.RESET_RETRY_COUNTER
+        action = "piv.pin_reset" if unblock else f"piv.{reference.name.lower()}_changed"
+        events.append((action, "success", None, {}))
+    return events
+
+
+def _administration(facts: ApduFacts, effects: Effects) -> list[Event]:
+    events: list[Event] = []
+    was = facts.before.security.management_authenticated
+    if facts.after.security.management_authenticated and not was:
+        events.append(("piv.management_authenticated", "success", None, {}))
+    if effects.management_changed:
+        name = facts.after.management_algorithm.name
+        events.append(("piv.management_key_changed", "success", None, {"algorithm": name}))
+    for slot, generated in effects.generated:
+        details = {"slot": f"{int(slot):02x}", "algorithm": generated.name}
+        events.append(("piv.key_generated", "success", None, details))
+    before, after = dict(facts.before.objects), dict(facts.after.objects)
+    for tag in sorted(before.keys() | after.keys()):
+        if before.get(tag) != after.get(tag):
+            size = len(after.get(tag, b""))
+            events.append(
+                ("piv.object_written", "success", None, {"tag": f"{tag:x}", "size": size})
+            )
+    return events

@@ -1,0 +1,234 @@
+"""The PC/SC channel's relay (DESIGN §3.8): a connector inserts a card, then sends its APDUs.
+
+Every request that carries a key (SK of a card session, or an issuance key) or an APDU is a
+JWE both ways; the answer APDU comes back encrypted too (it may be a decrypted secret).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from cardvault.card.piv import ATR
+from cardvault.errors import InvalidInput
+from cardvault.services.piv import issuance, links
+from cardvault.services.piv.ports import Mode
+from cardvault.services.piv.relay import RelayAnswer, RelayRequest, relay
+from cardvault.services.runtime import Runtime
+from cardvault.web.client_address import actor_for
+from cardvault.web.deps import bearer_token, runtime
+from cardvault.web.jose import JOSE_BODY, open_body, sealed
+
+router = APIRouter(prefix="/api/v1/piv", tags=["pc/sc"])
+
+#: an extended command APDU with 64 KiB of data, in base64, fits in this
+_MAX_APDU_B64 = 87_400
+LinkId = Annotated[str, Path(max_length=36)]
+
+
+def _b64(value: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"{what} must be base64.", field=what) from exc
+
+
+def _out(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+class LinkIn(BaseModel):
+    token: str = Field(min_length=10, max_length=200)
+    session_key: str = Field(min_length=40, max_length=60)
+    serial: str | None = Field(default=None, max_length=20)
+
+
+class LinkOut(BaseModel):
+    link_id: str
+    serial: str
+    atr: str = Field(description="the card's ATR (hex), for the virtual reader")
+    objects: dict[str, str | None] = Field(description="GET DATA answers by tag (hex), or null")
+    constant: dict[str, str] = Field(description="answers (hex) to probe APDUs (hex)")
+    expires_at: datetime
+    idle_expires_at: datetime
+
+
+class _ApduBase(BaseModel):
+    token: str = Field(min_length=10, max_length=200)
+    link_id: str = Field(max_length=36)
+    seq: int = Field(ge=1, lt=2**62, description="grows with every request of the link")
+    apdu: str = Field(min_length=4, max_length=_MAX_APDU_B64, description="base64")
+    power_up: bool = Field(default=False, description="the reader powered the card up first")
+    drain: bool = Field(
+        default=False, description="answer a long response whole; the connector cuts it up"
+    )
+    chain: list[Annotated[str, Field(max_length=400)]] = Field(
+        default_factory=list,
+        max_length=40,
+        description="earlier parts of a chained command (CLA 10), base64, in order",
+    )
+
+
+class ApduIn(_ApduBase):
+    session_key: str = Field(min_length=40, max_length=60)
+
+
+class ApduOut(BaseModel):
+    response: str
+    card_status: str
+    expires_at: datetime
+    idle_expires_at: datetime
+    missing: list[str] = []
+    whole: bool = False
+
+
+class IssuanceIn(BaseModel):
+    token: str = Field(min_length=10, max_length=200)
+    user_id: str = Field(max_length=20)
+    organisation: str = Field(max_length=32)
+
+
+class IssuanceOut(BaseModel):
+    link_id: str
+    serial: str
+    atr: str
+    issuance_key: str
+    holder: str
+    organisation: str
+    expires_at: datetime
+    idle_expires_at: datetime
+
+
+class IssuanceApduIn(_ApduBase):
+    issuance_key: str = Field(min_length=40, max_length=60)
+
+
+class LinkStatusOut(BaseModel):
+    alive: bool
+    expires_at: datetime | None = None
+    idle_expires_at: datetime | None = None
+
+
+@router.post("/links", openapi_extra=JOSE_BODY, response_class=Response)
+async def open_link(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """Insert the card of this card session into a new virtual reader link."""
+    body, rkey = await open_body(request, rt, LinkIn)
+    link = await run_in_threadpool(
+        links.open_use_link,
+        rt,
+        actor_for(request, rt),
+        token=body.token,
+        session_key=_b64(body.session_key, "session_key"),
+        serial=body.serial,
+    )
+    objects = {f"{tag:x}": None if v is None else v.hex() for tag, v in link.objects.items()}
+    out = LinkOut(
+        link_id=link.link_id,
+        serial=link.serial,
+        atr=ATR.hex(),
+        objects=objects,
+        constant={apdu.hex(): answer.hex() for apdu, answer in link.constant.items()},
+        expires_at=link.expires_at,
+        idle_expires_at=link.idle_expires_at,
+    )
+    return sealed(rkey, out)
+
+
+@router.post("/apdu", openapi_extra=JOSE_BODY, response_class=Response)
+async def apdu(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """One command APDU for the card in a holder's link; the response APDU comes back."""
+    body, rkey = await open_body(request, rt, ApduIn)
+    req = _relay_request(Mode.USE, body, _b64(body.session_key, "session_key"))
+    answer = await run_in_threadpool(relay, rt, actor_for(request, rt), req)
+    return sealed(rkey, _apdu_out(answer))
+
+
+@router.post("/issuance", openapi_extra=JOSE_BODY, response_class=Response)
+async def start_issuance(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """Insert a blank card for a person into the RA's reader (an issuing RA role is needed)."""
+    body, rkey = await open_body(request, rt, IssuanceIn)
+    started = await run_in_threadpool(
+        issuance.start,
+        rt,
+        actor_for(request, rt),
+        token=body.token,
+        user_id=body.user_id,
+        org_code=body.organisation,
+    )
+    out = IssuanceOut(
+        link_id=started.link_id,
+        serial=started.serial,
+        atr=ATR.hex(),
+        issuance_key=_out(started.issuance_key),
+        holder=started.holder,
+        organisation=started.organisation,
+        expires_at=started.expires_at,
+        idle_expires_at=started.idle_expires_at,
+    )
+    return sealed(rkey, out)
+
+
+@router.post("/issuance/apdu", openapi_extra=JOSE_BODY, response_class=Response)
+async def issuance_apdu(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """One command APDU for a card being issued; the answer says what is still missing."""
+    body, rkey = await open_body(request, rt, IssuanceApduIn)
+    req = _relay_request(Mode.ISSUANCE, body, _b64(body.issuance_key, "issuance_key"))
+    answer = await run_in_threadpool(relay, rt, actor_for(request, rt), req)
+    return sealed(rkey, _apdu_out(answer))
+
+
+@router.get("/links/{link_id}", response_model=LinkStatusOut)
+def link_status(
+    link_id: LinkId,
+    rt: Annotated[Runtime, Depends(runtime)],
+    token: Annotated[str, Depends(bearer_token)],
+) -> LinkStatusOut:
+    """Whether the link still works; does not restart the session's idle timer."""
+    found = links.status(rt, token=token, link_id=link_id)
+    return LinkStatusOut(
+        alive=found.alive, expires_at=found.expires_at, idle_expires_at=found.idle_expires_at
+    )
+
+
+@router.delete("/links/{link_id}", status_code=204)
+def close_link(
+    link_id: LinkId,
+    request: Request,
+    rt: Annotated[Runtime, Depends(runtime)],
+    token: Annotated[str, Depends(bearer_token)],
+) -> Response:
+    """Remove the card from the reader (an issuance key stops working at once)."""
+    links.close(rt, actor_for(request, rt), token=token, link_id=link_id)
+    return Response(status_code=204)
+
+
+def _relay_request(mode: Mode, body: _ApduBase, key: bytes) -> RelayRequest:
+    return RelayRequest(
+        mode=mode,
+        token=body.token,
+        key=key,
+        link_id=body.link_id,
+        seq=body.seq,
+        apdu=_b64(body.apdu, "apdu"),
+        power_up=body.power_up,
+        drain=body.drain,
+        chain=tuple(_b64(part, "chain") for part in body.chain),
+    )
+
+
+def _apdu_out(answer: RelayAnswer) -> ApduOut:
+    return ApduOut(
+        response=_out(answer.response),
+        card_status=answer.card_status,
+        expires_at=answer.expires_at,
+        idle_expires_at=answer.idle_expires_at,
+        missing=list(answer.missing),
+        whole=answer.whole,
+    )

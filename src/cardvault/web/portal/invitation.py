@@ -1,0 +1,121 @@
+"""Finishing an invitation: the SMS code, then the passcode and three security questions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.services import invitations, links, recovery
+from cardvault.services.enrolment import SecurityAnswer
+from cardvault.web import ui
+from cardvault.web.client_address import actor_for
+from cardvault.web.portal.common import (
+    Rt,
+    View,
+    checked_form,
+    clear_step,
+    link_problem,
+    set_step,
+    step_of,
+)
+
+router = APIRouter(prefix="/portal/invitation", tags=["portal"], include_in_schema=False)
+
+ENDING = (links.LinkInvalid, links.LinkUsed, recovery.RecoveryStepInvalid)
+SECRETS = ("passcode", "confirm", "answer1", "answer2", "answer3")
+#: service field names → this form's names
+FIELDS = {"questions": "question1"}
+
+
+def _code_page(request: Request, rt: Rt, token: str, form: ui.Form, status: int = 200) -> Response:
+    try:
+        page = invitations.open_invitation(rt, token)
+    except ENDING as exc:
+        return link_problem(request, exc)
+    return ui.render(
+        request, "portal/invitation_code.html", status=status, page=page, form=form, token=token
+    )
+
+
+@router.get("/{token}")
+def code_page(request: Request, rt: Rt, view: View, token: str) -> Response:
+    return _code_page(request, rt, token, ui.Form())
+
+
+@router.post("/{token}")
+async def code(request: Request, rt: Rt, view: View, token: str) -> Response:
+    form = await checked_form(request, view, secrets=("code",))
+    actor = actor_for(request, rt, ref="holder:portal", display="card holder")
+    try:
+        accepted = await run_in_threadpool(
+            invitations.confirm_code, rt, actor, token, form.get("code")
+        )
+    except ENDING as exc:
+        return link_problem(request, exc)
+    except (InvalidInput, AuthenticationFailed) as exc:
+        form.add_exception(exc, default="code")
+        return _code_page(request, rt, token, form.shown(), status=exc.http_status)
+    response = ui.redirect(f"/portal/invitation/{token}/setup")
+    return set_step(response, accepted.transaction_id, accepted.key)
+
+
+def _setup(request: Request, rt: Rt, token: str, form: ui.Form, status: int = 200) -> Response:
+    questions = [(q, q) for q in rt.settings.security_questions]
+    return ui.render(
+        request,
+        "portal/invitation_setup.html",
+        status=status,
+        form=form,
+        token=token,
+        questions=questions,
+    )
+
+
+@router.get("/{token}/setup")
+def setup_page(request: Request, rt: Rt, view: View, token: str) -> Response:
+    txn_id, key = step_of(request)
+    try:
+        invitations.check_step(rt, token, txn_id, key)
+    except ENDING as exc:
+        return link_problem(request, exc, restart=f"/portal/invitation/{token}")
+    defaults = {f"question{n}": q for n, q in enumerate(rt.settings.security_questions[:3], 1)}
+    return _setup(request, rt, token, ui.Form(values=defaults))
+
+
+def _answers(form: ui.Form) -> tuple[SecurityAnswer, ...]:
+    return tuple(
+        SecurityAnswer(
+            question=form.get(f"own_question{n}").strip() or form.get(f"question{n}"),
+            answer=form.get(f"answer{n}"),
+        )
+        for n in (1, 2, 3)
+    )
+
+
+@router.post("/{token}/setup")
+async def setup(request: Request, rt: Rt, view: View, token: str) -> Response:
+    form = await checked_form(request, view, secrets=SECRETS)
+    txn_id, key = step_of(request)
+    actor = actor_for(request, rt, ref="holder:portal", display="card holder")
+    try:
+        done = await run_in_threadpool(
+            invitations.complete,
+            rt,
+            actor,
+            token,
+            txn_id,
+            key,
+            passcode=form.get("passcode"),
+            confirm=form.get("confirm"),
+            answers=_answers(form),
+            want_recovery_code=form.get("recovery_code") == "yes",
+        )
+    except ENDING as exc:
+        return link_problem(request, exc, restart=f"/portal/invitation/{token}")
+    except InvalidInput as exc:
+        form.add_exception(exc, fields=FIELDS, default="passcode")
+        return _setup(request, rt, token, form.shown(), status=422)
+    response = ui.render(request, "portal/invitation_done.html", done=done)
+    return clear_step(response)

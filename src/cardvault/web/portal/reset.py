@@ -1,0 +1,203 @@
+"""Forgotten passcode, and the reset behind a link: questions → second factor → passcode."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.services import links, recovery, reset_links
+from cardvault.services.factors import FactorFailed
+from cardvault.web import ui
+from cardvault.web.client_address import actor_for
+from cardvault.web.portal.common import (
+    Rt,
+    View,
+    checked_form,
+    clear_step,
+    link_problem,
+    set_step,
+    step_of,
+)
+
+router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)
+
+#: errors that end a reset: the link or the card no longer allows it
+ENDING = (
+    links.LinkInvalid,
+    links.LinkUsed,
+    recovery.RecoveryBlocked,
+    recovery.RecoveryNotAllowed,
+    recovery.RecoveryStepInvalid,
+)
+ANSWER_FIELDS = ("answer1", "answer2", "answer3", "recovery_code")
+
+
+def _dev_outbox(rt: Rt) -> bool:
+    return rt.settings.development and rt.settings.mail_mode == "outbox"
+
+
+@router.get("")
+def start(request: Request, rt: Rt, view: View) -> Response:
+    return ui.render(request, "portal/start.html", dev_outbox=_dev_outbox(rt))
+
+
+@router.post("/forgotten")
+async def forgotten(request: Request, rt: Rt, view: View) -> Response:
+    form = await checked_form(request, view)
+    try:
+        await run_in_threadpool(
+            reset_links.request_reset, rt, actor_for(request, rt), form.get("identifier")
+        )
+    except InvalidInput as exc:
+        form.add_exception(exc, default="identifier")
+        return ui.render(
+            request, "portal/start.html", status=422, form=form, dev_outbox=_dev_outbox(rt)
+        )
+    return ui.render(request, "portal/forgotten_sent.html", dev_outbox=_dev_outbox(rt))
+
+
+@router.get("/reset-done")
+def done(request: Request, view: View) -> Response:
+    return ui.render(request, "portal/reset_done.html")
+
+
+# --- step 1: the questions ------------------------------------------------------------------
+
+
+def _questions(request: Request, rt: Rt, token: str, form: ui.Form, status: int = 200) -> Response:
+    try:
+        page = recovery.open_reset(rt, token)
+    except ENDING as exc:
+        return link_problem(request, exc)
+    return ui.render(
+        request, "portal/reset_questions.html", status=status, page=page, form=form, token=token
+    )
+
+
+@router.get("/reset/{token}")
+def questions(request: Request, rt: Rt, view: View, token: str) -> Response:
+    return _questions(request, rt, token, ui.Form())
+
+
+@router.post("/reset/{token}")
+async def answer(request: Request, rt: Rt, view: View, token: str) -> Response:
+    form = await checked_form(request, view, secrets=ANSWER_FIELDS)
+    answers = {n: form.get(f"answer{n}") for n in (1, 2, 3)}
+    try:
+        step = await run_in_threadpool(
+            recovery.answer,
+            rt,
+            actor_for(request, rt, ref="holder:portal", display="card holder"),
+            token,
+            answers=answers,
+            recovery_code=form.get("recovery_code") or None,
+        )
+    except ENDING as exc:
+        return link_problem(request, exc)
+    except (InvalidInput, AuthenticationFailed) as exc:
+        form.add_exception(exc, default="answer1")
+        return _questions(request, rt, token, form.shown(), status=exc.http_status)
+    return set_step(ui.redirect(_next(token, step.step)), step.transaction_id, step.key)
+
+
+def _next(token: str, step: str) -> str:
+    page = "factor" if step == recovery.STEP_FACTOR else "passcode"
+    return f"/portal/reset/{token}/{page}"
+
+
+def _current(request: Request, rt: Rt, token: str, expected: str) -> recovery.Progress:
+    txn_id, key = step_of(request)
+    progress = recovery.current_step(rt, token, txn_id, key)
+    if progress.step != expected:
+        raise ui.RedirectTo(_next(token, progress.step))
+    return progress
+
+
+# --- step 2: the second factor --------------------------------------------------------------
+
+
+@router.get("/reset/{token}/factor")
+def factor_page(request: Request, rt: Rt, view: View, token: str) -> Response:
+    try:
+        progress = _current(request, rt, token, recovery.STEP_FACTOR)
+    except ENDING as exc:
+        return link_problem(request, exc, restart=f"/portal/reset/{token}")
+    return _factor(request, token, progress, ui.Form())
+
+
+def _factor(
+    request: Request, token: str, progress: recovery.Progress, form: ui.Form, status: int = 200
+) -> Response:
+    methods = [f["method"] for f in progress.second_factors]
+    return ui.render(
+        request,
+        "portal/reset_factor.html",
+        status=status,
+        methods=methods,
+        form=form,
+        token=token,
+    )
+
+
+@router.post("/reset/{token}/factor")
+async def factor(request: Request, rt: Rt, view: View, token: str) -> Response:
+    form = await checked_form(request, view, secrets=("code",))
+    txn_id, key = step_of(request)
+    actor = actor_for(request, rt, ref="holder:portal", display="card holder")
+    try:
+        step = await run_in_threadpool(
+            recovery.second_factor,
+            rt,
+            actor,
+            token,
+            txn_id,
+            key,
+            {"method": form.get("method", "totp"), "code": form.get("code")},
+        )
+    except ENDING as exc:
+        return link_problem(request, exc, restart=f"/portal/reset/{token}")
+    except (FactorFailed, InvalidInput) as exc:
+        form.add_exception(exc, fields={"method": "code"}, default="code")
+        progress = recovery.current_step(rt, token, txn_id, key)
+        return _factor(request, token, progress, form.shown(), status=exc.http_status)
+    return ui.redirect(_next(token, step.step))
+
+
+# --- step 3: the new passcode ---------------------------------------------------------------
+
+
+@router.get("/reset/{token}/passcode")
+def passcode_page(request: Request, rt: Rt, view: View, token: str) -> Response:
+    try:
+        _current(request, rt, token, recovery.STEP_PASSCODE)
+    except ENDING as exc:
+        return link_problem(request, exc, restart=f"/portal/reset/{token}")
+    return ui.render(request, "portal/reset_passcode.html", form=ui.Form(), token=token)
+
+
+@router.post("/reset/{token}/passcode")
+async def passcode(request: Request, rt: Rt, view: View, token: str) -> Response:
+    form = await checked_form(request, view, secrets=("passcode", "confirm"))
+    txn_id, key = step_of(request)
+    actor = actor_for(request, rt, ref="holder:portal", display="card holder")
+    try:
+        await run_in_threadpool(
+            recovery.set_passcode,
+            rt,
+            actor,
+            token,
+            txn_id,
+            key,
+            passcode=form.get("passcode"),
+            confirm=form.get("confirm"),
+        )
+    except ENDING as exc:
+        return link_problem(request, exc, restart=f"/portal/reset/{token}")
+    except InvalidInput as exc:
+        form.add_exception(exc, default="passcode")
+        return ui.render(
+            request, "portal/reset_passcode.html", status=422, form=form.shown(), token=token
+        )
+    return clear_step(ui.redirect("/portal/reset-done"))

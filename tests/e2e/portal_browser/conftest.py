@@ -1,0 +1,89 @@
+"""Headless Chromium (Debian's ``chromium``, through Playwright's ``executable_path``; never
+``playwright install``) against the app served by uvicorn in a thread at
+``http://localhost:<port>``, with the outbox dispatcher running inside the server as in
+production, sending to a real SMTP server (aiosmtpd) started by the test.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page
+from tests.integration.notify.conftest import Mailbox, SmtpServer, smtp_server, tls
+
+from cardvault.services.runtime import Runtime
+from cardvault.web.app import create_app
+
+__all__ = ["smtp_server", "tls"]
+
+SHOTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "portal"
+
+
+@dataclass(frozen=True)
+class Live:
+    url: str
+    rt: Runtime
+    mailbox: Mailbox
+
+    def wait_for_mail(self, count: int, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.mailbox.received) < count:
+            assert time.monotonic() < deadline, f"{count} emails expected by now"
+            time.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def live(request: pytest.FixtureRequest, rt: Runtime, smtp_server: SmtpServer) -> Iterator[Live]:
+    """The server; ``parametrize("live", ["outbox"], indirect=True)`` runs it as ``make run``
+    does (development mode, file outbox) instead of sending to the SMTP server."""
+    port = _free_port()
+    url = f"http://localhost:{port}"
+    settings = rt.settings
+    settings.public_url = url
+    if getattr(request, "param", "smtp") == "outbox":
+        settings.development, settings.mail_mode = True, "outbox"
+    else:
+        settings.mail_mode, settings.smtp_security = "smtp", "none"
+        settings.smtp_host, settings.smtp_port = "127.0.0.1", smtp_server.port
+    settings.notify_poll_seconds = 0.5
+    settings.reset_request_min_seconds = 0
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield Live(url=url, rt=rt, mailbox=smtp_server.mailbox)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    pg = context.new_page()
+    pg.set_default_timeout(15000)
+    yield pg
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    """Keep a screenshot of the page as a test artefact (test-artifacts/portal/)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)

@@ -1,0 +1,79 @@
+"""``cardvault-agent`` for the PC/SC channel against a live service: RA sign-in with a role,
+role listing and switching, and the connector refusing what a session may not do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.support import auth as a
+from tests.support import factories as f
+from tests.support.live_server import live_server
+from tests.support.pcsc_stack import BIN, run
+
+from cardvault.services import directory
+from cardvault.services.runtime import Actor, Runtime
+
+
+@pytest.fixture
+def server(rt: Runtime) -> Iterator[str]:
+    with live_server(rt) as url:
+        yield url
+
+
+def agent(server: str, state: Path, *args: str, stdin: str = "", check: bool = True) -> str:
+    base = [str(BIN / "cardvault-agent"), "--server", server, "--state-dir", str(state)]
+    return run(*base, *args, stdin=stdin, check=check)
+
+
+def login(server: str, state: Path, who: a.HolderFixture, *extra: str) -> str:
+    return agent(server, state, "login", "--email", who.email, "--passcode-stdin",
+                 "--totp", who.code(), *extra, stdin=f.STRONG_PASSCODE + "\n")  # fmt: skip
+
+
+def test_an_ra_signs_in_with_a_role_and_switches(
+    rt: Runtime, operator: Actor, server: str, tmp_path: Path
+) -> None:
+    a.open_org(rt, operator)
+    a.open_org(rt, operator, "ORG2")
+    ra = a.holder(rt, operator)
+    for org, role in (("ORG1", "ra_agent"), ("ORG2", "ra_manager")):
+        directory.grant_role(rt, operator, user_id=ra.card.user_id, org_code=org, role=role)
+    out = login(server, tmp_path, ra, "--ra", "--organisation", "ORG1", "--role", "ra_agent")
+    assert "acting as ra_agent in ORG1" in out
+    listing = agent(server, tmp_path, "role")
+    assert "ORG1 ra_agent" in listing
+    assert "ORG2 ra_manager" in listing
+    assert "Acting as ra_manager in ORG2" in agent(server, tmp_path, "role", "ORG2", "ra_manager")
+    refused = agent(server, tmp_path, "role", "ORG2", "auditor", check=False)
+    assert "You do not have that RA role" in refused
+
+
+def test_the_connector_refuses_what_the_session_may_not_do(
+    rt: Runtime, operator: Actor, server: str, tmp_path: Path
+) -> None:
+    a.open_org(rt, operator)
+    holder = a.holder(rt, operator)
+    login(server, tmp_path / "holder", holder)
+    out = agent(server, tmp_path / "holder", "connector", "--issue-for", "555000000001",
+                "--org", "ORG1", check=False)  # fmt: skip
+    assert "Issuing a card needs an RA session" in out
+    out = agent(server, tmp_path / "holder", "connector", check=False)
+    assert "was not issued for smartcard software" in out
+    out = agent(server, tmp_path / "holder", "connector", "--card", "CV0000000000", check=False)
+    assert "cannot be used in this session" in out
+
+
+def test_a_role_needs_an_ra_sign_in(
+    rt: Runtime, operator: Actor, server: str, tmp_path: Path
+) -> None:
+    a.open_org(rt, operator)
+    holder = a.holder(rt, operator)
+    out = agent(server, tmp_path, "login", "--email", holder.email, "--passcode-stdin",
+                "--role", "ra_agent", stdin="x\n", check=False)  # fmt: skip
+    assert "--role needs --ra and --organisation" in out
+    login(server, tmp_path, holder)
+    assert "RA roles need an RA session" in agent(
+        server, tmp_path, "role", "ORG1", "ra_agent", check=False
+    )

@@ -1,0 +1,457 @@
+"""The whole PC/SC stack for end-to-end tests and the benchmark: pcscd, a running cardvault
+service (``cardvault serve`` as its own process, over TLS), the identity agent and its
+connector as processes, and the real tools (yubico-piv-tool, OpenSC, OpenSSL).
+
+Only one pcscd can run on a machine, and other engineers' tests use it too: everything here
+runs under an exclusive ``flock`` on /tmp/cardvault-pcsc.lock, reuses a running pcscd (or
+starts ``pcscd --foreground`` and stops it by PID), and uses vpcd slot 0 (port 35963).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pyotp
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from cardvault.config import Settings
+from cardvault.crypto import x509 as cx509
+from cardvault.crypto.tls import development_certificate
+from cardvault.services import ca, directory, methods
+from cardvault.services.runtime import Actor, Runtime, open_runtime
+from tests.support import factories as f
+from tests.support import pcsc_lock
+
+LOCK = Path("/tmp/cardvault-pcsc.lock")
+PID_FILE = Path("/run/pcscd/pcscd.pid")
+READER = "Virtual PCD 00 00"
+VPCD_PORT = 35963
+PKCS11 = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
+TOOLS = ("pcscd", "opensc-tool", "pkcs11-tool", "yubico-piv-tool", "openssl", "curl")
+DEFAULT_KEY = "010203040506070801020304050607080102030405060708"
+BIN = Path(sys.executable).parent
+ORG = "PCSC"
+STRONG_PASSCODE = "correct horse battery staple 42"
+
+
+# -- waiting and pcscd ---------------------------------------------------------------------------
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what} after {timeout} s")
+        time.sleep(0.05)
+
+
+def readers() -> str:
+    result = subprocess.run(["opensc-tool", "-l"], capture_output=True, text=True, check=False)
+    return result.stdout
+
+
+def card_present(reader: str = READER) -> bool:
+    return any(line.split()[1:2] == ["Yes"] and reader in line for line in readers().splitlines())
+
+
+def wait_until_reader_free(timeout: float = 600) -> None:
+    """Slot 0 must be empty before our card goes in: a test run without the lock (an older
+    checkout) may still hold it; vpcd then ignores us until that card leaves."""
+    wait_for(lambda: not card_present(), timeout=timeout, what=f"{READER} to be free")
+
+
+def running_pcscd() -> int | None:
+    try:
+        pid = int(PID_FILE.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def missing_tools() -> list[str]:
+    return [tool for tool in TOOLS if shutil.which(tool) is None]
+
+
+@contextmanager
+def exclusive_pcsc() -> Iterator[None]:
+    """Hold the machine's PC/SC lock for as long as the context lasts (once per process:
+    a second open of the file in the same test session would wait for itself forever)."""
+    with pcsc_lock.exclusive():
+        yield
+
+
+@contextmanager
+def pcscd_running() -> Iterator[None]:
+    """pcscd with the vpcd reader: a running one is reused, else started and stopped by PID."""
+    if running_pcscd() is not None:
+        wait_for(lambda: READER in readers(), timeout=10, what="the vpcd reader")
+        yield
+        return
+    process = subprocess.Popen(["pcscd", "--foreground"], stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: READER in readers(), timeout=10, what="the vpcd reader")
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+# -- tools ---------------------------------------------------------------------------------------
+
+
+def run(*args: str, env: dict[str, str] | None = None, check: bool = True, stdin: str = "") -> str:
+    result = subprocess.run(
+        args, input=stdin, capture_output=True, text=True, env=env, check=False, timeout=120
+    )
+    output = result.stdout + result.stderr
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{output}")
+    return output
+
+
+def ykpiv(*args: str, check: bool = True) -> str:
+    return run("yubico-piv-tool", "-r", READER, *args, check=check)
+
+
+def pkcs11(*args: str, check: bool = True) -> str:
+    return run("pkcs11-tool", "--module", PKCS11, "--slot", str(token_slot()), *args, check=check)
+
+
+def token_slot(reader: str = READER) -> int:
+    """The PKCS#11 slot id of the reader (other engineers may have cards in other readers)."""
+    listing = run("pkcs11-tool", "--module", PKCS11, "-L")
+    found = re.search(rf"Slot \d+ \((0x[0-9a-f]+)\): {re.escape(reader)}\n", listing)
+    assert found, listing
+    return int(found[1], 16)
+
+
+def token_serial(reader: str = READER) -> str:
+    listing = run("pkcs11-tool", "--module", PKCS11, "-L")
+    section = listing.split(f": {reader}\n", 1)[1]
+    found = re.search(r"serial num\s*:\s*(\S+)", section)
+    assert found, listing
+    return found[1]
+
+
+def key_uri(key_id: str, pin: str, reader: str = READER) -> str:
+    return f"pkcs11:serial={token_serial(reader)};id=%{key_id};type=private;pin-value={pin}"
+
+
+def _postgres_url() -> str:
+    return os.environ.get(
+        "CARDVAULT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    )
+
+
+def postgres_reachable() -> bool:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(
+        _postgres_url().replace("postgresql://", "postgresql+psycopg://", 1),
+        connect_args={"connect_timeout": 2},
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def database(kind: str, scratch: Path) -> Iterator[str]:
+    """A SQLite file, or a fresh PostgreSQL database dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{scratch / 'cardvault.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    base = _postgres_url()
+    name = f"cvpcsc_{os.urandom(6).hex()}"
+    admin = create_engine(
+        base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{base.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# -- the service ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """``cardvault serve`` in its own process; ``rt`` is a runtime on the same data."""
+
+    settings: Settings
+    rt: Runtime
+    url: str
+    ca_file: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self.rt.close()
+
+
+def start_service(data_dir: Path, *, env: dict[str, str]) -> Service:
+    """Migrate, then serve over TLS on a free port; returns once /health answers."""
+    cert, key = development_certificate(["localhost"])
+    tls = data_dir / "tls"
+    tls.mkdir(exist_ok=True)
+    (tls / "cert.pem").write_bytes(cert)
+    (tls / "key.pem").write_bytes(key)
+    port = free_port()
+    server_env = {**os.environ, **env, "CARDVAULT_HOST": "127.0.0.1", "CARDVAULT_PORT": str(port)}
+    settings = Settings(
+        data_dir=data_dir,
+        **{k.removeprefix("CARDVAULT_").lower(): v for k, v in env.items()},  # type: ignore[arg-type]
+    )
+    rt = open_runtime(settings, migrate=True)
+    log = data_dir / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(BIN / "cardvault"), "--data-dir", str(data_dir), "serve"],
+            env=server_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    service = Service(
+        settings=settings,
+        rt=rt,
+        url=f"https://localhost:{port}",
+        ca_file=tls / "cert.pem",
+        process=process,
+        log=log,
+    )
+    try:
+        wait_for(lambda: _healthy(service), timeout=30, what="cardvault serve")
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
+def _healthy(service: Service) -> bool:
+    if service.process.poll() is not None:
+        raise AssertionError(f"cardvault serve exited:\n{service.log.read_text()}")
+    try:
+        answer = httpx.get(f"{service.url}/api/v1/health", verify=service.tls(), timeout=2)
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200
+
+
+# -- people --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Person:
+    user_id: str
+    email: str
+    totp_secret: str = field(default="", repr=False)
+    passcode: str = field(default=STRONG_PASSCODE, repr=False)
+
+    def code(self, offset: int = 0) -> str:
+        return str(pyotp.TOTP(self.totp_secret).at(time.time() + offset))
+
+
+def create_ra(rt: Runtime, operator: Actor) -> Person:
+    """An organisation for local clients and an RA user with an active card and TOTP."""
+    directory.create_organisation(
+        rt, operator, code=ORG, name="PC/SC test trust", networks=["127.0.0.0/8", "::1/128"]
+    )
+    email = "rana.admin@example.org"
+    card = f.active_card(rt, operator, ORG, forename="Rana", surname="Admin", email=email)
+    directory.grant_role(rt, operator, user_id=card.user_id, org_code=ORG, role="ra_agent")
+    totp = methods.add_totp(rt, operator, serial=card.serial, org_code=ORG)
+    return Person(user_id=card.user_id, email=email, totp_secret=totp.secret)
+
+
+def create_holder(rt: Runtime, operator: Actor, forename: str = "Hana") -> Person:
+    email = f"{forename.lower()}.holder@example.org"
+    uid = f.person(rt, operator, ORG, forename=forename, surname="Holder", email=email)
+    return Person(user_id=uid, email=email)
+
+
+# -- the agent -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Agent:
+    """``cardvault-agent`` as a person runs it, with its own state directory."""
+
+    service: Service
+    state_dir: Path
+
+    def base(self) -> list[str]:
+        return [
+            str(BIN / "cardvault-agent"),
+            "--server",
+            self.service.url,
+            "--ca-file",
+            str(self.service.ca_file),
+            "--state-dir",
+            str(self.state_dir),
+        ]
+
+    def run(self, *args: str, stdin: str = "", check: bool = True) -> str:
+        return run(*self.base(), *args, stdin=stdin, check=check)
+
+    def login(self, person: Person, *extra: str, offset: int = 0) -> str:
+        return self.run(
+            "login",
+            "--email",
+            person.email,
+            "--passcode-stdin",
+            "--totp",
+            person.code(offset),
+            *extra,
+            stdin=person.passcode + "\n",
+        )
+
+    def connector(self, *args: str, log: Path) -> subprocess.Popen[bytes]:
+        wait_until_reader_free()
+        with log.open("wb") as out:
+            return subprocess.Popen(
+                [*self.base(), "connector", "--poll", "1", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+
+def stop(process: subprocess.Popen[bytes], *, timeout: float = 15) -> int:
+    """SIGTERM by PID (as Ctrl-C would), then wait."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=timeout)
+
+
+# -- issuance with the real tools ------------------------------------------------------------
+
+
+def personalise(service: Service, directory: Path, *, new_key: str, pin: str, puk: str) -> None:
+    """What a card management system does with a blank card, with yubico-piv-tool, OpenSC and
+    OpenSSL: management key, keys in 9A and 9C, a certificate from the CA via a CSR the card
+    signs (9A) and a self-signed one (9C), then PIN and PUK."""
+    ykpiv(f"--key={DEFAULT_KEY}", "-a", "set-mgm-key", f"--new-key={new_key}")
+    for slot, algorithm in (("9a", "RSA2048"), ("9c", "ECCP256")):
+        out = str(directory / f"{slot}.pem")
+        ykpiv(f"--key={new_key}", "-a", "generate", "-s", slot, "-A", algorithm, "-o", out)
+    certificate_from_the_ca(service, directory)
+    self_signed(directory, "9c", "02")
+    for slot in ("9a", "9c"):
+        cert = str(directory / f"{slot}.crt")
+        ykpiv(f"--key={new_key}", "-a", "import-certificate", "-s", slot, "-i", cert)
+    ykpiv("-a", "change-pin", "-P", "123456", "-N", pin)
+    ykpiv("-a", "change-puk", "-P", "12345678", "-N", puk)
+
+
+def engine_env(directory: Path, slot: str) -> dict[str, str]:
+    """OpenSC finds a key without a certificate through PIV_<slot>_KEY (its public key)."""
+    pem, der = directory / f"{slot}.pem", directory / f"{slot}.der"
+    run("openssl", "pkey", "-pubin", "-in", str(pem), "-outform", "DER", "-out", str(der))
+    return {
+        "PATH": "/usr/bin:/bin",
+        f"PIV_{slot.upper()}_KEY": str(der),
+        "OPENSSL_CONF": "/dev/null",
+    }
+
+
+def certificate_from_the_ca(service: Service, directory: Path) -> None:
+    """9A: the card signs a CSR (OpenSSL's pkcs11 engine through OpenSC); the CA certifies it."""
+    csr_path = directory / "9a.csr"
+    uri = key_uri("01", "123456")
+    run(
+        "openssl",
+        "req",
+        "-new",
+        "-engine",
+        "pkcs11",
+        "-keyform",
+        "engine",
+        "-key",
+        uri,
+        "-subj",
+        "/CN=Hana Holder",
+        "-out",
+        str(csr_path),
+        env=engine_env(directory, "9a"),
+    )
+    csr = x509.load_pem_x509_csr(csr_path.read_bytes())
+    assert csr.is_signature_valid, "the card's key signed the request"
+    issuer = ca.load(service.rt)
+    public = csr.public_key()
+    assert isinstance(public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
+    cert = cx509.issue_card_certificate(
+        ca_key=issuer.key,
+        ca_cert=issuer.cert,
+        subject=csr.subject,
+        public_key=public,
+        usage=cx509.CertUsage.AUTHENTICATION,
+        now=service.rt.clock(),
+    )
+    (directory / "9a.crt").write_bytes(cx509.certificate_to_pem(cert))
+    (directory / "ca.pem").write_bytes(issuer.cert_pem)
+
+
+def self_signed(directory: Path, slot: str, key_id: str) -> None:
+    """Self-signed through OpenSC; 9C asks for the PIN again for the signature (PIN always)."""
+    out = str(directory / f"{slot}.crt")
+    run(
+        "openssl",
+        "req",
+        "-new",
+        "-x509",
+        "-engine",
+        "pkcs11",
+        "-keyform",
+        "engine",
+        "-key",
+        key_uri(key_id, "123456"),
+        "-subj",
+        f"/CN=Hana Holder {slot}",
+        "-days",
+        "30",
+        "-out",
+        out,
+        env=engine_env(directory, slot),
+        stdin="123456\n",
+    )
