@@ -29,7 +29,8 @@ system-deps:
 	scripts/install-system-deps
 
 ## test: everything CI runs — lint, types, import layers, tests on SQLite and PostgreSQL
-test: $(TSTAMP) system-deps lint typecheck layers
+## (system packages first: pyscard builds against libpcsclite-dev with swig)
+test: system-deps $(TSTAMP) lint typecheck layers
 	$(BIN)/python -m pytest -q -n 2 -m "not pcsc"
 	$(BIN)/python -m pytest -q -m pcsc
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,15 @@ class Settings(BaseSettings):
     )
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    webauthn_rp_id: str | None = Field(
+        default=None,
+        description="WebAuthn relying-party id for security keys; default: the public URL's host",
+    )
+    webauthn_origins: list[str] = Field(
+        default_factory=list,
+        description="web origins allowed to use security keys; default: the public URL's origin",
+    )
+    webauthn_timeout_ms: int = Field(default=60000, ge=1000, le=600000)
     development: bool = Field(
         default=False, description="dev conveniences (outbox links); never in production"
     )
@@ -116,12 +126,6 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_SECURITY_QUESTIONS),
         description="the questions offered at enrolment (a holder may also write their own)",
     )
-    webauthn_rp_id: str | None = Field(
-        default=None, description="WebAuthn RP ID; default: the host of the public URL"
-    )
-    webauthn_origins: list[str] = Field(
-        default_factory=list, description="origins allowed for WebAuthn; default: the public URL"
-    )
 
     @model_validator(mode="after")
     def _kdf_floor(self) -> Settings:
@@ -154,6 +158,18 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return self.public_url or f"https://{self.host}:{self.port}"
+
+    @property
+    def rp_id(self) -> str:
+        """The WebAuthn RP ID: security keys bind their credentials to it for good."""
+        return self.webauthn_rp_id or (urlsplit(self.base_url).hostname or self.host)
+
+    @property
+    def rp_origins(self) -> tuple[str, ...]:
+        if self.webauthn_origins:
+            return tuple(o.rstrip("/") for o in self.webauthn_origins)
+        parts = urlsplit(self.base_url)
+        return (f"{parts.scheme}://{parts.netloc}",)
 
     @property
     def keys_dir(self) -> Path:

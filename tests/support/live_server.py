@@ -21,9 +21,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: ASGIApp, *, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve ``app`` on a free port; yields ``http://localhost:<port>``."""
-    port = free_port()
+def serve(app: ASGIApp, *, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` on a free port (or ``port``); yields ``http://localhost:<port>``."""
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     )
@@ -39,6 +39,20 @@ def serve(app: ASGIApp, *, host: str = "127.0.0.1") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def serve_runtime(rt: Runtime, **settings: object) -> Iterator[str]:
+    """Serve the test's own runtime at http://localhost:<port>, which is also its public
+    address (and so its WebAuthn origin): the test seeds and inspects the same database."""
+    from cardvault.web.app import create_app
+
+    port = free_port()
+    url = f"http://localhost:{port}"
+    rt.settings = rt.settings.model_copy(update={"public_url": url, **settings})
+    with serve(create_app(rt), port=port) as served:
+        assert served == url
+        yield url
 
 
 @contextmanager

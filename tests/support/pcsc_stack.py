@@ -9,7 +9,6 @@ starts ``pcscd --foreground`` and stops it by PID), and uses vpcd slot 0 (port 3
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
@@ -35,6 +34,7 @@ from cardvault.crypto.tls import development_certificate
 from cardvault.services import ca, directory, methods
 from cardvault.services.runtime import Actor, Runtime, open_runtime
 from tests.support import factories as f
+from tests.support import pcsc_lock
 
 LOCK = Path("/tmp/cardvault-pcsc.lock")
 PID_FILE = Path("/run/pcscd/pcscd.pid")
@@ -89,13 +89,10 @@ def missing_tools() -> list[str]:
 
 @contextmanager
 def exclusive_pcsc() -> Iterator[None]:
-    """Hold the machine's PC/SC lock (blocking) for as long as the context lasts."""
-    with LOCK.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Hold the machine's PC/SC lock for as long as the context lasts (once per process:
+    a second open of the file in the same test session would wait for itself forever)."""
+    with pcsc_lock.exclusive():
+        yield
 
 
 @contextmanager

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import getpass
 import io
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import segno
 import typer
 
-from cardvault.cli.common import emit, handles_errors, operator, runtime
-from cardvault.services import methods
+from cardvault.cli.common import emit, handles_errors, operator, progress, runtime
+from cardvault.clients.agent import fido2_key
+from cardvault.errors import InvalidInput
+from cardvault.services import hr_cards, methods, security_key_registration
 
 app = typer.Typer(help="Authentication methods associated with cards.", no_args_is_help=True)
 
@@ -81,3 +85,77 @@ def remove(ctx: typer.Context, association_id: str) -> None:
     with runtime(ctx) as rt:
         assoc = methods.remove_method(rt, operator(), association_id)
     emit(ctx, {"removed": assoc.id}, f"Removed {assoc.method} {assoc.label or ''}.")
+
+
+@app.command("add-hr-card")
+@handles_errors
+def add_hr_card(
+    ctx: typer.Context,
+    serial: str,
+    org: Annotated[str, typer.Option("--org", help="Organisation code.")],
+    uid: Annotated[str, typer.Option(help="The HR card's UID in hex, e.g. 04:A2:2B:1A:C3:5E:80.")],
+    label: Annotated[str | None, typer.Option(help="A name RAs will see.")] = None,
+) -> None:
+    """Associate an HR card (its contactless UID) with the card in one organisation.
+
+    A UID is an identifier, not a secret: see docs/hr-cards.md."""
+    with runtime(ctx) as rt:
+        assoc = hr_cards.add_hr_card(
+            rt, operator(), serial=serial, org_code=org, uid=uid, label=label
+        )
+    emit(
+        ctx,
+        methods.association_dict(assoc),
+        f"Associated HR card {assoc.lookup_key} with {serial.upper()} in {org.upper()}.",
+    )
+
+
+@app.command("add-fido2")
+@handles_errors
+def add_fido2(
+    ctx: typer.Context,
+    serial: str,
+    org: Annotated[str, typer.Option("--org", help="Organisation code.")],
+    nickname: Annotated[str, typer.Option(help="The name the holder knows the key by.")] = (
+        "Security key"
+    ),
+    resident: Annotated[
+        bool,
+        typer.Option(help="Store a discoverable credential: sign-in without an email address."),
+    ] = False,
+    wait: Annotated[float, typer.Option(min=1, max=600, help="Seconds to wait for the key.")] = 60,
+) -> None:
+    """Register a FIDO2 security key plugged into this computer for a card.
+
+    The holder touches the key (and enters its PIN when the organisation requires user
+    verification). RAs register keys at their desk in the vRA Manager instead."""
+    actor = operator()
+    with runtime(ctx) as rt:
+        start = security_key_registration.begin_registration(
+            rt, actor, serial=serial, org_code=org, resident_key=resident
+        )
+        device = fido2_key.wait_for_device(
+            timeout=wait, on_wait=lambda: progress(ctx, "Insert the security key…")
+        )
+        response = fido2_key.make_credential(
+            device,
+            origin=rt.settings.rp_origins[0],
+            creation_options=start.options,
+            pin=_key_pin,
+            on_touch=lambda: progress(ctx, "Touch the security key…"),
+        )
+        assoc = security_key_registration.complete_registration(
+            rt, actor, ceremony_id=start.ceremony_id, response=response, nickname=nickname
+        )
+    emit(
+        ctx,
+        {**methods.association_dict(assoc), "authenticator": assoc.details["authenticator"]},
+        f"Registered {assoc.details['authenticator']} “{assoc.label}” for {serial.upper()} "
+        f"in {org.upper()}.",
+    )
+
+
+def _key_pin() -> str:
+    if not sys.stdin.isatty():
+        raise InvalidInput("The security key's PIN is needed: run this command in a terminal.")
+    return getpass.getpass("Security key PIN: ")

@@ -71,4 +71,6 @@ class OrganisationPolicy:
         return out
 
     def allows(self, method: str) -> bool:
+        if method == "hr_card" and not self.hr_cards_allowed:
+            return False
         return method in self.allowed_methods

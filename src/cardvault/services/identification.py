@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
 from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.services import hr_cards, security_key_signin
 from cardvault.store.models import (
     AdAccount,
     Association,
@@ -24,6 +25,7 @@ from cardvault.store.models import (
     Organisation,
     Person,
 )
+from cardvault.store.types import utcnow
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,7 +88,39 @@ def by_ad_account(session: Session, value: str, org_code: str | None) -> Target 
     return Target(card=card, person=person, organisation=org, method="ad_account")
 
 
-RESOLVERS: dict[str, Resolver] = {"email": by_email, "ad_account": by_ad_account}
+def _association_target(session: Session, assoc: Association, method: str) -> Target | None:
+    card = session.get(Card, assoc.card_id)
+    person = session.get(Person, card.person_id) if card else None
+    org = session.get(Organisation, assoc.organisation_id)
+    if card is None or person is None or org is None or card.status == CardStatus.REVOKED.value:
+        return None
+    return Target(card=card, person=person, organisation=org, method=method)
+
+
+def by_hr_card(session: Session, value: str, org_code: str | None) -> Target | None:
+    """The UID read from an HR card; several organisations need ``org_code`` to choose."""
+    rows = hr_cards.associations_for_uid(session, value, org_code)
+    return _association_target(session, rows[0], "hr_card") if len(rows) == 1 else None
+
+
+def by_fido2(session: Session, value: str, org_code: str | None) -> Target | None:
+    """The proof of a verified security-key sign-in (``security_key_signin``)."""
+    row = security_key_signin.verified_ceremony(session, value, utcnow())
+    assoc = session.get(Association, row.association_id) if row and row.association_id else None
+    if assoc is None or assoc.status != "active":
+        return None
+    target = _association_target(session, assoc, "fido2")
+    if target and org_code and target.organisation.code != identifiers.org_code(org_code):
+        return None
+    return target
+
+
+RESOLVERS: dict[str, Resolver] = {
+    "email": by_email,
+    "ad_account": by_ad_account,
+    "hr_card": by_hr_card,
+    "fido2": by_fido2,
+}
 
 
 def resolve(session: Session, kind: str, value: str, org_code: str | None) -> Target | None:

@@ -11,7 +11,13 @@ import logging
 import threading
 from collections.abc import Callable
 
-from cardvault.services import authentication, card_sessions, envelopes, web_sessions
+from cardvault.services import (
+    authentication,
+    card_sessions,
+    envelopes,
+    security_keys,
+    web_sessions,
+)
 from cardvault.services.runtime import Runtime
 
 INTERVAL_SECONDS = 30
@@ -23,6 +29,7 @@ JOBS: list[Job] = [
     authentication.purge_transactions,
     envelopes.purge_nonces,
     web_sessions.purge_expired,
+    security_keys.purge_ceremonies,
 ]
 
 

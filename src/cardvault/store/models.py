@@ -280,6 +280,30 @@ class AuthTransaction(Base):
     expires_at: Mapped[datetime]
 
 
+class WebAuthnCeremony(Base):
+    """A WebAuthn ceremony begun outside a sign-in transaction (DESIGN §3.2): a security key
+    registration by an RA, or a security key sign-in that starts from the key itself.
+
+    ``state`` holds the challenge until the one answer; a verified sign-in then leaves a
+    single-use proof (only its SHA-256 is stored) that the passcode step consumes.
+    """
+
+    __tablename__ = "webauthn_ceremonies"
+    id: Mapped[str] = _id()
+    kind: Mapped[str] = mapped_column(String(12))
+    #: pending → answered → verified → consumed; or failed
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
+    card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"))
+    association_id: Mapped[str | None] = mapped_column(String(36))
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    proof_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class CardSession(Base):
     __tablename__ = "card_sessions"
     id: Mapped[str] = _id()

@@ -12,9 +12,9 @@ from cardvault.services import dispatcher
 from cardvault.services.authentication import Engine
 from cardvault.services.maintenance import Maintenance
 from cardvault.services.runtime import Runtime
-from cardvault.web import errors, portal, ui
+from cardvault.web import errors, portal, ui, webauthn_page
 from cardvault.web import ra as ra_pages
-from cardvault.web.api import auth, card, devices, piv, push, ra, system
+from cardvault.web.api import auth, card, devices, piv, push, ra, system, webauthn
 from cardvault.web.limits import BodyLimit
 
 
@@ -34,7 +34,7 @@ def create_app(rt: Runtime) -> FastAPI:
     ui.install(app)
     ra_pages.install(app)
     portal.install(app)
-    for module in (system, auth, card, ra, devices, push, piv):
+    for module in (system, auth, card, ra, devices, push, piv, webauthn, webauthn_page):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
     return app

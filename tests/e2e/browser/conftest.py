@@ -14,10 +14,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, CDPSession, Page
 
 from cardvault.services.runtime import Runtime
 from cardvault.web.app import create_app
@@ -71,3 +72,42 @@ def shot(page: Page, name: str) -> None:
     """Keep a screenshot of a main page as a test artefact (docs/ra-guide/ has copies)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@dataclass
+class VirtualKey:
+    """One of Chromium's virtual authenticators (CDP ``WebAuthn``), plugged into one page."""
+
+    cdp: CDPSession
+    authenticator_id: str
+
+    def remove(self) -> None:
+        self.cdp.send(
+            "WebAuthn.removeVirtualAuthenticator", {"authenticatorId": self.authenticator_id}
+        )
+
+    def credentials(self) -> list[dict[str, Any]]:
+        got = self.cdp.send("WebAuthn.getCredentials", {"authenticatorId": self.authenticator_id})
+        creds: list[dict[str, Any]] = got["credentials"]
+        return creds
+
+
+def plug_in_key(page: Page, *, user_verification: bool = True, verified: bool = True) -> VirtualKey:
+    """A USB CTAP2.1 key with resident keys, touched automatically, with or without a PIN."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable", {"enableUI": False})
+    added = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "ctap2Version": "ctap2_1",
+                "transport": "usb",
+                "hasResidentKey": True,
+                "hasUserVerification": user_verification,
+                "isUserVerified": verified,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    return VirtualKey(cdp=cdp, authenticator_id=added["authenticatorId"])

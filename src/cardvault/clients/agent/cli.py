@@ -14,7 +14,8 @@ import httpx
 import segno
 import typer
 
-from cardvault.clients.agent import connector_cmd, core, state
+from cardvault.clients.agent import connector_cmd, core, fido2_key, key_login, state
+from cardvault.clients.agent import hr_card as hr_card_reader
 from cardvault.clients.agent.api import CardvaultApi
 from cardvault.clients.agent.options import Options, tls_verify
 from cardvault.clients.agent.options import client as _client
@@ -128,8 +129,33 @@ def login(
         str | None,
         typer.Option(help="With --ra: act under this RA role in --organisation at once."),
     ] = None,
+    fido2: Annotated[
+        bool,
+        typer.Option(
+            "--fido2",
+            help="Use your FIDO2 security key (with --email/--ad-account, or alone if the "
+            "key was registered for sign-in without an email address).",
+        ),
+    ] = False,
+    hr_card: Annotated[
+        bool, typer.Option("--hr-card", help="Tap your HR card on a contactless reader.")
+    ] = False,
+    hr_card_uid_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--hr-card-uid-stdin",
+            help="Read the HR card number from stdin (a keyboard-wedge reader types it).",
+        ),
+    ] = False,
+    reader: Annotated[
+        str | None, typer.Option(help="The contactless reader for --hr-card (part of its name).")
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(min=1, max=600, help="Seconds to wait for the key or the card.")
+    ] = 60.0,
 ) -> None:
-    """Sign in: passcode, then your phone (push) or a one-time code; or by QR code."""
+    """Sign in: passcode, then your phone (push) or a one-time code; or by QR code;
+    or with a security key or an HR card, and the passcode."""
     opts = _opts(ctx)
     try:
         if not opts.server:
@@ -144,10 +170,24 @@ def login(
                 )
             _signed_in(opts, st, state.save(opts.state_dir, st))
             return
-        if bool(email) == bool(ad_account):
-            raise InvalidInput("Give exactly one of --email or --ad-account.")
         if role and not (ra and organisation):
             raise InvalidInput("--role needs --ra and --organisation.")
+        if fido2 or hr_card or hr_card_uid_stdin:
+            card = (hr_card_uid_stdin, reader) if hr_card or hr_card_uid_stdin else None
+            who = _who(email, ad_account, organisation, ra)
+            st = _login_key_or_card(
+                opts,
+                who,
+                fido2=fido2,
+                card=card,
+                wait=wait,
+                passcode_stdin=passcode_stdin,
+                role=role,
+            )
+            _signed_in(opts, st, state.save(opts.state_dir, st))
+            return
+        if bool(email) == bool(ad_account):
+            raise InvalidInput("Give exactly one of --email or --ad-account.")
         kind, ident = ("email", email) if email else ("ad_account", ad_account)
         data = core.LoginInput(
             identifier_kind=kind,
@@ -174,6 +214,120 @@ def login(
     except CardvaultError as exc:
         raise _fail(exc) from None
     _signed_in(opts, st, path)
+
+
+def _who(
+    email: str | None, ad_account: str | None, organisation: str | None, ra: bool
+) -> key_login.Who:
+    if email and ad_account:
+        raise InvalidInput("Give only one of --email and --ad-account.")
+    return key_login.Who(
+        kind="email" if email else "ad_account" if ad_account else None,
+        value=email or ad_account,
+        organisation=organisation,
+        client_name=socket.gethostname(),
+        purpose="ra" if ra else "holder",
+    )
+
+
+def _login_key_or_card(
+    opts: Options,
+    who: key_login.Who,
+    *,
+    fido2: bool,
+    card: tuple[bool, str | None] | None,
+    wait: float,
+    passcode_stdin: bool,
+    role: str | None,
+) -> state.AgentState:
+    """A security key (--fido2) or an HR card (--hr-card, --hr-card-uid-stdin)."""
+    if fido2 and card is not None:
+        raise InvalidInput("Sign in with either a security key (--fido2) or an HR card.")
+    assert opts.server is not None
+    with _client(opts, opts.server) as client:
+        api = CardvaultApi(client)
+        if card is not None:
+            from_stdin, reader = card
+            st = _login_hr_card(api, opts.server, who, from_stdin, reader, wait, passcode_stdin)
+        else:
+            st = _login_key(api, opts.server, who, wait, passcode_stdin)
+        if role and who.organisation:
+            st = core.select_role(api, st, who.organisation, role)
+    return st
+
+
+def _login_key(
+    api: CardvaultApi, server: str, who: key_login.Who, wait: float, passcode_stdin: bool
+) -> state.AgentState:
+    ui = key_login.KeyPrompts(
+        device=lambda: fido2_key.wait_for_device(
+            timeout=wait, on_wait=lambda: _tell("Insert your security key…")
+        ),
+        touch=lambda: _tell("Touch your security key…"),
+        pin=_key_pin,
+        passcode=lambda: _passcode(passcode_stdin),
+        key_accepted=lambda v: _tell(
+            f"Security key “{v['key_nickname']}” accepted for {v['organisation_name']}."
+        ),
+    )
+    return key_login.login_with_key(api, server, who, ui)
+
+
+def _login_hr_card(
+    api: CardvaultApi,
+    server: str,
+    who: key_login.Who,
+    from_stdin: bool,
+    reader: str | None,
+    wait: float,
+    passcode_stdin: bool,
+) -> state.AgentState:
+    if who.kind is not None:
+        raise InvalidInput("An HR card says who you are: leave out --email and --ad-account.")
+    if from_stdin:
+        uid = _typed_uid()
+    else:
+        tapped = hr_card_reader.read_uid(
+            reader=reader,
+            timeout=wait,
+            on_wait=lambda names: _tell(f"Tap your HR card on the reader ({', '.join(names)})…"),
+        )
+        uid = tapped.uid
+    uid = _normal_uid(uid)
+    _tell(f"HR card {uid} read.")
+    return key_login.login_with_hr_card(api, server, who, uid, lambda: _passcode(passcode_stdin))
+
+
+def _typed_uid() -> str:
+    """A keyboard-wedge reader types the card number and Enter, like a person would."""
+    if sys.stdin.isatty():
+        return str(typer.prompt("Tap your HR card on the reader (or type its number)"))
+    return sys.stdin.readline(256).strip()
+
+
+def _normal_uid(value: str) -> str:
+    cleaned = "".join(ch for ch in value.upper() if ch not in " :.-")
+    if len(cleaned) // 2 not in hr_card_reader.UID_LENGTHS or len(cleaned) % 2:
+        raise InvalidInput(
+            "An HR card number is 4, 7 or 10 bytes in hexadecimal, like 04:A2:2B:1A:C3:5E:80."
+        )
+    try:
+        bytes.fromhex(cleaned)
+    except ValueError:
+        raise InvalidInput("An HR card number is written in hexadecimal (0-9, A-F).") from None
+    return cleaned
+
+
+def _key_pin() -> str:
+    if not sys.stdin.isatty():
+        raise InvalidInput(
+            "This organisation requires your security key's PIN: run the agent in a terminal."
+        )
+    return getpass.getpass("Security key PIN: ")
+
+
+def _tell(message: str) -> None:
+    typer.echo(message, err=True)
 
 
 def _signed_in(opts: Options, st: state.AgentState, path: Path) -> None:

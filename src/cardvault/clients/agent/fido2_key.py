@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -115,6 +116,24 @@ def require_device(devices: Sequence[CtapDevice]) -> CtapDevice:
             "No security key was found.", remedy="Insert your security key and try again."
         )
     return devices[0]
+
+
+def wait_for_device(
+    list_devices: Callable[[], Sequence[CtapDevice]] = find_devices,
+    *,
+    timeout: float = 60.0,
+    poll: float = 0.25,
+    on_wait: Callable[[], None] | None = None,
+) -> CtapDevice:
+    """The first key plugged in; asks once for one to be inserted, then waits for it."""
+    deadline = time.monotonic() + timeout
+    devices = list_devices()
+    if not devices and on_wait is not None:
+        on_wait()
+    while not devices and time.monotonic() < deadline:
+        time.sleep(poll)
+        devices = list_devices()
+    return require_device(devices)
 
 
 # --- ceremonies ------------------------------------------------------------------------

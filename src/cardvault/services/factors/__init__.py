@@ -9,11 +9,18 @@ from cardvault.services.factors.base import (
     FactorOutcome,
     SecondFactor,
 )
+from cardvault.services.factors.fido2 import Fido2Factor
+from cardvault.services.factors.hr_card import HrCardFactor
 from cardvault.services.factors.totp import TotpFactor
 
 __all__ = ["FactorContext", "FactorFailed", "FactorOutcome", "SecondFactor", "installed"]
 
 
 def installed() -> dict[str, SecondFactor]:
-    factors: list[SecondFactor] = [TotpFactor(), AuthenticatorFactor()]
+    factors: list[SecondFactor] = [
+        TotpFactor(),
+        AuthenticatorFactor(),
+        Fido2Factor(),
+        HrCardFactor(),
+    ]
     return {f.method: f for f in factors}

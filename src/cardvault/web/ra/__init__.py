@@ -15,6 +15,7 @@ from cardvault.web.ra.cards import router as cards_router
 from cardvault.web.ra.common import AREA
 from cardvault.web.ra.methods import router as methods_router
 from cardvault.web.ra.persons import router as persons_router
+from cardvault.web.ra.security_key_login import router as key_login_router
 from cardvault.web.ra.webauthn_api import router as webauthn_router
 
 __all__ = ["AREA", "install"]
@@ -24,6 +25,7 @@ def install(app: FastAPI) -> None:
     ui.add_area(app, AREA)
     for router in (
         auth_router,
+        key_login_router,
         persons_router,
         cards_router,
         methods_router,
