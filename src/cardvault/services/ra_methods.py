@@ -8,7 +8,6 @@ used, so it cannot then sign anyone in.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ from cardvault.domain import identifiers, totp
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from cardvault.services import audit, methods
+from cardvault.services.devices import pairing
 from cardvault.services.ra_actions import RaContext
 from cardvault.services.ra_persons import card_in_scope
 from cardvault.services.runtime import Runtime
@@ -201,21 +201,11 @@ class PairingOffer:
 def pairing_offer(
     rt: Runtime, ctx: RaContext, user_id: str, application: str
 ) -> PairingOffer | None:
-    """A pairing QR for the authenticator app or the mobile identity agent, when installed.
+    """A single-use pairing QR for the card, shown to the holder's phone.
 
-    The device protocol lives in ``cardvault.services.pairing``; until it is merged this
-    returns None and the page says so. Expected there:
-    ``create_pairing(rt, actor, *, serial, org_code, application) -> obj with .uri, .expires_at``.
+    The phone says at pairing whether it pairs as the authenticator app or as the mobile
+    identity agent (``application``), so the same pairing code serves both pages.
     """
-    try:
-        pairing = importlib.import_module("cardvault.services.pairing")
-    except ImportError:
-        return None
-    create = getattr(pairing, "create_pairing", None)
-    if create is None:
-        return None
     serial = _usable_serial(rt, ctx, user_id)
-    offer = create(
-        rt, ctx.actor, serial=serial, org_code=ctx.organisation_code, application=application
-    )
-    return PairingOffer(uri=str(offer.uri), expires_at=offer.expires_at)
+    offer = pairing.create_pairing(rt, ctx.actor, serial=serial, org_code=ctx.organisation_code)
+    return PairingOffer(uri=offer.uri, expires_at=offer.expires_at)
