@@ -17,7 +17,7 @@ from cardvault.crypto.aead import aad
 from cardvault.domain import identifiers, totp
 from cardvault.errors import Conflict, NotFound
 from cardvault.keystore.provider import MasterKey
-from cardvault.services import audit
+from cardvault.services import audit, notifications
 from cardvault.services.directory import get_org, is_member
 from cardvault.services.issuance import get_card
 from cardvault.services.runtime import Actor, Runtime
@@ -203,4 +203,6 @@ def remove_method(
             card_id=card.id,
             details={"method": assoc.method, "identifier": assoc.lookup_key},
         )
+        if assoc.method == MethodKind.FIDO2.value:  # the holder hears of it (a stolen key?)
+            notifications.fido2_key_removed(session, rt, card, assoc.label or "security key")
     return assoc

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from cardvault.domain import webauthn
 from cardvault.errors import CardvaultError, Conflict, NotFound
-from cardvault.services import audit
+from cardvault.services import audit, notifications
 from cardvault.services.directory import get_org, is_member
 from cardvault.services.issuance import get_card
 from cardvault.services.methods import AlreadyAssociated
@@ -162,6 +162,8 @@ def _register(
             "authenticator": assoc.details["authenticator"],
         },
     )
+    # the holder hears of every new key: one added behind their back is an alarm
+    notifications.fido2_key_added(session, rt, card, assoc.label or "security key")
     return assoc
 
 

@@ -24,6 +24,7 @@ from cardvault.clients.agent.fido2_key import (
 from cardvault.domain import webauthn
 from cardvault.services import (
     directory,
+    methods,
     security_key_registration,
     security_key_signin,
     security_keys,
@@ -32,7 +33,7 @@ from cardvault.services.authentication import Engine, SignInFailed
 from cardvault.services.factors import FactorFailed
 from cardvault.services.network import NetworkNotAllowed
 from cardvault.services.runtime import Actor, Runtime
-from cardvault.store.models import Association, CardSession, WebAuthnCeremony
+from cardvault.store.models import Association, CardSession, Notification, WebAuthnCeremony
 
 SOFT = str(uuid.UUID(bytes=SOFT_AAGUID))
 OTHER_MODEL = "cb69481e-8ff7-4039-93ec-0a2729a154a8"
@@ -475,3 +476,20 @@ def test_an_expired_request_is_refused_and_then_forgotten(rt: Runtime, operator:
     security_key_signin.begin(rt, org_code="ORG1")
     with rt.db() as s:
         assert s.get(WebAuthnCeremony, start.ceremony_id) is None
+
+
+def test_the_holder_is_told_when_a_key_is_added_and_removed(rt: Runtime, operator: Actor) -> None:
+    k.org(rt, operator, **k.NO_UV)
+    h = a.holder(rt, operator)
+    assoc = k.register(rt, operator, h.card, SoftCtap2Device(), nickname="Desk key")
+    methods.remove_method(rt, operator, assoc.id)
+
+    with rt.db() as s:
+        sent = s.execute(
+            select(Notification.template, Notification.recipient, Notification.context)
+            .where(Notification.card_id == h.card.card_id)
+            .order_by(Notification.created_at)
+        ).all()
+    templates = [(t, r) for t, r, _ in sent if t.startswith("fido2")]
+    assert templates == [("fido2_key_added", h.email), ("fido2_key_removed", h.email)]
+    assert all(c["key_name"] == "Desk key" for t, _, c in sent if t.startswith("fido2"))
