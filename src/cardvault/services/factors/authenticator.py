@@ -17,11 +17,10 @@ from typing import Any
 from sqlalchemy import update
 
 from cardvault.domain import totp
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.push_policy import PushStatus
-from cardvault.errors import CardvaultError
 from cardvault.services.devices import push
 from cardvault.services.devices.common import active_devices, connected, open_totp
+from cardvault.services.factors import codes
 from cardvault.services.factors.base import FactorContext, FactorFailed, FactorOutcome
 from cardvault.store.models import Device, PushChallenge
 
@@ -102,9 +101,7 @@ class AuthenticatorFactor:
     # -- one-time code -----------------------------------------------------------------------
 
     def _code(self, ctx: FactorContext, code: str) -> FactorOutcome:
-        params = totp.TotpParams(
-            window=OrganisationPolicy.from_dict(ctx.organisation.policy).totp_window
-        )
+        params = codes.params_for(ctx)
         replayed = False
         for device in active_devices(ctx.session, ctx.card.id, ctx.organisation.id):
             step = self._match(ctx, device, code, params)
@@ -117,32 +114,14 @@ class AuthenticatorFactor:
                     label=device.name, details={"method": "device_totp", "device": device.id}
                 )
             replayed = True
-        if replayed:
-            raise FactorFailed(
-                "This code has already been used. Wait for the next code.",
-                reason="TOTP code replayed",
-                code="totp_replayed",
-            )
-        raise FactorFailed(
-            "The code is not right. Check the time on your phone and try the newest code.",
-            reason="TOTP code wrong",
-            code="totp_wrong",
-        )
+        raise codes.refusal(replayed=replayed)
 
     def _match(
         self, ctx: FactorContext, device: Device, code: str, params: totp.TotpParams
     ) -> int | None:
         if device.sealed_totp_secret is None:
             return None
-        secret = open_totp(ctx.rt.master_key, device)
-        try:
-            return totp.matching_step(secret.decode(), code, now=ctx.now.timestamp(), params=params)
-        except totp.TotpWrong:
-            return None
-        except CardvaultError as exc:
-            raise FactorFailed(exc.message, reason="TOTP code malformed") from exc
-        finally:
-            secret[:] = bytes(len(secret))
+        return codes.matching_step(ctx, open_totp(ctx.rt.master_key, device), code, params)
 
     def _accept_once(self, ctx: FactorContext, device: Device, step: int) -> bool:
         won = ctx.session.scalar(

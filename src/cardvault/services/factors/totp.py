@@ -13,8 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from cardvault.domain import totp
-from cardvault.domain.org_policy import OrganisationPolicy
-from cardvault.errors import CardvaultError
+from cardvault.services.factors import codes
 from cardvault.services.factors.base import FactorContext, FactorFailed, FactorOutcome
 from cardvault.services.methods import open_secret
 from cardvault.store.models import Association, MethodKind
@@ -44,9 +43,7 @@ class TotpFactor:
             raise FactorFailed(
                 "Enter the 6-digit code from your authenticator app.", reason="TOTP code missing"
             )
-        params = totp.TotpParams(
-            window=OrganisationPolicy.from_dict(ctx.organisation.policy).totp_window
-        )
+        params = codes.params_for(ctx)
         replayed = False
         for assoc in self._associations(ctx):
             step = self._match(ctx, assoc, code, params)
@@ -59,30 +56,12 @@ class TotpFactor:
                     details={"method": self.method, "association": assoc.id},
                 )
             replayed = True
-        if replayed:
-            raise FactorFailed(
-                "This code has already been used. Wait for the next code.",
-                reason="TOTP code replayed",
-                code="totp_replayed",
-            )
-        raise FactorFailed(
-            "The code is not right. Check the time on your phone and try the newest code.",
-            reason="TOTP code wrong",
-            code="totp_wrong",
-        )
+        raise codes.refusal(replayed=replayed)
 
     def _match(
         self, ctx: FactorContext, assoc: Association, code: str, params: totp.TotpParams
     ) -> int | None:
-        secret = open_secret(ctx.rt.master_key, assoc)
-        try:
-            return totp.matching_step(secret.decode(), code, now=ctx.now.timestamp(), params=params)
-        except totp.TotpWrong:
-            return None
-        except CardvaultError as exc:
-            raise FactorFailed(exc.message, reason="TOTP code malformed") from exc
-        finally:
-            secret[:] = bytes(len(secret))
+        return codes.matching_step(ctx, open_secret(ctx.rt.master_key, assoc), code, params)
 
     def _accept_once(self, ctx: FactorContext, assoc: Association, step: int) -> bool:
         won = ctx.session.scalar(
