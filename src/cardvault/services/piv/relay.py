@@ -38,6 +38,7 @@ from cardvault.errors import Conflict, Unavailable
 from cardvault.services import card_sessions
 from cardvault.services.card_keys import open_record, seal_record
 from cardvault.services.piv import issuance, snapshot
+from cardvault.services.piv.answers import standing_answers
 from cardvault.services.piv.kept import keep, kept
 from cardvault.services.piv.links import LinkClosed
 from cardvault.services.piv.ports import Effects, Mode, ServicePorts
@@ -98,6 +99,8 @@ class RelayAnswer:
     missing: tuple[str, ...] = ()
     #: ``response`` is the whole answer of a command whose answer was longer than its Ne
     whole: bool = False
+    #: answers the connector may give until its next request (see answers.py)
+    standing: dict[bytes, bytes] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
@@ -111,6 +114,7 @@ class _Computed:
     link_part: LinkState
     effects: Effects
     secrets: PivSecrets
+    standing: dict[bytes, bytes]
 
 
 def relay(rt: Runtime, actor: Actor, req: RelayRequest) -> RelayAnswer:
@@ -190,6 +194,7 @@ def _compute(rt: Runtime, snap: Snapshot, req: RelayRequest) -> _Computed:
         link_part=new_link,
         effects=ports.effects,
         secrets=ports.effects.secrets or secrets,
+        standing=standing_answers(after),
     )
 
 
@@ -239,6 +244,7 @@ def _commit(
             idle_expires_at=idle_expires_at,
             missing=missing,
             whole=done.whole,
+            standing=done.standing,
         )
 
 
