@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import delete
+from sqlalchemy import Table, bindparam, delete, insert
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from cardvault.crypto import envelope
@@ -21,6 +22,10 @@ from cardvault.store.db import transaction
 from cardvault.store.models import UsedNonce
 
 LEEWAY_SECONDS = 30
+#: built once: every sealed request runs it (the ORM's unit of work took twice as long)
+_RECORD_NONCE = insert(cast(Table, UsedNonce.__table__)).values(
+    nonce=bindparam("jti"), expires_at=bindparam("until")
+)
 
 
 class EnvelopeReplayed(AuthenticationFailed):
@@ -38,7 +43,7 @@ def open_request(rt: Runtime, token: str) -> envelope.OpenedRequest:
     expires = datetime.fromtimestamp(opened.exp + LEEWAY_SECONDS, UTC)
     try:
         with transaction(rt.db) as session:
-            session.add(UsedNonce(nonce=opened.jti[:100], expires_at=expires))
+            session.execute(_RECORD_NONCE, {"jti": opened.jti[:100], "until": expires})
     except DbIntegrityError as exc:
         raise EnvelopeReplayed("This request was already received once; it is refused.") from exc
     return opened
