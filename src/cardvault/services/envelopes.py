@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import delete
+from sqlalchemy import Table, delete, insert
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from cardvault.crypto import envelope
@@ -21,6 +22,8 @@ from cardvault.store.db import transaction
 from cardvault.store.models import UsedNonce
 
 LEEWAY_SECONDS = 30
+# one INSERT per encrypted request: built once, so SQLAlchemy reuses its compiled form
+_REMEMBER_NONCE = insert(cast(Table, UsedNonce.__table__))
 
 
 class EnvelopeReplayed(AuthenticationFailed):
@@ -37,8 +40,8 @@ def open_request(rt: Runtime, token: str) -> envelope.OpenedRequest:
     )
     expires = datetime.fromtimestamp(opened.exp + LEEWAY_SECONDS, UTC)
     try:
-        with transaction(rt.db) as session:
-            session.add(UsedNonce(nonce=opened.jti[:100], expires_at=expires))
+        with rt.engine.begin() as conn:
+            conn.execute(_REMEMBER_NONCE, {"nonce": opened.jti[:100], "expires_at": expires})
     except DbIntegrityError as exc:
         raise EnvelopeReplayed("This request was already received once; it is refused.") from exc
     return opened

@@ -10,13 +10,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from cardvault.domain import totp
 from cardvault.services.factors import codes
 from cardvault.services.factors.base import FactorContext, FactorFailed, FactorOutcome
 from cardvault.services.methods import open_secret
 from cardvault.store.models import Association, MethodKind
+
+# Built once with bound parameters: every TOTP sign-in runs both, and SQLAlchemy reuses the
+# compiled form of a statement object it has seen.
+_ACTIVE_APPS = select(Association).where(
+    Association.card_id == bindparam("app_card"),
+    Association.organisation_id == bindparam("app_org"),
+    Association.method == MethodKind.TOTP.value,
+    Association.status == "active",
+)
+# each time step is taken once, atomically: the UPDATE wins only below the stored step
+_TAKE_STEP = (
+    update(Association)
+    .where(Association.id == bindparam("app_id"), Association.counter < bindparam("step"))
+    .values(counter=bindparam("step"))
+    .returning(Association.id)
+)
 
 
 class TotpFactor:
@@ -25,12 +41,7 @@ class TotpFactor:
     def _associations(self, ctx: FactorContext) -> list[Association]:
         return list(
             ctx.session.scalars(
-                select(Association).where(
-                    Association.card_id == ctx.card.id,
-                    Association.organisation_id == ctx.organisation.id,
-                    Association.method == MethodKind.TOTP.value,
-                    Association.status == "active",
-                )
+                _ACTIVE_APPS, {"app_card": ctx.card.id, "app_org": ctx.organisation.id}
             )
         )
 
@@ -64,10 +75,5 @@ class TotpFactor:
         return codes.matching_step(ctx, open_secret(ctx.rt.master_key, assoc), code, params)
 
     def _accept_once(self, ctx: FactorContext, assoc: Association, step: int) -> bool:
-        won = ctx.session.scalar(
-            update(Association)
-            .where(Association.id == assoc.id, Association.counter < step)
-            .values(counter=step)
-            .returning(Association.id)
-        )
+        won = ctx.session.scalar(_TAKE_STEP, {"app_id": assoc.id, "step": step})
         return won is not None
