@@ -8,7 +8,9 @@ passcode resets the counter; the wrong one that used up the last attempt locks t
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select, update
+from typing import cast
+
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, MAX_ATTEMPTS, OPENABLE, after_wrong
@@ -42,15 +44,16 @@ class WrongPasscode(AuthenticationFailed):
 
 
 # Built once (every sign-in takes an attempt): SQLAlchemy reuses its compiled form.
+_CARDS = cast(Table, Card.__table__)
 _TAKE_ATTEMPT = (
-    update(Card)
+    update(_CARDS)
     .where(
-        Card.id == bindparam("reserve_card"),
-        Card.failed_attempts < MAX_ATTEMPTS,
-        Card.status.in_(OPENABLE),
+        _CARDS.c.id == bindparam("reserve_card"),
+        _CARDS.c.failed_attempts < MAX_ATTEMPTS,
+        _CARDS.c.status.in_(OPENABLE),
     )
-    .values(failed_attempts=Card.failed_attempts + 1)
-    .returning(Card.failed_attempts)
+    .values(failed_attempts=_CARDS.c.failed_attempts + 1)
+    .returning(_CARDS.c.failed_attempts)
 )
 
 
@@ -61,7 +64,7 @@ def reserve_attempt(rt: Runtime, card_id: str) -> int:
     passcodes in flight at once; ``reason`` tells the audit log which case it was.
     """
     with transaction(rt.db) as session:
-        count = session.scalar(_TAKE_ATTEMPT, {"reserve_card": card_id})
+        count = session.connection().scalar(_TAKE_ATTEMPT, {"reserve_card": card_id})
         status = (
             None
             if count is not None

@@ -8,9 +8,9 @@ same code exactly one succeeds, on any number of server instances.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 
 from cardvault.domain import totp
 from cardvault.services.factors import codes
@@ -27,11 +27,12 @@ _ACTIVE_APPS = select(Association).where(
     Association.status == "active",
 )
 # each time step is taken once, atomically: the UPDATE wins only below the stored step
+_APPS = cast(Table, Association.__table__)
 _TAKE_STEP = (
-    update(Association)
-    .where(Association.id == bindparam("app_id"), Association.counter < bindparam("step"))
+    update(_APPS)
+    .where(_APPS.c.id == bindparam("app_id"), _APPS.c.counter < bindparam("step"))
     .values(counter=bindparam("step"))
-    .returning(Association.id)
+    .returning(_APPS.c.id)
 )
 
 
@@ -75,5 +76,6 @@ class TotpFactor:
         return codes.matching_step(ctx, open_secret(ctx.rt.master_key, assoc), code, params)
 
     def _accept_once(self, ctx: FactorContext, assoc: Association, step: int) -> bool:
-        won = ctx.session.scalar(_TAKE_STEP, {"app_id": assoc.id, "step": step})
+        # on the table, not through the ORM: nothing in this session reads the counter back
+        won = ctx.session.connection().scalar(_TAKE_STEP, {"app_id": assoc.id, "step": step})
         return won is not None
