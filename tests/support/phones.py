@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pyotp
 
 from cardvault.crypto import device as dcrypto
+from cardvault.domain.push_policy import PushStatus
 from cardvault.services.devices import pairing, push
 from cardvault.services.devices.requests import DeviceCaller, SignedRequest, authenticate
 from cardvault.services.runtime import Actor, Runtime
@@ -63,7 +64,7 @@ class Phone:
 
     def respond(
         self, rt: Runtime, challenge_id: str, number: str, decision: str = "approve"
-    ) -> push.PushStatus:
+    ) -> PushStatus:
         """The holder answers a push on the phone (typing ``number``)."""
         return push.answer(rt, self.caller(rt), self.answer(challenge_id, number, decision))
 

@@ -26,6 +26,7 @@ from tests.support import portal as p
 
 from cardvault.clients.authenticator import core
 from cardvault.clients.authenticator.api import DeviceApi
+from cardvault.clients.authenticator.state import DeviceState
 from cardvault.crypto.device import DeviceKey
 from cardvault.services import recovery, security_key_registration
 from cardvault.services.authentication import Engine, LoginRequest, SignInFailed
@@ -149,7 +150,7 @@ class Phone:
     thread: it waits for the challenge and answers with what the holder chose."""
 
     api: DeviceApi
-    state: core.DeviceState
+    state: DeviceState
     said: list[str] = field(default_factory=list)
     choices: queue.Queue[core.Choice] = field(default_factory=queue.Queue)
     thread: threading.Thread | None = None

@@ -18,10 +18,17 @@ from tests.support.soft_ctap2 import SoftCtap2Device
 
 from cardvault.domain.push_policy import PushStatus
 from cardvault.notify.outbox import MemoryOutbox
-from cardvault.services import recovery, recovery_factors, recovery_prompts, reset_links
+from cardvault.services import (
+    hr_cards,
+    recovery,
+    recovery_factors,
+    recovery_prompts,
+    reset_links,
+)
 from cardvault.services.authentication import (
     Engine,
     LoginRequest,
+    LoginResult,
     SignInFailed,
     TransactionInvalid,
 )
@@ -91,12 +98,11 @@ def _events(rt: Runtime, card_id: str, action: str) -> list[AuditEvent]:
         )
 
 
-def _passcode_opens(rt: Runtime, email: str, passcode: str) -> bool:
-    """The sign-in's first step: the passcode opens the card (the second factor comes next)."""
-    result = Engine(rt).login(
+def _sign_in(rt: Runtime, email: str, passcode: str) -> LoginResult:
+    """The sign-in's first step (a wrong passcode raises SignInFailed)."""
+    return Engine(rt).login(
         a.client(), LoginRequest(identifier_kind="email", identifier=email, passcode=passcode)
     )
-    return bool(result.second_factors)
 
 
 # --- push to the paired phone ----------------------------------------------------------------
@@ -140,7 +146,7 @@ def test_a_push_approved_on_the_phone_confirms_the_reset(
     assert (confirmed.outcome, confirmed.details["method"]) == ("success", "push")
     assert confirmed.details["device"] == phone.device_id
     _finish(rt, token, done)
-    assert _passcode_opens(rt, "phone.holder@example.org", NEW)
+    assert _sign_in(rt, "phone.holder@example.org", NEW).second_factors
     with rt.db() as s:
         ch = s.get(PushChallenge, started.challenge_id)
         assert ch is not None
@@ -326,7 +332,7 @@ def test_the_right_security_key_confirms_the_reset(
     assert confirmed.details["nickname"] == "Ward key"
     assert confirmed.details["user_verified"] is True
     _finish(rt, token, done)
-    assert _passcode_opens(rt, "key.holder@example.org", NEW)
+    assert _sign_in(rt, "key.holder@example.org", NEW).second_factors
 
 
 def test_a_key_not_registered_for_the_card_changes_nothing_and_costs_a_try(
@@ -385,6 +391,28 @@ def test_security_key_options_need_this_browsers_key(
     step = _at_factor(rt, token)
     with pytest.raises(recovery.RecoveryStepInvalid):
         recovery_prompts.security_key_options(rt, a.client(), token, step.transaction_id, b"x")
+
+
+# --- no factor the portal can ask for -------------------------------------------------------
+
+
+def test_a_holder_with_only_an_hr_card_resets_with_the_answers(
+    rt: Runtime, operator: Actor
+) -> None:
+    """A UID is no secret and the tap proves nothing without the reader at the PC: the HR
+    card is no second factor for a reset, so the answers are all the portal asks."""
+    a.open_org(rt, operator)
+    card = f.active_card(rt, operator, email="hr.holder@example.org")
+    hr_cards.add_hr_card(rt, operator, serial=card.serial, org_code="ORG1", uid="04A22B1AC35E80")
+    token = _lock(rt, "hr.holder@example.org")
+
+    step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
+
+    assert (step.step, step.second_factors) == (recovery.STEP_PASSCODE, [])
+    _finish(rt, token, step)
+    signed = _sign_in(rt, "hr.holder@example.org", NEW)  # the passcode opens the card …
+    assert signed.factor_error is not None
+    assert signed.factor_error["code"] == "no_second_factor"  # … an HR card needs its tap
 
 
 @pytest.fixture(autouse=True)
