@@ -206,14 +206,9 @@ async def key_answer(
 ) -> JSONResponse:
     """The key's answer (``{credential: PublicKeyCredential.toJSON()}``); the next page."""
     ui.check_csrf(view, header=x_csrf_token)
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
-        raise InvalidInput("Send the security key's answer as {credential}.")
+    credential = await ui.read_credential(request)
     txn_id, key = step_of(request)
-    response = {"method": recovery_prompts.SECURITY_KEY, "credential": body["credential"]}
+    response = {"method": recovery_prompts.SECURITY_KEY, "credential": credential}
     step = await run_in_threadpool(
         recovery.second_factor, rt, holder(request, rt), token, txn_id, key, response
     )
