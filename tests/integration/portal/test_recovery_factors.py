@@ -17,7 +17,6 @@ from tests.support import portal as p
 from tests.support.soft_ctap2 import SoftCtap2Device
 
 from cardvault.domain.push_policy import PushStatus
-from cardvault.notify.outbox import MemoryOutbox
 from cardvault.services import (
     hr_cards,
     recovery,
@@ -29,7 +28,6 @@ from cardvault.services.authentication import (
     Engine,
     LoginRequest,
     LoginResult,
-    SignInFailed,
     TransactionInvalid,
 )
 from cardvault.services.devices import push
@@ -43,19 +41,8 @@ ANSWERS = {1: f.ANSWERS[0], 2: f.ANSWERS[1], 3: f.ANSWERS[2]}
 
 def _lock(rt: Runtime, email: str) -> str:
     """Three wrong passcodes; the reset link from the lock email."""
-    for _ in range(3):
-        with pytest.raises(SignInFailed):
-            Engine(rt).login(
-                a.client(),
-                LoginRequest(identifier_kind="email", identifier=email, passcode=p.WRONG),
-            )
-    return _newest_link(rt)
-
-
-def _newest_link(rt: Runtime) -> str:
-    box = MemoryOutbox()
-    p.memory_dispatcher(rt, box).drain()
-    return p.token_in(box.emails[-1].text)
+    p.lock_by_email(Engine(rt), email)
+    return p.newest_reset_link(rt)
 
 
 def _at_factor(rt: Runtime, token: str) -> recovery.Progress:
@@ -233,7 +220,7 @@ def test_a_reset_transaction_is_no_sign_in(rt: Runtime, operator: Actor) -> None
     card = f.active_card(rt, operator, email="active.holder@example.org")
     phone = ph.pair(rt, operator, card.serial)
     reset_links.request_reset(rt, a.client(), "active.holder@example.org")
-    token = _newest_link(rt)
+    token = p.newest_reset_link(rt)
     step = _at_factor(rt, token)
     with pytest.raises(push.TransactionInvalid):
         push.start(rt, a.client(), step.transaction_id)
@@ -376,7 +363,7 @@ def test_a_security_key_answer_counts_once_and_a_new_challenge_follows(
     _finish(rt, token, done)
 
     reset_links.request_reset(rt, a.client(), "key.holder@example.org")  # another reset
-    token = _newest_link(rt)
+    token = p.newest_reset_link(rt)
     step = _at_factor(rt, token)
     with pytest.raises(FactorFailed) as old:
         _factor(rt, token, step, method="fido2", credential=answer)

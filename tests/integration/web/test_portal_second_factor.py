@@ -17,9 +17,8 @@ from tests.support import portal as p
 from tests.support import ra_web
 from tests.support.soft_ctap2 import SoftCtap2Device
 
-from cardvault.notify.outbox import MemoryOutbox
 from cardvault.services import recovery
-from cardvault.services.authentication import Engine, LoginRequest, SignInFailed
+from cardvault.services.authentication import Engine
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.web.portal.common import RedactLinkTokens
 
@@ -27,15 +26,8 @@ NUMBER = re.compile(r'id="push-number"[^>]*>(\d\d)<')
 
 
 def _locked(rt: Runtime, email: str) -> str:
-    for _ in range(3):
-        with pytest.raises(SignInFailed):
-            Engine(rt).login(
-                a.client(),
-                LoginRequest(identifier_kind="email", identifier=email, passcode=p.WRONG),
-            )
-    box = MemoryOutbox()
-    p.memory_dispatcher(rt, box).drain()
-    return p.token_in(box.emails[-1].text)
+    p.lock_by_email(Engine(rt), email)
+    return p.newest_reset_link(rt)
 
 
 def _post(c: TestClient, url: str, page_url: str, **fields: str) -> httpx.Response:
@@ -51,6 +43,15 @@ def _at_factor(c: TestClient, token: str) -> httpx.Response:
     page = c.get(f"{url}/factor")
     assert page.status_code == 200
     return page
+
+
+def _send_push(c: TestClient, token: str) -> tuple[str, str]:
+    """Choose "Send a request to my phone": the waiting page's address and the challenge."""
+    factor_url = f"/portal/reset/{token}/factor"
+    sent = _post(c, f"{factor_url}/push", factor_url)
+    assert sent.status_code == 303
+    waiting_url = sent.headers["location"]
+    return waiting_url, waiting_url.rsplit("/", 1)[1]
 
 
 @pytest.fixture
@@ -72,10 +73,7 @@ def test_a_push_through_the_pages_without_javascript(
     assert "Registration Authority" not in page.text
     assert "<script" not in page.text  # nothing here needs one
 
-    sent = _post(c, f"{factor_url}/push", factor_url)
-    assert sent.status_code == 303
-    waiting_url = sent.headers["location"]
-    challenge_id = waiting_url.rsplit("/", 1)[1]
+    waiting_url, challenge_id = _send_push(c, token)
     assert waiting_url == f"{factor_url}/push/{challenge_id}"
     waiting = c.get(waiting_url)
     assert waiting.headers["cache-control"] == "no-store"
@@ -102,8 +100,7 @@ def test_a_denied_push_is_explained_on_the_factor_page(
     c = ra_web.client(rt)
     factor_url = f"/portal/reset/{token}/factor"
     _at_factor(c, token)
-    waiting_url = _post(c, f"{factor_url}/push", factor_url).headers["location"]
-    challenge_id = waiting_url.rsplit("/", 1)[1]
+    waiting_url, challenge_id = _send_push(c, token)
     phone.respond(rt, challenge_id, "", decision="deny")
 
     refused = _post(c, factor_url, waiting_url, method="authenticator", challenge_id=challenge_id)
@@ -121,10 +118,8 @@ def test_the_scripts_status_endpoint_answers_json_to_this_browser_only(
 ) -> None:
     phone, token = phone_card
     c = ra_web.client(rt)
-    factor_url = f"/portal/reset/{token}/factor"
     _at_factor(c, token)
-    waiting_url = _post(c, f"{factor_url}/push", factor_url).headers["location"]
-    challenge_id = waiting_url.rsplit("/", 1)[1]
+    waiting_url, challenge_id = _send_push(c, token)
     status_url = f"/portal/api/reset/{token}/push/{challenge_id}"
     assert c.get(status_url).json() == {"status": "pending"}
     number = NUMBER.search(c.get(waiting_url).text)
