@@ -7,7 +7,8 @@ wasn't me". The answer is signed by the device key over the challenge id, the nu
 the decision. A wrong number refuses the challenge like a denial, so approving blindly
 does not work. A challenge expires (default 2 minutes) and is used once: the engine's
 ``authenticator`` factor turns an approved challenge into ``used`` with a conditional
-UPDATE when the sign-in completes.
+UPDATE when the sign-in completes. The self-service portal asks the same way while a holder
+resets their passcode (``start_for_reset``; the browser shows the number).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def start(rt: Runtime, actor: Actor, transaction_id: str) -> PushStarted:
 def start_for_reset(
     rt: Runtime, actor: Actor, transaction_id: str, organisation_id: str
 ) -> PushStarted:
-    """A new challenge for a passcode reset in the portal (``services.recovery_factors``
+    """A new challenge for a passcode reset in the portal (``services.recovery_prompts``
     has checked the link and the browser's key): to the phones paired in
     ``organisation_id``, one of the holder's organisations, from any network, as the rest
     of the portal works."""

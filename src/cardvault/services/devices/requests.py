@@ -83,7 +83,8 @@ def authenticate(
 
     ``for_challenges``: the request only receives or answers push challenges. Those also
     reach a card that wrong passcodes locked, whose holder resets it in the portal with
-    the phone (DESIGN §3.3): the reset's push is the only challenge such a card can get.
+    the phone (DESIGN §3.3): the reset's push is the only one that can still succeed for
+    such a card (the engine opens no session for a locked card).
     """
     timestamp, signature = _parse(req)
     now = rt.clock()
