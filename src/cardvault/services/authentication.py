@@ -267,7 +267,12 @@ class Engine:
         failure: FactorFailed | None = None
         with transaction(self.rt.db) as session:
             txn = session.get(AuthTransaction, transaction_id, with_for_update=True)
-            if txn is None or txn.state != "second_factor" or self.rt.clock() >= txn.expires_at:
+            if (
+                txn is None
+                or txn.purpose not in PURPOSES  # a reset's transaction opens no session
+                or txn.state != "second_factor"
+                or self.rt.clock() >= txn.expires_at
+            ):
                 raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
             card = session.get(Card, txn.card_id)
             org = session.get(Organisation, txn.organisation_id)
