@@ -7,7 +7,9 @@ derivation at the configured parameters plus one RSA-2048 signature.
 
 Usage: .venv/bin/python bench/auth.py [--database-url URL] [--per-level N]
 Prints latency p50/p99 and throughput at concurrency 1, cores and 2x cores, as ratios to the
-floor, then an overload run showing that the bounded queue answers 429 + Retry-After.
+floor, the service's CPU time per authentication besides the KDF and the signature (read
+from /proc, so Linux only; like the rest, meaningful on an otherwise idle machine), then an
+overload run showing that the bounded queue answers 429 + Retry-After.
 """
 
 from __future__ import annotations
@@ -40,9 +42,20 @@ from cardvault.crypto.kdf import derive_key
 CORES = os.cpu_count() or 1
 
 
-def floor_ms(settings_argon2: object, runs: int = 15) -> tuple[float, float, float]:
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), None where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def floor_ms(settings_argon2: object, runs: int = 15) -> tuple[float, float, float, float]:
+    """Wall-clock floor, KDF and signature medians, and the floor's CPU time (all ms)."""
     key = ckeys.generate_private_key(ckeys.KeyAlgorithm.RSA2048)
     kdf, sig = [], []
+    cpu_start = time.process_time()
     for _ in range(runs):
         t = time.perf_counter()
         derive_key(b"passcode for the floor", os.urandom(16), settings_argon2)  # type: ignore[arg-type]
@@ -50,8 +63,9 @@ def floor_ms(settings_argon2: object, runs: int = 15) -> tuple[float, float, flo
         t = time.perf_counter()
         ckeys.sign_digest(key, os.urandom(32), scheme=ckeys.SignatureScheme.RSA_PKCS1V15)
         sig.append(time.perf_counter() - t)
+    cpu = (time.process_time() - cpu_start) / runs * 1000
     k, s = statistics.median(kdf) * 1000, statistics.median(sig) * 1000
-    return k + s, k, s
+    return k + s, k, s, cpu
 
 
 class Codes:
@@ -196,7 +210,7 @@ def main() -> None:
     url, ca = f"https://localhost:{port}", str(settings.data_dir / "tls" / "cert.pem")
     try:
         _wait(url, ca)
-        report(settings, url, ca, Codes(people), args.per_level)
+        report(settings, url, ca, Codes(people), args.per_level, server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
@@ -215,8 +229,10 @@ def _wait(url: str, ca: str) -> None:
     raise SystemExit("the server did not start")
 
 
-def report(settings: object, url: str, ca: str, codes: Codes, per_level: int) -> None:
-    floor, kdf, sig = floor_ms(settings.argon2)  # type: ignore[attr-defined]
+def report(
+    settings: object, url: str, ca: str, codes: Codes, per_level: int, server_pid: int
+) -> None:
+    floor, kdf, sig, floor_cpu = floor_ms(settings.argon2)  # type: ignore[attr-defined]
     ceiling = CORES / (kdf / 1000)
     print(
         f"\nfloor: {floor:.1f} ms = Argon2id {kdf:.1f} ms + RSA-2048 signature {sig:.2f} ms "
@@ -228,13 +244,25 @@ def report(settings: object, url: str, ca: str, codes: Codes, per_level: int) ->
         f"{'p99/floor':>9} {'auth/s':>7} {'of ceiling':>10}"
     )
     run_level(url, ca, codes, 1, 3)  # warm up connections and caches
+    overhead: float | None = None
     for level in (1, CORES, 2 * CORES):
+        cpu_before = process_cpu_seconds(server_pid)
         r = run_level(url, ca, codes, level, per_level)
+        cpu_after = process_cpu_seconds(server_pid)
+        if level == 1 and cpu_before is not None and cpu_after is not None and r["n"]:
+            service_cpu = (cpu_after - cpu_before) / r["n"] * 1000
+            overhead = service_cpu - floor_cpu
         print(
             f"{level:>11} {r['n']:>4.0f} {r['p50']:>8.1f} {r['p50'] / floor:>9.2f} "
             f"{r['p99']:>8.1f} {r['p99'] / floor:>9.2f} {r['throughput']:>7.1f} "
             f"{r['throughput'] / ceiling:>10.0%}",
             flush=True,
+        )
+    if overhead is not None:
+        print(
+            f"service CPU per authentication at concurrency 1: {overhead + floor_cpu:.1f} ms, "
+            f"of which {overhead:.1f} ms besides the KDF and the signature "
+            f"({floor_cpu:.1f} ms of CPU)"
         )
     level = 8 * CORES
     r = run_level(url, ca, codes, level, per_level)

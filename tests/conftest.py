@@ -14,11 +14,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 from cardvault.config import Settings
 from cardvault.services import audit_key, ca, transport_keys
 from cardvault.services.runtime import Actor, Runtime, keystore_for, open_runtime
+
+# Property tests check behaviour, not speed: on a loaded CI machine one example may take
+# longer than Hypothesis's default 200 ms deadline, which would fail a correct test.
+hypothesis_settings.register_profile("cardvault", deadline=None)
+hypothesis_settings.load_profile("cardvault")
 
 PG_URL = os.environ.get("CARDVAULT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = bool(os.environ.get("CARDVAULT_TEST_REQUIRE_POSTGRES"))

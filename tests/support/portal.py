@@ -39,14 +39,29 @@ def token_in(text: str, kind: str = "reset") -> str:
 
 def lock(engine: Engine, h: a.HolderFixture) -> None:
     """Three wrong passcodes through the authentication engine."""
-    from cardvault.services.authentication import SignInFailed
+    lock_by_email(engine, h.email)
+
+
+def lock_by_email(engine: Engine, email: str) -> None:
+    """Three wrong passcodes for the card of ``email`` (any second factor, or none)."""
+    from cardvault.services.authentication import LoginRequest, SignInFailed
 
     for _ in range(3):
         try:
-            a.login(engine, h, passcode=WRONG)
+            engine.login(
+                a.client(),
+                LoginRequest(identifier_kind="email", identifier=email, passcode=WRONG),
+            )
         except SignInFailed:
             continue
         raise AssertionError("a wrong passcode was accepted")
+
+
+def newest_reset_link(rt: Runtime) -> str:
+    """Send what the outbox holds (into memory); the token of the newest email's reset link."""
+    box = MemoryOutbox()
+    memory_dispatcher(rt, box).drain()
+    return token_in(box.emails[-1].text)
 
 
 @dataclass

@@ -15,14 +15,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cardvault.crypto import signing
 from cardvault.domain.audit_chain import (
+    GENESIS,
     AuditRecord,
     ChainBroken,
     ChainHead,
@@ -38,6 +40,19 @@ from cardvault.store.models import AuditEvent, AuditHead, Organisation
 from cardvault.store.types import new_id
 
 SERVICE_CHAIN = "service"
+_HEADS = "cardvault.audit.heads"
+# Built once with bound parameters: an append is on every card operation's path, and
+# SQLAlchemy then reuses the compiled statements instead of rebuilding them per call.
+_EVENTS = cast(Table, AuditEvent.__table__)
+_HEAD_TABLE = cast(Table, AuditHead.__table__)
+_INSERT_EVENT = insert(_EVENTS)
+_INSERT_HEAD = insert(_HEAD_TABLE)
+_LOCK_HEAD = (
+    select(_HEAD_TABLE.c.seq, _HEAD_TABLE.c.hash)
+    .where(_HEAD_TABLE.c.chain == bindparam("head_chain"))
+    .with_for_update()
+)
+_UPDATE_HEAD = update(_HEAD_TABLE).where(_HEAD_TABLE.c.chain == bindparam("head_chain"))
 EXPORT_FIELDS = (
     "seq",
     "occurred_at",
@@ -136,9 +151,8 @@ def _append(
 ) -> AuditRecord:
     chain = organisation_id or SERVICE_CHAIN
     head = _locked_head(session, chain)
-    previous = ChainHead(chain=chain, seq=head.seq, hash=head.hash) if head.seq else None
     rec = next_record(
-        previous=previous,
+        previous=head if head.seq else None,
         chain=chain,
         event_id=new_id(),
         occurred_at=rt.clock(),
@@ -152,26 +166,59 @@ def _append(
         request_id=actor.request_id,
         details=details or {},
     )
-    session.add(AuditEvent(**_columns(rec)))
-    head.seq, head.hash = rec.seq, rec.hash
-    head.signed_at = rec.occurred_at
-    message = checkpoint_message(
-        ChainHead(chain=chain, seq=rec.seq, hash=rec.hash), rec.occurred_at
+    # Core statements, not ORM objects: an append is on every card operation's path
+    new_head = ChainHead(chain=chain, seq=rec.seq, hash=rec.hash)
+    conn = session.connection()
+    conn.execute(_INSERT_EVENT, _columns(rec))
+    conn.execute(
+        _UPDATE_HEAD,
+        {
+            "head_chain": chain,
+            "seq": rec.seq,
+            "hash": rec.hash,
+            "signed_at": rec.occurred_at,
+            "signature": signing.sign_ed25519(key, checkpoint_message(new_head, rec.occurred_at)),
+        },
     )
-    head.signature = signing.sign_ed25519(key, message)
-    session.flush()
+    _remember_head(session, new_head)
     return rec
 
 
-def _locked_head(session: Session, chain: str) -> AuditHead:
-    stmt = select(AuditHead).where(AuditHead.chain == chain).with_for_update()
-    head = session.scalar(stmt)
-    if head is None:
-        session.add(AuditHead(chain=chain, seq=0, hash="0" * 64))
-        session.flush()
-        head = session.scalar(stmt)
-        assert head is not None
+def _locked_head(session: Session, chain: str) -> ChainHead:
+    """The chain's head, locked for the rest of the transaction.
+
+    Once read (and locked) in a transaction, the head is remembered for that transaction:
+    the lock keeps other writers out, so later appends in it need not read it again. The
+    memo is keyed by the innermost transaction, so a savepoint that ends (committed or rolled
+    back) makes the next append read the row again.
+    """
+    current = session.get_nested_transaction() or session.get_transaction()
+    remembered = session.info.get(_HEADS, {}).get(chain)
+    if remembered is not None and remembered[0] is current:
+        return cast(ChainHead, remembered[1])
+    conn = session.connection()
+    row = conn.execute(_LOCK_HEAD, {"head_chain": chain}).one_or_none()
+    if row is None:
+        _create_head(session, chain)
+        row = conn.execute(_LOCK_HEAD, {"head_chain": chain}).one()
+    head = ChainHead(chain=chain, seq=row.seq, hash=row.hash)
+    _remember_head(session, head)
     return head
+
+
+def _create_head(session: Session, chain: str) -> None:
+    """A new chain's head row. Two first events of one chain may race to create it: the
+    loser's insert fails inside a savepoint and it then waits on the winner's row lock."""
+    try:
+        with session.begin_nested():
+            session.connection().execute(_INSERT_HEAD, {"chain": chain, "seq": 0, "hash": GENESIS})
+    except DbIntegrityError:
+        pass
+
+
+def _remember_head(session: Session, head: ChainHead) -> None:
+    current = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_HEADS, {})[head.chain] = (current, head)
 
 
 def _columns(rec: AuditRecord) -> dict[str, Any]:

@@ -244,7 +244,9 @@ class Engine:
         if req.second_factor is None:
             return result
         try:
-            grant = self._verify_factor(ctx, req.second_factor)
+            grant = self._verify_factor(
+                ctx, req.second_factor, offered={o["method"] for o in offers}
+            )
         except (FactorFailed, InvalidInput) as exc:
             # the passcode was right: keep its reset and the transaction, report the factor
             return LoginResult(
@@ -265,7 +267,12 @@ class Engine:
         failure: FactorFailed | None = None
         with transaction(self.rt.db) as session:
             txn = session.get(AuthTransaction, transaction_id, with_for_update=True)
-            if txn is None or txn.state != "second_factor" or self.rt.clock() >= txn.expires_at:
+            if (
+                txn is None
+                or txn.purpose not in PURPOSES  # a reset's transaction opens no session
+                or txn.state != "second_factor"
+                or self.rt.clock() >= txn.expires_at
+            ):
                 raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
             card = session.get(Card, txn.card_id)
             org = session.get(Organisation, txn.organisation_id)
@@ -281,10 +288,18 @@ class Engine:
         assert failure is not None
         raise failure
 
-    def _verify_factor(self, ctx: FactorContext, response: Mapping[str, Any]) -> SessionGrant:
+    def _verify_factor(
+        self,
+        ctx: FactorContext,
+        response: Mapping[str, Any],
+        *,
+        offered: set[str] | None = None,
+    ) -> SessionGrant:
+        """``offered``: the methods just offered in this transaction, so as not to ask the
+        plug-ins again (a sign-in with the code inline); None asks them."""
         method = response.get("method")
         factor = self.factors.get(method) if isinstance(method, str) else None
-        if factor is None or factor.offer(ctx) is None:
+        if factor is None or not self._offers(ctx, factor, offered):
             raise InvalidInput(
                 f"Second factor {method!r} is not available for this card.", field="method"
             )
@@ -300,6 +315,10 @@ class Engine:
             self._factor_failed(ctx, target, factor.method, exc)
             raise
         return self._open_session(ctx, target, factor.method, dict(outcome.details))
+
+    @staticmethod
+    def _offers(ctx: FactorContext, factor: SecondFactor, offered: set[str] | None) -> bool:
+        return factor.method in offered if offered is not None else factor.offer(ctx) is not None
 
     def _factor_failed(
         self, ctx: FactorContext, target: Target, method: str, exc: FactorFailed

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cardvault.crypto import keys as ckeys
@@ -147,16 +147,21 @@ def _session_dek(
     return opened
 
 
-def _certificate(session: Session, card: Card, usage: CertUsage) -> Certificate:
-    cert = session.scalar(
-        select(Certificate)
-        .where(
-            Certificate.card_id == card.id,
-            Certificate.usage == usage.value,
-            Certificate.status == "valid",
-        )
-        .order_by(Certificate.created_at.desc())
+# Built once: every signature returns its certificate, and SQLAlchemy reuses the compiled
+# form of a statement object it has seen.
+_VALID_CERTIFICATE = (
+    select(Certificate)
+    .where(
+        Certificate.card_id == bindparam("cert_card"),
+        Certificate.usage == bindparam("usage"),
+        Certificate.status == "valid",
     )
+    .order_by(Certificate.created_at.desc())
+)
+
+
+def _certificate(session: Session, card: Card, usage: CertUsage) -> Certificate:
+    cert = session.scalar(_VALID_CERTIFICATE, {"cert_card": card.id, "usage": usage.value})
     if cert is None:
         raise InvalidInput(f"The card has no valid {usage.label} certificate.")
     return cert

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.org_policy import OrganisationPolicy
@@ -86,6 +86,13 @@ def new_session(
     return NewSession(token=token, session_id=session_id, expires_at=absolute, idle_expires_at=idle)
 
 
+# Built once: every card operation looks its session up by token hash, and SQLAlchemy reuses
+# the compiled form of a statement object it has seen.
+_SESSION_BY_TOKEN = (
+    select(CardSession).where(CardSession.token_hash == bindparam("token_hash")).with_for_update()
+)
+
+
 def use(
     session: Session,
     rt: Runtime,
@@ -95,9 +102,7 @@ def use(
     purpose: str | None = None,
 ) -> tuple[CardSession, Card]:
     """The live session for a token, its idle timer restarted; SessionInvalid otherwise."""
-    row = session.scalar(
-        select(CardSession).where(CardSession.token_hash == token_hash(token)).with_for_update()
-    )
+    row = session.scalar(_SESSION_BY_TOKEN, {"token_hash": token_hash(token)})
     return _live(session, rt, row, client_address=client_address, purpose=purpose)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
@@ -39,10 +39,16 @@ class Target:
 Resolver = Callable[[Session, str, str | None], Target | None]
 
 
+# Built once with bound parameters: every sign-in resolves its identifier, and SQLAlchemy
+# reuses the compiled form of a statement object it has seen (bench/auth.py).
+_PERSON_BY_EMAIL = select(Person).where(Person.email == bindparam("email"))
+_LIVE_CARD = select(Card).where(
+    Card.person_id == bindparam("person_id"), Card.status != CardStatus.REVOKED.value
+)
+
+
 def _live_card(session: Session, person_id: str) -> Card | None:
-    return session.scalar(
-        select(Card).where(Card.person_id == person_id, Card.status != CardStatus.REVOKED.value)
-    )
+    return session.scalar(_LIVE_CARD, {"person_id": person_id})
 
 
 def _org_for(
@@ -57,7 +63,7 @@ def _org_for(
 
 
 def by_email(session: Session, value: str, org_code: str | None) -> Target | None:
-    person = session.scalar(select(Person).where(Person.email == identifiers.email(value)))
+    person = session.scalar(_PERSON_BY_EMAIL, {"email": identifiers.email(value)})
     card = _live_card(session, person.id) if person else None
     if person is None or card is None:
         return None

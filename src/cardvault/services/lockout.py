@@ -8,7 +8,9 @@ passcode resets the counter; the wrong one that used up the last attempt locks t
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from typing import cast
+
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, MAX_ATTEMPTS, OPENABLE, after_wrong
@@ -41,6 +43,20 @@ class WrongPasscode(AuthenticationFailed):
         self.attempts_left = attempts_left
 
 
+# Built once (every sign-in takes an attempt): SQLAlchemy reuses its compiled form.
+_CARDS = cast(Table, Card.__table__)
+_TAKE_ATTEMPT = (
+    update(_CARDS)
+    .where(
+        _CARDS.c.id == bindparam("reserve_card"),
+        _CARDS.c.failed_attempts < MAX_ATTEMPTS,
+        _CARDS.c.status.in_(OPENABLE),
+    )
+    .values(failed_attempts=_CARDS.c.failed_attempts + 1)
+    .returning(_CARDS.c.failed_attempts)
+)
+
+
 def reserve_attempt(rt: Runtime, card_id: str) -> int:
     """Take one attempt in its own committed transaction; CardLocked when none is left.
 
@@ -48,14 +64,7 @@ def reserve_attempt(rt: Runtime, card_id: str) -> int:
     passcodes in flight at once; ``reason`` tells the audit log which case it was.
     """
     with transaction(rt.db) as session:
-        count = session.scalar(
-            update(Card)
-            .where(
-                Card.id == card_id, Card.failed_attempts < MAX_ATTEMPTS, Card.status.in_(OPENABLE)
-            )
-            .values(failed_attempts=Card.failed_attempts + 1)
-            .returning(Card.failed_attempts)
-        )
+        count = session.connection().scalar(_TAKE_ATTEMPT, {"reserve_card": card_id})
         status = (
             None
             if count is not None

@@ -9,7 +9,12 @@ Three steps, each a call from the portal:
    browser keeps (like a card session's SK); the service keeps ``wrap(DEK, K)`` in a
    transaction row of purpose ``recovery``.
 2. :func:`second_factor` — where the holder has a bound second factor and the policy asks
-   for it (the default), a plug-in of :mod:`cardvault.services.factors` checks it.
+   for it (the default), a plug-in of :mod:`cardvault.services.factors` checks it: a
+   one-time code (an authenticator app, or the paired phone's own), an approved push, or
+   a security key's assertion (which plug-ins, in which organisations:
+   :mod:`~cardvault.services.recovery_factors`; starting a push or a key's request:
+   :mod:`~cardvault.services.recovery_prompts`). A wrong factor costs a try like a wrong
+   answer; a push the phone has not answered yet costs nothing.
 3. :func:`set_passcode` — a new strong passcode becomes the passcode slot of the same DEK.
    The link is consumed by one conditional UPDATE in the same transaction, so of any
    number of concurrent completions exactly one changes the card. The lockout count and
@@ -42,10 +47,10 @@ from cardvault.crypto.keyslots import (
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.passcode_policy import check_passcode
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput
-from cardvault.services import audit, links, notifications
+from cardvault.services import audit, links, notifications, recovery_factors
 from cardvault.services.card_keys import open_record, seal_record
 from cardvault.services.enrolment import MAX_ANSWER, passcode_policy, personal_words
-from cardvault.services.factors import FactorContext, FactorFailed, installed
+from cardvault.services.factors import FactorFailed
 from cardvault.services.issuance import end_card_state
 from cardvault.services.recovery_limits import (
     CARD_MAX_FAILURES,
@@ -66,7 +71,6 @@ from cardvault.store.models import (
     Card,
     CardStatus,
     Link,
-    Membership,
     Organisation,
     Person,
     SecurityQuestion,
@@ -82,6 +86,7 @@ __all__ = [
     "WrongAnswers",
     "answer",
     "current_step",
+    "factor_step",
     "open_reset",
     "second_factor",
     "set_passcode",
@@ -272,12 +277,13 @@ def _begin(
         session_wrap=wrap,
         factor_state={"link": link.id, "version": version, "via": via},
         client_address=actor.client_address,
+        client_name=recovery_factors.CLIENT_NAME,
         created_at=now,
         expires_at=link.expires_at,
     )
     session.add(txn)
     session.flush()
-    offers = _offers(session, rt, actor, card, txn)
+    offers = recovery_factors.offers(session, rt, actor, card, txn)
     org = session.get(Organisation, card.organisation_id)
     assert org is not None
     required = OrganisationPolicy.from_dict(org.policy).recovery_requires_second_factor
@@ -292,47 +298,6 @@ def _begin(
         step=txn.state,
         second_factors=[offer for offer, _ in offers],
     )
-
-
-def _holder_orgs(session: Session, card: Card) -> list[Organisation]:
-    """The card's own organisation first, then the holder's other organisations."""
-    orgs = list(
-        session.scalars(
-            select(Organisation)
-            .join(Membership, Membership.organisation_id == Organisation.id)
-            .where(Membership.person_id == card.person_id)
-            .order_by(Organisation.code)
-        )
-    )
-    return sorted(orgs, key=lambda o: o.id != card.organisation_id)
-
-
-def _context(
-    session: Session, rt: Runtime, actor: Actor, card: Card, org: Organisation, txn: AuthTransaction
-) -> FactorContext:
-    return FactorContext(
-        rt=rt,
-        session=session,
-        card=card,
-        organisation=org,
-        transaction=txn,
-        actor=actor,
-        now=rt.clock(),
-    )
-
-
-def _offers(
-    session: Session, rt: Runtime, actor: Actor, card: Card, txn: AuthTransaction
-) -> list[tuple[dict[str, Any], list[str]]]:
-    """Each bound second factor once: its offer and the organisations it is bound in."""
-    found: dict[str, tuple[dict[str, Any], list[str]]] = {}
-    for org in _holder_orgs(session, card):
-        ctx = _context(session, rt, actor, card, org, txn)
-        for method, factor in installed().items():
-            offer = factor.offer(ctx)
-            if offer is not None:
-                found.setdefault(method, (offer, []))[1].append(org.id)
-    return list(found.values())
 
 
 def _audit(
@@ -363,13 +328,15 @@ def _audit(
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Step:
+class Step:
+    """A reset's transaction, checked: live link, usable card, this browser's K."""
+
     link_id: str
     card: Card
     txn: AuthTransaction
 
 
-def _step(rt: Runtime, token: str, transaction_id: str, key: bytes, state: str) -> _Step:
+def _step(rt: Runtime, token: str, transaction_id: str, key: bytes, state: str) -> Step:
     with rt.db() as session:
         link = links.live(session, rt, token, links.Purpose.RESET, LINK_MAX_FAILURES)
         card = _card_of(session, rt, link)
@@ -385,7 +352,7 @@ def _step(rt: Runtime, token: str, transaction_id: str, key: bytes, state: str) 
         ):
             raise RecoveryStepInvalid()
     _check_key(txn, key)
-    return _Step(link_id=link.id, card=card, txn=txn)
+    return Step(link_id=link.id, card=card, txn=txn)
 
 
 def _check_key(txn: AuthTransaction, key: bytes) -> None:
@@ -397,6 +364,11 @@ def _check_key(txn: AuthTransaction, key: bytes) -> None:
         raise RecoveryStepInvalid() from None
 
 
+def factor_step(rt: Runtime, token: str, transaction_id: str, key: bytes) -> Step:
+    """The reset as it waits for its second factor in this browser (or RecoveryStepInvalid)."""
+    return _step(rt, token, transaction_id, key, STEP_FACTOR)
+
+
 def second_factor(
     rt: Runtime,
     actor: Actor,
@@ -405,34 +377,36 @@ def second_factor(
     key: bytes,
     response: Mapping[str, Any],
 ) -> Progress:
-    step = _step(rt, token, transaction_id, key, STEP_FACTOR)
+    """Check the second factor with the plug-ins the sign-in uses; a wrong one costs a try."""
+    step = factor_step(rt, token, transaction_id, key)
     method = response.get("method")
-    method = method if isinstance(method, str) else ""
-    org_ids = step.txn.factor_state.get("factors", {}).get(method)
-    factor = installed().get(method)
-    if not org_ids or factor is None:
+    candidates = recovery_factors.candidates(step.txn, method if isinstance(method, str) else "")
+    if not candidates:
         raise InvalidInput(f"Second factor {method!r} is not set up for this card.", field="method")
+    if recovery_factors.awaiting_phone(rt, step.txn.id, response):
+        raise recovery_factors.PushNotAnswered()
     reserved = reserve(rt, step.link_id, step.card.id)
-    failure: FactorFailed | None = None
+    failures: list[FactorFailed] = []
     with transaction(rt.db) as session:
         card = session.get(Card, step.card.id)
         txn = session.get(AuthTransaction, step.txn.id, with_for_update=True)
         if card is None or txn is None or txn.state != STEP_FACTOR:
             raise RecoveryStepInvalid()
-        for org_id in org_ids:
+        for factor, org_id in candidates:
             org = session.get(Organisation, org_id)
             assert org is not None
+            ctx = recovery_factors.context(session, rt, actor, card, org, txn)
             try:
-                outcome = factor.verify(_context(session, rt, actor, card, org, txn), response)
+                outcome = factor.verify(ctx, {**response, "method": factor.method})
             except FactorFailed as exc:
-                failure = exc
+                failures.append(exc)
                 continue
             release(session, step.link_id, card.id)
             txn.state = STEP_PASSCODE
             details = {"link": step.link_id, **dict(outcome.details)}
             _audit(session, rt, actor, card, "recovery.second_factor", details)
             return Progress(transaction_id=txn.id, key=key, step=STEP_PASSCODE, second_factors=[])
-    assert failure is not None
+    failure = recovery_factors.telling(failures)
     error = failed(
         rt, actor, step.link_id, step.card, reserved, "recovery.second_factor", failure.reason
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from cardvault.config import Settings
@@ -134,19 +134,22 @@ def stored_credential(assoc: Association) -> webauthn.StoredCredential:
     )
 
 
-def active_keys(session: Session, card_id: str, organisation_id: str) -> list[Association]:
-    return list(
-        session.scalars(
-            select(Association)
-            .where(
-                Association.card_id == card_id,
-                Association.organisation_id == organisation_id,
-                Association.method == MethodKind.FIDO2.value,
-                Association.status == "active",
-            )
-            .order_by(Association.created_at)
-        )
+# Built once: every sign-in asks whether the card has a security key (the engine's offers),
+# and SQLAlchemy reuses the compiled form of a statement object it has seen.
+_ACTIVE_KEYS = (
+    select(Association)
+    .where(
+        Association.card_id == bindparam("key_card"),
+        Association.organisation_id == bindparam("key_org"),
+        Association.method == MethodKind.FIDO2.value,
+        Association.status == "active",
     )
+    .order_by(Association.created_at)
+)
+
+
+def active_keys(session: Session, card_id: str, organisation_id: str) -> list[Association]:
+    return list(session.scalars(_ACTIVE_KEYS, {"key_card": card_id, "key_org": organisation_id}))
 
 
 def keys_by_credential(

@@ -31,11 +31,12 @@ def create_app(rt: Runtime) -> FastAPI:
     app.state.runtime = rt
     app.state.engine = Engine(rt)
     errors.install(app)
+    # the API first: routes are matched in order, and API calls are the hot path
+    for module in (system, auth, card, ra, devices, push, piv, webauthn, webauthn_page):
+        app.include_router(module.router)
     ui.install(app)
     ra_pages.install(app)
     portal.install(app)
-    for module in (system, auth, card, ra, devices, push, piv, webauthn, webauthn_page):
-        app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
     return app
 

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from cardvault.crypto import envelope
 from cardvault.errors import InvalidInput
@@ -40,7 +41,8 @@ async def open_body(request: Request, rt: Runtime, model: type[M]) -> tuple[M, b
         token = raw.decode("ascii")
     except UnicodeDecodeError as exc:
         raise InvalidInput("The body is not a compact JWE.") from exc
-    opened = envelopes.open_request(rt, token.strip())
+    # RSA decryption and the nonce INSERT (which may wait on the database) stay off the loop
+    opened = await run_in_threadpool(envelopes.open_request, rt, token.strip())
     try:
         return model.model_validate(opened.claims), opened.response_key
     except ValidationError as exc:

@@ -2,83 +2,29 @@
 
 from __future__ import annotations
 
-import secrets
 import time
-from dataclasses import dataclass, replace
-from urllib.parse import parse_qs, urlsplit
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import factories as f
+from tests.support import phones as ph
 
 from cardvault.crypto import device as dcrypto
-from cardvault.services.authentication import Engine, LoginRequest
+from cardvault.services.authentication import Engine, LoginRequest, SignInFailed
 from cardvault.services.devices import pairing, push, registry
 from cardvault.services.devices.common import DeviceNotRecognised
 from cardvault.services.devices.requests import (
-    DeviceCaller,
     RequestReplayed,
     RequestStale,
-    SignedRequest,
     authenticate,
 )
 from cardvault.services.factors import FactorFailed
 from cardvault.services.lockout import WrongPasscode
 from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, Card, Device
-
-
-@dataclass(frozen=True)
-class Phone:
-    key: dcrypto.DeviceKey
-    device_id: str
-
-    def request(
-        self, path: str = "/api/v1/device", body: bytes = b"", **kw: object
-    ) -> SignedRequest:
-        ts = int(kw.get("ts", time.time()))  # type: ignore[call-overload]
-        nonce = str(kw.get("nonce", secrets.token_urlsafe(16)))
-        message = dcrypto.request_signing_input(
-            method="GET", path=path, timestamp=ts, nonce=nonce, body=body
-        )
-        return SignedRequest(
-            device_id=self.device_id,
-            timestamp=str(ts),
-            nonce=nonce,
-            signature=dcrypto.b64url(self.key.sign(message)),
-            method="GET",
-            path=path,
-            body=body,
-        )
-
-    def answer(self, challenge_id: str, number: str, decision: str = "approve") -> push.Answer:
-        message = dcrypto.answer_signing_input(
-            challenge_id=challenge_id, number=number, decision=decision
-        )
-        return push.Answer(
-            challenge_id=challenge_id,
-            number=number,
-            decision=decision,
-            signature=dcrypto.b64url(self.key.sign(message)),
-        )
-
-
-def _token(uri: str) -> str:
-    return parse_qs(urlsplit(uri).query)["token"][0]
-
-
-def _pair_request(token: str, key: dcrypto.DeviceKey, passcode: str) -> pairing.PairRequest:
-    public = dcrypto.b64url(key.public_der())
-    proof = key.sign(dcrypto.pairing_signing_input(token=token, public_key=public))
-    return pairing.PairRequest(
-        token=token,
-        passcode=passcode,
-        public_key=public,
-        proof=dcrypto.b64url(proof),
-        name="Test phone",
-        platform="test",
-    )
 
 
 @pytest.fixture
@@ -87,35 +33,36 @@ def holder(rt: Runtime, operator: Actor) -> f.IssuedFixture:
     return f.active_card(rt, operator, "ORG1", algorithm="ecp256", email="dev@example.org")
 
 
-def _pair(rt: Runtime, operator: Actor, holder: f.IssuedFixture) -> Phone:
-    inv = pairing.create_pairing(rt, operator, serial=holder.serial, org_code="ORG1")
-    key = dcrypto.DeviceKey.generate()
-    done = pairing.pair(rt, a.client(), _pair_request(_token(inv.uri), key, f.STRONG_PASSCODE))
-    return Phone(key, done.device_id)
-
-
 def test_pairing_needs_the_passcode_and_a_wrong_one_counts_towards_the_lockout(
     rt: Runtime, operator: Actor, holder: f.IssuedFixture
 ) -> None:
     inv = pairing.create_pairing(rt, operator, serial=holder.serial, org_code="ORG1")
     key = dcrypto.DeviceKey.generate()
     with pytest.raises(WrongPasscode):
-        pairing.pair(rt, a.client(), _pair_request(_token(inv.uri), key, "not the passcode"))
+        pairing.pair(
+            rt, a.client(), ph.pair_request(ph.pairing_token(inv.uri), key, "not the passcode")
+        )
     with rt.db() as s:
         card = s.get(Card, holder.card_id)
         assert card is not None
         assert card.failed_attempts == 1
-    done = pairing.pair(rt, a.client(), _pair_request(_token(inv.uri), key, f.STRONG_PASSCODE))
+    done = pairing.pair(
+        rt, a.client(), ph.pair_request(ph.pairing_token(inv.uri), key, f.STRONG_PASSCODE)
+    )
     assert done.card_serial == holder.serial
     with pytest.raises(pairing.PairingUsed):
-        pairing.pair(rt, a.client(), _pair_request(_token(inv.uri), key, f.STRONG_PASSCODE))
+        pairing.pair(
+            rt, a.client(), ph.pair_request(ph.pairing_token(inv.uri), key, f.STRONG_PASSCODE)
+        )
 
 
 def test_pairing_refuses_a_proof_made_with_another_key(
     rt: Runtime, operator: Actor, holder: f.IssuedFixture
 ) -> None:
     inv = pairing.create_pairing(rt, operator, serial=holder.serial, org_code="ORG1")
-    req = _pair_request(_token(inv.uri), dcrypto.DeviceKey.generate(), f.STRONG_PASSCODE)
+    req = ph.pair_request(
+        ph.pairing_token(inv.uri), dcrypto.DeviceKey.generate(), f.STRONG_PASSCODE
+    )
     other = dcrypto.b64url(dcrypto.DeviceKey.generate().public_der())
     with pytest.raises(dcrypto.BadDeviceSignature):
         pairing.pair(rt, a.client(), replace(req, public_key=other))
@@ -124,7 +71,7 @@ def test_pairing_refuses_a_proof_made_with_another_key(
 def test_signed_requests_are_fresh_and_used_once(
     rt: Runtime, operator: Actor, holder: f.IssuedFixture
 ) -> None:
-    phone = _pair(rt, operator, holder)
+    phone = ph.pair(rt, operator, holder.serial)
     req = phone.request()
     assert authenticate(rt, a.client(), req).device_id == phone.device_id
     with pytest.raises(RequestReplayed):
@@ -150,21 +97,17 @@ def _push(rt: Runtime, engine: Engine, email: str) -> tuple[str, push.PushStarte
     return result.transaction_id, push.start(rt, a.client(), result.transaction_id)
 
 
-def _caller(rt: Runtime, phone: Phone) -> DeviceCaller:
-    return authenticate(rt, a.client(), phone.request())
-
-
 def test_an_approval_opens_one_session_only(
     rt: Runtime, operator: Actor, holder: f.IssuedFixture
 ) -> None:
     engine = Engine(rt)
-    phone = _pair(rt, operator, holder)
+    phone = ph.pair(rt, operator, holder.serial)
     txn, started = _push(rt, engine, "dev@example.org")
     number = f"{started.number:02d}"
     signed_for_other = phone.answer(started.challenge_id, "00")
     with pytest.raises(dcrypto.BadDeviceSignature):  # the signature binds the number
-        push.answer(rt, _caller(rt, phone), replace(signed_for_other, number=number))
-    assert push.answer(rt, _caller(rt, phone), phone.answer(started.challenge_id, number)) == (
+        push.answer(rt, phone.caller(rt), replace(signed_for_other, number=number))
+    assert push.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, number)) == (
         push.PushStatus.APPROVED
     )
     response = {"method": "authenticator", "challenge_id": started.challenge_id}
@@ -177,14 +120,14 @@ def test_approving_without_the_right_number_refuses_the_challenge(
     rt: Runtime, operator: Actor, holder: f.IssuedFixture
 ) -> None:
     engine = Engine(rt)
-    phone = _pair(rt, operator, holder)
+    phone = ph.pair(rt, operator, holder.serial)
     txn, started = _push(rt, engine, "dev@example.org")
     wrong = f"{(started.number - 10 + 1) % 90 + 10:02d}"
     with pytest.raises(push.WrongNumber):
-        push.answer(rt, _caller(rt, phone), phone.answer(started.challenge_id, wrong))
+        push.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, wrong))
     number = f"{started.number:02d}"
     with pytest.raises(push.ChallengeClosed):
-        push.answer(rt, _caller(rt, phone), phone.answer(started.challenge_id, number))
+        push.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, number))
     with pytest.raises(FactorFailed, match="not the one shown"):
         engine.complete_factor(
             a.client(), txn, {"method": "authenticator", "challenge_id": started.challenge_id}
@@ -195,12 +138,12 @@ def test_prompts_are_limited_per_card_and_back_off_after_a_denial(
     rt: Runtime, operator: Actor, holder: f.IssuedFixture
 ) -> None:
     engine = Engine(rt)
-    phone = _pair(rt, operator, holder)
+    phone = ph.pair(rt, operator, holder.serial)
     started = [_push(rt, engine, "dev@example.org")[1] for _ in range(3)]
     with pytest.raises(push.PushRateLimited) as limited:
         _push(rt, engine, "dev@example.org")
     assert limited.value.http_status == 429
-    push.answer(rt, _caller(rt, phone), phone.answer(started[0].challenge_id, "", "deny"))
+    push.answer(rt, phone.caller(rt), phone.answer(started[0].challenge_id, "", "deny"))
     with pytest.raises(push.PushRateLimited) as backoff:
         _push(rt, engine, "dev@example.org")
     assert 0 < backoff.value.data["retry_after"] <= 30
@@ -209,7 +152,7 @@ def test_prompts_are_limited_per_card_and_back_off_after_a_denial(
 def test_revoking_a_device_refuses_its_next_request(
     rt: Runtime, operator: Actor, holder: f.IssuedFixture
 ) -> None:
-    phone = _pair(rt, operator, holder)
+    phone = ph.pair(rt, operator, holder.serial)
     registry.revoke(rt, operator, phone.device_id, reason="lost")
     with rt.db() as s:
         device = s.get(Device, phone.device_id)
@@ -219,3 +162,30 @@ def test_revoking_a_device_refuses_its_next_request(
     with pytest.raises(DeviceNotRecognised):
         authenticate(rt, a.client(), phone.request())
     assert registry.list_devices(rt, holder.serial)[0]["status"] == "revoked"
+
+
+def test_a_phone_whose_card_wrong_passcodes_locked_still_takes_challenges_only(
+    rt: Runtime, operator: Actor, holder: f.IssuedFixture
+) -> None:
+    """The holder resets a card locked by wrong passcodes with the phone's approval
+    (DESIGN §3.3); nothing else works from the phone until then, and an RA's lock holds."""
+    phone = ph.pair(rt, operator, holder.serial)
+    for _ in range(3):
+        with pytest.raises(SignInFailed):
+            Engine(rt).login(
+                a.client(),
+                LoginRequest(identifier_kind="email", identifier="dev@example.org", passcode="no"),
+            )
+    assert authenticate(rt, a.client(), phone.request(), for_challenges=True).card_id == (
+        holder.card_id
+    )
+    assert registry.still_usable(rt, phone.device_id)  # its event stream stays open
+    with pytest.raises(DeviceNotRecognised, match="is locked"):
+        authenticate(rt, a.client(), phone.request())
+    with transaction(rt.db) as s:
+        card = s.get(Card, holder.card_id)
+        assert card is not None
+        card.lock_reason = "reported stolen"  # as if the RA had locked it
+    with pytest.raises(DeviceNotRecognised, match="is locked"):
+        authenticate(rt, a.client(), phone.request(), for_challenges=True)
+    assert not registry.still_usable(rt, phone.device_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import aad
@@ -76,17 +76,22 @@ def open_totp(master: MasterKey, device: Device) -> bytearray:
     return master.open(device.sealed_totp_secret, aad=aad("device-totp", device.id))
 
 
+# Built once: every sign-in asks whether the card has a paired phone (the engine's offers),
+# and SQLAlchemy reuses the compiled form of a statement object it has seen.
+_ACTIVE_DEVICES = (
+    select(Device)
+    .where(
+        Device.card_id == bindparam("device_card"),
+        Device.organisation_id == bindparam("device_org"),
+        Device.status == ACTIVE,
+    )
+    .order_by(Device.created_at)
+)
+
+
 def active_devices(session: Session, card_id: str, organisation_id: str) -> list[Device]:
     return list(
-        session.scalars(
-            select(Device)
-            .where(
-                Device.card_id == card_id,
-                Device.organisation_id == organisation_id,
-                Device.status == ACTIVE,
-            )
-            .order_by(Device.created_at)
-        )
+        session.scalars(_ACTIVE_DEVICES, {"device_card": card_id, "device_org": organisation_id})
     )
 
 

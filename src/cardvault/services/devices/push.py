@@ -7,7 +7,8 @@ wasn't me". The answer is signed by the device key over the challenge id, the nu
 the decision. A wrong number refuses the challenge like a denial, so approving blindly
 does not work. A challenge expires (default 2 minutes) and is used once: the engine's
 ``authenticator`` factor turns an approved challenge into ``used`` with a conditional
-UPDATE when the sign-in completes.
+UPDATE when the sign-in completes. The self-service portal asks the same way while a holder
+resets their passcode (``start_for_reset``; the browser shows the number).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ from cardvault.store.models import AuthTransaction, Card, Device, Organisation, 
 from cardvault.store.types import new_id
 
 _NUMBER = re.compile(r"^[0-9]{2}$")
+#: the transactions the PC's push API serves; a passcode reset asks through start_for_reset
+SIGN_IN_PURPOSES = ("holder", "ra")
+RESET_PURPOSE = "recovery"
 
 
 class TransactionInvalid(AuthenticationFailed):
@@ -90,55 +94,104 @@ def limits(rt: Runtime) -> PushLimits:
 
 def start(rt: Runtime, actor: Actor, transaction_id: str) -> PushStarted:
     """A new challenge for the sign-in ``transaction_id`` (and the PC's number)."""
-    now = rt.clock()
     with transaction(rt.db) as session:
-        txn, card, org = _live_transaction(session, rt, actor, transaction_id)
-        devices = active_devices(session, card.id, org.id)
-        if not devices:
-            raise NoPairedDevice(
-                "No phone is paired with this card.", remedy="Use a one-time code instead."
-            )
-        _check_rate(session, rt, card.id, now)
-        cancelled = _cancel_pending(session, transaction_id)
-        challenge = PushChallenge(
-            id=new_id(),
-            transaction_id=txn.id,
-            card_id=card.id,
-            number=new_number(),
-            status=PushStatus.PENDING.value,
-            context=_context(txn, org, now),
-            created_at=now,
-            expires_at=now + timedelta(seconds=rt.settings.push_challenge_seconds),
+        txn = _live_transaction(session, rt, transaction_id, SIGN_IN_PURPOSES)
+        card = session.get(Card, txn.card_id)
+        org = session.get(Organisation, txn.organisation_id)
+        assert card is not None and org is not None
+        network.check_client(org, actor.client_address)
+        made = _create(session, rt, actor, txn, card, org)
+    return _announce(rt, made)
+
+
+def start_for_reset(
+    rt: Runtime, actor: Actor, transaction_id: str, organisation_id: str
+) -> PushStarted:
+    """A new challenge for a passcode reset in the portal (``services.recovery_prompts``
+    has checked the link and the browser's key): to the phones paired in
+    ``organisation_id``, one of the holder's organisations, from any network, as the rest
+    of the portal works."""
+    with transaction(rt.db) as session:
+        txn = _live_transaction(session, rt, transaction_id, (RESET_PURPOSE,))
+        card = session.get(Card, txn.card_id)
+        org = session.get(Organisation, organisation_id)
+        assert card is not None and org is not None
+        made = _create(session, rt, actor, txn, card, org)
+    return _announce(rt, made)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Made:
+    challenge: PushChallenge
+    view: dict[str, Any]
+    device_ids: list[str]
+    cancelled: list[str]
+
+
+def _create(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    txn: AuthTransaction,
+    card: Card,
+    org: Organisation,
+) -> _Made:
+    now = rt.clock()
+    devices = active_devices(session, card.id, org.id)
+    if not devices:
+        raise NoPairedDevice(
+            "No phone is paired with this card.", remedy="Use a one-time code instead."
         )
-        session.add(challenge)
-        _audit(session, rt, actor, card, org, "push.requested", "success", None, challenge)
-        view = device_view(challenge)
-        device_ids = [d.id for d in devices]
+    _check_rate(session, rt, card.id, now)
+    cancelled = _cancel_pending(session, txn.id)
+    challenge = PushChallenge(
+        id=new_id(),
+        transaction_id=txn.id,
+        card_id=card.id,
+        number=new_number(),
+        status=PushStatus.PENDING.value,
+        context=_context(txn, org, now),
+        created_at=now,
+        expires_at=now + timedelta(seconds=rt.settings.push_challenge_seconds),
+    )
+    session.add(challenge)
+    _audit(session, rt, actor, card, org, "push.requested", "success", None, challenge)
+    return _Made(
+        challenge=challenge,
+        view=device_view(challenge),
+        device_ids=[d.id for d in devices],
+        cancelled=cancelled,
+    )
+
+
+def _announce(rt: Runtime, made: _Made) -> PushStarted:
+    """After the commit: tell the phones, and the PC what to show."""
     ch = channel(rt)
-    for old in cancelled:
-        _publish_closed(rt, device_ids, old, PushStatus.CANCELLED)
-    for device_id in device_ids:
-        ch.publish(device_topic(device_id), {"type": "challenge", "challenge": view})
+    for old in made.cancelled:
+        _publish_closed(rt, made.device_ids, old, PushStatus.CANCELLED)
+    for device_id in made.device_ids:
+        ch.publish(device_topic(device_id), {"type": "challenge", "challenge": made.view})
     return PushStarted(
-        challenge_id=challenge.id,
-        number=challenge.number,
-        expires_at=challenge.expires_at,
-        devices=len(device_ids),
-        connected=len(ch.present(device_ids)),
+        challenge_id=made.challenge.id,
+        number=made.challenge.number,
+        expires_at=made.challenge.expires_at,
+        devices=len(made.device_ids),
+        connected=len(ch.present(made.device_ids)),
     )
 
 
 def _live_transaction(
-    session: Session, rt: Runtime, actor: Actor, transaction_id: str
-) -> tuple[AuthTransaction, Card, Organisation]:
+    session: Session, rt: Runtime, transaction_id: str, purposes: tuple[str, ...]
+) -> AuthTransaction:
     txn = session.get(AuthTransaction, transaction_id, with_for_update=True)
-    if txn is None or txn.state != "second_factor" or rt.clock() >= txn.expires_at:
+    if (
+        txn is None
+        or txn.purpose not in purposes
+        or txn.state != "second_factor"
+        or rt.clock() >= txn.expires_at
+    ):
         raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
-    card = session.get(Card, txn.card_id)
-    org = session.get(Organisation, txn.organisation_id)
-    assert card is not None and org is not None
-    network.check_client(org, actor.client_address)
-    return txn, card, org
+    return txn
 
 
 def _context(txn: AuthTransaction, org: Organisation, now: datetime) -> dict[str, Any]:
@@ -216,6 +269,28 @@ def status(rt: Runtime, challenge_id: str, transaction_id: str) -> PushStatus:
             ch.status = PushStatus.EXPIRED.value
             _audit_expired(session, rt, ch)
         return PushStatus(ch.status)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushPrompt:
+    """What the PC shows while it waits: the number to type on the phone, and until when."""
+
+    challenge_id: str
+    number: int
+    expires_at: datetime
+    status: PushStatus
+
+
+def prompt(rt: Runtime, challenge_id: str, transaction_id: str) -> PushPrompt:
+    """The challenge once more for the PC that asked for it (its waiting page reloaded)."""
+    state = status(rt, challenge_id, transaction_id)
+    with rt.db() as session:
+        ch = session.get(PushChallenge, challenge_id)
+        if ch is None or ch.transaction_id != transaction_id:
+            raise NotFound("There is no such sign-in request.")
+        return PushPrompt(
+            challenge_id=ch.id, number=ch.number, expires_at=ch.expires_at, status=state
+        )
 
 
 def _audit_expired(session: Session, rt: Runtime, ch: PushChallenge) -> None:

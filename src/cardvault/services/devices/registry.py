@@ -26,6 +26,7 @@ from cardvault.services.devices.common import (
     device_topic,
 )
 from cardvault.services.issuance import get_card
+from cardvault.services.reset_links import may_self_unlock
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardSession, Device, Organisation
@@ -108,8 +109,9 @@ def _drop_slot(session: Any, rt: Runtime, card: Card, device: Device) -> bool:
 
 
 def still_usable(rt: Runtime, device_id: str) -> bool:
-    """For open connections: is the device still active and its card still usable?"""
+    """For open event streams: is the device still active, and may its card still get
+    challenges (active, or locked by wrong passcodes and waiting for the holder's reset)?"""
     with rt.db() as session:
         device = session.get(Device, device_id)
         card = session.get(Card, device.card_id) if device else None
-        return bool(device and card and device.status == ACTIVE and card.status == "active")
+        return bool(device and card and device.status == ACTIVE and may_self_unlock(card))

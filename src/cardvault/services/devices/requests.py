@@ -5,7 +5,8 @@ ECDSA signature by the device key over method, path, timestamp, nonce and the bo
 SHA-256. The service accepts it only within ``MAX_SKEW_SECONDS`` of its own clock and only
 once: the nonce is inserted into ``used_nonces`` (primary key), so a replay is refused on
 every instance. A revoked device, or one whose card can no longer be used, is refused
-with the same answer as an unknown one.
+with the same answer as an unknown one (a card locked by wrong passcodes still gets its
+reset's push challenges: ``for_challenges``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cardvault.crypto import device as dcrypto
 from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.services import audit, network
 from cardvault.services.devices.common import ACTIVE, DeviceNotRecognised
+from cardvault.services.reset_links import may_self_unlock
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardStatus, Device, Organisation, UsedNonce
@@ -74,8 +76,16 @@ def _parse(req: SignedRequest) -> tuple[int, bytes]:
     return timestamp, dcrypto.unb64url(req.signature, "signature")
 
 
-def authenticate(rt: Runtime, actor: Actor, req: SignedRequest) -> DeviceCaller:
-    """The calling device, or an error; the request's nonce is used up either way."""
+def authenticate(
+    rt: Runtime, actor: Actor, req: SignedRequest, *, for_challenges: bool = False
+) -> DeviceCaller:
+    """The calling device, or an error; the request's nonce is used up either way.
+
+    ``for_challenges``: the request only receives or answers push challenges. Those also
+    reach a card that wrong passcodes locked, whose holder resets it in the portal with
+    the phone (DESIGN §3.3): the reset's push is the only one that can still succeed for
+    such a card (the engine opens no session for a locked card).
+    """
     timestamp, signature = _parse(req)
     now = rt.clock()
     if abs(now.timestamp() - timestamp) > MAX_SKEW_SECONDS:
@@ -98,7 +108,7 @@ def authenticate(rt: Runtime, actor: Actor, req: SignedRequest) -> DeviceCaller:
         _audit_refused(rt, actor, device, card, "bad device signature")
         raise
     _use_nonce(rt, actor, device, card, req.nonce, now + timedelta(seconds=2 * MAX_SKEW_SECONDS))
-    if card.status != CardStatus.ACTIVE.value:
+    if not (card.status == CardStatus.ACTIVE.value or (for_challenges and may_self_unlock(card))):
         raise DeviceNotRecognised(f"Card {card.serial} is {card.status}.")
     network.check_client(org, actor.client_address)
     return DeviceCaller(

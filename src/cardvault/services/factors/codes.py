@@ -9,6 +9,9 @@ from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import CardvaultError
 from cardvault.services.factors.base import FactorContext, FactorFailed
 
+#: the refusal of a code that matches no time step (any other refusal says more)
+WRONG = "totp_wrong"
+
 
 def params_for(ctx: FactorContext) -> totp.TotpParams:
     """The time-step window the organisation allows."""
@@ -40,5 +43,5 @@ def refusal(*, replayed: bool) -> FactorFailed:
     return FactorFailed(
         "The code is not right. Check the time on your phone and try the newest code.",
         reason="TOTP code wrong",
-        code="totp_wrong",
+        code=WRONG,
     )

@@ -8,15 +8,32 @@ same code exactly one succeeds, on any number of server instances.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 
 from cardvault.domain import totp
 from cardvault.services.factors import codes
 from cardvault.services.factors.base import FactorContext, FactorFailed, FactorOutcome
 from cardvault.services.methods import open_secret
 from cardvault.store.models import Association, MethodKind
+
+# Built once with bound parameters: every TOTP sign-in runs both, and SQLAlchemy reuses the
+# compiled form of a statement object it has seen.
+_ACTIVE_APPS = select(Association).where(
+    Association.card_id == bindparam("app_card"),
+    Association.organisation_id == bindparam("app_org"),
+    Association.method == MethodKind.TOTP.value,
+    Association.status == "active",
+)
+# each time step is taken once, atomically: the UPDATE wins only below the stored step
+_APPS = cast(Table, Association.__table__)
+_TAKE_STEP = (
+    update(_APPS)
+    .where(_APPS.c.id == bindparam("app_id"), _APPS.c.counter < bindparam("step"))
+    .values(counter=bindparam("step"))
+    .returning(_APPS.c.id)
+)
 
 
 class TotpFactor:
@@ -25,12 +42,7 @@ class TotpFactor:
     def _associations(self, ctx: FactorContext) -> list[Association]:
         return list(
             ctx.session.scalars(
-                select(Association).where(
-                    Association.card_id == ctx.card.id,
-                    Association.organisation_id == ctx.organisation.id,
-                    Association.method == MethodKind.TOTP.value,
-                    Association.status == "active",
-                )
+                _ACTIVE_APPS, {"app_card": ctx.card.id, "app_org": ctx.organisation.id}
             )
         )
 
@@ -64,10 +76,6 @@ class TotpFactor:
         return codes.matching_step(ctx, open_secret(ctx.rt.master_key, assoc), code, params)
 
     def _accept_once(self, ctx: FactorContext, assoc: Association, step: int) -> bool:
-        won = ctx.session.scalar(
-            update(Association)
-            .where(Association.id == assoc.id, Association.counter < step)
-            .values(counter=step)
-            .returning(Association.id)
-        )
+        # on the table, not through the ORM: nothing in this session reads the counter back
+        won = ctx.session.connection().scalar(_TAKE_STEP, {"app_id": assoc.id, "step": step})
         return won is not None

@@ -37,6 +37,18 @@ def signed_path(request: Request) -> str:
 
 async def device_caller(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> DeviceCaller:
     """FastAPI dependency: the device that signed this request (or 401)."""
+    return await _caller(request, rt, for_challenges=False)
+
+
+async def challenge_caller(
+    request: Request, rt: Annotated[Runtime, Depends(runtime)]
+) -> DeviceCaller:
+    """The same, for the push-challenge routes: also a phone whose card wrong passcodes
+    locked, so that it can approve the holder's reset in the portal."""
+    return await _caller(request, rt, for_challenges=True)
+
+
+async def _caller(request: Request, rt: Runtime, *, for_challenges: bool) -> DeviceCaller:
     h = request.headers
     req = SignedRequest(
         device_id=h.get(DEVICE_HEADERS["device"], ""),
@@ -47,7 +59,9 @@ async def device_caller(request: Request, rt: Annotated[Runtime, Depends(runtime
         path=signed_path(request),
         body=await request.body(),
     )
-    return await run_in_threadpool(authenticate, rt, actor_for(request, rt), req)
+    return await run_in_threadpool(
+        lambda: authenticate(rt, actor_for(request, rt), req, for_challenges=for_challenges)
+    )
 
 
 async def wait_for(

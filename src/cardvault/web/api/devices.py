@@ -20,7 +20,7 @@ from cardvault.services.devices.common import device_topic
 from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.runtime import Runtime
 from cardvault.web.api import device_stream
-from cardvault.web.api.device_auth import device_caller, wait_for
+from cardvault.web.api.device_auth import challenge_caller, device_caller, wait_for
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import runtime
 from cardvault.web.jose import JOSE_BODY, open_body, sealed
@@ -28,6 +28,8 @@ from cardvault.web.jose import JOSE_BODY, open_body, sealed
 router = APIRouter(prefix="/api/v1/device", tags=["device"])
 HEARTBEAT_SECONDS = 15.0
 Caller = Annotated[DeviceCaller, Depends(device_caller)]
+#: the push routes also serve a phone whose card is locked, for the holder's reset
+ChallengeCaller = Annotated[DeviceCaller, Depends(challenge_caller)]
 Rt = Annotated[Runtime, Depends(runtime)]
 
 
@@ -103,7 +105,7 @@ async def unpair(caller: Caller, rt: Rt) -> Response:
 
 
 @router.get("/events")
-async def events(caller: Caller, rt: Rt) -> StreamingResponse:
+async def events(caller: ChallengeCaller, rt: Rt) -> StreamingResponse:
     """Server-sent events: challenges for this device as they happen (kept open)."""
     return StreamingResponse(
         device_stream.stream(rt, caller),
@@ -114,7 +116,7 @@ async def events(caller: Caller, rt: Rt) -> StreamingResponse:
 
 @router.get("/challenges")
 async def challenges(
-    caller: Caller, rt: Rt, wait: Annotated[int, Query(ge=0, le=30)] = 0
+    caller: ChallengeCaller, rt: Rt, wait: Annotated[int, Query(ge=0, le=30)] = 0
 ) -> dict[str, Any]:
     """Open challenges now; with ``wait``, a long poll that returns as soon as one arrives."""
     items = await wait_for(
@@ -134,7 +136,9 @@ class AnswerIn(BaseModel):
 
 
 @router.post("/challenges/{challenge_id}/answer")
-async def answer(challenge_id: str, body: AnswerIn, caller: Caller, rt: Rt) -> dict[str, str]:
+async def answer(
+    challenge_id: str, body: AnswerIn, caller: ChallengeCaller, rt: Rt
+) -> dict[str, str]:
     """Approve (with the number typed), deny, or "this wasn't me"; signed over all three."""
     ans = push.Answer(
         challenge_id=challenge_id,

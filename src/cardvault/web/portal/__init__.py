@@ -1,7 +1,8 @@
 """The self-service portal under ``/portal`` (DESIGN §3.3): the card holder's own pages.
 
 A holder reaches it from an email: the lock email or a reset link (answer the questions,
-confirm a second factor, choose a new passcode), or an invitation (confirm the SMS code,
+confirm a second factor — a push to the paired phone, the security key, or a one-time
+code — choose a new passcode), or an invitation (confirm the SMS code,
 choose a passcode and security questions). "Forgotten your passcode?" asks for a link.
 Routes parse, call one service, render; what a step needs to continue (the recovery key K)
 lives only in an HttpOnly cookie of the holder's browser.
@@ -16,11 +17,12 @@ from cardvault.web.portal.common import AREA
 from cardvault.web.portal.dev_outbox import router as outbox_router
 from cardvault.web.portal.invitation import router as invitation_router
 from cardvault.web.portal.reset import router as reset_router
+from cardvault.web.portal.reset_factor import router as reset_factor_router
 
 __all__ = ["AREA", "install"]
 
 
 def install(app: FastAPI) -> None:
     ui.add_area(app, AREA)
-    for router in (reset_router, invitation_router, outbox_router):
+    for router in (reset_router, reset_factor_router, invitation_router, outbox_router):
         app.include_router(router)

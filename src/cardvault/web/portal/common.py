@@ -31,7 +31,7 @@ View = Annotated[WebSessionView, Depends(web_session)]
 
 STEP_COOKIE = "__Host-cardvault-portal-step"
 #: link tokens travel in portal paths; the access log must not keep them
-_TOKEN_IN_PATH = re.compile(r"(/portal/(?:reset|invitation)/)[A-Za-z0-9_-]{20,}")
+_TOKEN_IN_PATH = re.compile(r"(/portal/(?:api/)?(?:reset|invitation)/)[A-Za-z0-9_-]{20,}")
 
 
 async def checked_form(
@@ -77,7 +77,8 @@ def link_problem(request: Request, exc: CardvaultError, **context: Any) -> Respo
 
 
 class RedactLinkTokens(logging.Filter):
-    """An access-log filter: ``/portal/reset/<token>`` is logged as ``/portal/reset/…``."""
+    """An access-log filter: ``/portal/reset/<token>`` is logged as ``/portal/reset/…``
+    (and the page scripts' ``/portal/api/reset/<token>`` alike)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):

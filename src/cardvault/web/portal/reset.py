@@ -1,4 +1,6 @@
-"""Forgotten passcode, and the reset behind a link: questions → second factor → passcode."""
+"""Forgotten passcode, and the reset behind a link: questions → second factor → passcode.
+
+The second factor's pages are in :mod:`cardvault.web.portal.reset_factor`."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.services import links, recovery, reset_links
-from cardvault.services.factors import FactorFailed
+from cardvault.services.runtime import Actor
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.portal.common import (
@@ -89,7 +91,7 @@ async def answer(request: Request, rt: Rt, view: View, token: str) -> Response:
         step = await run_in_threadpool(
             recovery.answer,
             rt,
-            actor_for(request, rt, ref="holder:portal", display="card holder"),
+            holder(request, rt),
             token,
             answers=answers,
             recovery_code=form.get("recovery_code") or None,
@@ -99,70 +101,26 @@ async def answer(request: Request, rt: Rt, view: View, token: str) -> Response:
     except (InvalidInput, AuthenticationFailed) as exc:
         form.add_exception(exc, default="answer1")
         return _questions(request, rt, token, form.shown(), status=exc.http_status)
-    return set_step(ui.redirect(_next(token, step.step)), step.transaction_id, step.key)
+    return set_step(ui.redirect(next_page(token, step.step)), step.transaction_id, step.key)
 
 
-def _next(token: str, step: str) -> str:
+def next_page(token: str, step: str) -> str:
     page = "factor" if step == recovery.STEP_FACTOR else "passcode"
     return f"/portal/reset/{token}/{page}"
 
 
-def _current(request: Request, rt: Rt, token: str, expected: str) -> recovery.Progress:
+def current(request: Request, rt: Rt, token: str, expected: str) -> recovery.Progress:
+    """This browser's reset, if it is at step ``expected`` (else a redirect to its step)."""
     txn_id, key = step_of(request)
     progress = recovery.current_step(rt, token, txn_id, key)
     if progress.step != expected:
-        raise ui.RedirectTo(_next(token, progress.step))
+        raise ui.RedirectTo(next_page(token, progress.step))
     return progress
 
 
-# --- step 2: the second factor --------------------------------------------------------------
-
-
-@router.get("/reset/{token}/factor")
-def factor_page(request: Request, rt: Rt, view: View, token: str) -> Response:
-    try:
-        progress = _current(request, rt, token, recovery.STEP_FACTOR)
-    except ENDING as exc:
-        return link_problem(request, exc, restart=f"/portal/reset/{token}")
-    return _factor(request, token, progress, ui.Form())
-
-
-def _factor(
-    request: Request, token: str, progress: recovery.Progress, form: ui.Form, status: int = 200
-) -> Response:
-    methods = [f["method"] for f in progress.second_factors]
-    return ui.render(
-        request,
-        "portal/reset_factor.html",
-        status=status,
-        methods=methods,
-        form=form,
-        token=token,
-    )
-
-
-@router.post("/reset/{token}/factor")
-async def factor(request: Request, rt: Rt, view: View, token: str) -> Response:
-    form = await checked_form(request, view, secrets=("code",))
-    txn_id, key = step_of(request)
-    actor = actor_for(request, rt, ref="holder:portal", display="card holder")
-    try:
-        step = await run_in_threadpool(
-            recovery.second_factor,
-            rt,
-            actor,
-            token,
-            txn_id,
-            key,
-            {"method": form.get("method", "totp"), "code": form.get("code")},
-        )
-    except ENDING as exc:
-        return link_problem(request, exc, restart=f"/portal/reset/{token}")
-    except (FactorFailed, InvalidInput) as exc:
-        form.add_exception(exc, fields={"method": "code"}, default="code")
-        progress = recovery.current_step(rt, token, txn_id, key)
-        return _factor(request, token, progress, form.shown(), status=exc.http_status)
-    return ui.redirect(_next(token, step.step))
+def holder(request: Request, rt: Rt) -> Actor:
+    """The card holder on the portal, as the audit log names them."""
+    return actor_for(request, rt, ref="holder:portal", display="card holder")
 
 
 # --- step 3: the new passcode ---------------------------------------------------------------
@@ -171,7 +129,7 @@ async def factor(request: Request, rt: Rt, view: View, token: str) -> Response:
 @router.get("/reset/{token}/passcode")
 def passcode_page(request: Request, rt: Rt, view: View, token: str) -> Response:
     try:
-        _current(request, rt, token, recovery.STEP_PASSCODE)
+        current(request, rt, token, recovery.STEP_PASSCODE)
     except ENDING as exc:
         return link_problem(request, exc, restart=f"/portal/reset/{token}")
     return ui.render(request, "portal/reset_passcode.html", form=ui.Form(), token=token)
@@ -181,7 +139,7 @@ def passcode_page(request: Request, rt: Rt, view: View, token: str) -> Response:
 async def passcode(request: Request, rt: Rt, view: View, token: str) -> Response:
     form = await checked_form(request, view, secrets=("passcode", "confirm"))
     txn_id, key = step_of(request)
-    actor = actor_for(request, rt, ref="holder:portal", display="card holder")
+    actor = holder(request, rt)
     try:
         await run_in_threadpool(
             recovery.set_passcode,

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.errors import CardvaultError
 from cardvault.services import security_key_signin, web_sessions
 from cardvault.services.authentication import LoginRequest, TransactionInvalid
 from cardvault.services.factors import fido2 as fido2_factor
@@ -124,13 +124,8 @@ async def factor_answer(
 ) -> dict[str, str]:
     """The key's answer: when it checks out, the RA is signed in."""
     ui.check_csrf(view, header=x_csrf_token)
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
-        raise InvalidInput("Send the key's answer as {credential}.")
-    return await run_in_threadpool(_factor_answer, request, rt, view, body["credential"])
+    credential = await ui.read_credential(request)
+    return await run_in_threadpool(_factor_answer, request, rt, view, credential)
 
 
 def _factor_answer(

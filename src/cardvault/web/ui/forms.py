@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import Request
 
@@ -61,3 +62,15 @@ async def read_form(request: Request, secret_fields: Iterable[str] = ()) -> Form
         if isinstance(value, str) and key not in values:
             values[key[:100]] = value[:MAX_FIELD]
     return Form(values=values, secret_fields=frozenset(secret_fields))
+
+
+async def read_credential(request: Request) -> dict[str, Any]:
+    """The security key's answer a page script posts, ``{"credential": <toJSON()>}``."""
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
+        raise InvalidInput("Send the key's answer as {credential}.")
+    credential: dict[str, Any] = body["credential"]
+    return credential

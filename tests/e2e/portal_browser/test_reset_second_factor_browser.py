@@ -1,0 +1,267 @@
+"""Resetting a locked card in headless Chromium with the second factors beyond a code: a FIDO2
+security key (Chromium's virtual authenticator) and a push that the project's own
+authenticator client, paired with the service over HTTP, approves or denies as the phone.
+
+Each starts like the holder's morning: three wrong passcodes lock the card, the lock email
+arrives over SMTP, and its link opens the portal."""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from tests.e2e.browser.conftest import VirtualKey, plug_in_key
+from tests.support import auth as a
+from tests.support import factories as f
+from tests.support import portal as p
+
+from cardvault.clients.authenticator import core
+from cardvault.clients.authenticator.api import DeviceApi
+from cardvault.clients.authenticator.state import DeviceState
+from cardvault.crypto.device import DeviceKey
+from cardvault.services import recovery, security_key_registration
+from cardvault.services.authentication import Engine, LoginRequest, SignInFailed
+from cardvault.services.devices import pairing
+from cardvault.services.runtime import Actor, Runtime
+
+from .conftest import Live, shot
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+NEW = "violet tractor umbrella 1987"
+CREATE = """async (options) => (await navigator.credentials.create(
+    {publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options)})).toJSON()"""
+GET = """async (options) => (await navigator.credentials.get(
+    {publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options)})).toJSON()"""
+
+
+def _login(rt: Runtime, email: str, passcode: str) -> Any:
+    return Engine(rt).login(
+        a.client(), LoginRequest(identifier_kind="email", identifier=email, passcode=passcode)
+    )
+
+
+def _lock_and_follow_the_email(live: Live, page: Page, email: str) -> str:
+    """Three wrong passcodes; open the link of the lock email (real SMTP). The token."""
+    p.lock_by_email(Engine(live.rt), email)
+    deadline = time.monotonic() + 15
+    while not (links := [m for m in map(_link_in, live.mailbox.received) if m]):
+        assert time.monotonic() < deadline, "the lock email did not arrive"
+        time.sleep(0.05)
+    page.goto(links[0])
+    return p.token_in(links[0])
+
+
+def _link_in(received: Any) -> str | None:
+    """The reset link of an email (the lock email; others, such as "a key was added", have
+    none)."""
+    body = received.message.get_body(preferencelist=("plain",))
+    found = re.search(r"http://localhost:\d+/portal/reset/\S+", str(body.get_content()))
+    return found.group(0) if found else None
+
+
+def _answer_the_questions(page: Page) -> None:
+    page.get_by_label(f.QUESTIONS[0]).fill(f.ANSWERS[0])
+    page.get_by_label(f.QUESTIONS[2]).fill(f.ANSWERS[2])
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Confirm it is you")
+
+
+def _choose_the_new_passcode(page: Page) -> None:
+    expect(page.get_by_role("heading", level=1)).to_have_text("Choose a new passcode")
+    page.get_by_label("New passcode", exact=True).fill(NEW)
+    page.get_by_label("New passcode again").fill(NEW)
+    page.get_by_role("button", name="Change my passcode").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your passcode has been changed")
+
+
+# --- the security key ---------------------------------------------------------------------
+
+
+def _pin_entered(key: VirtualKey, entered: bool) -> None:
+    key.cdp.send(
+        "WebAuthn.setUserVerified",
+        {"authenticatorId": key.authenticator_id, "isUserVerified": entered},
+    )
+
+
+def test_a_locked_card_is_reset_with_the_security_key(
+    live: Live, page: Page, operator: Actor
+) -> None:
+    rt = live.rt
+    a.open_org(rt, operator)
+    card = f.active_card(rt, operator, forename="Kim", email="kim@example.org")
+    key = plug_in_key(page)  # a USB key with a PIN; the organisation requires it
+    page.goto(f"{live.url}/webauthn/test")  # the RA registers it (any page of the origin)
+    start = security_key_registration.begin_registration(
+        rt, operator, serial=card.serial, org_code="ORG1"
+    )
+    security_key_registration.complete_registration(
+        rt,
+        operator,
+        ceremony_id=start.ceremony_id,
+        response=page.evaluate(CREATE, start.options["publicKey"]),
+        nickname="Kim's key",
+    )
+
+    token = _lock_and_follow_the_email(live, page, "kim@example.org")
+    _answer_the_questions(page)
+    expect(page.get_by_role("button", name="Send a request to my phone")).to_have_count(0)
+    shot(page, "10-security-key")
+    _pin_entered(key, False)  # the holder does not enter the key's PIN: the browser refuses
+    page.get_by_role("button", name="Use my security key").click()
+    expect(page.locator("#key-error")).to_contain_text("security key was not used")
+    expect(page.locator("#key-error")).to_be_focused()
+    shot(page, "11-security-key-cancelled")
+    assert recovery.open_reset(rt, token).tries_left == recovery.LINK_MAX_FAILURES  # no try
+
+    _pin_entered(key, True)
+    page.get_by_role("button", name="Use my security key").click()
+    _choose_the_new_passcode(page)
+
+    with pytest.raises(SignInFailed):
+        _login(rt, "kim@example.org", f.STRONG_PASSCODE)  # the old passcode
+    started = _login(rt, "kim@example.org", NEW)  # the new one, then the key
+    offer = next(o for o in started.second_factors if o["method"] == "fido2")
+    assertion = page.evaluate(GET, offer["publicKey"])
+    grant = Engine(rt).complete_factor(
+        a.client(), started.transaction_id, {"method": "fido2", "credential": assertion}
+    )
+    assert grant.card_serial == card.serial
+    assert key.credentials()[0]["signCount"] == 3  # registration, reset, sign-in
+
+
+# --- push to the paired phone -----------------------------------------------------------
+
+
+@dataclass
+class Phone:
+    """The reference authenticator app's own code, paired with the service over HTTP, in a
+    thread: it waits for the challenge and answers with what the holder chose."""
+
+    api: DeviceApi
+    state: DeviceState
+    said: list[str] = field(default_factory=list)
+    choices: queue.Queue[core.Choice] = field(default_factory=queue.Queue)
+    thread: threading.Thread | None = None
+
+    def listen(self) -> None:
+        def run() -> None:
+            choose = lambda _challenge: self.choices.get(timeout=60)  # noqa: E731
+            core.listen(self.api, choose, self.said.append, once=True)
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        self.wait_until_said("Connected")
+
+    def wait_until_said(self, needle: str, timeout: float = 20) -> str:
+        deadline = threading.Event()
+        for _ in range(int(timeout / 0.05)):
+            found = [s for s in self.said if needle in s]
+            if found:
+                return found[0]
+            deadline.wait(0.05)
+        raise AssertionError(f"{needle!r} not said; said: {self.said}")
+
+    def finish(self) -> None:
+        assert self.thread is not None
+        self.thread.join(timeout=20)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def phone(live: Live, operator: Actor) -> Iterator[Phone]:
+    """Pat's card (no other second factor) with a phone paired, as the app pairs."""
+    rt = live.rt
+    a.open_org(rt, operator)
+    card = f.active_card(rt, operator, forename="Pat", email="pat@example.org")
+    inv = pairing.create_pairing(rt, operator, serial=card.serial, org_code="ORG1")
+    fields = {k: v[0] for k, v in parse_qs(urlsplit(inv.uri).query).items()}
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        state = core.pair(
+            DeviceApi(client),
+            fields,
+            core.PairInput(
+                uri=inv.uri, passcode=f.STRONG_PASSCODE, name="Pat's phone", platform="test"
+            ),
+        )
+    key = DeviceKey.from_pem(state.device_key_pem.encode())
+    client = httpx.Client(base_url=live.url, timeout=30)
+    yield Phone(DeviceApi(client, device_id=state.device_id, key=key, kid=state.kid), state)
+    client.close()
+
+
+def test_a_locked_card_is_reset_with_a_push_the_phone_approves(
+    live: Live, page: Page, phone: Phone
+) -> None:
+    rt = live.rt
+    _lock_and_follow_the_email(live, page, "pat@example.org")
+    _answer_the_questions(page)
+    expect(page.get_by_role("button", name="Use my security key")).to_have_count(0)
+    phone.listen()  # the app is open (the card is locked: it still gets this reset's push)
+
+    page.get_by_role("button", name="Send a request to my phone").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Approve the request on your phone")
+    number = page.locator("#push-number").inner_text()
+    assert re.fullmatch(r"\d\d", number)
+    expect(page.locator("#push-status")).to_have_text("Waiting for your phone…")
+    shot(page, "12-push-number")
+    shown = phone.wait_until_said("Sign-in request")
+    assert "Self-service portal: passcode reset" in shown  # where the request comes from
+    phone.choices.put(core.Choice(decision="approve", number=number))  # typed on the phone
+
+    _choose_the_new_passcode(page)  # the page's script saw the approval and went on
+
+    phone.finish()
+    assert any("Answered approve: approved" in s for s in phone.said)
+    started = _login(rt, "pat@example.org", NEW)
+    grant = Engine(rt).complete_factor(
+        a.client(),
+        started.transaction_id,
+        {"method": "authenticator", "code": core.totp_code(phone.state)},
+    )
+    assert grant.card_serial == phone.state.card_serial
+
+
+def test_a_denied_push_is_explained_in_a_browser_without_javascript(
+    live: Live, browser: Browser, phone: Phone
+) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    try:
+        token = _lock_and_follow_the_email(live, page, "pat@example.org")
+        _answer_the_questions(page)
+        expect(page.get_by_role("button", name="Use my security key")).to_have_count(0)
+        phone.listen()
+        page.get_by_role("button", name="Send a request to my phone").click()
+        continue_button = page.get_by_role("button", name="I have approved it — continue")
+        continue_button.click()  # too early: nothing is counted
+        expect(page.locator(".error-summary")).to_contain_text("has not answered")
+        assert recovery.open_reset(live.rt, token).tries_left == recovery.LINK_MAX_FAILURES
+
+        phone.wait_until_said("Sign-in request")
+        phone.choices.put(core.Choice(decision="deny"))
+        phone.finish()
+        page.get_by_role("button", name="I have approved it — continue").click()
+
+        summary = page.locator(".error-summary")
+        expect(summary).to_contain_text("denied on the phone. 2 tries left with this link.")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Confirm it is you")
+        shot(page, "13-push-denied")
+        assert recovery.open_reset(live.rt, token).tries_left == recovery.LINK_MAX_FAILURES - 1
+    finally:
+        context.close()
+
+
+@pytest.fixture(autouse=True)
+def _keys_here(live: Live) -> None:
+    live.rt.settings.webauthn_timeout_ms = 5000  # a refused key answers at once; never hang
