@@ -10,6 +10,8 @@ production Argon2id parameters unless ``--fast-kdf``.
     python bench/pcsc.py [--runs 15] [--apdus 300] [--fast-kdf] [--database-url URL]
 
 Prints numbers, not pass/fail; the target is a PC/SC signature within 2x the API signature.
+Last, the same 9A signature against the applet answering on this PC (bench/_pcsc_floor.py):
+what OpenSC and pcscd cost by themselves, the floor under the PC/SC time.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import httpx  # noqa: E402
 from tests.support import factories as f  # noqa: E402
 from tests.support import pcsc_stack as st  # noqa: E402
 
+from _pcsc_floor import floor_signature  # noqa: E402
 from cardvault.clients.agent import core  # noqa: E402
 from cardvault.clients.agent.api import CardvaultApi  # noqa: E402
 from cardvault.clients.agent.state import load  # noqa: E402
@@ -41,7 +44,10 @@ from cardvault.services.runtime import Actor, keystore_for  # noqa: E402
 
 NEW_KEY = "5f1e8a3c7b9d2e4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b"
 PIN, PUK = "31415926", "27182818"
-STATUS_APDU = "00:20:00:80"  # VERIFY status: always answered by the service
+#: GET DATA of the fingerprints (PIN-protected, never cached): always answered by the service.
+#: (The VERIFY status query measured here before is answered by the connector once the PIN
+#: is verified on the link, so it no longer measures the service for certain.)
+SERVICE_APDU = "00:CB:3F:FF:05:5C:03:5F:C1:03:00"
 CACHED_APDU = "00:CB:3F:FF:05:5C:03:5F:C1:02:00"  # GET DATA CHUID: answered by the connector
 #: the same signature both ways: (label, PKCS#11 id, mechanism, API key, passcode for the API)
 PAIRS = (
@@ -57,8 +63,14 @@ def main() -> None:
         sys.exit(f"PC/SC tools missing: {', '.join(missing)}")
     with tempfile.TemporaryDirectory(prefix="cardvault-bench-") as tmp:
         scratch = Path(tmp)
-        with st.exclusive_pcsc(), st.pcscd_running(), _card_in_reader(scratch, args) as agent:
-            _measure(agent, scratch, args)
+        with st.exclusive_pcsc(), st.pcscd_running():
+            with _card_in_reader(scratch, args) as agent:
+                api_9a = _measure(agent, scratch, args)
+            floor = floor_signature(scratch / "message.txt", args.runs)
+            print(
+                f"  9A pkcs11-tool against the applet on this PC, no service (the floor): "
+                f"{floor * 1000:6.1f} ms -> {floor / api_9a:.2f} x API"
+            )
 
 
 def _arguments() -> argparse.Namespace:
@@ -132,13 +144,14 @@ def _issue_and_enrol(service: st.Service, scratch: Path) -> st.Person:
 # -- measurements --------------------------------------------------------------------------------
 
 
-def _measure(agent: st.Agent, scratch: Path, args: argparse.Namespace) -> None:
+def _measure(agent: st.Agent, scratch: Path, args: argparse.Namespace) -> float:
+    """Prints the measurements; returns the API's 9A signature time."""
     message = scratch / "message.txt"
     message.write_bytes(b"sign me, " * 10)
     digest = hashlib.sha256(message.read_bytes()).digest()
     state = load(agent.state_dir)
     print(f"cardvault PC/SC bench ({'test' if args.fast_kdf else 'production'} Argon2id)")
-    for name, apdu in (("service", STATUS_APDU), ("connector cache", CACHED_APDU)):
+    for name, apdu in (("service", SERVICE_APDU), ("connector cache", CACHED_APDU)):
         rate = _apdu_rate(apdu, args.apdus)
         print(f"  APDUs per second answered by the {name}: {rate:7.0f}")
     slot = str(st.token_slot())
@@ -146,6 +159,7 @@ def _measure(agent: st.Agent, scratch: Path, args: argparse.Namespace) -> None:
     listing()
     floor = statistics.median(_timed(listing) for _ in range(args.runs))
     print(f"  pkcs11-tool -O (lists the card, uses no key): {floor * 1000:6.1f} ms")
+    api_times: dict[str, float] = {}
     with httpx.Client(base_url=agent.service.url, verify=agent.service.tls()) as client:
         api = CardvaultApi(client)
         for label, key_id, mechanism, key, passcode in PAIRS:
@@ -154,10 +168,12 @@ def _measure(agent: st.Agent, scratch: Path, args: argparse.Namespace) -> None:
             if args.trace:
                 _trace(scratch / "connector.log", pcsc)
             pcsc_time, api_time = _paired(args.runs, pcsc, via_api)
+            api_times[key_id] = api_time
             print(
                 f"  {label}: pkcs11-tool {pcsc_time * 1000:6.1f} ms, "
                 f"agent API {api_time * 1000:6.1f} ms -> PC/SC = {pcsc_time / api_time:.2f} x API"
             )
+    return api_times["01"]
 
 
 def _trace(log: Path, action: Callable[[], object]) -> None:

@@ -27,7 +27,7 @@ from cardvault.services import ca, card_sessions, directory, enrolment, methods
 from cardvault.services.authentication import Engine
 from cardvault.services.piv import issuance, links
 from cardvault.services.piv.ports import Mode
-from cardvault.services.piv.relay import RelayRequest, relay
+from cardvault.services.piv.relay import RelayAnswer, RelayRequest, relay
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.models import Card
 from tests.support import auth as a
@@ -60,6 +60,8 @@ class Reader:
     seq: int = 0
     power_up: bool = True
     actor: Actor = field(default_factory=a.client)
+    #: the service's last answer, as the connector sees it
+    last: RelayAnswer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, apdu: bytes | str, *, seq: int | None = None) -> bytes:
@@ -77,7 +79,8 @@ class Reader:
                 power_up=self.power_up,
             )
             self.power_up = False
-            return relay(self.rt, self.actor, req).response
+            self.last = relay(self.rt, self.actor, req)
+            return self.last.response
 
     def transmit(self, apdu: bytes | str) -> tuple[bytes, int]:
         """Send, then follow 61xx with GET RESPONSE like a PC/SC client; (data, sw)."""

@@ -21,7 +21,7 @@ from cardvault.errors import PermissionDenied
 from cardvault.services import card_sessions
 from cardvault.services.authentication import Engine
 from cardvault.services.kdf_gate import KdfGate
-from cardvault.services.piv import links, recheck
+from cardvault.services.piv import answers, links, recheck
 from cardvault.services.piv.links import LinkClosed, NoPivApplet
 from cardvault.services.piv.relay import StaleRequest
 from cardvault.services.runtime import Actor, Runtime
@@ -335,3 +335,36 @@ def test_chain_parts_sent_together_stop_at_the_first_refused_part(
     assert signed[-2:] == b"\x90\x00"
     assert len(signed) == 2 + 8 + 256
     assert send((bytes.fromhex("1087079aff") + head[:-1],))[-2:] == b"\x67\x00"
+
+
+def _standing(reader: p.Reader) -> dict[bytes, bytes]:
+    assert reader.last is not None
+    return reader.last.standing
+
+
+def test_the_status_of_a_verified_pin_stands_until_the_next_request(use: p.InUse) -> None:
+    """The connector may answer the PIN status query itself while the PIN is verified on the
+    link; the service says so with every answer, and never while it is not."""
+    verified = dict.fromkeys(answers.STATUS_QUERIES, b"\x90\x00")
+    assert use.reader.sw("00200080") == Sw.retries(3)
+    assert _standing(use.reader) == {}
+    assert use.reader.verify() == Sw.SUCCESS
+    assert _standing(use.reader) == verified
+    _, sw = use.reader.sign(Slot.PIV_AUTHENTICATION, Algorithm.RSA2048, _pkcs1_block(b"x"))
+    assert sw == Sw.SUCCESS
+    assert _standing(use.reader) == verified
+    assert use.reader.sw("00200080") == Sw.SUCCESS  # what the connector answered, exactly
+    assert use.reader.sw("0020ff80") == Sw.SUCCESS  # forget the verified PIN
+    assert _standing(use.reader) == {}
+    assert use.reader.verify(b"10203040") == Sw.retries(2)
+    assert _standing(use.reader) == {}
+
+
+def test_nothing_stands_after_power_up_or_a_wrong_pin(use: p.InUse) -> None:
+    assert use.reader.verify() == Sw.SUCCESS
+    use.reader.power_up = True
+    assert use.reader.sw("00cb3fff035c017e00") == Sw.SUCCESS
+    assert _standing(use.reader) == {}
+    assert use.reader.verify() == Sw.SUCCESS
+    assert use.reader.verify(b"10203040") == Sw.retries(2)
+    assert _standing(use.reader) == {}

@@ -158,3 +158,15 @@ def test_extended_length_get_data_returns_everything_at_once(card: Card) -> None
 )
 def test_unsupported_class_and_instruction(card: Card, apdu: str, sw: str) -> None:
     assert card.send(apdu) == h(sw)
+
+
+def test_nothing_waits_once_get_response_has_handed_out_the_last_piece(card: Card) -> None:
+    """The last piece ends the response; the state keeps no copy of it (a status query that
+    follows then changes nothing, which lets the connector answer it, see answers.py)."""
+    card.state = card.state.with_object(
+        ObjectId.CERT_PIV_AUTHENTICATION, objects.certificate_container(bytes(300))
+    )
+    assert card.send("00CB3FFF055C035FC10500")[-2] == 0x61
+    assert card.send("00C0000000")[-2:] == h("9000")
+    assert card.state.pending_response == b""
+    assert card.send("00C0000000") == h("6985")

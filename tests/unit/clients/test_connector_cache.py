@@ -140,3 +140,21 @@ def test_only_well_formed_short_parts_are_held() -> None:
     assert local.chain(bytes.fromhex("10db3fff0501")) == (False, ())  # Lc says 5, one byte
     assert local.chain(bytes.fromhex("10db3fff0000020102")) == (False, ())  # extended
     assert local.chain(bytes.fromhex("1c87079a020102")) == (False, ())  # secure messaging
+
+
+def test_standing_answers_hold_until_power_up() -> None:
+    status, ok = bytes.fromhex("00200080"), b"\x90\x00"
+    local = LocalAnswers()
+    local.stand({status: ok})
+    assert local.answer(status) == ok
+    assert local.answer(status) == ok  # a local answer leaves it standing
+    local.power_up()
+    assert local.answer(status) is None
+
+
+def test_standing_answers_are_replaced_by_the_next_ones() -> None:
+    status = bytes.fromhex("00200080")
+    local = LocalAnswers()
+    local.stand({status: b"\x90\x00"})
+    local.stand({})
+    assert local.answer(status) is None

@@ -114,7 +114,8 @@ def _get_response(state: PivState, command: CommandApdu) -> tuple[PivState, byte
         raise CardError(Sw.INCORRECT_P1P2)
     if not state.pending_response:
         raise CardError(Sw.CONDITIONS_NOT_SATISFIED, "no response data is waiting")
-    return _deliver(state, Outcome(state=state, data=state.pending_response), command.max_response)
+    waiting = Outcome(state=state, data=state.pending_response)
+    return _deliver(replace(state, pending_response=b""), waiting, command.max_response)
 
 
 def select(state: PivState, command: CommandApdu, ports: CardPorts) -> Outcome:

@@ -7,6 +7,10 @@
   here from the copy the service handed over with the link.
 * **Constant answers.** The probes card drivers send to recognise a card (SELECT of other
   applications, GET VERSION, ...) get answers that depend on nothing; the service lists them.
+* **Standing answers.** With each answer the service may add answers that hold until the
+  next command it answers: the PIN status query while the PIN is verified on this link
+  (OpenSC asks it before every login). They are dropped when a command goes to the service
+  and on power-up or reset.
 * **Response chaining.** When a command's answer is longer than the client's ``Le``, the
   service sends the whole answer at once and the connector hands it out in ``61xx`` / GET
   RESPONSE pieces exactly as the applet would, saving a round trip per piece.
@@ -46,6 +50,7 @@ class LocalAnswers:
     ) -> None:
         self._objects = dict(objects or {})
         self._constant = dict(constant or {})
+        self._standing: dict[bytes, bytes] = {}
         self._pending = b""
         self._waiting_sw = _OK
         self._answered_last = False
@@ -57,7 +62,7 @@ class LocalAnswers:
         if tuple(apdu[:4]) == _GET_RESPONSE and self._answered_last:
             return self._continue(_short_le(apdu[4:]))
         self.reset()
-        local = self._constant.get(bytes(apdu))
+        local = self._constant.get(bytes(apdu)) or self._standing.get(bytes(apdu))
         if local is None:
             local = self._object(apdu)
         if local is not None:
@@ -99,6 +104,10 @@ class LocalAnswers:
             return True, ()
         return False, tuple(parts)
 
+    def stand(self, answers: Mapping[bytes, bytes]) -> None:
+        """The service's standing answers, replacing the last ones (empty: none)."""
+        self._standing = dict(answers)
+
     def reset(self) -> None:
         """A new command, power-up or reset: nothing waits for GET RESPONSE any more."""
         self._pending = b""
@@ -106,9 +115,10 @@ class LocalAnswers:
         self._answered_last = False
 
     def power_up(self) -> None:
-        """Power-up or reset also ends a command chain."""
+        """Power-up or reset also ends a command chain and what the card had proved."""
         self.reset()
         self._chain = []
+        self._standing = {}
 
     def _object(self, apdu: bytes) -> bytes | None:
         if tuple(apdu[:4]) != _GET_DATA:

@@ -89,11 +89,13 @@ class ServiceRelay:
             if local is not None:
                 return local
             self.seq += 1
+            self._local.stand({})  # the command may change what the card has proved
             answer = self._send(self._claims(apdu, chain))
             self._power_up = False
             response = base64.b64decode(answer["response"], validate=True)
             if answer.get("whole"):
                 response = self._local.whole(apdu, response)
+            self._local.stand(_standing(answer))
         if self._on_answer is not None:
             self._on_answer(answer)
         return response
@@ -143,6 +145,11 @@ class ServiceRelay:
     def _end(self, reason: str) -> None:
         if self._on_end is not None:
             self._on_end(reason)
+
+
+def _standing(answer: dict[str, Any]) -> dict[bytes, bytes]:
+    standing = answer.get("standing") or {}
+    return {bytes.fromhex(apdu): bytes.fromhex(local) for apdu, local in standing.items()}
 
 
 def _b64(raw: bytes) -> str:

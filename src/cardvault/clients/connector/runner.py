@@ -207,7 +207,7 @@ class Connector:
     def _check_service(self) -> None:
         link_id = self.inserted.credentials.link_id
         try:
-            status = self.api.get(
+            status = self.monitor.get(
                 f"/api/v1/piv/links/{link_id}", token=self.inserted.credentials.token
             )
         except AgentError as error:

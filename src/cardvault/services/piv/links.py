@@ -10,20 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NoReturn
 
 from sqlalchemy import delete, select
 
-from cardvault.card.apdu import CardError, Sw
-from cardvault.card.piv import (
-    Algorithm,
-    CardPorts,
-    PinRef,
-    PivState,
-    Slot,
-    load_state,
-    process,
-)
+from cardvault.card.piv import load_state
 from cardvault.card.piv.data import public_objects
 from cardvault.card.piv.link_state import LinkState, dump_link_state
 from cardvault.crypto.aead import wipe
@@ -31,13 +21,23 @@ from cardvault.crypto.keyslots import WrongSecret, unwrap_session
 from cardvault.domain import identifiers
 from cardvault.errors import Conflict, NotFound, PermissionDenied
 from cardvault.services import audit, card_sessions
+from cardvault.services.piv.answers import PROBES, constant_answers
 from cardvault.services.piv.ports import Mode
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardSession, PivCard, PivLink
 from cardvault.store.types import new_id
 
-__all__ = ["LinkClosed", "LinkStatus", "UseLink", "close", "open_use_link", "status"]
+__all__ = [
+    "PROBES",
+    "LinkClosed",
+    "LinkStatus",
+    "UseLink",
+    "close",
+    "constant_answers",
+    "open_use_link",
+    "status",
+]
 
 
 class LinkClosed(NotFound):
@@ -61,73 +61,6 @@ class UseLink:
     constant: dict[bytes, bytes]
     expires_at: datetime
     idle_expires_at: datetime
-
-
-#: what card drivers send to recognise a card (traced from OpenSC 0.23, yubico-piv-tool 2.2)
-PROBES = tuple(
-    bytes.fromhex(apdu)
-    for apdu in (
-        "00a4040007627601ff000000",  # OpenSC: other applications
-        "00a4040006a00000000101",
-        "00a404000be82b0601040181c31f020100",
-        "00a4040c0fd23300000045737445494420763335",
-        "00cadf3005",
-        "00a4040005a000000308",  # yubico-piv-tool: SELECT PIV
-        "00fd000000",  # GET VERSION, GET SERIAL (YubiKey)
-        "00f8000000",
-    )
-)
-
-
-class _Refusing:
-    """Ports for probing: a probe that needs a secret or randomness is not a constant."""
-
-    def _refuse(self) -> NoReturn:
-        raise CardError(Sw.NO_PRECISE_DIAGNOSIS, "not a constant answer")
-
-    def random_bytes(self, count: int) -> bytes:
-        self._refuse()
-
-    def verify_reference(self, reference: PinRef, value: bytes) -> None:
-        self._refuse()
-
-    def change_reference(self, reference: PinRef, value: bytes) -> None:
-        self._refuse()
-
-    def management_key(self, algorithm: Algorithm) -> bytearray:
-        self._refuse()
-
-    def set_management_key(self, algorithm: Algorithm, key: bytes) -> None:
-        self._refuse()
-
-    def generate_key(self, slot: Slot, algorithm: Algorithm) -> bytes:
-        self._refuse()
-
-    def sign(self, slot: Slot, algorithm: Algorithm, data: bytes) -> bytes:
-        self._refuse()
-
-    def decrypt(self, slot: Slot, algorithm: Algorithm, block: bytes) -> bytes:
-        self._refuse()
-
-    def ecdh(self, slot: Slot, algorithm: Algorithm, peer_point: bytes) -> bytes:
-        self._refuse()
-
-
-def constant_answers(state: PivState) -> dict[bytes, bytes]:
-    """The probes' answers that change nothing and depend on nothing proved: each is run from
-    a freshly powered card and from one where everything was proved, and kept only if both
-    answers are the same and neither state moved."""
-    fresh = state.powered_up()
-    proved = fresh.with_security(pin_verified=True, pin_always=True, management_authenticated=True)
-    ports: CardPorts = _Refusing()
-    answers = {}
-    for apdu in PROBES:
-        after_fresh, answer = process(fresh, apdu, ports)
-        after_proved, other = process(proved, apdu, ports)
-        unchanged = after_fresh == fresh and after_proved == proved
-        if unchanged and answer == other and answer[-2] != 0x61:
-            answers[apdu] = answer
-    return answers
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,6 @@ import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
@@ -37,7 +36,8 @@ from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import Conflict, Unavailable
 from cardvault.services import card_sessions
 from cardvault.services.card_keys import open_record, seal_record
-from cardvault.services.piv import issuance, snapshot
+from cardvault.services.piv import issuance, snapshot, statements
+from cardvault.services.piv.answers import standing_answers
 from cardvault.services.piv.kept import keep, kept
 from cardvault.services.piv.links import LinkClosed
 from cardvault.services.piv.ports import Effects, Mode, ServicePorts
@@ -50,8 +50,6 @@ from cardvault.store.db import transaction
 from cardvault.store.models import (
     Card,
     CardSession,
-    PivCard,
-    PivLink,
 )
 
 __all__ = ["RelayAnswer", "RelayRequest", "StaleRequest", "relay"]
@@ -98,6 +96,8 @@ class RelayAnswer:
     missing: tuple[str, ...] = ()
     #: ``response`` is the whole answer of a command whose answer was longer than its Ne
     whole: bool = False
+    #: answers the connector may give until its next request (see answers.py)
+    standing: dict[bytes, bytes] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
@@ -111,6 +111,7 @@ class _Computed:
     link_part: LinkState
     effects: Effects
     secrets: PivSecrets
+    standing: dict[bytes, bytes]
 
 
 def relay(rt: Runtime, actor: Actor, req: RelayRequest) -> RelayAnswer:
@@ -190,6 +191,7 @@ def _compute(rt: Runtime, snap: Snapshot, req: RelayRequest) -> _Computed:
         link_part=new_link,
         effects=ports.effects,
         secrets=ports.effects.secrets or secrets,
+        standing=standing_answers(after),
     )
 
 
@@ -239,6 +241,7 @@ def _commit(
             idle_expires_at=idle_expires_at,
             missing=missing,
             whole=done.whole,
+            standing=done.standing,
         )
 
 
@@ -284,14 +287,7 @@ def _touch(session: Session, rt: Runtime, snap: Snapshot) -> tuple[datetime, dat
     policy = OrganisationPolicy.from_dict(snap.organisation.policy)
     idle = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
     changed = _execute(
-        session,
-        update(CardSession)
-        .where(
-            CardSession.id == row.id,
-            CardSession.expires_at > now,
-            CardSession.idle_expires_at > now,
-        )
-        .values(last_used_at=now, idle_expires_at=idle),
+        session, statements.TOUCH_SESSION, {"where_session": row.id, "now": now, "idle": idle}
     )
     if changed != 1:
         raise card_sessions.SessionInvalid("The session has ended; sign in again.")
@@ -304,24 +300,23 @@ def _save_card(session: Session, rt: Runtime, snap: Snapshot, done: _Computed) -
     effects = done.effects
     if state == snap.piv.state and not (effects.secrets or effects.public_keys):
         return False
+    piv = snap.piv
     values: dict[str, object] = {
-        "state": state,
-        "version": PivCard.version + 1,
-        "updated_at": rt.clock(),
+        "where_card": snap.card.id,
+        "seen": piv.version,
+        "new_state": state,
+        "new_secrets": piv.secrets,
+        "new_secrets_version": piv.secrets_version,
+        "new_public_keys": piv.public_keys,
+        "now": rt.clock(),
     }
     if effects.secrets is not None:
-        version = snap.piv.secrets_version + 1
-        values["secrets"] = seal_secrets(rt.master_key, snap.card.id, version, effects.secrets)
-        values["secrets_version"] = version
+        version = piv.secrets_version + 1
+        values["new_secrets"] = seal_secrets(rt.master_key, snap.card.id, version, effects.secrets)
+        values["new_secrets_version"] = version
     if effects.public_keys:
-        values["public_keys"] = _public_keys(snap, done)
-    changed = _execute(
-        session,
-        update(PivCard)
-        .where(PivCard.card_id == snap.card.id, PivCard.version == snap.piv.version)
-        .values(**values),
-    )
-    if changed != 1:
+        values["new_public_keys"] = _public_keys(snap, done)
+    if _execute(session, statements.SAVE_CARD, values) != 1:
         raise _Raced()
     return True
 
@@ -337,25 +332,22 @@ def _save_link(
     session: Session, rt: Runtime, snap: Snapshot, req: RelayRequest, done: _Computed
 ) -> None:
     now = rt.clock()
+    link = snap.link
     values: dict[str, object] = {
-        "link_state": dump_link_state(done.link_part).decode(),
-        "version": PivLink.version + 1,
-        "last_seq": req.seq,
-        "last_response": keep(req.key, snap.link.id, req.seq, done.response, whole=done.whole),
-        "last_used_at": now,
+        "where_link": link.id,
+        "seen": link.version,
+        "new_link_state": dump_link_state(done.link_part).decode(),
+        "new_last_seq": req.seq,
+        "new_last_response": keep(req.key, link.id, req.seq, done.response, whole=done.whole),
+        "new_pin_recheck": link.pin_recheck,
+        "now": now,
     }
     effects = done.effects
     if effects.recheck_clear:
-        values["pin_recheck"] = None
+        values["new_pin_recheck"] = None
     elif effects.recheck_block is not None:
-        values["pin_recheck"] = done.recheck.seal(rt.master_key, effects.recheck_block, now)
-    changed = _execute(
-        session,
-        update(PivLink)
-        .where(PivLink.id == snap.link.id, PivLink.version == snap.link.version)
-        .values(**values),
-    )
-    if changed != 1:
+        values["new_pin_recheck"] = done.recheck.seal(rt.master_key, effects.recheck_block, now)
+    if _execute(session, statements.SAVE_LINK, values) != 1:
         raise _Raced()
 
 
@@ -385,10 +377,9 @@ def _actor(actor: Actor, row: CardSession) -> Actor:
     )
 
 
-def _execute(session: Session, statement: Executable) -> int:
-    """Run an UPDATE without the ORM's session synchronisation; returns the rows it changed."""
-    result = session.execute(statement, execution_options={"synchronize_session": False})
-    return _rowcount(result)
+def _execute(session: Session, statement: Executable, params: dict[str, object]) -> int:
+    """Run one of the prepared UPDATEs (statements.py); returns the rows it changed."""
+    return _rowcount(session.execute(statement, params))
 
 
 def _rowcount(result: object) -> int:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NoReturn
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.errors import PermissionDenied
 from cardvault.services import card_sessions, network
-from cardvault.services.piv import issuance
+from cardvault.services.piv import issuance, statements
 from cardvault.services.piv.links import LinkClosed
 from cardvault.services.piv.ports import Mode
 from cardvault.services.runtime import Actor, Runtime
@@ -50,17 +50,9 @@ class Snapshot:
 
 def take(rt: Runtime, actor: Actor, *, mode: Mode, token: str, link_id: str) -> Snapshot:
     """One read of everything, checked; SessionInvalid, LinkClosed or PermissionDenied."""
-    acting = func.coalesce(CardSession.acting_organisation_id, CardSession.organisation_id)
-    query = (
-        select(CardSession, PivLink, Card, PivCard, Organisation)
-        .join(PivLink, PivLink.session_id == CardSession.id)
-        .join(Card, Card.id == PivLink.card_id)
-        .join(PivCard, PivCard.card_id == Card.id)
-        .join(Organisation, Organisation.id == acting)
-        .where(CardSession.token_hash == card_sessions.token_hash(token), PivLink.id == link_id)
-    )
+    params = {"token_hash": card_sessions.token_hash(token), "link_id": link_id}
     with rt.db() as session:
-        found = session.execute(query).one_or_none()
+        found = session.execute(statements.SNAPSHOT, params).one_or_none()
         if found is None:
             _why_not_found(session, token)
         row, link, card, piv, org = found

@@ -87,6 +87,10 @@ class ApduOut(BaseModel):
     idle_expires_at: datetime
     missing: list[str] = []
     whole: bool = False
+    standing: dict[str, str] = Field(
+        default_factory=dict,
+        description="answers (hex) to APDUs (hex) the connector may give until its next request",
+    )
 
 
 class IssuanceIn(BaseModel):
@@ -231,4 +235,5 @@ def _apdu_out(answer: RelayAnswer) -> ApduOut:
         idle_expires_at=answer.idle_expires_at,
         missing=list(answer.missing),
         whole=answer.whole,
+        standing={apdu.hex(): local.hex() for apdu, local in answer.standing.items()},
     )

@@ -1,0 +1,79 @@
+"""The relay's SQL, built once.
+
+Every APDU the service answers runs the same few statements. Building them with SQLAlchemy
+expressions on each call (and the ORM's bulk-update preparation) cost more than running them
+-- about 0.6 ms a statement on SQLite, 2 ms on PostgreSQL -- so they are built here once,
+with bound parameters, and the writes go to the tables without the ORM. (An UPDATE's bound
+parameters may not be named like a column: hence ``where_*`` and ``new_*``.)
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sqlalchemy import Table, bindparam, func, select, update
+
+from cardvault.store.models import Card, CardSession, Organisation, PivCard, PivLink
+
+__all__ = ["SAVE_CARD", "SAVE_LINK", "SNAPSHOT", "TOUCH_SESSION"]
+
+_ACTING = func.coalesce(CardSession.acting_organisation_id, CardSession.organisation_id)
+
+#: everything an APDU is computed from (snapshot.py); parameters ``token_hash``, ``link_id``
+SNAPSHOT = (
+    select(CardSession, PivLink, Card, PivCard, Organisation)
+    .join(PivLink, PivLink.session_id == CardSession.id)
+    .join(Card, Card.id == PivLink.card_id)
+    .join(PivCard, PivCard.card_id == Card.id)
+    .join(Organisation, Organisation.id == _ACTING)
+    .where(
+        CardSession.token_hash == bindparam("token_hash"),
+        PivLink.id == bindparam("link_id"),
+    )
+)
+
+_sessions = cast(Table, CardSession.__table__)
+_cards = cast(Table, PivCard.__table__)
+_links = cast(Table, PivLink.__table__)
+
+#: restart a live session's idle timer; parameters ``where_session``, ``now``, ``idle``
+TOUCH_SESSION = (
+    update(_sessions)
+    .where(
+        _sessions.c.id == bindparam("where_session"),
+        _sessions.c.expires_at > bindparam("now"),
+        _sessions.c.idle_expires_at > bindparam("now"),
+    )
+    .values(last_used_at=bindparam("now"), idle_expires_at=bindparam("idle"))
+)
+
+#: compare-and-swap of a card's PIV row; parameters ``where_card``, ``seen`` (the version the
+#: APDU was computed from) and the new ``new_state``, ``new_secrets``, ``new_secrets_version``,
+#: ``new_public_keys``, ``now``
+SAVE_CARD = (
+    update(_cards)
+    .where(_cards.c.card_id == bindparam("where_card"), _cards.c.version == bindparam("seen"))
+    .values(
+        state=bindparam("new_state"),
+        version=_cards.c.version + 1,
+        secrets=bindparam("new_secrets"),
+        secrets_version=bindparam("new_secrets_version"),
+        public_keys=bindparam("new_public_keys"),
+        updated_at=bindparam("now"),
+    )
+)
+
+#: compare-and-swap of a link; parameters ``where_link``, ``seen`` and the new ``new_link_state``,
+#: ``new_last_seq``, ``new_last_response``, ``new_pin_recheck``, ``now``
+SAVE_LINK = (
+    update(_links)
+    .where(_links.c.id == bindparam("where_link"), _links.c.version == bindparam("seen"))
+    .values(
+        link_state=bindparam("new_link_state"),
+        version=_links.c.version + 1,
+        last_seq=bindparam("new_last_seq"),
+        last_response=bindparam("new_last_response"),
+        pin_recheck=bindparam("new_pin_recheck"),
+        last_used_at=bindparam("now"),
+    )
+)
