@@ -192,9 +192,8 @@ def _locked_head(session: Session, chain: str) -> ChainHead:
     memo is keyed by the innermost transaction, so a savepoint that ends (committed or rolled
     back) makes the next append read the row again.
     """
-    current = session.get_nested_transaction() or session.get_transaction()
     remembered = session.info.get(_HEADS, {}).get(chain)
-    if remembered is not None and remembered[0] is current:
+    if remembered is not None and remembered[0] is _innermost(session):
         return cast(ChainHead, remembered[1])
     conn = session.connection()
     row = conn.execute(_LOCK_HEAD, {"head_chain": chain}).one_or_none()
@@ -217,8 +216,12 @@ def _create_head(session: Session, chain: str) -> None:
 
 
 def _remember_head(session: Session, head: ChainHead) -> None:
-    current = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(_HEADS, {})[head.chain] = (current, head)
+    session.info.setdefault(_HEADS, {})[head.chain] = (_innermost(session), head)
+
+
+def _innermost(session: Session) -> object:
+    """The transaction a remembered head belongs to: the savepoint if one is open."""
+    return session.get_nested_transaction() or session.get_transaction()
 
 
 def _columns(rec: AuditRecord) -> dict[str, Any]:

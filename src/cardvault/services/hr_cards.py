@@ -13,7 +13,6 @@ by the associations table's constraint).
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
@@ -22,7 +21,7 @@ from cardvault.errors import Conflict, NotFound, PermissionDenied
 from cardvault.services import audit
 from cardvault.services.directory import get_org, is_member
 from cardvault.services.issuance import get_card
-from cardvault.services.methods import AlreadyAssociated
+from cardvault.services.methods import insert_unique
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Association, Card, CardStatus, MethodKind, Organisation
@@ -58,15 +57,12 @@ def add_hr_card(
             created_by=actor.ref,
             details={"uid_bytes": len(normal) // 2},
         )
-        try:
-            with session.begin_nested():
-                session.add(assoc)
-                session.flush()
-        except DbIntegrityError as exc:
-            raise AlreadyAssociated(
-                "This HR card is already associated with a card in this organisation.",
-                field="uid",
-            ) from exc
+        insert_unique(
+            session,
+            assoc,
+            "This HR card is already associated with a card in this organisation.",
+            field="uid",
+        )
         audit.record(
             session,
             rt,

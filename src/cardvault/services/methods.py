@@ -71,15 +71,24 @@ def _card_in_org(session: Session, serial: str, org_code: str) -> tuple[Card, st
     return card, org.id
 
 
-def _insert(session: Session, assoc: Association, what: str) -> None:
+def insert_unique(session: Session, row: object, message: str, *, field: str) -> None:
+    """Add a method's row in a savepoint; a unique constraint it breaks (the identifier is
+    taken in this organisation) becomes AlreadyAssociated and the caller's transaction goes on."""
     try:
         with session.begin_nested():
-            session.add(assoc)
+            session.add(row)
             session.flush()
     except DbIntegrityError as exc:
-        raise AlreadyAssociated(
-            f"{what} is already associated with a card in this organisation.", field="identifier"
-        ) from exc
+        raise AlreadyAssociated(message, field=field) from exc
+
+
+def _insert(session: Session, assoc: Association, what: str) -> None:
+    insert_unique(
+        session,
+        assoc,
+        f"{what} is already associated with a card in this organisation.",
+        field="identifier",
+    )
 
 
 def add_ad_account(
@@ -116,20 +125,12 @@ def add_ad_account(
 def _insert_ad_row(
     session: Session, assoc: Association, org_id: str, domain: str, name: str
 ) -> None:
-    try:
-        with session.begin_nested():
-            session.add(
-                AdAccount(
-                    association_id=assoc.id, organisation_id=org_id, domain=domain, account=name
-                )
-            )
-            session.flush()
-    except DbIntegrityError as exc:
-        raise AlreadyAssociated(
-            f"The AD account {domain}\\{name} is already associated with "
-            "a card in this organisation.",
-            field="identifier",
-        ) from exc
+    insert_unique(
+        session,
+        AdAccount(association_id=assoc.id, organisation_id=org_id, domain=domain, account=name),
+        f"The AD account {domain}\\{name} is already associated with a card in this organisation.",
+        field="identifier",
+    )
 
 
 def add_totp(

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
 from cardvault.domain import webauthn
@@ -21,7 +20,7 @@ from cardvault.errors import CardvaultError, Conflict, NotFound
 from cardvault.services import audit, notifications
 from cardvault.services.directory import get_org, is_member
 from cardvault.services.issuance import get_card
-from cardvault.services.methods import AlreadyAssociated
+from cardvault.services.methods import insert_unique
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.services.security_keys import (
     REGISTRATION,
@@ -137,14 +136,12 @@ def _register(
         policy_for(rt.settings, org), row.state, response, nickname=nickname
     )
     assoc = _new_association(row, org, card, cred, actor)
-    try:
-        with session.begin_nested():
-            session.add(assoc)
-            session.flush()
-    except DbIntegrityError as exc:
-        raise AlreadyAssociated(
-            "This security key is already registered in this organisation.", field="credential"
-        ) from exc
+    insert_unique(
+        session,
+        assoc,
+        "This security key is already registered in this organisation.",
+        field="credential",
+    )
     row.status, row.association_id = "consumed", assoc.id
     audit.record(
         session,
