@@ -50,7 +50,7 @@ from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput
 from cardvault.services import audit, links, notifications, recovery_factors
 from cardvault.services.card_keys import open_record, seal_record
 from cardvault.services.enrolment import MAX_ANSWER, passcode_policy, personal_words
-from cardvault.services.factors import FactorFailed
+from cardvault.services.factors import FactorFailed, SecondFactor
 from cardvault.services.issuance import end_card_state
 from cardvault.services.recovery_limits import (
     CARD_MAX_FAILURES,
@@ -386,6 +386,38 @@ def second_factor(
     if recovery_factors.awaiting_phone(rt, step.txn.id, response):
         raise recovery_factors.PushNotAnswered()
     reserved = reserve(rt, step.link_id, step.card.id)
+    try:
+        outcome = _verify_candidates(rt, actor, step, key, candidates, response)
+    except Exception:
+        # nothing was found wrong (the step moved on, a malformed answer, a failed write):
+        # the reserved try goes back, only a wrong second factor costs one
+        with transaction(rt.db) as session:
+            release(session, step.link_id, step.card.id)
+        raise
+    if isinstance(outcome, Progress):
+        return outcome
+    failure = recovery_factors.telling(outcome)
+    error = failed(
+        rt, actor, step.link_id, step.card, reserved, "recovery.second_factor", failure.reason
+    )
+    if isinstance(error, WrongAnswers):
+        raise FactorFailed(
+            f"{failure.message} {LINK_MAX_FAILURES - reserved} tries left with this link.",
+            reason=failure.reason,
+            code=failure.code,
+        )
+    raise error
+
+
+def _verify_candidates(
+    rt: Runtime,
+    actor: Actor,
+    step: Step,
+    key: bytes,
+    candidates: list[tuple[SecondFactor, str]],
+    response: Mapping[str, Any],
+) -> Progress | list[FactorFailed]:
+    """The next step once one candidate accepts the answer, else every candidate's refusal."""
     failures: list[FactorFailed] = []
     with transaction(rt.db) as session:
         card = session.get(Card, step.card.id)
@@ -406,17 +438,7 @@ def second_factor(
             details = {"link": step.link_id, **dict(outcome.details)}
             _audit(session, rt, actor, card, "recovery.second_factor", details)
             return Progress(transaction_id=txn.id, key=key, step=STEP_PASSCODE, second_factors=[])
-    failure = recovery_factors.telling(failures)
-    error = failed(
-        rt, actor, step.link_id, step.card, reserved, "recovery.second_factor", failure.reason
-    )
-    if isinstance(error, WrongAnswers):
-        raise FactorFailed(
-            f"{failure.message} {LINK_MAX_FAILURES - reserved} tries left with this link.",
-            reason=failure.reason,
-            code=failure.code,
-        )
-    raise error
+    return failures
 
 
 def set_passcode(

@@ -5,6 +5,8 @@ plug-ins the sign-in uses; each wrong one costs a try on the link, as a wrong an
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from tests.support.soft_ctap2 import SoftCtap2Device
 from cardvault.domain.push_policy import PushStatus
 from cardvault.services import (
     hr_cards,
+    links,
     recovery,
     recovery_factors,
     recovery_prompts,
@@ -258,6 +261,33 @@ def test_a_code_from_either_app_confirms_the_reset_and_a_wrong_one_costs_one_try
     assert done.step == recovery.STEP_PASSCODE
     used = _events(rt, h.card.card_id, "recovery.second_factor")[-1].details["method"]
     assert used == ("device_totp" if source == "phone" else "totp")
+
+
+def test_racing_submissions_of_the_right_code_cost_no_try(rt: Runtime, operator: Actor) -> None:
+    """The losers of a race find the step moved on: their reserved tries go back (a link
+    takes at most three tries in flight, so some are turned away before they reserve one)."""
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    token = _lock(rt, h.email)
+    step = _at_factor(rt, token)
+    code = h.code()
+    barrier = threading.Barrier(8)
+
+    def submit(_: int) -> str:
+        barrier.wait()
+        try:
+            return _factor(rt, token, step, method="code", code=code).step
+        except (recovery.RecoveryStepInvalid, links.LinkInvalid) as exc:
+            return type(exc).__name__  # moved on, or three tries already in flight
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(submit, range(8)))
+    assert outcomes.count(recovery.STEP_PASSCODE) == 1
+    assert _tries_left(rt, token) == recovery.LINK_MAX_FAILURES
+    with rt.db() as s:
+        card = s.get(Card, h.card.card_id)
+        assert card is not None
+        assert card.recovery_failures == 0
 
 
 def test_a_replayed_code_is_named_as_such(rt: Runtime, operator: Actor) -> None:
