@@ -465,11 +465,11 @@ def logout(ctx: typer.Context) -> None:
     opts = _opts(ctx)
     try:
         st = state.load(opts.state_dir)
+        # local state first: a connector watching it then sees a sign-out, not an ended
+        # session; if the service cannot be told, the session still dies at its expiry
+        state.clear(opts.state_dir)
         with _client(opts, st.server) as client:
-            try:
-                core.logout(CardvaultApi(client), st)
-            finally:
-                state.clear(opts.state_dir)
+            core.logout(CardvaultApi(client), st)
     except CardvaultError as exc:
         raise _fail(exc) from None
     _out(opts, {"signed_out": True}, "Signed out.")

@@ -216,7 +216,7 @@ class Connector:
                 return
             status = {"alive": False}
         if not status.get("alive"):
-            self.stop("the session ended")
+            self.stop("the session ended" if self._still_signed_in() else "you signed out")
             return
         with self._lock:
             self.inserted.idle_expires_at = _time(status["idle_expires_at"])
