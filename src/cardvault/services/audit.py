@@ -17,7 +17,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -36,15 +36,15 @@ from cardvault.domain.audit_chain import (
 from cardvault.errors import IntegrityError, Unavailable
 from cardvault.services.audit_key import audit_private_key, audit_public_key
 from cardvault.services.runtime import Actor, Runtime
-from cardvault.store.models import AuditEvent, AuditHead, Organisation
+from cardvault.store.models import AuditEvent, AuditHead, Organisation, table_of
 from cardvault.store.types import new_id
 
 SERVICE_CHAIN = "service"
 _HEADS = "cardvault.audit.heads"
 # Built once with bound parameters: an append is on every card operation's path, and
 # SQLAlchemy then reuses the compiled statements instead of rebuilding them per call.
-_EVENTS = cast(Table, AuditEvent.__table__)
-_HEAD_TABLE = cast(Table, AuditHead.__table__)
+_EVENTS = table_of(AuditEvent)
+_HEAD_TABLE = table_of(AuditHead)
 _INSERT_EVENT = insert(_EVENTS)
 _INSERT_HEAD = insert(_HEAD_TABLE)
 _LOCK_HEAD = (

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import cast
 
-from sqlalchemy import Table, delete, insert
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from cardvault.crypto import envelope
@@ -19,11 +18,11 @@ from cardvault.errors import AuthenticationFailed
 from cardvault.services import transport_keys
 from cardvault.services.runtime import Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import UsedNonce
+from cardvault.store.models import UsedNonce, table_of
 
 LEEWAY_SECONDS = 30
 # one INSERT per encrypted request: built once, so SQLAlchemy reuses its compiled form
-_REMEMBER_NONCE = insert(cast(Table, UsedNonce.__table__))
+_REMEMBER_NONCE = insert(table_of(UsedNonce))
 
 
 class EnvelopeReplayed(AuthenticationFailed):

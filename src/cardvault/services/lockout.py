@@ -8,9 +8,7 @@ passcode resets the counter; the wrong one that used up the last attempt locks t
 
 from __future__ import annotations
 
-from typing import cast
-
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, MAX_ATTEMPTS, OPENABLE, after_wrong
@@ -19,7 +17,7 @@ from cardvault.services import audit, reset_links
 from cardvault.services.issuance import end_card_state
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, CardStatus
+from cardvault.store.models import Card, CardStatus, table_of
 
 
 class CardLocked(Conflict):
@@ -44,7 +42,7 @@ class WrongPasscode(AuthenticationFailed):
 
 
 # Built once (every sign-in takes an attempt): SQLAlchemy reuses its compiled form.
-_CARDS = cast(Table, Card.__table__)
+_CARDS = table_of(Card)
 _TAKE_ATTEMPT = (
     update(_CARDS)
     .where(

@@ -21,6 +21,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -43,6 +44,14 @@ class Base(DeclarativeBase):
         datetime: UtcDateTime(),
         dict[str, Any]: JSON(),
     }
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table, for statements built once on the hot path (typed as Table,
+    which ``Model.__table__`` is not)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def _id() -> Mapped[str]:

@@ -8,15 +8,15 @@ same code exactly one succeeds, on any number of server instances.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 
 from cardvault.domain import totp
 from cardvault.services.factors import codes
 from cardvault.services.factors.base import FactorContext, FactorFailed, FactorOutcome
 from cardvault.services.methods import open_secret
-from cardvault.store.models import Association, MethodKind
+from cardvault.store.models import Association, MethodKind, table_of
 
 # Built once with bound parameters: every TOTP sign-in runs both, and SQLAlchemy reuses the
 # compiled form of a statement object it has seen.
@@ -27,7 +27,7 @@ _ACTIVE_APPS = select(Association).where(
     Association.status == "active",
 )
 # each time step is taken once, atomically: the UPDATE wins only below the stored step
-_APPS = cast(Table, Association.__table__)
+_APPS = table_of(Association)
 _TAKE_STEP = (
     update(_APPS)
     .where(_APPS.c.id == bindparam("app_id"), _APPS.c.counter < bindparam("step"))

@@ -9,11 +9,9 @@ parameters may not be named like a column: hence ``where_*`` and ``new_*``.)
 
 from __future__ import annotations
 
-from typing import cast
+from sqlalchemy import bindparam, func, select, update
 
-from sqlalchemy import Table, bindparam, func, select, update
-
-from cardvault.store.models import Card, CardSession, Organisation, PivCard, PivLink
+from cardvault.store.models import Card, CardSession, Organisation, PivCard, PivLink, table_of
 
 __all__ = ["SAVE_CARD", "SAVE_LINK", "SNAPSHOT", "TOUCH_SESSION"]
 
@@ -32,9 +30,9 @@ SNAPSHOT = (
     )
 )
 
-_sessions = cast(Table, CardSession.__table__)
-_cards = cast(Table, PivCard.__table__)
-_links = cast(Table, PivLink.__table__)
+_sessions = table_of(CardSession)
+_cards = table_of(PivCard)
+_links = table_of(PivLink)
 
 #: restart a live session's idle timer; parameters ``where_session``, ``now``, ``idle``
 TOUCH_SESSION = (
