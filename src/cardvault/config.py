@@ -55,6 +55,18 @@ class Settings(BaseSettings):
         default=False, description="dev conveniences (outbox links); never in production"
     )
 
+    # master-key provider (DESIGN §3.1; docs/operator-guide.md, "The master key in an HSM")
+    key_provider: Literal["local", "pkcs11"] = Field(
+        default="local", description="local: sealed key in the data directory; pkcs11: an HSM"
+    )
+    pkcs11_module: Path | None = Field(default=None, description="the HSM's PKCS#11 library")
+    pkcs11_token_label: str | None = Field(default=None, min_length=1, max_length=32)
+    pkcs11_key_label: str = Field(default="cardvault-master", min_length=1, max_length=64)
+    pkcs11_pin_file: Path | None = Field(
+        default=None, description="a file holding the token's user PIN (preferred)"
+    )
+    pkcs11_pin: str | None = Field(default=None, repr=False, description="the user PIN itself")
+
     # key derivation: 64 MiB, 3 passes (RFC 9106's second recommendation, with one lane);
     # OWASP's current minimum (19 MiB and 2 passes, or 46 MiB and 1) is refused below
     argon2_time_cost: int = Field(default=3, ge=1)
@@ -136,6 +148,24 @@ class Settings(BaseSettings):
                 "Argon2 parameters below OWASP's minimum (19456 KiB with 2 passes, or "
                 "47104 KiB with 1 pass) are refused outside test suites"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _pkcs11_complete(self) -> Settings:
+        if self.key_provider != "pkcs11":
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("CARDVAULT_PKCS11_MODULE", self.pkcs11_module),
+                ("CARDVAULT_PKCS11_TOKEN_LABEL", self.pkcs11_token_label),
+            )
+            if value is None
+        ]
+        if self.pkcs11_pin is None and self.pkcs11_pin_file is None:
+            missing.append("CARDVAULT_PKCS11_PIN_FILE (or CARDVAULT_PKCS11_PIN)")
+        if missing:
+            raise ValueError(f"the pkcs11 key provider needs {', '.join(missing)}")
         return self
 
     @field_validator("data_dir")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cardvault.cli.common import emit, handles_errors, state
-from cardvault.services.runtime import keystore_for
+from cardvault.services.runtime import local_keystore
 
 app = typer.Typer(help="Master-key custody.", no_args_is_help=True)
 
@@ -26,7 +26,7 @@ def split(
     ] = False,
 ) -> None:
     """Print K-of-N shares of the master key and (by default) remove it from disk."""
-    store = keystore_for(state(ctx).settings)
+    store = local_keystore(state(ctx).settings)
     parts = store.split(shares=shares, threshold=threshold, remove_local=not keep_local_key)
     sealed = not keep_local_key
 

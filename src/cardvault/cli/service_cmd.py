@@ -10,7 +10,7 @@ import typer
 from cardvault.cli.common import emit, handles_errors, operator, progress, state
 from cardvault.errors import InvalidInput
 from cardvault.services import bootstrap
-from cardvault.services.runtime import keystore_for, open_runtime
+from cardvault.services.runtime import local_keystore, open_runtime
 from cardvault.store import db
 
 MAX_SHARES = 255
@@ -99,7 +99,7 @@ def unseal(
     ] = False,
 ) -> None:
     """Combine K key shares so the service can start (the key is kept in RAM-backed storage)."""
-    store = keystore_for(state(ctx).settings)
+    store = local_keystore(state(ctx).settings)
     shares = _read_shares(shares_stdin)
     info = store.unseal(shares)
     emit(
@@ -130,7 +130,7 @@ def _read_shares(from_stdin: bool) -> list[str]:
 @handles_errors
 def seal(ctx: typer.Context) -> None:
     """Forget the unsealed master key; the service will not start until unsealed again."""
-    keystore_for(state(ctx).settings).seal()
+    local_keystore(state(ctx).settings).seal()
     emit(ctx, {"sealed": True}, "Sealed.")
 
 

@@ -24,18 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from cardvault.crypto import aead, shamir
-from cardvault.errors import CardvaultError, IntegrityError, InvalidInput, ServiceSealed
+from cardvault.errors import IntegrityError, InvalidInput, ServiceSealed
 from cardvault.keystore.files import shred as _shred
 from cardvault.keystore.files import write_private as _write_private
-from cardvault.keystore.provider import pack, unpack
+from cardvault.keystore.provider import DataDirDamaged, pack, read_description, unpack
 
 _CHECK_LABEL = b"cardvault master key check v1"
 KEY_BYTES = 32
-
-
-class DataDirDamaged(CardvaultError):
-    code = "data_dir_damaged"
-    exit_code = 9
 
 
 class WrongMasterKey(InvalidInput):
@@ -119,17 +114,13 @@ class LocalKeyStore:
         return LocalMasterKey(key, info)
 
     def info(self) -> KeyInfo:
+        raw = read_description(self.info_file, "local")
         try:
-            raw = json.loads(self.info_file.read_text())
             info = KeyInfo(
                 mk_version=int(raw["mk_version"]),
                 key_id=str(raw["key_id"]),
                 check=str(raw["check"]),
             )
-        except FileNotFoundError as exc:
-            raise DataDirDamaged(
-                f"No master key in {self.keys_dir}.", remedy="Run `cardvault init` first."
-            ) from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise DataDirDamaged(
                 f"{self.info_file} is damaged: it is not a key description.",

@@ -16,8 +16,7 @@ from cardvault.crypto import x509 as cx509
 from cardvault.crypto.aead import aad, wipe
 from cardvault.errors import CardvaultError, Conflict, IntegrityError
 from cardvault.keystore.files import write_private
-from cardvault.keystore.local import DataDirDamaged
-from cardvault.keystore.provider import MasterKey
+from cardvault.keystore.provider import DataDirDamaged, MasterKey
 from cardvault.services.runtime import Runtime
 from cardvault.store.types import utcnow
 

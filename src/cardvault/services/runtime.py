@@ -16,8 +16,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cardvault.config import Settings
+from cardvault.errors import InvalidInput
 from cardvault.keystore.local import LocalKeyStore, default_runtime_dir
-from cardvault.keystore.provider import MasterKey
+from cardvault.keystore.pkcs11 import Pkcs11Config, Pkcs11KeyStore
+from cardvault.keystore.provider import KeyStore, MasterKey
 from cardvault.services.kdf_gate import KdfGate
 from cardvault.store import db
 from cardvault.store.types import new_id, utcnow
@@ -69,8 +71,43 @@ class Runtime:
         self.engine.dispose()
 
 
-def keystore_for(settings: Settings) -> LocalKeyStore:
+def keystore_for(settings: Settings) -> KeyStore:
+    """The configured master-key provider's store for this data directory."""
+    if settings.key_provider == "pkcs11":
+        return Pkcs11KeyStore(settings.keys_dir, pkcs11_config(settings))
+    return local_keystore(settings)
+
+
+def local_keystore(settings: Settings) -> LocalKeyStore:
+    """The local provider's store, for custody commands only it has (split, unseal, seal)."""
+    if settings.key_provider != "local":
+        raise InvalidInput(
+            "The master key is inside the HSM (the pkcs11 key provider): it is never split "
+            "or unsealed by cardvault; the HSM's own custody applies."
+        )
     return LocalKeyStore(settings.keys_dir, default_runtime_dir(settings.data_dir))
+
+
+def pkcs11_config(settings: Settings) -> Pkcs11Config:
+    assert settings.pkcs11_module is not None and settings.pkcs11_token_label is not None
+    return Pkcs11Config(
+        module=settings.pkcs11_module,
+        token_label=settings.pkcs11_token_label,
+        pin=_pkcs11_pin(settings),
+        key_label=settings.pkcs11_key_label,
+    )
+
+
+def _pkcs11_pin(settings: Settings) -> str:
+    if settings.pkcs11_pin_file is None:
+        assert settings.pkcs11_pin is not None
+        return settings.pkcs11_pin
+    try:
+        return settings.pkcs11_pin_file.read_text().strip()
+    except OSError as exc:
+        raise InvalidInput(
+            f"The PKCS#11 PIN file {settings.pkcs11_pin_file} cannot be read ({exc.strerror})."
+        ) from exc
 
 
 def open_runtime(settings: Settings, *, clock: Clock = utcnow, migrate: bool = False) -> Runtime:
