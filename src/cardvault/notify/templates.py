@@ -66,6 +66,26 @@ CONTEXT_KEYS: Mapping[str, frozenset[str]] = {
 }
 
 
+#: what each message is, in words an RA reads (the vRA Manager's undelivered messages)
+TITLES: Mapping[str, str] = {
+    EmailTemplate.CARD_LOCKED: "Card locked, with a link to set a new passcode",
+    EmailTemplate.RESET_REQUESTED: "Link to reset the passcode",
+    EmailTemplate.PASSCODE_CHANGED: "Passcode changed",
+    EmailTemplate.INVITATION: "Invitation to finish enrolment (link)",
+    EmailTemplate.DEVICE_ADDED: "Device added",
+    EmailTemplate.DEVICE_REMOVED: "Device removed",
+    EmailTemplate.FIDO2_KEY_ADDED: "Security key added",
+    EmailTemplate.FIDO2_KEY_REMOVED: "Security key removed",
+    EmailTemplate.NOT_ME_ALERT: "Alert to the RA: a sign-in the holder did not make",
+    SmsTemplate.INVITATION_CODE: "Enrolment code for an invitation",
+}
+
+
+def title(template: str) -> str:
+    """The template's title; a name no longer known is shown as it was stored."""
+    return TITLES.get(template, template.replace("_", " "))
+
+
 class UnknownTemplate(InvalidInput):
     code = "unknown_template"
 

@@ -11,6 +11,7 @@ import pytest
 from cardvault.notify.message import HeaderInjection
 from cardvault.notify.templates import (
     CONTEXT_KEYS,
+    TITLES,
     EmailTemplate,
     SmsTemplate,
     TemplateContextError,
@@ -19,6 +20,7 @@ from cardvault.notify.templates import (
     format_when,
     render_email,
     render_sms,
+    title,
 )
 
 AT = datetime(2024, 1, 31, 14, 5, tzinfo=UTC)
@@ -207,3 +209,9 @@ def test_recipient_with_line_break_cannot_reach_a_header() -> None:
             message_id="m",
             context=_context("passcode_changed"),
         )
+
+
+def test_every_template_has_a_title_for_the_ra() -> None:
+    assert set(TITLES) == set(CONTEXT_KEYS)
+    assert title(SmsTemplate.INVITATION_CODE) == "Enrolment code for an invitation"
+    assert title("a_retired_template") == "a retired template"

@@ -11,14 +11,19 @@ from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 from tests.support import auth as a
 from tests.support import factories as f
+from tests.support import portal as p
 from tests.support import ra_web as w
 
-from cardvault.services import card_sessions, methods
+from cardvault.notify.outbox import MemoryOutbox
+from cardvault.notify.ports import DeliveryFailed
+from cardvault.services import card_sessions, methods, notifications
 from cardvault.services.authentication import Engine, LoginRequest
 from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.db import transaction
 from cardvault.store.models import Association, AuditEvent, Card, Device, Organisation
 from cardvault.web.app import create_app
 
+UNDELIVERED = "no such mailbox"
 SIGN_IN_PAGES = {"/ra", "/ra/login/code", "/ra/role", "/ra/reauth", "/ra/logout"}
 
 
@@ -60,6 +65,12 @@ def world(rt: Runtime, operator: Actor):  # type: ignore[no-untyped-def]
         session.add(phone)
         session.flush()
         device_id = phone.id
+    with transaction(rt.db) as session:  # an email to Victor that fails for good
+        card = session.get(Card, victim.card_id)
+        assert card is not None
+        notifications.passcode_changed(session, rt, card)
+    box = MemoryOutbox(failures=[DeliveryFailed(UNDELIVERED, permanent=True)] * 20)
+    assert p.memory_dispatcher(rt, box).drain().failed >= 1
     return ra_b, victim, assoc.id, holder, device_id
 
 
@@ -136,14 +147,18 @@ def test_rb_never_sees_or_changes_organisation_a(rt: Runtime, world) -> None:  #
         "/ra/audit",
         "/ra/audit?person=" + victim.user_id,
         "/ra/audit?card=" + victim.serial,
+        "/ra/notifications/failed",
     ):
         r = c.get(url)
         assert r.status_code == 200, url
         assert "Victor" not in r.text, url
+        assert UNDELIVERED not in r.text, url
         if "?q=" in url:
             assert "No person in ORGB matches" in r.text, url
         elif "=" in url:
             assert "No events match these filters." in r.text, url
+        elif "notifications" in url:
+            assert "No undelivered messages." in r.text, url
     csv = c.get("/ra/audit.csv").text
     assert victim.card_id not in csv
     assert "Victor" not in csv

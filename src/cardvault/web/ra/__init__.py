@@ -1,7 +1,8 @@
 """The vRA Manager: the RA's web application under ``/ra`` (server-rendered pages).
 
 Routes parse, call one service, render; scope and permissions live in the services
-(``ra_persons``, ``ra_cards``, ``ra_methods``, ``ra_audit``, ``webauthn_registration``).
+(``ra_persons``, ``ra_cards``, ``ra_methods``, ``ra_audit``, ``ra_notifications``,
+``webauthn_registration``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from cardvault.web.ra.auth import router as auth_router
 from cardvault.web.ra.cards import router as cards_router
 from cardvault.web.ra.common import AREA
 from cardvault.web.ra.methods import router as methods_router
+from cardvault.web.ra.notification_pages import router as notifications_router
 from cardvault.web.ra.persons import router as persons_router
 from cardvault.web.ra.security_key_login import router as key_login_router
 from cardvault.web.ra.webauthn_api import router as webauthn_router
@@ -31,5 +33,6 @@ def install(app: FastAPI) -> None:
         methods_router,
         webauthn_router,
         audit_router,
+        notifications_router,
     ):
         app.include_router(router)
