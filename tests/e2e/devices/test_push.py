@@ -12,7 +12,7 @@ from sqlalchemy import select
 from tests.support import factories as f
 from tests.support.live import Program, Running
 
-from cardvault.store.models import AuditEvent, Notification, PushChallenge
+from cardvault.store.models import AuditEvent, Card, Notification, Person, PushChallenge
 
 from .conftest import World
 
@@ -102,7 +102,13 @@ def test_this_wasnt_me_denies_audits_and_alerts_the_ras(world: World) -> None:
     with world.service.rt.db() as s:
         rows = s.scalars(select(Notification).where(Notification.template == "not_me_alert")).all()
     assert [r.recipient for r in rows] == [world.ra_email]
-    assert rows[0].context["ra_link"].endswith(f"/ra/cards/{world.serial}")
+    with world.service.rt.db() as s:
+        card = s.scalar(select(Card).where(Card.serial == world.serial))
+        assert card is not None
+        holder = s.get(Person, card.person_id)
+        assert holder is not None
+    # the holder's page in the vRA Manager (where the RA finds the card and its phones)
+    assert rows[0].context["ra_link"] == f"{world.service.url}/ra/persons/{holder.user_id}"
 
 
 def test_an_unanswered_push_expires(world: World) -> None:

@@ -29,7 +29,7 @@ SAMPLE: dict[str, Any] = {
     "holder_name": "Ann Holder",
     "support_contact": "the RA team at ra@trust.example",
     "link": LINK,
-    "ra_link": "https://cardvault.example/ra/cards/42",
+    "ra_link": "https://cardvault.example/ra/persons/100000000042",
     "valid_minutes": 30,
     "at": AT,
     "organisation_name": "North Trust",

@@ -29,9 +29,8 @@ from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import make_device_slot
 from cardvault.domain import totp
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
-from cardvault.services import audit, lockout, network, transport_keys
+from cardvault.services import audit, lockout, network, notifications, transport_keys
 from cardvault.services.card_keys import open_record, seal_record
-from cardvault.services.devices import alerts
 from cardvault.services.devices.common import (
     ACTIVE,
     APPLICATIONS,
@@ -303,7 +302,7 @@ def pair(rt: Runtime, actor: Actor, req: PairRequest) -> Paired:
             )
         device = _register(session, rt, req, device_id, fresh, org, public_der, secret)
         _audit_paired(session, rt, actor, device, fresh, link)
-        alerts.to_holder(session, rt, fresh, org, "device_added", device.name)
+        notifications.device_added(session, rt, fresh, device.name)
         holder = session.get(Person, fresh.person_id)
         assert holder is not None
     uri = totp.provisioning_uri(secret, account=f"{card.serial} ({org.code})", issuer="cardvault")

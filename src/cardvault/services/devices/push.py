@@ -32,8 +32,7 @@ from cardvault.domain.push_policy import (
     next_allowed,
 )
 from cardvault.errors import AuthenticationFailed, CardvaultError, Conflict, InvalidInput, NotFound
-from cardvault.services import audit, network
-from cardvault.services.devices import alerts
+from cardvault.services import audit, network, notifications
 from cardvault.services.devices.common import (
     active_devices,
     challenge_topic,
@@ -456,7 +455,7 @@ def _record_answer(
     outcome = "success" if result is PushStatus.APPROVED else "failure"
     _audit(session, rt, actor, card, org, "push.answered", outcome, _REASONS[result], ch)
     if result is PushStatus.NOT_ME:
-        alerted = alerts.not_me(session, rt, card, org, caller.name)
+        alerted = len(notifications.not_me(session, rt, card, org, caller.name))
         _audit(
             session,
             rt,

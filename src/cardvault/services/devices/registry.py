@@ -14,9 +14,8 @@ from sqlalchemy import delete, select
 
 from cardvault.crypto.keyslots import SlotNotFound, device_slot_name
 from cardvault.errors import NotFound
-from cardvault.services import audit
+from cardvault.services import audit, notifications
 from cardvault.services.card_keys import open_record, seal_record
-from cardvault.services.devices import alerts
 from cardvault.services.devices.common import (
     ACTIVE,
     REVOKED,
@@ -90,7 +89,7 @@ def revoke(
                 "sessions_ended": int(getattr(ended, "rowcount", 0) or 0),
             },
         )
-        alerts.to_holder(session, rt, card, org, "device_removed", device.name)
+        notifications.device_removed(session, rt, card, device.name)
         out = device_dict(device)
     channel(rt).publish(device_topic(device_id), {"type": "revoked", "reason": reason[:300]})
     return out
