@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qs, urlsplit
 
 import pyotp
@@ -89,8 +89,12 @@ def pair_request(token: str, key: dcrypto.DeviceKey, passcode: str) -> pairing.P
 def pair(rt: Runtime, operator: Actor, serial: str, org_code: str = "ORG1") -> Phone:
     """Pair a new phone with the card (the holder types the passcode in the app)."""
     inv = pairing.create_pairing(rt, operator, serial=serial, org_code=org_code)
+    return pair_with_uri(rt, inv.uri)
+
+
+def pair_with_uri(rt: Runtime, uri: str, application: str = "authenticator") -> Phone:
+    """A new phone scans a pairing QR code's ``uri``; the holder types the passcode."""
     key = dcrypto.DeviceKey.generate()
-    done = pairing.pair(
-        rt, a.client(), pair_request(pairing_token(inv.uri), key, f.STRONG_PASSCODE)
-    )
+    req = pair_request(pairing_token(uri), key, f.STRONG_PASSCODE)
+    done = pairing.pair(rt, a.client(), replace(req, application=application))
     return Phone(key, done.device_id, done.totp_secret)

@@ -17,7 +17,7 @@ from tests.support import factories as f
 from tests.support import ra_web as w
 
 from cardvault.services.runtime import Actor
-from cardvault.store.models import Association, Card
+from cardvault.store.models import Association, Card, Link
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -230,3 +230,37 @@ def test_a_refused_security_key_ceremony_is_explained(
     expect(alert).to_be_focused()
     with rt.db() as s:
         assert s.scalar(select(Association).where(Association.method == "fido2")) is None
+
+
+def test_pairing_codes_come_from_the_button_not_from_opening_the_page(
+    page: Page, live: Live, operator: Actor
+) -> None:
+    rt = live.rt
+    a.open_org(rt, operator, "ORGA")
+    ra = w.ra_user(rt, operator, "ORGA")
+    holder = f.active_card(rt, operator, "ORGA", forename="Pat", surname="Phone")
+
+    def codes() -> list[Link]:
+        with rt.db() as s:
+            return list(s.scalars(select(Link).where(Link.card_id == holder.card_id)))
+
+    _sign_in(page, live, ra)
+    page.goto(f"{live.url}/ra/persons/{holder.user_id}")
+    page.get_by_role("link", name="Pair the mobile identity agent").click()
+    expect(page.get_by_role("heading", name="Pair the mobile identity agent")).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("img", name=re.compile("QR code"))).to_have_count(0)
+    assert codes() == []
+    page.get_by_role("button", name="Show a pairing code").click()
+    expect(page.get_by_role("img", name=re.compile("QR code"))).to_be_visible()
+    expect(page.get_by_text("The code expires at")).to_be_visible()
+    assert len(codes()) == 1
+    page.go_back()
+    expect(page.get_by_role("button", name="Show a pairing code")).to_be_visible()
+    assert len(codes()) == 1
+    for button in ("Show a pairing code", "Show a new pairing code"):
+        with page.expect_response(lambda r: r.request.method == "POST") as answer:
+            page.get_by_role("button", name=button).click()
+        assert answer.value.status == 200
+    expect(page.get_by_role("img", name=re.compile("QR code"))).to_be_visible()
+    assert sorted(link.revoked_at is None for link in codes()) == [False, False, True]

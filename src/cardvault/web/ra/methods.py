@@ -17,6 +17,10 @@ from cardvault.web.ra.common import Agent, Rt, View, person_url, require_recent_
 from cardvault.web.ra.persons import already_sent, checked_form
 
 router = APIRouter(prefix="/ra/persons", tags=["vRA Manager"], include_in_schema=False)
+SENT_TWICE = (
+    "That pairing code was already shown and cannot be shown again. "
+    "If the holder has not paired yet, show a new one."
+)
 
 
 def qr_data_uri(text: str) -> str:
@@ -181,18 +185,73 @@ def _totp_confirm(
 # --- phones: authenticator pairing and MIA (the device-protocol issue completes these) -----
 
 
+def _application(requested: str) -> str:
+    return "mia" if requested == "mia" else "authenticator"
+
+
 @router.get("/{user_id}/methods/device")
 def device_page(
     request: Request, rt: Rt, ctx: Agent, user_id: str, application: str = "authenticator"
 ) -> Response:
-    application = "mia" if application == "mia" else "authenticator"
-    offer = ra_methods.pairing_offer(rt, ctx, user_id, application)
+    """What pairing is, and a button for a code: opening the page makes no code."""
+    return _device_page(request, rt, ctx, user_id, _application(application))
+
+
+@router.post("/{user_id}/methods/device")
+async def device(
+    request: Request,
+    rt: Rt,
+    view: View,
+    ctx: Agent,
+    user_id: str,
+    application: str = "authenticator",
+) -> Response:
+    form = await checked_form(request, view)
+    return await run_in_threadpool(
+        _device, request, rt, view, ctx, user_id, _application(application), form
+    )
+
+
+def _device(
+    request: Request,
+    rt: Runtime,
+    view: WebSessionView,
+    ctx: RaContext,
+    user_id: str,
+    application: str,
+    form: ui.Form,
+) -> Response:
+    """A new single-use pairing code, shown once in this answer (never behind a redirect)."""
+    ra_persons.detail(rt, ctx, user_id)
+    page = person_url(user_id, f"/methods/device?application={application}")
+    if (done := already_sent(rt, request, view, form, page, notice=SENT_TWICE)) is not None:
+        return done
+    try:
+        offer = ra_methods.pairing_offer(rt, ctx, user_id, application)
+    except CardvaultError as exc:
+        form.add_exception(exc)
+        return _device_page(request, rt, ctx, user_id, application, form, exc.http_status)
+    return _device_page(request, rt, ctx, user_id, application, offer=offer)
+
+
+def _device_page(
+    request: Request,
+    rt: Runtime,
+    ctx: RaContext,
+    user_id: str,
+    application: str,
+    form: ui.Form | None = None,
+    status: int = 200,
+    offer: ra_methods.PairingOffer | None = None,
+) -> Response:
     return _page(
         request,
         rt,
         ctx,
         user_id,
         "ra/method_device.html",
+        status,
+        form=form or ui.Form(),
         application=application,
         offer=offer,
         qr=qr_data_uri(offer.uri) if offer else None,

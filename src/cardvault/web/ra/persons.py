@@ -35,12 +35,17 @@ async def checked_form(
 
 
 def already_sent(
-    rt: Runtime, request: Request, view: WebSessionView, form: ui.Form, url: str
+    rt: Runtime,
+    request: Request,
+    view: WebSessionView,
+    form: ui.Form,
+    url: str,
+    notice: str = "That form was already sent; here is the result.",
 ) -> Response | None:
     """A second submission of the same form shows the result instead of doing it again."""
     if web_sessions.claim_form(rt, view, form.get("form_id")):
         return None
-    ui.set_notice(rt, request, "That form was already sent; here is the result.")
+    ui.set_notice(rt, request, notice)
     return ui.redirect(url)
 
 
