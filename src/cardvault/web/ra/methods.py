@@ -182,7 +182,7 @@ def _totp_confirm(
     return ui.redirect(person_url(user_id))
 
 
-# --- phones: authenticator pairing and MIA (the device-protocol issue completes these) -----
+# --- phones: authenticator app and MIA pairing -------------------------------------------
 
 
 def _application(requested: str) -> str:
