@@ -245,7 +245,7 @@ class Engine:
             return result
         try:
             grant = self._verify_factor(
-                ctx, req.second_factor, offered={o["method"] for o in offers}
+                ctx, req.second_factor, offered={o["method"] for o in offers}, person=target.person
             )
         except (FactorFailed, InvalidInput) as exc:
             # the passcode was right: keep its reset and the transaction, report the factor
@@ -294,9 +294,11 @@ class Engine:
         response: Mapping[str, Any],
         *,
         offered: set[str] | None = None,
+        person: Person | None = None,
     ) -> SessionGrant:
         """``offered``: the methods just offered in this transaction, so as not to ask the
-        plug-ins again (a sign-in with the code inline); None asks them."""
+        plug-ins again (a sign-in with the code inline); None asks them. ``person``: the
+        holder, where the caller has already read them."""
         method = response.get("method")
         factor = self.factors.get(method) if isinstance(method, str) else None
         if factor is None or not self._offers(ctx, factor, offered):
@@ -305,7 +307,7 @@ class Engine:
             )
         target = Target(
             card=ctx.card,
-            person=self._person(ctx),
+            person=person or self._person(ctx),
             organisation=ctx.organisation,
             method=ctx.transaction.method,
         )

@@ -9,7 +9,7 @@ without changes to the engine.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -41,6 +41,9 @@ class FactorContext:
     transaction: AuthTransaction
     actor: Actor
     now: datetime
+    #: what a plug-in looked up while offering itself, for its verify in the same request
+    #: (a sign-in with the code inline asks both in one transaction)
+    looked_up: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)

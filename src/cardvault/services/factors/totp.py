@@ -31,7 +31,7 @@ _APPS = table_of(Association)
 _TAKE_STEP = (
     update(_APPS)
     .where(_APPS.c.id == bindparam("app_id"), _APPS.c.counter < bindparam("step"))
-    .values(counter=bindparam("step"))
+    .values(counter=bindparam("step"), last_used_at=bindparam("used_at"))
     .returning(_APPS.c.id)
 )
 
@@ -40,11 +40,16 @@ class TotpFactor:
     method = "totp"
 
     def _associations(self, ctx: FactorContext) -> list[Association]:
-        return list(
-            ctx.session.scalars(
-                _ACTIVE_APPS, {"app_card": ctx.card.id, "app_org": ctx.organisation.id}
+        """The card's active apps, read once per request (offer, then verify)."""
+        apps: list[Association] | None = ctx.looked_up.get(self.method)
+        if apps is None:
+            apps = list(
+                ctx.session.scalars(
+                    _ACTIVE_APPS, {"app_card": ctx.card.id, "app_org": ctx.organisation.id}
+                )
             )
-        )
+            ctx.looked_up[self.method] = apps
+        return apps
 
     def offer(self, ctx: FactorContext) -> dict[str, Any] | None:
         return {"method": self.method, "digits": totp.DIGITS} if self._associations(ctx) else None
@@ -62,7 +67,6 @@ class TotpFactor:
             if step is None:
                 continue
             if self._accept_once(ctx, assoc, step):
-                assoc.last_used_at = ctx.now
                 return FactorOutcome(
                     label=assoc.label or "authenticator",
                     details={"method": self.method, "association": assoc.id},
@@ -76,6 +80,9 @@ class TotpFactor:
         return codes.matching_step(ctx, open_secret(ctx.rt.master_key, assoc), code, params)
 
     def _accept_once(self, ctx: FactorContext, assoc: Association, step: int) -> bool:
-        # on the table, not through the ORM: nothing in this session reads the counter back
-        won = ctx.session.connection().scalar(_TAKE_STEP, {"app_id": assoc.id, "step": step})
+        # on the table, not through the ORM: nothing in this session reads the counter (or
+        # when the app was last used) back
+        won = ctx.session.connection().scalar(
+            _TAKE_STEP, {"app_id": assoc.id, "step": step, "used_at": ctx.now}
+        )
         return won is not None

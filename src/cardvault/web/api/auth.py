@@ -12,11 +12,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.services import card_sessions
-from cardvault.services.authentication import Engine, LoginRequest, SessionGrant
+from cardvault.services.authentication import Engine, LoginRequest, LoginResult, SessionGrant
 from cardvault.services.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, engine, runtime
-from cardvault.web.jose import JOSE_BODY, open_body, sealed
+from cardvault.web.jose import JOSE_BODY, open_body, opened, read_jose, sealed
 
 router = APIRouter(prefix="/api/v1", tags=["authentication"])
 
@@ -79,20 +79,25 @@ async def login(
     eng: Annotated[Engine, Depends(engine)],
 ) -> Response:
     """Identifier + passcode (+ optionally the second factor at once). Encrypted both ways."""
-    body, rkey = await open_body(request, rt, LoginIn)
-    actor = actor_for(request, rt)
-    req = LoginRequest(
-        identifier_kind=body.identifier.kind,
-        identifier=body.identifier.value,
-        passcode=body.passcode,
-        purpose=body.purpose,
-        organisation=body.organisation,
-        client_name=body.client_name,
-        second_factor=body.second_factor.model_dump(exclude_none=True)
-        if body.second_factor
-        else None,
-    )
-    result = await run_in_threadpool(eng.login, actor, req)
+    token, actor = await read_jose(request), actor_for(request, rt)
+
+    def open_and_sign_in() -> tuple[LoginResult, bytearray]:
+        # one trip to the thread pool for the envelope and the sign-in
+        body, rkey = opened(rt, token, LoginIn)
+        req = LoginRequest(
+            identifier_kind=body.identifier.kind,
+            identifier=body.identifier.value,
+            passcode=body.passcode,
+            purpose=body.purpose,
+            organisation=body.organisation,
+            client_name=body.client_name,
+            second_factor=body.second_factor.model_dump(exclude_none=True)
+            if body.second_factor
+            else None,
+        )
+        return eng.login(actor, req), rkey
+
+    result, rkey = await run_in_threadpool(open_and_sign_in)
     out = LoginOut(
         transaction_id=result.transaction_id,
         session_key=base64.b64encode(result.session_key).decode(),

@@ -15,7 +15,7 @@ from cardvault.services import ca, card_operations, certificate_status
 from cardvault.services.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
-from cardvault.web.jose import JOSE_BODY, open_body, sealed
+from cardvault.web.jose import JOSE_BODY, opened, read_jose, sealed
 
 router = APIRouter(prefix="/api/v1", tags=["card"])
 
@@ -52,17 +52,23 @@ class SignOut(BaseModel):
 @router.post("/card/sign", openapi_extra=JOSE_BODY, response_class=Response)
 async def sign(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """Sign a digest with the authentication or content-commitment key (encrypted both ways)."""
-    body, rkey = await open_body(request, rt, SignIn)
-    req = card_operations.SignRequest(
-        token=body.token,
-        session_key=_b64(body.session_key, "session_key"),
-        key=body.key,
-        digest=_b64(body.digest, "digest"),
-        hash_alg=body.hash,
-        scheme=body.scheme,
-        passcode=body.passcode,
-    )
-    result = await run_in_threadpool(card_operations.sign, rt, actor_for(request, rt), req)
+    token, actor = await read_jose(request), actor_for(request, rt)
+
+    def open_and_sign() -> tuple[card_operations.Signature, bytearray]:
+        # one trip to the thread pool for the envelope and the signature
+        body, rkey = opened(rt, token, SignIn)
+        req = card_operations.SignRequest(
+            token=body.token,
+            session_key=_b64(body.session_key, "session_key"),
+            key=body.key,
+            digest=_b64(body.digest, "digest"),
+            hash_alg=body.hash,
+            scheme=body.scheme,
+            passcode=body.passcode,
+        )
+        return card_operations.sign(rt, actor, req), rkey
+
+    result, rkey = await run_in_threadpool(open_and_sign)
     return sealed(
         rkey,
         SignOut(
