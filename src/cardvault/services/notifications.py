@@ -343,7 +343,7 @@ def failed(rt: Runtime, organisation_id: str, *, limit: int = 100) -> list[Faile
                 Notification.organisation_id == organisation_id,
                 Notification.status == Status.FAILED.value,
             )
-            .order_by(Notification.created_at.desc())
+            .order_by(Notification.created_at.desc(), Notification.id.desc())
             .limit(max(1, min(limit, 1000)))
         )
         return [
