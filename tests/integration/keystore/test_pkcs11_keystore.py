@@ -119,8 +119,12 @@ def test_a_restarted_service_finds_the_same_key(
 ) -> None:
     blob = master.seal(b"sealed before the restart", aad=AAD)
     again = keystore_for(settings).load()
-    assert again.open(blob, aad=AAD) == bytearray(b"sealed before the restart")
-    assert again.key_id == master.key_id
+    assert isinstance(again, Pkcs11MasterKey)
+    try:
+        assert again.open(blob, aad=AAD) == bytearray(b"sealed before the restart")
+        assert again.key_id == master.key_id
+    finally:
+        again.close()
 
 
 def test_a_dropped_session_is_opened_again(master: Pkcs11MasterKey) -> None:
@@ -163,29 +167,59 @@ def test_another_key_than_this_directorys_is_refused(
     hsm: softhsm.SoftHsm, settings: Settings, master: Pkcs11MasterKey, tmp_path: Path
 ) -> None:
     other = _settings(hsm, tmp_path / "other", softhsm.key_label())
-    keystore_for(other).create()
+    other_key = keystore_for(other).create()
+    assert isinstance(other_key, Pkcs11MasterKey)
+    other_key.close()
     # this data directory's description, pointed at the other installation's key
     wrong = settings.model_copy(update={"pkcs11_key_label": other.pkcs11_key_label})
     with pytest.raises(KeyProviderUnavailable, match="is not this data directory's master key"):
         keystore_for(wrong).load()
 
 
+_LOAD = """
+import sys
+from cardvault.config import Settings
+from cardvault.services.runtime import keystore_for
+try:
+    keystore_for(Settings()).load()
+except Exception as exc:
+    print(type(exc).__name__, exc, getattr(exc, "remedy", ""))
+    sys.exit(1)
+"""
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"pkcs11_pin": "wrong-pin"}, "refused the PIN"),
-        ({"pkcs11_token_label": "no-such-token"}, "no token labelled 'no-such-token'"),
-        ({"pkcs11_key_label": "no-such-key"}, "no AES key labelled 'no-such-key'"),
-        ({"pkcs11_token_label": softhsm.OTHER_TOKEN}, "no AES key labelled"),
+        ({"CARDVAULT_PKCS11_PIN": "wrong-pin"}, "refused the PIN"),
+        ({"CARDVAULT_PKCS11_TOKEN_LABEL": "no-such-token"}, "no token labelled 'no-such-token'"),
+        ({"CARDVAULT_PKCS11_KEY_LABEL": "no-such-key"}, "no AES key labelled 'no-such-key'"),
+        ({"CARDVAULT_PKCS11_TOKEN_LABEL": softhsm.OTHER_TOKEN}, "no AES key labelled"),
     ],
 )
 def test_a_misconfigured_provider_says_what_is_wrong(
-    settings: Settings, master: Pkcs11MasterKey, change: dict[str, object], message: str
+    hsm: softhsm.SoftHsm,
+    settings: Settings,
+    master: Pkcs11MasterKey,
+    change: dict[str, str],
+    message: str,
 ) -> None:
-    master.close()  # logged out, so that the PIN is asked for again
-    with pytest.raises(KeyProviderUnavailable, match=message) as info:
-        keystore_for(settings.model_copy(update=change)).load()
-    assert "wrong-pin" not in str(info.value)
+    """In a process of its own: a PKCS#11 login holds for every session of a process, so a
+    wrong PIN is only ever asked of a process that is not logged in yet (a service starting)."""
+    env = {
+        **os.environ,
+        **hsm.env(settings.pkcs11_key_label),
+        **_test_kdf_env(),
+        "CARDVAULT_DATA_DIR": str(settings.data_dir),
+        **change,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "KeyProviderUnavailable" in done.stdout
+    assert message in done.stdout
+    assert "wrong-pin" not in done.stdout + done.stderr
 
 
 def test_a_module_that_does_not_load_is_named(settings: Settings, tmp_path: Path) -> None:
@@ -208,7 +242,10 @@ def test_a_pin_file_is_read_and_its_absence_named(
     pin_file = tmp_path / "pin"
     pin_file.write_text(hsm.pin + "\n")
     from_file = settings.model_copy(update={"pkcs11_pin": None, "pkcs11_pin_file": pin_file})
-    assert keystore_for(from_file).load().key_id == master.key_id
+    loaded = keystore_for(from_file).load()
+    assert isinstance(loaded, Pkcs11MasterKey)
+    loaded.close()
+    assert loaded.key_id == master.key_id
     missing = from_file.model_copy(update={"pkcs11_pin_file": tmp_path / "absent"})
     with pytest.raises(InvalidInput, match=r"PIN file .* cannot be read"):
         keystore_for(missing).load()
