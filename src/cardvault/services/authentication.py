@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -29,10 +30,12 @@ from cardvault.crypto.keyslots import (
     wrap_for_session,
 )
 from cardvault.domain.org_policy import OrganisationPolicy
-from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.domain.push_policy import PushStatus
+from cardvault.errors import AuthenticationFailed, InvalidInput, NotFound
 from cardvault.services import audit, card_sessions, lockout, network
 from cardvault.services.card_keys import open_record
-from cardvault.services.factors import FactorContext, FactorFailed, SecondFactor, installed
+from cardvault.services.devices import push
+from cardvault.services.factors import FactorContext, FactorFailed, SecondFactor, codes, installed
 from cardvault.services.identification import Target, resolve
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -266,27 +269,68 @@ class Engine:
     ) -> SessionGrant:
         failure: FactorFailed | None = None
         with transaction(self.rt.db) as session:
-            txn = session.get(AuthTransaction, transaction_id, with_for_update=True)
-            if (
-                txn is None
-                or txn.purpose not in PURPOSES  # a reset's transaction opens no session
-                or txn.state != "second_factor"
-                or self.rt.clock() >= txn.expires_at
-            ):
-                raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
-            card = session.get(Card, txn.card_id)
-            org = session.get(Organisation, txn.organisation_id)
-            assert card is not None and org is not None
-            network.check_client(org, actor.client_address)
-            if card.status != CardStatus.ACTIVE.value:
-                session.delete(txn)
-                raise TransactionInvalid("This card can no longer be used.")
+            ctx = self._waiting(session, actor, transaction_id)
             try:
-                return self._verify_factor(self._context(session, actor, card, org, txn), response)
+                return self._verify_factor(ctx, response)
             except FactorFailed as exc:
                 failure = exc
         assert failure is not None
         raise failure
+
+    def complete_code(self, actor: Actor, transaction_id: str, code: str) -> SessionGrant:
+        """A one-time code, tried against every code factor offered in this transaction
+        (the paired phone's own code, an authenticator app): whoever types it cannot tell
+        which app it belongs to. One code is one try: a refusal counts one failure."""
+        failure: FactorFailed | None = None
+        with transaction(self.rt.db) as session:
+            ctx = self._waiting(session, actor, transaction_id)
+            tried = [
+                f for m in codes.METHODS if (f := self.factors.get(m)) and f.offer(ctx) is not None
+            ]
+            if not tried:
+                raise InvalidInput("This sign-in cannot use a one-time code.", field="code")
+            target = self._target(ctx)
+            failures: dict[str, FactorFailed] = {}
+            for factor in tried:
+                try:
+                    outcome = factor.verify(ctx, {"method": factor.method, "code": code})
+                except FactorFailed as exc:
+                    failures[factor.method] = exc
+                    continue
+                return self._open_session(ctx, target, factor.method, dict(outcome.details))
+            failure = codes.telling(list(failures.values()))
+            method = next(m for m, f in failures.items() if f is failure)
+            self._factor_failed(ctx, target, method, failure)
+        raise failure
+
+    def complete_push(self, actor: Actor, transaction_id: str, challenge_id: str) -> SessionGrant:
+        """Continue after a push to the paired phone: an approved one opens the session. Asked
+        before the phone has answered, nothing is tried, so nothing counts as a failure."""
+        with contextlib.suppress(NotFound):  # not this sign-in's: the plug-in refuses it
+            if push.status(self.rt, challenge_id[:36], transaction_id) is PushStatus.PENDING:
+                raise push.PushNotAnswered()
+        response = {"method": "authenticator", "challenge_id": challenge_id[:36]}
+        return self.complete_factor(actor, transaction_id, response)
+
+    def _waiting(self, session: Session, actor: Actor, transaction_id: str) -> FactorContext:
+        """The transaction as it waits for its second factor (locked for this database
+        transaction), or TransactionInvalid."""
+        txn = session.get(AuthTransaction, transaction_id, with_for_update=True)
+        if (
+            txn is None
+            or txn.purpose not in PURPOSES  # a reset's transaction opens no session
+            or txn.state != "second_factor"
+            or self.rt.clock() >= txn.expires_at
+        ):
+            raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
+        card = session.get(Card, txn.card_id)
+        org = session.get(Organisation, txn.organisation_id)
+        assert card is not None and org is not None
+        network.check_client(org, actor.client_address)
+        if card.status != CardStatus.ACTIVE.value:
+            session.delete(txn)
+            raise TransactionInvalid("This card can no longer be used.")
+        return self._context(session, actor, card, org, txn)
 
     def _verify_factor(
         self,
@@ -305,12 +349,7 @@ class Engine:
             raise InvalidInput(
                 f"Second factor {method!r} is not available for this card.", field="method"
             )
-        target = Target(
-            card=ctx.card,
-            person=person or self._person(ctx),
-            organisation=ctx.organisation,
-            method=ctx.transaction.method,
-        )
+        target = self._target(ctx, person)
         try:
             outcome = factor.verify(ctx, response)
         except FactorFailed as exc:
@@ -397,10 +436,16 @@ class Engine:
             now=self.rt.clock(),
         )
 
-    def _person(self, ctx: FactorContext) -> Person:
-        person = ctx.session.get(Person, ctx.card.person_id)
+    def _target(self, ctx: FactorContext, person: Person | None = None) -> Target:
+        """Who the transaction is for; ``person`` where the caller has already read them."""
+        person = person or ctx.session.get(Person, ctx.card.person_id)
         assert person is not None
-        return person
+        return Target(
+            card=ctx.card,
+            person=person,
+            organisation=ctx.organisation,
+            method=ctx.transaction.method,
+        )
 
     def _audit(
         self,

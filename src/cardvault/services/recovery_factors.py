@@ -17,11 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.push_policy import PushStatus
-from cardvault.errors import Conflict, NotFound
+from cardvault.errors import NotFound
 from cardvault.services.devices import push
 from cardvault.services.factors import (
     FactorContext,
-    FactorFailed,
     SecondFactor,
     codes,
     installed,
@@ -35,19 +34,11 @@ CLIENT_NAME = "Self-service portal: passcode reset"
 #: (the paired phone's own code, an authenticator app): the holder cannot tell which app a
 #: code belongs to, and one code is one try
 ONE_TIME_CODE = "code"
-CODE_METHODS = ("authenticator", "totp")
+CODE_METHODS = codes.METHODS
 
 
-class PushNotAnswered(Conflict):
-    """Continue was chosen before the phone answered: no guess was made, nothing counts."""
-
-    code = "push_pending"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "Your phone has not answered the request yet.",
-            remedy="Type the number shown here on your phone and approve, then continue.",
-        )
+#: continue was chosen before the phone answered (the sign-in pages ask the same way)
+PushNotAnswered = push.PushNotAnswered
 
 
 def context(
@@ -118,8 +109,5 @@ def awaiting_phone(rt: Runtime, transaction_id: str, response: Mapping[str, Any]
         return False  # not this reset's: the plug-in refuses it, and the try counts
 
 
-def telling(failures: list[FactorFailed]) -> FactorFailed:
-    """Of several refusals of one response, the one that says most ("already used",
-    "denied") rather than a plain "not right" from a plug-in the code was not meant for."""
-    specific = [f for f in failures if f.code != codes.WRONG]
-    return (specific or failures)[0]
+#: of several refusals of one response, the one that says most
+telling = codes.telling

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
-from cardvault.errors import InvalidInput
+from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.services.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import CardSession, UsedNonce, WebSession
@@ -159,6 +159,8 @@ def sign_in(rt: Runtime, view: WebSessionView, *, card_session_id: str) -> WebSe
     """Bind the session to a card session and rotate its token (against session fixation).
 
     A re-authentication calls this again with the new card session; the old one is ended.
+    A re-authentication by another person (an identifier moved to someone else in between)
+    is refused: their new card session ends and this web session stays as it was.
     """
     token = secrets.token_urlsafe(TOKEN_BYTES)
     now = rt.clock()
@@ -171,13 +173,24 @@ def sign_in(rt: Runtime, view: WebSessionView, *, card_session_id: str) -> WebSe
             raise InvalidInput("This sign-in has ended; start again.")
         person_id = card_session.person_id
         old = row.card_session_id
-        if old and old != card_session_id:
-            session.execute(delete(CardSession).where(CardSession.id == old))
-        row.token_hash = token_hash(token)
-        row.person_id, row.card_session_id, row.authenticated_at = person_id, card_session_id, now
-        row.data = {k: v for k, v in (row.data or {}).items() if not k.startswith("login_")}
-        session.flush()
-        return _view(row, token, rotated=True)
+        stranger = bool(old) and row.person_id != person_id
+        if stranger:
+            session.delete(card_session)
+        else:
+            if old and old != card_session_id:
+                session.execute(delete(CardSession).where(CardSession.id == old))
+            row.token_hash = token_hash(token)
+            row.person_id, row.card_session_id = person_id, card_session_id
+            row.authenticated_at = now
+            row.data = {k: v for k, v in (row.data or {}).items() if not k.startswith("login_")}
+            session.flush()
+            signed = _view(row, token, rotated=True)
+    if stranger:
+        raise AuthenticationFailed(
+            "That sign-in was not by the person signed in here.",
+            remedy="Sign out, then sign in as yourself.",
+        )
+    return signed
 
 
 def needs_reauthentication(

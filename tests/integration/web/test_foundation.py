@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Annotated
 
@@ -10,12 +11,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from tests.support import auth as a
 
-from cardvault.errors import NotFound
+from cardvault.errors import AuthenticationFailed, NotFound
 from cardvault.services import web_sessions
-from cardvault.services.runtime import Runtime
+from cardvault.services.authentication import Engine
+from cardvault.services.runtime import Actor, Runtime
 from cardvault.services.web_sessions import WebSessionView
-from cardvault.store.models import WebSession
+from cardvault.store.models import CardSession, WebSession
 from cardvault.web import ui
 from cardvault.web.app import create_app
 from cardvault.web.deps import runtime
@@ -154,3 +157,33 @@ def test_reauthentication_is_needed_after_ten_minutes(rt: Runtime) -> None:
         **{**view.__dict__, "authenticated_at": rt.clock() - timedelta(minutes=11)}
     )
     assert web_sessions.needs_reauthentication(rt, old)
+
+
+def test_a_reauthentication_by_another_person_is_refused(rt: Runtime) -> None:
+    """A signed-in web session takes a new card session only from the same person; another
+    person's new session ends and the web session stays bound to its own."""
+    operator = Actor.operator("tester")
+    a.open_org(rt, operator)
+    first, second = a.holder(rt, operator), a.holder(rt, operator)
+    engine = Engine(rt)
+
+    def card_session(h: a.HolderFixture, at: float | None = None) -> str:
+        result = a.login(engine, h, code=h.code(at))
+        assert result.session is not None
+        return result.transaction_id
+
+    view = web_sessions.start(rt, "ra", client_address=None)
+    mine = web_sessions.sign_in(rt, view, card_session_id=card_session(first))
+    theirs = card_session(second)
+    with pytest.raises(AuthenticationFailed, match="not by the person signed in here"):
+        web_sessions.sign_in(rt, mine, card_session_id=theirs)
+    with rt.db() as s:
+        assert s.get(CardSession, theirs) is None
+        row = s.get(WebSession, mine.id)
+        assert row is not None
+        assert row.card_session_id == mine.card_session_id
+        assert s.get(CardSession, mine.card_session_id) is not None
+    # the holder themself, a time step later (each step's code is taken once)
+    again = web_sessions.sign_in(rt, mine, card_session_id=card_session(first, time.time() + 30))
+    assert again.card_session_id != mine.card_session_id
+    assert again.person_id == mine.person_id

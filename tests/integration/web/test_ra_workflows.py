@@ -295,9 +295,12 @@ def test_sensitive_actions_need_a_recent_sign_in(rt: Runtime, operator: Actor, s
             page=r.headers["location"],
             next=f"/ra/persons/{card.user_id}/card/lock",
             passcode=f.STRONG_PASSCODE,
-            code=w.fresh_code(ra, shift=660),
         )
         assert r.status_code == 303, r.text
+        assert r.headers["location"] == "/ra/reauth/code"
+        r = w.post(c, "/ra/reauth/code", code=w.fresh_code(ra, shift=660))
+        assert r.status_code == 303, r.text
+        assert r.headers["location"] == f"/ra/persons/{card.user_id}/card/lock"
         assert c.get(f"/ra/persons/{card.user_id}/card/lock").status_code == 200
     finally:
         rt.clock = real_clock

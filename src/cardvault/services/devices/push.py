@@ -75,6 +75,18 @@ class WrongNumber(Conflict):
     code = "wrong_number"
 
 
+class PushNotAnswered(Conflict):
+    """Continue was chosen before the phone answered: no guess was made, nothing counts."""
+
+    code = "push_pending"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Your phone has not answered the request yet.",
+            remedy="Type the number shown here on your phone and approve, then continue.",
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class PushStarted:
     challenge_id: str

@@ -4,6 +4,8 @@ own store; matching a code and the refusals are the same for both."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cardvault.domain import totp
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import CardvaultError
@@ -11,6 +13,9 @@ from cardvault.services.factors.base import FactorContext, FactorFailed
 
 #: the refusal of a code that matches no time step (any other refusal says more)
 WRONG = "totp_wrong"
+#: the factors a one-time code may belong to: the paired phone's own code, an authenticator
+#: app. Whoever types a code cannot tell which, so a code is tried against both.
+METHODS = ("authenticator", "totp")
 
 
 def params_for(ctx: FactorContext) -> totp.TotpParams:
@@ -45,3 +50,10 @@ def refusal(*, replayed: bool) -> FactorFailed:
         reason="TOTP code wrong",
         code=WRONG,
     )
+
+
+def telling(failures: Sequence[FactorFailed]) -> FactorFailed:
+    """Of several refusals of one response, the one that says most ("already used",
+    "denied") rather than a plain "not right" from a factor it was not meant for."""
+    specific = [f for f in failures if f.code != WRONG]
+    return (specific or list(failures))[0]

@@ -17,6 +17,7 @@ from cardvault.web.ra.common import AREA
 from cardvault.web.ra.methods import router as methods_router
 from cardvault.web.ra.notification_pages import router as notifications_router
 from cardvault.web.ra.persons import router as persons_router
+from cardvault.web.ra.second_factor import router as second_factor_router
 from cardvault.web.ra.security_key_login import router as key_login_router
 from cardvault.web.ra.webauthn_api import router as webauthn_router
 
@@ -27,6 +28,7 @@ def install(app: FastAPI) -> None:
     ui.add_area(app, AREA)
     for router in (
         auth_router,
+        second_factor_router,
         key_login_router,
         persons_router,
         cards_router,

@@ -1,16 +1,18 @@
 """Signing in to the vRA Manager with the RA's own card, choosing a role, signing out.
 
-Sign-in is the authentication engine's (purpose ``ra``): an identifier and the passcode,
-then a second factor; the engine refuses anyone without an RA role, so such a person never
-gets past this page. The card session it opens is bound to the web session (whose token
-is rotated); the session key SK is not needed by a browser and is wiped at once.
+Sign-in is the authentication engine's (purpose ``ra``): an identifier and the passcode
+here, then a second factor (``second_factor``: a code, a push to the paired phone, or the
+security key); the engine refuses anyone without an RA role, so such a person never gets
+past this page. The card session it opens is bound to the web session (whose token is
+rotated); the session key SK is not needed by a browser and is wiped at once.
+
+Re-authentication before a sensitive action is the same: a fresh sign-in by the RA's own
+identifier and passcode, then the same second-factor step.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -18,19 +20,20 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services import card_sessions, ra_actions, web_sessions
-from cardvault.services.authentication import LoginRequest, TransactionInvalid
-from cardvault.services.factors import FactorFailed
+from cardvault.services.authentication import LoginRequest
 from cardvault.services.runtime import Runtime
 from cardvault.services.web_sessions import WebSessionView
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
-from cardvault.web.ra.common import AREA, Rt, View
+from cardvault.web.ra.common import AREA, Rt, View, safe_next
 from cardvault.web.ui.session import address, remember
 
 router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
 KINDS = [("email", "Email address"), ("ad_account", "Windows (AD) account, like DOMAIN\\name")]
-SECRETS = ("passcode", "code")
+SECRETS = ("passcode",)
+#: what the paired phone shows as the computer asking, when a push is sent
+CLIENT_NAME = "vRA Manager"
 
 
 async def _form(request: Request, view: WebSessionView) -> ui.Form:
@@ -66,7 +69,11 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
         result = engine(request).login(
             actor_for(request, rt),
             LoginRequest(
-                identifier_kind=kind, identifier=ident, passcode=form.get("passcode"), purpose="ra"
+                identifier_kind=kind,
+                identifier=ident,
+                passcode=form.get("passcode"),
+                purpose="ra",
+                client_name=CLIENT_NAME,
             ),
         )
     except InvalidInput as exc:
@@ -96,61 +103,13 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
         login_kind=kind,
         login_ident=ident,
         login_factors=[o.get("method") for o in result.second_factors],
+        login_push=None,
     )
     return ui.redirect("/ra/login/code")
 
 
 def _login_page(request: Request, form: ui.Form, status: int) -> Response:
     return ui.render(request, "ra/login.html", status=status, kinds=KINDS, form=form.shown())
-
-
-@router.get("/login/code")
-def code_page(request: Request, view: View) -> Response:
-    if not view.data.get("login_txn"):
-        return ui.redirect("/ra")
-    return ui.render(request, "ra/login_code.html", factors=view.data.get("login_factors", []))
-
-
-@router.post("/login/code")
-async def code(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
-    return await run_in_threadpool(_code, request, rt, view, form)
-
-
-def _code(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
-    txn = view.data.get("login_txn")
-    if not txn:
-        return ui.redirect("/ra")
-    if not form.get("code").strip():
-        form.add_error("code", "Enter the 6-digit code from your authenticator app.")
-        return _code_page(request, view, form)
-    try:
-        engine(request).complete_factor(
-            actor_for(request, rt), str(txn), {"method": "totp", "code": form.get("code")}
-        )
-    except TransactionInvalid as exc:
-        web_sessions.update_data(rt, view, login_txn=None)
-        ui.set_notice(rt, request, exc.message)
-        return ui.redirect("/ra")
-    except (FactorFailed, InvalidInput) as exc:
-        form.add_error("code", exc.message)
-        return _code_page(request, view, form)
-    signed = web_sessions.sign_in(rt, view, card_session_id=str(txn))
-    signed = web_sessions.update_data(
-        rt, signed, ident_kind=view.data.get("login_kind"), ident=view.data.get("login_ident")
-    )
-    remember(request, AREA, signed)
-    return ui.redirect("/ra/role")
-
-
-def _code_page(request: Request, view: WebSessionView, form: ui.Form) -> Response:
-    return ui.render(
-        request,
-        "ra/login_code.html",
-        status=422,
-        form=form.shown(),
-        factors=view.data.get("login_factors", []),
-    )
 
 
 @router.get("/role")
@@ -206,18 +165,24 @@ def _logout(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) 
 # --- re-authentication before sensitive actions -----------------------------------------
 
 
-def _safe_next(target: str) -> str:
-    parts = urlsplit(target or "")
-    if parts.scheme or parts.netloc or not parts.path.startswith("/ra/"):
-        return "/ra/persons"
-    return parts.path
+def _reauth_page(
+    request: Request, view: WebSessionView, form: ui.Form, target: str, status: int = 200
+) -> Response:
+    return ui.render(
+        request,
+        "ra/reauth.html",
+        status=status,
+        form=form.shown(),
+        next=target,
+        ident=view.data.get("ident"),
+    )
 
 
 @router.get("/reauth")
 def reauth_page(request: Request, view: View, next: str = "") -> Response:
     if not view.signed_in:
         return ui.redirect("/ra")
-    return ui.render(request, "ra/reauth.html", next=_safe_next(next), ident=view.data.get("ident"))
+    return _reauth_page(request, view, ui.Form(), safe_next(next))
 
 
 @router.post("/reauth")
@@ -227,42 +192,41 @@ async def reauth(request: Request, rt: Rt, view: View) -> Response:
 
 
 def _reauth(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    """A fresh sign-in by the RA's own identifier and passcode (a wrong passcode counts
+    toward the card's lockout like any other); then the second factor, as at sign-in."""
     if not view.signed_in:
         return ui.redirect("/ra")
-    target = _safe_next(form.get("next"))
-    result: Any = None
+    target = safe_next(form.get("next"))
+    ident = view.data.get("ident")
+    if not ident:
+        form.add_error("passcode", "Sign out, then sign in again to do this.")
+    elif not form.get("passcode"):
+        form.add_error("passcode", "Enter your passcode.")
+    if not form.ok:
+        return _reauth_page(request, view, form, target, 422)
     try:
         result = engine(request).login(
             actor_for(request, rt),
             LoginRequest(
                 identifier_kind=str(view.data.get("ident_kind")),
-                identifier=str(view.data.get("ident")),
+                identifier=str(ident),
                 passcode=form.get("passcode"),
                 purpose="ra",
-                second_factor={"method": "totp", "code": form.get("code")},
+                client_name=CLIENT_NAME,
             ),
         )
     except CardvaultError as exc:
         form.add_error("passcode", exc.message)
-    if result is not None and result.session is None:
-        form.add_error("code", str((result.factor_error or {}).get("message", "Enter the code.")))
-    if not form.ok:
-        return ui.render(
-            request,
-            "ra/reauth.html",
-            status=401,
-            form=form.shown(),
-            next=target,
-            ident=view.data.get("ident"),
-        )
-    card_sessions.select_role(
+        return _reauth_page(request, view, form, target, exc.http_status)
+    if result.factor_error:
+        form.add_error("passcode", str(result.factor_error["message"]))
+        return _reauth_page(request, view, form, target, 401)
+    web_sessions.update_data(
         rt,
-        actor_for(request, rt),
-        None,
-        org_code=str(view.data.get("ra_org")),
-        role=str(view.data.get("ra_role")),
-        session_id=result.transaction_id,
+        view,
+        reauth_txn=result.transaction_id,
+        reauth_factors=[o.get("method") for o in result.second_factors],
+        reauth_push=None,
+        reauth_next=target,
     )
-    signed = web_sessions.sign_in(rt, view, card_session_id=result.transaction_id)
-    remember(request, AREA, signed)
-    return ui.redirect(target)
+    return ui.redirect("/ra/reauth/code")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 
@@ -56,6 +56,14 @@ def require_recent_sign_in(request: Request, rt: Runtime) -> None:
     view: WebSessionView = request.state.web_view
     if web_sessions.needs_reauthentication(rt, view):
         raise ui.RedirectTo("/ra/reauth?next=" + quote(request.url.path, safe="/"))
+
+
+def safe_next(target: str) -> str:
+    """Where to go after re-authentication: a vRA Manager path of this site, nothing else."""
+    parts = urlsplit(target or "")
+    if parts.scheme or parts.netloc or not parts.path.startswith("/ra/"):
+        return "/ra/persons"
+    return parts.path
 
 
 def person_url(user_id: str, tail: str = "") -> str:

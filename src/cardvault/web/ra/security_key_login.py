@@ -7,31 +7,29 @@ Two ways, as at the PC:
   waits in the web session (server-side) for the passcode page, and the engine then opens
   the card session (identifier ``fido2``, second factor the same proof);
 * **key as the second factor** (the code page's "Use a security key instead"): after the
-  passcode, the script asks here for the options the engine is waiting for, lets the key
-  answer them, and posts the answer here.
+  passcode, the script asks ``/ra/api/login/fido2`` for the options the engine is waiting
+  for, lets the key answer them, and posts the answer there (``second_factor``, which also
+  serves re-authentication at ``/ra/api/reauth/fido2``).
 
-Both end like the code page: the web session is bound to the new card session.
+Both end alike: the web session is bound to the new card session.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import CardvaultError
 from cardvault.services import security_key_signin, web_sessions
-from cardvault.services.authentication import LoginRequest, TransactionInvalid
-from cardvault.services.factors import fido2 as fido2_factor
+from cardvault.services.authentication import LoginRequest
 from cardvault.services.runtime import Runtime
 from cardvault.services.web_sessions import WebSessionView
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
-from cardvault.web.ra.common import AREA, Rt, View
-from cardvault.web.ui.session import remember
+from cardvault.web.ra.common import Rt, View
+from cardvault.web.ra.second_factor import signed_in
 
 router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
 NEXT = "/ra/role"
@@ -94,66 +92,9 @@ def _key_passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.
         ui.set_notice(rt, request, f"{message} Use your security key again.")
         return ui.redirect("/ra")
     email = security_key_signin.holder_email(rt, result.transaction_id)
-    _signed_in(request, rt, view, result.transaction_id, "email", email)
+    signed_in(request, rt, view, result.transaction_id, "email", email)
     return ui.redirect(NEXT)
 
 
 def _key_page(request: Request, form: ui.Form, status: int) -> Response:
     return ui.render(request, "ra/login_key.html", status=status, form=form.shown())
-
-
-# --- key as the second factor ----------------------------------------------------------
-
-
-@router.get("/api/login/fido2")
-def factor_options(rt: Rt, view: View) -> dict[str, Any]:
-    """The options of the security-key challenge this sign-in is waiting for."""
-    txn = view.data.get("login_txn")
-    options = fido2_factor.pending_options(rt, str(txn)) if txn else None
-    if options is None:
-        raise TransactionInvalid("This sign-in has expired or was already tried; start again.")
-    return options
-
-
-@router.post("/api/login/fido2")
-async def factor_answer(
-    request: Request,
-    rt: Rt,
-    view: View,
-    x_csrf_token: Annotated[str | None, Header()] = None,
-) -> dict[str, str]:
-    """The key's answer: when it checks out, the RA is signed in."""
-    ui.check_csrf(view, header=x_csrf_token)
-    credential = await ui.read_credential(request)
-    return await run_in_threadpool(_factor_answer, request, rt, view, credential)
-
-
-def _factor_answer(
-    request: Request, rt: Runtime, view: WebSessionView, credential: dict[str, Any]
-) -> dict[str, str]:
-    txn = view.data.get("login_txn")
-    if not txn:
-        raise TransactionInvalid("This sign-in has expired; start again.")
-    engine(request).complete_factor(
-        actor_for(request, rt), str(txn), {"method": "fido2", "credential": credential}
-    )
-    kind, ident = view.data.get("login_kind"), view.data.get("login_ident")
-    _signed_in(request, rt, view, str(txn), str(kind or ""), str(ident or "") or None)
-    return {"next": NEXT}
-
-
-def _signed_in(
-    request: Request,
-    rt: Runtime,
-    view: WebSessionView,
-    card_session_id: str,
-    kind: str,
-    ident: str | None,
-) -> None:
-    """Bind the web session to the card session; remember who signed in, for
-    re-authentication later (by passcode and code, as the vRA Manager asks for it)."""
-    signed = web_sessions.sign_in(rt, view, card_session_id=card_session_id)
-    signed = web_sessions.update_data(
-        rt, signed, login_txn=None, login_proof=None, ident_kind=kind, ident=ident
-    )
-    remember(request, AREA, signed)
