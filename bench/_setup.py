@@ -43,11 +43,14 @@ def data_dir(database_url: str | None) -> tuple[Settings, Runtime]:
     return settings, rt
 
 
-def holders(rt: Runtime, count: int, authenticators: int = 1) -> list[BenchHolder]:
-    """Holders with RSA-2048 cards, enrolled at the configured KDF, each with TOTP apps."""
+def holders(
+    rt: Runtime, count: int, authenticators: int = 1, *, first: int = 0
+) -> list[BenchHolder]:
+    """Holders with RSA-2048 cards, enrolled at ``rt``'s KDF, each with TOTP apps; numbered
+    from ``first`` (so that a second group can join the same organisation)."""
     print(f"  creating {count} card holders (keys, certificates, KDF slots) …", flush=True)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(lambda i: _holder(rt, i, authenticators), range(count)))
+        return list(pool.map(lambda i: _holder(rt, i, authenticators), range(first, first + count)))
 
 
 def _holder(rt: Runtime, i: int, authenticators: int) -> BenchHolder:
