@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import factories as f
+from tests.support import phones as ph
 
 from cardvault.services import methods
 from cardvault.services.authentication import (
@@ -261,3 +262,27 @@ def test_an_unoffered_inline_factor_keeps_the_right_passcode_counted_as_right(
         a.client(), result.transaction_id, {"method": "totp", "code": h.code()}
     )
     assert grant.card_serial == h.card.serial
+
+
+def test_one_code_is_tried_against_every_code_factor_and_costs_one_failure(
+    rt: Runtime, operator: Actor
+) -> None:
+    """A code field that takes an authenticator app's code or the paired phone's own: a
+    wrong code is one failure however many factors refused it; either right code opens."""
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    phone = ph.pair(rt, operator, h.card.serial)
+    engine = Engine(rt)
+    started = a.login(engine, h)
+    assert {o["method"] for o in started.second_factors} >= {"totp", "authenticator"}
+    wrong = next(c for c in ("000000", "111111", "222222") if c not in (h.code(), phone.code()))
+    with pytest.raises(FactorFailed):
+        engine.complete_code(a.client(), started.transaction_id, wrong)
+    with rt.db() as s:
+        txn = s.get(AuthTransaction, started.transaction_id)
+        assert txn is not None
+        assert txn.factor_failures == 1
+    grant = engine.complete_code(a.client(), started.transaction_id, phone.code())
+    assert grant.card_serial == h.card.serial
+    again = a.login(engine, h)
+    assert engine.complete_code(a.client(), again.transaction_id, h.code()).token
