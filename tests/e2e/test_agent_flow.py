@@ -38,11 +38,8 @@ def test_login_authenticate_sign_logout(demo: dict[str, object], tmp_path: Path)
     tls = str(data / "tls" / "cert.pem")
     ca_pem = tmp_path / "ca.pem"
     ca_pem.write_text(run("cardvault", "ca", "export", env=env).stdout)
-    agent_env = {
-        "CARDVAULT_SERVER": f"https://localhost:{port}",
-        "CARDVAULT_CA_FILE": tls,
-        "CARDVAULT_AGENT_STATE_DIR": str(tmp_path / "agent"),
-    }
+    # as in the README: the service and its CA are given at login only
+    agent_env = {"CARDVAULT_AGENT_STATE_DIR": str(tmp_path / "agent")}
     with (
         background(
             "cardvault",
@@ -70,6 +67,10 @@ def test_login_authenticate_sign_logout(demo: dict[str, object], tmp_path: Path)
         code = pyotp.TOTP(alice["totp_secret"]).now()
         out = run(
             "cardvault-agent",
+            "--server",
+            f"https://localhost:{port}",
+            "--ca-file",
+            tls,
             "--json",
             "login",
             "--email",
@@ -83,6 +84,8 @@ def test_login_authenticate_sign_logout(demo: dict[str, object], tmp_path: Path)
         state_file = Path(json.loads(out.stdout)["state_file"])
         assert stat.S_IMODE(os.stat(state_file).st_mode) == 0o600
         assert alice["passcode"] not in state_file.read_text()
+        status = json.loads(run("cardvault-agent", "--json", "status", env=agent_env).stdout)
+        assert status["card_serial"] == alice["card_serial"]
         ticket = json.loads(
             run(
                 "cardvault-agent",

@@ -22,6 +22,7 @@ from cardvault.clients.agent.options import client as _client
 from cardvault.clients.agent.options import fail as _fail
 from cardvault.clients.agent.options import options as _opts
 from cardvault.clients.agent.options import out as _out
+from cardvault.clients.agent.options import trusted as _trusted
 from cardvault.errors import CardvaultError, InvalidInput
 
 app = typer.Typer(
@@ -168,7 +169,7 @@ def login(
                     client_name=socket.gethostname(),
                     show_qr=_show_qr(qr_png),
                 )
-            _signed_in(opts, st, state.save(opts.state_dir, st))
+            _signed_in(opts, st, state.save(opts.state_dir, _trusted(opts, st)))
             return
         if role and not (ra and organisation):
             raise InvalidInput("--role needs --ra and --organisation.")
@@ -184,7 +185,7 @@ def login(
                 passcode_stdin=passcode_stdin,
                 role=role,
             )
-            _signed_in(opts, st, state.save(opts.state_dir, st))
+            _signed_in(opts, st, state.save(opts.state_dir, _trusted(opts, st)))
             return
         if bool(email) == bool(ad_account):
             raise InvalidInput("Give exactly one of --email or --ad-account.")
@@ -210,7 +211,7 @@ def login(
             )
             if role and organisation:
                 st = core.select_role(api, st, organisation, role)
-        path = state.save(opts.state_dir, st)
+        path = state.save(opts.state_dir, _trusted(opts, st))
     except CardvaultError as exc:
         raise _fail(exc) from None
     _signed_in(opts, st, path)
@@ -357,7 +358,7 @@ def role(
     opts = _opts(ctx)
     try:
         st = state.load(opts.state_dir)
-        with _client(opts, st.server) as client:
+        with _client(opts, st.server, st.ca_file) as client:
             api = CardvaultApi(client)
             if organisation is None or name is None:
                 roles = core.ra_roles(api, st)
@@ -387,7 +388,7 @@ def authenticate(
     try:
         st = state.load(opts.state_dir)
         with (
-            _client(opts, st.server) as client,
+            _client(opts, st.server, st.ca_file) as client,
             httpx.Client(verify=tls_verify(rp_ca_file), timeout=30) as rpc,
         ):
             result = core.authenticate(CardvaultApi(client), st, rp, rpc)
@@ -417,7 +418,7 @@ def sign(
         st = state.load(opts.state_dir)
         normal = key.replace("_", "-")
         passcode = _passcode(passcode_stdin) if normal == "content-commitment" else None
-        with _client(opts, st.server) as client:
+        with _client(opts, st.server, st.ca_file) as client:
             result = core.sign(
                 CardvaultApi(client),
                 st,
@@ -447,7 +448,7 @@ def status(ctx: typer.Context) -> None:
     opts = _opts(ctx)
     try:
         st = state.load(opts.state_dir)
-        with _client(opts, st.server) as client:
+        with _client(opts, st.server, st.ca_file) as client:
             info = core.status(CardvaultApi(client), st)
     except CardvaultError as exc:
         raise _fail(exc) from None
@@ -468,7 +469,7 @@ def logout(ctx: typer.Context) -> None:
         # local state first: a connector watching it then sees a sign-out, not an ended
         # session; if the service cannot be told, the session still dies at its expiry
         state.clear(opts.state_dir)
-        with _client(opts, st.server) as client:
+        with _client(opts, st.server, st.ca_file) as client:
             core.logout(CardvaultApi(client), st)
     except CardvaultError as exc:
         raise _fail(exc) from None

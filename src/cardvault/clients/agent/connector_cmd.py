@@ -65,7 +65,10 @@ def connector(
         logging.getLogger("cardvault").setLevel(logging.DEBUG)
     try:
         st = state.load(opts.state_dir)
-        with client(opts, st.server) as http, client(opts, st.server) as monitor_http:
+        with (
+            client(opts, st.server, st.ca_file) as http,
+            client(opts, st.server, st.ca_file) as monitor_http,
+        ):
             api = CardvaultApi(http)
             inserted = _insert(api, opts, st, issue_for=issue_for, org=org, card=card)
             runner = Connector(

@@ -30,6 +30,9 @@ class AgentState:
     #: for RA sessions: the organisation and role chosen after login
     acting_organisation: str | None = None
     acting_role: str | None = None
+    #: the CA file the login trusted for the service (absolute); later commands use it
+    #: unless given another, so that ``--ca-file`` is needed at login only
+    ca_file: str | None = None
 
 
 def default_dir() -> Path:
