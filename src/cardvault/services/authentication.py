@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -30,11 +29,9 @@ from cardvault.crypto.keyslots import (
     wrap_for_session,
 )
 from cardvault.domain.org_policy import OrganisationPolicy
-from cardvault.domain.push_policy import PushStatus
-from cardvault.errors import AuthenticationFailed, InvalidInput, NotFound
+from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.services import audit, card_sessions, lockout, network
 from cardvault.services.card_keys import open_record
-from cardvault.services.devices import push
 from cardvault.services.factors import FactorContext, FactorFailed, SecondFactor, codes, installed
 from cardvault.services.identification import Target, resolve
 from cardvault.services.runtime import Actor, Runtime
@@ -302,15 +299,6 @@ class Engine:
             method = next(m for m, f in failures.items() if f is failure)
             self._factor_failed(ctx, target, method, failure)
         raise failure
-
-    def complete_push(self, actor: Actor, transaction_id: str, challenge_id: str) -> SessionGrant:
-        """Continue after a push to the paired phone: an approved one opens the session. Asked
-        before the phone has answered, nothing is tried, so nothing counts as a failure."""
-        with contextlib.suppress(NotFound):  # not this sign-in's: the plug-in refuses it
-            if push.status(self.rt, challenge_id[:36], transaction_id) is PushStatus.PENDING:
-                raise push.PushNotAnswered()
-        response = {"method": "authenticator", "challenge_id": challenge_id[:36]}
-        return self.complete_factor(actor, transaction_id, response)
 
     def _waiting(self, session: Session, actor: Actor, transaction_id: str) -> FactorContext:
         """The transaction as it waits for its second factor (locked for this database

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 from tests.e2e.browser.conftest import Live
-from tests.e2e.portal_browser.test_reset_second_factor_browser import Phone
 from tests.support import auth as a
 from tests.support import factories as f
+from tests.support.app_phone import Phone
 
 from cardvault.clients.authenticator import core
 from cardvault.clients.authenticator.api import DeviceApi

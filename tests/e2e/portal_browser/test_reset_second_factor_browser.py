@@ -7,12 +7,9 @@ arrives over SMTP, and its link opens the portal."""
 
 from __future__ import annotations
 
-import queue
 import re
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,10 +20,10 @@ from tests.e2e.browser.conftest import VirtualKey, plug_in_key
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import portal as p
+from tests.support.app_phone import Phone
 
 from cardvault.clients.authenticator import core
 from cardvault.clients.authenticator.api import DeviceApi
-from cardvault.clients.authenticator.state import DeviceState
 from cardvault.crypto.device import DeviceKey
 from cardvault.services import recovery, security_key_registration
 from cardvault.services.authentication import Engine, LoginRequest, SignInFailed
@@ -140,41 +137,6 @@ def test_a_locked_card_is_reset_with_the_security_key(
 
 
 # --- push to the paired phone -----------------------------------------------------------
-
-
-@dataclass
-class Phone:
-    """The reference authenticator app's own code, paired with the service over HTTP, in a
-    thread: it waits for the challenge and answers with what the holder chose."""
-
-    api: DeviceApi
-    state: DeviceState
-    said: list[str] = field(default_factory=list)
-    choices: queue.Queue[core.Choice] = field(default_factory=queue.Queue)
-    thread: threading.Thread | None = None
-
-    def listen(self) -> None:
-        def run() -> None:
-            choose = lambda _challenge: self.choices.get(timeout=60)  # noqa: E731
-            core.listen(self.api, choose, self.said.append, once=True)
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        self.wait_until_said("Connected")
-
-    def wait_until_said(self, needle: str, timeout: float = 20) -> str:
-        deadline = threading.Event()
-        for _ in range(int(timeout / 0.05)):
-            found = [s for s in self.said if needle in s]
-            if found:
-                return found[0]
-            deadline.wait(0.05)
-        raise AssertionError(f"{needle!r} not said; said: {self.said}")
-
-    def finish(self) -> None:
-        assert self.thread is not None
-        self.thread.join(timeout=20)
-        assert not self.thread.is_alive()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import CardvaultError, InvalidInput, NotFound
-from cardvault.services import card_sessions, web_sessions
+from cardvault.services import card_sessions, push_signin, web_sessions
 from cardvault.services.authentication import TransactionInvalid
 from cardvault.services.devices import push
 from cardvault.services.devices.common import challenge_topic
@@ -242,7 +242,7 @@ def push_done(
     if txn is None or not challenge_id:
         return ui.redirect(f"{flow.path}/code" if txn else flow.restart(view))
     try:
-        engine(request).complete_push(actor_for(request, rt), txn, str(challenge_id))
+        push_signin.complete_push(engine(request), actor_for(request, rt), txn, str(challenge_id))
     except ENDED as exc:
         return _ended(request, rt, flow, view, exc)
     except push.PushNotAnswered as exc:
