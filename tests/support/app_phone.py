@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
 
 from cardvault.clients.authenticator import core
 from cardvault.clients.authenticator.api import DeviceApi
 from cardvault.clients.authenticator.state import DeviceState
+from cardvault.crypto.device import DeviceKey
+from cardvault.services.devices import pairing
+from cardvault.services.runtime import Actor, Runtime
+from tests.support import factories as f
 
 
 @dataclass
@@ -45,3 +54,22 @@ class Phone:
         assert self.thread is not None
         self.thread.join(timeout=20)
         assert not self.thread.is_alive()
+
+
+@contextmanager
+def paired(
+    url: str, rt: Runtime, operator: Actor, *, serial: str, org_code: str, name: str
+) -> Iterator[Phone]:
+    """A phone paired with the card at ``url`` as the app pairs (the holder types the
+    passcode), its client open until the block ends."""
+    inv = pairing.create_pairing(rt, operator, serial=serial, org_code=org_code)
+    fields = {k: v[0] for k, v in parse_qs(urlsplit(inv.uri).query).items()}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        state = core.pair(
+            DeviceApi(client),
+            fields,
+            core.PairInput(uri=inv.uri, passcode=f.STRONG_PASSCODE, name=name, platform="test"),
+        )
+    key = DeviceKey.from_pem(state.device_key_pem.encode())
+    with httpx.Client(base_url=url, timeout=30) as client:
+        yield Phone(DeviceApi(client, device_id=state.device_id, key=key, kid=state.kid), state)

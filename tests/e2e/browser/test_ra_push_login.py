@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 from tests.e2e.browser.conftest import Live
 from tests.support import auth as a
 from tests.support import factories as f
-from tests.support.app_phone import Phone
+from tests.support.app_phone import Phone, paired
 
 from cardvault.clients.authenticator import core
-from cardvault.clients.authenticator.api import DeviceApi
-from cardvault.crypto.device import DeviceKey
 from cardvault.services import directory
-from cardvault.services.devices import pairing
 from cardvault.services.runtime import Actor
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -34,20 +29,10 @@ def phone(live: Live, operator: Actor) -> Iterator[Phone]:
     a.open_org(rt, operator, "ORGA")
     card = f.active_card(rt, operator, "ORGA", forename="Petra", email=EMAIL)
     directory.grant_role(rt, operator, user_id=card.user_id, org_code="ORGA", role="ra_manager")
-    inv = pairing.create_pairing(rt, operator, serial=card.serial, org_code="ORGA")
-    fields = {k: v[0] for k, v in parse_qs(urlsplit(inv.uri).query).items()}
-    with httpx.Client(base_url=live.url, timeout=30) as client:
-        state = core.pair(
-            DeviceApi(client),
-            fields,
-            core.PairInput(
-                uri=inv.uri, passcode=f.STRONG_PASSCODE, name="Petra's phone", platform="test"
-            ),
-        )
-    key = DeviceKey.from_pem(state.device_key_pem.encode())
-    client = httpx.Client(base_url=live.url, timeout=30)
-    yield Phone(DeviceApi(client, device_id=state.device_id, key=key, kid=state.kid), state)
-    client.close()
+    with paired(
+        live.url, rt, operator, serial=card.serial, org_code="ORGA", name="Petra's phone"
+    ) as phone:
+        yield phone
 
 
 def test_an_ra_signs_in_with_a_push_the_phone_approves(

@@ -11,23 +11,18 @@ import re
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from tests.e2e.browser.conftest import VirtualKey, plug_in_key
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import portal as p
-from tests.support.app_phone import Phone
+from tests.support.app_phone import Phone, paired
 
 from cardvault.clients.authenticator import core
-from cardvault.clients.authenticator.api import DeviceApi
-from cardvault.crypto.device import DeviceKey
 from cardvault.services import recovery, security_key_registration
 from cardvault.services.authentication import Engine, LoginRequest, SignInFailed
-from cardvault.services.devices import pairing
 from cardvault.services.runtime import Actor, Runtime
 
 from .conftest import Live, shot
@@ -145,20 +140,10 @@ def phone(live: Live, operator: Actor) -> Iterator[Phone]:
     rt = live.rt
     a.open_org(rt, operator)
     card = f.active_card(rt, operator, forename="Pat", email="pat@example.org")
-    inv = pairing.create_pairing(rt, operator, serial=card.serial, org_code="ORG1")
-    fields = {k: v[0] for k, v in parse_qs(urlsplit(inv.uri).query).items()}
-    with httpx.Client(base_url=live.url, timeout=30) as client:
-        state = core.pair(
-            DeviceApi(client),
-            fields,
-            core.PairInput(
-                uri=inv.uri, passcode=f.STRONG_PASSCODE, name="Pat's phone", platform="test"
-            ),
-        )
-    key = DeviceKey.from_pem(state.device_key_pem.encode())
-    client = httpx.Client(base_url=live.url, timeout=30)
-    yield Phone(DeviceApi(client, device_id=state.device_id, key=key, kid=state.kid), state)
-    client.close()
+    with paired(
+        live.url, rt, operator, serial=card.serial, org_code="ORG1", name="Pat's phone"
+    ) as phone:
+        yield phone
 
 
 def test_a_locked_card_is_reset_with_a_push_the_phone_approves(
