@@ -78,7 +78,7 @@ def test_a_push_through_the_pages_without_javascript(
     waiting = c.get(waiting_url)
     assert waiting.headers["cache-control"] == "no-store"
     assert "script-src 'self'" in waiting.headers["content-security-policy"]
-    assert '<script src="/static/portal/reset-factor.js" defer>' in waiting.text
+    assert '<script src="/static/ui/push-wait.js" defer>' in waiting.text
     number = NUMBER.search(waiting.text)
     assert number is not None
 

@@ -133,7 +133,7 @@ def test_an_ra_with_only_a_phone_signs_in_by_an_approved_push(
     waiting, number = _send_push(c)
     challenge_id = _challenge(rt)
     assert challenge_id not in waiting  # kept in the web session, not the page or a URL
-    assert '<script src="/static/ra/push-login.js" defer>' in waiting
+    assert '<script src="/static/ui/push-wait.js" defer>' in waiting
     assert c.get("/ra/api/login/push").json() == {"status": "pending"}
     stranger = w.client(rt)
     assert stranger.get("/ra/api/login/push").status_code == 401

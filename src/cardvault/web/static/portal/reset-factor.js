@@ -1,7 +1,6 @@
-// The second step of a passcode reset (no inline script: the CSP forbids it).
-//  - push page (#push-form): wait for the phone's answer and continue by ourselves; without
-//    this script the holder chooses "I have approved it — continue";
-//  - factor page (#key-form): the security key answers this reset's challenge.
+// The second step of a passcode reset (no inline script: the CSP forbids it): on the factor
+// page (#key-form) the security key answers this reset's challenge. The push page's waiting
+// is /static/ui/push-wait.js, shared with the vRA Manager.
 "use strict";
 (function () {
   async function call(url, init) {
@@ -22,33 +21,6 @@
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
       body: JSON.stringify(body),
     });
-  }
-
-  // --- push: wait for the phone ----------------------------------------------------------
-  const pushForm = document.getElementById("push-form");
-  if (pushForm) {
-    const status = document.getElementById("push-status");
-    const WAIT_SECONDS = 25;
-    const MAX_POLLS = 40; // longer than any push lives
-    status.textContent = "Waiting for your phone…";
-    (async function () {
-      for (let i = 0; i < MAX_POLLS; i++) {
-        let state;
-        try {
-          state = (await call(pushForm.dataset.status + "?wait=" + WAIT_SECONDS)).status;
-        } catch (err) {
-          break;
-        }
-        if (state !== "pending") {
-          status.textContent = state === "approved"
-            ? "Approved on your phone. Continuing…"
-            : "Your phone has answered. Continuing…";
-          pushForm.submit();
-          return;
-        }
-      }
-      status.textContent = "When you have approved the request on your phone, choose continue.";
-    })();
   }
 
   // --- the security key ------------------------------------------------------------------

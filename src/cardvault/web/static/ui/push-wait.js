@@ -1,6 +1,7 @@
-// The vRA Manager's push page (no inline script: the CSP forbids it): wait for the phone's
-// answer and continue by ourselves. Without this script the RA chooses "I have approved it —
-// continue". The status endpoint answers only this browser's sign-in (its web session).
+// A push page (#push-form; the vRA Manager's sign-in, the portal's reset), as a static file
+// because the CSP forbids inline script: wait for the phone's answer at the form's
+// data-status URL and continue by ourselves. Without this script the person chooses "I have
+// approved it — continue". Each status endpoint answers only this browser's own push.
 "use strict";
 (function () {
   const form = document.getElementById("push-form");
