@@ -5,19 +5,29 @@ BIN    := $(VENV)/bin
 DATA   ?= data
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
+# Every dependency, direct and transitive, comes from a committed lock with hashes:
+# requirements/run.txt for the service, requirements/test.txt for the tests (a superset at the
+# same versions). pyproject.toml keeps the compatible ranges; `make lock` refreshes the locks.
+RUN_LOCK  := requirements/run.txt
+TEST_LOCK := requirements/test.txt
+PIP_SYNC  = $(BIN)/python -m pip install --quiet --require-hashes --no-deps -r
+PIP_SELF  = $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+LOCK      = $(BIN)/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet \
+            --custom-compile-command "make lock"
 
-.PHONY: run test lint typecheck layers unit integration e2e bench clean system-deps
+.PHONY: run test lint typecheck layers unit integration e2e bench clean system-deps lock lock-upgrade
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(STAMP): $(RUN_LOCK) pyproject.toml | $(BIN)/python
+	$(PIP_SYNC) $(RUN_LOCK)
+	$(PIP_SELF)
 	touch $@
 
-$(TSTAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(TSTAMP): $(TEST_LOCK) pyproject.toml | $(BIN)/python
+	$(PIP_SYNC) $(TEST_LOCK)
+	$(PIP_SELF)
 	touch $@ $(STAMP)
 
 ## run: initialise ./data on first start (SQLite, local key, demo organisation), then serve
@@ -49,6 +59,17 @@ unit: $(TSTAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/open_card.py
+
+## lock: re-resolve requirements/*.txt after a change to pyproject.toml, keeping every other pin;
+## lock-upgrade: move every pin to the newest release the ranges allow. Either way, commit the
+## new lock only together with a `make test` that passed on it.
+lock: $(TSTAMP)
+	$(LOCK) $(LOCK_UPGRADE) pyproject.toml requirements/build.in --extra test -o $(TEST_LOCK)
+	$(LOCK) pyproject.toml requirements/build.in -c $(TEST_LOCK) -o $(RUN_LOCK)
+	@echo "Lock refreshed. Run 'make test' on it before you commit requirements/." >&2
+
+lock-upgrade: LOCK_UPGRADE = --upgrade
+lock-upgrade: lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

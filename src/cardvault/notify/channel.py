@@ -189,7 +189,7 @@ class RedisChannel:
 
         backoff = 0.2
         while not self._stop.is_set():
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.psubscribe(f"{self._prefix}:ev:*")
                 self._ready.set()
