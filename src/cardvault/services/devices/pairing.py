@@ -274,7 +274,7 @@ def pair(rt: Runtime, actor: Actor, req: PairRequest) -> Paired:
     link, card, org = _claimable(rt, actor, req.token)
     if req.application == "mia":
         require_method(org, "mia", "the mobile identity agent")
-    dek = open_with_passcode(rt, actor, card, req.passcode, context="device.pair")
+    dek = open_with_passcode(rt, actor, card, req.passcode, action="device.pair.passcode")
     device_id = new_id()
     try:
         slot = (
