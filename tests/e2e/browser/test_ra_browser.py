@@ -26,7 +26,7 @@ def _sign_in(page: Page, live: Live, ra: w.RaUser, *, screenshots: bool = False)
     page.goto(f"{live.url}/ra")
     if screenshots:
         shot(page, "01-sign-in")
-    page.get_by_label("Email address or AD account").fill(ra.email)
+    page.get_by_label("Email address or Windows account").fill(ra.email)
     page.get_by_label("Passcode").fill(f.STRONG_PASSCODE)
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_label("Enter the code from your authenticator app")).to_be_focused()
