@@ -105,10 +105,13 @@ def test_the_audit_log_reads_like_english(rt: Runtime, operator: Actor) -> None:
     ):
         assert phrase in page, phrase
     # the code stays on the page, beside its phrase and as the cell's title
-    assert '<code class="event-code">ra.role_selected</code>' in page
+    assert '<code class="event-code">ra.<wbr>role_<wbr>selected</code>' in page
     assert 'title="Action code: card.locked"' in page
     assert not RAW_REF.search(page)
     assert "anonymous" not in page
+
+    alice_ref = f"holder:{_person_id(rt, alice.card.user_id)}"
+    assert [e.actor for e in _events(rt, "device.paired")] == [alice_ref]  # passcode typed
 
     person_page = c.get(f"/ra/persons/{alice.card.user_id}").text
     assert "Card locked: 3 wrong passcodes" in person_page

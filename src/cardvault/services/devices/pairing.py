@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -372,10 +372,11 @@ def _register(
 def _audit_paired(
     session: Session, rt: Runtime, actor: Actor, device: Device, card: Card, link: Link
 ) -> None:
+    """Recorded as the holder's act: whoever paired the phone typed the card's passcode."""
     audit.record(
         session,
         rt,
-        actor,
+        replace(actor, ref=f"holder:{card.person_id}"),
         action="device.paired",
         organisation_id=device.organisation_id,
         person_id=card.person_id,
