@@ -3,7 +3,6 @@ actions as phrases with their codes beside them, and nothing about other organis
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import re
@@ -12,10 +11,11 @@ from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import phones as ph
+from tests.support import portal as p
 from tests.support import ra_web as w
 
 from cardvault.services import audit, audit_display, ra_audit
-from cardvault.services.authentication import Engine, LoginRequest, SignInFailed
+from cardvault.services.authentication import Engine, LoginRequest
 from cardvault.services.devices import push
 from cardvault.services.push_signin import complete_push
 from cardvault.services.ra_actions import RaContext
@@ -55,16 +55,6 @@ def _push_sign_in(rt: Runtime, email: str, phone: ph.Phone) -> None:
     complete_push(engine, a.client(), txn, started.challenge_id)
 
 
-def _wrong_passcodes(rt: Runtime, email: str, times: int) -> None:
-    engine = Engine(rt)
-    for _ in range(times):
-        with contextlib.suppress(SignInFailed):
-            engine.login(
-                a.client(),
-                LoginRequest(identifier_kind="email", identifier=email, passcode="not it at all"),
-            )
-
-
 def test_the_ras_choice_of_role_and_sign_out_are_recorded_as_the_ra(
     rt: Runtime, operator: Actor
 ) -> None:
@@ -85,7 +75,7 @@ def test_the_audit_log_reads_like_english(rt: Runtime, operator: Actor) -> None:
     alice = a.holder(rt, operator, "ORGA", forename="Alice", surname="Smith")
     phone = ph.pair(rt, operator, alice.card.serial, "ORGA")
     _push_sign_in(rt, alice.email, phone)
-    _wrong_passcodes(rt, alice.email, 3)
+    p.lock_by_email(Engine(rt), alice.email)  # three wrong passcodes
     c = w.client(rt)
     w.sign_in(c, ra)
 
