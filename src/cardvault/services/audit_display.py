@@ -12,7 +12,7 @@ one they hold in the organisation now (the chain does not record roles).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,8 @@ FIXED_ACTORS = {
 OPERATOR = "Operator (command line)"
 OUTSIDER = "Someone outside this organisation"
 UNKNOWN_DEVICE = "A paired phone"
+#: ids per IN list (well under SQLite's and PostgreSQL's limits on bound parameters)
+BATCH = 500
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,60 +84,76 @@ def _refs(rows: list[AuditEvent], kinds: tuple[str, ...]) -> set[str]:
     return out
 
 
+def _batches(ids: set[str]) -> Iterator[list[str]]:
+    """Ids in slices small enough for one IN list on either database (a CSV export may name
+    many thousands of people)."""
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), BATCH):
+        yield ordered[start : start + BATCH]
+
+
 def _directory(session: Session, org_id: str, rows: list[AuditEvent]) -> _Directory:
-    if not rows:
-        return _Directory()
-    device_ids = _refs(rows, ("device",))
-    devices = {
-        d_id: (name, person_id)
-        for d_id, name, person_id in session.execute(
-            select(Device.id, Device.name, Card.person_id)
-            .join(Card, Card.id == Device.card_id)
-            .where(Device.id.in_(device_ids), Device.organisation_id == org_id)
-        )
-    }
+    devices = _devices(session, org_id, _refs(rows, ("device",)))
     person_ids = _refs(rows, ("ra", "holder")) | {e.person_id for e in rows if e.person_id}
-    person_ids |= {p for _, p in devices.values()}
-    members = select(Membership.person_id).where(Membership.organisation_id == org_id)
-    staff = select(RaRoleGrant.person_id).where(RaRoleGrant.organisation_id == org_id)
-    people = {
-        p_id: (name, user_id)
-        for p_id, name, user_id in session.execute(
-            select(Person.id, Person.common_name, Person.user_id).where(
-                Person.id.in_(person_ids), or_(Person.id.in_(members), Person.id.in_(staff))
-            )
-        )
-    }
+    people = _people(session, org_id, person_ids | {p for _, p in devices.values()})
     return _Directory(
         people=people,
         roles=_roles(session, org_id, set(people)),
         devices=devices,
-        cards=_cards(session, {e.card_id for e in rows if e.card_id}, members),
+        cards=_cards(session, org_id, {e.card_id for e in rows if e.card_id}),
     )
 
 
-def _roles(session: Session, org_id: str, person_ids: set[str]) -> dict[str, list[str]]:
-    grants = session.execute(
-        select(RaRoleGrant.person_id, RaRoleGrant.role).where(
-            RaRoleGrant.organisation_id == org_id, RaRoleGrant.person_id.in_(person_ids)
-        )
+def _members(org_id: str) -> Select[str]:
+    return select(Membership.person_id).where(Membership.organisation_id == org_id)
+
+
+def _devices(session: Session, org_id: str, ids: set[str]) -> dict[str, tuple[str, str]]:
+    stmt = (
+        select(Device.id, Device.name, Card.person_id)
+        .join(Card, Card.id == Device.card_id)
+        .where(Device.organisation_id == org_id)
     )
-    held: dict[str, set[str]] = {}
-    for person_id, role in grants:
-        held.setdefault(person_id, set()).add(role)
-    order = list(ROLE_NAMES)
     return {
-        p: [ROLE_NAMES[RaRole(r)] for r in sorted(roles, key=lambda r: order.index(RaRole(r)))]
-        for p, roles in held.items()
+        row.id: (row.name, row.person_id)
+        for batch in _batches(ids)
+        for row in session.execute(stmt.where(Device.id.in_(batch)))
     }
 
 
-def _cards(session: Session, card_ids: set[str], members: Select[str]) -> dict[str, str]:
-    """Serials of the cards of the organisation's members (as the audit filter finds them)."""
-    rows = session.execute(
-        select(Card.id, Card.serial).where(Card.id.in_(card_ids), Card.person_id.in_(members))
+def _people(session: Session, org_id: str, ids: set[str]) -> dict[str, tuple[str, str]]:
+    """Members of the organisation, and holders of an RA role in it; nobody else."""
+    staff = select(RaRoleGrant.person_id).where(RaRoleGrant.organisation_id == org_id)
+    stmt = select(Person.id, Person.common_name, Person.user_id).where(
+        or_(Person.id.in_(_members(org_id)), Person.id.in_(staff))
     )
-    return {row.id: row.serial for row in rows}
+    return {
+        row.id: (row.common_name, row.user_id)
+        for batch in _batches(ids)
+        for row in session.execute(stmt.where(Person.id.in_(batch)))
+    }
+
+
+def _roles(session: Session, org_id: str, person_ids: set[str]) -> dict[str, list[str]]:
+    """The RA roles each person holds in the organisation now, in the order of ``RaRole``."""
+    stmt = select(RaRoleGrant.person_id, RaRoleGrant.role).where(
+        RaRoleGrant.organisation_id == org_id
+    )
+    held: dict[str, set[RaRole]] = {}
+    for batch in _batches(person_ids):
+        for row in session.execute(stmt.where(RaRoleGrant.person_id.in_(batch))):
+            held.setdefault(row.person_id, set()).add(RaRole(row.role))
+    return {p: [ROLE_NAMES[r] for r in RaRole if r in roles] for p, roles in held.items()}
+
+
+def _cards(session: Session, org_id: str, ids: set[str]) -> dict[str, str]:
+    """Serials of the cards of the organisation's members (as the audit filter finds them)."""
+    stmt = select(Card.id, Card.serial).where(Card.person_id.in_(_members(org_id)))
+    return {
+        row.id: row.serial
+        for batch in _batches(ids)
+        for row in session.execute(stmt.where(Card.id.in_(batch)))
+    }
 
 
 def _view(e: AuditEvent, directory: _Directory) -> AuditEventView:
@@ -148,14 +166,14 @@ def _view(e: AuditEvent, directory: _Directory) -> AuditEventView:
         outcome=e.outcome,
         reason=e.reason,
         actor_ref=e.actor or "",
-        actor=actor_name(e.actor, directory),
+        actor=_actor_name(e.actor, directory),
         person=f"{person[0]} ({person[1]})" if person else (OUTSIDER if e.person_id else ""),
         card=directory.cards.get(e.card_id or "", ""),
         details=e.details,
     )
 
 
-def actor_name(ref: str | None, directory: _Directory) -> str:
+def _actor_name(ref: str | None, directory: _Directory) -> str:
     """The actor as an RA clerk reads it; never a raw id."""
     if not ref:
         return "Not recorded"

@@ -7,6 +7,7 @@ import csv
 import io
 import re
 
+import pytest
 from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import factories as f
@@ -69,7 +70,10 @@ def test_the_ras_choice_of_role_and_sign_out_are_recorded_as_the_ra(
     assert [e.actor for e in _events(rt, "session.closed")] == [ra_ref]
 
 
-def test_the_audit_log_reads_like_english(rt: Runtime, operator: Actor) -> None:
+def test_the_audit_log_reads_like_english(
+    rt: Runtime, operator: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit_display, "BATCH", 1)  # names are looked up in slices
     a.open_org(rt, operator, "ORGA")
     ra = w.ra_user(rt, operator, "ORGA", role="ra_agent", forename="Rana", surname="Issuer")
     alice = a.holder(rt, operator, "ORGA", forename="Alice", surname="Smith")
@@ -167,3 +171,25 @@ def test_people_devices_and_cards_of_another_organisation_stay_unnamed(
     text = "".join(ra_audit.export_csv(rt, ctx, ra_audit.AuditFilter()))
     for secret in ("Bobby", "Elsewhere", "Olga", device.name, bob.card.serial, bob.card.user_id):
         assert secret not in text
+
+
+def test_every_kind_of_actor_has_a_name(rt: Runtime, operator: Actor) -> None:
+    a.open_org(rt, operator, "ORGA")
+    org_a = _org_id(rt, "ORGA")
+    refs = {
+        "system": "cardvault (automatic)",
+        "anonymous": "Someone not signed in",
+        "holder:portal": "Card holder (self-service portal)",
+        "cli:root": "Operator (command line)",
+        f"ra:{'0' * 36}": audit_display.OUTSIDER,  # nobody of ORGA
+        f"device:{'0' * 36}": audit_display.UNKNOWN_DEVICE,
+        "robot:r2d2": "Other (robot)",  # a kind this version does not know
+    }
+    for ref in refs:
+        with transaction(rt.db) as s:
+            audit.record(
+                s, rt, Actor(ref=ref, display="x"), action="card.signed", organisation_id=org_a
+            )
+    ctx = RaContext(actor=operator, organisation_id=org_a, organisation_code="ORGA", role="auditor")
+    shown = {e.actor_ref: e.actor for e in ra_audit.search(rt, ctx, ra_audit.AuditFilter()).events}
+    assert {ref: shown[ref] for ref in refs} == refs
