@@ -52,7 +52,7 @@ def _page(request: Request, status: int, message: str) -> Response:
     return render(request, "ui/error.html", status=status, title=title, message=message.strip())
 
 
-def browser_outside_areas(request: Request) -> bool:
+def _browser_outside_areas(request: Request) -> bool:
     """A browser asking for a page outside every area (``/nothing-here``): an unknown or
     wrong-method path answers with a page. API paths keep problem+json whatever is asked."""
     path = request.url.path
@@ -69,7 +69,7 @@ def _wrap(
     async def handler(request: Request, exc: Exception) -> Response:
         if area_of(request) is not None:
             return html(request, exc)
-        if pages_outside_areas and browser_outside_areas(request):
+        if pages_outside_areas and _browser_outside_areas(request):
             return html(request, exc)
         return await json_handler(request, exc)
 
