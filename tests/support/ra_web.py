@@ -84,7 +84,7 @@ def fresh_code(user: RaUser, shift: float = 0) -> str:
 
 
 def sign_in(c: TestClient, user: RaUser, *, choose_role: bool = True) -> None:
-    r = post(c, "/ra", kind="email", identifier=user.email, passcode=a.f.STRONG_PASSCODE)
+    r = post(c, "/ra", identifier=user.email, passcode=a.f.STRONG_PASSCODE)
     assert r.status_code == 303, r.text[:2000]
     assert r.headers["location"] == "/ra/login/code"
     r = post(c, "/ra/login/code", code=fresh_code(user))

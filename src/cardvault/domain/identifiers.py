@@ -115,6 +115,28 @@ def parse_ad_login(value: str) -> tuple[str, str]:
     return ad_account(domain, account)
 
 
+def sign_in_identifier(value: str) -> tuple[str, str]:
+    r"""What someone typed in one sign-in field: ``("email", address)`` for an email
+    address, ``("ad_account", text)`` for a Windows account typed as ``DOMAIN\name``.
+
+    A backslash makes it a Windows account, an ``@`` an email address (``name@domain``
+    is never read as an AD account here: it would be ambiguous); anything else is refused.
+    """
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput("Enter your email address or Windows account.", field="identifier")
+    if "\\" in text:
+        parse_ad_login(text)
+        return "ad_account", text
+    if "@" in text:
+        return "email", email(text)
+    raise InvalidInput(
+        "Enter your email address, like name@example.org, or your Windows account as "
+        "DOMAIN\\name, like HOSPITAL\\jsmith.",
+        field="identifier",
+    )
+
+
 def hr_card_uid(value: str) -> str:
     """A Mifare UID (4, 7 or 10 bytes) as upper-case hex, from any reader's formatting."""
     cleaned = re.sub(r"[\s:.-]", "", value or "").upper()

@@ -176,7 +176,7 @@ class Engine:
                     return open_passcode_slot(open_record(self.rt.master_key, card), passcode)
                 except WrongSecret:
                     pass
-            lockout.passcode_wrong(self.rt, actor, card.id, reserved, context="auth")
+            lockout.passcode_wrong(self.rt, actor, card.id, reserved, action="auth.passcode")
             raise SignInFailed()
 
     def _passcode_accepted(

@@ -139,7 +139,7 @@ def _session_dek(
             except WrongSecret:
                 opened = None
         if opened is None:
-            raise lockout.passcode_wrong(rt, actor, card.id, reserved, context="sign")
+            raise lockout.passcode_wrong(rt, actor, card.id, reserved, action="sign.passcode")
     with transaction(rt.db) as session:
         fresh = session.get(Card, card.id, with_for_update=True)
         assert fresh is not None

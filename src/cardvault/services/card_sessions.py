@@ -151,6 +151,18 @@ def _touch(row: CardSession, org: Organisation, now: datetime) -> None:
     row.idle_expires_at = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
 
 
+def owner(actor: Actor, row: CardSession) -> Actor:
+    """Who acts in a card session, for the audit trail: its RA or holder, not the caller's
+    unauthenticated request (whose address and request id are kept)."""
+    prefix = "ra" if row.purpose == "ra" else "holder"
+    return Actor(
+        ref=f"{prefix}:{row.person_id}",
+        display=f"{prefix} {row.person_id}",
+        client_address=actor.client_address,
+        request_id=actor.request_id,
+    )
+
+
 def logout(rt: Runtime, actor: Actor, token: str | None, *, session_id: str | None = None) -> None:
     with transaction(rt.db) as session:
         if session_id is not None:
@@ -165,7 +177,7 @@ def logout(rt: Runtime, actor: Actor, token: str | None, *, session_id: str | No
         audit.record(
             session,
             rt,
-            actor,
+            owner(actor, row),
             action="session.closed",
             organisation_id=row.organisation_id,
             person_id=row.person_id,
@@ -228,7 +240,7 @@ def select_role(
         audit.record(
             session,
             rt,
-            actor,
+            owner(actor, row),
             action="ra.role_selected",
             organisation_id=org.id,
             person_id=row.person_id,

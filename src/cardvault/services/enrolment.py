@@ -182,7 +182,9 @@ def _open_issuance_slot(
     try:
         return open_passcode_slot(record, passcode)
     except WrongSecret:
-        raise lockout.passcode_wrong(rt, actor, card.id, reserved, context="enrolment") from None
+        raise lockout.passcode_wrong(
+            rt, actor, card.id, reserved, action="enrolment.passcode"
+        ) from None
 
 
 def _enrolled_record(

@@ -90,7 +90,7 @@ def passcode_right(session: Session, card: Card) -> None:
 
 
 def passcode_wrong(
-    rt: Runtime, actor: Actor, card_id: str, reserved: int, *, context: str
+    rt: Runtime, actor: Actor, card_id: str, reserved: int, *, action: str
 ) -> WrongPasscode:
     """Record a wrong passcode (and lock on the last attempt); returns the error to raise."""
     outcome = after_wrong(reserved)
@@ -101,7 +101,7 @@ def passcode_wrong(
             session,
             rt,
             actor,
-            action=f"{context}.passcode",
+            action=action,
             outcome="failure",
             reason="incorrect passcode",
             organisation_id=card.organisation_id,

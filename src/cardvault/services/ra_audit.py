@@ -12,22 +12,33 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
 from cardvault.errors import InvalidInput, NotFound
-from cardvault.services import audit
+from cardvault.services import audit, audit_display
+from cardvault.services.audit_display import AuditEventView
 from cardvault.services.ra_actions import RaContext
 from cardvault.services.ra_persons import person_in_scope
 from cardvault.services.runtime import Runtime
-from cardvault.store.models import AuditEvent, Card, Membership, Person
+from cardvault.store.models import AuditEvent, Card, Membership
 
 PAGE_SIZE = 25
 OUTCOMES = ("success", "failure")
-CSV_FIELDS = ("occurred_at", "action", "outcome", "reason", "actor", "person", "card", "details")
+CSV_HEADER = (
+    "occurred_at",
+    "action",
+    "what_happened",
+    "outcome",
+    "reason",
+    "actor",
+    "who_acted",
+    "person",
+    "card",
+    "details",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,7 +53,7 @@ class AuditFilter:
 
 @dataclass(frozen=True, kw_only=True)
 class AuditPage:
-    events: list[dict[str, Any]]
+    events: list[AuditEventView]
     page: int
     pages: int
     total: int
@@ -100,58 +111,33 @@ def search(rt: Runtime, ctx: RaContext, f: AuditFilter, page: int = 1) -> AuditP
         total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
         pages = max(1, -(-total // PAGE_SIZE))
         page = min(max(page, 1), pages)
-        rows = list(
-            session.scalars(
-                stmt.order_by(AuditEvent.seq.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
-            )
+        rows = session.scalars(
+            stmt.order_by(AuditEvent.seq.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
         )
-        names = _names(session, rows)
-        return AuditPage(
-            events=[_event(e, names) for e in rows], page=page, pages=pages, total=total
-        )
-
-
-def _names(session: Session, rows: list[AuditEvent]) -> dict[str, str]:
-    ids = {e.person_id for e in rows if e.person_id}
-    ids |= {e.actor[3:] for e in rows if e.actor and e.actor.startswith("ra:")}
-    if not ids:
-        return {}
-    people = session.execute(
-        select(Person.id, Person.common_name, Person.user_id).where(Person.id.in_(ids))
-    )
-    cards = session.execute(
-        select(Card.id, Card.serial).where(Card.id.in_({e.card_id for e in rows if e.card_id}))
-    )
-    out = {pid: f"{name} ({uid})" for pid, name, uid in people}
-    out.update((cid, serial) for cid, serial in cards)
-    return out
-
-
-def _event(e: AuditEvent, names: dict[str, str]) -> dict[str, Any]:
-    actor = e.actor or ""
-    if actor.startswith("ra:"):
-        actor = "RA " + names.get(actor[3:], actor)
-    return {
-        "seq": e.seq,
-        "occurred_at": e.occurred_at,
-        "action": e.action,
-        "outcome": e.outcome,
-        "reason": e.reason,
-        "actor": actor,
-        "person": names.get(e.person_id or "", ""),
-        "card": names.get(e.card_id or "", ""),
-        "details": e.details,
-    }
+        events = audit_display.views(session, ctx.organisation_id, rows)
+        return AuditPage(events=events, page=page, pages=pages, total=total)
 
 
 def export_csv(rt: Runtime, ctx: RaContext, f: AuditFilter) -> Iterator[str]:
-    """The filtered events as CSV, oldest first, with formulas neutralised."""
+    """The filtered events as CSV, oldest first, with formulas neutralised: the codes (action,
+    actor) beside what the page shows for them (what happened, who acted)."""
     with rt.db() as session:
-        stmt = _query(session, ctx, f).order_by(AuditEvent.seq)
-        rows = list(session.scalars(stmt))
-        names = _names(session, rows)
-    yield audit.csv_row(CSV_FIELDS)
-    for e in rows:
-        item = _event(e, names)
-        item["details"] = json.dumps(item["details"], sort_keys=True, ensure_ascii=False)
-        yield audit.csv_row([item[k] for k in CSV_FIELDS])
+        rows = session.scalars(_query(session, ctx, f).order_by(AuditEvent.seq))
+        events = audit_display.views(session, ctx.organisation_id, rows)
+    yield audit.csv_row(CSV_HEADER)
+    for e in events:
+        details = json.dumps(dict(e.details), sort_keys=True, ensure_ascii=False)
+        yield audit.csv_row(
+            [
+                e.occurred_at,
+                e.action,
+                e.phrase,
+                e.outcome,
+                e.reason,
+                e.actor_ref,
+                e.actor,
+                e.person,
+                e.card,
+                details,
+            ]
+        )

@@ -201,7 +201,7 @@ def _open_with_issuance_passcode(
     try:
         return open_passcode_slot(record, passcode)
     except WrongSecret:
-        exc = lockout.passcode_wrong(rt, ctx.actor, card.id, reserved, context="enrolment")
+        exc = lockout.passcode_wrong(rt, ctx.actor, card.id, reserved, action="enrolment.passcode")
         raise InvalidInput(exc.message, field="issuance_passcode") from None
 
 

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from cardvault.domain import identifiers
 from cardvault.domain.webauthn import aaguid_name
 from cardvault.errors import InvalidInput, NotFound
+from cardvault.services import audit_display
+from cardvault.services.audit_display import AuditEventView
 from cardvault.services.cards import card_dict, cert_dict
 from cardvault.services.ra_actions import RaContext
 from cardvault.services.runtime import Runtime
@@ -54,7 +56,7 @@ class PersonDetail:
     associations: list[dict[str, Any]]
     devices: list[dict[str, Any]]
     questions: list[str]
-    events: list[dict[str, Any]]
+    events: list[AuditEventView]
     invitation_pending: bool
 
 
@@ -260,17 +262,14 @@ def _invitation_pending(rt: Runtime, session: Session, card: Card | None) -> boo
     )
 
 
-def recent_events(session: Session, ctx: RaContext, person_id: str) -> list[dict[str, Any]]:
+def recent_events(session: Session, ctx: RaContext, person_id: str) -> list[AuditEventView]:
     rows = session.scalars(
         select(AuditEvent)
         .where(AuditEvent.organisation_id == ctx.organisation_id, AuditEvent.person_id == person_id)
         .order_by(AuditEvent.seq.desc())
         .limit(RECENT_EVENTS)
     )
-    return [
-        {"at": e.occurred_at, "action": e.action, "outcome": e.outcome, "reason": e.reason}
-        for e in rows
-    ]
+    return audit_display.views(session, ctx.organisation_id, rows)
 
 
 def require_person(rt: Runtime, ctx: RaContext, user_id: str) -> None:

@@ -12,7 +12,7 @@ from cardvault.services import dispatcher
 from cardvault.services.authentication import Engine
 from cardvault.services.maintenance import Maintenance
 from cardvault.services.runtime import Runtime
-from cardvault.web import errors, portal, ui, webauthn_page
+from cardvault.web import errors, home, portal, ui, webauthn_page
 from cardvault.web import ra as ra_pages
 from cardvault.web.api import auth, card, devices, piv, push, ra, system, webauthn
 from cardvault.web.limits import BodyLimit
@@ -37,6 +37,7 @@ def create_app(rt: Runtime) -> FastAPI:
     ui.install(app)
     ra_pages.install(app)
     portal.install(app)
+    app.include_router(home.router)
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
     return app
 

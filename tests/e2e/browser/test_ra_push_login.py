@@ -40,7 +40,7 @@ def test_an_ra_signs_in_with_a_push_the_phone_approves(
 ) -> None:
     phone.listen()
     page.goto(f"{live.url}/ra")
-    page.get_by_label("Email address or AD account").fill(EMAIL)
+    page.get_by_label("Email address or Windows account").fill(EMAIL)
     page.get_by_label("Passcode").fill(f.STRONG_PASSCODE)
     page.get_by_role("button", name="Continue").click()
 

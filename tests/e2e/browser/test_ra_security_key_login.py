@@ -82,7 +82,7 @@ def test_an_ra_uses_the_key_instead_of_a_code_after_the_passcode(
     register_key(page, live, operator, ra, resident=False)
 
     page.goto(f"{live.url}/ra")
-    page.get_by_label("Email address or AD account").fill(ra.email)
+    page.get_by_label("Email address or Windows account").fill(ra.email)
     page.get_by_label("Passcode").fill(f.STRONG_PASSCODE)
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("button", name="Use my security key").click()
@@ -103,7 +103,7 @@ def test_a_removed_key_on_the_code_page_is_explained(
     live.rt.settings.webauthn_timeout_ms = 2000
 
     page.goto(f"{live.url}/ra")
-    page.get_by_label("Email address or AD account").fill(ra.email)
+    page.get_by_label("Email address or Windows account").fill(ra.email)
     page.get_by_label("Passcode").fill(f.STRONG_PASSCODE)
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("button", name="Use my security key").click()

@@ -128,7 +128,7 @@ def test_invitation_is_completed_in_the_browser(live: Live, page: Page, operator
     page.get_by_label("Passcode again").fill(NEW)
     for n, answer in enumerate(("Rex", "Leeds", "Sparky"), start=1):
         group = page.get_by_role("group", name=f"Question {n}")
-        group.get_by_label("Answer").fill(answer)
+        group.get_by_label("Answer", exact=True).fill(answer)
     page.get_by_label("Also give me a recovery code").check()
     shot(page, "7-invitation-setup")
     page.get_by_role("button", name="Finish setting up my card").click()

@@ -201,7 +201,7 @@ def test_the_ra_api_answers_404_for_another_organisations_card(rt: Runtime, worl
 def test_a_holder_without_ra_role_gets_no_further_than_sign_in(rt: Runtime, world) -> None:  # type: ignore[no-untyped-def]
     _ra_b, victim, assoc_id, holder, device_id = world
     c = w.client(rt)
-    r = w.post(c, "/ra", kind="email", identifier=holder.email, passcode=f.STRONG_PASSCODE)
+    r = w.post(c, "/ra", identifier=holder.email, passcode=f.STRONG_PASSCODE)
     assert r.status_code == 401
     assert "not right" in r.text
     _walk_anonymous(rt, c, victim.user_id, assoc_id, victim.serial, device_id)

@@ -40,7 +40,7 @@ def phone_ra(rt: Runtime, operator: Actor) -> tuple[str, ph.Phone]:
 
 
 def _passcode(c: TestClient, email: str) -> httpx.Response:
-    r = w.post(c, "/ra", kind="email", identifier=email, passcode=f.STRONG_PASSCODE)
+    r = w.post(c, "/ra", identifier=email, passcode=f.STRONG_PASSCODE)
     assert r.status_code == 303, r.text[:1000]
     assert r.headers["location"] == "/ra/login/code"
     page = c.get("/ra/login/code")

@@ -56,7 +56,9 @@ def login(
         assert card is not None and org is not None
     require_method(org, "mia", "the mobile identity agent")
     if passcode is not None:
-        dek = open_with_passcode(rt, actor, card, check_passcode_text(passcode), context="mia")
+        dek = open_with_passcode(
+            rt, actor, card, check_passcode_text(passcode), action="mia.passcode"
+        )
         how = "passcode"
     else:
         assert device_secret is not None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -274,7 +274,7 @@ def pair(rt: Runtime, actor: Actor, req: PairRequest) -> Paired:
     link, card, org = _claimable(rt, actor, req.token)
     if req.application == "mia":
         require_method(org, "mia", "the mobile identity agent")
-    dek = open_with_passcode(rt, actor, card, req.passcode, context="device.pair")
+    dek = open_with_passcode(rt, actor, card, req.passcode, action="device.pair.passcode")
     device_id = new_id()
     try:
         slot = (
@@ -372,10 +372,11 @@ def _register(
 def _audit_paired(
     session: Session, rt: Runtime, actor: Actor, device: Device, card: Card, link: Link
 ) -> None:
+    """Recorded as the holder's act: whoever paired the phone typed the card's passcode."""
     audit.record(
         session,
         rt,
-        actor,
+        replace(actor, ref=f"holder:{card.person_id}"),
         action="device.paired",
         organisation_id=device.organisation_id,
         person_id=card.person_id,

@@ -147,7 +147,7 @@ def answer(
     require_method(org, "qr", "sign-in by QR code")
     pc_address = link.details.get("client_address")
     network.check_client(org, pc_address)
-    dek = open_with_passcode(rt, actor, card, check_passcode_text(passcode), context="qr")
+    dek = open_with_passcode(rt, actor, card, check_passcode_text(passcode), action="qr.passcode")
     try:
         with transaction(rt.db) as session:
             fresh_link = _consume(session, rt, link.id)

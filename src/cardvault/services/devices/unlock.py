@@ -59,7 +59,7 @@ def require_method(org: Organisation, method: str, what: str) -> None:
 
 
 def open_with_passcode(
-    rt: Runtime, actor: Actor, card: Card, passcode: str, *, context: str
+    rt: Runtime, actor: Actor, card: Card, passcode: str, *, action: str
 ) -> bytearray:
     """The DEK if the passcode is right (attempt reserved first); WrongPasscode otherwise.
 
@@ -71,7 +71,7 @@ def open_with_passcode(
         try:
             return open_passcode_slot(record, passcode)
         except WrongSecret:
-            raise lockout.passcode_wrong(rt, actor, card.id, reserved, context=context) from None
+            raise lockout.passcode_wrong(rt, actor, card.id, reserved, action=action) from None
 
 
 def open_session(

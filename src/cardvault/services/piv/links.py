@@ -104,7 +104,7 @@ def open_use_link(
         audit.record(
             session,
             rt,
-            _holder(actor, row),
+            card_sessions.owner(actor, row),
             action="piv.card_inserted",
             organisation_id=row.organisation_id,
             person_id=card.person_id,
@@ -129,16 +129,6 @@ def _check_session_key(row: CardSession, session_key: bytes) -> None:
         raise card_sessions.SessionInvalid("The session key does not match this session.") from None
 
 
-def _holder(actor: Actor, row: CardSession) -> Actor:
-    prefix = "ra" if row.purpose == "ra" else "holder"
-    return Actor(
-        ref=f"{prefix}:{row.person_id}",
-        display=f"{prefix} {row.person_id}",
-        client_address=actor.client_address,
-        request_id=actor.request_id,
-    )
-
-
 def close(rt: Runtime, actor: Actor, *, token: str, link_id: str) -> None:
     """Remove the card from the reader: the link (and an issuance key's wrap) is deleted."""
     with transaction(rt.db) as session:
@@ -154,7 +144,7 @@ def close(rt: Runtime, actor: Actor, *, token: str, link_id: str) -> None:
         audit.record(
             session,
             rt,
-            _holder(actor, row),
+            card_sessions.owner(actor, row),
             action="piv.card_removed",
             organisation_id=card.organisation_id,
             person_id=card.person_id,

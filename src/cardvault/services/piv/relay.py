@@ -225,7 +225,7 @@ def _commit(
         changed = _save_card(session, rt, snap, done)
         _save_link(session, rt, snap, req, done)
         card = _save_record(session, rt, snap, done) if done.effects.record else None
-        acting = _actor(actor, row)
+        acting = card_sessions.owner(actor, row)
         use = req.mode is Mode.USE
         organisation_id = row.organisation_id if use else snap.card.organisation_id
         record_apdu(
@@ -365,16 +365,6 @@ def _locked_card(session: Session, snap: Snapshot) -> Card:
     if card is None or card.status not in snapshot.USABLE[Mode(snap.link.mode)]:
         raise LinkClosed("This card can no longer be used here.")
     return card
-
-
-def _actor(actor: Actor, row: CardSession) -> Actor:
-    prefix = "ra" if row.purpose == "ra" else "holder"
-    return Actor(
-        ref=f"{prefix}:{row.person_id}",
-        display=f"{prefix} {row.person_id}",
-        client_address=actor.client_address,
-        request_id=actor.request_id,
-    )
 
 
 def _execute(session: Session, statement: Executable, params: dict[str, object]) -> int:

@@ -21,6 +21,12 @@ from cardvault.store.models import Card
 __all__ = ["ApduFacts", "record_apdu"]
 
 _OPERATION_ACTIONS = {"sign": "card.signed", "decrypt": "card.decrypted", "ecdh": "card.key_agreed"}
+#: each action spelled out, so that the audit phrase catalogue's test finds it
+_CHANGED_ACTIONS = {
+    PinRef.GLOBAL_PIN: "piv.global_pin_changed",
+    PinRef.PIV_PIN: "piv.piv_pin_changed",
+    PinRef.PUK: "piv.puk_changed",
+}
 _REFUSALS = {
     Sw.SECURITY_STATUS_NOT_SATISFIED: "card PIN not verified",
     Sw.AUTH_METHOD_BLOCKED: "card PIN blocked",
@@ -121,7 +127,7 @@ def _reference_events(facts: ApduFacts, effects: Effects) -> list[Event]:
                 events.append(("piv.blocked", "success", f"{name} blocked", {"reference": name}))
     for reference in effects.changed:
         unblock = facts.ins == Ins.RESET_RETRY_COUNTER
-        action = "piv.pin_reset" if unblock else f"piv.{reference.name.lower()}_changed"
+        action = "piv.pin_reset" if unblock else _CHANGED_ACTIONS[reference]
         events.append((action, "success", None, {}))
     return events
 

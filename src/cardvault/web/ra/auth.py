@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from cardvault.domain import identifiers
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services import card_sessions, ra_actions, web_sessions
 from cardvault.services.authentication import LoginRequest
@@ -30,7 +31,8 @@ from cardvault.web.ra.common import AREA, Rt, View, safe_next
 from cardvault.web.ui.session import address, remember
 
 router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
-KINDS = [("email", "Email address"), ("ad_account", "Windows (AD) account, like DOMAIN\\name")]
+#: where the identifier's checks put their errors: all on the one sign-in field
+IDENTIFIER_ERRORS = {"email": "identifier", "domain": "identifier", "account": "identifier"}
 SECRETS = ("passcode",)
 #: what the paired phone shows as the computer asking, when a push is sent
 CLIENT_NAME = "vRA Manager"
@@ -46,7 +48,7 @@ async def _form(request: Request, view: WebSessionView) -> ui.Form:
 def start(request: Request, view: View) -> Response:
     if view.signed_in:
         return ui.redirect("/ra/persons" if view.data.get("ra_role") else "/ra/role")
-    return ui.render(request, "ra/login.html", kinds=KINDS, form=ui.Form(values={"kind": "email"}))
+    return ui.render(request, "ra/login.html")
 
 
 @router.post("")
@@ -55,12 +57,17 @@ async def login(request: Request, rt: Rt, view: View) -> Response:
     return await run_in_threadpool(_login, request, rt, view, form)
 
 
+def _identifier(form: ui.Form) -> tuple[str, str]:
+    """The one field takes an email address or a Windows account, told apart by their form."""
+    try:
+        return identifiers.sign_in_identifier(form.get("identifier"))
+    except InvalidInput as exc:
+        form.add_exception(exc, fields=IDENTIFIER_ERRORS, default="identifier")
+        return "", ""
+
+
 def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
-    kind, ident = form.get("kind"), form.get("identifier").strip()
-    if kind not in dict(KINDS):
-        form.add_error("kind", "Choose how you identify yourself.")
-    if not ident:
-        form.add_error("identifier", "Enter your email address or AD account.")
+    kind, ident = _identifier(form)
     if not form.get("passcode"):
         form.add_error("passcode", "Enter your passcode.")
     if not form.ok:
@@ -77,16 +84,7 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
             ),
         )
     except InvalidInput as exc:
-        form.add_exception(
-            exc,
-            fields={
-                "email": "identifier",
-                "ad_account": "identifier",
-                "domain": "identifier",
-                "account": "identifier",
-            },
-            default="identifier",
-        )
+        form.add_exception(exc, fields=IDENTIFIER_ERRORS, default="identifier")
         return _login_page(request, form, 422)
     except CardvaultError as exc:
         form.add_error("passcode", exc.message)
@@ -109,7 +107,7 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
 
 
 def _login_page(request: Request, form: ui.Form, status: int) -> Response:
-    return ui.render(request, "ra/login.html", status=status, kinds=KINDS, form=form.shown())
+    return ui.render(request, "ra/login.html", status=status, form=form.shown())
 
 
 @router.get("/role")

@@ -3,7 +3,9 @@
 Under an area's prefix (``/ra``, ``/portal``), a domain error renders an error page with the
 same status the API would use (404 for anything outside the RA's scope, never 403 for it),
 and a missing sign-in redirects to the area's sign-in page. Paths under ``<prefix>/api/``
-are fetched by page scripts and keep the API's problem+json answers.
+are fetched by page scripts and keep the API's problem+json answers. Outside the areas, a
+browser (``Accept: text/html``) that asks for a path that does not exist gets the "Page not
+found" page too; everyone else, and every path under ``/api``, gets problem+json.
 """
 
 from __future__ import annotations
@@ -50,11 +52,26 @@ def _page(request: Request, status: int, message: str) -> Response:
     return render(request, "ui/error.html", status=status, title=title, message=message.strip())
 
 
-def _wrap(json_handler: Handler, html: Callable[[Request, Exception], Response]) -> Handler:
+def _browser_outside_areas(request: Request) -> bool:
+    """A browser asking for a page outside every area (``/nothing-here``): an unknown or
+    wrong-method path answers with a page. API paths keep problem+json whatever is asked."""
+    path = request.url.path
+    accepts = request.headers.get("accept", "")
+    return "/api/" not in path and not path.startswith("/api") and "text/html" in accepts
+
+
+def _wrap(
+    json_handler: Handler,
+    html: Callable[[Request, Exception], Response],
+    *,
+    pages_outside_areas: bool = False,
+) -> Handler:
     async def handler(request: Request, exc: Exception) -> Response:
-        if area_of(request) is None:
-            return await json_handler(request, exc)
-        return html(request, exc)
+        if area_of(request) is not None:
+            return html(request, exc)
+        if pages_outside_areas and _browser_outside_areas(request):
+            return html(request, exc)
+        return await json_handler(request, exc)
 
     return handler
 
@@ -88,7 +105,12 @@ def install(app: FastAPI) -> None:
     ):
         json_handler = handlers.get(key)
         if json_handler is not None:
-            app.add_exception_handler(key, _wrap(json_handler, html))  # type: ignore[arg-type]
+            wrapped = _wrap(
+                json_handler,  # type: ignore[arg-type]
+                html,
+                pages_outside_areas=key is StarletteHTTPException,
+            )
+            app.add_exception_handler(key, wrapped)
 
 
 def add_area(app: FastAPI, area: WebArea) -> None:
