@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     passcode_min_score: int = Field(default=3, ge=2, le=4)
 
     max_body_bytes: int = Field(default=65536, ge=1024)
+    json_max_depth: int = Field(
+        default=32, ge=4, le=200, description="deeper JSON (plain or inside an envelope): 400"
+    )
     trusted_proxies: list[str] = Field(default_factory=list)
     redis_url: str | None = Field(
         default=None, description="Redis for push events across instances; none: one instance"

@@ -15,7 +15,7 @@ from cardvault.services.runtime import Runtime
 from cardvault.web import errors, portal, ui, webauthn_page
 from cardvault.web import ra as ra_pages
 from cardvault.web.api import auth, card, devices, piv, push, ra, system, webauthn
-from cardvault.web.limits import BodyLimit
+from cardvault.web.limits import BodyLimit, JsonLimits
 
 
 def create_app(rt: Runtime) -> FastAPI:
@@ -37,6 +37,12 @@ def create_app(rt: Runtime) -> FastAPI:
     ui.install(app)
     ra_pages.install(app)
     portal.install(app)
+    # the last added runs first: the byte limit bounds what the JSON check buffers
+    app.add_middleware(
+        JsonLimits,
+        max_depth=rt.settings.json_max_depth,
+        max_bytes=rt.settings.max_body_bytes,
+    )
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
     return app
 
