@@ -4,15 +4,16 @@ names our CA as its issuer, or one never seen is ``unknown``."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from tests.support import factories as f
+from tests.support.pki import ec_root_ca
 
 from cardvault.crypto import x509 as cx509
 from cardvault.errors import InvalidInput
@@ -36,36 +37,8 @@ def stored_certificates(rt: Runtime, card_id: str) -> list[x509.Certificate]:
 
 
 def another_ca() -> tuple[cx509.PrivateKey, x509.Certificate]:
-    """A CA of someone else's, made with cryptography's builder (P-256: quick to make)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name.from_rfc4514_string("CN=Some Other CA,O=elsewhere")
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(minutes=1))
-        .not_valid_after(NOW + timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
+    """Someone else's CA, made with cryptography's builder."""
+    return ec_root_ca("Some Other CA", now=NOW, days=3650)
 
 
 def sign_csr(csr_pem: str, ca_key: cx509.PrivateKey, ca_cert: x509.Certificate) -> bytes:
@@ -98,17 +71,7 @@ def test_a_certificate_from_another_ca_on_one_of_our_cards_is_unknown(
 ) -> None:
     """The external-CA path stores what that CA returned; the status API cannot vouch for it."""
     f.org(rt, operator)
-    uid = f.person(rt, operator, "ORG1")
-    issued = issuance.issue_card(
-        rt,
-        operator,
-        issuance.IssueRequest(
-            organisation="ORG1",
-            user_id=uid,
-            issuance_passcode=f.ISSUANCE_PASSCODE,
-            external_ca=True,
-        ),
-    )
+    issued = f.issued_card(rt, operator, external_ca=True)
     other_key, other_cert = another_ca()
     csr = cards.export_csr(rt, issued.serial, "authentication")
     cards.import_certificate(
