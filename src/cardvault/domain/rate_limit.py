@@ -114,6 +114,8 @@ def identifier_key(kind: str, value: str) -> str:
 def in_networks(
     address: str | None, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 ) -> bool:
+    """Whether ``address`` (an IP address as text; anything else is in no network) is in one
+    of ``networks``."""
     try:
         ip = ipaddress.ip_address(address or "")
     except ValueError:
@@ -122,7 +124,7 @@ def in_networks(
 
 
 def humane_wait(seconds: int) -> str:
-    """ "45 seconds", "1 minute", "15 minutes", "2 hours" (rounded up)."""
+    """The wait in words, rounded up: 45 seconds, 1 minute, 15 minutes, 2 hours."""
     for unit, size in (("hour", 3600), ("minute", 60)):
         if seconds >= size:
             amount = math.ceil(seconds / size)
