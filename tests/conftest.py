@@ -34,6 +34,9 @@ TEST_ARGON2 = {
     "argon2_parallelism": 1,
     "insecure_test_kdf": True,
 }
+#: most tests sign in many times from one address within minutes; the rate-limit tests
+#: (tests/integration/web/test_rate_limits.py) switch the limits on with their own settings
+NO_RATE_LIMITS = {"rate_limits_enabled": False}
 
 
 def _pg_reachable() -> bool:
@@ -98,7 +101,8 @@ def _fresh_postgres_database() -> Iterator[str]:
 def settings(tmp_path: Path, key_template: Path, database_url: str) -> Settings:
     data = tmp_path / "data"
     shutil.copytree(key_template, data)
-    return Settings(data_dir=data, database_url=database_url, **TEST_ARGON2)  # type: ignore[arg-type]
+    options = {**TEST_ARGON2, **NO_RATE_LIMITS}
+    return Settings(data_dir=data, database_url=database_url, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture

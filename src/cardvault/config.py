@@ -7,6 +7,7 @@ certificate and a file outbox for mail.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -15,6 +16,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cardvault.crypto.kdf import Argon2Params
+from cardvault.domain.rate_limit import Bucket, Rate, Scope
+from cardvault.errors import InvalidInput
 
 DEFAULT_SECURITY_QUESTIONS = (
     "What was the name of your first pet?",
@@ -86,11 +89,32 @@ class Settings(BaseSettings):
     passcode_min_score: int = Field(default=3, ge=2, le=4)
 
     max_body_bytes: int = Field(default=65536, ge=1024)
+    json_max_depth: int = Field(
+        default=32, ge=4, le=200, description="deeper JSON (plain or inside an envelope): 400"
+    )
     trusted_proxies: list[str] = Field(default_factory=list)
     redis_url: str | None = Field(
         default=None, description="Redis for push events across instances; none: one instance"
     )
     redis_prefix: str = Field(default="cardvault", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    # rate limits on anonymous endpoints (docs/operator-guide.md, "Rate limits"): "N/T" is
+    # N requests per T seconds (s), minutes (m) or hours (h), counted per source address and,
+    # for *_IDENTIFIER, per identifier typed; "off" lifts one limit
+    rate_limits_enabled: bool = Field(default=True, description="false lifts every limit")
+    rate_limit_signin: str = "60/1m"
+    rate_limit_signin_identifier: str = "10/5m"
+    rate_limit_reset: str = "10/15m"
+    rate_limit_reset_identifier: str = "3/15m"
+    rate_limit_portal: str = "60/5m"
+    rate_limit_pairing: str = "10/10m"
+    rate_limit_pairing_identifier: str = "5/10m"
+    rate_limit_poll: str = "300/1m"
+    rate_limit_status: str = "600/1m"
+    rate_limit_web_session: str = "120/1m"
+    rate_limit_exempt_networks: list[str] = Field(
+        default_factory=list,
+        description="networks the per-address limits do not apply to (a known NAT, an RP)",
+    )
     push_challenge_seconds: int = Field(default=120, ge=5, le=600)
     push_max_pending: int = Field(default=3, ge=1, le=20)
     device_pairing_minutes: int = Field(default=10, ge=1, le=24 * 60)
@@ -167,6 +191,40 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError(f"the pkcs11 key provider needs {', '.join(missing)}")
         return self
+
+    @field_validator(
+        "rate_limit_signin",
+        "rate_limit_signin_identifier",
+        "rate_limit_reset",
+        "rate_limit_reset_identifier",
+        "rate_limit_portal",
+        "rate_limit_pairing",
+        "rate_limit_pairing_identifier",
+        "rate_limit_poll",
+        "rate_limit_status",
+        "rate_limit_web_session",
+    )
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            return str(Rate.parse(value) or "off")
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("rate_limit_exempt_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
+        return value
+
+    def rate_limit(self, bucket: Bucket, scope: Scope) -> Rate | None:
+        """The configured rate of ``bucket`` for ``scope``; None when there is no limit."""
+        if not self.rate_limits_enabled:
+            return None
+        suffix = "_identifier" if scope is Scope.IDENTIFIER else ""
+        text = getattr(self, f"rate_limit_{bucket.value}{suffix}", "off")
+        return Rate.parse(text)
 
     @field_validator("data_dir")
     @classmethod

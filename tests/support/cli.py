@@ -19,6 +19,8 @@ CHEAP_ARGON2 = {
     "CARDVAULT_ARGON2_MEMORY_KIB": "64",
     "CARDVAULT_INSECURE_TEST_KDF": "true",
 }
+#: `cardvault serve` under test: many sign-ins from one address (see tests/conftest.py)
+NO_RATE_LIMITS = {"CARDVAULT_RATE_LIMITS_ENABLED": "false"}
 
 
 def cardvault_script() -> str:
@@ -65,6 +67,7 @@ class Cli:
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CARDVAULT_")}
         env.update(CHEAP_ARGON2)
+        env.update(NO_RATE_LIMITS)
         env["CARDVAULT_DATABASE_URL"] = self.database_url
         env.update(dict(self.extra_env))
         env.update(extra)

@@ -59,6 +59,7 @@ def issued_card(
     org_code: str = "ORG1",
     *,
     algorithm: str | None = None,
+    external_ca: bool = False,
     **person_kw: str,
 ) -> IssuedFixture:
     uid = person(rt, actor, org_code, **person_kw)
@@ -70,6 +71,7 @@ def issued_card(
             user_id=uid,
             issuance_passcode=ISSUANCE_PASSCODE,
             key_algorithm=algorithm,
+            external_ca=external_ca,
         ),
     )
     return IssuedFixture(org=org_code, user_id=uid, serial=card.serial, card_id=card.card_id)

@@ -33,6 +33,7 @@ from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
+from cardvault import strict_json
 from cardvault.errors import AuthenticationFailed, InvalidInput
 
 __all__ = [
@@ -189,7 +190,10 @@ class BoxKey:
             plain = jwe.decrypt_compact(token, self._key, registry=registry).plaintext
         except (JoseError, ValueError) as exc:
             raise AuthenticationFailed("The sign-in result does not decrypt.") from exc
-        data = json.loads(plain or b"null")
+        try:
+            data = strict_json.loads(plain or b"null", what="The sign-in result")
+        except InvalidInput as exc:
+            raise AuthenticationFailed(exc.message) from None
         if not isinstance(data, dict):
             raise AuthenticationFailed("The sign-in result is not a JSON object.")
         return data

@@ -33,6 +33,7 @@ from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey, RSAKey
 
+from cardvault import strict_json
 from cardvault.errors import AuthenticationFailed, InvalidInput
 
 __all__ = [
@@ -232,11 +233,13 @@ def open_request(
     *,
     now: float,
     max_bytes: int = 65536,
+    max_depth: int = strict_json.DEFAULT_MAX_DEPTH,
     leeway_seconds: float = 0,
 ) -> OpenedRequest:
     """Server side: vet the header, decrypt with the key named by ``kid``, check the claims.
 
-    ``leeway_seconds`` tolerates that much clock skew between client and service.
+    ``leeway_seconds`` tolerates that much clock skew between client and service; a payload
+    nested deeper than ``max_depth`` is refused with :class:`~cardvault.strict_json.JsonTooDeep`.
     """
     token = _check_size(token, max_bytes)
     header = _vet_header(_compact_header(token), KEY_MANAGEMENT)
@@ -246,7 +249,7 @@ def open_request(
             "the envelope is sealed to a key this service does not have",
             remedy="fetch /.well-known/jwks.json again and re-seal the request",
         )
-    payload = _parse_payload(keys[kid].decrypt(token, max_bytes))
+    payload = _parse_payload(keys[kid].decrypt(token, max_bytes), max_depth)
     exp = _check_exp(payload, now, leeway_seconds)
     jti = payload.get("jti")
     if not isinstance(jti, str) or not 16 <= len(jti) <= 128:
@@ -305,7 +308,11 @@ def seal_response(response_key: bytes | bytearray, claims: Mapping[str, Any]) ->
 
 
 def open_response(
-    response_key: bytes | bytearray, token: str, *, max_bytes: int = 1 << 20
+    response_key: bytes | bytearray,
+    token: str,
+    *,
+    max_bytes: int = 1 << 20,
+    max_depth: int = strict_json.DEFAULT_MAX_DEPTH,
 ) -> dict[str, Any]:
     """Client side: decrypt the service's answer; refuses anything but dir/A256GCM."""
     token = _check_size(token, max_bytes)
@@ -316,7 +323,7 @@ def open_response(
         plaintext = jwe.decrypt_compact(token, _oct_key(response_key), registry=registry).plaintext
     except (JoseError, ValueError) as err:
         raise EnvelopeBroken("the response does not decrypt") from err
-    return _parse_payload(plaintext or b"")
+    return _parse_payload(plaintext or b"", max_depth)
 
 
 # --- shared parsing -------------------------------------------------------------------------
@@ -327,9 +334,11 @@ def _compact_header(token: str) -> dict[str, Any]:
     if len(parts) != 5:
         raise EnvelopeMalformed("the envelope is not a compact JWE (five parts)")
     try:
-        header = _strict_json(_unb64url(parts[0]))
+        raw = _unb64url(parts[0])
     except ValueError as err:
-        raise EnvelopeMalformed("the envelope's header is not valid JSON") from err
+        raise EnvelopeMalformed("the envelope's header is not base64url") from err
+    # a JOSE header is one flat object: two levels leave room for nothing else
+    header = _strict_json(raw, 2, "The envelope's header")
     if not isinstance(header, dict):
         raise EnvelopeMalformed("the envelope's header is not a JSON object")
     return header
@@ -347,29 +356,19 @@ def _vet_header(header: dict[str, Any], alg: str) -> dict[str, Any]:
     return header
 
 
-def _parse_payload(plaintext: bytes) -> dict[str, Any]:
-    try:
-        payload = _strict_json(plaintext)
-    except ValueError as err:
-        raise EnvelopeMalformed("the envelope's payload is not valid JSON") from err
+def _parse_payload(plaintext: bytes, max_depth: int) -> dict[str, Any]:
+    payload = _strict_json(plaintext, max_depth, "The envelope's payload")
     if not isinstance(payload, dict):
         raise EnvelopeMalformed("the envelope's payload is not a JSON object")
     return payload
 
 
-def _strict_json(data: bytes) -> Any:
-    """JSON without duplicate names, NaN or Infinity (ambiguity helps attackers)."""
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out = dict(items)
-        if len(out) != len(items):
-            raise ValueError("duplicate name")
-        return out
-
-    def constant(name: str) -> Any:
-        raise ValueError(f"{name} is not JSON")
-
-    return json.loads(data.decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant)
+def _strict_json(data: bytes, max_depth: int, what: str) -> Any:
+    """Strict JSON within the depth limit: over a limit is a 400, anything else malformed."""
+    try:
+        return strict_json.loads(data, max_depth=max_depth, max_bytes=len(data), what=what)
+    except strict_json.JsonMalformed as err:
+        raise EnvelopeMalformed(f"{err.message[0].lower()}{err.message[1:]}") from None
 
 
 def _to_json(obj: dict[str, Any]) -> bytes:

@@ -61,6 +61,7 @@ __all__ = [
     "certificate_to_pem",
     "check_ca_pair",
     "check_imported_certificate",
+    "check_issued_by",
     "check_subject_template",
     "create_ca",
     "csr_to_pem",
@@ -328,7 +329,7 @@ def check_imported_certificate(
     _check_imported_usage(cert, usage)
     _check_signature_hash(cert)
     if ca_cert is not None:
-        _check_issued_by(cert, ca_cert)
+        check_issued_by(cert, ca_cert)
     return cert
 
 
@@ -371,7 +372,9 @@ def _check_signature_hash(cert: x509.Certificate) -> None:
         )
 
 
-def _check_issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> None:
+def check_issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> None:
+    """Raise CertificateUntrustedIssuer unless ``ca_cert``'s key signed ``cert`` (and its
+    subject is ``cert``'s issuer): a certificate that only *names* the CA does not pass."""
     try:
         cert.verify_directly_issued_by(ca_cert)
     except (ValueError, TypeError, InvalidSignature) as exc:
@@ -448,7 +451,7 @@ def verify_chain(cert: x509.Certificate, ca_cert: x509.Certificate, now: datetim
     moment = _utc(now)
     _check_validity(ca_cert, moment, what="The CA certificate")
     _check_validity(cert, moment, what="The certificate")
-    _check_issued_by(cert, ca_cert)
+    check_issued_by(cert, ca_cert)
 
 
 def _describe_usage(cert: x509.Certificate) -> str | None:

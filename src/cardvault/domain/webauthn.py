@@ -424,7 +424,8 @@ def _fido_state(state: Mapping[str, Any]) -> dict[str, Any]:
 def _malformed() -> Iterator[None]:
     try:
         yield
-    except (KeyError, ValueError, TypeError, IndexError) as e:
+    # RecursionError: fido2 parses clientDataJSON and CBOR recursively, without a depth limit
+    except (KeyError, ValueError, TypeError, IndexError, RecursionError) as e:
         raise MalformedResponse("The security key's response could not be read.") from e
 
 

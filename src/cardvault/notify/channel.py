@@ -30,7 +30,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from cardvault.errors import Unavailable
+from cardvault import strict_json
+from cardvault.errors import InvalidInput, Unavailable
 
 log = logging.getLogger("cardvault.channel")
 Event = dict[str, Any]
@@ -209,8 +210,8 @@ class RedisChannel:
     def _dispatch(self, channel: bytes, data: bytes) -> None:
         start = len(self._prefix) + 4
         try:
-            event = json.loads(data)
-        except ValueError:
+            event = strict_json.loads(data, what="A push event")
+        except InvalidInput:  # not one of ours: nothing to deliver
             return
         if isinstance(event, dict):
             self._hub.deliver(channel.decode()[start:], event)

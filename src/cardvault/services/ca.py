@@ -2,7 +2,9 @@
 
 Files under ``<data>/ca``: ``ca-cert.pem`` and ``ca-key.sealed``. An operator may bring an
 existing CA (an intermediate of the national PKI, say) instead of the generated one; the pair
-is checked before anything is written.
+is checked before anything is written. A CA that is replaced keeps its certificate under
+``previous/`` (the key goes): cards it certified keep their certificates, and the status API
+must still recognise them as issued here.
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ def _store(
             remedy="Pass --force to replace it (cards issued so far keep theirs).",
         )
     cert_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if cert_path.exists():
+        _keep_previous(data_dir, cert_path.read_bytes())
     pem = cx509.ca_key_to_pem(key)
     try:
         write_private(key_path, master.seal(pem, aad=_AAD))
@@ -123,6 +127,25 @@ def _load(cert_path: Path, key_path: Path, master: MasterKey) -> IssuingCa:
     finally:
         wipe(pem)
     return IssuingCa(key=key, cert=cert)
+
+
+def _keep_previous(data_dir: Path, cert_pem: bytes) -> None:
+    cert = cx509.load_certificate_pem(cert_pem)
+    folder = ca_dir(data_dir) / "previous"
+    folder.mkdir(exist_ok=True, mode=0o700)
+    name = cx509.certificate_summary(cert)["fingerprint_sha256"]
+    write_private(folder / f"{name}.pem", cert_pem)
+    (folder / f"{name}.pem").chmod(0o644)
+
+
+def issuing_certificates(rt: Runtime) -> tuple[Certificate, ...]:
+    """Every CA certificate this service has issued under: the current one first, then
+    those it replaced. Empty without a CA (an external-CA-only deployment)."""
+    cert_path, _ = _paths(rt.data_dir)
+    files = [cert_path] if cert_path.exists() else []
+    files += sorted((ca_dir(rt.data_dir) / "previous").glob("*.pem"))
+    stamp = ("ca-certs", *((str(f), f.stat().st_mtime_ns) for f in files))
+    return rt.memo(stamp, lambda: tuple(cx509.load_certificate_pem(f.read_bytes()) for f in files))
 
 
 def export_pem(data_dir: Path) -> bytes:

@@ -35,6 +35,7 @@ def open_request(rt: Runtime, token: str) -> envelope.OpenedRequest:
         token,
         now=time.time(),
         max_bytes=rt.settings.max_body_bytes,
+        max_depth=rt.settings.json_max_depth,
         leeway_seconds=LEEWAY_SECONDS,
     )
     expires = datetime.fromtimestamp(opened.exp + LEEWAY_SECONDS, UTC)

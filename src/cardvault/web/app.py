@@ -15,7 +15,7 @@ from cardvault.services.runtime import Runtime
 from cardvault.web import errors, home, portal, ui, webauthn_page
 from cardvault.web import ra as ra_pages
 from cardvault.web.api import auth, card, devices, piv, push, ra, system, webauthn
-from cardvault.web.limits import BodyLimit
+from cardvault.web.limits import BodyLimit, JsonLimits
 
 
 def create_app(rt: Runtime) -> FastAPI:
@@ -38,6 +38,12 @@ def create_app(rt: Runtime) -> FastAPI:
     ra_pages.install(app)
     portal.install(app)
     app.include_router(home.router)
+    # the last added runs first: the byte limit bounds what the JSON check buffers
+    app.add_middleware(
+        JsonLimits,
+        max_depth=rt.settings.json_max_depth,
+        max_bytes=rt.settings.max_body_bytes,
+    )
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
     return app
 

@@ -37,7 +37,15 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
     data.pop("message", None)
     if exc.http_status >= 500:
         log.warning("request %s failed: %s (%s)", request.url.path, exc.code, exc.message)
-    return problem(exc.http_status, exc.code, exc.message, **data)
+    return problem(exc.http_status, exc.code, exc.message, headers=retry_after(exc), **data)
+
+
+def retry_after(exc: CardvaultError) -> dict[str, str] | None:
+    """Retry-After for an error that says when to come back (429 and 503 refusals)."""
+    seconds = exc.data.get("retry_after")
+    if isinstance(seconds, int) and not isinstance(seconds, bool) and seconds > 0:
+        return {"Retry-After": str(seconds)}
+    return None
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:

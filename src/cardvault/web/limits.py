@@ -1,10 +1,15 @@
-"""Refuse oversized request bodies before anything reads them."""
+"""Refuse oversized request bodies before anything reads them, and JSON bodies over the
+depth and number limits before FastAPI parses them (its parser recurses without limit)."""
 
 from __future__ import annotations
 
-import json
+from email.message import Message as MimeHeader
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cardvault import strict_json
+from cardvault.web.errors import problem
 
 
 class BodyLimit:
@@ -20,7 +25,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send)
+            await self._refuse(scope, receive, send)
             return
         seen, started, refused = 0, False, False
 
@@ -34,7 +39,7 @@ class BodyLimit:
                 if seen > self.max_bytes:
                     if not (started or refused):
                         refused = True
-                        await self._refuse(send)
+                        await self._refuse(scope, receive, send)
                     raise _TooLarge
             return message
 
@@ -49,26 +54,94 @@ class BodyLimit:
             await self.app(scope, limited, guarded)
         except _TooLarge:
             if not (started or refused):
-                await self._refuse(send)
+                await self._refuse(scope, receive, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "type": "urn:cardvault:problem:too_large",
-                "status": 413,
-                "code": "too_large",
-                "title": f"The request body is larger than {self.max_bytes} bytes.",
-            }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/problem+json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body.encode()})
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        title = f"The request body is larger than {self.max_bytes} bytes."
+        await problem(413, "too_large", title)(scope, receive, send)
 
 
 class _TooLarge(Exception):
     pass
+
+
+#: bodies up to this size are checked on the event loop; larger ones in a worker thread
+_INLINE_CHECK_BYTES = 4096
+
+
+class JsonLimits:
+    """ASGI middleware: a JSON body over the limits of :mod:`cardvault.strict_json` gets a
+    400 problem+json naming the limit, before any route sees it.
+
+    The bodies FastAPI would parse as JSON are checked: ``application/json``,
+    ``application/*+json`` and bodies without a content type. Install it inside
+    :class:`BodyLimit`, which bounds what is buffered here. A body that is simply not JSON
+    passes on, so the route answers as it always has (422 with FastAPI's own detail).
+    """
+
+    def __init__(self, app: ASGIApp, max_depth: int, max_bytes: int) -> None:
+        self.app = app
+        self.max_depth = max_depth
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _parsed_as_json(scope):
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                await self.app(scope, _replay(message, receive), send)
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        refusal = await self._refusal(body) if body else None
+        if refusal is not None:
+            response = problem(refusal.http_status, refusal.code, refusal.message, **refusal.data)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, _replay({"type": "http.request", "body": body}, receive), send)
+
+    async def _refusal(self, body: bytes) -> strict_json.JsonLimitExceeded | None:
+        try:
+            if len(body) <= _INLINE_CHECK_BYTES:
+                self._parse(body)
+            else:
+                await run_in_threadpool(self._parse, body)
+        except strict_json.JsonLimitExceeded as exc:
+            return exc
+        except strict_json.JsonMalformed:
+            return None  # not a refusal to make here: FastAPI says what is wrong with it
+        return None
+
+    def _parse(self, body: bytes) -> None:
+        strict_json.loads(
+            body, max_depth=self.max_depth, max_bytes=self.max_bytes, what="The request body"
+        )
+
+
+def _parsed_as_json(scope: Scope) -> bool:
+    """Whether FastAPI would read this body as JSON (its own content-type rule)."""
+    if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+        return False
+    value = dict(scope.get("headers") or []).get(b"content-type")
+    if not value:
+        return True
+    header = MimeHeader()
+    header["content-type"] = value.decode("latin-1")
+    subtype = header.get_content_subtype()
+    return header.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """``receive`` that hands over the buffered message first, then the connection's own
+    (a streaming answer still learns of the disconnect)."""
+    pending = [first]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay

@@ -4,16 +4,14 @@ end to end with the reference authenticator and the agent as separate processes.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import select, update
 from tests.support import factories as f
 from tests.support.live import serve
+from tests.support.redis_server import REDIS_URL, fresh_prefix, redis_or_skip
 
 from cardvault.config import Settings
 from cardvault.services.devices import registry
@@ -23,7 +21,6 @@ from cardvault.store.models import Device, KeySlotInfo, Link
 from .conftest import World, build_world
 
 pytestmark = pytest.mark.slow
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def test_an_expired_pairing_code_is_refused_clearly(world: World) -> None:
@@ -105,20 +102,10 @@ def test_revocation_closes_the_open_connection_and_deletes_the_slot(world: World
     assert "not paired with a usable card" in refused.stderr
 
 
-def _require_redis() -> None:
-    """Redis must answer in CI (.ci/run starts it); elsewhere its absence skips the test."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError:
-        if os.environ.get("CI") or os.environ.get("CARDVAULT_TEST_REQUIRE_POSTGRES"):
-            pytest.fail(f"Redis is required but {REDIS_URL} does not answer")
-        pytest.skip("Redis is not reachable")
-
-
 @pytest.fixture
 def two_instances(settings: Settings, tls: tuple[Path, Path], tmp_path: Path, operator: Actor):  # type: ignore[no-untyped-def]
-    _require_redis()
-    prefix = f"cvtest-{secrets.token_hex(4)}"
+    redis_or_skip()
+    prefix = fresh_prefix()
     shared = {"redis_url": REDIS_URL, "redis_prefix": prefix, "push_challenge_seconds": 30}
     with serve(settings, *tls, **shared) as first, serve(settings, *tls, **shared) as second:
         yield build_world(settings, first, tmp_path, tls[0], operator), second

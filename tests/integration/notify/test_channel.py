@@ -4,27 +4,15 @@ a real Redis; presence expires by itself."""
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import threading
 import time
 
 import pytest
-import redis
+from tests.support.redis_server import REDIS_URL, redis_or_skip
 
 from cardvault.errors import Unavailable
 from cardvault.notify.channel import Channel, LocalChannel, RedisChannel
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def _redis_or_skip() -> None:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError:
-        if os.environ.get("CI") or os.environ.get("CARDVAULT_TEST_REQUIRE_POSTGRES"):
-            pytest.fail(f"Redis is required but {REDIS_URL} does not answer")
-        pytest.skip("Redis is not reachable")
 
 
 @pytest.fixture(params=["local", "redis"])
@@ -34,7 +22,7 @@ def pair_of_channels(request: pytest.FixtureRequest):  # type: ignore[no-untyped
         local = LocalChannel()
         yield local, local
         return
-    _redis_or_skip()
+    redis_or_skip()
     prefix = f"cvtest-{secrets.token_hex(4)}"
     a, b = RedisChannel(REDIS_URL, prefix), RedisChannel(REDIS_URL, prefix)
     yield a, b

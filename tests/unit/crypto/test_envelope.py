@@ -29,6 +29,7 @@ from cardvault.crypto.envelope import (
     seal_response,
 )
 from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.strict_json import JsonNumberRefused, JsonTooDeep
 
 NOW = 1_800_000_000.0
 CLAIMS = {"passcode": "correct horse battery", "card": "card-1"}
@@ -329,6 +330,29 @@ def test_missing_or_invalid_reserved_claims_are_refused(
 )
 def test_payload_that_is_not_a_strict_json_object_is_refused(plaintext: bytes) -> None:
     with pytest.raises(EnvelopeMalformed, match="payload"):
+        open_now(jwcrypto_token(plaintext))
+
+
+def test_payload_nested_10000_deep_is_a_400_naming_the_limit() -> None:
+    deep = b"[" * 10_000 + b"]" * 10_000
+    plaintext = json.dumps(payload()).encode()[:-1] + b', "identifier": ' + deep + b"}"
+    with pytest.raises(JsonTooDeep, match="payload is nested more than 32 levels") as info:
+        open_now(jwcrypto_token(plaintext))
+    assert info.value.http_status == 400
+    with pytest.raises(JsonTooDeep, match="more than 3 levels"):
+        open_now(jwcrypto_token(payload(a={"b": [[1]]})), max_depth=3)
+    assert open_now(jwcrypto_token(payload(a={"b": [1]})), max_depth=3).claims["a"] == {"b": [1]}
+
+
+def test_header_nested_deeper_than_a_jose_header_is_refused_before_any_key() -> None:
+    header = b'{"alg": "RSA-OAEP-256", "x": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    with pytest.raises(JsonTooDeep, match="header is nested more than 2 levels"):
+        open_now(b64url(header) + ".a.b.c.d")
+
+
+def test_payload_with_a_huge_number_is_a_400() -> None:
+    plaintext = json.dumps(payload()).encode()[:-1] + b', "n": 1e999}'
+    with pytest.raises(JsonNumberRefused):
         open_now(jwcrypto_token(plaintext))
 
 

@@ -452,6 +452,32 @@ def test_a_garbled_response_is_malformed_input() -> None:
     assert isinstance(caught.value, InvalidInput)
 
 
+@pytest.mark.parametrize(
+    ("field", "data"),
+    [
+        ("clientDataJSON", b"[" * 10_000 + b"]" * 10_000),
+        # CBOR: 10,000 nested one-element arrays (0x81) around a zero
+        ("attestationObject", b"\x81" * 10_000 + b"\x00"),
+    ],
+)
+def test_a_response_nested_10000_deep_is_malformed_not_a_crash(field: str, data: bytes) -> None:
+    device = SoftCtap2Device()
+    rp = policy()
+    options, state = begin_registration(
+        rp,
+        user_handle=b"alice-handle",
+        user_name="alice@example.org",
+        display_name="Alice",
+        existing=(),
+        resident_key=False,
+    )
+    response = create(client(device, rp.origins[0]), options)
+    response["response"][field] = b64(data)
+
+    with pytest.raises(MalformedResponse):
+        complete_registration(rp, state, response, nickname="blue key")
+
+
 # --- sign counters ---------------------------------------------------------------------
 
 

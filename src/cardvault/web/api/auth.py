@@ -11,12 +11,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.services import card_sessions
+from cardvault.services import card_sessions, rate_limits
 from cardvault.services.authentication import Engine, LoginRequest, LoginResult, SessionGrant
 from cardvault.services.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, engine, runtime
 from cardvault.web.jose import JOSE_BODY, open_body, opened, read_jose, sealed
+from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/api/v1", tags=["authentication"])
 
@@ -72,7 +73,12 @@ def _session_out(grant: SessionGrant) -> SessionOut:
     )
 
 
-@router.post("/auth/login", openapi_extra=JOSE_BODY, response_class=Response)
+@router.post(
+    "/auth/login",
+    openapi_extra=JOSE_BODY,
+    response_class=Response,
+    dependencies=[per_address(Bucket.SIGNIN)],
+)
 async def login(
     request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
@@ -84,6 +90,8 @@ async def login(
     def open_and_sign_in() -> tuple[LoginResult, bytearray]:
         # one trip to the thread pool for the envelope and the sign-in
         body, rkey = opened(rt, token, LoginIn)
+        ident = body.identifier
+        rate_limits.check_identifier(rt, Bucket.SIGNIN, ident.kind, ident.value)
         req = LoginRequest(
             identifier_kind=body.identifier.kind,
             identifier=body.identifier.value,
@@ -108,7 +116,12 @@ async def login(
     return sealed(rkey, out)
 
 
-@router.post("/auth/factor", openapi_extra=JOSE_BODY, response_class=Response)
+@router.post(
+    "/auth/factor",
+    openapi_extra=JOSE_BODY,
+    response_class=Response,
+    dependencies=[per_address(Bucket.SIGNIN)],
+)
 async def factor(
     request: Request,
     rt: Annotated[Runtime, Depends(runtime)],

@@ -16,6 +16,7 @@ from cardvault.services.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
 from cardvault.web.jose import JOSE_BODY, opened, read_jose, sealed
+from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/api/v1", tags=["card"])
 
@@ -90,7 +91,7 @@ def certificates(
     return {"certificates": certs, "ca": ca.export_pem(rt.data_dir).decode()}
 
 
-@router.get("/certificates/status")
+@router.get("/certificates/status", dependencies=[per_address(Bucket.STATUS)])
 def cert_status(
     rt: Annotated[Runtime, Depends(runtime)], fingerprint: Annotated[str, Query(max_length=100)]
 ) -> dict[str, object]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.crypto.device import unb64url
+from cardvault.services import rate_limits
 from cardvault.services.devices import mia, pairing, push, qr_login, registry
 from cardvault.services.devices.common import device_topic
 from cardvault.services.devices.requests import DeviceCaller, as_actor
@@ -24,6 +25,7 @@ from cardvault.web.api.device_auth import challenge_caller, device_caller, wait_
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import runtime
 from cardvault.web.jose import JOSE_BODY, open_body, sealed
+from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/api/v1/device", tags=["device"])
 HEARTBEAT_SECONDS = 15.0
@@ -44,10 +46,18 @@ class PairIn(BaseModel):
     device_secret: str | None = Field(default=None, max_length=64, description="base64url")
 
 
-@router.post("/pair", openapi_extra=JOSE_BODY, response_class=Response)
+@router.post(
+    "/pair",
+    openapi_extra=JOSE_BODY,
+    response_class=Response,
+    dependencies=[per_address(Bucket.PAIRING)],
+)
 async def pair(request: Request, rt: Rt) -> Response:
     """Pair this phone with the card of the pairing token (passcode typed in the app)."""
     body, rkey = await open_body(request, rt, PairIn)
+    await run_in_threadpool(
+        rate_limits.check_identifier, rt, Bucket.PAIRING, "pairing code", body.token
+    )
     secret = unb64url(body.device_secret, "device secret") if body.device_secret else None
     req = pairing.PairRequest(
         token=body.token,

@@ -19,6 +19,7 @@ from cardvault.services.runtime import Runtime
 from cardvault.web.api.device_auth import wait_for
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
+from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/api/v1", tags=["push"])
 Rt = Annotated[Runtime, Depends(runtime)]
@@ -29,7 +30,7 @@ class PushIn(BaseModel):
     transaction_id: str = Field(min_length=36, max_length=36)
 
 
-@router.post("/auth/push")
+@router.post("/auth/push", dependencies=[per_address(Bucket.SIGNIN)])
 async def start_push(body: PushIn, request: Request, rt: Rt) -> dict[str, Any]:
     """Send a push to the card's phones; show ``number`` on the PC and wait for the answer."""
     started = await run_in_threadpool(push.start, rt, actor_for(request, rt), body.transaction_id)
@@ -42,7 +43,7 @@ async def start_push(body: PushIn, request: Request, rt: Rt) -> dict[str, Any]:
     }
 
 
-@router.get("/auth/push/{challenge_id}")
+@router.get("/auth/push/{challenge_id}", dependencies=[per_address(Bucket.POLL)])
 async def push_status(
     challenge_id: str,
     rt: Rt,
@@ -65,7 +66,7 @@ class QrIn(BaseModel):
     client_name: str | None = Field(default=None, max_length=100)
 
 
-@router.post("/auth/qr")
+@router.post("/auth/qr", dependencies=[per_address(Bucket.SIGNIN)])
 async def start_qr(body: QrIn, request: Request, rt: Rt) -> dict[str, Any]:
     """A QR sign-in request: show ``uri`` as a QR code, then poll for the result."""
     return await run_in_threadpool(
@@ -75,7 +76,7 @@ async def start_qr(body: QrIn, request: Request, rt: Rt) -> dict[str, Any]:
     )
 
 
-@router.get("/auth/qr/{request_id}")
+@router.get("/auth/qr/{request_id}", dependencies=[per_address(Bucket.POLL)])
 async def qr_status(request_id: str, rt: Rt, wait: Wait = 0) -> dict[str, Any]:
     """pending, approved (with ``result``: a JWE only the PC's key opens), denied, expired."""
     qr_login.check_request_id(request_id)

@@ -31,6 +31,7 @@ from cardvault.services import (
 from cardvault.services.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
+from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/api/v1/webauthn", tags=["security keys"])
 NO_STORE = {"Cache-Control": "no-store"}
@@ -81,13 +82,21 @@ def _ceremony(start: security_keys.CeremonyStart) -> JSONResponse:
     return JSONResponse(out.model_dump(mode="json"), headers=NO_STORE)
 
 
-@router.post("/assertion/begin", response_model=CeremonyOut)
+@router.post(
+    "/assertion/begin",
+    response_model=CeremonyOut,
+    dependencies=[per_address(Bucket.SIGNIN)],
+)
 def assertion_begin(body: AssertionBeginIn, rt: Annotated[Runtime, Depends(runtime)]) -> Any:
     """Options for ``navigator.credentials.get`` asking for a discoverable credential."""
     return _ceremony(security_key_signin.begin(rt, org_code=body.organisation))
 
 
-@router.post("/assertion/complete", response_model=ProofOut)
+@router.post(
+    "/assertion/complete",
+    response_model=ProofOut,
+    dependencies=[per_address(Bucket.SIGNIN)],
+)
 async def assertion_complete(
     body: AssertionCompleteIn, request: Request, rt: Annotated[Runtime, Depends(runtime)]
 ) -> Any:

@@ -20,8 +20,14 @@ from cardvault.web.portal.common import (
     set_step,
     step_of,
 )
+from cardvault.web.rate_limit import Bucket, per_address
 
-router = APIRouter(prefix="/portal/invitation", tags=["portal"], include_in_schema=False)
+router = APIRouter(
+    prefix="/portal/invitation",
+    tags=["portal"],
+    include_in_schema=False,
+    dependencies=[per_address(Bucket.PORTAL)],
+)
 
 ENDING = (links.LinkInvalid, links.LinkUsed, recovery.RecoveryStepInvalid)
 SECRETS = ("passcode", "confirm", "answer1", "answer2", "answer3")

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import AuthenticationFailed, InvalidInput
-from cardvault.services import links, recovery, reset_links
+from cardvault.services import links, rate_limits, recovery, reset_links
 from cardvault.services.runtime import Actor
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
@@ -22,8 +22,10 @@ from cardvault.web.portal.common import (
     set_step,
     step_of,
 )
+from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)
+PORTAL = [per_address(Bucket.PORTAL)]
 
 #: errors that end a reset: the link or the card no longer allows it
 ENDING = (
@@ -45,13 +47,14 @@ def start(request: Request, rt: Rt, view: View) -> Response:
     return ui.render(request, "portal/start.html", dev_outbox=_dev_outbox(rt))
 
 
-@router.post("/forgotten")
+@router.post("/forgotten", dependencies=[per_address(Bucket.RESET)])
 async def forgotten(request: Request, rt: Rt, view: View) -> Response:
     form = await checked_form(request, view)
+    identifier = form.get("identifier")
+    if identifier.strip():  # an empty form is only a validation error
+        await run_in_threadpool(rate_limits.check_identifier, rt, Bucket.RESET, "email", identifier)
     try:
-        await run_in_threadpool(
-            reset_links.request_reset, rt, actor_for(request, rt), form.get("identifier")
-        )
+        await run_in_threadpool(reset_links.request_reset, rt, actor_for(request, rt), identifier)
     except InvalidInput as exc:
         form.add_exception(exc, default="identifier")
         return ui.render(
@@ -78,12 +81,12 @@ def _questions(request: Request, rt: Rt, token: str, form: ui.Form, status: int 
     )
 
 
-@router.get("/reset/{token}")
+@router.get("/reset/{token}", dependencies=PORTAL)
 def questions(request: Request, rt: Rt, view: View, token: str) -> Response:
     return _questions(request, rt, token, ui.Form())
 
 
-@router.post("/reset/{token}")
+@router.post("/reset/{token}", dependencies=PORTAL)
 async def answer(request: Request, rt: Rt, view: View, token: str) -> Response:
     form = await checked_form(request, view, secrets=ANSWER_FIELDS)
     answers = {n: form.get(f"answer{n}") for n in (1, 2, 3)}
@@ -126,7 +129,7 @@ def holder(request: Request, rt: Rt) -> Actor:
 # --- step 3: the new passcode ---------------------------------------------------------------
 
 
-@router.get("/reset/{token}/passcode")
+@router.get("/reset/{token}/passcode", dependencies=PORTAL)
 def passcode_page(request: Request, rt: Rt, view: View, token: str) -> Response:
     try:
         current(request, rt, token, recovery.STEP_PASSCODE)
@@ -135,7 +138,7 @@ def passcode_page(request: Request, rt: Rt, view: View, token: str) -> Response:
     return ui.render(request, "portal/reset_passcode.html", form=ui.Form(), token=token)
 
 
-@router.post("/reset/{token}/passcode")
+@router.post("/reset/{token}/passcode", dependencies=PORTAL)
 async def passcode(request: Request, rt: Rt, view: View, token: str) -> Response:
     form = await checked_form(request, view, secrets=("passcode", "confirm"))
     txn_id, key = step_of(request)

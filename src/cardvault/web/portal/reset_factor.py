@@ -26,8 +26,10 @@ from cardvault.web import ui
 from cardvault.web.api.device_auth import wait_for
 from cardvault.web.portal.common import Rt, View, checked_form, link_problem, step_of
 from cardvault.web.portal.reset import ENDING, current, holder, next_page
+from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)
+PORTAL = [per_address(Bucket.PORTAL)]
 Wait = Annotated[int, Query(ge=0, le=30, description="seconds to wait for the phone")]
 #: what starting a push may refuse, shown on the factor page (the code still works)
 PUSH_REFUSED = (push.NoPairedDevice, push.PushRateLimited, push.TransactionInvalid, InvalidInput)
@@ -40,7 +42,7 @@ def _restart(token: str) -> str:
 # --- the page: the ways this card has ---------------------------------------------------------
 
 
-@router.get("/reset/{token}/factor")
+@router.get("/reset/{token}/factor", dependencies=PORTAL)
 def factor_page(request: Request, rt: Rt, view: View, token: str) -> Response:
     try:
         progress = current(request, rt, token, recovery.STEP_FACTOR)
@@ -83,7 +85,7 @@ def _response(form: ui.Form) -> dict[str, Any]:
     return {"method": method, "code": form.get("code")}
 
 
-@router.post("/reset/{token}/factor")
+@router.post("/reset/{token}/factor", dependencies=PORTAL)
 async def factor(request: Request, rt: Rt, view: View, token: str) -> Response:
     form = await checked_form(request, view, secrets=("code",))
     return await run_in_threadpool(_check, request, rt, token, form)
@@ -109,7 +111,7 @@ def _check(request: Request, rt: Rt, token: str, form: ui.Form) -> Response:
 # --- push: send, show the number, wait ------------------------------------------------------
 
 
-@router.post("/reset/{token}/factor/push")
+@router.post("/reset/{token}/factor/push", dependencies=PORTAL)
 async def send_push(request: Request, rt: Rt, view: View, token: str) -> Response:
     form = await checked_form(request, view)
     return await run_in_threadpool(_send_push, request, rt, token, form)
@@ -127,7 +129,7 @@ def _send_push(request: Request, rt: Rt, token: str, form: ui.Form) -> Response:
     return ui.redirect(f"/portal/reset/{token}/factor/push/{started.challenge_id}")
 
 
-@router.get("/reset/{token}/factor/push/{challenge_id}")
+@router.get("/reset/{token}/factor/push/{challenge_id}", dependencies=PORTAL)
 def push_page(request: Request, rt: Rt, view: View, token: str, challenge_id: str) -> Response:
     return _push_again(request, rt, token, challenge_id, ui.Form())
 
@@ -160,7 +162,7 @@ def _no_store(data: dict[str, Any]) -> JSONResponse:
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/api/reset/{token}/push/{challenge_id}")
+@router.get("/api/reset/{token}/push/{challenge_id}", dependencies=[per_address(Bucket.POLL)])
 async def push_state(
     request: Request, rt: Rt, token: str, challenge_id: str, wait: Wait = 0
 ) -> JSONResponse:
@@ -179,7 +181,7 @@ async def push_state(
 # --- the security key: the page's script runs the WebAuthn ceremony ---------------------------
 
 
-@router.post("/api/reset/{token}/security-key/options")
+@router.post("/api/reset/{token}/security-key/options", dependencies=PORTAL)
 async def key_options(
     request: Request,
     rt: Rt,
@@ -196,7 +198,7 @@ async def key_options(
     return _no_store(options)
 
 
-@router.post("/api/reset/{token}/security-key")
+@router.post("/api/reset/{token}/security-key", dependencies=PORTAL)
 async def key_answer(
     request: Request,
     rt: Rt,

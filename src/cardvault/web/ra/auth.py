@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain import identifiers
 from cardvault.errors import CardvaultError, InvalidInput
-from cardvault.services import card_sessions, ra_actions, web_sessions
+from cardvault.services import card_sessions, ra_actions, rate_limits, web_sessions
 from cardvault.services.authentication import LoginRequest
 from cardvault.services.runtime import Runtime
 from cardvault.services.web_sessions import WebSessionView
@@ -28,6 +28,7 @@ from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
 from cardvault.web.ra.common import AREA, Rt, View, safe_next
+from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.ui.session import address, remember
 
 router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
@@ -51,7 +52,7 @@ def start(request: Request, view: View) -> Response:
     return ui.render(request, "ra/login.html")
 
 
-@router.post("")
+@router.post("", dependencies=[per_address(Bucket.SIGNIN)])
 async def login(request: Request, rt: Rt, view: View) -> Response:
     form = await _form(request, view)
     return await run_in_threadpool(_login, request, rt, view, form)
@@ -72,6 +73,7 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
         form.add_error("passcode", "Enter your passcode.")
     if not form.ok:
         return _login_page(request, form, 422)
+    rate_limits.check_identifier(rt, Bucket.SIGNIN, kind, ident)
     try:
         result = engine(request).login(
             actor_for(request, rt),

@@ -39,6 +39,7 @@ from cardvault.web.api.device_auth import wait_for
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
 from cardvault.web.ra.common import AREA, Rt, View, safe_next
+from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.ui.session import remember
 
 router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
@@ -307,16 +308,18 @@ async def _form(request: Request, view: WebSessionView) -> ui.Form:
 
 
 def _install(flow: Flow) -> None:
+    signin, poll = [per_address(Bucket.SIGNIN)], [per_address(Bucket.POLL)]
+
     @router.get(f"/{flow.name}/code")
     def get_code(request: Request, view: View) -> Response:
         return code_page(request, flow, view)
 
-    @router.post(f"/{flow.name}/code")
+    @router.post(f"/{flow.name}/code", dependencies=signin)
     async def post_code(request: Request, rt: Rt, view: View) -> Response:
         form = await _form(request, view)
         return await run_in_threadpool(check_code, request, rt, flow, view, form)
 
-    @router.post(f"/{flow.name}/push")
+    @router.post(f"/{flow.name}/push", dependencies=signin)
     async def post_push(request: Request, rt: Rt, view: View) -> Response:
         form = await _form(request, view)
         return await run_in_threadpool(send_push, request, rt, flow, view, form)
@@ -325,20 +328,20 @@ def _install(flow: Flow) -> None:
     def get_push(request: Request, rt: Rt, view: View) -> Response:
         return push_page(request, rt, flow, view, ui.Form())
 
-    @router.post(f"/{flow.name}/push/done")
+    @router.post(f"/{flow.name}/push/done", dependencies=signin)
     async def post_push_done(request: Request, rt: Rt, view: View) -> Response:
         form = await _form(request, view)
         return await run_in_threadpool(push_done, request, rt, flow, view, form)
 
-    @router.get(f"/api/{flow.name}/push")
+    @router.get(f"/api/{flow.name}/push", dependencies=poll)
     async def get_push_state(request: Request, rt: Rt, view: View, wait: Wait = 0) -> JSONResponse:
         return await push_state(request, rt, flow, view, wait)
 
-    @router.get(f"/api/{flow.name}/fido2")
+    @router.get(f"/api/{flow.name}/fido2", dependencies=signin)
     def get_key_options(rt: Rt, view: View) -> dict[str, Any]:
         return key_options(rt, flow, view)
 
-    @router.post(f"/api/{flow.name}/fido2")
+    @router.post(f"/api/{flow.name}/fido2", dependencies=signin)
     async def post_key_answer(
         request: Request,
         rt: Rt,

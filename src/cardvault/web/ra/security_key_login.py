@@ -30,6 +30,7 @@ from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
 from cardvault.web.ra.common import Rt, View
 from cardvault.web.ra.second_factor import signed_in
+from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
 NEXT = "/ra/role"
@@ -38,7 +39,7 @@ NEXT = "/ra/role"
 # --- key first ------------------------------------------------------------------------
 
 
-@router.post("/login/key")
+@router.post("/login/key", dependencies=[per_address(Bucket.SIGNIN)])
 async def key_first(request: Request, rt: Rt, view: View) -> Response:
     """The page's script posts the proof of the key's verified answer; the passcode next."""
     form = await ui.read_form(request, secret_fields=("proof",))
@@ -58,7 +59,7 @@ def key_passcode_page(request: Request, view: View) -> Response:
     return ui.render(request, "ra/login_key.html", form=ui.Form())
 
 
-@router.post("/login/key/passcode")
+@router.post("/login/key/passcode", dependencies=[per_address(Bucket.SIGNIN)])
 async def key_passcode(request: Request, rt: Rt, view: View) -> Response:
     form = await ui.read_form(request, secret_fields=("passcode",))
     ui.check_csrf(view, form)

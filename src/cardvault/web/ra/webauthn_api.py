@@ -50,10 +50,7 @@ async def complete(
 ) -> dict[str, Any]:
     _check(view, x_csrf_token)
     await run_in_threadpool(ra_persons.require_person, rt, ctx, user_id)
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
+    body = await ui.read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
         raise InvalidInput("Send the key's answer as {credential, nickname}.")
     state = view.data.get(STATE_KEY)

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from cardvault.web.ui import errors
 from cardvault.web.ui.errors import add_area
-from cardvault.web.ui.forms import Form, read_credential, read_form
+from cardvault.web.ui.forms import Form, read_credential, read_form, read_json
 from cardvault.web.ui.headers import SecurityHeaders
 from cardvault.web.ui.session import (
     CsrfFailed,
@@ -38,6 +38,7 @@ __all__ = [
     "install",
     "read_credential",
     "read_form",
+    "read_json",
     "redirect",
     "render",
     "session_dependency",

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cardvault.errors import AuthenticationFailed, CardvaultError
+from cardvault.web.errors import retry_after
 from cardvault.web.ui.session import RedirectTo, WebArea
 from cardvault.web.ui.templating import redirect, render
 
@@ -30,6 +31,7 @@ TITLES = {
     413: "What was sent is too large",
     422: "There is a problem with what was sent",
     423: "The card is locked",
+    429: "Too many attempts",
 }
 
 
@@ -43,13 +45,17 @@ def area_of(request: Request) -> WebArea | None:
     return None
 
 
-def _page(request: Request, status: int, message: str) -> Response:
+def _page(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
     title = TITLES.get(status, "Sorry, there is a problem with the service")
     if status == 404:
         message = "If you typed the web address, check it is correct. " + (
             message if message != "Not Found" else ""
         )
-    return render(request, "ui/error.html", status=status, title=title, message=message.strip())
+    page = render(request, "ui/error.html", status=status, title=title, message=message.strip())
+    page.headers.update(headers or {})
+    return page
 
 
 def _browser_outside_areas(request: Request) -> bool:
@@ -83,7 +89,7 @@ def _domain_html(request: Request, exc: Exception) -> Response:
         return redirect(exc.location)
     if isinstance(exc, AuthenticationFailed) and area is not None:
         return redirect(area.login_path)
-    return _page(request, exc.http_status, exc.message)
+    return _page(request, exc.http_status, exc.message, retry_after(exc))
 
 
 def _http_html(request: Request, exc: Exception) -> Response:

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import Request
 
+from cardvault import strict_json
 from cardvault.errors import CardvaultError, InvalidInput
 
 MAX_FIELD = 2000
@@ -64,12 +65,24 @@ async def read_form(request: Request, secret_fields: Iterable[str] = ()) -> Form
     return Form(values=values, secret_fields=frozenset(secret_fields))
 
 
+async def read_json(request: Request) -> Any:
+    """A JSON body a page script posts, whatever its content type says, within the
+    service's depth and size limits (``None`` when it is not JSON)."""
+    settings = request.app.state.runtime.settings
+    try:
+        return strict_json.loads(
+            await request.body(),
+            max_depth=settings.json_max_depth,
+            max_bytes=settings.max_body_bytes,
+            what="The request body",
+        )
+    except strict_json.JsonMalformed:
+        return None
+
+
 async def read_credential(request: Request) -> dict[str, Any]:
     """The security key's answer a page script posts, ``{"credential": <toJSON()>}``."""
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
+    body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
         raise InvalidInput("Send the key's answer as {credential}.")
     credential: dict[str, Any] = body["credential"]

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cardvault.domain.rate_limit import Bucket
 from cardvault.errors import AuthenticationFailed, CardvaultError, PermissionDenied
-from cardvault.services import web_sessions
+from cardvault.services import rate_limits, web_sessions
 from cardvault.services.runtime import Runtime
 from cardvault.services.web_sessions import WebSessionView
 from cardvault.web.client_address import client_address
@@ -79,7 +80,10 @@ def session_dependency(area: WebArea) -> Callable[[Request], WebSessionView]:
         rt = runtime(request)
         view = web_sessions.load(rt, area.name, request.cookies.get(area.cookie))
         if view is None:
-            view = web_sessions.start(rt, area.name, client_address=address(request, rt))
+            # each new session is a row: a browser makes one, a flood would make millions
+            client = address(request, rt)
+            rate_limits.check_address(rt, Bucket.WEB_SESSION, client)
+            view = web_sessions.start(rt, area.name, client_address=client)
         remember(request, area, view)
         return view
 
