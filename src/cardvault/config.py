@@ -15,6 +15,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cardvault.crypto.kdf import Argon2Params
+from cardvault.domain.networks import parse_networks
+from cardvault.errors import InvalidInput
 
 DEFAULT_SECURITY_QUESTIONS = (
     "What was the name of your first pet?",
@@ -26,6 +28,13 @@ DEFAULT_SECURITY_QUESTIONS = (
     "What is your oldest cousin's first name?",
     "In which town or city did your parents meet?",
 )
+
+
+def _networks(value: list[str], *, allow_everywhere: bool) -> list[str]:
+    try:
+        return list(parse_networks(value, allow_everywhere=allow_everywhere))
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
 
 
 class Settings(BaseSettings):
@@ -86,7 +95,15 @@ class Settings(BaseSettings):
     passcode_min_score: int = Field(default=3, ge=2, le=4)
 
     max_body_bytes: int = Field(default=65536, ge=1024)
-    trusted_proxies: list[str] = Field(default_factory=list)
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="proxies (CIDRs) whose X-Forwarded-For is believed; none: the peer address",
+    )
+    portal_networks: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0", "::/0"],
+        description="who may reach the self-service portal besides the organisations' "
+        "networks (CIDRs); default: everywhere",
+    )
     redis_url: str | None = Field(
         default=None, description="Redis for push events across instances; none: one instance"
     )
@@ -167,6 +184,17 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError(f"the pkcs11 key provider needs {', '.join(missing)}")
         return self
+
+    @field_validator("portal_networks")
+    @classmethod
+    def _portal_networks(cls, value: list[str]) -> list[str]:
+        return _networks(value, allow_everywhere=True)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: list[str]) -> list[str]:
+        # a /0 would let every client write its own address into X-Forwarded-For
+        return _networks(value, allow_everywhere=False)
 
     @field_validator("data_dir")
     @classmethod

@@ -26,6 +26,7 @@ import typer.main
 from cryptography import x509
 from sqlalchemy import func, select, text
 from tests.conftest import TEST_ARGON2
+from tests.support import auth as a
 from tests.support import factories as f
 from tests.support.cli import Cli, cardvault_script
 
@@ -442,7 +443,10 @@ def _wait_for_health(proc: subprocess.Popen[str], port: int, ca_file: Path) -> d
     raise AssertionError("serve did not answer within 30 s")
 
 
-def test_serve_refuses_to_start_sealed_and_starts_after_unseal(cli: Cli) -> None:
+def test_serve_refuses_to_start_sealed_and_starts_after_unseal(
+    cli: Cli, rt: Runtime, operator: Actor
+) -> None:
+    a.local_network(rt, operator)  # the health check comes from loopback
     tls = cli.data_dir / "tls"
     tls.mkdir(mode=0o700)
     cert, key = development_certificate(["localhost"])
