@@ -117,6 +117,35 @@ def parse_networks(entries: Iterable[str], *, allow_everywhere: bool = False) ->
     return tuple(str(n) for n in nets)
 
 
+def changed_networks(
+    current: Sequence[str],
+    *,
+    replace: Sequence[str] | None = None,
+    add: Sequence[str] = (),
+    remove: Sequence[str] = (),
+    allow_everywhere: bool = False,
+) -> tuple[str, ...]:
+    """An organisation's list after a change: ``replace`` it whole, or ``add`` and ``remove``
+    entries. Only a /0 that the change brings in needs ``allow_everywhere`` (one already on
+    the list was confirmed when it was added)."""
+    if replace is not None and (add or remove):
+        raise InvalidInput("Either give the whole list, or networks to add and remove; not both.")
+    kept = tuple(current)
+    if replace is None:
+        gone = parse_networks(remove, allow_everywhere=True)
+        missing = [n for n in gone if n not in kept]
+        if missing:
+            raise InvalidNetworks(
+                [f"{n} is not on the list, so it cannot be removed." for n in missing]
+            )
+        kept = tuple(n for n in kept if n not in gone)
+    new = parse_networks([*(replace if replace is not None else kept), *add], allow_everywhere=True)
+    opened = next((n for n in new if n.endswith("/0") and n not in current), None)
+    if opened is not None and not allow_everywhere:
+        raise EverywhereNeedsConfirmation(opened)
+    return new
+
+
 def split_entries(text: str) -> list[str]:
     """The entries of a list typed into a text box: one per line, or separated by commas
     or spaces."""
