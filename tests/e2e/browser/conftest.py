@@ -8,6 +8,7 @@ session cookie and WebAuthn both work there without TLS.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -18,7 +19,9 @@ from typing import Any
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, CDPSession, Page
+from playwright.sync_api import Browser, CDPSession, Page, expect
+from tests.support import factories as f
+from tests.support import ra_web as w
 
 from cardvault.services.runtime import Runtime
 from cardvault.web.app import create_app
@@ -111,3 +114,22 @@ def plug_in_key(page: Page, *, user_verification: bool = True, verified: bool = 
         },
     )
     return VirtualKey(cdp=cdp, authenticator_id=added["authenticatorId"])
+
+
+def sign_in_ra(page: Page, live: Live, ra: w.RaUser, *, screenshots: bool = False) -> None:
+    """Sign in to the vRA Manager as ``ra`` (passcode, TOTP code, role), by the keyboard."""
+    page.goto(f"{live.url}/ra")
+    if screenshots:
+        shot(page, "01-sign-in")
+    page.get_by_label("Email address or AD account").fill(ra.email)
+    page.get_by_label("Passcode").fill(f.STRONG_PASSCODE)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_label("Enter the code from your authenticator app")).to_be_focused()
+    page.keyboard.type(w.fresh_code(ra))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("group", name=re.compile("Which organisation"))).to_be_visible()
+    if screenshots:
+        shot(page, "02-choose-role")
+    page.get_by_label(re.compile(f"\\({ra.org}\\)")).check()
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Find a person")).to_be_visible()

@@ -11,7 +11,7 @@ import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
-from tests.e2e.browser.conftest import Live, shot
+from tests.e2e.browser.conftest import Live, shot, sign_in_ra
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import ra_web as w
@@ -20,24 +20,6 @@ from cardvault.services.runtime import Actor
 from cardvault.store.models import Association, Card, Link
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _sign_in(page: Page, live: Live, ra: w.RaUser, *, screenshots: bool = False) -> None:
-    page.goto(f"{live.url}/ra")
-    if screenshots:
-        shot(page, "01-sign-in")
-    page.get_by_label("Email address or AD account").fill(ra.email)
-    page.get_by_label("Passcode").fill(f.STRONG_PASSCODE)
-    page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_label("Enter the code from your authenticator app")).to_be_focused()
-    page.keyboard.type(w.fresh_code(ra))
-    page.keyboard.press("Enter")
-    expect(page.get_by_role("group", name=re.compile("Which organisation"))).to_be_visible()
-    if screenshots:
-        shot(page, "02-choose-role")
-    page.get_by_label(re.compile(f"\\({ra.org}\\)")).check()
-    page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_role("heading", name="Find a person")).to_be_visible()
 
 
 def _card(live: Live, serial: str) -> Card:
@@ -52,7 +34,7 @@ def test_ra_journey(page: Page, live: Live, operator: Actor) -> None:
     a.open_org(rt, operator, "ORGA")
     ra = w.ra_user(rt, operator, "ORGA", forename="Rana", surname="Admin")
     bob = f.issued_card(rt, operator, "ORGA", forename="Bob", surname="Newcomer")
-    _sign_in(page, live, ra, screenshots=True)
+    sign_in_ra(page, live, ra, screenshots=True)
     cookie = next(c for c in page.context.cookies() if c["name"] == "__Host-cardvault-ra")
     assert cookie["secure"]
     assert cookie["httpOnly"]
@@ -182,7 +164,7 @@ def test_cross_organisation_denial(page: Page, live: Live, operator: Actor) -> N
     a.open_org(rt, operator, "ORGB")
     victim = f.active_card(rt, operator, "ORGA", forename="Victor", surname="Victim")
     ra_b = w.ra_user(rt, operator, "ORGB", forename="Brenda")
-    _sign_in(page, live, ra_b)
+    sign_in_ra(page, live, ra_b)
     page.get_by_label("Name, email address, user id or card serial").fill(victim.user_id)
     page.keyboard.press("Enter")
     expect(page.get_by_text("No person in ORGB matches")).to_be_visible()
@@ -204,7 +186,7 @@ def test_a_refused_security_key_ceremony_is_explained(
     a.open_org(rt, operator, "ORGA")
     ra = w.ra_user(rt, operator, "ORGA")
     holder = f.active_card(rt, operator, "ORGA", forename="Fay")
-    _sign_in(page, live, ra)
+    sign_in_ra(page, live, ra)
     cdp = page.context.new_cdp_session(page)
     cdp.send("WebAuthn.enable", {"enableUI": False})
     # the organisation requires user verification; this key cannot do it: the browser refuses
@@ -244,7 +226,7 @@ def test_pairing_codes_come_from_the_button_not_from_opening_the_page(
         with rt.db() as s:
             return list(s.scalars(select(Link).where(Link.card_id == holder.card_id)))
 
-    _sign_in(page, live, ra)
+    sign_in_ra(page, live, ra)
     page.goto(f"{live.url}/ra/persons/{holder.user_id}")
     page.get_by_role("link", name="Pair the mobile identity agent").click()
     expect(page.get_by_role("heading", name="Pair the mobile identity agent")).to_be_visible()
