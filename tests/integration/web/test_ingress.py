@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import sessionmaker
 from tests.support import factories as f
 from tests.support.cli import Cli
 
@@ -226,3 +227,26 @@ def _events(rt: Runtime, action: str) -> list[AuditEvent]:
                 select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.seq)
             )
         )
+
+
+def test_when_the_database_fails_the_lists_last_read_keep_serving(rt: Runtime, org: str) -> None:
+    start = datetime.now().astimezone()
+    rt.clock = lambda: start
+    inside, outside = client(rt, INSIDE), client(rt, OUTSIDE)
+    assert inside.get("/api/v1/openapi.json").status_code == 200
+    broken = create_engine(f"sqlite:///{rt.data_dir}/no/such/dir/cardvault.db")
+    working, rt.db = rt.db, sessionmaker(broken)
+    try:
+        rt.clock = lambda: start + timedelta(seconds=5)  # due to be read again: it cannot be
+        assert inside.get("/api/v1/openapi.json").status_code == 200
+        assert_api_refusal(outside.get("/api/v1/openapi.json"))  # and its refusal not written
+        # an instance that never read the lists refuses to guess
+        unread = Runtime(settings=rt.settings, engine=broken, db=rt.db, master_key=rt.master_key)
+        fresh = client(unread, INSIDE)
+        r = fresh.get("/api/v1/openapi.json")
+        assert r.status_code == 503
+        assert r.json()["code"] == "ingress_unavailable"
+        assert fresh.get("/healthz").status_code == 200
+    finally:
+        rt.db = working
+        broken.dispose()
