@@ -7,7 +7,7 @@ Three doors, decided by path before any route runs:
   static assets (and, with the PKI work, the CRL and OCSP: add them to ``PUBLIC_PATHS``).
 - ``PORTAL``: the self-service portal, where a locked-out holder resets from home: reachable
   from the organisations' networks and from ``CARDVAULT_PORTAL_NETWORKS`` (default:
-  everywhere).
+  everywhere). Not its development outbox, which is ``SERVICE``.
 - ``SERVICE``: everything else (the API, the vRA Manager, devices, unknown paths): only from
   the organisations' networks.
 
@@ -47,6 +47,8 @@ PUBLIC_PATHS = frozenset(
 PUBLIC_PREFIXES = ("/static/",)
 #: the self-service portal and what its pages fetch (its scripts call only /portal/api/…)
 PORTAL_PREFIXES = ("/portal",)
+#: not the portal's, though under it: the development outbox shows every link and code sent
+NOT_PORTAL_PREFIXES = ("/portal/dev",)
 
 TITLE = "This service is not available from your network"
 REMEDY = (
@@ -69,7 +71,9 @@ def _under(path: str, prefix: str) -> bool:
 def door_of(path: str) -> Door:
     if path in PUBLIC_PATHS or any(path.startswith(p) for p in PUBLIC_PREFIXES):
         return Door.PUBLIC
-    if any(_under(path, p) for p in PORTAL_PREFIXES):
+    if any(_under(path, p) for p in PORTAL_PREFIXES) and not any(
+        _under(path, p) for p in NOT_PORTAL_PREFIXES
+    ):
         return Door.PORTAL
     return Door.SERVICE
 

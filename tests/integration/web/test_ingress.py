@@ -28,7 +28,7 @@ PROXY = "10.9.0.5"
 REFUSAL = "This service is not available from your network."
 PUBLIC = ("/.well-known/jwks.json", "/api/v1/ca", "/healthz", "/static/ui/cardvault.css")
 GATED_API = ("/api/v1/health", "/api/v1/openapi.json", "/api/v1/device", "/api/v1/ra/roles")
-GATED_PAGES = ("/ra", "/ra/persons", "/ra/organisation/networks")
+GATED_PAGES = ("/ra", "/ra/persons", "/ra/organisation/networks", "/portal/dev/outbox")
 
 
 @pytest.fixture
@@ -71,6 +71,9 @@ def test_a_host_outside_every_network_reaches_only_the_portal_and_public_endpoin
     outside = client(rt, OUTSIDE)
     for path in (*PUBLIC, "/portal"):
         assert outside.get(path).status_code == 200, path
+    link = outside.get("/portal/reset/no-such-link")  # the portal's own answer, not the gate's
+    assert link.status_code != 403
+    assert "not available from your network" not in link.text
     for path in GATED_API:
         assert_api_refusal(outside.get(path))
     assert_api_refusal(outside.post("/api/v1/auth/login", content=b"x" * 200_000))
