@@ -9,6 +9,7 @@ network" has one answer.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -52,16 +53,25 @@ class EverywhereNeedsConfirmation(InvalidInput):
 
 def client_ip(text: str | None) -> IPAddress | None:
     """An address as the allow-lists compare it: IPv4-mapped IPv6 becomes IPv4; anything
-    that is not a plain address (a host name, a zone id, an empty string) is ``None``."""
+    that is not a plain address (a host name, a zone id, an empty string) is ``None``.
+
+    On every request, so the common case skips ``ipaddress``'s parser: ``inet_pton`` reads
+    the address, and an IPv4 address must read back exactly as written (no leading zeros,
+    which some parsers take as octal)."""
     if not text or "%" in text:
         return None
+    text = text.strip()
     try:
-        ip = ipaddress.ip_address(text.strip())
-    except ValueError:
+        ip4 = ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text))
+    except OSError:
+        pass
+    else:
+        return ip4 if str(ip4) == text else None
+    try:
+        ip6 = ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, text))
+    except OSError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
+    return ip6.ipv4_mapped or ip6
 
 
 def _problem(entry: str) -> tuple[IPNetwork | None, str | None]:
@@ -178,7 +188,12 @@ class AllowList:
         )
 
     def __contains__(self, address: object) -> bool:
-        ip = client_ip(str(address)) if address is not None else None
+        if isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            ip: IPAddress | None = address
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+                ip = address.ipv4_mapped
+        else:
+            ip = client_ip(address) if isinstance(address, str) else None
         if ip is None:
             return False
         bits, table = (32, self._v4) if ip.version == 4 else (128, self._v6)

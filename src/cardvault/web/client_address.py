@@ -15,7 +15,7 @@ import functools
 from fastapi import Request
 from starlette.types import Scope
 
-from cardvault.domain.networks import AllowList, client_ip
+from cardvault.domain.networks import AllowList, IPAddress, client_ip
 from cardvault.services.runtime import Actor, Runtime
 
 FORWARDED_FOR = b"x-forwarded-for"
@@ -26,35 +26,41 @@ def _proxies(trusted_proxies: tuple[str, ...]) -> AllowList:
     return AllowList.of(trusted_proxies)
 
 
-def forwarded_client(peer: str | None, forwarded_for: list[str], trusted: AllowList) -> str | None:
+def forwarded_client(
+    peer: str | None, forwarded_for: list[str], trusted: AllowList
+) -> IPAddress | None:
     """The client address from the peer and the X-Forwarded-For values (in header order)."""
     peer_ip = client_ip(peer)
     if peer_ip is None or peer_ip not in trusted:
-        return str(peer_ip) if peer_ip is not None else None
+        return peer_ip
     hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
     for hop in reversed(hops):
         ip = client_ip(hop)
         if ip is None:
             return None
         if ip not in trusted:
-            return str(ip)
+            return ip
     # no header (the proxy's own health check), or every hop is one of our networks
-    return str(client_ip(hops[0]) if hops else peer_ip)
+    return client_ip(hops[0]) if hops else peer_ip
 
 
-def scope_client_address(scope: Scope, trusted_proxies: list[str]) -> str | None:
+def scope_client_ip(scope: Scope, trusted_proxies: list[str]) -> IPAddress | None:
     """The client address of an ASGI request (for middleware, before any route runs)."""
     client = scope.get("client")
     peer = client[0] if client else None
-    trusted = _proxies(tuple(trusted_proxies))
-    if not trusted:
-        return str(ip) if (ip := client_ip(peer)) is not None else None
+    if not trusted_proxies:
+        return client_ip(peer)
     values = [
         value.decode("latin-1")
         for name, value in scope.get("headers") or []
         if name == FORWARDED_FOR
     ]
-    return forwarded_client(peer, values, trusted)
+    return forwarded_client(peer, values, _proxies(tuple(trusted_proxies)))
+
+
+def scope_client_address(scope: Scope, trusted_proxies: list[str]) -> str | None:
+    ip = scope_client_ip(scope, trusted_proxies)
+    return None if ip is None else str(ip)
 
 
 def client_address(request: Request, trusted_proxies: list[str]) -> str | None:

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cardvault.errors import Unavailable
 from cardvault.services import ingress
 from cardvault.services.runtime import Runtime
-from cardvault.web.client_address import scope_client_address
+from cardvault.web.client_address import scope_client_ip
 from cardvault.web.errors import problem
 from cardvault.web.ui.errors import area_of
 from cardvault.web.ui.headers import SecurityHeaders
@@ -102,18 +102,18 @@ class IngressGate:
         if door is Door.PUBLIC:
             await self.app(scope, receive, send)
             return
-        address = scope_client_address(scope, self.rt.settings.trusted_proxies)
+        ip = scope_client_ip(scope, self.rt.settings.trusted_proxies)
         try:
             admission = await self._admission()
         except Unavailable as exc:
             await self._respond(scope, receive, send, _unavailable(scope, exc))
             return
         allowed = admission.portal if door is Door.PORTAL else admission.organisations
-        if address is not None and address in allowed:
+        if ip is not None and ip in allowed:
             await self.app(scope, receive, send)
             return
-        await self._audit(scope, address)
-        portal_open = door is Door.SERVICE and address is not None and address in admission.portal
+        await self._audit(scope, None if ip is None else str(ip))
+        portal_open = door is Door.SERVICE and ip is not None and ip in admission.portal
         await self._respond(scope, receive, send, _refusal(scope, portal_open=portal_open))
 
     async def _admission(self) -> ingress.Admission:
