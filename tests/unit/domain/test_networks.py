@@ -99,6 +99,8 @@ def test_a_text_box_may_use_lines_commas_or_spaces() -> None:
 def test_client_addresses_are_compared_as_ipv4_when_mapped() -> None:
     assert str(client_ip("::ffff:192.0.2.1")) == "192.0.2.1"
     assert client_ip("testclient") is None
+    assert client_ip("010.1.1.1") is None  # octal to some parsers, decimal to others
+    assert client_ip(" 192.0.2.1 ") == client_ip("192.0.2.1")
     assert client_ip("") is None
     assert client_ip(None) is None
     allow = AllowList.of(["192.0.2.0/24"])
