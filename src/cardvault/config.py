@@ -7,7 +7,6 @@ certificate and a file outbox for mail.
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cardvault.crypto.kdf import Argon2Params
+from cardvault.domain.networks import parse_networks
 from cardvault.domain.rate_limit import Bucket, Rate, Scope
 from cardvault.errors import InvalidInput
 
@@ -29,6 +29,13 @@ DEFAULT_SECURITY_QUESTIONS = (
     "What is your oldest cousin's first name?",
     "In which town or city did your parents meet?",
 )
+
+
+def _networks(value: list[str], *, allow_everywhere: bool) -> list[str]:
+    try:
+        return list(parse_networks(value, allow_everywhere=allow_everywhere))
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
 
 
 class Settings(BaseSettings):
@@ -92,7 +99,15 @@ class Settings(BaseSettings):
     json_max_depth: int = Field(
         default=32, ge=4, le=200, description="deeper JSON (plain or inside an envelope): 400"
     )
-    trusted_proxies: list[str] = Field(default_factory=list)
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="proxies (CIDRs) whose X-Forwarded-For is believed; none: the peer address",
+    )
+    portal_networks: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0", "::/0"],
+        description="who may reach the self-service portal besides the organisations' "
+        "networks (CIDRs); default: everywhere",
+    )
     redis_url: str | None = Field(
         default=None, description="Redis for push events across instances; none: one instance"
     )
@@ -213,10 +228,8 @@ class Settings(BaseSettings):
 
     @field_validator("rate_limit_exempt_networks")
     @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
-        return value
+    def _exempt_networks(cls, value: list[str]) -> list[str]:
+        return _networks(value, allow_everywhere=False)
 
     def rate_limit(self, bucket: Bucket, scope: Scope) -> Rate | None:
         """The configured rate of ``bucket`` for ``scope``; None when there is no limit."""
@@ -225,6 +238,17 @@ class Settings(BaseSettings):
         suffix = "_identifier" if scope is Scope.IDENTIFIER else ""
         text = getattr(self, f"rate_limit_{bucket.value}{suffix}", "off")
         return Rate.parse(text)
+
+    @field_validator("portal_networks")
+    @classmethod
+    def _portal_networks(cls, value: list[str]) -> list[str]:
+        return _networks(value, allow_everywhere=True)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: list[str]) -> list[str]:
+        # a /0 would let every client write its own address into X-Forwarded-For
+        return _networks(value, allow_everywhere=False)
 
     @field_validator("data_dir")
     @classmethod

@@ -14,6 +14,7 @@ from cardvault.services.runtime import Actor, Runtime
 from tests.support import factories as f
 
 LOCAL = "127.0.0.1"
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,7 +35,13 @@ def holder(rt: Runtime, actor: Actor, org: str = "ORG1", **kw: str) -> HolderFix
 
 
 def open_org(rt: Runtime, actor: Actor, code: str = "ORG1") -> str:
-    return f.org(rt, actor, code, networks=["127.0.0.0/8", "::1/128"])
+    return f.org(rt, actor, code, networks=LOOPBACK)
+
+
+def local_network(rt: Runtime, actor: Actor) -> str:
+    """An organisation of its own whose networks include loopback, so that the ingress gate
+    admits a test's HTTP client to the API (tests whose other organisations have none)."""
+    return f.org(rt, actor, "LOOPBACK", networks=LOOPBACK)
 
 
 def client(address: str = LOCAL) -> Actor:

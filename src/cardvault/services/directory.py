@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,9 +11,10 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
+from cardvault.domain.networks import parse_networks
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import Conflict, InvalidInput, NotFound
-from cardvault.services import audit
+from cardvault.services import audit, ingress
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Membership, Organisation, Person, RaRole, RaRoleGrant
@@ -30,19 +30,6 @@ class UnknownPerson(NotFound):
 
 class DuplicateUserId(Conflict):
     code = "duplicate_user_id"
-
-
-def parse_networks(networks: Sequence[str]) -> list[str]:
-    """CIDRs in canonical form; a host address is a /32 (or /128)."""
-    out = []
-    for text in networks:
-        try:
-            out.append(str(ipaddress.ip_network(text.strip(), strict=False)))
-        except ValueError as exc:
-            raise InvalidInput(
-                f"{text!r} is not a network like 10.0.0.0/8 or 2001:db8::/32.", field="networks"
-            ) from exc
-    return out
 
 
 def get_org(session: Session, code: str) -> Organisation:
@@ -69,10 +56,11 @@ def create_organisation(
     name: str,
     networks: Sequence[str] = (),
     policy: dict[str, Any] | None = None,
+    allow_everywhere: bool = False,
 ) -> Organisation:
     org_code = identifiers.org_code(code)
     org_name = identifiers.person_name(name, field="organisation_name")
-    nets = parse_networks(networks)
+    nets = list(parse_networks(networks, allow_everywhere=allow_everywhere))
     pol = OrganisationPolicy.from_dict(policy)
     with transaction(rt.db) as session:
         if session.scalar(select(Organisation.id).where(Organisation.code == org_code)):
@@ -90,6 +78,7 @@ def create_organisation(
             organisation_id=org.id,
             details={"code": org_code, "networks": nets},
         )
+    ingress.networks_changed(rt)
     return org
 
 

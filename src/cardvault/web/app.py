@@ -15,6 +15,7 @@ from cardvault.services.runtime import Runtime
 from cardvault.web import errors, home, portal, ui, webauthn_page
 from cardvault.web import ra as ra_pages
 from cardvault.web.api import auth, card, devices, piv, push, ra, system, webauthn
+from cardvault.web.ingress import IngressGate
 from cardvault.web.limits import BodyLimit, JsonLimits
 
 
@@ -45,6 +46,9 @@ def create_app(rt: Runtime) -> FastAPI:
         max_bytes=rt.settings.max_body_bytes,
     )
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
+    # outermost: a refused client reaches nothing, not even the body limit (its answer
+    # carries the security headers itself, see IngressGate._respond)
+    app.add_middleware(IngressGate, rt=rt)
     return app
 
 

@@ -1,33 +1,70 @@
-"""Who is calling: the peer address, or X-Forwarded-For when the peer is a trusted proxy."""
+"""Who is calling: the socket peer, or — only when the peer is a configured trusted proxy —
+the rightmost address in X-Forwarded-For that is not one of our proxies (DESIGN §3.6).
+
+X-Forwarded-For is written by whoever sent the request, so only the hops our own proxies
+appended can be believed: walking from the right, each trusted proxy vouches for the hop
+before it, and the first hop that is not a trusted proxy is the client. Anything to its
+left was written by the client itself. An unreadable hop where the client should be leaves
+the address unknown (``None``), which every allow-list refuses.
+"""
 
 from __future__ import annotations
 
-import ipaddress
+import functools
 
 from fastapi import Request
+from starlette.types import Scope
 
+from cardvault.domain.networks import AllowList, IPAddress, client_ip
 from cardvault.services.runtime import Actor, Runtime
+
+FORWARDED_FOR = b"x-forwarded-for"
+
+
+@functools.lru_cache(maxsize=8)
+def _proxies(trusted_proxies: tuple[str, ...]) -> AllowList:
+    return AllowList.of(trusted_proxies)
+
+
+def forwarded_client(
+    peer: str | None, forwarded_for: list[str], trusted: AllowList
+) -> IPAddress | None:
+    """The client address from the peer and the X-Forwarded-For values (in header order)."""
+    peer_ip = client_ip(peer)
+    if peer_ip is None or peer_ip not in trusted:
+        return peer_ip
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        ip = client_ip(hop)
+        if ip is None:
+            return None
+        if ip not in trusted:
+            return ip
+    # no header (the proxy's own health check), or every hop is one of our networks
+    return client_ip(hops[0]) if hops else peer_ip
+
+
+def scope_client_ip(scope: Scope, trusted_proxies: list[str]) -> IPAddress | None:
+    """The client address of an ASGI request (for middleware, before any route runs)."""
+    client = scope.get("client")
+    peer = client[0] if client else None
+    if not trusted_proxies:
+        return client_ip(peer)
+    values = [
+        value.decode("latin-1")
+        for name, value in scope.get("headers") or []
+        if name == FORWARDED_FOR
+    ]
+    return forwarded_client(peer, values, _proxies(tuple(trusted_proxies)))
+
+
+def scope_client_address(scope: Scope, trusted_proxies: list[str]) -> str | None:
+    ip = scope_client_ip(scope, trusted_proxies)
+    return None if ip is None else str(ip)
 
 
 def client_address(request: Request, trusted_proxies: list[str]) -> str | None:
-    peer = request.client.host if request.client else None
-    if not peer or not trusted_proxies or not _in(peer, trusted_proxies):
-        return peer
-    forwarded = request.headers.get("x-forwarded-for", "")
-    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-    # walk from the nearest hop outwards, skipping our own proxies
-    for hop in reversed(hops):
-        if not _in(hop, trusted_proxies):
-            return hop
-    return peer
-
-
-def _in(address: str, networks: list[str]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
+    return scope_client_address(request.scope, trusted_proxies)
 
 
 def actor_for(

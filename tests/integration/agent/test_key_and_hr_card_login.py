@@ -241,8 +241,9 @@ def test_an_hr_card_not_associated_here_says_what_to_do(
 
 
 def test_the_test_page_and_its_script_are_served_under_a_strict_policy(
-    rt: Runtime, url: str
+    rt: Runtime, operator: Actor, url: str
 ) -> None:
+    a.local_network(rt, operator)
     page = httpx.get(f"{url}/webauthn/test")
     script = httpx.get(f"{url}/webauthn/cardvault-webauthn.js")
 

@@ -24,7 +24,8 @@ from cardvault.services.runtime import Actor, Runtime
 
 
 @pytest.fixture
-def http(live_url: str) -> Iterator[httpx.Client]:
+def http(live_url: str, rt: Runtime, operator: Actor) -> Iterator[httpx.Client]:
+    a.local_network(rt, operator)
     with httpx.Client(base_url=live_url, timeout=30) as client:
         yield client
 

@@ -26,6 +26,7 @@ import typer.main
 from cryptography import x509
 from sqlalchemy import func, select, text
 from tests.conftest import TEST_ARGON2
+from tests.support import auth as a
 from tests.support import factories as f
 from tests.support.cli import Cli, cardvault_script
 
@@ -264,6 +265,21 @@ def test_unknown_organisation_is_refused(cli: Cli, rt: Runtime, operator: Actor)
     assert (_count(rt, Person), _count(rt, AuditEvent), _count(rt, Card)) == (persons, events, 0)
 
 
+def test_network_changes_that_need_more_are_refused(cli: Cli, rt: Runtime, operator: Actor) -> None:
+    f.org(rt, operator, networks=["10.1.0.0/16"])
+    events = _count(rt, AuditEvent)
+    everywhere = cli.run("org", "networks", "ORG1", "--add", "::/0")
+    assert everywhere.returncode == 2
+    assert everywhere.error["code"] == "everywhere_needs_confirmation"
+    assert everywhere.error["remedy"] == "Add --allow-everywhere if that is what you mean."
+    both = cli.run("org", "networks", "ORG1", "--set", "--add", "10.2.0.0/16", json_output=False)
+    assert both.returncode == 2
+    assert both.stderr.endswith("Error: Use only one of --set, --add.\n")
+    assert _count(rt, AuditEvent) == events
+    cleared = cli.run("org", "networks", "org1", "--clear", json_output=False).ok()
+    assert cleared.stdout == "ORG1 networks now: none (nobody can reach the service for it)\n"
+
+
 def test_duplicate_user_id_is_refused(cli: Cli, rt: Runtime, operator: Actor) -> None:
     f.org(rt, operator)
     uid = f.person(rt, operator, "ORG1", forename="Alice")
@@ -442,7 +458,10 @@ def _wait_for_health(proc: subprocess.Popen[str], port: int, ca_file: Path) -> d
     raise AssertionError("serve did not answer within 30 s")
 
 
-def test_serve_refuses_to_start_sealed_and_starts_after_unseal(cli: Cli) -> None:
+def test_serve_refuses_to_start_sealed_and_starts_after_unseal(
+    cli: Cli, rt: Runtime, operator: Actor
+) -> None:
+    a.local_network(rt, operator)  # the health check comes from loopback
     tls = cli.data_dir / "tls"
     tls.mkdir(mode=0o700)
     cert, key = development_certificate(["localhost"])

@@ -6,16 +6,18 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from tests.support import auth as a
 
 from cardvault import __version__
-from cardvault.services.runtime import Runtime
+from cardvault.services.runtime import Actor, Runtime
 
 PROBLEM = "application/problem+json"
 PRIVATE_JWK_FIELDS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
 
 @pytest.fixture
-def client(live_url: str) -> Iterator[httpx.Client]:
+def client(live_url: str, rt: Runtime, operator: Actor) -> Iterator[httpx.Client]:
+    a.local_network(rt, operator)
     with httpx.Client(base_url=live_url, timeout=10) as http:
         yield http
 

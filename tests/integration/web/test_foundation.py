@@ -56,11 +56,12 @@ def private(view: Annotated[WebSessionView, Depends(session)]) -> Response:
 
 
 @pytest.fixture
-def client(rt: Runtime) -> TestClient:
+def client(rt: Runtime, operator: Actor) -> TestClient:
+    a.local_network(rt, operator)
     app = create_app(rt)
     ui.add_area(app, AREA)
     app.include_router(router)
-    return TestClient(app, base_url="https://testserver")
+    return TestClient(app, base_url="https://testserver", client=(a.LOCAL, 50000))
 
 
 def test_page_sets_a_strict_session_cookie_and_security_headers(client: TestClient) -> None:

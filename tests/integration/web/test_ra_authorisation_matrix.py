@@ -16,7 +16,7 @@ from tests.support import ra_web as w
 
 from cardvault.notify.outbox import MemoryOutbox
 from cardvault.notify.ports import DeliveryFailed
-from cardvault.services import card_sessions, methods, notifications
+from cardvault.services import card_sessions, methods, notifications, org_networks
 from cardvault.services.authentication import Engine, LoginRequest
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -241,3 +241,42 @@ def _walk_anonymous(
             assert r.headers["location"] == "/ra"
         assert "Victor" not in r.text
     assert _state(rt, "ORGA") == before
+
+
+MANAGER_ONLY = ("/ra/organisation/networks",)
+
+
+def test_only_an_organisations_ra_manager_reaches_its_networks_page(  # type: ignore[no-untyped-def]
+    rt: Runtime, operator: Actor, world
+) -> None:
+    ra_b = world[0]
+    assert {p for _m, p in _ra_routes(rt)} >= set(MANAGER_ONLY)
+    change = org_networks.NetworksChange(add=("192.0.2.0/24",))
+    org_networks.change(rt, operator, change, code="ORGA")
+    before = org_networks.show(rt, "ORGA").networks
+    c = w.client(rt)
+    w.sign_in(c, ra_b)
+    for path in MANAGER_ONLY:  # B's manager sees and changes B's list only
+        page = c.get(path)
+        assert page.status_code == 200
+        assert "192.0.2.0/24" not in page.text
+        r = w.post(
+            c, path, networks="127.0.0.0/8 ::1/128 198.51.100.0/24", shown="127.0.0.0/8 ::1/128"
+        )
+        assert r.status_code == 303, r.text[:500]
+    assert "198.51.100.0/24" in org_networks.show(rt, "ORGB").networks
+    for role in ("ra_agent", "auditor"):
+        ra = w.ra_user(rt, operator, "ORGA", role=role, forename=role.replace("_", ""))
+        c = w.client(rt)
+        w.sign_in(c, ra)
+        token = w.csrf(c.get("/ra/audit").text)
+        assert ">Networks</a>" not in c.get("/ra/audit").text
+        for path in MANAGER_ONLY:
+            assert c.get(path).status_code == 403, (role, path)
+            r = c.post(
+                path,
+                data={"csrf_token": token, "networks": "0.0.0.0/0", "shown": " ".join(before),
+                      "allow_everywhere": "yes", "confirm_lock_out": "yes"},
+            )  # fmt: skip
+            assert r.status_code == 403, (role, path)
+    assert org_networks.show(rt, "ORGA").networks == before

@@ -31,6 +31,12 @@ def get_health(rt: Annotated[Runtime, Depends(runtime)]) -> Health:
     )
 
 
+@router.get("/healthz", tags=["system"])
+def get_alive() -> dict[str, str]:
+    """The process is alive (for load balancers; public, like the JWKS: see web/ingress.py)."""
+    return {"status": "alive"}
+
+
 @router.get("/.well-known/jwks.json", tags=["system"])
 def get_jwks(rt: Annotated[Runtime, Depends(runtime)]) -> dict[str, Any]:
     """The transport keys clients encrypt sensitive payloads to (DESIGN §3.5)."""

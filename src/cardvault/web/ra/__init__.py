@@ -2,7 +2,7 @@
 
 Routes parse, call one service, render; scope and permissions live in the services
 (``ra_persons``, ``ra_cards``, ``ra_methods``, ``ra_audit``, ``ra_notifications``,
-``webauthn_registration``).
+``ra_networks``, ``webauthn_registration``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from cardvault.web.ra.auth import router as auth_router
 from cardvault.web.ra.cards import router as cards_router
 from cardvault.web.ra.common import AREA
 from cardvault.web.ra.methods import router as methods_router
+from cardvault.web.ra.networks import router as networks_router
 from cardvault.web.ra.notification_pages import router as notifications_router
 from cardvault.web.ra.persons import router as persons_router
 from cardvault.web.ra.second_factor import router as second_factor_router
@@ -36,5 +37,6 @@ def install(app: FastAPI) -> None:
         webauthn_router,
         audit_router,
         notifications_router,
+        networks_router,
     ):
         app.include_router(router)
