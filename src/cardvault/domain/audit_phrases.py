@@ -118,6 +118,8 @@ ACTIONS: Mapping[str, Phrase] = {
     # the directory and the service
     "organisation.created": _p("Organisation created"),
     "organisation.policy_changed": _p("Organisation's rules changed"),
+    "organisation.networks_changed": _p("Organisation's networks changed"),
+    "ingress.refused": _p("Request from outside every organisation's networks refused"),
     "person.created": _p("Person added"),
     "person.membership_added": _p("Person joined the organisation"),
     "ra.role_granted": _p("RA role given"),
