@@ -146,7 +146,7 @@ def test_describe(
     ("action", "expected"),
     [
         ("card.new_thing", "Card: new thing"),
-        ("ingress.refused", "Ingress: refused"),
+        ("gateway.dropped", "Gateway: dropped"),
         ("device.pair.passcode_retry", "Device: pair passcode retry"),
         ("lonely", "Lonely"),
         ("", "Event"),
