@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 
 from cardvault.cli.common import emit, handles_errors, operator, runtime, state
+from cardvault.commandline import App
 from cardvault.errors import InvalidInput
 from cardvault.services import ca, cards
 from cardvault.services.runtime import keystore_for
 
-app = typer.Typer(help="The issuing CA and certificates from an external CA.", no_args_is_help=True)
+app = App(help="The issuing CA and certificates from an external CA.")
 
 
 def _read(path: Path, what: str) -> bytes:

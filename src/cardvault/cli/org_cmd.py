@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
-from cardvault.cli.common import emit, handles_errors, operator, runtime
+from cardvault.cli.common import emit, handles_errors, operator, runtime, warn
+from cardvault.commandline import App
 from cardvault.errors import InvalidInput
 from cardvault.services import directory
 from cardvault.store.models import Organisation
 
-app = typer.Typer(help="Organisations and their policies.", no_args_is_help=True)
+app = App(help="Organisations and their policies.")
 
 
 def org_dict(org: Organisation) -> dict[str, Any]:
@@ -49,12 +50,21 @@ def create(
     ] = None,
     policy: Annotated[str | None, typer.Option(help="Policy settings as a JSON object.")] = None,
 ) -> None:
-    """Create an organisation (whitelisting its client networks)."""
+    """Create an organisation; its people sign in only from the networks given with --network."""
     with runtime(ctx) as rt:
         org = directory.create_organisation(
             rt, operator(), code=code, name=name, networks=network or [], policy=_policy(policy)
         )
     emit(ctx, org_dict(org), f"Created organisation {org.code} ({org.name}).")
+    if not org.allowed_networks:
+        warn(no_networks_warning(org.code))
+
+
+def no_networks_warning(code: str) -> str:
+    return (
+        f"{code} allows no client networks, so nobody can sign in to it from anywhere. "
+        f"Add its networks with `cardvault org networks` (see `cardvault org networks --help`)."
+    )
 
 
 @app.command("list")

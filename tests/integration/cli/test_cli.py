@@ -57,14 +57,6 @@ pytestmark = pytest.mark.slow  # every test here runs the real CLI (a second eac
 
 
 @pytest.fixture
-def cli(settings: Settings, rt: Runtime, database_url: str) -> Iterator[Cli]:
-    """A migrated database and the session's keys and CA (no TLS, no demo data)."""
-    runner = Cli(data_dir=settings.data_dir, database_url=database_url)
-    yield runner
-    runner.forget_unsealed_key()
-
-
-@pytest.fixture
 def keys_cli(tmp_path: Path, key_template: Path) -> Iterator[Cli]:
     """For refusals decided by the data directory (keys, CA files) rather than the database:
     SQLite only, migrated in-process."""
@@ -159,6 +151,10 @@ def _tour(cli: Cli, tmp_path: Path) -> None:
     assert init["demo"]["organisation"] == "DEMO"
     assert init["demo"]["ra_user"]["status"] == "active"
     assert (cli.data_dir / "tls" / "cert.pem").exists()
+    credentials = cli.data_dir / "demo-credentials.json"
+    assert init["demo_credentials"] == str(credentials)
+    again = cli.run("init", "--demo", "--if-missing", json_output=False).ok()  # every make run
+    assert f"The demo credentials are in {credentials}" in again.stdout
 
     policy = json.dumps({"key_algorithm": "ecp256"})
     org = cli.run(
