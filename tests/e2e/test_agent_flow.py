@@ -104,6 +104,12 @@ def test_login_authenticate_sign_logout(demo: dict[str, object], tmp_path: Path)
             ).stdout
         )
         assert ticket["user_id"] == alice["user_id"]
+        shown = json.loads(
+            run("cardvault", "--json", "card", "show", alice["card_serial"], env=env).stdout
+        )
+        subjects = {c["subject"] for c in shown["certificates"]}
+        assert ticket["subject"] in subjects  # as card show prints it: serialNumber=, not 2.5.4.5=
+        assert f"serialNumber={alice['user_id']}" in ticket["subject"]
         assert ticket["ticket"].count(".") == 2
         digest = hashlib.sha256(b"discharge letter").hexdigest()
         without = run(

@@ -9,6 +9,7 @@ import typer
 
 from cardvault.cli.common import emit, handles_errors, operator, runtime, state
 from cardvault.commandline import App
+from cardvault.crypto import x509 as cx509
 from cardvault.errors import InvalidInput
 from cardvault.services import ca, cards
 from cardvault.services.runtime import keystore_for
@@ -59,7 +60,7 @@ def init(
             organisation=organisation,
             force=force,
         )
-    subject = issuer.cert.subject.rfc4514_string()
+    subject = cx509.name_text(issuer.cert.subject)
     emit(ctx, {"subject": subject}, f"Issuing CA ready: {subject}")
 
 

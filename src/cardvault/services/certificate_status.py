@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from cardvault.errors import InvalidInput
+from cardvault.services.cards import stored_serial
 from cardvault.services.runtime import Runtime
 from cardvault.store.models import Card, Certificate
 
@@ -24,7 +25,7 @@ def status_by_fingerprint(rt: Runtime, fingerprint: str) -> dict[str, object]:
         return {
             "status": "good" if good else "revoked",
             "fingerprint_sha256": fp,
-            "serial": cert.serial_hex,
+            "serial": stored_serial(cert),
             "usage": cert.usage,
             "revoked_at": cert.revoked_at.isoformat() if cert.revoked_at else None,
             "checked_at": rt.clock().isoformat(),
