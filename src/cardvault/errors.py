@@ -3,12 +3,32 @@
 Every error has a stable ``code`` (used by the HTTP problem responses and the CLI's
 ``--json`` output) and a ``message`` that is safe to show to the person who caused it:
 it never contains a secret. Each shell maps these in one place (``web/errors.py``,
-``cli/errors.py``); services never raise HTTP exceptions.
+``commandline.py``); services never raise HTTP exceptions.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Final
+
+#: What the exit code of a cardvault program means. Every error class's ``exit_code`` is one
+#: of these (tests/unit/test_exit_codes.py walks them all); ``--help`` and the operator guide
+#: print this table.
+EXIT_CODES: Final = MappingProxyType(
+    {
+        0: "success",
+        1: "any other error; the agent: the service refused for another reason",
+        2: "invalid input or usage: malformed, contradictory, a weak passcode",
+        3: "not found or outside your organisation; the agent: not signed in",
+        4: "conflict with the current state: duplicate, card locked, wrong status",
+        5: "permission denied, or authentication failed",
+        6: "integrity: sealed data, a signature or the audit chain did not verify",
+        7: "the service is sealed: cardvault unseal",
+        8: "unavailable or busy (database, audit log, mail, reader): try again",
+        9: "not set up: data directory, schema, CA, audit key or key provider",
+        130: "interrupted (Ctrl-C)",
+    }
+)
 
 
 class CardvaultError(Exception):
@@ -67,6 +87,8 @@ class Conflict(CardvaultError):
 
 
 class PermissionDenied(CardvaultError):
+    """The caller is known but may not do this (role, organisation, policy, network)."""
+
     code = "permission_denied"
     http_status = 403
     exit_code = 5
@@ -89,6 +111,8 @@ class IntegrityError(CardvaultError):
 
 
 class ServiceSealed(CardvaultError):
+    """The master key is not available: the custodians have not unsealed the service."""
+
     code = "sealed"
     http_status = 503
     exit_code = 7

@@ -64,6 +64,13 @@ def test_login_authenticate_sign_logout(demo: dict[str, object], tmp_path: Path)
             health=f"http://localhost:{rp_port}/login",
         ),
     ):
+        login = ("--server", f"https://localhost:{port}", "--ca-file", tls, "--json", "login")
+        wrong = run(
+            "cardvault-agent", *login, "--email", alice["email"], "--passcode-stdin",
+            env=agent_env, stdin="not-her-passcode\n", check=False,
+        )  # fmt: skip
+        assert wrong.returncode == 1
+        assert json.loads(wrong.stderr)["error"]["status"] == 401
         code = pyotp.TOTP(alice["totp_secret"]).now()
         out = run(
             "cardvault-agent",
@@ -97,6 +104,12 @@ def test_login_authenticate_sign_logout(demo: dict[str, object], tmp_path: Path)
             ).stdout
         )
         assert ticket["user_id"] == alice["user_id"]
+        shown = json.loads(
+            run("cardvault", "--json", "card", "show", alice["card_serial"], env=env).stdout
+        )
+        subjects = {c["subject"] for c in shown["certificates"]}
+        assert ticket["subject"] in subjects  # as card show prints it: serialNumber=, not 2.5.4.5=
+        assert f"serialNumber={alice['user_id']}" in ticket["subject"]
         assert ticket["ticket"].count(".") == 2
         digest = hashlib.sha256(b"discharge letter").hexdigest()
         without = run(
@@ -148,3 +161,33 @@ def test_agent_refuses_passcode_as_argument_and_bad_digest(
     bad = run("cardvault-agent", "sign", "--digest-sha256", "abc", env=agent_env, check=False)
     assert bad.returncode != 0
     assert "64 hexadecimal digits" in bad.stderr
+
+
+def _json_error(*args: str, env: dict[str, str], stdin: str = "") -> tuple[int, dict[str, object]]:
+    done = run("cardvault-agent", "--json", *args, env=env, stdin=stdin, check=False)
+    assert done.stdout == ""
+    error = json.loads(done.stderr)["error"]
+    assert isinstance(error, dict)
+    return done.returncode, error
+
+
+def test_agent_json_mode_prints_every_error_as_json(tmp_path: Path) -> None:
+    env = {"CARDVAULT_AGENT_STATE_DIR": str(tmp_path / "agent")}
+    login = ("login", "--email", "a@example.org", "--passcode-stdin")
+    unused = f"https://localhost:{free_port()}"
+
+    code, error = _json_error("status", env=env)
+    assert (code, error["code"]) == (3, "not_signed_in")
+    code, error = _json_error("login", "--passcode", "secret", env=env)
+    assert (code, error["code"]) == (2, "usage")
+    assert "No such option: --passcode" in str(error["message"])
+    code, error = _json_error(*login, env=env, stdin="pw\n")
+    assert (code, error["code"]) == (2, "invalid_input")
+    assert "--server" in str(error["message"])
+    missing_ca = str(tmp_path / "no-such-ca.pem")
+    code, error = _json_error("--server", unused, "--ca-file", missing_ca, *login, env=env)
+    assert (code, error["code"]) == (2, "invalid_input")
+    assert "Cannot read the CA file" in str(error["message"])
+    code, error = _json_error("--server", unused, *login, env=env, stdin="pw\n")
+    assert (code, error["code"]) == (1, "agent_error")
+    assert "Cannot reach cardvault" in str(error["message"])

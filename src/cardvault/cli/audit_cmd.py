@@ -7,10 +7,11 @@ from typing import Annotated, Any
 import typer
 
 from cardvault.cli.common import emit, handles_errors, runtime
+from cardvault.commandline import App
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services import audit, directory
 
-app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app = App(help="The audit trail.")
 
 
 @app.command("verify")

@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 
 from cardvault.cli.common import emit, handles_errors, operator, runtime, state
+from cardvault.commandline import App
+from cardvault.crypto import x509 as cx509
 from cardvault.errors import InvalidInput
 from cardvault.services import ca, cards
 from cardvault.services.runtime import keystore_for
 
-app = typer.Typer(help="The issuing CA and certificates from an external CA.", no_args_is_help=True)
+app = App(help="The issuing CA and certificates from an external CA.")
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -58,7 +60,7 @@ def init(
             organisation=organisation,
             force=force,
         )
-    subject = issuer.cert.subject.rfc4514_string()
+    subject = cx509.name_text(issuer.cert.subject)
     emit(ctx, {"subject": subject}, f"Issuing CA ready: {subject}")
 
 

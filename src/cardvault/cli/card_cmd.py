@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
 
+from cardvault.cli import prompts
 from cardvault.cli.common import (
     emit,
     handles_errors,
@@ -15,10 +17,12 @@ from cardvault.cli.common import (
     read_stdin_json,
     runtime,
 )
+from cardvault.commandline import App
 from cardvault.errors import InvalidInput
 from cardvault.services import cards, enrolment, issuance
+from cardvault.services.runtime import Runtime
 
-app = typer.Typer(help="Virtual smartcards.", no_args_is_help=True)
+app = App(help="Virtual smartcards.")
 
 
 @app.command("issue")
@@ -41,10 +45,13 @@ def issue(
         bool, typer.Option("--passcode-stdin", help="Read the issuance passcode from stdin.")
     ] = False,
 ) -> None:
-    """Issue a card: keys generated and sealed here, certified, status 'issued'."""
-    passcode = read_secret("Issuance passcode", from_stdin=passcode_stdin, confirm=True)
+    """Issue a card: keys generated and sealed here, certified, status 'issued'.
+
+    The issuance passcode (typed twice at a terminal) is checked before any key is made."""
+    passcode = prompts.new_secret(
+        "Issuance passcode", from_stdin=passcode_stdin, check=issuance.check_issuance_passcode
+    )
     with runtime(ctx) as rt:
-        progress(ctx, "Generating the card's two key pairs …")
         card = issuance.issue_card(
             rt,
             operator(),
@@ -55,6 +62,7 @@ def issue(
                 key_algorithm=algorithm,
                 external_ca=external_ca,
             ),
+            generating=lambda: progress(ctx, "Generating the card's two key pairs …"),
         )
     data = {
         "serial": card.serial,
@@ -92,10 +100,13 @@ def enrol(
         ),
     ] = False,
 ) -> None:
-    """Enrol the holder: strong passcode and three security questions; the card becomes active."""
-    data = read_stdin_json() if stdin_json else _prompt_enrolment()
-    req = _enrol_request(serial, data)
+    """Enrol the holder: strong passcode and three security questions; the card becomes active.
+
+    At a terminal it asks for each (questions from the configured list, or the holder's own)
+    and says why it asks again."""
     with runtime(ctx) as rt:
+        data = read_stdin_json() if stdin_json else _prompt_enrolment(rt, serial)
+        req = _enrol_request(serial, data)
         done = enrolment.enrol(rt, operator(), req)
     out: dict[str, Any] = {"serial": done.serial, "status": done.status}
     text = f"Card {done.serial} is enrolled and {done.status}."
@@ -131,21 +142,25 @@ def _enrol_request(serial: str, data: Any) -> enrolment.EnrolRequest:
     )
 
 
-def _prompt_enrolment() -> dict[str, Any]:
+def _prompt_enrolment(rt: Runtime, serial: str) -> dict[str, Any]:
+    if not sys.stdin.isatty():
+        raise InvalidInput(
+            "Cannot ask for the enrolment details: stdin is not a terminal.",
+            remedy="Give them as JSON on stdin with --stdin-json.",
+        )
+    form = enrolment.enrolment_form(rt, serial)
+    typer.echo(f"Enrolling card {form.serial} for {form.holder}.", err=True)
     issuance_passcode = read_secret("Issuance passcode", from_stdin=False)
-    passcode = read_secret("New passcode", from_stdin=False, confirm=True)
-    questions = []
-    for n in (1, 2, 3):
-        question = typer.prompt(f"Security question {n}")
-        answer = read_secret(f"Answer {n}", from_stdin=False)
-        questions.append({"question": question, "answer": answer})
+    passcode = prompts.new_secret("New passcode", from_stdin=False, check=form.check_passcode)
+    questions = prompts.security_questions(form.questions, passcode)
     return {"issuance_passcode": issuance_passcode, "passcode": passcode, "questions": questions}
 
 
 @app.command("show")
 @handles_errors
 def show(ctx: typer.Context, serial: str) -> None:
-    """Show a card: status, holder, certificates, key slots, associations."""
+    """Show a card: status, holder, its certificates in one line each, key slots and methods
+    (the certificates themselves: card certs)."""
     with runtime(ctx) as rt:
         view = cards.show(rt, serial)
     data = {

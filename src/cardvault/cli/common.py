@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from pydantic import ValidationError
 
+from cardvault.commandline import report
 from cardvault.config import Settings
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services.runtime import Actor, Runtime, open_runtime
@@ -90,6 +91,11 @@ def progress(ctx: typer.Context, message: str) -> None:
     typer.echo(message, err=True)
 
 
+def warn(message: str) -> None:
+    """What the operator may not have meant, on stderr (the command still succeeded)."""
+    typer.secho(f"Warning: {message}", err=True, fg="yellow")
+
+
 def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Map cardvault errors to a message (or JSON) on stderr and the error's exit code."""
 
@@ -98,11 +104,7 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except CardvaultError as exc:
-            if _wants_json(kwargs.get("ctx")):
-                typer.echo(json.dumps({"error": exc.as_dict()}, indent=2), err=True)
-            else:
-                typer.secho(f"Error: {exc.diagnostics()}", err=True, fg="red")
-            raise typer.Exit(exc.exit_code) from None
+            raise report(exc, as_json=_wants_json(kwargs.get("ctx"))) from None
 
     return wrapper
 
@@ -114,7 +116,7 @@ def _wants_json(ctx: object) -> bool:
     return isinstance(obj, State) and obj.json
 
 
-def read_secret(prompt: str, *, from_stdin: bool, confirm: bool = False) -> str:
+def read_secret(prompt: str, *, from_stdin: bool) -> str:
     """A secret from stdin (one line) or a hidden prompt; never from an argument."""
     if from_stdin:
         line = sys.stdin.readline(MAX_STDIN + 1)
@@ -129,10 +131,7 @@ def read_secret(prompt: str, *, from_stdin: bool, confirm: bool = False) -> str:
             f"Cannot prompt for the {prompt.lower()}: stdin is not a terminal.",
             remedy="Pass it on stdin with --passcode-stdin.",
         )
-    value = getpass.getpass(f"{prompt}: ")
-    if confirm and getpass.getpass(f"{prompt} (again): ") != value:
-        raise InvalidInput("The two entries do not match.")
-    return value
+    return getpass.getpass(f"{prompt}: ")
 
 
 def read_stdin_json() -> Any:

@@ -7,9 +7,10 @@ from typing import Annotated
 import typer
 
 from cardvault.cli.common import emit, handles_errors, state
+from cardvault.commandline import App
 from cardvault.services.runtime import local_keystore
 
-app = typer.Typer(help="Master-key custody.", no_args_is_help=True)
+app = App(help="Master-key custody.")
 
 
 @app.command("split")

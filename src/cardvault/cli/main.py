@@ -21,13 +21,12 @@ from cardvault.cli import (
     service_cmd,
 )
 from cardvault.cli.common import State
+from cardvault.commandline import App, exit_codes_epilog, version_option
 
-app = typer.Typer(
+app = App(
     name="cardvault",
     help="Run and administer cardvault, the virtual smartcard service.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=exit_codes_epilog(),
 )
 
 
@@ -43,8 +42,14 @@ def root(
         ),
     ] = None,
     json_output: Annotated[
-        bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print machine-readable JSON instead of text (errors too, on stderr). "
+            "Give it before the command: cardvault --json card show SERIAL.",
+        ),
     ] = False,
+    version: Annotated[bool, version_option("cardvault")] = False,
 ) -> None:
     ctx.obj = State(data_dir=data_dir, json=json_output)
 

@@ -13,10 +13,11 @@ import typer
 
 from cardvault.cli.common import emit, handles_errors, operator, progress, runtime
 from cardvault.clients.agent import fido2_key
+from cardvault.commandline import App
 from cardvault.errors import InvalidInput
 from cardvault.services import hr_cards, methods, security_key_registration
 
-app = typer.Typer(help="Authentication methods associated with cards.", no_args_is_help=True)
+app = App(help="Authentication methods associated with cards.")
 
 
 @app.command("add-ad")

@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 
 from cardvault.cli.common import emit, handles_errors, progress, runtime
+from cardvault.commandline import App
 from cardvault.services import directory, dispatcher, notifications
 
-app = typer.Typer(help="Email and SMS notifications (the outbox).", no_args_is_help=True)
+app = App(help="Email and SMS notifications (the outbox).")
 
 
 @app.command("dispatch")

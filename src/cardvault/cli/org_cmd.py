@@ -9,13 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from cardvault.cli.common import emit, handles_errors, operator, runtime
+from cardvault.cli.common import emit, handles_errors, operator, runtime, warn
+from cardvault.commandline import App
 from cardvault.domain.networks import EverywhereNeedsConfirmation
 from cardvault.errors import InvalidInput
 from cardvault.services import directory, org_networks
 from cardvault.store.models import Organisation
 
-app = typer.Typer(help="Organisations and their policies.", no_args_is_help=True)
+app = App(help="Organisations and their policies.")
 
 
 def org_dict(org: Organisation) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def create(
         bool, typer.Option("--allow-everywhere", help="Confirm a /0 network (the internet).")
     ] = False,
 ) -> None:
-    """Create an organisation (whitelisting its client networks)."""
+    """Create an organisation; its people sign in only from the networks given with --network."""
     with runtime(ctx) as rt, _confirm_with_flag():
         org = directory.create_organisation(
             rt,
@@ -67,6 +68,15 @@ def create(
             allow_everywhere=allow_everywhere,
         )
     emit(ctx, org_dict(org), f"Created organisation {org.code} ({org.name}).")
+    if not org.allowed_networks:
+        warn(no_networks_warning(org.code))
+
+
+def no_networks_warning(code: str) -> str:
+    return (
+        f"{code} allows no client networks, so nobody can sign in to it from anywhere. "
+        f"Add its networks with `cardvault org networks {code} --set CIDR…`."
+    )
 
 
 @app.command("list")

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 import typer
 
 from cardvault.cli.common import emit, handles_errors, operator, runtime
+from cardvault.commandline import App
 from cardvault.services import directory
 from cardvault.store.models import Person
 
-app = typer.Typer(help="Persons (card holders and RA users).", no_args_is_help=True)
-ra_app = typer.Typer(help="RA roles per organisation.", no_args_is_help=True)
+app = App(help="Persons (card holders and RA users).")
+ra_app = App(help="RA roles per organisation.")
 
 
 def person_dict(p: Person) -> dict[str, Any]:

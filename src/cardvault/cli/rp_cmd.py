@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from cardvault.cli.common import handles_errors, progress
+from cardvault.commandline import App, tls_verify
 from cardvault.crypto import x509 as cx509
 from cardvault.errors import InvalidInput
 
-app = typer.Typer(
-    help="The example relying party (stands in for a national system).", no_args_is_help=True
-)
+app = App(help="The example relying party (stands in for a national system).")
 
 
 @app.command("serve")
@@ -26,8 +24,8 @@ def serve(
     cardvault_ca_file: Annotated[
         Path | None, typer.Option(help="CA of cardvault's TLS certificate.")
     ] = None,
-    host: Annotated[str, typer.Option()] = "localhost",
-    port: Annotated[int, typer.Option()] = 9443,
+    host: Annotated[str, typer.Option(help="Where to listen.")] = "localhost",
+    port: Annotated[int, typer.Option(help="The port to listen on.")] = 9443,
     tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="TLS key (PEM).")] = None,
 ) -> None:
@@ -42,14 +40,11 @@ def serve(
         raise InvalidInput(f"Cannot read {ca_file}: {exc.strerror}.") from exc
     scheme = "https" if tls_cert else "http"
     origin = f"{scheme}://{host}:{port}"
-    verify: Any = (
-        ssl.create_default_context(cafile=str(cardvault_ca_file)) if cardvault_ca_file else True
-    )
     config = RpConfig(
         origin=origin,
         ca_cert=ca_cert,
         cardvault_url=cardvault_url.rstrip("/"),
-        cardvault_verify=verify,
+        cardvault_verify=tls_verify(cardvault_ca_file),
     )
     progress(ctx, f"Relying party on {origin}/login")
     uvicorn.run(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cardvault.cli.common import emit, handles_errors, operator, progress, state
+from cardvault.commandline import App
 from cardvault.errors import InvalidInput
 from cardvault.services import bootstrap
 from cardvault.services.runtime import local_keystore, open_runtime
@@ -21,7 +22,7 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("unseal")(unseal)
     app.command("seal")(seal)
-    db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+    db_app = App(help="Database schema.")
     db_app.command("upgrade")(db_upgrade)
     app.add_typer(db_app, name="db")
 
@@ -30,12 +31,18 @@ def register(app: typer.Typer) -> None:
 def init(
     ctx: typer.Context,
     demo: Annotated[
-        bool, typer.Option(help="Also create a demo organisation, RA user and card.")
+        bool,
+        typer.Option(
+            help="Also create a demo organisation: an RA user, an enrolled card holder and a "
+            "card to enrol (their credentials go to DATA_DIR/demo-credentials.json)."
+        ),
     ] = False,
     if_missing: Annotated[
         bool,
         typer.Option(
-            "--if-missing", help="Do nothing if the data directory is already initialised."
+            "--if-missing",
+            help="Reuse an initialised data directory instead of refusing it (and say where "
+            "its demo credentials are).",
         ),
     ] = False,
 ) -> None:
@@ -50,14 +57,26 @@ def init(
     )
     emit(
         ctx,
-        {"data_dir": result.data_dir, "created": result.created, "demo": result.demo},
+        {
+            "data_dir": result.data_dir,
+            "created": result.created,
+            "demo": result.demo,
+            "demo_credentials": result.demo_credentials,
+        },
         lambda: _init_text(result),
     )
 
 
 def _init_text(result: bootstrap.InitResult) -> str:
+    where = (
+        f"The demo credentials are in {result.demo_credentials} (readable only by you)."
+        if result.demo_credentials
+        else None
+    )
     if not result.created:
-        return f"Using the existing data directory {result.data_dir}."
+        return "\n".join(
+            filter(None, [f"Using the existing data directory {result.data_dir}.", where])
+        )
     lines = [f"Initialised {result.data_dir}."]
     demo = result.demo
     if demo:
@@ -74,15 +93,15 @@ def _init_text(result: bootstrap.InitResult) -> str:
             f"To enrol: {bob['name']} <{bob['email']}>, card {bob['card_serial']} "
             f"(issued), issuance passcode {bob['issuance_passcode']}",
             "",
-            f"These demo credentials are also in {result.data_dir}/"
-            "demo-credentials.json (readable only by you).",
+            f"These demo credentials are also in {result.demo_credentials} (readable only by you).",
         ]
     return "\n".join(lines)
 
 
 @handles_errors
 def serve(ctx: typer.Context) -> None:
-    """Serve the API (and later the web pages) over HTTPS; refuses to start sealed."""
+    """Serve the API, the vRA Manager (/ra) and the portal (/portal) over HTTPS; refuses to
+    start sealed."""
     from cardvault.web.server import serve as run_server
 
     settings = state(ctx).settings

@@ -69,8 +69,10 @@ __all__ = [
     "load_ca",
     "load_certificate_der",
     "load_certificate_pem",
+    "name_text",
     "new_serial_number",
     "render_subject",
+    "serial_hex",
     "verify_chain",
 ]
 
@@ -379,8 +381,7 @@ def check_issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> None:
         cert.verify_directly_issued_by(ca_cert)
     except (ValueError, TypeError, InvalidSignature) as exc:
         raise CertificateUntrustedIssuer(
-            "The certificate was not issued by the configured CA "
-            f"({ca_cert.subject.rfc4514_string()})."
+            f"The certificate was not issued by the configured CA ({name_text(ca_cert.subject)})."
         ) from exc
 
 
@@ -432,12 +433,27 @@ _DISPLAY_NAMES = {
 }
 
 
+def name_text(name: x509.Name) -> str:
+    """A subject or issuer as people write it (RFC 4514, ``serialNumber=`` rather than
+    ``2.5.4.5=``); every program that shows a name uses this, so they read the same."""
+    return name.rfc4514_string(_DISPLAY_NAMES)
+
+
+def serial_hex(serial: int) -> str:
+    """A certificate serial as ``openssl x509 -serial`` prints it: upper-case hex in whole
+    octets, so a serial whose first octet is below 0x10 keeps its leading zero."""
+    if serial < 0:  # RFC 5280 forbids it, but a foreign CA's certificate may have one
+        return "-" + serial_hex(-serial)
+    digits = f"{serial:X}"
+    return digits.zfill(len(digits) + len(digits) % 2)
+
+
 def certificate_summary(cert: x509.Certificate) -> dict[str, Any]:
     """What a person needs to recognise a certificate, as JSON-ready strings."""
     return {
-        "subject": cert.subject.rfc4514_string(_DISPLAY_NAMES),
-        "issuer": cert.issuer.rfc4514_string(_DISPLAY_NAMES),
-        "serial": format(cert.serial_number, "x"),
+        "subject": name_text(cert.subject),
+        "issuer": name_text(cert.issuer),
+        "serial": serial_hex(cert.serial_number),
         "not_before": cert.not_valid_before_utc.isoformat(),
         "not_after": cert.not_valid_after_utc.isoformat(),
         "fingerprint_sha256": cert.fingerprint(hashes.SHA256()).hex(),

@@ -13,6 +13,7 @@ States, as files under ``<data>/keys``:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -173,8 +174,11 @@ class LocalKeyStore:
         return info
 
     def seal(self) -> None:
+        """Shred the unsealed key and remove the folder ``unseal`` made for it."""
         if self.runtime_file.exists():
             _shred(self.runtime_file)
+        with contextlib.suppress(OSError):  # already gone, or holds something not ours
+            self.runtime_dir.rmdir()
 
 
 def _private_dir(path: Path) -> None:

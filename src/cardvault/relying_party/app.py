@@ -131,7 +131,7 @@ def _check_status(config: RpConfig, cert: x509.Certificate) -> None:
 
 def _ticket(config: RpConfig, cert: x509.Certificate) -> dict[str, Any]:
     now = int(time.time())
-    subject = cert.subject.rfc4514_string()
+    subject = cx509.name_text(cert.subject)
     user_id = verify.subject_user_id(cert)
     claims = {
         "iss": config.origin,

@@ -40,11 +40,16 @@ DEMO_QUESTIONS = (
 )
 
 
+DEMO_CREDENTIALS = "demo-credentials.json"
+
+
 @dataclass(kw_only=True)
 class InitResult:
     data_dir: str
     created: bool
     demo: dict[str, Any] = field(default_factory=dict)
+    #: where the demo credentials are kept, whether made now or on an earlier start
+    demo_credentials: str | None = None
 
 
 def tls_paths(settings: Settings) -> tuple[Path, Path]:
@@ -59,7 +64,11 @@ def initialise(
     store = keystore_for(settings)
     if store.exists():
         if if_missing:
-            return InitResult(data_dir=str(settings.data_dir), created=False)
+            return InitResult(
+                data_dir=str(settings.data_dir),
+                created=False,
+                demo_credentials=_demo_credentials(settings),
+            )
         raise Conflict(
             f"{settings.data_dir} is already initialised.",
             remedy="Use another --data-dir, or --if-missing to reuse it.",
@@ -87,12 +96,17 @@ def initialise(
             echo("Creating the demo organisation, RA user and card holder")
             result.demo = create_demo(rt, actor)
             write_private(
-                settings.data_dir / "demo-credentials.json",
-                json.dumps(result.demo, indent=2).encode(),
+                settings.data_dir / DEMO_CREDENTIALS, json.dumps(result.demo, indent=2).encode()
             )
+            result.demo_credentials = _demo_credentials(settings)
     finally:
         rt.close()
     return result
+
+
+def _demo_credentials(settings: Settings) -> str | None:
+    path = settings.data_dir / DEMO_CREDENTIALS
+    return str(path) if path.is_file() else None
 
 
 def _development_tls(settings: Settings, echo: Echo) -> None:

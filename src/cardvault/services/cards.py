@@ -49,10 +49,16 @@ def card_dict(card: Card) -> dict[str, Any]:
     }
 
 
+def stored_serial(cert: Certificate) -> str:
+    """The serial as ``serial_hex`` writes it (rows stored before it hold lower-case hex
+    without the leading zero)."""
+    return cx509.serial_hex(int(cert.serial_hex, 16))
+
+
 def cert_dict(cert: Certificate) -> dict[str, Any]:
     return {
         "usage": cert.usage,
-        "serial": cert.serial_hex,
+        "serial": stored_serial(cert),
         "subject": cert.subject,
         "issuer": cert.issuer,
         "not_before": cert.not_before.isoformat(),
@@ -167,7 +173,7 @@ def import_certificate(
             organisation_id=card.organisation_id,
             person_id=card.person_id,
             card_id=card.id,
-            details={"usage": role.value, "serial": format(cert.serial_number, "x")},
+            details={"usage": role.value, "serial": cx509.serial_hex(cert.serial_number)},
         )
     return cx509.certificate_summary(cert)
 

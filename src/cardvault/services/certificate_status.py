@@ -14,6 +14,7 @@ from sqlalchemy import select
 from cardvault.crypto import x509 as cx509
 from cardvault.errors import InvalidInput
 from cardvault.services import ca
+from cardvault.services.cards import stored_serial
 from cardvault.services.runtime import Runtime
 from cardvault.store.models import Card, Certificate
 
@@ -33,7 +34,7 @@ def status_by_fingerprint(rt: Runtime, fingerprint: str) -> dict[str, object]:
         return {
             "status": "good" if good else "revoked",
             "fingerprint_sha256": fp,
-            "serial": cert.serial_hex,
+            "serial": stored_serial(cert),
             "usage": cert.usage,
             "revoked_at": cert.revoked_at.isoformat() if cert.revoked_at else None,
             "checked_at": rt.clock().isoformat(),

@@ -75,49 +75,88 @@ def personal_words(person: Person, email: str | None = None) -> list[str]:
     return words
 
 
+@dataclass(frozen=True, kw_only=True)
+class EnrolmentForm:
+    """What enrolling a card asks for, with the rules the holder's choices must meet, so that
+    a form or a prompt can say what is wrong before anything is sent (``enrol`` checks again)."""
+
+    serial: str
+    holder: str
+    #: the questions offered (configured); a holder may also write their own
+    questions: tuple[str, ...]
+    policy: PasscodePolicy
+    personal: tuple[str, ...] = field(repr=False)
+
+    def check_passcode(self, passcode: str) -> None:
+        check_passcode(passcode, policy=self.policy, personal=self.personal)
+
+
+def enrolment_form(rt: Runtime, serial: str) -> EnrolmentForm:
+    """The form for a card that can be enrolled now (refused otherwise, before any prompt)."""
+    with rt.db() as session:
+        card = get_card(session, serial)
+        _check_status(card)
+        person = session.get(Person, card.person_id)
+        assert person is not None
+        return EnrolmentForm(
+            serial=card.serial,
+            holder=person.common_name,
+            questions=tuple(rt.settings.security_questions),
+            policy=passcode_policy(rt),
+            personal=tuple(personal_words(person)),
+        )
+
+
 def check_questions(answers: Sequence[SecurityAnswer], passcode: str | None = None) -> None:
     """Three distinct, non-empty questions with three distinct, non-empty answers."""
     if len(answers) != 3:
         raise InvalidInput("Choose exactly three security questions.", field="questions")
-    seen_q: set[str] = set()
-    seen_a: set[str] = set()
     for number, item in enumerate(answers, start=1):
-        q = " ".join(item.question.split())
-        a = normalize_answer(item.answer)
-        if not q:
-            raise InvalidInput(
-                f"Choose or write security question {number}.", field=f"question{number}"
-            )
-        if len(q) > MAX_QUESTION:
-            raise InvalidInput(
-                f"Security question {number} must be at most {MAX_QUESTION} characters.",
-                field=f"question{number}",
-            )
-        if q.casefold() in seen_q:
-            raise InvalidInput(
-                f"Security question {number} is the same as another one; "
-                "choose three different questions.",
-                field=f"question{number}",
-            )
-        if not a:
-            raise InvalidInput(
-                f"Enter an answer to security question {number}.", field=f"answer{number}"
-            )
-        if len(item.answer) > MAX_ANSWER:
-            raise InvalidInput(
-                f"Answer {number} must be at most {MAX_ANSWER} characters.", field=f"answer{number}"
-            )
-        if a in seen_a:
-            raise InvalidInput(
-                f"Answer {number} is the same as another answer; each answer must be different.",
-                field=f"answer{number}",
-            )
-        if passcode and a == normalize_answer(passcode):
-            raise InvalidInput(
-                f"Answer {number} must not be your passcode.", field=f"answer{number}"
-            )
-        seen_q.add(q.casefold())
-        seen_a.add(a)
+        earlier = answers[: number - 1]
+        check_question(number, item.question, [e.question for e in earlier])
+        check_answer(number, item.answer, [e.answer for e in earlier], passcode)
+
+
+def check_question(number: int, question: str, earlier: Sequence[str]) -> None:
+    """Question ``number`` is written, not too long, and not one of the ``earlier`` ones."""
+    q = " ".join(question.split())
+    if not q:
+        raise InvalidInput(
+            f"Choose or write security question {number}.", field=f"question{number}"
+        )
+    if len(q) > MAX_QUESTION:
+        raise InvalidInput(
+            f"Security question {number} must be at most {MAX_QUESTION} characters.",
+            field=f"question{number}",
+        )
+    if q.casefold() in {" ".join(e.split()).casefold() for e in earlier}:
+        raise InvalidInput(
+            f"Security question {number} is the same as another one; "
+            "choose three different questions.",
+            field=f"question{number}",
+        )
+
+
+def check_answer(
+    number: int, answer: str, earlier: Sequence[str], passcode: str | None = None
+) -> None:
+    """Answer ``number`` is given, not too long, unlike the ``earlier`` ones and the passcode."""
+    a = normalize_answer(answer)
+    if not a:
+        raise InvalidInput(
+            f"Enter an answer to security question {number}.", field=f"answer{number}"
+        )
+    if len(answer) > MAX_ANSWER:
+        raise InvalidInput(
+            f"Answer {number} must be at most {MAX_ANSWER} characters.", field=f"answer{number}"
+        )
+    if a in {normalize_answer(e) for e in earlier}:
+        raise InvalidInput(
+            f"Answer {number} is the same as another answer; each answer must be different.",
+            field=f"answer{number}",
+        )
+    if passcode and a == normalize_answer(passcode):
+        raise InvalidInput(f"Answer {number} must not be your passcode.", field=f"answer{number}")
 
 
 def enrol(rt: Runtime, actor: Actor, req: EnrolRequest) -> Enrolled:

@@ -7,6 +7,7 @@ interrupted issuance leaves either no card or a whole one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -87,6 +88,10 @@ class _Material:
     csrs: list[tuple[cx509.CertUsage, bytes]]
 
 
+def _quietly() -> None:
+    """Nobody to tell."""
+
+
 def check_issuance_passcode(passcode: str) -> None:
     if not isinstance(passcode, str) or len(passcode) < ISSUANCE_PASSCODE_MIN:
         raise InvalidInput(
@@ -99,14 +104,19 @@ def check_issuance_passcode(passcode: str) -> None:
         )
 
 
-def issue_card(rt: Runtime, actor: Actor, req: IssueRequest) -> IssuedCard:
+def issue_card(
+    rt: Runtime, actor: Actor, req: IssueRequest, *, generating: Callable[[], None] = _quietly
+) -> IssuedCard:
+    """Every check first (passcode, organisation, person, algorithm), then ``generating()``
+    is told that the keys are being made (it takes a moment), then the card is stored."""
     check_issuance_passcode(req.issuance_passcode)
     with rt.db() as session:
         org, person = get_org(session, req.organisation), get_person(session, req.user_id)
         _check_can_issue(session, org, person)
     policy = OrganisationPolicy.from_dict(org.policy)
-    alg = ckeys.KeyAlgorithm(req.key_algorithm or policy.key_algorithm)
+    alg = _algorithm(req.key_algorithm or policy.key_algorithm)
     card_id, serial = new_id(), identifiers.new_card_serial()
+    generating()
     material = _build_material(
         rt,
         card_id=card_id,
@@ -156,6 +166,16 @@ def issue_card(rt: Runtime, actor: Actor, req: IssueRequest) -> IssuedCard:
         certificates=[cx509.certificate_summary(c) for _, c in material.certs],
         csrs=[{"usage": u.value, "pem": p.decode()} for u, p in material.csrs],
     )
+
+
+def _algorithm(name: str) -> ckeys.KeyAlgorithm:
+    try:
+        return ckeys.KeyAlgorithm(name)
+    except ValueError:
+        choices = ", ".join(a.value for a in ckeys.KeyAlgorithm)
+        raise InvalidInput(
+            f"The key algorithm must be one of {choices}.", field="key_algorithm"
+        ) from None
 
 
 def _check_can_issue(session: Session, org: Organisation, person: Person) -> None:

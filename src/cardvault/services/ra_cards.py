@@ -111,26 +111,18 @@ def _question_problems(
     """The service's question rules, applied item by item so that each bad one is named:
     an item is checked against the good ones before it (bad ones are set aside)."""
     problems: list[InvalidInput] = []
-    accepted: list[enrolment.SecurityAnswer] = []
-    for item in answers:
-        trial = [*accepted, item]
+    questions: list[str] = []
+    given: list[str] = []
+    for number, item in enumerate(answers, start=1):
         try:
-            enrolment.check_questions(trial + _fillers(3 - len(trial)), passcode)
+            enrolment.check_question(number, item.question, questions)
+            enrolment.check_answer(number, item.answer, given, passcode)
         except InvalidInput as exc:
             problems.append(exc)
-            accepted.append(_fillers(1)[0])
             continue
-        accepted.append(item)
+        questions.append(item.question)
+        given.append(item.answer)
     return problems
-
-
-def _fillers(count: int) -> list[enrolment.SecurityAnswer]:
-    return [
-        enrolment.SecurityAnswer(
-            question=f"filler {secrets.token_hex(8)}", answer=secrets.token_hex(8)
-        )
-        for _ in range(count)
-    ]
 
 
 def enrol(rt: Runtime, ctx: RaContext, user_id: str, f: EnrolForm) -> enrolment.Enrolled:

@@ -34,6 +34,7 @@ from cardvault.cli.main import app as cli_app
 from cardvault.config import Settings
 from cardvault.crypto.tls import development_certificate
 from cardvault.domain.audit_chain import AuditRecord, ChainHead, verify_chain
+from cardvault.keystore.local import default_runtime_dir
 from cardvault.services.runtime import Actor, Runtime, keystore_for, open_runtime
 from cardvault.store import db
 from cardvault.store.models import (
@@ -55,14 +56,6 @@ ENROLMENT = {
 }
 
 pytestmark = pytest.mark.slow  # every test here runs the real CLI (a second each)
-
-
-@pytest.fixture
-def cli(settings: Settings, rt: Runtime, database_url: str) -> Iterator[Cli]:
-    """A migrated database and the session's keys and CA (no TLS, no demo data)."""
-    runner = Cli(data_dir=settings.data_dir, database_url=database_url)
-    yield runner
-    runner.forget_unsealed_key()
 
 
 @pytest.fixture
@@ -160,6 +153,10 @@ def _tour(cli: Cli, tmp_path: Path) -> None:
     assert init["demo"]["organisation"] == "DEMO"
     assert init["demo"]["ra_user"]["status"] == "active"
     assert (cli.data_dir / "tls" / "cert.pem").exists()
+    credentials = cli.data_dir / "demo-credentials.json"
+    assert init["demo_credentials"] == str(credentials)
+    again = cli.run("init", "--demo", "--if-missing", json_output=False).ok()  # every make run
+    assert f"The demo credentials are in {credentials}" in again.stdout
 
     policy = json.dumps({"key_algorithm": "ecp256"})
     org = cli.run(
@@ -203,6 +200,15 @@ def _tour(cli: Cli, tmp_path: Path) -> None:
         "passcode", "recovery-1-2", "recovery-1-3", "recovery-2-3"
     }  # fmt: skip
     assert len(view["certificates"]) == 2
+    pems = cli.run("card", "certs", serial).ok().json
+    for shown in view["certificates"]:
+        pem = tmp_path / f"{shown['usage']}.pem"
+        pem.write_text(pems[shown["usage"]])
+        printed = subprocess.run(
+            ["openssl", "x509", "-in", str(pem), "-noout", "-serial"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert printed == f"serial={shown['serial']}\n"
 
     ca_pem = cli.run("ca", "export").ok().json["pem"]
     ca_cert = x509.load_pem_x509_certificate(ca_pem.encode())
@@ -474,6 +480,8 @@ def test_serve_refuses_to_start_sealed_and_starts_after_unseal(
     assert sealed.error["code"] == "sealed"
     assert "cardvault unseal" in sealed.error["remedy"]
     cli.run("unseal", "--shares-stdin", stdin="\n".join(shares[:2]) + "\n").ok()
+    unsealed = default_runtime_dir(cli.data_dir)
+    assert (unsealed / "master.key").is_file()
     proc = cli.popen("serve", CARDVAULT_PORT=port)
     try:
         health = _wait_for_health(proc, int(port), tls / "cert.pem")
@@ -482,6 +490,9 @@ def test_serve_refuses_to_start_sealed_and_starts_after_unseal(
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
+    assert cli.run("seal").ok().json == {"sealed": True}
+    assert not unsealed.exists()  # no empty folder left behind in /dev/shm
+    assert cli.run("serve", CARDVAULT_PORT=port, timeout=30).returncode == 7
 
 
 # -- the external-CA path ---------------------------------------------------------------

@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 from tests.support import factories as f
 from tests.support.cli import Cli
 
-from cardvault.config import Settings
 from cardvault.services import audit
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.models import (
@@ -30,11 +29,6 @@ from cardvault.store.models import (
 FRACTIONS = (0.0, 0.5, 0.7, 0.8, 0.87, 0.92, 0.96, 1.0)
 
 pytestmark = pytest.mark.slow  # every test here runs the real CLI (a second each)
-
-
-@pytest.fixture
-def cli(settings: Settings, rt: Runtime, database_url: str) -> Cli:
-    return Cli(data_dir=settings.data_dir, database_url=database_url)
 
 
 def _issue_args(uid: str) -> tuple[str, ...]:

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from tests.support import factories as f
 from tests.support import keys as k
 from tests.support.cli import Cli
 
-from cardvault.config import Settings
 from cardvault.services.runtime import Actor, Runtime
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def cli(settings: Settings, rt: Runtime, database_url: str) -> Iterator[Cli]:
-    runner = Cli(data_dir=settings.data_dir, database_url=database_url)
-    yield runner
-    runner.forget_unsealed_key()
 
 
 def test_an_hr_card_is_associated_once_per_organisation(

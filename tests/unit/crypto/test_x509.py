@@ -42,7 +42,9 @@ from cardvault.crypto.x509 import (
     issue_card_certificate,
     load_ca,
     load_certificate_pem,
+    name_text,
     render_subject,
+    serial_hex,
     verify_chain,
 )
 
@@ -292,6 +294,46 @@ def test_given_serial_number_is_used_and_out_of_range_ones_are_refused(
             issue(key, CertUsage.AUTHENTICATION, serial_number=bad)
 
 
+@pytest.mark.parametrize(
+    ("serial", "printed"),
+    [
+        (0x1, "01"),
+        (0xAB, "AB"),
+        (0xABC, "0ABC"),
+        (0x0F00000000000000000000000000000000000001, "0F00000000000000000000000000000000000001"),
+        (2**159 - 1, "7F" + "FF" * 19),
+        (-0x1A2, "-01A2"),
+    ],
+)
+def test_serial_is_printed_in_whole_octets_with_its_leading_zero(serial: int, printed: str) -> None:
+    assert serial_hex(serial) == printed
+
+
+@pytest.mark.parametrize("serial", [0x0A1B2C, 0x0123456789ABCDEF, 0xFEDCBA])
+def test_serial_is_printed_as_openssl_prints_it(
+    serial: int,
+    card_keys: dict[str, CardKey],
+    issue: Callable[..., x509.Certificate],
+    tmp_path: Path,
+) -> None:
+    cert = issue(card_keys["p256"], CertUsage.AUTHENTICATION, serial_number=serial)
+    pem = write(tmp_path / "card.pem", certificate_to_pem(cert))
+    assert (
+        openssl("x509", "-in", pem, "-noout", "-serial").strip() == f"serial={serial_hex(serial)}"
+    )
+    assert certificate_summary(cert)["serial"] == serial_hex(serial)
+
+
+def test_names_spell_out_serial_number(
+    card_keys: dict[str, CardKey], issue: Callable[..., x509.Certificate]
+) -> None:
+    cert = issue(card_keys["p256"], CertUsage.AUTHENTICATION)
+    assert name_text(cert.subject) == (
+        "CN=Alice Example,serialNumber=123456789012,O=Example Hospital NHS Trust"
+    )
+    assert "2.5.4.5" in cert.subject.rfc4514_string()  # what a plain rfc4514_string shows
+
+
 def test_card_certificate_never_outlives_its_ca(card_keys: dict[str, CardKey]) -> None:
     ca_key, ca_cert = create_ca(
         common_name="Short CA", organisation=None, now=NOW, validity_days=30
@@ -360,7 +402,7 @@ def test_certificate_summary_describes_the_certificate(
         "CN=Alice Example,serialNumber=123456789012,O=Example Hospital NHS Trust"
     )
     assert summary["issuer"] == "CN=cardvault test CA,O=Example Trust"
-    assert summary["serial"] == format(cert.serial_number, "x")
+    assert summary["serial"] == serial_hex(cert.serial_number)
     assert summary["fingerprint_sha256"] == cert.fingerprint(hashes.SHA256()).hex()
     assert summary["key"] == "EC P-256"
     assert summary["usage"] == "content_commitment"

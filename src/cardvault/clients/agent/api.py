@@ -75,7 +75,13 @@ class CardvaultApi:
 
     @staticmethod
     def _json(response: httpx.Response) -> dict[str, Any]:
-        data = response.json()
+        try:
+            data = response.json()
+        except ValueError:
+            raise AgentError(
+                f"{response.url} answered something that is not JSON.",
+                remedy="Check that --server is the cardvault service.",
+            ) from None
         return data if isinstance(data, dict) else {"items": data}
 
 

@@ -17,20 +17,19 @@ import typer
 from cardvault.clients.agent import connector_cmd, core, fido2_key, key_login, state
 from cardvault.clients.agent import hr_card as hr_card_reader
 from cardvault.clients.agent.api import CardvaultApi
-from cardvault.clients.agent.options import Options, tls_verify
+from cardvault.clients.agent.options import Options
 from cardvault.clients.agent.options import client as _client
 from cardvault.clients.agent.options import fail as _fail
 from cardvault.clients.agent.options import options as _opts
 from cardvault.clients.agent.options import out as _out
 from cardvault.clients.agent.options import trusted as _trusted
+from cardvault.commandline import App, exit_codes_epilog, tls_verify, version_option
 from cardvault.errors import CardvaultError, InvalidInput
 
-app = typer.Typer(
+app = App(
     name="cardvault-agent",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
     help="Sign in with your virtual smartcard and use it from this PC.",
-    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=exit_codes_epilog(),
 )
 
 
@@ -51,11 +50,18 @@ def root(
         Path | None,
         typer.Option(envvar="CARDVAULT_AGENT_STATE_DIR", help="Where the session is kept (0600)."),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Machine-readable output (errors too, on stderr).")
+    ] = False,
+    version: Annotated[bool, version_option("cardvault-agent")] = False,
 ) -> None:
-    ctx.obj = Options(
+    ctx.obj = opts = Options(
         server=server, ca_file=ca_file, state_dir=state_dir or state.default_dir(), json=json_output
     )
+    try:
+        tls_verify(ca_file)  # a wrong --ca-file is said before any passcode is asked
+    except CardvaultError as exc:
+        raise _fail(opts, exc) from None
 
 
 def _passcode(from_stdin: bool) -> str:
@@ -213,7 +219,7 @@ def login(
                 st = core.select_role(api, st, organisation, role)
         path = state.save(opts.state_dir, _trusted(opts, st))
     except CardvaultError as exc:
-        raise _fail(exc) from None
+        raise _fail(opts, exc) from None
     _signed_in(opts, st, path)
 
 
@@ -367,7 +373,7 @@ def role(
             st = core.select_role(api, st, organisation, name)
         state.save(opts.state_dir, st)
     except CardvaultError as exc:
-        raise _fail(exc) from None
+        raise _fail(opts, exc) from None
     _out(
         opts,
         {"organisation": st.acting_organisation, "role": st.acting_role},
@@ -393,7 +399,7 @@ def authenticate(
         ):
             result = core.authenticate(CardvaultApi(client), st, rp, rpc)
     except CardvaultError as exc:
-        raise _fail(exc) from None
+        raise _fail(opts, exc) from None
     _out(
         opts,
         result,
@@ -428,7 +434,7 @@ def sign(
                 scheme=scheme,
             )
     except CardvaultError as exc:
-        raise _fail(exc) from None
+        raise _fail(opts, exc) from None
     _out(opts, result, result["signature"])
 
 
@@ -451,7 +457,7 @@ def status(ctx: typer.Context) -> None:
         with _client(opts, st.server, st.ca_file) as client:
             info = core.status(CardvaultApi(client), st)
     except CardvaultError as exc:
-        raise _fail(exc) from None
+        raise _fail(opts, exc) from None
     _out(
         opts,
         info,
@@ -472,7 +478,7 @@ def logout(ctx: typer.Context) -> None:
         with _client(opts, st.server, st.ca_file) as client:
             core.logout(CardvaultApi(client), st)
     except CardvaultError as exc:
-        raise _fail(exc) from None
+        raise _fail(opts, exc) from None
     _out(opts, {"signed_out": True}, "Signed out.")
 
 

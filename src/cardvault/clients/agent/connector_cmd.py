@@ -86,7 +86,7 @@ def connector(
                 signal.signal(signum, lambda *_: runner.stop("stopped"))
             reason = runner.run()
     except CardvaultError as exc:
-        raise fail(exc) from None
+        raise fail(opts, exc) from None
     out(
         opts,
         {"removed": True, "serial": inserted.serial, "reason": reason},

@@ -171,18 +171,23 @@ def authenticate(
     except (httpx.HTTPError, KeyError, ValueError) as exc:
         raise AgentError(f"The relying party at {rp_url} did not give a challenge: {exc}.") from exc
     signed = sign(api, state, digest=digest, key="authentication")
-    response = rp_client.post(
-        rp_url,
-        json={
-            "challenge_id": challenge["challenge_id"],
-            "certificate": signed["certificate"],
-            "signature": signed["signature"],
-            "scheme": signed["scheme"],
-        },
-    )
-    if response.status_code >= 400:
-        raise AgentError(f"The relying party refused the sign-in: {_title(response)}")
-    result: dict[str, Any] = response.json()
+    try:
+        response = rp_client.post(
+            rp_url,
+            json={
+                "challenge_id": challenge["challenge_id"],
+                "certificate": signed["certificate"],
+                "signature": signed["signature"],
+                "scheme": signed["scheme"],
+            },
+        )
+        if response.status_code >= 400:
+            raise AgentError(f"The relying party refused the sign-in: {_title(response)}")
+        result = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise AgentError(f"The relying party at {rp_url} did not answer: {exc}.") from exc
+    if not isinstance(result, dict):
+        raise AgentError(f"The relying party at {rp_url} answered something else than a ticket.")
     return result
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,10 @@ import httpx
 import typer
 
 from cardvault.clients.agent.state import AgentState
+from cardvault.commandline import report, tls_verify
 from cardvault.errors import CardvaultError
 
-__all__ = ["Options", "client", "fail", "options", "out", "tls_verify", "trusted"]
+__all__ = ["Options", "client", "fail", "options", "out", "trusted"]
 
 
 @dataclass(kw_only=True)
@@ -29,11 +29,6 @@ def options(ctx: typer.Context) -> Options:
     obj = ctx.find_root().obj
     assert isinstance(obj, Options)
     return obj
-
-
-def tls_verify(ca_file: Path | None) -> ssl.SSLContext | bool:
-    """Verify against the given CA file, or the system's trust store."""
-    return ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
 
 
 def client(opts: Options, server: str, remembered_ca: str | None = None) -> httpx.Client:
@@ -54,6 +49,6 @@ def out(opts: Options, data: Any, text: str) -> None:
     typer.echo(json.dumps(data, indent=2, default=str) if opts.json else text)
 
 
-def fail(exc: CardvaultError) -> typer.Exit:
-    typer.secho(f"Error: {exc.diagnostics()}", err=True, fg="red")
-    return typer.Exit(exc.exit_code)
+def fail(opts: Options, exc: CardvaultError) -> typer.Exit:
+    """Report the error (as JSON with --json) and give the Exit with its code."""
+    return report(exc, as_json=opts.json)

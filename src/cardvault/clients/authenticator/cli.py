@@ -6,7 +6,6 @@ import getpass
 import json
 import platform
 import socket
-import ssl
 import sys
 import time
 from dataclasses import dataclass
@@ -18,15 +17,14 @@ import typer
 
 from cardvault.clients.authenticator import core, state
 from cardvault.clients.authenticator.api import DeviceApi
+from cardvault.commandline import App, exit_codes_epilog, report, tls_verify, version_option
 from cardvault.crypto.device import DeviceKey
 from cardvault.errors import CardvaultError, InvalidInput
 
-app = typer.Typer(
+app = App(
     name="cardvault-authenticator",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
     help="The reference cardvault authenticator: pair, approve sign-ins, show codes, sign in.",
-    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=exit_codes_epilog(),
 )
 
 
@@ -48,7 +46,10 @@ def root(
         Path | None,
         typer.Option(envvar="CARDVAULT_AUTHENTICATOR_DIR", help="Where the app keeps its keys."),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Machine-readable output (errors too, on stderr).")
+    ] = False,
+    version: Annotated[bool, version_option("cardvault-authenticator")] = False,
 ) -> None:
     ctx.obj = Options(ca_file=ca_file, state_dir=state_dir or state.default_dir(), json=json_output)
 
@@ -60,8 +61,7 @@ def _opts(ctx: typer.Context) -> Options:
 
 
 def _api(opts: Options, server: str, st: state.DeviceState | None = None) -> DeviceApi:
-    verify: Any = ssl.create_default_context(cafile=str(opts.ca_file)) if opts.ca_file else True
-    client = httpx.Client(base_url=server, verify=verify, timeout=30.0)
+    client = httpx.Client(base_url=server, verify=tls_verify(opts.ca_file), timeout=30.0)
     if st is None:
         return DeviceApi(client)
     key = DeviceKey.from_pem(st.device_key_pem.encode())
@@ -76,9 +76,8 @@ def _say(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _fail(exc: CardvaultError) -> typer.Exit:
-    typer.secho(f"Error: {exc.diagnostics()}", err=True, fg="red")
-    return typer.Exit(exc.exit_code)
+def _fail(opts: Options, exc: CardvaultError) -> typer.Exit:
+    return report(exc, as_json=opts.json)
 
 
 def _passcode(from_stdin: bool) -> str:
@@ -131,7 +130,7 @@ def pair(
             st = core.pair(api, fields, data)
         path = state.save(opts.state_dir, st)
     except CardvaultError as exc:
-        raise _fail(exc) from None
+        raise _fail(opts, exc) from None
     _out(
         opts,
         {"device_id": st.device_id, "card_serial": st.card_serial, "state_file": str(path)},
@@ -146,7 +145,7 @@ def code(ctx: typer.Context) -> None:
     try:
         st = state.load(opts.state_dir)
     except CardvaultError as exc:
-        raise _fail(exc) from None
+        raise _fail(opts, exc) from None
     now = time.time()
     value = core.totp_code(st, now)
     _out(opts, {"code": value, "valid_for": 30 - int(now) % 30}, value)
@@ -194,7 +193,7 @@ def listen(
         with _api(opts, st.server, st) as api:
             count = core.listen(api, choose, _say, once=once)
     except CardvaultError as exc:
-        raise _fail(exc) from None
+        raise _fail(opts, exc) from None
     _out(opts, {"answered": count}, f"Answered {count} request(s).")
 
 
@@ -221,7 +220,7 @@ def login(
         st.session = session
         state.save(opts.state_dir, st)
     except CardvaultError as exc:
-        raise _fail(exc) from None
+        raise _fail(opts, exc) from None
     _out(
         opts,
         {k: v for k, v in session.items() if k not in ("token", "session_key")},
@@ -252,7 +251,7 @@ def qr_login(
             passcode = None if deny else _passcode(passcode_stdin)
             result = core.qr_answer(api, fields, passcode=passcode, approve=not deny)
     except CardvaultError as exc:
-        raise _fail(exc) from None
+        raise _fail(opts, exc) from None
     _out(opts, result, f"Sign-in {result['status']}.")
 
 
@@ -267,7 +266,7 @@ def status(ctx: typer.Context) -> None:
             if st.session:
                 info["session"] = api.get("/api/v1/session", token=st.session["token"])
     except CardvaultError as exc:
-        raise _fail(exc) from None
+        raise _fail(opts, exc) from None
     _out(opts, info, f"Device {info['name']} is paired with card {st.card_serial}.")
 
 
@@ -281,7 +280,7 @@ def unpair(ctx: typer.Context) -> None:
             api.signed("DELETE", "/api/v1/device")
         state.forget(opts.state_dir)
     except CardvaultError as exc:
-        raise _fail(exc) from None
+        raise _fail(opts, exc) from None
     _out(opts, {"unpaired": True}, "Unpaired.")
 
 

@@ -1,0 +1,163 @@
+"""What cardvault's three command-line programs share.
+
+``cardvault``, ``cardvault-agent`` and ``cardvault-authenticator`` are built from :class:`App`,
+so that each of them
+
+* shows flags in ``--help`` without a type: Typer's help labels every option with its type,
+  and ``--json <bool>`` reads as if the flag wanted a value;
+* answers ``--version``;
+* reports every error the same way: ``Error: …`` on stderr, or with ``--json`` the error as
+  JSON on stderr — usage errors (an unknown option, a missing argument) included — and exits
+  with the code :data:`cardvault.errors.EXIT_CODES` gives it, listed at the end of the
+  programs' ``--help``.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+
+# typer (0.29 and later) carries its own click; these are its command and exception classes
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer.core import TyperCommand, TyperGroup, TyperOption
+
+from cardvault import __version__
+from cardvault.errors import EXIT_CODES, CardvaultError, InvalidInput
+
+__all__ = [
+    "JSON_FLAG",
+    "App",
+    "UsageProblem",
+    "exit_codes_epilog",
+    "report",
+    "tls_verify",
+    "version_option",
+]
+
+#: the global option every program takes before its command
+JSON_FLAG = "--json"
+
+
+class UsageProblem(InvalidInput):
+    """The command line itself is wrong: an unknown option, a missing or bad argument."""
+
+    code = "usage"
+
+
+def report(exc: CardvaultError, *, as_json: bool) -> typer.Exit:
+    """Print the error on stderr (as JSON with ``--json``); return the Exit to raise."""
+    if as_json:
+        typer.echo(json.dumps({"error": exc.as_dict()}, indent=2), err=True)
+    else:
+        typer.secho(f"Error: {exc.diagnostics()}", err=True, fg="red")
+    return typer.Exit(exc.exit_code)
+
+
+def exit_codes_epilog() -> str:
+    """The exit-code table for the end of ``--help`` (``\\b`` keeps its lines as they are)."""
+    width = max(len(str(code)) for code in EXIT_CODES)
+    rows = [f"  {code:>{width}}  {meaning}" for code, meaning in EXIT_CODES.items()]
+    return "\b\nExit codes:\n" + "\n".join(rows)
+
+
+def version_option(program: str) -> Any:
+    """A ``--version`` option for the root callback of ``program``."""
+
+    def show(value: bool) -> None:
+        if value:
+            typer.echo(f"{program} {__version__}")
+            raise typer.Exit()
+
+    return typer.Option(
+        "--version", callback=show, is_eager=True, help="Print the version and exit."
+    )
+
+
+def tls_verify(ca_file: Path | None) -> ssl.SSLContext | bool:
+    """Verify TLS against the given CA file (``--ca-file``), or the system's trust store."""
+    if ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except OSError as exc:
+        raise InvalidInput(f"Cannot read the CA file {ca_file}: {exc.strerror}.") from None
+    except ssl.SSLError:
+        raise InvalidInput(f"{ca_file} holds no PEM certificate to trust.") from None
+
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    """Flags take no value, so their help shows no type (an empty metavar)."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """With ``--json``, a usage error is reported as JSON like any other error."""
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode or JSON_FLAG not in argv:
+            return super().main(
+                argv, prog_name, complete_var, standalone_mode, windows_expand_args, **extra
+            )
+        try:
+            code = super().main(argv, prog_name, complete_var, False, windows_expand_args, **extra)
+        except NoArgsIsHelpError as exc:  # no command given: the help is the answer
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        except ClickException as exc:
+            raise SystemExit(report(_usage_problem(exc), as_json=True).exit_code) from None
+        except typer.Abort:
+            aborted = CardvaultError("Aborted.")
+            raise SystemExit(report(aborted, as_json=True).exit_code) from None
+        except Exception as exc:  # a bug: still JSON, which is what the caller parses
+            failed = CardvaultError(f"Unexpected error: {type(exc).__name__}: {exc}")
+            raise SystemExit(report(failed, as_json=True).exit_code) from exc
+        raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _usage_problem(exc: ClickException) -> CardvaultError:
+    if isinstance(exc, UsageError):
+        where = exc.ctx.command_path if exc.ctx is not None else None
+        remedy = f"Try '{where} --help'." if where else None
+        return UsageProblem(exc.format_message(), remedy=remedy)
+    return CardvaultError(exc.format_message())
+
+
+class App(typer.Typer):
+    """A Typer app whose groups and commands render help cleanly (see the module)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", Group)
+        kwargs.setdefault("no_args_is_help", True)
+        kwargs.setdefault("pretty_exceptions_enable", False)
+        kwargs.setdefault("context_settings", {"help_option_names": ["-h", "--help"]})
+        super().__init__(**kwargs)
+
+    def command(  # type: ignore[override]
+        self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return super().command(name, cls=cls or Command, **kwargs)
