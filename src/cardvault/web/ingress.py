@@ -41,6 +41,8 @@ PUBLIC_PATHS = frozenset(
         "/api/v1/ca",  # the issuing CA certificate
         "/healthz",  # alive, for load balancers (which may sit outside every network)
         "/readyz",  # ready (served once the operations work adds it)
+        "/",  # the landing page: the service's name and links, no data
+        "/favicon.ico",
     }
 )
 #: reachable from anywhere, everything under these (files, no data)

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from tests.support import auth as a
 
-from cardvault.services.runtime import Runtime
+from cardvault.services.runtime import Actor, Runtime
 
 PROBLEM = "application/problem+json"
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
@@ -19,6 +20,12 @@ ICON_LINKS = (
     '<link rel="icon" href="/favicon.ico"',
     '<link rel="icon" href="/static/ui/favicon.svg"',
 )
+
+
+@pytest.fixture(autouse=True)
+def loopback_network(rt: Runtime, operator: Actor) -> None:
+    """The areas behind the ingress gate answer this test's client (on loopback)."""
+    a.local_network(rt, operator)
 
 
 @pytest.fixture
