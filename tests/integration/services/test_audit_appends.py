@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
-from cardvault.services import audit
+from cardvault.services import audit, audit_rollback
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, AuditHead
@@ -98,3 +98,41 @@ def test_concurrent_transactions_append_without_gaps(rt: Runtime, operator: Acto
         prefixes = {a.rsplit(".", 1)[0] for _, a in events[i : i + 3]}
         assert len(prefixes) == 1, events[i : i + 3]
     assert audit.verify(rt, audit.SERVICE_CHAIN) == start + 90
+
+
+def test_a_chain_begun_in_a_rolled_back_savepoint_leaves_no_head(
+    rt: Runtime, operator: Actor
+) -> None:
+    with transaction(rt.db) as s:
+        _record(s, rt, operator, "test.kept")
+        try:
+            with s.begin_nested():
+                audit.record(s, rt, operator, action="test.gone", organisation_id="ghost-chain")
+                raise RuntimeError("roll the savepoint back")
+        except RuntimeError:
+            pass
+    with rt.db() as s:
+        assert s.get(AuditHead, "ghost-chain") is None
+        assert s.scalar(select(AuditEvent.id).where(AuditEvent.chain == "ghost-chain")) is None
+    assert audit.verify(rt, audit.SERVICE_CHAIN) == 1
+    assert audit_rollback.verify_all(rt).ok
+
+
+def test_a_savepoint_rolled_back_after_a_released_one_leaves_the_head_signed(
+    rt: Runtime, operator: Actor
+) -> None:
+    with transaction(rt.db) as s:
+        _record(s, rt, operator, "test.first")
+        with s.begin_nested():
+            _record(s, rt, operator, "test.released")
+        try:
+            with s.begin_nested():
+                _record(s, rt, operator, "test.dropped")
+                raise RuntimeError("roll the savepoint back")
+        except RuntimeError:
+            pass
+    assert [a for _, a in _actions(rt)] == ["test.first", "test.released"]
+    assert audit.verify(rt, audit.SERVICE_CHAIN) == 2
+    report = audit_rollback.verify_all(rt)
+    assert report.ok
+    assert [c.anchored for c in report.chains if c.chain == audit.SERVICE_CHAIN] == [2]
