@@ -78,7 +78,8 @@ def _report_text(report: VerifyReport) -> str:
 
 def _verdict(chain: ChainReport) -> str:
     if chain.error is not None:
-        return f"BROKEN: {chain.error.message}"
+        remedy = f"\n{'':13}{chain.error.remedy}" if chain.error.remedy else ""
+        return f"BROKEN: {chain.error.message}{remedy}"
     anchored = f"anchored up to event {chain.anchored}" if chain.anchored else "not anchored"
     return f"ok, {chain.events} events, {anchored}"
 
