@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from cardvault.crypto.signing import SignatureInvalid, verify_ed25519
-from cardvault.domain.audit_chain import ChainHead, checkpoint_message
+from cardvault.domain.audit_chain import ChainHead, canonical_json, checkpoint_message
 from cardvault.errors import IntegrityError, InvalidInput
 
 ANCHOR_VERSION = 1
@@ -123,7 +123,7 @@ class Anchor:
 
 def restore_message(head: ChainHead, restored_to: int, signed_at: str) -> bytes:
     """The canonical bytes the audit key signs to acknowledge a restore of ``head.chain``."""
-    return _canonical(
+    return canonical_json(
         {
             "type": "cardvault.audit.restore",
             "version": 1,
@@ -149,7 +149,7 @@ def anchor_line(anchor: Anchor) -> bytes:
     }
     if anchor.restored_to is not None:
         content["restored_to"] = anchor.restored_to
-    return _canonical(content) + b"\n"
+    return canonical_json(content) + b"\n"
 
 
 def parse_anchor_line(line: str) -> Anchor:
@@ -374,7 +374,3 @@ def _rolled_back(
         diverged_at=diverged,
         remedy=remedy,
     )
-
-
-def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()

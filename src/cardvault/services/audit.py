@@ -36,6 +36,7 @@ from cardvault.services.audit_errors import AuditUnavailable, HeadSignatureInval
 from cardvault.services.audit_heads import locked_head, moved
 from cardvault.services.audit_key import audit_public_key
 from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.db import snapshot_options
 from cardvault.store.models import AuditEvent, AuditHead, Organisation, table_of
 from cardvault.store.types import new_id
 
@@ -186,6 +187,7 @@ def verify(rt: Runtime, chain: str) -> int:
     chain ever reached is for the anchors to say (``audit_rollback``).
     """
     with rt.db() as session:
+        snapshot(session)
         return verify_in(session, rt, chain)
 
 
@@ -214,12 +216,11 @@ def verify_in(session: Session, rt: Runtime, chain: str) -> int:
 def snapshot(session: Session) -> None:
     """Read everything that follows in ``session`` from one snapshot of the database.
 
-    On PostgreSQL a verification running beside the service would otherwise see events
-    committed after it read a chain's head, and take them for forgeries. (SQLite's
-    transactions here begin IMMEDIATE, which keeps writers out meanwhile.)
+    Verification runs beside the service: without a snapshot it could see events committed
+    after it read a chain's head, and take them for forgeries; and on SQLite it would keep
+    writers out for as long as it runs.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    session.connection(execution_options=snapshot_options(session.get_bind().engine))
 
 
 def _beyond_head(session: Session, chain: str, signed: int) -> None:

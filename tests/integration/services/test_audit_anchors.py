@@ -67,6 +67,14 @@ def _roll_back(rt: Runtime, chain: str, to: dict[str, Any]) -> None:
         )
 
 
+def _lose(rt: Runtime, actor: Actor, chain: str, n: int) -> dict[str, Any]:
+    """``n`` more events, then a rollback to the head before them; returns that head."""
+    older = _head(rt, chain)
+    _append(rt, actor, chain, n)
+    _roll_back(rt, chain, older)
+    return older
+
+
 def _chain(report: VerifyReport, label: str) -> ChainReport:
     return next(c for c in report.chains if c.label == label)
 
@@ -152,9 +160,7 @@ def test_a_transaction_that_fails_signs_and_anchors_nothing(
 def test_a_rollback_to_an_older_signed_head_is_named_with_how_far_behind(
     rt: Runtime, operator: Actor, demo: str
 ) -> None:
-    older = _head(rt, demo)  # event 7
-    _append(rt, operator, demo, 3)
-    _roll_back(rt, demo, older)
+    _lose(rt, operator, demo, 3)  # events 8..10 gone, the head at 7 again
 
     assert audit.verify(rt, demo) == 7  # the chain alone cannot tell
     report = audit_rollback.verify_all(rt)
@@ -174,9 +180,7 @@ def test_a_rollback_to_an_older_signed_head_is_named_with_how_far_behind(
 def test_a_rollback_the_service_then_wrote_past_is_found_where_it_parts(
     rt: Runtime, operator: Actor, demo: str
 ) -> None:
-    older = _head(rt, demo)  # event 7
-    _append(rt, operator, demo, 3)
-    _roll_back(rt, demo, older)
+    _lose(rt, operator, demo, 3)  # events 8..10 gone, the head at 7 again
     _append(rt, operator, demo, 5)  # events 8..12, another history than the anchored 8..10
 
     assert audit.verify(rt, demo) == 12
@@ -235,9 +239,7 @@ def test_a_chain_known_only_to_the_anchors_is_reported(rt: Runtime, operator: Ac
 def test_an_acknowledged_restore_verifies_and_a_later_rollback_is_still_caught(
     rt: Runtime, operator: Actor, demo: str
 ) -> None:
-    older = _head(rt, demo)  # event 7
-    _append(rt, operator, demo, 3)
-    _roll_back(rt, demo, older)
+    _lose(rt, operator, demo, 3)  # events 8..10 gone, the head at 7 again
     _append(rt, operator, demo, 1)  # the restored service went on before anyone noticed: 8
 
     with pytest.raises(Conflict, match="there is no restore to acknowledge"):
@@ -268,9 +270,7 @@ def test_an_acknowledged_restore_verifies_and_a_later_rollback_is_still_caught(
     last = _anchor_lines(rt.settings)[-1]
     assert (last["kind"], last["seq"], last["restored_to"]) == ("restore", 9, 7)
 
-    acknowledged = _head(rt, demo)
-    _append(rt, operator, demo, 2)
-    _roll_back(rt, demo, acknowledged)
+    _lose(rt, operator, demo, 2)
     error = _rolled_back(audit_rollback.verify_all(rt), "DEMO")
     assert "database head at event 9, anchored head at event 11: 2 events missing" in error.message
 
@@ -278,9 +278,7 @@ def test_an_acknowledged_restore_verifies_and_a_later_rollback_is_still_caught(
 def test_a_damaged_chain_cannot_be_acknowledged_as_a_restore(
     rt: Runtime, operator: Actor, demo: str
 ) -> None:
-    older = _head(rt, demo)
-    _append(rt, operator, demo, 2)
-    _roll_back(rt, demo, older)
+    _lose(rt, operator, demo, 2)
     with rt.db.begin() as s:
         s.execute(
             update(AuditEvent)
@@ -340,6 +338,17 @@ def test_two_instances_appending_at_once_leave_a_verifiable_chain_and_anchors(
     assert _chain(report, "DEMO").events == 7 + 24
     assert _chain(report, "DEMO").anchored == 7 + 24
     assert _chain(report, "service").anchored == 24
+
+
+def test_a_verification_reads_one_snapshot_and_keeps_no_writer_out(
+    rt: Runtime, operator: Actor, demo: str
+) -> None:
+    with rt.db() as s:
+        audit.snapshot(s)
+        assert audit.verify_in(s, rt, demo) == 7
+        _append(rt, operator, demo, 2)  # the service goes on meanwhile (SQLite included)
+        assert audit.verify_in(s, rt, demo) == 7  # unseen: no event beyond the head it read
+    assert audit.verify(rt, demo) == 9
 
 
 # -- the anchor failing -------------------------------------------------------------------
