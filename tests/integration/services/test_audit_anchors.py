@@ -21,7 +21,7 @@ from tests.support import factories as f
 from cardvault.config import Settings
 from cardvault.crypto import signing
 from cardvault.domain.audit_anchor import ChainRolledBack, RollbackProblem, parse_anchor_line
-from cardvault.errors import Conflict
+from cardvault.errors import Conflict, NotFound
 from cardvault.services import audit, audit_rollback, health
 from cardvault.services.audit_errors import (
     AnchorsNotReadable,
@@ -231,6 +231,13 @@ def test_a_chain_known_only_to_the_anchors_is_reported(rt: Runtime, operator: Ac
         s.execute(delete(Organisation).where(Organisation.id == chain))
     error = _rolled_back(audit_rollback.verify_all(rt), chain)
     assert error.problem is RollbackProblem.BEHIND
+    assert _rolled_back(audit_rollback.verify_all(rt, org=chain), chain).anchored_seq == 1
+    with pytest.raises(NotFound, match="no organisation NOPE and no audit chain"):
+        audit_rollback.verify_all(rt, org="nope")
+
+    done = audit_rollback.acknowledge_restore(rt, operator, org=chain, reason="older backup")
+    assert [(a.restored_to, a.event_seq) for a in done] == [(0, 1)]
+    assert audit_rollback.verify_all(rt).ok
 
 
 # -- acknowledging a restore --------------------------------------------------------------
