@@ -178,6 +178,24 @@ class Settings(BaseSettings):
         description="the questions offered at enrolment (a holder may also write their own)",
     )
 
+    # audit anchors (DESIGN §3.7; docs/operator-guide.md, "Audit anchors")
+    audit_anchor: Literal["file", "syslog"] = Field(
+        default="file",
+        description="where signed chain heads are also written: an append-only file, or syslog",
+    )
+    audit_anchor_file: Path | None = Field(
+        default=None, description="the anchor file; default: audit/anchors.jsonl in the data dir"
+    )
+    audit_anchor_syslog_socket: Path = Field(
+        default=Path("/dev/log"), description="the local syslog socket anchors are sent to"
+    )
+    audit_anchor_min_free_mib: int = Field(
+        default=16,
+        ge=1,
+        le=1024 * 1024,
+        description="card operations are refused when the anchor file's disk has less free",
+    )
+
     @model_validator(mode="after")
     def _kdf_floor(self) -> Settings:
         m, t = self.argon2_memory_kib, self.argon2_time_cost
@@ -255,6 +273,11 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    @field_validator("audit_anchor_file")
+    @classmethod
+    def _absolute_anchor(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser().resolve()
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'cardvault.db'}"
@@ -290,3 +313,8 @@ class Settings(BaseSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def anchor_file(self) -> Path:
+        """Where the file anchor appends signed chain heads (DESIGN §3.7)."""
+        return self.audit_anchor_file or self.data_dir / "audit" / "anchors.jsonl"

@@ -1,17 +1,28 @@
-"""Audit: verify the hash chains, export an organisation's events."""
+"""Audit: verify the hash chains against their anchors, acknowledge a restore, export."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from cardvault.cli.common import emit, handles_errors, runtime
+from cardvault.cli.common import emit, handles_errors, operator, runtime
 from cardvault.commandline import App
-from cardvault.errors import CardvaultError, InvalidInput
-from cardvault.services import audit, directory
+from cardvault.errors import InvalidInput
+from cardvault.services import audit, audit_rollback, directory
+from cardvault.services.audit_rollback import Acknowledgement, ChainReport, VerifyReport
 
 app = App(help="The audit trail.")
+
+AnchorFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--anchors",
+        help="Anchor files to check against (repeat for several); default: the anchor file. "
+        "Needed when anchors go to syslog.",
+    ),
+]
 
 
 @app.command("verify")
@@ -19,33 +30,110 @@ app = App(help="The audit trail.")
 def verify(
     ctx: typer.Context,
     org: Annotated[str | None, typer.Option(help="Only this organisation's chain.")] = None,
+    anchors: AnchorFiles = None,
 ) -> None:
-    """Prove no event was altered, removed, inserted, reordered or truncated."""
+    """Prove no event was altered, removed, inserted, reordered, truncated or rolled back."""
     with runtime(ctx) as rt:
-        with rt.db() as session:
-            targets = (
-                [(directory.get_org(session, org).id, org.upper())]
-                if org
-                else audit.chains(session)
-            )
-        results, failure = [], None
-        for chain, label in targets:
-            try:
-                results.append({"chain": label, "events": audit.verify(rt, chain), "ok": True})
-            except CardvaultError as exc:
-                results.append({"chain": label, "ok": False, **exc.as_dict()})
-                failure = failure or exc
+        report = audit_rollback.verify_all(rt, org=org, anchor_files=anchors or ())
+    emit(ctx, _report_data(report), lambda: _report_text(report))
+    failures = [c.error for c in report.chains if c.error] + [report.anchors_error]
+    first = next((e for e in failures if e is not None), None)
+    if first is not None:
+        raise typer.Exit(first.exit_code)
+
+
+def _report_data(report: VerifyReport) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "ok": report.ok,
+        "chains": [_chain_data(c) for c in report.chains],
+        "anchors": {
+            "sources": list(report.anchor_sources),
+            "lines": report.anchor_lines,
+            "unreadable": [
+                {"source": u.source, "line": u.line, "reason": u.reason} for u in report.unreadable
+            ],
+        },
+    }
+    if report.anchors_error is not None:
+        data["anchors"]["error"] = report.anchors_error.as_dict()
+    return data
+
+
+def _chain_data(chain: ChainReport) -> dict[str, Any]:
+    if chain.error is not None:
+        return {"chain": chain.label, "ok": False, **chain.error.as_dict()}
+    return {"chain": chain.label, "events": chain.events, "anchored": chain.anchored, "ok": True}
+
+
+def _report_text(report: VerifyReport) -> str:
+    lines = [f"{c.label:<12} {_verdict(c)}" for c in report.chains]
+    sources = ", ".join(report.anchor_sources) or "none"
+    lines.append(f"anchors: {report.anchor_lines} lines read from {sources}")
+    lines += [
+        f"  note: line {u.line} of {u.source} was skipped: {u.reason}" for u in report.unreadable
+    ]
+    if report.anchors_error is not None:
+        lines.append(f"ANCHORS: {report.anchors_error.diagnostics()}")
+    return "\n".join(lines)
+
+
+def _verdict(chain: ChainReport) -> str:
+    if chain.error is not None:
+        remedy = f"\n{'':13}{chain.error.remedy}" if chain.error.remedy else ""
+        return f"BROKEN: {chain.error.message}{remedy}"
+    anchored = f"anchored up to event {chain.anchored}" if chain.anchored else "not anchored"
+    return f"ok, {chain.events} events, {anchored}"
+
+
+@app.command("acknowledge-restore")
+@handles_errors
+def acknowledge_restore(
+    ctx: typer.Context,
+    reason: Annotated[str, typer.Option(help="Why the database was restored (audited).")],
+    chain: Annotated[
+        str | None,
+        typer.Option(
+            help="The organisation code ('service' for ours; a chain id if its organisation "
+            "is gone)."
+        ),
+    ] = None,
+    all_chains: Annotated[
+        bool, typer.Option("--all", help="Every chain the anchors show rolled back.")
+    ] = False,
+    anchors: AnchorFiles = None,
+) -> None:
+    """Accept a database restored from a backup on purpose: record it in each chain concerned
+    and in the anchors, after which `audit verify` passes again (and still catches a later
+    rollback)."""
+    if (chain is None) == (not all_chains):
+        raise InvalidInput("Give either --chain ORG or --all.")
+    with runtime(ctx) as rt:
+        done = audit_rollback.acknowledge_restore(
+            rt, operator(), org=chain, reason=reason, anchor_files=anchors or ()
+        )
     emit(
         ctx,
-        {"ok": failure is None, "chains": results},
-        lambda: "\n".join(f"{r['chain']:<12} {_verdict(r)}" for r in results),
+        {"acknowledged": [_ack_data(a) for a in done]},
+        lambda: "\n".join(_ack_text(a) for a in done),
     )
-    if failure is not None:
-        raise typer.Exit(failure.exit_code)
 
 
-def _verdict(result: dict[str, Any]) -> str:
-    return f"ok, {result['events']} events" if result["ok"] else f"BROKEN: {result['message']}"
+def _ack_data(ack: Acknowledgement) -> dict[str, Any]:
+    return {
+        "chain": ack.label,
+        "database_seq": ack.database_seq,
+        "anchored_seq": ack.anchored_seq,
+        "restored_to": ack.restored_to,
+        "event": ack.event_seq,
+    }
+
+
+def _ack_text(ack: Acknowledgement) -> str:
+    return (
+        f"{ack.label:<12} restore acknowledged at event {ack.event_seq}: the database held "
+        f"{ack.database_seq} events, the anchors {ack.anchored_seq}; history kept up to event "
+        f"{ack.restored_to}"
+    )
 
 
 @app.command("export")

@@ -108,7 +108,7 @@ def canonical_bytes(record: AuditRecord) -> bytes:
     """
     content = {name: getattr(record, name) for name in _HASHED_FIELDS}
     content["details"] = dict(record.details)
-    return _canonical_json(content)
+    return canonical_json(content)
 
 
 def compute_hash(record: AuditRecord) -> str:
@@ -358,7 +358,7 @@ def _hash_as(event: AuditRecord, seq: int) -> str | None:
 
 def checkpoint_message(head: ChainHead, signed_at: str) -> bytes:
     """The canonical bytes the service signs with its Ed25519 audit key to pin ``head``."""
-    return _canonical_json(
+    return canonical_json(
         {
             "type": "cardvault.audit.checkpoint",
             "version": 1,
@@ -388,7 +388,8 @@ def verify_checkpoint(
 # -- internals ---------------------------------------------------------------------------
 
 
-def _canonical_json(value: Any) -> bytes:
+def canonical_json(value: Any) -> bytes:
+    """Sorted-key compact JSON in UTF-8: what the audit key signs and the chain hashes."""
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
@@ -397,7 +398,7 @@ def _canonical_json(value: Any) -> bytes:
 def _checked_details(details: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of ``details``, refused unless it is plain JSON the chain can hash stably."""
     _check_value(details, depth=0)
-    copied: dict[str, Any] = json.loads(_canonical_json(details))
+    copied: dict[str, Any] = json.loads(canonical_json(details))
     return copied
 
 

@@ -1,10 +1,11 @@
 """The audit trail (DESIGN §3.7): one hash chain per organisation, written fail-closed.
 
 ``record`` appends to the chain inside the caller's transaction: if the event cannot be
-written, the transaction — and with it the operation — does not commit. Appends to one
-chain are serialised by locking its head row (SELECT … FOR UPDATE on PostgreSQL; SQLite's
-BEGIN IMMEDIATE serialises all writers). The head is signed with the service's Ed25519
-audit key on every append, so a truncated chain cannot be given a matching head.
+written, the transaction — and with it the operation — does not commit. The chain's head
+row is locked for the transaction by its first append, and written and signed with the
+service's Ed25519 audit key once, as the transaction commits; the signed head is then
+anchored outside the database (``audit_heads``), so that neither a truncated chain nor an
+older one restored in its place can pass for the whole.
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError as DbIntegrityError
+from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cardvault.crypto import signing
 from cardvault.domain.audit_chain import (
-    GENESIS,
     AuditRecord,
     ChainBroken,
     ChainHead,
@@ -33,26 +32,20 @@ from cardvault.domain.audit_chain import (
     next_record,
     verify_chain,
 )
-from cardvault.errors import IntegrityError, Unavailable
-from cardvault.services.audit_key import audit_private_key, audit_public_key
+from cardvault.services.audit_errors import AuditUnavailable, HeadSignatureInvalid
+from cardvault.services.audit_heads import locked_head, moved
+from cardvault.services.audit_key import audit_public_key
 from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.db import snapshot_options
 from cardvault.store.models import AuditEvent, AuditHead, Organisation, table_of
 from cardvault.store.types import new_id
 
+__all__ = ["AuditUnavailable", "HeadSignatureInvalid"]
+
 SERVICE_CHAIN = "service"
-_HEADS = "cardvault.audit.heads"
-# Built once with bound parameters: an append is on every card operation's path, and
-# SQLAlchemy then reuses the compiled statements instead of rebuilding them per call.
-_EVENTS = table_of(AuditEvent)
-_HEAD_TABLE = table_of(AuditHead)
-_INSERT_EVENT = insert(_EVENTS)
-_INSERT_HEAD = insert(_HEAD_TABLE)
-_LOCK_HEAD = (
-    select(_HEAD_TABLE.c.seq, _HEAD_TABLE.c.hash)
-    .where(_HEAD_TABLE.c.chain == bindparam("head_chain"))
-    .with_for_update()
-)
-_UPDATE_HEAD = update(_HEAD_TABLE).where(_HEAD_TABLE.c.chain == bindparam("head_chain"))
+# Built once: an append is on every card operation's path, and SQLAlchemy then reuses the
+# compiled statement instead of rebuilding it per call.
+_INSERT_EVENT = insert(table_of(AuditEvent))
 EXPORT_FIELDS = (
     "seq",
     "occurred_at",
@@ -69,14 +62,6 @@ EXPORT_FIELDS = (
     "prev_hash",
     "hash",
 )
-
-
-class HeadSignatureInvalid(IntegrityError):
-    code = "audit_head_signature"
-
-
-class AuditUnavailable(Unavailable):
-    code = "audit_unavailable"
 
 
 def iso(ts: datetime) -> str:
@@ -101,14 +86,12 @@ def record(
     Fails closed: any failure to write the event raises, and the caller's transaction (and
     with it the operation) does not commit.
     """
-    key = _signing_key(rt)
     session.flush()  # the caller's own changes raise their own errors, not the audit's
     try:
         return _append(
             session,
             rt,
             actor,
-            key,
             action=action,
             outcome=outcome,
             reason=reason,
@@ -124,22 +107,10 @@ def record(
         ) from exc
 
 
-def _signing_key(rt: Runtime) -> signing.AuditKey:
-    try:
-        return audit_private_key(rt)
-    except IntegrityError as exc:
-        raise AuditUnavailable(
-            f"The audit key in {rt.settings.keys_dir} does not open under this data "
-            "directory's master key, so no audit event can be written and nothing was done.",
-            remedy="Restore the data directory from a backup.",
-        ) from exc
-
-
 def _append(
     session: Session,
     rt: Runtime,
     actor: Actor,
-    key: signing.AuditKey,
     *,
     action: str,
     outcome: str,
@@ -150,7 +121,7 @@ def _append(
     details: dict[str, Any] | None,
 ) -> AuditRecord:
     chain = organisation_id or SERVICE_CHAIN
-    head = _locked_head(session, chain)
+    head = locked_head(session, chain)
     rec = next_record(
         previous=head if head.seq else None,
         chain=chain,
@@ -166,62 +137,10 @@ def _append(
         request_id=actor.request_id,
         details=details or {},
     )
-    # Core statements, not ORM objects: an append is on every card operation's path
-    new_head = ChainHead(chain=chain, seq=rec.seq, hash=rec.hash)
-    conn = session.connection()
-    conn.execute(_INSERT_EVENT, _columns(rec))
-    conn.execute(
-        _UPDATE_HEAD,
-        {
-            "head_chain": chain,
-            "seq": rec.seq,
-            "hash": rec.hash,
-            "signed_at": rec.occurred_at,
-            "signature": signing.sign_ed25519(key, checkpoint_message(new_head, rec.occurred_at)),
-        },
-    )
-    _remember_head(session, new_head)
+    # a Core statement, not an ORM object: an append is on every card operation's path
+    session.connection().execute(_INSERT_EVENT, _columns(rec))
+    moved(session, rt, ChainHead(chain=chain, seq=rec.seq, hash=rec.hash))
     return rec
-
-
-def _locked_head(session: Session, chain: str) -> ChainHead:
-    """The chain's head, locked for the rest of the transaction.
-
-    Once read (and locked) in a transaction, the head is remembered for that transaction:
-    the lock keeps other writers out, so later appends in it need not read it again. The
-    memo is keyed by the innermost transaction, so a savepoint that ends (committed or rolled
-    back) makes the next append read the row again.
-    """
-    remembered = session.info.get(_HEADS, {}).get(chain)
-    if remembered is not None and remembered[0] is _innermost(session):
-        return cast(ChainHead, remembered[1])
-    conn = session.connection()
-    row = conn.execute(_LOCK_HEAD, {"head_chain": chain}).one_or_none()
-    if row is None:
-        _create_head(session, chain)
-        row = conn.execute(_LOCK_HEAD, {"head_chain": chain}).one()
-    head = ChainHead(chain=chain, seq=row.seq, hash=row.hash)
-    _remember_head(session, head)
-    return head
-
-
-def _create_head(session: Session, chain: str) -> None:
-    """A new chain's head row. Two first events of one chain may race to create it: the
-    loser's insert fails inside a savepoint and it then waits on the winner's row lock."""
-    try:
-        with session.begin_nested():
-            session.connection().execute(_INSERT_HEAD, {"chain": chain, "seq": 0, "hash": GENESIS})
-    except DbIntegrityError:
-        pass
-
-
-def _remember_head(session: Session, head: ChainHead) -> None:
-    session.info.setdefault(_HEADS, {})[head.chain] = (_innermost(session), head)
-
-
-def _innermost(session: Session) -> object:
-    """The transaction a remembered head belongs to: the savepoint if one is open."""
-    return session.get_nested_transaction() or session.get_transaction()
 
 
 def _columns(rec: AuditRecord) -> dict[str, Any]:
@@ -262,28 +181,51 @@ def chains(session: Session) -> list[tuple[str, str]]:
 
 
 def verify(rt: Runtime, chain: str) -> int:
-    """Verify one chain end to end; returns its length, or raises what is wrong first."""
+    """Verify one chain end to end; returns its length, or raises what is wrong first.
+
+    This proves the chain is whole up to its signed head; whether that head is as far as the
+    chain ever reached is for the anchors to say (``audit_rollback``).
+    """
     with rt.db() as session:
-        head_row = session.get(AuditHead, chain)
-        head = ChainHead(chain=chain, seq=head_row.seq, hash=head_row.hash) if head_row else None
-        if head_row is not None and head_row.seq:
-            _check_head_signature(rt, head_row)
-        rows = session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.chain == chain)
-            .order_by(AuditEvent.seq)
-            .execution_options(yield_per=500)
-        )
+        snapshot(session)
+        return verify_in(session, rt, chain)
+
+
+def verify_in(session: Session, rt: Runtime, chain: str) -> int:
+    """``verify`` inside the caller's session: one snapshot for several chains."""
+    head_row = session.get(AuditHead, chain)
+    head = ChainHead(chain=chain, seq=head_row.seq, hash=head_row.hash) if head_row else None
+    if head_row is not None and head_row.seq:
+        _check_head_signature(rt, head_row)
+    rows = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.chain == chain)
+        .order_by(AuditEvent.seq)
+        .execution_options(yield_per=500)
+    )
+    try:
         reached = verify_chain((_record(r) for r in rows), head=head, chain=chain)
-        signed = head.seq if head else 0
-        if reached.seq != signed:
-            _beyond_head(session, chain, signed)
-        return signed
+    finally:
+        rows.close()  # a broken chain stops the stream early: free its server-side cursor
+    signed = head.seq if head else 0
+    if reached.seq != signed:
+        _beyond_head(session, chain, signed)
+    return signed
+
+
+def snapshot(session: Session) -> None:
+    """Read everything that follows in ``session`` from one snapshot of the database.
+
+    Verification runs beside the service: without a snapshot it could see events committed
+    after it read a chain's head, and take them for forgeries; and on SQLite it would keep
+    writers out for as long as it runs.
+    """
+    session.connection(execution_options=snapshot_options(session.get_bind().engine))
 
 
 def _beyond_head(session: Session, chain: str, signed: int) -> None:
-    """Every append signs the head in the same transaction: events past it were forged,
-    or the head row itself was deleted to hide a truncation."""
+    """Every transaction signs the head it moved before it commits: events past the signed
+    head were forged, or the head row itself was deleted to hide a truncation."""
     first = session.scalar(
         select(AuditEvent.id)
         .where(AuditEvent.chain == chain, AuditEvent.seq > signed)
@@ -310,11 +252,16 @@ def _beyond_head(session: Session, chain: str, signed: int) -> None:
 
 
 def _check_head_signature(rt: Runtime, head: AuditHead) -> None:
+    if head.signature is None:
+        raise HeadSignatureInvalid(
+            f"The head of audit chain {head.chain} (event {head.seq}) is not signed: it was "
+            "written by something other than cardvault, which signs every head it commits."
+        )
     message = checkpoint_message(
         ChainHead(chain=head.chain, seq=head.seq, hash=head.hash), head.signed_at or ""
     )
     try:
-        signing.verify_ed25519(audit_public_key(rt), message, head.signature or b"")
+        signing.verify_ed25519(audit_public_key(rt), message, head.signature)
     except Exception as exc:
         raise HeadSignatureInvalid(
             f"The head of audit chain {head.chain} (event {head.seq}) is not signed by this "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from cardvault.errors import Unavailable
+from cardvault.services.audit_anchor import anchor_writer
 from cardvault.services.runtime import Runtime
 
 
@@ -15,3 +16,9 @@ def database_status(rt: Runtime) -> str:
     except Exception as exc:
         raise Unavailable("The database does not answer.") from exc
     return "ok"
+
+
+def audit_anchor_status(rt: Runtime) -> str:
+    """'ok' while signed heads can be anchored; else AnchorUnavailable (audited operations
+    are refused meanwhile, so the instance is not ready)."""
+    return anchor_writer(rt).status()

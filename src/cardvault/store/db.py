@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cardvault.errors import CardvaultError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_SNAPSHOT = "cardvault_read_snapshot"
 
 
 class DatabaseNewer(CardvaultError):
@@ -54,8 +55,22 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_begin_immediate(conn: Any) -> None:
     # BEGIN IMMEDIATE takes the write lock up front, so read-then-write transactions
-    # serialise instead of failing with "database is locked" at the first write.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # serialise instead of failing with "database is locked" at the first write. A read
+    # snapshot (see snapshot_options) begins DEFERRED: in WAL mode it reads one consistent
+    # snapshot for as long as it lasts without keeping writers out.
+    if conn.get_execution_options().get(_SNAPSHOT):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def snapshot_options(engine: Engine) -> dict[str, Any]:
+    """Execution options for a long read-only transaction (an audit verification) that must
+    see the database as of one moment while the service goes on writing: REPEATABLE READ
+    on PostgreSQL, a deferred (reader) transaction on SQLite."""
+    if engine.dialect.name == "postgresql":
+        return {"isolation_level": "REPEATABLE READ"}
+    return {_SNAPSHOT: True}
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

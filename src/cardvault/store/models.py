@@ -496,7 +496,8 @@ class AuditEvent(Base):
 
 
 class AuditHead(Base):
-    """The last link of each chain; a truncated chain no longer matches it."""
+    """The last link of each chain, written and signed once by each transaction that
+    appends to the chain, as it commits; a truncated chain no longer matches it."""
 
     __tablename__ = "audit_heads"
     chain: Mapped[str] = mapped_column(String(40), primary_key=True)

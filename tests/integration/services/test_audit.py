@@ -31,6 +31,7 @@ from cardvault.domain.audit_chain import (
 )
 from cardvault.services import audit, directory, issuance
 from cardvault.services.runtime import Actor, Runtime
+from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, AuditHead, Card, KeySlotInfo, Organisation
 
 EVENTS_PER_CHAIN = 7  # organisation, 3 persons, RA role, card issued, card revoked
@@ -213,7 +214,12 @@ def test_audit_verify_names_the_first_bad_event_of_each_tampered_chain(
     report = out.json
     assert report["ok"] is False
     chains = {c["chain"]: c for c in report["chains"]}
-    assert chains["CLEAN"] == {"chain": "CLEAN", "events": EVENTS_PER_CHAIN, "ok": True}
+    assert chains["CLEAN"] == {
+        "chain": "CLEAN",
+        "events": EVENTS_PER_CHAIN,
+        "anchored": EVENTS_PER_CHAIN,
+        "ok": True,
+    }
     assert chains["service"]["ok"] is True
     for code, (problem, seq, event_id) in expected.items():
         got = chains[code]
@@ -314,3 +320,71 @@ def test_export_neutralises_formulas_and_jsonl_verifies(
         signature=bytes(head.signature or b""),
         public_key=public,
     )
+
+
+def test_verify_names_a_rolled_back_chain_until_the_restore_is_acknowledged(
+    cli: Cli, rt: Runtime, operator: Actor
+) -> None:
+    f.org(rt, operator, "DEMO")
+    chain = _org_id(rt, "DEMO")
+    for n in range(6):
+        with transaction(rt.db) as s:
+            audit.record(s, rt, operator, action=f"test.event{n}", organisation_id=chain)
+        if n == 2:
+            older = _head_row(rt, chain)  # event 4, as an older backup holds it
+    with rt.db.begin() as s:
+        s.execute(delete(AuditEvent).where(AuditEvent.chain == chain, AuditEvent.seq > 4))
+        s.execute(update(AuditHead).where(AuditHead.chain == chain).values(**older))
+
+    out = cli.run("audit", "verify")
+    assert out.returncode == 6, out.stderr
+    demo = {c["chain"]: c for c in out.json["chains"]}["DEMO"]
+    assert (demo["code"], demo["problem"], demo["database_seq"], demo["anchored_seq"]) == (
+        "audit_rolled_back",
+        "behind",
+        4,
+        7,
+    )
+    text = cli.run("audit", "verify", json_output=False)
+    assert text.returncode == 6
+    assert (
+        "DEMO         BROKEN: The audit chain was rolled back: chain DEMO: database head at "
+        "event 4, anchored head at event 7: 3 events missing — a rollback or a restore."
+    ) in text.stdout
+
+    assert cli.run("audit", "acknowledge-restore", "--reason", "r").returncode == 2
+    done = cli.run(
+        "audit", "acknowledge-restore", "--chain", "demo", "--reason", "restored Monday's backup"
+    ).ok()
+    assert done.json == {
+        "acknowledged": [
+            {"chain": "DEMO", "database_seq": 4, "anchored_seq": 7, "restored_to": 4, "event": 5}
+        ]
+    }
+    assert cli.run("audit", "verify").ok().json["ok"] is True
+
+    syslog = {"CARDVAULT_AUDIT_ANCHOR": "syslog"}
+    blind = cli.run("audit", "verify", **syslog)
+    assert blind.returncode == 2
+    assert "--anchors FILE" in blind.error["remedy"]
+    exported = cli.run("audit", "verify", "--anchors", str(rt.settings.anchor_file), **syslog)
+    assert exported.ok().json["anchors"]["sources"] == [str(rt.settings.anchor_file)]
+
+
+def _org_id(rt: Runtime, code: str) -> str:
+    with rt.db() as s:
+        found = s.scalar(select(Organisation.id).where(Organisation.code == code))
+    assert found is not None
+    return str(found)
+
+
+def _head_row(rt: Runtime, chain: str) -> dict[str, object]:
+    with rt.db() as s:
+        row = s.get(AuditHead, chain)
+        assert row is not None
+        return {
+            "seq": row.seq,
+            "hash": row.hash,
+            "signed_at": row.signed_at,
+            "signature": row.signature,
+        }

@@ -7,11 +7,13 @@ events in it is rolled back or committed, and when many transactions append at o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from cardvault.services import audit
+from cardvault.services import audit, audit_rollback
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, AuditHead
@@ -19,6 +21,20 @@ from cardvault.store.models import AuditEvent, AuditHead
 
 def _record(session: object, rt: Runtime, actor: Actor, action: str) -> None:
     audit.record(session, rt, actor, action=action)  # type: ignore[arg-type]
+
+
+class _Dropped(Exception):
+    pass
+
+
+def _in_dropped_savepoint(s: Session, work: Callable[[], object]) -> None:
+    """Run ``work`` in a savepoint that is then rolled back."""
+    try:
+        with s.begin_nested():
+            work()
+            raise _Dropped
+    except _Dropped:
+        pass
 
 
 def _actions(rt: Runtime) -> list[tuple[int, str]]:
@@ -36,12 +52,7 @@ def test_savepoints_rolled_back_or_kept_leave_a_whole_chain(rt: Runtime, operato
     with transaction(rt.db) as s:
         _record(s, rt, operator, "test.first")
         _record(s, rt, operator, "test.second")
-        try:
-            with s.begin_nested():
-                _record(s, rt, operator, "test.dropped")
-                raise RuntimeError("roll the savepoint back")
-        except RuntimeError:
-            pass
+        _in_dropped_savepoint(s, lambda: _record(s, rt, operator, "test.dropped"))
         _record(s, rt, operator, "test.third")
         with s.begin_nested():
             _record(s, rt, operator, "test.in-savepoint")
@@ -98,3 +109,33 @@ def test_concurrent_transactions_append_without_gaps(rt: Runtime, operator: Acto
         prefixes = {a.rsplit(".", 1)[0] for _, a in events[i : i + 3]}
         assert len(prefixes) == 1, events[i : i + 3]
     assert audit.verify(rt, audit.SERVICE_CHAIN) == start + 90
+
+
+def test_a_chain_begun_in_a_rolled_back_savepoint_leaves_no_head(
+    rt: Runtime, operator: Actor
+) -> None:
+    with transaction(rt.db) as s:
+        _record(s, rt, operator, "test.kept")
+        _in_dropped_savepoint(
+            s, lambda: audit.record(s, rt, operator, action="test.gone", organisation_id="ghost")
+        )
+    with rt.db() as s:
+        assert s.get(AuditHead, "ghost") is None
+        assert s.scalar(select(AuditEvent.id).where(AuditEvent.chain == "ghost")) is None
+    assert audit.verify(rt, audit.SERVICE_CHAIN) == 1
+    assert audit_rollback.verify_all(rt).ok
+
+
+def test_a_savepoint_rolled_back_after_a_released_one_leaves_the_head_signed(
+    rt: Runtime, operator: Actor
+) -> None:
+    with transaction(rt.db) as s:
+        _record(s, rt, operator, "test.first")
+        with s.begin_nested():
+            _record(s, rt, operator, "test.released")
+        _in_dropped_savepoint(s, lambda: _record(s, rt, operator, "test.dropped"))
+    assert [a for _, a in _actions(rt)] == ["test.first", "test.released"]
+    assert audit.verify(rt, audit.SERVICE_CHAIN) == 2
+    report = audit_rollback.verify_all(rt)
+    assert report.ok
+    assert [c.anchored for c in report.chains if c.chain == audit.SERVICE_CHAIN] == [2]

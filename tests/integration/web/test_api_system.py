@@ -40,6 +40,7 @@ def test_health_says_ok(client: httpx.Client) -> None:
         "status": "ok",
         "version": __version__,
         "database": "ok",
+        "audit_anchor": "ok",
         "sealed": False,
     }
 

@@ -20,14 +20,20 @@ class Health(BaseModel):
     status: str
     version: str
     database: str
+    audit_anchor: str
     sealed: bool
 
 
 @router.get("/api/v1/health", response_model=Health, tags=["system"])
 def get_health(rt: Annotated[Runtime, Depends(runtime)]) -> Health:
-    """Liveness and readiness: the database answers and the master key is loaded."""
+    """Liveness and readiness: the database answers, the master key is loaded and signed
+    audit heads can be anchored."""
     return Health(
-        status="ok", version=__version__, database=health.database_status(rt), sealed=False
+        status="ok",
+        version=__version__,
+        database=health.database_status(rt),
+        audit_anchor=health.audit_anchor_status(rt),
+        sealed=False,
     )
 
 

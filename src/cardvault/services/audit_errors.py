@@ -1,0 +1,33 @@
+"""What the audit trail raises (DESIGN §3.7)."""
+
+from __future__ import annotations
+
+from cardvault.errors import IntegrityError, InvalidInput, Unavailable
+
+
+class AuditUnavailable(Unavailable):
+    """An audit event or its signed head could not be written: nothing was done."""
+
+    code = "audit_unavailable"
+
+
+class AnchorUnavailable(AuditUnavailable):
+    """The anchor cannot take signed heads now, so no audited operation commits."""
+
+    code = "audit_anchor_unavailable"
+
+
+class AnchorWriteFailed(Unavailable):
+    """The operation committed, but its signed heads could not be anchored afterwards."""
+
+    code = "audit_anchor_failed"
+
+
+class HeadSignatureInvalid(IntegrityError):
+    code = "audit_head_signature"
+
+
+class AnchorsNotReadable(InvalidInput):
+    """The anchors to verify against cannot be read (syslog, or a file that is missing)."""
+
+    code = "audit_anchors_not_readable"
