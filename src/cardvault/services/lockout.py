@@ -119,11 +119,20 @@ def passcode_wrong(
 
 
 def lock_in_session(
-    session: Session, rt: Runtime, actor: Actor, card: Card, *, reason: str
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card: Card,
+    *,
+    reason: str,
+    status_reason: str | None = None,
 ) -> None:
+    """Lock ``card`` (row locked by the caller); ``status_reason`` is what people read, when
+    ``reason`` is a code."""
     now = rt.clock()
     card.locked_from = card.status
-    card.status, card.lock_reason, card.status_reason = CardStatus.LOCKED.value, reason, reason
+    card.status, card.lock_reason = CardStatus.LOCKED.value, reason
+    card.status_reason = status_reason or reason
     card.status_changed_at = now
     end_card_state(session, card.id, now)
     audit.record(
