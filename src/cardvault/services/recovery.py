@@ -422,8 +422,9 @@ def second_factor(
             f"{failure.message} {LOCKED_DURING_RESET}", reason=failure.reason, code=failure.code
         )
     if isinstance(error, WrongAnswers):
+        left = LINK_MAX_FAILURES - reserved
         raise FactorFailed(
-            f"{failure.message} {LINK_MAX_FAILURES - reserved} tries left with this link.",
+            f"{failure.message} {left} {'try' if left == 1 else 'tries'} left with this link.",
             reason=failure.reason,
             code=failure.code,
         )
