@@ -114,7 +114,8 @@ def test_the_ra_alert_of_a_second_factor_lock_names_the_holder_and_where() -> No
     message = _render("second_factor_alert", door="resetting the passcode")
 
     assert message.subject == "A card was locked after five wrong second factors"
-    assert "Ann Holder" in message.text and "North Trust" in message.text
+    assert "Ann Holder" in message.text
+    assert "North Trust" in message.text
     assert "while resetting the passcode" in message.text
     assert SAMPLE["ra_link"] in message.text
 
