@@ -16,7 +16,7 @@ from cardvault.errors import AuthenticationFailed, Conflict
 from cardvault.services import audit, reset_links
 from cardvault.services.issuance import end_card_state
 from cardvault.services.runtime import Actor, Runtime
-from cardvault.store.db import transaction
+from cardvault.store.db import transaction, without_flush
 from cardvault.store.models import Card, CardStatus, table_of
 
 
@@ -62,6 +62,7 @@ def reserve_attempt(rt: Runtime, card_id: str) -> int:
     passcodes in flight at once; ``reason`` tells the audit log which case it was.
     """
     with transaction(rt.db) as session:
+        without_flush(session)  # passcode_wrong / passcode_right commit it durably
         count = session.connection().scalar(_TAKE_ATTEMPT, {"reserve_card": card_id})
         status = (
             None

@@ -11,27 +11,38 @@ which is why the one answer mentions it.
 
 from __future__ import annotations
 
-import secrets
+import weakref
 from dataclasses import replace
 from typing import Any, NoReturn
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from cardvault.crypto.aead import wipe
-from cardvault.crypto.kdf import derive_key
+from cardvault.crypto.kdf import Argon2Params
+from cardvault.crypto.keyslots import PASSCODE_SLOT, open_no_passcode_slot
 from cardvault.domain.org_policy import OrganisationPolicy
-from cardvault.errors import AuthenticationFailed
+from cardvault.errors import AuthenticationFailed, CardvaultError
+from cardvault.keystore.provider import MasterKey
 from cardvault.services import audit, card_sessions, network
+from cardvault.services.card_keys import open_record
 from cardvault.services.identification import Target
 from cardvault.services.runtime import Actor, Runtime
-from cardvault.store.db import transaction
-from cardvault.store.models import CardStatus
+from cardvault.store.db import transaction, without_flush
+from cardvault.store.models import Card, CardStatus, table_of
+from cardvault.store.types import new_id
 
 #: the one answer to every refusal before the passcode, and to a wrong passcode: it must
 #: not tell them apart, yet still help a holder whose card someone else locked
 GENERIC_FAILURE = (
     "Passcode or identifier not recognised. If your card has been locked, you will have "
     "received an email saying so, with a link to unlock it; otherwise check both and try again."
+)
+
+
+_CARDS = table_of(Card)
+# what a reservation touches (the card's row), without changing it
+_LOCK_CARD = (
+    select(_CARDS.c.failed_attempts).where(_CARDS.c.id == bindparam("decoy_card")).with_for_update()
 )
 
 
@@ -68,12 +79,19 @@ def decoy(
     reason: str,
     details: dict[str, Any],
 ) -> NoReturn:
-    """Refuse like a wrong passcode: the same KDF as a real attempt (with the parameters new
-    passcode slots get), the reason audited in one transaction as a wrong passcode's is, the
-    same answer. The caller holds a place in the KDF gate, as a real attempt does."""
-    with rt.kdf_gate.running():
-        wipe(derive_key(passcode.encode(), secrets.token_bytes(16), rt.settings.argon2))
+    """Refuse like a wrong passcode, after the same work: a transaction shaped like the
+    attempt's reservation (the card's row locked, nothing changed), the card's record
+    opened, the same KDF (with the parameters new passcode slots get), and the reason
+    audited in one transaction with the card's row locked, as a wrong passcode's is. The
+    caller holds a place in the KDF gate, as a real attempt does."""
+    card_id = target.card.id if target is not None else None
     with transaction(rt.db) as session:
+        without_flush(session)
+        session.connection().scalar(_LOCK_CARD, {"decoy_card": card_id or new_id()})
+    with rt.kdf_gate.running():
+        open_no_passcode_slot(passcode, _slot_params(rt, target))
+    with transaction(rt.db) as session:
+        session.get(Card, card_id or new_id(), with_for_update=True)
         if target is not None:
             record_for(session, rt, actor, target, "auth.login", "failure", reason, details)
         else:
@@ -87,6 +105,33 @@ def decoy(
                 details={**details, "client_address": actor.client_address},
             )
     raise SignInFailed()
+
+
+def _slot_params(rt: Runtime, target: Target | None) -> Argon2Params:
+    """The KDF parameters of the card's own passcode slot (its record opened as a real
+    attempt opens it), or those new slots get (a stand-in record opened all the same)."""
+    if target is None or target.card.key_record is None:
+        _open_stand_in(rt.master_key)
+        return rt.settings.argon2
+    try:
+        params = open_record(rt.master_key, target.card).slot(PASSCODE_SLOT).kdf
+    except CardvaultError:
+        params = None
+    return params or rt.settings.argon2
+
+
+#: per master key, a blob the size of a card's record sealed under it (made on first use)
+_STAND_INS: weakref.WeakKeyDictionary[MasterKey, bytes] = weakref.WeakKeyDictionary()
+_STAND_IN_AAD = b"cardvault: stand-in record"
+_STAND_IN_SIZE = 4096
+
+
+def _open_stand_in(master: MasterKey) -> None:
+    """What opening a card's record costs (an AES-GCM open, or an HSM call), for no card."""
+    blob = _STAND_INS.get(master)
+    if blob is None:
+        blob = _STAND_INS[master] = master.seal(bytes(_STAND_IN_SIZE), aad=_STAND_IN_AAD)
+    master.open(blob, aad=_STAND_IN_AAD)
 
 
 def record_for(
