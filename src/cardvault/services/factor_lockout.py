@@ -43,7 +43,7 @@ from cardvault.errors import AuthenticationFailed
 from cardvault.services import audit, notifications, reset_links
 from cardvault.services.lockout import lock_in_session
 from cardvault.services.runtime import Actor, Runtime
-from cardvault.store.db import transaction
+from cardvault.store.db import transaction, without_flush
 from cardvault.store.models import Card, CardStatus, Organisation, table_of
 
 #: where a failure happened, in the RA's alert ("… while signing in")
@@ -164,11 +164,13 @@ def _take(
     rt: Runtime, actor: Actor, card_id: str, organisation_id: str, *, for_reset: bool
 ) -> int | None:
     with transaction(rt.db) as session:
+        without_flush(session)  # the verdict's transaction commits it durably
         count = session.connection().scalar(
             _TAKE_FOR_RESET if for_reset else _TAKE, {"sf_card": card_id}
         )
-        if count is not None or for_reset:
-            return None if count is None else int(count)
+    if count is not None or for_reset:
+        return None if count is None else int(count)
+    with transaction(rt.db) as session:
         card = session.get(Card, card_id)
         assert card is not None
         audit.record(
