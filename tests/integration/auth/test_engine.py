@@ -156,6 +156,20 @@ def test_client_outside_the_allowed_networks_is_refused_like_a_wrong_passcode(
     assert _reasons(rt, h.card.card_id)[-1] == "client network not allowed"
 
 
+def test_a_step_after_the_passcode_from_outside_the_networks_names_no_organisation(
+    rt: Runtime, operator: Actor, engine: Engine
+) -> None:
+    from cardvault.services.network import NetworkNotAllowed
+
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    txn = a.login(engine, h).transaction_id
+    with pytest.raises(NetworkNotAllowed) as refused:
+        engine.complete_factor(a.client("203.0.113.9"), txn, {"method": "totp", "code": h.code()})
+    assert "Organisation ORG1" not in refused.value.diagnostics()
+    assert "203.0.113.9" not in refused.value.diagnostics()
+
+
 def test_ad_account_login_is_scoped_to_its_organisation(
     rt: Runtime, operator: Actor, engine: Engine
 ) -> None:
