@@ -339,6 +339,42 @@ def test_a_qr_answer_with_a_bad_device_signature_counts(
     assert reasons(rt, holder.card.card_id, "bad device signature") == 5
 
 
+@pytest.mark.parametrize("path", ["/api/v1/device/qr-login", "/api/v1/device/login"])
+def test_the_routes_that_open_a_session_count_a_forged_device_signature_over_http(
+    rt: Runtime, operator: Actor, holder: a.HolderFixture, path: str
+) -> None:
+    """The doors as the phone knocks: a request signed with another key than the device's.
+    Other routes refuse it too, but open no session, so they do not count."""
+    import secrets
+
+    from fastapi.testclient import TestClient
+
+    from cardvault.crypto import device as dcrypto
+    from cardvault.web.app import create_app
+
+    phone = ph.pair(rt, operator, holder.card.serial)
+    forger = dcrypto.DeviceKey.generate()
+    client = TestClient(create_app(rt), base_url="https://testserver", client=("127.0.0.1", 5))
+
+    def forged(method: str, where: str, body: bytes = b"") -> dict[str, str]:
+        ts, nonce = int(time.time()), secrets.token_urlsafe(16)
+        signed = dcrypto.request_signing_input(
+            method=method, path=where, timestamp=ts, nonce=nonce, body=body
+        )
+        return {
+            "x-cardvault-device": phone.device_id,
+            "x-cardvault-timestamp": str(ts),
+            "x-cardvault-nonce": nonce,
+            "x-cardvault-signature": dcrypto.b64url(forger.sign(signed)),
+        }
+
+    assert client.get("/api/v1/device", headers=forged("GET", "/api/v1/device")).status_code == 401
+    assert factor_lockout.current(rt, holder.card.card_id) == 0
+    refused = client.post(path, content=b"x", headers=forged("POST", path, b"x"))
+    assert (refused.status_code, refused.json()["code"]) == (401, "device_signature_invalid")
+    assert factor_lockout.current(rt, holder.card.card_id) == 1
+
+
 def test_a_qr_sign_in_resets_the_count(
     rt: Runtime, operator: Actor, holder: a.HolderFixture
 ) -> None:
