@@ -37,7 +37,15 @@ from cardvault.crypto._record import (
     SlotNotFound,
     check_card_id,
 )
-from cardvault.crypto.aead import SealBroken, aad, open_sealed, seal, wipe
+from cardvault.crypto.aead import (
+    NONCE_SIZE,
+    TAG_SIZE,
+    SealBroken,
+    aad,
+    open_sealed,
+    seal,
+    wipe,
+)
 from cardvault.crypto.kdf import Argon2Params, derive_key, hkdf_key
 from cardvault.errors import AuthenticationFailed, InvalidInput
 
@@ -69,6 +77,7 @@ __all__ = [
     "normalize_answer",
     "open_device_slot",
     "open_invitation_slot",
+    "open_no_passcode_slot",
     "open_passcode_slot",
     "open_private_key",
     "open_recovery_code_slot",
@@ -226,6 +235,23 @@ def open_passcode_slot(record: CardKeyRecord, passcode: str) -> bytearray:
     slot = record.slot(PASSCODE_SLOT)
     kek = _argon2(_passcode_bytes(passcode), slot.salt, _kdf_of(slot))
     return _open_slot(record, slot, kek)
+
+
+def open_no_passcode_slot(passcode: str, params: Argon2Params) -> None:
+    """The work of opening a passcode slot, against no slot: a refusal that must take as
+    long as a wrong passcode (DESIGN §3.3) derives the same KEK, with a fresh salt and the
+    slot's parameters, and fails to unwrap a random DEK with it."""
+    kek = _argon2(_passcode_bytes(passcode), secrets.token_bytes(SALT_SIZE), params)
+    try:
+        wipe(open_sealed(kek, secrets.token_bytes(_DECOY_WRAP_SIZE), b"no slot"))
+    except SealBroken:
+        pass
+    finally:
+        wipe(kek)
+
+
+#: a wrapped DEK's size: nonce, DEK, tag
+_DECOY_WRAP_SIZE = NONCE_SIZE + DEK_SIZE + TAG_SIZE
 
 
 # --- security answers -----------------------------------------------------------------------

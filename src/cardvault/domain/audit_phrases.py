@@ -14,7 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, MAX_ATTEMPTS
+from cardvault.domain.lockout import (
+    ATTEMPTS_LOCK_REASON,
+    MAX_ATTEMPTS,
+    MAX_SECOND_FACTOR_FAILURES,
+    SECOND_FACTOR_LOCK_REASON,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +81,9 @@ ACTIONS: Mapping[str, Phrase] = {
     "invitation.code": _p("Text message code accepted", "Wrong text message code"),
     "card.enrolled": _p("Card set up by its holder"),
     "card.locked": _p("Card locked"),
+    "card.second_factor_limit": _p(
+        f"Second sign-in step wrong {MAX_SECOND_FACTOR_FAILURES} times in a row: RA staff alerted"
+    ),
     "card.unlocked": _p("Card unlocked"),
     "card.revoked": _p("Card revoked"),
     "card.passcode_reset": _p("Passcode reset on the portal"),
@@ -160,7 +168,13 @@ VARIANTS: Mapping[str, Variant] = {
     "auth.second_factor": Variant(key="method", phrases=_SIGNED_IN_WITH),
     "recovery.second_factor": Variant(key="method", phrases=_CONFIRMED_WITH),
     "card.locked": Variant(
-        key="reason", phrases={ATTEMPTS_LOCK_REASON: f"Card locked: {MAX_ATTEMPTS} wrong passcodes"}
+        key="reason",
+        phrases={
+            ATTEMPTS_LOCK_REASON: f"Card locked: {MAX_ATTEMPTS} wrong passcodes",
+            SECOND_FACTOR_LOCK_REASON: (
+                f"Card locked: {MAX_SECOND_FACTOR_FAILURES} wrong second sign-in steps"
+            ),
+        },
     ),
     "method.added": Variant(key="method", phrases=_ADDED),
     "method.removed": Variant(key="method", phrases=_REMOVED),

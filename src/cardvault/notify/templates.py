@@ -41,6 +41,7 @@ class EmailTemplate(StrEnum):
     FIDO2_KEY_ADDED = "fido2_key_added"
     FIDO2_KEY_REMOVED = "fido2_key_removed"
     NOT_ME_ALERT = "not_me_alert"
+    SECOND_FACTOR_ALERT = "second_factor_alert"
 
 
 class SmsTemplate(StrEnum):
@@ -49,9 +50,10 @@ class SmsTemplate(StrEnum):
 
 _HOLDER = frozenset({"holder_name", "support_contact"})
 _LINK = frozenset({"link", "valid_minutes"})
+_RA_ALERT = frozenset({"holder_name", "organisation_name", "at", "ra_link"})
 #: the context each template takes; ``service_name`` is optional everywhere
 CONTEXT_KEYS: Mapping[str, frozenset[str]] = {
-    EmailTemplate.CARD_LOCKED: _HOLDER | _LINK | {"at"},
+    EmailTemplate.CARD_LOCKED: _HOLDER | _LINK | {"at", "cause"},
     EmailTemplate.RESET_REQUESTED: _HOLDER | _LINK,
     EmailTemplate.PASSCODE_CHANGED: _HOLDER | {"at"},
     EmailTemplate.INVITATION: _HOLDER | _LINK | {"organisation_name"},
@@ -59,9 +61,8 @@ CONTEXT_KEYS: Mapping[str, frozenset[str]] = {
     EmailTemplate.DEVICE_REMOVED: _HOLDER | {"at", "device_name"},
     EmailTemplate.FIDO2_KEY_ADDED: _HOLDER | {"at", "key_name"},
     EmailTemplate.FIDO2_KEY_REMOVED: _HOLDER | {"at", "key_name"},
-    EmailTemplate.NOT_ME_ALERT: frozenset(
-        {"holder_name", "organisation_name", "device_name", "at", "ra_link"}
-    ),
+    EmailTemplate.NOT_ME_ALERT: _RA_ALERT | {"device_name"},
+    EmailTemplate.SECOND_FACTOR_ALERT: _RA_ALERT | {"door"},
     SmsTemplate.INVITATION_CODE: frozenset({"code", "valid_minutes"}),
 }
 
@@ -77,6 +78,7 @@ TITLES: Mapping[str, str] = {
     EmailTemplate.FIDO2_KEY_ADDED: "Security key added",
     EmailTemplate.FIDO2_KEY_REMOVED: "Security key removed",
     EmailTemplate.NOT_ME_ALERT: "Alert to the RA: a sign-in the holder did not make",
+    EmailTemplate.SECOND_FACTOR_ALERT: "Alert to the RA: five wrong second factors in a row",
     SmsTemplate.INVITATION_CODE: "Enrolment code for an invitation",
 }
 

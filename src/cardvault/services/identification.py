@@ -64,8 +64,11 @@ def _org_for(
 
 def by_email(session: Session, value: str, org_code: str | None) -> Target | None:
     person = session.scalar(_PERSON_BY_EMAIL, {"email": identifiers.email(value)})
-    card = _live_card(session, person.id) if person else None
+    # the card and organisation are looked for even for nobody: an unknown address costs
+    # the same reads as a known one (DESIGN §3.3, refusals that look alike)
+    card = _live_card(session, person.id if person else "")
     if person is None or card is None:
+        session.get(Organisation, "")
         return None
     org = _org_for(session, person, card, org_code)
     return Target(card=card, person=person, organisation=org, method="email") if org else None

@@ -16,7 +16,7 @@ from cardvault.errors import AuthenticationFailed, Conflict
 from cardvault.services import audit, reset_links
 from cardvault.services.issuance import end_card_state
 from cardvault.services.runtime import Actor, Runtime
-from cardvault.store.db import transaction
+from cardvault.store.db import transaction, without_flush
 from cardvault.store.models import Card, CardStatus, table_of
 
 
@@ -62,6 +62,7 @@ def reserve_attempt(rt: Runtime, card_id: str) -> int:
     passcodes in flight at once; ``reason`` tells the audit log which case it was.
     """
     with transaction(rt.db) as session:
+        without_flush(session)  # passcode_wrong / passcode_right commit it durably
         count = session.connection().scalar(_TAKE_ATTEMPT, {"reserve_card": card_id})
         status = (
             None
@@ -119,11 +120,20 @@ def passcode_wrong(
 
 
 def lock_in_session(
-    session: Session, rt: Runtime, actor: Actor, card: Card, *, reason: str
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card: Card,
+    *,
+    reason: str,
+    status_reason: str | None = None,
 ) -> None:
+    """Lock ``card`` (row locked by the caller); ``status_reason`` is what people read, when
+    ``reason`` is a code."""
     now = rt.clock()
     card.locked_from = card.status
-    card.status, card.lock_reason, card.status_reason = CardStatus.LOCKED.value, reason, reason
+    card.status, card.lock_reason = CardStatus.LOCKED.value, reason
+    card.status_reason = status_reason or reason
     card.status_changed_at = now
     end_card_state(session, card.id, now)
     audit.record(

@@ -13,7 +13,10 @@ class NetworkNotAllowed(PermissionDenied):
 
 
 def check_client(org: Organisation, address: str | None) -> None:
-    """Refuse a client outside the organisation's allowed networks (no list: nothing allowed)."""
+    """Refuse a client outside the organisation's allowed networks (no list: nothing allowed).
+
+    Before a passcode is tried, the sign-in answers such a caller as a wrong passcode
+    (``signin_refusals``); this refusal is for the steps after it."""
     try:
         ip = ipaddress.ip_address(address or "")
     except ValueError:
@@ -22,7 +25,8 @@ def check_client(org: Organisation, address: str | None) -> None:
         ip = ip.ipv4_mapped
     if ip is not None and any(ip in ipaddress.ip_network(n) for n in org.allowed_networks or []):
         return
+    # the caller is not told which organisation refused, nor what address it saw (DESIGN §3.6)
     raise NetworkNotAllowed(
-        f"{org.name} does not allow sign-in from this network ({address or 'unknown'}).",
-        remedy="Connect from your organisation's network, or ask your RA.",
+        "This card cannot be used from your network.",
+        remedy="Connect from your organisation's network (its Wi-Fi or VPN), or ask your RA.",
     )

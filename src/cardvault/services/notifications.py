@@ -10,7 +10,8 @@ other key). It is sealed under the master key, bound to the row's id, and erased
 message has been sent or has failed for good; everything else in ``context`` is plain.
 
 Other features call the named helpers: :func:`passcode_changed`, :func:`device_added`,
-:func:`device_removed`, :func:`fido2_key_added`, :func:`fido2_key_removed`, :func:`not_me`.
+:func:`device_removed`, :func:`fido2_key_added`, :func:`fido2_key_removed`; RA alerts:
+:func:`not_me`, :func:`second_factor_lock`.
 """
 
 from __future__ import annotations
@@ -273,6 +274,36 @@ def not_me(
     session: Session, rt: Runtime, card: Card, organisation: Organisation, device_name: str
 ) -> list[str]:
     """ "This wasn't me": alert every RA manager and agent of ``organisation`` by email."""
+    return _to_ras(
+        session,
+        rt,
+        card,
+        organisation,
+        EmailTemplate.NOT_ME_ALERT,
+        {"device_name": device_name},
+    )
+
+
+def second_factor_lock(
+    session: Session, rt: Runtime, card: Card, organisation: Organisation, *, door: str
+) -> list[str]:
+    """Five wrong second factors in a row (DESIGN §3.3 revised): someone may know the
+    holder's passcode. Alert every RA manager and agent of ``organisation`` by email;
+    ``door`` says where it happened ("signing in", "the self-service passcode reset")."""
+    return _to_ras(
+        session, rt, card, organisation, EmailTemplate.SECOND_FACTOR_ALERT, {"door": door}
+    )
+
+
+def _to_ras(
+    session: Session,
+    rt: Runtime,
+    card: Card,
+    organisation: Organisation,
+    template: EmailTemplate,
+    context: Mapping[str, Any],
+) -> list[str]:
+    """One email per RA manager or agent of ``organisation`` with an address, about ``card``."""
     holder = session.get(Person, card.person_id)
     assert holder is not None
     recipients = session.scalars(
@@ -285,21 +316,21 @@ def not_me(
         )
         .distinct()
     )
-    context = {
+    full = {
         "holder_name": holder.common_name,
         "organisation_name": organisation.name,
-        "device_name": device_name,
         "at": rt.clock(),
         "ra_link": ra_person_link(rt, holder.user_id),
+        **context,
     }
     return [
         enqueue(
             session,
             rt,
             channel=Channel.EMAIL,
-            template=EmailTemplate.NOT_ME_ALERT.value,
+            template=template.value,
             recipient=address,
-            context=context,
+            context=full,
             organisation_id=organisation.id,
             card_id=card.id,
         )

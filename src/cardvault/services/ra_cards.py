@@ -314,6 +314,7 @@ def unlock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> bool:
             raise Conflict(f"Card {card.serial} is not locked (its status is {card.status}).")
         card.status = card.locked_from or CardStatus.ACTIVE.value
         card.locked_from, card.lock_reason, card.failed_attempts = None, None, 0
+        card.second_factor_failures = 0
         card.status_reason, card.status_changed_at = reason, rt.clock()
         sent = _send_reset_link(session, rt, ctx, card)
         audit.record(

@@ -47,7 +47,7 @@ from cardvault.crypto.keyslots import (
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.passcode_policy import check_passcode
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput
-from cardvault.services import audit, links, notifications, recovery_factors
+from cardvault.services import audit, factor_lockout, links, notifications, recovery_factors
 from cardvault.services.card_keys import open_record, seal_record
 from cardvault.services.enrolment import MAX_ANSWER, passcode_policy, personal_words
 from cardvault.services.factors import FactorFailed, SecondFactor
@@ -94,6 +94,11 @@ __all__ = [
 PURPOSE = "recovery"
 STEP_FACTOR = "second_factor"
 STEP_PASSCODE = "new_passcode"
+#: what the wrong second factor that locks a card during its reset adds to the refusal
+LOCKED_DURING_RESET = (
+    "That was the fifth wrong second factor in a row, so the card is now locked and this link "
+    "no longer works; we have emailed the holder a new one."
+)
 
 
 class RecoveryNotAllowed(Conflict):
@@ -386,23 +391,40 @@ def second_factor(
     if recovery_factors.awaiting_phone(rt, step.txn.id, response):
         raise recovery_factors.PushNotAnswered()
     reserved = reserve(rt, step.link_id, step.card.id)
-    try:
-        outcome = _verify_candidates(rt, actor, step, key, candidates, response)
-    except Exception:
-        # nothing was found wrong (the step moved on, a malformed answer, a failed write):
-        # the reserved try goes back, only a wrong second factor costs one
-        with transaction(rt.db) as session:
-            release(session, step.link_id, step.card.id)
-        raise
-    if isinstance(outcome, Progress):
-        return outcome
-    failure = recovery_factors.telling(outcome)
-    error = failed(
-        rt, actor, step.link_id, step.card, reserved, "recovery.second_factor", failure.reason
-    )
-    if isinstance(error, WrongAnswers):
+    with factor_lockout.reserved(
+        rt, actor, step.card.id, organisation_id=step.card.organisation_id, for_reset=True
+    ) as held:
+        try:
+            outcome = _verify_candidates(rt, actor, step, key, candidates, response, held)
+        except Exception:
+            # nothing was found wrong (the step moved on, a malformed answer, a failed write):
+            # the reserved try goes back, only a wrong second factor costs one
+            with transaction(rt.db) as session:
+                release(session, step.link_id, step.card.id)
+            raise
+        if isinstance(outcome, Progress):
+            held.committed = True
+            return outcome
+        failure = recovery_factors.telling(outcome)
+        error = failed(
+            rt,
+            actor,
+            step.link_id,
+            step.card,
+            reserved,
+            "recovery.second_factor",
+            failure.reason,
+            held if failure.counts else None,
+        )
+        held.committed = True
+    if held.locked_now:
         raise FactorFailed(
-            f"{failure.message} {LINK_MAX_FAILURES - reserved} tries left with this link.",
+            f"{failure.message} {LOCKED_DURING_RESET}", reason=failure.reason, code=failure.code
+        )
+    if isinstance(error, WrongAnswers):
+        left = LINK_MAX_FAILURES - reserved
+        raise FactorFailed(
+            f"{failure.message} {left} {'try' if left == 1 else 'tries'} left with this link.",
             reason=failure.reason,
             code=failure.code,
         )
@@ -416,6 +438,7 @@ def _verify_candidates(
     key: bytes,
     candidates: list[tuple[SecondFactor, str]],
     response: Mapping[str, Any],
+    held: factor_lockout.Reservation,
 ) -> Progress | list[FactorFailed]:
     """The next step once one candidate accepts the answer, else every candidate's refusal."""
     failures: list[FactorFailed] = []
@@ -434,6 +457,7 @@ def _verify_candidates(
                 failures.append(exc)
                 continue
             release(session, step.link_id, card.id)
+            held.right(session)
             txn.state = STEP_PASSCODE
             details = {"link": step.link_id, **dict(outcome.details)}
             _audit(session, rt, actor, card, "recovery.second_factor", details)
@@ -511,7 +535,7 @@ def check_new_passcode(rt: Runtime, person: Person, passcode: str, confirm: str)
 def _reactivate(session: Session, rt: Runtime, card: Card) -> None:
     """Active again, counters reset, every session and other link of the card ended."""
     now = rt.clock()
-    card.failed_attempts, card.recovery_failures = 0, 0
+    card.failed_attempts, card.recovery_failures, card.second_factor_failures = 0, 0, 0
     card.status, card.locked_from, card.lock_reason = CardStatus.ACTIVE.value, None, None
     card.status_reason, card.status_changed_at = "passcode reset by the holder", now
     end_card_state(session, card.id, now)

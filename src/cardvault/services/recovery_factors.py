@@ -33,7 +33,7 @@ CLIENT_NAME = "Self-service portal: passcode reset"
 #: ``{"method": "code", "code": …}`` is tried against every one-time-code factor of the card
 #: (the paired phone's own code, an authenticator app): the holder cannot tell which app a
 #: code belongs to, and one code is one try
-ONE_TIME_CODE = "code"
+ONE_TIME_CODE = codes.ANY_CODE
 CODE_METHODS = codes.METHODS
 
 

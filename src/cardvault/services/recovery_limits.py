@@ -12,7 +12,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from cardvault.errors import AuthenticationFailed, Conflict
-from cardvault.services import audit, links, notifications
+from cardvault.services import audit, factor_lockout, links, notifications
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Organisation
@@ -88,10 +88,20 @@ def release(session: Session, link_id: str, card_id: str) -> None:
 
 
 def failed(
-    rt: Runtime, actor: Actor, link_id: str, card: Card, reserved: int, action: str, reason: str
+    rt: Runtime,
+    actor: Actor,
+    link_id: str,
+    card: Card,
+    reserved: int,
+    action: str,
+    reason: str,
+    held: factor_lockout.Reservation | None = None,
 ) -> Exception:
-    """Audit a wrong try; the error to raise tells the holder what is left."""
+    """Audit a wrong try; the error to raise tells the holder what is left. ``held``: a
+    wrong second factor, which also counts toward the card's second-factor lock."""
     with transaction(rt.db) as session:
+        if held is not None:  # the card's row first, as every transaction that may lock it
+            session.get(Card, card.id, with_for_update=True)
         audit.record(
             session,
             rt,
@@ -104,6 +114,10 @@ def failed(
             card_id=card.id,
             details={"link": link_id, "tries_left": LINK_MAX_FAILURES - reserved},
         )
+        if held is not None:
+            held.wrong(
+                session, rt, actor, organisation_id=card.organisation_id, door=factor_lockout.RESET
+            )
         current = session.get(Card, card.id)
         assert current is not None
         if current.recovery_failures >= CARD_MAX_FAILURES:

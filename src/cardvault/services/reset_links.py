@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
-from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON
+from cardvault.domain.lockout import SECOND_FACTOR_LOCK_REASON, SELF_UNLOCKABLE_REASONS
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import InvalidInput
 from cardvault.notify.templates import EmailTemplate
@@ -70,6 +70,9 @@ def send_reset_link(
     context: dict[str, object] = {"valid_minutes": minutes}
     if template is EmailTemplate.CARD_LOCKED:
         context["at"] = card.status_changed_at
+        context["cause"] = (
+            "second_factor" if card.lock_reason == SECOND_FACTOR_LOCK_REASON else "passcode"
+        )
     notifications.to_holder(
         session,
         rt,
@@ -108,11 +111,12 @@ def _audit(
 
 
 def may_self_unlock(card: Card, *, link_unlocks: bool = False) -> bool:
-    """Active cards, cards locked by wrong passcodes, and any lock an RA's link lifts."""
+    """Active cards, cards locked by wrong passcodes or wrong second factors, and any lock
+    an RA's link lifts."""
     if card.status == CardStatus.ACTIVE.value:
         return True
     return card.status == CardStatus.LOCKED.value and (
-        link_unlocks or card.lock_reason == ATTEMPTS_LOCK_REASON
+        link_unlocks or card.lock_reason in SELF_UNLOCKABLE_REASONS
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from cardvault.domain import webauthn
 from cardvault.errors import CardvaultError, InvalidInput
-from cardvault.services import audit, network
+from cardvault.services import audit, factor_lockout, network
 from cardvault.services.directory import get_org
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.services.security_keys import (
@@ -49,6 +50,7 @@ from cardvault.store.models import (
     Association,
     Card,
     CardSession,
+    CardStatus,
     Organisation,
     Person,
     WebAuthnCeremony,
@@ -81,6 +83,8 @@ class _Attempt:
     row: WebAuthnCeremony | None = None
     assoc: Association | None = None
     org_id: str | None = None
+    #: the key's assertion was checked (a refusal after this is a wrong second factor)
+    checked: bool = False
 
 
 def proof_hash(proof: str) -> str:
@@ -114,31 +118,86 @@ def begin(rt: Runtime, *, org_code: str | None = None) -> CeremonyStart:
 def complete(
     rt: Runtime, actor: Actor, *, ceremony_id: str, response: Mapping[str, Any]
 ) -> SignInProof:
-    """Verify the key's answer; every refusal is audited with its reason."""
-    failure: CardvaultError | None = None
-    with transaction(rt.db) as session:
-        attempt = _Attempt()
-        try:
-            return _complete(session, rt, actor, ceremony_id, response, attempt)
-        except CardvaultError as exc:
-            if attempt.row is not None and attempt.row.status == "answered":
-                attempt.row.status = "failed"
-            if attempt.row is None:  # unknown, replayed or expired: audit where it belonged
-                known = session.get(WebAuthnCeremony, ceremony_id[:36])
-                attempt.org_id = known.organisation_id if known else None
-            audit_failure(
-                session,
-                rt,
-                actor,
-                exc,
-                action="fido2.sign_in",
-                assoc=attempt.assoc,
-                org_id=attempt.org_id,
-                details={"ceremony": ceremony_id[:36]},
+    """Verify the key's answer; every refusal is audited with its reason.
+
+    The key's assertion is the sign-in's second factor (the proof stands for it at the
+    passcode step): it is reserved on the card's second-factor counter before it is
+    checked, and an assertion that does not check out counts (``factor_lockout``)."""
+    known = _active_card_of(rt, ceremony_id, response)
+    with ExitStack() as stack:
+        held = (
+            stack.enter_context(
+                factor_lockout.reserved(rt, actor, known[0], organisation_id=known[1])
             )
-            failure = exc
+            if known
+            else None
+        )
+        failure: CardvaultError | None = None
+        with transaction(rt.db) as session:
+            attempt = _Attempt()
+            try:
+                return _complete(session, rt, actor, ceremony_id, response, attempt)
+            except CardvaultError as exc:
+                _refused(session, rt, actor, ceremony_id, exc, attempt, held)
+                failure = exc
+        if held is not None:
+            held.committed = True
     assert failure is not None
     raise failure
+
+
+def _active_card_of(
+    rt: Runtime, ceremony_id: str, response: Mapping[str, Any]
+) -> tuple[str, str] | None:
+    """The active card and organisation the answer's credential names (read only), if one."""
+    with rt.db() as session:
+        row = session.get(WebAuthnCeremony, ceremony_id[:36])
+        try:
+            keys = keys_by_credential(
+                session, raw_id(response), row.organisation_id if row else None
+            )
+        except CardvaultError:
+            return None
+        card = session.get(Card, keys[0].card_id) if len(keys) == 1 else None
+        if card is None or card.status != CardStatus.ACTIVE.value:
+            return None
+        return card.id, keys[0].organisation_id
+
+
+def _refused(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    ceremony_id: str,
+    exc: CardvaultError,
+    attempt: _Attempt,
+    held: factor_lockout.Reservation | None,
+) -> None:
+    """Audit the refusal; an assertion that was checked and failed also counts."""
+    counted = held if attempt.checked and attempt.assoc and held else None
+    if counted is not None and attempt.assoc and attempt.assoc.card_id != counted.card_id:
+        counted = None
+    if counted is not None:  # the card's row first, as every transaction that may lock it
+        session.get(Card, counted.card_id, with_for_update=True)
+    if attempt.row is not None and attempt.row.status == "answered":
+        attempt.row.status = "failed"
+    if attempt.row is None:  # unknown, replayed or expired: audit where it belonged
+        known = session.get(WebAuthnCeremony, ceremony_id[:36])
+        attempt.org_id = known.organisation_id if known else None
+    audit_failure(
+        session,
+        rt,
+        actor,
+        exc,
+        action="fido2.sign_in",
+        assoc=attempt.assoc,
+        org_id=attempt.org_id,
+        details={"ceremony": ceremony_id[:36]},
+    )
+    if counted is not None and attempt.org_id is not None:
+        counted.wrong(
+            session, rt, actor, organisation_id=attempt.org_id, door=factor_lockout.SIGN_IN
+        )
 
 
 def _complete(
@@ -158,6 +217,7 @@ def _complete(
     assert org is not None and card is not None
     attempt.org_id = org.id
     network.check_client(org, actor.client_address)
+    attempt.checked = True
     verified = verify_assertion(
         session,
         rt.settings,

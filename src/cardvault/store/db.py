@@ -84,6 +84,19 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+def without_flush(session: Session) -> None:
+    """This transaction's commit need not wait for the WAL to reach the disk (PostgreSQL's
+    ``synchronous_commit = off``, for this transaction only; SQLite in WAL mode with
+    ``synchronous=NORMAL`` does not wait anyway).
+
+    Only for a reservation whose outcome is committed later with the usual durability: it
+    is visible to every other transaction at once, and the WAL is written in order, so the
+    later commit makes it durable too. Nobody learns the outcome before that later commit,
+    so a crash in between loses nothing that anyone saw."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

@@ -149,6 +149,9 @@ class Card(Base):
     #: wrong security answers / recovery codes / second factors on the portal, across links;
     #: reserved before the KDF like passcode attempts, reset by a completed recovery
     recovery_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: consecutive wrong second-factor answers across all transactions and doors; reserved
+    #: before each check like passcode attempts, reset by a right one (services/factor_lockout)
+    second_factor_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lock_reason: Mapped[str | None] = mapped_column(String(200))
     #: the status to return to when a lock is lifted
     locked_from: Mapped[str | None] = mapped_column(String(10))

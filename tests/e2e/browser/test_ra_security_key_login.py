@@ -67,7 +67,7 @@ def test_a_wrong_passcode_after_the_key_is_shown_on_the_passcode_page(
     page.get_by_label("Passcode").fill("not the right passcode at all")
     page.get_by_role("button", name="Sign in").click()
 
-    expect(page.get_by_role("alert")).to_contain_text("sign-in details are not right")
+    expect(page.get_by_role("alert")).to_contain_text("Passcode or identifier not recognised")
     page.get_by_label("Passcode").fill(f.STRONG_PASSCODE)  # the same key answer, once more
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("group", name=re.compile("Which organisation"))).to_be_visible()

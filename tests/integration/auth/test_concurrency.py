@@ -92,10 +92,13 @@ def test_twenty_concurrent_submissions_of_one_totp_code_succeed_once(
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         outcomes = Counter(pool.map(submit, [p.transaction_id for p in pending]))
-    assert outcomes == Counter({"ok": 1, "totp_replayed": 19})
+    # at most five answers per card are checked at once (the second-factor counter): the
+    # rest wait for none and are refused as "locked or too many at once", checking nothing
+    assert outcomes["ok"] == 1
+    assert set(outcomes) <= {"ok", "totp_replayed", "second_factor_locked"}
     with rt.db() as s:
         assert s.scalar(select(func.count()).select_from(CardSession)) == 1
-    assert _count(rt, h.card.card_id, "TOTP code replayed") == 19
+    assert _count(rt, h.card.card_id, "TOTP code replayed") == outcomes["totp_replayed"]
 
 
 def test_kdf_gate_refuses_beyond_its_queue_at_once() -> None:

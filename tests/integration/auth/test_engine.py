@@ -20,7 +20,6 @@ from cardvault.services.authentication import (
 from cardvault.services.card_sessions import SessionInvalid, logout
 from cardvault.services.factors import FactorFailed
 from cardvault.services.issuance import revoke_card
-from cardvault.services.network import NetworkNotAllowed
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, AuthTransaction, Card, CardSession
 
@@ -146,14 +145,29 @@ def test_wrong_totp_is_refused_with_its_reason(
     assert "TOTP code wrong" in _reasons(rt, h.card.card_id)
 
 
-def test_client_outside_the_allowed_networks_is_refused(
+def test_client_outside_the_allowed_networks_is_refused_like_a_wrong_passcode(
     rt: Runtime, operator: Actor, engine: Engine
 ) -> None:
     a.open_org(rt, operator)
     h = a.holder(rt, operator)
-    with pytest.raises(NetworkNotAllowed):
+    with pytest.raises(SignInFailed):
         a.login(engine, h, code=h.code(), address="203.0.113.9")
     assert _card(rt, h.card.card_id).failed_attempts == 0
+    assert _reasons(rt, h.card.card_id)[-1] == "client network not allowed"
+
+
+def test_a_step_after_the_passcode_from_outside_the_networks_names_no_organisation(
+    rt: Runtime, operator: Actor, engine: Engine
+) -> None:
+    from cardvault.services.network import NetworkNotAllowed
+
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    txn = a.login(engine, h).transaction_id
+    with pytest.raises(NetworkNotAllowed) as refused:
+        engine.complete_factor(a.client("203.0.113.9"), txn, {"method": "totp", "code": h.code()})
+    assert "Organisation ORG1" not in refused.value.diagnostics()
+    assert "203.0.113.9" not in refused.value.diagnostics()
 
 
 def test_ad_account_login_is_scoped_to_its_organisation(

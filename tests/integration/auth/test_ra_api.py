@@ -72,6 +72,6 @@ def test_holder_without_ra_role_cannot_sign_in_as_ra(
     h = a.holder(rt, operator)
     with (
         httpx.Client(base_url=live_url, timeout=30) as http,
-        pytest.raises(AgentError, match="sign-in details are not right"),
+        pytest.raises(AgentError, match="Passcode or identifier not recognised"),
     ):
         _ra_login(http, h)

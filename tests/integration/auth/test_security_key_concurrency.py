@@ -57,14 +57,17 @@ def test_the_same_answer_sent_ten_times_at_once_is_accepted_once(
         ),
     )
 
-    assert outcomes == Counter({"ok": 1, "webauthn_state_replayed": 9})
+    # at most five answers per card are checked at once (the second-factor counter); the
+    # others are refused before anything is checked
+    assert outcomes["ok"] == 1
+    assert set(outcomes) <= {"ok", "webauthn_state_replayed", "second_factor_locked"}
     with rt.db() as s:
         refused = s.scalar(
             select(func.count())
             .select_from(AuditEvent)
             .where(AuditEvent.action == "fido2.sign_in", AuditEvent.outcome == "failure")
         )
-    assert refused == 9
+    assert refused == outcomes["webauthn_state_replayed"]
 
 
 def test_one_proof_spent_from_five_sign_ins_at_once_opens_one_session(

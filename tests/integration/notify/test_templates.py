@@ -36,6 +36,8 @@ SAMPLE: dict[str, Any] = {
     "device_name": "Ann's phone",
     "key_name": "Blue key",
     "code": "482915",
+    "cause": "passcode",
+    "door": "signing in",
 }
 
 
@@ -94,6 +96,28 @@ def test_card_locked_says_when_for_how_long_and_whom_to_contact() -> None:
     assert "45 minutes" in message.text
     assert "someone may have tried to use your card" in message.text
     assert "the RA team at ra@trust.example" in message.text
+    assert "three times in a row" in message.text
+
+
+def test_a_second_factor_lock_says_so_and_that_the_passcode_may_be_known() -> None:
+    message = _render("card_locked", cause="second_factor")
+
+    for part in (message.text, message.html):
+        assert "wrong second factor" in part
+        assert "five times in a row" in part
+        assert "someone else may know your passcode" in part
+        assert "three times in a row" not in part
+    assert LINK in message.text
+
+
+def test_the_ra_alert_of_a_second_factor_lock_names_the_holder_and_where() -> None:
+    message = _render("second_factor_alert", door="resetting the passcode")
+
+    assert message.subject == "A card was locked after five wrong second factors"
+    assert "Ann Holder" in message.text
+    assert "North Trust" in message.text
+    assert "while resetting the passcode" in message.text
+    assert SAMPLE["ra_link"] in message.text
 
 
 def test_html_escapes_names_but_text_keeps_them_verbatim() -> None:

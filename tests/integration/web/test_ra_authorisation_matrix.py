@@ -203,7 +203,7 @@ def test_a_holder_without_ra_role_gets_no_further_than_sign_in(rt: Runtime, worl
     c = w.client(rt)
     r = w.post(c, "/ra", identifier=holder.email, passcode=f.STRONG_PASSCODE)
     assert r.status_code == 401
-    assert "not right" in r.text
+    assert "Passcode or identifier not recognised" in r.text
     _walk_anonymous(rt, c, victim.user_id, assoc_id, victim.serial, device_id)
 
 

@@ -270,7 +270,7 @@ def test_reauthentication_with_a_wrong_passcode_counts_toward_the_lockout(
         reauth = "/ra/reauth?next=" + action
         r = w.post(c, "/ra/reauth", page=reauth, next=action, passcode="not-my-passcode-9")
         assert r.status_code == 401
-        assert "not right" in r.text
+        assert "Passcode or identifier not recognised" in r.text
         assert "not-my-passcode-9" not in r.text
         assert c.get("/ra/reauth/code").headers["location"].startswith("/ra/reauth?next=")
     with rt.db() as s:

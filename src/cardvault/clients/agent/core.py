@@ -70,18 +70,15 @@ def login(
 
 
 def _code_factor(api: CardvaultApi, txn: str, offers: dict[str, Any], code: str) -> dict[str, Any]:
-    """The one-time code: the paired phone's first, then a separately added TOTP app's."""
-    methods = [m for m in ("authenticator", "totp") if m in offers]
-    for method in methods:
-        try:
-            return api.sealed_call(
-                "/api/v1/auth/factor",
-                {"transaction_id": txn, "response": {"method": method, "code": code}},
-            )
-        except AgentError as exc:
-            if method == methods[-1] or exc.data.get("problem") != "totp_wrong":
-                raise
-    raise AgentError("No one-time code method is available.")
+    """The one-time code, for whichever code factor it belongs to (the paired phone's own,
+    or a separately added authenticator app): the service tries both, and one code is one
+    try toward the card's second-factor lock."""
+    if not any(m in offers for m in ("authenticator", "totp")):
+        raise AgentError("No one-time code method is available.")
+    return api.sealed_call(
+        "/api/v1/auth/factor",
+        {"transaction_id": txn, "response": {"method": "code", "code": code}},
+    )
 
 
 def qr_login(

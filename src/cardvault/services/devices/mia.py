@@ -16,7 +16,7 @@ from __future__ import annotations
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import SlotNotFound, WrongSecret, open_device_slot
 from cardvault.errors import AuthenticationFailed, InvalidInput, PermissionDenied
-from cardvault.services import audit, lockout
+from cardvault.services import audit, factor_lockout, lockout
 from cardvault.services.card_keys import open_record
 from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.devices.unlock import (
@@ -73,30 +73,58 @@ def login(
 def _open_biometric(
     rt: Runtime, actor: Actor, caller: DeviceCaller, card: Card, secret: bytes
 ) -> bytearray:
+    """The device slot, opened by the secret the phone released behind its biometric. The
+    secret is checked like a second factor: reserved first, and a wrong one counts."""
     if len(secret) != 32:
         raise InvalidInput("A device secret is 32 bytes.", field="device_secret")
-    try:
-        return open_device_slot(open_record(rt.master_key, card), caller.device_id, secret)
-    except (WrongSecret, SlotNotFound) as exc:
-        reason = "device slot missing" if isinstance(exc, SlotNotFound) else "wrong device secret"
-        with transaction(rt.db) as session:
-            audit.record(
+    record = open_record(rt.master_key, card)
+    with factor_lockout.reserved(
+        rt, actor, card.id, organisation_id=caller.organisation_id
+    ) as held:
+        try:
+            return open_device_slot(record, caller.device_id, secret)
+        except (WrongSecret, SlotNotFound) as exc:
+            wrong = isinstance(exc, WrongSecret)
+            _refused(rt, actor, caller, card, held if wrong else None)
+            held.committed = True
+    raise BiometricUnlockFailed(
+        "Biometric unlock is not set up for this device, or its secret does not match.",
+        remedy="Sign in with your passcode; ask your RA to pair the app again to re-enable "
+        "biometric unlock.",
+    )
+
+
+def _refused(
+    rt: Runtime,
+    actor: Actor,
+    caller: DeviceCaller,
+    card: Card,
+    held: factor_lockout.Reservation | None,
+) -> None:
+    """Audit a failed biometric unlock; ``held``: a wrong secret, which counts."""
+    with transaction(rt.db) as session:
+        if held is not None:  # the card's row first, as every transaction that may lock it
+            session.get(Card, card.id, with_for_update=True)
+        audit.record(
+            session,
+            rt,
+            actor,
+            action="auth.mia",
+            outcome="failure",
+            reason="wrong device secret" if held is not None else "device slot missing",
+            organisation_id=caller.organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={"device": caller.device_id, "unlock": "biometric"},
+        )
+        if held is not None:
+            held.wrong(
                 session,
                 rt,
                 actor,
-                action="auth.mia",
-                outcome="failure",
-                reason=reason,
                 organisation_id=caller.organisation_id,
-                person_id=card.person_id,
-                card_id=card.id,
-                details={"device": caller.device_id, "unlock": "biometric"},
+                door=factor_lockout.SIGN_IN,
             )
-        raise BiometricUnlockFailed(
-            "Biometric unlock is not set up for this device, or its secret does not match.",
-            remedy="Sign in with your passcode; ask your RA to pair the app again to re-enable "
-            "biometric unlock.",
-        ) from None
 
 
 def _session(
@@ -115,6 +143,7 @@ def _session(
             raise AuthenticationFailed("This card can no longer be used.")
         if how == "passcode":
             lockout.passcode_right(session, fresh)
+        factor_lockout.right(session, fresh.id)  # the device (and its secret) checked out
         opened = open_session(
             session,
             rt,

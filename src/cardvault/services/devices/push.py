@@ -32,7 +32,7 @@ from cardvault.domain.push_policy import (
     next_allowed,
 )
 from cardvault.errors import AuthenticationFailed, CardvaultError, Conflict, InvalidInput, NotFound
-from cardvault.services import audit, network, notifications
+from cardvault.services import audit, factor_lockout, network, notifications
 from cardvault.services.devices.common import (
     active_devices,
     challenge_topic,
@@ -379,11 +379,44 @@ def _check_answer(caller: DeviceCaller, answer: Answer) -> Decision:
 
 
 def answer(rt: Runtime, caller: DeviceCaller, answer: Answer) -> PushStatus:
-    """Record the holder's answer; returns the challenge's new status."""
+    """Record the holder's answer; returns the challenge's new status.
+
+    An approval's number is checked like any second factor: its place on the card's counter
+    is reserved first, and a wrong number keeps it (``factor_lockout``)."""
     decision = _check_answer(caller, answer)
     actor = as_actor(caller)
+    if decision is not Decision.APPROVE:
+        return _answer(rt, caller, actor, answer, decision, None)
+    with factor_lockout.reserved(
+        rt,
+        actor,
+        caller.card_id,
+        organisation_id=caller.organisation_id,
+        for_reset=_for_reset(rt, answer.challenge_id),
+    ) as held:
+        return _answer(rt, caller, actor, answer, decision, held)
+
+
+def _for_reset(rt: Runtime, challenge_id: str) -> bool:
+    """Whether the challenge asks for a passcode reset in the portal (its own limits gate it)."""
+    with rt.db() as session:
+        ch = session.get(PushChallenge, challenge_id)
+        return ch is not None and ch.context.get("purpose") == RESET_PURPOSE
+
+
+def _answer(
+    rt: Runtime,
+    caller: DeviceCaller,
+    actor: Actor,
+    answer: Answer,
+    decision: Decision,
+    held: factor_lockout.Reservation | None,
+) -> PushStatus:
     closed: PushStatus | None = None
+    locked = False
     with transaction(rt.db) as session:
+        if held is not None:  # the card's row first, as every transaction that may lock it
+            session.get(Card, caller.card_id, with_for_update=True)
         ch = session.get(PushChallenge, answer.challenge_id, with_for_update=True)
         if (
             ch is None
@@ -398,17 +431,27 @@ def answer(rt: Runtime, caller: DeviceCaller, answer: Answer) -> PushStatus:
         if closed is None:
             result = _decide(ch, decision, answer.number)
             _record_answer(session, rt, actor, caller, ch, card, org, result, answer)
+            if result is PushStatus.WRONG_NUMBER and held is not None:
+                locked = held.wrong(session, rt, actor, organisation_id=org.id, door=_door(ch))
             device_ids = [d.id for d in active_devices(session, card.id, org.id)]
+    if held is not None:
+        held.committed = True
     if closed is not None:
         raise ChallengeClosed(_closed_message(closed), push_status=closed.value)
     channel(rt).publish(challenge_topic(ch.id), {"type": "answered", "status": result.value})
     _publish_closed(rt, [d for d in device_ids if d != caller.device_id], ch.id, result)
     if result is PushStatus.WRONG_NUMBER:
         raise WrongNumber(
-            "That is not the number shown on the computer, so the sign-in was refused.",
+            "That is not the number shown on the computer, so the sign-in was refused."
+            + (" After five wrong answers in a row the card is now locked." if locked else ""),
             remedy="If you are signing in, start again and type the number you see.",
         )
     return result
+
+
+def _door(ch: PushChallenge) -> str:
+    reset = ch.context.get("purpose") == RESET_PURPOSE
+    return factor_lockout.RESET if reset else factor_lockout.SIGN_IN
 
 
 def _closed(

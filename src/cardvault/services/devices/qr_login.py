@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from cardvault.crypto import device as dcrypto
 from cardvault.crypto.aead import wipe
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
-from cardvault.services import audit, lockout, network
+from cardvault.services import audit, factor_lockout, lockout, network
 from cardvault.services.devices.common import channel, qr_topic
 from cardvault.services.devices.pairing import token_hash
 from cardvault.services.devices.requests import DeviceCaller, as_actor
@@ -154,6 +154,7 @@ def answer(
             fresh = session.get(Card, card.id, with_for_update=True)
             assert fresh is not None
             lockout.passcode_right(session, fresh)
+            factor_lockout.right(session, fresh.id)  # the device's signature was right
             opened = open_session(
                 session,
                 rt,

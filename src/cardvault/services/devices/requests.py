@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
+from sqlalchemy.orm import Session
 
 from cardvault.crypto import device as dcrypto
 from cardvault.errors import AuthenticationFailed, InvalidInput
-from cardvault.services import audit, network
+from cardvault.services import audit, factor_lockout, network
 from cardvault.services.devices.common import ACTIVE, DeviceNotRecognised
 from cardvault.services.reset_links import may_self_unlock
 from cardvault.services.runtime import Actor, Runtime
@@ -77,7 +78,12 @@ def _parse(req: SignedRequest) -> tuple[int, bytes]:
 
 
 def authenticate(
-    rt: Runtime, actor: Actor, req: SignedRequest, *, for_challenges: bool = False
+    rt: Runtime,
+    actor: Actor,
+    req: SignedRequest,
+    *,
+    for_challenges: bool = False,
+    sign_in: bool = False,
 ) -> DeviceCaller:
     """The calling device, or an error; the request's nonce is used up either way.
 
@@ -85,6 +91,10 @@ def authenticate(
     reach a card that wrong passcodes locked, whose holder resets it in the portal with
     the phone (DESIGN §3.3): the reset's push is the only one that can still succeed for
     such a card (the engine opens no session for a locked card).
+
+    ``sign_in``: the request opens a card session (QR sign-in, the mobile agent), so the
+    device's signature is the sign-in's second factor: it is reserved on the card's
+    second-factor counter before it is checked, and a bad one counts (``factor_lockout``).
     """
     timestamp, signature = _parse(req)
     now = rt.clock()
@@ -102,11 +112,10 @@ def authenticate(
     message = dcrypto.request_signing_input(
         method=req.method, path=req.path, timestamp=timestamp, nonce=req.nonce, body=req.body
     )
-    try:
-        dcrypto.verify_device_signature(device.public_key_der, message, signature)
-    except dcrypto.BadDeviceSignature:
-        _audit_refused(rt, actor, device, card, "bad device signature")
-        raise
+    if sign_in and card.status == CardStatus.ACTIVE.value:
+        _check_counted(rt, actor, device, card, message, signature)
+    else:
+        _check(rt, actor, device, card, message, signature, None)
     _use_nonce(rt, actor, device, card, req.nonce, now + timedelta(seconds=2 * MAX_SKEW_SECONDS))
     if not (card.status == CardStatus.ACTIVE.value or (for_challenges and may_self_unlock(card))):
         raise DeviceNotRecognised(f"Card {card.serial} is {card.status}.")
@@ -123,6 +132,46 @@ def authenticate(
     )
 
 
+def _check_counted(
+    rt: Runtime, actor: Actor, device: Device, card: Card, message: bytes, signature: bytes
+) -> None:
+    with factor_lockout.reserved(
+        rt, actor, card.id, organisation_id=device.organisation_id
+    ) as held:
+        _check(rt, actor, device, card, message, signature, held)
+
+
+def _check(
+    rt: Runtime,
+    actor: Actor,
+    device: Device,
+    card: Card,
+    message: bytes,
+    signature: bytes,
+    held: factor_lockout.Reservation | None,
+) -> None:
+    """The device's signature over the request; a bad one is audited (and counted when
+    ``held`` reserved it)."""
+    try:
+        dcrypto.verify_device_signature(device.public_key_der, message, signature)
+    except dcrypto.BadDeviceSignature:
+        with transaction(rt.db) as session:
+            if held is not None:  # the card's row first, as every transaction that may lock it
+                session.get(Card, card.id, with_for_update=True)
+            _audit_refused(session, rt, actor, device, card, "bad device signature")
+            if held is not None:
+                held.wrong(
+                    session,
+                    rt,
+                    actor,
+                    organisation_id=device.organisation_id,
+                    door=factor_lockout.SIGN_IN,
+                )
+        if held is not None:
+            held.committed = True
+        raise
+
+
 def _use_nonce(
     rt: Runtime, actor: Actor, device: Device, card: Card, nonce: str, expires: object
 ) -> None:
@@ -133,24 +182,26 @@ def _use_nonce(
             if fresh is not None:
                 fresh.last_seen_at = rt.clock()
     except DbIntegrityError:
-        _audit_refused(rt, actor, device, card, "replayed device request")
+        with transaction(rt.db) as session:
+            _audit_refused(session, rt, actor, device, card, "replayed device request")
         raise RequestReplayed("This request was already received once; it is refused.") from None
 
 
-def _audit_refused(rt: Runtime, actor: Actor, device: Device, card: Card, reason: str) -> None:
-    with transaction(rt.db) as session:
-        audit.record(
-            session,
-            rt,
-            actor,
-            action="device.request",
-            outcome="failure",
-            reason=reason,
-            organisation_id=device.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
-            details={"device": device.id},
-        )
+def _audit_refused(
+    session: Session, rt: Runtime, actor: Actor, device: Device, card: Card, reason: str
+) -> None:
+    audit.record(
+        session,
+        rt,
+        actor,
+        action="device.request",
+        outcome="failure",
+        reason=reason,
+        organisation_id=device.organisation_id,
+        person_id=card.person_id,
+        card_id=card.id,
+        details={"device": device.id},
+    )
 
 
 def as_actor(caller: DeviceCaller, request_id: str | None = None) -> Actor:

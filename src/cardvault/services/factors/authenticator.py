@@ -69,6 +69,7 @@ class AuthenticatorFactor:
         raise FactorFailed(
             "Approve the request on your phone, or enter the code from the app.",
             reason="authenticator response missing",
+            counts=False,
         )
 
     # -- push --------------------------------------------------------------------------------
@@ -96,7 +97,8 @@ class AuthenticatorFactor:
             if state in (PushStatus.PENDING, PushStatus.APPROVED) and ctx.now >= row.expires_at:
                 state = PushStatus.EXPIRED
         message, reason, code = _FAILED.get(state, _FAILED[PushStatus.EXPIRED])
-        raise FactorFailed(message, reason=reason, code=code)
+        # nothing is checked here: a wrong number counted when the phone answered
+        raise FactorFailed(message, reason=reason, code=code, counts=False)
 
     # -- one-time code -----------------------------------------------------------------------
 

@@ -16,6 +16,9 @@ WRONG = "totp_wrong"
 #: the factors a one-time code may belong to: the paired phone's own code, an authenticator
 #: app. Whoever types a code cannot tell which, so a code is tried against both.
 METHODS = ("authenticator", "totp")
+#: the answer ``{"method": "code", "code": …}``: a one-time code for whichever of METHODS it
+#: belongs to (one code is one try)
+ANY_CODE = "code"
 
 
 def params_for(ctx: FactorContext) -> totp.TotpParams:
@@ -32,7 +35,7 @@ def matching_step(
     except totp.TotpWrong:
         return None
     except CardvaultError as exc:
-        raise FactorFailed(exc.message, reason="TOTP code malformed") from exc
+        raise FactorFailed(exc.message, reason="TOTP code malformed", counts=False) from exc
     finally:
         secret[:] = bytes(len(secret))
 
@@ -44,6 +47,7 @@ def refusal(*, replayed: bool) -> FactorFailed:
             "This code has already been used. Wait for the next code.",
             reason="TOTP code replayed",
             code="totp_replayed",
+            counts=False,  # the code was right once; replaying it guesses nothing
         )
     return FactorFailed(
         "The code is not right. Check the time on your phone and try the newest code.",

@@ -68,7 +68,9 @@ class Fido2Factor:
         credential = response.get("credential")
         if not isinstance(credential, Mapping):
             raise FactorFailed(
-                "Use your security key to finish signing in.", reason="FIDO2 response missing"
+                "Use your security key to finish signing in.",
+                reason="FIDO2 response missing",
+                counts=False,
             )
         return self._check_assertion(ctx, credential)
 
@@ -85,6 +87,7 @@ class Fido2Factor:
                 "This security key sign-in has expired or was already used; start again.",
                 reason="FIDO2 proof unknown, spent, expired or for another card",
                 code="fido2_proof_invalid",
+                counts=False,  # the key's answer was checked (and counted) when it was given
             )
         nickname = row.details.get("nickname")
         return FactorOutcome(
@@ -103,6 +106,7 @@ class Fido2Factor:
                 "Sign in again: the security key request was not started.",
                 reason="FIDO2 state missing",
                 code="webauthn_invalid_state",
+                counts=False,
             )
         state = dict(pending["state"])
         keys = active_keys(ctx.session, ctx.card.id, ctx.organisation.id)

@@ -48,7 +48,7 @@ class HrCardFactor:
         try:
             uid = identifiers.hr_card_uid(str(response.get("uid") or ""))
         except InvalidInput as exc:
-            raise FactorFailed(exc.message, reason="HR card UID malformed") from exc
+            raise FactorFailed(exc.message, reason="HR card UID malformed", counts=False) from exc
         match = None
         for assoc in self._cards(ctx):
             if hmac.compare_digest(assoc.lookup_key.encode(), uid.encode()):

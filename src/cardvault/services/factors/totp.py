@@ -58,7 +58,9 @@ class TotpFactor:
         code = response.get("code")
         if not isinstance(code, str):
             raise FactorFailed(
-                "Enter the 6-digit code from your authenticator app.", reason="TOTP code missing"
+                "Enter the 6-digit code from your authenticator app.",
+                reason="TOTP code missing",
+                counts=False,
             )
         params = codes.params_for(ctx)
         replayed = False

@@ -48,7 +48,17 @@ async def challenge_caller(
     return await _caller(request, rt, for_challenges=True)
 
 
-async def _caller(request: Request, rt: Runtime, *, for_challenges: bool) -> DeviceCaller:
+async def sign_in_caller(
+    request: Request, rt: Annotated[Runtime, Depends(runtime)]
+) -> DeviceCaller:
+    """The same, for a request that opens a card session (QR sign-in, the mobile agent):
+    the device's signature is its second factor and counts toward the card's lock."""
+    return await _caller(request, rt, for_challenges=False, sign_in=True)
+
+
+async def _caller(
+    request: Request, rt: Runtime, *, for_challenges: bool, sign_in: bool = False
+) -> DeviceCaller:
     h = request.headers
     req = SignedRequest(
         device_id=h.get(DEVICE_HEADERS["device"], ""),
@@ -60,7 +70,9 @@ async def _caller(request: Request, rt: Runtime, *, for_challenges: bool) -> Dev
         body=await request.body(),
     )
     return await run_in_threadpool(
-        lambda: authenticate(rt, actor_for(request, rt), req, for_challenges=for_challenges)
+        lambda: authenticate(
+            rt, actor_for(request, rt), req, for_challenges=for_challenges, sign_in=sign_in
+        )
     )
 
 

@@ -21,7 +21,12 @@ from cardvault.services.devices.common import device_topic
 from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.runtime import Runtime
 from cardvault.web.api import device_stream
-from cardvault.web.api.device_auth import challenge_caller, device_caller, wait_for
+from cardvault.web.api.device_auth import (
+    challenge_caller,
+    device_caller,
+    sign_in_caller,
+    wait_for,
+)
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import runtime
 from cardvault.web.jose import JOSE_BODY, open_body, sealed
@@ -32,6 +37,8 @@ HEARTBEAT_SECONDS = 15.0
 Caller = Annotated[DeviceCaller, Depends(device_caller)]
 #: the push routes also serve a phone whose card is locked, for the holder's reset
 ChallengeCaller = Annotated[DeviceCaller, Depends(challenge_caller)]
+#: the routes that open a card session: the signature is their second factor, and counts
+SignInCaller = Annotated[DeviceCaller, Depends(sign_in_caller)]
 Rt = Annotated[Runtime, Depends(runtime)]
 
 
@@ -180,7 +187,7 @@ class QrAnswerIn(BaseModel):
 
 
 @router.post("/qr-login", openapi_extra=JOSE_BODY, response_class=Response)
-async def qr_answer(request: Request, caller: Caller, rt: Rt) -> Response:
+async def qr_answer(request: Request, caller: SignInCaller, rt: Rt) -> Response:
     """Approve a PC's QR sign-in with the passcode typed in the app (or deny it)."""
     body, rkey = await open_body(request, rt, QrAnswerIn)
     result = await run_in_threadpool(
@@ -197,7 +204,7 @@ class MiaIn(BaseModel):
 
 
 @router.post("/login", openapi_extra=JOSE_BODY, response_class=Response)
-async def mia_login(request: Request, caller: Caller, rt: Rt) -> Response:
+async def mia_login(request: Request, caller: SignInCaller, rt: Rt) -> Response:
     """Mobile identity agent: a card session on this phone (passcode or biometric)."""
     body, rkey = await open_body(request, rt, MiaIn)
     secret = unb64url(body.device_secret, "device secret") if body.device_secret else None

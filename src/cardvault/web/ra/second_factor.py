@@ -30,6 +30,7 @@ from cardvault.services import card_sessions, push_signin, web_sessions
 from cardvault.services.authentication import TransactionInvalid
 from cardvault.services.devices import push
 from cardvault.services.devices.common import challenge_topic
+from cardvault.services.factor_lockout import SecondFactorLocked
 from cardvault.services.factors import FactorFailed
 from cardvault.services.factors import fido2 as fido2_factor
 from cardvault.services.runtime import Runtime
@@ -48,6 +49,8 @@ Wait = Annotated[int, Query(ge=0, le=30, description="seconds to wait for the ph
 PUSH_REFUSED = (push.NoPairedDevice, push.PushRateLimited, InvalidInput)
 #: what ends the transaction: start again
 ENDED = (TransactionInvalid, push.TransactionInvalid)
+#: a refused answer, shown on the page: another may follow (until the card locks)
+REFUSED = (FactorFailed, SecondFactorLocked, InvalidInput)
 #: the web-session keys of one flow (with its prefix)
 KEYS = ("txn", "factors", "push", "next")
 
@@ -182,7 +185,7 @@ def check_code(
         engine(request).complete_code(actor_for(request, rt), txn, code)
     except ENDED as exc:
         return _ended(request, rt, flow, view, exc)
-    except (FactorFailed, InvalidInput) as exc:
+    except REFUSED as exc:
         form.add_exception(exc, default="code")
         return _page(request, flow, view, form, exc.http_status)
     return _succeeded(request, rt, flow, view)
@@ -249,7 +252,7 @@ def push_done(
     except push.PushNotAnswered as exc:
         form.add_exception(exc, default="continue")
         return push_page(request, rt, flow, view, form, exc)
-    except (FactorFailed, InvalidInput) as exc:
+    except REFUSED as exc:
         view = flow.forget(rt, view, "push")
         form.add_exception(exc, fields={"method": "push"}, default="push")
         return _page(request, flow, view, form, exc.http_status)
