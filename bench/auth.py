@@ -288,7 +288,7 @@ def _wait(url: str, ca: str) -> None:
     while time.time() < deadline:
         try:
             httpx.get(
-                f"{url}/api/v1/health", verify=ssl.create_default_context(cafile=ca), timeout=2
+                f"{url}/healthz", verify=ssl.create_default_context(cafile=ca), timeout=2
             ).raise_for_status()
             return
         except httpx.HTTPError:

@@ -215,7 +215,7 @@ def instance(fx: Fixture, redis: bool) -> Iterator[str]:
         for _ in range(200):
             try:
                 httpx.get(
-                    f"{url}/api/v1/health",
+                    f"{url}/healthz",
                     verify=ssl.create_default_context(cafile=str(fx.ca_file)),
                     timeout=1,
                 )

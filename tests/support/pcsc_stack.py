@@ -273,7 +273,7 @@ def _healthy(service: Service) -> bool:
     if service.process.poll() is not None:
         raise AssertionError(f"cardvault serve exited:\n{service.log.read_text()}")
     try:
-        answer = httpx.get(f"{service.url}/api/v1/health", verify=service.tls(), timeout=2)
+        answer = httpx.get(f"{service.url}/healthz", verify=service.tls(), timeout=2)
     except httpx.HTTPError:
         return False
     return answer.status_code == 200
