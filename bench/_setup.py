@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cardvault.config import Settings
-from cardvault.services import bootstrap, directory, enrolment, issuance, methods
-from cardvault.services.runtime import Actor, Runtime, open_runtime
+from cardvault.services.cards import enrolment, issuance, methods
+from cardvault.services.directory import registry as directory
+from cardvault.services.system import bootstrap
+from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 
 PASSCODE = "violet harbour lantern quartz 7"
 ISSUANCE = "bench-issue-123"

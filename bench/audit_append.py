@@ -23,8 +23,9 @@ from pathlib import Path
 
 from cardvault.config import Settings
 from cardvault.crypto import signing
-from cardvault.services import audit, audit_key
-from cardvault.services.runtime import Actor, Runtime, keystore_for, open_runtime
+from cardvault.services.audit import signing_key as audit_key
+from cardvault.services.audit import trail as audit
+from cardvault.services.system.runtime import Actor, Runtime, keystore_for, open_runtime
 from cardvault.store.db import transaction
 
 SIZES = (1, 3, 10)

@@ -43,7 +43,7 @@ from cardvault.config import Settings
 from cardvault.crypto import envelope
 from cardvault.crypto import keys as ckeys
 from cardvault.crypto.kdf import Argon2Params, derive_key
-from cardvault.services.runtime import open_runtime
+from cardvault.services.system.runtime import open_runtime
 
 CORES = os.cpu_count() or 1
 

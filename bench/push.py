@@ -46,10 +46,14 @@ from cardvault.config import Settings
 from cardvault.crypto import device as dcrypto
 from cardvault.crypto import envelope
 from cardvault.crypto.tls import development_certificate
-from cardvault.services import audit_key, ca, directory, enrolment, issuance, transport_keys
+from cardvault.services.audit import signing_key as audit_key
+from cardvault.services.cards import enrolment, issuance
 from cardvault.services.devices import pairing
-from cardvault.services.devices.common import seal_totp
-from cardvault.services.runtime import Actor, keystore_for, open_runtime
+from cardvault.services.devices.channel import seal_totp
+from cardvault.services.directory import registry as directory
+from cardvault.services.pki import ca
+from cardvault.services.system.runtime import Actor, keystore_for, open_runtime
+from cardvault.services.transport import keys as transport_keys
 from cardvault.store.models import Device
 from cardvault.store.types import new_id, utcnow
 

@@ -18,8 +18,10 @@ from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 from cardvault.config import Settings
-from cardvault.services import audit_key, ca, transport_keys
-from cardvault.services.runtime import Actor, Runtime, keystore_for, open_runtime
+from cardvault.services.audit import signing_key as audit_key
+from cardvault.services.pki import ca
+from cardvault.services.system.runtime import Actor, Runtime, keystore_for, open_runtime
+from cardvault.services.transport import keys as transport_keys
 
 # Property tests check behaviour, not speed: on a loaded CI machine one example may take
 # longer than Hypothesis's default 200 ms deadline, which would fail a correct test.

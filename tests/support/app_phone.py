@@ -17,7 +17,7 @@ from cardvault.clients.authenticator.api import DeviceApi
 from cardvault.clients.authenticator.state import DeviceState
 from cardvault.crypto.device import DeviceKey
 from cardvault.services.devices import pairing
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 from tests.support import factories as f
 
 

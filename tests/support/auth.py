@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pyotp
 
-from cardvault.services import methods
-from cardvault.services.authentication import Engine, LoginRequest, LoginResult
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards import methods
+from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult
+from cardvault.services.system.runtime import Actor, Runtime
 from tests.support import factories as f
 
 LOCAL = "127.0.0.1"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cardvault.services import directory, enrolment, issuance
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards import enrolment, issuance
+from cardvault.services.directory import registry as directory
+from cardvault.services.system.runtime import Actor, Runtime
 
 ISSUANCE_PASSCODE = "issue-me-123"
 STRONG_PASSCODE = "correct horse battery staple 42"

@@ -9,14 +9,12 @@ from typing import Any
 from sqlalchemy import select
 
 from cardvault.clients.agent.fido2_key import get_assertion, make_credential
-from cardvault.services import (
-    card_sessions,
-    directory,
-    security_key_registration,
-    security_key_signin,
-)
-from cardvault.services.authentication import Engine, LoginRequest, LoginResult
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.directory import registry as directory
+from cardvault.services.security_keys import registration as security_key_registration
+from cardvault.services.security_keys import signin as security_key_signin
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Association, AuditEvent
 from tests.support import auth as a
 from tests.support import factories as f

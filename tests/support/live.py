@@ -18,7 +18,7 @@ import uvicorn
 
 from cardvault.config import Settings
 from cardvault.crypto.tls import development_certificate
-from cardvault.services.runtime import Runtime, open_runtime
+from cardvault.services.system.runtime import Runtime, open_runtime
 from cardvault.web.app import create_app
 
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
-from cardvault.services.runtime import Runtime
+from cardvault.services.system.runtime import Runtime
 
 
 def free_port() -> int:

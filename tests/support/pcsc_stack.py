@@ -31,8 +31,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cardvault.config import Settings
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.tls import development_certificate
-from cardvault.services import ca, directory, methods
-from cardvault.services.runtime import Actor, Runtime, open_runtime
+from cardvault.services.cards import methods
+from cardvault.services.directory import registry as directory
+from cardvault.services.pki import ca
+from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 from tests.support import factories as f
 from tests.support import pcsc_lock
 

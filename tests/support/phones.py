@@ -14,7 +14,7 @@ from cardvault.crypto import device as dcrypto
 from cardvault.domain.push_policy import PushStatus
 from cardvault.services.devices import pairing, push
 from cardvault.services.devices.requests import DeviceCaller, SignedRequest, authenticate
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 from tests.support import auth as a
 from tests.support import factories as f
 

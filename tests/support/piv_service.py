@@ -23,12 +23,16 @@ from cardvault.card.piv import objects as piv_objects
 from cardvault.crypto import keys as ckeys
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.piv_mgmt import BlockCipher, ecb_decrypt, ecb_encrypt
-from cardvault.services import ca, card_sessions, directory, enrolment, methods
-from cardvault.services.authentication import Engine
-from cardvault.services.piv import issuance, links
+from cardvault.services.cards import enrolment, methods
+from cardvault.services.directory import registry as directory
+from cardvault.services.piv import issuance
+from cardvault.services.piv import reader_links as links
 from cardvault.services.piv.ports import Mode
 from cardvault.services.piv.relay import RelayAnswer, RelayRequest, relay
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.pki import ca
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.engine import Engine
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card
 from tests.support import auth as a
 from tests.support import factories as f

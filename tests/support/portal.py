@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 from cardvault.notify.outbox import MemoryOutbox
 from cardvault.notify.smtp import SmtpSender
-from cardvault.services.authentication import Engine
-from cardvault.services.dispatcher import Dispatcher, Senders
-from cardvault.services.runtime import Runtime
+from cardvault.services.notifications.dispatcher import Dispatcher, Senders
+from cardvault.services.signin.engine import Engine
+from cardvault.services.system.runtime import Runtime
 from tests.support import auth as a
 
 WRONG = "definitely not my passcode"
@@ -44,7 +44,7 @@ def lock(engine: Engine, h: a.HolderFixture) -> None:
 
 def lock_by_email(engine: Engine, email: str) -> None:
     """Three wrong passcodes for the card of ``email`` (any second factor, or none)."""
-    from cardvault.services.authentication import LoginRequest, SignInFailed
+    from cardvault.services.signin.engine import LoginRequest, SignInFailed
 
     for _ in range(3):
         try:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import pyotp
 from fastapi.testclient import TestClient
 
-from cardvault.services import directory
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.directory import registry as directory
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.web.app import create_app
 from tests.support import auth as a
 

@@ -7,11 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
-from cardvault.cli.common import emit, handles_errors, operator, runtime
+from cardvault.cli.context import emit, handles_errors, operator, runtime
 from cardvault.commandline import App
 from cardvault.errors import InvalidInput
-from cardvault.services import audit, audit_rollback, directory
-from cardvault.services.audit_rollback import Acknowledgement, ChainReport, VerifyReport
+from cardvault.services.audit import rollback as audit_rollback
+from cardvault.services.audit import trail as audit
+from cardvault.services.audit.rollback import Acknowledgement, ChainReport, VerifyReport
+from cardvault.services.directory import registry as directory
 
 app = App(help="The audit trail.")
 

@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
-from cardvault.cli.common import emit, handles_errors, operator, runtime, state
+from cardvault.cli.context import emit, handles_errors, operator, runtime, state
 from cardvault.commandline import App
 from cardvault.crypto import x509 as cx509
 from cardvault.errors import InvalidInput
-from cardvault.services import ca, cards
-from cardvault.services.runtime import keystore_for
+from cardvault.services.cards import state as cards
+from cardvault.services.pki import ca
+from cardvault.services.system.runtime import keystore_for
 
 app = App(help="The issuing CA and certificates from an external CA.")
 

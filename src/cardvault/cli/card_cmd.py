@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cardvault.cli import prompts
-from cardvault.cli.common import (
+from cardvault.cli.context import (
     emit,
     handles_errors,
     operator,
@@ -19,8 +19,9 @@ from cardvault.cli.common import (
 )
 from cardvault.commandline import App
 from cardvault.errors import InvalidInput
-from cardvault.services import cards, enrolment, issuance
-from cardvault.services.runtime import Runtime
+from cardvault.services.cards import enrolment, issuance
+from cardvault.services.cards import state as cards
+from cardvault.services.system.runtime import Runtime
 
 app = App(help="Virtual smartcards.")
 

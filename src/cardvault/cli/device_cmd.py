@@ -10,7 +10,7 @@ from typing import Annotated
 import segno
 import typer
 
-from cardvault.cli.common import emit, handles_errors, operator, runtime
+from cardvault.cli.context import emit, handles_errors, operator, runtime
 from cardvault.services.devices import pairing, registry
 
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from cardvault.cli.common import emit, handles_errors, state
+from cardvault.cli.context import emit, handles_errors, state
 from cardvault.commandline import App
-from cardvault.services.runtime import local_keystore
+from cardvault.services.system.runtime import local_keystore
 
 app = App(help="Master-key custody.")
 

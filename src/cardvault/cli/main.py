@@ -20,7 +20,7 @@ from cardvault.cli import (
     rp_cmd,
     service_cmd,
 )
-from cardvault.cli.common import State
+from cardvault.cli.context import State
 from cardvault.commandline import App, exit_codes_epilog, version_option
 
 app = App(

@@ -11,11 +11,13 @@ from typing import Annotated
 import segno
 import typer
 
-from cardvault.cli.common import emit, handles_errors, operator, progress, runtime
+from cardvault.cli.context import emit, handles_errors, operator, progress, runtime
 from cardvault.clients.agent import fido2_key
 from cardvault.commandline import App
 from cardvault.errors import InvalidInput
-from cardvault.services import hr_cards, methods, security_key_registration
+from cardvault.services.cards import methods
+from cardvault.services.security_keys import registration as security_key_registration
+from cardvault.services.signin import hr_cards
 
 app = App(help="Authentication methods associated with cards.")
 

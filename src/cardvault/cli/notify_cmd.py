@@ -8,9 +8,11 @@ from typing import Annotated
 
 import typer
 
-from cardvault.cli.common import emit, handles_errors, progress, runtime
+from cardvault.cli.context import emit, handles_errors, progress, runtime
 from cardvault.commandline import App
-from cardvault.services import directory, dispatcher, notifications
+from cardvault.services.directory import registry as directory
+from cardvault.services.notifications import dispatcher
+from cardvault.services.notifications import outbox as notifications
 
 app = App(help="Email and SMS notifications (the outbox).")
 

@@ -9,11 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
-from cardvault.cli.common import emit, handles_errors, operator, runtime, warn
+from cardvault.cli.context import emit, handles_errors, operator, runtime, warn
 from cardvault.commandline import App
 from cardvault.domain.networks import EverywhereNeedsConfirmation
 from cardvault.errors import InvalidInput
-from cardvault.services import directory, org_networks
+from cardvault.services.directory import registry as directory
+from cardvault.services.networks import changes as org_networks
 from cardvault.store.models import Organisation
 
 app = App(help="Organisations and their policies.")

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 import typer
 
-from cardvault.cli.common import emit, handles_errors, operator, runtime
+from cardvault.cli.context import emit, handles_errors, operator, runtime
 from cardvault.commandline import App
-from cardvault.services import directory
+from cardvault.services.directory import registry as directory
 from cardvault.store.models import Person
 
 app = App(help="Persons (card holders and RA users).")

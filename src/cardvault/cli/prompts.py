@@ -13,9 +13,9 @@ from typing import TypeVar
 
 import typer
 
-from cardvault.cli.common import read_secret
+from cardvault.cli.context import read_secret
 from cardvault.errors import InvalidInput
-from cardvault.services import enrolment
+from cardvault.services.cards import enrolment
 
 T = TypeVar("T")
 MAX_TRIES = 3

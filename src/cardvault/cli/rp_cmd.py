@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cardvault.cli.common import handles_errors, progress
+from cardvault.cli.context import handles_errors, progress
 from cardvault.commandline import App, tls_verify
 from cardvault.crypto import x509 as cx509
 from cardvault.errors import InvalidInput

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from cardvault.cli.common import emit, handles_errors, operator, progress, state
+from cardvault.cli.context import emit, handles_errors, operator, progress, state
 from cardvault.commandline import App
 from cardvault.errors import InvalidInput
-from cardvault.services import bootstrap
-from cardvault.services.runtime import local_keystore, open_runtime
+from cardvault.services.system import bootstrap
+from cardvault.services.system.runtime import local_keystore, open_runtime
 from cardvault.store import db
 
 MAX_SHARES = 255

@@ -8,13 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from cardvault import __version__
-from cardvault.services import dispatcher
-from cardvault.services.authentication import Engine
-from cardvault.services.maintenance import Maintenance
-from cardvault.services.runtime import Runtime
+from cardvault.services.notifications import dispatcher
+from cardvault.services.signin.engine import Engine
+from cardvault.services.system.maintenance import Maintenance
+from cardvault.services.system.runtime import Runtime
 from cardvault.web import errors, home, portal, ui, webauthn_page
 from cardvault.web import ra as ra_pages
-from cardvault.web.api import auth, card, devices, piv, push, ra, system, webauthn
+from cardvault.web.api import card, devices, piv, push, ra, system, webauthn
+from cardvault.web.api import signin as auth
 from cardvault.web.ingress import IngressGate
 from cardvault.web.limits import BodyLimit, JsonLimits
 

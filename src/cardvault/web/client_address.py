@@ -16,7 +16,7 @@ from fastapi import Request
 from starlette.types import Scope
 
 from cardvault.domain.networks import AllowList, IPAddress, client_ip
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 
 FORWARDED_FOR = b"x-forwarded-for"
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import Header, Request
 
-from cardvault.services.authentication import Engine
-from cardvault.services.card_sessions import SessionInvalid
-from cardvault.services.runtime import Runtime
+from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.sessions import SessionInvalid
+from cardvault.services.system.runtime import Runtime
 
 
 def runtime(request: Request) -> Runtime:

@@ -26,8 +26,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cardvault.errors import Unavailable
-from cardvault.services import ingress
-from cardvault.services.runtime import Runtime
+from cardvault.services.networks import ingress
+from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import scope_client_ip
 from cardvault.web.errors import problem
 from cardvault.web.ui.errors import area_of

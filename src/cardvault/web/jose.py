@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.crypto import envelope
 from cardvault.errors import InvalidInput
-from cardvault.services import envelopes
-from cardvault.services.runtime import Runtime
+from cardvault.services.system.runtime import Runtime
+from cardvault.services.transport import envelopes
 
 JOSE = "application/jose"
 M = TypeVar("M", bound=BaseModel)

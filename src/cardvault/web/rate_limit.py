@@ -3,8 +3,8 @@
 ``@router.post("/auth/login", dependencies=[per_address(Bucket.SIGNIN)])`` counts the request
 against the caller's address before the route runs (and before any body is decrypted or a
 web session is made); the identifier limits are checked by the route once the identifier is
-known (:func:`cardvault.services.rate_limits.check_identifier`). A refusal is
-:class:`~cardvault.services.rate_limits.RateLimited`: problem+json with Retry-After on the
+known (:func:`cardvault.services.rate_limits.check.check_identifier`). A refusal is
+:class:`~cardvault.services.rate_limits.check.RateLimited`: problem+json with Retry-After on the
 API, an error page with Retry-After under ``/ra`` and ``/portal``.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import Depends, Request
 
 from cardvault.domain.rate_limit import Bucket
-from cardvault.services import rate_limits
+from cardvault.services.rate_limits import check as rate_limits
 from cardvault.web.client_address import client_address
 from cardvault.web.deps import runtime
 

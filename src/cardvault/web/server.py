@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uvicorn
 
-from cardvault.services.bootstrap import tls_paths
-from cardvault.services.runtime import Runtime
+from cardvault.services.system.bootstrap import tls_paths
+from cardvault.services.system.runtime import Runtime
 from cardvault.web.app import create_app
-from cardvault.web.portal.common import redact_access_log
+from cardvault.web.portal.steps import redact_access_log
 
 
 def serve(rt: Runtime) -> None:

@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, CDPSession, Page, expect
 from tests.support import factories as f
 from tests.support import ra_web as w
 
-from cardvault.services.runtime import Runtime
+from cardvault.services.system.runtime import Runtime
 from cardvault.web.app import create_app
 
 SHOTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "ra-guide"

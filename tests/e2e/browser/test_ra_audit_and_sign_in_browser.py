@@ -13,9 +13,9 @@ from tests.support import phones as ph
 from tests.support import portal as p
 from tests.support import ra_web as w
 
-from cardvault.services import methods
-from cardvault.services.authentication import Engine
-from cardvault.services.runtime import Actor
+from cardvault.services.cards import methods
+from cardvault.services.signin.engine import Engine
+from cardvault.services.system.runtime import Actor
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 WIDE = {"width": 1280, "height": 900}

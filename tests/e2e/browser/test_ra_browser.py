@@ -16,7 +16,7 @@ from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import ra_web as w
 
-from cardvault.services.runtime import Actor
+from cardvault.services.system.runtime import Actor
 from cardvault.store.models import Association, Card, Link
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -15,7 +15,7 @@ from tests.e2e.browser.conftest import Live, shot, sign_in
 from tests.support import auth as a
 from tests.support import ra_web as w
 
-from cardvault.services.runtime import Actor, Runtime, open_runtime
+from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 from cardvault.web.app import create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -15,8 +15,8 @@ from tests.support import factories as f
 from tests.support.app_phone import Phone, paired
 
 from cardvault.clients.authenticator import core
-from cardvault.services import directory
-from cardvault.services.runtime import Actor
+from cardvault.services.directory import registry as directory
+from cardvault.services.system.runtime import Actor
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 EMAIL = "petra.phone@example.org"

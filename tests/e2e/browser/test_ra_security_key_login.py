@@ -13,8 +13,8 @@ from tests.support import factories as f
 from tests.support import keys as k
 from tests.support import ra_web as w
 
-from cardvault.services import security_key_registration
-from cardvault.services.runtime import Actor
+from cardvault.services.security_keys import registration as security_key_registration
+from cardvault.services.system.runtime import Actor
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CREATE = """async (options) => (await navigator.credentials.create(

@@ -17,7 +17,7 @@ from tests.support import keys as k
 from tests.support.live_server import serve_runtime
 
 from cardvault.domain.webauthn import WELL_KNOWN_AAGUIDS
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Association
 
 from .conftest import plug_in_key

@@ -15,8 +15,8 @@ from tests.support.cli import Cli
 from tests.support.live import Instance, Program, Running, serve, tls_files
 
 from cardvault.config import Settings
-from cardvault.services import directory
-from cardvault.services.runtime import Actor
+from cardvault.services.directory import registry as directory
+from cardvault.services.system.runtime import Actor
 
 _n = itertools.count()
 

@@ -15,7 +15,7 @@ from tests.support.redis_server import REDIS_URL, fresh_prefix, redis_or_skip
 
 from cardvault.config import Settings
 from cardvault.services.devices import registry
-from cardvault.services.runtime import Actor
+from cardvault.services.system.runtime import Actor
 from cardvault.store.models import Device, KeySlotInfo, Link
 
 from .conftest import World, build_world

@@ -15,9 +15,10 @@ from tests.support import factories as f
 from cardvault.clients.authenticator import core
 from cardvault.clients.authenticator.api import DeviceApi
 from cardvault.crypto.device import DeviceKey
-from cardvault.services import card_sessions, enrolment, issuance, methods
-from cardvault.services.authentication import Engine, LoginRequest
-from cardvault.services.runtime import Actor
+from cardvault.services.cards import enrolment, issuance, methods
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.engine import Engine, LoginRequest
+from cardvault.services.system.runtime import Actor
 from cardvault.store.models import Person
 
 from .conftest import World

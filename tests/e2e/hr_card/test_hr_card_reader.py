@@ -18,8 +18,8 @@ from tests.support.hr_test_card import Behaviour, HrTestCard, on_reader
 from tests.support.live_server import serve_runtime
 
 from cardvault.clients.agent import hr_card
-from cardvault.services import hr_cards
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.signin import hr_cards
+from cardvault.services.system.runtime import Actor, Runtime
 
 from .conftest import PRIVATE_CHANNEL, card_on, private_pcscd, wait_for
 

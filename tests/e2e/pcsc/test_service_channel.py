@@ -30,8 +30,9 @@ from tests.support import factories as f
 from tests.support import pcsc_stack as st
 from tests.support.pcsc_stack import READER, run
 
-from cardvault.services import ca, enrolment, methods
-from cardvault.services.runtime import Actor
+from cardvault.services.cards import enrolment, methods
+from cardvault.services.pki import ca
+from cardvault.services.system.runtime import Actor
 from cardvault.store.models import AuditEvent, Card
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.slow]

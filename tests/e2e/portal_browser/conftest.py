@@ -18,7 +18,7 @@ import uvicorn
 from playwright.sync_api import Browser, Page
 from tests.integration.notify.conftest import Mailbox, SmtpServer, smtp_server, tls
 
-from cardvault.services.runtime import Runtime
+from cardvault.services.system.runtime import Runtime
 from cardvault.web.app import create_app
 
 __all__ = ["smtp_server", "tls"]

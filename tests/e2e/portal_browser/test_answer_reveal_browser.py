@@ -12,8 +12,8 @@ from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import portal as p
 
-from cardvault.services.authentication import Engine
-from cardvault.services.runtime import Actor
+from cardvault.services.signin.engine import Engine
+from cardvault.services.system.runtime import Actor
 
 from .conftest import Live
 

@@ -13,11 +13,12 @@ from tests.support import portal as p
 
 from cardvault.crypto.keyslots import open_passcode_slot
 from cardvault.notify.outbox import FileOutbox
-from cardvault.services import directory, ra_cards
-from cardvault.services.authentication import Engine, SignInFailed
-from cardvault.services.card_keys import open_record
-from cardvault.services.ra_actions import RaContext
-from cardvault.services.runtime import Actor
+from cardvault.services.cards.sealing import open_record
+from cardvault.services.directory import registry as directory
+from cardvault.services.ra import cards as ra_cards
+from cardvault.services.ra.actions import RaContext
+from cardvault.services.signin.engine import Engine, SignInFailed
+from cardvault.services.system.runtime import Actor
 from cardvault.store.models import Card, Certificate
 
 from .conftest import Live, shot

@@ -21,9 +21,10 @@ from tests.support import portal as p
 from tests.support.app_phone import Phone, paired
 
 from cardvault.clients.authenticator import core
-from cardvault.services import recovery, security_key_registration
-from cardvault.services.authentication import Engine, LoginRequest, SignInFailed
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.recovery import reset as recovery
+from cardvault.services.security_keys import registration as security_key_registration
+from cardvault.services.signin.engine import Engine, LoginRequest, SignInFailed
+from cardvault.services.system.runtime import Actor, Runtime
 
 from .conftest import Live, shot
 

@@ -22,8 +22,8 @@ from tests.support.soft_ctap2 import SoftCtap2Device
 
 from cardvault.clients.agent import core, fido2_key, key_login
 from cardvault.clients.agent.api import AgentError, CardvaultApi
-from cardvault.services import hr_cards
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.signin import hr_cards
+from cardvault.services.system.runtime import Actor, Runtime
 
 UID = "04A22B1AC35E80"
 

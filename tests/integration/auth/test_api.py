@@ -20,7 +20,7 @@ from tests.support import factories as f
 from cardvault.clients.agent import core
 from cardvault.clients.agent.api import AgentError, CardvaultApi
 from cardvault.crypto import envelope
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 
 
 @pytest.fixture
@@ -194,7 +194,7 @@ def test_certificate_status_for_relying_parties(
         http.get("/api/v1/certificates/status", params={"fingerprint": fp}).json()["status"]
         == "good"
     )
-    from cardvault.services.issuance import revoke_card
+    from cardvault.services.cards.issuance import revoke_card
 
     revoke_card(rt, operator, holder.card.serial, reason="stolen")
     assert (

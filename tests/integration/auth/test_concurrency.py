@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from tests.support import auth as a
 
 from cardvault.errors import CardvaultError
-from cardvault.services.authentication import Engine
-from cardvault.services.kdf_gate import KdfGate
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.kdf_gate import KdfGate
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, CardSession
 
 

@@ -11,9 +11,9 @@ from tests.support import auth as a
 from tests.support import factories as f
 
 from cardvault.crypto.keyslots import WrongSecret, open_passcode_slot, unwrap_session
-from cardvault.services.authentication import Engine
-from cardvault.services.card_keys import open_record
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards.sealing import open_record
+from cardvault.services.signin.engine import Engine
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card, CardSession
 
 

@@ -10,17 +10,17 @@ from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import phones as ph
 
-from cardvault.services import methods
-from cardvault.services.authentication import (
+from cardvault.services.cards import methods
+from cardvault.services.cards.issuance import revoke_card
+from cardvault.services.signin.engine import (
     Engine,
     LoginRequest,
     SignInFailed,
     TransactionInvalid,
 )
-from cardvault.services.card_sessions import SessionInvalid, logout
-from cardvault.services.factors import FactorFailed
-from cardvault.services.issuance import revoke_card
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.sessions import SessionInvalid, logout
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, AuthTransaction, Card, CardSession
 
 
@@ -159,7 +159,7 @@ def test_client_outside_the_allowed_networks_is_refused_like_a_wrong_passcode(
 def test_a_step_after_the_passcode_from_outside_the_networks_names_no_organisation(
     rt: Runtime, operator: Actor, engine: Engine
 ) -> None:
-    from cardvault.services.network import NetworkNotAllowed
+    from cardvault.services.networks.allow_list import NetworkNotAllowed
 
     a.open_org(rt, operator)
     h = a.holder(rt, operator)
@@ -208,7 +208,7 @@ def test_unknown_identifier_goes_through_the_kdf_like_a_real_attempt(
 ) -> None:
     """The decoy path is admitted by the KDF gate exactly as a real one: with the gate full,
     both are refused alike, so neither answers faster by skipping the derivation."""
-    from cardvault.services.kdf_gate import Busy, KdfGate
+    from cardvault.services.signin.kdf_gate import Busy, KdfGate
 
     a.open_org(rt, operator)
     h = a.holder(rt, operator)
@@ -234,7 +234,8 @@ def test_idle_and_absolute_expiry_end_the_session_and_maintenance_deletes_it(
 ) -> None:
     from datetime import timedelta
 
-    from cardvault.services import card_sessions, maintenance
+    from cardvault.services.signin import sessions as card_sessions
+    from cardvault.services.system import maintenance
     from cardvault.store.types import utcnow
 
     a.open_org(rt, operator)

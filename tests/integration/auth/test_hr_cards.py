@@ -10,10 +10,11 @@ from tests.support import factories as f
 from tests.support import keys as k
 
 from cardvault.errors import InvalidInput
-from cardvault.services import directory, hr_cards
-from cardvault.services.authentication import Engine, LoginRequest, LoginResult, SignInFailed
-from cardvault.services.methods import AlreadyAssociated
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards.methods import AlreadyAssociated
+from cardvault.services.directory import registry as directory
+from cardvault.services.signin import hr_cards
+from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult, SignInFailed
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, CardSession
 
 UID = "04:a2:2b:1a:c3:5e:80"

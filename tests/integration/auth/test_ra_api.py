@@ -9,8 +9,8 @@ from tests.support import factories as f
 
 from cardvault.clients.agent import core
 from cardvault.clients.agent.api import AgentError, CardvaultApi
-from cardvault.services import directory
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.directory import registry as directory
+from cardvault.services.system.runtime import Actor, Runtime
 
 
 def _ra_login(http: httpx.Client, h: a.HolderFixture) -> core.AgentState:

@@ -30,9 +30,9 @@ from tests.support import portal as p
 from cardvault.clients.agent.api import CardvaultApi
 from cardvault.config import Settings
 from cardvault.crypto import envelope
-from cardvault.services.authentication import Engine
-from cardvault.services.issuance import revoke_card
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards.issuance import revoke_card
+from cardvault.services.signin.engine import Engine
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, Card
 

@@ -27,11 +27,13 @@ from cardvault.clients.agent.api import AgentError, CardvaultApi
 from cardvault.config import Settings
 from cardvault.domain.lockout import SECOND_FACTOR_LOCK_REASON
 from cardvault.errors import CardvaultError
-from cardvault.services import directory, factor_lockout, recovery
-from cardvault.services.authentication import Engine, SignInFailed
-from cardvault.services.factors import FactorFailed
-from cardvault.services.kdf_gate import KdfGate
-from cardvault.services.runtime import Actor, Runtime, open_runtime
+from cardvault.services.directory import registry as directory
+from cardvault.services.recovery import reset as recovery
+from cardvault.services.signin import factor_lockout
+from cardvault.services.signin.engine import Engine, SignInFailed
+from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.kdf_gate import KdfGate
+from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 from cardvault.store.models import AuditEvent, Card, CardSession, Notification
 
 RA_EMAIL = "ra.alerts@example.org"
@@ -279,7 +281,7 @@ def test_a_key_first_answer_that_does_not_check_out_counts(rt: Runtime, operator
 
     from cardvault.clients.agent.fido2_key import get_assertion
     from cardvault.domain import webauthn
-    from cardvault.services import security_key_signin
+    from cardvault.services.security_keys import signin as security_key_signin
 
     k.org(rt, operator, **k.NO_UV)
     issued = f.active_card(rt, operator)
@@ -301,8 +303,8 @@ def test_a_key_first_answer_that_does_not_check_out_counts(rt: Runtime, operator
 def test_an_hr_card_tap_that_does_not_match_counts(rt: Runtime, operator: Actor) -> None:
     from tests.support import keys as k
 
-    from cardvault.services import hr_cards
-    from cardvault.services.authentication import LoginRequest
+    from cardvault.services.signin import hr_cards
+    from cardvault.services.signin.engine import LoginRequest
 
     k.org(rt, operator)
     h = a.holder(rt, operator)

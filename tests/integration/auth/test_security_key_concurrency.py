@@ -16,9 +16,9 @@ from tests.support import keys as k
 from tests.support.soft_ctap2 import SoftCtap2Device
 
 from cardvault.errors import CardvaultError
-from cardvault.services import security_key_signin
-from cardvault.services.authentication import Engine
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.security_keys import signin as security_key_signin
+from cardvault.services.signin.engine import Engine
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, CardSession
 
 pytestmark = pytest.mark.slow

@@ -22,17 +22,15 @@ from cardvault.clients.agent.fido2_key import (
     make_credential,
 )
 from cardvault.domain import webauthn
-from cardvault.services import (
-    directory,
-    methods,
-    security_key_registration,
-    security_key_signin,
-    security_keys,
-)
-from cardvault.services.authentication import Engine, SignInFailed
-from cardvault.services.factors import FactorFailed
-from cardvault.services.network import NetworkNotAllowed
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards import methods
+from cardvault.services.directory import registry as directory
+from cardvault.services.networks.allow_list import NetworkNotAllowed
+from cardvault.services.security_keys import keys as security_keys
+from cardvault.services.security_keys import registration as security_key_registration
+from cardvault.services.security_keys import signin as security_key_signin
+from cardvault.services.signin.engine import Engine, SignInFailed
+from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Association, CardSession, Notification, WebAuthnCeremony
 
 SOFT = str(uuid.UUID(bytes=SOFT_AAGUID))

@@ -8,7 +8,7 @@ import pytest
 from tests.support.cli import Cli
 
 from cardvault.config import Settings
-from cardvault.services.runtime import Runtime
+from cardvault.services.system.runtime import Runtime
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from cardvault.config import Settings
 from cardvault.crypto.tls import development_certificate
 from cardvault.domain.audit_chain import AuditRecord, ChainHead, verify_chain
 from cardvault.keystore.local import default_runtime_dir
-from cardvault.services.runtime import Actor, Runtime, keystore_for, open_runtime
+from cardvault.services.system.runtime import Actor, Runtime, keystore_for, open_runtime
 from cardvault.store import db
 from cardvault.store.models import (
     AuditEvent,

@@ -12,7 +12,7 @@ from tests.support import factories as f
 from tests.support.cli import Cli
 from tests.support.terminal import Terminal
 
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, KeySlotInfo, SecurityQuestion
 
 pytestmark = pytest.mark.slow  # every test here runs the real CLI (a second each)

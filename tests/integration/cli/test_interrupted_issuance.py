@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from tests.support import factories as f
 from tests.support.cli import Cli
 
-from cardvault.services import audit
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.audit import trail as audit
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import (
     AuditEvent,
     Card,

@@ -7,7 +7,7 @@ from tests.support import factories as f
 from tests.support import keys as k
 from tests.support.cli import Cli
 
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 
 pytestmark = pytest.mark.slow
 

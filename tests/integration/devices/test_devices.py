@@ -12,17 +12,17 @@ from tests.support import factories as f
 from tests.support import phones as ph
 
 from cardvault.crypto import device as dcrypto
-from cardvault.services.authentication import Engine, LoginRequest, SignInFailed
 from cardvault.services.devices import pairing, push, registry
-from cardvault.services.devices.common import DeviceNotRecognised
+from cardvault.services.devices.channel import DeviceNotRecognised
 from cardvault.services.devices.requests import (
     RequestReplayed,
     RequestStale,
     authenticate,
 )
-from cardvault.services.factors import FactorFailed
-from cardvault.services.lockout import WrongPasscode
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.signin.engine import Engine, LoginRequest, SignInFailed
+from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.lockout import WrongPasscode
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, Card, Device
 

@@ -20,7 +20,7 @@ from cardvault.keystore.local import (
     WrongMasterKey,
     default_runtime_dir,
 )
-from cardvault.services.runtime import keystore_for, open_runtime
+from cardvault.services.system.runtime import keystore_for, open_runtime
 
 AAD = b"test blob"
 

@@ -24,9 +24,10 @@ from cardvault.config import Settings
 from cardvault.errors import IntegrityError, InvalidInput
 from cardvault.keystore.pkcs11 import KeyProviderUnavailable, Pkcs11MasterKey
 from cardvault.keystore.provider import ProviderMismatch
-from cardvault.services import bootstrap, card_operations
-from cardvault.services.authentication import Engine
-from cardvault.services.runtime import Actor, keystore_for, local_keystore, open_runtime
+from cardvault.services.cards import operations as card_operations
+from cardvault.services.signin.engine import Engine
+from cardvault.services.system import bootstrap
+from cardvault.services.system.runtime import Actor, keystore_for, local_keystore, open_runtime
 
 AAD = b"card record aad"
 
@@ -179,7 +180,7 @@ def test_another_key_than_this_directorys_is_refused(
 _LOAD = """
 import sys
 from cardvault.config import Settings
-from cardvault.services.runtime import keystore_for
+from cardvault.services.system.runtime import keystore_for
 try:
     keystore_for(Settings()).load()
 except Exception as exc:

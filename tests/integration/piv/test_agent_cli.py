@@ -12,8 +12,8 @@ from tests.support import factories as f
 from tests.support.live_server import live_server
 from tests.support.pcsc_stack import BIN, run
 
-from cardvault.services import directory
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.directory import registry as directory
+from cardvault.services.system.runtime import Actor, Runtime
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ from cardvault.card.piv import ATR, load_state
 from cardvault.clients.agent.api import AgentError, CardvaultApi
 from cardvault.clients.connector.runner import Connector, insert_for_holder
 from cardvault.clients.connector.vpcd import Control
-from cardvault.services import card_sessions
-from cardvault.services.authentication import Engine
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.engine import Engine
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import PivCard
 
 VERIFY_STATUS = bytes.fromhex("00200080")

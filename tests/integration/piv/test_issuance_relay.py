@@ -13,13 +13,16 @@ from cardvault.card.apdu import Sw
 from cardvault.card.piv import Algorithm, Slot
 from cardvault.crypto import keys as ckeys
 from cardvault.crypto import x509 as cx509
-from cardvault.services import ca, cards, enrolment
-from cardvault.services.authentication import Engine
-from cardvault.services.card_keys import open_record
-from cardvault.services.issuance import CardExists
-from cardvault.services.piv import issuance, links
-from cardvault.services.piv.links import LinkClosed
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards import enrolment
+from cardvault.services.cards import state as cards
+from cardvault.services.cards.issuance import CardExists
+from cardvault.services.cards.sealing import open_record
+from cardvault.services.piv import issuance
+from cardvault.services.piv import reader_links as links
+from cardvault.services.piv.reader_links import LinkClosed
+from cardvault.services.pki import ca
+from cardvault.services.signin.engine import Engine
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, PivCard, PivLink
 
 
@@ -195,7 +198,7 @@ def test_closing_the_issuance_link_ends_the_issuance_key(
 def test_the_api_signs_with_keys_issued_through_pcsc(
     rt: Runtime, operator: Actor, engine: Engine
 ) -> None:
-    from cardvault.services import card_operations
+    from cardvault.services.cards import operations as card_operations
 
     use = p.issued_and_enrolled(rt, operator, engine)
     digest = bytes(32)
@@ -252,7 +255,7 @@ def test_changing_an_issued_card_reopens_its_issuance(
 def test_revoking_a_card_shreds_its_applet_secrets(
     rt: Runtime, operator: Actor, engine: Engine
 ) -> None:
-    from cardvault.services.issuance import revoke_card
+    from cardvault.services.cards.issuance import revoke_card
 
     w = p.world(rt, operator, engine)
     reader, started = p.start_issuance(rt, w)

@@ -18,13 +18,14 @@ from tests.support import piv_service as p
 from cardvault.card.apdu import Sw
 from cardvault.card.piv import Algorithm, ObjectId, Slot, load_state
 from cardvault.errors import PermissionDenied
-from cardvault.services import card_sessions
-from cardvault.services.authentication import Engine
-from cardvault.services.kdf_gate import KdfGate
-from cardvault.services.piv import answers, links, recheck
-from cardvault.services.piv.links import LinkClosed, NoPivApplet
+from cardvault.services.piv import answers, recheck
+from cardvault.services.piv import reader_links as links
+from cardvault.services.piv.reader_links import LinkClosed, NoPivApplet
 from cardvault.services.piv.relay import StaleRequest
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.kdf_gate import KdfGate
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, PivCard, PivLink
 
 DIGEST_INFO_SHA256 = bytes.fromhex("3031300d060960864801650304020105000420")

@@ -12,9 +12,14 @@ from tests.support import portal as p
 
 from cardvault.notify.outbox import MemoryOutbox
 from cardvault.notify.ports import DeliveryFailed
-from cardvault.services import notifications
-from cardvault.services.dispatcher import Dispatcher, Senders, retry_delay, start_background
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.notifications import outbox as notifications
+from cardvault.services.notifications.dispatcher import (
+    Dispatcher,
+    Senders,
+    retry_delay,
+    start_background,
+)
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, Card, Notification
 
@@ -134,7 +139,7 @@ def test_gives_up_after_the_configured_attempts(rt: Runtime, operator: Actor) ->
 def test_a_message_whose_link_expired_is_not_sent(rt: Runtime, operator: Actor) -> None:
     f.org(rt, operator)
     card = f.active_card(rt, operator)
-    from cardvault.services import reset_links
+    from cardvault.services.recovery import reset_links
 
     with transaction(rt.db) as s:
         row = s.get(Card, card.card_id)

@@ -13,11 +13,14 @@ from cardvault.crypto.keyslots import open_passcode_slot, open_recovery_slots
 from cardvault.domain.passcode_policy import WeakPasscode
 from cardvault.errors import InvalidInput
 from cardvault.notify.outbox import MemoryOutbox
-from cardvault.services import directory, invitations, links, ra_cards
-from cardvault.services.card_keys import open_record
-from cardvault.services.enrolment import SecurityAnswer
-from cardvault.services.ra_actions import RaContext
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards import invitations
+from cardvault.services.cards.enrolment import SecurityAnswer
+from cardvault.services.cards.sealing import open_record
+from cardvault.services.directory import registry as directory
+from cardvault.services.ra import cards as ra_cards
+from cardvault.services.ra.actions import RaContext
+from cardvault.services.recovery import links
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card, Person
 
 PASSCODE = "lantern orchard seventy bicycle"

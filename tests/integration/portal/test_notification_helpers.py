@@ -6,8 +6,9 @@ from tests.support import factories as f
 from tests.support import portal as p
 
 from cardvault.notify.outbox import MemoryOutbox
-from cardvault.services import directory, notifications
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.directory import registry as directory
+from cardvault.services.notifications import outbox as notifications
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Organisation, Person
 

@@ -9,8 +9,8 @@ from tests.support.cli import Cli
 from cardvault.config import Settings
 from cardvault.notify.outbox import FileOutbox, MemoryOutbox
 from cardvault.notify.ports import DeliveryFailed
-from cardvault.services import notifications
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.notifications import outbox as notifications
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card
 

@@ -18,11 +18,14 @@ from cardvault.crypto.keyslots import open_passcode_slot
 from cardvault.domain.passcode_policy import WeakPasscode
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.notify.outbox import MemoryOutbox
-from cardvault.services import directory, enrolment, links, recovery, reset_links
-from cardvault.services.authentication import Engine, SignInFailed
-from cardvault.services.card_keys import open_record
-from cardvault.services.factors import FactorFailed
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards import enrolment
+from cardvault.services.cards.sealing import open_record
+from cardvault.services.directory import registry as directory
+from cardvault.services.recovery import links, reset_links
+from cardvault.services.recovery import reset as recovery
+from cardvault.services.signin.engine import Engine, SignInFailed
+from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
     AuditEvent,
@@ -478,7 +481,7 @@ def _race(n: int, work: Callable[[int], object]) -> tuple[list[object], list[Bas
 def _locked_without_factor(rt: Runtime, operator: Actor, engine: Engine) -> tuple[str, str, str]:
     a.open_org(rt, operator)
     card = f.active_card(rt, operator, email=RACER)
-    from cardvault.services.authentication import LoginRequest
+    from cardvault.services.signin.engine import LoginRequest
 
     for _ in range(3):
         with pytest.raises(SignInFailed):
@@ -602,7 +605,7 @@ def test_a_card_the_ra_locked_is_not_unlocked_by_the_holder(rt: Runtime, operato
     rt.settings.reset_request_min_seconds = 0
     a.open_org(rt, operator)
     h = a.holder(rt, operator)
-    from cardvault.services import lockout
+    from cardvault.services.signin import lockout
 
     with transaction(rt.db) as s:
         card = s.get(Card, h.card.card_id)

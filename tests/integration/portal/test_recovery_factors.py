@@ -19,23 +19,20 @@ from tests.support import portal as p
 from tests.support.soft_ctap2 import SoftCtap2Device
 
 from cardvault.domain.push_policy import PushStatus
-from cardvault.services import (
-    hr_cards,
-    links,
-    recovery,
-    recovery_factors,
-    recovery_prompts,
-    reset_links,
-)
-from cardvault.services.authentication import (
+from cardvault.services.devices import push
+from cardvault.services.recovery import factors as recovery_factors
+from cardvault.services.recovery import links, reset_links
+from cardvault.services.recovery import prompts as recovery_prompts
+from cardvault.services.recovery import reset as recovery
+from cardvault.services.signin import hr_cards
+from cardvault.services.signin.engine import (
     Engine,
     LoginRequest,
     LoginResult,
     TransactionInvalid,
 )
-from cardvault.services.devices import push
-from cardvault.services.factors import FactorFailed
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, CardSession, PushChallenge
 
 NEW = "violet tractor umbrella 1987"

@@ -16,10 +16,13 @@ from tests.support import portal as p
 
 from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, SECOND_FACTOR_LOCK_REASON
 from cardvault.errors import CardvaultError
-from cardvault.services import directory, factor_lockout, links, recovery, reset_links
-from cardvault.services.authentication import Engine
-from cardvault.services.factors import FactorFailed
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.directory import registry as directory
+from cardvault.services.recovery import links, reset_links
+from cardvault.services.recovery import reset as recovery
+from cardvault.services.signin import factor_lockout
+from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card, Notification
 
 NEW = "violet tractor umbrella 1987"

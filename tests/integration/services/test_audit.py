@@ -29,8 +29,10 @@ from cardvault.domain.audit_chain import (
     verify_chain,
     verify_checkpoint,
 )
-from cardvault.services import audit, directory, issuance
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.audit import trail as audit
+from cardvault.services.cards import issuance
+from cardvault.services.directory import registry as directory
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, AuditHead, Card, KeySlotInfo, Organisation
 

@@ -22,14 +22,16 @@ from cardvault.config import Settings
 from cardvault.crypto import signing
 from cardvault.domain.audit_anchor import ChainRolledBack, RollbackProblem, parse_anchor_line
 from cardvault.errors import Conflict, NotFound
-from cardvault.services import audit, audit_rollback, health
-from cardvault.services.audit_errors import (
+from cardvault.services.audit import rollback as audit_rollback
+from cardvault.services.audit import trail as audit
+from cardvault.services.audit.errors import (
     AnchorsNotReadable,
     AnchorUnavailable,
     AnchorWriteFailed,
 )
-from cardvault.services.audit_rollback import ChainReport, VerifyReport
-from cardvault.services.runtime import Actor, Runtime, open_runtime
+from cardvault.services.audit.rollback import ChainReport, VerifyReport
+from cardvault.services.system import health
+from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, AuditHead, Organisation
 

@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cardvault.services import audit, audit_rollback
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.audit import rollback as audit_rollback
+from cardvault.services.audit import trail as audit
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, AuditHead
 

@@ -18,9 +18,11 @@ from tests.support.pki import ec_root_ca
 
 from cardvault.crypto import x509 as cx509
 from cardvault.errors import InvalidInput
-from cardvault.services import ca, cards, issuance
-from cardvault.services.certificate_status import status_by_fingerprint
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards import issuance
+from cardvault.services.cards import state as cards
+from cardvault.services.pki import ca
+from cardvault.services.pki.status import status_by_fingerprint
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Certificate
 from cardvault.web.app import create_app
 

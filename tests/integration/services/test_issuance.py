@@ -13,11 +13,13 @@ from tests.support import factories as f
 from cardvault.crypto import keys as ckeys
 from cardvault.crypto.keyslots import open_passcode_slot, open_private_key, open_recovery_slots
 from cardvault.errors import Conflict, InvalidInput, NotFound
-from cardvault.services import ca, cards, enrolment, issuance
-from cardvault.services.card_keys import CardRevoked, open_record
-from cardvault.services.issuance import NotAMember as NotMember
-from cardvault.services.lockout import CardLocked, WrongPasscode
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards import enrolment, issuance
+from cardvault.services.cards import state as cards
+from cardvault.services.cards.issuance import NotAMember as NotMember
+from cardvault.services.cards.sealing import CardRevoked, open_record
+from cardvault.services.pki import ca
+from cardvault.services.signin.lockout import CardLocked, WrongPasscode
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card, Certificate, KeySlotInfo
 
 

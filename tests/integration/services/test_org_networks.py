@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from tests.support import factories as f
 
 from cardvault.config import Settings
-from cardvault.services import audit, org_networks
-from cardvault.services.runtime import Actor, Runtime, open_runtime
+from cardvault.services.audit import trail as audit
+from cardvault.services.networks import changes as org_networks
+from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 
 
 def test_concurrent_additions_on_two_instances_are_all_kept(

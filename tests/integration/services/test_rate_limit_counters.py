@@ -9,7 +9,7 @@ import pytest
 import redis
 from tests.support.redis_server import DEAD_REDIS_URL, REDIS_URL, fresh_prefix, redis_or_skip
 
-from cardvault.services.rate_limit_counters import (
+from cardvault.services.rate_limits.counters import (
     REDIS_RETRY_SECONDS,
     FallbackCounters,
     LocalCounters,

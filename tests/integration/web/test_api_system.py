@@ -9,7 +9,7 @@ import pytest
 from tests.support import auth as a
 
 from cardvault import __version__
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 
 PROBLEM = "application/problem+json"
 PRIVATE_JWK_FIELDS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}

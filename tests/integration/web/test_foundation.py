@@ -14,10 +14,10 @@ from sqlalchemy import select
 from tests.support import auth as a
 
 from cardvault.errors import AuthenticationFailed, NotFound
-from cardvault.services import web_sessions
-from cardvault.services.authentication import Engine
-from cardvault.services.runtime import Actor, Runtime
-from cardvault.services.web_sessions import WebSessionView
+from cardvault.services.signin import web_sessions
+from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.web_sessions import WebSessionView
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import CardSession, WebSession
 from cardvault.web import ui
 from cardvault.web.app import create_app

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from tests.support import auth as a
 
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 
 PROBLEM = "application/problem+json"
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}

@@ -17,8 +17,8 @@ from tests.support import factories as f
 from tests.support.cli import Cli
 
 from cardvault.config import Settings
-from cardvault.services import audit
-from cardvault.services.runtime import Actor, Runtime, open_runtime
+from cardvault.services.audit import trail as audit
+from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 from cardvault.store.models import AuditEvent
 from cardvault.web.app import create_app
 

@@ -29,8 +29,8 @@ from pydantic import BaseModel
 from tests.support import auth as a
 from tests.support.live_server import serve
 
-from cardvault.services.authentication import Engine
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.signin.engine import Engine
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.web.app import create_app
 from cardvault.web.jose import JOSE, JOSE_BODY
 

@@ -15,13 +15,14 @@ from tests.support import portal as p
 from tests.support import ra_web
 
 from cardvault.notify.outbox import FileOutbox, MemoryOutbox
-from cardvault.services import directory, ra_cards
-from cardvault.services.authentication import Engine
-from cardvault.services.dispatcher import Dispatcher, Senders
-from cardvault.services.ra_actions import RaContext
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.directory import registry as directory
+from cardvault.services.notifications.dispatcher import Dispatcher, Senders
+from cardvault.services.ra import cards as ra_cards
+from cardvault.services.ra.actions import RaContext
+from cardvault.services.signin.engine import Engine
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card
-from cardvault.web.portal.common import STEP_COOKIE, RedactLinkTokens
+from cardvault.web.portal.steps import STEP_COOKIE, RedactLinkTokens
 
 NEW = "violet tractor umbrella 1987"
 
@@ -188,7 +189,7 @@ def test_development_outbox_is_there_only_in_development(rt: Runtime, operator: 
         card = s.query(Card).first()
         assert card is not None
     outbox = FileOutbox(rt.settings.outbox_dir)
-    from cardvault.services import reset_links
+    from cardvault.services.recovery import reset_links
     from cardvault.store.db import transaction
 
     with transaction(rt.db) as s:

@@ -17,10 +17,10 @@ from tests.support import portal as p
 from tests.support import ra_web
 from tests.support.soft_ctap2 import SoftCtap2Device
 
-from cardvault.services import recovery
-from cardvault.services.authentication import Engine
-from cardvault.services.runtime import Actor, Runtime
-from cardvault.web.portal.common import RedactLinkTokens
+from cardvault.services.recovery import reset as recovery
+from cardvault.services.signin.engine import Engine
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.web.portal.steps import RedactLinkTokens
 
 NUMBER = re.compile(r'id="push-number"[^>]*>(\d\d)<')
 

@@ -15,12 +15,14 @@ from tests.support import phones as ph
 from tests.support import portal as p
 from tests.support import ra_web as w
 
-from cardvault.services import audit, audit_display, ra_audit
-from cardvault.services.authentication import Engine, LoginRequest
+from cardvault.services.audit import display as audit_display
+from cardvault.services.audit import trail as audit
 from cardvault.services.devices import push
-from cardvault.services.push_signin import complete_push
-from cardvault.services.ra_actions import RaContext
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.ra import audit as ra_audit
+from cardvault.services.ra.actions import RaContext
+from cardvault.services.signin.engine import Engine, LoginRequest
+from cardvault.services.signin.push_continue import complete_push
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, Card, Device, Organisation, Person
 

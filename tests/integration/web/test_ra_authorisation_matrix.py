@@ -16,9 +16,12 @@ from tests.support import ra_web as w
 
 from cardvault.notify.outbox import MemoryOutbox
 from cardvault.notify.ports import DeliveryFailed
-from cardvault.services import card_sessions, methods, notifications, org_networks
-from cardvault.services.authentication import Engine, LoginRequest
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards import methods
+from cardvault.services.networks import changes as org_networks
+from cardvault.services.notifications import outbox as notifications
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.engine import Engine, LoginRequest
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Association, AuditEvent, Card, Device, Organisation
 from cardvault.web.app import create_app

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import ra_web as w
 
-from cardvault.services import org_networks
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.networks import changes as org_networks
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Organisation, Person
 from cardvault.web.app import create_app
 

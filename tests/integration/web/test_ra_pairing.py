@@ -14,7 +14,7 @@ from tests.support import phones, qr
 from tests.support import ra_web as w
 
 from cardvault.services.devices import pairing
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Device, Link
 
 APPLICATIONS = ("authenticator", "mia")

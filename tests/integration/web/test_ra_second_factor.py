@@ -19,11 +19,11 @@ from tests.support import factories as f
 from tests.support import phones as ph
 from tests.support import ra_web as w
 
-from cardvault.services import directory
-from cardvault.services.authentication import MAX_FACTOR_FAILURES
 from cardvault.services.devices import push
 from cardvault.services.devices.requests import authenticate
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.directory import registry as directory
+from cardvault.services.signin.engine import MAX_FACTOR_FAILURES
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuthTransaction, Card, CardStatus, PushChallenge
 
 NUMBER = re.compile(r'id="push-number"[^>]*>(\d\d)<')

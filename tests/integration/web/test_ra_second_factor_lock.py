@@ -12,8 +12,8 @@ from tests.support import factories as f
 from tests.support import ra_web as w
 
 from cardvault.domain.lockout import SECOND_FACTOR_LOCK_REASON
-from cardvault.services import factor_lockout
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.signin import factor_lockout
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card, Notification
 
 LATER = timedelta(minutes=11)  # past the re-authentication limit (10 minutes)

@@ -10,8 +10,8 @@ from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import ra_web as w
 
-from cardvault.services import methods
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards import methods
+from cardvault.services.system.runtime import Actor, Runtime
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import ra_web as w
 
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 
 
 def test_ra_signs_in_chooses_role_and_finds_a_person(rt: Runtime, operator: Actor) -> None:
@@ -26,7 +26,7 @@ def test_ra_signs_in_chooses_role_and_finds_a_person(rt: Runtime, operator: Acto
 def test_the_demo_ra_from_init_can_sign_in(rt: Runtime, operator: Actor) -> None:
     import pyotp
 
-    from cardvault.services import bootstrap
+    from cardvault.services.system import bootstrap
 
     demo = bootstrap.create_demo(rt, operator)
     ra = demo["ra_user"]

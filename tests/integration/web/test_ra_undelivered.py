@@ -16,8 +16,8 @@ from tests.support import ra_web as w
 from cardvault.notify.outbox import MemoryOutbox
 from cardvault.notify.ports import DeliveryFailed
 from cardvault.notify.templates import EmailTemplate
-from cardvault.services import notifications
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.notifications import outbox as notifications
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card
 

@@ -14,9 +14,9 @@ from tests.support import factories as f
 from tests.support import ra_web as w
 
 from cardvault.crypto.keyslots import open_invitation_slot
-from cardvault.services import links
-from cardvault.services.card_keys import open_record
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards.sealing import open_record
+from cardvault.services.recovery import links
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Association, Card, Link, Notification
 
 

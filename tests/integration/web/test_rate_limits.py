@@ -20,7 +20,7 @@ from tests.support import factories as f
 from tests.support.redis_server import DEAD_REDIS_URL, REDIS_URL, fresh_prefix, redis_or_skip
 
 from cardvault.crypto import envelope
-from cardvault.services.runtime import Actor, Runtime, open_runtime
+from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 from cardvault.store.models import Card, Notification
 from cardvault.web.app import create_app
 

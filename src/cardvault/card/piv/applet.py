@@ -14,17 +14,17 @@ from dataclasses import replace
 from cardvault.card.apdu import CardError, CommandApdu, Sw, parse_command, response
 from cardvault.card.piv import objects
 from cardvault.card.piv.asymmetric import GENERATABLE, general_authenticate, generate_key_pair
-from cardvault.card.piv.auth import (
+from cardvault.card.piv.constants import PIV_AID, PIV_RID, Algorithm, Ins, ObjectId, Slot
+from cardvault.card.piv.data import get_data, get_serial, get_version, put_data
+from cardvault.card.piv.handlers import Handler, Outcome
+from cardvault.card.piv.ports import CardPorts
+from cardvault.card.piv.state import MAX_CHAIN_BYTES, PendingChain, PivState
+from cardvault.card.piv.verification import (
     change_reference_data,
     reset_retry_counter,
     set_management_key,
     verify,
 )
-from cardvault.card.piv.common import Handler, Outcome
-from cardvault.card.piv.constants import PIV_AID, PIV_RID, Algorithm, Ins, ObjectId, Slot
-from cardvault.card.piv.data import get_data, get_serial, get_version, put_data
-from cardvault.card.piv.ports import CardPorts
-from cardvault.card.piv.state import MAX_CHAIN_BYTES, PendingChain, PivState
 from cardvault.errors import InvalidInput
 
 __all__ = ["LABEL", "blank_card", "process"]

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from cardvault.card import tlv
 from cardvault.card.apdu import CardError, CommandApdu, Sw
-from cardvault.card.piv.auth import management_authenticate
-from cardvault.card.piv.common import (
+from cardvault.card.piv.constants import Algorithm, Slot
+from cardvault.card.piv.handlers import (
     Outcome,
     dynamic_response,
     dynamic_template,
     require_management,
     slot_of,
 )
-from cardvault.card.piv.constants import Algorithm, Slot
 from cardvault.card.piv.ports import CardPorts
 from cardvault.card.piv.state import PivState
+from cardvault.card.piv.verification import management_authenticate
 from cardvault.crypto.keys import KeyAlgorithm
 from cardvault.crypto.piv_keys import PublicParts, public_parts
 from cardvault.errors import InvalidInput

@@ -6,8 +6,8 @@ from __future__ import annotations
 from cardvault.card import tlv
 from cardvault.card.apdu import CardError, CommandApdu, Sw
 from cardvault.card.piv import objects
-from cardvault.card.piv.common import Outcome, require_management, require_p1p2
 from cardvault.card.piv.constants import ObjectId
+from cardvault.card.piv.handlers import Outcome, require_management, require_p1p2
 from cardvault.card.piv.ports import CardPorts
 from cardvault.card.piv.state import MAX_OBJECT_BYTES, MAX_OBJECTS_TOTAL, PivState
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import SlotNotFound, WrongSecret, open_device_slot
 from cardvault.errors import AuthenticationFailed, InvalidInput, PermissionDenied
-from cardvault.services import audit, factor_lockout, lockout
-from cardvault.services.card_keys import open_record
+from cardvault.services.audit import trail as audit
+from cardvault.services.cards.sealing import open_record
 from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.devices.unlock import (
     OpenedSession,
@@ -26,7 +26,8 @@ from cardvault.services.devices.unlock import (
     open_with_passcode,
     require_method,
 )
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.signin import factor_lockout, lockout
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Organisation
 

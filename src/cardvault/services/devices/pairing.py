@@ -29,9 +29,10 @@ from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import make_device_slot
 from cardvault.domain import totp
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
-from cardvault.services import audit, lockout, network, notifications, transport_keys
-from cardvault.services.card_keys import open_record, seal_record
-from cardvault.services.devices.common import (
+from cardvault.services.audit import trail as audit
+from cardvault.services.cards.issuance import get_card
+from cardvault.services.cards.sealing import open_record, seal_record
+from cardvault.services.devices.channel import (
     ACTIVE,
     APPLICATIONS,
     MAX_DEVICES_PER_CARD,
@@ -43,9 +44,12 @@ from cardvault.services.devices.unlock import (
     open_with_passcode,
     require_method,
 )
-from cardvault.services.directory import get_org, is_member
-from cardvault.services.issuance import get_card
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.directory.registry import get_org, is_member
+from cardvault.services.networks import allow_list as network
+from cardvault.services.notifications import outbox as notifications
+from cardvault.services.signin import lockout
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.services.transport import keys as transport_keys
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardStatus, Device, Link, Organisation, Person
 from cardvault.store.types import new_id

@@ -32,15 +32,18 @@ from cardvault.domain.push_policy import (
     next_allowed,
 )
 from cardvault.errors import AuthenticationFailed, CardvaultError, Conflict, InvalidInput, NotFound
-from cardvault.services import audit, factor_lockout, network, notifications
-from cardvault.services.devices.common import (
+from cardvault.services.audit import trail as audit
+from cardvault.services.devices.channel import (
     active_devices,
     challenge_topic,
     channel,
     device_topic,
 )
 from cardvault.services.devices.requests import DeviceCaller, as_actor
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.networks import allow_list as network
+from cardvault.services.notifications import outbox as notifications
+from cardvault.services.signin import factor_lockout
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuthTransaction, Card, Device, Organisation, PushChallenge
 from cardvault.store.types import new_id

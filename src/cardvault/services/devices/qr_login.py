@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 from cardvault.crypto import device as dcrypto
 from cardvault.crypto.aead import wipe
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
-from cardvault.services import audit, factor_lockout, lockout, network
-from cardvault.services.devices.common import channel, qr_topic
+from cardvault.services.audit import trail as audit
+from cardvault.services.devices.channel import channel, qr_topic
 from cardvault.services.devices.pairing import token_hash
 from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.devices.unlock import (
@@ -38,7 +38,9 @@ from cardvault.services.devices.unlock import (
     open_with_passcode,
     require_method,
 )
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.networks import allow_list as network
+from cardvault.services.signin import factor_lockout, lockout
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Link, Organisation
 from cardvault.store.types import new_id

@@ -14,9 +14,10 @@ from sqlalchemy import delete, select
 
 from cardvault.crypto.keyslots import SlotNotFound, device_slot_name
 from cardvault.errors import NotFound
-from cardvault.services import audit, notifications
-from cardvault.services.card_keys import open_record, seal_record
-from cardvault.services.devices.common import (
+from cardvault.services.audit import trail as audit
+from cardvault.services.cards.issuance import get_card
+from cardvault.services.cards.sealing import open_record, seal_record
+from cardvault.services.devices.channel import (
     ACTIVE,
     REVOKED,
     channel,
@@ -24,9 +25,9 @@ from cardvault.services.devices.common import (
     device_dict,
     device_topic,
 )
-from cardvault.services.issuance import get_card
-from cardvault.services.reset_links import may_self_unlock
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.notifications import outbox as notifications
+from cardvault.services.recovery.reset_links import may_self_unlock
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardSession, Device, Organisation
 

@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session
 
 from cardvault.crypto import device as dcrypto
 from cardvault.errors import AuthenticationFailed, InvalidInput
-from cardvault.services import audit, factor_lockout, network
-from cardvault.services.devices.common import ACTIVE, DeviceNotRecognised
-from cardvault.services.reset_links import may_self_unlock
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.audit import trail as audit
+from cardvault.services.devices.channel import ACTIVE, DeviceNotRecognised
+from cardvault.services.networks import allow_list as network
+from cardvault.services.recovery.reset_links import may_self_unlock
+from cardvault.services.signin import factor_lockout
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardStatus, Device, Organisation, UsedNonce
 

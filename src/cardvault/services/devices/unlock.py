@@ -17,9 +17,10 @@ from cardvault.crypto.keyslots import (
 )
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import InvalidInput, PermissionDenied
-from cardvault.services import card_sessions, lockout
-from cardvault.services.card_keys import open_record
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.cards.sealing import open_record
+from cardvault.services.signin import lockout
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card, Organisation
 from cardvault.store.types import new_id
 

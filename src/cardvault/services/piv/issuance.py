@@ -33,13 +33,19 @@ from cardvault.crypto.keyslots import CardKeyRecord, new_dek, new_session_key, w
 from cardvault.domain import identifiers
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import PermissionDenied
-from cardvault.services import audit, card_sessions
-from cardvault.services.card_keys import seal_record, shred_record
-from cardvault.services.directory import get_person, is_member
-from cardvault.services.issuance import CardExists, NotAMember, certificate_row, end_card_state
+from cardvault.services.audit import trail as audit
+from cardvault.services.cards.issuance import (
+    CardExists,
+    NotAMember,
+    certificate_row,
+    end_card_state,
+)
+from cardvault.services.cards.sealing import seal_record, shred_record
+from cardvault.services.directory.registry import get_person, is_member
 from cardvault.services.piv.ports import Mode
 from cardvault.services.piv.secrets import PivSecrets, seal_secrets
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
     Card,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from cardvault.crypto.aead import SealBroken, aad, open_sealed, seal, wipe
 from cardvault.crypto.kdf import hkdf_key
-from cardvault.services import card_sessions
+from cardvault.services.signin import sessions as card_sessions
 
 __all__ = ["keep", "kept"]
 

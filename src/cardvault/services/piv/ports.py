@@ -37,7 +37,7 @@ from cardvault.crypto.piv_keys import ecdh_shared_secret, ecdsa_sign_hash, rsa_p
 from cardvault.crypto.x509 import CertUsage
 from cardvault.services.piv.recheck import PinRecheck
 from cardvault.services.piv.secrets import DEFAULT_PIN, DEFAULT_PUK, PivSecrets
-from cardvault.services.runtime import Runtime
+from cardvault.services.system.runtime import Runtime
 
 __all__ = ["Effects", "KeyUse", "Mode", "ServicePorts", "key_role"]
 

@@ -34,18 +34,18 @@ from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import CardKeyRecord, WrongSecret, unwrap_session
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import Conflict, Unavailable
-from cardvault.services import card_sessions
-from cardvault.services.card_keys import open_record, seal_record
+from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.piv import issuance, snapshot, statements
 from cardvault.services.piv.answers import standing_answers
 from cardvault.services.piv.kept import keep, kept
-from cardvault.services.piv.links import LinkClosed
 from cardvault.services.piv.ports import Effects, Mode, ServicePorts
+from cardvault.services.piv.reader_links import LinkClosed
 from cardvault.services.piv.recheck import PinRecheck
 from cardvault.services.piv.secrets import PivSecrets, open_secrets, seal_secrets
 from cardvault.services.piv.snapshot import Snapshot
 from cardvault.services.piv.trail import ApduFacts, record_apdu
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
     Card,

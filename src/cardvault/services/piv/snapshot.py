@@ -15,11 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.errors import PermissionDenied
-from cardvault.services import card_sessions, network
+from cardvault.services.networks import allow_list as network
 from cardvault.services.piv import issuance, statements
-from cardvault.services.piv.links import LinkClosed
 from cardvault.services.piv.ports import Mode
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.piv.reader_links import LinkClosed
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import (
     Card,
     CardSession,

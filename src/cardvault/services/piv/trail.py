@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from cardvault.card.apdu import Sw
 from cardvault.card.piv import Ins, PinRef, PivState, Slot
-from cardvault.services import audit
+from cardvault.services.audit import trail as audit
 from cardvault.services.piv.ports import Effects, key_role
-from cardvault.services.runtime import Actor, Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card
 
 __all__ = ["ApduFacts", "record_apdu"]

@@ -11,8 +11,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.services import ca, card_operations, certificate_status
-from cardvault.services.runtime import Runtime
+from cardvault.services.cards import operations as card_operations
+from cardvault.services.pki import ca
+from cardvault.services.pki import status as certificate_status
+from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
 from cardvault.web.jose import JOSE_BODY, opened, read_jose, sealed

@@ -10,9 +10,9 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.services.devices.common import channel
+from cardvault.services.devices.channel import channel
 from cardvault.services.devices.requests import DeviceCaller, SignedRequest, authenticate
-from cardvault.services.runtime import Runtime
+from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import runtime
 

@@ -22,9 +22,9 @@ from anyio import CapacityLimiter, to_thread
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.services.devices import push, registry
-from cardvault.services.devices.common import PRESENCE_TTL_SECONDS, channel, device_topic
+from cardvault.services.devices.channel import PRESENCE_TTL_SECONDS, channel, device_topic
 from cardvault.services.devices.requests import DeviceCaller
-from cardvault.services.runtime import Runtime
+from cardvault.services.system.runtime import Runtime
 from cardvault.store.types import new_id
 
 KEEPALIVE_SECONDS = 15.0

@@ -15,11 +15,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.crypto.device import unb64url
-from cardvault.services import rate_limits
 from cardvault.services.devices import mia, pairing, push, qr_login, registry
-from cardvault.services.devices.common import device_topic
+from cardvault.services.devices.channel import device_topic
 from cardvault.services.devices.requests import DeviceCaller, as_actor
-from cardvault.services.runtime import Runtime
+from cardvault.services.rate_limits import check as rate_limits
+from cardvault.services.system.runtime import Runtime
 from cardvault.web.api import device_stream
 from cardvault.web.api.device_auth import (
     challenge_caller,

@@ -18,10 +18,11 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.card.piv import ATR
 from cardvault.errors import InvalidInput
-from cardvault.services.piv import issuance, links
+from cardvault.services.piv import issuance
+from cardvault.services.piv import reader_links as links
 from cardvault.services.piv.ports import Mode
 from cardvault.services.piv.relay import RelayAnswer, RelayRequest, relay
-from cardvault.services.runtime import Runtime
+from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
 from cardvault.web.jose import JOSE_BODY, open_body, sealed

@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain.push_policy import PushStatus
-from cardvault.services import ra_actions
 from cardvault.services.devices import pairing, push, qr_login, registry
-from cardvault.services.devices.common import challenge_topic, qr_topic
-from cardvault.services.runtime import Runtime
+from cardvault.services.devices.channel import challenge_topic, qr_topic
+from cardvault.services.ra import actions as ra_actions
+from cardvault.services.system.runtime import Runtime
 from cardvault.web.api.device_auth import wait_for
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime

@@ -9,8 +9,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.services import card_sessions, ra_actions
-from cardvault.services.runtime import Runtime
+from cardvault.services.ra import actions as ra_actions
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
 from cardvault.web.jose import JOSE_BODY, open_body, sealed

@@ -9,8 +9,9 @@ from pydantic import BaseModel
 
 from cardvault import __version__
 from cardvault.crypto.envelope import jwks
-from cardvault.services import health, transport_keys
-from cardvault.services.runtime import Runtime
+from cardvault.services.system import health
+from cardvault.services.system.runtime import Runtime
+from cardvault.services.transport import keys as transport_keys
 from cardvault.web.deps import runtime
 
 router = APIRouter()

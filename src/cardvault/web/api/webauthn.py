@@ -21,14 +21,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.services import (
-    methods,
-    ra_actions,
-    security_key_registration,
-    security_key_signin,
-    security_keys,
-)
-from cardvault.services.runtime import Runtime
+from cardvault.services.cards import methods
+from cardvault.services.ra import actions as ra_actions
+from cardvault.services.security_keys import keys as security_keys
+from cardvault.services.security_keys import registration as security_key_registration
+from cardvault.services.security_keys import signin as security_key_signin
+from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
 from cardvault.web.rate_limit import Bucket, per_address

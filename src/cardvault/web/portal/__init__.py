@@ -13,11 +13,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from cardvault.web import ui
-from cardvault.web.portal.common import AREA
 from cardvault.web.portal.dev_outbox import router as outbox_router
 from cardvault.web.portal.invitation import router as invitation_router
 from cardvault.web.portal.reset import router as reset_router
 from cardvault.web.portal.reset_factor import router as reset_factor_router
+from cardvault.web.portal.steps import AREA
 
 __all__ = ["AREA", "install"]
 

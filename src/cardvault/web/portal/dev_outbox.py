@@ -16,7 +16,7 @@ from cardvault.errors import NotFound
 from cardvault.notify.message import EmailMessage
 from cardvault.notify.outbox import FileOutbox
 from cardvault.web import ui
-from cardvault.web.portal.common import Rt, View
+from cardvault.web.portal.steps import Rt, View
 
 router = APIRouter(prefix="/portal/dev/outbox", tags=["portal"], include_in_schema=False)
 _URL = re.compile(r"https?://[^\s<>\"]+")

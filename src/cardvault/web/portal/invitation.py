@@ -7,11 +7,13 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import AuthenticationFailed, InvalidInput
-from cardvault.services import invitations, links, recovery
-from cardvault.services.enrolment import SecurityAnswer
+from cardvault.services.cards import invitations
+from cardvault.services.cards.enrolment import SecurityAnswer
+from cardvault.services.recovery import links
+from cardvault.services.recovery import reset as recovery
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
-from cardvault.web.portal.common import (
+from cardvault.web.portal.steps import (
     Rt,
     View,
     checked_form,

@@ -9,11 +9,13 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import AuthenticationFailed, InvalidInput
-from cardvault.services import links, rate_limits, recovery, reset_links
-from cardvault.services.runtime import Actor
+from cardvault.services.rate_limits import check as rate_limits
+from cardvault.services.recovery import links, reset_links
+from cardvault.services.recovery import reset as recovery
+from cardvault.services.system.runtime import Actor
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
-from cardvault.web.portal.common import (
+from cardvault.web.portal.steps import (
     Rt,
     View,
     checked_form,

@@ -18,14 +18,16 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import CardvaultError, InvalidInput
-from cardvault.services import recovery, recovery_factors, recovery_prompts
 from cardvault.services.devices import push
-from cardvault.services.devices.common import challenge_topic
-from cardvault.services.factors import FactorFailed
+from cardvault.services.devices.channel import challenge_topic
+from cardvault.services.recovery import factors as recovery_factors
+from cardvault.services.recovery import prompts as recovery_prompts
+from cardvault.services.recovery import reset as recovery
+from cardvault.services.signin.factors import FactorFailed
 from cardvault.web import ui
 from cardvault.web.api.device_auth import wait_for
-from cardvault.web.portal.common import Rt, View, checked_form, link_problem, step_of
 from cardvault.web.portal.reset import ENDING, current, holder, next_page
+from cardvault.web.portal.steps import Rt, View, checked_form, link_problem, step_of
 from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)

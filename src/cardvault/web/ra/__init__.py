@@ -11,15 +11,15 @@ from fastapi import FastAPI
 
 from cardvault.web import ui
 from cardvault.web.ra.audit_pages import router as audit_router
-from cardvault.web.ra.auth import router as auth_router
 from cardvault.web.ra.cards import router as cards_router
-from cardvault.web.ra.common import AREA
+from cardvault.web.ra.context import AREA
 from cardvault.web.ra.methods import router as methods_router
 from cardvault.web.ra.networks import router as networks_router
 from cardvault.web.ra.notification_pages import router as notifications_router
 from cardvault.web.ra.persons import router as persons_router
 from cardvault.web.ra.second_factor import router as second_factor_router
 from cardvault.web.ra.security_key_login import router as key_login_router
+from cardvault.web.ra.signin import router as auth_router
 from cardvault.web.ra.webauthn_api import router as webauthn_router
 
 __all__ = ["AREA", "install"]

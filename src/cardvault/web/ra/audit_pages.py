@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from cardvault.errors import InvalidInput
-from cardvault.services import ra_audit
+from cardvault.services.ra import audit as ra_audit
 from cardvault.web import ui
-from cardvault.web.ra.common import Auditor, Rt
+from cardvault.web.ra.context import Auditor, Rt
 
 router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
 FIELDS = ("person", "card", "action", "outcome", "date_from", "date_to")

@@ -8,12 +8,13 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import CardvaultError
-from cardvault.services import ra_methods, ra_persons
-from cardvault.services.ra_actions import RaContext
-from cardvault.services.runtime import Runtime
-from cardvault.services.web_sessions import WebSessionView
+from cardvault.services.ra import methods as ra_methods
+from cardvault.services.ra import persons as ra_persons
+from cardvault.services.ra.actions import RaContext
+from cardvault.services.signin.web_sessions import WebSessionView
+from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
-from cardvault.web.ra.common import Agent, Rt, View, person_url, require_recent_sign_in
+from cardvault.web.ra.context import Agent, Rt, View, person_url, require_recent_sign_in
 from cardvault.web.ra.persons import already_sent, checked_form
 
 router = APIRouter(prefix="/ra/persons", tags=["vRA Manager"], include_in_schema=False)

@@ -15,12 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain.networks import EverywhereNeedsConfirmation
 from cardvault.errors import CardvaultError
-from cardvault.services import ra_networks
-from cardvault.services.ra_actions import RaContext
-from cardvault.services.runtime import Runtime
-from cardvault.services.web_sessions import WebSessionView
+from cardvault.services.ra import networks as ra_networks
+from cardvault.services.ra.actions import RaContext
+from cardvault.services.signin.web_sessions import WebSessionView
+from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
-from cardvault.web.ra.common import Rt, View, ra_context, require_recent_sign_in
+from cardvault.web.ra.context import Rt, View, ra_context, require_recent_sign_in
 from cardvault.web.ra.persons import already_sent, checked_form
 
 router = APIRouter(prefix="/ra/organisation", tags=["vRA Manager"], include_in_schema=False)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from cardvault.services import ra_notifications
+from cardvault.services.ra import notifications as ra_notifications
 from cardvault.web import ui
-from cardvault.web.ra.common import Agent, Rt
+from cardvault.web.ra.context import Agent, Rt
 
 router = APIRouter(prefix="/ra/notifications", tags=["vRA Manager"], include_in_schema=False)
 

@@ -26,20 +26,22 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import CardvaultError, InvalidInput, NotFound
-from cardvault.services import card_sessions, push_signin, web_sessions
-from cardvault.services.authentication import TransactionInvalid
 from cardvault.services.devices import push
-from cardvault.services.devices.common import challenge_topic
-from cardvault.services.factor_lockout import SecondFactorLocked
-from cardvault.services.factors import FactorFailed
-from cardvault.services.factors import fido2 as fido2_factor
-from cardvault.services.runtime import Runtime
-from cardvault.services.web_sessions import WebSessionView
+from cardvault.services.devices.channel import challenge_topic
+from cardvault.services.signin import push_continue as push_signin
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin import web_sessions
+from cardvault.services.signin.engine import TransactionInvalid
+from cardvault.services.signin.factor_lockout import SecondFactorLocked
+from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.factors import fido2 as fido2_factor
+from cardvault.services.signin.web_sessions import WebSessionView
+from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.api.device_auth import wait_for
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
-from cardvault.web.ra.common import AREA, Rt, View, safe_next
+from cardvault.web.ra.context import AREA, Rt, View, safe_next
 from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.ui.session import remember
 

@@ -21,14 +21,15 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import CardvaultError
-from cardvault.services import security_key_signin, web_sessions
-from cardvault.services.authentication import LoginRequest
-from cardvault.services.runtime import Runtime
-from cardvault.services.web_sessions import WebSessionView
+from cardvault.services.security_keys import signin as security_key_signin
+from cardvault.services.signin import web_sessions
+from cardvault.services.signin.engine import LoginRequest
+from cardvault.services.signin.web_sessions import WebSessionView
+from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
-from cardvault.web.ra.common import Rt, View
+from cardvault.web.ra.context import Rt, View
 from cardvault.web.ra.second_factor import signed_in
 from cardvault.web.rate_limit import Bucket, per_address
 

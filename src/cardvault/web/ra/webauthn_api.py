@@ -12,10 +12,12 @@ from fastapi import APIRouter, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import InvalidInput
-from cardvault.services import ra_persons, web_sessions, webauthn_registration
-from cardvault.services.web_sessions import WebSessionView
+from cardvault.services.ra import persons as ra_persons
+from cardvault.services.security_keys import browser_registration as webauthn_registration
+from cardvault.services.signin import web_sessions
+from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.web import ui
-from cardvault.web.ra.common import Agent, Rt, View
+from cardvault.web.ra.context import Agent, Rt, View
 
 router = APIRouter(prefix="/ra/api/persons", tags=["vRA Manager"], include_in_schema=False)
 STATE_KEY = "webauthn_registration"

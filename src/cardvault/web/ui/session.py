@@ -16,9 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardvault.domain.rate_limit import Bucket
 from cardvault.errors import AuthenticationFailed, CardvaultError, PermissionDenied
-from cardvault.services import rate_limits, web_sessions
-from cardvault.services.runtime import Runtime
-from cardvault.services.web_sessions import WebSessionView
+from cardvault.services.rate_limits import check as rate_limits
+from cardvault.services.signin import web_sessions
+from cardvault.services.signin.web_sessions import WebSessionView
+from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import client_address
 from cardvault.web.deps import runtime
 from cardvault.web.ui.forms import Form

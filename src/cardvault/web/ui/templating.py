@@ -16,7 +16,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from cardvault.services import web_sessions
+from cardvault.services.signin import web_sessions
 from cardvault.web.deps import runtime
 from cardvault.web.ui.forms import Form
 from cardvault.web.ui.session import take_notice

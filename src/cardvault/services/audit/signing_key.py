@@ -1,0 +1,60 @@
+"""The service's Ed25519 audit key, sealed under the master key in the data directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cardvault.crypto import signing
+from cardvault.crypto.aead import aad, wipe
+from cardvault.errors import CardvaultError
+from cardvault.keystore.files import write_private
+from cardvault.keystore.provider import MasterKey
+from cardvault.services.system.runtime import Runtime
+
+_AAD = aad("audit-key", 1)
+
+
+class AuditKeyMissing(CardvaultError):
+    code = "audit_key_missing"
+    exit_code = 9
+
+
+def _paths(keys_dir: Path) -> tuple[Path, Path]:
+    return keys_dir / "audit-key.sealed", keys_dir / "audit-key.pub.pem"
+
+
+def create_audit_key(keys_dir: Path, master: MasterKey) -> None:
+    sealed, public = _paths(keys_dir)
+    if sealed.exists():
+        return
+    key = signing.generate_audit_key()
+    pem = signing.audit_key_to_pem(key)
+    try:
+        write_private(sealed, master.seal(pem, aad=_AAD))
+    finally:
+        wipe(pem)
+    write_private(public, signing.public_key_to_pem(signing.public_key_bytes(key)))
+
+
+def audit_private_key(rt: Runtime) -> signing.AuditKey:
+    sealed, _ = _paths(rt.settings.keys_dir)
+    if not sealed.exists():
+        raise AuditKeyMissing(
+            f"The audit key is missing from {rt.settings.keys_dir}.",
+            remedy="Restore the data directory; audit cannot run without it.",
+        )
+    stamp = ("audit-key", sealed.stat().st_mtime_ns)
+    return rt.memo(stamp, lambda: _load(sealed, rt.master_key))
+
+
+def _load(path: Path, master: MasterKey) -> signing.AuditKey:
+    pem = master.open(path.read_bytes(), aad=_AAD)
+    try:
+        return signing.load_audit_key_pem(pem)
+    finally:
+        wipe(pem)
+
+
+def audit_public_key(rt: Runtime) -> bytes:
+    _, public = _paths(rt.settings.keys_dir)
+    return signing.load_public_key_pem(public.read_bytes())

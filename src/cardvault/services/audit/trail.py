@@ -1,0 +1,307 @@
+"""The audit trail (DESIGN §3.7): one hash chain per organisation, written fail-closed.
+
+``record`` appends to the chain inside the caller's transaction: if the event cannot be
+written, the transaction — and with it the operation — does not commit. The chain's head
+row is locked for the transaction by its first append, and written and signed with the
+service's Ed25519 audit key once, as the transaction commits; the signed head is then
+anchored outside the database (``audit_heads``), so that neither a truncated chain nor an
+older one restored in its place can pass for the whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from cardvault.crypto import signing
+from cardvault.domain.audit_chain import (
+    AuditRecord,
+    ChainBroken,
+    ChainHead,
+    ChainProblem,
+    checkpoint_message,
+    next_record,
+    verify_chain,
+)
+from cardvault.services.audit.errors import AuditUnavailable, HeadSignatureInvalid
+from cardvault.services.audit.heads import locked_head, moved
+from cardvault.services.audit.signing_key import audit_public_key
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import snapshot_options
+from cardvault.store.models import AuditEvent, AuditHead, Organisation, table_of
+from cardvault.store.types import new_id
+
+__all__ = ["AuditUnavailable", "HeadSignatureInvalid"]
+
+SERVICE_CHAIN = "service"
+# Built once: an append is on every card operation's path, and SQLAlchemy then reuses the
+# compiled statement instead of rebuilding it per call.
+_INSERT_EVENT = insert(table_of(AuditEvent))
+EXPORT_FIELDS = (
+    "seq",
+    "occurred_at",
+    "action",
+    "outcome",
+    "reason",
+    "actor",
+    "person_id",
+    "card_id",
+    "organisation_id",
+    "request_id",
+    "details",
+    "id",
+    "prev_hash",
+    "hash",
+)
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def record(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    *,
+    action: str,
+    outcome: str = "success",
+    reason: str | None = None,
+    organisation_id: str | None = None,
+    person_id: str | None = None,
+    card_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditRecord:
+    """Append one event to its organisation's chain in the caller's transaction.
+
+    Fails closed: any failure to write the event raises, and the caller's transaction (and
+    with it the operation) does not commit.
+    """
+    session.flush()  # the caller's own changes raise their own errors, not the audit's
+    try:
+        return _append(
+            session,
+            rt,
+            actor,
+            action=action,
+            outcome=outcome,
+            reason=reason,
+            organisation_id=organisation_id,
+            person_id=person_id,
+            card_id=card_id,
+            details=details,
+        )
+    except SQLAlchemyError as exc:
+        raise AuditUnavailable(
+            "The audit event could not be written, so nothing was done.",
+            remedy="Check the database; the operation can be retried once it is healthy.",
+        ) from exc
+
+
+def _append(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    *,
+    action: str,
+    outcome: str,
+    reason: str | None,
+    organisation_id: str | None,
+    person_id: str | None,
+    card_id: str | None,
+    details: dict[str, Any] | None,
+) -> AuditRecord:
+    chain = organisation_id or SERVICE_CHAIN
+    head = locked_head(session, chain)
+    rec = next_record(
+        previous=head if head.seq else None,
+        chain=chain,
+        event_id=new_id(),
+        occurred_at=rt.clock(),
+        action=action,
+        outcome=outcome,
+        reason=reason,
+        actor=actor.ref,
+        person_id=person_id,
+        card_id=card_id,
+        organisation_id=organisation_id,
+        request_id=actor.request_id,
+        details=details or {},
+    )
+    # a Core statement, not an ORM object: an append is on every card operation's path
+    session.connection().execute(_INSERT_EVENT, _columns(rec))
+    moved(session, rt, ChainHead(chain=chain, seq=rec.seq, hash=rec.hash))
+    return rec
+
+
+def _columns(rec: AuditRecord) -> dict[str, Any]:
+    out = asdict(rec)
+    out["details"] = dict(rec.details)
+    return out
+
+
+def _record(row: AuditEvent) -> AuditRecord:
+    return AuditRecord(
+        id=row.id,
+        chain=row.chain,
+        seq=row.seq,
+        occurred_at=row.occurred_at,
+        action=row.action,
+        outcome=row.outcome,
+        reason=row.reason,
+        actor=row.actor,
+        person_id=row.person_id,
+        card_id=row.card_id,
+        organisation_id=row.organisation_id,
+        request_id=row.request_id,
+        details=row.details,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def chains(session: Session) -> list[tuple[str, str]]:
+    """(chain, label) for every chain: the service's own and one per organisation."""
+    out = [(SERVICE_CHAIN, SERVICE_CHAIN)]
+    for org in session.scalars(select(Organisation).order_by(Organisation.code)):
+        out.append((org.id, org.code))
+    heads = set(session.scalars(select(AuditHead.chain)))
+    known = {c for c, _ in out}
+    out.extend((c, c) for c in sorted(heads - known))
+    return out
+
+
+def verify(rt: Runtime, chain: str) -> int:
+    """Verify one chain end to end; returns its length, or raises what is wrong first.
+
+    This proves the chain is whole up to its signed head; whether that head is as far as the
+    chain ever reached is for the anchors to say (``audit_rollback``).
+    """
+    with rt.db() as session:
+        snapshot(session)
+        return verify_in(session, rt, chain)
+
+
+def verify_in(session: Session, rt: Runtime, chain: str) -> int:
+    """``verify`` inside the caller's session: one snapshot for several chains."""
+    head_row = session.get(AuditHead, chain)
+    head = ChainHead(chain=chain, seq=head_row.seq, hash=head_row.hash) if head_row else None
+    if head_row is not None and head_row.seq:
+        _check_head_signature(rt, head_row)
+    rows = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.chain == chain)
+        .order_by(AuditEvent.seq)
+        .execution_options(yield_per=500)
+    )
+    try:
+        reached = verify_chain((_record(r) for r in rows), head=head, chain=chain)
+    finally:
+        rows.close()  # a broken chain stops the stream early: free its server-side cursor
+    signed = head.seq if head else 0
+    if reached.seq != signed:
+        _beyond_head(session, chain, signed)
+    return signed
+
+
+def snapshot(session: Session) -> None:
+    """Read everything that follows in ``session`` from one snapshot of the database.
+
+    Verification runs beside the service: without a snapshot it could see events committed
+    after it read a chain's head, and take them for forgeries; and on SQLite it would keep
+    writers out for as long as it runs.
+    """
+    session.connection(execution_options=snapshot_options(session.get_bind().engine))
+
+
+def _beyond_head(session: Session, chain: str, signed: int) -> None:
+    """Every transaction signs the head it moved before it commits: events past the signed
+    head were forged, or the head row itself was deleted to hide a truncation."""
+    first = session.scalar(
+        select(AuditEvent.id)
+        .where(AuditEvent.chain == chain, AuditEvent.seq > signed)
+        .order_by(AuditEvent.seq)
+        .limit(1)
+    )
+    if signed == 0:
+        raise ChainBroken(
+            f"The audit chain is broken: chain {chain} has events (from event 1, id {first}) "
+            "but no signed head, so its end cannot be proven: the head was deleted, perhaps "
+            "to hide a truncation.",
+            problem=ChainProblem.TRUNCATED,
+            seq=1,
+            event_id=first,
+        )
+    raise ChainBroken(
+        f"The audit chain is broken: event {signed + 1} (id {first}) and any after it are "
+        f"not covered by the signed head of chain {chain}, which ends at event {signed}: "
+        "they were added outside cardvault.",
+        problem=ChainProblem.INSERTED,
+        seq=signed + 1,
+        event_id=first,
+    )
+
+
+def _check_head_signature(rt: Runtime, head: AuditHead) -> None:
+    if head.signature is None:
+        raise HeadSignatureInvalid(
+            f"The head of audit chain {head.chain} (event {head.seq}) is not signed: it was "
+            "written by something other than cardvault, which signs every head it commits."
+        )
+    message = checkpoint_message(
+        ChainHead(chain=head.chain, seq=head.seq, hash=head.hash), head.signed_at or ""
+    )
+    try:
+        signing.verify_ed25519(audit_public_key(rt), message, head.signature)
+    except Exception as exc:
+        raise HeadSignatureInvalid(
+            f"The head of audit chain {head.chain} (event {head.seq}) is not signed by this "
+            "service's audit key: the chain end was rewritten."
+        ) from exc
+
+
+def export(rt: Runtime, chain: str, fmt: str) -> Iterator[str]:
+    """Lines of JSON or CSV for one chain, in order, streamed."""
+    with rt.db() as session:
+        rows = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.chain == chain)
+            .order_by(AuditEvent.seq)
+            .execution_options(yield_per=500)
+        )
+        if fmt == "jsonl":
+            for row in rows:
+                yield json.dumps(_columns(_record(row)), sort_keys=True, ensure_ascii=False) + "\n"
+            return
+        yield _csv_line(EXPORT_FIELDS)
+        for row in rows:
+            data = _columns(_record(row))
+            data["details"] = json.dumps(data["details"], sort_keys=True, ensure_ascii=False)
+            yield _csv_line([_csv_safe(data[f]) for f in EXPORT_FIELDS])
+
+
+def _csv_line(values: Any) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    return buf.getvalue()
+
+
+def _csv_safe(value: Any) -> Any:
+    """Neutralise spreadsheet formulas (CSV injection) in exported text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def csv_row(values: Any) -> str:
+    """One CSV line with spreadsheet formulas neutralised (for filtered exports)."""
+    return _csv_line([_csv_safe(v) for v in values])

@@ -1,0 +1,324 @@
+"""Partial enrolment, the holder's side: finishing an invitation on the portal.
+
+How the holder reaches the card's DEK without the issuance passcode:
+
+- The RA's invitation (:func:`cardvault.services.ra.cards.invite`) opened the card with the
+  issuance passcode and added an **invitation slot**: KEK = HKDF(link token ‖ 0 ‖ SMS code).
+  The token went by email, the code by SMS to the number the RA entered, so both channels
+  are needed. The card is ``enrolled``; the link lives ``invitation_link_days``.
+- :func:`confirm_code` opens the slot with the link's token and the typed code;
+  wrong codes are reserved on the link before checking (at most five). The DEK is re-wrapped
+  under a key K that only the holder's browser keeps, as in recovery.
+- :func:`complete` sets the strong passcode and three security questions (and optionally a
+  recovery code): the passcode slot is replaced, the recovery slots added, the invitation
+  slot removed, the link consumed exactly once, and the card is ``active``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from cardvault.crypto.aead import wipe
+from cardvault.crypto.keyslots import (
+    INVITATION_SLOT,
+    PASSCODE_SLOT,
+    CardKeyRecord,
+    WrongSecret,
+    make_passcode_slot,
+    make_recovery_code_slot,
+    make_recovery_slots,
+    new_recovery_code,
+    new_session_key,
+    open_invitation_slot,
+    unwrap_session,
+    wrap_for_session,
+)
+from cardvault.errors import Conflict, InvalidInput
+from cardvault.services.audit import trail as audit
+from cardvault.services.cards.enrolment import SecurityAnswer, check_questions
+from cardvault.services.cards.issuance import get_card
+from cardvault.services.cards.sealing import open_record, seal_record
+from cardvault.services.notifications import outbox as notifications
+from cardvault.services.ra.cards import INVITATION_CODE_DIGITS as CODE_DIGITS
+from cardvault.services.recovery import links
+from cardvault.services.recovery.reset import RecoveryStepInvalid, check_new_passcode
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import (
+    AuthTransaction,
+    Card,
+    CardStatus,
+    Link,
+    Organisation,
+    Person,
+    SecurityQuestion,
+)
+from cardvault.store.types import new_id
+
+MAX_FAILURES = 5
+PURPOSE = "invitation"
+INVITABLE = (CardStatus.ISSUED.value, CardStatus.ENROLLED.value)
+
+
+class WrongCode(InvalidInput):
+    code = "wrong_enrolment_code"
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvitationPage:
+    holder_name: str
+    organisation_name: str
+    expires_at: datetime
+    tries_left: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodeAccepted:
+    transaction_id: str
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Completed:
+    serial: str
+    holder_name: str
+    recovery_code: str | None = field(default=None, repr=False)
+
+
+# --- the holder's side --------------------------------------------------------------------
+
+
+def _live(session: Session, rt: Runtime, token: str) -> tuple[Link, Card]:
+    link = links.live(session, rt, token, links.Purpose.INVITATION, MAX_FAILURES)
+    card = session.get(Card, link.card_id)
+    assert card is not None
+    if card.status != CardStatus.ENROLLED.value:
+        raise links.LinkInvalid(
+            f"This invitation no longer applies: the card is {card.status}.",
+            reason="card_state",
+            remedy="Ask your Registration Authority.",
+        )
+    return link, card
+
+
+def open_invitation(rt: Runtime, token: str) -> InvitationPage:
+    """The page behind an invitation link. Opening it changes nothing."""
+    with rt.db() as session:
+        link, card = _live(session, rt, token)
+        person = session.get(Person, card.person_id)
+        org = session.get(Organisation, card.organisation_id)
+        assert person is not None and org is not None
+        return InvitationPage(
+            holder_name=notifications.holder_name(person),
+            organisation_name=org.name,
+            expires_at=link.expires_at,
+            tries_left=MAX_FAILURES - link.failed_attempts,
+        )
+
+
+def confirm_code(rt: Runtime, actor: Actor, token: str, code: str) -> CodeAccepted:
+    """The code from the SMS, with the link's token, opens the invitation slot."""
+    cleaned = "".join((code or "").split())
+    if not (cleaned.isascii() and cleaned.isdigit() and len(cleaned) == CODE_DIGITS):
+        raise InvalidInput(
+            f"Enter the {CODE_DIGITS}-digit code from the text message.", field="code"
+        )
+    with rt.db() as session:
+        link, card = _live(session, rt, token)
+        link_id = link.id
+        record = open_record(rt.master_key, card)
+    reserved = links.reserve_failure(rt, link_id, MAX_FAILURES)
+    try:
+        dek = open_invitation_slot(record, links.token_bytes(token), cleaned)
+    except WrongSecret:
+        raise _wrong_code(rt, actor, card, link_id, reserved) from None
+    key, txn_id = new_session_key(), new_id()
+    try:
+        wrap = wrap_for_session(dek, key, session_id=txn_id)
+    finally:
+        wipe(dek)
+    with transaction(rt.db) as session:
+        links.release_failure(session, link_id)
+        now = rt.clock()
+        session.add(
+            AuthTransaction(
+                id=txn_id,
+                card_id=card.id,
+                organisation_id=card.organisation_id,
+                method="sms_code",
+                purpose=PURPOSE,
+                state="enrol",
+                session_wrap=wrap,
+                factor_state={"link": link_id, "version": card.record_version},
+                client_address=actor.client_address,
+                created_at=now,
+                expires_at=link.expires_at,
+            )
+        )
+        _audit(session, rt, actor, card, "invitation.code", "success", None, link_id)
+    return CodeAccepted(transaction_id=txn_id, key=bytes(key))
+
+
+def _wrong_code(rt: Runtime, actor: Actor, card: Card, link_id: str, reserved: int) -> Exception:
+    with transaction(rt.db) as session:
+        _audit(session, rt, actor, card, "invitation.code", "failure", "incorrect code", link_id)
+    if reserved >= MAX_FAILURES:
+        return links.worn_out(links.Purpose.INVITATION)
+    left = MAX_FAILURES - reserved
+    return WrongCode(
+        f"That code is not right. {left} {'try' if left == 1 else 'tries'} left.",
+        remedy="Use the newest text message we sent you.",
+        field="code",
+    )
+
+
+def _audit(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card: Card,
+    action: str,
+    outcome: str,
+    reason: str | None,
+    link_id: str,
+) -> None:
+    audit.record(
+        session,
+        rt,
+        actor,
+        action=action,
+        outcome=outcome,
+        reason=reason,
+        organisation_id=card.organisation_id,
+        person_id=card.person_id,
+        card_id=card.id,
+        details={"link": link_id},
+    )
+
+
+def complete(
+    rt: Runtime,
+    actor: Actor,
+    token: str,
+    transaction_id: str,
+    key: bytes,
+    *,
+    passcode: str,
+    confirm: str,
+    answers: Sequence[SecurityAnswer],
+    want_recovery_code: bool = False,
+) -> Completed:
+    """Passcode and security questions: the card becomes active."""
+    link_id, card, txn, person = _step(rt, token, transaction_id, key)
+    check_new_passcode(rt, person, passcode, confirm)
+    check_questions(answers, passcode)
+    dek = _unwrap(txn, key)
+    code = new_recovery_code() if want_recovery_code else None
+    try:
+        record = _enrolled_record(rt, card, dek, passcode, answers, code)
+    finally:
+        wipe(dek)
+    with transaction(rt.db) as session:
+        links.consume(session, rt, link_id)
+        card = get_card(session, card.serial, for_update=True)
+        if card.status != CardStatus.ENROLLED.value or card.record_version != txn.factor_state.get(
+            "version"
+        ):
+            raise Conflict("The card changed while you were setting it up; nothing was changed.")
+        seal_record(session, rt.master_key, card, record)
+        _store_questions(session, card, answers)
+        card.failed_attempts = 0
+        card.status, card.status_changed_at = CardStatus.ACTIVE.value, rt.clock()
+        session.execute(delete(AuthTransaction).where(AuthTransaction.card_id == card.id))
+        audit.record(
+            session,
+            rt,
+            actor,
+            action="card.enrolled",
+            organisation_id=card.organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={"serial": card.serial, "via": "invitation", "recovery_code": bool(code)},
+        )
+    return Completed(
+        serial=card.serial, holder_name=notifications.holder_name(person), recovery_code=code
+    )
+
+
+def check_step(rt: Runtime, token: str, transaction_id: str, key: bytes) -> None:
+    """Raise unless this browser confirmed the code for this invitation (to show the form)."""
+    _step(rt, token, transaction_id, key)
+
+
+def _step(
+    rt: Runtime, token: str, transaction_id: str, key: bytes
+) -> tuple[str, Card, AuthTransaction, Person]:
+    with rt.db() as session:
+        link, card = _live(session, rt, token)
+        txn = session.get(AuthTransaction, transaction_id) if transaction_id else None
+        if (
+            txn is None
+            or txn.purpose != PURPOSE
+            or txn.factor_state.get("link") != link.id
+            or rt.clock() >= txn.expires_at
+            or txn.session_wrap is None
+        ):
+            raise RecoveryStepInvalid()
+        person = session.get(Person, card.person_id)
+        assert person is not None
+    wipe(_unwrap(txn, key))
+    return link.id, card, txn, person
+
+
+def _unwrap(txn: AuthTransaction, key: bytes) -> bytearray:
+    assert txn.session_wrap is not None
+    try:
+        return unwrap_session(txn.session_wrap, key, session_id=txn.id)
+    except (WrongSecret, InvalidInput):
+        raise RecoveryStepInvalid() from None
+
+
+def _enrolled_record(
+    rt: Runtime,
+    card: Card,
+    dek: bytearray,
+    passcode: str,
+    answers: Sequence[SecurityAnswer],
+    code: str | None,
+) -> CardKeyRecord:
+    record = open_record(rt.master_key, card)
+    params, generation = rt.settings.argon2, record.slot(PASSCODE_SLOT).generation + 1
+    with rt.kdf_gate.slot():
+        new = record.with_slot(
+            make_passcode_slot(
+                dek, card_id=card.id, passcode=passcode, params=params, generation=generation
+            )
+        )
+        for slot in make_recovery_slots(
+            dek,
+            card_id=card.id,
+            answers=[a.answer for a in answers],
+            params=params,
+            generation=generation,
+        ):
+            new = new.with_slot(slot)
+    if code is not None:
+        new = new.with_slot(
+            make_recovery_code_slot(dek, card_id=card.id, recovery_code=code, generation=generation)
+        )
+    return new.without_slot(INVITATION_SLOT)
+
+
+def _store_questions(session: Session, card: Card, answers: Sequence[SecurityAnswer]) -> None:
+    session.execute(delete(SecurityQuestion).where(SecurityQuestion.card_id == card.id))
+    for position, item in enumerate(answers, start=1):
+        session.add(
+            SecurityQuestion(
+                card_id=card.id, position=position, question=" ".join(item.question.split())
+            )
+        )

@@ -1,0 +1,359 @@
+"""Issuing and revoking cards: keys generated inside the service, sealed, certified.
+
+Key generation and certification happen before the database transaction; the card, its
+certificates, its slot list and the audit event are then written in one transaction, so an
+interrupted issuance leaves either no card or a whole one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography.x509 import Certificate as X509Certificate
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+from sqlalchemy.orm import Session
+
+from cardvault.crypto import keys as ckeys
+from cardvault.crypto import x509 as cx509
+from cardvault.crypto.aead import wipe
+from cardvault.crypto.keyslots import (
+    CardKeyRecord,
+    make_passcode_slot,
+    new_dek,
+    seal_private_key,
+)
+from cardvault.domain import identifiers
+from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from cardvault.services.audit import trail as audit
+from cardvault.services.cards.sealing import seal_record, shred_record
+from cardvault.services.directory.registry import get_org, get_person, is_member
+from cardvault.services.pki import ca
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import (
+    Card,
+    CardSession,
+    CardStatus,
+    Certificate,
+    CertificateRequest,
+    Link,
+    Membership,
+    Organisation,
+    Person,
+)
+from cardvault.store.types import new_id
+
+ROLES = (cx509.CertUsage.AUTHENTICATION, cx509.CertUsage.CONTENT_COMMITMENT)
+ISSUANCE_PASSCODE_MIN = 6
+PASSCODE_MAX = 128
+
+
+class CardExists(Conflict):
+    code = "card_exists"
+
+
+class NotAMember(PermissionDenied):
+    code = "not_a_member"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssueRequest:
+    organisation: str
+    user_id: str
+    issuance_passcode: str = field(repr=False)
+    key_algorithm: str | None = None
+    external_ca: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssuedCard:
+    card_id: str
+    serial: str
+    status: str
+    key_algorithm: str
+    certificates: list[dict[str, Any]]
+    csrs: list[dict[str, str]]
+
+
+@dataclass(kw_only=True)
+class _Material:
+    """What issuance builds outside the transaction."""
+
+    record: CardKeyRecord
+    certs: list[tuple[cx509.CertUsage, X509Certificate]]
+    csrs: list[tuple[cx509.CertUsage, bytes]]
+
+
+def _quietly() -> None:
+    """Nobody to tell."""
+
+
+def check_issuance_passcode(passcode: str) -> None:
+    if not isinstance(passcode, str) or len(passcode) < ISSUANCE_PASSCODE_MIN:
+        raise InvalidInput(
+            f"The issuance passcode must be at least {ISSUANCE_PASSCODE_MIN} characters long.",
+            field="passcode",
+        )
+    if len(passcode) > PASSCODE_MAX:
+        raise InvalidInput(
+            f"The issuance passcode must be at most {PASSCODE_MAX} characters.", field="passcode"
+        )
+
+
+def issue_card(
+    rt: Runtime, actor: Actor, req: IssueRequest, *, generating: Callable[[], None] = _quietly
+) -> IssuedCard:
+    """Every check first (passcode, organisation, person, algorithm), then ``generating()``
+    is told that the keys are being made (it takes a moment), then the card is stored."""
+    check_issuance_passcode(req.issuance_passcode)
+    with rt.db() as session:
+        org, person = get_org(session, req.organisation), get_person(session, req.user_id)
+        _check_can_issue(session, org, person)
+    policy = OrganisationPolicy.from_dict(org.policy)
+    alg = _algorithm(req.key_algorithm or policy.key_algorithm)
+    card_id, serial = new_id(), identifiers.new_card_serial()
+    generating()
+    material = _build_material(
+        rt,
+        card_id=card_id,
+        org=org,
+        person=person,
+        alg=alg,
+        passcode=req.issuance_passcode,
+        policy=policy,
+        external_ca=req.external_ca,
+    )
+    try:
+        with transaction(rt.db) as session:
+            _check_can_issue(session, org, person)
+            card = Card(
+                id=card_id,
+                serial=serial,
+                person_id=person.id,
+                organisation_id=org.id,
+                status=CardStatus.ISSUED.value,
+                key_algorithm=alg.value,
+            )
+            session.add(card)
+            session.flush()
+            seal_record(session, rt.master_key, card, material.record)
+            _store_certificates(session, card, material)
+            audit.record(
+                session,
+                rt,
+                actor,
+                action="card.issued",
+                organisation_id=org.id,
+                person_id=person.id,
+                card_id=card.id,
+                details={
+                    "serial": serial,
+                    "key_algorithm": alg.value,
+                    "external_ca": req.external_ca,
+                },
+            )
+    except DbIntegrityError as exc:
+        raise CardExists("Another card was issued for this person at the same moment.") from exc
+    return IssuedCard(
+        card_id=card_id,
+        serial=serial,
+        status=CardStatus.ISSUED.value,
+        key_algorithm=alg.value,
+        certificates=[cx509.certificate_summary(c) for _, c in material.certs],
+        csrs=[{"usage": u.value, "pem": p.decode()} for u, p in material.csrs],
+    )
+
+
+def _algorithm(name: str) -> ckeys.KeyAlgorithm:
+    try:
+        return ckeys.KeyAlgorithm(name)
+    except ValueError:
+        choices = ", ".join(a.value for a in ckeys.KeyAlgorithm)
+        raise InvalidInput(
+            f"The key algorithm must be one of {choices}.", field="key_algorithm"
+        ) from None
+
+
+def _check_can_issue(session: Session, org: Organisation, person: Person) -> None:
+    if not is_member(session, person.id, org.id):
+        raise NotAMember(
+            f"{person.common_name} is not a member of {org.code}.",
+            remedy=f"Add them first: cardvault person add-org {person.user_id} {org.code}",
+        )
+    live = session.scalar(
+        select(Card).where(Card.person_id == person.id, Card.status != CardStatus.REVOKED.value)
+    )
+    if live is not None:
+        raise CardExists(
+            f"{person.common_name} already has card {live.serial} (status {live.status}).",
+            remedy="Revoke it before issuing another.",
+        )
+
+
+def _build_material(
+    rt: Runtime,
+    *,
+    card_id: str,
+    org: Organisation,
+    person: Person,
+    alg: ckeys.KeyAlgorithm,
+    passcode: str,
+    policy: OrganisationPolicy,
+    external_ca: bool,
+) -> _Material:
+    subject = cx509.render_subject(
+        policy.subject_template,
+        cx509.SubjectFields(
+            common_name=person.common_name,
+            user_id=person.user_id,
+            organisation_name=org.name,
+            organisation_code=org.code,
+            email=person.email,
+            given_name=person.forename,
+            surname=person.surname,
+        ),
+    )
+    issuer = None if external_ca else ca.load(rt)
+    dek = new_dek()
+    try:
+        sealed, certs, csrs = [], [], []
+        for usage in ROLES:
+            key = ckeys.generate_private_key(alg)
+            pkcs8 = ckeys.private_key_to_pkcs8(key)
+            sealed.append(
+                seal_private_key(
+                    dek,
+                    card_id=card_id,
+                    role=usage.value,
+                    version=1,
+                    algorithm=alg.value,
+                    pkcs8=pkcs8,
+                )
+            )
+            wipe(pkcs8)
+            if issuer is None:
+                csr = cx509.build_csr(
+                    subject=subject, private_key=key, usage=usage, email=person.email
+                )
+                csrs.append((usage, cx509.csr_to_pem(csr)))
+            else:
+                certs.append(
+                    (
+                        usage,
+                        cx509.issue_card_certificate(
+                            ca_key=issuer.key,
+                            ca_cert=issuer.cert,
+                            subject=subject,
+                            public_key=key.public_key(),
+                            usage=usage,
+                            now=rt.clock(),
+                            email=person.email,
+                        ),
+                    )
+                )
+        slot = make_passcode_slot(
+            dek, card_id=card_id, passcode=passcode, params=rt.settings.argon2, generation=1
+        )
+        record = CardKeyRecord(card_id=card_id, keys=tuple(sealed), slots=(slot,))
+    finally:
+        wipe(dek)
+    return _Material(record=record, certs=certs, csrs=csrs)
+
+
+def _store_certificates(session: Session, card: Card, material: _Material) -> None:
+    for usage, cert in material.certs:
+        session.add(certificate_row(card.id, usage, cert))
+    for usage, pem in material.csrs:
+        session.add(CertificateRequest(card_id=card.id, usage=usage.value, csr_pem=pem.decode()))
+
+
+def certificate_row(card_id: str, usage: cx509.CertUsage, cert: X509Certificate) -> Certificate:
+    info = cx509.certificate_summary(cert)
+    return Certificate(
+        card_id=card_id,
+        usage=usage.value,
+        serial_hex=info["serial"],
+        subject=info["subject"],
+        issuer=info["issuer"],
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        fingerprint_sha256=info["fingerprint_sha256"],
+        pem=cx509.certificate_to_pem(cert).decode(),
+    )
+
+
+def revoke_card(
+    rt: Runtime, actor: Actor, serial: str, *, reason: str, organisation_id: str | None = None
+) -> Card:
+    """Crypto-shred the card: DEK and slots deleted, certificates revoked, audit kept."""
+    reason = _reason(reason)
+    with transaction(rt.db) as session:
+        card = get_card(session, serial, organisation_id=organisation_id)
+        if card.status == CardStatus.REVOKED.value:
+            raise Conflict(f"Card {card.serial} is already revoked.")
+        shred_record(session, card)
+        now = rt.clock()
+        card.status, card.status_reason, card.status_changed_at = (
+            CardStatus.REVOKED.value,
+            reason,
+            now,
+        )
+        for cert in session.scalars(select(Certificate).where(Certificate.card_id == card.id)):
+            cert.status, cert.revoked_at = "revoked", now
+        end_card_state(session, card.id, now)
+        audit.record(
+            session,
+            rt,
+            actor,
+            action="card.revoked",
+            organisation_id=card.organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            reason=reason,
+            details={"serial": card.serial},
+        )
+    return card
+
+
+def end_card_state(session: Session, card_id: str, now: datetime) -> None:
+    """Sessions and open links die with a lock, a revocation or a recovery."""
+    session.execute(delete(CardSession).where(CardSession.card_id == card_id))
+    session.execute(
+        update(Link)
+        .where(Link.card_id == card_id, Link.consumed_at.is_(None), Link.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+def _reason(text: str) -> str:
+    cleaned = " ".join((text or "").split())
+    if not cleaned:
+        raise InvalidInput("Give a reason.", field="reason")
+    if len(cleaned) > 500:
+        raise InvalidInput("The reason must be at most 500 characters.", field="reason")
+    return cleaned
+
+
+def get_card(
+    session: Session, serial: str, *, organisation_id: str | None = None, for_update: bool = False
+) -> Card:
+    """A card by serial, optionally only within one organisation's scope (404 outside).
+
+    A card works in every organisation its holder belongs to, so scope is membership.
+    """
+    stmt = select(Card).where(Card.serial == identifiers.card_serial(serial))
+    if organisation_id is not None:
+        stmt = stmt.join(Membership, Membership.person_id == Card.person_id).where(
+            Membership.organisation_id == organisation_id
+        )
+    if for_update:
+        stmt = stmt.with_for_update()
+    card = session.scalar(stmt)
+    if card is None:
+        raise NotFound(f"There is no card {serial.strip().upper()}.")
+    return card

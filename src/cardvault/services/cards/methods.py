@@ -1,0 +1,210 @@
+"""Authentication methods associated with a card, per organisation (AD account, TOTP, …).
+
+Each association is unique per organisation and method by its normalised identifier; method
+secrets (the TOTP seed) are sealed under the master key, bound to the association's id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+from sqlalchemy.orm import Session
+
+from cardvault.crypto.aead import aad
+from cardvault.domain import identifiers, totp
+from cardvault.errors import Conflict, NotFound
+from cardvault.keystore.provider import MasterKey
+from cardvault.services.audit import trail as audit
+from cardvault.services.cards.issuance import get_card
+from cardvault.services.directory.registry import get_org, is_member
+from cardvault.services.notifications import outbox as notifications
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import AdAccount, Association, Card, CardStatus, MethodKind
+from cardvault.store.types import new_id
+
+ISSUER = "cardvault"
+
+
+class AlreadyAssociated(Conflict):
+    code = "already_associated"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TotpProvisioning:
+    association_id: str
+    uri: str
+    secret: str
+
+
+def association_dict(a: Association) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "method": a.method,
+        "identifier": a.lookup_key,
+        "label": a.label,
+        "status": a.status,
+        "created_at": a.created_at.isoformat(),
+        "last_used_at": a.last_used_at.isoformat() if a.last_used_at else None,
+    }
+
+
+def seal_secret(master: MasterKey, association_id: str, secret: bytes) -> bytes:
+    return master.seal(secret, aad=aad("association-secret", association_id))
+
+
+def open_secret(master: MasterKey, assoc: Association) -> bytearray:
+    if assoc.sealed_secret is None:
+        raise NotFound("This method has no secret.")
+    return master.open(assoc.sealed_secret, aad=aad("association-secret", assoc.id))
+
+
+def _card_in_org(session: Session, serial: str, org_code: str) -> tuple[Card, str]:
+    org = get_org(session, org_code)
+    card = get_card(session, serial, organisation_id=org.id, for_update=True)
+    if card.status == CardStatus.REVOKED.value:
+        raise Conflict(f"Card {card.serial} is revoked.")
+    if not is_member(session, card.person_id, org.id):
+        raise NotFound(f"There is no card {serial} in {org.code}.")
+    return card, org.id
+
+
+def insert_unique(session: Session, row: object, message: str, *, field: str) -> None:
+    """Add a method's row in a savepoint; a unique constraint it breaks (the identifier is
+    taken in this organisation) becomes AlreadyAssociated and the caller's transaction goes on."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except DbIntegrityError as exc:
+        raise AlreadyAssociated(message, field=field) from exc
+
+
+def _insert(session: Session, assoc: Association, what: str) -> None:
+    insert_unique(
+        session,
+        assoc,
+        f"{what} is already associated with a card in this organisation.",
+        field="identifier",
+    )
+
+
+def add_ad_account(
+    rt: Runtime, actor: Actor, *, serial: str, org_code: str, account: str
+) -> Association:
+    r"""Associate ``DOMAIN\name`` with the card in one organisation (unique there)."""
+    domain, name = identifiers.parse_ad_login(account)
+    with transaction(rt.db) as session:
+        card, org_id = _card_in_org(session, serial, org_code)
+        assoc = Association(
+            id=new_id(),
+            card_id=card.id,
+            organisation_id=org_id,
+            method=MethodKind.AD_ACCOUNT.value,
+            lookup_key=f"{domain}\\{name}",
+            label=f"{domain}\\{name}",
+            created_by=actor.ref,
+        )
+        _insert(session, assoc, f"The AD account {domain}\\{name}")
+        _insert_ad_row(session, assoc, org_id, domain, name)
+        audit.record(
+            session,
+            rt,
+            actor,
+            action="method.added",
+            organisation_id=org_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={"method": assoc.method, "identifier": assoc.lookup_key},
+        )
+    return assoc
+
+
+def _insert_ad_row(
+    session: Session, assoc: Association, org_id: str, domain: str, name: str
+) -> None:
+    insert_unique(
+        session,
+        AdAccount(association_id=assoc.id, organisation_id=org_id, domain=domain, account=name),
+        f"The AD account {domain}\\{name} is already associated with a card in this organisation.",
+        field="identifier",
+    )
+
+
+def add_totp(
+    rt: Runtime,
+    actor: Actor,
+    *,
+    serial: str,
+    org_code: str,
+    label: str = "Authenticator app",
+    confirmed: bool = True,
+) -> TotpProvisioning:
+    """A fresh TOTP secret for the card, sealed; returns the otpauth:// URI to show once."""
+    secret = totp.new_secret()
+    with transaction(rt.db) as session:
+        card, org_id = _card_in_org(session, serial, org_code)
+        assoc_id = new_id()
+        assoc = Association(
+            id=assoc_id,
+            card_id=card.id,
+            organisation_id=org_id,
+            method=MethodKind.TOTP.value,
+            lookup_key=assoc_id,
+            label=label,
+            sealed_secret=seal_secret(rt.master_key, assoc_id, secret.encode()),
+            status="active" if confirmed else "pending",
+            created_by=actor.ref,
+        )
+        _insert(session, assoc, "This authenticator")
+        audit.record(
+            session,
+            rt,
+            actor,
+            action="method.added",
+            organisation_id=org_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={"method": assoc.method, "label": label},
+        )
+    uri = totp.provisioning_uri(secret, account=card.serial, issuer=ISSUER)
+    return TotpProvisioning(association_id=assoc_id, uri=uri, secret=secret)
+
+
+def list_methods(
+    rt: Runtime, serial: str, *, organisation_id: str | None = None
+) -> list[Association]:
+    with rt.db() as session:
+        card = get_card(session, serial, organisation_id=organisation_id)
+        stmt = select(Association).where(Association.card_id == card.id)
+        if organisation_id is not None:
+            stmt = stmt.where(Association.organisation_id == organisation_id)
+        return list(session.scalars(stmt.order_by(Association.created_at)))
+
+
+def remove_method(
+    rt: Runtime, actor: Actor, association_id: str, *, organisation_id: str | None = None
+) -> Association:
+    with transaction(rt.db) as session:
+        assoc = session.get(Association, association_id, with_for_update=True)
+        if assoc is None or (organisation_id and assoc.organisation_id != organisation_id):
+            raise NotFound("There is no such authentication method.")
+        card = session.get(Card, assoc.card_id)
+        assert card is not None
+        session.delete(assoc)
+        audit.record(
+            session,
+            rt,
+            actor,
+            action="method.removed",
+            organisation_id=assoc.organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={"method": assoc.method, "identifier": assoc.lookup_key},
+        )
+        if assoc.method == MethodKind.FIDO2.value:  # the holder hears of it (a stolen key?)
+            notifications.fido2_key_removed(session, rt, card, assoc.label or "security key")
+    return assoc

@@ -1,0 +1,182 @@
+"""Card operations inside a card session (DESIGN §3.2 step 3).
+
+Each operation unwraps the DEK with the client's SK, opens the one private key it needs,
+uses it and wipes it. The content-commitment key also needs the passcode in the same
+request as the digest it signs (PIV's "PIN always"), so the signature activation is bound
+to that digest; that passcode counts towards the lockout like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from cardvault.crypto import keys as ckeys
+from cardvault.crypto.aead import wipe
+from cardvault.crypto.keyslots import (
+    WrongSecret,
+    open_passcode_slot,
+    open_private_key,
+    unwrap_session,
+)
+from cardvault.crypto.x509 import CertUsage
+from cardvault.errors import InvalidInput
+from cardvault.services.audit import trail as audit
+from cardvault.services.cards.sealing import open_record
+from cardvault.services.signin import lockout
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import Card, CardSession, Certificate
+
+DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignRequest:
+    token: str = field(repr=False)
+    session_key: bytes = field(repr=False)
+    key: str
+    digest: bytes
+    hash_alg: str = "sha256"
+    scheme: str | None = None
+    passcode: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Signature:
+    signature: bytes
+    scheme: str
+    certificate_pem: str
+
+
+def _usage(text: str) -> CertUsage:
+    try:
+        return CertUsage(text.replace("-", "_"))
+    except ValueError as exc:
+        raise InvalidInput("key is authentication or content-commitment.", field="key") from exc
+
+
+def _check_digest(req: SignRequest) -> None:
+    size = DIGEST_SIZES.get(req.hash_alg)
+    if size is None:
+        raise InvalidInput("hash is sha256, sha384 or sha512.", field="hash")
+    if len(req.digest) != size:
+        raise InvalidInput(
+            f"A {req.hash_alg} digest is {size} bytes, not {len(req.digest)}.", field="digest"
+        )
+
+
+def default_scheme(algorithm: str) -> ckeys.SignatureScheme:
+    return (
+        ckeys.SignatureScheme.ECDSA
+        if algorithm.startswith("ec")
+        else ckeys.SignatureScheme.RSA_PKCS1V15
+    )
+
+
+def sign(rt: Runtime, actor: Actor, req: SignRequest) -> Signature:
+    usage = _usage(req.key)
+    _check_digest(req)
+    with transaction(rt.db) as session:
+        row, card = card_sessions.use(session, rt, req.token, client_address=actor.client_address)
+        cert = _certificate(session, card, usage)
+        card_id = card.id
+    dek = _session_dek(rt, actor, row, card, req, usage)
+    try:
+        sealed = open_record(rt.master_key, card).key(usage.value)
+        pkcs8 = open_private_key(dek, card_id=card_id, sealed=sealed)
+    finally:
+        wipe(dek)
+    # a card issued through PC/SC may hold keys of different algorithms in 9A and 9C
+    scheme = ckeys.SignatureScheme(req.scheme) if req.scheme else default_scheme(sealed.algorithm)
+    try:
+        key = ckeys.load_private_key(pkcs8, trusted=True)
+        signature = ckeys.sign_digest(key, req.digest, hash_alg=req.hash_alg, scheme=scheme)
+    finally:
+        wipe(pkcs8)
+    with transaction(rt.db) as session:
+        audit.record(
+            session,
+            rt,
+            replace(actor, ref=f"holder:{card.person_id}"),
+            action="card.signed",
+            organisation_id=row.organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={
+                "key": usage.value,
+                "hash": req.hash_alg,
+                "scheme": scheme.value,
+                "digest": req.digest.hex(),
+                "session": row.id,
+            },
+        )
+    return Signature(signature=signature, scheme=scheme.value, certificate_pem=cert.pem)
+
+
+def _session_dek(
+    rt: Runtime, actor: Actor, row: CardSession, card: Card, req: SignRequest, usage: CertUsage
+) -> bytearray:
+    try:
+        dek = unwrap_session(row.session_wrap, req.session_key, session_id=row.id)
+    except WrongSecret:
+        raise card_sessions.SessionInvalid("The session key does not match this session.") from None
+    if usage is not CertUsage.CONTENT_COMMITMENT:
+        return dek
+    wipe(dek)
+    if not req.passcode:
+        raise InvalidInput(
+            "Signing with the content-commitment key needs your passcode.", field="passcode"
+        )
+    with rt.kdf_gate.admitted():
+        reserved = lockout.reserve_attempt(rt, card.id)
+        with rt.kdf_gate.running():
+            try:
+                opened: bytearray | None = open_passcode_slot(
+                    open_record(rt.master_key, card), req.passcode
+                )
+            except WrongSecret:
+                opened = None
+        if opened is None:
+            raise lockout.passcode_wrong(rt, actor, card.id, reserved, action="sign.passcode")
+    with transaction(rt.db) as session:
+        fresh = session.get(Card, card.id, with_for_update=True)
+        assert fresh is not None
+        lockout.passcode_right(session, fresh)
+    return opened
+
+
+# Built once: every signature returns its certificate, and SQLAlchemy reuses the compiled
+# form of a statement object it has seen.
+_VALID_CERTIFICATE = (
+    select(Certificate)
+    .where(
+        Certificate.card_id == bindparam("cert_card"),
+        Certificate.usage == bindparam("usage"),
+        Certificate.status == "valid",
+    )
+    .order_by(Certificate.created_at.desc())
+)
+
+
+def _certificate(session: Session, card: Card, usage: CertUsage) -> Certificate:
+    cert = session.scalar(_VALID_CERTIFICATE, {"cert_card": card.id, "usage": usage.value})
+    if cert is None:
+        raise InvalidInput(f"The card has no valid {usage.label} certificate.")
+    return cert
+
+
+def certificates(rt: Runtime, actor: Actor, token: str) -> dict[str, str]:
+    with transaction(rt.db) as session:
+        _row, card = card_sessions.use(session, rt, token, client_address=actor.client_address)
+        return {
+            c.usage: c.pem
+            for c in session.scalars(
+                select(Certificate).where(
+                    Certificate.card_id == card.id, Certificate.status == "valid"
+                )
+            )
+        }

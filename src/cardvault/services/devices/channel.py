@@ -1,0 +1,112 @@
+"""What the device services share: the channel, topics, errors, sealed TOTP secrets, views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from cardvault.crypto.aead import aad
+from cardvault.errors import AuthenticationFailed, Conflict, NotFound, Unavailable
+from cardvault.keystore.provider import MasterKey
+from cardvault.notify.channel import Channel, open_channel
+from cardvault.services.system.runtime import Runtime
+from cardvault.store.models import Device
+
+ACTIVE = "active"
+REVOKED = "revoked"
+APPLICATIONS = ("authenticator", "mia")
+MAX_DEVICES_PER_CARD = 10
+#: how long a device connection counts as present without a heartbeat
+PRESENCE_TTL_SECONDS = 40.0
+
+
+class DeviceNotRecognised(AuthenticationFailed):
+    """Unknown or revoked device, or a card that can no longer be used: one answer for all."""
+
+    code = "device_not_recognised"
+
+    def __init__(self, message: str = "This device is not paired with a usable card.") -> None:
+        super().__init__(message, remedy="Pair the app again with a new QR code from your RA.")
+
+
+class TooManyDevices(Conflict):
+    code = "too_many_devices"
+
+
+def channel(rt: Runtime) -> Channel:
+    """This process's push channel (Redis when configured), made on first use."""
+    return rt.memo(
+        ("push-channel", rt.settings.redis_url, rt.settings.redis_prefix),
+        lambda: open_channel(rt.settings.redis_url, rt.settings.redis_prefix),
+    )
+
+
+def connected(rt: Runtime, device_ids: list[str]) -> set[str]:
+    """Which of these devices hold an event stream now; none when the channel is down,
+    so that a Redis outage leaves the one-time code working."""
+    if not device_ids:
+        return set()
+    try:
+        return channel(rt).present(device_ids)
+    except Unavailable:
+        return set()
+
+
+def device_topic(device_id: str) -> str:
+    return f"device:{device_id}"
+
+
+def challenge_topic(challenge_id: str) -> str:
+    return f"challenge:{challenge_id}"
+
+
+def qr_topic(request_id: str) -> str:
+    return f"qr:{request_id}"
+
+
+def seal_totp(master: MasterKey, device_id: str, secret: str) -> bytes:
+    return master.seal(secret.encode(), aad=aad("device-totp", device_id))
+
+
+def open_totp(master: MasterKey, device: Device) -> bytearray:
+    if device.sealed_totp_secret is None:
+        raise NotFound("This device has no one-time-code secret.")
+    return master.open(device.sealed_totp_secret, aad=aad("device-totp", device.id))
+
+
+# Built once: every sign-in asks whether the card has a paired phone (the engine's offers),
+# and SQLAlchemy reuses the compiled form of a statement object it has seen.
+_ACTIVE_DEVICES = (
+    select(Device)
+    .where(
+        Device.card_id == bindparam("device_card"),
+        Device.organisation_id == bindparam("device_org"),
+        Device.status == ACTIVE,
+    )
+    .order_by(Device.created_at)
+)
+
+
+def active_devices(session: Session, card_id: str, organisation_id: str) -> list[Device]:
+    return list(
+        session.scalars(_ACTIVE_DEVICES, {"device_card": card_id, "device_org": organisation_id})
+    )
+
+
+def device_dict(d: Device, *, connected: bool | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": d.id,
+        "name": d.name,
+        "platform": d.platform,
+        "application": d.application,
+        "biometric": d.biometric_slot,
+        "status": d.status,
+        "created_at": d.created_at.isoformat(),
+        "last_seen_at": d.last_seen_at.isoformat() if d.last_seen_at else None,
+        "revoked_at": d.revoked_at.isoformat() if d.revoked_at else None,
+    }
+    if connected is not None:
+        out["connected"] = connected
+    return out

@@ -1,0 +1,285 @@
+"""Organisations, persons, memberships and RA roles: who exists and who may act where."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+from sqlalchemy.orm import Session
+
+from cardvault.domain import identifiers
+from cardvault.domain.networks import parse_networks
+from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.errors import Conflict, InvalidInput, NotFound
+from cardvault.services.audit import trail as audit
+from cardvault.services.networks import ingress
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import Membership, Organisation, Person, RaRole, RaRoleGrant
+
+
+class UnknownOrganisation(NotFound):
+    code = "unknown_organisation"
+
+
+class UnknownPerson(NotFound):
+    code = "unknown_person"
+
+
+class DuplicateUserId(Conflict):
+    code = "duplicate_user_id"
+
+
+def get_org(session: Session, code: str) -> Organisation:
+    org = session.scalar(
+        select(Organisation).where(Organisation.code == identifiers.org_code(code))
+    )
+    if org is None:
+        raise UnknownOrganisation(f"There is no organisation with code {code.strip().upper()}.")
+    return org
+
+
+def get_person(session: Session, user_id: str) -> Person:
+    person = session.scalar(select(Person).where(Person.user_id == identifiers.user_id(user_id)))
+    if person is None:
+        raise UnknownPerson(f"There is no person with user id {user_id}.")
+    return person
+
+
+def create_organisation(
+    rt: Runtime,
+    actor: Actor,
+    *,
+    code: str,
+    name: str,
+    networks: Sequence[str] = (),
+    policy: dict[str, Any] | None = None,
+    allow_everywhere: bool = False,
+) -> Organisation:
+    org_code = identifiers.org_code(code)
+    org_name = identifiers.person_name(name, field="organisation_name")
+    nets = list(parse_networks(networks, allow_everywhere=allow_everywhere))
+    pol = OrganisationPolicy.from_dict(policy)
+    with transaction(rt.db) as session:
+        if session.scalar(select(Organisation.id).where(Organisation.code == org_code)):
+            raise Conflict(f"An organisation with code {org_code} already exists.")
+        org = Organisation(
+            code=org_code, name=org_name, allowed_networks=nets, policy=pol.as_dict()
+        )
+        session.add(org)
+        session.flush()
+        audit.record(
+            session,
+            rt,
+            actor,
+            action="organisation.created",
+            organisation_id=org.id,
+            details={"code": org_code, "networks": nets},
+        )
+    ingress.networks_changed(rt)
+    return org
+
+
+def update_policy(rt: Runtime, actor: Actor, code: str, changes: dict[str, Any]) -> Organisation:
+    with transaction(rt.db) as session:
+        org = get_org(session, code)
+        merged = {**org.policy, **changes}
+        org.policy = OrganisationPolicy.from_dict(merged).as_dict()
+        audit.record(
+            session,
+            rt,
+            actor,
+            action="organisation.policy_changed",
+            organisation_id=org.id,
+            details={"changed": sorted(changes)},
+        )
+    return org
+
+
+def list_organisations(rt: Runtime) -> list[Organisation]:
+    with rt.db() as session:
+        return list(session.scalars(select(Organisation).order_by(Organisation.code)))
+
+
+def show_organisation(rt: Runtime, code: str) -> Organisation:
+    with rt.db() as session:
+        return get_org(session, code)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewPerson:
+    user_id: str
+    forename: str
+    surname: str
+    email: str | None = None
+    phone: str | None = None
+    common_name: str | None = None
+    organisations: tuple[str, ...] = ()
+
+
+def create_person(rt: Runtime, actor: Actor, new: NewPerson) -> Person:
+    uid = identifiers.user_id(new.user_id)
+    fore = identifiers.person_name(new.forename, field="forename")
+    sur = identifiers.person_name(new.surname, field="surname")
+    mail = identifiers.email(new.email) if new.email else None
+    tel = identifiers.phone(new.phone) if new.phone else None
+    cn = identifiers.person_name(new.common_name or f"{fore} {sur}", field="common_name")
+    with transaction(rt.db) as session:
+        orgs = [get_org(session, code) for code in new.organisations]
+        _refuse_duplicates(session, uid, mail)
+        person = Person(
+            user_id=uid, forename=fore, surname=sur, email=mail, phone=tel, common_name=cn
+        )
+        session.add(person)
+        session.flush()
+        for org in orgs:
+            session.add(Membership(person_id=person.id, organisation_id=org.id))
+            audit.record(
+                session,
+                rt,
+                actor,
+                action="person.created",
+                organisation_id=org.id,
+                person_id=person.id,
+                details={"user_id": uid},
+            )
+        if not orgs:
+            audit.record(
+                session,
+                rt,
+                actor,
+                action="person.created",
+                person_id=person.id,
+                details={"user_id": uid},
+            )
+    return person
+
+
+def _refuse_duplicates(session: Session, uid: str, mail: str | None) -> None:
+    if session.scalar(select(Person.id).where(Person.user_id == uid)):
+        raise DuplicateUserId(f"A person with user id {uid} already exists.")
+    if mail and session.scalar(select(Person.id).where(Person.email == mail)):
+        raise Conflict(f"Another person already uses the email address {mail}.", field="email")
+
+
+def add_membership(rt: Runtime, actor: Actor, user_id: str, org_code: str) -> None:
+    with transaction(rt.db) as session:
+        person, org = get_person(session, user_id), get_org(session, org_code)
+        if is_member(session, person.id, org.id):
+            return
+        session.add(Membership(person_id=person.id, organisation_id=org.id))
+        audit.record(
+            session,
+            rt,
+            actor,
+            action="person.membership_added",
+            organisation_id=org.id,
+            person_id=person.id,
+        )
+
+
+def is_member(session: Session, person_id: str, org_id: str) -> bool:
+    return (
+        session.scalar(
+            select(Membership.id).where(
+                Membership.person_id == person_id, Membership.organisation_id == org_id
+            )
+        )
+        is not None
+    )
+
+
+def person_organisations(session: Session, person_id: str) -> list[Organisation]:
+    return list(
+        session.scalars(
+            select(Organisation)
+            .join(Membership, Membership.organisation_id == Organisation.id)
+            .where(Membership.person_id == person_id)
+            .order_by(Organisation.code)
+        )
+    )
+
+
+def show_person(rt: Runtime, user_id: str) -> tuple[Person, list[Organisation], list[RaRoleGrant]]:
+    with rt.db() as session:
+        person = get_person(session, user_id)
+        roles = list(session.scalars(select(RaRoleGrant).where(RaRoleGrant.person_id == person.id)))
+        return person, person_organisations(session, person.id), roles
+
+
+def grant_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role: str) -> None:
+    """An RA role in one organisation; the person becomes a member there too."""
+    ra_role = _role(role)
+    with transaction(rt.db) as session:
+        person, org = get_person(session, user_id), get_org(session, org_code)
+        if session.scalar(
+            select(RaRoleGrant.id).where(
+                RaRoleGrant.person_id == person.id,
+                RaRoleGrant.organisation_id == org.id,
+                RaRoleGrant.role == ra_role.value,
+            )
+        ):
+            raise Conflict(
+                f"{person.common_name} already has the role {ra_role.value} in {org.code}."
+            )
+        if not is_member(session, person.id, org.id):
+            session.add(Membership(person_id=person.id, organisation_id=org.id))
+        session.add(
+            RaRoleGrant(
+                person_id=person.id,
+                organisation_id=org.id,
+                role=ra_role.value,
+                granted_by=actor.ref,
+            )
+        )
+        audit.record(
+            session,
+            rt,
+            actor,
+            action="ra.role_granted",
+            organisation_id=org.id,
+            person_id=person.id,
+            details={"role": ra_role.value},
+        )
+
+
+def revoke_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role: str) -> None:
+    ra_role = _role(role)
+    with transaction(rt.db) as session:
+        person, org = get_person(session, user_id), get_org(session, org_code)
+        grant = session.scalar(
+            select(RaRoleGrant).where(
+                RaRoleGrant.person_id == person.id,
+                RaRoleGrant.organisation_id == org.id,
+                RaRoleGrant.role == ra_role.value,
+            )
+        )
+        if grant is None:
+            raise NotFound(f"{person.common_name} has no role {ra_role.value} in {org.code}.")
+        session.delete(grant)
+        audit.record(
+            session,
+            rt,
+            actor,
+            action="ra.role_revoked",
+            organisation_id=org.id,
+            person_id=person.id,
+            details={"role": ra_role.value},
+        )
+
+
+def _role(text: str) -> RaRole:
+    try:
+        return RaRole(text.strip().lower().replace("-", "_"))
+    except ValueError as exc:
+        names = ", ".join(r.value for r in RaRole)
+        raise InvalidInput(f"Unknown RA role {text!r}; use one of {names}.", field="role") from exc
+
+
+def unique_violation(exc: DbIntegrityError) -> bool:
+    """Whether a database error is a unique-constraint race (turned into Conflict)."""
+    text = str(exc.orig).lower()
+    return "unique" in text or "duplicate key" in text

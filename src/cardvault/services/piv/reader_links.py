@@ -1,0 +1,169 @@
+"""Reader links: a card inserted in a connector's virtual reader for one card session.
+
+A holder's connector opens a link inside the card session the agent opened with the strong
+passcode and a second factor; nothing is relayed outside one. The link starts with nothing
+proved (as after power-up) and dies with the session: logout, expiry, lock and revocation
+delete the session row, and the link with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+
+from cardvault.card.piv import load_state
+from cardvault.card.piv.data import public_objects
+from cardvault.card.piv.link_state import LinkState, dump_link_state
+from cardvault.crypto.aead import wipe
+from cardvault.crypto.keyslots import WrongSecret, unwrap_session
+from cardvault.domain import identifiers
+from cardvault.errors import Conflict, NotFound, PermissionDenied
+from cardvault.services.audit import trail as audit
+from cardvault.services.piv.answers import PROBES, constant_answers
+from cardvault.services.piv.ports import Mode
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import Card, CardSession, PivCard, PivLink
+from cardvault.store.types import new_id
+
+__all__ = [
+    "PROBES",
+    "LinkClosed",
+    "LinkStatus",
+    "UseLink",
+    "close",
+    "constant_answers",
+    "open_use_link",
+    "status",
+]
+
+
+class LinkClosed(NotFound):
+    """The link is gone (its session ended, or the connector closed it)."""
+
+    code = "piv_link_closed"
+    http_status = 410
+
+
+class NoPivApplet(Conflict):
+    code = "piv_not_personalised"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UseLink:
+    link_id: str
+    serial: str
+    #: GET DATA answers for the public objects (None: the card has no such object)
+    objects: dict[int, bytes | None]
+    #: answers to the probes card drivers send, which depend on nothing
+    constant: dict[bytes, bytes]
+    expires_at: datetime
+    idle_expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkStatus:
+    alive: bool
+    expires_at: datetime | None = None
+    idle_expires_at: datetime | None = None
+
+
+def open_use_link(
+    rt: Runtime, actor: Actor, *, token: str, session_key: bytes, serial: str | None = None
+) -> UseLink:
+    """Insert the session's card into a new reader link; refuse any other card."""
+    with transaction(rt.db) as session:
+        row, card = card_sessions.use(session, rt, token, client_address=actor.client_address)
+        if row.purpose != "holder":
+            raise PermissionDenied(
+                "This is an RA session: sign in as a card holder to use your card in "
+                "smartcard software."
+            )
+        if serial is not None and identifiers.card_serial(serial) != card.serial:
+            raise PermissionDenied(
+                f"You are signed in with card {card.serial}; card {serial.strip().upper()} "
+                "cannot be used in this session."
+            )
+        _check_session_key(row, session_key)
+        piv = session.get(PivCard, card.id)
+        if piv is None:
+            raise NoPivApplet(
+                f"Card {card.serial} was not issued for smartcard software.",
+                remedy="Ask your RA to issue it through a card management system.",
+            )
+        link = PivLink(
+            id=new_id(),
+            card_id=card.id,
+            session_id=row.id,
+            mode=Mode.USE.value,
+            link_state=dump_link_state(LinkState()).decode(),
+        )
+        session.add(link)
+        audit.record(
+            session,
+            rt,
+            card_sessions.owner(actor, row),
+            action="piv.card_inserted",
+            organisation_id=row.organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={"channel": "pcsc", "session": row.id, "link": link.id},
+        )
+        state = load_state(piv.state.encode())
+        return UseLink(
+            link_id=link.id,
+            serial=card.serial,
+            objects=public_objects(state),
+            constant=constant_answers(state),
+            expires_at=row.expires_at,
+            idle_expires_at=row.idle_expires_at,
+        )
+
+
+def _check_session_key(row: CardSession, session_key: bytes) -> None:
+    try:
+        wipe(unwrap_session(row.session_wrap, session_key, session_id=row.id))
+    except WrongSecret:
+        raise card_sessions.SessionInvalid("The session key does not match this session.") from None
+
+
+def close(rt: Runtime, actor: Actor, *, token: str, link_id: str) -> None:
+    """Remove the card from the reader: the link (and an issuance key's wrap) is deleted."""
+    with transaction(rt.db) as session:
+        row = session.scalar(
+            select(CardSession).where(CardSession.token_hash == card_sessions.token_hash(token))
+        )
+        link = session.get(PivLink, link_id)
+        if row is None or link is None or link.session_id != row.id:
+            raise LinkClosed("This card is no longer in the reader.")
+        card = session.get(Card, link.card_id)
+        assert card is not None
+        session.execute(delete(PivLink).where(PivLink.id == link.id))
+        audit.record(
+            session,
+            rt,
+            card_sessions.owner(actor, row),
+            action="piv.card_removed",
+            organisation_id=card.organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={"channel": "pcsc", "session": row.id, "link": link.id, "mode": link.mode},
+        )
+
+
+def status(rt: Runtime, *, token: str, link_id: str) -> LinkStatus:
+    """Whether the link still works, without restarting the session's idle timer."""
+    with rt.db() as session:
+        row = session.scalar(
+            select(CardSession).where(CardSession.token_hash == card_sessions.token_hash(token))
+        )
+        link = session.get(PivLink, link_id)
+    now = rt.clock()
+    if row is None or link is None or link.session_id != row.id:
+        return LinkStatus(alive=False)
+    if now >= row.expires_at or now >= row.idle_expires_at:
+        return LinkStatus(alive=False)
+    return LinkStatus(alive=True, expires_at=row.expires_at, idle_expires_at=row.idle_expires_at)

@@ -1,0 +1,99 @@
+"""What an RA may do through the API, scoped to the organisation they act in (DESIGN §3.6).
+
+Every function takes the RA's session token, checks the role they chose is still granted,
+and passes the acting organisation down so that objects outside it are simply not found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cardvault.services.cards import issuance
+from cardvault.services.cards import state as cards
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.models import Organisation, Person
+
+ISSUERS = ("ra_manager", "ra_agent")
+READERS = ("ra_manager", "ra_agent", "auditor")
+AUDITORS = READERS
+
+
+@dataclass(frozen=True, kw_only=True)
+class RaContext:
+    actor: Actor
+    organisation_id: str
+    organisation_code: str
+    role: str
+
+
+def context(
+    rt: Runtime,
+    token: str | None,
+    client_address: str | None,
+    roles: tuple[str, ...],
+    *,
+    session_id: str | None = None,
+) -> RaContext:
+    """The RA's acting organisation and role, from the API's bearer token or, for the web
+    pages, the card session id their hashed cookie leads to."""
+    with rt.db.begin() as session:
+        row = card_sessions.require_role(
+            session, rt, token, client_address=client_address, roles=roles, session_id=session_id
+        )
+        org = session.get(Organisation, row.acting_organisation_id)
+        person = session.get(Person, row.person_id)
+        assert org is not None and person is not None
+        actor = Actor(
+            ref=f"ra:{person.id}", display=person.common_name, client_address=client_address
+        )
+        return RaContext(
+            actor=actor,
+            organisation_id=org.id,
+            organisation_code=org.code,
+            role=row.acting_role or "",
+        )
+
+
+def issue(
+    rt: Runtime, ctx: RaContext, *, user_id: str, issuance_passcode: str, key_algorithm: str | None
+) -> issuance.IssuedCard:
+    return issuance.issue_card(
+        rt,
+        ctx.actor,
+        issuance.IssueRequest(
+            organisation=ctx.organisation_code,
+            user_id=user_id,
+            issuance_passcode=issuance_passcode,
+            key_algorithm=key_algorithm,
+        ),
+    )
+
+
+def show(rt: Runtime, ctx: RaContext, serial: str) -> cards.CardView:
+    return cards.show(rt, serial, organisation_id=ctx.organisation_id)
+
+
+def revoke(rt: Runtime, ctx: RaContext, serial: str, reason: str) -> str:
+    card = issuance.revoke_card(
+        rt, ctx.actor, serial, reason=reason, organisation_id=ctx.organisation_id
+    )
+    return card.status
+
+
+def roles(
+    rt: Runtime, token: str | None, client_address: str | None, *, session_id: str | None = None
+) -> list[dict[str, str]]:
+    with rt.db.begin() as session:
+        if session_id is not None:
+            row, _card = card_sessions.use_id(
+                session, rt, session_id, client_address=client_address, purpose="ra"
+            )
+        else:
+            row, _card = card_sessions.use(
+                session, rt, token or "", client_address=client_address, purpose="ra"
+            )
+        return [
+            {"organisation": o.code, "name": o.name, "role": r}
+            for o, r in card_sessions.ra_roles(session, row.person_id)
+        ]

@@ -1,0 +1,384 @@
+"""What an RA does to a person's card: issue, enrol (full or by invitation), lock, unlock,
+revoke. Each function first finds the card within the RA's organisation (404 outside).
+
+Partial enrolment (invitation): the RA, who knows the issuance passcode, opens the card;
+the service adds an *invitation* key slot whose KEK is HKDF(link token ‖ SMS code), sends
+the link by email and the code by SMS, and the card becomes ``enrolled``. The portal opens
+that slot with the link and the code, sets the strong passcode and security questions,
+removes the slot and activates the card (docs/protocols/invitation.md).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from cardvault.crypto.aead import wipe
+from cardvault.crypto.keyslots import (
+    INVITATION_SLOT,
+    CardKeyRecord,
+    WrongSecret,
+    make_invitation_slot,
+    open_passcode_slot,
+)
+from cardvault.domain import identifiers
+from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.passcode_policy import check_passcode
+from cardvault.errors import Conflict, InvalidInput
+from cardvault.services.audit import trail as audit
+from cardvault.services.cards import enrolment, issuance
+from cardvault.services.cards.sealing import open_record, seal_record
+from cardvault.services.ra import actions as ra_actions
+from cardvault.services.ra.actions import RaContext
+from cardvault.services.ra.persons import card_in_scope, person_in_scope
+from cardvault.services.recovery import links
+from cardvault.services.signin import lockout
+from cardvault.services.system.runtime import Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import Card, CardStatus, Organisation, Person
+
+INVITATION_CODE_DIGITS = 6
+LOCKABLE = (CardStatus.ISSUED.value, CardStatus.ENROLLED.value, CardStatus.ACTIVE.value)
+
+
+def issue(
+    rt: Runtime, ctx: RaContext, user_id: str, *, issuance_passcode: str, confirm: str
+) -> issuance.IssuedCard:
+    if issuance_passcode != confirm:
+        raise InvalidInput("The two issuance passcodes are different.", field="confirm")
+    with rt.db() as session:
+        person = person_in_scope(session, ctx, user_id)
+    return ra_actions.issue(
+        rt,
+        ctx,
+        user_id=person.user_id,
+        issuance_passcode=issuance_passcode,
+        key_algorithm=None,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnrolForm:
+    """What the enrolment page collects (the holder types the secrets)."""
+
+    email: str
+    phone: str
+    issuance_passcode: str = field(repr=False)
+    passcode: str = field(repr=False)
+    passcode_confirm: str = field(repr=False)
+    answers: tuple[enrolment.SecurityAnswer, ...]
+    recovery_code: bool = False
+
+
+def enrolment_problems(
+    rt: Runtime, ctx: RaContext, user_id: str, f: EnrolForm
+) -> list[InvalidInput]:
+    """Every problem with the form at once (the page shows them all), none of them secret."""
+    problems: list[InvalidInput] = []
+    with rt.db() as session:
+        person = person_in_scope(session, ctx, user_id)
+    try:
+        identifiers.email(f.email)
+    except InvalidInput as exc:
+        problems.append(exc)
+    try:
+        if f.phone.strip():
+            identifiers.phone(f.phone)
+    except InvalidInput as exc:
+        problems.append(exc)
+    if not f.issuance_passcode:
+        problems.append(InvalidInput("Enter the issuance passcode.", field="issuance_passcode"))
+    try:
+        check_passcode(
+            f.passcode,
+            policy=enrolment.passcode_policy(rt),
+            personal=enrolment.personal_words(person, f.email),
+        )
+    except InvalidInput as exc:
+        problems.append(InvalidInput(exc.message, field="passcode"))
+    if f.passcode != f.passcode_confirm:
+        problems.append(
+            InvalidInput(
+                "The passcodes are different; type the same one twice.", field="passcode_confirm"
+            )
+        )
+    problems += _question_problems(f.answers, f.passcode)
+    return problems
+
+
+def _question_problems(
+    answers: Sequence[enrolment.SecurityAnswer], passcode: str
+) -> list[InvalidInput]:
+    """The service's question rules, applied item by item so that each bad one is named:
+    an item is checked against the good ones before it (bad ones are set aside)."""
+    problems: list[InvalidInput] = []
+    questions: list[str] = []
+    given: list[str] = []
+    for number, item in enumerate(answers, start=1):
+        try:
+            enrolment.check_question(number, item.question, questions)
+            enrolment.check_answer(number, item.answer, given, passcode)
+        except InvalidInput as exc:
+            problems.append(exc)
+            continue
+        questions.append(item.question)
+        given.append(item.answer)
+    return problems
+
+
+def enrol(rt: Runtime, ctx: RaContext, user_id: str, f: EnrolForm) -> enrolment.Enrolled:
+    problems = enrolment_problems(rt, ctx, user_id, f)
+    if problems:
+        raise problems[0]
+    with rt.db() as session:
+        card = card_in_scope(session, ctx, user_id)
+    return enrolment.enrol(
+        rt,
+        ctx.actor,
+        enrolment.EnrolRequest(
+            serial=card.serial,
+            issuance_passcode=f.issuance_passcode,
+            passcode=f.passcode,
+            answers=f.answers,
+            email=f.email,
+            phone=f.phone or None,
+            recovery_code=f.recovery_code,
+        ),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Invitation:
+    """What the RA is told: where the invitation went (never the link or the code)."""
+
+    email: str
+    phone: str
+    expires_in_days: int
+
+
+def invite(
+    rt: Runtime, ctx: RaContext, user_id: str, *, email: str, phone: str, issuance_passcode: str
+) -> Invitation:
+    """Partial enrolment: contact details now; the holder finishes on the portal."""
+    mail, tel = _contact(email, phone)
+    if not issuance_passcode:
+        raise InvalidInput("Enter the issuance passcode.", field="issuance_passcode")
+    with rt.db() as session:
+        card = card_in_scope(session, ctx, user_id)
+        _check_enrollable(card)
+        record = open_record(rt.master_key, card)
+    dek = _open_with_issuance_passcode(rt, ctx, card, record, issuance_passcode)
+    code = "".join(secrets.choice("0123456789") for _ in range(INVITATION_CODE_DIGITS))
+    try:
+        return _store_invitation(rt, ctx, user_id, dek, mail, tel, code)
+    finally:
+        wipe(dek)
+
+
+def _contact(email: str, phone: str) -> tuple[str, str]:
+    mail = identifiers.email(email)
+    if not (phone or "").strip():
+        raise InvalidInput("Enter a mobile phone number for the enrolment code.", field="phone")
+    return mail, identifiers.phone(phone)
+
+
+def _check_enrollable(card: Card) -> None:
+    if card.status not in (CardStatus.ISSUED.value, CardStatus.ENROLLED.value):
+        raise Conflict(f"Card {card.serial} cannot be enrolled: its status is {card.status}.")
+
+
+def _open_with_issuance_passcode(
+    rt: Runtime, ctx: RaContext, card: Card, record: CardKeyRecord, passcode: str
+) -> bytearray:
+    reserved = lockout.reserve_attempt(rt, card.id)
+    try:
+        return open_passcode_slot(record, passcode)
+    except WrongSecret:
+        exc = lockout.passcode_wrong(rt, ctx.actor, card.id, reserved, action="enrolment.passcode")
+        raise InvalidInput(exc.message, field="issuance_passcode") from None
+
+
+def _store_invitation(
+    rt: Runtime,
+    ctx: RaContext,
+    user_id: str,
+    dek: bytearray,
+    mail: str,
+    tel: str,
+    code: str,
+) -> Invitation:
+    with transaction(rt.db) as session:
+        card = card_in_scope(session, ctx, user_id)
+        _check_enrollable(card)
+        org = session.get(Organisation, ctx.organisation_id)
+        person = session.get(Person, card.person_id)
+        assert org is not None and person is not None
+        policy = OrganisationPolicy.from_dict(org.policy)
+        minutes = policy.invitation_link_days * 24 * 60
+        link, token = links.new_link(
+            session,
+            rt,
+            purpose=links.INVITATION,
+            card=card,
+            minutes=minutes,
+            details={"slot": INVITATION_SLOT},
+        )
+        record = open_record(rt.master_key, card)
+        generation = _next_generation(record)
+        slot = make_invitation_slot(
+            dek, card_id=card.id, token=links.token_bytes(token), code=code, generation=generation
+        )
+        seal_record(session, rt.master_key, card, record.with_slot(slot))
+        person.email, person.phone = mail, tel
+        lockout.passcode_right(session, card)
+        card.status, card.status_changed_at = CardStatus.ENROLLED.value, rt.clock()
+        _queue_invitation(session, rt, card, person, org, policy, token, code, minutes)
+        audit.record(
+            session,
+            rt,
+            ctx.actor,
+            action="card.invited",
+            organisation_id=ctx.organisation_id,
+            person_id=person.id,
+            card_id=card.id,
+            details={
+                "serial": card.serial,
+                "link": link.id,
+                "expires_at": audit.iso(link.expires_at),
+            },
+        )
+    return Invitation(email=mail, phone=tel, expires_in_days=policy.invitation_link_days)
+
+
+def _next_generation(record: CardKeyRecord) -> int:
+    return max((s.generation for s in record.slots), default=0) + 1
+
+
+def _queue_invitation(
+    session: Session,
+    rt: Runtime,
+    card: Card,
+    person: Person,
+    org: Organisation,
+    policy: OrganisationPolicy,
+    token: str,
+    code: str,
+    minutes: int,
+) -> None:
+    links.queue(
+        session,
+        rt,
+        channel="email",
+        recipient=person.email or "",
+        template="invitation",
+        card=card,
+        context={
+            "holder_name": person.common_name,
+            "support_contact": policy.ra_contact,
+            "organisation_name": org.name,
+            "link": links.url(rt, links.INVITATION, token),
+            "valid_minutes": minutes,
+        },
+    )
+    links.queue(
+        session,
+        rt,
+        channel="sms",
+        recipient=person.phone or "",
+        template="invitation_code",
+        card=card,
+        context={"code": code, "valid_minutes": minutes},
+    )
+
+
+def lock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> Card:
+    reason = _reason(reason)
+    with transaction(rt.db) as session:
+        card = card_in_scope(session, ctx, user_id)
+        session.refresh(card, with_for_update=True)
+        if card.status not in LOCKABLE:
+            raise Conflict(f"Card {card.serial} cannot be locked: its status is {card.status}.")
+        lockout.lock_in_session(session, rt, ctx.actor, card, reason=reason)
+    return card
+
+
+def unlock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> bool:
+    """Back to the status before the lock; the holder gets a reset link when they can use one.
+
+    Returns whether a reset link was sent.
+    """
+    reason = _reason(reason)
+    with transaction(rt.db) as session:
+        card = card_in_scope(session, ctx, user_id)
+        session.refresh(card, with_for_update=True)
+        if card.status != CardStatus.LOCKED.value:
+            raise Conflict(f"Card {card.serial} is not locked (its status is {card.status}).")
+        card.status = card.locked_from or CardStatus.ACTIVE.value
+        card.locked_from, card.lock_reason, card.failed_attempts = None, None, 0
+        card.second_factor_failures = 0
+        card.status_reason, card.status_changed_at = reason, rt.clock()
+        sent = _send_reset_link(session, rt, ctx, card)
+        audit.record(
+            session,
+            rt,
+            ctx.actor,
+            action="card.unlocked",
+            reason=reason,
+            organisation_id=ctx.organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={"serial": card.serial, "status": card.status, "reset_link_sent": sent},
+        )
+    return sent
+
+
+def _send_reset_link(session: Session, rt: Runtime, ctx: RaContext, card: Card) -> bool:
+    person = session.get(Person, card.person_id)
+    org = session.get(Organisation, ctx.organisation_id)
+    assert person is not None and org is not None
+    if card.status != CardStatus.ACTIVE.value or not person.email:
+        return False
+    policy = OrganisationPolicy.from_dict(org.policy)
+    _link, token = links.new_link(
+        session,
+        rt,
+        purpose=links.RESET,
+        card=card,
+        minutes=policy.reset_link_minutes,
+        details={"why": "unlocked by RA"},
+    )
+    links.queue(
+        session,
+        rt,
+        channel="email",
+        recipient=person.email,
+        template="reset_requested",
+        card=card,
+        context={
+            "holder_name": person.common_name,
+            "support_contact": policy.ra_contact,
+            "link": links.url(rt, links.RESET, token),
+            "valid_minutes": policy.reset_link_minutes,
+        },
+    )
+    return True
+
+
+def revoke(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> Card:
+    with rt.db() as session:
+        card = card_in_scope(session, ctx, user_id)
+    return issuance.revoke_card(
+        rt, ctx.actor, card.serial, reason=reason, organisation_id=ctx.organisation_id
+    )
+
+
+def _reason(text: str) -> str:
+    cleaned = " ".join((text or "").split())
+    if not cleaned:
+        raise InvalidInput("Give a reason.", field="reason")
+    if len(cleaned) > 200:
+        raise InvalidInput("The reason must be at most 200 characters.", field="reason")
+    return cleaned

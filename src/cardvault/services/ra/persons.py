@@ -1,0 +1,278 @@
+"""Finding and showing persons for an RA, within the organisation they act in (DESIGN §3.6).
+
+Every query here joins ``memberships`` on the acting organisation: a person, card,
+association, device or event of another organisation is simply not found (404), so the
+caller cannot even learn that it exists.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from cardvault.domain import identifiers
+from cardvault.domain.webauthn import aaguid_name
+from cardvault.errors import InvalidInput, NotFound
+from cardvault.services.audit import display as audit_display
+from cardvault.services.audit.display import AuditEventView
+from cardvault.services.cards.state import card_dict, cert_dict
+from cardvault.services.ra.actions import RaContext
+from cardvault.services.system.runtime import Runtime
+from cardvault.store.models import (
+    Association,
+    AuditEvent,
+    Card,
+    CardStatus,
+    Certificate,
+    Device,
+    Link,
+    Membership,
+    Person,
+    SecurityQuestion,
+)
+
+MAX_RESULTS = 50
+RECENT_EVENTS = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class PersonRow:
+    user_id: str
+    name: str
+    email: str | None
+    card_serial: str | None
+    card_status: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PersonDetail:
+    person: dict[str, Any]
+    card: dict[str, Any] | None
+    certificates: list[dict[str, Any]]
+    associations: list[dict[str, Any]]
+    devices: list[dict[str, Any]]
+    questions: list[str]
+    events: list[AuditEventView]
+    invitation_pending: bool
+
+
+def _members(org_id: str) -> Select[Person]:
+    return (
+        select(Person)
+        .join(Membership, Membership.person_id == Person.id)
+        .where(Membership.organisation_id == org_id)
+    )
+
+
+def _like(text: str) -> str:
+    escaped = re.sub(r"([\\%_])", r"\\\1", text.casefold())
+    return f"%{escaped}%"
+
+
+def find(rt: Runtime, ctx: RaContext, query: str) -> list[PersonRow]:
+    """By name (any part), email, user id or card serial; only this organisation's members."""
+    q = " ".join((query or "").split())
+    if not q:
+        return []
+    if len(q) > 200:
+        raise InvalidInput("Search for at most 200 characters.", field="q")
+    stmt = _members(ctx.organisation_id)
+    compact = re.sub(r"[\s-]", "", q)
+    if compact.isdigit() and len(compact) == 12:
+        stmt = stmt.where(Person.user_id == compact)
+    elif re.fullmatch(r"(?i)CV[0-9A-Z]{10}", compact):
+        stmt = stmt.join(Card, Card.person_id == Person.id).where(
+            Card.serial == identifiers.card_serial(compact)
+        )
+    else:
+        pattern = _like(q)
+        stmt = stmt.where(
+            or_(
+                func.lower(Person.common_name).like(pattern, escape="\\"),
+                func.lower(Person.email).like(pattern, escape="\\"),
+                func.lower(Person.forename + " " + Person.surname).like(pattern, escape="\\"),
+            )
+        )
+    with rt.db() as session:
+        people = list(session.scalars(stmt.order_by(Person.surname, Person.forename).limit(50)))
+        return [_row(session, p) for p in people]
+
+
+def _row(session: Session, person: Person) -> PersonRow:
+    card = current_card(session, person.id)
+    return PersonRow(
+        user_id=person.user_id,
+        name=person.common_name,
+        email=person.email,
+        card_serial=card.serial if card else None,
+        card_status=card.status if card else None,
+    )
+
+
+def current_card(session: Session, person_id: str) -> Card | None:
+    """The person's live card, or else their most recent (revoked) one."""
+    cards = list(
+        session.scalars(
+            select(Card).where(Card.person_id == person_id).order_by(Card.created_at.desc())
+        )
+    )
+    live = [c for c in cards if c.status != CardStatus.REVOKED.value]
+    chosen = live or cards
+    return chosen[0] if chosen else None
+
+
+def person_in_scope(session: Session, ctx: RaContext, user_id: str) -> Person:
+    try:
+        uid = identifiers.user_id(user_id)
+    except InvalidInput:
+        raise NotFound("There is no such person in your organisation.") from None
+    person = session.scalar(_members(ctx.organisation_id).where(Person.user_id == uid))
+    if person is None:
+        raise NotFound("There is no such person in your organisation.")
+    return person
+
+
+def card_in_scope(session: Session, ctx: RaContext, user_id: str, *, live: bool = True) -> Card:
+    """The person's current card; NotFound when they have none (or none that is live)."""
+    person = person_in_scope(session, ctx, user_id)
+    card = current_card(session, person.id)
+    if card is None or (live and card.status == CardStatus.REVOKED.value):
+        raise NotFound(f"{person.common_name} has no card.")
+    return card
+
+
+def detail(rt: Runtime, ctx: RaContext, user_id: str) -> PersonDetail:
+    with rt.db() as session:
+        person = person_in_scope(session, ctx, user_id)
+        card = current_card(session, person.id)
+        return PersonDetail(
+            person={
+                "user_id": person.user_id,
+                "name": person.common_name,
+                "forename": person.forename,
+                "surname": person.surname,
+                "email": person.email,
+                "phone": person.phone,
+            },
+            card=_card_info(card) if card else None,
+            certificates=_certificates(session, card),
+            associations=_associations(session, ctx, card),
+            devices=_devices(session, ctx, card),
+            questions=_questions(session, card),
+            events=recent_events(session, ctx, person.id),
+            invitation_pending=_invitation_pending(rt, session, card),
+        )
+
+
+def _card_info(card: Card) -> dict[str, Any]:
+    return {**card_dict(card), "lock_reason": card.lock_reason, "locked_from": card.locked_from}
+
+
+def _certificates(session: Session, card: Card | None) -> list[dict[str, Any]]:
+    if card is None:
+        return []
+    rows = session.scalars(
+        select(Certificate).where(Certificate.card_id == card.id).order_by(Certificate.created_at)
+    )
+    return [cert_dict(c) for c in rows]
+
+
+def _associations(session: Session, ctx: RaContext, card: Card | None) -> list[dict[str, Any]]:
+    if card is None:
+        return []
+    rows = session.scalars(
+        select(Association)
+        .where(Association.card_id == card.id, Association.organisation_id == ctx.organisation_id)
+        .order_by(Association.created_at)
+    )
+    return [association_view(a) for a in rows]
+
+
+def association_view(a: Association) -> dict[str, Any]:
+    """What an RA sees of an association: never its secret."""
+    details = a.details or {}
+    aaguid = details.get("aaguid")
+    shown = a.label or a.lookup_key
+    if a.method == "totp":
+        shown = a.label or "Authenticator app"
+    return {
+        "id": a.id,
+        "method": a.method,
+        "label": shown,
+        "identifier": a.lookup_key if a.method in ("ad_account", "hr_card") else None,
+        "status": a.status,
+        "aaguid": aaguid,
+        "authenticator": aaguid_name(aaguid) if aaguid else None,
+        "created_at": a.created_at,
+        "last_used_at": a.last_used_at,
+    }
+
+
+def _devices(session: Session, ctx: RaContext, card: Card | None) -> list[dict[str, Any]]:
+    if card is None:
+        return []
+    rows = session.scalars(
+        select(Device).where(
+            Device.card_id == card.id, Device.organisation_id == ctx.organisation_id
+        )
+    )
+    return [
+        {
+            "name": d.name,
+            "platform": d.platform,
+            "application": d.application,
+            "status": d.status,
+            "created_at": d.created_at,
+            "last_seen_at": d.last_seen_at,
+        }
+        for d in rows
+    ]
+
+
+def _questions(session: Session, card: Card | None) -> list[str]:
+    if card is None:
+        return []
+    return list(
+        session.scalars(
+            select(SecurityQuestion.question)
+            .where(SecurityQuestion.card_id == card.id)
+            .order_by(SecurityQuestion.position)
+        )
+    )
+
+
+def _invitation_pending(rt: Runtime, session: Session, card: Card | None) -> bool:
+    if card is None:
+        return False
+    return (
+        session.scalar(
+            select(Link.id).where(
+                Link.card_id == card.id,
+                Link.purpose == "invitation",
+                Link.consumed_at.is_(None),
+                Link.revoked_at.is_(None),
+                Link.expires_at > rt.clock(),
+            )
+        )
+        is not None
+    )
+
+
+def recent_events(session: Session, ctx: RaContext, person_id: str) -> list[AuditEventView]:
+    rows = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.organisation_id == ctx.organisation_id, AuditEvent.person_id == person_id)
+        .order_by(AuditEvent.seq.desc())
+        .limit(RECENT_EVENTS)
+    )
+    return audit_display.views(session, ctx.organisation_id, rows)
+
+
+def require_person(rt: Runtime, ctx: RaContext, user_id: str) -> None:
+    """NotFound unless the person belongs to the RA's organisation (checked before anything)."""
+    with rt.db() as session:
+        person_in_scope(session, ctx, user_id)

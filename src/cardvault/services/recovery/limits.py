@@ -1,0 +1,130 @@
+"""How many wrong tries a reset allows, taken atomically before any check (DESIGN §3.3).
+
+A try is reserved on the link *and* on the card with conditional UPDATEs before the KDF
+runs (or the second factor is checked), and given back when the answer was right. So a
+link allows at most ``LINK_MAX_FAILURES`` wrong tries and a card ``CARD_MAX_FAILURES``
+across all its links, however many requests arrive at once on however many servers.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from cardvault.errors import AuthenticationFailed, Conflict
+from cardvault.services.audit import trail as audit
+from cardvault.services.notifications import outbox as notifications
+from cardvault.services.recovery import links
+from cardvault.services.signin import factor_lockout
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import Card, Organisation
+
+#: wrong answers (or codes, or second factors) one link takes before it dies
+LINK_MAX_FAILURES = 3
+#: wrong tries one card takes across all its links before only an RA can help
+CARD_MAX_FAILURES = 10
+
+
+class WrongAnswers(AuthenticationFailed):
+    code = "wrong_answers"
+
+    def __init__(self, tries_left: int) -> None:
+        word = "try" if tries_left == 1 else "tries"
+        super().__init__(
+            "Those answers do not match the ones you gave when you set up your card. "
+            f"{tries_left} {word} left with this link.",
+            remedy="Answers are not case-sensitive; check the spelling.",
+            tries_left=tries_left,
+        )
+
+
+class RecoveryBlocked(Conflict):
+    """Too many wrong tries on this card: only the RA can help now."""
+
+    code = "recovery_blocked"
+
+
+def contact(rt: Runtime, session: Session, card: Card) -> str:
+    return notifications.support_contact(rt, session.get(Organisation, card.organisation_id))
+
+
+def blocked(rt: Runtime, session: Session, card: Card) -> RecoveryBlocked:
+    return RecoveryBlocked(
+        "Too many wrong answers have been given for this card, so it can no longer be reset here.",
+        remedy=f"Contact {contact(rt, session, card)}: they can check who you are and help.",
+    )
+
+
+def reserve(rt: Runtime, link_id: str, card_id: str) -> int:
+    """Take one try on the card and one on the link, together, before checking anything."""
+    with transaction(rt.db) as session:
+        card_count = session.scalar(
+            update(Card)
+            .where(Card.id == card_id, Card.recovery_failures < CARD_MAX_FAILURES)
+            .values(recovery_failures=Card.recovery_failures + 1)
+            .returning(Card.recovery_failures)
+        )
+        if card_count is None:
+            card = session.get(Card, card_id)
+            assert card is not None
+            raise blocked(rt, session, card)
+    try:
+        return links.reserve_failure(rt, link_id, LINK_MAX_FAILURES)
+    except links.LinkInvalid:
+        with transaction(rt.db) as session:
+            release_card(session, card_id)
+        raise
+
+
+def release_card(session: Session, card_id: str) -> None:
+    session.execute(
+        update(Card)
+        .where(Card.id == card_id, Card.recovery_failures > 0)
+        .values(recovery_failures=Card.recovery_failures - 1)
+    )
+
+
+def release(session: Session, link_id: str, card_id: str) -> None:
+    links.release_failure(session, link_id)
+    release_card(session, card_id)
+
+
+def failed(
+    rt: Runtime,
+    actor: Actor,
+    link_id: str,
+    card: Card,
+    reserved: int,
+    action: str,
+    reason: str,
+    held: factor_lockout.Reservation | None = None,
+) -> Exception:
+    """Audit a wrong try; the error to raise tells the holder what is left. ``held``: a
+    wrong second factor, which also counts toward the card's second-factor lock."""
+    with transaction(rt.db) as session:
+        if held is not None:  # the card's row first, as every transaction that may lock it
+            session.get(Card, card.id, with_for_update=True)
+        audit.record(
+            session,
+            rt,
+            actor,
+            action=action,
+            outcome="failure",
+            reason=reason,
+            organisation_id=card.organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={"link": link_id, "tries_left": LINK_MAX_FAILURES - reserved},
+        )
+        if held is not None:
+            held.wrong(
+                session, rt, actor, organisation_id=card.organisation_id, door=factor_lockout.RESET
+            )
+        current = session.get(Card, card.id)
+        assert current is not None
+        if current.recovery_failures >= CARD_MAX_FAILURES:
+            return blocked(rt, session, current)
+    if reserved >= LINK_MAX_FAILURES:
+        return links.worn_out(links.Purpose.RESET)
+    return WrongAnswers(LINK_MAX_FAILURES - reserved)

@@ -1,0 +1,562 @@
+"""Self-service recovery through a reset link (DESIGN §3.3).
+
+Three steps, each a call from the portal:
+
+1. :func:`answer` — two of the three security answers (or the recovery code) open a
+   recovery slot. Every try is reserved on the link *and* on the card before the KDF runs,
+   so neither a link nor a card allows more than its share of wrong guesses, however many
+   arrive at once. The DEK is at once re-wrapped under a fresh key K that only the holder's
+   browser keeps (like a card session's SK); the service keeps ``wrap(DEK, K)`` in a
+   transaction row of purpose ``recovery``.
+2. :func:`second_factor` — where the holder has a bound second factor and the policy asks
+   for it (the default), a plug-in of :mod:`cardvault.services.signin.factors` checks it: a
+   one-time code (an authenticator app, or the paired phone's own), an approved push, or
+   a security key's assertion (which plug-ins, in which organisations:
+   :mod:`~cardvault.services.recovery.factors`; starting a push or a key's request:
+   :mod:`~cardvault.services.recovery.prompts`). A wrong factor costs a try like a wrong
+   answer; a push the phone has not answered yet costs nothing.
+3. :func:`set_passcode` — a new strong passcode becomes the passcode slot of the same DEK.
+   The link is consumed by one conditional UPDATE in the same transaction, so of any
+   number of concurrent completions exactly one changes the card. The lockout count and
+   recovery count reset, every session and link of the card ends, the holder is emailed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from cardvault.crypto.aead import wipe
+from cardvault.crypto.keyslots import (
+    PASSCODE_SLOT,
+    RECOVERY_CODE_SLOT,
+    SlotNotFound,
+    WrongSecret,
+    make_passcode_slot,
+    new_session_key,
+    open_recovery_code_slot,
+    open_recovery_slots,
+    unwrap_session,
+    wrap_for_session,
+)
+from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.passcode_policy import check_passcode
+from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput
+from cardvault.services.audit import trail as audit
+from cardvault.services.cards.enrolment import MAX_ANSWER, passcode_policy, personal_words
+from cardvault.services.cards.issuance import end_card_state
+from cardvault.services.cards.sealing import open_record, seal_record
+from cardvault.services.notifications import outbox as notifications
+from cardvault.services.recovery import factors as recovery_factors
+from cardvault.services.recovery import links
+from cardvault.services.recovery.limits import (
+    CARD_MAX_FAILURES,
+    LINK_MAX_FAILURES,
+    RecoveryBlocked,
+    WrongAnswers,
+    blocked,
+    contact,
+    failed,
+    release,
+    reserve,
+)
+from cardvault.services.recovery.reset_links import may_self_unlock
+from cardvault.services.signin import factor_lockout
+from cardvault.services.signin.factors import FactorFailed, SecondFactor
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import (
+    AuthTransaction,
+    Card,
+    CardStatus,
+    Link,
+    Organisation,
+    Person,
+    SecurityQuestion,
+)
+from cardvault.store.types import new_id
+
+__all__ = [
+    "CARD_MAX_FAILURES",
+    "LINK_MAX_FAILURES",
+    "RecoveryBlocked",
+    "RecoveryNotAllowed",
+    "RecoveryStepInvalid",
+    "WrongAnswers",
+    "answer",
+    "current_step",
+    "factor_step",
+    "open_reset",
+    "second_factor",
+    "set_passcode",
+]
+PURPOSE = "recovery"
+STEP_FACTOR = "second_factor"
+STEP_PASSCODE = "new_passcode"
+#: what the wrong second factor that locks a card during its reset adds to the refusal
+LOCKED_DURING_RESET = (
+    "That was the fifth wrong second factor in a row, so the card is now locked and this link "
+    "no longer works; we have emailed the holder a new one."
+)
+
+
+class RecoveryNotAllowed(Conflict):
+    code = "recovery_not_allowed"
+
+
+class RecoveryStepInvalid(AuthenticationFailed):
+    """The step's transaction is unknown, expired, not this browser's, or out of order."""
+
+    code = "recovery_step_invalid"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This reset has timed out or was started in another window.",
+            remedy="Open the link from the email again and start from the questions.",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Question:
+    position: int
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResetPage:
+    """What the portal shows when a reset link is opened (no state changes)."""
+
+    holder_name: str
+    questions: tuple[Question, ...]
+    has_recovery_code: bool
+    expires_at: datetime
+    tries_left: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Progress:
+    """The next step; ``key`` (K) goes to the holder's browser only and is never stored."""
+
+    transaction_id: str
+    key: bytes = field(repr=False)
+    step: str
+    second_factors: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recovered:
+    serial: str
+    holder_name: str
+    recovery_code_used: bool
+
+
+def _card_of(session: Session, rt: Runtime, link: Link) -> Card:
+    card = session.get(Card, link.card_id)
+    assert card is not None
+    if not may_self_unlock(card, link_unlocks=bool(link.details.get("unlock"))):
+        raise RecoveryNotAllowed(
+            f"This card cannot be reset here: it is {card.status}.",
+            remedy=f"Contact {contact(rt, session, card)}.",
+        )
+    if card.recovery_failures >= CARD_MAX_FAILURES:
+        raise blocked(rt, session, card)
+    return card
+
+
+def open_reset(rt: Runtime, token: str) -> ResetPage:
+    """The page behind a reset link: the questions. Opening it changes nothing."""
+    with rt.db() as session:
+        link = links.live(session, rt, token, links.Purpose.RESET, LINK_MAX_FAILURES)
+        card = _card_of(session, rt, link)
+        person = session.get(Person, card.person_id)
+        assert person is not None
+        questions = tuple(
+            Question(position=q.position, text=q.question)
+            for q in session.scalars(
+                select(SecurityQuestion)
+                .where(SecurityQuestion.card_id == card.id)
+                .order_by(SecurityQuestion.position)
+            )
+        )
+        if len(questions) != 3:
+            raise RecoveryNotAllowed(
+                "This card has no security questions, so it cannot be reset here.",
+                remedy=f"Contact {contact(rt, session, card)}.",
+            )
+        record = open_record(rt.master_key, card)
+        return ResetPage(
+            holder_name=notifications.holder_name(person),
+            questions=questions,
+            has_recovery_code=any(s.name == RECOVERY_CODE_SLOT for s in record.slots),
+            expires_at=link.expires_at,
+            tries_left=LINK_MAX_FAILURES - link.failed_attempts,
+        )
+
+
+# --- step 1: answers or recovery code ----------------------------------------------------
+
+
+def _clean_answers(answers: Mapping[int, str] | None) -> dict[int, str]:
+    given = {int(k): v for k, v in (answers or {}).items() if isinstance(v, str) and v.strip()}
+    if not set(given) <= {1, 2, 3}:
+        raise InvalidInput("There are only questions 1, 2 and 3.")
+    for position, text in given.items():
+        if len(text) > MAX_ANSWER:
+            raise InvalidInput(
+                f"Answer {position} is longer than {MAX_ANSWER} characters.",
+                field=f"answer{position}",
+            )
+    return given
+
+
+def answer(
+    rt: Runtime,
+    actor: Actor,
+    token: str,
+    *,
+    answers: Mapping[int, str] | None = None,
+    recovery_code: str | None = None,
+) -> Progress:
+    """Check two or three answers (or the recovery code); on success the next step."""
+    given = _clean_answers(answers)
+    code = (recovery_code or "").strip() or None
+    if code is None and len(given) < 2:
+        raise InvalidInput(
+            "Answer at least two of the three questions.",
+            field=next(f"answer{n}" for n in (1, 2, 3) if n not in given),
+        )
+    with rt.db() as session:
+        link = links.live(session, rt, token, links.Purpose.RESET, LINK_MAX_FAILURES)
+        card = _card_of(session, rt, link)
+        record, version = open_record(rt.master_key, card), card.record_version
+    if code is not None and not any(s.name == RECOVERY_CODE_SLOT for s in record.slots):
+        raise InvalidInput("This card has no recovery code; answer the questions.")
+    via = "recovery_code" if code is not None else "answers"
+    reserved = reserve(rt, link.id, card.id)
+    with rt.kdf_gate.slot():
+        try:
+            dek = (
+                open_recovery_code_slot(record, code)
+                if code is not None
+                else open_recovery_slots(record, given)
+            )
+        except (WrongSecret, SlotNotFound, InvalidInput) as exc:
+            reason = "incorrect recovery code" if code else "incorrect security answers"
+            if isinstance(exc, InvalidInput) and not isinstance(exc, SlotNotFound):
+                reason = "malformed recovery code"
+            raise failed(rt, actor, link.id, card, reserved, "recovery.answers", reason) from None
+    key = new_session_key()
+    txn_id = new_id()
+    try:
+        wrap = wrap_for_session(dek, key, session_id=txn_id)
+    finally:
+        wipe(dek)
+    with transaction(rt.db) as session:
+        release(session, link.id, card.id)
+        return _begin(session, rt, actor, card.id, link, txn_id, wrap, bytes(key), version, via)
+
+
+def _begin(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card_id: str,
+    link: Link,
+    txn_id: str,
+    wrap: bytes,
+    key: bytes,
+    version: int,
+    via: str,
+) -> Progress:
+    card = session.get(Card, card_id)
+    assert card is not None
+    now = rt.clock()
+    txn = AuthTransaction(
+        id=txn_id,
+        card_id=card.id,
+        organisation_id=card.organisation_id,
+        method=via,
+        purpose=PURPOSE,
+        state=STEP_FACTOR,
+        session_wrap=wrap,
+        factor_state={"link": link.id, "version": version, "via": via},
+        client_address=actor.client_address,
+        client_name=recovery_factors.CLIENT_NAME,
+        created_at=now,
+        expires_at=link.expires_at,
+    )
+    session.add(txn)
+    session.flush()
+    offers = recovery_factors.offers(session, rt, actor, card, txn)
+    org = session.get(Organisation, card.organisation_id)
+    assert org is not None
+    required = OrganisationPolicy.from_dict(org.policy).recovery_requires_second_factor
+    if not (required and offers):
+        txn.state, offers = STEP_PASSCODE, []
+    factors = {str(offer["method"]): org_ids for offer, org_ids in offers}
+    txn.factor_state = {**txn.factor_state, "factors": factors}
+    _audit(session, rt, actor, card, "recovery.answers", {"link": link.id, "via": via})
+    return Progress(
+        transaction_id=txn_id,
+        key=key,
+        step=txn.state,
+        second_factors=[offer for offer, _ in offers],
+    )
+
+
+def _audit(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card: Card,
+    action: str,
+    details: dict[str, Any],
+    outcome: str = "success",
+    reason: str | None = None,
+) -> None:
+    audit.record(
+        session,
+        rt,
+        actor,
+        action=action,
+        outcome=outcome,
+        reason=reason,
+        organisation_id=card.organisation_id,
+        person_id=card.person_id,
+        card_id=card.id,
+        details=details,
+    )
+
+
+# --- steps 2 and 3 share: the step's transaction, held by this browser -----------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    """A reset's transaction, checked: live link, usable card, this browser's K."""
+
+    link_id: str
+    card: Card
+    txn: AuthTransaction
+
+
+def _step(rt: Runtime, token: str, transaction_id: str, key: bytes, state: str) -> Step:
+    with rt.db() as session:
+        link = links.live(session, rt, token, links.Purpose.RESET, LINK_MAX_FAILURES)
+        card = _card_of(session, rt, link)
+        txn = session.get(AuthTransaction, transaction_id) if transaction_id else None
+        if (
+            txn is None
+            or txn.purpose != PURPOSE
+            or txn.card_id != card.id
+            or txn.factor_state.get("link") != link.id
+            or txn.state != state
+            or rt.clock() >= txn.expires_at
+            or txn.session_wrap is None
+        ):
+            raise RecoveryStepInvalid()
+    _check_key(txn, key)
+    return Step(link_id=link.id, card=card, txn=txn)
+
+
+def _check_key(txn: AuthTransaction, key: bytes) -> None:
+    """Only the browser that answered the questions holds K."""
+    assert txn.session_wrap is not None
+    try:
+        wipe(unwrap_session(txn.session_wrap, key, session_id=txn.id))
+    except (WrongSecret, InvalidInput):
+        raise RecoveryStepInvalid() from None
+
+
+def factor_step(rt: Runtime, token: str, transaction_id: str, key: bytes) -> Step:
+    """The reset as it waits for its second factor in this browser (or RecoveryStepInvalid)."""
+    return _step(rt, token, transaction_id, key, STEP_FACTOR)
+
+
+def second_factor(
+    rt: Runtime,
+    actor: Actor,
+    token: str,
+    transaction_id: str,
+    key: bytes,
+    response: Mapping[str, Any],
+) -> Progress:
+    """Check the second factor with the plug-ins the sign-in uses; a wrong one costs a try."""
+    step = factor_step(rt, token, transaction_id, key)
+    method = response.get("method")
+    candidates = recovery_factors.candidates(step.txn, method if isinstance(method, str) else "")
+    if not candidates:
+        raise InvalidInput(f"Second factor {method!r} is not set up for this card.", field="method")
+    if recovery_factors.awaiting_phone(rt, step.txn.id, response):
+        raise recovery_factors.PushNotAnswered()
+    reserved = reserve(rt, step.link_id, step.card.id)
+    with factor_lockout.reserved(
+        rt, actor, step.card.id, organisation_id=step.card.organisation_id, for_reset=True
+    ) as held:
+        try:
+            outcome = _verify_candidates(rt, actor, step, key, candidates, response, held)
+        except Exception:
+            # nothing was found wrong (the step moved on, a malformed answer, a failed write):
+            # the reserved try goes back, only a wrong second factor costs one
+            with transaction(rt.db) as session:
+                release(session, step.link_id, step.card.id)
+            raise
+        if isinstance(outcome, Progress):
+            held.committed = True
+            return outcome
+        failure = recovery_factors.telling(outcome)
+        error = failed(
+            rt,
+            actor,
+            step.link_id,
+            step.card,
+            reserved,
+            "recovery.second_factor",
+            failure.reason,
+            held if failure.counts else None,
+        )
+        held.committed = True
+    if held.locked_now:
+        raise FactorFailed(
+            f"{failure.message} {LOCKED_DURING_RESET}", reason=failure.reason, code=failure.code
+        )
+    if isinstance(error, WrongAnswers):
+        left = LINK_MAX_FAILURES - reserved
+        raise FactorFailed(
+            f"{failure.message} {left} {'try' if left == 1 else 'tries'} left with this link.",
+            reason=failure.reason,
+            code=failure.code,
+        )
+    raise error
+
+
+def _verify_candidates(
+    rt: Runtime,
+    actor: Actor,
+    step: Step,
+    key: bytes,
+    candidates: list[tuple[SecondFactor, str]],
+    response: Mapping[str, Any],
+    held: factor_lockout.Reservation,
+) -> Progress | list[FactorFailed]:
+    """The next step once one candidate accepts the answer, else every candidate's refusal."""
+    failures: list[FactorFailed] = []
+    with transaction(rt.db) as session:
+        card = session.get(Card, step.card.id)
+        txn = session.get(AuthTransaction, step.txn.id, with_for_update=True)
+        if card is None or txn is None or txn.state != STEP_FACTOR:
+            raise RecoveryStepInvalid()
+        for factor, org_id in candidates:
+            org = session.get(Organisation, org_id)
+            assert org is not None
+            ctx = recovery_factors.context(session, rt, actor, card, org, txn)
+            try:
+                outcome = factor.verify(ctx, {**response, "method": factor.method})
+            except FactorFailed as exc:
+                failures.append(exc)
+                continue
+            release(session, step.link_id, card.id)
+            held.right(session)
+            txn.state = STEP_PASSCODE
+            details = {"link": step.link_id, **dict(outcome.details)}
+            _audit(session, rt, actor, card, "recovery.second_factor", details)
+            return Progress(transaction_id=txn.id, key=key, step=STEP_PASSCODE, second_factors=[])
+    return failures
+
+
+def set_passcode(
+    rt: Runtime,
+    actor: Actor,
+    token: str,
+    transaction_id: str,
+    key: bytes,
+    *,
+    passcode: str,
+    confirm: str,
+) -> Recovered:
+    """The new passcode replaces the passcode slot; the link is consumed exactly once."""
+    step = _step(rt, token, transaction_id, key, STEP_PASSCODE)
+    with rt.db() as session:
+        person = session.get(Person, step.card.person_id)
+        assert person is not None
+    check_new_passcode(rt, person, passcode, confirm)
+    record = open_record(rt.master_key, step.card)
+    assert step.txn.session_wrap is not None
+    dek = unwrap_session(step.txn.session_wrap, key, session_id=step.txn.id)
+    try:
+        with rt.kdf_gate.slot():
+            slot = make_passcode_slot(
+                dek,
+                card_id=step.card.id,
+                passcode=passcode,
+                params=rt.settings.argon2,
+                generation=record.slot(PASSCODE_SLOT).generation + 1,
+            )
+    finally:
+        wipe(dek)
+    new_record = record.with_slot(slot)
+    code_used = step.txn.factor_state.get("via") == "recovery_code"
+    if code_used:  # a recovery code works once (NIST SP 800-63B §6.1.2.3)
+        new_record = new_record.without_slot(RECOVERY_CODE_SLOT)
+    with transaction(rt.db) as session:
+        links.consume(session, rt, step.link_id)
+        card = session.get(Card, step.card.id, with_for_update=True)
+        assert card is not None
+        if card.record_version != step.txn.factor_state.get("version"):
+            raise Conflict("The card changed while you were resetting it; nothing was changed.")
+        seal_record(session, rt.master_key, card, new_record)
+        _reactivate(session, rt, card)
+        session.execute(delete(AuthTransaction).where(AuthTransaction.card_id == card.id))
+        notifications.passcode_changed(session, rt, card)
+        _audit(
+            session,
+            rt,
+            actor,
+            card,
+            "card.passcode_reset",
+            {"link": step.link_id, "via": step.txn.factor_state.get("via")},
+        )
+        return Recovered(
+            serial=card.serial,
+            holder_name=notifications.holder_name(person),
+            recovery_code_used=code_used,
+        )
+
+
+def check_new_passcode(rt: Runtime, person: Person, passcode: str, confirm: str) -> None:
+    if not isinstance(passcode, str) or not passcode:
+        raise InvalidInput("Choose a new passcode.", field="passcode")
+    check_passcode(passcode, policy=passcode_policy(rt), personal=personal_words(person))
+    if confirm != passcode:
+        raise InvalidInput("The two passcodes are not the same.", field="confirm")
+
+
+def _reactivate(session: Session, rt: Runtime, card: Card) -> None:
+    """Active again, counters reset, every session and other link of the card ended."""
+    now = rt.clock()
+    card.failed_attempts, card.recovery_failures, card.second_factor_failures = 0, 0, 0
+    card.status, card.locked_from, card.lock_reason = CardStatus.ACTIVE.value, None, None
+    card.status_reason, card.status_changed_at = "passcode reset by the holder", now
+    end_card_state(session, card.id, now)
+
+
+def current_step(rt: Runtime, token: str, transaction_id: str, key: bytes) -> Progress:
+    """Where this browser's reset stands (to show the right page); RecoveryStepInvalid if lost."""
+    for state in (STEP_FACTOR, STEP_PASSCODE):
+        try:
+            step = _step(rt, token, transaction_id, key, state)
+        except RecoveryStepInvalid:
+            continue
+        methods = sorted(step.txn.factor_state.get("factors", {})) if state == STEP_FACTOR else []
+        return Progress(
+            transaction_id=step.txn.id,
+            key=key,
+            step=state,
+            second_factors=[{"method": m} for m in methods],
+        )
+    raise RecoveryStepInvalid()

@@ -1,0 +1,343 @@
+"""FIDO2 security keys as an authentication method (DESIGN §3.2): registration and the
+checks every sign-in with a key shares.
+
+A key's credential is an association (method ``fido2``) of a card in one organisation:
+``lookup_key`` is the SHA-256 of the credential id (ids may be up to 1023 bytes),
+``details`` keep the public credential data, the AAGUID, the model name and the user
+handle, ``counter`` the last sign count, ``label`` the nickname people see.
+
+``domain.webauthn`` verifies the ceremonies; this module adds the organisation's policy
+(security keys allowed at all, user verification, allowed models), keeps ceremony
+state server-side with an expiry, and advances the sign counter atomically, so that of
+two assertions racing with the same count only one can win.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.orm import Session
+
+from cardvault.config import Settings
+from cardvault.domain import webauthn
+from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.errors import CardvaultError, PermissionDenied
+from cardvault.services.audit import trail as audit
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import (
+    Association,
+    Card,
+    MethodKind,
+    Organisation,
+    WebAuthnCeremony,
+)
+
+RP_NAME = "cardvault"
+#: time beyond the browser's own timeout before a begun ceremony is forgotten
+CEREMONY_GRACE = timedelta(seconds=60)
+REGISTRATION = "registration"
+ASSERTION = "assertion"
+
+
+class SecurityKeysNotAllowed(PermissionDenied):
+    code = "fido2_not_allowed_here"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CeremonyStart:
+    """What the browser or agent needs to call the security key."""
+
+    ceremony_id: str
+    options: dict[str, Any]
+    expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifiedKey:
+    association: Association
+    result: webauthn.AssertionResult
+
+
+# --- encoding and policy ---------------------------------------------------------------
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def unb64url(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise webauthn.MalformedResponse("The security key's response could not be read.") from exc
+
+
+def credential_key(credential_id: bytes) -> str:
+    """The association's lookup key for a credential id: fixed length, unique per id."""
+    return hashlib.sha256(credential_id).hexdigest()
+
+
+def user_handle(card_id: str, organisation_id: str) -> bytes:
+    """The WebAuthn user handle (§5.4.3): opaque, no personal data, one per card and
+    organisation, so that a key registered in two organisations keeps both credentials."""
+    return hashlib.sha256(f"cardvault/user-handle|{card_id}|{organisation_id}".encode()).digest()[
+        :16
+    ]
+
+
+def policy_for(settings: Settings, org: Organisation | None) -> webauthn.WebAuthnPolicy:
+    """The relying-party policy in one organisation (or, before one is known, the strict
+    default: user verification required, any model)."""
+    pol = OrganisationPolicy.from_dict(org.policy if org is not None else None)
+    aaguids = pol.fido2_allowed_aaguids
+    return webauthn.WebAuthnPolicy(
+        rp_id=settings.rp_id,
+        rp_name=RP_NAME,
+        origins=settings.rp_origins,
+        user_verification_required=pol.fido2_user_verification_required,
+        allowed_aaguids=None if aaguids is None else frozenset(a.lower() for a in aaguids),
+        timeout_ms=settings.webauthn_timeout_ms,
+    )
+
+
+def require_allowed(org: Organisation) -> OrganisationPolicy:
+    pol = OrganisationPolicy.from_dict(org.policy)
+    if not pol.allows(MethodKind.FIDO2.value):
+        raise SecurityKeysNotAllowed(f"{org.name} does not allow security keys.")
+    return pol
+
+
+def ceremony_expiry(settings: Settings, now: datetime) -> datetime:
+    return now + timedelta(milliseconds=settings.webauthn_timeout_ms) + CEREMONY_GRACE
+
+
+# --- the credentials of a card ---------------------------------------------------------
+
+
+def stored_credential(assoc: Association) -> webauthn.StoredCredential:
+    d = assoc.details
+    return webauthn.StoredCredential(
+        credential_id=unb64url(d["credential_id"]),
+        credential_data=unb64url(d["credential_data"]),
+        sign_count=assoc.counter,
+        aaguid=d["aaguid"],
+        nickname=assoc.label or "security key",
+        user_handle=unb64url(d["user_handle"]),
+    )
+
+
+# Built once: every sign-in asks whether the card has a security key (the engine's offers),
+# and SQLAlchemy reuses the compiled form of a statement object it has seen.
+_ACTIVE_KEYS = (
+    select(Association)
+    .where(
+        Association.card_id == bindparam("key_card"),
+        Association.organisation_id == bindparam("key_org"),
+        Association.method == MethodKind.FIDO2.value,
+        Association.status == "active",
+    )
+    .order_by(Association.created_at)
+)
+
+
+def active_keys(session: Session, card_id: str, organisation_id: str) -> list[Association]:
+    return list(session.scalars(_ACTIVE_KEYS, {"key_card": card_id, "key_org": organisation_id}))
+
+
+def keys_by_credential(
+    session: Session, credential_id: bytes, organisation_id: str | None
+) -> list[Association]:
+    stmt = select(Association).where(
+        Association.method == MethodKind.FIDO2.value,
+        Association.lookup_key == credential_key(credential_id),
+        Association.status == "active",
+    )
+    if organisation_id is not None:
+        stmt = stmt.where(Association.organisation_id == organisation_id)
+    return list(session.scalars(stmt))
+
+
+def raw_id(response: Mapping[str, Any]) -> bytes:
+    value = response.get("rawId", response.get("id"))
+    if not isinstance(value, str) or not 1 <= len(value) <= 1400:
+        raise webauthn.MalformedResponse("The security key's response has no credential id.")
+    return unb64url(value)
+
+
+# --- verification shared by every sign-in path ---------------------------------------
+
+
+def verify_assertion(
+    session: Session,
+    settings: Settings,
+    *,
+    org: Organisation,
+    state: dict[str, Any],
+    candidates: Sequence[Association],
+    response: Mapping[str, Any],
+    now: datetime,
+) -> VerifiedKey:
+    """Check an assertion against the organisation's policy and advance the counter.
+
+    Raises the ``domain.webauthn`` errors (and SecurityKeysNotAllowed); ``state`` is used
+    up whatever the outcome, and nothing else changes unless it verifies.
+    """
+    pol = require_allowed(org)
+    creds = [stored_credential(a) for a in candidates]
+    result = webauthn.complete_assertion(policy_for(settings, org), state, creds, response)
+    key = credential_key(result.credential_id)
+    assoc = next(a for a in candidates if a.lookup_key == key)
+    if pol.fido2_user_verification_required and not result.user_verified:
+        raise webauthn.UserVerificationMissing(
+            f"{org.name} requires the security key's PIN (or fingerprint).",
+            remedy="Set a PIN on the key and enter it when asked.",
+        )
+    _check_model(pol, assoc, org)
+    _advance_counter(session, assoc, result.new_sign_count, now)
+    return VerifiedKey(association=assoc, result=result)
+
+
+def _check_model(pol: OrganisationPolicy, assoc: Association, org: Organisation) -> None:
+    """The allow-list may have changed since the key was registered."""
+    allowed = pol.fido2_allowed_aaguids
+    aaguid = str(assoc.details.get("aaguid", ""))
+    if allowed is not None and aaguid not in {a.lower() for a in allowed}:
+        name = assoc.details.get("authenticator") or "This security key model"
+        raise webauthn.AuthenticatorNotAllowed(
+            f"{name} is no longer allowed in {org.name}.", aaguid=aaguid
+        )
+
+
+def _advance_counter(session: Session, assoc: Association, new: int, now: datetime) -> None:
+    """Compare-and-set: a counter that another sign-in has already moved past ``new``
+    is a regression too (two keys answering with the same credential)."""
+    stmt = update(Association).where(Association.id == assoc.id)
+    if new or assoc.counter:
+        stmt = stmt.where(Association.counter < new)
+    won = session.scalar(
+        stmt.values(counter=new, last_used_at=now)
+        .returning(Association.id)
+        .execution_options(synchronize_session=False)
+    )
+    if won is None:
+        raise webauthn.SignCounterRegression(
+            "This security key's counter went backwards: it may have been cloned.",
+            remedy="Use another key and ask your RA to check this one.",
+            received=new,
+        )
+    assoc.counter, assoc.last_used_at = new, now
+
+
+def audit_failure(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    exc: CardvaultError,
+    *,
+    action: str,
+    assoc: Association | None,
+    org_id: str | None,
+    details: dict[str, Any],
+    card_id: str | None = None,
+) -> None:
+    """A refused key use, with its reason; a counter regression is also flagged on its own."""
+    card_id = assoc.card_id if assoc is not None else card_id
+    card = session.get(Card, card_id) if card_id else None
+    where: dict[str, Any] = {
+        "organisation_id": org_id,
+        "person_id": card.person_id if card else None,
+        "card_id": card.id if card else None,
+    }
+    info = {**details, "code": exc.code}
+    if assoc is not None:
+        info.update(association=assoc.id, nickname=assoc.label)
+    audit.record(
+        session,
+        rt,
+        actor,
+        action=action,
+        outcome="failure",
+        reason=exc.message,
+        details=info,
+        **where,
+    )
+    audit_clone(session, rt, actor, exc, assoc=assoc, org_id=org_id, details=info)
+
+
+def audit_clone(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    exc: CardvaultError,
+    *,
+    assoc: Association | None,
+    org_id: str | None,
+    details: dict[str, Any],
+) -> None:
+    """A counter regression gets an event of its own, so that RAs can search for it."""
+    if not isinstance(exc, webauthn.SignCounterRegression) or assoc is None:
+        return
+    card = session.get(Card, assoc.card_id)
+    audit.record(
+        session,
+        rt,
+        actor,
+        action="fido2.clone_suspected",
+        outcome="failure",
+        reason="sign counter did not increase: the credential may exist on a cloned key",
+        organisation_id=org_id,
+        person_id=card.person_id if card else None,
+        card_id=assoc.card_id,
+        details={
+            **details,
+            "association": assoc.id,
+            "nickname": assoc.label,
+            "stored_counter": assoc.counter,
+            "received_counter": exc.data.get("received"),
+        },
+    )
+
+
+# --- ceremony rows ---------------------------------------------------------------------
+
+
+def claim(
+    session: Session,
+    ceremony_id: str,
+    kind: str,
+    now: datetime,
+    *,
+    created_by: str | None = None,
+) -> WebAuthnCeremony:
+    """The pending ceremony, locked and marked answered: each is answered once.
+
+    Raised errors roll the caller's transaction back, which leaves nothing changed."""
+    row = session.get(WebAuthnCeremony, ceremony_id[:36], with_for_update=True)
+    if row is None or row.kind != kind or (created_by and row.created_by != created_by):
+        raise webauthn.InvalidState("This security key request is unknown; start again.")
+    if row.status != "pending":
+        raise webauthn.StateReplayed("This security key request was already answered.")
+    if now >= row.expires_at:
+        raise webauthn.InvalidState("This security key request has expired; start again.")
+    row.status = "answered"
+    return row
+
+
+def forget_expired(session: Session, now: datetime) -> None:
+    """Ceremonies and proofs past their expiry are useless: each begin clears them, so
+    that the table stays as small as the rate of sign-ins times a few minutes."""
+    session.execute(delete(WebAuthnCeremony).where(WebAuthnCeremony.expires_at <= now))
+
+
+def purge_ceremonies(rt: Runtime) -> None:
+    """The maintenance job: the same clean-up, for when nobody begins anything."""
+    with transaction(rt.db) as session:
+        forget_expired(session, rt.clock())

@@ -1,0 +1,540 @@
+"""The authentication engine (DESIGN §3.2, §3.3): identifier → passcode → second factor → session.
+
+1. The identifier is resolved to a card and organisation. Every refusal before the
+   passcode (unknown identifier, card locked, revoked or not active, no RA role for an RA
+   sign-in, caller outside the organisation's networks, a sign-in route the policy does not
+   allow) costs the same KDF and gets the same answer as a wrong passcode (DESIGN §3.3
+   revised): the reason goes to the audit log only.
+2. The passcode attempt is reserved atomically, then the passcode slot is opened (one KDF,
+   admitted by the KDF gate). The DEK is at once re-wrapped under a fresh session key SK,
+   which goes back to the client only; the service keeps ``wrap(DEK, SK)``.
+3. A second-factor plug-in verifies the holder's response; the transaction becomes a card
+   session. Each answer is reserved on the card's second-factor counter before it is
+   checked (``factor_lockout``): five wrong in a row, across transactions, lock the card.
+   Every step is audited, failures with their reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, NoReturn
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cardvault.crypto.aead import wipe
+from cardvault.crypto.keyslots import (
+    WrongSecret,
+    new_session_key,
+    open_passcode_slot,
+    wrap_for_session,
+)
+from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.services.cards.sealing import open_record
+from cardvault.services.networks import allow_list as network
+from cardvault.services.signin import factor_lockout, lockout
+from cardvault.services.signin import refusals as signin_refusals
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.factor_lockout import Reservation, SecondFactorLocked
+from cardvault.services.signin.factors import (
+    FactorContext,
+    FactorFailed,
+    SecondFactor,
+    codes,
+    installed,
+)
+from cardvault.services.signin.identification import Target, resolve
+from cardvault.services.signin.refusals import SignInFailed
+
+__all__ = ["Engine", "LoginRequest", "LoginResult", "SessionGrant", "SignInFailed"]
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import AuthTransaction, Card, CardStatus, Organisation, Person
+from cardvault.store.types import new_id
+
+TRANSACTION_MINUTES = 5
+MAX_FACTOR_FAILURES = 5
+PURPOSES = ("holder", "ra")
+#: what a fifth wrong second factor in a row adds to its refusal
+LOCKED_NOW = (
+    "That was the fifth wrong second factor in a row, so the card is now locked; its holder "
+    "has been emailed a link to unlock it."
+)
+
+
+class NoSecondFactor(AuthenticationFailed):
+    code = "no_second_factor"
+
+
+class TransactionInvalid(AuthenticationFailed):
+    code = "transaction_invalid"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginRequest:
+    identifier_kind: str
+    identifier: str
+    passcode: str = field(repr=False)
+    purpose: str = "holder"
+    organisation: str | None = None
+    client_name: str | None = None
+    second_factor: Mapping[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionGrant:
+    token: str = field(repr=False)
+    expires_at: datetime
+    idle_expires_at: datetime
+    card_serial: str
+    organisation: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginResult:
+    transaction_id: str
+    session_key: bytes = field(repr=False)
+    second_factors: list[dict[str, Any]]
+    session: SessionGrant | None = None
+    factor_error: dict[str, Any] | None = None
+
+
+class Engine:
+    """The engine with its installed second factors (plug-ins)."""
+
+    def __init__(self, rt: Runtime, factors: Mapping[str, SecondFactor] | None = None) -> None:
+        self.rt = rt
+        self.factors = dict(factors) if factors is not None else installed()
+
+    # -- step 1 and 2 ----------------------------------------------------------------------
+
+    def login(self, actor: Actor, req: LoginRequest) -> LoginResult:
+        if req.purpose not in PURPOSES:
+            raise InvalidInput("purpose is holder or ra.", field="purpose")
+        if not req.passcode or len(req.passcode) > 256:
+            raise InvalidInput("Enter your passcode.", field="passcode")
+        target = self._identify(actor, req)
+        dek = self._open_passcode(actor, target, req)
+        sk = new_session_key()
+        txn_id = new_id()
+        try:
+            wrap = wrap_for_session(dek, sk, session_id=txn_id)
+        finally:
+            wipe(dek)
+        with ExitStack() as stack:
+            reservation, factor_error = self._reserve_inline(stack, actor, req, target)
+            with transaction(self.rt.db) as session:
+                result = self._passcode_accepted(
+                    session, actor, req, target, txn_id, wrap, bytes(sk), reservation
+                )
+            if reservation is not None:
+                reservation.committed = True
+        return result if factor_error is None else replace(result, factor_error=factor_error)
+
+    def _reserve_inline(
+        self, stack: ExitStack, actor: Actor, req: LoginRequest, target: Target
+    ) -> tuple[Reservation | None, dict[str, Any] | None]:
+        """A second factor sent with the passcode is reserved like any other answer; when
+        the card takes none now, the passcode still counts as right and the factor is not
+        checked."""
+        if req.second_factor is None:
+            return None, None
+        try:
+            reservation = stack.enter_context(
+                factor_lockout.reserved(
+                    self.rt, actor, target.card.id, organisation_id=target.organisation.id
+                )
+            )
+        except SecondFactorLocked as exc:
+            return None, {"code": exc.code, "message": exc.message}
+        return reservation, None
+
+    def _identify(self, actor: Actor, req: LoginRequest) -> Target:
+        with self.rt.db() as session:
+            target = resolve(session, req.identifier_kind, req.identifier, req.organisation)
+            refusal = (
+                signin_refusals.why_refused(session, actor, req.purpose, target)
+                if target is not None
+                else "unknown identifier"
+            )
+        if refusal is not None:
+            with self.rt.kdf_gate.admitted():
+                self._decoy(actor, req, target, refusal)
+        assert target is not None
+        return target
+
+    def _decoy(
+        self, actor: Actor, req: LoginRequest, target: Target | None, reason: str
+    ) -> NoReturn:
+        details = {"identifier_kind": req.identifier_kind, "purpose": req.purpose}
+        signin_refusals.decoy(self.rt, actor, req.passcode, target, reason, details)
+
+    def _open_passcode(self, actor: Actor, target: Target, req: LoginRequest) -> bytearray:
+        card = target.card
+        with self.rt.kdf_gate.admitted():
+            try:
+                reserved = lockout.reserve_attempt(self.rt, card.id)
+            except lockout.CardLocked as exc:
+                # locked meanwhile, or every attempt in flight: still answered like the rest
+                self._decoy(actor, req, target, str(exc.data.get("reason", "card is locked")))
+            with self.rt.kdf_gate.running():
+                try:
+                    return open_passcode_slot(open_record(self.rt.master_key, card), req.passcode)
+                except WrongSecret:
+                    pass
+            lockout.passcode_wrong(self.rt, actor, card.id, reserved, action="auth.passcode")
+            raise SignInFailed()
+
+    def _passcode_accepted(
+        self,
+        session: Session,
+        actor: Actor,
+        req: LoginRequest,
+        target: Target,
+        txn_id: str,
+        wrap: bytes,
+        sk: bytes,
+        reservation: Reservation | None,
+    ) -> LoginResult:
+        """The transaction, waiting for its second factor; checked at once when it came with
+        the passcode and ``reservation`` holds its place on the card's counter."""
+        card = session.get(Card, target.card.id, with_for_update=True)
+        org = session.get(Organisation, target.organisation.id)
+        assert card is not None and org is not None
+        lockout.passcode_right(session, card)
+        now = self.rt.clock()
+        txn = AuthTransaction(
+            id=txn_id,
+            card_id=card.id,
+            organisation_id=org.id,
+            method=target.method,
+            purpose=req.purpose,
+            state="second_factor",
+            session_wrap=wrap,
+            client_address=actor.client_address,
+            client_name=(req.client_name or "")[:100] or None,
+            created_at=now,
+            expires_at=now + timedelta(minutes=TRANSACTION_MINUTES),
+        )
+        session.add(txn)
+        session.flush()
+        self._audit(
+            session,
+            actor,
+            target,
+            "auth.passcode",
+            "success",
+            None,
+            {"transaction": txn_id, "method": target.method, "purpose": req.purpose},
+        )
+        ctx = self._context(session, actor, card, org, txn)
+        offers = [o for f in self.factors.values() if (o := f.offer(ctx)) is not None]
+        if not offers:
+            return self._no_factor(session, actor, target, txn, sk)
+        result = LoginResult(transaction_id=txn_id, session_key=sk, second_factors=offers)
+        if req.second_factor is None or reservation is None:
+            return result
+        try:
+            grant = self._verify_factor(
+                ctx,
+                req.second_factor,
+                reservation,
+                offered={o["method"] for o in offers},
+                person=target.person,
+            )
+        except (FactorFailed, InvalidInput) as exc:
+            # the passcode was right: keep its reset and the transaction, report the factor
+            return replace(result, factor_error={"code": exc.code, "message": exc.message})
+        return replace(result, session=grant)
+
+    def _no_factor(
+        self, session: Session, actor: Actor, target: Target, txn: AuthTransaction, sk: bytes
+    ) -> LoginResult:
+        session.delete(txn)
+        self._audit(
+            session,
+            actor,
+            target,
+            "auth.second_factor",
+            "failure",
+            "no second factor associated",
+            {"transaction": txn.id},
+        )
+        error = NoSecondFactor(
+            f"No second factor is set up for this card in {target.organisation.name}. "
+            "Ask your RA to add one."
+        )
+        return LoginResult(
+            transaction_id=txn.id,
+            session_key=sk,
+            second_factors=[],
+            factor_error={"code": error.code, "message": error.message},
+        )
+
+    # -- step 3 ----------------------------------------------------------------------------
+
+    def complete_factor(
+        self, actor: Actor, transaction_id: str, response: Mapping[str, Any]
+    ) -> SessionGrant:
+        """The second factor's answer; ``{"method": "code", "code": …}`` is a one-time code
+        for whichever code factor it belongs to (``complete_code``)."""
+        if response.get("method") == codes.ANY_CODE:
+            return self.complete_code(actor, transaction_id, str(response.get("code") or ""))
+        return self._complete(
+            actor, transaction_id, lambda ctx, held: self._verify_factor(ctx, response, held)
+        )
+
+    def complete_code(self, actor: Actor, transaction_id: str, code: str) -> SessionGrant:
+        """A one-time code, tried against every code factor offered in this transaction
+        (the paired phone's own code, an authenticator app): whoever types it cannot tell
+        which app it belongs to. One code is one try: a refusal counts one failure."""
+        return self._complete(
+            actor, transaction_id, lambda ctx, held: self._verify_code(ctx, code, held)
+        )
+
+    def _complete(
+        self,
+        actor: Actor,
+        transaction_id: str,
+        check: Callable[[FactorContext, Reservation], SessionGrant],
+    ) -> SessionGrant:
+        """One answer: its place on the card's counter is reserved before it is checked, and
+        given back when it was not checked (``factor_lockout.reserved``)."""
+        card_id, org_id = self._transaction_card(transaction_id)
+        with factor_lockout.reserved(self.rt, actor, card_id, organisation_id=org_id) as held:
+            outcome: SessionGrant | FactorFailed
+            with transaction(self.rt.db) as session:
+                ctx = self._waiting(session, actor, transaction_id)
+                try:
+                    outcome = check(ctx, held)
+                except FactorFailed as exc:
+                    outcome = exc
+            held.committed = True
+        if isinstance(outcome, FactorFailed):
+            raise outcome
+        return outcome
+
+    def _transaction_card(self, transaction_id: str) -> tuple[str, str]:
+        """The card and organisation of a live sign-in (read only), or TransactionInvalid."""
+        with self.rt.db() as session:
+            txn = session.get(AuthTransaction, transaction_id)
+            card = session.get(Card, txn.card_id) if txn and txn.card_id else None
+            if (
+                txn is None
+                or card is None
+                or txn.organisation_id is None
+                or not self._live(txn)
+                or card.status != CardStatus.ACTIVE.value
+            ):
+                raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
+            return card.id, txn.organisation_id
+
+    def _live(self, txn: AuthTransaction) -> bool:
+        """A sign-in's transaction waiting for its second factor (a reset's opens no session)."""
+        return (
+            txn.purpose in PURPOSES
+            and txn.state == "second_factor"
+            and self.rt.clock() < txn.expires_at
+        )
+
+    def _waiting(self, session: Session, actor: Actor, transaction_id: str) -> FactorContext:
+        """The transaction as it waits for its second factor, and its card, both locked for
+        this database transaction (the card first of what this transaction writes, so that
+        a fifth wrong answer can lock it), or TransactionInvalid.
+
+        The card was active when the answer was reserved; if another answer locked it since,
+        this one is still checked (a reserved answer always is, so that concurrent answers
+        are counted exactly), but a right one opens nothing (``_open_session``)."""
+        txn = session.get(AuthTransaction, transaction_id, with_for_update=True)
+        if txn is None or not self._live(txn):
+            raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
+        card = session.get(Card, txn.card_id, with_for_update=True)
+        org = session.get(Organisation, txn.organisation_id)
+        assert card is not None and org is not None
+        network.check_client(org, actor.client_address)
+        return self._context(session, actor, card, org, txn)
+
+    def _verify_code(self, ctx: FactorContext, code: str, held: Reservation) -> SessionGrant:
+        tried = [
+            f for m in codes.METHODS if (f := self.factors.get(m)) and f.offer(ctx) is not None
+        ]
+        if not tried:
+            raise InvalidInput("This sign-in cannot use a one-time code.", field="code")
+        target = self._target(ctx)
+        failures: dict[str, FactorFailed] = {}
+        for factor in tried:
+            try:
+                outcome = factor.verify(ctx, {"method": factor.method, "code": code})
+            except FactorFailed as exc:
+                failures[factor.method] = exc
+                continue
+            held.right(ctx.session)
+            return self._open_session(ctx, target, factor.method, dict(outcome.details))
+        failure = codes.telling(list(failures.values()))
+        method = next(m for m, f in failures.items() if f is failure)
+        raise self._factor_failed(ctx, target, method, failure, held)
+
+    def _verify_factor(
+        self,
+        ctx: FactorContext,
+        response: Mapping[str, Any],
+        held: Reservation,
+        *,
+        offered: set[str] | None = None,
+        person: Person | None = None,
+    ) -> SessionGrant:
+        """``offered``: the methods just offered in this transaction, so as not to ask the
+        plug-ins again (a sign-in with the code inline); None asks them. ``person``: the
+        holder, where the caller has already read them."""
+        method = response.get("method")
+        factor = self.factors.get(method) if isinstance(method, str) else None
+        if factor is None or not self._offers(ctx, factor, offered):
+            raise InvalidInput(
+                f"Second factor {method!r} is not available for this card.", field="method"
+            )
+        target = self._target(ctx, person)
+        try:
+            outcome = factor.verify(ctx, response)
+        except FactorFailed as exc:
+            raise self._factor_failed(ctx, target, factor.method, exc, held) from None
+        held.right(ctx.session)
+        return self._open_session(ctx, target, factor.method, dict(outcome.details))
+
+    @staticmethod
+    def _offers(ctx: FactorContext, factor: SecondFactor, offered: set[str] | None) -> bool:
+        return factor.method in offered if offered is not None else factor.offer(ctx) is not None
+
+    def _factor_failed(
+        self,
+        ctx: FactorContext,
+        target: Target,
+        method: str,
+        exc: FactorFailed,
+        held: Reservation,
+    ) -> FactorFailed:
+        """Audit the refusal; a wrong answer keeps its reservation, and the fifth in a row
+        locks the card. Returns the error to raise."""
+        txn = ctx.transaction
+        txn.factor_failures += 1
+        self._audit(
+            ctx.session,
+            ctx.actor,
+            target,
+            "auth.second_factor",
+            "failure",
+            exc.reason,
+            {"transaction": txn.id, "method": method},
+        )
+        if txn.factor_failures >= MAX_FACTOR_FAILURES:
+            txn.state = "failed"
+        if not exc.counts:
+            return exc
+        locked = held.wrong(
+            ctx.session,
+            self.rt,
+            ctx.actor,
+            organisation_id=ctx.organisation.id,
+            door=factor_lockout.SIGN_IN,
+        )
+        if not locked:
+            return exc
+        txn.state = "failed"
+        return FactorFailed(
+            f"{exc.message} {LOCKED_NOW}", reason=exc.reason, code=SecondFactorLocked.code
+        )
+
+    def _open_session(
+        self, ctx: FactorContext, target: Target, method: str, details: dict[str, Any]
+    ) -> SessionGrant:
+        if ctx.card.status != CardStatus.ACTIVE.value:  # locked while this answer was checked
+            raise TransactionInvalid("This card can no longer be used.")
+        txn = ctx.transaction
+        assert txn.session_wrap is not None
+        grant = card_sessions.new_session(
+            ctx.session,
+            card=ctx.card,
+            organisation=ctx.organisation,
+            wrap=txn.session_wrap,
+            purpose=txn.purpose,
+            method=f"{txn.method}+{method}",
+            now=ctx.now,
+            client_address=ctx.actor.client_address,
+            session_id=txn.id,
+        )
+        ctx.session.delete(txn)
+        self._audit(
+            ctx.session,
+            ctx.actor,
+            target,
+            "auth.second_factor",
+            "success",
+            None,
+            {"transaction": txn.id, **details},
+        )
+        self._audit(
+            ctx.session,
+            ctx.actor,
+            target,
+            "session.opened",
+            "success",
+            None,
+            {"session": txn.id, "purpose": txn.purpose, "method": f"{txn.method}+{method}"},
+        )
+        return SessionGrant(
+            token=grant.token,
+            expires_at=grant.expires_at,
+            idle_expires_at=grant.idle_expires_at,
+            card_serial=ctx.card.serial,
+            organisation=ctx.organisation.code,
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _context(
+        self, session: Session, actor: Actor, card: Card, org: Organisation, txn: AuthTransaction
+    ) -> FactorContext:
+        return FactorContext(
+            rt=self.rt,
+            session=session,
+            card=card,
+            organisation=org,
+            transaction=txn,
+            actor=actor,
+            now=self.rt.clock(),
+        )
+
+    def _target(self, ctx: FactorContext, person: Person | None = None) -> Target:
+        """Who the transaction is for; ``person`` where the caller has already read them."""
+        person = person or ctx.session.get(Person, ctx.card.person_id)
+        assert person is not None
+        return Target(
+            card=ctx.card,
+            person=person,
+            organisation=ctx.organisation,
+            method=ctx.transaction.method,
+        )
+
+    def _audit(
+        self,
+        session: Session,
+        actor: Actor,
+        target: Target,
+        action: str,
+        outcome: str,
+        reason: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        signin_refusals.record_for(
+            session, self.rt, actor, target, action, outcome, reason, details
+        )
+
+
+def purge_transactions(rt: Runtime) -> None:
+    with transaction(rt.db) as session:
+        for txn in session.scalars(
+            select(AuthTransaction).where(AuthTransaction.expires_at <= rt.clock())
+        ):
+            session.delete(txn)

@@ -1,0 +1,252 @@
+"""Atomic second-factor attempts (DESIGN §3.3, revised).
+
+A per-transaction limit is not enough: whoever knows the passcode simply starts another
+transaction. So each card counts its consecutive wrong second-factor answers across every
+transaction and every door (the agent's and the vRA Manager's sign-in and re-authentication,
+QR and mobile sign-in, the phone's answer to a push, the portal's reset step).
+
+An answer is *reserved* with one conditional ``UPDATE … RETURNING`` in its own committed
+transaction before it is checked, exactly as passcode attempts are (``services.lockout``):
+the counter only moves while it is below the limit and the card is active, so any number of
+concurrent answers, on any number of server instances, has at most five checked; answers
+still being checked count. Then, in the caller's transaction:
+
+* a right answer resets the count (``Reservation.right``);
+* a wrong one keeps its reservation (``Reservation.wrong``); the one that used up the last
+  locks the card with reason ``second_factor``, emails the holder the lock link and alerts
+  the organisation's RAs;
+* an answer that was not checked (malformed, a push still waiting, a transaction that had
+  ended, a failed write) gives its reservation back when :func:`reserved` ends.
+
+The portal's reset step is gated by its own limits (per link and per card,
+``services.recovery_limits``); its wrong answers count here too (``for_reset``), but a
+full counter does not stop it: a card that wrong second factors locked must still be
+resettable by its holder through the emailed link, and that link asks for the second factor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from cardvault.domain.lockout import (
+    MAX_SECOND_FACTOR_FAILURES,
+    SECOND_FACTOR_LOCK_REASON,
+    SECOND_FACTOR_STATUS_REASON,
+)
+from cardvault.errors import AuthenticationFailed
+from cardvault.services.audit import trail as audit
+from cardvault.services.notifications import outbox as notifications
+from cardvault.services.recovery import reset_links
+from cardvault.services.signin.lockout import lock_in_session
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction, without_flush
+from cardvault.store.models import Card, CardStatus, Organisation, table_of
+
+#: where a failure happened, in the RA's alert ("… while signing in")
+SIGN_IN = "signing in"
+RESET = "resetting the passcode in the self-service portal"
+
+
+class SecondFactorLocked(AuthenticationFailed):
+    """No second-factor answer can be checked for this card now; nothing was checked."""
+
+    code = "second_factor_locked"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This card cannot take a second factor now: it is locked, or too many answers "
+            "are being checked at once.",
+            remedy="If your card was locked, we have emailed you a link to unlock it. "
+            "Otherwise wait a moment and try again.",
+        )
+
+
+class Verdict(StrEnum):
+    RIGHT = "right"
+    WRONG = "wrong"
+
+
+@dataclass(kw_only=True, eq=False)
+class Reservation:
+    """One second-factor answer, reserved before it is checked.
+
+    ``count`` is the counter after the reservation, or None when the reset door found the
+    counter already full (nothing reserved, nothing to give back)."""
+
+    card_id: str
+    count: int | None
+    verdict: Verdict | None = None
+    #: set by the caller once the transaction that recorded the verdict has committed
+    committed: bool = False
+    #: this answer locked the card (it was active, and this was the fifth wrong in a row)
+    locked_now: bool = False
+
+    def right(self, session: Session) -> None:
+        """The answer was right: the count starts again (in the caller's transaction)."""
+        right(session, self.card_id)
+        self.verdict = Verdict.RIGHT
+
+    def wrong(
+        self, session: Session, rt: Runtime, actor: Actor, *, organisation_id: str, door: str
+    ) -> bool:
+        """The answer was wrong: the reservation stays. The one that uses up the last alerts
+        the RAs and, when the card is active, locks it and emails the holder; returns
+        whether this answer locked the card.
+
+        The caller has locked the card's row before it wrote any audit event (the order
+        every transaction that locks a card keeps: card, then the audit chain)."""
+        self.verdict = Verdict.WRONG
+        if self.count is None or self.count < MAX_SECOND_FACTOR_FAILURES:
+            return False
+        self.locked_now = _limit_reached(session, rt, actor, self.card_id, organisation_id, door)
+        return self.locked_now
+
+
+_CARDS = table_of(Card)
+_TAKE = (
+    update(_CARDS)
+    .where(
+        _CARDS.c.id == bindparam("sf_card"),
+        _CARDS.c.second_factor_failures < MAX_SECOND_FACTOR_FAILURES,
+        _CARDS.c.status == CardStatus.ACTIVE.value,
+    )
+    .values(second_factor_failures=_CARDS.c.second_factor_failures + 1)
+    .returning(_CARDS.c.second_factor_failures)
+)
+# the reset door: any status its link allows (the link has checked), and no refusal when full
+_TAKE_FOR_RESET = (
+    update(_CARDS)
+    .where(
+        _CARDS.c.id == bindparam("sf_card"),
+        _CARDS.c.second_factor_failures < MAX_SECOND_FACTOR_FAILURES,
+    )
+    .values(second_factor_failures=_CARDS.c.second_factor_failures + 1)
+    .returning(_CARDS.c.second_factor_failures)
+)
+_GIVE_BACK = (
+    update(_CARDS)
+    .where(_CARDS.c.id == bindparam("sf_card"), _CARDS.c.second_factor_failures > 0)
+    .values(second_factor_failures=_CARDS.c.second_factor_failures - 1)
+)
+_RESET = update(_CARDS).where(_CARDS.c.id == bindparam("sf_card")).values(second_factor_failures=0)
+
+
+@contextmanager
+def reserved(
+    rt: Runtime,
+    actor: Actor,
+    card_id: str,
+    *,
+    organisation_id: str,
+    for_reset: bool = False,
+) -> Iterator[Reservation]:
+    """Reserve one answer for the block; given back at the end unless a verdict was
+    recorded in a transaction that committed. SecondFactorLocked (audited) when the card
+    takes no answer now (never for the reset door)."""
+    reservation = Reservation(
+        card_id=card_id,
+        count=_take(rt, actor, card_id, organisation_id, for_reset=for_reset),
+    )
+    try:
+        yield reservation
+    finally:
+        if reservation.count is not None and not (
+            reservation.committed and reservation.verdict is not None
+        ):
+            give_back(rt, card_id)
+
+
+def _take(
+    rt: Runtime, actor: Actor, card_id: str, organisation_id: str, *, for_reset: bool
+) -> int | None:
+    with transaction(rt.db) as session:
+        without_flush(session)  # the verdict's transaction commits it durably
+        count = session.connection().scalar(
+            _TAKE_FOR_RESET if for_reset else _TAKE, {"sf_card": card_id}
+        )
+    if count is not None or for_reset:
+        return None if count is None else int(count)
+    with transaction(rt.db) as session:
+        card = session.get(Card, card_id)
+        assert card is not None
+        audit.record(
+            session,
+            rt,
+            actor,
+            action="auth.second_factor",
+            outcome="failure",
+            reason=(
+                f"card is {card.status}"
+                if card.status != CardStatus.ACTIVE.value
+                else "no second-factor attempt left (others in progress)"
+            ),
+            organisation_id=organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+        )
+    raise SecondFactorLocked()
+
+
+def right(session: Session, card_id: str) -> None:
+    """A card session opened by a door whose second factor had no reservation of its own
+    left to settle (QR and mobile sign-in): the count starts again."""
+    session.connection().execute(_RESET, {"sf_card": card_id})
+
+
+def give_back(rt: Runtime, card_id: str) -> None:
+    """Nothing was checked: the reserved answer does not count."""
+    with transaction(rt.db) as session:
+        session.connection().execute(_GIVE_BACK, {"sf_card": card_id})
+
+
+def _limit_reached(
+    session: Session, rt: Runtime, actor: Actor, card_id: str, organisation_id: str, door: str
+) -> bool:
+    """The fifth wrong answer in a row: lock an active card (the holder gets the lock email
+    with a reset link) and alert the RAs. A card that is already locked stays as it is: its
+    RAs are alerted when something else locked it (a reset of a card wrong passcodes locked),
+    not again when an answer in flight ends after the one that locked it."""
+    card = session.get(Card, card_id)
+    org = session.get(Organisation, organisation_id)
+    assert card is not None and org is not None
+    locked_now = card.status == CardStatus.ACTIVE.value
+    if not locked_now and card.lock_reason == SECOND_FACTOR_LOCK_REASON:
+        return False
+    if locked_now:
+        lock_in_session(
+            session,
+            rt,
+            actor,
+            card,
+            reason=SECOND_FACTOR_LOCK_REASON,
+            status_reason=SECOND_FACTOR_STATUS_REASON,
+        )
+        reset_links.send_reset_link(session, rt, actor, card, trigger="locked")
+    alerted = notifications.second_factor_lock(session, rt, card, org, door=door)
+    audit.record(
+        session,
+        rt,
+        actor,
+        action="card.second_factor_limit",
+        outcome="success",
+        reason=SECOND_FACTOR_STATUS_REASON,
+        organisation_id=org.id,
+        person_id=card.person_id,
+        card_id=card.id,
+        details={"door": door, "locked_now": locked_now, "ra_alerted": len(alerted)},
+    )
+    return locked_now
+
+
+def current(rt: Runtime, card_id: str) -> int:
+    """The card's count now (tests and the RA's card page)."""
+    with rt.db() as session:
+        return int(
+            session.scalar(select(Card.second_factor_failures).where(Card.id == card_id)) or 0
+        )

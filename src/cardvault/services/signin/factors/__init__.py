@@ -1,0 +1,26 @@
+"""Second factors installed in this service; a new method is one more entry here."""
+
+from __future__ import annotations
+
+from cardvault.services.signin.factors.authenticator import AuthenticatorFactor
+from cardvault.services.signin.factors.base import (
+    FactorContext,
+    FactorFailed,
+    FactorOutcome,
+    SecondFactor,
+)
+from cardvault.services.signin.factors.fido2 import Fido2Factor
+from cardvault.services.signin.factors.hr_card import HrCardFactor
+from cardvault.services.signin.factors.totp import TotpFactor
+
+__all__ = ["FactorContext", "FactorFailed", "FactorOutcome", "SecondFactor", "installed"]
+
+
+def installed() -> dict[str, SecondFactor]:
+    factors: list[SecondFactor] = [
+        TotpFactor(),
+        AuthenticatorFactor(),
+        Fido2Factor(),
+        HrCardFactor(),
+    ]
+    return {f.method: f for f in factors}

@@ -1,0 +1,135 @@
+"""The paired authenticator app as a second factor: push with number matching, or its
+one-time code when the phone is offline (DESIGN §3.2, §3.3).
+
+``offer`` tells the PC whether the card has paired devices and how many are connected now;
+the PC then asks for a push (``POST /api/v1/auth/push``), waits for the answer, and sends
+``{"method": "authenticator", "challenge_id": …}``; or it sends the app's code as
+``{"method": "authenticator", "code": "123456"}``. An approved challenge is turned into
+``used`` by a conditional UPDATE, so it opens one session only; a code's time step is taken
+the same way per device, so a code works once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import update
+
+from cardvault.domain import totp
+from cardvault.domain.push_policy import PushStatus
+from cardvault.services.devices import push
+from cardvault.services.devices.channel import active_devices, connected, open_totp
+from cardvault.services.signin.factors import codes
+from cardvault.services.signin.factors.base import FactorContext, FactorFailed, FactorOutcome
+from cardvault.store.models import Device, PushChallenge
+
+_FAILED = {
+    PushStatus.PENDING: ("The phone has not answered yet.", "push not answered", "push_pending"),
+    PushStatus.DENIED: ("The sign-in was denied on the phone.", "push denied", "push_denied"),
+    PushStatus.NOT_ME: (
+        "The sign-in was refused on the phone and your RA has been told.",
+        "push denied: this wasn't me",
+        "push_not_me",
+    ),
+    PushStatus.WRONG_NUMBER: (
+        "The number typed on the phone was not the one shown here; the sign-in was refused.",
+        "push refused: wrong number",
+        "push_wrong_number",
+    ),
+    PushStatus.EXPIRED: ("The request on the phone expired.", "push expired", "push_expired"),
+    PushStatus.CANCELLED: ("That request was replaced or closed.", "push cancelled", "push_closed"),
+    PushStatus.USED: ("That approval has already been used.", "push replayed", "push_replayed"),
+}
+
+
+class AuthenticatorFactor:
+    method = "authenticator"
+
+    def offer(self, ctx: FactorContext) -> dict[str, Any] | None:
+        devices = active_devices(ctx.session, ctx.card.id, ctx.organisation.id)
+        if not devices:
+            return None
+        online = connected(ctx.rt, [d.id for d in devices])
+        return {
+            "method": self.method,
+            "devices": len(devices),
+            "connected": len(online),
+            "push": True,
+            "totp": any(d.sealed_totp_secret for d in devices),
+            "digits": totp.DIGITS,
+        }
+
+    def verify(self, ctx: FactorContext, response: Mapping[str, Any]) -> FactorOutcome:
+        if isinstance(response.get("code"), str):
+            return self._code(ctx, response["code"])
+        challenge_id = response.get("challenge_id")
+        if isinstance(challenge_id, str):
+            return self._push(ctx, challenge_id)
+        raise FactorFailed(
+            "Approve the request on your phone, or enter the code from the app.",
+            reason="authenticator response missing",
+            counts=False,
+        )
+
+    # -- push --------------------------------------------------------------------------------
+
+    def _push(self, ctx: FactorContext, challenge_id: str) -> FactorOutcome:
+        used = ctx.session.scalar(
+            update(PushChallenge)
+            .where(
+                PushChallenge.id == challenge_id,
+                PushChallenge.transaction_id == ctx.transaction.id,
+                PushChallenge.status == PushStatus.APPROVED.value,
+                PushChallenge.expires_at > ctx.now,
+            )
+            .values(status=PushStatus.USED.value)
+            .returning(PushChallenge.device_id)
+        )
+        if used is not None:
+            return FactorOutcome(
+                label="push", details={"method": "push", "challenge": challenge_id, "device": used}
+            )
+        row = ctx.session.get(PushChallenge, challenge_id)
+        state = PushStatus.EXPIRED
+        if row is not None and row.transaction_id == ctx.transaction.id:
+            state = PushStatus(row.status)
+            if state in (PushStatus.PENDING, PushStatus.APPROVED) and ctx.now >= row.expires_at:
+                state = PushStatus.EXPIRED
+        message, reason, code = _FAILED.get(state, _FAILED[PushStatus.EXPIRED])
+        # nothing is checked here: a wrong number counted when the phone answered
+        raise FactorFailed(message, reason=reason, code=code, counts=False)
+
+    # -- one-time code -----------------------------------------------------------------------
+
+    def _code(self, ctx: FactorContext, code: str) -> FactorOutcome:
+        params = codes.params_for(ctx)
+        replayed = False
+        for device in active_devices(ctx.session, ctx.card.id, ctx.organisation.id):
+            step = self._match(ctx, device, code, params)
+            if step is None:
+                continue
+            if self._accept_once(ctx, device, step):
+                device.last_seen_at = ctx.now
+                push.cancel_for_transaction(ctx.session, ctx.rt, ctx.transaction)
+                return FactorOutcome(
+                    label=device.name, details={"method": "device_totp", "device": device.id}
+                )
+            replayed = True
+        raise codes.refusal(replayed=replayed)
+
+    def _match(
+        self, ctx: FactorContext, device: Device, code: str, params: totp.TotpParams
+    ) -> int | None:
+        if device.sealed_totp_secret is None:
+            return None
+        return codes.matching_step(ctx, open_totp(ctx.rt.master_key, device), code, params)
+
+    def _accept_once(self, ctx: FactorContext, device: Device, step: int) -> bool:
+        won = ctx.session.scalar(
+            update(Device)
+            .where(Device.id == device.id, Device.totp_last_step < step)
+            .values(totp_last_step=step)
+            .returning(Device.id)
+        )
+        return won is not None

@@ -1,0 +1,63 @@
+"""One-time codes (RFC 6238) as both code-based factors use them: the authenticator app
+added as a TOTP method, and the paired phone's own code. Each takes a time step once, in its
+own store; matching a code and the refusals are the same for both."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cardvault.domain import totp
+from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.errors import CardvaultError
+from cardvault.services.signin.factors.base import FactorContext, FactorFailed
+
+#: the refusal of a code that matches no time step (any other refusal says more)
+WRONG = "totp_wrong"
+#: the factors a one-time code may belong to: the paired phone's own code, an authenticator
+#: app. Whoever types a code cannot tell which, so a code is tried against both.
+METHODS = ("authenticator", "totp")
+#: the answer ``{"method": "code", "code": …}``: a one-time code for whichever of METHODS it
+#: belongs to (one code is one try)
+ANY_CODE = "code"
+
+
+def params_for(ctx: FactorContext) -> totp.TotpParams:
+    """The time-step window the organisation allows."""
+    return totp.TotpParams(window=OrganisationPolicy.from_dict(ctx.organisation.policy).totp_window)
+
+
+def matching_step(
+    ctx: FactorContext, secret: bytearray, code: str, params: totp.TotpParams
+) -> int | None:
+    """The step ``code`` matches under ``secret`` (wiped afterwards), or None."""
+    try:
+        return totp.matching_step(secret.decode(), code, now=ctx.now.timestamp(), params=params)
+    except totp.TotpWrong:
+        return None
+    except CardvaultError as exc:
+        raise FactorFailed(exc.message, reason="TOTP code malformed", counts=False) from exc
+    finally:
+        secret[:] = bytes(len(secret))
+
+
+def refusal(*, replayed: bool) -> FactorFailed:
+    """A code that matched only steps already taken is a replay; otherwise it is wrong."""
+    if replayed:
+        return FactorFailed(
+            "This code has already been used. Wait for the next code.",
+            reason="TOTP code replayed",
+            code="totp_replayed",
+            counts=False,  # the code was right once; replaying it guesses nothing
+        )
+    return FactorFailed(
+        "The code is not right. Check the time on your phone and try the newest code.",
+        reason="TOTP code wrong",
+        code=WRONG,
+    )
+
+
+def telling(failures: Sequence[FactorFailed]) -> FactorFailed:
+    """Of several refusals of one response, the one that says most ("already used",
+    "denied") rather than a plain "not right" from a factor it was not meant for."""
+    specific = [f for f in failures if f.code != WRONG]
+    return (specific or list(failures))[0]

@@ -1,0 +1,66 @@
+"""The tap of an HR card, for a sign-in that started from that card (DESIGN §3.2).
+
+The methods table counts "the tap + passcode" as the HR card's factors. The UID named
+the card already (``identification.by_hr_card``); here the client presents the same tap
+again and it is matched, in constant time, against this card's HR cards in this
+organisation. It is offered only for a sign-in that started from an HR card: a UID is
+not a secret, so it must never stand in for a second factor after an email or AD account.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+
+from cardvault.domain import identifiers
+from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.errors import InvalidInput
+from cardvault.services.signin.factors.base import FactorContext, FactorFailed, FactorOutcome
+from cardvault.store.models import Association, MethodKind
+
+
+class HrCardFactor:
+    method = MethodKind.HR_CARD.value
+
+    def _cards(self, ctx: FactorContext) -> list[Association]:
+        return list(
+            ctx.session.scalars(
+                select(Association).where(
+                    Association.card_id == ctx.card.id,
+                    Association.organisation_id == ctx.organisation.id,
+                    Association.method == self.method,
+                    Association.status == "active",
+                )
+            )
+        )
+
+    def offer(self, ctx: FactorContext) -> dict[str, Any] | None:
+        if ctx.transaction.method != self.method:
+            return None
+        if not OrganisationPolicy.from_dict(ctx.organisation.policy).allows(self.method):
+            return None
+        return {"method": self.method} if self._cards(ctx) else None
+
+    def verify(self, ctx: FactorContext, response: Mapping[str, Any]) -> FactorOutcome:
+        try:
+            uid = identifiers.hr_card_uid(str(response.get("uid") or ""))
+        except InvalidInput as exc:
+            raise FactorFailed(exc.message, reason="HR card UID malformed", counts=False) from exc
+        match = None
+        for assoc in self._cards(ctx):
+            if hmac.compare_digest(assoc.lookup_key.encode(), uid.encode()):
+                match = assoc
+        if match is None:
+            raise FactorFailed(
+                "This is not the HR card this sign-in started with.",
+                reason="HR card UID does not match",
+                code="hr_card_mismatch",
+            )
+        match.last_used_at = ctx.now
+        return FactorOutcome(
+            label=match.label or "HR card",
+            details={"method": self.method, "association": match.id, "label": match.label},
+        )

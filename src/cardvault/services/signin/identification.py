@@ -1,0 +1,148 @@
+"""From what the holder types or presents to a card and an organisation (DESIGN §3.2 step 1).
+
+Resolvers are plug-ins like second factors: email and AD account here; HR card, FIDO2
+credential and paired device arrive with their own issues. A resolver returns None when
+nothing matches; the engine then answers exactly as for a wrong passcode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from cardvault.domain import identifiers
+from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.services.security_keys import signin as security_key_signin
+from cardvault.services.signin import hr_cards
+from cardvault.store.models import (
+    AdAccount,
+    Association,
+    Card,
+    CardStatus,
+    Membership,
+    Organisation,
+    Person,
+)
+from cardvault.store.types import utcnow
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    card: Card
+    person: Person
+    organisation: Organisation
+    method: str
+
+
+Resolver = Callable[[Session, str, str | None], Target | None]
+
+
+# Built once with bound parameters: every sign-in resolves its identifier, and SQLAlchemy
+# reuses the compiled form of a statement object it has seen (bench/auth.py).
+_PERSON_BY_EMAIL = select(Person).where(Person.email == bindparam("email"))
+_LIVE_CARD = select(Card).where(
+    Card.person_id == bindparam("person_id"), Card.status != CardStatus.REVOKED.value
+)
+
+
+def _live_card(session: Session, person_id: str) -> Card | None:
+    return session.scalar(_LIVE_CARD, {"person_id": person_id})
+
+
+def _org_for(
+    session: Session, person: Person, card: Card, org_code: str | None
+) -> Organisation | None:
+    code = identifiers.org_code(org_code) if org_code else None
+    stmt = select(Organisation).join(Membership, Membership.organisation_id == Organisation.id)
+    stmt = stmt.where(Membership.person_id == person.id)
+    if code:
+        return session.scalar(stmt.where(Organisation.code == code))
+    return session.get(Organisation, card.organisation_id)
+
+
+def by_email(session: Session, value: str, org_code: str | None) -> Target | None:
+    person = session.scalar(_PERSON_BY_EMAIL, {"email": identifiers.email(value)})
+    # the card and organisation are looked for even for nobody: an unknown address costs
+    # the same reads as a known one (DESIGN §3.3, refusals that look alike)
+    card = _live_card(session, person.id if person else "")
+    if person is None or card is None:
+        session.get(Organisation, "")
+        return None
+    org = _org_for(session, person, card, org_code)
+    return Target(card=card, person=person, organisation=org, method="email") if org else None
+
+
+def by_ad_account(session: Session, value: str, org_code: str | None) -> Target | None:
+    domain, account = identifiers.parse_ad_login(value)
+    stmt = (
+        select(Association, Organisation)
+        .join(AdAccount, AdAccount.association_id == Association.id)
+        .join(Organisation, Organisation.id == Association.organisation_id)
+        .where(
+            AdAccount.domain == domain, AdAccount.account == account, Association.status == "active"
+        )
+    )
+    if org_code:
+        stmt = stmt.where(Organisation.code == identifiers.org_code(org_code))
+    rows = session.execute(stmt).all()
+    if len(rows) != 1:
+        return None
+    assoc, org = rows[0]
+    card = session.get(Card, assoc.card_id)
+    person = session.get(Person, card.person_id) if card else None
+    if card is None or person is None or card.status == CardStatus.REVOKED.value:
+        return None
+    return Target(card=card, person=person, organisation=org, method="ad_account")
+
+
+def _association_target(session: Session, assoc: Association, method: str) -> Target | None:
+    card = session.get(Card, assoc.card_id)
+    person = session.get(Person, card.person_id) if card else None
+    org = session.get(Organisation, assoc.organisation_id)
+    if card is None or person is None or org is None or card.status == CardStatus.REVOKED.value:
+        return None
+    return Target(card=card, person=person, organisation=org, method=method)
+
+
+def by_hr_card(session: Session, value: str, org_code: str | None) -> Target | None:
+    """The UID read from an HR card; several organisations need ``org_code`` to choose."""
+    rows = hr_cards.associations_for_uid(session, value, org_code)
+    return _association_target(session, rows[0], "hr_card") if len(rows) == 1 else None
+
+
+def by_fido2(session: Session, value: str, org_code: str | None) -> Target | None:
+    """The proof of a verified security-key sign-in (``security_key_signin``)."""
+    row = security_key_signin.verified_ceremony(session, value, utcnow())
+    assoc = session.get(Association, row.association_id) if row and row.association_id else None
+    if assoc is None or assoc.status != "active":
+        return None
+    target = _association_target(session, assoc, "fido2")
+    if target and org_code and target.organisation.code != identifiers.org_code(org_code):
+        return None
+    return target
+
+
+RESOLVERS: dict[str, Resolver] = {
+    "email": by_email,
+    "ad_account": by_ad_account,
+    "hr_card": by_hr_card,
+    "fido2": by_fido2,
+}
+
+
+def resolve(session: Session, kind: str, value: str, org_code: str | None) -> Target | None:
+    resolver = RESOLVERS.get(kind)
+    if resolver is None:
+        raise InvalidInput(
+            f"Unknown identifier kind {kind!r}; use one of {', '.join(sorted(RESOLVERS))}.",
+            field="identifier",
+        )
+    try:
+        return resolver(session, value, org_code)
+    except InvalidInput:
+        raise
+    except CardvaultError:
+        return None

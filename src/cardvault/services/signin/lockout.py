@@ -1,0 +1,150 @@
+"""Atomic passcode attempts (DESIGN §3.3).
+
+An attempt is *reserved* with one conditional ``UPDATE … RETURNING`` before the KDF runs: the
+counter only moves while it is below the limit and the card can be opened, so any number of
+concurrent guesses, on any number of server instances, evaluates at most three KDFs. A right
+passcode resets the counter; the wrong one that used up the last attempt locks the card.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, MAX_ATTEMPTS, OPENABLE, after_wrong
+from cardvault.errors import AuthenticationFailed, Conflict
+from cardvault.services.audit import trail as audit
+from cardvault.services.cards.issuance import end_card_state
+from cardvault.services.recovery import reset_links
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction, without_flush
+from cardvault.store.models import Card, CardStatus, table_of
+
+
+class CardLocked(Conflict):
+    """The card is locked (or cannot take a passcode now); no KDF was run."""
+
+    code = "card_locked"
+    http_status = 423
+
+
+class WrongPasscode(AuthenticationFailed):
+    code = "wrong_passcode"
+
+    def __init__(self, attempts_left: int) -> None:
+        word = "attempt" if attempts_left == 1 else "attempts"
+        super().__init__(
+            f"The passcode is not right. {attempts_left} {word} left before the card locks."
+            if attempts_left
+            else "The passcode is not right. The card is now locked.",
+            attempts_left=attempts_left,
+        )
+        self.attempts_left = attempts_left
+
+
+# Built once (every sign-in takes an attempt): SQLAlchemy reuses its compiled form.
+_CARDS = table_of(Card)
+_TAKE_ATTEMPT = (
+    update(_CARDS)
+    .where(
+        _CARDS.c.id == bindparam("reserve_card"),
+        _CARDS.c.failed_attempts < MAX_ATTEMPTS,
+        _CARDS.c.status.in_(OPENABLE),
+    )
+    .values(failed_attempts=_CARDS.c.failed_attempts + 1)
+    .returning(_CARDS.c.failed_attempts)
+)
+
+
+def reserve_attempt(rt: Runtime, card_id: str) -> int:
+    """Take one attempt in its own committed transaction; CardLocked when none is left.
+
+    Attempts still being evaluated count too, so the same card cannot have more than three
+    passcodes in flight at once; ``reason`` tells the audit log which case it was.
+    """
+    with transaction(rt.db) as session:
+        without_flush(session)  # passcode_wrong / passcode_right commit it durably
+        count = session.connection().scalar(_TAKE_ATTEMPT, {"reserve_card": card_id})
+        status = (
+            None
+            if count is not None
+            else session.scalar(select(Card.status).where(Card.id == card_id))
+        )
+    if count is None:
+        reason = (
+            "card is locked"
+            if status == CardStatus.LOCKED.value
+            else f"card is {status}"
+            if status not in OPENABLE
+            else "no attempt left (others in progress)"
+        )
+        raise CardLocked(
+            "This card is locked.",
+            reason=reason,
+            remedy="Use the link in the email we sent, or ask your RA to unlock it.",
+        )
+    return int(count)
+
+
+def passcode_right(session: Session, card: Card) -> None:
+    """Reset the counter in the caller's transaction (the slot opened)."""
+    card.failed_attempts = 0
+
+
+def passcode_wrong(
+    rt: Runtime, actor: Actor, card_id: str, reserved: int, *, action: str
+) -> WrongPasscode:
+    """Record a wrong passcode (and lock on the last attempt); returns the error to raise."""
+    outcome = after_wrong(reserved)
+    with transaction(rt.db) as session:
+        card = session.get(Card, card_id, with_for_update=True)
+        assert card is not None
+        audit.record(
+            session,
+            rt,
+            actor,
+            action=action,
+            outcome="failure",
+            reason="incorrect passcode",
+            organisation_id=card.organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={"attempts_left": outcome.attempts_left},
+        )
+        if outcome.lock and card.status != CardStatus.LOCKED.value:
+            lock_in_session(session, rt, actor, card, reason=ATTEMPTS_LOCK_REASON)
+            if card.locked_from == CardStatus.ACTIVE.value:
+                # the holder learns at once, with a link to unlock it themselves (DESIGN §3.3);
+                # a card not yet enrolled has no security questions: its RA unlocks it
+                reset_links.send_reset_link(session, rt, actor, card, trigger="locked")
+    return WrongPasscode(outcome.attempts_left)
+
+
+def lock_in_session(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card: Card,
+    *,
+    reason: str,
+    status_reason: str | None = None,
+) -> None:
+    """Lock ``card`` (row locked by the caller); ``status_reason`` is what people read, when
+    ``reason`` is a code."""
+    now = rt.clock()
+    card.locked_from = card.status
+    card.status, card.lock_reason = CardStatus.LOCKED.value, reason
+    card.status_reason = status_reason or reason
+    card.status_changed_at = now
+    end_card_state(session, card.id, now)
+    audit.record(
+        session,
+        rt,
+        actor,
+        action="card.locked",
+        outcome="success",
+        reason=reason,
+        organisation_id=card.organisation_id,
+        person_id=card.person_id,
+        card_id=card.id,
+    )

@@ -1,0 +1,162 @@
+"""Refusals before the passcode look exactly like a wrong passcode (DESIGN §3.3, revised).
+
+An unknown identifier, a card that is locked, revoked or not active, an RA sign-in by
+someone without an RA role, a caller outside the organisation's networks, a sign-in route
+the organisation's policy does not allow: each answers with the same status and body as a
+wrong passcode (:class:`SignInFailed`), and after the same work, above all the same key
+derivation, so that neither the answer nor its timing tells them apart. The reason goes to
+the audit log only. A holder whose card someone else locked learns it from the lock email,
+which is why the one answer mentions it.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import replace
+from typing import Any, NoReturn
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from cardvault.crypto.kdf import Argon2Params
+from cardvault.crypto.keyslots import PASSCODE_SLOT, open_no_passcode_slot
+from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.errors import AuthenticationFailed, CardvaultError
+from cardvault.keystore.provider import MasterKey
+from cardvault.services.audit import trail as audit
+from cardvault.services.cards.sealing import open_record
+from cardvault.services.networks import allow_list as network
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.identification import Target
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction, without_flush
+from cardvault.store.models import Card, CardStatus, table_of
+from cardvault.store.types import new_id
+
+#: the one answer to every refusal before the passcode, and to a wrong passcode: it must
+#: not tell them apart, yet still help a holder whose card someone else locked
+GENERIC_FAILURE = (
+    "Passcode or identifier not recognised. If your card has been locked, you will have "
+    "received an email saying so, with a link to unlock it; otherwise check both and try again."
+)
+
+
+_CARDS = table_of(Card)
+# what a reservation touches (the card's row), without changing it
+_LOCK_CARD = (
+    select(_CARDS.c.failed_attempts).where(_CARDS.c.id == bindparam("decoy_card")).with_for_update()
+)
+
+
+class SignInFailed(AuthenticationFailed):
+    """Unknown identifier, wrong passcode, locked or unusable card: all look the same."""
+
+    code = "sign_in_failed"
+
+    def __init__(self) -> None:
+        super().__init__(GENERIC_FAILURE)
+
+
+def why_refused(session: Session, actor: Actor, purpose: str, target: Target) -> str | None:
+    """Why this sign-in stops before its passcode is tried (for the audit log only)."""
+    try:
+        network.check_client(target.organisation, actor.client_address)
+    except network.NetworkNotAllowed:
+        return "client network not allowed"
+    policy = OrganisationPolicy.from_dict(target.organisation.policy)
+    if not policy.allows(target.method):
+        return f"sign-in with {target.method} not allowed by policy"
+    if purpose == "ra" and not card_sessions.ra_roles(session, target.person.id):
+        return "no RA role"
+    if target.card.status != CardStatus.ACTIVE.value:
+        return f"card is {target.card.status}"
+    return None
+
+
+def decoy(
+    rt: Runtime,
+    actor: Actor,
+    passcode: str,
+    target: Target | None,
+    reason: str,
+    details: dict[str, Any],
+) -> NoReturn:
+    """Refuse like a wrong passcode, after the same work: a transaction shaped like the
+    attempt's reservation (the card's row locked, nothing changed), the card's record
+    opened, the same KDF (with the parameters new passcode slots get), and the reason
+    audited in one transaction with the card's row locked, as a wrong passcode's is. The
+    caller holds a place in the KDF gate, as a real attempt does."""
+    card_id = target.card.id if target is not None else None
+    with transaction(rt.db) as session:
+        without_flush(session)
+        session.connection().scalar(_LOCK_CARD, {"decoy_card": card_id or new_id()})
+    with rt.kdf_gate.running():
+        open_no_passcode_slot(passcode, _slot_params(rt, target))
+    with transaction(rt.db) as session:
+        session.get(Card, card_id or new_id(), with_for_update=True)
+        if target is not None:
+            record_for(session, rt, actor, target, "auth.login", "failure", reason, details)
+        else:
+            audit.record(
+                session,
+                rt,
+                actor,
+                action="auth.login",
+                outcome="failure",
+                reason=reason,
+                details={**details, "client_address": actor.client_address},
+            )
+    raise SignInFailed()
+
+
+def _slot_params(rt: Runtime, target: Target | None) -> Argon2Params:
+    """The KDF parameters of the card's own passcode slot (its record opened as a real
+    attempt opens it), or those new slots get (a stand-in record opened all the same)."""
+    if target is None or target.card.key_record is None:
+        _open_stand_in(rt.master_key)
+        return rt.settings.argon2
+    try:
+        params = open_record(rt.master_key, target.card).slot(PASSCODE_SLOT).kdf
+    except CardvaultError:
+        params = None
+    return params or rt.settings.argon2
+
+
+#: per master key, a blob the size of a card's record sealed under it (made on first use)
+_STAND_INS: weakref.WeakKeyDictionary[MasterKey, bytes] = weakref.WeakKeyDictionary()
+_STAND_IN_AAD = b"cardvault: stand-in record"
+_STAND_IN_SIZE = 4096
+
+
+def _open_stand_in(master: MasterKey) -> None:
+    """What opening a card's record costs (an AES-GCM open, or an HSM call), for no card."""
+    blob = _STAND_INS.get(master)
+    if blob is None:
+        blob = _STAND_INS[master] = master.seal(bytes(_STAND_IN_SIZE), aad=_STAND_IN_AAD)
+    master.open(blob, aad=_STAND_IN_AAD)
+
+
+def record_for(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    target: Target,
+    action: str,
+    outcome: str,
+    reason: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """An audit event about the sign-in of ``target``'s holder, from ``actor``'s address."""
+    who = replace(actor, ref=f"holder:{target.person.id}")
+    audit.record(
+        session,
+        rt,
+        who,
+        action=action,
+        outcome=outcome,
+        reason=reason,
+        organisation_id=target.organisation.id,
+        person_id=target.person.id,
+        card_id=target.card.id,
+        details={**(details or {}), "client_address": actor.client_address},
+    )

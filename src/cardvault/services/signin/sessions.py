@@ -1,0 +1,309 @@
+"""Card sessions (DESIGN §3.2 steps 3-4): token in, the session's state out, or refused.
+
+The service stores only the SHA-256 of the session token and ``wrap(DEK, SK)``; the client
+holds the token and SK. Expiry (absolute and idle, from the organisation's policy), logout,
+lock and revocation delete the row, and with it every way to use the card in that session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, delete, select
+from sqlalchemy.orm import Session
+
+from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.errors import AuthenticationFailed, NotFound, PermissionDenied
+from cardvault.services.audit import trail as audit
+from cardvault.services.networks import allow_list as network
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import (
+    Card,
+    CardSession,
+    CardStatus,
+    Organisation,
+    RaRoleGrant,
+)
+
+TOKEN_BYTES = 32
+
+
+class SessionInvalid(AuthenticationFailed):
+    code = "session_invalid"
+
+    def __init__(self, message: str = "The session has ended; sign in again.") -> None:
+        super().__init__(message)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewSession:
+    token: str
+    session_id: str
+    expires_at: datetime
+    idle_expires_at: datetime
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_session(
+    session: Session,
+    *,
+    card: Card,
+    organisation: Organisation,
+    wrap: bytes,
+    purpose: str,
+    method: str,
+    now: datetime,
+    client_address: str | None,
+    session_id: str,
+) -> NewSession:
+    policy = OrganisationPolicy.from_dict(organisation.policy)
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    absolute = now + timedelta(minutes=policy.session_absolute_minutes)
+    idle = min(now + timedelta(minutes=policy.session_idle_minutes), absolute)
+    session.add(
+        CardSession(
+            id=session_id,
+            card_id=card.id,
+            organisation_id=organisation.id,
+            person_id=card.person_id,
+            token_hash=token_hash(token),
+            session_wrap=wrap,
+            purpose=purpose,
+            method=method,
+            client_address=client_address,
+            created_at=now,
+            last_used_at=now,
+            expires_at=absolute,
+            idle_expires_at=idle,
+        )
+    )
+    return NewSession(token=token, session_id=session_id, expires_at=absolute, idle_expires_at=idle)
+
+
+# Built once: every card operation looks its session up by token hash, and SQLAlchemy reuses
+# the compiled form of a statement object it has seen.
+_SESSION_BY_TOKEN = (
+    select(CardSession).where(CardSession.token_hash == bindparam("token_hash")).with_for_update()
+)
+
+
+def use(
+    session: Session,
+    rt: Runtime,
+    token: str,
+    *,
+    client_address: str | None,
+    purpose: str | None = None,
+) -> tuple[CardSession, Card]:
+    """The live session for a token, its idle timer restarted; SessionInvalid otherwise."""
+    row = session.scalar(_SESSION_BY_TOKEN, {"token_hash": token_hash(token)})
+    return _live(session, rt, row, client_address=client_address, purpose=purpose)
+
+
+def use_id(
+    session: Session,
+    rt: Runtime,
+    session_id: str,
+    *,
+    client_address: str | None,
+    purpose: str | None = None,
+) -> tuple[CardSession, Card]:
+    """Like ``use``, for a shell that keeps the session by id behind its own credential
+    (the web areas keep it behind their hashed cookie; see services/signin/web_sessions.py)."""
+    row = session.get(CardSession, session_id, with_for_update=True)
+    return _live(session, rt, row, client_address=client_address, purpose=purpose)
+
+
+def _live(
+    session: Session,
+    rt: Runtime,
+    row: CardSession | None,
+    *,
+    client_address: str | None,
+    purpose: str | None,
+) -> tuple[CardSession, Card]:
+    now = rt.clock()
+    if row is None:
+        raise SessionInvalid()
+    if now >= row.expires_at or now >= row.idle_expires_at:
+        raise SessionInvalid("The session has expired; sign in again.")  # purged by maintenance
+    if purpose is not None and row.purpose != purpose:
+        raise SessionInvalid("This session cannot be used for that.")
+    card = session.get(Card, row.card_id)
+    if card is None or card.status != CardStatus.ACTIVE.value:
+        raise SessionInvalid("The card can no longer be used; sign in again.")
+    org = session.get(Organisation, row.acting_organisation_id or row.organisation_id)
+    assert org is not None
+    network.check_client(org, client_address)
+    _touch(row, org, now)
+    return row, card
+
+
+def _touch(row: CardSession, org: Organisation, now: datetime) -> None:
+    policy = OrganisationPolicy.from_dict(org.policy)
+    row.last_used_at = now
+    row.idle_expires_at = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
+
+
+def owner(actor: Actor, row: CardSession) -> Actor:
+    """Who acts in a card session, for the audit trail: its RA or holder, not the caller's
+    unauthenticated request (whose address and request id are kept)."""
+    prefix = "ra" if row.purpose == "ra" else "holder"
+    return Actor(
+        ref=f"{prefix}:{row.person_id}",
+        display=f"{prefix} {row.person_id}",
+        client_address=actor.client_address,
+        request_id=actor.request_id,
+    )
+
+
+def logout(rt: Runtime, actor: Actor, token: str | None, *, session_id: str | None = None) -> None:
+    with transaction(rt.db) as session:
+        if session_id is not None:
+            row = session.get(CardSession, session_id)
+        else:
+            row = session.scalar(
+                select(CardSession).where(CardSession.token_hash == token_hash(token or ""))
+            )
+        if row is None:
+            raise SessionInvalid()
+        session.delete(row)
+        audit.record(
+            session,
+            rt,
+            owner(actor, row),
+            action="session.closed",
+            organisation_id=row.organisation_id,
+            person_id=row.person_id,
+            card_id=row.card_id,
+            details={"session": row.id, "why": "logout"},
+        )
+
+
+def purge_expired(rt: Runtime) -> int:
+    """Delete sessions past their expiry (their wraps are useless without SK anyway)."""
+    now = rt.clock()
+    with transaction(rt.db) as session:
+        result = session.execute(
+            delete(CardSession).where(
+                (CardSession.expires_at <= now) | (CardSession.idle_expires_at <= now)
+            )
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def ra_roles(session: Session, person_id: str) -> list[tuple[Organisation, str]]:
+    rows = session.execute(
+        select(Organisation, RaRoleGrant.role)
+        .join(RaRoleGrant, RaRoleGrant.organisation_id == Organisation.id)
+        .where(RaRoleGrant.person_id == person_id)
+        .order_by(Organisation.code, RaRoleGrant.role)
+    )
+    return [(org, role) for org, role in rows]
+
+
+def select_role(
+    rt: Runtime,
+    actor: Actor,
+    token: str | None,
+    *,
+    org_code: str,
+    role: str,
+    session_id: str | None = None,
+) -> CardSession:
+    """An RA acts in one organisation at a time, under one of their roles there."""
+    with transaction(rt.db) as session:
+        if session_id is not None:
+            row, _card = use_id(
+                session, rt, session_id, client_address=actor.client_address, purpose="ra"
+            )
+        else:
+            row, _card = use(
+                session, rt, token or "", client_address=actor.client_address, purpose="ra"
+            )
+        match = [
+            (o, r)
+            for o, r in ra_roles(session, row.person_id)
+            if o.code == org_code.strip().upper() and r == role
+        ]
+        if not match:
+            raise PermissionDenied("You do not have that RA role.")
+        org = match[0][0]
+        network.check_client(org, actor.client_address)
+        row.acting_organisation_id, row.acting_role = org.id, role
+        audit.record(
+            session,
+            rt,
+            owner(actor, row),
+            action="ra.role_selected",
+            organisation_id=org.id,
+            person_id=row.person_id,
+            card_id=row.card_id,
+            details={"role": role},
+        )
+    return row
+
+
+def require_role(
+    session: Session,
+    rt: Runtime,
+    token: str | None,
+    *,
+    client_address: str | None,
+    roles: tuple[str, ...],
+    session_id: str | None = None,
+) -> CardSession:
+    """The RA session, if its chosen role is one of ``roles`` and still granted."""
+    if session_id is not None:
+        row, _card = use_id(session, rt, session_id, client_address=client_address, purpose="ra")
+    else:
+        row, _card = use(session, rt, token or "", client_address=client_address, purpose="ra")
+    if row.acting_organisation_id is None or row.acting_role not in roles:
+        raise PermissionDenied("Choose an RA role that allows this first.")
+    still = session.scalar(
+        select(RaRoleGrant.id).where(
+            RaRoleGrant.person_id == row.person_id,
+            RaRoleGrant.organisation_id == row.acting_organisation_id,
+            RaRoleGrant.role == row.acting_role,
+        )
+    )
+    if still is None:
+        raise PermissionDenied("Your RA role has been withdrawn.")
+    return row
+
+
+def get_by_id(session: Session, session_id: str) -> CardSession:
+    row = session.get(CardSession, session_id)
+    if row is None:
+        raise NotFound("There is no such session.")
+    return row
+
+
+def status(rt: Runtime, token: str, *, client_address: str | None) -> dict[str, object]:
+    with transaction(rt.db) as session:
+        row, card = use(session, rt, token, client_address=client_address)
+        org = session.get(Organisation, row.organisation_id)
+        acting = (
+            session.get(Organisation, row.acting_organisation_id)
+            if row.acting_organisation_id
+            else None
+        )
+        assert org is not None
+        return {
+            "card_serial": card.serial,
+            "status": card.status,
+            "purpose": row.purpose,
+            "method": row.method,
+            "organisation": org.code,
+            "acting_organisation": acting.code if acting else None,
+            "acting_role": row.acting_role,
+            "expires_at": row.expires_at,
+            "idle_expires_at": row.idle_expires_at,
+        }

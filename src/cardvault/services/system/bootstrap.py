@@ -1,0 +1,198 @@
+"""``cardvault init``: a data directory with everything the service needs on first start.
+
+Master key, database schema, audit and transport keys, a development TLS certificate and
+an issuing CA; optionally a demo organisation with an RA user and a card holder, whose
+credentials are printed once and kept in a 0600 file for the newcomer.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cardvault.config import Settings
+from cardvault.crypto.tls import development_certificate
+from cardvault.errors import Conflict
+from cardvault.keystore.files import write_private
+from cardvault.services.audit import signing_key as audit_key
+from cardvault.services.audit import trail as audit
+from cardvault.services.cards import enrolment, issuance, methods
+from cardvault.services.directory import registry as directory
+from cardvault.services.pki import ca
+from cardvault.services.system.runtime import Actor, Runtime, keystore_for, open_runtime
+from cardvault.services.transport import keys as transport_keys
+
+Echo = Callable[[str], None]
+
+DEMO_ORG = "DEMO"
+DEMO_QUESTIONS = (
+    "What was the name of your first pet?",
+    "In which town were you born?",
+    "What was your childhood nickname?",
+)
+
+
+DEMO_CREDENTIALS = "demo-credentials.json"
+
+
+@dataclass(kw_only=True)
+class InitResult:
+    data_dir: str
+    created: bool
+    demo: dict[str, Any] = field(default_factory=dict)
+    #: where the demo credentials are kept, whether made now or on an earlier start
+    demo_credentials: str | None = None
+
+
+def tls_paths(settings: Settings) -> tuple[Path, Path]:
+    if settings.tls_cert_file and settings.tls_key_file:
+        return settings.tls_cert_file, settings.tls_key_file
+    return settings.data_dir / "tls" / "cert.pem", settings.data_dir / "tls" / "key.pem"
+
+
+def initialise(
+    settings: Settings, *, actor: Actor, demo: bool, if_missing: bool, echo: Echo
+) -> InitResult:
+    store = keystore_for(settings)
+    if store.exists():
+        if if_missing:
+            return InitResult(
+                data_dir=str(settings.data_dir),
+                created=False,
+                demo_credentials=_demo_credentials(settings),
+            )
+        raise Conflict(
+            f"{settings.data_dir} is already initialised.",
+            remedy="Use another --data-dir, or --if-missing to reuse it.",
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    echo(f"Creating the master key in {settings.keys_dir}")
+    master = store.create()
+    audit_key.create_audit_key(settings.keys_dir, master)
+    transport_keys.create(settings.keys_dir, master)
+    _development_tls(settings, echo)
+    echo("Creating the database schema")
+    rt = open_runtime(settings, migrate=True)
+    try:
+        echo("Creating the development issuing CA (RSA-3072)")
+        ca.create(
+            settings.data_dir,
+            master,
+            common_name="cardvault Development Issuing CA",
+            organisation="cardvault development",
+        )
+        with rt.db.begin() as session:
+            audit.record(session, rt, actor, action="service.initialised")
+        result = InitResult(data_dir=str(settings.data_dir), created=True)
+        if demo:
+            echo("Creating the demo organisation, RA user and card holder")
+            result.demo = create_demo(rt, actor)
+            write_private(
+                settings.data_dir / DEMO_CREDENTIALS, json.dumps(result.demo, indent=2).encode()
+            )
+            result.demo_credentials = _demo_credentials(settings)
+    finally:
+        rt.close()
+    return result
+
+
+def _demo_credentials(settings: Settings) -> str | None:
+    path = settings.data_dir / DEMO_CREDENTIALS
+    return str(path) if path.is_file() else None
+
+
+def _development_tls(settings: Settings, echo: Echo) -> None:
+    cert_path, key_path = tls_paths(settings)
+    if cert_path.exists():
+        return
+    echo(f"Creating a development TLS certificate for {settings.host}")
+    cert, key = development_certificate([settings.host, "localhost"])
+    cert_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(key_path, key)
+    write_private(cert_path, cert)
+    cert_path.chmod(0o644)
+
+
+def demo_passcode() -> str:
+    """Strong, random and easy enough to type: four groups of four letters and digits."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
+
+
+def create_demo(rt: Runtime, actor: Actor) -> dict[str, Any]:
+    directory.create_organisation(
+        rt,
+        actor,
+        code=DEMO_ORG,
+        name="Demo Hospital NHS Trust",
+        networks=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+    )
+    ra = _demo_person(rt, actor, "555000000001", "Rana", "Admin", "ra@demo.example")
+    directory.grant_role(rt, actor, user_id=ra["user_id"], org_code=DEMO_ORG, role="ra_manager")
+    ra.update(_demo_card(rt, actor, ra, enrol=True))
+    holder = _demo_person(rt, actor, "555000000002", "Alice", "Example", "alice@demo.example")
+    holder.update(_demo_card(rt, actor, holder, enrol=True))
+    methods.add_ad_account(
+        rt, actor, serial=holder["card_serial"], org_code=DEMO_ORG, account="DEMO\\alice"
+    )
+    holder["ad_account"] = "DEMO\\alice"
+    newcomer = _demo_person(rt, actor, "555000000003", "Bob", "Newcomer", "bob@demo.example")
+    newcomer.update(_demo_card(rt, actor, newcomer, enrol=False))
+    return {"organisation": DEMO_ORG, "ra_user": ra, "card_holder": holder, "to_enrol": newcomer}
+
+
+def _demo_person(
+    rt: Runtime, actor: Actor, uid: str, fore: str, sur: str, email: str
+) -> dict[str, Any]:
+    directory.create_person(
+        rt,
+        actor,
+        directory.NewPerson(
+            user_id=uid, forename=fore, surname=sur, email=email, organisations=(DEMO_ORG,)
+        ),
+    )
+    return {"user_id": uid, "name": f"{fore} {sur}", "email": email}
+
+
+def _demo_card(rt: Runtime, actor: Actor, person: dict[str, Any], *, enrol: bool) -> dict[str, Any]:
+    issuance_passcode = demo_passcode()
+    card = issuance.issue_card(
+        rt,
+        actor,
+        issuance.IssueRequest(
+            organisation=DEMO_ORG, user_id=person["user_id"], issuance_passcode=issuance_passcode
+        ),
+    )
+    out: dict[str, Any] = {"card_serial": card.serial}
+    if not enrol:
+        return {**out, "status": card.status, "issuance_passcode": issuance_passcode}
+    passcode = demo_passcode()
+    answers = tuple(
+        enrolment.SecurityAnswer(question=q, answer=a)
+        for q, a in zip(DEMO_QUESTIONS, ("rex", "leeds", "sparky"), strict=True)
+    )
+    enrolment.enrol(
+        rt,
+        actor,
+        enrolment.EnrolRequest(
+            serial=card.serial,
+            issuance_passcode=issuance_passcode,
+            passcode=passcode,
+            answers=answers,
+        ),
+    )
+    totp = methods.add_totp(
+        rt, actor, serial=card.serial, org_code=DEMO_ORG, label="Demo authenticator"
+    )
+    return {
+        **out,
+        "status": "active",
+        "passcode": passcode,
+        "totp_secret": totp.secret,
+        "totp_uri": totp.uri,
+        "security_answers": {q: a.answer for q, a in zip(DEMO_QUESTIONS, answers, strict=True)},
+    }

@@ -1,0 +1,53 @@
+"""Opening request envelopes with replay protection (DESIGN §3.5).
+
+``jti`` values are kept until their envelope expires; a second use of one is refused. The
+INSERT on a primary key is the check, so two instances racing with the same envelope cannot
+both win.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, insert
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+
+from cardvault.crypto import envelope
+from cardvault.errors import AuthenticationFailed
+from cardvault.services.system.runtime import Runtime
+from cardvault.services.transport import keys as transport_keys
+from cardvault.store.db import transaction
+from cardvault.store.models import UsedNonce, table_of
+
+LEEWAY_SECONDS = 30
+# one INSERT per encrypted request: built once, so SQLAlchemy reuses its compiled form
+_REMEMBER_NONCE = insert(table_of(UsedNonce))
+
+
+class EnvelopeReplayed(AuthenticationFailed):
+    code = "envelope_replayed"
+
+
+def open_request(rt: Runtime, token: str) -> envelope.OpenedRequest:
+    opened = envelope.open_request(
+        transport_keys.keys(rt),
+        token,
+        now=time.time(),
+        max_bytes=rt.settings.max_body_bytes,
+        max_depth=rt.settings.json_max_depth,
+        leeway_seconds=LEEWAY_SECONDS,
+    )
+    expires = datetime.fromtimestamp(opened.exp + LEEWAY_SECONDS, UTC)
+    try:
+        with rt.engine.begin() as conn:
+            conn.execute(_REMEMBER_NONCE, {"nonce": opened.jti[:100], "expires_at": expires})
+    except DbIntegrityError as exc:
+        raise EnvelopeReplayed("This request was already received once; it is refused.") from exc
+    return opened
+
+
+def purge_nonces(rt: Runtime) -> int:
+    with transaction(rt.db) as session:
+        result = session.execute(delete(UsedNonce).where(UsedNonce.expires_at < rt.clock()))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,171 @@
+"""Sign-in for card holders and RA users: passcode + second factor → card session."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from cardvault.services.rate_limits import check as rate_limits
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult, SessionGrant
+from cardvault.services.system.runtime import Runtime
+from cardvault.web.client_address import actor_for
+from cardvault.web.deps import bearer_token, engine, runtime
+from cardvault.web.jose import JOSE_BODY, open_body, opened, read_jose, sealed
+from cardvault.web.rate_limit import Bucket, per_address
+
+router = APIRouter(prefix="/api/v1", tags=["authentication"])
+
+
+class Identifier(BaseModel):
+    kind: Literal["email", "ad_account"] | str = Field(max_length=20)
+    value: str = Field(min_length=1, max_length=300)
+
+
+class SecondFactorIn(BaseModel):
+    method: str = Field(max_length=20)
+    code: str | None = Field(default=None, max_length=20)
+    model_config = {"extra": "allow"}
+
+
+class LoginIn(BaseModel):
+    identifier: Identifier
+    passcode: str = Field(min_length=1, max_length=256)
+    purpose: Literal["holder", "ra"] = "holder"
+    organisation: str | None = Field(default=None, max_length=32)
+    client_name: str | None = Field(default=None, max_length=100)
+    second_factor: SecondFactorIn | None = None
+
+
+class SessionOut(BaseModel):
+    token: str
+    expires_at: datetime
+    idle_expires_at: datetime
+    card_serial: str
+    organisation: str
+
+
+class LoginOut(BaseModel):
+    transaction_id: str
+    session_key: str = Field(description="SK, base64; keep it with the session token")
+    second_factors: list[dict[str, Any]]
+    session: SessionOut | None = None
+    factor_error: dict[str, Any] | None = None
+
+
+class FactorIn(BaseModel):
+    transaction_id: str = Field(max_length=36)
+    response: SecondFactorIn
+
+
+def _session_out(grant: SessionGrant) -> SessionOut:
+    return SessionOut(
+        token=grant.token,
+        expires_at=grant.expires_at,
+        idle_expires_at=grant.idle_expires_at,
+        card_serial=grant.card_serial,
+        organisation=grant.organisation,
+    )
+
+
+@router.post(
+    "/auth/login",
+    openapi_extra=JOSE_BODY,
+    response_class=Response,
+    dependencies=[per_address(Bucket.SIGNIN)],
+)
+async def login(
+    request: Request,
+    rt: Annotated[Runtime, Depends(runtime)],
+    eng: Annotated[Engine, Depends(engine)],
+) -> Response:
+    """Identifier + passcode (+ optionally the second factor at once). Encrypted both ways."""
+    token, actor = await read_jose(request), actor_for(request, rt)
+
+    def open_and_sign_in() -> tuple[LoginResult, bytearray]:
+        # one trip to the thread pool for the envelope and the sign-in
+        body, rkey = opened(rt, token, LoginIn)
+        ident = body.identifier
+        rate_limits.check_identifier(rt, Bucket.SIGNIN, ident.kind, ident.value)
+        req = LoginRequest(
+            identifier_kind=body.identifier.kind,
+            identifier=body.identifier.value,
+            passcode=body.passcode,
+            purpose=body.purpose,
+            organisation=body.organisation,
+            client_name=body.client_name,
+            second_factor=body.second_factor.model_dump(exclude_none=True)
+            if body.second_factor
+            else None,
+        )
+        return eng.login(actor, req), rkey
+
+    result, rkey = await run_in_threadpool(open_and_sign_in)
+    out = LoginOut(
+        transaction_id=result.transaction_id,
+        session_key=base64.b64encode(result.session_key).decode(),
+        second_factors=result.second_factors,
+        session=_session_out(result.session) if result.session else None,
+        factor_error=result.factor_error,
+    )
+    return sealed(rkey, out)
+
+
+@router.post(
+    "/auth/factor",
+    openapi_extra=JOSE_BODY,
+    response_class=Response,
+    dependencies=[per_address(Bucket.SIGNIN)],
+)
+async def factor(
+    request: Request,
+    rt: Annotated[Runtime, Depends(runtime)],
+    eng: Annotated[Engine, Depends(engine)],
+) -> Response:
+    """Complete the second factor of a sign-in; opens the card session."""
+    body, rkey = await open_body(request, rt, FactorIn)
+    actor = actor_for(request, rt)
+    grant = await run_in_threadpool(
+        eng.complete_factor, actor, body.transaction_id, body.response.model_dump(exclude_none=True)
+    )
+    return sealed(rkey, _session_out(grant))
+
+
+class SessionStatus(BaseModel):
+    card_serial: str
+    status: str
+    purpose: str
+    method: str
+    organisation: str
+    acting_organisation: str | None
+    acting_role: str | None
+    expires_at: datetime
+    idle_expires_at: datetime
+
+
+@router.get("/session", response_model=SessionStatus)
+def session_status(
+    request: Request,
+    rt: Annotated[Runtime, Depends(runtime)],
+    token: Annotated[str, Depends(bearer_token)],
+) -> SessionStatus:
+    """The current card session (and restart its idle timer)."""
+    info = card_sessions.status(rt, token, client_address=actor_for(request, rt).client_address)
+    return SessionStatus(**info)
+
+
+@router.delete("/session", status_code=204)
+def logout(
+    request: Request,
+    rt: Annotated[Runtime, Depends(runtime)],
+    token: Annotated[str, Depends(bearer_token)],
+) -> Response:
+    """End the card session: its key wrap is deleted."""
+    card_sessions.logout(rt, actor_for(request, rt), token)
+    return Response(status_code=204)

@@ -1,0 +1,94 @@
+"""What every portal page shares: the area, its session, the step cookie, link problems.
+
+The step cookie carries ``<transaction id>.<K>`` between the steps of a reset or an
+invitation: K re-wraps the card's key for the few minutes the holder needs, and exists only
+in their browser (``__Host-``, Secure, HttpOnly, SameSite=Strict), never in the database,
+a page or a log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import Response
+
+from cardvault.errors import CardvaultError
+from cardvault.services.signin.web_sessions import WebSessionView
+from cardvault.services.system.runtime import Runtime
+from cardvault.web import ui
+from cardvault.web.deps import runtime
+
+AREA = ui.WebArea(name="portal", prefix="/portal", title="Self-service", login_path="/portal")
+web_session = ui.session_dependency(AREA)
+
+Rt = Annotated[Runtime, Depends(runtime)]
+View = Annotated[WebSessionView, Depends(web_session)]
+
+STEP_COOKIE = "__Host-cardvault-portal-step"
+#: link tokens travel in portal paths; the access log must not keep them
+_TOKEN_IN_PATH = re.compile(r"(/portal/(?:api/)?(?:reset|invitation)/)[A-Za-z0-9_-]{20,}")
+
+
+async def checked_form(
+    request: Request, view: WebSessionView, secrets: tuple[str, ...] = ()
+) -> ui.Form:
+    form = await ui.read_form(request, secret_fields=secrets)
+    ui.check_csrf(view, form)
+    return form
+
+
+def set_step(response: Response, transaction_id: str, key: bytes) -> Response:
+    value = f"{transaction_id}.{base64.urlsafe_b64encode(key).decode().rstrip('=')}"
+    response.set_cookie(STEP_COOKIE, value, path="/", secure=True, httponly=True, samesite="strict")
+    return response
+
+
+def clear_step(response: Response) -> Response:
+    response.delete_cookie(STEP_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    return response
+
+
+def step_of(request: Request) -> tuple[str, bytes]:
+    """(transaction id, K) from the step cookie; empty values when there is none."""
+    txn_id, _, key = request.cookies.get(STEP_COOKIE, "").partition(".")
+    try:
+        raw = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4)) if key else b""
+    except (binascii.Error, ValueError):
+        raw = b""
+    return txn_id[:36], raw
+
+
+def link_problem(request: Request, exc: CardvaultError, **context: Any) -> Response:
+    """A link that no longer works, a blocked card: say why and what to do next."""
+    return ui.render(
+        request,
+        "portal/problem.html",
+        status=exc.http_status,
+        title="This link cannot be used",
+        message=exc.message,
+        remedy=exc.remedy,
+        **context,
+    )
+
+
+class RedactLinkTokens(logging.Filter):
+    """An access-log filter: ``/portal/reset/<token>`` is logged as ``/portal/reset/…``
+    (and the page scripts' ``/portal/api/reset/<token>`` alike)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_PATH.sub(r"\1…", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
+def redact_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactLinkTokens) for f in access.filters):
+        access.addFilter(RedactLinkTokens())

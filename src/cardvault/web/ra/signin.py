@@ -1,0 +1,235 @@
+"""Signing in to the vRA Manager with the RA's own card, choosing a role, signing out.
+
+Sign-in is the authentication engine's (purpose ``ra``): an identifier and the passcode
+here, then a second factor (``second_factor``: a code, a push to the paired phone, or the
+security key); the engine refuses anyone without an RA role, so such a person never gets
+past this page. The card session it opens is bound to the web session (whose token is
+rotated); the session key SK is not needed by a browser and is wiped at once.
+
+Re-authentication before a sensitive action is the same: a fresh sign-in by the RA's own
+identifier and passcode, then the same second-factor step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from cardvault.domain import identifiers
+from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.services.ra import actions as ra_actions
+from cardvault.services.rate_limits import check as rate_limits
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin import web_sessions
+from cardvault.services.signin.engine import LoginRequest
+from cardvault.services.signin.web_sessions import WebSessionView
+from cardvault.services.system.runtime import Runtime
+from cardvault.web import ui
+from cardvault.web.client_address import actor_for
+from cardvault.web.deps import engine
+from cardvault.web.ra.context import AREA, Rt, View, safe_next
+from cardvault.web.rate_limit import Bucket, per_address
+from cardvault.web.ui.session import address, remember
+
+router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
+#: where the identifier's checks put their errors: all on the one sign-in field
+IDENTIFIER_ERRORS = {"email": "identifier", "domain": "identifier", "account": "identifier"}
+SECRETS = ("passcode",)
+#: what the paired phone shows as the computer asking, when a push is sent
+CLIENT_NAME = "vRA Manager"
+
+
+async def _form(request: Request, view: WebSessionView) -> ui.Form:
+    form = await ui.read_form(request, secret_fields=SECRETS)
+    ui.check_csrf(view, form)
+    return form
+
+
+@router.get("")
+def start(request: Request, view: View) -> Response:
+    if view.signed_in:
+        return ui.redirect("/ra/persons" if view.data.get("ra_role") else "/ra/role")
+    return ui.render(request, "ra/login.html")
+
+
+@router.post("", dependencies=[per_address(Bucket.SIGNIN)])
+async def login(request: Request, rt: Rt, view: View) -> Response:
+    form = await _form(request, view)
+    return await run_in_threadpool(_login, request, rt, view, form)
+
+
+def _identifier(form: ui.Form) -> tuple[str, str]:
+    """The one field takes an email address or a Windows account, told apart by their form."""
+    try:
+        return identifiers.sign_in_identifier(form.get("identifier"))
+    except InvalidInput as exc:
+        form.add_exception(exc, fields=IDENTIFIER_ERRORS, default="identifier")
+        return "", ""
+
+
+def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    kind, ident = _identifier(form)
+    if not form.get("passcode"):
+        form.add_error("passcode", "Enter your passcode.")
+    if not form.ok:
+        return _login_page(request, form, 422)
+    rate_limits.check_identifier(rt, Bucket.SIGNIN, kind, ident)
+    try:
+        result = engine(request).login(
+            actor_for(request, rt),
+            LoginRequest(
+                identifier_kind=kind,
+                identifier=ident,
+                passcode=form.get("passcode"),
+                purpose="ra",
+                client_name=CLIENT_NAME,
+            ),
+        )
+    except InvalidInput as exc:
+        form.add_exception(exc, fields=IDENTIFIER_ERRORS, default="identifier")
+        return _login_page(request, form, 422)
+    except CardvaultError as exc:
+        form.add_error("passcode", exc.message)
+        return _login_page(request, form, exc.http_status)
+    # the browser has no use for SK: it is dropped here, so the session's DEK wrap is
+    # useless to anyone (the RA pages never use the card's keys)
+    if result.factor_error:
+        form.add_error("passcode", str(result.factor_error["message"]))
+        return _login_page(request, form, 401)
+    web_sessions.update_data(
+        rt,
+        view,
+        login_txn=result.transaction_id,
+        login_kind=kind,
+        login_ident=ident,
+        login_factors=[o.get("method") for o in result.second_factors],
+        login_push=None,
+    )
+    return ui.redirect("/ra/login/code")
+
+
+def _login_page(request: Request, form: ui.Form, status: int) -> Response:
+    return ui.render(request, "ra/login.html", status=status, form=form.shown())
+
+
+@router.get("/role")
+def role_page(request: Request, rt: Rt, view: View) -> Response:
+    if not view.signed_in:
+        return ui.redirect("/ra")
+    roles = ra_actions.roles(rt, None, address(request, rt), session_id=view.card_session_id)
+    current = f"{view.data.get('ra_org')}:{view.data.get('ra_role')}"
+    if len(roles) == 1:
+        current = f"{roles[0]['organisation']}:{roles[0]['role']}"
+    return ui.render(request, "ra/role.html", roles=roles, form=ui.Form(values={"role": current}))
+
+
+@router.post("/role")
+async def choose_role(request: Request, rt: Rt, view: View) -> Response:
+    form = await _form(request, view)
+    return await run_in_threadpool(_choose_role, request, rt, view, form)
+
+
+def _choose_role(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    if not view.signed_in:
+        return ui.redirect("/ra")
+    org, _, role = form.get("role").partition(":")
+    roles = ra_actions.roles(rt, None, address(request, rt), session_id=view.card_session_id)
+    if not any(r["organisation"] == org and r["role"] == role for r in roles):
+        form.add_error("role", "Choose one of your RA roles.")
+        return ui.render(request, "ra/role.html", status=422, roles=roles, form=form)
+    card_sessions.select_role(
+        rt, actor_for(request, rt), None, org_code=org, role=role, session_id=view.card_session_id
+    )
+    web_sessions.update_data(rt, view, ra_org=org, ra_role=role)
+    return ui.redirect("/ra/audit" if role == "auditor" else "/ra/persons")
+
+
+@router.post("/logout")
+async def logout(request: Request, rt: Rt, view: View) -> Response:
+    form = await _form(request, view)
+    return await run_in_threadpool(_logout, request, rt, view, form)
+
+
+def _logout(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    card_session = web_sessions.end(rt, view)
+    if card_session:
+        # already ended (expired, locked)? signing out is done either way
+        with contextlib.suppress(CardvaultError):
+            card_sessions.logout(rt, actor_for(request, rt), None, session_id=card_session)
+    fresh = web_sessions.start(rt, AREA.name, client_address=address(request, rt))
+    remember(request, AREA, fresh)
+    ui.set_notice(rt, request, "You have signed out.")
+    return ui.redirect("/ra")
+
+
+# --- re-authentication before sensitive actions -----------------------------------------
+
+
+def _reauth_page(
+    request: Request, view: WebSessionView, form: ui.Form, target: str, status: int = 200
+) -> Response:
+    return ui.render(
+        request,
+        "ra/reauth.html",
+        status=status,
+        form=form.shown(),
+        next=target,
+        ident=view.data.get("ident"),
+    )
+
+
+@router.get("/reauth")
+def reauth_page(request: Request, view: View, next: str = "") -> Response:
+    if not view.signed_in:
+        return ui.redirect("/ra")
+    return _reauth_page(request, view, ui.Form(), safe_next(next))
+
+
+@router.post("/reauth")
+async def reauth(request: Request, rt: Rt, view: View) -> Response:
+    form = await _form(request, view)
+    return await run_in_threadpool(_reauth, request, rt, view, form)
+
+
+def _reauth(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    """A fresh sign-in by the RA's own identifier and passcode (a wrong passcode counts
+    toward the card's lockout like any other); then the second factor, as at sign-in."""
+    if not view.signed_in:
+        return ui.redirect("/ra")
+    target = safe_next(form.get("next"))
+    ident = view.data.get("ident")
+    if not ident:
+        form.add_error("passcode", "Sign out, then sign in again to do this.")
+    elif not form.get("passcode"):
+        form.add_error("passcode", "Enter your passcode.")
+    if not form.ok:
+        return _reauth_page(request, view, form, target, 422)
+    try:
+        result = engine(request).login(
+            actor_for(request, rt),
+            LoginRequest(
+                identifier_kind=str(view.data.get("ident_kind")),
+                identifier=str(ident),
+                passcode=form.get("passcode"),
+                purpose="ra",
+                client_name=CLIENT_NAME,
+            ),
+        )
+    except CardvaultError as exc:
+        form.add_error("passcode", exc.message)
+        return _reauth_page(request, view, form, target, exc.http_status)
+    if result.factor_error:
+        form.add_error("passcode", str(result.factor_error["message"]))
+        return _reauth_page(request, view, form, target, 401)
+    web_sessions.update_data(
+        rt,
+        view,
+        reauth_txn=result.transaction_id,
+        reauth_factors=[o.get("method") for o in result.second_factors],
+        reauth_push=None,
+        reauth_next=target,
+    )
+    return ui.redirect("/ra/reauth/code")
