@@ -29,7 +29,7 @@ from cardvault.domain import identifiers
 from cardvault.domain.passcode_policy import PasscodePolicy, check_passcode
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
-from cardvault.services.cards.issuance import get_card
+from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.signin import lockout
 from cardvault.services.system.runtime import Actor, Runtime

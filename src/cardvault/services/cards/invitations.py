@@ -41,10 +41,9 @@ from cardvault.crypto.keyslots import (
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.enrolment import SecurityAnswer, check_questions
-from cardvault.services.cards.issuance import get_card
+from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.notifications import outbox as notifications
-from cardvault.services.ra.cards import INVITATION_CODE_DIGITS as CODE_DIGITS
 from cardvault.services.recovery import links
 from cardvault.services.recovery.reset import RecoveryStepInvalid, check_new_passcode
 from cardvault.services.system.runtime import Actor, Runtime
@@ -63,6 +62,9 @@ from cardvault.store.types import new_id
 MAX_FAILURES = 5
 PURPOSE = "invitation"
 INVITABLE = (CardStatus.ISSUED.value, CardStatus.ENROLLED.value)
+
+#: digits in the invitation code the RA hands over in person (typed on the portal)
+INVITATION_CODE_DIGITS = 6
 
 
 class WrongCode(InvalidInput):
@@ -124,9 +126,9 @@ def open_invitation(rt: Runtime, token: str) -> InvitationPage:
 def confirm_code(rt: Runtime, actor: Actor, token: str, code: str) -> CodeAccepted:
     """The code from the SMS, with the link's token, opens the invitation slot."""
     cleaned = "".join((code or "").split())
-    if not (cleaned.isascii() and cleaned.isdigit() and len(cleaned) == CODE_DIGITS):
+    if not (cleaned.isascii() and cleaned.isdigit() and len(cleaned) == INVITATION_CODE_DIGITS):
         raise InvalidInput(
-            f"Enter the {CODE_DIGITS}-digit code from the text message.", field="code"
+            f"Enter the {INVITATION_CODE_DIGITS}-digit code from the text message.", field="code"
         )
     with rt.db() as session:
         link, card = _live(session, rt, token)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from cryptography.x509 import Certificate as X509Certificate
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,8 +27,9 @@ from cardvault.crypto.keyslots import (
 )
 from cardvault.domain import identifiers
 from cardvault.domain.org_policy import OrganisationPolicy
-from cardvault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from cardvault.errors import Conflict, InvalidInput, PermissionDenied
 from cardvault.services.audit import trail as audit
+from cardvault.services.cards.lookup import end_card_state, get_card
 from cardvault.services.cards.sealing import seal_record, shred_record
 from cardvault.services.directory.registry import get_org, get_person, is_member
 from cardvault.services.pki import ca
@@ -37,12 +37,9 @@ from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
     Card,
-    CardSession,
     CardStatus,
     Certificate,
     CertificateRequest,
-    Link,
-    Membership,
     Organisation,
     Person,
 )
@@ -320,16 +317,6 @@ def revoke_card(
     return card
 
 
-def end_card_state(session: Session, card_id: str, now: datetime) -> None:
-    """Sessions and open links die with a lock, a revocation or a recovery."""
-    session.execute(delete(CardSession).where(CardSession.card_id == card_id))
-    session.execute(
-        update(Link)
-        .where(Link.card_id == card_id, Link.consumed_at.is_(None), Link.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-
-
 def _reason(text: str) -> str:
     cleaned = " ".join((text or "").split())
     if not cleaned:
@@ -337,23 +324,3 @@ def _reason(text: str) -> str:
     if len(cleaned) > 500:
         raise InvalidInput("The reason must be at most 500 characters.", field="reason")
     return cleaned
-
-
-def get_card(
-    session: Session, serial: str, *, organisation_id: str | None = None, for_update: bool = False
-) -> Card:
-    """A card by serial, optionally only within one organisation's scope (404 outside).
-
-    A card works in every organisation its holder belongs to, so scope is membership.
-    """
-    stmt = select(Card).where(Card.serial == identifiers.card_serial(serial))
-    if organisation_id is not None:
-        stmt = stmt.join(Membership, Membership.person_id == Card.person_id).where(
-            Membership.organisation_id == organisation_id
-        )
-    if for_update:
-        stmt = stmt.with_for_update()
-    card = session.scalar(stmt)
-    if card is None:
-        raise NotFound(f"There is no card {serial.strip().upper()}.")
-    return card

@@ -18,7 +18,7 @@ from cardvault.domain import identifiers, totp
 from cardvault.errors import Conflict, NotFound
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
-from cardvault.services.cards.issuance import get_card
+from cardvault.services.cards.lookup import get_card
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.system.runtime import Actor, Runtime

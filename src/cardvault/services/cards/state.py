@@ -12,7 +12,8 @@ from cardvault.crypto import x509 as cx509
 from cardvault.crypto.csr import csr_public_key_der
 from cardvault.errors import Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
-from cardvault.services.cards.issuance import certificate_row, get_card
+from cardvault.services.cards.issuance import certificate_row
+from cardvault.services.cards.lookup import get_card
 from cardvault.services.pki import ca
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction

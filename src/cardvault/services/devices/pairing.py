@@ -30,7 +30,7 @@ from cardvault.crypto.keyslots import make_device_slot
 from cardvault.domain import totp
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
-from cardvault.services.cards.issuance import get_card
+from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.devices.channel import (
     ACTIVE,

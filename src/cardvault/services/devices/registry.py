@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from cardvault.crypto.keyslots import SlotNotFound, device_slot_name
 from cardvault.errors import NotFound
 from cardvault.services.audit import trail as audit
-from cardvault.services.cards.issuance import get_card
+from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.devices.channel import (
     ACTIVE,

@@ -38,8 +38,8 @@ from cardvault.services.cards.issuance import (
     CardExists,
     NotAMember,
     certificate_row,
-    end_card_state,
 )
+from cardvault.services.cards.lookup import end_card_state
 from cardvault.services.cards.sealing import seal_record, shred_record
 from cardvault.services.directory.registry import get_person, is_member
 from cardvault.services.piv.ports import Mode

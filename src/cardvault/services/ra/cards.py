@@ -30,6 +30,7 @@ from cardvault.domain.passcode_policy import check_passcode
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards import enrolment, issuance
+from cardvault.services.cards.invitations import INVITATION_CODE_DIGITS
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.ra import actions as ra_actions
 from cardvault.services.ra.actions import RaContext
@@ -40,7 +41,6 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardStatus, Organisation, Person
 
-INVITATION_CODE_DIGITS = 6
 LOCKABLE = (CardStatus.ISSUED.value, CardStatus.ENROLLED.value, CardStatus.ACTIVE.value)
 
 

@@ -49,7 +49,7 @@ from cardvault.domain.passcode_policy import check_passcode
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.enrolment import MAX_ANSWER, passcode_policy, personal_words
-from cardvault.services.cards.issuance import end_card_state
+from cardvault.services.cards.lookup import end_card_state
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import factors as recovery_factors

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from cardvault.domain import webauthn
 from cardvault.errors import CardvaultError, Conflict, NotFound
 from cardvault.services.audit import trail as audit
-from cardvault.services.cards.issuance import get_card
+from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.methods import insert_unique
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.notifications import outbox as notifications

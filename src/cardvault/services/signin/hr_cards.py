@@ -19,7 +19,7 @@ from cardvault.domain import identifiers
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import Conflict, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
-from cardvault.services.cards.issuance import get_card
+from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.methods import insert_unique
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.system.runtime import Actor, Runtime

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, MAX_ATTEMPTS, OPENABLE, after_wrong
 from cardvault.errors import AuthenticationFailed, Conflict
 from cardvault.services.audit import trail as audit
-from cardvault.services.cards.issuance import end_card_state
+from cardvault.services.cards.lookup import end_card_state
 from cardvault.services.recovery import reset_links
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction, without_flush

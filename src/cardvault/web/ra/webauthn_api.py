@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import InvalidInput
 from cardvault.services.ra import persons as ra_persons
-from cardvault.services.security_keys import browser_registration as webauthn_registration
+from cardvault.services.ra import security_keys as ra_security_keys
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.web import ui
@@ -36,7 +36,7 @@ def begin(
     x_csrf_token: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     _check(view, x_csrf_token)
-    options, state = webauthn_registration.begin(rt, ctx, user_id)
+    options, state = ra_security_keys.begin(rt, ctx, user_id)
     web_sessions.update_data(rt, view, **{STATE_KEY: {**state, "user_id": user_id}})
     return options
 
@@ -60,7 +60,7 @@ async def complete(
     if not isinstance(state, dict) or state.get("user_id") != user_id:
         raise InvalidInput("Start the registration again.", field="nickname")
     assoc = await run_in_threadpool(
-        webauthn_registration.complete,
+        ra_security_keys.complete,
         rt,
         ctx,
         user_id,
