@@ -8,7 +8,6 @@ tokens and links are stored as SHA-256 hashes only.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -27,7 +26,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from cardvault.store.types import UtcDateTime, new_id, utcnow
+from cardvault.domain.vocabulary import (
+    AuthState,
+    CardStatus,
+    MethodKind,
+    MethodStatus,
+    RaRole,
+)
+from cardvault.store.types import StrEnumType, UtcDateTime, new_id, utcnow
+
+# the vocabulary is imported from here by code written before it moved to domain/
+__all__ = ["AuthState", "CardStatus", "MethodKind", "MethodStatus", "RaRole"]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -60,33 +69,6 @@ def _id() -> Mapped[str]:
 
 def _created() -> Mapped[datetime]:
     return mapped_column(default=utcnow)
-
-
-class CardStatus(StrEnum):
-    #: a virtual card in an RA's reader, being personalised by a card management system
-    BLANK = "blank"
-    ISSUED = "issued"
-    ENROLLED = "enrolled"
-    ACTIVE = "active"
-    LOCKED = "locked"
-    REVOKED = "revoked"
-
-
-class RaRole(StrEnum):
-    """Roles an RA user holds per organisation (the original product's RA roles)."""
-
-    RA_MANAGER = "ra_manager"  # everything, including granting roles
-    RA_AGENT = "ra_agent"  # issue, enrol, associate, lock/unlock
-    AUDITOR = "auditor"  # read the audit log only
-
-
-class MethodKind(StrEnum):
-    AD_ACCOUNT = "ad_account"
-    TOTP = "totp"
-    AUTHENTICATOR = "authenticator"
-    FIDO2 = "fido2"
-    MIA = "mia"
-    HR_CARD = "hr_card"
 
 
 class Organisation(Base):
@@ -128,7 +110,7 @@ class RaRoleGrant(Base):
     id: Mapped[str] = _id()
     person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
     organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
-    role: Mapped[str] = mapped_column(String(20))
+    role: Mapped[RaRole] = mapped_column(StrEnumType(RaRole, 20))
     granted_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = _created()
 
@@ -139,7 +121,9 @@ class Card(Base):
     serial: Mapped[str] = mapped_column(String(20), unique=True)
     person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
     organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
-    status: Mapped[str] = mapped_column(String(10), default=CardStatus.ISSUED.value)
+    status: Mapped[CardStatus] = mapped_column(
+        StrEnumType(CardStatus, 10), default=CardStatus.ISSUED
+    )
     key_algorithm: Mapped[str] = mapped_column(String(10))
     #: CardKeyRecord sealed under the master key; NULL once revoked (crypto-shredded)
     key_record: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -154,7 +138,7 @@ class Card(Base):
     second_factor_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lock_reason: Mapped[str | None] = mapped_column(String(200))
     #: the status to return to when a lock is lifted
-    locked_from: Mapped[str | None] = mapped_column(String(10))
+    locked_from: Mapped[CardStatus | None] = mapped_column(StrEnumType(CardStatus, 10))
     status_reason: Mapped[str | None] = mapped_column(String(500))
     status_changed_at: Mapped[datetime] = _created()
     created_at: Mapped[datetime] = _created()
@@ -223,7 +207,7 @@ class Association(Base):
     id: Mapped[str] = _id()
     card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
     organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
-    method: Mapped[str] = mapped_column(String(20))
+    method: Mapped[MethodKind] = mapped_column(StrEnumType(MethodKind, 20))
     #: normalised identifier, unique per organisation and method (AD name, UID, credential id)
     lookup_key: Mapped[str] = mapped_column(String(300))
     label: Mapped[str | None] = mapped_column(String(100))
@@ -232,7 +216,9 @@ class Association(Base):
     sealed_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: monotonic counter: last accepted TOTP step, FIDO2 sign count
     counter: Mapped[int] = mapped_column(BigInteger, default=0)
-    status: Mapped[str] = mapped_column(String(10), default="active")
+    status: Mapped[MethodStatus] = mapped_column(
+        StrEnumType(MethodStatus, 10), default=MethodStatus.ACTIVE
+    )
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = _created()
     last_used_at: Mapped[datetime | None]
@@ -279,9 +265,11 @@ class AuthTransaction(Base):
     id: Mapped[str] = _id()
     card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"), index=True)
     organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
+    #: how the transaction started: a SignInRoute for a sign-in, "sms_code" for an
+    #: invitation, "answers"/"recovery_code" for a passcode reset
     method: Mapped[str] = mapped_column(String(20))
     purpose: Mapped[str] = mapped_column(String(20), default="holder")
-    state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[AuthState] = mapped_column(StrEnumType(AuthState, 20))
     #: wrap(DEK, SK) once the passcode opened the card; SK is only with the client
     session_wrap: Mapped[bytes | None] = mapped_column(LargeBinary)
     factor_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -325,11 +313,12 @@ class CardSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     session_wrap: Mapped[bytes] = mapped_column(LargeBinary)
     purpose: Mapped[str] = mapped_column(String(20), default="holder")
+    #: "route+factor" that opened the session (``email+totp``, ``qr+device``, ``mia+biometric``)
     method: Mapped[str] = mapped_column(String(20))
     client_address: Mapped[str | None] = mapped_column(String(64))
     #: for RA sessions: the organisation and role chosen after login
     acting_organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
-    acting_role: Mapped[str | None] = mapped_column(String(20))
+    acting_role: Mapped[RaRole | None] = mapped_column(StrEnumType(RaRole, 20))
     created_at: Mapped[datetime] = _created()
     last_used_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime]

@@ -20,7 +20,8 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_phrases import describe
-from cardvault.store.models import AuditEvent, Card, Device, Membership, Person, RaRole, RaRoleGrant
+from cardvault.domain.vocabulary import RaRole
+from cardvault.store.models import AuditEvent, Card, Device, Membership, Person, RaRoleGrant
 
 ROLE_NAMES = {
     RaRole.RA_MANAGER: "RA manager",

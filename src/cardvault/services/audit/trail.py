@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cardvault.crypto import signing
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.audit_chain import (
     AuditRecord,
     ChainBroken,
@@ -73,7 +74,7 @@ def record(
     rt: Runtime,
     actor: Actor,
     *,
-    action: str,
+    action: AuditAction,
     outcome: str = "success",
     reason: str | None = None,
     organisation_id: str | None = None,
@@ -112,7 +113,7 @@ def _append(
     rt: Runtime,
     actor: Actor,
     *,
-    action: str,
+    action: AuditAction,
     outcome: str,
     reason: str | None,
     organisation_id: str | None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import SlotNotFound, WrongSecret, open_device_slot
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.sealing import open_record
@@ -58,7 +59,7 @@ def login(
     require_method(org, "mia", "the mobile identity agent")
     if passcode is not None:
         dek = open_with_passcode(
-            rt, actor, card, check_passcode_text(passcode), action="mia.passcode"
+            rt, actor, card, check_passcode_text(passcode), action=AuditAction.MIA_PASSCODE
         )
         how = "passcode"
     else:
@@ -110,7 +111,7 @@ def _refused(
             session,
             rt,
             actor,
-            action="auth.mia",
+            action=AuditAction.AUTH_MIA,
             outcome="failure",
             reason="wrong device secret" if held is not None else "device slot missing",
             organisation_id=caller.organisation_id,
@@ -156,8 +157,8 @@ def _session(
             client_address=caller.client_address,
         )
         for action, details in (
-            ("auth.mia", {"device": caller.device_id, "unlock": how}),
-            ("session.opened", {"session": opened.session_id, "method": f"mia+{how}"}),
+            (AuditAction.AUTH_MIA, {"device": caller.device_id, "unlock": how}),
+            (AuditAction.SESSION_OPENED, {"session": opened.session_id, "method": f"mia+{how}"}),
         ):
             audit.record(
                 session,

@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cardvault.crypto import device as dcrypto
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.push_policy import (
     Decision,
     PastPrompt,
@@ -31,6 +32,7 @@ from cardvault.domain.push_policy import (
     new_number,
     next_allowed,
 )
+from cardvault.domain.vocabulary import AuthState
 from cardvault.errors import AuthenticationFailed, CardvaultError, Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.devices.channel import (
@@ -169,7 +171,7 @@ def _create(
         expires_at=now + timedelta(seconds=rt.settings.push_challenge_seconds),
     )
     session.add(challenge)
-    _audit(session, rt, actor, card, org, "push.requested", "success", None, challenge)
+    _audit(session, rt, actor, card, org, AuditAction.PUSH_REQUESTED, "success", None, challenge)
     return _Made(
         challenge=challenge,
         view=device_view(challenge),
@@ -201,7 +203,7 @@ def _live_transaction(
     if (
         txn is None
         or txn.purpose not in purposes
-        or txn.state != "second_factor"
+        or txn.state != AuthState.SECOND_FACTOR
         or rt.clock() >= txn.expires_at
     ):
         raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
@@ -312,7 +314,15 @@ def _audit_expired(session: Session, rt: Runtime, ch: PushChallenge) -> None:
     org = session.get(Organisation, ch.context.get("organisation_id"))
     if card is not None and org is not None:
         _audit(
-            session, rt, Actor.system(), card, org, "push.answered", "failure", "push expired", ch
+            session,
+            rt,
+            Actor.system(),
+            card,
+            org,
+            AuditAction.PUSH_ANSWERED,
+            "failure",
+            "push expired",
+            ch,
         )
 
 
@@ -464,7 +474,9 @@ def _closed(
         ch.status = PushStatus.CANCELLED.value
     if ch.status == PushStatus.PENDING.value and rt.clock() >= ch.expires_at:
         ch.status = PushStatus.EXPIRED.value
-        _audit(session, rt, actor, card, org, "push.answered", "failure", "push expired", ch)
+        _audit(
+            session, rt, actor, card, org, AuditAction.PUSH_ANSWERED, "failure", "push expired", ch
+        )
     return None if ch.status == PushStatus.PENDING.value else PushStatus(ch.status)
 
 
@@ -511,7 +523,7 @@ def _record_answer(
         "answer": {"decision": ans.decision, "number": ans.number, "signature": ans.signature},
     }
     outcome = "success" if result is PushStatus.APPROVED else "failure"
-    _audit(session, rt, actor, card, org, "push.answered", outcome, _REASONS[result], ch)
+    _audit(session, rt, actor, card, org, AuditAction.PUSH_ANSWERED, outcome, _REASONS[result], ch)
     if result is PushStatus.NOT_ME:
         alerted = len(notifications.not_me(session, rt, card, org, caller.name))
         _audit(
@@ -520,7 +532,7 @@ def _record_answer(
             actor,
             card,
             org,
-            "push.not_me_reported",
+            AuditAction.PUSH_NOT_ME_REPORTED,
             "success",
             None,
             ch,
@@ -548,7 +560,7 @@ def _audit(
     actor: Actor,
     card: Card,
     org: Organisation,
-    action: str,
+    action: AuditAction,
     outcome: str,
     reason: str | None,
     ch: PushChallenge,

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from cardvault.crypto import device as dcrypto
 from cardvault.crypto.aead import wipe
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.devices.channel import channel, qr_topic
@@ -149,7 +150,9 @@ def answer(
     require_method(org, "qr", "sign-in by QR code")
     pc_address = link.details.get("client_address")
     network.check_client(org, pc_address)
-    dek = open_with_passcode(rt, actor, card, check_passcode_text(passcode), action="qr.passcode")
+    dek = open_with_passcode(
+        rt, actor, card, check_passcode_text(passcode), action=AuditAction.QR_PASSCODE
+    )
     try:
         with transaction(rt.db) as session:
             fresh_link = _consume(session, rt, link.id)
@@ -213,7 +216,7 @@ def _audit(
         session,
         rt,
         actor,
-        action="auth.qr_login",
+        action=AuditAction.AUTH_QR_LOGIN,
         outcome=outcome,
         reason=reason,
         organisation_id=org.id,
@@ -231,7 +234,7 @@ def _audit(
             session,
             rt,
             actor,
-            action="session.opened",
+            action=AuditAction.SESSION_OPENED,
             organisation_id=org.id,
             person_id=card.person_id,
             card_id=card.id,

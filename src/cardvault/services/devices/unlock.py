@@ -15,6 +15,7 @@ from cardvault.crypto.keyslots import (
     open_passcode_slot,
     wrap_for_session,
 )
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import InvalidInput, PermissionDenied
 from cardvault.services.cards.sealing import open_record
@@ -60,7 +61,7 @@ def require_method(org: Organisation, method: str, what: str) -> None:
 
 
 def open_with_passcode(
-    rt: Runtime, actor: Actor, card: Card, passcode: str, *, action: str
+    rt: Runtime, actor: Actor, card: Card, passcode: str, *, action: AuditAction
 ) -> bytearray:
     """The DEK if the passcode is right (attempt reserved first); WrongPasscode otherwise.
 

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.networks import AllowList
 from cardvault.domain.refusal_throttle import RefusalThrottle, Verdict, source_of
 from cardvault.errors import Unavailable
@@ -147,7 +148,7 @@ def record_refusal(
                 session,
                 rt,
                 actor,
-                action="ingress.refused",
+                action=AuditAction.INGRESS_REFUSED,
                 outcome="failure",
                 reason="outside_networks",
                 details=details,

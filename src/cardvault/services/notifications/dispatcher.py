@@ -27,6 +27,7 @@ from sqlalchemy import and_, event, or_, select, update
 from sqlalchemy.orm import Session
 
 from cardvault.config import Settings
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import CardvaultError
 from cardvault.notify.message import EmailMessage
 from cardvault.notify.outbox import FileOutbox
@@ -243,7 +244,9 @@ class Dispatcher:
             session,
             self.rt,
             self.actor,
-            action="notification.sent" if outcome == "success" else "notification.failed",
+            action=AuditAction.NOTIFICATION_SENT
+            if outcome == "success"
+            else AuditAction.NOTIFICATION_FAILED,
             outcome=outcome,
             reason=reason,
             organisation_id=row.organisation_id,

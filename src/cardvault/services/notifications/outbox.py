@@ -28,17 +28,11 @@ from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import aad
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import RaRole
 from cardvault.notify.message import EmailMessage, SmsMessage
 from cardvault.notify.templates import EmailTemplate, SmsTemplate, render_email, render_sms
 from cardvault.services.system.runtime import Runtime
-from cardvault.store.models import (
-    Card,
-    Notification,
-    Organisation,
-    Person,
-    RaRole,
-    RaRoleGrant,
-)
+from cardvault.store.models import Card, Notification, Organisation, Person, RaRoleGrant
 from cardvault.store.types import new_id
 
 #: set on a SQLAlchemy session that enqueued a message, so the dispatcher wakes after commit
@@ -262,7 +256,7 @@ def fido2_key_removed(session: Session, rt: Runtime, card: Card, key_name: str) 
 
 # --- RA alerts ----------------------------------------------------------------------------
 
-ALERTED_ROLES = (RaRole.RA_MANAGER.value, RaRole.RA_AGENT.value)
+ALERTED_ROLES = tuple(r for r in RaRole if r.is_alerted)
 
 
 def ra_person_link(rt: Runtime, user_id: str) -> str:

@@ -14,18 +14,11 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
+from cardvault.domain.vocabulary import CardStatus, MethodStatus
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.signin import hr_cards
-from cardvault.store.models import (
-    AdAccount,
-    Association,
-    Card,
-    CardStatus,
-    Membership,
-    Organisation,
-    Person,
-)
+from cardvault.store.models import AdAccount, Association, Card, Membership, Organisation, Person
 from cardvault.store.types import utcnow
 
 
@@ -44,7 +37,7 @@ Resolver = Callable[[Session, str, str | None], Target | None]
 # reuses the compiled form of a statement object it has seen (bench/auth.py).
 _PERSON_BY_EMAIL = select(Person).where(Person.email == bindparam("email"))
 _LIVE_CARD = select(Card).where(
-    Card.person_id == bindparam("person_id"), Card.status != CardStatus.REVOKED.value
+    Card.person_id == bindparam("person_id"), Card.status != CardStatus.REVOKED
 )
 
 
@@ -82,7 +75,9 @@ def by_ad_account(session: Session, value: str, org_code: str | None) -> Target 
         .join(AdAccount, AdAccount.association_id == Association.id)
         .join(Organisation, Organisation.id == Association.organisation_id)
         .where(
-            AdAccount.domain == domain, AdAccount.account == account, Association.status == "active"
+            AdAccount.domain == domain,
+            AdAccount.account == account,
+            Association.status == MethodStatus.ACTIVE,
         )
     )
     if org_code:
@@ -93,7 +88,7 @@ def by_ad_account(session: Session, value: str, org_code: str | None) -> Target 
     assoc, org = rows[0]
     card = session.get(Card, assoc.card_id)
     person = session.get(Person, card.person_id) if card else None
-    if card is None or person is None or card.status == CardStatus.REVOKED.value:
+    if card is None or person is None or card.status == CardStatus.REVOKED:
         return None
     return Target(card=card, person=person, organisation=org, method="ad_account")
 
@@ -102,7 +97,7 @@ def _association_target(session: Session, assoc: Association, method: str) -> Ta
     card = session.get(Card, assoc.card_id)
     person = session.get(Person, card.person_id) if card else None
     org = session.get(Organisation, assoc.organisation_id)
-    if card is None or person is None or org is None or card.status == CardStatus.REVOKED.value:
+    if card is None or person is None or org is None or card.status == CardStatus.REVOKED:
         return None
     return Target(card=card, person=person, organisation=org, method=method)
 
@@ -117,7 +112,7 @@ def by_fido2(session: Session, value: str, org_code: str | None) -> Target | Non
     """The proof of a verified security-key sign-in (``security_key_signin``)."""
     row = security_key_signin.verified_ceremony(session, value, utcnow())
     assoc = session.get(Association, row.association_id) if row and row.association_id else None
-    if assoc is None or assoc.status != "active":
+    if assoc is None or assoc.status != MethodStatus.ACTIVE:
         return None
     target = _association_target(session, assoc, "fido2")
     if target and org_code and target.organisation.code != identifiers.org_code(org_code):

@@ -17,13 +17,14 @@ from sqlalchemy import select
 
 from cardvault.domain import identifiers
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import MethodKind
 from cardvault.errors import InvalidInput
 from cardvault.services.signin.factors.base import FactorContext, FactorFailed, FactorOutcome
-from cardvault.store.models import Association, MethodKind
+from cardvault.store.models import Association
 
 
 class HrCardFactor:
-    method = MethodKind.HR_CARD.value
+    method: str = MethodKind.HR_CARD
 
     def _cards(self, ctx: FactorContext) -> list[Association]:
         return list(
