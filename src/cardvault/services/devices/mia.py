@@ -16,6 +16,7 @@ from __future__ import annotations
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import SlotNotFound, WrongSecret, open_device_slot
 from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import SignInRoute
 from cardvault.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.sealing import open_record
@@ -25,7 +26,7 @@ from cardvault.services.devices.unlock import (
     check_passcode_text,
     open_session,
     open_with_passcode,
-    require_method,
+    require_route,
 )
 from cardvault.services.signin import factor_lockout, lockout
 from cardvault.services.system.runtime import Actor, Runtime
@@ -56,7 +57,7 @@ def login(
         card = session.get(Card, caller.card_id)
         org = session.get(Organisation, caller.organisation_id)
         assert card is not None and org is not None
-    require_method(org, "mia", "the mobile identity agent")
+    require_route(org, SignInRoute.MIA, "the mobile identity agent")
     if passcode is not None:
         dek = open_with_passcode(
             rt, actor, card, check_passcode_text(passcode), action=AuditAction.MIA_PASSCODE

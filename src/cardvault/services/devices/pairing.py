@@ -29,7 +29,7 @@ from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import make_device_slot
 from cardvault.domain import totp
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.vocabulary import CardStatus
+from cardvault.domain.vocabulary import CardStatus, SignInRoute
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
@@ -44,7 +44,7 @@ from cardvault.services.devices.channel import (
 from cardvault.services.devices.unlock import (
     check_passcode_text,
     open_with_passcode,
-    require_method,
+    require_route,
 )
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.networks import allow_list as network
@@ -279,7 +279,7 @@ def pair(rt: Runtime, actor: Actor, req: PairRequest) -> Paired:
     public_der = _check_request(req)
     link, card, org = _claimable(rt, actor, req.token)
     if req.application == "mia":
-        require_method(org, "mia", "the mobile identity agent")
+        require_route(org, SignInRoute.MIA, "the mobile identity agent")
     dek = open_with_passcode(rt, actor, card, req.passcode, action=AuditAction.DEVICE_PAIR_PASSCODE)
     device_id = new_id()
     try:

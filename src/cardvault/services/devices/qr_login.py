@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from cardvault.crypto import device as dcrypto
 from cardvault.crypto.aead import wipe
 from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import SignInRoute
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.devices.channel import channel, qr_topic
@@ -37,7 +38,7 @@ from cardvault.services.devices.unlock import (
     check_passcode_text,
     open_session,
     open_with_passcode,
-    require_method,
+    require_route,
 )
 from cardvault.services.networks import allow_list as network
 from cardvault.services.signin import factor_lockout, lockout
@@ -147,7 +148,7 @@ def answer(
         assert card is not None and org is not None
     if not approve:
         return _deny(rt, actor, link, card, org)
-    require_method(org, "qr", "sign-in by QR code")
+    require_route(org, SignInRoute.QR, "sign-in by QR code")
     pc_address = link.details.get("client_address")
     network.check_client(org, pc_address)
     dek = open_with_passcode(

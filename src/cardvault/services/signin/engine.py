@@ -51,7 +51,7 @@ from cardvault.services.signin.identification import Target, resolve
 from cardvault.services.signin.refusals import SignInFailed
 
 __all__ = ["Engine", "LoginRequest", "LoginResult", "SessionGrant", "SignInFailed"]
-from cardvault.domain.vocabulary import AuthState, CardStatus
+from cardvault.domain.vocabulary import AuthState, CardStatus, SignInRoute
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuthTransaction, Card, Organisation, Person
@@ -214,7 +214,7 @@ class Engine:
             id=txn_id,
             card_id=card.id,
             organisation_id=org.id,
-            method=target.method,
+            method=target.route,
             purpose=req.purpose,
             state=AuthState.SECOND_FACTOR,
             session_wrap=wrap,
@@ -232,7 +232,7 @@ class Engine:
             AuditAction.AUTH_PASSCODE,
             "success",
             None,
-            {"transaction": txn_id, "method": target.method, "purpose": req.purpose},
+            {"transaction": txn_id, "method": target.route, "purpose": req.purpose},
         )
         ctx = self._context(session, actor, card, org, txn)
         offers = [o for f in self.factors.values() if (o := f.offer(ctx)) is not None]
@@ -518,7 +518,7 @@ class Engine:
             card=ctx.card,
             person=person,
             organisation=ctx.organisation,
-            method=ctx.transaction.method,
+            route=SignInRoute(ctx.transaction.method),
         )
 
     def _audit(

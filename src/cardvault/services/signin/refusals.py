@@ -66,8 +66,8 @@ def why_refused(session: Session, actor: Actor, purpose: str, target: Target) ->
     except network.NetworkNotAllowed:
         return "client network not allowed"
     policy = OrganisationPolicy.from_dict(target.organisation.policy)
-    if not policy.allows(target.method):
-        return f"sign-in with {target.method} not allowed by policy"
+    if not policy.allows(target.route):
+        return f"sign-in with {target.route} not allowed by policy"
     if purpose == "ra" and not card_sessions.ra_roles(session, target.person.id):
         return "no RA role"
     if target.card.status != CardStatus.ACTIVE:
