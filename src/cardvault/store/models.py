@@ -33,6 +33,7 @@ from cardvault.domain.vocabulary import (
     MethodStatus,
     RaRole,
 )
+from cardvault.json_types import JsonObject
 from cardvault.store.types import StrEnumType, UtcDateTime, new_id, utcnow
 
 # the vocabulary is imported from here by code written before it moved to domain/
@@ -49,10 +50,7 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        datetime: UtcDateTime(),
-        dict[str, Any]: JSON(),
-    }
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime()}
 
 
 def table_of(model: type[Base]) -> Table:
@@ -76,7 +74,7 @@ class Organisation(Base):
     id: Mapped[str] = _id()
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    policy: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     allowed_networks: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = _created()
 
@@ -154,7 +152,7 @@ class KeySlotInfo(Base):
     card_id: Mapped[str] = mapped_column(ForeignKey("cards.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(80))
     kind: Mapped[str] = mapped_column(String(20))
-    kdf: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    kdf: Mapped[JsonObject | None] = mapped_column(JSON)
     generation: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = _created()
 
@@ -211,7 +209,7 @@ class Association(Base):
     #: normalised identifier, unique per organisation and method (AD name, UID, credential id)
     lookup_key: Mapped[str] = mapped_column(String(300))
     label: Mapped[str | None] = mapped_column(String(100))
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    details: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     #: method secret (e.g. TOTP seed) sealed under the master key, bound to this row's id
     sealed_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: monotonic counter: last accepted TOTP step, FIDO2 sign count
@@ -272,7 +270,8 @@ class AuthTransaction(Base):
     state: Mapped[AuthState] = mapped_column(StrEnumType(AuthState, 20))
     #: wrap(DEK, SK) once the passcode opened the card; SK is only with the client
     session_wrap: Mapped[bytes | None] = mapped_column(LargeBinary)
-    factor_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: a second factor's own state between offer and answer (its shape is the plug-in's)
+    factor_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     factor_failures: Mapped[int] = mapped_column(Integer, default=0)
     client_address: Mapped[str | None] = mapped_column(String(64))
     client_name: Mapped[str | None] = mapped_column(String(100))
@@ -293,13 +292,13 @@ class WebAuthnCeremony(Base):
     kind: Mapped[str] = mapped_column(String(12))
     #: pending → answered → verified → consumed; or failed
     status: Mapped[str] = mapped_column(String(10), default="pending")
-    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
     card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"))
     association_id: Mapped[str | None] = mapped_column(String(36))
     created_by: Mapped[str | None] = mapped_column(String(100))
     proof_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    details: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
@@ -344,7 +343,7 @@ class PivCard(Base):
     secrets: Mapped[bytes] = mapped_column(LargeBinary)
     secrets_version: Mapped[int] = mapped_column(Integer, default=1)
     #: the public key of each generated slot (slot hex -> SPKI base64): public facts
-    public_keys: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    public_keys: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 
@@ -397,7 +396,7 @@ class Link(Base):
     card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"), index=True)
     person_id: Mapped[str | None] = mapped_column(ForeignKey("persons.id"))
     organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    details: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime]
@@ -423,7 +422,7 @@ class Notification(Base):
     channel: Mapped[str] = mapped_column(String(10))
     recipient: Mapped[str] = mapped_column(String(254))
     template: Mapped[str] = mapped_column(String(50))
-    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    context: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
     card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"))
     status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
@@ -455,7 +454,7 @@ class PushChallenge(Base):
     card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), default="pending")
-    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    context: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime]
@@ -482,7 +481,7 @@ class AuditEvent(Base):
     card_id: Mapped[str | None] = mapped_column(String(36), index=True)
     organisation_id: Mapped[str | None] = mapped_column(String(36))
     request_id: Mapped[str | None] = mapped_column(String(64))
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    details: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
@@ -530,7 +529,7 @@ class WebSession(Base):
     #: when the holder last proved passcode + second factor in this session
     authenticated_at: Mapped[datetime | None]
     #: small page state (sign-in in progress, ceremony states, one-time notices); never secrets
-    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    data: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     client_address: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
     last_seen_at: Mapped[datetime] = _created()

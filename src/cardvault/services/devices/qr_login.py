@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from cardvault import json_types
 from cardvault.crypto import device as dcrypto
 from cardvault.crypto.aead import wipe
 from cardvault.domain.audit_actions import AuditAction
@@ -149,7 +150,7 @@ def answer(
     if not approve:
         return _deny(rt, actor, link, card, org)
     require_route(org, SignInRoute.QR, "sign-in by QR code")
-    pc_address = link.details.get("client_address")
+    pc_address = json_types.text_or_none(link.details, "client_address")
     network.check_client(org, pc_address)
     dek = open_with_passcode(
         rt, actor, card, check_passcode_text(passcode), action=AuditAction.QR_PASSCODE
@@ -171,7 +172,9 @@ def answer(
                 method="qr+device",
                 client_address=pc_address,
             )
-            result = dcrypto.seal_box(fresh_link.details["pc_key"], opened.as_dict())
+            result = dcrypto.seal_box(
+                json_types.object_at(fresh_link.details, "pc_key"), opened.as_dict()
+            )
             fresh_link.details = {**fresh_link.details, "status": "approved", "result": result}
             _audit(session, rt, actor, card, org, link, "success", None, opened.session_id)
     finally:

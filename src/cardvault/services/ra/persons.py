@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from cardvault import json_types
 from cardvault.domain import identifiers
 from cardvault.domain.vocabulary import CardStatus, MethodKind
 from cardvault.domain.webauthn import aaguid_name
@@ -195,7 +196,7 @@ def _associations(session: Session, ctx: RaContext, card: Card | None) -> list[d
 def association_view(a: Association) -> dict[str, Any]:
     """What an RA sees of an association: never its secret."""
     details = a.details or {}
-    aaguid = details.get("aaguid")
+    aaguid = json_types.text_or_none(details, "aaguid")
     shown = a.label or a.lookup_key
     if a.method is MethodKind.TOTP:
         shown = a.label or "Authenticator app"

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
+from cardvault import json_types
 from cardvault.config import Settings
 from cardvault.domain import webauthn
 from cardvault.domain.audit_actions import AuditAction
@@ -121,12 +122,12 @@ def ceremony_expiry(settings: Settings, now: datetime) -> datetime:
 def stored_credential(assoc: Association) -> webauthn.StoredCredential:
     d = assoc.details
     return webauthn.StoredCredential(
-        credential_id=unb64url(d["credential_id"]),
-        credential_data=unb64url(d["credential_data"]),
+        credential_id=unb64url(json_types.text(d, "credential_id")),
+        credential_data=unb64url(json_types.text(d, "credential_data")),
         sign_count=assoc.counter,
-        aaguid=d["aaguid"],
+        aaguid=json_types.text(d, "aaguid"),
         nickname=assoc.label or "security key",
-        user_handle=unb64url(d["user_handle"]),
+        user_handle=unb64url(json_types.text(d, "user_handle")),
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cardvault import json_types
 from cardvault.domain import webauthn
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import AuthState, MethodKind
@@ -90,7 +91,7 @@ class Fido2Factor:
                 code="fido2_proof_invalid",
                 counts=False,  # the key's answer was checked (and counted) when it was given
             )
-        nickname = row.details.get("nickname")
+        nickname = json_types.text_or_none(row.details, "nickname")
         return FactorOutcome(
             label=nickname or "security key",
             details={
