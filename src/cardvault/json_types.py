@@ -6,11 +6,15 @@ genuinely free-form (a JWK, a WebAuthn extension map, a notification's template 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TypeAlias
 
 JsonScalar: TypeAlias = bool | int | float | str | None
 JsonValue: TypeAlias = JsonScalar | list["JsonValue"] | dict[str, "JsonValue"]
 JsonObject: TypeAlias = dict[str, JsonValue]
+#: JSON handed in to be written: read-only containers, so a ``list[str]`` or a
+#: ``dict[str, int]`` is accepted as it is (``list`` and ``dict`` are invariant)
+JsonInput: TypeAlias = JsonScalar | Sequence["JsonInput"] | Mapping[str, "JsonInput"]
 
 
 def text(data: JsonObject, key: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.lockout import (
@@ -21,6 +20,7 @@ from cardvault.domain.lockout import (
     MAX_SECOND_FACTOR_FAILURES,
     SECOND_FACTOR_LOCK_REASON,
 )
+from cardvault.json_types import JsonValue
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -202,7 +202,7 @@ def describe(
     outcome: str = "success",
     *,
     reason: str | None = None,
-    details: Mapping[str, Any] | None = None,
+    details: Mapping[str, JsonValue] | None = None,
 ) -> str:
     """The phrase for one event; an unknown action reads as its code made readable."""
     known = AuditAction.of(action)
