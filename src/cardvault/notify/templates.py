@@ -15,11 +15,11 @@ import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 import jinja2
 
 from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonInput
 from cardvault.notify.message import EmailMessage, SmsMessage
 
 DEFAULT_SERVICE_NAME = "cardvault"
@@ -99,7 +99,7 @@ class TemplateContextError(InvalidInput):
 
 
 def render_email(
-    template: str, *, to: str, message_id: str, context: Mapping[str, Any]
+    template: str, *, to: str, message_id: str, context: Mapping[str, JsonInput]
 ) -> EmailMessage:
     """Render the email ``template`` (an :class:`EmailTemplate` value) for ``to``."""
     name = _template_name(template, EmailTemplate)
@@ -116,7 +116,7 @@ def render_email(
 
 
 def render_sms(
-    template: str, *, to: str, message_id: str, context: Mapping[str, Any]
+    template: str, *, to: str, message_id: str, context: Mapping[str, JsonInput]
 ) -> SmsMessage:
     """Render the SMS ``template`` (an :class:`SmsTemplate` value) for ``to``."""
     name = _template_name(template, SmsTemplate)
@@ -132,7 +132,7 @@ def _template_name(template: str, kind: type[StrEnum]) -> str:
         raise UnknownTemplate(f"There is no message template called {template!r}.") from None
 
 
-def _checked_context(name: str, context: Mapping[str, Any]) -> dict[str, Any]:
+def _checked_context(name: str, context: Mapping[str, JsonInput]) -> dict[str, JsonInput]:
     expected = CONTEXT_KEYS[name]
     missing = sorted(expected - context.keys())
     unexpected = sorted(context.keys() - expected - _OPTIONAL)
@@ -156,7 +156,7 @@ def _check_link(key: str, value: object) -> None:
         raise TemplateContextError(f"The {key} must be an http(s) address.", key=key)
 
 
-def _render(env: jinja2.Environment, file: str, values: Mapping[str, Any]) -> str:
+def _render(env: jinja2.Environment, file: str, values: Mapping[str, JsonInput]) -> str:
     try:
         return env.get_template(file).render(values)
     except jinja2.UndefinedError as exc:  # a template uses a key it did not declare
@@ -167,10 +167,15 @@ def _render(env: jinja2.Environment, file: str, values: Mapping[str, Any]) -> st
 def _environments() -> tuple[jinja2.Environment, jinja2.Environment]:
     """(text, html) environments, built on first use rather than at import."""
     loader = jinja2.PackageLoader("cardvault.notify", "templates")
-    common: dict[str, Any] = {"loader": loader, "undefined": jinja2.StrictUndefined}
+    strict = jinja2.StrictUndefined
     # plain text and subjects are not HTML: escaping would show "&amp;" to the reader
-    text = jinja2.Environment(autoescape=False, keep_trailing_newline=True, **common)  # noqa: S701
-    html = jinja2.Environment(autoescape=True, **common)
+    text = jinja2.Environment(
+        loader=loader,
+        undefined=strict,
+        autoescape=False,  # noqa: S701
+        keep_trailing_newline=True,
+    )
+    html = jinja2.Environment(loader=loader, undefined=strict, autoescape=True)
     for env in (text, html):
         env.filters["when"] = format_when
         env.filters["duration"] = format_duration
