@@ -38,8 +38,9 @@ class EmailTemplate(StrEnum):
     INVITATION = "invitation"
     DEVICE_ADDED = "device_added"
     DEVICE_REMOVED = "device_removed"
-    FIDO2_KEY_ADDED = "fido2_key_added"
-    FIDO2_KEY_REMOVED = "fido2_key_removed"
+    #: stored in the outbox under their first names
+    SECURITY_KEY_ADDED = "fido2_key_added"
+    SECURITY_KEY_REMOVED = "fido2_key_removed"
     NOT_ME_ALERT = "not_me_alert"
     SECOND_FACTOR_ALERT = "second_factor_alert"
 
@@ -59,8 +60,8 @@ CONTEXT_KEYS: Mapping[str, frozenset[str]] = {
     EmailTemplate.INVITATION: _HOLDER | _LINK | {"organisation_name"},
     EmailTemplate.DEVICE_ADDED: _HOLDER | {"at", "device_name"},
     EmailTemplate.DEVICE_REMOVED: _HOLDER | {"at", "device_name"},
-    EmailTemplate.FIDO2_KEY_ADDED: _HOLDER | {"at", "key_name"},
-    EmailTemplate.FIDO2_KEY_REMOVED: _HOLDER | {"at", "key_name"},
+    EmailTemplate.SECURITY_KEY_ADDED: _HOLDER | {"at", "key_name"},
+    EmailTemplate.SECURITY_KEY_REMOVED: _HOLDER | {"at", "key_name"},
     EmailTemplate.NOT_ME_ALERT: _RA_ALERT | {"device_name"},
     EmailTemplate.SECOND_FACTOR_ALERT: _RA_ALERT | {"door"},
     SmsTemplate.INVITATION_CODE: frozenset({"code", "valid_minutes"}),
@@ -75,8 +76,8 @@ TITLES: Mapping[str, str] = {
     EmailTemplate.INVITATION: "Invitation to finish enrolment (link)",
     EmailTemplate.DEVICE_ADDED: "Device added",
     EmailTemplate.DEVICE_REMOVED: "Device removed",
-    EmailTemplate.FIDO2_KEY_ADDED: "Security key added",
-    EmailTemplate.FIDO2_KEY_REMOVED: "Security key removed",
+    EmailTemplate.SECURITY_KEY_ADDED: "Security key added",
+    EmailTemplate.SECURITY_KEY_REMOVED: "Security key removed",
     EmailTemplate.NOT_ME_ALERT: "Alert to the RA: a sign-in the holder did not make",
     EmailTemplate.SECOND_FACTOR_ALERT: "Alert to the RA: five wrong second factors in a row",
     SmsTemplate.INVITATION_CODE: "Enrolment code for an invitation",

@@ -208,5 +208,5 @@ def remove_method(
             details={"method": assoc.method, "identifier": assoc.lookup_key},
         )
         if assoc.method == MethodKind.SECURITY_KEY:  # the holder hears of it (a stolen key?)
-            notifications.fido2_key_removed(session, rt, card, assoc.label or "security key")
+            notifications.security_key_removed(session, rt, card, assoc.label or "security key")
     return assoc

@@ -10,7 +10,7 @@ other key). It is sealed under the master key, bound to the row's id, and erased
 message has been sent or has failed for good; everything else in ``context`` is plain.
 
 Other features call the named helpers: :func:`passcode_changed`, :func:`device_added`,
-:func:`device_removed`, :func:`fido2_key_added`, :func:`fido2_key_removed`; RA alerts:
+:func:`device_removed`, :func:`security_key_added`, :func:`security_key_removed`; RA alerts:
 :func:`not_me`, :func:`second_factor_lock`.
 """
 
@@ -234,22 +234,22 @@ def device_removed(session: Session, rt: Runtime, card: Card, device_name: str) 
     )
 
 
-def fido2_key_added(session: Session, rt: Runtime, card: Card, key_name: str) -> str | None:
+def security_key_added(session: Session, rt: Runtime, card: Card, key_name: str) -> str | None:
     return to_holder(
         session,
         rt,
         card,
-        EmailTemplate.FIDO2_KEY_ADDED,
+        EmailTemplate.SECURITY_KEY_ADDED,
         context={"at": rt.clock(), "key_name": key_name},
     )
 
 
-def fido2_key_removed(session: Session, rt: Runtime, card: Card, key_name: str) -> str | None:
+def security_key_removed(session: Session, rt: Runtime, card: Card, key_name: str) -> str | None:
     return to_holder(
         session,
         rt,
         card,
-        EmailTemplate.FIDO2_KEY_REMOVED,
+        EmailTemplate.SECURITY_KEY_REMOVED,
         context={"at": rt.clock(), "key_name": key_name},
     )
 

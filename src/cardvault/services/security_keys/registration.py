@@ -155,7 +155,7 @@ def _register(
         },
     )
     # the holder hears of every new key: one added behind their back is an alarm
-    notifications.fido2_key_added(session, rt, card, assoc.label or "security key")
+    notifications.security_key_added(session, rt, card, assoc.label or "security key")
     return assoc
 
 

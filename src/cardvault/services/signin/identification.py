@@ -111,7 +111,7 @@ def by_hr_card(session: Session, value: str, org_code: str | None) -> Target | N
     return _association_target(session, rows[0], SignInRoute.HR_CARD) if len(rows) == 1 else None
 
 
-def by_fido2(session: Session, value: str, org_code: str | None) -> Target | None:
+def by_security_key(session: Session, value: str, org_code: str | None) -> Target | None:
     """The proof of a verified security-key sign-in (``security_key_signin``)."""
     row = security_key_signin.verified_ceremony(session, value, utcnow())
     assoc = session.get(Association, row.association_id) if row and row.association_id else None
@@ -124,10 +124,10 @@ def by_fido2(session: Session, value: str, org_code: str | None) -> Target | Non
 
 
 RESOLVERS: dict[str, Resolver] = {
-    "email": by_email,
-    "ad_account": by_ad_account,
-    "hr_card": by_hr_card,
-    "fido2": by_fido2,
+    SignInRoute.EMAIL: by_email,
+    SignInRoute.AD_ACCOUNT: by_ad_account,
+    SignInRoute.HR_CARD: by_hr_card,
+    SignInRoute.SECURITY_KEY: by_security_key,
 }
 
 

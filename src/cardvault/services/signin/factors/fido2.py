@@ -38,7 +38,7 @@ from cardvault.store.models import Association, AuthTransaction
 STATE_KEY = "fido2"
 
 
-class Fido2Factor:
+class SecurityKeyFactor:
     method: str = MethodKind.SECURITY_KEY
 
     def offer(self, ctx: FactorContext) -> dict[str, Any] | None:
