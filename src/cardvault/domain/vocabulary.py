@@ -94,6 +94,15 @@ class SignInRoute(StrEnum):
     MIA = "mia"
 
 
+class NotificationStatus(StrEnum):
+    """A message in the outbox: pending → sending (claimed) → sent, or failed for good."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
 class AuthState(StrEnum):
     """Where an authentication transaction stands (``AuthTransaction.state``)."""
 

@@ -26,11 +26,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from cardvault.domain.push_policy import PushStatus
 from cardvault.domain.vocabulary import (
     AuthState,
     CardStatus,
     MethodKind,
     MethodStatus,
+    NotificationStatus,
     RaRole,
 )
 from cardvault.json_types import JsonObject
@@ -425,7 +427,9 @@ class Notification(Base):
     context: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
     card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"))
-    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    status: Mapped[NotificationStatus] = mapped_column(
+        StrEnumType(NotificationStatus, 10), default=NotificationStatus.PENDING, index=True
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = _created()
@@ -453,7 +457,9 @@ class PushChallenge(Base):
     )
     card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[PushStatus] = mapped_column(
+        StrEnumType(PushStatus, 12), default=PushStatus.PENDING
+    )
     context: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
     created_at: Mapped[datetime] = _created()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import SlotNotFound, WrongSecret, open_device_slot
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.vocabulary import SignInRoute
+from cardvault.domain.vocabulary import CardStatus, SignInRoute
 from cardvault.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.sealing import open_record
@@ -142,7 +142,7 @@ def _session(
     with transaction(rt.db) as session:
         fresh = session.get(Card, card.id, with_for_update=True)
         assert fresh is not None
-        if fresh.status != "active":
+        if fresh.status != CardStatus.ACTIVE:
             raise AuthenticationFailed("This card can no longer be used.")
         if how == "passcode":
             lockout.passcode_right(session, fresh)

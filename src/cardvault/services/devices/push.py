@@ -165,7 +165,7 @@ def _create(
         transaction_id=txn.id,
         card_id=card.id,
         number=new_number(),
-        status=PushStatus.PENDING.value,
+        status=PushStatus.PENDING,
         context=_context(txn, org, now),
         created_at=now,
         expires_at=now + timedelta(seconds=rt.settings.push_challenge_seconds),
@@ -255,9 +255,9 @@ def _cancel_pending(session: Session, transaction_id: str) -> list[str]:
             update(PushChallenge)
             .where(
                 PushChallenge.transaction_id == transaction_id,
-                PushChallenge.status == PushStatus.PENDING.value,
+                PushChallenge.status == PushStatus.PENDING,
             )
-            .values(status=PushStatus.CANCELLED.value)
+            .values(status=PushStatus.CANCELLED)
             .returning(PushChallenge.id)
         )
     )
@@ -279,10 +279,10 @@ def status(rt: Runtime, challenge_id: str, transaction_id: str) -> PushStatus:
         ch = session.get(PushChallenge, challenge_id)
         if ch is None or ch.transaction_id not in (transaction_id, None):
             raise NotFound("There is no such sign-in request.")
-        if ch.transaction_id is None and ch.status == PushStatus.PENDING.value:
-            ch.status = PushStatus.CANCELLED.value
-        if ch.status == PushStatus.PENDING.value and rt.clock() >= ch.expires_at:
-            ch.status = PushStatus.EXPIRED.value
+        if ch.transaction_id is None and ch.status == PushStatus.PENDING:
+            ch.status = PushStatus.CANCELLED
+        if ch.status == PushStatus.PENDING and rt.clock() >= ch.expires_at:
+            ch.status = PushStatus.EXPIRED
             _audit_expired(session, rt, ch)
         return PushStatus(ch.status)
 
@@ -352,7 +352,7 @@ def pending_for_device(rt: Runtime, caller: DeviceCaller) -> list[dict[str, Any]
             select(PushChallenge)
             .where(
                 PushChallenge.card_id == caller.card_id,
-                PushChallenge.status == PushStatus.PENDING.value,
+                PushChallenge.status == PushStatus.PENDING,
                 PushChallenge.expires_at > now,
                 PushChallenge.transaction_id.is_not(None),
             )
@@ -470,14 +470,14 @@ def _door(ch: PushChallenge) -> str:
 def _closed(
     session: Session, rt: Runtime, ch: PushChallenge, actor: Actor, card: Card, org: Organisation
 ) -> PushStatus | None:
-    if ch.transaction_id is None and ch.status == PushStatus.PENDING.value:
-        ch.status = PushStatus.CANCELLED.value
-    if ch.status == PushStatus.PENDING.value and rt.clock() >= ch.expires_at:
-        ch.status = PushStatus.EXPIRED.value
+    if ch.transaction_id is None and ch.status == PushStatus.PENDING:
+        ch.status = PushStatus.CANCELLED
+    if ch.status == PushStatus.PENDING and rt.clock() >= ch.expires_at:
+        ch.status = PushStatus.EXPIRED
         _audit(
             session, rt, actor, card, org, AuditAction.PUSH_ANSWERED, "failure", "push expired", ch
         )
-    return None if ch.status == PushStatus.PENDING.value else PushStatus(ch.status)
+    return None if ch.status == PushStatus.PENDING else ch.status
 
 
 def _closed_message(state: PushStatus) -> str:
@@ -515,7 +515,7 @@ def _record_answer(
     result: PushStatus,
     ans: Answer,
 ) -> None:
-    ch.status = result.value
+    ch.status = result
     ch.device_id = caller.device_id
     ch.answered_at = rt.clock()
     ch.context = {

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import aad
 from cardvault.domain.org_policy import OrganisationPolicy
-from cardvault.domain.vocabulary import RaRole
+from cardvault.domain.vocabulary import NotificationStatus, RaRole
 from cardvault.notify.message import EmailMessage, SmsMessage
 from cardvault.notify.templates import EmailTemplate, SmsTemplate, render_email, render_sms
 from cardvault.services.system.runtime import Runtime
@@ -43,13 +43,6 @@ _DATETIME = "$datetime"
 class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"
-
-
-class Status(StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,7 +93,7 @@ def enqueue(
             sealed_secrets=sealed,
             organisation_id=organisation_id,
             card_id=card_id,
-            status=Status.PENDING.value,
+            status=NotificationStatus.PENDING,
             attempts=0,
             created_at=rt.clock(),
             next_attempt_at=rt.clock(),
@@ -346,7 +339,7 @@ def invitation_code_sms(
         session,
         rt,
         channel=Channel.SMS,
-        template=SmsTemplate.INVITATION_CODE.value,
+        template=SmsTemplate.INVITATION_CODE,
         recipient=phone,
         context={"valid_minutes": valid_minutes},
         secrets={"code": code},
@@ -366,7 +359,7 @@ def failed(rt: Runtime, organisation_id: str, *, limit: int = 100) -> list[Faile
             select(Notification)
             .where(
                 Notification.organisation_id == organisation_id,
-                Notification.status == Status.FAILED.value,
+                Notification.status == NotificationStatus.FAILED,
             )
             .order_by(Notification.created_at.desc(), Notification.id.desc())
             .limit(max(1, min(limit, 1000)))
