@@ -12,7 +12,15 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import StatementError
 from tests.support import factories as f
 
-from cardvault.domain.vocabulary import AuthState, CardStatus, MethodKind, MethodStatus, RaRole
+from cardvault.domain.vocabulary import (
+    AuthState,
+    CardStatus,
+    MethodKind,
+    MethodStatus,
+    NotificationStatus,
+    RaRole,
+    SignInRoute,
+)
 from cardvault.services.cards import methods
 from cardvault.services.directory import registry as directory
 from cardvault.services.system.runtime import Actor, Runtime
@@ -98,3 +106,6 @@ def test_the_stored_strings_are_the_ones_before_the_enums() -> None:
     assert MethodKind.SECURITY_KEY == "fido2"  # renamed in code, not in stored rows
     assert [a.value for a in AuthState] == ["second_factor", "new_passcode", "enrol", "failed"]
     assert [m.value for m in MethodStatus] == ["pending", "active"]
+    assert [n.value for n in NotificationStatus] == ["pending", "sending", "sent", "failed"]
+    assert MethodKind.SECURITY_KEY == "fido2"
+    assert SignInRoute.SECURITY_KEY == "fido2"
