@@ -6,8 +6,33 @@ genuinely free-form (a JWK, a WebAuthn extension map, a notification's template 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TypeAlias
 
 JsonScalar: TypeAlias = bool | int | float | str | None
 JsonValue: TypeAlias = JsonScalar | list["JsonValue"] | dict[str, "JsonValue"]
 JsonObject: TypeAlias = dict[str, JsonValue]
+#: JSON handed in to be written: read-only containers, so a ``list[str]`` or a
+#: ``dict[str, int]`` is accepted as it is (``list`` and ``dict`` are invariant)
+JsonInput: TypeAlias = JsonScalar | Sequence["JsonInput"] | Mapping[str, "JsonInput"]
+
+
+def text(data: JsonObject, key: str) -> str:
+    """``data[key]`` where our own code wrote a string: anything else is a broken row, refused."""
+    value = data[key]
+    if not isinstance(value, str):
+        raise TypeError(f"{key!r} holds {type(value).__name__}, not a string")
+    return value
+
+
+def text_or_none(data: JsonObject, key: str) -> str | None:
+    """``data.get(key)`` where our own code wrote a string or nothing."""
+    return None if data.get(key) is None else text(data, key)
+
+
+def object_at(data: JsonObject, key: str) -> JsonObject:
+    """``data[key]`` where our own code wrote a JSON object (a JWK, a nested state)."""
+    value = data[key]
+    if not isinstance(value, dict):
+        raise TypeError(f"{key!r} holds {type(value).__name__}, not an object")
+    return value

@@ -113,9 +113,10 @@ def add_hr_card(
     )
 
 
-@app.command("add-fido2")
+@app.command("add-security-key")
+@app.command("add-fido2", hidden=True)  # the first release's name, kept for scripts
 @handles_errors
-def add_fido2(
+def add_security_key(
     ctx: typer.Context,
     serial: str,
     org: Annotated[str, typer.Option("--org", help="Organisation code.")],

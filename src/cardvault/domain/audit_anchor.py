@@ -31,6 +31,7 @@ from typing import Any
 from cardvault.crypto.signing import SignatureInvalid, verify_ed25519
 from cardvault.domain.audit_chain import ChainHead, canonical_json, checkpoint_message
 from cardvault.errors import IntegrityError, InvalidInput
+from cardvault.json_types import JsonObject
 
 ANCHOR_VERSION = 1
 #: longer lines are not ours (a chain id is at most 40 characters, a line about 300 bytes)
@@ -138,7 +139,7 @@ def restore_message(head: ChainHead, restored_to: int, signed_at: str) -> bytes:
 
 def anchor_line(anchor: Anchor) -> bytes:
     """The anchor as one line of sorted compact JSON, newline-terminated."""
-    content: dict[str, Any] = {
+    content: JsonObject = {
         "v": ANCHOR_VERSION,
         "kind": anchor.kind.value,
         "chain": anchor.chain,
@@ -173,7 +174,7 @@ def parse_anchor_line(line: str) -> Anchor:
     return _anchor_from(data)
 
 
-def _anchor_from(data: dict[str, Any]) -> Anchor:
+def _anchor_from(data: JsonObject) -> Anchor:
     kind = _kind(data.get("kind"))
     expected = {"v", "kind", "chain", "seq", "hash", "signed_at", "signature"}
     if kind is AnchorKind.RESTORE:

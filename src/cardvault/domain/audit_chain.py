@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 from cardvault.crypto.signing import SignatureInvalid, verify_ed25519
 from cardvault.errors import IntegrityError, InvalidInput
+from cardvault.json_types import JsonInput, JsonObject, JsonValue
 
 GENESIS = "0" * 64
 #: how deep ``details`` may nest; audit details are flat facts, not documents
@@ -79,7 +80,7 @@ class AuditRecord:
     card_id: str | None
     organisation_id: str | None
     request_id: str | None
-    details: Mapping[str, Any]
+    details: Mapping[str, JsonValue]
     prev_hash: str
     hash: str
 
@@ -136,7 +137,7 @@ def next_record(
     card_id: str | None = None,
     organisation_id: str | None = None,
     request_id: str | None = None,
-    details: Mapping[str, Any] | None = None,
+    details: Mapping[str, JsonInput] | None = None,
 ) -> AuditRecord:
     """The event that follows ``previous``: the last event, or just the chain's head row
     (seq and hash are all it takes); None for the first event of ``chain``."""
@@ -395,10 +396,10 @@ def canonical_json(value: Any) -> bytes:
     ).encode("utf-8")
 
 
-def _checked_details(details: Mapping[str, Any]) -> dict[str, Any]:
+def _checked_details(details: Mapping[str, JsonInput]) -> JsonObject:
     """A deep copy of ``details``, refused unless it is plain JSON the chain can hash stably."""
     _check_value(details, depth=0)
-    copied: dict[str, Any] = json.loads(canonical_json(details))
+    copied: JsonObject = json.loads(canonical_json(details))
     return copied
 
 

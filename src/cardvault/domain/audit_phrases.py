@@ -1,25 +1,26 @@
 """Audit actions in words: what an RA clerk reads for each action code the service records.
 
-Every action the code records has an entry in ``ACTIONS``: the phrase for a success and,
+Every ``AuditAction`` has an entry in ``ACTIONS``: the phrase for a success and,
 where a failure reads differently, for a failure. A few actions read better with one of
 their details or their reason ("Signed in with push", "Card locked: 3 wrong passcodes"):
-those are in ``VARIANTS``. An action without an entry is still shown (``describe`` falls
-back to the code made readable), but a test fails until it has a phrase, so a new action
-cannot reach the vRA Manager unexplained.
+those are in ``VARIANTS``. A code this version does not record (an older
+release's) is still shown, as the code made readable; a member without a phrase fails a
+test, so a new action cannot reach the vRA Manager unexplained.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.lockout import (
     ATTEMPTS_LOCK_REASON,
     MAX_ATTEMPTS,
     MAX_SECOND_FACTOR_FAILURES,
     SECOND_FACTOR_LOCK_REASON,
 )
+from cardvault.json_types import JsonValue
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,94 +47,109 @@ def _p(success: str, failure: str | None = None) -> Phrase:
     return Phrase(success=success, failure=failure)
 
 
-ACTIONS: Mapping[str, Phrase] = {
+ACTIONS: Mapping[AuditAction, Phrase] = {
     # signing in (the agent, the vRA Manager, QR and the mobile identity agent)
-    "auth.login": _p("Sign-in started", "Sign-in refused"),
-    "auth.passcode": _p("Passcode accepted at sign-in", "Wrong passcode at sign-in"),
-    "auth.second_factor": _p("Signed in", "Second sign-in step failed"),
-    "auth.qr_login": _p("Signed in with a QR code", "QR code sign-in refused"),
-    "auth.mia": _p("Signed in with the mobile identity agent"),
-    "session.opened": _p("Card session started"),
-    "session.closed": _p("Signed out"),
-    "fido2.sign_in": _p("Signed in with a security key", "Security key sign-in refused"),
-    "fido2.clone_suspected": _p("Security key may have been copied"),
-    "push.requested": _p("Sign-in request sent to the phone"),
-    "push.answered": _p("Sign-in approved on the phone", "Sign-in request not approved"),
-    "push.not_me_reported": _p("Holder reported a sign-in that was not theirs"),
+    AuditAction.AUTH_LOGIN: _p("Sign-in started", "Sign-in refused"),
+    AuditAction.AUTH_PASSCODE: _p("Passcode accepted at sign-in", "Wrong passcode at sign-in"),
+    AuditAction.AUTH_SECOND_FACTOR: _p("Signed in", "Second sign-in step failed"),
+    AuditAction.AUTH_QR_LOGIN: _p("Signed in with a QR code", "QR code sign-in refused"),
+    AuditAction.AUTH_MIA: _p("Signed in with the mobile identity agent"),
+    AuditAction.SESSION_OPENED: _p("Card session started"),
+    AuditAction.SESSION_CLOSED: _p("Signed out"),
+    AuditAction.SECURITY_KEY_SIGN_IN: _p(
+        "Signed in with a security key", "Security key sign-in refused"
+    ),
+    AuditAction.SECURITY_KEY_CLONE_SUSPECTED: _p("Security key may have been copied"),
+    AuditAction.PUSH_REQUESTED: _p("Sign-in request sent to the phone"),
+    AuditAction.PUSH_ANSWERED: _p("Sign-in approved on the phone", "Sign-in request not approved"),
+    AuditAction.PUSH_NOT_ME_REPORTED: _p("Holder reported a sign-in that was not theirs"),
     # wrong passcodes outside the sign-in (each counts toward the lock)
-    "enrolment.passcode": _p("Issuance passcode accepted", "Wrong issuance passcode"),
-    "device.pair.passcode": _p(
+    AuditAction.ENROLMENT_PASSCODE: _p("Issuance passcode accepted", "Wrong issuance passcode"),
+    AuditAction.DEVICE_PAIR_PASSCODE: _p(
         "Passcode accepted to pair a phone", "Wrong passcode to pair a phone"
     ),
-    "qr.passcode": _p("Passcode accepted for a QR sign-in", "Wrong passcode for a QR sign-in"),
-    "mia.passcode": _p(
+    AuditAction.QR_PASSCODE: _p(
+        "Passcode accepted for a QR sign-in", "Wrong passcode for a QR sign-in"
+    ),
+    AuditAction.MIA_PASSCODE: _p(
         "Passcode accepted in the mobile identity agent",
         "Wrong passcode in the mobile identity agent",
     ),
-    "sign.passcode": _p("Passcode accepted to sign", "Wrong passcode to sign"),
+    AuditAction.SIGN_PASSCODE: _p("Passcode accepted to sign", "Wrong passcode to sign"),
     # the card's life
-    "card.issued": _p("Card issued"),
-    "card.issuance_started": _p("Card issuance started in a card reader"),
-    "card.issuance_reopened": _p("Card changed by the card management system: issuance reopened"),
-    "card.certificate_imported": _p("Certificate imported"),
-    "card.certificate_replaced": _p("Certificate replaced"),
-    "card.invited": _p("Invitation sent to finish setting up the card"),
-    "invitation.code": _p("Text message code accepted", "Wrong text message code"),
-    "card.enrolled": _p("Card set up by its holder"),
-    "card.locked": _p("Card locked"),
-    "card.second_factor_limit": _p(
+    AuditAction.CARD_ISSUED: _p("Card issued"),
+    AuditAction.CARD_ISSUANCE_STARTED: _p("Card issuance started in a card reader"),
+    AuditAction.CARD_ISSUANCE_REOPENED: _p(
+        "Card changed by the card management system: issuance reopened"
+    ),
+    AuditAction.CARD_CERTIFICATE_IMPORTED: _p("Certificate imported"),
+    AuditAction.CARD_CERTIFICATE_REPLACED: _p("Certificate replaced"),
+    AuditAction.CARD_INVITED: _p("Invitation sent to finish setting up the card"),
+    AuditAction.INVITATION_CODE: _p("Text message code accepted", "Wrong text message code"),
+    AuditAction.CARD_ENROLLED: _p("Card set up by its holder"),
+    AuditAction.CARD_LOCKED: _p("Card locked"),
+    AuditAction.CARD_SECOND_FACTOR_LIMIT: _p(
         f"Second sign-in step wrong {MAX_SECOND_FACTOR_FAILURES} times in a row: RA staff alerted"
     ),
-    "card.unlocked": _p("Card unlocked"),
-    "card.revoked": _p("Card revoked"),
-    "card.passcode_reset": _p("Passcode reset on the portal"),
+    AuditAction.CARD_UNLOCKED: _p("Card unlocked"),
+    AuditAction.CARD_REVOKED: _p("Card revoked"),
+    AuditAction.CARD_PASSCODE_RESET: _p("Passcode reset on the portal"),
     # using the card's keys
-    "card.signed": _p("Card used to sign", "Card refused to sign"),
-    "card.decrypted": _p("Card used to decrypt"),
-    "card.key_agreed": _p("Card used for a key agreement"),
+    AuditAction.CARD_SIGNED: _p("Card used to sign", "Card refused to sign"),
+    AuditAction.CARD_DECRYPTED: _p("Card used to decrypt"),
+    AuditAction.CARD_KEY_AGREED: _p("Card used for a key agreement"),
     # the self-service portal
-    "portal.reset_requested": _p("Reset link asked for", "Reset link asked for, none sent"),
-    "portal.reset_link": _p("Passcode reset link sent", "Passcode reset link not sent"),
-    "recovery.answers": _p("Security questions answered", "Wrong answers to security questions"),
-    "recovery.second_factor": _p(
+    AuditAction.PORTAL_RESET_REQUESTED: _p(
+        "Reset link asked for", "Reset link asked for, none sent"
+    ),
+    AuditAction.PORTAL_RESET_LINK: _p("Passcode reset link sent", "Passcode reset link not sent"),
+    AuditAction.RECOVERY_ANSWERS: _p(
+        "Security questions answered", "Wrong answers to security questions"
+    ),
+    AuditAction.RECOVERY_SECOND_FACTOR: _p(
         "Identity confirmed to reset the passcode", "Second step of a passcode reset failed"
     ),
     # ways to sign in
-    "method.added": _p("Sign-in method added"),
-    "method.confirmed": _p("Authenticator app confirmed"),
-    "method.removed": _p("Sign-in method removed"),
-    "method.fido2_registration": _p("Security key registered", "Security key registration refused"),
-    "device.pairing_created": _p("Phone pairing code shown"),
-    "device.paired": _p("Phone paired"),
-    "device.revoked": _p("Phone removed"),
-    "device.request": _p("Request from a phone", "Request from a phone refused"),
+    AuditAction.METHOD_ADDED: _p("Sign-in method added"),
+    AuditAction.METHOD_CONFIRMED: _p("Authenticator app confirmed"),
+    AuditAction.METHOD_REMOVED: _p("Sign-in method removed"),
+    AuditAction.SECURITY_KEY_REGISTRATION: _p(
+        "Security key registered", "Security key registration refused"
+    ),
+    AuditAction.DEVICE_PAIRING_CREATED: _p("Phone pairing code shown"),
+    AuditAction.DEVICE_PAIRED: _p("Phone paired"),
+    AuditAction.DEVICE_REVOKED: _p("Phone removed"),
+    AuditAction.DEVICE_REQUEST: _p("Request from a phone", "Request from a phone refused"),
     # the card in a PC/SC reader (the card's PIN and administration)
-    "piv.card_inserted": _p("Card connected to a card reader"),
-    "piv.card_removed": _p("Card removed from the card reader"),
-    "piv.verify": _p("Card PIN accepted", "Wrong card PIN"),
-    "piv.blocked": _p("Card PIN blocked"),
-    "piv.piv_pin_changed": _p("Card PIN changed"),
-    "piv.global_pin_changed": _p("Card's global PIN changed"),
-    "piv.puk_changed": _p("Card PUK changed"),
-    "piv.pin_reset": _p("Card PIN reset with the PUK"),
-    "piv.management_authenticated": _p("Card management key accepted", "Wrong card management key"),
-    "piv.management_key_changed": _p("Card management key changed"),
-    "piv.key_generated": _p("Key generated on the card"),
-    "piv.object_written": _p("Data written to the card"),
+    AuditAction.PIV_CARD_INSERTED: _p("Card connected to a card reader"),
+    AuditAction.PIV_CARD_REMOVED: _p("Card removed from the card reader"),
+    AuditAction.PIV_VERIFY: _p("Card PIN accepted", "Wrong card PIN"),
+    AuditAction.PIV_BLOCKED: _p("Card PIN blocked"),
+    AuditAction.PIV_PIV_PIN_CHANGED: _p("Card PIN changed"),
+    AuditAction.PIV_GLOBAL_PIN_CHANGED: _p("Card's global PIN changed"),
+    AuditAction.PIV_PUK_CHANGED: _p("Card PUK changed"),
+    AuditAction.PIV_PIN_RESET: _p("Card PIN reset with the PUK"),
+    AuditAction.PIV_MANAGEMENT_AUTHENTICATED: _p(
+        "Card management key accepted", "Wrong card management key"
+    ),
+    AuditAction.PIV_MANAGEMENT_KEY_CHANGED: _p("Card management key changed"),
+    AuditAction.PIV_KEY_GENERATED: _p("Key generated on the card"),
+    AuditAction.PIV_OBJECT_WRITTEN: _p("Data written to the card"),
     # messages
-    "notification.sent": _p("Message sent"),
-    "notification.failed": _p("Message could not be delivered"),
+    AuditAction.NOTIFICATION_SENT: _p("Message sent"),
+    AuditAction.NOTIFICATION_FAILED: _p("Message could not be delivered"),
     # the directory and the service
-    "organisation.created": _p("Organisation created"),
-    "organisation.policy_changed": _p("Organisation's rules changed"),
-    "organisation.networks_changed": _p("Organisation's networks changed"),
-    "ingress.refused": _p("Request from outside every organisation's networks refused"),
-    "person.created": _p("Person added"),
-    "person.membership_added": _p("Person joined the organisation"),
-    "ra.role_granted": _p("RA role given"),
-    "ra.role_revoked": _p("RA role taken away"),
-    "ra.role_selected": _p("Started working in the vRA Manager"),
-    "service.initialised": _p("Service set up"),
+    AuditAction.ORGANISATION_CREATED: _p("Organisation created"),
+    AuditAction.ORGANISATION_POLICY_CHANGED: _p("Organisation's rules changed"),
+    AuditAction.ORGANISATION_NETWORKS_CHANGED: _p("Organisation's networks changed"),
+    AuditAction.INGRESS_REFUSED: _p("Request from outside every organisation's networks refused"),
+    AuditAction.PERSON_CREATED: _p("Person added"),
+    AuditAction.PERSON_MEMBERSHIP_ADDED: _p("Person joined the organisation"),
+    AuditAction.RA_ROLE_GRANTED: _p("RA role given"),
+    AuditAction.RA_ROLE_REVOKED: _p("RA role taken away"),
+    AuditAction.RA_ROLE_SELECTED: _p("Started working in the vRA Manager"),
+    AuditAction.SERVICE_INITIALISED: _p("Service set up"),
+    AuditAction.AUDIT_RESTORE_ACKNOWLEDGED: _p("Restore of the audit trail acknowledged"),
 }
 
 #: ``auth.second_factor`` and ``recovery.second_factor`` name the factor that answered
@@ -164,10 +180,10 @@ _REMOVED = {
     "hr_card": "HR card removed",
 }
 
-VARIANTS: Mapping[str, Variant] = {
-    "auth.second_factor": Variant(key="method", phrases=_SIGNED_IN_WITH),
-    "recovery.second_factor": Variant(key="method", phrases=_CONFIRMED_WITH),
-    "card.locked": Variant(
+VARIANTS: Mapping[AuditAction, Variant] = {
+    AuditAction.AUTH_SECOND_FACTOR: Variant(key="method", phrases=_SIGNED_IN_WITH),
+    AuditAction.RECOVERY_SECOND_FACTOR: Variant(key="method", phrases=_CONFIRMED_WITH),
+    AuditAction.CARD_LOCKED: Variant(
         key="reason",
         phrases={
             ATTEMPTS_LOCK_REASON: f"Card locked: {MAX_ATTEMPTS} wrong passcodes",
@@ -176,8 +192,8 @@ VARIANTS: Mapping[str, Variant] = {
             ),
         },
     ),
-    "method.added": Variant(key="method", phrases=_ADDED),
-    "method.removed": Variant(key="method", phrases=_REMOVED),
+    AuditAction.METHOD_ADDED: Variant(key="method", phrases=_ADDED),
+    AuditAction.METHOD_REMOVED: Variant(key="method", phrases=_REMOVED),
 }
 
 
@@ -186,18 +202,18 @@ def describe(
     outcome: str = "success",
     *,
     reason: str | None = None,
-    details: Mapping[str, Any] | None = None,
+    details: Mapping[str, JsonValue] | None = None,
 ) -> str:
     """The phrase for one event; an unknown action reads as its code made readable."""
-    variant = VARIANTS.get(action)
+    known = AuditAction.of(action)
+    if known is None:
+        return fallback(action)
+    variant = VARIANTS.get(known)
     if variant is not None and outcome == variant.outcome:
         value = reason if variant.key == "reason" else (details or {}).get(variant.key)
         if isinstance(value, str) and value in variant.phrases:
             return variant.phrases[value]
-    phrase = ACTIONS.get(action)
-    if phrase is None:
-        return fallback(action)
-    return phrase.for_outcome(outcome)
+    return ACTIONS[known].for_outcome(outcome)
 
 
 def fallback(action: str) -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cardvault.domain.vocabulary import CardStatus
+
 MAX_ATTEMPTS = 3
 #: statuses in which a passcode may be tried at all
-OPENABLE = ("issued", "enrolled", "active")
+OPENABLE = (CardStatus.ISSUED, CardStatus.ENROLLED, CardStatus.ACTIVE)
 #: the lock reason of a card locked by wrong passcodes: its holder may unlock it themselves,
 #: unlike a card an RA locked
 ATTEMPTS_LOCK_REASON = "three incorrect passcodes"

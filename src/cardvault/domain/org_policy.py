@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from cardvault.domain.vocabulary import SignInRoute
 from cardvault.errors import InvalidInput
 
-ALL_METHODS = ("ad_account", "email", "qr", "fido2", "hr_card", "mia")
+#: stored as ``allowed_methods``: the sign-in routes an organisation allows
+ALL_METHODS: tuple[str, ...] = tuple(SignInRoute)
 KEY_ALGORITHMS = ("rsa2048", "rsa3072", "ecp256")
 DEFAULT_SUBJECT_TEMPLATE = "CN={common_name},serialNumber={user_id},O={organisation_name}"
 
@@ -70,7 +72,8 @@ class OrganisationPolicy:
             out["fido2_allowed_aaguids"] = list(self.fido2_allowed_aaguids)
         return out
 
-    def allows(self, method: str) -> bool:
-        if method == "hr_card" and not self.hr_cards_allowed:
+    def allows(self, route: str) -> bool:
+        """A sign-in route (or the second factor of the same name) is allowed."""
+        if route == SignInRoute.HR_CARD and not self.hr_cards_allowed:
             return False
-        return method in self.allowed_methods
+        return route in self.allowed_methods

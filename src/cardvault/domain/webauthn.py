@@ -19,11 +19,10 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from fido2.attestation.base import Attestation, InvalidAttestation
 from fido2.rpid import verify_rp_id
@@ -51,6 +50,7 @@ from cardvault.errors import (
     InvalidInput,
     PermissionDenied,
 )
+from cardvault.json_types import JsonObject, JsonValue, text
 
 _AAGUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MAX_USER_HANDLE = 64  # WebAuthn §5.4.3
@@ -219,7 +219,7 @@ def begin_registration(
     display_name: str,
     existing: Sequence[StoredCredential],
     resident_key: bool,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[JsonObject, JsonObject]:
     """Options for ``navigator.credentials.create`` and the state to keep until complete."""
     if not 1 <= len(user_handle) <= _MAX_USER_HANDLE:
         raise InvalidInput("A user handle is 1 to 64 bytes.")
@@ -240,8 +240,8 @@ def begin_registration(
 
 def complete_registration(
     policy: WebAuthnPolicy,
-    state: MutableMapping[str, Any],
-    response: Mapping[str, Any],
+    state: JsonObject,
+    response: Mapping[str, JsonValue],
     *,
     nickname: str,
 ) -> StoredCredential:
@@ -268,7 +268,7 @@ def complete_registration(
     if policy.allowed_aaguids is not None and aaguid not in policy.allowed_aaguids:
         name = aaguid_name(aaguid) or "This security key model"
         raise AuthenticatorNotAllowed(f"{name} is not allowed here.", aaguid=aaguid)
-    if websafe_encode(credential.credential_id) in state["excluded"]:
+    if websafe_encode(credential.credential_id) in _texts(state.get("excluded")):
         raise CredentialAlreadyRegistered("This security key is already registered.")
     return StoredCredential(
         credential_id=credential.credential_id,
@@ -276,7 +276,7 @@ def complete_registration(
         sign_count=auth_data.counter,
         aaguid=aaguid,
         nickname=nickname,
-        user_handle=websafe_decode(state["user_handle"]),
+        user_handle=websafe_decode(text(state, "user_handle")),
     )
 
 
@@ -285,7 +285,7 @@ def complete_registration(
 
 def begin_assertion(
     policy: WebAuthnPolicy, *, credentials: Sequence[StoredCredential] | None
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[JsonObject, JsonObject]:
     """Options for ``navigator.credentials.get``; ``credentials=None`` asks for a
     discoverable credential (login without typing an identifier)."""
     options, fido_state = _server(policy).authenticate_begin(
@@ -298,9 +298,9 @@ def begin_assertion(
 
 def complete_assertion(
     policy: WebAuthnPolicy,
-    state: MutableMapping[str, Any],
+    state: JsonObject,
     credentials: Sequence[StoredCredential],
-    response: Mapping[str, Any],
+    response: Mapping[str, JsonValue],
 ) -> AssertionResult:
     """Verify a ``get()`` response against the candidate credentials.
 
@@ -362,7 +362,7 @@ def _check_sign_count(stored: StoredCredential, received: int) -> None:
 
 def _check_client_data(
     policy: WebAuthnPolicy,
-    state: Mapping[str, Any],
+    state: JsonObject,
     client_data: CollectedClientData,
     expected_type: str,
 ) -> None:
@@ -373,12 +373,12 @@ def _check_client_data(
             "The request came from a web address this service does not accept.",
             origin=client_data.origin,
         )
-    if not hmac.compare_digest(websafe_decode(state["challenge"]), client_data.challenge):
+    if not hmac.compare_digest(websafe_decode(text(state, "challenge")), client_data.challenge):
         raise ChallengeMismatch("The response answers a different challenge.")
 
 
 def _check_authenticator_data(
-    policy: WebAuthnPolicy, state: Mapping[str, Any], auth_data: AuthenticatorData
+    policy: WebAuthnPolicy, state: JsonObject, auth_data: AuthenticatorData
 ) -> None:
     expected = hashlib.sha256(policy.rp_id.encode()).digest()
     if not hmac.compare_digest(expected, auth_data.rp_id_hash):
@@ -395,7 +395,7 @@ def _check_authenticator_data(
         )
 
 
-def _consume(policy: WebAuthnPolicy, state: MutableMapping[str, Any], kind: Ceremony) -> None:
+def _consume(policy: WebAuthnPolicy, state: JsonObject, kind: Ceremony) -> None:
     """A state answers one response: mark it used before looking at anything else."""
     if state.get("ceremony") != kind or state.get("rp_id") != policy.rp_id:
         raise InvalidState("This response does not belong to the request in progress.")
@@ -405,8 +405,8 @@ def _consume(policy: WebAuthnPolicy, state: MutableMapping[str, Any], kind: Cere
 
 
 def _new_state(
-    policy: WebAuthnPolicy, kind: Ceremony, fido_state: Mapping[str, Any]
-) -> dict[str, Any]:
+    policy: WebAuthnPolicy, kind: Ceremony, fido_state: Mapping[str, JsonValue]
+) -> JsonObject:
     return {
         "ceremony": str(kind),
         "rp_id": policy.rp_id,
@@ -416,8 +416,14 @@ def _new_state(
     }
 
 
-def _fido_state(state: Mapping[str, Any]) -> dict[str, Any]:
+def _fido_state(state: JsonObject) -> JsonObject:
+    """The part of our state that fido2's server reads back."""
     return {"challenge": state["challenge"], "user_verification": state["user_verification"]}
+
+
+def _texts(value: JsonValue) -> list[str]:
+    """A list of strings our own state wrote (credential ids); anything else reads as none."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 @contextmanager
@@ -467,7 +473,7 @@ def _descriptor(credential: StoredCredential) -> PublicKeyCredentialDescriptor:
     )
 
 
-def _plain(options: Mapping[str, Any]) -> dict[str, Any]:
+def _plain(options: Mapping[str, object]) -> JsonObject:
     """fido2's options as plain JSON types (its enums are str subclasses)."""
-    plain: dict[str, Any] = json.loads(json.dumps(dict(options)))
+    plain: JsonObject = json.loads(json.dumps(dict(options)))
     return plain

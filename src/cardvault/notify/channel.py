@@ -28,13 +28,15 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from cardvault import strict_json
 from cardvault.errors import InvalidInput, Unavailable
+from cardvault.json_types import JsonInput, JsonObject
 
 log = logging.getLogger("cardvault.channel")
-Event = dict[str, Any]
+#: an event as a subscriber receives it: JSON, whichever channel carried it
+Event = JsonObject
 
 
 class Subscription:
@@ -97,7 +99,7 @@ class _Hub:
 
 
 class Channel(Protocol):
-    def publish(self, topic: str, event: Mapping[str, Any]) -> None: ...
+    def publish(self, topic: str, event: Mapping[str, JsonInput]) -> None: ...
 
     def subscribe(self, topics: Iterable[str]) -> Subscription:
         """Call inside a running event loop; close the subscription when done."""
@@ -120,8 +122,10 @@ class LocalChannel:
         self._lock = threading.Lock()
         self._presence: dict[str, dict[str, float]] = {}
 
-    def publish(self, topic: str, event: Mapping[str, Any]) -> None:
-        self._hub.deliver(topic, dict(event))
+    def publish(self, topic: str, event: Mapping[str, JsonInput]) -> None:
+        # through JSON, as Redis carries it: a subscriber sees the same thing either way
+        delivered: Event = json.loads(json.dumps(dict(event)))
+        self._hub.deliver(topic, delivered)
 
     def subscribe(self, topics: Iterable[str]) -> Subscription:
         return self._hub.add(topics)
@@ -174,7 +178,7 @@ class RedisChannel:
     def _topic(self, topic: str) -> str:
         return f"{self._prefix}:ev:{topic}"
 
-    def publish(self, topic: str, event: Mapping[str, Any]) -> None:
+    def publish(self, topic: str, event: Mapping[str, JsonInput]) -> None:
         import redis
 
         try:

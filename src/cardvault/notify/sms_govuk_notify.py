@@ -20,7 +20,6 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -28,7 +27,7 @@ import httpx
 from cardvault import __version__
 from cardvault.notify.message import SmsMessage
 from cardvault.notify.ports import DeliveryFailed, SenderMisconfigured
-from cardvault.notify.sms_webhook import check_gateway_status, check_gateway_url
+from cardvault.notify.sms_webhook import HttpSmsSender, check_gateway_status, check_gateway_url
 
 NOTIFY_BASE_URL = "https://api.notifications.service.gov.uk"
 #: the placeholder the operator's Notify template consists of
@@ -61,7 +60,7 @@ def _split_api_key(api_key: str) -> tuple[str, str]:
     return service_id, secret
 
 
-class GovUkNotifySmsSender:
+class GovUkNotifySmsSender(HttpSmsSender):
     """An :class:`~cardvault.notify.ports.SmsSender` for GOV.UK Notify."""
 
     def __init__(
@@ -82,8 +81,7 @@ class GovUkNotifySmsSender:
         self._base = str(check_gateway_url(base_url)).rstrip("/")
         self._timeout = timeout
         self._clock = clock
-        self._owns_client = client is None
-        self._client = client or httpx.Client(follow_redirects=False)
+        super().__init__(client)
 
     def send(self, message: SmsMessage) -> None:
         if self._already_sent(message.message_id):
@@ -122,18 +120,3 @@ class GovUkNotifySmsSender:
             raise DeliveryFailed("GOV.UK Notify did not answer in time.", permanent=False) from exc
         except httpx.HTTPError as exc:
             raise DeliveryFailed("Could not reach GOV.UK Notify.", permanent=False) from exc
-
-    def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> GovUkNotifySmsSender:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

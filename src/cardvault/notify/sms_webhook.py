@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from http import HTTPStatus
 from types import TracebackType
+from typing import Self
 
 import httpx
 
@@ -52,7 +53,30 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class WebhookSmsSender:
+class HttpSmsSender:
+    """What the HTTP gateways share: an httpx client, closed with the sender if it made it."""
+
+    def __init__(self, client: httpx.Client | None) -> None:
+        self._owns_client = client is None
+        self._client = client or httpx.Client(follow_redirects=False)
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class WebhookSmsSender(HttpSmsSender):
     """An :class:`~cardvault.notify.ports.SmsSender` that POSTs JSON to a gateway."""
 
     def __init__(
@@ -68,8 +92,7 @@ class WebhookSmsSender:
         self._url = check_gateway_url(url)
         self._token = token
         self._timeout = timeout
-        self._owns_client = client is None
-        self._client = client or httpx.Client(follow_redirects=False)
+        super().__init__(client)
 
     def send(self, message: SmsMessage) -> None:
         try:
@@ -95,21 +118,6 @@ class WebhookSmsSender:
             "User-Agent": f"cardvault/{__version__}",
             "Accept": "application/json",
         }
-
-    def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> WebhookSmsSender:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def check_gateway_status(status: int) -> None:

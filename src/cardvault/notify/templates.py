@@ -15,11 +15,11 @@ import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 import jinja2
 
 from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonInput
 from cardvault.notify.message import EmailMessage, SmsMessage
 
 DEFAULT_SERVICE_NAME = "cardvault"
@@ -38,8 +38,9 @@ class EmailTemplate(StrEnum):
     INVITATION = "invitation"
     DEVICE_ADDED = "device_added"
     DEVICE_REMOVED = "device_removed"
-    FIDO2_KEY_ADDED = "fido2_key_added"
-    FIDO2_KEY_REMOVED = "fido2_key_removed"
+    #: stored in the outbox under their first names
+    SECURITY_KEY_ADDED = "fido2_key_added"
+    SECURITY_KEY_REMOVED = "fido2_key_removed"
     NOT_ME_ALERT = "not_me_alert"
     SECOND_FACTOR_ALERT = "second_factor_alert"
 
@@ -59,8 +60,8 @@ CONTEXT_KEYS: Mapping[str, frozenset[str]] = {
     EmailTemplate.INVITATION: _HOLDER | _LINK | {"organisation_name"},
     EmailTemplate.DEVICE_ADDED: _HOLDER | {"at", "device_name"},
     EmailTemplate.DEVICE_REMOVED: _HOLDER | {"at", "device_name"},
-    EmailTemplate.FIDO2_KEY_ADDED: _HOLDER | {"at", "key_name"},
-    EmailTemplate.FIDO2_KEY_REMOVED: _HOLDER | {"at", "key_name"},
+    EmailTemplate.SECURITY_KEY_ADDED: _HOLDER | {"at", "key_name"},
+    EmailTemplate.SECURITY_KEY_REMOVED: _HOLDER | {"at", "key_name"},
     EmailTemplate.NOT_ME_ALERT: _RA_ALERT | {"device_name"},
     EmailTemplate.SECOND_FACTOR_ALERT: _RA_ALERT | {"door"},
     SmsTemplate.INVITATION_CODE: frozenset({"code", "valid_minutes"}),
@@ -75,8 +76,8 @@ TITLES: Mapping[str, str] = {
     EmailTemplate.INVITATION: "Invitation to finish enrolment (link)",
     EmailTemplate.DEVICE_ADDED: "Device added",
     EmailTemplate.DEVICE_REMOVED: "Device removed",
-    EmailTemplate.FIDO2_KEY_ADDED: "Security key added",
-    EmailTemplate.FIDO2_KEY_REMOVED: "Security key removed",
+    EmailTemplate.SECURITY_KEY_ADDED: "Security key added",
+    EmailTemplate.SECURITY_KEY_REMOVED: "Security key removed",
     EmailTemplate.NOT_ME_ALERT: "Alert to the RA: a sign-in the holder did not make",
     EmailTemplate.SECOND_FACTOR_ALERT: "Alert to the RA: five wrong second factors in a row",
     SmsTemplate.INVITATION_CODE: "Enrolment code for an invitation",
@@ -99,7 +100,7 @@ class TemplateContextError(InvalidInput):
 
 
 def render_email(
-    template: str, *, to: str, message_id: str, context: Mapping[str, Any]
+    template: str, *, to: str, message_id: str, context: Mapping[str, JsonInput]
 ) -> EmailMessage:
     """Render the email ``template`` (an :class:`EmailTemplate` value) for ``to``."""
     name = _template_name(template, EmailTemplate)
@@ -116,7 +117,7 @@ def render_email(
 
 
 def render_sms(
-    template: str, *, to: str, message_id: str, context: Mapping[str, Any]
+    template: str, *, to: str, message_id: str, context: Mapping[str, JsonInput]
 ) -> SmsMessage:
     """Render the SMS ``template`` (an :class:`SmsTemplate` value) for ``to``."""
     name = _template_name(template, SmsTemplate)
@@ -132,7 +133,7 @@ def _template_name(template: str, kind: type[StrEnum]) -> str:
         raise UnknownTemplate(f"There is no message template called {template!r}.") from None
 
 
-def _checked_context(name: str, context: Mapping[str, Any]) -> dict[str, Any]:
+def _checked_context(name: str, context: Mapping[str, JsonInput]) -> dict[str, JsonInput]:
     expected = CONTEXT_KEYS[name]
     missing = sorted(expected - context.keys())
     unexpected = sorted(context.keys() - expected - _OPTIONAL)
@@ -156,7 +157,7 @@ def _check_link(key: str, value: object) -> None:
         raise TemplateContextError(f"The {key} must be an http(s) address.", key=key)
 
 
-def _render(env: jinja2.Environment, file: str, values: Mapping[str, Any]) -> str:
+def _render(env: jinja2.Environment, file: str, values: Mapping[str, JsonInput]) -> str:
     try:
         return env.get_template(file).render(values)
     except jinja2.UndefinedError as exc:  # a template uses a key it did not declare
@@ -167,10 +168,15 @@ def _render(env: jinja2.Environment, file: str, values: Mapping[str, Any]) -> st
 def _environments() -> tuple[jinja2.Environment, jinja2.Environment]:
     """(text, html) environments, built on first use rather than at import."""
     loader = jinja2.PackageLoader("cardvault.notify", "templates")
-    common: dict[str, Any] = {"loader": loader, "undefined": jinja2.StrictUndefined}
+    strict = jinja2.StrictUndefined
     # plain text and subjects are not HTML: escaping would show "&amp;" to the reader
-    text = jinja2.Environment(autoescape=False, keep_trailing_newline=True, **common)  # noqa: S701
-    html = jinja2.Environment(autoescape=True, **common)
+    text = jinja2.Environment(
+        loader=loader,
+        undefined=strict,
+        autoescape=False,  # noqa: S701
+        keep_trailing_newline=True,
+    )
+    html = jinja2.Environment(loader=loader, undefined=strict, autoescape=True)
     for env in (text, html):
         env.filters["when"] = format_when
         env.filters["duration"] = format_duration

@@ -64,7 +64,7 @@ def _sqlite_begin_immediate(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def snapshot_options(engine: Engine) -> dict[str, Any]:
+def snapshot_options(engine: Engine) -> dict[str, str | bool]:
     """Execution options for a long read-only transaction (an audit verification) that must
     see the database as of one moment while the service goes on writing: REPEATABLE READ
     on PostgreSQL, a deferred (reader) transaction on SQLite."""

@@ -8,7 +8,6 @@ tokens and links are stored as SHA-256 hashes only.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -27,7 +26,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from cardvault.store.types import UtcDateTime, new_id, utcnow
+from cardvault.domain.push_policy import PushStatus
+from cardvault.domain.vocabulary import (
+    AuthState,
+    CardStatus,
+    MethodKind,
+    MethodStatus,
+    NotificationStatus,
+    RaRole,
+)
+from cardvault.json_types import JsonObject
+from cardvault.store.types import StrEnumType, UtcDateTime, new_id, utcnow
+
+# the vocabulary is imported from here by code written before it moved to domain/
+__all__ = ["AuthState", "CardStatus", "MethodKind", "MethodStatus", "RaRole"]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -40,10 +52,7 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        datetime: UtcDateTime(),
-        dict[str, Any]: JSON(),
-    }
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime()}
 
 
 def table_of(model: type[Base]) -> Table:
@@ -62,39 +71,12 @@ def _created() -> Mapped[datetime]:
     return mapped_column(default=utcnow)
 
 
-class CardStatus(StrEnum):
-    #: a virtual card in an RA's reader, being personalised by a card management system
-    BLANK = "blank"
-    ISSUED = "issued"
-    ENROLLED = "enrolled"
-    ACTIVE = "active"
-    LOCKED = "locked"
-    REVOKED = "revoked"
-
-
-class RaRole(StrEnum):
-    """Roles an RA user holds per organisation (the original product's RA roles)."""
-
-    RA_MANAGER = "ra_manager"  # everything, including granting roles
-    RA_AGENT = "ra_agent"  # issue, enrol, associate, lock/unlock
-    AUDITOR = "auditor"  # read the audit log only
-
-
-class MethodKind(StrEnum):
-    AD_ACCOUNT = "ad_account"
-    TOTP = "totp"
-    AUTHENTICATOR = "authenticator"
-    FIDO2 = "fido2"
-    MIA = "mia"
-    HR_CARD = "hr_card"
-
-
 class Organisation(Base):
     __tablename__ = "organisations"
     id: Mapped[str] = _id()
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    policy: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     allowed_networks: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = _created()
 
@@ -128,7 +110,7 @@ class RaRoleGrant(Base):
     id: Mapped[str] = _id()
     person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
     organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
-    role: Mapped[str] = mapped_column(String(20))
+    role: Mapped[RaRole] = mapped_column(StrEnumType(RaRole, 20))
     granted_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = _created()
 
@@ -139,7 +121,9 @@ class Card(Base):
     serial: Mapped[str] = mapped_column(String(20), unique=True)
     person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
     organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
-    status: Mapped[str] = mapped_column(String(10), default=CardStatus.ISSUED.value)
+    status: Mapped[CardStatus] = mapped_column(
+        StrEnumType(CardStatus, 10), default=CardStatus.ISSUED
+    )
     key_algorithm: Mapped[str] = mapped_column(String(10))
     #: CardKeyRecord sealed under the master key; NULL once revoked (crypto-shredded)
     key_record: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -154,7 +138,7 @@ class Card(Base):
     second_factor_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lock_reason: Mapped[str | None] = mapped_column(String(200))
     #: the status to return to when a lock is lifted
-    locked_from: Mapped[str | None] = mapped_column(String(10))
+    locked_from: Mapped[CardStatus | None] = mapped_column(StrEnumType(CardStatus, 10))
     status_reason: Mapped[str | None] = mapped_column(String(500))
     status_changed_at: Mapped[datetime] = _created()
     created_at: Mapped[datetime] = _created()
@@ -170,7 +154,7 @@ class KeySlotInfo(Base):
     card_id: Mapped[str] = mapped_column(ForeignKey("cards.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(80))
     kind: Mapped[str] = mapped_column(String(20))
-    kdf: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    kdf: Mapped[JsonObject | None] = mapped_column(JSON)
     generation: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = _created()
 
@@ -223,16 +207,18 @@ class Association(Base):
     id: Mapped[str] = _id()
     card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
     organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
-    method: Mapped[str] = mapped_column(String(20))
+    method: Mapped[MethodKind] = mapped_column(StrEnumType(MethodKind, 20))
     #: normalised identifier, unique per organisation and method (AD name, UID, credential id)
     lookup_key: Mapped[str] = mapped_column(String(300))
     label: Mapped[str | None] = mapped_column(String(100))
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    details: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     #: method secret (e.g. TOTP seed) sealed under the master key, bound to this row's id
     sealed_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: monotonic counter: last accepted TOTP step, FIDO2 sign count
     counter: Mapped[int] = mapped_column(BigInteger, default=0)
-    status: Mapped[str] = mapped_column(String(10), default="active")
+    status: Mapped[MethodStatus] = mapped_column(
+        StrEnumType(MethodStatus, 10), default=MethodStatus.ACTIVE
+    )
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = _created()
     last_used_at: Mapped[datetime | None]
@@ -279,12 +265,15 @@ class AuthTransaction(Base):
     id: Mapped[str] = _id()
     card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"), index=True)
     organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
+    #: how the transaction started: a SignInRoute for a sign-in, "sms_code" for an
+    #: invitation, "answers"/"recovery_code" for a passcode reset
     method: Mapped[str] = mapped_column(String(20))
     purpose: Mapped[str] = mapped_column(String(20), default="holder")
-    state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[AuthState] = mapped_column(StrEnumType(AuthState, 20))
     #: wrap(DEK, SK) once the passcode opened the card; SK is only with the client
     session_wrap: Mapped[bytes | None] = mapped_column(LargeBinary)
-    factor_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: a second factor's own state between offer and answer (its shape is the plug-in's)
+    factor_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     factor_failures: Mapped[int] = mapped_column(Integer, default=0)
     client_address: Mapped[str | None] = mapped_column(String(64))
     client_name: Mapped[str | None] = mapped_column(String(100))
@@ -305,13 +294,13 @@ class WebAuthnCeremony(Base):
     kind: Mapped[str] = mapped_column(String(12))
     #: pending → answered → verified → consumed; or failed
     status: Mapped[str] = mapped_column(String(10), default="pending")
-    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
     card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"))
     association_id: Mapped[str | None] = mapped_column(String(36))
     created_by: Mapped[str | None] = mapped_column(String(100))
     proof_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    details: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
@@ -325,11 +314,12 @@ class CardSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     session_wrap: Mapped[bytes] = mapped_column(LargeBinary)
     purpose: Mapped[str] = mapped_column(String(20), default="holder")
+    #: "route+factor" that opened the session (``email+totp``, ``qr+device``, ``mia+biometric``)
     method: Mapped[str] = mapped_column(String(20))
     client_address: Mapped[str | None] = mapped_column(String(64))
     #: for RA sessions: the organisation and role chosen after login
     acting_organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
-    acting_role: Mapped[str | None] = mapped_column(String(20))
+    acting_role: Mapped[RaRole | None] = mapped_column(StrEnumType(RaRole, 20))
     created_at: Mapped[datetime] = _created()
     last_used_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime]
@@ -355,7 +345,7 @@ class PivCard(Base):
     secrets: Mapped[bytes] = mapped_column(LargeBinary)
     secrets_version: Mapped[int] = mapped_column(Integer, default=1)
     #: the public key of each generated slot (slot hex -> SPKI base64): public facts
-    public_keys: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    public_keys: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 
@@ -408,7 +398,7 @@ class Link(Base):
     card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"), index=True)
     person_id: Mapped[str | None] = mapped_column(ForeignKey("persons.id"))
     organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    details: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime]
@@ -434,10 +424,12 @@ class Notification(Base):
     channel: Mapped[str] = mapped_column(String(10))
     recipient: Mapped[str] = mapped_column(String(254))
     template: Mapped[str] = mapped_column(String(50))
-    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    context: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
     card_id: Mapped[str | None] = mapped_column(ForeignKey("cards.id"))
-    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    status: Mapped[NotificationStatus] = mapped_column(
+        StrEnumType(NotificationStatus, 10), default=NotificationStatus.PENDING, index=True
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = _created()
@@ -465,8 +457,10 @@ class PushChallenge(Base):
     )
     card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(12), default="pending")
-    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[PushStatus] = mapped_column(
+        StrEnumType(PushStatus, 12), default=PushStatus.PENDING
+    )
+    context: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime]
@@ -493,7 +487,7 @@ class AuditEvent(Base):
     card_id: Mapped[str | None] = mapped_column(String(36), index=True)
     organisation_id: Mapped[str | None] = mapped_column(String(36))
     request_id: Mapped[str | None] = mapped_column(String(64))
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    details: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
@@ -541,7 +535,7 @@ class WebSession(Base):
     #: when the holder last proved passcode + second factor in this session
     authenticated_at: Mapped[datetime | None]
     #: small page state (sign-in in progress, ceremony states, one-time notices); never secrets
-    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    data: Mapped[JsonObject] = mapped_column(JSON, default=dict)
     client_address: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
     last_seen_at: Mapped[datetime] = _created()

@@ -114,7 +114,7 @@ def test_ra_journey(page: Page, live: Live, operator: Actor) -> None:
             }
         },
     )
-    page.get_by_role("link", name="Register a FIDO2 security key").click()
+    page.get_by_role("link", name="Register a security key").click()
     shot(page, "06-fido2")
     page.get_by_label("Name for this key").fill("Blue key")
     page.get_by_role("button", name="Register the key").click()

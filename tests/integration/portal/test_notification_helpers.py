@@ -21,8 +21,8 @@ def test_device_and_key_changes_are_told_to_the_holder(rt: Runtime, operator: Ac
         assert row is not None
         notifications.device_added(s, rt, row, "Ann's phone")
         notifications.device_removed(s, rt, row, "Ann's phone")
-        notifications.fido2_key_added(s, rt, row, "YubiKey 5")
-        notifications.fido2_key_removed(s, rt, row, "YubiKey 5")
+        notifications.security_key_added(s, rt, row, "YubiKey 5")
+        notifications.security_key_removed(s, rt, row, "YubiKey 5")
     box = MemoryOutbox()
     assert p.memory_dispatcher(rt, box).drain().sent == 4
     subjects = sorted(m.subject for m in box.emails)

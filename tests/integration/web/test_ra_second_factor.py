@@ -19,12 +19,13 @@ from tests.support import factories as f
 from tests.support import phones as ph
 from tests.support import ra_web as w
 
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.services.devices import push
 from cardvault.services.devices.requests import authenticate
 from cardvault.services.directory import registry as directory
 from cardvault.services.signin.engine import MAX_FACTOR_FAILURES
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import AuthTransaction, Card, CardStatus, PushChallenge
+from cardvault.store.models import AuthTransaction, Card, PushChallenge
 
 NUMBER = re.compile(r'id="push-number"[^>]*>(\d\d)<')
 LATER = 11 * 60  # past the re-authentication limit (10 minutes)
@@ -231,7 +232,7 @@ def test_reauthentication_with_the_phones_code_leads_to_the_action(
     with rt.db() as s:
         card = s.get(Card, holder.card_id)
         assert card is not None
-        assert card.status == CardStatus.LOCKED.value
+        assert card.status == CardStatus.LOCKED
 
 
 def test_reauthentication_with_an_approved_push_leads_to_the_action(

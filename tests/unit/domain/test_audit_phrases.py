@@ -1,9 +1,10 @@
-"""Audit actions in words: every action the code records has a phrase, and the fallback holds.
+"""Audit actions in words: every action in the catalogue has a phrase and is recorded, and
+no action code is written anywhere but in the catalogue.
 
-The catalogue is checked against the source: every action code written in ``src/`` (an
-``action=`` literal, or a literal of an audit namespace passed to a helper that records it)
-must have a phrase, so a new action without one fails here rather than reaching an RA as a
-bare code; and a phrase whose action is no longer recorded anywhere fails too.
+``AuditAction`` is the one list of action codes: recording takes a member (mypy holds every
+caller to it), each member must have a phrase, each must be recorded somewhere in ``src/``
+(found by its name), and a bare action code written elsewhere fails here, so a new action
+cannot bypass the catalogue or reach an RA as a bare code.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from pathlib import Path
 import pytest
 
 from cardvault.domain import audit_phrases
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.audit_phrases import ACTIONS, VARIANTS, describe, fallback
 from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON
 
 SRC = Path(audit_phrases.__file__).resolve().parents[1]
 #: clients never record audit events; migrations name columns ("cards.id"), not actions;
-#: the catalogue itself would find its own keys
-SKIPPED = ("clients", "store/migrations", "domain/audit_phrases.py")
+#: the catalogue and its phrases name every member themselves
+SKIPPED = ("clients", "store/migrations", "domain/audit_phrases.py", "domain/audit_actions.py")
 ACTION_SHAPE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 
 
@@ -39,48 +41,55 @@ def _action_keywords(tree: ast.Module) -> Iterator[ast.expr]:
             yield from (k.value for k in node.keywords if k.arg == "action")
 
 
-def _literals(node: ast.AST) -> Iterator[str]:
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
-            yield sub.value
-
-
 def recorded_actions() -> dict[str, str]:
-    """Every action code written in the source, with one place it is written."""
+    """Every ``AuditAction.NAME`` written in the source, with one place it is written."""
     found: dict[str, str] = {}
-    modules = list(_modules())
-    for path, tree in modules:
-        for value in _action_keywords(tree):
-            for text in _literals(value):
-                if ACTION_SHAPE.fullmatch(text):
-                    found.setdefault(text, path.name)
-    namespaces = {a.split(".")[0] for a in found} | {a.split(".")[0] for a in ACTIONS}
-    for path, tree in modules:
-        for text in _literals(tree):
-            if ACTION_SHAPE.fullmatch(text) and text.split(".")[0] in namespaces:
-                found.setdefault(text, path.name)
+    for path, tree in _modules():
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "AuditAction"
+            ):
+                found.setdefault(node.attr, path.name)
     return found
+
+
+def bare_action_codes() -> list[str]:
+    """String literals shaped like an action code of a catalogue namespace."""
+    namespaces = {a.namespace for a in AuditAction}
+    return [
+        f"{path.name}:{node.lineno}: {node.value}"
+        for path, tree in _modules()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and ACTION_SHAPE.fullmatch(node.value)
+        and node.value.split(".")[0] in namespaces
+    ]
 
 
 def test_the_source_scan_finds_actions_recorded_directly_and_through_helpers() -> None:
     found = recorded_actions()
-    assert found["card.unlocked"] == "ra_cards.py"  # action="card.unlocked"
-    assert found["recovery.answers"] == "recovery.py"  # _audit(..., "recovery.answers", ...)
-    assert found["auth.passcode"] == "authentication.py"  # lockout.passcode_wrong(action=…)
-    assert found["piv.puk_changed"] == "trail.py"  # a table of actions
+    assert found["CARD_UNLOCKED"] == "cards.py"  # action=AuditAction.CARD_UNLOCKED
+    assert found["RECOVERY_ANSWERS"] == "reset.py"  # _audit(..., AuditAction.RECOVERY_ANSWERS)
+    assert found["AUTH_PASSCODE"] == "engine.py"  # lockout.passcode_wrong(action=…)
+    assert found["PIV_PUK_CHANGED"] == "trail.py"  # a table of actions
     assert len(found) >= 60
 
 
-def test_every_action_the_code_records_has_a_phrase() -> None:
-    missing = sorted(
-        f"{a} ({where})" for a, where in recorded_actions().items() if a not in ACTIONS
-    )
+def test_every_action_has_a_phrase() -> None:
+    missing = sorted(a.value for a in AuditAction if a not in ACTIONS)
     assert missing == [], "add these actions to cardvault.domain.audit_phrases.ACTIONS"
 
 
-def test_every_phrase_belongs_to_an_action_the_code_records() -> None:
-    stale = sorted(set(ACTIONS) - set(recorded_actions()))
-    assert stale == [], "these phrases name actions that nothing records any more"
+def test_every_action_in_the_catalogue_is_recorded() -> None:
+    stale = sorted(a.name for a in AuditAction if a.name not in recorded_actions())
+    assert stale == [], "nothing records these actions any more: remove them"
+
+
+def test_action_codes_are_written_only_in_the_catalogue() -> None:
+    assert bare_action_codes() == [], "use cardvault.domain.audit_actions.AuditAction"
 
 
 def test_actions_are_never_built_at_run_time() -> None:
@@ -92,6 +101,14 @@ def test_actions_are_never_built_at_run_time() -> None:
         if isinstance(value, ast.JoinedStr | ast.BinOp)
     ]
     assert built == []
+
+
+def test_stored_codes_keep_their_values() -> None:
+    """The codes are hashed into the audit chain: a renamed member keeps its stored code."""
+    assert AuditAction.SECURITY_KEY_SIGN_IN == "fido2.sign_in"
+    assert AuditAction.SECURITY_KEY_REGISTRATION == "method.fido2_registration"
+    assert AuditAction.of("card.revoked") is AuditAction.CARD_REVOKED
+    assert AuditAction.of("gateway.dropped") is None
 
 
 def test_phrases_are_sentences_without_codes() -> None:

@@ -139,8 +139,9 @@ def login(
     fido2: Annotated[
         bool,
         typer.Option(
+            "--security-key",
             "--fido2",
-            help="Use your FIDO2 security key (with --email/--ad-account, or alone if the "
+            help="Use your security key (with --email/--ad-account, or alone if the "
             "key was registered for sign-in without an email address).",
         ),
     ] = False,

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_phrases import describe
-from cardvault.store.models import AuditEvent, Card, Device, Membership, Person, RaRole, RaRoleGrant
+from cardvault.domain.vocabulary import RaRole
+from cardvault.json_types import JsonValue
+from cardvault.store.models import AuditEvent, Card, Device, Membership, Person, RaRoleGrant
 
 ROLE_NAMES = {
     RaRole.RA_MANAGER: "RA manager",
@@ -53,7 +54,7 @@ class AuditEventView:
     actor: str
     person: str
     card: str
-    details: Mapping[str, Any]
+    details: Mapping[str, JsonValue]
 
 
 @dataclass(frozen=True)

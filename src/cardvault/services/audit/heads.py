@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
@@ -245,22 +245,17 @@ def _sign(
         },
     )
     restored_to = pending.restores.get(chain)
-    if restored_to is None:
-        pending.anchors[chain] = Anchor(
-            kind=AnchorKind.HEAD, signature=signature, signed_at=signed_at, **_where(head)
-        )
-        return
+    if restored_to is not None:  # the anchor says the chain was restored, signed as such
+        signature = signing.sign_ed25519(key, restore_message(head, restored_to, signed_at))
     pending.anchors[chain] = Anchor(
-        kind=AnchorKind.RESTORE,
-        signature=signing.sign_ed25519(key, restore_message(head, restored_to, signed_at)),
+        kind=AnchorKind.HEAD if restored_to is None else AnchorKind.RESTORE,
+        chain=head.chain,
+        seq=head.seq,
+        hash=head.hash,
+        signature=signature,
         signed_at=signed_at,
         restored_to=restored_to,
-        **_where(head),
     )
-
-
-def _where(head: ChainHead) -> dict[str, Any]:
-    return {"chain": head.chain, "seq": head.seq, "hash": head.hash}
 
 
 def _head_now(session: Session, chain: str) -> ChainHead | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.audit_anchor import (
     Anchor,
     AnchorFindings,
@@ -39,7 +40,7 @@ from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, AuditHead, Organisation
 
-RESTORE_ACKNOWLEDGED = "audit.restore_acknowledged"
+RESTORE_ACKNOWLEDGED = AuditAction.AUDIT_RESTORE_ACKNOWLEDGED
 _LOOKUP_BATCH = 500
 _MAX_REASON = 300
 

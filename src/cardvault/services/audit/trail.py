@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cardvault.crypto import signing
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.audit_chain import (
     AuditRecord,
     ChainBroken,
@@ -32,6 +33,7 @@ from cardvault.domain.audit_chain import (
     next_record,
     verify_chain,
 )
+from cardvault.json_types import JsonInput
 from cardvault.services.audit.errors import AuditUnavailable, HeadSignatureInvalid
 from cardvault.services.audit.heads import locked_head, moved
 from cardvault.services.audit.signing_key import audit_public_key
@@ -73,13 +75,13 @@ def record(
     rt: Runtime,
     actor: Actor,
     *,
-    action: str,
+    action: AuditAction,
     outcome: str = "success",
     reason: str | None = None,
     organisation_id: str | None = None,
     person_id: str | None = None,
     card_id: str | None = None,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, JsonInput] | None = None,
 ) -> AuditRecord:
     """Append one event to its organisation's chain in the caller's transaction.
 
@@ -112,13 +114,13 @@ def _append(
     rt: Runtime,
     actor: Actor,
     *,
-    action: str,
+    action: AuditAction,
     outcome: str,
     reason: str | None,
     organisation_id: str | None,
     person_id: str | None,
     card_id: str | None,
-    details: dict[str, Any] | None,
+    details: Mapping[str, JsonInput] | None,
 ) -> AuditRecord:
     chain = organisation_id or SERVICE_CHAIN
     head = locked_head(session, chain)
@@ -143,7 +145,7 @@ def _append(
     return rec
 
 
-def _columns(rec: AuditRecord) -> dict[str, Any]:
+def _columns(rec: AuditRecord) -> dict[str, object]:
     out = asdict(rec)
     out["details"] = dict(rec.details)
     return out

@@ -26,7 +26,9 @@ from cardvault.crypto.keyslots import (
     open_passcode_slot,
 )
 from cardvault.domain import identifiers
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.passcode_policy import PasscodePolicy, check_passcode
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
@@ -34,7 +36,7 @@ from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.signin import lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, CardStatus, Link, Person, SecurityQuestion
+from cardvault.store.models import Card, Link, Person, SecurityQuestion
 
 MAX_QUESTION = 200
 MAX_ANSWER = 200
@@ -196,12 +198,12 @@ def enrol(rt: Runtime, actor: Actor, req: EnrolRequest) -> Enrolled:
             .values(revoked_at=rt.clock())
         )
         lockout.passcode_right(session, card)
-        card.status, card.status_changed_at = CardStatus.ACTIVE.value, rt.clock()
+        card.status, card.status_changed_at = CardStatus.ACTIVE, rt.clock()
         audit.record(
             session,
             rt,
             actor,
-            action="card.enrolled",
+            action=AuditAction.CARD_ENROLLED,
             organisation_id=card.organisation_id,
             person_id=card.person_id,
             card_id=card.id,
@@ -211,7 +213,7 @@ def enrol(rt: Runtime, actor: Actor, req: EnrolRequest) -> Enrolled:
 
 
 def _check_status(card: Card) -> None:
-    if card.status not in (CardStatus.ISSUED.value, CardStatus.ENROLLED.value):
+    if not card.status.is_awaiting_enrolment:
         raise Conflict(f"Card {card.serial} cannot be enrolled: its status is {card.status}.")
 
 
@@ -223,7 +225,7 @@ def _open_issuance_slot(
         return open_passcode_slot(record, passcode)
     except WrongSecret:
         raise lockout.passcode_wrong(
-            rt, actor, card.id, reserved, action="enrolment.passcode"
+            rt, actor, card.id, reserved, action=AuditAction.ENROLMENT_PASSCODE
         ) from None
 
 

@@ -38,6 +38,8 @@ from cardvault.crypto.keyslots import (
     unwrap_session,
     wrap_for_session,
 )
+from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import AuthState, CardStatus
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.enrolment import SecurityAnswer, check_questions
@@ -51,7 +53,6 @@ from cardvault.store.db import transaction
 from cardvault.store.models import (
     AuthTransaction,
     Card,
-    CardStatus,
     Link,
     Organisation,
     Person,
@@ -61,7 +62,7 @@ from cardvault.store.types import new_id
 
 MAX_FAILURES = 5
 PURPOSE = "invitation"
-INVITABLE = (CardStatus.ISSUED.value, CardStatus.ENROLLED.value)
+INVITABLE = (CardStatus.ISSUED, CardStatus.ENROLLED)
 
 #: digits in the invitation code the RA hands over in person (typed on the portal)
 INVITATION_CODE_DIGITS = 6
@@ -99,7 +100,7 @@ def _live(session: Session, rt: Runtime, token: str) -> tuple[Link, Card]:
     link = links.live(session, rt, token, links.Purpose.INVITATION, MAX_FAILURES)
     card = session.get(Card, link.card_id)
     assert card is not None
-    if card.status != CardStatus.ENROLLED.value:
+    if card.status != CardStatus.ENROLLED:
         raise links.LinkInvalid(
             f"This invitation no longer applies: the card is {card.status}.",
             reason="card_state",
@@ -154,7 +155,7 @@ def confirm_code(rt: Runtime, actor: Actor, token: str, code: str) -> CodeAccept
                 organisation_id=card.organisation_id,
                 method="sms_code",
                 purpose=PURPOSE,
-                state="enrol",
+                state=AuthState.ENROL,
                 session_wrap=wrap,
                 factor_state={"link": link_id, "version": card.record_version},
                 client_address=actor.client_address,
@@ -162,13 +163,22 @@ def confirm_code(rt: Runtime, actor: Actor, token: str, code: str) -> CodeAccept
                 expires_at=link.expires_at,
             )
         )
-        _audit(session, rt, actor, card, "invitation.code", "success", None, link_id)
+        _audit(session, rt, actor, card, AuditAction.INVITATION_CODE, "success", None, link_id)
     return CodeAccepted(transaction_id=txn_id, key=bytes(key))
 
 
 def _wrong_code(rt: Runtime, actor: Actor, card: Card, link_id: str, reserved: int) -> Exception:
     with transaction(rt.db) as session:
-        _audit(session, rt, actor, card, "invitation.code", "failure", "incorrect code", link_id)
+        _audit(
+            session,
+            rt,
+            actor,
+            card,
+            AuditAction.INVITATION_CODE,
+            "failure",
+            "incorrect code",
+            link_id,
+        )
     if reserved >= MAX_FAILURES:
         return links.worn_out(links.Purpose.INVITATION)
     left = MAX_FAILURES - reserved
@@ -184,7 +194,7 @@ def _audit(
     rt: Runtime,
     actor: Actor,
     card: Card,
-    action: str,
+    action: AuditAction,
     outcome: str,
     reason: str | None,
     link_id: str,
@@ -228,20 +238,20 @@ def complete(
     with transaction(rt.db) as session:
         links.consume(session, rt, link_id)
         card = get_card(session, card.serial, for_update=True)
-        if card.status != CardStatus.ENROLLED.value or card.record_version != txn.factor_state.get(
+        if card.status != CardStatus.ENROLLED or card.record_version != txn.factor_state.get(
             "version"
         ):
             raise Conflict("The card changed while you were setting it up; nothing was changed.")
         seal_record(session, rt.master_key, card, record)
         _store_questions(session, card, answers)
         card.failed_attempts = 0
-        card.status, card.status_changed_at = CardStatus.ACTIVE.value, rt.clock()
+        card.status, card.status_changed_at = CardStatus.ACTIVE, rt.clock()
         session.execute(delete(AuthTransaction).where(AuthTransaction.card_id == card.id))
         audit.record(
             session,
             rt,
             actor,
-            action="card.enrolled",
+            action=AuditAction.CARD_ENROLLED,
             organisation_id=card.organisation_id,
             person_id=card.person_id,
             card_id=card.id,

@@ -26,7 +26,9 @@ from cardvault.crypto.keyslots import (
     seal_private_key,
 )
 from cardvault.domain import identifiers
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import Conflict, InvalidInput, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import end_card_state, get_card
@@ -35,14 +37,7 @@ from cardvault.services.directory.registry import get_org, get_person, is_member
 from cardvault.services.pki import ca
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import (
-    Card,
-    CardStatus,
-    Certificate,
-    CertificateRequest,
-    Organisation,
-    Person,
-)
+from cardvault.store.models import Card, Certificate, CertificateRequest, Organisation, Person
 from cardvault.store.types import new_id
 
 ROLES = (cx509.CertUsage.AUTHENTICATION, cx509.CertUsage.CONTENT_COMMITMENT)
@@ -133,7 +128,7 @@ def issue_card(
                 serial=serial,
                 person_id=person.id,
                 organisation_id=org.id,
-                status=CardStatus.ISSUED.value,
+                status=CardStatus.ISSUED,
                 key_algorithm=alg.value,
             )
             session.add(card)
@@ -144,7 +139,7 @@ def issue_card(
                 session,
                 rt,
                 actor,
-                action="card.issued",
+                action=AuditAction.CARD_ISSUED,
                 organisation_id=org.id,
                 person_id=person.id,
                 card_id=card.id,
@@ -159,7 +154,7 @@ def issue_card(
     return IssuedCard(
         card_id=card_id,
         serial=serial,
-        status=CardStatus.ISSUED.value,
+        status=CardStatus.ISSUED,
         key_algorithm=alg.value,
         certificates=[cx509.certificate_summary(c) for _, c in material.certs],
         csrs=[{"usage": u.value, "pem": p.decode()} for u, p in material.csrs],
@@ -183,7 +178,7 @@ def _check_can_issue(session: Session, org: Organisation, person: Person) -> Non
             remedy=f"Add them first: cardvault person add-org {person.user_id} {org.code}",
         )
     live = session.scalar(
-        select(Card).where(Card.person_id == person.id, Card.status != CardStatus.REVOKED.value)
+        select(Card).where(Card.person_id == person.id, Card.status != CardStatus.REVOKED)
     )
     if live is not None:
         raise CardExists(
@@ -291,12 +286,12 @@ def revoke_card(
     reason = _reason(reason)
     with transaction(rt.db) as session:
         card = get_card(session, serial, organisation_id=organisation_id)
-        if card.status == CardStatus.REVOKED.value:
+        if card.status == CardStatus.REVOKED:
             raise Conflict(f"Card {card.serial} is already revoked.")
         shred_record(session, card)
         now = rt.clock()
         card.status, card.status_reason, card.status_changed_at = (
-            CardStatus.REVOKED.value,
+            CardStatus.REVOKED,
             reason,
             now,
         )
@@ -307,7 +302,7 @@ def revoke_card(
             session,
             rt,
             actor,
-            action="card.revoked",
+            action=AuditAction.CARD_REVOKED,
             organisation_id=card.organisation_id,
             person_id=card.person_id,
             card_id=card.id,

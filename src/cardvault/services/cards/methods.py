@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import aad
 from cardvault.domain import identifiers, totp
+from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import CardStatus, MethodKind, MethodStatus
 from cardvault.errors import Conflict, NotFound
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
@@ -23,7 +25,7 @@ from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import AdAccount, Association, Card, CardStatus, MethodKind
+from cardvault.store.models import AdAccount, Association, Card
 from cardvault.store.types import new_id
 
 ISSUER = "cardvault"
@@ -65,7 +67,7 @@ def open_secret(master: MasterKey, assoc: Association) -> bytearray:
 def _card_in_org(session: Session, serial: str, org_code: str) -> tuple[Card, str]:
     org = get_org(session, org_code)
     card = get_card(session, serial, organisation_id=org.id, for_update=True)
-    if card.status == CardStatus.REVOKED.value:
+    if card.status == CardStatus.REVOKED:
         raise Conflict(f"Card {card.serial} is revoked.")
     if not is_member(session, card.person_id, org.id):
         raise NotFound(f"There is no card {serial} in {org.code}.")
@@ -103,7 +105,7 @@ def add_ad_account(
             id=new_id(),
             card_id=card.id,
             organisation_id=org_id,
-            method=MethodKind.AD_ACCOUNT.value,
+            method=MethodKind.AD_ACCOUNT,
             lookup_key=f"{domain}\\{name}",
             label=f"{domain}\\{name}",
             created_by=actor.ref,
@@ -114,7 +116,7 @@ def add_ad_account(
             session,
             rt,
             actor,
-            action="method.added",
+            action=AuditAction.METHOD_ADDED,
             organisation_id=org_id,
             person_id=card.person_id,
             card_id=card.id,
@@ -152,11 +154,11 @@ def add_totp(
             id=assoc_id,
             card_id=card.id,
             organisation_id=org_id,
-            method=MethodKind.TOTP.value,
+            method=MethodKind.TOTP,
             lookup_key=assoc_id,
             label=label,
             sealed_secret=seal_secret(rt.master_key, assoc_id, secret.encode()),
-            status="active" if confirmed else "pending",
+            status=MethodStatus.ACTIVE if confirmed else MethodStatus.PENDING,
             created_by=actor.ref,
         )
         _insert(session, assoc, "This authenticator")
@@ -164,7 +166,7 @@ def add_totp(
             session,
             rt,
             actor,
-            action="method.added",
+            action=AuditAction.METHOD_ADDED,
             organisation_id=org_id,
             person_id=card.person_id,
             card_id=card.id,
@@ -199,12 +201,12 @@ def remove_method(
             session,
             rt,
             actor,
-            action="method.removed",
+            action=AuditAction.METHOD_REMOVED,
             organisation_id=assoc.organisation_id,
             person_id=card.person_id,
             card_id=card.id,
             details={"method": assoc.method, "identifier": assoc.lookup_key},
         )
-        if assoc.method == MethodKind.FIDO2.value:  # the holder hears of it (a stolen key?)
-            notifications.fido2_key_removed(session, rt, card, assoc.label or "security key")
+        if assoc.method == MethodKind.SECURITY_KEY:  # the holder hears of it (a stolen key?)
+            notifications.security_key_removed(session, rt, card, assoc.label or "security key")
     return assoc

@@ -22,6 +22,7 @@ from cardvault.crypto.keyslots import (
     unwrap_session,
 )
 from cardvault.crypto.x509 import CertUsage
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.sealing import open_record
@@ -102,7 +103,7 @@ def sign(rt: Runtime, actor: Actor, req: SignRequest) -> Signature:
             session,
             rt,
             replace(actor, ref=f"holder:{card.person_id}"),
-            action="card.signed",
+            action=AuditAction.CARD_SIGNED,
             organisation_id=row.organisation_id,
             person_id=card.person_id,
             card_id=card.id,
@@ -141,7 +142,9 @@ def _session_dek(
             except WrongSecret:
                 opened = None
         if opened is None:
-            raise lockout.passcode_wrong(rt, actor, card.id, reserved, action="sign.passcode")
+            raise lockout.passcode_wrong(
+                rt, actor, card.id, reserved, action=AuditAction.SIGN_PASSCODE
+            )
     with transaction(rt.db) as session:
         fresh = session.get(Card, card.id, with_for_update=True)
         assert fresh is not None

@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import aad
 from cardvault.crypto.keyslots import CardKeyRecord
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import Conflict
 from cardvault.keystore.provider import MasterKey
-from cardvault.store.models import Card, CardStatus, KeySlotInfo, PivCard, PivLink
+from cardvault.store.models import Card, KeySlotInfo, PivCard, PivLink
 
 
 class CardRevoked(Conflict):

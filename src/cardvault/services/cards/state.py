@@ -10,6 +10,7 @@ from sqlalchemy import select
 from cardvault.crypto import keys as ckeys
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.csr import csr_public_key_der
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.issuance import certificate_row
@@ -171,7 +172,7 @@ def import_certificate(
             session,
             rt,
             actor,
-            action="card.certificate_imported",
+            action=AuditAction.CARD_CERTIFICATE_IMPORTED,
             organisation_id=card.organisation_id,
             person_id=card.person_id,
             card_id=card.id,

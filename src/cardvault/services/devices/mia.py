@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import SlotNotFound, WrongSecret, open_device_slot
+from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import CardStatus, SignInRoute
 from cardvault.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.sealing import open_record
@@ -24,7 +26,7 @@ from cardvault.services.devices.unlock import (
     check_passcode_text,
     open_session,
     open_with_passcode,
-    require_method,
+    require_route,
 )
 from cardvault.services.signin import factor_lockout, lockout
 from cardvault.services.system.runtime import Actor, Runtime
@@ -55,10 +57,10 @@ def login(
         card = session.get(Card, caller.card_id)
         org = session.get(Organisation, caller.organisation_id)
         assert card is not None and org is not None
-    require_method(org, "mia", "the mobile identity agent")
+    require_route(org, SignInRoute.MIA, "the mobile identity agent")
     if passcode is not None:
         dek = open_with_passcode(
-            rt, actor, card, check_passcode_text(passcode), action="mia.passcode"
+            rt, actor, card, check_passcode_text(passcode), action=AuditAction.MIA_PASSCODE
         )
         how = "passcode"
     else:
@@ -110,7 +112,7 @@ def _refused(
             session,
             rt,
             actor,
-            action="auth.mia",
+            action=AuditAction.AUTH_MIA,
             outcome="failure",
             reason="wrong device secret" if held is not None else "device slot missing",
             organisation_id=caller.organisation_id,
@@ -140,7 +142,7 @@ def _session(
     with transaction(rt.db) as session:
         fresh = session.get(Card, card.id, with_for_update=True)
         assert fresh is not None
-        if fresh.status != "active":
+        if fresh.status != CardStatus.ACTIVE:
             raise AuthenticationFailed("This card can no longer be used.")
         if how == "passcode":
             lockout.passcode_right(session, fresh)
@@ -156,8 +158,8 @@ def _session(
             client_address=caller.client_address,
         )
         for action, details in (
-            ("auth.mia", {"device": caller.device_id, "unlock": how}),
-            ("session.opened", {"session": opened.session_id, "method": f"mia+{how}"}),
+            (AuditAction.AUTH_MIA, {"device": caller.device_id, "unlock": how}),
+            (AuditAction.SESSION_OPENED, {"session": opened.session_id, "method": f"mia+{how}"}),
         ):
             audit.record(
                 session,

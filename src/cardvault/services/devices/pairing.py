@@ -28,6 +28,8 @@ from cardvault.crypto import device as dcrypto
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import make_device_slot
 from cardvault.domain import totp
+from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import CardStatus, SignInRoute
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
@@ -42,7 +44,7 @@ from cardvault.services.devices.channel import (
 from cardvault.services.devices.unlock import (
     check_passcode_text,
     open_with_passcode,
-    require_method,
+    require_route,
 )
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.networks import allow_list as network
@@ -51,7 +53,7 @@ from cardvault.services.signin import lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport import keys as transport_keys
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, CardStatus, Device, Link, Organisation, Person
+from cardvault.store.models import Card, Device, Link, Organisation, Person
 from cardvault.store.types import new_id
 
 PURPOSE = "device_pairing"
@@ -152,7 +154,7 @@ def create_pairing(
             session,
             rt,
             actor,
-            action="device.pairing_created",
+            action=AuditAction.DEVICE_PAIRING_CREATED,
             organisation_id=org.id,
             person_id=card.person_id,
             card_id=card.id,
@@ -177,7 +179,7 @@ def pairing_uri(rt: Runtime, token: str, org_code: str) -> str:
 
 
 def _check_card(session: Session, card: Card, org: Organisation) -> None:
-    if card.status != CardStatus.ACTIVE.value:
+    if card.status != CardStatus.ACTIVE:
         raise Conflict(
             f"Card {card.serial} is {card.status}; only an active card can pair a device.",
             remedy="Enrol or unlock the card first.",
@@ -256,7 +258,7 @@ def _expired(rt: Runtime, actor: Actor, link: Link, card: Card) -> None:
             session,
             rt,
             actor,
-            action="device.paired",
+            action=AuditAction.DEVICE_PAIRED,
             outcome="failure",
             reason="pairing code expired",
             organisation_id=link.organisation_id,
@@ -277,8 +279,8 @@ def pair(rt: Runtime, actor: Actor, req: PairRequest) -> Paired:
     public_der = _check_request(req)
     link, card, org = _claimable(rt, actor, req.token)
     if req.application == "mia":
-        require_method(org, "mia", "the mobile identity agent")
-    dek = open_with_passcode(rt, actor, card, req.passcode, action="device.pair.passcode")
+        require_route(org, SignInRoute.MIA, "the mobile identity agent")
+    dek = open_with_passcode(rt, actor, card, req.passcode, action=AuditAction.DEVICE_PAIR_PASSCODE)
     device_id = new_id()
     try:
         slot = (
@@ -381,7 +383,7 @@ def _audit_paired(
         session,
         rt,
         replace(actor, ref=f"holder:{card.person_id}"),
-        action="device.paired",
+        action=AuditAction.DEVICE_PAIRED,
         organisation_id=device.organisation_id,
         person_id=card.person_id,
         card_id=card.id,

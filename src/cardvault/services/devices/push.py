@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cardvault.crypto import device as dcrypto
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.push_policy import (
     Decision,
     PastPrompt,
@@ -31,6 +32,7 @@ from cardvault.domain.push_policy import (
     new_number,
     next_allowed,
 )
+from cardvault.domain.vocabulary import AuthState
 from cardvault.errors import AuthenticationFailed, CardvaultError, Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.devices.channel import (
@@ -163,13 +165,13 @@ def _create(
         transaction_id=txn.id,
         card_id=card.id,
         number=new_number(),
-        status=PushStatus.PENDING.value,
+        status=PushStatus.PENDING,
         context=_context(txn, org, now),
         created_at=now,
         expires_at=now + timedelta(seconds=rt.settings.push_challenge_seconds),
     )
     session.add(challenge)
-    _audit(session, rt, actor, card, org, "push.requested", "success", None, challenge)
+    _audit(session, rt, actor, card, org, AuditAction.PUSH_REQUESTED, "success", None, challenge)
     return _Made(
         challenge=challenge,
         view=device_view(challenge),
@@ -201,7 +203,7 @@ def _live_transaction(
     if (
         txn is None
         or txn.purpose not in purposes
-        or txn.state != "second_factor"
+        or txn.state != AuthState.SECOND_FACTOR
         or rt.clock() >= txn.expires_at
     ):
         raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
@@ -253,9 +255,9 @@ def _cancel_pending(session: Session, transaction_id: str) -> list[str]:
             update(PushChallenge)
             .where(
                 PushChallenge.transaction_id == transaction_id,
-                PushChallenge.status == PushStatus.PENDING.value,
+                PushChallenge.status == PushStatus.PENDING,
             )
-            .values(status=PushStatus.CANCELLED.value)
+            .values(status=PushStatus.CANCELLED)
             .returning(PushChallenge.id)
         )
     )
@@ -277,10 +279,10 @@ def status(rt: Runtime, challenge_id: str, transaction_id: str) -> PushStatus:
         ch = session.get(PushChallenge, challenge_id)
         if ch is None or ch.transaction_id not in (transaction_id, None):
             raise NotFound("There is no such sign-in request.")
-        if ch.transaction_id is None and ch.status == PushStatus.PENDING.value:
-            ch.status = PushStatus.CANCELLED.value
-        if ch.status == PushStatus.PENDING.value and rt.clock() >= ch.expires_at:
-            ch.status = PushStatus.EXPIRED.value
+        if ch.transaction_id is None and ch.status == PushStatus.PENDING:
+            ch.status = PushStatus.CANCELLED
+        if ch.status == PushStatus.PENDING and rt.clock() >= ch.expires_at:
+            ch.status = PushStatus.EXPIRED
             _audit_expired(session, rt, ch)
         return PushStatus(ch.status)
 
@@ -312,7 +314,15 @@ def _audit_expired(session: Session, rt: Runtime, ch: PushChallenge) -> None:
     org = session.get(Organisation, ch.context.get("organisation_id"))
     if card is not None and org is not None:
         _audit(
-            session, rt, Actor.system(), card, org, "push.answered", "failure", "push expired", ch
+            session,
+            rt,
+            Actor.system(),
+            card,
+            org,
+            AuditAction.PUSH_ANSWERED,
+            "failure",
+            "push expired",
+            ch,
         )
 
 
@@ -342,7 +352,7 @@ def pending_for_device(rt: Runtime, caller: DeviceCaller) -> list[dict[str, Any]
             select(PushChallenge)
             .where(
                 PushChallenge.card_id == caller.card_id,
-                PushChallenge.status == PushStatus.PENDING.value,
+                PushChallenge.status == PushStatus.PENDING,
                 PushChallenge.expires_at > now,
                 PushChallenge.transaction_id.is_not(None),
             )
@@ -460,12 +470,14 @@ def _door(ch: PushChallenge) -> str:
 def _closed(
     session: Session, rt: Runtime, ch: PushChallenge, actor: Actor, card: Card, org: Organisation
 ) -> PushStatus | None:
-    if ch.transaction_id is None and ch.status == PushStatus.PENDING.value:
-        ch.status = PushStatus.CANCELLED.value
-    if ch.status == PushStatus.PENDING.value and rt.clock() >= ch.expires_at:
-        ch.status = PushStatus.EXPIRED.value
-        _audit(session, rt, actor, card, org, "push.answered", "failure", "push expired", ch)
-    return None if ch.status == PushStatus.PENDING.value else PushStatus(ch.status)
+    if ch.transaction_id is None and ch.status == PushStatus.PENDING:
+        ch.status = PushStatus.CANCELLED
+    if ch.status == PushStatus.PENDING and rt.clock() >= ch.expires_at:
+        ch.status = PushStatus.EXPIRED
+        _audit(
+            session, rt, actor, card, org, AuditAction.PUSH_ANSWERED, "failure", "push expired", ch
+        )
+    return None if ch.status == PushStatus.PENDING else ch.status
 
 
 def _closed_message(state: PushStatus) -> str:
@@ -503,7 +515,7 @@ def _record_answer(
     result: PushStatus,
     ans: Answer,
 ) -> None:
-    ch.status = result.value
+    ch.status = result
     ch.device_id = caller.device_id
     ch.answered_at = rt.clock()
     ch.context = {
@@ -511,7 +523,7 @@ def _record_answer(
         "answer": {"decision": ans.decision, "number": ans.number, "signature": ans.signature},
     }
     outcome = "success" if result is PushStatus.APPROVED else "failure"
-    _audit(session, rt, actor, card, org, "push.answered", outcome, _REASONS[result], ch)
+    _audit(session, rt, actor, card, org, AuditAction.PUSH_ANSWERED, outcome, _REASONS[result], ch)
     if result is PushStatus.NOT_ME:
         alerted = len(notifications.not_me(session, rt, card, org, caller.name))
         _audit(
@@ -520,7 +532,7 @@ def _record_answer(
             actor,
             card,
             org,
-            "push.not_me_reported",
+            AuditAction.PUSH_NOT_ME_REPORTED,
             "success",
             None,
             ch,
@@ -548,7 +560,7 @@ def _audit(
     actor: Actor,
     card: Card,
     org: Organisation,
-    action: str,
+    action: AuditAction,
     outcome: str,
     reason: str | None,
     ch: PushChallenge,

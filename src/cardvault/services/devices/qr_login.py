@@ -25,8 +25,11 @@ from urllib.parse import urlencode
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from cardvault import json_types
 from cardvault.crypto import device as dcrypto
 from cardvault.crypto.aead import wipe
+from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import SignInRoute
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.devices.channel import channel, qr_topic
@@ -36,7 +39,7 @@ from cardvault.services.devices.unlock import (
     check_passcode_text,
     open_session,
     open_with_passcode,
-    require_method,
+    require_route,
 )
 from cardvault.services.networks import allow_list as network
 from cardvault.services.signin import factor_lockout, lockout
@@ -146,10 +149,12 @@ def answer(
         assert card is not None and org is not None
     if not approve:
         return _deny(rt, actor, link, card, org)
-    require_method(org, "qr", "sign-in by QR code")
-    pc_address = link.details.get("client_address")
+    require_route(org, SignInRoute.QR, "sign-in by QR code")
+    pc_address = json_types.text_or_none(link.details, "client_address")
     network.check_client(org, pc_address)
-    dek = open_with_passcode(rt, actor, card, check_passcode_text(passcode), action="qr.passcode")
+    dek = open_with_passcode(
+        rt, actor, card, check_passcode_text(passcode), action=AuditAction.QR_PASSCODE
+    )
     try:
         with transaction(rt.db) as session:
             fresh_link = _consume(session, rt, link.id)
@@ -167,7 +172,9 @@ def answer(
                 method="qr+device",
                 client_address=pc_address,
             )
-            result = dcrypto.seal_box(fresh_link.details["pc_key"], opened.as_dict())
+            result = dcrypto.seal_box(
+                json_types.object_at(fresh_link.details, "pc_key"), opened.as_dict()
+            )
             fresh_link.details = {**fresh_link.details, "status": "approved", "result": result}
             _audit(session, rt, actor, card, org, link, "success", None, opened.session_id)
     finally:
@@ -213,7 +220,7 @@ def _audit(
         session,
         rt,
         actor,
-        action="auth.qr_login",
+        action=AuditAction.AUTH_QR_LOGIN,
         outcome=outcome,
         reason=reason,
         organisation_id=org.id,
@@ -231,7 +238,7 @@ def _audit(
             session,
             rt,
             actor,
-            action="session.opened",
+            action=AuditAction.SESSION_OPENED,
             organisation_id=org.id,
             person_id=card.person_id,
             card_id=card.id,

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from cardvault.crypto.keyslots import SlotNotFound, device_slot_name
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
@@ -78,7 +79,7 @@ def revoke(
             session,
             rt,
             actor,
-            action="device.revoked",
+            action=AuditAction.DEVICE_REVOKED,
             organisation_id=org.id,
             person_id=card.person_id,
             card_id=card.id,

@@ -19,6 +19,8 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
 from cardvault.crypto import device as dcrypto
+from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.devices.channel import ACTIVE, DeviceNotRecognised
@@ -27,7 +29,7 @@ from cardvault.services.recovery.reset_links import may_self_unlock
 from cardvault.services.signin import factor_lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, CardStatus, Device, Organisation, UsedNonce
+from cardvault.store.models import Card, Device, Organisation, UsedNonce
 
 MAX_SKEW_SECONDS = 60
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -114,12 +116,12 @@ def authenticate(
     message = dcrypto.request_signing_input(
         method=req.method, path=req.path, timestamp=timestamp, nonce=req.nonce, body=req.body
     )
-    if sign_in and card.status == CardStatus.ACTIVE.value:
+    if sign_in and card.status == CardStatus.ACTIVE:
         _check_counted(rt, actor, device, card, message, signature)
     else:
         _check(rt, actor, device, card, message, signature, None)
     _use_nonce(rt, actor, device, card, req.nonce, now + timedelta(seconds=2 * MAX_SKEW_SECONDS))
-    if not (card.status == CardStatus.ACTIVE.value or (for_challenges and may_self_unlock(card))):
+    if not (card.status == CardStatus.ACTIVE or (for_challenges and may_self_unlock(card))):
         raise DeviceNotRecognised(f"Card {card.serial} is {card.status}.")
     network.check_client(org, actor.client_address)
     return DeviceCaller(
@@ -196,7 +198,7 @@ def _audit_refused(
         session,
         rt,
         actor,
-        action="device.request",
+        action=AuditAction.DEVICE_REQUEST,
         outcome="failure",
         reason=reason,
         organisation_id=device.organisation_id,

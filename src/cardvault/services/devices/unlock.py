@@ -15,7 +15,9 @@ from cardvault.crypto.keyslots import (
     open_passcode_slot,
     wrap_for_session,
 )
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import SignInRoute
 from cardvault.errors import InvalidInput, PermissionDenied
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.signin import lockout
@@ -54,13 +56,14 @@ def check_passcode_text(passcode: str | None) -> str:
     return passcode
 
 
-def require_method(org: Organisation, method: str, what: str) -> None:
-    if not OrganisationPolicy.from_dict(org.policy).allows(method):
-        raise PermissionDenied(f"{org.name} does not allow {what}.", method=method)
+def require_route(org: Organisation, route: SignInRoute, what: str) -> None:
+    """The organisation's policy allows sign-ins that start this way, or PermissionDenied."""
+    if not OrganisationPolicy.from_dict(org.policy).allows(route):
+        raise PermissionDenied(f"{org.name} does not allow {what}.", method=route)
 
 
 def open_with_passcode(
-    rt: Runtime, actor: Actor, card: Card, passcode: str, *, action: str
+    rt: Runtime, actor: Actor, card: Card, passcode: str, *, action: AuditAction
 ) -> bytearray:
     """The DEK if the passcode is right (attempt reserved first); WrongPasscode otherwise.
 

@@ -11,14 +11,16 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.networks import parse_networks
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import RaRole
 from cardvault.errors import Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.networks import ingress
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Membership, Organisation, Person, RaRole, RaRoleGrant
+from cardvault.store.models import Membership, Organisation, Person, RaRoleGrant
 
 
 class UnknownOrganisation(NotFound):
@@ -75,7 +77,7 @@ def create_organisation(
             session,
             rt,
             actor,
-            action="organisation.created",
+            action=AuditAction.ORGANISATION_CREATED,
             organisation_id=org.id,
             details={"code": org_code, "networks": nets},
         )
@@ -92,7 +94,7 @@ def update_policy(rt: Runtime, actor: Actor, code: str, changes: dict[str, Any])
             session,
             rt,
             actor,
-            action="organisation.policy_changed",
+            action=AuditAction.ORGANISATION_POLICY_CHANGED,
             organisation_id=org.id,
             details={"changed": sorted(changes)},
         )
@@ -141,7 +143,7 @@ def create_person(rt: Runtime, actor: Actor, new: NewPerson) -> Person:
                 session,
                 rt,
                 actor,
-                action="person.created",
+                action=AuditAction.PERSON_CREATED,
                 organisation_id=org.id,
                 person_id=person.id,
                 details={"user_id": uid},
@@ -151,7 +153,7 @@ def create_person(rt: Runtime, actor: Actor, new: NewPerson) -> Person:
                 session,
                 rt,
                 actor,
-                action="person.created",
+                action=AuditAction.PERSON_CREATED,
                 person_id=person.id,
                 details={"user_id": uid},
             )
@@ -175,7 +177,7 @@ def add_membership(rt: Runtime, actor: Actor, user_id: str, org_code: str) -> No
             session,
             rt,
             actor,
-            action="person.membership_added",
+            action=AuditAction.PERSON_MEMBERSHIP_ADDED,
             organisation_id=org.id,
             person_id=person.id,
         )
@@ -219,12 +221,10 @@ def grant_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role: 
             select(RaRoleGrant.id).where(
                 RaRoleGrant.person_id == person.id,
                 RaRoleGrant.organisation_id == org.id,
-                RaRoleGrant.role == ra_role.value,
+                RaRoleGrant.role == ra_role,
             )
         ):
-            raise Conflict(
-                f"{person.common_name} already has the role {ra_role.value} in {org.code}."
-            )
+            raise Conflict(f"{person.common_name} already has the role {ra_role} in {org.code}.")
         if not is_member(session, person.id, org.id):
             session.add(Membership(person_id=person.id, organisation_id=org.id))
         session.add(
@@ -239,7 +239,7 @@ def grant_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role: 
             session,
             rt,
             actor,
-            action="ra.role_granted",
+            action=AuditAction.RA_ROLE_GRANTED,
             organisation_id=org.id,
             person_id=person.id,
             details={"role": ra_role.value},
@@ -254,7 +254,7 @@ def revoke_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role:
             select(RaRoleGrant).where(
                 RaRoleGrant.person_id == person.id,
                 RaRoleGrant.organisation_id == org.id,
-                RaRoleGrant.role == ra_role.value,
+                RaRoleGrant.role == ra_role,
             )
         )
         if grant is None:
@@ -264,7 +264,7 @@ def revoke_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role:
             session,
             rt,
             actor,
-            action="ra.role_revoked",
+            action=AuditAction.RA_ROLE_REVOKED,
             organisation_id=org.id,
             person_id=person.id,
             details={"role": ra_role.value},

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.networks import changed_networks
 from cardvault.errors import Conflict
 from cardvault.services.audit import trail as audit
@@ -90,7 +91,7 @@ def change(
             session,
             rt,
             actor,
-            action="organisation.networks_changed",
+            action=AuditAction.ORGANISATION_NETWORKS_CHANGED,
             organisation_id=org.id,
             details={"old": list(old), "new": list(new)},
         )

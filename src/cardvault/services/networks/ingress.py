@@ -25,9 +25,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.networks import AllowList
 from cardvault.domain.refusal_throttle import RefusalThrottle, Verdict, source_of
 from cardvault.errors import Unavailable
+from cardvault.json_types import JsonValue
 from cardvault.services.audit import trail as audit
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -135,7 +137,7 @@ def record_refusal(
     """Append the refusal to the service's own chain (no organisation is named: the caller
     is outside all of them). The refusal stands whether or not this write succeeds."""
     actor = Actor(ref="anonymous", display="refused client", client_address=address)
-    details: dict[str, object] = {"client_address": address or "unknown", "method": method}
+    details: dict[str, JsonValue] = {"client_address": address or "unknown", "method": method}
     details["area"] = area
     if verdict.suppressed:
         details["suppressed"] = verdict.suppressed
@@ -147,7 +149,7 @@ def record_refusal(
                 session,
                 rt,
                 actor,
-                action="ingress.refused",
+                action=AuditAction.INGRESS_REFUSED,
                 outcome="failure",
                 reason="outside_networks",
                 details=details,

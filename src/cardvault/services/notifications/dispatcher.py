@@ -27,6 +27,8 @@ from sqlalchemy import and_, event, or_, select, update
 from sqlalchemy.orm import Session
 
 from cardvault.config import Settings
+from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import NotificationStatus
 from cardvault.errors import CardvaultError
 from cardvault.notify.message import EmailMessage
 from cardvault.notify.outbox import FileOutbox
@@ -35,7 +37,7 @@ from cardvault.notify.sms_govuk_notify import GovUkNotifySmsSender
 from cardvault.notify.sms_webhook import WebhookSmsSender
 from cardvault.notify.smtp import SmtpSender
 from cardvault.services.audit import trail as audit
-from cardvault.services.notifications.outbox import ENQUEUED, Status, message_of
+from cardvault.services.notifications.outbox import ENQUEUED, message_of
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Notification
@@ -134,8 +136,13 @@ class Dispatcher:
 
     def _claimable(self, now: datetime) -> Any:
         return or_(
-            and_(Notification.status == Status.PENDING.value, Notification.next_attempt_at <= now),
-            and_(Notification.status == Status.SENDING.value, Notification.claimed_until < now),
+            and_(
+                Notification.status == NotificationStatus.PENDING,
+                Notification.next_attempt_at <= now,
+            ),
+            and_(
+                Notification.status == NotificationStatus.SENDING, Notification.claimed_until < now
+            ),
         )
 
     def claim(self, limit: int) -> list[str]:
@@ -156,7 +163,7 @@ class Dispatcher:
                     update(Notification)
                     .where(Notification.id == notification_id, self._claimable(now))
                     .values(
-                        status=Status.SENDING.value,
+                        status=NotificationStatus.SENDING,
                         claimed_by=self.worker_id,
                         claimed_until=now + timedelta(seconds=LEASE_SECONDS),
                         attempts=Notification.attempts + 1,
@@ -203,7 +210,7 @@ class Dispatcher:
             current = self._mine(session, row)
             if current is None:
                 return Report()
-            current.status, current.sent_at = Status.SENT.value, self.rt.clock()
+            current.status, current.sent_at = NotificationStatus.SENT, self.rt.clock()
             current.sealed_secrets, current.claimed_by, current.claimed_until = None, None, None
             current.last_error = None
             self._audit(session, current, "success", None)
@@ -217,7 +224,7 @@ class Dispatcher:
             current = self._mine(session, row)
             if current is None:
                 return Report()
-            current.status = Status.PENDING.value
+            current.status = NotificationStatus.PENDING
             current.claimed_by, current.claimed_until = None, None
             current.last_error = exc.message[:MAX_ERROR_LENGTH]
             current.next_attempt_at = self.rt.clock() + retry_delay(
@@ -231,7 +238,7 @@ class Dispatcher:
             current = self._mine(session, row)
             if current is None:
                 return Report()
-            current.status, current.failed_at = Status.FAILED.value, self.rt.clock()
+            current.status, current.failed_at = NotificationStatus.FAILED, self.rt.clock()
             current.sealed_secrets, current.claimed_by, current.claimed_until = None, None, None
             current.last_error = reason[:MAX_ERROR_LENGTH]
             self._audit(session, current, "failure", current.last_error)
@@ -243,7 +250,9 @@ class Dispatcher:
             session,
             self.rt,
             self.actor,
-            action="notification.sent" if outcome == "success" else "notification.failed",
+            action=AuditAction.NOTIFICATION_SENT
+            if outcome == "success"
+            else AuditAction.NOTIFICATION_FAILED,
             outcome=outcome,
             reason=reason,
             organisation_id=row.organisation_id,

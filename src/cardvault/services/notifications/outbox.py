@@ -10,7 +10,7 @@ other key). It is sealed under the master key, bound to the row's id, and erased
 message has been sent or has failed for good; everything else in ``context`` is plain.
 
 Other features call the named helpers: :func:`passcode_changed`, :func:`device_added`,
-:func:`device_removed`, :func:`fido2_key_added`, :func:`fido2_key_removed`; RA alerts:
+:func:`device_removed`, :func:`security_key_added`, :func:`security_key_removed`; RA alerts:
 :func:`not_me`, :func:`second_factor_lock`.
 """
 
@@ -28,17 +28,11 @@ from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import aad
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import NotificationStatus, RaRole
 from cardvault.notify.message import EmailMessage, SmsMessage
 from cardvault.notify.templates import EmailTemplate, SmsTemplate, render_email, render_sms
 from cardvault.services.system.runtime import Runtime
-from cardvault.store.models import (
-    Card,
-    Notification,
-    Organisation,
-    Person,
-    RaRole,
-    RaRoleGrant,
-)
+from cardvault.store.models import Card, Notification, Organisation, Person, RaRoleGrant
 from cardvault.store.types import new_id
 
 #: set on a SQLAlchemy session that enqueued a message, so the dispatcher wakes after commit
@@ -49,13 +43,6 @@ _DATETIME = "$datetime"
 class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"
-
-
-class Status(StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,7 +93,7 @@ def enqueue(
             sealed_secrets=sealed,
             organisation_id=organisation_id,
             card_id=card_id,
-            status=Status.PENDING.value,
+            status=NotificationStatus.PENDING,
             attempts=0,
             created_at=rt.clock(),
             next_attempt_at=rt.clock(),
@@ -240,29 +227,29 @@ def device_removed(session: Session, rt: Runtime, card: Card, device_name: str) 
     )
 
 
-def fido2_key_added(session: Session, rt: Runtime, card: Card, key_name: str) -> str | None:
+def security_key_added(session: Session, rt: Runtime, card: Card, key_name: str) -> str | None:
     return to_holder(
         session,
         rt,
         card,
-        EmailTemplate.FIDO2_KEY_ADDED,
+        EmailTemplate.SECURITY_KEY_ADDED,
         context={"at": rt.clock(), "key_name": key_name},
     )
 
 
-def fido2_key_removed(session: Session, rt: Runtime, card: Card, key_name: str) -> str | None:
+def security_key_removed(session: Session, rt: Runtime, card: Card, key_name: str) -> str | None:
     return to_holder(
         session,
         rt,
         card,
-        EmailTemplate.FIDO2_KEY_REMOVED,
+        EmailTemplate.SECURITY_KEY_REMOVED,
         context={"at": rt.clock(), "key_name": key_name},
     )
 
 
 # --- RA alerts ----------------------------------------------------------------------------
 
-ALERTED_ROLES = (RaRole.RA_MANAGER.value, RaRole.RA_AGENT.value)
+ALERTED_ROLES = tuple(r for r in RaRole if r.is_alerted)
 
 
 def ra_person_link(rt: Runtime, user_id: str) -> str:
@@ -352,7 +339,7 @@ def invitation_code_sms(
         session,
         rt,
         channel=Channel.SMS,
-        template=SmsTemplate.INVITATION_CODE.value,
+        template=SmsTemplate.INVITATION_CODE,
         recipient=phone,
         context={"valid_minutes": valid_minutes},
         secrets={"code": code},
@@ -372,7 +359,7 @@ def failed(rt: Runtime, organisation_id: str, *, limit: int = 100) -> list[Faile
             select(Notification)
             .where(
                 Notification.organisation_id == organisation_id,
-                Notification.status == Status.FAILED.value,
+                Notification.status == NotificationStatus.FAILED,
             )
             .order_by(Notification.created_at.desc(), Notification.id.desc())
             .limit(max(1, min(limit, 1000)))

@@ -31,7 +31,9 @@ from cardvault.crypto import x509 as cx509
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import CardKeyRecord, new_dek, new_session_key, wrap_for_session
 from cardvault.domain import identifiers
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.issuance import (
@@ -50,7 +52,6 @@ from cardvault.store.db import transaction
 from cardvault.store.models import (
     Card,
     CardSession,
-    CardStatus,
     Certificate,
     Organisation,
     Person,
@@ -127,7 +128,7 @@ def start(rt: Runtime, actor: Actor, *, token: str, user_id: str, org_code: str)
             session,
             rt,
             ra_actor,
-            action="card.issuance_started",
+            action=AuditAction.CARD_ISSUANCE_STARTED,
             organisation_id=org.id,
             person_id=person.id,
             card_id=card.id,
@@ -192,11 +193,11 @@ def _check_person(
         raise NotAMember(f"{person.common_name} is not a member of {org.code}.")
     live = session.scalars(
         select(Card)
-        .where(Card.person_id == person.id, Card.status != CardStatus.REVOKED.value)
+        .where(Card.person_id == person.id, Card.status != CardStatus.REVOKED)
         .with_for_update()
     ).all()
     for card in live:
-        if card.status != CardStatus.BLANK.value:
+        if card.status != CardStatus.BLANK:
             raise CardExists(
                 f"{person.common_name} already has card {card.serial} (status {card.status}).",
                 remedy="Revoke it before issuing another.",
@@ -208,13 +209,13 @@ def _abandon(session: Session, rt: Runtime, actor: Actor, card: Card) -> None:
     reason = "issuance abandoned: a new blank card replaced it"
     now = rt.clock()
     shred_record(session, card)
-    card.status, card.status_reason, card.status_changed_at = CardStatus.REVOKED.value, reason, now
+    card.status, card.status_reason, card.status_changed_at = CardStatus.REVOKED, reason, now
     end_card_state(session, card.id, now)
     audit.record(
         session,
         rt,
         actor,
-        action="card.revoked",
+        action=AuditAction.CARD_REVOKED,
         reason=reason,
         organisation_id=card.organisation_id,
         person_id=card.person_id,
@@ -237,7 +238,7 @@ def _insert_blank(
         serial=identifiers.new_card_serial(),
         person_id=person.id,
         organisation_id=org.id,
-        status=CardStatus.BLANK.value,
+        status=CardStatus.BLANK,
         key_algorithm=policy.key_algorithm,
     )
     session.add(card)
@@ -323,36 +324,36 @@ def sync(
 
     ``card`` is locked by the caller. Returns what is still missing."""
     missing = missing_steps(state, piv_secrets, public_keys)
-    if card.status not in (CardStatus.BLANK.value, CardStatus.ISSUED.value):
+    if card.status not in (CardStatus.BLANK, CardStatus.ISSUED):
         return missing
     if missing:
-        if card.status == CardStatus.ISSUED.value:
+        if card.status == CardStatus.ISSUED:
             _reopen(session, rt, actor, card, missing)
         return missing
     certs = {
         usage: _certificate(state, slot, public_keys) for slot, usage in REQUIRED_SLOTS.items()
     }
     changed = _store_certificates(session, card, certs, rt.clock())
-    if card.status == CardStatus.BLANK.value:
+    if card.status == CardStatus.BLANK:
         algorithm = state.key_algorithm(Slot.PIV_AUTHENTICATION)
         assert algorithm is not None
-        card.status, card.status_changed_at = CardStatus.ISSUED.value, rt.clock()
+        card.status, card.status_changed_at = CardStatus.ISSUED, rt.clock()
         card.key_algorithm = GENERATABLE[algorithm].value
-        _audit(session, rt, actor, card, "card.issued", changed)
+        _audit(session, rt, actor, card, AuditAction.CARD_ISSUED, changed)
     elif changed:
-        _audit(session, rt, actor, card, "card.certificate_replaced", changed)
+        _audit(session, rt, actor, card, AuditAction.CARD_CERTIFICATE_REPLACED, changed)
     return []
 
 
 def _reopen(session: Session, rt: Runtime, actor: Actor, card: Card, missing: list[str]) -> None:
     """The card management system changed an issued card (a key replaced, a certificate
     removed): it is blank again until it is complete again, so it cannot be enrolled."""
-    card.status, card.status_changed_at = CardStatus.BLANK.value, rt.clock()
+    card.status, card.status_changed_at = CardStatus.BLANK, rt.clock()
     audit.record(
         session,
         rt,
         actor,
-        action="card.issuance_reopened",
+        action=AuditAction.CARD_ISSUANCE_REOPENED,
         reason="; ".join(missing)[:300],
         organisation_id=card.organisation_id,
         person_id=card.person_id,
@@ -392,7 +393,7 @@ def _store_certificates(
 
 
 def _audit(
-    session: Session, rt: Runtime, actor: Actor, card: Card, action: str, usages: list[str]
+    session: Session, rt: Runtime, actor: Actor, card: Card, action: AuditAction, usages: list[str]
 ) -> None:
     audit.record(
         session,

@@ -19,6 +19,7 @@ from cardvault.card.piv.link_state import LinkState, dump_link_state
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import WrongSecret, unwrap_session
 from cardvault.domain import identifiers
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import Conflict, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.piv.answers import PROBES, constant_answers
@@ -106,7 +107,7 @@ def open_use_link(
             session,
             rt,
             card_sessions.owner(actor, row),
-            action="piv.card_inserted",
+            action=AuditAction.PIV_CARD_INSERTED,
             organisation_id=row.organisation_id,
             person_id=card.person_id,
             card_id=card.id,
@@ -146,7 +147,7 @@ def close(rt: Runtime, actor: Actor, *, token: str, link_id: str) -> None:
             session,
             rt,
             card_sessions.owner(actor, row),
-            action="piv.card_removed",
+            action=AuditAction.PIV_CARD_REMOVED,
             organisation_id=card.organisation_id,
             person_id=card.person_id,
             card_id=card.id,

@@ -33,6 +33,7 @@ from cardvault.card.piv.link_state import (
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import CardKeyRecord, WrongSecret, unwrap_session
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import Conflict, Unavailable
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.piv import issuance, snapshot, statements
@@ -89,7 +90,7 @@ class RelayRequest:
 @dataclass(frozen=True, kw_only=True)
 class RelayAnswer:
     response: bytes
-    card_status: str
+    card_status: CardStatus
     expires_at: datetime
     idle_expires_at: datetime
     #: at issuance: what the card management system still has to do
@@ -253,7 +254,7 @@ def _issuance_progress(
     done: _Computed,
     card: Card | None,
     changed: bool,
-) -> tuple[str, tuple[str, ...]]:
+) -> tuple[CardStatus, tuple[str, ...]]:
     """At issuance: issue the card once complete; always say what is still missing."""
     public_keys = _public_keys(snap, done)
     if not (changed or card is not None):

@@ -14,6 +14,7 @@ from typing import NoReturn
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import PermissionDenied
 from cardvault.services.networks import allow_list as network
 from cardvault.services.piv import issuance, statements
@@ -21,22 +22,14 @@ from cardvault.services.piv.ports import Mode
 from cardvault.services.piv.reader_links import LinkClosed
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import (
-    Card,
-    CardSession,
-    CardStatus,
-    Organisation,
-    PivCard,
-    PivLink,
-    RaRoleGrant,
-)
+from cardvault.store.models import Card, CardSession, Organisation, PivCard, PivLink, RaRoleGrant
 
 __all__ = ["USABLE", "Snapshot", "take"]
 
 #: the card statuses in which each kind of link works
 USABLE = {
-    Mode.USE: (CardStatus.ACTIVE.value,),
-    Mode.ISSUANCE: (CardStatus.BLANK.value, CardStatus.ISSUED.value),
+    Mode.USE: (CardStatus.ACTIVE,),
+    Mode.ISSUANCE: (CardStatus.BLANK, CardStatus.ISSUED),
 }
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from cardvault.card.apdu import Sw
 from cardvault.card.piv import Ins, PinRef, PivState, Slot
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.services.audit import trail as audit
 from cardvault.services.piv.ports import Effects, key_role
 from cardvault.services.system.runtime import Actor, Runtime
@@ -20,12 +21,16 @@ from cardvault.store.models import Card
 
 __all__ = ["ApduFacts", "record_apdu"]
 
-_OPERATION_ACTIONS = {"sign": "card.signed", "decrypt": "card.decrypted", "ecdh": "card.key_agreed"}
+_OPERATION_ACTIONS = {
+    "sign": AuditAction.CARD_SIGNED,
+    "decrypt": AuditAction.CARD_DECRYPTED,
+    "ecdh": AuditAction.CARD_KEY_AGREED,
+}
 #: each action spelled out, so that the audit phrase catalogue's test finds it
 _CHANGED_ACTIONS = {
-    PinRef.GLOBAL_PIN: "piv.global_pin_changed",
-    PinRef.PIV_PIN: "piv.piv_pin_changed",
-    PinRef.PUK: "piv.puk_changed",
+    PinRef.GLOBAL_PIN: AuditAction.PIV_GLOBAL_PIN_CHANGED,
+    PinRef.PIV_PIN: AuditAction.PIV_PIV_PIN_CHANGED,
+    PinRef.PUK: AuditAction.PIV_PUK_CHANGED,
 }
 _REFUSALS = {
     Sw.SECURITY_STATUS_NOT_SATISFIED: "card PIN not verified",
@@ -85,7 +90,7 @@ def record_apdu(
         )
 
 
-Event = tuple[str, str, str | None, dict[str, Any]]
+Event = tuple[AuditAction, str, str | None, dict[str, Any]]
 
 
 def _key_uses(facts: ApduFacts, effects: Effects) -> list[Event]:
@@ -111,8 +116,10 @@ def _refusal(facts: ApduFacts) -> list[Event]:
     if facts.ins != Ins.GENERAL_AUTHENTICATE or chained or facts.sw not in _REFUSALS:
         return []
     if facts.p2 == Slot.CARD_MANAGEMENT:
-        return [("piv.management_authenticated", "failure", "wrong management key", {})]
-    return [("card.signed", "failure", _REFUSALS[Sw(facts.sw)], {"slot": f"{facts.p2:02x}"})]
+        return [(AuditAction.PIV_MANAGEMENT_AUTHENTICATED, "failure", "wrong management key", {})]
+    return [
+        (AuditAction.CARD_SIGNED, "failure", _REFUSALS[Sw(facts.sw)], {"slot": f"{facts.p2:02x}"})
+    ]
 
 
 def _reference_events(facts: ApduFacts, effects: Effects) -> list[Event]:
@@ -122,12 +129,14 @@ def _reference_events(facts: ApduFacts, effects: Effects) -> list[Event]:
         counter = facts.after.puk_tries if reference is PinRef.PUK else facts.after.pin_tries
         if not right:
             details = {"reference": name, "attempts_left": counter.left}
-            events.append(("piv.verify", "failure", f"incorrect {name}", details))
+            events.append((AuditAction.PIV_VERIFY, "failure", f"incorrect {name}", details))
             if counter.blocked:
-                events.append(("piv.blocked", "success", f"{name} blocked", {"reference": name}))
+                events.append(
+                    (AuditAction.PIV_BLOCKED, "success", f"{name} blocked", {"reference": name})
+                )
     for reference in effects.changed:
         unblock = facts.ins == Ins.RESET_RETRY_COUNTER
-        action = "piv.pin_reset" if unblock else _CHANGED_ACTIONS[reference]
+        action = AuditAction.PIV_PIN_RESET if unblock else _CHANGED_ACTIONS[reference]
         events.append((action, "success", None, {}))
     return events
 
@@ -136,18 +145,20 @@ def _administration(facts: ApduFacts, effects: Effects) -> list[Event]:
     events: list[Event] = []
     was = facts.before.security.management_authenticated
     if facts.after.security.management_authenticated and not was:
-        events.append(("piv.management_authenticated", "success", None, {}))
+        events.append((AuditAction.PIV_MANAGEMENT_AUTHENTICATED, "success", None, {}))
     if effects.management_changed:
         name = facts.after.management_algorithm.name
-        events.append(("piv.management_key_changed", "success", None, {"algorithm": name}))
+        events.append(
+            (AuditAction.PIV_MANAGEMENT_KEY_CHANGED, "success", None, {"algorithm": name})
+        )
     for slot, generated in effects.generated:
         details = {"slot": f"{int(slot):02x}", "algorithm": generated.name}
-        events.append(("piv.key_generated", "success", None, details))
+        events.append((AuditAction.PIV_KEY_GENERATED, "success", None, details))
     before, after = dict(facts.before.objects), dict(facts.after.objects)
     for tag in sorted(before.keys() | after.keys()):
         if before.get(tag) != after.get(tag):
             size = len(after.get(tag, b""))
             events.append(
-                ("piv.object_written", "success", None, {"tag": f"{tag:x}", "size": size})
+                (AuditAction.PIV_OBJECT_WRITTEN, "success", None, {"tag": f"{tag:x}", "size": size})
             )
     return events

@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from cardvault.crypto import x509 as cx509
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import InvalidInput
 from cardvault.services.cards.state import stored_serial
 from cardvault.services.pki import ca
@@ -30,7 +31,7 @@ def status_by_fingerprint(rt: Runtime, fingerprint: str) -> dict[str, object]:
         if cert is None or not _issued_here(rt, cert.pem):
             return {"status": "unknown", "fingerprint_sha256": fp}
         card = session.get(Card, cert.card_id)
-        good = cert.status == "valid" and card is not None and card.status != "revoked"
+        good = cert.status == "valid" and card is not None and card.status != CardStatus.REVOKED
         return {
             "status": "good" if good else "revoked",
             "fingerprint_sha256": fp,

@@ -25,8 +25,10 @@ from cardvault.crypto.keyslots import (
     open_passcode_slot,
 )
 from cardvault.domain import identifiers
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.passcode_policy import check_passcode
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards import enrolment, issuance
@@ -39,9 +41,7 @@ from cardvault.services.recovery import links
 from cardvault.services.signin import lockout
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, CardStatus, Organisation, Person
-
-LOCKABLE = (CardStatus.ISSUED.value, CardStatus.ENROLLED.value, CardStatus.ACTIVE.value)
+from cardvault.store.models import Card, Organisation, Person
 
 
 def issue(
@@ -186,7 +186,7 @@ def _contact(email: str, phone: str) -> tuple[str, str]:
 
 
 def _check_enrollable(card: Card) -> None:
-    if card.status not in (CardStatus.ISSUED.value, CardStatus.ENROLLED.value):
+    if not card.status.is_awaiting_enrolment:
         raise Conflict(f"Card {card.serial} cannot be enrolled: its status is {card.status}.")
 
 
@@ -197,7 +197,9 @@ def _open_with_issuance_passcode(
     try:
         return open_passcode_slot(record, passcode)
     except WrongSecret:
-        exc = lockout.passcode_wrong(rt, ctx.actor, card.id, reserved, action="enrolment.passcode")
+        exc = lockout.passcode_wrong(
+            rt, ctx.actor, card.id, reserved, action=AuditAction.ENROLMENT_PASSCODE
+        )
         raise InvalidInput(exc.message, field="issuance_passcode") from None
 
 
@@ -234,13 +236,13 @@ def _store_invitation(
         seal_record(session, rt.master_key, card, record.with_slot(slot))
         person.email, person.phone = mail, tel
         lockout.passcode_right(session, card)
-        card.status, card.status_changed_at = CardStatus.ENROLLED.value, rt.clock()
+        card.status, card.status_changed_at = CardStatus.ENROLLED, rt.clock()
         _queue_invitation(session, rt, card, person, org, policy, token, code, minutes)
         audit.record(
             session,
             rt,
             ctx.actor,
-            action="card.invited",
+            action=AuditAction.CARD_INVITED,
             organisation_id=ctx.organisation_id,
             person_id=person.id,
             card_id=card.id,
@@ -299,7 +301,7 @@ def lock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> Card:
     with transaction(rt.db) as session:
         card = card_in_scope(session, ctx, user_id)
         session.refresh(card, with_for_update=True)
-        if card.status not in LOCKABLE:
+        if not card.status.is_lockable:
             raise Conflict(f"Card {card.serial} cannot be locked: its status is {card.status}.")
         lockout.lock_in_session(session, rt, ctx.actor, card, reason=reason)
     return card
@@ -314,9 +316,9 @@ def unlock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> bool:
     with transaction(rt.db) as session:
         card = card_in_scope(session, ctx, user_id)
         session.refresh(card, with_for_update=True)
-        if card.status != CardStatus.LOCKED.value:
+        if card.status != CardStatus.LOCKED:
             raise Conflict(f"Card {card.serial} is not locked (its status is {card.status}).")
-        card.status = card.locked_from or CardStatus.ACTIVE.value
+        card.status = card.locked_from or CardStatus.ACTIVE
         card.locked_from, card.lock_reason, card.failed_attempts = None, None, 0
         card.second_factor_failures = 0
         card.status_reason, card.status_changed_at = reason, rt.clock()
@@ -325,7 +327,7 @@ def unlock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> bool:
             session,
             rt,
             ctx.actor,
-            action="card.unlocked",
+            action=AuditAction.CARD_UNLOCKED,
             reason=reason,
             organisation_id=ctx.organisation_id,
             person_id=card.person_id,
@@ -339,7 +341,7 @@ def _send_reset_link(session: Session, rt: Runtime, ctx: RaContext, card: Card) 
     person = session.get(Person, card.person_id)
     org = session.get(Organisation, ctx.organisation_id)
     assert person is not None and org is not None
-    if card.status != CardStatus.ACTIVE.value or not person.email:
+    if card.status != CardStatus.ACTIVE or not person.email:
         return False
     policy = OrganisationPolicy.from_dict(org.policy)
     _link, token = links.new_link(

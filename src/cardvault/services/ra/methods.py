@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cardvault.domain import identifiers, totp
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import CardStatus, MethodKind, MethodStatus
 from cardvault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards import methods
@@ -21,7 +23,7 @@ from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import card_in_scope
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Association, Card, CardStatus, MethodKind, Organisation
+from cardvault.store.models import Association, Card, Organisation
 from cardvault.store.types import new_id
 
 MAX_LABEL = 100
@@ -45,7 +47,7 @@ def _label(text: str, default: str) -> str:
 def _usable_serial(rt: Runtime, ctx: RaContext, user_id: str) -> str:
     with rt.db() as session:
         card = card_in_scope(session, ctx, user_id)
-    if card.status == CardStatus.REVOKED.value:
+    if card.status == CardStatus.REVOKED:
         raise Conflict(f"Card {card.serial} is revoked.")
     return card.serial
 
@@ -89,7 +91,7 @@ def pending_totp(rt: Runtime, ctx: RaContext, user_id: str, association_id: str)
     with rt.db() as session:
         assoc = _association(session, ctx, user_id, association_id)
         card = card_in_scope(session, ctx, user_id)
-        if assoc.method != MethodKind.TOTP.value or assoc.status != "pending":
+        if assoc.method != MethodKind.TOTP or assoc.status != MethodStatus.PENDING:
             raise Conflict("This authenticator is already confirmed.")
         secret = methods.open_secret(rt.master_key, assoc)
         try:
@@ -107,7 +109,7 @@ def confirm_totp(
     with transaction(rt.db) as session:
         assoc = _association(session, ctx, user_id, association_id)
         session.refresh(assoc, with_for_update=True)
-        if assoc.method != MethodKind.TOTP.value or assoc.status != "pending":
+        if assoc.method != MethodKind.TOTP or assoc.status != MethodStatus.PENDING:
             raise Conflict("This authenticator is already confirmed.")
         org = session.get(Organisation, ctx.organisation_id)
         assert org is not None
@@ -127,8 +129,8 @@ def confirm_totp(
             ) from None
         finally:
             secret[:] = bytes(len(secret))
-        assoc.status, assoc.counter = "active", max(assoc.counter, step)
-        _audit(session, rt, ctx, assoc, "method.confirmed")
+        assoc.status, assoc.counter = MethodStatus.ACTIVE, max(assoc.counter, step)
+        _audit(session, rt, ctx, assoc, AuditAction.METHOD_CONFIRMED)
     return assoc
 
 
@@ -144,7 +146,7 @@ def add_hr_card(rt: Runtime, ctx: RaContext, user_id: str, uid: str, label: str)
             id=new_id(),
             card_id=card.id,
             organisation_id=ctx.organisation_id,
-            method=MethodKind.HR_CARD.value,
+            method=MethodKind.HR_CARD,
             lookup_key=uid_norm,
             label=_label(label, "HR card"),
             created_by=ctx.actor.ref,
@@ -153,7 +155,7 @@ def add_hr_card(rt: Runtime, ctx: RaContext, user_id: str, uid: str, label: str)
             methods._insert(session, assoc, f"The HR card {uid_norm}")
         except methods.AlreadyAssociated as exc:
             raise methods.AlreadyAssociated(exc.message, field="uid") from None
-        _audit(session, rt, ctx, assoc, "method.added", identifier=uid_norm)
+        _audit(session, rt, ctx, assoc, AuditAction.METHOD_ADDED, identifier=uid_norm)
     return assoc
 
 
@@ -173,7 +175,7 @@ def _audit(
     rt: Runtime,
     ctx: RaContext,
     assoc: Association,
-    action: str,
+    action: AuditAction,
     identifier: str | None = None,
 ) -> None:
     card = session.get(Card, assoc.card_id)

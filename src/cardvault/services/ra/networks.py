@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cardvault.domain.networks import AllowList, changed_networks, split_entries
+from cardvault.domain.vocabulary import RaRole
 from cardvault.errors import InvalidInput, PermissionDenied
 from cardvault.services.networks import changes as org_networks
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.system.runtime import Runtime
-from cardvault.store.models import RaRole
 
-MANAGERS = (RaRole.RA_MANAGER.value,)
+MANAGERS = (RaRole.RA_MANAGER,)
 
 
 class WouldLockOut(InvalidInput):

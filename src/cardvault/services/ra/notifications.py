@@ -21,7 +21,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.store.models import Card, Membership, Person
 
 LIMIT = 200
-CHANNELS = {Channel.EMAIL.value: "Email", Channel.SMS.value: "Text message"}
+CHANNELS: dict[str, str] = {Channel.EMAIL: "Email", Channel.SMS: "Text message"}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,9 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from cardvault import json_types
 from cardvault.domain import identifiers
+from cardvault.domain.vocabulary import CardStatus, MethodKind
 from cardvault.domain.webauthn import aaguid_name
 from cardvault.errors import InvalidInput, NotFound
 from cardvault.services.audit import display as audit_display
@@ -26,7 +28,6 @@ from cardvault.store.models import (
     Association,
     AuditEvent,
     Card,
-    CardStatus,
     Certificate,
     Device,
     Link,
@@ -120,7 +121,7 @@ def current_card(session: Session, person_id: str) -> Card | None:
             select(Card).where(Card.person_id == person_id).order_by(Card.created_at.desc())
         )
     )
-    live = [c for c in cards if c.status != CardStatus.REVOKED.value]
+    live = [c for c in cards if c.status.is_live]
     chosen = live or cards
     return chosen[0] if chosen else None
 
@@ -140,7 +141,7 @@ def card_in_scope(session: Session, ctx: RaContext, user_id: str, *, live: bool 
     """The person's current card; NotFound when they have none (or none that is live)."""
     person = person_in_scope(session, ctx, user_id)
     card = current_card(session, person.id)
-    if card is None or (live and card.status == CardStatus.REVOKED.value):
+    if card is None or (live and card.status == CardStatus.REVOKED):
         raise NotFound(f"{person.common_name} has no card.")
     return card
 
@@ -195,15 +196,15 @@ def _associations(session: Session, ctx: RaContext, card: Card | None) -> list[d
 def association_view(a: Association) -> dict[str, Any]:
     """What an RA sees of an association: never its secret."""
     details = a.details or {}
-    aaguid = details.get("aaguid")
+    aaguid = json_types.text_or_none(details, "aaguid")
     shown = a.label or a.lookup_key
-    if a.method == "totp":
+    if a.method is MethodKind.TOTP:
         shown = a.label or "Authenticator app"
     return {
         "id": a.id,
         "method": a.method,
         "label": shown,
-        "identifier": a.lookup_key if a.method in ("ad_account", "hr_card") else None,
+        "identifier": a.lookup_key if a.method.has_public_identifier else None,
         "status": a.status,
         "aaguid": aaguid,
         "authenticator": aaguid_name(aaguid) if aaguid else None,

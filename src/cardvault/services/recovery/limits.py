@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import AuthenticationFailed, Conflict
 from cardvault.services.audit import trail as audit
 from cardvault.services.notifications import outbox as notifications
@@ -96,7 +97,7 @@ def failed(
     link_id: str,
     card: Card,
     reserved: int,
-    action: str,
+    action: AuditAction,
     reason: str,
     held: factor_lockout.Reservation | None = None,
 ) -> Exception:

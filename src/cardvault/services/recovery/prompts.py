@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from cardvault.domain.push_policy import PushStatus
+from cardvault.domain.vocabulary import MethodKind
 from cardvault.errors import InvalidInput
 from cardvault.services.devices import push
 from cardvault.services.recovery import factors as recovery_factors
@@ -19,10 +20,10 @@ from cardvault.services.recovery import reset as recovery
 from cardvault.services.signin.factors import installed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import AuthTransaction, Card, MethodKind, Organisation
+from cardvault.store.models import AuthTransaction, Card, Organisation
 
 PHONE = "authenticator"
-SECURITY_KEY = MethodKind.FIDO2.value
+SECURITY_KEY = MethodKind.SECURITY_KEY
 
 
 def _bound(step: recovery.Step, method: str, what: str) -> list[str]:

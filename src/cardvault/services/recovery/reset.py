@@ -44,8 +44,10 @@ from cardvault.crypto.keyslots import (
     unwrap_session,
     wrap_for_session,
 )
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.passcode_policy import check_passcode
+from cardvault.domain.vocabulary import AuthState, CardStatus
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.enrolment import MAX_ANSWER, passcode_policy, personal_words
@@ -73,7 +75,6 @@ from cardvault.store.db import transaction
 from cardvault.store.models import (
     AuthTransaction,
     Card,
-    CardStatus,
     Link,
     Organisation,
     Person,
@@ -96,8 +97,8 @@ __all__ = [
     "set_passcode",
 ]
 PURPOSE = "recovery"
-STEP_FACTOR = "second_factor"
-STEP_PASSCODE = "new_passcode"
+STEP_FACTOR = AuthState.SECOND_FACTOR
+STEP_PASSCODE = AuthState.NEW_PASSCODE
 #: what the wrong second factor that locks a card during its reset adds to the refusal
 LOCKED_DURING_RESET = (
     "That was the fifth wrong second factor in a row, so the card is now locked and this link "
@@ -249,7 +250,9 @@ def answer(
             reason = "incorrect recovery code" if code else "incorrect security answers"
             if isinstance(exc, InvalidInput) and not isinstance(exc, SlotNotFound):
                 reason = "malformed recovery code"
-            raise failed(rt, actor, link.id, card, reserved, "recovery.answers", reason) from None
+            raise failed(
+                rt, actor, link.id, card, reserved, AuditAction.RECOVERY_ANSWERS, reason
+            ) from None
     key = new_session_key()
     txn_id = new_id()
     try:
@@ -300,7 +303,7 @@ def _begin(
         txn.state, offers = STEP_PASSCODE, []
     factors = {str(offer["method"]): org_ids for offer, org_ids in offers}
     txn.factor_state = {**txn.factor_state, "factors": factors}
-    _audit(session, rt, actor, card, "recovery.answers", {"link": link.id, "via": via})
+    _audit(session, rt, actor, card, AuditAction.RECOVERY_ANSWERS, {"link": link.id, "via": via})
     return Progress(
         transaction_id=txn_id,
         key=key,
@@ -314,7 +317,7 @@ def _audit(
     rt: Runtime,
     actor: Actor,
     card: Card,
-    action: str,
+    action: AuditAction,
     details: dict[str, Any],
     outcome: str = "success",
     reason: str | None = None,
@@ -416,7 +419,7 @@ def second_factor(
             step.link_id,
             step.card,
             reserved,
-            "recovery.second_factor",
+            AuditAction.RECOVERY_SECOND_FACTOR,
             failure.reason,
             held if failure.counts else None,
         )
@@ -464,7 +467,7 @@ def _verify_candidates(
             held.right(session)
             txn.state = STEP_PASSCODE
             details = {"link": step.link_id, **dict(outcome.details)}
-            _audit(session, rt, actor, card, "recovery.second_factor", details)
+            _audit(session, rt, actor, card, AuditAction.RECOVERY_SECOND_FACTOR, details)
             return Progress(transaction_id=txn.id, key=key, step=STEP_PASSCODE, second_factors=[])
     return failures
 
@@ -518,7 +521,7 @@ def set_passcode(
             rt,
             actor,
             card,
-            "card.passcode_reset",
+            AuditAction.CARD_PASSCODE_RESET,
             {"link": step.link_id, "via": step.txn.factor_state.get("via")},
         )
         return Recovered(
@@ -540,7 +543,7 @@ def _reactivate(session: Session, rt: Runtime, card: Card) -> None:
     """Active again, counters reset, every session and other link of the card ended."""
     now = rt.clock()
     card.failed_attempts, card.recovery_failures, card.second_factor_failures = 0, 0, 0
-    card.status, card.locked_from, card.lock_reason = CardStatus.ACTIVE.value, None, None
+    card.status, card.locked_from, card.lock_reason = CardStatus.ACTIVE, None, None
     card.status_reason, card.status_changed_at = "passcode reset by the holder", now
     end_card_state(session, card.id, now)
 

@@ -16,8 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.lockout import SECOND_FACTOR_LOCK_REASON, SELF_UNLOCKABLE_REASONS
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import InvalidInput
 from cardvault.notify.templates import EmailTemplate
 from cardvault.services.audit import trail as audit
@@ -25,14 +27,7 @@ from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import links
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import (
-    Card,
-    CardStatus,
-    Link,
-    Organisation,
-    Person,
-    SecurityQuestion,
-)
+from cardvault.store.models import Card, Link, Organisation, Person, SecurityQuestion
 
 #: reset emails one card may receive in an hour through the forgotten-passcode form
 REQUESTS_PER_HOUR = 3
@@ -102,7 +97,7 @@ def _audit(
         session,
         rt,
         actor,
-        action="portal.reset_link",
+        action=AuditAction.PORTAL_RESET_LINK,
         outcome=outcome,
         reason=reason,
         organisation_id=card.organisation_id,
@@ -115,9 +110,9 @@ def _audit(
 def may_self_unlock(card: Card, *, link_unlocks: bool = False) -> bool:
     """Active cards, cards locked by wrong passcodes or wrong second factors, and any lock
     an RA's link lifts."""
-    if card.status == CardStatus.ACTIVE.value:
+    if card.status == CardStatus.ACTIVE:
         return True
-    return card.status == CardStatus.LOCKED.value and (
+    return card.status == CardStatus.LOCKED and (
         link_unlocks or card.lock_reason in SELF_UNLOCKABLE_REASONS
     )
 
@@ -151,7 +146,7 @@ def _request(rt: Runtime, actor: Actor, identifier: str) -> None:
                 session,
                 rt,
                 actor,
-                action="portal.reset_requested",
+                action=AuditAction.PORTAL_RESET_REQUESTED,
                 outcome="failure",
                 reason=reason,
                 organisation_id=card.organisation_id if card else None,
@@ -179,7 +174,7 @@ def _card_for(session: Session, identifier: str) -> Card | None:
     if person is None:
         return None
     return session.scalar(
-        select(Card).where(Card.person_id == person.id, Card.status != CardStatus.REVOKED.value)
+        select(Card).where(Card.person_id == person.id, Card.status != CardStatus.REVOKED)
     )
 
 

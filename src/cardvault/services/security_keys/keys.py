@@ -25,20 +25,17 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
+from cardvault import json_types
 from cardvault.config import Settings
 from cardvault.domain import webauthn
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import MethodKind, MethodStatus
 from cardvault.errors import CardvaultError, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import (
-    Association,
-    Card,
-    MethodKind,
-    Organisation,
-    WebAuthnCeremony,
-)
+from cardvault.store.models import Association, Card, Organisation, WebAuthnCeremony
 
 RP_NAME = "cardvault"
 #: time beyond the browser's own timeout before a begun ceremony is forgotten
@@ -110,7 +107,7 @@ def policy_for(settings: Settings, org: Organisation | None) -> webauthn.WebAuth
 
 def require_allowed(org: Organisation) -> OrganisationPolicy:
     pol = OrganisationPolicy.from_dict(org.policy)
-    if not pol.allows(MethodKind.FIDO2.value):
+    if not pol.allows(MethodKind.SECURITY_KEY):
         raise SecurityKeysNotAllowed(f"{org.name} does not allow security keys.")
     return pol
 
@@ -125,12 +122,12 @@ def ceremony_expiry(settings: Settings, now: datetime) -> datetime:
 def stored_credential(assoc: Association) -> webauthn.StoredCredential:
     d = assoc.details
     return webauthn.StoredCredential(
-        credential_id=unb64url(d["credential_id"]),
-        credential_data=unb64url(d["credential_data"]),
+        credential_id=unb64url(json_types.text(d, "credential_id")),
+        credential_data=unb64url(json_types.text(d, "credential_data")),
         sign_count=assoc.counter,
-        aaguid=d["aaguid"],
+        aaguid=json_types.text(d, "aaguid"),
         nickname=assoc.label or "security key",
-        user_handle=unb64url(d["user_handle"]),
+        user_handle=unb64url(json_types.text(d, "user_handle")),
     )
 
 
@@ -141,8 +138,8 @@ _ACTIVE_KEYS = (
     .where(
         Association.card_id == bindparam("key_card"),
         Association.organisation_id == bindparam("key_org"),
-        Association.method == MethodKind.FIDO2.value,
-        Association.status == "active",
+        Association.method == MethodKind.SECURITY_KEY,
+        Association.status == MethodStatus.ACTIVE,
     )
     .order_by(Association.created_at)
 )
@@ -156,9 +153,9 @@ def keys_by_credential(
     session: Session, credential_id: bytes, organisation_id: str | None
 ) -> list[Association]:
     stmt = select(Association).where(
-        Association.method == MethodKind.FIDO2.value,
+        Association.method == MethodKind.SECURITY_KEY,
         Association.lookup_key == credential_key(credential_id),
-        Association.status == "active",
+        Association.status == MethodStatus.ACTIVE,
     )
     if organisation_id is not None:
         stmt = stmt.where(Association.organisation_id == organisation_id)
@@ -242,7 +239,7 @@ def audit_failure(
     actor: Actor,
     exc: CardvaultError,
     *,
-    action: str,
+    action: AuditAction,
     assoc: Association | None,
     org_id: str | None,
     details: dict[str, Any],
@@ -290,7 +287,7 @@ def audit_clone(
         session,
         rt,
         actor,
-        action="fido2.clone_suspected",
+        action=AuditAction.SECURITY_KEY_CLONE_SUSPECTED,
         outcome="failure",
         reason="sign counter did not increase: the credential may exist on a cloned key",
         organisation_id=org_id,

@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cardvault.domain import webauthn
+from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import CardStatus, MethodKind
 from cardvault.errors import CardvaultError, Conflict, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
@@ -39,15 +41,7 @@ from cardvault.services.security_keys.keys import (
 )
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import (
-    Association,
-    Card,
-    CardStatus,
-    MethodKind,
-    Organisation,
-    Person,
-    WebAuthnCeremony,
-)
+from cardvault.store.models import Association, Card, Organisation, Person, WebAuthnCeremony
 from cardvault.store.types import new_id
 
 
@@ -108,7 +102,7 @@ def complete_registration(
                 rt,
                 actor,
                 exc,
-                action="method.fido2_registration",
+                action=AuditAction.SECURITY_KEY_REGISTRATION,
                 assoc=None,
                 org_id=row.organisation_id if row else None,
                 card_id=row.card_id if row else None,
@@ -131,7 +125,7 @@ def _register(
     card = session.get(Card, row.card_id)
     assert org is not None and card is not None
     require_allowed(org)
-    if card.status == CardStatus.REVOKED.value:
+    if card.status == CardStatus.REVOKED:
         raise Conflict(f"Card {card.serial} is revoked.")
     cred = webauthn.complete_registration(
         policy_for(rt.settings, org), row.state, response, nickname=nickname
@@ -148,7 +142,7 @@ def _register(
         session,
         rt,
         actor,
-        action="method.added",
+        action=AuditAction.METHOD_ADDED,
         organisation_id=org.id,
         person_id=card.person_id,
         card_id=card.id,
@@ -161,7 +155,7 @@ def _register(
         },
     )
     # the holder hears of every new key: one added behind their back is an alarm
-    notifications.fido2_key_added(session, rt, card, assoc.label or "security key")
+    notifications.security_key_added(session, rt, card, assoc.label or "security key")
     return assoc
 
 
@@ -176,7 +170,7 @@ def _new_association(
         id=new_id(),
         card_id=card.id,
         organisation_id=org.id,
-        method=MethodKind.FIDO2.value,
+        method=MethodKind.SECURITY_KEY,
         lookup_key=credential_key(cred.credential_id),
         label=cred.nickname,
         counter=cred.sign_count,
@@ -195,7 +189,7 @@ def _new_association(
 def _card_in_org(session: Session, serial: str, org_code: str) -> tuple[Card, Organisation]:
     org = get_org(session, org_code)
     card = get_card(session, serial, organisation_id=org.id)
-    if card.status == CardStatus.REVOKED.value:
+    if card.status == CardStatus.REVOKED:
         raise Conflict(f"Card {card.serial} is revoked.")
     if not is_member(session, card.person_id, org.id):
         raise NotFound(f"There is no card {serial} in {org.code}.")

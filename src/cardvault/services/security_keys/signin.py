@@ -28,6 +28,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.domain import webauthn
+from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.directory.registry import get_org
@@ -52,7 +54,6 @@ from cardvault.store.models import (
     Association,
     Card,
     CardSession,
-    CardStatus,
     Organisation,
     Person,
     WebAuthnCeremony,
@@ -161,7 +162,7 @@ def _active_card_of(
         except CardvaultError:
             return None
         card = session.get(Card, keys[0].card_id) if len(keys) == 1 else None
-        if card is None or card.status != CardStatus.ACTIVE.value:
+        if card is None or card.status != CardStatus.ACTIVE:
             return None
         return card.id, keys[0].organisation_id
 
@@ -191,7 +192,7 @@ def _refused(
         rt,
         actor,
         exc,
-        action="fido2.sign_in",
+        action=AuditAction.SECURITY_KEY_SIGN_IN,
         assoc=attempt.assoc,
         org_id=attempt.org_id,
         details={"ceremony": ceremony_id[:36]},
@@ -238,7 +239,7 @@ def _complete(
         session,
         rt,
         actor,
-        action="fido2.sign_in",
+        action=AuditAction.SECURITY_KEY_SIGN_IN,
         organisation_id=org.id,
         person_id=card.person_id,
         card_id=card.id,

@@ -32,6 +32,7 @@ from cardvault.crypto.keyslots import (
     open_passcode_slot,
     wrap_for_session,
 )
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.networks import allow_list as network
@@ -50,9 +51,10 @@ from cardvault.services.signin.identification import Target, resolve
 from cardvault.services.signin.refusals import SignInFailed
 
 __all__ = ["Engine", "LoginRequest", "LoginResult", "SessionGrant", "SignInFailed"]
+from cardvault.domain.vocabulary import AuthState, CardStatus, SignInRoute
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import AuthTransaction, Card, CardStatus, Organisation, Person
+from cardvault.store.models import AuthTransaction, Card, Organisation, Person
 from cardvault.store.types import new_id
 
 TRANSACTION_MINUTES = 5
@@ -185,7 +187,9 @@ class Engine:
                     return open_passcode_slot(open_record(self.rt.master_key, card), req.passcode)
                 except WrongSecret:
                     pass
-            lockout.passcode_wrong(self.rt, actor, card.id, reserved, action="auth.passcode")
+            lockout.passcode_wrong(
+                self.rt, actor, card.id, reserved, action=AuditAction.AUTH_PASSCODE
+            )
             raise SignInFailed()
 
     def _passcode_accepted(
@@ -210,9 +214,9 @@ class Engine:
             id=txn_id,
             card_id=card.id,
             organisation_id=org.id,
-            method=target.method,
+            method=target.route,
             purpose=req.purpose,
-            state="second_factor",
+            state=AuthState.SECOND_FACTOR,
             session_wrap=wrap,
             client_address=actor.client_address,
             client_name=(req.client_name or "")[:100] or None,
@@ -225,10 +229,10 @@ class Engine:
             session,
             actor,
             target,
-            "auth.passcode",
+            AuditAction.AUTH_PASSCODE,
             "success",
             None,
-            {"transaction": txn_id, "method": target.method, "purpose": req.purpose},
+            {"transaction": txn_id, "method": target.route, "purpose": req.purpose},
         )
         ctx = self._context(session, actor, card, org, txn)
         offers = [o for f in self.factors.values() if (o := f.offer(ctx)) is not None]
@@ -258,7 +262,7 @@ class Engine:
             session,
             actor,
             target,
-            "auth.second_factor",
+            AuditAction.AUTH_SECOND_FACTOR,
             "failure",
             "no second factor associated",
             {"transaction": txn.id},
@@ -327,7 +331,7 @@ class Engine:
                 or card is None
                 or txn.organisation_id is None
                 or not self._live(txn)
-                or card.status != CardStatus.ACTIVE.value
+                or card.status != CardStatus.ACTIVE
             ):
                 raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
             return card.id, txn.organisation_id
@@ -336,7 +340,7 @@ class Engine:
         """A sign-in's transaction waiting for its second factor (a reset's opens no session)."""
         return (
             txn.purpose in PURPOSES
-            and txn.state == "second_factor"
+            and txn.state == AuthState.SECOND_FACTOR
             and self.rt.clock() < txn.expires_at
         )
 
@@ -423,13 +427,13 @@ class Engine:
             ctx.session,
             ctx.actor,
             target,
-            "auth.second_factor",
+            AuditAction.AUTH_SECOND_FACTOR,
             "failure",
             exc.reason,
             {"transaction": txn.id, "method": method},
         )
         if txn.factor_failures >= MAX_FACTOR_FAILURES:
-            txn.state = "failed"
+            txn.state = AuthState.FAILED
         if not exc.counts:
             return exc
         locked = held.wrong(
@@ -441,7 +445,7 @@ class Engine:
         )
         if not locked:
             return exc
-        txn.state = "failed"
+        txn.state = AuthState.FAILED
         return FactorFailed(
             f"{exc.message} {LOCKED_NOW}", reason=exc.reason, code=SecondFactorLocked.code
         )
@@ -449,7 +453,7 @@ class Engine:
     def _open_session(
         self, ctx: FactorContext, target: Target, method: str, details: dict[str, Any]
     ) -> SessionGrant:
-        if ctx.card.status != CardStatus.ACTIVE.value:  # locked while this answer was checked
+        if ctx.card.status != CardStatus.ACTIVE:  # locked while this answer was checked
             raise TransactionInvalid("This card can no longer be used.")
         txn = ctx.transaction
         assert txn.session_wrap is not None
@@ -469,7 +473,7 @@ class Engine:
             ctx.session,
             ctx.actor,
             target,
-            "auth.second_factor",
+            AuditAction.AUTH_SECOND_FACTOR,
             "success",
             None,
             {"transaction": txn.id, **details},
@@ -478,7 +482,7 @@ class Engine:
             ctx.session,
             ctx.actor,
             target,
-            "session.opened",
+            AuditAction.SESSION_OPENED,
             "success",
             None,
             {"session": txn.id, "purpose": txn.purpose, "method": f"{txn.method}+{method}"},
@@ -514,7 +518,7 @@ class Engine:
             card=ctx.card,
             person=person,
             organisation=ctx.organisation,
-            method=ctx.transaction.method,
+            route=SignInRoute(ctx.transaction.method),
         )
 
     def _audit(
@@ -522,7 +526,7 @@ class Engine:
         session: Session,
         actor: Actor,
         target: Target,
-        action: str,
+        action: AuditAction,
         outcome: str,
         reason: str | None,
         details: dict[str, Any] | None = None,

@@ -34,11 +34,13 @@ from enum import StrEnum
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.lockout import (
     MAX_SECOND_FACTOR_FAILURES,
     SECOND_FACTOR_LOCK_REASON,
     SECOND_FACTOR_STATUS_REASON,
 )
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import AuthenticationFailed
 from cardvault.services.audit import trail as audit
 from cardvault.services.notifications import outbox as notifications
@@ -46,7 +48,7 @@ from cardvault.services.recovery import reset_links
 from cardvault.services.signin.lockout import lock_in_session
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction, without_flush
-from cardvault.store.models import Card, CardStatus, Organisation, table_of
+from cardvault.store.models import Card, Organisation, table_of
 
 #: where a failure happened, in the RA's alert ("… while signing in")
 SIGN_IN = "signing in"
@@ -114,7 +116,7 @@ _TAKE = (
     .where(
         _CARDS.c.id == bindparam("sf_card"),
         _CARDS.c.second_factor_failures < MAX_SECOND_FACTOR_FAILURES,
-        _CARDS.c.status == CardStatus.ACTIVE.value,
+        _CARDS.c.status == CardStatus.ACTIVE,
     )
     .values(second_factor_failures=_CARDS.c.second_factor_failures + 1)
     .returning(_CARDS.c.second_factor_failures)
@@ -179,11 +181,11 @@ def _take(
             session,
             rt,
             actor,
-            action="auth.second_factor",
+            action=AuditAction.AUTH_SECOND_FACTOR,
             outcome="failure",
             reason=(
                 f"card is {card.status}"
-                if card.status != CardStatus.ACTIVE.value
+                if card.status != CardStatus.ACTIVE
                 else "no second-factor attempt left (others in progress)"
             ),
             organisation_id=organisation_id,
@@ -215,7 +217,7 @@ def _limit_reached(
     card = session.get(Card, card_id)
     org = session.get(Organisation, organisation_id)
     assert card is not None and org is not None
-    locked_now = card.status == CardStatus.ACTIVE.value
+    locked_now = card.status == CardStatus.ACTIVE
     if not locked_now and card.lock_reason == SECOND_FACTOR_LOCK_REASON:
         return False
     if locked_now:
@@ -233,7 +235,7 @@ def _limit_reached(
         session,
         rt,
         actor,
-        action="card.second_factor_limit",
+        action=AuditAction.CARD_SECOND_FACTOR_LIMIT,
         outcome="success",
         reason=SECOND_FACTOR_STATUS_REASON,
         organisation_id=org.id,

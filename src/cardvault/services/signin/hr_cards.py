@@ -16,7 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import CardStatus, MethodKind, MethodStatus
 from cardvault.errors import Conflict, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
@@ -24,7 +26,7 @@ from cardvault.services.cards.methods import insert_unique
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Association, Card, CardStatus, MethodKind, Organisation
+from cardvault.store.models import Association, Card, Organisation
 from cardvault.store.types import new_id
 
 
@@ -44,14 +46,14 @@ def add_hr_card(
     normal = identifiers.hr_card_uid(uid)
     with transaction(rt.db) as session:
         org = get_org(session, org_code)
-        if not OrganisationPolicy.from_dict(org.policy).allows(MethodKind.HR_CARD.value):
+        if not OrganisationPolicy.from_dict(org.policy).allows(MethodKind.HR_CARD):
             raise HrCardsNotAllowed(f"{org.name} does not allow sign-in with HR cards.")
         card = _card_in(session, serial, org)
         assoc = Association(
             id=new_id(),
             card_id=card.id,
             organisation_id=org.id,
-            method=MethodKind.HR_CARD.value,
+            method=MethodKind.HR_CARD,
             lookup_key=normal,
             label=(label or "").strip()[:100] or label_for(normal),
             created_by=actor.ref,
@@ -67,7 +69,7 @@ def add_hr_card(
             session,
             rt,
             actor,
-            action="method.added",
+            action=AuditAction.METHOD_ADDED,
             organisation_id=org.id,
             person_id=card.person_id,
             card_id=card.id,
@@ -78,7 +80,7 @@ def add_hr_card(
 
 def _card_in(session: Session, serial: str, org: Organisation) -> Card:
     card = get_card(session, serial, organisation_id=org.id, for_update=True)
-    if card.status == CardStatus.REVOKED.value:
+    if card.status == CardStatus.REVOKED:
         raise Conflict(f"Card {card.serial} is revoked.")
     if not is_member(session, card.person_id, org.id):
         raise NotFound(f"There is no card {serial} in {org.code}.")
@@ -88,9 +90,9 @@ def _card_in(session: Session, serial: str, org: Organisation) -> Card:
 def associations_for_uid(session: Session, uid: str, org_code: str | None) -> list[Association]:
     """The live associations of a UID (in one organisation, when its code is given)."""
     stmt = select(Association).where(
-        Association.method == MethodKind.HR_CARD.value,
+        Association.method == MethodKind.HR_CARD,
         Association.lookup_key == identifiers.hr_card_uid(uid),
-        Association.status == "active",
+        Association.status == MethodStatus.ACTIVE,
     )
     if org_code:
         stmt = stmt.join(Organisation, Organisation.id == Association.organisation_id).where(

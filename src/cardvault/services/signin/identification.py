@@ -14,18 +14,11 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
+from cardvault.domain.vocabulary import CardStatus, MethodStatus, SignInRoute
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.signin import hr_cards
-from cardvault.store.models import (
-    AdAccount,
-    Association,
-    Card,
-    CardStatus,
-    Membership,
-    Organisation,
-    Person,
-)
+from cardvault.store.models import AdAccount, Association, Card, Membership, Organisation, Person
 from cardvault.store.types import utcnow
 
 
@@ -34,7 +27,8 @@ class Target:
     card: Card
     person: Person
     organisation: Organisation
-    method: str
+    #: where the sign-in started (what the holder typed or presented)
+    route: SignInRoute
 
 
 Resolver = Callable[[Session, str, str | None], Target | None]
@@ -44,7 +38,7 @@ Resolver = Callable[[Session, str, str | None], Target | None]
 # reuses the compiled form of a statement object it has seen (bench/auth.py).
 _PERSON_BY_EMAIL = select(Person).where(Person.email == bindparam("email"))
 _LIVE_CARD = select(Card).where(
-    Card.person_id == bindparam("person_id"), Card.status != CardStatus.REVOKED.value
+    Card.person_id == bindparam("person_id"), Card.status != CardStatus.REVOKED
 )
 
 
@@ -72,7 +66,9 @@ def by_email(session: Session, value: str, org_code: str | None) -> Target | Non
         session.get(Organisation, "")
         return None
     org = _org_for(session, person, card, org_code)
-    return Target(card=card, person=person, organisation=org, method="email") if org else None
+    return (
+        Target(card=card, person=person, organisation=org, route=SignInRoute.EMAIL) if org else None
+    )
 
 
 def by_ad_account(session: Session, value: str, org_code: str | None) -> Target | None:
@@ -82,7 +78,9 @@ def by_ad_account(session: Session, value: str, org_code: str | None) -> Target 
         .join(AdAccount, AdAccount.association_id == Association.id)
         .join(Organisation, Organisation.id == Association.organisation_id)
         .where(
-            AdAccount.domain == domain, AdAccount.account == account, Association.status == "active"
+            AdAccount.domain == domain,
+            AdAccount.account == account,
+            Association.status == MethodStatus.ACTIVE,
         )
     )
     if org_code:
@@ -93,43 +91,43 @@ def by_ad_account(session: Session, value: str, org_code: str | None) -> Target 
     assoc, org = rows[0]
     card = session.get(Card, assoc.card_id)
     person = session.get(Person, card.person_id) if card else None
-    if card is None or person is None or card.status == CardStatus.REVOKED.value:
+    if card is None or person is None or card.status == CardStatus.REVOKED:
         return None
-    return Target(card=card, person=person, organisation=org, method="ad_account")
+    return Target(card=card, person=person, organisation=org, route=SignInRoute.AD_ACCOUNT)
 
 
-def _association_target(session: Session, assoc: Association, method: str) -> Target | None:
+def _association_target(session: Session, assoc: Association, route: SignInRoute) -> Target | None:
     card = session.get(Card, assoc.card_id)
     person = session.get(Person, card.person_id) if card else None
     org = session.get(Organisation, assoc.organisation_id)
-    if card is None or person is None or org is None or card.status == CardStatus.REVOKED.value:
+    if card is None or person is None or org is None or card.status == CardStatus.REVOKED:
         return None
-    return Target(card=card, person=person, organisation=org, method=method)
+    return Target(card=card, person=person, organisation=org, route=route)
 
 
 def by_hr_card(session: Session, value: str, org_code: str | None) -> Target | None:
     """The UID read from an HR card; several organisations need ``org_code`` to choose."""
     rows = hr_cards.associations_for_uid(session, value, org_code)
-    return _association_target(session, rows[0], "hr_card") if len(rows) == 1 else None
+    return _association_target(session, rows[0], SignInRoute.HR_CARD) if len(rows) == 1 else None
 
 
-def by_fido2(session: Session, value: str, org_code: str | None) -> Target | None:
+def by_security_key(session: Session, value: str, org_code: str | None) -> Target | None:
     """The proof of a verified security-key sign-in (``security_key_signin``)."""
     row = security_key_signin.verified_ceremony(session, value, utcnow())
     assoc = session.get(Association, row.association_id) if row and row.association_id else None
-    if assoc is None or assoc.status != "active":
+    if assoc is None or assoc.status != MethodStatus.ACTIVE:
         return None
-    target = _association_target(session, assoc, "fido2")
+    target = _association_target(session, assoc, SignInRoute.SECURITY_KEY)
     if target and org_code and target.organisation.code != identifiers.org_code(org_code):
         return None
     return target
 
 
 RESOLVERS: dict[str, Resolver] = {
-    "email": by_email,
-    "ad_account": by_ad_account,
-    "hr_card": by_hr_card,
-    "fido2": by_fido2,
+    SignInRoute.EMAIL: by_email,
+    SignInRoute.AD_ACCOUNT: by_ad_account,
+    SignInRoute.HR_CARD: by_hr_card,
+    SignInRoute.SECURITY_KEY: by_security_key,
 }
 
 

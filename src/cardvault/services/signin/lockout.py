@@ -11,14 +11,16 @@ from __future__ import annotations
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, MAX_ATTEMPTS, OPENABLE, after_wrong
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import AuthenticationFailed, Conflict
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import end_card_state
 from cardvault.services.recovery import reset_links
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction, without_flush
-from cardvault.store.models import Card, CardStatus, table_of
+from cardvault.store.models import Card, table_of
 
 
 class CardLocked(Conflict):
@@ -73,7 +75,7 @@ def reserve_attempt(rt: Runtime, card_id: str) -> int:
     if count is None:
         reason = (
             "card is locked"
-            if status == CardStatus.LOCKED.value
+            if status == CardStatus.LOCKED
             else f"card is {status}"
             if status not in OPENABLE
             else "no attempt left (others in progress)"
@@ -92,7 +94,7 @@ def passcode_right(session: Session, card: Card) -> None:
 
 
 def passcode_wrong(
-    rt: Runtime, actor: Actor, card_id: str, reserved: int, *, action: str
+    rt: Runtime, actor: Actor, card_id: str, reserved: int, *, action: AuditAction
 ) -> WrongPasscode:
     """Record a wrong passcode (and lock on the last attempt); returns the error to raise."""
     outcome = after_wrong(reserved)
@@ -111,9 +113,9 @@ def passcode_wrong(
             card_id=card.id,
             details={"attempts_left": outcome.attempts_left},
         )
-        if outcome.lock and card.status != CardStatus.LOCKED.value:
+        if outcome.lock and card.status != CardStatus.LOCKED:
             lock_in_session(session, rt, actor, card, reason=ATTEMPTS_LOCK_REASON)
-            if card.locked_from == CardStatus.ACTIVE.value:
+            if card.locked_from == CardStatus.ACTIVE:
                 # the holder learns at once, with a link to unlock it themselves (DESIGN §3.3);
                 # a card not yet enrolled has no security questions: its RA unlocks it
                 reset_links.send_reset_link(session, rt, actor, card, trigger="locked")
@@ -133,7 +135,7 @@ def lock_in_session(
     ``reason`` is a code."""
     now = rt.clock()
     card.locked_from = card.status
-    card.status, card.lock_reason = CardStatus.LOCKED.value, reason
+    card.status, card.lock_reason = CardStatus.LOCKED, reason
     card.status_reason = status_reason or reason
     card.status_changed_at = now
     end_card_state(session, card.id, now)
@@ -141,7 +143,7 @@ def lock_in_session(
         session,
         rt,
         actor,
-        action="card.locked",
+        action=AuditAction.CARD_LOCKED,
         outcome="success",
         reason=reason,
         organisation_id=card.organisation_id,

@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session
 
 from cardvault.crypto.kdf import Argon2Params
 from cardvault.crypto.keyslots import PASSCODE_SLOT, open_no_passcode_slot
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import AuthenticationFailed, CardvaultError
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
@@ -30,7 +32,7 @@ from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.identification import Target
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction, without_flush
-from cardvault.store.models import Card, CardStatus, table_of
+from cardvault.store.models import Card, table_of
 from cardvault.store.types import new_id
 
 #: the one answer to every refusal before the passcode, and to a wrong passcode: it must
@@ -64,11 +66,11 @@ def why_refused(session: Session, actor: Actor, purpose: str, target: Target) ->
     except network.NetworkNotAllowed:
         return "client network not allowed"
     policy = OrganisationPolicy.from_dict(target.organisation.policy)
-    if not policy.allows(target.method):
-        return f"sign-in with {target.method} not allowed by policy"
+    if not policy.allows(target.route):
+        return f"sign-in with {target.route} not allowed by policy"
     if purpose == "ra" and not card_sessions.ra_roles(session, target.person.id):
         return "no RA role"
-    if target.card.status != CardStatus.ACTIVE.value:
+    if target.card.status != CardStatus.ACTIVE:
         return f"card is {target.card.status}"
     return None
 
@@ -95,13 +97,15 @@ def decoy(
     with transaction(rt.db) as session:
         session.get(Card, card_id or new_id(), with_for_update=True)
         if target is not None:
-            record_for(session, rt, actor, target, "auth.login", "failure", reason, details)
+            record_for(
+                session, rt, actor, target, AuditAction.AUTH_LOGIN, "failure", reason, details
+            )
         else:
             audit.record(
                 session,
                 rt,
                 actor,
-                action="auth.login",
+                action=AuditAction.AUTH_LOGIN,
                 outcome="failure",
                 reason=reason,
                 details={**details, "client_address": actor.client_address},
@@ -141,7 +145,7 @@ def record_for(
     rt: Runtime,
     actor: Actor,
     target: Target,
-    action: str,
+    action: AuditAction,
     outcome: str,
     reason: str | None,
     details: dict[str, Any] | None = None,

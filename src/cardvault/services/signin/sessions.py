@@ -15,19 +15,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import CardStatus, RaRole
 from cardvault.errors import AuthenticationFailed, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.networks import allow_list as network
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import (
-    Card,
-    CardSession,
-    CardStatus,
-    Organisation,
-    RaRoleGrant,
-)
+from cardvault.store.models import Card, CardSession, Organisation, RaRoleGrant
 
 TOKEN_BYTES = 32
 
@@ -137,7 +133,7 @@ def _live(
     if purpose is not None and row.purpose != purpose:
         raise SessionInvalid("This session cannot be used for that.")
     card = session.get(Card, row.card_id)
-    if card is None or card.status != CardStatus.ACTIVE.value:
+    if card is None or card.status != CardStatus.ACTIVE:
         raise SessionInvalid("The card can no longer be used; sign in again.")
     org = session.get(Organisation, row.acting_organisation_id or row.organisation_id)
     assert org is not None
@@ -179,7 +175,7 @@ def logout(rt: Runtime, actor: Actor, token: str | None, *, session_id: str | No
             session,
             rt,
             owner(actor, row),
-            action="session.closed",
+            action=AuditAction.SESSION_CLOSED,
             organisation_id=row.organisation_id,
             person_id=row.person_id,
             card_id=row.card_id,
@@ -199,7 +195,7 @@ def purge_expired(rt: Runtime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def ra_roles(session: Session, person_id: str) -> list[tuple[Organisation, str]]:
+def ra_roles(session: Session, person_id: str) -> list[tuple[Organisation, RaRole]]:
     rows = session.execute(
         select(Organisation, RaRoleGrant.role)
         .join(RaRoleGrant, RaRoleGrant.organisation_id == Organisation.id)
@@ -237,12 +233,12 @@ def select_role(
             raise PermissionDenied("You do not have that RA role.")
         org = match[0][0]
         network.check_client(org, actor.client_address)
-        row.acting_organisation_id, row.acting_role = org.id, role
+        row.acting_organisation_id, row.acting_role = org.id, match[0][1]
         audit.record(
             session,
             rt,
             owner(actor, row),
-            action="ra.role_selected",
+            action=AuditAction.RA_ROLE_SELECTED,
             organisation_id=org.id,
             person_id=row.person_id,
             card_id=row.card_id,

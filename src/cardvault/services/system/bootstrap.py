@@ -16,6 +16,7 @@ from typing import Any
 
 from cardvault.config import Settings
 from cardvault.crypto.tls import development_certificate
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import Conflict
 from cardvault.keystore.files import write_private
 from cardvault.services.audit import signing_key as audit_key
@@ -86,7 +87,7 @@ def initialise(
             organisation="cardvault development",
         )
         with rt.db.begin() as session:
-            audit.record(session, rt, actor, action="service.initialised")
+            audit.record(session, rt, actor, action=AuditAction.SERVICE_INITIALISED)
         result = InitResult(data_dir=str(settings.data_dir), created=True)
         if demo:
             echo("Creating the demo organisation, RA user and card holder")

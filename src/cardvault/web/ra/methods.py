@@ -263,8 +263,8 @@ def _device_page(
 
 
 @router.get("/{user_id}/methods/fido2")
-def fido2_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
-    return _page(request, rt, ctx, user_id, "ra/method_fido2.html")
+def security_key_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
+    return _page(request, rt, ctx, user_id, "ra/method_security_key.html")
 
 
 # --- removing any association -------------------------------------------------------------

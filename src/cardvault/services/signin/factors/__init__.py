@@ -9,7 +9,7 @@ from cardvault.services.signin.factors.base import (
     FactorOutcome,
     SecondFactor,
 )
-from cardvault.services.signin.factors.fido2 import Fido2Factor
+from cardvault.services.signin.factors.fido2 import SecurityKeyFactor
 from cardvault.services.signin.factors.hr_card import HrCardFactor
 from cardvault.services.signin.factors.totp import TotpFactor
 
@@ -20,7 +20,7 @@ def installed() -> dict[str, SecondFactor]:
     factors: list[SecondFactor] = [
         TotpFactor(),
         AuthenticatorFactor(),
-        Fido2Factor(),
+        SecurityKeyFactor(),
         HrCardFactor(),
     ]
     return {f.method: f for f in factors}

@@ -80,10 +80,10 @@ class AuthenticatorFactor:
             .where(
                 PushChallenge.id == challenge_id,
                 PushChallenge.transaction_id == ctx.transaction.id,
-                PushChallenge.status == PushStatus.APPROVED.value,
+                PushChallenge.status == PushStatus.APPROVED,
                 PushChallenge.expires_at > ctx.now,
             )
-            .values(status=PushStatus.USED.value)
+            .values(status=PushStatus.USED)
             .returning(PushChallenge.device_id)
         )
         if used is not None:

@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cardvault import json_types
 from cardvault.domain import webauthn
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import AuthState, MethodKind
 from cardvault.errors import CardvaultError
 from cardvault.services.security_keys.keys import (
     active_keys,
@@ -31,13 +33,13 @@ from cardvault.services.security_keys.keys import (
 from cardvault.services.security_keys.signin import consume_proof
 from cardvault.services.signin.factors.base import FactorContext, FactorFailed, FactorOutcome
 from cardvault.services.system.runtime import Runtime
-from cardvault.store.models import Association, AuthTransaction, MethodKind
+from cardvault.store.models import Association, AuthTransaction
 
 STATE_KEY = "fido2"
 
 
-class Fido2Factor:
-    method = MethodKind.FIDO2.value
+class SecurityKeyFactor:
+    method: str = MethodKind.SECURITY_KEY
 
     def offer(self, ctx: FactorContext) -> dict[str, Any] | None:
         """The same challenge until it is used (the engine asks again before verifying)."""
@@ -89,7 +91,7 @@ class Fido2Factor:
                 code="fido2_proof_invalid",
                 counts=False,  # the key's answer was checked (and counted) when it was given
             )
-        nickname = row.details.get("nickname")
+        nickname = json_types.text_or_none(row.details, "nickname")
         return FactorOutcome(
             label=nickname or "security key",
             details={
@@ -172,7 +174,7 @@ def pending_options(rt: Runtime, transaction_id: str) -> dict[str, Any] | None:
     security-key challenge in a live transaction."""
     with rt.db() as session:
         txn = session.get(AuthTransaction, transaction_id[:36])
-        if txn is None or txn.state != "second_factor" or rt.clock() >= txn.expires_at:
+        if txn is None or txn.state != AuthState.SECOND_FACTOR or rt.clock() >= txn.expires_at:
             return None
         pending = txn.factor_state.get(STATE_KEY)
         if not pending or pending["state"].get("used"):

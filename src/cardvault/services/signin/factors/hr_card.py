@@ -17,13 +17,14 @@ from sqlalchemy import select
 
 from cardvault.domain import identifiers
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import MethodKind, MethodStatus
 from cardvault.errors import InvalidInput
 from cardvault.services.signin.factors.base import FactorContext, FactorFailed, FactorOutcome
-from cardvault.store.models import Association, MethodKind
+from cardvault.store.models import Association
 
 
 class HrCardFactor:
-    method = MethodKind.HR_CARD.value
+    method: str = MethodKind.HR_CARD
 
     def _cards(self, ctx: FactorContext) -> list[Association]:
         return list(
@@ -32,7 +33,7 @@ class HrCardFactor:
                     Association.card_id == ctx.card.id,
                     Association.organisation_id == ctx.organisation.id,
                     Association.method == self.method,
-                    Association.status == "active",
+                    Association.status == MethodStatus.ACTIVE,
                 )
             )
         )

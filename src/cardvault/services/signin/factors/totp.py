@@ -13,18 +13,19 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 
 from cardvault.domain import totp
+from cardvault.domain.vocabulary import MethodKind, MethodStatus
 from cardvault.services.cards.methods import open_secret
 from cardvault.services.signin.factors import codes
 from cardvault.services.signin.factors.base import FactorContext, FactorFailed, FactorOutcome
-from cardvault.store.models import Association, MethodKind, table_of
+from cardvault.store.models import Association, table_of
 
 # Built once with bound parameters: every TOTP sign-in runs both, and SQLAlchemy reuses the
 # compiled form of a statement object it has seen.
 _ACTIVE_APPS = select(Association).where(
     Association.card_id == bindparam("app_card"),
     Association.organisation_id == bindparam("app_org"),
-    Association.method == MethodKind.TOTP.value,
-    Association.status == "active",
+    Association.method == MethodKind.TOTP,
+    Association.status == MethodStatus.ACTIVE,
 )
 # each time step is taken once, atomically: the UPDATE wins only below the stored step
 _APPS = table_of(Association)

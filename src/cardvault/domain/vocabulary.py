@@ -1,0 +1,115 @@
+"""The words the service stores: statuses, roles and kinds, one StrEnum each.
+
+Each value is the string the database has always held (the columns store these strings, so
+no migration changes a stored value); code compares members, never the bare strings. The
+three things that used to share the name "method" are told apart here:
+
+- ``MethodKind``: the kind of an *authentication method* (an association bound to a card);
+- ``SignInRoute``: where a sign-in *starts* (what the holder typed or presented first);
+- a second factor's own name (``services/signin/factors``), which the engine records
+  after the route as ``route+factor`` on the card session.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CardStatus(StrEnum):
+    """A virtual card's life: blank → issued → enrolled → active, locked, revoked."""
+
+    #: a virtual card in an RA's reader, being personalised by a card management system
+    BLANK = "blank"
+    ISSUED = "issued"
+    ENROLLED = "enrolled"
+    ACTIVE = "active"
+    LOCKED = "locked"
+    REVOKED = "revoked"
+
+    @property
+    def is_live(self) -> bool:
+        """Everything but revoked: a person has at most one live card."""
+        return self is not CardStatus.REVOKED
+
+    @property
+    def is_awaiting_enrolment(self) -> bool:
+        """Issued by an RA and not yet set up by its holder (invitations, enrolment)."""
+        return self in (CardStatus.ISSUED, CardStatus.ENROLLED)
+
+    @property
+    def is_lockable(self) -> bool:
+        """An RA may lock a card that has been issued and is not already locked or revoked."""
+        return self in (CardStatus.ISSUED, CardStatus.ENROLLED, CardStatus.ACTIVE)
+
+
+class RaRole(StrEnum):
+    """Roles an RA user holds per organisation (the original product's RA roles)."""
+
+    RA_MANAGER = "ra_manager"  # everything, including granting roles
+    RA_AGENT = "ra_agent"  # issue, enrol, associate, lock/unlock
+    AUDITOR = "auditor"  # read the audit log only
+
+    @property
+    def is_alerted(self) -> bool:
+        """Roles told of a card's security events (the auditor only reads the log)."""
+        return self is not RaRole.AUDITOR
+
+
+class MethodKind(StrEnum):
+    """The kind of an authentication method (association) bound to a card."""
+
+    AD_ACCOUNT = "ad_account"
+    TOTP = "totp"
+    AUTHENTICATOR = "authenticator"
+    #: stored as "fido2" since the first release; called a security key everywhere else
+    SECURITY_KEY = "fido2"
+    MIA = "mia"
+    HR_CARD = "hr_card"
+
+    @property
+    def has_public_identifier(self) -> bool:
+        """Methods whose lookup key an RA may see (an AD name, an HR card's UID)."""
+        return self in (MethodKind.AD_ACCOUNT, MethodKind.HR_CARD)
+
+
+class MethodStatus(StrEnum):
+    """An authentication method is pending until confirmed (a TOTP app), then active."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+
+
+class SignInRoute(StrEnum):
+    """Where a sign-in starts: what the holder typed or presented first.
+
+    An organisation's policy allows routes (``allowed_methods`` in its stored JSON).
+    """
+
+    AD_ACCOUNT = "ad_account"
+    EMAIL = "email"
+    QR = "qr"
+    #: stored as "fido2": a sign-in that starts from the holder's security key
+    SECURITY_KEY = "fido2"
+    HR_CARD = "hr_card"
+    MIA = "mia"
+
+
+class NotificationStatus(StrEnum):
+    """A message in the outbox: pending → sending (claimed) → sent, or failed for good."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class AuthState(StrEnum):
+    """Where an authentication transaction stands (``AuthTransaction.state``)."""
+
+    #: passcode accepted at sign-in or for a reset; a second factor is awaited
+    SECOND_FACTOR = "second_factor"
+    #: a passcode reset whose identity is proven; the new passcode is awaited
+    NEW_PASSCODE = "new_passcode"
+    #: an invitation's text-message code is awaited before enrolment
+    ENROL = "enrol"
+    FAILED = "failed"
