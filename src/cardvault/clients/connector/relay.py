@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cardvault.card.apdu import Sw
 from cardvault.clients.agent.api import AgentError, CardvaultApi
 from cardvault.clients.connector.cache import LocalAnswers
 from cardvault.clients.connector.vpcd import Control
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 #: the service's answers that mean "this card may not be used here any more"
 _ENDED = {401, 403, 404, 410}
-_OK = b"\x90\x00"
+_OK = Sw.SUCCESS.wire()
 _BUSY = {429, 502, 503, 504}
 
 
