@@ -7,6 +7,7 @@ import io
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -16,13 +17,14 @@ import typer
 
 from cardvault.clients.agent import connector_cmd, core, fido2_key, key_login, state
 from cardvault.clients.agent import hr_card as hr_card_reader
-from cardvault.clients.agent.api import CardvaultApi
 from cardvault.clients.agent.options import Options
 from cardvault.clients.agent.options import client as _client
 from cardvault.clients.agent.options import fail as _fail
 from cardvault.clients.agent.options import options as _opts
 from cardvault.clients.agent.options import out as _out
 from cardvault.clients.agent.options import trusted as _trusted
+from cardvault.clients.common import prompts
+from cardvault.clients.common.api import CardvaultApi
 from cardvault.commandline import App, exit_codes_epilog, tls_verify, version_option
 from cardvault.errors import CardvaultError, InvalidInput
 
@@ -64,27 +66,6 @@ def root(
         raise _fail(opts, exc) from None
 
 
-def _passcode(from_stdin: bool) -> str:
-    if from_stdin:
-        value = sys.stdin.readline(4096).rstrip("\r\n")
-    elif sys.stdin.isatty():
-        value = getpass.getpass("Passcode: ")
-    else:
-        raise InvalidInput("Cannot prompt for the passcode: use --passcode-stdin.")
-    if not value:
-        raise InvalidInput("No passcode given.")
-    return value
-
-
-def _ask(prompt: str) -> str:
-    if not sys.stdin.isatty():
-        line = sys.stdin.readline(64).strip()  # the line after the passcode, if any
-        if not line:
-            raise InvalidInput(f"{prompt} is needed: pass it with --totp.")
-        return line
-    return str(typer.prompt(prompt))
-
-
 def _shower(number_file: Path | None) -> Callable[[str], None]:
     def show(number: str) -> None:
         typer.secho(
@@ -100,10 +81,6 @@ def _shower(number_file: Path | None) -> Callable[[str], None]:
     return show
 
 
-def _note(message: str) -> None:
-    typer.echo(message, err=True)
-
-
 def _show_qr(png: Path | None) -> Callable[[str], None]:
     def show(uri: str) -> None:
         qr = segno.make(uri, error="m")
@@ -114,6 +91,34 @@ def _show_qr(png: Path | None) -> Callable[[str], None]:
         typer.echo(f"Scan this with the cardvault app on your phone:\n{buf.getvalue()}", err=True)
 
     return show
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginArgs:
+    """What ``login`` was given; each route reads the part it needs."""
+
+    email: str | None
+    ad_account: str | None
+    organisation: str | None
+    passcode_stdin: bool
+    totp: str | None
+    qr: bool
+    qr_png: Path | None
+    number_file: Path | None
+    ra: bool
+    role: str | None
+    fido2: bool
+    hr_card: bool
+    hr_card_uid_stdin: bool
+    reader: str | None
+    wait: float
+
+    @property
+    def purpose(self) -> str:
+        return "ra" if self.ra else "holder"
+
+
+Route = Callable[[CardvaultApi, str, LoginArgs], state.AgentState]
 
 
 @app.command()
@@ -164,103 +169,111 @@ def login(
     """Sign in: passcode, then your phone (push) or a one-time code; or by QR code;
     or with a security key or an HR card, and the passcode."""
     opts = _opts(ctx)
+    args = LoginArgs(
+        email=email,
+        ad_account=ad_account,
+        organisation=organisation,
+        passcode_stdin=passcode_stdin,
+        totp=totp,
+        qr=qr,
+        qr_png=qr_png,
+        number_file=number_file,
+        ra=ra,
+        role=role,
+        fido2=fido2,
+        hr_card=hr_card,
+        hr_card_uid_stdin=hr_card_uid_stdin,
+        reader=reader,
+        wait=wait,
+    )
     try:
         if not opts.server:
             raise InvalidInput("Give the service address with --server.")
-        if qr:
-            with _client(opts, opts.server) as client:
-                st = core.qr_login(
-                    CardvaultApi(client),
-                    opts.server,
-                    client_name=socket.gethostname(),
-                    show_qr=_show_qr(qr_png),
-                )
-            _signed_in(opts, st, state.save(opts.state_dir, _trusted(opts, st)))
-            return
-        if role and not (ra and organisation):
-            raise InvalidInput("--role needs --ra and --organisation.")
-        if fido2 or hr_card or hr_card_uid_stdin:
-            card = (hr_card_uid_stdin, reader) if hr_card or hr_card_uid_stdin else None
-            who = _who(email, ad_account, organisation, ra)
-            st = _login_key_or_card(
-                opts,
-                who,
-                fido2=fido2,
-                card=card,
-                wait=wait,
-                passcode_stdin=passcode_stdin,
-                role=role,
-            )
-            _signed_in(opts, st, state.save(opts.state_dir, _trusted(opts, st)))
-            return
-        if bool(email) == bool(ad_account):
-            raise InvalidInput("Give exactly one of --email or --ad-account.")
-        kind, ident = ("email", email) if email else ("ad_account", ad_account)
-        data = core.LoginInput(
-            identifier_kind=kind,
-            identifier=ident or "",
-            passcode=_passcode(passcode_stdin),
-            organisation=organisation,
-            client_name=socket.gethostname(),
-            purpose="ra" if ra else "holder",
-        )
+        route = next(route for applies, route in LOGIN_ROUTES if applies(args))
         with _client(opts, opts.server) as client:
-            api = CardvaultApi(client)
-            st = core.login(
-                api,
-                opts.server,
-                data,
-                totp=totp,
-                ask_code=_ask,
-                show_number=_shower(number_file),
-                note=_note,
-            )
-            if role and organisation:
-                st = core.select_role(api, st, organisation, role)
+            st = route(CardvaultApi(client), opts.server, args)
         path = state.save(opts.state_dir, _trusted(opts, st))
     except CardvaultError as exc:
         raise _fail(opts, exc) from None
     _signed_in(opts, st, path)
 
 
-def _who(
-    email: str | None, ad_account: str | None, organisation: str | None, ra: bool
-) -> key_login.Who:
-    if email and ad_account:
-        raise InvalidInput("Give only one of --email and --ad-account.")
-    return key_login.Who(
-        kind="email" if email else "ad_account" if ad_account else None,
-        value=email or ad_account,
-        organisation=organisation,
-        client_name=socket.gethostname(),
-        purpose="ra" if ra else "holder",
+def _by_qr(api: CardvaultApi, server: str, args: LoginArgs) -> state.AgentState:
+    """The paired phone scans the QR code shown here (no identifier, no passcode here)."""
+    return core.qr_login(
+        api, server, client_name=socket.gethostname(), show_qr=_show_qr(args.qr_png)
     )
 
 
-def _login_key_or_card(
-    opts: Options,
-    who: key_login.Who,
-    *,
-    fido2: bool,
-    card: tuple[bool, str | None] | None,
-    wait: float,
-    passcode_stdin: bool,
-    role: str | None,
-) -> state.AgentState:
+def _by_key_or_card(api: CardvaultApi, server: str, args: LoginArgs) -> state.AgentState:
     """A security key (--fido2) or an HR card (--hr-card, --hr-card-uid-stdin)."""
-    if fido2 and card is not None:
+    _check_role(args)
+    who = _who(args)
+    if args.fido2 and (args.hr_card or args.hr_card_uid_stdin):
         raise InvalidInput("Sign in with either a security key (--fido2) or an HR card.")
-    assert opts.server is not None
-    with _client(opts, opts.server) as client:
-        api = CardvaultApi(client)
-        if card is not None:
-            from_stdin, reader = card
-            st = _login_hr_card(api, opts.server, who, from_stdin, reader, wait, passcode_stdin)
-        else:
-            st = _login_key(api, opts.server, who, wait, passcode_stdin)
-        if role and who.organisation:
-            st = core.select_role(api, st, who.organisation, role)
+    if args.fido2:
+        st = _login_key(api, server, who, args.wait, args.passcode_stdin)
+    else:
+        st = _login_hr_card(api, server, who, args)
+    return _acting(api, st, args)
+
+
+def _by_passcode(api: CardvaultApi, server: str, args: LoginArgs) -> state.AgentState:
+    """An email address or AD account and the passcode, then push or a one-time code."""
+    _check_role(args)
+    if bool(args.email) == bool(args.ad_account):
+        raise InvalidInput("Give exactly one of --email or --ad-account.")
+    kind, ident = ("email", args.email) if args.email else ("ad_account", args.ad_account)
+    data = core.LoginInput(
+        identifier_kind=kind,
+        identifier=ident or "",
+        passcode=prompts.passcode(args.passcode_stdin),
+        organisation=args.organisation,
+        client_name=socket.gethostname(),
+        purpose=args.purpose,
+    )
+    st = core.login(
+        api,
+        server,
+        data,
+        totp=args.totp,
+        ask_code=lambda prompt: prompts.ask(prompt, option="--totp"),
+        show_number=_shower(args.number_file),
+        note=prompts.tell,
+    )
+    return _acting(api, st, args)
+
+
+#: which route a ``login`` takes: the first whose test its options pass
+LOGIN_ROUTES: tuple[tuple[Callable[[LoginArgs], bool], Route], ...] = (
+    (lambda args: args.qr, _by_qr),
+    (lambda args: args.fido2 or args.hr_card or args.hr_card_uid_stdin, _by_key_or_card),
+    (lambda args: True, _by_passcode),
+)
+
+
+def _check_role(args: LoginArgs) -> None:
+    if args.role and not (args.ra and args.organisation):
+        raise InvalidInput("--role needs --ra and --organisation.")
+
+
+def _acting(api: CardvaultApi, st: state.AgentState, args: LoginArgs) -> state.AgentState:
+    """With --role: act under it at once."""
+    if args.role and args.organisation:
+        return core.select_role(api, st, args.organisation, args.role)
     return st
+
+
+def _who(args: LoginArgs) -> key_login.Who:
+    if args.email and args.ad_account:
+        raise InvalidInput("Give only one of --email and --ad-account.")
+    return key_login.Who(
+        kind="email" if args.email else "ad_account" if args.ad_account else None,
+        value=args.email or args.ad_account,
+        organisation=args.organisation,
+        client_name=socket.gethostname(),
+        purpose=args.purpose,
+    )
 
 
 def _login_key(
@@ -268,41 +281,39 @@ def _login_key(
 ) -> state.AgentState:
     ui = key_login.KeyPrompts(
         device=lambda: fido2_key.wait_for_device(
-            timeout=wait, on_wait=lambda: _tell("Insert your security key…")
+            timeout=wait, on_wait=lambda: prompts.tell("Insert your security key…")
         ),
-        touch=lambda: _tell("Touch your security key…"),
+        touch=lambda: prompts.tell("Touch your security key…"),
         pin=_key_pin,
-        passcode=lambda: _passcode(passcode_stdin),
-        key_accepted=lambda v: _tell(
-            f"Security key “{v['key_nickname']}” accepted for {v['organisation_name']}."
+        passcode=lambda: prompts.passcode(passcode_stdin),
+        key_accepted=lambda v: prompts.tell(
+            f"Security key “{v.text('key_nickname')}” accepted for {v.text('organisation_name')}."
         ),
     )
     return key_login.login_with_key(api, server, who, ui)
 
 
 def _login_hr_card(
-    api: CardvaultApi,
-    server: str,
-    who: key_login.Who,
-    from_stdin: bool,
-    reader: str | None,
-    wait: float,
-    passcode_stdin: bool,
+    api: CardvaultApi, server: str, who: key_login.Who, args: LoginArgs
 ) -> state.AgentState:
     if who.kind is not None:
         raise InvalidInput("An HR card says who you are: leave out --email and --ad-account.")
-    if from_stdin:
+    if args.hr_card_uid_stdin:
         uid = _typed_uid()
     else:
         tapped = hr_card_reader.read_uid(
-            reader=reader,
-            timeout=wait,
-            on_wait=lambda names: _tell(f"Tap your HR card on the reader ({', '.join(names)})…"),
+            reader=args.reader,
+            timeout=args.wait,
+            on_wait=lambda names: prompts.tell(
+                f"Tap your HR card on the reader ({', '.join(names)})…"
+            ),
         )
         uid = tapped.uid
     uid = _normal_uid(uid)
-    _tell(f"HR card {uid} read.")
-    return key_login.login_with_hr_card(api, server, who, uid, lambda: _passcode(passcode_stdin))
+    prompts.tell(f"HR card {uid} read.")
+    return key_login.login_with_hr_card(
+        api, server, who, uid, lambda: prompts.passcode(args.passcode_stdin)
+    )
 
 
 def _typed_uid() -> str:
@@ -331,10 +342,6 @@ def _key_pin() -> str:
             "This organisation requires your security key's PIN: run the agent in a terminal."
         )
     return getpass.getpass("Security key PIN: ")
-
-
-def _tell(message: str) -> None:
-    typer.echo(message, err=True)
 
 
 def _signed_in(opts: Options, st: state.AgentState, path: Path) -> None:
@@ -368,7 +375,11 @@ def role(
             api = CardvaultApi(client)
             if organisation is None or name is None:
                 roles = core.ra_roles(api, st)
-                _out(opts, roles, "\n".join(f"{r['organisation']} {r['role']}" for r in roles))
+                _out(
+                    opts,
+                    [{"organisation": r.organisation, "role": r.role} for r in roles],
+                    "\n".join(f"{r.organisation} {r.role}" for r in roles),
+                )
                 return
             st = core.select_role(api, st, organisation, name)
         state.save(opts.state_dir, st)
@@ -423,7 +434,7 @@ def sign(
         digest = _hex_digest(digest_sha256)
         st = state.load(opts.state_dir)
         normal = key.replace("_", "-")
-        passcode = _passcode(passcode_stdin) if normal == "content-commitment" else None
+        passcode = prompts.passcode(passcode_stdin) if normal == "content-commitment" else None
         with _client(opts, st.server, st.ca_file) as client:
             result = core.sign(
                 CardvaultApi(client),
@@ -435,7 +446,7 @@ def sign(
             )
     except CardvaultError as exc:
         raise _fail(opts, exc) from None
-    _out(opts, result, result["signature"])
+    _out(opts, result.data, result.text("signature"))
 
 
 def _hex_digest(text: str) -> bytes:
@@ -460,9 +471,9 @@ def status(ctx: typer.Context) -> None:
         raise _fail(opts, exc) from None
     _out(
         opts,
-        info,
-        f"Card {info['card_serial']} ({info['organisation']}), session until "
-        f"{info['expires_at']} (idle until {info['idle_expires_at']}).",
+        info.data,
+        f"Card {info.text('card_serial')} ({info.text('organisation')}), session until "
+        f"{info.text('expires_at')} (idle until {info.text('idle_expires_at')}).",
     )
 
 
