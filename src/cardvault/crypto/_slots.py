@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 
 from cardvault.crypto._record import (
+    SALT_SIZE,
     CardKeyRecord,
     KeySlot,
     RecordCorrupt,
@@ -98,3 +99,35 @@ def hkdf(secret: bytearray, salt: bytes, info: bytes) -> bytearray:
         return hkdf_key(secret, salt, info)
     finally:
         wipe(secret)
+
+
+def make_hkdf_slot(
+    dek: bytes | bytearray,
+    secret: bytearray,
+    *,
+    info: bytes,
+    card_id: str,
+    name: str,
+    kind: SlotKind,
+    generation: int,
+) -> KeySlot:
+    """A slot for a secret with full entropy (a device secret, a recovery code, an invitation
+    token): KEK = HKDF-SHA256(secret, fresh salt, info); ``secret`` is wiped."""
+    salt = secrets.token_bytes(SALT_SIZE)
+    return make_slot(
+        dek,
+        hkdf(secret, salt, info),
+        card_id=card_id,
+        name=name,
+        kind=kind,
+        generation=generation,
+        salt=salt,
+        kdf=None,
+    )
+
+
+def open_hkdf_slot(
+    record: CardKeyRecord, slot: KeySlot, secret: bytearray, *, info: bytes
+) -> bytearray:
+    """The DEK from a slot made by :func:`make_hkdf_slot`; WrongSecret if ``secret`` is not it."""
+    return open_slot(record, slot, hkdf(secret, slot.salt, info))

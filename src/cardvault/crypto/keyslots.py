@@ -43,10 +43,11 @@ from cardvault.crypto._slots import (
     WrongSecret,
     argon2,
     check_dek,
-    hkdf,
     kdf_of,
+    make_hkdf_slot,
     make_slot,
     new_dek,
+    open_hkdf_slot,
     open_slot,
 )
 from cardvault.crypto.aead import NONCE_SIZE, TAG_SIZE, SealBroken, aad, open_sealed, seal, wipe
@@ -108,6 +109,8 @@ DEVICE_SECRET_SIZE = 32
 PASSCODE_SLOT = "passcode"
 INVITATION_SLOT = "invitation"
 INVITATION_TOKEN_MIN = 32
+_DEVICE_INFO = b"cardvault/device/v1"
+_INVITATION_INFO = b"cardvault/invitation/v1"
 _DEVICE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -217,17 +220,14 @@ def make_device_slot(
 ) -> KeySlot:
     """A device slot: KEK = HKDF-SHA256(device secret, salt); the service never keeps the secret."""
     name = device_slot_name(device_id)
-    salt = secrets.token_bytes(SALT_SIZE)
-    kek = hkdf(_device_secret(device_secret), salt, b"cardvault/device/v1")
-    return make_slot(
+    return make_hkdf_slot(
         dek,
-        kek,
+        _device_secret(device_secret),
+        info=_DEVICE_INFO,
         card_id=card_id,
         name=name,
         kind=SlotKind.DEVICE,
         generation=generation,
-        salt=salt,
-        kdf=None,
     )
 
 
@@ -235,8 +235,7 @@ def open_device_slot(
     record: CardKeyRecord, device_id: str, device_secret: bytes | bytearray
 ) -> bytearray:
     slot = record.slot(device_slot_name(device_id))
-    kek = hkdf(_device_secret(device_secret), slot.salt, b"cardvault/device/v1")
-    return open_slot(record, slot, kek)
+    return open_hkdf_slot(record, slot, _device_secret(device_secret), info=_DEVICE_INFO)
 
 
 # --- invitation (partial enrolment) --------------------------------------------------------
@@ -266,25 +265,21 @@ def make_invitation_slot(
     token's SHA-256 (in the link row) and never the code, so the slot opens only for
     whoever holds both the email link and the text message.
     """
-    salt = secrets.token_bytes(SALT_SIZE)
-    kek = hkdf(_invitation_secret(token, code), salt, b"cardvault/invitation/v1")
-    return make_slot(
+    return make_hkdf_slot(
         dek,
-        kek,
+        _invitation_secret(token, code),
+        info=_INVITATION_INFO,
         card_id=card_id,
         name=INVITATION_SLOT,
         kind=SlotKind.INVITATION,
         generation=generation,
-        salt=salt,
-        kdf=None,
     )
 
 
 def open_invitation_slot(record: CardKeyRecord, token: bytes | bytearray, code: str) -> bytearray:
     """The DEK if the link token and SMS code are right; WrongSecret otherwise."""
     slot = record.slot(INVITATION_SLOT)
-    kek = hkdf(_invitation_secret(token, code), slot.salt, b"cardvault/invitation/v1")
-    return open_slot(record, slot, kek)
+    return open_hkdf_slot(record, slot, _invitation_secret(token, code), info=_INVITATION_INFO)
 
 
 # --- session keys (DESIGN §3.2) -------------------------------------------------------------

@@ -13,7 +13,15 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 
 from cardvault.crypto._record import SALT_SIZE, CardKeyRecord, KeySlot, SlotKind, SlotNotFound
-from cardvault.crypto._slots import WrongSecret, argon2, hkdf, kdf_of, make_slot, open_slot
+from cardvault.crypto._slots import (
+    WrongSecret,
+    argon2,
+    kdf_of,
+    make_hkdf_slot,
+    make_slot,
+    open_hkdf_slot,
+    open_slot,
+)
 from cardvault.crypto.kdf import Argon2Params
 from cardvault.errors import InvalidInput
 
@@ -31,6 +39,7 @@ __all__ = [
 
 RECOVERY_CODE_BYTES = 20  # 160 bits: 32 base32 characters in 8 groups of 4
 RECOVERY_CODE_SLOT = "recovery-code"
+_RECOVERY_CODE_INFO = b"cardvault/recovery-code/v1"
 RECOVERY_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (1, 3), (2, 3))
 
 
@@ -130,21 +139,19 @@ def make_recovery_code_slot(
     dek: bytes | bytearray, *, card_id: str, recovery_code: str, generation: int
 ) -> KeySlot:
     """The recovery-code slot: KEK = HKDF-SHA256(code, salt); the code is 160 random bits."""
-    salt = secrets.token_bytes(SALT_SIZE)
-    kek = hkdf(_recovery_code_bytes(recovery_code), salt, b"cardvault/recovery-code/v1")
-    return make_slot(
+    return make_hkdf_slot(
         dek,
-        kek,
+        _recovery_code_bytes(recovery_code),
+        info=_RECOVERY_CODE_INFO,
         card_id=card_id,
         name=RECOVERY_CODE_SLOT,
         kind=SlotKind.RECOVERY_CODE,
         generation=generation,
-        salt=salt,
-        kdf=None,
     )
 
 
 def open_recovery_code_slot(record: CardKeyRecord, recovery_code: str) -> bytearray:
     slot = record.slot(RECOVERY_CODE_SLOT)
-    kek = hkdf(_recovery_code_bytes(recovery_code), slot.salt, b"cardvault/recovery-code/v1")
-    return open_slot(record, slot, kek)
+    return open_hkdf_slot(
+        record, slot, _recovery_code_bytes(recovery_code), info=_RECOVERY_CODE_INFO
+    )

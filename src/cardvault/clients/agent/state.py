@@ -57,19 +57,16 @@ def save(directory: Path, state: AgentState) -> Path:
 
 
 def load(directory: Path) -> AgentState:
-    path = directory / FILE
-    try:
-        return state_file.read(path, AgentState)
-    except FileNotFoundError:
-        raise NotSignedIn(
-            "You are not signed in.", remedy="Run `cardvault-agent login` first."
-        ) from None
-    except state_file.Damaged as exc:
-        path.unlink(missing_ok=True)
-        raise NotSignedIn(
+    return state_file.load(
+        directory / FILE,
+        AgentState,
+        missing=NotSignedIn("You are not signed in.", remedy="Run `cardvault-agent login` first."),
+        damaged=NotSignedIn(
             "The saved session was damaged and has been removed.",
             remedy="Run `cardvault-agent login` again.",
-        ) from exc
+        ),
+        drop_damaged=True,
+    )
 
 
 def clear(directory: Path) -> None:

@@ -47,17 +47,15 @@ def save(directory: Path, state: DeviceState) -> Path:
 
 def load(directory: Path) -> DeviceState:
     path = directory / FILE
-    try:
-        return state_file.read(path, DeviceState)
-    except FileNotFoundError:
-        raise NotPaired(
+    return state_file.load(
+        path,
+        DeviceState,
+        missing=NotPaired(
             "This app is not paired with a card.",
             remedy="Run `cardvault-authenticator pair --qr-image FILE` with your RA's QR code.",
-        ) from None
-    except state_file.Damaged as exc:
-        raise NotPaired(
-            f"The app's state file {path} is damaged.", remedy="Pair the app again."
-        ) from exc
+        ),
+        damaged=NotPaired(f"The app's state file {path} is damaged.", remedy="Pair the app again."),
+    )
 
 
 def forget(directory: Path) -> None:

@@ -1,8 +1,8 @@
 """A client's state in one JSON file that only its user can read (0600, in a 0700 directory).
 
-Written to a temporary file and renamed, so a crash never leaves half a session; removed by
-overwriting it first, so the token and keys do not linger in the freed blocks of a simple
-file system. Where: ``$XDG_STATE_HOME/<program>`` (``~/.local/state/<program>``).
+Written to a temporary file and renamed, so a crash never leaves half a session; overwritten
+before it is removed (best effort: a journalling or copy-on-write file system may keep old
+blocks). Where: ``$XDG_STATE_HOME/<program>`` (``~/.local/state/<program>``).
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from cardvault.errors import CardvaultError
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["Damaged", "default_dir", "read", "remove", "write"]
+__all__ = ["default_dir", "load", "remove", "write"]
 
 T = TypeVar("T")
-
-
-class Damaged(Exception):
-    """The file is there but is not a state this program wrote."""
 
 
 def default_dir(program: str) -> Path:
@@ -41,14 +39,24 @@ def write(path: Path, state: DataclassInstance) -> Path:
     return path
 
 
-def read(path: Path, build: Callable[..., T]) -> T:
-    """The state in ``path``; FileNotFoundError when there is none, Damaged when unreadable."""
+def load(
+    path: Path,
+    build: Callable[..., T],
+    *,
+    missing: CardvaultError,
+    damaged: CardvaultError,
+    drop_damaged: bool = False,
+) -> T:
+    """The state in ``path``; raises ``missing`` when there is none and ``damaged`` when it is
+    not a state this program wrote (removing the file first with ``drop_damaged``)."""
     try:
         return build(**json.loads(path.read_text()))
     except FileNotFoundError:
-        raise
+        raise missing from None
     except (ValueError, TypeError) as exc:
-        raise Damaged(str(path)) from exc
+        if drop_damaged:
+            path.unlink(missing_ok=True)
+        raise damaged from exc
 
 
 def remove(path: Path) -> None:
