@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cardvault.clients.agent import cli as agent_cli
+from cardvault.clients.agent import login_cmd
 from cardvault.clients.common import state_file
 from cardvault.clients.common.replies import Reply, UnexpectedReply
 from cardvault.errors import CardvaultError
@@ -93,13 +93,13 @@ def test_a_reply_shows_field_names_not_values() -> None:
     assert "secret" not in repr(Reply({"token": "secret"}))
 
 
-def _args(**given: object) -> agent_cli.LoginArgs:
+def _args(**given: object) -> login_cmd.LoginArgs:
     fields: dict[str, object] = {
-        name: False if name in _FLAGS else None for name in agent_cli.LoginArgs.__dataclass_fields__
+        name: False if name in _FLAGS else None for name in login_cmd.LoginArgs.__dataclass_fields__
     }
     fields["wait"] = 60.0
     fields.update(given)
-    return agent_cli.LoginArgs(**fields)  # type: ignore[arg-type]
+    return login_cmd.LoginArgs(**fields)  # type: ignore[arg-type]
 
 
 _FLAGS = {"passcode_stdin", "qr", "ra", "fido2", "hr_card", "hr_card_uid_stdin"}
@@ -118,5 +118,5 @@ _FLAGS = {"passcode_stdin", "qr", "ra", "fido2", "hr_card", "hr_card_uid_stdin"}
 )
 def test_login_takes_the_first_route_its_options_fit(given: dict[str, object], route: str) -> None:
     args = _args(**given)
-    chosen = next(r for applies, r in agent_cli.LOGIN_ROUTES if applies(args))
+    chosen = next(r for applies, r in login_cmd.LOGIN_ROUTES if applies(args))
     assert chosen.__name__ == route
