@@ -20,7 +20,9 @@
   part that caused it; the client abandons the command either way.
 
 A command answered here cancels what was waiting for GET RESPONSE, as any command does on a
-card. This module knows only enough of ISO 7816-4 to recognise those commands.
+card. Commands are read with ``card.apdu`` (the parser the applet itself uses) and status
+words named with its ``Sw``; a command that is not a well-formed short APDU always goes to the
+card, which judges it.
 """
 
 from __future__ import annotations
