@@ -38,7 +38,7 @@ import pyotp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _setup import PASSCODE, BenchHolder, data_dir, holders
-from cardvault.clients.agent.api import AgentError, CardvaultApi
+from cardvault.clients.common.api import CardvaultApi, ServiceError
 from cardvault.config import Settings
 from cardvault.crypto import envelope
 from cardvault.crypto import keys as ckeys
@@ -206,7 +206,7 @@ def run_level(
             )
         try:
             value = one_authentication(local.client, codes)
-        except AgentError as exc:
+        except ServiceError as exc:
             if exc.data.get("status") != 429:
                 raise
             with lock:

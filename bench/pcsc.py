@@ -36,8 +36,8 @@ from tests.support import pcsc_stack as st  # noqa: E402
 
 from _pcsc_floor import floor_signature  # noqa: E402
 from cardvault.clients.agent import core  # noqa: E402
-from cardvault.clients.agent.api import CardvaultApi  # noqa: E402
 from cardvault.clients.agent.state import load  # noqa: E402
+from cardvault.clients.common.api import CardvaultApi  # noqa: E402
 from cardvault.config import Settings  # noqa: E402
 from cardvault.services import audit_key, ca, enrolment, methods, transport_keys  # noqa: E402
 from cardvault.services.system.runtime import Actor, keystore_for  # noqa: E402

@@ -15,10 +15,27 @@ from typing import ClassVar
 
 from cardvault.errors import CardvaultError
 
-__all__ = ["CardError", "CommandApdu", "Sw", "parse_command", "response"]
+__all__ = [
+    "CardError",
+    "CommandApdu",
+    "IsoIns",
+    "Sw",
+    "parse_command",
+    "parse_short",
+    "response",
+    "status_word",
+]
 
 SHORT_MAX = 256
 EXTENDED_MAX = 65536
+
+
+class IsoIns(IntEnum):
+    """The inter-industry instructions the wire itself needs (ISO 7816-4 §7): the connector
+    answers them from its cache; the PIV applet's full table is ``card.piv.Ins``."""
+
+    GET_RESPONSE = 0xC0  # §7.6.1
+    GET_DATA = 0xCB  # §7.4.2, odd INS: the data field is a tag list
 
 
 class Sw(IntEnum):
@@ -54,6 +71,15 @@ class Sw(IntEnum):
         """``63 Cx``: verification failed, ``x`` tries left."""
         return cls.VERIFY_FAILED | min(max(left, 0), 0x0F)
 
+    @classmethod
+    def more_waiting(cls, sw: int) -> bool:
+        """``61 xx``: the answer goes on with GET RESPONSE."""
+        return sw & 0xFF00 == cls.BYTES_REMAINING
+
+    def wire(self) -> bytes:
+        """SW1 SW2 as they travel: a response APDU with no data."""
+        return self.to_bytes(2, "big")
+
 
 class CardError(CardvaultError):
     """The card refuses a command; ``sw`` is what it answers (never 9000 or 61xx)."""
@@ -81,6 +107,11 @@ class CommandApdu:
     def chained(self) -> bool:
         """CLA bit b5 (0x10): more commands of this chain follow (ISO 7816-4 §5.4.2)."""
         return bool(self.cla & 0x10)
+
+    @property
+    def header(self) -> tuple[int, int, int, int]:
+        """CLA INS P1 P2."""
+        return (self.cla, self.ins, self.p1, self.p2)
 
     @property
     def max_response(self) -> int:
@@ -111,6 +142,16 @@ def parse_command(raw: bytes) -> CommandApdu:
     extended = len(body) > 1 and body[0] == 0
     data, ne = _extended_body(body[1:]) if extended else _short_body(body)
     return CommandApdu(cla=cla, ins=ins, p1=p1, p2=p2, data=data, ne=ne, extended=extended)
+
+
+def parse_short(raw: bytes) -> CommandApdu | None:
+    """A well-formed short APDU, or None (extended or malformed): what a relay that only
+    cuts short answers into ``61xx`` pieces may look at; the card judges the rest."""
+    try:
+        command = parse_command(raw)
+    except CardError:
+        return None
+    return None if command.extended else command
 
 
 def _short_body(body: bytes) -> tuple[bytes, int | None]:
@@ -144,3 +185,10 @@ def _extended_body(body: bytes) -> tuple[bytes, int | None]:
 def response(data: bytes = b"", sw: int = Sw.SUCCESS) -> bytes:
     """A response APDU: data followed by SW1 SW2."""
     return data + sw.to_bytes(2, "big")
+
+
+def status_word(answer: bytes) -> int:
+    """SW1 SW2 of a response APDU (its last two bytes)."""
+    if len(answer) < 2:
+        raise CardError(Sw.WRONG_LENGTH, "a response APDU ends with two status bytes")
+    return int.from_bytes(answer[-2:], "big")

@@ -15,6 +15,7 @@ from typing import Any
 
 from cardvault.crypto.kdf import Argon2Params
 from cardvault.errors import IntegrityError, InvalidInput, NotFound
+from cardvault.json_types import JsonObject
 
 FORMAT_VERSION = 1
 MAX_RECORD_BYTES = 256 * 1024
@@ -208,7 +209,7 @@ def _unb64(value: Any) -> bytes:
         raise ValueError("bad base64") from err
 
 
-def _key_dict(key: SealedKey) -> dict[str, Any]:
+def _key_dict(key: SealedKey) -> JsonObject:
     return {
         "role": key.role,
         "version": key.version,
@@ -217,13 +218,13 @@ def _key_dict(key: SealedKey) -> dict[str, Any]:
     }
 
 
-def _slot_dict(slot: KeySlot) -> dict[str, Any]:
+def _slot_dict(slot: KeySlot) -> JsonObject:
     return {
         "name": slot.name,
         "kind": slot.kind.value,
         "generation": slot.generation,
         "salt": _b64(slot.salt),
-        "kdf": slot.kdf.as_dict() if slot.kdf else None,
+        "kdf": {**slot.kdf.as_dict()} if slot.kdf else None,
         "wrapped_dek": _b64(slot.wrapped_dek),
     }
 

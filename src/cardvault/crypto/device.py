@@ -24,7 +24,8 @@ import base64
 import binascii
 import hashlib
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import cast
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -34,7 +35,9 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
 from cardvault import strict_json
+from cardvault.crypto.envelope import jwk_json
 from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.json_types import JsonObject, JsonValue
 
 __all__ = [
     "ANSWER_CONTEXT",
@@ -181,10 +184,10 @@ class BoxKey:
     def __init__(self, key: ECKey) -> None:
         self._key = key
 
-    def public_jwk(self) -> dict[str, Any]:
-        return dict(self._key.as_dict(private=False))
+    def public_jwk(self) -> JsonObject:
+        return jwk_json(self._key.as_dict(private=False))
 
-    def open(self, token: str) -> dict[str, Any]:
+    def open(self, token: str) -> JsonObject:
         registry = jwe.JWERegistry(algorithms=[BOX_ALG, BOX_ENC])
         try:
             plain = jwe.decrypt_compact(token, self._key, registry=registry).plaintext
@@ -203,28 +206,29 @@ def new_box_key() -> BoxKey:
     return BoxKey(ECKey.generate_key("P-256", private=True))
 
 
-def _box_public(public_jwk: dict[str, Any]) -> ECKey:
+def _box_public(public_jwk: Mapping[str, JsonValue]) -> ECKey:
     if public_jwk.get("kty") != "EC" or public_jwk.get("crv") != "P-256":
         raise InvalidInput("The PC's key must be a P-256 EC JWK.")
     try:
-        return ECKey.import_key({k: public_jwk[k] for k in ("kty", "crv", "x", "y")})
+        members = {k: public_jwk[k] for k in ("kty", "crv", "x", "y")}
+        return ECKey.import_key(cast("dict[str, str | list[str]]", members))  # joserfc checks
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise InvalidInput("The PC's key is not a valid EC JWK.") from exc
 
 
-def check_box_key(public_jwk: dict[str, Any]) -> dict[str, Any]:
+def check_box_key(public_jwk: Mapping[str, JsonValue]) -> JsonObject:
     """Validate the PC's public JWK; returns only its public members."""
-    return dict(_box_public(public_jwk).as_dict(private=False))
+    return jwk_json(_box_public(public_jwk).as_dict(private=False))
 
 
-def seal_box(public_jwk: dict[str, Any], claims: dict[str, Any]) -> str:
+def seal_box(public_jwk: Mapping[str, JsonValue], claims: Mapping[str, JsonValue]) -> str:
     """Service side: a compact JWE (ECDH-ES, A256GCM) only the PC's key opens."""
     header = {"alg": BOX_ALG, "enc": BOX_ENC}
-    payload = json.dumps(claims, separators=(",", ":")).encode()
+    payload = json.dumps(dict(claims), separators=(",", ":")).encode()
     return jwe.encrypt_compact(
         header, payload, _box_public(public_jwk), algorithms=[*header.values()]
     )
 
 
-def open_box(key: BoxKey, token: str) -> dict[str, Any]:
+def open_box(key: BoxKey, token: str) -> JsonObject:
     return key.open(token)

@@ -27,7 +27,7 @@ import math
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from joserfc import jwe
 from joserfc.errors import JoseError
@@ -35,6 +35,7 @@ from joserfc.jwk import OctKey, RSAKey
 
 from cardvault import strict_json
 from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.json_types import JsonObject, JsonValue
 
 __all__ = [
     "CONTENT_ENCRYPTION",
@@ -140,9 +141,9 @@ class TransportKey:
             raise InvalidInput("the transport key PEM could not be parsed") from err
         return cls(key)
 
-    def public_jwk(self) -> dict[str, Any]:
+    def public_jwk(self) -> JsonObject:
         """The public half as a JWK, with ``kid``, ``use=enc`` and ``alg=RSA-OAEP-256``."""
-        jwk = dict(self._jwk.as_dict(private=False))
+        jwk = jwk_json(self._jwk.as_dict(private=False))
         jwk.update(kid=self.kid, use="enc", alg=KEY_MANAGEMENT)
         return jwk
 
@@ -159,7 +160,7 @@ class TransportKey:
         return plaintext
 
 
-def jwks(keys: Iterable[TransportKey]) -> dict[str, Any]:
+def jwks(keys: Iterable[TransportKey]) -> JsonObject:
     """The document served at ``/.well-known/jwks.json``."""
     return {"keys": [key.public_jwk() for key in keys]}
 
@@ -187,7 +188,11 @@ class OpenedRequest:
 
 
 def seal_request(
-    public_jwk: Mapping[str, Any], claims: Mapping[str, Any], *, ttl_seconds: int = 60, now: float
+    public_jwk: Mapping[str, JsonValue],
+    claims: Mapping[str, JsonValue],
+    *,
+    ttl_seconds: int = 60,
+    now: float,
 ) -> SealedRequest:
     """Client side: encrypt ``claims`` to the service's transport key."""
     if not 0 < ttl_seconds <= MAX_LIFETIME_SECONDS:
@@ -210,13 +215,14 @@ def seal_request(
     return SealedRequest(token=token, response_key=response_key)
 
 
-def _import_public_jwk(public_jwk: Mapping[str, Any]) -> tuple[RSAKey, str]:
+def _import_public_jwk(public_jwk: Mapping[str, JsonValue]) -> tuple[RSAKey, str]:
     if public_jwk.get("kty") != "RSA" or public_jwk.get("alg", KEY_MANAGEMENT) != KEY_MANAGEMENT:
         raise EnvelopeAlgorithm(f"the transport key must be an RSA key for {KEY_MANAGEMENT}")
     if public_jwk.get("use", "enc") != "enc":
         raise EnvelopeAlgorithm("the transport key is not an encryption key")
     try:
-        key = RSAKey.import_key({k: v for k, v in public_jwk.items() if k in ("kty", "n", "e")})
+        members = {k: v for k, v in public_jwk.items() if k in ("kty", "n", "e")}
+        key = RSAKey.import_key(cast("dict[str, str | list[str]]", members))  # checked by joserfc
     except (JoseError, ValueError, TypeError) as err:
         raise EnvelopeMalformed("the transport key JWK could not be parsed") from err
     if key.public_key.key_size < TRANSPORT_KEY_BITS:
@@ -269,7 +275,7 @@ def _check_size(token: str, max_bytes: int) -> str:
     return token
 
 
-def _check_exp(payload: dict[str, Any], now: float, leeway: float) -> int:
+def _check_exp(payload: JsonObject, now: float, leeway: float) -> int:
     exp = payload.get("exp")
     if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
         raise EnvelopeMalformed("the envelope has no valid exp")
@@ -298,7 +304,7 @@ def _oct_key(response_key: bytes | bytearray) -> OctKey:
     return OctKey.import_key(bytes(response_key))
 
 
-def seal_response(response_key: bytes | bytearray, claims: Mapping[str, Any]) -> str:
+def seal_response(response_key: bytes | bytearray, claims: Mapping[str, JsonValue]) -> str:
     """Server side: encrypt the answer under the request's response key (alg=dir, A256GCM)."""
     header = {"alg": RESPONSE_KEY_MANAGEMENT, "enc": CONTENT_ENCRYPTION}
     algorithms = [RESPONSE_KEY_MANAGEMENT, CONTENT_ENCRYPTION]
@@ -313,7 +319,7 @@ def open_response(
     *,
     max_bytes: int = 1 << 20,
     max_depth: int = strict_json.DEFAULT_MAX_DEPTH,
-) -> dict[str, Any]:
+) -> JsonObject:
     """Client side: decrypt the service's answer; refuses anything but dir/A256GCM."""
     token = _check_size(token, max_bytes)
     _vet_header(_compact_header(token), RESPONSE_KEY_MANAGEMENT)
@@ -329,7 +335,7 @@ def open_response(
 # --- shared parsing -------------------------------------------------------------------------
 
 
-def _compact_header(token: str) -> dict[str, Any]:
+def _compact_header(token: str) -> JsonObject:
     parts = token.split(".")
     if len(parts) != 5:
         raise EnvelopeMalformed("the envelope is not a compact JWE (five parts)")
@@ -344,7 +350,7 @@ def _compact_header(token: str) -> dict[str, Any]:
     return header
 
 
-def _vet_header(header: dict[str, Any], alg: str) -> dict[str, Any]:
+def _vet_header(header: JsonObject, alg: str) -> JsonObject:
     """Allow-list the header before any key is touched."""
     if "zip" in header:
         raise EnvelopeAlgorithm("compressed envelopes (zip) are refused")
@@ -356,7 +362,7 @@ def _vet_header(header: dict[str, Any], alg: str) -> dict[str, Any]:
     return header
 
 
-def _parse_payload(plaintext: bytes, max_depth: int) -> dict[str, Any]:
+def _parse_payload(plaintext: bytes, max_depth: int) -> JsonObject:
     payload = _strict_json(plaintext, max_depth, "The envelope's payload")
     if not isinstance(payload, dict):
         raise EnvelopeMalformed("the envelope's payload is not a JSON object")
@@ -371,11 +377,16 @@ def _strict_json(data: bytes, max_depth: int, what: str) -> Any:
         raise EnvelopeMalformed(f"{err.message[0].lower()}{err.message[1:]}") from None
 
 
-def _to_json(obj: dict[str, Any]) -> bytes:
+def _to_json(obj: Mapping[str, JsonValue]) -> bytes:
     try:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except (TypeError, ValueError) as err:
         raise InvalidInput("the claims are not JSON-serialisable") from err
+
+
+def jwk_json(jwk: Mapping[str, str | list[str]]) -> JsonObject:
+    """A JWK as joserfc exports it, typed as the JSON it is."""
+    return {name: [*value] if isinstance(value, list) else value for name, value in jwk.items()}
 
 
 def _b64url(raw: bytes) -> str:

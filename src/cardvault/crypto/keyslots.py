@@ -12,16 +12,17 @@ blob copied to another card, slot or role does not open.
 Human secrets are normalised before derivation: passcodes with NFKC (NIST SP 800-63B, so
 the same passcode typed on different keyboards matches), security answers with
 :func:`normalize_answer`.
+
+This module holds the DEK's own kinds of slot (passcode, device, invitation) and session
+wraps; the recovery slots are in ``recovery_slots.py`` and the wrapping every slot shares in
+``_slots.py``. Both are re-exported here: callers know one module for "the key slots".
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import secrets
 import unicodedata
-from collections.abc import Mapping, Sequence
 
 from cardvault.crypto._record import (
     MAX_KEYS,
@@ -37,17 +38,32 @@ from cardvault.crypto._record import (
     SlotNotFound,
     check_card_id,
 )
-from cardvault.crypto.aead import (
-    NONCE_SIZE,
-    TAG_SIZE,
-    SealBroken,
-    aad,
-    open_sealed,
-    seal,
-    wipe,
+from cardvault.crypto._slots import (
+    DEK_SIZE,
+    WrongSecret,
+    argon2,
+    check_dek,
+    kdf_of,
+    make_hkdf_slot,
+    make_slot,
+    new_dek,
+    open_hkdf_slot,
+    open_slot,
 )
-from cardvault.crypto.kdf import Argon2Params, derive_key, hkdf_key
-from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.crypto.aead import NONCE_SIZE, TAG_SIZE, SealBroken, aad, open_sealed, seal, wipe
+from cardvault.crypto.kdf import Argon2Params
+from cardvault.crypto.recovery_slots import (
+    RECOVERY_CODE_SLOT,
+    RECOVERY_PAIRS,
+    make_recovery_code_slot,
+    make_recovery_slots,
+    new_recovery_code,
+    normalize_answer,
+    open_recovery_code_slot,
+    open_recovery_slots,
+    recovery_slot_name,
+)
+from cardvault.errors import InvalidInput
 
 __all__ = [
     "DEK_SIZE",
@@ -88,34 +104,14 @@ __all__ = [
     "wrap_for_session",
 ]
 
-DEK_SIZE = 32
 SESSION_KEY_SIZE = 32
 DEVICE_SECRET_SIZE = 32
-RECOVERY_CODE_BYTES = 20  # 160 bits: 32 base32 characters in 8 groups of 4
 PASSCODE_SLOT = "passcode"
 INVITATION_SLOT = "invitation"
 INVITATION_TOKEN_MIN = 32
-RECOVERY_CODE_SLOT = "recovery-code"
-RECOVERY_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (1, 3), (2, 3))
+_DEVICE_INFO = b"cardvault/device/v1"
+_INVITATION_INFO = b"cardvault/invitation/v1"
 _DEVICE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-
-class WrongSecret(AuthenticationFailed):
-    """The passcode, answers, recovery code, device secret or session key did not open it."""
-
-    code = "wrong_secret"
-
-    def __init__(self, message: str = "the secret given does not open this card") -> None:
-        super().__init__(message)
-
-
-def new_dek() -> bytearray:
-    return bytearray(secrets.token_bytes(DEK_SIZE))
-
-
-def _check_dek(dek: bytes | bytearray) -> None:
-    if len(dek) != DEK_SIZE:
-        raise InvalidInput(f"a DEK is {DEK_SIZE} bytes")
 
 
 # --- sealed private keys --------------------------------------------------------------------
@@ -135,7 +131,7 @@ def seal_private_key(
     pkcs8: bytes | bytearray,
 ) -> SealedKey:
     """Seal a card private key (PKCS#8 DER) under the DEK, bound to card, role and version."""
-    _check_dek(dek)
+    check_dek(dek)
     check_card_id(card_id)
     blob = seal(dek, pkcs8, _key_aad(card_id, role, version, algorithm))
     return SealedKey(role=role, version=version, algorithm=algorithm, blob=blob)
@@ -146,61 +142,6 @@ def open_private_key(dek: bytes | bytearray, *, card_id: str, sealed: SealedKey)
     return open_sealed(
         dek, sealed.blob, _key_aad(card_id, sealed.role, sealed.version, sealed.algorithm)
     )
-
-
-# --- slots: common wrapping -----------------------------------------------------------------
-
-
-def _slot_aad(card_id: str, name: str, generation: int) -> bytes:
-    return aad("cardvault/key-slot/v1", card_id, name, generation)
-
-
-def _make_slot(
-    dek: bytes | bytearray,
-    kek: bytearray,
-    *,
-    card_id: str,
-    name: str,
-    kind: SlotKind,
-    generation: int,
-    salt: bytes,
-    kdf: Argon2Params | None,
-) -> KeySlot:
-    """Wrap the DEK under ``kek`` (wiped afterwards) into a slot bound to its card and name."""
-    _check_dek(dek)
-    check_card_id(card_id)
-    try:
-        wrapped = seal(kek, dek, _slot_aad(card_id, name, generation))
-    finally:
-        wipe(kek)
-    return KeySlot(
-        name=name, kind=kind, generation=generation, salt=salt, kdf=kdf, wrapped_dek=wrapped
-    )
-
-
-def _open_slot(record: CardKeyRecord, slot: KeySlot, kek: bytearray) -> bytearray:
-    """Unwrap the DEK from ``slot`` with ``kek`` (wiped afterwards); failure is WrongSecret."""
-    try:
-        return open_sealed(
-            kek, slot.wrapped_dek, _slot_aad(record.card_id, slot.name, slot.generation)
-        )
-    except SealBroken as err:
-        raise WrongSecret() from err
-    finally:
-        wipe(kek)
-
-
-def _argon2(secret: bytearray, salt: bytes, params: Argon2Params) -> bytearray:
-    try:
-        return derive_key(secret, salt, params)
-    finally:
-        wipe(secret)
-
-
-def _kdf_of(slot: KeySlot) -> Argon2Params:
-    if slot.kdf is None:  # KeySlot's own checks make this unreachable for these kinds
-        raise RecordCorrupt(f"slot {slot.name!r} has no KDF parameters")
-    return slot.kdf
 
 
 # --- passcode -------------------------------------------------------------------------------
@@ -217,8 +158,8 @@ def make_passcode_slot(
 ) -> KeySlot:
     """The passcode slot: KEK = Argon2id(NFKC(passcode), fresh 16-byte salt)."""
     salt = secrets.token_bytes(SALT_SIZE)
-    kek = _argon2(_passcode_bytes(passcode), salt, params)
-    return _make_slot(
+    kek = argon2(_passcode_bytes(passcode), salt, params)
+    return make_slot(
         dek,
         kek,
         card_id=card_id,
@@ -233,15 +174,15 @@ def make_passcode_slot(
 def open_passcode_slot(record: CardKeyRecord, passcode: str) -> bytearray:
     """The card's DEK if ``passcode`` is right; WrongSecret otherwise."""
     slot = record.slot(PASSCODE_SLOT)
-    kek = _argon2(_passcode_bytes(passcode), slot.salt, _kdf_of(slot))
-    return _open_slot(record, slot, kek)
+    kek = argon2(_passcode_bytes(passcode), slot.salt, kdf_of(slot))
+    return open_slot(record, slot, kek)
 
 
 def open_no_passcode_slot(passcode: str, params: Argon2Params) -> None:
     """The work of opening a passcode slot, against no slot: a refusal that must take as
     long as a wrong passcode (DESIGN §3.3) derives the same KEK, with a fresh salt and the
     slot's parameters, and fails to unwrap a random DEK with it."""
-    kek = _argon2(_passcode_bytes(passcode), secrets.token_bytes(SALT_SIZE), params)
+    kek = argon2(_passcode_bytes(passcode), secrets.token_bytes(SALT_SIZE), params)
     try:
         wipe(open_sealed(kek, secrets.token_bytes(_DECOY_WRAP_SIZE), b"no slot"))
     except SealBroken:
@@ -252,132 +193,6 @@ def open_no_passcode_slot(passcode: str, params: Argon2Params) -> None:
 
 #: a wrapped DEK's size: nonce, DEK, tag
 _DECOY_WRAP_SIZE = NONCE_SIZE + DEK_SIZE + TAG_SIZE
-
-
-# --- security answers -----------------------------------------------------------------------
-
-
-def normalize_answer(answer: str) -> str:
-    """NFKC, casefold, collapse runs of white space to one space, trim."""
-    folded = unicodedata.normalize("NFKC", answer).casefold()
-    return " ".join(unicodedata.normalize("NFKC", folded).split())
-
-
-def recovery_slot_name(i: int, j: int) -> str:
-    return f"recovery-{i}-{j}"
-
-
-def _answer_pair(a: str, b: str) -> bytearray:
-    return bytearray(
-        normalize_answer(a).encode("utf-8") + b"\x00" + normalize_answer(b).encode("utf-8")
-    )
-
-
-def make_recovery_slots(
-    dek: bytes | bytearray,
-    *,
-    card_id: str,
-    answers: Sequence[str],
-    params: Argon2Params,
-    generation: int,
-) -> tuple[KeySlot, ...]:
-    """Three slots, one per pair of answers {1,2}, {1,3}, {2,3}: any two answers open the card."""
-    if isinstance(answers, str) or len(answers) != 3:
-        raise InvalidInput("exactly three security answers are needed")
-    for number, answer in enumerate(answers, start=1):
-        if not isinstance(answer, str) or not normalize_answer(answer):
-            raise InvalidInput(f"security answer {number} is empty", question=number)
-    slots = []
-    for i, j in RECOVERY_PAIRS:
-        salt = secrets.token_bytes(SALT_SIZE)
-        kek = _argon2(_answer_pair(answers[i - 1], answers[j - 1]), salt, params)
-        slots.append(
-            _make_slot(
-                dek,
-                kek,
-                card_id=card_id,
-                name=recovery_slot_name(i, j),
-                kind=SlotKind.RECOVERY,
-                generation=generation,
-                salt=salt,
-                kdf=params,
-            )
-        )
-    return tuple(slots)
-
-
-def open_recovery_slots(record: CardKeyRecord, answers: Mapping[int, str]) -> bytearray:
-    """The DEK if any two of the given answers (keyed by question 1..3) are right.
-
-    Tries each pair whose answers were both given and whose slot exists; raises SlotNotFound
-    when the card has none of those slots, WrongSecret when none of them opens.
-    """
-    if not set(answers) <= {1, 2, 3} or len(answers) < 2:
-        raise InvalidInput("give the answers to at least two of the questions 1, 2 and 3")
-    names = {recovery_slot_name(i, j): (i, j) for i, j in RECOVERY_PAIRS if {i, j} <= set(answers)}
-    slots = [s for s in record.slots if s.name in names]
-    if not slots:
-        raise SlotNotFound("the card has no recovery slots for these questions")
-    for slot in slots:
-        i, j = names[slot.name]
-        kek = _argon2(_answer_pair(answers[i], answers[j]), slot.salt, _kdf_of(slot))
-        try:
-            return _open_slot(record, slot, kek)
-        except WrongSecret:
-            continue
-    raise WrongSecret("the security answers do not open this card")
-
-
-# --- recovery code --------------------------------------------------------------------------
-
-
-def new_recovery_code() -> str:
-    """160 random bits as 8 groups of 4 base32 characters, e.g. ``ABCD-EFGH-…``."""
-    text = base64.b32encode(secrets.token_bytes(RECOVERY_CODE_BYTES)).decode("ascii")
-    return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
-
-
-def _recovery_code_bytes(code: str) -> bytearray:
-    """Accept any case, spaces and dashes; refuse anything that is not a whole code."""
-    compact = re.sub(r"[\s-]", "", code).upper() if isinstance(code, str) else ""
-    try:
-        raw = base64.b32decode(compact, casefold=False)
-    except (binascii.Error, ValueError) as err:
-        raise InvalidInput("that is not a recovery code (check for typos)") from err
-    if len(raw) != RECOVERY_CODE_BYTES:
-        raise InvalidInput("that is not a recovery code (check its length)")
-    return bytearray(raw)
-
-
-def _hkdf(secret: bytearray, salt: bytes, info: bytes) -> bytearray:
-    try:
-        return hkdf_key(secret, salt, info)
-    finally:
-        wipe(secret)
-
-
-def make_recovery_code_slot(
-    dek: bytes | bytearray, *, card_id: str, recovery_code: str, generation: int
-) -> KeySlot:
-    """The recovery-code slot: KEK = HKDF-SHA256(code, salt); the code is 160 random bits."""
-    salt = secrets.token_bytes(SALT_SIZE)
-    kek = _hkdf(_recovery_code_bytes(recovery_code), salt, b"cardvault/recovery-code/v1")
-    return _make_slot(
-        dek,
-        kek,
-        card_id=card_id,
-        name=RECOVERY_CODE_SLOT,
-        kind=SlotKind.RECOVERY_CODE,
-        generation=generation,
-        salt=salt,
-        kdf=None,
-    )
-
-
-def open_recovery_code_slot(record: CardKeyRecord, recovery_code: str) -> bytearray:
-    slot = record.slot(RECOVERY_CODE_SLOT)
-    kek = _hkdf(_recovery_code_bytes(recovery_code), slot.salt, b"cardvault/recovery-code/v1")
-    return _open_slot(record, slot, kek)
 
 
 # --- device (biometric unlock) --------------------------------------------------------------
@@ -405,17 +220,14 @@ def make_device_slot(
 ) -> KeySlot:
     """A device slot: KEK = HKDF-SHA256(device secret, salt); the service never keeps the secret."""
     name = device_slot_name(device_id)
-    salt = secrets.token_bytes(SALT_SIZE)
-    kek = _hkdf(_device_secret(device_secret), salt, b"cardvault/device/v1")
-    return _make_slot(
+    return make_hkdf_slot(
         dek,
-        kek,
+        _device_secret(device_secret),
+        info=_DEVICE_INFO,
         card_id=card_id,
         name=name,
         kind=SlotKind.DEVICE,
         generation=generation,
-        salt=salt,
-        kdf=None,
     )
 
 
@@ -423,8 +235,7 @@ def open_device_slot(
     record: CardKeyRecord, device_id: str, device_secret: bytes | bytearray
 ) -> bytearray:
     slot = record.slot(device_slot_name(device_id))
-    kek = _hkdf(_device_secret(device_secret), slot.salt, b"cardvault/device/v1")
-    return _open_slot(record, slot, kek)
+    return open_hkdf_slot(record, slot, _device_secret(device_secret), info=_DEVICE_INFO)
 
 
 # --- invitation (partial enrolment) --------------------------------------------------------
@@ -454,25 +265,21 @@ def make_invitation_slot(
     token's SHA-256 (in the link row) and never the code, so the slot opens only for
     whoever holds both the email link and the text message.
     """
-    salt = secrets.token_bytes(SALT_SIZE)
-    kek = _hkdf(_invitation_secret(token, code), salt, b"cardvault/invitation/v1")
-    return _make_slot(
+    return make_hkdf_slot(
         dek,
-        kek,
+        _invitation_secret(token, code),
+        info=_INVITATION_INFO,
         card_id=card_id,
         name=INVITATION_SLOT,
         kind=SlotKind.INVITATION,
         generation=generation,
-        salt=salt,
-        kdf=None,
     )
 
 
 def open_invitation_slot(record: CardKeyRecord, token: bytes | bytearray, code: str) -> bytearray:
     """The DEK if the link token and SMS code are right; WrongSecret otherwise."""
     slot = record.slot(INVITATION_SLOT)
-    kek = _hkdf(_invitation_secret(token, code), slot.salt, b"cardvault/invitation/v1")
-    return _open_slot(record, slot, kek)
+    return open_hkdf_slot(record, slot, _invitation_secret(token, code), info=_INVITATION_INFO)
 
 
 # --- session keys (DESIGN §3.2) -------------------------------------------------------------
@@ -490,7 +297,7 @@ def _session_aad(session_id: str) -> bytes:
 
 def wrap_for_session(dek: bytes | bytearray, sk: bytes | bytearray, *, session_id: str) -> bytes:
     """``wrap(DEK, SK)``: the service stores this; SK goes back to the client only."""
-    _check_dek(dek)
+    check_dek(dek)
     if len(sk) != SESSION_KEY_SIZE:
         raise InvalidInput(f"a session key is {SESSION_KEY_SIZE} bytes")
     return seal(sk, dek, _session_aad(session_id))

@@ -18,6 +18,7 @@ from typing import Any
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.kdf import Argon2Params, derive_key
 from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.json_types import JsonObject
 
 __all__ = ["ReferenceMismatch", "Verifier", "check_verifier", "make_verifier"]
 
@@ -37,10 +38,10 @@ class Verifier:
     params: Argon2Params
     digest: bytes
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {
             "salt": base64.b64encode(self.salt).decode(),
-            "params": self.params.as_dict(),
+            "params": {**self.params.as_dict()},
             "digest": base64.b64encode(self.digest).decode(),
         }
 

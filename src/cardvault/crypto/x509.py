@@ -448,7 +448,7 @@ def serial_hex(serial: int) -> str:
     return digits.zfill(len(digits) + len(digits) % 2)
 
 
-def certificate_summary(cert: x509.Certificate) -> dict[str, Any]:
+def certificate_summary(cert: x509.Certificate) -> dict[str, str | None]:
     """What a person needs to recognise a certificate, as JSON-ready strings."""
     return {
         "subject": name_text(cert.subject),

@@ -21,7 +21,7 @@ from tests.support.live_server import serve_runtime
 from tests.support.soft_ctap2 import SoftCtap2Device
 
 from cardvault.clients.agent import core, fido2_key, key_login
-from cardvault.clients.agent.api import AgentError, CardvaultApi
+from cardvault.clients.common.api import CardvaultApi, ServiceError
 from cardvault.services.signin import hr_cards
 from cardvault.services.system.runtime import Actor, Runtime
 
@@ -180,9 +180,9 @@ def test_the_api_names_a_replayed_or_unknown_ceremony(
     proof = api.post("/api/v1/webauthn/assertion/complete", body)
     assert proof["key_nickname"] == "Blue key"
 
-    with pytest.raises(AgentError) as replayed:
+    with pytest.raises(ServiceError) as replayed:
         api.post("/api/v1/webauthn/assertion/complete", body)
-    with pytest.raises(AgentError) as unknown:
+    with pytest.raises(ServiceError) as unknown:
         api.post("/api/v1/webauthn/assertion/complete", {**body, "ceremony_id": "nope"})
 
     assert (replayed.value.data["status"], replayed.value.data["problem"]) == (
@@ -203,9 +203,9 @@ def test_registration_needs_an_ra_of_the_cards_organisation(
     card = f.active_card(rt, operator, "ORG2")
     token = k.ra_session(rt, operator, "ORG1")
 
-    with pytest.raises(AgentError) as elsewhere:
+    with pytest.raises(ServiceError) as elsewhere:
         api.post("/api/v1/webauthn/registration/begin", {"serial": card.serial}, token=token)
-    with pytest.raises(AgentError) as anonymous:
+    with pytest.raises(ServiceError) as anonymous:
         api.post("/api/v1/webauthn/registration/begin", {"serial": card.serial})
 
     assert elsewhere.value.data["status"] == 404
@@ -231,7 +231,7 @@ def test_an_hr_card_not_associated_here_says_what_to_do(
     k.org(rt, operator)
     f.active_card(rt, operator)
 
-    with pytest.raises(AgentError) as caught:
+    with pytest.raises(ServiceError) as caught:
         key_login.login_with_hr_card(api, url, key_login.Who(), UID, lambda: f.STRONG_PASSCODE)
 
     assert f"HR card {UID}" in caught.value.message

@@ -18,7 +18,7 @@ from tests.support import auth as a
 from tests.support import factories as f
 
 from cardvault.clients.agent import core
-from cardvault.clients.agent.api import AgentError, CardvaultApi
+from cardvault.clients.common.api import CardvaultApi, ServiceError
 from cardvault.crypto import envelope
 from cardvault.services.system.runtime import Actor, Runtime
 
@@ -74,9 +74,9 @@ def test_content_commitment_needs_the_passcode_each_time(
     state = _login(http, holder)
     api = CardvaultApi(http)
     digest = hashlib.sha256(b"prescription").digest()
-    with pytest.raises(AgentError, match="needs your passcode"):
+    with pytest.raises(ServiceError, match="needs your passcode"):
         core.sign(api, state, digest=digest, key="content-commitment")
-    with pytest.raises(AgentError, match="not right"):
+    with pytest.raises(ServiceError, match="not right"):
         core.sign(api, state, digest=digest, key="content-commitment", passcode="nope nope 1")
     signed = core.sign(
         api, state, digest=digest, key="content-commitment", passcode=f.STRONG_PASSCODE
@@ -87,14 +87,14 @@ def test_content_commitment_needs_the_passcode_each_time(
 def test_wrong_session_key_is_refused(http: httpx.Client, holder: a.HolderFixture) -> None:
     state = _login(http, holder)
     state.session_key = base64.b64encode(bytes(32)).decode()
-    with pytest.raises(AgentError, match="session key does not match"):
+    with pytest.raises(ServiceError, match="session key does not match"):
         core.sign(CardvaultApi(http), state, digest=bytes(32), key="authentication")
 
 
 def test_logout_ends_the_session(http: httpx.Client, holder: a.HolderFixture) -> None:
     state = _login(http, holder)
     core.logout(CardvaultApi(http), state)
-    with pytest.raises(AgentError, match="session has ended"):
+    with pytest.raises(ServiceError, match="session has ended"):
         core.status(CardvaultApi(http), state)
 
 
@@ -173,7 +173,7 @@ def test_second_factor_of_another_holder_is_refused(
         "/api/v1/auth/login",
         {"identifier": {"kind": "email", "value": holder.email}, "passcode": f.STRONG_PASSCODE},
     )
-    with pytest.raises(AgentError, match="not right"):
+    with pytest.raises(ServiceError, match="not right"):
         api.sealed_call(
             "/api/v1/auth/factor",
             {

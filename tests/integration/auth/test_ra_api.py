@@ -8,7 +8,7 @@ from tests.support import auth as a
 from tests.support import factories as f
 
 from cardvault.clients.agent import core
-from cardvault.clients.agent.api import AgentError, CardvaultApi
+from cardvault.clients.common.api import CardvaultApi, ServiceError
 from cardvault.services.directory import registry as directory
 from cardvault.services.system.runtime import Actor, Runtime
 
@@ -32,12 +32,12 @@ def test_ra_issues_and_revokes_only_in_their_organisation(
     with httpx.Client(base_url=live_url, timeout=30) as http:
         api = CardvaultApi(http)
         state = _ra_login(http, ra)
-        with pytest.raises(AgentError, match="Choose an RA role"):
+        with pytest.raises(ServiceError, match="Choose an RA role"):
             api.get(f"/api/v1/ra/cards/{theirs.serial}", token=state.token)
         assert api.get("/api/v1/ra/roles", token=state.token)["items"] == [
             {"organisation": "ORGA", "name": "Organisation ORGA", "role": "ra_agent"}
         ]
-        with pytest.raises(AgentError, match="do not have that RA role"):
+        with pytest.raises(ServiceError, match="do not have that RA role"):
             api.post(
                 "/api/v1/ra/role", {"organisation": "ORGB", "role": "ra_agent"}, token=state.token
             )
@@ -54,10 +54,10 @@ def test_ra_issues_and_revokes_only_in_their_organisation(
         assert issued["status"] == "issued"
         shown = api.get(f"/api/v1/ra/cards/{issued['serial']}", token=state.token)
         assert shown["holder"]["user_id"] == mine
-        with pytest.raises(AgentError, match="no card") as info:
+        with pytest.raises(ServiceError, match="no card") as info:
             api.get(f"/api/v1/ra/cards/{theirs.serial}", token=state.token)
         assert info.value.data["status"] == 404
-        with pytest.raises(AgentError) as info:
+        with pytest.raises(ServiceError) as info:
             api.post(f"/api/v1/ra/cards/{theirs.serial}/revoke", {"reason": "x"}, token=state.token)
         assert info.value.data["status"] == 404
         api.post(
@@ -72,6 +72,6 @@ def test_holder_without_ra_role_cannot_sign_in_as_ra(
     h = a.holder(rt, operator)
     with (
         httpx.Client(base_url=live_url, timeout=30) as http,
-        pytest.raises(AgentError, match="Passcode or identifier not recognised"),
+        pytest.raises(ServiceError, match="Passcode or identifier not recognised"),
     ):
         _ra_login(http, h)

@@ -27,7 +27,7 @@ from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import portal as p
 
-from cardvault.clients.agent.api import CardvaultApi
+from cardvault.clients.common.api import CardvaultApi
 from cardvault.config import Settings
 from cardvault.crypto import envelope
 from cardvault.services.cards.issuance import revoke_card

@@ -23,7 +23,7 @@ from tests.support import phones as ph
 from tests.support.portal import smtp_dispatcher, token_in
 
 from cardvault.clients.agent import core
-from cardvault.clients.agent.api import AgentError, CardvaultApi
+from cardvault.clients.common.api import CardvaultApi, ServiceError
 from cardvault.config import Settings
 from cardvault.domain.lockout import SECOND_FACTOR_LOCK_REASON
 from cardvault.errors import CardvaultError
@@ -183,10 +183,10 @@ def test_the_agents_sign_in_over_http_counts_and_locks(
     problems = []
     with httpx.Client(base_url=live_url, timeout=30) as http:
         for _ in range(5):
-            with pytest.raises(AgentError) as refused:
+            with pytest.raises(ServiceError) as refused:
                 core.login(CardvaultApi(http), "test", data, totp=wrong, ask_code=lambda _: "")
             problems.append(refused.value.data["problem"])
-        with pytest.raises(AgentError) as after:
+        with pytest.raises(ServiceError) as after:
             core.login(CardvaultApi(http), "test", data, totp=holder.code(), ask_code=lambda _: "")
     assert problems == ["totp_wrong"] * 4 + ["second_factor_locked"]
     assert after.value.data["problem"] == "sign_in_failed"

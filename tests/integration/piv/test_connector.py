@@ -18,7 +18,7 @@ from tests.support.live_server import live_server
 
 from cardvault.card.apdu import Sw
 from cardvault.card.piv import ATR, load_state
-from cardvault.clients.agent.api import AgentError, CardvaultApi
+from cardvault.clients.common.api import CardvaultApi, ServiceError
 from cardvault.clients.connector.runner import Connector, insert_for_holder
 from cardvault.clients.connector.vpcd import Control
 from cardvault.services.signin import sessions as card_sessions
@@ -240,5 +240,5 @@ def test_no_card_is_inserted_for_a_card_the_session_may_not_use(
     clients.append(httpx.Client(base_url=server))
     api = CardvaultApi(clients[0])
     key = base64.b64encode(use.session_key).decode()
-    with pytest.raises(AgentError, match="cannot be used in this session"):
+    with pytest.raises(ServiceError, match="cannot be used in this session"):
         insert_for_holder(api, token=use.token, session_key=key, serial="CV0000000000")

@@ -7,7 +7,8 @@ from typing import Any, cast
 
 import pytest
 
-from cardvault.clients.agent.api import AgentError, CardvaultApi
+from cardvault.clients.common.api import CardvaultApi, ServiceError
+from cardvault.clients.common.replies import Reply
 from cardvault.clients.connector.cache import LocalAnswers
 from cardvault.clients.connector.relay import LinkCredentials, RelayFailed, ServiceRelay
 from cardvault.clients.connector.vpcd import Control
@@ -26,12 +27,12 @@ class FakeService:
         self.answers = list(answers)
         self.requests: list[dict[str, Any]] = []
 
-    def sealed_call(self, path: str, claims: dict[str, Any]) -> dict[str, Any]:
+    def sealed_call(self, path: str, claims: dict[str, Any]) -> Reply:
         self.requests.append(claims)
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        return Reply(answer)
 
 
 def _answer(response: str, standing: dict[str, str] | None = None) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def test_power_up_drops_standing_answers() -> None:
 
 
 def test_a_failed_request_leaves_nothing_standing() -> None:
-    refused = AgentError("refused", status=400)
+    refused = ServiceError("refused", status=400)
     service = FakeService(_answer("9000", {"00200080": "9000"}), refused, _answer("63c3"))
     relay = _relay(service)
     relay.relay(VERIFY)

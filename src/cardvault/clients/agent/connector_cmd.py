@@ -10,13 +10,15 @@ from __future__ import annotations
 import hmac
 import logging
 import signal
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated
 
 import typer
 
 from cardvault.clients.agent import core, state
-from cardvault.clients.agent.api import AgentError, CardvaultApi
 from cardvault.clients.agent.options import Options, client, fail, options, out
+from cardvault.clients.common.api import CardvaultApi, ServiceError
+from cardvault.clients.common.replies import Reply
 from cardvault.clients.connector.runner import Connector, Inserted, insert_blank, insert_for_holder
 from cardvault.clients.connector.vpcd import DEFAULT_PORT
 from cardvault.errors import CardvaultError, InvalidInput
@@ -112,7 +114,7 @@ def _insert(
             )
         return insert_for_holder(api, token=st.token, session_key=st.session_key, serial=card)
     if st.purpose != "ra":
-        raise AgentError(
+        raise ServiceError(
             "Issuing a card needs an RA session.",
             remedy="Sign in with `cardvault-agent login --ra`.",
         )
@@ -152,18 +154,19 @@ def _announce(opts: Options, inserted: Inserted, host: str, port: int) -> None:
     )
 
 
-def _progress(opts: Options, inserted: Inserted) -> Any:
+def _progress(opts: Options, inserted: Inserted) -> Callable[[Reply], None]:
     """At issuance, say once what is still missing and when the card is issued."""
-    seen: dict[str, Any] = {"status": "blank", "missing": None}
+    seen: tuple[str | None, list[str] | None] = ("blank", None)
 
-    def show(answer: dict[str, Any]) -> None:
+    def show(answer: Reply) -> None:
+        nonlocal seen
         if inserted.mode != "issuance" or opts.json:
             return
-        status, missing = answer.get("card_status"), answer.get("missing") or []
-        if status != seen["status"] and status == "issued":
+        status, missing = answer.optional_text("card_status"), answer.texts("missing")
+        if status != seen[0] and status == "issued":
             typer.echo(f"Card {inserted.serial} is issued.")
-        elif status == "blank" and missing != seen["missing"]:
+        elif status == "blank" and missing != seen[1]:
             typer.echo("Still to do: " + "; ".join(missing))
-        seen.update(status=status, missing=missing)
+        seen = (status, missing)
 
     return show

@@ -5,14 +5,14 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from cardvault.clients.agent import push
-from cardvault.clients.agent.api import AgentError, CardvaultApi
 from cardvault.clients.agent.state import AgentState
+from cardvault.clients.common.api import CardvaultApi, ServiceError
+from cardvault.clients.common.replies import JsonObject, JsonValue, Reply
 from cardvault.crypto.rp_challenge import challenge_digest
 
 Prompt = Callable[[str], str]
@@ -39,7 +39,7 @@ def login(
     note: Callable[[str], None] | None = None,
 ) -> AgentState:
     """Passcode, then the second factor: push to the paired phone, or a one-time code."""
-    claims: dict[str, Any] = {
+    claims: JsonObject = {
         "identifier": {"kind": data.identifier_kind, "value": data.identifier},
         "passcode": data.passcode,
         "purpose": data.purpose,
@@ -47,38 +47,30 @@ def login(
         "client_name": data.client_name,
     }
     result = api.sealed_call("/api/v1/auth/login", claims)
-    sk = result["session_key"]
-    offers = {f.get("method"): f for f in result.get("second_factors", [])}
+    sk = result.text("session_key")
+    offers = {f.optional_text("method"): f for f in result.objects("second_factors")}
     if not offers:
-        error = result.get("factor_error") or {}
-        raise AgentError(error.get("message", "No second factor is available."))
+        error = result.optional_obj("factor_error") or Reply({})
+        raise ServiceError(error.optional_text("message") or "No second factor is available.")
+    txn = result.text("transaction_id")
     phone = offers.get("authenticator")
-    if phone and not totp and phone.get("connected"):
+    if phone and not totp and phone.flag("connected"):
         session = push.try_push(
-            api,
-            result["transaction_id"],
-            show_number or (lambda _n: None),
-            note or (lambda _m: None),
+            api, txn, show_number or (lambda _n: None), note or (lambda _m: None)
         )
         if session is not None:
-            return _state(server, session, sk, data.purpose)
+            return AgentState.opened(server, session, sk, data.purpose)
     if not phone and "totp" not in offers:
-        raise AgentError(f"This agent cannot use the second factor(s) offered: {list(offers)}.")
+        raise ServiceError(f"This agent cannot use the second factor(s) offered: {list(offers)}.")
     code = totp or ask_code("Code from your authenticator app")
-    session = _code_factor(api, result["transaction_id"], offers, code)
-    return _state(server, session, sk, data.purpose)
-
-
-def _code_factor(api: CardvaultApi, txn: str, offers: dict[str, Any], code: str) -> dict[str, Any]:
-    """The one-time code, for whichever code factor it belongs to (the paired phone's own,
-    or a separately added authenticator app): the service tries both, and one code is one
-    try toward the card's second-factor lock."""
-    if not any(m in offers for m in ("authenticator", "totp")):
-        raise AgentError("No one-time code method is available.")
-    return api.sealed_call(
+    session = api.sealed_call(
         "/api/v1/auth/factor",
+        # the code, for whichever code factor it belongs to (the paired phone's own, or a
+        # separately added authenticator app): the service tries both, and one code is one
+        # try toward the card's second-factor lock
         {"transaction_id": txn, "response": {"method": "code", "code": code}},
     )
+    return AgentState.opened(server, session, sk, data.purpose)
 
 
 def qr_login(
@@ -86,39 +78,33 @@ def qr_login(
 ) -> AgentState:
     """Sign in by scanning the QR code this PC shows with the paired phone."""
     session = push.qr_login(api, client_name=client_name, show_qr=show_qr)
-    return _state(server, session, session["session_key"])
-
-
-def _state(server: str, session: dict[str, Any], sk: str, purpose: str = "holder") -> AgentState:
-    return AgentState(
-        server=server,
-        token=session["token"],
-        session_key=sk,
-        card_serial=session["card_serial"],
-        organisation=session["organisation"],
-        expires_at=session["expires_at"],
-        purpose=purpose,
-    )
+    return AgentState.opened(server, session, session.text("session_key"))
 
 
 ISSUING_ROLES = ("ra_manager", "ra_agent")
 
 
-def ra_roles(api: CardvaultApi, state: AgentState) -> list[dict[str, str]]:
-    items: list[dict[str, str]] = api.get("/api/v1/ra/roles", token=state.token)["items"]
-    return items
+@dataclass(frozen=True)
+class RaRole:
+    organisation: str
+    role: str
+
+
+def ra_roles(api: CardvaultApi, state: AgentState) -> list[RaRole]:
+    items = api.get("/api/v1/ra/roles", token=state.token).objects("items")
+    return [RaRole(r.text("organisation"), r.text("role")) for r in items]
 
 
 def select_role(api: CardvaultApi, state: AgentState, organisation: str, role: str) -> AgentState:
     """Act in one organisation under one of your RA roles there (the RA API's role choice)."""
     if state.purpose != "ra":
-        raise AgentError(
+        raise ServiceError(
             "RA roles need an RA session.", remedy="Sign in with `cardvault-agent login --ra`."
         )
     chosen = api.post(
         "/api/v1/ra/role", {"organisation": organisation, "role": role}, token=state.token
     )
-    state.acting_organisation, state.acting_role = chosen["organisation"], chosen["role"]
+    state.acting_organisation, state.acting_role = chosen.text("organisation"), chosen.text("role")
     return state
 
 
@@ -127,10 +113,10 @@ def issuing_role(api: CardvaultApi, state: AgentState, organisation: str) -> Age
     wanted = organisation.strip().upper()
     if state.acting_organisation == wanted and state.acting_role in ISSUING_ROLES:
         return state
-    held = [r["role"] for r in ra_roles(api, state) if r["organisation"] == wanted]
+    held = [r.role for r in ra_roles(api, state) if r.organisation == wanted]
     usable = [role for role in ISSUING_ROLES if role in held]
     if not usable:
-        raise AgentError(f"You have no RA role in {wanted} that may issue cards.")
+        raise ServiceError(f"You have no RA role in {wanted} that may issue cards.")
     return select_role(api, state, wanted, usable[0])
 
 
@@ -142,8 +128,8 @@ def sign(
     key: str,
     passcode: str | None = None,
     scheme: str | None = None,
-) -> dict[str, Any]:
-    claims: dict[str, Any] = {
+) -> Reply:
+    claims: JsonObject = {
         "token": state.token,
         "session_key": state.session_key,
         "key": key,
@@ -159,39 +145,42 @@ def sign(
 
 def authenticate(
     api: CardvaultApi, state: AgentState, rp_url: str, rp_client: httpx.Client
-) -> dict[str, Any]:
+) -> JsonObject:
     """Challenge from the relying party → signature by the card → ticket from the RP."""
-    origin = _origin(rp_url)
+    origin = origin_of(rp_url)
     try:
         challenge = rp_client.get(rp_url).raise_for_status().json()
         digest = challenge_digest(origin, base64.b64decode(challenge["challenge"]))
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
-        raise AgentError(f"The relying party at {rp_url} did not give a challenge: {exc}.") from exc
+    except (httpx.HTTPError, KeyError, ValueError, TypeError) as exc:
+        raise ServiceError(
+            f"The relying party at {rp_url} did not give a challenge: {exc}."
+        ) from exc
     signed = sign(api, state, digest=digest, key="authentication")
     try:
         response = rp_client.post(
             rp_url,
             json={
                 "challenge_id": challenge["challenge_id"],
-                "certificate": signed["certificate"],
-                "signature": signed["signature"],
-                "scheme": signed["scheme"],
+                "certificate": signed.text("certificate"),
+                "signature": signed.text("signature"),
+                "scheme": signed.text("scheme"),
             },
         )
         if response.status_code >= 400:
-            raise AgentError(f"The relying party refused the sign-in: {_title(response)}")
-        result = response.json()
+            raise ServiceError(f"The relying party refused the sign-in: {_title(response)}")
+        result: JsonValue = response.json()
     except (httpx.HTTPError, ValueError) as exc:
-        raise AgentError(f"The relying party at {rp_url} did not answer: {exc}.") from exc
+        raise ServiceError(f"The relying party at {rp_url} did not answer: {exc}.") from exc
     if not isinstance(result, dict):
-        raise AgentError(f"The relying party at {rp_url} answered something else than a ticket.")
+        raise ServiceError(f"The relying party at {rp_url} answered something else than a ticket.")
     return result
 
 
-def _origin(url: str) -> str:
+def origin_of(url: str) -> str:
+    """The web origin of an http(s) address (what a relying party or a security key signs)."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise AgentError(f"{url} is not an http(s) address.")
+        raise ServiceError(f"{url} is not an http(s) address.")
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -202,7 +191,7 @@ def _title(response: httpx.Response) -> str:
         return str(response.status_code)
 
 
-def status(api: CardvaultApi, state: AgentState) -> dict[str, Any]:
+def status(api: CardvaultApi, state: AgentState) -> Reply:
     return api.get("/api/v1/session", token=state.token)
 
 

@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 from fido2.client import (
     ClientError,
@@ -32,6 +31,7 @@ from fido2.ctap2.pin import ClientPin
 from fido2.hid import CtapHidDevice
 from fido2.webauthn import PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions
 
+from cardvault.clients.common.replies import JsonObject
 from cardvault.errors import (
     AuthenticationFailed,
     CardvaultError,
@@ -146,11 +146,11 @@ def get_assertion(
     device: CtapDevice,
     *,
     origin: str,
-    request_options: Mapping[str, Any],
+    request_options: JsonObject,
     pin: PinPrompt | None = None,
     on_touch: Prompt | None = None,
     cancel: threading.Event | None = None,
-) -> dict[str, Any]:
+) -> JsonObject:
     """Sign the server's ``begin_assertion`` challenge; the first account when the key
     holds several discoverable ones."""
     options = _public_key(request_options)
@@ -166,11 +166,11 @@ def make_credential(
     device: CtapDevice,
     *,
     origin: str,
-    creation_options: Mapping[str, Any],
+    creation_options: JsonObject,
     pin: PinPrompt | None = None,
     on_touch: Prompt | None = None,
     cancel: threading.Event | None = None,
-) -> dict[str, Any]:
+) -> JsonObject:
     """Register the key with the server's ``begin_registration`` options."""
     options = _public_key(creation_options)
     with _key_errors(device):
@@ -201,15 +201,16 @@ def _client(
     return Fido2Client(device, DefaultClientDataCollector(origin), _Prompts(pin, on_touch))
 
 
-def _public_key(options: Mapping[str, Any]) -> dict[str, Any]:
+def _public_key(options: JsonObject) -> JsonObject:
     inner = options.get("publicKey", options)
-    if not isinstance(inner, Mapping) or "challenge" not in inner:
+    if not isinstance(inner, dict) or "challenge" not in inner:
         raise InvalidInput("These are not WebAuthn options from the cardvault service.")
     return dict(inner)
 
 
-def _plain(response: Mapping[str, Any]) -> dict[str, Any]:
-    plain: dict[str, Any] = json.loads(json.dumps(dict(response)))
+def _plain(response: Mapping[str, object]) -> JsonObject:
+    """The W3C ``toJSON()`` form the service's ``complete_*`` takes."""
+    plain: JsonObject = json.loads(json.dumps(dict(response)))
     return plain
 
 

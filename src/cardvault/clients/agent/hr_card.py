@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from cardvault.card.apdu import Sw, status_word
 from cardvault.errors import (
     AuthenticationFailed,
     InvalidInput,
@@ -195,10 +196,10 @@ def _uid(response: Sequence[int], reader: str) -> str:
             "The card was taken away before it could be read.",
             remedy="Tap it again and hold it still for a moment.",
         )
-    data, sw = bytes(response[:-2]), bytes(response[-2:])
-    if sw != b"\x90\x00" or len(data) not in UID_LENGTHS:
+    data, sw = bytes(response[:-2]), status_word(bytes(response))
+    if sw != Sw.SUCCESS or len(data) not in UID_LENGTHS:
         raise NotAnHrCard(
-            f"The card on {reader} did not give a card number (status {sw.hex().upper()}).",
+            f"The card on {reader} did not give a card number (status {sw:04X}).",
             remedy="Use your HR card on a contactless reader.",
         )
     return data.hex().upper()

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
 
 from fido2.ctap import CtapDevice
 
 from cardvault.clients.agent import fido2_key
-from cardvault.clients.agent.api import AgentError, CardvaultApi
+from cardvault.clients.agent.core import origin_of
 from cardvault.clients.agent.state import AgentState
+from cardvault.clients.common.api import CardvaultApi, ServiceError
+from cardvault.clients.common.replies import JsonObject, Reply
 
 SIGN_IN_FAILED = "sign_in_failed"
 
@@ -37,7 +37,7 @@ class KeyPrompts:
     touch: Callable[[], None]
     pin: Callable[[], str] | None
     passcode: Callable[[], str]
-    key_accepted: Callable[[dict[str, Any]], None] | None = None
+    key_accepted: Callable[[Reply], None] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,14 +49,6 @@ class Who:
     purpose: str = "holder"
 
 
-def origin_of(server: str) -> str:
-    """The web origin the key signs for: the service's own address, as a browser would."""
-    parts = urlsplit(server)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise AgentError(f"{server} is not an http(s) address.")
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def login_with_key(api: CardvaultApi, server: str, who: Who, ui: KeyPrompts) -> AgentState:
     if who.kind is None:
         return _key_first(api, server, who, ui)
@@ -66,51 +58,51 @@ def login_with_key(api: CardvaultApi, server: str, who: Who, ui: KeyPrompts) -> 
 def _key_first(api: CardvaultApi, server: str, who: Who, ui: KeyPrompts) -> AgentState:
     device = ui.device()  # before the challenge, which has a deadline
     begun = api.post("/api/v1/webauthn/assertion/begin", {"organisation": who.organisation})
-    credential = _use_key(server, ui, {"publicKey": begun["publicKey"]}, device)
+    credential = _use_key(server, ui, {"publicKey": begun.obj("publicKey").data}, device)
     verified = api.post(
         "/api/v1/webauthn/assertion/complete",
-        {"ceremony_id": begun["ceremony_id"], "credential": credential},
+        {"ceremony_id": begun.text("ceremony_id"), "credential": credential},
     )
     if ui.key_accepted is not None:
         ui.key_accepted(verified)
-    proof = verified["proof"]
+    proof = verified.text("proof")
     result = _sign_in(
         api,
         who,
         {"kind": "fido2", "value": proof},
         ui.passcode(),
         {"method": "fido2", "proof": proof},
-        organisation=verified["organisation"],
+        organisation=verified.text("organisation"),
     )
     return _finished(server, result, "the security key", who.purpose)
 
 
 def _passcode_first(api: CardvaultApi, server: str, who: Who, ui: KeyPrompts) -> AgentState:
     result = _sign_in(api, who, {"kind": who.kind, "value": who.value}, ui.passcode(), None)
-    if result.get("session"):
-        return session_state(server, result["session"], result["session_key"], who.purpose)
-    offer = next((f for f in result.get("second_factors", []) if f.get("method") == "fido2"), None)
+    session = result.optional_obj("session")
+    if session is not None:
+        return AgentState.opened(server, session, result.text("session_key"), who.purpose)
+    offers = result.objects("second_factors")
+    offer = next((f for f in offers if f.optional_text("method") == "fido2"), None)
     if offer is None:
-        error = result.get("factor_error") or {}
-        raise AgentError(
-            error.get("message", "No security key is registered for this card here."),
+        error = result.optional_obj("factor_error") or Reply({})
+        raise ServiceError(
+            error.optional_text("message") or "No security key is registered for this card here.",
             remedy="Sign in another way, or ask your RA to register your security key.",
-            problem=error.get("code", "no_security_key"),
+            problem=error.optional_text("code") or "no_security_key",
         )
-    credential = _use_key(server, ui, offer, ui.device())
+    credential = _use_key(server, ui, offer.data, ui.device())
     session = api.sealed_call(
         "/api/v1/auth/factor",
         {
-            "transaction_id": result["transaction_id"],
+            "transaction_id": result.text("transaction_id"),
             "response": {"method": "fido2", "credential": credential},
         },
     )
-    return session_state(server, session, result["session_key"], who.purpose)
+    return AgentState.opened(server, session, result.text("session_key"), who.purpose)
 
 
-def _use_key(
-    server: str, ui: KeyPrompts, options: dict[str, Any], device: CtapDevice
-) -> dict[str, Any]:
+def _use_key(server: str, ui: KeyPrompts, options: JsonObject, device: CtapDevice) -> JsonObject:
     return fido2_key.get_assertion(
         device,
         origin=origin_of(server),
@@ -133,10 +125,10 @@ def login_with_hr_card(
             {"method": "hr_card", "uid": uid},
             organisation=who.organisation,
         )
-    except AgentError as exc:
+    except ServiceError as exc:
         if exc.data.get("problem") != SIGN_IN_FAILED:
             raise
-        raise AgentError(
+        raise ServiceError(
             f"{exc.message} (HR card {uid})",
             remedy="Check your passcode. If this HR card is new, or you belong to several "
             "organisations, ask your RA to associate it with your card there "
@@ -150,13 +142,13 @@ def login_with_hr_card(
 def _sign_in(
     api: CardvaultApi,
     who: Who,
-    identifier: dict[str, Any],
+    identifier: JsonObject,
     passcode: str,
-    second_factor: dict[str, Any] | None,
+    second_factor: JsonObject | None,
     *,
     organisation: str | None = None,
-) -> dict[str, Any]:
-    claims: dict[str, Any] = {
+) -> Reply:
+    claims: JsonObject = {
         "identifier": identifier,
         "passcode": passcode,
         "purpose": who.purpose,
@@ -168,25 +160,12 @@ def _sign_in(
     return api.sealed_call("/api/v1/auth/login", claims)
 
 
-def _finished(server: str, result: dict[str, Any], what: str, purpose: str) -> AgentState:
-    if result.get("session"):
-        return session_state(server, result["session"], result["session_key"], purpose)
-    error = result.get("factor_error") or {}
-    raise AgentError(
-        error.get("message", f"The sign-in with {what} did not finish."),
-        problem=error.get("code"),
-    )
-
-
-def session_state(
-    server: str, session: dict[str, Any], sk: str, purpose: str = "holder"
-) -> AgentState:
-    return AgentState(
-        server=server,
-        token=session["token"],
-        session_key=sk,
-        card_serial=session["card_serial"],
-        organisation=session["organisation"],
-        expires_at=session["expires_at"],
-        purpose=purpose,
+def _finished(server: str, result: Reply, what: str, purpose: str) -> AgentState:
+    session = result.optional_obj("session")
+    if session is not None:
+        return AgentState.opened(server, session, result.text("session_key"), purpose)
+    error = result.optional_obj("factor_error") or Reply({})
+    raise ServiceError(
+        error.optional_text("message") or f"The sign-in with {what} did not finish.",
+        problem=error.optional_text("code"),
     )

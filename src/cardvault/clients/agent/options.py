@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import typer
 
 from cardvault.clients.agent.state import AgentState
-from cardvault.commandline import report, tls_verify
+from cardvault.clients.common import shell
+from cardvault.clients.common.replies import JsonValue
 from cardvault.errors import CardvaultError
 
 __all__ = ["Options", "client", "fail", "options", "out", "trusted"]
@@ -35,7 +34,7 @@ def client(opts: Options, server: str, remembered_ca: str | None = None) -> http
     """An HTTPS client for the service: ``--ca-file`` if given, else the CA file the login
     trusted (``remembered_ca``), else the system's trust store."""
     ca_file = opts.ca_file or (Path(remembered_ca) if remembered_ca else None)
-    return httpx.Client(base_url=server, verify=tls_verify(ca_file), timeout=30.0)
+    return shell.http_client(server, ca_file)
 
 
 def trusted(opts: Options, st: AgentState) -> AgentState:
@@ -45,10 +44,10 @@ def trusted(opts: Options, st: AgentState) -> AgentState:
     return st
 
 
-def out(opts: Options, data: Any, text: str) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str) if opts.json else text)
+def out(opts: Options, data: JsonValue, text: str) -> None:
+    shell.out(opts.json, data, text)
 
 
 def fail(opts: Options, exc: CardvaultError) -> typer.Exit:
     """Report the error (as JSON with --json) and give the Exit with its code."""
-    return report(exc, as_json=opts.json)
+    return shell.fail(opts.json, exc)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
-from cardvault.clients.agent.api import AgentError, CardvaultApi
+from cardvault.clients.common.api import CardvaultApi, ServiceError
+from cardvault.clients.common.replies import JsonObject, Reply
 from cardvault.crypto import device as dcrypto
 
 Prompt = Callable[[str], str]
@@ -25,60 +25,60 @@ _REFUSED = {
 }
 
 
-def try_push(api: CardvaultApi, txn: str, show_number: Show, note: Show) -> dict[str, Any] | None:
+def try_push(api: CardvaultApi, txn: str, show_number: Show, note: Show) -> Reply | None:
     """Push to the phone and wait; the session, or None when pushes are paused (use a code)."""
     try:
         return _push(api, txn, show_number)
-    except AgentError as exc:
+    except ServiceError as exc:
         if exc.data.get("problem") not in ("push_rate_limited", "no_paired_device"):
             raise
         note(f"{exc.message} Use the one-time code from the app instead.")
         return None
 
 
-def _push(api: CardvaultApi, txn: str, show: Show) -> dict[str, Any]:
+def _push(api: CardvaultApi, txn: str, show: Show) -> Reply:
     started = api.post("/api/v1/auth/push", {"transaction_id": txn})
-    challenge_id = started["challenge_id"]
-    show(started["number"])
+    challenge_id = started.text("challenge_id")
+    show(started.text("number"))
     deadline = time.monotonic() + 600
     state = "pending"
     while state == "pending" and time.monotonic() < deadline:
         state = api.get(
             f"/api/v1/auth/push/{challenge_id}",
             params={"transaction_id": txn, "wait": str(WAIT_SECONDS)},
-        )["status"]
+        ).text("status")
     if state != "approved":
-        raise AgentError(
+        raise ServiceError(
             _REFUSED.get(state, f"The push ended as {state}."),
             remedy="Sign in again; if the phone is offline use --totp with the app's code.",
             push_status=state,
         )
-    response = {"method": "authenticator", "challenge_id": challenge_id}
+    response: JsonObject = {"method": "authenticator", "challenge_id": challenge_id}
     return api.sealed_call("/api/v1/auth/factor", {"transaction_id": txn, "response": response})
 
 
 def qr_login(
     api: CardvaultApi, *, client_name: str | None, show_qr: Show, timeout: float = 180
-) -> dict[str, Any]:
+) -> Reply:
     """Show a QR code, wait for the phone to approve it, and collect the session."""
     key = dcrypto.new_box_key()
     started = api.post(
         "/api/v1/auth/qr", {"public_key": key.public_jwk(), "client_name": client_name}
     )
-    show_qr(started["uri"])
-    request_id = started["request_id"]
+    show_qr(started.text("uri"))
+    request_id = started.text("request_id")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         polled = api.get(f"/api/v1/auth/qr/{request_id}", params={"wait": str(WAIT_SECONDS)})
-        state = polled["status"]
-        if state == "approved" and polled.get("result"):
-            return dcrypto.open_box(key, polled["result"])
+        state = polled.text("status")
+        if state == "approved" and polled.has("result"):
+            return Reply(dcrypto.open_box(key, polled.text("result")))
         if state != "pending":
-            raise AgentError(
+            raise ServiceError(
                 {
                     "denied": "The sign-in was refused on the phone.",
                     "expired": "The QR code expired before it was scanned.",
                 }.get(state, f"The sign-in request ended as {state}."),
                 remedy="Start the sign-in again.",
             )
-    raise AgentError("Nobody approved the QR code in time.", remedy="Start the sign-in again.")
+    raise ServiceError("Nobody approved the QR code in time.", remedy="Start the sign-in again.")

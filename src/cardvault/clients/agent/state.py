@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from cardvault.clients.common import state_file
+from cardvault.clients.common.replies import Reply
 from cardvault.errors import CardvaultError
 
 FILE = "session.json"
@@ -34,42 +34,40 @@ class AgentState:
     #: unless given another, so that ``--ca-file`` is needed at login only
     ca_file: str | None = None
 
+    @classmethod
+    def opened(cls, server: str, session: Reply, sk: str, purpose: str = "holder") -> AgentState:
+        """The state of the card session the service just opened."""
+        return cls(
+            server=server,
+            token=session.text("token"),
+            session_key=sk,
+            card_serial=session.text("card_serial"),
+            organisation=session.text("organisation"),
+            expires_at=session.text("expires_at"),
+            purpose=purpose,
+        )
+
 
 def default_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "cardvault-agent"
+    return state_file.default_dir("cardvault-agent")
 
 
 def save(directory: Path, state: AgentState) -> Path:
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = directory / FILE
-    tmp = directory / f".{FILE}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(asdict(state), fh)
-    os.replace(tmp, path)
-    return path
+    return state_file.write(directory / FILE, state)
 
 
 def load(directory: Path) -> AgentState:
-    path = directory / FILE
-    try:
-        data = json.loads(path.read_text())
-        return AgentState(**data)
-    except FileNotFoundError:
-        raise NotSignedIn(
-            "You are not signed in.", remedy="Run `cardvault-agent login` first."
-        ) from None
-    except (ValueError, TypeError) as exc:
-        path.unlink(missing_ok=True)
-        raise NotSignedIn(
+    return state_file.load(
+        directory / FILE,
+        AgentState,
+        missing=NotSignedIn("You are not signed in.", remedy="Run `cardvault-agent login` first."),
+        damaged=NotSignedIn(
             "The saved session was damaged and has been removed.",
             remedy="Run `cardvault-agent login` again.",
-        ) from exc
+        ),
+        drop_damaged=True,
+    )
 
 
 def clear(directory: Path) -> None:
-    path = directory / FILE
-    if path.exists():
-        path.write_bytes(b"\0" * path.stat().st_size)
-        path.unlink()
+    state_file.remove(directory / FILE)

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import getpass
-import json
 import platform
 import socket
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 
 from cardvault.clients.authenticator import core, state
 from cardvault.clients.authenticator.api import DeviceApi
-from cardvault.commandline import App, exit_codes_epilog, report, tls_verify, version_option
+from cardvault.clients.common import prompts, shell
+from cardvault.clients.common.replies import JsonValue, Reply
+from cardvault.commandline import App, exit_codes_epilog, version_option
 from cardvault.crypto.device import DeviceKey
 from cardvault.errors import CardvaultError, InvalidInput
 
@@ -61,35 +60,19 @@ def _opts(ctx: typer.Context) -> Options:
 
 
 def _api(opts: Options, server: str, st: state.DeviceState | None = None) -> DeviceApi:
-    client = httpx.Client(base_url=server, verify=tls_verify(opts.ca_file), timeout=30.0)
+    client = shell.http_client(server, opts.ca_file)
     if st is None:
         return DeviceApi(client)
     key = DeviceKey.from_pem(st.device_key_pem.encode())
     return DeviceApi(client, device_id=st.device_id, key=key, kid=st.kid or None)
 
 
-def _out(opts: Options, data: Any, text: str) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str) if opts.json else text)
-
-
-def _say(message: str) -> None:
-    typer.echo(message, err=True)
+def _out(opts: Options, data: JsonValue, text: str) -> None:
+    shell.out(opts.json, data, text)
 
 
 def _fail(opts: Options, exc: CardvaultError) -> typer.Exit:
-    return report(exc, as_json=opts.json)
-
-
-def _passcode(from_stdin: bool) -> str:
-    if from_stdin:
-        value = sys.stdin.readline(4096).rstrip("\r\n")
-    elif sys.stdin.isatty():
-        value = getpass.getpass("Passcode: ")
-    else:
-        raise InvalidInput("Cannot prompt for the passcode: use --passcode-stdin.")
-    if not value:
-        raise InvalidInput("No passcode given.")
-    return value
+    return shell.fail(opts.json, exc)
 
 
 def _scanned(qr_image: Path | None, uri: str | None, kind: str) -> dict[str, str]:
@@ -120,7 +103,7 @@ def pair(
         fields = _scanned(qr_image, uri, "pair")
         data = core.PairInput(
             uri=uri or "",
-            passcode=_passcode(passcode_stdin),
+            passcode=prompts.passcode(passcode_stdin),
             name=name or f"{socket.gethostname()} (reference app)"[:100],
             platform=f"{platform.system()} {platform.release()}"[:40],
             application=application,
@@ -154,7 +137,7 @@ def code(ctx: typer.Context) -> None:
 def _chooser(
     number: str | None, number_file: Path | None, deny: bool, not_me: bool, delay: float
 ) -> core.Chooser:
-    def choose(challenge: dict[str, Any]) -> core.Choice | None:
+    def choose(challenge: Reply) -> core.Choice | None:
         time.sleep(delay)
         if deny or not_me:
             return core.Choice(decision="not_me" if not_me else "deny")
@@ -163,7 +146,7 @@ def _chooser(
         if number_file is not None:
             return core.Choice(decision="approve", number=core.number_from_file(number_file, 120))
         if not sys.stdin.isatty():
-            _say("Not answered: give --number, --deny or --not-me, or run in a terminal.")
+            prompts.tell("Not answered: give --number, --deny or --not-me, or run in a terminal.")
             return None
         typed = typer.prompt("Type the number shown on your computer (d: deny, n: not me)")
         if typed.strip().lower() in ("d", "n"):
@@ -191,7 +174,7 @@ def listen(
         st = state.load(opts.state_dir)
         choose = _chooser(number, number_file, deny, not_me, delay)
         with _api(opts, st.server, st) as api:
-            count = core.listen(api, choose, _say, once=once)
+            count = core.listen(api, choose, prompts.tell, once=once)
     except CardvaultError as exc:
         raise _fail(opts, exc) from None
     _out(opts, {"answered": count}, f"Answered {count} request(s).")
@@ -212,9 +195,9 @@ def login(
         st = state.load(opts.state_dir)
         passcode = None
         if biometric:
-            _say("Biometric prompt: touch the sensor… (simulated) accepted.")
+            prompts.tell("Biometric prompt: touch the sensor… (simulated) accepted.")
         else:
-            passcode = _passcode(passcode_stdin)
+            passcode = prompts.passcode(passcode_stdin)
         with _api(opts, st.server, st) as api:
             session = core.mia_login(api, st, passcode=passcode, biometric=biometric)
         st.session = session
@@ -243,16 +226,16 @@ def qr_login(
         fields = _scanned(qr_image, uri, "login")
         with _api(opts, st.server, st) as api:
             about = core.qr_inspect(api, fields)
-            _say(
-                f"Sign-in request for {about['organisation_name']} from "
-                f"{about.get('client_name') or 'an unnamed computer'} "
-                f"({about.get('client_address')})."
+            prompts.tell(
+                f"Sign-in request for {about.text('organisation_name')} from "
+                f"{about.optional_text('client_name') or 'an unnamed computer'} "
+                f"({about.optional_text('client_address')})."
             )
-            passcode = None if deny else _passcode(passcode_stdin)
+            passcode = None if deny else prompts.passcode(passcode_stdin)
             result = core.qr_answer(api, fields, passcode=passcode, approve=not deny)
     except CardvaultError as exc:
         raise _fail(opts, exc) from None
-    _out(opts, result, f"Sign-in {result['status']}.")
+    _out(opts, result.data, f"Sign-in {result.optional_text('status')}.")
 
 
 @app.command()
@@ -262,12 +245,12 @@ def status(ctx: typer.Context) -> None:
     try:
         st = state.load(opts.state_dir)
         with _api(opts, st.server, st) as api:
-            info = api.signed("GET", "/api/v1/device")
+            info = api.signed("GET", "/api/v1/device").data
             if st.session:
-                info["session"] = api.get("/api/v1/session", token=st.session["token"])
+                info["session"] = api.get("/api/v1/session", token=st.session["token"]).data
     except CardvaultError as exc:
         raise _fail(opts, exc) from None
-    _out(opts, info, f"Device {info['name']} is paired with card {st.card_serial}.")
+    _out(opts, info, f"Device {info.get('name')} is paired with card {st.card_serial}.")
 
 
 @app.command()

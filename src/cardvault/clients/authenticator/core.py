@@ -9,14 +9,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 
-from cardvault.clients.agent.api import AgentError
 from cardvault.clients.authenticator.api import DeviceApi
 from cardvault.clients.authenticator.state import DeviceState
+from cardvault.clients.common.api import ServiceError
+from cardvault.clients.common.replies import JsonObject, Reply
 from cardvault.crypto import device as dcrypto
 from cardvault.errors import InvalidInput
 
@@ -27,7 +27,7 @@ def decode_qr_image(path: Path) -> str:
     """The text of the QR code in an image, decoded by zbarimg (Debian ``zbar-tools``)."""
     tool = shutil.which("zbarimg")
     if tool is None:
-        raise AgentError(
+        raise ServiceError(
             "zbarimg is not installed.", remedy="Install it: apt-get install zbar-tools."
         )
     if not path.is_file():
@@ -78,7 +78,7 @@ def pair(api: DeviceApi, fields: dict[str, str], data: PairInput) -> DeviceState
     public = dcrypto.b64url(key.public_der())
     proof = key.sign(dcrypto.pairing_signing_input(token=fields["token"], public_key=public))
     secret = secrets.token_bytes(32) if data.biometric else None
-    claims: dict[str, Any] = {
+    claims: JsonObject = {
         "token": fields["token"],
         "passcode": data.passcode,
         "public_key": public,
@@ -94,14 +94,14 @@ def pair(api: DeviceApi, fields: dict[str, str], data: PairInput) -> DeviceState
     return DeviceState(
         server=fields["server"],
         kid=api.kid or "",
-        device_id=result["device_id"],
+        device_id=result.text("device_id"),
         device_key_pem=key.to_pem().decode(),
-        totp_secret=result["totp"]["secret"],
-        application=result["application"],
+        totp_secret=result.obj("totp").text("secret"),
+        application=result.text("application"),
         name=data.name,
-        card_serial=result["card_serial"],
-        organisation=result["organisation"],
-        holder_name=result["holder_name"],
+        card_serial=result.text("card_serial"),
+        organisation=result.text("organisation"),
+        holder_name=result.text("holder_name"),
         device_secret=dcrypto.b64url(secret) if secret is not None else None,
     )
 
@@ -119,29 +119,31 @@ class Choice:
     number: str = ""
 
 
-Chooser = Callable[[dict[str, Any]], Choice | None]
+Chooser = Callable[[Reply], Choice | None]
 Say = Callable[[str], None]
 
 
-def answer(api: DeviceApi, challenge: dict[str, Any], choice: Choice) -> dict[str, Any]:
+def answer(api: DeviceApi, challenge: Reply, choice: Choice) -> Reply:
     assert api.key is not None
+    challenge_id = challenge.text("id")
     message = dcrypto.answer_signing_input(
-        challenge_id=challenge["id"], number=choice.number, decision=choice.decision
+        challenge_id=challenge_id, number=choice.number, decision=choice.decision
     )
-    body = {
+    body: JsonObject = {
         "number": choice.number,
         "decision": choice.decision,
         "signature": dcrypto.b64url(api.key.sign(message)),
     }
-    return api.signed("POST", f"/api/v1/device/challenges/{challenge['id']}/answer", body)
+    return api.signed("POST", f"/api/v1/device/challenges/{challenge_id}/answer", body)
 
 
-def describe(challenge: dict[str, Any]) -> str:
+def describe(challenge: Reply) -> str:
+    created = challenge.optional_text("created_at") or ""
     return (
-        f"Sign-in request for {challenge.get('organisation_name')} from "
-        f"{challenge.get('client_name') or 'an unnamed computer'} "
-        f"({challenge.get('client_address') or 'unknown address'}) at "
-        f"{challenge.get('created_at', '')[:19].replace('T', ' ')} UTC"
+        f"Sign-in request for {challenge.optional_text('organisation_name')} from "
+        f"{challenge.optional_text('client_name') or 'an unnamed computer'} "
+        f"({challenge.optional_text('client_address') or 'unknown address'}) at "
+        f"{created[:19].replace('T', ' ')} UTC"
     )
 
 
@@ -152,21 +154,24 @@ def listen(api: DeviceApi, choose: Chooser, say: Say, *, once: bool) -> int:
         if event == "hello":
             say("Connected; waiting for sign-in requests.")
         elif event == "revoked":
-            raise AgentError(
+            raise ServiceError(
                 "This device has been removed from the card; it can no longer approve sign-ins.",
                 remedy="Ask your RA to pair the app again if this was not intended.",
                 revoked=True,
             )
         elif event == "closed":
-            say(f"Request {data.get('challenge_id')} closed ({data.get('status')}).")
+            say(
+                f"Request {data.optional_text('challenge_id')} closed "
+                f"({data.optional_text('status')})."
+            )
         elif event == "challenge":
-            challenge = data["challenge"]
+            challenge = data.obj("challenge")
             say(describe(challenge))
             choice = choose(challenge)
             if choice is None:
                 continue
             result = answer(api, challenge, choice)
-            say(f"Answered {choice.decision}: {result.get('status')}.")
+            say(f"Answered {choice.decision}: {result.optional_text('status')}.")
             answered += 1
             if once:
                 return answered
@@ -182,20 +187,20 @@ def number_from_file(path: Path, timeout: float) -> str:
             if text:
                 return text
         time.sleep(0.05)
-    raise AgentError(f"No number appeared in {path}.")
+    raise ServiceError(f"No number appeared in {path}.")
 
 
 # --- QR sign-in and the mobile agent ----------------------------------------------------------
 
 
-def qr_inspect(api: DeviceApi, fields: dict[str, str]) -> dict[str, Any]:
+def qr_inspect(api: DeviceApi, fields: dict[str, str]) -> Reply:
     return api.signed("POST", "/api/v1/device/qr-login/inspect", {"code": fields["code"]})
 
 
 def qr_answer(
     api: DeviceApi, fields: dict[str, str], *, passcode: str | None, approve: bool
-) -> dict[str, Any]:
-    claims: dict[str, Any] = {"code": fields["code"], "decision": "approve" if approve else "deny"}
+) -> Reply:
+    claims: JsonObject = {"code": fields["code"], "decision": "approve" if approve else "deny"}
     if approve:
         claims["passcode"] = passcode
     return api.signed_sealed("/api/v1/device/qr-login", claims)
@@ -204,13 +209,15 @@ def qr_answer(
 def mia_login(
     api: DeviceApi, state: DeviceState, *, passcode: str | None, biometric: bool
 ) -> dict[str, str]:
+    """Open a card session on this device; its token and keys, to keep in the state file."""
     if biometric:
         if not state.device_secret:
-            raise AgentError(
+            raise ServiceError(
                 "Biometric unlock was not enabled when this app was paired.",
                 remedy="Sign in with --passcode-stdin, or pair again with --biometric.",
             )
-        claims = {"device_secret": state.device_secret}
+        claims: JsonObject = {"device_secret": state.device_secret}
     else:
         claims = {"passcode": passcode or ""}
-    return api.signed_sealed("/api/v1/device/login", claims)
+    session = api.signed_sealed("/api/v1/device/login", claims).data
+    return {k: v for k, v in session.items() if isinstance(v, str)}

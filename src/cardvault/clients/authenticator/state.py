@@ -7,11 +7,10 @@ them in a file readable only by its user, and simulates the biometric prompt.
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from cardvault.clients.common import state_file
 from cardvault.errors import CardvaultError
 
 FILE = "authenticator.json"
@@ -39,38 +38,25 @@ class DeviceState:
 
 
 def default_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "cardvault-authenticator"
+    return state_file.default_dir("cardvault-authenticator")
 
 
 def save(directory: Path, state: DeviceState) -> Path:
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = directory / FILE
-    tmp = directory / f".{FILE}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(asdict(state), fh)
-    os.replace(tmp, path)
-    return path
+    return state_file.write(directory / FILE, state)
 
 
 def load(directory: Path) -> DeviceState:
     path = directory / FILE
-    try:
-        return DeviceState(**json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise NotPaired(
+    return state_file.load(
+        path,
+        DeviceState,
+        missing=NotPaired(
             "This app is not paired with a card.",
             remedy="Run `cardvault-authenticator pair --qr-image FILE` with your RA's QR code.",
-        ) from None
-    except (ValueError, TypeError) as exc:
-        raise NotPaired(
-            f"The app's state file {path} is damaged.", remedy="Pair the app again."
-        ) from exc
+        ),
+        damaged=NotPaired(f"The app's state file {path} is damaged.", remedy="Pair the app again."),
+    )
 
 
 def forget(directory: Path) -> None:
-    path = directory / FILE
-    if path.exists():
-        path.write_bytes(b"\0" * path.stat().st_size)
-        path.unlink()
+    state_file.remove(directory / FILE)

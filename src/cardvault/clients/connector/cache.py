@@ -20,21 +20,24 @@
   part that caused it; the client abandons the command either way.
 
 A command answered here cancels what was waiting for GET RESPONSE, as any command does on a
-card. This module knows only enough of ISO 7816-4 to recognise those commands.
+card. Commands are read with ``card.apdu`` (the parser the applet itself uses) and status
+words named with its ``Sw``; a command that is not a well-formed short APDU always goes to the
+card, which judges it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from cardvault.card.apdu import CommandApdu, IsoIns, Sw, parse_short, response
+
 __all__ = ["LocalAnswers"]
 
-_GET_DATA = (0x00, 0xCB, 0x3F, 0xFF)
-_GET_RESPONSE = (0x00, 0xC0, 0x00, 0x00)
-_SHORT_MAX = 256
-_OK = b"\x90\x00"
-_NOT_FOUND = b"\x6a\x82"
-_NOTHING_WAITING = b"\x69\x85"
+_GET_DATA = (0x00, IsoIns.GET_DATA, 0x3F, 0xFF)
+_GET_RESPONSE = (0x00, IsoIns.GET_RESPONSE, 0x00, 0x00)
+_OK = Sw.SUCCESS.wire()
+_NOT_FOUND = Sw.FILE_NOT_FOUND.wire()
+_NOTHING_WAITING = Sw.CONDITIONS_NOT_SATISFIED.wire()
 _TAG_LIST = 0x5C
 #: what the applet collects at most (card/piv/state.py MAX_CHAIN_BYTES), headers included
 _MAX_CHAIN = 8192
@@ -59,12 +62,13 @@ class LocalAnswers:
 
     def answer(self, apdu: bytes) -> bytes | None:
         """The local answer to ``apdu``, or None when the card must answer it."""
-        if tuple(apdu[:4]) == _GET_RESPONSE and self._answered_last:
-            return self._continue(_short_le(apdu[4:]))
+        command = parse_short(apdu)
+        if command is not None and command.header == _GET_RESPONSE and self._answered_last:
+            return self._continue(command.max_response)
         self.reset()
         local = self._constant.get(bytes(apdu)) or self._standing.get(bytes(apdu))
-        if local is None:
-            local = self._object(apdu)
+        if local is None and command is not None:
+            local = self._object(command)
         if local is not None:
             self.hits += 1
             self._answered_last = True
@@ -72,17 +76,8 @@ class LocalAnswers:
 
     def expected_length(self, apdu: bytes) -> int | None:
         """Ne of a short APDU (the pieces a whole answer is cut into); None if extended."""
-        body = apdu[4:]
-        if len(apdu) < 4 or (len(body) > 1 and body[0] == 0):
-            return None
-        if len(body) <= 1:
-            return _short_le(body)
-        lc = body[0]
-        if len(body) == 1 + lc:
-            return _SHORT_MAX
-        if len(body) == 2 + lc:
-            return _short_le(body[-1:])
-        return None
+        command = parse_short(apdu)
+        return None if command is None else command.max_response
 
     def whole(self, apdu: bytes, answer: bytes) -> bytes:
         """Hand out the service's whole answer (data ‖ SW) in pieces of the APDU's Ne."""
@@ -120,15 +115,12 @@ class LocalAnswers:
         self._chain = []
         self._standing = {}
 
-    def _object(self, apdu: bytes) -> bytes | None:
-        if tuple(apdu[:4]) != _GET_DATA:
+    def _object(self, command: CommandApdu) -> bytes | None:
+        tag = _get_data_tag(command)
+        if tag is None or tag not in self._objects:
             return None
-        request = _get_data(apdu[4:])
-        if request is None or request[0] not in self._objects:
-            return None
-        tag, limit = request
         data = self._objects[tag]
-        return _NOT_FOUND if data is None else self._deliver(data, _OK, limit)
+        return _NOT_FOUND if data is None else self._deliver(data, _OK, command.max_response)
 
     def _continue(self, limit: int) -> bytes:
         if not self._pending:
@@ -140,7 +132,7 @@ class LocalAnswers:
         self._pending, self._waiting_sw = rest, sw
         if not rest:
             return head + sw
-        return head + bytes((0x61, len(rest) if len(rest) < _SHORT_MAX else 0))
+        return head + response(sw=Sw.remaining(len(rest)))
 
 
 def _is_chain_part(apdu: bytes) -> bool:
@@ -153,21 +145,11 @@ def _same_command(first: bytes, apdu: bytes) -> bool:
     return len(apdu) >= 4 and apdu[0] in (0x00, 0x10) and apdu[1:4] == first[1:4]
 
 
-def _get_data(body: bytes) -> tuple[int, int] | None:
-    """(tag, Ne) of a short GET DATA ``Lc 5C len tag [Le]``; None for anything else."""
-    if not body or body[0] == 0:  # no data, or extended length: leave it to the card
-        return None
-    lc = body[0]
-    data, rest = body[1 : 1 + lc], body[1 + lc :]
-    if len(data) != lc or len(rest) > 1 or len(data) < 3:
+def _get_data_tag(command: CommandApdu) -> int | None:
+    """The tag of a GET DATA ``5C len tag`` for one object of 1 to 3 bytes; None otherwise."""
+    data = command.data
+    if command.header != _GET_DATA or len(data) < 3:
         return None
     if data[0] != _TAG_LIST or data[1] != len(data) - 2 or not 1 <= data[1] <= 3:
         return None
-    return int.from_bytes(data[2:], "big"), _short_le(rest)
-
-
-def _short_le(rest: bytes) -> int:
-    """Ne of a short Le byte; a missing Le means "as much as fits", as the applet reads it."""
-    if not rest:
-        return _SHORT_MAX
-    return rest[0] or _SHORT_MAX
+    return int.from_bytes(data[2:], "big")

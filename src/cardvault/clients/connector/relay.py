@@ -17,9 +17,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from cardvault.clients.agent.api import AgentError, CardvaultApi
+from cardvault.card.apdu import Sw
+from cardvault.clients.common.api import CardvaultApi, ServiceError
+from cardvault.clients.common.replies import JsonObject, Reply
 from cardvault.clients.connector.cache import LocalAnswers
 from cardvault.clients.connector.vpcd import Control
 from cardvault.errors import CardvaultError
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 #: the service's answers that mean "this card may not be used here any more"
 _ENDED = {401, 403, 404, 410}
-_OK = b"\x90\x00"
+_OK = Sw.SUCCESS.wire()
 _BUSY = {429, 502, 503, 504}
 
 
@@ -62,7 +63,7 @@ class ServiceRelay:
         credentials: LinkCredentials,
         *,
         local: LocalAnswers | None = None,
-        on_answer: Callable[[dict[str, Any]], None] | None = None,
+        on_answer: Callable[[Reply], None] | None = None,
         on_end: Callable[[str], None] | None = None,
         retry_for: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -92,8 +93,8 @@ class ServiceRelay:
             self._local.stand({})  # the command may change what the card has proved
             answer = self._send(self._claims(apdu, chain))
             self._power_up = False
-            response = base64.b64decode(answer["response"], validate=True)
-            if answer.get("whole"):
+            response = base64.b64decode(answer.text("response"), validate=True)
+            if answer.flag("whole"):
                 response = self._local.whole(apdu, response)
             self._local.stand(_standing(answer))
         if self._on_answer is not None:
@@ -107,8 +108,8 @@ class ServiceRelay:
                 self._power_up = True
                 self._local.power_up()
 
-    def _claims(self, apdu: bytes, chain: tuple[bytes, ...]) -> dict[str, Any]:
-        claims = {
+    def _claims(self, apdu: bytes, chain: tuple[bytes, ...]) -> JsonObject:
+        claims: JsonObject = {
             "token": self._creds.token,
             self._creds.key_field: self._creds.key,
             "link_id": self._creds.link_id,
@@ -121,7 +122,7 @@ class ServiceRelay:
             claims["chain"] = [_b64(part) for part in chain]
         return claims
 
-    def _send(self, claims: dict[str, Any]) -> dict[str, Any]:
+    def _send(self, claims: JsonObject) -> Reply:
         """One request, repeated (same sequence number) while the failure is transient."""
         deadline = time.monotonic() + self._retry_for
         delay = 0.1
@@ -129,7 +130,7 @@ class ServiceRelay:
             try:
                 self.round_trips += 1
                 return self._api.sealed_call(self._creds.path, claims)
-            except AgentError as error:
+            except ServiceError as error:
                 status = error.data.get("status")
                 if status in _ENDED:
                     self._end(error.message)
@@ -147,9 +148,11 @@ class ServiceRelay:
             self._on_end(reason)
 
 
-def _standing(answer: dict[str, Any]) -> dict[bytes, bytes]:
-    standing = answer.get("standing") or {}
-    return {bytes.fromhex(apdu): bytes.fromhex(local) for apdu, local in standing.items()}
+def _standing(answer: Reply) -> dict[bytes, bytes]:
+    if not answer.has("standing"):
+        return {}
+    standing = answer.hex_map("standing")
+    return {bytes.fromhex(apdu): bytes.fromhex(v) for apdu, v in standing.items() if v is not None}
 
 
 def _b64(raw: bytes) -> str:

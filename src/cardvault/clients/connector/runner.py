@@ -16,9 +16,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from cardvault.clients.agent.api import AgentError, CardvaultApi
+from cardvault.clients.common.api import CardvaultApi, ServiceError
+from cardvault.clients.common.replies import JsonObject, Reply
 from cardvault.clients.connector.cache import LocalAnswers
 from cardvault.clients.connector.relay import LinkCredentials, ServiceRelay
 from cardvault.clients.connector.vpcd import DEFAULT_PORT, VpcdLink
@@ -53,50 +53,46 @@ def insert_for_holder(
     api: CardvaultApi, *, token: str, session_key: str, serial: str | None = None
 ) -> Inserted:
     """The signed-in holder's card; the service refuses any card the session may not use."""
-    claims: dict[str, Any] = {"token": token, "session_key": session_key}
+    claims: JsonObject = {"token": token, "session_key": session_key}
     if serial:
         claims["serial"] = serial
     out = api.sealed_call("/api/v1/piv/links", claims)
-    objects = {
-        int(tag, 16): None if v is None else bytes.fromhex(v) for tag, v in out["objects"].items()
+    inserted = _inserted(out, "use", "/api/v1/piv/apdu", token, "session_key", session_key)
+    inserted.objects = {
+        int(tag, 16): None if v is None else bytes.fromhex(v)
+        for tag, v in out.hex_map("objects").items()
     }
-    constant = {bytes.fromhex(apdu): bytes.fromhex(v) for apdu, v in out["constant"].items()}
-    return Inserted(
-        mode="use",
-        serial=out["serial"],
-        atr=bytes.fromhex(out["atr"]),
-        credentials=LinkCredentials(
-            path="/api/v1/piv/apdu",
-            token=token,
-            key_field="session_key",
-            key=session_key,
-            link_id=out["link_id"],
-        ),
-        expires_at=_time(out["expires_at"]),
-        idle_expires_at=_time(out["idle_expires_at"]),
-        objects=objects,
-        constant=constant,
-    )
+    inserted.constant = {
+        bytes.fromhex(apdu): bytes.fromhex(v)
+        for apdu, v in out.hex_map("constant").items()
+        if v is not None
+    }
+    return inserted
 
 
 def insert_blank(api: CardvaultApi, *, token: str, user_id: str, organisation: str) -> Inserted:
     """A blank card for ``user_id``, to be personalised by a card management system."""
-    claims = {"token": token, "user_id": user_id, "organisation": organisation}
+    claims: JsonObject = {"token": token, "user_id": user_id, "organisation": organisation}
     out = api.sealed_call("/api/v1/piv/issuance", claims)
+    issuance_key = out.text("issuance_key")
+    inserted = _inserted(
+        out, "issuance", "/api/v1/piv/issuance/apdu", token, "issuance_key", issuance_key
+    )
+    inserted.holder = out.text("holder")
+    return inserted
+
+
+def _inserted(out: Reply, mode: str, path: str, token: str, key_field: str, key: str) -> Inserted:
+    """The card the service put in, and what each of its requests carries."""
     return Inserted(
-        mode="issuance",
-        serial=out["serial"],
-        atr=bytes.fromhex(out["atr"]),
+        mode=mode,
+        serial=out.text("serial"),
+        atr=bytes.fromhex(out.text("atr")),
         credentials=LinkCredentials(
-            path="/api/v1/piv/issuance/apdu",
-            token=token,
-            key_field="issuance_key",
-            key=out["issuance_key"],
-            link_id=out["link_id"],
+            path=path, token=token, key_field=key_field, key=key, link_id=out.text("link_id")
         ),
-        expires_at=_time(out["expires_at"]),
-        idle_expires_at=_time(out["idle_expires_at"]),
-        holder=out["holder"],
+        expires_at=_time(out.text("expires_at")),
+        idle_expires_at=_time(out.text("idle_expires_at")),
     )
 
 
@@ -116,7 +112,7 @@ class Connector:
         vpcd_port: int = DEFAULT_PORT,
         still_signed_in: Callable[[], bool] = lambda: True,
         poll_interval: float = 15.0,
-        on_answer: Callable[[dict[str, Any]], None] | None = None,
+        on_answer: Callable[[Reply], None] | None = None,
         monitor: CardvaultApi | None = None,
         clock: Clock = _now,
     ) -> None:
@@ -187,10 +183,10 @@ class Connector:
         except Exception as error:  # pragma: no cover - serve_forever retries OSErrors itself
             self.stop(f"the virtual reader failed: {error}")
 
-    def _answered(self, answer: dict[str, Any]) -> None:
+    def _answered(self, answer: Reply) -> None:
         with self._lock:
-            self.inserted.idle_expires_at = _time(answer["idle_expires_at"])
-            self.inserted.expires_at = _time(answer["expires_at"])
+            self.inserted.idle_expires_at = _time(answer.text("idle_expires_at"))
+            self.inserted.expires_at = _time(answer.text("expires_at"))
         if self._on_answer is not None:
             self._on_answer(answer)
 
@@ -210,21 +206,21 @@ class Connector:
             status = self.monitor.get(
                 f"/api/v1/piv/links/{link_id}", token=self.inserted.credentials.token
             )
-        except AgentError as error:
+        except ServiceError as error:
             if error.data.get("status") is None:
                 log.warning("cannot reach cardvault to check the session: %s", error.message)
                 return
-            status = {"alive": False}
-        if not status.get("alive"):
+            status = Reply({"alive": False})
+        if not status.flag("alive"):
             self.stop("the session ended" if self._still_signed_in() else "you signed out")
             return
         with self._lock:
-            self.inserted.idle_expires_at = _time(status["idle_expires_at"])
-            self.inserted.expires_at = _time(status["expires_at"])
+            self.inserted.idle_expires_at = _time(status.text("idle_expires_at"))
+            self.inserted.expires_at = _time(status.text("expires_at"))
 
     def _remove(self) -> None:
         creds = self.inserted.credentials
         try:
             self.monitor.delete(f"/api/v1/piv/links/{creds.link_id}", token=creds.token)
-        except AgentError as error:
+        except ServiceError as error:
             log.info("the service did not remove the link (%s); it ends with the session", error)

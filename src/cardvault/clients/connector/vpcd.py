@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from enum import IntEnum
 
+from cardvault.card.apdu import Sw
 from cardvault.errors import CardvaultError
 
 __all__ = [
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 35963  # vpcd CHANNELID 0x8C7B, slot 0 ("Virtual PCD 00 00")
 MAX_FRAME = 0xFFFF
 #: what the card answers when the relay fails: "no precise diagnosis"
-RELAY_FAILED = bytes((0x6F, 0x00))
+RELAY_FAILED = Sw.NO_PRECISE_DIAGNOSIS.wire()
 
 
 class Control(IntEnum):

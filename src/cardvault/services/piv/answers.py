@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from cardvault.card.apdu import CardError, Sw
+from cardvault.card.apdu import CardError, Sw, status_word
 from cardvault.card.piv import Algorithm, CardPorts, PinRef, PivState, Slot, process
 
 __all__ = ["PROBES", "STATUS_QUERIES", "constant_answers", "standing_answers"]
@@ -42,7 +42,7 @@ PROBES = tuple(
 #: the PIN status query: OpenSC sends it without Le, yubico-piv-tool with Le = 00
 STATUS_QUERIES = (bytes.fromhex("00200080"), bytes.fromhex("0020008000"))
 
-_OK = Sw.SUCCESS.to_bytes(2, "big")
+_OK = Sw.SUCCESS.wire()
 
 
 class _Refusing:
@@ -91,7 +91,7 @@ def constant_answers(state: PivState) -> dict[bytes, bytes]:
         after_fresh, answer = process(fresh, apdu, ports)
         after_proved, other = process(proved, apdu, ports)
         unchanged = after_fresh == fresh and after_proved == proved
-        if unchanged and answer == other and answer[-2] != 0x61:
+        if unchanged and answer == other and not Sw.more_waiting(status_word(answer)):
             answers[apdu] = answer
     return answers
 

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
+from cardvault.card.apdu import SHORT_MAX, CommandApdu, IsoIns, Sw, status_word
 from cardvault.card.piv import PivState, dump_state, load_state, process
 from cardvault.card.piv.link_state import (
     LinkState,
@@ -57,9 +58,8 @@ __all__ = ["RelayAnswer", "RelayRequest", "StaleRequest", "relay"]
 
 MAX_TRIES = 8
 _NOTHING_MISSING: tuple[str, ...] = ()
-_BYTES_REMAINING = 0x61
-_OK = b"\x90\x00"
-_GET_RESPONSE = bytes.fromhex("00C0000000")
+_OK = Sw.SUCCESS.wire()
+_GET_RESPONSE = CommandApdu(cla=0, ins=IsoIns.GET_RESPONSE, p1=0, p2=0, ne=SHORT_MAX).to_bytes()
 
 
 class StaleRequest(Conflict):
@@ -176,7 +176,7 @@ def _compute(rt: Runtime, snap: Snapshot, req: RelayRequest) -> _Computed:
             recheck=recheck,
         )
         after, response = _run(before, req, ports)
-        whole = req.drain and response[-2] == _BYTES_REMAINING
+        whole = req.drain and Sw.more_waiting(status_word(response))
         if whole:
             after, response = _drain(after, response, ports)
     finally:
@@ -211,7 +211,7 @@ def _run(state: PivState, req: RelayRequest, ports: ServicePorts) -> tuple[PivSt
 def _drain(state: PivState, response: bytes, ports: ServicePorts) -> tuple[PivState, bytes]:
     """Collect every piece of a long answer with GET RESPONSE, as the client would."""
     data = response[:-2]
-    while response[-2] == _BYTES_REMAINING:
+    while Sw.more_waiting(status_word(response)):
         state, response = process(state, _GET_RESPONSE, ports)
         data += response[:-2]
     return state, data + response[-2:]
@@ -271,7 +271,7 @@ def _facts(req: RelayRequest, row: CardSession, done: _Computed) -> ApduFacts:
         cla=header[0],
         ins=header[1],
         p2=header[3],
-        sw=int.from_bytes(done.response[-2:], "big"),
+        sw=status_word(done.response),
         before=done.before,
         after=done.after,
         session_id=row.id,

@@ -1,0 +1,126 @@
+"""The clients' side of the cardvault API: HTTPS, with JWE envelopes where secrets travel.
+
+Takes an ``httpx.Client`` so that tests can run it against the in-process app and the
+command line against a real server (TLS verified with ``--ca-file``). Every refusal comes
+back as :class:`ServiceError` carrying the problem's ``status`` and ``problem`` code
+(RFC 9457), so callers decide on those, never on message text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from cardvault.clients.common.replies import JsonObject, JsonValue, Reply
+from cardvault.crypto import envelope
+from cardvault.errors import CardvaultError
+
+__all__ = ["JOSE", "CardvaultApi", "ServiceError", "problem_of"]
+
+JOSE = "application/jose"
+#: headers computed over the exact body bytes sent (a device's request signature)
+Headers = Callable[[bytes], dict[str, str]]
+
+
+class ServiceError(CardvaultError):
+    """What the service refused, with its message; or a transport problem (no ``status``)."""
+
+    code = "agent_error"
+    exit_code = 1
+
+
+class CardvaultApi:
+    """JSON and sealed calls to one service; ``kid`` pins the transport key a QR code named."""
+
+    def __init__(self, client: httpx.Client, *, kid: str | None = None) -> None:
+        self.client = client
+        self.kid = kid
+        self._jwk: JsonObject | None = None
+
+    def transport_key(self) -> JsonObject:
+        """The service's public transport key (fetched over verified TLS, then kept)."""
+        if self._jwk is None:
+            published = self._json(self._send("GET", "/.well-known/jwks.json"))
+            keys = [k.data for k in published.objects("keys") if k.data.get("kty") == "RSA"]
+            if self.kid:
+                keys = [k for k in keys if k.get("kid") == self.kid]
+                if not keys:
+                    raise ServiceError(
+                        "The service's key does not match the QR code.",
+                        remedy="Check the server address; ask your RA for a new QR code.",
+                    )
+            if not keys:
+                raise ServiceError("The service publishes no transport key.")
+            self._jwk = keys[0]
+        return self._jwk
+
+    def sealed_call(self, path: str, claims: JsonObject, headers: Headers | None = None) -> Reply:
+        """POST claims in a JWE envelope; open the encrypted answer."""
+        request = envelope.seal_request(self.transport_key(), claims, now=time.time())
+        body = request.token.encode("ascii")
+        extra = headers(body) if headers is not None else {}
+        try:
+            response = self._send(
+                "POST", path, content=body, headers={**extra, "Content-Type": JOSE}
+            )
+            return Reply(envelope.open_response(request.response_key, response.text))
+        finally:
+            request.response_key[:] = bytes(len(request.response_key))
+
+    def get(
+        self, path: str, *, token: str | None = None, params: dict[str, str] | None = None
+    ) -> Reply:
+        return self._json(self._send("GET", path, headers=_auth(token), params=params))
+
+    def post(self, path: str, body: JsonObject, *, token: str | None = None) -> Reply:
+        return self._json(self._send("POST", path, json=body, headers=_auth(token)))
+
+    def delete(self, path: str, *, token: str) -> None:
+        self._send("DELETE", path, headers=_auth(token))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServiceError(
+                f"Cannot reach cardvault: {exc}.",
+                remedy="Check --server and --ca-file, and your network.",
+            ) from exc
+        if response.status_code >= 400:
+            raise problem_of(response)
+        return response
+
+    @staticmethod
+    def _json(response: httpx.Response) -> Reply:
+        try:
+            data: JsonValue = response.json()
+        except ValueError:
+            raise ServiceError(
+                f"{response.url} answered something that is not JSON.",
+                remedy="Check that --server is the cardvault service.",
+            ) from None
+        return Reply(data if isinstance(data, dict) else {"items": data})
+
+
+def _auth(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def problem_of(response: httpx.Response) -> ServiceError:
+    """The service's problem details (RFC 9457) as a ServiceError; ``response`` is read."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    return ServiceError(
+        body.get("title") or f"The service answered {response.status_code}.",
+        remedy=body.get("remedy"),
+        status=response.status_code,
+        problem=body.get("code"),
+        retry_after=response.headers.get("retry-after"),
+    )

@@ -1,0 +1,30 @@
+"""What every client command shares: the HTTPS client, the answer on stdout, the error on
+stderr with its exit code (``--json`` for programs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import typer
+
+from cardvault.clients.common.replies import JsonValue
+from cardvault.commandline import report, tls_verify
+from cardvault.errors import CardvaultError
+
+__all__ = ["fail", "http_client", "out"]
+
+
+def http_client(server: str, ca_file: Path | None) -> httpx.Client:
+    """An HTTPS client for the service, verified against ``ca_file`` or the system's CAs."""
+    return httpx.Client(base_url=server, verify=tls_verify(ca_file), timeout=30.0)
+
+
+def out(as_json: bool, data: JsonValue, text: str) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+def fail(as_json: bool, exc: CardvaultError) -> typer.Exit:
+    """Report the error (as JSON with --json) and give the Exit with its code."""
+    return report(exc, as_json=as_json)
