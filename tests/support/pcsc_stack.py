@@ -54,6 +54,7 @@ STRONG_PASSCODE = "correct horse battery staple 42"
 
 
 def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+    """Poll ``condition`` every 50 ms; a TimeoutError names ``what`` was awaited."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -77,12 +78,15 @@ def wait_until_reader_free(timeout: float = 600) -> None:
 
 
 def running_pcscd() -> int | None:
+    """The PID of the machine's pcscd, or None (no PID file, no such process, or a zombie
+    that a crashed test left behind and that would never answer)."""
     try:
         pid = int(PID_FILE.read_text().strip())
         os.kill(pid, 0)
+        status = Path(f"/proc/{pid}/status").read_text()
     except (OSError, ValueError):
         return None
-    return pid
+    return None if "State:\tZ" in status else pid
 
 
 def missing_tools() -> list[str]:
@@ -116,9 +120,20 @@ def pcscd_running() -> Iterator[None]:
 # -- tools ---------------------------------------------------------------------------------------
 
 
+#: a tool may wait for pcscd and the vpcd link on a loaded CI machine: 120 s, not 60
+TOOL_TIMEOUT = 120
+
+
 def run(*args: str, env: dict[str, str] | None = None, check: bool = True, stdin: str = "") -> str:
+    """Run a tool; its stdout and stderr together, or an AssertionError saying why it failed."""
     result = subprocess.run(
-        args, input=stdin, capture_output=True, text=True, env=env, check=False, timeout=120
+        args,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=TOOL_TIMEOUT,
     )
     output = result.stdout + result.stderr
     if check and result.returncode != 0:

@@ -1,15 +1,9 @@
-import sys
-from pathlib import Path
+"""The card fixture: the applet over the in-memory ports of tests/support/piv_fakes.py."""
 
-# tests/support holds the PIV fakes shared with the PC/SC tests (module names prefixed piv_)
-_SUPPORT = str(Path(__file__).resolve().parents[2] / "support")
-if _SUPPORT not in sys.path:
-    sys.path.insert(0, _SUPPORT)
+import pytest
+from tests.support.piv_fakes import Card
 
-import pytest  # noqa: E402
-from piv_fakes import Card  # noqa: E402
-
-from cardvault.card.piv import blank_card  # noqa: E402
+from cardvault.card.piv import blank_card
 
 GUID = bytes(range(16))
 SERIAL = 12345678

@@ -3,7 +3,7 @@
 import secrets
 
 import pytest
-from piv_fakes import DEFAULT_PIN, DEFAULT_PUK, Card, pad, verify_apdu
+from tests.support.piv_fakes import DEFAULT_PIN, DEFAULT_PUK, Card, pad, verify_apdu
 
 from cardvault.card import tlv
 from cardvault.card.piv import DEFAULT_MANAGEMENT_KEY, Algorithm, PinRef

@@ -6,7 +6,7 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
-from piv_fakes import Card, verify_apdu
+from tests.support.piv_fakes import Card, verify_apdu
 
 from cardvault.card import tlv
 from cardvault.card.apdu import CommandApdu

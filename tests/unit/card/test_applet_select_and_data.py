@@ -2,7 +2,7 @@
 with the APDUs OpenSC 0.23 and yubico-piv-tool 2.2 send (docs: shared notes pcsc-harness §3/§4)."""
 
 import pytest
-from piv_fakes import Card, verify_apdu
+from tests.support.piv_fakes import Card, verify_apdu
 
 from cardvault.card import tlv
 from cardvault.card.piv import ObjectId, objects

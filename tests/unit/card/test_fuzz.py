@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from piv_fakes import Card, verify_apdu
+from tests.support.piv_fakes import Card, verify_apdu
 
 from cardvault.card.piv import (
     Algorithm,

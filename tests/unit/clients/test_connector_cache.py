@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
+from tests.support.piv_fakes import Card
 
-_SUPPORT = str(Path(__file__).resolve().parents[2] / "support")
-if _SUPPORT not in sys.path:
-    sys.path.insert(0, _SUPPORT)
-
-from piv_fakes import Card  # noqa: E402
-
-from cardvault.card.piv import ObjectId, blank_card  # noqa: E402
-from cardvault.card.piv.data import public_objects  # noqa: E402
-from cardvault.card.piv.objects import certificate_container  # noqa: E402
-from cardvault.clients.connector.cache import LocalAnswers  # noqa: E402
+from cardvault.card.piv import ObjectId, blank_card
+from cardvault.card.piv.data import public_objects
+from cardvault.card.piv.objects import certificate_container
+from cardvault.clients.connector.cache import LocalAnswers
 
 CERT = os.urandom(1200)  # the cache does not parse certificates
 
