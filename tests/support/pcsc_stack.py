@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from cardvault.services.pki import ca
 from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 from tests.support import factories as f
 from tests.support import pcsc_lock
+from tests.support.live_server import free_port
 
 LOCK = Path("/tmp/cardvault-pcsc.lock")
 PID_FILE = Path("/run/pcscd/pcscd.pid")
@@ -216,12 +216,6 @@ def database(kind: str, scratch: Path) -> Iterator[str]:
 
 
 # -- the service ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -16,10 +16,10 @@ import httpx
 import pyotp
 import pytest
 from sqlalchemy import func, select
-from tests.integration.notify.conftest import SmtpServer
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import phones as ph
+from tests.support.notify_servers import SmtpServer
 from tests.support.portal import smtp_dispatcher, token_in
 
 from cardvault.clients.agent import core

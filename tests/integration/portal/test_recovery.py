@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from tests.integration.notify.conftest import SmtpServer
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import portal as p
+from tests.support.notify_servers import SmtpServer
 
 from cardvault.crypto.keyslots import open_passcode_slot
 from cardvault.domain.passcode_policy import WeakPasscode
