@@ -1,5 +1,6 @@
 """README.md and docs/ stay one linked tree: every relative link resolves, and so does every
-``docs/…`` path named anywhere (pages, help texts, docstrings, tests, the docs' own prose).
+path of the repository (``docs/…``, ``tests/…``, ``src/…``) named anywhere: pages, help texts,
+docstrings, tests, the docs' own prose.
 
 Files move (docs/ was folded into operator/, user/, ra/, protocols/ and architecture); a link
 left behind is found here, not by a reader.
@@ -16,8 +17,8 @@ from tests.support import markdown_links as md
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 LINKS = [link for doc in DOCUMENTS for link in md.links(doc) if link.relative]
-#: a docs path as code names it, e.g. "docs/operator/guide.md#exit-codes" or "docs/protocols/"
-DOCS_PATH = re.compile(r"\bdocs/[\w./-]*[\w/]")
+#: a path as prose names it, e.g. "docs/operator/guide.md#exit-codes" or "tests/unit/card/"
+REPO_PATH = re.compile(r"(?<![\w/.-])(?:docs|tests|src|bench|scripts)/[\w./-]*[\w/]")
 NAMING = [
     *DOCUMENTS,
     ROOT / "Makefile",
@@ -44,11 +45,11 @@ def test_every_relative_link_resolves(link: md.Link) -> None:
     assert md.broken(link) is None, f"{_where(link)}: {md.broken(link)}"
 
 
-def test_every_docs_path_named_anywhere_exists() -> None:
+def test_every_repository_path_named_anywhere_exists() -> None:
     missing = [
         f"{path.relative_to(ROOT)}: {name}"
         for path in NAMING
-        for name in DOCS_PATH.findall(path.read_text(encoding="utf-8", errors="replace"))
+        for name in REPO_PATH.findall(path.read_text(encoding="utf-8", errors="replace"))
         if not (ROOT / name.rstrip(".")).exists()
     ]
     assert missing == []

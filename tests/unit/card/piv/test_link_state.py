@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.unit.card.test_state import busy_state
+from tests.unit.card.piv.test_state import busy_state
 
 from cardvault.card.piv import StateMalformed, dump_state
 from cardvault.card.piv.link_state import (
