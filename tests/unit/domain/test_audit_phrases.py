@@ -53,23 +53,21 @@ def recorded_actions() -> dict[str, str]:
         for value in _action_keywords(tree):
             for text in _literals(value):
                 if ACTION_SHAPE.fullmatch(text):
-                    found.setdefault(text, path.relative_to(SRC).as_posix())
+                    found.setdefault(text, path.name)
     namespaces = {a.split(".")[0] for a in found} | {a.split(".")[0] for a in ACTIONS}
     for path, tree in modules:
         for text in _literals(tree):
             if ACTION_SHAPE.fullmatch(text) and text.split(".")[0] in namespaces:
-                found.setdefault(text, path.relative_to(SRC).as_posix())
+                found.setdefault(text, path.name)
     return found
 
 
 def test_the_source_scan_finds_actions_recorded_directly_and_through_helpers() -> None:
     found = recorded_actions()
-    assert found["card.unlocked"] == "services/ra/cards.py"  # action="card.unlocked"
-    # _audit(..., "recovery.answers", ...)
-    assert found["recovery.answers"] == "services/recovery/reset.py"
-    # lockout.passcode_wrong(action=…)
-    assert found["auth.passcode"] == "services/signin/engine.py"
-    assert found["piv.puk_changed"] == "services/piv/trail.py"  # a table of actions
+    assert found["card.unlocked"] == "ra_cards.py"  # action="card.unlocked"
+    assert found["recovery.answers"] == "recovery.py"  # _audit(..., "recovery.answers", ...)
+    assert found["auth.passcode"] == "authentication.py"  # lockout.passcode_wrong(action=…)
+    assert found["piv.puk_changed"] == "trail.py"  # a table of actions
     assert len(found) >= 60
 
 
