@@ -1,4 +1,4 @@
-"""The real SMTP server (tests/support/notify_servers.py), for the portal tests."""
+"""The real SMTP server (tests/support/notify_servers.py), for the recovery tests."""
 
 from tests.support.notify_servers import smtp_server, tls
 
