@@ -36,6 +36,7 @@ from cardvault.services.pki import ca
 from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 from tests.support import factories as f
 from tests.support import pcsc_lock
+from tests.support.databases import fresh_postgres_database
 from tests.support.live_server import free_port
 
 LOCK = Path("/tmp/cardvault-pcsc.lock")
@@ -169,50 +170,14 @@ def key_uri(key_id: str, pin: str, reader: str = READER) -> str:
     return f"pkcs11:serial={token_serial(reader)};id=%{key_id};type=private;pin-value={pin}"
 
 
-def _postgres_url() -> str:
-    return os.environ.get(
-        "CARDVAULT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-    )
-
-
-def postgres_reachable() -> bool:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(
-        _postgres_url().replace("postgresql://", "postgresql+psycopg://", 1),
-        connect_args={"connect_timeout": 2},
-    )
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-    finally:
-        engine.dispose()
-
-
 @contextmanager
 def database(kind: str, scratch: Path) -> Iterator[str]:
     """A SQLite file, or a fresh PostgreSQL database dropped afterwards."""
     if kind == "sqlite":
         yield f"sqlite:///{scratch / 'cardvault.db'}"
         return
-    from sqlalchemy import create_engine, text
-
-    base = _postgres_url()
-    name = f"cvpcsc_{os.urandom(6).hex()}"
-    admin = create_engine(
-        base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{base.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database("cvpcsc") as url:
+        yield url
 
 
 # -- the service ---------------------------------------------------------------------------------

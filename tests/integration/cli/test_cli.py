@@ -24,10 +24,10 @@ import typer
 import typer.main
 from cryptography import x509
 from sqlalchemy import func, select, text
-from tests.conftest import TEST_ARGON2
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support.cli import Cli, cardvault_script
+from tests.support.databases import TEST_ARGON2
 from tests.support.live_server import free_port
 
 from cardvault.cli.main import app as cli_app
