@@ -84,13 +84,7 @@ class Reader:
             return self.last.response
 
     def transmit(self, apdu: bytes | str) -> tuple[bytes, int]:
-        """Send, then follow 61xx with GET RESPONSE like a PC/SC client; (data, sw)."""
-        answer = self.send(apdu)
-        data = answer[:-2]
-        while answer[-2] == 0x61:
-            answer = self.send(bytes((0x00, 0xC0, 0x00, 0x00, answer[-1])))
-            data += answer[:-2]
-        return data, int.from_bytes(answer[-2:], "big")
+        return piv_fakes.transmit(self.send, apdu)
 
     def sw(self, apdu: bytes | str) -> int:
         return self.transmit(apdu)[1]

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
+from tests.support.clock import FakeClock
 from tests.support.redis_server import DEAD_REDIS_URL, REDIS_URL, fresh_prefix, redis_or_skip
 
 from cardvault.services.rate_limits.counters import (
@@ -16,14 +17,6 @@ from cardvault.services.rate_limits.counters import (
     RedisCounters,
     open_counters,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_local_window_opens_with_the_first_hit_and_closes_after_its_period() -> None:
