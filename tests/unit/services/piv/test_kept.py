@@ -21,13 +21,12 @@ def test_the_caller_reads_back_the_answer_and_whether_it_was_whole() -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "link", "seq"),
-    [(secrets.token_bytes(32), "link-1", 7), (None, "link-2", 7), (None, "link-1", 8)],
+    ("whose", "link", "seq"),
+    [("another", "link-1", 7), ("owner", "link-2", 7), ("owner", "link-1", 8)],
 )
-def test_another_key_link_or_sequence_number_reads_nothing(
-    key: bytes | None, link: str, seq: int
-) -> None:
+def test_another_key_link_or_sequence_number_reads_nothing(whose: str, link: str, seq: int) -> None:
     owner = secrets.token_bytes(32)
     blob = keep(owner, "link-1", 7, b"\x90\x00", whole=True)
+    key = owner if whose == "owner" else secrets.token_bytes(32)
     with pytest.raises(SessionInvalid):
-        kept(key or owner, link, seq, blob)
+        kept(key, link, seq, blob)
