@@ -15,7 +15,7 @@ PIP_SELF  = $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation 
 LOCK      = $(BIN)/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet \
             --custom-compile-command "make lock"
 
-.PHONY: run test lint typecheck layers unit integration e2e bench clean system-deps lock lock-upgrade
+.PHONY: run test lint typecheck layers unit integration e2e bench clean system-deps lock lock-upgrade docs-table
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ unit: $(TSTAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/open_card.py
+
+## docs-table: rewrite the package table of docs/architecture.md from the packages' docstrings
+docs-table:
+	python3 -m tests.support.package_table --write
 
 ## lock: re-resolve requirements/*.txt after a change to pyproject.toml, keeping every other pin;
 ## lock-upgrade: move every pin to the newest release the ranges allow. Either way, commit the

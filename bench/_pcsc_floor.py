@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "support"))
+sys.path.insert(0, str(ROOT))  # run as a script: the checkout's tests.support
 
-from piv_fakes import DEFAULT_PIN  # noqa: E402
-from piv_pcsc import SimulatedCard  # noqa: E402
 from tests.support import pcsc_stack as st  # noqa: E402
+from tests.support.piv_fakes import DEFAULT_PIN  # noqa: E402
+from tests.support.piv_pcsc import SimulatedCard  # noqa: E402
 
 from cardvault.card.piv import ATR, Algorithm, ObjectId, Slot, objects  # noqa: E402
 from cardvault.clients.connector.vpcd import VpcdLink  # noqa: E402

@@ -7,55 +7,33 @@ PostgreSQL half is skipped, unless ``CARDVAULT_TEST_REQUIRE_POSTGRES`` is set (C
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import create_engine, text
 
 from cardvault.config import Settings
 from cardvault.services.audit import signing_key as audit_key
 from cardvault.services.pki import ca
 from cardvault.services.system.runtime import Actor, Runtime, keystore_for, open_runtime
 from cardvault.services.transport import keys as transport_keys
+from tests.support.databases import (
+    NO_RATE_LIMITS,
+    PG_URL,
+    REQUIRE_PG,
+    TEST_ARGON2,
+    fresh_postgres_database,
+    postgres_reachable,
+)
 
 # Property tests check behaviour, not speed: on a loaded CI machine one example may take
 # longer than Hypothesis's default 200 ms deadline, which would fail a correct test.
 hypothesis_settings.register_profile("cardvault", deadline=None)
 hypothesis_settings.load_profile("cardvault")
 
-PG_URL = os.environ.get("CARDVAULT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REQUIRE_PG = bool(os.environ.get("CARDVAULT_TEST_REQUIRE_POSTGRES"))
-TEST_ARGON2 = {
-    "argon2_time_cost": 1,
-    "argon2_memory_kib": 64,
-    "argon2_parallelism": 1,
-    "insecure_test_kdf": True,
-}
-#: most tests sign in many times from one address within minutes; the rate-limit tests
-#: (tests/integration/web/test_rate_limits.py) switch the limits on with their own settings
-NO_RATE_LIMITS = {"rate_limits_enabled": False}
-
-
-def _pg_reachable() -> bool:
-    try:
-        engine = create_engine(
-            PG_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-            connect_args={"connect_timeout": 2},
-        )
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return True
-    except Exception:
-        return False
-
-
-PG_AVAILABLE = _pg_reachable()
+PG_AVAILABLE = postgres_reachable()
 
 
 @pytest.fixture(scope="session")
@@ -79,24 +57,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         if REQUIRE_PG:
             pytest.fail(f"PostgreSQL is required but {PG_URL} does not answer")
         pytest.skip("PostgreSQL is not reachable")
-    yield from _fresh_postgres_database()
-
-
-def _fresh_postgres_database() -> Iterator[str]:
-    """A new database per test: services own their transactions, so no rollback trick."""
-    name = f"cvtest_{secrets.token_hex(6)}"
-    admin = create_engine(
-        PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base = PG_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
         default=False, description="dev conveniences (outbox links); never in production"
     )
 
-    # master-key provider (DESIGN §3.1; docs/operator-guide.md, "The master key in an HSM")
+    # master-key provider (DESIGN §3.1; docs/operator/guide.md, "The master key in an HSM")
     key_provider: Literal["local", "pkcs11"] = Field(
         default="local", description="local: sealed key in the data directory; pkcs11: an HSM"
     )
@@ -112,7 +112,7 @@ class Settings(BaseSettings):
         default=None, description="Redis for push events across instances; none: one instance"
     )
     redis_prefix: str = Field(default="cardvault", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
-    # rate limits on anonymous endpoints (docs/operator-guide.md, "Rate limits"): "N/T" is
+    # rate limits on anonymous endpoints (docs/operator/guide.md, "Rate limits"): "N/T" is
     # N requests per T seconds (s), minutes (m) or hours (h), counted per source address and,
     # for *_IDENTIFIER, per identifier typed; "off" lifts one limit
     rate_limits_enabled: bool = Field(default=True, description="false lifts every limit")
@@ -178,7 +178,7 @@ class Settings(BaseSettings):
         description="the questions offered at enrolment (a holder may also write their own)",
     )
 
-    # audit anchors (DESIGN §3.7; docs/operator-guide.md, "Audit anchors")
+    # audit anchors (DESIGN §3.7; docs/operator/guide.md, "Audit anchors")
     audit_anchor: Literal["file", "syslog"] = Field(
         default="file",
         description="where signed chain heads are also written: an append-only file, or syslog",

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
 #: What the exit code of a cardvault program means. Every error class's ``exit_code`` is one
-#: of these (tests/unit/test_exit_codes.py walks them all); ``--help`` and the operator guide
+#: of these (tests/unit/test_commandline.py walks them all); ``--help`` and the operator guide
 #: print this table.
 EXIT_CODES: Final = MappingProxyType(
     {

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -20,13 +19,7 @@ from cardvault.config import Settings
 from cardvault.crypto.tls import development_certificate
 from cardvault.services.system.runtime import Runtime, open_runtime
 from cardvault.web.app import create_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.support.live_server import free_port
 
 
 def tls_files(directory: Path) -> tuple[Path, Path]:

@@ -29,7 +29,7 @@ def serve(app: ASGIApp, *, host: str = "127.0.0.1", port: int | None = None) -> 
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 15  # a loaded CI machine starts uvicorn slowly
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -37,6 +36,8 @@ from cardvault.services.pki import ca
 from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 from tests.support import factories as f
 from tests.support import pcsc_lock
+from tests.support.databases import fresh_postgres_database
+from tests.support.live_server import free_port
 
 LOCK = Path("/tmp/cardvault-pcsc.lock")
 PID_FILE = Path("/run/pcscd/pcscd.pid")
@@ -54,6 +55,7 @@ STRONG_PASSCODE = "correct horse battery staple 42"
 
 
 def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+    """Poll ``condition`` every 50 ms; a TimeoutError names ``what`` was awaited."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -77,12 +79,15 @@ def wait_until_reader_free(timeout: float = 600) -> None:
 
 
 def running_pcscd() -> int | None:
+    """The PID of the machine's pcscd, or None (no PID file, no such process, or a zombie
+    that a crashed test left behind and that would never answer)."""
     try:
         pid = int(PID_FILE.read_text().strip())
         os.kill(pid, 0)
+        status = Path(f"/proc/{pid}/status").read_text()
     except (OSError, ValueError):
         return None
-    return pid
+    return None if "State:\tZ" in status else pid
 
 
 def missing_tools() -> list[str]:
@@ -116,9 +121,20 @@ def pcscd_running() -> Iterator[None]:
 # -- tools ---------------------------------------------------------------------------------------
 
 
+#: a tool may wait for pcscd and the vpcd link on a loaded CI machine: 120 s, not 60
+TOOL_TIMEOUT = 120
+
+
 def run(*args: str, env: dict[str, str] | None = None, check: bool = True, stdin: str = "") -> str:
+    """Run a tool; its stdout and stderr together, or an AssertionError saying why it failed."""
     result = subprocess.run(
-        args, input=stdin, capture_output=True, text=True, env=env, check=False, timeout=120
+        args,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=TOOL_TIMEOUT,
     )
     output = result.stdout + result.stderr
     if check and result.returncode != 0:
@@ -154,59 +170,17 @@ def key_uri(key_id: str, pin: str, reader: str = READER) -> str:
     return f"pkcs11:serial={token_serial(reader)};id=%{key_id};type=private;pin-value={pin}"
 
 
-def _postgres_url() -> str:
-    return os.environ.get(
-        "CARDVAULT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-    )
-
-
-def postgres_reachable() -> bool:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(
-        _postgres_url().replace("postgresql://", "postgresql+psycopg://", 1),
-        connect_args={"connect_timeout": 2},
-    )
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-    finally:
-        engine.dispose()
-
-
 @contextmanager
 def database(kind: str, scratch: Path) -> Iterator[str]:
     """A SQLite file, or a fresh PostgreSQL database dropped afterwards."""
     if kind == "sqlite":
         yield f"sqlite:///{scratch / 'cardvault.db'}"
         return
-    from sqlalchemy import create_engine, text
-
-    base = _postgres_url()
-    name = f"cvpcsc_{os.urandom(6).hex()}"
-    admin = create_engine(
-        base.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{base.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database("cvpcsc") as url:
+        yield url
 
 
 # -- the service ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cardvault.card import tlv
@@ -30,6 +31,16 @@ from cardvault.crypto.piv_mgmt import BlockCipher, ecb_decrypt, ecb_encrypt
 
 DEFAULT_PIN = b"123456"
 DEFAULT_PUK = b"12345678"
+
+
+def transmit(send: Callable[[bytes | str], bytes], apdu: bytes | str) -> tuple[bytes, int]:
+    """Send, then follow 61xx with GET RESPONSE like a PC/SC client; (data, sw)."""
+    answer = send(apdu)
+    data = answer[:-2]
+    while answer[-2] == 0x61:
+        answer = send(bytes((0x00, 0xC0, 0x00, 0x00, answer[-1])))
+        data += answer[:-2]
+    return data, int.from_bytes(answer[-2:], "big")
 
 
 def pad(value: bytes) -> bytes:
@@ -103,13 +114,7 @@ class Card:
         return answer
 
     def transmit(self, apdu: bytes | str) -> tuple[bytes, int]:
-        """Send, then follow 61xx with GET RESPONSE like a PC/SC client; (data, sw)."""
-        answer = self.send(apdu)
-        data = answer[:-2]
-        while answer[-2] == 0x61:
-            answer = self.send(bytes((0x00, 0xC0, 0x00, 0x00, answer[-1])))
-            data += answer[:-2]
-        return data, int.from_bytes(answer[-2:], "big")
+        return transmit(self.send, apdu)
 
     def install_key(self, slot: Slot, algorithm: Algorithm) -> None:
         """Put a key in a slot without the management key (test set-up only)."""

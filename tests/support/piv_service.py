@@ -36,20 +36,17 @@ from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card
 from tests.support import auth as a
 from tests.support import factories as f
+from tests.support import piv_fakes
+from tests.support.piv_fakes import DEFAULT_PIN, DEFAULT_PUK, pad
 
 NEW_MANAGEMENT_KEY = bytes.fromhex("8d6e2f41a3c59b07d1e4f2a6c38b5d90e7a1f4c26b3d8e05")
 PIN = b"24681357"
 PUK = b"97531864"
-DEFAULT_PIN = b"123456"
-DEFAULT_PUK = b"12345678"
-
-
-def pad(value: bytes) -> bytes:
-    return value.ljust(8, b"\xff")
 
 
 def verify_apdu(pin: bytes = PIN) -> bytes:
-    return bytes.fromhex("0020008008") + pad(pin)
+    """VERIFY of the personalised card's PIN (the fakes' default is the blank card's)."""
+    return piv_fakes.verify_apdu(pin)
 
 
 @dataclass
@@ -87,13 +84,7 @@ class Reader:
             return self.last.response
 
     def transmit(self, apdu: bytes | str) -> tuple[bytes, int]:
-        """Send, then follow 61xx with GET RESPONSE like a PC/SC client; (data, sw)."""
-        answer = self.send(apdu)
-        data = answer[:-2]
-        while answer[-2] == 0x61:
-            answer = self.send(bytes((0x00, 0xC0, 0x00, 0x00, answer[-1])))
-            data += answer[:-2]
-        return data, int.from_bytes(answer[-2:], "big")
+        return piv_fakes.transmit(self.send, apdu)
 
     def sw(self, apdu: bytes | str) -> int:
         return self.transmit(apdu)[1]

@@ -104,7 +104,7 @@ def test_help_ends_with_the_exit_codes(program: str) -> None:
 
 
 def test_operator_guide_lists_the_exit_codes_as_the_errors_define_them() -> None:
-    guide = (ROOT / "docs" / "operator-guide.md").read_text(encoding="utf-8")
+    guide = (ROOT / "docs" / "operator" / "guide.md").read_text(encoding="utf-8")
     section = guide.split("\n## Exit codes\n", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `?(\d+)`? \| (.+?) \|$", section, flags=re.MULTILINE)
     assert [(int(code), meaning) for code, meaning in rows] == list(EXIT_CODES.items())

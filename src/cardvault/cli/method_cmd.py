@@ -101,7 +101,7 @@ def add_hr_card(
 ) -> None:
     """Associate an HR card (its contactless UID) with the card in one organisation.
 
-    A UID is an identifier, not a secret: see docs/hr-cards.md."""
+    A UID is an identifier, not a secret: see docs/user/hr-cards.md."""
     with runtime(ctx) as rt:
         assoc = hr_cards.add_hr_card(
             rt, operator(), serial=serial, org_code=org, uid=uid, label=label

@@ -1,1 +1,1 @@
-"""domain layer."""
+"""The vocabulary and the pure rules: policies, lockout, the audit chain, WebAuthn, limits."""

@@ -1,1 +1,1 @@
-"""store layer."""
+"""Persistence: SQLAlchemy models and Alembic migrations, for SQLite and PostgreSQL alike."""

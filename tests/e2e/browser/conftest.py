@@ -9,19 +9,15 @@ session cookie and WebAuthn both work there without TLS.
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, CDPSession, Page, expect
+from playwright.sync_api import Browser, Page, expect
 from tests.support import factories as f
 from tests.support import ra_web as w
+from tests.support.live_server import free_port, serve
 
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.app import create_app
@@ -35,31 +31,16 @@ class Live:
     rt: Runtime
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def live(rt: Runtime) -> Iterator[Live]:
-    port = _free_port()
+    port = free_port()
     url = f"http://localhost:{port}"
     rt.settings.public_url = url
     rt.settings.webauthn_rp_id = "localhost"
     rt.settings.webauthn_origins = [url]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield Live(url=url, rt=rt)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(rt), port=port) as served:
+        assert served == url
+        yield Live(url=url, rt=rt)
 
 
 @pytest.fixture
@@ -72,7 +53,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def shot(page: Page, name: str) -> None:
-    """Keep a screenshot of a main page as a test artefact (docs/ra-guide/ has copies)."""
+    """Keep a screenshot of a main page as a test artefact (docs/ra/screenshots/ has copies)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
@@ -94,42 +75,3 @@ def sign_in(page: Page, live: Live, ra: w.RaUser, *, screenshots: bool = False) 
     page.get_by_label(re.compile(f"\\({ra.org}\\)")).check()
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_role("heading", name="Find a person")).to_be_visible()
-
-
-@dataclass
-class VirtualKey:
-    """One of Chromium's virtual authenticators (CDP ``WebAuthn``), plugged into one page."""
-
-    cdp: CDPSession
-    authenticator_id: str
-
-    def remove(self) -> None:
-        self.cdp.send(
-            "WebAuthn.removeVirtualAuthenticator", {"authenticatorId": self.authenticator_id}
-        )
-
-    def credentials(self) -> list[dict[str, Any]]:
-        got = self.cdp.send("WebAuthn.getCredentials", {"authenticatorId": self.authenticator_id})
-        creds: list[dict[str, Any]] = got["credentials"]
-        return creds
-
-
-def plug_in_key(page: Page, *, user_verification: bool = True, verified: bool = True) -> VirtualKey:
-    """A USB CTAP2.1 key with resident keys, touched automatically, with or without a PIN."""
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable", {"enableUI": False})
-    added = cdp.send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "ctap2Version": "ctap2_1",
-                "transport": "usb",
-                "hasResidentKey": True,
-                "hasUserVerification": user_verification,
-                "isUserVerified": verified,
-                "automaticPresenceSimulation": True,
-            }
-        },
-    )
-    return VirtualKey(cdp=cdp, authenticator_id=added["authenticatorId"])

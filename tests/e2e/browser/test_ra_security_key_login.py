@@ -7,11 +7,12 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.e2e.browser.conftest import Live, plug_in_key
+from tests.e2e.browser.conftest import Live
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import keys as k
 from tests.support import ra_web as w
+from tests.support.browser import plug_in_key
 
 from cardvault.services.security_keys import registration as security_key_registration
 from cardvault.services.system.runtime import Actor

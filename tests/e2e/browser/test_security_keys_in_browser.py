@@ -14,13 +14,12 @@ from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import keys as k
+from tests.support.browser import plug_in_key
 from tests.support.live_server import serve_runtime
 
 from cardvault.domain.webauthn import WELL_KNOWN_AAGUIDS
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Association
-
-from .conftest import plug_in_key
 
 pytestmark = pytest.mark.browser
 CHROMIUM_AAGUID = next(g for g, n in WELL_KNOWN_AAGUIDS.items() if n.startswith("Chromium"))

@@ -15,31 +15,21 @@ reader going away while the agent waits.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from tests.support import pcsc_lock as pcsc_lock_holder
+from tests.support.pcsc_stack import running_pcscd, wait_for
 
 LOCK_WAIT = 900.0
-PID_FILE = Path("/run/pcscd/pcscd.pid")
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 READER = "Virtual PCD 00 01"
 PRIVATE_CHANNEL = 0x7F00  # private readers on ports 32512/32513: below the ephemeral range
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what} after {timeout} s")
-        time.sleep(0.05)
 
 
 def readers() -> list[str]:
@@ -77,16 +67,6 @@ def listening(port: int) -> bool:
     return False
 
 
-def _running_pcscd() -> int | None:
-    try:
-        pid = int(PID_FILE.read_text().strip())
-        os.kill(pid, 0)
-        status = Path(f"/proc/{pid}/status").read_text()
-    except (OSError, ValueError):
-        return None
-    return None if "State:\tZ" in status else pid
-
-
 @pytest.fixture(scope="module")
 def pcsc_lock() -> Iterator[None]:
     """Exclusive use of the machine's PC/SC stack while this module's tests run."""
@@ -104,7 +84,7 @@ def pcscd(pcsc_lock: None) -> Iterator[None]:
     missing = [p for p in ("pcscd",) if shutil.which(p) is None]
     if missing or not VPCD_DRIVER.exists():
         pytest.fail("pcscd or vsmartcard-vpcd is missing: run scripts/install-system-deps")
-    if _running_pcscd() is not None:
+    if running_pcscd() is not None:
         wait_for(lambda: READER in readers(), timeout=10, what="the vpcd reader")
         yield
         return

@@ -16,12 +16,13 @@ from tests.support import factories as f
 from tests.support import keys as k
 from tests.support.hr_test_card import Behaviour, HrTestCard, on_reader
 from tests.support.live_server import serve_runtime
+from tests.support.pcsc_stack import wait_for
 
 from cardvault.clients.agent import hr_card
 from cardvault.services.signin import hr_cards
 from cardvault.services.system.runtime import Actor, Runtime
 
-from .conftest import PRIVATE_CHANNEL, card_on, private_pcscd, wait_for
+from .conftest import PRIVATE_CHANNEL, card_on, private_pcscd
 
 pytestmark = pytest.mark.pcsc
 UID = "04A22B1AC35E80"

@@ -9,22 +9,16 @@ uses vpcd slot 0 only. These tests must not run in parallel.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from tests.support import pcsc_stack
+from tests.support.pcsc_stack import card_present
+from tests.support.piv_pcsc import SimulatedCard
 
-_SUPPORT = str(Path(__file__).resolve().parents[2] / "support")
-if _SUPPORT not in sys.path:
-    sys.path.insert(0, _SUPPORT)
-
-from piv_pcsc import SimulatedCard, card_present  # noqa: E402
-from tests.support import pcsc_stack  # noqa: E402
-
-from cardvault.card.piv import ATR  # noqa: E402
-from cardvault.clients.connector.vpcd import VpcdLink  # noqa: E402
+from cardvault.card.piv import ATR
+from cardvault.clients.connector.vpcd import VpcdLink
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from piv_pcsc import READER, SimulatedCard
+from tests.support.pcsc_stack import DEFAULT_KEY, READER, pkcs11, run, ykpiv
+from tests.support.piv_pcsc import SimulatedCard
 
 pytestmark = pytest.mark.pcsc
 
-PKCS11 = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
-DEFAULT_KEY = "010203040506070801020304050607080102030405060708"
 NEW_KEY = "8d6e2f41a3c59b07d1e4f2a6c38b5d90e7a1f4c26b3d8e05"
 PIN = "24681357"
 PUK = "97531864"
-
-
-def run(*args: str, env: dict[str, str] | None = None, check: bool = True, stdin: str = "") -> str:
-    result = subprocess.run(
-        args, input=stdin, capture_output=True, text=True, env=env, check=False, timeout=60
-    )
-    output = result.stdout + result.stderr
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{output}")
-    return output
-
-
-def ykpiv(*args: str, check: bool = True) -> str:
-    return run("yubico-piv-tool", "-r", READER, *args, check=check)
-
-
-def pkcs11(*args: str, check: bool = True) -> str:
-    return run("pkcs11-tool", "--module", PKCS11, *args, check=check)
 
 
 @dataclass(frozen=True)

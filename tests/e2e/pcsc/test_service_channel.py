@@ -11,7 +11,6 @@ software signs with it and authenticates a TLS client with it; logout takes it o
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import shutil
@@ -28,7 +27,9 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from tests.support import factories as f
 from tests.support import pcsc_stack as st
+from tests.support.databases import REQUIRE_PG, postgres_reachable
 from tests.support.pcsc_stack import READER, run
+from tests.support.processes import FAST_KDF
 
 from cardvault.services.cards import enrolment, methods
 from cardvault.services.pki import ca
@@ -75,13 +76,9 @@ def stack(
     scratch = tmp_path_factory.mktemp(f"pcsc-{request.param}")
     data = scratch / "data"
     shutil.copytree(key_template, data)
-    env = {
-        "CARDVAULT_ARGON2_TIME_COST": "1",
-        "CARDVAULT_ARGON2_MEMORY_KIB": "64",
-        "CARDVAULT_INSECURE_TEST_KDF": "true",
-    }
-    if request.param == "postgresql" and not st.postgres_reachable():
-        if os.environ.get("CARDVAULT_TEST_REQUIRE_POSTGRES"):
+    env = dict(FAST_KDF)
+    if request.param == "postgresql" and not postgres_reachable():
+        if REQUIRE_PG:
             pytest.fail("PostgreSQL is required but does not answer")
         pytest.skip("PostgreSQL is not reachable")
     with st.database(request.param, scratch) as url:

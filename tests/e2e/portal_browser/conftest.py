@@ -6,17 +6,15 @@ production, sending to a real SMTP server (aiosmtpd) started by the test.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page
-from tests.integration.notify.conftest import Mailbox, SmtpServer, smtp_server, tls
+from tests.support.live_server import free_port, serve
+from tests.support.notify_servers import Mailbox, SmtpServer, smtp_server, tls
 
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.app import create_app
@@ -39,17 +37,11 @@ class Live:
             time.sleep(0.05)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def live(request: pytest.FixtureRequest, rt: Runtime, smtp_server: SmtpServer) -> Iterator[Live]:
     """The server; ``parametrize("live", ["outbox"], indirect=True)`` runs it as ``make run``
     does (development mode, file outbox) instead of sending to the SMTP server."""
-    port = _free_port()
+    port = free_port()
     url = f"http://localhost:{port}"
     settings = rt.settings
     settings.public_url = url
@@ -60,18 +52,9 @@ def live(request: pytest.FixtureRequest, rt: Runtime, smtp_server: SmtpServer) -
         settings.smtp_host, settings.smtp_port = "127.0.0.1", smtp_server.port
     settings.notify_poll_seconds = 0.5
     settings.reset_request_min_seconds = 0
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield Live(url=url, rt=rt, mailbox=smtp_server.mailbox)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(rt), port=port) as served:
+        assert served == url
+        yield Live(url=url, rt=rt, mailbox=smtp_server.mailbox)
 
 
 @pytest.fixture

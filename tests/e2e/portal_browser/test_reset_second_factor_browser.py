@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from tests.e2e.browser.conftest import VirtualKey, plug_in_key
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import portal as p
 from tests.support.app_phone import Phone, paired
+from tests.support.browser import VirtualKey, plug_in_key
 
 from cardvault.clients.authenticator import core
 from cardvault.services.recovery import reset as recovery

@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import shutil
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -25,10 +24,11 @@ import typer
 import typer.main
 from cryptography import x509
 from sqlalchemy import func, select, text
-from tests.conftest import TEST_ARGON2
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support.cli import Cli, cardvault_script
+from tests.support.databases import TEST_ARGON2
+from tests.support.live_server import free_port
 
 from cardvault.cli.main import app as cli_app
 from cardvault.config import Settings
@@ -439,13 +439,6 @@ def test_ca_certificate_that_does_not_match_its_key_is_refused(
 # -- serve refuses to start sealed ------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _wait_for_health(proc: subprocess.Popen[str], port: int, ca_file: Path) -> dict[str, object]:
     context = ssl.create_default_context(cafile=str(ca_file))
     deadline = time.monotonic() + 30
@@ -474,7 +467,7 @@ def test_serve_refuses_to_start_sealed_and_starts_after_unseal(
     (tls / "cert.pem").write_bytes(cert)
     (tls / "key.pem").write_bytes(key)
     shares = cli.run("keys", "split", "--shares", "3", "--threshold", "2").ok().json["shares"]
-    port = str(_free_port())
+    port = str(free_port())
     sealed = cli.run("serve", CARDVAULT_PORT=port, timeout=30)
     assert sealed.returncode == 7
     assert sealed.error["code"] == "sealed"

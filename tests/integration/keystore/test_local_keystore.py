@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import TEST_ARGON2
+from tests.support.databases import TEST_ARGON2
 
 from cardvault.config import Settings
 from cardvault.crypto.shamir import ShareMismatch, ShareParameters, ShareTypo, TooFewShares

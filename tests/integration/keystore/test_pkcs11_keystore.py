@@ -16,9 +16,9 @@ from pathlib import Path
 import pkcs11
 import pytest
 from pkcs11 import Attribute, KeyType, ObjectClass
-from tests.conftest import TEST_ARGON2
 from tests.support import auth as a
 from tests.support import softhsm
+from tests.support.databases import TEST_ARGON2
 
 from cardvault.config import Settings
 from cardvault.errors import IntegrityError, InvalidInput

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from tests.support.live_server import free_port
+from tests.support.notify_servers import Gateway
 
 from cardvault.notify.message import SmsMessage
 from cardvault.notify.ports import DeliveryFailed, SenderMisconfigured
 from cardvault.notify.sms_webhook import WebhookSmsSender
-
-from .conftest import Gateway, free_port
 
 TOKEN = "gateway-token-123"
 

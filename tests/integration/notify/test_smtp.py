@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from tests.support.live_server import free_port
+from tests.support.notify_servers import SMTP_PASSWORD, SMTP_USER, SmtpServer, Tls
 
 from cardvault.notify.message import EmailMessage
 from cardvault.notify.ports import DeliveryFailed, SenderMisconfigured
 from cardvault.notify.smtp import SmtpSecurity, SmtpSender
 from cardvault.notify.templates import render_email
-
-from .conftest import SMTP_PASSWORD, SMTP_USER, SmtpServer, Tls, free_port
 
 FROM = "cardvault <no-reply@example.org>"
 FIXED_NOW = datetime(2024, 1, 31, 14, 5, tzinfo=UTC)

@@ -1,5 +1,5 @@
-"""The real SMTP server of the notify tests, shared with the vRA Manager tests."""
+"""The real SMTP server (tests/support/notify_servers.py), for the vRA Manager tests."""
 
-from tests.integration.notify.conftest import smtp_server, tls
+from tests.support.notify_servers import smtp_server, tls
 
 __all__ = ["smtp_server", "tls"]

@@ -46,7 +46,7 @@ def test_the_landing_page_says_what_cardvault_is_and_links_its_parts(
     assert "virtual smartcards" in html
     links = set(re.findall(r'<a class="link" href="([^"]+)"', html))
     assert {"/ra", "/portal", "/api/v1/docs", "/api/v1/openapi.json"} <= links
-    for guide in ("docs/ra-guide.md", "docs/user-guide/portal.md", "docs/operator-guide.md"):
+    for guide in ("docs/ra/guide.md", "docs/user/portal.md", "docs/operator/guide.md"):
         assert guide in html
     for link in ICON_LINKS:
         assert link in html

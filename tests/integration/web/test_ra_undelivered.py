@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
-from tests.integration.notify.conftest import SmtpServer
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import portal as p
 from tests.support import ra_web as w
+from tests.support.notify_servers import SmtpServer
 
 from cardvault.notify.outbox import MemoryOutbox
 from cardvault.notify.ports import DeliveryFailed

@@ -9,7 +9,7 @@ any reader on which a card is *placed* while the agent waits (a card already lyi
 some reader at the start is left alone: it may be the holder's own smartcard in a
 contact reader).
 
-The UID is an identifier, not a secret (docs/hr-cards.md): this module never
+The UID is an identifier, not a secret (docs/user/hr-cards.md): this module never
 treats it as one.
 
 pyscard is an optional dependency (``pip install 'cardvault[pcsc]'``); it is imported

@@ -1,1 +1,1 @@
-"""Cards."""
+"""Cards: issuance, lookup, enrolment, invitations, operations, state, sealing, methods."""

@@ -1,1 +1,1 @@
-"""Directory."""
+"""The directory: organisations, persons, memberships and RA roles."""

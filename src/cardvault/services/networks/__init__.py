@@ -1,1 +1,1 @@
-"""Networks."""
+"""Client networks: the service-wide ingress gate and each organisation's allow-list."""

@@ -1,1 +1,1 @@
-"""Notifications."""
+"""Telling people what happened: the transactional outbox and its dispatcher."""

@@ -1,1 +1,1 @@
-"""Pki."""
+"""The built-in issuing CA and certificate status for relying parties."""

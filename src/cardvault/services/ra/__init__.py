@@ -1,1 +1,1 @@
-"""Ra."""
+"""The organisation-scoped façade of the vRA Manager and the RA API."""

@@ -1,1 +1,1 @@
-"""Rate limits."""
+"""Rate limits on anonymous endpoints: fixed-window counters and the check."""

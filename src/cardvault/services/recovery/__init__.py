@@ -1,1 +1,1 @@
-"""Recovery."""
+"""Self-service recovery: single-use links, passcode resets, their factors and limits."""

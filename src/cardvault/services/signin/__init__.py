@@ -1,1 +1,1 @@
-"""Signin."""
+"""Signing in: identification, passcode, second factor, lockout, card and web sessions."""

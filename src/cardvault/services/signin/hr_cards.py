@@ -4,7 +4,7 @@ A card's UID is read by any contactless reader, by anyone, from a few centimetre
 is an **identifier, not a secret**. A sign-in that starts from an HR card is worth the
 passcode and the fact that someone tapped a card carrying that UID (which a cheap
 "magic" card can copy). The organisation decides whether that is enough for it
-(``hr_cards_allowed`` and ``hr_card`` in ``allowed_methods``); docs/hr-cards.md says so.
+(``hr_cards_allowed`` and ``hr_card`` in ``allowed_methods``); docs/user/hr-cards.md says so.
 
 A UID is associated with one card per organisation (normalised upper-case hex, unique
 by the associations table's constraint).

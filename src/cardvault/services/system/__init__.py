@@ -1,1 +1,1 @@
-"""System."""
+"""The running system: first start, the runtime, health checks and housekeeping."""

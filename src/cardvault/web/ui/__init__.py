@@ -3,7 +3,7 @@
 ``install(app)`` mounts the static files and adds the security headers, the web-session
 cookie writer and the HTML error pages; an area then registers itself with ``add_area``
 and builds its routes with ``session_dependency``, ``read_form``, ``check_csrf`` and
-``render`` (see ``docs/web-foundation.md``).
+``render`` (see ``docs/architecture/web-foundation.md``).
 """
 
 from __future__ import annotations
