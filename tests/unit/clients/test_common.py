@@ -89,6 +89,15 @@ def test_a_reply_checks_the_type_of_each_field() -> None:
             read(name)
 
 
+def test_a_flag_is_any_set_value_as_the_service_sends_counts_too() -> None:
+    reply = Reply({"whole": True, "connected": 2, "alive": False, "none": 0})
+    assert reply.flag("whole")
+    assert reply.flag("connected")
+    assert not reply.flag("alive")
+    assert not reply.flag("none")
+    assert not reply.flag("absent")
+
+
 def test_a_reply_shows_field_names_not_values() -> None:
     assert "secret" not in repr(Reply({"token": "secret"}))
 

@@ -68,7 +68,8 @@ class Reply(Mapping[str, JsonValue]):
         return value
 
     def flag(self, name: str) -> bool:
-        return self.data.get(name) is True
+        """Whether the field is set: true, a count above zero, non-empty (absent: false)."""
+        return bool(self.data.get(name))
 
     def obj(self, name: str) -> Reply:
         value = self.data.get(name)
