@@ -23,7 +23,7 @@ from cardvault.crypto import keys as ckeys
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.kdf import derive_key
 from cardvault.crypto.keyslots import open_passcode_slot, open_private_key
-from cardvault.services.cards.issuance import get_card
+from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record
 
 
