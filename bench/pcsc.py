@@ -39,8 +39,11 @@ from cardvault.clients.agent import core  # noqa: E402
 from cardvault.clients.agent.state import load  # noqa: E402
 from cardvault.clients.common.api import CardvaultApi  # noqa: E402
 from cardvault.config import Settings  # noqa: E402
-from cardvault.services import audit_key, ca, enrolment, methods, transport_keys  # noqa: E402
+from cardvault.services.audit import signing_key as audit_key  # noqa: E402
+from cardvault.services.cards import enrolment, methods  # noqa: E402
+from cardvault.services.pki import ca  # noqa: E402
 from cardvault.services.system.runtime import Actor, keystore_for  # noqa: E402
+from cardvault.services.transport import keys as transport_keys  # noqa: E402
 
 NEW_KEY = "5f1e8a3c7b9d2e4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b"
 PIN, PUK = "31415926", "27182818"

@@ -12,6 +12,7 @@ SOURCE = ROOT / "src" / "cardvault"
 #: tests of the repository rather than of a module: they stay at the top of tests/unit
 REPOSITORY = {
     "test_architecture.py",
+    "test_benches.py",
     "test_dependency_lock.py",
     "test_docs_links.py",
     "test_documented_commands.py",
