@@ -206,10 +206,19 @@ def revoke(
     ctx: typer.Context,
     serial: str,
     reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit log.")],
+    code: Annotated[
+        str,
+        typer.Option(
+            "--code",
+            help="The RFC 5280 reason the CRL and OCSP give: unspecified, keyCompromise, "
+            "affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn.",
+        ),
+    ] = "unspecified",
 ) -> None:
-    """Revoke a card: its keys are destroyed (crypto-shredding), the audit trail stays."""
+    """Revoke a card: its keys are destroyed (crypto-shredding), its certificates are
+    revoked on the CRL and OCSP at once, the audit trail stays."""
     with runtime(ctx) as rt:
-        card = issuance.revoke_card(rt, operator(), serial, reason=reason)
+        card = issuance.revoke_card(rt, operator(), serial, reason=reason, reason_code=code)
     emit(
         ctx,
         {"serial": card.serial, "status": card.status},

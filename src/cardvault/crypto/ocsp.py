@@ -200,3 +200,8 @@ def responder_certificate(
         .add_extension(authority_key_identifier(ca_cert), critical=False)
         .sign(ca_key, signature_hash(ca_key))
     )
+
+
+def malformed() -> bytes:
+    """The answer to bytes that are not an OCSP request."""
+    return error_response(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
