@@ -21,6 +21,7 @@ from cardvault.commandline import App
 from cardvault.errors import InvalidInput
 from cardvault.services.cards import enrolment, issuance
 from cardvault.services.cards import state as cards
+from cardvault.services.pki import suspension
 from cardvault.services.system.runtime import Runtime
 
 app = App(help="Virtual smartcards.")
@@ -223,4 +224,39 @@ def revoke(
         ctx,
         {"serial": card.serial, "status": card.status},
         f"Card {card.serial} is revoked; its keys are destroyed.",
+    )
+
+
+@app.command("suspend")
+@handles_errors
+def suspend(
+    ctx: typer.Context,
+    serial: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit log.")],
+) -> None:
+    """Suspend a card: its certificates go on hold (certificateHold on the CRL and OCSP) and
+    it cannot sign in until `cardvault card resume`; its keys stay."""
+    with runtime(ctx) as rt:
+        card = suspension.suspend(rt, operator(), serial, reason=reason)
+    emit(
+        ctx,
+        {"serial": card.serial, "status": card.status},
+        f"Card {card.serial} is suspended; its certificates are on hold.",
+    )
+
+
+@app.command("resume")
+@handles_errors
+def resume(
+    ctx: typer.Context,
+    serial: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit log.")],
+) -> None:
+    """Lift a card's suspension: back to its earlier status, its certificates good again."""
+    with runtime(ctx) as rt:
+        card = suspension.resume(rt, operator(), serial, reason=reason)
+    emit(
+        ctx,
+        {"serial": card.serial, "status": card.status},
+        f"Card {card.serial} is {card.status} again; its certificates are good.",
     )

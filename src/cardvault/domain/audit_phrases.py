@@ -86,6 +86,9 @@ ACTIONS: Mapping[str, Phrase] = {
     ),
     "card.unlocked": _p("Card unlocked"),
     "card.revoked": _p("Card revoked"),
+    "card.suspended": _p("Card suspended (certificates on hold)"),
+    "card.resumed": _p("Card suspension lifted"),
+    "card.renewed": _p("Card renewed: new keys and certificates"),
     "card.passcode_reset": _p("Passcode reset on the portal"),
     # using the card's keys
     "card.signed": _p("Card used to sign", "Card refused to sign"),

@@ -314,7 +314,7 @@ def revoke_card(
 ) -> Card:
     """Crypto-shred the card: DEK and slots deleted, certificates revoked (with the RFC 5280
     ``reason_code``), audit kept; then the CRL is re-signed so relying parties see it."""
-    reason = _reason(reason)
+    reason = clean_reason(reason)
     reason_code = check_reason(reason_code)
     with transaction(rt.db) as session:
         card = get_card(session, serial, organisation_id=organisation_id)
@@ -347,7 +347,8 @@ def revoke_card(
     return card
 
 
-def _reason(text: str) -> str:
+def clean_reason(text: str) -> str:
+    """A reason for the audit log: spaces collapsed, not empty, at most 500 characters."""
     cleaned = " ".join((text or "").split())
     if not cleaned:
         raise InvalidInput("Give a reason.", field="reason")
