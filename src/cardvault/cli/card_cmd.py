@@ -21,7 +21,7 @@ from cardvault.commandline import App
 from cardvault.errors import InvalidInput
 from cardvault.services.cards import enrolment, issuance
 from cardvault.services.cards import state as cards
-from cardvault.services.pki import suspension
+from cardvault.services.pki import renewal, suspension
 from cardvault.services.system.runtime import Runtime
 
 app = App(help="Virtual smartcards.")
@@ -259,4 +259,18 @@ def resume(
         ctx,
         {"serial": card.serial, "status": card.status},
         f"Card {card.serial} is {card.status} again; its certificates are good.",
+    )
+
+
+@app.command("renew")
+@handles_errors
+def renew(ctx: typer.Context, serial: str) -> None:
+    """New certificates for the card's current keys (the old ones revoked as superseded);
+    new keys come when the holder runs `cardvault-agent renew`."""
+    with runtime(ctx) as rt:
+        result = renewal.recertify(rt, operator(), serial)
+    emit(
+        ctx,
+        {"serial": result.serial, "new_keys": result.new_keys, "certificates": result.certificates},
+        f"Card {result.serial}: new certificates issued; the old ones are revoked (superseded).",
     )

@@ -14,7 +14,7 @@ import httpx
 import segno
 import typer
 
-from cardvault.clients.agent import connector_cmd, core, fido2_key, key_login, state
+from cardvault.clients.agent import connector_cmd, core, fido2_key, key_login, renew_cmd, state
 from cardvault.clients.agent import hr_card as hr_card_reader
 from cardvault.clients.agent.api import CardvaultApi
 from cardvault.clients.agent.options import Options
@@ -483,6 +483,7 @@ def logout(ctx: typer.Context) -> None:
 
 
 app.command("connector")(connector_cmd.connector)
+app.command("renew")(renew_cmd.renew)
 
 
 def run() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.x509 import AuthorityKeyIdentifier, ExtensionNotFound
+from cryptography.x509 import AuthorityKeyIdentifier, ExtensionNotFound, Name
 from cryptography.x509 import Certificate as X509Certificate
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
@@ -207,18 +207,7 @@ def _build_material(
     policy: OrganisationPolicy,
     external_ca: bool,
 ) -> _Material:
-    subject = cx509.render_subject(
-        policy.subject_template,
-        cx509.SubjectFields(
-            common_name=person.common_name,
-            user_id=person.user_id,
-            organisation_name=org.name,
-            organisation_code=org.code,
-            email=person.email,
-            given_name=person.forename,
-            surname=person.surname,
-        ),
-    )
+    subject = card_subject(policy, org, person)
     issuer = None if external_ca else ca.load(rt)
     profile = pki_links.card_profile(
         rt, person=person, ad=None, ca_cert=issuer.cert if issuer else None
@@ -268,6 +257,22 @@ def _build_material(
     finally:
         wipe(dek)
     return _Material(record=record, certs=certs, csrs=csrs)
+
+
+def card_subject(policy: OrganisationPolicy, org: Organisation, person: Person) -> Name:
+    """The subject of a holder's card certificates, by the organisation's template."""
+    return cx509.render_subject(
+        policy.subject_template,
+        cx509.SubjectFields(
+            common_name=person.common_name,
+            user_id=person.user_id,
+            organisation_name=org.name,
+            organisation_code=org.code,
+            email=person.email,
+            given_name=person.forename,
+            surname=person.surname,
+        ),
+    )
 
 
 def _store_certificates(session: Session, card: Card, material: _Material) -> None:

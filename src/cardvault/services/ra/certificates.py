@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from cardvault.services.pki import suspension
+from cardvault.services.pki import renewal, suspension
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import card_in_scope
 from cardvault.services.system.runtime import Runtime
@@ -26,3 +26,10 @@ def resume(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> Card:
     return suspension.resume(
         rt, ctx.actor, card.serial, reason=reason, organisation_id=ctx.organisation_id
     )
+
+
+def renew(rt: Runtime, ctx: RaContext, user_id: str) -> renewal.Renewed:
+    """New certificates for the card's current keys (see services/pki/renewal)."""
+    with rt.db() as session:
+        card = card_in_scope(session, ctx, user_id)
+    return renewal.recertify(rt, ctx.actor, card.serial, organisation_id=ctx.organisation_id)

@@ -43,6 +43,13 @@ ACTIONS = {
         "The card returns to the status it had, and its certificates are good again.",
         "primary",
     ),
+    "renew": (
+        "Renew the certificates",
+        "The card's keys get new certificates, valid for the organisation's full period and "
+        "carrying its current AD name; the old ones are revoked as superseded. New keys are "
+        "made when the holder renews from their own session.",
+        "primary",
+    ),
     "revoke": (
         "Revoke the card",
         "The card's keys are destroyed and its certificates revoked. This cannot be undone.",
@@ -109,7 +116,7 @@ def _act(
     require_recent_sign_in(request, rt)
     if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
         return done
-    reason = form.get("reason")
+    reason = form.get("reason") if action != "renew" else ""
     try:
         if action == "lock":
             ra_cards.lock(rt, ctx, user_id, reason=reason)
@@ -122,6 +129,9 @@ def _act(
         elif action == "suspend":
             ra_certificates.suspend(rt, ctx, user_id, reason=reason)
             notice = "The card is suspended; its certificates are on hold."
+        elif action == "renew":
+            ra_certificates.renew(rt, ctx, user_id)
+            notice = "The card's certificates are renewed."
         elif action == "resume":
             ra_certificates.resume(rt, ctx, user_id, reason=reason)
             notice = "The suspension is lifted; the card's certificates are good again."

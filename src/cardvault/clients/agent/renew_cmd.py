@@ -1,0 +1,33 @@
+"""``cardvault-agent renew``: new keys and certificates for your card, in your session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from cardvault.clients.agent import state
+from cardvault.clients.agent.api import CardvaultApi
+from cardvault.clients.agent.options import client, fail, options, out
+from cardvault.errors import CardvaultError
+
+__all__ = ["renew"]
+
+
+def renew(ctx: typer.Context) -> None:
+    """Renew your card's certificates: the service makes new keys and certificates and
+    revokes the old ones (superseded). Your passcode and sign-in methods stay as they are."""
+    opts = options(ctx)
+    try:
+        st = state.load(opts.state_dir)
+        with client(opts, st.server, st.ca_file) as http:
+            claims: dict[str, Any] = {"token": st.token, "session_key": st.session_key}
+            result = CardvaultApi(http).sealed_call("/api/v1/card/renew", claims)
+    except CardvaultError as exc:
+        raise fail(opts, exc) from None
+    until = ", ".join(sorted({str(c.get("not_after", "?"))[:10] for c in result["certificates"]}))
+    out(
+        opts,
+        result,
+        f"Card {result['serial']} renewed: new keys, certificates valid until {until}.",
+    )
