@@ -21,7 +21,7 @@ from cardvault.commandline import App
 from cardvault.errors import InvalidInput
 from cardvault.services.cards import enrolment, issuance
 from cardvault.services.cards import state as cards
-from cardvault.services.pki import renewal, suspension
+from cardvault.services.pki import expiry, renewal, suspension
 from cardvault.services.system.runtime import Runtime
 
 app = App(help="Virtual smartcards.")
@@ -273,4 +273,28 @@ def renew(ctx: typer.Context, serial: str) -> None:
         ctx,
         {"serial": result.serial, "new_keys": result.new_keys, "certificates": result.certificates},
         f"Card {result.serial}: new certificates issued; the old ones are revoked (superseded).",
+    )
+
+
+@app.command("expiring")
+@handles_errors
+def expiring(
+    ctx: typer.Context,
+    org: Annotated[str, typer.Option("--org", help="Organisation code.")],
+) -> None:
+    """Cards of the organisation whose certificates expire within its renew_days."""
+    with runtime(ctx) as rt:
+        rows = expiry.report(rt, org_code=org)
+    data = [r.as_dict() for r in rows]
+    emit(
+        ctx,
+        data,
+        lambda: (
+            "\n".join(
+                f"{r.serial}  {r.user_id}  {r.name}  expires {r.expires_at:%Y-%m-%d} "
+                f"({r.days_left} days){'  holder told' if r.notified_at else ''}"
+                for r in rows
+            )
+            or f"No card of {org.upper()} expires within its renewal window."
+        ),
     )
