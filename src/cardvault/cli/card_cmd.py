@@ -16,6 +16,7 @@ from cardvault.cli.context import (
     read_secret,
     read_stdin_json,
     runtime,
+    state,
 )
 from cardvault.commandline import App
 from cardvault.errors import InvalidInput
@@ -281,8 +282,13 @@ def renew(ctx: typer.Context, serial: str) -> None:
 def expiring(
     ctx: typer.Context,
     org: Annotated[str, typer.Option("--org", help="Organisation code.")],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Machine-readable output (as `cardvault --json`).")
+    ] = False,
 ) -> None:
     """Cards of the organisation whose certificates expire within its renew_days."""
+    if json_output:
+        state(ctx).json = True
     with runtime(ctx) as rt:
         rows = expiry.report(rt, org_code=org)
     data = [r.as_dict() for r in rows]

@@ -24,7 +24,7 @@ def test_the_expiry_report_the_reminder_and_renewal(rt: Runtime, operator: Actor
     registry.update_policy(rt, operator, "ORGA", {"certificate_days": 365, "renew_days": 30})
     later = f.active_card(rt, operator, "ORGA", email="later@example.org")
 
-    listed = cli.run("--json", "card", "expiring", "--org", "orga").ok().json
+    listed = cli.run("card", "expiring", "--org", "orga", "--json").ok().json
     assert [c["serial"] for c in listed] == [soon.serial]
     assert listed[0]["days_left"] in (4, 5)
     assert listed[0]["holder_told_at"] is None
