@@ -88,7 +88,8 @@ ACTIONS: Mapping[str, Phrase] = {
     "card.revoked": _p("Card revoked"),
     "card.suspended": _p("Card suspended (certificates on hold)"),
     "card.resumed": _p("Card suspension lifted"),
-    "card.renewed": _p("Card renewed: new keys and certificates"),
+    "card.renewed": _p("Card certificates renewed"),
+    "card.certified": _p("Key on the card certified by the CA"),
     "card.passcode_reset": _p("Passcode reset on the portal"),
     # using the card's keys
     "card.signed": _p("Card used to sign", "Card refused to sign"),

@@ -140,7 +140,7 @@ def _certify_and_store(
     issuer = ca.load(rt)
     with rt.db() as session:
         card = get_card(session, serial)
-        certs = _issue(rt, session, card, issuer, public)
+        certs = issue_for_card(rt, session, card, issuer, public)
     now = rt.clock()
     with transaction(rt.db) as session:
         card = get_card(session, serial, for_update=True)
@@ -176,13 +176,14 @@ def _certify_and_store(
     )
 
 
-def _issue(
+def issue_for_card(
     rt: Runtime,
     session: Session,
     card: Card,
     issuer: ca.IssuingCa,
     public: Mapping[cx509.CertUsage, cx509.PublicKeyInput],
 ) -> dict[cx509.CertUsage, x509.Certificate]:
+    """Certificates for the card's keys, with its holder's subject and today's profile."""
     person = session.get(Person, card.person_id)
     org = session.get(Organisation, card.organisation_id)
     assert person is not None and org is not None  # foreign keys
