@@ -113,9 +113,12 @@ def issued(stack: Stack) -> Iterator[Issued]:
     )
     try:
         st.wait_for(st.card_present, timeout=30, what="the blank card in the reader")
+        st.wait_for(lambda: "Blank card CV" in log.read_text(), timeout=10, what="its serial")
+        blank = re.search(r"Blank card (CV\w+)", log.read_text())
+        assert blank
         directory = stack.scratch / "issuance"
         directory.mkdir()
-        st.personalise(stack.service, directory, new_key=NEW_KEY, pin=PIN, puk=PUK)
+        st.personalise(stack.service, directory, serial=blank[1], new_key=NEW_KEY, pin=PIN, puk=PUK)
         st.wait_for(lambda: "is issued" in log.read_text(), timeout=10, what="issued")
     finally:
         code = st.stop(connector)

@@ -147,3 +147,29 @@ def test_the_holder_renews_with_new_keys_and_keeps_passcode_and_methods(
     again = a.login(engine, holder, code=holder.code(at=time.time() + 30))
     assert again.session is not None
     registry.get_org  # noqa: B018 (the organisation is untouched)
+
+
+def test_the_ra_enters_the_sid_with_the_ad_account_and_renews(
+    rt: Runtime, operator: Actor, tmp_path: Path
+) -> None:
+    from tests.support import ra_web as w
+
+    from cardvault.store.models import AdAccount
+
+    a.open_org(rt, operator, "ORGA")
+    ra = w.ra_user(rt, operator, "ORGA")
+    c = w.client(rt)
+    w.sign_in(c, ra)
+    card = f.active_card(rt, operator, "ORGA")
+    url = f"/ra/persons/{card.user_id}/methods/ad"
+    bad = w.post(c, url, account=r"HOSPITAL.EXAMPLE\jsmith", sid="S-1-5-oops")
+    assert bad.status_code == 422
+    assert "f-sid" in bad.text  # the error summary links to the SID field
+    with rt.db() as session:
+        assert session.scalar(select(AdAccount)) is None  # nothing stored
+    good = w.post(c, url, account=r"HOSPITAL.EXAMPLE\jsmith", sid=SID)
+    assert good.status_code == 303
+    assert w.post(c, f"/ra/persons/{card.user_id}/card/renew").status_code == 303
+    auth = text_of(valid_certs(rt, card.card_id)["authentication"], tmp_path / "a.pem")
+    assert "othername: UPN::jsmith@hospital.example" in auth
+    assert "1.3.6.1.4.1.311.25.2:" in auth

@@ -45,6 +45,7 @@ class Expiring:
     notified_at: datetime | None
 
     def as_dict(self) -> dict[str, object]:
+        """The JSON of ``cardvault card expiring --json``."""
         return {
             "serial": self.serial,
             "user_id": self.user_id,

@@ -27,10 +27,12 @@ def base_url(rt: Runtime) -> str:
 
 
 def crl_path(ca_cert: x509.Certificate) -> str:
+    """The path of the CRL of the CA ``ca_cert``."""
     return f"{CRL_PREFIX}{cx509.ca_key_id(ca_cert)}.crl"
 
 
 def ca_path(ca_cert: x509.Certificate) -> str:
+    """The path of ``ca_cert`` itself (its caIssuers URL)."""
     return f"{CA_PREFIX}{cx509.ca_key_id(ca_cert)}.crt"
 
 
