@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -237,13 +238,7 @@ def suspend(
 ) -> None:
     """Suspend a card: its certificates go on hold (certificateHold on the CRL and OCSP) and
     it cannot sign in until `cardvault card resume`; its keys stay."""
-    with runtime(ctx) as rt:
-        card = suspension.suspend(rt, operator(), serial, reason=reason)
-    emit(
-        ctx,
-        {"serial": card.serial, "status": card.status},
-        f"Card {card.serial} is suspended; its certificates are on hold.",
-    )
+    _hold(ctx, suspension.suspend, serial, reason, "is suspended; its certificates are on hold")
 
 
 @app.command("resume")
@@ -254,13 +249,16 @@ def resume(
     reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit log.")],
 ) -> None:
     """Lift a card's suspension: back to its earlier status, its certificates good again."""
+    _hold(ctx, suspension.resume, serial, reason, "is {status} again; its certificates are good")
+
+
+def _hold(
+    ctx: typer.Context, change: Callable[..., Any], serial: str, reason: str, said: str
+) -> None:
     with runtime(ctx) as rt:
-        card = suspension.resume(rt, operator(), serial, reason=reason)
-    emit(
-        ctx,
-        {"serial": card.serial, "status": card.status},
-        f"Card {card.serial} is {card.status} again; its certificates are good.",
-    )
+        card = change(rt, operator(), serial, reason=reason)
+    text = f"Card {card.serial} " + said.format(status=card.status) + "."
+    emit(ctx, {"serial": card.serial, "status": card.status}, text)
 
 
 @app.command("renew")

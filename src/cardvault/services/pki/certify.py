@@ -15,7 +15,6 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from sqlalchemy import update
 
 from cardvault.crypto import x509 as cx509
 from cardvault.errors import Conflict, InvalidInput
@@ -24,10 +23,10 @@ from cardvault.services.cards.issuance import certificate_row
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.pki import ca
 from cardvault.services.pki import crl as crls
-from cardvault.services.pki.renewal import issue_for_card
+from cardvault.services.pki.renewal import issue_for_card, supersede
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import CardStatus, Certificate
+from cardvault.store.models import CardStatus
 
 #: a card in these states has nothing to certify, or must not get a new certificate
 _REFUSED = (CardStatus.REVOKED.value, CardStatus.SUSPENDED.value)
@@ -80,16 +79,7 @@ def certify(
         card = get_card(session, serial, for_update=True)
         if card.status in _REFUSED:
             raise Conflict(f"Card {card.serial} is {card.status}; it cannot be certified.")
-        replaced = session.execute(
-            update(Certificate)
-            .where(
-                Certificate.card_id == card.id,
-                Certificate.usage == usage.value,
-                Certificate.status == "valid",
-            )
-            .values(status="revoked", revoked_at=now, revocation_reason="superseded")
-            .returning(Certificate.id)
-        ).all()
+        replaced = supersede(session, card.id, now, usage)
         session.add(certificate_row(card.id, usage, cert))
         audit.record(
             session,

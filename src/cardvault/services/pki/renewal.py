@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from cryptography import x509
 from sqlalchemy import select, update
@@ -123,6 +124,21 @@ def recertify(
     )
 
 
+def supersede(
+    session: Session, card_id: str, now: datetime, usage: cx509.CertUsage | None = None
+) -> int:
+    """Revoke the card's valid certificates (of one usage) as superseded; how many."""
+    stmt = update(Certificate).where(Certificate.card_id == card_id, Certificate.status == "valid")
+    if usage is not None:
+        stmt = stmt.where(Certificate.usage == usage.value)
+    done = session.execute(
+        stmt.values(status="revoked", revoked_at=now, revocation_reason="superseded").returning(
+            Certificate.id
+        )
+    ).all()
+    return len(done)
+
+
 def _check_renewable(card: Card) -> None:
     if card.status not in RENEWABLE:
         raise NotRenewable(f"Card {card.serial} is {card.status}; it cannot be renewed.")
@@ -151,11 +167,7 @@ def _certify_and_store(
             )
         if record is not None:
             seal_record(session, rt.master_key, card, record)
-        session.execute(
-            update(Certificate)
-            .where(Certificate.card_id == card.id, Certificate.status == "valid")
-            .values(status="revoked", revoked_at=now, revocation_reason="superseded")
-        )
+        supersede(session, card.id, now)
         for usage, cert in certs.items():
             session.add(certificate_row(card.id, usage, cert))
         audit.record(

@@ -10,6 +10,7 @@ returns the card to the status it had and takes the certificates off the next CR
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cardvault.errors import Conflict
 from cardvault.services.audit import trail as audit
@@ -46,17 +47,7 @@ def suspend(
         ):
             cert.status, cert.revoked_at, cert.revocation_reason = "on_hold", now, "certificateHold"
         end_card_state(session, card.id, now)
-        audit.record(
-            session,
-            rt,
-            actor,
-            action="card.suspended",
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
-            reason=reason,
-            details={"serial": card.serial, "from": card.suspended_from},
-        )
+        _audit(session, rt, actor, card, "card.suspended", reason, {"from": card.suspended_from})
     crls.publish(rt)
     return card
 
@@ -79,16 +70,28 @@ def resume(
             )
         ):
             cert.status, cert.revoked_at, cert.revocation_reason = "valid", None, None
-        audit.record(
-            session,
-            rt,
-            actor,
-            action="card.resumed",
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
-            reason=reason,
-            details={"serial": card.serial, "to": card.status},
-        )
+        _audit(session, rt, actor, card, "card.resumed", reason, {"to": card.status})
     crls.publish(rt)
     return card
+
+
+def _audit(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card: Card,
+    action: str,
+    reason: str,
+    extra: dict[str, str | None],
+) -> None:
+    audit.record(
+        session,
+        rt,
+        actor,
+        action=action,
+        organisation_id=card.organisation_id,
+        person_id=card.person_id,
+        card_id=card.id,
+        reason=reason,
+        details={"serial": card.serial, **extra},
+    )
