@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
 from cardvault.clients.agent import state
@@ -21,7 +19,7 @@ def renew(ctx: typer.Context) -> None:
     try:
         st = state.load(opts.state_dir)
         with client(opts, st.server, st.ca_file) as http:
-            claims: dict[str, Any] = {"token": st.token, "session_key": st.session_key}
+            claims = {"token": st.token, "session_key": st.session_key}
             result = CardvaultApi(http).sealed_call("/api/v1/card/renew", claims)
     except CardvaultError as exc:
         raise fail(opts, exc) from None
