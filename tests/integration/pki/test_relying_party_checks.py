@@ -177,3 +177,26 @@ def test_ocsp_answers_the_rfc_statuses_for_bad_input_never_a_500(
         assert any(isinstance(e.value, x509.OCSPNonce) for e in answer.extensions)
         bad = ocsp.load_der_ocsp_response(rp.fetch(f"{url}/pki/ocsp/%%%not-base64"))
         assert bad.response_status is malformed
+
+
+def test_a_crl_that_missed_a_revocation_is_not_served(rt: Runtime, operator: Actor) -> None:
+    """Re-signing after a change may fail (it is logged, the change stands); the next fetch
+    then re-signs rather than serve a list without the revocation."""
+    from datetime import timedelta
+
+    from cardvault.crypto import x509 as cx509
+    from cardvault.services.pki import crl as crls
+    from cardvault.store.db import transaction
+
+    f.org(rt, operator)
+    card = f.active_card(rt, operator)
+    first = crls.publish(rt)
+    assert first is not None
+    with transaction(rt.db) as session:  # as if the re-signing after this revocation failed
+        for row in session.scalars(select(Certificate).where(Certificate.card_id == card.card_id)):
+            row.status, row.revocation_reason = "revoked", "keyCompromise"
+            row.revoked_at = rt.clock() + timedelta(seconds=2)
+    key_id = cx509.ca_key_id(ca.load(rt).cert)
+    served = crls.current(rt, key_id)
+    assert served.number > first.number
+    assert len(x509.load_der_x509_crl(served.der)) == 2

@@ -348,7 +348,7 @@ def revoke_card(
             reason=reason,
             details={"serial": card.serial, "reason_code": reason_code},
         )
-    crls.publish(rt)
+    crls.publish_after_change(rt)
     return card
 
 

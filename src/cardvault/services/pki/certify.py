@@ -96,5 +96,5 @@ def certify(
             },
         )
     if replaced:
-        crls.publish(rt)
+        crls.publish_after_change(rt)
     return cert

@@ -11,10 +11,11 @@ and the higher number is always the fuller list.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +26,8 @@ from cardvault.services.pki import ca
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardStatus, Certificate, CrlState
+
+log = logging.getLogger("cardvault.pki")
 
 #: certificate states that end a certificate ("replaced": a PC/SC card got a new one)
 ENDED = ("revoked", "on_hold", "replaced")
@@ -55,6 +58,16 @@ class CrlDocument:
     @property
     def etag(self) -> str:
         return '"' + hashlib.sha256(self.der).hexdigest()[:32] + '"'
+
+
+def publish_after_change(rt: Runtime) -> None:
+    """Re-sign after a revocation, suspension or renewal that is already committed: a
+    failure here (the CA key unreadable, the database gone) must not report the change
+    itself as failed. It is logged, and the next fetch re-signs (see :func:`current`)."""
+    try:
+        publish(rt)
+    except Exception:
+        log.exception("the CRL could not be re-signed after a change; the next fetch will")
 
 
 def publish(rt: Runtime) -> CrlDocument | None:
@@ -136,7 +149,11 @@ def current(rt: Runtime, key_id: str) -> CrlDocument:
             raise NotFound("This service publishes no CRL for that CA.")
         return doc  # a replaced CA's last CRL: its key is gone, it cannot be re-signed
     now = rt.clock()
-    if doc is None or now >= doc.this_update + (doc.next_update - doc.this_update) / 2:
+    if (
+        doc is None
+        or now >= doc.this_update + (doc.next_update - doc.this_update) / 2
+        or _revoked_since(rt, key_id, doc.this_update)
+    ):
         fresh = publish(rt)
         assert fresh is not None
         return fresh
@@ -147,3 +164,13 @@ def _document(row: CrlState) -> CrlDocument:
     return CrlDocument(
         der=row.der, number=row.number, this_update=row.this_update, next_update=row.next_update
     )
+
+
+def _revoked_since(rt: Runtime, key_id: str, moment: datetime) -> bool:
+    """Whether a certificate of the CA was revoked or put on hold after ``moment`` (a CRL
+    that missed it, because re-signing failed after the change, is not served)."""
+    with rt.db() as session:
+        latest = session.scalar(
+            select(func.max(Certificate.revoked_at)).where(Certificate.ca_key_id == key_id)
+        )
+    return latest is not None and latest > moment

@@ -180,7 +180,7 @@ def _certify_and_store(
             card_id=card.id,
             details={"serial": card.serial, "new_keys": record is not None},
         )
-    crls.publish(rt)
+    crls.publish_after_change(rt)
     return Renewed(
         serial=serial,
         new_keys=record is not None,

@@ -48,7 +48,7 @@ def suspend(
             cert.status, cert.revoked_at, cert.revocation_reason = "on_hold", now, "certificateHold"
         end_card_state(session, card.id, now)
         _audit(session, rt, actor, card, "card.suspended", reason, {"from": card.suspended_from})
-    crls.publish(rt)
+    crls.publish_after_change(rt)
     return card
 
 
@@ -71,7 +71,7 @@ def resume(
         ):
             cert.status, cert.revoked_at, cert.revocation_reason = "valid", None, None
         _audit(session, rt, actor, card, "card.resumed", reason, {"to": card.status})
-    crls.publish(rt)
+    crls.publish_after_change(rt)
     return card
 
 
