@@ -419,7 +419,7 @@ def test_tls_client_authentication_with_the_card(in_use: InUse, tmp_path: Path) 
             "1",
             "-verify_return_error",
             "-crl_check",
-            "-CRLfile",
+            "-CRL",
             str(crl),
             "-www",
         ],
