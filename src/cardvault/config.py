@@ -178,6 +178,31 @@ class Settings(BaseSettings):
         description="the questions offered at enrolment (a holder may also write their own)",
     )
 
+    # certificates for relying parties (DESIGN §3.9; docs/operator/pki.md)
+    pki_base_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="where relying parties reach /pki (CRL, OCSP, CA certificate); "
+        "default: the public URL. Written into every certificate issued",
+    )
+    crl_hours: int = Field(
+        default=24, ge=1, le=7 * 24, description="a CRL is re-signed at least this often"
+    )
+    ocsp_response_minutes: int = Field(
+        default=60, ge=1, le=24 * 60, description="how long an OCSP answer stays current"
+    )
+    certificate_policy_oid: str = Field(
+        default="2.5.29.32.0",
+        pattern=r"^[0-2](\.(0|[1-9][0-9]{0,18})){1,30}$",
+        description="the certificatePolicies OID of card certificates (default: anyPolicy)",
+    )
+    certificate_upn: bool = Field(
+        default=True, description="authentication certificates carry the AD UPN when known"
+    )
+    certificate_sid: bool = Field(
+        default=True, description="authentication certificates carry the AD SID when known"
+    )
+
     # audit anchors (DESIGN §3.7; docs/operator/guide.md, "Audit anchors")
     audit_anchor: Literal["file", "syslog"] = Field(
         default="file",

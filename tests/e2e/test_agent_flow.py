@@ -145,6 +145,25 @@ def test_login_authenticate_sign_logout(demo: dict[str, object], tmp_path: Path)
             padding.PKCS1v15(),
             hashes.SHA256(),
         )  # type: ignore[arg-type]
+        # renewal in the signed-in session: new keys, new certificates, same passcode
+        renewed = json.loads(run("cardvault-agent", "--json", "renew", env=agent_env).stdout)
+        assert renewed["serial"] == alice["card_serial"]
+        assert renewed["new_keys"] is True
+        fresh = {c["fingerprint_sha256"] for c in renewed["certificates"]}
+        shown = json.loads(
+            run("cardvault", "--json", "card", "show", alice["card_serial"], env=env).stdout
+        )
+        assert fresh <= {c["fingerprint_sha256"] for c in shown["certificates"]}
+        resigned = json.loads(
+            run(
+                "cardvault-agent", "--json", "sign", "--digest-sha256", digest,
+                "--key", "content-commitment", "--passcode-stdin",
+                env=agent_env, stdin=alice["passcode"] + "\n",
+            ).stdout
+        )  # fmt: skip
+        new_cert = x509.load_pem_x509_certificate(resigned["certificate"].encode())
+        assert new_cert.fingerprint(hashes.SHA256()).hex() in fresh
+        assert new_cert.public_key() != cert.public_key()
         run("cardvault-agent", "logout", env=agent_env)
         after = run("cardvault-agent", "status", env=agent_env, check=False)
         assert after.returncode != 0

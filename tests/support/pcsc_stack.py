@@ -25,14 +25,11 @@ from pathlib import Path
 import httpx
 import pyotp
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from cardvault.config import Settings
-from cardvault.crypto import x509 as cx509
 from cardvault.crypto.tls import development_certificate
 from cardvault.services.cards import methods
 from cardvault.services.directory import registry as directory
-from cardvault.services.pki import ca
 from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 from tests.support import factories as f
 from tests.support import pcsc_lock
@@ -193,6 +190,13 @@ class Service:
     ca_file: Path
     process: subprocess.Popen[bytes]
     log: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def cardvault(self, *args: str) -> str:
+        """The operator's ``cardvault`` command on this service's data and database."""
+        return run(
+            str(BIN / "cardvault"), "--data-dir", str(self.settings.data_dir), *args, env=self.env
+        )
 
     def tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
@@ -236,6 +240,7 @@ def start_service(data_dir: Path, *, env: dict[str, str]) -> Service:
         ca_file=tls / "cert.pem",
         process=process,
         log=log,
+        env=server_env,
     )
     try:
         wait_for(lambda: _healthy(service), timeout=30, what="cardvault serve")
@@ -343,15 +348,17 @@ def stop(process: subprocess.Popen[bytes], *, timeout: float = 15) -> int:
 # -- issuance with the real tools ------------------------------------------------------------
 
 
-def personalise(service: Service, directory: Path, *, new_key: str, pin: str, puk: str) -> None:
+def personalise(
+    service: Service, directory: Path, *, serial: str, new_key: str, pin: str, puk: str
+) -> None:
     """What a card management system does with a blank card, with yubico-piv-tool, OpenSC and
-    OpenSSL: management key, keys in 9A and 9C, a certificate from the CA via a CSR the card
-    signs (9A) and a self-signed one (9C), then PIN and PUK."""
+    OpenSSL: management key, keys in 9A and 9C, a certificate from cardvault's CA via a CSR
+    the card signs (9A, `cardvault ca certify`) and a self-signed one (9C), then PIN and PUK."""
     ykpiv(f"--key={DEFAULT_KEY}", "-a", "set-mgm-key", f"--new-key={new_key}")
     for slot, algorithm in (("9a", "RSA2048"), ("9c", "ECCP256")):
         out = str(directory / f"{slot}.pem")
         ykpiv(f"--key={new_key}", "-a", "generate", "-s", slot, "-A", algorithm, "-o", out)
-    certificate_from_the_ca(service, directory)
+    certificate_from_the_ca(service, directory, serial)
     self_signed(directory, "9c", "02")
     for slot in ("9a", "9c"):
         cert = str(directory / f"{slot}.crt")
@@ -371,8 +378,9 @@ def engine_env(directory: Path, slot: str) -> dict[str, str]:
     }
 
 
-def certificate_from_the_ca(service: Service, directory: Path) -> None:
-    """9A: the card signs a CSR (OpenSSL's pkcs11 engine through OpenSC); the CA certifies it."""
+def certificate_from_the_ca(service: Service, directory: Path, serial: str) -> None:
+    """9A: the card signs a CSR (OpenSSL's pkcs11 engine through OpenSC); the operator has
+    cardvault's CA certify it (`cardvault ca certify`), as a card management system would."""
     csr_path = directory / "9a.csr"
     uri = key_uri("01", "123456")
     run(
@@ -393,19 +401,9 @@ def certificate_from_the_ca(service: Service, directory: Path) -> None:
     )
     csr = x509.load_pem_x509_csr(csr_path.read_bytes())
     assert csr.is_signature_valid, "the card's key signed the request"
-    issuer = ca.load(service.rt)
-    public = csr.public_key()
-    assert isinstance(public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
-    cert = cx509.issue_card_certificate(
-        ca_key=issuer.key,
-        ca_cert=issuer.cert,
-        subject=csr.subject,
-        public_key=public,
-        usage=cx509.CertUsage.AUTHENTICATION,
-        now=service.rt.clock(),
-    )
-    (directory / "9a.crt").write_bytes(cx509.certificate_to_pem(cert))
-    (directory / "ca.pem").write_bytes(issuer.cert_pem)
+    cert = directory / "9a.crt"
+    service.cardvault("ca", "certify", "--card", serial, "--csr", str(csr_path), "--out", str(cert))
+    (directory / "ca.pem").write_text(service.cardvault("ca", "export"))
 
 
 def self_signed(directory: Path, slot: str, key_id: str) -> None:

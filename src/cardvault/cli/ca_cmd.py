@@ -13,6 +13,7 @@ from cardvault.crypto import x509 as cx509
 from cardvault.errors import InvalidInput
 from cardvault.services.cards import state as cards
 from cardvault.services.pki import ca
+from cardvault.services.pki import certify as certification
 from cardvault.services.system.runtime import keystore_for
 
 app = App(help="The issuing CA and certificates from an external CA.")
@@ -99,3 +100,45 @@ def import_cert(
     with runtime(ctx) as rt:
         summary = cards.import_certificate(rt, operator(), serial, usage, data)
     emit(ctx, summary, f"Installed {usage} certificate {summary['serial']} for {serial}.")
+
+
+@app.command("certify")
+@handles_errors
+def certify(
+    ctx: typer.Context,
+    card: Annotated[str, typer.Option("--card", help="The card's serial.")],
+    usage: Annotated[
+        str, typer.Option(help="authentication (9A) or content_commitment (9C).")
+    ] = "authentication",
+    csr: Annotated[
+        Path | None, typer.Option(help="A certificate request the card's key signed (PEM).")
+    ] = None,
+    public_key: Annotated[
+        Path | None, typer.Option(help="… or the card's public key itself (PEM).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the certificate here (PEM); default: stdout.")
+    ] = None,
+) -> None:
+    """Certify a key generated on a PC/SC-personalised card with this service's CA; write
+    the certificate to the card's object (yubico-piv-tool -a import-certificate)."""
+    key = certification.public_key_of(
+        csr_pem=_read(csr, "certificate request") if csr else None,
+        key_pem=_read(public_key, "public key") if public_key else None,
+    )
+    with runtime(ctx) as rt:
+        cert = certification.certify(rt, operator(), card, _usage(usage), key)
+    pem = cx509.certificate_to_pem(cert)
+    if out is not None:
+        out.write_bytes(pem)
+    summary = cx509.certificate_summary(cert)
+    emit(ctx, summary, pem.decode() if out is None else f"Certificate written to {out}.")
+
+
+def _usage(text: str) -> cx509.CertUsage:
+    try:
+        return cx509.CertUsage(text.replace("-", "_"))
+    except ValueError:
+        raise InvalidInput(
+            "--usage is authentication or content_commitment.", field="usage"
+        ) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -16,11 +17,13 @@ from cardvault.cli.context import (
     read_secret,
     read_stdin_json,
     runtime,
+    state,
 )
 from cardvault.commandline import App
 from cardvault.errors import InvalidInput
 from cardvault.services.cards import enrolment, issuance
 from cardvault.services.cards import state as cards
+from cardvault.services.pki import expiry, renewal, suspension
 from cardvault.services.system.runtime import Runtime
 
 app = App(help="Virtual smartcards.")
@@ -206,12 +209,96 @@ def revoke(
     ctx: typer.Context,
     serial: str,
     reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit log.")],
+    code: Annotated[
+        str,
+        typer.Option(
+            "--code",
+            help="The RFC 5280 reason the CRL and OCSP give: unspecified, keyCompromise, "
+            "affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn.",
+        ),
+    ] = "unspecified",
 ) -> None:
-    """Revoke a card: its keys are destroyed (crypto-shredding), the audit trail stays."""
+    """Revoke a card: its keys are destroyed (crypto-shredding), its certificates are
+    revoked on the CRL and OCSP at once, the audit trail stays."""
     with runtime(ctx) as rt:
-        card = issuance.revoke_card(rt, operator(), serial, reason=reason)
+        card = issuance.revoke_card(rt, operator(), serial, reason=reason, reason_code=code)
     emit(
         ctx,
         {"serial": card.serial, "status": card.status},
         f"Card {card.serial} is revoked; its keys are destroyed.",
+    )
+
+
+@app.command("suspend")
+@handles_errors
+def suspend(
+    ctx: typer.Context,
+    serial: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit log.")],
+) -> None:
+    """Suspend a card: its certificates go on hold (certificateHold on the CRL and OCSP) and
+    it cannot sign in until `cardvault card resume`; its keys stay."""
+    _hold(ctx, suspension.suspend, serial, reason, "is suspended; its certificates are on hold")
+
+
+@app.command("resume")
+@handles_errors
+def resume(
+    ctx: typer.Context,
+    serial: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit log.")],
+) -> None:
+    """Lift a card's suspension: back to its earlier status, its certificates good again."""
+    _hold(ctx, suspension.resume, serial, reason, "is {status} again; its certificates are good")
+
+
+def _hold(
+    ctx: typer.Context, change: Callable[..., Any], serial: str, reason: str, said: str
+) -> None:
+    with runtime(ctx) as rt:
+        card = change(rt, operator(), serial, reason=reason)
+    text = f"Card {card.serial} " + said.format(status=card.status) + "."
+    emit(ctx, {"serial": card.serial, "status": card.status}, text)
+
+
+@app.command("renew")
+@handles_errors
+def renew(ctx: typer.Context, serial: str) -> None:
+    """New certificates for the card's current keys (the old ones revoked as superseded);
+    new keys come when the holder runs `cardvault-agent renew`."""
+    with runtime(ctx) as rt:
+        result = renewal.recertify(rt, operator(), serial)
+    emit(
+        ctx,
+        {"serial": result.serial, "new_keys": result.new_keys, "certificates": result.certificates},
+        f"Card {result.serial}: new certificates issued; the old ones are revoked (superseded).",
+    )
+
+
+@app.command("expiring")
+@handles_errors
+def expiring(
+    ctx: typer.Context,
+    org: Annotated[str, typer.Option("--org", help="Organisation code.")],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Machine-readable output (as `cardvault --json`).")
+    ] = False,
+) -> None:
+    """Cards of the organisation whose certificates expire within its renew_days."""
+    if json_output:
+        state(ctx).json = True
+    with runtime(ctx) as rt:
+        rows = expiry.report(rt, org_code=org)
+    data = [r.as_dict() for r in rows]
+    emit(
+        ctx,
+        data,
+        lambda: (
+            "\n".join(
+                f"{r.serial}  {r.user_id}  {r.name}  expires {r.expires_at:%Y-%m-%d} "
+                f"({r.days_left} days){'  holder told' if r.notified_at else ''}"
+                for r in rows
+            )
+            or f"No card of {org.upper()} expires within its renewal window."
+        ),
     )

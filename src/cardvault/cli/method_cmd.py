@@ -29,10 +29,16 @@ def add_ad(
     serial: str,
     org: Annotated[str, typer.Option("--org", help="Organisation code.")],
     account: Annotated[str, typer.Option(help=r"DOMAIN\name (unique in the organisation).")],
+    sid: Annotated[
+        str | None,
+        typer.Option(help="The account's Windows SID, for AD strong certificate mapping."),
+    ] = None,
 ) -> None:
     """Associate an AD account with the card in one organisation."""
     with runtime(ctx) as rt:
-        assoc = methods.add_ad_account(rt, operator(), serial=serial, org_code=org, account=account)
+        assoc = methods.add_ad_account(
+            rt, operator(), serial=serial, org_code=org, account=account, sid=sid
+        )
     emit(
         ctx,
         methods.association_dict(assoc),

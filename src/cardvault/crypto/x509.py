@@ -17,15 +17,41 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any, TypeAlias
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from cardvault.crypto.cert_errors import (
+    CaKeyMismatch,
+    CaUnusable,
+    CertificateError,
+    CertificateExpired,
+    CertificateKeyMismatch,
+    CertificateNotYetValid,
+    CertificateUnreadable,
+    CertificateUntrustedIssuer,
+    CertificateWeakSignature,
+    CertificateWrongUsage,
+    UnsupportedKey,
+)
+from cardvault.crypto.cert_info import (
+    CURVE_NAMES,
+    certificate_summary,
+    name_text,
+    serial_hex,
+)
+from cardvault.crypto.profile import (
+    MICROSOFT_SMARTCARD_LOGON,
+    CertProfile,
+    CertUsage,
+    PkiLinks,
+    key_usage,
+    usage_extensions,
+)
 from cardvault.crypto.subject import (
     DEFAULT_SUBJECT_TEMPLATE,
     SubjectFields,
@@ -40,6 +66,7 @@ __all__ = [
     "DEFAULT_SUBJECT_TEMPLATE",
     "CaKeyMismatch",
     "CaUnusable",
+    "CertProfile",
     "CertUsage",
     "CertificateError",
     "CertificateExpired",
@@ -49,11 +76,14 @@ __all__ = [
     "CertificateUntrustedIssuer",
     "CertificateWeakSignature",
     "CertificateWrongUsage",
+    "PkiLinks",
     "SubjectFields",
     "SubjectTemplateInvalid",
     "SubjectValueInvalid",
     "UnsupportedKey",
+    "authority_key_identifier",
     "build_csr",
+    "ca_key_id",
     "ca_key_to_pem",
     "certificate_public_key_der",
     "certificate_summary",
@@ -73,6 +103,7 @@ __all__ = [
     "new_serial_number",
     "render_subject",
     "serial_hex",
+    "signature_hash",
     "verify_chain",
 ]
 
@@ -83,72 +114,9 @@ PublicKeyInput: TypeAlias = PublicKey | bytes
 
 CA_KEY_SIZE = 3072
 MIN_RSA_BITS = 2048
-_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 #: not_before is set this far back so a relying party whose clock lags still accepts it
 CLOCK_SKEW = timedelta(minutes=5)
 _SERIAL_BITS = 159  # at most 20 DER octets as RFC 5280 §4.1.2.2 allows, always positive
-_MICROSOFT_SMARTCARD_LOGON = ExtendedKeyUsageOID.SMARTCARD_LOGON  # 1.3.6.1.4.1.311.20.2.2
-
-
-class CertUsage(StrEnum):
-    """What a card certificate is for; the same names as the card's key roles."""
-
-    AUTHENTICATION = "authentication"
-    CONTENT_COMMITMENT = "content_commitment"
-
-    @property
-    def label(self) -> str:
-        return "authentication" if self is CertUsage.AUTHENTICATION else "content-commitment"
-
-
-class CertificateError(InvalidInput):
-    """A certificate (usually one an external CA returned) cannot be accepted."""
-
-    code = "certificate_invalid"
-
-
-class CertificateUnreadable(CertificateError):
-    code = "certificate_unreadable"
-
-
-class CertificateKeyMismatch(CertificateError):
-    code = "certificate_key_mismatch"
-
-
-class CertificateExpired(CertificateError):
-    code = "certificate_expired"
-
-
-class CertificateNotYetValid(CertificateError):
-    code = "certificate_not_yet_valid"
-
-
-class CertificateWrongUsage(CertificateError):
-    code = "certificate_wrong_usage"
-
-
-class CertificateWeakSignature(CertificateError):
-    code = "certificate_weak_signature"
-
-
-class CertificateUntrustedIssuer(CertificateError):
-    code = "certificate_untrusted_issuer"
-
-
-class UnsupportedKey(InvalidInput):
-    """A key type or size below the design's minimums (RSA-2048, NIST P-256)."""
-
-    code = "unsupported_key"
-
-
-class CaKeyMismatch(InvalidInput):
-    code = "ca_key_mismatch"
-
-
-class CaUnusable(InvalidInput):
-    """The CA certificate is not a CA, or is not valid now, so it must not issue."""
-
-    code = "ca_unusable"
 
 
 # -- the CA ------------------------------------------------------------------------------
@@ -176,11 +144,11 @@ def create_ca(
         .public_key(key.public_key())
         .serial_number(new_serial_number())
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
+        .add_extension(key_usage(key_cert_sign=True, crl_sign=True), critical=True)
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), False)
     )
-    return key, builder.sign(key, _signature_hash(key))
+    return key, builder.sign(key, signature_hash(key))
 
 
 def check_ca_pair(ca_key: PrivateKey, ca_cert: x509.Certificate) -> None:
@@ -245,8 +213,12 @@ def issue_card_certificate(
     validity_days: int = 1095,
     now: datetime,
     email: str | None = None,
+    profile: CertProfile | None = None,
 ) -> x509.Certificate:
-    """Issue one card certificate; it never outlives the CA certificate that signs it."""
+    """Issue one card certificate; it never outlives the CA certificate that signs it.
+
+    ``profile`` carries the holder's names and the PKI links (DESIGN §3.9); ``email`` alone
+    is the short form of ``CertProfile(email=...)``."""
     start = _utc(now)
     _check_ca_usable(ca_key, ca_cert, start)
     key = _public_key(public_key)
@@ -262,49 +234,44 @@ def issue_card_certificate(
         .serial_number(serial)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key), critical=False)
-        .add_extension(_authority_key_identifier(ca_cert), critical=False)
+        .add_extension(authority_key_identifier(ca_cert), critical=False)
     )
-    for extension, critical in _usage_extensions(usage, key, email):
+    for extension, critical in usage_extensions(usage, key, _profile(profile, email)):
         builder = builder.add_extension(extension, critical=critical)
-    return builder.sign(ca_key, _signature_hash(ca_key))
+    return builder.sign(ca_key, signature_hash(ca_key))
 
 
 def build_csr(
-    *, subject: x509.Name, private_key: PrivateKey, usage: CertUsage, email: str | None = None
+    *,
+    subject: x509.Name,
+    private_key: PrivateKey,
+    usage: CertUsage,
+    email: str | None = None,
+    profile: CertProfile | None = None,
 ) -> x509.CertificateSigningRequest:
-    """A PKCS#10 request for an external CA, asking for the extensions this usage needs."""
+    """A PKCS#10 request for an external CA, asking for the extensions this usage needs
+    (the holder's names; that CA's policy and links are its own to add)."""
     if not isinstance(private_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise UnsupportedKey("Card keys must be RSA or ECDSA keys.")
     _check_key_strength(private_key.public_key())
     builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
-    for extension, critical in _usage_extensions(usage, private_key.public_key(), email):
+    wanted = _profile(profile, email)
+    names_only = CertProfile(email=wanted.email, upn=wanted.upn, sid=wanted.sid)
+    for extension, critical in usage_extensions(usage, private_key.public_key(), names_only):
         builder = builder.add_extension(extension, critical=critical)
-    return builder.sign(private_key, _signature_hash(private_key))
+    return builder.sign(private_key, signature_hash(private_key))
 
 
 def csr_to_pem(csr: x509.CertificateSigningRequest) -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-def _usage_extensions(
-    usage: CertUsage, key: PublicKey, email: str | None
-) -> list[tuple[x509.ExtensionType, bool]]:
-    if usage is CertUsage.AUTHENTICATION:
-        key_usage = _key_usage(
-            digital_signature=True, key_encipherment=isinstance(key, rsa.RSAPublicKey)
-        )
-        purposes = [ExtendedKeyUsageOID.CLIENT_AUTH, _MICROSOFT_SMARTCARD_LOGON]
-    else:
-        key_usage = _key_usage(digital_signature=True, content_commitment=True)
-        # No EKU means "any purpose" to document signers; with an address, S/MIME needs it.
-        purposes = [ExtendedKeyUsageOID.EMAIL_PROTECTION] if email else []
-    extensions: list[tuple[x509.ExtensionType, bool]] = [(key_usage, True)]
-    if purposes:
-        extensions.append((x509.ExtendedKeyUsage(purposes), False))
-    if email:
-        _check_email(email)
-        extensions.append((x509.SubjectAlternativeName([x509.RFC822Name(email)]), False))
-    return extensions
+def _profile(profile: CertProfile | None, email: str | None) -> CertProfile:
+    if profile is None:
+        return CertProfile(email=email)
+    if email is not None and email != profile.email:
+        raise ValueError("give the email in the profile or alone, not both")
+    return profile
 
 
 # -- certificates an external CA returns -------------------------------------------------
@@ -354,7 +321,7 @@ def _check_imported_usage(cert: x509.Certificate, usage: CertUsage) -> None:
     purposes = _extension(cert, x509.ExtendedKeyUsage)
     allowed = {
         ExtendedKeyUsageOID.CLIENT_AUTH,
-        _MICROSOFT_SMARTCARD_LOGON,
+        MICROSOFT_SMARTCARD_LOGON,
         ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
     }
     if usage is CertUsage.AUTHENTICATION and purposes is not None and not allowed & set(purposes):
@@ -424,70 +391,12 @@ def certificate_public_key_der(cert: x509.Certificate) -> bytes:
     return _spki(cert.public_key())
 
 
-#: RFC 4514 knows only a few short names; spell out the rest as people write them
-_DISPLAY_NAMES = {
-    NameOID.SERIAL_NUMBER: "serialNumber",
-    NameOID.GIVEN_NAME: "givenName",
-    NameOID.SURNAME: "surname",
-    NameOID.EMAIL_ADDRESS: "emailAddress",
-}
-
-
-def name_text(name: x509.Name) -> str:
-    """A subject or issuer as people write it (RFC 4514, ``serialNumber=`` rather than
-    ``2.5.4.5=``); every program that shows a name uses this, so they read the same."""
-    return name.rfc4514_string(_DISPLAY_NAMES)
-
-
-def serial_hex(serial: int) -> str:
-    """A certificate serial as ``openssl x509 -serial`` prints it: upper-case hex in whole
-    octets, so a serial whose first octet is below 0x10 keeps its leading zero."""
-    if serial < 0:  # RFC 5280 forbids it, but a foreign CA's certificate may have one
-        return "-" + serial_hex(-serial)
-    digits = f"{serial:X}"
-    return digits.zfill(len(digits) + len(digits) % 2)
-
-
-def certificate_summary(cert: x509.Certificate) -> dict[str, str | None]:
-    """What a person needs to recognise a certificate, as JSON-ready strings."""
-    return {
-        "subject": name_text(cert.subject),
-        "issuer": name_text(cert.issuer),
-        "serial": serial_hex(cert.serial_number),
-        "not_before": cert.not_valid_before_utc.isoformat(),
-        "not_after": cert.not_valid_after_utc.isoformat(),
-        "fingerprint_sha256": cert.fingerprint(hashes.SHA256()).hex(),
-        "key": _describe_key(cert.public_key()),
-        "usage": _describe_usage(cert),
-    }
-
-
 def verify_chain(cert: x509.Certificate, ca_cert: x509.Certificate, now: datetime) -> None:
     """Raise unless ``ca_cert`` signed ``cert`` and both are valid at ``now``."""
     moment = _utc(now)
     _check_validity(ca_cert, moment, what="The CA certificate")
     _check_validity(cert, moment, what="The certificate")
     check_issued_by(cert, ca_cert)
-
-
-def _describe_usage(cert: x509.Certificate) -> str | None:
-    constraints = _extension(cert, x509.BasicConstraints)
-    key_usage = _extension(cert, x509.KeyUsage)
-    if constraints is not None and constraints.ca:
-        return "ca"
-    if key_usage is None:
-        return None
-    if key_usage.content_commitment:
-        return CertUsage.CONTENT_COMMITMENT.value
-    return CertUsage.AUTHENTICATION.value if key_usage.digital_signature else None
-
-
-def _describe_key(key: Any) -> str:
-    if isinstance(key, rsa.RSAPublicKey):
-        return f"RSA-{key.key_size}"
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return f"EC {_CURVES.get(key.curve.name, key.curve.name)}"
-    return type(key).__name__
 
 
 # -- internals ---------------------------------------------------------------------------
@@ -524,23 +433,6 @@ def _check_ca_usable(ca_key: PrivateKey, ca_cert: x509.Certificate, now: datetim
         raise CaUnusable(exc.message) from exc
 
 
-_KEY_USAGE_BITS = (
-    "digital_signature",
-    "content_commitment",
-    "key_encipherment",
-    "data_encipherment",
-    "key_agreement",
-    "key_cert_sign",
-    "crl_sign",
-    "encipher_only",
-    "decipher_only",
-)
-
-
-def _key_usage(**bits: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(**{name: bits.get(name, False) for name in _KEY_USAGE_BITS})
-
-
 def _extension(cert: x509.Certificate, kind: type[Any]) -> Any:
     try:
         return cert.extensions.get_extension_for_class(kind).value
@@ -548,14 +440,24 @@ def _extension(cert: x509.Certificate, kind: type[Any]) -> Any:
         return None
 
 
-def _authority_key_identifier(ca_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+def authority_key_identifier(ca_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    """What certificates and CRLs signed by ``ca_cert``'s key name it by."""
     ski = _extension(ca_cert, x509.SubjectKeyIdentifier)
     if isinstance(ski, x509.SubjectKeyIdentifier):
         return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
     return x509.AuthorityKeyIdentifier.from_issuer_public_key(_public_key(ca_cert.public_key()))
 
 
-def _signature_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
+def ca_key_id(ca_cert: x509.Certificate) -> str:
+    """The CA's key identifier in hex: what the store records as a certificate's issuing
+    key, and what names the CA's CRL URL (stable while the key is)."""
+    identifier = authority_key_identifier(ca_cert).key_identifier
+    assert identifier is not None  # both constructors above set it
+    return identifier.hex()
+
+
+def signature_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
+    """The hash a signature by ``key`` uses: at least as strong as the key."""
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
         return hashes.SHA384() if key.curve.key_size <= 384 else hashes.SHA512()
     return hashes.SHA256()
@@ -576,7 +478,7 @@ def _public_key(key: Any) -> PublicKey:
 def _check_key_strength(key: PublicKey) -> None:
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
         raise UnsupportedKey(f"RSA keys must have at least {MIN_RSA_BITS} bits.")
-    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _CURVES:
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in CURVE_NAMES:
         raise UnsupportedKey("ECDSA keys must be on NIST P-256, P-384 or P-521.")
 
 
@@ -592,9 +494,3 @@ def _checked_serial(serial: int) -> int:
     if not 0 < serial < 2**_SERIAL_BITS:
         raise InvalidInput("A certificate serial number must be positive and below 2**159.")
     return serial
-
-
-def _check_email(email: str) -> None:
-    local, at, domain = email.partition("@")
-    if not (at and local and domain and email.isascii()) or any(c.isspace() for c in email):
-        raise InvalidInput("The email address for the certificate is not a valid address.")

@@ -46,6 +46,10 @@ class AuditAction(StrEnum):
     CARD_SECOND_FACTOR_LIMIT = "card.second_factor_limit"
     CARD_UNLOCKED = "card.unlocked"
     CARD_REVOKED = "card.revoked"
+    CARD_SUSPENDED = "card.suspended"
+    CARD_RESUMED = "card.resumed"
+    CARD_RENEWED = "card.renewed"
+    CARD_CERTIFIED = "card.certified"
     CARD_PASSCODE_RESET = "card.passcode_reset"
     # using the card's keys
     CARD_SIGNED = "card.signed"

@@ -93,6 +93,10 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     ),
     AuditAction.CARD_UNLOCKED: _p("Card unlocked"),
     AuditAction.CARD_REVOKED: _p("Card revoked"),
+    AuditAction.CARD_SUSPENDED: _p("Card suspended (certificates on hold)"),
+    AuditAction.CARD_RESUMED: _p("Card suspension lifted"),
+    AuditAction.CARD_RENEWED: _p("Card certificates renewed"),
+    AuditAction.CARD_CERTIFIED: _p("Key on the card certified by the CA"),
     AuditAction.CARD_PASSCODE_RESET: _p("Passcode reset on the portal"),
     # using the card's keys
     AuditAction.CARD_SIGNED: _p("Card used to sign", "Card refused to sign"),

@@ -33,6 +33,10 @@ class OrganisationPolicy:
     invitation_link_days: int = 7
     totp_window: int = 1
     ra_contact: str = "your Registration Authority"
+    #: how long card certificates last (DESIGN §3.9), and how long before expiry the
+    #: holder is told and the card shows in the RA's expiry report
+    certificate_days: int = 1095
+    renew_days: int = 30
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -47,6 +51,10 @@ class OrganisationPolicy:
             raise InvalidInput("session_idle_minutes must be between 1 and the absolute lifetime.")
         if not 5 <= self.reset_link_minutes <= 24 * 60:
             raise InvalidInput("reset_link_minutes must be between 5 and 1440.")
+        if not 1 <= self.certificate_days <= 3650:
+            raise InvalidInput("certificate_days must be between 1 and 3650.")
+        if not 1 <= self.renew_days < self.certificate_days:
+            raise InvalidInput("renew_days must be at least 1 and below certificate_days.")
         if not 0 <= self.totp_window <= 3:
             raise InvalidInput("totp_window must be between 0 and 3 time steps.")
 

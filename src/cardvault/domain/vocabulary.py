@@ -16,7 +16,7 @@ from enum import StrEnum
 
 
 class CardStatus(StrEnum):
-    """A virtual card's life: blank → issued → enrolled → active, locked, revoked."""
+    """A virtual card's life: blank → issued → enrolled → active, locked, suspended, revoked."""
 
     #: a virtual card in an RA's reader, being personalised by a card management system
     BLANK = "blank"
@@ -24,6 +24,8 @@ class CardStatus(StrEnum):
     ENROLLED = "enrolled"
     ACTIVE = "active"
     LOCKED = "locked"
+    #: certificates on hold (certificateHold) until an RA lifts it; cannot sign in
+    SUSPENDED = "suspended"
     REVOKED = "revoked"
 
     @property

@@ -43,6 +43,7 @@ class EmailTemplate(StrEnum):
     SECURITY_KEY_REMOVED = "fido2_key_removed"
     NOT_ME_ALERT = "not_me_alert"
     SECOND_FACTOR_ALERT = "second_factor_alert"
+    CERTIFICATE_EXPIRING = "certificate_expiring"
 
 
 class SmsTemplate(StrEnum):
@@ -64,6 +65,7 @@ CONTEXT_KEYS: Mapping[str, frozenset[str]] = {
     EmailTemplate.SECURITY_KEY_REMOVED: _HOLDER | {"at", "key_name"},
     EmailTemplate.NOT_ME_ALERT: _RA_ALERT | {"device_name"},
     EmailTemplate.SECOND_FACTOR_ALERT: _RA_ALERT | {"door"},
+    EmailTemplate.CERTIFICATE_EXPIRING: _HOLDER | {"card_serial", "expires_at"},
     SmsTemplate.INVITATION_CODE: frozenset({"code", "valid_minutes"}),
 }
 
@@ -80,6 +82,7 @@ TITLES: Mapping[str, str] = {
     EmailTemplate.SECURITY_KEY_REMOVED: "Security key removed",
     EmailTemplate.NOT_ME_ALERT: "Alert to the RA: a sign-in the holder did not make",
     EmailTemplate.SECOND_FACTOR_ALERT: "Alert to the RA: five wrong second factors in a row",
+    EmailTemplate.CERTIFICATE_EXPIRING: "Card certificates expire soon: renew",
     SmsTemplate.INVITATION_CODE: "Enrolment code for an invitation",
 }
 

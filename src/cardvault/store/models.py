@@ -139,6 +139,8 @@ class Card(Base):
     lock_reason: Mapped[str | None] = mapped_column(String(200))
     #: the status to return to when a lock is lifted
     locked_from: Mapped[CardStatus | None] = mapped_column(StrEnumType(CardStatus, 10))
+    #: the status to return to when a suspension is lifted
+    suspended_from: Mapped[CardStatus | None] = mapped_column(StrEnumType(CardStatus, 10))
     status_reason: Mapped[str | None] = mapped_column(String(500))
     status_changed_at: Mapped[datetime] = _created()
     created_at: Mapped[datetime] = _created()
@@ -175,16 +177,34 @@ class Certificate(Base):
     id: Mapped[str] = _id()
     card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
     usage: Mapped[str] = mapped_column(String(30))
-    serial_hex: Mapped[str] = mapped_column(String(64))
+    serial_hex: Mapped[str] = mapped_column(String(64), index=True)
     subject: Mapped[str] = mapped_column(String(500))
     issuer: Mapped[str] = mapped_column(String(500))
     not_before: Mapped[datetime]
     not_after: Mapped[datetime]
     fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     pem: Mapped[str] = mapped_column(Text)
+    #: valid, on_hold (suspended: certificateHold) or revoked
     status: Mapped[str] = mapped_column(String(10), default="valid")
     revoked_at: Mapped[datetime | None]
+    #: the RFC 5280 reason name (keyCompromise, superseded, certificateHold, …)
+    revocation_reason: Mapped[str | None] = mapped_column(String(30))
+    #: hex key identifier of this service's CA that issued it; NULL for another CA's
+    ca_key_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: when the holder was told it expires soon (once per certificate)
+    expiry_notified_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created()
+
+
+class CrlState(Base):
+    """The current CRL of one issuing CA: its number only grows (RFC 5280 §5.2.3)."""
+
+    __tablename__ = "crls"
+    ca_key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger)
+    this_update: Mapped[datetime]
+    next_update: Mapped[datetime]
+    der: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class CertificateRequest(Base):
@@ -236,6 +256,8 @@ class AdAccount(Base):
     organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
     domain: Mapped[str] = mapped_column(String(100))
     account: Mapped[str] = mapped_column(String(100))
+    #: the account's Windows SID, for the certificate's strong-mapping extension
+    sid: Mapped[str | None] = mapped_column(String(190))
 
 
 class Device(Base):

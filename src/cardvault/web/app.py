@@ -13,6 +13,7 @@ from cardvault.services.signin.engine import Engine
 from cardvault.services.system.maintenance import Maintenance
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import errors, home, portal, ui, webauthn_page
+from cardvault.web import pki as pki_endpoints
 from cardvault.web import ra as ra_pages
 from cardvault.web.api import card, devices, piv, push, ra, system, webauthn
 from cardvault.web.api import signin as auth
@@ -36,6 +37,7 @@ def create_app(rt: Runtime) -> FastAPI:
     # the API first: routes are matched in order, and API calls are the hot path
     for module in (system, auth, card, ra, devices, push, piv, webauthn, webauthn_page):
         app.include_router(module.router)
+    app.include_router(pki_endpoints.router)
     ui.install(app)
     ra_pages.install(app)
     portal.install(app)
@@ -46,7 +48,9 @@ def create_app(rt: Runtime) -> FastAPI:
         max_depth=rt.settings.json_max_depth,
         max_bytes=rt.settings.max_body_bytes,
     )
-    app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=rt.settings.max_body_bytes, own_refusals=pki_endpoints.REFUSALS
+    )
     # outermost: a refused client reaches nothing, not even the body limit (its answer
     # carries the security headers itself, see IngressGate._respond)
     app.add_middleware(IngressGate, rt=rt)

@@ -4,7 +4,7 @@ networks reaches only the public endpoints and the self-service portal.
 Three doors, decided by path before any route runs:
 
 - ``PUBLIC``: reachable from anywhere — the transport key set, the CA certificate, health,
-  static assets (and, with the PKI work, the CRL and OCSP: add them to ``PUBLIC_PATHS``).
+  static assets, and the PKI endpoints under ``/pki/`` (CRL, OCSP, caIssuers).
 - ``PORTAL``: the self-service portal, where a locked-out holder resets from home: reachable
   from the organisations' networks and from ``CARDVAULT_PORTAL_NETWORKS`` (default:
   everywhere). Not its development outbox, which is ``SERVICE``.
@@ -43,10 +43,11 @@ PUBLIC_PATHS = frozenset(
         "/readyz",  # ready (served once the operations work adds it)
         "/",  # the landing page: the service's name and links, no data
         "/favicon.ico",
+        "/pki/ocsp",  # OCSP by POST (DESIGN §3.9); GET puts the request under /pki/ocsp/
     }
 )
-#: reachable from anywhere, everything under these (files, no data)
-PUBLIC_PREFIXES = ("/static/",)
+#: reachable from anywhere, everything under these (files; the CRL, OCSP and CA certificate)
+PUBLIC_PREFIXES = ("/static/", "/pki/")
 #: the self-service portal and what its pages fetch (its scripts call only /portal/api/…)
 PORTAL_PREFIXES = ("/portal",)
 #: not the portal's, though under it: the development outbox shows every link and code sent

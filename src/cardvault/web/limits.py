@@ -3,9 +3,11 @@ depth and number limits before FastAPI parses them (its parser recurses without 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from email.message import Message as MimeHeader
 
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardvault import strict_json
@@ -13,11 +15,20 @@ from cardvault.web.errors import problem
 
 
 class BodyLimit:
-    """ASGI middleware: 413 problem+json once a body exceeds ``max_bytes``."""
+    """ASGI middleware: 413 problem+json once a body exceeds ``max_bytes``.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``own_refusals`` maps a path to the answer its protocol gives instead (OCSP answers a
+    too-large request with its own malformedRequest, RFC 6960 §2.3)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        own_refusals: Mapping[str, Callable[[], Response]] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.own_refusals = dict(own_refusals or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,6 +68,10 @@ class BodyLimit:
                 await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        own = self.own_refusals.get(scope.get("path", ""))
+        if own is not None:
+            await own()(scope, receive, send)
+            return
         title = f"The request body is larger than {self.max_bytes} bytes."
         await problem(413, "too_large", title)(scope, receive, send)
 

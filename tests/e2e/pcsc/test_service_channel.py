@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -110,9 +111,12 @@ def issued(stack: Stack) -> Iterator[Issued]:
     )
     try:
         st.wait_for(st.card_present, timeout=30, what="the blank card in the reader")
+        st.wait_for(lambda: "Blank card CV" in log.read_text(), timeout=10, what="its serial")
+        blank = re.search(r"Blank card (CV\w+)", log.read_text())
+        assert blank
         directory = stack.scratch / "issuance"
         directory.mkdir()
-        st.personalise(stack.service, directory, new_key=NEW_KEY, pin=PIN, puk=PUK)
+        st.personalise(stack.service, directory, serial=blank[1], new_key=NEW_KEY, pin=PIN, puk=PUK)
         st.wait_for(lambda: "is issued" in log.read_text(), timeout=10, what="issued")
     finally:
         code = st.stop(connector)
@@ -344,10 +348,36 @@ def test_card_administration_is_refused_to_the_holder(in_use: InUse) -> None:
     assert "authentication" in output.lower()
 
 
+def fetch_crl(issued: Issued, folder: Path) -> Path:
+    """The CRL named in the 9A certificate, as a relying party fetches it (PEM for openssl)."""
+    cert = x509.load_pem_x509_certificate(issued.cert("9a").read_bytes())
+    points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    names = points[0].full_name
+    assert names is not None
+    path = urlsplit(str(names[0].value)).path
+    assert path.startswith("/pki/crl/")
+    service = issued.stack.service
+    der = httpx.get(service.url + path, verify=service.tls()).raise_for_status().content
+    (folder / "crl.der").write_bytes(der)
+    run(
+        "openssl",
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        str(folder / "crl.der"),
+        "-out",
+        str(folder / "crl.pem"),
+    )
+    return folder / "crl.pem"
+
+
 def test_tls_client_authentication_with_the_card(in_use: InUse, tmp_path: Path) -> None:
-    """openssl s_server trusts only the issuing CA and requires a client certificate; curl
-    authenticates with the 9A key through OpenSSL's pkcs11 engine and OpenSC."""
+    """openssl s_server trusts only the issuing CA, requires a client certificate and checks
+    cardvault's CRL; curl authenticates with the 9A key through OpenSSL's pkcs11 engine and
+    OpenSC."""
     directory = in_use.issued.directory
+    crl = fetch_crl(in_use.issued, tmp_path)
     key, cert = tmp_path / "server.key", tmp_path / "server.pem"
     run(
         "openssl",
@@ -385,6 +415,9 @@ def test_tls_client_authentication_with_the_card(in_use: InUse, tmp_path: Path) 
             "-Verify",
             "1",
             "-verify_return_error",
+            "-crl_check",
+            "-CRL",
+            str(crl),
             "-www",
         ],
         stdout=subprocess.PIPE,
@@ -424,3 +457,34 @@ def test_logout_takes_the_card_out_of_the_reader(in_use: InUse) -> None:
     st.wait_for(lambda: not st.card_present(), timeout=10, what="the card to leave the reader")
     assert in_use.connector.wait(timeout=10) == 0
     assert "removed from the reader: you signed out" in in_use.log.read_text()
+
+
+def test_revocation_reaches_relying_parties_and_ends_the_card(
+    issued: Issued, tmp_path: Path
+) -> None:
+    """`cardvault card revoke`: the CRL and OCSP say revoked for the certificate the CA gave
+    the PC/SC-personalised card. (A TLS handshake with the card is no longer possible at all:
+    revocation destroys its keys, and ends the session that put it in the reader.)"""
+    service = issued.stack.service
+    service.cardvault(
+        "card", "revoke", issued.serial, "--reason", "lost", "--code", "keyCompromise"
+    )
+    crl = fetch_crl(issued, tmp_path)
+    ca_pem = issued.directory / "ca.pem"
+    done = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            str(ca_pem),
+            "-CRLfile",
+            str(crl),
+            str(issued.cert("9a")),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "certificate revoked" in done.stdout + done.stderr

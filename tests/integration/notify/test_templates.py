@@ -38,6 +38,8 @@ SAMPLE: dict[str, Any] = {
     "code": "482915",
     "cause": "passcode",
     "door": "signing in",
+    "card_serial": "CV0123456789",
+    "expires_at": AT,
 }
 
 

@@ -253,3 +253,22 @@ def test_when_the_database_fails_the_lists_last_read_keep_serving(rt: Runtime, o
     finally:
         rt.db = working
         broken.dispose()
+
+
+def test_the_pki_endpoints_answer_a_host_outside_every_network(rt: Runtime, org: str) -> None:
+    """Relying parties anywhere fetch the CRL and the CA certificate and ask OCSP (issue 17)."""
+    from cardvault.crypto import x509 as cx509
+    from cardvault.services.pki import ca
+
+    outside = client(rt, OUTSIDE)
+    key_id = cx509.ca_key_id(ca.load(rt).cert)
+    crl = outside.get(f"/pki/crl/{key_id}.crl")
+    assert crl.status_code == 200
+    assert crl.headers["content-type"] == "application/pkix-crl"
+    assert outside.get(f"/pki/ca/{key_id}.crt").status_code == 200
+    ocsp = outside.post("/pki/ocsp", content=b"not a request")
+    assert ocsp.status_code == 200
+    assert ocsp.headers["content-type"] == "application/ocsp-response"
+    assert outside.get("/pki/ocsp/AAAA").status_code == 200
+    assert outside.get("/pki/crl/not-hex.crl").status_code == 404
+    assert_api_refusal(outside.get("/pkix"))

@@ -8,7 +8,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from cardvault.clients.agent import connector_cmd, core, login_cmd, state
+from cardvault.clients.agent import connector_cmd, core, login_cmd, renew_cmd, state
 from cardvault.clients.agent.options import Options
 from cardvault.clients.agent.options import client as _client
 from cardvault.clients.agent.options import fail as _fail
@@ -193,6 +193,7 @@ def logout(ctx: typer.Context) -> None:
 
 
 app.command("connector")(connector_cmd.connector)
+app.command("renew")(renew_cmd.renew)
 
 
 def run() -> None:

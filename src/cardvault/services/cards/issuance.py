@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.x509 import AuthorityKeyIdentifier, ExtensionNotFound, Name
 from cryptography.x509 import Certificate as X509Certificate
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from cardvault.crypto import keys as ckeys
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.aead import wipe
+from cardvault.crypto.crl import check_reason
 from cardvault.crypto.keyslots import (
     CardKeyRecord,
     make_passcode_slot,
@@ -35,6 +37,8 @@ from cardvault.services.cards.lookup import end_card_state, get_card
 from cardvault.services.cards.sealing import seal_record, shred_record
 from cardvault.services.directory.registry import get_org, get_person, is_member
 from cardvault.services.pki import ca
+from cardvault.services.pki import crl as crls
+from cardvault.services.pki import links as pki_links
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Certificate, CertificateRequest, Organisation, Person
@@ -198,19 +202,11 @@ def _build_material(
     policy: OrganisationPolicy,
     external_ca: bool,
 ) -> _Material:
-    subject = cx509.render_subject(
-        policy.subject_template,
-        cx509.SubjectFields(
-            common_name=person.common_name,
-            user_id=person.user_id,
-            organisation_name=org.name,
-            organisation_code=org.code,
-            email=person.email,
-            given_name=person.forename,
-            surname=person.surname,
-        ),
-    )
+    subject = card_subject(policy, org, person)
     issuer = None if external_ca else ca.load(rt)
+    profile = pki_links.card_profile(
+        rt, person=person, ad=None, ca_cert=issuer.cert if issuer else None
+    )
     dek = new_dek()
     try:
         sealed, certs, csrs = [], [], []
@@ -230,7 +226,7 @@ def _build_material(
             wipe(pkcs8)
             if issuer is None:
                 csr = cx509.build_csr(
-                    subject=subject, private_key=key, usage=usage, email=person.email
+                    subject=subject, private_key=key, usage=usage, profile=profile
                 )
                 csrs.append((usage, cx509.csr_to_pem(csr)))
             else:
@@ -244,7 +240,8 @@ def _build_material(
                             public_key=key.public_key(),
                             usage=usage,
                             now=rt.clock(),
-                            email=person.email,
+                            validity_days=policy.certificate_days,
+                            profile=profile,
                         ),
                     )
                 )
@@ -257,6 +254,22 @@ def _build_material(
     return _Material(record=record, certs=certs, csrs=csrs)
 
 
+def card_subject(policy: OrganisationPolicy, org: Organisation, person: Person) -> Name:
+    """The subject of a holder's card certificates, by the organisation's template."""
+    return cx509.render_subject(
+        policy.subject_template,
+        cx509.SubjectFields(
+            common_name=person.common_name,
+            user_id=person.user_id,
+            organisation_name=org.name,
+            organisation_code=org.code,
+            email=person.email,
+            given_name=person.forename,
+            surname=person.surname,
+        ),
+    )
+
+
 def _store_certificates(session: Session, card: Card, material: _Material) -> None:
     for usage, cert in material.certs:
         session.add(certificate_row(card.id, usage, cert))
@@ -265,6 +278,8 @@ def _store_certificates(session: Session, card: Card, material: _Material) -> No
 
 
 def certificate_row(card_id: str, usage: cx509.CertUsage, cert: X509Certificate) -> Certificate:
+    """The stored form of a card certificate; ``ca_key_id`` is the key identifier the
+    certificate names as its issuer's (the CRL lists by it; OCSP also checks the signature)."""
     info = cx509.certificate_summary(cert)
     return Certificate(
         card_id=card_id,
@@ -276,14 +291,31 @@ def certificate_row(card_id: str, usage: cx509.CertUsage, cert: X509Certificate)
         not_after=cert.not_valid_after_utc,
         fingerprint_sha256=info["fingerprint_sha256"],
         pem=cx509.certificate_to_pem(cert).decode(),
+        ca_key_id=_issuer_key_id(cert),
     )
 
 
+def _issuer_key_id(cert: X509Certificate) -> str | None:
+    try:
+        aki = cert.extensions.get_extension_for_class(AuthorityKeyIdentifier).value
+    except ExtensionNotFound:
+        return None
+    return aki.key_identifier.hex() if aki.key_identifier else None
+
+
 def revoke_card(
-    rt: Runtime, actor: Actor, serial: str, *, reason: str, organisation_id: str | None = None
+    rt: Runtime,
+    actor: Actor,
+    serial: str,
+    *,
+    reason: str,
+    organisation_id: str | None = None,
+    reason_code: str = "unspecified",
 ) -> Card:
-    """Crypto-shred the card: DEK and slots deleted, certificates revoked, audit kept."""
-    reason = _reason(reason)
+    """Crypto-shred the card: DEK and slots deleted, certificates revoked (with the RFC 5280
+    ``reason_code``), audit kept; then the CRL is re-signed so relying parties see it."""
+    reason = clean_reason(reason)
+    reason_code = check_reason(reason_code)
     with transaction(rt.db) as session:
         card = get_card(session, serial, organisation_id=organisation_id)
         if card.status == CardStatus.REVOKED:
@@ -296,7 +328,9 @@ def revoke_card(
             now,
         )
         for cert in session.scalars(select(Certificate).where(Certificate.card_id == card.id)):
-            cert.status, cert.revoked_at = "revoked", now
+            if cert.status != "revoked":
+                cert.status, cert.revoked_at = "revoked", now
+                cert.revocation_reason = reason_code
         end_card_state(session, card.id, now)
         audit.record(
             session,
@@ -307,12 +341,14 @@ def revoke_card(
             person_id=card.person_id,
             card_id=card.id,
             reason=reason,
-            details={"serial": card.serial},
+            details={"serial": card.serial, "reason_code": reason_code},
         )
+    crls.publish_after_change(rt)
     return card
 
 
-def _reason(text: str) -> str:
+def clean_reason(text: str) -> str:
+    """A reason for the audit log: spaces collapsed, not empty, at most 500 characters."""
     cleaned = " ".join((text or "").split())
     if not cleaned:
         raise InvalidInput("Give a reason.", field="reason")

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import aad
+from cardvault.crypto.profile import check_sid
 from cardvault.domain import identifiers, totp
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus, MethodKind, MethodStatus
@@ -95,10 +96,20 @@ def _insert(session: Session, assoc: Association, what: str) -> None:
 
 
 def add_ad_account(
-    rt: Runtime, actor: Actor, *, serial: str, org_code: str, account: str
+    rt: Runtime,
+    actor: Actor,
+    *,
+    serial: str,
+    org_code: str,
+    account: str,
+    sid: str | None = None,
 ) -> Association:
-    r"""Associate ``DOMAIN\name`` with the card in one organisation (unique there)."""
+    r"""Associate ``DOMAIN\name`` with the card in one organisation (unique there); ``sid``,
+    the account's Windows SID, goes into certificates issued from then on (DESIGN §3.9)."""
     domain, name = identifiers.parse_ad_login(account)
+    sid = (sid or "").strip() or None
+    if sid is not None:
+        check_sid(sid)
     with transaction(rt.db) as session:
         card, org_id = _card_in_org(session, serial, org_code)
         assoc = Association(
@@ -111,7 +122,7 @@ def add_ad_account(
             created_by=actor.ref,
         )
         _insert(session, assoc, f"The AD account {domain}\\{name}")
-        _insert_ad_row(session, assoc, org_id, domain, name)
+        _insert_ad_row(session, assoc, org_id, domain, name, sid)
         audit.record(
             session,
             rt,
@@ -126,11 +137,13 @@ def add_ad_account(
 
 
 def _insert_ad_row(
-    session: Session, assoc: Association, org_id: str, domain: str, name: str
+    session: Session, assoc: Association, org_id: str, domain: str, name: str, sid: str | None
 ) -> None:
     insert_unique(
         session,
-        AdAccount(association_id=assoc.id, organisation_id=org_id, domain=domain, account=name),
+        AdAccount(
+            association_id=assoc.id, organisation_id=org_id, domain=domain, account=name, sid=sid
+        ),
         f"The AD account {domain}\\{name} is already associated with a card in this organisation.",
         field="identifier",
     )

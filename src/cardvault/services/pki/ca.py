@@ -153,3 +153,13 @@ def export_pem(data_dir: Path) -> bytes:
     if not cert_path.exists():
         raise CaMissing("This service has no issuing CA.", remedy="Run `cardvault ca init`.")
     return cert_path.read_bytes()
+
+
+def key_id(cert: Certificate) -> str:
+    """The CA's key identifier in hex (what its CRL and caIssuers URLs carry)."""
+    return cx509.ca_key_id(cert)
+
+
+def certificate_der(cert: Certificate) -> bytes:
+    """A CA certificate in DER, as the caIssuers URL serves it."""
+    return cx509.certificate_to_der(cert)

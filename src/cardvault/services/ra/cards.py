@@ -369,11 +369,18 @@ def _send_reset_link(session: Session, rt: Runtime, ctx: RaContext, card: Card) 
     return True
 
 
-def revoke(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> Card:
+def revoke(
+    rt: Runtime, ctx: RaContext, user_id: str, *, reason: str, reason_code: str = "unspecified"
+) -> Card:
     with rt.db() as session:
         card = card_in_scope(session, ctx, user_id)
     return issuance.revoke_card(
-        rt, ctx.actor, card.serial, reason=reason, organisation_id=ctx.organisation_id
+        rt,
+        ctx.actor,
+        card.serial,
+        reason=reason,
+        organisation_id=ctx.organisation_id,
+        reason_code=reason_code,
     )
 
 

@@ -52,14 +52,17 @@ def _usable_serial(rt: Runtime, ctx: RaContext, user_id: str) -> str:
     return card.serial
 
 
-def add_ad_account(rt: Runtime, ctx: RaContext, user_id: str, account: str) -> Association:
+def add_ad_account(
+    rt: Runtime, ctx: RaContext, user_id: str, account: str, sid: str | None = None
+) -> Association:
     serial = _usable_serial(rt, ctx, user_id)
     try:
         return methods.add_ad_account(
-            rt, ctx.actor, serial=serial, org_code=ctx.organisation_code, account=account
+            rt, ctx.actor, serial=serial, org_code=ctx.organisation_code, account=account, sid=sid
         )
     except InvalidInput as exc:
-        raise InvalidInput(exc.message, field="account") from None
+        field = "sid" if exc.data.get("field") == "sid" else "account"
+        raise InvalidInput(exc.message, field=field) from None
     except methods.AlreadyAssociated as exc:
         raise methods.AlreadyAssociated(exc.message, field="account") from None
 

@@ -1,4 +1,5 @@
-"""Housekeeping that makes expiry real: expired sessions, transactions and nonces deleted.
+"""Housekeeping that makes expiry real: expired sessions, transactions and nonces deleted,
+and holders told when their certificates are about to expire.
 
 The web app runs ``run_once`` every ``INTERVAL_SECONDS`` in a background thread; a failure
 is logged and retried on the next round (nothing here is needed for correctness of a single
@@ -11,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from cardvault.services.pki import expiry
 from cardvault.services.security_keys import keys as security_keys
 from cardvault.services.signin import engine as authentication
 from cardvault.services.signin import sessions as card_sessions
@@ -28,6 +30,7 @@ JOBS: list[Job] = [
     envelopes.purge_nonces,
     web_sessions.purge_expired,
     security_keys.purge_ceremonies,
+    expiry.remind,
 ]
 
 

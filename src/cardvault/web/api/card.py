@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.services.cards import operations as card_operations
-from cardvault.services.pki import ca
+from cardvault.services.pki import ca, renewal
 from cardvault.services.pki import status as certificate_status
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
@@ -79,6 +79,34 @@ async def sign(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Re
             scheme=result.scheme,
             certificate=result.certificate_pem,
         ),
+    )
+
+
+class RenewIn(BaseModel):
+    token: str = Field(min_length=10, max_length=200)
+    session_key: str = Field(min_length=40, max_length=60)
+
+    @field_validator("session_key")
+    @classmethod
+    def _base64(cls, value: str) -> str:
+        _b64(value, "value")
+        return value
+
+
+@router.post("/card/renew", openapi_extra=JOSE_BODY, response_class=Response)
+async def renew(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """The holder renews the card: new keys and certificates (encrypted both ways)."""
+    token, actor = await read_jose(request), actor_for(request, rt)
+
+    def open_and_renew() -> tuple[renewal.Renewed, bytearray]:
+        body, rkey = opened(rt, token, RenewIn)
+        key = _b64(body.session_key, "session_key")
+        return renewal.renew_in_session(rt, actor, body.token, key), rkey
+
+    result, rkey = await run_in_threadpool(open_and_renew)
+    return sealed(
+        rkey,
+        {"serial": result.serial, "new_keys": result.new_keys, "certificates": result.certificates},
     )
 
 

@@ -13,6 +13,7 @@ from cardvault.web import ui
 from cardvault.web.ra.audit_pages import router as audit_router
 from cardvault.web.ra.cards import router as cards_router
 from cardvault.web.ra.context import AREA
+from cardvault.web.ra.expiry_pages import router as expiry_router
 from cardvault.web.ra.methods import router as methods_router
 from cardvault.web.ra.networks import router as networks_router
 from cardvault.web.ra.notification_pages import router as notifications_router
@@ -37,6 +38,7 @@ def install(app: FastAPI) -> None:
         webauthn_router,
         audit_router,
         notifications_router,
+        expiry_router,
         networks_router,
     ):
         app.include_router(router)

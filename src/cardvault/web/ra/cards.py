@@ -1,4 +1,5 @@
-"""Locking, unlocking and revoking a card: each asks for a reason and a confirmation."""
+"""Locking, unlocking, suspending, lifting a suspension and revoking a card: each asks for
+a reason and a confirmation (revoking also for the RFC 5280 reason relying parties see)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import CardvaultError, NotFound
 from cardvault.services.ra import cards as ra_cards
+from cardvault.services.ra import certificates as ra_certificates
 from cardvault.services.ra import persons as ra_persons
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.signin.web_sessions import WebSessionView
@@ -30,12 +32,41 @@ ACTIONS = {
         "email with a link to set a new passcode.",
         "primary",
     ),
+    "suspend": (
+        "Suspend the card",
+        "Its certificates are put on hold (relying parties see them as revoked, reason "
+        "certificateHold) and it cannot sign in until the suspension is lifted. Its keys stay.",
+        "warning",
+    ),
+    "resume": (
+        "Lift the suspension",
+        "The card returns to the status it had, and its certificates are good again.",
+        "primary",
+    ),
+    "renew": (
+        "Renew the certificates",
+        "The card's keys get new certificates, valid for the organisation's full period and "
+        "carrying its current AD name; the old ones are revoked as superseded. New keys are "
+        "made when the holder renews from their own session.",
+        "primary",
+    ),
     "revoke": (
         "Revoke the card",
         "The card's keys are destroyed and its certificates revoked. This cannot be undone.",
         "warning",
     ),
 }
+
+
+#: what relying parties are told when a card is revoked (RFC 5280 reason codes)
+REASON_CODES = [
+    ("unspecified", "No reason given to relying parties"),
+    ("keyCompromise", "The card may have been misused (key compromise)"),
+    ("affiliationChanged", "The holder has left or moved (affiliation changed)"),
+    ("superseded", "Replaced by another card (superseded)"),
+    ("cessationOfOperation", "No longer needed (cessation of operation)"),
+    ("privilegeWithdrawn", "The holder may no longer use it (privilege withdrawn)"),
+]
 
 
 def _action(action: str) -> tuple[str, str, str]:
@@ -58,6 +89,7 @@ def confirm_page(request: Request, rt: Rt, ctx: Agent, user_id: str, action: str
         explanation=explanation,
         kind=kind,
         ctx=ctx,
+        reason_codes=REASON_CODES,
     )
 
 
@@ -84,7 +116,7 @@ def _act(
     require_recent_sign_in(request, rt)
     if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
         return done
-    reason = form.get("reason")
+    reason = form.get("reason") if action != "renew" else ""
     try:
         if action == "lock":
             ra_cards.lock(rt, ctx, user_id, reason=reason)
@@ -94,8 +126,18 @@ def _act(
             notice = "The card is unlocked." + (
                 " The holder has been sent a link to set a new passcode." if sent else ""
             )
+        elif action == "suspend":
+            ra_certificates.suspend(rt, ctx, user_id, reason=reason)
+            notice = "The card is suspended; its certificates are on hold."
+        elif action == "renew":
+            ra_certificates.renew(rt, ctx, user_id)
+            notice = "The card's certificates are renewed."
+        elif action == "resume":
+            ra_certificates.resume(rt, ctx, user_id, reason=reason)
+            notice = "The suspension is lifted; the card's certificates are good again."
         else:
-            ra_cards.revoke(rt, ctx, user_id, reason=reason)
+            code = form.get("reason_code") or "unspecified"
+            ra_cards.revoke(rt, ctx, user_id, reason=reason, reason_code=code)
             notice = "The card is revoked; its keys no longer exist."
     except CardvaultError as exc:
         form.add_exception(exc, default="reason")
@@ -110,6 +152,7 @@ def _act(
             kind=kind,
             form=form.shown(),
             ctx=ctx,
+            reason_codes=REASON_CODES,
         )
     ui.set_notice(rt, request, notice)
     return ui.redirect(person_url(user_id))

@@ -63,7 +63,9 @@ def _ad(
     if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
         return done
     try:
-        assoc = ra_methods.add_ad_account(rt, ctx, user_id, form.get("account"))
+        assoc = ra_methods.add_ad_account(
+            rt, ctx, user_id, form.get("account"), form.get("sid") or None
+        )
     except CardvaultError as exc:
         form.add_exception(exc, default="account")
         return _page(request, rt, ctx, user_id, "ra/method_ad.html", exc.http_status, form=form)

@@ -1,0 +1,34 @@
+"""``cardvault-agent renew``: new keys and certificates for your card, in your session."""
+
+from __future__ import annotations
+
+import typer
+
+from cardvault.clients.agent import state
+from cardvault.clients.agent.options import client, fail, options, out
+from cardvault.clients.common.api import CardvaultApi
+from cardvault.clients.common.replies import JsonObject, UnexpectedReply
+from cardvault.errors import CardvaultError
+
+__all__ = ["renew"]
+
+
+def renew(ctx: typer.Context) -> None:
+    """Renew your card's certificates: the service makes new keys and certificates and
+    revokes the old ones (superseded). Your passcode and sign-in methods stay as they are."""
+    opts = options(ctx)
+    try:
+        st = state.load(opts.state_dir)
+        with client(opts, st.server, st.ca_file) as http:
+            claims: JsonObject = {"token": st.token, "session_key": st.session_key}
+            result = CardvaultApi(http).sealed_call("/api/v1/card/renew", claims)
+        certificates = result["certificates"]
+        if not isinstance(certificates, list):
+            raise UnexpectedReply("The service's answer lists no certificates.")
+        serial = result.text("serial")
+    except CardvaultError as exc:
+        raise fail(opts, exc) from None
+    until = ", ".join(
+        sorted({str(c.get("not_after", "?"))[:10] for c in certificates if isinstance(c, dict)})
+    )
+    out(opts, dict(result), f"Card {serial} renewed: new keys, certificates valid until {until}.")

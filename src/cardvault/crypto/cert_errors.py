@@ -1,0 +1,59 @@
+"""Why a certificate, a card key or a CA cannot be used: the errors of the x509 modules.
+
+Apart from the builders so that services and edges can catch them without importing the
+certificate machinery.
+"""
+
+from __future__ import annotations
+
+from cardvault.errors import InvalidInput
+
+
+class CertificateError(InvalidInput):
+    """A certificate (usually one an external CA returned) cannot be accepted."""
+
+    code = "certificate_invalid"
+
+
+class CertificateUnreadable(CertificateError):
+    code = "certificate_unreadable"
+
+
+class CertificateKeyMismatch(CertificateError):
+    code = "certificate_key_mismatch"
+
+
+class CertificateExpired(CertificateError):
+    code = "certificate_expired"
+
+
+class CertificateNotYetValid(CertificateError):
+    code = "certificate_not_yet_valid"
+
+
+class CertificateWrongUsage(CertificateError):
+    code = "certificate_wrong_usage"
+
+
+class CertificateWeakSignature(CertificateError):
+    code = "certificate_weak_signature"
+
+
+class CertificateUntrustedIssuer(CertificateError):
+    code = "certificate_untrusted_issuer"
+
+
+class UnsupportedKey(InvalidInput):
+    """A key type or size below the design's minimums (RSA-2048, NIST P-256)."""
+
+    code = "unsupported_key"
+
+
+class CaKeyMismatch(InvalidInput):
+    code = "ca_key_mismatch"
+
+
+class CaUnusable(InvalidInput):
+    """The CA certificate is not a CA, or is not valid now, so it must not issue."""
+
+    code = "ca_unusable"

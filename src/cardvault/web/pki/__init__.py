@@ -1,0 +1,98 @@
+"""The public PKI endpoints (DESIGN §3.9): CRL, OCSP and the CA certificate, for relying
+parties that know nothing of cardvault. No sign-in; the ingress gate lets ``/pki/`` through
+from anywhere (web/ingress.py), and each request costs one unit of the ``status`` rate
+limit per address, as the JSON status API does."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC
+from typing import Annotated
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from cardvault.crypto import ocsp as cocsp
+from cardvault.errors import NotFound
+from cardvault.services.pki import ca
+from cardvault.services.pki import crl as crls
+from cardvault.services.pki import ocsp as responder
+from cardvault.services.system.runtime import Runtime
+from cardvault.web.deps import runtime
+from cardvault.web.rate_limit import Bucket, per_address
+
+router = APIRouter(prefix="/pki", tags=["pki"], dependencies=[per_address(Bucket.STATUS)])
+_HEX = frozenset("0123456789abcdef")
+#: a CRL is cached by relying parties and proxies at most this long (it may change sooner)
+_CRL_MAX_AGE = 300
+
+
+def _key_id(text: str, suffix: str) -> str:
+    key_id = text.removesuffix(suffix).lower()
+    if not text.endswith(suffix) or not 0 < len(key_id) <= 64 or not set(key_id) <= _HEX:
+        raise NotFound("There is no such file here.")
+    return key_id
+
+
+@router.get("/crl/{name}", response_class=Response)
+def get_crl(name: str, request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """The CA's full CRL (DER), with an ETag for conditional fetches."""
+    doc = crls.current(rt, _key_id(name, ".crl"))
+    now = rt.clock()
+    fresh_for = int((doc.next_update - now).total_seconds())
+    headers = {
+        "ETag": doc.etag,
+        "Cache-Control": f"public, max-age={max(0, min(_CRL_MAX_AGE, fresh_for))}",
+        "Last-Modified": doc.this_update.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT"),
+        "Expires": doc.next_update.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT"),
+    }
+    if request.headers.get("if-none-match") == doc.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(doc.der, media_type="application/pkix-crl", headers=headers)
+
+
+@router.get("/ca/{name}", response_class=Response)
+def get_ca(name: str, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """A CA certificate this service issues (or issued) under, DER (the caIssuers URL)."""
+    key_id = _key_id(name, ".crt")
+    for cert in ca.issuing_certificates(rt):
+        if ca.key_id(cert) == key_id:
+            return Response(
+                ca.certificate_der(cert),
+                media_type="application/pkix-cert",
+                headers={"Cache-Control": "public, max-age=86400"},
+            )
+    raise NotFound("There is no such CA certificate here.")
+
+
+def _ocsp(der: bytes) -> Response:
+    return Response(der, media_type=responder.CONTENT_TYPE, headers={"Cache-Control": "no-cache"})
+
+
+#: what the body limit answers in these paths' own protocol (web/limits.py)
+REFUSALS = {"/pki/ocsp": lambda: _ocsp(cocsp.malformed())}
+
+
+@router.post("/ocsp", response_class=Response)
+async def post_ocsp(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """RFC 6960 §A.1 POST: the DER request is the body."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cocsp.MAX_REQUEST_BYTES:
+            return _ocsp(cocsp.malformed())
+    return _ocsp(await run_in_threadpool(responder.respond, rt, bytes(body)))
+
+
+@router.get("/ocsp/{encoded:path}", response_class=Response)
+async def get_ocsp(encoded: str, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """RFC 6960 §A.1 GET: the URL-encoded base64 of the DER request after the path."""
+    try:
+        der = base64.b64decode(unquote(encoded), validate=True)
+    except (binascii.Error, ValueError):
+        return _ocsp(cocsp.malformed())
+    response = await run_in_threadpool(responder.respond, rt, der)
+    return _ocsp(response)
