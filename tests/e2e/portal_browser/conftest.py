@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page
 from tests.integration.notify.conftest import Mailbox, SmtpServer, smtp_server, tls
+from tests.support.a11y import Checker, watch
 
 from cardvault.services.runtime import Runtime
 from cardvault.web.app import create_app
@@ -75,12 +76,17 @@ def live(request: pytest.FixtureRequest, rt: Runtime, smtp_server: SmtpServer) -
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, a11y_checker: Checker) -> Iterator[Page]:
+    """A fresh context; every page state it loads is checked for accessibility at the end."""
     context = browser.new_context()
+    states = watch(context)
     pg = context.new_page()
     pg.set_default_timeout(15000)
     yield pg
-    context.close()
+    try:
+        states.assert_accessible(a11y_checker, context)
+    finally:
+        context.close()
 
 
 def shot(page: Page, name: str) -> None:
