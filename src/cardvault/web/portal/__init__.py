@@ -13,7 +13,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from cardvault.web import ui
-from cardvault.web.portal.common import AREA
+from cardvault.web.portal.common import AREA, web_session
 from cardvault.web.portal.dev_outbox import router as outbox_router
 from cardvault.web.portal.invitation import router as invitation_router
 from cardvault.web.portal.reset import router as reset_router
@@ -26,3 +26,4 @@ def install(app: FastAPI) -> None:
     ui.add_area(app, AREA)
     for router in (reset_router, reset_factor_router, invitation_router, outbox_router):
         app.include_router(router)
+    ui.add_area_pages(app, AREA, web_session)

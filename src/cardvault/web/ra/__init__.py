@@ -13,7 +13,7 @@ from cardvault.web import ui
 from cardvault.web.ra.audit_pages import router as audit_router
 from cardvault.web.ra.auth import router as auth_router
 from cardvault.web.ra.cards import router as cards_router
-from cardvault.web.ra.common import AREA
+from cardvault.web.ra.common import AREA, web_session
 from cardvault.web.ra.methods import router as methods_router
 from cardvault.web.ra.networks import router as networks_router
 from cardvault.web.ra.notification_pages import router as notifications_router
@@ -40,3 +40,4 @@ def install(app: FastAPI) -> None:
         networks_router,
     ):
         app.include_router(router)
+    ui.add_area_pages(app, AREA, web_session)
