@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
-from tests.e2e.browser.conftest import Live, sign_in
+from tests.e2e.browser.conftest import Live, shot, sign_in
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import ra_web as w
@@ -78,6 +78,7 @@ def test_the_idle_warning_comes_two_minutes_ahead_and_stay_signed_in_extends_on_
     stay = dialog.get_by_role("button", name="Stay signed in")
     expect(stay).to_be_focused()
     expect(dialog.get_by_role("button", name="Sign out")).to_be_visible()
+    shot(page, "13-timeout-warning")
     check_now(page)
 
     stay.click()

@@ -49,7 +49,8 @@
              ", and this cannot be extended.";
     } else {
       text = (signedIn ? "We will sign you out in " : "This page will stop working in ") +
-             inWords(left) + ", at " + clock(left) + ", because nothing has happened on it for a while.";
+             inWords(left) + " (at " + clock(left) + ") because " +
+             (signedIn ? "you have not used this service for a while." : "it has not been used for a while.");
     }
     when.textContent = text;
     const words = inWords(left);
