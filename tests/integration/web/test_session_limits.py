@@ -10,7 +10,8 @@ from tests.support import auth as a
 from tests.support import ra_web as w
 from tests.support.portal import Clock
 
-from cardvault.services import directory
+from cardvault.services import directory, web_sessions
+from cardvault.services.authentication import Engine
 from cardvault.services.runtime import Actor, Runtime
 from cardvault.store.models import CardSession, WebSession
 
@@ -108,3 +109,26 @@ def test_the_statement_names_the_operators_contact(rt: Runtime, operator: Actor)
     rt.settings.accessibility_contact = "accessibility@example.org"
     text = w.client(rt).get("/portal/accessibility").text
     assert 'href="mailto:accessibility@example.org"' in text
+
+
+def test_a_signed_in_portal_page_warns_and_offers_to_stay_signed_in(
+    rt: Runtime, operator: Actor
+) -> None:
+    """The portal's signed-in pages (a holder's session bound to a card session) get the same
+    footer and warning as the vRA Manager's: it is all in the shared layout."""
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    grant = a.login(Engine(rt), h, code=h.code())
+    assert grant.session is not None
+    c = w.client(rt)
+    c.get("/portal")
+    view = web_sessions.load(rt, "portal", c.cookies.get("__Host-cardvault-portal"))
+    assert view is not None
+    signed = web_sessions.sign_in(rt, view, card_session_id=grant.transaction_id)
+    c.cookies.clear()  # the rotated token replaces the anonymous one
+    c.cookies.set("__Host-cardvault-portal", signed.token)
+    page = c.get("/portal")
+    assert "you are signed out after 15 minutes without activity" in page.text
+    assert 'data-signed-in="true"' in page.text
+    assert "Stay signed in" in page.text
+    assert c.get("/portal/api/session").json()["signed_in"] is True
