@@ -43,6 +43,7 @@ SNAPSHOT_ON_LOAD = f"""
 addEventListener("load", () => {{
   const send = window.{BINDING};
   if (typeof send !== "function" || document.contentType !== "text/html") return;
+  if (!location.protocol.startsWith("http")) return;  // about:blank, data: URLs
   const doctype = document.doctype ? "<!DOCTYPE " + document.doctype.name + ">" : "";
   send(location.href, doctype + document.documentElement.outerHTML);
 }}, {{ once: true }});
@@ -182,7 +183,8 @@ class Checker:
     def _replay(self, url: str, html: str, viewport: dict[str, int]) -> list[str]:
         page = self.page(viewport)
         self._html = html
-        page.goto(url, wait_until="load")
+        # without its #fragment: a goto to the same address with one would not load anything
+        page.goto(url.split("#", 1)[0], wait_until="load")
         problems = describe_violations(run_axe(page))
         page.set_viewport_size(NARROW)
         problems += measure_reflow(page)
