@@ -173,6 +173,13 @@ class Settings(BaseSettings):
     web_reauth_minutes: int = Field(
         default=10, ge=1, le=60, description="sensitive actions need a sign-in this recent"
     )
+    accessibility_contact: str | None = Field(
+        default=None,
+        max_length=200,
+        description="where people report an accessibility problem (an email address or a "
+        "web page), named by the accessibility statements at /ra/accessibility and "
+        "/portal/accessibility",
+    )
     security_questions: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SECURITY_QUESTIONS),
         description="the questions offered at enrolment (a holder may also write their own)",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
+from tests.support.a11y import Checker
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -35,3 +36,9 @@ def browser() -> Iterator[Browser]:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def a11y_checker(browser: Browser) -> Checker:
+    """Replays each page state the browser tests load, for axe-core and the reflow check."""
+    return Checker(browser)

@@ -18,6 +18,7 @@ REPOSITORY = {
     "test_documented_commands.py",
     "test_mirror.py",
     "test_packaging.py",
+    "test_vendored_axe.py",
 }
 
 

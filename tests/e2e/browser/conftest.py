@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from tests.support import factories as f
 from tests.support import ra_web as w
+from tests.support.a11y import Checker, watch
 from tests.support.live_server import free_port, serve
 
 from cardvault.services.system.runtime import Runtime
@@ -44,12 +45,18 @@ def live(rt: Runtime) -> Iterator[Live]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+def page(browser: Browser, a11y_checker: Checker) -> Iterator[Page]:
+    """A fresh context; every page state it loads is checked for accessibility at the end."""
+    viewport = {"width": 1200, "height": 900}
+    context = browser.new_context(viewport=viewport, accept_downloads=True)
+    states = watch(context, viewport)
     pg = context.new_page()
     pg.set_default_timeout(15000)
     yield pg
-    context.close()
+    try:
+        states.assert_accessible(a11y_checker, context)
+    finally:
+        context.close()
 
 
 def shot(page: Page, name: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
+from tests.support.a11y import Checker, watch
 from tests.support.live_server import free_port, serve
 from tests.support.notify_servers import Mailbox, SmtpServer, smtp_server, tls
 
@@ -58,12 +59,17 @@ def live(request: pytest.FixtureRequest, rt: Runtime, smtp_server: SmtpServer) -
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, a11y_checker: Checker) -> Iterator[Page]:
+    """A fresh context; every page state it loads is checked for accessibility at the end."""
     context = browser.new_context()
+    states = watch(context)
     pg = context.new_page()
     pg.set_default_timeout(15000)
     yield pg
-    context.close()
+    try:
+        states.assert_accessible(a11y_checker, context)
+    finally:
+        context.close()
 
 
 def shot(page: Page, name: str) -> None:

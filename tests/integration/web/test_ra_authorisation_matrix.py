@@ -28,6 +28,9 @@ from cardvault.web.app import create_app
 
 UNDELIVERED = "no such mailbox"
 SIGN_IN_PAGES = {"/ra", "/ra/login/code", "/ra/role", "/ra/reauth", "/ra/logout"}
+#: pages for anyone, signed in or not, that show and change nothing of an organisation: the
+#: accessibility statement, the signed-out page, and the session's own time limits
+PUBLIC_PAGES = {"/ra/accessibility", "/ra/signed-out", "/ra/api/session", "/ra/api/session/extend"}
 
 
 def _ra_routes(rt: Runtime) -> list[tuple[str, str]]:
@@ -226,7 +229,7 @@ def _walk_anonymous(
     before = _state(rt, "ORGA")
     token = w.csrf(c.get("/ra").text)
     for method, path in _ra_routes(rt):
-        if path in SIGN_IN_PAGES:
+        if path in SIGN_IN_PAGES | PUBLIC_PAGES:
             continue
         url = _fill(path, user_id, assoc_id, serial, device_id)
         if method == "GET":

@@ -17,7 +17,7 @@ from cardvault.web.portal.dev_outbox import router as outbox_router
 from cardvault.web.portal.invitation import router as invitation_router
 from cardvault.web.portal.reset import router as reset_router
 from cardvault.web.portal.reset_factor import router as reset_factor_router
-from cardvault.web.portal.steps import AREA
+from cardvault.web.portal.steps import AREA, web_session
 
 __all__ = ["AREA", "install"]
 
@@ -26,3 +26,4 @@ def install(app: FastAPI) -> None:
     ui.add_area(app, AREA)
     for router in (reset_router, reset_factor_router, invitation_router, outbox_router):
         app.include_router(router)
+    ui.add_area_pages(app, AREA, web_session)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from cardvault.web import ui
 from cardvault.web.ra.audit_pages import router as audit_router
 from cardvault.web.ra.cards import router as cards_router
-from cardvault.web.ra.context import AREA
+from cardvault.web.ra.context import AREA, web_session
 from cardvault.web.ra.expiry_pages import router as expiry_router
 from cardvault.web.ra.methods import router as methods_router
 from cardvault.web.ra.networks import router as networks_router
@@ -42,3 +42,4 @@ def install(app: FastAPI) -> None:
         networks_router,
     ):
         app.include_router(router)
+    ui.add_area_pages(app, AREA, web_session)

@@ -18,7 +18,9 @@ from cardvault.web import ui
 from cardvault.web.deps import runtime
 from cardvault.web.ui.session import address
 
-AREA = ui.WebArea(name="ra", prefix="/ra", title="vRA Manager", login_path="/ra")
+AREA = ui.WebArea(
+    name="ra", prefix="/ra", title="vRA Manager", login_path="/ra", logout_path="/ra/logout"
+)
 web_session = ui.session_dependency(AREA)
 
 Rt = Annotated[Runtime, Depends(runtime)]

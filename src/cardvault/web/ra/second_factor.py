@@ -133,8 +133,8 @@ class Flow:
         return web_sessions.update_data(rt, view, **{f"{self.name}_{k}": None for k in keys})
 
 
-LOGIN = Flow(name="login", title="Sign in", done=_login_done)
-REAUTH = Flow(name="reauth", title="Confirm it is you", done=_reauth_done)
+LOGIN = Flow(name="login", title="Sign in: your second factor", done=_login_done)
+REAUTH = Flow(name="reauth", title="Confirm it is you: your second factor", done=_reauth_done)
 
 
 # --- pages ------------------------------------------------------------------------------

@@ -8,10 +8,13 @@ and builds its routes with ``session_dependency``, ``read_form``, ``check_csrf``
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
-from cardvault.web.ui import errors
+from cardvault.services.signin.web_sessions import WebSessionView
+from cardvault.web.ui import errors, statement, timeout
 from cardvault.web.ui.errors import add_area
 from cardvault.web.ui.forms import Form, read_credential, read_form, read_json
 from cardvault.web.ui.headers import SecurityHeaders
@@ -34,6 +37,7 @@ __all__ = [
     "SignInRequired",
     "WebArea",
     "add_area",
+    "add_area_pages",
     "check_csrf",
     "install",
     "read_credential",
@@ -51,3 +55,12 @@ def install(app: FastAPI) -> None:
     errors.install(app)
     app.add_middleware(WebCookies)
     app.add_middleware(SecurityHeaders)
+
+
+def add_area_pages(
+    app: FastAPI, area: WebArea, session: Callable[[Request], WebSessionView]
+) -> None:
+    """What every area has besides its own pages: the session's time limits (the timeout
+    warning's routes and the signed-out page) and the accessibility statement."""
+    app.include_router(timeout.router(area, session))
+    app.include_router(statement.router(area, session))

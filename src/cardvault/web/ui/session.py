@@ -37,6 +37,8 @@ class WebArea:
     prefix: str
     title: str
     login_path: str
+    #: where "Sign out" posts (the timeout warning offers it); None where nobody signs in
+    logout_path: str | None = None
 
     @property
     def cookie(self) -> str:

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from cardvault.services.signin import web_sessions
 from cardvault.web.deps import runtime
+from cardvault.web.ui import timeout
 from cardvault.web.ui.forms import Form
 from cardvault.web.ui.session import take_notice
 
@@ -58,13 +59,15 @@ def render(request: Request, template: str, *, status: int = 200, **context: Any
     """Render a page with what every layout needs: area, CSRF token, notice, empty form."""
     view = getattr(request.state, "web_view", None)
     area = getattr(request.state, "web_area", None)
-    notice = take_notice(runtime(request), request) if view is not None else None
+    rt = runtime(request) if view is not None else None
+    notice = take_notice(rt, request) if rt is not None else None
     base: dict[str, Any] = {
         "area": area,
         "csrf_token": web_sessions.csrf_token(view.token) if view is not None else "",
         "notice": notice,
         "form": Form(),
         "path": request.url.path,
+        "time_limit": timeout.for_page(rt, area, view) if rt and area and view else None,
     }
     base.update(context)
     html = environment().get_template(template).render(**base)
