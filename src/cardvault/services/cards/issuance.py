@@ -303,14 +303,12 @@ def revoke_card(
         for cert in session.scalars(select(Certificate).where(Certificate.card_id == card.id)):
             cert.status, cert.revoked_at = "revoked", now
         end_card_state(session, card.id, now)
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action="card.revoked",
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             reason=reason,
             details={"serial": card.serial},
         )

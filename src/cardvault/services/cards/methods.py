@@ -110,14 +110,13 @@ def add_ad_account(
         )
         _insert(session, assoc, f"The AD account {domain}\\{name}")
         _insert_ad_row(session, assoc, org_id, domain, name)
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action="method.added",
             organisation_id=org_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"method": assoc.method, "identifier": assoc.lookup_key},
         )
     return assoc
@@ -160,14 +159,13 @@ def add_totp(
             created_by=actor.ref,
         )
         _insert(session, assoc, "This authenticator")
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action="method.added",
             organisation_id=org_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"method": assoc.method, "label": label},
         )
     uri = totp.provisioning_uri(secret, account=card.serial, issuer=ISSUER)
@@ -195,14 +193,13 @@ def remove_method(
         card = session.get(Card, assoc.card_id)
         assert card is not None
         session.delete(assoc)
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action="method.removed",
             organisation_id=assoc.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"method": assoc.method, "identifier": assoc.lookup_key},
         )
         if assoc.method == MethodKind.FIDO2.value:  # the holder hears of it (a stolen key?)

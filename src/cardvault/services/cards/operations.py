@@ -98,14 +98,13 @@ def sign(rt: Runtime, actor: Actor, req: SignRequest) -> Signature:
     finally:
         wipe(pkcs8)
     with transaction(rt.db) as session:
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             replace(actor, ref=f"holder:{card.person_id}"),
+            card,
             action="card.signed",
             organisation_id=row.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={
                 "key": usage.value,
                 "hash": req.hash_alg,

@@ -167,14 +167,12 @@ def import_certificate(
         )
         session.add(certificate_row(card.id, role, cert))
         req.status = "done"
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action="card.certificate_imported",
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"usage": role.value, "serial": cx509.serial_hex(cert.serial_number)},
         )
     return cx509.certificate_summary(cert)

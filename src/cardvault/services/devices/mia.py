@@ -106,16 +106,15 @@ def _refused(
     with transaction(rt.db) as session:
         if held is not None:  # the card's row first, as every transaction that may lock it
             session.get(Card, card.id, with_for_update=True)
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action="auth.mia",
             outcome="failure",
             reason="wrong device secret" if held is not None else "device slot missing",
             organisation_id=caller.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"device": caller.device_id, "unlock": "biometric"},
         )
         if held is not None:
@@ -159,14 +158,7 @@ def _session(
             ("auth.mia", {"device": caller.device_id, "unlock": how}),
             ("session.opened", {"session": opened.session_id, "method": f"mia+{how}"}),
         ):
-            audit.record(
-                session,
-                rt,
-                actor,
-                action=action,
-                organisation_id=org.id,
-                person_id=card.person_id,
-                card_id=card.id,
-                details=details,
+            audit.record_for_card(
+                session, rt, actor, card, action=action, organisation_id=org.id, details=details
             )
     return opened

@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.crypto import device as dcrypto
@@ -43,6 +43,7 @@ from cardvault.services.signin import factor_lockout, lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Link, Organisation
+from cardvault.store.queries import links as link_queries
 from cardvault.store.types import new_id
 
 PURPOSE = "qr_login"
@@ -177,12 +178,9 @@ def answer(
 
 
 def _consume(session: Session, rt: Runtime, link_id: str) -> Link:
-    won = session.scalar(
-        update(Link)
-        .where(Link.id == link_id, Link.consumed_at.is_(None), Link.expires_at > rt.clock())
-        .values(consumed_at=rt.clock())
-        .returning(Link.id)
-    )
+    # a QR request has no card until it is answered, so nothing revokes it: the one
+    # statement every link is consumed with serves here as it is
+    won = link_queries.consume_link(session, link_id, rt.clock())
     link = session.get(Link, link_id, with_for_update=True) if won else None
     if link is None:
         raise QrRequestClosed("This sign-in request has already been answered.")
@@ -209,16 +207,15 @@ def _audit(
     reason: str | None,
     session_id: str | None,
 ) -> None:
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action="auth.qr_login",
         outcome=outcome,
         reason=reason,
         organisation_id=org.id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={
             "request": link.id,
             "client_name": link.details.get("client_name"),
@@ -227,14 +224,13 @@ def _audit(
         },
     )
     if session_id:
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action="session.opened",
             organisation_id=org.id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"session": session_id, "purpose": "holder", "method": "qr+device"},
         )
 

@@ -210,15 +210,13 @@ def _abandon(session: Session, rt: Runtime, actor: Actor, card: Card) -> None:
     shred_record(session, card)
     card.status, card.status_reason, card.status_changed_at = CardStatus.REVOKED.value, reason, now
     end_card_state(session, card.id, now)
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action="card.revoked",
         reason=reason,
-        organisation_id=card.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={"serial": card.serial},
     )
 
@@ -348,15 +346,13 @@ def _reopen(session: Session, rt: Runtime, actor: Actor, card: Card, missing: li
     """The card management system changed an issued card (a key replaced, a certificate
     removed): it is blank again until it is complete again, so it cannot be enrolled."""
     card.status, card.status_changed_at = CardStatus.BLANK.value, rt.clock()
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action="card.issuance_reopened",
         reason="; ".join(missing)[:300],
-        organisation_id=card.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={"serial": card.serial, "channel": "pcsc"},
     )
 
@@ -394,14 +390,12 @@ def _store_certificates(
 def _audit(
     session: Session, rt: Runtime, actor: Actor, card: Card, action: str, usages: list[str]
 ) -> None:
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action=action,
-        organisation_id=card.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={
             "serial": card.serial,
             "channel": "pcsc",

@@ -65,16 +65,15 @@ def record_apdu(
         *_administration(facts, effects),
     ]
     for action, outcome, reason, details in events:
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=action,
             outcome=outcome,
             reason=reason,
             organisation_id=organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={
                 "channel": "pcsc",
                 "mode": facts.mode,

@@ -321,15 +321,14 @@ def unlock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> bool:
         card.second_factor_failures = 0
         card.status_reason, card.status_changed_at = reason, rt.clock()
         sent = _send_reset_link(session, rt, ctx, card)
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             ctx.actor,
+            card,
             action="card.unlocked",
             reason=reason,
             organisation_id=ctx.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"serial": card.serial, "status": card.status, "reset_link_sent": sent},
         )
     return sent

@@ -300,36 +300,14 @@ def _begin(
         txn.state, offers = STEP_PASSCODE, []
     factors = {str(offer["method"]): org_ids for offer, org_ids in offers}
     txn.factor_state = {**txn.factor_state, "factors": factors}
-    _audit(session, rt, actor, card, "recovery.answers", {"link": link.id, "via": via})
+    audit.record_for_card(
+        session, rt, actor, card, action="recovery.answers", details={"link": link.id, "via": via}
+    )
     return Progress(
         transaction_id=txn_id,
         key=key,
         step=txn.state,
         second_factors=[offer for offer, _ in offers],
-    )
-
-
-def _audit(
-    session: Session,
-    rt: Runtime,
-    actor: Actor,
-    card: Card,
-    action: str,
-    details: dict[str, Any],
-    outcome: str = "success",
-    reason: str | None = None,
-) -> None:
-    audit.record(
-        session,
-        rt,
-        actor,
-        action=action,
-        outcome=outcome,
-        reason=reason,
-        organisation_id=card.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
-        details=details,
     )
 
 
@@ -464,7 +442,9 @@ def _verify_candidates(
             held.right(session)
             txn.state = STEP_PASSCODE
             details = {"link": step.link_id, **dict(outcome.details)}
-            _audit(session, rt, actor, card, "recovery.second_factor", details)
+            audit.record_for_card(
+                session, rt, actor, card, action="recovery.second_factor", details=details
+            )
             return Progress(transaction_id=txn.id, key=key, step=STEP_PASSCODE, second_factors=[])
     return failures
 
@@ -513,13 +493,13 @@ def set_passcode(
         _reactivate(session, rt, card)
         session.execute(delete(AuthTransaction).where(AuthTransaction.card_id == card.id))
         notifications.passcode_changed(session, rt, card)
-        _audit(
+        audit.record_for_card(
             session,
             rt,
             actor,
             card,
-            "card.passcode_reset",
-            {"link": step.link_id, "via": step.txn.factor_state.get("via")},
+            action="card.passcode_reset",
+            details={"link": step.link_id, "via": step.txn.factor_state.get("via")},
         )
         return Recovered(
             serial=card.serial,

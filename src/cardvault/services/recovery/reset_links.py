@@ -57,7 +57,16 @@ def send_reset_link(
     org = session.get(Organisation, card.organisation_id)
     assert person is not None and org is not None
     if not person.email:
-        _audit(session, rt, actor, card, "failure", "no enrolled email address", trigger)
+        audit.record_for_card(
+            session,
+            rt,
+            actor,
+            card,
+            action="portal.reset_link",
+            outcome="failure",
+            reason="no enrolled email address",
+            details={"trigger": trigger, "link": None},
+        )
         return None
     minutes = OrganisationPolicy.from_dict(org.policy).reset_link_minutes
     link = links.create(
@@ -84,32 +93,15 @@ def send_reset_link(
         secrets={"link": portal_link(rt, link.token)},
         expires_at=link.expires_at,
     )
-    _audit(session, rt, actor, card, "success", None, trigger, link.link_id)
-    return link.link_id
-
-
-def _audit(
-    session: Session,
-    rt: Runtime,
-    actor: Actor,
-    card: Card,
-    outcome: str,
-    reason: str | None,
-    trigger: str,
-    link_id: str | None = None,
-) -> None:
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action="portal.reset_link",
-        outcome=outcome,
-        reason=reason,
-        organisation_id=card.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
-        details={"trigger": trigger, "link": link_id},
+        details={"trigger": trigger, "link": link.link_id},
     )
+    return link.link_id
 
 
 def may_self_unlock(card: Card, *, link_unlocks: bool = False) -> bool:

@@ -144,14 +144,13 @@ def _register(
         field="credential",
     )
     row.status, row.association_id = "consumed", assoc.id
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action="method.added",
         organisation_id=org.id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={
             "method": assoc.method,
             "association": assoc.id,

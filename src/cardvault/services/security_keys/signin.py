@@ -234,14 +234,13 @@ def _complete(
     row.card_id, row.organisation_id, row.association_id = card.id, org.id, assoc.id
     row.expires_at = now + timedelta(minutes=PROOF_MINUTES)
     row.details = {"nickname": assoc.label}
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action="fido2.sign_in",
         organisation_id=org.id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={
             "ceremony": row.id,
             "association": assoc.id,

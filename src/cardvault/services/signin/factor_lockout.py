@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.lockout import (
@@ -46,7 +46,8 @@ from cardvault.services.recovery import reset_links
 from cardvault.services.signin.lockout import lock_in_session
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction, without_flush
-from cardvault.store.models import Card, CardStatus, Organisation, table_of
+from cardvault.store.models import Card, CardStatus, Organisation
+from cardvault.store.queries import cards as card_queries
 
 #: where a failure happened, in the RA's alert ("… while signing in")
 SIGN_IN = "signing in"
@@ -108,35 +109,6 @@ class Reservation:
         return self.locked_now
 
 
-_CARDS = table_of(Card)
-_TAKE = (
-    update(_CARDS)
-    .where(
-        _CARDS.c.id == bindparam("sf_card"),
-        _CARDS.c.second_factor_failures < MAX_SECOND_FACTOR_FAILURES,
-        _CARDS.c.status == CardStatus.ACTIVE.value,
-    )
-    .values(second_factor_failures=_CARDS.c.second_factor_failures + 1)
-    .returning(_CARDS.c.second_factor_failures)
-)
-# the reset door: any status its link allows (the link has checked), and no refusal when full
-_TAKE_FOR_RESET = (
-    update(_CARDS)
-    .where(
-        _CARDS.c.id == bindparam("sf_card"),
-        _CARDS.c.second_factor_failures < MAX_SECOND_FACTOR_FAILURES,
-    )
-    .values(second_factor_failures=_CARDS.c.second_factor_failures + 1)
-    .returning(_CARDS.c.second_factor_failures)
-)
-_GIVE_BACK = (
-    update(_CARDS)
-    .where(_CARDS.c.id == bindparam("sf_card"), _CARDS.c.second_factor_failures > 0)
-    .values(second_factor_failures=_CARDS.c.second_factor_failures - 1)
-)
-_RESET = update(_CARDS).where(_CARDS.c.id == bindparam("sf_card")).values(second_factor_failures=0)
-
-
 @contextmanager
 def reserved(
     rt: Runtime,
@@ -167,28 +139,24 @@ def _take(
 ) -> int | None:
     with transaction(rt.db) as session:
         without_flush(session)  # the verdict's transaction commits it durably
-        count = session.connection().scalar(
-            _TAKE_FOR_RESET if for_reset else _TAKE, {"sf_card": card_id}
-        )
+        counter = card_queries.SECOND_FACTOR_FOR_RESET if for_reset else card_queries.SECOND_FACTOR
+        count = card_queries.reserve_attempt(session, counter, card_id)
     if count is not None or for_reset:
-        return None if count is None else int(count)
+        return count
     with transaction(rt.db) as session:
         card = session.get(Card, card_id)
         assert card is not None
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action="auth.second_factor",
             outcome="failure",
-            reason=(
-                f"card is {card.status}"
-                if card.status != CardStatus.ACTIVE.value
-                else "no second-factor attempt left (others in progress)"
-            ),
+            reason=f"card is {card.status}"
+            if card.status != CardStatus.ACTIVE.value
+            else "no second-factor attempt left (others in progress)",
             organisation_id=organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
         )
     raise SecondFactorLocked()
 
@@ -196,13 +164,13 @@ def _take(
 def right(session: Session, card_id: str) -> None:
     """A card session opened by a door whose second factor had no reservation of its own
     left to settle (QR and mobile sign-in): the count starts again."""
-    session.connection().execute(_RESET, {"sf_card": card_id})
+    card_queries.reset_second_factor(session, card_id)
 
 
 def give_back(rt: Runtime, card_id: str) -> None:
     """Nothing was checked: the reserved answer does not count."""
     with transaction(rt.db) as session:
-        session.connection().execute(_GIVE_BACK, {"sf_card": card_id})
+        card_queries.give_back(session, card_queries.SECOND_FACTOR, card_id)
 
 
 def _limit_reached(
@@ -229,16 +197,14 @@ def _limit_reached(
         )
         reset_links.send_reset_link(session, rt, actor, card, trigger="locked")
     alerted = notifications.second_factor_lock(session, rt, card, org, door=door)
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action="card.second_factor_limit",
-        outcome="success",
         reason=SECOND_FACTOR_STATUS_REASON,
         organisation_id=org.id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={"door": door, "locked_now": locked_now, "ra_alerted": len(alerted)},
     )
     return locked_now

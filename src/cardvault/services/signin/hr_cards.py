@@ -63,14 +63,13 @@ def add_hr_card(
             "This HR card is already associated with a card in this organisation.",
             field="uid",
         )
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action="method.added",
             organisation_id=org.id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"method": assoc.method, "association": assoc.id, "label": assoc.label},
         )
     return assoc
