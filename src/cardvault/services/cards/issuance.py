@@ -43,6 +43,7 @@ from cardvault.store.models import (
     Organisation,
     Person,
 )
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 ROLES = (cx509.CertUsage.AUTHENTICATION, cx509.CertUsage.CONTENT_COMMITMENT)
@@ -111,7 +112,7 @@ def issue_card(
     with rt.db() as session:
         org, person = get_org(session, req.organisation), get_person(session, req.user_id)
         _check_can_issue(session, org, person)
-    policy = OrganisationPolicy.from_dict(org.policy)
+    policy = policy_of(org)
     alg = _algorithm(req.key_algorithm or policy.key_algorithm)
     card_id, serial = new_id(), identifiers.new_card_serial()
     generating()

@@ -15,13 +15,13 @@ from cardvault.crypto.keyslots import (
     open_passcode_slot,
     wrap_for_session,
 )
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import InvalidInput, PermissionDenied
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.signin import lockout
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card, Organisation
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 MAX_PASSCODE = 256
@@ -55,7 +55,7 @@ def check_passcode_text(passcode: str | None) -> str:
 
 
 def require_method(org: Organisation, method: str, what: str) -> None:
-    if not OrganisationPolicy.from_dict(org.policy).allows(method):
+    if not policy_of(org).allows(method):
         raise PermissionDenied(f"{org.name} does not allow {what}.", method=method)
 
 

@@ -39,6 +39,7 @@ from cardvault.store.models import (
     RaRole,
     RaRoleGrant,
 )
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 #: set on a SQLAlchemy session that enqueued a message, so the dispatcher wakes after commit
@@ -175,7 +176,7 @@ def _decode(stored: Mapping[str, Any]) -> dict[str, Any]:
 def support_contact(rt: Runtime, organisation: Organisation | None) -> str:
     """Whom a holder should contact: the organisation's RA contact, else the service's."""
     if organisation is not None:
-        policy = OrganisationPolicy.from_dict(organisation.policy)
+        policy = policy_of(organisation)
         if policy.ra_contact != OrganisationPolicy().ra_contact:
             return policy.ra_contact
     return rt.settings.support_contact

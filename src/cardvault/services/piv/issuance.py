@@ -31,7 +31,6 @@ from cardvault.crypto import x509 as cx509
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import CardKeyRecord, new_dek, new_session_key, wrap_for_session
 from cardvault.domain import identifiers
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.issuance import (
@@ -57,6 +56,7 @@ from cardvault.store.models import (
     PivCard,
     PivLink,
 )
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 __all__ = [
@@ -229,7 +229,7 @@ def _insert_blank(
     ra_session: CardSession,
     blank: _Blank,
 ) -> Card:
-    policy = OrganisationPolicy.from_dict(org.policy)
+    policy = policy_of(org)
     card = Card(
         id=blank.card_id,
         serial=identifiers.new_card_serial(),

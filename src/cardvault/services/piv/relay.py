@@ -32,7 +32,6 @@ from cardvault.card.piv.link_state import (
 )
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import CardKeyRecord, WrongSecret, unwrap_session
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import Conflict, Unavailable
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.piv import issuance, snapshot, statements
@@ -51,6 +50,7 @@ from cardvault.store.models import (
     Card,
     CardSession,
 )
+from cardvault.store.queries.organisations import policy_of
 
 __all__ = ["RelayAnswer", "RelayRequest", "StaleRequest", "relay"]
 
@@ -284,7 +284,7 @@ def _touch(session: Session, rt: Runtime, snap: Snapshot) -> tuple[datetime, dat
     and expiry delete or end it): the APDU commits inside a live session or not at all."""
     now = rt.clock()
     row = snap.session
-    policy = OrganisationPolicy.from_dict(snap.organisation.policy)
+    policy = policy_of(snap.organisation)
     idle = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
     changed = _execute(
         session, statements.TOUCH_SESSION, {"where_session": row.id, "now": now, "idle": idle}

@@ -40,6 +40,7 @@ from cardvault.services.signin import lockout
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardStatus, Organisation, Person
+from cardvault.store.queries.organisations import policy_of
 
 LOCKABLE = (CardStatus.ISSUED.value, CardStatus.ENROLLED.value, CardStatus.ACTIVE.value)
 
@@ -216,7 +217,7 @@ def _store_invitation(
         org = session.get(Organisation, ctx.organisation_id)
         person = session.get(Person, card.person_id)
         assert org is not None and person is not None
-        policy = OrganisationPolicy.from_dict(org.policy)
+        policy = policy_of(org)
         minutes = policy.invitation_link_days * 24 * 60
         link, token = links.new_link(
             session,
@@ -340,7 +341,7 @@ def _send_reset_link(session: Session, rt: Runtime, ctx: RaContext, card: Card) 
     assert person is not None and org is not None
     if card.status != CardStatus.ACTIVE.value or not person.email:
         return False
-    policy = OrganisationPolicy.from_dict(org.policy)
+    policy = policy_of(org)
     _link, token = links.new_link(
         session,
         rt,

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cardvault.domain import identifiers, totp
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards import methods
@@ -22,6 +21,7 @@ from cardvault.services.ra.persons import card_in_scope
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Association, Card, CardStatus, MethodKind, Organisation
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 MAX_LABEL = 100
@@ -111,7 +111,7 @@ def confirm_totp(
             raise Conflict("This authenticator is already confirmed.")
         org = session.get(Organisation, ctx.organisation_id)
         assert org is not None
-        window = OrganisationPolicy.from_dict(org.policy).totp_window
+        window = policy_of(org).totp_window
         secret = methods.open_secret(rt.master_key, assoc)
         try:
             step = totp.matching_step(
@@ -137,7 +137,7 @@ def add_hr_card(rt: Runtime, ctx: RaContext, user_id: str, uid: str, label: str)
     with transaction(rt.db) as session:
         org = session.get(Organisation, ctx.organisation_id)
         assert org is not None
-        if not OrganisationPolicy.from_dict(org.policy).hr_cards_allowed:
+        if not policy_of(org).hr_cards_allowed:
             raise PermissionDenied("Your organisation does not allow HR cards for sign-in.")
         card = card_in_scope(session, ctx, user_id)
         assoc = Association(

@@ -44,7 +44,6 @@ from cardvault.crypto.keyslots import (
     unwrap_session,
     wrap_for_session,
 )
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.passcode_policy import check_passcode
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
@@ -79,6 +78,7 @@ from cardvault.store.models import (
     Person,
     SecurityQuestion,
 )
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 __all__ = [
@@ -295,7 +295,7 @@ def _begin(
     offers = recovery_factors.offers(session, rt, actor, card, txn)
     org = session.get(Organisation, card.organisation_id)
     assert org is not None
-    required = OrganisationPolicy.from_dict(org.policy).recovery_requires_second_factor
+    required = policy_of(org).recovery_requires_second_factor
     if not (required and offers):
         txn.state, offers = STEP_PASSCODE, []
     factors = {str(offer["method"]): org_ids for offer, org_ids in offers}

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
 from cardvault.domain.lockout import SECOND_FACTOR_LOCK_REASON, SELF_UNLOCKABLE_REASONS
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import InvalidInput
 from cardvault.notify.templates import EmailTemplate
 from cardvault.services.audit import trail as audit
@@ -33,6 +32,7 @@ from cardvault.store.models import (
     Person,
     SecurityQuestion,
 )
+from cardvault.store.queries.organisations import policy_of
 
 #: reset emails one card may receive in an hour through the forgotten-passcode form
 REQUESTS_PER_HOUR = 3
@@ -68,7 +68,7 @@ def send_reset_link(
             details={"trigger": trigger, "link": None},
         )
         return None
-    minutes = OrganisationPolicy.from_dict(org.policy).reset_link_minutes
+    minutes = policy_of(org).reset_link_minutes
     link = links.create(
         session,
         rt,

@@ -39,6 +39,7 @@ from cardvault.store.models import (
     Organisation,
     WebAuthnCeremony,
 )
+from cardvault.store.queries.organisations import policy_of
 
 RP_NAME = "cardvault"
 #: time beyond the browser's own timeout before a begun ceremony is forgotten
@@ -96,7 +97,7 @@ def user_handle(card_id: str, organisation_id: str) -> bytes:
 def policy_for(settings: Settings, org: Organisation | None) -> webauthn.WebAuthnPolicy:
     """The relying-party policy in one organisation (or, before one is known, the strict
     default: user verification required, any model)."""
-    pol = OrganisationPolicy.from_dict(org.policy if org is not None else None)
+    pol = policy_of(org)
     aaguids = pol.fido2_allowed_aaguids
     return webauthn.WebAuthnPolicy(
         rp_id=settings.rp_id,
@@ -109,7 +110,7 @@ def policy_for(settings: Settings, org: Organisation | None) -> webauthn.WebAuth
 
 
 def require_allowed(org: Organisation) -> OrganisationPolicy:
-    pol = OrganisationPolicy.from_dict(org.policy)
+    pol = policy_of(org)
     if not pol.allows(MethodKind.FIDO2.value):
         raise SecurityKeysNotAllowed(f"{org.name} does not allow security keys.")
     return pol

@@ -16,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import Conflict, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
@@ -25,6 +24,7 @@ from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Association, Card, CardStatus, MethodKind, Organisation
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 
@@ -44,7 +44,7 @@ def add_hr_card(
     normal = identifiers.hr_card_uid(uid)
     with transaction(rt.db) as session:
         org = get_org(session, org_code)
-        if not OrganisationPolicy.from_dict(org.policy).allows(MethodKind.HR_CARD.value):
+        if not policy_of(org).allows(MethodKind.HR_CARD.value):
             raise HrCardsNotAllowed(f"{org.name} does not allow sign-in with HR cards.")
         card = _card_in(session, serial, org)
         assoc = Association(

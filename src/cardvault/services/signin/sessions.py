@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import AuthenticationFailed, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.networks import allow_list as network
@@ -28,6 +27,7 @@ from cardvault.store.models import (
     Organisation,
     RaRoleGrant,
 )
+from cardvault.store.queries.organisations import policy_of
 
 TOKEN_BYTES = 32
 
@@ -63,7 +63,7 @@ def new_session(
     client_address: str | None,
     session_id: str,
 ) -> NewSession:
-    policy = OrganisationPolicy.from_dict(organisation.policy)
+    policy = policy_of(organisation)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     absolute = now + timedelta(minutes=policy.session_absolute_minutes)
     idle = min(now + timedelta(minutes=policy.session_idle_minutes), absolute)
@@ -147,7 +147,7 @@ def _live(
 
 
 def _touch(row: CardSession, org: Organisation, now: datetime) -> None:
-    policy = OrganisationPolicy.from_dict(org.policy)
+    policy = policy_of(org)
     row.last_used_at = now
     row.idle_expires_at = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
 

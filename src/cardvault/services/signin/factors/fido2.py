@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from cardvault.domain import webauthn
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import CardvaultError
 from cardvault.services.security_keys.keys import (
     active_keys,
@@ -32,6 +31,7 @@ from cardvault.services.security_keys.signin import consume_proof
 from cardvault.services.signin.factors.base import FactorContext, FactorFailed, FactorOutcome
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.models import Association, AuthTransaction, MethodKind
+from cardvault.store.queries.organisations import policy_of
 
 STATE_KEY = "fido2"
 
@@ -41,7 +41,7 @@ class Fido2Factor:
 
     def offer(self, ctx: FactorContext) -> dict[str, Any] | None:
         """The same challenge until it is used (the engine asks again before verifying)."""
-        policy = OrganisationPolicy.from_dict(ctx.organisation.policy)
+        policy = policy_of(ctx.organisation)
         if not policy.allows(self.method):
             return None
         keys = active_keys(ctx.session, ctx.card.id, ctx.organisation.id)
