@@ -152,7 +152,6 @@ def export(
         if org.lower() == audit.SERVICE_CHAIN:
             chain = audit.SERVICE_CHAIN
         else:
-            with rt.db() as session:
-                chain = directory.get_org(session, org).id
+            chain = directory.show_organisation(rt, org).id
         for line in audit.export(rt, chain, fmt):
             typer.echo(line, nl=False)

@@ -1,0 +1,70 @@
+"""What the shells see of organisations and persons: frozen views, never the rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.store.models import Organisation, Person
+from cardvault.store.queries.organisations import policy_of
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrganisationView:
+    id: str
+    code: str
+    name: str
+    networks: tuple[str, ...]
+    policy: OrganisationPolicy
+    created_at: datetime
+
+    @classmethod
+    def of(cls, org: Organisation) -> OrganisationView:
+        return cls(
+            id=org.id,
+            code=org.code,
+            name=org.name,
+            networks=tuple(org.allowed_networks),
+            policy=policy_of(org),
+            created_at=org.created_at,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PersonView:
+    id: str
+    user_id: str
+    forename: str
+    surname: str
+    email: str | None
+    phone: str | None
+    common_name: str
+
+    @classmethod
+    def of(cls, person: Person) -> PersonView:
+        return cls(
+            id=person.id,
+            user_id=person.user_id,
+            forename=person.forename,
+            surname=person.surname,
+            email=person.email,
+            phone=person.phone,
+            common_name=person.common_name,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoleView:
+    """An RA role a person holds in one organisation."""
+
+    organisation: str
+    role: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PersonDetails:
+    person: PersonView
+    #: the codes of the organisations the person is a member of, in code order
+    organisations: tuple[str, ...]
+    roles: tuple[RoleView, ...]
