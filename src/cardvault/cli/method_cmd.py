@@ -152,9 +152,8 @@ def add_fido2(
         )
     emit(
         ctx,
-        {**methods.association_dict(assoc), "authenticator": assoc.details["authenticator"]},
-        f"Registered {assoc.details['authenticator']} “{assoc.label}” for {serial.upper()} "
-        f"in {org.upper()}.",
+        {**methods.association_dict(assoc), "authenticator": assoc.authenticator},
+        f"Registered {assoc.authenticator} “{assoc.label}” for {serial.upper()} in {org.upper()}.",
     )
 
 

@@ -7,7 +7,6 @@ secrets (the TOTP seed) are sealed under the master key, bound to the associatio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
@@ -16,9 +15,11 @@ from sqlalchemy.orm import Session
 from cardvault.crypto.aead import aad
 from cardvault.domain import identifiers, totp
 from cardvault.errors import Conflict, NotFound
+from cardvault.json_types import JsonObject
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
+from cardvault.services.cards.views import MethodView
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.system.runtime import Actor, Runtime
@@ -40,7 +41,7 @@ class TotpProvisioning:
     secret: str
 
 
-def association_dict(a: Association) -> dict[str, Any]:
+def association_dict(a: MethodView) -> JsonObject:
     return {
         "id": a.id,
         "method": a.method,
@@ -94,7 +95,7 @@ def _insert(session: Session, assoc: Association, what: str) -> None:
 
 def add_ad_account(
     rt: Runtime, actor: Actor, *, serial: str, org_code: str, account: str
-) -> Association:
+) -> MethodView:
     r"""Associate ``DOMAIN\name`` with the card in one organisation (unique there)."""
     domain, name = identifiers.parse_ad_login(account)
     with transaction(rt.db) as session:
@@ -119,7 +120,7 @@ def add_ad_account(
             organisation_id=org_id,
             details={"method": assoc.method, "identifier": assoc.lookup_key},
         )
-    return assoc
+        return MethodView.of(assoc)
 
 
 def _insert_ad_row(
@@ -174,24 +175,27 @@ def add_totp(
 
 def list_methods(
     rt: Runtime, serial: str, *, organisation_id: str | None = None
-) -> list[Association]:
+) -> list[MethodView]:
+    """A card's methods (in one organisation, when given), oldest first; NotFound."""
     with rt.db() as session:
         card = get_card(session, serial, organisation_id=organisation_id)
         stmt = select(Association).where(Association.card_id == card.id)
         if organisation_id is not None:
             stmt = stmt.where(Association.organisation_id == organisation_id)
-        return list(session.scalars(stmt.order_by(Association.created_at)))
+        return [MethodView.of(a) for a in session.scalars(stmt.order_by(Association.created_at))]
 
 
 def remove_method(
     rt: Runtime, actor: Actor, association_id: str, *, organisation_id: str | None = None
-) -> Association:
+) -> MethodView:
+    """Remove a method (audited; the holder hears of a removed security key); NotFound."""
     with transaction(rt.db) as session:
         assoc = session.get(Association, association_id, with_for_update=True)
         if assoc is None or (organisation_id and assoc.organisation_id != organisation_id):
             raise NotFound("There is no such authentication method.")
         card = session.get(Card, assoc.card_id)
         assert card is not None
+        removed = MethodView.of(assoc)
         session.delete(assoc)
         audit.record_for_card(
             session,
@@ -204,4 +208,4 @@ def remove_method(
         )
         if assoc.method == MethodKind.FIDO2.value:  # the holder hears of it (a stolen key?)
             notifications.fido2_key_removed(session, rt, card, assoc.label or "security key")
-    return assoc
+    return removed

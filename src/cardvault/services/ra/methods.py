@@ -15,6 +15,7 @@ from cardvault.domain import identifiers, totp
 from cardvault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards import methods
+from cardvault.services.cards.views import MethodView
 from cardvault.services.devices import pairing
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import card_in_scope
@@ -50,7 +51,8 @@ def _usable_serial(rt: Runtime, ctx: RaContext, user_id: str) -> str:
     return card.serial
 
 
-def add_ad_account(rt: Runtime, ctx: RaContext, user_id: str, account: str) -> Association:
+def add_ad_account(rt: Runtime, ctx: RaContext, user_id: str, account: str) -> MethodView:
+    r"""Associate ``DOMAIN\name`` with the person's card here; InvalidInput, AlreadyAssociated."""
     serial = _usable_serial(rt, ctx, user_id)
     try:
         return methods.add_ad_account(
@@ -102,7 +104,7 @@ def pending_totp(rt: Runtime, ctx: RaContext, user_id: str, association_id: str)
 
 def confirm_totp(
     rt: Runtime, ctx: RaContext, user_id: str, association_id: str, code: str
-) -> Association:
+) -> MethodView:
     """Activate a pending authenticator with one current code (which is then used up)."""
     with transaction(rt.db) as session:
         assoc = _association(session, ctx, user_id, association_id)
@@ -129,10 +131,12 @@ def confirm_totp(
             secret[:] = bytes(len(secret))
         assoc.status, assoc.counter = "active", max(assoc.counter, step)
         _audit(session, rt, ctx, assoc, "method.confirmed")
-    return assoc
+        return MethodView.of(assoc)
 
 
-def add_hr_card(rt: Runtime, ctx: RaContext, user_id: str, uid: str, label: str) -> Association:
+def add_hr_card(rt: Runtime, ctx: RaContext, user_id: str, uid: str, label: str) -> MethodView:
+    """Associate an HR card's UID with the person's card here; PermissionDenied when the
+    organisation does not allow HR cards, AlreadyAssociated, InvalidInput."""
     uid_norm = identifiers.hr_card_uid(uid)
     with transaction(rt.db) as session:
         org = session.get(Organisation, ctx.organisation_id)
@@ -154,18 +158,20 @@ def add_hr_card(rt: Runtime, ctx: RaContext, user_id: str, uid: str, label: str)
         except methods.AlreadyAssociated as exc:
             raise methods.AlreadyAssociated(exc.message, field="uid") from None
         _audit(session, rt, ctx, assoc, "method.added", identifier=uid_norm)
-    return assoc
+        return MethodView.of(assoc)
 
 
-def remove(rt: Runtime, ctx: RaContext, user_id: str, association_id: str) -> Association:
+def remove(rt: Runtime, ctx: RaContext, user_id: str, association_id: str) -> MethodView:
+    """Remove one of the person's methods in this organisation (audited); NotFound."""
     with rt.db() as session:
         _association(session, ctx, user_id, association_id)
     return methods.remove_method(rt, ctx.actor, association_id, organisation_id=ctx.organisation_id)
 
 
-def association(rt: Runtime, ctx: RaContext, user_id: str, association_id: str) -> Association:
+def association(rt: Runtime, ctx: RaContext, user_id: str, association_id: str) -> MethodView:
+    """One of the person's methods in this organisation; NotFound."""
     with rt.db() as session:
-        return _association(session, ctx, user_id, association_id)
+        return MethodView.of(_association(session, ctx, user_id, association_id))
 
 
 def _audit(

@@ -20,6 +20,7 @@ from cardvault.errors import InvalidInput, NotFound
 from cardvault.services.audit import display as audit_display
 from cardvault.services.audit.display import AuditEventView
 from cardvault.services.cards.state import card_dict, cert_dict
+from cardvault.services.cards.views import MethodView
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.models import (
@@ -189,13 +190,12 @@ def _associations(session: Session, ctx: RaContext, card: Card | None) -> list[d
         .where(Association.card_id == card.id, Association.organisation_id == ctx.organisation_id)
         .order_by(Association.created_at)
     )
-    return [association_view(a) for a in rows]
+    return [association_view(MethodView.of(a)) for a in rows]
 
 
-def association_view(a: Association) -> dict[str, Any]:
+def association_view(a: MethodView) -> dict[str, Any]:
     """What an RA sees of an association: never its secret."""
-    details = a.details or {}
-    aaguid = details.get("aaguid")
+    aaguid = a.aaguid
     shown = a.label or a.lookup_key
     if a.method == "totp":
         shown = a.label or "Authenticator app"

@@ -15,11 +15,11 @@ from typing import Any
 
 from cardvault.domain import webauthn
 from cardvault.errors import InvalidInput
+from cardvault.services.cards.views import MethodView
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import card_in_scope
 from cardvault.services.security_keys import registration as security_key_registration
 from cardvault.services.system.runtime import Runtime
-from cardvault.store.models import Association
 
 
 def begin(rt: Runtime, ctx: RaContext, user_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -39,7 +39,8 @@ def complete(
     state: dict[str, Any],
     response: dict[str, Any],
     nickname: str,
-) -> Association:
+) -> MethodView:
+    """Verify the key's answer and register it for the person's card here (audited)."""
     with rt.db() as session:
         card = card_in_scope(session, ctx, user_id)
     if state.get("card_id") != card.id or not isinstance(state.get("ceremony_id"), str):

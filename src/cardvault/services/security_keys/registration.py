@@ -20,6 +20,7 @@ from cardvault.errors import CardvaultError, Conflict, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.methods import insert_unique
+from cardvault.services.cards.views import MethodView
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.security_keys.keys import (
@@ -88,14 +89,14 @@ def begin_registration(
 
 def complete_registration(
     rt: Runtime, actor: Actor, *, ceremony_id: str, response: Mapping[str, Any], nickname: str
-) -> Association:
+) -> MethodView:
     """Verify the key's ``create()`` response and associate the credential with the card."""
     failure: CardvaultError | None = None
     with transaction(rt.db) as session:
         row: WebAuthnCeremony | None = None
         try:
             row = claim(session, ceremony_id, REGISTRATION, rt.clock(), created_by=actor.ref)
-            return _register(session, rt, actor, row, response, nickname)
+            return MethodView.of(_register(session, rt, actor, row, response, nickname))
         except CardvaultError as exc:
             if row is not None and row.status == "answered":
                 row.status = "failed"

@@ -20,6 +20,7 @@ from cardvault.errors import Conflict, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.methods import insert_unique
+from cardvault.services.cards.views import MethodView
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -39,7 +40,7 @@ def label_for(uid: str) -> str:
 
 def add_hr_card(
     rt: Runtime, actor: Actor, *, serial: str, org_code: str, uid: str, label: str | None = None
-) -> Association:
+) -> MethodView:
     """Associate an HR card's UID with the card in one organisation (unique there)."""
     normal = identifiers.hr_card_uid(uid)
     with transaction(rt.db) as session:
@@ -72,7 +73,7 @@ def add_hr_card(
             organisation_id=org.id,
             details={"method": assoc.method, "association": assoc.id, "label": assoc.label},
         )
-    return assoc
+        return MethodView.of(assoc)
 
 
 def _card_in(session: Session, serial: str, org: Organisation) -> Card:
