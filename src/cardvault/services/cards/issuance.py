@@ -31,6 +31,7 @@ from cardvault.errors import Conflict, InvalidInput, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import end_card_state, get_card
 from cardvault.services.cards.sealing import seal_record, shred_record
+from cardvault.services.cards.views import CardSummary
 from cardvault.services.directory.registry import get_org, get_person, is_member
 from cardvault.services.pki import ca
 from cardvault.services.system.runtime import Actor, Runtime
@@ -287,8 +288,12 @@ def certificate_row(card_id: str, usage: cx509.CertUsage, cert: X509Certificate)
 
 def revoke_card(
     rt: Runtime, actor: Actor, serial: str, *, reason: str, organisation_id: str | None = None
-) -> Card:
-    """Crypto-shred the card: DEK and slots deleted, certificates revoked, audit kept."""
+) -> CardSummary:
+    """Crypto-shred the card: DEK and slots deleted, certificates revoked, audit kept.
+
+    Raises NotFound for an unknown card (or one of another organisation, when given),
+    Conflict when it is already revoked, InvalidInput for an empty or long reason.
+    """
     reason = _reason(reason)
     with transaction(rt.db) as session:
         card = get_card(session, serial, organisation_id=organisation_id)
@@ -313,7 +318,7 @@ def revoke_card(
             reason=reason,
             details={"serial": card.serial},
         )
-    return card
+        return CardSummary.of(card)
 
 
 def _reason(text: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from cardvault.store.models import Association
+from cardvault.store.models import Association, Card
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,4 +49,29 @@ class MethodView:
             aaguid=details.get("aaguid"),
             authenticator=details.get("authenticator"),
             resident_key=None if resident is None else bool(resident),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CardSummary:
+    """A card's identity and status after a change (lock, revocation): never key material."""
+
+    id: str
+    serial: str
+    person_id: str
+    organisation_id: str
+    status: str
+    status_reason: str | None
+    status_changed_at: datetime
+
+    @classmethod
+    def of(cls, card: Card) -> CardSummary:
+        return cls(
+            id=card.id,
+            serial=card.serial,
+            person_id=card.person_id,
+            organisation_id=card.organisation_id,
+            status=card.status,
+            status_reason=card.status_reason,
+            status_changed_at=card.status_changed_at,
         )

@@ -32,6 +32,7 @@ from cardvault.services.audit import trail as audit
 from cardvault.services.cards import enrolment, issuance
 from cardvault.services.cards.invitations import INVITATION_CODE_DIGITS
 from cardvault.services.cards.sealing import open_record, seal_record
+from cardvault.services.cards.views import CardSummary
 from cardvault.services.ra import actions as ra_actions
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import card_in_scope, person_in_scope
@@ -295,7 +296,8 @@ def _queue_invitation(
     )
 
 
-def lock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> Card:
+def lock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> CardSummary:
+    """Lock the person's card (audited); Conflict when its status cannot be locked."""
     reason = _reason(reason)
     with transaction(rt.db) as session:
         card = card_in_scope(session, ctx, user_id)
@@ -303,7 +305,7 @@ def lock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> Card:
         if card.status not in LOCKABLE:
             raise Conflict(f"Card {card.serial} cannot be locked: its status is {card.status}.")
         lockout.lock_in_session(session, rt, ctx.actor, card, reason=reason)
-    return card
+        return CardSummary.of(card)
 
 
 def unlock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> bool:
@@ -367,7 +369,8 @@ def _send_reset_link(session: Session, rt: Runtime, ctx: RaContext, card: Card) 
     return True
 
 
-def revoke(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> Card:
+def revoke(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> CardSummary:
+    """Revoke the person's card here: its keys are destroyed (audited)."""
     with rt.db() as session:
         card = card_in_scope(session, ctx, user_id)
     return issuance.revoke_card(

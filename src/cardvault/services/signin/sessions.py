@@ -217,8 +217,12 @@ def select_role(
     org_code: str,
     role: str,
     session_id: str | None = None,
-) -> CardSession:
-    """An RA acts in one organisation at a time, under one of their roles there."""
+) -> None:
+    """An RA acts in one organisation at a time, under one of their roles there.
+
+    Raises PermissionDenied when the RA has no such role, and the card session's errors
+    (expired, wrong purpose) or the organisation's network refusal.
+    """
     with transaction(rt.db) as session:
         if session_id is not None:
             row, _card = use_id(
@@ -248,7 +252,6 @@ def select_role(
             card_id=row.card_id,
             details={"role": role},
         )
-    return row
 
 
 def require_role(
