@@ -20,7 +20,6 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
@@ -29,6 +28,7 @@ from cardvault.config import Settings
 from cardvault.domain import webauthn
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import CardvaultError, PermissionDenied
+from cardvault.json_types import JsonObject, JsonValue
 from cardvault.services.audit import trail as audit
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -57,7 +57,7 @@ class CeremonyStart:
     """What the browser or agent needs to call the security key."""
 
     ceremony_id: str
-    options: dict[str, Any]
+    options: JsonObject
     expires_at: datetime
 
 
@@ -166,7 +166,7 @@ def keys_by_credential(
     return list(session.scalars(stmt))
 
 
-def raw_id(response: Mapping[str, Any]) -> bytes:
+def raw_id(response: Mapping[str, JsonValue]) -> bytes:
     value = response.get("rawId", response.get("id"))
     if not isinstance(value, str) or not 1 <= len(value) <= 1400:
         raise webauthn.MalformedResponse("The security key's response has no credential id.")
@@ -181,9 +181,9 @@ def verify_assertion(
     settings: Settings,
     *,
     org: Organisation,
-    state: dict[str, Any],
+    state: JsonObject,
     candidates: Sequence[Association],
-    response: Mapping[str, Any],
+    response: Mapping[str, JsonValue],
     now: datetime,
 ) -> VerifiedKey:
     """Check an assertion against the organisation's policy and advance the counter.
@@ -246,17 +246,12 @@ def audit_failure(
     action: str,
     assoc: Association | None,
     org_id: str | None,
-    details: dict[str, Any],
+    details: JsonObject,
     card_id: str | None = None,
 ) -> None:
     """A refused key use, with its reason; a counter regression is also flagged on its own."""
     card_id = assoc.card_id if assoc is not None else card_id
     card = session.get(Card, card_id) if card_id else None
-    where: dict[str, Any] = {
-        "organisation_id": org_id,
-        "person_id": card.person_id if card else None,
-        "card_id": card.id if card else None,
-    }
     info = {**details, "code": exc.code}
     if assoc is not None:
         info.update(association=assoc.id, nickname=assoc.label)
@@ -267,8 +262,10 @@ def audit_failure(
         action=action,
         outcome="failure",
         reason=exc.message,
+        organisation_id=org_id,
+        person_id=card.person_id if card else None,
+        card_id=card.id if card else None,
         details=info,
-        **where,
     )
     audit_clone(session, rt, actor, exc, assoc=assoc, org_id=org_id, details=info)
 
@@ -281,7 +278,7 @@ def audit_clone(
     *,
     assoc: Association | None,
     org_id: str | None,
-    details: dict[str, Any],
+    details: JsonObject,
 ) -> None:
     """A counter regression gets an event of its own, so that RAs can search for it."""
     if not isinstance(exc, webauthn.SignCounterRegression) or assoc is None:

@@ -11,12 +11,12 @@ actor who began a registration can complete it; every refusal is audited.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from cardvault.domain import webauthn
 from cardvault.errors import CardvaultError, Conflict, NotFound
+from cardvault.json_types import JsonValue
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.methods import insert_unique
@@ -88,7 +88,7 @@ def begin_registration(
 
 
 def complete_registration(
-    rt: Runtime, actor: Actor, *, ceremony_id: str, response: Mapping[str, Any], nickname: str
+    rt: Runtime, actor: Actor, *, ceremony_id: str, response: Mapping[str, JsonValue], nickname: str
 ) -> MethodView:
     """Verify the key's ``create()`` response and associate the credential with the card."""
     failure: CardvaultError | None = None
@@ -125,7 +125,7 @@ def _register(
     rt: Runtime,
     actor: Actor,
     row: WebAuthnCeremony,
-    response: Mapping[str, Any],
+    response: Mapping[str, JsonValue],
     nickname: str,
 ) -> Association:
     org = session.get(Organisation, row.organisation_id)

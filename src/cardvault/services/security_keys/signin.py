@@ -22,13 +22,13 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.domain import webauthn
 from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.json_types import JsonValue
 from cardvault.services.audit import trail as audit
 from cardvault.services.directory.registry import get_org
 from cardvault.services.networks import allow_list as network
@@ -118,7 +118,7 @@ def begin(rt: Runtime, *, org_code: str | None = None) -> CeremonyStart:
 
 
 def complete(
-    rt: Runtime, actor: Actor, *, ceremony_id: str, response: Mapping[str, Any]
+    rt: Runtime, actor: Actor, *, ceremony_id: str, response: Mapping[str, JsonValue]
 ) -> SignInProof:
     """Verify the key's answer; every refusal is audited with its reason.
 
@@ -149,7 +149,7 @@ def complete(
 
 
 def _active_card_of(
-    rt: Runtime, ceremony_id: str, response: Mapping[str, Any]
+    rt: Runtime, ceremony_id: str, response: Mapping[str, JsonValue]
 ) -> tuple[str, str] | None:
     """The active card and organisation the answer's credential names (read only), if one."""
     with rt.db() as session:
@@ -207,7 +207,7 @@ def _complete(
     rt: Runtime,
     actor: Actor,
     ceremony_id: str,
-    response: Mapping[str, Any],
+    response: Mapping[str, JsonValue],
     attempt: _Attempt,
 ) -> SignInProof:
     now = rt.clock()
@@ -260,7 +260,7 @@ def _complete(
 
 
 def _the_key(
-    session: Session, response: Mapping[str, Any], organisation_id: str | None
+    session: Session, response: Mapping[str, JsonValue], organisation_id: str | None
 ) -> Association:
     candidates = keys_by_credential(session, raw_id(response), organisation_id)
     if not candidates:
