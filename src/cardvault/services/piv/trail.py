@@ -7,12 +7,12 @@ cannot be written does not happen.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from cardvault.card.apdu import Sw
 from cardvault.card.piv import Ins, PinRef, PivState, Slot
+from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
 from cardvault.services.piv.ports import Effects, key_role
 from cardvault.services.system.runtime import Actor, Runtime
@@ -84,7 +84,7 @@ def record_apdu(
         )
 
 
-Event = tuple[str, str, str | None, dict[str, Any]]
+Event = tuple[str, str, str | None, JsonObject]
 
 
 def _key_uses(facts: ApduFacts, effects: Effects) -> list[Event]:
@@ -120,7 +120,7 @@ def _reference_events(facts: ApduFacts, effects: Effects) -> list[Event]:
         name = "PUK" if reference is PinRef.PUK else "card PIN"
         counter = facts.after.puk_tries if reference is PinRef.PUK else facts.after.pin_tries
         if not right:
-            details = {"reference": name, "attempts_left": counter.left}
+            details: JsonObject = {"reference": name, "attempts_left": counter.left}
             events.append(("piv.verify", "failure", f"incorrect {name}", details))
             if counter.blocked:
                 events.append(("piv.blocked", "success", f"{name} blocked", {"reference": name}))
@@ -140,8 +140,8 @@ def _administration(facts: ApduFacts, effects: Effects) -> list[Event]:
         name = facts.after.management_algorithm.name
         events.append(("piv.management_key_changed", "success", None, {"algorithm": name}))
     for slot, generated in effects.generated:
-        details = {"slot": f"{int(slot):02x}", "algorithm": generated.name}
-        events.append(("piv.key_generated", "success", None, details))
+        generated_key: JsonObject = {"slot": f"{int(slot):02x}", "algorithm": generated.name}
+        events.append(("piv.key_generated", "success", None, generated_key))
     before, after = dict(facts.before.objects), dict(facts.after.objects)
     for tag in sorted(before.keys() | after.keys()):
         if before.get(tag) != after.get(tag):
