@@ -174,31 +174,23 @@ def show(ctx: typer.Context, serial: str) -> None:
     (the certificates themselves: card certs)."""
     with runtime(ctx) as rt:
         view = cards.show(rt, serial)
-    data = {
-        "card": view.card,
-        "holder": view.holder,
-        "certificates": view.certificates,
-        "slots": view.slots,
-        "associations": view.associations,
-        "pending_csrs": view.pending_csrs,
-    }
 
     def text() -> str:
         c, h = view.card, view.holder
         lines = [
-            f"Card {c['serial']}: {c['status']} ({c['key_algorithm']})",
-            f"Holder: {h['name']} ({h['user_id']}) <{h['email'] or 'no email'}>",
+            f"Card {c.serial}: {c.status} ({c.key_algorithm})",
+            f"Holder: {h.name} ({h.user_id}) <{h.email or 'no email'}>",
         ]
         lines += [
-            f"Certificate {x['usage']}: {x['subject']} serial {x['serial']} valid to "
-            f"{x['not_after']} [{x['status']}]"
+            f"Certificate {x.usage}: {x.subject} serial {x.serial} valid to "
+            f"{x.not_after.isoformat()} [{x.status}]"
             for x in view.certificates
         ]
-        lines.append("Key slots: " + (", ".join(s["name"] for s in view.slots) or "none"))
-        lines += [f"Method {a['method']}: {a['identifier']}" for a in view.associations]
+        lines.append("Key slots: " + (", ".join(s.name for s in view.slots) or "none"))
+        lines += [f"Method {a.method}: {a.lookup_key}" for a in view.associations]
         return "\n".join(lines)
 
-    emit(ctx, data, text)
+    emit(ctx, view.as_json(), text)
 
 
 @app.command("certs")

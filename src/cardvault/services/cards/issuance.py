@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography.x509 import Certificate as X509Certificate
 from sqlalchemy import select
@@ -28,6 +27,7 @@ from cardvault.crypto.keyslots import (
 from cardvault.domain import identifiers
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import Conflict, InvalidInput, PermissionDenied
+from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import end_card_state, get_card
 from cardvault.services.cards.sealing import seal_record, shred_record
@@ -75,7 +75,8 @@ class IssuedCard:
     serial: str
     status: str
     key_algorithm: str
-    certificates: list[dict[str, Any]]
+    #: each certificate as ``crypto.x509.certificate_summary`` shows it (JSON-ready)
+    certificates: list[JsonObject]
     csrs: list[dict[str, str]]
 
 

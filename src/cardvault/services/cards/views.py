@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from cardvault.store.models import Association, Card
+from cardvault.crypto import x509 as cx509
+from cardvault.json_types import JsonObject, JsonValue
+from cardvault.store.models import Association, Card, Certificate, KeySlotInfo, Person
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,3 +77,147 @@ class CardSummary:
             status_reason=card.status_reason,
             status_changed_at=card.status_changed_at,
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CardInfo:
+    """What may be shown of a card: status and counters, never key material."""
+
+    serial: str
+    status: str
+    key_algorithm: str
+    failed_attempts: int
+    status_reason: str | None
+    status_changed_at: datetime
+    created_at: datetime
+    #: why a locked card is locked, and the status it returns to when unlocked
+    lock_reason: str | None
+    locked_from: str | None
+
+    @classmethod
+    def of(cls, card: Card) -> CardInfo:
+        return cls(
+            serial=card.serial,
+            status=card.status,
+            key_algorithm=card.key_algorithm,
+            failed_attempts=card.failed_attempts,
+            status_reason=card.status_reason,
+            status_changed_at=card.status_changed_at,
+            created_at=card.created_at,
+            lock_reason=card.lock_reason,
+            locked_from=card.locked_from,
+        )
+
+    def as_json(self) -> JsonObject:
+        return {
+            "serial": self.serial,
+            "status": self.status,
+            "key_algorithm": self.key_algorithm,
+            "failed_attempts": self.failed_attempts,
+            "status_reason": self.status_reason,
+            "status_changed_at": self.status_changed_at.isoformat(),
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class CertificateInfo:
+    usage: str
+    #: as ``serial_hex`` writes it (rows stored before it hold lower-case hex without the
+    #: leading zero)
+    serial: str
+    subject: str
+    issuer: str
+    not_before: datetime
+    not_after: datetime
+    status: str
+    fingerprint_sha256: str
+
+    @classmethod
+    def of(cls, cert: Certificate) -> CertificateInfo:
+        return cls(
+            usage=cert.usage,
+            serial=cx509.serial_hex(int(cert.serial_hex, 16)),
+            subject=cert.subject,
+            issuer=cert.issuer,
+            not_before=cert.not_before,
+            not_after=cert.not_after,
+            status=cert.status,
+            fingerprint_sha256=cert.fingerprint_sha256,
+        )
+
+    def as_json(self) -> JsonObject:
+        return {
+            "usage": self.usage,
+            "serial": self.serial,
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "status": self.status,
+            "fingerprint_sha256": self.fingerprint_sha256,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class HolderInfo:
+    user_id: str
+    name: str
+    email: str | None
+
+    @classmethod
+    def of(cls, person: Person) -> HolderInfo:
+        return cls(user_id=person.user_id, name=person.common_name, email=person.email)
+
+    def as_json(self) -> JsonObject:
+        return {"user_id": self.user_id, "name": self.name, "email": self.email}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlotInfo:
+    """A key slot a card has (its material stays in the sealed record)."""
+
+    name: str
+    kind: str
+    #: the KDF and its parameters, as stored (free-form per KDF)
+    kdf: JsonValue
+
+    @classmethod
+    def of(cls, slot: KeySlotInfo) -> SlotInfo:
+        return cls(name=slot.name, kind=slot.kind, kdf=slot.kdf)
+
+    def as_json(self) -> JsonObject:
+        return {"name": self.name, "kind": self.kind, "kdf": self.kdf}
+
+
+def method_summary(m: MethodView) -> JsonObject:
+    """A method as the card's JSON listing shows it."""
+    return {
+        "id": m.id,
+        "method": m.method,
+        "label": m.label,
+        "identifier": m.lookup_key,
+        "status": m.status,
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class CardView:
+    """Everything about a card that may be shown; never key material."""
+
+    card: CardInfo
+    holder: HolderInfo
+    certificates: tuple[CertificateInfo, ...]
+    slots: tuple[SlotInfo, ...]
+    associations: tuple[MethodView, ...]
+    pending_csrs: tuple[str, ...]
+
+    def as_json(self) -> JsonObject:
+        return {
+            "card": self.card.as_json(),
+            "holder": self.holder.as_json(),
+            "certificates": [c.as_json() for c in self.certificates],
+            "slots": [s.as_json() for s in self.slots],
+            "associations": [method_summary(a) for a in self.associations],
+            "pending_csrs": list(self.pending_csrs),
+        }

@@ -53,6 +53,11 @@ class PersonView:
             common_name=person.common_name,
         )
 
+    @property
+    def name(self) -> str:
+        """The name people read: the directory's common name."""
+        return self.common_name
+
 
 @dataclass(frozen=True, kw_only=True)
 class RoleView:
