@@ -84,6 +84,21 @@ def insert_unique(session: Session, row: object, message: str, *, field: str) ->
         raise AlreadyAssociated(message, field=field) from exc
 
 
+def audit_added(
+    session: Session, rt: Runtime, actor: Actor, card: Card, assoc: Association, details: JsonObject
+) -> None:
+    """The one ``method.added`` event, on the chain of the organisation the method is for."""
+    audit.record_for_card(
+        session,
+        rt,
+        actor,
+        card,
+        action="method.added",
+        organisation_id=assoc.organisation_id,
+        details={"method": assoc.method, **details},
+    )
+
+
 def _insert(session: Session, assoc: Association, what: str) -> None:
     insert_unique(
         session,
@@ -111,15 +126,7 @@ def add_ad_account(
         )
         _insert(session, assoc, f"The AD account {domain}\\{name}")
         _insert_ad_row(session, assoc, org_id, domain, name)
-        audit.record_for_card(
-            session,
-            rt,
-            actor,
-            card,
-            action="method.added",
-            organisation_id=org_id,
-            details={"method": assoc.method, "identifier": assoc.lookup_key},
-        )
+        audit_added(session, rt, actor, card, assoc, {"identifier": assoc.lookup_key})
         return MethodView.of(assoc)
 
 
@@ -160,15 +167,7 @@ def add_totp(
             created_by=actor.ref,
         )
         _insert(session, assoc, "This authenticator")
-        audit.record_for_card(
-            session,
-            rt,
-            actor,
-            card,
-            action="method.added",
-            organisation_id=org_id,
-            details={"method": assoc.method, "label": label},
-        )
+        audit_added(session, rt, actor, card, assoc, {"label": label})
     uri = totp.provisioning_uri(secret, account=card.serial, issuer=ISSUER)
     return TotpProvisioning(association_id=assoc_id, uri=uri, secret=secret)
 

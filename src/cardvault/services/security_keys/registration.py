@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 from cardvault.domain import webauthn
 from cardvault.errors import CardvaultError, Conflict, NotFound
 from cardvault.json_types import JsonValue
-from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
-from cardvault.services.cards.methods import insert_unique
+from cardvault.services.cards.methods import audit_added, insert_unique
 from cardvault.services.cards.views import MethodView
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.notifications import outbox as notifications
@@ -145,15 +144,13 @@ def _register(
         field="credential",
     )
     row.status, row.association_id = "consumed", assoc.id
-    audit.record_for_card(
+    audit_added(
         session,
         rt,
         actor,
         card,
-        action="method.added",
-        organisation_id=org.id,
-        details={
-            "method": assoc.method,
+        assoc,
+        {
             "association": assoc.id,
             "nickname": assoc.label,
             "aaguid": cred.aaguid,

@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
 from cardvault.errors import Conflict, NotFound, PermissionDenied
-from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
-from cardvault.services.cards.methods import insert_unique
+from cardvault.services.cards.methods import audit_added, insert_unique
 from cardvault.services.cards.views import MethodView
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.system.runtime import Actor, Runtime
@@ -64,14 +63,8 @@ def add_hr_card(
             "This HR card is already associated with a card in this organisation.",
             field="uid",
         )
-        audit.record_for_card(
-            session,
-            rt,
-            actor,
-            card,
-            action="method.added",
-            organisation_id=org.id,
-            details={"method": assoc.method, "association": assoc.id, "label": assoc.label},
+        audit_added(
+            session, rt, actor, card, assoc, {"association": assoc.id, "label": assoc.label}
         )
         return MethodView.of(assoc)
 
