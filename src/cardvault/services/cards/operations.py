@@ -30,6 +30,7 @@ from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardSession, Certificate
+from cardvault.store.queries import cards as card_queries
 
 DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 
@@ -142,8 +143,7 @@ def _session_dek(
         if opened is None:
             raise lockout.passcode_wrong(rt, actor, card.id, reserved, action="sign.passcode")
     with transaction(rt.db) as session:
-        fresh = session.get(Card, card.id, with_for_update=True)
-        assert fresh is not None
+        fresh = card_queries.for_update(session, card.id)
         lockout.passcode_right(session, fresh)
     return opened
 

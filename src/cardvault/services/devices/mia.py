@@ -30,6 +30,7 @@ from cardvault.services.signin import factor_lockout, lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Organisation
+from cardvault.store.queries import cards as card_queries
 
 
 class BiometricUnlockFailed(AuthenticationFailed):
@@ -137,8 +138,7 @@ def _session(
     how: str,
 ) -> OpenedSession:
     with transaction(rt.db) as session:
-        fresh = session.get(Card, card.id, with_for_update=True)
-        assert fresh is not None
+        fresh = card_queries.for_update(session, card.id)
         if fresh.status != "active":
             raise AuthenticationFailed("This card can no longer be used.")
         if how == "passcode":

@@ -52,6 +52,7 @@ from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport import keys as transport_keys
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardStatus, Device, Link, Organisation, Person
+from cardvault.store.queries import cards as card_queries
 from cardvault.store.queries import links as link_queries
 from cardvault.store.types import new_id
 
@@ -288,8 +289,7 @@ def pair(rt: Runtime, actor: Actor, req: PairRequest) -> Paired:
     secret = totp.new_secret()
     with transaction(rt.db) as session:
         _consume(session, rt, link.id)
-        fresh = session.get(Card, card.id, with_for_update=True)
-        assert fresh is not None
+        fresh = card_queries.for_update(session, card.id)
         lockout.passcode_right(session, fresh)
         if slot is not None:
             seal_record(

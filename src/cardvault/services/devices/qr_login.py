@@ -43,6 +43,7 @@ from cardvault.services.signin import factor_lockout, lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Link, Organisation
+from cardvault.store.queries import cards as card_queries
 from cardvault.store.queries import links as link_queries
 from cardvault.store.types import new_id
 
@@ -154,8 +155,7 @@ def answer(
     try:
         with transaction(rt.db) as session:
             fresh_link = _consume(session, rt, link.id)
-            fresh = session.get(Card, card.id, with_for_update=True)
-            assert fresh is not None
+            fresh = card_queries.for_update(session, card.id)
             lockout.passcode_right(session, fresh)
             factor_lockout.right(session, fresh.id)  # the device's signature was right
             opened = open_session(

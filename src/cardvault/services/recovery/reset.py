@@ -78,6 +78,7 @@ from cardvault.store.models import (
     Person,
     SecurityQuestion,
 )
+from cardvault.store.queries import cards as card_queries
 from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
@@ -485,8 +486,7 @@ def set_passcode(
         new_record = new_record.without_slot(RECOVERY_CODE_SLOT)
     with transaction(rt.db) as session:
         links.consume(session, rt, step.link_id)
-        card = session.get(Card, step.card.id, with_for_update=True)
-        assert card is not None
+        card = card_queries.for_update(session, step.card.id)
         if card.record_version != step.txn.factor_state.get("version"):
             raise Conflict("The card changed while you were resetting it; nothing was changed.")
         seal_record(session, rt.master_key, card, new_record)
