@@ -12,6 +12,7 @@ from datetime import datetime
 from cardvault.crypto import x509 as cx509
 from cardvault.json_types import JsonObject, JsonValue
 from cardvault.store.models import Association, Card, Certificate, KeySlotInfo, Person
+from cardvault.store.rows import view_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,16 +39,9 @@ class MethodView:
     def of(cls, a: Association) -> MethodView:
         details = a.details or {}
         resident = details.get("resident_key")
-        return cls(
-            id=a.id,
-            card_id=a.card_id,
-            organisation_id=a.organisation_id,
-            method=a.method,
-            lookup_key=a.lookup_key,
-            label=a.label,
-            status=a.status,
-            created_at=a.created_at,
-            last_used_at=a.last_used_at,
+        return view_of(
+            cls,
+            a,
             aaguid=details.get("aaguid"),
             authenticator=details.get("authenticator"),
             resident_key=None if resident is None else bool(resident),
@@ -68,15 +62,7 @@ class CardSummary:
 
     @classmethod
     def of(cls, card: Card) -> CardSummary:
-        return cls(
-            id=card.id,
-            serial=card.serial,
-            person_id=card.person_id,
-            organisation_id=card.organisation_id,
-            status=card.status,
-            status_reason=card.status_reason,
-            status_changed_at=card.status_changed_at,
-        )
+        return view_of(cls, card)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,17 +82,7 @@ class CardInfo:
 
     @classmethod
     def of(cls, card: Card) -> CardInfo:
-        return cls(
-            serial=card.serial,
-            status=card.status,
-            key_algorithm=card.key_algorithm,
-            failed_attempts=card.failed_attempts,
-            status_reason=card.status_reason,
-            status_changed_at=card.status_changed_at,
-            created_at=card.created_at,
-            lock_reason=card.lock_reason,
-            locked_from=card.locked_from,
-        )
+        return view_of(cls, card)
 
     def as_json(self) -> JsonObject:
         return {
@@ -135,16 +111,7 @@ class CertificateInfo:
 
     @classmethod
     def of(cls, cert: Certificate) -> CertificateInfo:
-        return cls(
-            usage=cert.usage,
-            serial=cx509.serial_hex(int(cert.serial_hex, 16)),
-            subject=cert.subject,
-            issuer=cert.issuer,
-            not_before=cert.not_before,
-            not_after=cert.not_after,
-            status=cert.status,
-            fingerprint_sha256=cert.fingerprint_sha256,
-        )
+        return view_of(cls, cert, serial=cx509.serial_hex(int(cert.serial_hex, 16)))
 
     def as_json(self) -> JsonObject:
         return {
@@ -184,7 +151,7 @@ class SlotInfo:
 
     @classmethod
     def of(cls, slot: KeySlotInfo) -> SlotInfo:
-        return cls(name=slot.name, kind=slot.kind, kdf=slot.kdf)
+        return view_of(cls, slot)
 
     def as_json(self) -> JsonObject:
         return {"name": self.name, "kind": self.kind, "kdf": self.kdf}

@@ -8,6 +8,7 @@ from datetime import datetime
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.store.models import Organisation, Person
 from cardvault.store.queries.organisations import policy_of
+from cardvault.store.rows import view_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,14 +22,7 @@ class OrganisationView:
 
     @classmethod
     def of(cls, org: Organisation) -> OrganisationView:
-        return cls(
-            id=org.id,
-            code=org.code,
-            name=org.name,
-            networks=tuple(org.allowed_networks),
-            policy=policy_of(org),
-            created_at=org.created_at,
-        )
+        return view_of(cls, org, networks=tuple(org.allowed_networks), policy=policy_of(org))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,15 +37,7 @@ class PersonView:
 
     @classmethod
     def of(cls, person: Person) -> PersonView:
-        return cls(
-            id=person.id,
-            user_id=person.user_id,
-            forename=person.forename,
-            surname=person.surname,
-            email=person.email,
-            phone=person.phone,
-            common_name=person.common_name,
-        )
+        return view_of(cls, person)
 
     @property
     def name(self) -> str:

@@ -35,6 +35,7 @@ from cardvault.store.models import (
     Person,
     SecurityQuestion,
 )
+from cardvault.store.rows import view_of
 
 MAX_RESULTS = 50
 RECENT_EVENTS = 10
@@ -237,17 +238,7 @@ def _devices(session: Session, ctx: RaContext, card: Card | None) -> tuple[Devic
             Device.card_id == card.id, Device.organisation_id == ctx.organisation_id
         )
     )
-    return tuple(
-        DeviceShown(
-            name=d.name,
-            platform=d.platform,
-            application=d.application,
-            status=d.status,
-            created_at=d.created_at,
-            last_seen_at=d.last_seen_at,
-        )
-        for d in rows
-    )
+    return tuple(view_of(DeviceShown, d) for d in rows)
 
 
 def _questions(session: Session, card: Card | None) -> list[str]:
