@@ -153,9 +153,11 @@ def _take(
             card,
             action="auth.second_factor",
             outcome="failure",
-            reason=f"card is {card.status}"
-            if card.status != CardStatus.ACTIVE.value
-            else "no second-factor attempt left (others in progress)",
+            reason=(
+                f"card is {card.status}"
+                if card.status != CardStatus.ACTIVE.value
+                else "no second-factor attempt left (others in progress)"
+            ),
             organisation_id=organisation_id,
         )
     raise SecondFactorLocked()
