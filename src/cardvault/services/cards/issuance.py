@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography.x509 import Certificate as X509Certificate
 from sqlalchemy import select
@@ -33,11 +32,13 @@ from cardvault.errors import Conflict, InvalidInput, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import end_card_state, get_card
 from cardvault.services.cards.sealing import seal_record, shred_record
+from cardvault.services.cards.views import CardSummary
 from cardvault.services.directory.registry import get_org, get_person, is_member
 from cardvault.services.pki import ca
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Certificate, CertificateRequest, Organisation, Person
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 ROLES = (cx509.CertUsage.AUTHENTICATION, cx509.CertUsage.CONTENT_COMMITMENT)
@@ -66,9 +67,10 @@ class IssueRequest:
 class IssuedCard:
     card_id: str
     serial: str
-    status: str
+    status: CardStatus
     key_algorithm: str
-    certificates: list[dict[str, Any]]
+    #: each certificate as ``crypto.x509.certificate_summary`` shows it (JSON-ready)
+    certificates: list[dict[str, str | None]]
     csrs: list[dict[str, str]]
 
 
@@ -106,7 +108,7 @@ def issue_card(
     with rt.db() as session:
         org, person = get_org(session, req.organisation), get_person(session, req.user_id)
         _check_can_issue(session, org, person)
-    policy = OrganisationPolicy.from_dict(org.policy)
+    policy = policy_of(org)
     alg = _algorithm(req.key_algorithm or policy.key_algorithm)
     card_id, serial = new_id(), identifiers.new_card_serial()
     generating()
@@ -281,8 +283,12 @@ def certificate_row(card_id: str, usage: cx509.CertUsage, cert: X509Certificate)
 
 def revoke_card(
     rt: Runtime, actor: Actor, serial: str, *, reason: str, organisation_id: str | None = None
-) -> Card:
-    """Crypto-shred the card: DEK and slots deleted, certificates revoked, audit kept."""
+) -> CardSummary:
+    """Crypto-shred the card: DEK and slots deleted, certificates revoked, audit kept.
+
+    Raises NotFound for an unknown card (or one of another organisation, when given),
+    Conflict when it is already revoked, InvalidInput for an empty or long reason.
+    """
     reason = _reason(reason)
     with transaction(rt.db) as session:
         card = get_card(session, serial, organisation_id=organisation_id)
@@ -298,18 +304,16 @@ def revoke_card(
         for cert in session.scalars(select(Certificate).where(Certificate.card_id == card.id)):
             cert.status, cert.revoked_at = "revoked", now
         end_card_state(session, card.id, now)
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.CARD_REVOKED,
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             reason=reason,
             details={"serial": card.serial},
         )
-    return card
+        return CardSummary.of(card)
 
 
 def _reason(text: str) -> str:
