@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from cardvault.clients.agent.fido2_key import get_assertion, make_credential
+from cardvault.services.cards.views import MethodView
 from cardvault.services.directory import registry as directory
 from cardvault.services.security_keys import registration as security_key_registration
 from cardvault.services.security_keys import signin as security_key_signin
@@ -49,7 +50,7 @@ def register(
     org_code: str = "ORG1",
     nickname: str = "Blue key",
     resident: bool = False,
-) -> Association:
+) -> MethodView:
     start = security_key_registration.begin_registration(
         rt, actor, serial=card.serial, org_code=org_code, resident_key=resident
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from cardvault.cli.context import emit, handles_errors, operator, runtime
 from cardvault.commandline import App
 from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonObject
 from cardvault.services.audit import rollback as audit_rollback
 from cardvault.services.audit import trail as audit
 from cardvault.services.audit.rollback import Acknowledgement, ChainReport, VerifyReport
@@ -44,24 +45,20 @@ def verify(
         raise typer.Exit(first.exit_code)
 
 
-def _report_data(report: VerifyReport) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "ok": report.ok,
-        "chains": [_chain_data(c) for c in report.chains],
-        "anchors": {
-            "sources": list(report.anchor_sources),
-            "lines": report.anchor_lines,
-            "unreadable": [
-                {"source": u.source, "line": u.line, "reason": u.reason} for u in report.unreadable
-            ],
-        },
+def _report_data(report: VerifyReport) -> JsonObject:
+    anchors: JsonObject = {
+        "sources": list(report.anchor_sources),
+        "lines": report.anchor_lines,
+        "unreadable": [
+            {"source": u.source, "line": u.line, "reason": u.reason} for u in report.unreadable
+        ],
     }
     if report.anchors_error is not None:
-        data["anchors"]["error"] = report.anchors_error.as_dict()
-    return data
+        anchors["error"] = report.anchors_error.as_dict()
+    return {"ok": report.ok, "chains": [_chain_data(c) for c in report.chains], "anchors": anchors}
 
 
-def _chain_data(chain: ChainReport) -> dict[str, Any]:
+def _chain_data(chain: ChainReport) -> JsonObject:
     if chain.error is not None:
         return {"chain": chain.label, "ok": False, **chain.error.as_dict()}
     return {"chain": chain.label, "events": chain.events, "anchored": chain.anchored, "ok": True}
@@ -120,7 +117,7 @@ def acknowledge_restore(
     )
 
 
-def _ack_data(ack: Acknowledgement) -> dict[str, Any]:
+def _ack_data(ack: Acknowledgement) -> JsonObject:
     return {
         "chain": ack.label,
         "database_seq": ack.database_seq,
@@ -152,7 +149,6 @@ def export(
         if org.lower() == audit.SERVICE_CHAIN:
             chain = audit.SERVICE_CHAIN
         else:
-            with rt.db() as session:
-                chain = directory.get_org(session, org).id
+            chain = directory.show_organisation(rt, org).id
         for line in audit.export(rt, chain, fmt):
             typer.echo(line, nl=False)

@@ -21,6 +21,7 @@ from cardvault.cli.context import (
 )
 from cardvault.commandline import App
 from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonObject
 from cardvault.services.cards import enrolment, issuance
 from cardvault.services.cards import state as cards
 from cardvault.services.pki import expiry, renewal, suspension
@@ -109,10 +110,12 @@ def enrol(
     At a terminal it asks for each (questions from the configured list, or the holder's own)
     and says why it asks again."""
     with runtime(ctx) as rt:
-        data = read_stdin_json() if stdin_json else _prompt_enrolment(rt, serial)
-        req = _enrol_request(serial, data)
+        if stdin_json:
+            req = _enrol_request(serial, read_stdin_json())
+        else:
+            req = _prompt_enrolment(rt, serial)
         done = enrolment.enrol(rt, operator(), req)
-    out: dict[str, Any] = {"serial": done.serial, "status": done.status}
+    out: JsonObject = {"serial": done.serial, "status": done.status}
     text = f"Card {done.serial} is enrolled and {done.status}."
     if done.recovery_code:
         out["recovery_code"] = done.recovery_code
@@ -146,7 +149,7 @@ def _enrol_request(serial: str, data: Any) -> enrolment.EnrolRequest:
     )
 
 
-def _prompt_enrolment(rt: Runtime, serial: str) -> dict[str, Any]:
+def _prompt_enrolment(rt: Runtime, serial: str) -> enrolment.EnrolRequest:
     if not sys.stdin.isatty():
         raise InvalidInput(
             "Cannot ask for the enrolment details: stdin is not a terminal.",
@@ -157,7 +160,14 @@ def _prompt_enrolment(rt: Runtime, serial: str) -> dict[str, Any]:
     issuance_passcode = read_secret("Issuance passcode", from_stdin=False)
     passcode = prompts.new_secret("New passcode", from_stdin=False, check=form.check_passcode)
     questions = prompts.security_questions(form.questions, passcode)
-    return {"issuance_passcode": issuance_passcode, "passcode": passcode, "questions": questions}
+    return enrolment.EnrolRequest(
+        serial=serial,
+        issuance_passcode=issuance_passcode,
+        passcode=passcode,
+        answers=tuple(
+            enrolment.SecurityAnswer(question=q["question"], answer=q["answer"]) for q in questions
+        ),
+    )
 
 
 @app.command("show")
@@ -167,31 +177,23 @@ def show(ctx: typer.Context, serial: str) -> None:
     (the certificates themselves: card certs)."""
     with runtime(ctx) as rt:
         view = cards.show(rt, serial)
-    data = {
-        "card": view.card,
-        "holder": view.holder,
-        "certificates": view.certificates,
-        "slots": view.slots,
-        "associations": view.associations,
-        "pending_csrs": view.pending_csrs,
-    }
 
     def text() -> str:
         c, h = view.card, view.holder
         lines = [
-            f"Card {c['serial']}: {c['status']} ({c['key_algorithm']})",
-            f"Holder: {h['name']} ({h['user_id']}) <{h['email'] or 'no email'}>",
+            f"Card {c.serial}: {c.status} ({c.key_algorithm})",
+            f"Holder: {h.name} ({h.user_id}) <{h.email or 'no email'}>",
         ]
         lines += [
-            f"Certificate {x['usage']}: {x['subject']} serial {x['serial']} valid to "
-            f"{x['not_after']} [{x['status']}]"
+            f"Certificate {x.usage}: {x.subject} serial {x.serial} valid to "
+            f"{x.not_after.isoformat()} [{x.status}]"
             for x in view.certificates
         ]
-        lines.append("Key slots: " + (", ".join(s["name"] for s in view.slots) or "none"))
-        lines += [f"Method {a['method']}: {a['identifier']}" for a in view.associations]
+        lines.append("Key slots: " + (", ".join(s.name for s in view.slots) or "none"))
+        lines += [f"Method {a.method}: {a.lookup_key}" for a in view.associations]
         return "\n".join(lines)
 
-    emit(ctx, data, text)
+    emit(ctx, view.as_json(), text)
 
 
 @app.command("certs")

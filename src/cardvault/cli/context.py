@@ -35,11 +35,10 @@ class State:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            overrides: dict[str, Any] = {}
-            if self.data_dir is not None:
-                overrides["data_dir"] = self.data_dir
             try:
-                self._settings = Settings(**overrides)
+                self._settings = (
+                    Settings(data_dir=self.data_dir) if self.data_dir is not None else Settings()
+                )
             except ValidationError as exc:
                 raise InvalidInput(_settings_problem(exc)) from None
         return self._settings

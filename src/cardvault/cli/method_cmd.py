@@ -159,9 +159,8 @@ def add_security_key(
         )
     emit(
         ctx,
-        {**methods.association_dict(assoc), "authenticator": assoc.details["authenticator"]},
-        f"Registered {assoc.details['authenticator']} “{assoc.label}” for {serial.upper()} "
-        f"in {org.upper()}.",
+        {**methods.association_dict(assoc), "authenticator": assoc.authenticator},
+        f"Registered {assoc.authenticator} “{assoc.label}” for {serial.upper()} in {org.upper()}.",
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -13,24 +13,25 @@ from cardvault.cli.context import emit, handles_errors, operator, runtime, warn
 from cardvault.commandline import App
 from cardvault.domain.networks import EverywhereNeedsConfirmation
 from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonObject
 from cardvault.services.directory import registry as directory
+from cardvault.services.directory.views import OrganisationView
 from cardvault.services.networks import changes as org_networks
-from cardvault.store.models import Organisation
 
 app = App(help="Organisations and their policies.")
 
 
-def org_dict(org: Organisation) -> dict[str, Any]:
+def org_dict(org: OrganisationView) -> JsonObject:
     return {
         "code": org.code,
         "name": org.name,
-        "networks": org.allowed_networks,
-        "policy": org.policy,
+        "networks": list(org.networks),
+        "policy": org.policy.as_dict(),
         "created_at": org.created_at.isoformat(),
     }
 
 
-def _policy(text: str | None) -> dict[str, Any] | None:
+def _policy(text: str | None) -> JsonObject | None:
     if text is None:
         return None
     try:
@@ -69,7 +70,7 @@ def create(
             allow_everywhere=allow_everywhere,
         )
     emit(ctx, org_dict(org), f"Created organisation {org.code} ({org.name}).")
-    if not org.allowed_networks:
+    if not org.networks:
         warn(no_networks_warning(org.code))
 
 
@@ -106,9 +107,9 @@ def show(ctx: typer.Context, code: str) -> None:
         lambda: "\n".join(
             [
                 f"{org.code}: {org.name}",
-                f"networks: {', '.join(org.allowed_networks) or 'none'}",
+                f"networks: {', '.join(org.networks) or 'none'}",
                 "policy:",
-                json.dumps(org.policy, indent=2),
+                json.dumps(data["policy"], indent=2),
             ]
         ),
     )

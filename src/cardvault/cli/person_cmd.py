@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from cardvault.cli.context import emit, handles_errors, operator, runtime
 from cardvault.commandline import App
+from cardvault.json_types import JsonObject, JsonValue
 from cardvault.services.directory import registry as directory
-from cardvault.store.models import Person
+from cardvault.services.directory.views import PersonView
 
 app = App(help="Persons (card holders and RA users).")
 ra_app = App(help="RA roles per organisation.")
 
 
-def person_dict(p: Person) -> dict[str, Any]:
+def person_dict(p: PersonView) -> JsonObject:
     return {
         "user_id": p.user_id,
         "forename": p.forename,
@@ -64,25 +65,22 @@ def create(
 def show(ctx: typer.Context, user_id: str) -> None:
     """Show a person, their organisations and RA roles."""
     with runtime(ctx) as rt:
-        person, orgs, roles = directory.show_person(rt, user_id)
-    codes = {o.id: o.code for o in orgs}
-    data = {
-        **person_dict(person),
-        "organisations": [o.code for o in orgs],
-        "ra_roles": [
-            {"organisation": codes.get(r.organisation_id, r.organisation_id), "role": r.role}
-            for r in roles
-        ],
-    }
+        details = directory.show_person(rt, user_id)
+    person = details.person
+    organisations: list[JsonValue] = list(details.organisations)
+    roles: list[JsonValue] = [
+        {"organisation": r.organisation, "role": r.role} for r in details.roles
+    ]
+    data: JsonObject = {**person_dict(person), "organisations": organisations, "ra_roles": roles}
     emit(
         ctx,
         data,
         lambda: "\n".join(
             [
                 f"{person.common_name} ({person.user_id}) <{person.email or 'no email'}>",
-                f"organisations: {', '.join(data['organisations']) or 'none'}",
+                f"organisations: {', '.join(details.organisations) or 'none'}",
             ]
-            + [f"RA role: {r['role']} in {r['organisation']}" for r in data["ra_roles"]]
+            + [f"RA role: {r.role} in {r.organisation}" for r in details.roles]
         ),
     )
 

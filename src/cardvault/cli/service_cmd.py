@@ -60,7 +60,7 @@ def init(
         {
             "data_dir": result.data_dir,
             "created": result.created,
-            "demo": result.demo,
+            "demo": result.demo.as_json() if result.demo else {},
             "demo_credentials": result.demo_credentials,
         },
         lambda: _init_text(result),
@@ -80,18 +80,17 @@ def _init_text(result: bootstrap.InitResult) -> str:
     lines = [f"Initialised {result.data_dir}."]
     demo = result.demo
     if demo:
-        lines += ["", f"Demo organisation: {demo['organisation']}"]
-        for title, key in (("RA user", "ra_user"), ("Card holder", "card_holder")):
-            p = demo[key]
+        lines += ["", f"Demo organisation: {demo.organisation}"]
+        for title, p in (("RA user", demo.ra_user), ("Card holder", demo.card_holder)):
             lines += [
-                f"{title}: {p['name']} <{p['email']}>, user id {p['user_id']}",
-                f"  card {p['card_serial']} (active), passcode {p['passcode']}",
-                f"  authenticator (TOTP) secret {p['totp_secret']}",
+                f"{title}: {p.name} <{p.email}>, user id {p.user_id}",
+                f"  card {p.card_serial} (active), passcode {p.passcode}",
+                f"  authenticator (TOTP) secret {p.totp_secret}",
             ]
-        bob = demo["to_enrol"]
+        bob = demo.to_enrol
         lines += [
-            f"To enrol: {bob['name']} <{bob['email']}>, card {bob['card_serial']} "
-            f"(issued), issuance passcode {bob['issuance_passcode']}",
+            f"To enrol: {bob.name} <{bob.email}>, card {bob.card_serial} "
+            f"(issued), issuance passcode {bob.issuance_passcode}",
             "",
             f"These demo credentials are also in {result.demo_credentials} (readable only by you).",
         ]

@@ -61,8 +61,8 @@ def test_a_blank_card_becomes_issued_when_personalised(
     assert card.status == "issued"
     assert card.key_algorithm == "rsa2048"
     view = cards.show(rt, started.serial)
-    assert {c["usage"] for c in view.certificates} == {"authentication", "content_commitment"}
-    assert [s["name"] for s in view.slots] == ["passcode"]
+    assert {c.usage for c in view.certificates} == {"authentication", "content_commitment"}
+    assert [s.name for s in view.slots] == ["passcode"]
     record = open_record(rt.master_key, card)
     assert {k.role: k.algorithm for k in record.keys} == {
         "authentication": "rsa2048",
@@ -244,7 +244,7 @@ def test_changing_an_issued_card_reopens_its_issuance(
     assert reader.put_certificate(Slot.PIV_AUTHENTICATION, cx509.certificate_to_der(cert)) == 0x9000
     card = _card(rt, started.serial)
     assert card.status == "issued"
-    statuses = {c["subject"]: c["status"] for c in cards.show(rt, started.serial).certificates}
+    statuses = {c.subject: c.status for c in cards.show(rt, started.serial).certificates}
     assert statuses["CN=Hana Holder again"] == "valid"
     assert "replaced" in statuses.values()
     actions = _actions(rt, card.id)

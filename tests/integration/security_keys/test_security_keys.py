@@ -58,9 +58,13 @@ def test_a_registered_key_is_an_association_with_nickname_and_model(
 
     assoc = k.register(rt, operator, card, SoftCtap2Device(pin=k.PIN), nickname="Ward 7 key")
 
-    assert (assoc.method, assoc.label, assoc.counter) == ("fido2", "Ward 7 key", 1)
-    assert assoc.details["aaguid"] == SOFT
-    assert assoc.details["authenticator"] == "Security key"
+    assert (assoc.method, assoc.label, k.association(rt, assoc.id).counter) == (
+        "fido2",
+        "Ward 7 key",
+        1,
+    )
+    assert assoc.aaguid == SOFT
+    assert assoc.authenticator == "Security key"
     assert len(assoc.lookup_key) == 64
     added = k.events(rt, "method.added")[-1]
     assert added.details["nickname"] == "Ward 7 key"

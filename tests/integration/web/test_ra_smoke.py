@@ -29,11 +29,11 @@ def test_the_demo_ra_from_init_can_sign_in(rt: Runtime, operator: Actor) -> None
     from cardvault.services.system import bootstrap
 
     demo = bootstrap.create_demo(rt, operator)
-    ra = demo["ra_user"]
+    ra = demo.ra_user
     c = w.client(rt)
-    r = w.post(c, "/ra", identifier=ra["email"], passcode=ra["passcode"])
+    r = w.post(c, "/ra", identifier=ra.email, passcode=ra.passcode)
     assert r.status_code == 303, r.text
-    r = w.post(c, "/ra/login/code", code=pyotp.TOTP(ra["totp_secret"]).now())
+    r = w.post(c, "/ra/login/code", code=pyotp.TOTP(str(ra.totp_secret)).now())
     assert r.status_code == 303, r.text
     r = w.post(c, "/ra/role", role="DEMO:ra_manager")
     assert r.status_code == 303

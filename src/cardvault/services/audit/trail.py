@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -107,6 +107,46 @@ def record(
             "The audit event could not be written, so nothing was done.",
             remedy="Check the database; the operation can be retried once it is healthy.",
         ) from exc
+
+
+class CardRef(Protocol):
+    """The card an event is about: a row or a view, anything with these three ids."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def person_id(self) -> str: ...
+    @property
+    def organisation_id(self) -> str: ...
+
+
+def record_for_card(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card: CardRef,
+    *,
+    action: AuditAction,
+    outcome: str = "success",
+    reason: str | None = None,
+    organisation_id: str | None = None,
+    details: Mapping[str, JsonInput] | None = None,
+) -> AuditRecord:
+    """``record`` for an event about one card: its holder and the card go with it, on the
+    chain of the card's organisation unless the event happened in another one (a card
+    used in an organisation its holder also belongs to, DESIGN §3.6)."""
+    return record(
+        session,
+        rt,
+        actor,
+        action=action,
+        outcome=outcome,
+        reason=reason,
+        organisation_id=organisation_id or card.organisation_id,
+        person_id=card.person_id,
+        card_id=card.id,
+        details=details,
+    )
 
 
 def _append(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import wipe
@@ -36,7 +36,8 @@ from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.signin import lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, Link, Person, SecurityQuestion
+from cardvault.store.models import Card, Person, SecurityQuestion
+from cardvault.store.queries import links as link_queries
 
 MAX_QUESTION = 200
 MAX_ANSWER = 200
@@ -187,26 +188,15 @@ def enrol(rt: Runtime, actor: Actor, req: EnrolRequest) -> Enrolled:
         _apply_contact(person, email, phone)
         seal_record(session, rt.master_key, card, new_record)
         _store_questions(session, card, req.answers)
-        session.execute(
-            update(Link)
-            .where(
-                Link.card_id == card.id,
-                Link.purpose == "invitation",
-                Link.consumed_at.is_(None),
-                Link.revoked_at.is_(None),
-            )
-            .values(revoked_at=rt.clock())
-        )
+        link_queries.revoke_open(session, card_id=card.id, now=rt.clock(), purpose="invitation")
         lockout.passcode_right(session, card)
         card.status, card.status_changed_at = CardStatus.ACTIVE, rt.clock()
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.CARD_ENROLLED,
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"serial": card.serial, "recovery_code": code is not None},
         )
     return Enrolled(serial=card.serial, status=card.status, recovery_code=code)

@@ -163,21 +163,28 @@ def confirm_code(rt: Runtime, actor: Actor, token: str, code: str) -> CodeAccept
                 expires_at=link.expires_at,
             )
         )
-        _audit(session, rt, actor, card, AuditAction.INVITATION_CODE, "success", None, link_id)
+        audit.record_for_card(
+            session,
+            rt,
+            actor,
+            card,
+            action=AuditAction.INVITATION_CODE,
+            details={"link": link_id},
+        )
     return CodeAccepted(transaction_id=txn_id, key=bytes(key))
 
 
 def _wrong_code(rt: Runtime, actor: Actor, card: Card, link_id: str, reserved: int) -> Exception:
     with transaction(rt.db) as session:
-        _audit(
+        audit.record_for_card(
             session,
             rt,
             actor,
             card,
-            AuditAction.INVITATION_CODE,
-            "failure",
-            "incorrect code",
-            link_id,
+            action=AuditAction.INVITATION_CODE,
+            outcome="failure",
+            reason="incorrect code",
+            details={"link": link_id},
         )
     if reserved >= MAX_FAILURES:
         return links.worn_out(links.Purpose.INVITATION)
@@ -186,30 +193,6 @@ def _wrong_code(rt: Runtime, actor: Actor, card: Card, link_id: str, reserved: i
         f"That code is not right. {left} {'try' if left == 1 else 'tries'} left.",
         remedy="Use the newest text message we sent you.",
         field="code",
-    )
-
-
-def _audit(
-    session: Session,
-    rt: Runtime,
-    actor: Actor,
-    card: Card,
-    action: AuditAction,
-    outcome: str,
-    reason: str | None,
-    link_id: str,
-) -> None:
-    audit.record(
-        session,
-        rt,
-        actor,
-        action=action,
-        outcome=outcome,
-        reason=reason,
-        organisation_id=card.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
-        details={"link": link_id},
     )
 
 
@@ -247,14 +230,12 @@ def complete(
         card.failed_attempts = 0
         card.status, card.status_changed_at = CardStatus.ACTIVE, rt.clock()
         session.execute(delete(AuthTransaction).where(AuthTransaction.card_id == card.id))
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.CARD_ENROLLED,
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"serial": card.serial, "via": "invitation", "recovery_code": bool(code)},
         )
     return Completed(

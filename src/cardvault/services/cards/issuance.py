@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography.x509 import AuthorityKeyIdentifier, ExtensionNotFound, Name
 from cryptography.x509 import Certificate as X509Certificate
@@ -35,6 +34,7 @@ from cardvault.errors import Conflict, InvalidInput, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import end_card_state, get_card
 from cardvault.services.cards.sealing import seal_record, shred_record
+from cardvault.services.cards.views import CardSummary
 from cardvault.services.directory.registry import get_org, get_person, is_member
 from cardvault.services.pki import ca
 from cardvault.services.pki import crl as crls
@@ -42,6 +42,7 @@ from cardvault.services.pki import links as pki_links
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Certificate, CertificateRequest, Organisation, Person
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 ROLES = (cx509.CertUsage.AUTHENTICATION, cx509.CertUsage.CONTENT_COMMITMENT)
@@ -70,9 +71,10 @@ class IssueRequest:
 class IssuedCard:
     card_id: str
     serial: str
-    status: str
+    status: CardStatus
     key_algorithm: str
-    certificates: list[dict[str, Any]]
+    #: each certificate as ``crypto.x509.certificate_summary`` shows it (JSON-ready)
+    certificates: list[dict[str, str | None]]
     csrs: list[dict[str, str]]
 
 
@@ -110,7 +112,7 @@ def issue_card(
     with rt.db() as session:
         org, person = get_org(session, req.organisation), get_person(session, req.user_id)
         _check_can_issue(session, org, person)
-    policy = OrganisationPolicy.from_dict(org.policy)
+    policy = policy_of(org)
     alg = _algorithm(req.key_algorithm or policy.key_algorithm)
     card_id, serial = new_id(), identifiers.new_card_serial()
     generating()
@@ -311,9 +313,14 @@ def revoke_card(
     reason: str,
     organisation_id: str | None = None,
     reason_code: str = "unspecified",
-) -> Card:
+) -> CardSummary:
     """Crypto-shred the card: DEK and slots deleted, certificates revoked (with the RFC 5280
-    ``reason_code``), audit kept; then the CRL is re-signed so relying parties see it."""
+    ``reason_code``), audit kept; then the CRL is re-signed so relying parties see it.
+
+    Raises NotFound for an unknown card (or one of another organisation, when given),
+    Conflict when it is already revoked, InvalidInput for an empty or long reason or an
+    unknown reason code.
+    """
     reason = clean_reason(reason)
     reason_code = check_reason(reason_code)
     with transaction(rt.db) as session:
@@ -332,19 +339,18 @@ def revoke_card(
                 cert.status, cert.revoked_at = "revoked", now
                 cert.revocation_reason = reason_code
         end_card_state(session, card.id, now)
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.CARD_REVOKED,
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             reason=reason,
             details={"serial": card.serial, "reason_code": reason_code},
         )
+        revoked = CardSummary.of(card)
     crls.publish_after_change(rt)
-    return card
+    return revoked
 
 
 def clean_reason(text: str) -> str:

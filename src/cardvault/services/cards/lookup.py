@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
 from cardvault.errors import NotFound
-from cardvault.store.models import Card, CardSession, Link, Membership
+from cardvault.store.models import Card, CardSession, Membership
+from cardvault.store.queries import links as link_queries
 
 
 def get_card(
@@ -38,8 +39,4 @@ def get_card(
 def end_card_state(session: Session, card_id: str, now: datetime) -> None:
     """Sessions and open links die with a lock, a revocation or a recovery."""
     session.execute(delete(CardSession).where(CardSession.card_id == card_id))
-    session.execute(
-        update(Link)
-        .where(Link.card_id == card_id, Link.consumed_at.is_(None), Link.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    link_queries.revoke_open(session, card_id=card_id, now=now)

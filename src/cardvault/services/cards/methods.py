@@ -7,7 +7,6 @@ secrets (the TOTP seed) are sealed under the master key, bound to the associatio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
@@ -19,9 +18,11 @@ from cardvault.domain import identifiers, totp
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus, MethodKind, MethodStatus
 from cardvault.errors import Conflict, NotFound
+from cardvault.json_types import JsonObject
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
+from cardvault.services.cards.views import MethodView
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.system.runtime import Actor, Runtime
@@ -43,7 +44,7 @@ class TotpProvisioning:
     secret: str
 
 
-def association_dict(a: Association) -> dict[str, Any]:
+def association_dict(a: MethodView) -> JsonObject:
     return {
         "id": a.id,
         "method": a.method,
@@ -86,6 +87,21 @@ def insert_unique(session: Session, row: object, message: str, *, field: str) ->
         raise AlreadyAssociated(message, field=field) from exc
 
 
+def audit_added(
+    session: Session, rt: Runtime, actor: Actor, card: Card, assoc: Association, details: JsonObject
+) -> None:
+    """The one ``method.added`` event, on the chain of the organisation the method is for."""
+    audit.record_for_card(
+        session,
+        rt,
+        actor,
+        card,
+        action=AuditAction.METHOD_ADDED,
+        organisation_id=assoc.organisation_id,
+        details={"method": assoc.method, **details},
+    )
+
+
 def _insert(session: Session, assoc: Association, what: str) -> None:
     insert_unique(
         session,
@@ -103,7 +119,7 @@ def add_ad_account(
     org_code: str,
     account: str,
     sid: str | None = None,
-) -> Association:
+) -> MethodView:
     r"""Associate ``DOMAIN\name`` with the card in one organisation (unique there); ``sid``,
     the account's Windows SID, goes into certificates issued from then on (DESIGN §3.9)."""
     domain, name = identifiers.parse_ad_login(account)
@@ -123,17 +139,8 @@ def add_ad_account(
         )
         _insert(session, assoc, f"The AD account {domain}\\{name}")
         _insert_ad_row(session, assoc, org_id, domain, name, sid)
-        audit.record(
-            session,
-            rt,
-            actor,
-            action=AuditAction.METHOD_ADDED,
-            organisation_id=org_id,
-            person_id=card.person_id,
-            card_id=card.id,
-            details={"method": assoc.method, "identifier": assoc.lookup_key},
-        )
-    return assoc
+        audit_added(session, rt, actor, card, assoc, {"identifier": assoc.lookup_key})
+        return MethodView.of(assoc)
 
 
 def _insert_ad_row(
@@ -175,51 +182,44 @@ def add_totp(
             created_by=actor.ref,
         )
         _insert(session, assoc, "This authenticator")
-        audit.record(
-            session,
-            rt,
-            actor,
-            action=AuditAction.METHOD_ADDED,
-            organisation_id=org_id,
-            person_id=card.person_id,
-            card_id=card.id,
-            details={"method": assoc.method, "label": label},
-        )
+        audit_added(session, rt, actor, card, assoc, {"label": label})
     uri = totp.provisioning_uri(secret, account=card.serial, issuer=ISSUER)
     return TotpProvisioning(association_id=assoc_id, uri=uri, secret=secret)
 
 
 def list_methods(
     rt: Runtime, serial: str, *, organisation_id: str | None = None
-) -> list[Association]:
+) -> list[MethodView]:
+    """A card's methods (in one organisation, when given), oldest first; NotFound."""
     with rt.db() as session:
         card = get_card(session, serial, organisation_id=organisation_id)
         stmt = select(Association).where(Association.card_id == card.id)
         if organisation_id is not None:
             stmt = stmt.where(Association.organisation_id == organisation_id)
-        return list(session.scalars(stmt.order_by(Association.created_at)))
+        return [MethodView.of(a) for a in session.scalars(stmt.order_by(Association.created_at))]
 
 
 def remove_method(
     rt: Runtime, actor: Actor, association_id: str, *, organisation_id: str | None = None
-) -> Association:
+) -> MethodView:
+    """Remove a method (audited; the holder hears of a removed security key); NotFound."""
     with transaction(rt.db) as session:
         assoc = session.get(Association, association_id, with_for_update=True)
         if assoc is None or (organisation_id and assoc.organisation_id != organisation_id):
             raise NotFound("There is no such authentication method.")
         card = session.get(Card, assoc.card_id)
         assert card is not None
+        removed = MethodView.of(assoc)
         session.delete(assoc)
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.METHOD_REMOVED,
             organisation_id=assoc.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"method": assoc.method, "identifier": assoc.lookup_key},
         )
         if assoc.method == MethodKind.SECURITY_KEY:  # the holder hears of it (a stolen key?)
             notifications.security_key_removed(session, rt, card, assoc.label or "security key")
-    return assoc
+    return removed

@@ -31,6 +31,7 @@ from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardSession, Certificate
+from cardvault.store.queries import cards as card_queries
 
 DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 
@@ -99,14 +100,13 @@ def sign(rt: Runtime, actor: Actor, req: SignRequest) -> Signature:
     finally:
         wipe(pkcs8)
     with transaction(rt.db) as session:
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             replace(actor, ref=f"holder:{card.person_id}"),
+            card,
             action=AuditAction.CARD_SIGNED,
             organisation_id=row.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={
                 "key": usage.value,
                 "hash": req.hash_alg,
@@ -146,8 +146,7 @@ def _session_dek(
                 rt, actor, card.id, reserved, action=AuditAction.SIGN_PASSCODE
             )
     with transaction(rt.db) as session:
-        fresh = session.get(Card, card.id, with_for_update=True)
-        assert fresh is not None
+        fresh = card_queries.for_update(session, card.id)
         lockout.passcode_right(session, fresh)
     return opened
 

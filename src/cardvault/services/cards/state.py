@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from sqlalchemy import select
 
 from cardvault.crypto import keys as ckeys
@@ -15,41 +12,24 @@ from cardvault.errors import Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.issuance import certificate_row
 from cardvault.services.cards.lookup import get_card
+from cardvault.services.cards.views import (
+    CardInfo,
+    CardView,
+    CertificateInfo,
+    HolderInfo,
+    MethodView,
+    SlotInfo,
+)
 from cardvault.services.pki import ca
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
     Association,
-    Card,
     Certificate,
     CertificateRequest,
     KeySlotInfo,
     Person,
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class CardView:
-    """Everything about a card that may be shown; never key material."""
-
-    card: dict[str, Any]
-    holder: dict[str, Any]
-    certificates: list[dict[str, Any]]
-    slots: list[dict[str, Any]]
-    associations: list[dict[str, Any]]
-    pending_csrs: list[str]
-
-
-def card_dict(card: Card) -> dict[str, Any]:
-    return {
-        "serial": card.serial,
-        "status": card.status,
-        "key_algorithm": card.key_algorithm,
-        "failed_attempts": card.failed_attempts,
-        "status_reason": card.status_reason,
-        "status_changed_at": card.status_changed_at.isoformat(),
-        "created_at": card.created_at.isoformat(),
-    }
 
 
 def stored_serial(cert: Certificate) -> str:
@@ -58,20 +38,8 @@ def stored_serial(cert: Certificate) -> str:
     return cx509.serial_hex(int(cert.serial_hex, 16))
 
 
-def cert_dict(cert: Certificate) -> dict[str, Any]:
-    return {
-        "usage": cert.usage,
-        "serial": stored_serial(cert),
-        "subject": cert.subject,
-        "issuer": cert.issuer,
-        "not_before": cert.not_before.isoformat(),
-        "not_after": cert.not_after.isoformat(),
-        "status": cert.status,
-        "fingerprint_sha256": cert.fingerprint_sha256,
-    }
-
-
 def show(rt: Runtime, serial: str, *, organisation_id: str | None = None) -> CardView:
+    """A card by serial (in one organisation, when given); NotFound."""
     with rt.db() as session:
         card = get_card(session, serial, organisation_id=organisation_id)
         person = session.get(Person, card.person_id)
@@ -93,21 +61,12 @@ def show(rt: Runtime, serial: str, *, organisation_id: str | None = None) -> Car
             )
         )
         return CardView(
-            card=card_dict(card),
-            holder={"user_id": person.user_id, "name": person.common_name, "email": person.email},
-            certificates=[cert_dict(c) for c in certs],
-            slots=[{"name": s.name, "kind": s.kind, "kdf": s.kdf} for s in slots],
-            associations=[
-                {
-                    "id": a.id,
-                    "method": a.method,
-                    "label": a.label,
-                    "identifier": a.lookup_key,
-                    "status": a.status,
-                }
-                for a in session.scalars(assoc)
-            ],
-            pending_csrs=list(csrs),
+            card=CardInfo.of(card),
+            holder=HolderInfo.of(person),
+            certificates=tuple(CertificateInfo.of(c) for c in certs),
+            slots=tuple(SlotInfo.of(s) for s in slots),
+            associations=tuple(MethodView.of(a) for a in session.scalars(assoc)),
+            pending_csrs=tuple(csrs),
         )
 
 
@@ -147,7 +106,7 @@ def import_certificate(
     cert_pem: bytes,
     *,
     check_issuer: bool = False,
-) -> dict[str, Any]:
+) -> dict[str, str | None]:
     """Install the certificate an external CA returned for one of the card's keys."""
     role = _usage(usage)
     with transaction(rt.db) as session:
@@ -168,14 +127,12 @@ def import_certificate(
         )
         session.add(certificate_row(card.id, role, cert))
         req.status = "done"
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.CARD_CERTIFICATE_IMPORTED,
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"usage": role.value, "serial": cx509.serial_hex(cert.serial_number)},
         )
     return cx509.certificate_summary(cert)

@@ -32,6 +32,7 @@ from cardvault.services.signin import factor_lockout, lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Organisation
+from cardvault.store.queries import cards as card_queries
 
 
 class BiometricUnlockFailed(AuthenticationFailed):
@@ -108,16 +109,15 @@ def _refused(
     with transaction(rt.db) as session:
         if held is not None:  # the card's row first, as every transaction that may lock it
             session.get(Card, card.id, with_for_update=True)
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.AUTH_MIA,
             outcome="failure",
             reason="wrong device secret" if held is not None else "device slot missing",
             organisation_id=caller.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"device": caller.device_id, "unlock": "biometric"},
         )
         if held is not None:
@@ -140,8 +140,7 @@ def _session(
     how: str,
 ) -> OpenedSession:
     with transaction(rt.db) as session:
-        fresh = session.get(Card, card.id, with_for_update=True)
-        assert fresh is not None
+        fresh = card_queries.for_update(session, card.id)
         if fresh.status != CardStatus.ACTIVE:
             raise AuthenticationFailed("This card can no longer be used.")
         if how == "passcode":
@@ -161,14 +160,7 @@ def _session(
             (AuditAction.AUTH_MIA, {"device": caller.device_id, "unlock": how}),
             (AuditAction.SESSION_OPENED, {"session": opened.session_id, "method": f"mia+{how}"}),
         ):
-            audit.record(
-                session,
-                rt,
-                actor,
-                action=action,
-                organisation_id=org.id,
-                person_id=card.person_id,
-                card_id=card.id,
-                details=details,
+            audit.record_for_card(
+                session, rt, actor, card, action=action, organisation_id=org.id, details=details
             )
     return opened

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cardvault.crypto import device as dcrypto
@@ -54,6 +54,8 @@ from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport import keys as transport_keys
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Device, Link, Organisation, Person
+from cardvault.store.queries import cards as card_queries
+from cardvault.store.queries import links as link_queries
 from cardvault.store.types import new_id
 
 PURPOSE = "device_pairing"
@@ -128,16 +130,8 @@ def create_pairing(
         org = get_org(session, org_code)
         card = get_card(session, serial, organisation_id=org.id)
         _check_card(session, card, org)
-        session.execute(
-            update(Link)
-            .where(
-                Link.card_id == card.id,
-                Link.organisation_id == org.id,
-                Link.purpose == PURPOSE,
-                Link.consumed_at.is_(None),
-                Link.revoked_at.is_(None),
-            )
-            .values(revoked_at=now)
+        link_queries.revoke_open(
+            session, card_id=card.id, now=now, purpose=PURPOSE, organisation_id=org.id
         )
         link = Link(
             id=new_id(),
@@ -150,14 +144,13 @@ def create_pairing(
             expires_at=now + timedelta(minutes=minutes),
         )
         session.add(link)
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.DEVICE_PAIRING_CREATED,
             organisation_id=org.id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"link": link.id, "valid_minutes": minutes},
         )
     uri = pairing_uri(rt, token, org.code)
@@ -254,16 +247,15 @@ def _claimable(rt: Runtime, actor: Actor, token: str) -> tuple[Link, Card, Organ
 
 def _expired(rt: Runtime, actor: Actor, link: Link, card: Card) -> None:
     with transaction(rt.db) as session:
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.DEVICE_PAIRED,
             outcome="failure",
             reason="pairing code expired",
             organisation_id=link.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"link": link.id},
         )
     minutes = int((link.expires_at - link.created_at).total_seconds() // 60)
@@ -299,8 +291,7 @@ def pair(rt: Runtime, actor: Actor, req: PairRequest) -> Paired:
     secret = totp.new_secret()
     with transaction(rt.db) as session:
         _consume(session, rt, link.id)
-        fresh = session.get(Card, card.id, with_for_update=True)
-        assert fresh is not None
+        fresh = card_queries.for_update(session, card.id)
         lockout.passcode_right(session, fresh)
         if slot is not None:
             seal_record(
@@ -326,19 +317,7 @@ def pair(rt: Runtime, actor: Actor, req: PairRequest) -> Paired:
 
 
 def _consume(session: Session, rt: Runtime, link_id: str) -> None:
-    now = rt.clock()
-    won = session.scalar(
-        update(Link)
-        .where(
-            Link.id == link_id,
-            Link.consumed_at.is_(None),
-            Link.revoked_at.is_(None),
-            Link.expires_at > now,
-        )
-        .values(consumed_at=now)
-        .returning(Link.id)
-    )
-    if won is None:
+    if not link_queries.consume_link(session, link_id, rt.clock()):
         raise PairingUsed(
             "This pairing code has just been used by another device.",
             remedy="Ask your RA for a new pairing QR code.",
@@ -379,14 +358,13 @@ def _audit_paired(
     session: Session, rt: Runtime, actor: Actor, device: Device, card: Card, link: Link
 ) -> None:
     """Recorded as the holder's act: whoever paired the phone typed the card's passcode."""
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         replace(actor, ref=f"holder:{card.person_id}"),
+        card,
         action=AuditAction.DEVICE_PAIRED,
         organisation_id=device.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={
             "device": device.id,
             "name": device.name,

@@ -566,16 +566,15 @@ def _audit(
     ch: PushChallenge,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action=action,
         outcome=outcome,
         reason=reason,
         organisation_id=org.id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={
             "challenge": ch.id,
             "transaction": ch.transaction_id,

@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault import json_types
@@ -46,6 +46,8 @@ from cardvault.services.signin import factor_lockout, lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Link, Organisation
+from cardvault.store.queries import cards as card_queries
+from cardvault.store.queries import links as link_queries
 from cardvault.store.types import new_id
 
 PURPOSE = "qr_login"
@@ -158,8 +160,7 @@ def answer(
     try:
         with transaction(rt.db) as session:
             fresh_link = _consume(session, rt, link.id)
-            fresh = session.get(Card, card.id, with_for_update=True)
-            assert fresh is not None
+            fresh = card_queries.for_update(session, card.id)
             lockout.passcode_right(session, fresh)
             factor_lockout.right(session, fresh.id)  # the device's signature was right
             opened = open_session(
@@ -184,12 +185,9 @@ def answer(
 
 
 def _consume(session: Session, rt: Runtime, link_id: str) -> Link:
-    won = session.scalar(
-        update(Link)
-        .where(Link.id == link_id, Link.consumed_at.is_(None), Link.expires_at > rt.clock())
-        .values(consumed_at=rt.clock())
-        .returning(Link.id)
-    )
+    # a QR request has no card until it is answered, so nothing revokes it: the one
+    # statement every link is consumed with serves here as it is
+    won = link_queries.consume_link(session, link_id, rt.clock())
     link = session.get(Link, link_id, with_for_update=True) if won else None
     if link is None:
         raise QrRequestClosed("This sign-in request has already been answered.")
@@ -216,16 +214,15 @@ def _audit(
     reason: str | None,
     session_id: str | None,
 ) -> None:
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action=AuditAction.AUTH_QR_LOGIN,
         outcome=outcome,
         reason=reason,
         organisation_id=org.id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={
             "request": link.id,
             "client_name": link.details.get("client_name"),
@@ -234,14 +231,13 @@ def _audit(
         },
     )
     if session_id:
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.SESSION_OPENED,
             organisation_id=org.id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"session": session_id, "purpose": "holder", "method": "qr+device"},
         )
 

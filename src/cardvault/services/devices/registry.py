@@ -75,14 +75,13 @@ def revoke(
                 CardSession.card_id == card.id, CardSession.method.in_(MIA_METHODS)
             )
         )
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.DEVICE_REVOKED,
             organisation_id=org.id,
-            person_id=card.person_id,
-            card_id=card.id,
             reason=reason[:300],
             details={
                 "device": device.id,

@@ -162,7 +162,7 @@ def _check(
         with transaction(rt.db) as session:
             if held is not None:  # the card's row first, as every transaction that may lock it
                 session.get(Card, card.id, with_for_update=True)
-            _audit_refused(session, rt, actor, device, card, "bad device signature")
+            _refused(session, rt, actor, device, card, "bad device signature")
             if held is not None:
                 held.wrong(
                     session,
@@ -187,23 +187,22 @@ def _use_nonce(
                 fresh.last_seen_at = rt.clock()
     except DbIntegrityError:
         with transaction(rt.db) as session:
-            _audit_refused(session, rt, actor, device, card, "replayed device request")
+            _refused(session, rt, actor, device, card, "replayed device request")
         raise RequestReplayed("This request was already received once; it is refused.") from None
 
 
-def _audit_refused(
+def _refused(
     session: Session, rt: Runtime, actor: Actor, device: Device, card: Card, reason: str
 ) -> None:
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action=AuditAction.DEVICE_REQUEST,
         outcome="failure",
         reason=reason,
         organisation_id=device.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={"device": device.id},
     )
 

@@ -16,7 +16,6 @@ from cardvault.crypto.keyslots import (
     wrap_for_session,
 )
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import SignInRoute
 from cardvault.errors import InvalidInput, PermissionDenied
 from cardvault.services.cards.sealing import open_record
@@ -24,6 +23,7 @@ from cardvault.services.signin import lockout
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card, Organisation
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 MAX_PASSCODE = 256
@@ -58,7 +58,7 @@ def check_passcode_text(passcode: str | None) -> str:
 
 def require_route(org: Organisation, route: SignInRoute, what: str) -> None:
     """The organisation's policy allows sign-ins that start this way, or PermissionDenied."""
-    if not OrganisationPolicy.from_dict(org.policy).allows(route):
+    if not policy_of(org).allows(route):
         raise PermissionDenied(f"{org.name} does not allow {what}.", method=route)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
@@ -16,7 +15,14 @@ from cardvault.domain.networks import parse_networks
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import RaRole
 from cardvault.errors import Conflict, InvalidInput, NotFound
+from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
+from cardvault.services.directory.views import (
+    OrganisationView,
+    PersonDetails,
+    PersonView,
+    RoleView,
+)
 from cardvault.services.networks import ingress
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -58,9 +64,14 @@ def create_organisation(
     code: str,
     name: str,
     networks: Sequence[str] = (),
-    policy: dict[str, Any] | None = None,
+    policy: JsonObject | None = None,
     allow_everywhere: bool = False,
-) -> Organisation:
+) -> OrganisationView:
+    """A new organisation with its networks and policy (audited).
+
+    Raises InvalidInput for a bad code, name, network or policy, and Conflict when the
+    code is taken; EverywhereNeedsConfirmation for a /0 without ``allow_everywhere``.
+    """
     org_code = identifiers.org_code(code)
     org_name = identifiers.person_name(name, field="organisation_name")
     nets = list(parse_networks(networks, allow_everywhere=allow_everywhere))
@@ -81,11 +92,13 @@ def create_organisation(
             organisation_id=org.id,
             details={"code": org_code, "networks": nets},
         )
+        view = OrganisationView.of(org)
     ingress.networks_changed(rt)
-    return org
+    return view
 
 
-def update_policy(rt: Runtime, actor: Actor, code: str, changes: dict[str, Any]) -> Organisation:
+def update_policy(rt: Runtime, actor: Actor, code: str, changes: JsonObject) -> OrganisationView:
+    """Change some policy settings (audited); InvalidInput when the result is not valid."""
     with transaction(rt.db) as session:
         org = get_org(session, code)
         merged = {**org.policy, **changes}
@@ -98,17 +111,20 @@ def update_policy(rt: Runtime, actor: Actor, code: str, changes: dict[str, Any])
             organisation_id=org.id,
             details={"changed": sorted(changes)},
         )
-    return org
+        return OrganisationView.of(org)
 
 
-def list_organisations(rt: Runtime) -> list[Organisation]:
+def list_organisations(rt: Runtime) -> list[OrganisationView]:
+    """Every organisation, in code order."""
     with rt.db() as session:
-        return list(session.scalars(select(Organisation).order_by(Organisation.code)))
+        orgs = session.scalars(select(Organisation).order_by(Organisation.code))
+        return [OrganisationView.of(org) for org in orgs]
 
 
-def show_organisation(rt: Runtime, code: str) -> Organisation:
+def show_organisation(rt: Runtime, code: str) -> OrganisationView:
+    """One organisation by its code; UnknownOrganisation when there is none."""
     with rt.db() as session:
-        return get_org(session, code)
+        return OrganisationView.of(get_org(session, code))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,7 +138,12 @@ class NewPerson:
     organisations: tuple[str, ...] = ()
 
 
-def create_person(rt: Runtime, actor: Actor, new: NewPerson) -> Person:
+def create_person(rt: Runtime, actor: Actor, new: NewPerson) -> PersonView:
+    """A person as in the national directory, a member of the organisations given (audited).
+
+    Raises InvalidInput for a malformed field, DuplicateUserId or Conflict when the user id
+    or email address is taken, UnknownOrganisation for an unknown code.
+    """
     uid = identifiers.user_id(new.user_id)
     fore = identifiers.person_name(new.forename, field="forename")
     sur = identifiers.person_name(new.surname, field="surname")
@@ -157,7 +178,7 @@ def create_person(rt: Runtime, actor: Actor, new: NewPerson) -> Person:
                 person_id=person.id,
                 details={"user_id": uid},
             )
-    return person
+        return PersonView.of(person)
 
 
 def _refuse_duplicates(session: Session, uid: str, mail: str | None) -> None:
@@ -205,11 +226,21 @@ def person_organisations(session: Session, person_id: str) -> list[Organisation]
     )
 
 
-def show_person(rt: Runtime, user_id: str) -> tuple[Person, list[Organisation], list[RaRoleGrant]]:
+def show_person(rt: Runtime, user_id: str) -> PersonDetails:
+    """A person, the organisations they belong to and their RA roles; UnknownPerson."""
     with rt.db() as session:
         person = get_person(session, user_id)
-        roles = list(session.scalars(select(RaRoleGrant).where(RaRoleGrant.person_id == person.id)))
-        return person, person_organisations(session, person.id), roles
+        roles = session.execute(
+            select(Organisation.code, RaRoleGrant.role)
+            .join(Organisation, Organisation.id == RaRoleGrant.organisation_id)
+            .where(RaRoleGrant.person_id == person.id)
+            .order_by(Organisation.code, RaRoleGrant.role)
+        )
+        return PersonDetails(
+            person=PersonView.of(person),
+            organisations=tuple(o.code for o in person_organisations(session, person.id)),
+            roles=tuple(RoleView(organisation=code, role=role) for code, role in roles),
+        )
 
 
 def grant_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role: str) -> None:

@@ -33,6 +33,7 @@ from cardvault.notify.message import EmailMessage, SmsMessage
 from cardvault.notify.templates import EmailTemplate, SmsTemplate, render_email, render_sms
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.models import Card, Notification, Organisation, Person, RaRoleGrant
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 #: set on a SQLAlchemy session that enqueued a message, so the dispatcher wakes after commit
@@ -162,7 +163,7 @@ def _decode(stored: Mapping[str, Any]) -> dict[str, Any]:
 def support_contact(rt: Runtime, organisation: Organisation | None) -> str:
     """Whom a holder should contact: the organisation's RA contact, else the service's."""
     if organisation is not None:
-        policy = OrganisationPolicy.from_dict(organisation.policy)
+        policy = policy_of(organisation)
         if policy.ra_contact != OrganisationPolicy().ra_contact:
             return policy.ra_contact
     return rt.settings.support_contact

@@ -32,7 +32,6 @@ from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import CardKeyRecord, new_dek, new_session_key, wrap_for_session
 from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import PermissionDenied
 from cardvault.services.audit import trail as audit
@@ -58,6 +57,7 @@ from cardvault.store.models import (
     PivCard,
     PivLink,
 )
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 __all__ = [
@@ -211,15 +211,13 @@ def _abandon(session: Session, rt: Runtime, actor: Actor, card: Card) -> None:
     shred_record(session, card)
     card.status, card.status_reason, card.status_changed_at = CardStatus.REVOKED, reason, now
     end_card_state(session, card.id, now)
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action=AuditAction.CARD_REVOKED,
         reason=reason,
-        organisation_id=card.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={"serial": card.serial},
     )
 
@@ -232,7 +230,7 @@ def _insert_blank(
     ra_session: CardSession,
     blank: _Blank,
 ) -> Card:
-    policy = OrganisationPolicy.from_dict(org.policy)
+    policy = policy_of(org)
     card = Card(
         id=blank.card_id,
         serial=identifiers.new_card_serial(),
@@ -349,15 +347,13 @@ def _reopen(session: Session, rt: Runtime, actor: Actor, card: Card, missing: li
     """The card management system changed an issued card (a key replaced, a certificate
     removed): it is blank again until it is complete again, so it cannot be enrolled."""
     card.status, card.status_changed_at = CardStatus.BLANK, rt.clock()
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action=AuditAction.CARD_ISSUANCE_REOPENED,
         reason="; ".join(missing)[:300],
-        organisation_id=card.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={"serial": card.serial, "channel": "pcsc"},
     )
 
@@ -395,14 +391,12 @@ def _store_certificates(
 def _audit(
     session: Session, rt: Runtime, actor: Actor, card: Card, action: AuditAction, usages: list[str]
 ) -> None:
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action=action,
-        organisation_id=card.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={
             "serial": card.serial,
             "channel": "pcsc",

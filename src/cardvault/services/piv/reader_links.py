@@ -103,14 +103,13 @@ def open_use_link(
             link_state=dump_link_state(LinkState()).decode(),
         )
         session.add(link)
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             card_sessions.owner(actor, row),
+            card,
             action=AuditAction.PIV_CARD_INSERTED,
             organisation_id=row.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"channel": "pcsc", "session": row.id, "link": link.id},
         )
         state = load_state(piv.state.encode())
@@ -143,14 +142,12 @@ def close(rt: Runtime, actor: Actor, *, token: str, link_id: str) -> None:
         card = session.get(Card, link.card_id)
         assert card is not None
         session.execute(delete(PivLink).where(PivLink.id == link.id))
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             card_sessions.owner(actor, row),
+            card,
             action=AuditAction.PIV_CARD_REMOVED,
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"channel": "pcsc", "session": row.id, "link": link.id, "mode": link.mode},
         )
 

@@ -33,7 +33,6 @@ from cardvault.card.piv.link_state import (
 )
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import CardKeyRecord, WrongSecret, unwrap_session
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import Conflict, Unavailable
 from cardvault.services.cards.sealing import open_record, seal_record
@@ -53,6 +52,7 @@ from cardvault.store.models import (
     Card,
     CardSession,
 )
+from cardvault.store.queries.organisations import policy_of
 
 __all__ = ["RelayAnswer", "RelayRequest", "StaleRequest", "relay"]
 
@@ -285,7 +285,7 @@ def _touch(session: Session, rt: Runtime, snap: Snapshot) -> tuple[datetime, dat
     and expiry delete or end it): the APDU commits inside a live session or not at all."""
     now = rt.clock()
     row = snap.session
-    policy = OrganisationPolicy.from_dict(snap.organisation.policy)
+    policy = policy_of(snap.organisation)
     idle = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
     changed = _execute(
         session, statements.TOUCH_SESSION, {"where_session": row.id, "now": now, "idle": idle}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from cardvault.card.piv import Algorithm, PinRef
 from cardvault.crypto.aead import aad, wipe
@@ -68,7 +67,7 @@ class PivSecrets:
     @classmethod
     def from_bytes(cls, data: bytes | bytearray) -> PivSecrets:
         try:
-            body: dict[str, Any] = json.loads(bytes(data))
+            body = json.loads(bytes(data))  # checked field by field below
             management = body["management"]
             return cls(
                 pin=Verifier.from_dict(body["pin"]),

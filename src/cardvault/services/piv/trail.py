@@ -7,13 +7,13 @@ cannot be written does not happen.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from cardvault.card.apdu import Sw
 from cardvault.card.piv import Ins, PinRef, PivState, Slot
 from cardvault.domain.audit_actions import AuditAction
+from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
 from cardvault.services.piv.ports import Effects, key_role
 from cardvault.services.system.runtime import Actor, Runtime
@@ -70,16 +70,15 @@ def record_apdu(
         *_administration(facts, effects),
     ]
     for action, outcome, reason, details in events:
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=action,
             outcome=outcome,
             reason=reason,
             organisation_id=organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={
                 "channel": "pcsc",
                 "mode": facts.mode,
@@ -90,7 +89,7 @@ def record_apdu(
         )
 
 
-Event = tuple[AuditAction, str, str | None, dict[str, Any]]
+Event = tuple[AuditAction, str, str | None, JsonObject]
 
 
 def _key_uses(facts: ApduFacts, effects: Effects) -> list[Event]:
@@ -128,7 +127,7 @@ def _reference_events(facts: ApduFacts, effects: Effects) -> list[Event]:
         name = "PUK" if reference is PinRef.PUK else "card PIN"
         counter = facts.after.puk_tries if reference is PinRef.PUK else facts.after.pin_tries
         if not right:
-            details = {"reference": name, "attempts_left": counter.left}
+            details: JsonObject = {"reference": name, "attempts_left": counter.left}
             events.append((AuditAction.PIV_VERIFY, "failure", f"incorrect {name}", details))
             if counter.blocked:
                 events.append(
@@ -152,8 +151,8 @@ def _administration(facts: ApduFacts, effects: Effects) -> list[Event]:
             (AuditAction.PIV_MANAGEMENT_KEY_CHANGED, "success", None, {"algorithm": name})
         )
     for slot, generated in effects.generated:
-        details = {"slot": f"{int(slot):02x}", "algorithm": generated.name}
-        events.append((AuditAction.PIV_KEY_GENERATED, "success", None, details))
+        generated_key: JsonObject = {"slot": f"{int(slot):02x}", "algorithm": generated.name}
+        events.append((AuditAction.PIV_KEY_GENERATED, "success", None, generated_key))
     before, after = dict(facts.before.objects), dict(facts.after.objects)
     for tag in sorted(before.keys() | after.keys()):
         if before.get(tag) != after.get(tag):

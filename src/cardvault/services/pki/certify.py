@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from cardvault.crypto import x509 as cx509
 from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.issuance import certificate_row
@@ -27,7 +28,6 @@ from cardvault.services.pki import crl as crls
 from cardvault.services.pki.renewal import issue_for_card, supersede
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import CardStatus
 
 #: a card in these states has nothing to certify, or must not get a new certificate
 _REFUSED = (CardStatus.REVOKED, CardStatus.SUSPENDED)

@@ -21,11 +21,12 @@ from sqlalchemy.orm import Session
 
 from cardvault.crypto import crl as ccrl
 from cardvault.crypto import x509 as cx509
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import NotFound
 from cardvault.services.pki import ca
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, CardStatus, Certificate, CrlState
+from cardvault.store.models import Card, Certificate, CrlState
 
 log = logging.getLogger("cardvault.pki")
 

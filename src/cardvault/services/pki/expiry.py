@@ -15,12 +15,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.notify.templates import EmailTemplate
 from cardvault.services.directory.registry import get_org
 from cardvault.services.notifications import outbox
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, CardStatus, Certificate, Organisation, Person
+from cardvault.store.models import Card, Certificate, Organisation, Person
 
 #: cards whose certificates still matter (a revoked card's are revoked anyway)
 _LIVE = (

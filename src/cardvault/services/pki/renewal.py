@@ -31,6 +31,7 @@ from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import CardKeyRecord, WrongSecret, seal_private_key, unwrap_session
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import Conflict
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.issuance import ROLES, card_subject, certificate_row
@@ -42,7 +43,7 @@ from cardvault.services.pki import links as pki_links
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, CardStatus, Certificate, Organisation, Person
+from cardvault.store.models import Card, Certificate, Organisation, Person
 
 #: statuses whose certificates may be renewed (a suspended card is lifted first)
 RENEWABLE = (CardStatus.ISSUED, CardStatus.ENROLLED, CardStatus.ACTIVE)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import Conflict
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.issuance import clean_reason
@@ -20,7 +21,7 @@ from cardvault.services.cards.lookup import end_card_state, get_card
 from cardvault.services.pki import crl as crls
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, CardStatus, Certificate
+from cardvault.store.models import Card, Certificate
 
 #: statuses a card can be suspended from (a blank card has nothing to suspend)
 SUSPENDABLE = (

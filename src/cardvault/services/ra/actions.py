@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from cardvault.services.cards import issuance
 from cardvault.services.cards import state as cards
+from cardvault.services.cards.views import CardView
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Organisation, Person
@@ -70,7 +71,8 @@ def issue(
     )
 
 
-def show(rt: Runtime, ctx: RaContext, serial: str) -> cards.CardView:
+def show(rt: Runtime, ctx: RaContext, serial: str) -> CardView:
+    """A card of the RA's organisation (NotFound for any other)."""
     return cards.show(rt, serial, organisation_id=ctx.organisation_id)
 
 

@@ -34,6 +34,7 @@ from cardvault.services.audit import trail as audit
 from cardvault.services.cards import enrolment, issuance
 from cardvault.services.cards.invitations import INVITATION_CODE_DIGITS
 from cardvault.services.cards.sealing import open_record, seal_record
+from cardvault.services.cards.views import CardSummary
 from cardvault.services.ra import actions as ra_actions
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import card_in_scope, person_in_scope
@@ -42,6 +43,7 @@ from cardvault.services.signin import lockout
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Organisation, Person
+from cardvault.store.queries.organisations import policy_of
 
 
 def issue(
@@ -218,7 +220,7 @@ def _store_invitation(
         org = session.get(Organisation, ctx.organisation_id)
         person = session.get(Person, card.person_id)
         assert org is not None and person is not None
-        policy = OrganisationPolicy.from_dict(org.policy)
+        policy = policy_of(org)
         minutes = policy.invitation_link_days * 24 * 60
         link, token = links.new_link(
             session,
@@ -296,7 +298,8 @@ def _queue_invitation(
     )
 
 
-def lock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> Card:
+def lock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> CardSummary:
+    """Lock the person's card (audited); Conflict when its status cannot be locked."""
     reason = _reason(reason)
     with transaction(rt.db) as session:
         card = card_in_scope(session, ctx, user_id)
@@ -304,7 +307,7 @@ def lock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> Card:
         if not card.status.is_lockable:
             raise Conflict(f"Card {card.serial} cannot be locked: its status is {card.status}.")
         lockout.lock_in_session(session, rt, ctx.actor, card, reason=reason)
-    return card
+        return CardSummary.of(card)
 
 
 def unlock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> bool:
@@ -323,15 +326,14 @@ def unlock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> bool:
         card.second_factor_failures = 0
         card.status_reason, card.status_changed_at = reason, rt.clock()
         sent = _send_reset_link(session, rt, ctx, card)
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             ctx.actor,
+            card,
             action=AuditAction.CARD_UNLOCKED,
             reason=reason,
             organisation_id=ctx.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"serial": card.serial, "status": card.status, "reset_link_sent": sent},
         )
     return sent
@@ -343,7 +345,7 @@ def _send_reset_link(session: Session, rt: Runtime, ctx: RaContext, card: Card) 
     assert person is not None and org is not None
     if card.status != CardStatus.ACTIVE or not person.email:
         return False
-    policy = OrganisationPolicy.from_dict(org.policy)
+    policy = policy_of(org)
     _link, token = links.new_link(
         session,
         rt,
@@ -371,7 +373,8 @@ def _send_reset_link(session: Session, rt: Runtime, ctx: RaContext, card: Card) 
 
 def revoke(
     rt: Runtime, ctx: RaContext, user_id: str, *, reason: str, reason_code: str = "unspecified"
-) -> Card:
+) -> CardSummary:
+    """Revoke the person's card here: its keys are destroyed (audited), the CRL re-signed."""
     with rt.db() as session:
         card = card_in_scope(session, ctx, user_id)
     return issuance.revoke_card(

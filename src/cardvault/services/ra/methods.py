@@ -13,17 +13,18 @@ from typing import Any
 
 from cardvault.domain import identifiers, totp
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus, MethodKind, MethodStatus
 from cardvault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards import methods
+from cardvault.services.cards.views import MethodView
 from cardvault.services.devices import pairing
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import card_in_scope
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Association, Card, Organisation
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 MAX_LABEL = 100
@@ -54,7 +55,9 @@ def _usable_serial(rt: Runtime, ctx: RaContext, user_id: str) -> str:
 
 def add_ad_account(
     rt: Runtime, ctx: RaContext, user_id: str, account: str, sid: str | None = None
-) -> Association:
+) -> MethodView:
+    r"""Associate ``DOMAIN\name`` (and its SID) with the person's card here; InvalidInput,
+    AlreadyAssociated."""
     serial = _usable_serial(rt, ctx, user_id)
     try:
         return methods.add_ad_account(
@@ -107,7 +110,7 @@ def pending_totp(rt: Runtime, ctx: RaContext, user_id: str, association_id: str)
 
 def confirm_totp(
     rt: Runtime, ctx: RaContext, user_id: str, association_id: str, code: str
-) -> Association:
+) -> MethodView:
     """Activate a pending authenticator with one current code (which is then used up)."""
     with transaction(rt.db) as session:
         assoc = _association(session, ctx, user_id, association_id)
@@ -116,7 +119,7 @@ def confirm_totp(
             raise Conflict("This authenticator is already confirmed.")
         org = session.get(Organisation, ctx.organisation_id)
         assert org is not None
-        window = OrganisationPolicy.from_dict(org.policy).totp_window
+        window = policy_of(org).totp_window
         secret = methods.open_secret(rt.master_key, assoc)
         try:
             step = totp.matching_step(
@@ -134,15 +137,17 @@ def confirm_totp(
             secret[:] = bytes(len(secret))
         assoc.status, assoc.counter = MethodStatus.ACTIVE, max(assoc.counter, step)
         _audit(session, rt, ctx, assoc, AuditAction.METHOD_CONFIRMED)
-    return assoc
+        return MethodView.of(assoc)
 
 
-def add_hr_card(rt: Runtime, ctx: RaContext, user_id: str, uid: str, label: str) -> Association:
+def add_hr_card(rt: Runtime, ctx: RaContext, user_id: str, uid: str, label: str) -> MethodView:
+    """Associate an HR card's UID with the person's card here; PermissionDenied when the
+    organisation does not allow HR cards, AlreadyAssociated, InvalidInput."""
     uid_norm = identifiers.hr_card_uid(uid)
     with transaction(rt.db) as session:
         org = session.get(Organisation, ctx.organisation_id)
         assert org is not None
-        if not OrganisationPolicy.from_dict(org.policy).hr_cards_allowed:
+        if not policy_of(org).hr_cards_allowed:
             raise PermissionDenied("Your organisation does not allow HR cards for sign-in.")
         card = card_in_scope(session, ctx, user_id)
         assoc = Association(
@@ -159,18 +164,20 @@ def add_hr_card(rt: Runtime, ctx: RaContext, user_id: str, uid: str, label: str)
         except methods.AlreadyAssociated as exc:
             raise methods.AlreadyAssociated(exc.message, field="uid") from None
         _audit(session, rt, ctx, assoc, AuditAction.METHOD_ADDED, identifier=uid_norm)
-    return assoc
+        return MethodView.of(assoc)
 
 
-def remove(rt: Runtime, ctx: RaContext, user_id: str, association_id: str) -> Association:
+def remove(rt: Runtime, ctx: RaContext, user_id: str, association_id: str) -> MethodView:
+    """Remove one of the person's methods in this organisation (audited); NotFound."""
     with rt.db() as session:
         _association(session, ctx, user_id, association_id)
     return methods.remove_method(rt, ctx.actor, association_id, organisation_id=ctx.organisation_id)
 
 
-def association(rt: Runtime, ctx: RaContext, user_id: str, association_id: str) -> Association:
+def association(rt: Runtime, ctx: RaContext, user_id: str, association_id: str) -> MethodView:
+    """One of the person's methods in this organisation; NotFound."""
     with rt.db() as session:
-        return _association(session, ctx, user_id, association_id)
+        return MethodView.of(_association(session, ctx, user_id, association_id))
 
 
 def _audit(

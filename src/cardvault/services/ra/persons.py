@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from cardvault import json_types
 from cardvault.domain import identifiers
-from cardvault.domain.vocabulary import CardStatus, MethodKind
+from cardvault.domain.vocabulary import CardStatus, MethodKind, MethodStatus
 from cardvault.domain.webauthn import aaguid_name
 from cardvault.errors import InvalidInput, NotFound
 from cardvault.services.audit import display as audit_display
 from cardvault.services.audit.display import AuditEventView
-from cardvault.services.cards.state import card_dict, cert_dict
+from cardvault.services.cards.views import CardInfo, CertificateInfo, MethodView
+from cardvault.services.directory.views import PersonView
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.models import (
@@ -35,6 +35,7 @@ from cardvault.store.models import (
     Person,
     SecurityQuestion,
 )
+from cardvault.store.rows import view_of
 
 MAX_RESULTS = 50
 RECENT_EVENTS = 10
@@ -46,16 +47,44 @@ class PersonRow:
     name: str
     email: str | None
     card_serial: str | None
-    card_status: str | None
+    card_status: CardStatus | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodShown:
+    """What an RA sees of an association: never its secret."""
+
+    id: str
+    method: MethodKind
+    label: str | None
+    #: shown for the methods whose identifier means something to an RA (AD name, HR card)
+    identifier: str | None
+    status: MethodStatus
+    aaguid: str | None
+    authenticator: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceShown:
+    """A paired phone as an RA sees it."""
+
+    name: str
+    platform: str
+    application: str
+    status: str
+    created_at: datetime
+    last_seen_at: datetime | None
 
 
 @dataclass(frozen=True, kw_only=True)
 class PersonDetail:
-    person: dict[str, Any]
-    card: dict[str, Any] | None
-    certificates: list[dict[str, Any]]
-    associations: list[dict[str, Any]]
-    devices: list[dict[str, Any]]
+    person: PersonView
+    card: CardInfo | None
+    certificates: tuple[CertificateInfo, ...]
+    associations: tuple[MethodShown, ...]
+    devices: tuple[DeviceShown, ...]
     questions: list[str]
     events: list[AuditEventView]
     invitation_pending: bool
@@ -151,15 +180,8 @@ def detail(rt: Runtime, ctx: RaContext, user_id: str) -> PersonDetail:
         person = person_in_scope(session, ctx, user_id)
         card = current_card(session, person.id)
         return PersonDetail(
-            person={
-                "user_id": person.user_id,
-                "name": person.common_name,
-                "forename": person.forename,
-                "surname": person.surname,
-                "email": person.email,
-                "phone": person.phone,
-            },
-            card=_card_info(card) if card else None,
+            person=PersonView.of(person),
+            card=CardInfo.of(card) if card else None,
             certificates=_certificates(session, card),
             associations=_associations(session, ctx, card),
             devices=_devices(session, ctx, card),
@@ -169,69 +191,54 @@ def detail(rt: Runtime, ctx: RaContext, user_id: str) -> PersonDetail:
         )
 
 
-def _card_info(card: Card) -> dict[str, Any]:
-    return {**card_dict(card), "lock_reason": card.lock_reason, "locked_from": card.locked_from}
-
-
-def _certificates(session: Session, card: Card | None) -> list[dict[str, Any]]:
+def _certificates(session: Session, card: Card | None) -> tuple[CertificateInfo, ...]:
     if card is None:
-        return []
+        return ()
     rows = session.scalars(
         select(Certificate).where(Certificate.card_id == card.id).order_by(Certificate.created_at)
     )
-    return [cert_dict(c) for c in rows]
+    return tuple(CertificateInfo.of(c) for c in rows)
 
 
-def _associations(session: Session, ctx: RaContext, card: Card | None) -> list[dict[str, Any]]:
+def _associations(session: Session, ctx: RaContext, card: Card | None) -> tuple[MethodShown, ...]:
     if card is None:
-        return []
+        return ()
     rows = session.scalars(
         select(Association)
         .where(Association.card_id == card.id, Association.organisation_id == ctx.organisation_id)
         .order_by(Association.created_at)
     )
-    return [association_view(a) for a in rows]
+    return tuple(association_view(MethodView.of(a)) for a in rows)
 
 
-def association_view(a: Association) -> dict[str, Any]:
+def association_view(a: MethodView) -> MethodShown:
     """What an RA sees of an association: never its secret."""
-    details = a.details or {}
-    aaguid = json_types.text_or_none(details, "aaguid")
+    aaguid = a.aaguid
     shown = a.label or a.lookup_key
     if a.method is MethodKind.TOTP:
         shown = a.label or "Authenticator app"
-    return {
-        "id": a.id,
-        "method": a.method,
-        "label": shown,
-        "identifier": a.lookup_key if a.method.has_public_identifier else None,
-        "status": a.status,
-        "aaguid": aaguid,
-        "authenticator": aaguid_name(aaguid) if aaguid else None,
-        "created_at": a.created_at,
-        "last_used_at": a.last_used_at,
-    }
+    return MethodShown(
+        id=a.id,
+        method=a.method,
+        label=shown,
+        identifier=a.lookup_key if a.method.has_public_identifier else None,
+        status=a.status,
+        aaguid=aaguid,
+        authenticator=aaguid_name(aaguid) if aaguid else None,
+        created_at=a.created_at,
+        last_used_at=a.last_used_at,
+    )
 
 
-def _devices(session: Session, ctx: RaContext, card: Card | None) -> list[dict[str, Any]]:
+def _devices(session: Session, ctx: RaContext, card: Card | None) -> tuple[DeviceShown, ...]:
     if card is None:
-        return []
+        return ()
     rows = session.scalars(
         select(Device).where(
             Device.card_id == card.id, Device.organisation_id == ctx.organisation_id
         )
     )
-    return [
-        {
-            "name": d.name,
-            "platform": d.platform,
-            "application": d.application,
-            "status": d.status,
-            "created_at": d.created_at,
-            "last_seen_at": d.last_seen_at,
-        }
-        for d in rows
-    ]
+    return tuple(view_of(DeviceShown, d) for d in rows)
 
 
 def _questions(session: Session, card: Card | None) -> list[str]:

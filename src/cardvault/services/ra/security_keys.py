@@ -11,18 +11,17 @@ Keys registered here are discoverable (sign-in with the key alone works too).
 
 from __future__ import annotations
 
-from typing import Any
-
 from cardvault.domain import webauthn
 from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonObject
+from cardvault.services.cards.views import MethodView
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import card_in_scope
 from cardvault.services.security_keys import registration as security_key_registration
 from cardvault.services.system.runtime import Runtime
-from cardvault.store.models import Association
 
 
-def begin(rt: Runtime, ctx: RaContext, user_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def begin(rt: Runtime, ctx: RaContext, user_id: str) -> tuple[JsonObject, JsonObject]:
     """Options for ``navigator.credentials.create`` and the state to keep until complete."""
     with rt.db() as session:
         card = card_in_scope(session, ctx, user_id)
@@ -36,16 +35,18 @@ def complete(
     rt: Runtime,
     ctx: RaContext,
     user_id: str,
-    state: dict[str, Any],
-    response: dict[str, Any],
+    state: JsonObject,
+    response: JsonObject,
     nickname: str,
-) -> Association:
+) -> MethodView:
+    """Verify the key's answer and register it for the person's card here (audited)."""
     with rt.db() as session:
         card = card_in_scope(session, ctx, user_id)
-    if state.get("card_id") != card.id or not isinstance(state.get("ceremony_id"), str):
+    ceremony_id = state.get("ceremony_id")
+    if state.get("card_id") != card.id or not isinstance(ceremony_id, str):
         raise webauthn.InvalidState("This response does not belong to the request in progress.")
     if not (nickname or "").strip():
         raise InvalidInput("Give the key a name, like 'Blue YubiKey'.", field="nickname")
     return security_key_registration.complete_registration(
-        rt, ctx.actor, ceremony_id=state["ceremony_id"], response=response, nickname=nickname
+        rt, ctx.actor, ceremony_id=ceremony_id, response=response, nickname=nickname
     )

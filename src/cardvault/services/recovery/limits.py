@@ -8,7 +8,6 @@ across all its links, however many requests arrive at once on however many serve
 
 from __future__ import annotations
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
@@ -20,11 +19,12 @@ from cardvault.services.signin import factor_lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Organisation
+from cardvault.store.queries import cards as card_queries
 
 #: wrong answers (or codes, or second factors) one link takes before it dies
 LINK_MAX_FAILURES = 3
 #: wrong tries one card takes across all its links before only an RA can help
-CARD_MAX_FAILURES = 10
+CARD_MAX_FAILURES = card_queries.RECOVERY_MAX_FAILURES
 
 
 class WrongAnswers(AuthenticationFailed):
@@ -60,12 +60,7 @@ def blocked(rt: Runtime, session: Session, card: Card) -> RecoveryBlocked:
 def reserve(rt: Runtime, link_id: str, card_id: str) -> int:
     """Take one try on the card and one on the link, together, before checking anything."""
     with transaction(rt.db) as session:
-        card_count = session.scalar(
-            update(Card)
-            .where(Card.id == card_id, Card.recovery_failures < CARD_MAX_FAILURES)
-            .values(recovery_failures=Card.recovery_failures + 1)
-            .returning(Card.recovery_failures)
-        )
+        card_count = card_queries.reserve_attempt(session, card_queries.RECOVERY, card_id)
         if card_count is None:
             card = session.get(Card, card_id)
             assert card is not None
@@ -79,11 +74,7 @@ def reserve(rt: Runtime, link_id: str, card_id: str) -> int:
 
 
 def release_card(session: Session, card_id: str) -> None:
-    session.execute(
-        update(Card)
-        .where(Card.id == card_id, Card.recovery_failures > 0)
-        .values(recovery_failures=Card.recovery_failures - 1)
-    )
+    card_queries.give_back(session, card_queries.RECOVERY, card_id)
 
 
 def release(session: Session, link_id: str, card_id: str) -> None:
@@ -106,16 +97,14 @@ def failed(
     with transaction(rt.db) as session:
         if held is not None:  # the card's row first, as every transaction that may lock it
             session.get(Card, card.id, with_for_update=True)
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=action,
             outcome="failure",
             reason=reason,
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"link": link_id, "tries_left": LINK_MAX_FAILURES - reserved},
         )
         if held is not None:

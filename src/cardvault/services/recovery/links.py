@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.errors import Conflict, NotFound
@@ -34,6 +34,7 @@ from cardvault.services.notifications import outbox as notifications
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Link, Notification
+from cardvault.store.queries import links as link_queries
 
 TOKEN_BYTES = 32
 #: a token is URL-safe base64 of 32 bytes: 43 characters
@@ -111,16 +112,7 @@ def create(
     a key slot from it); by default a fresh one is drawn.
     """
     now = rt.clock()
-    session.execute(
-        update(Link)
-        .where(
-            Link.card_id == card.id,
-            Link.purpose == purpose.value,
-            Link.consumed_at.is_(None),
-            Link.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
-    )
+    revoke_open(session, card.id, now, purpose)
     token = token or new_token()
     if not _well_formed(token):
         raise ValueError("a link token is 43 URL-safe base64 characters")
@@ -208,49 +200,21 @@ def reserve_failure(rt: Runtime, link_id: str, max_failures: int) -> int:
     """
     now = rt.clock()
     with transaction(rt.db) as session:
-        count = session.scalar(
-            update(Link)
-            .where(
-                Link.id == link_id,
-                Link.failed_attempts < max_failures,
-                Link.consumed_at.is_(None),
-                Link.revoked_at.is_(None),
-                Link.expires_at > now,
-            )
-            .values(failed_attempts=Link.failed_attempts + 1)
-            .returning(Link.failed_attempts)
-        )
+        count = link_queries.reserve_failure(session, link_id, now, max_failures)
         if count is None:
             link = session.get(Link, link_id)
             assert link is not None
             check_live(link, now, max_failures=max_failures)
             raise worn_out(Purpose(link.purpose))
-    return int(count)
+    return count
 
 
-def release_failure(session: Session, link_id: str) -> None:
-    session.execute(
-        update(Link)
-        .where(Link.id == link_id, Link.failed_attempts > 0)
-        .values(failed_attempts=Link.failed_attempts - 1)
-    )
+release_failure = link_queries.release_failure
 
 
 def consume(session: Session, rt: Runtime, link_id: str) -> None:
     """Mark the link used; of any number of concurrent callers exactly one gets here."""
-    now = rt.clock()
-    won = session.scalar(
-        update(Link)
-        .where(
-            Link.id == link_id,
-            Link.consumed_at.is_(None),
-            Link.revoked_at.is_(None),
-            Link.expires_at > now,
-        )
-        .values(consumed_at=now)
-        .returning(Link.id)
-    )
-    if won is None:
+    if not link_queries.consume_link(session, link_id, rt.clock()):
         raise LinkUsed(
             "This link has just been used or has stopped working, so nothing was changed.",
             remedy="If you did not finish, ask for a new link.",
@@ -258,16 +222,7 @@ def consume(session: Session, rt: Runtime, link_id: str) -> None:
 
 
 def revoke_open(session: Session, card_id: str, now: datetime, purpose: Purpose) -> None:
-    session.execute(
-        update(Link)
-        .where(
-            Link.card_id == card_id,
-            Link.purpose == purpose.value,
-            Link.consumed_at.is_(None),
-            Link.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
-    )
+    link_queries.revoke_open(session, card_id=card_id, now=now, purpose=purpose.value)
 
 
 _REMEDY = {

@@ -45,7 +45,6 @@ from cardvault.crypto.keyslots import (
     wrap_for_session,
 )
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.passcode_policy import check_passcode
 from cardvault.domain.vocabulary import AuthState, CardStatus
 from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput
@@ -80,6 +79,8 @@ from cardvault.store.models import (
     Person,
     SecurityQuestion,
 )
+from cardvault.store.queries import cards as card_queries
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 __all__ = [
@@ -298,41 +299,24 @@ def _begin(
     offers = recovery_factors.offers(session, rt, actor, card, txn)
     org = session.get(Organisation, card.organisation_id)
     assert org is not None
-    required = OrganisationPolicy.from_dict(org.policy).recovery_requires_second_factor
+    required = policy_of(org).recovery_requires_second_factor
     if not (required and offers):
         txn.state, offers = STEP_PASSCODE, []
     factors = {str(offer["method"]): org_ids for offer, org_ids in offers}
     txn.factor_state = {**txn.factor_state, "factors": factors}
-    _audit(session, rt, actor, card, AuditAction.RECOVERY_ANSWERS, {"link": link.id, "via": via})
+    audit.record_for_card(
+        session,
+        rt,
+        actor,
+        card,
+        action=AuditAction.RECOVERY_ANSWERS,
+        details={"link": link.id, "via": via},
+    )
     return Progress(
         transaction_id=txn_id,
         key=key,
         step=txn.state,
         second_factors=[offer for offer, _ in offers],
-    )
-
-
-def _audit(
-    session: Session,
-    rt: Runtime,
-    actor: Actor,
-    card: Card,
-    action: AuditAction,
-    details: dict[str, Any],
-    outcome: str = "success",
-    reason: str | None = None,
-) -> None:
-    audit.record(
-        session,
-        rt,
-        actor,
-        action=action,
-        outcome=outcome,
-        reason=reason,
-        organisation_id=card.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
-        details=details,
     )
 
 
@@ -467,7 +451,9 @@ def _verify_candidates(
             held.right(session)
             txn.state = STEP_PASSCODE
             details = {"link": step.link_id, **dict(outcome.details)}
-            _audit(session, rt, actor, card, AuditAction.RECOVERY_SECOND_FACTOR, details)
+            audit.record_for_card(
+                session, rt, actor, card, action=AuditAction.RECOVERY_SECOND_FACTOR, details=details
+            )
             return Progress(transaction_id=txn.id, key=key, step=STEP_PASSCODE, second_factors=[])
     return failures
 
@@ -508,21 +494,20 @@ def set_passcode(
         new_record = new_record.without_slot(RECOVERY_CODE_SLOT)
     with transaction(rt.db) as session:
         links.consume(session, rt, step.link_id)
-        card = session.get(Card, step.card.id, with_for_update=True)
-        assert card is not None
+        card = card_queries.for_update(session, step.card.id)
         if card.record_version != step.txn.factor_state.get("version"):
             raise Conflict("The card changed while you were resetting it; nothing was changed.")
         seal_record(session, rt.master_key, card, new_record)
         _reactivate(session, rt, card)
         session.execute(delete(AuthTransaction).where(AuthTransaction.card_id == card.id))
         notifications.passcode_changed(session, rt, card)
-        _audit(
+        audit.record_for_card(
             session,
             rt,
             actor,
             card,
-            AuditAction.CARD_PASSCODE_RESET,
-            {"link": step.link_id, "via": step.txn.factor_state.get("via")},
+            action=AuditAction.CARD_PASSCODE_RESET,
+            details={"link": step.link_id, "via": step.txn.factor_state.get("via")},
         )
         return Recovered(
             serial=card.serial,

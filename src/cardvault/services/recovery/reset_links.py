@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.lockout import SECOND_FACTOR_LOCK_REASON, SELF_UNLOCKABLE_REASONS
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import InvalidInput
 from cardvault.notify.templates import EmailTemplate
@@ -28,6 +27,7 @@ from cardvault.services.recovery import links
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Link, Organisation, Person, SecurityQuestion
+from cardvault.store.queries.organisations import policy_of
 
 #: reset emails one card may receive in an hour through the forgotten-passcode form
 REQUESTS_PER_HOUR = 3
@@ -52,9 +52,18 @@ def send_reset_link(
     org = session.get(Organisation, card.organisation_id)
     assert person is not None and org is not None
     if not person.email:
-        _audit(session, rt, actor, card, "failure", "no enrolled email address", trigger)
+        audit.record_for_card(
+            session,
+            rt,
+            actor,
+            card,
+            action=AuditAction.PORTAL_RESET_LINK,
+            outcome="failure",
+            reason="no enrolled email address",
+            details={"trigger": trigger, "link": None},
+        )
         return None
-    minutes = OrganisationPolicy.from_dict(org.policy).reset_link_minutes
+    minutes = policy_of(org).reset_link_minutes
     link = links.create(
         session,
         rt,
@@ -79,32 +88,15 @@ def send_reset_link(
         secrets={"link": portal_link(rt, link.token)},
         expires_at=link.expires_at,
     )
-    _audit(session, rt, actor, card, "success", None, trigger, link.link_id)
-    return link.link_id
-
-
-def _audit(
-    session: Session,
-    rt: Runtime,
-    actor: Actor,
-    card: Card,
-    outcome: str,
-    reason: str | None,
-    trigger: str,
-    link_id: str | None = None,
-) -> None:
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action=AuditAction.PORTAL_RESET_LINK,
-        outcome=outcome,
-        reason=reason,
-        organisation_id=card.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
-        details={"trigger": trigger, "link": link_id},
+        details={"trigger": trigger, "link": link.link_id},
     )
+    return link.link_id
 
 
 def may_self_unlock(card: Card, *, link_unlocks: bool = False) -> bool:

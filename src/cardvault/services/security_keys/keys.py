@@ -20,7 +20,6 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
@@ -32,10 +31,12 @@ from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import MethodKind, MethodStatus
 from cardvault.errors import CardvaultError, PermissionDenied
+from cardvault.json_types import JsonObject, JsonValue
 from cardvault.services.audit import trail as audit
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Association, Card, Organisation, WebAuthnCeremony
+from cardvault.store.queries.organisations import policy_of
 
 RP_NAME = "cardvault"
 #: time beyond the browser's own timeout before a begun ceremony is forgotten
@@ -53,7 +54,7 @@ class CeremonyStart:
     """What the browser or agent needs to call the security key."""
 
     ceremony_id: str
-    options: dict[str, Any]
+    options: JsonObject
     expires_at: datetime
 
 
@@ -93,7 +94,7 @@ def user_handle(card_id: str, organisation_id: str) -> bytes:
 def policy_for(settings: Settings, org: Organisation | None) -> webauthn.WebAuthnPolicy:
     """The relying-party policy in one organisation (or, before one is known, the strict
     default: user verification required, any model)."""
-    pol = OrganisationPolicy.from_dict(org.policy if org is not None else None)
+    pol = policy_of(org)
     aaguids = pol.fido2_allowed_aaguids
     return webauthn.WebAuthnPolicy(
         rp_id=settings.rp_id,
@@ -106,7 +107,7 @@ def policy_for(settings: Settings, org: Organisation | None) -> webauthn.WebAuth
 
 
 def require_allowed(org: Organisation) -> OrganisationPolicy:
-    pol = OrganisationPolicy.from_dict(org.policy)
+    pol = policy_of(org)
     if not pol.allows(MethodKind.SECURITY_KEY):
         raise SecurityKeysNotAllowed(f"{org.name} does not allow security keys.")
     return pol
@@ -162,7 +163,7 @@ def keys_by_credential(
     return list(session.scalars(stmt))
 
 
-def raw_id(response: Mapping[str, Any]) -> bytes:
+def raw_id(response: Mapping[str, JsonValue]) -> bytes:
     value = response.get("rawId", response.get("id"))
     if not isinstance(value, str) or not 1 <= len(value) <= 1400:
         raise webauthn.MalformedResponse("The security key's response has no credential id.")
@@ -177,9 +178,9 @@ def verify_assertion(
     settings: Settings,
     *,
     org: Organisation,
-    state: dict[str, Any],
+    state: JsonObject,
     candidates: Sequence[Association],
-    response: Mapping[str, Any],
+    response: Mapping[str, JsonValue],
     now: datetime,
 ) -> VerifiedKey:
     """Check an assertion against the organisation's policy and advance the counter.
@@ -242,17 +243,12 @@ def audit_failure(
     action: AuditAction,
     assoc: Association | None,
     org_id: str | None,
-    details: dict[str, Any],
+    details: JsonObject,
     card_id: str | None = None,
 ) -> None:
     """A refused key use, with its reason; a counter regression is also flagged on its own."""
     card_id = assoc.card_id if assoc is not None else card_id
     card = session.get(Card, card_id) if card_id else None
-    where: dict[str, Any] = {
-        "organisation_id": org_id,
-        "person_id": card.person_id if card else None,
-        "card_id": card.id if card else None,
-    }
     info = {**details, "code": exc.code}
     if assoc is not None:
         info.update(association=assoc.id, nickname=assoc.label)
@@ -263,8 +259,10 @@ def audit_failure(
         action=action,
         outcome="failure",
         reason=exc.message,
+        organisation_id=org_id,
+        person_id=card.person_id if card else None,
+        card_id=card.id if card else None,
         details=info,
-        **where,
     )
     audit_clone(session, rt, actor, exc, assoc=assoc, org_id=org_id, details=info)
 
@@ -277,7 +275,7 @@ def audit_clone(
     *,
     assoc: Association | None,
     org_id: str | None,
-    details: dict[str, Any],
+    details: JsonObject,
 ) -> None:
     """A counter regression gets an event of its own, so that RAs can search for it."""
     if not isinstance(exc, webauthn.SignCounterRegression) or assoc is None:

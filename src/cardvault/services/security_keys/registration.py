@@ -11,7 +11,6 @@ actor who began a registration can complete it; every refusal is audited.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -19,9 +18,10 @@ from cardvault.domain import webauthn
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus, MethodKind
 from cardvault.errors import CardvaultError, Conflict, NotFound
-from cardvault.services.audit import trail as audit
+from cardvault.json_types import JsonValue
 from cardvault.services.cards.lookup import get_card
-from cardvault.services.cards.methods import insert_unique
+from cardvault.services.cards.methods import audit_added, insert_unique
+from cardvault.services.cards.views import MethodView
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.security_keys.keys import (
@@ -81,15 +81,15 @@ def begin_registration(
 
 
 def complete_registration(
-    rt: Runtime, actor: Actor, *, ceremony_id: str, response: Mapping[str, Any], nickname: str
-) -> Association:
+    rt: Runtime, actor: Actor, *, ceremony_id: str, response: Mapping[str, JsonValue], nickname: str
+) -> MethodView:
     """Verify the key's ``create()`` response and associate the credential with the card."""
     failure: CardvaultError | None = None
     with transaction(rt.db) as session:
         row: WebAuthnCeremony | None = None
         try:
             row = claim(session, ceremony_id, REGISTRATION, rt.clock(), created_by=actor.ref)
-            return _register(session, rt, actor, row, response, nickname)
+            return MethodView.of(_register(session, rt, actor, row, response, nickname))
         except CardvaultError as exc:
             if row is not None and row.status == "answered":
                 row.status = "failed"
@@ -118,7 +118,7 @@ def _register(
     rt: Runtime,
     actor: Actor,
     row: WebAuthnCeremony,
-    response: Mapping[str, Any],
+    response: Mapping[str, JsonValue],
     nickname: str,
 ) -> Association:
     org = session.get(Organisation, row.organisation_id)
@@ -138,16 +138,13 @@ def _register(
         field="credential",
     )
     row.status, row.association_id = "consumed", assoc.id
-    audit.record(
+    audit_added(
         session,
         rt,
         actor,
-        action=AuditAction.METHOD_ADDED,
-        organisation_id=org.id,
-        person_id=card.person_id,
-        card_id=card.id,
-        details={
-            "method": assoc.method,
+        card,
+        assoc,
+        {
             "association": assoc.id,
             "nickname": assoc.label,
             "aaguid": cred.aaguid,

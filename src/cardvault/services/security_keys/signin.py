@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,6 +30,7 @@ from cardvault.domain import webauthn
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.json_types import JsonValue
 from cardvault.services.audit import trail as audit
 from cardvault.services.directory.registry import get_org
 from cardvault.services.networks import allow_list as network
@@ -119,7 +119,7 @@ def begin(rt: Runtime, *, org_code: str | None = None) -> CeremonyStart:
 
 
 def complete(
-    rt: Runtime, actor: Actor, *, ceremony_id: str, response: Mapping[str, Any]
+    rt: Runtime, actor: Actor, *, ceremony_id: str, response: Mapping[str, JsonValue]
 ) -> SignInProof:
     """Verify the key's answer; every refusal is audited with its reason.
 
@@ -150,7 +150,7 @@ def complete(
 
 
 def _active_card_of(
-    rt: Runtime, ceremony_id: str, response: Mapping[str, Any]
+    rt: Runtime, ceremony_id: str, response: Mapping[str, JsonValue]
 ) -> tuple[str, str] | None:
     """The active card and organisation the answer's credential names (read only), if one."""
     with rt.db() as session:
@@ -208,7 +208,7 @@ def _complete(
     rt: Runtime,
     actor: Actor,
     ceremony_id: str,
-    response: Mapping[str, Any],
+    response: Mapping[str, JsonValue],
     attempt: _Attempt,
 ) -> SignInProof:
     now = rt.clock()
@@ -235,14 +235,13 @@ def _complete(
     row.card_id, row.organisation_id, row.association_id = card.id, org.id, assoc.id
     row.expires_at = now + timedelta(minutes=PROOF_MINUTES)
     row.details = {"nickname": assoc.label}
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action=AuditAction.SECURITY_KEY_SIGN_IN,
         organisation_id=org.id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={
             "ceremony": row.id,
             "association": assoc.id,
@@ -262,7 +261,7 @@ def _complete(
 
 
 def _the_key(
-    session: Session, response: Mapping[str, Any], organisation_id: str | None
+    session: Session, response: Mapping[str, JsonValue], organisation_id: str | None
 ) -> Association:
     candidates = keys_by_credential(session, raw_id(response), organisation_id)
     if not candidates:

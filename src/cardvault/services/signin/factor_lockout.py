@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
@@ -48,7 +48,8 @@ from cardvault.services.recovery import reset_links
 from cardvault.services.signin.lockout import lock_in_session
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction, without_flush
-from cardvault.store.models import Card, Organisation, table_of
+from cardvault.store.models import Card, Organisation
+from cardvault.store.queries import cards as card_queries
 
 #: where a failure happened, in the RA's alert ("… while signing in")
 SIGN_IN = "signing in"
@@ -110,35 +111,6 @@ class Reservation:
         return self.locked_now
 
 
-_CARDS = table_of(Card)
-_TAKE = (
-    update(_CARDS)
-    .where(
-        _CARDS.c.id == bindparam("sf_card"),
-        _CARDS.c.second_factor_failures < MAX_SECOND_FACTOR_FAILURES,
-        _CARDS.c.status == CardStatus.ACTIVE,
-    )
-    .values(second_factor_failures=_CARDS.c.second_factor_failures + 1)
-    .returning(_CARDS.c.second_factor_failures)
-)
-# the reset door: any status its link allows (the link has checked), and no refusal when full
-_TAKE_FOR_RESET = (
-    update(_CARDS)
-    .where(
-        _CARDS.c.id == bindparam("sf_card"),
-        _CARDS.c.second_factor_failures < MAX_SECOND_FACTOR_FAILURES,
-    )
-    .values(second_factor_failures=_CARDS.c.second_factor_failures + 1)
-    .returning(_CARDS.c.second_factor_failures)
-)
-_GIVE_BACK = (
-    update(_CARDS)
-    .where(_CARDS.c.id == bindparam("sf_card"), _CARDS.c.second_factor_failures > 0)
-    .values(second_factor_failures=_CARDS.c.second_factor_failures - 1)
-)
-_RESET = update(_CARDS).where(_CARDS.c.id == bindparam("sf_card")).values(second_factor_failures=0)
-
-
 @contextmanager
 def reserved(
     rt: Runtime,
@@ -169,18 +141,18 @@ def _take(
 ) -> int | None:
     with transaction(rt.db) as session:
         without_flush(session)  # the verdict's transaction commits it durably
-        count = session.connection().scalar(
-            _TAKE_FOR_RESET if for_reset else _TAKE, {"sf_card": card_id}
-        )
+        counter = card_queries.SECOND_FACTOR_FOR_RESET if for_reset else card_queries.SECOND_FACTOR
+        count = card_queries.reserve_attempt(session, counter, card_id)
     if count is not None or for_reset:
-        return None if count is None else int(count)
+        return count
     with transaction(rt.db) as session:
         card = session.get(Card, card_id)
         assert card is not None
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.AUTH_SECOND_FACTOR,
             outcome="failure",
             reason=(
@@ -189,8 +161,6 @@ def _take(
                 else "no second-factor attempt left (others in progress)"
             ),
             organisation_id=organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
         )
     raise SecondFactorLocked()
 
@@ -198,13 +168,13 @@ def _take(
 def right(session: Session, card_id: str) -> None:
     """A card session opened by a door whose second factor had no reservation of its own
     left to settle (QR and mobile sign-in): the count starts again."""
-    session.connection().execute(_RESET, {"sf_card": card_id})
+    card_queries.reset_second_factor(session, card_id)
 
 
 def give_back(rt: Runtime, card_id: str) -> None:
     """Nothing was checked: the reserved answer does not count."""
     with transaction(rt.db) as session:
-        session.connection().execute(_GIVE_BACK, {"sf_card": card_id})
+        card_queries.give_back(session, card_queries.SECOND_FACTOR, card_id)
 
 
 def _limit_reached(
@@ -231,16 +201,14 @@ def _limit_reached(
         )
         reset_links.send_reset_link(session, rt, actor, card, trigger="locked")
     alerted = notifications.second_factor_lock(session, rt, card, org, door=door)
-    audit.record(
+    audit.record_for_card(
         session,
         rt,
         actor,
+        card,
         action=AuditAction.CARD_SECOND_FACTOR_LIMIT,
-        outcome="success",
         reason=SECOND_FACTOR_STATUS_REASON,
         organisation_id=org.id,
-        person_id=card.person_id,
-        card_id=card.id,
         details={"door": door, "locked_now": locked_now, "ra_alerted": len(alerted)},
     )
     return locked_now

@@ -16,17 +16,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
-from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus, MethodKind, MethodStatus
 from cardvault.errors import Conflict, NotFound, PermissionDenied
-from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
-from cardvault.services.cards.methods import insert_unique
+from cardvault.services.cards.methods import audit_added, insert_unique
+from cardvault.services.cards.views import MethodView
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Association, Card, Organisation
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 
@@ -41,12 +40,12 @@ def label_for(uid: str) -> str:
 
 def add_hr_card(
     rt: Runtime, actor: Actor, *, serial: str, org_code: str, uid: str, label: str | None = None
-) -> Association:
+) -> MethodView:
     """Associate an HR card's UID with the card in one organisation (unique there)."""
     normal = identifiers.hr_card_uid(uid)
     with transaction(rt.db) as session:
         org = get_org(session, org_code)
-        if not OrganisationPolicy.from_dict(org.policy).allows(MethodKind.HR_CARD):
+        if not policy_of(org).allows(MethodKind.HR_CARD):
             raise HrCardsNotAllowed(f"{org.name} does not allow sign-in with HR cards.")
         card = _card_in(session, serial, org)
         assoc = Association(
@@ -65,17 +64,10 @@ def add_hr_card(
             "This HR card is already associated with a card in this organisation.",
             field="uid",
         )
-        audit.record(
-            session,
-            rt,
-            actor,
-            action=AuditAction.METHOD_ADDED,
-            organisation_id=org.id,
-            person_id=card.person_id,
-            card_id=card.id,
-            details={"method": assoc.method, "association": assoc.id, "label": assoc.label},
+        audit_added(
+            session, rt, actor, card, assoc, {"association": assoc.id, "label": assoc.label}
         )
-    return assoc
+        return MethodView.of(assoc)
 
 
 def _card_in(session: Session, serial: str, org: Organisation) -> Card:

@@ -8,11 +8,11 @@ passcode resets the counter; the wrong one that used up the last attempt locks t
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, MAX_ATTEMPTS, OPENABLE, after_wrong
+from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, OPENABLE, after_wrong
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import AuthenticationFailed, Conflict
 from cardvault.services.audit import trail as audit
@@ -20,7 +20,8 @@ from cardvault.services.cards.lookup import end_card_state
 from cardvault.services.recovery import reset_links
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction, without_flush
-from cardvault.store.models import Card, table_of
+from cardvault.store.models import Card
+from cardvault.store.queries import cards as card_queries
 
 
 class CardLocked(Conflict):
@@ -44,20 +45,6 @@ class WrongPasscode(AuthenticationFailed):
         self.attempts_left = attempts_left
 
 
-# Built once (every sign-in takes an attempt): SQLAlchemy reuses its compiled form.
-_CARDS = table_of(Card)
-_TAKE_ATTEMPT = (
-    update(_CARDS)
-    .where(
-        _CARDS.c.id == bindparam("reserve_card"),
-        _CARDS.c.failed_attempts < MAX_ATTEMPTS,
-        _CARDS.c.status.in_(OPENABLE),
-    )
-    .values(failed_attempts=_CARDS.c.failed_attempts + 1)
-    .returning(_CARDS.c.failed_attempts)
-)
-
-
 def reserve_attempt(rt: Runtime, card_id: str) -> int:
     """Take one attempt in its own committed transaction; CardLocked when none is left.
 
@@ -66,7 +53,7 @@ def reserve_attempt(rt: Runtime, card_id: str) -> int:
     """
     with transaction(rt.db) as session:
         without_flush(session)  # passcode_wrong / passcode_right commit it durably
-        count = session.connection().scalar(_TAKE_ATTEMPT, {"reserve_card": card_id})
+        count = card_queries.reserve_attempt(session, card_queries.PASSCODE, card_id)
         status = (
             None
             if count is not None
@@ -85,7 +72,7 @@ def reserve_attempt(rt: Runtime, card_id: str) -> int:
             reason=reason,
             remedy="Use the link in the email we sent, or ask your RA to unlock it.",
         )
-    return int(count)
+    return count
 
 
 def passcode_right(session: Session, card: Card) -> None:
@@ -99,18 +86,15 @@ def passcode_wrong(
     """Record a wrong passcode (and lock on the last attempt); returns the error to raise."""
     outcome = after_wrong(reserved)
     with transaction(rt.db) as session:
-        card = session.get(Card, card_id, with_for_update=True)
-        assert card is not None
-        audit.record(
+        card = card_queries.for_update(session, card_id)
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=action,
             outcome="failure",
             reason="incorrect passcode",
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"attempts_left": outcome.attempts_left},
         )
         if outcome.lock and card.status != CardStatus.LOCKED:
@@ -139,14 +123,4 @@ def lock_in_session(
     card.status_reason = status_reason or reason
     card.status_changed_at = now
     end_card_state(session, card.id, now)
-    audit.record(
-        session,
-        rt,
-        actor,
-        action=AuditAction.CARD_LOCKED,
-        outcome="success",
-        reason=reason,
-        organisation_id=card.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
-    )
+    audit.record_for_card(session, rt, actor, card, action=AuditAction.CARD_LOCKED, reason=reason)

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from cardvault.crypto.kdf import Argon2Params
 from cardvault.crypto.keyslots import PASSCODE_SLOT, open_no_passcode_slot
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import AuthenticationFailed, CardvaultError
 from cardvault.keystore.provider import MasterKey
@@ -33,6 +32,7 @@ from cardvault.services.signin.identification import Target
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction, without_flush
 from cardvault.store.models import Card, table_of
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 #: the one answer to every refusal before the passcode, and to a wrong passcode: it must
@@ -65,7 +65,7 @@ def why_refused(session: Session, actor: Actor, purpose: str, target: Target) ->
         network.check_client(target.organisation, actor.client_address)
     except network.NetworkNotAllowed:
         return "client network not allowed"
-    policy = OrganisationPolicy.from_dict(target.organisation.policy)
+    policy = policy_of(target.organisation)
     if not policy.allows(target.route):
         return f"sign-in with {target.route} not allowed by policy"
     if purpose == "ra" and not card_sessions.ra_roles(session, target.person.id):

@@ -16,7 +16,6 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus, RaRole
 from cardvault.errors import AuthenticationFailed, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
@@ -24,6 +23,7 @@ from cardvault.services.networks import allow_list as network
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardSession, Organisation, RaRoleGrant
+from cardvault.store.queries.organisations import policy_of
 
 TOKEN_BYTES = 32
 
@@ -59,7 +59,7 @@ def new_session(
     client_address: str | None,
     session_id: str,
 ) -> NewSession:
-    policy = OrganisationPolicy.from_dict(organisation.policy)
+    policy = policy_of(organisation)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     absolute = now + timedelta(minutes=policy.session_absolute_minutes)
     idle = min(now + timedelta(minutes=policy.session_idle_minutes), absolute)
@@ -143,7 +143,7 @@ def _live(
 
 
 def _touch(row: CardSession, org: Organisation, now: datetime) -> None:
-    policy = OrganisationPolicy.from_dict(org.policy)
+    policy = policy_of(org)
     row.last_used_at = now
     row.idle_expires_at = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
 
@@ -213,8 +213,12 @@ def select_role(
     org_code: str,
     role: str,
     session_id: str | None = None,
-) -> CardSession:
-    """An RA acts in one organisation at a time, under one of their roles there."""
+) -> None:
+    """An RA acts in one organisation at a time, under one of their roles there.
+
+    Raises PermissionDenied when the RA has no such role, and the card session's errors
+    (expired, wrong purpose) or the organisation's network refusal.
+    """
     with transaction(rt.db) as session:
         if session_id is not None:
             row, _card = use_id(
@@ -244,7 +248,6 @@ def select_role(
             card_id=row.card_id,
             details={"role": role},
         )
-    return row
 
 
 def require_role(

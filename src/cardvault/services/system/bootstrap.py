@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from cardvault.config import Settings
 from cardvault.crypto.tls import development_certificate
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import Conflict
+from cardvault.json_types import JsonObject
 from cardvault.keystore.files import write_private
 from cardvault.services.audit import signing_key as audit_key
 from cardvault.services.audit import trail as audit
@@ -40,11 +40,69 @@ DEMO_QUESTIONS = (
 DEMO_CREDENTIALS = "demo-credentials.json"
 
 
+@dataclass(frozen=True, kw_only=True)
+class DemoAccount:
+    """A demo person with their card, and what they need to use it."""
+
+    user_id: str
+    name: str
+    email: str
+    card_serial: str
+    status: str
+    #: an enrolled card's passcode, authenticator and security answers
+    passcode: str | None = None
+    totp_secret: str | None = None
+    totp_uri: str | None = None
+    security_answers: tuple[tuple[str, str], ...] = ()
+    #: an issued card's one-time issuance passcode, for its holder to enrol with
+    issuance_passcode: str | None = None
+    ad_account: str | None = None
+
+    def as_json(self) -> JsonObject:
+        out: JsonObject = {
+            "user_id": self.user_id,
+            "name": self.name,
+            "email": self.email,
+            "card_serial": self.card_serial,
+            "status": self.status,
+        }
+        if self.issuance_passcode is not None:
+            out["issuance_passcode"] = self.issuance_passcode
+        if self.passcode is not None:
+            out |= {
+                "passcode": self.passcode,
+                "totp_secret": self.totp_secret,
+                "totp_uri": self.totp_uri,
+                "security_answers": dict(self.security_answers),
+            }
+        if self.ad_account is not None:
+            out["ad_account"] = self.ad_account
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoCredentials:
+    """What ``init --demo`` made: printed once and kept in a 0600 file."""
+
+    organisation: str
+    ra_user: DemoAccount
+    card_holder: DemoAccount
+    to_enrol: DemoAccount
+
+    def as_json(self) -> JsonObject:
+        return {
+            "organisation": self.organisation,
+            "ra_user": self.ra_user.as_json(),
+            "card_holder": self.card_holder.as_json(),
+            "to_enrol": self.to_enrol.as_json(),
+        }
+
+
 @dataclass(kw_only=True)
 class InitResult:
     data_dir: str
     created: bool
-    demo: dict[str, Any] = field(default_factory=dict)
+    demo: DemoCredentials | None = None
     #: where the demo credentials are kept, whether made now or on an earlier start
     demo_credentials: str | None = None
 
@@ -93,7 +151,8 @@ def initialise(
             echo("Creating the demo organisation, RA user and card holder")
             result.demo = create_demo(rt, actor)
             write_private(
-                settings.data_dir / DEMO_CREDENTIALS, json.dumps(result.demo, indent=2).encode()
+                settings.data_dir / DEMO_CREDENTIALS,
+                json.dumps(result.demo.as_json(), indent=2).encode(),
             )
             result.demo_credentials = _demo_credentials(settings)
     finally:
@@ -124,7 +183,9 @@ def demo_passcode() -> str:
     return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
 
 
-def create_demo(rt: Runtime, actor: Actor) -> dict[str, Any]:
+def create_demo(rt: Runtime, actor: Actor) -> DemoCredentials:
+    """The demo organisation, an RA manager, an enrolled holder and a card waiting for its
+    holder, with everything each needs to sign in."""
     directory.create_organisation(
         rt,
         actor,
@@ -133,22 +194,22 @@ def create_demo(rt: Runtime, actor: Actor) -> dict[str, Any]:
         networks=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
     )
     ra = _demo_person(rt, actor, "555000000001", "Rana", "Admin", "ra@demo.example")
-    directory.grant_role(rt, actor, user_id=ra["user_id"], org_code=DEMO_ORG, role="ra_manager")
-    ra.update(_demo_card(rt, actor, ra, enrol=True))
+    directory.grant_role(rt, actor, user_id=ra.user_id, org_code=DEMO_ORG, role="ra_manager")
+    ra = _demo_card(rt, actor, ra, enrol=True)
     holder = _demo_person(rt, actor, "555000000002", "Alice", "Example", "alice@demo.example")
-    holder.update(_demo_card(rt, actor, holder, enrol=True))
+    holder = _demo_card(rt, actor, holder, enrol=True)
     methods.add_ad_account(
-        rt, actor, serial=holder["card_serial"], org_code=DEMO_ORG, account="DEMO\\alice"
+        rt, actor, serial=holder.card_serial, org_code=DEMO_ORG, account="DEMO\\alice"
     )
-    holder["ad_account"] = "DEMO\\alice"
+    holder = replace(holder, ad_account="DEMO\\alice")
     newcomer = _demo_person(rt, actor, "555000000003", "Bob", "Newcomer", "bob@demo.example")
-    newcomer.update(_demo_card(rt, actor, newcomer, enrol=False))
-    return {"organisation": DEMO_ORG, "ra_user": ra, "card_holder": holder, "to_enrol": newcomer}
+    newcomer = _demo_card(rt, actor, newcomer, enrol=False)
+    return DemoCredentials(organisation=DEMO_ORG, ra_user=ra, card_holder=holder, to_enrol=newcomer)
 
 
 def _demo_person(
     rt: Runtime, actor: Actor, uid: str, fore: str, sur: str, email: str
-) -> dict[str, Any]:
+) -> DemoAccount:
     directory.create_person(
         rt,
         actor,
@@ -156,21 +217,25 @@ def _demo_person(
             user_id=uid, forename=fore, surname=sur, email=email, organisations=(DEMO_ORG,)
         ),
     )
-    return {"user_id": uid, "name": f"{fore} {sur}", "email": email}
+    return DemoAccount(user_id=uid, name=f"{fore} {sur}", email=email, card_serial="", status="")
 
 
-def _demo_card(rt: Runtime, actor: Actor, person: dict[str, Any], *, enrol: bool) -> dict[str, Any]:
+def _demo_card(rt: Runtime, actor: Actor, person: DemoAccount, *, enrol: bool) -> DemoAccount:
     issuance_passcode = demo_passcode()
     card = issuance.issue_card(
         rt,
         actor,
         issuance.IssueRequest(
-            organisation=DEMO_ORG, user_id=person["user_id"], issuance_passcode=issuance_passcode
+            organisation=DEMO_ORG, user_id=person.user_id, issuance_passcode=issuance_passcode
         ),
     )
-    out: dict[str, Any] = {"card_serial": card.serial}
     if not enrol:
-        return {**out, "status": card.status, "issuance_passcode": issuance_passcode}
+        return replace(
+            person,
+            card_serial=card.serial,
+            status=card.status,
+            issuance_passcode=issuance_passcode,
+        )
     passcode = demo_passcode()
     answers = tuple(
         enrolment.SecurityAnswer(question=q, answer=a)
@@ -189,11 +254,12 @@ def _demo_card(rt: Runtime, actor: Actor, person: dict[str, Any], *, enrol: bool
     totp = methods.add_totp(
         rt, actor, serial=card.serial, org_code=DEMO_ORG, label="Demo authenticator"
     )
-    return {
-        **out,
-        "status": "active",
-        "passcode": passcode,
-        "totp_secret": totp.secret,
-        "totp_uri": totp.uri,
-        "security_answers": {q: a.answer for q, a in zip(DEMO_QUESTIONS, answers, strict=True)},
-    }
+    return replace(
+        person,
+        card_serial=card.serial,
+        status="active",
+        passcode=passcode,
+        totp_secret=totp.secret,
+        totp_uri=totp.uri,
+        security_answers=tuple((q, a.answer) for q, a in zip(DEMO_QUESTIONS, answers, strict=True)),
+    )

@@ -96,13 +96,8 @@ def show_card(
 ) -> dict[str, Any]:
     """A card of your organisation (404 for any other)."""
     ctx = ra_actions.context(rt, token, _address(request, rt), ra_actions.READERS)
-    view = ra_actions.show(rt, ctx, serial)
-    return {
-        "card": view.card,
-        "holder": view.holder,
-        "certificates": view.certificates,
-        "associations": view.associations,
-    }
+    shown = ra_actions.show(rt, ctx, serial).as_json()
+    return {key: shown[key] for key in ("card", "holder", "certificates", "associations")}
 
 
 @router.post("/cards/{serial}/revoke")

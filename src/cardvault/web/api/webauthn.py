@@ -153,7 +153,7 @@ def registration_complete(
     )
     return {
         **methods.association_dict(assoc),
-        "aaguid": assoc.details["aaguid"],
-        "authenticator": assoc.details["authenticator"],
-        "resident_key": assoc.details["resident_key"],
+        "aaguid": assoc.aaguid,
+        "authenticator": assoc.authenticator,
+        "resident_key": assoc.resident_key,
     }

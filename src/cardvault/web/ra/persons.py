@@ -138,7 +138,7 @@ def _enrol_page(
 @router.get("/{user_id}/enrol")
 def enrol_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
     info = ra_persons.detail(rt, ctx, user_id)
-    values = {"email": info.person["email"] or "", "phone": info.person["phone"] or ""}
+    values = {"email": info.person.email or "", "phone": info.person.phone or ""}
     return _enrol_page(request, rt, ctx, user_id, ui.Form(values=values))
 
 
@@ -197,7 +197,7 @@ def _enrol(
 @router.get("/{user_id}/invite")
 def invite_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
     info = ra_persons.detail(rt, ctx, user_id)
-    values = {"email": info.person["email"] or "", "phone": info.person["phone"] or ""}
+    values = {"email": info.person.email or "", "phone": info.person.phone or ""}
     return ui.render(request, "ra/invite.html", info=info, form=ui.Form(values=values), ctx=ctx)
 
 

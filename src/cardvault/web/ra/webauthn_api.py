@@ -72,7 +72,7 @@ async def complete(
     return {
         "id": assoc.id,
         "nickname": assoc.label,
-        "aaguid": assoc.details.get("aaguid"),
-        "authenticator": assoc.details.get("authenticator"),
+        "aaguid": assoc.aaguid,
+        "authenticator": assoc.authenticator,
         "next": f"/ra/persons/{user_id}",
     }

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cardvault.domain import totp
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.errors import CardvaultError
 from cardvault.services.signin.factors.base import FactorContext, FactorFailed
+from cardvault.store.queries.organisations import policy_of
 
 #: the refusal of a code that matches no time step (any other refusal says more)
 WRONG = "totp_wrong"
@@ -23,7 +23,7 @@ ANY_CODE = "code"
 
 def params_for(ctx: FactorContext) -> totp.TotpParams:
     """The time-step window the organisation allows."""
-    return totp.TotpParams(window=OrganisationPolicy.from_dict(ctx.organisation.policy).totp_window)
+    return totp.TotpParams(window=policy_of(ctx.organisation).totp_window)
 
 
 def matching_step(

@@ -18,7 +18,6 @@ from typing import Any
 
 from cardvault import json_types
 from cardvault.domain import webauthn
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import AuthState, MethodKind
 from cardvault.errors import CardvaultError
 from cardvault.services.security_keys.keys import (
@@ -34,6 +33,7 @@ from cardvault.services.security_keys.signin import consume_proof
 from cardvault.services.signin.factors.base import FactorContext, FactorFailed, FactorOutcome
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.models import Association, AuthTransaction
+from cardvault.store.queries.organisations import policy_of
 
 STATE_KEY = "fido2"
 
@@ -43,7 +43,7 @@ class SecurityKeyFactor:
 
     def offer(self, ctx: FactorContext) -> dict[str, Any] | None:
         """The same challenge until it is used (the engine asks again before verifying)."""
-        policy = OrganisationPolicy.from_dict(ctx.organisation.policy)
+        policy = policy_of(ctx.organisation)
         if not policy.allows(self.method):
             return None
         keys = active_keys(ctx.session, ctx.card.id, ctx.organisation.id)

@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import select
 
 from cardvault.domain import identifiers
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import MethodKind, MethodStatus
 from cardvault.errors import InvalidInput
 from cardvault.services.signin.factors.base import FactorContext, FactorFailed, FactorOutcome
 from cardvault.store.models import Association
+from cardvault.store.queries.organisations import policy_of
 
 
 class HrCardFactor:
@@ -41,7 +41,7 @@ class HrCardFactor:
     def offer(self, ctx: FactorContext) -> dict[str, Any] | None:
         if ctx.transaction.method != self.method:
             return None
-        if not OrganisationPolicy.from_dict(ctx.organisation.policy).allows(self.method):
+        if not policy_of(ctx.organisation).allows(self.method):
             return None
         return {"method": self.method} if self._cards(ctx) else None
 
