@@ -169,7 +169,8 @@ def _authenticate(client: httpx.Client, email: str, code: str) -> float:
         },
     )
     session = login["session"]
-    api.sealed_call(
+    api.use_channel(session.get("channel_id"), session.get("channel_key"))
+    api.session_call(
         "/api/v1/card/sign",
         {
             "token": session["token"],

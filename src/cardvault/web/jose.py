@@ -9,10 +9,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from cardvault.crypto import channel as cchannel
 from cardvault.crypto import envelope
 from cardvault.errors import InvalidInput
 from cardvault.services.system.runtime import Runtime
-from cardvault.services.transport import envelopes
+from cardvault.services.transport import channel, envelopes
 
 JOSE = "application/jose"
 M = TypeVar("M", bound=BaseModel)
@@ -24,7 +25,11 @@ JOSE_BODY: dict[str, Any] = {
             JOSE: {
                 "schema": {
                     "type": "string",
-                    "description": "Compact JWE (RSA-OAEP-256, A256GCM) of the claims",
+                    "description": (
+                        "Compact JWE of the claims: an opening envelope (ECDH-ES+A256KW or "
+                        "RSA-OAEP-256 to a transport key, A256GCM) or, inside a card session "
+                        "or reader link, a channel envelope (dir, A256GCM, kid = its id)"
+                    ),
                 }
             }
         },
@@ -43,12 +48,30 @@ async def read_jose(request: Request) -> str:
         raise InvalidInput("The body is not a compact JWE.") from exc
 
 
+class ChannelReply(bytearray):
+    """A session channel's CK, with the ``kid`` and request ``jti`` its answer is sealed for."""
+
+    def __init__(self, key: bytearray, kid: str, jti: str) -> None:
+        super().__init__(key)
+        key[:] = bytes(len(key))
+        self.kid, self.jti = kid, jti
+
+
 def opened(rt: Runtime, token: str, model: type[M]) -> tuple[M, bytearray]:
-    """Decrypt, refuse replays, validate the claims; returns them and the response key.
-    Blocking (RSA, the nonce INSERT): call it off the event loop."""
-    envelope_ = envelopes.open_request(rt, token)
+    """Decrypt (an opening or a channel envelope), refuse replays, validate the claims;
+    returns them and what to seal the answer with. Blocking (the key work, the nonce
+    INSERT): call it off the event loop."""
+    envelope.check_size(token, rt.settings.max_body_bytes)
+    kid = cchannel.is_channel(token)
+    reply: bytearray
+    if kid is not None:
+        ch = channel.open_request(rt, token, kid)
+        claims, reply = ch.request.claims, ChannelReply(ch.key, kid, ch.request.jti)
+    else:
+        envelope_ = envelopes.open_request(rt, token)
+        claims, reply = envelope_.claims, envelope_.response_key
     try:
-        return model.model_validate(envelope_.claims), envelope_.response_key
+        return model.model_validate(claims), reply
     except ValidationError as exc:
         fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidInput(f"The request is not valid: {fields}.") from None
@@ -62,6 +85,11 @@ async def open_body(request: Request, rt: Runtime, model: type[M]) -> tuple[M, b
 
 def sealed(response_key: bytearray, payload: BaseModel | dict[str, Any]) -> Response:
     claims = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
-    token = envelope.seal_response(response_key, claims)
+    if isinstance(response_key, ChannelReply):
+        token = cchannel.seal_channel_response(
+            response_key, response_key.kid, response_key.jti, claims
+        )
+    else:
+        token = envelope.seal_response(response_key, claims)
     response_key[:] = bytes(len(response_key))
     return Response(token, media_type=JOSE, headers={"Cache-Control": "no-store"})

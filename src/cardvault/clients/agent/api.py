@@ -6,12 +6,13 @@ command line against a real server (TLS verified with ``--ca-file``).
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
 import httpx
 
-from cardvault.crypto import envelope
+from cardvault.crypto import channel, envelope
 from cardvault.errors import CardvaultError
 
 JOSE = "application/jose"
@@ -28,16 +29,37 @@ class CardvaultApi:
     def __init__(self, client: httpx.Client) -> None:
         self.client = client
         self._jwk: dict[str, Any] | None = None
+        #: the card session's (or reader link's) channel: kid and CK (DESIGN §3.5 revised)
+        self._channel: tuple[str, bytearray] | None = None
 
     def transport_key(self) -> dict[str, Any]:
-        """The service's public transport key (fetched over verified TLS, then kept)."""
+        """The service's public transport key (fetched over verified TLS, then kept); the
+        P-256 ECDH-ES key when published, else the RSA one."""
         if self._jwk is None:
             data = self._json(self._send("GET", "/.well-known/jwks.json"))
-            keys = [k for k in data.get("keys", []) if k.get("kty") == "RSA"]
-            if not keys:
-                raise AgentError("The service publishes no transport key.")
-            self._jwk = keys[0]
+            self._jwk = preferred_transport_key(data.get("keys", []))
         return self._jwk
+
+    def use_channel(self, kid: str | None, key_b64: str | None) -> None:
+        """Send in-session calls over this session's (or link's) channel from now on."""
+        self.end_channel()
+        if kid and key_b64:
+            self._channel = (kid, bytearray(base64.b64decode(key_b64)))
+
+    def end_channel(self) -> None:
+        if self._channel is not None:
+            self._channel[1][:] = bytes(len(self._channel[1]))
+            self._channel = None
+
+    def session_call(self, path: str, claims: dict[str, Any]) -> dict[str, Any]:
+        """POST claims of an open session: over its channel (one AES-GCM each way) when
+        there is one, else in an opening envelope."""
+        if self._channel is None:
+            return self.sealed_call(path, claims)
+        kid, key = self._channel
+        token, jti = channel.seal_channel_request(key, kid, claims, now=time.time())
+        response = self._send("POST", path, content=token, headers={"Content-Type": JOSE})
+        return channel.open_channel_response(key, kid, jti, response.text)
 
     def sealed_call(self, path: str, claims: dict[str, Any]) -> dict[str, Any]:
         """POST claims in a JWE envelope; open the encrypted answer."""
@@ -83,6 +105,23 @@ class CardvaultApi:
                 remedy="Check that --server is the cardvault service.",
             ) from None
         return data if isinstance(data, dict) else {"items": data}
+
+
+def preferred_transport_key(keys: list[dict[str, Any]], kid: str | None = None) -> dict[str, Any]:
+    """The JWKS key a cardvault client seals opening envelopes to: the one pinned by ``kid``,
+    else the P-256 ``ECDH-ES+A256KW`` key, else the ``RSA-OAEP-256`` one."""
+    usable = [
+        k
+        for k in keys
+        if (k.get("kty"), k.get("alg", envelope.KEY_MANAGEMENT))
+        in (("EC", envelope.ECDH_KEY_MANAGEMENT), ("RSA", envelope.KEY_MANAGEMENT))
+    ]
+    if kid:
+        usable = [k for k in usable if k.get("kid") == kid]
+    usable.sort(key=lambda k: k.get("kty") != "EC")
+    if not usable:
+        raise AgentError("The service publishes no transport key this client can use.")
+    return usable[0]
 
 
 def _auth(token: str | None) -> dict[str, str]:

@@ -70,6 +70,7 @@ def connector(
             client(opts, st.server, st.ca_file) as monitor_http,
         ):
             api = CardvaultApi(http)
+            api.use_channel(st.channel_id, st.channel_key)  # the session's channel (§3.5)
             inserted = _insert(api, opts, st, issue_for=issue_for, org=org, card=card)
             runner = Connector(
                 api,

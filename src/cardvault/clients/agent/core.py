@@ -98,6 +98,8 @@ def _state(server: str, session: dict[str, Any], sk: str, purpose: str = "holder
         organisation=session["organisation"],
         expires_at=session["expires_at"],
         purpose=purpose,
+        channel_id=session.get("channel_id"),
+        channel_key=session.get("channel_key"),
     )
 
 
@@ -154,7 +156,8 @@ def sign(
         claims["passcode"] = passcode
     if scheme:
         claims["scheme"] = scheme
-    return api.sealed_call("/api/v1/card/sign", claims)
+    api.use_channel(state.channel_id, state.channel_key)
+    return api.session_call("/api/v1/card/sign", claims)
 
 
 def authenticate(

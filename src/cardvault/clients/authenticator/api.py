@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from cardvault.clients.agent.api import JOSE, AgentError, CardvaultApi
+from cardvault.clients.agent.api import JOSE, AgentError, CardvaultApi, preferred_transport_key
 from cardvault.crypto import device as dcrypto
 from cardvault.crypto import envelope
 
@@ -48,17 +48,13 @@ class DeviceApi(CardvaultApi):
         """The service's JWE key; the one the QR code named, when it named one."""
         if self._jwk is None:
             data = self._json(self._send("GET", "/.well-known/jwks.json"))
-            keys = [k for k in data.get("keys", []) if k.get("kty") == "RSA"]
-            if self.kid:
-                keys = [k for k in keys if k.get("kid") == self.kid]
-                if not keys:
-                    raise AgentError(
-                        "The service's key does not match the QR code.",
-                        remedy="Check the server address; ask your RA for a new QR code.",
-                    )
-            if not keys:
-                raise AgentError("The service publishes no transport key.")
-            self._jwk = keys[0]
+            keys = data.get("keys", [])
+            if self.kid and not any(k.get("kid") == self.kid for k in keys):
+                raise AgentError(
+                    "The service's key does not match the QR code.",
+                    remedy="Check the server address; ask your RA for a new QR code.",
+                )
+            self._jwk = preferred_transport_key(keys, self.kid)
         return self._jwk
 
     def headers(self, method: str, path: str, body: bytes) -> dict[str, str]:

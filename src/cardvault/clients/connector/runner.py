@@ -56,7 +56,7 @@ def insert_for_holder(
     claims: dict[str, Any] = {"token": token, "session_key": session_key}
     if serial:
         claims["serial"] = serial
-    out = api.sealed_call("/api/v1/piv/links", claims)
+    out = api.session_call("/api/v1/piv/links", claims)
     objects = {
         int(tag, 16): None if v is None else bytes.fromhex(v) for tag, v in out["objects"].items()
     }
@@ -71,6 +71,7 @@ def insert_for_holder(
             key_field="session_key",
             key=session_key,
             link_id=out["link_id"],
+            channel_key=out.get("channel_key"),
         ),
         expires_at=_time(out["expires_at"]),
         idle_expires_at=_time(out["idle_expires_at"]),
@@ -82,7 +83,7 @@ def insert_for_holder(
 def insert_blank(api: CardvaultApi, *, token: str, user_id: str, organisation: str) -> Inserted:
     """A blank card for ``user_id``, to be personalised by a card management system."""
     claims = {"token": token, "user_id": user_id, "organisation": organisation}
-    out = api.sealed_call("/api/v1/piv/issuance", claims)
+    out = api.session_call("/api/v1/piv/issuance", claims)
     return Inserted(
         mode="issuance",
         serial=out["serial"],
@@ -93,6 +94,7 @@ def insert_blank(api: CardvaultApi, *, token: str, user_id: str, organisation: s
             key_field="issuance_key",
             key=out["issuance_key"],
             link_id=out["link_id"],
+            channel_key=out.get("channel_key"),
         ),
         expires_at=_time(out["expires_at"]),
         idle_expires_at=_time(out["idle_expires_at"]),

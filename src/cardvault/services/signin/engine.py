@@ -91,6 +91,9 @@ class SessionGrant:
     idle_expires_at: datetime
     card_serial: str
     organisation: str
+    #: the session channel (DESIGN §3.5 revised): kid and CK
+    session_id: str = ""
+    channel_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -463,6 +466,7 @@ class Engine:
             now=ctx.now,
             client_address=ctx.actor.client_address,
             session_id=txn.id,
+            master=self.rt.master_key,
         )
         ctx.session.delete(txn)
         self._audit(
@@ -489,6 +493,8 @@ class Engine:
             idle_expires_at=grant.idle_expires_at,
             card_serial=ctx.card.serial,
             organisation=ctx.organisation.code,
+            session_id=txn.id,
+            channel_key=grant.channel_key,
         )
 
     # -- helpers ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from cardvault.services.piv import reader_links as links
 from cardvault.services.piv.ports import Mode
 from cardvault.services.piv.relay import RelayAnswer, RelayRequest, relay
 from cardvault.services.system.runtime import Runtime
+from cardvault.services.transport import channel
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
 from cardvault.web.jose import JOSE_BODY, open_body, sealed
@@ -59,6 +60,10 @@ class LinkOut(BaseModel):
     constant: dict[str, str] = Field(description="answers (hex) to probe APDUs (hex)")
     expires_at: datetime
     idle_expires_at: datetime
+    channel_key: str | None = Field(
+        default=None,
+        description="the link's channel key CK, base64 (kid = link_id): seal its APDUs to it",
+    )
 
 
 class _ApduBase(BaseModel):
@@ -109,6 +114,9 @@ class IssuanceOut(BaseModel):
     organisation: str
     expires_at: datetime
     idle_expires_at: datetime
+    channel_key: str | None = Field(
+        default=None, description="the link's channel key CK, base64 (kid = link_id)"
+    )
 
 
 class IssuanceApduIn(_ApduBase):
@@ -133,6 +141,7 @@ async def open_link(request: Request, rt: Annotated[Runtime, Depends(runtime)]) 
         session_key=_b64(body.session_key, "session_key"),
         serial=body.serial,
     )
+    ck = await run_in_threadpool(channel.link_key, rt, link.link_id)
     objects = {f"{tag:x}": None if v is None else v.hex() for tag, v in link.objects.items()}
     out = LinkOut(
         link_id=link.link_id,
@@ -142,6 +151,7 @@ async def open_link(request: Request, rt: Annotated[Runtime, Depends(runtime)]) 
         constant={apdu.hex(): answer.hex() for apdu, answer in link.constant.items()},
         expires_at=link.expires_at,
         idle_expires_at=link.idle_expires_at,
+        channel_key=_out(ck),
     )
     return sealed(rkey, out)
 
@@ -167,6 +177,7 @@ async def start_issuance(request: Request, rt: Annotated[Runtime, Depends(runtim
         user_id=body.user_id,
         org_code=body.organisation,
     )
+    ck = await run_in_threadpool(channel.link_key, rt, started.link_id)
     out = IssuanceOut(
         link_id=started.link_id,
         serial=started.serial,
@@ -176,6 +187,7 @@ async def start_issuance(request: Request, rt: Annotated[Runtime, Depends(runtim
         organisation=started.organisation,
         expires_at=started.expires_at,
         idle_expires_at=started.idle_expires_at,
+        channel_key=_out(ck),
     )
     return sealed(rkey, out)
 

@@ -49,6 +49,13 @@ class SessionOut(BaseModel):
     idle_expires_at: datetime
     card_serial: str
     organisation: str
+    channel_id: str | None = Field(
+        default=None, description="the session channel's kid (DESIGN §3.5): the session id"
+    )
+    channel_key: str | None = Field(
+        default=None,
+        description="CK, base64: seal every later request of this session to it (dir, A256GCM)",
+    )
 
 
 class LoginOut(BaseModel):
@@ -71,6 +78,8 @@ def _session_out(grant: SessionGrant) -> SessionOut:
         idle_expires_at=grant.idle_expires_at,
         card_serial=grant.card_serial,
         organisation=grant.organisation,
+        channel_id=grant.session_id or None,
+        channel_key=base64.b64encode(grant.channel_key).decode() if grant.channel_key else None,
     )
 
 
