@@ -37,6 +37,58 @@ JOSE_BODY: dict[str, Any] = {
 }
 
 
+#: an RFC 9457 problem as the service answers every refusal (web/errors.py)
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string", "description": "what went wrong, for people"},
+        "status": {"type": "integer"},
+        "code": {"type": "string", "description": "stable machine-readable reason"},
+        "remedy": {"type": "string", "description": "what to do about it"},
+    },
+    "additionalProperties": True,
+}
+
+
+def jose_openapi(claims: type[BaseModel], answer: type[BaseModel] | None = None) -> dict[str, Any]:
+    """OpenAPI for an envelope route: the body is a compact JWE (a string), and what is
+    inside it -- the claims, and the answer's claims -- is described as JSON Schema under
+    ``x-cardvault-claims``; refusals are problem+json."""
+    jwe = JOSE_BODY["requestBody"]["content"][JOSE]["schema"]
+    out: dict[str, Any] = {
+        "requestBody": {
+            "required": True,
+            "content": {JOSE: {"schema": {**jwe, "x-cardvault-claims": _schema(claims)}}},
+        },
+        "responses": {
+            "4XX": {
+                "description": "Refused (nothing was done)",
+                "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+            },
+        },
+    }
+    if answer is not None:
+        sealed_answer = {
+            "type": "string",
+            "description": "Compact JWE (dir, A256GCM) under the request's response key or "
+            "the session channel's key",
+            "x-cardvault-claims": _schema(answer),
+        }
+        out["responses"]["200"] = {
+            "description": "The sealed answer",
+            "content": {JOSE: {"schema": sealed_answer}},
+        }
+    return out
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/$defs/{model}")
+    schema["description"] = schema.get("description") or f"{model.__name__}, inside the JWE"
+    return schema
+
+
 async def read_jose(request: Request) -> str:
     """The compact JWE a request carries (not yet opened)."""
     if request.headers.get("content-type", "").split(";")[0].strip() != JOSE:

@@ -51,7 +51,7 @@ from cardvault.services.signin.refusals import SignInFailed
 
 __all__ = ["Engine", "LoginRequest", "LoginResult", "SessionGrant", "SignInFailed"]
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.db import transaction
+from cardvault.store.db import reading, transaction
 from cardvault.store.models import AuthTransaction, Card, CardStatus, Organisation, Person
 from cardvault.store.types import new_id
 
@@ -156,7 +156,7 @@ class Engine:
         return reservation, None
 
     def _identify(self, actor: Actor, req: LoginRequest) -> Target:
-        with self.rt.db() as session:
+        with reading(self.rt.db) as session:
             target = resolve(session, req.identifier_kind, req.identifier, req.organisation)
             refusal = (
                 signin_refusals.why_refused(session, actor, req.purpose, target)
@@ -322,7 +322,7 @@ class Engine:
 
     def _transaction_card(self, transaction_id: str) -> tuple[str, str]:
         """The card and organisation of a live sign-in (read only), or TransactionInvalid."""
-        with self.rt.db() as session:
+        with reading(self.rt.db) as session:
             txn = session.get(AuthTransaction, transaction_id)
             card = session.get(Card, txn.card_id) if txn and txn.card_id else None
             if (

@@ -28,6 +28,7 @@ from cardvault.keystore.provider import MasterKey
 from cardvault.services.system.runtime import Runtime
 from cardvault.services.transport.envelopes import LEEWAY_SECONDS, remember_jti
 from cardvault.store.models import CardSession, PivLink, table_of
+from cardvault.store.sqlite_writers import READ
 
 SESSION = "session-channel"
 LINK = "link-channel"
@@ -144,7 +145,7 @@ class _Found:
 def _row(rt: Runtime, kid: str) -> tuple[_Found | None, str]:
     """The channel's sealed key and its session's token hash and expiry: one indexed read
     by primary key, in no write transaction."""
-    with rt.engine.connect() as conn:
+    with rt.engine.connect().execution_options(**{READ: True}) as conn:
         for statement, kind in ((_SESSION_CHANNEL, SESSION), (_LINK_CHANNEL, LINK)):
             row = conn.execute(statement, {"kid": kid}).first()
             if row is not None:

@@ -26,7 +26,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.services.transport import channel
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
-from cardvault.web.jose import JOSE_BODY, open_body, sealed
+from cardvault.web.jose import jose_openapi, open_body, opened, read_jose, sealed
 
 router = APIRouter(prefix="/api/v1/piv", tags=["pc/sc"])
 
@@ -129,7 +129,7 @@ class LinkStatusOut(BaseModel):
     idle_expires_at: datetime | None = None
 
 
-@router.post("/links", openapi_extra=JOSE_BODY, response_class=Response)
+@router.post("/links", openapi_extra=jose_openapi(LinkIn, LinkOut), response_class=Response)
 async def open_link(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """Insert the card of this card session into a new virtual reader link."""
     body, rkey = await open_body(request, rt, LinkIn)
@@ -156,16 +156,22 @@ async def open_link(request: Request, rt: Annotated[Runtime, Depends(runtime)]) 
     return sealed(rkey, out)
 
 
-@router.post("/apdu", openapi_extra=JOSE_BODY, response_class=Response)
+@router.post("/apdu", openapi_extra=jose_openapi(ApduIn, ApduOut), response_class=Response)
 async def apdu(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """One command APDU for the card in a holder's link; the response APDU comes back."""
-    body, rkey = await open_body(request, rt, ApduIn)
-    req = _relay_request(Mode.USE, body, _b64(body.session_key, "session_key"))
-    answer = await run_in_threadpool(relay, rt, actor_for(request, rt), req)
-    return sealed(rkey, _apdu_out(answer))
+    token, actor = await read_jose(request), actor_for(request, rt)
+
+    def run() -> Response:  # one trip to the thread pool: envelope, APDU, sealed answer
+        body, rkey = opened(rt, token, ApduIn)
+        req = _relay_request(Mode.USE, body, _b64(body.session_key, "session_key"))
+        return sealed(rkey, _apdu_out(relay(rt, actor, req)))
+
+    return await run_in_threadpool(run)
 
 
-@router.post("/issuance", openapi_extra=JOSE_BODY, response_class=Response)
+@router.post(
+    "/issuance", openapi_extra=jose_openapi(IssuanceIn, IssuanceOut), response_class=Response
+)
 async def start_issuance(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """Insert a blank card for a person into the RA's reader (an issuing RA role is needed)."""
     body, rkey = await open_body(request, rt, IssuanceIn)
@@ -192,13 +198,19 @@ async def start_issuance(request: Request, rt: Annotated[Runtime, Depends(runtim
     return sealed(rkey, out)
 
 
-@router.post("/issuance/apdu", openapi_extra=JOSE_BODY, response_class=Response)
+@router.post(
+    "/issuance/apdu", openapi_extra=jose_openapi(IssuanceApduIn, ApduOut), response_class=Response
+)
 async def issuance_apdu(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """One command APDU for a card being issued; the answer says what is still missing."""
-    body, rkey = await open_body(request, rt, IssuanceApduIn)
-    req = _relay_request(Mode.ISSUANCE, body, _b64(body.issuance_key, "issuance_key"))
-    answer = await run_in_threadpool(relay, rt, actor_for(request, rt), req)
-    return sealed(rkey, _apdu_out(answer))
+    token, actor = await read_jose(request), actor_for(request, rt)
+
+    def run() -> Response:  # one trip to the thread pool: envelope, APDU, sealed answer
+        body, rkey = opened(rt, token, IssuanceApduIn)
+        req = _relay_request(Mode.ISSUANCE, body, _b64(body.issuance_key, "issuance_key"))
+        return sealed(rkey, _apdu_out(relay(rt, actor, req)))
+
+    return await run_in_threadpool(run)
 
 
 @router.get("/links/{link_id}", response_model=LinkStatusOut)
