@@ -74,8 +74,8 @@ def install(engine: Engine, timeout: float) -> None:
         if record is not None and record.info.pop(_HELD, False):
             writers.release()
 
-    dialect.do_commit = do_commit  # type: ignore[method-assign]
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    dialect.do_commit = do_commit  # type: ignore[method-assign, assignment]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign, assignment]
     event.listen(engine, "begin", begin)
     event.listen(engine, "checkin", on_checkin)
     event.listen(engine, "invalidate", lambda _d, record, _e: on_checkin(_d, record))
