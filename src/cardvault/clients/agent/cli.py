@@ -8,15 +8,11 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
-import segno
 import typer
 
-from cardvault.clients.agent import connector_cmd, core, fido2_key, key_login, state
-from cardvault.clients.agent import hr_card as hr_card_reader
-from cardvault.clients.agent.api import CardvaultApi
+from cardvault.clients.agent import connector_cmd, state
 from cardvault.clients.agent.options import Options
 from cardvault.clients.agent.options import client as _client
 from cardvault.clients.agent.options import fail as _fail
@@ -25,6 +21,27 @@ from cardvault.clients.agent.options import out as _out
 from cardvault.clients.agent.options import trusted as _trusted
 from cardvault.commandline import App, exit_codes_epilog, tls_verify, version_option
 from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.lazy import lazy_module
+
+if TYPE_CHECKING:  # imported when a command first uses them: --help stays fast
+    import httpx
+    import segno
+
+    from cardvault.clients.agent import core, fido2_key, key_login
+    from cardvault.clients.agent import hr_card as hr_card_reader
+    from cardvault.clients.agent.api import CardvaultApi
+else:
+    httpx, segno = lazy_module("httpx"), lazy_module("segno")
+    core = lazy_module("cardvault.clients.agent.core")
+    fido2_key = lazy_module("cardvault.clients.agent.fido2_key")
+    key_login = lazy_module("cardvault.clients.agent.key_login")
+    hr_card_reader = lazy_module("cardvault.clients.agent.hr_card")
+
+    _api = lazy_module("cardvault.clients.agent.api")
+
+    def CardvaultApi(client: httpx.Client) -> Any:  # noqa: N802 (stands in for the class)
+        return _api.CardvaultApi(client)
+
 
 app = App(
     name="cardvault-agent",

@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import typer
 
 from cardvault.clients.agent.state import AgentState
 from cardvault.commandline import report, tls_verify
 from cardvault.errors import CardvaultError
+from cardvault.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy_module("httpx")  # the agent's --help needs no HTTP client
 
 __all__ = ["Options", "client", "fail", "options", "out", "trusted"]
 
