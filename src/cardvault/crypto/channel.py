@@ -18,7 +18,6 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from joserfc import jwe
 from joserfc.errors import JoseError
@@ -37,6 +36,7 @@ from cardvault.crypto.envelope import (
     compact_header,
 )
 from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonObject, JsonValue
 
 __all__ = [
     "CHANNEL_ALG",
@@ -63,7 +63,7 @@ _ALGORITHMS = [CHANNEL_ALG, CONTENT_ENCRYPTION]
 class ChannelRequest:
     """A decrypted, checked channel request; the caller must still refuse a replayed ``jti``."""
 
-    claims: dict[str, Any] = field(repr=False)
+    claims: JsonObject = field(repr=False)
     jti: str
     exp: int
     kid: str
@@ -91,7 +91,7 @@ def is_channel(token: str) -> str | None:
 def seal_channel_request(
     key: bytes | bytearray,
     kid: str,
-    claims: Mapping[str, Any],
+    claims: Mapping[str, JsonValue],
     *,
     now: float,
     ttl_seconds: int = 60,
@@ -117,8 +117,7 @@ def open_channel_request(
 ) -> ChannelRequest:
     """Server side: ``key_for(kid)`` gives the session's or link's CK (or raises)."""
     token = check_size(token, max_bytes)
-    header = _vet(compact_header(token))
-    kid = header["kid"]
+    kid = _vet(compact_header(token))
     payload = _decrypt(key_for(kid), token, max_bytes, max_depth)
     exp = check_exp(payload, now, leeway_seconds)
     jti = payload.get("jti")
@@ -129,7 +128,7 @@ def open_channel_request(
 
 
 def seal_channel_response(
-    key: bytes | bytearray, kid: str, request_jti: str, claims: Mapping[str, Any]
+    key: bytes | bytearray, kid: str, request_jti: str, claims: Mapping[str, JsonValue]
 ) -> str:
     """Server side: the answer under the same CK, bound to its request by ``re``."""
     return _seal(key, kid, {**claims, "re": request_jti})
@@ -143,25 +142,22 @@ def open_channel_response(
     *,
     max_bytes: int = 1 << 20,
     max_depth: int = strict_json.DEFAULT_MAX_DEPTH,
-) -> dict[str, Any]:
+) -> JsonObject:
     """Client side: decrypt the answer and check it answers this request."""
     token = check_size(token, max_bytes)
-    header = _vet(compact_header(token))
-    if header["kid"] != kid:
+    if _vet(compact_header(token)) != kid:
         raise EnvelopeUnknownKid("the answer is sealed for another session")
     payload = _decrypt(key, token, max_bytes, max_depth)
-    if not isinstance(payload.get("re"), str) or not secrets.compare_digest(
-        payload["re"], request_jti
-    ):
+    answers = payload.pop("re", None)
+    if not isinstance(answers, str) or not secrets.compare_digest(answers, request_jti):
         raise EnvelopeBroken("the answer does not belong to this request")
-    payload.pop("re")
     return payload
 
 
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _seal(key: bytes | bytearray, kid: str, payload: dict[str, Any]) -> str:
+def _seal(key: bytes | bytearray, kid: str, payload: JsonObject) -> str:
     header = {"alg": CHANNEL_ALG, "enc": CONTENT_ENCRYPTION, "kid": kid, "typ": CHANNEL_TYP}
     try:
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -176,8 +172,8 @@ def _oct(key: bytes | bytearray) -> OctKey:
     return OctKey.import_key(bytes(key))
 
 
-def _vet(header: dict[str, Any]) -> dict[str, Any]:
-    """Allow-list the header before any key is looked up."""
+def _vet(header: JsonObject) -> str:
+    """Allow-list the header before any key is looked up; returns its ``kid``."""
     if "zip" in header:
         raise EnvelopeAlgorithm("compressed envelopes (zip) are refused")
     if header.get("alg") != CHANNEL_ALG or header.get("enc") != CONTENT_ENCRYPTION:
@@ -189,12 +185,13 @@ def _vet(header: dict[str, Any]) -> dict[str, Any]:
         raise EnvelopeMalformed(f"unexpected header parameters {sorted(unexpected)}")
     if header.get("typ") != CHANNEL_TYP:
         raise EnvelopeMalformed(f"a channel envelope has typ={CHANNEL_TYP}")
-    if not isinstance(header.get("kid"), str):
+    kid = header.get("kid")
+    if not isinstance(kid, str):
         raise EnvelopeUnknownKid("a channel envelope names its session or link in kid")
-    return header
+    return kid
 
 
-def _decrypt(key: bytes | bytearray, token: str, max_bytes: int, max_depth: int) -> dict[str, Any]:
+def _decrypt(key: bytes | bytearray, token: str, max_bytes: int, max_depth: int) -> JsonObject:
     registry = jwe.JWERegistry(algorithms=_ALGORITHMS)
     registry.max_ciphertext_length = max_bytes
     try:

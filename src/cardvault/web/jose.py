@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from cardvault.crypto import channel as cchannel
 from cardvault.crypto import envelope
 from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonObject
 from cardvault.services.system.runtime import Runtime
 from cardvault.services.transport import channel, envelopes
 
@@ -38,7 +39,7 @@ JOSE_BODY: dict[str, Any] = {
 
 
 #: an RFC 9457 problem as the service answers every refusal (web/errors.py)
-PROBLEM_SCHEMA: dict[str, Any] = {
+PROBLEM_SCHEMA: JsonObject = {
     "type": "object",
     "required": ["type", "title", "status", "code"],
     "properties": {
@@ -52,38 +53,38 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
-def jose_openapi(claims: type[BaseModel], answer: type[BaseModel] | None = None) -> dict[str, Any]:
+def jose_openapi(claims: type[BaseModel], answer: type[BaseModel] | None = None) -> JsonObject:
     """OpenAPI for an envelope route: the body is a compact JWE (a string), and what is
     inside it -- the claims, and the answer's claims -- is described as JSON Schema under
     ``x-cardvault-claims``; refusals are problem+json."""
     jwe = JOSE_BODY["requestBody"]["content"][JOSE]["schema"]
-    out: dict[str, Any] = {
-        "requestBody": {
-            "required": True,
-            "content": {JOSE: {"schema": {**jwe, "x-cardvault-claims": _schema(claims)}}},
-        },
-        "responses": {
-            "4XX": {
-                "description": "Refused (nothing was done)",
-                "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
-            },
+    responses: JsonObject = {
+        "4XX": {
+            "description": "Refused (nothing was done)",
+            "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
         },
     }
     if answer is not None:
-        sealed_answer = {
+        sealed_answer: JsonObject = {
             "type": "string",
             "description": "Compact JWE (dir, A256GCM) under the request's response key or "
             "the session channel's key",
             "x-cardvault-claims": _schema(answer),
         }
-        out["responses"]["200"] = {
+        responses["200"] = {
             "description": "The sealed answer",
             "content": {JOSE: {"schema": sealed_answer}},
         }
-    return out
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {JOSE: {"schema": {**jwe, "x-cardvault-claims": _schema(claims)}}},
+        },
+        "responses": responses,
+    }
 
 
-def _schema(model: type[BaseModel]) -> dict[str, Any]:
+def _schema(model: type[BaseModel]) -> JsonObject:
     schema = model.model_json_schema(ref_template="#/$defs/{model}")
     schema["description"] = schema.get("description") or f"{model.__name__}, inside the JWE"
     return schema

@@ -14,6 +14,7 @@ import httpx
 
 from cardvault.crypto import channel, envelope
 from cardvault.errors import CardvaultError
+from cardvault.json_types import JsonObject
 
 JOSE = "application/jose"
 
@@ -107,7 +108,7 @@ class CardvaultApi:
         return data if isinstance(data, dict) else {"items": data}
 
 
-def preferred_transport_key(keys: list[dict[str, Any]], kid: str | None = None) -> dict[str, Any]:
+def preferred_transport_key(keys: list[JsonObject], kid: str | None = None) -> JsonObject:
     """The JWKS key a cardvault client seals opening envelopes to: the one pinned by ``kid``,
     else the P-256 ``ECDH-ES+A256KW`` key, else the ``RSA-OAEP-256`` one."""
     usable = [
