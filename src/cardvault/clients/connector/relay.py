@@ -136,7 +136,9 @@ class ServiceRelay:
         while True:
             try:
                 self.round_trips += 1
-                return self._api.session_call(self._creds.path, claims)
+                if self._creds.channel_key:  # the link's channel (set in __init__)
+                    return self._api.session_call(self._creds.path, claims)
+                return self._api.sealed_call(self._creds.path, claims)
             except AgentError as error:
                 status = error.data.get("status")
                 if status in _ENDED:
