@@ -54,3 +54,15 @@ def test_the_lazy_root_help_is_the_whole_trees_help() -> None:
     assert listed.exit_code == whole.exit_code == 0
     assert listed.output == whole.output
     assert "serve" in listed.output
+
+
+def test_each_lazily_loaded_command_is_the_whole_trees() -> None:
+    from cardvault.cli import main
+
+    runner = CliRunner()
+    for name in main.COMMANDS:
+        lazy = main._new_root(main._ListingRoot)
+        listed = runner.invoke(lazy, [name, "--help"], prog_name="cardvault")
+        whole = runner.invoke(main.app, [name, "--help"], prog_name="cardvault")
+        assert listed.exit_code == whole.exit_code == 0, name
+        assert listed.output == whole.output, name

@@ -161,7 +161,7 @@ def _load(name: str) -> Command:
         _module(module).register(holder)
         command = typer.main.get_group(holder).commands[name]
     else:
-        command = typer.main.get_command(_typer_of(name))
+        command = typer.main.get_group(_typer_of(name))  # a group even with one command
     command.name = name
     return command
 
