@@ -335,6 +335,8 @@ class CardSession(Base):
     person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     session_wrap: Mapped[bytes] = mapped_column(LargeBinary)
+    #: the session channel key CK sealed under the master key (DESIGN §3.5 revised)
+    channel_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     purpose: Mapped[str] = mapped_column(String(20), default="holder")
     #: "route+factor" that opened the session (``email+totp``, ``qr+device``, ``mia+biometric``)
     method: Mapped[str] = mapped_column(String(20))
@@ -390,6 +392,8 @@ class PivLink(Base):
     link_state: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
     issuance_wrap: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: the link's channel key sealed under the master key (DESIGN §3.5, §3.8 revised)
+    channel_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: the last request's sequence number and its answer (sealed under a key from SK/IK),
     #: so that a request repeated after a network error is answered, not executed twice
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
