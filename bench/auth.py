@@ -192,13 +192,13 @@ def _authenticate(client: httpx.Client, email: str, code: str) -> float:
             "second_factor": {"method": "totp", "code": code},
         },
     )
-    session = login["session"]
-    api.use_channel(session.get("channel_id"), session.get("channel_key"))
+    session = login.obj("session")
+    api.use_channel(session.optional_text("channel_id"), session.optional_text("channel_key"))
     api.session_call(
         "/api/v1/card/sign",
         {
-            "token": session["token"],
-            "session_key": login["session_key"],
+            "token": session.text("token"),
+            "session_key": login.text("session_key"),
             "key": "authentication",
             "hash": "sha256",
             "digest": base64.b64encode(hashlib.sha256(os.urandom(16)).digest()).decode(),
