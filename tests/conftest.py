@@ -44,6 +44,7 @@ def key_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     master = keystore_for(settings).create()
     audit_key.create_audit_key(settings.keys_dir, master)
     transport_keys.create(settings.keys_dir, master)
+    transport_keys.create(settings.keys_dir, master, ecdh=True)
     ca.create(root, master, common_name="cardvault Test CA", organisation="cardvault tests")
     return root
 

@@ -1,8 +1,11 @@
 """The JWE envelope around sensitive API payloads (DESIGN §3.5), built on ``joserfc``.
 
-Requests are compact JWEs with ``alg=RSA-OAEP-256, enc=A256GCM`` to the service's transport
-key (RSA-3072, ``kid`` = RFC 7638 thumbprint, published as a JWKS). The payload is a JSON
-object: the caller's claims plus ``jti`` (random), ``iat``, ``exp`` (short) and ``rk``.
+Opening requests are compact JWEs with ``enc=A256GCM`` to one of the service's transport keys
+(``kid`` = RFC 7638 thumbprint, published as a JWKS): ``alg=ECDH-ES+A256KW`` to its P-256 key
+(what cardvault's own clients use; one ECDH) or ``alg=RSA-OAEP-256`` to its RSA-3072 key (for
+third-party clients). The payload is a JSON object: the caller's claims plus ``jti`` (random),
+``iat``, ``exp`` (short) and ``rk``. In-session requests use the session channel instead
+(crypto/channel.py).
 
 Responses: DESIGN §3.5 asks that the service answer "under the same content key". joserfc
 does not expose a request's content-encryption key (CEK) on either side, and reaching into its
@@ -31,7 +34,7 @@ from typing import Any, cast
 
 from joserfc import jwe
 from joserfc.errors import JoseError
-from joserfc.jwk import OctKey, RSAKey
+from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from cardvault import strict_json
 from cardvault.errors import AuthenticationFailed, InvalidInput
@@ -39,6 +42,7 @@ from cardvault.json_types import JsonObject, JsonValue
 
 __all__ = [
     "CONTENT_ENCRYPTION",
+    "ECDH_KEY_MANAGEMENT",
     "KEY_MANAGEMENT",
     "MAX_LIFETIME_SECONDS",
     "RESPONSE_KEY_MANAGEMENT",
@@ -60,6 +64,9 @@ __all__ = [
 ]
 
 KEY_MANAGEMENT = "RSA-OAEP-256"
+ECDH_KEY_MANAGEMENT = "ECDH-ES+A256KW"
+ECDH_CURVE = "P-256"
+OPENING_ALGORITHMS = frozenset({KEY_MANAGEMENT, ECDH_KEY_MANAGEMENT})
 CONTENT_ENCRYPTION = "A256GCM"
 RESPONSE_KEY_MANAGEMENT = "dir"
 MAX_LIFETIME_SECONDS = 300
@@ -67,6 +74,8 @@ RESPONSE_KEY_SIZE = 32
 TRANSPORT_KEY_BITS = 3072
 RESERVED_CLAIMS = frozenset({"jti", "iat", "exp", "rk"})
 _ALLOWED_HEADERS = frozenset({"alg", "enc", "kid", "typ", "cty"})
+#: ECDH-ES carries the sender's ephemeral public key (and may name the parties)
+_ECDH_HEADERS = frozenset({"epk", "apu", "apv"})
 
 
 class EnvelopeMalformed(InvalidInput):
@@ -107,11 +116,16 @@ class EnvelopeExpired(AuthenticationFailed):
 
 @dataclass(frozen=True)
 class TransportKey:
-    """The service's RSA-3072 JWE decryption key; ``kid`` is its RFC 7638 thumbprint."""
+    """A service JWE decryption key: RSA-3072 (``RSA-OAEP-256``) or P-256
+    (``ECDH-ES+A256KW``); ``kid`` is its RFC 7638 thumbprint."""
 
-    _jwk: RSAKey = field(repr=False)
+    _jwk: RSAKey | ECKey = field(repr=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self._jwk, ECKey):
+            if self._jwk.private_key is None or self._jwk.curve_name != ECDH_CURVE:
+                raise InvalidInput(f"an ECDH transport key is a private {ECDH_CURVE} key")
+            return
         raw = self._jwk.private_key
         if raw is None or raw.key_size < TRANSPORT_KEY_BITS:
             raise InvalidInput(
@@ -125,9 +139,17 @@ class TransportKey:
     def kid(self) -> str:
         return self._jwk.thumbprint()
 
+    @property
+    def alg(self) -> str:
+        return ECDH_KEY_MANAGEMENT if isinstance(self._jwk, ECKey) else KEY_MANAGEMENT
+
     @classmethod
     def generate(cls) -> TransportKey:
         return cls(RSAKey.generate_key(TRANSPORT_KEY_BITS, private=True))
+
+    @classmethod
+    def generate_ecdh(cls) -> TransportKey:
+        return cls(ECKey.generate_key(ECDH_CURVE, private=True))
 
     def to_pem(self) -> bytes:
         """Unencrypted PKCS#8 PEM; the key store seals it under the master key."""
@@ -135,21 +157,26 @@ class TransportKey:
 
     @classmethod
     def from_pem(cls, pem: bytes | bytearray) -> TransportKey:
+        kind: type[RSAKey] | type[ECKey] = ECKey if b"EC PRIVATE" in pem else RSAKey
         try:
-            key = RSAKey.import_key(bytes(pem))
+            if kind is RSAKey:
+                try:
+                    return cls(RSAKey.import_key(bytes(pem)))
+                except (JoseError, ValueError, TypeError):
+                    kind = ECKey  # PKCS#8 hides the type: try the other one
+            return cls(ECKey.import_key(bytes(pem)))
         except (JoseError, ValueError, TypeError) as err:
             raise InvalidInput("the transport key PEM could not be parsed") from err
-        return cls(key)
 
     def public_jwk(self) -> JsonObject:
-        """The public half as a JWK, with ``kid``, ``use=enc`` and ``alg=RSA-OAEP-256``."""
+        """The public half as a JWK, with ``kid``, ``use=enc`` and its ``alg``."""
         jwk = jwk_json(self._jwk.as_dict(private=False))
-        jwk.update(kid=self.kid, use="enc", alg=KEY_MANAGEMENT)
+        jwk.update(kid=self.kid, use="enc", alg=self.alg)
         return jwk
 
     def decrypt(self, token: str, max_bytes: int) -> bytes:
         """Decrypt an already vetted compact JWE; failures are EnvelopeBroken."""
-        registry = jwe.JWERegistry(algorithms=[KEY_MANAGEMENT, CONTENT_ENCRYPTION])
+        registry = jwe.JWERegistry(algorithms=[self.alg, CONTENT_ENCRYPTION])
         registry.max_ciphertext_length = max_bytes
         try:
             plaintext = jwe.decrypt_compact(token, self._jwk, registry=registry).plaintext
@@ -199,7 +226,7 @@ def seal_request(
         raise InvalidInput(f"an envelope lives 1 to {MAX_LIFETIME_SECONDS} seconds")
     if RESERVED_CLAIMS & set(claims):
         raise InvalidInput(f"claims may not use the names {sorted(RESERVED_CLAIMS)}")
-    key, kid = _import_public_jwk(public_jwk)
+    key, kid, alg = _import_public_jwk(public_jwk)
     response_key = bytearray(secrets.token_bytes(RESPONSE_KEY_SIZE))
     payload = {
         **claims,
@@ -208,29 +235,46 @@ def seal_request(
         "exp": int(now) + ttl_seconds,
         "rk": _b64url(bytes(response_key)),
     }
-    header = {"alg": KEY_MANAGEMENT, "enc": CONTENT_ENCRYPTION, "kid": kid}
+    header = {"alg": alg, "enc": CONTENT_ENCRYPTION, "kid": kid}
     token = jwe.encrypt_compact(
         header, _to_json(payload), key, algorithms=list(header.values())[:2]
     )
     return SealedRequest(token=token, response_key=response_key)
 
 
-def _import_public_jwk(public_jwk: Mapping[str, JsonValue]) -> tuple[RSAKey, str]:
-    if public_jwk.get("kty") != "RSA" or public_jwk.get("alg", KEY_MANAGEMENT) != KEY_MANAGEMENT:
-        raise EnvelopeAlgorithm(f"the transport key must be an RSA key for {KEY_MANAGEMENT}")
+def _import_public_jwk(public_jwk: Mapping[str, JsonValue]) -> tuple[RSAKey | ECKey, str, str]:
+    """The key, its kid and the algorithm to seal with; only what the allow-list admits."""
     if public_jwk.get("use", "enc") != "enc":
         raise EnvelopeAlgorithm("the transport key is not an encryption key")
+    key: RSAKey | ECKey
     try:
-        members = {k: v for k, v in public_jwk.items() if k in ("kty", "n", "e")}
-        key = RSAKey.import_key(cast("dict[str, str | list[str]]", members))  # checked by joserfc
+        kind = (public_jwk.get("kty"), public_jwk.get("alg", KEY_MANAGEMENT))
+        if kind == ("EC", ECDH_KEY_MANAGEMENT):
+            if public_jwk.get("crv") != ECDH_CURVE:
+                raise EnvelopeAlgorithm(f"an ECDH transport key is on {ECDH_CURVE}")
+            key, alg = ECKey.import_key(_only(public_jwk, "kty", "crv", "x", "y")), kind[1]
+        elif kind == ("RSA", KEY_MANAGEMENT):
+            key, alg = RSAKey.import_key(_only(public_jwk, "kty", "n", "e")), KEY_MANAGEMENT
+            if key.public_key.key_size < TRANSPORT_KEY_BITS:
+                raise EnvelopeAlgorithm(
+                    f"the transport key must have at least {TRANSPORT_KEY_BITS} bits"
+                )
+        else:
+            raise EnvelopeAlgorithm(
+                f"the transport key must be a P-256 key for {ECDH_KEY_MANAGEMENT} "
+                f"or an RSA key for {KEY_MANAGEMENT}"
+            )
     except (JoseError, ValueError, TypeError) as err:
         raise EnvelopeMalformed("the transport key JWK could not be parsed") from err
-    if key.public_key.key_size < TRANSPORT_KEY_BITS:
-        raise EnvelopeAlgorithm(f"the transport key must have at least {TRANSPORT_KEY_BITS} bits")
     kid = public_jwk.get("kid", key.thumbprint())
     if not isinstance(kid, str):
         raise EnvelopeMalformed("the transport key's kid must be text")
-    return key, kid
+    return key, kid, alg
+
+
+def _only(jwk: Mapping[str, JsonValue], *names: str) -> dict[str, str | list[str]]:
+    members = {k: v for k, v in jwk.items() if k in names}
+    return cast("dict[str, str | list[str]]", members)  # checked by joserfc
 
 
 def open_request(
@@ -247,16 +291,20 @@ def open_request(
     ``leeway_seconds`` tolerates that much clock skew between client and service; a payload
     nested deeper than ``max_depth`` is refused with :class:`~cardvault.strict_json.JsonTooDeep`.
     """
-    token = _check_size(token, max_bytes)
-    header = _vet_header(_compact_header(token), KEY_MANAGEMENT)
+    token = check_size(token, max_bytes)
+    header = compact_header(token)
+    alg = header.get("alg")
+    _vet_header(header, alg if alg in OPENING_ALGORITHMS else KEY_MANAGEMENT)
     kid = header.get("kid")
     if not isinstance(kid, str) or kid not in keys:
         raise EnvelopeUnknownKid(
             "the envelope is sealed to a key this service does not have",
             remedy="fetch /.well-known/jwks.json again and re-seal the request",
         )
+    if keys[kid].alg != alg:
+        raise EnvelopeAlgorithm(f"key {kid} is for alg={keys[kid].alg}")
     payload = _parse_payload(keys[kid].decrypt(token, max_bytes), max_depth)
-    exp = _check_exp(payload, now, leeway_seconds)
+    exp = check_exp(payload, now, leeway_seconds)
     jti = payload.get("jti")
     if not isinstance(jti, str) or not 16 <= len(jti) <= 128:
         raise EnvelopeMalformed("the envelope has no valid jti")
@@ -265,7 +313,7 @@ def open_request(
     return OpenedRequest(claims=claims, jti=jti, exp=exp, kid=kid, response_key=response_key)
 
 
-def _check_size(token: str, max_bytes: int) -> str:
+def check_size(token: str, max_bytes: int) -> str:
     if isinstance(token, bytes):
         token = token.decode("ascii", errors="replace")
     if not isinstance(token, str):
@@ -275,7 +323,7 @@ def _check_size(token: str, max_bytes: int) -> str:
     return token
 
 
-def _check_exp(payload: JsonObject, now: float, leeway: float) -> int:
+def check_exp(payload: JsonObject, now: float, leeway: float) -> int:
     exp = payload.get("exp")
     if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
         raise EnvelopeMalformed("the envelope has no valid exp")
@@ -321,8 +369,8 @@ def open_response(
     max_depth: int = strict_json.DEFAULT_MAX_DEPTH,
 ) -> JsonObject:
     """Client side: decrypt the service's answer; refuses anything but dir/A256GCM."""
-    token = _check_size(token, max_bytes)
-    _vet_header(_compact_header(token), RESPONSE_KEY_MANAGEMENT)
+    token = check_size(token, max_bytes)
+    _vet_header(compact_header(token), RESPONSE_KEY_MANAGEMENT)
     registry = jwe.JWERegistry(algorithms=[RESPONSE_KEY_MANAGEMENT, CONTENT_ENCRYPTION])
     registry.max_ciphertext_length = max_bytes
     try:
@@ -335,7 +383,7 @@ def open_response(
 # --- shared parsing -------------------------------------------------------------------------
 
 
-def _compact_header(token: str) -> JsonObject:
+def compact_header(token: str) -> JsonObject:
     parts = token.split(".")
     if len(parts) != 5:
         raise EnvelopeMalformed("the envelope is not a compact JWE (five parts)")
@@ -356,7 +404,8 @@ def _vet_header(header: JsonObject, alg: str) -> JsonObject:
         raise EnvelopeAlgorithm("compressed envelopes (zip) are refused")
     if header.get("alg") != alg or header.get("enc") != CONTENT_ENCRYPTION:
         raise EnvelopeAlgorithm(f"only alg={alg} with enc={CONTENT_ENCRYPTION} is accepted")
-    unexpected = set(header) - _ALLOWED_HEADERS
+    allowed = _ALLOWED_HEADERS | (_ECDH_HEADERS if alg == ECDH_KEY_MANAGEMENT else frozenset())
+    unexpected = set(header) - allowed
     if unexpected:
         raise EnvelopeMalformed(f"unexpected header parameters {sorted(unexpected)}")
     return header

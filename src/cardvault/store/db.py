@@ -16,9 +16,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from cardvault.errors import CardvaultError
+from cardvault.store import sqlite_writers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-_SNAPSHOT = "cardvault_read_snapshot"
+_SNAPSHOT = sqlite_writers.SNAPSHOT
+_SQLITE_TIMEOUT = 30
 
 
 class DatabaseNewer(CardvaultError):
@@ -34,9 +36,9 @@ class DatabaseNotMigrated(CardvaultError):
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """One engine per process; SQLite gets WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": _SQLITE_TIMEOUT}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        sqlite_writers.install(engine, _SQLITE_TIMEOUT)  # BEGIN IMMEDIATE for writers only
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
@@ -44,24 +46,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # let SQLAlchemy, not the driver, decide when transactions begin (see _sqlite_begin_immediate)
+    # let SQLAlchemy, not the driver, decide when transactions begin (see sqlite_writers)
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
-
-
-def _sqlite_begin_immediate(conn: Any) -> None:
-    # BEGIN IMMEDIATE takes the write lock up front, so read-then-write transactions
-    # serialise instead of failing with "database is locked" at the first write. A read
-    # snapshot (see snapshot_options) begins DEFERRED: in WAL mode it reads one consistent
-    # snapshot for as long as it lasts without keeping writers out.
-    if conn.get_execution_options().get(_SNAPSHOT):
-        conn.exec_driver_sql("BEGIN")
-    else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def snapshot_options(engine: Engine) -> dict[str, str | bool]:
@@ -75,6 +66,15 @@ def snapshot_options(engine: Engine) -> dict[str, str | bool]:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A unit of work that only reads: on SQLite it takes no write lock (a deferred
+    transaction on one WAL snapshot). It must not write."""
+    with factory() as session:
+        session.connection(execution_options={sqlite_writers.READ: True})
+        yield session
 
 
 @contextmanager

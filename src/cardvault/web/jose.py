@@ -9,10 +9,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from cardvault.crypto import channel as cchannel
 from cardvault.crypto import envelope
 from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonObject
 from cardvault.services.system.runtime import Runtime
-from cardvault.services.transport import envelopes
+from cardvault.services.transport import channel, envelopes
 
 JOSE = "application/jose"
 M = TypeVar("M", bound=BaseModel)
@@ -24,12 +26,68 @@ JOSE_BODY: dict[str, Any] = {
             JOSE: {
                 "schema": {
                     "type": "string",
-                    "description": "Compact JWE (RSA-OAEP-256, A256GCM) of the claims",
+                    "description": (
+                        "Compact JWE of the claims: an opening envelope (ECDH-ES+A256KW or "
+                        "RSA-OAEP-256 to a transport key, A256GCM) or, inside a card session "
+                        "or reader link, a channel envelope (dir, A256GCM, kid = its id)"
+                    ),
                 }
             }
         },
     },
 }
+
+
+#: an RFC 9457 problem as the service answers every refusal (web/errors.py)
+PROBLEM_SCHEMA: JsonObject = {
+    "type": "object",
+    "required": ["type", "title", "status", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string", "description": "what went wrong, for people"},
+        "status": {"type": "integer"},
+        "code": {"type": "string", "description": "stable machine-readable reason"},
+        "remedy": {"type": "string", "description": "what to do about it"},
+    },
+    "additionalProperties": True,
+}
+
+
+def jose_openapi(claims: type[BaseModel], answer: type[BaseModel] | None = None) -> JsonObject:
+    """OpenAPI for an envelope route: the body is a compact JWE (a string), and what is
+    inside it -- the claims, and the answer's claims -- is described as JSON Schema under
+    ``x-cardvault-claims``; refusals are problem+json."""
+    jwe = JOSE_BODY["requestBody"]["content"][JOSE]["schema"]
+    responses: JsonObject = {
+        "4XX": {
+            "description": "Refused (nothing was done)",
+            "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+        },
+    }
+    if answer is not None:
+        sealed_answer: JsonObject = {
+            "type": "string",
+            "description": "Compact JWE (dir, A256GCM) under the request's response key or "
+            "the session channel's key",
+            "x-cardvault-claims": _schema(answer),
+        }
+        responses["200"] = {
+            "description": "The sealed answer",
+            "content": {JOSE: {"schema": sealed_answer}},
+        }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {JOSE: {"schema": {**jwe, "x-cardvault-claims": _schema(claims)}}},
+        },
+        "responses": responses,
+    }
+
+
+def _schema(model: type[BaseModel]) -> JsonObject:
+    schema = model.model_json_schema(ref_template="#/$defs/{model}")
+    schema["description"] = schema.get("description") or f"{model.__name__}, inside the JWE"
+    return schema
 
 
 async def read_jose(request: Request) -> str:
@@ -43,12 +101,30 @@ async def read_jose(request: Request) -> str:
         raise InvalidInput("The body is not a compact JWE.") from exc
 
 
+class ChannelReply(bytearray):
+    """A session channel's CK, with the ``kid`` and request ``jti`` its answer is sealed for."""
+
+    def __init__(self, key: bytearray, kid: str, jti: str) -> None:
+        super().__init__(key)
+        key[:] = bytes(len(key))
+        self.kid, self.jti = kid, jti
+
+
 def opened(rt: Runtime, token: str, model: type[M]) -> tuple[M, bytearray]:
-    """Decrypt, refuse replays, validate the claims; returns them and the response key.
-    Blocking (RSA, the nonce INSERT): call it off the event loop."""
-    envelope_ = envelopes.open_request(rt, token)
+    """Decrypt (an opening or a channel envelope), refuse replays, validate the claims;
+    returns them and what to seal the answer with. Blocking (the key work, the nonce
+    INSERT): call it off the event loop."""
+    envelope.check_size(token, rt.settings.max_body_bytes)
+    kid = cchannel.is_channel(token)
+    reply: bytearray
+    if kid is not None:
+        ch = channel.open_request(rt, token, kid)
+        claims, reply = ch.request.claims, ChannelReply(ch.key, kid, ch.request.jti)
+    else:
+        envelope_ = envelopes.open_request(rt, token)
+        claims, reply = envelope_.claims, envelope_.response_key
     try:
-        return model.model_validate(envelope_.claims), envelope_.response_key
+        return model.model_validate(claims), reply
     except ValidationError as exc:
         fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidInput(f"The request is not valid: {fields}.") from None
@@ -62,6 +138,11 @@ async def open_body(request: Request, rt: Runtime, model: type[M]) -> tuple[M, b
 
 def sealed(response_key: bytearray, payload: BaseModel | dict[str, Any]) -> Response:
     claims = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
-    token = envelope.seal_response(response_key, claims)
+    if isinstance(response_key, ChannelReply):
+        token = cchannel.seal_channel_response(
+            response_key, response_key.kid, response_key.jti, claims
+        )
+    else:
+        token = envelope.seal_response(response_key, claims)
     response_key[:] = bytes(len(response_key))
     return Response(token, media_type=JOSE, headers={"Cache-Control": "no-store"})

@@ -6,11 +6,13 @@ import uvicorn
 
 from cardvault.services.system.bootstrap import tls_paths
 from cardvault.services.system.runtime import Runtime
+from cardvault.services.transport import keys as transport_keys
 from cardvault.web.app import create_app
 from cardvault.web.portal.steps import redact_access_log
 
 
 def serve(rt: Runtime) -> None:
+    transport_keys.ensure_ecdh(rt)  # a service initialised before ECDH-ES gets its key
     cert, key = tls_paths(rt.settings)
     config = uvicorn.Config(
         create_app(rt),

@@ -5,6 +5,8 @@ are revoked as superseded, and the holder's passcode and methods keep working.""
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +18,8 @@ from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import openssl_pki as rp
 from tests.support.cli import Cli
-from tests.support.live_server import serve_runtime
+from tests.support.live_server import live_server, serve_runtime
+from tests.support.pcsc_stack import BIN, run
 
 from cardvault.services.cards import methods
 from cardvault.services.directory import registry
@@ -147,6 +150,44 @@ def test_the_holder_renews_with_new_keys_and_keeps_passcode_and_methods(
     again = a.login(engine, holder, code=holder.code(at=time.time() + 30))
     assert again.session is not None
     registry.get_org  # noqa: B018 (the organisation is untouched)
+
+
+def test_the_agent_renews_over_the_session_channel(
+    rt: Runtime, operator: Actor, tmp_path: Path
+) -> None:
+    """``cardvault-agent renew`` is an in-session call: it travels on the session's channel
+    (DESIGN §3.5 revised), so a channel key that is not the session's gets it refused."""
+    a.open_org(rt, operator)
+    holder = a.holder(rt, operator)
+    with live_server(rt) as url:
+
+        def agent(*args: str, stdin: str = "", check: bool = True) -> str:
+            base = [str(BIN / "cardvault-agent"), "--server", url, "--state-dir", str(tmp_path)]
+            return run(*base, *args, stdin=stdin, check=check)
+
+        agent("login", "--email", holder.email, "--passcode-stdin", "--totp", holder.code(),
+              stdin=f.STRONG_PASSCODE + "\n")  # fmt: skip
+        state_file = tmp_path / "session.json"
+        saved = state_file.read_text()
+        signed_in = json.loads(saved)
+        assert signed_in["channel_id"]
+        assert signed_in["channel_key"]
+        before = valid_certs(rt, holder.card.card_id)
+        stranger = base64.b64encode(bytes(32)).decode()
+        state_file.write_text(json.dumps({**signed_in, "channel_key": stranger}))
+        refused = agent("renew", check=False)
+        assert "renewed" not in refused
+        assert "decrypt" in refused.lower()
+        unchanged = valid_certs(rt, holder.card.card_id)
+        assert {u: c.serial_number for u, c in unchanged.items()} == {
+            u: c.serial_number for u, c in before.items()
+        }
+        state_file.write_text(saved)
+        out = agent("renew")
+        assert f"Card {holder.card.serial} renewed" in out
+    after = valid_certs(rt, holder.card.card_id)
+    for usage in ("authentication", "content_commitment"):
+        assert before[usage].public_key() != after[usage].public_key()
 
 
 def test_the_ra_enters_the_sid_with_the_ad_account_and_renews(

@@ -45,18 +45,24 @@ def test_health_says_ok(client: httpx.Client) -> None:
     }
 
 
-def test_jwks_publishes_one_public_rsa_oaep_key(client: httpx.Client, rt: Runtime) -> None:
+def test_jwks_publishes_an_ecdh_and_an_rsa_oaep_public_key(
+    client: httpx.Client, rt: Runtime
+) -> None:
     answer = client.get("/.well-known/jwks.json")
     assert answer.status_code == 200
-    keys = answer.json()["keys"]
-    assert len(keys) == 1
-    key = keys[0]
-    assert key["kty"] == "RSA"
-    assert key["alg"] == "RSA-OAEP-256"
-    assert key["kid"]
-    assert {"n", "e"} <= set(key)
-    assert not PRIVATE_JWK_FIELDS & set(key), sorted(key)
-    assert (rt.settings.keys_dir / "transport" / f"{key['kid']}.sealed").exists()
+    keys = {key["alg"]: key for key in answer.json()["keys"]}
+    assert set(keys) == {"RSA-OAEP-256", "ECDH-ES+A256KW"}  # DESIGN §3.5 (revised)
+    rsa, ec = keys["RSA-OAEP-256"], keys["ECDH-ES+A256KW"]
+    assert rsa["kty"] == "RSA"
+    assert {"n", "e"} <= set(rsa)
+    assert ec["kty"] == "EC"
+    assert ec["crv"] == "P-256"
+    assert {"x", "y"} <= set(ec)
+    for key in (rsa, ec):
+        assert key["kid"]
+        assert key["use"] == "enc"
+        assert not PRIVATE_JWK_FIELDS & set(key), sorted(key)
+        assert (rt.settings.keys_dir / "transport" / f"{key['kid']}.sealed").exists()
 
 
 def test_openapi_document_lists_the_system_paths(client: httpx.Client) -> None:
@@ -102,3 +108,18 @@ def test_chunked_body_over_the_limit_is_refused(
     assert "content-length" not in answer.request.headers
     assert answer.request.headers["transfer-encoding"] == "chunked"
     _problem(answer, 413, "too_large")
+
+
+def test_openapi_describes_what_travels_inside_the_envelopes(client: httpx.Client) -> None:
+    spec = client.get("/api/v1/openapi.json").json()
+    login = spec["paths"]["/api/v1/auth/login"]["post"]
+    body = login["requestBody"]["content"]["application/jose"]["schema"]
+    assert body["type"] == "string"
+    claims = body["x-cardvault-claims"]
+    assert {"identifier", "passcode"} <= set(claims["required"])
+    answer = login["responses"]["200"]["content"]["application/jose"]["schema"]
+    assert "session_key" in answer["x-cardvault-claims"]["properties"]
+    refused = login["responses"]["4XX"]["content"]["application/problem+json"]["schema"]
+    assert {"title", "code", "status"} <= set(refused["required"])
+    apdu = spec["paths"]["/api/v1/piv/apdu"]["post"]["requestBody"]["content"]
+    assert "apdu" in apdu["application/jose"]["schema"]["x-cardvault-claims"]["properties"]

@@ -230,7 +230,8 @@ def target(rt: Runtime, operator: Actor) -> Iterator[Target]:
     }
     app = create_app(rt)
     with serve(app) as url, httpx.Client(base_url=url, timeout=60) as http:
-        jwk = http.get("/.well-known/jwks.json").json()["keys"][0]
+        keys = http.get("/.well-known/jwks.json").json()["keys"]
+        jwk = next(k for k in keys if k["alg"] == "RSA-OAEP-256")  # what seal() speaks
         yield Target(
             http=http,
             jwk=jwk,

@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 
-from cardvault.clients.agent import connector_cmd, core, login_cmd, renew_cmd, state
+from cardvault.clients.agent import connector_cmd, login_cmd, renew_cmd, state
 from cardvault.clients.agent.options import Options
 from cardvault.clients.agent.options import client as _client
 from cardvault.clients.agent.options import fail as _fail
 from cardvault.clients.agent.options import options as _opts
 from cardvault.clients.agent.options import out as _out
 from cardvault.clients.common import prompts
-from cardvault.clients.common.api import CardvaultApi
 from cardvault.commandline import App, exit_codes_epilog, tls_verify, version_option
 from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.lazy import lazy_module
+
+if TYPE_CHECKING:  # imported when a command first uses them: --help stays fast
+    import httpx
+
+    from cardvault.clients.agent import core
+    from cardvault.clients.common.api import CardvaultApi
+else:
+    httpx = lazy_module("httpx")
+    core = lazy_module("cardvault.clients.agent.core")
+
+    _api = lazy_module("cardvault.clients.common.api")
+
+    def CardvaultApi(client: httpx.Client) -> Any:  # noqa: N802 (stands in for the class)
+        return _api.CardvaultApi(client)
+
 
 app = App(
     name="cardvault-agent",

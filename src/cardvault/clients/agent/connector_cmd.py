@@ -11,17 +11,27 @@ import hmac
 import logging
 import signal
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cardvault.clients.agent import core, state
+from cardvault.clients.agent import state
 from cardvault.clients.agent.options import Options, client, fail, options, out
-from cardvault.clients.common.api import CardvaultApi, ServiceError
 from cardvault.clients.common.replies import Reply
-from cardvault.clients.connector.runner import Connector, Inserted, insert_blank, insert_for_holder
 from cardvault.clients.connector.vpcd import DEFAULT_PORT
 from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from cardvault.clients.agent import core
+    from cardvault.clients.common import api as api_module
+    from cardvault.clients.common.api import CardvaultApi
+    from cardvault.clients.connector import runner as runner_module
+    from cardvault.clients.connector.runner import Inserted
+else:  # imported when the connector runs: the agent's --help stays fast
+    core = lazy_module("cardvault.clients.agent.core")
+    api_module = lazy_module("cardvault.clients.common.api")
+    runner_module = lazy_module("cardvault.clients.connector.runner")
 
 __all__ = ["connector"]
 
@@ -71,9 +81,10 @@ def connector(
             client(opts, st.server, st.ca_file) as http,
             client(opts, st.server, st.ca_file) as monitor_http,
         ):
-            api = CardvaultApi(http)
+            api = api_module.CardvaultApi(http)
+            api.use_channel(st.channel_id, st.channel_key)  # the session's channel (§3.5)
             inserted = _insert(api, opts, st, issue_for=issue_for, org=org, card=card)
-            runner = Connector(
+            runner = runner_module.Connector(
                 api,
                 inserted,
                 vpcd_host=vpcd_host,
@@ -81,7 +92,7 @@ def connector(
                 still_signed_in=lambda: _same_session(opts, st.token),
                 poll_interval=poll,
                 on_answer=_progress(opts, inserted),
-                monitor=CardvaultApi(monitor_http),
+                monitor=api_module.CardvaultApi(monitor_http),
             )
             _announce(opts, inserted, vpcd_host, vpcd_port)
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -112,9 +123,11 @@ def _insert(
                 remedy="Use --issue-for USER_ID --org CODE to issue a card, or sign in as a "
                 "card holder to use your own card.",
             )
-        return insert_for_holder(api, token=st.token, session_key=st.session_key, serial=card)
+        return runner_module.insert_for_holder(
+            api, token=st.token, session_key=st.session_key, serial=card
+        )
     if st.purpose != "ra":
-        raise ServiceError(
+        raise api_module.ServiceError(
             "Issuing a card needs an RA session.",
             remedy="Sign in with `cardvault-agent login --ra`.",
         )
@@ -122,7 +135,7 @@ def _insert(
         raise InvalidInput("Give the organisation to issue the card in with --org.")
     st = core.issuing_role(api, st, org)
     state.save(opts.state_dir, st)
-    return insert_blank(api, token=st.token, user_id=issue_for, organisation=org)
+    return runner_module.insert_blank(api, token=st.token, user_id=issue_for, organisation=org)
 
 
 def _same_session(opts: Options, token: str) -> bool:

@@ -140,7 +140,8 @@ def sign(
         claims["passcode"] = passcode
     if scheme:
         claims["scheme"] = scheme
-    return api.sealed_call("/api/v1/card/sign", claims)
+    api.use_channel(state.channel_id, state.channel_key)
+    return api.session_call("/api/v1/card/sign", claims)
 
 
 def authenticate(

@@ -16,13 +16,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import segno
 import typer
 
-from cardvault.clients.agent import core, fido2_key, key_login, state
-from cardvault.clients.agent import hr_card as hr_card_reader
+from cardvault.clients.agent import state
 from cardvault.clients.agent.options import Options
 from cardvault.clients.agent.options import client as _client
 from cardvault.clients.agent.options import fail as _fail
@@ -30,8 +28,23 @@ from cardvault.clients.agent.options import options as _opts
 from cardvault.clients.agent.options import out as _out
 from cardvault.clients.agent.options import trusted as _trusted
 from cardvault.clients.common import prompts
-from cardvault.clients.common.api import CardvaultApi
 from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import segno
+
+    from cardvault.clients.agent import core, fido2_key, key_login
+    from cardvault.clients.agent import hr_card as hr_card_reader
+    from cardvault.clients.common import api as api_module
+    from cardvault.clients.common.api import CardvaultApi
+else:  # imported when a sign-in route runs: the agent's --help stays fast
+    segno = lazy_module("segno")
+    core = lazy_module("cardvault.clients.agent.core")
+    fido2_key = lazy_module("cardvault.clients.agent.fido2_key")
+    key_login = lazy_module("cardvault.clients.agent.key_login")
+    hr_card_reader = lazy_module("cardvault.clients.agent.hr_card")
+    api_module = lazy_module("cardvault.clients.common.api")
 
 __all__ = ["LOGIN_ROUTES", "LoginArgs", "login"]
 
@@ -88,7 +101,7 @@ class LoginArgs:
         return "ra" if self.ra else "holder"
 
 
-Route = Callable[[CardvaultApi, str, LoginArgs], state.AgentState]
+Route = Callable[["CardvaultApi", str, LoginArgs], state.AgentState]
 
 
 def login(
@@ -161,7 +174,7 @@ def login(
             raise InvalidInput("Give the service address with --server.")
         route = next(route for applies, route in LOGIN_ROUTES if applies(args))
         with _client(opts, opts.server) as client:
-            st = route(CardvaultApi(client), opts.server, args)
+            st = route(api_module.CardvaultApi(client), opts.server, args)
         path = state.save(opts.state_dir, _trusted(opts, st))
     except CardvaultError as exc:
         raise _fail(opts, exc) from None

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import typer
 
 from cardvault.clients.agent.state import AgentState
 from cardvault.clients.common import shell
 from cardvault.clients.common.replies import JsonValue
 from cardvault.errors import CardvaultError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["Options", "client", "fail", "options", "out", "trusted"]
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from cardvault.clients.agent import state
 from cardvault.clients.agent.options import client, fail, options, out
-from cardvault.clients.common.api import CardvaultApi
 from cardvault.clients.common.replies import JsonObject, UnexpectedReply
 from cardvault.errors import CardvaultError
+from cardvault.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from cardvault.clients.common import api as api_module
+else:
+    api_module = lazy_module("cardvault.clients.common.api")  # --help needs no HTTP client
 
 __all__ = ["renew"]
 
@@ -21,7 +28,9 @@ def renew(ctx: typer.Context) -> None:
         st = state.load(opts.state_dir)
         with client(opts, st.server, st.ca_file) as http:
             claims: JsonObject = {"token": st.token, "session_key": st.session_key}
-            result = CardvaultApi(http).sealed_call("/api/v1/card/renew", claims)
+            api = api_module.CardvaultApi(http)
+            api.use_channel(st.channel_id, st.channel_key)  # the session's channel (§3.5)
+            result = api.session_call("/api/v1/card/renew", claims)
         certificates = result["certificates"]
         if not isinstance(certificates, list):
             raise UnexpectedReply("The service's answer lists no certificates.")

@@ -33,6 +33,9 @@ class AgentState:
     #: the CA file the login trusted for the service (absolute); later commands use it
     #: unless given another, so that ``--ca-file`` is needed at login only
     ca_file: str | None = None
+    #: the session channel (DESIGN §3.5 revised): its kid and CK, base64; kept like SK
+    channel_id: str | None = None
+    channel_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def opened(cls, server: str, session: Reply, sk: str, purpose: str = "holder") -> AgentState:
@@ -45,6 +48,8 @@ class AgentState:
             organisation=session.text("organisation"),
             expires_at=session.text("expires_at"),
             purpose=purpose,
+            channel_id=session.optional_text("channel_id"),
+            channel_key=session.optional_text("channel_key"),
         )
 
 

@@ -8,6 +8,7 @@ back as :class:`ServiceError` carrying the problem's ``status`` and ``problem`` 
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,10 +16,10 @@ from typing import Any
 import httpx
 
 from cardvault.clients.common.replies import JsonObject, JsonValue, Reply
-from cardvault.crypto import envelope
+from cardvault.crypto import channel, envelope
 from cardvault.errors import CardvaultError
 
-__all__ = ["JOSE", "CardvaultApi", "ServiceError", "problem_of"]
+__all__ = ["JOSE", "CardvaultApi", "ServiceError", "preferred_transport_key", "problem_of"]
 
 JOSE = "application/jose"
 #: headers computed over the exact body bytes sent (a device's request signature)
@@ -39,23 +40,44 @@ class CardvaultApi:
         self.client = client
         self.kid = kid
         self._jwk: JsonObject | None = None
+        #: the card session's (or reader link's) channel: kid and CK (DESIGN §3.5 revised)
+        self._channel: tuple[str, bytearray] | None = None
 
     def transport_key(self) -> JsonObject:
-        """The service's public transport key (fetched over verified TLS, then kept)."""
+        """The service's public transport key (fetched over verified TLS, then kept): the
+        P-256 ECDH-ES key when published, else the RSA one; the QR code's ``kid`` if named."""
         if self._jwk is None:
             published = self._json(self._send("GET", "/.well-known/jwks.json"))
-            keys = [k.data for k in published.objects("keys") if k.data.get("kty") == "RSA"]
-            if self.kid:
-                keys = [k for k in keys if k.get("kid") == self.kid]
-                if not keys:
-                    raise ServiceError(
-                        "The service's key does not match the QR code.",
-                        remedy="Check the server address; ask your RA for a new QR code.",
-                    )
-            if not keys:
-                raise ServiceError("The service publishes no transport key.")
-            self._jwk = keys[0]
+            keys = [k.data for k in published.objects("keys")]
+            if self.kid and not any(k.get("kid") == self.kid for k in keys):
+                raise ServiceError(
+                    "The service's key does not match the QR code.",
+                    remedy="Check the server address; ask your RA for a new QR code.",
+                )
+            self._jwk = preferred_transport_key(keys, self.kid)
         return self._jwk
+
+    def use_channel(self, kid: str | None, key_b64: str | None) -> None:
+        """Send in-session calls over this session's (or link's) channel from now on."""
+        self.end_channel()
+        if kid and key_b64:
+            self._channel = (kid, bytearray(base64.b64decode(key_b64)))
+
+    def end_channel(self) -> None:
+        """Forget the channel key (overwritten in memory)."""
+        if self._channel is not None:
+            self._channel[1][:] = bytes(len(self._channel[1]))
+            self._channel = None
+
+    def session_call(self, path: str, claims: JsonObject) -> Reply:
+        """POST claims of an open session: over its channel (one AES-GCM each way) when
+        there is one, else in an opening envelope."""
+        if self._channel is None:
+            return self.sealed_call(path, claims)
+        kid, key = self._channel
+        token, jti = channel.seal_channel_request(key, kid, claims, now=time.time())
+        response = self._send("POST", path, content=token, headers={"Content-Type": JOSE})
+        return Reply(channel.open_channel_response(key, kid, jti, response.text))
 
     def sealed_call(self, path: str, claims: JsonObject, headers: Headers | None = None) -> Reply:
         """POST claims in a JWE envelope; open the encrypted answer."""
@@ -103,6 +125,23 @@ class CardvaultApi:
                 remedy="Check that --server is the cardvault service.",
             ) from None
         return Reply(data if isinstance(data, dict) else {"items": data})
+
+
+def preferred_transport_key(keys: list[JsonObject], kid: str | None = None) -> JsonObject:
+    """The JWKS key a cardvault client seals opening envelopes to: the one pinned by ``kid``,
+    else the P-256 ``ECDH-ES+A256KW`` key, else the ``RSA-OAEP-256`` one."""
+    usable = [
+        k
+        for k in keys
+        if (k.get("kty"), k.get("alg", envelope.KEY_MANAGEMENT))
+        in (("EC", envelope.ECDH_KEY_MANAGEMENT), ("RSA", envelope.KEY_MANAGEMENT))
+    ]
+    if kid:
+        usable = [k for k in usable if k.get("kid") == kid]
+    usable.sort(key=lambda k: k.get("kty") != "EC")
+    if not usable:
+        raise ServiceError("The service publishes no transport key this client can use.")
+    return usable[0]
 
 
 def _auth(token: str | None) -> dict[str, str]:

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import typer
 
 from cardvault.clients.common.replies import JsonValue
 from cardvault.commandline import report, tls_verify
 from cardvault.errors import CardvaultError
+from cardvault.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy_module("httpx")  # a command line's --help needs no HTTP client
 
 __all__ = ["fail", "http_client", "out"]
 

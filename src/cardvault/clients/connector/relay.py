@@ -1,5 +1,9 @@
 """The connector's relay: each APDU from pcscd goes to the service in a JWE envelope.
 
+The envelope is the link's session channel (DESIGN §3.5, §3.8 revised): ``dir``/A256GCM under
+the channel key the service gave with the link, ``kid`` = the link id, over the one kept-alive
+connection of the client: no RSA, no ECDH and no TLS handshake per APDU.
+
 Every request carries the session token, the key (SK of the holder's card session, or the
 issuance key of an RA's blank card), the link id and a sequence number. A request that fails
 on the way (connection refused or reset, timeout, the service busy) is sent again with the
@@ -52,6 +56,8 @@ class LinkCredentials:
     key_field: str  # session_key or issuance_key
     key: str = field(repr=False)  # base64
     link_id: str
+    #: the link's channel key CK (base64), when the service gave one
+    channel_key: str | None = field(default=None, repr=False)
 
 
 class ServiceRelay:
@@ -70,6 +76,8 @@ class ServiceRelay:
     ) -> None:
         self._api = api
         self._creds = credentials
+        if credentials.channel_key:
+            api.use_channel(credentials.link_id, credentials.channel_key)
         self._local = local or LocalAnswers()
         self._on_answer = on_answer
         self._on_end = on_end
@@ -129,6 +137,8 @@ class ServiceRelay:
         while True:
             try:
                 self.round_trips += 1
+                if self._creds.channel_key:  # the link's channel (set in __init__)
+                    return self._api.session_call(self._creds.path, claims)
                 return self._api.sealed_call(self._creds.path, claims)
             except ServiceError as error:
                 status = error.data.get("status")

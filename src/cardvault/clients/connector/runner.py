@@ -56,7 +56,7 @@ def insert_for_holder(
     claims: JsonObject = {"token": token, "session_key": session_key}
     if serial:
         claims["serial"] = serial
-    out = api.sealed_call("/api/v1/piv/links", claims)
+    out = api.session_call("/api/v1/piv/links", claims)
     inserted = _inserted(out, "use", "/api/v1/piv/apdu", token, "session_key", session_key)
     inserted.objects = {
         int(tag, 16): None if v is None else bytes.fromhex(v)
@@ -73,7 +73,7 @@ def insert_for_holder(
 def insert_blank(api: CardvaultApi, *, token: str, user_id: str, organisation: str) -> Inserted:
     """A blank card for ``user_id``, to be personalised by a card management system."""
     claims: JsonObject = {"token": token, "user_id": user_id, "organisation": organisation}
-    out = api.sealed_call("/api/v1/piv/issuance", claims)
+    out = api.session_call("/api/v1/piv/issuance", claims)
     issuance_key = out.text("issuance_key")
     inserted = _inserted(
         out, "issuance", "/api/v1/piv/issuance/apdu", token, "issuance_key", issuance_key
@@ -89,7 +89,12 @@ def _inserted(out: Reply, mode: str, path: str, token: str, key_field: str, key:
         serial=out.text("serial"),
         atr=bytes.fromhex(out.text("atr")),
         credentials=LinkCredentials(
-            path=path, token=token, key_field=key_field, key=key, link_id=out.text("link_id")
+            path=path,
+            token=token,
+            key_field=key_field,
+            key=key,
+            link_id=out.text("link_id"),
+            channel_key=out.optional_text("channel_key"),
         ),
         expires_at=_time(out.text("expires_at")),
         idle_expires_at=_time(out.text("idle_expires_at")),

@@ -164,7 +164,7 @@ def create_pairing(
 
 
 def pairing_uri(rt: Runtime, token: str, org_code: str) -> str:
-    kid = next(iter(transport_keys.keys(rt)), "")
+    kid = transport_keys.preferred_kid(rt)
     query = urlencode(
         {"v": "1", "server": rt.settings.base_url, "token": token, "org": org_code, "kid": kid}
     )

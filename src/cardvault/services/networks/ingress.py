@@ -32,7 +32,7 @@ from cardvault.errors import Unavailable
 from cardvault.json_types import JsonValue
 from cardvault.services.audit import trail as audit
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.db import transaction
+from cardvault.store.db import reading, transaction
 from cardvault.store.models import Organisation
 
 log = logging.getLogger("cardvault.ingress")
@@ -94,7 +94,7 @@ class NetworkCache:
     def _read(self) -> Admission:
         now = self._rt.clock()
         try:
-            with self._rt.db() as session:
+            with reading(self._rt.db) as session:
                 lists = session.scalars(select(Organisation.allowed_networks)).all()
         except SQLAlchemyError as exc:
             log.warning("the organisations' networks could not be read: %s", exc)

@@ -22,6 +22,7 @@ from cardvault.services.piv.ports import Mode
 from cardvault.services.piv.reader_links import LinkClosed
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import reading
 from cardvault.store.models import Card, CardSession, Organisation, PivCard, PivLink, RaRoleGrant
 
 __all__ = ["USABLE", "Snapshot", "take"]
@@ -45,7 +46,7 @@ class Snapshot:
 def take(rt: Runtime, actor: Actor, *, mode: Mode, token: str, link_id: str) -> Snapshot:
     """One read of everything, checked; SessionInvalid, LinkClosed or PermissionDenied."""
     params = {"token_hash": card_sessions.token_hash(token), "link_id": link_id}
-    with rt.db() as session:
+    with reading(rt.db) as session:  # no write lock: the commit is the one transaction
         found = session.execute(statements.SNAPSHOT, params).one_or_none()
         if found is None:
             _why_not_found(session, token)

@@ -53,7 +53,7 @@ from cardvault.services.signin.refusals import SignInFailed
 __all__ = ["Engine", "LoginRequest", "LoginResult", "SessionGrant", "SignInFailed"]
 from cardvault.domain.vocabulary import AuthState, CardStatus, SignInRoute
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.db import transaction
+from cardvault.store.db import reading, transaction
 from cardvault.store.models import AuthTransaction, Card, Organisation, Person
 from cardvault.store.types import new_id
 
@@ -93,6 +93,9 @@ class SessionGrant:
     idle_expires_at: datetime
     card_serial: str
     organisation: str
+    #: the session channel (DESIGN §3.5 revised): kid and CK
+    session_id: str = ""
+    channel_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,7 +158,7 @@ class Engine:
         return reservation, None
 
     def _identify(self, actor: Actor, req: LoginRequest) -> Target:
-        with self.rt.db() as session:
+        with reading(self.rt.db) as session:
             target = resolve(session, req.identifier_kind, req.identifier, req.organisation)
             refusal = (
                 signin_refusals.why_refused(session, actor, req.purpose, target)
@@ -323,7 +326,7 @@ class Engine:
 
     def _transaction_card(self, transaction_id: str) -> tuple[str, str]:
         """The card and organisation of a live sign-in (read only), or TransactionInvalid."""
-        with self.rt.db() as session:
+        with reading(self.rt.db) as session:
             txn = session.get(AuthTransaction, transaction_id)
             card = session.get(Card, txn.card_id) if txn and txn.card_id else None
             if (
@@ -467,6 +470,7 @@ class Engine:
             now=ctx.now,
             client_address=ctx.actor.client_address,
             session_id=txn.id,
+            master=self.rt.master_key,
         )
         ctx.session.delete(txn)
         self._audit(
@@ -493,6 +497,8 @@ class Engine:
             idle_expires_at=grant.idle_expires_at,
             card_serial=ctx.card.serial,
             organisation=ctx.organisation.code,
+            session_id=txn.id,
+            channel_key=grant.channel_key,
         )
 
     # -- helpers ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, select
@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus, RaRole
 from cardvault.errors import AuthenticationFailed, NotFound, PermissionDenied
+from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
 from cardvault.services.networks import allow_list as network
 from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.services.transport import channel
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardSession, Organisation, RaRoleGrant
 from cardvault.store.queries.organisations import policy_of
@@ -41,6 +43,8 @@ class NewSession:
     session_id: str
     expires_at: datetime
     idle_expires_at: datetime
+    #: the session channel key CK (DESIGN §3.5 revised), for the client only
+    channel_key: bytes | None = field(default=None, repr=False)
 
 
 def token_hash(token: str) -> str:
@@ -58,7 +62,10 @@ def new_session(
     now: datetime,
     client_address: str | None,
     session_id: str,
+    master: MasterKey | None = None,
 ) -> NewSession:
+    """The session row; with ``master``, also its channel key CK, sealed beside it."""
+    ck, sealed_ck = channel.new_key(master, channel.SESSION, session_id) if master else (None, None)
     policy = policy_of(organisation)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     absolute = now + timedelta(minutes=policy.session_absolute_minutes)
@@ -71,6 +78,7 @@ def new_session(
             person_id=card.person_id,
             token_hash=token_hash(token),
             session_wrap=wrap,
+            channel_key=sealed_ck,
             purpose=purpose,
             method=method,
             client_address=client_address,
@@ -80,7 +88,16 @@ def new_session(
             idle_expires_at=idle,
         )
     )
-    return NewSession(token=token, session_id=session_id, expires_at=absolute, idle_expires_at=idle)
+    out = NewSession(
+        token=token,
+        session_id=session_id,
+        expires_at=absolute,
+        idle_expires_at=idle,
+        channel_key=bytes(ck) if ck is not None else None,
+    )
+    if ck is not None:
+        ck[:] = bytes(len(ck))
+    return out
 
 
 # Built once: every card operation looks its session up by token hash, and SQLAlchemy reuses

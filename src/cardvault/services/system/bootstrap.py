@@ -133,6 +133,7 @@ def initialise(
     master = store.create()
     audit_key.create_audit_key(settings.keys_dir, master)
     transport_keys.create(settings.keys_dir, master)
+    transport_keys.create(settings.keys_dir, master, ecdh=True)
     _development_tls(settings, echo)
     echo("Creating the database schema")
     rt = open_runtime(settings, migrate=True)

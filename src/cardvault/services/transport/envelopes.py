@@ -38,13 +38,18 @@ def open_request(rt: Runtime, token: str) -> envelope.OpenedRequest:
         max_depth=rt.settings.json_max_depth,
         leeway_seconds=LEEWAY_SECONDS,
     )
-    expires = datetime.fromtimestamp(opened.exp + LEEWAY_SECONDS, UTC)
+    remember_jti(rt, opened.jti, datetime.fromtimestamp(opened.exp + LEEWAY_SECONDS, UTC))
+    return opened
+
+
+def remember_jti(rt: Runtime, jti: str, expires: datetime) -> None:
+    """Keep ``jti`` until ``expires``; a second use is EnvelopeReplayed (the primary key
+    decides, so two instances racing with one envelope cannot both win)."""
     try:
         with rt.engine.begin() as conn:
-            conn.execute(_REMEMBER_NONCE, {"nonce": opened.jti[:100], "expires_at": expires})
+            conn.execute(_REMEMBER_NONCE, {"nonce": jti[:100], "expires_at": expires})
     except DbIntegrityError as exc:
         raise EnvelopeReplayed("This request was already received once; it is refused.") from exc
-    return opened
 
 
 def purge_nonces(rt: Runtime) -> int:

@@ -1,27 +1,39 @@
-"""The transport key pair clients encrypt sensitive payloads to (DESIGN §3.5).
+"""The transport key pairs clients encrypt opening envelopes to (DESIGN §3.5 revised).
 
 Kept under ``<data>/keys/transport/<kid>.sealed``, sealed under the master key; every key in
 that folder is published in the JWKS and accepted for decryption, so a new key can be added
-before an old one is retired.
+before an old one is retired. There are two kinds: an RSA-3072 key (``RSA-OAEP-256``, for
+third-party clients) and a P-256 key (``ECDH-ES+A256KW``, which cardvault's own clients
+prefer: one ECDH instead of an RSA decryption).
+
+The folder is looked at no more than once a second (``RESCAN_SECONDS``): an encrypted request
+must not cost a directory listing and a stat per key.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 from cardvault.crypto.aead import aad, wipe
-from cardvault.crypto.envelope import TransportKey
+from cardvault.crypto.envelope import ECDH_KEY_MANAGEMENT, TransportKey
 from cardvault.keystore.files import write_private
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.system.runtime import Runtime
+
+RESCAN_SECONDS = 1.0
+_scanned: dict[Path, tuple[float, dict[str, TransportKey]]] = {}
+_lock = threading.Lock()
 
 
 def _dir(keys_dir: Path) -> Path:
     return keys_dir / "transport"
 
 
-def create(keys_dir: Path, master: MasterKey) -> TransportKey:
-    key = TransportKey.generate()
+def create(keys_dir: Path, master: MasterKey, *, ecdh: bool = False) -> TransportKey:
+    """A new transport key (RSA-3072, or P-256 for ECDH-ES), sealed into the folder."""
+    key = TransportKey.generate_ecdh() if ecdh else TransportKey.generate()
     folder = _dir(keys_dir)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = bytearray(key.to_pem())
@@ -33,12 +45,35 @@ def create(keys_dir: Path, master: MasterKey) -> TransportKey:
     return key
 
 
+def ensure_ecdh(rt: Runtime) -> None:
+    """Give a service initialised before ECDH-ES its P-256 transport key (at start-up)."""
+    if not any(k.alg == ECDH_KEY_MANAGEMENT for k in keys(rt).values()):
+        create(rt.settings.keys_dir, rt.master_key, ecdh=True)
+        with _lock:
+            _scanned.pop(_dir(rt.settings.keys_dir), None)
+
+
 def keys(rt: Runtime) -> dict[str, TransportKey]:
-    """All transport keys by kid, unsealed once per process."""
+    """All transport keys by kid, unsealed once per process; the folder is re-read at most
+    once a second, so a key added or retired by an operator is seen within that time."""
     folder = _dir(rt.settings.keys_dir)
+    now = time.monotonic()
+    seen = _scanned.get(folder)
+    if seen is not None and now - seen[0] < RESCAN_SECONDS:
+        return seen[1]
     files = tuple(sorted(folder.glob("*.sealed"))) if folder.is_dir() else ()
     stamp = ("transport", files, tuple(p.stat().st_mtime_ns for p in files))
-    return rt.memo(stamp, lambda: _load_all(files, rt.master_key))
+    found = rt.memo(stamp, lambda: _load_all(files, rt.master_key))
+    with _lock:
+        _scanned[folder] = (now, found)
+    return found
+
+
+def preferred_kid(rt: Runtime) -> str:
+    """The kid cardvault's own clients should seal to: the ECDH key when there is one."""
+    found = keys(rt)
+    ecdh = [kid for kid, key in found.items() if key.alg == ECDH_KEY_MANAGEMENT]
+    return (ecdh or list(found) or [""])[0]
 
 
 def _load_all(files: tuple[Path, ...], master: MasterKey) -> dict[str, TransportKey]:

@@ -52,6 +52,8 @@ class PivLink(Base):
     link_state: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
     issuance_wrap: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: the link's channel key sealed under the master key (DESIGN §3.5, §3.8 revised)
+    channel_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: the last request's sequence number and its answer (sealed under a key from SK/IK),
     #: so that a request repeated after a network error is answered, not executed twice
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)

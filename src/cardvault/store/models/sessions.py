@@ -69,6 +69,8 @@ class CardSession(Base):
     person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     session_wrap: Mapped[bytes] = mapped_column(LargeBinary)
+    #: the session channel key CK sealed under the master key (DESIGN §3.5 revised)
+    channel_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     purpose: Mapped[str] = mapped_column(String(20), default="holder")
     #: "route+factor" that opened the session (``email+totp``, ``qr+device``, ``mia+biometric``)
     method: Mapped[str] = mapped_column(String(20))

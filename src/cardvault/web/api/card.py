@@ -17,7 +17,7 @@ from cardvault.services.pki import status as certificate_status
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
-from cardvault.web.jose import JOSE_BODY, opened, read_jose, sealed
+from cardvault.web.jose import jose_openapi, opened, read_jose, sealed
 from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/api/v1", tags=["card"])
@@ -52,13 +52,13 @@ class SignOut(BaseModel):
     certificate: str
 
 
-@router.post("/card/sign", openapi_extra=JOSE_BODY, response_class=Response)
+@router.post("/card/sign", openapi_extra=jose_openapi(SignIn, SignOut), response_class=Response)
 async def sign(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """Sign a digest with the authentication or content-commitment key (encrypted both ways)."""
     token, actor = await read_jose(request), actor_for(request, rt)
 
-    def open_and_sign() -> tuple[card_operations.Signature, bytearray]:
-        # one trip to the thread pool for the envelope and the signature
+    def open_and_sign() -> Response:
+        # one trip to the thread pool for the envelope, the signature and the sealed answer
         body, rkey = opened(rt, token, SignIn)
         req = card_operations.SignRequest(
             token=body.token,
@@ -69,17 +69,15 @@ async def sign(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Re
             scheme=body.scheme,
             passcode=body.passcode,
         )
-        return card_operations.sign(rt, actor, req), rkey
-
-    result, rkey = await run_in_threadpool(open_and_sign)
-    return sealed(
-        rkey,
-        SignOut(
+        result = card_operations.sign(rt, actor, req)
+        out = SignOut(
             signature=base64.b64encode(result.signature).decode(),
             scheme=result.scheme,
             certificate=result.certificate_pem,
-        ),
-    )
+        )
+        return sealed(rkey, out)
+
+    return await run_in_threadpool(open_and_sign)
 
 
 class RenewIn(BaseModel):
@@ -93,7 +91,7 @@ class RenewIn(BaseModel):
         return value
 
 
-@router.post("/card/renew", openapi_extra=JOSE_BODY, response_class=Response)
+@router.post("/card/renew", openapi_extra=jose_openapi(RenewIn), response_class=Response)
 async def renew(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """The holder renews the card: new keys and certificates (encrypted both ways)."""
     token, actor = await read_jose(request), actor_for(request, rt)

@@ -23,9 +23,10 @@ from cardvault.services.piv import reader_links as links
 from cardvault.services.piv.ports import Mode
 from cardvault.services.piv.relay import RelayAnswer, RelayRequest, relay
 from cardvault.services.system.runtime import Runtime
+from cardvault.services.transport import channel
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
-from cardvault.web.jose import JOSE_BODY, open_body, sealed
+from cardvault.web.jose import jose_openapi, open_body, opened, read_jose, sealed
 
 router = APIRouter(prefix="/api/v1/piv", tags=["pc/sc"])
 
@@ -59,6 +60,10 @@ class LinkOut(BaseModel):
     constant: dict[str, str] = Field(description="answers (hex) to probe APDUs (hex)")
     expires_at: datetime
     idle_expires_at: datetime
+    channel_key: str | None = Field(
+        default=None,
+        description="the link's channel key CK, base64 (kid = link_id): seal its APDUs to it",
+    )
 
 
 class _ApduBase(BaseModel):
@@ -109,6 +114,9 @@ class IssuanceOut(BaseModel):
     organisation: str
     expires_at: datetime
     idle_expires_at: datetime
+    channel_key: str | None = Field(
+        default=None, description="the link's channel key CK, base64 (kid = link_id)"
+    )
 
 
 class IssuanceApduIn(_ApduBase):
@@ -121,7 +129,7 @@ class LinkStatusOut(BaseModel):
     idle_expires_at: datetime | None = None
 
 
-@router.post("/links", openapi_extra=JOSE_BODY, response_class=Response)
+@router.post("/links", openapi_extra=jose_openapi(LinkIn, LinkOut), response_class=Response)
 async def open_link(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """Insert the card of this card session into a new virtual reader link."""
     body, rkey = await open_body(request, rt, LinkIn)
@@ -133,6 +141,7 @@ async def open_link(request: Request, rt: Annotated[Runtime, Depends(runtime)]) 
         session_key=_b64(body.session_key, "session_key"),
         serial=body.serial,
     )
+    ck = await run_in_threadpool(channel.link_key, rt, link.link_id)
     objects = {f"{tag:x}": None if v is None else v.hex() for tag, v in link.objects.items()}
     out = LinkOut(
         link_id=link.link_id,
@@ -142,20 +151,27 @@ async def open_link(request: Request, rt: Annotated[Runtime, Depends(runtime)]) 
         constant={apdu.hex(): answer.hex() for apdu, answer in link.constant.items()},
         expires_at=link.expires_at,
         idle_expires_at=link.idle_expires_at,
+        channel_key=_out(ck),
     )
     return sealed(rkey, out)
 
 
-@router.post("/apdu", openapi_extra=JOSE_BODY, response_class=Response)
+@router.post("/apdu", openapi_extra=jose_openapi(ApduIn, ApduOut), response_class=Response)
 async def apdu(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """One command APDU for the card in a holder's link; the response APDU comes back."""
-    body, rkey = await open_body(request, rt, ApduIn)
-    req = _relay_request(Mode.USE, body, _b64(body.session_key, "session_key"))
-    answer = await run_in_threadpool(relay, rt, actor_for(request, rt), req)
-    return sealed(rkey, _apdu_out(answer))
+    token, actor = await read_jose(request), actor_for(request, rt)
+
+    def run() -> Response:  # one trip to the thread pool: envelope, APDU, sealed answer
+        body, rkey = opened(rt, token, ApduIn)
+        req = _relay_request(Mode.USE, body, _b64(body.session_key, "session_key"))
+        return sealed(rkey, _apdu_out(relay(rt, actor, req)))
+
+    return await run_in_threadpool(run)
 
 
-@router.post("/issuance", openapi_extra=JOSE_BODY, response_class=Response)
+@router.post(
+    "/issuance", openapi_extra=jose_openapi(IssuanceIn, IssuanceOut), response_class=Response
+)
 async def start_issuance(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """Insert a blank card for a person into the RA's reader (an issuing RA role is needed)."""
     body, rkey = await open_body(request, rt, IssuanceIn)
@@ -167,6 +183,7 @@ async def start_issuance(request: Request, rt: Annotated[Runtime, Depends(runtim
         user_id=body.user_id,
         org_code=body.organisation,
     )
+    ck = await run_in_threadpool(channel.link_key, rt, started.link_id)
     out = IssuanceOut(
         link_id=started.link_id,
         serial=started.serial,
@@ -176,17 +193,24 @@ async def start_issuance(request: Request, rt: Annotated[Runtime, Depends(runtim
         organisation=started.organisation,
         expires_at=started.expires_at,
         idle_expires_at=started.idle_expires_at,
+        channel_key=_out(ck),
     )
     return sealed(rkey, out)
 
 
-@router.post("/issuance/apdu", openapi_extra=JOSE_BODY, response_class=Response)
+@router.post(
+    "/issuance/apdu", openapi_extra=jose_openapi(IssuanceApduIn, ApduOut), response_class=Response
+)
 async def issuance_apdu(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """One command APDU for a card being issued; the answer says what is still missing."""
-    body, rkey = await open_body(request, rt, IssuanceApduIn)
-    req = _relay_request(Mode.ISSUANCE, body, _b64(body.issuance_key, "issuance_key"))
-    answer = await run_in_threadpool(relay, rt, actor_for(request, rt), req)
-    return sealed(rkey, _apdu_out(answer))
+    token, actor = await read_jose(request), actor_for(request, rt)
+
+    def run() -> Response:  # one trip to the thread pool: envelope, APDU, sealed answer
+        body, rkey = opened(rt, token, IssuanceApduIn)
+        req = _relay_request(Mode.ISSUANCE, body, _b64(body.issuance_key, "issuance_key"))
+        return sealed(rkey, _apdu_out(relay(rt, actor, req)))
+
+    return await run_in_threadpool(run)
 
 
 @router.get("/links/{link_id}", response_model=LinkStatusOut)

@@ -17,7 +17,7 @@ from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult, 
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, engine, runtime
-from cardvault.web.jose import JOSE_BODY, open_body, opened, read_jose, sealed
+from cardvault.web.jose import jose_openapi, open_body, opened, read_jose, sealed
 from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/api/v1", tags=["authentication"])
@@ -49,6 +49,13 @@ class SessionOut(BaseModel):
     idle_expires_at: datetime
     card_serial: str
     organisation: str
+    channel_id: str | None = Field(
+        default=None, description="the session channel's kid (DESIGN §3.5): the session id"
+    )
+    channel_key: str | None = Field(
+        default=None,
+        description="CK, base64: seal every later request of this session to it (dir, A256GCM)",
+    )
 
 
 class LoginOut(BaseModel):
@@ -71,12 +78,14 @@ def _session_out(grant: SessionGrant) -> SessionOut:
         idle_expires_at=grant.idle_expires_at,
         card_serial=grant.card_serial,
         organisation=grant.organisation,
+        channel_id=grant.session_id or None,
+        channel_key=base64.b64encode(grant.channel_key).decode() if grant.channel_key else None,
     )
 
 
 @router.post(
     "/auth/login",
-    openapi_extra=JOSE_BODY,
+    openapi_extra=jose_openapi(LoginIn, LoginOut),
     response_class=Response,
     dependencies=[per_address(Bucket.SIGNIN)],
 )
@@ -88,8 +97,8 @@ async def login(
     """Identifier + passcode (+ optionally the second factor at once). Encrypted both ways."""
     token, actor = await read_jose(request), actor_for(request, rt)
 
-    def open_and_sign_in() -> tuple[LoginResult, bytearray]:
-        # one trip to the thread pool for the envelope and the sign-in
+    def open_and_sign_in() -> Response:
+        # one trip to the thread pool for the envelope, the sign-in and the sealed answer
         body, rkey = opened(rt, token, LoginIn)
         ident = body.identifier
         rate_limits.check_identifier(rt, Bucket.SIGNIN, ident.kind, ident.value)
@@ -104,22 +113,24 @@ async def login(
             if body.second_factor
             else None,
         )
-        return eng.login(actor, req), rkey
+        return sealed(rkey, _login_out(eng.login(actor, req)))
 
-    result, rkey = await run_in_threadpool(open_and_sign_in)
-    out = LoginOut(
+    return await run_in_threadpool(open_and_sign_in)
+
+
+def _login_out(result: LoginResult) -> LoginOut:
+    return LoginOut(
         transaction_id=result.transaction_id,
         session_key=base64.b64encode(result.session_key).decode(),
         second_factors=result.second_factors,
         session=_session_out(result.session) if result.session else None,
         factor_error=result.factor_error,
     )
-    return sealed(rkey, out)
 
 
 @router.post(
     "/auth/factor",
-    openapi_extra=JOSE_BODY,
+    openapi_extra=jose_openapi(FactorIn, SessionOut),
     response_class=Response,
     dependencies=[per_address(Bucket.SIGNIN)],
 )
