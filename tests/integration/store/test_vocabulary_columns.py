@@ -100,6 +100,7 @@ def test_the_stored_strings_are_the_ones_before_the_enums() -> None:
         "enrolled",
         "active",
         "locked",
+        "suspended",  # issue 17: certificates on hold (migration 0110_pki)
         "revoked",
     ]
     assert [r.value for r in RaRole] == ["ra_manager", "ra_agent", "auditor"]
