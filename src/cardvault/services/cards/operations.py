@@ -8,7 +8,7 @@ to that digest; that passcode counts towards the lockout like any other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -103,7 +103,7 @@ def sign(rt: Runtime, actor: Actor, req: SignRequest) -> Signature:
         audit.record_for_card(
             session,
             rt,
-            replace(actor, ref=f"holder:{card.person_id}"),
+            actor.as_holder(card.person_id),
             card,
             action=AuditAction.CARD_SIGNED,
             organisation_id=row.organisation_id,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -361,7 +361,7 @@ def _audit_paired(
     audit.record_for_card(
         session,
         rt,
-        replace(actor, ref=f"holder:{card.person_id}"),
+        actor.as_holder(card.person_id),
         card,
         action=AuditAction.DEVICE_PAIRED,
         organisation_id=device.organisation_id,

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.notify.templates import EmailTemplate
 from cardvault.services.directory.registry import get_org
@@ -22,6 +21,7 @@ from cardvault.services.notifications import outbox
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Certificate, Organisation, Person
+from cardvault.store.queries.organisations import policy_of
 
 #: cards whose certificates still matter (a revoked card's are revoked anyway)
 _LIVE = (
@@ -70,7 +70,7 @@ def report(
             else get_org(session, org_code or "")
         )
         assert org is not None
-        horizon = now + timedelta(days=OrganisationPolicy.from_dict(org.policy).renew_days)
+        horizon = now + timedelta(days=policy_of(org).renew_days)
         rows = session.execute(
             select(Certificate, Card, Person)
             .join(Card, Card.id == Certificate.card_id)
@@ -105,10 +105,7 @@ def remind(rt: Runtime) -> int:
     now = rt.clock()
     told = 0
     with rt.db() as session:
-        orgs = [
-            (o.id, OrganisationPolicy.from_dict(o.policy).renew_days)
-            for o in session.scalars(select(Organisation))
-        ]
+        orgs = [(o.id, policy_of(o).renew_days) for o in session.scalars(select(Organisation))]
     for org_id, renew_days in orgs:
         horizon = now + timedelta(days=renew_days)
         with transaction(rt.db) as session:

@@ -18,7 +18,7 @@ Either way the CRL is re-signed at once, and the action is audited.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography import x509
@@ -30,7 +30,6 @@ from cardvault.crypto import x509 as cx509
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import CardKeyRecord, WrongSecret, seal_private_key, unwrap_session
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import Conflict
 from cardvault.services.audit import trail as audit
@@ -44,6 +43,7 @@ from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Certificate, Organisation, Person
+from cardvault.store.queries.organisations import policy_of
 
 #: statuses whose certificates may be renewed (a suspended card is lifted first)
 RENEWABLE = (CardStatus.ISSUED, CardStatus.ENROLLED, CardStatus.ACTIVE)
@@ -95,7 +95,7 @@ def renew_in_session(rt: Runtime, actor: Actor, token: str, session_key: bytes) 
     renewed = {k.role for k in sealed}
     kept = tuple(k for k in record.keys if k.role not in renewed)
     new_record = CardKeyRecord(card_id=card_id, keys=kept + tuple(sealed), slots=record.slots)
-    holder = replace(actor, ref=f"holder:{card.person_id}")
+    holder = actor.as_holder(card.person_id)
     return _certify_and_store(
         rt, holder, card.serial, public, record_version=version, record=new_record
     )
@@ -201,7 +201,7 @@ def issue_for_card(
     person = session.get(Person, card.person_id)
     org = session.get(Organisation, card.organisation_id)
     assert person is not None and org is not None  # foreign keys
-    policy = OrganisationPolicy.from_dict(org.policy)
+    policy = policy_of(org)
     profile = pki_links.card_profile(
         rt, person=person, ad=pki_links.ad_account_of(session, card.id), ca_cert=issuer.cert
     )

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.services.pki import expiry, renewal, suspension
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import card_in_scope
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.models import Card, Organisation
+from cardvault.store.queries.organisations import policy_of
 
 
 def suspend(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> Card:
@@ -49,7 +49,7 @@ def expiring(rt: Runtime, ctx: RaContext) -> ExpiryReport:
     with rt.db() as session:
         org = session.get(Organisation, ctx.organisation_id)
         assert org is not None
-        days = OrganisationPolicy.from_dict(org.policy).renew_days
+        days = policy_of(org).renew_days
     return ExpiryReport(
         renew_days=days, cards=expiry.report(rt, organisation_id=ctx.organisation_id)
     )

@@ -12,7 +12,6 @@ which is why the one answer mentions it.
 from __future__ import annotations
 
 import weakref
-from dataclasses import replace
 from typing import Any, NoReturn
 
 from sqlalchemy import bindparam, select
@@ -151,7 +150,7 @@ def record_for(
     details: dict[str, Any] | None = None,
 ) -> None:
     """An audit event about the sign-in of ``target``'s holder, from ``actor``'s address."""
-    who = replace(actor, ref=f"holder:{target.person.id}")
+    who = actor.as_holder(target.person.id)
     audit.record(
         session,
         rt,

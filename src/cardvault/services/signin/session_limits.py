@@ -22,6 +22,7 @@ from cardvault.services.signin.web_sessions import token_hash
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import CardSession, Organisation, WebSession
+from cardvault.store.queries.organisations import policy_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +57,7 @@ def _limits(session: Session, rt: Runtime, web: WebSession) -> SessionLimits | N
     card = session.get(CardSession, web.card_session_id) if web.card_session_id else None
     if card is not None:
         org = session.get(Organisation, card.acting_organisation_id or card.organisation_id)
-        policy = OrganisationPolicy.from_dict(org.policy if org else {})
+        policy = policy_of(org) if org else OrganisationPolicy.from_dict({})
         idle_minutes = min(idle_minutes, policy.session_idle_minutes)
         absolute_minutes = min(absolute_minutes, policy.session_absolute_minutes)
         idle_ends_at = min(idle_ends_at, card.idle_expires_at)

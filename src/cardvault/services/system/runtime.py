@@ -7,7 +7,7 @@ their own with their own settings, database URL and clock.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,6 +44,10 @@ class Actor:
     @classmethod
     def system(cls) -> Actor:
         return cls(ref="system", display="cardvault")
+
+    def as_holder(self, person_id: str) -> Actor:
+        """The same request recorded as the holder's own act: whoever typed the passcode."""
+        return replace(self, ref=f"holder:{person_id}")
 
 
 @dataclass(kw_only=True)
