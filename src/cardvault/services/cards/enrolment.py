@@ -99,7 +99,7 @@ def enrolment_form(rt: Runtime, serial: str) -> EnrolmentForm:
     """The form for a card that can be enrolled now (refused otherwise, before any prompt)."""
     with rt.db() as session:
         card = get_card(session, serial)
-        _check_status(card)
+        check_enrollable(card)
         person = session.get(Person, card.person_id)
         assert person is not None
         return EnrolmentForm(
@@ -170,11 +170,11 @@ def enrol(rt: Runtime, actor: Actor, req: EnrolRequest) -> Enrolled:
         card = get_card(session, req.serial)
         person = session.get(Person, card.person_id)
         assert person is not None
-        _check_status(card)
+        check_enrollable(card)
         record = open_record(rt.master_key, card)
     check_passcode(req.passcode, policy=passcode_policy(rt), personal=personal_words(person, email))
     check_questions(req.answers, req.passcode)
-    dek = _open_issuance_slot(rt, actor, card, record, req.issuance_passcode)
+    dek = open_issuance_slot(rt, actor, card, record, req.issuance_passcode)
     try:
         code = new_recovery_code() if req.recovery_code else None
         new_record = _enrolled_record(rt, card.id, record, dek, req, code)
@@ -182,7 +182,7 @@ def enrol(rt: Runtime, actor: Actor, req: EnrolRequest) -> Enrolled:
         wipe(dek)
     with transaction(rt.db) as session:
         card = get_card(session, req.serial, for_update=True)
-        _check_status(card)
+        check_enrollable(card)
         person = session.get(Person, card.person_id)
         assert person is not None
         _apply_contact(person, email, phone)
@@ -202,14 +202,19 @@ def enrol(rt: Runtime, actor: Actor, req: EnrolRequest) -> Enrolled:
     return Enrolled(serial=card.serial, status=card.status, recovery_code=code)
 
 
-def _check_status(card: Card) -> None:
+def check_enrollable(card: Card) -> None:
+    """Refuse a card that is not waiting for its holder's enrolment (Conflict)."""
     if not card.status.is_awaiting_enrolment:
         raise Conflict(f"Card {card.serial} cannot be enrolled: its status is {card.status}.")
 
 
-def _open_issuance_slot(
+def open_issuance_slot(
     rt: Runtime, actor: Actor, card: Card, record: CardKeyRecord, passcode: str
 ) -> bytearray:
+    """The DEK from the issuance passcode, the try counted like any passcode (DESIGN §3.3).
+
+    Raises WrongPasscode (after recording it, and locking on the last try).
+    """
     reserved = lockout.reserve_attempt(rt, card.id)
     try:
         return open_passcode_slot(record, passcode)

@@ -20,9 +20,7 @@ from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import (
     INVITATION_SLOT,
     CardKeyRecord,
-    WrongSecret,
     make_invitation_slot,
-    open_passcode_slot,
 )
 from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
@@ -170,9 +168,12 @@ def invite(
         raise InvalidInput("Enter the issuance passcode.", field="issuance_passcode")
     with rt.db() as session:
         card = card_in_scope(session, ctx, user_id)
-        _check_enrollable(card)
+        enrolment.check_enrollable(card)
         record = open_record(rt.master_key, card)
-    dek = _open_with_issuance_passcode(rt, ctx, card, record, issuance_passcode)
+    try:
+        dek = enrolment.open_issuance_slot(rt, ctx.actor, card, record, issuance_passcode)
+    except lockout.WrongPasscode as exc:
+        raise InvalidInput(exc.message, field="issuance_passcode") from None
     code = "".join(secrets.choice("0123456789") for _ in range(INVITATION_CODE_DIGITS))
     try:
         return _store_invitation(rt, ctx, user_id, dek, mail, tel, code)
@@ -187,24 +188,6 @@ def _contact(email: str, phone: str) -> tuple[str, str]:
     return mail, identifiers.phone(phone)
 
 
-def _check_enrollable(card: Card) -> None:
-    if not card.status.is_awaiting_enrolment:
-        raise Conflict(f"Card {card.serial} cannot be enrolled: its status is {card.status}.")
-
-
-def _open_with_issuance_passcode(
-    rt: Runtime, ctx: RaContext, card: Card, record: CardKeyRecord, passcode: str
-) -> bytearray:
-    reserved = lockout.reserve_attempt(rt, card.id)
-    try:
-        return open_passcode_slot(record, passcode)
-    except WrongSecret:
-        exc = lockout.passcode_wrong(
-            rt, ctx.actor, card.id, reserved, action=AuditAction.ENROLMENT_PASSCODE
-        )
-        raise InvalidInput(exc.message, field="issuance_passcode") from None
-
-
 def _store_invitation(
     rt: Runtime,
     ctx: RaContext,
@@ -216,7 +199,7 @@ def _store_invitation(
 ) -> Invitation:
     with transaction(rt.db) as session:
         card = card_in_scope(session, ctx, user_id)
-        _check_enrollable(card)
+        enrolment.check_enrollable(card)
         org = session.get(Organisation, ctx.organisation_id)
         person = session.get(Person, card.person_id)
         assert org is not None and person is not None
