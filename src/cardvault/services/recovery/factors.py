@@ -6,6 +6,11 @@ their organisations, so every installed plug-in of :mod:`cardvault.services.sign
 asked for an offer in each of them, the card's own organisation first. A response is then
 checked by the same plug-ins, in the organisations that offered them; what is matched and
 how (single-use time steps, number matching, sign counters) stays in the plug-ins.
+
+Security keys are the exception (issue 21): their plug-in keeps one challenge for the keys
+of one organisation, so a reset asks for the keys of all the holder's organisations in one
+request (:mod:`~cardvault.services.recovery.reset_keys`), and that one candidate checks
+the answer in the organisation of the key that gave it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from sqlalchemy.orm import Session
 from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import NotFound
 from cardvault.services.devices import push
+from cardvault.services.recovery import reset_keys
 from cardvault.services.signin.factors import (
     FactorContext,
     SecondFactor,
@@ -74,12 +80,20 @@ def offers(
 ) -> list[tuple[dict[str, Any], list[str]]]:
     """Each bound second factor once: its offer and the organisations it is bound in."""
     found: dict[str, tuple[dict[str, Any], list[str]]] = {}
-    for org in _holder_orgs(session, card):
+    orgs = _holder_orgs(session, card)
+    for org in orgs:
         ctx = context(session, rt, actor, card, org, txn)
         for method, factor in installed().items():
+            if method == reset_keys.METHOD:
+                continue  # asked once for all organisations, below
             offer = factor.offer(ctx)
             if offer is not None:
                 found.setdefault(method, (offer, []))[1].append(org.id)
+    ctx = context(session, rt, actor, card, orgs[0], txn)
+    key_offer = reset_keys.offer(ctx, orgs)
+    if key_offer is not None:
+        key_orgs = [org.id for org, _keys in reset_keys.with_keys(ctx, orgs)]
+        found[reset_keys.METHOD] = (key_offer, key_orgs)
     return list(found.values())
 
 
@@ -91,6 +105,9 @@ def bound_in(txn: AuthTransaction, method: str) -> list[str]:
 
 def candidates(txn: AuthTransaction, method: str) -> list[tuple[SecondFactor, str]]:
     """(plug-in, organisation) pairs that may check a response of ``method``."""
+    if method == reset_keys.METHOD:
+        org_ids = bound_in(txn, method)
+        return [(reset_keys.ResetSecurityKeys(), org_ids[0])] if org_ids else []
     factors = installed()
     methods = CODE_METHODS if method == ONE_TIME_CODE else (method,)
     return [(factors[m], org_id) for m in methods if m in factors for org_id in bound_in(txn, m)]

@@ -17,7 +17,7 @@ from cardvault.errors import InvalidInput
 from cardvault.services.devices import push
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import reset as recovery
-from cardvault.services.signin.factors import installed
+from cardvault.services.recovery import reset_keys
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuthTransaction, Card, Organisation
@@ -62,8 +62,9 @@ def push_status(
 def security_key_options(
     rt: Runtime, actor: Actor, token: str, transaction_id: str, key: bytes
 ) -> dict[str, Any]:
-    """The ``navigator.credentials.get`` options from the security-key plug-in: a challenge
-    bound to this reset's transaction, the same until it is answered, a new one after."""
+    """The ``navigator.credentials.get`` options for the card's keys in every organisation
+    that offered them (``reset_keys``): a challenge bound to this reset's transaction, the
+    same until it is answered, a new one after."""
     step = recovery.factor_step(rt, token, transaction_id, key)
     org_id = _bound(step, SECURITY_KEY, "security key")[0]
     with transaction(rt.db) as session:
@@ -73,7 +74,7 @@ def security_key_options(
         if txn is None or card is None or org is None or txn.state != recovery.STEP_FACTOR:
             raise recovery.RecoveryStepInvalid()
         ctx = recovery_factors.context(session, rt, actor, card, org, txn)
-        offer = installed()[SECURITY_KEY].offer(ctx)
+        offer = reset_keys.ResetSecurityKeys().offer(ctx)
     if offer is None:  # the key was removed, or the policy changed, since the answers
         raise InvalidInput("This card has no security key that can be used now.", field="method")
     return {"publicKey": offer["publicKey"]}

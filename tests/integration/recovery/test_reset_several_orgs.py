@@ -1,0 +1,173 @@
+"""A passcode reset by a holder of two organisations (issue 21), on SQLite and PostgreSQL:
+security keys of both in one request, either of them accepted in its own organisation;
+a push that goes to the phones of the organisation whose policy the reset follows and says
+it is for a reset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from tests.support import auth as a
+from tests.support import factories as f
+from tests.support import keys as k
+from tests.support import portal as p
+from tests.support.soft_ctap2 import SoftCtap2Device
+
+from cardvault.domain.vocabulary import SignInRoute
+from cardvault.services.directory import registry as directory
+from cardvault.services.recovery import prompts as recovery_prompts
+from cardvault.services.recovery import reset as recovery
+from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.models import AuditEvent
+
+NEW = "violet tractor umbrella 1987"
+ANSWERS = {1: f.ANSWERS[0], 2: f.ANSWERS[1], 3: f.ANSWERS[2]}
+EMAIL = "two.orgs@example.org"
+
+
+def _at_factor(rt: Runtime) -> tuple[str, recovery.Progress]:
+    p.lock_by_email(Engine(rt), EMAIL)
+    token = p.newest_reset_link(rt)
+    step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
+    assert step.step == recovery.STEP_FACTOR
+    return token, step
+
+
+def _options(rt: Runtime, token: str, step: recovery.Progress) -> dict[str, Any]:
+    return recovery_prompts.security_key_options(
+        rt, a.client(), token, step.transaction_id, step.key
+    )
+
+
+def _factor(rt: Runtime, token: str, step: recovery.Progress, **response: Any) -> Any:
+    return recovery.second_factor(
+        rt, a.client(), token, step.transaction_id, step.key, dict(response)
+    )
+
+
+def _allowed_ids(options: dict[str, Any]) -> set[str]:
+    return {c["id"] for c in options["publicKey"]["allowCredentials"]}
+
+
+def _credential_id(rt: Runtime, view: Any) -> str:
+    return str(k.association(rt, view.id).details["credential_id"])
+
+
+def _events(rt: Runtime, card_id: str, action: str) -> list[AuditEvent]:
+    with rt.db() as s:
+        return list(
+            s.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.card_id == card_id, AuditEvent.action == action)
+                .order_by(AuditEvent.occurred_at, AuditEvent.seq)
+            )
+        )
+
+
+@pytest.fixture
+def two_keys(
+    rt: Runtime, operator: Actor
+) -> tuple[f.IssuedFixture, SoftCtap2Device, SoftCtap2Device, list[str]]:
+    """A holder of ORG1 (the card's) and ORG2, a security key registered in each."""
+    k.org(rt, operator, "ORG1", **k.NO_UV)
+    k.org(rt, operator, "ORG2")  # requires user verification
+    card = f.active_card(rt, operator, email=EMAIL)
+    directory.add_membership(rt, operator, card.user_id, "ORG2")
+    first, second = SoftCtap2Device(pin=k.PIN), SoftCtap2Device(pin=k.PIN)
+    ids = [
+        _credential_id(rt, k.register(rt, operator, card, first, org_code="ORG1", nickname="One")),
+        _credential_id(rt, k.register(rt, operator, card, second, org_code="ORG2", nickname="Two")),
+    ]
+    return card, first, second, ids
+
+
+def test_one_request_lists_the_keys_of_both_organisations(
+    rt: Runtime, two_keys: tuple[f.IssuedFixture, SoftCtap2Device, SoftCtap2Device, list[str]]
+) -> None:
+    _card, _first, _second, ids = two_keys
+    token, step = _at_factor(rt)
+    (offer,) = [o for o in step.second_factors if o["method"] == "fido2"]
+    assert offer["keys"] == ["One", "Two"]
+    options = _options(rt, token, step)
+    assert _allowed_ids(options) == set(ids)
+    # the strictest user verification of the two organisations
+    assert options["publicKey"]["userVerification"] == "required"
+    assert options == _options(rt, token, step)  # one challenge until it is answered
+
+
+@pytest.mark.parametrize("which", ["ORG1", "ORG2"])
+def test_a_key_of_either_organisation_confirms_the_reset(
+    rt: Runtime,
+    two_keys: tuple[f.IssuedFixture, SoftCtap2Device, SoftCtap2Device, list[str]],
+    which: str,
+) -> None:
+    card, first, second, _ids = two_keys
+    token, step = _at_factor(rt)
+    device = first if which == "ORG1" else second
+
+    done = _factor(
+        rt,
+        token,
+        step,
+        method="fido2",
+        credential=k.key_answer(rt, device, _options(rt, token, step)),
+    )
+
+    assert done.step == recovery.STEP_PASSCODE
+    confirmed = _events(rt, card.card_id, "recovery.second_factor")[-1]
+    assert confirmed.outcome == "success"
+    assert confirmed.details["key_organisation"] == which
+    assert confirmed.details["nickname"] == ("One" if which == "ORG1" else "Two")
+    recovery.set_passcode(
+        rt, a.client(), token, done.transaction_id, done.key, passcode=NEW, confirm=NEW
+    )
+
+
+def test_the_request_is_answered_once_whichever_key_answers(
+    rt: Runtime, two_keys: tuple[f.IssuedFixture, SoftCtap2Device, SoftCtap2Device, list[str]]
+) -> None:
+    _card, first, second, _ids = two_keys
+    token, step = _at_factor(rt)
+    options = _options(rt, token, step)
+    answer = k.key_answer(rt, second, options)
+    garbled = {**answer, "response": {**answer["response"], "signature": "AAAA"}}
+    with pytest.raises(FactorFailed, match="did not verify"):
+        _factor(rt, token, step, method="fido2", credential=garbled)
+
+    with pytest.raises(FactorFailed) as replayed:  # the other organisation's key, same challenge
+        _factor(rt, token, step, method="fido2", credential=k.key_answer(rt, first, options))
+
+    assert replayed.value.code == "webauthn_state_replayed"
+    fresh = _options(rt, token, step)
+    assert fresh["publicKey"]["challenge"] != options["publicKey"]["challenge"]
+    done = _factor(rt, token, step, method="fido2", credential=k.key_answer(rt, first, fresh))
+    assert done.step == recovery.STEP_PASSCODE
+
+
+def test_an_organisation_that_does_not_allow_keys_keeps_its_keys_out(
+    rt: Runtime,
+    operator: Actor,
+    two_keys: tuple[f.IssuedFixture, SoftCtap2Device, SoftCtap2Device, list[str]],
+) -> None:
+    _card, _first, second, ids = two_keys
+    no_keys = [m for m in SignInRoute if m is not SignInRoute.SECURITY_KEY]
+    k.set_policy(rt, operator, "ORG2", allowed_methods=[str(m) for m in no_keys])
+    token, step = _at_factor(rt)
+    options = _options(rt, token, step)
+
+    assert _allowed_ids(options) == {ids[0]}
+    assert options["publicKey"]["userVerification"] != "required"  # ORG1's own rule
+    widened = {
+        **options,
+        "publicKey": {
+            **options["publicKey"],
+            "allowCredentials": [{"type": "public-key", "id": ids[1]}],
+        },
+    }
+    with pytest.raises(FactorFailed) as refused:
+        _factor(rt, token, step, method="fido2", credential=k.key_answer(rt, second, widened))
+    assert refused.value.code == "webauthn_unknown_credential"
