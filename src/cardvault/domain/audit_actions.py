@@ -27,6 +27,7 @@ class AuditAction(StrEnum):
     PUSH_REQUESTED = "push.requested"
     PUSH_ANSWERED = "push.answered"
     PUSH_NOT_ME_REPORTED = "push.not_me_reported"
+    PUSH_CLOSED = "push.closed"
     # wrong passcodes outside the sign-in (each counts toward the lock)
     ENROLMENT_PASSCODE = "enrolment.passcode"
     DEVICE_PAIR_PASSCODE = "device.pair.passcode"

@@ -63,6 +63,7 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.PUSH_REQUESTED: _p("Sign-in request sent to the phone"),
     AuditAction.PUSH_ANSWERED: _p("Sign-in approved on the phone", "Sign-in request not approved"),
     AuditAction.PUSH_NOT_ME_REPORTED: _p("Holder reported a sign-in that was not theirs"),
+    AuditAction.PUSH_CLOSED: _p("Request on the phone closed: answered another way"),
     # wrong passcodes outside the sign-in (each counts toward the lock)
     AuditAction.ENROLMENT_PASSCODE: _p("Issuance passcode accepted", "Wrong issuance passcode"),
     AuditAction.DEVICE_PAIR_PASSCODE: _p(

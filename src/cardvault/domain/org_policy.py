@@ -80,6 +80,15 @@ class OrganisationPolicy:
             out["fido2_allowed_aaguids"] = list(self.fido2_allowed_aaguids)
         return out
 
+    def same_recovery_rules(self, other: OrganisationPolicy) -> bool:
+        """Whether a passcode reset would follow the same rules under ``other`` (issue 21:
+        a reset's push goes to the phones of every organisation whose rules agree with the
+        card's own)."""
+        return (
+            self.recovery_requires_second_factor == other.recovery_requires_second_factor
+            and self.reset_link_minutes == other.reset_link_minutes
+        )
+
     def allows(self, route: str) -> bool:
         """A sign-in route (or the second factor of the same name) is allowed."""
         if route == SignInRoute.HR_CARD and not self.hr_cards_allowed:

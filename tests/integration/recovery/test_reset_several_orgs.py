@@ -12,14 +12,18 @@ from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import keys as k
+from tests.support import phones as ph
 from tests.support import portal as p
 from tests.support.soft_ctap2 import SoftCtap2Device
 
+from cardvault.domain.push_policy import PushStatus
 from cardvault.domain.vocabulary import SignInRoute
+from cardvault.errors import NotFound
+from cardvault.services.devices import push
 from cardvault.services.directory import registry as directory
 from cardvault.services.recovery import prompts as recovery_prompts
 from cardvault.services.recovery import reset as recovery
-from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.engine import Engine, LoginRequest
 from cardvault.services.signin.factors import FactorFailed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent
@@ -171,3 +175,90 @@ def test_an_organisation_that_does_not_allow_keys_keeps_its_keys_out(
     with pytest.raises(FactorFailed) as refused:
         _factor(rt, token, step, method="fido2", credential=k.key_answer(rt, second, widened))
     assert refused.value.code == "webauthn_unknown_credential"
+
+
+# --- a push during the reset --------------------------------------------------------------
+
+
+@pytest.fixture
+def two_phones(rt: Runtime, operator: Actor) -> tuple[f.IssuedFixture, ph.Phone, ph.Phone]:
+    """A holder of ORG1 (the card's) and ORG2, a phone paired in each."""
+    a.open_org(rt, operator, "ORG1")
+    a.open_org(rt, operator, "ORG2")
+    card = f.active_card(rt, operator, email=EMAIL)
+    directory.add_membership(rt, operator, card.user_id, "ORG2")
+    return (
+        card,
+        ph.pair(rt, operator, card.serial, "ORG1"),
+        ph.pair(rt, operator, card.serial, "ORG2"),
+    )
+
+
+def _push(rt: Runtime, token: str, step: recovery.Progress) -> Any:
+    return recovery_prompts.start_push(rt, a.client(), token, step.transaction_id, step.key)
+
+
+def test_a_push_goes_to_the_phones_of_both_organisations_when_their_rules_agree(
+    rt: Runtime, two_phones: tuple[f.IssuedFixture, ph.Phone, ph.Phone]
+) -> None:
+    card, first, second = two_phones
+    token, step = _at_factor(rt)
+    listening = ph.Listening(rt, [first.device_id, second.device_id])
+    try:
+        started = _push(rt, token, step)
+        assert started.devices == 2
+        for phone in (first, second):
+            (shown,) = push.pending_for_device(rt, phone.caller(rt))
+            assert (shown["request"], shown["title"]) == ("passcode_reset", "Reset your passcode")
+
+        # the phone of the second organisation answers; the first is told it was answered
+        number = f"{started.number:02d}"
+        assert second.respond(rt, started.challenge_id, number) is PushStatus.APPROVED
+        closed = [e for e in listening.events(first.device_id) if e["type"] == "closed"]
+    finally:
+        listening.close()
+
+    assert closed == [
+        {
+            "type": "closed",
+            "challenge_id": started.challenge_id,
+            "status": "approved",
+            "answered_elsewhere": True,
+        }
+    ]
+    done = _factor(rt, token, step, method="authenticator", challenge_id=started.challenge_id)
+    assert done.step == recovery.STEP_PASSCODE
+    confirmed = _events(rt, card.card_id, "recovery.second_factor")[-1]
+    assert (confirmed.details["method"], confirmed.details["device"]) == ("push", second.device_id)
+
+
+def test_a_push_goes_only_to_the_card_organisations_phones_when_rules_differ(
+    rt: Runtime, operator: Actor, two_phones: tuple[f.IssuedFixture, ph.Phone, ph.Phone]
+) -> None:
+    _card, first, second = two_phones
+    k.set_policy(rt, operator, "ORG2", recovery_requires_second_factor=False)
+    token, step = _at_factor(rt)
+
+    started = _push(rt, token, step)
+
+    assert started.devices == 1
+    assert [c["id"] for c in push.pending_for_device(rt, first.caller(rt))] == [
+        started.challenge_id
+    ]
+    assert push.pending_for_device(rt, second.caller(rt)) == []
+    with pytest.raises(NotFound):  # not a request for this phone
+        second.respond(rt, started.challenge_id, f"{started.number:02d}")
+
+
+def test_a_sign_in_push_says_sign_in(
+    rt: Runtime, two_phones: tuple[f.IssuedFixture, ph.Phone, ph.Phone]
+) -> None:
+    _card, first, _second = two_phones
+    login = Engine(rt).login(
+        a.client(),
+        LoginRequest(identifier_kind="email", identifier=EMAIL, passcode=f.STRONG_PASSCODE),
+    )
+    push.start(rt, a.client(), login.transaction_id)
+
+    (shown,) = push.pending_for_device(rt, first.caller(rt))
+    assert (shown["request"], shown["title"]) == ("sign_in", "Sign in")

@@ -33,6 +33,7 @@ from cardvault.services.signin.factors import (
 )
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuthTransaction, Card, Membership, Organisation
+from cardvault.store.queries.organisations import policy_of
 
 #: what the holder's phone shows as the computer asking (a push says where it comes from)
 CLIENT_NAME = "Self-service portal: passcode reset"
@@ -101,6 +102,25 @@ def bound_in(txn: AuthTransaction, method: str) -> list[str]:
     """The organisations in which ``method`` was offered for this reset (card's own first)."""
     org_ids: list[str] = txn.factor_state.get("factors", {}).get(method) or []
     return org_ids
+
+
+def push_organisations(session: Session, card: Card, txn: AuthTransaction) -> list[str]:
+    """The organisations whose paired phones a reset's push goes to (issue 21).
+
+    A reset follows the policy of the card's own organisation; its phones are asked, and so
+    are those of the holder's other organisations whose recovery rules agree with it. When
+    none agrees, the first organisation with a phone (the card's own when it has one)."""
+    bound = bound_in(txn, "authenticator")
+    home = session.get(Organisation, card.organisation_id)
+    assert home is not None
+    rules = policy_of(home)
+    agreeing = [
+        org.id
+        for org_id in bound
+        if (org := session.get(Organisation, org_id)) is not None
+        and (org.id == home.id or policy_of(org).same_recovery_rules(rules))
+    ]
+    return agreeing or bound[:1]
 
 
 def candidates(txn: AuthTransaction, method: str) -> list[tuple[SecondFactor, str]]:

@@ -36,11 +36,14 @@ def _bound(step: recovery.Step, method: str, what: str) -> list[str]:
 def start_push(
     rt: Runtime, actor: Actor, token: str, transaction_id: str, key: bytes
 ) -> push.PushStarted:
-    """Send a request to the phones paired in the first organisation that offered them;
-    the page shows the number the holder types there. The push rate limit applies."""
+    """Send a request to the phones of the organisations the reset's policy points at
+    (``recovery_factors.push_organisations``); the page shows the number the holder types
+    there. The push rate limit applies."""
     step = recovery.factor_step(rt, token, transaction_id, key)
-    org_ids = _bound(step, PHONE, "paired phone")
-    return push.start_for_reset(rt, actor, step.txn.id, org_ids[0])
+    _bound(step, PHONE, "paired phone")
+    with rt.db() as session:
+        org_ids = recovery_factors.push_organisations(session, step.card, step.txn)
+    return push.start_for_reset(rt, actor, step.txn.id, org_ids)
 
 
 def push_prompt(

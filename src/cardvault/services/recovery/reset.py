@@ -52,6 +52,7 @@ from cardvault.services.audit import trail as audit
 from cardvault.services.cards.enrolment import MAX_ANSWER, passcode_policy, personal_words
 from cardvault.services.cards.lookup import end_card_state
 from cardvault.services.cards.sealing import open_record, seal_record
+from cardvault.services.devices import push
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import links
@@ -449,6 +450,7 @@ def _verify_candidates(
                 continue
             release(session, step.link_id, card.id)
             held.right(session)
+            push.cancel_for_transaction(session, rt, txn, actor)  # a push still waiting
             txn.state = STEP_PASSCODE
             details = {"link": step.link_id, **dict(outcome.details)}
             audit.record_for_card(

@@ -35,6 +35,7 @@ from cardvault.crypto.keyslots import (
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.services.cards.sealing import open_record
+from cardvault.services.devices import push
 from cardvault.services.networks import allow_list as network
 from cardvault.services.signin import factor_lockout, lockout
 from cardvault.services.signin import refusals as signin_refusals
@@ -472,6 +473,9 @@ class Engine:
             session_id=txn.id,
             master=self.rt.master_key,
         )
+        # a push still waiting (the holder typed a code, or used a key) is closed, audited
+        holder = ctx.actor.as_holder(ctx.card.person_id)
+        push.cancel_for_transaction(ctx.session, self.rt, txn, holder)
         ctx.session.delete(txn)
         self._audit(
             ctx.session,
