@@ -18,6 +18,7 @@ class AuditAction(StrEnum):
     AUTH_LOGIN = "auth.login"
     AUTH_PASSCODE = "auth.passcode"
     AUTH_SECOND_FACTOR = "auth.second_factor"
+    AUTH_ORGANISATION_CHOSEN = "auth.organisation_chosen"
     AUTH_QR_LOGIN = "auth.qr_login"
     AUTH_MIA = "auth.mia"
     SESSION_OPENED = "session.opened"

@@ -52,6 +52,7 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.AUTH_LOGIN: _p("Sign-in started", "Sign-in refused"),
     AuditAction.AUTH_PASSCODE: _p("Passcode accepted at sign-in", "Wrong passcode at sign-in"),
     AuditAction.AUTH_SECOND_FACTOR: _p("Signed in", "Second sign-in step failed"),
+    AuditAction.AUTH_ORGANISATION_CHOSEN: _p("Organisation chosen at sign-in"),
     AuditAction.AUTH_QR_LOGIN: _p("Signed in with a QR code", "QR code sign-in refused"),
     AuditAction.AUTH_MIA: _p("Signed in with the mobile identity agent"),
     AuditAction.SESSION_OPENED: _p("Card session started"),

@@ -37,7 +37,7 @@ from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.devices import push
 from cardvault.services.networks import allow_list as network
-from cardvault.services.signin import factor_lockout, lockout
+from cardvault.services.signin import factor_lockout, lockout, org_choice
 from cardvault.services.signin import refusals as signin_refusals
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.factor_lockout import Reservation, SecondFactorLocked
@@ -56,6 +56,7 @@ from cardvault.domain.vocabulary import AuthState, CardStatus, SignInRoute
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import reading, transaction
 from cardvault.store.models import AuthTransaction, Card, Organisation, Person
+from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
 TRANSACTION_MINUTES = 5
@@ -106,6 +107,8 @@ class LoginResult:
     second_factors: list[dict[str, Any]]
     session: SessionGrant | None = None
     factor_error: dict[str, Any] | None = None
+    #: when not empty, the organisation must be chosen first (``choose_organisation``)
+    organisations: list[org_choice.OrganisationChoice] = field(default_factory=list)
 
 
 class Engine:
@@ -122,7 +125,9 @@ class Engine:
             raise InvalidInput("purpose is holder or ra.", field="purpose")
         if not req.passcode or len(req.passcode) > 256:
             raise InvalidInput("Enter your passcode.", field="passcode")
-        target = self._identify(actor, req)
+        target, choices = self._identify(actor, req)
+        if choices:  # nothing to check a factor sent with the passcode against yet
+            req = replace(req, second_factor=None)
         dek = self._open_passcode(actor, target, req)
         sk = new_session_key()
         txn_id = new_id()
@@ -134,7 +139,7 @@ class Engine:
             reservation, factor_error = self._reserve_inline(stack, actor, req, target)
             with transaction(self.rt.db) as session:
                 result = self._passcode_accepted(
-                    session, actor, req, target, txn_id, wrap, bytes(sk), reservation
+                    session, actor, req, target, txn_id, wrap, bytes(sk), reservation, choices
                 )
             if reservation is not None:
                 reservation.committed = True
@@ -158,7 +163,12 @@ class Engine:
             return None, {"code": exc.code, "message": exc.message}
         return reservation, None
 
-    def _identify(self, actor: Actor, req: LoginRequest) -> Target:
+    def _identify(
+        self, actor: Actor, req: LoginRequest
+    ) -> tuple[Target, list[org_choice.OrganisationChoice]]:
+        """The target, and the organisations to choose from when several would admit a
+        sign-in whose identifier names none (``org_choice``; empty otherwise)."""
+        choices: list[org_choice.OrganisationChoice] = []
         with reading(self.rt.db) as session:
             target = resolve(session, req.identifier_kind, req.identifier, req.organisation)
             refusal = (
@@ -166,11 +176,17 @@ class Engine:
                 if target is not None
                 else "unknown identifier"
             )
+            if target is not None and req.organisation is None:
+                orgs = org_choice.admitting(session, actor, req.purpose, target)
+                if orgs:
+                    target, refusal = replace(target, organisation=orgs[0]), None
+                if len(orgs) > 1:
+                    choices = [org_choice.OrganisationChoice.of(o) for o in orgs]
         if refusal is not None:
             with self.rt.kdf_gate.admitted():
                 self._decoy(actor, req, target, refusal)
         assert target is not None
-        return target
+        return target, choices
 
     def _decoy(
         self, actor: Actor, req: LoginRequest, target: Target | None, reason: str
@@ -206,9 +222,11 @@ class Engine:
         wrap: bytes,
         sk: bytes,
         reservation: Reservation | None,
+        choices: list[org_choice.OrganisationChoice],
     ) -> LoginResult:
-        """The transaction, waiting for its second factor; checked at once when it came with
-        the passcode and ``reservation`` holds its place on the card's counter."""
+        """The transaction, waiting for its second factor (or, with ``choices``, for its
+        organisation); checked at once when it came with the passcode and ``reservation``
+        holds its place on the card's counter."""
         card = session.get(Card, target.card.id, with_for_update=True)
         org = session.get(Organisation, target.organisation.id)
         assert card is not None and org is not None
@@ -236,10 +254,16 @@ class Engine:
             AuditAction.AUTH_PASSCODE,
             "success",
             None,
-            {"transaction": txn_id, "method": target.route, "purpose": req.purpose},
+            {"transaction": txn_id, "method": target.route, "purpose": req.purpose}
+            | ({"organisations": [c.code for c in choices]} if choices else {}),
         )
+        if choices:
+            txn.state = AuthState.ORGANISATION
+            return LoginResult(
+                transaction_id=txn_id, session_key=sk, second_factors=[], organisations=choices
+            )
         ctx = self._context(session, actor, card, org, txn)
-        offers = [o for f in self.factors.values() if (o := f.offer(ctx)) is not None]
+        offers = self._offered(ctx)
         if not offers:
             return self._no_factor(session, actor, target, txn, sk)
         result = LoginResult(transaction_id=txn_id, session_key=sk, second_factors=offers)
@@ -281,6 +305,37 @@ class Engine:
             second_factors=[],
             factor_error={"code": error.code, "message": error.message},
         )
+
+    # -- between 2 and 3: the organisation, when the identifier named none -------------------
+
+    def choose_organisation(self, actor: Actor, transaction_id: str, org_code: str) -> LoginResult:
+        """The organisation a sign-in waiting for it goes to (``org_choice``); its second
+        factors. The result carries no session key (the client has it from the passcode)."""
+        with transaction(self.rt.db) as session:
+            txn = session.get(AuthTransaction, transaction_id[:36], with_for_update=True)
+            if (
+                txn is None
+                or txn.purpose not in PURPOSES
+                or txn.state != AuthState.ORGANISATION
+                or self.rt.clock() >= txn.expires_at
+            ):
+                raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
+            target = org_choice.chosen(session, actor, txn, org_code)
+            details = {"transaction": txn.id, "organisation": target.organisation.code}
+            self._audit(
+                session,
+                actor,
+                target,
+                AuditAction.AUTH_ORGANISATION_CHOSEN,
+                "success",
+                None,
+                details,
+            )
+            ctx = self._context(session, actor, target.card, target.organisation, txn)
+            offers = self._offered(ctx)
+            if not offers:
+                return self._no_factor(session, actor, target, txn, b"")
+            return LoginResult(transaction_id=txn.id, session_key=b"", second_factors=offers)
 
     # -- step 3 ----------------------------------------------------------------------------
 
@@ -366,9 +421,7 @@ class Engine:
         return self._context(session, actor, card, org, txn)
 
     def _verify_code(self, ctx: FactorContext, code: str, held: Reservation) -> SessionGrant:
-        tried = [
-            f for m in codes.METHODS if (f := self.factors.get(m)) and f.offer(ctx) is not None
-        ]
+        tried = [f for f in self._allowed(ctx) if f.method in codes.METHODS and f.offer(ctx)]
         if not tried:
             raise InvalidInput("This sign-in cannot use a one-time code.", field="code")
         target = self._target(ctx)
@@ -399,7 +452,11 @@ class Engine:
         holder, where the caller has already read them."""
         method = response.get("method")
         factor = self.factors.get(method) if isinstance(method, str) else None
-        if factor is None or not self._offers(ctx, factor, offered):
+        if (
+            factor is None
+            or factor not in self._allowed(ctx)
+            or not self._offers(ctx, factor, offered)
+        ):
             raise InvalidInput(
                 f"Second factor {method!r} is not available for this card.", field="method"
             )
@@ -411,9 +468,10 @@ class Engine:
         held.right(ctx.session)
         return self._open_session(ctx, target, factor.method, dict(outcome.details))
 
-    @staticmethod
-    def _offers(ctx: FactorContext, factor: SecondFactor, offered: set[str] | None) -> bool:
-        return factor.method in offered if offered is not None else factor.offer(ctx) is not None
+    def _offers(self, ctx: FactorContext, factor: SecondFactor, offered: set[str] | None) -> bool:
+        if offered is not None:
+            return factor.method in offered
+        return factor in self._allowed(ctx) and factor.offer(ctx) is not None
 
     def _factor_failed(
         self,
@@ -506,6 +564,14 @@ class Engine:
         )
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _allowed(self, ctx: FactorContext) -> list[SecondFactor]:
+        """The plug-ins the organisation's policy lets this sign-in offer (issue 21)."""
+        policy = policy_of(ctx.organisation)
+        return [f for f in self.factors.values() if policy.allows_factor(f.method)]
+
+    def _offered(self, ctx: FactorContext) -> list[dict[str, Any]]:
+        return [o for f in self._allowed(ctx) if (o := f.offer(ctx)) is not None]
 
     def _context(
         self, session: Session, actor: Actor, card: Card, org: Organisation, txn: AuthTransaction

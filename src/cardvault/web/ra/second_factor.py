@@ -95,6 +95,11 @@ def _reauth_done(request: Request, rt: Runtime, view: WebSessionView, txn: str) 
     return target
 
 
+def reauthenticated(request: Request, rt: Runtime, view: WebSessionView, txn: str) -> str:
+    """Re-authentication done another way (the key first, ``reauth_key``): the same end."""
+    return _reauth_done(request, rt, view, txn)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Flow:
     """Sign-in or re-authentication: where its pages are, and what success does."""
