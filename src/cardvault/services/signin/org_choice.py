@@ -2,16 +2,17 @@
 issue 21).
 
 An email address names a person, not an organisation. When the holder (or RA user) has
-more than one organisation that would admit this sign-in — the caller's address in its
-networks, the route allowed by its policy, for an RA sign-in an RA role there — and the
-client named none, the engine does not pick one: after the right passcode the transaction
-waits in state ``organisation`` and the answer lists the organisations to choose from.
-:func:`choose` then sets the transaction's organisation; the second factors offered, the
-network allow-list, the session's organisation and the audit chain of every later event
-follow that choice. When exactly one organisation admits the sign-in, it is that one.
+more than one organisation that would admit this sign-in (the caller's address in its
+networks, the route allowed by its policy) and the client named none, the engine does not
+pick one: after the right passcode the transaction waits in state ``organisation`` and the
+answer lists the organisations to choose from; :func:`chosen` (through
+``Engine.choose_organisation``) then sets the transaction's organisation. The second factors
+offered, the network allow-list, the session's organisation and the audit chain of every
+later event follow that choice. When exactly one organisation admits the sign-in, it is
+that one.
 
-Which organisations admit a sign-in is checked before the passcode (no organisation at all:
-refused like a wrong passcode), so the list is shown only to someone who knows the passcode.
+Which organisations admit a sign-in is checked before the passcode (none at all: refused
+like a wrong passcode), so the list is shown only to someone who knows the passcode.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from cardvault.domain import identifiers
 from cardvault.domain.vocabulary import AuthState, SignInRoute
 from cardvault.errors import InvalidInput
 from cardvault.services.signin import refusals
-from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.identification import Target
 from cardvault.services.system.runtime import Actor
 from cardvault.store.models import AuthTransaction, Card, Membership, Organisation, Person
@@ -46,20 +46,17 @@ class OrganisationChoice:
         return cls(code=org.code, name=org.name)
 
 
-def _candidates(session: Session, person: Person, card: Card, purpose: str) -> list[Organisation]:
-    """The person's organisations (for an RA sign-in, those where they hold an RA role), the
-    card's own first."""
-    if purpose == "ra":
-        orgs = {o.id: o for o, _role in card_sessions.ra_roles(session, person.id)}
-    else:
-        orgs = {
-            o.id: o
-            for o in session.scalars(
-                select(Organisation)
-                .join(Membership, Membership.organisation_id == Organisation.id)
-                .where(Membership.person_id == person.id)
-            )
-        }
+def _candidates(session: Session, person: Person, card: Card) -> list[Organisation]:
+    """The person's organisations, the card's own first. (An RA sign-in is refused without
+    any RA role, as before the passcode; the role's organisation is chosen after sign-in.)"""
+    orgs = {
+        o.id: o
+        for o in session.scalars(
+            select(Organisation)
+            .join(Membership, Membership.organisation_id == Organisation.id)
+            .where(Membership.person_id == person.id)
+        )
+    }
     return sorted(orgs.values(), key=lambda o: (o.id != card.organisation_id, o.code))
 
 
@@ -70,13 +67,9 @@ def admitting(session: Session, actor: Actor, purpose: str, target: Target) -> l
         return [target.organisation]
     return [
         org
-        for org in _candidates(session, target.person, target.card, purpose)
+        for org in _candidates(session, target.person, target.card)
         if refusals.why_refused(session, actor, purpose, replace(target, organisation=org)) is None
     ]
-
-
-def awaiting_choice(txn: AuthTransaction) -> bool:
-    return txn.state == AuthState.ORGANISATION
 
 
 def chosen(session: Session, actor: Actor, txn: AuthTransaction, org_code: str) -> Target:

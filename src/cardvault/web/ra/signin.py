@@ -230,6 +230,10 @@ def _reauth(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) 
     except CardvaultError as exc:
         form.add_error("passcode", exc.message)
         return _reauth_page(request, view, form, target, exc.http_status)
+    if result.organisations:  # no choice at sign-in, yet several now: the first, as then
+        result = engine(request).choose_organisation(
+            actor_for(request, rt), result.transaction_id, result.organisations[0].code
+        )
     if result.factor_error:
         form.add_error("passcode", str(result.factor_error["message"]))
         return _reauth_page(request, view, form, target, 401)
