@@ -176,7 +176,7 @@ class Engine:
                 if target is not None
                 else "unknown identifier"
             )
-            if target is not None and req.organisation is None:
+            if target and req.organisation is None and target.route in org_choice.UNSCOPED:
                 orgs = org_choice.admitting(session, actor, req.purpose, target)
                 if orgs:
                     target, refusal = replace(target, organisation=orgs[0]), None

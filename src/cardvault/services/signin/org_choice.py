@@ -61,13 +61,13 @@ def _candidates(session: Session, person: Person, card: Card) -> list[Organisati
 
 
 def admitting(session: Session, actor: Actor, purpose: str, target: Target) -> list[Organisation]:
-    """The organisations that would admit this sign-in, when its route names none and the
-    client did not name one; otherwise just the target's."""
-    if target.route not in UNSCOPED:
-        return [target.organisation]
+    """The organisations that would admit this sign-in: of the person's, when its route
+    names none; otherwise the target's own (or none, when it refuses)."""
+    scoped = target.route not in UNSCOPED
+    orgs = [target.organisation] if scoped else _candidates(session, target.person, target.card)
     return [
         org
-        for org in _candidates(session, target.person, target.card)
+        for org in orgs
         if refusals.why_refused(session, actor, purpose, replace(target, organisation=org)) is None
     ]
 
