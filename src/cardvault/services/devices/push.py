@@ -593,11 +593,11 @@ def _publish_closed(
     """``elsewhere``: answered on another device (another phone, or a code or a key at the
     computer), which the phone says when it dismisses the request."""
     ch = channel(rt)
-    event: dict[str, Any] = {"type": "closed", "challenge_id": challenge_id, "status": state}
+    event: dict[str, Any] = {"type": "closed", "challenge_id": challenge_id, "status": state.value}
     if elsewhere:
         event["answered_elsewhere"] = True
     for device_id in device_ids:
-        ch.publish(device_topic(device_id), {**event, "status": state.value})
+        ch.publish(device_topic(device_id), event)
 
 
 def _audit(

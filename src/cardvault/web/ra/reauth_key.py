@@ -91,7 +91,7 @@ def _passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form
     except CardvaultError as exc:
         form.add_error("passcode", exc.message)
         return _page(request, form, exc.http_status)
-    web_sessions.update_data(rt, view, reauth_proof=None)
+    view = web_sessions.update_data(rt, view, reauth_proof=None)
     again = f"/ra/reauth?next={safe_next(str(view.data.get('reauth_next') or ''))}"
     if result.session is None:
         message = (result.factor_error or {}).get("message", "The confirmation did not finish.")

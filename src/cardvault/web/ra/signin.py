@@ -102,7 +102,7 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
     if result.factor_error:
         form.add_error("passcode", str(result.factor_error["message"]))
         return _login_page(request, form, 401)
-    web_sessions.update_data(rt, view, login_kind=kind, login_ident=ident, login_org=None)
+    view = web_sessions.update_data(rt, view, login_kind=kind, login_ident=ident, login_org=None)
     if result.organisations:  # several organisations would admit this sign-in: which one
         return ui.redirect(organisation_choice.ask(rt, view, result))
     web_sessions.update_data(
