@@ -32,11 +32,6 @@ from cardvault.services.system.runtime import Actor, keystore_for, local_keystor
 AAD = b"card record aad"
 
 
-@pytest.fixture(scope="session")
-def hsm(tmp_path_factory: pytest.TempPathFactory) -> softhsm.SoftHsm:
-    return softhsm.start(tmp_path_factory.mktemp("softhsm"))
-
-
 def _settings(hsm: softhsm.SoftHsm, data: Path, label: str, **over: object) -> Settings:
     values: dict[str, object] = {
         "data_dir": data,
