@@ -96,6 +96,9 @@ class AuditAction(StrEnum):
     RA_ROLE_REVOKED = "ra.role_revoked"
     RA_ROLE_SELECTED = "ra.role_selected"
     SERVICE_INITIALISED = "service.initialised"
+    # key rotation (issue 20)
+    KEY_MASTER_ROTATION_STARTED = "rotation.master_key_started"
+    KEY_MASTER_ROTATED = "rotation.master_key_done"
     # the audit trail itself
     AUDIT_RESTORE_ACKNOWLEDGED = "audit.restore_acknowledged"
 

@@ -153,6 +153,8 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.RA_ROLE_REVOKED: _p("RA role taken away"),
     AuditAction.RA_ROLE_SELECTED: _p("Started working in the vRA Manager"),
     AuditAction.SERVICE_INITIALISED: _p("Service set up"),
+    AuditAction.KEY_MASTER_ROTATION_STARTED: _p("Master key rotation started"),
+    AuditAction.KEY_MASTER_ROTATED: _p("Master key rotated"),
     AuditAction.AUDIT_RESTORE_ACKNOWLEDGED: _p("Restore of the audit trail acknowledged"),
 }
 

@@ -24,6 +24,7 @@ from cardvault.config import Settings
 from cardvault.errors import IntegrityError, InvalidInput
 from cardvault.keystore.pkcs11 import KeyProviderUnavailable, Pkcs11MasterKey
 from cardvault.keystore.provider import ProviderMismatch
+from cardvault.keystore.ring import MasterKeyRing
 from cardvault.services.cards import operations as card_operations
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system import bootstrap
@@ -115,7 +116,8 @@ def test_a_restarted_service_finds_the_same_key(
 ) -> None:
     blob = master.seal(b"sealed before the restart", aad=AAD)
     again = keystore_for(settings).load()
-    assert isinstance(again, Pkcs11MasterKey)
+    assert isinstance(again, MasterKeyRing)
+    assert isinstance(again.current(), Pkcs11MasterKey)
     try:
         assert again.open(blob, aad=AAD) == bytearray(b"sealed before the restart")
         assert again.key_id == master.key_id
@@ -239,7 +241,7 @@ def test_a_pin_file_is_read_and_its_absence_named(
     pin_file.write_text(hsm.pin + "\n")
     from_file = settings.model_copy(update={"pkcs11_pin": None, "pkcs11_pin_file": pin_file})
     loaded = keystore_for(from_file).load()
-    assert isinstance(loaded, Pkcs11MasterKey)
+    assert isinstance(loaded.current(), Pkcs11MasterKey)
     loaded.close()
     assert loaded.key_id == master.key_id
     missing = from_file.model_copy(update={"pkcs11_pin_file": tmp_path / "absent"})
@@ -276,7 +278,8 @@ def test_a_service_on_the_hsm_issues_signs_in_and_signs(
     bootstrap.initialise(settings, actor=operator, demo=False, if_missing=False, echo=print)
     rt = open_runtime(settings)
     try:
-        assert isinstance(rt.master_key, Pkcs11MasterKey)
+        assert isinstance(rt.master_key, MasterKeyRing)
+        assert isinstance(rt.master_key.current(), Pkcs11MasterKey)
         a.open_org(rt, operator)
         h = a.holder(rt, operator)
         login = a.login(Engine(rt), h, code=h.code())
