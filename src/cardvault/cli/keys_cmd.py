@@ -121,3 +121,48 @@ def rotation_status(ctx: typer.Context) -> None:
             + "\n".join(f"  {k}: {v} still under an older version" for k, v in left.items())
         ),
     )
+
+
+@app.command("transport-list")
+@handles_errors
+def transport_list(ctx: typer.Context) -> None:
+    """The published transport keys, oldest first (* the one cardvault's clients use)."""
+    from cardvault.services.rotation import transport
+
+    with runtime(ctx) as rt:
+        found = transport.listing(rt)
+    emit(
+        ctx,
+        [{"kid": k.kid, "alg": k.alg, "preferred": k.preferred} for k in found],
+        lambda: "\n".join(f"{'*' if k.preferred else ' '} {k.kid}  {k.alg}" for k in found),
+    )
+
+
+@app.command("transport-add")
+@handles_errors
+def transport_add(
+    ctx: typer.Context,
+    rsa: Annotated[bool, typer.Option("--rsa", help="An RSA-3072 key (default: P-256).")] = False,
+) -> None:
+    """Publish a new transport key; the old ones are still accepted until retired."""
+    from cardvault.services.rotation import transport
+
+    with runtime(ctx) as rt:
+        key = transport.add(rt, operator(), ecdh=not rsa)
+    emit(
+        ctx,
+        {"kid": key.kid, "alg": key.alg},
+        f"Published transport key {key.kid} ({key.alg}); retire the old one once clients "
+        "have fetched the JWKS again.",
+    )
+
+
+@app.command("transport-retire")
+@handles_errors
+def transport_retire(ctx: typer.Context, kid: str) -> None:
+    """Stop publishing and accepting a transport key (not the last one of its kind)."""
+    from cardvault.services.rotation import transport
+
+    with runtime(ctx) as rt:
+        transport.retire(rt, operator(), kid)
+    emit(ctx, {"kid": kid, "retired": True}, f"Transport key {kid} retired.")

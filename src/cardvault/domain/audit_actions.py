@@ -99,6 +99,8 @@ class AuditAction(StrEnum):
     # key rotation (issue 20)
     KEY_MASTER_ROTATION_STARTED = "rotation.master_key_started"
     KEY_MASTER_ROTATED = "rotation.master_key_done"
+    KEY_TRANSPORT_ADDED = "rotation.transport_key_added"
+    KEY_TRANSPORT_RETIRED = "rotation.transport_key_retired"
     # the audit trail itself
     AUDIT_RESTORE_ACKNOWLEDGED = "audit.restore_acknowledged"
 

@@ -155,6 +155,8 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.SERVICE_INITIALISED: _p("Service set up"),
     AuditAction.KEY_MASTER_ROTATION_STARTED: _p("Master key rotation started"),
     AuditAction.KEY_MASTER_ROTATED: _p("Master key rotated"),
+    AuditAction.KEY_TRANSPORT_ADDED: _p("Transport key added"),
+    AuditAction.KEY_TRANSPORT_RETIRED: _p("Transport key retired"),
     AuditAction.AUDIT_RESTORE_ACKNOWLEDGED: _p("Restore of the audit trail acknowledged"),
 }
 
