@@ -176,3 +176,52 @@ def _usage(text: str) -> cx509.CertUsage:
         raise InvalidInput(
             "--usage is authentication or content_commitment.", field="usage"
         ) from None
+
+
+@app.command("rotate")
+@handles_errors
+def rotate(
+    ctx: typer.Context,
+    common_name: Annotated[str, typer.Option(help="The new CA's name.")],
+    organisation: Annotated[str | None, typer.Option(help="O= of the new CA.")] = None,
+    hsm: Annotated[bool, typer.Option("--hsm", help="Make the new key inside the HSM.")] = False,
+    key_label: Annotated[
+        str, typer.Option(help="With --hsm: the new key's label in the token.")
+    ] = pkcs11_ca.DEFAULT_LABEL,
+) -> None:
+    """Replace the issuing CA online: new certificates and renewals come from the new CA;
+    the old one keeps signing its CRL (and OCSP) until its certificates have expired."""
+    from cardvault.services.rotation import issuing_ca
+
+    with runtime(ctx) as rt:
+        config = hsm_config(rt.settings, key_label=key_label) if hsm else None
+        done = issuing_ca.rotate(
+            rt, operator(), common_name=common_name, organisation=organisation, hsm=config
+        )
+    emit(
+        ctx,
+        {
+            "old_subject": done.old_subject,
+            "old_key_id": done.old_key_id,
+            "new_subject": done.new_subject,
+            "new_key_id": done.new_key_id,
+        },
+        f"Issuing CA is now {done.new_subject} ({done.new_key_id}); {done.old_subject} "
+        "keeps signing its CRL until its certificates expire. Give relying parties the "
+        "new CA certificate (`cardvault ca export`).",
+    )
+
+
+@app.command("retire-previous")
+@handles_errors
+def retire_previous(ctx: typer.Context) -> None:
+    """Shred the keys of rotated CAs whose certificates have all expired."""
+    from cardvault.services.rotation import issuing_ca
+
+    with runtime(ctx) as rt:
+        retired = issuing_ca.retire(rt, operator())
+    emit(
+        ctx,
+        {"retired": retired},
+        ("Retired: " + ", ".join(retired)) if retired else "No rotated CA can be retired yet.",
+    )

@@ -157,6 +157,8 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.KEY_MASTER_ROTATED: _p("Master key rotated"),
     AuditAction.KEY_TRANSPORT_ADDED: _p("Transport key added"),
     AuditAction.KEY_TRANSPORT_RETIRED: _p("Transport key retired"),
+    AuditAction.KEY_CA_ROTATED: _p("Issuing CA rotated"),
+    AuditAction.KEY_CA_RETIRED: _p("Key of a rotated CA retired"),
     AuditAction.AUDIT_RESTORE_ACKNOWLEDGED: _p("Restore of the audit trail acknowledged"),
 }
 

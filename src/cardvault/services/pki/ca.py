@@ -7,10 +7,18 @@ operator may bring an existing CA (an intermediate of the national PKI, say) ins
 generated one; the pair is checked before anything is written. A CA that is replaced keeps
 its certificate under ``previous/`` (the key goes): cards it certified keep their
 certificates, and the status API must still recognise them as issued here.
+
+A CA that is *rotated* (``cardvault ca rotate``, issue 20) keeps its key too, as
+``previous/<fingerprint>.key.sealed`` (or ``.pkcs11.json`` when it is in the HSM): new
+certificates and renewals come from the new CA, while the old key keeps re-signing its own
+CRL and certifying its OCSP responder until the last certificate it issued has expired
+(``retire_previous`` then shreds it).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,13 +205,92 @@ def _load(cert_path: Path, key_path: Path, master: MasterKey) -> IssuingCa:
     return IssuingCa(key=key, cert=cert)
 
 
-def _keep_previous(data_dir: Path, cert_pem: bytes) -> None:
+def _keep_previous(data_dir: Path, cert_pem: bytes, *, with_key: bool = False) -> None:
     cert = cx509.load_certificate_pem(cert_pem)
     folder = ca_dir(data_dir) / "previous"
     folder.mkdir(exist_ok=True, mode=0o700)
     name = cx509.certificate_summary(cert)["fingerprint_sha256"]
+    if with_key:
+        _, key_path = _paths(data_dir)
+        described = ca_dir(data_dir) / pkcs11_ca.DESCRIPTION
+        if key_path.exists():
+            write_private(folder / f"{name}.key.sealed", key_path.read_bytes())
+        elif described.exists():
+            write_private(folder / f"{name}.pkcs11.json", described.read_bytes())
     write_private(folder / f"{name}.pem", cert_pem)
     (folder / f"{name}.pem").chmod(0o644)
+
+
+def rotate(
+    rt: Runtime, *, common_name: str, organisation: str | None, hsm: Pkcs11Config | None = None
+) -> tuple[IssuingCa, IssuingCa]:
+    """A new CA (key and certificate) becomes the issuing one; the old one keeps its key
+    for its CRL and OCSP (see the module docstring). (old, new)."""
+    old = load(rt)
+    cert_path, _ = _paths(rt.data_dir)
+    _keep_previous(rt.data_dir, cert_path.read_bytes(), with_key=True)
+    cert_path.unlink()
+    new = create(
+        rt.data_dir, rt.master_key, common_name=common_name, organisation=organisation, hsm=hsm
+    )
+    return old, new
+
+
+def signing_cas(rt: Runtime) -> tuple[IssuingCa, ...]:
+    """Every CA this service can still sign for: the current one first, then rotated ones
+    whose key is kept."""
+    found = [load(rt)] if exists(rt.data_dir) else []
+    folder = ca_dir(rt.data_dir) / "previous"
+    for cert_file in sorted(folder.glob("*.pem")) if folder.is_dir() else ():
+        previous = _previous(rt, cert_file)
+        if previous is not None:
+            found.append(previous)
+    return tuple(found)
+
+
+def _previous(rt: Runtime, cert_file: Path) -> IssuingCa | None:
+    stem = cert_file.name.removesuffix(".pem")
+    sealed, described = (
+        cert_file.with_name(f"{stem}.key.sealed"),
+        cert_file.with_name(f"{stem}.pkcs11.json"),
+    )
+    if sealed.exists():
+        stamp = ("ca-previous", str(sealed), sealed.stat().st_mtime_ns)
+        return rt.memo(stamp, lambda: _load(cert_file, sealed, rt.master_key))
+    if described.exists():
+        raw = json.loads(described.read_text())
+        config = hsm_config(
+            rt.settings, token_label=str(raw["token_label"]), key_label=str(raw["key_label"])
+        )
+        cert = cx509.load_certificate_pem(cert_file.read_bytes())
+        return rt.memo(
+            ("ca-previous-hsm", str(described)),
+            lambda: IssuingCa(
+                key=pkcs11_ca.Pkcs11CaKey(config, cx509.certificate_key(cert)), cert=cert
+            ),
+        )
+    return None
+
+
+def retire_previous(rt: Runtime, still_used: Callable[[str], bool]) -> list[str]:
+    """Shred the keys of rotated CAs none of whose certificates is still valid
+    (``still_used(key_id)`` says); their last CRL is still served. The key ids retired."""
+    retired = []
+    folder = ca_dir(rt.data_dir) / "previous"
+    for cert_file in sorted(folder.glob("*.pem")) if folder.is_dir() else ():
+        stem = cert_file.name.removesuffix(".pem")
+        sealed = cert_file.with_name(f"{stem}.key.sealed")
+        described = cert_file.with_name(f"{stem}.pkcs11.json")
+        if not (sealed.exists() or described.exists()):
+            continue
+        kid = key_id(cx509.load_certificate_pem(cert_file.read_bytes()))
+        if still_used(kid):
+            continue
+        if sealed.exists():
+            shred(sealed)
+        described.unlink(missing_ok=True)
+        retired.append(kid)
+    return retired
 
 
 def issuing_certificates(rt: Runtime) -> tuple[Certificate, ...]:

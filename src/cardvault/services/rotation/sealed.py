@@ -140,9 +140,9 @@ def files(data_dir: Path, keys_dir: Path) -> Iterator[SealedFile]:
     ):
         if path.exists():
             yield SealedFile(path=path, aad=label)
+    for path in sorted(ca.glob("ocsp-responder-*.sealed")):
+        yield SealedFile(path=path, aad=aad("ocsp-responder", 1))
     for path in sorted((ca / "previous").glob("*.key.sealed")):
         yield SealedFile(path=path, aad=aad("ca-key", 1))
-    for path in sorted((keys_dir / "audit-previous").glob("*.sealed")):
-        yield SealedFile(path=path, aad=aad("audit-key", 1))
     for path in sorted((keys_dir / "transport").glob("*.sealed")):
         yield SealedFile(path=path, aad=aad("transport-key", path.stem))
