@@ -166,3 +166,19 @@ def transport_retire(ctx: typer.Context, kid: str) -> None:
     with runtime(ctx) as rt:
         transport.retire(rt, operator(), kid)
     emit(ctx, {"kid": kid, "retired": True}, f"Transport key {kid} retired.")
+
+
+@app.command("rotate-audit")
+@handles_errors
+def rotate_audit(ctx: typer.Context) -> None:
+    """Replace the audit signing key; what the old one signed still verifies."""
+    from cardvault.services.rotation import audit_key
+
+    with runtime(ctx) as rt:
+        old, new = audit_key.rotate(rt, operator())
+    emit(
+        ctx,
+        {"old_public_key": old, "new_public_key": new},
+        f"Audit key rotated: {old[:16]}… is kept to verify what it signed; {new[:16]}… signs "
+        "from now on.",
+    )

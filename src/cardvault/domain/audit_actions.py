@@ -102,6 +102,7 @@ class AuditAction(StrEnum):
     KEY_TRANSPORT_ADDED = "rotation.transport_key_added"
     KEY_TRANSPORT_RETIRED = "rotation.transport_key_retired"
     KEY_CA_ROTATED = "rotation.ca_rotated"
+    KEY_AUDIT_ROTATED = "rotation.audit_key_rotated"
     KEY_CA_RETIRED = "rotation.ca_key_retired"
     # the audit trail itself
     AUDIT_RESTORE_ACKNOWLEDGED = "audit.restore_acknowledged"

@@ -158,6 +158,7 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.KEY_TRANSPORT_ADDED: _p("Transport key added"),
     AuditAction.KEY_TRANSPORT_RETIRED: _p("Transport key retired"),
     AuditAction.KEY_CA_ROTATED: _p("Issuing CA rotated"),
+    AuditAction.KEY_AUDIT_ROTATED: _p("Audit signing key rotated"),
     AuditAction.KEY_CA_RETIRED: _p("Key of a rotated CA retired"),
     AuditAction.AUDIT_RESTORE_ACKNOWLEDGED: _p("Restore of the audit trail acknowledged"),
 }
