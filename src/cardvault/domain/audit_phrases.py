@@ -210,6 +210,13 @@ VARIANTS: Mapping[AuditAction, Variant] = {
 }
 
 
+#: successful sign-in steps that a holder's own list of their card's use leaves out: each
+#: only repeats the "Signed in with …" line that follows it
+REPEATED_STEPS: frozenset[AuditAction] = frozenset(
+    {AuditAction.AUTH_PASSCODE, AuditAction.SESSION_OPENED, AuditAction.HOLDER_PASSCODE}
+)
+
+
 def describe(
     action: str,
     outcome: str = "success",

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.audit_phrases import describe
+from cardvault.domain.audit_phrases import REPEATED_STEPS, describe
 from cardvault.json_types import JsonValue
 from cardvault.services.audit.trail import iso
 from cardvault.services.holders.account import signed_in
@@ -26,9 +26,6 @@ from cardvault.store.models import AuditEvent
 
 DAYS = 90
 LIMIT = 500
-#: steps whose line would only repeat the "Signed in with …" that follows them
-QUIET = (AuditAction.SESSION_OPENED.value,)
-QUIET_SUCCESS = (AuditAction.AUTH_PASSCODE.value, AuditAction.HOLDER_PASSCODE.value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,7 +50,8 @@ def recent(rt: Runtime, actor: Actor, session_id: str) -> list[ActivityLine]:
 
 
 def _quiet(e: AuditEvent) -> bool:
-    return e.action in QUIET or (e.outcome == "success" and e.action in QUIET_SUCCESS)
+    action = AuditAction.of(e.action)
+    return e.outcome == "success" and action is not None and action in REPEATED_STEPS
 
 
 def line(e: AuditEvent) -> ActivityLine:
