@@ -184,6 +184,7 @@ def test_my_card_end_to_end(live: Live, page: Page, operator: Actor) -> None:
     expect(page.locator(".error-summary")).to_contain_text("Tick the box")
     shot(page, "15-my-card-remove", doc="my-card-remove")
     page.get_by_role("checkbox").check()
+    page.get_by_label("Your current passcode").fill(OTHER)
     page.get_by_role("button", name="Remove it").click()
     expect(page.locator("main")).to_contain_text("Your Registration Authority has been told")
 
@@ -200,3 +201,26 @@ def test_my_card_end_to_end(live: Live, page: Page, operator: Actor) -> None:
     subjects = [str(m.message["Subject"]) for m in live.mailbox.received]
     assert any("passcode was changed" in s for s in subjects)
     assert sum("card was changed" in s for s in subjects) == 2
+
+
+def test_a_security_key_added_on_my_card_signs_in_next_time(
+    live: Live, page: Page, operator: Actor
+) -> None:
+    rt = live.rt
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator, forename="Kit")
+    key = plug_in_key(page)
+    _sign_in(page, live, h)
+    page.get_by_role("link", name="Register a security key").click()
+    page.get_by_label("Name for this key").fill("Green key")
+    page.get_by_role("button", name="Register my security key").click()
+    expect(page.locator("main")).to_contain_text("Security key 'Green key' registered.")
+    expect(page.locator("main")).to_contain_text("Green key")
+    assert len(key.credentials()) == 1
+    page.get_by_role("button", name="Sign out").last.click()
+    # next time: the passcode, then the key instead of a code
+    page.get_by_label("Email address or Windows account (DOMAIN\\name)").fill(h.email)
+    page.get_by_label("Passcode", exact=True).fill(f.STRONG_PASSCODE)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name="Use my security key").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("My card")

@@ -195,12 +195,23 @@ def test_removing_a_method_tells_the_ras_and_stays_within_the_card(
     assert [(m.kind, m.removable) for m in listed] == [("totp", True)]
     (theirs,) = card_methods.list_methods(rt, stranger.card.serial)
     with pytest.raises(NotFound):
-        holder_methods.remove(rt, a.client(), mine, kind="totp", method_id=theirs.id)
-    holder_methods.remove(rt, a.client(), mine, kind="totp", method_id=listed[0].id)
+        holder_methods.remove(
+            rt, a.client(), mine, kind="totp", method_id=theirs.id, current=f.STRONG_PASSCODE
+        )
+    with pytest.raises(WrongPasscode):
+        holder_methods.remove(
+            rt, a.client(), mine, kind="totp", method_id=listed[0].id, current="not it at all"
+        )
+    assert len(holder_methods.my_methods(rt, a.client(), mine)) == 1
+    holder_methods.remove(
+        rt, a.client(), mine, kind="totp", method_id=listed[0].id, current=f.STRONG_PASSCODE
+    )
     assert holder_methods.my_methods(rt, a.client(), mine) == []
     assert _emails(rt, "holder_method_removed") == [ra_email]
     with pytest.raises(InvalidInput):
-        holder_methods.remove(rt, a.client(), mine, kind="ad_account", method_id=theirs.id)
+        holder_methods.remove(
+            rt, a.client(), mine, kind="ad_account", method_id=theirs.id, current=f.STRONG_PASSCODE
+        )
 
 
 def test_a_signed_out_session_can_change_nothing(rt: Runtime, operator: Actor) -> None:

@@ -236,7 +236,10 @@ def test_removing_the_authenticator_app(rt: Runtime, operator: Actor) -> None:
     assert link is not None
     unticked = _post(c, link.group(1))
     assert unticked.status_code == 422
-    gone = _post(c, link.group(1), confirm="yes")
+    wrong = _post(c, link.group(1), confirm="yes", current="not my passcode")
+    assert wrong.status_code == 401
+    assert "2 attempts left" in wrong.text
+    gone = _post(c, link.group(1), confirm="yes", current=f.STRONG_PASSCODE)
     assert gone.status_code == 303
     assert "Your Registration Authority has been told" in c.get("/portal/card").text
     assert c.get(link.group(1)).status_code == 303  # nothing left to remove

@@ -34,6 +34,7 @@ from cardvault.crypto.keyslots import (
 )
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import MethodKind
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.enrolment import SecurityAnswer, check_questions, store_questions
@@ -66,6 +67,8 @@ class HolderCard:
     questions: tuple[str, ...]
     has_recovery_code: bool
     may_add_methods: bool
+    #: the organisation allows security keys (so "My card" offers to register one)
+    security_keys: bool = False
     #: the card PIN (PC/SC channel) is set here once every card has one (issue 18)
     card_pin_available: bool = False
 
@@ -121,6 +124,7 @@ def my_card(rt: Runtime, actor: Actor, session_id: str) -> HolderCard:
             questions=tuple(questions),
             has_recovery_code=RECOVERY_CODE_SLOT in slots,
             may_add_methods=me.policy.holders_add_methods,
+            security_keys=me.policy.allows(MethodKind.SECURITY_KEY),
         )
 
 
@@ -251,6 +255,18 @@ def renew_recovery_code(
 
     _change(rt, actor, session_id, current, rebuild, after)
     return RecoveryCode(code=code)
+
+
+def confirm_passcode(rt: Runtime, actor: Actor, session_id: str, current: str) -> Signed:
+    """The current passcode, before a change that makes no new slot (removing a phone):
+    a wrong one counts toward the lock like any other. Returns the signed-in holder."""
+    check_passcode_text(current)
+    with transaction(rt.db) as session:
+        me = signed_in(session, rt, actor, session_id)
+    wipe(open_with_passcode(rt, me.actor, me.card, current, action=AuditAction.HOLDER_PASSCODE))
+    with transaction(rt.db) as session:
+        lockout.passcode_right(session, card_queries.for_update(session, me.card.id))
+    return me
 
 
 def _change(

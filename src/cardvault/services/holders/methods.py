@@ -26,7 +26,7 @@ from cardvault.services.cards import methods as card_methods
 from cardvault.services.cards.views import MethodView
 from cardvault.services.devices import pairing, registry
 from cardvault.services.devices.channel import ACTIVE
-from cardvault.services.holders.account import Signed, signed_in
+from cardvault.services.holders.account import Signed, confirm_passcode, signed_in
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.security_keys import registration
 from cardvault.services.security_keys.keys import CeremonyStart
@@ -109,16 +109,18 @@ def _method(m: MethodView) -> OwnMethod:
     )
 
 
-def remove(rt: Runtime, actor: Actor, session_id: str, *, kind: str, method_id: str) -> str:
-    """Remove one of the holder's own phones or security keys; returns its name."""
-    with transaction(rt.db) as session:
-        me = signed_in(session, rt, actor, session_id)
-    if kind == PHONE:
-        return _remove_phone(rt, me, method_id)
-    if kind not in {k.value for k in REMOVABLE}:
+def remove(
+    rt: Runtime, actor: Actor, session_id: str, *, kind: str, method_id: str, current: str
+) -> str:
+    """Remove one of the holder's own phones or security keys (the current passcode
+    first: an unattended browser must not remove the holder's phone); returns its name."""
+    if kind != PHONE and kind not in {k.value for k in REMOVABLE}:
         raise InvalidInput(
             "Only a phone, a security key or an authenticator app can be removed here."
         )
+    me = confirm_passcode(rt, actor, session_id, current)
+    if kind == PHONE:
+        return _remove_phone(rt, me, method_id)
 
     def tell_ras(session: Session, card: Card, removed: MethodView) -> None:
         name = removed.label or KIND_NAMES.get(removed.method, removed.method.value)

@@ -8,15 +8,18 @@ many tries are left before the card locks.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.errors import CardvaultError
+from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services.cards.enrolment import SecurityAnswer
 from cardvault.services.holders import account, activity, methods
+from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.web import ui
@@ -220,10 +223,30 @@ def _remove(
     method = _own(rt, request, session_id, kind, method_id)
     if form.get("confirm") != "yes":
         form.add_error("confirm", "Tick the box to confirm the removal.")
+    if not form.get("current"):
+        form.add_error("current", "Enter your current passcode.")
+    if not form.ok:
         return ui.render(
             request, "portal/card_remove.html", status=422, method=method, form=form.shown()
         )
-    name = methods.remove(rt, _who(request, rt), session_id, kind=kind, method_id=method_id)
+    try:
+        name = methods.remove(
+            rt,
+            _who(request, rt),
+            session_id,
+            kind=kind,
+            method_id=method_id,
+            current=form.get("current"),
+        )
+    except CardvaultError as exc:
+        form.add_exception(exc, default="current")
+        return ui.render(
+            request,
+            "portal/card_remove.html",
+            status=exc.http_status,
+            method=method,
+            form=form.shown(),
+        )
     ui.set_notice(rt, request, f"Removed: {name}. Your Registration Authority has been told.")
     return ui.redirect(HOME)
 
@@ -258,6 +281,51 @@ def _pair(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) ->
     return ui.render(
         request, "portal/card_pair.html", form=ui.Form(), offer=offer, qr=qr_data_uri(offer.uri)
     )
+
+
+@router.get("/security-key")
+def security_key_page(request: Request, view: View) -> Response:
+    _session(view)
+    return ui.render(request, "portal/card_security_key.html", form=ui.Form())
+
+
+@router.post("/api/security-key/begin")
+def security_key_begin(
+    request: Request, rt: Rt, view: View, x_csrf_token: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
+    """Options for ``navigator.credentials.create`` (for ``static/ra/webauthn.js``)."""
+    ui.check_csrf(view, header=x_csrf_token)
+    started = methods.begin_key(rt, _who(request, rt), _session(view))
+    web_sessions.update_data(rt, view, card_ceremony=started.ceremony_id)
+    return dict(started.options)
+
+
+@router.post("/api/security-key/complete")
+async def security_key_complete(
+    request: Request, rt: Rt, view: View, x_csrf_token: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
+    ui.check_csrf(view, header=x_csrf_token)
+    session_id = _session(view)
+    body = await ui.read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
+        raise InvalidInput("Send the key's answer as {credential, nickname}.")
+    ceremony = str(view.data.get("card_ceremony") or "")
+    web_sessions.update_data(rt, view, card_ceremony=None)  # a ceremony answers once
+    if not ceremony:
+        raise InvalidInput("Start the registration again.", field="nickname")
+    added = await run_in_threadpool(
+        functools.partial(
+            methods.complete_key,
+            rt,
+            _who(request, rt),
+            session_id,
+            ceremony_id=ceremony,
+            response=body["credential"],
+            nickname=str(body.get("nickname") or ""),
+        )
+    )
+    ui.set_notice(rt, request, f"Security key '{added.label}' registered.")
+    return {"next": HOME}
 
 
 # --- recent use --------------------------------------------------------------------------
