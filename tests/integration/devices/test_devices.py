@@ -12,7 +12,7 @@ from tests.support import factories as f
 from tests.support import phones as ph
 
 from cardvault.crypto import device as dcrypto
-from cardvault.services.devices import pairing, push, registry
+from cardvault.services.devices import pairing, push, push_answers, registry
 from cardvault.services.devices.channel import DeviceNotRecognised
 from cardvault.services.devices.requests import (
     RequestReplayed,
@@ -106,10 +106,10 @@ def test_an_approval_opens_one_session_only(
     number = f"{started.number:02d}"
     signed_for_other = phone.answer(started.challenge_id, "00")
     with pytest.raises(dcrypto.BadDeviceSignature):  # the signature binds the number
-        push.answer(rt, phone.caller(rt), replace(signed_for_other, number=number))
-    assert push.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, number)) == (
-        push.PushStatus.APPROVED
-    )
+        push_answers.answer(rt, phone.caller(rt), replace(signed_for_other, number=number))
+    assert push_answers.answer(
+        rt, phone.caller(rt), phone.answer(started.challenge_id, number)
+    ) == (push.PushStatus.APPROVED)
     response = {"method": "authenticator", "challenge_id": started.challenge_id}
     grant = engine.complete_factor(a.client(), txn, response)
     assert grant.card_serial == holder.serial
@@ -124,10 +124,10 @@ def test_approving_without_the_right_number_refuses_the_challenge(
     txn, started = _push(rt, engine, "dev@example.org")
     wrong = f"{(started.number - 10 + 1) % 90 + 10:02d}"
     with pytest.raises(push.WrongNumber):
-        push.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, wrong))
+        push_answers.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, wrong))
     number = f"{started.number:02d}"
     with pytest.raises(push.ChallengeClosed):
-        push.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, number))
+        push_answers.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, number))
     with pytest.raises(FactorFailed, match="not the one shown"):
         engine.complete_factor(
             a.client(), txn, {"method": "authenticator", "challenge_id": started.challenge_id}
@@ -143,7 +143,7 @@ def test_prompts_are_limited_per_card_and_back_off_after_a_denial(
     with pytest.raises(push.PushRateLimited) as limited:
         _push(rt, engine, "dev@example.org")
     assert limited.value.http_status == 429
-    push.answer(rt, phone.caller(rt), phone.answer(started[0].challenge_id, "", "deny"))
+    push_answers.answer(rt, phone.caller(rt), phone.answer(started[0].challenge_id, "", "deny"))
     with pytest.raises(push.PushRateLimited) as backoff:
         _push(rt, engine, "dev@example.org")
     assert 0 < backoff.value.data["retry_after"] <= 30

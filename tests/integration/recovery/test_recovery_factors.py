@@ -19,9 +19,9 @@ from tests.support import portal as p
 from tests.support.soft_ctap2 import SoftCtap2Device
 
 from cardvault.domain.push_policy import PushStatus
-from cardvault.services.devices import push
+from cardvault.services.devices import push, push_answers
+from cardvault.services.recovery import factor_answer, links, new_passcode, reset_links
 from cardvault.services.recovery import factors as recovery_factors
-from cardvault.services.recovery import links, reset_links
 from cardvault.services.recovery import prompts as recovery_prompts
 from cardvault.services.recovery import reset as recovery
 from cardvault.services.signin import hr_cards
@@ -52,13 +52,13 @@ def _at_factor(rt: Runtime, token: str) -> recovery.Progress:
 
 
 def _factor(rt: Runtime, token: str, step: recovery.Progress, **response: Any) -> Any:
-    return recovery.second_factor(
+    return factor_answer.second_factor(
         rt, a.client(), token, step.transaction_id, step.key, dict(response)
     )
 
 
 def _finish(rt: Runtime, token: str, step: recovery.Progress) -> None:
-    recovery.set_passcode(
+    new_passcode.set_passcode(
         rt, a.client(), token, step.transaction_id, step.key, passcode=NEW, confirm=NEW
     )
 
@@ -116,7 +116,7 @@ def test_a_push_approved_on_the_phone_confirms_the_reset(
         rt, token, step.transaction_id, step.key, started.challenge_id
     )
     assert (shown.number, shown.status) == (started.number, PushStatus.PENDING)
-    (on_phone,) = push.pending_for_device(rt, phone.caller(rt))
+    (on_phone,) = push_answers.pending_for_device(rt, phone.caller(rt))
     assert on_phone["client_name"] == recovery_factors.CLIENT_NAME
     assert "number" not in on_phone  # only the computer shows it
     number = f"{started.number:02d}"

@@ -17,7 +17,7 @@ from tests.support import portal as p
 from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, SECOND_FACTOR_LOCK_REASON
 from cardvault.errors import CardvaultError
 from cardvault.services.directory import registry as directory
-from cardvault.services.recovery import links, reset_links
+from cardvault.services.recovery import factor_answer, links, new_passcode, reset_links
 from cardvault.services.recovery import reset as recovery
 from cardvault.services.signin import factor_lockout
 from cardvault.services.signin.engine import Engine
@@ -58,7 +58,7 @@ def _card(rt: Runtime, card_id: str) -> Card:
 
 
 def _code(rt: Runtime, token: str, step: recovery.Progress, code: str) -> recovery.Progress:
-    return recovery.second_factor(
+    return factor_answer.second_factor(
         rt, a.client(), token, step.transaction_id, step.key, {"method": "code", "code": code}
     )
 
@@ -99,7 +99,7 @@ def test_a_card_that_second_factors_locked_is_reset_with_its_lock_email(
     step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
     assert step.step == recovery.STEP_FACTOR  # the counter is full, yet the reset asks
     step = _code(rt, token, step, holder.code())
-    recovery.set_passcode(
+    new_passcode.set_passcode(
         rt, a.client(), token, step.transaction_id, step.key, passcode=NEW, confirm=NEW
     )
 

@@ -2,7 +2,7 @@
 
 The page offers what the card has: a push to the paired phone (with number matching), the
 security key, a one-time code (the phone's own, or an authenticator app's). Every answer
-goes to ``recovery.second_factor``, which checks it with the sign-in's plug-ins and counts
+goes to ``factor_answer.second_factor``, which checks it with the sign-in's plug-ins and counts
 a wrong one like a wrong answer. Progressive enhancement: the push page works without
 JavaScript ("I have approved it — continue"); with it, a static script waits for the phone
 and continues by itself. The security key needs the browser's WebAuthn API, so a script.
@@ -20,6 +20,7 @@ from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services.devices import push
 from cardvault.services.devices.channel import challenge_topic
+from cardvault.services.recovery import factor_answer
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import prompts as recovery_prompts
 from cardvault.services.recovery import reset as recovery
@@ -97,7 +98,7 @@ def _check(request: Request, rt: Rt, token: str, form: ui.Form) -> Response:
     txn_id, key = step_of(request)
     response = _response(form)
     try:
-        step = recovery.second_factor(rt, holder(request, rt), token, txn_id, key, response)
+        step = factor_answer.second_factor(rt, holder(request, rt), token, txn_id, key, response)
     except ENDING as exc:
         return link_problem(request, exc, restart=_restart(token))
     except recovery_factors.PushNotAnswered as exc:
@@ -214,6 +215,6 @@ async def key_answer(
     txn_id, key = step_of(request)
     response = {"method": recovery_prompts.SECURITY_KEY, "credential": credential}
     step = await run_in_threadpool(
-        recovery.second_factor, rt, holder(request, rt), token, txn_id, key, response
+        factor_answer.second_factor, rt, holder(request, rt), token, txn_id, key, response
     )
     return _no_store({"next": next_page(token, step.step)})
