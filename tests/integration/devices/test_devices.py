@@ -20,7 +20,7 @@ from cardvault.services.devices.requests import (
     authenticate,
 )
 from cardvault.services.signin.engine import Engine, LoginRequest, SignInFailed
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.factors import FactorAnswer, FactorFailed
 from cardvault.services.signin.lockout import WrongPasscode
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -93,7 +93,7 @@ def _push(rt: Runtime, engine: Engine, email: str) -> tuple[str, push.PushStarte
         a.client(),
         LoginRequest(identifier_kind="email", identifier=email, passcode=f.STRONG_PASSCODE),
     )
-    assert [o["method"] for o in result.second_factors] == ["authenticator"]
+    assert [o.method for o in result.second_factors] == ["authenticator"]
     return result.transaction_id, push.start(rt, a.client(), result.transaction_id)
 
 
@@ -110,7 +110,7 @@ def test_an_approval_opens_one_session_only(
     assert push_answers.answer(
         rt, phone.caller(rt), phone.answer(started.challenge_id, number)
     ) == (push.PushStatus.APPROVED)
-    response = {"method": "authenticator", "challenge_id": started.challenge_id}
+    response = FactorAnswer(method="authenticator", challenge_id=started.challenge_id)
     grant = engine.complete_factor(a.client(), txn, response)
     assert grant.card_serial == holder.serial
     assert push.status(rt, started.challenge_id, txn) is push.PushStatus.USED
@@ -130,7 +130,7 @@ def test_approving_without_the_right_number_refuses_the_challenge(
         push_answers.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, number))
     with pytest.raises(FactorFailed, match="not the one shown"):
         engine.complete_factor(
-            a.client(), txn, {"method": "authenticator", "challenge_id": started.challenge_id}
+            a.client(), txn, FactorAnswer(method="authenticator", challenge_id=started.challenge_id)
         )
 
 

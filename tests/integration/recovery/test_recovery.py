@@ -24,7 +24,7 @@ from cardvault.services.directory import registry as directory
 from cardvault.services.recovery import factor_answer, links, new_passcode, reset_links
 from cardvault.services.recovery import reset as recovery
 from cardvault.services.signin.engine import Engine, SignInFailed
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.factors import FactorAnswer, FactorFailed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
@@ -153,9 +153,14 @@ def test_reset_with_two_answers_and_totp_keeps_the_keys(
         rt, a.client(), token, answers={1: "  rex THE dog ", 2: "", 3: "mrs  smith"}
     )
     assert step.step == recovery.STEP_FACTOR
-    assert [x["method"] for x in step.second_factors] == ["totp"]
+    assert list(step.second_factors) == ["totp"]
     step = factor_answer.second_factor(
-        rt, a.client(), token, step.transaction_id, step.key, {"method": "totp", "code": h.code()}
+        rt,
+        a.client(),
+        token,
+        step.transaction_id,
+        step.key,
+        FactorAnswer(method="totp", code=h.code()),
     )
     assert step.step == recovery.STEP_PASSCODE
     done = new_passcode.set_passcode(
@@ -212,7 +217,7 @@ def _complete(rt: Runtime, token: str, h: a.HolderFixture) -> recovery.Recovered
             token,
             step.transaction_id,
             step.key,
-            {"method": "totp", "code": h.code(time.time() + 30)},  # the login used this step
+            FactorAnswer(method="totp", code=h.code(time.time() + 30)),  # the login used this step
         )
     return new_passcode.set_passcode(
         rt,
@@ -333,7 +338,7 @@ def test_link_revoked_mid_reset_stops_the_reset(
             token,
             step.transaction_id,
             step.key,
-            {"method": "totp", "code": h.code()},
+            FactorAnswer(method="totp", code=h.code()),
         )
 
 
@@ -343,7 +348,12 @@ def test_weak_new_passcode_changes_nothing_and_can_be_retried(
     h, token, _ = _locked_with_link(rt, operator, engine)
     step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
     step = factor_answer.second_factor(
-        rt, a.client(), token, step.transaction_id, step.key, {"method": "totp", "code": h.code()}
+        rt,
+        a.client(),
+        token,
+        step.transaction_id,
+        step.key,
+        FactorAnswer(method="totp", code=h.code()),
     )
     before = _snapshot(rt, h.card.card_id)
     for weak, why in (("password1", "common"), ("short", "at least 8"), ("Alice123456", "name")):
@@ -393,11 +403,16 @@ def test_missing_or_wrong_second_factor_changes_nothing(
     wrong = "000000" if h.code() != "000000" else "111111"
     with pytest.raises(FactorFailed, match="tries left"):
         factor_answer.second_factor(
-            rt, a.client(), token, step.transaction_id, step.key, {"method": "totp", "code": wrong}
+            rt,
+            a.client(),
+            token,
+            step.transaction_id,
+            step.key,
+            FactorAnswer(method="totp", code=wrong),
         )
     with pytest.raises(InvalidInput):
         factor_answer.second_factor(
-            rt, a.client(), token, step.transaction_id, step.key, {"method": "fido2"}
+            rt, a.client(), token, step.transaction_id, step.key, FactorAnswer(method="fido2")
         )
     with pytest.raises(recovery.RecoveryStepInvalid):  # another browser without K
         factor_answer.second_factor(
@@ -406,7 +421,7 @@ def test_missing_or_wrong_second_factor_changes_nothing(
             token,
             step.transaction_id,
             bytes(32),
-            {"method": "totp", "code": h.code()},
+            FactorAnswer(method="totp", code=h.code()),
         )
     assert _snapshot(rt, h.card.card_id) == before
 
@@ -416,7 +431,7 @@ def test_policy_may_waive_the_second_factor(rt: Runtime, operator: Actor, engine
     directory.update_policy(rt, operator, "ORG1", {"recovery_requires_second_factor": False})
     step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
     assert step.step == recovery.STEP_PASSCODE
-    assert step.second_factors == []
+    assert step.second_factors == ()
 
 
 def test_recovery_code_works_in_place_of_the_answers_once(

@@ -31,7 +31,7 @@ from cardvault.services.signin.engine import (
     LoginResult,
     TransactionInvalid,
 )
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.factors import FactorAnswer, FactorFailed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, CardSession, PushChallenge
 
@@ -109,7 +109,7 @@ def test_a_push_approved_on_the_phone_confirms_the_reset(
 ) -> None:
     card, phone, token = phone_only
     step = _at_factor(rt, token)
-    assert [o["method"] for o in step.second_factors] == ["authenticator"]
+    assert list(step.second_factors) == ["authenticator"]
 
     started = recovery_prompts.start_push(rt, a.client(), token, step.transaction_id, step.key)
     shown = recovery_prompts.push_prompt(
@@ -226,7 +226,7 @@ def test_a_reset_transaction_is_no_sign_in(rt: Runtime, operator: Actor) -> None
         push.start(rt, a.client(), step.transaction_id)
     with pytest.raises(TransactionInvalid):
         Engine(rt).complete_factor(
-            a.client(), step.transaction_id, {"method": "authenticator", "code": phone.code()}
+            a.client(), step.transaction_id, FactorAnswer(method="authenticator", code=phone.code())
         )
     with rt.db() as s:
         assert s.scalar(select(func.count()).select_from(CardSession)) == 0
@@ -246,7 +246,7 @@ def test_a_code_from_either_app_confirms_the_reset_and_a_wrong_one_costs_one_try
     phone = ph.pair(rt, operator, h.card.serial)
     token = _lock(rt, h.email)
     step = _at_factor(rt, token)
-    assert sorted(o["method"] for o in step.second_factors) == ["authenticator", "totp"]
+    assert sorted(step.second_factors) == ["authenticator", "totp"]
     right = phone.code() if source == "phone" else h.code()
     wrong = next(c for c in ("000000", "111111", "222222") if c not in (phone.code(), h.code()))
 
@@ -305,7 +305,7 @@ def _with_code(email: str, code: str) -> LoginRequest:
         identifier_kind="email",
         identifier=email,
         passcode=f.STRONG_PASSCODE,
-        second_factor={"method": "totp", "code": code},
+        second_factor=FactorAnswer(method="totp", code=code),
     )
 
 
@@ -334,7 +334,7 @@ def test_the_right_security_key_confirms_the_reset(
 ) -> None:
     card, device, token = key_holder
     step = _at_factor(rt, token)
-    assert [o["method"] for o in step.second_factors] == ["fido2"]
+    assert list(step.second_factors) == ["fido2"]
     options = _options(rt, token, step)
     assert options["publicKey"]["userVerification"] == "required"
     assert options == _options(rt, token, step)  # the same challenge until it is answered
@@ -422,11 +422,11 @@ def test_a_holder_with_only_an_hr_card_resets_with_the_answers(
 
     step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
 
-    assert (step.step, step.second_factors) == (recovery.STEP_PASSCODE, [])
+    assert (step.step, step.second_factors) == (recovery.STEP_PASSCODE, ())
     _finish(rt, token, step)
     signed = _sign_in(rt, "hr.holder@example.org", NEW)  # the passcode opens the card …
     assert signed.factor_error is not None
-    assert signed.factor_error["code"] == "no_second_factor"  # … an HR card needs its tap
+    assert signed.factor_error.code == "no_second_factor"  # … an HR card needs its tap
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from cardvault.services.recovery import factor_answer, links, new_passcode, rese
 from cardvault.services.recovery import reset as recovery
 from cardvault.services.signin import factor_lockout
 from cardvault.services.signin.engine import Engine
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.factors import FactorAnswer, FactorFailed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card, Notification
 
@@ -47,7 +47,7 @@ def _sign_in_wrong(engine: Engine, h: a.HolderFixture, times: int) -> None:
     for _ in range(times):
         txn = a.login(engine, h).transaction_id
         with pytest.raises(FactorFailed):
-            engine.complete_factor(a.client(), txn, {"method": "totp", "code": _wrong(h)})
+            engine.complete_factor(a.client(), txn, FactorAnswer(method="totp", code=_wrong(h)))
 
 
 def _card(rt: Runtime, card_id: str) -> Card:
@@ -59,7 +59,7 @@ def _card(rt: Runtime, card_id: str) -> Card:
 
 def _code(rt: Runtime, token: str, step: recovery.Progress, code: str) -> recovery.Progress:
     return factor_answer.second_factor(
-        rt, a.client(), token, step.transaction_id, step.key, {"method": "code", "code": code}
+        rt, a.client(), token, step.transaction_id, step.key, FactorAnswer(method="code", code=code)
     )
 
 

@@ -8,8 +8,7 @@ The other steps are in :mod:`~cardvault.services.recovery.reset`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
 
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import InvalidInput
@@ -32,7 +31,7 @@ from cardvault.services.recovery.reset import (
     factor_step,
 )
 from cardvault.services.signin import factor_lockout
-from cardvault.services.signin.factors import FactorFailed, SecondFactor
+from cardvault.services.signin.factors import FactorAnswer, FactorFailed, SecondFactor
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
@@ -48,12 +47,12 @@ def second_factor(
     token: str,
     transaction_id: str,
     key: bytes,
-    response: Mapping[str, Any],
+    response: FactorAnswer,
 ) -> Progress:
     """Check the second factor with the plug-ins the sign-in uses; a wrong one costs a try."""
     step = factor_step(rt, token, transaction_id, key)
-    method = response.get("method")
-    candidates = recovery_factors.candidates(step.txn, method if isinstance(method, str) else "")
+    method = response.method
+    candidates = recovery_factors.candidates(step.txn, method)
     if not candidates:
         raise InvalidInput(f"Second factor {method!r} is not set up for this card.", field="method")
     if recovery_factors.awaiting_phone(rt, step.txn.id, response):
@@ -105,7 +104,7 @@ def _verify_candidates(
     step: Step,
     key: bytes,
     candidates: list[tuple[SecondFactor, str]],
-    response: Mapping[str, Any],
+    response: FactorAnswer,
     held: factor_lockout.Reservation,
 ) -> Progress | list[FactorFailed]:
     """The next step once one candidate accepts the answer, else every candidate's refusal."""
@@ -120,7 +119,7 @@ def _verify_candidates(
             assert org is not None
             ctx = recovery_factors.context(session, rt, actor, card, org, txn)
             try:
-                outcome = factor.verify(ctx, {**response, "method": factor.method})
+                outcome = factor.verify(ctx, replace(response, method=factor.method))
             except FactorFailed as exc:
                 failures.append(exc)
                 continue
@@ -131,5 +130,5 @@ def _verify_candidates(
             audit.record_for_card(
                 session, rt, actor, card, action=AuditAction.RECOVERY_SECOND_FACTOR, details=details
             )
-            return Progress(transaction_id=txn.id, key=key, step=STEP_PASSCODE, second_factors=[])
+            return Progress(transaction_id=txn.id, key=key, step=STEP_PASSCODE, second_factors=())
     return failures

@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -141,7 +140,8 @@ class Progress:
     transaction_id: str
     key: bytes = field(repr=False)
     step: str
-    second_factors: list[dict[str, Any]]
+    #: the second factors this reset asks for, by method (none at the passcode step)
+    second_factors: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,7 +296,7 @@ def _begin(
     required = policy_of(org).recovery_requires_second_factor
     if not (required and offers):
         txn.state, offers = STEP_PASSCODE, []
-    factors = {str(offer["method"]): org_ids for offer, org_ids in offers}
+    factors = {offer.method: org_ids for offer, org_ids in offers}
     txn.factor_state = {**txn.factor_state, "factors": factors}
     audit.record_for_card(
         session,
@@ -310,7 +310,7 @@ def _begin(
         transaction_id=txn_id,
         key=key,
         step=txn.state,
-        second_factors=[offer for offer, _ in offers],
+        second_factors=tuple(offer.method for offer, _ in offers),
     )
 
 
@@ -372,6 +372,6 @@ def current_step(rt: Runtime, token: str, transaction_id: str, key: bytes) -> Pr
             transaction_id=step.txn.id,
             key=key,
             step=state,
-            second_factors=[{"method": m} for m in methods],
+            second_factors=tuple(methods),
         )
     raise RecoveryStepInvalid()

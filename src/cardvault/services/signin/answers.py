@@ -8,19 +8,25 @@ locks the card) and, for a right one, turns the transaction into a card session.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import AuthState, SignInRoute
 from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonInput, JsonObject
 from cardvault.services.signin import factor_lockout
 from cardvault.services.signin import refusals as signin_refusals
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.factor_lockout import Reservation, SecondFactorLocked
-from cardvault.services.signin.factors import FactorContext, FactorFailed, SecondFactor, codes
+from cardvault.services.signin.factors import (
+    FactorAnswer,
+    FactorContext,
+    FactorFailed,
+    SecondFactor,
+    codes,
+)
 from cardvault.services.signin.identification import Target
 from cardvault.services.signin.views import SessionGrant
 from cardvault.services.system.runtime import Actor, Runtime
@@ -39,7 +45,7 @@ class Verified:
     """A second factor that checked out: its method and what it tells the audit log."""
 
     method: str
-    details: dict[str, Any]
+    details: JsonObject
 
 
 class AnswerCheck:
@@ -49,7 +55,9 @@ class AnswerCheck:
         self.rt = rt
         self.factors = factors
 
-    def code(self, ctx: FactorContext, target: Target, code: str, held: Reservation) -> Verified:
+    def code(
+        self, ctx: FactorContext, target: Target, answer: FactorAnswer, held: Reservation
+    ) -> Verified:
         """A one-time code, tried against every code factor offered (one code, one try)."""
         tried = [
             f for m in codes.METHODS if (f := self.factors.get(m)) and f.offer(ctx) is not None
@@ -59,12 +67,12 @@ class AnswerCheck:
         failures: dict[str, FactorFailed] = {}
         for factor in tried:
             try:
-                outcome = factor.verify(ctx, {"method": factor.method, "code": code})
+                outcome = factor.verify(ctx, replace(answer, method=factor.method))
             except FactorFailed as exc:
                 failures[factor.method] = exc
                 continue
             held.right(ctx.session)
-            return Verified(method=factor.method, details=dict(outcome.details))
+            return Verified(method=factor.method, details=outcome.details)
         failure = codes.telling(list(failures.values()))
         method = next(m for m, f in failures.items() if f is failure)
         raise self.failed(ctx, target, method, failure, held)
@@ -73,25 +81,25 @@ class AnswerCheck:
         self,
         ctx: FactorContext,
         target: Target,
-        response: Mapping[str, Any],
+        answer: FactorAnswer,
         held: Reservation,
         *,
         offered: set[str] | None = None,
     ) -> Verified:
         """``offered``: the methods just offered in this transaction, so as not to ask the
         plug-ins again (a sign-in with the code inline); None asks them."""
-        method = response.get("method")
-        factor = self.factors.get(method) if isinstance(method, str) else None
+        method = answer.method
+        factor = self.factors.get(method)
         if factor is None or not _offers(ctx, factor, offered):
             raise InvalidInput(
                 f"Second factor {method!r} is not available for this card.", field="method"
             )
         try:
-            outcome = factor.verify(ctx, response)
+            outcome = factor.verify(ctx, answer)
         except FactorFailed as exc:
             raise self.failed(ctx, target, factor.method, exc, held) from None
         held.right(ctx.session)
-        return Verified(method=factor.method, details=dict(outcome.details))
+        return Verified(method=factor.method, details=outcome.details)
 
     def failed(
         self,
@@ -199,7 +207,7 @@ def record(
     action: AuditAction,
     outcome: str,
     reason: str | None,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, JsonInput] | None = None,
 ) -> None:
     """One audit event of this sign-in, by the context's actor."""
     audit(ctx.session, ctx.rt, ctx.actor, target, action, outcome, reason, details)
@@ -213,7 +221,7 @@ def audit(
     action: AuditAction,
     outcome: str,
     reason: str | None,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, JsonInput] | None = None,
 ) -> None:
     """One audit event about the target's card, in its organisation's chain."""
     signin_refusals.record_for(session, rt, actor, target, action, outcome, reason, details)

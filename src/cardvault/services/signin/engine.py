@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,6 +35,7 @@ from cardvault.crypto.keyslots import (
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import AuthState, CardStatus
 from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.json_types import JsonInput
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.networks import allow_list as network
 from cardvault.services.signin import answers, factor_lockout, lockout
@@ -42,7 +43,9 @@ from cardvault.services.signin import refusals as signin_refusals
 from cardvault.services.signin.answers import LOCKED_NOW, MAX_FACTOR_FAILURES
 from cardvault.services.signin.factor_lockout import Reservation, SecondFactorLocked
 from cardvault.services.signin.factors import (
+    FactorAnswer,
     FactorContext,
+    FactorError,
     FactorFailed,
     SecondFactor,
     codes,
@@ -113,7 +116,7 @@ class Engine:
 
     def _reserve_inline(
         self, stack: ExitStack, actor: Actor, req: LoginRequest, target: Target
-    ) -> tuple[Reservation | None, dict[str, Any] | None]:
+    ) -> tuple[Reservation | None, FactorError | None]:
         """A second factor sent with the passcode is reserved like any other answer; when
         the card takes none now, the passcode still counts as right and the factor is not
         checked."""
@@ -126,7 +129,7 @@ class Engine:
                 )
             )
         except SecondFactorLocked as exc:
-            return None, {"code": exc.code, "message": exc.message}
+            return None, FactorError(code=exc.code, message=exc.message)
         return reservation, None
 
     def _identify(self, actor: Actor, req: LoginRequest) -> Target:
@@ -210,7 +213,7 @@ class Engine:
             {"transaction": txn_id, "method": target.route, "purpose": req.purpose},
         )
         ctx = self._context(session, actor, card, org, txn)
-        offers = [o for f in self.factors.values() if (o := f.offer(ctx)) is not None]
+        offers = tuple(o for f in self.factors.values() if (o := f.offer(ctx)) is not None)
         if not offers:
             return self._no_factor(session, actor, target, txn, sk)
         result = LoginResult(transaction_id=txn_id, session_key=sk, second_factors=offers)
@@ -221,12 +224,12 @@ class Engine:
                 ctx,
                 req.second_factor,
                 reservation,
-                offered={o["method"] for o in offers},
+                offered={o.method for o in offers},
                 person=target.person,
             )
         except (FactorFailed, InvalidInput) as exc:
             # the passcode was right: keep its reset and the transaction, report the factor
-            return replace(result, factor_error={"code": exc.code, "message": exc.message})
+            return replace(result, factor_error=FactorError(code=exc.code, message=exc.message))
         return replace(result, session=grant)
 
     def _no_factor(
@@ -249,19 +252,19 @@ class Engine:
         return LoginResult(
             transaction_id=txn.id,
             session_key=sk,
-            second_factors=[],
-            factor_error={"code": error.code, "message": error.message},
+            second_factors=(),
+            factor_error=FactorError(code=error.code, message=error.message),
         )
 
     # -- step 3 ----------------------------------------------------------------------------
 
     def complete_factor(
-        self, actor: Actor, transaction_id: str, response: Mapping[str, Any]
+        self, actor: Actor, transaction_id: str, response: FactorAnswer
     ) -> SessionGrant:
-        """The second factor's answer; ``{"method": "code", "code": …}`` is a one-time code
-        for whichever code factor it belongs to (``complete_code``)."""
-        if response.get("method") == codes.ANY_CODE:
-            return self.complete_code(actor, transaction_id, str(response.get("code") or ""))
+        """The second factor's answer; method ``code`` is a one-time code for whichever
+        code factor it belongs to (``complete_code``)."""
+        if response.method == codes.ANY_CODE:
+            return self.complete_code(actor, transaction_id, response.code or "")
         return self._complete(
             actor, transaction_id, lambda ctx, held: self._verify_factor(ctx, response, held)
         )
@@ -338,12 +341,13 @@ class Engine:
 
     def _verify_code(self, ctx: FactorContext, code: str, held: Reservation) -> SessionGrant:
         target = answers.target_of(ctx)
-        return self._open_session(ctx, target, self.check.code(ctx, target, code, held))
+        answer = FactorAnswer(method=codes.ANY_CODE, code=code)
+        return self._open_session(ctx, target, self.check.code(ctx, target, answer, held))
 
     def _verify_factor(
         self,
         ctx: FactorContext,
-        response: Mapping[str, Any],
+        response: FactorAnswer,
         held: Reservation,
         *,
         offered: set[str] | None = None,
@@ -385,7 +389,7 @@ class Engine:
         action: AuditAction,
         outcome: str,
         reason: str | None,
-        details: dict[str, Any] | None = None,
+        details: Mapping[str, JsonInput] | None = None,
     ) -> None:
         answers.audit(session, self.rt, actor, target, action, outcome, reason, details)
 

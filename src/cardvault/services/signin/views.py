@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+
+from cardvault.services.signin.factors.base import FactorAnswer, FactorError, Offer
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,7 +16,7 @@ class LoginRequest:
     purpose: str = "holder"
     organisation: str | None = None
     client_name: str | None = None
-    second_factor: Mapping[str, Any] | None = field(default=None, repr=False)
+    second_factor: FactorAnswer | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +35,6 @@ class SessionGrant:
 class LoginResult:
     transaction_id: str
     session_key: bytes = field(repr=False)
-    second_factors: list[dict[str, Any]]
+    second_factors: tuple[Offer, ...]
     session: SessionGrant | None = None
-    factor_error: dict[str, Any] | None = None
+    factor_error: FactorError | None = None

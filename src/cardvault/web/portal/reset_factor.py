@@ -24,7 +24,7 @@ from cardvault.services.recovery import factor_answer
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import prompts as recovery_prompts
 from cardvault.services.recovery import reset as recovery
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.factors import FactorAnswer, FactorFailed
 from cardvault.web import ui
 from cardvault.web.api.device_auth import wait_for
 from cardvault.web.portal.reset import ENDING, current, holder, next_page
@@ -57,7 +57,7 @@ def factor_page(request: Request, rt: Rt, view: View, token: str) -> Response:
 def _factor(
     request: Request, token: str, progress: recovery.Progress, form: ui.Form, status: int = 200
 ) -> Response:
-    methods = [f["method"] for f in progress.second_factors]
+    methods = list(progress.second_factors)
     return ui.render(
         request,
         "portal/reset_factor.html",
@@ -81,11 +81,11 @@ def _factor_again(request: Request, rt: Rt, token: str, form: ui.Form, status: i
 # --- a one-time code, or "continue" after the phone answered -----------------------------------
 
 
-def _response(form: ui.Form) -> dict[str, Any]:
+def _response(form: ui.Form) -> FactorAnswer:
     method = form.get("method") or recovery_factors.ONE_TIME_CODE
     if method == recovery_prompts.PHONE:
-        return {"method": method, "challenge_id": form.get("challenge_id")}
-    return {"method": method, "code": form.get("code")}
+        return FactorAnswer(method=method, challenge_id=form.get("challenge_id"))
+    return FactorAnswer(method=method, code=form.get("code"))
 
 
 @router.post("/reset/{token}/factor", dependencies=PORTAL)
@@ -103,9 +103,9 @@ def _check(request: Request, rt: Rt, token: str, form: ui.Form) -> Response:
         return link_problem(request, exc, restart=_restart(token))
     except recovery_factors.PushNotAnswered as exc:
         form.add_exception(exc, default="continue")
-        return _push_again(request, rt, token, str(response["challenge_id"]), form, exc)
+        return _push_again(request, rt, token, str(response.challenge_id), form, exc)
     except (FactorFailed, InvalidInput) as exc:
-        field = "push" if response["method"] == recovery_prompts.PHONE else "code"
+        field = "push" if response.method == recovery_prompts.PHONE else "code"
         form.add_exception(exc, fields={"method": field}, default=field)
         return _factor_again(request, rt, token, form, exc.http_status)
     return ui.redirect(next_page(token, step.step))
@@ -213,7 +213,7 @@ async def key_answer(
     ui.check_csrf(view, header=x_csrf_token)
     credential = await ui.read_credential(request)
     txn_id, key = step_of(request)
-    response = {"method": recovery_prompts.SECURITY_KEY, "credential": credential}
+    response = FactorAnswer(method=recovery_prompts.SECURITY_KEY, credential=credential)
     step = await run_in_threadpool(
         factor_answer.second_factor, rt, holder(request, rt), token, txn_id, key, response
     )
