@@ -317,7 +317,7 @@ def test_an_hr_card_tap_that_does_not_match_counts(rt: Runtime, operator: Actor)
         second_factor=FactorAnswer(method="hr_card", uid="04A22B1AC35E81"),
     )
     errors = [engine.login(a.client(), request).factor_error for _ in range(5)]
-    assert [e["code"] for e in errors if e] == ["hr_card_mismatch"] * 4 + ["second_factor_locked"]
+    assert [e.code for e in errors if e] == ["hr_card_mismatch"] * 4 + ["second_factor_locked"]
     assert card(rt, h.card.card_id).lock_reason == SECOND_FACTOR_LOCK_REASON
 
 
