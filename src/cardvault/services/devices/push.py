@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -33,6 +32,7 @@ from cardvault.domain.push_policy import (
 )
 from cardvault.domain.vocabulary import AuthState
 from cardvault.errors import AuthenticationFailed, CardvaultError, Conflict, NotFound
+from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
 from cardvault.services.devices.channel import (
     active_devices,
@@ -133,7 +133,7 @@ def start_for_reset(
 @dataclass(frozen=True, kw_only=True)
 class _Made:
     challenge: PushChallenge
-    view: dict[str, Any]
+    view: JsonObject
     device_ids: list[str]
     cancelled: list[str]
 
@@ -204,7 +204,7 @@ def _live_transaction(
     return txn
 
 
-def _context(txn: AuthTransaction, org: Organisation, now: datetime) -> dict[str, Any]:
+def _context(txn: AuthTransaction, org: Organisation, now: datetime) -> JsonObject:
     return {
         "client_name": txn.client_name,
         "client_address": txn.client_address,
@@ -320,7 +320,7 @@ def _audit_expired(session: Session, rt: Runtime, ch: PushChallenge) -> None:
         )
 
 
-def device_view(ch: PushChallenge) -> dict[str, Any]:
+def device_view(ch: PushChallenge) -> JsonObject:
     """What the phone shows: where the request comes from, never the number."""
     ctx = ch.context
     return {
@@ -357,7 +357,7 @@ def record(
     outcome: str,
     reason: str | None,
     ch: PushChallenge,
-    extra: dict[str, Any] | None = None,
+    extra: JsonObject | None = None,
 ) -> None:
     """One audit event about a challenge, in the card's organisation's chain."""
     audit.record_for_card(

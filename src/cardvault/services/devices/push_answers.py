@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +19,7 @@ from cardvault.crypto import device as dcrypto
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.push_policy import Decision, PushStatus
 from cardvault.errors import InvalidInput, NotFound
+from cardvault.json_types import JsonObject
 from cardvault.services.devices.channel import active_devices, challenge_topic, channel
 from cardvault.services.devices.push import (
     RESET_PURPOSE,
@@ -39,7 +39,7 @@ from cardvault.store.models import Card, Device, Organisation, PushChallenge
 _NUMBER = re.compile(r"^[0-9]{2}$")
 
 
-def pending_for_device(rt: Runtime, caller: DeviceCaller) -> list[dict[str, Any]]:
+def pending_for_device(rt: Runtime, caller: DeviceCaller) -> list[JsonObject]:
     """Open challenges for the device's card in its organisation (e.g. on reconnect)."""
     now = rt.clock()
     with rt.db() as session:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from anyio import CapacityLimiter, to_thread
 from starlette.concurrency import run_in_threadpool
 
+from cardvault.json_types import JsonObject
 from cardvault.services.devices import push_answers, registry
 from cardvault.services.devices.channel import PRESENCE_TTL_SECONDS, channel, device_topic
 from cardvault.services.devices.requests import DeviceCaller
@@ -36,7 +37,7 @@ _limiters: weakref.WeakKeyDictionary[AbstractEventLoop, CapacityLimiter] = (
 )
 
 
-def sse(event: str, data: dict[str, Any]) -> str:
+def sse(event: str, data: JsonObject) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 

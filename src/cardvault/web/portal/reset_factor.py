@@ -10,7 +10,7 @@ and continues by itself. The security key needs the browser's WebAuthn API, so a
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.json_types import JsonObject
 from cardvault.services.devices import push
 from cardvault.services.devices.channel import challenge_topic
 from cardvault.services.recovery import factor_answer
@@ -161,7 +162,7 @@ def _push_again(
     )
 
 
-def _no_store(data: dict[str, Any]) -> JSONResponse:
+def _no_store(data: JsonObject) -> JSONResponse:
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import CardvaultError, InvalidInput, NotFound
+from cardvault.json_types import JsonObject
 from cardvault.services.devices import push
 from cardvault.services.devices.channel import challenge_topic
 from cardvault.services.signin import push_continue as push_signin
@@ -281,7 +282,7 @@ async def push_state(
 # --- the security key (JSON, for the page's script) ---------------------------------------
 
 
-def key_options(rt: Runtime, flow: Flow, view: WebSessionView) -> dict[str, Any]:
+def key_options(rt: Runtime, flow: Flow, view: WebSessionView) -> JsonObject:
     """The options of the security-key challenge this transaction is waiting for."""
     txn = flow.txn(view)
     options = fido2_factor.pending_options(rt, txn) if txn else None
@@ -291,7 +292,7 @@ def key_options(rt: Runtime, flow: Flow, view: WebSessionView) -> dict[str, Any]
 
 
 def key_answer(
-    request: Request, rt: Runtime, flow: Flow, view: WebSessionView, credential: dict[str, Any]
+    request: Request, rt: Runtime, flow: Flow, view: WebSessionView, credential: JsonObject
 ) -> dict[str, str]:
     """The key's answer: when it checks out, the flow is done."""
     txn = flow.txn(view)

@@ -13,8 +13,6 @@ audits it with the reason and the transaction keeps the used-up challenge.
 
 from __future__ import annotations
 
-from typing import Any
-
 from cardvault import json_types
 from cardvault.domain import webauthn
 from cardvault.domain.vocabulary import AuthState, MethodKind
@@ -169,7 +167,7 @@ class SecurityKeyFactor:
         )
 
     @staticmethod
-    def _save(ctx: FactorContext, pending: dict[str, Any]) -> None:
+    def _save(ctx: FactorContext, pending: JsonObject) -> None:
         # a JSON column: assign a new dict so that the change is written
         ctx.transaction.factor_state = {**ctx.transaction.factor_state, STATE_KEY: pending}
 
