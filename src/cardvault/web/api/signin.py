@@ -54,7 +54,7 @@ class SecondFactorIn(BaseModel):
             challenge_id=challenge_id if isinstance(challenge_id, str) else None,
             credential=extra.get("credential"),
             proof=proof if isinstance(proof, str) else None,
-            has_proof="proof" in extra,
+            has_proof=proof is not None,  # as before: a null field was no field
             uid=str(uid) if uid else None,
         )
 

@@ -90,3 +90,8 @@ def test_fields_of_the_wrong_type_are_read_as_absent_so_the_plug_in_refuses_them
     ).answer()
     assert (answer.proof, answer.has_proof) == (None, True)  # named, so refused as a proof
     assert (answer.challenge_id, answer.uid, answer.code) == (None, None, None)
+
+
+def test_a_null_field_is_no_field() -> None:
+    answer = SecondFactorIn.model_validate({"method": "fido2", "proof": None}).answer()
+    assert (answer.proof, answer.has_proof) == (None, False)
