@@ -53,7 +53,7 @@ def _at_factor(rt: Runtime, token: str) -> recovery.Progress:
 
 def _factor(rt: Runtime, token: str, step: recovery.Progress, **response: Any) -> Any:
     return factor_answer.second_factor(
-        rt, a.client(), token, step.transaction_id, step.key, dict(response)
+        rt, a.client(), token, step.transaction_id, step.key, FactorAnswer(**response)
     )
 
 
