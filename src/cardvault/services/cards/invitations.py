@@ -47,7 +47,8 @@ from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import links
-from cardvault.services.recovery.reset import RecoveryStepInvalid, check_new_passcode
+from cardvault.services.recovery.new_passcode import check_new_passcode
+from cardvault.services.recovery.reset import RecoveryStepInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (

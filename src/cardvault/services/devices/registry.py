@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from cardvault.crypto.keyslots import SlotNotFound, device_slot_name
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import NotFound
+from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
@@ -39,7 +40,7 @@ MIA_METHODS = ("mia+passcode", "mia+biometric")
 
 def list_devices(
     rt: Runtime, serial: str, *, organisation_id: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """The card's devices (within one organisation when given), with who is connected now."""
     with rt.db() as session:
         card = get_card(session, serial, organisation_id=organisation_id)
@@ -60,7 +61,7 @@ def revoke(
     card_id: str | None = None,
     reason: str = "removed",
     also: Callable[[Session, Card, Organisation, str], object] | None = None,
-) -> dict[str, Any]:
+) -> JsonObject:
     """Revoke a device now; its slot, TOTP secret and mobile-agent sessions go with it.
 
     ``card_id`` limits it to one card's devices (a holder's own); ``also`` runs in the same

@@ -41,7 +41,7 @@ from cardvault.services.cards.enrolment import SecurityAnswer, check_questions, 
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.devices.unlock import check_passcode_text, open_with_passcode
 from cardvault.services.notifications import outbox as notifications
-from cardvault.services.recovery.reset import check_new_passcode
+from cardvault.services.recovery.new_passcode import check_new_passcode
 from cardvault.services.signin import lockout
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime

@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 from anyio import CapacityLimiter, to_thread
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.services.devices import push, registry
+from cardvault.json_types import JsonObject
+from cardvault.services.devices import push_answers, registry
 from cardvault.services.devices.channel import PRESENCE_TTL_SECONDS, channel, device_topic
 from cardvault.services.devices.requests import DeviceCaller
 from cardvault.services.system.runtime import Runtime
@@ -36,7 +37,7 @@ _limiters: weakref.WeakKeyDictionary[AbstractEventLoop, CapacityLimiter] = (
 )
 
 
-def sse(event: str, data: dict[str, Any]) -> str:
+def sse(event: str, data: JsonObject) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
@@ -59,7 +60,7 @@ async def stream(rt: Runtime, caller: DeviceCaller) -> AsyncIterator[str]:
     try:
         await run_in_threadpool(ch.set_present, caller.device_id, conn, PRESENCE_TTL_SECONDS)
         yield f"retry: 3000\n{sse('hello', {'device_id': caller.device_id})}"
-        for view in await run_in_threadpool(push.pending_for_device, rt, caller):
+        for view in await run_in_threadpool(push_answers.pending_for_device, rt, caller):
             yield sse("challenge", {"type": "challenge", "challenge": view})
         now = time.monotonic()
         keepalive, check = now + _jitter(KEEPALIVE_SECONDS), now + _jitter(CHECK_SECONDS)

@@ -108,13 +108,13 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
         form.add_error("passcode", exc.message)
         return _login_page(request, form, exc.http_status)
     if result.factor_error:
-        form.add_error("passcode", str(result.factor_error["message"]))
+        form.add_error("passcode", result.factor_error.message)
         return _login_page(request, form, 401)
     web_sessions.update_data(
         rt,
         view,
         login_txn=result.transaction_id,
-        login_factors=[o.get("method") for o in result.second_factors],
+        login_factors=[o.method for o in result.second_factors],
         login_push=None,
     )
     return ui.redirect(f"{HOME}/login/code")

@@ -52,7 +52,8 @@ def remember_card(rt: Runtime, view: WebSessionView, serial: str, org: str, name
 
 def _card(rt: Runtime, view: WebSessionView) -> tuple[str, str]:
     serial, org = view.data.get("setup_serial"), view.data.get("setup_org")
-    if not serial or not org or not setup.setup_open(view.data.get("setup_until"), rt.clock()):
+    until = view.data.get("setup_until")
+    if not serial or not org or not setup.setup_open(str(until) if until else None, rt.clock()):
         raise ui.RedirectTo("/portal/card")
     return str(serial), str(org)
 

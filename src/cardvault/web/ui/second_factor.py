@@ -32,7 +32,7 @@ from cardvault.services.signin import push_continue as push_signin
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.engine import TransactionInvalid
 from cardvault.services.signin.factor_lockout import SecondFactorLocked
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.factors import FactorAnswer, FactorFailed
 from cardvault.services.signin.factors import fido2 as fido2_factor
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
@@ -260,7 +260,7 @@ def key_answer(
     if txn is None:
         raise TransactionInvalid("This sign-in has expired; start again.")
     engine(request).complete_factor(
-        actor_for(request, rt), txn, {"method": "fido2", "credential": credential}
+        actor_for(request, rt), txn, FactorAnswer(method="fido2", credential=credential)
     )
     return {"next": flow.done(request, rt, view, txn)}
 
