@@ -9,6 +9,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.services.transport import keys as transport_keys
 from cardvault.web.app import create_app
 from cardvault.web.portal.steps import redact_access_log
+from cardvault.web.request_log import configure as json_logs
 
 
 def serve(rt: Runtime) -> None:
@@ -21,9 +22,12 @@ def serve(rt: Runtime) -> None:
         ssl_certfile=str(cert),
         ssl_keyfile=str(key),
         log_level="info",
+        log_config=None,  # our JSON lines (web/request_log.py), not uvicorn's text
+        access_log=False,  # RequestLog writes one event per request, without paths
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=5,
     )
+    json_logs()
     redact_access_log()  # after uvicorn configured its loggers: link tokens stay out of logs
     uvicorn.Server(config).run()
