@@ -30,6 +30,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import SignInRoute
 from cardvault.services.system.runtime import Runtime
 
 PREFIX = "cardvault"
@@ -200,8 +201,8 @@ _SIGNIN_EVENTS: dict[AuditAction, tuple[str | None, str]] = {
     AuditAction.SESSION_OPENED: (None, "session"),
     AuditAction.AUTH_PASSCODE: (None, "passcode"),
     AuditAction.AUTH_SECOND_FACTOR: (None, "second_factor"),
-    AuditAction.SECURITY_KEY_SIGN_IN: ("security_key", "security_key"),
-    AuditAction.AUTH_QR_LOGIN: ("qr", "qr"),
+    AuditAction.SECURITY_KEY_SIGN_IN: (SignInRoute.SECURITY_KEY.value, "security_key"),
+    AuditAction.AUTH_QR_LOGIN: (SignInRoute.QR.value, "qr"),
 }
 
 

@@ -23,8 +23,8 @@ def _counted(action: AuditAction, outcome: str, **details: object) -> dict[str, 
 
 
 def test_a_session_opened_is_one_successful_sign_in_by_its_route() -> None:
-    assert _counted(AuditAction.SESSION_OPENED, "success", method="ad+push") == {
-        "cardvault_signins_total[('outcome', 'success'), ('route', 'ad')]": 1.0
+    assert _counted(AuditAction.SESSION_OPENED, "success", method="ad_account+push") == {
+        "cardvault_signins_total[('outcome', 'success'), ('route', 'ad_account')]": 1.0
     }
 
 
@@ -34,8 +34,7 @@ def test_a_step_that_passed_counts_nothing_a_refused_step_counts_by_step() -> No
         "cardvault_signins_total[('outcome', 'passcode_refused'), ('route', 'email')]": 1.0
     }
     assert _counted(AuditAction.SECURITY_KEY_SIGN_IN, "failure") == {
-        "cardvault_signins_total[('outcome', 'security_key_refused'), "
-        "('route', 'security_key')]": 1.0
+        "cardvault_signins_total[('outcome', 'security_key_refused'), ('route', 'fido2')]": 1.0
     }
 
 
