@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 
 from cardvault.services.system.bootstrap import tls_paths
@@ -11,8 +13,12 @@ from cardvault.web.app import create_app
 from cardvault.web.portal.steps import redact_access_log
 from cardvault.web.request_log import configure as json_logs
 
+log = logging.getLogger("cardvault")
+
 
 def serve(rt: Runtime) -> None:
+    json_logs()  # from the first line on, stderr is JSON lines (docs/operator/monitoring.md)
+    log.info("cardvault serving on https://%s:%d", rt.settings.host, rt.settings.port)
     transport_keys.ensure_ecdh(rt)  # a service initialised before ECDH-ES gets its key
     cert, key = tls_paths(rt.settings)
     config = uvicorn.Config(
@@ -28,6 +34,5 @@ def serve(rt: Runtime) -> None:
         server_header=False,
         timeout_graceful_shutdown=5,
     )
-    json_logs()
     redact_access_log()  # after uvicorn configured its loggers: link tokens stay out of logs
     uvicorn.Server(config).run()
