@@ -5,6 +5,7 @@ link token in a path, a code in a query) reaches it."""
 from __future__ import annotations
 
 import json
+import ssl
 import time
 
 import httpx
@@ -18,11 +19,11 @@ from cardvault.services.system.runtime import Actor, Runtime
 SECRETS = ("Passcode-In-A-Form-491", "Passcode-In-Json-732", "LinkTokenInPath8842", "774411")
 
 
-def _wait_ready(url: str) -> None:
+def _wait_ready(url: str, tls: ssl.SSLContext) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/healthz", verify=False, timeout=2).status_code == 200:
+            if httpx.get(f"{url}/healthz", verify=tls, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -32,15 +33,17 @@ def _wait_ready(url: str) -> None:
 
 def test_serve_logs_json_lines_without_secrets(cli: Cli, rt: Runtime, operator: Actor) -> None:
     a.local_network(rt, operator)  # the ingress gate admits loopback to /ra and the API
-    tls_files(cli.data_dir / "tls")
+    cert, _key = tls_files(cli.data_dir / "tls")
+    tls = ssl.create_default_context(cafile=str(cert))
+    tls.check_hostname = False  # the certificate names localhost; we connect to 127.0.0.1
     port = free_port()
     url = f"https://127.0.0.1:{port}"
     server = cli.popen(
         "serve", CARDVAULT_HOST="127.0.0.1", CARDVAULT_PORT=str(port), CARDVAULT_PUBLIC_URL=url
     )
     try:
-        _wait_ready(url)
-        with httpx.Client(base_url=url, verify=False, timeout=30) as http:
+        _wait_ready(url, tls)
+        with httpx.Client(base_url=url, verify=tls, timeout=30) as http:
             http.post("/ra", data={"identifier": "a@example.org", "passcode": SECRETS[0]})
             http.post(
                 "/api/v1/auth/login",
