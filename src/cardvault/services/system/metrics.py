@@ -7,7 +7,9 @@ Prometheus scrapes each instance on its own (no multiprocess mode is needed).
 
 What the audit trail records is counted from the audit trail, *after* its transaction
 commits (``count_after_commit``): a sign-in or signature that was rolled back is not
-counted, and each one that happened is counted once, whichever door it came through. What
+counted, and each one that happened is counted once, whichever door it came through (an
+event written inside a savepoint that is rolled back while its transaction commits would
+still be counted; none of the counted events is written in a savepoint). What
 is not an audited event (the KDF queue, rate limits, HTTP answers, the anchor's lag) is
 measured where it happens.
 """
