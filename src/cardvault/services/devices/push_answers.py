@@ -32,6 +32,7 @@ from cardvault.services.devices.push import (
 from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.signin import factor_lockout
+from cardvault.services.system import metrics
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Device, Organisation, PushChallenge
@@ -219,6 +220,8 @@ def _record_answer(
     }
     outcome = "success" if result is PushStatus.APPROVED else "failure"
     record(session, rt, actor, card, org, AuditAction.PUSH_ANSWERED, outcome, _REASONS[result], ch)
+    waited = max(0.0, (ch.answered_at - ch.created_at).total_seconds())
+    metrics.count_after_commit(session, rt, lambda m: m.push_latency.observe(waited))
     if result is PushStatus.NOT_ME:
         alerted = len(notifications.not_me(session, rt, card, org, caller.name))
         record(

@@ -166,7 +166,12 @@ class Engine:
                 except WrongSecret:
                     pass
             lockout.passcode_wrong(
-                self.rt, actor, card.id, reserved, action=AuditAction.AUTH_PASSCODE
+                self.rt,
+                actor,
+                card.id,
+                reserved,
+                action=AuditAction.AUTH_PASSCODE,
+                route=target.route,
             )
             raise SignInFailed()
 

@@ -16,6 +16,7 @@ import time
 import weakref
 from asyncio import AbstractEventLoop, get_running_loop
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
@@ -25,6 +26,7 @@ from cardvault.json_types import JsonObject
 from cardvault.services.devices import push_answers, registry
 from cardvault.services.devices.channel import PRESENCE_TTL_SECONDS, channel, device_topic
 from cardvault.services.devices.requests import DeviceCaller
+from cardvault.services.system.metrics import metrics
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.types import new_id
 
@@ -49,6 +51,18 @@ async def _upkeep(fn: Callable[..., T], *args: Any) -> T:
     return await to_thread.run_sync(fn, *args, limiter=limiter)
 
 
+def _delivered(rt: Runtime, event: dict[str, Any]) -> None:
+    """Push latency: from the request to its event going down the phone's stream."""
+    view = event.get("challenge")
+    if event.get("type") != "challenge" or not isinstance(view, dict):
+        return
+    try:
+        sent = rt.clock() - datetime.fromisoformat(str(view.get("created_at")))
+    except (TypeError, ValueError):
+        return
+    metrics(rt).push_delivery.observe(max(0.0, sent.total_seconds()))
+
+
 def _jitter(seconds: float) -> float:
     return seconds * (0.5 + secrets.randbelow(1000) / 2000)
 
@@ -68,6 +82,7 @@ async def stream(rt: Runtime, caller: DeviceCaller) -> AsyncIterator[str]:
             event = await sub.get(timeout=max(0.0, min(keepalive, check) - time.monotonic()))
             if event is not None:
                 yield sse(str(event.get("type", "message")), event)
+                _delivered(rt, event)
                 if event.get("type") == "revoked":
                     return
             now = time.monotonic()
