@@ -102,6 +102,14 @@ class AuditAction(StrEnum):
     RA_ROLE_REVOKED = "ra.role_revoked"
     RA_ROLE_SELECTED = "ra.role_selected"
     SERVICE_INITIALISED = "service.initialised"
+    # key rotation (issue 20)
+    KEY_MASTER_ROTATION_STARTED = "rotation.master_key_started"
+    KEY_MASTER_ROTATED = "rotation.master_key_done"
+    KEY_TRANSPORT_ADDED = "rotation.transport_key_added"
+    KEY_TRANSPORT_RETIRED = "rotation.transport_key_retired"
+    KEY_CA_ROTATED = "rotation.ca_rotated"
+    KEY_AUDIT_ROTATED = "rotation.audit_key_rotated"
+    KEY_CA_RETIRED = "rotation.ca_key_retired"
     # the audit trail itself
     AUDIT_RESTORE_ACKNOWLEDGED = "audit.restore_acknowledged"
 

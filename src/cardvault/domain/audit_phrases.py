@@ -162,6 +162,13 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.RA_ROLE_REVOKED: _p("RA role taken away"),
     AuditAction.RA_ROLE_SELECTED: _p("Started working in the vRA Manager"),
     AuditAction.SERVICE_INITIALISED: _p("Service set up"),
+    AuditAction.KEY_MASTER_ROTATION_STARTED: _p("Master key rotation started"),
+    AuditAction.KEY_MASTER_ROTATED: _p("Master key rotated"),
+    AuditAction.KEY_TRANSPORT_ADDED: _p("Transport key added"),
+    AuditAction.KEY_TRANSPORT_RETIRED: _p("Transport key retired"),
+    AuditAction.KEY_CA_ROTATED: _p("Issuing CA rotated"),
+    AuditAction.KEY_AUDIT_ROTATED: _p("Audit signing key rotated"),
+    AuditAction.KEY_CA_RETIRED: _p("Key of a rotated CA retired"),
     AuditAction.AUDIT_RESTORE_ACKNOWLEDGED: _p("Restore of the audit trail acknowledged"),
 }
 
