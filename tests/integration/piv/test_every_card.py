@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from sqlalchemy import select
 from tests.support import auth as a
+from tests.support import factories as f
 from tests.support import piv_service as p
 
 from cardvault.card import tlv
@@ -25,12 +26,14 @@ from cardvault.card.piv import objects as piv_objects
 from cardvault.domain.card_pin import WeakCardPin
 from cardvault.domain.vocabulary import AppletOrigin
 from cardvault.errors import InvalidInput
+from cardvault.services.cards import enrolment, methods
 from cardvault.services.piv import card_pin
 from cardvault.services.piv import reader_links as links
+from cardvault.services.piv.image import NotReadyForReaders
 from cardvault.services.piv.reader_links import NoPivApplet
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import AuditEvent, Certificate, PivCard, PivLink
+from cardvault.store.models import AuditEvent, Certificate, Person, PivCard, PivLink
 
 PIN = "27182818"
 DIGEST_INFO_SHA256 = bytes.fromhex("3031300d060960864801650304020105000420")
@@ -233,3 +236,49 @@ def test_the_pin_is_managed_only_in_a_holders_session_with_its_key(
         card_pin.set_pin(rt, a.client(), token=holder.token, session_key=bytes(32), new_pin=PIN)
     with rt.db() as s:
         assert s.get(PivCard, holder.fixture.card.card_id) is None
+
+
+def test_a_p256_card_signs_with_ecdsa_in_both_slots(
+    rt: Runtime, operator: Actor, engine: Engine
+) -> None:
+    org = a.open_org(rt, operator)
+    holder = _sign_in(engine, a.holder(rt, operator, org, algorithm="ecp256"))
+    _set(rt, holder, PIN)
+    reader = _reader(rt, holder)
+    certs = _certificates(rt, holder.fixture.card.card_id)
+    digest = hashlib.sha256(b"a prescription").digest()
+    for slot, usage in (
+        (Slot.PIV_AUTHENTICATION, "authentication"),
+        (Slot.DIGITAL_SIGNATURE, "content_commitment"),
+    ):
+        assert reader.verify(PIN.encode()) == Sw.SUCCESS
+        data, sw = reader.sign(slot, Algorithm.ECC_P256, digest)
+        assert sw == Sw.SUCCESS
+        public = certs[usage].public_key()
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        public.verify(data[4:], b"a prescription", ec.ECDSA(hashes.SHA256()))
+    _, sw = reader.sign(Slot.PIV_AUTHENTICATION, Algorithm.RSA2048, bytes(256))
+    assert sw == Sw.INCORRECT_P1P2  # the slot holds a P-256 key
+
+
+def test_a_card_without_certificates_cannot_get_an_applet(
+    rt: Runtime, operator: Actor, engine: Engine
+) -> None:
+    """A card issued for an external CA whose certificates were never imported."""
+    org = a.open_org(rt, operator)
+    card = f.issued_card(rt, operator, org, external_ca=True)
+    enrolment.enrol(rt, operator, f.enrol_request(card.serial))
+    totp = methods.add_totp(rt, operator, serial=card.serial, org_code=org)
+    fixture = a.HolderFixture(card=card, email=_email(rt, card.user_id), totp_secret=totp.secret)
+    holder = _sign_in(engine, fixture)
+    with pytest.raises(NotReadyForReaders, match="no valid authentication certificate"):
+        _set(rt, holder, PIN)
+    with rt.db() as s:
+        assert s.get(PivCard, card.card_id) is None
+
+
+def _email(rt: Runtime, user_id: str) -> str:
+    with rt.db() as s:
+        email = s.scalar(select(Person.email).where(Person.user_id == user_id))
+    assert email is not None
+    return email
