@@ -7,13 +7,17 @@ On SQLite and PostgreSQL, through the same relay the HTTP endpoint uses.
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import time
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import pkcs7
 from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import factories as f
@@ -23,6 +27,7 @@ from cardvault.card import tlv
 from cardvault.card.apdu import Sw
 from cardvault.card.piv import Algorithm, ObjectId, Slot, load_state
 from cardvault.card.piv import objects as piv_objects
+from cardvault.crypto.content_signing import CONTENT_SIGNING
 from cardvault.domain.card_pin import WeakCardPin
 from cardvault.domain.vocabulary import AppletOrigin
 from cardvault.errors import InvalidInput
@@ -31,6 +36,7 @@ from cardvault.services.piv import card_pin
 from cardvault.services.piv import reader_links as links
 from cardvault.services.piv.image import NotReadyForReaders
 from cardvault.services.piv.reader_links import NoPivApplet
+from cardvault.services.pki import ca
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Certificate, Person, PivCard, PivLink
@@ -282,3 +288,48 @@ def _email(rt: Runtime, user_id: str) -> str:
         email = s.scalar(select(Person.email).where(Person.user_id == user_id))
     assert email is not None
     return email
+
+
+def test_the_chuid_is_signed_by_the_cas_content_signer(
+    rt: Runtime, holder: Holder, tmp_path: Path
+) -> None:
+    """SP 800-73-4: the issuer signature (3E) is a CMS SignedData over the CHUID's fields
+    before it, by a certificate with id-PIV-content-signing from the card's CA."""
+    _set(rt, holder, PIN)
+    link = links.open_use_link(rt, a.client(), token=holder.token, session_key=holder.session_key)
+    answer = link.objects[ObjectId.CHUID]
+    assert answer is not None
+    chuid = tlv.decode_single(answer, 0x53)
+    signature = tlv.decode_map(chuid)[0x3E]
+    content = chuid[: chuid.index(tlv.encode(0x3E, signature))]
+    assert tlv.decode_map(content)[0x34] == uuid.UUID(holder.fixture.card.card_id).bytes
+    files = {"sig.der": signature, "content.bin": content, "ca.pem": ca.load(rt).cert_pem}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    verified = subprocess.run(
+        [
+            *("openssl", "cms", "-verify", "-binary", "-inform", "DER"),
+            *("-in", str(tmp_path / "sig.der"), "-content", str(tmp_path / "content.bin")),
+            *("-CAfile", str(tmp_path / "ca.pem"), "-purpose", "any", "-out", "/dev/null"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert "Verification successful" in verified.stderr
+    signer = pkcs7.load_der_pkcs7_certificates(signature)[0]
+    usages = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert CONTENT_SIGNING in usages
+    (tmp_path / "content.bin").write_bytes(content.replace(content[-8:], b"20991231"))
+    tampered = subprocess.run(
+        [
+            *("openssl", "cms", "-verify", "-binary", "-inform", "DER"),
+            *("-in", str(tmp_path / "sig.der"), "-content", str(tmp_path / "content.bin")),
+            *("-CAfile", str(tmp_path / "ca.pem"), "-purpose", "any", "-out", "/dev/null"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert tampered.returncode != 0

@@ -41,6 +41,7 @@ from cardvault.services.piv import statements
 from cardvault.services.piv.image import IssuedCertificate, build_image, issued_certificates
 from cardvault.services.piv.reader_links import check_session_key
 from cardvault.services.piv.secrets import PivSecrets, open_secrets, seal_secrets
+from cardvault.services.pki import content_signer
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -189,7 +190,12 @@ def _signed_in_since_block(seen: _Seen) -> bool:
 
 
 def _first_pin(rt: Runtime, actor: Actor, token: str, seen: _Seen, new_pin: str) -> PinChanged:
-    image = build_image(card_id=seen.card_id, serial=seen.serial, certificates=seen.certificates)
+    image = build_image(
+        card_id=seen.card_id,
+        serial=seen.serial,
+        certificates=seen.certificates,
+        sign=content_signer.chuid_signer(rt),
+    )
     with rt.kdf_gate.slot():
         pin = make_verifier(new_pin.encode(), rt.settings.argon2)
     with rt.kdf_gate.slot():  # a PUK nobody knows: RESET RETRY COUNTER is blocked anyway

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -67,10 +67,15 @@ class IssuedCertificate:
 
 
 def build_image(
-    *, card_id: str, serial: str, certificates: Mapping[cx509.CertUsage, IssuedCertificate]
+    *,
+    card_id: str,
+    serial: str,
+    certificates: Mapping[cx509.CertUsage, IssuedCertificate],
+    sign: Callable[[bytes], bytes] | None = None,
 ) -> PivState:
-    """The applet image of an issued card: certificates, key slots, CHUID, CCC; no management
-    key, no PUK. Raises NotReadyForReaders if the card lacks a certificate."""
+    """The applet image of an issued card: certificates, key slots, CHUID (signed by ``sign``,
+    the CA's content signer, if given), CCC; no management key, no PUK. Raises
+    NotReadyForReaders if the card lacks a certificate."""
     guid = uuid.UUID(card_id).bytes
     state = PivState(
         serial=secrets.randbelow(_SERIALS) + _SERIAL_BASE,
@@ -82,9 +87,11 @@ def build_image(
         ObjectId.CARD_CAPABILITY_CONTAINER, piv_objects.card_capability_container(guid[:14])
     )
     state = with_certificates(state, serial=serial, certificates=certificates)
-    return state.with_object(
-        ObjectId.CHUID, piv_objects.chuid(guid=guid, expiry=_expiry(certificates))
-    )
+    expiry = _expiry(certificates)
+    content = piv_objects.chuid_signed_content(guid=guid, expiry=expiry)
+    signature = sign(content) if sign is not None else b""
+    chuid = piv_objects.chuid(guid=guid, expiry=expiry, signature=signature)
+    return state.with_object(ObjectId.CHUID, chuid)
 
 
 def with_certificates(
