@@ -38,7 +38,12 @@ from cardvault.errors import AuthenticationFailed, Conflict, PermissionDenied
 from cardvault.json_types import JsonInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.piv import statements
-from cardvault.services.piv.image import IssuedCertificate, build_image, issued_certificates
+from cardvault.services.piv.image import (
+    IssuedCertificate,
+    NotReadyForReaders,
+    build_image,
+    issued_certificates,
+)
 from cardvault.services.piv.reader_links import check_session_key
 from cardvault.services.piv.secrets import PivSecrets, open_secrets, seal_secrets
 from cardvault.services.pki import content_signer
@@ -53,6 +58,7 @@ __all__ = [
     "PinChanged",
     "WrongCardPin",
     "blocked_since",
+    "provision",
     "set_pin",
     "status",
 ]
@@ -190,41 +196,93 @@ def _signed_in_since_block(seen: _Seen) -> bool:
 
 
 def _first_pin(rt: Runtime, actor: Actor, token: str, seen: _Seen, new_pin: str) -> PinChanged:
-    image = build_image(
-        card_id=seen.card_id,
-        serial=seen.serial,
-        certificates=seen.certificates,
-        sign=content_signer.chuid_signer(rt),
-    )
-    with rt.kdf_gate.slot():
-        pin = make_verifier(new_pin.encode(), rt.settings.argon2)
-    with rt.kdf_gate.slot():  # a PUK nobody knows: RESET RETRY COUNTER is blocked anyway
-        puk = make_verifier(secrets.token_bytes(16), rt.settings.argon2)
-    piv_secrets = PivSecrets(pin=pin, puk=puk, pin_set=True, puk_set=False)
+    image, sealed = _new_applet(rt, seen.card_id, seen.serial, seen.certificates, new_pin)
     try:
         with transaction(rt.db) as session:
             row, card = _holder_session_again(session, rt, actor, token, seen)
-            session.add(
-                PivCard(
-                    card_id=card.id,
-                    state=dump_state(image).decode(),
-                    secrets=seal_secrets(rt.master_key, card.id, 1, piv_secrets),
-                    secrets_version=1,
-                    public_keys={},
-                    origin=AppletOrigin.SERVICE,
-                )
-            )
-            session.flush()
-            owner = card_sessions.owner(actor, row)
-            details = {"channel": "pcsc", "serial": card.serial, "origin": AppletOrigin.SERVICE}
-            _audit(session, rt, owner, card, row, AuditAction.PIV_APPLET_BUILT, details)
-            _audit(session, rt, owner, card, row, AuditAction.PIV_PIN_SET, {"channel": "pcsc"})
+            _insert_applet(session, rt, card_sessions.owner(actor, row), card, image, sealed,
+                           details={"session": row.id})  # fmt: skip
     except DbIntegrityError:
         raise CardPinRaced(
             "The card PIN was set from elsewhere at the same moment.",
             remedy="Change it with cardvault-agent pin change.",
         ) from None
     return PinChanged(serial=seen.serial, outcome="set")
+
+
+def provision(rt: Runtime, actor: Actor, *, card_id: str, pin: str, via: str) -> bool:
+    """At enrolment (the invitation's last step, the holder having proved the email link, the
+    text message and a new passcode): build the applet with the holder's first card PIN.
+    False when the card already has one or lacks its certificates (the connector asks later)."""
+    check_card_pin(pin)
+    with rt.db() as session:
+        card = session.get(Card, card_id)
+        assert card is not None
+        if session.get(PivCard, card_id) is not None:
+            return False
+        serial, certificates = card.serial, issued_certificates(session, card_id)
+    try:
+        image, sealed = _new_applet(rt, card_id, serial, certificates, pin)
+    except NotReadyForReaders:
+        return False
+    try:
+        with transaction(rt.db) as session:
+            card = session.get(Card, card_id)
+            assert card is not None
+            _insert_applet(session, rt, actor, card, image, sealed, details={"via": via})
+    except DbIntegrityError:
+        return False
+    return True
+
+
+def _new_applet(
+    rt: Runtime,
+    card_id: str,
+    serial: str,
+    certificates: Mapping[CertUsage, IssuedCertificate],
+    pin: str,
+) -> tuple[PivState, bytes]:
+    """The applet image and its sealed secrets, made before the transaction (KDF, signing)."""
+    image = build_image(
+        card_id=card_id,
+        serial=serial,
+        certificates=certificates,
+        sign=content_signer.chuid_signer(rt),
+    )
+    with rt.kdf_gate.slot():
+        pin_verifier = make_verifier(pin.encode(), rt.settings.argon2)
+    with rt.kdf_gate.slot():  # a PUK nobody knows: RESET RETRY COUNTER is blocked anyway
+        puk = make_verifier(secrets.token_bytes(16), rt.settings.argon2)
+    piv_secrets = PivSecrets(pin=pin_verifier, puk=puk, pin_set=True, puk_set=False)
+    return image, seal_secrets(rt.master_key, card_id, 1, piv_secrets)
+
+
+def _insert_applet(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card: Card,
+    image: PivState,
+    sealed: bytes,
+    *,
+    details: Mapping[str, JsonInput],
+) -> None:
+    session.add(
+        PivCard(
+            card_id=card.id,
+            state=dump_state(image).decode(),
+            secrets=sealed,
+            secrets_version=1,
+            public_keys={},
+            origin=AppletOrigin.SERVICE,
+        )
+    )
+    session.flush()
+    built = {"channel": "pcsc", "serial": card.serial, "origin": AppletOrigin.SERVICE.value}
+    for action, more in ((AuditAction.PIV_APPLET_BUILT, built), (AuditAction.PIV_PIN_SET, {})):
+        audit.record_for_card(
+            session, rt, actor, card, action=action, details={**more, **details, "channel": "pcsc"}
+        )
 
 
 def _holder_session_again(
