@@ -35,8 +35,9 @@ from cardvault.services.cards import enrolment, methods
 from cardvault.services.piv import card_pin
 from cardvault.services.piv import reader_links as links
 from cardvault.services.piv.image import NotReadyForReaders
+from cardvault.services.piv.ports import Mode
 from cardvault.services.piv.reader_links import NoPivApplet
-from cardvault.services.pki import ca
+from cardvault.services.pki import ca, renewal
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Certificate, Person, PivCard, PivLink
@@ -333,3 +334,28 @@ def test_the_chuid_is_signed_by_the_cas_content_signer(
         check=False,
     )
     assert tampered.returncode != 0
+
+
+def test_after_a_renewal_the_reader_shows_the_new_certificates_and_signs_with_the_new_keys(
+    rt: Runtime, holder: Holder
+) -> None:
+    _set(rt, holder, PIN)
+    card_id = holder.fixture.card.card_id
+    before = _certificates(rt, card_id)
+    renewal.renew_in_session(rt, a.client(), holder.token, holder.session_key)
+    after = _certificates(rt, card_id)
+    assert after["authentication"] != before["authentication"]
+    link = links.open_use_link(rt, a.client(), token=holder.token, session_key=holder.session_key)
+    answer = link.objects[ObjectId.CERT_PIV_AUTHENTICATION]
+    assert answer is not None
+    der = piv_objects.certificate(tlv.decode_single(answer, 0x53))
+    assert x509.load_der_x509_certificate(der) == after["authentication"]
+    reader = p.Reader(
+        rt=rt, mode=Mode.USE, token=holder.token, key=holder.session_key, link_id=link.link_id
+    )
+    assert reader.verify(PIN.encode()) == Sw.SUCCESS
+    data, sw = reader.sign(Slot.PIV_AUTHENTICATION, Algorithm.RSA2048, _block(b"renewed"))
+    assert sw == Sw.SUCCESS
+    public = after["authentication"].public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    public.verify(data[8:], b"renewed", padding.PKCS1v15(), hashes.SHA256())
