@@ -24,10 +24,11 @@ from cryptography.x509.oid import NameOID
 
 from cardvault.crypto.profile import key_usage
 from cardvault.crypto.x509 import (
+    CaKey,
     PrivateKey,
     authority_key_identifier,
     new_serial_number,
-    signature_hash,
+    sign_as_ca,
 )
 
 __all__ = ["CONTENT_SIGNING", "issue_content_signer", "sign_chuid"]
@@ -38,7 +39,7 @@ _VALIDITY = timedelta(days=3 * 365)
 
 
 def issue_content_signer(
-    *, ca_key: PrivateKey, ca_cert: x509.Certificate, now: datetime
+    *, ca_key: CaKey, ca_cert: x509.Certificate, now: datetime
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """A new P-256 content-signing key and its certificate from the CA (never outliving it)."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -47,7 +48,7 @@ def issue_content_signer(
     ca_name = value.decode(errors="replace") if isinstance(value, bytes) else value
     name = f"{ca_name} PIV content signer"
     end = min(now + _VALIDITY, ca_cert.not_valid_after_utc)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, str(name)[:64])]))
         .issuer_name(ca_cert.subject)
@@ -60,9 +61,8 @@ def issue_content_signer(
         .add_extension(x509.ExtendedKeyUsage([CONTENT_SIGNING]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
         .add_extension(authority_key_identifier(ca_cert), critical=False)
-        .sign(ca_key, signature_hash(ca_key))
     )
-    return key, cert
+    return key, sign_as_ca(builder, ca_key)
 
 
 def sign_chuid(content: bytes, *, key: PrivateKey, cert: x509.Certificate) -> bytes:
