@@ -43,6 +43,10 @@ class OrganisationPolicy:
     renew_days: int = 30
     #: the second factors a sign-in may offer (None: every one installed)
     second_factors: tuple[str, ...] | None = None
+    #: holders may pair another phone or register another security key on "My card"
+    holders_add_methods: bool = True
+    #: an invitation may end without a second factor: the RA associates one in person
+    in_person_methods: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

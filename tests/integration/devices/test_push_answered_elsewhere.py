@@ -12,10 +12,12 @@ from tests.support import phones as ph
 from tests.support import portal as p
 
 from cardvault.domain.push_policy import PushStatus
-from cardvault.services.devices import push
+from cardvault.services.devices import push, push_answers
+from cardvault.services.recovery import factor_answer
 from cardvault.services.recovery import prompts as recovery_prompts
 from cardvault.services.recovery import reset as recovery
 from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, PushChallenge
 
@@ -87,10 +89,15 @@ def test_a_reset_confirmed_with_a_code_closes_the_waiting_push(
     step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
     started = recovery_prompts.start_push(rt, a.client(), token, step.transaction_id, step.key)
 
-    recovery.second_factor(
-        rt, a.client(), token, step.transaction_id, step.key, {"method": "totp", "code": h.code()}
+    factor_answer.second_factor(
+        rt,
+        a.client(),
+        token,
+        step.transaction_id,
+        step.key,
+        FactorAnswer(method="totp", code=h.code()),
     )
 
     assert _status(rt, started.challenge_id) == PushStatus.CANCELLED
     assert len(_closed_events(rt, started.challenge_id)) == 1
-    assert push.pending_for_device(rt, phone.caller(rt)) == []
+    assert push_answers.pending_for_device(rt, phone.caller(rt)) == []

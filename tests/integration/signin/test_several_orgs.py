@@ -23,6 +23,7 @@ from cardvault.services.signin.engine import (
     SignInFailed,
     TransactionInvalid,
 )
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Organisation
 
@@ -91,16 +92,16 @@ def test_the_holder_chooses_and_the_chosen_policy_applies(
         ("ORG1", "Organisation ORG1"),
         ("ORG2", "Organisation ORG2"),
     ]
-    assert first.second_factors == []
+    assert first.second_factors == ()
     with pytest.raises(TransactionInvalid):  # no second factor before the choice
         engine.complete_code(a.client(), first.transaction_id, pyotp.TOTP(secret).now())
 
     chosen = engine.choose_organisation(a.client(), first.transaction_id, "org2")
 
-    assert [o["method"] for o in chosen.second_factors] == ["totp"]  # ORG2: the app only
+    assert [o.method for o in chosen.second_factors] == ["totp"]  # ORG2: the app only
     with pytest.raises(InvalidInput):  # ORG2 does not allow push
         engine.complete_factor(
-            a.client(), first.transaction_id, {"method": "authenticator", "challenge_id": "x"}
+            a.client(), first.transaction_id, FactorAnswer(method="authenticator", challenge_id="x")
         )
     grant = engine.complete_code(a.client(), first.transaction_id, pyotp.TOTP(secret).now())
     assert grant.organisation == "ORG2"
@@ -111,7 +112,7 @@ def test_the_holder_chooses_and_the_chosen_policy_applies(
     again = _login(engine)
     offered = engine.choose_organisation(a.client(), again.transaction_id, "ORG1")
     (phone_offer,) = offered.second_factors  # ORG1: the phone only
-    assert phone_offer["method"] == "authenticator"
+    assert phone_offer.method == "authenticator"
     started = push.start(rt, a.client(), again.transaction_id)
     assert started.devices == 1  # the phone paired in ORG1
 
@@ -128,7 +129,7 @@ def test_push_approved_opens_a_session_in_the_push_only_organisation(
     grant = engine.complete_factor(
         a.client(),
         login.transaction_id,
-        {"method": "authenticator", "challenge_id": started.challenge_id},
+        FactorAnswer(method="authenticator", challenge_id=started.challenge_id),
     )
 
     assert grant.organisation == "ORG1"
@@ -138,8 +139,8 @@ def test_naming_the_organisation_skips_the_choice(
     engine: Engine, two_orgs: tuple[f.IssuedFixture, ph.Phone, str]
 ) -> None:
     result = _login(engine, org="ORG2")
-    assert result.organisations == []
-    assert [o["method"] for o in result.second_factors] == ["totp"]
+    assert result.organisations == ()
+    assert [o.method for o in result.second_factors] == ["totp"]
 
 
 def test_only_the_organisations_whose_networks_admit_the_caller_are_listed(
@@ -148,12 +149,12 @@ def test_only_the_organisations_whose_networks_admit_the_caller_are_listed(
     _card, _phone, secret = _two_orgs(rt, operator, [f"{ELSEWHERE}/32"])
 
     here = _login(engine)  # loopback: ORG1 only, so no choice
-    assert (here.organisations, [o["method"] for o in here.second_factors]) == (
-        [],
+    assert (here.organisations, [o.method for o in here.second_factors]) == (
+        (),
         ["authenticator"],
     )
     there = _login(engine, address=ELSEWHERE)  # ORG2's network only
-    assert [o["method"] for o in there.second_factors] == ["totp"]
+    assert [o.method for o in there.second_factors] == ["totp"]
     grant = engine.complete_code(
         a.client(ELSEWHERE), there.transaction_id, pyotp.TOTP(secret).now()
     )

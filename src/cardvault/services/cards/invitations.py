@@ -16,6 +16,7 @@ How the holder reaches the card's DEK without the issuance passcode:
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,15 +40,18 @@ from cardvault.crypto.keyslots import (
     wrap_for_session,
 )
 from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.card_pin import check_card_pin
 from cardvault.domain.vocabulary import AuthState, CardStatus
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
-from cardvault.services.cards.enrolment import SecurityAnswer, check_questions
+from cardvault.services.cards.enrolment import SecurityAnswer, check_questions, store_questions
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.notifications import outbox as notifications
+from cardvault.services.piv import card_pin as card_pins
 from cardvault.services.recovery import links
-from cardvault.services.recovery.reset import RecoveryStepInvalid, check_new_passcode
+from cardvault.services.recovery.new_passcode import check_new_passcode
+from cardvault.services.recovery.reset import RecoveryStepInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
@@ -56,7 +60,6 @@ from cardvault.store.models import (
     Link,
     Organisation,
     Person,
-    SecurityQuestion,
 )
 from cardvault.store.types import new_id
 
@@ -90,6 +93,8 @@ class CodeAccepted:
 class Completed:
     serial: str
     holder_name: str
+    #: the organisation's code: the holder's second factor is set up in it next
+    organisation: str = ""
     recovery_code: str | None = field(default=None, repr=False)
 
 
@@ -207,11 +212,16 @@ def complete(
     confirm: str,
     answers: Sequence[SecurityAnswer],
     want_recovery_code: bool = False,
+    card_pin: tuple[str, str] | None = None,
 ) -> Completed:
-    """Passcode and security questions: the card becomes active."""
+    """Passcode and security questions: the card becomes active. ``card_pin`` (the PIN and
+    its confirmation), if given, is the card PIN for smartcard software (DESIGN §3.8
+    revised): the card's PIV applet is built with it once the card is active."""
     link_id, card, txn, person = _step(rt, token, transaction_id, key)
     check_new_passcode(rt, person, passcode, confirm)
     check_questions(answers, passcode)
+    if card_pin is not None:
+        _check_card_pin(*card_pin)
     dek = _unwrap(txn, key)
     code = new_recovery_code() if want_recovery_code else None
     try:
@@ -226,7 +236,7 @@ def complete(
         ):
             raise Conflict("The card changed while you were setting it up; nothing was changed.")
         seal_record(session, rt.master_key, card, record)
-        _store_questions(session, card, answers)
+        store_questions(session, card, answers)
         card.failed_attempts = 0
         card.status, card.status_changed_at = CardStatus.ACTIVE, rt.clock()
         session.execute(delete(AuthTransaction).where(AuthTransaction.card_id == card.id))
@@ -238,9 +248,26 @@ def complete(
             action=AuditAction.CARD_ENROLLED,
             details={"serial": card.serial, "via": "invitation", "recovery_code": bool(code)},
         )
+        org = session.get(Organisation, card.organisation_id)
+        assert org is not None
+        org_code = org.code
+    if card_pin is not None:
+        card_pins.provision(rt, actor, card_id=card.id, pin=card_pin[0], via="invitation")
     return Completed(
-        serial=card.serial, holder_name=notifications.holder_name(person), recovery_code=code
+        serial=card.serial,
+        holder_name=notifications.holder_name(person),
+        organisation=org_code,
+        recovery_code=code,
     )
+
+
+def _check_card_pin(pin: str, again: str) -> None:
+    try:
+        check_card_pin(pin)
+    except InvalidInput as exc:
+        raise type(exc)(exc.message, field="card_pin") from None
+    if not hmac.compare_digest(pin.encode(), again.encode()):
+        raise InvalidInput("The two card PINs differ.", field="card_pin_confirm")
 
 
 def check_step(rt: Runtime, token: str, transaction_id: str, key: bytes) -> None:
@@ -305,13 +332,3 @@ def _enrolled_record(
             make_recovery_code_slot(dek, card_id=card.id, recovery_code=code, generation=generation)
         )
     return new.without_slot(INVITATION_SLOT)
-
-
-def _store_questions(session: Session, card: Card, answers: Sequence[SecurityAnswer]) -> None:
-    session.execute(delete(SecurityQuestion).where(SecurityQuestion.card_id == card.id))
-    for position, item in enumerate(answers, start=1):
-        session.add(
-            SecurityQuestion(
-                card_id=card.id, position=position, question=" ".join(item.question.split())
-            )
-        )

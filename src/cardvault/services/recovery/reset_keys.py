@@ -16,13 +16,14 @@ pending options reads these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
+from cardvault import json_types
 from cardvault.domain import webauthn
 from cardvault.domain.vocabulary import MethodKind
 from cardvault.errors import CardvaultError
+from cardvault.json_types import JsonObject
 from cardvault.services.security_keys.keys import (
     active_keys,
     audit_clone,
@@ -32,7 +33,13 @@ from cardvault.services.security_keys.keys import (
     stored_credential,
     verify_assertion,
 )
-from cardvault.services.signin.factors import FactorContext, FactorFailed, FactorOutcome
+from cardvault.services.signin.factors import (
+    FactorAnswer,
+    FactorContext,
+    FactorFailed,
+    FactorOutcome,
+    SecurityKeyOffer,
+)
 from cardvault.store.models import Association, Organisation
 from cardvault.store.queries.organisations import policy_of
 
@@ -63,21 +70,21 @@ def _orgs(ctx: FactorContext) -> list[Organisation]:
     return [o for o in orgs if o is not None]
 
 
-def offer(ctx: FactorContext, orgs: Sequence[Organisation]) -> dict[str, Any] | None:
+def offer(ctx: FactorContext, orgs: Sequence[Organisation]) -> SecurityKeyOffer | None:
     """One request for the card's keys in ``orgs``; the same until it is answered."""
     found = with_keys(ctx, orgs)
     if not found:
         return None
-    pending = ctx.transaction.factor_state.get(STATE_KEY)
-    if not pending or pending["state"].get("used"):
+    pending: JsonObject | None = ctx.transaction.factor_state.get(STATE_KEY)
+    if not pending or json_types.object_at(pending, "state").get("used"):
         pending = _begin(ctx, found)
         _save(ctx, pending)
-    return {
-        "method": METHOD,
-        "keys": [k.label for _org, keys in found for k in keys],
-        "user_verification": _uv_required(found),
-        **pending["options"],
-    }
+    return SecurityKeyOffer(
+        method=METHOD,
+        keys=tuple(k.label for _org, keys in found for k in keys),
+        user_verification=_uv_required(found),
+        options=dict(json_types.object_at(pending, "options")),
+    )
 
 
 def _uv_required(with_keys: Sequence[tuple[Organisation, list[Association]]]) -> bool:
@@ -86,7 +93,7 @@ def _uv_required(with_keys: Sequence[tuple[Organisation, list[Association]]]) ->
 
 def _begin(
     ctx: FactorContext, with_keys: Sequence[tuple[Organisation, list[Association]]]
-) -> dict[str, Any]:
+) -> JsonObject:
     """The request: the first organisation's relying-party policy (the service's RP ID
     and origins are the same in all), the strictest user verification of them all."""
     policy = replace(
@@ -98,10 +105,10 @@ def _begin(
     return {"state": state, "options": options}
 
 
-def verify(ctx: FactorContext, response: Mapping[str, Any]) -> FactorOutcome:
+def verify(ctx: FactorContext, answer: FactorAnswer) -> FactorOutcome:
     """The key's answer, checked in the organisation its key belongs to."""
-    credential = response.get("credential")
-    if not isinstance(credential, Mapping):
+    credential = answer.credential
+    if not isinstance(credential, dict):
         raise FactorFailed(
             "Use your security key when the page asks for it.",
             reason="FIDO2 credential missing",
@@ -146,9 +153,7 @@ def verify(ctx: FactorContext, response: Mapping[str, Any]) -> FactorOutcome:
     )
 
 
-def _owner(
-    ctx: FactorContext, credential: Mapping[str, Any]
-) -> tuple[Organisation, list[Association]]:
+def _owner(ctx: FactorContext, credential: JsonObject) -> tuple[Organisation, list[Association]]:
     """The organisation whose keys include the answering credential, and those keys; an
     unknown credential is checked against the first organisation's keys (and refused there
     as not registered, after the challenge is used up)."""
@@ -168,7 +173,7 @@ def _audit_clone(
     exc: CardvaultError,
     org: Organisation,
     keys: list[Association],
-    credential: Mapping[str, Any],
+    credential: JsonObject,
 ) -> None:
     """A suspected clone gets its own event, in the chain of the key's organisation."""
     try:
@@ -187,7 +192,7 @@ def _audit_clone(
     )
 
 
-def _save(ctx: FactorContext, pending: dict[str, Any]) -> None:
+def _save(ctx: FactorContext, pending: JsonObject) -> None:
     # a JSON column: assign a new dict so that the change is written
     ctx.transaction.factor_state = {**ctx.transaction.factor_state, STATE_KEY: pending}
 
@@ -198,8 +203,8 @@ class ResetSecurityKeys:
 
     method: str = METHOD
 
-    def offer(self, ctx: FactorContext) -> dict[str, Any] | None:
+    def offer(self, ctx: FactorContext) -> SecurityKeyOffer | None:
         return offer(ctx, _orgs(ctx))
 
-    def verify(self, ctx: FactorContext, response: Mapping[str, Any]) -> FactorOutcome:
-        return verify(ctx, response)
+    def verify(self, ctx: FactorContext, answer: FactorAnswer) -> FactorOutcome:
+        return verify(ctx, answer)

@@ -17,7 +17,7 @@ like a wrong passcode), so the list is shown only to someone who knows the passc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +27,7 @@ from cardvault.domain.vocabulary import AuthState, SignInRoute
 from cardvault.errors import InvalidInput
 from cardvault.services.signin import refusals
 from cardvault.services.signin.identification import Target
+from cardvault.services.signin.views import OrganisationChoice
 from cardvault.services.system.runtime import Actor
 from cardvault.store.models import AuthTransaction, Card, Membership, Organisation, Person
 
@@ -34,16 +35,9 @@ from cardvault.store.models import AuthTransaction, Card, Membership, Organisati
 UNSCOPED = (SignInRoute.EMAIL,)
 
 
-@dataclass(frozen=True, kw_only=True)
-class OrganisationChoice:
-    """One organisation the person may sign in to (code and name only)."""
-
-    code: str
-    name: str
-
-    @classmethod
-    def of(cls, org: Organisation) -> OrganisationChoice:
-        return cls(code=org.code, name=org.name)
+def choice(org: Organisation) -> OrganisationChoice:
+    """What the person is shown of one organisation to choose from."""
+    return OrganisationChoice(code=org.code, name=org.name)
 
 
 def _candidates(session: Session, person: Person, card: Card) -> list[Organisation]:

@@ -17,7 +17,6 @@ from cardvault.web.ra.expiry_pages import router as expiry_router
 from cardvault.web.ra.methods import router as methods_router
 from cardvault.web.ra.networks import router as networks_router
 from cardvault.web.ra.notification_pages import router as notifications_router
-from cardvault.web.ra.organisation_choice import router as organisation_router
 from cardvault.web.ra.persons import router as persons_router
 from cardvault.web.ra.reauth_key import router as reauth_key_router
 from cardvault.web.ra.second_factor import router as second_factor_router
@@ -32,7 +31,6 @@ def install(app: FastAPI) -> None:
     ui.add_area(app, AREA)
     for router in (
         auth_router,
-        organisation_router,
         second_factor_router,
         key_login_router,
         reauth_key_router,

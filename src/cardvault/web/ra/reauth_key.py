@@ -21,6 +21,7 @@ from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.engine import LoginRequest
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
@@ -85,7 +86,7 @@ def _passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form
                 identifier=proof,
                 passcode=form.get("passcode"),
                 purpose="ra",
-                second_factor={"method": KEY_FIRST, "proof": proof},
+                second_factor=FactorAnswer(method=KEY_FIRST, proof=proof, has_proof=True),
             ),
         )
     except CardvaultError as exc:
@@ -94,7 +95,8 @@ def _passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form
     view = web_sessions.update_data(rt, view, reauth_proof=None)
     again = f"/ra/reauth?next={safe_next(str(view.data.get('reauth_next') or ''))}"
     if result.session is None:
-        message = (result.factor_error or {}).get("message", "The confirmation did not finish.")
+        error = result.factor_error
+        message = error.message if error else "The confirmation did not finish."
         ui.set_notice(rt, request, f"{message} Use your security key again.")
         return ui.redirect(again)
     new = result.transaction_id

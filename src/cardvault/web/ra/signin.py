@@ -31,10 +31,11 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
-from cardvault.web.ra import organisation_choice
 from cardvault.web.ra.context import AREA, Rt, View, safe_next
 from cardvault.web.ra.reauth_key import signed_in_with_key
+from cardvault.web.ra.second_factor import LOGIN
 from cardvault.web.rate_limit import Bucket, per_address
+from cardvault.web.ui import organisation_choice
 from cardvault.web.ui.session import address, remember
 
 router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
@@ -100,16 +101,16 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
     # the browser has no use for SK: it is dropped here, so the session's DEK wrap is
     # useless to anyone (the RA pages never use the card's keys)
     if result.factor_error:
-        form.add_error("passcode", str(result.factor_error["message"]))
+        form.add_error("passcode", result.factor_error.message)
         return _login_page(request, form, 401)
     view = web_sessions.update_data(rt, view, login_kind=kind, login_ident=ident, login_org=None)
     if result.organisations:  # several organisations would admit this sign-in: which one
-        return ui.redirect(organisation_choice.ask(rt, view, result))
+        return ui.redirect(organisation_choice.ask(rt, LOGIN, view, result))
     web_sessions.update_data(
         rt,
         view,
         login_txn=result.transaction_id,
-        login_factors=[o.get("method") for o in result.second_factors],
+        login_factors=[o.method for o in result.second_factors],
         login_push=None,
     )
     return ui.redirect("/ra/login/code")
@@ -235,13 +236,13 @@ def _reauth(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) 
             actor_for(request, rt), result.transaction_id, result.organisations[0].code
         )
     if result.factor_error:
-        form.add_error("passcode", str(result.factor_error["message"]))
+        form.add_error("passcode", result.factor_error.message)
         return _reauth_page(request, view, form, target, 401)
     web_sessions.update_data(
         rt,
         view,
         reauth_txn=result.transaction_id,
-        reauth_factors=[o.get("method") for o in result.second_factors],
+        reauth_factors=[o.method for o in result.second_factors],
         reauth_push=None,
         reauth_next=target,
     )
