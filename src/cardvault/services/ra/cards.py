@@ -34,6 +34,7 @@ from cardvault.services.cards.invitations import INVITATION_CODE_DIGITS
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.cards.views import CardSummary
 from cardvault.services.ra import actions as ra_actions
+from cardvault.services.ra import approvals
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import card_in_scope, person_in_scope
 from cardvault.services.recovery import links
@@ -51,6 +52,7 @@ def issue(
         raise InvalidInput("The two issuance passcodes are different.", field="confirm")
     with rt.db() as session:
         person = person_in_scope(session, ctx, user_id)
+        approvals.require_approved(session, ctx, person)
     return ra_actions.issue(
         rt,
         ctx,

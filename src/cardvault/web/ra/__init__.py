@@ -17,6 +17,8 @@ from cardvault.web.ra.expiry_pages import router as expiry_router
 from cardvault.web.ra.methods import router as methods_router
 from cardvault.web.ra.networks import router as networks_router
 from cardvault.web.ra.notification_pages import router as notifications_router
+from cardvault.web.ra.organisation_pages import router as organisation_router
+from cardvault.web.ra.people_pages import router as people_router
 from cardvault.web.ra.persons import router as persons_router
 from cardvault.web.ra.second_factor import router as second_factor_router
 from cardvault.web.ra.security_key_login import router as key_login_router
@@ -32,6 +34,7 @@ def install(app: FastAPI) -> None:
         auth_router,
         second_factor_router,
         key_login_router,
+        people_router,
         persons_router,
         cards_router,
         methods_router,
@@ -40,6 +43,7 @@ def install(app: FastAPI) -> None:
         notifications_router,
         expiry_router,
         networks_router,
+        organisation_router,
     ):
         app.include_router(router)
     ui.add_area_pages(app, AREA, web_session)
