@@ -1,4 +1,4 @@
-"""The role matrix (issue 19): every vRA Manager route × every RA role × own and other
+"""The role matrix (issue 19): every vRA Manager route, every RA role, own and other
 organisation, generated from the app's routes so that a new route cannot be missed.
 
 Each route depends on exactly one ``RaGate`` naming the permission it needs; the test reads

@@ -76,14 +76,14 @@ async def import_file(request: Request, rt: Rt, view: View, ctx: PeopleManager) 
 
 async def _upload(request: Request, view: WebSessionView) -> tuple[ui.Form, bytes]:
     """The form's text fields (CSRF checked) and the file's bytes, read with a limit."""
-    sent = await request.form()
-    values = {k: v for k, v in sent.multi_items() if isinstance(v, str)}
-    form = ui.Form(values={k[:100]: v[:MAX_FIELD] for k, v in values.items()})
-    ui.check_csrf(view, form)
-    upload = sent.get("file")
-    data = b""
-    if isinstance(upload, UploadFile):
-        data = await upload.read(ra_people.MAX_BYTES + 1)
+    async with request.form() as sent:
+        values = {k: v for k, v in sent.multi_items() if isinstance(v, str)}
+        form = ui.Form(values={k[:100]: v[:MAX_FIELD] for k, v in values.items()})
+        ui.check_csrf(view, form)
+        upload = sent.get("file")
+        data = b""
+        if isinstance(upload, UploadFile):
+            data = await upload.read(ra_people.MAX_BYTES + 1)
     return form, data
 
 
