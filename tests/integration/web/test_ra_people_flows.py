@@ -286,3 +286,32 @@ def test_a_sponsor_approves_and_only_then_an_agent_may_issue(
     assert cs.get(f"/ra/persons/{person}").status_code == 403
     r = w.post(c, url, issuance_passcode="Issue-1234", confirm="Issue-1234")
     assert r.status_code == 303, r.text[:500]
+
+
+def test_the_ra_api_creates_checks_and_imports_people(
+    rt: Runtime, operator: Actor, orgs: dict[str, Any]
+) -> None:
+    c = w.client(rt)
+    auth = {"Authorization": f"Bearer {w.api_token(rt, orgs['manager'])}"}
+    person = {"user_id": "555000900050", "forename": "Api", "surname": "Person"}
+    r = c.post("/api/v1/ra/people", headers=auth, json=person)
+    assert r.status_code == 201, r.text
+    r = c.post("/api/v1/ra/people", headers=auth, json={**person, "forename": "+cmd"})
+    assert r.status_code == 422
+    assert "formula" in r.json()["title"]
+    bad = (HEADER + "555000900052,Zoë,Latin,,\n").encode("latin-1")
+    before = _people(rt)
+    r = c.post("/api/v1/ra/people/import?mode=good", headers=auth, content=bad)
+    assert r.status_code == 422
+    assert "not UTF-8" in r.json()["title"]
+    rows = (HEADER + "555000900053,Ok,Row,,\n555000900050,Api,Again,,\n").encode()
+    r = c.post("/api/v1/ra/people/import", headers=auth, content=rows)
+    assert r.status_code == 200
+    assert [row["problems"] == [] for row in r.json()["rows"]] == [True, False]
+    r = c.post("/api/v1/ra/people/import?mode=all", headers=auth, content=rows)
+    assert r.status_code == 422
+    assert _people(rt) == before
+    r = c.post("/api/v1/ra/people/import?mode=good", headers=auth, content=rows)
+    assert r.status_code == 200
+    assert r.json()["created"] == ["555000900053"]
+    assert _people(rt) == before + 1

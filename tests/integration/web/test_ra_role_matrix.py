@@ -22,6 +22,7 @@ from tests.support import ra_web as w
 
 from cardvault.domain.vocabulary import RaPermission, RaRole
 from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.web.api.ra_gate import ApiRaGate
 from cardvault.web.app import create_app
 from cardvault.web.ra.context import RaGate
 
@@ -120,3 +121,70 @@ def test_each_role_reaches_exactly_the_routes_its_permissions_name(
             assert r.status_code == 403, (role, method, path, r.status_code)
         elif method == "GET" and "{user_id}" in path:
             assert r.status_code == 404, (role, method, path, r.status_code)
+
+
+# --- the RA API ---------------------------------------------------------------------------------
+
+#: RA API endpoints without a gate, and why: the RA's own roles and choosing one need none;
+#: issuing a card reads its token from the sealed body and checks MANAGE_CARDS itself
+API_UNGATED = {
+    ("GET", "/api/v1/ra/roles"),
+    ("POST", "/api/v1/ra/role"),
+    ("POST", "/api/v1/ra/cards"),
+}
+
+
+def api_routes(rt: Runtime) -> list[tuple[str, str, ApiRaGate | None]]:
+    app = create_app(rt)
+    routes = [
+        r for x in app.routes for r in getattr(getattr(x, "original_router", None), "routes", [x])
+    ]
+    return [
+        (m, r.path, _api_gate(r.dependant))
+        for r in routes
+        if isinstance(r, APIRoute) and r.path.startswith("/api/v1")
+        for m in sorted(r.methods)
+    ]
+
+
+def _api_gate(dependant: Dependant) -> ApiRaGate | None:
+    for dep in dependant.dependencies:
+        if isinstance(dep.call, ApiRaGate):
+            return dep.call
+        found = _api_gate(dep)
+        if found is not None:
+            return found
+    return None
+
+
+def test_every_ra_api_endpoint_names_one_permission(rt: Runtime) -> None:
+    routes = api_routes(rt)
+    ra = {(m, p) for m, p, g in routes if p.startswith("/api/v1/ra/") and g is None}
+    assert ra == API_UNGATED
+    gated = [g for _m, _p, g in routes if g is not None]
+    assert len(gated) >= 20
+    assert {g.permission for g in gated} >= set(RaPermission) - {RaPermission.READ_AUDIT}
+
+
+@pytest.mark.parametrize("role", list(RaRole), ids=lambda r: r.value)
+def test_each_role_reaches_exactly_the_api_endpoints_its_permissions_name(
+    rt: Runtime, world: dict[str, Any], role: RaRole
+) -> None:
+    victim = world["victim"]
+    gated = [(m, p, g) for m, p, g in api_routes(rt) if g is not None]
+    c = w.client(rt)
+    own = {"Authorization": f"Bearer {w.api_token(rt, world['users'][('ORGA', role)])}"}
+    other = {"Authorization": f"Bearer {w.api_token(rt, world['users'][('ORGB', role)])}"}
+    for method, path, gate in gated:
+        for headers, user_id in ((own, "999999999999"), (other, victim.user_id)):
+            url = _url(path, user_id).replace("{serial}", victim.serial)
+            url += "?mode=nonsense" if url.endswith("/import") else ""
+            r = c.request(method, url, headers=headers, json={} if method != "GET" else None)
+            if not role.allows(gate.permission):
+                assert r.status_code == 403, (role, method, path, r.status_code, r.text[:200])
+            else:
+                assert r.status_code != 403, (role, method, path, r.text[:300])
+                assert r.status_code in (200, 404, 422), (role, method, path, r.status_code)
+            assert "Victor" not in r.text, (role, method, path)
+            if role.allows(gate.permission) and headers is other and "{" in path:
+                assert r.status_code in (404, 422), (role, method, path, r.status_code)
