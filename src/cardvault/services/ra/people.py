@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
@@ -134,10 +135,24 @@ def create(rt: Runtime, ctx: RaContext, new: NewMember) -> PersonView:
     DuplicateUserId when the user id exists here; ``ElsewhereAlready`` when it belongs to a
     person of another organisation (the RA adds them instead); Conflict for a taken email.
     """
-    with transaction(rt.db) as session:
-        _refuse_existing(session, ctx, new)
-        person = _insert(session, rt, ctx, new, via="form")
-        return PersonView.of(person)
+    try:
+        with transaction(rt.db) as session:
+            _refuse_existing(session, ctx, new)
+            person = _insert(session, rt, ctx, new, via="form")
+            return PersonView.of(person)
+    except DbIntegrityError as exc:
+        raise _raced(exc) from exc
+
+
+def _raced(exc: DbIntegrityError) -> Exception:
+    """Someone added the same user id or email address between the check and the write."""
+    if directory.unique_violation(exc):
+        return Conflict(
+            "Someone added a person with this user id or email address a moment ago; "
+            "nothing was written. Search for them, or check again.",
+            field="user_id",
+        )
+    return exc
 
 
 class ElsewhereAlready(Conflict):
@@ -328,11 +343,14 @@ def import_csv(
         )
     if not check.good:
         raise InvalidInput("No row can be imported.", field="file")
-    with transaction(rt.db) as session:
-        for row in check.good:
-            assert row.person is not None
-            _refuse_existing(session, ctx, row.person)  # a race since the check: all or none
-            _insert(session, rt, ctx, row.person, via="csv")
+    try:
+        with transaction(rt.db) as session:
+            for row in check.good:
+                assert row.person is not None
+                _refuse_existing(session, ctx, row.person)  # a race since the check: all or none
+                _insert(session, rt, ctx, row.person, via="csv")
+    except DbIntegrityError as exc:
+        raise _raced(exc) from exc
     return ImportResult(
         created=tuple(r.user_id for r in check.good), skipped=len(check.bad), check=check
     )
