@@ -50,7 +50,10 @@ def create_app(rt: Runtime) -> FastAPI:
         max_bytes=rt.settings.max_body_bytes,
     )
     app.add_middleware(
-        BodyLimit, max_bytes=rt.settings.max_body_bytes, own_refusals=pki_endpoints.REFUSALS
+        BodyLimit,
+        max_bytes=rt.settings.max_body_bytes,
+        own_refusals=pki_endpoints.REFUSALS,
+        larger=ra_pages.UPLOADS,
     )
     # outermost: a refused client reaches nothing, not even the body limit (its answer
     # carries the security headers itself, see IngressGate._respond)

@@ -315,3 +315,20 @@ def test_the_ra_api_creates_checks_and_imports_people(
     assert r.status_code == 200
     assert r.json()["created"] == ["555000900053"]
     assert _people(rt) == before + 1
+
+
+def test_a_file_larger_than_an_ordinary_form_is_checked_and_a_huge_one_refused(
+    rt: Runtime, orgs: dict[str, Any]
+) -> None:
+    rows = "".join(
+        f"555001{n:06d},Person{n},Many,p{n}@example.org,+44 7700 9{n:05d}\n" for n in range(1500)
+    )
+    data = (HEADER + rows).encode()
+    assert len(data) > rt.settings.max_body_bytes
+    r = _upload(orgs["client"], data, "check")
+    assert r.status_code == 200, r.text[:500]
+    assert "1500 rows checked: 1500 good, 0 with problems" in r.text
+    huge = HEADER.encode() + b"x" * (2 * 1024 * 1024 + 100 * 1024)
+    r = _upload(orgs["client"], huge, "check")
+    assert r.status_code == 413
+    assert _people(rt) == 1  # the manager only

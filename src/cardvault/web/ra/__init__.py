@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from cardvault.services.ra.people import MAX_BYTES
 from cardvault.web import ui
 from cardvault.web.ra.audit_pages import router as audit_router
 from cardvault.web.ra.cards import router as cards_router
@@ -25,7 +26,14 @@ from cardvault.web.ra.security_key_login import router as key_login_router
 from cardvault.web.ra.signin import router as auth_router
 from cardvault.web.ra.webauthn_api import router as webauthn_router
 
-__all__ = ["AREA", "install"]
+__all__ = ["AREA", "UPLOADS", "install"]
+
+#: paths that take a file, and the most they take (the CSV import; the form's fields and
+#: multipart framing on top of the file itself)
+UPLOADS = {
+    "/ra/people/import": MAX_BYTES + 64 * 1024,
+    "/api/v1/ra/people/import": MAX_BYTES,
+}
 
 
 def install(app: FastAPI) -> None:
