@@ -46,8 +46,16 @@ from cardvault.store.queries.organisations import policy_of
 
 
 def issue(
-    rt: Runtime, ctx: RaContext, user_id: str, *, issuance_passcode: str, confirm: str
+    rt: Runtime,
+    ctx: RaContext,
+    user_id: str,
+    *,
+    issuance_passcode: str,
+    confirm: str,
+    key_algorithm: str | None = None,
 ) -> issuance.IssuedCard:
+    """Issue a card to a person of the organisation (the vRA Manager and the RA API alike):
+    refused until a sponsor approved it when the organisation's policy asks for that."""
     if issuance_passcode != confirm:
         raise InvalidInput("The two issuance passcodes are different.", field="confirm")
     with rt.db() as session:
@@ -58,7 +66,7 @@ def issue(
         ctx,
         user_id=person.user_id,
         issuance_passcode=issuance_passcode,
-        key_algorithm=None,
+        key_algorithm=key_algorithm,
     )
 
 

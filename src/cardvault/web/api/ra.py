@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.services.ra import actions as ra_actions
+from cardvault.services.ra import cards as ra_cards
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.api.ra_gate import Agent, Viewer
@@ -70,11 +71,12 @@ async def issue_card(request: Request, rt: Annotated[Runtime, Depends(runtime)])
     body, rkey = await open_body(request, rt, IssueIn)
     ctx = ra_actions.context(rt, body.token, _address(request, rt), ra_actions.ISSUERS)
     card = await run_in_threadpool(
-        ra_actions.issue,
+        ra_cards.issue,
         rt,
         ctx,
-        user_id=body.user_id,
+        body.user_id,
         issuance_passcode=body.issuance_passcode,
+        confirm=body.issuance_passcode,
         key_algorithm=body.key_algorithm,
     )
     return sealed(
