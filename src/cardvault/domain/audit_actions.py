@@ -51,6 +51,12 @@ class AuditAction(StrEnum):
     CARD_RENEWED = "card.renewed"
     CARD_CERTIFIED = "card.certified"
     CARD_PASSCODE_RESET = "card.passcode_reset"
+    # the holder looks after their own card on the portal (issue 19)
+    HOLDER_PASSCODE = "holder.passcode"
+    CARD_PASSCODE_CHANGED = "card.passcode_changed"
+    CARD_QUESTIONS_CHANGED = "card.security_questions_changed"
+    CARD_RECOVERY_CODE_RENEWED = "card.recovery_code_renewed"
+    CARD_SECOND_FACTOR_IN_PERSON = "card.second_factor_in_person"
     # using the card's keys
     CARD_SIGNED = "card.signed"
     CARD_DECRYPTED = "card.decrypted"
@@ -101,6 +107,14 @@ class AuditAction(StrEnum):
     RA_ROLE_REVOKED = "ra.role_revoked"
     RA_ROLE_SELECTED = "ra.role_selected"
     SERVICE_INITIALISED = "service.initialised"
+    # key rotation (issue 20)
+    KEY_MASTER_ROTATION_STARTED = "rotation.master_key_started"
+    KEY_MASTER_ROTATED = "rotation.master_key_done"
+    KEY_TRANSPORT_ADDED = "rotation.transport_key_added"
+    KEY_TRANSPORT_RETIRED = "rotation.transport_key_retired"
+    KEY_CA_ROTATED = "rotation.ca_rotated"
+    KEY_AUDIT_ROTATED = "rotation.audit_key_rotated"
+    KEY_CA_RETIRED = "rotation.ca_key_retired"
     # the audit trail itself
     AUDIT_RESTORE_ACKNOWLEDGED = "audit.restore_acknowledged"
 

@@ -98,6 +98,15 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.CARD_RENEWED: _p("Card certificates renewed"),
     AuditAction.CARD_CERTIFIED: _p("Key on the card certified by the CA"),
     AuditAction.CARD_PASSCODE_RESET: _p("Passcode reset on the portal"),
+    AuditAction.HOLDER_PASSCODE: _p(
+        "Current passcode confirmed on My card", "Wrong current passcode on My card"
+    ),
+    AuditAction.CARD_PASSCODE_CHANGED: _p("Passcode changed by the holder"),
+    AuditAction.CARD_QUESTIONS_CHANGED: _p("Security questions changed by the holder"),
+    AuditAction.CARD_RECOVERY_CODE_RENEWED: _p("New recovery code made by the holder"),
+    AuditAction.CARD_SECOND_FACTOR_IN_PERSON: _p(
+        "Holder will get a second factor from the RA in person"
+    ),
     # using the card's keys
     AuditAction.CARD_SIGNED: _p("Card used to sign", "Card refused to sign"),
     AuditAction.CARD_DECRYPTED: _p("Card used to decrypt"),
@@ -158,6 +167,13 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.RA_ROLE_REVOKED: _p("RA role taken away"),
     AuditAction.RA_ROLE_SELECTED: _p("Started working in the vRA Manager"),
     AuditAction.SERVICE_INITIALISED: _p("Service set up"),
+    AuditAction.KEY_MASTER_ROTATION_STARTED: _p("Master key rotation started"),
+    AuditAction.KEY_MASTER_ROTATED: _p("Master key rotated"),
+    AuditAction.KEY_TRANSPORT_ADDED: _p("Transport key added"),
+    AuditAction.KEY_TRANSPORT_RETIRED: _p("Transport key retired"),
+    AuditAction.KEY_CA_ROTATED: _p("Issuing CA rotated"),
+    AuditAction.KEY_AUDIT_ROTATED: _p("Audit signing key rotated"),
+    AuditAction.KEY_CA_RETIRED: _p("Key of a rotated CA retired"),
     AuditAction.AUDIT_RESTORE_ACKNOWLEDGED: _p("Restore of the audit trail acknowledged"),
 }
 
@@ -204,6 +220,13 @@ VARIANTS: Mapping[AuditAction, Variant] = {
     AuditAction.METHOD_ADDED: Variant(key="method", phrases=_ADDED),
     AuditAction.METHOD_REMOVED: Variant(key="method", phrases=_REMOVED),
 }
+
+
+#: successful sign-in steps that a holder's own list of their card's use leaves out: each
+#: only repeats the "Signed in with …" line that follows it
+REPEATED_STEPS: frozenset[AuditAction] = frozenset(
+    {AuditAction.AUTH_PASSCODE, AuditAction.SESSION_OPENED, AuditAction.HOLDER_PASSCODE}
+)
 
 
 def describe(

@@ -45,6 +45,10 @@ class OrganisationPolicy:
     leaver_retention_days: int = 365
     #: the shortest card PIN a holder may set (PIV allows 6 to 8 digits)
     card_pin_min_length: int = 6
+    #: holders may pair another phone or register another security key on "My card"
+    holders_add_methods: bool = True
+    #: an invitation may end without a second factor: the RA associates one in person
+    in_person_methods: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

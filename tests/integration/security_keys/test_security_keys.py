@@ -29,7 +29,7 @@ from cardvault.services.security_keys import keys as security_keys
 from cardvault.services.security_keys import registration as security_key_registration
 from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.signin.engine import Engine, SignInFailed
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.factors import FactorAnswer, FactorFailed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Association, CardSession, Notification, WebAuthnCeremony
 
@@ -154,7 +154,7 @@ def test_email_and_passcode_then_the_key_open_a_session(
     grant = engine.complete_factor(
         a.client(),
         first.transaction_id,
-        {"method": "fido2", "credential": k.key_answer(rt, device, offer)},
+        FactorAnswer(method="fido2", credential=k.key_answer(rt, device, offer)),
     )
 
     assert grant.card_serial == h.card.serial
@@ -176,7 +176,7 @@ def test_the_factor_challenge_stays_the_same_until_it_is_answered(
     answer = k.key_answer(rt, device, k.offer(first))
 
     grant = engine.complete_factor(
-        a.client(), first.transaction_id, {"method": "fido2", "credential": answer}
+        a.client(), first.transaction_id, FactorAnswer(method="fido2", credential=answer)
     )
     assert grant.card_serial == h.card.serial
 
@@ -192,16 +192,16 @@ def test_a_replayed_assertion_is_refused(rt: Runtime, operator: Actor, engine: E
 
     with pytest.raises(FactorFailed) as caught:
         engine.complete_factor(
-            a.client(), second.transaction_id, {"method": "fido2", "credential": answer}
+            a.client(), second.transaction_id, FactorAnswer(method="fido2", credential=answer)
         )
     assert caught.value.code == "webauthn_challenge_mismatch"
     engine.complete_factor(
-        a.client(), first.transaction_id, {"method": "fido2", "credential": answer}
+        a.client(), first.transaction_id, FactorAnswer(method="fido2", credential=answer)
     )
     counter = k.association(rt, assoc.id).counter
     with pytest.raises(FactorFailed):  # the second transaction's challenge is used up
         engine.complete_factor(
-            a.client(), second.transaction_id, {"method": "fido2", "credential": answer}
+            a.client(), second.transaction_id, FactorAnswer(method="fido2", credential=answer)
         )
     assert k.association(rt, assoc.id).counter == counter
     assert _sessions(rt) == 1
@@ -221,7 +221,7 @@ def test_user_verification_missing_when_required_is_refused(
 
     with pytest.raises(FactorFailed) as caught:
         engine.complete_factor(
-            a.client(), first.transaction_id, {"method": "fido2", "credential": answer}
+            a.client(), first.transaction_id, FactorAnswer(method="fido2", credential=answer)
         )
 
     assert caught.value.code == "webauthn_user_verification_missing"
@@ -243,7 +243,7 @@ def test_a_key_whose_counter_goes_back_is_refused_as_a_possible_clone(
     engine.complete_factor(
         a.client(),
         first.transaction_id,
-        {"method": "fido2", "credential": k.key_answer(rt, device, k.offer(first))},
+        FactorAnswer(method="fido2", credential=k.key_answer(rt, device, k.offer(first))),
     )
     stored = k.association(rt, assoc.id).counter
     second = k.login_email(engine, h.email)
@@ -252,7 +252,7 @@ def test_a_key_whose_counter_goes_back_is_refused_as_a_possible_clone(
         engine.complete_factor(
             a.client(),
             second.transaction_id,
-            {"method": "fido2", "credential": k.key_answer(rt, twin, k.offer(second))},
+            FactorAnswer(method="fido2", credential=k.key_answer(rt, twin, k.offer(second))),
         )
 
     assert caught.value.code == "webauthn_sign_counter_regression"
@@ -279,7 +279,7 @@ def test_a_key_no_longer_allowed_by_policy_is_refused(
         engine.complete_factor(
             a.client(),
             first.transaction_id,
-            {"method": "fido2", "credential": k.key_answer(rt, device, k.offer(first))},
+            FactorAnswer(method="fido2", credential=k.key_answer(rt, device, k.offer(first))),
         )
     assert caught.value.code == "webauthn_authenticator_not_allowed"
 
@@ -294,7 +294,7 @@ def test_security_keys_are_not_offered_where_the_policy_forbids_them(
 
     first = k.login_email(engine, h.email)
 
-    assert [o["method"] for o in first.second_factors] == ["totp"]
+    assert [o.method for o in first.second_factors] == ["totp"]
 
 
 # --- the key first, then the passcode -------------------------------------------------
@@ -366,7 +366,7 @@ def test_an_expired_proof_does_not_sign_in(rt: Runtime, operator: Actor, engine:
 
     assert result.session is None
     assert result.factor_error is not None
-    assert result.factor_error["code"] == "fido2_proof_invalid"
+    assert result.factor_error.code == "fido2_proof_invalid"
     assert _sessions(rt) == 0
 
 

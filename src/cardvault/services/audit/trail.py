@@ -36,7 +36,8 @@ from cardvault.domain.audit_chain import (
 from cardvault.json_types import JsonInput
 from cardvault.services.audit.errors import AuditUnavailable, HeadSignatureInvalid
 from cardvault.services.audit.heads import locked_head, moved
-from cardvault.services.audit.signing_key import audit_public_key
+from cardvault.services.audit.signing_key import audit_public_keys
+from cardvault.services.system import metrics
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import snapshot_options
 from cardvault.store.models import AuditEvent, AuditHead, Organisation, table_of
@@ -182,6 +183,7 @@ def _append(
     # a Core statement, not an ORM object: an append is on every card operation's path
     session.connection().execute(_INSERT_EVENT, _columns(rec))
     moved(session, rt, ChainHead(chain=chain, seq=rec.seq, hash=rec.hash))
+    metrics.audited(session, rt, action, outcome, details)  # counted once it commits
     return rec
 
 
@@ -303,7 +305,7 @@ def _check_head_signature(rt: Runtime, head: AuditHead) -> None:
         ChainHead(chain=head.chain, seq=head.seq, hash=head.hash), head.signed_at or ""
     )
     try:
-        signing.verify_ed25519(audit_public_key(rt), message, head.signature)
+        signing.verify_any(audit_public_keys(rt), message, head.signature)
     except Exception as exc:
         raise HeadSignatureInvalid(
             f"The head of audit chain {head.chain} (event {head.seq}) is not signed by this "

@@ -12,6 +12,7 @@ from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import NotFound
 from cardvault.services.devices import push
 from cardvault.services.signin.engine import Engine, SessionGrant
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor
 
 
@@ -23,5 +24,5 @@ def complete_push(
     with contextlib.suppress(NotFound):  # not this sign-in's: the plug-in refuses it
         if push.status(engine.rt, challenge_id[:36], transaction_id) is PushStatus.PENDING:
             raise push.PushNotAnswered()
-    response = {"method": "authenticator", "challenge_id": challenge_id[:36]}
+    response = FactorAnswer(method="authenticator", challenge_id=challenge_id[:36])
     return engine.complete_factor(actor, transaction_id, response)

@@ -10,15 +10,19 @@ not a secret, so it must never stand in for a second factor after an email or AD
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
-from typing import Any
 
 from sqlalchemy import select
 
 from cardvault.domain import identifiers
 from cardvault.domain.vocabulary import MethodKind, MethodStatus
 from cardvault.errors import InvalidInput
-from cardvault.services.signin.factors.base import FactorContext, FactorFailed, FactorOutcome
+from cardvault.services.signin.factors.base import (
+    FactorAnswer,
+    FactorContext,
+    FactorFailed,
+    FactorOutcome,
+    HrCardOffer,
+)
 from cardvault.store.models import Association
 from cardvault.store.queries.organisations import policy_of
 
@@ -38,16 +42,16 @@ class HrCardFactor:
             )
         )
 
-    def offer(self, ctx: FactorContext) -> dict[str, Any] | None:
+    def offer(self, ctx: FactorContext) -> HrCardOffer | None:
         if ctx.transaction.method != self.method:
             return None
         if not policy_of(ctx.organisation).allows(self.method):
             return None
-        return {"method": self.method} if self._cards(ctx) else None
+        return HrCardOffer(method=self.method) if self._cards(ctx) else None
 
-    def verify(self, ctx: FactorContext, response: Mapping[str, Any]) -> FactorOutcome:
+    def verify(self, ctx: FactorContext, answer: FactorAnswer) -> FactorOutcome:
         try:
-            uid = identifiers.hr_card_uid(str(response.get("uid") or ""))
+            uid = identifiers.hr_card_uid(answer.uid or "")
         except InvalidInput as exc:
             raise FactorFailed(exc.message, reason="HR card UID malformed", counts=False) from exc
         match = None
