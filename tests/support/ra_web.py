@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from cardvault.services.directory import registry as directory
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.engine import Engine, LoginRequest
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.web.app import create_app
 from tests.support import auth as a
@@ -105,7 +106,7 @@ def api_token(rt: Runtime, user: RaUser) -> str:
             identifier=user.email,
             passcode=a.f.STRONG_PASSCODE,
             purpose="ra",
-            second_factor={"method": "totp", "code": fresh_code(user)},
+            second_factor=FactorAnswer(method="totp", code=fresh_code(user)),
         ),
     )
     assert result.session is not None
