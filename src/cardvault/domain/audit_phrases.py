@@ -142,6 +142,9 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.PIV_GLOBAL_PIN_CHANGED: _p("Card's global PIN changed"),
     AuditAction.PIV_PUK_CHANGED: _p("Card PUK changed"),
     AuditAction.PIV_PIN_RESET: _p("Card PIN reset with the PUK"),
+    AuditAction.PIV_APPLET_BUILT: _p("Card made ready for smartcard software"),
+    AuditAction.PIV_PIN_SET: _p("Card PIN set", "Card PIN not set"),
+    AuditAction.PIV_PIN_UNBLOCKED: _p("Card PIN unblocked after a new sign-in"),
     AuditAction.PIV_MANAGEMENT_AUTHENTICATED: _p(
         "Card management key accepted", "Wrong card management key"
     ),

@@ -20,7 +20,7 @@ from tests.support.live_server import serve_runtime
 
 from cardvault.errors import CardvaultError
 from cardvault.services.cards import issuance
-from cardvault.services.pki import ca
+from cardvault.services.pki import ca, content_signer
 from cardvault.services.system.runtime import Actor, Runtime, hsm_config
 from cardvault.store.models import Certificate
 
@@ -179,3 +179,27 @@ def test_a_ca_key_the_token_does_not_hold_is_refused_with_a_clear_error(
     rt.settings = rt.settings.model_copy(update={"pkcs11_module": None})
     with pytest.raises(CardvaultError, match="CARDVAULT_PKCS11_MODULE"):
         ca.load(rt)
+
+
+def test_the_piv_content_signer_is_certified_by_a_ca_whose_key_is_in_the_hsm(
+    hsm_rt: Runtime, tmp_path: Path
+) -> None:
+    # The CHUID of every card is signed by a content signer the CA certifies (issue 18);
+    # with the CA key in the token, that certificate is signed through PKCS#11 too.
+    rt = hsm_rt
+    ca.create(
+        rt.data_dir,
+        rt.master_key,
+        common_name="cardvault HSM CA",
+        force=True,
+        hsm=hsm_config(rt.settings, key_label=softhsm.key_label()),
+    )
+    signer = content_signer.load_or_create(rt)
+    ca_pem, signer_pem = tmp_path / "ca.pem", tmp_path / "signer.pem"
+    ca_pem.write_bytes(ca.export_pem(rt.data_dir))
+    signer_pem.write_bytes(signer.cert.public_bytes(serialization.Encoding.PEM))
+    assert (
+        rp.openssl("verify", "-CAfile", ca_pem, signer_pem, check=True)
+        .stdout.strip()
+        .endswith("OK")
+    )

@@ -38,6 +38,7 @@ from cardvault.errors import Conflict, Unavailable
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.piv import issuance, snapshot, statements
 from cardvault.services.piv.answers import standing_answers
+from cardvault.services.piv.card_pin import blocked_since
 from cardvault.services.piv.kept import keep, kept
 from cardvault.services.piv.ports import Effects, Mode, ServicePorts
 from cardvault.services.piv.reader_links import LinkClosed
@@ -303,6 +304,7 @@ def _save_card(session: Session, rt: Runtime, snap: Snapshot, done: _Computed) -
         return False
     piv = snap.piv
     values: dict[str, object] = {
+        "new_pin_blocked_at": blocked_since(piv, done.card_part, rt.clock()),
         "where_card": snap.card.id,
         "seen": piv.version,
         "new_state": state,
