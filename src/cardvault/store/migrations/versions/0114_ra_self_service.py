@@ -2,7 +2,7 @@
 sponsors' card approvals, and when a leaver's last membership ended (the erasure clock)
 
 Revision ID: 0114_ra_self_service
-Revises: 0111_channel_keys
+Revises: 0116_every_card
 Create Date: 2026-12-07
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import cardvault.store.types
 
 revision = "0114_ra_self_service"
-down_revision = "0111_channel_keys"
+down_revision = "0116_every_card"
 branch_labels = None
 depends_on = None
 
