@@ -16,8 +16,8 @@ from tests.support import ra_web as w
 from cardvault.crypto.keyslots import open_invitation_slot
 from cardvault.domain.vocabulary import AppletOrigin
 from cardvault.services.cards.sealing import open_record
-from cardvault.services.recovery import links
 from cardvault.services.directory import registry as directory
+from cardvault.services.recovery import links
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Association, Card, Link, Notification, PivCard
 
