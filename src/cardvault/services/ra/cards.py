@@ -34,6 +34,7 @@ from cardvault.services.cards import enrolment, issuance
 from cardvault.services.cards.invitations import INVITATION_CODE_DIGITS
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.cards.views import CardSummary
+from cardvault.services.piv import card_pin as card_pins
 from cardvault.services.ra import actions as ra_actions
 from cardvault.services.ra import approvals
 from cardvault.services.ra.actions import RaContext
@@ -94,6 +95,7 @@ def enrolment_problems(
     problems: list[InvalidInput] = []
     with rt.db() as session:
         person = person_in_scope(session, ctx, user_id)
+        pin_minimum = card_pins.minimum_for(session, ctx.organisation_id)
     try:
         identifiers.email(f.email)
     except InvalidInput as exc:
@@ -120,15 +122,15 @@ def enrolment_problems(
             )
         )
     problems += _question_problems(f.answers, f.passcode)
-    problems += _card_pin_problems(f)
+    problems += _card_pin_problems(f, pin_minimum)
     return problems
 
 
-def _card_pin_problems(f: EnrolForm) -> list[InvalidInput]:
+def _card_pin_problems(f: EnrolForm, minimum: int) -> list[InvalidInput]:
     if not (f.card_pin or f.card_pin_confirm):
         return []
     try:
-        check_card_pin(f.card_pin)
+        check_card_pin(f.card_pin, minimum=minimum)
     except InvalidInput as exc:
         return [InvalidInput(exc.message, field="card_pin")]
     if f.card_pin != f.card_pin_confirm:

@@ -56,6 +56,8 @@ SWITCHES = {
     "recovery_requires_second_factor": "A forgotten passcode needs the second factor too",
     "role_grants_need_approval": "A role given to someone else needs a second RA manager",
     "cards_need_sponsor_approval": "A card is issued only to a person a sponsor approved",
+    "holders_add_methods": "Card holders may add another phone or security key themselves",
+    "in_person_methods": "An invitation may end without a second factor; an RA adds one in person",
 }
 ROUTES = tuple(SignInRoute)
 
