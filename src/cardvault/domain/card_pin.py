@@ -4,6 +4,8 @@ PIV software pads the PIN to 8 bytes and OpenSC refuses longer ones, so the card
 it is accepted only inside a card session that the strong passcode and a second factor opened,
 and three wrong tries block it. Within those bounds the rule only refuses the PINs people try
 first: one digit repeated (000000) and a straight run up or down (123456, 876543).
+An organisation may raise the floor (its policy's ``card_pin_min_length``, 6 to 8), never
+the ceiling that PIV software imposes.
 """
 
 from __future__ import annotations
@@ -22,10 +24,20 @@ class WeakCardPin(InvalidInput):
     code = "card_pin_weak"
 
 
-def check_card_pin(pin: str) -> None:
-    """Raise ``InvalidInput`` (or ``WeakCardPin``) unless ``pin`` may be a card PIN."""
+def check_card_pin(pin: str, *, minimum: int = CARD_PIN_MIN) -> None:
+    """Raise ``InvalidInput`` (or ``WeakCardPin``) unless ``pin`` may be a card PIN.
+
+    ``minimum`` is the organisation's shortest card PIN; it only raises the floor of 6.
+    """
     if not (isinstance(pin, str) and pin.isascii() and pin.isdigit()):
         raise InvalidInput("The card PIN must be digits only.", field="pin")
+    floor = max(CARD_PIN_MIN, minimum)
+    if floor > CARD_PIN_MIN and len(pin) < floor:
+        raise InvalidInput(
+            f"Your organisation asks for a card PIN of at least {floor} digits "
+            f"(and at most {CARD_PIN_MAX}).",
+            field="pin",
+        )
     if not CARD_PIN_MIN <= len(pin) <= CARD_PIN_MAX:
         raise InvalidInput(
             f"The card PIN must be {CARD_PIN_MIN} to {CARD_PIN_MAX} digits long.", field="pin"

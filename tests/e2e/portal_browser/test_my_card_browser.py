@@ -179,6 +179,18 @@ def test_my_card_end_to_end(live: Live, page: Page, operator: Actor) -> None:
     )
     page.get_by_role("link", name="Back to My card").click()
 
+    page.get_by_role("link", name="Set your card PIN").click()
+    page.get_by_label("New card PIN", exact=True).fill("123456")
+    page.get_by_label("New card PIN again").fill("123456")
+    page.get_by_role("button", name="Set your card PIN").click()
+    expect(page.locator(".error-summary")).to_contain_text("counts straight up or down")
+    shot(page, "15-my-card-pin-error")
+    page.get_by_label("New card PIN", exact=True).fill("27182818")
+    page.get_by_label("New card PIN again").fill("27182818")
+    page.get_by_role("button", name="Set your card PIN").click()
+    expect(page.locator("main")).to_contain_text("Your card PIN has been set")
+    expect(page.get_by_role("link", name="Change your card PIN")).to_be_visible()
+
     page.get_by_role("link", name=re.compile("^Remove")).click()
     page.get_by_role("button", name="Remove it").click()
     expect(page.locator(".error-summary")).to_contain_text("Tick the box")
@@ -197,10 +209,10 @@ def test_my_card_end_to_end(live: Live, page: Page, operator: Actor) -> None:
     page.get_by_role("link", name="Back to My card").click()
     page.get_by_role("button", name="Sign out").last.click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in to My card")
-    live.wait_for_mail(3)  # passcode, questions, recovery code (the organisation has no RA)
+    live.wait_for_mail(4)  # passcode, questions, recovery code, card PIN (no RA to tell)
     subjects = [str(m.message["Subject"]) for m in live.mailbox.received]
     assert any("passcode was changed" in s for s in subjects)
-    assert sum("card was changed" in s for s in subjects) == 2
+    assert sum("card was changed" in s for s in subjects) == 3
 
 
 def test_a_security_key_added_on_my_card_signs_in_next_time(

@@ -76,12 +76,18 @@ def test_the_holder_sets_and_changes_the_card_pin_with_the_agent(
     assert "has no card PIN yet" in agent(server, tmp_path, "pin", "status")
     weak = agent(server, tmp_path, "pin", "set", "--pin-stdin", stdin="654321\n", check=False)
     assert "straight up or down" in weak
+    directory.update_policy(rt, operator, "ORG1", {"card_pin_min_length": 8})
+    short = agent(server, tmp_path, "pin", "set", "--pin-stdin", stdin="2718281\n", check=False)
+    assert "Your organisation asks for a card PIN of at least 8 digits" in short
     out = agent(server, tmp_path, "pin", "set", "--pin-stdin", stdin="27182818\n")
     assert f"Card PIN of card {serial} set." in out
     assert "(3 tries left)" in agent(server, tmp_path, "pin", "status")
     wrong = agent(server, tmp_path, "pin", "change", "--pin-stdin",
                   stdin="11112222\n31415926\n", check=False)  # fmt: skip
     assert "That is not your current card PIN." in wrong
+    short = agent(server, tmp_path, "pin", "change", "--pin-stdin",
+                  stdin="27182818\n3141592\n", check=False)  # fmt: skip
+    assert "at least 8 digits" in short
     assert "(2 tries left)" in agent(server, tmp_path, "pin", "status")
     out = agent(server, tmp_path, "pin", "change", "--pin-stdin", stdin="27182818\n31415926\n")
     assert f"Card PIN of card {serial} changed." in out

@@ -181,6 +181,11 @@ def test_invitation_through_the_pages(rt: Runtime, operator: Actor) -> None:
     differ = _post(c, f"{url}/setup", **fields, card_pin="27182818", card_pin_confirm="27182819")
     assert differ.status_code == 422
     assert 'href="#f-card_pin_confirm"' in differ.text
+    directory.update_policy(rt, operator, "ORG1", {"card_pin_min_length": 8})
+    short = _post(c, f"{url}/setup", **fields, card_pin="2718281", card_pin_confirm="2718281")
+    assert short.status_code == 422
+    assert "Your organisation asks for a card PIN of at least 8 digits" in short.text
+    assert _status(rt, card.card_id) != "active"
     done = _post(c, f"{url}/setup", **fields, card_pin="27182818", card_pin_confirm="27182818")
     assert done.status_code == 200
     assert re.search(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){7}", done.text)

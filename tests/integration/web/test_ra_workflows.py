@@ -16,6 +16,7 @@ from tests.support import ra_web as w
 from cardvault.crypto.keyslots import open_invitation_slot
 from cardvault.domain.vocabulary import AppletOrigin
 from cardvault.services.cards.sealing import open_record
+from cardvault.services.directory import registry as directory
 from cardvault.services.recovery import links
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Association, Card, Link, Notification, PivCard
@@ -87,6 +88,10 @@ def test_issue_then_enrol_weak_then_strong(rt: Runtime, operator: Actor, setup) 
     assert weak_pin.status_code == 422
     assert 'href="#f-card_pin"' in weak_pin.text
     assert 'value="111111"' not in weak_pin.text
+    directory.update_policy(rt, operator, "ORGA", {"card_pin_min_length": 8})
+    short = w.post(c, f"{url}/enrol", **strong, card_pin="2718281", card_pin_confirm="2718281")
+    assert short.status_code == 422
+    assert "Your organisation asks for a card PIN of at least 8 digits" in short.text
     r = w.post(c, f"{url}/enrol", **strong, card_pin="27182818", card_pin_confirm="27182818")
     assert r.status_code == 303, r.text
     page = c.get(url).text

@@ -31,3 +31,19 @@ def test_one_digit_repeated_is_refused(pin: str) -> None:
 def test_a_straight_run_up_or_down_is_refused(pin: str) -> None:
     with pytest.raises(WeakCardPin, match="straight up or down"):
         check_card_pin(pin)
+
+
+@pytest.mark.parametrize("pin", ["135790", "9135790"])
+def test_an_organisation_minimum_refuses_shorter_pins_naming_it(pin: str) -> None:
+    with pytest.raises(InvalidInput, match="at least 8 digits") as caught:
+        check_card_pin(pin, minimum=8)
+    assert caught.value.data["field"] == "pin"
+
+
+def test_an_organisation_minimum_only_raises_the_floor() -> None:
+    check_card_pin("13579024", minimum=8)
+    check_card_pin("1357902", minimum=7)
+    with pytest.raises(InvalidInput, match="6 to 8 digits"):
+        check_card_pin("135790246", minimum=8)
+    with pytest.raises(InvalidInput, match="6 to 8 digits"):
+        check_card_pin("13579", minimum=6)

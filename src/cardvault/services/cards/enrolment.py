@@ -176,10 +176,11 @@ def enrol(rt: Runtime, actor: Actor, req: EnrolRequest) -> Enrolled:
         assert person is not None
         check_enrollable(card)
         record = open_record(rt.master_key, card)
+        pin_minimum = card_pins.minimum_for(session, card.organisation_id)
     check_passcode(req.passcode, policy=passcode_policy(rt), personal=personal_words(person, email))
     check_questions(req.answers, req.passcode)
     if req.card_pin is not None:
-        check_card_pin(req.card_pin)
+        check_card_pin(req.card_pin, minimum=pin_minimum)
     dek = open_issuance_slot(rt, actor, card, record, req.issuance_passcode)
     try:
         code = new_recovery_code() if req.recovery_code else None

@@ -221,7 +221,9 @@ def complete(
     check_new_passcode(rt, person, passcode, confirm)
     check_questions(answers, passcode)
     if card_pin is not None:
-        _check_card_pin(*card_pin)
+        with rt.db() as session:
+            minimum = card_pins.minimum_for(session, card.organisation_id)
+        _check_card_pin(*card_pin, minimum=minimum)
     dek = _unwrap(txn, key)
     code = new_recovery_code() if want_recovery_code else None
     try:
@@ -261,9 +263,9 @@ def complete(
     )
 
 
-def _check_card_pin(pin: str, again: str) -> None:
+def _check_card_pin(pin: str, again: str, *, minimum: int) -> None:
     try:
-        check_card_pin(pin)
+        check_card_pin(pin, minimum=minimum)
     except InvalidInput as exc:
         raise type(exc)(exc.message, field="card_pin") from None
     if not hmac.compare_digest(pin.encode(), again.encode()):

@@ -41,6 +41,7 @@ from cardvault.services.cards.enrolment import SecurityAnswer, check_questions, 
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.devices.unlock import check_passcode_text, open_with_passcode
 from cardvault.services.notifications import outbox as notifications
+from cardvault.services.piv import card_pin as card_pins
 from cardvault.services.recovery.new_passcode import check_new_passcode
 from cardvault.services.signin import lockout
 from cardvault.services.signin import sessions as card_sessions
@@ -69,8 +70,9 @@ class HolderCard:
     may_add_methods: bool
     #: the organisation allows security keys (so "My card" offers to register one)
     security_keys: bool = False
-    #: the card PIN (PC/SC channel) is set here once every card has one (issue 18)
-    card_pin_available: bool = False
+    #: the card PIN for smartcard software (PC/SC channel): set, and blocked
+    card_pin_set: bool = False
+    card_pin_blocked: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +108,7 @@ def signed_in(session: Session, rt: Runtime, actor: Actor, session_id: str) -> S
 
 
 def my_card(rt: Runtime, actor: Actor, session_id: str) -> HolderCard:
+    pin = card_pins.status_by_id(rt, actor, session_id)
     with transaction(rt.db) as session:
         me = signed_in(session, rt, actor, session_id)
         questions = session.scalars(
@@ -125,6 +128,8 @@ def my_card(rt: Runtime, actor: Actor, session_id: str) -> HolderCard:
             has_recovery_code=RECOVERY_CODE_SLOT in slots,
             may_add_methods=me.policy.holders_add_methods,
             security_keys=me.policy.allows(MethodKind.SECURITY_KEY),
+            card_pin_set=pin.pin_set,
+            card_pin_blocked=pin.blocked,
         )
 
 

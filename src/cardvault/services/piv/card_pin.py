@@ -11,6 +11,10 @@ So it is managed in such a session too, never by an RA and never with a PUK:
   opened *after* that moment proves the passcode and a second factor afresh, and may set a
   new PIN without the old one. The session that was open while the PIN was guessed may not.
 
+The agent reaches this with its card session's token and SK; the portal's "My card" with
+the id of the holder's card session (``*_by_id``: the portal never holds SK, and needs none
+here -- the applet is sealed under the master key). Both open a ``holder`` card session.
+
 Every change is a compare-and-swap on the card's PIV row (the relay's ``SAVE_CARD``), so a
 PIN change and APDUs from a reader never overwrite each other; the PIN is stored only as an
 Argon2id verifier sealed under the master key (secrets.py), and the links' PIN re-check
@@ -20,7 +24,7 @@ values are forgotten, so the old PIN opens no reader any more.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -50,7 +54,8 @@ from cardvault.services.pki import content_signer
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, CardSession, PivCard, PivLink
+from cardvault.store.models import Card, CardSession, Organisation, PivCard, PivLink
+from cardvault.store.queries.organisations import policy_of
 
 __all__ = [
     "CardPinBlocked",
@@ -58,10 +63,18 @@ __all__ = [
     "PinChanged",
     "WrongCardPin",
     "blocked_since",
+    "minimum_for",
     "provision",
     "set_pin",
+    "set_pin_by_id",
     "status",
+    "status_by_id",
 ]
+
+#: opens the holder's card session in the caller's transaction (or raises SessionInvalid)
+Opener = Callable[[Session], tuple[CardSession, Card]]
+#: runs in the change's own transaction, with the outcome (the portal's confirmation email)
+Also = Callable[[Session, Card, str], None]
 
 
 class WrongCardPin(AuthenticationFailed):
@@ -84,6 +97,8 @@ class CardPinStatus:
     attempts_left: int
     #: blocked, and this session was opened after the block: it may set a new PIN
     may_unblock: bool
+    #: the organisation's shortest card PIN
+    minimum: int = 6
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +118,14 @@ class _Seen:
     serial: str
     piv: PivCard | None
     certificates: dict[CertUsage, IssuedCertificate]
+    #: the organisation's shortest card PIN
+    pin_minimum: int
+
+
+def minimum_for(session: Session, organisation_id: str | None) -> int:
+    """The shortest card PIN the organisation allows (its policy; 6 when it has none)."""
+    org = session.get(Organisation, organisation_id) if organisation_id else None
+    return policy_of(org).card_pin_min_length
 
 
 def blocked_since(piv: PivCard, state: PivState, now: datetime) -> datetime | None:
@@ -114,10 +137,24 @@ def blocked_since(piv: PivCard, state: PivState, now: datetime) -> datetime | No
 
 def status(rt: Runtime, actor: Actor, *, token: str, session_key: bytes) -> CardPinStatus:
     """Whether the session's card has a PIN, and whether this session may unblock it."""
-    seen = _look(rt, actor, token, session_key)
+    return _status(rt, _by_token(rt, actor, token, session_key))
+
+
+def status_by_id(rt: Runtime, actor: Actor, session_id: str) -> CardPinStatus:
+    """:func:`status` for the portal, which knows the holder's card session by its id."""
+    return _status(rt, _by_id(rt, actor, session_id))
+
+
+def _status(rt: Runtime, opener: Opener) -> CardPinStatus:
+    seen = _look(rt, opener)
     if seen.piv is None:
         return CardPinStatus(
-            serial=seen.serial, pin_set=False, blocked=False, attempts_left=0, may_unblock=False
+            serial=seen.serial,
+            pin_set=False,
+            blocked=False,
+            attempts_left=0,
+            may_unblock=False,
+            minimum=seen.pin_minimum,
         )
     tries = load_state(seen.piv.state.encode()).pin_tries
     return CardPinStatus(
@@ -126,6 +163,7 @@ def status(rt: Runtime, actor: Actor, *, token: str, session_key: bytes) -> Card
         blocked=tries.blocked,
         attempts_left=tries.left,
         may_unblock=tries.blocked and _signed_in_since_block(seen),
+        minimum=seen.pin_minimum,
     )
 
 
@@ -139,29 +177,82 @@ def set_pin(
     current_pin: str | None = None,
 ) -> PinChanged:
     """Set, change or unblock the card PIN of the session's card (see the module docstring)."""
+    opener = _by_token(rt, actor, token, session_key)
+    return _set(rt, actor, opener, new_pin, current_pin, _Via(name="agent"))
+
+
+def set_pin_by_id(
+    rt: Runtime,
+    actor: Actor,
+    session_id: str,
+    *,
+    new_pin: str,
+    current_pin: str | None = None,
+    also: Also | None = None,
+) -> PinChanged:
+    """:func:`set_pin` from the portal's "My card"; ``also`` runs in the change's transaction."""
+    opener = _by_id(rt, actor, session_id)
+    return _set(rt, actor, opener, new_pin, current_pin, _Via(name="portal", also=also))
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Via:
+    """Where the change came from (audited), and what else its transaction does."""
+
+    name: str
+    also: Also | None = None
+
+    def run(self, session: Session, card: Card, outcome: str) -> None:
+        if self.also is not None:
+            self.also(session, card, outcome)
+
+
+def _set(
+    rt: Runtime,
+    actor: Actor,
+    opener: Opener,
+    new_pin: str,
+    current_pin: str | None,
+    via: _Via,
+) -> PinChanged:
     check_card_pin(new_pin)
-    seen = _look(rt, actor, token, session_key)
+    seen = _look(rt, opener)
+    check_card_pin(new_pin, minimum=seen.pin_minimum)
     if seen.piv is None:
-        return _first_pin(rt, actor, token, seen, new_pin)
+        return _first_pin(rt, actor, opener, seen, new_pin, via)
     state = load_state(seen.piv.state.encode())
     if state.pin_tries.blocked:
         if not _signed_in_since_block(seen):
             raise CardPinBlocked(
                 "Your card PIN is blocked after three wrong tries.",
-                remedy="Sign in again with your passcode and second factor "
-                "(cardvault-agent logout, then login), then set a new card PIN.",
+                remedy="Sign in again with your passcode and second factor (on My card, or "
+                "cardvault-agent logout, then login), then set a new card PIN.",
             )
-        return _replace_pin(rt, actor, token, seen, state, new_pin, AuditAction.PIV_PIN_UNBLOCKED)
-    _check_current(rt, actor, token, seen, state, current_pin)
-    return _replace_pin(rt, actor, token, seen, state, new_pin, AuditAction.PIV_PIV_PIN_CHANGED)
+        return _replace_pin(
+            rt, actor, opener, seen, state, new_pin, AuditAction.PIV_PIN_UNBLOCKED, via
+        )
+    _check_current(rt, actor, opener, seen, state, current_pin)
+    return _replace_pin(
+        rt, actor, opener, seen, state, new_pin, AuditAction.PIV_PIV_PIN_CHANGED, via
+    )
 
 
 # -- reading -------------------------------------------------------------------------------------
 
 
-def _look(rt: Runtime, actor: Actor, token: str, session_key: bytes) -> _Seen:
+def _by_token(rt: Runtime, actor: Actor, token: str, session_key: bytes) -> Opener:
+    return lambda session: _holder_session(session, rt, actor, token, session_key)
+
+
+def _by_id(rt: Runtime, actor: Actor, session_id: str) -> Opener:
+    return lambda session: card_sessions.use_id(
+        session, rt, session_id, client_address=actor.client_address, purpose="holder"
+    )
+
+
+def _look(rt: Runtime, opener: Opener) -> _Seen:
     with transaction(rt.db) as session:
-        row, card = _holder_session(session, rt, actor, token, session_key)
+        row, card = opener(session)
         piv = session.get(PivCard, card.id)
         if piv is not None:
             session.expunge(piv)
@@ -172,6 +263,7 @@ def _look(rt: Runtime, actor: Actor, token: str, session_key: bytes) -> _Seen:
             serial=card.serial,
             piv=piv,
             certificates=issued_certificates(session, card.id),
+            pin_minimum=minimum_for(session, card.organisation_id),
         )
 
 
@@ -195,17 +287,20 @@ def _signed_in_since_block(seen: _Seen) -> bool:
 # -- the first PIN: the applet is built ----------------------------------------------------------
 
 
-def _first_pin(rt: Runtime, actor: Actor, token: str, seen: _Seen, new_pin: str) -> PinChanged:
+def _first_pin(
+    rt: Runtime, actor: Actor, opener: Opener, seen: _Seen, new_pin: str, via: _Via
+) -> PinChanged:
     image, sealed = _new_applet(rt, seen.card_id, seen.serial, seen.certificates, new_pin)
     try:
         with transaction(rt.db) as session:
-            row, card = _holder_session_again(session, rt, actor, token, seen)
+            row, card = _holder_session_again(session, opener, seen)
             _insert_applet(session, rt, card_sessions.owner(actor, row), card, image, sealed,
-                           details={"session": row.id})  # fmt: skip
+                           details={"session": row.id, "via": via.name})  # fmt: skip
+            via.run(session, card, "set")
     except DbIntegrityError:
         raise CardPinRaced(
             "The card PIN was set from elsewhere at the same moment.",
-            remedy="Change it with cardvault-agent pin change.",
+            remedy="Change it on My card or with cardvault-agent pin change.",
         ) from None
     return PinChanged(serial=seen.serial, outcome="set")
 
@@ -214,10 +309,10 @@ def provision(rt: Runtime, actor: Actor, *, card_id: str, pin: str, via: str) ->
     """At enrolment (the invitation's last step, the holder having proved the email link, the
     text message and a new passcode): build the applet with the holder's first card PIN.
     False when the card already has one or lacks its certificates (the connector asks later)."""
-    check_card_pin(pin)
     with rt.db() as session:
         card = session.get(Card, card_id)
         assert card is not None
+        check_card_pin(pin, minimum=minimum_for(session, card.organisation_id))
         if session.get(PivCard, card_id) is not None:
             return False
         serial, certificates = card.serial, issued_certificates(session, card_id)
@@ -286,10 +381,10 @@ def _insert_applet(
 
 
 def _holder_session_again(
-    session: Session, rt: Runtime, actor: Actor, token: str, seen: _Seen
+    session: Session, opener: Opener, seen: _Seen
 ) -> tuple[CardSession, Card]:
     """The session is still live and still the one read before the Argon2id run."""
-    row, card = card_sessions.use(session, rt, token, client_address=actor.client_address)
+    row, card = opener(session)
     if row.id != seen.session_id or card.id != seen.card_id:
         raise card_sessions.SessionInvalid("The session changed; sign in again.")
     return row, card
@@ -299,7 +394,7 @@ def _holder_session_again(
 
 
 def _check_current(
-    rt: Runtime, actor: Actor, token: str, seen: _Seen, state: PivState, current: str | None
+    rt: Runtime, actor: Actor, opener: Opener, seen: _Seen, state: PivState, current: str | None
 ) -> None:
     """The current PIN, checked like a VERIFY: a wrong one counts down the card's counter."""
     assert seen.piv is not None
@@ -313,7 +408,7 @@ def _check_current(
         pass
     after = replace(state, pin_tries=state.pin_tries.failed())
     with transaction(rt.db) as session:
-        row, card = _holder_session_again(session, rt, actor, token, seen)
+        row, card = _holder_session_again(session, opener, seen)
         _save(session, rt, piv, after, piv.secrets, piv.secrets_version)
         owner = card_sessions.owner(actor, row)
         left = after.pin_tries.left
@@ -335,14 +430,16 @@ def _check_current(
 def _replace_pin(
     rt: Runtime,
     actor: Actor,
-    token: str,
+    opener: Opener,
     seen: _Seen,
     state: PivState,
     new_pin: str,
     action: AuditAction,
+    via: _Via,
 ) -> PinChanged:
     assert seen.piv is not None
     piv = seen.piv
+    outcome = "unblocked" if action is AuditAction.PIV_PIN_UNBLOCKED else "changed"
     with rt.kdf_gate.slot():
         verifier = make_verifier(new_pin.encode(), rt.settings.argon2)
     old = open_secrets(rt.master_key, seen.card_id, piv.secrets_version, piv.secrets)
@@ -351,12 +448,12 @@ def _replace_pin(
     sealed = seal_secrets(rt.master_key, seen.card_id, version, new_secrets)
     after = replace(state, pin_tries=state.pin_tries.reset())
     with transaction(rt.db) as session:
-        row, card = _holder_session_again(session, rt, actor, token, seen)
+        row, card = _holder_session_again(session, opener, seen)
         _save(session, rt, piv, after, sealed, version)
         session.execute(update(PivLink).where(PivLink.card_id == card.id).values(pin_recheck=None))
         owner = card_sessions.owner(actor, row)
-        _audit(session, rt, owner, card, row, action, {"channel": "pcsc", "via": "agent"})
-    outcome = "unblocked" if action is AuditAction.PIV_PIN_UNBLOCKED else "changed"
+        _audit(session, rt, owner, card, row, action, {"channel": "pcsc", "via": via.name})
+        via.run(session, card, outcome)
     return PinChanged(serial=seen.serial, outcome=outcome)
 
 

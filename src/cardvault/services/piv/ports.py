@@ -35,7 +35,7 @@ from cardvault.crypto.keyslots import (
 from cardvault.crypto.pin_verifier import ReferenceMismatch, check_verifier, make_verifier
 from cardvault.crypto.piv_keys import ecdh_shared_secret, ecdsa_sign_hash, rsa_private_block
 from cardvault.crypto.x509 import CertUsage
-from cardvault.domain.card_pin import check_card_pin
+from cardvault.domain.card_pin import CARD_PIN_MIN, check_card_pin
 from cardvault.errors import InvalidInput
 from cardvault.services.piv.recheck import PinRecheck
 from cardvault.services.piv.secrets import DEFAULT_PIN, DEFAULT_PUK, PivSecrets
@@ -98,6 +98,7 @@ class ServicePorts:
         record: Callable[[], CardKeyRecord],
         dek: Callable[[], bytearray],
         recheck: PinRecheck | None = None,
+        pin_minimum: int = CARD_PIN_MIN,
     ) -> None:
         self._rt = rt
         self._mode = mode
@@ -106,6 +107,7 @@ class ServicePorts:
         self._load_record = record
         self._dek = dek
         self._recheck = recheck
+        self._pin_minimum = pin_minimum
         self.effects = Effects()
 
     # -- reference data ----------------------------------------------------------------------
@@ -138,7 +140,7 @@ class ServicePorts:
         if plain == (DEFAULT_PUK if reference is PinRef.PUK else DEFAULT_PIN):
             raise CardError(Sw.INCORRECT_DATA, "the default value cannot be set again")
         if reference is PinRef.PIV_PIN and self._mode is Mode.USE:
-            _check_holder_pin(plain)
+            _check_holder_pin(plain, self._pin_minimum)
         with self._rt.kdf_gate.slot():
             verifier = make_verifier(plain, self._rt.settings.argon2)
         self.effects.secrets = self._current_secrets().with_reference(reference, verifier)
@@ -260,13 +262,15 @@ class ServicePorts:
             )
 
 
-def _check_holder_pin(plain: bytes) -> None:
+def _check_holder_pin(plain: bytes, minimum: int) -> None:
     """A holder changing their card PIN from smartcard software meets the same rule as with
-    ``cardvault-agent pin change`` (domain/card_pin.py)."""
+    ``cardvault-agent pin change`` (domain/card_pin.py), the organisation's minimum included."""
     try:
-        check_card_pin(plain.decode("ascii"))
+        check_card_pin(plain.decode("ascii"), minimum=minimum)
     except (InvalidInput, UnicodeDecodeError):
-        raise CardError(Sw.INCORRECT_DATA, "the card PIN is 6-8 digits, not trivial") from None
+        raise CardError(
+            Sw.INCORRECT_DATA, f"the card PIN is {minimum}-8 digits, not trivial"
+        ) from None
 
 
 def _unpadded(block: bytes) -> bytes:

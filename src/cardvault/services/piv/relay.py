@@ -175,6 +175,7 @@ def _compute(rt: Runtime, snap: Snapshot, req: RelayRequest) -> _Computed:
             record=record,
             dek=lambda: bytearray(dek),
             recheck=recheck,
+            pin_minimum=policy_of(snap.organisation).card_pin_min_length,
         )
         after, response = _run(before, req, ports)
         whole = req.drain and Sw.more_waiting(status_word(response))

@@ -34,7 +34,9 @@ from cardvault.services.cards import enrolment, issuance
 from cardvault.services.cards.invitations import INVITATION_CODE_DIGITS
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.cards.views import CardSummary
+from cardvault.services.piv import card_pin as card_pins
 from cardvault.services.ra import actions as ra_actions
+from cardvault.services.ra import approvals
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import card_in_scope, person_in_scope
 from cardvault.services.recovery import links
@@ -46,18 +48,27 @@ from cardvault.store.queries.organisations import policy_of
 
 
 def issue(
-    rt: Runtime, ctx: RaContext, user_id: str, *, issuance_passcode: str, confirm: str
+    rt: Runtime,
+    ctx: RaContext,
+    user_id: str,
+    *,
+    issuance_passcode: str,
+    confirm: str,
+    key_algorithm: str | None = None,
 ) -> issuance.IssuedCard:
+    """Issue a card to a person of the organisation (the vRA Manager and the RA API alike):
+    refused until a sponsor approved it when the organisation's policy asks for that."""
     if issuance_passcode != confirm:
         raise InvalidInput("The two issuance passcodes are different.", field="confirm")
     with rt.db() as session:
         person = person_in_scope(session, ctx, user_id)
+        approvals.require_approved(session, ctx, person)
     return ra_actions.issue(
         rt,
         ctx,
         user_id=person.user_id,
         issuance_passcode=issuance_passcode,
-        key_algorithm=None,
+        key_algorithm=key_algorithm,
     )
 
 
@@ -84,6 +95,7 @@ def enrolment_problems(
     problems: list[InvalidInput] = []
     with rt.db() as session:
         person = person_in_scope(session, ctx, user_id)
+        pin_minimum = card_pins.minimum_for(session, ctx.organisation_id)
     try:
         identifiers.email(f.email)
     except InvalidInput as exc:
@@ -110,15 +122,15 @@ def enrolment_problems(
             )
         )
     problems += _question_problems(f.answers, f.passcode)
-    problems += _card_pin_problems(f)
+    problems += _card_pin_problems(f, pin_minimum)
     return problems
 
 
-def _card_pin_problems(f: EnrolForm) -> list[InvalidInput]:
+def _card_pin_problems(f: EnrolForm, minimum: int) -> list[InvalidInput]:
     if not (f.card_pin or f.card_pin_confirm):
         return []
     try:
-        check_card_pin(f.card_pin)
+        check_card_pin(f.card_pin, minimum=minimum)
     except InvalidInput as exc:
         return [InvalidInput(exc.message, field="card_pin")]
     if f.card_pin != f.card_pin_confirm:

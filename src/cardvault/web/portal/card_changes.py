@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services.cards.enrolment import SecurityAnswer
 from cardvault.services.holders import account, activity, methods
+from cardvault.services.holders import card_pin as holder_pin
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Actor, Runtime
@@ -35,7 +36,7 @@ router = APIRouter(
     include_in_schema=False,
     dependencies=[per_address(Bucket.PORTAL)],
 )
-SECRETS = ("current", "passcode", "confirm", "answer1", "answer2", "answer3")
+SECRETS = ("current", "passcode", "confirm", "answer1", "answer2", "answer3", "pin")
 QUESTION_FIELDS = {"questions": "question1"}
 
 
@@ -190,6 +191,61 @@ def _recovery_code(request: Request, rt: Runtime, view: WebSessionView, form: ui
         form.add_exception(exc, default="current")
         return ui.render(request, template, status=exc.http_status, form=form.shown())
     return ui.render(request, "portal/card_recovery_code_shown.html", code=made.code)
+
+
+# --- card PIN ----------------------------------------------------------------------------
+
+PIN_TEMPLATE = "portal/card_pin.html"
+PIN_DONE = {
+    "set": "Your card PIN has been set. We have emailed you to confirm.",
+    "changed": "Your card PIN has been changed. We have emailed you to confirm.",
+    "unblocked": "Your new card PIN has been set. We have emailed you to confirm.",
+}
+
+
+def _pin_heading(pin: holder_pin.CardPinPage) -> str:
+    if pin.blocked:
+        return "Set a new card PIN"
+    return "Change your card PIN" if pin.pin_set else "Set your card PIN"
+
+
+def _pin_page(
+    request: Request, rt: Runtime, session_id: str, form: ui.Form, status: int = 200
+) -> Response:
+    pin = holder_pin.page(rt, _who(request, rt), session_id)
+    return ui.render(
+        request, PIN_TEMPLATE, status=status, form=form, pin=pin, heading=_pin_heading(pin)
+    )
+
+
+@router.get("/pin")
+def pin_page(request: Request, rt: Rt, view: View) -> Response:
+    return _pin_page(request, rt, _session(view), ui.Form())
+
+
+@router.post("/pin")
+async def pin(request: Request, rt: Rt, view: View) -> Response:
+    form = await _form(request, view)
+    return await run_in_threadpool(_pin, request, rt, view, form)
+
+
+def _pin(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    session_id = _session(view)
+    try:
+        outcome = holder_pin.set_card_pin(
+            rt,
+            _who(request, rt),
+            session_id,
+            current=form.get("current"),
+            pin=form.get("pin"),
+            confirm=form.get("confirm"),
+        )
+    except CardvaultError as exc:
+        default = "current" if exc.code == "card_pin_wrong" else "pin"
+        form.add_exception(exc, default=default)
+        return _pin_page(request, rt, session_id, form.shown(), status=exc.http_status)
+    ui.set_notice(rt, request, PIN_DONE[outcome])
+    return ui.redirect(HOME)
 
 
 # --- phones and security keys ------------------------------------------------------------
