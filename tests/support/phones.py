@@ -3,7 +3,9 @@ signed requests and signed answers to push challenges, through the device servic
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qs, urlsplit
@@ -12,7 +14,9 @@ import pyotp
 
 from cardvault.crypto import device as dcrypto
 from cardvault.domain.push_policy import PushStatus
+from cardvault.notify.channel import Subscription
 from cardvault.services.devices import pairing, push_answers
+from cardvault.services.devices.channel import channel, device_topic
 from cardvault.services.devices.requests import DeviceCaller, SignedRequest, authenticate
 from cardvault.services.system.runtime import Actor, Runtime
 from tests.support import auth as a
@@ -100,3 +104,39 @@ def pair_with_uri(rt: Runtime, uri: str, application: str = "authenticator") -> 
     req = pair_request(pairing_token(uri), key, f.STRONG_PASSCODE)
     done = pairing.pair(rt, a.client(), replace(req, application=application))
     return Phone(key, done.device_id, done.totp_secret)
+
+
+class Listening:
+    """What the service publishes to some phones (their event streams), collected on an
+    event loop of its own, as the stream route receives it: ``closed`` and ``challenge``
+    events per device."""
+
+    def __init__(self, rt: Runtime, device_ids: list[str]) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._subs = {
+            d: asyncio.run_coroutine_threadsafe(self._subscribe(rt, d), self._loop).result(5)
+            for d in device_ids
+        }
+
+    @staticmethod
+    async def _subscribe(rt: Runtime, device_id: str) -> Subscription:
+        return channel(rt).subscribe([device_topic(device_id)])
+
+    def events(self, device_id: str, wait: float = 0.5) -> list[dict[str, object]]:
+        """Every event the device received so far (waiting ``wait`` s after the last)."""
+        got: list[dict[str, object]] = []
+        while True:
+            future = asyncio.run_coroutine_threadsafe(self._subs[device_id].get(wait), self._loop)
+            event = future.result(wait + 5)
+            if event is None:
+                return got
+            got.append(dict(event))
+
+    def close(self) -> None:
+        for sub in self._subs.values():
+            self._loop.call_soon_threadsafe(sub.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()

@@ -18,6 +18,7 @@ class AuditAction(StrEnum):
     AUTH_LOGIN = "auth.login"
     AUTH_PASSCODE = "auth.passcode"
     AUTH_SECOND_FACTOR = "auth.second_factor"
+    AUTH_ORGANISATION_CHOSEN = "auth.organisation_chosen"
     AUTH_QR_LOGIN = "auth.qr_login"
     AUTH_MIA = "auth.mia"
     SESSION_OPENED = "session.opened"
@@ -27,6 +28,7 @@ class AuditAction(StrEnum):
     PUSH_REQUESTED = "push.requested"
     PUSH_ANSWERED = "push.answered"
     PUSH_NOT_ME_REPORTED = "push.not_me_reported"
+    PUSH_CLOSED = "push.closed"
     # wrong passcodes outside the sign-in (each counts toward the lock)
     ENROLMENT_PASSCODE = "enrolment.passcode"
     DEVICE_PAIR_PASSCODE = "device.pair.passcode"

@@ -52,6 +52,7 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.AUTH_LOGIN: _p("Sign-in started", "Sign-in refused"),
     AuditAction.AUTH_PASSCODE: _p("Passcode accepted at sign-in", "Wrong passcode at sign-in"),
     AuditAction.AUTH_SECOND_FACTOR: _p("Signed in", "Second sign-in step failed"),
+    AuditAction.AUTH_ORGANISATION_CHOSEN: _p("Organisation chosen at sign-in"),
     AuditAction.AUTH_QR_LOGIN: _p("Signed in with a QR code", "QR code sign-in refused"),
     AuditAction.AUTH_MIA: _p("Signed in with the mobile identity agent"),
     AuditAction.SESSION_OPENED: _p("Card session started"),
@@ -63,6 +64,7 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.PUSH_REQUESTED: _p("Sign-in request sent to the phone"),
     AuditAction.PUSH_ANSWERED: _p("Sign-in approved on the phone", "Sign-in request not approved"),
     AuditAction.PUSH_NOT_ME_REPORTED: _p("Holder reported a sign-in that was not theirs"),
+    AuditAction.PUSH_CLOSED: _p("Request on the phone closed: answered another way"),
     # wrong passcodes outside the sign-in (each counts toward the lock)
     AuditAction.ENROLMENT_PASSCODE: _p("Issuance passcode accepted", "Wrong issuance passcode"),
     AuditAction.DEVICE_PAIR_PASSCODE: _p(

@@ -15,6 +15,10 @@ from cardvault.errors import InvalidInput
 #: stored as ``allowed_methods``: the sign-in routes an organisation allows
 ALL_METHODS: tuple[str, ...] = tuple(SignInRoute)
 KEY_ALGORITHMS = ("rsa2048", "rsa3072", "ecp256")
+#: the second-factor plug-ins a policy may name in ``second_factors`` (issue 21): the paired
+#: phone (push, or its own code when offline), an authenticator app's code, a security key,
+#: the tap of an HR card
+SECOND_FACTORS = ("authenticator", "totp", "fido2", "hr_card")
 DEFAULT_SUBJECT_TEMPLATE = "CN={common_name},serialNumber={user_id},O={organisation_name}"
 
 
@@ -37,6 +41,8 @@ class OrganisationPolicy:
     #: holder is told and the card shows in the RA's expiry report
     certificate_days: int = 1095
     renew_days: int = 30
+    #: the second factors a sign-in may offer (None: every one installed)
+    second_factors: tuple[str, ...] | None = None
     #: a role grant to someone else waits for a second RA manager (issue 19)
     role_grants_need_approval: bool = False
     #: an RA may issue a card only to a person a sponsor has approved
@@ -67,6 +73,8 @@ class OrganisationPolicy:
             raise InvalidInput("certificate_days must be between 1 and 3650.")
         if not 1 <= self.renew_days < self.certificate_days:
             raise InvalidInput("renew_days must be at least 1 and below certificate_days.")
+        if not set(self.second_factors or ()) <= set(SECOND_FACTORS):
+            raise InvalidInput(f"second_factors may name only {', '.join(SECOND_FACTORS)}.")
         if not 0 <= self.leaver_retention_days <= 3650:
             raise InvalidInput("leaver_retention_days must be between 0 and 3650.")
         if not 6 <= self.card_pin_min_length <= 8:
@@ -81,7 +89,7 @@ class OrganisationPolicy:
         unknown = set(data) - known
         if unknown:
             raise InvalidInput(f"Unknown policy settings: {', '.join(sorted(unknown))}.")
-        for name in ("allowed_methods", "fido2_allowed_aaguids"):
+        for name in ("allowed_methods", "fido2_allowed_aaguids", "second_factors"):
             if data.get(name) is not None:
                 data[name] = tuple(data[name])
         try:
@@ -94,7 +102,22 @@ class OrganisationPolicy:
         out["allowed_methods"] = list(self.allowed_methods)
         if self.fido2_allowed_aaguids is not None:
             out["fido2_allowed_aaguids"] = list(self.fido2_allowed_aaguids)
+        if self.second_factors is not None:
+            out["second_factors"] = list(self.second_factors)
         return out
+
+    def same_recovery_rules(self, other: OrganisationPolicy) -> bool:
+        """Whether a passcode reset would follow the same rules under ``other`` (issue 21:
+        a reset's push goes to the phones of every organisation whose rules agree with the
+        card's own)."""
+        return (
+            self.recovery_requires_second_factor == other.recovery_requires_second_factor
+            and self.reset_link_minutes == other.reset_link_minutes
+        )
+
+    def allows_factor(self, method: str) -> bool:
+        """A second-factor plug-in may be offered at sign-in (``second_factors``)."""
+        return self.second_factors is None or method in self.second_factors
 
     def allows(self, route: str) -> bool:
         """A sign-in route (or the second factor of the same name) is allowed."""

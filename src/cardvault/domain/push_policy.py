@@ -35,6 +35,17 @@ class PushStatus(StrEnum):
         return self is not PushStatus.PENDING
 
 
+class PushRequest(StrEnum):
+    """What a push asks the holder to approve; the phone shows its ``heading`` (issue 21)."""
+
+    SIGN_IN = "sign_in"
+    PASSCODE_RESET = "passcode_reset"
+
+    @property
+    def heading(self) -> str:
+        return "Reset your passcode" if self is PushRequest.PASSCODE_RESET else "Sign in"
+
+
 class Decision(StrEnum):
     APPROVE = "approve"
     DENY = "deny"

@@ -183,6 +183,9 @@ class AuthState(StrEnum):
 
     #: passcode accepted at sign-in or for a reset; a second factor is awaited
     SECOND_FACTOR = "second_factor"
+    #: passcode accepted at a sign-in whose identifier names no organisation, and several
+    #: would admit it: the organisation is awaited, then a second factor (issue 21)
+    ORGANISATION = "organisation"
     #: a passcode reset whose identity is proven; the new passcode is awaited
     NEW_PASSCODE = "new_passcode"
     #: an invitation's text-message code is awaited before enrolment

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import keys as k
@@ -22,11 +23,14 @@ from tests.support.app_phone import Phone, paired
 from tests.support.browser import VirtualKey, plug_in_key
 
 from cardvault.clients.authenticator import core
+from cardvault.services.directory import registry as directory
 from cardvault.services.recovery import reset as recovery
+from cardvault.services.recovery.links import LinkInvalid
 from cardvault.services.security_keys import registration as security_key_registration
 from cardvault.services.signin.engine import Engine, LoginRequest, SignInFailed
 from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.models import AuditEvent
 
 from .conftest import Live, shot
 
@@ -134,6 +138,66 @@ def test_a_locked_card_is_reset_with_the_security_key(
     assert key.credentials()[0]["signCount"] == 3  # registration, reset, sign-in
 
 
+def _register(rt: Runtime, operator: Actor, page: Page, serial: str, org: str, name: str) -> None:
+    """The RA of ``org`` registers the key plugged into the page (any page of the origin)."""
+    start = security_key_registration.begin_registration(rt, operator, serial=serial, org_code=org)
+    security_key_registration.complete_registration(
+        rt,
+        operator,
+        ceremony_id=start.ceremony_id,
+        response=page.evaluate(CREATE, start.options["publicKey"]),
+        nickname=name,
+    )
+
+
+def test_a_holder_of_two_organisations_resets_with_the_key_of_the_second(
+    live: Live, page: Page, operator: Actor
+) -> None:
+    """Issue 21: the reset asks for the keys of both organisations at once, and the key
+    registered in the second one (the only key at hand) is accepted there."""
+    rt = live.rt
+    a.open_org(rt, operator, "ORG1")
+    a.open_org(rt, operator, "ORG2")
+    card = f.active_card(rt, operator, forename="Sam", email="sam@example.org")
+    directory.add_membership(rt, operator, card.user_id, "ORG2")
+    page.goto(f"{live.url}/webauthn/test")
+    ward_key = plug_in_key(page)
+    _register(rt, operator, page, card.serial, "ORG1", "Ward key")
+    ward_key.remove()  # left at the first hospital
+    clinic_key = plug_in_key(page)
+    _register(rt, operator, page, card.serial, "ORG2", "Clinic key")
+
+    token = _lock_and_follow_the_email(live, page, "sam@example.org")
+    _answer_the_questions(page)
+    shot(page, "14-two-organisations-security-key")
+    page.get_by_role("button", name="Use my security key").click()
+    _choose_the_new_passcode(page)
+
+    confirmed = [e for e in _card_events(rt, card.card_id) if e[0] == "recovery.second_factor"]
+    assert confirmed[-1][1:4] == ("success", "ORG2", "Clinic key")
+    assert confirmed[-1][4] == clinic_key.credentials()[0]["signCount"]  # this key answered
+    with pytest.raises(LinkInvalid, match="already been used"):
+        recovery.open_reset(rt, token)
+
+
+def _card_events(rt: Runtime, card_id: str) -> list[tuple[object, ...]]:
+    with rt.db() as s:
+        return [
+            (
+                e.action,
+                e.outcome,
+                e.details.get("key_organisation"),
+                e.details.get("nickname"),
+                e.details.get("sign_count"),
+            )
+            for e in s.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.card_id == card_id)
+                .order_by(AuditEvent.occurred_at, AuditEvent.seq)
+            )
+        ]
+
+
 # --- push to the paired phone -----------------------------------------------------------
 
 
@@ -164,7 +228,7 @@ def test_a_locked_card_is_reset_with_a_push_the_phone_approves(
     assert re.fullmatch(r"\d\d", number)
     expect(page.locator("#push-status")).to_have_text("Waiting for your phone…")
     shot(page, "12-push-number")
-    shown = phone.wait_until_said("Sign-in request")
+    shown = phone.wait_until_said("Reset your passcode")
     assert "Self-service portal: passcode reset" in shown  # where the request comes from
     phone.choices.put(core.Choice(decision="approve", number=number))  # typed on the phone
 
@@ -198,7 +262,7 @@ def test_a_denied_push_is_explained_in_a_browser_without_javascript(
         expect(page.locator(".error-summary")).to_contain_text("has not answered")
         assert recovery.open_reset(live.rt, token).tries_left == recovery.LINK_MAX_FAILURES
 
-        phone.wait_until_said("Sign-in request")
+        phone.wait_until_said("Reset your passcode")
         phone.choices.put(core.Choice(decision="deny"))
         phone.finish()
         page.get_by_role("button", name="I have approved it — continue").click()

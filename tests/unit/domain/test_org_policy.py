@@ -52,3 +52,10 @@ def test_an_hr_card_needs_both_the_method_and_the_switch() -> None:
     assert not OrganisationPolicy.from_dict({"hr_cards_allowed": False}).allows("hr_card")
     assert not OrganisationPolicy.from_dict({"allowed_methods": ["email"]}).allows("hr_card")
     assert OrganisationPolicy.from_dict({"allowed_methods": ["email"]}).allows("email")
+
+
+def test_recovery_rules_agree_on_what_a_reset_follows_only() -> None:
+    base = OrganisationPolicy()
+    assert base.same_recovery_rules(OrganisationPolicy(session_idle_minutes=5))
+    assert not base.same_recovery_rules(OrganisationPolicy(recovery_requires_second_factor=False))
+    assert not base.same_recovery_rules(OrganisationPolicy(reset_link_minutes=10))

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from cardvault.domain.push_policy import (
     PastPrompt,
     PushLimits,
+    PushRequest,
     PushStatus,
     new_number,
     next_allowed,
@@ -63,3 +64,8 @@ def test_the_wait_is_capped_and_old_denials_are_forgotten() -> None:
 
 def test_numbers_have_two_digits() -> None:
     assert {new_number() for _ in range(2000)} <= set(range(10, 100))
+
+
+def test_a_reset_push_asks_to_reset_the_passcode_not_to_sign_in() -> None:
+    assert PushRequest.PASSCODE_RESET.heading == "Reset your passcode"
+    assert PushRequest.SIGN_IN.heading == "Sign in"

@@ -16,6 +16,8 @@ from cardvault.clients.common.replies import JsonObject, JsonValue, Reply
 from cardvault.crypto.rp_challenge import challenge_digest
 
 Prompt = Callable[[str], str]
+#: asked for the code of one of (code, name) when several organisations would admit you
+OrganisationPrompt = Callable[[list[tuple[str, str]]], str]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,8 +39,10 @@ def login(
     ask_code: Prompt,
     show_number: Callable[[str], None] | None = None,
     note: Callable[[str], None] | None = None,
+    choose_organisation: OrganisationPrompt | None = None,
 ) -> AgentState:
-    """Passcode, then the second factor: push to the paired phone, or a one-time code."""
+    """Passcode, then (when the service lists several organisations) the organisation,
+    then the second factor: push to the paired phone, or a one-time code."""
     claims: JsonObject = {
         "identifier": {"kind": data.identifier_kind, "value": data.identifier},
         "passcode": data.passcode,
@@ -48,6 +52,7 @@ def login(
     }
     result = api.sealed_call("/api/v1/auth/login", claims)
     sk = result.text("session_key")
+    result = _organisation(api, result, choose_organisation)
     offers = {f.optional_text("method"): f for f in result.objects("second_factors")}
     if not offers:
         error = result.optional_obj("factor_error") or Reply({})
@@ -71,6 +76,24 @@ def login(
         {"transaction_id": txn, "response": {"method": "code", "code": code}},
     )
     return AgentState.opened(server, session, sk, data.purpose)
+
+
+def _organisation(api: CardvaultApi, result: Reply, choose: OrganisationPrompt | None) -> Reply:
+    """The second factors offered: at once, or after choosing the organisation when the
+    service lists several (an email address names none, and several admit you)."""
+    listed = [(o.text("code"), o.text("name")) for o in result.objects("organisations")]
+    if not listed:
+        return result
+    if choose is None:
+        codes = ", ".join(code for code, _name in listed)
+        raise ServiceError(
+            f"You can sign in to several organisations ({codes}).",
+            remedy="Give the one you want with --organisation.",
+        )
+    return api.sealed_call(
+        "/api/v1/auth/organisation",
+        {"transaction_id": result.text("transaction_id"), "organisation": choose(listed)},
+    )
 
 
 def qr_login(

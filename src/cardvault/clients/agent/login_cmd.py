@@ -223,8 +223,17 @@ def _by_passcode(api: CardvaultApi, server: str, args: LoginArgs) -> state.Agent
         ask_code=lambda prompt: prompts.ask(prompt, option="--totp"),
         show_number=_shower(args.number_file),
         note=prompts.tell,
+        choose_organisation=_choose_organisation,
     )
     return _acting(api, st, args)
+
+
+def _choose_organisation(listed: list[tuple[str, str]]) -> str:
+    """Several organisations would admit you: which one (the next line of stdin, when the
+    passcode came from stdin too)."""
+    lines = "\n".join(f"  {code}  {name}" for code, name in listed)
+    prompts.tell(f"You can sign in to several organisations:\n{lines}")
+    return prompts.ask("Organisation code", option="--organisation")
 
 
 #: which route a ``login`` takes: the first whose test its options pass

@@ -139,12 +139,26 @@ def answer(api: DeviceApi, challenge: Reply, choice: Choice) -> Reply:
 
 def describe(challenge: Reply) -> str:
     created = challenge.optional_text("created_at") or ""
+    # a passcode reset says so (issue 21); older services send no title: a sign-in
+    what = (
+        "Reset your passcode: request"
+        if challenge.optional_text("request") == "passcode_reset"
+        else "Sign-in request"
+    )
     return (
-        f"Sign-in request for {challenge.optional_text('organisation_name')} from "
+        f"{what} for {challenge.optional_text('organisation_name')} from "
         f"{challenge.optional_text('client_name') or 'an unnamed computer'} "
         f"({challenge.optional_text('client_address') or 'unknown address'}) at "
         f"{created[:19].replace('T', ' ')} UTC"
     )
+
+
+def closed_note(event: Reply) -> str:
+    """What the phone says when a request it shows is closed."""
+    challenge_id = event.optional_text("challenge_id")
+    if event.flag("answered_elsewhere"):
+        return f"Request {challenge_id} was answered on another device."
+    return f"Request {challenge_id} closed ({event.optional_text('status')})."
 
 
 def listen(api: DeviceApi, choose: Chooser, say: Say, *, once: bool) -> int:
@@ -160,10 +174,7 @@ def listen(api: DeviceApi, choose: Chooser, say: Say, *, once: bool) -> int:
                 revoked=True,
             )
         elif event == "closed":
-            say(
-                f"Request {data.optional_text('challenge_id')} closed "
-                f"({data.optional_text('status')})."
-            )
+            say(closed_note(data))
         elif event == "challenge":
             challenge = data.obj("challenge")
             say(describe(challenge))

@@ -8,7 +8,9 @@ the decision. A wrong number refuses the challenge like a denial, so approving b
 does not work. A challenge expires (default 2 minutes) and is used once: the engine's
 ``authenticator`` factor turns an approved challenge into ``used`` with a conditional
 UPDATE when the sign-in completes. The self-service portal asks the same way while a holder
-resets their passcode (``start_for_reset``; the browser shows the number).
+resets their passcode (``start_for_reset``; the browser shows the number): such a challenge
+may go to phones paired in several of the holder's organisations (``organisation_ids`` in
+its context), and the phone shows it as a passcode reset, not a sign-in (issue 21).
 
 This module is the PC's side; the phone's (its list of open challenges, its answer) is
 ``push_answers``.
@@ -16,6 +18,7 @@ This module is the PC's side; the phone's (its list of open challenges, its answ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +29,7 @@ from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.push_policy import (
     PastPrompt,
     PushLimits,
+    PushRequest,
     PushStatus,
     new_number,
     next_allowed,
@@ -115,18 +119,18 @@ def start(rt: Runtime, actor: Actor, transaction_id: str) -> PushStarted:
 
 
 def start_for_reset(
-    rt: Runtime, actor: Actor, transaction_id: str, organisation_id: str
+    rt: Runtime, actor: Actor, transaction_id: str, organisation_ids: Sequence[str]
 ) -> PushStarted:
     """A new challenge for a passcode reset in the portal (``services.recovery_prompts``
-    has checked the link and the browser's key): to the phones paired in
-    ``organisation_id``, one of the holder's organisations, from any network, as the rest
-    of the portal works."""
+    has checked the link and the browser's key, and chosen the organisations): to the
+    phones paired in ``organisation_ids``, of the holder's organisations, from any network,
+    as the rest of the portal works."""
     with transaction(rt.db) as session:
         txn = _live_transaction(session, rt, transaction_id, (RESET_PURPOSE,))
         card = session.get(Card, txn.card_id)
-        org = session.get(Organisation, organisation_id)
-        assert card is not None and org is not None
-        made = _create(session, rt, actor, txn, card, org)
+        orgs = [session.get(Organisation, org_id) for org_id in organisation_ids]
+        assert card is not None and orgs and all(orgs)
+        made = _create(session, rt, actor, txn, card, *[o for o in orgs if o is not None])
     return _announce(rt, made)
 
 
@@ -145,9 +149,11 @@ def _create(
     txn: AuthTransaction,
     card: Card,
     org: Organisation,
+    *more: Organisation,
 ) -> _Made:
+    """A challenge for the phones paired in ``org`` (and, for a reset, in ``more``)."""
     now = rt.clock()
-    devices = active_devices(session, card.id, org.id)
+    devices = [d for o in (org, *more) for d in active_devices(session, card.id, o.id)]
     if not devices:
         raise NoPairedDevice(
             "No phone is paired with this card.", remedy="Use a one-time code instead."
@@ -160,7 +166,7 @@ def _create(
         card_id=card.id,
         number=new_number(),
         status=PushStatus.PENDING,
-        context=_context(txn, org, now),
+        context={**_context(txn, org, now), "organisation_ids": [o.id for o in (org, *more)]},
         created_at=now,
         expires_at=now + timedelta(seconds=rt.settings.push_challenge_seconds),
     )
@@ -258,13 +264,40 @@ def _cancel_pending(session: Session, transaction_id: str) -> list[str]:
     return ids
 
 
-def cancel_for_transaction(session: Session, rt: Runtime, txn: AuthTransaction) -> None:
-    """The sign-in finished another way (a one-time code): close its open prompts."""
+def cancel_for_transaction(
+    session: Session, rt: Runtime, txn: AuthTransaction, actor: Actor | None = None
+) -> None:
+    """The sign-in (or reset) finished another way, a one-time code or a security key:
+    close its open prompts, audited, and tell the phones it was answered elsewhere."""
     ids = _cancel_pending(session, txn.id)
-    if ids and txn.card_id and txn.organisation_id:
-        devices = [d.id for d in active_devices(session, txn.card_id, txn.organisation_id)]
-        for challenge_id in ids:
-            publish_closed(rt, devices, challenge_id, PushStatus.CANCELLED)
+    card = session.get(Card, txn.card_id) if ids and txn.card_id else None
+    for challenge_id in ids if card is not None else []:
+        ch = session.get(PushChallenge, challenge_id)
+        assert ch is not None and card is not None
+        orgs = [o for i in organisations_of(ch) if (o := session.get(Organisation, i))]
+        devices = [d.id for o in orgs for d in active_devices(session, card.id, o.id)]
+        if orgs:
+            record(
+                session,
+                rt,
+                actor or Actor.system(),
+                card,
+                orgs[0],
+                AuditAction.PUSH_CLOSED,
+                "success",
+                "answered another way",
+                ch,
+            )
+        publish_closed(rt, devices, challenge_id, PushStatus.CANCELLED, elsewhere=True)
+
+
+def organisations_of(ch: PushChallenge) -> list[str]:
+    """The organisations whose phones a challenge went to (one, except for some resets)."""
+    ids = ch.context.get("organisation_ids")
+    if isinstance(ids, list) and ids:
+        return [str(i) for i in ids]
+    org_id = ch.context.get("organisation_id")
+    return [str(org_id)] if org_id else []
 
 
 def status(rt: Runtime, challenge_id: str, transaction_id: str) -> PushStatus:
@@ -323,8 +356,13 @@ def _audit_expired(session: Session, rt: Runtime, ch: PushChallenge) -> None:
 def device_view(ch: PushChallenge) -> JsonObject:
     """What the phone shows: where the request comes from, never the number."""
     ctx = ch.context
+    request = (
+        PushRequest.PASSCODE_RESET if ctx.get("purpose") == RESET_PURPOSE else PushRequest.SIGN_IN
+    )
     return {
         "id": ch.id,
+        "request": request.value,
+        "title": request.heading,
         "created_at": ch.created_at.isoformat(),
         "expires_at": ch.expires_at.isoformat(),
         "client_name": ctx.get("client_name"),
@@ -336,15 +374,22 @@ def device_view(ch: PushChallenge) -> JsonObject:
 
 
 def publish_closed(
-    rt: Runtime, device_ids: list[str], challenge_id: str, state: PushStatus
+    rt: Runtime,
+    device_ids: list[str],
+    challenge_id: str,
+    state: PushStatus,
+    *,
+    elsewhere: bool = False,
 ) -> None:
-    """Tell the phones a challenge is no longer waiting (they take it off the screen)."""
+    """Tell the phones a challenge is no longer waiting (they take it off the screen).
+    ``elsewhere``: answered on another device (another phone, or a code or a key at the
+    computer), which the phone says when it dismisses the request."""
     ch = channel(rt)
+    event: JsonObject = {"type": "closed", "challenge_id": challenge_id, "status": state.value}
+    if elsewhere:
+        event["answered_elsewhere"] = True
     for device_id in device_ids:
-        ch.publish(
-            device_topic(device_id),
-            {"type": "closed", "challenge_id": challenge_id, "status": state.value},
-        )
+        ch.publish(device_topic(device_id), event)
 
 
 def record(

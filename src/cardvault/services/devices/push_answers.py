@@ -26,6 +26,7 @@ from cardvault.services.devices.push import (
     ChallengeClosed,
     WrongNumber,
     device_view,
+    organisations_of,
     publish_closed,
     record,
 )
@@ -54,11 +55,7 @@ def pending_for_device(rt: Runtime, caller: DeviceCaller) -> list[JsonObject]:
             )
             .order_by(PushChallenge.created_at)
         )
-        return [
-            device_view(r)
-            for r in rows
-            if r.context.get("organisation_id") == caller.organisation_id
-        ]
+        return [device_view(r) for r in rows if caller.organisation_id in organisations_of(r)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,7 +127,7 @@ def _answer(
         if (
             ch is None
             or ch.card_id != caller.card_id
-            or ch.context.get("organisation_id") != caller.organisation_id
+            or caller.organisation_id not in organisations_of(ch)
         ):
             raise NotFound("There is no such sign-in request.")
         card = session.get(Card, ch.card_id)
@@ -142,13 +139,18 @@ def _answer(
             _record_answer(session, rt, actor, caller, ch, card, org, result, answer)
             if result is PushStatus.WRONG_NUMBER and held is not None:
                 locked = held.wrong(session, rt, actor, organisation_id=org.id, door=_door(ch))
-            device_ids = [d.id for d in active_devices(session, card.id, org.id)]
+            device_ids = [
+                d.id
+                for org_id in organisations_of(ch)
+                for d in active_devices(session, card.id, org_id)
+            ]
     if held is not None:
         held.committed = True
     if closed is not None:
         raise ChallengeClosed(_closed_message(closed), push_status=closed.value)
     channel(rt).publish(challenge_topic(ch.id), {"type": "answered", "status": result.value})
-    publish_closed(rt, [d for d in device_ids if d != caller.device_id], ch.id, result)
+    others = [d for d in device_ids if d != caller.device_id]
+    publish_closed(rt, others, ch.id, result, elsewhere=True)
     if result is PushStatus.WRONG_NUMBER:
         raise WrongNumber(
             "That is not the number shown on the computer, so the sign-in was refused."

@@ -13,6 +13,7 @@ from dataclasses import replace
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import InvalidInput
 from cardvault.services.audit import trail as audit
+from cardvault.services.devices import push
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery.limits import (
     LINK_MAX_FAILURES,
@@ -125,6 +126,7 @@ def _verify_candidates(
                 continue
             release(session, step.link_id, card.id)
             held.right(session)
+            push.cancel_for_transaction(session, rt, txn, actor)  # a push still waiting
             txn.state = STEP_PASSCODE
             details = {"link": step.link_id, **dict(outcome.details)}
             audit.record_for_card(

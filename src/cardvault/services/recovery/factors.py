@@ -6,6 +6,11 @@ their organisations, so every installed plug-in of :mod:`cardvault.services.sign
 asked for an offer in each of them, the card's own organisation first. A response is then
 checked by the same plug-ins, in the organisations that offered them; what is matched and
 how (single-use time steps, number matching, sign counters) stays in the plug-ins.
+
+Security keys are the exception (issue 21): their plug-in keeps one challenge for the keys
+of one organisation, so a reset asks for the keys of all the holder's organisations in one
+request (:mod:`~cardvault.services.recovery.reset_keys`), and that one candidate checks
+the answer in the organisation of the key that gave it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from sqlalchemy.orm import Session
 from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import NotFound
 from cardvault.services.devices import push
+from cardvault.services.recovery import reset_keys
 from cardvault.services.signin.factors import (
     FactorAnswer,
     FactorContext,
@@ -26,6 +32,7 @@ from cardvault.services.signin.factors import (
 )
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuthTransaction, Card, Membership, Organisation
+from cardvault.store.queries.organisations import policy_of
 
 #: what the holder's phone shows as the computer asking (a push says where it comes from)
 CLIENT_NAME = "Self-service portal: passcode reset"
@@ -73,12 +80,20 @@ def offers(
 ) -> list[tuple[Offer, list[str]]]:
     """Each bound second factor once: its offer and the organisations it is bound in."""
     found: dict[str, tuple[Offer, list[str]]] = {}
-    for org in _holder_orgs(session, card):
+    orgs = _holder_orgs(session, card)
+    for org in orgs:
         ctx = context(session, rt, actor, card, org, txn)
         for method, factor in installed().items():
+            if method == reset_keys.METHOD:
+                continue  # asked once for all organisations, below
             offer = factor.offer(ctx)
             if offer is not None:
                 found.setdefault(method, (offer, []))[1].append(org.id)
+    ctx = context(session, rt, actor, card, orgs[0], txn)
+    key_offer = reset_keys.offer(ctx, orgs)
+    if key_offer is not None:
+        key_orgs = [org.id for org, _keys in reset_keys.with_keys(ctx, orgs)]
+        found[reset_keys.METHOD] = (key_offer, key_orgs)
     return list(found.values())
 
 
@@ -88,8 +103,30 @@ def bound_in(txn: AuthTransaction, method: str) -> list[str]:
     return org_ids
 
 
+def push_organisations(session: Session, card: Card, txn: AuthTransaction) -> list[str]:
+    """The organisations whose paired phones a reset's push goes to (issue 21).
+
+    A reset follows the policy of the card's own organisation; its phones are asked, and so
+    are those of the holder's other organisations whose recovery rules agree with it. When
+    none agrees, the first organisation with a phone (the card's own when it has one)."""
+    bound = bound_in(txn, "authenticator")
+    home = session.get(Organisation, card.organisation_id)
+    assert home is not None
+    rules = policy_of(home)
+    agreeing = [
+        org.id
+        for org_id in bound
+        if (org := session.get(Organisation, org_id)) is not None
+        and (org.id == home.id or policy_of(org).same_recovery_rules(rules))
+    ]
+    return agreeing or bound[:1]
+
+
 def candidates(txn: AuthTransaction, method: str) -> list[tuple[SecondFactor, str]]:
     """(plug-in, organisation) pairs that may check a response of ``method``."""
+    if method == reset_keys.METHOD:
+        org_ids = bound_in(txn, method)
+        return [(reset_keys.ResetSecurityKeys(), org_ids[0])] if org_ids else []
     factors = installed()
     methods = CODE_METHODS if method == ONE_TIME_CODE else (method,)
     return [(factors[m], org_id) for m in methods if m in factors for org_id in bound_in(txn, m)]

@@ -16,7 +16,8 @@ from cardvault.json_types import JsonObject
 from cardvault.services.devices import push
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import reset as recovery
-from cardvault.services.signin.factors import SecurityKeyOffer, installed
+from cardvault.services.recovery import reset_keys
+from cardvault.services.signin.factors import SecurityKeyOffer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuthTransaction, Card, Organisation
@@ -35,11 +36,14 @@ def _bound(step: recovery.Step, method: str, what: str) -> list[str]:
 def start_push(
     rt: Runtime, actor: Actor, token: str, transaction_id: str, key: bytes
 ) -> push.PushStarted:
-    """Send a request to the phones paired in the first organisation that offered them;
-    the page shows the number the holder types there. The push rate limit applies."""
+    """Send a request to the phones of the organisations the reset's policy points at
+    (``recovery_factors.push_organisations``); the page shows the number the holder types
+    there. The push rate limit applies."""
     step = recovery.factor_step(rt, token, transaction_id, key)
-    org_ids = _bound(step, PHONE, "paired phone")
-    return push.start_for_reset(rt, actor, step.txn.id, org_ids[0])
+    _bound(step, PHONE, "paired phone")
+    with rt.db() as session:
+        org_ids = recovery_factors.push_organisations(session, step.card, step.txn)
+    return push.start_for_reset(rt, actor, step.txn.id, org_ids)
 
 
 def push_prompt(
@@ -61,8 +65,9 @@ def push_status(
 def security_key_options(
     rt: Runtime, actor: Actor, token: str, transaction_id: str, key: bytes
 ) -> JsonObject:
-    """The ``navigator.credentials.get`` options from the security-key plug-in: a challenge
-    bound to this reset's transaction, the same until it is answered, a new one after."""
+    """The ``navigator.credentials.get`` options for the card's keys in every organisation
+    that offered them (``reset_keys``): a challenge bound to this reset's transaction, the
+    same until it is answered, a new one after."""
     step = recovery.factor_step(rt, token, transaction_id, key)
     org_id = _bound(step, SECURITY_KEY, "security key")[0]
     with transaction(rt.db) as session:
@@ -72,7 +77,7 @@ def security_key_options(
         if txn is None or card is None or org is None or txn.state != recovery.STEP_FACTOR:
             raise recovery.RecoveryStepInvalid()
         ctx = recovery_factors.context(session, rt, actor, card, org, txn)
-        offer = installed()[SECURITY_KEY].offer(ctx)
+        offer = reset_keys.ResetSecurityKeys().offer(ctx)
     if not isinstance(offer, SecurityKeyOffer):  # the key was removed, or the policy changed
         raise InvalidInput("This card has no security key that can be used now.", field="method")
     return {"publicKey": offer.options["publicKey"]}

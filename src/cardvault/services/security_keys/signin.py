@@ -313,3 +313,12 @@ def holder_email(rt: Runtime, card_session_id: str) -> str | None:
         row = session.get(CardSession, card_session_id)
         person = session.get(Person, row.person_id) if row else None
         return person.email if person else None
+
+
+def same_holder(rt: Runtime, card_session_id: str, other_card_session_id: str) -> bool:
+    """Whether two card sessions are the same person's (re-authenticating with a key must
+    not hand a web session to someone else's card)."""
+    with rt.db() as session:
+        one = session.get(CardSession, card_session_id)
+        other = session.get(CardSession, other_card_session_id)
+        return one is not None and other is not None and one.person_id == other.person_id

@@ -16,6 +16,7 @@ from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import AuthState, SignInRoute
 from cardvault.errors import InvalidInput
 from cardvault.json_types import JsonInput, JsonObject
+from cardvault.services.devices import push
 from cardvault.services.signin import factor_lockout
 from cardvault.services.signin import refusals as signin_refusals
 from cardvault.services.signin import sessions as card_sessions
@@ -24,6 +25,7 @@ from cardvault.services.signin.factors import (
     FactorAnswer,
     FactorContext,
     FactorFailed,
+    Offer,
     SecondFactor,
     codes,
 )
@@ -31,6 +33,7 @@ from cardvault.services.signin.identification import Target
 from cardvault.services.signin.views import SessionGrant
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Person
+from cardvault.store.queries.organisations import policy_of
 
 MAX_FACTOR_FAILURES = 5
 #: what a fifth wrong second factor in a row adds to its refusal
@@ -55,12 +58,25 @@ class AnswerCheck:
         self.rt = rt
         self.factors = factors
 
+    def allowed(self, ctx: FactorContext) -> list[SecondFactor]:
+        """The plug-ins the organisation's policy lets this sign-in offer (``second_factors``,
+        issue 21)."""
+        policy = policy_of(ctx.organisation)
+        return [f for f in self.factors.values() if policy.allows_factor(f.method)]
+
+    def offered(self, ctx: FactorContext) -> tuple[Offer, ...]:
+        """What the allowed plug-ins offer for this card in this organisation."""
+        return tuple(o for f in self.allowed(ctx) if (o := f.offer(ctx)) is not None)
+
     def code(
         self, ctx: FactorContext, target: Target, answer: FactorAnswer, held: Reservation
     ) -> Verified:
         """A one-time code, tried against every code factor offered (one code, one try)."""
+        allowed = self.allowed(ctx)
         tried = [
-            f for m in codes.METHODS if (f := self.factors.get(m)) and f.offer(ctx) is not None
+            f
+            for m in codes.METHODS
+            if (f := self.factors.get(m)) and f in allowed and f.offer(ctx) is not None
         ]
         if not tried:
             raise InvalidInput("This sign-in cannot use a one-time code.", field="code")
@@ -90,7 +106,7 @@ class AnswerCheck:
         plug-ins again (a sign-in with the code inline); None asks them."""
         method = answer.method
         factor = self.factors.get(method)
-        if factor is None or not _offers(ctx, factor, offered):
+        if factor is None or factor not in self.allowed(ctx) or not _offers(ctx, factor, offered):
             raise InvalidInput(
                 f"Second factor {method!r} is not available for this card.", field="method"
             )
@@ -161,6 +177,8 @@ def open_session(ctx: FactorContext, target: Target, verified: Verified) -> Sess
         session_id=txn.id,
         master=ctx.rt.master_key,
     )
+    # a push still waiting (the holder typed a code, or used a key) is closed, audited
+    push.cancel_for_transaction(ctx.session, ctx.rt, txn, ctx.actor.as_holder(ctx.card.person_id))
     ctx.session.delete(txn)
     record(
         ctx,

@@ -38,7 +38,7 @@ from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.json_types import JsonInput
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.networks import allow_list as network
-from cardvault.services.signin import answers, factor_lockout, lockout
+from cardvault.services.signin import answers, factor_lockout, lockout, org_choice
 from cardvault.services.signin import refusals as signin_refusals
 from cardvault.services.signin.answers import LOCKED_NOW, MAX_FACTOR_FAILURES
 from cardvault.services.signin.factor_lockout import Reservation, SecondFactorLocked
@@ -53,7 +53,12 @@ from cardvault.services.signin.factors import (
 )
 from cardvault.services.signin.identification import Target, resolve
 from cardvault.services.signin.refusals import SignInFailed
-from cardvault.services.signin.views import LoginRequest, LoginResult, SessionGrant
+from cardvault.services.signin.views import (
+    LoginRequest,
+    LoginResult,
+    OrganisationChoice,
+    SessionGrant,
+)
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import reading, transaction
 from cardvault.store.models import AuthTransaction, Card, Organisation, Person
@@ -65,6 +70,7 @@ __all__ = [
     "Engine",
     "LoginRequest",
     "LoginResult",
+    "OrganisationChoice",
     "SessionGrant",
     "SignInFailed",
 ]
@@ -96,7 +102,9 @@ class Engine:
             raise InvalidInput("purpose is holder or ra.", field="purpose")
         if not req.passcode or len(req.passcode) > 256:
             raise InvalidInput("Enter your passcode.", field="passcode")
-        target = self._identify(actor, req)
+        target, choices = self._identify(actor, req)
+        if choices:  # nothing to check a factor sent with the passcode against yet
+            req = replace(req, second_factor=None)
         dek = self._open_passcode(actor, target, req)
         sk = new_session_key()
         txn_id = new_id()
@@ -108,7 +116,7 @@ class Engine:
             reservation, factor_error = self._reserve_inline(stack, actor, req, target)
             with transaction(self.rt.db) as session:
                 result = self._passcode_accepted(
-                    session, actor, req, target, txn_id, wrap, bytes(sk), reservation
+                    session, actor, req, target, txn_id, wrap, bytes(sk), reservation, choices
                 )
             if reservation is not None:
                 reservation.committed = True
@@ -132,7 +140,12 @@ class Engine:
             return None, FactorError(code=exc.code, message=exc.message)
         return reservation, None
 
-    def _identify(self, actor: Actor, req: LoginRequest) -> Target:
+    def _identify(
+        self, actor: Actor, req: LoginRequest
+    ) -> tuple[Target, tuple[OrganisationChoice, ...]]:
+        """The target, and the organisations to choose from when several would admit a
+        sign-in whose identifier names none (``org_choice``; empty otherwise)."""
+        choices: tuple[OrganisationChoice, ...] = ()
         with reading(self.rt.db) as session:
             target = resolve(session, req.identifier_kind, req.identifier, req.organisation)
             refusal = (
@@ -140,11 +153,17 @@ class Engine:
                 if target is not None
                 else "unknown identifier"
             )
+            if target and req.organisation is None and target.route in org_choice.UNSCOPED:
+                orgs = org_choice.admitting(session, actor, req.purpose, target)
+                if orgs:
+                    target, refusal = replace(target, organisation=orgs[0]), None
+                if len(orgs) > 1:
+                    choices = tuple(org_choice.choice(o) for o in orgs)
         if refusal is not None:
             with self.rt.kdf_gate.admitted():
                 self._decoy(actor, req, target, refusal)
         assert target is not None
-        return target
+        return target, choices
 
     def _decoy(
         self, actor: Actor, req: LoginRequest, target: Target | None, reason: str
@@ -185,9 +204,11 @@ class Engine:
         wrap: bytes,
         sk: bytes,
         reservation: Reservation | None,
+        choices: tuple[OrganisationChoice, ...] = (),
     ) -> LoginResult:
-        """The transaction, waiting for its second factor; checked at once when it came with
-        the passcode and ``reservation`` holds its place on the card's counter."""
+        """The transaction, waiting for its second factor (or, with ``choices``, for its
+        organisation); checked at once when it came with the passcode and ``reservation``
+        holds its place on the card's counter."""
         card = session.get(Card, target.card.id, with_for_update=True)
         org = session.get(Organisation, target.organisation.id)
         assert card is not None and org is not None
@@ -215,10 +236,16 @@ class Engine:
             AuditAction.AUTH_PASSCODE,
             "success",
             None,
-            {"transaction": txn_id, "method": target.route, "purpose": req.purpose},
+            {"transaction": txn_id, "method": target.route, "purpose": req.purpose}
+            | ({"organisations": [c.code for c in choices]} if choices else {}),
         )
+        if choices:
+            txn.state = AuthState.ORGANISATION
+            return LoginResult(
+                transaction_id=txn_id, session_key=sk, second_factors=(), organisations=choices
+            )
         ctx = self._context(session, actor, card, org, txn)
-        offers = tuple(o for f in self.factors.values() if (o := f.offer(ctx)) is not None)
+        offers = self.check.offered(ctx)
         if not offers:
             return self._no_factor(session, actor, target, txn, sk)
         result = LoginResult(transaction_id=txn_id, session_key=sk, second_factors=offers)
@@ -260,6 +287,37 @@ class Engine:
             second_factors=(),
             factor_error=FactorError(code=error.code, message=error.message),
         )
+
+    # -- between 2 and 3: the organisation, when the identifier named none -------------------
+
+    def choose_organisation(self, actor: Actor, transaction_id: str, org_code: str) -> LoginResult:
+        """The organisation a sign-in waiting for it goes to (``org_choice``); its second
+        factors. The result carries no session key (the client has it from the passcode)."""
+        with transaction(self.rt.db) as session:
+            txn = session.get(AuthTransaction, transaction_id[:36], with_for_update=True)
+            if (
+                txn is None
+                or txn.purpose not in PURPOSES
+                or txn.state != AuthState.ORGANISATION
+                or self.rt.clock() >= txn.expires_at
+            ):
+                raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
+            target = org_choice.chosen(session, actor, txn, org_code)
+            details = {"transaction": txn.id, "organisation": target.organisation.code}
+            self._audit(
+                session,
+                actor,
+                target,
+                AuditAction.AUTH_ORGANISATION_CHOSEN,
+                "success",
+                None,
+                details,
+            )
+            ctx = self._context(session, actor, target.card, target.organisation, txn)
+            offers = self.check.offered(ctx)
+            if not offers:
+                return self._no_factor(session, actor, target, txn, b"")
+            return LoginResult(transaction_id=txn.id, session_key=b"", second_factors=offers)
 
     # -- step 3 ----------------------------------------------------------------------------
 

@@ -32,9 +32,19 @@ class SessionGrant:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OrganisationChoice:
+    """One organisation a person may sign in to (code and name only; ``org_choice``)."""
+
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoginResult:
     transaction_id: str
     session_key: bytes = field(repr=False)
     second_factors: tuple[Offer, ...]
     session: SessionGrant | None = None
     factor_error: FactorError | None = None
+    #: when not empty, the organisation must be chosen first (``Engine.choose_organisation``)
+    organisations: tuple[OrganisationChoice, ...] = ()

@@ -151,11 +151,32 @@ class SessionOut(BaseModel):
     )
 
 
+class OrganisationOut(BaseModel):
+    code: str
+    name: str
+
+
 class LoginOut(BaseModel):
     transaction_id: str
     session_key: str = Field(description="SK, base64; keep it with the session token")
     second_factors: list[OfferOut]
     session: SessionOut | None = None
+    factor_error: FactorErrorOut | None = None
+    organisations: list[OrganisationOut] = Field(
+        default_factory=list,
+        description="when not empty, choose one with POST /auth/organisation before the "
+        "second factor (an email address names no organisation, and several admit you)",
+    )
+
+
+class OrganisationIn(BaseModel):
+    transaction_id: str = Field(max_length=36)
+    organisation: str = Field(min_length=1, max_length=32)
+
+
+class FactorsOut(BaseModel):
+    transaction_id: str
+    second_factors: list[OfferOut]
     factor_error: FactorErrorOut | None = None
 
 
@@ -209,18 +230,45 @@ async def login(
     return await run_in_threadpool(open_and_sign_in)
 
 
+def _factor_error_out(result: LoginResult) -> FactorErrorOut | None:
+    error = result.factor_error
+    return FactorErrorOut(code=error.code, message=error.message) if error else None
+
+
 def _login_out(result: LoginResult) -> LoginOut:
     return LoginOut(
         transaction_id=result.transaction_id,
         session_key=base64.b64encode(result.session_key).decode(),
         second_factors=[offer_out(o) for o in result.second_factors],
         session=_session_out(result.session) if result.session else None,
-        factor_error=FactorErrorOut(
-            code=result.factor_error.code, message=result.factor_error.message
-        )
-        if result.factor_error
-        else None,
+        factor_error=_factor_error_out(result),
+        organisations=[OrganisationOut(code=o.code, name=o.name) for o in result.organisations],
     )
+
+
+@router.post(
+    "/auth/organisation",
+    openapi_extra=jose_openapi(OrganisationIn, FactorsOut),
+    response_class=Response,
+    dependencies=[per_address(Bucket.SIGNIN)],
+)
+async def organisation(
+    request: Request,
+    rt: Annotated[Runtime, Depends(runtime)],
+    eng: Annotated[Engine, Depends(engine)],
+) -> Response:
+    """Choose the organisation of a sign-in that lists several; answers its second factors."""
+    body, rkey = await open_body(request, rt, OrganisationIn)
+    actor = actor_for(request, rt)
+    result = await run_in_threadpool(
+        eng.choose_organisation, actor, body.transaction_id, body.organisation
+    )
+    out = FactorsOut(
+        transaction_id=result.transaction_id,
+        second_factors=[offer_out(o) for o in result.second_factors],
+        factor_error=_factor_error_out(result),
+    )
+    return sealed(rkey, out)
 
 
 @router.post(

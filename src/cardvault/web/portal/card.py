@@ -28,7 +28,7 @@ from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
 from cardvault.web.portal.steps import AREA, Rt, View, web_session
 from cardvault.web.rate_limit import Bucket, per_address
-from cardvault.web.ui import second_factor
+from cardvault.web.ui import organisation_choice, second_factor
 from cardvault.web.ui.second_factor import Flow
 from cardvault.web.ui.session import address, remember
 
@@ -55,6 +55,7 @@ LOGIN = Flow(
     no_factor_help="Ask your Registration Authority to pair your phone or register a security key.",
 )
 second_factor.install(router, LOGIN, web_session)
+organisation_choice.install(router, LOGIN, web_session)
 
 
 async def _form(request: Request, view: WebSessionView, *secrets: str) -> ui.Form:
@@ -110,6 +111,8 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
     if result.factor_error:
         form.add_error("passcode", result.factor_error.message)
         return _login_page(request, form, 401)
+    if result.organisations:  # an email address, and several organisations admit you
+        return ui.redirect(organisation_choice.ask(rt, LOGIN, view, result))
     web_sessions.update_data(
         rt,
         view,

@@ -21,6 +21,7 @@ from cardvault.web.ra.notification_pages import router as notifications_router
 from cardvault.web.ra.organisation_pages import router as organisation_router
 from cardvault.web.ra.people_pages import router as people_router
 from cardvault.web.ra.persons import router as persons_router
+from cardvault.web.ra.reauth_key import router as reauth_key_router
 from cardvault.web.ra.second_factor import router as second_factor_router
 from cardvault.web.ra.security_key_login import router as key_login_router
 from cardvault.web.ra.signin import router as auth_router
@@ -42,6 +43,7 @@ def install(app: FastAPI) -> None:
         auth_router,
         second_factor_router,
         key_login_router,
+        reauth_key_router,
         people_router,
         persons_router,
         cards_router,

@@ -13,7 +13,7 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.ra.context import AREA, safe_next, web_session
-from cardvault.web.ui import second_factor
+from cardvault.web.ui import organisation_choice, second_factor
 from cardvault.web.ui.second_factor import KEYS, Flow
 from cardvault.web.ui.session import remember
 
@@ -58,6 +58,11 @@ def _reauth_done(request: Request, rt: Runtime, view: WebSessionView, txn: str) 
     return target
 
 
+def reauthenticated(request: Request, rt: Runtime, view: WebSessionView, txn: str) -> str:
+    """Re-authentication done another way (the key first, ``reauth_key``): the same end."""
+    return _reauth_done(request, rt, view, txn)
+
+
 def _reauth_restart(view: WebSessionView) -> str:
     if view.signed_in:
         return "/ra/reauth?next=" + quote(
@@ -86,3 +91,4 @@ REAUTH = Flow(
 
 for _flow in (LOGIN, REAUTH):
     second_factor.install(router, _flow, web_session)
+organisation_choice.install(router, LOGIN, web_session)

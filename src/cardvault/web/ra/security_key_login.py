@@ -95,8 +95,10 @@ def _key_passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.
         message = error.message if error else "The sign-in did not finish."
         ui.set_notice(rt, request, f"{message} Use your security key again.")
         return ui.redirect("/ra")
+    # no identifier was typed: re-authentication offers the key again (``reauth_key``);
+    # the email address is kept to show who is signed in
     email = security_key_signin.holder_email(rt, result.transaction_id)
-    signed_in(request, rt, view, result.transaction_id, "email", email)
+    signed_in(request, rt, view, result.transaction_id, "fido2", email)
     return ui.redirect(NEXT)
 
 

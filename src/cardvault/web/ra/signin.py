@@ -7,7 +7,8 @@ past this page. The card session it opens is bound to the web session (whose tok
 rotated); the session key SK is not needed by a browser and is wiped at once.
 
 Re-authentication before a sensitive action is the same: a fresh sign-in by the RA's own
-identifier and passcode, then the same second-factor step.
+identifier and passcode, then the same second-factor step; an RA who signed in with a
+security key alone confirms with the key again (``reauth_key``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
 from cardvault.web.ra.context import AREA, Rt, View, safe_next
+from cardvault.web.ra.reauth_key import signed_in_with_key
+from cardvault.web.ra.second_factor import LOGIN
 from cardvault.web.rate_limit import Bucket, per_address
+from cardvault.web.ui import organisation_choice
 from cardvault.web.ui.session import address, remember
 
 router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
@@ -101,12 +105,13 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
     if result.factor_error:
         form.add_error("passcode", result.factor_error.message)
         return _login_page(request, form, 401)
+    view = web_sessions.update_data(rt, view, login_kind=kind, login_ident=ident, login_org=None)
+    if result.organisations:  # several organisations would admit this sign-in: which one
+        return ui.redirect(organisation_choice.ask(rt, LOGIN, view, result))
     web_sessions.update_data(
         rt,
         view,
         login_txn=result.transaction_id,
-        login_kind=kind,
-        login_ident=ident,
         login_factors=[o.method for o in result.second_factors],
         login_push=None,
     )
@@ -189,6 +194,7 @@ def _reauth_page(
         form=form.shown(),
         next=target,
         ident=view.data.get("ident"),
+        key=signed_in_with_key(view),
     )
 
 
@@ -212,7 +218,9 @@ def _reauth(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) 
         return ui.redirect("/ra")
     target = safe_next(form.get("next"))
     ident = view.data.get("ident")
-    if not ident:
+    if signed_in_with_key(view):  # no identifier was typed: the key again (``reauth_key``)
+        form.add_error("passcode", "Use your security key first, then enter your passcode.")
+    elif not ident:
         form.add_error("passcode", "Sign out, then sign in again to do this.")
     elif not form.get("passcode"):
         form.add_error("passcode", "Enter your passcode.")
@@ -226,12 +234,18 @@ def _reauth(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) 
                 identifier=str(ident),
                 passcode=form.get("passcode"),
                 purpose="ra",
+                # the organisation chosen at sign-in, when there was a choice
+                organisation=str(view.data.get("login_org") or "") or None,
                 client_name=CLIENT_NAME,
             ),
         )
     except CardvaultError as exc:
         form.add_error("passcode", exc.message)
         return _reauth_page(request, view, form, target, exc.http_status)
+    if result.organisations:  # no choice at sign-in, yet several now: the first, as then
+        result = engine(request).choose_organisation(
+            actor_for(request, rt), result.transaction_id, result.organisations[0].code
+        )
     if result.factor_error:
         form.add_error("passcode", result.factor_error.message)
         return _reauth_page(request, view, form, target, 401)

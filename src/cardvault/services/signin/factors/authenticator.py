@@ -112,7 +112,9 @@ class AuthenticatorFactor:
                 continue
             if self._accept_once(ctx, device, step):
                 device.last_seen_at = ctx.now
-                push.cancel_for_transaction(ctx.session, ctx.rt, ctx.transaction)
+                push.cancel_for_transaction(
+                    ctx.session, ctx.rt, ctx.transaction, ctx.actor.as_holder(ctx.card.person_id)
+                )
                 return FactorOutcome(
                     label=device.name, details={"method": "device_totp", "device": device.id}
                 )
