@@ -22,12 +22,14 @@ from cardvault.errors import NotFound
 from cardvault.services.devices import push, push_answers
 from cardvault.services.directory import registry as directory
 from cardvault.services.recovery import factor_answer, new_passcode
+from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import prompts as recovery_prompts
 from cardvault.services.recovery import reset as recovery
 from cardvault.services.signin.engine import Engine, LoginRequest
-from cardvault.services.signin.factors import FactorAnswer, FactorFailed
+from cardvault.services.signin.factors import FactorAnswer, FactorFailed, SecurityKeyOffer
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import AuditEvent
+from cardvault.store.db import transaction
+from cardvault.store.models import AuditEvent, AuthTransaction, Card
 
 NEW = "violet tractor umbrella 1987"
 ANSWERS = {1: f.ANSWERS[0], 2: f.ANSWERS[1], 3: f.ANSWERS[2]}
@@ -52,6 +54,18 @@ def _factor(rt: Runtime, token: str, step: recovery.Progress, **response: Any) -
     return factor_answer.second_factor(
         rt, a.client(), token, step.transaction_id, step.key, FactorAnswer(**response)
     )
+
+
+def _key_labels(rt: Runtime, card_id: str, transaction_id: str) -> tuple[str, ...]:
+    """The labels the reset's one security-key offer names, the card's organisation first."""
+    with transaction(rt.db) as session:  # an offer may save its pending request
+        card = session.get(Card, card_id)
+        txn = session.get(AuthTransaction, transaction_id)
+        assert card is not None
+        assert txn is not None
+        found = recovery_factors.offers(session, rt, a.client(), card, txn)
+    (offer,) = [o for o, _orgs in found if isinstance(o, SecurityKeyOffer)]
+    return offer.keys
 
 
 def _allowed_ids(options: dict[str, Any]) -> set[str]:
@@ -93,9 +107,10 @@ def two_keys(
 def test_one_request_lists_the_keys_of_both_organisations(
     rt: Runtime, two_keys: tuple[f.IssuedFixture, SoftCtap2Device, SoftCtap2Device, list[str]]
 ) -> None:
-    _card, _first, _second, ids = two_keys
+    card, _first, _second, ids = two_keys
     token, step = _at_factor(rt)
     assert step.second_factors.count("fido2") == 1  # one offer for both organisations
+    assert _key_labels(rt, card.card_id, step.transaction_id) == ("One", "Two")
     options = _options(rt, token, step)
     assert _allowed_ids(options) == set(ids)
     # the strictest user verification of the two organisations
