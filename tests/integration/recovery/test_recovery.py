@@ -23,6 +23,7 @@ from cardvault.services.cards.sealing import open_record
 from cardvault.services.directory import registry as directory
 from cardvault.services.recovery import links, reset_links
 from cardvault.services.recovery import reset as recovery
+from cardvault.services.recovery.errors import LinkInvalid, LinkWornOut, RecoveryStepInvalid
 from cardvault.services.signin.engine import Engine, SignInFailed
 from cardvault.services.signin.factors import FactorFailed
 from cardvault.services.system.runtime import Actor, Runtime
@@ -178,7 +179,7 @@ def test_reset_with_two_answers_and_totp_keeps_the_keys(
         a.login(engine, h)  # the old passcode
     result = a.login(engine, h, passcode=NEW_PASSCODE, code=h.code(time.time() + 30))
     assert result.session is not None
-    with pytest.raises(links.LinkInvalid, match="already been used"):
+    with pytest.raises(LinkInvalid, match="already been used"):
         recovery.open_reset(rt, token)
     p.memory_dispatcher(rt, box).drain()
     assert any("passcode was changed" in m.subject for m in box.emails)
@@ -251,12 +252,12 @@ def test_wrong_answers_beyond_the_limit_kill_the_link(
     for _ in range(recovery.LINK_MAX_FAILURES - 1):
         with pytest.raises(recovery.WrongAnswers):
             recovery.answer(rt, a.client(), token, answers={1: "a", 2: "b", 3: "c"})
-    with pytest.raises(links.LinkWornOut) as dead:
+    with pytest.raises(LinkWornOut) as dead:
         recovery.answer(rt, a.client(), token, answers={1: "a", 2: "b", 3: "c"})
     assert "Forgotten your passcode" in (dead.value.remedy or "")  # told what to do
-    with pytest.raises(links.LinkWornOut):
+    with pytest.raises(LinkWornOut):
         recovery.answer(rt, a.client(), token, answers=ANSWERS)  # right ones: too late
-    with pytest.raises(links.LinkWornOut):
+    with pytest.raises(LinkWornOut):
         recovery.open_reset(rt, token)
     assert _snapshot(rt, h.card.card_id) == before
 
@@ -275,7 +276,7 @@ def test_wrong_answers_are_limited_per_card_across_links(
                 blocked = exc
                 failures += 1
                 break
-            except (recovery.WrongAnswers, links.LinkWornOut):
+            except (recovery.WrongAnswers, LinkWornOut):
                 failures += 1
         if blocked:
             break
@@ -300,9 +301,9 @@ def test_expired_link_fails_cleanly(rt: Runtime, operator: Actor, engine: Engine
     clock = p.Clock(rt.clock())
     rt.clock = clock
     clock.advance(minutes=31)
-    with pytest.raises(links.LinkInvalid, match="expired"):
+    with pytest.raises(LinkInvalid, match="expired"):
         recovery.open_reset(rt, token)
-    with pytest.raises(links.LinkInvalid, match="expired"):
+    with pytest.raises(LinkInvalid, match="expired"):
         recovery.answer(rt, a.client(), token, answers=ANSWERS)
     assert _snapshot(rt, h.card.card_id) == before
 
@@ -313,7 +314,7 @@ def test_a_new_link_revokes_the_older_one(rt: Runtime, operator: Actor, engine: 
         card = s.get(Card, h.card.card_id)
         assert card is not None
         reset_links.send_reset_link(s, rt, operator, card, trigger="ra_unlock")
-    with pytest.raises(links.LinkInvalid, match="replaced by a newer one"):
+    with pytest.raises(LinkInvalid, match="replaced by a newer one"):
         recovery.answer(rt, a.client(), old, answers=ANSWERS)
 
 
@@ -326,7 +327,7 @@ def test_link_revoked_mid_reset_stops_the_reset(
         card = s.get(Card, h.card.card_id)
         assert card is not None
         reset_links.send_reset_link(s, rt, operator, card, trigger="ra_unlock")
-    with pytest.raises(links.LinkInvalid):
+    with pytest.raises(LinkInvalid):
         recovery.second_factor(
             rt,
             a.client(),
@@ -380,7 +381,7 @@ def test_missing_or_wrong_second_factor_changes_nothing(
     h, token, _ = _locked_with_link(rt, operator, engine)
     step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
     before = _snapshot(rt, h.card.card_id)
-    with pytest.raises(recovery.RecoveryStepInvalid):
+    with pytest.raises(RecoveryStepInvalid):
         recovery.set_passcode(
             rt,
             a.client(),
@@ -399,7 +400,7 @@ def test_missing_or_wrong_second_factor_changes_nothing(
         recovery.second_factor(
             rt, a.client(), token, step.transaction_id, step.key, {"method": "fido2"}
         )
-    with pytest.raises(recovery.RecoveryStepInvalid):  # another browser without K
+    with pytest.raises(RecoveryStepInvalid):  # another browser without K
         recovery.second_factor(
             rt,
             a.client(),

@@ -31,9 +31,10 @@ from cardvault.domain.audit_anchor import (
     restore_point,
     verify_anchor,
 )
-from cardvault.errors import CardvaultError, Conflict, IntegrityError, InvalidInput, NotFound
+from cardvault.errors import CardvaultError, Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.audit.anchor import AnchorReading, UnreadableLine, anchor_sources
+from cardvault.services.audit.errors import AnchorsLost
 from cardvault.services.audit.heads import acknowledge_restore as anchor_as_restore
 from cardvault.services.audit.signing_key import audit_public_key
 from cardvault.services.system.runtime import Actor, Runtime
@@ -43,12 +44,6 @@ from cardvault.store.models import AuditEvent, AuditHead, Organisation
 RESTORE_ACKNOWLEDGED = AuditAction.AUDIT_RESTORE_ACKNOWLEDGED
 _LOOKUP_BATCH = 500
 _MAX_REASON = 300
-
-
-class AnchorsLost(IntegrityError):
-    """The database holds signed heads but the anchor file is gone."""
-
-    code = "audit_anchors_lost"
 
 
 @dataclass(frozen=True, kw_only=True)

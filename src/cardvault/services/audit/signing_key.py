@@ -6,17 +6,12 @@ from pathlib import Path
 
 from cardvault.crypto import signing
 from cardvault.crypto.aead import aad, wipe
-from cardvault.errors import CardvaultError
 from cardvault.keystore.files import write_private
 from cardvault.keystore.provider import MasterKey
+from cardvault.services.audit.errors import AuditKeyMissing
 from cardvault.services.system.runtime import Runtime
 
 _AAD = aad("audit-key", 1)
-
-
-class AuditKeyMissing(CardvaultError):
-    code = "audit_key_missing"
-    exit_code = 9
 
 
 def _paths(keys_dir: Path) -> tuple[Path, Path]:

@@ -43,11 +43,13 @@ from cardvault.domain.vocabulary import AuthState, CardStatus
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.enrolment import SecurityAnswer, check_questions
+from cardvault.services.cards.errors import WrongCode
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import links
-from cardvault.services.recovery.reset import RecoveryStepInvalid, check_new_passcode
+from cardvault.services.recovery.errors import LinkInvalid, RecoveryStepInvalid
+from cardvault.services.recovery.reset import check_new_passcode
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
@@ -66,10 +68,6 @@ INVITABLE = (CardStatus.ISSUED, CardStatus.ENROLLED)
 
 #: digits in the invitation code the RA hands over in person (typed on the portal)
 INVITATION_CODE_DIGITS = 6
-
-
-class WrongCode(InvalidInput):
-    code = "wrong_enrolment_code"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,7 +99,7 @@ def _live(session: Session, rt: Runtime, token: str) -> tuple[Link, Card]:
     card = session.get(Card, link.card_id)
     assert card is not None
     if card.status != CardStatus.ENROLLED:
-        raise links.LinkInvalid(
+        raise LinkInvalid(
             f"This invitation no longer applies: the card is {card.status}.",
             reason="card_state",
             remedy="Ask your Registration Authority.",

@@ -30,8 +30,9 @@ from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus
-from cardvault.errors import Conflict, InvalidInput, PermissionDenied
+from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
+from cardvault.services.cards.errors import CardExists, NotAMember
 from cardvault.services.cards.lookup import end_card_state, get_card
 from cardvault.services.cards.sealing import seal_record, shred_record
 from cardvault.services.cards.views import CardSummary
@@ -48,14 +49,6 @@ from cardvault.store.types import new_id
 ROLES = (cx509.CertUsage.AUTHENTICATION, cx509.CertUsage.CONTENT_COMMITMENT)
 ISSUANCE_PASSCODE_MIN = 6
 PASSCODE_MAX = 128
-
-
-class CardExists(Conflict):
-    code = "card_exists"
-
-
-class NotAMember(PermissionDenied):
-    code = "not_a_member"
 
 
 @dataclass(frozen=True, kw_only=True)

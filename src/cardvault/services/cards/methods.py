@@ -21,6 +21,7 @@ from cardvault.errors import Conflict, NotFound
 from cardvault.json_types import JsonObject
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
+from cardvault.services.cards.errors import AlreadyAssociated
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.views import MethodView
 from cardvault.services.directory.registry import get_org, is_member
@@ -31,10 +32,6 @@ from cardvault.store.models import AdAccount, Association, Card
 from cardvault.store.types import new_id
 
 ISSUER = "cardvault"
-
-
-class AlreadyAssociated(Conflict):
-    code = "already_associated"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,6 +28,7 @@ from cardvault.services.audit import trail as audit
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.signin import lockout
 from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardSession, Certificate
@@ -124,7 +125,7 @@ def _session_dek(
     try:
         dek = unwrap_session(row.session_wrap, req.session_key, session_id=row.id)
     except WrongSecret:
-        raise card_sessions.SessionInvalid("The session key does not match this session.") from None
+        raise SessionInvalid("The session key does not match this session.") from None
     if usage is not CertUsage.CONTENT_COMMITMENT:
         return dek
     wipe(dek)

@@ -14,13 +14,9 @@ from sqlalchemy.orm import Session
 from cardvault.crypto.aead import aad
 from cardvault.crypto.keyslots import CardKeyRecord
 from cardvault.domain.vocabulary import CardStatus
-from cardvault.errors import Conflict
 from cardvault.keystore.provider import MasterKey
+from cardvault.services.cards.errors import CardRevoked
 from cardvault.store.models import Card, KeySlotInfo, PivCard, PivLink
-
-
-class CardRevoked(Conflict):
-    code = "card_revoked"
 
 
 def _record_aad(card: Card, version: int) -> bytes:

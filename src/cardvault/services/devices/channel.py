@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import aad
-from cardvault.errors import AuthenticationFailed, Conflict, NotFound, Unavailable
+from cardvault.errors import NotFound, Unavailable
 from cardvault.keystore.provider import MasterKey
 from cardvault.notify.channel import Channel, open_channel
 from cardvault.services.system.runtime import Runtime
@@ -20,19 +20,6 @@ APPLICATIONS = ("authenticator", "mia")
 MAX_DEVICES_PER_CARD = 10
 #: how long a device connection counts as present without a heartbeat
 PRESENCE_TTL_SECONDS = 40.0
-
-
-class DeviceNotRecognised(AuthenticationFailed):
-    """Unknown or revoked device, or a card that can no longer be used: one answer for all."""
-
-    code = "device_not_recognised"
-
-    def __init__(self, message: str = "This device is not paired with a usable card.") -> None:
-        super().__init__(message, remedy="Pair the app again with a new QR code from your RA.")
-
-
-class TooManyDevices(Conflict):
-    code = "too_many_devices"
 
 
 def channel(rt: Runtime) -> Channel:

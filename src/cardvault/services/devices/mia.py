@@ -20,6 +20,7 @@ from cardvault.domain.vocabulary import CardStatus, SignInRoute
 from cardvault.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.sealing import open_record
+from cardvault.services.devices.errors import BiometricUnlockFailed
 from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.devices.unlock import (
     OpenedSession,
@@ -33,10 +34,6 @@ from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Organisation
 from cardvault.store.queries import cards as card_queries
-
-
-class BiometricUnlockFailed(AuthenticationFailed):
-    code = "biometric_unlock_failed"
 
 
 def login(

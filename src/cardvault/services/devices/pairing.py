@@ -30,16 +30,16 @@ from cardvault.crypto.keyslots import make_device_slot
 from cardvault.domain import totp
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus, SignInRoute
-from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from cardvault.errors import Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
-from cardvault.services.devices.channel import (
-    ACTIVE,
-    APPLICATIONS,
-    MAX_DEVICES_PER_CARD,
+from cardvault.services.devices.channel import ACTIVE, APPLICATIONS, MAX_DEVICES_PER_CARD, seal_totp
+from cardvault.services.devices.errors import (
+    PairingExpired,
+    PairingInvalid,
+    PairingUsed,
     TooManyDevices,
-    seal_totp,
 )
 from cardvault.services.devices.unlock import (
     check_passcode_text,
@@ -62,18 +62,6 @@ PURPOSE = "device_pairing"
 URI_SCHEME = "cardvault"
 TOKEN_BYTES = 32
 _TEXT = re.compile(r"^[\w .,'()+&/:-]{1,100}$", re.UNICODE)
-
-
-class PairingInvalid(AuthenticationFailed):
-    code = "pairing_invalid"
-
-
-class PairingExpired(AuthenticationFailed):
-    code = "pairing_expired"
-
-
-class PairingUsed(Conflict):
-    code = "pairing_used"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -33,13 +33,20 @@ from cardvault.domain.push_policy import (
     next_allowed,
 )
 from cardvault.domain.vocabulary import AuthState
-from cardvault.errors import AuthenticationFailed, CardvaultError, Conflict, InvalidInput, NotFound
+from cardvault.errors import InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.devices.channel import (
     active_devices,
     challenge_topic,
     channel,
     device_topic,
+)
+from cardvault.services.devices.errors import (
+    ChallengeClosed,
+    NoPairedDevice,
+    PushRateLimited,
+    TransactionInvalid,
+    WrongNumber,
 )
 from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.networks import allow_list as network
@@ -54,42 +61,6 @@ _NUMBER = re.compile(r"^[0-9]{2}$")
 #: the transactions the PC's push API serves; a passcode reset asks through start_for_reset
 SIGN_IN_PURPOSES = ("holder", "ra")
 RESET_PURPOSE = "recovery"
-
-
-class TransactionInvalid(AuthenticationFailed):
-    """The same answer as the engine's: the sign-in has ended or never was."""
-
-    code = "transaction_invalid"
-
-
-class NoPairedDevice(Conflict):
-    code = "no_paired_device"
-
-
-class PushRateLimited(CardvaultError):
-    code = "push_rate_limited"
-    http_status = 429
-    exit_code = 4
-
-
-class ChallengeClosed(Conflict):
-    code = "challenge_closed"
-
-
-class WrongNumber(Conflict):
-    code = "wrong_number"
-
-
-class PushNotAnswered(Conflict):
-    """Continue was chosen before the phone answered: no guess was made, nothing counts."""
-
-    code = "push_pending"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "Your phone has not answered the request yet.",
-            remedy="Type the number shown here on your phone and approve, then continue.",
-        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,9 +30,10 @@ from cardvault.crypto import device as dcrypto
 from cardvault.crypto.aead import wipe
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import SignInRoute
-from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from cardvault.errors import InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.devices.channel import channel, qr_topic
+from cardvault.services.devices.errors import QrRequestClosed, QrRequestInvalid
 from cardvault.services.devices.pairing import token_hash
 from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.devices.unlock import (
@@ -52,14 +53,6 @@ from cardvault.store.types import new_id
 
 PURPOSE = "qr_login"
 LIFETIME = timedelta(minutes=2)
-
-
-class QrRequestInvalid(AuthenticationFailed):
-    code = "qr_request_invalid"
-
-
-class QrRequestClosed(Conflict):
-    code = "qr_request_closed"
 
 
 def start(

@@ -17,8 +17,9 @@ from cardvault.crypto.keyslots import (
 )
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import SignInRoute
-from cardvault.errors import InvalidInput, PermissionDenied
+from cardvault.errors import InvalidInput
 from cardvault.services.cards.sealing import open_record
+from cardvault.services.devices.errors import RouteNotAllowed
 from cardvault.services.signin import lockout
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
@@ -57,9 +58,9 @@ def check_passcode_text(passcode: str | None) -> str:
 
 
 def require_route(org: Organisation, route: SignInRoute, what: str) -> None:
-    """The organisation's policy allows sign-ins that start this way, or PermissionDenied."""
+    """The organisation's policy allows sign-ins that start this way, or RouteNotAllowed."""
     if not policy_of(org).allows(route):
-        raise PermissionDenied(f"{org.name} does not allow {what}.", method=route)
+        raise RouteNotAllowed(f"{org.name} does not allow {what}.", method=route)
 
 
 def open_with_passcode(

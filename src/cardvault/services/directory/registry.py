@@ -17,6 +17,7 @@ from cardvault.domain.vocabulary import RaRole
 from cardvault.errors import Conflict, InvalidInput, NotFound
 from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
+from cardvault.services.directory.errors import DuplicateUserId, UnknownOrganisation, UnknownPerson
 from cardvault.services.directory.views import (
     OrganisationView,
     PersonDetails,
@@ -27,18 +28,6 @@ from cardvault.services.networks import ingress
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Membership, Organisation, Person, RaRoleGrant
-
-
-class UnknownOrganisation(NotFound):
-    code = "unknown_organisation"
-
-
-class UnknownPerson(NotFound):
-    code = "unknown_person"
-
-
-class DuplicateUserId(Conflict):
-    code = "duplicate_user_id"
 
 
 def get_org(session: Session, code: str) -> Organisation:

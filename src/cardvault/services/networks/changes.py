@@ -19,17 +19,13 @@ from sqlalchemy.orm import Session
 from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.networks import changed_networks
-from cardvault.errors import Conflict
 from cardvault.services.audit import trail as audit
-from cardvault.services.directory.registry import UnknownOrganisation
+from cardvault.services.directory.errors import UnknownOrganisation
 from cardvault.services.networks import ingress
+from cardvault.services.networks.errors import NetworksChangedMeanwhile
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Organisation
-
-
-class NetworksChangedMeanwhile(Conflict):
-    code = "networks_changed_meanwhile"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -31,6 +31,7 @@ from cardvault.domain.refusal_throttle import RefusalThrottle, Verdict, source_o
 from cardvault.errors import Unavailable
 from cardvault.json_types import JsonValue
 from cardvault.services.audit import trail as audit
+from cardvault.services.networks.errors import IngressUnavailable
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import reading, transaction
 from cardvault.store.models import Organisation
@@ -39,10 +40,6 @@ log = logging.getLogger("cardvault.ingress")
 REFRESH = timedelta(seconds=1)
 _CACHE = "cardvault.ingress.networks"
 _THROTTLE = "cardvault.ingress.throttle"
-
-
-class IngressUnavailable(Unavailable):
-    code = "ingress_unavailable"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from cardvault.crypto.aead import SealBroken, aad, open_sealed, seal, wipe
 from cardvault.crypto.kdf import hkdf_key
-from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.errors import SessionInvalid
 
 __all__ = ["keep", "kept"]
 
@@ -31,7 +31,7 @@ def kept(caller_key: bytes, link_id: str, seq: int, blob: bytes) -> tuple[bytes,
     try:
         plain = open_sealed(key, blob, aad("piv-response", link_id, seq))
     except SealBroken:
-        raise card_sessions.SessionInvalid("The key does not match this session.") from None
+        raise SessionInvalid("The key does not match this session.") from None
     finally:
         wipe(key)
     return bytes(plain[1:]), bool(plain[0])

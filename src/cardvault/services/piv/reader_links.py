@@ -20,11 +20,13 @@ from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import WrongSecret, unwrap_session
 from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.errors import Conflict, NotFound, PermissionDenied
+from cardvault.errors import PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.piv.answers import PROBES, constant_answers
+from cardvault.services.piv.errors import LinkClosed, NoPivApplet
 from cardvault.services.piv.ports import Mode
 from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardSession, PivCard, PivLink
@@ -40,17 +42,6 @@ __all__ = [
     "open_use_link",
     "status",
 ]
-
-
-class LinkClosed(NotFound):
-    """The link is gone (its session ended, or the connector closed it)."""
-
-    code = "piv_link_closed"
-    http_status = 410
-
-
-class NoPivApplet(Conflict):
-    code = "piv_not_personalised"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +118,7 @@ def _check_session_key(row: CardSession, session_key: bytes) -> None:
     try:
         wipe(unwrap_session(row.session_wrap, session_key, session_id=row.id))
     except WrongSecret:
-        raise card_sessions.SessionInvalid("The session key does not match this session.") from None
+        raise SessionInvalid("The session key does not match this session.") from None
 
 
 def close(rt: Runtime, actor: Actor, *, token: str, link_id: str) -> None:

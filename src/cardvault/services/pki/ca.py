@@ -16,19 +16,14 @@ from cryptography.x509 import Certificate
 
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.aead import aad, wipe
-from cardvault.errors import CardvaultError, Conflict, IntegrityError
+from cardvault.errors import Conflict, IntegrityError
 from cardvault.keystore.files import write_private
 from cardvault.keystore.provider import DataDirDamaged, MasterKey
+from cardvault.services.pki.errors import CaMissing
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.types import utcnow
 
 _AAD = aad("ca-key", 1)
-
-
-class CaMissing(CardvaultError):
-    code = "ca_missing"
-    http_status = 503
-    exit_code = 9
 
 
 @dataclass(frozen=True, kw_only=True)

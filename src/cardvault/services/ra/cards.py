@@ -38,6 +38,7 @@ from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import card_in_scope, person_in_scope
 from cardvault.services.recovery import links
 from cardvault.services.signin import lockout
+from cardvault.services.signin.errors import WrongPasscode
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Organisation, Person
@@ -172,7 +173,7 @@ def invite(
         record = open_record(rt.master_key, card)
     try:
         dek = enrolment.open_issuance_slot(rt, ctx.actor, card, record, issuance_passcode)
-    except lockout.WrongPasscode as exc:
+    except WrongPasscode as exc:
         raise InvalidInput(exc.message, field="issuance_passcode") from None
     code = "".join(secrets.choice("0123456789") for _ in range(INVITATION_CODE_DIGITS))
     try:

@@ -12,16 +12,13 @@ from dataclasses import dataclass
 
 from cardvault.domain.networks import AllowList, changed_networks, split_entries
 from cardvault.domain.vocabulary import RaRole
-from cardvault.errors import InvalidInput, PermissionDenied
+from cardvault.errors import PermissionDenied
 from cardvault.services.networks import changes as org_networks
 from cardvault.services.ra.actions import RaContext
+from cardvault.services.ra.errors import WouldLockOut
 from cardvault.services.system.runtime import Runtime
 
 MANAGERS = (RaRole.RA_MANAGER,)
-
-
-class WouldLockOut(InvalidInput):
-    code = "would_lock_out"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,8 +29,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cardvault.errors import Conflict, NotFound
 from cardvault.services.notifications import outbox as notifications
+from cardvault.services.recovery.errors import LinkInvalid, LinkUsed, LinkWornOut
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Link, Notification
@@ -52,28 +52,6 @@ INVITATION = Purpose.INVITATION.value
 PORTAL_PATHS = {RESET: "/portal/reset", INVITATION: "/portal/invitation"}
 #: the context keys of a message that are secret: sealed in the outbox, never stored clear
 SEALED_KEYS = frozenset({"link", "code"})
-
-
-class LinkInvalid(NotFound):
-    """The link is unknown, used, replaced, expired or worn out; the message says which."""
-
-    code = "link_invalid"
-
-    def __init__(self, message: str, *, reason: str, remedy: str | None = None) -> None:
-        super().__init__(message, remedy=remedy, reason=reason)
-        self.reason = reason
-
-
-class LinkWornOut(LinkInvalid):
-    """Too many wrong answers on this link: it no longer works."""
-
-    code = "link_worn_out"
-
-
-class LinkUsed(Conflict):
-    """Somebody (perhaps another tab) completed this link first."""
-
-    code = "link_used"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -47,19 +47,24 @@ from cardvault.crypto.keyslots import (
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.passcode_policy import check_passcode
 from cardvault.domain.vocabulary import AuthState, CardStatus
-from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput
+from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.enrolment import MAX_ANSWER, passcode_policy, personal_words
 from cardvault.services.cards.lookup import end_card_state
 from cardvault.services.cards.sealing import open_record, seal_record
+from cardvault.services.devices.errors import PushNotAnswered
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import links
+from cardvault.services.recovery.errors import (
+    RecoveryBlocked,
+    RecoveryNotAllowed,
+    RecoveryStepInvalid,
+    WrongAnswers,
+)
 from cardvault.services.recovery.limits import (
     CARD_MAX_FAILURES,
     LINK_MAX_FAILURES,
-    RecoveryBlocked,
-    WrongAnswers,
     blocked,
     contact,
     failed,
@@ -105,22 +110,6 @@ LOCKED_DURING_RESET = (
     "That was the fifth wrong second factor in a row, so the card is now locked and this link "
     "no longer works; we have emailed the holder a new one."
 )
-
-
-class RecoveryNotAllowed(Conflict):
-    code = "recovery_not_allowed"
-
-
-class RecoveryStepInvalid(AuthenticationFailed):
-    """The step's transaction is unknown, expired, not this browser's, or out of order."""
-
-    code = "recovery_step_invalid"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "This reset has timed out or was started in another window.",
-            remedy="Open the link from the email again and start from the questions.",
-        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -380,7 +369,7 @@ def second_factor(
     if not candidates:
         raise InvalidInput(f"Second factor {method!r} is not set up for this card.", field="method")
     if recovery_factors.awaiting_phone(rt, step.txn.id, response):
-        raise recovery_factors.PushNotAnswered()
+        raise PushNotAnswered()
     reserved = reserve(rt, step.link_id, step.card.id)
     with factor_lockout.reserved(
         rt, actor, step.card.id, organisation_id=step.card.organisation_id, for_reset=True

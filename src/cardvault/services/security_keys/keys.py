@@ -30,9 +30,10 @@ from cardvault.domain import webauthn
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import MethodKind, MethodStatus
-from cardvault.errors import CardvaultError, PermissionDenied
+from cardvault.errors import CardvaultError
 from cardvault.json_types import JsonObject, JsonValue
 from cardvault.services.audit import trail as audit
+from cardvault.services.security_keys.errors import SecurityKeysNotAllowed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Association, Card, Organisation, WebAuthnCeremony
@@ -43,10 +44,6 @@ RP_NAME = "cardvault"
 CEREMONY_GRACE = timedelta(seconds=60)
 REGISTRATION = "registration"
 ASSERTION = "assertion"
-
-
-class SecurityKeysNotAllowed(PermissionDenied):
-    code = "fido2_not_allowed_here"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,7 +293,7 @@ def audit_clone(
             "association": assoc.id,
             "nickname": assoc.label,
             "stored_counter": assoc.counter,
-            "received_counter": exc.data.get("received"),
+            "received_counter": exc.received,
         },
     )
 

@@ -33,13 +33,13 @@ from cardvault.crypto.keyslots import (
     wrap_for_session,
 )
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.errors import InvalidInput
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.networks import allow_list as network
 from cardvault.services.signin import factor_lockout, lockout
 from cardvault.services.signin import refusals as signin_refusals
 from cardvault.services.signin import sessions as card_sessions
-from cardvault.services.signin.factor_lockout import Reservation, SecondFactorLocked
+from cardvault.services.signin.factor_lockout import Reservation
 from cardvault.services.signin.factors import (
     FactorContext,
     FactorFailed,
@@ -48,10 +48,16 @@ from cardvault.services.signin.factors import (
     installed,
 )
 from cardvault.services.signin.identification import Target, resolve
-from cardvault.services.signin.refusals import SignInFailed
 
 __all__ = ["Engine", "LoginRequest", "LoginResult", "SessionGrant", "SignInFailed"]
 from cardvault.domain.vocabulary import AuthState, CardStatus, SignInRoute
+from cardvault.services.signin.errors import (
+    CardLocked,
+    NoSecondFactor,
+    SecondFactorLocked,
+    SignInFailed,
+    TransactionInvalid,
+)
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import reading, transaction
 from cardvault.store.models import AuthTransaction, Card, Organisation, Person
@@ -65,14 +71,6 @@ LOCKED_NOW = (
     "That was the fifth wrong second factor in a row, so the card is now locked; its holder "
     "has been emailed a link to unlock it."
 )
-
-
-class NoSecondFactor(AuthenticationFailed):
-    code = "no_second_factor"
-
-
-class TransactionInvalid(AuthenticationFailed):
-    code = "transaction_invalid"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,9 +180,9 @@ class Engine:
         with self.rt.kdf_gate.admitted():
             try:
                 reserved = lockout.reserve_attempt(self.rt, card.id)
-            except lockout.CardLocked as exc:
+            except CardLocked as exc:
                 # locked meanwhile, or every attempt in flight: still answered like the rest
-                self._decoy(actor, req, target, str(exc.data.get("reason", "card is locked")))
+                self._decoy(actor, req, target, exc.reason)
             with self.rt.kdf_gate.running():
                 try:
                     return open_passcode_slot(open_record(self.rt.master_key, card), req.passcode)

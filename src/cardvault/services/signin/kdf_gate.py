@@ -16,17 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from cardvault.errors import CardvaultError
-
-
-class Busy(CardvaultError):
-    code = "busy"
-    http_status = 429
-    exit_code = 8
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("cardvault is busy; try again in a moment.", retry_after=retry_after)
-        self.retry_after = retry_after
+from cardvault.services.signin.errors import Busy
 
 
 class KdfGate:

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus, RaRole
-from cardvault.errors import AuthenticationFailed, NotFound, PermissionDenied
+from cardvault.errors import NotFound, PermissionDenied
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
 from cardvault.services.networks import allow_list as network
+from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport import channel
 from cardvault.store.db import transaction
@@ -28,13 +29,6 @@ from cardvault.store.models import Card, CardSession, Organisation, RaRoleGrant
 from cardvault.store.queries.organisations import policy_of
 
 TOKEN_BYTES = 32
-
-
-class SessionInvalid(AuthenticationFailed):
-    code = "session_invalid"
-
-    def __init__(self, message: str = "The session has ended; sign in again.") -> None:
-        super().__init__(message)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,19 +14,15 @@ from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from cardvault.crypto import envelope
-from cardvault.errors import AuthenticationFailed
 from cardvault.services.system.runtime import Runtime
 from cardvault.services.transport import keys as transport_keys
+from cardvault.services.transport.errors import EnvelopeReplayed
 from cardvault.store.db import transaction
 from cardvault.store.models import UsedNonce, table_of
 
 LEEWAY_SECONDS = 30
 # one INSERT per encrypted request: built once, so SQLAlchemy reuses its compiled form
 _REMEMBER_NONCE = insert(table_of(UsedNonce))
-
-
-class EnvelopeReplayed(AuthenticationFailed):
-    code = "envelope_replayed"
 
 
 def open_request(rt: Runtime, token: str) -> envelope.OpenedRequest:

@@ -30,6 +30,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
+from cardvault.web.errors import status_of
 from cardvault.web.ra.context import AREA, Rt, View, safe_next
 from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.ui.session import address, remember
@@ -93,7 +94,7 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
         return _login_page(request, form, 422)
     except CardvaultError as exc:
         form.add_error("passcode", exc.message)
-        return _login_page(request, form, exc.http_status)
+        return _login_page(request, form, status_of(exc))
     # the browser has no use for SK: it is dropped here, so the session's DEK wrap is
     # useless to anyone (the RA pages never use the card's keys)
     if result.factor_error:
@@ -220,7 +221,7 @@ def _reauth(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) 
         )
     except CardvaultError as exc:
         form.add_error("passcode", exc.message)
-        return _reauth_page(request, view, form, target, exc.http_status)
+        return _reauth_page(request, view, form, target, status_of(exc))
     if result.factor_error:
         form.add_error("passcode", str(result.factor_error["message"]))
         return _reauth_page(request, view, form, target, 401)

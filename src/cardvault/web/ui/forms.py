@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Request
 
 from cardvault import strict_json
-from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.errors import CardvaultError, Conflict, InvalidInput
 
 MAX_FIELD = 2000
 MAX_FIELDS = 60
@@ -48,7 +48,7 @@ class Form:
         self, exc: CardvaultError, *, fields: Mapping[str, str] | None = None, default: str = ""
     ) -> None:
         """Place a service error next to its field (``fields`` maps service → form names)."""
-        name = str(exc.data.get("field") or "")
+        name = (exc.field or "") if isinstance(exc, InvalidInput | Conflict) else ""
         name = (fields or {}).get(name, name) or default
         self.add_error(name or "form", exc.message)
 

@@ -15,7 +15,7 @@ from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardvault.domain.rate_limit import Bucket
-from cardvault.errors import AuthenticationFailed, CardvaultError, PermissionDenied
+from cardvault.errors import AuthenticationFailed, PermissionDenied
 from cardvault.services.rate_limits import check as rate_limits
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
@@ -49,17 +49,6 @@ class SignInRequired(AuthenticationFailed):
     """No signed-in web session: the HTML error handler redirects to the area's login."""
 
     code = "sign_in_required"
-
-
-class RedirectTo(CardvaultError):
-    """Not an error for the person: the page they asked for needs another page first."""
-
-    code = "redirect"
-    http_status = 303
-
-    def __init__(self, location: str) -> None:
-        super().__init__("Continue on another page.", location=location)
-        self.location = location
 
 
 class CsrfFailed(PermissionDenied):

@@ -20,8 +20,9 @@ from cardvault.domain import totp
 from cardvault.domain.push_policy import PushStatus
 from cardvault.services.devices import push
 from cardvault.services.devices.channel import active_devices, connected, open_totp
+from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors import codes
-from cardvault.services.signin.factors.base import FactorContext, FactorFailed, FactorOutcome
+from cardvault.services.signin.factors.base import FactorContext, FactorOutcome
 from cardvault.store.models import Device, PushChallenge
 
 _FAILED = {

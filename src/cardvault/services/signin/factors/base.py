@@ -15,30 +15,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from cardvault.errors import AuthenticationFailed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuthTransaction, Card, Organisation
-
-
-class FactorFailed(AuthenticationFailed):
-    """A second factor did not check out; ``reason`` goes to the audit log.
-
-    ``counts``: whether this was a wrong answer, which counts toward the card's
-    second-factor lock (DESIGN §3.3 revised): a code, a number, a key's assertion, a tap
-    that was checked and did not match. An answer that was missing or malformed, a replayed
-    code, or a push refused on the phone (the phone's wrong number was counted when the
-    phone answered) does not."""
-
-    code = "second_factor_failed"
-
-    def __init__(
-        self, message: str, *, reason: str, code: str | None = None, counts: bool = True
-    ) -> None:
-        super().__init__(message, reason=reason)
-        self.reason = reason
-        self.counts = counts
-        if code:
-            self.code = code  # type: ignore[misc]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,7 +30,8 @@ from cardvault.services.security_keys.keys import (
     verify_assertion,
 )
 from cardvault.services.security_keys.signin import consume_proof
-from cardvault.services.signin.factors.base import FactorContext, FactorFailed, FactorOutcome
+from cardvault.services.signin.errors import FactorFailed
+from cardvault.services.signin.factors.base import FactorContext, FactorOutcome
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.models import Association, AuthTransaction
 from cardvault.store.queries.organisations import policy_of

@@ -18,7 +18,8 @@ from sqlalchemy import select
 from cardvault.domain import identifiers
 from cardvault.domain.vocabulary import MethodKind, MethodStatus
 from cardvault.errors import InvalidInput
-from cardvault.services.signin.factors.base import FactorContext, FactorFailed, FactorOutcome
+from cardvault.services.signin.errors import FactorFailed
+from cardvault.services.signin.factors.base import FactorContext, FactorOutcome
 from cardvault.store.models import Association
 from cardvault.store.queries.organisations import policy_of
 

@@ -15,8 +15,9 @@ from sqlalchemy import bindparam, select, update
 from cardvault.domain import totp
 from cardvault.domain.vocabulary import MethodKind, MethodStatus
 from cardvault.services.cards.methods import open_secret
+from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors import codes
-from cardvault.services.signin.factors.base import FactorContext, FactorFailed, FactorOutcome
+from cardvault.services.signin.factors.base import FactorContext, FactorOutcome
 from cardvault.store.models import Association, table_of
 
 # Built once with bound parameters: every TOTP sign-in runs both, and SQLAlchemy reuses the

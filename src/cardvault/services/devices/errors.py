@@ -1,0 +1,106 @@
+"""What devices raises."""
+
+from __future__ import annotations
+
+from dataclasses import field
+
+from cardvault.errors import (
+    AuthenticationFailed,
+    Conflict,
+    PermissionDenied,
+    error,
+)
+
+
+class DeviceNotRecognised(AuthenticationFailed):
+    """Unknown or revoked device, or a card that can no longer be used: one answer for all."""
+
+    code = "device_not_recognised"
+
+    def __init__(self, message: str = "This device is not paired with a usable card.") -> None:
+        super().__init__(message, remedy="Pair the app again with a new QR code from your RA.")
+
+
+class TooManyDevices(Conflict):
+    code = "too_many_devices"
+
+
+class BiometricUnlockFailed(AuthenticationFailed):
+    code = "biometric_unlock_failed"
+
+
+class PairingInvalid(AuthenticationFailed):
+    code = "pairing_invalid"
+
+
+class PairingExpired(AuthenticationFailed):
+    code = "pairing_expired"
+
+
+class PairingUsed(Conflict):
+    code = "pairing_used"
+
+
+class TransactionInvalid(AuthenticationFailed):
+    """The same answer as the engine's: the sign-in has ended or never was."""
+
+    code = "transaction_invalid"
+
+
+class NoPairedDevice(Conflict):
+    code = "no_paired_device"
+
+
+@error
+class PushRateLimited(Conflict):
+    """Too many push requests to this card's phone lately; ``retry_after`` seconds to wait."""
+
+    code = "push_rate_limited"
+    retry_after: int
+
+
+@error
+class ChallengeClosed(Conflict):
+    """The push request has been answered, cancelled or has expired: ``push_status`` says which."""
+
+    code = "challenge_closed"
+    push_status: str
+
+
+class WrongNumber(Conflict):
+    code = "wrong_number"
+
+
+@error
+class PushNotAnswered(Conflict):
+    """Continue was chosen before the phone answered: no guess was made, nothing counts."""
+
+    code = "push_pending"
+    message: str = field(default="Your phone has not answered the request yet.", init=False)
+    remedy: str | None = field(
+        default="Type the number shown here on your phone and approve, then continue.",
+        init=False,
+    )
+
+
+class QrRequestInvalid(AuthenticationFailed):
+    code = "qr_request_invalid"
+
+
+class QrRequestClosed(Conflict):
+    code = "qr_request_closed"
+
+
+class RequestStale(AuthenticationFailed):
+    code = "device_request_stale"
+
+
+class RequestReplayed(AuthenticationFailed):
+    code = "device_request_replayed"
+
+
+@error
+class RouteNotAllowed(PermissionDenied):
+    """The organisation's policy does not allow sign-ins that start this way (``method``)."""
+
+    method: str
