@@ -24,6 +24,8 @@ class AnchorWriteFailed(Unavailable):
 
 
 class HeadSignatureInvalid(IntegrityError):
+    """A chain's signed head does not verify under the audit key."""
+
     code = "audit_head_signature"
 
 

@@ -48,6 +48,8 @@ _MAX_REASON = 300
 
 @dataclass(frozen=True, kw_only=True)
 class ChainReport:
+    """How one chain verified: its length, its newest anchor, and the error if it failed."""
+
     chain: str
     label: str
     #: the verified length of the chain in the database (None when it is broken)
@@ -60,11 +62,14 @@ class ChainReport:
 
     @property
     def ok(self) -> bool:
+        """Whether the chain verified."""
         return self.error is None
 
 
 @dataclass(frozen=True, kw_only=True)
 class VerifyReport:
+    """What ``audit verify`` found: every chain, the anchors read and those skipped."""
+
     chains: tuple[ChainReport, ...]
     anchor_sources: tuple[str, ...]
     anchor_lines: int
@@ -74,6 +79,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """Whether the anchors could be read and every chain verified."""
         return self.anchors_error is None and all(c.ok for c in self.chains)
 
 
@@ -223,6 +229,8 @@ def _anchors_lost(session: Session, rt: Runtime) -> AnchorsLost | None:
 
 @dataclass(frozen=True, kw_only=True)
 class Acknowledgement:
+    """A restore acknowledged for one chain: the heads either side and what it restored to."""
+
     label: str
     database_seq: int
     anchored_seq: int

@@ -72,6 +72,8 @@ INVITATION_CODE_DIGITS = 6
 
 @dataclass(frozen=True, kw_only=True)
 class InvitationPage:
+    """What the invitation page shows before the code is typed."""
+
     holder_name: str
     organisation_name: str
     expires_at: datetime
@@ -80,12 +82,16 @@ class InvitationPage:
 
 @dataclass(frozen=True, kw_only=True)
 class CodeAccepted:
+    """The enrolment code checked out: the transaction the rest of the form continues."""
+
     transaction_id: str
     key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Completed:
+    """The invitation completed: the card is enrolled (the recovery code shown once)."""
+
     serial: str
     holder_name: str
     recovery_code: str | None = field(default=None, repr=False)

@@ -53,6 +53,8 @@ PASSCODE_MAX = 128
 
 @dataclass(frozen=True, kw_only=True)
 class IssueRequest:
+    """What issuing a card takes: the person, their organisation, the issuance passcode."""
+
     organisation: str
     user_id: str
     issuance_passcode: str = field(repr=False)
@@ -62,6 +64,8 @@ class IssueRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class IssuedCard:
+    """A card just issued: its serial, status, key algorithm and certificates."""
+
     card_id: str
     serial: str
     status: CardStatus
@@ -85,6 +89,7 @@ def _quietly() -> None:
 
 
 def check_issuance_passcode(passcode: str) -> None:
+    """Raise InvalidInput if the RA's issuance passcode is too short or not text."""
     if not isinstance(passcode, str) or len(passcode) < ISSUANCE_PASSCODE_MIN:
         raise InvalidInput(
             f"The issuance passcode must be at least {ISSUANCE_PASSCODE_MIN} characters long.",

@@ -1,4 +1,4 @@
-"""What devices raises."""
+"""What paired phones raise: pairing, signed requests, push, QR sign-in and unlock."""
 
 from __future__ import annotations
 
@@ -22,22 +22,32 @@ class DeviceNotRecognised(AuthenticationFailed):
 
 
 class TooManyDevices(Conflict):
+    """The card has as many paired phones as it may have."""
+
     code = "too_many_devices"
 
 
 class BiometricUnlockFailed(AuthenticationFailed):
+    """The phone's biometric unlock did not open the card (its key slot or signature)."""
+
     code = "biometric_unlock_failed"
 
 
 class PairingInvalid(AuthenticationFailed):
+    """The pairing code or its proof is unknown or does not check out."""
+
     code = "pairing_invalid"
 
 
 class PairingExpired(AuthenticationFailed):
+    """The pairing code has expired; the RA makes a new one."""
+
     code = "pairing_expired"
 
 
 class PairingUsed(Conflict):
+    """The pairing code was used already (perhaps by another phone)."""
+
     code = "pairing_used"
 
 
@@ -48,6 +58,8 @@ class TransactionInvalid(AuthenticationFailed):
 
 
 class NoPairedDevice(Conflict):
+    """The card has no paired phone to send a push request to."""
+
     code = "no_paired_device"
 
 
@@ -68,6 +80,8 @@ class ChallengeClosed(Conflict):
 
 
 class WrongNumber(Conflict):
+    """The number chosen on the phone is not the one shown on the PC."""
+
     code = "wrong_number"
 
 
@@ -84,18 +98,26 @@ class PushNotAnswered(Conflict):
 
 
 class QrRequestInvalid(AuthenticationFailed):
+    """The QR sign-in request is unknown, or its answer does not check out."""
+
     code = "qr_request_invalid"
 
 
 class QrRequestClosed(Conflict):
+    """The QR sign-in request was answered, cancelled or has expired."""
+
     code = "qr_request_closed"
 
 
 class RequestStale(AuthenticationFailed):
+    """A signed device request is too old (or from a clock far off)."""
+
     code = "device_request_stale"
 
 
 class RequestReplayed(AuthenticationFailed):
+    """A signed device request was seen before."""
+
     code = "device_request_replayed"
 
 

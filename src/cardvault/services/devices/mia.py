@@ -43,6 +43,9 @@ def login(
     passcode: str | None = None,
     device_secret: bytes | None = None,
 ) -> OpenedSession:
+    """Sign in on the phone itself (the mobile identity agent). Raises InvalidInput for a
+    malformed request, PermissionDenied when the policy does not allow it, and the
+    look-alike SignInFailed for every refusal before the passcode."""
     if (passcode is None) == (device_secret is None):
         raise InvalidInput("Send either the passcode or the device secret.")
     actor = as_actor(caller)

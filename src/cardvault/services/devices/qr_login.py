@@ -236,6 +236,7 @@ def _audit(
 
 
 def check_request_id(request_id: str) -> str:
+    """The request id if it is one (a UUID); raises InvalidInput otherwise."""
     if not isinstance(request_id, str) or len(request_id) != 36:
         raise InvalidInput("That is not a sign-in request id.")
     return request_id

@@ -39,6 +39,8 @@ _ID = re.compile(r"^[0-9a-f-]{36}$")
 
 @dataclass(frozen=True, kw_only=True)
 class SignedRequest:
+    """The signature headers of a device request: device, time, nonce and signature."""
+
     device_id: str
     timestamp: str
     nonce: str

@@ -32,6 +32,8 @@ MAX_PASSCODE = 256
 
 @dataclass(frozen=True, kw_only=True)
 class OpenedSession:
+    """A card session opened on the phone (biometric unlock or passcode)."""
+
     token: str = field(repr=False)
     session_key: str = field(repr=False)  # standard base64, as /auth/login gives it
     session_id: str
@@ -41,6 +43,7 @@ class OpenedSession:
     organisation: str
 
     def as_dict(self) -> dict[str, str]:
+        """The opened session as JSON for the phone."""
         return {
             "token": self.token,
             "session_key": self.session_key,
@@ -52,6 +55,7 @@ class OpenedSession:
 
 
 def check_passcode_text(passcode: str | None) -> str:
+    """The passcode if it is text of a sensible length; raises InvalidInput otherwise."""
     if not isinstance(passcode, str) or not passcode or len(passcode) > MAX_PASSCODE:
         raise InvalidInput("Enter your passcode.", field="passcode")
     return passcode

@@ -31,6 +31,7 @@ from cardvault.store.models import Membership, Organisation, Person, RaRoleGrant
 
 
 def get_org(session: Session, code: str) -> Organisation:
+    """The organisation with this code; raises UnknownOrganisation."""
     org = session.scalar(
         select(Organisation).where(Organisation.code == identifiers.org_code(code))
     )
@@ -40,6 +41,7 @@ def get_org(session: Session, code: str) -> Organisation:
 
 
 def get_person(session: Session, user_id: str) -> Person:
+    """The person with this user id; raises UnknownPerson."""
     person = session.scalar(select(Person).where(Person.user_id == identifiers.user_id(user_id)))
     if person is None:
         raise UnknownPerson(f"There is no person with user id {user_id}.")
@@ -118,6 +120,8 @@ def show_organisation(rt: Runtime, code: str) -> OrganisationView:
 
 @dataclass(frozen=True, kw_only=True)
 class NewPerson:
+    """A person to add to the directory."""
+
     user_id: str
     forename: str
     surname: str
@@ -178,6 +182,8 @@ def _refuse_duplicates(session: Session, uid: str, mail: str | None) -> None:
 
 
 def add_membership(rt: Runtime, actor: Actor, user_id: str, org_code: str) -> None:
+    """Make a person a member of an organisation (audited); raises UnknownPerson or
+    UnknownOrganisation."""
     with transaction(rt.db) as session:
         person, org = get_person(session, user_id), get_org(session, org_code)
         if is_member(session, person.id, org.id):
@@ -194,6 +200,7 @@ def add_membership(rt: Runtime, actor: Actor, user_id: str, org_code: str) -> No
 
 
 def is_member(session: Session, person_id: str, org_id: str) -> bool:
+    """Whether the person belongs to the organisation."""
     return (
         session.scalar(
             select(Membership.id).where(
@@ -205,6 +212,7 @@ def is_member(session: Session, person_id: str, org_id: str) -> bool:
 
 
 def person_organisations(session: Session, person_id: str) -> list[Organisation]:
+    """The organisations a person belongs to, by code."""
     return list(
         session.scalars(
             select(Organisation)
@@ -267,6 +275,8 @@ def grant_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role: 
 
 
 def revoke_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role: str) -> None:
+    """Take an RA role away (audited); raises NotFound if the person does not hold it,
+    InvalidInput for an unknown role."""
     ra_role = _role(role)
     with transaction(rt.db) as session:
         person, org = get_person(session, user_id), get_org(session, org_code)

@@ -43,6 +43,8 @@ class NetworksChange:
 
 @dataclass(frozen=True, kw_only=True)
 class OrganisationNetworks:
+    """An organisation's network list, and whether this call changed it."""
+
     code: str
     name: str
     networks: tuple[str, ...]
@@ -50,6 +52,7 @@ class OrganisationNetworks:
 
 
 def show(rt: Runtime, code: str) -> OrganisationNetworks:
+    """An organisation's network list; raises UnknownOrganisation."""
     with rt.db() as session:
         org = _org(session, code=code)
         return _view(org)

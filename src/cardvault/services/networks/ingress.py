@@ -51,6 +51,7 @@ class Admission:
 
     @classmethod
     def of(cls, organisation_networks: list[str], portal_networks: list[str]) -> Admission:
+        """The allow-lists of the two doors from the organisations' and the portal's networks."""
         orgs = AllowList.of(organisation_networks)
         return cls(organisations=orgs, portal=orgs | AllowList.of(portal_networks))
 
@@ -86,6 +87,7 @@ class NetworkCache:
             self._lock.release()
 
     def forget(self) -> None:
+        """Read the networks again on the next request (after a change in this process)."""
         self._loaded_at = None
 
     def _read(self) -> Admission:
@@ -109,6 +111,7 @@ class NetworkCache:
 
 
 def networks(rt: Runtime) -> NetworkCache:
+    """This process's cache of the networks, made on first use."""
     return rt.memo(_CACHE, lambda: NetworkCache(rt))
 
 

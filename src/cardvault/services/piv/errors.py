@@ -1,4 +1,4 @@
-"""What piv raises."""
+"""What the PC/SC channel raises: reader links and the APDU relay."""
 
 from __future__ import annotations
 
@@ -15,8 +15,12 @@ class LinkClosed(NotFound):
 
 
 class NoPivApplet(Conflict):
+    """The card has no PIV application yet (it was not personalised for PC/SC)."""
+
     code = "piv_not_personalised"
 
 
 class StaleRequest(Conflict):
+    """An APDU older than one the card already answered on this link."""
+
     code = "piv_stale_request"

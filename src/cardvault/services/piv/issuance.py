@@ -78,6 +78,8 @@ REQUIRED_SLOTS = {
 
 @dataclass(frozen=True, kw_only=True)
 class IssuanceStarted:
+    """A PC/SC issuance begun: the reader link and the issuance key for the connector."""
+
     link_id: str
     serial: str
     issuance_key: bytes = field(repr=False)

@@ -18,6 +18,8 @@ _INFO = b"cardvault/piv-last-response/v1"
 
 
 def keep(caller_key: bytes, link_id: str, seq: int, response: bytes, *, whole: bool) -> bytes:
+    """Seal the last response of a reader link under the caller's key, so that a retried
+    request gets the same answer."""
     key = hkdf_key(caller_key, link_id.encode(), _INFO)
     try:
         return seal(key, bytes((whole,)) + response, aad("piv-response", link_id, seq))

@@ -46,6 +46,8 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class UseLink:
+    """A reader link opened in a card session, with the answers the connector may cache."""
+
     link_id: str
     serial: str
     #: GET DATA answers for the public objects (None: the card has no such object)
@@ -58,6 +60,8 @@ class UseLink:
 
 @dataclass(frozen=True, kw_only=True)
 class LinkStatus:
+    """Whether a reader link is alive, and until when."""
+
     alive: bool
     expires_at: datetime | None = None
     idle_expires_at: datetime | None = None

@@ -69,6 +69,8 @@ class _Raced(Exception):
 
 @dataclass(frozen=True, kw_only=True)
 class RelayRequest:
+    """One APDU for the card behind a reader link, with its sequence number."""
+
     mode: Mode
     token: str = field(repr=False)
     #: SK of the card session (use) or the issuance key IK (issuance)
@@ -86,6 +88,8 @@ class RelayRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class RelayAnswer:
+    """The card's response to an APDU, and the link's state after it."""
+
     response: bytes
     card_status: CardStatus
     expires_at: datetime
@@ -113,6 +117,9 @@ class _Computed:
 
 
 def relay(rt: Runtime, actor: Actor, req: RelayRequest) -> RelayAnswer:
+    """Run one APDU on the card behind a reader link. Raises StaleRequest for a request
+    older than one already answered, Unavailable when the card stays busy after a few tries,
+    and what taking the snapshot raises (LinkClosed, SessionInvalid)."""
     for _ in range(MAX_TRIES):
         snap = snapshot.take(rt, actor, mode=req.mode, token=req.token, link_id=req.link_id)
         if req.seq == snap.link.last_seq and snap.link.last_response is not None:

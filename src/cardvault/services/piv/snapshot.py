@@ -37,6 +37,8 @@ USABLE = {
 
 @dataclass(frozen=True, kw_only=True)
 class Snapshot:
+    """Everything one APDU needs, read in one read-only unit of work."""
+
     session: CardSession
     link: PivLink
     card: Card

@@ -28,15 +28,19 @@ _AAD = aad("ca-key", 1)
 
 @dataclass(frozen=True, kw_only=True)
 class IssuingCa:
+    """The issuing CA: its certificate and opened key."""
+
     key: cx509.PrivateKey
     cert: Certificate
 
     @property
     def cert_pem(self) -> bytes:
+        """The CA certificate as PEM."""
         return cx509.certificate_to_pem(self.cert)
 
 
 def ca_dir(data_dir: Path) -> Path:
+    """Where the CA lives in the data directory."""
     return data_dir / "ca"
 
 
@@ -46,6 +50,7 @@ def _paths(data_dir: Path) -> tuple[Path, Path]:
 
 
 def exists(data_dir: Path) -> bool:
+    """Whether a CA has been set up."""
     return _paths(data_dir)[0].exists()
 
 
@@ -98,6 +103,7 @@ def _store(
 
 
 def load(rt: Runtime) -> IssuingCa:
+    """The issuing CA, its key opened with the master key; raises CaMissing."""
     cert_path, key_path = _paths(rt.data_dir)
     if not (cert_path.exists() and key_path.exists()):
         raise CaMissing(
@@ -144,6 +150,7 @@ def issuing_certificates(rt: Runtime) -> tuple[Certificate, ...]:
 
 
 def export_pem(data_dir: Path) -> bytes:
+    """The CA certificate as PEM; raises CaMissing."""
     cert_path, _ = _paths(data_dir)
     if not cert_path.exists():
         raise CaMissing("This service has no issuing CA.", remedy="Run `cardvault ca init`.")

@@ -1,4 +1,4 @@
-"""What pki raises."""
+"""What the CA raises: a CA not set up, a certificate that cannot be renewed."""
 
 from __future__ import annotations
 
@@ -15,4 +15,6 @@ class CaMissing(NotSetUp):
 
 
 class NotRenewable(Conflict):
+    """The certificate cannot be renewed now (revoked, suspended, or not due)."""
+
     code = "not_renewable"

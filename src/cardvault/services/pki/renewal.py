@@ -53,6 +53,8 @@ RENEWABLE = (CardStatus.ISSUED, CardStatus.ENROLLED, CardStatus.ACTIVE)
 
 @dataclass(frozen=True, kw_only=True)
 class Renewed:
+    """A card's certificates renewed (with new keys or the same)."""
+
     serial: str
     new_keys: bool
     certificates: list[dict[str, object]] = field(default_factory=list)

@@ -48,6 +48,8 @@ from cardvault.store.queries.organisations import policy_of
 def issue(
     rt: Runtime, ctx: RaContext, user_id: str, *, issuance_passcode: str, confirm: str
 ) -> issuance.IssuedCard:
+    """Issue a card from the vRA Manager; raises InvalidInput when the two passcodes
+    differ, and what issuing raises."""
     if issuance_passcode != confirm:
         raise InvalidInput("The two issuance passcodes are different.", field="confirm")
     with rt.db() as session:
@@ -131,6 +133,7 @@ def _question_problems(
 
 
 def enrol(rt: Runtime, ctx: RaContext, user_id: str, f: EnrolForm) -> enrolment.Enrolled:
+    """Enrol a card from the vRA Manager; raises InvalidInput listing the form's problems."""
     problems = enrolment_problems(rt, ctx, user_id, f)
     if problems:
         raise problems[0]

@@ -1,4 +1,4 @@
-"""What ra raises."""
+"""What the RA façade raises itself (it passes on the feature packages' errors)."""
 
 from __future__ import annotations
 
@@ -8,4 +8,6 @@ from cardvault.errors import (
 
 
 class WouldLockOut(InvalidInput):
+    """The change would put the RA's own address outside the organisation's networks."""
+
     code = "would_lock_out"

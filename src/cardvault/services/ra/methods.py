@@ -33,6 +33,8 @@ MAX_LABEL = 100
 
 @dataclass(frozen=True, kw_only=True)
 class PendingTotp:
+    """A TOTP app being added by the RA: what to show until its first code confirms it."""
+
     association_id: str
     uri: str = ""
     secret: str = ""
@@ -72,6 +74,7 @@ def add_ad_account(
 
 
 def start_totp(rt: Runtime, ctx: RaContext, user_id: str, label: str) -> PendingTotp:
+    """Start adding a TOTP app: the secret and QR code to show; confirmed by a first code."""
     serial = _usable_serial(rt, ctx, user_id)
     prov = methods.add_totp(
         rt,
@@ -208,6 +211,8 @@ def _audit(
 
 @dataclass(frozen=True, kw_only=True)
 class PairingOffer:
+    """A pairing code for the holder's phone: the URI the QR code shows, and its expiry."""
+
     uri: str
     expires_at: Any
 

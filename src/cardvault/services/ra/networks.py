@@ -23,6 +23,8 @@ MANAGERS = (RaRole.RA_MANAGER,)
 
 @dataclass(frozen=True, kw_only=True)
 class NetworksPage:
+    """The organisation's networks page, and where the RA manager is now."""
+
     organisation_code: str
     organisation_name: str
     networks: tuple[str, ...]
@@ -42,6 +44,7 @@ class NetworksForm:
 
 
 def page(rt: Runtime, ctx: RaContext) -> NetworksPage:
+    """The organisation's networks page; raises PermissionDenied unless the RA is a manager."""
     _require_manager(ctx)
     view = org_networks.show(rt, ctx.organisation_code)
     return _page(ctx, view.code, view.name, view.networks)

@@ -1,4 +1,4 @@
-"""What rate_limits raises."""
+"""What the rate limits raise."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What recovery raises."""
+"""What self-service recovery raises: links, answers and the reset's steps."""
 
 from __future__ import annotations
 

@@ -28,10 +28,12 @@ CARD_MAX_FAILURES = card_queries.RECOVERY_MAX_FAILURES
 
 
 def contact(rt: Runtime, session: Session, card: Card) -> str:
+    """Who the holder should contact: the organisation's support contact."""
     return notifications.support_contact(rt, session.get(Organisation, card.organisation_id))
 
 
 def blocked(rt: Runtime, session: Session, card: Card) -> RecoveryBlocked:
+    """The RecoveryBlocked refusal for a card with too many wrong tries (naming the contact)."""
     return RecoveryBlocked(
         "Too many wrong answers have been given for this card, so it can no longer be reset here.",
         remedy=f"Contact {contact(rt, session, card)}: they can check who you are and help.",
@@ -55,10 +57,12 @@ def reserve(rt: Runtime, link_id: str, card_id: str) -> int:
 
 
 def release_card(session: Session, card_id: str) -> None:
+    """Give back the card's reserved recovery try (the answers were right)."""
     card_queries.give_back(session, card_queries.RECOVERY, card_id)
 
 
 def release(session: Session, link_id: str, card_id: str) -> None:
+    """Give back the reserved tries of the link and the card."""
     links.release_failure(session, link_id)
     release_card(session, card_id)
 

@@ -88,6 +88,7 @@ class _Attempt:
 
 
 def proof_hash(proof: str) -> str:
+    """The stored form of a sign-in proof (SHA-256)."""
     return hashlib.sha256(proof.encode()).hexdigest()
 
 

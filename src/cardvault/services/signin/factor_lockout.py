@@ -57,6 +57,8 @@ RESET = "resetting the passcode in the self-service portal"
 
 
 class Verdict(StrEnum):
+    """Whether a checked second-factor answer was right or wrong."""
+
     RIGHT = "right"
     WRONG = "wrong"
 

@@ -20,6 +20,8 @@ from cardvault.services.signin.errors import Busy
 
 
 class KdfGate:
+    """Admission to the passcode KDF: so many run at once, so many wait, the rest are Busy."""
+
     def __init__(self, slots: int | None = None, queue: int | None = None) -> None:
         self.slots = slots or os.cpu_count() or 1
         self.queue = queue if queue is not None else 4 * self.slots
@@ -48,5 +50,6 @@ class KdfGate:
 
     @contextmanager
     def slot(self) -> Iterator[None]:
+        """Be admitted and run: raises Busy when the gate is full."""
         with self.admitted(), self.running():
             yield

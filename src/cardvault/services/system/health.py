@@ -10,6 +10,7 @@ from cardvault.services.system.runtime import Runtime
 
 
 def database_status(rt: Runtime) -> str:
+    """``ok`` if the database answers; raises Unavailable otherwise."""
     try:
         with rt.engine.connect() as conn:
             conn.execute(text("SELECT 1"))

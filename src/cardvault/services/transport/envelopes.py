@@ -26,6 +26,8 @@ _REMEMBER_NONCE = insert(table_of(UsedNonce))
 
 
 def open_request(rt: Runtime, token: str) -> envelope.OpenedRequest:
+    """Open an envelope addressed to a transport key, once; raises EnvelopeReplayed for a
+    second time, and the envelope's own refusals (EnvelopeBroken, EnvelopeExpired, …)."""
     opened = envelope.open_request(
         transport_keys.keys(rt),
         token,
@@ -49,6 +51,7 @@ def remember_jti(rt: Runtime, jti: str, expires: datetime) -> None:
 
 
 def purge_nonces(rt: Runtime) -> int:
+    """Delete the spent envelope ids that have expired; how many."""
     with transaction(rt.db) as session:
         result = session.execute(delete(UsedNonce).where(UsedNonce.expires_at < rt.clock()))
     return int(getattr(result, "rowcount", 0) or 0)

@@ -1,4 +1,4 @@
-"""What transport raises."""
+"""What the transport raises: spent envelopes and the session channel."""
 
 from __future__ import annotations
 
