@@ -36,6 +36,8 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            if declared.isdigit() and int(declared) <= _DRAIN_BYTES:
+                await _drain(receive)
             await self._refuse(scope, receive, send)
             return
         seen, started, refused = 0, False, False
@@ -78,6 +80,19 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+#: A body declared this large or smaller is read and dropped before the refusal goes out:
+#: answering while the client still sends makes the kernel reset the connection, and the
+#: client then sees a broken pipe instead of the refusal. Larger bodies are refused at once.
+_DRAIN_BYTES = 2 * 1024 * 1024
+
+
+async def _drain(receive: Receive) -> None:
+    more = True
+    while more:
+        message = await receive()
+        more = message["type"] == "http.request" and message.get("more_body", False)
 
 
 #: bodies up to this size are checked on the event loop; larger ones in a worker thread

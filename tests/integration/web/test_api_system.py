@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -89,6 +91,33 @@ def test_body_over_the_declared_limit_is_refused(client: httpx.Client, rt: Runti
     )
     body = _problem(answer, 413, "too_large")
     assert str(limit) in str(body["title"])
+
+
+def test_a_large_declared_body_gets_its_refusal_not_a_reset(
+    live_url: str, rt: Runtime, operator: Actor
+) -> None:
+    # A client that is slow to send a megabyte it declared must still read the 413: had the
+    # service answered and closed at once, the kernel would reset the connection and the
+    # client would see a broken pipe. The service drains such a body before it refuses.
+    a.local_network(rt, operator)
+    url = httpx.URL(live_url)
+    body = b"x" * (1024 * 1024)
+    head = (
+        f"POST /api/v1/ra/role HTTP/1.1\r\nHost: {url.host}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((url.host, url.port or 80), timeout=10) as conn:
+        conn.sendall(head)
+        time.sleep(0.3)  # the service has seen the headers and decided by now
+        conn.sendall(body)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+            if b"}" in answer:
+                break
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b'"code":"too_large"' in rest
 
 
 @pytest.mark.parametrize(

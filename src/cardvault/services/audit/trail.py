@@ -341,9 +341,12 @@ def export(rt: Runtime, chain: str, fmt: str) -> Iterator[str]:
 
 
 def _csv_line(values: Any) -> str:
+    # The writer quotes a cell only if it holds a character of its line terminator: with "\n"
+    # alone a bare CR stays unquoted and a reader splits the row there. Write with RFC 4180's
+    # CRLF so CR and LF are both quoted, then end the line with "\n" as the export always has.
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(values)
-    return buf.getvalue()
+    csv.writer(buf, lineterminator="\r\n").writerow(values)
+    return buf.getvalue()[:-2] + "\n"
 
 
 def _csv_safe(value: Any) -> Any:
