@@ -12,13 +12,16 @@ from cardvault.errors import (
 )
 
 
+@error
 class DeviceNotRecognised(AuthenticationFailed):
     """Unknown or revoked device, or a card that can no longer be used: one answer for all."""
 
     code = "device_not_recognised"
 
-    def __init__(self, message: str = "This device is not paired with a usable card.") -> None:
-        super().__init__(message, remedy="Pair the app again with a new QR code from your RA.")
+    message: str = field(default="This device is not paired with a usable card.", kw_only=False)
+    remedy: str | None = field(
+        default="Pair the app again with a new QR code from your RA.", init=False
+    )
 
 
 class TooManyDevices(Conflict):

@@ -126,10 +126,10 @@ class SignInFailed(AuthenticationFailed):
     message: str = field(default=GENERIC_FAILURE, init=False)
 
 
+@error
 class SessionInvalid(AuthenticationFailed):
     """The card session has ended, expired or never was."""
 
     code = "session_invalid"
 
-    def __init__(self, message: str = "The session has ended; sign in again.") -> None:
-        super().__init__(message)
+    message: str = field(default="The session has ended; sign in again.", kw_only=False)

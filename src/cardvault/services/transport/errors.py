@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import field
+
 from cardvault.errors import (
     AuthenticationFailed,
+    error,
 )
 
 
+@error
 class ChannelClosed(AuthenticationFailed):
     """No live session or link has this channel: it ended, or never existed."""
 
     code = "channel_closed"
 
-    def __init__(self, message: str = "This session's channel has ended; sign in again.") -> None:
-        super().__init__(message, remedy="Sign in again and use the new channel key.")
+    message: str = field(default="This session's channel has ended; sign in again.", kw_only=False)
+    remedy: str | None = field(default="Sign in again and use the new channel key.", init=False)
 
 
 class ChannelMismatch(AuthenticationFailed):
