@@ -23,7 +23,8 @@ from tests.support.browser import VirtualKey, plug_in_key
 from cardvault.clients.authenticator import core
 from cardvault.services.recovery import reset as recovery
 from cardvault.services.security_keys import registration as security_key_registration
-from cardvault.services.signin.engine import Engine, LoginRequest, SignInFailed
+from cardvault.services.signin.engine import Engine, LoginRequest
+from cardvault.services.signin.errors import SignInFailed
 from cardvault.services.system.runtime import Actor, Runtime
 
 from .conftest import Live, shot

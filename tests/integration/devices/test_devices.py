@@ -23,9 +23,8 @@ from cardvault.services.devices.errors import (
     WrongNumber,
 )
 from cardvault.services.devices.requests import authenticate
-from cardvault.services.signin.engine import Engine, LoginRequest, SignInFailed
-from cardvault.services.signin.errors import WrongPasscode
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.engine import Engine, LoginRequest
+from cardvault.services.signin.errors import FactorFailed, SignInFailed, WrongPasscode
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, Card, Device

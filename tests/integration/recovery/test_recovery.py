@@ -23,9 +23,15 @@ from cardvault.services.cards.sealing import open_record
 from cardvault.services.directory import registry as directory
 from cardvault.services.recovery import links, reset_links
 from cardvault.services.recovery import reset as recovery
-from cardvault.services.recovery.errors import LinkInvalid, LinkWornOut, RecoveryStepInvalid
-from cardvault.services.signin.engine import Engine, SignInFailed
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.recovery.errors import (
+    LinkInvalid,
+    LinkWornOut,
+    RecoveryBlocked,
+    RecoveryStepInvalid,
+    WrongAnswers,
+)
+from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.errors import FactorFailed, SignInFailed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
@@ -234,7 +240,7 @@ def test_one_correct_answer_of_three_is_not_enough(
 ) -> None:
     h, token, _ = _locked_with_link(rt, operator, engine)
     before = _snapshot(rt, h.card.card_id)
-    with pytest.raises(recovery.WrongAnswers, match="2 tries left"):
+    with pytest.raises(WrongAnswers, match="2 tries left"):
         recovery.answer(rt, a.client(), token, answers={1: ANSWERS[1], 2: "York", 3: "Mr Jones"})
     with pytest.raises(InvalidInput, match="at least two"):
         recovery.answer(rt, a.client(), token, answers={1: ANSWERS[1]})
@@ -250,7 +256,7 @@ def test_wrong_answers_beyond_the_limit_kill_the_link(
     h, token, _ = _locked_with_link(rt, operator, engine)
     before = _snapshot(rt, h.card.card_id)
     for _ in range(recovery.LINK_MAX_FAILURES - 1):
-        with pytest.raises(recovery.WrongAnswers):
+        with pytest.raises(WrongAnswers):
             recovery.answer(rt, a.client(), token, answers={1: "a", 2: "b", 3: "c"})
     with pytest.raises(LinkWornOut) as dead:
         recovery.answer(rt, a.client(), token, answers={1: "a", 2: "b", 3: "c"})
@@ -272,11 +278,11 @@ def test_wrong_answers_are_limited_per_card_across_links(
         for _ in range(recovery.LINK_MAX_FAILURES):
             try:
                 recovery.answer(rt, a.client(), token, answers={1: "x", 2: "y"})
-            except recovery.RecoveryBlocked as exc:  # the last wrong try says so at once
+            except RecoveryBlocked as exc:  # the last wrong try says so at once
                 blocked = exc
                 failures += 1
                 break
-            except (recovery.WrongAnswers, LinkWornOut):
+            except (WrongAnswers, LinkWornOut):
                 failures += 1
         if blocked:
             break
@@ -291,7 +297,7 @@ def test_wrong_answers_are_limited_per_card_across_links(
     assert _card(rt, h.card.card_id).recovery_failures == recovery.CARD_MAX_FAILURES
     assert blocked is not None
     assert "Registration Authority" in (blocked.remedy or "")
-    with pytest.raises(recovery.RecoveryBlocked):
+    with pytest.raises(RecoveryBlocked):
         recovery.answer(rt, a.client(), token, answers=ANSWERS)
 
 
@@ -432,7 +438,7 @@ def test_recovery_code_works_in_place_of_the_answers_once(
     p.memory_dispatcher(rt, box).drain()
     token = p.token_in(box.emails[-1].text)
     assert recovery.open_reset(rt, token).has_recovery_code
-    with pytest.raises(recovery.WrongAnswers):
+    with pytest.raises(WrongAnswers):
         recovery.answer(rt, a.client(), token, recovery_code="AAAA-" * 7 + "AAAA")
     step = recovery.answer(rt, a.client(), token, recovery_code=enrolled.recovery_code.lower())
     assert step.step == recovery.STEP_PASSCODE  # no second factor bound

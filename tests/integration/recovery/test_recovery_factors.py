@@ -29,8 +29,7 @@ from cardvault.services.recovery import reset_links
 from cardvault.services.recovery.errors import LinkInvalid, RecoveryStepInvalid
 from cardvault.services.signin import hr_cards
 from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult
-from cardvault.services.signin.errors import TransactionInvalid
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.errors import FactorFailed, TransactionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, CardSession, PushChallenge
 
@@ -187,7 +186,7 @@ def test_continuing_before_the_phone_answers_costs_nothing(
     step = _at_factor(rt, token)
     started = recovery_prompts.start_push(rt, a.client(), token, step.transaction_id, step.key)
 
-    with pytest.raises(recovery_factors.PushNotAnswered):
+    with pytest.raises(device_errors.PushNotAnswered):
         _factor(rt, token, step, method="authenticator", challenge_id=started.challenge_id)
 
     assert _tries_left(rt, token) == recovery.LINK_MAX_FAILURES

@@ -22,7 +22,7 @@ from cardvault.services.recovery import reset_links
 from cardvault.services.recovery.errors import LinkInvalid
 from cardvault.services.signin import factor_lockout
 from cardvault.services.signin.engine import Engine
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card, Notification
 

@@ -29,8 +29,8 @@ from cardvault.services.security_keys import keys as security_keys
 from cardvault.services.security_keys import registration as security_key_registration
 from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.security_keys.errors import SecurityKeysNotAllowed
-from cardvault.services.signin.engine import Engine, SignInFailed
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.errors import FactorFailed, SignInFailed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Association, CardSession, Notification, WebAuthnCeremony
 

@@ -13,9 +13,14 @@ from tests.support import phones as ph
 from cardvault.services.cards import methods
 from cardvault.services.cards.issuance import revoke_card
 from cardvault.services.networks.errors import NetworkNotAllowed
-from cardvault.services.signin.engine import Engine, LoginRequest, SignInFailed
-from cardvault.services.signin.errors import Busy, SessionInvalid, TransactionInvalid
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.engine import Engine, LoginRequest
+from cardvault.services.signin.errors import (
+    Busy,
+    FactorFailed,
+    SessionInvalid,
+    SignInFailed,
+    TransactionInvalid,
+)
 from cardvault.services.signin.sessions import logout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, AuthTransaction, Card, CardSession

@@ -13,8 +13,8 @@ from cardvault.errors import InvalidInput
 from cardvault.services.cards.errors import AlreadyAssociated
 from cardvault.services.directory import registry as directory
 from cardvault.services.signin import hr_cards
-from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult, SignInFailed
-from cardvault.services.signin.errors import HrCardsNotAllowed
+from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult
+from cardvault.services.signin.errors import HrCardsNotAllowed, SignInFailed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, CardSession
 

@@ -31,8 +31,8 @@ from cardvault.services.devices.errors import BiometricUnlockFailed, WrongNumber
 from cardvault.services.directory import registry as directory
 from cardvault.services.recovery import reset as recovery
 from cardvault.services.signin import factor_lockout
-from cardvault.services.signin.engine import Engine, SignInFailed
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.errors import FactorFailed, SignInFailed
 from cardvault.services.signin.kdf_gate import KdfGate
 from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 from cardvault.store.models import AuditEvent, Card, CardSession, Notification

@@ -34,7 +34,6 @@ from cardvault.store.types import new_id
 
 __all__ = [
     "PROBES",
-    "LinkClosed",
     "LinkStatus",
     "UseLink",
     "close",

@@ -55,7 +55,7 @@ from cardvault.store.models import (
 )
 from cardvault.store.queries.organisations import policy_of
 
-__all__ = ["RelayAnswer", "RelayRequest", "StaleRequest", "relay"]
+__all__ = ["RelayAnswer", "RelayRequest", "relay"]
 
 MAX_TRIES = 8
 _NOTHING_MISSING: tuple[str, ...] = ()

@@ -57,7 +57,6 @@ from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import links
 from cardvault.services.recovery.errors import (
-    RecoveryBlocked,
     RecoveryNotAllowed,
     RecoveryStepInvalid,
     WrongAnswers,
@@ -73,7 +72,8 @@ from cardvault.services.recovery.limits import (
 )
 from cardvault.services.recovery.reset_links import may_self_unlock
 from cardvault.services.signin import factor_lockout
-from cardvault.services.signin.factors import FactorFailed, SecondFactor
+from cardvault.services.signin.errors import FactorFailed
+from cardvault.services.signin.factors import SecondFactor
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
@@ -91,10 +91,6 @@ from cardvault.store.types import new_id
 __all__ = [
     "CARD_MAX_FAILURES",
     "LINK_MAX_FAILURES",
-    "RecoveryBlocked",
-    "RecoveryNotAllowed",
-    "RecoveryStepInvalid",
-    "WrongAnswers",
     "answer",
     "current_step",
     "factor_step",

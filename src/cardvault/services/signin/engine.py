@@ -40,19 +40,14 @@ from cardvault.services.signin import factor_lockout, lockout
 from cardvault.services.signin import refusals as signin_refusals
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.factor_lockout import Reservation
-from cardvault.services.signin.factors import (
-    FactorContext,
-    FactorFailed,
-    SecondFactor,
-    codes,
-    installed,
-)
+from cardvault.services.signin.factors import FactorContext, SecondFactor, codes, installed
 from cardvault.services.signin.identification import Target, resolve
 
-__all__ = ["Engine", "LoginRequest", "LoginResult", "SessionGrant", "SignInFailed"]
+__all__ = ["Engine", "LoginRequest", "LoginResult", "SessionGrant"]
 from cardvault.domain.vocabulary import AuthState, CardStatus, SignInRoute
 from cardvault.services.signin.errors import (
     CardLocked,
+    FactorFailed,
     NoSecondFactor,
     SecondFactorLocked,
     SignInFailed,

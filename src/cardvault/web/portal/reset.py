@@ -15,6 +15,7 @@ from cardvault.services.recovery import reset_links
 from cardvault.services.recovery.errors import (
     LinkInvalid,
     LinkUsed,
+    RecoveryBlocked,
     RecoveryNotAllowed,
     RecoveryStepInvalid,
 )
@@ -40,7 +41,7 @@ PORTAL = [per_address(Bucket.PORTAL)]
 ENDING = (
     LinkInvalid,
     LinkUsed,
-    recovery.RecoveryBlocked,
+    RecoveryBlocked,
     RecoveryNotAllowed,
     RecoveryStepInvalid,
 )

@@ -28,7 +28,7 @@ from cardvault.services.devices.errors import (
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import prompts as recovery_prompts
 from cardvault.services.recovery import reset as recovery
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.errors import FactorFailed
 from cardvault.web import ui
 from cardvault.web.api.device_auth import wait_for
 from cardvault.web.errors import status_of

@@ -33,8 +33,7 @@ from cardvault.services.devices.errors import NoPairedDevice, PushNotAnswered, P
 from cardvault.services.signin import push_continue as push_signin
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin import web_sessions
-from cardvault.services.signin.errors import SecondFactorLocked, TransactionInvalid
-from cardvault.services.signin.factors import FactorFailed
+from cardvault.services.signin.errors import FactorFailed, SecondFactorLocked, TransactionInvalid
 from cardvault.services.signin.factors import fido2 as fido2_factor
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
