@@ -12,7 +12,7 @@ from cardvault.services.notifications import dispatcher
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.maintenance import Maintenance
 from cardvault.services.system.runtime import Runtime
-from cardvault.web import errors, home, portal, ui, webauthn_page
+from cardvault.web import api_docs, errors, home, portal, ui, webauthn_page
 from cardvault.web import pki as pki_endpoints
 from cardvault.web import ra as ra_pages
 from cardvault.web.api import card, devices, piv, push, ra, system, webauthn
@@ -28,7 +28,7 @@ def create_app(rt: Runtime) -> FastAPI:
         version=__version__,
         description="Virtual smartcards: issuance, authentication and card operations.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # web/api_docs.py serves the vendored Swagger UI
         redoc_url=None,
     )
     app.state.runtime = rt
@@ -38,6 +38,7 @@ def create_app(rt: Runtime) -> FastAPI:
     for module in (system, auth, card, ra, devices, push, piv, webauthn, webauthn_page):
         app.include_router(module.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(pki_endpoints.router, responses=errors.PROBLEM_RESPONSES)
+    app.include_router(api_docs.router)
     ui.install(app)
     ra_pages.install(app)
     portal.install(app)
