@@ -112,6 +112,16 @@ class Settings(BaseSettings):
         default=None, description="Redis for push events across instances; none: one instance"
     )
     redis_prefix: str = Field(default="cardvault", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    ready_requires_redis: bool = Field(
+        default=True,
+        description="/readyz fails while Redis does not answer; false: it is reported only "
+        "(push falls back to the one-time code, rate limits count per instance)",
+    )
+    metrics_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        description="who may read /metrics (CIDRs, the client address as TRUSTED_PROXIES "
+        "decides it); an empty list turns /metrics off",
+    )
     # rate limits on anonymous endpoints (docs/operator/guide.md, "Rate limits"): "N/T" is
     # N requests per T seconds (s), minutes (m) or hours (h), counted per source address and,
     # for *_IDENTIFIER, per identifier typed; "off" lifts one limit
@@ -292,6 +302,11 @@ class Settings(BaseSettings):
     @field_validator("portal_networks")
     @classmethod
     def _portal_networks(cls, value: list[str]) -> list[str]:
+        return _networks(value, allow_everywhere=True)
+
+    @field_validator("metrics_networks")
+    @classmethod
+    def _metrics_networks(cls, value: list[str]) -> list[str]:
         return _networks(value, allow_everywhere=True)
 
     @field_validator("trusted_proxies")

@@ -10,6 +10,7 @@ import pyotp
 
 from cardvault.services.cards import methods
 from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from tests.support import factories as f
 
@@ -57,7 +58,7 @@ def login(
     address: str = LOCAL,
     purpose: str = "holder",
 ) -> LoginResult:
-    second = {"method": "totp", "code": code} if code else None
+    second = FactorAnswer(method="totp", code=code) if code else None
     return engine.login(
         client(address),
         LoginRequest(

@@ -15,8 +15,10 @@ from cardvault.services.security_keys import registration as security_key_regist
 from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Association, AuditEvent
+from cardvault.web.api.signin import offer_out
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support.soft_ctap2 import SoftCtap2Device
@@ -95,7 +97,7 @@ def login_with_proof(
             identifier=proof,
             passcode=passcode,
             organisation=org,
-            second_factor={"method": "fido2", "proof": proof},
+            second_factor=FactorAnswer(method="fido2", proof=proof, has_proof=True),
         ),
     )
 
@@ -107,7 +109,9 @@ def login_email(engine: Engine, email: str, passcode: str = f.STRONG_PASSCODE) -
 
 
 def offer(result: LoginResult, method: str = "fido2") -> dict[str, Any]:
-    return next(o for o in result.second_factors if o["method"] == method)
+    """The plug-in's offer as a client receives it: the JSON the sign-in API sends."""
+    found = next(o for o in result.second_factors if o.method == method)
+    return offer_out(found).model_dump(mode="json")
 
 
 def events(rt: Runtime, action: str) -> list[AuditEvent]:

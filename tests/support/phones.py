@@ -12,7 +12,7 @@ import pyotp
 
 from cardvault.crypto import device as dcrypto
 from cardvault.domain.push_policy import PushStatus
-from cardvault.services.devices import pairing, push
+from cardvault.services.devices import pairing, push_answers
 from cardvault.services.devices.requests import DeviceCaller, SignedRequest, authenticate
 from cardvault.services.system.runtime import Actor, Runtime
 from tests.support import auth as a
@@ -47,11 +47,13 @@ class Phone:
             body=body,
         )
 
-    def answer(self, challenge_id: str, number: str, decision: str = "approve") -> push.Answer:
+    def answer(
+        self, challenge_id: str, number: str, decision: str = "approve"
+    ) -> push_answers.Answer:
         message = dcrypto.answer_signing_input(
             challenge_id=challenge_id, number=number, decision=decision
         )
-        return push.Answer(
+        return push_answers.Answer(
             challenge_id=challenge_id,
             number=number,
             decision=decision,
@@ -66,7 +68,7 @@ class Phone:
         self, rt: Runtime, challenge_id: str, number: str, decision: str = "approve"
     ) -> PushStatus:
         """The holder answers a push on the phone (typing ``number``)."""
-        return push.answer(rt, self.caller(rt), self.answer(challenge_id, number, decision))
+        return push_answers.answer(rt, self.caller(rt), self.answer(challenge_id, number, decision))
 
 
 def pairing_token(uri: str) -> str:

@@ -45,6 +45,17 @@ COMMANDS: dict[str, tuple[str, str | None, str]] = {
         None,
         "Forget the unsealed master key; the service will not start until unsealed again.",
     ),
+    "backup": (
+        "backup_cmd",
+        None,
+        "Back up the database (one consistent snapshot) and the sealed key material, "
+        "encrypted to your key.",
+    ),
+    "restore": (
+        "backup_cmd",
+        None,
+        "Restore a backup into a new data directory and an empty database.",
+    ),
     "db": ("service_cmd", None, "Database schema."),
     "keys": ("keys_cmd", "app", "Master-key custody."),
     "org": ("org_cmd", "app", "Organisations and their policies."),
@@ -117,6 +128,7 @@ def _whole() -> App:
     """Every group and command, every module imported."""
     root = _new_root()
     _module("service_cmd").register(root)
+    _module("backup_cmd").register(root)
     for name, (_module_name, attribute, _help) in COMMANDS.items():
         if attribute is not None:
             root.add_typer(_typer_of(name), name=name)

@@ -104,9 +104,7 @@ def serve(ctx: typer.Context) -> None:
     from cardvault.web.server import serve as run_server
 
     settings = state(ctx).settings
-    rt = open_runtime(settings)
-    progress(ctx, f"cardvault serving on https://{settings.host}:{settings.port}")
-    run_server(rt)
+    run_server(open_runtime(settings))  # says where it serves, as its first JSON log line
 
 
 @handles_errors

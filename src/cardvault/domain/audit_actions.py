@@ -51,6 +51,12 @@ class AuditAction(StrEnum):
     CARD_RENEWED = "card.renewed"
     CARD_CERTIFIED = "card.certified"
     CARD_PASSCODE_RESET = "card.passcode_reset"
+    # the holder looks after their own card on the portal (issue 19)
+    HOLDER_PASSCODE = "holder.passcode"
+    CARD_PASSCODE_CHANGED = "card.passcode_changed"
+    CARD_QUESTIONS_CHANGED = "card.security_questions_changed"
+    CARD_RECOVERY_CODE_RENEWED = "card.recovery_code_renewed"
+    CARD_SECOND_FACTOR_IN_PERSON = "card.second_factor_in_person"
     # using the card's keys
     CARD_SIGNED = "card.signed"
     CARD_DECRYPTED = "card.decrypted"

@@ -98,6 +98,15 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.CARD_RENEWED: _p("Card certificates renewed"),
     AuditAction.CARD_CERTIFIED: _p("Key on the card certified by the CA"),
     AuditAction.CARD_PASSCODE_RESET: _p("Passcode reset on the portal"),
+    AuditAction.HOLDER_PASSCODE: _p(
+        "Current passcode confirmed on My card", "Wrong current passcode on My card"
+    ),
+    AuditAction.CARD_PASSCODE_CHANGED: _p("Passcode changed by the holder"),
+    AuditAction.CARD_QUESTIONS_CHANGED: _p("Security questions changed by the holder"),
+    AuditAction.CARD_RECOVERY_CODE_RENEWED: _p("New recovery code made by the holder"),
+    AuditAction.CARD_SECOND_FACTOR_IN_PERSON: _p(
+        "Holder will get a second factor from the RA in person"
+    ),
     # using the card's keys
     AuditAction.CARD_SIGNED: _p("Card used to sign", "Card refused to sign"),
     AuditAction.CARD_DECRYPTED: _p("Card used to decrypt"),
@@ -199,6 +208,13 @@ VARIANTS: Mapping[AuditAction, Variant] = {
     AuditAction.METHOD_ADDED: Variant(key="method", phrases=_ADDED),
     AuditAction.METHOD_REMOVED: Variant(key="method", phrases=_REMOVED),
 }
+
+
+#: successful sign-in steps that a holder's own list of their card's use leaves out: each
+#: only repeats the "Signed in with …" line that follows it
+REPEATED_STEPS: frozenset[AuditAction] = frozenset(
+    {AuditAction.AUTH_PASSCODE, AuditAction.SESSION_OPENED, AuditAction.HOLDER_PASSCODE}
+)
 
 
 def describe(

@@ -37,6 +37,10 @@ class OrganisationPolicy:
     #: holder is told and the card shows in the RA's expiry report
     certificate_days: int = 1095
     renew_days: int = 30
+    #: holders may pair another phone or register another security key on "My card"
+    holders_add_methods: bool = True
+    #: an invitation may end without a second factor: the RA associates one in person
+    in_person_methods: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

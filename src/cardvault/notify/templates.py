@@ -44,6 +44,8 @@ class EmailTemplate(StrEnum):
     NOT_ME_ALERT = "not_me_alert"
     SECOND_FACTOR_ALERT = "second_factor_alert"
     CERTIFICATE_EXPIRING = "certificate_expiring"
+    CARD_CHANGED = "card_changed"
+    HOLDER_METHOD_REMOVED = "holder_method_removed"
 
 
 class SmsTemplate(StrEnum):
@@ -66,6 +68,8 @@ CONTEXT_KEYS: Mapping[str, frozenset[str]] = {
     EmailTemplate.NOT_ME_ALERT: _RA_ALERT | {"device_name"},
     EmailTemplate.SECOND_FACTOR_ALERT: _RA_ALERT | {"door"},
     EmailTemplate.CERTIFICATE_EXPIRING: _HOLDER | {"card_serial", "expires_at"},
+    EmailTemplate.CARD_CHANGED: _HOLDER | {"at", "change"},
+    EmailTemplate.HOLDER_METHOD_REMOVED: _RA_ALERT | {"method_name"},
     SmsTemplate.INVITATION_CODE: frozenset({"code", "valid_minutes"}),
 }
 
@@ -83,6 +87,8 @@ TITLES: Mapping[str, str] = {
     EmailTemplate.NOT_ME_ALERT: "Alert to the RA: a sign-in the holder did not make",
     EmailTemplate.SECOND_FACTOR_ALERT: "Alert to the RA: five wrong second factors in a row",
     EmailTemplate.CERTIFICATE_EXPIRING: "Card certificates expire soon: renew",
+    EmailTemplate.CARD_CHANGED: "Card changed by its holder (security questions, recovery code)",
+    EmailTemplate.HOLDER_METHOD_REMOVED: "Alert to the RA: the holder removed a way to sign in",
     SmsTemplate.INVITATION_CODE: "Enrolment code for an invitation",
 }
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.rp_challenge import challenge_digest
 from cardvault.errors import AuthenticationFailed, CardvaultError, InvalidInput
+from cardvault.json_types import JsonObject
 from cardvault.relying_party import verify
 
 CHALLENGE_SECONDS = 120
@@ -137,7 +138,7 @@ def _check_status(config: RpConfig, cert: x509.Certificate) -> None:
         raise verify.ProofRejected(f"The certificate is {status}.")
 
 
-def _ticket(config: RpConfig, cert: x509.Certificate) -> dict[str, Any]:
+def _ticket(config: RpConfig, cert: x509.Certificate) -> JsonObject:
     now = int(time.time())
     subject = cx509.name_text(cert.subject)
     user_id = verify.subject_user_id(cert)

@@ -11,6 +11,7 @@ from cardvault import __version__
 from cardvault.services.notifications import dispatcher
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.maintenance import Maintenance
+from cardvault.services.system.metrics import metrics
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import api_docs, errors, home, portal, ui, webauthn_page
 from cardvault.web import pki as pki_endpoints
@@ -19,6 +20,7 @@ from cardvault.web.api import card, devices, piv, push, ra, system, webauthn
 from cardvault.web.api import signin as auth
 from cardvault.web.ingress import IngressGate
 from cardvault.web.limits import BodyLimit, JsonLimits
+from cardvault.web.request_log import RequestLog
 
 
 def create_app(rt: Runtime) -> FastAPI:
@@ -55,6 +57,9 @@ def create_app(rt: Runtime) -> FastAPI:
     # outermost: a refused client reaches nothing, not even the body limit (its answer
     # carries the security headers itself, see IngressGate._respond)
     app.add_middleware(IngressGate, rt=rt)
+    # around everything, the gate's refusals too: the request id, its log event, metrics
+    app.add_middleware(RequestLog, rt=rt)
+    metrics(rt)  # the KDF queue's gauges exist from the first scrape
     return app
 
 

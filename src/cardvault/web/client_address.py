@@ -70,8 +70,9 @@ def client_address(request: Request, trusted_proxies: list[str]) -> str | None:
 def actor_for(
     request: Request, rt: Runtime, *, ref: str = "anonymous", display: str = "anonymous"
 ) -> Actor:
-    request_id = request.headers.get("x-request-id", "")[:64] or None
-    kwargs = {"request_id": request_id} if request_id else {}
+    # the request's id as web/request_log.py settled it: logs and audit events share it
+    known = getattr(request.state, "request_id", None)
+    kwargs = {"request_id": known} if isinstance(known, str) else {}
     return Actor(
         ref=ref,
         display=display,

@@ -40,7 +40,8 @@ PUBLIC_PATHS = frozenset(
         "/.well-known/jwks.json",  # the transport keys clients encrypt to
         "/api/v1/ca",  # the issuing CA certificate
         "/healthz",  # alive, for load balancers (which may sit outside every network)
-        "/readyz",  # ready (served once the operations work adds it)
+        "/readyz",  # ready, for load balancers: names failing checks, no secrets
+        "/metrics",  # Prometheus: its own allow-list, CARDVAULT_METRICS_NETWORKS
         "/",  # the landing page: the service's name and links, no data
         "/favicon.ico",
         "/pki/ocsp",  # OCSP by POST (DESIGN §3.9); GET puts the request under /pki/ocsp/

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 
 from cardvault.services.system.bootstrap import tls_paths
@@ -9,9 +11,14 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.services.transport import keys as transport_keys
 from cardvault.web.app import create_app
 from cardvault.web.portal.steps import redact_access_log
+from cardvault.web.request_log import configure as json_logs
+
+log = logging.getLogger("cardvault")
 
 
 def serve(rt: Runtime) -> None:
+    json_logs()  # from the first line on, stderr is JSON lines (docs/operator/monitoring.md)
+    log.info("cardvault serving on https://%s:%d", rt.settings.host, rt.settings.port)
     transport_keys.ensure_ecdh(rt)  # a service initialised before ECDH-ES gets its key
     cert, key = tls_paths(rt.settings)
     config = uvicorn.Config(
@@ -21,6 +28,8 @@ def serve(rt: Runtime) -> None:
         ssl_certfile=str(cert),
         ssl_keyfile=str(key),
         log_level="info",
+        log_config=None,  # our JSON lines (web/request_log.py), not uvicorn's text
+        access_log=False,  # RequestLog writes one event per request, without paths
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=5,

@@ -18,6 +18,7 @@ from cardvault.crypto.device import DeviceKey
 from cardvault.services.cards import enrolment, issuance, methods
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.engine import Engine, LoginRequest
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor
 from cardvault.store.models import Person
 
@@ -50,7 +51,7 @@ def _ra_token(world: World, operator: Actor) -> str:
             identifier=world.ra_email,
             passcode=f.STRONG_PASSCODE,
             purpose="ra",
-            second_factor={"method": "totp", "code": pyotp.TOTP(secret).now()},
+            second_factor=FactorAnswer(method="totp", code=pyotp.TOTP(secret).now()),
         ),
     )
     assert result.session is not None, result.factor_error

@@ -6,6 +6,7 @@ production, sending to a real SMTP server (aiosmtpd) started by the test.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,11 @@ from cardvault.web.app import create_app
 
 __all__ = ["smtp_server", "tls"]
 
-SHOTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "portal"
+ROOT = Path(__file__).resolve().parents[3]
+SHOTS = ROOT / "test-artifacts" / "portal"
+#: the holder guide's screenshots (docs/user/img), written when ``scripts/doc-screenshots``
+#: runs the browser tests with CARDVAULT_DOC_SHOTS=1
+DOC_SHOTS = ROOT / "docs" / "user" / "img"
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,12 @@ def page(browser: Browser, a11y_checker: Checker) -> Iterator[Page]:
         context.close()
 
 
-def shot(page: Page, name: str) -> None:
-    """Keep a screenshot of the page as a test artefact (test-artifacts/portal/)."""
+def shot(page: Page, name: str, *, doc: str | None = None) -> None:
+    """Keep a screenshot of the page as a test artefact (test-artifacts/portal/); with
+    ``doc``, also as the holder guide's ``docs/user/img/<doc>.png`` when asked for."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    if doc and os.environ.get("CARDVAULT_DOC_SHOTS") == "1":
+        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
+        page.set_viewport_size({"width": 1024, "height": 768})
+        page.screenshot(path=str(DOC_SHOTS / f"{doc}.png"), full_page=True)

@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from tests.support import auth as a
 from tests.support import factories as f
+from tests.support import keys as k
 from tests.support import portal as p
 from tests.support.app_phone import Phone, paired
 from tests.support.browser import VirtualKey, plug_in_key
@@ -25,6 +26,7 @@ from cardvault.services.recovery import reset as recovery
 from cardvault.services.security_keys import registration as security_key_registration
 from cardvault.services.signin.engine import Engine, LoginRequest
 from cardvault.services.signin.errors import SignInFailed
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 
 from .conftest import Live, shot
@@ -124,10 +126,10 @@ def test_a_locked_card_is_reset_with_the_security_key(
     with pytest.raises(SignInFailed):
         _login(rt, "kim@example.org", f.STRONG_PASSCODE)  # the old passcode
     started = _login(rt, "kim@example.org", NEW)  # the new one, then the key
-    offer = next(o for o in started.second_factors if o["method"] == "fido2")
+    offer = k.offer(started)
     assertion = page.evaluate(GET, offer["publicKey"])
     grant = Engine(rt).complete_factor(
-        a.client(), started.transaction_id, {"method": "fido2", "credential": assertion}
+        a.client(), started.transaction_id, FactorAnswer(method="fido2", credential=assertion)
     )
     assert grant.card_serial == card.serial
     assert key.credentials()[0]["signCount"] == 3  # registration, reset, sign-in
@@ -175,7 +177,7 @@ def test_a_locked_card_is_reset_with_a_push_the_phone_approves(
     grant = Engine(rt).complete_factor(
         a.client(),
         started.transaction_id,
-        {"method": "authenticator", "code": core.totp_code(phone.state)},
+        FactorAnswer(method="authenticator", code=core.totp_code(phone.state)),
     )
     assert grant.card_serial == phone.state.card_serial
 

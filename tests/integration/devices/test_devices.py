@@ -12,7 +12,7 @@ from tests.support import factories as f
 from tests.support import phones as ph
 
 from cardvault.crypto import device as dcrypto
-from cardvault.services.devices import pairing, push, registry
+from cardvault.services.devices import pairing, push, push_answers, registry
 from cardvault.services.devices.errors import (
     ChallengeClosed,
     DeviceNotRecognised,
@@ -25,6 +25,7 @@ from cardvault.services.devices.errors import (
 from cardvault.services.devices.requests import authenticate
 from cardvault.services.signin.engine import Engine, LoginRequest
 from cardvault.services.signin.errors import FactorFailed, SignInFailed, WrongPasscode
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, Card, Device
@@ -97,7 +98,7 @@ def _push(rt: Runtime, engine: Engine, email: str) -> tuple[str, push.PushStarte
         a.client(),
         LoginRequest(identifier_kind="email", identifier=email, passcode=f.STRONG_PASSCODE),
     )
-    assert [o["method"] for o in result.second_factors] == ["authenticator"]
+    assert [o.method for o in result.second_factors] == ["authenticator"]
     return result.transaction_id, push.start(rt, a.client(), result.transaction_id)
 
 
@@ -110,11 +111,11 @@ def test_an_approval_opens_one_session_only(
     number = f"{started.number:02d}"
     signed_for_other = phone.answer(started.challenge_id, "00")
     with pytest.raises(dcrypto.BadDeviceSignature):  # the signature binds the number
-        push.answer(rt, phone.caller(rt), replace(signed_for_other, number=number))
-    assert push.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, number)) == (
-        push.PushStatus.APPROVED
-    )
-    response = {"method": "authenticator", "challenge_id": started.challenge_id}
+        push_answers.answer(rt, phone.caller(rt), replace(signed_for_other, number=number))
+    assert push_answers.answer(
+        rt, phone.caller(rt), phone.answer(started.challenge_id, number)
+    ) == (push.PushStatus.APPROVED)
+    response = FactorAnswer(method="authenticator", challenge_id=started.challenge_id)
     grant = engine.complete_factor(a.client(), txn, response)
     assert grant.card_serial == holder.serial
     assert push.status(rt, started.challenge_id, txn) is push.PushStatus.USED
@@ -128,13 +129,13 @@ def test_approving_without_the_right_number_refuses_the_challenge(
     txn, started = _push(rt, engine, "dev@example.org")
     wrong = f"{(started.number - 10 + 1) % 90 + 10:02d}"
     with pytest.raises(WrongNumber):
-        push.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, wrong))
+        push_answers.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, wrong))
     number = f"{started.number:02d}"
     with pytest.raises(ChallengeClosed):
-        push.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, number))
+        push_answers.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, number))
     with pytest.raises(FactorFailed, match="not the one shown"):
         engine.complete_factor(
-            a.client(), txn, {"method": "authenticator", "challenge_id": started.challenge_id}
+            a.client(), txn, FactorAnswer(method="authenticator", challenge_id=started.challenge_id)
         )
 
 
@@ -147,7 +148,7 @@ def test_prompts_are_limited_per_card_and_back_off_after_a_denial(
     with pytest.raises(PushRateLimited) as limited:
         _push(rt, engine, "dev@example.org")
     assert status_of(limited.value) == 429
-    push.answer(rt, phone.caller(rt), phone.answer(started[0].challenge_id, "", "deny"))
+    push_answers.answer(rt, phone.caller(rt), phone.answer(started[0].challenge_id, "", "deny"))
     with pytest.raises(PushRateLimited) as backoff:
         _push(rt, engine, "dev@example.org")
     assert 0 < backoff.value.retry_after <= 30

@@ -21,7 +21,7 @@ from cardvault.notify.outbox import MemoryOutbox
 from cardvault.services.cards import enrolment
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.directory import registry as directory
-from cardvault.services.recovery import links, reset_links
+from cardvault.services.recovery import factor_answer, links, new_passcode, reset_links
 from cardvault.services.recovery import reset as recovery
 from cardvault.services.recovery.errors import (
     LinkInvalid,
@@ -32,6 +32,7 @@ from cardvault.services.recovery.errors import (
 )
 from cardvault.services.signin.engine import Engine
 from cardvault.services.signin.errors import FactorFailed, SignInFailed
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
@@ -160,12 +161,17 @@ def test_reset_with_two_answers_and_totp_keeps_the_keys(
         rt, a.client(), token, answers={1: "  rex THE dog ", 2: "", 3: "mrs  smith"}
     )
     assert step.step == recovery.STEP_FACTOR
-    assert [x["method"] for x in step.second_factors] == ["totp"]
-    step = recovery.second_factor(
-        rt, a.client(), token, step.transaction_id, step.key, {"method": "totp", "code": h.code()}
+    assert list(step.second_factors) == ["totp"]
+    step = factor_answer.second_factor(
+        rt,
+        a.client(),
+        token,
+        step.transaction_id,
+        step.key,
+        FactorAnswer(method="totp", code=h.code()),
     )
     assert step.step == recovery.STEP_PASSCODE
-    done = recovery.set_passcode(
+    done = new_passcode.set_passcode(
         rt,
         a.client(),
         token,
@@ -213,15 +219,15 @@ def test_sessions_and_other_links_end_with_the_reset(
 def _complete(rt: Runtime, token: str, h: a.HolderFixture) -> recovery.Recovered:
     step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
     if step.step == recovery.STEP_FACTOR:
-        step = recovery.second_factor(
+        step = factor_answer.second_factor(
             rt,
             a.client(),
             token,
             step.transaction_id,
             step.key,
-            {"method": "totp", "code": h.code(time.time() + 30)},  # the login used this step
+            FactorAnswer(method="totp", code=h.code(time.time() + 30)),  # the login used this step
         )
-    return recovery.set_passcode(
+    return new_passcode.set_passcode(
         rt,
         a.client(),
         token,
@@ -334,13 +340,13 @@ def test_link_revoked_mid_reset_stops_the_reset(
         assert card is not None
         reset_links.send_reset_link(s, rt, operator, card, trigger="ra_unlock")
     with pytest.raises(LinkInvalid):
-        recovery.second_factor(
+        factor_answer.second_factor(
             rt,
             a.client(),
             token,
             step.transaction_id,
             step.key,
-            {"method": "totp", "code": h.code()},
+            FactorAnswer(method="totp", code=h.code()),
         )
 
 
@@ -349,17 +355,22 @@ def test_weak_new_passcode_changes_nothing_and_can_be_retried(
 ) -> None:
     h, token, _ = _locked_with_link(rt, operator, engine)
     step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
-    step = recovery.second_factor(
-        rt, a.client(), token, step.transaction_id, step.key, {"method": "totp", "code": h.code()}
+    step = factor_answer.second_factor(
+        rt,
+        a.client(),
+        token,
+        step.transaction_id,
+        step.key,
+        FactorAnswer(method="totp", code=h.code()),
     )
     before = _snapshot(rt, h.card.card_id)
     for weak, why in (("password1", "common"), ("short", "at least 8"), ("Alice123456", "name")):
         with pytest.raises(WeakPasscode, match=why):
-            recovery.set_passcode(
+            new_passcode.set_passcode(
                 rt, a.client(), token, step.transaction_id, step.key, passcode=weak, confirm=weak
             )
     with pytest.raises(InvalidInput, match="not the same"):
-        recovery.set_passcode(
+        new_passcode.set_passcode(
             rt,
             a.client(),
             token,
@@ -369,7 +380,7 @@ def test_weak_new_passcode_changes_nothing_and_can_be_retried(
             confirm=NEW_PASSCODE + "x",
         )
     assert _snapshot(rt, h.card.card_id) == before
-    recovery.set_passcode(
+    new_passcode.set_passcode(
         rt,
         a.client(),
         token,
@@ -388,7 +399,7 @@ def test_missing_or_wrong_second_factor_changes_nothing(
     step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
     before = _snapshot(rt, h.card.card_id)
     with pytest.raises(RecoveryStepInvalid):
-        recovery.set_passcode(
+        new_passcode.set_passcode(
             rt,
             a.client(),
             token,
@@ -399,21 +410,26 @@ def test_missing_or_wrong_second_factor_changes_nothing(
         )
     wrong = "000000" if h.code() != "000000" else "111111"
     with pytest.raises(FactorFailed, match="tries left"):
-        recovery.second_factor(
-            rt, a.client(), token, step.transaction_id, step.key, {"method": "totp", "code": wrong}
+        factor_answer.second_factor(
+            rt,
+            a.client(),
+            token,
+            step.transaction_id,
+            step.key,
+            FactorAnswer(method="totp", code=wrong),
         )
     with pytest.raises(InvalidInput):
-        recovery.second_factor(
-            rt, a.client(), token, step.transaction_id, step.key, {"method": "fido2"}
+        factor_answer.second_factor(
+            rt, a.client(), token, step.transaction_id, step.key, FactorAnswer(method="fido2")
         )
     with pytest.raises(RecoveryStepInvalid):  # another browser without K
-        recovery.second_factor(
+        factor_answer.second_factor(
             rt,
             a.client(),
             token,
             step.transaction_id,
             bytes(32),
-            {"method": "totp", "code": h.code()},
+            FactorAnswer(method="totp", code=h.code()),
         )
     assert _snapshot(rt, h.card.card_id) == before
 
@@ -423,7 +439,7 @@ def test_policy_may_waive_the_second_factor(rt: Runtime, operator: Actor, engine
     directory.update_policy(rt, operator, "ORG1", {"recovery_requires_second_factor": False})
     step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
     assert step.step == recovery.STEP_PASSCODE
-    assert step.second_factors == []
+    assert step.second_factors == ()
 
 
 def test_recovery_code_works_in_place_of_the_answers_once(
@@ -442,7 +458,7 @@ def test_recovery_code_works_in_place_of_the_answers_once(
         recovery.answer(rt, a.client(), token, recovery_code="AAAA-" * 7 + "AAAA")
     step = recovery.answer(rt, a.client(), token, recovery_code=enrolled.recovery_code.lower())
     assert step.step == recovery.STEP_PASSCODE  # no second factor bound
-    done = recovery.set_passcode(
+    done = new_passcode.set_passcode(
         rt,
         a.client(),
         token,
@@ -513,7 +529,7 @@ def test_twenty_concurrent_completions_succeed_exactly_once(
     passcodes = [f"{NEW_PASSCODE} racer {i}" for i in range(20)]
 
     def complete(i: int) -> str:
-        recovery.set_passcode(
+        new_passcode.set_passcode(
             rt,
             a.client(),
             token,
@@ -547,7 +563,7 @@ def test_twenty_concurrent_whole_redemptions_succeed_exactly_once(
     def redeem(i: int) -> str:
         step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
         passcode = f"{NEW_PASSCODE} whole {i}"
-        recovery.set_passcode(
+        new_passcode.set_passcode(
             rt,
             a.client(),
             token,

@@ -20,16 +20,17 @@ from tests.support.soft_ctap2 import SoftCtap2Device
 
 from cardvault.domain.push_policy import PushStatus
 from cardvault.services.devices import errors as device_errors
-from cardvault.services.devices import push
+from cardvault.services.devices import push, push_answers
 from cardvault.services.devices.errors import PushRateLimited
+from cardvault.services.recovery import factor_answer, new_passcode, reset_links
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import prompts as recovery_prompts
 from cardvault.services.recovery import reset as recovery
-from cardvault.services.recovery import reset_links
 from cardvault.services.recovery.errors import LinkInvalid, RecoveryStepInvalid
 from cardvault.services.signin import hr_cards
 from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult
 from cardvault.services.signin.errors import FactorFailed, TransactionInvalid
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, CardSession, PushChallenge
 
@@ -50,13 +51,13 @@ def _at_factor(rt: Runtime, token: str) -> recovery.Progress:
 
 
 def _factor(rt: Runtime, token: str, step: recovery.Progress, **response: Any) -> Any:
-    return recovery.second_factor(
-        rt, a.client(), token, step.transaction_id, step.key, dict(response)
+    return factor_answer.second_factor(
+        rt, a.client(), token, step.transaction_id, step.key, FactorAnswer(**response)
     )
 
 
 def _finish(rt: Runtime, token: str, step: recovery.Progress) -> None:
-    recovery.set_passcode(
+    new_passcode.set_passcode(
         rt, a.client(), token, step.transaction_id, step.key, passcode=NEW, confirm=NEW
     )
 
@@ -107,14 +108,14 @@ def test_a_push_approved_on_the_phone_confirms_the_reset(
 ) -> None:
     card, phone, token = phone_only
     step = _at_factor(rt, token)
-    assert [o["method"] for o in step.second_factors] == ["authenticator"]
+    assert list(step.second_factors) == ["authenticator"]
 
     started = recovery_prompts.start_push(rt, a.client(), token, step.transaction_id, step.key)
     shown = recovery_prompts.push_prompt(
         rt, token, step.transaction_id, step.key, started.challenge_id
     )
     assert (shown.number, shown.status) == (started.number, PushStatus.PENDING)
-    (on_phone,) = push.pending_for_device(rt, phone.caller(rt))
+    (on_phone,) = push_answers.pending_for_device(rt, phone.caller(rt))
     assert on_phone["client_name"] == recovery_factors.CLIENT_NAME
     assert "number" not in on_phone  # only the computer shows it
     number = f"{started.number:02d}"
@@ -224,7 +225,7 @@ def test_a_reset_transaction_is_no_sign_in(rt: Runtime, operator: Actor) -> None
         push.start(rt, a.client(), step.transaction_id)
     with pytest.raises(TransactionInvalid):
         Engine(rt).complete_factor(
-            a.client(), step.transaction_id, {"method": "authenticator", "code": phone.code()}
+            a.client(), step.transaction_id, FactorAnswer(method="authenticator", code=phone.code())
         )
     with rt.db() as s:
         assert s.scalar(select(func.count()).select_from(CardSession)) == 0
@@ -244,7 +245,7 @@ def test_a_code_from_either_app_confirms_the_reset_and_a_wrong_one_costs_one_try
     phone = ph.pair(rt, operator, h.card.serial)
     token = _lock(rt, h.email)
     step = _at_factor(rt, token)
-    assert sorted(o["method"] for o in step.second_factors) == ["authenticator", "totp"]
+    assert sorted(step.second_factors) == ["authenticator", "totp"]
     right = phone.code() if source == "phone" else h.code()
     wrong = next(c for c in ("000000", "111111", "222222") if c not in (phone.code(), h.code()))
 
@@ -303,7 +304,7 @@ def _with_code(email: str, code: str) -> LoginRequest:
         identifier_kind="email",
         identifier=email,
         passcode=f.STRONG_PASSCODE,
-        second_factor={"method": "totp", "code": code},
+        second_factor=FactorAnswer(method="totp", code=code),
     )
 
 
@@ -332,7 +333,7 @@ def test_the_right_security_key_confirms_the_reset(
 ) -> None:
     card, device, token = key_holder
     step = _at_factor(rt, token)
-    assert [o["method"] for o in step.second_factors] == ["fido2"]
+    assert list(step.second_factors) == ["fido2"]
     options = _options(rt, token, step)
     assert options["publicKey"]["userVerification"] == "required"
     assert options == _options(rt, token, step)  # the same challenge until it is answered
@@ -420,11 +421,11 @@ def test_a_holder_with_only_an_hr_card_resets_with_the_answers(
 
     step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
 
-    assert (step.step, step.second_factors) == (recovery.STEP_PASSCODE, [])
+    assert (step.step, step.second_factors) == (recovery.STEP_PASSCODE, ())
     _finish(rt, token, step)
     signed = _sign_in(rt, "hr.holder@example.org", NEW)  # the passcode opens the card …
     assert signed.factor_error is not None
-    assert signed.factor_error["code"] == "no_second_factor"  # … an HR card needs its tap
+    assert signed.factor_error.code == "no_second_factor"  # … an HR card needs its tap
 
 
 @pytest.fixture(autouse=True)

@@ -17,12 +17,13 @@ from tests.support import portal as p
 from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, SECOND_FACTOR_LOCK_REASON
 from cardvault.errors import CardvaultError
 from cardvault.services.directory import registry as directory
+from cardvault.services.recovery import factor_answer, new_passcode, reset_links
 from cardvault.services.recovery import reset as recovery
-from cardvault.services.recovery import reset_links
 from cardvault.services.recovery.errors import LinkInvalid
 from cardvault.services.signin import factor_lockout
 from cardvault.services.signin.engine import Engine
 from cardvault.services.signin.errors import FactorFailed
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card, Notification
 
@@ -48,7 +49,7 @@ def _sign_in_wrong(engine: Engine, h: a.HolderFixture, times: int) -> None:
     for _ in range(times):
         txn = a.login(engine, h).transaction_id
         with pytest.raises(FactorFailed):
-            engine.complete_factor(a.client(), txn, {"method": "totp", "code": _wrong(h)})
+            engine.complete_factor(a.client(), txn, FactorAnswer(method="totp", code=_wrong(h)))
 
 
 def _card(rt: Runtime, card_id: str) -> Card:
@@ -59,8 +60,8 @@ def _card(rt: Runtime, card_id: str) -> Card:
 
 
 def _code(rt: Runtime, token: str, step: recovery.Progress, code: str) -> recovery.Progress:
-    return recovery.second_factor(
-        rt, a.client(), token, step.transaction_id, step.key, {"method": "code", "code": code}
+    return factor_answer.second_factor(
+        rt, a.client(), token, step.transaction_id, step.key, FactorAnswer(method="code", code=code)
     )
 
 
@@ -100,7 +101,7 @@ def test_a_card_that_second_factors_locked_is_reset_with_its_lock_email(
     step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
     assert step.step == recovery.STEP_FACTOR  # the counter is full, yet the reset asks
     step = _code(rt, token, step, holder.code())
-    recovery.set_passcode(
+    new_passcode.set_passcode(
         rt, a.client(), token, step.transaction_id, step.key, passcode=NEW, confirm=NEW
     )
 

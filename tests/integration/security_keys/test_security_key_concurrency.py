@@ -34,7 +34,7 @@ def race(n: int, fn: Callable[[], object]) -> Counter[str]:
         except CardvaultError as exc:
             return exc.code
         error = getattr(result, "factor_error", None)
-        return str(error["code"]) if error else "ok"
+        return str(error.code) if error else "ok"
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         return Counter(pool.map(lambda _: one(), range(n)))

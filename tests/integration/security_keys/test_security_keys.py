@@ -31,6 +31,7 @@ from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.security_keys.errors import SecurityKeysNotAllowed
 from cardvault.services.signin.engine import Engine
 from cardvault.services.signin.errors import FactorFailed, SignInFailed
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Association, CardSession, Notification, WebAuthnCeremony
 
@@ -155,7 +156,7 @@ def test_email_and_passcode_then_the_key_open_a_session(
     grant = engine.complete_factor(
         a.client(),
         first.transaction_id,
-        {"method": "fido2", "credential": k.key_answer(rt, device, offer)},
+        FactorAnswer(method="fido2", credential=k.key_answer(rt, device, offer)),
     )
 
     assert grant.card_serial == h.card.serial
@@ -177,7 +178,7 @@ def test_the_factor_challenge_stays_the_same_until_it_is_answered(
     answer = k.key_answer(rt, device, k.offer(first))
 
     grant = engine.complete_factor(
-        a.client(), first.transaction_id, {"method": "fido2", "credential": answer}
+        a.client(), first.transaction_id, FactorAnswer(method="fido2", credential=answer)
     )
     assert grant.card_serial == h.card.serial
 
@@ -193,16 +194,16 @@ def test_a_replayed_assertion_is_refused(rt: Runtime, operator: Actor, engine: E
 
     with pytest.raises(FactorFailed) as caught:
         engine.complete_factor(
-            a.client(), second.transaction_id, {"method": "fido2", "credential": answer}
+            a.client(), second.transaction_id, FactorAnswer(method="fido2", credential=answer)
         )
     assert caught.value.code == "webauthn_challenge_mismatch"
     engine.complete_factor(
-        a.client(), first.transaction_id, {"method": "fido2", "credential": answer}
+        a.client(), first.transaction_id, FactorAnswer(method="fido2", credential=answer)
     )
     counter = k.association(rt, assoc.id).counter
     with pytest.raises(FactorFailed):  # the second transaction's challenge is used up
         engine.complete_factor(
-            a.client(), second.transaction_id, {"method": "fido2", "credential": answer}
+            a.client(), second.transaction_id, FactorAnswer(method="fido2", credential=answer)
         )
     assert k.association(rt, assoc.id).counter == counter
     assert _sessions(rt) == 1
@@ -222,7 +223,7 @@ def test_user_verification_missing_when_required_is_refused(
 
     with pytest.raises(FactorFailed) as caught:
         engine.complete_factor(
-            a.client(), first.transaction_id, {"method": "fido2", "credential": answer}
+            a.client(), first.transaction_id, FactorAnswer(method="fido2", credential=answer)
         )
 
     assert caught.value.code == "webauthn_user_verification_missing"
@@ -244,7 +245,7 @@ def test_a_key_whose_counter_goes_back_is_refused_as_a_possible_clone(
     engine.complete_factor(
         a.client(),
         first.transaction_id,
-        {"method": "fido2", "credential": k.key_answer(rt, device, k.offer(first))},
+        FactorAnswer(method="fido2", credential=k.key_answer(rt, device, k.offer(first))),
     )
     stored = k.association(rt, assoc.id).counter
     second = k.login_email(engine, h.email)
@@ -253,7 +254,7 @@ def test_a_key_whose_counter_goes_back_is_refused_as_a_possible_clone(
         engine.complete_factor(
             a.client(),
             second.transaction_id,
-            {"method": "fido2", "credential": k.key_answer(rt, twin, k.offer(second))},
+            FactorAnswer(method="fido2", credential=k.key_answer(rt, twin, k.offer(second))),
         )
 
     assert caught.value.code == "webauthn_sign_counter_regression"
@@ -280,7 +281,7 @@ def test_a_key_no_longer_allowed_by_policy_is_refused(
         engine.complete_factor(
             a.client(),
             first.transaction_id,
-            {"method": "fido2", "credential": k.key_answer(rt, device, k.offer(first))},
+            FactorAnswer(method="fido2", credential=k.key_answer(rt, device, k.offer(first))),
         )
     assert caught.value.code == "webauthn_authenticator_not_allowed"
 
@@ -295,7 +296,7 @@ def test_security_keys_are_not_offered_where_the_policy_forbids_them(
 
     first = k.login_email(engine, h.email)
 
-    assert [o["method"] for o in first.second_factors] == ["totp"]
+    assert [o.method for o in first.second_factors] == ["totp"]
 
 
 # --- the key first, then the passcode -------------------------------------------------
@@ -367,7 +368,7 @@ def test_an_expired_proof_does_not_sign_in(rt: Runtime, operator: Actor, engine:
 
     assert result.session is None
     assert result.factor_error is not None
-    assert result.factor_error["code"] == "fido2_proof_invalid"
+    assert result.factor_error.code == "fido2_proof_invalid"
     assert _sessions(rt) == 0
 
 

@@ -14,6 +14,7 @@ from tests.support import auth as a
 
 from cardvault.errors import CardvaultError
 from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.signin.kdf_gate import KdfGate
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, CardSession
@@ -86,7 +87,7 @@ def test_twenty_concurrent_submissions_of_one_totp_code_succeed_once(
     def submit(txn_id: str) -> str:
         barrier.wait()
         try:
-            engine.complete_factor(a.client(), txn_id, {"method": "totp", "code": code})
+            engine.complete_factor(a.client(), txn_id, FactorAnswer(method="totp", code=code))
         except CardvaultError as exc:
             return exc.code
         return "ok"

@@ -21,6 +21,7 @@ from cardvault.services.signin.errors import (
     SignInFailed,
     TransactionInvalid,
 )
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.signin.sessions import logout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, AuthTransaction, Card, CardSession
@@ -71,14 +72,16 @@ def test_two_step_login_asks_for_the_second_factor(
     h = a.holder(rt, operator)
     first = a.login(engine, h)
     assert first.session is None
-    assert [x["method"] for x in first.second_factors] == ["totp"]
+    assert [x.method for x in first.second_factors] == ["totp"]
     grant = engine.complete_factor(
-        a.client(), first.transaction_id, {"method": "totp", "code": h.code()}
+        a.client(), first.transaction_id, FactorAnswer(method="totp", code=h.code())
     )
     assert grant.card_serial == h.card.serial
     with pytest.raises(TransactionInvalid):
         engine.complete_factor(
-            a.client(), first.transaction_id, {"method": "totp", "code": h.code(time.time() + 30)}
+            a.client(),
+            first.transaction_id,
+            FactorAnswer(method="totp", code=h.code(time.time() + 30)),
         )
 
 
@@ -132,7 +135,7 @@ def test_totp_code_is_accepted_once(rt: Runtime, operator: Actor, engine: Engine
     again = a.login(engine, h, code=code)
     assert again.session is None
     assert again.factor_error is not None
-    assert again.factor_error["code"] == "totp_replayed"
+    assert again.factor_error.code == "totp_replayed"
     assert "TOTP code replayed" in _reasons(rt, h.card.card_id)
 
 
@@ -144,7 +147,9 @@ def test_wrong_totp_is_refused_with_its_reason(
     first = a.login(engine, h)
     wrong = "000000" if h.code() != "000000" else "111111"
     with pytest.raises(FactorFailed, match="not right"):
-        engine.complete_factor(a.client(), first.transaction_id, {"method": "totp", "code": wrong})
+        engine.complete_factor(
+            a.client(), first.transaction_id, FactorAnswer(method="totp", code=wrong)
+        )
     assert "TOTP code wrong" in _reasons(rt, h.card.card_id)
 
 
@@ -167,7 +172,9 @@ def test_a_step_after_the_passcode_from_outside_the_networks_names_no_organisati
     h = a.holder(rt, operator)
     txn = a.login(engine, h).transaction_id
     with pytest.raises(NetworkNotAllowed) as refused:
-        engine.complete_factor(a.client("203.0.113.9"), txn, {"method": "totp", "code": h.code()})
+        engine.complete_factor(
+            a.client("203.0.113.9"), txn, FactorAnswer(method="totp", code=h.code())
+        )
     assert "Organisation ORG1" not in refused.value.diagnostics()
     assert "203.0.113.9" not in refused.value.diagnostics()
 
@@ -186,7 +193,7 @@ def test_ad_account_login_is_scoped_to_its_organisation(
             identifier_kind="ad_account",
             identifier="hosp\\JSmith",
             passcode=f.STRONG_PASSCODE,
-            second_factor={"method": "totp", "code": h.code()},
+            second_factor=FactorAnswer(method="totp", code=h.code()),
         ),
     )
     assert result.session is not None
@@ -268,15 +275,15 @@ def test_an_unoffered_inline_factor_keeps_the_right_passcode_counted_as_right(
             identifier_kind="email",
             identifier=h.email,
             passcode=f.STRONG_PASSCODE,
-            second_factor={"method": "carrier-pigeon"},
+            second_factor=FactorAnswer(method="carrier-pigeon"),
         ),
     )
     assert result.session is None
     assert result.factor_error is not None
-    assert result.factor_error["code"] == "invalid_input"
+    assert result.factor_error.code == "invalid_input"
     assert _card(rt, h.card.card_id).failed_attempts == 0
     grant = engine.complete_factor(
-        a.client(), result.transaction_id, {"method": "totp", "code": h.code()}
+        a.client(), result.transaction_id, FactorAnswer(method="totp", code=h.code())
     )
     assert grant.card_serial == h.card.serial
 
@@ -291,7 +298,7 @@ def test_one_code_is_tried_against_every_code_factor_and_costs_one_failure(
     phone = ph.pair(rt, operator, h.card.serial)
     engine = Engine(rt)
     started = a.login(engine, h)
-    assert {o["method"] for o in started.second_factors} >= {"totp", "authenticator"}
+    assert {o.method for o in started.second_factors} >= {"totp", "authenticator"}
     wrong = next(c for c in ("000000", "111111", "222222") if c not in (h.code(), phone.code()))
     with pytest.raises(FactorFailed):
         engine.complete_code(a.client(), started.transaction_id, wrong)

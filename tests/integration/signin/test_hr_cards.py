@@ -15,6 +15,7 @@ from cardvault.services.directory import registry as directory
 from cardvault.services.signin import hr_cards
 from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult
 from cardvault.services.signin.errors import HrCardsNotAllowed, SignInFailed
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, CardSession
 
@@ -42,7 +43,7 @@ def tap(
             identifier=uid,
             passcode=passcode,
             organisation=org,
-            second_factor={"method": "hr_card", "uid": second or uid},
+            second_factor=FactorAnswer(method="hr_card", uid=second or uid),
         ),
     )
 
@@ -117,8 +118,8 @@ def test_the_hr_card_is_offered_only_for_a_sign_in_that_started_from_it(
     by_email = k.login_email(engine, h.email)
     by_tap = tap(engine)
 
-    assert [o["method"] for o in by_email.second_factors] == ["totp"]
-    assert "hr_card" in [o["method"] for o in by_tap.second_factors]
+    assert [o.method for o in by_email.second_factors] == ["totp"]
+    assert "hr_card" in [o.method for o in by_tap.second_factors]
 
 
 def test_a_uid_not_associated_here_is_refused_audited_and_changes_nothing(
@@ -192,7 +193,7 @@ def test_another_uid_as_the_second_step_is_refused(
 
     assert result.session is None
     assert result.factor_error is not None
-    assert result.factor_error["code"] == "hr_card_mismatch"
+    assert result.factor_error.code == "hr_card_mismatch"
     with rt.db() as s:
         failures = s.scalars(
             select(AuditEvent.reason).where(AuditEvent.action == "auth.second_factor")

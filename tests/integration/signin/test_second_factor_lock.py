@@ -33,6 +33,7 @@ from cardvault.services.recovery import reset as recovery
 from cardvault.services.signin import factor_lockout
 from cardvault.services.signin.engine import Engine
 from cardvault.services.signin.errors import FactorFailed, SignInFailed
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.signin.kdf_gate import KdfGate
 from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 from cardvault.store.models import AuditEvent, Card, CardSession, Notification
@@ -84,7 +85,7 @@ def wrong_in_a_fresh_transaction(engine: Engine, h: a.HolderFixture) -> FactorFa
     txn = a.login(engine, h).transaction_id
     with pytest.raises(FactorFailed) as refused:
         engine.complete_factor(
-            a.client(), txn, {"method": "totp", "code": wrong_code(h.totp_secret)}
+            a.client(), txn, FactorAnswer(method="totp", code=wrong_code(h.totp_secret))
         )
     return refused.value
 
@@ -126,7 +127,7 @@ def test_a_right_second_factor_resets_the_count(rt: Runtime, holder: a.HolderFix
     for _ in range(4):
         wrong_in_a_fresh_transaction(engine, holder)
     txn = a.login(engine, holder).transaction_id
-    engine.complete_factor(a.client(), txn, {"method": "totp", "code": holder.code()})
+    engine.complete_factor(a.client(), txn, FactorAnswer(method="totp", code=holder.code()))
     assert factor_lockout.current(rt, holder.card.card_id) == 0
     for _ in range(4):
         wrong_in_a_fresh_transaction(engine, holder)
@@ -139,9 +140,9 @@ def test_answers_that_check_nothing_give_their_reservation_back(
     engine = Engine(rt)
     txn = a.login(engine, holder).transaction_id
     for response in (
-        {"method": "totp"},  # no code
-        {"method": "totp", "code": "12ab"},  # malformed
-        {"method": "carrier-pigeon"},  # not offered
+        FactorAnswer(method="totp"),  # no code
+        FactorAnswer(method="totp", code="12ab"),  # malformed
+        FactorAnswer(method="carrier-pigeon"),  # not offered
     ):
         with pytest.raises(CardvaultError):
             engine.complete_factor(a.client(), txn, response)
@@ -200,7 +201,7 @@ def test_a_code_sent_with_the_passcode_counts_like_any_other(
 ) -> None:
     engine = Engine(rt)
     results = [a.login(engine, holder, code=wrong_code(holder.totp_secret)) for _ in range(5)]
-    codes = [r.factor_error["code"] for r in results if r.factor_error]
+    codes = [r.factor_error.code for r in results if r.factor_error]
     assert codes == ["totp_wrong"] * 4 + ["second_factor_locked"]
     assert card(rt, holder.card.card_id).status == "locked"
 
@@ -225,7 +226,7 @@ def test_a_wrong_number_typed_on_the_phone_counts_once(
     assert factor_lockout.current(rt, holder.card.card_id) == 4
     with pytest.raises(FactorFailed, match="not the one shown"):
         engine.complete_factor(
-            a.client(), txn, {"method": "authenticator", "challenge_id": started.challenge_id}
+            a.client(), txn, FactorAnswer(method="authenticator", challenge_id=started.challenge_id)
         )
     assert factor_lockout.current(rt, holder.card.card_id) == 4
 
@@ -267,7 +268,7 @@ def test_a_security_key_that_does_not_check_out_counts(
 
     with pytest.raises(FactorFailed) as refused:
         engine.complete_factor(
-            a.client(), first.transaction_id, {"method": "fido2", "credential": answer}
+            a.client(), first.transaction_id, FactorAnswer(method="fido2", credential=answer)
         )
 
     assert refused.value.code == "second_factor_locked"
@@ -315,10 +316,10 @@ def test_an_hr_card_tap_that_does_not_match_counts(rt: Runtime, operator: Actor)
         identifier_kind="hr_card",
         identifier="04A22B1AC35E80",
         passcode=f.STRONG_PASSCODE,
-        second_factor={"method": "hr_card", "uid": "04A22B1AC35E81"},
+        second_factor=FactorAnswer(method="hr_card", uid="04A22B1AC35E81"),
     )
     errors = [engine.login(a.client(), request).factor_error for _ in range(5)]
-    assert [e["code"] for e in errors if e] == ["hr_card_mismatch"] * 4 + ["second_factor_locked"]
+    assert [e.code for e in errors if e] == ["hr_card_mismatch"] * 4 + ["second_factor_locked"]
     assert card(rt, h.card.card_id).lock_reason == SECOND_FACTOR_LOCK_REASON
 
 
@@ -475,7 +476,7 @@ def test_fifty_concurrent_wrong_codes_on_two_instances_are_counted_exactly_five(
     def submit(n: int) -> Callable[[], object]:
         engine = engines[n % 2]
         return lambda: engine.complete_factor(
-            a.client(), txns[n], {"method": "totp", "code": wrong}
+            a.client(), txns[n], FactorAnswer(method="totp", code=wrong)
         )
 
     outcomes = _race([submit(n) for n in range(50)])

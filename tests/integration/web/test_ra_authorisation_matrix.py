@@ -21,6 +21,7 @@ from cardvault.services.networks import changes as org_networks
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.engine import Engine, LoginRequest
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Association, AuditEvent, Card, Device, Organisation
@@ -180,7 +181,7 @@ def test_the_ra_api_answers_404_for_another_organisations_card(rt: Runtime, worl
             identifier=ra_b.email,
             passcode=f.STRONG_PASSCODE,
             purpose="ra",
-            second_factor={"method": "totp", "code": w.fresh_code(ra_b)},
+            second_factor=FactorAnswer(method="totp", code=w.fresh_code(ra_b)),
         ),
     )
     assert result.session is not None

@@ -20,7 +20,7 @@ from tests.support import phones as ph
 from tests.support import ra_web as w
 
 from cardvault.domain.vocabulary import CardStatus
-from cardvault.services.devices import push
+from cardvault.services.devices import push_answers
 from cardvault.services.devices.requests import authenticate
 from cardvault.services.directory import registry as directory
 from cardvault.services.signin.engine import MAX_FACTOR_FAILURES
@@ -248,7 +248,7 @@ def test_reauthentication_with_an_approved_push_leads_to_the_action(
         caller = authenticate(
             rt, a.client(), phone.request(ts=time.time() + LATER), for_challenges=True
         )
-        push.answer(rt, caller, phone.answer(_challenge(rt), number))
+        push_answers.answer(rt, caller, phone.answer(_challenge(rt), number))
         assert c.get("/ra/api/reauth/push").json() == {"status": "approved"}
         r = w.post(c, "/ra/reauth/push/done", page="/ra/reauth/push")
         assert r.status_code == 303, r.text[:1000]

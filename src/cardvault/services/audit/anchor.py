@@ -25,6 +25,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from cardvault.services.audit.errors import (
     AnchorUnavailable,
     AnchorWriteFailed,
 )
+from cardvault.services.system.metrics import metrics
 from cardvault.services.system.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -178,6 +180,20 @@ class AnchorWriter:
         self._unwritten: list[bytes] = []
         self._unsynced: OSError | None = None
         self._sync_timer: threading.Timer | None = None
+        #: when the oldest committed head not yet durably anchored was committed
+        self._behind_since: float | None = None
+
+    def lag_seconds(self) -> float:
+        """How long the oldest signed head not yet on the anchor's disk has waited (0: none;
+        normally under ``SYNC_DELAY``, growing while the anchor cannot be written)."""
+        with self._lock:
+            since = self._behind_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def pending_lines(self) -> float:
+        """Signed heads committed whose line could not be written yet."""
+        with self._lock:
+            return len(self._unwritten)
 
     def ready(self) -> None:
         """Before an audited commit: raise AnchorUnavailable unless the anchor can take the
@@ -202,10 +218,14 @@ class AnchorWriter:
         if self._unsynced is not None:
             self.sink.sync()
             self._unsynced = None
+            self._behind_since = None
 
     def write(self, lines: Sequence[bytes]) -> None:
         """After a commit: anchor its signed heads; on failure keep them for the next
         ``ready()`` and raise AnchorWriteFailed (the operation itself did happen)."""
+        with self._lock:
+            if self._behind_since is None:
+                self._behind_since = time.monotonic()
         try:
             self.sink.append(lines)
         except OSError as exc:
@@ -232,12 +252,18 @@ class AnchorWriter:
         until a sync succeeds."""
         with self._lock:
             self._sync_timer = None
+        with self._lock:
+            began = self._behind_since
         try:
             self.sink.sync()
         except OSError as exc:
             log.error("audit anchor: lines not forced to disk: %s", _why(exc))
             with self._lock:
                 self._unsynced = exc
+            return
+        with self._lock:  # durable up to the lines written before this sync began
+            if not self._unwritten and self._behind_since == began:
+                self._behind_since = None
 
     def status(self) -> str:
         """For readiness: 'ok', or raise AnchorUnavailable."""
@@ -252,7 +278,22 @@ def _why(exc: OSError) -> str:
 def anchor_writer(rt: Runtime) -> AnchorWriter:
     """This process's writer for the configured anchor (one per runtime: its settings are
     fixed)."""
-    return rt.memo("audit-anchor", lambda: AnchorWriter(_sink(rt)))
+    return rt.memo("audit-anchor", lambda: _observed(rt, AnchorWriter(_sink(rt))))
+
+
+def _observed(rt: Runtime, writer: AnchorWriter) -> AnchorWriter:
+    gauges = metrics(rt).gauges
+    gauges.add(
+        "audit_anchor_lag_seconds",
+        "Age of the oldest signed audit head not yet durably written to the anchor",
+        writer.lag_seconds,
+    )
+    gauges.add(
+        "audit_anchor_pending_lines",
+        "Signed audit heads committed whose anchor line could not be written yet",
+        writer.pending_lines,
+    )
+    return writer
 
 
 def _sink(rt: Runtime) -> AnchorSink:

@@ -37,6 +37,7 @@ from cardvault.json_types import JsonInput
 from cardvault.services.audit.errors import AuditUnavailable, HeadSignatureInvalid
 from cardvault.services.audit.heads import locked_head, moved
 from cardvault.services.audit.signing_key import audit_public_key
+from cardvault.services.system import metrics
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import snapshot_options
 from cardvault.store.models import AuditEvent, AuditHead, Organisation, table_of
@@ -191,6 +192,7 @@ def _append(
     # a Core statement, not an ORM object: an append is on every card operation's path
     session.connection().execute(_INSERT_EVENT, _columns(rec))
     moved(session, rt, ChainHead(chain=chain, seq=rec.seq, hash=rec.hash))
+    metrics.audited(session, rt, action, outcome, details)  # counted once it commits
     return rec
 
 

@@ -199,7 +199,7 @@ def enrol(rt: Runtime, actor: Actor, req: EnrolRequest) -> Enrolled:
         assert person is not None
         _apply_contact(person, email, phone)
         seal_record(session, rt.master_key, card, new_record)
-        _store_questions(session, card, req.answers)
+        store_questions(session, card, req.answers)
         link_queries.revoke_open(session, card_id=card.id, now=rt.clock(), purpose="invitation")
         lockout.passcode_right(session, card)
         card.status, card.status_changed_at = CardStatus.ACTIVE, rt.clock()
@@ -275,7 +275,8 @@ def _apply_contact(person: Person, email: str | None, phone: str | None) -> None
         person.phone = phone
 
 
-def _store_questions(session: Session, card: Card, answers: Sequence[SecurityAnswer]) -> None:
+def store_questions(session: Session, card: Card, answers: Sequence[SecurityAnswer]) -> None:
+    """The card's three questions (never the answers: those only key the recovery slots)."""
     session.execute(delete(SecurityQuestion).where(SecurityQuestion.card_id == card.id))
     for position, item in enumerate(answers, start=1):
         session.add(

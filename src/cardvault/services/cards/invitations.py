@@ -42,14 +42,14 @@ from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import AuthState, CardStatus
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
-from cardvault.services.cards.enrolment import SecurityAnswer, check_questions
+from cardvault.services.cards.enrolment import SecurityAnswer, check_questions, store_questions
 from cardvault.services.cards.errors import WrongCode
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import links
 from cardvault.services.recovery.errors import LinkInvalid, RecoveryStepInvalid
-from cardvault.services.recovery.reset import check_new_passcode
+from cardvault.services.recovery.new_passcode import check_new_passcode
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
@@ -58,7 +58,6 @@ from cardvault.store.models import (
     Link,
     Organisation,
     Person,
-    SecurityQuestion,
 )
 from cardvault.store.types import new_id
 
@@ -94,6 +93,8 @@ class Completed:
 
     serial: str
     holder_name: str
+    #: the organisation's code: the holder's second factor is set up in it next
+    organisation: str = ""
     recovery_code: str | None = field(default=None, repr=False)
 
 
@@ -230,7 +231,7 @@ def complete(
         ):
             raise Conflict("The card changed while you were setting it up; nothing was changed.")
         seal_record(session, rt.master_key, card, record)
-        _store_questions(session, card, answers)
+        store_questions(session, card, answers)
         card.failed_attempts = 0
         card.status, card.status_changed_at = CardStatus.ACTIVE, rt.clock()
         session.execute(delete(AuthTransaction).where(AuthTransaction.card_id == card.id))
@@ -242,8 +243,14 @@ def complete(
             action=AuditAction.CARD_ENROLLED,
             details={"serial": card.serial, "via": "invitation", "recovery_code": bool(code)},
         )
+        org = session.get(Organisation, card.organisation_id)
+        assert org is not None
+        org_code = org.code
     return Completed(
-        serial=card.serial, holder_name=notifications.holder_name(person), recovery_code=code
+        serial=card.serial,
+        holder_name=notifications.holder_name(person),
+        organisation=org_code,
+        recovery_code=code,
     )
 
 
@@ -309,13 +316,3 @@ def _enrolled_record(
             make_recovery_code_slot(dek, card_id=card.id, recovery_code=code, generation=generation)
         )
     return new.without_slot(INVITATION_SLOT)
-
-
-def _store_questions(session: Session, card: Card, answers: Sequence[SecurityAnswer]) -> None:
-    session.execute(delete(SecurityQuestion).where(SecurityQuestion.card_id == card.id))
-    for position, item in enumerate(answers, start=1):
-        session.add(
-            SecurityQuestion(
-                card_id=card.id, position=position, question=" ".join(item.question.split())
-            )
-        )

@@ -6,6 +6,7 @@ secrets (the TOTP seed) are sealed under the master key, bound to the associatio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -202,12 +203,25 @@ def list_methods(
 
 
 def remove_method(
-    rt: Runtime, actor: Actor, association_id: str, *, organisation_id: str | None = None
+    rt: Runtime,
+    actor: Actor,
+    association_id: str,
+    *,
+    organisation_id: str | None = None,
+    card_id: str | None = None,
+    also: Callable[[Session, Card, MethodView], object] | None = None,
 ) -> MethodView:
-    """Remove a method (audited; the holder hears of a removed security key); NotFound."""
+    """Remove a method (audited; the holder hears of a removed security key); NotFound.
+
+    ``card_id`` limits it to one card's methods (a holder's own); ``also`` runs in the
+    same transaction (the holder's RAs are told)."""
     with transaction(rt.db) as session:
         assoc = session.get(Association, association_id, with_for_update=True)
-        if assoc is None or (organisation_id and assoc.organisation_id != organisation_id):
+        if (
+            assoc is None
+            or (organisation_id and assoc.organisation_id != organisation_id)
+            or (card_id and assoc.card_id != card_id)
+        ):
             raise NotFound("There is no such authentication method.")
         card = session.get(Card, assoc.card_id)
         assert card is not None
@@ -224,4 +238,6 @@ def remove_method(
         )
         if assoc.method == MethodKind.SECURITY_KEY:  # the holder hears of it (a stolen key?)
             notifications.security_key_removed(session, rt, card, assoc.label or "security key")
+        if also is not None:
+            also(session, card, removed)
     return removed

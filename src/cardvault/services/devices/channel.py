@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import aad
 from cardvault.errors import NotFound, Unavailable
+from cardvault.json_types import JsonObject
 from cardvault.keystore.provider import MasterKey
 from cardvault.notify.channel import Channel, open_channel
 from cardvault.services.system.runtime import Runtime
@@ -88,9 +87,9 @@ def active_devices(session: Session, card_id: str, organisation_id: str) -> list
     )
 
 
-def device_dict(d: Device, *, connected: bool | None = None) -> dict[str, Any]:
+def device_dict(d: Device, *, connected: bool | None = None) -> JsonObject:
     """A paired phone as JSON (``connected`` when it is known whether it listens now)."""
-    out: dict[str, Any] = {
+    out: JsonObject = {
         "id": d.id,
         "name": d.name,
         "platform": d.platform,

@@ -9,23 +9,21 @@ does not work. A challenge expires (default 2 minutes) and is used once: the eng
 ``authenticator`` factor turns an approved challenge into ``used`` with a conditional
 UPDATE when the sign-in completes. The self-service portal asks the same way while a holder
 resets their passcode (``start_for_reset``; the browser shows the number).
+
+This module is the PC's side; the phone's (its list of open challenges, its answer) is
+``push_answers``.
 """
 
 from __future__ import annotations
 
-import hmac
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cardvault.crypto import device as dcrypto
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.push_policy import (
-    Decision,
     PastPrompt,
     PushLimits,
     PushStatus,
@@ -33,31 +31,25 @@ from cardvault.domain.push_policy import (
     next_allowed,
 )
 from cardvault.domain.vocabulary import AuthState
-from cardvault.errors import InvalidInput, NotFound
+from cardvault.errors import NotFound
+from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
 from cardvault.services.devices.channel import (
     active_devices,
-    challenge_topic,
     channel,
     device_topic,
 )
 from cardvault.services.devices.errors import (
-    ChallengeClosed,
     NoPairedDevice,
     PushRateLimited,
     TransactionInvalid,
-    WrongNumber,
 )
-from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.networks import allow_list as network
-from cardvault.services.notifications import outbox as notifications
-from cardvault.services.signin import factor_lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
-from cardvault.store.models import AuthTransaction, Card, Device, Organisation, PushChallenge
+from cardvault.store.models import AuthTransaction, Card, Organisation, PushChallenge
 from cardvault.store.types import new_id
 
-_NUMBER = re.compile(r"^[0-9]{2}$")
 #: the transactions the PC's push API serves; a passcode reset asks through start_for_reset
 SIGN_IN_PURPOSES = ("holder", "ra")
 RESET_PURPOSE = "recovery"
@@ -65,6 +57,8 @@ RESET_PURPOSE = "recovery"
 
 @dataclass(frozen=True, kw_only=True)
 class PushStarted:
+    """What starting a push gives the PC: the challenge, the number to show, how many phones."""
+
     challenge_id: str
     number: int
     expires_at: datetime
@@ -73,6 +67,7 @@ class PushStarted:
 
 
 def limits(rt: Runtime) -> PushLimits:
+    """The push limits this service runs with (pending prompts per card)."""
     return PushLimits(max_pending=rt.settings.push_max_pending)
 
 
@@ -110,7 +105,7 @@ def start_for_reset(
 @dataclass(frozen=True, kw_only=True)
 class _Made:
     challenge: PushChallenge
-    view: dict[str, Any]
+    view: JsonObject
     device_ids: list[str]
     cancelled: list[str]
 
@@ -142,7 +137,7 @@ def _create(
         expires_at=now + timedelta(seconds=rt.settings.push_challenge_seconds),
     )
     session.add(challenge)
-    _audit(session, rt, actor, card, org, AuditAction.PUSH_REQUESTED, "success", None, challenge)
+    record(session, rt, actor, card, org, AuditAction.PUSH_REQUESTED, "success", None, challenge)
     return _Made(
         challenge=challenge,
         view=device_view(challenge),
@@ -155,7 +150,7 @@ def _announce(rt: Runtime, made: _Made) -> PushStarted:
     """After the commit: tell the phones, and the PC what to show."""
     ch = channel(rt)
     for old in made.cancelled:
-        _publish_closed(rt, made.device_ids, old, PushStatus.CANCELLED)
+        publish_closed(rt, made.device_ids, old, PushStatus.CANCELLED)
     for device_id in made.device_ids:
         ch.publish(device_topic(device_id), {"type": "challenge", "challenge": made.view})
     return PushStarted(
@@ -181,7 +176,7 @@ def _live_transaction(
     return txn
 
 
-def _context(txn: AuthTransaction, org: Organisation, now: datetime) -> dict[str, Any]:
+def _context(txn: AuthTransaction, org: Organisation, now: datetime) -> JsonObject:
     return {
         "client_name": txn.client_name,
         "client_address": txn.client_address,
@@ -241,7 +236,7 @@ def cancel_for_transaction(session: Session, rt: Runtime, txn: AuthTransaction) 
     if ids and txn.card_id and txn.organisation_id:
         devices = [d.id for d in active_devices(session, txn.card_id, txn.organisation_id)]
         for challenge_id in ids:
-            _publish_closed(rt, devices, challenge_id, PushStatus.CANCELLED)
+            publish_closed(rt, devices, challenge_id, PushStatus.CANCELLED)
 
 
 def status(rt: Runtime, challenge_id: str, transaction_id: str) -> PushStatus:
@@ -284,7 +279,7 @@ def _audit_expired(session: Session, rt: Runtime, ch: PushChallenge) -> None:
     card = session.get(Card, ch.card_id)
     org = session.get(Organisation, ch.context.get("organisation_id"))
     if card is not None and org is not None:
-        _audit(
+        record(
             session,
             rt,
             Actor.system(),
@@ -297,10 +292,7 @@ def _audit_expired(session: Session, rt: Runtime, ch: PushChallenge) -> None:
         )
 
 
-# --- the phone's side -------------------------------------------------------------------------
-
-
-def device_view(ch: PushChallenge) -> dict[str, Any]:
+def device_view(ch: PushChallenge) -> JsonObject:
     """What the phone shows: where the request comes from, never the number."""
     ctx = ch.context
     return {
@@ -315,208 +307,10 @@ def device_view(ch: PushChallenge) -> dict[str, Any]:
     }
 
 
-def pending_for_device(rt: Runtime, caller: DeviceCaller) -> list[dict[str, Any]]:
-    """Open challenges for the device's card in its organisation (e.g. on reconnect)."""
-    now = rt.clock()
-    with rt.db() as session:
-        rows = session.scalars(
-            select(PushChallenge)
-            .where(
-                PushChallenge.card_id == caller.card_id,
-                PushChallenge.status == PushStatus.PENDING,
-                PushChallenge.expires_at > now,
-                PushChallenge.transaction_id.is_not(None),
-            )
-            .order_by(PushChallenge.created_at)
-        )
-        return [
-            device_view(r)
-            for r in rows
-            if r.context.get("organisation_id") == caller.organisation_id
-        ]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Answer:
-    challenge_id: str
-    number: str
-    decision: str
-    signature: str  # base64url DER over answer_signing_input
-
-
-def _check_answer(caller: DeviceCaller, answer: Answer) -> Decision:
-    try:
-        decision = Decision(answer.decision)
-    except ValueError:
-        raise InvalidInput("decision is approve, deny or not_me.", field="decision") from None
-    if decision is Decision.APPROVE and not _NUMBER.match(answer.number or ""):
-        raise InvalidInput("Type the two-digit number shown on your computer.", field="number")
-    if answer.number and not _NUMBER.match(answer.number):
-        raise InvalidInput("number is two digits, or empty.", field="number")
-    message = dcrypto.answer_signing_input(
-        challenge_id=answer.challenge_id, number=answer.number or "", decision=decision.value
-    )
-    dcrypto.verify_device_signature(
-        caller.public_key_der, message, dcrypto.unb64url(answer.signature, "signature")
-    )
-    return decision
-
-
-def answer(rt: Runtime, caller: DeviceCaller, answer: Answer) -> PushStatus:
-    """Record the holder's answer; returns the challenge's new status.
-
-    An approval's number is checked like any second factor: its place on the card's counter
-    is reserved first, and a wrong number keeps it (``factor_lockout``)."""
-    decision = _check_answer(caller, answer)
-    actor = as_actor(caller)
-    if decision is not Decision.APPROVE:
-        return _answer(rt, caller, actor, answer, decision, None)
-    with factor_lockout.reserved(
-        rt,
-        actor,
-        caller.card_id,
-        organisation_id=caller.organisation_id,
-        for_reset=_for_reset(rt, answer.challenge_id),
-    ) as held:
-        return _answer(rt, caller, actor, answer, decision, held)
-
-
-def _for_reset(rt: Runtime, challenge_id: str) -> bool:
-    """Whether the challenge asks for a passcode reset in the portal (its own limits gate it)."""
-    with rt.db() as session:
-        ch = session.get(PushChallenge, challenge_id)
-        return ch is not None and ch.context.get("purpose") == RESET_PURPOSE
-
-
-def _answer(
-    rt: Runtime,
-    caller: DeviceCaller,
-    actor: Actor,
-    answer: Answer,
-    decision: Decision,
-    held: factor_lockout.Reservation | None,
-) -> PushStatus:
-    closed: PushStatus | None = None
-    locked = False
-    with transaction(rt.db) as session:
-        if held is not None:  # the card's row first, as every transaction that may lock it
-            session.get(Card, caller.card_id, with_for_update=True)
-        ch = session.get(PushChallenge, answer.challenge_id, with_for_update=True)
-        if (
-            ch is None
-            or ch.card_id != caller.card_id
-            or ch.context.get("organisation_id") != caller.organisation_id
-        ):
-            raise NotFound("There is no such sign-in request.")
-        card = session.get(Card, ch.card_id)
-        org = session.get(Organisation, caller.organisation_id)
-        assert card is not None and org is not None
-        closed = _closed(session, rt, ch, actor, card, org)
-        if closed is None:
-            result = _decide(ch, decision, answer.number)
-            _record_answer(session, rt, actor, caller, ch, card, org, result, answer)
-            if result is PushStatus.WRONG_NUMBER and held is not None:
-                locked = held.wrong(session, rt, actor, organisation_id=org.id, door=_door(ch))
-            device_ids = [d.id for d in active_devices(session, card.id, org.id)]
-    if held is not None:
-        held.committed = True
-    if closed is not None:
-        raise ChallengeClosed(_closed_message(closed), push_status=closed.value)
-    channel(rt).publish(challenge_topic(ch.id), {"type": "answered", "status": result.value})
-    _publish_closed(rt, [d for d in device_ids if d != caller.device_id], ch.id, result)
-    if result is PushStatus.WRONG_NUMBER:
-        raise WrongNumber(
-            "That is not the number shown on the computer, so the sign-in was refused."
-            + (" After five wrong answers in a row the card is now locked." if locked else ""),
-            remedy="If you are signing in, start again and type the number you see.",
-        )
-    return result
-
-
-def _door(ch: PushChallenge) -> str:
-    reset = ch.context.get("purpose") == RESET_PURPOSE
-    return factor_lockout.RESET if reset else factor_lockout.SIGN_IN
-
-
-def _closed(
-    session: Session, rt: Runtime, ch: PushChallenge, actor: Actor, card: Card, org: Organisation
-) -> PushStatus | None:
-    if ch.transaction_id is None and ch.status == PushStatus.PENDING:
-        ch.status = PushStatus.CANCELLED
-    if ch.status == PushStatus.PENDING and rt.clock() >= ch.expires_at:
-        ch.status = PushStatus.EXPIRED
-        _audit(
-            session, rt, actor, card, org, AuditAction.PUSH_ANSWERED, "failure", "push expired", ch
-        )
-    return None if ch.status == PushStatus.PENDING else ch.status
-
-
-def _closed_message(state: PushStatus) -> str:
-    return {
-        PushStatus.EXPIRED: "This sign-in request has expired.",
-        PushStatus.CANCELLED: "This sign-in request is no longer waiting for an answer.",
-    }.get(state, "This sign-in request has already been answered.")
-
-
-def _decide(ch: PushChallenge, decision: Decision, number: str) -> PushStatus:
-    if decision is Decision.DENY:
-        return PushStatus.DENIED
-    if decision is Decision.NOT_ME:
-        return PushStatus.NOT_ME
-    right = hmac.compare_digest(f"{ch.number:02d}".encode(), number.encode())
-    return PushStatus.APPROVED if right else PushStatus.WRONG_NUMBER
-
-
-_REASONS = {
-    PushStatus.APPROVED: None,
-    PushStatus.DENIED: "push denied",
-    PushStatus.NOT_ME: "push denied: this wasn't me",
-    PushStatus.WRONG_NUMBER: "push refused: wrong number",
-}
-
-
-def _record_answer(
-    session: Session,
-    rt: Runtime,
-    actor: Actor,
-    caller: DeviceCaller,
-    ch: PushChallenge,
-    card: Card,
-    org: Organisation,
-    result: PushStatus,
-    ans: Answer,
-) -> None:
-    ch.status = result
-    ch.device_id = caller.device_id
-    ch.answered_at = rt.clock()
-    ch.context = {
-        **ch.context,
-        "answer": {"decision": ans.decision, "number": ans.number, "signature": ans.signature},
-    }
-    outcome = "success" if result is PushStatus.APPROVED else "failure"
-    _audit(session, rt, actor, card, org, AuditAction.PUSH_ANSWERED, outcome, _REASONS[result], ch)
-    if result is PushStatus.NOT_ME:
-        alerted = len(notifications.not_me(session, rt, card, org, caller.name))
-        _audit(
-            session,
-            rt,
-            actor,
-            card,
-            org,
-            AuditAction.PUSH_NOT_ME_REPORTED,
-            "success",
-            None,
-            ch,
-            {"ra_alerted": alerted},
-        )
-    device = session.get(Device, caller.device_id)
-    if device is not None:
-        device.last_seen_at = rt.clock()
-
-
-def _publish_closed(
+def publish_closed(
     rt: Runtime, device_ids: list[str], challenge_id: str, state: PushStatus
 ) -> None:
+    """Tell the phones a challenge is no longer waiting (they take it off the screen)."""
     ch = channel(rt)
     for device_id in device_ids:
         ch.publish(
@@ -525,7 +319,7 @@ def _publish_closed(
         )
 
 
-def _audit(
+def record(
     session: Session,
     rt: Runtime,
     actor: Actor,
@@ -535,8 +329,9 @@ def _audit(
     outcome: str,
     reason: str | None,
     ch: PushChallenge,
-    extra: dict[str, Any] | None = None,
+    extra: JsonObject | None = None,
 ) -> None:
+    """One audit event about a challenge, in the card's organisation's chain."""
     audit.record_for_card(
         session,
         rt,

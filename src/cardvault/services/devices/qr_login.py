@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import select
@@ -31,6 +30,7 @@ from cardvault.crypto.aead import wipe
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import SignInRoute
 from cardvault.errors import InvalidInput, NotFound
+from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
 from cardvault.services.devices.channel import channel, qr_topic
 from cardvault.services.devices.errors import QrRequestClosed, QrRequestInvalid
@@ -56,8 +56,8 @@ LIFETIME = timedelta(minutes=2)
 
 
 def start(
-    rt: Runtime, actor: Actor, *, public_jwk: dict[str, Any], client_name: str | None
-) -> dict[str, Any]:
+    rt: Runtime, actor: Actor, *, public_jwk: JsonObject, client_name: str | None
+) -> JsonObject:
     """A sign-in request for the PC: its id (to poll) and the URI to show as a QR code."""
     key = dcrypto.check_box_key(public_jwk)
     code = secrets.token_urlsafe(32)
@@ -85,7 +85,7 @@ def start(
     }
 
 
-def poll(rt: Runtime, request_id: str) -> dict[str, Any]:
+def poll(rt: Runtime, request_id: str) -> JsonObject:
     """The request's state; once approved, the sealed result (handed out once)."""
     with transaction(rt.db) as session:
         link = session.get(Link, request_id, with_for_update=True)
@@ -95,7 +95,7 @@ def poll(rt: Runtime, request_id: str) -> dict[str, Any]:
         state = details.get("status", "pending")
         if state == "pending" and rt.clock() >= link.expires_at:
             state = "expired"
-        out: dict[str, Any] = {"status": state, "expires_at": link.expires_at.isoformat()}
+        out: JsonObject = {"status": state, "expires_at": link.expires_at.isoformat()}
         if state == "approved" and details.get("result"):
             out["result"] = details.pop("result")
             details["status"] = "collected"
@@ -116,7 +116,7 @@ def _pending(session: Session, rt: Runtime, code: str) -> Link:
     return link
 
 
-def describe(rt: Runtime, caller: DeviceCaller, code: str) -> dict[str, Any]:
+def describe(rt: Runtime, caller: DeviceCaller, code: str) -> JsonObject:
     """What the app shows before the holder types the passcode."""
     with rt.db() as session:
         link = _pending(session, rt, code)
@@ -134,7 +134,7 @@ def describe(rt: Runtime, caller: DeviceCaller, code: str) -> dict[str, Any]:
 
 def answer(
     rt: Runtime, caller: DeviceCaller, *, code: str, passcode: str | None, approve: bool
-) -> dict[str, Any]:
+) -> JsonObject:
     """The holder's answer from the app: approve (with the passcode) or deny."""
     actor = as_actor(caller)
     with rt.db() as session:
@@ -187,7 +187,7 @@ def _consume(session: Session, rt: Runtime, link_id: str) -> Link:
     return link
 
 
-def _deny(rt: Runtime, actor: Actor, link: Link, card: Card, org: Organisation) -> dict[str, Any]:
+def _deny(rt: Runtime, actor: Actor, link: Link, card: Card, org: Organisation) -> JsonObject:
     with transaction(rt.db) as session:
         fresh_link = _consume(session, rt, link.id)
         fresh_link.details = {**fresh_link.details, "status": "denied"}

@@ -8,13 +8,16 @@ refused), its TOTP secret is erased, its device slot is removed from the card's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from cardvault.crypto.keyslots import SlotNotFound, device_slot_name
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import NotFound
+from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
@@ -37,7 +40,7 @@ MIA_METHODS = ("mia+passcode", "mia+biometric")
 
 def list_devices(
     rt: Runtime, serial: str, *, organisation_id: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """The card's devices (within one organisation when given), with who is connected now."""
     with rt.db() as session:
         card = get_card(session, serial, organisation_id=organisation_id)
@@ -55,12 +58,21 @@ def revoke(
     device_id: str,
     *,
     organisation_id: str | None = None,
+    card_id: str | None = None,
     reason: str = "removed",
-) -> dict[str, Any]:
-    """Revoke a device now; its slot, TOTP secret and mobile-agent sessions go with it."""
+    also: Callable[[Session, Card, Organisation, str], object] | None = None,
+) -> JsonObject:
+    """Revoke a device now; its slot, TOTP secret and mobile-agent sessions go with it.
+
+    ``card_id`` limits it to one card's devices (a holder's own); ``also`` runs in the same
+    transaction with the card, organisation and device name (the holder's RAs are told)."""
     with transaction(rt.db) as session:
         device = session.get(Device, device_id, with_for_update=True)
-        if device is None or (organisation_id and device.organisation_id != organisation_id):
+        if (
+            device is None
+            or (organisation_id and device.organisation_id != organisation_id)
+            or (card_id and device.card_id != card_id)
+        ):
             raise NotFound("There is no such device.")
         if device.status != ACTIVE:
             return device_dict(device)
@@ -91,6 +103,8 @@ def revoke(
             },
         )
         notifications.device_removed(session, rt, card, device.name)
+        if also is not None:
+            also(session, card, org, device.name)
         out = device_dict(device)
     channel(rt).publish(device_topic(device_id), {"type": "revoked", "reason": reason[:300]})
     return out

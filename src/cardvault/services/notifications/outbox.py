@@ -257,6 +257,13 @@ def security_key_removed(session: Session, rt: Runtime, card: Card, key_name: st
     )
 
 
+def card_changed(session: Session, rt: Runtime, card: Card, change: str) -> str | None:
+    """The holder changed their card on "My card" (``change``: what, in words)."""
+    return to_holder(
+        session, rt, card, EmailTemplate.CARD_CHANGED, context={"at": rt.clock(), "change": change}
+    )
+
+
 # --- RA alerts ----------------------------------------------------------------------------
 
 ALERTED_ROLES = tuple(r for r in RaRole if r.is_alerted)
@@ -289,6 +296,20 @@ def second_factor_lock(
     ``door`` says where it happened ("signing in", "the self-service passcode reset")."""
     return _to_ras(
         session, rt, card, organisation, EmailTemplate.SECOND_FACTOR_ALERT, {"door": door}
+    )
+
+
+def holder_removed_method(
+    session: Session, rt: Runtime, card: Card, organisation: Organisation, method_name: str
+) -> list[str]:
+    """The holder removed a phone or a security key themselves: their RAs are told."""
+    return _to_ras(
+        session,
+        rt,
+        card,
+        organisation,
+        EmailTemplate.HOLDER_METHOD_REMOVED,
+        {"method_name": method_name},
     )
 
 

@@ -21,6 +21,7 @@ from cardvault.domain import rate_limit
 from cardvault.domain.rate_limit import Bucket, Scope
 from cardvault.services.rate_limits.counters import Counters, open_counters
 from cardvault.services.rate_limits.errors import RateLimited
+from cardvault.services.system.metrics import metrics
 from cardvault.services.system.runtime import Runtime
 
 log = logging.getLogger("cardvault.rate_limits")
@@ -62,6 +63,7 @@ def _count(rt: Runtime, bucket: Bucket, scope: Scope, key: str) -> None:
             key if scope is Scope.ADDRESS else "an identifier",
             wait,
         )
+    metrics(rt).rate_limited.labels(bucket=bucket.value, scope=scope.value).inc()
     raise RateLimited(bucket=bucket, scope=scope, retry_after=wait)
 
 

@@ -10,9 +10,6 @@ how (single-use time steps, number matching, sign counters) stays in the plug-in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,7 +17,9 @@ from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import NotFound
 from cardvault.services.devices import push
 from cardvault.services.signin.factors import (
+    FactorAnswer,
     FactorContext,
+    Offer,
     SecondFactor,
     codes,
     installed,
@@ -67,9 +66,9 @@ def _holder_orgs(session: Session, card: Card) -> list[Organisation]:
 
 def offers(
     session: Session, rt: Runtime, actor: Actor, card: Card, txn: AuthTransaction
-) -> list[tuple[dict[str, Any], list[str]]]:
+) -> list[tuple[Offer, list[str]]]:
     """Each bound second factor once: its offer and the organisations it is bound in."""
-    found: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    found: dict[str, tuple[Offer, list[str]]] = {}
     for org in _holder_orgs(session, card):
         ctx = context(session, rt, actor, card, org, txn)
         for method, factor in installed().items():
@@ -92,12 +91,12 @@ def candidates(txn: AuthTransaction, method: str) -> list[tuple[SecondFactor, st
     return [(factors[m], org_id) for m in methods if m in factors for org_id in bound_in(txn, m)]
 
 
-def awaiting_phone(rt: Runtime, transaction_id: str, response: Mapping[str, Any]) -> bool:
+def awaiting_phone(rt: Runtime, transaction_id: str, response: FactorAnswer) -> bool:
     """Whether the response names a push of this reset that the phone has not answered."""
-    challenge_id = response.get("challenge_id")
-    if response.get("method") != "authenticator" or not isinstance(challenge_id, str):
+    challenge_id = response.challenge_id
+    if response.method != "authenticator" or challenge_id is None:
         return False
-    if isinstance(response.get("code"), str):
+    if response.code is not None:
         return False  # the plug-in takes a code before a push
     try:
         return push.status(rt, challenge_id[:36], transaction_id) is PushStatus.PENDING

@@ -24,11 +24,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cardvault.json_types import JsonObject
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery.errors import LinkInvalid, LinkUsed, LinkWornOut
 from cardvault.services.system.runtime import Runtime
@@ -87,7 +87,7 @@ def create(
     purpose: Purpose,
     card: Card,
     minutes: int,
-    details: dict[str, Any] | None = None,
+    details: JsonObject | None = None,
     token: str | None = None,
 ) -> NewLink:
     """A new link for ``card``; the card's older open links of this purpose die with it.
@@ -229,7 +229,7 @@ def new_link(
     purpose: str,
     card: Card,
     minutes: int,
-    details: dict[str, Any] | None = None,
+    details: JsonObject | None = None,
 ) -> tuple[Link, str]:
     """A fresh link for the card (older open links of this purpose revoked); its token."""
     made = create(
@@ -252,7 +252,7 @@ def queue(
     channel: str,
     recipient: str,
     template: str,
-    context: dict[str, Any],
+    context: JsonObject,
     card: Card | None = None,
     organisation_id: str | None = None,
     expires_at: datetime | None = None,
@@ -276,6 +276,6 @@ def queue(
     return row
 
 
-def message_context(rt: Runtime, notification: Notification) -> dict[str, Any]:
+def message_context(rt: Runtime, notification: Notification) -> JsonObject:
     """The template context with its sealed values opened (for the dispatcher only)."""
     return notifications.full_context(rt, notification)

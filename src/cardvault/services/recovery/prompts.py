@@ -9,16 +9,15 @@ second_factor`, with the plug-ins the sign-in uses.
 
 from __future__ import annotations
 
-from typing import Any
-
 from cardvault.domain.push_policy import PushStatus
 from cardvault.domain.vocabulary import MethodKind
 from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonObject
 from cardvault.services.devices import push
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import reset as recovery
 from cardvault.services.recovery.errors import RecoveryStepInvalid
-from cardvault.services.signin.factors import installed
+from cardvault.services.signin.factors import SecurityKeyOffer, installed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuthTransaction, Card, Organisation
@@ -62,7 +61,7 @@ def push_status(
 
 def security_key_options(
     rt: Runtime, actor: Actor, token: str, transaction_id: str, key: bytes
-) -> dict[str, Any]:
+) -> JsonObject:
     """The ``navigator.credentials.get`` options from the security-key plug-in: a challenge
     bound to this reset's transaction, the same until it is answered, a new one after."""
     step = recovery.factor_step(rt, token, transaction_id, key)
@@ -75,6 +74,6 @@ def security_key_options(
             raise RecoveryStepInvalid()
         ctx = recovery_factors.context(session, rt, actor, card, org, txn)
         offer = installed()[SECURITY_KEY].offer(ctx)
-    if offer is None:  # the key was removed, or the policy changed, since the answers
+    if not isinstance(offer, SecurityKeyOffer):  # the key was removed, or the policy changed
         raise InvalidInput("This card has no security key that can be used now.", field="method")
-    return {"publicKey": offer["publicKey"]}
+    return {"publicKey": offer.options["publicKey"]}

@@ -8,17 +8,20 @@ Three steps, each a call from the portal:
    arrive at once. The DEK is at once re-wrapped under a fresh key K that only the holder's
    browser keeps (like a card session's SK); the service keeps ``wrap(DEK, K)`` in a
    transaction row of purpose ``recovery``.
-2. :func:`second_factor` — where the holder has a bound second factor and the policy asks
-   for it (the default), a plug-in of :mod:`cardvault.services.signin.factors` checks it: a
-   one-time code (an authenticator app, or the paired phone's own), an approved push, or
-   a security key's assertion (which plug-ins, in which organisations:
+2. ``factor_answer.second_factor`` — where the holder has a bound second factor and the
+   policy asks for it (the default), a plug-in of :mod:`cardvault.services.signin.factors`
+   checks it: a one-time code (an authenticator app, or the paired phone's own), an
+   approved push, or a security key's assertion (which plug-ins, in which organisations:
    :mod:`~cardvault.services.recovery.factors`; starting a push or a key's request:
    :mod:`~cardvault.services.recovery.prompts`). A wrong factor costs a try like a wrong
    answer; a push the phone has not answered yet costs nothing.
-3. :func:`set_passcode` — a new strong passcode becomes the passcode slot of the same DEK.
-   The link is consumed by one conditional UPDATE in the same transaction, so of any
-   number of concurrent completions exactly one changes the card. The lockout count and
+3. ``new_passcode.set_passcode`` — a new strong passcode becomes the passcode slot of the
+   same DEK. The link is consumed by one conditional UPDATE in the same transaction, so of
+   any number of concurrent completions exactly one changes the card. The lockout count and
    recovery count reset, every session and link of the card ends, the holder is emailed.
+
+This module is step 1 and what the steps share (the step's transaction, held by this
+browser); steps 2 and 3 are ``factor_answer`` and ``new_passcode``.
 """
 
 from __future__ import annotations
@@ -26,18 +29,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import (
-    PASSCODE_SLOT,
     RECOVERY_CODE_SLOT,
     SlotNotFound,
     WrongSecret,
-    make_passcode_slot,
     new_session_key,
     open_recovery_code_slot,
     open_recovery_slots,
@@ -45,21 +45,17 @@ from cardvault.crypto.keyslots import (
     wrap_for_session,
 )
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.passcode_policy import check_passcode
-from cardvault.domain.vocabulary import AuthState, CardStatus
-from cardvault.errors import Conflict, InvalidInput
+from cardvault.domain.vocabulary import AuthState
+from cardvault.errors import InvalidInput
 from cardvault.services.audit import trail as audit
-from cardvault.services.cards.enrolment import MAX_ANSWER, passcode_policy, personal_words
-from cardvault.services.cards.lookup import end_card_state
-from cardvault.services.cards.sealing import open_record, seal_record
-from cardvault.services.devices.errors import PushNotAnswered
+from cardvault.services.cards.enrolment import MAX_ANSWER
+from cardvault.services.cards.sealing import open_record
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import links
 from cardvault.services.recovery.errors import (
     RecoveryNotAllowed,
     RecoveryStepInvalid,
-    WrongAnswers,
 )
 from cardvault.services.recovery.limits import (
     CARD_MAX_FAILURES,
@@ -71,9 +67,6 @@ from cardvault.services.recovery.limits import (
     reserve,
 )
 from cardvault.services.recovery.reset_links import may_self_unlock
-from cardvault.services.signin import factor_lockout
-from cardvault.services.signin.errors import FactorFailed
-from cardvault.services.signin.factors import SecondFactor
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
@@ -84,7 +77,6 @@ from cardvault.store.models import (
     Person,
     SecurityQuestion,
 )
-from cardvault.store.queries import cards as card_queries
 from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
@@ -95,8 +87,6 @@ __all__ = [
     "current_step",
     "factor_step",
     "open_reset",
-    "second_factor",
-    "set_passcode",
 ]
 PURPOSE = "recovery"
 STEP_FACTOR = AuthState.SECOND_FACTOR
@@ -132,7 +122,8 @@ class Progress:
     transaction_id: str
     key: bytes = field(repr=False)
     step: str
-    second_factors: list[dict[str, Any]]
+    #: the second factors this reset asks for, by method (none at the passcode step)
+    second_factors: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -287,7 +278,7 @@ def _begin(
     required = policy_of(org).recovery_requires_second_factor
     if not (required and offers):
         txn.state, offers = STEP_PASSCODE, []
-    factors = {str(offer["method"]): org_ids for offer, org_ids in offers}
+    factors = {offer.method: org_ids for offer, org_ids in offers}
     txn.factor_state = {**txn.factor_state, "factors": factors}
     audit.record_for_card(
         session,
@@ -301,7 +292,7 @@ def _begin(
         transaction_id=txn_id,
         key=key,
         step=txn.state,
-        second_factors=[offer for offer, _ in offers],
+        second_factors=tuple(offer.method for offer, _ in offers),
     )
 
 
@@ -317,7 +308,8 @@ class Step:
     txn: AuthTransaction
 
 
-def _step(rt: Runtime, token: str, transaction_id: str, key: bytes, state: str) -> Step:
+def step_in(rt: Runtime, token: str, transaction_id: str, key: bytes, state: str) -> Step:
+    """The reset's transaction at step ``state`` in this browser, or RecoveryStepInvalid."""
     with rt.db() as session:
         link = links.live(session, rt, token, links.Purpose.RESET, LINK_MAX_FAILURES)
         card = _card_of(session, rt, link)
@@ -347,182 +339,14 @@ def _check_key(txn: AuthTransaction, key: bytes) -> None:
 
 def factor_step(rt: Runtime, token: str, transaction_id: str, key: bytes) -> Step:
     """The reset as it waits for its second factor in this browser (or RecoveryStepInvalid)."""
-    return _step(rt, token, transaction_id, key, STEP_FACTOR)
-
-
-def second_factor(
-    rt: Runtime,
-    actor: Actor,
-    token: str,
-    transaction_id: str,
-    key: bytes,
-    response: Mapping[str, Any],
-) -> Progress:
-    """Check the second factor with the plug-ins the sign-in uses; a wrong one costs a try."""
-    step = factor_step(rt, token, transaction_id, key)
-    method = response.get("method")
-    candidates = recovery_factors.candidates(step.txn, method if isinstance(method, str) else "")
-    if not candidates:
-        raise InvalidInput(f"Second factor {method!r} is not set up for this card.", field="method")
-    if recovery_factors.awaiting_phone(rt, step.txn.id, response):
-        raise PushNotAnswered()
-    reserved = reserve(rt, step.link_id, step.card.id)
-    with factor_lockout.reserved(
-        rt, actor, step.card.id, organisation_id=step.card.organisation_id, for_reset=True
-    ) as held:
-        try:
-            outcome = _verify_candidates(rt, actor, step, key, candidates, response, held)
-        except Exception:
-            # nothing was found wrong (the step moved on, a malformed answer, a failed write):
-            # the reserved try goes back, only a wrong second factor costs one
-            with transaction(rt.db) as session:
-                release(session, step.link_id, step.card.id)
-            raise
-        if isinstance(outcome, Progress):
-            held.committed = True
-            return outcome
-        failure = recovery_factors.telling(outcome)
-        error = failed(
-            rt,
-            actor,
-            step.link_id,
-            step.card,
-            reserved,
-            AuditAction.RECOVERY_SECOND_FACTOR,
-            failure.reason,
-            held if failure.counts else None,
-        )
-        held.committed = True
-    if held.locked_now:
-        raise FactorFailed(
-            f"{failure.message} {LOCKED_DURING_RESET}", reason=failure.reason, code=failure.code
-        )
-    if isinstance(error, WrongAnswers):
-        left = LINK_MAX_FAILURES - reserved
-        raise FactorFailed(
-            f"{failure.message} {left} {'try' if left == 1 else 'tries'} left with this link.",
-            reason=failure.reason,
-            code=failure.code,
-        )
-    raise error
-
-
-def _verify_candidates(
-    rt: Runtime,
-    actor: Actor,
-    step: Step,
-    key: bytes,
-    candidates: list[tuple[SecondFactor, str]],
-    response: Mapping[str, Any],
-    held: factor_lockout.Reservation,
-) -> Progress | list[FactorFailed]:
-    """The next step once one candidate accepts the answer, else every candidate's refusal."""
-    failures: list[FactorFailed] = []
-    with transaction(rt.db) as session:
-        card = session.get(Card, step.card.id)
-        txn = session.get(AuthTransaction, step.txn.id, with_for_update=True)
-        if card is None or txn is None or txn.state != STEP_FACTOR:
-            raise RecoveryStepInvalid()
-        for factor, org_id in candidates:
-            org = session.get(Organisation, org_id)
-            assert org is not None
-            ctx = recovery_factors.context(session, rt, actor, card, org, txn)
-            try:
-                outcome = factor.verify(ctx, {**response, "method": factor.method})
-            except FactorFailed as exc:
-                failures.append(exc)
-                continue
-            release(session, step.link_id, card.id)
-            held.right(session)
-            txn.state = STEP_PASSCODE
-            details = {"link": step.link_id, **dict(outcome.details)}
-            audit.record_for_card(
-                session, rt, actor, card, action=AuditAction.RECOVERY_SECOND_FACTOR, details=details
-            )
-            return Progress(transaction_id=txn.id, key=key, step=STEP_PASSCODE, second_factors=[])
-    return failures
-
-
-def set_passcode(
-    rt: Runtime,
-    actor: Actor,
-    token: str,
-    transaction_id: str,
-    key: bytes,
-    *,
-    passcode: str,
-    confirm: str,
-) -> Recovered:
-    """The new passcode replaces the passcode slot; the link is consumed exactly once."""
-    step = _step(rt, token, transaction_id, key, STEP_PASSCODE)
-    with rt.db() as session:
-        person = session.get(Person, step.card.person_id)
-        assert person is not None
-    check_new_passcode(rt, person, passcode, confirm)
-    record = open_record(rt.master_key, step.card)
-    assert step.txn.session_wrap is not None
-    dek = unwrap_session(step.txn.session_wrap, key, session_id=step.txn.id)
-    try:
-        with rt.kdf_gate.slot():
-            slot = make_passcode_slot(
-                dek,
-                card_id=step.card.id,
-                passcode=passcode,
-                params=rt.settings.argon2,
-                generation=record.slot(PASSCODE_SLOT).generation + 1,
-            )
-    finally:
-        wipe(dek)
-    new_record = record.with_slot(slot)
-    code_used = step.txn.factor_state.get("via") == "recovery_code"
-    if code_used:  # a recovery code works once (NIST SP 800-63B §6.1.2.3)
-        new_record = new_record.without_slot(RECOVERY_CODE_SLOT)
-    with transaction(rt.db) as session:
-        links.consume(session, rt, step.link_id)
-        card = card_queries.for_update(session, step.card.id)
-        if card.record_version != step.txn.factor_state.get("version"):
-            raise Conflict("The card changed while you were resetting it; nothing was changed.")
-        seal_record(session, rt.master_key, card, new_record)
-        _reactivate(session, rt, card)
-        session.execute(delete(AuthTransaction).where(AuthTransaction.card_id == card.id))
-        notifications.passcode_changed(session, rt, card)
-        audit.record_for_card(
-            session,
-            rt,
-            actor,
-            card,
-            action=AuditAction.CARD_PASSCODE_RESET,
-            details={"link": step.link_id, "via": step.txn.factor_state.get("via")},
-        )
-        return Recovered(
-            serial=card.serial,
-            holder_name=notifications.holder_name(person),
-            recovery_code_used=code_used,
-        )
-
-
-def check_new_passcode(rt: Runtime, person: Person, passcode: str, confirm: str) -> None:
-    if not isinstance(passcode, str) or not passcode:
-        raise InvalidInput("Choose a new passcode.", field="passcode")
-    check_passcode(passcode, policy=passcode_policy(rt), personal=personal_words(person))
-    if confirm != passcode:
-        raise InvalidInput("The two passcodes are not the same.", field="confirm")
-
-
-def _reactivate(session: Session, rt: Runtime, card: Card) -> None:
-    """Active again, counters reset, every session and other link of the card ended."""
-    now = rt.clock()
-    card.failed_attempts, card.recovery_failures, card.second_factor_failures = 0, 0, 0
-    card.status, card.locked_from, card.lock_reason = CardStatus.ACTIVE, None, None
-    card.status_reason, card.status_changed_at = "passcode reset by the holder", now
-    end_card_state(session, card.id, now)
+    return step_in(rt, token, transaction_id, key, STEP_FACTOR)
 
 
 def current_step(rt: Runtime, token: str, transaction_id: str, key: bytes) -> Progress:
     """Where this browser's reset stands (to show the right page); RecoveryStepInvalid if lost."""
     for state in (STEP_FACTOR, STEP_PASSCODE):
         try:
-            step = _step(rt, token, transaction_id, key, state)
+            step = step_in(rt, token, transaction_id, key, state)
         except RecoveryStepInvalid:
             continue
         methods = sorted(step.txn.factor_state.get("factors", {})) if state == STEP_FACTOR else []
@@ -530,6 +354,6 @@ def current_step(rt: Runtime, token: str, transaction_id: str, key: bytes) -> Pr
             transaction_id=step.txn.id,
             key=key,
             step=state,
-            second_factors=[{"method": m} for m in methods],
+            second_factors=tuple(methods),
         )
     raise RecoveryStepInvalid()

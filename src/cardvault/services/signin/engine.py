@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from dataclasses import replace
+from datetime import timedelta
+from typing import NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,18 +33,14 @@ from cardvault.crypto.keyslots import (
     wrap_for_session,
 )
 from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import AuthState, CardStatus
 from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonInput
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.networks import allow_list as network
-from cardvault.services.signin import factor_lockout, lockout
+from cardvault.services.signin import answers, factor_lockout, lockout
 from cardvault.services.signin import refusals as signin_refusals
-from cardvault.services.signin import sessions as card_sessions
-from cardvault.services.signin.factor_lockout import Reservation
-from cardvault.services.signin.factors import FactorContext, SecondFactor, codes, installed
-from cardvault.services.signin.identification import Target, resolve
-
-__all__ = ["Engine", "LoginRequest", "LoginResult", "SessionGrant"]
-from cardvault.domain.vocabulary import AuthState, CardStatus, SignInRoute
+from cardvault.services.signin.answers import LOCKED_NOW, MAX_FACTOR_FAILURES
 from cardvault.services.signin.errors import (
     CardLocked,
     FactorFailed,
@@ -53,51 +49,34 @@ from cardvault.services.signin.errors import (
     SignInFailed,
     TransactionInvalid,
 )
+from cardvault.services.signin.factor_lockout import Reservation
+from cardvault.services.signin.factors import (
+    FactorAnswer,
+    FactorContext,
+    FactorError,
+    SecondFactor,
+    codes,
+    installed,
+)
+from cardvault.services.signin.identification import Target, resolve
+from cardvault.services.signin.views import LoginRequest, LoginResult, SessionGrant
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import reading, transaction
 from cardvault.store.models import AuthTransaction, Card, Organisation, Person
 from cardvault.store.types import new_id
 
+__all__ = [
+    "LOCKED_NOW",
+    "MAX_FACTOR_FAILURES",
+    "Engine",
+    "LoginRequest",
+    "LoginResult",
+    "SessionGrant",
+    "SignInFailed",
+]
+
 TRANSACTION_MINUTES = 5
-MAX_FACTOR_FAILURES = 5
 PURPOSES = ("holder", "ra")
-#: what a fifth wrong second factor in a row adds to its refusal
-LOCKED_NOW = (
-    "That was the fifth wrong second factor in a row, so the card is now locked; its holder "
-    "has been emailed a link to unlock it."
-)
-
-
-@dataclass(frozen=True, kw_only=True)
-class LoginRequest:
-    identifier_kind: str
-    identifier: str
-    passcode: str = field(repr=False)
-    purpose: str = "holder"
-    organisation: str | None = None
-    client_name: str | None = None
-    second_factor: Mapping[str, Any] | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True, kw_only=True)
-class SessionGrant:
-    token: str = field(repr=False)
-    expires_at: datetime
-    idle_expires_at: datetime
-    card_serial: str
-    organisation: str
-    #: the session channel (DESIGN §3.5 revised): kid and CK
-    session_id: str = ""
-    channel_key: bytes | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True, kw_only=True)
-class LoginResult:
-    transaction_id: str
-    session_key: bytes = field(repr=False)
-    second_factors: list[dict[str, Any]]
-    session: SessionGrant | None = None
-    factor_error: dict[str, Any] | None = None
 
 
 class Engine:
@@ -106,10 +85,13 @@ class Engine:
     def __init__(self, rt: Runtime, factors: Mapping[str, SecondFactor] | None = None) -> None:
         self.rt = rt
         self.factors = dict(factors) if factors is not None else installed()
+        self.check = answers.AnswerCheck(rt, self.factors)
 
     # -- step 1 and 2 ----------------------------------------------------------------------
 
     def login(self, actor: Actor, req: LoginRequest) -> LoginResult:
+        """Identifier and passcode (and perhaps the second factor inline); raises SignInFailed for
+        every refusal before the passcode and for a wrong one, InvalidInput, Busy."""
         if req.purpose not in PURPOSES:
             raise InvalidInput("purpose is holder or ra.", field="purpose")
         if not req.passcode or len(req.passcode) > 256:
@@ -134,7 +116,7 @@ class Engine:
 
     def _reserve_inline(
         self, stack: ExitStack, actor: Actor, req: LoginRequest, target: Target
-    ) -> tuple[Reservation | None, dict[str, Any] | None]:
+    ) -> tuple[Reservation | None, FactorError | None]:
         """A second factor sent with the passcode is reserved like any other answer; when
         the card takes none now, the passcode still counts as right and the factor is not
         checked."""
@@ -147,7 +129,7 @@ class Engine:
                 )
             )
         except SecondFactorLocked as exc:
-            return None, {"code": exc.code, "message": exc.message}
+            return None, FactorError(code=exc.code, message=exc.message)
         return reservation, None
 
     def _identify(self, actor: Actor, req: LoginRequest) -> Target:
@@ -184,7 +166,12 @@ class Engine:
                 except WrongSecret:
                     pass
             lockout.passcode_wrong(
-                self.rt, actor, card.id, reserved, action=AuditAction.AUTH_PASSCODE
+                self.rt,
+                actor,
+                card.id,
+                reserved,
+                action=AuditAction.AUTH_PASSCODE,
+                route=target.route,
             )
             raise SignInFailed()
 
@@ -231,7 +218,7 @@ class Engine:
             {"transaction": txn_id, "method": target.route, "purpose": req.purpose},
         )
         ctx = self._context(session, actor, card, org, txn)
-        offers = [o for f in self.factors.values() if (o := f.offer(ctx)) is not None]
+        offers = tuple(o for f in self.factors.values() if (o := f.offer(ctx)) is not None)
         if not offers:
             return self._no_factor(session, actor, target, txn, sk)
         result = LoginResult(transaction_id=txn_id, session_key=sk, second_factors=offers)
@@ -242,12 +229,12 @@ class Engine:
                 ctx,
                 req.second_factor,
                 reservation,
-                offered={o["method"] for o in offers},
+                offered={o.method for o in offers},
                 person=target.person,
             )
         except (FactorFailed, InvalidInput) as exc:
             # the passcode was right: keep its reset and the transaction, report the factor
-            return replace(result, factor_error={"code": exc.code, "message": exc.message})
+            return replace(result, factor_error=FactorError(code=exc.code, message=exc.message))
         return replace(result, session=grant)
 
     def _no_factor(
@@ -270,19 +257,19 @@ class Engine:
         return LoginResult(
             transaction_id=txn.id,
             session_key=sk,
-            second_factors=[],
-            factor_error={"code": error.code, "message": error.message},
+            second_factors=(),
+            factor_error=FactorError(code=error.code, message=error.message),
         )
 
     # -- step 3 ----------------------------------------------------------------------------
 
     def complete_factor(
-        self, actor: Actor, transaction_id: str, response: Mapping[str, Any]
+        self, actor: Actor, transaction_id: str, response: FactorAnswer
     ) -> SessionGrant:
-        """The second factor's answer; ``{"method": "code", "code": …}`` is a one-time code
-        for whichever code factor it belongs to (``complete_code``)."""
-        if response.get("method") == codes.ANY_CODE:
-            return self.complete_code(actor, transaction_id, str(response.get("code") or ""))
+        """The second factor's answer; method ``code`` is a one-time code for whichever
+        code factor it belongs to (``complete_code``)."""
+        if response.method == codes.ANY_CODE:
+            return self.complete_code(actor, transaction_id, response.code or "")
         return self._complete(
             actor, transaction_id, lambda ctx, held: self._verify_factor(ctx, response, held)
         )
@@ -358,141 +345,31 @@ class Engine:
         return self._context(session, actor, card, org, txn)
 
     def _verify_code(self, ctx: FactorContext, code: str, held: Reservation) -> SessionGrant:
-        tried = [
-            f for m in codes.METHODS if (f := self.factors.get(m)) and f.offer(ctx) is not None
-        ]
-        if not tried:
-            raise InvalidInput("This sign-in cannot use a one-time code.", field="code")
-        target = self._target(ctx)
-        failures: dict[str, FactorFailed] = {}
-        for factor in tried:
-            try:
-                outcome = factor.verify(ctx, {"method": factor.method, "code": code})
-            except FactorFailed as exc:
-                failures[factor.method] = exc
-                continue
-            held.right(ctx.session)
-            return self._open_session(ctx, target, factor.method, dict(outcome.details))
-        failure = codes.telling(list(failures.values()))
-        method = next(m for m, f in failures.items() if f is failure)
-        raise self._factor_failed(ctx, target, method, failure, held)
+        target = answers.target_of(ctx)
+        answer = FactorAnswer(method=codes.ANY_CODE, code=code)
+        return self._open_session(ctx, target, self.check.code(ctx, target, answer, held))
 
     def _verify_factor(
         self,
         ctx: FactorContext,
-        response: Mapping[str, Any],
+        response: FactorAnswer,
         held: Reservation,
         *,
         offered: set[str] | None = None,
         person: Person | None = None,
     ) -> SessionGrant:
-        """``offered``: the methods just offered in this transaction, so as not to ask the
-        plug-ins again (a sign-in with the code inline); None asks them. ``person``: the
-        holder, where the caller has already read them."""
-        method = response.get("method")
-        factor = self.factors.get(method) if isinstance(method, str) else None
-        if factor is None or not self._offers(ctx, factor, offered):
-            raise InvalidInput(
-                f"Second factor {method!r} is not available for this card.", field="method"
-            )
-        target = self._target(ctx, person)
-        try:
-            outcome = factor.verify(ctx, response)
-        except FactorFailed as exc:
-            raise self._factor_failed(ctx, target, factor.method, exc, held) from None
-        held.right(ctx.session)
-        return self._open_session(ctx, target, factor.method, dict(outcome.details))
-
-    @staticmethod
-    def _offers(ctx: FactorContext, factor: SecondFactor, offered: set[str] | None) -> bool:
-        return factor.method in offered if offered is not None else factor.offer(ctx) is not None
-
-    def _factor_failed(
-        self,
-        ctx: FactorContext,
-        target: Target,
-        method: str,
-        exc: FactorFailed,
-        held: Reservation,
-    ) -> FactorFailed:
-        """Audit the refusal; a wrong answer keeps its reservation, and the fifth in a row
-        locks the card. Returns the error to raise."""
-        txn = ctx.transaction
-        txn.factor_failures += 1
-        self._audit(
-            ctx.session,
-            ctx.actor,
-            target,
-            AuditAction.AUTH_SECOND_FACTOR,
-            "failure",
-            exc.reason,
-            {"transaction": txn.id, "method": method},
-        )
-        if txn.factor_failures >= MAX_FACTOR_FAILURES:
-            txn.state = AuthState.FAILED
-        if not exc.counts:
-            return exc
-        locked = held.wrong(
-            ctx.session,
-            self.rt,
-            ctx.actor,
-            organisation_id=ctx.organisation.id,
-            door=factor_lockout.SIGN_IN,
-        )
-        if not locked:
-            return exc
-        txn.state = AuthState.FAILED
-        return FactorFailed(
-            f"{exc.message} {LOCKED_NOW}", reason=exc.reason, code=SecondFactorLocked.code
-        )
+        """``offered``: as ``AnswerCheck.answer``; ``person``: the holder, where the caller
+        has already read them."""
+        target = answers.target_of(ctx, person)
+        verified = self.check.answer(ctx, target, response, held, offered=offered)
+        return self._open_session(ctx, target, verified)
 
     def _open_session(
-        self, ctx: FactorContext, target: Target, method: str, details: dict[str, Any]
+        self, ctx: FactorContext, target: Target, verified: answers.Verified
     ) -> SessionGrant:
         if ctx.card.status != CardStatus.ACTIVE:  # locked while this answer was checked
             raise TransactionInvalid("This card can no longer be used.")
-        txn = ctx.transaction
-        assert txn.session_wrap is not None
-        grant = card_sessions.new_session(
-            ctx.session,
-            card=ctx.card,
-            organisation=ctx.organisation,
-            wrap=txn.session_wrap,
-            purpose=txn.purpose,
-            method=f"{txn.method}+{method}",
-            now=ctx.now,
-            client_address=ctx.actor.client_address,
-            session_id=txn.id,
-            master=self.rt.master_key,
-        )
-        ctx.session.delete(txn)
-        self._audit(
-            ctx.session,
-            ctx.actor,
-            target,
-            AuditAction.AUTH_SECOND_FACTOR,
-            "success",
-            None,
-            {"transaction": txn.id, **details},
-        )
-        self._audit(
-            ctx.session,
-            ctx.actor,
-            target,
-            AuditAction.SESSION_OPENED,
-            "success",
-            None,
-            {"session": txn.id, "purpose": txn.purpose, "method": f"{txn.method}+{method}"},
-        )
-        return SessionGrant(
-            token=grant.token,
-            expires_at=grant.expires_at,
-            idle_expires_at=grant.idle_expires_at,
-            card_serial=ctx.card.serial,
-            organisation=ctx.organisation.code,
-            session_id=txn.id,
-            channel_key=grant.channel_key,
-        )
+        return answers.open_session(ctx, target, verified)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -509,17 +386,6 @@ class Engine:
             now=self.rt.clock(),
         )
 
-    def _target(self, ctx: FactorContext, person: Person | None = None) -> Target:
-        """Who the transaction is for; ``person`` where the caller has already read them."""
-        person = person or ctx.session.get(Person, ctx.card.person_id)
-        assert person is not None
-        return Target(
-            card=ctx.card,
-            person=person,
-            organisation=ctx.organisation,
-            route=SignInRoute(ctx.transaction.method),
-        )
-
     def _audit(
         self,
         session: Session,
@@ -528,11 +394,9 @@ class Engine:
         action: AuditAction,
         outcome: str,
         reason: str | None,
-        details: dict[str, Any] | None = None,
+        details: Mapping[str, JsonInput] | None = None,
     ) -> None:
-        signin_refusals.record_for(
-            session, self.rt, actor, target, action, outcome, reason, details
-        )
+        answers.audit(session, self.rt, actor, target, action, outcome, reason, details)
 
 
 def purge_transactions(rt: Runtime) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from cardvault.services.signin.errors import Busy
@@ -28,12 +29,30 @@ class KdfGate:
         self._sem = threading.BoundedSemaphore(self.slots)
         self._lock = threading.Lock()
         self._admitted = 0
+        self._running = 0
+        self._waited: Callable[[float], None] = _ignore
+        self._refused: Callable[[], None] = _nothing
+
+    def observe(self, *, waited: Callable[[float], None], refused: Callable[[], None]) -> None:
+        """Report each wait for a slot (seconds) and each refusal (the metrics)."""
+        self._waited, self._refused = waited, refused
+
+    def waiting(self) -> float:
+        """Admitted derivations not yet running: the queue's depth now."""
+        with self._lock:
+            return self._admitted - self._running
+
+    def running_now(self) -> float:
+        """How many key derivations run now (for /metrics)."""
+        with self._lock:
+            return self._running
 
     @contextmanager
     def admitted(self) -> Iterator[None]:
         """A place among those running or waiting, or Busy at once."""
         with self._lock:
             if self._admitted >= self.slots + self.queue:
+                self._refused()
                 raise Busy(retry_after=1)
             self._admitted += 1
         try:
@@ -45,11 +64,27 @@ class KdfGate:
     @contextmanager
     def running(self) -> Iterator[None]:
         """Wait for a CPU slot (call inside ``admitted``)."""
+        began = time.monotonic()
         with self._sem:
-            yield
+            self._waited(time.monotonic() - began)
+            with self._lock:
+                self._running += 1
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self._running -= 1
 
     @contextmanager
     def slot(self) -> Iterator[None]:
         """Be admitted and run: raises Busy when the gate is full."""
         with self.admitted(), self.running():
             yield
+
+
+def _ignore(_seconds: float) -> None:
+    """No one is measuring."""
+
+
+def _nothing() -> None:
+    """No one is counting."""

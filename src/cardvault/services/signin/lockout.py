@@ -60,9 +60,16 @@ def passcode_right(session: Session, card: Card) -> None:
 
 
 def passcode_wrong(
-    rt: Runtime, actor: Actor, card_id: str, reserved: int, *, action: AuditAction
+    rt: Runtime,
+    actor: Actor,
+    card_id: str,
+    reserved: int,
+    *,
+    action: AuditAction,
+    route: str | None = None,
 ) -> WrongPasscode:
-    """Record a wrong passcode (and lock on the last attempt); returns the error to raise."""
+    """Record a wrong passcode (and lock on the last attempt); returns the error to raise.
+    ``route``: the sign-in route, when it was a sign-in (the audit event and metrics say)."""
     outcome = after_wrong(reserved)
     with transaction(rt.db) as session:
         card = card_queries.for_update(session, card_id)
@@ -74,7 +81,7 @@ def passcode_wrong(
             action=action,
             outcome="failure",
             reason="incorrect passcode",
-            details={"attempts_left": outcome.attempts_left},
+            details={"attempts_left": outcome.attempts_left} | ({"method": route} if route else {}),
         )
         if outcome.lock and card.status != CardStatus.LOCKED:
             lock_in_session(session, rt, actor, card, reason=ATTEMPTS_LOCK_REASON)

@@ -13,6 +13,7 @@ from cardvault.errors import NotFound
 from cardvault.services.devices import push
 from cardvault.services.devices.errors import PushNotAnswered
 from cardvault.services.signin.engine import Engine, SessionGrant
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor
 
 
@@ -24,5 +25,5 @@ def complete_push(
     with contextlib.suppress(NotFound):  # not this sign-in's: the plug-in refuses it
         if push.status(engine.rt, challenge_id[:36], transaction_id) is PushStatus.PENDING:
             raise PushNotAnswered()
-    response = {"method": "authenticator", "challenge_id": challenge_id[:36]}
+    response = FactorAnswer(method="authenticator", challenge_id=challenge_id[:36])
     return engine.complete_factor(actor, transaction_id, response)

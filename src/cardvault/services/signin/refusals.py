@@ -12,7 +12,8 @@ which is why the one answer mentions it.
 from __future__ import annotations
 
 import weakref
-from typing import Any, NoReturn
+from collections.abc import Mapping
+from typing import NoReturn
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -22,6 +23,7 @@ from cardvault.crypto.keyslots import PASSCODE_SLOT, open_no_passcode_slot
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import CardvaultError
+from cardvault.json_types import JsonInput
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.sealing import open_record
@@ -65,7 +67,7 @@ def decoy(
     passcode: str,
     target: Target | None,
     reason: str,
-    details: dict[str, Any],
+    details: Mapping[str, JsonInput],
 ) -> NoReturn:
     """Refuse like a wrong passcode, after the same work: a transaction shaped like the
     attempt's reservation (the card's row locked, nothing changed), the card's record
@@ -132,7 +134,7 @@ def record_for(
     action: AuditAction,
     outcome: str,
     reason: str | None,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, JsonInput] | None = None,
 ) -> None:
     """An audit event about the sign-in of ``target``'s holder, from ``actor``'s address."""
     who = actor.as_holder(target.person.id)

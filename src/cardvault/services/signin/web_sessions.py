@@ -23,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.json_types import JsonObject
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import CardSession, UsedNonce, WebSession
@@ -42,7 +43,7 @@ class WebSessionView:
     person_id: str | None
     card_session_id: str | None
     authenticated_at: datetime | None
-    data: dict[str, Any]
+    data: JsonObject
     #: the token changed in this request: the cookie must be (re)written
     rotated: bool = False
 

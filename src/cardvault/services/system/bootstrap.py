@@ -141,7 +141,7 @@ def initialise(
     audit_key.create_audit_key(settings.keys_dir, master)
     transport_keys.create(settings.keys_dir, master)
     transport_keys.create(settings.keys_dir, master, ecdh=True)
-    _development_tls(settings, echo)
+    development_tls(settings, echo)
     echo("Creating the database schema")
     rt = open_runtime(settings, migrate=True)
     try:
@@ -173,7 +173,8 @@ def _demo_credentials(settings: Settings) -> str | None:
     return str(path) if path.is_file() else None
 
 
-def _development_tls(settings: Settings, echo: Echo) -> None:
+def development_tls(settings: Settings, echo: Echo) -> None:
+    """A self-signed certificate for CARDVAULT_HOST, unless one is configured or exists."""
     cert_path, key_path = tls_paths(settings)
     if cert_path.exists():
         return

@@ -16,14 +16,17 @@ import time
 import weakref
 from asyncio import AbstractEventLoop, get_running_loop
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.services.devices import push, registry
+from cardvault.json_types import JsonObject
+from cardvault.services.devices import push_answers, registry
 from cardvault.services.devices.channel import PRESENCE_TTL_SECONDS, channel, device_topic
 from cardvault.services.devices.requests import DeviceCaller
+from cardvault.services.system.metrics import metrics
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.types import new_id
 
@@ -36,7 +39,7 @@ _limiters: weakref.WeakKeyDictionary[AbstractEventLoop, CapacityLimiter] = (
 )
 
 
-def sse(event: str, data: dict[str, Any]) -> str:
+def sse(event: str, data: JsonObject) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
@@ -46,6 +49,18 @@ async def _upkeep(fn: Callable[..., T], *args: Any) -> T:
     if limiter is None:
         limiter = _limiters[loop] = CapacityLimiter(UPKEEP_THREADS)
     return await to_thread.run_sync(fn, *args, limiter=limiter)
+
+
+def _delivered(rt: Runtime, event: dict[str, Any]) -> None:
+    """Push latency: from the request to its event going down the phone's stream."""
+    view = event.get("challenge")
+    if event.get("type") != "challenge" or not isinstance(view, dict):
+        return
+    try:
+        sent = rt.clock() - datetime.fromisoformat(str(view.get("created_at")))
+    except (TypeError, ValueError):
+        return
+    metrics(rt).push_delivery.observe(max(0.0, sent.total_seconds()))
 
 
 def _jitter(seconds: float) -> float:
@@ -59,7 +74,7 @@ async def stream(rt: Runtime, caller: DeviceCaller) -> AsyncIterator[str]:
     try:
         await run_in_threadpool(ch.set_present, caller.device_id, conn, PRESENCE_TTL_SECONDS)
         yield f"retry: 3000\n{sse('hello', {'device_id': caller.device_id})}"
-        for view in await run_in_threadpool(push.pending_for_device, rt, caller):
+        for view in await run_in_threadpool(push_answers.pending_for_device, rt, caller):
             yield sse("challenge", {"type": "challenge", "challenge": view})
         now = time.monotonic()
         keepalive, check = now + _jitter(KEEPALIVE_SECONDS), now + _jitter(CHECK_SECONDS)
@@ -67,6 +82,7 @@ async def stream(rt: Runtime, caller: DeviceCaller) -> AsyncIterator[str]:
             event = await sub.get(timeout=max(0.0, min(keepalive, check) - time.monotonic()))
             if event is not None:
                 yield sse(str(event.get("type", "message")), event)
+                _delivered(rt, event)
                 if event.get("type") == "revoked":
                     return
             now = time.monotonic()

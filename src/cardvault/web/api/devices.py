@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.crypto.device import unb64url
-from cardvault.services.devices import mia, pairing, push, qr_login, registry
+from cardvault.services.devices import mia, pairing, push_answers, qr_login, registry
 from cardvault.services.devices.channel import device_topic
 from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.rate_limits import check as rate_limits
@@ -139,7 +139,7 @@ async def challenges(
     items = await wait_for(
         rt,
         device_topic(caller.device_id),
-        lambda: push.pending_for_device(rt, caller),
+        lambda: push_answers.pending_for_device(rt, caller),
         bool,
         float(wait),
     )
@@ -157,13 +157,13 @@ async def answer(
     challenge_id: str, body: AnswerIn, caller: ChallengeCaller, rt: Rt
 ) -> dict[str, str]:
     """Approve (with the number typed), deny, or "this wasn't me"; signed over all three."""
-    ans = push.Answer(
+    ans = push_answers.Answer(
         challenge_id=challenge_id,
         number=body.number,
         decision=body.decision,
         signature=body.signature,
     )
-    state = await run_in_threadpool(push.answer, rt, caller, ans)
+    state = await run_in_threadpool(push_answers.answer, rt, caller, ans)
     return {"challenge_id": challenge_id, "status": state.value}
 
 

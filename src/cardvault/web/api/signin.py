@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -14,6 +14,14 @@ from starlette.concurrency import run_in_threadpool
 from cardvault.services.rate_limits import check as rate_limits
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult, SessionGrant
+from cardvault.services.signin.factors import (
+    CodeOffer,
+    FactorAnswer,
+    HrCardOffer,
+    Offer,
+    PushOffer,
+    SecurityKeyOffer,
+)
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, engine, runtime
@@ -29,9 +37,94 @@ class Identifier(BaseModel):
 
 
 class SecondFactorIn(BaseModel):
+    """A second factor's answer as the clients send it; which fields a method reads is the
+    plug-in's business (``FactorAnswer``). Fields of the wrong JSON type are read as absent,
+    as the plug-ins always have, so that they refuse the answer with their own words."""
+
     method: str = Field(max_length=20)
     code: str | None = Field(default=None, max_length=20)
     model_config = {"extra": "allow"}
+
+    def answer(self) -> FactorAnswer:
+        extra = self.model_extra or {}
+        challenge_id, proof, uid = (extra.get(k) for k in ("challenge_id", "proof", "uid"))
+        return FactorAnswer(
+            method=self.method,
+            code=self.code,
+            challenge_id=challenge_id if isinstance(challenge_id, str) else None,
+            credential=extra.get("credential"),
+            proof=proof if isinstance(proof, str) else None,
+            has_proof=proof is not None,  # as before: a null field was no field
+            uid=str(uid) if uid else None,
+        )
+
+
+class CodeOfferOut(BaseModel):
+    """A one-time code from an authenticator app."""
+
+    method: str
+    digits: int
+
+
+class PushOfferOut(BaseModel):
+    """The paired phone: a push with number matching (``push``), or its own code (``totp``)."""
+
+    method: str
+    devices: int
+    connected: int
+    push: bool = True
+    totp: bool
+    digits: int
+
+
+class SecurityKeyOfferOut(BaseModel):
+    """A security key: the keys' labels and, beside them, the ``navigator.credentials.get``
+    options (``publicKey``) as the FIDO2 library made them."""
+
+    method: str
+    keys: list[str | None]
+    user_verification: bool
+    model_config = {"extra": "allow"}
+
+
+class HrCardOfferOut(BaseModel):
+    """The tap of the HR card the sign-in started from."""
+
+    method: str
+
+
+OfferOut = CodeOfferOut | PushOfferOut | SecurityKeyOfferOut | HrCardOfferOut
+
+
+class FactorErrorOut(BaseModel):
+    code: str
+    message: str
+
+
+def offer_out(offer: Offer) -> OfferOut:
+    """The JSON of a plug-in's offer, as the agent, the authenticator and the pages read it."""
+    match offer:
+        case CodeOffer():
+            return CodeOfferOut(method=offer.method, digits=offer.digits)
+        case PushOffer():
+            return PushOfferOut(
+                method=offer.method,
+                devices=offer.devices,
+                connected=offer.connected,
+                totp=offer.totp,
+                digits=offer.digits,
+            )
+        case SecurityKeyOffer():
+            return SecurityKeyOfferOut.model_validate(
+                {
+                    "method": offer.method,
+                    "keys": list(offer.keys),
+                    "user_verification": offer.user_verification,
+                    **offer.options,
+                }
+            )
+        case HrCardOffer():
+            return HrCardOfferOut(method=offer.method)
 
 
 class LoginIn(BaseModel):
@@ -61,9 +154,9 @@ class SessionOut(BaseModel):
 class LoginOut(BaseModel):
     transaction_id: str
     session_key: str = Field(description="SK, base64; keep it with the session token")
-    second_factors: list[dict[str, Any]]
+    second_factors: list[OfferOut]
     session: SessionOut | None = None
-    factor_error: dict[str, Any] | None = None
+    factor_error: FactorErrorOut | None = None
 
 
 class FactorIn(BaseModel):
@@ -109,9 +202,7 @@ async def login(
             purpose=body.purpose,
             organisation=body.organisation,
             client_name=body.client_name,
-            second_factor=body.second_factor.model_dump(exclude_none=True)
-            if body.second_factor
-            else None,
+            second_factor=body.second_factor.answer() if body.second_factor else None,
         )
         return sealed(rkey, _login_out(eng.login(actor, req)))
 
@@ -122,9 +213,13 @@ def _login_out(result: LoginResult) -> LoginOut:
     return LoginOut(
         transaction_id=result.transaction_id,
         session_key=base64.b64encode(result.session_key).decode(),
-        second_factors=result.second_factors,
+        second_factors=[offer_out(o) for o in result.second_factors],
         session=_session_out(result.session) if result.session else None,
-        factor_error=result.factor_error,
+        factor_error=FactorErrorOut(
+            code=result.factor_error.code, message=result.factor_error.message
+        )
+        if result.factor_error
+        else None,
     )
 
 
@@ -143,7 +238,7 @@ async def factor(
     body, rkey = await open_body(request, rt, FactorIn)
     actor = actor_for(request, rt)
     grant = await run_in_threadpool(
-        eng.complete_factor, actor, body.transaction_id, body.response.model_dump(exclude_none=True)
+        eng.complete_factor, actor, body.transaction_id, body.response.answer()
     )
     return sealed(rkey, _session_out(grant))
 

@@ -1,17 +1,21 @@
-"""Health and the transport key set."""
+"""Health, readiness, metrics and the transport key set."""
 
 from __future__ import annotations
 
+from ipaddress import ip_address, ip_network
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from cardvault import __version__
 from cardvault.crypto.envelope import jwks
 from cardvault.services.system import health
+from cardvault.services.system.metrics import CONTENT_TYPE, metrics
 from cardvault.services.system.runtime import Runtime
 from cardvault.services.transport import keys as transport_keys
+from cardvault.web.client_address import client_address
 from cardvault.web.deps import runtime
 
 router = APIRouter()
@@ -42,6 +46,39 @@ def get_health(rt: Annotated[Runtime, Depends(runtime)]) -> Health:
 def get_alive() -> dict[str, str]:
     """The process is alive (for load balancers; public, like the JWKS: see web/ingress.py)."""
     return {"status": "alive"}
+
+
+@router.get("/readyz", tags=["system"])
+def get_ready(rt: Annotated[Runtime, Depends(runtime)]) -> JSONResponse:
+    """Ready to serve (for load balancers): 200, or 503 naming each failing check. Public,
+    like /healthz; it says what is broken, never a secret."""
+    state = health.readiness(rt)
+    body = {
+        "status": "ready" if state.ready else "not_ready",
+        "failing": list(state.failing),
+        "checks": {
+            c.name: {"ok": c.ok} if c.ok else {"ok": False, "problem": c.problem}
+            for c in state.checks
+        },
+    }
+    return JSONResponse(body, status_code=200 if state.ready else 503)
+
+
+@router.get("/metrics", tags=["system"], include_in_schema=False)
+def get_metrics(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """Prometheus metrics, for the addresses in CARDVAULT_METRICS_NETWORKS only (the ingress
+    gate lets the path through; this is its own allow-list: docs/operator/monitoring.md)."""
+    if not metrics_allowed(rt, client_address(request, rt.settings.trusted_proxies)):
+        return Response(status_code=404)
+    return Response(metrics(rt).exposition(), media_type=CONTENT_TYPE)
+
+
+def metrics_allowed(rt: Runtime, address: str | None) -> bool:
+    networks = rt.memo(
+        ("metrics-networks", tuple(rt.settings.metrics_networks)),
+        lambda: tuple(ip_network(n) for n in rt.settings.metrics_networks),
+    )
+    return address is not None and any(ip_address(address) in n for n in networks)
 
 
 @router.get("/.well-known/jwks.json", tags=["system"])

@@ -1,4 +1,5 @@
-"""Finishing an invitation: the SMS code, then the passcode and three security questions."""
+"""Finishing an invitation: the SMS code, then the passcode and three security questions,
+then the second factor (``invitation_factor``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from starlette.concurrency import run_in_threadpool
 from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.services.cards import invitations
 from cardvault.services.cards.enrolment import SecurityAnswer
+from cardvault.services.holders import setup as factor_setup
 from cardvault.services.recovery.errors import LinkInvalid, LinkUsed, RecoveryStepInvalid
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.errors import status_of
+from cardvault.web.portal.invitation_factor import remember_card
 from cardvault.web.portal.steps import (
     Rt,
     View,
@@ -125,5 +128,14 @@ async def setup(request: Request, rt: Rt, view: View, token: str) -> Response:
     except InvalidInput as exc:
         form.add_exception(exc, fields=FIELDS, default="passcode")
         return _setup(request, rt, token, form.shown(), status=422)
-    response = ui.render(request, "portal/invitation_done.html", done=done)
+    # the card is active; it is ready once it has a second factor (the next page)
+    remember_card(rt, view, done.serial, done.organisation, done.holder_name)
+    response = ui.render(
+        request,
+        "portal/invitation_factor.html",
+        form=ui.Form(),
+        choices=factor_setup.choices(rt, done.serial, done.organisation),
+        name=done.holder_name,
+        recovery_code=done.recovery_code,
+    )
     return clear_step(response)

@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.services.rate_limits import check as rate_limits
+from cardvault.services.recovery import new_passcode, reset_links
 from cardvault.services.recovery import reset as recovery
-from cardvault.services.recovery import reset_links
 from cardvault.services.recovery.errors import (
     LinkInvalid,
     LinkUsed,
@@ -155,7 +155,7 @@ async def passcode(request: Request, rt: Rt, view: View, token: str) -> Response
     actor = holder(request, rt)
     try:
         await run_in_threadpool(
-            recovery.set_passcode,
+            new_passcode.set_passcode,
             rt,
             actor,
             token,

@@ -2,7 +2,7 @@
 
 The page offers what the card has: a push to the paired phone (with number matching), the
 security key, a one-time code (the phone's own, or an authenticator app's). Every answer
-goes to ``recovery.second_factor``, which checks it with the sign-in's plug-ins and counts
+goes to ``factor_answer.second_factor``, which checks it with the sign-in's plug-ins and counts
 a wrong one like a wrong answer. Progressive enhancement: the push page works without
 JavaScript ("I have approved it — continue"); with it, a static script waits for the phone
 and continues by itself. The security key needs the browser's WebAuthn API, so a script.
@@ -10,7 +10,7 @@ and continues by itself. The security key needs the browser's WebAuthn API, so a
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.json_types import JsonObject
 from cardvault.services.devices.channel import challenge_topic
 from cardvault.services.devices.errors import (
     NoPairedDevice,
@@ -25,10 +26,12 @@ from cardvault.services.devices.errors import (
     PushRateLimited,
     TransactionInvalid,
 )
+from cardvault.services.recovery import factor_answer
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import prompts as recovery_prompts
 from cardvault.services.recovery import reset as recovery
 from cardvault.services.signin.errors import FactorFailed
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.web import ui
 from cardvault.web.api.device_auth import wait_for
 from cardvault.web.errors import status_of
@@ -62,7 +65,7 @@ def factor_page(request: Request, rt: Rt, view: View, token: str) -> Response:
 def _factor(
     request: Request, token: str, progress: recovery.Progress, form: ui.Form, status: int = 200
 ) -> Response:
-    methods = [f["method"] for f in progress.second_factors]
+    methods = list(progress.second_factors)
     return ui.render(
         request,
         "portal/reset_factor.html",
@@ -86,11 +89,11 @@ def _factor_again(request: Request, rt: Rt, token: str, form: ui.Form, status: i
 # --- a one-time code, or "continue" after the phone answered -----------------------------------
 
 
-def _response(form: ui.Form) -> dict[str, Any]:
+def _response(form: ui.Form) -> FactorAnswer:
     method = form.get("method") or recovery_factors.ONE_TIME_CODE
     if method == recovery_prompts.PHONE:
-        return {"method": method, "challenge_id": form.get("challenge_id")}
-    return {"method": method, "code": form.get("code")}
+        return FactorAnswer(method=method, challenge_id=form.get("challenge_id"))
+    return FactorAnswer(method=method, code=form.get("code"))
 
 
 @router.post("/reset/{token}/factor", dependencies=PORTAL)
@@ -103,14 +106,14 @@ def _check(request: Request, rt: Rt, token: str, form: ui.Form) -> Response:
     txn_id, key = step_of(request)
     response = _response(form)
     try:
-        step = recovery.second_factor(rt, holder(request, rt), token, txn_id, key, response)
+        step = factor_answer.second_factor(rt, holder(request, rt), token, txn_id, key, response)
     except ENDING as exc:
         return link_problem(request, exc, restart=_restart(token))
     except PushNotAnswered as exc:
         form.add_exception(exc, default="continue")
-        return _push_again(request, rt, token, str(response["challenge_id"]), form, exc)
+        return _push_again(request, rt, token, str(response.challenge_id), form, exc)
     except (FactorFailed, InvalidInput) as exc:
-        field = "push" if response["method"] == recovery_prompts.PHONE else "code"
+        field = "push" if response.method == recovery_prompts.PHONE else "code"
         form.add_exception(exc, fields={"method": field}, default=field)
         return _factor_again(request, rt, token, form, status_of(exc))
     return ui.redirect(next_page(token, step.step))
@@ -166,7 +169,7 @@ def _push_again(
     )
 
 
-def _no_store(data: dict[str, Any]) -> JSONResponse:
+def _no_store(data: JsonObject) -> JSONResponse:
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 
@@ -218,8 +221,8 @@ async def key_answer(
     ui.check_csrf(view, header=x_csrf_token)
     credential = await ui.read_credential(request)
     txn_id, key = step_of(request)
-    response = {"method": recovery_prompts.SECURITY_KEY, "credential": credential}
+    response = FactorAnswer(method=recovery_prompts.SECURITY_KEY, credential=credential)
     step = await run_in_threadpool(
-        recovery.second_factor, rt, holder(request, rt), token, txn_id, key, response
+        factor_answer.second_factor, rt, holder(request, rt), token, txn_id, key, response
     )
     return _no_store({"next": next_page(token, step.step)})

@@ -24,7 +24,13 @@ from cardvault.web import ui
 from cardvault.web.deps import runtime
 from cardvault.web.errors import status_of
 
-AREA = ui.WebArea(name="portal", prefix="/portal", title="Self-service", login_path="/portal")
+AREA = ui.WebArea(
+    name="portal",
+    prefix="/portal",
+    title="Self-service",
+    login_path="/portal/card",
+    logout_path="/portal/card/logout",
+)
 web_session = ui.session_dependency(AREA)
 
 Rt = Annotated[Runtime, Depends(runtime)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -17,17 +16,13 @@ from cardvault.web import ui
 from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Agent, Rt, View, person_url, require_recent_sign_in
 from cardvault.web.ra.persons import already_sent, checked_form
+from cardvault.web.ui.qr import qr_data_uri
 
 router = APIRouter(prefix="/ra/persons", tags=["vRA Manager"], include_in_schema=False)
 SENT_TWICE = (
     "That pairing code was already shown and cannot be shown again. "
     "If the holder has not paired yet, show a new one."
 )
-
-
-def qr_data_uri(text: str) -> str:
-    """A QR code as an SVG data: URI (allowed by the CSP's img-src; no script, no request)."""
-    return str(segno.make(text, error="m").svg_data_uri(scale=6, border=4))
 
 
 def _page(

@@ -24,6 +24,7 @@ from cardvault.errors import CardvaultError
 from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.engine import LoginRequest
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
@@ -83,7 +84,7 @@ def _key_passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.
                 identifier=proof,
                 passcode=form.get("passcode"),
                 purpose="ra",
-                second_factor={"method": "fido2", "proof": proof},
+                second_factor=FactorAnswer(method="fido2", proof=proof, has_proof=True),
             ),
         )
     except CardvaultError as exc:
@@ -91,7 +92,8 @@ def _key_passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.
         return _key_page(request, form, status_of(exc))
     if result.session is None:
         web_sessions.update_data(rt, view, login_proof=None)
-        message = (result.factor_error or {}).get("message", "The sign-in did not finish.")
+        error = result.factor_error
+        message = error.message if error else "The sign-in did not finish."
         ui.set_notice(rt, request, f"{message} Use your security key again.")
         return ui.redirect("/ra")
     email = security_key_signin.holder_email(rt, result.transaction_id)

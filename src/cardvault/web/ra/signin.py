@@ -98,7 +98,7 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
     # the browser has no use for SK: it is dropped here, so the session's DEK wrap is
     # useless to anyone (the RA pages never use the card's keys)
     if result.factor_error:
-        form.add_error("passcode", str(result.factor_error["message"]))
+        form.add_error("passcode", result.factor_error.message)
         return _login_page(request, form, 401)
     web_sessions.update_data(
         rt,
@@ -106,7 +106,7 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
         login_txn=result.transaction_id,
         login_kind=kind,
         login_ident=ident,
-        login_factors=[o.get("method") for o in result.second_factors],
+        login_factors=[o.method for o in result.second_factors],
         login_push=None,
     )
     return ui.redirect("/ra/login/code")
@@ -223,13 +223,13 @@ def _reauth(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) 
         form.add_error("passcode", exc.message)
         return _reauth_page(request, view, form, target, status_of(exc))
     if result.factor_error:
-        form.add_error("passcode", str(result.factor_error["message"]))
+        form.add_error("passcode", result.factor_error.message)
         return _reauth_page(request, view, form, target, 401)
     web_sessions.update_data(
         rt,
         view,
         reauth_txn=result.transaction_id,
-        reauth_factors=[o.get("method") for o in result.second_factors],
+        reauth_factors=[o.method for o in result.second_factors],
         reauth_push=None,
         reauth_next=target,
     )

@@ -15,6 +15,7 @@ from fastapi import Request
 
 from cardvault import strict_json
 from cardvault.errors import CardvaultError, Conflict, InvalidInput
+from cardvault.json_types import JsonObject
 
 MAX_FIELD = 2000
 MAX_FIELDS = 60
@@ -80,10 +81,10 @@ async def read_json(request: Request) -> Any:
         return None
 
 
-async def read_credential(request: Request) -> dict[str, Any]:
+async def read_credential(request: Request) -> JsonObject:
     """The security key's answer a page script posts, ``{"credential": <toJSON()>}``."""
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
         raise InvalidInput("Send the key's answer as {credential}.")
-    credential: dict[str, Any] = body["credential"]
+    credential: JsonObject = body["credential"]
     return credential

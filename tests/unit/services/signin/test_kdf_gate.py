@@ -55,3 +55,22 @@ def test_no_more_than_slots_derivations_run_at_once() -> None:
     for t in threads:
         t.join()
     assert most == 2
+
+
+def test_the_gate_reports_its_queue_its_waits_and_its_refusals() -> None:
+    gate = KdfGate(slots=1, queue=1)
+    waits: list[float] = []
+    refused: list[bool] = []
+    gate.observe(waited=waits.append, refused=lambda: refused.append(True))
+    with gate.admitted():
+        assert (gate.waiting(), gate.running_now()) == (1, 0)
+        with gate.running():
+            assert (gate.waiting(), gate.running_now()) == (0, 1)
+            with gate.admitted():
+                assert gate.waiting() == 1
+                with pytest.raises(Busy), gate.admitted():
+                    pass
+    assert (gate.waiting(), gate.running_now()) == (0, 0)
+    assert len(waits) == 1
+    assert waits[0] >= 0
+    assert refused == [True]

@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 from cardvault.services.signin.factors.authenticator import AuthenticatorFactor
-from cardvault.services.signin.factors.base import FactorContext, FactorOutcome, SecondFactor
+from cardvault.services.signin.factors.base import (
+    CodeOffer,
+    FactorAnswer,
+    FactorContext,
+    FactorError,
+    FactorOutcome,
+    HrCardOffer,
+    Offer,
+    PushOffer,
+    SecondFactor,
+    SecurityKeyOffer,
+)
 from cardvault.services.signin.factors.fido2 import SecurityKeyFactor
 from cardvault.services.signin.factors.hr_card import HrCardFactor
 from cardvault.services.signin.factors.totp import TotpFactor
 
-__all__ = ["FactorContext", "FactorOutcome", "SecondFactor", "installed"]
+__all__ = [
+    "CodeOffer",
+    "FactorAnswer",
+    "FactorContext",
+    "FactorError",
+    "FactorOutcome",
+    "HrCardOffer",
+    "Offer",
+    "PushOffer",
+    "SecondFactor",
+    "SecurityKeyOffer",
+    "installed",
+]
 
 
 def installed() -> dict[str, SecondFactor]:
+    """The second factors this service offers, by method name."""
     factors: list[SecondFactor] = [
         TotpFactor(),
         AuthenticatorFactor(),

@@ -11,9 +11,6 @@ the same way per device, so a code works once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from sqlalchemy import update
 
 from cardvault.domain import totp
@@ -22,7 +19,12 @@ from cardvault.services.devices import push
 from cardvault.services.devices.channel import active_devices, connected, open_totp
 from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors import codes
-from cardvault.services.signin.factors.base import FactorContext, FactorOutcome
+from cardvault.services.signin.factors.base import (
+    FactorAnswer,
+    FactorContext,
+    FactorOutcome,
+    PushOffer,
+)
 from cardvault.store.models import Device, PushChallenge
 
 _FAILED = {
@@ -45,28 +47,30 @@ _FAILED = {
 
 
 class AuthenticatorFactor:
+    """The paired phone: a push with number matching, or the phone's own one-time code."""
+
     method = "authenticator"
 
-    def offer(self, ctx: FactorContext) -> dict[str, Any] | None:
+    def offer(self, ctx: FactorContext) -> PushOffer | None:
+        """A push or code while the card has a paired phone in this organisation."""
         devices = active_devices(ctx.session, ctx.card.id, ctx.organisation.id)
         if not devices:
             return None
         online = connected(ctx.rt, [d.id for d in devices])
-        return {
-            "method": self.method,
-            "devices": len(devices),
-            "connected": len(online),
-            "push": True,
-            "totp": any(d.sealed_totp_secret for d in devices),
-            "digits": totp.DIGITS,
-        }
+        return PushOffer(
+            method=self.method,
+            devices=len(devices),
+            connected=len(online),
+            totp=any(d.sealed_totp_secret for d in devices),
+            digits=totp.DIGITS,
+        )
 
-    def verify(self, ctx: FactorContext, response: Mapping[str, Any]) -> FactorOutcome:
-        if isinstance(response.get("code"), str):
-            return self._code(ctx, response["code"])
-        challenge_id = response.get("challenge_id")
-        if isinstance(challenge_id, str):
-            return self._push(ctx, challenge_id)
+    def verify(self, ctx: FactorContext, answer: FactorAnswer) -> FactorOutcome:
+        """Check the phone's code or the approved push; raises FactorFailed."""
+        if answer.code is not None:
+            return self._code(ctx, answer.code)
+        if answer.challenge_id is not None:
+            return self._push(ctx, answer.challenge_id)
         raise FactorFailed(
             "Approve the request on your phone, or enter the code from the app.",
             reason="authenticator response missing",

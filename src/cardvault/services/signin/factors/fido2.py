@@ -13,13 +13,11 @@ audits it with the reason and the transaction keeps the used-up challenge.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from cardvault import json_types
 from cardvault.domain import webauthn
 from cardvault.domain.vocabulary import AuthState, MethodKind
 from cardvault.errors import CardvaultError
+from cardvault.json_types import JsonObject
 from cardvault.services.security_keys.keys import (
     active_keys,
     audit_clone,
@@ -31,7 +29,12 @@ from cardvault.services.security_keys.keys import (
 )
 from cardvault.services.security_keys.signin import consume_proof
 from cardvault.services.signin.errors import FactorFailed
-from cardvault.services.signin.factors.base import FactorContext, FactorOutcome
+from cardvault.services.signin.factors.base import (
+    FactorAnswer,
+    FactorContext,
+    FactorOutcome,
+    SecurityKeyOffer,
+)
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.models import Association, AuthTransaction
 from cardvault.store.queries.organisations import policy_of
@@ -40,9 +43,11 @@ STATE_KEY = "fido2"
 
 
 class SecurityKeyFactor:
+    """A security key (WebAuthn assertion), or the proof of a sign-in that started from one."""
+
     method: str = MethodKind.SECURITY_KEY
 
-    def offer(self, ctx: FactorContext) -> dict[str, Any] | None:
+    def offer(self, ctx: FactorContext) -> SecurityKeyOffer | None:
         """The same challenge until it is used (the engine asks again before verifying)."""
         policy = policy_of(ctx.organisation)
         if not policy.allows(self.method):
@@ -58,18 +63,19 @@ class SecurityKeyFactor:
             )
             pending = {"state": state, "options": options}
             self._save(ctx, pending)
-        return {
-            "method": self.method,
-            "keys": [k.label for k in keys],
-            "user_verification": policy.fido2_user_verification_required,
-            **pending["options"],
-        }
+        return SecurityKeyOffer(
+            method=self.method,
+            keys=tuple(k.label for k in keys),
+            user_verification=policy.fido2_user_verification_required,
+            options=dict(pending["options"]),
+        )
 
-    def verify(self, ctx: FactorContext, response: Mapping[str, Any]) -> FactorOutcome:
-        if "proof" in response:
-            return self._spend_proof(ctx, response["proof"])
-        credential = response.get("credential")
-        if not isinstance(credential, Mapping):
+    def verify(self, ctx: FactorContext, answer: FactorAnswer) -> FactorOutcome:
+        """Check the key's assertion, or spend the sign-in's proof; raises FactorFailed."""
+        if answer.has_proof:
+            return self._spend_proof(ctx, answer.proof or "")
+        credential = answer.credential
+        if not isinstance(credential, dict):
             raise FactorFailed(
                 "Use your security key to finish signing in.",
                 reason="FIDO2 response missing",
@@ -77,10 +83,10 @@ class SecurityKeyFactor:
             )
         return self._check_assertion(ctx, credential)
 
-    def _spend_proof(self, ctx: FactorContext, proof: Any) -> FactorOutcome:
+    def _spend_proof(self, ctx: FactorContext, proof: str) -> FactorOutcome:
         row = consume_proof(
             ctx.session,
-            proof if isinstance(proof, str) else "",
+            proof,
             card_id=ctx.card.id,
             organisation_id=ctx.organisation.id,
             now=ctx.now,
@@ -102,7 +108,7 @@ class SecurityKeyFactor:
             },
         )
 
-    def _check_assertion(self, ctx: FactorContext, credential: Mapping[str, Any]) -> FactorOutcome:
+    def _check_assertion(self, ctx: FactorContext, credential: JsonObject) -> FactorOutcome:
         pending = ctx.transaction.factor_state.get(STATE_KEY)
         if not pending:
             raise FactorFailed(
@@ -145,7 +151,7 @@ class SecurityKeyFactor:
         ctx: FactorContext,
         exc: CardvaultError,
         keys: list[Association],
-        credential: Mapping[str, Any],
+        credential: JsonObject,
     ) -> None:
         """The engine audits the refusal; a suspected clone also gets its own event."""
         try:
@@ -164,12 +170,12 @@ class SecurityKeyFactor:
         )
 
     @staticmethod
-    def _save(ctx: FactorContext, pending: dict[str, Any]) -> None:
+    def _save(ctx: FactorContext, pending: JsonObject) -> None:
         # a JSON column: assign a new dict so that the change is written
         ctx.transaction.factor_state = {**ctx.transaction.factor_state, STATE_KEY: pending}
 
 
-def pending_options(rt: Runtime, transaction_id: str) -> dict[str, Any] | None:
+def pending_options(rt: Runtime, transaction_id: str) -> JsonObject | None:
     """The ``navigator.credentials.get`` options a sign-in in progress is waiting for (for a
     web page that receives them in a second request), or None when there is no unanswered
     security-key challenge in a live transaction."""
@@ -180,5 +186,5 @@ def pending_options(rt: Runtime, transaction_id: str) -> dict[str, Any] | None:
         pending = txn.factor_state.get(STATE_KEY)
         if not pending or pending["state"].get("used"):
             return None
-        options: dict[str, Any] = pending["options"]
+        options: JsonObject = pending["options"]
         return options

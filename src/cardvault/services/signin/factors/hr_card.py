@@ -10,8 +10,6 @@ not a secret, so it must never stand in for a second factor after an email or AD
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
-from typing import Any
 
 from sqlalchemy import select
 
@@ -19,12 +17,19 @@ from cardvault.domain import identifiers
 from cardvault.domain.vocabulary import MethodKind, MethodStatus
 from cardvault.errors import InvalidInput
 from cardvault.services.signin.errors import FactorFailed
-from cardvault.services.signin.factors.base import FactorContext, FactorOutcome
+from cardvault.services.signin.factors.base import (
+    FactorAnswer,
+    FactorContext,
+    FactorOutcome,
+    HrCardOffer,
+)
 from cardvault.store.models import Association
 from cardvault.store.queries.organisations import policy_of
 
 
 class HrCardFactor:
+    """A tap of the HR card a sign-in started from (its UID is an identifier, not a secret)."""
+
     method: str = MethodKind.HR_CARD
 
     def _cards(self, ctx: FactorContext) -> list[Association]:
@@ -39,16 +44,18 @@ class HrCardFactor:
             )
         )
 
-    def offer(self, ctx: FactorContext) -> dict[str, Any] | None:
+    def offer(self, ctx: FactorContext) -> HrCardOffer | None:
+        """Offered only to a sign-in that started from an HR card, when the policy allows it."""
         if ctx.transaction.method != self.method:
             return None
         if not policy_of(ctx.organisation).allows(self.method):
             return None
-        return {"method": self.method} if self._cards(ctx) else None
+        return HrCardOffer(method=self.method) if self._cards(ctx) else None
 
-    def verify(self, ctx: FactorContext, response: Mapping[str, Any]) -> FactorOutcome:
+    def verify(self, ctx: FactorContext, answer: FactorAnswer) -> FactorOutcome:
+        """Check the tapped UID against the card's HR cards; raises FactorFailed."""
         try:
-            uid = identifiers.hr_card_uid(str(response.get("uid") or ""))
+            uid = identifiers.hr_card_uid(answer.uid or "")
         except InvalidInput as exc:
             raise FactorFailed(exc.message, reason="HR card UID malformed", counts=False) from exc
         match = None

@@ -7,9 +7,6 @@ same code exactly one succeeds, on any number of server instances.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from sqlalchemy import bindparam, select, update
 
 from cardvault.domain import totp
@@ -17,7 +14,12 @@ from cardvault.domain.vocabulary import MethodKind, MethodStatus
 from cardvault.services.cards.methods import open_secret
 from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors import codes
-from cardvault.services.signin.factors.base import FactorContext, FactorOutcome
+from cardvault.services.signin.factors.base import (
+    CodeOffer,
+    FactorAnswer,
+    FactorContext,
+    FactorOutcome,
+)
 from cardvault.store.models import Association, table_of
 
 # Built once with bound parameters: every TOTP sign-in runs both, and SQLAlchemy reuses the
@@ -39,6 +41,8 @@ _TAKE_STEP = (
 
 
 class TotpFactor:
+    """A one-time code from an authenticator app (RFC 6238)."""
+
     method = "totp"
 
     def _associations(self, ctx: FactorContext) -> list[Association]:
@@ -53,12 +57,16 @@ class TotpFactor:
             ctx.looked_up[self.method] = apps
         return apps
 
-    def offer(self, ctx: FactorContext) -> dict[str, Any] | None:
-        return {"method": self.method, "digits": totp.DIGITS} if self._associations(ctx) else None
+    def offer(self, ctx: FactorContext) -> CodeOffer | None:
+        """A code, while the card has an active authenticator app."""
+        return (
+            CodeOffer(method=self.method, digits=totp.DIGITS) if self._associations(ctx) else None
+        )
 
-    def verify(self, ctx: FactorContext, response: Mapping[str, Any]) -> FactorOutcome:
-        code = response.get("code")
-        if not isinstance(code, str):
+    def verify(self, ctx: FactorContext, answer: FactorAnswer) -> FactorOutcome:
+        """Check the code against the card's apps, once per time step; raises FactorFailed."""
+        code = answer.code
+        if code is None:
             raise FactorFailed(
                 "Enter the 6-digit code from your authenticator app.",
                 reason="TOTP code missing",

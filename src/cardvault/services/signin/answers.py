@@ -1,0 +1,222 @@
+"""Checking a second factor's answer (DESIGN §3.2, §3.3) and opening the card session it earns.
+
+The engine finds the transaction and reserves the answer's place on the card's counter;
+this module asks the plug-ins, audits the verdict, counts a wrong answer (the fifth in a row
+locks the card) and, for a right one, turns the transaction into a card session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from sqlalchemy.orm import Session
+
+from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import AuthState, SignInRoute
+from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonInput, JsonObject
+from cardvault.services.signin import factor_lockout
+from cardvault.services.signin import refusals as signin_refusals
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.errors import FactorFailed, SecondFactorLocked
+from cardvault.services.signin.factor_lockout import Reservation
+from cardvault.services.signin.factors import FactorAnswer, FactorContext, SecondFactor, codes
+from cardvault.services.signin.identification import Target
+from cardvault.services.signin.views import SessionGrant
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.models import Person
+
+MAX_FACTOR_FAILURES = 5
+#: what a fifth wrong second factor in a row adds to its refusal
+LOCKED_NOW = (
+    "That was the fifth wrong second factor in a row, so the card is now locked; its holder "
+    "has been emailed a link to unlock it."
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verified:
+    """A second factor that checked out: its method and what it tells the audit log."""
+
+    method: str
+    details: JsonObject
+
+
+class AnswerCheck:
+    """The installed plug-ins, asked for one answer at a time."""
+
+    def __init__(self, rt: Runtime, factors: Mapping[str, SecondFactor]) -> None:
+        self.rt = rt
+        self.factors = factors
+
+    def code(
+        self, ctx: FactorContext, target: Target, answer: FactorAnswer, held: Reservation
+    ) -> Verified:
+        """A one-time code, tried against every code factor offered (one code, one try)."""
+        tried = [
+            f for m in codes.METHODS if (f := self.factors.get(m)) and f.offer(ctx) is not None
+        ]
+        if not tried:
+            raise InvalidInput("This sign-in cannot use a one-time code.", field="code")
+        failures: dict[str, FactorFailed] = {}
+        for factor in tried:
+            try:
+                outcome = factor.verify(ctx, replace(answer, method=factor.method))
+            except FactorFailed as exc:
+                failures[factor.method] = exc
+                continue
+            held.right(ctx.session)
+            return Verified(method=factor.method, details=outcome.details)
+        failure = codes.telling(list(failures.values()))
+        method = next(m for m, f in failures.items() if f is failure)
+        raise self.failed(ctx, target, method, failure, held)
+
+    def answer(
+        self,
+        ctx: FactorContext,
+        target: Target,
+        answer: FactorAnswer,
+        held: Reservation,
+        *,
+        offered: set[str] | None = None,
+    ) -> Verified:
+        """``offered``: the methods just offered in this transaction, so as not to ask the
+        plug-ins again (a sign-in with the code inline); None asks them."""
+        method = answer.method
+        factor = self.factors.get(method)
+        if factor is None or not _offers(ctx, factor, offered):
+            raise InvalidInput(
+                f"Second factor {method!r} is not available for this card.", field="method"
+            )
+        try:
+            outcome = factor.verify(ctx, answer)
+        except FactorFailed as exc:
+            raise self.failed(ctx, target, factor.method, exc, held) from None
+        held.right(ctx.session)
+        return Verified(method=factor.method, details=outcome.details)
+
+    def failed(
+        self,
+        ctx: FactorContext,
+        target: Target,
+        method: str,
+        exc: FactorFailed,
+        held: Reservation,
+    ) -> FactorFailed:
+        """Audit the refusal; a wrong answer keeps its reservation, and the fifth in a row
+        locks the card. Returns the error to raise."""
+        txn = ctx.transaction
+        txn.factor_failures += 1
+        record(
+            ctx,
+            target,
+            AuditAction.AUTH_SECOND_FACTOR,
+            "failure",
+            exc.reason,
+            {"transaction": txn.id, "method": method},
+        )
+        if txn.factor_failures >= MAX_FACTOR_FAILURES:
+            txn.state = AuthState.FAILED
+        if not exc.counts:
+            return exc
+        locked = held.wrong(
+            ctx.session,
+            self.rt,
+            ctx.actor,
+            organisation_id=ctx.organisation.id,
+            door=factor_lockout.SIGN_IN,
+        )
+        if not locked:
+            return exc
+        txn.state = AuthState.FAILED
+        return FactorFailed(
+            f"{exc.message} {LOCKED_NOW}", reason=exc.reason, code=SecondFactorLocked.code
+        )
+
+
+def _offers(ctx: FactorContext, factor: SecondFactor, offered: set[str] | None) -> bool:
+    return factor.method in offered if offered is not None else factor.offer(ctx) is not None
+
+
+def open_session(ctx: FactorContext, target: Target, verified: Verified) -> SessionGrant:
+    """The transaction becomes a card session (the caller has checked the card is active)."""
+    txn = ctx.transaction
+    assert txn.session_wrap is not None
+    method = f"{txn.method}+{verified.method}"
+    grant = card_sessions.new_session(
+        ctx.session,
+        card=ctx.card,
+        organisation=ctx.organisation,
+        wrap=txn.session_wrap,
+        purpose=txn.purpose,
+        method=method,
+        now=ctx.now,
+        client_address=ctx.actor.client_address,
+        session_id=txn.id,
+        master=ctx.rt.master_key,
+    )
+    ctx.session.delete(txn)
+    record(
+        ctx,
+        target,
+        AuditAction.AUTH_SECOND_FACTOR,
+        "success",
+        None,
+        {"transaction": txn.id, **verified.details},
+    )
+    record(
+        ctx,
+        target,
+        AuditAction.SESSION_OPENED,
+        "success",
+        None,
+        {"session": txn.id, "purpose": txn.purpose, "method": method},
+    )
+    return SessionGrant(
+        token=grant.token,
+        expires_at=grant.expires_at,
+        idle_expires_at=grant.idle_expires_at,
+        card_serial=ctx.card.serial,
+        organisation=ctx.organisation.code,
+        session_id=txn.id,
+        channel_key=grant.channel_key,
+    )
+
+
+def target_of(ctx: FactorContext, person: Person | None = None) -> Target:
+    """Who the transaction is for; ``person`` where the caller has already read them."""
+    person = person or ctx.session.get(Person, ctx.card.person_id)
+    assert person is not None
+    return Target(
+        card=ctx.card,
+        person=person,
+        organisation=ctx.organisation,
+        route=SignInRoute(ctx.transaction.method),
+    )
+
+
+def record(
+    ctx: FactorContext,
+    target: Target,
+    action: AuditAction,
+    outcome: str,
+    reason: str | None,
+    details: Mapping[str, JsonInput] | None = None,
+) -> None:
+    """One audit event of this sign-in, by the context's actor."""
+    audit(ctx.session, ctx.rt, ctx.actor, target, action, outcome, reason, details)
+
+
+def audit(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    target: Target,
+    action: AuditAction,
+    outcome: str,
+    reason: str | None,
+    details: Mapping[str, JsonInput] | None = None,
+) -> None:
+    """One audit event about the target's card, in its organisation's chain."""
+    signin_refusals.record_for(session, rt, actor, target, action, outcome, reason, details)

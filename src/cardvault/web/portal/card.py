@@ -1,0 +1,142 @@
+"""My card: the holder signs in to the portal with their own card, and signs out.
+
+Sign-in is the engine's, as in the vRA Manager (purpose ``holder``): identifier and
+passcode here, then any second factor the organisation allows (``ui.second_factor``: a
+code, a push to the paired phone, the security key). The card session it opens is bound
+to the web session (token rotated); the browser never gets SK, which is dropped at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from cardvault.domain import identifiers
+from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.services.holders import account, methods
+from cardvault.services.rate_limits import check as rate_limits
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin import web_sessions
+from cardvault.services.signin.engine import LoginRequest
+from cardvault.services.signin.web_sessions import WebSessionView
+from cardvault.services.system.runtime import Runtime
+from cardvault.web import ui
+from cardvault.web.client_address import actor_for
+from cardvault.web.deps import engine
+from cardvault.web.errors import status_of
+from cardvault.web.portal.steps import AREA, Rt, View, web_session
+from cardvault.web.rate_limit import Bucket, per_address
+from cardvault.web.ui import second_factor
+from cardvault.web.ui.second_factor import Flow
+from cardvault.web.ui.session import address, remember
+
+router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)
+HOME = "/portal/card"
+IDENTIFIER_ERRORS = {"email": "identifier", "domain": "identifier", "account": "identifier"}
+#: what the paired phone shows as the computer asking, when a push is sent
+CLIENT_NAME = "Self-service portal"
+
+
+def _login_done(request: Request, rt: Runtime, view: WebSessionView, txn: str) -> str:
+    signed = web_sessions.sign_in(rt, view, card_session_id=txn)
+    remember(request, AREA, web_sessions.update_data(rt, signed, login_txn=None))
+    return HOME
+
+
+LOGIN = Flow(
+    name="login",
+    title="Sign in: your second factor",
+    prefix=HOME,
+    layout="portal/layout.html",
+    done=_login_done,
+    restart=lambda view: HOME,
+    no_factor_help="Ask your Registration Authority to pair your phone or register a security key.",
+)
+second_factor.install(router, LOGIN, web_session)
+
+
+async def _form(request: Request, view: WebSessionView, *secrets: str) -> ui.Form:
+    form = await ui.read_form(request, secret_fields=secrets)
+    ui.check_csrf(view, form)
+    return form
+
+
+@router.get("/card")
+def home(request: Request, rt: Rt, view: View) -> Response:
+    if not view.signed_in or view.card_session_id is None:
+        return ui.render(request, "portal/card_login.html", form=ui.Form())
+    card = account.my_card(rt, actor_for(request, rt), view.card_session_id)
+    return ui.render(request, "portal/card.html", card=card, methods=_methods(request, rt, view))
+
+
+def _methods(request: Request, rt: Runtime, view: WebSessionView) -> list[methods.OwnMethod]:
+    assert view.card_session_id is not None
+    return methods.my_methods(rt, actor_for(request, rt), view.card_session_id)
+
+
+@router.post("/card", dependencies=[per_address(Bucket.SIGNIN)])
+async def login(request: Request, rt: Rt, view: View) -> Response:
+    form = await _form(request, view, "passcode")
+    return await run_in_threadpool(_login, request, rt, view, form)
+
+
+def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    try:
+        kind, ident = identifiers.sign_in_identifier(form.get("identifier"))
+    except InvalidInput as exc:
+        form.add_exception(exc, fields=IDENTIFIER_ERRORS, default="identifier")
+        kind, ident = "", ""
+    if not form.get("passcode"):
+        form.add_error("passcode", "Enter your passcode.")
+    if not form.ok:
+        return _login_page(request, form, 422)
+    rate_limits.check_identifier(rt, Bucket.SIGNIN, kind, ident)
+    try:
+        result = engine(request).login(
+            actor_for(request, rt),
+            LoginRequest(
+                identifier_kind=kind,
+                identifier=ident,
+                passcode=form.get("passcode"),
+                purpose="holder",
+                client_name=CLIENT_NAME,
+            ),
+        )
+    except CardvaultError as exc:
+        form.add_error("passcode", exc.message)
+        return _login_page(request, form, status_of(exc))
+    if result.factor_error:
+        form.add_error("passcode", result.factor_error.message)
+        return _login_page(request, form, 401)
+    web_sessions.update_data(
+        rt,
+        view,
+        login_txn=result.transaction_id,
+        login_factors=[o.method for o in result.second_factors],
+        login_push=None,
+    )
+    return ui.redirect(f"{HOME}/login/code")
+
+
+def _login_page(request: Request, form: ui.Form, status: int) -> Response:
+    return ui.render(request, "portal/card_login.html", status=status, form=form.shown())
+
+
+@router.post("/card/logout")
+async def logout(request: Request, rt: Rt, view: View) -> Response:
+    await _form(request, view)
+    return await run_in_threadpool(_logout, request, rt, view)
+
+
+def _logout(request: Request, rt: Runtime, view: WebSessionView) -> Response:
+    card_session = web_sessions.end(rt, view)
+    if card_session:
+        with contextlib.suppress(CardvaultError):  # already ended: signed out either way
+            card_sessions.logout(rt, actor_for(request, rt), None, session_id=card_session)
+    fresh = web_sessions.start(rt, AREA.name, client_address=address(request, rt))
+    remember(request, AREA, fresh)
+    ui.set_notice(rt, request, "You have signed out.")
+    return ui.redirect(HOME)

@@ -1,0 +1,193 @@
+"""An invitation's last step on the portal: the holder's second factor, then "ready".
+
+After the passcode and the questions (``invitation.setup``), this browser's web session
+keeps the card it just enrolled for ``setup.SETUP_MINUTES``; these pages let the holder
+pair their phone (a QR here, the passcode typed in the app), register a security key
+(``static/ra/webauthn.js`` calls the JSON endpoints below), or, where the organisation
+allows it, leave it to their RA in person. Only then does the page say the card is ready.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.services.holders import setup
+from cardvault.services.signin import web_sessions
+from cardvault.services.signin.web_sessions import WebSessionView
+from cardvault.services.system.runtime import Runtime
+from cardvault.web import ui
+from cardvault.web.client_address import actor_for
+from cardvault.web.errors import status_of
+from cardvault.web.portal.steps import Rt, View, checked_form
+from cardvault.web.rate_limit import Bucket, per_address
+from cardvault.web.ui.qr import qr_data_uri
+
+PAGE = "/portal/setup/second-factor"
+router = APIRouter(
+    prefix="/portal",
+    tags=["portal"],
+    include_in_schema=False,
+    dependencies=[per_address(Bucket.PORTAL)],
+)
+KEYS = ("setup_serial", "setup_org", "setup_until", "setup_ceremony", "setup_name")
+
+
+def remember_card(rt: Runtime, view: WebSessionView, serial: str, org: str, name: str) -> None:
+    """After the invitation's passcode step: this browser may set up the second factor."""
+    until = rt.clock() + timedelta(minutes=setup.SETUP_MINUTES)
+    web_sessions.update_data(
+        rt,
+        view,
+        setup_serial=serial,
+        setup_org=org,
+        setup_until=until.isoformat(),
+        setup_name=name,
+    )
+
+
+def _card(rt: Runtime, view: WebSessionView) -> tuple[str, str]:
+    serial, org = view.data.get("setup_serial"), view.data.get("setup_org")
+    until = view.data.get("setup_until")
+    if not serial or not org or not setup.setup_open(str(until) if until else None, rt.clock()):
+        raise ui.RedirectTo(location="/portal/card")
+    return str(serial), str(org)
+
+
+def _choices(
+    request: Request,
+    rt: Runtime,
+    view: WebSessionView,
+    form: ui.Form,
+    status: int = 200,
+    **extra: object,
+) -> Response:
+    serial, org = _card(rt, view)
+    return ui.render(
+        request,
+        "portal/invitation_factor.html",
+        status=status,
+        form=form.shown(),
+        choices=setup.choices(rt, serial, org),
+        name=view.data.get("setup_name"),
+        **extra,
+    )
+
+
+@router.get("/setup/second-factor")
+def choices_page(request: Request, rt: Rt, view: View) -> Response:
+    return _choices(request, rt, view, ui.Form())
+
+
+@router.post("/setup/second-factor/pair")
+async def pair(request: Request, rt: Rt, view: View) -> Response:
+    form = await checked_form(request, view)
+    return await run_in_threadpool(_pair, request, rt, view, form)
+
+
+def _pair(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    serial, org = _card(rt, view)
+    try:
+        offer = setup.start_pairing(rt, actor_for(request, rt), serial, org)
+    except CardvaultError as exc:
+        form.add_exception(exc, default="pair")
+        return _choices(request, rt, view, form, status_of(exc))
+    web_sessions.update_data(rt, view, setup_link=offer.link_id)
+    return _choices(request, rt, view, ui.Form(), offer=offer, qr=qr_data_uri(offer.uri))
+
+
+@router.post("/setup/second-factor/in-person")
+async def in_person(request: Request, rt: Rt, view: View) -> Response:
+    form = await checked_form(request, view)
+    return await run_in_threadpool(_in_person, request, rt, view, form)
+
+
+def _in_person(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    serial, org = _card(rt, view)
+    try:
+        setup.in_person(rt, actor_for(request, rt), serial, org)
+    except CardvaultError as exc:
+        form.add_exception(exc, default="in_person")
+        return _choices(request, rt, view, form, status_of(exc))
+    return _done(request, rt, view, serial, in_person=True)
+
+
+@router.post("/setup/second-factor/done")
+async def done(request: Request, rt: Rt, view: View) -> Response:
+    form = await checked_form(request, view)
+    return await run_in_threadpool(_check_done, request, rt, view, form)
+
+
+def _check_done(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
+    serial, org = _card(rt, view)
+    if not setup.ready(rt, serial, org):
+        form.add_error(
+            "pair",
+            "Your card has no phone or security key yet. Pair your phone or register a key first.",
+        )
+        return _choices(request, rt, view, form, 422)
+    return _done(request, rt, view, serial)
+
+
+def _done(
+    request: Request, rt: Runtime, view: WebSessionView, serial: str, *, in_person: bool = False
+) -> Response:
+    name = view.data.get("setup_name")
+    web_sessions.update_data(rt, view, setup_link=None, **dict.fromkeys(KEYS))
+    return ui.render(
+        request, "portal/invitation_done.html", serial=serial, name=name, in_person=in_person
+    )
+
+
+@router.get("/setup/second-factor/ready")
+def ready_page(request: Request, rt: Rt, view: View) -> Response:
+    """Where the security-key script goes once the key is registered."""
+    serial, org = _card(rt, view)
+    if not setup.ready(rt, serial, org):
+        return ui.redirect(PAGE)
+    return _done(request, rt, view, serial)
+
+
+# --- the security key (JSON, for static/ra/webauthn.js) ------------------------------------
+
+
+@router.post("/api/setup/second-factor/key/begin")
+def key_begin(
+    request: Request, rt: Rt, view: View, x_csrf_token: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
+    ui.check_csrf(view, header=x_csrf_token)
+    serial, org = _card(rt, view)
+    started = setup.begin_key(rt, actor_for(request, rt), serial, org)
+    web_sessions.update_data(rt, view, setup_ceremony=started.ceremony_id)
+    return dict(started.options)
+
+
+@router.post("/api/setup/second-factor/key/complete")
+async def key_complete(
+    request: Request, rt: Rt, view: View, x_csrf_token: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
+    ui.check_csrf(view, header=x_csrf_token)
+    serial, org = _card(rt, view)
+    body = await ui.read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
+        raise InvalidInput("Send the key's answer as {credential, nickname}.")
+    ceremony = str(view.data.get("setup_ceremony") or "")
+    web_sessions.update_data(rt, view, setup_ceremony=None)  # a ceremony answers once
+    if not ceremony:
+        raise InvalidInput("Start the registration again.", field="nickname")
+    await run_in_threadpool(
+        setup.complete_key,
+        rt,
+        actor_for(request, rt),
+        serial,
+        org,
+        ceremony_id=ceremony,
+        response=body["credential"],
+        nickname=str(body.get("nickname") or ""),
+    )
+    return {"next": f"{PAGE}/ready"}
