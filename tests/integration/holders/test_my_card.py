@@ -25,8 +25,7 @@ from cardvault.services.directory import registry as directory
 from cardvault.services.holders import account, activity
 from cardvault.services.holders import methods as holder_methods
 from cardvault.services.signin.engine import Engine
-from cardvault.services.signin.lockout import WrongPasscode
-from cardvault.services.signin.sessions import SessionInvalid
+from cardvault.services.signin.errors import SessionInvalid, WrongPasscode
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, CardSession, Notification
 

@@ -72,7 +72,6 @@ __all__ = [
     "LoginRequest",
     "LoginResult",
     "SessionGrant",
-    "SignInFailed",
 ]
 
 TRANSACTION_MINUTES = 5
