@@ -143,13 +143,16 @@ def _issue_and_enrol(service: st.Service, scratch: Path) -> st.Person:
     connector = ra_agent.connector("--issue-for", holder.user_id, "--org", st.ORG, log=log)
     try:
         st.wait_for(st.card_present, timeout=30, what="the blank card")
+        st.wait_for(lambda: "Blank card CV" in log.read_text(), timeout=10, what="its serial")
+        card_serial = log.read_text().split("Blank card ", 1)[1].split()[0]
         (scratch / "issuance").mkdir()
-        st.personalise(service, scratch / "issuance", new_key=NEW_KEY, pin=PIN, puk=PUK)
+        st.personalise(
+            service, scratch / "issuance", serial=card_serial, new_key=NEW_KEY, pin=PIN, puk=PUK
+        )
         st.wait_for(lambda: "is issued" in log.read_text(), timeout=10, what="the issued card")
     finally:
         st.stop(connector)
     st.wait_for(lambda: not st.card_present(), timeout=10, what="the card to leave")
-    card_serial = log.read_text().split("Blank card ", 1)[1].split()[0]
     enrolment.enrol(service.rt, operator, f.enrol_request(card_serial, issuance_passcode=PIN))
     totp = methods.add_totp(service.rt, operator, serial=card_serial, org_code=st.ORG)
     return st.Person(user_id=holder.user_id, email=holder.email, totp_secret=totp.secret)

@@ -19,6 +19,7 @@ from cardvault.services.audit import signing_key as audit_key
 from cardvault.services.pki import ca
 from cardvault.services.system.runtime import Actor, Runtime, keystore_for, open_runtime
 from cardvault.services.transport import keys as transport_keys
+from tests.support import softhsm
 from tests.support.databases import (
     NO_RATE_LIMITS,
     PG_URL,
@@ -47,6 +48,13 @@ def key_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     transport_keys.create(settings.keys_dir, master, ecdh=True)
     ca.create(root, master, common_name="cardvault Test CA", organisation="cardvault tests")
     return root
+
+
+@pytest.fixture(scope="session")
+def hsm(tmp_path_factory: pytest.TempPathFactory) -> softhsm.SoftHsm:
+    """SoftHSM2 tokens for this test process (made once: SoftHSM reads its configuration
+    when the library is first loaded); tests keep apart by key label."""
+    return softhsm.start(tmp_path_factory.mktemp("softhsm"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -11,10 +11,11 @@ from cardvault.cli.context import emit, handles_errors, operator, runtime, state
 from cardvault.commandline import App
 from cardvault.crypto import x509 as cx509
 from cardvault.errors import InvalidInput
+from cardvault.keystore import pkcs11_ca
 from cardvault.services.cards import state as cards
 from cardvault.services.pki import ca
 from cardvault.services.pki import certify as certification
-from cardvault.services.system.runtime import keystore_for
+from cardvault.services.system.runtime import hsm_config, keystore_for
 
 app = App(help="The issuing CA and certificates from an external CA.")
 
@@ -40,12 +41,23 @@ def init(
     ] = None,
     import_key: Annotated[Path | None, typer.Option(help="… with this private key (PEM).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing CA.")] = False,
+    hsm: Annotated[
+        bool, typer.Option("--hsm", help="Make the CA key inside the HSM (PKCS#11 settings).")
+    ] = False,
+    key_label: Annotated[
+        str, typer.Option(help="With --hsm: the CA key's label in the token.")
+    ] = pkcs11_ca.DEFAULT_LABEL,
 ) -> None:
     """Create the built-in issuing CA, or adopt an existing CA certificate and key."""
     settings = state(ctx).settings
     master = keystore_for(settings).load()
     if (import_cert is None) != (import_key is None):
         raise InvalidInput("Give both --import-cert and --import-key, or neither.")
+    if hsm and import_cert is not None:
+        raise InvalidInput(
+            "--hsm makes a new key in the token; to put an adopted CA's key there, run "
+            "`cardvault ca init --import-cert … --import-key …` then `cardvault ca move-to-hsm`."
+        )
     if import_cert is not None and import_key is not None:
         issuer = ca.import_existing(
             settings.data_dir,
@@ -61,9 +73,31 @@ def init(
             common_name=common_name,
             organisation=organisation,
             force=force,
+            hsm=hsm_config(settings, key_label=key_label) if hsm else None,
         )
     subject = cx509.name_text(issuer.cert.subject)
-    emit(ctx, {"subject": subject}, f"Issuing CA ready: {subject}")
+    where = " (key in the HSM)" if issuer.in_hsm else ""
+    emit(ctx, {"subject": subject, "in_hsm": issuer.in_hsm}, f"Issuing CA ready: {subject}{where}")
+
+
+@app.command("move-to-hsm")
+@handles_errors
+def move_to_hsm(
+    ctx: typer.Context,
+    key_label: Annotated[
+        str, typer.Option(help="The CA key's label in the token.")
+    ] = pkcs11_ca.DEFAULT_LABEL,
+) -> None:
+    """Move the issuing CA's key into the HSM: imported non-extractable, checked by a
+    signature, then the sealed copy is shredded. Certificates issued so far stay valid."""
+    with runtime(ctx) as rt:
+        issuer = ca.move_to_hsm(rt, hsm_config(rt.settings, key_label=key_label))
+    subject = cx509.name_text(issuer.cert.subject)
+    emit(
+        ctx,
+        {"subject": subject, "in_hsm": True, "key_label": key_label},
+        f"The key of {subject} is now in the HSM as {key_label!r}; its sealed copy is gone.",
+    )
 
 
 @app.command("export")
@@ -142,3 +176,52 @@ def _usage(text: str) -> cx509.CertUsage:
         raise InvalidInput(
             "--usage is authentication or content_commitment.", field="usage"
         ) from None
+
+
+@app.command("rotate")
+@handles_errors
+def rotate(
+    ctx: typer.Context,
+    common_name: Annotated[str, typer.Option(help="The new CA's name.")],
+    organisation: Annotated[str | None, typer.Option(help="O= of the new CA.")] = None,
+    hsm: Annotated[bool, typer.Option("--hsm", help="Make the new key inside the HSM.")] = False,
+    key_label: Annotated[
+        str, typer.Option(help="With --hsm: the new key's label in the token.")
+    ] = pkcs11_ca.DEFAULT_LABEL,
+) -> None:
+    """Replace the issuing CA online: new certificates and renewals come from the new CA;
+    the old one keeps signing its CRL (and OCSP) until its certificates have expired."""
+    from cardvault.services.rotation import issuing_ca
+
+    with runtime(ctx) as rt:
+        config = hsm_config(rt.settings, key_label=key_label) if hsm else None
+        done = issuing_ca.rotate(
+            rt, operator(), common_name=common_name, organisation=organisation, hsm=config
+        )
+    emit(
+        ctx,
+        {
+            "old_subject": done.old_subject,
+            "old_key_id": done.old_key_id,
+            "new_subject": done.new_subject,
+            "new_key_id": done.new_key_id,
+        },
+        f"Issuing CA is now {done.new_subject} ({done.new_key_id}); {done.old_subject} "
+        "keeps signing its CRL until its certificates expire. Give relying parties the "
+        "new CA certificate (`cardvault ca export`).",
+    )
+
+
+@app.command("retire-previous")
+@handles_errors
+def retire_previous(ctx: typer.Context) -> None:
+    """Shred the keys of rotated CAs whose certificates have all expired."""
+    from cardvault.services.rotation import issuing_ca
+
+    with runtime(ctx) as rt:
+        retired = issuing_ca.retire(rt, operator())
+    emit(
+        ctx,
+        {"retired": retired},
+        ("Retired: " + ", ".join(retired)) if retired else "No rotated CA can be retired yet.",
+    )

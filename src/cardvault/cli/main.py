@@ -57,7 +57,7 @@ COMMANDS: dict[str, tuple[str, str | None, str]] = {
         "Restore a backup into a new data directory and an empty database.",
     ),
     "db": ("service_cmd", None, "Database schema."),
-    "keys": ("keys_cmd", "app", "Master-key custody."),
+    "keys": ("keys_cmd", "app", "Master-key custody and key rotation."),
     "org": ("org_cmd", "app", "Organisations and their policies."),
     "person": ("person_cmd", "app", "Persons (card holders and RA users)."),
     "ra": ("person_cmd", "ra_app", "RA roles per organisation."),

@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from cardvault.crypto.x509 import PrivateKey, authority_key_identifier, signature_hash
+from cardvault.crypto.external_key import sign_crl
+from cardvault.crypto.x509 import CaKey, authority_key_identifier, signature_hash
 from cardvault.errors import InvalidInput
 
 #: the reasons an RA or operator may give when revoking (certificateHold is suspension's own,
@@ -57,7 +59,7 @@ class RevokedEntry:
 
 def build_crl(
     *,
-    ca_key: PrivateKey,
+    ca_key: CaKey,
     ca_cert: x509.Certificate,
     entries: Iterable[RevokedEntry],
     number: int,
@@ -85,7 +87,10 @@ def build_crl(
         if flag is not None:
             revoked = revoked.add_extension(x509.CRLReason(flag), critical=False)
         builder = builder.add_revoked_certificate(revoked.build())
-    crl = builder.sign(ca_key, signature_hash(ca_key))
+    if isinstance(ca_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        crl = builder.sign(ca_key, signature_hash(ca_key))
+    else:  # the CA key is in an HSM
+        crl = sign_crl(builder, ca_key, signature_hash(ca_key))
     return crl.public_bytes(serialization.Encoding.DER)
 
 

@@ -22,10 +22,12 @@ from cardvault.crypto.crl import reason_flag
 from cardvault.crypto.profile import key_usage
 from cardvault.crypto.x509 import (
     CLOCK_SKEW,
+    CaKey,
     PrivateKey,
     PublicKey,
     authority_key_identifier,
     new_serial_number,
+    sign_as_ca,
     signature_hash,
 )
 
@@ -165,7 +167,7 @@ def error_response(status: ocsp.OCSPResponseStatus) -> bytes:
 
 def responder_certificate(
     *,
-    ca_key: PrivateKey,
+    ca_key: CaKey,
     ca_cert: x509.Certificate,
     public_key: PublicKey,
     now: datetime,
@@ -184,7 +186,7 @@ def responder_certificate(
             for a in ca_cert.subject
         ]
     )
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca_cert.subject)
@@ -198,10 +200,15 @@ def responder_certificate(
         .add_extension(x509.OCSPNoCheck(), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(authority_key_identifier(ca_cert), critical=False)
-        .sign(ca_key, signature_hash(ca_key))
     )
+    return sign_as_ca(builder, ca_key)
 
 
 def malformed() -> bytes:
     """The answer to bytes that are not an OCSP request."""
     return error_response(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+
+
+def try_later() -> bytes:
+    """The answer to a client asking too often (RFC 6960 §2.3 tryLater)."""
+    return error_response(ocsp.OCSPResponseStatus.TRY_LATER)

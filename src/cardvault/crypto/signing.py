@@ -25,6 +25,7 @@ __all__ = [
     "public_key_bytes",
     "public_key_to_pem",
     "sign_ed25519",
+    "verify_any",
     "verify_ed25519",
 ]
 
@@ -103,3 +104,15 @@ def load_public_key_pem(pem: bytes) -> bytes:
     if not isinstance(key, Ed25519PublicKey):
         raise InvalidInput("The audit public key must be an Ed25519 key.")
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def verify_any(public_keys: tuple[bytes, ...], message: bytes, signature: bytes) -> None:
+    """SignatureInvalid unless one of ``public_keys`` signed ``message`` (a key and the
+    keys it replaced, after a rotation)."""
+    for key in public_keys:
+        try:
+            verify_ed25519(key, message, signature)
+        except SignatureInvalid:
+            continue
+        return
+    raise SignatureInvalid("no audit key signed this")

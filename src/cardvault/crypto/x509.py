@@ -44,6 +44,7 @@ from cardvault.crypto.cert_info import (
     name_text,
     serial_hex,
 )
+from cardvault.crypto.external_key import ExternalKey, sign_certificate
 from cardvault.crypto.profile import (
     MICROSOFT_SMARTCARD_LOGON,
     CertProfile,
@@ -64,6 +65,7 @@ from cardvault.errors import InvalidInput
 
 __all__ = [
     "DEFAULT_SUBJECT_TEMPLATE",
+    "CaKey",
     "CaKeyMismatch",
     "CaUnusable",
     "CertProfile",
@@ -84,7 +86,9 @@ __all__ = [
     "authority_key_identifier",
     "build_csr",
     "ca_key_id",
+    "ca_key_to_der",
     "ca_key_to_pem",
+    "certificate_key",
     "certificate_public_key_der",
     "certificate_summary",
     "certificate_to_der",
@@ -95,6 +99,7 @@ __all__ = [
     "check_subject_template",
     "create_ca",
     "csr_to_pem",
+    "in_memory",
     "issue_card_certificate",
     "load_ca",
     "load_certificate_der",
@@ -102,12 +107,16 @@ __all__ = [
     "name_text",
     "new_serial_number",
     "render_subject",
+    "self_signed_ca",
     "serial_hex",
+    "sign_as_ca",
     "signature_hash",
     "verify_chain",
 ]
 
 PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+#: what signs as the CA: a key in memory, or one in an HSM (``crypto.external_key``)
+CaKey: TypeAlias = PrivateKey | ExternalKey
 PublicKey: TypeAlias = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 #: a public key object, or its DER SubjectPublicKeyInfo as the store keeps it
 PublicKeyInput: TypeAlias = PublicKey | bytes
@@ -125,7 +134,28 @@ _SERIAL_BITS = 159  # at most 20 DER octets as RFC 5280 §4.1.2.2 allows, always
 def create_ca(
     *, common_name: str, organisation: str | None, validity_days: int = 3650, now: datetime
 ) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
-    """A self-signed RSA-3072 root that may issue end-entity certificates only (pathlen 0)."""
+    """A new RSA-3072 key and its self-signed root (see :func:`self_signed_ca`)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=CA_KEY_SIZE)
+    cert = self_signed_ca(
+        key,
+        common_name=common_name,
+        organisation=organisation,
+        validity_days=validity_days,
+        now=now,
+    )
+    return key, cert
+
+
+def self_signed_ca(
+    key: CaKey,
+    *,
+    common_name: str,
+    organisation: str | None,
+    validity_days: int = 3650,
+    now: datetime,
+) -> x509.Certificate:
+    """A self-signed root for ``key`` that may issue end-entity certificates only (pathlen
+    0); ``key`` may be in memory or in an HSM."""
     start = _utc(now)
     fields = SubjectFields(
         common_name=common_name,
@@ -135,23 +165,31 @@ def create_ca(
     )
     template = "CN={common_name},O={organisation_name}" if organisation else "CN={common_name}"
     name = render_subject(template, fields)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=CA_KEY_SIZE)
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    public = key.public_key()
+    _check_key_strength(public)
+    ski = x509.SubjectKeyIdentifier.from_public_key(public)
     builder = (
         _validity(x509.CertificateBuilder(), start, start + timedelta(days=validity_days))
         .subject_name(name)
         .issuer_name(name)
-        .public_key(key.public_key())
+        .public_key(public)
         .serial_number(new_serial_number())
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(key_usage(key_cert_sign=True, crl_sign=True), critical=True)
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), False)
     )
-    return key, builder.sign(key, signature_hash(key))
+    return sign_as_ca(builder, key)
 
 
-def check_ca_pair(ca_key: PrivateKey, ca_cert: x509.Certificate) -> None:
+def sign_as_ca(builder: x509.CertificateBuilder, key: CaKey) -> x509.Certificate:
+    """Sign a certificate with the CA key, in memory or in an HSM alike."""
+    if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        return builder.sign(key, signature_hash(key))
+    return sign_certificate(builder, key, signature_hash(key))
+
+
+def check_ca_pair(ca_key: CaKey, ca_cert: x509.Certificate) -> None:
     """Raise CaKeyMismatch unless the certificate is a CA certificate for this very key."""
     if _spki(ca_key.public_key()) != _spki(ca_cert.public_key()):
         raise CaKeyMismatch("The CA certificate does not match its key.")
@@ -191,6 +229,27 @@ def ca_key_to_pem(key: PrivateKey) -> bytearray:
     )
 
 
+def in_memory(key: CaKey) -> PrivateKey | None:
+    """The key when this process holds it; None for one in an HSM."""
+    return key if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) else None
+
+
+def certificate_key(cert: x509.Certificate) -> PublicKey:
+    """The certificate's public key, when it is one a CA or card may have (RSA, ECDSA)."""
+    return _public_key(cert.public_key())
+
+
+def ca_key_to_der(key: PrivateKey) -> bytearray:
+    """The key as PKCS#1 (RSA) or SEC1 (EC) DER, the forms an HSM imports; wipe after use."""
+    return bytearray(
+        key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+
+
 # -- card certificates -------------------------------------------------------------------
 
 
@@ -204,7 +263,7 @@ def new_serial_number() -> int:
 
 def issue_card_certificate(
     *,
-    ca_key: PrivateKey,
+    ca_key: CaKey,
     ca_cert: x509.Certificate,
     subject: x509.Name,
     public_key: PublicKeyInput,
@@ -238,7 +297,7 @@ def issue_card_certificate(
     )
     for extension, critical in usage_extensions(usage, key, _profile(profile, email)):
         builder = builder.add_extension(extension, critical=critical)
-    return builder.sign(ca_key, signature_hash(ca_key))
+    return sign_as_ca(builder, ca_key)
 
 
 def build_csr(
@@ -425,7 +484,7 @@ def _check_validity(cert: x509.Certificate, now: datetime, *, what: str) -> None
         raise CertificateExpired(f"{what} expired on {cert.not_valid_after_utc.isoformat()}.")
 
 
-def _check_ca_usable(ca_key: PrivateKey, ca_cert: x509.Certificate, now: datetime) -> None:
+def _check_ca_usable(ca_key: CaKey, ca_cert: x509.Certificate, now: datetime) -> None:
     check_ca_pair(ca_key, ca_cert)
     try:
         _check_validity(ca_cert, now, what="The CA certificate")
@@ -456,10 +515,11 @@ def ca_key_id(ca_cert: x509.Certificate) -> str:
     return identifier.hex()
 
 
-def signature_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
+def signature_hash(key: CaKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
     """The hash a signature by ``key`` uses: at least as strong as the key."""
-    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
-        return hashes.SHA384() if key.curve.key_size <= 384 else hashes.SHA512()
+    public = key.public_key()
+    if isinstance(public, ec.EllipticCurvePublicKey) and public.curve.key_size > 256:
+        return hashes.SHA384() if public.curve.key_size <= 384 else hashes.SHA512()
     return hashes.SHA256()
 
 

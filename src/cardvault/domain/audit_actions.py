@@ -84,6 +84,9 @@ class AuditAction(StrEnum):
     PIV_GLOBAL_PIN_CHANGED = "piv.global_pin_changed"
     PIV_PUK_CHANGED = "piv.puk_changed"
     PIV_PIN_RESET = "piv.pin_reset"
+    PIV_APPLET_BUILT = "piv.applet_built"
+    PIV_PIN_SET = "piv.pin_set"
+    PIV_PIN_UNBLOCKED = "piv.pin_unblocked"
     PIV_MANAGEMENT_AUTHENTICATED = "piv.management_authenticated"
     PIV_MANAGEMENT_KEY_CHANGED = "piv.management_key_changed"
     PIV_KEY_GENERATED = "piv.key_generated"
@@ -102,6 +105,14 @@ class AuditAction(StrEnum):
     RA_ROLE_REVOKED = "ra.role_revoked"
     RA_ROLE_SELECTED = "ra.role_selected"
     SERVICE_INITIALISED = "service.initialised"
+    # key rotation (issue 20)
+    KEY_MASTER_ROTATION_STARTED = "rotation.master_key_started"
+    KEY_MASTER_ROTATED = "rotation.master_key_done"
+    KEY_TRANSPORT_ADDED = "rotation.transport_key_added"
+    KEY_TRANSPORT_RETIRED = "rotation.transport_key_retired"
+    KEY_CA_ROTATED = "rotation.ca_rotated"
+    KEY_AUDIT_ROTATED = "rotation.audit_key_rotated"
+    KEY_CA_RETIRED = "rotation.ca_key_retired"
     # the audit trail itself
     AUDIT_RESTORE_ACKNOWLEDGED = "audit.restore_acknowledged"
 

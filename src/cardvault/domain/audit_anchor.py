@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from cardvault.crypto.signing import SignatureInvalid, verify_ed25519
+from cardvault.crypto.signing import SignatureInvalid, verify_any
 from cardvault.domain.audit_chain import ChainHead, canonical_json, checkpoint_message
 from cardvault.errors import IntegrityError, InvalidInput, error
 from cardvault.json_types import JsonObject
@@ -223,10 +223,12 @@ def _signature(value: Any) -> bytes:
     return raw
 
 
-def verify_anchor(anchor: Anchor, public_key: bytes) -> None:
-    """Raise AnchorInvalid unless the audit key signed ``anchor``."""
+def verify_anchor(anchor: Anchor, public_key: bytes | tuple[bytes, ...]) -> None:
+    """Raise AnchorInvalid unless the audit key signed ``anchor`` (one of them, when given
+    several: the current key and those it replaced, issue 20)."""
+    keys = (public_key,) if isinstance(public_key, bytes) else public_key
     try:
-        verify_ed25519(public_key, anchor.message(), anchor.signature)
+        verify_any(keys, anchor.message(), anchor.signature)
     except SignatureInvalid as exc:
         raise AnchorInvalid(
             f"The {anchor.kind.value} anchor of chain {anchor.chain} at event {anchor.seq} "

@@ -142,6 +142,9 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.PIV_GLOBAL_PIN_CHANGED: _p("Card's global PIN changed"),
     AuditAction.PIV_PUK_CHANGED: _p("Card PUK changed"),
     AuditAction.PIV_PIN_RESET: _p("Card PIN reset with the PUK"),
+    AuditAction.PIV_APPLET_BUILT: _p("Card made ready for smartcard software"),
+    AuditAction.PIV_PIN_SET: _p("Card PIN set", "Card PIN not set"),
+    AuditAction.PIV_PIN_UNBLOCKED: _p("Card PIN unblocked after a new sign-in"),
     AuditAction.PIV_MANAGEMENT_AUTHENTICATED: _p(
         "Card management key accepted", "Wrong card management key"
     ),
@@ -162,6 +165,13 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.RA_ROLE_REVOKED: _p("RA role taken away"),
     AuditAction.RA_ROLE_SELECTED: _p("Started working in the vRA Manager"),
     AuditAction.SERVICE_INITIALISED: _p("Service set up"),
+    AuditAction.KEY_MASTER_ROTATION_STARTED: _p("Master key rotation started"),
+    AuditAction.KEY_MASTER_ROTATED: _p("Master key rotated"),
+    AuditAction.KEY_TRANSPORT_ADDED: _p("Transport key added"),
+    AuditAction.KEY_TRANSPORT_RETIRED: _p("Transport key retired"),
+    AuditAction.KEY_CA_ROTATED: _p("Issuing CA rotated"),
+    AuditAction.KEY_AUDIT_ROTATED: _p("Audit signing key rotated"),
+    AuditAction.KEY_CA_RETIRED: _p("Key of a rotated CA retired"),
     AuditAction.AUDIT_RESTORE_ACKNOWLEDGED: _p("Restore of the audit trail acknowledged"),
 }
 

@@ -115,3 +115,12 @@ class AuthState(StrEnum):
     #: an invitation's text-message code is awaited before enrolment
     ENROL = "enrol"
     FAILED = "failed"
+
+
+class AppletOrigin(StrEnum):
+    """How a card's PIV applet was written (DESIGN §3.8): one applet, two ways to fill it."""
+
+    #: a card management system personalised a blank card through an RA's reader
+    PCSC = "pcsc"
+    #: built by the service from the keys and certificates it issued (API, CLI, vRA Manager)
+    SERVICE = "service"

@@ -8,6 +8,11 @@ States, as files under ``<data>/keys``:
   ``cardvault keys split`` prints Shamir shares and removes it: the service is then *sealed*.
 * ``<runtime>/master.key`` — written by ``cardvault unseal`` from K shares, on a RAM-backed
   file system (``/dev/shm`` by default), removed by ``cardvault seal`` or a reboot.
+
+While the key is rotated (``cardvault keys rotate-master``) ``master.json`` also lists the
+older version(s) under ``older``, and each version's key is in ``master-v<N>.key`` beside
+``master.key`` (which holds the current one); a key is recognised by its check value, so a
+rotation interrupted between any two file writes still loads.
 """
 
 from __future__ import annotations
@@ -28,7 +33,14 @@ from cardvault.crypto import aead, shamir
 from cardvault.errors import IntegrityError, InvalidInput, ServiceSealed
 from cardvault.keystore.files import shred as _shred
 from cardvault.keystore.files import write_private as _write_private
-from cardvault.keystore.provider import DataDirDamaged, pack, read_description, unpack
+from cardvault.keystore.provider import (
+    DataDirDamaged,
+    MasterKey,
+    pack,
+    read_description,
+    unpack,
+)
+from cardvault.keystore.ring import MasterKeyRing
 
 _CHECK_LABEL = b"cardvault master key check v1"
 KEY_BYTES = 32
@@ -115,68 +127,142 @@ class LocalKeyStore:
         return LocalMasterKey(key, info)
 
     def info(self) -> KeyInfo:
+        """The current version's description."""
+        return self.infos()[0]
+
+    def infos(self) -> list[KeyInfo]:
+        """The current version first, then any older one a rotation still needs."""
         raw = read_description(self.info_file, "local")
         try:
-            info = KeyInfo(
-                mk_version=int(raw["mk_version"]),
-                key_id=str(raw["key_id"]),
-                check=str(raw["check"]),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
+            return [_key_info(raw)] + [_key_info(old) for old in raw.get("older", [])]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataDirDamaged(
                 f"{self.info_file} is damaged: it is not a key description.",
                 remedy="Restore the data directory from a backup.",
             ) from exc
-        return info
 
     def is_sealed(self) -> bool:
         return not (self.key_file.exists() or self.runtime_file.exists())
 
-    def load(self) -> LocalMasterKey:
-        """The unsealed key, from disk (development) or the runtime file (after unseal)."""
-        info = self.info()
-        for path in (self.key_file, self.runtime_file):
+    def load(self) -> MasterKeyRing:
+        """Every version the description lists, unsealed, from disk (development) or the
+        runtime folder (after unseal); the current one seals."""
+        versions, current = self._load_versions()
+        return MasterKeyRing(
+            versions, current, description=self.info_file, reload=self._load_versions
+        )
+
+    def load_current(self) -> LocalMasterKey:
+        infos = self.infos()
+        return LocalMasterKey(self._find_key(infos[0]), infos[0])
+
+    def _load_versions(self) -> tuple[dict[int, MasterKey], int]:
+        infos = self.infos()
+        versions: dict[int, MasterKey] = {
+            info.mk_version: LocalMasterKey(self._find_key(info), info) for info in infos
+        }
+        return versions, infos[0].mk_version
+
+    def _candidates(self, version: int) -> list[Path]:
+        name = f"master-v{version}.key"
+        return [self.key_file, self.keys_dir / name, self.runtime_file, self.runtime_dir / name]
+
+    def _find_key(self, info: KeyInfo) -> bytes:
+        """The key of one version: whichever candidate file has its check value."""
+        for path in self._candidates(info.mk_version):
             if path.exists():
-                return LocalMasterKey(self._read_key(path, info), info)
+                key = self._read_any(path)
+                if key is not None and hmac.compare_digest(check_value(key), info.check):
+                    return key
+        if info.mk_version != self.info().mk_version:
+            raise ServiceSealed(
+                f"The master key's version {info.mk_version} is still needed (a rotation is "
+                "under way) and is not unsealed.",
+                remedy="Run `cardvault unseal` with that version's shares too.",
+            )
+        if any(p.exists() for p in (self.key_file, self.runtime_file)):
+            raise DataDirDamaged(f"{self.keys_dir} does not hold this data directory's master key.")
         raise ServiceSealed(
             "cardvault is sealed: the master key is split among its custodians.",
             remedy="Run `cardvault unseal` with enough shares, then start it again.",
         )
 
-    def _read_key(self, path: Path, info: KeyInfo) -> bytes:
+    @staticmethod
+    def _read_any(path: Path) -> bytes | None:
         try:
             key = base64.b64decode(path.read_bytes().strip(), validate=True)
         except ValueError as exc:
             raise DataDirDamaged(f"{path} is damaged.") from exc
-        if len(key) != KEY_BYTES or not hmac.compare_digest(check_value(key), info.check):
-            raise DataDirDamaged(f"{path} does not hold this data directory's master key.")
-        return key
+        return key if len(key) == KEY_BYTES else None
+
+    def begin_rotation(self) -> int:
+        """Make a new version current and keep the old one readable (crash-safe: each
+        step leaves files that load). Where the current key is kept — the data directory,
+        or the RAM-backed runtime folder after unseal — the new one is kept too."""
+        infos = self.infos()
+        old = LocalMasterKey(self._find_key(infos[0]), infos[0])
+        folder = self.keys_dir if self.key_file.exists() else self.runtime_dir
+        key = secrets.token_bytes(KEY_BYTES)
+        check = check_value(key)
+        new = KeyInfo(
+            mk_version=max(i.mk_version for i in infos) + 1, key_id=check[:16], check=check
+        )
+        _write_private(folder / f"master-v{new.mk_version}.key", base64.b64encode(key) + b"\n")
+        _write_private(folder / f"master-v{old.mk_version}.key", base64.b64encode(old._key) + b"\n")
+        self._describe([new, *infos])
+        _write_private(folder / "master.key", base64.b64encode(key) + b"\n")
+        return new.mk_version
+
+    def finish_rotation(self) -> list[int]:
+        """Forget every older version (after the re-sealing found none of its blobs)."""
+        infos = self.infos()
+        self._describe(infos[:1])
+        retired = [i.mk_version for i in infos[1:]]
+        for version in [*retired, infos[0].mk_version]:  # master.key holds the current one
+            for path in self._candidates(version)[1::2]:
+                if path.exists():
+                    _shred(path)
+        return retired
+
+    def _describe(self, infos: list[KeyInfo]) -> None:
+        body = _info_dict(infos[0])
+        if len(infos) > 1:
+            body["older"] = [_info_dict(i, short=True) for i in infos[1:]]
+        _write_private(self.info_file, json.dumps(body, indent=2).encode())
 
     def split(self, *, shares: int, threshold: int, remove_local: bool = True) -> list[str]:
         """Shamir shares for the custodians; by default the service becomes sealed."""
-        master = self.load()
+        master = self.load_current()
         parts = shamir.split(master._key, shares=shares, threshold=threshold, key_id=master.key_id)
         if remove_local and self.key_file.exists():
             _shred(self.key_file)
+            for copy in self.keys_dir.glob("master-v*.key"):
+                _shred(copy)
         return parts
 
     def unseal(self, shares: list[str]) -> KeyInfo:
         """Combine shares, check them against this key, and keep the key in RAM-backed storage."""
-        info = self.info()
+        infos = self.infos()
         secret, key_id = shamir.combine(shares)
-        if key_id != info.key_id or not hmac.compare_digest(check_value(secret), info.check):
+        for info in infos:
+            if key_id == info.key_id and hmac.compare_digest(check_value(secret), info.check):
+                break
+        else:
             raise WrongMasterKey(
                 "These shares do not rebuild this data directory's master key.",
                 remedy="Check that every share belongs to this installation.",
             )
         _private_dir(self.runtime_dir)
-        _write_private(self.runtime_file, base64.b64encode(secret) + b"\n")
+        name = "master.key" if info is infos[0] else f"master-v{info.mk_version}.key"
+        _write_private(self.runtime_dir / name, base64.b64encode(secret) + b"\n")
         return info
 
     def seal(self) -> None:
-        """Shred the unsealed key and remove the folder ``unseal`` made for it."""
+        """Shred the unsealed key(s) and remove the folder ``unseal`` made for them."""
         if self.runtime_file.exists():
             _shred(self.runtime_file)
+        for path in self.runtime_dir.glob("master-v*.key") if self.runtime_dir.is_dir() else ():
+            _shred(path)
         with contextlib.suppress(OSError):  # already gone, or holds something not ours
             self.runtime_dir.rmdir()
 
@@ -195,11 +281,12 @@ def _private_dir(path: Path) -> None:
         path.chmod(0o700)
 
 
-def _info_dict(info: KeyInfo) -> dict[str, Any]:
-    return {
-        "format": 1,
-        "provider": "local",
-        "mk_version": info.mk_version,
-        "key_id": info.key_id,
-        "check": info.check,
-    }
+def _key_info(raw: Any) -> KeyInfo:
+    return KeyInfo(
+        mk_version=int(raw["mk_version"]), key_id=str(raw["key_id"]), check=str(raw["check"])
+    )
+
+
+def _info_dict(info: KeyInfo, *, short: bool = False) -> dict[str, Any]:
+    head: dict[str, Any] = {} if short else {"format": 1, "provider": "local"}
+    return {**head, "mk_version": info.mk_version, "key_id": info.key_id, "check": info.check}

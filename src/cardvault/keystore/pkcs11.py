@@ -18,7 +18,7 @@ import json
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +28,8 @@ from pkcs11 import exceptions as p11
 
 from cardvault.errors import IntegrityError, InvalidInput, NotSetUp
 from cardvault.keystore.files import write_private
-from cardvault.keystore.provider import pack, read_description, unpack
+from cardvault.keystore.provider import MasterKey, pack, read_description, unpack
+from cardvault.keystore.ring import MasterKeyRing
 
 PROVIDER = "pkcs11"
 NONCE_BYTES = 12
@@ -204,27 +205,30 @@ class Pkcs11KeyStore:
         overwrite a key: each installation has its own label."""
         if self.exists():
             raise InvalidInput(f"A master key already exists in {self.keys_dir}.")
-        session = open_session(self.config, rw=True)
+        master = self._generate(self.config, 1)
+        self.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._describe([self._entry(master, self.config.key_label)])
+        return master
+
+    def _generate(self, config: Pkcs11Config, version: int) -> Pkcs11MasterKey:
+        session = open_session(config, rw=True)
         try:
             found = list(
                 session.get_objects(
-                    {
-                        Attribute.CLASS: ObjectClass.SECRET_KEY,
-                        Attribute.LABEL: self.config.key_label,
-                    }
+                    {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: config.key_label}
                 )
             )
             if found:
                 raise InvalidInput(
-                    f"The token {self.config.token_label!r} already holds a key labelled "
-                    f"{self.config.key_label!r}.",
+                    f"The token {config.token_label!r} already holds a key labelled "
+                    f"{config.key_label!r}.",
                     remedy="Choose another CARDVAULT_PKCS11_KEY_LABEL for this installation.",
                 )
             key_id = secrets.token_hex(8)
             session.generate_key(
                 KeyType.AES,
                 256,
-                label=self.config.key_label,
+                label=config.key_label,
                 id=bytes.fromhex(key_id),
                 store=True,
                 capabilities=MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT,
@@ -237,38 +241,69 @@ class Pkcs11KeyStore:
             )
         finally:
             session.close()
-        master = Pkcs11MasterKey(self.config, 1, key_id)
+        return Pkcs11MasterKey(config, version, key_id)
+
+    def _entry(self, master: Pkcs11MasterKey, label: str) -> dict[str, Any]:
         check = master.seal(_CHECK_PLAINTEXT, aad=_CHECK_AAD)
-        self.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return {
+            "mk_version": master.mk_version,
+            "key_id": master.key_id,
+            "key_label": label,
+            "check": base64.b64encode(check).decode(),
+        }
+
+    def _describe(self, entries: list[dict[str, Any]]) -> None:
         description = {
             "format": 1,
             "provider": PROVIDER,
-            "mk_version": 1,
-            "key_id": key_id,
             "token_label": self.config.token_label,
-            "key_label": self.config.key_label,
-            "check": base64.b64encode(check).decode(),
+            **entries[0],
         }
+        if len(entries) > 1:
+            description["older"] = entries[1:]
         write_private(self.info_file, json.dumps(description, indent=2).encode())
-        return master
 
-    def load(self) -> Pkcs11MasterKey:
-        """The key in the token, checked against this data directory's description."""
+    def _entries(self) -> list[dict[str, Any]]:
         info = read_description(self.info_file, PROVIDER)
+        head: dict[str, Any] = {k: info[k] for k in ("mk_version", "key_id", "check") if k in info}
+        older = info.get("older", [])
+        if not isinstance(older, list):
+            raise IntegrityError(f"{self.info_file} is damaged: it is not a key description.")
+        return [head, *older]
+
+    def load(self) -> MasterKeyRing:
+        """Every version the description lists, each checked against its check blob."""
+        versions, current = self._load_versions()
+        return MasterKeyRing(
+            versions, current, description=self.info_file, reload=self._load_versions
+        )
+
+    def _load_versions(self) -> tuple[dict[int, MasterKey], int]:
+        entries = self._entries()
+        versions: dict[int, MasterKey] = {}
+        for entry in entries:
+            master = self._load_entry(entry)
+            versions[master.mk_version] = master
+        return versions, int(entries[0]["mk_version"])
+
+    def _load_entry(self, entry: dict[str, Any]) -> Pkcs11MasterKey:
+        """The key in the token, checked against this data directory's description."""
         try:
-            version, key_id = int(info["mk_version"]), str(info["key_id"])
-            check = base64.b64decode(str(info["check"]), validate=True)
+            version, key_id = int(entry["mk_version"]), str(entry["key_id"])
+            check = base64.b64decode(str(entry["check"]), validate=True)
+            label = self.label_of(version)
         except (KeyError, ValueError, TypeError) as exc:
             raise IntegrityError(
                 f"{self.info_file} is damaged: it is not a key description."
             ) from exc
-        master = Pkcs11MasterKey(self.config, version, key_id)
+        config = replace(self.config, key_label=label)
+        master = Pkcs11MasterKey(config, version, key_id)
         try:
             opened = master.open(check, aad=_CHECK_AAD)
         except IntegrityError as exc:
             master.close()
             raise KeyProviderUnavailable(
-                f"The key {self.config.key_label!r} in token {self.config.token_label!r} is not "
+                f"The key {label!r} in token {self.config.token_label!r} is not "
                 "this data directory's master key.",
                 remedy="Check CARDVAULT_PKCS11_TOKEN_LABEL and CARDVAULT_PKCS11_KEY_LABEL.",
             ) from exc
@@ -276,3 +311,34 @@ class Pkcs11KeyStore:
             master.close()
             raise KeyProviderUnavailable("The master key's check blob does not match.")
         return master
+
+    def label_of(self, version: int) -> str:
+        """The token label of a version: the configured label, ``-v<N>`` after rotations."""
+        return self.config.key_label if version == 1 else f"{self.config.key_label}-v{version}"
+
+    def begin_rotation(self) -> int:
+        """A new AES key in the token (label ``<label>-v<N>``) becomes current; the older
+        ones stay listed, and usable, until :meth:`finish_rotation`."""
+        entries = self._entries()
+        version = max(int(e["mk_version"]) for e in entries) + 1
+        label = self.label_of(version)
+        master = self._generate(replace(self.config, key_label=label), version)
+        self._describe([self._entry(master, label), *entries])
+        master.close()
+        return version
+
+    def finish_rotation(self) -> list[int]:
+        """Forget the older versions; their keys are destroyed in the token."""
+        entries = self._entries()
+        self._describe(entries[:1])
+        session = open_session(self.config, rw=True)
+        try:
+            for entry in entries[1:]:
+                label = self.label_of(int(entry["mk_version"]))
+                for key in session.get_objects(
+                    {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label}
+                ):
+                    key.destroy()
+        finally:
+            session.close()
+        return [int(e["mk_version"]) for e in entries[1:]]

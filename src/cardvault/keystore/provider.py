@@ -38,6 +38,14 @@ class KeyStore(Protocol):
 
     def is_sealed(self) -> bool: ...
 
+    def begin_rotation(self) -> int:
+        """Make a new version of the key current, keeping the older ones; its version."""
+        ...
+
+    def finish_rotation(self) -> list[int]:
+        """Forget (destroy) the older versions; which they were."""
+        ...
+
 
 def pack(mk_version: int, body: bytes) -> bytes:
     return _HEADER.pack(BLOB_FORMAT, mk_version) + body

@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cardvault import errors as e
 from cardvault.crypto.envelope import EnvelopeTooLarge
+from cardvault.crypto.external_key import ExternalSignatureInvalid
 from cardvault.json_types import JsonObject, JsonValue
 from cardvault.services.devices.errors import PushRateLimited
 from cardvault.services.piv.errors import LinkClosed
@@ -79,6 +80,7 @@ STATUS: Final[Mapping[type[e.CardvaultError], int]] = MappingProxyType(
         RateLimited: 429,
         PushRateLimited: 429,
         CaMissing: 503,  # the service runs; issuing waits for `cardvault ca init`
+        ExternalSignatureInvalid: 502,  # the HSM (an upstream of ours) signed wrongly
     }
 )
 

@@ -131,6 +131,8 @@ def test_invitation_is_completed_in_the_browser(live: Live, page: Page, operator
     for n, answer in enumerate(("Rex", "Leeds", "Sparky"), start=1):
         group = page.get_by_role("group", name=f"Question {n}")
         group.get_by_label("Answer", exact=True).fill(answer)
+    page.get_by_label("Card PIN", exact=True).fill("27182818")
+    page.get_by_label("Card PIN again").fill("27182818")
     page.get_by_label("Also give me a recovery code").check()
     shot(page, "7-invitation-setup")
     page.get_by_role("button", name="Finish setting up my card").click()

@@ -23,18 +23,14 @@ from tests.support.databases import TEST_ARGON2
 from cardvault.config import Settings
 from cardvault.errors import IntegrityError, InvalidInput
 from cardvault.keystore.pkcs11 import KeyProviderUnavailable, Pkcs11MasterKey
-from cardvault.keystore.provider import ProviderMismatch
+from cardvault.keystore.provider import ProviderMismatch, unpack
+from cardvault.keystore.ring import MasterKeyRing
 from cardvault.services.cards import operations as card_operations
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system import bootstrap
 from cardvault.services.system.runtime import Actor, keystore_for, local_keystore, open_runtime
 
 AAD = b"card record aad"
-
-
-@pytest.fixture(scope="session")
-def hsm(tmp_path_factory: pytest.TempPathFactory) -> softhsm.SoftHsm:
-    return softhsm.start(tmp_path_factory.mktemp("softhsm"))
 
 
 def _settings(hsm: softhsm.SoftHsm, data: Path, label: str, **over: object) -> Settings:
@@ -120,7 +116,8 @@ def test_a_restarted_service_finds_the_same_key(
 ) -> None:
     blob = master.seal(b"sealed before the restart", aad=AAD)
     again = keystore_for(settings).load()
-    assert isinstance(again, Pkcs11MasterKey)
+    assert isinstance(again, MasterKeyRing)
+    assert isinstance(again.current(), Pkcs11MasterKey)
     try:
         assert again.open(blob, aad=AAD) == bytearray(b"sealed before the restart")
         assert again.key_id == master.key_id
@@ -244,7 +241,7 @@ def test_a_pin_file_is_read_and_its_absence_named(
     pin_file.write_text(hsm.pin + "\n")
     from_file = settings.model_copy(update={"pkcs11_pin": None, "pkcs11_pin_file": pin_file})
     loaded = keystore_for(from_file).load()
-    assert isinstance(loaded, Pkcs11MasterKey)
+    assert isinstance(loaded.current(), Pkcs11MasterKey)
     loaded.close()
     assert loaded.key_id == master.key_id
     missing = from_file.model_copy(update={"pkcs11_pin_file": tmp_path / "absent"})
@@ -281,7 +278,8 @@ def test_a_service_on_the_hsm_issues_signs_in_and_signs(
     bootstrap.initialise(settings, actor=operator, demo=False, if_missing=False, echo=print)
     rt = open_runtime(settings)
     try:
-        assert isinstance(rt.master_key, Pkcs11MasterKey)
+        assert isinstance(rt.master_key, MasterKeyRing)
+        assert isinstance(rt.master_key.current(), Pkcs11MasterKey)
         a.open_org(rt, operator)
         h = a.holder(rt, operator)
         login = a.login(Engine(rt), h, code=h.code())
@@ -332,3 +330,38 @@ def test_cardvault_init_on_the_hsm_from_the_command_line(
 
 def _test_kdf_env() -> dict[str, str]:
     return {f"CARDVAULT_{k.upper()}": str(v) for k, v in TEST_ARGON2.items()}
+
+
+def test_a_rotation_adds_a_key_in_the_token_and_retiring_destroys_the_old_one(
+    hsm: softhsm.SoftHsm, settings: Settings, master: Pkcs11MasterKey
+) -> None:
+    """The pkcs11 half of `cardvault keys rotate-master` (issue 20): the new version is a
+    new non-extractable key labelled <label>-v2; both open until the old one is retired."""
+    before = master.seal(b"sealed under version 1", aad=AAD)
+    store = keystore_for(settings)
+    assert store.begin_rotation() == 2
+    ring = store.load()
+    assert isinstance(ring, MasterKeyRing)
+    try:
+        assert ring.versions == (1, 2)
+        after = ring.seal(b"sealed under version 2", aad=AAD)
+        assert unpack(after)[0] == 2
+        assert ring.open(before, aad=AAD) == bytearray(b"sealed under version 1")
+        attrs = _token_key(hsm, f"{settings.pkcs11_key_label}-v2")
+        assert attrs[Attribute.EXTRACTABLE] is False
+        resealed = ring.reseal(before, aad=AAD)
+        assert resealed is not None
+        assert unpack(resealed)[0] == 2
+    finally:
+        ring.close()
+    assert store.finish_rotation() == [1]
+    again = store.load()
+    try:
+        assert again.versions == (2,)  # type: ignore[attr-defined]
+        assert again.open(after, aad=AAD) == bytearray(b"sealed under version 2")
+        with pytest.raises(IntegrityError):
+            again.open(before, aad=AAD)
+    finally:
+        again.close()  # type: ignore[attr-defined]
+    with pytest.raises(pkcs11.exceptions.NoSuchKey):
+        _token_key(hsm, settings.pkcs11_key_label)

@@ -60,9 +60,32 @@ def test_the_connector_refuses_what_the_session_may_not_do(
                 "--org", "ORG1", check=False)  # fmt: skip
     assert "Issuing a card needs an RA session" in out
     out = agent(server, tmp_path / "holder", "connector", check=False)
-    assert "was not issued for smartcard software" in out
+    assert "Your card has no card PIN yet" in out
+    assert "Cannot prompt for the card PIN: use --pin-stdin" in out
     out = agent(server, tmp_path / "holder", "connector", "--card", "CV0000000000", check=False)
     assert "cannot be used in this session" in out
+
+
+def test_the_holder_sets_and_changes_the_card_pin_with_the_agent(
+    rt: Runtime, operator: Actor, server: str, tmp_path: Path
+) -> None:
+    a.open_org(rt, operator)
+    holder = a.holder(rt, operator)
+    login(server, tmp_path, holder)
+    serial = holder.card.serial
+    assert "has no card PIN yet" in agent(server, tmp_path, "pin", "status")
+    weak = agent(server, tmp_path, "pin", "set", "--pin-stdin", stdin="654321\n", check=False)
+    assert "straight up or down" in weak
+    out = agent(server, tmp_path, "pin", "set", "--pin-stdin", stdin="27182818\n")
+    assert f"Card PIN of card {serial} set." in out
+    assert "(3 tries left)" in agent(server, tmp_path, "pin", "status")
+    wrong = agent(server, tmp_path, "pin", "change", "--pin-stdin",
+                  stdin="11112222\n31415926\n", check=False)  # fmt: skip
+    assert "That is not your current card PIN." in wrong
+    assert "(2 tries left)" in agent(server, tmp_path, "pin", "status")
+    out = agent(server, tmp_path, "pin", "change", "--pin-stdin", stdin="27182818\n31415926\n")
+    assert f"Card PIN of card {serial} changed." in out
+    assert "(3 tries left)" in agent(server, tmp_path, "pin", "status")
 
 
 def test_a_role_needs_an_ra_sign_in(

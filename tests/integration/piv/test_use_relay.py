@@ -215,13 +215,13 @@ def test_no_link_for_another_card_an_ra_session_or_a_wrong_key(
         links.open_use_link(rt, a.client(), token=ra.ra_token, session_key=bytes(32))
 
 
-def test_a_card_issued_without_pcsc_has_no_applet(
+def test_a_card_issued_without_pcsc_needs_a_card_pin_before_it_goes_in(
     rt: Runtime, operator: Actor, engine: Engine, use: p.InUse
 ) -> None:
     plain = a.holder(rt, operator, use.holder.card.org)
     result = a.login(engine, plain, code=plain.code())
     assert result.session is not None
-    with pytest.raises(NoPivApplet):
+    with pytest.raises(NoPivApplet, match="no card PIN yet"):
         links.open_use_link(
             rt, a.client(), token=result.session.token, session_key=result.session_key
         )

@@ -200,3 +200,31 @@ def test_a_crl_that_missed_a_revocation_is_not_served(rt: Runtime, operator: Act
     served = crls.current(rt, key_id)
     assert served.number > first.number
     assert len(x509.load_der_x509_crl(served.der)) == 2
+
+
+def test_a_rate_limited_ocsp_client_is_told_try_later_in_its_own_protocol(
+    rt: Runtime, operator: Actor, tmp_path: Path
+) -> None:
+    """OCSP clients read no HTTP 429: past the limit the responder answers tryLater (RFC
+    6960 §2.3), which ``openssl ocsp`` names; the CRL URL keeps HTTP's own 429."""
+    with serve_runtime(rt, rate_limits_enabled=True, rate_limit_status="3/1m") as url:
+        f.org(rt, operator)
+        card = f.active_card(rt, operator)
+        auth = card_certificates(rt, card.card_id)["authentication"]
+        ca_pem = tmp_path / "ca.pem"
+        ca_pem.write_bytes(ca.export_pem(rt.data_dir))
+        auth_pem = write_pem(tmp_path / "auth.pem", auth)
+        said = [rp.ocsp_query(ca_pem, auth_pem, f"{url}/pki/ocsp") for _ in range(3)]
+        assert all(": good" in done.stdout for done in said)
+        done = rp.ocsp_query(ca_pem, auth_pem, f"{url}/pki/ocsp")
+        assert ": good" not in done.stdout
+        assert "trylater" in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
+        with urllib.request.urlopen(f"{url}/pki/ocsp/AAAA", timeout=10) as response:  # noqa: S310
+            assert response.status == 200
+            assert int(response.headers["Retry-After"]) > 0
+            refused = ocsp.load_der_ocsp_response(response.read())
+        assert refused.response_status is ocsp.OCSPResponseStatus.TRY_LATER
+        with pytest.raises(urllib.error.HTTPError) as crl_refused:
+            rp.fetch(rp.crl_url(auth))
+        crl_refused.value.close()
+        assert crl_refused.value.code == 429

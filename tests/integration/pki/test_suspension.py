@@ -3,11 +3,12 @@ Manager's revoke with a reason code. Relying parties check with real ``openssl``
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import openssl_pki as rp
@@ -53,16 +54,25 @@ class RelyingParty:
     def ocsp_says(self) -> str:
         return rp.ocsp_query(self.ca, self.pem, rp.ocsp_url(self.cert)).stdout
 
+    def status_api_says(self, base_url: str) -> str:
+        """What cardvault's own JSON status API answers about the certificate."""
+        fingerprint = self.cert.fingerprint(hashes.SHA256()).hex()
+        url = f"{base_url}/api/v1/certificates/status?fingerprint={fingerprint}"
+        answer = json.loads(rp.fetch(url))
+        assert answer["fingerprint_sha256"] == fingerprint
+        return str(answer["status"])
+
 
 def test_suspend_and_resume_from_the_cli_and_a_suspended_card_cannot_sign_in(
     rt: Runtime, operator: Actor, cli: Cli, tmp_path: Path
 ) -> None:
-    with serve_runtime(rt):
+    with serve_runtime(rt) as url:
         a.open_org(rt, operator)
         holder = a.holder(rt, operator)
         serial = holder.card.serial
         relying = RelyingParty(rt, tmp_path, *auth_pem(rt, holder.card.card_id, tmp_path))
         assert ": OK" in relying.crl_says()
+        assert relying.status_api_says(url) == "good"
         engine = Engine(rt)
         assert a.login(engine, holder, code=holder.code()).session is not None
 
@@ -72,6 +82,7 @@ def test_suspend_and_resume_from_the_cli_and_a_suspended_card_cannot_sign_in(
         said = relying.ocsp_says()
         assert ": revoked" in said
         assert "Reason: certificateHold" in said
+        assert relying.status_api_says(url) == "suspended"
         with pytest.raises(CardvaultError) as refused:
             a.login(engine, holder, code=holder.code(at=holder_time_later()))
         assert status_of(refused.value) in (401, 403, 423)
@@ -82,6 +93,7 @@ def test_suspend_and_resume_from_the_cli_and_a_suspended_card_cannot_sign_in(
         assert done.ok().json == {"serial": serial, "status": "active"}
         assert ": OK" in relying.crl_says()
         assert ": good" in relying.ocsp_says()
+        assert relying.status_api_says(url) == "good"
         assert a.login(engine, holder, code=holder.code(at=holder_time_later())).session is not None
 
 
@@ -95,7 +107,7 @@ def holder_time_later(seconds: float = 30) -> float:
 def test_the_vra_manager_suspends_resumes_and_revokes_with_a_reason(
     rt: Runtime, operator: Actor, tmp_path: Path
 ) -> None:
-    with serve_runtime(rt):
+    with serve_runtime(rt) as base_url:
         a.open_org(rt, operator, "ORGA")
         ra = w.ra_user(rt, operator, "ORGA")
         c = w.client(rt)
@@ -125,6 +137,7 @@ def test_the_vra_manager_suspends_resumes_and_revokes_with_a_reason(
         assert ": revoked" in said
         assert "Reason: affiliationChanged" in said
         assert "certificate revoked" in relying.crl_says()
+        assert relying.status_api_says(base_url) == "revoked"
         with rt.db() as session:
             card = session.scalar(select(Card).where(Card.serial == holder.card.serial))
             assert card is not None

@@ -14,6 +14,7 @@ from tests.support import factories as f
 from tests.support import portal as p
 from tests.support import ra_web
 
+from cardvault.domain.vocabulary import AppletOrigin
 from cardvault.notify.outbox import FileOutbox, MemoryOutbox
 from cardvault.services.directory import registry as directory
 from cardvault.services.notifications.dispatcher import Dispatcher, Senders
@@ -21,7 +22,7 @@ from cardvault.services.ra import cards as ra_cards
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import Card
+from cardvault.store.models import Card, PivCard
 from cardvault.web.portal.steps import STEP_COOKIE, RedactLinkTokens
 
 NEW = "violet tractor umbrella 1987"
@@ -173,10 +174,22 @@ def test_invitation_through_the_pages(rt: Runtime, operator: Actor) -> None:
     assert same.status_code == 422
     assert "same as another answer" in same.text
     assert 'value="Rex"' not in same.text
-    done = _post(c, f"{url}/setup", **fields)
+    weak = _post(c, f"{url}/setup", **fields, card_pin="123456", card_pin_confirm="123456")
+    assert weak.status_code == 422
+    assert 'href="#f-card_pin"' in weak.text
+    assert 'value="123456"' not in weak.text
+    differ = _post(c, f"{url}/setup", **fields, card_pin="27182818", card_pin_confirm="27182819")
+    assert differ.status_code == 422
+    assert 'href="#f-card_pin_confirm"' in differ.text
+    done = _post(c, f"{url}/setup", **fields, card_pin="27182818", card_pin_confirm="27182818")
     assert done.status_code == 200
     assert re.search(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){7}", done.text)
     assert _status(rt, card.card_id) == "active"
+    with rt.db() as s:  # the card's PIV applet, built with the card PIN chosen here
+        piv = s.get(PivCard, card.card_id)
+        assert piv is not None
+        assert piv.origin is AppletOrigin.SERVICE
+        assert b"27182818" not in piv.secrets
 
 
 def test_development_outbox_is_there_only_in_development(rt: Runtime, operator: Actor) -> None:

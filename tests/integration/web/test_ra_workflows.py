@@ -14,10 +14,11 @@ from tests.support import factories as f
 from tests.support import ra_web as w
 
 from cardvault.crypto.keyslots import open_invitation_slot
+from cardvault.domain.vocabulary import AppletOrigin
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.recovery import links
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import Association, Card, Link, Notification
+from cardvault.store.models import Association, Card, Link, Notification, PivCard
 
 
 @pytest.fixture
@@ -82,11 +83,18 @@ def test_issue_then_enrol_weak_then_strong(rt: Runtime, operator: Actor, setup) 
         "own3": "Name of my favourite teacher?",
         "answer3": "Mrs Smith",
     }
-    r = w.post(c, f"{url}/enrol", **strong)
+    weak_pin = w.post(c, f"{url}/enrol", **strong, card_pin="111111", card_pin_confirm="111111")
+    assert weak_pin.status_code == 422
+    assert 'href="#f-card_pin"' in weak_pin.text
+    assert 'value="111111"' not in weak_pin.text
+    r = w.post(c, f"{url}/enrol", **strong, card_pin="27182818", card_pin_confirm="27182818")
     assert r.status_code == 303, r.text
     page = c.get(url).text
     assert "active" in page
     assert "Name of my favourite teacher?" in page
+    with rt.db() as s:  # the card's PIV applet, built with the card PIN the holder chose
+        pivs = list(s.scalars(select(PivCard)))
+    assert [p.origin for p in pivs] == [AppletOrigin.SERVICE]
 
 
 def test_double_submission_issues_one_card(rt: Runtime, operator: Actor, setup) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,8 @@ import pkgutil
 from collections.abc import Iterator
 
 import cardvault
+from cardvault.commandline import exit_code_of
+from cardvault.crypto.external_key import ExternalSignatureInvalid
 from cardvault.domain.rate_limit import Bucket, Scope
 from cardvault.errors import AuthenticationFailed, CardvaultError, InvalidInput, NotSetUp
 from cardvault.services.pki.errors import CaMissing
@@ -16,7 +18,8 @@ from cardvault.services.signin.errors import CardLocked, WrongPasscode
 from cardvault.web.errors import STATUS, problem_of, status_of
 
 #: the statuses the service answers with; a new one is a decision, not an accident
-KNOWN = {303, 400, 401, 403, 404, 409, 410, 413, 422, 423, 429, 500, 503}
+#: (502: the HSM, an upstream of ours, returned a signature that does not verify)
+KNOWN = {303, 400, 401, 403, 404, 409, 410, 413, 422, 423, 429, 500, 502, 503}
 
 
 def _error_classes() -> Iterator[type[CardvaultError]]:
@@ -44,6 +47,8 @@ def test_an_error_answers_as_its_category_unless_it_is_listed_itself() -> None:
     assert status_of(CardLocked) == 423
     assert status_of(NotSetUp("no data directory")) == 500
     assert status_of(CaMissing("no CA")) == 503  # a NotSetUp that the service answers 503
+    assert status_of(ExternalSignatureInvalid) == 502  # and one the HSM caused: 502
+    assert exit_code_of(ExternalSignatureInvalid) == 9  # not set up, as for any NotSetUp
 
 
 def test_a_problem_has_the_rfc_members_the_code_and_the_typed_extensions() -> None:

@@ -21,6 +21,7 @@ from cardvault.card.piv.ports import CardPorts
 from cardvault.card.piv.state import MAX_CHAIN_BYTES, PendingChain, PivState
 from cardvault.card.piv.verification import (
     change_reference_data,
+    get_challenge,
     reset_retry_counter,
     set_management_key,
     verify,
@@ -141,6 +142,7 @@ _HANDLERS: dict[int, Handler] = {
     Ins.CHANGE_REFERENCE_DATA: change_reference_data,
     Ins.RESET_RETRY_COUNTER: reset_retry_counter,
     Ins.GENERAL_AUTHENTICATE: general_authenticate,
+    Ins.GET_CHALLENGE: get_challenge,
     Ins.GENERATE_ASYMMETRIC_KEY_PAIR: generate_key_pair,
     Ins.GET_VERSION: get_version,
     Ins.GET_SERIAL: get_serial,

@@ -17,6 +17,7 @@ __all__ = [
     "certificate",
     "certificate_container",
     "chuid",
+    "chuid_signed_content",
     "discovery",
     "key_history",
 ]
@@ -46,14 +47,20 @@ def application_property_template(label: str, algorithms: Iterable[Algorithm]) -
     return tlv.encode(0x61, body)
 
 
-def chuid(*, guid: bytes, expiry: str = "20991231") -> bytes:
+def chuid(*, guid: bytes, expiry: str = "20991231", signature: bytes = b"") -> bytes:
     """Card Holder Unique Identifier (Part 1 §3.1.2, TIG SCEPACS) with a GUID and no FASC-N
-    agency code: OpenSC takes the token serial from the GUID. The signature is left empty."""
+    agency code: OpenSC takes the token serial from the GUID. ``signature`` is the issuer
+    asymmetric signature (``3E``) over :func:`chuid_signed_content`, or empty."""
+    return chuid_signed_content(guid=guid, expiry=expiry) + tlv.encode_all(
+        ((0x3E, signature), (0xFE, b""))
+    )
+
+
+def chuid_signed_content(*, guid: bytes, expiry: str) -> bytes:
+    """The CHUID's fields the issuer signature covers: everything before ``3E``."""
     if len(guid) != 16 or len(expiry) != 8 or not expiry.isdigit():
         raise ValueError("a CHUID needs a 16-byte GUID and a YYYYMMDD expiry")
-    return tlv.encode_all(
-        ((0x30, _NO_FASC_N), (0x34, guid), (0x35, expiry.encode()), (0x3E, b""), (0xFE, b""))
-    )
+    return tlv.encode_all(((0x30, _NO_FASC_N), (0x34, guid), (0x35, expiry.encode())))
 
 
 def card_capability_container(card_identifier: bytes) -> bytes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import replace
 
-from cardvault.card.apdu import CardError, CommandApdu, Sw
+from cardvault.card.apdu import SHORT_MAX, CardError, CommandApdu, Sw
 from cardvault.card.piv.constants import DEFAULT_MANAGEMENT_KEY, Algorithm, PinRef, Slot
 from cardvault.card.piv.handlers import (
     Outcome,
@@ -134,10 +134,19 @@ def _check_new_value(reference: PinRef, block: bytes) -> None:
         raise CardError(Sw.INCORRECT_DATA, "a new PIN is 6 to 8 digits, a PUK 6 to 8 bytes")
 
 
+#: how many random bytes one challenge request answers (a client asks again for more)
+CHALLENGE_BYTES = 16
+_NO_ALGORITHM = 0x00
+
+
 def management_authenticate(state: PivState, command: CommandApdu, ports: CardPorts) -> Outcome:
-    """GENERAL AUTHENTICATE with 9B: mutual (80 00 / 80 R 81 C) or external (81 00 / 82 E(C))."""
-    algorithm = _management_algorithm(state, command.p1)
+    """GENERAL AUTHENTICATE with 9B: mutual (80 00 / 80 R 81 C) or external (81 00 / 82 E(C));
+    with algorithm 00 a bare ``81 00`` asks for random bytes, nothing else (OpenSC's
+    ``C_GenerateRandom``, after SP 800-73-3)."""
     items = dynamic_template(command.data)
+    if command.p1 == _NO_ALGORITHM and items == {0x81: b""}:
+        return Outcome(state=state, data=dynamic_response(0x81, _random(ports, CHALLENGE_BYTES)))
+    algorithm = _management_algorithm(state, command.p1)
     block = algorithm.block_bytes
     shape = {tag: len(value) for tag, value in items.items()}
     if shape == {0x80: 0}:
@@ -223,3 +232,18 @@ def _new_management_key(data: bytes) -> tuple[Algorithm, bytes]:
     if not algorithm.is_symmetric or len(key) != data[2] or len(key) != algorithm.key_bytes:
         raise CardError(Sw.INCORRECT_DATA, "the key does not fit the algorithm")
     return algorithm, key
+
+
+def get_challenge(state: PivState, command: CommandApdu, ports: CardPorts) -> Outcome:
+    """GET CHALLENGE (ISO 7816-4 §11.5.3): Le random bytes (8 when Le is absent); nothing is
+    remembered, so no later command depends on it."""
+    require_p1p2(command, 0, 0)
+    wanted = CHALLENGE_BYTES // 2 if command.ne is None else command.ne
+    return Outcome(state=state, data=_random(ports, min(wanted, SHORT_MAX)))
+
+
+def _random(ports: CardPorts, count: int) -> bytes:
+    value = ports.random_bytes(count)
+    if len(value) != count:
+        raise CardError(Sw.NO_PRECISE_DIAGNOSIS, "the random generator failed")
+    return value

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cardvault.clients.agent import connector_cmd, login_cmd, renew_cmd, state
+from cardvault.clients.agent import connector_cmd, login_cmd, pin_cmd, renew_cmd, state
 from cardvault.clients.agent.options import Options
 from cardvault.clients.agent.options import client as _client
 from cardvault.clients.agent.options import fail as _fail
@@ -208,6 +208,7 @@ def logout(ctx: typer.Context) -> None:
 
 app.command("connector")(connector_cmd.connector)
 app.command("renew")(renew_cmd.renew)
+app.add_typer(pin_cmd.app, name="pin")
 
 
 def run() -> None:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cardvault.clients.agent import state
+from cardvault.clients.agent import pin_cmd, state
 from cardvault.clients.agent.options import Options, client, fail, options, out
+from cardvault.clients.common import prompts
 from cardvault.clients.common.replies import Reply
 from cardvault.clients.connector.vpcd import DEFAULT_PORT
 from cardvault.errors import CardvaultError, InvalidInput
@@ -69,6 +70,13 @@ def connector(
         float, typer.Option(help="Seconds between checks that the session still lives.")
     ] = 15.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every APDU.")] = False,
+    pin_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--pin-stdin",
+            help="If your card has no card PIN yet, read the one to set from stdin.",
+        ),
+    ] = False,
 ) -> None:
     """Put your card into the virtual smartcard reader until the session ends (Ctrl-C: out)."""
     opts = options(ctx)
@@ -83,7 +91,9 @@ def connector(
         ):
             api = api_module.CardvaultApi(http)
             api.use_channel(st.channel_id, st.channel_key)  # the session's channel (§3.5)
-            inserted = _insert(api, opts, st, issue_for=issue_for, org=org, card=card)
+            inserted = _insert(
+                api, opts, st, issue_for=issue_for, org=org, card=card, pin_stdin=pin_stdin
+            )
             runner = runner_module.Connector(
                 api,
                 inserted,
@@ -115,6 +125,7 @@ def _insert(
     issue_for: str | None,
     org: str | None,
     card: str | None,
+    pin_stdin: bool = False,
 ) -> Inserted:
     if issue_for is None:
         if st.purpose == "ra":
@@ -123,9 +134,7 @@ def _insert(
                 remedy="Use --issue-for USER_ID --org CODE to issue a card, or sign in as a "
                 "card holder to use your own card.",
             )
-        return runner_module.insert_for_holder(
-            api, token=st.token, session_key=st.session_key, serial=card
-        )
+        return _insert_own_card(api, st, card=card, pin_stdin=pin_stdin)
     if st.purpose != "ra":
         raise api_module.ServiceError(
             "Issuing a card needs an RA session.",
@@ -136,6 +145,28 @@ def _insert(
     st = core.issuing_role(api, st, org)
     state.save(opts.state_dir, st)
     return runner_module.insert_blank(api, token=st.token, user_id=issue_for, organisation=org)
+
+
+def _insert_own_card(
+    api: CardvaultApi, st: state.AgentState, *, card: str | None, pin_stdin: bool
+) -> Inserted:
+    """The holder's card; at the first start for a card without a card PIN, the holder sets
+    one first (inside this passcode + second-factor session), and the card goes in."""
+    try:
+        return runner_module.insert_for_holder(
+            api, token=st.token, session_key=st.session_key, serial=card
+        )
+    except api_module.ServiceError as exc:
+        if exc.problem != "piv_pin_not_set":
+            raise
+    prompts.tell(
+        "Your card has no card PIN yet: choose one (6-8 digits). Smartcard software asks "
+        "for it; it works only while you are signed in here."
+    )
+    pin_cmd.set_pin(api, st, pin_cmd.ask_new_pin(pin_stdin))
+    return runner_module.insert_for_holder(
+        api, token=st.token, session_key=st.session_key, serial=card
+    )
 
 
 def _same_session(opts: Options, token: str) -> bool:

@@ -36,7 +36,7 @@ from cardvault.services.audit import trail as audit
 from cardvault.services.audit.anchor import AnchorReading, UnreadableLine, anchor_sources
 from cardvault.services.audit.errors import AnchorsLost
 from cardvault.services.audit.heads import acknowledge_restore as anchor_as_restore
-from cardvault.services.audit.signing_key import audit_public_key
+from cardvault.services.audit.signing_key import audit_public_keys
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, AuditHead, Organisation
@@ -138,7 +138,7 @@ def _check_anchors(
 ) -> dict[str, AnchorFindings]:
     """Every binding anchor held against the database: two passes over the anchors, the
     first for acknowledged restores, the second looking the anchored events up in batches."""
-    public = audit_public_key(rt)
+    public = audit_public_keys(rt)
     restores = Restores()
     for anchor in _wanted(reading.anchors(), only):
         if anchor.restored_to is not None:

@@ -1,4 +1,9 @@
-"""The service's Ed25519 audit key, sealed under the master key in the data directory."""
+"""The service's Ed25519 audit key, sealed under the master key in the data directory.
+
+After a rotation (``rotate``, issue 20) the keys it replaced keep only their public half,
+under ``keys/audit-previous/``: heads, checkpoints and anchors they signed still verify,
+and nothing new can be signed with them.
+"""
 
 from __future__ import annotations
 
@@ -56,3 +61,29 @@ def audit_public_key(rt: Runtime) -> bytes:
     """The audit key's public half, to verify heads and anchors; raises OSError if absent."""
     _, public = _paths(rt.settings.keys_dir)
     return signing.load_public_key_pem(public.read_bytes())
+
+
+def audit_public_keys(rt: Runtime) -> tuple[bytes, ...]:
+    """The current public key first, then those it replaced (what a signature may be by)."""
+    folder = rt.settings.keys_dir / "audit-previous"
+    older = sorted(folder.glob("*.pub.pem")) if folder.is_dir() else []
+    return (audit_public_key(rt), *(signing.load_public_key_pem(p.read_bytes()) for p in older))
+
+
+def rotate(keys_dir: Path, master: MasterKey) -> tuple[bytes, bytes]:
+    """A new audit key replaces the current one, whose public half is kept (first, so a
+    crash leaves the old signatures verifiable); (old public, new public)."""
+    sealed, public = _paths(keys_dir)
+    old_public = signing.load_public_key_pem(public.read_bytes())
+    folder = keys_dir / "audit-previous"
+    folder.mkdir(exist_ok=True, mode=0o700)
+    write_private(folder / f"{old_public.hex()[:16]}.pub.pem", public.read_bytes())
+    key = signing.generate_audit_key()
+    pem = signing.audit_key_to_pem(key)
+    try:
+        write_private(sealed, master.seal(pem, aad=_AAD))
+    finally:
+        wipe(pem)
+    new_public = signing.public_key_bytes(key)
+    write_private(public, signing.public_key_to_pem(new_public))
+    return old_public, new_public

@@ -36,7 +36,7 @@ from cardvault.domain.audit_chain import (
 from cardvault.json_types import JsonInput
 from cardvault.services.audit.errors import AuditUnavailable, HeadSignatureInvalid
 from cardvault.services.audit.heads import locked_head, moved
-from cardvault.services.audit.signing_key import audit_public_key
+from cardvault.services.audit.signing_key import audit_public_keys
 from cardvault.services.system import metrics
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import snapshot_options
@@ -314,7 +314,7 @@ def _check_head_signature(rt: Runtime, head: AuditHead) -> None:
         ChainHead(chain=head.chain, seq=head.seq, hash=head.hash), head.signed_at or ""
     )
     try:
-        signing.verify_ed25519(audit_public_key(rt), message, head.signature)
+        signing.verify_any(audit_public_keys(rt), message, head.signature)
     except Exception as exc:
         raise HeadSignatureInvalid(
             f"The head of audit chain {head.chain} (event {head.seq}) is not signed by this "

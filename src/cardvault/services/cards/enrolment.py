@@ -27,12 +27,14 @@ from cardvault.crypto.keyslots import (
 )
 from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.card_pin import check_card_pin
 from cardvault.domain.passcode_policy import PasscodePolicy, check_passcode
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
+from cardvault.services.piv import card_pin as card_pins
 from cardvault.services.signin import lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -62,6 +64,8 @@ class EnrolRequest:
     email: str | None = None
     phone: str | None = None
     recovery_code: bool = False
+    #: the holder's card PIN for smartcard software (DESIGN §3.8 revised), if chosen now
+    card_pin: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,6 +190,8 @@ def enrol(rt: Runtime, actor: Actor, req: EnrolRequest) -> Enrolled:
         record = open_record(rt.master_key, card)
     check_passcode(req.passcode, policy=passcode_policy(rt), personal=personal_words(person, email))
     check_questions(req.answers, req.passcode)
+    if req.card_pin is not None:
+        check_card_pin(req.card_pin)
     dek = open_issuance_slot(rt, actor, card, record, req.issuance_passcode)
     try:
         code = new_recovery_code() if req.recovery_code else None
@@ -211,6 +217,8 @@ def enrol(rt: Runtime, actor: Actor, req: EnrolRequest) -> Enrolled:
             action=AuditAction.CARD_ENROLLED,
             details={"serial": card.serial, "recovery_code": code is not None},
         )
+    if req.card_pin is not None:
+        card_pins.provision(rt, actor, card_id=card.id, pin=req.card_pin, via="enrolment")
     return Enrolled(serial=card.serial, status=card.status, recovery_code=code)
 
 

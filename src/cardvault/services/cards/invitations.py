@@ -16,6 +16,7 @@ How the holder reaches the card's DEK without the issuance passcode:
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,7 @@ from cardvault.crypto.keyslots import (
     wrap_for_session,
 )
 from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.card_pin import check_card_pin
 from cardvault.domain.vocabulary import AuthState, CardStatus
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
@@ -47,6 +49,7 @@ from cardvault.services.cards.errors import WrongCode
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.notifications import outbox as notifications
+from cardvault.services.piv import card_pin as card_pins
 from cardvault.services.recovery import links
 from cardvault.services.recovery.errors import LinkInvalid, RecoveryStepInvalid
 from cardvault.services.recovery.new_passcode import check_new_passcode
@@ -212,11 +215,16 @@ def complete(
     confirm: str,
     answers: Sequence[SecurityAnswer],
     want_recovery_code: bool = False,
+    card_pin: tuple[str, str] | None = None,
 ) -> Completed:
-    """Passcode and security questions: the card becomes active."""
+    """Passcode and security questions: the card becomes active. ``card_pin`` (the PIN and
+    its confirmation), if given, is the card PIN for smartcard software (DESIGN §3.8
+    revised): the card's PIV applet is built with it once the card is active."""
     link_id, card, txn, person = _step(rt, token, transaction_id, key)
     check_new_passcode(rt, person, passcode, confirm)
     check_questions(answers, passcode)
+    if card_pin is not None:
+        _check_card_pin(*card_pin)
     dek = _unwrap(txn, key)
     code = new_recovery_code() if want_recovery_code else None
     try:
@@ -246,12 +254,23 @@ def complete(
         org = session.get(Organisation, card.organisation_id)
         assert org is not None
         org_code = org.code
+    if card_pin is not None:
+        card_pins.provision(rt, actor, card_id=card.id, pin=card_pin[0], via="invitation")
     return Completed(
         serial=card.serial,
         holder_name=notifications.holder_name(person),
         organisation=org_code,
         recovery_code=code,
     )
+
+
+def _check_card_pin(pin: str, again: str) -> None:
+    try:
+        check_card_pin(pin)
+    except InvalidInput as exc:
+        raise type(exc)(exc.message, field="card_pin") from None
+    if not hmac.compare_digest(pin.encode(), again.encode()):
+        raise InvalidInput("The two card PINs differ.", field="card_pin_confirm")
 
 
 def check_step(rt: Runtime, token: str, transaction_id: str, key: bytes) -> None:

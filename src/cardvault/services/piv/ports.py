@@ -35,6 +35,8 @@ from cardvault.crypto.keyslots import (
 from cardvault.crypto.pin_verifier import ReferenceMismatch, check_verifier, make_verifier
 from cardvault.crypto.piv_keys import ecdh_shared_secret, ecdsa_sign_hash, rsa_private_block
 from cardvault.crypto.x509 import CertUsage
+from cardvault.domain.card_pin import check_card_pin
+from cardvault.errors import InvalidInput
 from cardvault.services.piv.recheck import PinRecheck
 from cardvault.services.piv.secrets import DEFAULT_PIN, DEFAULT_PUK, PivSecrets
 from cardvault.services.system.runtime import Runtime
@@ -142,6 +144,8 @@ class ServicePorts:
         plain = _unpadded(value)
         if plain == (DEFAULT_PUK if reference is PinRef.PUK else DEFAULT_PIN):
             raise CardError(Sw.INCORRECT_DATA, "the default value cannot be set again")
+        if reference is PinRef.PIV_PIN and self._mode is Mode.USE:
+            _check_holder_pin(plain)
         with self._rt.kdf_gate.slot():
             verifier = make_verifier(plain, self._rt.settings.argon2)
         self.effects.secrets = self._current_secrets().with_reference(reference, verifier)
@@ -267,6 +271,15 @@ class ServicePorts:
             raise CardError(
                 Sw.SECURITY_STATUS_NOT_SATISFIED, "card administration happens only at issuance"
             )
+
+
+def _check_holder_pin(plain: bytes) -> None:
+    """A holder changing their card PIN from smartcard software meets the same rule as with
+    ``cardvault-agent pin change`` (domain/card_pin.py)."""
+    try:
+        check_card_pin(plain.decode("ascii"))
+    except (InvalidInput, UnicodeDecodeError):
+        raise CardError(Sw.INCORRECT_DATA, "the card PIN is 6-8 digits, not trivial") from None
 
 
 def _unpadded(block: bytes) -> bytes:

@@ -12,18 +12,22 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
-from cardvault.card.piv import load_state
+from cardvault.card.piv import PivState, dump_state, load_state
 from cardvault.card.piv.data import public_objects
 from cardvault.card.piv.link_state import LinkState, dump_link_state
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import WrongSecret, unwrap_session
 from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.vocabulary import AppletOrigin
 from cardvault.errors import PermissionDenied
 from cardvault.services.audit import trail as audit
+from cardvault.services.piv import statements
 from cardvault.services.piv.answers import PROBES, constant_answers
 from cardvault.services.piv.errors import LinkClosed, NoPivApplet
+from cardvault.services.piv.image import issued_certificates, with_certificates
 from cardvault.services.piv.ports import Mode
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.errors import SessionInvalid
@@ -36,6 +40,7 @@ __all__ = [
     "PROBES",
     "LinkStatus",
     "UseLink",
+    "check_session_key",
     "close",
     "constant_answers",
     "open_use_link",
@@ -82,13 +87,15 @@ def open_use_link(
                 f"You are signed in with card {card.serial}; card {serial.strip().upper()} "
                 "cannot be used in this session."
             )
-        _check_session_key(row, session_key)
+        check_session_key(row, session_key)
         piv = session.get(PivCard, card.id)
         if piv is None:
             raise NoPivApplet(
-                f"Card {card.serial} was not issued for smartcard software.",
-                remedy="Ask your RA to issue it through a card management system.",
+                f"Card {card.serial} has no card PIN yet.",
+                remedy="Set one with `cardvault-agent pin set` (the connector asks for it "
+                "when it starts at a terminal).",
             )
+        state = _refresh_certificates(session, rt, card, piv)
         link = PivLink(
             id=new_id(),
             card_id=card.id,
@@ -106,7 +113,6 @@ def open_use_link(
             organisation_id=row.organisation_id,
             details={"channel": "pcsc", "session": row.id, "link": link.id},
         )
-        state = load_state(piv.state.encode())
         return UseLink(
             link_id=link.id,
             serial=card.serial,
@@ -117,7 +123,35 @@ def open_use_link(
         )
 
 
-def _check_session_key(row: CardSession, session_key: bytes) -> None:
+def _refresh_certificates(session: Session, rt: Runtime, card: Card, piv: PivCard) -> PivState:
+    """A card the service built the applet for shows its current certificates: after a
+    renewal the new ones (and the new keys' algorithms), as a reissued card would. Written
+    by compare-and-swap like an APDU; if an APDU moved the row first, the next link opening
+    refreshes it. Returns the state the link starts from."""
+    state = load_state(piv.state.encode())
+    if piv.origin != AppletOrigin.SERVICE:
+        return state
+    current = with_certificates(
+        state, serial=card.serial, certificates=issued_certificates(session, card.id)
+    )
+    if current == state:
+        return state
+    values = {
+        "where_card": piv.card_id,
+        "seen": piv.version,
+        "new_state": dump_state(current).decode(),
+        "new_secrets": piv.secrets,
+        "new_secrets_version": piv.secrets_version,
+        "new_public_keys": piv.public_keys,
+        "new_pin_blocked_at": piv.pin_blocked_at,
+        "now": rt.clock(),
+    }
+    moved = int(getattr(session.execute(statements.SAVE_CARD, values), "rowcount", 0) or 0)
+    return current if moved == 1 else state
+
+
+def check_session_key(row: CardSession, session_key: bytes) -> None:
+    """Raise SessionInvalid unless ``session_key`` opens this card session's wrap."""
     try:
         wipe(unwrap_session(row.session_wrap, session_key, session_id=row.id))
     except WrongSecret:

@@ -38,6 +38,7 @@ from cardvault.errors import Unavailable
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.piv import issuance, snapshot, statements
 from cardvault.services.piv.answers import standing_answers
+from cardvault.services.piv.card_pin import blocked_since
 from cardvault.services.piv.errors import LinkClosed, StaleRequest
 from cardvault.services.piv.kept import keep, kept
 from cardvault.services.piv.ports import Effects, Mode, ServicePorts
@@ -307,6 +308,7 @@ def _save_card(session: Session, rt: Runtime, snap: Snapshot, done: _Computed) -
         return False
     piv = snap.piv
     values: dict[str, object] = {
+        "new_pin_blocked_at": blocked_since(piv, done.card_part, rt.clock()),
         "where_card": snap.card.id,
         "seen": piv.version,
         "new_state": state,

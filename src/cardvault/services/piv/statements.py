@@ -47,7 +47,7 @@ TOUCH_SESSION = (
 
 #: compare-and-swap of a card's PIV row; parameters ``where_card``, ``seen`` (the version the
 #: APDU was computed from) and the new ``new_state``, ``new_secrets``, ``new_secrets_version``,
-#: ``new_public_keys``, ``now``
+#: ``new_public_keys``, ``new_pin_blocked_at``, ``now``
 SAVE_CARD = (
     update(_cards)
     .where(_cards.c.card_id == bindparam("where_card"), _cards.c.version == bindparam("seen"))
@@ -57,6 +57,7 @@ SAVE_CARD = (
         secrets=bindparam("new_secrets"),
         secrets_version=bindparam("new_secrets_version"),
         public_keys=bindparam("new_public_keys"),
+        pin_blocked_at=bindparam("new_pin_blocked_at"),
         updated_at=bindparam("now"),
     )
 )

@@ -75,10 +75,14 @@ def publish_after_change(rt: Runtime) -> None:
 
 
 def publish(rt: Runtime) -> CrlDocument | None:
-    """Re-sign the current CA's CRL now; None without a built-in CA (external CAs only)."""
-    if not ca.exists(rt.data_dir):
-        return None
-    issuer = ca.load(rt)
+    """Re-sign the CRL of every CA that can still sign (the current one, and rotated ones
+    that keep their key); the current CA's, or None without a built-in CA."""
+    documents = [publish_for(rt, issuer) for issuer in ca.signing_cas(rt)]
+    return documents[0] if documents and ca.exists(rt.data_dir) else None
+
+
+def publish_for(rt: Runtime, issuer: ca.IssuingCa) -> CrlDocument:
+    """Re-sign one CA's CRL now."""
     key_id = cx509.ca_key_id(issuer.cert)
     for _attempt in range(3):
         try:
@@ -144,11 +148,12 @@ def _next_number(session: Session, key_id: str, now: datetime) -> int:
 
 def current(rt: Runtime, key_id: str) -> CrlDocument:
     """The CRL to serve for the CA ``key_id``: the stored one while fresh, else a new one."""
-    issuer_id = cx509.ca_key_id(ca.load(rt).cert) if ca.exists(rt.data_dir) else None
+    signers = {cx509.ca_key_id(i.cert): i for i in ca.signing_cas(rt)}
     with rt.db() as session:
         row = session.get(CrlState, key_id)
         doc = _document(row) if row is not None and row.der else None
-    if key_id != issuer_id:
+    issuer = signers.get(key_id)
+    if issuer is None:
         if doc is None:
             raise NotFound("This service publishes no CRL for that CA.")
         return doc  # a replaced CA's last CRL: its key is gone, it cannot be re-signed
@@ -158,9 +163,7 @@ def current(rt: Runtime, key_id: str) -> CrlDocument:
         or now >= doc.this_update + (doc.next_update - doc.this_update) / 2
         or _revoked_since(rt, key_id, doc.this_update)
     ):
-        fresh = publish(rt)
-        assert fresh is not None
-        return fresh
+        return publish_for(rt, issuer)
     return doc
 
 

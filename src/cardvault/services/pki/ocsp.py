@@ -40,13 +40,11 @@ def respond(rt: Runtime, request_der: bytes) -> bytes:
         query = cocsp.parse_request(request_der)
     except cocsp.OcspMalformed:
         return cocsp.error_response(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-    if not ca.exists(rt.data_dir):
-        return cocsp.error_response(ocsp.OCSPResponseStatus.UNAUTHORIZED)
-    issuer = ca.load(rt)
-    if not cocsp.names_issuer(query, issuer.cert):
+    issuer = next((i for i in ca.signing_cas(rt) if cocsp.names_issuer(query, i.cert)), None)
+    if issuer is None:
         return cocsp.error_response(ocsp.OCSPResponseStatus.UNAUTHORIZED)
     answer = status_of(rt, query.serial, issuer.cert)
-    signer = responder(rt)
+    signer = responder(rt, issuer)
     now = rt.clock().replace(microsecond=0)
     lifetime = timedelta(minutes=rt.settings.ocsp_response_minutes)
     key = (

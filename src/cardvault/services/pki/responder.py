@@ -26,12 +26,17 @@ _AAD = aad("ocsp-responder", 1)
 _SEPARATOR = b"\n--cert--\n"
 
 
-def responder(rt: Runtime) -> cocsp.Responder:
-    """The current responder for the built-in CA, made or renewed as needed."""
-    issuer = ca.load(rt)
-    path = ca.ca_dir(rt.data_dir) / "ocsp-responder.sealed"
+def responder(rt: Runtime, issuer: ca.IssuingCa | None = None) -> cocsp.Responder:
+    """The responder for ``issuer`` (by default the current CA), made or renewed as
+    needed. A rotated CA that keeps its key has its own (``ocsp-responder-<key id>``)."""
+    issuing = ca.load(rt)
+    issuer = issuer or issuing
+    name = "ocsp-responder.sealed"
+    if issuer.cert != issuing.cert:
+        name = f"ocsp-responder-{ca.key_id(issuer.cert)}.sealed"
+    path = ca.ca_dir(rt.data_dir) / name
     if path.exists():
-        stamp = ("ocsp-responder", path.stat().st_mtime_ns)
+        stamp = ("ocsp-responder", str(path), path.stat().st_mtime_ns)
         current = rt.memo(stamp, lambda: _load(rt, path.read_bytes()))
         if current is not None and _fit(rt, current, issuer):
             return current

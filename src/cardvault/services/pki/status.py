@@ -33,15 +33,26 @@ def status_by_fingerprint(rt: Runtime, fingerprint: str) -> dict[str, object]:
         if cert is None or not _issued_here(rt, cert.pem):
             return {"status": "unknown", "fingerprint_sha256": fp}
         card = session.get(Card, cert.card_id)
-        good = cert.status == "valid" and card is not None and card.status != CardStatus.REVOKED
         return {
-            "status": "good" if good else "revoked",
+            "status": _word(cert, card),
             "fingerprint_sha256": fp,
             "serial": stored_serial(cert),
             "usage": cert.usage,
             "revoked_at": cert.revoked_at.isoformat() if cert.revoked_at else None,
             "checked_at": rt.clock().isoformat(),
         }
+
+
+def _word(cert: Certificate, card: Card | None) -> str:
+    """good, suspended (on hold: an RA may lift it) or revoked. A revoked card ends its
+    certificates whatever their rows say; a suspended one is not revoked, and a relying
+    party deciding whether to ask again later needs the difference (OCSP says revoked
+    with reason certificateHold, the RFC's way of saying the same)."""
+    if card is None or card.status == CardStatus.REVOKED:
+        return "revoked"
+    if cert.status == "on_hold":
+        return "suspended"
+    return "good" if cert.status == "valid" else "revoked"
 
 
 def _issued_here(rt: Runtime, pem: str) -> bool:

@@ -24,6 +24,7 @@ from cardvault.crypto.keyslots import (
 )
 from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.card_pin import check_card_pin
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.passcode_policy import check_passcode
 from cardvault.domain.vocabulary import CardStatus
@@ -74,6 +75,9 @@ class EnrolForm:
     passcode_confirm: str = field(repr=False)
     answers: tuple[enrolment.SecurityAnswer, ...]
     recovery_code: bool = False
+    #: the holder's card PIN for smartcard software, typed twice (both empty: not now)
+    card_pin: str = field(default="", repr=False)
+    card_pin_confirm: str = field(default="", repr=False)
 
 
 def enrolment_problems(
@@ -109,7 +113,20 @@ def enrolment_problems(
             )
         )
     problems += _question_problems(f.answers, f.passcode)
+    problems += _card_pin_problems(f)
     return problems
+
+
+def _card_pin_problems(f: EnrolForm) -> list[InvalidInput]:
+    if not (f.card_pin or f.card_pin_confirm):
+        return []
+    try:
+        check_card_pin(f.card_pin)
+    except InvalidInput as exc:
+        return [InvalidInput(exc.message, field="card_pin")]
+    if f.card_pin != f.card_pin_confirm:
+        return [InvalidInput("The two card PINs differ.", field="card_pin_confirm")]
+    return []
 
 
 def _question_problems(
@@ -150,6 +167,7 @@ def enrol(rt: Runtime, ctx: RaContext, user_id: str, f: EnrolForm) -> enrolment.
             email=f.email,
             phone=f.phone or None,
             recovery_code=f.recovery_code,
+            card_pin=f.card_pin or None,
         ),
     )
 

@@ -24,7 +24,7 @@ from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import CardvaultError
 from cardvault.json_types import JsonInput
-from cardvault.keystore.provider import MasterKey
+from cardvault.keystore.provider import MasterKey, unpack
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.networks import allow_list as network
@@ -121,7 +121,7 @@ _STAND_IN_SIZE = 4096
 def _open_stand_in(master: MasterKey) -> None:
     """What opening a card's record costs (an AES-GCM open, or an HSM call), for no card."""
     blob = _STAND_INS.get(master)
-    if blob is None:
+    if blob is None or unpack(blob)[0] != master.mk_version:  # made before a key rotation
         blob = _STAND_INS[master] = master.seal(bytes(_STAND_IN_SIZE), aad=_STAND_IN_AAD)
     master.open(blob, aad=_STAND_IN_AAD)
 

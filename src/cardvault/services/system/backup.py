@@ -52,6 +52,12 @@ FILES = (
     "ca/*.pem",
     "ca/*.sealed",
     "ca/previous/*.pem",
+    # rotations (issue 20): public halves of replaced audit keys, rotated CAs' sealed keys,
+    # and where an HSM holds a CA key (the key itself stays in the HSM)
+    "keys/audit-previous/*.pub.pem",
+    "ca/previous/*.key.sealed",
+    "ca/previous/*.pkcs11.json",
+    "ca/*.pkcs11.json",
 )
 #: never, whatever a pattern above might one day match: the master key unsealed
 NEVER = frozenset({"keys/master.key"})

@@ -109,6 +109,34 @@ def pkcs11_config(settings: Settings) -> Pkcs11Config:
     )
 
 
+def hsm_config(
+    settings: Settings, *, key_label: str, token_label: str | None = None
+) -> Pkcs11Config:
+    """The PKCS#11 settings for another key in the HSM (the issuing CA's), whichever
+    provider holds the master key; InvalidInput naming what is not set."""
+    token = token_label or settings.pkcs11_token_label
+    missing = [
+        name
+        for name, value in (
+            ("CARDVAULT_PKCS11_MODULE", settings.pkcs11_module),
+            ("CARDVAULT_PKCS11_TOKEN_LABEL", token),
+            ("CARDVAULT_PKCS11_PIN_FILE", settings.pkcs11_pin_file or settings.pkcs11_pin),
+        )
+        if value is None
+    ]
+    if missing or settings.pkcs11_module is None or token is None:
+        raise InvalidInput(
+            f"A key in the HSM needs the PKCS#11 settings: {', '.join(missing)} is not set.",
+            remedy="Set them as for the pkcs11 key provider (docs/operator/pki.md).",
+        )
+    return Pkcs11Config(
+        module=settings.pkcs11_module,
+        token_label=token,
+        pin=_pkcs11_pin(settings),
+        key_label=key_label,
+    )
+
+
 def _pkcs11_pin(settings: Settings) -> str:
     if settings.pkcs11_pin_file is None:
         assert settings.pkcs11_pin is not None

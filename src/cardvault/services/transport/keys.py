@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cardvault.crypto.aead import aad, wipe
 from cardvault.crypto.envelope import ECDH_KEY_MANAGEMENT, TransportKey
-from cardvault.keystore.files import write_private
+from cardvault.keystore.files import shred, write_private
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.system.runtime import Runtime
 
@@ -61,7 +61,9 @@ def keys(rt: Runtime) -> dict[str, TransportKey]:
     seen = _scanned.get(folder)
     if seen is not None and now - seen[0] < RESCAN_SECONDS:
         return seen[1]
-    files = tuple(sorted(folder.glob("*.sealed"))) if folder.is_dir() else ()
+    # oldest first: the newest key of a kind is the one clients are pointed at
+    found_files = folder.glob("*.sealed") if folder.is_dir() else ()
+    files = tuple(sorted(found_files, key=lambda p: (p.stat().st_mtime_ns, p.name)))
     stamp = ("transport", files, tuple(p.stat().st_mtime_ns for p in files))
     found = rt.memo(stamp, lambda: _load_all(files, rt.master_key))
     with _lock:
@@ -70,10 +72,24 @@ def keys(rt: Runtime) -> dict[str, TransportKey]:
 
 
 def preferred_kid(rt: Runtime) -> str:
-    """The kid cardvault's own clients should seal to: the ECDH key when there is one."""
+    """The kid cardvault's own clients should seal to: the newest ECDH key when there is
+    one (after a rotation, the one just added; the older stays accepted until retired)."""
     found = keys(rt)
     ecdh = [kid for kid, key in found.items() if key.alg == ECDH_KEY_MANAGEMENT]
-    return (ecdh or list(found) or [""])[0]
+    return (ecdh or list(found) or [""])[-1]
+
+
+def forget_scan(keys_dir: Path) -> None:
+    """Look at the folder again on the next request (after this process changed it)."""
+    with _lock:
+        _scanned.pop(_dir(keys_dir), None)
+
+
+def retire(keys_dir: Path, kid: str) -> None:
+    """Remove one key's file (shredded); the caller checks that another of its kind stays."""
+    path = _dir(keys_dir) / f"{kid}.sealed"
+    shred(path)
+    forget_scan(keys_dir)
 
 
 def _load_all(files: tuple[Path, ...], master: MasterKey) -> dict[str, TransportKey]:

@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from cardvault.domain.vocabulary import AppletOrigin
 from cardvault.store.models.base import Base, _created, _id
+from cardvault.store.types import StrEnumType
 
 
 class PivCard(Base):
@@ -30,6 +32,14 @@ class PivCard(Base):
     secrets_version: Mapped[int] = mapped_column(Integer, default=1)
     #: the public key of each generated slot (slot hex -> SPKI base64): public facts
     public_keys: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: how the applet was written: ``pcsc`` (a card management system personalised it) or
+    #: ``service`` (built from the keys and certificates the service issued, §3.8 revised)
+    origin: Mapped[AppletOrigin] = mapped_column(
+        StrEnumType(AppletOrigin, 10), default=AppletOrigin.PCSC, server_default="pcsc"
+    )
+    #: when three wrong card PINs blocked the PIN; a card session opened after it may set a
+    #: new PIN without the old one (services/piv/card_pin.py). None while not blocked.
+    pin_blocked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 

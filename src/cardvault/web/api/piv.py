@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.card.piv import ATR
 from cardvault.errors import InvalidInput
-from cardvault.services.piv import issuance
+from cardvault.services.piv import card_pin, issuance
 from cardvault.services.piv import reader_links as links
 from cardvault.services.piv.ports import Mode
 from cardvault.services.piv.relay import RelayAnswer, RelayRequest, relay
@@ -123,6 +123,36 @@ class IssuanceApduIn(_ApduBase):
     issuance_key: str = Field(min_length=40, max_length=60)
 
 
+class PinIn(BaseModel):
+    token: str = Field(min_length=10, max_length=200)
+    session_key: str = Field(min_length=40, max_length=60)
+    new_pin: str = Field(min_length=1, max_length=16)
+    current_pin: str | None = Field(
+        default=None,
+        max_length=16,
+        description="needed unless the PIN is set the first time "
+        "or unblocked in a session opened after it was blocked",
+    )
+
+
+class PinOut(BaseModel):
+    serial: str
+    outcome: str = Field(description="set, changed or unblocked")
+
+
+class PinStatusIn(BaseModel):
+    token: str = Field(min_length=10, max_length=200)
+    session_key: str = Field(min_length=40, max_length=60)
+
+
+class PinStatusOut(BaseModel):
+    serial: str
+    pin_set: bool
+    blocked: bool
+    attempts_left: int
+    may_unblock: bool
+
+
 class LinkStatusOut(BaseModel):
     alive: bool
     expires_at: datetime | None = None
@@ -211,6 +241,47 @@ async def issuance_apdu(request: Request, rt: Annotated[Runtime, Depends(runtime
         return sealed(rkey, _apdu_out(relay(rt, actor, req)))
 
     return await run_in_threadpool(run)
+
+
+@router.post("/pin", openapi_extra=jose_openapi(PinIn, PinOut), response_class=Response)
+async def set_pin(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """Set, change or unblock the card PIN of this card session's card (DESIGN §3.8)."""
+    body, rkey = await open_body(request, rt, PinIn)
+    changed = await run_in_threadpool(
+        card_pin.set_pin,
+        rt,
+        actor_for(request, rt),
+        token=body.token,
+        session_key=_b64(body.session_key, "session_key"),
+        new_pin=body.new_pin,
+        current_pin=body.current_pin,
+    )
+    return sealed(rkey, PinOut(serial=changed.serial, outcome=changed.outcome))
+
+
+@router.post(
+    "/pin/status", openapi_extra=jose_openapi(PinStatusIn, PinStatusOut), response_class=Response
+)
+async def pin_status(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    """Whether this card session's card has a card PIN, and whether it is blocked."""
+    body, rkey = await open_body(request, rt, PinStatusIn)
+    found = await run_in_threadpool(
+        card_pin.status,
+        rt,
+        actor_for(request, rt),
+        token=body.token,
+        session_key=_b64(body.session_key, "session_key"),
+    )
+    return sealed(
+        rkey,
+        PinStatusOut(
+            serial=found.serial,
+            pin_set=found.pin_set,
+            blocked=found.blocked,
+            attempts_left=found.attempts_left,
+            may_unblock=found.may_unblock,
+        ),
+    )
 
 
 @router.get("/links/{link_id}", response_model=LinkStatusOut)

@@ -1,7 +1,8 @@
 """The public PKI endpoints (DESIGN §3.9): CRL, OCSP and the CA certificate, for relying
 parties that know nothing of cardvault. No sign-in; the ingress gate lets ``/pki/`` through
 from anywhere (web/ingress.py), and each request costs one unit of the ``status`` rate
-limit per address, as the JSON status API does."""
+limit per address, as the JSON status API does. The OCSP responder answers a refusal in its
+own protocol, ``tryLater`` (RFC 6960 §2.3), since an OCSP client reads no HTTP 429."""
 
 from __future__ import annotations
 
@@ -20,11 +21,15 @@ from cardvault.errors import NotFound
 from cardvault.services.pki import ca
 from cardvault.services.pki import crl as crls
 from cardvault.services.pki import ocsp as responder
+from cardvault.services.rate_limits import check as rate_limits
+from cardvault.services.rate_limits.errors import RateLimited
 from cardvault.services.system.runtime import Runtime
+from cardvault.web.client_address import client_address
 from cardvault.web.deps import runtime
 from cardvault.web.rate_limit import Bucket, per_address
 
-router = APIRouter(prefix="/pki", tags=["pki"], dependencies=[per_address(Bucket.STATUS)])
+router = APIRouter(prefix="/pki", tags=["pki"])
+_LIMITED = [per_address(Bucket.STATUS)]
 _HEX = frozenset("0123456789abcdef")
 #: a CRL is cached by relying parties and proxies at most this long (it may change sooner)
 _CRL_MAX_AGE = 300
@@ -37,7 +42,7 @@ def _key_id(text: str, suffix: str) -> str:
     return key_id
 
 
-@router.get("/crl/{name}", response_class=Response)
+@router.get("/crl/{name}", response_class=Response, dependencies=_LIMITED)
 def get_crl(name: str, request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """The CA's full CRL (DER), with an ETag for conditional fetches."""
     doc = crls.current(rt, _key_id(name, ".crl"))
@@ -54,7 +59,7 @@ def get_crl(name: str, request: Request, rt: Annotated[Runtime, Depends(runtime)
     return Response(doc.der, media_type="application/pkix-crl", headers=headers)
 
 
-@router.get("/ca/{name}", response_class=Response)
+@router.get("/ca/{name}", response_class=Response, dependencies=_LIMITED)
 def get_ca(name: str, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """A CA certificate this service issues (or issued) under, DER (the caIssuers URL)."""
     key_id = _key_id(name, ".crt")
@@ -68,8 +73,22 @@ def get_ca(name: str, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     raise NotFound("There is no such CA certificate here.")
 
 
-def _ocsp(der: bytes) -> Response:
-    return Response(der, media_type=responder.CONTENT_TYPE, headers={"Cache-Control": "no-cache"})
+def _ocsp(der: bytes, *, retry_after: int | None = None) -> Response:
+    headers = {"Cache-Control": "no-cache"}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return Response(der, media_type=responder.CONTENT_TYPE, headers=headers)
+
+
+def _admit(request: Request, rt: Runtime) -> Response | None:
+    """None when the caller may ask; else the RFC's ``tryLater`` (unsigned, HTTP 200, with
+    Retry-After for HTTP-aware clients). Counted before the body is read, as elsewhere."""
+    address = client_address(request, rt.settings.trusted_proxies)
+    try:
+        rate_limits.check_address(rt, Bucket.STATUS, address)
+    except RateLimited as refused:
+        return _ocsp(cocsp.try_later(), retry_after=refused.retry_after)
+    return None
 
 
 #: what the body limit answers in these paths' own protocol (web/limits.py)
@@ -79,6 +98,9 @@ REFUSALS = {"/pki/ocsp": lambda: _ocsp(cocsp.malformed())}
 @router.post("/ocsp", response_class=Response)
 async def post_ocsp(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """RFC 6960 §A.1 POST: the DER request is the body."""
+    refused = await run_in_threadpool(_admit, request, rt)
+    if refused is not None:
+        return refused
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -88,8 +110,13 @@ async def post_ocsp(request: Request, rt: Annotated[Runtime, Depends(runtime)]) 
 
 
 @router.get("/ocsp/{encoded:path}", response_class=Response)
-async def get_ocsp(encoded: str, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+async def get_ocsp(
+    encoded: str, request: Request, rt: Annotated[Runtime, Depends(runtime)]
+) -> Response:
     """RFC 6960 §A.1 GET: the URL-encoded base64 of the DER request after the path."""
+    refused = await run_in_threadpool(_admit, request, rt)
+    if refused is not None:
+        return refused
     try:
         der = base64.b64decode(unquote(encoded), validate=True)
     except (binascii.Error, ValueError):

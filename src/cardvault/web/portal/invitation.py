@@ -35,7 +35,7 @@ router = APIRouter(
 )
 
 ENDING = (LinkInvalid, LinkUsed, RecoveryStepInvalid)
-SECRETS = ("passcode", "confirm", "answer1", "answer2", "answer3")
+SECRETS = ("passcode", "confirm", "answer1", "answer2", "answer3", "card_pin", "card_pin_confirm")
 #: service field names → this form's names
 FIELDS = {"questions": "question1"}
 
@@ -105,6 +105,12 @@ def _answers(form: ui.Form) -> tuple[SecurityAnswer, ...]:
     )
 
 
+def _card_pin(form: ui.Form) -> tuple[str, str] | None:
+    """The card PIN for smartcard software, if the holder chose one now (it is optional)."""
+    pin, again = form.get("card_pin").strip(), form.get("card_pin_confirm").strip()
+    return (pin, again) if pin or again else None
+
+
 @router.post("/{token}/setup")
 async def setup(request: Request, rt: Rt, view: View, token: str) -> Response:
     form = await checked_form(request, view, secrets=SECRETS)
@@ -122,6 +128,7 @@ async def setup(request: Request, rt: Rt, view: View, token: str) -> Response:
             confirm=form.get("confirm"),
             answers=_answers(form),
             want_recovery_code=form.get("recovery_code") == "yes",
+            card_pin=_card_pin(form),
         )
     except ENDING as exc:
         return link_problem(request, exc, restart=f"/portal/invitation/{token}")

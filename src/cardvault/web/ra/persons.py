@@ -26,6 +26,8 @@ ENROL_SECRETS = (
     "answer1",
     "answer2",
     "answer3",
+    "card_pin",
+    "card_pin_confirm",
 )
 OWN = "__own__"
 
@@ -169,6 +171,8 @@ def _enrol(
         passcode_confirm=form.get("passcode_confirm"),
         answers=_answers(form),
         recovery_code=form.get("recovery_code") == "yes",
+        card_pin=form.get("card_pin").strip(),
+        card_pin_confirm=form.get("card_pin_confirm").strip(),
     )
     own = {f"question{n}": f"own{n}" for n in (1, 2, 3) if form.get(f"question{n}") == OWN}
     for problem in ra_cards.enrolment_problems(rt, ctx, user_id, data):

@@ -1,0 +1,399 @@
+"""The holder's card PIN, set and changed inside a card session (DESIGN §3.8 revised).
+
+The card PIN is what PIV software asks for (6-8 digits); it opens no key slot and the service
+accepts it only inside a card session that the strong passcode and a second factor opened.
+So it is managed in such a session too, never by an RA and never with a PUK:
+
+* **set** -- a card the service issued has no applet until its holder sets a PIN: the first
+  ``set_pin`` builds the applet image from the card's keys and certificates (image.py).
+* **change** -- with the current PIN, which counts down the same retry counter as VERIFY.
+* **unblock** -- three wrong PINs block it (``pin_blocked_at`` says when); a card session
+  opened *after* that moment proves the passcode and a second factor afresh, and may set a
+  new PIN without the old one. The session that was open while the PIN was guessed may not.
+
+Every change is a compare-and-swap on the card's PIV row (the relay's ``SAVE_CARD``), so a
+PIN change and APDUs from a reader never overwrite each other; the PIN is stored only as an
+Argon2id verifier sealed under the master key (secrets.py), and the links' PIN re-check
+values are forgotten, so the old PIN opens no reader any more.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+from sqlalchemy.orm import Session
+
+from cardvault.card.piv import PinRef, PivState, dump_state, load_state
+from cardvault.crypto.pin_verifier import ReferenceMismatch, check_verifier, make_verifier
+from cardvault.crypto.profile import CertUsage
+from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.card_pin import check_card_pin
+from cardvault.domain.vocabulary import AppletOrigin
+from cardvault.errors import PermissionDenied
+from cardvault.json_types import JsonInput
+from cardvault.services.audit import trail as audit
+from cardvault.services.piv import statements
+from cardvault.services.piv.errors import (
+    CardPinBlocked,
+    CardPinRaced,
+    NotReadyForReaders,
+    WrongCardPin,
+)
+from cardvault.services.piv.image import (
+    IssuedCertificate,
+    build_image,
+    issued_certificates,
+)
+from cardvault.services.piv.reader_links import check_session_key
+from cardvault.services.piv.secrets import PivSecrets, open_secrets, seal_secrets
+from cardvault.services.pki import content_signer
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.errors import SessionInvalid
+from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import Card, CardSession, PivCard, PivLink
+
+__all__ = [
+    "CardPinStatus",
+    "PinChanged",
+    "blocked_since",
+    "provision",
+    "set_pin",
+    "status",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CardPinStatus:
+    """The card PIN as the holder's session sees it: set, blocked, tries left."""
+
+    serial: str
+    pin_set: bool
+    blocked: bool
+    attempts_left: int
+    #: blocked, and this session was opened after the block: it may set a new PIN
+    may_unblock: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class PinChanged:
+    """A card PIN that was set, changed or unblocked."""
+
+    serial: str
+    #: ``set`` (the card's first PIN), ``changed`` or ``unblocked``
+    outcome: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Seen:
+    """The card as the request found it."""
+
+    session_id: str
+    session_created_at: datetime
+    card_id: str
+    serial: str
+    piv: PivCard | None
+    certificates: dict[CertUsage, IssuedCertificate]
+
+
+def blocked_since(piv: PivCard, state: PivState, now: datetime) -> datetime | None:
+    """When the card PIN got blocked, for the row written with ``state``; None if it is not."""
+    if not state.pin_tries.blocked:
+        return None
+    return piv.pin_blocked_at or now
+
+
+def status(rt: Runtime, actor: Actor, *, token: str, session_key: bytes) -> CardPinStatus:
+    """Whether the session's card has a PIN, and whether this session may unblock it."""
+    seen = _look(rt, actor, token, session_key)
+    if seen.piv is None:
+        return CardPinStatus(
+            serial=seen.serial, pin_set=False, blocked=False, attempts_left=0, may_unblock=False
+        )
+    tries = load_state(seen.piv.state.encode()).pin_tries
+    return CardPinStatus(
+        serial=seen.serial,
+        pin_set=True,
+        blocked=tries.blocked,
+        attempts_left=tries.left,
+        may_unblock=tries.blocked and _signed_in_since_block(seen),
+    )
+
+
+def set_pin(
+    rt: Runtime,
+    actor: Actor,
+    *,
+    token: str,
+    session_key: bytes,
+    new_pin: str,
+    current_pin: str | None = None,
+) -> PinChanged:
+    """Set, change or unblock the card PIN of the session's card (see the module docstring)."""
+    check_card_pin(new_pin)
+    seen = _look(rt, actor, token, session_key)
+    if seen.piv is None:
+        return _first_pin(rt, actor, token, seen, new_pin)
+    state = load_state(seen.piv.state.encode())
+    if state.pin_tries.blocked:
+        if not _signed_in_since_block(seen):
+            raise CardPinBlocked(
+                "Your card PIN is blocked after three wrong tries.",
+                remedy="Sign in again with your passcode and second factor "
+                "(cardvault-agent logout, then login), then set a new card PIN.",
+            )
+        return _replace_pin(rt, actor, token, seen, state, new_pin, AuditAction.PIV_PIN_UNBLOCKED)
+    _check_current(rt, actor, token, seen, state, current_pin)
+    return _replace_pin(rt, actor, token, seen, state, new_pin, AuditAction.PIV_PIV_PIN_CHANGED)
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def _look(rt: Runtime, actor: Actor, token: str, session_key: bytes) -> _Seen:
+    with transaction(rt.db) as session:
+        row, card = _holder_session(session, rt, actor, token, session_key)
+        piv = session.get(PivCard, card.id)
+        if piv is not None:
+            session.expunge(piv)
+        return _Seen(
+            session_id=row.id,
+            session_created_at=row.created_at,
+            card_id=card.id,
+            serial=card.serial,
+            piv=piv,
+            certificates=issued_certificates(session, card.id),
+        )
+
+
+def _holder_session(
+    session: Session, rt: Runtime, actor: Actor, token: str, session_key: bytes
+) -> tuple[CardSession, Card]:
+    row, card = card_sessions.use(session, rt, token, client_address=actor.client_address)
+    if row.purpose != "holder":
+        raise PermissionDenied("Sign in as the card's holder to manage its card PIN.")
+    check_session_key(row, session_key)
+    return row, card
+
+
+def _signed_in_since_block(seen: _Seen) -> bool:
+    """A card session opened after the PIN was blocked (an older row: the last change)."""
+    assert seen.piv is not None
+    blocked_at = seen.piv.pin_blocked_at or seen.piv.updated_at
+    return seen.session_created_at > blocked_at
+
+
+# -- the first PIN: the applet is built ----------------------------------------------------------
+
+
+def _first_pin(rt: Runtime, actor: Actor, token: str, seen: _Seen, new_pin: str) -> PinChanged:
+    image, sealed = _new_applet(rt, seen.card_id, seen.serial, seen.certificates, new_pin)
+    try:
+        with transaction(rt.db) as session:
+            row, card = _holder_session_again(session, rt, actor, token, seen)
+            _insert_applet(session, rt, card_sessions.owner(actor, row), card, image, sealed,
+                           details={"session": row.id})  # fmt: skip
+    except DbIntegrityError:
+        raise CardPinRaced(
+            "The card PIN was set from elsewhere at the same moment.",
+            remedy="Change it with cardvault-agent pin change.",
+        ) from None
+    return PinChanged(serial=seen.serial, outcome="set")
+
+
+def provision(rt: Runtime, actor: Actor, *, card_id: str, pin: str, via: str) -> bool:
+    """At enrolment (the invitation's last step, the holder having proved the email link, the
+    text message and a new passcode): build the applet with the holder's first card PIN.
+    False when the card already has one or lacks its certificates (the connector asks later)."""
+    check_card_pin(pin)
+    with rt.db() as session:
+        card = session.get(Card, card_id)
+        assert card is not None
+        if session.get(PivCard, card_id) is not None:
+            return False
+        serial, certificates = card.serial, issued_certificates(session, card_id)
+    try:
+        image, sealed = _new_applet(rt, card_id, serial, certificates, pin)
+    except NotReadyForReaders:
+        return False
+    try:
+        with transaction(rt.db) as session:
+            card = session.get(Card, card_id)
+            assert card is not None
+            _insert_applet(session, rt, actor, card, image, sealed, details={"via": via})
+    except DbIntegrityError:
+        return False
+    return True
+
+
+def _new_applet(
+    rt: Runtime,
+    card_id: str,
+    serial: str,
+    certificates: Mapping[CertUsage, IssuedCertificate],
+    pin: str,
+) -> tuple[PivState, bytes]:
+    """The applet image and its sealed secrets, made before the transaction (KDF, signing)."""
+    image = build_image(
+        card_id=card_id,
+        serial=serial,
+        certificates=certificates,
+        sign=content_signer.chuid_signer(rt),
+    )
+    with rt.kdf_gate.slot():
+        pin_verifier = make_verifier(pin.encode(), rt.settings.argon2)
+    with rt.kdf_gate.slot():  # a PUK nobody knows: RESET RETRY COUNTER is blocked anyway
+        puk = make_verifier(secrets.token_bytes(16), rt.settings.argon2)
+    piv_secrets = PivSecrets(pin=pin_verifier, puk=puk, pin_set=True, puk_set=False)
+    return image, seal_secrets(rt.master_key, card_id, 1, piv_secrets)
+
+
+def _insert_applet(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card: Card,
+    image: PivState,
+    sealed: bytes,
+    *,
+    details: Mapping[str, JsonInput],
+) -> None:
+    session.add(
+        PivCard(
+            card_id=card.id,
+            state=dump_state(image).decode(),
+            secrets=sealed,
+            secrets_version=1,
+            public_keys={},
+            origin=AppletOrigin.SERVICE,
+        )
+    )
+    session.flush()
+    built = {"channel": "pcsc", "serial": card.serial, "origin": AppletOrigin.SERVICE.value}
+    for action, more in ((AuditAction.PIV_APPLET_BUILT, built), (AuditAction.PIV_PIN_SET, {})):
+        audit.record_for_card(
+            session, rt, actor, card, action=action, details={**more, **details, "channel": "pcsc"}
+        )
+
+
+def _holder_session_again(
+    session: Session, rt: Runtime, actor: Actor, token: str, seen: _Seen
+) -> tuple[CardSession, Card]:
+    """The session is still live and still the one read before the Argon2id run."""
+    row, card = card_sessions.use(session, rt, token, client_address=actor.client_address)
+    if row.id != seen.session_id or card.id != seen.card_id:
+        raise SessionInvalid("The session changed; sign in again.")
+    return row, card
+
+
+# -- changing and unblocking ---------------------------------------------------------------------
+
+
+def _check_current(
+    rt: Runtime, actor: Actor, token: str, seen: _Seen, state: PivState, current: str | None
+) -> None:
+    """The current PIN, checked like a VERIFY: a wrong one counts down the card's counter."""
+    assert seen.piv is not None
+    piv = seen.piv
+    piv_secrets = open_secrets(rt.master_key, seen.card_id, piv.secrets_version, piv.secrets)
+    try:
+        with rt.kdf_gate.slot():
+            check_verifier(piv_secrets.pin, (current or "").encode())
+        return
+    except ReferenceMismatch:
+        pass
+    after = replace(state, pin_tries=state.pin_tries.failed())
+    with transaction(rt.db) as session:
+        row, card = _holder_session_again(session, rt, actor, token, seen)
+        _save(session, rt, piv, after, piv.secrets, piv.secrets_version)
+        owner = card_sessions.owner(actor, row)
+        left = after.pin_tries.left
+        failure: dict[str, JsonInput] = {
+            "channel": "pcsc",
+            "reference": "card PIN",
+            "attempts_left": left,
+        }
+        _audit(session, rt, owner, card, row, AuditAction.PIV_VERIFY, failure, "incorrect card PIN")
+        if after.pin_tries.blocked:
+            blocked = {"channel": "pcsc", "reference": "card PIN"}
+            _audit(session, rt, owner, card, row, AuditAction.PIV_BLOCKED, blocked)
+    raise WrongCardPin(
+        "That is not your current card PIN." if current else "Give your current card PIN.",
+        attempts_left=after.pin_tries.left,
+    )
+
+
+def _replace_pin(
+    rt: Runtime,
+    actor: Actor,
+    token: str,
+    seen: _Seen,
+    state: PivState,
+    new_pin: str,
+    action: AuditAction,
+) -> PinChanged:
+    assert seen.piv is not None
+    piv = seen.piv
+    with rt.kdf_gate.slot():
+        verifier = make_verifier(new_pin.encode(), rt.settings.argon2)
+    old = open_secrets(rt.master_key, seen.card_id, piv.secrets_version, piv.secrets)
+    new_secrets = old.with_reference(PinRef.PIV_PIN, verifier)
+    version = piv.secrets_version + 1
+    sealed = seal_secrets(rt.master_key, seen.card_id, version, new_secrets)
+    after = replace(state, pin_tries=state.pin_tries.reset())
+    with transaction(rt.db) as session:
+        row, card = _holder_session_again(session, rt, actor, token, seen)
+        _save(session, rt, piv, after, sealed, version)
+        session.execute(update(PivLink).where(PivLink.card_id == card.id).values(pin_recheck=None))
+        owner = card_sessions.owner(actor, row)
+        _audit(session, rt, owner, card, row, action, {"channel": "pcsc", "via": "agent"})
+    outcome = "unblocked" if action is AuditAction.PIV_PIN_UNBLOCKED else "changed"
+    return PinChanged(serial=seen.serial, outcome=outcome)
+
+
+def _save(
+    session: Session, rt: Runtime, piv: PivCard, after: PivState, sealed: bytes, version: int
+) -> None:
+    """Compare-and-swap on the card's PIV row, as the relay writes it."""
+    now = rt.clock()
+    values: dict[str, object] = {
+        "where_card": piv.card_id,
+        "seen": piv.version,
+        "new_state": dump_state(after).decode(),
+        "new_secrets": sealed,
+        "new_secrets_version": version,
+        "new_public_keys": piv.public_keys,
+        "new_pin_blocked_at": blocked_since(piv, after, now),
+        "now": now,
+    }
+    result = session.execute(statements.SAVE_CARD, values)
+    if int(getattr(result, "rowcount", 0) or 0) != 1:
+        raise CardPinRaced("The card was used in a reader at the same moment.", remedy="Try again.")
+
+
+def _audit(
+    session: Session,
+    rt: Runtime,
+    owner: Actor,
+    card: Card,
+    row: CardSession,
+    action: AuditAction,
+    details: Mapping[str, JsonInput],
+    reason: str | None = None,
+) -> None:
+    audit.record_for_card(
+        session,
+        rt,
+        owner,
+        card,
+        action=action,
+        outcome="failure" if reason else "success",
+        reason=reason,
+        organisation_id=row.organisation_id,
+        details={**details, "session": row.id},
+    )

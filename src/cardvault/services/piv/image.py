@@ -1,0 +1,129 @@
+"""The PIV applet image of a card the service issued (DESIGN §3.8 revised: every card is a
+smart card).
+
+A card issued through the API, the CLI or the vRA Manager holds its keys sealed in the card
+key record under the roles ``authentication`` and ``content_commitment`` -- the roles the PC/SC
+ports use for 9A and 9C. Its applet image is therefore what a card management system would
+have written onto a blank card: the two certificates in their containers, the two key slots
+with the certificates' algorithms, a CHUID and a CCC naming the card. No key is copied: the
+image refers to the sealed keys exactly as a PC/SC-personalised card does, and the same
+applet and the same ports run it.
+
+What differs is administration: such a card has no management key (every 9B authentication
+fails, so nothing on it can be rewritten from a reader) and no PUK (the PUK counter is
+blocked; a blocked card PIN is unblocked by a fresh sign-in instead, services/piv/card_pin.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cardvault.card.piv import Algorithm, ObjectId, PivState, Slot
+from cardvault.card.piv import objects as piv_objects
+from cardvault.card.piv.asymmetric import GENERATABLE
+from cardvault.card.piv.state import RetryCounter
+from cardvault.crypto import keys as ckeys
+from cardvault.crypto import x509 as cx509
+from cardvault.services.piv.errors import NotReadyForReaders
+from cardvault.store.models import Certificate
+
+__all__ = [
+    "CERTIFICATE_SLOTS",
+    "IssuedCertificate",
+    "build_image",
+    "issued_certificates",
+    "with_certificates",
+]
+
+#: the card's certificate usages and the PIV slots that hold their keys
+CERTIFICATE_SLOTS = {
+    cx509.CertUsage.AUTHENTICATION: Slot.PIV_AUTHENTICATION,
+    cx509.CertUsage.CONTENT_COMMITMENT: Slot.DIGITAL_SIGNATURE,
+}
+_BY_KEY_ALGORITHM = {kind: alg for alg, kind in GENERATABLE.items()}
+#: GET SERIAL answers eight decimal digits, as yubico-piv-tool shows them
+_SERIAL_BASE, _SERIALS = 10_000_000, 90_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssuedCertificate:
+    """A valid certificate of the card, as the store keeps it (PEM)."""
+
+    usage: cx509.CertUsage
+    pem: str
+    not_after: datetime
+
+
+def build_image(
+    *,
+    card_id: str,
+    serial: str,
+    certificates: Mapping[cx509.CertUsage, IssuedCertificate],
+    sign: Callable[[bytes], bytes] | None = None,
+) -> PivState:
+    """The applet image of an issued card: certificates, key slots, CHUID (signed by ``sign``,
+    the CA's content signer, if given), CCC; no management key, no PUK. Raises
+    NotReadyForReaders if the card lacks a certificate."""
+    guid = uuid.UUID(card_id).bytes
+    state = PivState(
+        serial=secrets.randbelow(_SERIALS) + _SERIAL_BASE,
+        management_algorithm=Algorithm.AES256,
+        management_key_default=False,
+        puk_tries=RetryCounter(left=0),
+    )
+    state = state.with_object(
+        ObjectId.CARD_CAPABILITY_CONTAINER, piv_objects.card_capability_container(guid[:14])
+    )
+    state = with_certificates(state, serial=serial, certificates=certificates)
+    expiry = _expiry(certificates)
+    content = piv_objects.chuid_signed_content(guid=guid, expiry=expiry)
+    signature = sign(content) if sign is not None else b""
+    chuid = piv_objects.chuid(guid=guid, expiry=expiry, signature=signature)
+    return state.with_object(ObjectId.CHUID, chuid)
+
+
+def with_certificates(
+    state: PivState, *, serial: str, certificates: Mapping[cx509.CertUsage, IssuedCertificate]
+) -> PivState:
+    """``state`` with each slot's certificate container and key algorithm taken from the
+    card's current certificates (after a renewal, the new ones)."""
+    for usage, slot in CERTIFICATE_SLOTS.items():
+        found = certificates.get(usage)
+        if found is None:
+            raise NotReadyForReaders(
+                f"Card {serial} has no valid {usage.label} certificate, so it cannot be used "
+                "in smartcard software yet.",
+                remedy="Ask your RA to import or renew the card's certificates.",
+            )
+        cert = cx509.load_certificate_pem(found.pem.encode())
+        spki = ckeys.load_public_key_der(cx509.certificate_public_key_der(cert))
+        algorithm = _BY_KEY_ALGORITHM[ckeys.algorithm_of(spki)]
+        container = piv_objects.certificate_container(cx509.certificate_to_der(cert))
+        state = state.with_object(slot.certificate_object, container).with_key(slot, algorithm)
+    return state
+
+
+def _expiry(certificates: Mapping[cx509.CertUsage, IssuedCertificate]) -> str:
+    """The CHUID's expiry: the day the first of the card's certificates ends."""
+    return min(found.not_after for found in certificates.values()).strftime("%Y%m%d")
+
+
+def issued_certificates(session: Session, card_id: str) -> dict[cx509.CertUsage, IssuedCertificate]:
+    """The card's valid certificates by usage (renewal replaces them)."""
+    rows = session.scalars(
+        select(Certificate).where(Certificate.card_id == card_id, Certificate.status == "valid")
+    ).all()
+    return {
+        cx509.CertUsage(row.usage): IssuedCertificate(
+            usage=cx509.CertUsage(row.usage), pem=row.pem, not_after=row.not_after
+        )
+        for row in rows
+        if row.usage in {usage.value for usage in CERTIFICATE_SLOTS}
+    }

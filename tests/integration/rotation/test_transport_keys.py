@@ -1,0 +1,60 @@
+"""Rotating the transport keys (issue 20): publish a new one, both accepted, the old one
+retired through the CLI; envelopes to a retired key are refused; each step audited."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select
+from tests.support.cli import Cli
+
+from cardvault.crypto import envelope
+from cardvault.errors import CardvaultError
+from cardvault.services.system.runtime import Runtime
+from cardvault.services.transport import envelopes
+from cardvault.services.transport import keys as transport_keys
+from cardvault.store.models import AuditEvent
+
+
+def sealed_to(rt: Runtime, kid: str) -> str:
+    key = transport_keys.keys(rt)[kid]
+    return envelope.seal_request(key.public_jwk(), {"hello": kid}, now=time.time()).token
+
+
+def published(rt: Runtime) -> dict[str, str]:
+    transport_keys.forget_scan(rt.settings.keys_dir)
+    return {kid: key.alg for kid, key in transport_keys.keys(rt).items()}
+
+
+def test_a_new_transport_key_is_published_both_are_accepted_and_the_old_one_retires(
+    rt: Runtime, cli: Cli
+) -> None:
+    before = published(rt)
+    old_ecdh = transport_keys.preferred_kid(rt)
+    assert before[old_ecdh] == envelope.ECDH_KEY_MANAGEMENT
+    to_old = sealed_to(rt, old_ecdh)
+
+    added = cli.run("--json", "keys", "transport-add").ok().json
+    now = published(rt)
+    assert set(now) == {*before, added["kid"]}
+    assert transport_keys.preferred_kid(rt) == added["kid"]  # own clients move on
+    listed = cli.run("--json", "keys", "transport-list").ok().json
+    assert [k["kid"] for k in listed if k["preferred"]] == [added["kid"]]
+    assert envelopes.open_request(rt, to_old).claims["hello"] == old_ecdh  # still accepted
+    assert envelopes.open_request(rt, sealed_to(rt, added["kid"])).claims["hello"]
+
+    to_old_again = sealed_to(rt, old_ecdh)
+    cli.run("--json", "keys", "transport-retire", old_ecdh).ok()
+    assert old_ecdh not in published(rt)
+    with pytest.raises(CardvaultError):
+        envelopes.open_request(rt, to_old_again)
+
+    last = cli.run("--json", "keys", "transport-retire", added["kid"])
+    assert last.returncode != 0
+    assert "only" in last.error["message"]
+    assert added["kid"] in published(rt)
+    with rt.db() as session:
+        recorded = list(session.scalars(select(AuditEvent.action)))
+    assert "rotation.transport_key_added" in recorded
+    assert "rotation.transport_key_retired" in recorded
