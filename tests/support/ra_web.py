@@ -11,6 +11,9 @@ import pyotp
 from fastapi.testclient import TestClient
 
 from cardvault.services.directory import registry as directory
+from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.engine import Engine, LoginRequest
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.web.app import create_app
 from tests.support import auth as a
@@ -92,3 +95,21 @@ def sign_in(c: TestClient, user: RaUser, *, choose_role: bool = True) -> None:
     if choose_role:
         r = post(c, "/ra/role", role=f"{user.org}:{user.role}")
         assert r.status_code == 303, r.text[:2000]
+
+
+def api_token(rt: Runtime, user: RaUser) -> str:
+    """A bearer token of an RA API session acting under the user's role."""
+    result = Engine(rt).login(
+        a.client(),
+        LoginRequest(
+            identifier_kind="email",
+            identifier=user.email,
+            passcode=a.f.STRONG_PASSCODE,
+            purpose="ra",
+            second_factor=FactorAnswer(method="totp", code=fresh_code(user)),
+        ),
+    )
+    assert result.session is not None
+    token = result.session.token
+    card_sessions.select_role(rt, a.client(), token, org_code=user.org, role=user.role)
+    return token

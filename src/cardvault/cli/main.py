@@ -67,6 +67,11 @@ COMMANDS: dict[str, tuple[str, str | None, str]] = {
     "method": ("method_cmd", "app", "Authentication methods associated with cards."),
     "rp": ("rp_cmd", "app", "The example relying party (stands in for a national system)."),
     "notify": ("notify_cmd", "app", "Email and SMS notifications (the outbox)."),
+    "maintenance": (
+        "maintenance_cmd",
+        "app",
+        "Housekeeping: erase leavers after their organisation's retention period.",
+    ),
 }
 
 

@@ -37,6 +37,14 @@ class OrganisationPolicy:
     #: holder is told and the card shows in the RA's expiry report
     certificate_days: int = 1095
     renew_days: int = 30
+    #: a role grant to someone else waits for a second RA manager (issue 19)
+    role_grants_need_approval: bool = False
+    #: an RA may issue a card only to a person a sponsor has approved
+    cards_need_sponsor_approval: bool = False
+    #: how long a person who left every organisation is kept before erasure (GDPR)
+    leaver_retention_days: int = 365
+    #: the shortest card PIN a holder may set (PIV allows 6 to 8 digits)
+    card_pin_min_length: int = 6
     #: holders may pair another phone or register another security key on "My card"
     holders_add_methods: bool = True
     #: an invitation may end without a second factor: the RA associates one in person
@@ -59,6 +67,10 @@ class OrganisationPolicy:
             raise InvalidInput("certificate_days must be between 1 and 3650.")
         if not 1 <= self.renew_days < self.certificate_days:
             raise InvalidInput("renew_days must be at least 1 and below certificate_days.")
+        if not 0 <= self.leaver_retention_days <= 3650:
+            raise InvalidInput("leaver_retention_days must be between 0 and 3650.")
+        if not 6 <= self.card_pin_min_length <= 8:
+            raise InvalidInput("card_pin_min_length must be between 6 and 8 digits.")
         if not 0 <= self.totp_window <= 3:
             raise InvalidInput("totp_window must be between 0 and 3 time steps.")
 

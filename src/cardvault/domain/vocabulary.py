@@ -44,17 +44,90 @@ class CardStatus(StrEnum):
         return self in (CardStatus.ISSUED, CardStatus.ENROLLED, CardStatus.ACTIVE)
 
 
-class RaRole(StrEnum):
-    """Roles an RA user holds per organisation (the original product's RA roles)."""
+class RaPermission(StrEnum):
+    """What an RA role lets its holder do in one organisation (the NHS RA model, issue 19).
 
-    RA_MANAGER = "ra_manager"  # everything, including granting roles
-    RA_AGENT = "ra_agent"  # issue, enrol, associate, lock/unlock
-    AUDITOR = "auditor"  # read the audit log only
+    Every vRA Manager page and RA API endpoint names exactly one of these; the authorisation
+    matrix test reads them from the routes, so a new route cannot go unchecked.
+    """
+
+    #: find people and read their page (cards, methods, recent events)
+    VIEW_PEOPLE = "view_people"
+    #: add people (one by one, by CSV, from another organisation) and record leavers
+    MANAGE_PEOPLE = "manage_people"
+    #: issue, enrol, invite, lock, unlock, suspend, revoke; associate and remove methods
+    MANAGE_CARDS = "manage_cards"
+    #: approve that a person may be issued a card (the sponsor's one power)
+    APPROVE_CARDS = "approve_cards"
+    #: read the organisation's audit log
+    READ_AUDIT = "read_audit"
+    #: give and take away RA roles, approve other managers' grants
+    GRANT_ROLES = "grant_roles"
+    #: the organisation's settings and networks
+    MANAGE_SETTINGS = "manage_settings"
+
+
+class RaRole(StrEnum):
+    """Roles an RA user holds per organisation (the NHS RA model: manager, agent, sponsor,
+    auditor)."""
+
+    RA_MANAGER = "ra_manager"  # everything, including granting roles and settings
+    RA_AGENT = "ra_agent"  # people, cards, methods; no role grants, no settings
+    SPONSOR = "sponsor"  # approves a card for a person, nothing else
+    AUDITOR = "auditor"  # read-only: people, cards, the audit log
 
     @property
     def is_alerted(self) -> bool:
-        """Roles told of a card's security events (the auditor only reads the log)."""
-        return self is not RaRole.AUDITOR
+        """Roles told of a card's security events (the auditor only reads, the sponsor only
+        approves)."""
+        return self in (RaRole.RA_MANAGER, RaRole.RA_AGENT)
+
+    @property
+    def permissions(self) -> frozenset[RaPermission]:
+        """What this role may do in its organisation."""
+        return _PERMISSIONS[self]
+
+    def allows(self, permission: RaPermission) -> bool:
+        return permission in _PERMISSIONS[self]
+
+    @property
+    def label(self) -> str:
+        """The role in words, as pages show it."""
+        return {
+            RaRole.RA_MANAGER: "RA manager",
+            RaRole.RA_AGENT: "RA agent",
+            RaRole.SPONSOR: "Sponsor",
+            RaRole.AUDITOR: "Auditor",
+        }[self]
+
+
+def roles_allowed(permission: RaPermission) -> tuple[str, ...]:
+    """The roles that hold ``permission`` (what a session's chosen role is checked against)."""
+    return tuple(role.value for role in RaRole if role.allows(permission))
+
+
+_PERMISSIONS: dict[RaRole, frozenset[RaPermission]] = {
+    RaRole.RA_MANAGER: frozenset(RaPermission),
+    RaRole.RA_AGENT: frozenset(
+        {
+            RaPermission.VIEW_PEOPLE,
+            RaPermission.MANAGE_PEOPLE,
+            RaPermission.MANAGE_CARDS,
+            RaPermission.READ_AUDIT,
+        }
+    ),
+    RaRole.SPONSOR: frozenset({RaPermission.APPROVE_CARDS}),
+    RaRole.AUDITOR: frozenset({RaPermission.VIEW_PEOPLE, RaPermission.READ_AUDIT}),
+}
+
+
+class RoleGrantStatus(StrEnum):
+    """A role grant waiting for a second RA manager (when the organisation's policy asks for
+    one): pending until approved or refused."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
 
 
 class MethodKind(StrEnum):

@@ -16,7 +16,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web import api_docs, errors, home, portal, ui, webauthn_page
 from cardvault.web import pki as pki_endpoints
 from cardvault.web import ra as ra_pages
-from cardvault.web.api import card, devices, piv, push, ra, system, webauthn
+from cardvault.web.api import card, devices, piv, push, ra, ra_people, system, webauthn
 from cardvault.web.api import signin as auth
 from cardvault.web.ingress import IngressGate
 from cardvault.web.limits import BodyLimit, JsonLimits
@@ -37,7 +37,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.state.engine = Engine(rt)
     errors.install(app)
     # the API first: routes are matched in order, and API calls are the hot path
-    for module in (system, auth, card, ra, devices, push, piv, webauthn, webauthn_page):
+    for module in (system, auth, card, ra, ra_people, devices, push, piv, webauthn, webauthn_page):
         app.include_router(module.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(pki_endpoints.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(api_docs.router)
@@ -52,7 +52,10 @@ def create_app(rt: Runtime) -> FastAPI:
         max_bytes=rt.settings.max_body_bytes,
     )
     app.add_middleware(
-        BodyLimit, max_bytes=rt.settings.max_body_bytes, own_refusals=pki_endpoints.REFUSALS
+        BodyLimit,
+        max_bytes=rt.settings.max_body_bytes,
+        own_refusals=pki_endpoints.REFUSALS,
+        larger=ra_pages.UPLOADS,
     )
     # outermost: a refused client reaches nothing, not even the body limit (its answer
     # carries the security headers itself, see IngressGate._respond)

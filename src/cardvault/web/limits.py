@@ -18,27 +18,31 @@ class BodyLimit:
     """ASGI middleware: 413 problem+json once a body exceeds ``max_bytes``.
 
     ``own_refusals`` maps a path to the answer its protocol gives instead (OCSP answers a
-    too-large request with its own malformedRequest, RFC 6960 §2.3)."""
+    too-large request with its own malformedRequest, RFC 6960 §2.3); ``larger`` maps the few
+    paths that take a file (the RA's CSV import) to their own, larger limit."""
 
     def __init__(
         self,
         app: ASGIApp,
         max_bytes: int,
         own_refusals: Mapping[str, Callable[[], Response]] | None = None,
+        larger: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.own_refusals = dict(own_refusals or {})
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.max_bytes)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             if declared.isdigit() and int(declared) <= _DRAIN_BYTES:
                 await _drain(receive)
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
             return
         seen, started, refused = 0, False, False
 
@@ -49,10 +53,10 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     if not (started or refused):
                         refused = True
-                        await self._refuse(scope, receive, send)
+                        await self._refuse(scope, receive, send, limit)
                     raise _TooLarge
             return message
 
@@ -67,14 +71,14 @@ class BodyLimit:
             await self.app(scope, limited, guarded)
         except _TooLarge:
             if not (started or refused):
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         own = self.own_refusals.get(scope.get("path", ""))
         if own is not None:
             await own()(scope, receive, send)
             return
-        title = f"The request body is larger than {self.max_bytes} bytes."
+        title = f"The request body is larger than {limit} bytes."
         await problem(413, "too_large", title, instance=scope.get("path"))(scope, receive, send)
 
 

@@ -75,3 +75,22 @@ def test_holder_without_ra_role_cannot_sign_in_as_ra(
         pytest.raises(ServiceError, match="Passcode or identifier not recognised"),
     ):
         _ra_login(http, h)
+
+
+def test_the_api_issues_only_an_approved_card_when_the_organisation_asks_for_approval(
+    rt: Runtime, operator: Actor, live_url: str
+) -> None:
+    a.open_org(rt, operator, "ORGA")
+    directory.update_policy(rt, operator, "ORGA", {"cards_need_sponsor_approval": True})
+    ra = a.holder(rt, operator, "ORGA")
+    directory.grant_role(rt, operator, user_id=ra.card.user_id, org_code="ORGA", role="ra_agent")
+    newcomer = f.person(rt, operator, "ORGA")
+    body = {"user_id": newcomer, "issuance_passcode": "issue-me-123", "key_algorithm": None}
+    with httpx.Client(base_url=live_url, timeout=30) as http:
+        api = CardvaultApi(http)
+        state = _ra_login(http, ra)
+        api.post("/api/v1/ra/role", {"organisation": "ORGA", "role": "ra_agent"}, token=state.token)
+        with pytest.raises(ServiceError) as info:
+            api.sealed_call("/api/v1/ra/cards", {"token": state.token, **body})
+        assert info.value.status == 403
+        assert "approval before a card is issued" in info.value.message

@@ -88,6 +88,8 @@ def _fill(path: str, user_id: str, assoc_id: str, serial: str, device_id: str) -
         "serial": serial,
         "action": "lock",
         "device_id": device_id,
+        "request_id": "0" * 36,
+        "decision": "approve",
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
@@ -236,7 +238,8 @@ def _walk_anonymous(
         if method == "GET":
             r = c.get(url)
         else:
-            r = c.post(
+            r = c.request(
+                method,
                 url,
                 data={"csrf_token": token, "reason": "x", "confirm": "yes"},
                 headers={"x-csrf-token": token},

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.vocabulary import CardStatus, MethodKind, RaRole, SignInRoute
+from cardvault.domain.vocabulary import (
+    CardStatus,
+    MethodKind,
+    RaPermission,
+    RaRole,
+    SignInRoute,
+    roles_allowed,
+)
 
 
 @pytest.mark.parametrize(
@@ -27,8 +34,33 @@ def test_what_each_card_status_allows(
     assert status.is_lockable is lockable
 
 
-def test_only_the_auditor_is_not_alerted() -> None:
-    assert [r for r in RaRole if not r.is_alerted] == [RaRole.AUDITOR]
+def test_only_the_managers_and_agents_are_alerted() -> None:
+    assert [r for r in RaRole if r.is_alerted] == [RaRole.RA_MANAGER, RaRole.RA_AGENT]
+
+
+def test_the_ra_manager_holds_every_permission_and_only_the_manager_grants_roles() -> None:
+    assert RaRole.RA_MANAGER.permissions == frozenset(RaPermission)
+    assert roles_allowed(RaPermission.GRANT_ROLES) == ("ra_manager",)
+    assert roles_allowed(RaPermission.MANAGE_SETTINGS) == ("ra_manager",)
+
+
+def test_the_sponsor_may_approve_cards_and_nothing_else() -> None:
+    assert RaRole.SPONSOR.permissions == {RaPermission.APPROVE_CARDS}
+    assert roles_allowed(RaPermission.APPROVE_CARDS) == ("ra_manager", "sponsor")
+
+
+def test_the_auditor_reads_people_and_the_audit_log_and_changes_nothing() -> None:
+    assert RaRole.AUDITOR.permissions == {RaPermission.VIEW_PEOPLE, RaPermission.READ_AUDIT}
+    assert not RaRole.AUDITOR.allows(RaPermission.MANAGE_CARDS)
+
+
+def test_the_agent_looks_after_people_cards_and_methods_but_grants_and_sets_nothing() -> None:
+    agent = RaRole.RA_AGENT
+    assert agent.allows(RaPermission.MANAGE_PEOPLE)
+    assert agent.allows(RaPermission.MANAGE_CARDS)
+    assert not agent.allows(RaPermission.GRANT_ROLES)
+    assert not agent.allows(RaPermission.MANAGE_SETTINGS)
+    assert not agent.allows(RaPermission.APPROVE_CARDS)
 
 
 def test_only_ad_accounts_and_hr_cards_show_their_identifier() -> None:

@@ -27,6 +27,7 @@ ROLE_NAMES = {
     RaRole.RA_MANAGER: "RA manager",
     RaRole.RA_AGENT: "RA agent",
     RaRole.AUDITOR: "auditor",
+    RaRole.SPONSOR: "sponsor",
 }
 FIXED_ACTORS = {
     "system": "cardvault (automatic)",

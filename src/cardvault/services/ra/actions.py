@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cardvault.domain.vocabulary import RaPermission, RaRole, roles_allowed
 from cardvault.services.cards import issuance
 from cardvault.services.cards import state as cards
 from cardvault.services.cards.views import CardView
@@ -15,9 +16,10 @@ from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Organisation, Person
 
-ISSUERS = ("ra_manager", "ra_agent")
-READERS = ("ra_manager", "ra_agent", "auditor")
-AUDITORS = READERS
+#: the roles that may change cards, read people, read the audit log (RaRole's permissions)
+ISSUERS = roles_allowed(RaPermission.MANAGE_CARDS)
+READERS = roles_allowed(RaPermission.VIEW_PEOPLE)
+AUDITORS = roles_allowed(RaPermission.READ_AUDIT)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,6 +30,11 @@ class RaContext:
     organisation_id: str
     organisation_code: str
     role: str
+
+    def can(self, permission: str) -> bool:
+        """Whether the role this RA acts under holds ``permission`` (pages show only what it
+        allows; the routes check it again)."""
+        return RaRole(self.role).allows(RaPermission(permission))
 
 
 def context(

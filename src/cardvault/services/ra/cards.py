@@ -35,6 +35,7 @@ from cardvault.services.cards.invitations import INVITATION_CODE_DIGITS
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.cards.views import CardSummary
 from cardvault.services.ra import actions as ra_actions
+from cardvault.services.ra import approvals
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import card_in_scope, person_in_scope
 from cardvault.services.recovery import links
@@ -47,20 +48,28 @@ from cardvault.store.queries.organisations import policy_of
 
 
 def issue(
-    rt: Runtime, ctx: RaContext, user_id: str, *, issuance_passcode: str, confirm: str
+    rt: Runtime,
+    ctx: RaContext,
+    user_id: str,
+    *,
+    issuance_passcode: str,
+    confirm: str,
+    key_algorithm: str | None = None,
 ) -> issuance.IssuedCard:
-    """Issue a card from the vRA Manager; raises InvalidInput when the two passcodes
-    differ, and what issuing raises."""
+    """Issue a card to a person of the organisation (the vRA Manager and the RA API alike):
+    refused (NotApproved) until a sponsor approved it when the organisation's policy asks
+    for that; raises InvalidInput when the two passcodes differ, and what issuing raises."""
     if issuance_passcode != confirm:
         raise InvalidInput("The two issuance passcodes are different.", field="confirm")
     with rt.db() as session:
         person = person_in_scope(session, ctx, user_id)
+        approvals.require_approved(session, ctx, person)
     return ra_actions.issue(
         rt,
         ctx,
         user_id=person.user_id,
         issuance_passcode=issuance_passcode,
-        key_algorithm=None,
+        key_algorithm=key_algorithm,
     )
 
 

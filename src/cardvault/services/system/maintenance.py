@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from cardvault.services.directory import erasure
 from cardvault.services.pki import expiry
 from cardvault.services.security_keys import keys as security_keys
 from cardvault.services.signin import engine as authentication
@@ -31,6 +32,7 @@ JOBS: list[Job] = [
     web_sessions.purge_expired,
     security_keys.purge_ceremonies,
     expiry.remind,
+    erasure.erase_expired,
 ]
 
 

@@ -25,7 +25,14 @@ from cardvault.store.models.cards import (
 from cardvault.store.models.devices import Device, PushChallenge
 from cardvault.store.models.links import Link
 from cardvault.store.models.notifications import Notification
-from cardvault.store.models.organisations import Membership, Organisation, Person, RaRoleGrant
+from cardvault.store.models.organisations import (
+    CardApproval,
+    Membership,
+    Organisation,
+    Person,
+    RaRoleGrant,
+    RoleGrantRequest,
+)
 from cardvault.store.models.piv import PivCard, PivLink
 from cardvault.store.models.sessions import (
     AuthTransaction,
@@ -45,6 +52,7 @@ __all__ = [
     "AuthTransaction",
     "Base",
     "Card",
+    "CardApproval",
     "CardSession",
     "Certificate",
     "CertificateRequest",
@@ -60,6 +68,7 @@ __all__ = [
     "PivLink",
     "PushChallenge",
     "RaRoleGrant",
+    "RoleGrantRequest",
     "SecurityQuestion",
     "UsedNonce",
     "WebAuthnCeremony",

@@ -14,11 +14,11 @@ from starlette.concurrency import run_in_threadpool
 from cardvault.domain.push_policy import PushStatus
 from cardvault.services.devices import pairing, push, qr_login, registry
 from cardvault.services.devices.channel import challenge_topic, qr_topic
-from cardvault.services.ra import actions as ra_actions
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.api.device_auth import wait_for
+from cardvault.web.api.ra_gate import Agent
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import bearer_token, runtime
+from cardvault.web.deps import runtime
 from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/api/v1", tags=["push"])
@@ -92,11 +92,6 @@ async def qr_status(request_id: str, rt: Rt, wait: Wait = 0) -> dict[str, Any]:
 # --- RA: pairing codes and devices ------------------------------------------------------------
 
 
-def _ra(request: Request, rt: Runtime, token: str) -> ra_actions.RaContext:
-    address = actor_for(request, rt).client_address
-    return ra_actions.context(rt, token, address, ra_actions.ISSUERS)
-
-
 class PairingIn(BaseModel):
     minutes: int | None = Field(default=None, ge=1, le=24 * 60)
 
@@ -105,12 +100,10 @@ class PairingIn(BaseModel):
 def create_pairing(
     serial: str,
     body: PairingIn,
-    request: Request,
     rt: Rt,
-    token: Annotated[str, Depends(bearer_token)],
+    ctx: Agent,
 ) -> Response:
     """A single-use pairing code for the card, as the URI to show as a QR code."""
-    ctx = _ra(request, rt, token)
     inv = pairing.create_pairing(
         rt, ctx.actor, serial=serial, org_code=ctx.organisation_code, minutes=body.minutes
     )
@@ -129,11 +122,8 @@ def create_pairing(
 
 
 @router.get("/ra/cards/{serial}/devices", tags=["ra"])
-def list_devices(
-    serial: str, request: Request, rt: Rt, token: Annotated[str, Depends(bearer_token)]
-) -> list[dict[str, Any]]:
+def list_devices(serial: str, rt: Rt, ctx: Agent) -> list[dict[str, Any]]:
     """The card's paired devices in your organisation."""
-    ctx = _ra(request, rt, token)
     return registry.list_devices(rt, serial, organisation_id=ctx.organisation_id)
 
 
@@ -145,12 +135,10 @@ class RevokeDeviceIn(BaseModel):
 def revoke_device(
     device_id: str,
     body: RevokeDeviceIn,
-    request: Request,
     rt: Rt,
-    token: Annotated[str, Depends(bearer_token)],
+    ctx: Agent,
 ) -> dict[str, Any]:
     """Revoke a device now (its event stream closes, its biometric slot is deleted)."""
-    ctx = _ra(request, rt, token)
     return registry.revoke(
         rt, ctx.actor, device_id, organisation_id=ctx.organisation_id, reason=body.reason
     )

@@ -10,8 +10,10 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.services.ra import actions as ra_actions
+from cardvault.services.ra import cards as ra_cards
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Runtime
+from cardvault.web.api.ra_gate import Agent, Viewer
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
 from cardvault.web.jose import JOSE_BODY, open_body, sealed
@@ -69,11 +71,12 @@ async def issue_card(request: Request, rt: Annotated[Runtime, Depends(runtime)])
     body, rkey = await open_body(request, rt, IssueIn)
     ctx = ra_actions.context(rt, body.token, _address(request, rt), ra_actions.ISSUERS)
     card = await run_in_threadpool(
-        ra_actions.issue,
+        ra_cards.issue,
         rt,
         ctx,
-        user_id=body.user_id,
+        body.user_id,
         issuance_passcode=body.issuance_passcode,
+        confirm=body.issuance_passcode,
         key_algorithm=body.key_algorithm,
     )
     return sealed(
@@ -88,26 +91,15 @@ async def issue_card(request: Request, rt: Annotated[Runtime, Depends(runtime)])
 
 
 @router.get("/cards/{serial}")
-def show_card(
-    serial: str,
-    request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    token: Annotated[str, Depends(bearer_token)],
-) -> dict[str, Any]:
+def show_card(serial: str, rt: Annotated[Runtime, Depends(runtime)], ctx: Viewer) -> dict[str, Any]:
     """A card of your organisation (404 for any other)."""
-    ctx = ra_actions.context(rt, token, _address(request, rt), ra_actions.READERS)
     shown = ra_actions.show(rt, ctx, serial).as_json()
     return {key: shown[key] for key in ("card", "holder", "certificates", "associations")}
 
 
 @router.post("/cards/{serial}/revoke")
 def revoke_card(
-    serial: str,
-    body: RevokeIn,
-    request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    token: Annotated[str, Depends(bearer_token)],
+    serial: str, body: RevokeIn, rt: Annotated[Runtime, Depends(runtime)], ctx: Agent
 ) -> dict[str, str]:
     """Revoke a card of your organisation: its keys are destroyed."""
-    ctx = ra_actions.context(rt, token, _address(request, rt), ra_actions.ISSUERS)
     return {"serial": serial.upper(), "status": ra_actions.revoke(rt, ctx, serial, body.reason)}

@@ -22,13 +22,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.services.cards import methods
-from cardvault.services.ra import actions as ra_actions
 from cardvault.services.security_keys import keys as security_keys
 from cardvault.services.security_keys import registration as security_key_registration
 from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.system.runtime import Runtime
+from cardvault.web.api.ra_gate import Agent
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import bearer_token, runtime
+from cardvault.web.deps import runtime
 from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/api/v1/webauthn", tags=["security keys"])
@@ -119,12 +119,10 @@ async def assertion_complete(
 @router.post("/registration/begin", response_model=CeremonyOut)
 def registration_begin(
     body: RegistrationBeginIn,
-    request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
-    token: Annotated[str, Depends(bearer_token)],
+    ctx: Agent,
 ) -> Any:
     """Options for ``navigator.credentials.create`` for a card of the RA's organisation."""
-    ctx = ra_actions.context(rt, token, actor_for(request, rt).client_address, ra_actions.ISSUERS)
     start = security_key_registration.begin_registration(
         rt,
         ctx.actor,
@@ -138,12 +136,10 @@ def registration_begin(
 @router.post("/registration/complete")
 def registration_complete(
     body: RegistrationCompleteIn,
-    request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
-    token: Annotated[str, Depends(bearer_token)],
+    ctx: Agent,
 ) -> dict[str, Any]:
     """Verify the new credential and associate it with the card (audited)."""
-    ctx = ra_actions.context(rt, token, actor_for(request, rt).client_address, ra_actions.ISSUERS)
     assoc = security_key_registration.complete_registration(
         rt,
         ctx.actor,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 
+from cardvault.domain.vocabulary import RaPermission, roles_allowed
 from cardvault.errors import PermissionDenied
 from cardvault.services.ra import actions as ra_actions
 from cardvault.services.ra.actions import RaContext
@@ -26,32 +26,45 @@ web_session = ui.session_dependency(AREA)
 Rt = Annotated[Runtime, Depends(runtime)]
 View = Annotated[WebSessionView, Depends(web_session)]
 
-#: which RA roles may use which pages (the service checks the role is still granted)
-AGENTS = ra_actions.ISSUERS
-AUDITORS = ra_actions.AUDITORS
 
+class RaGate:
+    """A dependency: the signed-in RA acting in their chosen organisation under a role that
+    holds ``permission``, or a redirect to sign in or choose a role, or 403.
 
-def ra_context(roles: tuple[str, ...]) -> Callable[[Request, WebSessionView], RaContext]:
-    """A dependency: the signed-in RA acting in their chosen organisation, or a redirect."""
+    Each vRA Manager route depends on exactly one gate; the authorisation matrix test finds
+    it on the route and checks every role against it.
+    """
 
-    def dependency(request: Request, view: View) -> RaContext:
+    def __init__(self, permission: RaPermission) -> None:
+        self.permission = permission
+        self.roles = roles_allowed(permission)
+
+    def __call__(self, request: Request, view: View) -> RaContext:
         if not view.signed_in:
             raise ui.SignInRequired("Sign in first.")
         rt = runtime(request)
         try:
             return ra_actions.context(
-                rt, None, address(request, rt), roles, session_id=view.card_session_id
+                rt, None, address(request, rt), self.roles, session_id=view.card_session_id
             )
         except PermissionDenied:
             if not view.data.get("ra_role"):
                 raise ui.RedirectTo(location="/ra/role") from None
             raise
 
-    return dependency
+
+def ra_context(permission: RaPermission) -> RaGate:
+    return RaGate(permission)
 
 
-Agent = Annotated[RaContext, Depends(ra_context(AGENTS))]
-Auditor = Annotated[RaContext, Depends(ra_context(AUDITORS))]
+#: one name per permission, for the routes' signatures
+Viewer = Annotated[RaContext, Depends(ra_context(RaPermission.VIEW_PEOPLE))]
+PeopleManager = Annotated[RaContext, Depends(ra_context(RaPermission.MANAGE_PEOPLE))]
+Agent = Annotated[RaContext, Depends(ra_context(RaPermission.MANAGE_CARDS))]
+Sponsor = Annotated[RaContext, Depends(ra_context(RaPermission.APPROVE_CARDS))]
+Auditor = Annotated[RaContext, Depends(ra_context(RaPermission.READ_AUDIT))]
+RoleGranter = Annotated[RaContext, Depends(ra_context(RaPermission.GRANT_ROLES))]
+Manager = Annotated[RaContext, Depends(ra_context(RaPermission.MANAGE_SETTINGS))]
 
 
 def require_recent_sign_in(request: Request, rt: Runtime) -> None:

@@ -7,9 +7,7 @@ address outside needs an explicit confirmation, asked for on the page itself.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -22,12 +20,11 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.errors import status_of
-from cardvault.web.ra.context import Rt, View, ra_context, require_recent_sign_in
+from cardvault.web.ra.context import Manager, Rt, View, require_recent_sign_in
 from cardvault.web.ra.persons import already_sent, checked_form
 
 router = APIRouter(prefix="/ra/organisation", tags=["vRA Manager"], include_in_schema=False)
 PATH = "/ra/organisation/networks"
-Manager = Annotated[RaContext, Depends(ra_context(ra_networks.MANAGERS))]
 #: where a service error goes on the page: the confirmation it asks for, or the list
 FIELDS = {
     EverywhereNeedsConfirmation.code: "allow_everywhere",

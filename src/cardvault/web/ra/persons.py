@@ -16,7 +16,7 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.errors import status_of
-from cardvault.web.ra.context import Agent, Rt, View, person_url, require_recent_sign_in
+from cardvault.web.ra.context import Agent, Rt, View, Viewer, person_url, require_recent_sign_in
 
 router = APIRouter(prefix="/ra/persons", tags=["vRA Manager"], include_in_schema=False)
 ENROL_SECRETS = (
@@ -56,7 +56,7 @@ def already_sent(
 
 
 @router.get("")
-def find(request: Request, rt: Rt, ctx: Agent, q: str = "") -> Response:
+def find(request: Request, rt: Rt, ctx: Viewer, q: str = "") -> Response:
     form = ui.Form(values={"q": q})
     results: list[ra_persons.PersonRow] = []
     try:
@@ -69,7 +69,7 @@ def find(request: Request, rt: Rt, ctx: Agent, q: str = "") -> Response:
 
 
 @router.get("/{user_id}")
-def show(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
+def show(request: Request, rt: Rt, ctx: Viewer, user_id: str) -> Response:
     info = ra_persons.detail(rt, ctx, user_id)
     return ui.render(request, "ra/person.html", info=info, ctx=ctx)
 

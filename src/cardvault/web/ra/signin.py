@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain import identifiers
+from cardvault.domain.vocabulary import RaRole
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services.ra import actions as ra_actions
 from cardvault.services.rate_limits import check as rate_limits
@@ -52,7 +53,8 @@ async def _form(request: Request, view: WebSessionView) -> ui.Form:
 @router.get("")
 def start(request: Request, view: View) -> Response:
     if view.signed_in:
-        return ui.redirect("/ra/persons" if view.data.get("ra_role") else "/ra/role")
+        role = view.data.get("ra_role")
+        return ui.redirect(home_of(str(role)) if role else "/ra/role")
     return ui.render(request, "ra/login.html")
 
 
@@ -145,7 +147,16 @@ def _choose_role(request: Request, rt: Runtime, view: WebSessionView, form: ui.F
         rt, actor_for(request, rt), None, org_code=org, role=role, session_id=view.card_session_id
     )
     web_sessions.update_data(rt, view, ra_org=org, ra_role=role)
-    return ui.redirect("/ra/audit" if role == "auditor" else "/ra/persons")
+    return ui.redirect(home_of(role))
+
+
+def home_of(role: str) -> str:
+    """The first page of a role: the audit log for an auditor, approvals for a sponsor."""
+    if role == RaRole.AUDITOR:
+        return "/ra/audit"
+    if role == RaRole.SPONSOR:
+        return "/ra/approvals"
+    return "/ra/persons"
 
 
 @router.post("/logout")

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Request
 
 from cardvault import strict_json
-from cardvault.errors import CardvaultError, Conflict, InvalidInput
+from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.json_types import JsonObject
 
 MAX_FIELD = 2000
@@ -49,7 +49,8 @@ class Form:
         self, exc: CardvaultError, *, fields: Mapping[str, str] | None = None, default: str = ""
     ) -> None:
         """Place a service error next to its field (``fields`` maps service → form names)."""
-        name = (exc.field or "") if isinstance(exc, InvalidInput | Conflict) else ""
+        named = getattr(exc, "field", None)  # InvalidInput, Conflict and a few others name one
+        name = named if isinstance(named, str) else ""
         name = (fields or {}).get(name, name) or default
         self.add_error(name or "form", exc.message)
 

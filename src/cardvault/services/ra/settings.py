@@ -1,0 +1,190 @@
+"""An organisation's settings, as its RA managers see and change them (issue 19).
+
+The settings are the organisation's policy (``domain/org_policy.py``); this module names the
+ones an RA manager may change, checks each in words a person understands, and audits every
+change with its old and new value. The operator's CLI still changes the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.vocabulary import RaPermission, RaRole, SignInRoute
+from cardvault.errors import InvalidInput, PermissionDenied
+from cardvault.json_types import JsonInput
+from cardvault.services.audit import trail as audit
+from cardvault.services.ra.actions import RaContext
+from cardvault.services.system.runtime import Runtime
+from cardvault.store.db import transaction
+from cardvault.store.models import Organisation
+from cardvault.store.queries.organisations import policy_of
+
+
+@dataclass(frozen=True, kw_only=True)
+class NumberSetting:
+    """A whole-number setting: its policy name, its label and unit, and its bounds."""
+
+    name: str
+    label: str
+    unit: str
+    low: int
+    high: int
+
+
+#: the numbers an RA manager may change, in the order the page shows them
+NUMBERS = (
+    NumberSetting(name="session_absolute_minutes", label="Longest session", unit="minutes",
+                  low=5, high=7 * 24 * 60),
+    NumberSetting(name="session_idle_minutes", label="Session ends after idle", unit="minutes",
+                  low=1, high=7 * 24 * 60),
+    NumberSetting(name="reset_link_minutes", label="Reset links last", unit="minutes",
+                  low=5, high=24 * 60),
+    NumberSetting(name="card_pin_min_length", label="Shortest card PIN", unit="digits",
+                  low=6, high=8),
+    NumberSetting(name="certificate_days", label="Certificates last", unit="days",
+                  low=1, high=3650),
+    NumberSetting(name="renew_days", label="Renewal starts before expiry", unit="days",
+                  low=1, high=3649),
+    NumberSetting(name="leaver_retention_days", label="Keep leavers for", unit="days",
+                  low=0, high=3650),
+)  # fmt: skip
+#: the yes/no settings, with their labels
+SWITCHES = {
+    "recovery_requires_second_factor": "A forgotten passcode needs the second factor too",
+    "role_grants_need_approval": "A role given to someone else needs a second RA manager",
+    "cards_need_sponsor_approval": "A card is issued only to a person a sponsor approved",
+}
+ROUTES = tuple(SignInRoute)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SettingsView:
+    """The organisation's settings as the settings page shows them."""
+
+    organisation_code: str
+    organisation_name: str
+    allowed_methods: tuple[str, ...]
+    numbers: dict[str, int]
+    switches: dict[str, bool]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SettingsForm:
+    """What the page sent: every field as text (checked here, not at the edge)."""
+
+    allowed_methods: tuple[str, ...]
+    numbers: Mapping[str, str]
+    switches: Mapping[str, bool]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """One setting changed, with its old and new value (for the audit log)."""
+
+    name: str
+    old: JsonInput
+    new: JsonInput
+
+
+def show(rt: Runtime, ctx: RaContext) -> SettingsView:
+    """The organisation's settings; raises PermissionDenied unless an RA manager asks."""
+    _require_manager(ctx)
+    with rt.db() as session:
+        org = session.get(Organisation, ctx.organisation_id)
+        assert org is not None
+        return _view(org, policy_of(org))
+
+
+def _view(org: Organisation, policy: OrganisationPolicy) -> SettingsView:
+    return SettingsView(
+        organisation_code=org.code,
+        organisation_name=org.name,
+        allowed_methods=tuple(policy.allowed_methods),
+        numbers={n.name: int(getattr(policy, n.name)) for n in NUMBERS},
+        switches={name: bool(getattr(policy, name)) for name in SWITCHES},
+    )
+
+
+def problems(form: SettingsForm) -> list[InvalidInput]:
+    """Every problem of the form at once, each naming its field (for the error summary)."""
+    found = []
+    for n in NUMBERS:
+        text = (form.numbers.get(n.name) or "").strip()
+        if not text.isdigit() or not n.low <= int(text) <= n.high:
+            found.append(
+                InvalidInput(
+                    f"{n.label}: enter a whole number of {n.unit} from {n.low} to {n.high}.",
+                    field=n.name,
+                )
+            )
+    unknown = set(form.allowed_methods) - set(ROUTES)
+    if unknown:
+        found.append(InvalidInput("Choose sign-in routes from the list.", field="allowed_methods"))
+    elif not form.allowed_methods:
+        found.append(InvalidInput("Choose at least one sign-in route.", field="allowed_methods"))
+    if found:
+        return found
+    numbers = {n.name: int(form.numbers[n.name]) for n in NUMBERS}
+    if numbers["session_idle_minutes"] > numbers["session_absolute_minutes"]:
+        found.append(
+            InvalidInput(
+                "Session ends after idle must not be longer than the longest session.",
+                field="session_idle_minutes",
+            )
+        )
+    if numbers["renew_days"] >= numbers["certificate_days"]:
+        found.append(
+            InvalidInput(
+                "Renewal must start less than the certificates' lifetime before expiry.",
+                field="renew_days",
+            )
+        )
+    return found
+
+
+def change(rt: Runtime, ctx: RaContext, form: SettingsForm) -> list[Change]:
+    """Save the settings (audited: one event naming each change, old and new value).
+
+    Raises the first of :func:`problems` when the form is not valid; nothing is saved then.
+    Returns the changes (none when the form repeats what is stored).
+    """
+    _require_manager(ctx)
+    if found := problems(form):
+        raise found[0]
+    wanted: dict[str, JsonInput] = {
+        "allowed_methods": [r for r in ROUTES if r in form.allowed_methods],
+        **{n.name: int(form.numbers[n.name]) for n in NUMBERS},
+        **{name: bool(form.switches.get(name)) for name in SWITCHES},
+    }
+    with transaction(rt.db) as session:
+        org = session.get(Organisation, ctx.organisation_id)
+        assert org is not None
+        before = OrganisationPolicy.from_dict(org.policy).as_dict()
+        changes = [
+            Change(name=k, old=before.get(k), new=v)
+            for k, v in wanted.items()
+            if before.get(k) != v
+        ]
+        if not changes:
+            return []
+        org.policy = OrganisationPolicy.from_dict({**before, **wanted}).as_dict()
+        audit.record(
+            session,
+            rt,
+            ctx.actor,
+            action=AuditAction.ORGANISATION_POLICY_CHANGED,
+            organisation_id=org.id,
+            details={
+                "changed": sorted(c.name for c in changes),
+                "changes": {c.name: {"old": c.old, "new": c.new} for c in changes},
+            },
+        )
+        return changes
+
+
+def _require_manager(ctx: RaContext) -> None:
+    if not RaRole(ctx.role).allows(RaPermission.MANAGE_SETTINGS):
+        raise PermissionDenied("Only an RA manager may change the organisation's settings.")

@@ -1,0 +1,198 @@
+"""The RA API for running an organisation (issue 19): people, CSV import, another
+organisation's person, leavers, settings, RA roles and card approvals.
+
+The same services as the vRA Manager's pages; errors are problem details (web/errors.py).
+A CSV file is sent as the raw request body (``text/csv``), so that a file in the wrong
+encoding reaches the check as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from cardvault.services.ra import approvals as ra_approvals
+from cardvault.services.ra import leavers
+from cardvault.services.ra import people as ra_people
+from cardvault.services.ra import persons as ra_persons
+from cardvault.services.ra import roles as ra_roles
+from cardvault.services.ra import settings as ra_settings
+from cardvault.services.system.runtime import Runtime
+from cardvault.web.api.ra_gate import Manager, PeopleManager, RoleGranter, Sponsor, Viewer
+from cardvault.web.deps import runtime
+
+router = APIRouter(prefix="/api/v1/ra", tags=["ra"])
+Rt = Annotated[Runtime, Depends(runtime)]
+
+
+class PersonIn(BaseModel):
+    user_id: str = Field(max_length=20)
+    forename: str = Field(max_length=100)
+    surname: str = Field(max_length=100)
+    email: str = Field(default="", max_length=254)
+    mobile: str = Field(default="", max_length=30)
+
+
+class ExistingIn(BaseModel):
+    user_id: str = Field(max_length=20)
+    email: str = Field(max_length=254)
+
+
+class LeaverIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class SettingsIn(BaseModel):
+    allowed_methods: list[str] = Field(max_length=20)
+    numbers: dict[str, str | int] = Field(max_length=20)
+    switches: dict[str, bool] = Field(max_length=20)
+
+
+class GrantIn(BaseModel):
+    user_id: str = Field(max_length=20)
+    role: str = Field(max_length=20)
+
+
+@router.get("/people")
+def find_people(rt: Rt, ctx: Viewer, q: str = "") -> list[dict[str, Any]]:
+    """People of your organisation by name, email, user id or card serial."""
+    return [
+        {"user_id": p.user_id, "name": p.name, "email": p.email, "card_serial": p.card_serial,
+         "card_status": p.card_status}
+        for p in ra_persons.find(rt, ctx, q)
+    ]  # fmt: skip
+
+
+@router.post("/people", status_code=201)
+def create_person(body: PersonIn, rt: Rt, ctx: PeopleManager) -> dict[str, Any]:
+    """A new person in your organisation."""
+    member = ra_people.new_member(**body.model_dump())
+    person = ra_people.create(rt, ctx, member)
+    return {"user_id": person.user_id, "name": person.common_name}
+
+
+@router.post(
+    "/people/import",
+    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def import_people(
+    request: Request, rt: Rt, ctx: PeopleManager, mode: Literal["check", "all", "good"] = "check"
+) -> dict[str, Any]:
+    """Check a CSV file (``mode=check``, the default: nothing is written), import it whole
+    (``all``: refused when any row has a problem) or its good rows only (``good``)."""
+    data = await _body(request)
+    if mode == "check":
+        check = ra_people.check_csv(rt, ctx, data)
+        return {"created": [], **_check_json(check)}
+    result = ra_people.import_csv(rt, ctx, data, good_rows_only=mode == "good")
+    return {"created": list(result.created), **_check_json(result.check)}
+
+
+async def _body(request: Request) -> bytes:
+    data = b""
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > ra_people.MAX_BYTES:
+            break
+    return data
+
+
+def _check_json(check: ra_people.ImportCheck) -> dict[str, Any]:
+    return {
+        "problem": check.problem,
+        "rows": [
+            {"line": r.line, "user_id": r.user_id, "problems": list(r.problems)} for r in check.rows
+        ],
+    }
+
+
+@router.post("/people/add")
+def add_existing(body: ExistingIn, rt: Rt, ctx: PeopleManager) -> dict[str, Any]:
+    """Add a person of another organisation to yours (their one card works here too)."""
+    person = ra_people.add_existing(rt, ctx, body.user_id, body.email)
+    return {"user_id": person.user_id, "name": person.common_name}
+
+
+@router.post("/people/{user_id}/leave")
+def leave(user_id: str, body: LeaverIn, rt: Rt, ctx: PeopleManager) -> dict[str, Any]:
+    """The person has left your organisation (see the RA guide for what happens)."""
+    result = leavers.leave(rt, ctx, user_id, body.reason)
+    return {"card_revoked": result.card_revoked, "methods_removed": result.methods_removed,
+            "still_in": list(result.still_in)}  # fmt: skip
+
+
+@router.get("/settings")
+def show_settings(rt: Rt, ctx: Manager) -> dict[str, Any]:
+    """Your organisation's settings."""
+    view = ra_settings.show(rt, ctx)
+    return {"allowed_methods": list(view.allowed_methods), "numbers": view.numbers,
+            "switches": view.switches}  # fmt: skip
+
+
+@router.put("/settings")
+def change_settings(body: SettingsIn, rt: Rt, ctx: Manager) -> dict[str, Any]:
+    """Change the settings (each change audited with its old and new value)."""
+    changes = ra_settings.change(
+        rt,
+        ctx,
+        ra_settings.SettingsForm(
+            allowed_methods=tuple(body.allowed_methods),
+            numbers={k: str(v) for k, v in body.numbers.items()},
+            switches=body.switches,
+        ),
+    )
+    return {"changed": {c.name: {"old": c.old, "new": c.new} for c in changes}}
+
+
+@router.get("/role-grants")
+def role_grants(rt: Rt, ctx: RoleGranter) -> dict[str, Any]:
+    """Who holds which RA role here, and grants waiting for a second RA manager."""
+    page = ra_roles.page(rt, ctx)
+    return {
+        "held": [{"user_id": h.user_id, "role": h.role} for h in page.held],
+        "pending": [
+            {"id": p.id, "user_id": p.user_id, "role": p.role, "mine": p.mine} for p in page.pending
+        ],
+        "needs_approval": page.needs_approval,
+    }
+
+
+@router.post("/role-grants")
+def grant_role(body: GrantIn, rt: Rt, ctx: RoleGranter) -> dict[str, str]:
+    """Give a role (it may wait for a second RA manager)."""
+    granted = ra_roles.grant(rt, ctx, body.user_id, body.role)
+    return {"status": "granted" if granted else "pending"}
+
+
+@router.post("/role-grants/withdraw")
+def withdraw_role(body: GrantIn, rt: Rt, ctx: RoleGranter) -> dict[str, str]:
+    """Take a role away."""
+    ra_roles.take_away(rt, ctx, body.user_id, body.role)
+    return {"status": "withdrawn"}
+
+
+@router.post("/role-grants/requests/{request_id}/{decision}")
+def decide_grant(
+    request_id: str, decision: Literal["approve", "refuse"], rt: Rt, ctx: RoleGranter
+) -> dict[str, str]:
+    """Approve or refuse a waiting grant (not one you asked for)."""
+    ra_roles.decide(rt, ctx, request_id, approve=decision == "approve")
+    return {"status": "approved" if decision == "approve" else "refused"}
+
+
+@router.get("/approvals")
+def approvals(rt: Rt, ctx: Sponsor) -> list[dict[str, Any]]:
+    """People of your organisation without a card, and whether a card is approved."""
+    return [
+        {"user_id": p.user_id, "name": p.name, "approved": p.approved_at is not None}
+        for p in ra_approvals.page(rt, ctx).people
+    ]
+
+
+@router.post("/approvals/{user_id}")
+def approve(user_id: str, rt: Rt, ctx: Sponsor) -> dict[str, str]:
+    """Approve a card for a person of your organisation."""
+    ra_approvals.approve(rt, ctx, user_id)
+    return {"status": "approved"}
