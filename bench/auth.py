@@ -232,7 +232,7 @@ def run_level(
         try:
             value = one_authentication(local.client, codes)
         except ServiceError as exc:
-            if exc.data.get("status") != 429:
+            if exc.status != 429:
                 raise
             with lock:
                 refused += 1

@@ -8,8 +8,8 @@ so that each of them
 * answers ``--version``;
 * reports every error the same way: ``Error: …`` on stderr, or with ``--json`` the error as
   JSON on stderr — usage errors (an unknown option, a missing argument) included — and exits
-  with the code :data:`cardvault.errors.EXIT_CODES` gives it, listed at the end of the
-  programs' ``--help``.
+  with the code :func:`exit_code_of` gives it: the one mapping of error classes to the exit
+  codes of :data:`EXIT_CODES`, which end the programs' ``--help``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import ssl
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import typer
 
@@ -28,12 +29,16 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from cardvault import __version__
-from cardvault.errors import EXIT_CODES, CardvaultError, InvalidInput
+from cardvault import errors as e
+from cardvault.errors import CardvaultError, InvalidInput
 
 __all__ = [
+    "EXIT_CODES",
+    "EXIT_CODE_OF",
     "JSON_FLAG",
     "App",
     "UsageProblem",
+    "exit_code_of",
     "exit_codes_epilog",
     "report",
     "tls_verify",
@@ -42,6 +47,50 @@ __all__ = [
 
 #: the global option every program takes before its command
 JSON_FLAG = "--json"
+
+#: What the exit code of a cardvault program means. Every error class maps to one of these
+#: (tests/unit/test_commandline.py walks them all); ``--help`` and the operator guide print
+#: this table.
+EXIT_CODES: Final = MappingProxyType(
+    {
+        0: "success",
+        1: "any other error; the agent: the service refused for another reason",
+        2: "invalid input or usage: malformed, contradictory, a weak passcode",
+        3: "not found or outside your organisation; the agent: not signed in",
+        4: "conflict with the current state: duplicate, card locked, wrong status",
+        5: "permission denied, or authentication failed",
+        6: "integrity: sealed data, a signature or the audit chain did not verify",
+        7: "the service is sealed: cardvault unseal",
+        8: "unavailable or busy (database, audit log, mail, reader): try again",
+        9: "not set up: data directory, schema, CA, audit key or key provider",
+        130: "interrupted (Ctrl-C)",
+    }
+)
+
+#: error category → exit code. An error exits with the code of the first class of its MRO
+#: listed here; a feature's errors subclass these categories (``errors.py``), so the
+#: programs' codes are this one table.
+EXIT_CODE_OF: Final[Mapping[type[CardvaultError], int]] = MappingProxyType(
+    {
+        e.CardvaultError: 1,
+        e.InvalidInput: 2,
+        e.NotFound: 3,
+        e.Conflict: 4,
+        e.PermissionDenied: 5,
+        e.AuthenticationFailed: 5,
+        e.IntegrityError: 6,
+        e.ServiceSealed: 7,
+        e.Unavailable: 8,
+        e.NotSetUp: 9,
+    }
+)
+
+
+def exit_code_of(exc: CardvaultError | type[CardvaultError]) -> int:
+    """The exit code of an error (or error class): that of the first class of its MRO in
+    :data:`EXIT_CODE_OF`."""
+    kind = exc if isinstance(exc, type) else type(exc)
+    return next(EXIT_CODE_OF[cls] for cls in kind.__mro__ if cls in EXIT_CODE_OF)
 
 
 class UsageProblem(InvalidInput):
@@ -56,7 +105,7 @@ def report(exc: CardvaultError, *, as_json: bool) -> typer.Exit:
         typer.echo(json.dumps({"error": exc.as_dict()}, indent=2), err=True)
     else:
         typer.secho(f"Error: {exc.diagnostics()}", err=True, fg="red")
-    return typer.Exit(exc.exit_code)
+    return typer.Exit(exit_code_of(exc))
 
 
 def exit_codes_epilog() -> str:

@@ -2,125 +2,183 @@
 
 Every error has a stable ``code`` (used by the HTTP problem responses and the CLI's
 ``--json`` output) and a ``message`` that is safe to show to the person who caused it:
-it never contains a secret. Each shell maps these in one place (``web/errors.py``,
-``commandline.py``); services never raise HTTP exceptions.
+it never contains a secret. What an error carries besides is declared on its class as typed
+attributes (``WrongPasscode.attempts_left: int``): the classes are keyword-only dataclasses,
+so a raise site that forgets or misspells one fails the type check.
+
+An error knows nothing of HTTP or exit codes. Each shell maps the classes in one place:
+``web/errors.py`` to a status and an RFC 9457 problem, ``commandline.py`` to the documented
+exit codes. The classes here are the categories both tables are keyed by; a feature's own
+errors subclass them (``services/<feature>/errors.py``). Services never raise HTTP exceptions.
 """
 
 from __future__ import annotations
 
-from types import MappingProxyType
-from typing import Any, ClassVar, Final
+import dataclasses
+import enum
+from dataclasses import KW_ONLY, dataclass
+from typing import ClassVar, TypeVar, dataclass_transform
 
-#: What the exit code of a cardvault program means. Every error class's ``exit_code`` is one
-#: of these (tests/unit/test_commandline.py walks them all); ``--help`` and the operator guide
-#: print this table.
-EXIT_CODES: Final = MappingProxyType(
-    {
-        0: "success",
-        1: "any other error; the agent: the service refused for another reason",
-        2: "invalid input or usage: malformed, contradictory, a weak passcode",
-        3: "not found or outside your organisation; the agent: not signed in",
-        4: "conflict with the current state: duplicate, card locked, wrong status",
-        5: "permission denied, or authentication failed",
-        6: "integrity: sealed data, a signature or the audit chain did not verify",
-        7: "the service is sealed: cardvault unseal",
-        8: "unavailable or busy (database, audit log, mail, reader): try again",
-        9: "not set up: data directory, schema, CA, audit key or key provider",
-        130: "interrupted (Ctrl-C)",
-    }
-)
+from cardvault.json_types import JsonObject, JsonValue
+
+__all__ = [
+    "AuthenticationFailed",
+    "CardvaultError",
+    "Conflict",
+    "IntegrityError",
+    "InvalidInput",
+    "NotFound",
+    "NotSetUp",
+    "PermissionDenied",
+    "ServiceSealed",
+    "Unavailable",
+    "error",
+]
+
+E = TypeVar("E", bound=type)
 
 
+@dataclass_transform(kw_only_default=True, eq_default=False, field_specifiers=(dataclasses.field,))
+def error(cls: E) -> E:
+    """Make an error class that declares attributes a keyword-only dataclass, keeping the
+    exception's identity (``eq=False``) and its usual ``repr``: one ``__init__`` for all."""
+    return dataclass(eq=False, repr=False, kw_only=True)(cls)  # type: ignore[return-value]
+
+
+@dataclass(eq=False, repr=False)
 class CardvaultError(Exception):
-    """Root of every error cardvault raises on purpose."""
+    """Root of every error cardvault raises on purpose.
+
+    ``message`` is for the person (never a secret), ``remedy`` what they can do about it.
+    Subclasses declare their data as attributes under ``@error``; :meth:`extensions` gives
+    those that are JSON to the shells.
+    """
 
     code: ClassVar[str] = "internal"
-    #: the HTTP status the web shell answers with; kept here so the mapping is one table
-    http_status: ClassVar[int] = 500
-    #: the CLI exit code
-    exit_code: ClassVar[int] = 1
 
-    def __init__(self, message: str, *, remedy: str | None = None, **data: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.remedy = remedy
-        self.data = data
+    message: str
+    _: KW_ONLY
+    remedy: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __reduce__(self) -> tuple[object, tuple[type[CardvaultError], dict[str, object]]]:
+        """Pickle by attributes: an error's ``__init__`` takes keywords, not ``args``."""
+        return _restore, (type(self), dict(self.__dict__))
 
     def diagnostics(self) -> str:
         """A message plus what to do about it, for people rather than programs."""
         return self.message if not self.remedy else f"{self.message}\n{self.remedy}"
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code, "message": self.message}
+    def extensions(self) -> JsonObject:
+        """The declared attributes as JSON members (RFC 9457 extension members, ``--json``).
+
+        An optional attribute left at ``None`` is left out, so a refusal says only what is
+        known; one that is not JSON (a bucket, a row id object) stays in the process.
+        Subclasses whose wire names differ from their attributes override this.
+        """
+        out: JsonObject = {}
+        for spec in dataclasses.fields(self):
+            if spec.name in _OWN:
+                continue
+            value = getattr(self, spec.name)
+            if value is None and spec.default is None:
+                continue
+            if _is_json(value):
+                out[spec.name] = _json(value)
+        return out
+
+    def as_dict(self) -> JsonObject:
+        """The error for programs: ``code``, ``message``, ``remedy`` and the extensions."""
+        out: JsonObject = {"code": self.code, "message": self.message}
         if self.remedy:
             out["remedy"] = self.remedy
-        out.update({k: v for k, v in self.data.items() if _jsonable(v)})
+        out.update(self.extensions())
         return out
 
 
-def _jsonable(value: Any) -> bool:
-    return isinstance(value, str | int | float | bool | type(None) | list | dict)
+_OWN = frozenset({"message", "remedy"})
 
 
+def _restore(cls: type[CardvaultError], state: dict[str, object]) -> CardvaultError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, error.message)
+    return error
+
+
+def _is_json(value: object) -> bool:
+    if isinstance(value, enum.Enum):
+        return isinstance(value.value, str | int)
+    if isinstance(value, list | tuple):
+        return all(_is_json(v) for v in value)
+    return isinstance(value, str | int | float | bool | type(None))
+
+
+def _json(value: object) -> JsonValue:
+    if isinstance(value, enum.Enum):
+        return _json(value.value)
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    assert isinstance(value, str | int | float | bool | type(None))
+    return value
+
+
+@error
 class InvalidInput(CardvaultError):
-    """The request is malformed, oversized or contradictory."""
+    """The request is malformed, oversized or contradictory; ``field`` names the part."""
 
     code = "invalid_input"
-    http_status = 422
-    exit_code = 2
+    field: str | None = None
 
 
 class NotFound(CardvaultError):
     """The object does not exist, or is outside the caller's scope (we do not say which)."""
 
     code = "not_found"
-    http_status = 404
-    exit_code = 3
 
 
+@error
 class Conflict(CardvaultError):
     """The request collides with existing state (duplicate id, wrong status)."""
 
     code = "conflict"
-    http_status = 409
-    exit_code = 4
+    field: str | None = None
 
 
 class PermissionDenied(CardvaultError):
     """The caller is known but may not do this (role, organisation, policy, network)."""
 
     code = "permission_denied"
-    http_status = 403
-    exit_code = 5
 
 
 class AuthenticationFailed(CardvaultError):
     """Credentials did not check out. The message never says which part was wrong."""
 
     code = "authentication_failed"
-    http_status = 401
-    exit_code = 5
 
 
 class IntegrityError(CardvaultError):
     """Sealed data failed authentication: it was changed, moved, or the key is wrong."""
 
     code = "integrity"
-    http_status = 500
-    exit_code = 6
 
 
 class ServiceSealed(CardvaultError):
     """The master key is not available: the custodians have not unsealed the service."""
 
     code = "sealed"
-    http_status = 503
-    exit_code = 7
 
 
 class Unavailable(CardvaultError):
     """A dependency (database, audit log, mail) could not do its part; nothing was changed."""
 
     code = "unavailable"
-    http_status = 503
-    exit_code = 8
+
+
+class NotSetUp(CardvaultError):
+    """Something the installation needs is missing or from elsewhere: the data directory,
+    the database schema, the CA, the audit key or the key provider. An operator's task."""
+
+    code = "not_set_up"

@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from cardvault.errors import InvalidInput
+from cardvault.errors import InvalidInput, error
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -47,11 +47,12 @@ MAX_NUMBER_LENGTH = 40
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[{]|[\]}]', re.DOTALL)
 
 
+@error
 class JsonLimitExceeded(InvalidInput):
     """The document is well-formed enough to measure, and over a limit."""
 
     code = "json_limit"
-    http_status = 400
+    limit: int | None = None
 
 
 class JsonTooDeep(JsonLimitExceeded):

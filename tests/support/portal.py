@@ -10,6 +10,7 @@ from cardvault.notify.outbox import MemoryOutbox
 from cardvault.notify.smtp import SmtpSender
 from cardvault.services.notifications.dispatcher import Dispatcher, Senders
 from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.errors import SignInFailed
 from cardvault.services.system.runtime import Runtime
 from tests.support import auth as a
 
@@ -44,7 +45,7 @@ def lock(engine: Engine, h: a.HolderFixture) -> None:
 
 def lock_by_email(engine: Engine, email: str) -> None:
     """Three wrong passcodes for the card of ``email`` (any second factor, or none)."""
-    from cardvault.services.signin.engine import LoginRequest, SignInFailed
+    from cardvault.services.signin.engine import LoginRequest
 
     for _ in range(3):
         try:

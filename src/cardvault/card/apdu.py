@@ -14,6 +14,7 @@ from enum import IntEnum
 from typing import ClassVar
 
 from cardvault.errors import CardvaultError
+from cardvault.json_types import JsonObject
 
 __all__ = [
     "CardError",
@@ -87,8 +88,12 @@ class CardError(CardvaultError):
     code: ClassVar[str] = "card_status"
 
     def __init__(self, sw: int, message: str | None = None) -> None:
-        super().__init__(message or f"card status {sw:04X}", sw=sw)
+        super().__init__(message or f"card status {sw:04X}")
         self.sw = sw
+
+    def extensions(self) -> JsonObject:
+        """The status word the card answered."""
+        return {"sw": self.sw}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cardvault.cli.context import emit, handles_errors, operator, runtime
-from cardvault.commandline import App
+from cardvault.commandline import App, exit_code_of
 from cardvault.errors import InvalidInput
 from cardvault.json_types import JsonObject
 from cardvault.services.audit import rollback as audit_rollback
@@ -42,7 +42,7 @@ def verify(
     failures = [c.error for c in report.chains if c.error] + [report.anchors_error]
     first = next((e for e in failures if e is not None), None)
     if first is not None:
-        raise typer.Exit(first.exit_code)
+        raise typer.Exit(exit_code_of(first))
 
 
 def _report_data(report: VerifyReport) -> JsonObject:

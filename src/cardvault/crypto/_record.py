@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from cardvault.crypto.kdf import Argon2Params
-from cardvault.errors import IntegrityError, InvalidInput, NotFound
+from cardvault.errors import IntegrityError, InvalidInput, NotFound, error
 from cardvault.json_types import JsonObject
 
 FORMAT_VERSION = 1
@@ -36,12 +36,16 @@ _KEY_ROLE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _KEY_ALGORITHMS = frozenset({"rsa2048", "rsa3072", "ecp256"})
 
 
+@error
 class SlotNotFound(NotFound):
     code = "slot_not_found"
+    slot: str | None = None
 
 
+@error
 class KeyNotFound(NotFound):
     code = "key_not_found"
+    role: str
 
 
 class RecordCorrupt(IntegrityError):

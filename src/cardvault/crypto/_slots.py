@@ -8,6 +8,7 @@ in the secret and its derivation; they live in keyslots.py and recovery_slots.py
 from __future__ import annotations
 
 import secrets
+from dataclasses import field
 
 from cardvault.crypto._record import (
     SALT_SIZE,
@@ -19,18 +20,18 @@ from cardvault.crypto._record import (
 )
 from cardvault.crypto.aead import SealBroken, aad, open_sealed, seal, wipe
 from cardvault.crypto.kdf import Argon2Params, derive_key, hkdf_key
-from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.errors import AuthenticationFailed, InvalidInput, error
 
 DEK_SIZE = 32
 
 
+@error
 class WrongSecret(AuthenticationFailed):
     """The passcode, answers, recovery code, device secret or session key did not open it."""
 
     code = "wrong_secret"
 
-    def __init__(self, message: str = "the secret given does not open this card") -> None:
-        super().__init__(message)
+    message: str = field(default="the secret given does not open this card", kw_only=False)
 
 
 def new_dek() -> bytearray:

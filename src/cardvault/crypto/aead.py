@@ -10,11 +10,12 @@ contexts ever encode to the same bytes.
 from __future__ import annotations
 
 import secrets
+from dataclasses import field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from cardvault.errors import IntegrityError
+from cardvault.errors import IntegrityError, error
 
 __all__ = ["KEY_SIZE", "NONCE_SIZE", "TAG_SIZE", "SealBroken", "aad", "open_sealed", "seal", "wipe"]
 
@@ -23,13 +24,13 @@ NONCE_SIZE = 12
 TAG_SIZE = 16
 
 
+@error
 class SealBroken(IntegrityError):
     """A sealed blob did not open: it was changed, moved to another context, or the key is wrong."""
 
     code = "integrity"
 
-    def __init__(self, message: str = "sealed data failed authentication") -> None:
-        super().__init__(message)
+    message: str = field(default="sealed data failed authentication", kw_only=False)
 
 
 def _cipher(key: bytes | bytearray) -> AESGCM:

@@ -6,7 +6,7 @@ certificate machinery.
 
 from __future__ import annotations
 
-from cardvault.errors import InvalidInput
+from cardvault.errors import InvalidInput, error
 
 
 class CertificateError(InvalidInput):
@@ -19,8 +19,10 @@ class CertificateUnreadable(CertificateError):
     code = "certificate_unreadable"
 
 
+@error
 class CertificateKeyMismatch(CertificateError):
     code = "certificate_key_mismatch"
+    usage: str
 
 
 class CertificateExpired(CertificateError):
@@ -31,8 +33,10 @@ class CertificateNotYetValid(CertificateError):
     code = "certificate_not_yet_valid"
 
 
+@error
 class CertificateWrongUsage(CertificateError):
     code = "certificate_wrong_usage"
+    usage: str
 
 
 class CertificateWeakSignature(CertificateError):

@@ -25,6 +25,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import field
 from typing import cast
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -36,7 +37,7 @@ from joserfc.jwk import ECKey
 
 from cardvault import strict_json
 from cardvault.crypto.envelope import jwk_json
-from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.errors import AuthenticationFailed, InvalidInput, error
 from cardvault.json_types import JsonObject, JsonValue
 
 __all__ = [
@@ -66,11 +67,11 @@ BOX_ENC = "A256GCM"
 MAX_SIGNATURE_BYTES = 80  # a DER P-256 signature is at most 72 bytes
 
 
+@error
 class BadDeviceSignature(AuthenticationFailed):
     code = "device_signature_invalid"
 
-    def __init__(self, message: str = "The device signature does not verify.") -> None:
-        super().__init__(message)
+    message: str = field(default="The device signature does not verify.", kw_only=False)
 
 
 def b64url(raw: bytes) -> str:

@@ -37,7 +37,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from cardvault import strict_json
-from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.errors import AuthenticationFailed, InvalidInput, error
 from cardvault.json_types import JsonObject, JsonValue
 
 __all__ = [
@@ -82,9 +82,10 @@ class EnvelopeMalformed(InvalidInput):
     code = "envelope_malformed"
 
 
+@error
 class EnvelopeTooLarge(InvalidInput):
     code = "envelope_too_large"
-    http_status = 413
+    limit: int
 
 
 class EnvelopeAlgorithm(InvalidInput):

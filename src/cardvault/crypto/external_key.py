@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from cardvault.errors import CardvaultError
+from cardvault.errors import NotSetUp
 
 PublicKey: TypeAlias = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 Hash: TypeAlias = hashes.SHA256 | hashes.SHA384 | hashes.SHA512
@@ -39,12 +39,11 @@ class ExternalKey(Protocol):
     def sign(self, data: bytes, algorithm: hashes.HashAlgorithm) -> bytes: ...
 
 
-class ExternalSignatureInvalid(CardvaultError):
-    """The outside key returned a signature its own public key does not verify."""
+class ExternalSignatureInvalid(NotSetUp):
+    """The outside key returned a signature its own public key does not verify: the key
+    provider is not what it should be (an operator's task; HTTP 502 in ``web/errors.py``)."""
 
     code = "external_signature_invalid"
-    http_status = 502
-    exit_code = 9
 
 
 def sign_certificate(

@@ -8,6 +8,7 @@ MGF1 with the same hash and a salt as long as the digest.
 
 from __future__ import annotations
 
+from dataclasses import field
 from enum import StrEnum
 from typing import TypeAlias
 
@@ -15,7 +16,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
-from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.errors import AuthenticationFailed, InvalidInput, error
 
 __all__ = [
     "BadSignature",
@@ -62,11 +63,11 @@ class UnsupportedKey(InvalidInput):
     code = "key_unsupported"
 
 
+@error
 class BadSignature(AuthenticationFailed):
     code = "bad_signature"
 
-    def __init__(self, message: str = "the signature does not verify") -> None:
-        super().__init__(message)
+    message: str = field(default="the signature does not verify", kw_only=False)
 
 
 _RSA_BITS = {KeyAlgorithm.RSA2048: 2048, KeyAlgorithm.RSA3072: 3072}

@@ -12,12 +12,12 @@ from __future__ import annotations
 import base64
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.kdf import Argon2Params, derive_key
-from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.errors import AuthenticationFailed, InvalidInput, error
 from cardvault.json_types import JsonObject
 
 __all__ = ["ReferenceMismatch", "Verifier", "check_verifier", "make_verifier"]
@@ -25,11 +25,11 @@ __all__ = ["ReferenceMismatch", "Verifier", "check_verifier", "make_verifier"]
 SALT_BYTES = 16
 
 
+@error
 class ReferenceMismatch(AuthenticationFailed):
     code = "reference_mismatch"
 
-    def __init__(self) -> None:
-        super().__init__("the value does not match")
+    message: str = field(default="the value does not match", init=False)
 
 
 @dataclass(frozen=True, kw_only=True)

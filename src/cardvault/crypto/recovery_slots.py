@@ -23,7 +23,7 @@ from cardvault.crypto._slots import (
     open_slot,
 )
 from cardvault.crypto.kdf import Argon2Params
-from cardvault.errors import InvalidInput
+from cardvault.errors import InvalidInput, error
 
 __all__ = [
     "RECOVERY_CODE_SLOT",
@@ -41,6 +41,13 @@ RECOVERY_CODE_BYTES = 20  # 160 bits: 32 base32 characters in 8 groups of 4
 RECOVERY_CODE_SLOT = "recovery-code"
 _RECOVERY_CODE_INFO = b"cardvault/recovery-code/v1"
 RECOVERY_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (1, 3), (2, 3))
+
+
+@error
+class EmptyAnswer(InvalidInput):
+    """A security answer is empty (once normalised); ``question`` is its number, from 1."""
+
+    question: int
 
 
 def normalize_answer(answer: str) -> str:
@@ -72,7 +79,7 @@ def make_recovery_slots(
         raise InvalidInput("exactly three security answers are needed")
     for number, answer in enumerate(answers, start=1):
         if not isinstance(answer, str) or not normalize_answer(answer):
-            raise InvalidInput(f"security answer {number} is empty", question=number)
+            raise EmptyAnswer(f"security answer {number} is empty", question=number)
     slots = []
     for i, j in RECOVERY_PAIRS:
         salt = secrets.token_bytes(SALT_SIZE)

@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cardvault.errors import InvalidInput
+from cardvault.errors import InvalidInput, error
 
 __all__ = [
     "MAX_SECRET",
@@ -50,12 +50,16 @@ class ShareParameters(InvalidInput):
     code = "share_parameters"
 
 
+@error
 class ShareMalformed(InvalidInput):
     code = "share_malformed"
+    position: int | None = None
 
 
+@error
 class ShareTypo(InvalidInput):
     code = "share_typo"
+    position: int
 
 
 class ShareMismatch(InvalidInput):
@@ -68,8 +72,10 @@ class ShareDuplicate(InvalidInput):
     code = "share_duplicate"
 
 
+@error
 class TooFewShares(InvalidInput):
     code = "share_too_few"
+    given: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,7 +18,7 @@ from enum import StrEnum
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from cardvault.errors import InvalidInput
+from cardvault.errors import InvalidInput, error
 
 DEFAULT_SUBJECT_TEMPLATE = "CN={common_name},serialNumber={user_id},O={organisation_name}"
 
@@ -32,10 +32,12 @@ class SubjectTemplateInvalid(InvalidInput):
     code = "subject_template_invalid"
 
 
+@error
 class SubjectValueInvalid(InvalidInput):
     """A card holder's value cannot go into the subject (empty, too long, wrong characters)."""
 
     code = "subject_value_invalid"
+    attribute: str
 
 
 class _Charset(StrEnum):

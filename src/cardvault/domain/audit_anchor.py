@@ -30,7 +30,7 @@ from typing import Any
 
 from cardvault.crypto.signing import SignatureInvalid, verify_any
 from cardvault.domain.audit_chain import ChainHead, canonical_json, checkpoint_message
-from cardvault.errors import IntegrityError, InvalidInput
+from cardvault.errors import IntegrityError, InvalidInput, error
 from cardvault.json_types import JsonObject
 
 ANCHOR_VERSION = 1
@@ -52,10 +52,13 @@ class AnchorUnreadable(InvalidInput):
     code = "audit_anchor_unreadable"
 
 
+@error
 class AnchorInvalid(IntegrityError):
     """An anchor line is well formed but not signed by the service's audit key: forged."""
 
     code = "audit_anchor_invalid"
+    chain: str
+    seq: int
 
 
 class RollbackProblem(StrEnum):
@@ -64,34 +67,25 @@ class RollbackProblem(StrEnum):
     NO_CHAIN = "no_chain"
 
 
+@error
 class ChainRolledBack(IntegrityError):
     """The database holds less of a chain, or another history of it, than was anchored."""
 
     code = "audit_rolled_back"
+    problem: RollbackProblem
+    database_seq: int
+    anchored_seq: int
+    diverged_at: int | None
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        problem: RollbackProblem,
-        database_seq: int,
-        anchored_seq: int,
-        diverged_at: int | None,
-        remedy: str,
-    ) -> None:
-        super().__init__(
-            message,
-            remedy=remedy,
-            problem=problem.value,
-            database_seq=database_seq,
-            anchored_seq=anchored_seq,
-            missing=max(anchored_seq - database_seq, 0),
-            diverged_at=diverged_at,
-        )
-        self.problem = problem
-        self.database_seq = database_seq
-        self.anchored_seq = anchored_seq
-        self.diverged_at = diverged_at
+    def extensions(self) -> JsonObject:
+        """The attributes, and how many anchored events the database is missing."""
+        return {
+            "problem": self.problem.value,
+            "database_seq": self.database_seq,
+            "anchored_seq": self.anchored_seq,
+            "missing": max(self.anchored_seq - self.database_seq, 0),
+            "diverged_at": self.diverged_at,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any, NoReturn
 
 from cardvault.crypto.signing import SignatureInvalid, verify_ed25519
-from cardvault.errors import IntegrityError, InvalidInput
+from cardvault.errors import IntegrityError, InvalidInput, error
 from cardvault.json_types import JsonInput, JsonObject, JsonValue
 
 GENESIS = "0" * 64
@@ -40,24 +40,23 @@ class ChainProblem(StrEnum):
     WRONG_CHAIN = "wrong_chain"
 
 
+@error
 class ChainBroken(IntegrityError):
     """The audit chain is not what was written. ``seq`` is the first event that is wrong."""
 
     code = "audit_chain_broken"
-
-    def __init__(
-        self, message: str, *, problem: ChainProblem, seq: int, event_id: str | None
-    ) -> None:
-        super().__init__(message, problem=problem.value, seq=seq, event_id=event_id)
-        self.problem = problem
-        self.seq = seq
-        self.event_id = event_id
+    problem: ChainProblem
+    seq: int
+    event_id: str | None
 
 
+@error
 class CheckpointInvalid(IntegrityError):
     """A signed chain head does not verify under the service's audit key."""
 
     code = "audit_checkpoint_invalid"
+    chain: str
+    seq: int
 
 
 class AuditDetailsInvalid(InvalidInput):

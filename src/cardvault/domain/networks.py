@@ -8,12 +8,13 @@ network" has one answer.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from cardvault.errors import InvalidInput
+from cardvault.errors import InvalidInput, error
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -25,30 +26,37 @@ MAX_ENTRY_CHARS = 64
 EXAMPLE = "10.20.0.0/16 or 2001:db8::/48"
 
 
+@error
 class InvalidNetworks(InvalidInput):
     """One or more entries of a network list are not networks we accept; ``problems`` holds
     one sentence per bad entry, in the order given."""
 
     code = "invalid_networks"
+    message: str = dataclasses.field(default="", init=False)
+    field: str | None = dataclasses.field(default="networks", init=False)
+    problems: tuple[str, ...]
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__(" ".join(problems), field="networks", problems=list(problems))
-        self.problems = tuple(problems)
+    def __post_init__(self) -> None:
+        self.message = " ".join(self.problems)
+        super().__post_init__()
 
 
+@error
 class EverywhereNeedsConfirmation(InvalidInput):
     """A /0 network opens everything: the shell asks the person to confirm (its own way)."""
 
     code = "everywhere_needs_confirmation"
+    message: str = dataclasses.field(default="", init=False)
+    field: str | None = dataclasses.field(default="networks", init=False)
+    network: str
 
-    def __init__(self, entry: str) -> None:
-        family = "IPv4" if ":" not in entry else "IPv6"
-        super().__init__(
-            f"{entry} allows every {family} address on the internet; confirm that this is "
-            "what you want.",
-            field="networks",
-            network=entry,
+    def __post_init__(self) -> None:
+        family = "IPv4" if ":" not in self.network else "IPv6"
+        self.message = (
+            f"{self.network} allows every {family} address on the internet; confirm that "
+            "this is what you want."
         )
+        super().__post_init__()
 
 
 def client_ip(text: str | None) -> IPAddress | None:
@@ -113,17 +121,17 @@ def parse_networks(entries: Iterable[str], *, allow_everywhere: bool = False) ->
         elif net is not None and net not in nets:
             nets.append(net)
     if problems:
-        raise InvalidNetworks(problems)
+        raise InvalidNetworks(problems=tuple(problems))
     if len(nets) > MAX_NETWORKS:
         raise InvalidNetworks(
-            [
+            problems=(
                 f"{len(nets)} networks are too many: at most {MAX_NETWORKS}. Join adjacent "
-                "networks into larger ones."
-            ]
+                "networks into larger ones.",
+            )
         )
     everywhere = next((n for n in nets if n.prefixlen == 0), None)
     if everywhere is not None and not allow_everywhere:
-        raise EverywhereNeedsConfirmation(str(everywhere))
+        raise EverywhereNeedsConfirmation(network=str(everywhere))
     return tuple(str(n) for n in nets)
 
 
@@ -146,13 +154,13 @@ def changed_networks(
         missing = [n for n in gone if n not in kept]
         if missing:
             raise InvalidNetworks(
-                [f"{n} is not on the list, so it cannot be removed." for n in missing]
+                problems=tuple(f"{n} is not on the list, so it cannot be removed." for n in missing)
             )
         kept = tuple(n for n in kept if n not in gone)
     new = parse_networks([*(replace if replace is not None else kept), *add], allow_everywhere=True)
     opened = next((n for n in new if n.endswith("/0") and n not in current), None)
     if opened is not None and not allow_everywhere:
-        raise EverywhereNeedsConfirmation(opened)
+        raise EverywhereNeedsConfirmation(network=opened)
     return new
 
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from zxcvbn import zxcvbn
 
-from cardvault.errors import InvalidInput
+from cardvault.errors import InvalidInput, error
 
 #: the floor the design fixes; an organisation may only raise it
 MIN_LENGTH_FLOOR = 8
@@ -42,6 +42,7 @@ class PasscodePolicyInvalid(InvalidInput):
     code = "passcode_policy_invalid"
 
 
+@error
 class WeakPasscode(InvalidInput):
     """The passcode does not meet the policy; ``reason`` says which rule, for programs."""
 
@@ -49,10 +50,7 @@ class WeakPasscode(InvalidInput):
     REASONS: ClassVar[frozenset[str]] = frozenset(
         {"empty", "too_short", "too_long", "contains_personal_info", "too_common", "too_guessable"}
     )
-
-    def __init__(self, message: str, *, reason: str, remedy: str | None = None) -> None:
-        super().__init__(message, remedy=remedy, reason=reason)
-        self.reason = reason
+    reason: str
 
 
 @dataclass(frozen=True, kw_only=True)

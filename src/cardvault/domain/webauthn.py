@@ -49,6 +49,7 @@ from cardvault.errors import (
     Conflict,
     InvalidInput,
     PermissionDenied,
+    error,
 )
 from cardvault.json_types import JsonObject, JsonValue, text
 
@@ -84,8 +85,10 @@ class UnknownCredential(AuthenticationFailed):
     code = "webauthn_unknown_credential"
 
 
+@error
 class OriginMismatch(AuthenticationFailed):
     code = "webauthn_origin_mismatch"
+    origin: str
 
 
 class RelyingPartyMismatch(AuthenticationFailed):
@@ -116,14 +119,19 @@ class AttestationInvalid(AuthenticationFailed):
     code = "webauthn_attestation_invalid"
 
 
+@error
 class SignCounterRegression(AuthenticationFailed):
     """The key's counter did not go up: the credential may exist on a second, cloned key."""
 
     code = "webauthn_sign_counter_regression"
+    stored: int | None = None
+    received: int
 
 
+@error
 class AuthenticatorNotAllowed(PermissionDenied):
     code = "webauthn_authenticator_not_allowed"
+    aaguid: str
 
 
 class CredentialAlreadyRegistered(Conflict):

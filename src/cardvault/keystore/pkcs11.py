@@ -26,7 +26,7 @@ import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11
 
-from cardvault.errors import CardvaultError, IntegrityError, InvalidInput
+from cardvault.errors import IntegrityError, InvalidInput, NotSetUp
 from cardvault.keystore.files import write_private
 from cardvault.keystore.provider import MasterKey, pack, read_description, unpack
 from cardvault.keystore.ring import MasterKeyRing
@@ -40,11 +40,10 @@ _SESSION_GONE = (p11.SessionHandleInvalid, p11.SessionClosed, p11.DeviceRemoved)
 T = TypeVar("T")
 
 
-class KeyProviderUnavailable(CardvaultError):
+class KeyProviderUnavailable(NotSetUp):
     """The HSM cannot be used: module, token, PIN or key."""
 
     code = "key_provider_unavailable"
-    exit_code = 9
 
 
 @dataclass(frozen=True, kw_only=True)

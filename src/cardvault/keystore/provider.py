@@ -7,7 +7,7 @@ import struct
 from pathlib import Path
 from typing import Any, Protocol
 
-from cardvault.errors import CardvaultError, IntegrityError
+from cardvault.errors import IntegrityError, NotSetUp
 
 BLOB_FORMAT = 1
 _HEADER = struct.Struct(">BI")  # format, mk_version
@@ -61,9 +61,10 @@ def unpack(blob: bytes) -> tuple[int, bytes]:
     return version, blob[_HEADER.size :]
 
 
-class DataDirDamaged(CardvaultError):
+class DataDirDamaged(NotSetUp):
+    """The data directory is incomplete or belongs to another set-up."""
+
     code = "data_dir_damaged"
-    exit_code = 9
 
 
 class ProviderMismatch(DataDirDamaged):

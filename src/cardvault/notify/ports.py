@@ -8,12 +8,13 @@ receiving side can drop a duplicate; a sender never decides on its own to skip a
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
-from cardvault.errors import InvalidInput, Unavailable
+from cardvault.errors import InvalidInput, Unavailable, error
 from cardvault.notify.message import EmailMessage, SmsMessage
 
 
+@error
 class DeliveryFailed(Unavailable):
     """The message was not handed over.
 
@@ -25,11 +26,10 @@ class DeliveryFailed(Unavailable):
 
     code = "delivery_failed"
 
-    def __init__(
-        self, message: str, *, permanent: bool, remedy: str | None = None, **data: Any
-    ) -> None:
-        super().__init__(message, remedy=remedy, permanent=permanent, **data)
-        self.permanent = permanent
+    permanent: bool
+    #: the SMS gateway's HTTP status, or the SMTP server's reply code, when one answered
+    gateway_status: int | None = None
+    smtp_code: int | None = None
 
 
 class SenderMisconfigured(InvalidInput):

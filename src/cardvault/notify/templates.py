@@ -18,7 +18,7 @@ from enum import StrEnum
 
 import jinja2
 
-from cardvault.errors import InvalidInput
+from cardvault.errors import InvalidInput, error
 from cardvault.json_types import JsonInput
 from cardvault.notify.message import EmailMessage, SmsMessage
 
@@ -102,10 +102,14 @@ class UnknownTemplate(InvalidInput):
     code = "unknown_template"
 
 
+@error
 class TemplateContextError(InvalidInput):
     """The context does not fit the template: a key is missing, unexpected or malformed."""
 
     code = "template_context"
+    key: str | None = None
+    missing: list[str] | None = None
+    unexpected: list[str] | None = None
 
 
 def render_email(

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.rp_challenge import challenge_digest
-from cardvault.errors import CardvaultError
+from cardvault.errors import AuthenticationFailed, CardvaultError, InvalidInput
 from cardvault.json_types import JsonObject
 from cardvault.relying_party import verify
 
@@ -77,6 +77,14 @@ class _Challenges:
         return item[0]
 
 
+def _status(exc: CardvaultError) -> int:
+    """The example relying party is not cardvault's service, so it does not use
+    ``web/errors.py``: it refuses a proof (401) or malformed input (422), else fails (500)."""
+    if isinstance(exc, AuthenticationFailed):
+        return 401
+    return 422 if isinstance(exc, InvalidInput) else 500
+
+
 def create_rp_app(config: RpConfig) -> FastAPI:
     app = FastAPI(title="cardvault example relying party")
     challenges = _Challenges()
@@ -84,7 +92,7 @@ def create_rp_app(config: RpConfig) -> FastAPI:
     @app.exception_handler(CardvaultError)
     async def _error(_request: Any, exc: Exception) -> JSONResponse:
         assert isinstance(exc, CardvaultError)
-        return JSONResponse({"code": exc.code, "title": exc.message}, status_code=exc.http_status)
+        return JSONResponse({"code": exc.code, "title": exc.message}, status_code=_status(exc))
 
     @app.get("/login")
     def challenge() -> dict[str, Any]:

@@ -15,7 +15,7 @@ from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from cardvault.errors import CardvaultError
+from cardvault.errors import NotSetUp
 from cardvault.store import sqlite_writers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -23,14 +23,16 @@ _SNAPSHOT = sqlite_writers.SNAPSHOT
 _SQLITE_TIMEOUT = 30
 
 
-class DatabaseNewer(CardvaultError):
+class DatabaseNewer(NotSetUp):
+    """The database schema is newer than this version of cardvault."""
+
     code = "database_newer"
-    exit_code = 9
 
 
-class DatabaseNotMigrated(CardvaultError):
+class DatabaseNotMigrated(NotSetUp):
+    """The database schema is older than this version: ``cardvault db upgrade``."""
+
     code = "database_not_migrated"
-    exit_code = 9
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

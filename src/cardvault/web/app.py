@@ -38,8 +38,8 @@ def create_app(rt: Runtime) -> FastAPI:
     errors.install(app)
     # the API first: routes are matched in order, and API calls are the hot path
     for module in (system, auth, card, ra, ra_people, devices, push, piv, webauthn, webauthn_page):
-        app.include_router(module.router)
-    app.include_router(pki_endpoints.router)
+        app.include_router(module.router, responses=errors.PROBLEM_RESPONSES)
+    app.include_router(pki_endpoints.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(api_docs.router)
     ui.install(app)
     ra_pages.install(app)

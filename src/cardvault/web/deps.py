@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Header, Request
 
 from cardvault.services.signin.engine import Engine
-from cardvault.services.signin.sessions import SessionInvalid
+from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Runtime
 
 

@@ -29,7 +29,7 @@ from cardvault.errors import Unavailable
 from cardvault.services.networks import ingress
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import scope_client_ip
-from cardvault.web.errors import problem
+from cardvault.web.errors import problem, problem_of
 from cardvault.web.ui.errors import area_of
 from cardvault.web.ui.headers import SecurityHeaders
 from cardvault.web.ui.templating import render
@@ -156,7 +156,9 @@ def _refusal(scope: Scope, *, portal_open: bool) -> Response:
             remedy=REMEDY,
             portal_open=portal_open,
         )
-    return problem(403, "network_not_allowed", TITLE + ".", remedy=REMEDY)
+    return problem(
+        403, "network_not_allowed", TITLE + ".", instance=request.url.path, extra={"remedy": REMEDY}
+    )
 
 
 def _unavailable(scope: Scope, exc: Unavailable) -> Response:
@@ -165,4 +167,4 @@ def _unavailable(scope: Scope, exc: Unavailable) -> Response:
         return render(
             request, "ui/error.html", status=503, title=exc.message, message=exc.remedy or ""
         )
-    return problem(503, exc.code, exc.message, remedy=exc.remedy)
+    return problem_of(exc, request.url.path)

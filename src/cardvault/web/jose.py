@@ -15,6 +15,7 @@ from cardvault.errors import InvalidInput
 from cardvault.json_types import JsonObject
 from cardvault.services.system.runtime import Runtime
 from cardvault.services.transport import channel, envelopes
+from cardvault.web.errors import PROBLEM, PROBLEM_SCHEMA
 
 JOSE = "application/jose"
 M = TypeVar("M", bound=BaseModel)
@@ -38,21 +39,6 @@ JOSE_BODY: dict[str, Any] = {
 }
 
 
-#: an RFC 9457 problem as the service answers every refusal (web/errors.py)
-PROBLEM_SCHEMA: JsonObject = {
-    "type": "object",
-    "required": ["type", "title", "status", "code"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string", "description": "what went wrong, for people"},
-        "status": {"type": "integer"},
-        "code": {"type": "string", "description": "stable machine-readable reason"},
-        "remedy": {"type": "string", "description": "what to do about it"},
-    },
-    "additionalProperties": True,
-}
-
-
 def jose_openapi(claims: type[BaseModel], answer: type[BaseModel] | None = None) -> JsonObject:
     """OpenAPI for an envelope route: the body is a compact JWE (a string), and what is
     inside it -- the claims, and the answer's claims -- is described as JSON Schema under
@@ -61,7 +47,7 @@ def jose_openapi(claims: type[BaseModel], answer: type[BaseModel] | None = None)
     responses: JsonObject = {
         "4XX": {
             "description": "Refused (nothing was done)",
-            "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+            "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}},
         },
     }
     if answer is not None:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardvault import strict_json
-from cardvault.web.errors import problem
+from cardvault.web.errors import problem, problem_of
 
 
 class BodyLimit:
@@ -79,7 +79,7 @@ class BodyLimit:
             await own()(scope, receive, send)
             return
         title = f"The request body is larger than {limit} bytes."
-        await problem(413, "too_large", title)(scope, receive, send)
+        await problem(413, "too_large", title, instance=scope.get("path"))(scope, receive, send)
 
 
 class _TooLarge(Exception):
@@ -132,7 +132,7 @@ class JsonLimits:
             more = message.get("more_body", False)
         refusal = await self._refusal(body) if body else None
         if refusal is not None:
-            response = problem(refusal.http_status, refusal.code, refusal.message, **refusal.data)
+            response = problem_of(refusal, scope.get("path"))
             await response(scope, receive, send)
             return
         await self.app(scope, _replay({"type": "http.request", "body": body}, receive), send)

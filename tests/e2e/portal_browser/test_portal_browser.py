@@ -17,7 +17,8 @@ from cardvault.services.cards.sealing import open_record
 from cardvault.services.directory import registry as directory
 from cardvault.services.ra import cards as ra_cards
 from cardvault.services.ra.actions import RaContext
-from cardvault.services.signin.engine import Engine, SignInFailed
+from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.errors import SignInFailed
 from cardvault.services.system.runtime import Actor
 from cardvault.store.models import Card, Certificate
 

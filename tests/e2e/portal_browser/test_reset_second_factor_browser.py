@@ -25,9 +25,10 @@ from tests.support.browser import VirtualKey, plug_in_key
 from cardvault.clients.authenticator import core
 from cardvault.services.directory import registry as directory
 from cardvault.services.recovery import reset as recovery
-from cardvault.services.recovery.links import LinkInvalid
+from cardvault.services.recovery.errors import LinkInvalid
 from cardvault.services.security_keys import registration as security_key_registration
-from cardvault.services.signin.engine import Engine, LoginRequest, SignInFailed
+from cardvault.services.signin.engine import Engine, LoginRequest
+from cardvault.services.signin.errors import SignInFailed
 from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent

@@ -185,11 +185,11 @@ def test_the_api_names_a_replayed_or_unknown_ceremony(
     with pytest.raises(ServiceError) as unknown:
         api.post("/api/v1/webauthn/assertion/complete", {**body, "ceremony_id": "nope"})
 
-    assert (replayed.value.data["status"], replayed.value.data["problem"]) == (
+    assert (replayed.value.status, replayed.value.problem) == (
         401,
         "webauthn_state_replayed",
     )
-    assert (unknown.value.data["status"], unknown.value.data["problem"]) == (
+    assert (unknown.value.status, unknown.value.problem) == (
         422,
         "webauthn_invalid_state",
     )
@@ -208,8 +208,8 @@ def test_registration_needs_an_ra_of_the_cards_organisation(
     with pytest.raises(ServiceError) as anonymous:
         api.post("/api/v1/webauthn/registration/begin", {"serial": card.serial})
 
-    assert elsewhere.value.data["status"] == 404
-    assert anonymous.value.data["status"] == 401
+    assert elsewhere.value.status == 404
+    assert anonymous.value.status == 401
 
 
 def test_an_hr_card_number_and_the_passcode_sign_in(

@@ -15,11 +15,12 @@ from cardvault.errors import InvalidInput
 from cardvault.notify.outbox import MemoryOutbox
 from cardvault.services.cards import invitations
 from cardvault.services.cards.enrolment import SecurityAnswer
+from cardvault.services.cards.errors import WrongCode
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.directory import registry as directory
 from cardvault.services.ra import cards as ra_cards
 from cardvault.services.ra.actions import RaContext
-from cardvault.services.recovery import links
+from cardvault.services.recovery.errors import LinkInvalid, LinkWornOut
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card, Person
 
@@ -106,7 +107,7 @@ def test_invitation_completed_by_the_holder(rt: Runtime, operator: Actor) -> Non
         person = s.get(Person, row.person_id)
         assert person is not None
         assert (person.email, person.phone) == ("new.holder@example.org", "+447700900123")
-    with pytest.raises(links.LinkInvalid, match=r"no longer applies|already been used"):
+    with pytest.raises(LinkInvalid, match=r"no longer applies|already been used"):
         invitations.open_invitation(rt, token)
 
 
@@ -114,11 +115,11 @@ def test_wrong_codes_are_limited_and_kill_the_link(rt: Runtime, operator: Actor)
     card, token, code = _invite(rt, operator)
     wrong = "000000" if code != "000000" else "111111"
     for left in range(invitations.MAX_FAILURES - 1, 0, -1):
-        with pytest.raises(invitations.WrongCode, match=f"{left} tr"):
+        with pytest.raises(WrongCode, match=f"{left} tr"):
             invitations.confirm_code(rt, client(), token, wrong)
-    with pytest.raises(links.LinkWornOut):
+    with pytest.raises(LinkWornOut):
         invitations.confirm_code(rt, client(), token, wrong)
-    with pytest.raises(links.LinkWornOut):
+    with pytest.raises(LinkWornOut):
         invitations.confirm_code(rt, client(), token, code)
     assert _card(rt, card.card_id).status == "enrolled"
 
@@ -158,5 +159,5 @@ def test_bad_input_at_completion_changes_nothing(rt: Runtime, operator: Actor) -
 def test_a_new_invitation_revokes_the_older_one(rt: Runtime, operator: Actor) -> None:
     card, old_token, _ = _invite(rt, operator)
     _send_invitation(rt, operator, card)
-    with pytest.raises(links.LinkInvalid, match="replaced"):
+    with pytest.raises(LinkInvalid, match="replaced"):
         invitations.open_invitation(rt, old_token)

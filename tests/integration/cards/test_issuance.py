@@ -15,10 +15,11 @@ from cardvault.crypto.keyslots import open_passcode_slot, open_private_key, open
 from cardvault.errors import Conflict, InvalidInput, NotFound
 from cardvault.services.cards import enrolment, issuance
 from cardvault.services.cards import state as cards
-from cardvault.services.cards.issuance import NotAMember as NotMember
-from cardvault.services.cards.sealing import CardRevoked, open_record
+from cardvault.services.cards.errors import CardRevoked
+from cardvault.services.cards.errors import NotAMember as NotMember
+from cardvault.services.cards.sealing import open_record
 from cardvault.services.pki import ca
-from cardvault.services.signin.lockout import CardLocked, WrongPasscode
+from cardvault.services.signin.errors import CardLocked, WrongPasscode
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card, Certificate, KeySlotInfo
 
@@ -162,7 +163,7 @@ def test_weak_passcode_at_enrolment_says_why_and_changes_nothing(
     issued = f.issued_card(rt, operator)
     with pytest.raises(InvalidInput) as info:
         enrolment.enrol(rt, operator, f.enrol_request(issued.serial, passcode=passcode))
-    assert info.value.data.get("reason") == reason or getattr(info.value, "reason", None) == reason
+    assert info.value.as_dict().get("reason") == reason
     card = _card(rt, issued.serial)
     assert card.status == "issued"
     assert card.failed_attempts == 0

@@ -13,18 +13,23 @@ from tests.support import phones as ph
 
 from cardvault.crypto import device as dcrypto
 from cardvault.services.devices import pairing, push, push_answers, registry
-from cardvault.services.devices.channel import DeviceNotRecognised
-from cardvault.services.devices.requests import (
+from cardvault.services.devices.errors import (
+    ChallengeClosed,
+    DeviceNotRecognised,
+    PairingUsed,
+    PushRateLimited,
     RequestReplayed,
     RequestStale,
-    authenticate,
+    WrongNumber,
 )
-from cardvault.services.signin.engine import Engine, LoginRequest, SignInFailed
-from cardvault.services.signin.factors import FactorAnswer, FactorFailed
-from cardvault.services.signin.lockout import WrongPasscode
+from cardvault.services.devices.requests import authenticate
+from cardvault.services.signin.engine import Engine, LoginRequest
+from cardvault.services.signin.errors import FactorFailed, SignInFailed, WrongPasscode
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, Card, Device
+from cardvault.web.errors import status_of
 
 
 @pytest.fixture
@@ -50,7 +55,7 @@ def test_pairing_needs_the_passcode_and_a_wrong_one_counts_towards_the_lockout(
         rt, a.client(), ph.pair_request(ph.pairing_token(inv.uri), key, f.STRONG_PASSCODE)
     )
     assert done.card_serial == holder.serial
-    with pytest.raises(pairing.PairingUsed):
+    with pytest.raises(PairingUsed):
         pairing.pair(
             rt, a.client(), ph.pair_request(ph.pairing_token(inv.uri), key, f.STRONG_PASSCODE)
         )
@@ -123,10 +128,10 @@ def test_approving_without_the_right_number_refuses_the_challenge(
     phone = ph.pair(rt, operator, holder.serial)
     txn, started = _push(rt, engine, "dev@example.org")
     wrong = f"{(started.number - 10 + 1) % 90 + 10:02d}"
-    with pytest.raises(push.WrongNumber):
+    with pytest.raises(WrongNumber):
         push_answers.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, wrong))
     number = f"{started.number:02d}"
-    with pytest.raises(push.ChallengeClosed):
+    with pytest.raises(ChallengeClosed):
         push_answers.answer(rt, phone.caller(rt), phone.answer(started.challenge_id, number))
     with pytest.raises(FactorFailed, match="not the one shown"):
         engine.complete_factor(
@@ -140,13 +145,13 @@ def test_prompts_are_limited_per_card_and_back_off_after_a_denial(
     engine = Engine(rt)
     phone = ph.pair(rt, operator, holder.serial)
     started = [_push(rt, engine, "dev@example.org")[1] for _ in range(3)]
-    with pytest.raises(push.PushRateLimited) as limited:
+    with pytest.raises(PushRateLimited) as limited:
         _push(rt, engine, "dev@example.org")
-    assert limited.value.http_status == 429
+    assert status_of(limited.value) == 429
     push_answers.answer(rt, phone.caller(rt), phone.answer(started[0].challenge_id, "", "deny"))
-    with pytest.raises(push.PushRateLimited) as backoff:
+    with pytest.raises(PushRateLimited) as backoff:
         _push(rt, engine, "dev@example.org")
-    assert 0 < backoff.value.data["retry_after"] <= 30
+    assert 0 < backoff.value.retry_after <= 30
 
 
 def test_revoking_a_device_refuses_its_next_request(

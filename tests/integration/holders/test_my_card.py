@@ -25,8 +25,7 @@ from cardvault.services.directory import registry as directory
 from cardvault.services.holders import account, activity
 from cardvault.services.holders import methods as holder_methods
 from cardvault.services.signin.engine import Engine
-from cardvault.services.signin.lockout import WrongPasscode
-from cardvault.services.signin.sessions import SessionInvalid
+from cardvault.services.signin.errors import SessionInvalid, WrongPasscode
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, CardSession, Notification
 
@@ -136,7 +135,7 @@ def test_a_bad_new_passcode_is_refused_before_the_card_is_opened(
         account.change_passcode(
             rt, a.client(), mine, current=f.STRONG_PASSCODE, passcode=passcode, confirm=confirm
         )
-    assert getattr(caught.value, "data", {}).get("field") == field
+    assert getattr(caught.value, "field", None) == field
     assert _card(rt, h).failed_attempts == 0
 
 
@@ -161,7 +160,7 @@ def test_questions_with_a_repeated_answer_are_refused(rt: Runtime, operator: Act
     same = (*NEW_ANSWERS[:2], SecurityAnswer(question="Another?", answer="acacia avenue"))
     with pytest.raises(InvalidInput) as caught:
         account.change_questions(rt, a.client(), mine, current=f.STRONG_PASSCODE, answers=same)
-    assert caught.value.data["field"] == "answer3"
+    assert caught.value.field == "answer3"
     assert "card.security_questions_changed" not in _actions(rt, h.card.card_id)
 
 

@@ -62,7 +62,7 @@ def test_send_refused_message_4xx_is_permanent(sms_gateway: Gateway, status: int
         sender.send(_sms())
 
     assert failed.value.permanent
-    assert failed.value.data["gateway_status"] == status
+    assert failed.value.gateway_status == status
 
 
 @pytest.mark.parametrize("status", [401, 403, 408, 409, 429])

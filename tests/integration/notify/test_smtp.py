@@ -165,7 +165,7 @@ def test_send_rejected_recipient_5xx_is_permanent(smtp_server: SmtpServer) -> No
         _sender(smtp_server.port).send(_message(to="gone@example.org"))
 
     assert failed.value.permanent
-    assert failed.value.data["smtp_code"] == 550
+    assert failed.value.smtp_code == 550
     assert failed.value.as_dict()["permanent"] is True
 
 
@@ -176,7 +176,7 @@ def test_send_deferred_recipient_4xx_is_temporary(smtp_server: SmtpServer) -> No
         _sender(smtp_server.port).send(_message(to="busy@example.org"))
 
     assert not failed.value.permanent
-    assert failed.value.data["smtp_code"] == 451
+    assert failed.value.smtp_code == 451
 
 
 def test_send_rejected_content_5xx_is_permanent(smtp_server: SmtpServer) -> None:

@@ -140,7 +140,7 @@ def test_unexpected_context_key_is_refused_so_secrets_cannot_ride_along() -> Non
     with pytest.raises(TemplateContextError) as refused:
         _render("passcode_changed", passcode="hunter2hunter2")
 
-    assert refused.value.data["unexpected"] == ["passcode"]
+    assert refused.value.unexpected == ["passcode"]
 
 
 def test_missing_context_key_is_refused() -> None:
@@ -150,7 +150,7 @@ def test_missing_context_key_is_refused() -> None:
     with pytest.raises(TemplateContextError) as refused:
         render_email("card_locked", to="ann@example.org", message_id="m", context=context)
 
-    assert refused.value.data["missing"] == ["link"]
+    assert refused.value.missing == ["link"]
 
 
 @pytest.mark.parametrize(

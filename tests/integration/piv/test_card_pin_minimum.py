@@ -19,6 +19,7 @@ from cardvault.services.piv import card_pin
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import PivCard
+from cardvault.web.errors import status_of
 
 SEVEN = "2718281"
 EIGHT = "27182818"
@@ -40,7 +41,7 @@ def test_the_agent_may_not_set_or_change_a_pin_below_the_minimum(
     holder, token, key = signed_in
     with pytest.raises(InvalidInput, match="at least 8 digits") as refused:
         card_pin.set_pin(rt, a.client(), token=token, session_key=key, new_pin=SEVEN)
-    assert refused.value.http_status == 422
+    assert status_of(refused.value) == 422
     with rt.db() as s:
         assert s.get(PivCard, holder.card.card_id) is None  # nothing built
     found = card_pin.status(rt, a.client(), token=token, session_key=key)

@@ -34,9 +34,13 @@ from cardvault.errors import InvalidInput
 from cardvault.services.cards import enrolment, methods
 from cardvault.services.piv import card_pin
 from cardvault.services.piv import reader_links as links
-from cardvault.services.piv.image import NotReadyForReaders
+from cardvault.services.piv.errors import (
+    CardPinBlocked,
+    NoPivApplet,
+    NotReadyForReaders,
+    WrongCardPin,
+)
 from cardvault.services.piv.ports import Mode
-from cardvault.services.piv.reader_links import NoPivApplet
 from cardvault.services.pki import ca, renewal
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.runtime import Actor, Runtime
@@ -192,10 +196,10 @@ def test_changing_needs_the_current_pin_and_a_wrong_one_counts(rt: Runtime, hold
     _set(rt, holder, PIN)
     reader = _reader(rt, holder)
     assert reader.verify(PIN.encode()) == Sw.SUCCESS  # kept for re-checks on this link
-    with pytest.raises(card_pin.WrongCardPin) as wrong:
+    with pytest.raises(WrongCardPin) as wrong:
         _set(rt, holder, "31415926", current="11223344")
-    assert wrong.value.data == {"attempts_left": 2}
-    with pytest.raises(card_pin.WrongCardPin):
+    assert wrong.value.attempts_left == 2
+    with pytest.raises(WrongCardPin):
         _set(rt, holder, "31415926")
     assert _set(rt, holder, "31415926", current=PIN).outcome == "changed"
     with rt.db() as s:
@@ -216,7 +220,7 @@ def test_a_blocked_pin_is_unblocked_by_a_new_sign_in_not_by_the_old_session(
     for _ in range(3):
         reader.verify(b"99990000")
     assert reader.verify(PIN.encode()) == Sw.AUTH_METHOD_BLOCKED
-    with pytest.raises(card_pin.CardPinBlocked):
+    with pytest.raises(CardPinBlocked):
         _set(rt, holder, "31415926")
     old = card_pin.status(rt, a.client(), token=holder.token, session_key=holder.session_key)
     assert (old.blocked, old.may_unblock) == (True, False)

@@ -15,11 +15,11 @@ from cardvault.crypto import keys as ckeys
 from cardvault.crypto import x509 as cx509
 from cardvault.services.cards import enrolment
 from cardvault.services.cards import state as cards
-from cardvault.services.cards.issuance import CardExists
+from cardvault.services.cards.errors import CardExists
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.piv import issuance
 from cardvault.services.piv import reader_links as links
-from cardvault.services.piv.reader_links import LinkClosed
+from cardvault.services.piv.errors import LinkClosed
 from cardvault.services.pki import ca
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.runtime import Actor, Runtime

@@ -20,10 +20,10 @@ from cardvault.card.piv import Algorithm, ObjectId, Slot, load_state
 from cardvault.errors import PermissionDenied
 from cardvault.services.piv import answers, recheck
 from cardvault.services.piv import reader_links as links
-from cardvault.services.piv.reader_links import LinkClosed, NoPivApplet
-from cardvault.services.piv.relay import StaleRequest
+from cardvault.services.piv.errors import LinkClosed, NoPivApplet, StaleRequest
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.signin.kdf_gate import KdfGate
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, PivCard, PivLink
@@ -172,7 +172,7 @@ def test_logout_removes_the_card(rt: Runtime, use: p.InUse) -> None:
     card_sessions.logout(rt, a.client(), use.token)
     with rt.db() as s:
         assert s.scalar(select(PivLink)) is None
-    with pytest.raises(card_sessions.SessionInvalid):
+    with pytest.raises(SessionInvalid):
         use.reader.send("00200080")
     assert not links.status(rt, token=use.token, link_id=use.reader.link_id).alive
 
@@ -208,7 +208,7 @@ def test_no_link_for_another_card_an_ra_session_or_a_wrong_key(
         links.open_use_link(
             rt, a.client(), token=use.token, session_key=use.session_key, serial="CV0000000000"
         )
-    with pytest.raises(card_sessions.SessionInvalid):
+    with pytest.raises(SessionInvalid):
         links.open_use_link(rt, a.client(), token=use.token, session_key=bytes(32))
     ra = p.world(rt, operator, engine, code="ORG2")
     with pytest.raises(PermissionDenied, match="RA session"):
@@ -235,7 +235,7 @@ def test_a_wrong_session_key_is_refused(use: p.InUse) -> None:
         key=bytes(32),
         link_id=use.reader.link_id,
     )
-    with pytest.raises(card_sessions.SessionInvalid):
+    with pytest.raises(SessionInvalid):
         thief.send("00200080")
     with pytest.raises(LinkClosed):
         p.Reader(

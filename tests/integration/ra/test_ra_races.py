@@ -20,6 +20,7 @@ from cardvault.services.ra import roles as ra_roles
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Organisation, Person, RaRoleGrant
+from cardvault.web.errors import status_of
 
 
 def _race(n: int, work: Callable[[int], object]) -> tuple[list[object], list[BaseException]]:
@@ -96,7 +97,7 @@ def test_two_ras_adding_the_same_person_at_once_leave_one(rt: Runtime, operator:
     results, errors = _race(len(ras), lambda i: ra_people.create(rt, ras[i], member))
     assert len(results) == 1
     assert len(errors) == len(ras) - 1
-    assert all(isinstance(e, CardvaultError) and e.http_status == 409 for e in errors), errors
+    assert all(isinstance(e, CardvaultError) and status_of(e) == 409 for e in errors), errors
     with rt.db() as s:
         assert s.scalar(select(func.count()).select_from(Person).where(
             Person.user_id == "555000700001")) == 1  # fmt: skip

@@ -23,8 +23,16 @@ from cardvault.services.cards.sealing import open_record
 from cardvault.services.directory import registry as directory
 from cardvault.services.recovery import factor_answer, links, new_passcode, reset_links
 from cardvault.services.recovery import reset as recovery
-from cardvault.services.signin.engine import Engine, SignInFailed
-from cardvault.services.signin.factors import FactorAnswer, FactorFailed
+from cardvault.services.recovery.errors import (
+    LinkInvalid,
+    LinkWornOut,
+    RecoveryBlocked,
+    RecoveryStepInvalid,
+    WrongAnswers,
+)
+from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.errors import FactorFailed, SignInFailed
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
@@ -183,7 +191,7 @@ def test_reset_with_two_answers_and_totp_keeps_the_keys(
         a.login(engine, h)  # the old passcode
     result = a.login(engine, h, passcode=NEW_PASSCODE, code=h.code(time.time() + 30))
     assert result.session is not None
-    with pytest.raises(links.LinkInvalid, match="already been used"):
+    with pytest.raises(LinkInvalid, match="already been used"):
         recovery.open_reset(rt, token)
     p.memory_dispatcher(rt, box).drain()
     assert any("passcode was changed" in m.subject for m in box.emails)
@@ -238,7 +246,7 @@ def test_one_correct_answer_of_three_is_not_enough(
 ) -> None:
     h, token, _ = _locked_with_link(rt, operator, engine)
     before = _snapshot(rt, h.card.card_id)
-    with pytest.raises(recovery.WrongAnswers, match="2 tries left"):
+    with pytest.raises(WrongAnswers, match="2 tries left"):
         recovery.answer(rt, a.client(), token, answers={1: ANSWERS[1], 2: "York", 3: "Mr Jones"})
     with pytest.raises(InvalidInput, match="at least two"):
         recovery.answer(rt, a.client(), token, answers={1: ANSWERS[1]})
@@ -254,14 +262,14 @@ def test_wrong_answers_beyond_the_limit_kill_the_link(
     h, token, _ = _locked_with_link(rt, operator, engine)
     before = _snapshot(rt, h.card.card_id)
     for _ in range(recovery.LINK_MAX_FAILURES - 1):
-        with pytest.raises(recovery.WrongAnswers):
+        with pytest.raises(WrongAnswers):
             recovery.answer(rt, a.client(), token, answers={1: "a", 2: "b", 3: "c"})
-    with pytest.raises(links.LinkWornOut) as dead:
+    with pytest.raises(LinkWornOut) as dead:
         recovery.answer(rt, a.client(), token, answers={1: "a", 2: "b", 3: "c"})
     assert "Forgotten your passcode" in (dead.value.remedy or "")  # told what to do
-    with pytest.raises(links.LinkWornOut):
+    with pytest.raises(LinkWornOut):
         recovery.answer(rt, a.client(), token, answers=ANSWERS)  # right ones: too late
-    with pytest.raises(links.LinkWornOut):
+    with pytest.raises(LinkWornOut):
         recovery.open_reset(rt, token)
     assert _snapshot(rt, h.card.card_id) == before
 
@@ -276,11 +284,11 @@ def test_wrong_answers_are_limited_per_card_across_links(
         for _ in range(recovery.LINK_MAX_FAILURES):
             try:
                 recovery.answer(rt, a.client(), token, answers={1: "x", 2: "y"})
-            except recovery.RecoveryBlocked as exc:  # the last wrong try says so at once
+            except RecoveryBlocked as exc:  # the last wrong try says so at once
                 blocked = exc
                 failures += 1
                 break
-            except (recovery.WrongAnswers, links.LinkWornOut):
+            except (WrongAnswers, LinkWornOut):
                 failures += 1
         if blocked:
             break
@@ -295,7 +303,7 @@ def test_wrong_answers_are_limited_per_card_across_links(
     assert _card(rt, h.card.card_id).recovery_failures == recovery.CARD_MAX_FAILURES
     assert blocked is not None
     assert "Registration Authority" in (blocked.remedy or "")
-    with pytest.raises(recovery.RecoveryBlocked):
+    with pytest.raises(RecoveryBlocked):
         recovery.answer(rt, a.client(), token, answers=ANSWERS)
 
 
@@ -305,9 +313,9 @@ def test_expired_link_fails_cleanly(rt: Runtime, operator: Actor, engine: Engine
     clock = p.Clock(rt.clock())
     rt.clock = clock
     clock.advance(minutes=31)
-    with pytest.raises(links.LinkInvalid, match="expired"):
+    with pytest.raises(LinkInvalid, match="expired"):
         recovery.open_reset(rt, token)
-    with pytest.raises(links.LinkInvalid, match="expired"):
+    with pytest.raises(LinkInvalid, match="expired"):
         recovery.answer(rt, a.client(), token, answers=ANSWERS)
     assert _snapshot(rt, h.card.card_id) == before
 
@@ -318,7 +326,7 @@ def test_a_new_link_revokes_the_older_one(rt: Runtime, operator: Actor, engine: 
         card = s.get(Card, h.card.card_id)
         assert card is not None
         reset_links.send_reset_link(s, rt, operator, card, trigger="ra_unlock")
-    with pytest.raises(links.LinkInvalid, match="replaced by a newer one"):
+    with pytest.raises(LinkInvalid, match="replaced by a newer one"):
         recovery.answer(rt, a.client(), old, answers=ANSWERS)
 
 
@@ -331,7 +339,7 @@ def test_link_revoked_mid_reset_stops_the_reset(
         card = s.get(Card, h.card.card_id)
         assert card is not None
         reset_links.send_reset_link(s, rt, operator, card, trigger="ra_unlock")
-    with pytest.raises(links.LinkInvalid):
+    with pytest.raises(LinkInvalid):
         factor_answer.second_factor(
             rt,
             a.client(),
@@ -390,7 +398,7 @@ def test_missing_or_wrong_second_factor_changes_nothing(
     h, token, _ = _locked_with_link(rt, operator, engine)
     step = recovery.answer(rt, a.client(), token, answers=ANSWERS)
     before = _snapshot(rt, h.card.card_id)
-    with pytest.raises(recovery.RecoveryStepInvalid):
+    with pytest.raises(RecoveryStepInvalid):
         new_passcode.set_passcode(
             rt,
             a.client(),
@@ -414,7 +422,7 @@ def test_missing_or_wrong_second_factor_changes_nothing(
         factor_answer.second_factor(
             rt, a.client(), token, step.transaction_id, step.key, FactorAnswer(method="fido2")
         )
-    with pytest.raises(recovery.RecoveryStepInvalid):  # another browser without K
+    with pytest.raises(RecoveryStepInvalid):  # another browser without K
         factor_answer.second_factor(
             rt,
             a.client(),
@@ -446,7 +454,7 @@ def test_recovery_code_works_in_place_of_the_answers_once(
     p.memory_dispatcher(rt, box).drain()
     token = p.token_in(box.emails[-1].text)
     assert recovery.open_reset(rt, token).has_recovery_code
-    with pytest.raises(recovery.WrongAnswers):
+    with pytest.raises(WrongAnswers):
         recovery.answer(rt, a.client(), token, recovery_code="AAAA-" * 7 + "AAAA")
     step = recovery.answer(rt, a.client(), token, recovery_code=enrolled.recovery_code.lower())
     assert step.step == recovery.STEP_PASSCODE  # no second factor bound

@@ -19,19 +19,18 @@ from tests.support import portal as p
 from tests.support.soft_ctap2 import SoftCtap2Device
 
 from cardvault.domain.push_policy import PushStatus
+from cardvault.services.devices import errors as device_errors
 from cardvault.services.devices import push, push_answers
-from cardvault.services.recovery import factor_answer, links, new_passcode, reset_links
+from cardvault.services.devices.errors import PushRateLimited
+from cardvault.services.recovery import factor_answer, new_passcode, reset_links
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import prompts as recovery_prompts
 from cardvault.services.recovery import reset as recovery
+from cardvault.services.recovery.errors import LinkInvalid, RecoveryStepInvalid
 from cardvault.services.signin import hr_cards
-from cardvault.services.signin.engine import (
-    Engine,
-    LoginRequest,
-    LoginResult,
-    TransactionInvalid,
-)
-from cardvault.services.signin.factors import FactorAnswer, FactorFailed
+from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult
+from cardvault.services.signin.errors import FactorFailed, TransactionInvalid
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, CardSession, PushChallenge
 
@@ -156,7 +155,7 @@ def test_a_denied_push_changes_nothing_and_costs_a_try(
     assert _tries_left(rt, token) == recovery.LINK_MAX_FAILURES - 1
     assert _snapshot(rt, card.card_id) == before
     assert _events(rt, card.card_id, "recovery.second_factor")[-1].reason == "push denied"
-    with pytest.raises(push.PushRateLimited):  # a denial backs off the next prompt …
+    with pytest.raises(PushRateLimited):  # a denial backs off the next prompt …
         recovery_prompts.start_push(rt, a.client(), token, step.transaction_id, step.key)
     done = _factor(rt, token, step, method="code", code=phone.code())  # … the code still works
     assert done.step == recovery.STEP_PASSCODE
@@ -188,7 +187,7 @@ def test_continuing_before_the_phone_answers_costs_nothing(
     step = _at_factor(rt, token)
     started = recovery_prompts.start_push(rt, a.client(), token, step.transaction_id, step.key)
 
-    with pytest.raises(recovery_factors.PushNotAnswered):
+    with pytest.raises(device_errors.PushNotAnswered):
         _factor(rt, token, step, method="authenticator", challenge_id=started.challenge_id)
 
     assert _tries_left(rt, token) == recovery.LINK_MAX_FAILURES
@@ -202,10 +201,10 @@ def test_only_the_browser_that_answered_can_ring_the_phone(
 ) -> None:
     _card, _phone, token = phone_only
     step = _at_factor(rt, token)
-    with pytest.raises(recovery.RecoveryStepInvalid):
+    with pytest.raises(RecoveryStepInvalid):
         recovery_prompts.start_push(rt, a.client(), token, step.transaction_id, bytes(32))
     started = recovery_prompts.start_push(rt, a.client(), token, step.transaction_id, step.key)
-    with pytest.raises(recovery.RecoveryStepInvalid):
+    with pytest.raises(RecoveryStepInvalid):
         recovery_prompts.push_prompt(
             rt, token, step.transaction_id, bytes(32), started.challenge_id
         )
@@ -222,7 +221,7 @@ def test_a_reset_transaction_is_no_sign_in(rt: Runtime, operator: Actor) -> None
     reset_links.request_reset(rt, a.client(), "active.holder@example.org")
     token = p.newest_reset_link(rt)
     step = _at_factor(rt, token)
-    with pytest.raises(push.TransactionInvalid):
+    with pytest.raises(device_errors.TransactionInvalid):
         push.start(rt, a.client(), step.transaction_id)
     with pytest.raises(TransactionInvalid):
         Engine(rt).complete_factor(
@@ -274,7 +273,7 @@ def test_racing_submissions_of_the_right_code_cost_no_try(rt: Runtime, operator:
         barrier.wait()
         try:
             return _factor(rt, token, step, method="code", code=code).step
-        except (recovery.RecoveryStepInvalid, links.LinkInvalid) as exc:
+        except (RecoveryStepInvalid, LinkInvalid) as exc:
             return type(exc).__name__  # moved on, or three tries already in flight
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -403,7 +402,7 @@ def test_security_key_options_need_this_browsers_key(
 ) -> None:
     _card, _device, token = key_holder
     step = _at_factor(rt, token)
-    with pytest.raises(recovery.RecoveryStepInvalid):
+    with pytest.raises(RecoveryStepInvalid):
         recovery_prompts.security_key_options(rt, a.client(), token, step.transaction_id, b"x")
 
 

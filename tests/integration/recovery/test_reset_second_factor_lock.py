@@ -17,11 +17,13 @@ from tests.support import portal as p
 from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, SECOND_FACTOR_LOCK_REASON
 from cardvault.errors import CardvaultError
 from cardvault.services.directory import registry as directory
-from cardvault.services.recovery import factor_answer, links, new_passcode, reset_links
+from cardvault.services.recovery import factor_answer, new_passcode, reset_links
 from cardvault.services.recovery import reset as recovery
+from cardvault.services.recovery.errors import LinkInvalid
 from cardvault.services.signin import factor_lockout
 from cardvault.services.signin.engine import Engine
-from cardvault.services.signin.factors import FactorAnswer, FactorFailed
+from cardvault.services.signin.errors import FactorFailed
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card, Notification
 
@@ -125,7 +127,7 @@ def test_a_forgotten_passcode_reset_of_an_active_card_locks_it_at_the_fifth(
     assert "this link no longer works" in refused.value.message
     card = _card(rt, holder.card.card_id)
     assert (card.status, card.lock_reason) == ("locked", SECOND_FACTOR_LOCK_REASON)
-    with pytest.raises(links.LinkInvalid):
+    with pytest.raises(LinkInvalid):
         _code(rt, token, step, holder.code())
     with rt.db() as s:
         mail = s.scalars(select(Notification).where(Notification.template == "card_locked")).one()
@@ -157,6 +159,6 @@ def test_a_locked_card_reaching_five_in_its_reset_alerts_the_ras_and_keeps_the_r
         _code(rt, token, step, _wrong(holder))
     with pytest.raises(CardvaultError):
         _code(rt, token, step, _wrong(holder))
-    with pytest.raises(links.LinkInvalid):
+    with pytest.raises(LinkInvalid):
         recovery.open_reset(rt, token)
     assert _alerts(rt) == [RA_EMAIL]  # alerted once

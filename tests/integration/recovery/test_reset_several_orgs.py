@@ -26,7 +26,8 @@ from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import prompts as recovery_prompts
 from cardvault.services.recovery import reset as recovery
 from cardvault.services.signin.engine import Engine, LoginRequest
-from cardvault.services.signin.factors import FactorAnswer, FactorFailed, SecurityKeyOffer
+from cardvault.services.signin.errors import FactorFailed
+from cardvault.services.signin.factors import FactorAnswer, SecurityKeyOffer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AuditEvent, AuthTransaction, Card

@@ -24,12 +24,14 @@ from cardvault.clients.agent.fido2_key import (
 from cardvault.domain import webauthn
 from cardvault.services.cards import methods
 from cardvault.services.directory import registry as directory
-from cardvault.services.networks.allow_list import NetworkNotAllowed
+from cardvault.services.networks.errors import NetworkNotAllowed
 from cardvault.services.security_keys import keys as security_keys
 from cardvault.services.security_keys import registration as security_key_registration
 from cardvault.services.security_keys import signin as security_key_signin
-from cardvault.services.signin.engine import Engine, SignInFailed
-from cardvault.services.signin.factors import FactorAnswer, FactorFailed
+from cardvault.services.security_keys.errors import SecurityKeysNotAllowed
+from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.errors import FactorFailed, SignInFailed
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Association, CardSession, Notification, WebAuthnCeremony
 
@@ -127,7 +129,7 @@ def test_an_organisation_without_security_keys_refuses_registration(
     k.org(rt, operator, allowed_methods=["email", "ad_account"])
     card = f.active_card(rt, operator)
 
-    with pytest.raises(security_keys.SecurityKeysNotAllowed):
+    with pytest.raises(SecurityKeysNotAllowed):
         security_key_registration.begin_registration(
             rt, operator, serial=card.serial, org_code="ORG1"
         )

@@ -18,6 +18,7 @@ from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.signin.kdf_gate import KdfGate
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, CardSession
+from cardvault.web.errors import status_of
 
 
 def _race(n: int, fn: Callable[[], object]) -> Counter[str]:
@@ -108,6 +109,6 @@ def test_kdf_gate_refuses_beyond_its_queue_at_once() -> None:
         with pytest.raises(CardvaultError) as info, gate.admitted():
             pass
         assert info.value.code == "busy"
-        assert info.value.http_status == 429
+        assert status_of(info.value) == 429
     with gate.admitted():
         pass  # places are given back

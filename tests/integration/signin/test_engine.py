@@ -12,16 +12,20 @@ from tests.support import phones as ph
 
 from cardvault.services.cards import methods
 from cardvault.services.cards.issuance import revoke_card
-from cardvault.services.signin.engine import (
-    Engine,
-    LoginRequest,
+from cardvault.services.networks.errors import NetworkNotAllowed
+from cardvault.services.signin.engine import Engine, LoginRequest
+from cardvault.services.signin.errors import (
+    Busy,
+    FactorFailed,
+    SessionInvalid,
     SignInFailed,
     TransactionInvalid,
 )
-from cardvault.services.signin.factors import FactorAnswer, FactorFailed
-from cardvault.services.signin.sessions import SessionInvalid, logout
+from cardvault.services.signin.factors import FactorAnswer
+from cardvault.services.signin.sessions import logout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, AuthTransaction, Card, CardSession
+from cardvault.web.errors import status_of
 
 
 @pytest.fixture
@@ -96,7 +100,7 @@ def test_unknown_email_and_wrong_passcode_look_the_same(
             ),
         )
     assert wrong.value.as_dict() == unknown.value.as_dict()
-    assert wrong.value.http_status == unknown.value.http_status == 401
+    assert status_of(wrong.value) == status_of(unknown.value) == 401
 
 
 def test_three_wrong_passcodes_lock_and_a_right_one_resets(
@@ -163,7 +167,6 @@ def test_client_outside_the_allowed_networks_is_refused_like_a_wrong_passcode(
 def test_a_step_after_the_passcode_from_outside_the_networks_names_no_organisation(
     rt: Runtime, operator: Actor, engine: Engine
 ) -> None:
-    from cardvault.services.networks.allow_list import NetworkNotAllowed
 
     a.open_org(rt, operator)
     h = a.holder(rt, operator)
@@ -214,7 +217,7 @@ def test_unknown_identifier_goes_through_the_kdf_like_a_real_attempt(
 ) -> None:
     """The decoy path is admitted by the KDF gate exactly as a real one: with the gate full,
     both are refused alike, so neither answers faster by skipping the derivation."""
-    from cardvault.services.signin.kdf_gate import Busy, KdfGate
+    from cardvault.services.signin.kdf_gate import KdfGate
 
     a.open_org(rt, operator)
     h = a.holder(rt, operator)

@@ -10,10 +10,11 @@ from tests.support import factories as f
 from tests.support import keys as k
 
 from cardvault.errors import InvalidInput
-from cardvault.services.cards.methods import AlreadyAssociated
+from cardvault.services.cards.errors import AlreadyAssociated
 from cardvault.services.directory import registry as directory
 from cardvault.services.signin import hr_cards
-from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult, SignInFailed
+from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult
+from cardvault.services.signin.errors import HrCardsNotAllowed, SignInFailed
 from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Card, CardSession
@@ -89,7 +90,7 @@ def test_an_organisation_without_hr_cards_refuses_to_associate_one(
     k.org(rt, operator, hr_cards_allowed=False)
     card = f.active_card(rt, operator)
 
-    with pytest.raises(hr_cards.HrCardsNotAllowed):
+    with pytest.raises(HrCardsNotAllowed):
         hr_cards.add_hr_card(rt, operator, serial=card.serial, org_code="ORG1", uid=UID)
 
 

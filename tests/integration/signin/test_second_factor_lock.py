@@ -27,11 +27,13 @@ from cardvault.clients.common.api import CardvaultApi, ServiceError
 from cardvault.config import Settings
 from cardvault.domain.lockout import SECOND_FACTOR_LOCK_REASON
 from cardvault.errors import CardvaultError
+from cardvault.services.devices.errors import BiometricUnlockFailed, WrongNumber
 from cardvault.services.directory import registry as directory
 from cardvault.services.recovery import reset as recovery
 from cardvault.services.signin import factor_lockout
-from cardvault.services.signin.engine import Engine, SignInFailed
-from cardvault.services.signin.factors import FactorAnswer, FactorFailed
+from cardvault.services.signin.engine import Engine
+from cardvault.services.signin.errors import FactorFailed, SignInFailed
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.signin.kdf_gate import KdfGate
 from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 from cardvault.store.models import AuditEvent, Card, CardSession, Notification
@@ -185,11 +187,11 @@ def test_the_agents_sign_in_over_http_counts_and_locks(
         for _ in range(5):
             with pytest.raises(ServiceError) as refused:
                 core.login(CardvaultApi(http), "test", data, totp=wrong, ask_code=lambda _: "")
-            problems.append(refused.value.data["problem"])
+            problems.append(refused.value.problem)
         with pytest.raises(ServiceError) as after:
             core.login(CardvaultApi(http), "test", data, totp=holder.code(), ask_code=lambda _: "")
     assert problems == ["totp_wrong"] * 4 + ["second_factor_locked"]
-    assert after.value.data["problem"] == "sign_in_failed"
+    assert after.value.problem == "sign_in_failed"
     assert "If your card has been locked" in after.value.message
     assert card(rt, holder.card.card_id).status == "locked"
 
@@ -219,7 +221,7 @@ def test_a_wrong_number_typed_on_the_phone_counts_once(
     started = push.start(rt, a.client(), txn)
     wrong = f"{(started.number - 10 + 1) % 90 + 10:02d}"
 
-    with pytest.raises(push.WrongNumber):
+    with pytest.raises(WrongNumber):
         phone.respond(rt, started.challenge_id, wrong)
     assert factor_lockout.current(rt, holder.card.card_id) == 4
     with pytest.raises(FactorFailed, match="not the one shown"):
@@ -242,7 +244,7 @@ def test_the_fifth_wrong_number_locks_and_says_so_on_the_phone(
     for _ in range(4):
         wrong_in_a_fresh_transaction(engine, holder)
     started = push.start(rt, a.client(), a.login(engine, holder).transaction_id)
-    with pytest.raises(push.WrongNumber) as refused:
+    with pytest.raises(WrongNumber) as refused:
         phone.respond(rt, started.challenge_id, f"{(started.number - 10 + 1) % 90 + 10:02d}")
     assert "now locked" in refused.value.message
     assert card(rt, holder.card.card_id).lock_reason == SECOND_FACTOR_LOCK_REASON
@@ -403,7 +405,6 @@ def test_a_wrong_device_secret_on_the_mobile_agent_counts(
 
     from cardvault.crypto import device as dcrypto
     from cardvault.services.devices import mia, pairing
-    from cardvault.services.devices.mia import BiometricUnlockFailed
     from cardvault.services.devices.requests import authenticate
 
     inv = pairing.create_pairing(rt, operator, serial=holder.card.serial, org_code="ORG1")

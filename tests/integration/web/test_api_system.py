@@ -152,3 +152,30 @@ def test_openapi_describes_what_travels_inside_the_envelopes(client: httpx.Clien
     assert {"title", "code", "status"} <= set(refused["required"])
     apdu = spec["paths"]["/api/v1/piv/apdu"]["post"]["requestBody"]["content"]
     assert "apdu" in apdu["application/jose"]["schema"]["x-cardvault-claims"]["properties"]
+
+
+def test_openapi_describes_every_api_refusal_as_a_problem(client: httpx.Client) -> None:
+    spec = client.get("/api/v1/openapi.json").json()
+    schema = spec["components"]["schemas"] if "components" in spec else {}
+    operations = [
+        (path, method, op)
+        for path, item in spec["paths"].items()
+        if path.startswith("/api/v1/")
+        for method, op in item.items()
+    ]
+    assert len(operations) > 20
+    for path, method, op in operations:
+        refused = op["responses"].get("4XX")
+        assert refused is not None, (method, path)
+        problem = refused["content"]["application/problem+json"]["schema"]
+        problem = schema.get(problem.get("$ref", "").rsplit("/", 1)[-1], problem)
+        assert {"type", "title", "status", "detail", "instance", "code"} <= set(
+            problem["properties"]
+        ), (method, path)
+
+
+def test_a_refusal_names_its_detail_and_the_request_it_answers(client: httpx.Client) -> None:
+    answer = client.get("/api/v1/no-such-thing")
+    body = answer.json()
+    assert (body["status"], body["instance"]) == (404, "/api/v1/no-such-thing")
+    assert body["detail"] == body["title"]

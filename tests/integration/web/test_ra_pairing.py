@@ -14,6 +14,7 @@ from tests.support import phones, qr
 from tests.support import ra_web as w
 
 from cardvault.services.devices import pairing
+from cardvault.services.devices.errors import PairingUsed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, Device, Link
 
@@ -82,9 +83,9 @@ def test_the_button_shows_a_code_the_holders_phone_pairs_with(
         device = s.get(Device, phone.device_id)
         assert device is not None
         assert (device.card_id, device.application) == (holder.card_id, "mia")
-    with pytest.raises(pairing.PairingUsed):
+    with pytest.raises(PairingUsed):
         phones.pair_with_uri(rt, uris["mia"])
-    with pytest.raises(pairing.PairingUsed):
+    with pytest.raises(PairingUsed):
         phones.pair_with_uri(rt, uris["authenticator"])
 
 

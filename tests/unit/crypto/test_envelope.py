@@ -30,6 +30,7 @@ from cardvault.crypto.envelope import (
 )
 from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.strict_json import JsonNumberRefused, JsonTooDeep
+from cardvault.web.errors import status_of
 
 NOW = 1_800_000_000.0
 CLAIMS = {"passcode": "correct horse battery", "card": "card-1"}
@@ -338,7 +339,7 @@ def test_payload_nested_10000_deep_is_a_400_naming_the_limit() -> None:
     plaintext = json.dumps(payload()).encode()[:-1] + b', "identifier": ' + deep + b"}"
     with pytest.raises(JsonTooDeep, match="payload is nested more than 32 levels") as info:
         open_now(jwcrypto_token(plaintext))
-    assert info.value.http_status == 400
+    assert status_of(info.value) == 400
     with pytest.raises(JsonTooDeep, match="more than 3 levels"):
         open_now(jwcrypto_token(payload(a={"b": [[1]]})), max_depth=3)
     assert open_now(jwcrypto_token(payload(a={"b": [1]})), max_depth=3).claims["a"] == {"b": [1]}
@@ -377,7 +378,7 @@ def test_oversized_token_is_refused_before_anything_else() -> None:
     with pytest.raises(EnvelopeTooLarge) as info:
         open_now(token, max_bytes=1024)
     assert info.value.code == "envelope_too_large"
-    assert info.value.http_status == 413
+    assert status_of(info.value) == 413
     with pytest.raises(EnvelopeTooLarge):
         open_now("x" * 70_000)
 

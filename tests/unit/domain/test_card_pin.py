@@ -18,7 +18,7 @@ def test_anything_but_six_to_eight_ascii_digits_is_refused(pin: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         check_card_pin(pin)
     assert not isinstance(refused.value, WeakCardPin)
-    assert refused.value.data == {"field": "pin"}
+    assert refused.value.extensions() == {"field": "pin"}
 
 
 @pytest.mark.parametrize("pin", ["000000", "9999999", "77777777"])

@@ -38,5 +38,5 @@ def test_an_email_address_or_a_windows_account_is_told_apart_by_its_form(
 def test_neither_is_refused_with_what_to_type(typed: str, field: str, message: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         sign_in_identifier(typed)
-    assert refused.value.data["field"] == field
+    assert refused.value.field == field
     assert message in refused.value.message

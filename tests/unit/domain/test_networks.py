@@ -42,7 +42,7 @@ def test_every_bad_entry_is_named_at_once() -> None:
         "'10.0.0.0/33' is not a network: write it like 10.20.0.0/16 or 2001:db8::/48.",
         "'fe80::%eth0/64' is not a network: write it like 10.20.0.0/16 or 2001:db8::/48.",
     )
-    assert caught.value.data["field"] == "networks"
+    assert caught.value.field == "networks"
 
 
 def test_an_ipv4_mapped_network_is_refused() -> None:

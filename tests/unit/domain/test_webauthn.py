@@ -277,7 +277,7 @@ def test_an_authenticator_model_outside_the_allow_list_is_refused() -> None:
 
     with pytest.raises(AuthenticatorNotAllowed) as caught:
         register(SoftCtap2Device(), yubikey_only)
-    assert caught.value.data["aaguid"] == SOFT_AAGUID_STR
+    assert caught.value.aaguid == SOFT_AAGUID_STR
 
 
 def test_an_allowed_model_registers_and_its_packed_attestation_is_checked() -> None:
@@ -340,7 +340,7 @@ def test_an_assertion_from_another_origin_is_refused() -> None:
 
     with pytest.raises(OriginMismatch) as caught:
         complete_assertion(policy(), state, [stored], response)
-    assert caught.value.data["origin"] == "https://evil.cardvault.example"
+    assert caught.value.origin == "https://evil.cardvault.example"
 
 
 def test_a_registration_from_another_origin_is_refused() -> None:
@@ -494,8 +494,8 @@ def test_a_counter_that_goes_backwards_after_a_clone_is_detected() -> None:
         complete_assertion(policy(), state, [stored], response)
     assert caught.value.code == "webauthn_sign_counter_regression"
     assert "cloned" in caught.value.message
-    assert caught.value.data["stored"] == result.new_sign_count
-    assert caught.value.data["received"] < result.new_sign_count
+    assert caught.value.stored == result.new_sign_count
+    assert caught.value.received < result.new_sign_count
 
 
 def test_a_key_without_a_counter_may_stay_at_zero() -> None:

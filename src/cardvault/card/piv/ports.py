@@ -15,21 +15,22 @@ card's business and propagate to the caller, which must then not store the new s
 
 from __future__ import annotations
 
+from dataclasses import field
 from typing import Protocol
 
 from cardvault.card.piv.constants import Algorithm, PinRef, Slot
-from cardvault.errors import AuthenticationFailed
+from cardvault.errors import AuthenticationFailed, error
 
 __all__ = ["CardPorts", "WrongReferenceData"]
 
 
+@error
 class WrongReferenceData(AuthenticationFailed):
     """The PIN or PUK offered is not the card's; the applet counts the failure."""
 
     code = "piv_wrong_reference_data"
 
-    def __init__(self) -> None:
-        super().__init__("the PIN or PUK is not correct")
+    message: str = field(default="the PIN or PUK is not correct", init=False)
 
 
 class CardPorts(Protocol):

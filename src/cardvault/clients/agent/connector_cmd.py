@@ -157,7 +157,7 @@ def _insert_own_card(
             api, token=st.token, session_key=st.session_key, serial=card
         )
     except api_module.ServiceError as exc:
-        if exc.data.get("problem") != "piv_pin_not_set":
+        if exc.problem != "piv_pin_not_set":
             raise
     prompts.tell(
         "Your card has no card PIN yet: choose one (6-8 digits). Smartcard software asks "

@@ -210,7 +210,8 @@ def origin_of(url: str) -> str:
 
 def _title(response: httpx.Response) -> str:
     try:
-        return str(response.json().get("title") or response.status_code)
+        body = response.json()
+        return str(body.get("detail") or body.get("title") or response.status_code)
     except ValueError:
         return str(response.status_code)
 

@@ -40,6 +40,7 @@ from cardvault.errors import (
     NotFound,
     PermissionDenied,
     Unavailable,
+    error,
 )
 
 ERR = CtapError.ERR
@@ -59,12 +60,16 @@ class SecurityKeyPinRequired(AuthenticationFailed):
     code = "fido2_pin_required"
 
 
+@error
 class WrongSecurityKeyPin(AuthenticationFailed):
     code = "fido2_pin_wrong"
+    attempts_remaining: int | None
 
 
+@error
 class SecurityKeyPinBlocked(PermissionDenied):
     code = "fido2_pin_blocked"
+    power_cycle: bool
 
 
 class TouchTimeout(AuthenticationFailed):
@@ -91,8 +96,10 @@ class RelyingPartyMismatch(InvalidInput):
     code = "fido2_rp_id_mismatch"
 
 
+@error
 class SecurityKeyError(Unavailable):
     code = "fido2_key_error"
+    ctap: int | None = None
 
 
 # --- devices ---------------------------------------------------------------------------

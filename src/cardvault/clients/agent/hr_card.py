@@ -31,6 +31,7 @@ from cardvault.errors import (
     InvalidInput,
     NotFound,
     Unavailable,
+    error,
 )
 
 GET_UID = [0xFF, 0xCA, 0x00, 0x00, 0x00]
@@ -38,20 +39,26 @@ UID_LENGTHS = (4, 7, 10)
 SLICE_MS = 250  # wait in short slices so that Ctrl-C and the deadline are honoured
 
 
+@error
 class PcscUnavailable(Unavailable):
     code = "pcsc_unavailable"
+    pcsc_error: str | None = None
 
 
 class NoReader(NotFound):
     code = "hr_reader_missing"
 
 
+@error
 class ReaderRemoved(Unavailable):
     code = "hr_reader_removed"
+    pcsc_error: str | None = None
 
 
+@error
 class CardTakenAway(AuthenticationFailed):
     code = "hr_card_removed"
+    pcsc_error: str | None = None
 
 
 class NotAnHrCard(InvalidInput):

@@ -126,7 +126,7 @@ def login_with_hr_card(
             organisation=who.organisation,
         )
     except ServiceError as exc:
-        if exc.data.get("problem") != SIGN_IN_FAILED:
+        if exc.problem != SIGN_IN_FAILED:
             raise
         raise ServiceError(
             f"{exc.message} (HR card {uid})",
@@ -134,7 +134,7 @@ def login_with_hr_card(
             "organisations, ask your RA to associate it with your card there "
             "(or give --organisation).",
             problem=SIGN_IN_FAILED,
-            status=exc.data.get("status"),
+            status=exc.status,
         ) from None
     return _finished(server, result, "the HR card", who.purpose)
 

@@ -30,7 +30,7 @@ def try_push(api: CardvaultApi, txn: str, show_number: Show, note: Show) -> Repl
     try:
         return _push(api, txn, show_number)
     except ServiceError as exc:
-        if exc.data.get("problem") not in ("push_rate_limited", "no_paired_device"):
+        if exc.problem not in ("push_rate_limited", "no_paired_device"):
             raise
         note(f"{exc.message} Use the one-time code from the app instead.")
         return None

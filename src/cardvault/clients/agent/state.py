@@ -7,14 +7,15 @@ from pathlib import Path
 
 from cardvault.clients.common import state_file
 from cardvault.clients.common.replies import Reply
-from cardvault.errors import CardvaultError
+from cardvault.errors import NotFound
 
 FILE = "session.json"
 
 
-class NotSignedIn(CardvaultError):
+class NotSignedIn(NotFound):
+    """This PC holds no session of the agent: sign in first (exit code 3)."""
+
     code = "not_signed_in"
-    exit_code = 3
 
 
 @dataclass(kw_only=True)

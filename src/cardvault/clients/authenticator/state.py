@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardvault.clients.common import state_file
-from cardvault.errors import CardvaultError
+from cardvault.errors import NotFound
 
 FILE = "authenticator.json"
 
 
-class NotPaired(CardvaultError):
+class NotPaired(NotFound):
     code = "not_paired"
-    exit_code = 3
 
 
 @dataclass(kw_only=True)

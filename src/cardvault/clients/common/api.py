@@ -17,7 +17,7 @@ import httpx
 
 from cardvault.clients.common.replies import JsonObject, JsonValue, Reply
 from cardvault.crypto import channel, envelope
-from cardvault.errors import CardvaultError
+from cardvault.errors import CardvaultError, error
 
 __all__ = ["JOSE", "CardvaultApi", "ServiceError", "preferred_transport_key", "problem_of"]
 
@@ -26,11 +26,19 @@ JOSE = "application/jose"
 Headers = Callable[[bytes], dict[str, str]]
 
 
+@error
 class ServiceError(CardvaultError):
-    """What the service refused, with its message; or a transport problem (no ``status``)."""
+    """What the service refused, with its message; or a transport problem (no ``status``).
+
+    ``problem`` is the refusal's problem code, ``status`` its HTTP status; ``retry_after``,
+    ``push_status`` and ``revoked`` are what the service (or this client) adds."""
 
     code = "agent_error"
-    exit_code = 1
+    problem: str | None = None
+    status: int | None = None
+    retry_after: int | None = None
+    push_status: str | None = None
+    revoked: bool | None = None
 
 
 class CardvaultApi:
@@ -156,10 +164,11 @@ def problem_of(response: httpx.Response) -> ServiceError:
         body = {}
     if not isinstance(body, dict):
         body = {}
+    wait = response.headers.get("retry-after", "")
     return ServiceError(
-        body.get("title") or f"The service answered {response.status_code}.",
+        body.get("detail") or body.get("title") or f"The service answered {response.status_code}.",
         remedy=body.get("remedy"),
         status=response.status_code,
         problem=body.get("code"),
-        retry_after=response.headers.get("retry-after"),
+        retry_after=int(wait) if wait.isdigit() else None,
     )

@@ -141,7 +141,7 @@ class ServiceRelay:
                     return self._api.session_call(self._creds.path, claims)
                 return self._api.sealed_call(self._creds.path, claims)
             except ServiceError as error:
-                status = error.data.get("status")
+                status = error.status
                 if status in _ENDED:
                     self._end(error.message)
                     raise SessionEnded(error.message) from error

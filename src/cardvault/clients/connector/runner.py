@@ -212,7 +212,7 @@ class Connector:
                 f"/api/v1/piv/links/{link_id}", token=self.inserted.credentials.token
             )
         except ServiceError as error:
-            if error.data.get("status") is None:
+            if error.status is None:
                 log.warning("cannot reach cardvault to check the session: %s", error.message)
                 return
             status = Reply({"alive": False})

@@ -52,7 +52,9 @@ SYNC_DELAY = 1.0
 class AnchorSink(Protocol):
     """Somewhere outside the database that signed heads are appended to."""
 
-    def describe(self) -> str: ...
+    def describe(self) -> str:
+        """Where the anchor lines go, in words for an operator's message."""
+        ...
 
     def check(self) -> None:
         """Raise OSError unless a line written now would most likely land."""
@@ -66,14 +68,18 @@ class AnchorSink(Protocol):
 
 @dataclass(kw_only=True)
 class FileAnchor:
+    """Anchors appended to a file of the data directory, one JSON line per signed head."""
+
     path: Path
     min_free_bytes: int
     _tail_checked: bool = field(default=False, repr=False)
 
     def describe(self) -> str:
+        """The anchor file's path, for messages."""
         return f"the anchor file {self.path}"
 
     def check(self) -> None:
+        """Raise OSError when the file cannot take lines now: a read-only or nearly full disk."""
         try:
             stat = os.statvfs(self.path.parent)
         except FileNotFoundError:
@@ -85,6 +91,7 @@ class FileAnchor:
             raise OSError(f"the disk of {self.path.parent} is full (or nearly)")
 
     def append(self, lines: Sequence[bytes]) -> None:
+        """Append whole lines in one ``O_APPEND`` write; raises OSError when the disk refuses."""
         created = not self.path.exists()
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
         fd = os.open(self.path, flags, 0o600)
@@ -101,6 +108,8 @@ class FileAnchor:
             _sync_directory(self.path.parent)
 
     def sync(self) -> None:
+        """Force the file to disk (``fdatasync``); raises OSError if that fails (a file
+        rotated away meanwhile is not an error)."""
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -124,15 +133,19 @@ class FileAnchor:
 
 @dataclass(kw_only=True)
 class SyslogAnchor:
+    """Anchors sent to the local syslog (facility auth), one datagram per line."""
+
     socket_path: Path
 
     def describe(self) -> str:
+        """The syslog socket, for messages."""
         return f"syslog at {self.socket_path}"
 
     def check(self) -> None:
         """Syslog's health cannot be probed; a send that fails is what tells."""
 
     def append(self, lines: Sequence[bytes]) -> None:
+        """Send each line as one datagram to syslog; raises OSError when syslog refuses."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             sock.settimeout(_SYSLOG_TIMEOUT)
             sock.connect(str(self.socket_path))
@@ -295,6 +308,8 @@ def _sink(rt: Runtime) -> AnchorSink:
 
 @dataclass(frozen=True, kw_only=True)
 class UnreadableLine:
+    """An anchor line that is not an anchor (torn by a crash): skipped and listed."""
+
     source: str
     line: int
     reason: str

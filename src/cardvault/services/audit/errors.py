@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cardvault.errors import IntegrityError, InvalidInput, Unavailable
+from cardvault.errors import IntegrityError, InvalidInput, NotSetUp, Unavailable
 
 
 class AuditUnavailable(Unavailable):
@@ -24,6 +24,8 @@ class AnchorWriteFailed(Unavailable):
 
 
 class HeadSignatureInvalid(IntegrityError):
+    """A chain's signed head does not verify under the audit key."""
+
     code = "audit_head_signature"
 
 
@@ -31,3 +33,15 @@ class AnchorsNotReadable(InvalidInput):
     """The anchors to verify against cannot be read (syslog, or a file that is missing)."""
 
     code = "audit_anchors_not_readable"
+
+
+class AnchorsLost(IntegrityError):
+    """The database holds signed heads but the anchor file is gone."""
+
+    code = "audit_anchors_lost"
+
+
+class AuditKeyMissing(NotSetUp):
+    """The audit signing key is not in the data directory: ``cardvault init`` makes it."""
+
+    code = "audit_key_missing"

@@ -77,6 +77,7 @@ _hooks_lock = threading.Lock()
 
 
 def signing_key(rt: Runtime) -> signing.AuditKey:
+    """The audit signing key; raises AuditUnavailable when it cannot be opened (nothing commits)."""
     try:
         return audit_private_key(rt)
     except IntegrityError as exc:

@@ -31,9 +31,10 @@ from cardvault.domain.audit_anchor import (
     restore_point,
     verify_anchor,
 )
-from cardvault.errors import CardvaultError, Conflict, IntegrityError, InvalidInput, NotFound
+from cardvault.errors import CardvaultError, Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.audit.anchor import AnchorReading, UnreadableLine, anchor_sources
+from cardvault.services.audit.errors import AnchorsLost
 from cardvault.services.audit.heads import acknowledge_restore as anchor_as_restore
 from cardvault.services.audit.signing_key import audit_public_keys
 from cardvault.services.system.runtime import Actor, Runtime
@@ -45,14 +46,10 @@ _LOOKUP_BATCH = 500
 _MAX_REASON = 300
 
 
-class AnchorsLost(IntegrityError):
-    """The database holds signed heads but the anchor file is gone."""
-
-    code = "audit_anchors_lost"
-
-
 @dataclass(frozen=True, kw_only=True)
 class ChainReport:
+    """How one chain verified: its length, its newest anchor, and the error if it failed."""
+
     chain: str
     label: str
     #: the verified length of the chain in the database (None when it is broken)
@@ -65,11 +62,14 @@ class ChainReport:
 
     @property
     def ok(self) -> bool:
+        """Whether the chain verified."""
         return self.error is None
 
 
 @dataclass(frozen=True, kw_only=True)
 class VerifyReport:
+    """What ``audit verify`` found: every chain, the anchors read and those skipped."""
+
     chains: tuple[ChainReport, ...]
     anchor_sources: tuple[str, ...]
     anchor_lines: int
@@ -79,6 +79,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """Whether the anchors could be read and every chain verified."""
         return self.anchors_error is None and all(c.ok for c in self.chains)
 
 
@@ -228,6 +229,8 @@ def _anchors_lost(session: Session, rt: Runtime) -> AnchorsLost | None:
 
 @dataclass(frozen=True, kw_only=True)
 class Acknowledgement:
+    """A restore acknowledged for one chain: the heads either side and what it restored to."""
+
     label: str
     database_seq: int
     anchored_seq: int

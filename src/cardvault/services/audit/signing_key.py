@@ -11,17 +11,12 @@ from pathlib import Path
 
 from cardvault.crypto import signing
 from cardvault.crypto.aead import aad, wipe
-from cardvault.errors import CardvaultError
 from cardvault.keystore.files import write_private
 from cardvault.keystore.provider import MasterKey
+from cardvault.services.audit.errors import AuditKeyMissing
 from cardvault.services.system.runtime import Runtime
 
 _AAD = aad("audit-key", 1)
-
-
-class AuditKeyMissing(CardvaultError):
-    code = "audit_key_missing"
-    exit_code = 9
 
 
 def _paths(keys_dir: Path) -> tuple[Path, Path]:
@@ -29,6 +24,7 @@ def _paths(keys_dir: Path) -> tuple[Path, Path]:
 
 
 def create_audit_key(keys_dir: Path, master: MasterKey) -> None:
+    """Make the Ed25519 audit key, sealed under the master key, unless there is one already."""
     sealed, public = _paths(keys_dir)
     if sealed.exists():
         return
@@ -42,6 +38,7 @@ def create_audit_key(keys_dir: Path, master: MasterKey) -> None:
 
 
 def audit_private_key(rt: Runtime) -> signing.AuditKey:
+    """The audit signing key, opened with the master key; raises AuditKeyMissing."""
     sealed, _ = _paths(rt.settings.keys_dir)
     if not sealed.exists():
         raise AuditKeyMissing(
@@ -61,6 +58,7 @@ def _load(path: Path, master: MasterKey) -> signing.AuditKey:
 
 
 def audit_public_key(rt: Runtime) -> bytes:
+    """The audit key's public half, to verify heads and anchors; raises OSError if absent."""
     _, public = _paths(rt.settings.keys_dir)
     return signing.load_public_key_pem(public.read_bytes())
 

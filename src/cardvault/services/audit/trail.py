@@ -68,6 +68,7 @@ EXPORT_FIELDS = (
 
 
 def iso(ts: datetime) -> str:
+    """A time as the audit trail writes it: UTC, microseconds, ``Z``."""
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -114,11 +115,19 @@ class CardRef(Protocol):
     """The card an event is about: a row or a view, anything with these three ids."""
 
     @property
-    def id(self) -> str: ...
+    def id(self) -> str:
+        """The card's id."""
+        ...
+
     @property
-    def person_id(self) -> str: ...
+    def person_id(self) -> str:
+        """The holder's person id."""
+        ...
+
     @property
-    def organisation_id(self) -> str: ...
+    def organisation_id(self) -> str:
+        """The organisation the card belongs to (its audit chain)."""
+        ...
 
 
 def record_for_card(

@@ -47,12 +47,16 @@ MAX_ANSWER = 200
 
 @dataclass(frozen=True, kw_only=True)
 class SecurityAnswer:
+    """A security question and the holder's answer to it."""
+
     question: str
     answer: str = field(repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
 class EnrolRequest:
+    """What enrolling a card takes: the issuance passcode, the new passcode, three answers."""
+
     serial: str
     issuance_passcode: str = field(repr=False)
     passcode: str = field(repr=False)
@@ -66,18 +70,22 @@ class EnrolRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class Enrolled:
+    """An enrolled card, with the recovery code to show once (if the policy makes one)."""
+
     serial: str
     status: str
     recovery_code: str | None = field(default=None, repr=False)
 
 
 def passcode_policy(rt: Runtime) -> PasscodePolicy:
+    """The passcode rule from the settings (length and zxcvbn score)."""
     return PasscodePolicy(
         min_length=rt.settings.passcode_min_length, min_score=rt.settings.passcode_min_score
     )
 
 
 def personal_words(person: Person, email: str | None = None) -> list[str]:
+    """Words a passcode must not be built on: the holder's names, user id and email."""
     words = [person.forename, person.surname, person.user_id, person.common_name]
     words += [w for w in (email, person.email) if w]
     return words
@@ -96,6 +104,7 @@ class EnrolmentForm:
     personal: tuple[str, ...] = field(repr=False)
 
     def check_passcode(self, passcode: str) -> None:
+        """Raise WeakPasscode (with its reason) if the passcode does not meet the policy."""
         check_passcode(passcode, policy=self.policy, personal=self.personal)
 
 
@@ -168,6 +177,9 @@ def check_answer(
 
 
 def enrol(rt: Runtime, actor: Actor, req: EnrolRequest) -> Enrolled:
+    """Enrol an issued card: passcode, security answers and contact details, in one
+    transaction. Raises InvalidInput or WeakPasscode for what was given, NotFound for an
+    unknown card, Conflict (CardRevoked, a wrong status) when it cannot be enrolled."""
     email = identifiers.email(req.email) if req.email else None
     phone = identifiers.phone(req.phone) if req.phone else None
     with rt.db() as session:

@@ -45,13 +45,14 @@ from cardvault.domain.vocabulary import AuthState, CardStatus
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.enrolment import SecurityAnswer, check_questions, store_questions
+from cardvault.services.cards.errors import WrongCode
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.piv import card_pin as card_pins
 from cardvault.services.recovery import links
+from cardvault.services.recovery.errors import LinkInvalid, RecoveryStepInvalid
 from cardvault.services.recovery.new_passcode import check_new_passcode
-from cardvault.services.recovery.reset import RecoveryStepInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
@@ -71,12 +72,10 @@ INVITABLE = (CardStatus.ISSUED, CardStatus.ENROLLED)
 INVITATION_CODE_DIGITS = 6
 
 
-class WrongCode(InvalidInput):
-    code = "wrong_enrolment_code"
-
-
 @dataclass(frozen=True, kw_only=True)
 class InvitationPage:
+    """What the invitation page shows before the code is typed."""
+
     holder_name: str
     organisation_name: str
     expires_at: datetime
@@ -85,12 +84,16 @@ class InvitationPage:
 
 @dataclass(frozen=True, kw_only=True)
 class CodeAccepted:
+    """The enrolment code checked out: the transaction the rest of the form continues."""
+
     transaction_id: str
     key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Completed:
+    """The invitation completed: the card is enrolled (the recovery code shown once)."""
+
     serial: str
     holder_name: str
     #: the organisation's code: the holder's second factor is set up in it next
@@ -106,7 +109,7 @@ def _live(session: Session, rt: Runtime, token: str) -> tuple[Link, Card]:
     card = session.get(Card, link.card_id)
     assert card is not None
     if card.status != CardStatus.ENROLLED:
-        raise links.LinkInvalid(
+        raise LinkInvalid(
             f"This invitation no longer applies: the card is {card.status}.",
             reason="card_state",
             remedy="Ask your Registration Authority.",

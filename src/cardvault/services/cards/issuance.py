@@ -30,8 +30,9 @@ from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus
-from cardvault.errors import Conflict, InvalidInput, PermissionDenied
+from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
+from cardvault.services.cards.errors import CardExists, NotAMember
 from cardvault.services.cards.lookup import end_card_state, get_card
 from cardvault.services.cards.sealing import seal_record, shred_record
 from cardvault.services.cards.views import CardSummary
@@ -50,16 +51,10 @@ ISSUANCE_PASSCODE_MIN = 6
 PASSCODE_MAX = 128
 
 
-class CardExists(Conflict):
-    code = "card_exists"
-
-
-class NotAMember(PermissionDenied):
-    code = "not_a_member"
-
-
 @dataclass(frozen=True, kw_only=True)
 class IssueRequest:
+    """What issuing a card takes: the person, their organisation, the issuance passcode."""
+
     organisation: str
     user_id: str
     issuance_passcode: str = field(repr=False)
@@ -69,6 +64,8 @@ class IssueRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class IssuedCard:
+    """A card just issued: its serial, status, key algorithm and certificates."""
+
     card_id: str
     serial: str
     status: CardStatus
@@ -92,6 +89,7 @@ def _quietly() -> None:
 
 
 def check_issuance_passcode(passcode: str) -> None:
+    """Raise InvalidInput if the RA's issuance passcode is too short or not text."""
     if not isinstance(passcode, str) or len(passcode) < ISSUANCE_PASSCODE_MIN:
         raise InvalidInput(
             f"The issuance passcode must be at least {ISSUANCE_PASSCODE_MIN} characters long.",

@@ -22,6 +22,7 @@ from cardvault.errors import Conflict, NotFound
 from cardvault.json_types import JsonObject
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
+from cardvault.services.cards.errors import AlreadyAssociated
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.views import MethodView
 from cardvault.services.directory.registry import get_org, is_member
@@ -34,18 +35,17 @@ from cardvault.store.types import new_id
 ISSUER = "cardvault"
 
 
-class AlreadyAssociated(Conflict):
-    code = "already_associated"
-
-
 @dataclass(frozen=True, kw_only=True)
 class TotpProvisioning:
+    """A TOTP app being added: the secret and ``otpauth`` URI to show, once."""
+
     association_id: str
     uri: str
     secret: str
 
 
 def association_dict(a: MethodView) -> JsonObject:
+    """An authentication method as JSON, for the CLI and the API."""
     return {
         "id": a.id,
         "method": a.method,
@@ -58,10 +58,12 @@ def association_dict(a: MethodView) -> JsonObject:
 
 
 def seal_secret(master: MasterKey, association_id: str, secret: bytes) -> bytes:
+    """Seal a method's secret (a TOTP seed) under the master key, bound to the association."""
     return master.seal(secret, aad=aad("association-secret", association_id))
 
 
 def open_secret(master: MasterKey, assoc: Association) -> bytearray:
+    """Open a method's sealed secret; raises NotFound if it has none, SealBroken if altered."""
     if assoc.sealed_secret is None:
         raise NotFound("This method has no secret.")
     return master.open(assoc.sealed_secret, aad=aad("association-secret", assoc.id))

@@ -28,6 +28,7 @@ from cardvault.services.audit import trail as audit
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.signin import lockout
 from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardSession, Certificate
@@ -38,6 +39,8 @@ DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 
 @dataclass(frozen=True, kw_only=True)
 class SignRequest:
+    """A signature asked for in a card session: the key, the digest and its hash."""
+
     token: str = field(repr=False)
     session_key: bytes = field(repr=False)
     key: str
@@ -49,6 +52,8 @@ class SignRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class Signature:
+    """A signature, its scheme and the certificate that verifies it."""
+
     signature: bytes
     scheme: str
     certificate_pem: str
@@ -72,6 +77,7 @@ def _check_digest(req: SignRequest) -> None:
 
 
 def default_scheme(algorithm: str) -> ckeys.SignatureScheme:
+    """The signature scheme a key algorithm signs with when the caller names none."""
     return (
         ckeys.SignatureScheme.ECDSA
         if algorithm.startswith("ec")
@@ -80,6 +86,9 @@ def default_scheme(algorithm: str) -> ckeys.SignatureScheme:
 
 
 def sign(rt: Runtime, actor: Actor, req: SignRequest) -> Signature:
+    """Sign a digest with the card's key in a card session. Raises SessionInvalid for an
+    ended session, InvalidInput for a malformed digest or scheme, NotFound for a missing key,
+    WrongSecret when the session key does not open the card."""
     usage = _usage(req.key)
     _check_digest(req)
     with transaction(rt.db) as session:
@@ -124,7 +133,7 @@ def _session_dek(
     try:
         dek = unwrap_session(row.session_wrap, req.session_key, session_id=row.id)
     except WrongSecret:
-        raise card_sessions.SessionInvalid("The session key does not match this session.") from None
+        raise SessionInvalid("The session key does not match this session.") from None
     if usage is not CertUsage.CONTENT_COMMITMENT:
         return dek
     wipe(dek)
@@ -172,6 +181,7 @@ def _certificate(session: Session, card: Card, usage: CertUsage) -> Certificate:
 
 
 def certificates(rt: Runtime, actor: Actor, token: str) -> dict[str, str]:
+    """The card's certificates (PEM by usage) in a card session; raises SessionInvalid."""
     with transaction(rt.db) as session:
         _row, card = card_sessions.use(session, rt, token, client_address=actor.client_address)
         return {

@@ -14,13 +14,9 @@ from sqlalchemy.orm import Session
 from cardvault.crypto.aead import aad
 from cardvault.crypto.keyslots import CardKeyRecord
 from cardvault.domain.vocabulary import CardStatus
-from cardvault.errors import Conflict
 from cardvault.keystore.provider import MasterKey
+from cardvault.services.cards.errors import CardRevoked
 from cardvault.store.models import Card, KeySlotInfo, PivCard, PivLink
-
-
-class CardRevoked(Conflict):
-    code = "card_revoked"
 
 
 def _record_aad(card: Card, version: int) -> bytes:
@@ -28,6 +24,8 @@ def _record_aad(card: Card, version: int) -> bytes:
 
 
 def open_record(master: MasterKey, card: Card) -> CardKeyRecord:
+    """Open the card's key record with the master key; raises CardRevoked if it has none,
+    SealBroken if it was altered or moved."""
     if card.key_record is None or card.status == CardStatus.REVOKED:
         raise CardRevoked(f"Card {card.serial} is revoked: its keys no longer exist.")
     plain = master.open(card.key_record, aad=_record_aad(card, card.record_version))

@@ -71,6 +71,7 @@ def show(rt: Runtime, serial: str, *, organisation_id: str | None = None) -> Car
 
 
 def certificates_pem(rt: Runtime, serial: str) -> dict[str, str]:
+    """The card's current certificates as PEM, by usage; raises NotFound for an unknown card."""
     with rt.db() as session:
         card = get_card(session, serial)
         return {
@@ -84,6 +85,7 @@ def certificates_pem(rt: Runtime, serial: str) -> dict[str, str]:
 
 
 def export_csr(rt: Runtime, serial: str, usage: str) -> str:
+    """The CSR kept for an external CA; raises NotFound when the card or the CSR is missing."""
     with rt.db() as session:
         card = get_card(session, serial)
         csr = session.scalar(

@@ -39,6 +39,7 @@ class MethodView:
 
     @classmethod
     def of(cls, a: Association) -> MethodView:
+        """The view of an association row."""
         details = a.details or {}
         resident = details.get("resident_key")
         return view_of(
@@ -64,6 +65,7 @@ class CardSummary:
 
     @classmethod
     def of(cls, card: Card) -> CardSummary:
+        """The view of a card row."""
         return view_of(cls, card)
 
 
@@ -84,9 +86,11 @@ class CardInfo:
 
     @classmethod
     def of(cls, card: Card) -> CardInfo:
+        """The view of a card row."""
         return view_of(cls, card)
 
     def as_json(self) -> JsonObject:
+        """The card as JSON, for the CLI and the API."""
         return {
             "serial": self.serial,
             "status": self.status,
@@ -100,6 +104,8 @@ class CardInfo:
 
 @dataclass(frozen=True, kw_only=True)
 class CertificateInfo:
+    """A certificate of a card, as the shells show it."""
+
     usage: str
     #: as ``serial_hex`` writes it (rows stored before it hold lower-case hex without the
     #: leading zero)
@@ -113,9 +119,11 @@ class CertificateInfo:
 
     @classmethod
     def of(cls, cert: Certificate) -> CertificateInfo:
+        """The view of a certificate row (serial in the usual hex form)."""
         return view_of(cls, cert, serial=cx509.serial_hex(int(cert.serial_hex, 16)))
 
     def as_json(self) -> JsonObject:
+        """The certificate as JSON."""
         return {
             "usage": self.usage,
             "serial": self.serial,
@@ -130,15 +138,19 @@ class CertificateInfo:
 
 @dataclass(frozen=True, kw_only=True)
 class HolderInfo:
+    """The holder of a card, as the shells show them."""
+
     user_id: str
     name: str
     email: str | None
 
     @classmethod
     def of(cls, person: Person) -> HolderInfo:
+        """The view of the card holder's person row."""
         return cls(user_id=person.user_id, name=person.common_name, email=person.email)
 
     def as_json(self) -> JsonObject:
+        """The holder as JSON."""
         return {"user_id": self.user_id, "name": self.name, "email": self.email}
 
 
@@ -153,9 +165,11 @@ class SlotInfo:
 
     @classmethod
     def of(cls, slot: KeySlotInfo) -> SlotInfo:
+        """The view of a key slot (name and parameters, no material)."""
         return view_of(cls, slot)
 
     def as_json(self) -> JsonObject:
+        """The slot as JSON."""
         return {"name": self.name, "kind": self.kind, "kdf": self.kdf}
 
 
@@ -182,6 +196,7 @@ class CardView:
     pending_csrs: tuple[str, ...]
 
     def as_json(self) -> JsonObject:
+        """The card, its holder, slots, certificates and methods as JSON."""
         return {
             "card": self.card.as_json(),
             "holder": self.holder.as_json(),

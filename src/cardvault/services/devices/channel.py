@@ -6,7 +6,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import aad
-from cardvault.errors import AuthenticationFailed, Conflict, NotFound, Unavailable
+from cardvault.errors import NotFound, Unavailable
 from cardvault.json_types import JsonObject
 from cardvault.keystore.provider import MasterKey
 from cardvault.notify.channel import Channel, open_channel
@@ -19,19 +19,6 @@ APPLICATIONS = ("authenticator", "mia")
 MAX_DEVICES_PER_CARD = 10
 #: how long a device connection counts as present without a heartbeat
 PRESENCE_TTL_SECONDS = 40.0
-
-
-class DeviceNotRecognised(AuthenticationFailed):
-    """Unknown or revoked device, or a card that can no longer be used: one answer for all."""
-
-    code = "device_not_recognised"
-
-    def __init__(self, message: str = "This device is not paired with a usable card.") -> None:
-        super().__init__(message, remedy="Pair the app again with a new QR code from your RA.")
-
-
-class TooManyDevices(Conflict):
-    code = "too_many_devices"
 
 
 def channel(rt: Runtime) -> Channel:
@@ -54,22 +41,27 @@ def connected(rt: Runtime, device_ids: list[str]) -> set[str]:
 
 
 def device_topic(device_id: str) -> str:
+    """The event-channel topic a paired phone listens on."""
     return f"device:{device_id}"
 
 
 def challenge_topic(challenge_id: str) -> str:
+    """The topic a push request's answer is published on."""
     return f"challenge:{challenge_id}"
 
 
 def qr_topic(request_id: str) -> str:
+    """The topic a QR sign-in request's answer is published on."""
     return f"qr:{request_id}"
 
 
 def seal_totp(master: MasterKey, device_id: str, secret: str) -> bytes:
+    """Seal a phone's one-time-code seed under the master key, bound to the device."""
     return master.seal(secret.encode(), aad=aad("device-totp", device_id))
 
 
 def open_totp(master: MasterKey, device: Device) -> bytearray:
+    """Open a phone's one-time-code seed; raises NotFound if it has none."""
     if device.sealed_totp_secret is None:
         raise NotFound("This device has no one-time-code secret.")
     return master.open(device.sealed_totp_secret, aad=aad("device-totp", device.id))
@@ -89,12 +81,14 @@ _ACTIVE_DEVICES = (
 
 
 def active_devices(session: Session, card_id: str, organisation_id: str) -> list[Device]:
+    """The card's paired phones that are not revoked, in this organisation."""
     return list(
         session.scalars(_ACTIVE_DEVICES, {"device_card": card_id, "device_org": organisation_id})
     )
 
 
 def device_dict(d: Device, *, connected: bool | None = None) -> JsonObject:
+    """A paired phone as JSON (``connected`` when it is known whether it listens now)."""
     out: JsonObject = {
         "id": d.id,
         "name": d.name,

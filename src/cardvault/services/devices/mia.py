@@ -20,6 +20,7 @@ from cardvault.domain.vocabulary import CardStatus, SignInRoute
 from cardvault.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.sealing import open_record
+from cardvault.services.devices.errors import BiometricUnlockFailed
 from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.devices.unlock import (
     OpenedSession,
@@ -35,10 +36,6 @@ from cardvault.store.models import Card, Organisation
 from cardvault.store.queries import cards as card_queries
 
 
-class BiometricUnlockFailed(AuthenticationFailed):
-    code = "biometric_unlock_failed"
-
-
 def login(
     rt: Runtime,
     caller: DeviceCaller,
@@ -46,6 +43,9 @@ def login(
     passcode: str | None = None,
     device_secret: bytes | None = None,
 ) -> OpenedSession:
+    """Sign in on the phone itself (the mobile identity agent). Raises InvalidInput for a
+    malformed request, PermissionDenied when the policy does not allow it, and the
+    look-alike SignInFailed for every refusal before the passcode."""
     if (passcode is None) == (device_secret is None):
         raise InvalidInput("Send either the passcode or the device secret.")
     actor = as_actor(caller)

@@ -30,16 +30,16 @@ from cardvault.crypto.keyslots import make_device_slot
 from cardvault.domain import totp
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus, SignInRoute
-from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from cardvault.errors import Conflict, InvalidInput, NotFound
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.sealing import open_record, seal_record
-from cardvault.services.devices.channel import (
-    ACTIVE,
-    APPLICATIONS,
-    MAX_DEVICES_PER_CARD,
+from cardvault.services.devices.channel import ACTIVE, APPLICATIONS, MAX_DEVICES_PER_CARD, seal_totp
+from cardvault.services.devices.errors import (
+    PairingExpired,
+    PairingInvalid,
+    PairingUsed,
     TooManyDevices,
-    seal_totp,
 )
 from cardvault.services.devices.unlock import (
     check_passcode_text,
@@ -64,20 +64,10 @@ TOKEN_BYTES = 32
 _TEXT = re.compile(r"^[\w .,'()+&/:-]{1,100}$", re.UNICODE)
 
 
-class PairingInvalid(AuthenticationFailed):
-    code = "pairing_invalid"
-
-
-class PairingExpired(AuthenticationFailed):
-    code = "pairing_expired"
-
-
-class PairingUsed(Conflict):
-    code = "pairing_used"
-
-
 @dataclass(frozen=True, kw_only=True)
 class PairingInvitation:
+    """A pairing code made by the RA: the URI the QR code shows, and its expiry."""
+
     uri: str = field(repr=False)
     link_id: str
     card_serial: str
@@ -87,6 +77,8 @@ class PairingInvitation:
 
 @dataclass(frozen=True, kw_only=True)
 class PairRequest:
+    """What a phone sends to pair: the code, the passcode, its public key and proof."""
+
     token: str = field(repr=False)
     passcode: str = field(repr=False)
     public_key: str  # base64url SubjectPublicKeyInfo DER
@@ -99,6 +91,8 @@ class PairRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class Paired:
+    """A phone paired: its id and the one-time-code secret it keeps."""
+
     device_id: str
     totp_uri: str = field(repr=False)
     totp_secret: str = field(repr=False)
@@ -111,6 +105,7 @@ class Paired:
 
 
 def token_hash(token: str) -> str:
+    """The stored form of a pairing token (SHA-256)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -164,6 +159,7 @@ def create_pairing(
 
 
 def pairing_uri(rt: Runtime, token: str, org_code: str) -> str:
+    """The ``cardvault://pair`` URI the QR code shows: server, token, organisation, key id."""
     kid = transport_keys.preferred_kid(rt)
     query = urlencode(
         {"v": "1", "server": rt.settings.base_url, "token": token, "org": org_code, "kid": kid}

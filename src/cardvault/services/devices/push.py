@@ -35,13 +35,18 @@ from cardvault.domain.push_policy import (
     next_allowed,
 )
 from cardvault.domain.vocabulary import AuthState
-from cardvault.errors import AuthenticationFailed, CardvaultError, Conflict, NotFound
+from cardvault.errors import NotFound
 from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
 from cardvault.services.devices.channel import (
     active_devices,
     channel,
     device_topic,
+)
+from cardvault.services.devices.errors import (
+    NoPairedDevice,
+    PushRateLimited,
+    TransactionInvalid,
 )
 from cardvault.services.networks import allow_list as network
 from cardvault.services.system.runtime import Actor, Runtime
@@ -54,44 +59,10 @@ SIGN_IN_PURPOSES = ("holder", "ra")
 RESET_PURPOSE = "recovery"
 
 
-class TransactionInvalid(AuthenticationFailed):
-    """The same answer as the engine's: the sign-in has ended or never was."""
-
-    code = "transaction_invalid"
-
-
-class NoPairedDevice(Conflict):
-    code = "no_paired_device"
-
-
-class PushRateLimited(CardvaultError):
-    code = "push_rate_limited"
-    http_status = 429
-    exit_code = 4
-
-
-class ChallengeClosed(Conflict):
-    code = "challenge_closed"
-
-
-class WrongNumber(Conflict):
-    code = "wrong_number"
-
-
-class PushNotAnswered(Conflict):
-    """Continue was chosen before the phone answered: no guess was made, nothing counts."""
-
-    code = "push_pending"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "Your phone has not answered the request yet.",
-            remedy="Type the number shown here on your phone and approve, then continue.",
-        )
-
-
 @dataclass(frozen=True, kw_only=True)
 class PushStarted:
+    """What starting a push gives the PC: the challenge, the number to show, how many phones."""
+
     challenge_id: str
     number: int
     expires_at: datetime
@@ -100,6 +71,7 @@ class PushStarted:
 
 
 def limits(rt: Runtime) -> PushLimits:
+    """The push limits this service runs with (pending prompts per card)."""
     return PushLimits(max_pending=rt.settings.push_max_pending)
 
 

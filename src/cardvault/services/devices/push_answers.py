@@ -21,10 +21,9 @@ from cardvault.domain.push_policy import Decision, PushStatus
 from cardvault.errors import InvalidInput, NotFound
 from cardvault.json_types import JsonObject
 from cardvault.services.devices.channel import active_devices, challenge_topic, channel
+from cardvault.services.devices.errors import ChallengeClosed, WrongNumber
 from cardvault.services.devices.push import (
     RESET_PURPOSE,
-    ChallengeClosed,
-    WrongNumber,
     device_view,
     organisations_of,
     publish_closed,
@@ -60,6 +59,8 @@ def pending_for_device(rt: Runtime, caller: DeviceCaller) -> list[JsonObject]:
 
 @dataclass(frozen=True, kw_only=True)
 class Answer:
+    """A phone's signed answer to a push: the number chosen, approve or deny, the signature."""
+
     challenge_id: str
     number: str
     decision: str

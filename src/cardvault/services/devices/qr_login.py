@@ -29,10 +29,11 @@ from cardvault.crypto import device as dcrypto
 from cardvault.crypto.aead import wipe
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import SignInRoute
-from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from cardvault.errors import InvalidInput, NotFound
 from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
 from cardvault.services.devices.channel import channel, qr_topic
+from cardvault.services.devices.errors import QrRequestClosed, QrRequestInvalid
 from cardvault.services.devices.pairing import token_hash
 from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.devices.unlock import (
@@ -52,14 +53,6 @@ from cardvault.store.types import new_id
 
 PURPOSE = "qr_login"
 LIFETIME = timedelta(minutes=2)
-
-
-class QrRequestInvalid(AuthenticationFailed):
-    code = "qr_request_invalid"
-
-
-class QrRequestClosed(Conflict):
-    code = "qr_request_closed"
 
 
 def start(
@@ -243,6 +236,7 @@ def _audit(
 
 
 def check_request_id(request_id: str) -> str:
+    """The request id if it is one (a UUID); raises InvalidInput otherwise."""
     if not isinstance(request_id, str) or len(request_id) != 36:
         raise InvalidInput("That is not a sign-in request id.")
     return request_id

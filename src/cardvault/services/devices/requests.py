@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 from cardvault.crypto import device as dcrypto
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus
-from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.errors import InvalidInput
 from cardvault.services.audit import trail as audit
-from cardvault.services.devices.channel import ACTIVE, DeviceNotRecognised
+from cardvault.services.devices.channel import ACTIVE
+from cardvault.services.devices.errors import DeviceNotRecognised, RequestReplayed, RequestStale
 from cardvault.services.networks import allow_list as network
 from cardvault.services.recovery.reset_links import may_self_unlock
 from cardvault.services.signin import factor_lockout
@@ -36,16 +37,10 @@ _NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _ID = re.compile(r"^[0-9a-f-]{36}$")
 
 
-class RequestStale(AuthenticationFailed):
-    code = "device_request_stale"
-
-
-class RequestReplayed(AuthenticationFailed):
-    code = "device_request_replayed"
-
-
 @dataclass(frozen=True, kw_only=True)
 class SignedRequest:
+    """The signature headers of a device request: device, time, nonce and signature."""
+
     device_id: str
     timestamp: str
     nonce: str

@@ -17,8 +17,9 @@ from cardvault.crypto.keyslots import (
 )
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import SignInRoute
-from cardvault.errors import InvalidInput, PermissionDenied
+from cardvault.errors import InvalidInput
 from cardvault.services.cards.sealing import open_record
+from cardvault.services.devices.errors import RouteNotAllowed
 from cardvault.services.signin import lockout
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
@@ -31,6 +32,8 @@ MAX_PASSCODE = 256
 
 @dataclass(frozen=True, kw_only=True)
 class OpenedSession:
+    """A card session opened on the phone (biometric unlock or passcode)."""
+
     token: str = field(repr=False)
     session_key: str = field(repr=False)  # standard base64, as /auth/login gives it
     session_id: str
@@ -40,6 +43,7 @@ class OpenedSession:
     organisation: str
 
     def as_dict(self) -> dict[str, str]:
+        """The opened session as JSON for the phone."""
         return {
             "token": self.token,
             "session_key": self.session_key,
@@ -51,15 +55,16 @@ class OpenedSession:
 
 
 def check_passcode_text(passcode: str | None) -> str:
+    """The passcode if it is text of a sensible length; raises InvalidInput otherwise."""
     if not isinstance(passcode, str) or not passcode or len(passcode) > MAX_PASSCODE:
         raise InvalidInput("Enter your passcode.", field="passcode")
     return passcode
 
 
 def require_route(org: Organisation, route: SignInRoute, what: str) -> None:
-    """The organisation's policy allows sign-ins that start this way, or PermissionDenied."""
+    """The organisation's policy allows sign-ins that start this way, or RouteNotAllowed."""
     if not policy_of(org).allows(route):
-        raise PermissionDenied(f"{org.name} does not allow {what}.", method=route)
+        raise RouteNotAllowed(f"{org.name} does not allow {what}.", method=route)
 
 
 def open_with_passcode(

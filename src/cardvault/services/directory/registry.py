@@ -17,6 +17,7 @@ from cardvault.domain.vocabulary import RaRole
 from cardvault.errors import Conflict, InvalidInput, NotFound
 from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
+from cardvault.services.directory.errors import DuplicateUserId, UnknownOrganisation, UnknownPerson
 from cardvault.services.directory.views import (
     OrganisationView,
     PersonDetails,
@@ -29,19 +30,8 @@ from cardvault.store.db import transaction
 from cardvault.store.models import Membership, Organisation, Person, RaRoleGrant
 
 
-class UnknownOrganisation(NotFound):
-    code = "unknown_organisation"
-
-
-class UnknownPerson(NotFound):
-    code = "unknown_person"
-
-
-class DuplicateUserId(Conflict):
-    code = "duplicate_user_id"
-
-
 def get_org(session: Session, code: str) -> Organisation:
+    """The organisation with this code; raises UnknownOrganisation."""
     org = session.scalar(
         select(Organisation).where(Organisation.code == identifiers.org_code(code))
     )
@@ -51,6 +41,7 @@ def get_org(session: Session, code: str) -> Organisation:
 
 
 def get_person(session: Session, user_id: str) -> Person:
+    """The person with this user id; raises UnknownPerson."""
     person = session.scalar(select(Person).where(Person.user_id == identifiers.user_id(user_id)))
     if person is None:
         raise UnknownPerson(f"There is no person with user id {user_id}.")
@@ -129,6 +120,8 @@ def show_organisation(rt: Runtime, code: str) -> OrganisationView:
 
 @dataclass(frozen=True, kw_only=True)
 class NewPerson:
+    """A person to add to the directory."""
+
     user_id: str
     forename: str
     surname: str
@@ -189,6 +182,8 @@ def _refuse_duplicates(session: Session, uid: str, mail: str | None) -> None:
 
 
 def add_membership(rt: Runtime, actor: Actor, user_id: str, org_code: str) -> None:
+    """Make a person a member of an organisation (audited); raises UnknownPerson or
+    UnknownOrganisation."""
     with transaction(rt.db) as session:
         person, org = get_person(session, user_id), get_org(session, org_code)
         if is_member(session, person.id, org.id):
@@ -205,6 +200,7 @@ def add_membership(rt: Runtime, actor: Actor, user_id: str, org_code: str) -> No
 
 
 def is_member(session: Session, person_id: str, org_id: str) -> bool:
+    """Whether the person belongs to the organisation."""
     return (
         session.scalar(
             select(Membership.id).where(
@@ -216,6 +212,7 @@ def is_member(session: Session, person_id: str, org_id: str) -> bool:
 
 
 def person_organisations(session: Session, person_id: str) -> list[Organisation]:
+    """The organisations a person belongs to, by code."""
     return list(
         session.scalars(
             select(Organisation)
@@ -278,6 +275,8 @@ def grant_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role: 
 
 
 def revoke_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role: str) -> None:
+    """Take an RA role away (audited); raises NotFound if the person does not hold it,
+    InvalidInput for an unknown role."""
     ra_role = _role(role)
     with transaction(rt.db) as session:
         person, org = get_person(session, user_id), get_org(session, org_code)

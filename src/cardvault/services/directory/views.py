@@ -14,6 +14,8 @@ from cardvault.store.rows import view_of
 
 @dataclass(frozen=True, kw_only=True)
 class OrganisationView:
+    """An organisation, its networks and parsed policy, as the shells see it."""
+
     id: str
     code: str
     name: str
@@ -23,11 +25,14 @@ class OrganisationView:
 
     @classmethod
     def of(cls, org: Organisation) -> OrganisationView:
+        """The view of an organisation row, its policy parsed."""
         return view_of(cls, org, networks=tuple(org.allowed_networks), policy=policy_of(org))
 
 
 @dataclass(frozen=True, kw_only=True)
 class PersonView:
+    """A person, as the shells see them."""
+
     id: str
     user_id: str
     forename: str
@@ -38,6 +43,7 @@ class PersonView:
 
     @classmethod
     def of(cls, person: Person) -> PersonView:
+        """The view of a person row."""
         return view_of(cls, person)
 
     @property
@@ -56,6 +62,8 @@ class RoleView:
 
 @dataclass(frozen=True, kw_only=True)
 class PersonDetails:
+    """A person with their organisations and RA roles."""
+
     person: PersonView
     #: the codes of the organisations the person is a member of, in code order
     organisations: tuple[str, ...]

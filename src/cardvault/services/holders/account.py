@@ -87,6 +87,7 @@ class Signed:
 
     @property
     def policy(self) -> OrganisationPolicy:
+        """The organisation's policy (parsed once per row)."""
         return policy_of(self.organisation)
 
 
@@ -108,6 +109,7 @@ def signed_in(session: Session, rt: Runtime, actor: Actor, session_id: str) -> S
 
 
 def my_card(rt: Runtime, actor: Actor, session_id: str) -> HolderCard:
+    """What My card shows: the card, its questions and methods; raises SessionInvalid."""
     pin = card_pins.status_by_id(rt, actor, session_id)
     with transaction(rt.db) as session:
         me = signed_in(session, rt, actor, session_id)
@@ -226,6 +228,8 @@ def change_questions(
 
 @dataclass(frozen=True, kw_only=True)
 class RecoveryCode:
+    """A new recovery code, shown to the holder once and never stored in clear."""
+
     code: str = field(repr=False)
 
 

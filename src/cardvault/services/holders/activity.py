@@ -30,6 +30,8 @@ LIMIT = 500
 
 @dataclass(frozen=True, kw_only=True)
 class ActivityLine:
+    """One event of the holder's recent use, in words."""
+
     at: datetime
     text: str
     failed: bool
@@ -55,6 +57,7 @@ def _quiet(e: AuditEvent) -> bool:
 
 
 def line(e: AuditEvent) -> ActivityLine:
+    """An audit event as the holder reads it."""
     return ActivityLine(
         at=datetime.fromisoformat(e.occurred_at.replace("Z", "+00:00")),
         text=words(e.action, e.outcome, e.reason, e.details or {}),

@@ -43,6 +43,7 @@ class CardPinPage:
 
 
 def page(rt: Runtime, actor: Actor, session_id: str) -> CardPinPage:
+    """What the card PIN page shows for the signed-in holder; raises SessionInvalid."""
     found = card_pins.status_by_id(rt, actor, session_id)
     return CardPinPage(
         pin_set=found.pin_set,

@@ -166,6 +166,8 @@ def _may_add(me: Signed) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class PairingShown:
+    """A pairing QR shown on My card: its URI, its link and when it expires."""
+
     uri: str
     link_id: str
     expires_at: datetime
@@ -198,6 +200,8 @@ def card_of(rt: Runtime, actor: Actor, session_id: str) -> str:
 
 
 def begin_key(rt: Runtime, actor: Actor, session_id: str) -> CeremonyStart:
+    """Start registering a security key for the holder's own card; raises SessionInvalid, or
+    PermissionDenied/Conflict when the policy or the card's count does not allow another."""
     with transaction(rt.db) as session:
         me = signed_in(session, rt, actor, session_id)
         _may_add(me)
@@ -215,6 +219,8 @@ def complete_key(
     response: Mapping[str, JsonValue],
     nickname: str,
 ) -> MethodView:
+    """Finish registering the holder's security key; raises SessionInvalid, or what the
+    registration ceremony raises (the key's answer does not check out)."""
     with transaction(rt.db) as session:
         me = signed_in(session, rt, actor, session_id)
     return registration.complete_registration(

@@ -49,6 +49,8 @@ SECOND_FACTORS = (MethodKind.TOTP, MethodKind.SECURITY_KEY)
 
 @dataclass(frozen=True, kw_only=True)
 class SetupChoices:
+    """The invitation's second-factor step: what the holder may choose, whether they are done."""
+
     serial: str
     organisation_name: str
     security_keys: bool
@@ -73,6 +75,7 @@ def _holder(actor: Actor, card: Card) -> Actor:
 
 
 def has_second_factor(session: Session, card: Card, org: Organisation) -> bool:
+    """Whether the card has a paired phone or a second-factor method in this organisation."""
     phone = session.scalar(
         select(Device.id).where(
             Device.card_id == card.id, Device.organisation_id == org.id, Device.status == ACTIVE
@@ -89,6 +92,7 @@ def has_second_factor(session: Session, card: Card, org: Organisation) -> bool:
 
 
 def choices(rt: Runtime, serial: str, org_code: str) -> SetupChoices:
+    """What the setup page offers; raises NotFound or Conflict (the card is not active)."""
     with rt.db() as session:
         card, org = _card(session, serial, org_code)
         policy = policy_of(org)
@@ -121,6 +125,8 @@ def pairing_used(rt: Runtime, serial: str, org_code: str, link_id: str) -> bool:
 
 
 def begin_key(rt: Runtime, actor: Actor, serial: str, org_code: str) -> CeremonyStart:
+    """Start registering a security key from the invitation; raises Conflict if the card is
+    not active."""
     with rt.db() as session:
         card, _org = _card(session, serial, org_code)
     return registration.begin_registration(
@@ -138,6 +144,8 @@ def complete_key(
     response: Mapping[str, JsonValue],
     nickname: str,
 ) -> MethodView:
+    """Finish registering the invitation's security key; raises Conflict if the card is not
+    active, or what the registration ceremony raises."""
     with rt.db() as session:
         card, _org = _card(session, serial, org_code)
     return registration.complete_registration(
@@ -165,6 +173,7 @@ def in_person(rt: Runtime, actor: Actor, serial: str, org_code: str) -> None:
 
 
 def ready(rt: Runtime, serial: str, org_code: str) -> bool:
+    """Whether the card now has a second factor (the holder may say they are done)."""
     with rt.db() as session:
         card, org = _card(session, serial, org_code)
         return has_second_factor(session, card, org)

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from cardvault.errors import PermissionDenied
+from cardvault.services.networks.errors import NetworkNotAllowed
 from cardvault.store.models import Organisation
-
-
-class NetworkNotAllowed(PermissionDenied):
-    code = "network_not_allowed"
 
 
 def check_client(org: Organisation, address: str | None) -> None:

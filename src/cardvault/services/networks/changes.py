@@ -19,17 +19,13 @@ from sqlalchemy.orm import Session
 from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.networks import changed_networks
-from cardvault.errors import Conflict
 from cardvault.services.audit import trail as audit
-from cardvault.services.directory.registry import UnknownOrganisation
+from cardvault.services.directory.errors import UnknownOrganisation
 from cardvault.services.networks import ingress
+from cardvault.services.networks.errors import NetworksChangedMeanwhile
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Organisation
-
-
-class NetworksChangedMeanwhile(Conflict):
-    code = "networks_changed_meanwhile"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +43,8 @@ class NetworksChange:
 
 @dataclass(frozen=True, kw_only=True)
 class OrganisationNetworks:
+    """An organisation's network list, and whether this call changed it."""
+
     code: str
     name: str
     networks: tuple[str, ...]
@@ -54,6 +52,7 @@ class OrganisationNetworks:
 
 
 def show(rt: Runtime, code: str) -> OrganisationNetworks:
+    """An organisation's network list; raises UnknownOrganisation."""
     with rt.db() as session:
         org = _org(session, code=code)
         return _view(org)

@@ -31,6 +31,7 @@ from cardvault.domain.refusal_throttle import RefusalThrottle, Verdict, source_o
 from cardvault.errors import Unavailable
 from cardvault.json_types import JsonValue
 from cardvault.services.audit import trail as audit
+from cardvault.services.networks.errors import IngressUnavailable
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import reading, transaction
 from cardvault.store.models import Organisation
@@ -39,10 +40,6 @@ log = logging.getLogger("cardvault.ingress")
 REFRESH = timedelta(seconds=1)
 _CACHE = "cardvault.ingress.networks"
 _THROTTLE = "cardvault.ingress.throttle"
-
-
-class IngressUnavailable(Unavailable):
-    code = "ingress_unavailable"
 
 
 @dataclass(frozen=True)
@@ -54,6 +51,7 @@ class Admission:
 
     @classmethod
     def of(cls, organisation_networks: list[str], portal_networks: list[str]) -> Admission:
+        """The allow-lists of the two doors from the organisations' and the portal's networks."""
         orgs = AllowList.of(organisation_networks)
         return cls(organisations=orgs, portal=orgs | AllowList.of(portal_networks))
 
@@ -89,6 +87,7 @@ class NetworkCache:
             self._lock.release()
 
     def forget(self) -> None:
+        """Read the networks again on the next request (after a change in this process)."""
         self._loaded_at = None
 
     def _read(self) -> Admission:
@@ -112,6 +111,7 @@ class NetworkCache:
 
 
 def networks(rt: Runtime) -> NetworkCache:
+    """This process's cache of the networks, made on first use."""
     return rt.memo(_CACHE, lambda: NetworkCache(rt))
 
 

@@ -52,17 +52,22 @@ MAX_ERROR_LENGTH = 500
 
 @dataclass(frozen=True, kw_only=True)
 class Senders:
+    """The email and SMS senders the dispatcher hands messages to."""
+
     email: EmailSender
     sms: SmsSender
 
 
 @dataclass(kw_only=True)
 class Report:
+    """How many messages a run sent, will retry, and gave up on."""
+
     sent: int = 0
     retrying: int = 0
     failed: int = 0
 
     def add(self, other: Report) -> None:
+        """Add another report's counts to this one."""
         self.sent += other.sent
         self.retrying += other.retrying
         self.failed += other.failed
@@ -146,6 +151,7 @@ class Dispatcher:
         )
 
     def claim(self, limit: int) -> list[str]:
+        """Claim up to ``limit`` due messages (pending, or sending for too long); their ids."""
         now = self.rt.clock()
         with self.rt.db() as session:
             candidates = list(
@@ -178,6 +184,8 @@ class Dispatcher:
 
     def deliver(self, notification_id: str) -> Report:
         # read, then leave the session: on SQLite even a read holds the write lock
+        """Send one claimed message and record the outcome: a refusal (DeliveryFailed, or any
+        CardvaultError of a sender) is recorded as a retry or a failure, not raised."""
         with self.rt.db() as session:
             row = session.get(Notification, notification_id)
         assert row is not None
@@ -277,14 +285,17 @@ class Background:
         self._thread = threading.Thread(target=self._loop, name="cardvault-notify", daemon=True)
 
     def start(self) -> Background:
+        """Start the background thread, woken after every commit."""
         event.listen(self.dispatcher.rt.db, "after_commit", self._after_commit)
         self._thread.start()
         return self
 
     def wake(self) -> None:
+        """Look for due messages now."""
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread, waiting up to ``timeout`` seconds for it."""
         self._stop.set()
         self._wake.set()
         if event.contains(self.dispatcher.rt.db, "after_commit", self._after_commit):
@@ -306,5 +317,6 @@ class Background:
 
 
 def start_background(rt: Runtime, senders: Senders | None = None) -> Background:
+    """Start a dispatcher in a background thread, with the configured senders."""
     dispatcher = Dispatcher(rt, senders or senders_from_settings(rt.settings))
     return Background(dispatcher, poll_seconds=rt.settings.notify_poll_seconds).start()

@@ -42,6 +42,8 @@ _DATETIME = "$datetime"
 
 
 class Channel(StrEnum):
+    """How a message travels: email or SMS."""
+
     EMAIL = "email"
     SMS = "sms"
 
@@ -113,6 +115,7 @@ def render(
     message_id: str,
     context: Mapping[str, Any],
 ) -> EmailMessage | SmsMessage:
+    """Render a template for a channel; raises UnknownTemplate or TemplateContextError."""
     values = {**context, "service_name": rt.settings.service_name}
     if channel == Channel.EMAIL:
         return render_email(template, to=recipient, message_id=message_id, context=values)
@@ -170,6 +173,7 @@ def support_contact(rt: Runtime, organisation: Organisation | None) -> str:
 
 
 def holder_name(person: Person) -> str:
+    """How a message addresses the holder: forename, else the common name."""
     return person.forename or person.common_name
 
 
@@ -205,10 +209,12 @@ def to_holder(
 
 
 def passcode_changed(session: Session, rt: Runtime, card: Card) -> str | None:
+    """Queue the passcode-changed email to the holder; its id, or None without an address."""
     return to_holder(session, rt, card, EmailTemplate.PASSCODE_CHANGED, context={"at": rt.clock()})
 
 
 def device_added(session: Session, rt: Runtime, card: Card, device_name: str) -> str | None:
+    """Queue the phone-paired email to the holder; its id, or None without an address."""
     return to_holder(
         session,
         rt,
@@ -219,6 +225,7 @@ def device_added(session: Session, rt: Runtime, card: Card, device_name: str) ->
 
 
 def device_removed(session: Session, rt: Runtime, card: Card, device_name: str) -> str | None:
+    """Queue the phone-removed email to the holder; its id, or None without an address."""
     return to_holder(
         session,
         rt,
@@ -229,6 +236,7 @@ def device_removed(session: Session, rt: Runtime, card: Card, device_name: str) 
 
 
 def security_key_added(session: Session, rt: Runtime, card: Card, key_name: str) -> str | None:
+    """Queue the security-key-added email; its id, or None without an address."""
     return to_holder(
         session,
         rt,
@@ -239,6 +247,7 @@ def security_key_added(session: Session, rt: Runtime, card: Card, key_name: str)
 
 
 def security_key_removed(session: Session, rt: Runtime, card: Card, key_name: str) -> str | None:
+    """Queue the security-key-removed email; its id, or None without an address."""
     return to_holder(
         session,
         rt,
@@ -357,6 +366,8 @@ def invitation_code_sms(
     valid_minutes: int,
     expires_at: datetime,
 ) -> str:
+    """Queue the invitation code as an SMS to the holder's phone; its id. Raises
+    InvalidPhoneNumber for a number SMS cannot reach."""
     return enqueue(
         session,
         rt,

@@ -38,13 +38,18 @@ from cardvault.crypto.profile import CertUsage
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.card_pin import check_card_pin
 from cardvault.domain.vocabulary import AppletOrigin
-from cardvault.errors import AuthenticationFailed, Conflict, PermissionDenied
+from cardvault.errors import PermissionDenied
 from cardvault.json_types import JsonInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.piv import statements
+from cardvault.services.piv.errors import (
+    CardPinBlocked,
+    CardPinRaced,
+    NotReadyForReaders,
+    WrongCardPin,
+)
 from cardvault.services.piv.image import (
     IssuedCertificate,
-    NotReadyForReaders,
     build_image,
     issued_certificates,
 )
@@ -52,16 +57,15 @@ from cardvault.services.piv.reader_links import check_session_key
 from cardvault.services.piv.secrets import PivSecrets, open_secrets, seal_secrets
 from cardvault.services.pki import content_signer
 from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardSession, Organisation, PivCard, PivLink
 from cardvault.store.queries.organisations import policy_of
 
 __all__ = [
-    "CardPinBlocked",
     "CardPinStatus",
     "PinChanged",
-    "WrongCardPin",
     "blocked_since",
     "minimum_for",
     "provision",
@@ -77,20 +81,10 @@ Opener = Callable[[Session], tuple[CardSession, Card]]
 Also = Callable[[Session, Card, str], None]
 
 
-class WrongCardPin(AuthenticationFailed):
-    code = "card_pin_wrong"
-
-
-class CardPinBlocked(PermissionDenied):
-    code = "card_pin_blocked"
-
-
-class CardPinRaced(Conflict):
-    code = "card_pin_raced"
-
-
 @dataclass(frozen=True, kw_only=True)
 class CardPinStatus:
+    """The card PIN as the holder's session sees it: set, blocked, tries left."""
+
     serial: str
     pin_set: bool
     blocked: bool
@@ -103,6 +97,8 @@ class CardPinStatus:
 
 @dataclass(frozen=True, kw_only=True)
 class PinChanged:
+    """A card PIN that was set, changed or unblocked."""
+
     serial: str
     #: ``set`` (the card's first PIN), ``changed`` or ``unblocked``
     outcome: str
@@ -386,7 +382,7 @@ def _holder_session_again(
     """The session is still live and still the one read before the Argon2id run."""
     row, card = opener(session)
     if row.id != seen.session_id or card.id != seen.card_id:
-        raise card_sessions.SessionInvalid("The session changed; sign in again.")
+        raise SessionInvalid("The session changed; sign in again.")
     return row, card
 
 

@@ -31,13 +31,12 @@ from cardvault.card.piv.asymmetric import GENERATABLE
 from cardvault.card.piv.state import RetryCounter
 from cardvault.crypto import keys as ckeys
 from cardvault.crypto import x509 as cx509
-from cardvault.errors import Conflict
+from cardvault.services.piv.errors import NotReadyForReaders
 from cardvault.store.models import Certificate
 
 __all__ = [
     "CERTIFICATE_SLOTS",
     "IssuedCertificate",
-    "NotReadyForReaders",
     "build_image",
     "issued_certificates",
     "with_certificates",
@@ -51,10 +50,6 @@ CERTIFICATE_SLOTS = {
 _BY_KEY_ALGORITHM = {kind: alg for alg, kind in GENERATABLE.items()}
 #: GET SERIAL answers eight decimal digits, as yubico-piv-tool shows them
 _SERIAL_BASE, _SERIALS = 10_000_000, 90_000_000
-
-
-class NotReadyForReaders(Conflict):
-    code = "piv_not_ready"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -35,11 +35,8 @@ from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import PermissionDenied
 from cardvault.services.audit import trail as audit
-from cardvault.services.cards.issuance import (
-    CardExists,
-    NotAMember,
-    certificate_row,
-)
+from cardvault.services.cards.errors import CardExists, NotAMember
+from cardvault.services.cards.issuance import certificate_row
 from cardvault.services.cards.lookup import end_card_state
 from cardvault.services.cards.sealing import seal_record, shred_record
 from cardvault.services.directory.registry import get_person, is_member
@@ -81,6 +78,8 @@ REQUIRED_SLOTS = {
 
 @dataclass(frozen=True, kw_only=True)
 class IssuanceStarted:
+    """A PC/SC issuance begun: the reader link and the issuance key for the connector."""
+
     link_id: str
     serial: str
     issuance_key: bytes = field(repr=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from cardvault.crypto.aead import SealBroken, aad, open_sealed, seal, wipe
 from cardvault.crypto.kdf import hkdf_key
-from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.errors import SessionInvalid
 
 __all__ = ["keep", "kept"]
 
@@ -18,6 +18,8 @@ _INFO = b"cardvault/piv-last-response/v1"
 
 
 def keep(caller_key: bytes, link_id: str, seq: int, response: bytes, *, whole: bool) -> bytes:
+    """Seal the last response of a reader link under the caller's key, so that a retried
+    request gets the same answer."""
     key = hkdf_key(caller_key, link_id.encode(), _INFO)
     try:
         return seal(key, bytes((whole,)) + response, aad("piv-response", link_id, seq))
@@ -31,7 +33,7 @@ def kept(caller_key: bytes, link_id: str, seq: int, blob: bytes) -> tuple[bytes,
     try:
         plain = open_sealed(key, blob, aad("piv-response", link_id, seq))
     except SealBroken:
-        raise card_sessions.SessionInvalid("The key does not match this session.") from None
+        raise SessionInvalid("The key does not match this session.") from None
     finally:
         wipe(key)
     return bytes(plain[1:]), bool(plain[0])

@@ -47,6 +47,8 @@ _PAD = b"\xff"
 
 
 class Mode(StrEnum):
+    """Whom a reader link serves: a holder's card session, or an RA personalising a card."""
+
     USE = "use"  # a holder's card session
     ISSUANCE = "issuance"  # an RA's connector personalising a blank card
 
@@ -62,6 +64,8 @@ def key_role(slot: Slot) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class KeyUse:
+    """One use of a card key, for the audit trail (the input only as a hash)."""
+
     operation: str
     slot: Slot
     algorithm: Algorithm
@@ -113,9 +117,11 @@ class ServicePorts:
     # -- reference data ----------------------------------------------------------------------
 
     def random_bytes(self, count: int) -> bytes:
+        """Random bytes from ``secrets``, for challenges."""
         return secrets.token_bytes(count)
 
     def verify_reference(self, reference: PinRef, value: bytes) -> None:
+        """Check the card PIN or PUK; raises WrongReferenceData (with tries left)."""
         if reference is PinRef.PIV_PIN and self._rechecked(value):
             self.effects.checks.append((reference, True))
             return
@@ -136,6 +142,7 @@ class ServicePorts:
         return recheck is not None and not self.effects.changed and recheck.matches(value)
 
     def change_reference(self, reference: PinRef, value: bytes) -> None:
+        """Set a new PIN or PUK; raises CardError for a default value or a bad length."""
         plain = _unpadded(value)
         if plain == (DEFAULT_PUK if reference is PinRef.PUK else DEFAULT_PIN):
             raise CardError(Sw.INCORRECT_DATA, "the default value cannot be set again")
@@ -174,6 +181,7 @@ class ServicePorts:
     # -- management key ----------------------------------------------------------------------
 
     def management_key(self, algorithm: Algorithm) -> bytearray:
+        """The card's management key, at issuance only; raises CardError otherwise."""
         self._require_issuance()
         current = self._current_secrets()
         if current.management_algorithm is not algorithm or not current.management_key:
@@ -181,6 +189,7 @@ class ServicePorts:
         return bytearray(current.management_key)
 
     def set_management_key(self, algorithm: Algorithm, key: bytes) -> None:
+        """Replace the management key, at issuance only."""
         self._require_issuance()
         self.effects.secrets = self._current_secrets().with_management_key(algorithm, key)
         self.effects.management_changed = True
@@ -188,6 +197,7 @@ class ServicePorts:
     # -- keys --------------------------------------------------------------------------------
 
     def generate_key(self, slot: Slot, algorithm: Algorithm) -> bytes:
+        """Generate a key in a slot, at issuance only; its public key as the applet returns it."""
         self._require_issuance()
         kind = GENERATABLE[algorithm]
         key = ckeys.generate_private_key(kind)
@@ -216,13 +226,16 @@ class ServicePorts:
         return spki
 
     def sign(self, slot: Slot, algorithm: Algorithm, data: bytes) -> bytes:
+        """Sign a padded block with the slot's RSA key; raises CardError for a missing key."""
         key = self._private_key(slot, algorithm, "sign", data)
         return rsa_private_block(key, data) if algorithm.is_rsa else ecdsa_sign_hash(key, data)
 
     def decrypt(self, slot: Slot, algorithm: Algorithm, block: bytes) -> bytes:
+        """Decrypt a block with the slot's RSA key; raises CardError for a missing key."""
         return rsa_private_block(self._private_key(slot, algorithm, "decrypt", block), block)
 
     def ecdh(self, slot: Slot, algorithm: Algorithm, peer_point: bytes) -> bytes:
+        """The ECDH shared secret with the slot's key; raises CardError for a missing key."""
         key = self._private_key(slot, algorithm, "ecdh", peer_point)
         return ecdh_shared_secret(key, peer_point)
 

@@ -22,13 +22,15 @@ from cardvault.crypto.keyslots import WrongSecret, unwrap_session
 from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import AppletOrigin
-from cardvault.errors import Conflict, NotFound, PermissionDenied
+from cardvault.errors import PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.piv import statements
 from cardvault.services.piv.answers import PROBES, constant_answers
+from cardvault.services.piv.errors import LinkClosed, NoPivApplet
 from cardvault.services.piv.image import issued_certificates, with_certificates
 from cardvault.services.piv.ports import Mode
 from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardSession, PivCard, PivLink
@@ -36,7 +38,6 @@ from cardvault.store.types import new_id
 
 __all__ = [
     "PROBES",
-    "LinkClosed",
     "LinkStatus",
     "UseLink",
     "check_session_key",
@@ -47,21 +48,10 @@ __all__ = [
 ]
 
 
-class LinkClosed(NotFound):
-    """The link is gone (its session ended, or the connector closed it)."""
-
-    code = "piv_link_closed"
-    http_status = 410
-
-
-class NoPivApplet(Conflict):
-    """The card has no applet yet: its holder has not set a card PIN (card_pin.py)."""
-
-    code = "piv_pin_not_set"
-
-
 @dataclass(frozen=True, kw_only=True)
 class UseLink:
+    """A reader link opened in a card session, with the answers the connector may cache."""
+
     link_id: str
     serial: str
     #: GET DATA answers for the public objects (None: the card has no such object)
@@ -74,6 +64,8 @@ class UseLink:
 
 @dataclass(frozen=True, kw_only=True)
 class LinkStatus:
+    """Whether a reader link is alive, and until when."""
+
     alive: bool
     expires_at: datetime | None = None
     idle_expires_at: datetime | None = None
@@ -159,10 +151,11 @@ def _refresh_certificates(session: Session, rt: Runtime, card: Card, piv: PivCar
 
 
 def check_session_key(row: CardSession, session_key: bytes) -> None:
+    """Raise SessionInvalid unless ``session_key`` opens this card session's wrap."""
     try:
         wipe(unwrap_session(row.session_wrap, session_key, session_id=row.id))
     except WrongSecret:
-        raise card_sessions.SessionInvalid("The session key does not match this session.") from None
+        raise SessionInvalid("The session key does not match this session.") from None
 
 
 def close(rt: Runtime, actor: Actor, *, token: str, link_id: str) -> None:

@@ -49,6 +49,7 @@ class PinRecheck:
         blob: bytes | None,
         now: datetime,
     ) -> PinRecheck:
+        """The kept PIN check of a link, if it is still fresh."""
         derived = hkdf_key(caller_key, link_id.encode(), _INFO)
         try:
             key = bytes(derived)
@@ -57,9 +58,11 @@ class PinRecheck:
         return cls(link_id=link_id, key=key, kept=_open(master, link_id, blob, now))
 
     def matches(self, block: bytes) -> bool:
+        """Whether the block is the PIN checked before (compared in constant time)."""
         return self.kept is not None and hmac.compare_digest(self._tag(block), self.kept)
 
     def seal(self, master: MasterKey, block: bytes, now: datetime) -> bytes:
+        """Seal the tag of a PIN that checked out, to recognise it on the next session."""
         body = {
             "tag": base64.b64encode(self._tag(block)).decode(),
             "until": (now + TTL).isoformat(),

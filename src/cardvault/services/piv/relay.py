@@ -34,19 +34,20 @@ from cardvault.card.piv.link_state import (
 from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import CardKeyRecord, WrongSecret, unwrap_session
 from cardvault.domain.vocabulary import CardStatus
-from cardvault.errors import Conflict, Unavailable
+from cardvault.errors import Unavailable
 from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.piv import issuance, snapshot, statements
 from cardvault.services.piv.answers import standing_answers
 from cardvault.services.piv.card_pin import blocked_since
+from cardvault.services.piv.errors import LinkClosed, StaleRequest
 from cardvault.services.piv.kept import keep, kept
 from cardvault.services.piv.ports import Effects, Mode, ServicePorts
-from cardvault.services.piv.reader_links import LinkClosed
 from cardvault.services.piv.recheck import PinRecheck
 from cardvault.services.piv.secrets import PivSecrets, open_secrets, seal_secrets
 from cardvault.services.piv.snapshot import Snapshot
 from cardvault.services.piv.trail import ApduFacts, record_apdu
 from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
@@ -55,16 +56,12 @@ from cardvault.store.models import (
 )
 from cardvault.store.queries.organisations import policy_of
 
-__all__ = ["RelayAnswer", "RelayRequest", "StaleRequest", "relay"]
+__all__ = ["RelayAnswer", "RelayRequest", "relay"]
 
 MAX_TRIES = 8
 _NOTHING_MISSING: tuple[str, ...] = ()
 _OK = Sw.SUCCESS.wire()
 _GET_RESPONSE = CommandApdu(cla=0, ins=IsoIns.GET_RESPONSE, p1=0, p2=0, ne=SHORT_MAX).to_bytes()
-
-
-class StaleRequest(Conflict):
-    code = "piv_stale_request"
 
 
 class _Raced(Exception):
@@ -73,6 +70,8 @@ class _Raced(Exception):
 
 @dataclass(frozen=True, kw_only=True)
 class RelayRequest:
+    """One APDU for the card behind a reader link, with its sequence number."""
+
     mode: Mode
     token: str = field(repr=False)
     #: SK of the card session (use) or the issuance key IK (issuance)
@@ -90,6 +89,8 @@ class RelayRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class RelayAnswer:
+    """The card's response to an APDU, and the link's state after it."""
+
     response: bytes
     card_status: CardStatus
     expires_at: datetime
@@ -117,6 +118,9 @@ class _Computed:
 
 
 def relay(rt: Runtime, actor: Actor, req: RelayRequest) -> RelayAnswer:
+    """Run one APDU on the card behind a reader link. Raises StaleRequest for a request
+    older than one already answered, Unavailable when the card stays busy after a few tries,
+    and what taking the snapshot raises (LinkClosed, SessionInvalid)."""
     for _ in range(MAX_TRIES):
         snap = snapshot.take(rt, actor, mode=req.mode, token=req.token, link_id=req.link_id)
         if req.seq == snap.link.last_seq and snap.link.last_response is not None:
@@ -142,7 +146,7 @@ def _dek_source(snap: Snapshot, req: RelayRequest) -> bytearray:
             raise LinkClosed("The issuance has ended.")
         return unwrap_session(wrap, req.key, session_id=issuance.issuance_wrap_id(snap.link.id))
     except WrongSecret:
-        raise card_sessions.SessionInvalid("The key does not match this session.") from None
+        raise SessionInvalid("The key does not match this session.") from None
 
 
 # -- compute -----------------------------------------------------------------------------------
@@ -293,7 +297,7 @@ def _touch(session: Session, rt: Runtime, snap: Snapshot) -> tuple[datetime, dat
         session, statements.TOUCH_SESSION, {"where_session": row.id, "now": now, "idle": idle}
     )
     if changed != 1:
-        raise card_sessions.SessionInvalid("The session has ended; sign in again.")
+        raise SessionInvalid("The session has ended; sign in again.")
     return row.expires_at, idle
 
 

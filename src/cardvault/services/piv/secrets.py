@@ -26,6 +26,8 @@ DEFAULT_PUK = b"12345678"
 
 @dataclass(frozen=True, kw_only=True)
 class PivSecrets:
+    """The card PIN and PUK verifiers and the management key, sealed per card."""
+
     pin: Verifier
     puk: Verifier
     #: set by the card management system (a blank card's defaults are not "set")
@@ -36,20 +38,25 @@ class PivSecrets:
 
     @classmethod
     def blank(cls, params: Argon2Params) -> PivSecrets:
+        """The secrets of a new card: the default PIN and PUK."""
         return cls(pin=make_verifier(DEFAULT_PIN, params), puk=make_verifier(DEFAULT_PUK, params))
 
     def verifier(self, reference: PinRef) -> Verifier:
+        """The verifier of the PIN or the PUK."""
         return self.puk if reference is PinRef.PUK else self.pin
 
     def with_reference(self, reference: PinRef, verifier: Verifier) -> PivSecrets:
+        """These secrets with a new PIN or PUK verifier."""
         if reference is PinRef.PUK:
             return replace(self, puk=verifier, puk_set=True)
         return replace(self, pin=verifier, pin_set=True)
 
     def with_management_key(self, algorithm: Algorithm, key: bytes) -> PivSecrets:
+        """These secrets with a new management key."""
         return replace(self, management_algorithm=algorithm, management_key=bytes(key))
 
     def to_bytes(self) -> bytearray:
+        """The secrets as JSON bytes, in a buffer the caller wipes."""
         body = {
             "pin": self.pin.as_dict(),
             "puk": self.puk.as_dict(),
@@ -66,6 +73,7 @@ class PivSecrets:
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray) -> PivSecrets:
+        """Read secrets back; raises IntegrityError for anything our code did not write."""
         try:
             body = json.loads(bytes(data))  # checked field by field below
             management = body["management"]
@@ -90,6 +98,7 @@ def _aad(card_id: str, version: int) -> bytes:
 
 
 def seal_secrets(master: MasterKey, card_id: str, version: int, value: PivSecrets) -> bytes:
+    """Seal the secrets under the master key, bound to card and version."""
     plain = value.to_bytes()
     try:
         return master.seal(plain, aad=_aad(card_id, version))
@@ -98,6 +107,7 @@ def seal_secrets(master: MasterKey, card_id: str, version: int, value: PivSecret
 
 
 def open_secrets(master: MasterKey, card_id: str, version: int, blob: bytes) -> PivSecrets:
+    """Open sealed secrets; raises SealBroken or IntegrityError if altered or moved."""
     plain = master.open(blob, aad=_aad(card_id, version))
     try:
         return PivSecrets.from_bytes(plain)

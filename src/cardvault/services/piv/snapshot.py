@@ -18,9 +18,10 @@ from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import PermissionDenied
 from cardvault.services.networks import allow_list as network
 from cardvault.services.piv import issuance, statements
+from cardvault.services.piv.errors import LinkClosed
 from cardvault.services.piv.ports import Mode
-from cardvault.services.piv.reader_links import LinkClosed
 from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import reading
 from cardvault.store.models import Card, CardSession, Organisation, PivCard, PivLink, RaRoleGrant
@@ -36,6 +37,8 @@ USABLE = {
 
 @dataclass(frozen=True, kw_only=True)
 class Snapshot:
+    """Everything one APDU needs, read in one read-only unit of work."""
+
     session: CardSession
     link: PivLink
     card: Card
@@ -62,14 +65,14 @@ def take(rt: Runtime, actor: Actor, *, mode: Mode, token: str, link_id: str) -> 
 def _why_not_found(session: Session, token: str) -> NoReturn:
     hashed = card_sessions.token_hash(token)
     if session.scalar(select(CardSession.id).where(CardSession.token_hash == hashed)) is None:
-        raise card_sessions.SessionInvalid()
+        raise SessionInvalid()
     raise LinkClosed("This card is no longer in the reader; start the connector again.")
 
 
 def _check_live(rt: Runtime, actor: Actor, row: CardSession, org: Organisation) -> None:
     now = rt.clock()
     if now >= row.expires_at or now >= row.idle_expires_at:
-        raise card_sessions.SessionInvalid("The session has expired; sign in again.")
+        raise SessionInvalid("The session has expired; sign in again.")
     network.check_client(org, actor.client_address)
 
 

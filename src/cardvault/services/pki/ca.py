@@ -26,38 +26,38 @@ from cryptography.x509 import Certificate
 
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.aead import aad, wipe
-from cardvault.errors import CardvaultError, Conflict, IntegrityError
+from cardvault.errors import Conflict, IntegrityError
 from cardvault.keystore import pkcs11_ca
 from cardvault.keystore.files import shred, write_private
 from cardvault.keystore.pkcs11 import Pkcs11Config
 from cardvault.keystore.provider import DataDirDamaged, MasterKey
+from cardvault.services.pki.errors import CaMissing
 from cardvault.services.system.runtime import Runtime, hsm_config
 from cardvault.store.types import utcnow
 
 _AAD = aad("ca-key", 1)
 
 
-class CaMissing(CardvaultError):
-    code = "ca_missing"
-    http_status = 503
-    exit_code = 9
-
-
 @dataclass(frozen=True, kw_only=True)
 class IssuingCa:
+    """The issuing CA: its certificate and its key (opened, or a handle in the HSM)."""
+
     key: cx509.CaKey
     cert: Certificate
 
     @property
     def in_hsm(self) -> bool:
+        """Whether the key is held in the HSM (a handle, never the key itself)."""
         return isinstance(self.key, pkcs11_ca.Pkcs11CaKey)
 
     @property
     def cert_pem(self) -> bytes:
+        """The CA certificate as PEM."""
         return cx509.certificate_to_pem(self.cert)
 
 
 def ca_dir(data_dir: Path) -> Path:
+    """Where the CA lives in the data directory."""
     return data_dir / "ca"
 
 
@@ -67,6 +67,7 @@ def _paths(data_dir: Path) -> tuple[Path, Path]:
 
 
 def exists(data_dir: Path) -> bool:
+    """Whether a CA has been set up."""
     return _paths(data_dir)[0].exists()
 
 
@@ -165,6 +166,7 @@ def _replace_files(data_dir: Path, cert: Certificate) -> None:
 
 
 def load(rt: Runtime) -> IssuingCa:
+    """The issuing CA, its key opened with the master key; raises CaMissing."""
     cert_path, key_path = _paths(rt.data_dir)
     described = ca_dir(rt.data_dir) / pkcs11_ca.DESCRIPTION
     if described.exists() and cert_path.exists():
@@ -304,6 +306,7 @@ def issuing_certificates(rt: Runtime) -> tuple[Certificate, ...]:
 
 
 def export_pem(data_dir: Path) -> bytes:
+    """The CA certificate as PEM; raises CaMissing."""
     cert_path, _ = _paths(data_dir)
     if not cert_path.exists():
         raise CaMissing("This service has no issuing CA.", remedy="Run `cardvault ca init`.")

@@ -22,6 +22,7 @@ from cardvault.crypto.content_signing import issue_content_signer, sign_chuid
 from cardvault.errors import CardvaultError
 from cardvault.keystore.files import write_private
 from cardvault.services.pki import ca
+from cardvault.services.pki.errors import CaMissing
 from cardvault.services.system.runtime import Runtime
 
 __all__ = ["ContentSigner", "chuid_signer", "load_or_create"]
@@ -31,6 +32,8 @@ _AAD = aad("piv-content-signer-key", 1)
 
 @dataclass(frozen=True, kw_only=True)
 class ContentSigner:
+    """The CA's PIV content signer: the key and certificate that sign CHUIDs."""
+
     key: ckeys.PrivateKey
     cert: Certificate
 
@@ -84,6 +87,6 @@ def chuid_signer(rt: Runtime) -> Callable[[bytes], bytes] | None:
     """A function signing CHUID contents, or None when there is no CA to sign for."""
     try:
         signer = load_or_create(rt)
-    except ca.CaMissing:
+    except CaMissing:
         return None
     return lambda content: sign_chuid(content, key=signer.key, cert=signer.cert)

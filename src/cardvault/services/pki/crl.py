@@ -51,6 +51,8 @@ def revocation_of(row: Certificate, card: Card | None) -> tuple[datetime, str] |
 
 @dataclass(frozen=True, kw_only=True)
 class CrlDocument:
+    """A signed CRL as it is served: DER, number and validity."""
+
     der: bytes
     number: int
     this_update: datetime
@@ -58,6 +60,7 @@ class CrlDocument:
 
     @property
     def etag(self) -> str:
+        """An ETag for the DER, so that clients fetch a CRL only when it changed."""
         return '"' + hashlib.sha256(self.der).hexdigest()[:32] + '"'
 
 

@@ -39,7 +39,9 @@ from cardvault.services.cards.sealing import open_record, seal_record
 from cardvault.services.pki import ca
 from cardvault.services.pki import crl as crls
 from cardvault.services.pki import links as pki_links
+from cardvault.services.pki.errors import NotRenewable
 from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Certificate, Organisation, Person
@@ -49,12 +51,10 @@ from cardvault.store.queries.organisations import policy_of
 RENEWABLE = (CardStatus.ISSUED, CardStatus.ENROLLED, CardStatus.ACTIVE)
 
 
-class NotRenewable(Conflict):
-    code = "not_renewable"
-
-
 @dataclass(frozen=True, kw_only=True)
 class Renewed:
+    """A card's certificates renewed (with new keys or the same)."""
+
     serial: str
     new_keys: bool
     certificates: list[dict[str, object]] = field(default_factory=list)
@@ -69,7 +69,7 @@ def renew_in_session(rt: Runtime, actor: Actor, token: str, session_key: bytes) 
     try:
         dek = unwrap_session(row.session_wrap, session_key, session_id=session_id)
     except WrongSecret:
-        raise card_sessions.SessionInvalid("The session key does not match this session.") from None
+        raise SessionInvalid("The session key does not match this session.") from None
     record = open_record(rt.master_key, card)
     try:
         sealed, public = [], {}

@@ -21,6 +21,8 @@ from cardvault.store.models import Card, Certificate
 
 
 def status_by_fingerprint(rt: Runtime, fingerprint: str) -> dict[str, object]:
+    """A certificate's status by its SHA-256 fingerprint; raises InvalidInput for a
+    malformed one. Only this CA's certificates are good or revoked, others unknown."""
     fp = fingerprint.strip().lower().replace(":", "")
     if len(fp) != 64 or any(c not in "0123456789abcdef" for c in fp):
         raise InvalidInput(

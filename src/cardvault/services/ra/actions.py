@@ -24,6 +24,8 @@ AUDITORS = roles_allowed(RaPermission.READ_AUDIT)
 
 @dataclass(frozen=True, kw_only=True)
 class RaContext:
+    """Who acts in the vRA Manager: the RA user, their organisation and chosen role."""
+
     actor: Actor
     organisation_id: str
     organisation_code: str
@@ -66,6 +68,8 @@ def context(
 def issue(
     rt: Runtime, ctx: RaContext, *, user_id: str, issuance_passcode: str, key_algorithm: str | None
 ) -> issuance.IssuedCard:
+    """Issue a card to a person of the RA's organisation; raises what issuing raises
+    (InvalidInput, UnknownPerson, NotAMember, CardExists)."""
     return issuance.issue_card(
         rt,
         ctx.actor,
@@ -84,6 +88,7 @@ def show(rt: Runtime, ctx: RaContext, serial: str) -> CardView:
 
 
 def revoke(rt: Runtime, ctx: RaContext, serial: str, reason: str) -> str:
+    """Revoke a card of the RA's organisation; its serial. Raises NotFound outside it."""
     card = issuance.revoke_card(
         rt, ctx.actor, serial, reason=reason, organisation_id=ctx.organisation_id
     )
@@ -93,6 +98,7 @@ def revoke(rt: Runtime, ctx: RaContext, serial: str, reason: str) -> str:
 def roles(
     rt: Runtime, token: str | None, client_address: str | None, *, session_id: str | None = None
 ) -> list[dict[str, str]]:
+    """The organisations and roles the session's RA user holds; raises SessionInvalid."""
     with rt.db.begin() as session:
         if session_id is not None:
             row, _card = card_sessions.use_id(

@@ -18,6 +18,7 @@ from cardvault.domain.vocabulary import RaPermission, RaRole
 from cardvault.errors import Conflict, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.ra.actions import RaContext
+from cardvault.services.ra.errors import NotApproved
 from cardvault.services.ra.persons import current_card, person_in_scope
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
@@ -27,6 +28,8 @@ from cardvault.store.queries.organisations import policy_of
 
 @dataclass(frozen=True, kw_only=True)
 class Awaiting:
+    """A person without a live card, and when a sponsor approved their card (if one has)."""
+
     user_id: str
     name: str
     approved_at: datetime | None
@@ -34,13 +37,11 @@ class Awaiting:
 
 @dataclass(frozen=True, kw_only=True)
 class ApprovalsPage:
+    """The approvals page: whether the organisation asks for them, and who waits."""
+
     organisation_code: str
     required: bool
     people: tuple[Awaiting, ...]
-
-
-class NotApproved(PermissionDenied):
-    code = "card_not_approved"
 
 
 def _require(ctx: RaContext) -> None:

@@ -44,6 +44,8 @@ CSV_HEADER = (
 
 @dataclass(frozen=True, kw_only=True)
 class AuditFilter:
+    """What the RA's audit search looks for (empty fields match everything)."""
+
     person: str = ""
     card: str = ""
     action: str = ""
@@ -54,6 +56,8 @@ class AuditFilter:
 
 @dataclass(frozen=True, kw_only=True)
 class AuditPage:
+    """One page of audit events in words, and how many there are."""
+
     events: list[AuditEventView]
     page: int
     pages: int
@@ -107,6 +111,7 @@ def _query(session: Session, ctx: RaContext, f: AuditFilter) -> Select[AuditEven
 
 
 def search(rt: Runtime, ctx: RaContext, f: AuditFilter, page: int = 1) -> AuditPage:
+    """One page of the organisation's audit events matching the filter, in words."""
     with rt.db() as session:
         stmt = _query(session, ctx, f)
         total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0

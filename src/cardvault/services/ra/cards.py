@@ -41,6 +41,7 @@ from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import card_in_scope, person_in_scope
 from cardvault.services.recovery import links
 from cardvault.services.signin import lockout
+from cardvault.services.signin.errors import WrongPasscode
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Organisation, Person
@@ -57,7 +58,8 @@ def issue(
     key_algorithm: str | None = None,
 ) -> issuance.IssuedCard:
     """Issue a card to a person of the organisation (the vRA Manager and the RA API alike):
-    refused until a sponsor approved it when the organisation's policy asks for that."""
+    refused (NotApproved) until a sponsor approved it when the organisation's policy asks
+    for that; raises InvalidInput when the two passcodes differ, and what issuing raises."""
     if issuance_passcode != confirm:
         raise InvalidInput("The two issuance passcodes are different.", field="confirm")
     with rt.db() as session:
@@ -159,6 +161,7 @@ def _question_problems(
 
 
 def enrol(rt: Runtime, ctx: RaContext, user_id: str, f: EnrolForm) -> enrolment.Enrolled:
+    """Enrol a card from the vRA Manager; raises InvalidInput listing the form's problems."""
     problems = enrolment_problems(rt, ctx, user_id, f)
     if problems:
         raise problems[0]
@@ -202,7 +205,7 @@ def invite(
         record = open_record(rt.master_key, card)
     try:
         dek = enrolment.open_issuance_slot(rt, ctx.actor, card, record, issuance_passcode)
-    except lockout.WrongPasscode as exc:
+    except WrongPasscode as exc:
         raise InvalidInput(exc.message, field="issuance_passcode") from None
     code = "".join(secrets.choice("0123456789") for _ in range(INVITATION_CODE_DIGITS))
     try:

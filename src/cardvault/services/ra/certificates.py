@@ -40,6 +40,8 @@ def renew(rt: Runtime, ctx: RaContext, user_id: str) -> renewal.Renewed:
 
 @dataclass(frozen=True, kw_only=True)
 class ExpiryReport:
+    """The organisation's cards whose certificates expire soon."""
+
     renew_days: int
     cards: list[expiry.Expiring]
 

@@ -43,6 +43,8 @@ from cardvault.store.models import (
 
 @dataclass(frozen=True, kw_only=True)
 class LeaverResult:
+    """What marking a leaver did: card revoked, methods removed, organisations still theirs."""
+
     name: str
     card_revoked: bool
     methods_removed: int

@@ -17,6 +17,7 @@ from cardvault.domain.vocabulary import CardStatus, MethodKind, MethodStatus
 from cardvault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards import methods
+from cardvault.services.cards.errors import AlreadyAssociated
 from cardvault.services.cards.views import MethodView
 from cardvault.services.devices import pairing
 from cardvault.services.ra.actions import RaContext
@@ -32,6 +33,8 @@ MAX_LABEL = 100
 
 @dataclass(frozen=True, kw_only=True)
 class PendingTotp:
+    """A TOTP app being added by the RA: what to show until its first code confirms it."""
+
     association_id: str
     uri: str = ""
     secret: str = ""
@@ -64,13 +67,14 @@ def add_ad_account(
             rt, ctx.actor, serial=serial, org_code=ctx.organisation_code, account=account, sid=sid
         )
     except InvalidInput as exc:
-        field = "sid" if exc.data.get("field") == "sid" else "account"
+        field = "sid" if exc.field == "sid" else "account"
         raise InvalidInput(exc.message, field=field) from None
-    except methods.AlreadyAssociated as exc:
-        raise methods.AlreadyAssociated(exc.message, field="account") from None
+    except AlreadyAssociated as exc:
+        raise AlreadyAssociated(exc.message, field="account") from None
 
 
 def start_totp(rt: Runtime, ctx: RaContext, user_id: str, label: str) -> PendingTotp:
+    """Start adding a TOTP app: the secret and QR code to show; confirmed by a first code."""
     serial = _usable_serial(rt, ctx, user_id)
     prov = methods.add_totp(
         rt,
@@ -161,8 +165,8 @@ def add_hr_card(rt: Runtime, ctx: RaContext, user_id: str, uid: str, label: str)
         )
         try:
             methods._insert(session, assoc, f"The HR card {uid_norm}")
-        except methods.AlreadyAssociated as exc:
-            raise methods.AlreadyAssociated(exc.message, field="uid") from None
+        except AlreadyAssociated as exc:
+            raise AlreadyAssociated(exc.message, field="uid") from None
         _audit(session, rt, ctx, assoc, AuditAction.METHOD_ADDED, identifier=uid_norm)
         return MethodView.of(assoc)
 
@@ -207,6 +211,8 @@ def _audit(
 
 @dataclass(frozen=True, kw_only=True)
 class PairingOffer:
+    """A pairing code for the holder's phone: the URI the QR code shows, and its expiry."""
+
     uri: str
     expires_at: Any
 

@@ -12,20 +12,19 @@ from dataclasses import dataclass
 
 from cardvault.domain.networks import AllowList, changed_networks, split_entries
 from cardvault.domain.vocabulary import RaRole
-from cardvault.errors import InvalidInput, PermissionDenied
+from cardvault.errors import PermissionDenied
 from cardvault.services.networks import changes as org_networks
 from cardvault.services.ra.actions import RaContext
+from cardvault.services.ra.errors import WouldLockOut
 from cardvault.services.system.runtime import Runtime
 
 MANAGERS = (RaRole.RA_MANAGER,)
 
 
-class WouldLockOut(InvalidInput):
-    code = "would_lock_out"
-
-
 @dataclass(frozen=True, kw_only=True)
 class NetworksPage:
+    """The organisation's networks page, and where the RA manager is now."""
+
     organisation_code: str
     organisation_name: str
     networks: tuple[str, ...]
@@ -45,6 +44,7 @@ class NetworksForm:
 
 
 def page(rt: Runtime, ctx: RaContext) -> NetworksPage:
+    """The organisation's networks page; raises PermissionDenied unless the RA is a manager."""
     _require_manager(ctx)
     view = org_networks.show(rt, ctx.organisation_code)
     return _page(ctx, view.code, view.name, view.networks)

@@ -26,6 +26,8 @@ CHANNELS: dict[str, str] = {Channel.EMAIL: "Email", Channel.SMS: "Text message"}
 
 @dataclass(frozen=True, kw_only=True)
 class Holder:
+    """The holder a message was for."""
+
     user_id: str
     name: str
     card_serial: str
@@ -33,6 +35,8 @@ class Holder:
 
 @dataclass(frozen=True, kw_only=True)
 class UndeliveredMessage:
+    """A message that has not gone out, and why."""
+
     queued_at: datetime
     failed_at: datetime | None
     channel: str
@@ -45,6 +49,8 @@ class UndeliveredMessage:
 
 @dataclass(frozen=True, kw_only=True)
 class Undelivered:
+    """The organisation's messages that have not gone out (newest first, up to a limit)."""
+
     messages: list[UndeliveredMessage]
     limit: int
     #: the limit was reached: older undelivered messages exist and are not shown

@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.errors import Conflict, InvalidInput, NotFound
+from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.directory import registry as directory
+from cardvault.services.directory.errors import DuplicateUserId
 from cardvault.services.directory.views import PersonView
 from cardvault.services.ra.actions import RaContext
+from cardvault.services.ra.errors import ElsewhereAlready, ImportHasProblems, NoSuchPerson
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Membership, Organisation, Person
@@ -59,6 +61,7 @@ class ImportRow:
 
     @property
     def ok(self) -> bool:
+        """Whether the row can be imported."""
         return not self.problems
 
 
@@ -71,24 +74,22 @@ class ImportCheck:
 
     @property
     def good(self) -> tuple[ImportRow, ...]:
+        """The rows that can be imported."""
         return tuple(r for r in self.rows if r.ok)
 
     @property
     def bad(self) -> tuple[ImportRow, ...]:
+        """The rows with a problem."""
         return tuple(r for r in self.rows if not r.ok)
 
 
 @dataclass(frozen=True, kw_only=True)
 class ImportResult:
+    """What an import made: the user ids created, the bad rows skipped, the check behind it."""
+
     created: tuple[str, ...]
     skipped: int = 0
     check: ImportCheck = field(default_factory=ImportCheck)
-
-
-class ImportHasProblems(InvalidInput):
-    """The file has bad rows and the RA did not choose to import the good ones only."""
-
-    code = "import_has_problems"
 
 
 def new_member(*, user_id: str, forename: str, surname: str, email: str, mobile: str) -> NewMember:
@@ -155,17 +156,11 @@ def _raced(exc: DbIntegrityError) -> Exception:
     return exc
 
 
-class ElsewhereAlready(Conflict):
-    """The user id is a person of another organisation: add them, do not create them."""
-
-    code = "person_in_another_organisation"
-
-
 def _refuse_existing(session: Session, ctx: RaContext, new: NewMember) -> None:
     existing = session.scalar(select(Person).where(Person.user_id == new.user_id))
     if existing is not None:
         if directory.is_member(session, existing.id, ctx.organisation_id):
-            raise directory.DuplicateUserId(
+            raise DuplicateUserId(
                 f"{existing.common_name} already has user id {new.user_id} in "
                 f"{ctx.organisation_code}.",
                 field="user_id",
@@ -320,7 +315,7 @@ def _row_conflicts(
         seen_mails.setdefault(new.email, line)
     try:
         _refuse_existing(session, ctx, new)
-    except (directory.DuplicateUserId, ElsewhereAlready, Conflict) as exc:
+    except (DuplicateUserId, ElsewhereAlready, Conflict) as exc:
         problems.append(exc.message)
     return problems
 
@@ -371,7 +366,7 @@ def add_existing(rt: Runtime, ctx: RaContext, user_id: str, email: str) -> Perso
     with transaction(rt.db) as session:
         person = session.scalar(select(Person).where(Person.user_id == uid))
         if person is None or person.email is None or person.email.casefold() != mail.casefold():
-            raise NotFound(
+            raise NoSuchPerson(
                 "No person has that user id with that email address. Check both, or create "
                 "the person instead.",
                 field="user_id",
@@ -395,6 +390,7 @@ def add_existing(rt: Runtime, ctx: RaContext, user_id: str, email: str) -> Perso
 
 
 def organisation_codes(session: Session, person_id: str) -> list[str]:
+    """The codes of the organisations the person belongs to, in order."""
     return list(
         session.scalars(
             select(Organisation.code)

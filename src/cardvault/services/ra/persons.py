@@ -43,6 +43,8 @@ RECENT_EVENTS = 10
 
 @dataclass(frozen=True, kw_only=True)
 class PersonRow:
+    """A person in the RA's search results, with their card if they have one."""
+
     user_id: str
     name: str
     email: str | None
@@ -80,6 +82,8 @@ class DeviceShown:
 
 @dataclass(frozen=True, kw_only=True)
 class PersonDetail:
+    """A person's page: card, certificates, methods, phones and recent events."""
+
     person: PersonView
     card: CardInfo | None
     certificates: tuple[CertificateInfo, ...]
@@ -156,6 +160,8 @@ def current_card(session: Session, person_id: str) -> Card | None:
 
 
 def person_in_scope(session: Session, ctx: RaContext, user_id: str) -> Person:
+    """The person if they belong to the RA's organisation; raises NotFound otherwise
+    (outside the scope looks the same as unknown)."""
     try:
         uid = identifiers.user_id(user_id)
     except InvalidInput:
@@ -176,6 +182,7 @@ def card_in_scope(session: Session, ctx: RaContext, user_id: str, *, live: bool 
 
 
 def detail(rt: Runtime, ctx: RaContext, user_id: str) -> PersonDetail:
+    """A person's page: card, methods, phones and recent events; raises NotFound."""
     with rt.db() as session:
         person = person_in_scope(session, ctx, user_id)
         card = current_card(session, person.id)
@@ -271,6 +278,7 @@ def _invitation_pending(rt: Runtime, session: Session, card: Card | None) -> boo
 
 
 def recent_events(session: Session, ctx: RaContext, person_id: str) -> list[AuditEventView]:
+    """The person's latest audit events in this organisation, in words."""
     rows = session.scalars(
         select(AuditEvent)
         .where(AuditEvent.organisation_id == ctx.organisation_id, AuditEvent.person_id == person_id)

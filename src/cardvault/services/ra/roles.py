@@ -19,6 +19,7 @@ from cardvault.domain.vocabulary import RaPermission, RaRole, RoleGrantStatus
 from cardvault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.ra.actions import RaContext
+from cardvault.services.ra.errors import OwnRequest
 from cardvault.services.ra.persons import person_in_scope
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
@@ -29,6 +30,8 @@ from cardvault.store.queries.organisations import policy_of
 
 @dataclass(frozen=True, kw_only=True)
 class RoleHeld:
+    """An RA role someone holds in the organisation, and since when."""
+
     user_id: str
     name: str
     role: RaRole
@@ -37,6 +40,8 @@ class RoleHeld:
 
 @dataclass(frozen=True, kw_only=True)
 class PendingGrant:
+    """A role change that waits for a second RA manager's approval."""
+
     id: str
     user_id: str
     name: str
@@ -49,14 +54,12 @@ class PendingGrant:
 
 @dataclass(frozen=True, kw_only=True)
 class RolesPage:
+    """The roles page: who holds which role, what waits, whether changes need approval."""
+
     organisation_code: str
     held: tuple[RoleHeld, ...]
     pending: tuple[PendingGrant, ...]
     needs_approval: bool
-
-
-class OwnRequest(PermissionDenied):
-    code = "own_role_request"
 
 
 def _acting_person(ctx: RaContext) -> str:
@@ -69,6 +72,8 @@ def _require(ctx: RaContext) -> None:
 
 
 def page(rt: Runtime, ctx: RaContext) -> RolesPage:
+    """The organisation's roles and waiting changes; raises PermissionDenied unless an RA
+    manager asks."""
     _require(ctx)
     with rt.db() as session:
         org = session.get(Organisation, ctx.organisation_id)
@@ -121,6 +126,7 @@ def _pending(session: Session, ctx: RaContext) -> tuple[PendingGrant, ...]:
 
 
 def parse_role(text: str) -> RaRole:
+    """The role named in a form; raises InvalidInput (field ``role``) for any other text."""
     try:
         return RaRole(text.strip())
     except ValueError:

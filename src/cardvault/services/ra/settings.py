@@ -64,6 +64,8 @@ ROUTES = tuple(SignInRoute)
 
 @dataclass(frozen=True, kw_only=True)
 class SettingsView:
+    """The organisation's settings as the settings page shows them."""
+
     organisation_code: str
     organisation_name: str
     allowed_methods: tuple[str, ...]
@@ -82,12 +84,15 @@ class SettingsForm:
 
 @dataclass(frozen=True, kw_only=True)
 class Change:
+    """One setting changed, with its old and new value (for the audit log)."""
+
     name: str
     old: JsonInput
     new: JsonInput
 
 
 def show(rt: Runtime, ctx: RaContext) -> SettingsView:
+    """The organisation's settings; raises PermissionDenied unless an RA manager asks."""
     _require_manager(ctx)
     with rt.db() as session:
         org = session.get(Organisation, ctx.organisation_id)

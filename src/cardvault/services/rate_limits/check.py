@@ -19,31 +19,12 @@ import logging
 
 from cardvault.domain import rate_limit
 from cardvault.domain.rate_limit import Bucket, Scope
-from cardvault.errors import CardvaultError
 from cardvault.services.rate_limits.counters import Counters, open_counters
+from cardvault.services.rate_limits.errors import RateLimited
 from cardvault.services.system.metrics import metrics
 from cardvault.services.system.runtime import Runtime
 
 log = logging.getLogger("cardvault.rate_limits")
-
-_WHOSE = {Scope.ADDRESS: "from your network", Scope.IDENTIFIER: "for this account"}
-
-
-class RateLimited(CardvaultError):
-    code = "rate_limited"
-    http_status = 429
-    exit_code = 8
-
-    def __init__(self, bucket: Bucket, scope: Scope, retry_after: int) -> None:
-        wait = rate_limit.humane_wait(retry_after)
-        super().__init__(
-            f"There have been too many attempts {_WHOSE[scope]}. Try again in {wait}.",
-            retry_after=retry_after,
-            limit=scope.value,
-        )
-        self.bucket = bucket
-        self.scope = scope
-        self.retry_after = retry_after
 
 
 def counters(rt: Runtime) -> Counters:
@@ -83,7 +64,7 @@ def _count(rt: Runtime, bucket: Bucket, scope: Scope, key: str) -> None:
             wait,
         )
     metrics(rt).rate_limited.labels(bucket=bucket.value, scope=scope.value).inc()
-    raise RateLimited(bucket, scope, wait)
+    raise RateLimited(bucket=bucket, scope=scope, retry_after=wait)
 
 
 def _exempt(rt: Runtime, address: str | None) -> bool:

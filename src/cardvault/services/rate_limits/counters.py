@@ -46,11 +46,15 @@ return {count, left}
 
 
 class Counters(Protocol):
+    """Fixed-window counters: in this process, or in Redis between instances."""
+
     def hit(self, key: str, window_seconds: int) -> tuple[int, float]:
         """Count one request; (requests in this window, seconds until it closes)."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Let go of the connection, if any."""
+        ...
 
 
 class LocalCounters:
@@ -66,6 +70,7 @@ class LocalCounters:
         self._windows: OrderedDict[str, list[float]] = OrderedDict()
 
     def hit(self, key: str, window_seconds: int) -> tuple[int, float]:
+        """Count one hit in the key's window: the count and the seconds left in the window."""
         now = self._clock()
         with self._lock:
             window = self._windows.get(key)
@@ -108,6 +113,7 @@ class RedisCounters:
         return int(count), int(left_ms) / 1000
 
     def close(self) -> None:
+        """Close the Redis connection."""
         self._client.close()
 
 
@@ -127,6 +133,7 @@ class FallbackCounters:
         self._retry_at = 0.0
 
     def hit(self, key: str, window_seconds: int) -> tuple[int, float]:
+        """Count in Redis, or in this process while Redis does not answer."""
         import redis
 
         if self._clock() >= self._retry_at:
@@ -147,6 +154,7 @@ class FallbackCounters:
             )
 
     def close(self) -> None:
+        """Close the Redis connection."""
         self._primary.close()
 
 

@@ -14,25 +14,21 @@ from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.devices import push
+from cardvault.services.devices.errors import PushNotAnswered
 from cardvault.services.recovery import factors as recovery_factors
-from cardvault.services.recovery.limits import (
-    LINK_MAX_FAILURES,
-    WrongAnswers,
-    failed,
-    release,
-    reserve,
-)
+from cardvault.services.recovery.errors import RecoveryStepInvalid, WrongAnswers
+from cardvault.services.recovery.limits import LINK_MAX_FAILURES, failed, release, reserve
 from cardvault.services.recovery.reset import (
     LOCKED_DURING_RESET,
     STEP_FACTOR,
     STEP_PASSCODE,
     Progress,
-    RecoveryStepInvalid,
     Step,
     factor_step,
 )
 from cardvault.services.signin import factor_lockout
-from cardvault.services.signin.factors import FactorAnswer, FactorFailed, SecondFactor
+from cardvault.services.signin.errors import FactorFailed
+from cardvault.services.signin.factors import FactorAnswer, SecondFactor
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
@@ -57,7 +53,7 @@ def second_factor(
     if not candidates:
         raise InvalidInput(f"Second factor {method!r} is not set up for this card.", field="method")
     if recovery_factors.awaiting_phone(rt, step.txn.id, response):
-        raise recovery_factors.PushNotAnswered()
+        raise PushNotAnswered()
     reserved = reserve(rt, step.link_id, step.card.id)
     with factor_lockout.reserved(
         rt, actor, step.card.id, organisation_id=step.card.organisation_id, for_reset=True

@@ -43,10 +43,6 @@ ONE_TIME_CODE = codes.ANY_CODE
 CODE_METHODS = codes.METHODS
 
 
-#: continue was chosen before the phone answered (the sign-in pages ask the same way)
-PushNotAnswered = push.PushNotAnswered
-
-
 def context(
     session: Session, rt: Runtime, actor: Actor, card: Card, org: Organisation, txn: AuthTransaction
 ) -> FactorContext:

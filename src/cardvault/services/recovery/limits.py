@@ -11,10 +11,10 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.errors import AuthenticationFailed, Conflict
 from cardvault.services.audit import trail as audit
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import links
+from cardvault.services.recovery.errors import LinkInvalid, RecoveryBlocked, WrongAnswers
 from cardvault.services.signin import factor_lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -27,30 +27,13 @@ LINK_MAX_FAILURES = 3
 CARD_MAX_FAILURES = card_queries.RECOVERY_MAX_FAILURES
 
 
-class WrongAnswers(AuthenticationFailed):
-    code = "wrong_answers"
-
-    def __init__(self, tries_left: int) -> None:
-        word = "try" if tries_left == 1 else "tries"
-        super().__init__(
-            "Those answers do not match the ones you gave when you set up your card. "
-            f"{tries_left} {word} left with this link.",
-            remedy="Answers are not case-sensitive; check the spelling.",
-            tries_left=tries_left,
-        )
-
-
-class RecoveryBlocked(Conflict):
-    """Too many wrong tries on this card: only the RA can help now."""
-
-    code = "recovery_blocked"
-
-
 def contact(rt: Runtime, session: Session, card: Card) -> str:
+    """Who the holder should contact: the organisation's support contact."""
     return notifications.support_contact(rt, session.get(Organisation, card.organisation_id))
 
 
 def blocked(rt: Runtime, session: Session, card: Card) -> RecoveryBlocked:
+    """The RecoveryBlocked refusal for a card with too many wrong tries (naming the contact)."""
     return RecoveryBlocked(
         "Too many wrong answers have been given for this card, so it can no longer be reset here.",
         remedy=f"Contact {contact(rt, session, card)}: they can check who you are and help.",
@@ -67,17 +50,19 @@ def reserve(rt: Runtime, link_id: str, card_id: str) -> int:
             raise blocked(rt, session, card)
     try:
         return links.reserve_failure(rt, link_id, LINK_MAX_FAILURES)
-    except links.LinkInvalid:
+    except LinkInvalid:
         with transaction(rt.db) as session:
             release_card(session, card_id)
         raise
 
 
 def release_card(session: Session, card_id: str) -> None:
+    """Give back the card's reserved recovery try (the answers were right)."""
     card_queries.give_back(session, card_queries.RECOVERY, card_id)
 
 
 def release(session: Session, link_id: str, card_id: str) -> None:
+    """Give back the reserved tries of the link and the card."""
     links.release_failure(session, link_id)
     release_card(session, card_id)
 
@@ -117,4 +102,4 @@ def failed(
             return blocked(rt, session, current)
     if reserved >= LINK_MAX_FAILURES:
         return links.worn_out(links.Purpose.RESET)
-    return WrongAnswers(LINK_MAX_FAILURES - reserved)
+    return WrongAnswers(tries_left=LINK_MAX_FAILURES - reserved)

@@ -28,9 +28,9 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cardvault.errors import Conflict, NotFound
 from cardvault.json_types import JsonObject
 from cardvault.services.notifications import outbox as notifications
+from cardvault.services.recovery.errors import LinkInvalid, LinkUsed, LinkWornOut
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Link, Notification
@@ -42,6 +42,8 @@ TOKEN_LENGTH = 43
 
 
 class Purpose(StrEnum):
+    """What a single-use link is for: a passcode reset, or an invitation to enrol."""
+
     RESET = "reset"
     INVITATION = "invitation"
 
@@ -54,40 +56,22 @@ PORTAL_PATHS = {RESET: "/portal/reset", INVITATION: "/portal/invitation"}
 SEALED_KEYS = frozenset({"link", "code"})
 
 
-class LinkInvalid(NotFound):
-    """The link is unknown, used, replaced, expired or worn out; the message says which."""
-
-    code = "link_invalid"
-
-    def __init__(self, message: str, *, reason: str, remedy: str | None = None) -> None:
-        super().__init__(message, remedy=remedy, reason=reason)
-        self.reason = reason
-
-
-class LinkWornOut(LinkInvalid):
-    """Too many wrong answers on this link: it no longer works."""
-
-    code = "link_worn_out"
-
-
-class LinkUsed(Conflict):
-    """Somebody (perhaps another tab) completed this link first."""
-
-    code = "link_used"
-
-
 @dataclass(frozen=True, kw_only=True)
 class NewLink:
+    """A link just made: its id, the token for the email (never stored), and its expiry."""
+
     link_id: str
     token: str
     expires_at: datetime
 
 
 def new_token() -> str:
+    """A fresh link token (URL-safe, from ``secrets``)."""
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
 def token_hash(token: str) -> str:
+    """The stored form of a link token (SHA-256)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
@@ -179,12 +163,15 @@ def check_live(link: Link, now: datetime, *, max_failures: int) -> None:
 
 
 def live(session: Session, rt: Runtime, token: str, purpose: Purpose, max_failures: int) -> Link:
+    """The link for this token if it can still be used; raises LinkInvalid (unknown,
+    expired, replaced) or LinkWornOut."""
     link = find(session, token, purpose)
     check_live(link, rt.clock(), max_failures=max_failures)
     return link
 
 
 def worn_out(purpose: Purpose) -> LinkWornOut:
+    """The refusal for a link with too many wrong answers."""
     return LinkWornOut(
         "This link no longer works: too many answers given through it were wrong.",
         reason="too_many_failures",
@@ -222,6 +209,7 @@ def consume(session: Session, rt: Runtime, link_id: str) -> None:
 
 
 def revoke_open(session: Session, card_id: str, now: datetime, purpose: Purpose) -> None:
+    """End every open link of this purpose for the card (a new one replaces them)."""
     link_queries.revoke_open(session, card_id=card_id, now=now, purpose=purpose.value)
 
 
@@ -253,6 +241,7 @@ def new_link(
 
 
 def url(rt: Runtime, purpose: str, token: str) -> str:
+    """The portal address of a link."""
     return f"{rt.settings.base_url.rstrip('/')}{PORTAL_PATHS[purpose]}/{token}"
 
 

@@ -101,6 +101,8 @@ def set_passcode(
 
 
 def check_new_passcode(rt: Runtime, person: Person, passcode: str, confirm: str) -> None:
+    """Raise InvalidInput (``field`` names which) unless the new passcode is given, strong
+    enough by the policy, and confirmed."""
     if not isinstance(passcode, str) or not passcode:
         raise InvalidInput("Choose a new passcode.", field="passcode")
     check_passcode(passcode, policy=passcode_policy(rt), personal=personal_words(person))

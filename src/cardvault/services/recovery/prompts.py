@@ -17,6 +17,7 @@ from cardvault.services.devices import push
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import reset as recovery
 from cardvault.services.recovery import reset_keys
+from cardvault.services.recovery.errors import RecoveryStepInvalid
 from cardvault.services.signin.factors import SecurityKeyOffer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -75,7 +76,7 @@ def security_key_options(
         card = session.get(Card, step.card.id)
         org = session.get(Organisation, org_id)
         if txn is None or card is None or org is None or txn.state != recovery.STEP_FACTOR:
-            raise recovery.RecoveryStepInvalid()
+            raise RecoveryStepInvalid()
         ctx = recovery_factors.context(session, rt, actor, card, org, txn)
         offer = reset_keys.ResetSecurityKeys().offer(ctx)
     if not isinstance(offer, SecurityKeyOffer):  # the key was removed, or the policy changed

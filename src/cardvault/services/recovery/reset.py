@@ -46,18 +46,20 @@ from cardvault.crypto.keyslots import (
 )
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import AuthState
-from cardvault.errors import AuthenticationFailed, Conflict, InvalidInput
+from cardvault.errors import InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.enrolment import MAX_ANSWER
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import links
+from cardvault.services.recovery.errors import (
+    RecoveryNotAllowed,
+    RecoveryStepInvalid,
+)
 from cardvault.services.recovery.limits import (
     CARD_MAX_FAILURES,
     LINK_MAX_FAILURES,
-    RecoveryBlocked,
-    WrongAnswers,
     blocked,
     contact,
     failed,
@@ -81,10 +83,6 @@ from cardvault.store.types import new_id
 __all__ = [
     "CARD_MAX_FAILURES",
     "LINK_MAX_FAILURES",
-    "RecoveryBlocked",
-    "RecoveryNotAllowed",
-    "RecoveryStepInvalid",
-    "WrongAnswers",
     "answer",
     "current_step",
     "factor_step",
@@ -98,22 +96,6 @@ LOCKED_DURING_RESET = (
     "That was the fifth wrong second factor in a row, so the card is now locked and this link "
     "no longer works; we have emailed the holder a new one."
 )
-
-
-class RecoveryNotAllowed(Conflict):
-    code = "recovery_not_allowed"
-
-
-class RecoveryStepInvalid(AuthenticationFailed):
-    """The step's transaction is unknown, expired, not this browser's, or out of order."""
-
-    code = "recovery_step_invalid"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "This reset has timed out or was started in another window.",
-            remedy="Open the link from the email again and start from the questions.",
-        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -33,10 +33,10 @@ from cardvault.services.security_keys.keys import (
     stored_credential,
     verify_assertion,
 )
+from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors import (
     FactorAnswer,
     FactorContext,
-    FactorFailed,
     FactorOutcome,
     SecurityKeyOffer,
 )
@@ -204,7 +204,9 @@ class ResetSecurityKeys:
     method: str = METHOD
 
     def offer(self, ctx: FactorContext) -> SecurityKeyOffer | None:
+        """One request listing the keys of every organisation that allows them for a reset."""
         return offer(ctx, _orgs(ctx))
 
     def verify(self, ctx: FactorContext, answer: FactorAnswer) -> FactorOutcome:
+        """A key of any of those organisations, checked under its own organisation's rules."""
         return verify(ctx, answer)

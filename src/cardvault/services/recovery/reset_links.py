@@ -35,6 +35,7 @@ TRIGGERS = ("locked", "requested", "ra_unlock")
 
 
 def portal_link(rt: Runtime, token: str) -> str:
+    """The portal address of a reset link."""
     return f"{rt.settings.base_url.rstrip('/')}/portal/reset/{token}"
 
 

@@ -22,6 +22,8 @@ from cardvault.store.models import Certificate
 
 @dataclass(frozen=True, kw_only=True)
 class CaRotation:
+    """A CA rotation done: the old and the new CA's subject and key id."""
+
     old_subject: str
     old_key_id: str
     new_subject: str

@@ -49,6 +49,8 @@ class Progress:
 
 @dataclass(frozen=True, kw_only=True)
 class RotationResult:
+    """A master-key rotation done: the versions resealed from, the new one, the work done."""
+
     from_versions: tuple[int, ...]
     to_version: int
     resumed: bool

@@ -125,6 +125,8 @@ NOT_SEALED = frozenset(
 
 @dataclass(frozen=True, kw_only=True)
 class SealedFile:
+    """A key file sealed under the master key, with the AAD it is bound to."""
+
     path: Path
     aad: bytes
 

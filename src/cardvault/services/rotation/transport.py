@@ -24,6 +24,8 @@ from cardvault.store.db import transaction
 
 @dataclass(frozen=True, kw_only=True)
 class TransportKeyView:
+    """A published transport key: its kid, algorithm, and whether clients should prefer it."""
+
     kid: str
     alg: str
     preferred: bool
@@ -58,7 +60,7 @@ def retire(rt: Runtime, actor: Actor, kid: str) -> None:
     found = transport_keys.keys(rt)
     key = found.get(kid)
     if key is None:
-        raise NotFound(f"There is no transport key {kid!r}.", field="kid")
+        raise NotFound(f"There is no transport key {kid!r}.")
     kind = key.alg == ECDH_KEY_MANAGEMENT
     if not any(k != kid and (o.alg == ECDH_KEY_MANAGEMENT) == kind for k, o in found.items()):
         raise Conflict(

@@ -30,9 +30,10 @@ from cardvault.domain import webauthn
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import MethodKind, MethodStatus
-from cardvault.errors import CardvaultError, PermissionDenied
+from cardvault.errors import CardvaultError
 from cardvault.json_types import JsonObject, JsonValue
 from cardvault.services.audit import trail as audit
+from cardvault.services.security_keys.errors import SecurityKeysNotAllowed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Association, Card, Organisation, WebAuthnCeremony
@@ -43,10 +44,6 @@ RP_NAME = "cardvault"
 CEREMONY_GRACE = timedelta(seconds=60)
 REGISTRATION = "registration"
 ASSERTION = "assertion"
-
-
-class SecurityKeysNotAllowed(PermissionDenied):
-    code = "fido2_not_allowed_here"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +57,8 @@ class CeremonyStart:
 
 @dataclass(frozen=True, kw_only=True)
 class VerifiedKey:
+    """A security key whose assertion verified, and the association it matched."""
+
     association: Association
     result: webauthn.AssertionResult
 
@@ -68,10 +67,12 @@ class VerifiedKey:
 
 
 def b64url(raw: bytes) -> str:
+    """Base64url without padding, as WebAuthn writes it."""
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
 def unb64url(text: str) -> bytes:
+    """Read base64url with or without padding; raises MalformedResponse."""
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError, TypeError) as exc:
@@ -107,6 +108,7 @@ def policy_for(settings: Settings, org: Organisation | None) -> webauthn.WebAuth
 
 
 def require_allowed(org: Organisation) -> OrganisationPolicy:
+    """The organisation's policy if it allows security keys; raises SecurityKeysNotAllowed."""
     pol = policy_of(org)
     if not pol.allows(MethodKind.SECURITY_KEY):
         raise SecurityKeysNotAllowed(f"{org.name} does not allow security keys.")
@@ -114,6 +116,7 @@ def require_allowed(org: Organisation) -> OrganisationPolicy:
 
 
 def ceremony_expiry(settings: Settings, now: datetime) -> datetime:
+    """When a registration or sign-in ceremony started now expires."""
     return now + timedelta(milliseconds=settings.webauthn_timeout_ms) + CEREMONY_GRACE
 
 
@@ -121,6 +124,7 @@ def ceremony_expiry(settings: Settings, now: datetime) -> datetime:
 
 
 def stored_credential(assoc: Association) -> webauthn.StoredCredential:
+    """The stored credential of a security-key association, for verification."""
     d = assoc.details
     return webauthn.StoredCredential(
         credential_id=unb64url(json_types.text(d, "credential_id")),
@@ -147,12 +151,14 @@ _ACTIVE_KEYS = (
 
 
 def active_keys(session: Session, card_id: str, organisation_id: str) -> list[Association]:
+    """The card's security keys in this organisation."""
     return list(session.scalars(_ACTIVE_KEYS, {"key_card": card_id, "key_org": organisation_id}))
 
 
 def keys_by_credential(
     session: Session, credential_id: bytes, organisation_id: str | None
 ) -> list[Association]:
+    """The associations holding this credential id (in one organisation, if given)."""
     stmt = select(Association).where(
         Association.method == MethodKind.SECURITY_KEY,
         Association.lookup_key == credential_key(credential_id),
@@ -164,6 +170,7 @@ def keys_by_credential(
 
 
 def raw_id(response: Mapping[str, JsonValue]) -> bytes:
+    """The credential id of an assertion; raises MalformedResponse."""
     value = response.get("rawId", response.get("id"))
     if not isinstance(value, str) or not 1 <= len(value) <= 1400:
         raise webauthn.MalformedResponse("The security key's response has no credential id.")
@@ -296,7 +303,7 @@ def audit_clone(
             "association": assoc.id,
             "nickname": assoc.label,
             "stored_counter": assoc.counter,
-            "received_counter": exc.data.get("received"),
+            "received_counter": exc.received,
         },
     )
 

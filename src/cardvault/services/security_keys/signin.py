@@ -29,11 +29,12 @@ from sqlalchemy.orm import Session
 from cardvault.domain import webauthn
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus
-from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.errors import CardvaultError
 from cardvault.json_types import JsonValue
 from cardvault.services.audit import trail as audit
 from cardvault.services.directory.registry import get_org
 from cardvault.services.networks import allow_list as network
+from cardvault.services.security_keys.errors import ChooseOrganisation
 from cardvault.services.security_keys.keys import (
     ASSERTION,
     CeremonyStart,
@@ -64,10 +65,6 @@ PROOF_MINUTES = 5
 MAX_PROOF = 100
 
 
-class ChooseOrganisation(InvalidInput):
-    code = "fido2_choose_organisation"
-
-
 @dataclass(frozen=True, kw_only=True)
 class SignInProof:
     """A verified key, to be spent on the passcode step."""
@@ -91,6 +88,7 @@ class _Attempt:
 
 
 def proof_hash(proof: str) -> str:
+    """The stored form of a sign-in proof (SHA-256)."""
     return hashlib.sha256(proof.encode()).hexdigest()
 
 

@@ -20,11 +20,11 @@ from cardvault.services.devices import push
 from cardvault.services.signin import factor_lockout
 from cardvault.services.signin import refusals as signin_refusals
 from cardvault.services.signin import sessions as card_sessions
-from cardvault.services.signin.factor_lockout import Reservation, SecondFactorLocked
+from cardvault.services.signin.errors import FactorFailed, SecondFactorLocked
+from cardvault.services.signin.factor_lockout import Reservation
 from cardvault.services.signin.factors import (
     FactorAnswer,
     FactorContext,
-    FactorFailed,
     Offer,
     SecondFactor,
     codes,

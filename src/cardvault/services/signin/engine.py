@@ -34,25 +34,31 @@ from cardvault.crypto.keyslots import (
 )
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import AuthState, CardStatus
-from cardvault.errors import AuthenticationFailed, InvalidInput
+from cardvault.errors import InvalidInput
 from cardvault.json_types import JsonInput
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.networks import allow_list as network
 from cardvault.services.signin import answers, factor_lockout, lockout, org_choice
 from cardvault.services.signin import refusals as signin_refusals
 from cardvault.services.signin.answers import LOCKED_NOW, MAX_FACTOR_FAILURES
-from cardvault.services.signin.factor_lockout import Reservation, SecondFactorLocked
+from cardvault.services.signin.errors import (
+    CardLocked,
+    FactorFailed,
+    NoSecondFactor,
+    SecondFactorLocked,
+    SignInFailed,
+    TransactionInvalid,
+)
+from cardvault.services.signin.factor_lockout import Reservation
 from cardvault.services.signin.factors import (
     FactorAnswer,
     FactorContext,
     FactorError,
-    FactorFailed,
     SecondFactor,
     codes,
     installed,
 )
 from cardvault.services.signin.identification import Target, resolve
-from cardvault.services.signin.refusals import SignInFailed
 from cardvault.services.signin.views import (
     LoginRequest,
     LoginResult,
@@ -72,19 +78,10 @@ __all__ = [
     "LoginResult",
     "OrganisationChoice",
     "SessionGrant",
-    "SignInFailed",
 ]
 
 TRANSACTION_MINUTES = 5
 PURPOSES = ("holder", "ra")
-
-
-class NoSecondFactor(AuthenticationFailed):
-    code = "no_second_factor"
-
-
-class TransactionInvalid(AuthenticationFailed):
-    code = "transaction_invalid"
 
 
 class Engine:
@@ -98,6 +95,8 @@ class Engine:
     # -- step 1 and 2 ----------------------------------------------------------------------
 
     def login(self, actor: Actor, req: LoginRequest) -> LoginResult:
+        """Identifier and passcode (and perhaps the second factor inline); raises SignInFailed for
+        every refusal before the passcode and for a wrong one, InvalidInput, Busy."""
         if req.purpose not in PURPOSES:
             raise InvalidInput("purpose is holder or ra.", field="purpose")
         if not req.passcode or len(req.passcode) > 256:
@@ -176,9 +175,9 @@ class Engine:
         with self.rt.kdf_gate.admitted():
             try:
                 reserved = lockout.reserve_attempt(self.rt, card.id)
-            except lockout.CardLocked as exc:
+            except CardLocked as exc:
                 # locked meanwhile, or every attempt in flight: still answered like the rest
-                self._decoy(actor, req, target, str(exc.data.get("reason", "card is locked")))
+                self._decoy(actor, req, target, exc.reason)
             with self.rt.kdf_gate.running():
                 try:
                     return open_passcode_slot(open_record(self.rt.master_key, card), req.passcode)

@@ -41,10 +41,10 @@ from cardvault.domain.lockout import (
     SECOND_FACTOR_STATUS_REASON,
 )
 from cardvault.domain.vocabulary import CardStatus
-from cardvault.errors import AuthenticationFailed
 from cardvault.services.audit import trail as audit
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import reset_links
+from cardvault.services.signin.errors import SecondFactorLocked
 from cardvault.services.signin.lockout import lock_in_session
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction, without_flush
@@ -56,21 +56,9 @@ SIGN_IN = "signing in"
 RESET = "resetting the passcode in the self-service portal"
 
 
-class SecondFactorLocked(AuthenticationFailed):
-    """No second-factor answer can be checked for this card now; nothing was checked."""
-
-    code = "second_factor_locked"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "This card cannot take a second factor now: it is locked, or too many answers "
-            "are being checked at once.",
-            remedy="If your card was locked, we have emailed you a link to unlock it. "
-            "Otherwise wait a moment and try again.",
-        )
-
-
 class Verdict(StrEnum):
+    """Whether a checked second-factor answer was right or wrong."""
+
     RIGHT = "right"
     WRONG = "wrong"
 

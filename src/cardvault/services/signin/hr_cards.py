@@ -17,20 +17,17 @@ from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
 from cardvault.domain.vocabulary import CardStatus, MethodKind, MethodStatus
-from cardvault.errors import Conflict, NotFound, PermissionDenied
+from cardvault.errors import Conflict, NotFound
 from cardvault.services.cards.lookup import get_card
 from cardvault.services.cards.methods import audit_added, insert_unique
 from cardvault.services.cards.views import MethodView
 from cardvault.services.directory.registry import get_org, is_member
+from cardvault.services.signin.errors import HrCardsNotAllowed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Association, Card, Organisation
 from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
-
-
-class HrCardsNotAllowed(PermissionDenied):
-    code = "hr_cards_not_allowed"
 
 
 def label_for(uid: str) -> str:

@@ -24,6 +24,8 @@ from cardvault.store.types import utcnow
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
+    """The card a sign-in names, its holder and organisation, and where it started."""
+
     card: Card
     person: Person
     organisation: Organisation
@@ -58,6 +60,7 @@ def _org_for(
 
 
 def by_email(session: Session, value: str, org_code: str | None) -> Target | None:
+    """The card a sign-in by email names, or None (looked up as if it existed)."""
     person = session.scalar(_PERSON_BY_EMAIL, {"email": identifiers.email(value)})
     # the card and organisation are looked for even for nobody: an unknown address costs
     # the same reads as a known one (DESIGN §3.3, refusals that look alike)
@@ -72,6 +75,7 @@ def by_email(session: Session, value: str, org_code: str | None) -> Target | Non
 
 
 def by_ad_account(session: Session, value: str, org_code: str | None) -> Target | None:
+    """The card a ``DOMAIN\\account`` sign-in names, or None."""
     domain, account = identifiers.parse_ad_login(value)
     stmt = (
         select(Association, Organisation)
@@ -132,6 +136,8 @@ RESOLVERS: dict[str, Resolver] = {
 
 
 def resolve(session: Session, kind: str, value: str, org_code: str | None) -> Target | None:
+    """The card an identifier of this kind names, or None; raises InvalidInput for an
+    unknown kind or a malformed identifier."""
     resolver = RESOLVERS.get(kind)
     if resolver is None:
         raise InvalidInput(

@@ -17,20 +17,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from cardvault.errors import CardvaultError
-
-
-class Busy(CardvaultError):
-    code = "busy"
-    http_status = 429
-    exit_code = 8
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("cardvault is busy; try again in a moment.", retry_after=retry_after)
-        self.retry_after = retry_after
+from cardvault.services.signin.errors import Busy
 
 
 class KdfGate:
+    """Admission to the passcode KDF: so many run at once, so many wait, the rest are Busy."""
+
     def __init__(self, slots: int | None = None, queue: int | None = None) -> None:
         self.slots = slots or os.cpu_count() or 1
         self.queue = queue if queue is not None else 4 * self.slots
@@ -51,6 +43,7 @@ class KdfGate:
             return self._admitted - self._running
 
     def running_now(self) -> float:
+        """How many key derivations run now (for /metrics)."""
         with self._lock:
             return self._running
 
@@ -84,6 +77,7 @@ class KdfGate:
 
     @contextmanager
     def slot(self) -> Iterator[None]:
+        """Be admitted and run: raises Busy when the gate is full."""
         with self.admitted(), self.running():
             yield
 

@@ -14,35 +14,14 @@ from sqlalchemy.orm import Session
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.lockout import ATTEMPTS_LOCK_REASON, OPENABLE, after_wrong
 from cardvault.domain.vocabulary import CardStatus
-from cardvault.errors import AuthenticationFailed, Conflict
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.lookup import end_card_state
 from cardvault.services.recovery import reset_links
+from cardvault.services.signin.errors import CardLocked, WrongPasscode
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction, without_flush
 from cardvault.store.models import Card
 from cardvault.store.queries import cards as card_queries
-
-
-class CardLocked(Conflict):
-    """The card is locked (or cannot take a passcode now); no KDF was run."""
-
-    code = "card_locked"
-    http_status = 423
-
-
-class WrongPasscode(AuthenticationFailed):
-    code = "wrong_passcode"
-
-    def __init__(self, attempts_left: int) -> None:
-        word = "attempt" if attempts_left == 1 else "attempts"
-        super().__init__(
-            f"The passcode is not right. {attempts_left} {word} left before the card locks."
-            if attempts_left
-            else "The passcode is not right. The card is now locked.",
-            attempts_left=attempts_left,
-        )
-        self.attempts_left = attempts_left
 
 
 def reserve_attempt(rt: Runtime, card_id: str) -> int:
@@ -110,7 +89,7 @@ def passcode_wrong(
                 # the holder learns at once, with a link to unlock it themselves (DESIGN §3.3);
                 # a card not yet enrolled has no security questions: its RA unlocks it
                 reset_links.send_reset_link(session, rt, actor, card, trigger="locked")
-    return WrongPasscode(outcome.attempts_left)
+    return WrongPasscode(attempts_left=outcome.attempts_left)
 
 
 def lock_in_session(

@@ -11,6 +11,7 @@ import contextlib
 from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import NotFound
 from cardvault.services.devices import push
+from cardvault.services.devices.errors import PushNotAnswered
 from cardvault.services.signin.engine import Engine, SessionGrant
 from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor
@@ -23,6 +24,6 @@ def complete_push(
     tried (PushNotAnswered), so nothing counts as a failure."""
     with contextlib.suppress(NotFound):  # not this sign-in's: the plug-in refuses it
         if push.status(engine.rt, challenge_id[:36], transaction_id) is PushStatus.PENDING:
-            raise push.PushNotAnswered()
+            raise PushNotAnswered()
     response = FactorAnswer(method="authenticator", challenge_id=challenge_id[:36])
     return engine.complete_factor(actor, transaction_id, response)

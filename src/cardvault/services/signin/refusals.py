@@ -22,27 +22,21 @@ from cardvault.crypto.kdf import Argon2Params
 from cardvault.crypto.keyslots import PASSCODE_SLOT, open_no_passcode_slot
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus
-from cardvault.errors import AuthenticationFailed, CardvaultError
+from cardvault.errors import CardvaultError
 from cardvault.json_types import JsonInput
 from cardvault.keystore.provider import MasterKey, unpack
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.networks import allow_list as network
+from cardvault.services.networks.errors import NetworkNotAllowed
 from cardvault.services.signin import sessions as card_sessions
+from cardvault.services.signin.errors import SignInFailed
 from cardvault.services.signin.identification import Target
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction, without_flush
 from cardvault.store.models import Card, table_of
 from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
-
-#: the one answer to every refusal before the passcode, and to a wrong passcode: it must
-#: not tell them apart, yet still help a holder whose card someone else locked
-GENERIC_FAILURE = (
-    "Passcode or identifier not recognised. If your card has been locked, you will have "
-    "received an email saying so, with a link to unlock it; otherwise check both and try again."
-)
-
 
 _CARDS = table_of(Card)
 # what a reservation touches (the card's row), without changing it
@@ -51,20 +45,11 @@ _LOCK_CARD = (
 )
 
 
-class SignInFailed(AuthenticationFailed):
-    """Unknown identifier, wrong passcode, locked or unusable card: all look the same."""
-
-    code = "sign_in_failed"
-
-    def __init__(self) -> None:
-        super().__init__(GENERIC_FAILURE)
-
-
 def why_refused(session: Session, actor: Actor, purpose: str, target: Target) -> str | None:
     """Why this sign-in stops before its passcode is tried (for the audit log only)."""
     try:
         network.check_client(target.organisation, actor.client_address)
-    except network.NetworkNotAllowed:
+    except NetworkNotAllowed:
         return "client network not allowed"
     policy = policy_of(target.organisation)
     if not policy.allows(target.route):

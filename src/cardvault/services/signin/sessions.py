@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus, RaRole
-from cardvault.errors import AuthenticationFailed, NotFound, PermissionDenied
+from cardvault.errors import NotFound, PermissionDenied
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
 from cardvault.services.networks import allow_list as network
+from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport import channel
 from cardvault.store.db import transaction
@@ -30,15 +31,10 @@ from cardvault.store.queries.organisations import policy_of
 TOKEN_BYTES = 32
 
 
-class SessionInvalid(AuthenticationFailed):
-    code = "session_invalid"
-
-    def __init__(self, message: str = "The session has ended; sign in again.") -> None:
-        super().__init__(message)
-
-
 @dataclass(frozen=True, kw_only=True)
 class NewSession:
+    """A card session just opened: the token and key the client keeps."""
+
     token: str
     session_id: str
     expires_at: datetime
@@ -48,6 +44,7 @@ class NewSession:
 
 
 def token_hash(token: str) -> str:
+    """The stored form of a session token (SHA-256)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -178,6 +175,7 @@ def owner(actor: Actor, row: CardSession) -> Actor:
 
 
 def logout(rt: Runtime, actor: Actor, token: str | None, *, session_id: str | None = None) -> None:
+    """End a card session (audited); raises SessionInvalid if it has already ended."""
     with transaction(rt.db) as session:
         if session_id is not None:
             row = session.get(CardSession, session_id)
@@ -213,6 +211,7 @@ def purge_expired(rt: Runtime) -> int:
 
 
 def ra_roles(session: Session, person_id: str) -> list[tuple[Organisation, RaRole]]:
+    """The organisations and roles an RA user holds."""
     rows = session.execute(
         select(Organisation, RaRoleGrant.role)
         .join(RaRoleGrant, RaRoleGrant.organisation_id == Organisation.id)
@@ -296,6 +295,7 @@ def require_role(
 
 
 def get_by_id(session: Session, session_id: str) -> CardSession:
+    """The card session with this id; raises NotFound."""
     row = session.get(CardSession, session_id)
     if row is None:
         raise NotFound("There is no such session.")
@@ -303,6 +303,7 @@ def get_by_id(session: Session, session_id: str) -> CardSession:
 
 
 def status(rt: Runtime, token: str, *, client_address: str | None) -> dict[str, object]:
+    """The session's card, holder and expiry; raises SessionInvalid."""
     with transaction(rt.db) as session:
         row, card = use(session, rt, token, client_address=client_address)
         org = session.get(Organisation, row.organisation_id)

@@ -10,6 +10,8 @@ from cardvault.services.signin.factors.base import FactorAnswer, FactorError, Of
 
 @dataclass(frozen=True, kw_only=True)
 class LoginRequest:
+    """A sign-in's first step: identifier, passcode and, optionally, the second factor inline."""
+
     identifier_kind: str
     identifier: str
     passcode: str = field(repr=False)
@@ -21,6 +23,8 @@ class LoginRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class SessionGrant:
+    """An open card session: its token (for the client only), expiries and session channel."""
+
     token: str = field(repr=False)
     expires_at: datetime
     idle_expires_at: datetime
@@ -41,6 +45,8 @@ class OrganisationChoice:
 
 @dataclass(frozen=True, kw_only=True)
 class LoginResult:
+    """A sign-in's answer: the offered second factors, or the session when one was given inline."""
+
     transaction_id: str
     session_key: bytes = field(repr=False)
     second_factors: tuple[Offer, ...]

@@ -49,10 +49,12 @@ class WebSessionView:
 
     @property
     def signed_in(self) -> bool:
+        """Whether a card session is attached (someone signed in)."""
         return self.card_session_id is not None
 
 
 def token_hash(token: str) -> str:
+    """The stored form of a web-session token (SHA-256)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -65,6 +67,7 @@ def csrf_token(token: str) -> str:
 
 
 def csrf_ok(token: str, presented: str | None) -> bool:
+    """Whether the presented CSRF token is this session's (compared in constant time)."""
     return bool(presented) and hmac.compare_digest(csrf_token(token), presented or "")
 
 
@@ -216,6 +219,7 @@ def end(rt: Runtime, view: WebSessionView) -> str | None:
 
 
 def purge_expired(rt: Runtime) -> int:
+    """Delete expired web sessions; how many."""
     now = rt.clock()
     with transaction(rt.db) as session:
         result = session.execute(

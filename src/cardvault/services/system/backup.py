@@ -71,6 +71,8 @@ class Protection:
     passphrase: bytes | None = None
 
     def wrap(self, file_key: bytes) -> dict[str, object]:
+        """The file key wrapped for the backup's header; raises InvalidInput unless exactly one of
+        the recipient key and the passphrase is given."""
         if (self.recipient_pem is None) == (self.passphrase is None):
             raise InvalidInput("Give either a recipient public key or a passphrase.")
         if self.recipient_pem is not None:
@@ -81,6 +83,8 @@ class Protection:
 
 @dataclass(frozen=True, kw_only=True)
 class BackupSummary:
+    """What a backup wrote: where, the schema revision, rows per table, files and size."""
+
     path: str
     schema_revision: str
     tables: dict[str, int]
@@ -103,6 +107,7 @@ def column_kind(column: Column[Any]) -> str:
 
 
 def encode(kind: str, value: Any) -> Any:
+    """A column value as JSON (times in UTC, bytes in base64, enums by value)."""
     if value is None:
         return None
     if kind == "datetime":

@@ -59,6 +59,7 @@ class DemoAccount:
     ad_account: str | None = None
 
     def as_json(self) -> JsonObject:
+        """The demo account as JSON, for ``cardvault init --demo``."""
         out: JsonObject = {
             "user_id": self.user_id,
             "name": self.name,
@@ -90,6 +91,7 @@ class DemoCredentials:
     to_enrol: DemoAccount
 
     def as_json(self) -> JsonObject:
+        """The demo organisation and accounts as JSON."""
         return {
             "organisation": self.organisation,
             "ra_user": self.ra_user.as_json(),
@@ -100,6 +102,8 @@ class DemoCredentials:
 
 @dataclass(kw_only=True)
 class InitResult:
+    """What ``cardvault init`` did: the data directory, and the demo set-up if asked."""
+
     data_dir: str
     created: bool
     demo: DemoCredentials | None = None
@@ -108,6 +112,7 @@ class InitResult:
 
 
 def tls_paths(settings: Settings) -> tuple[Path, Path]:
+    """The TLS certificate and key: the configured ones, or the generated pair."""
     if settings.tls_cert_file and settings.tls_key_file:
         return settings.tls_cert_file, settings.tls_key_file
     return settings.data_dir / "tls" / "cert.pem", settings.data_dir / "tls" / "key.pem"
@@ -116,6 +121,8 @@ def tls_paths(settings: Settings) -> tuple[Path, Path]:
 def initialise(
     settings: Settings, *, actor: Actor, demo: bool, if_missing: bool, echo: Echo
 ) -> InitResult:
+    """First start: data directory, master key, schema, CA, audit key (and a demo).
+    Raises Conflict when already initialised (unless ``if_missing``)."""
     store = keystore_for(settings)
     if store.exists():
         if if_missing:

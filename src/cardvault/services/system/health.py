@@ -30,6 +30,8 @@ REDIS_TIMEOUT_SECONDS = 0.5
 
 @dataclass(frozen=True, kw_only=True)
 class Check:
+    """One readiness check: its name, whether it passed, and why not."""
+
     name: str
     ok: bool
     #: why it failed (no secrets: the reason an operator acts on), or None
@@ -38,16 +40,20 @@ class Check:
 
 @dataclass(frozen=True, kw_only=True)
 class Readiness:
+    """The result of every readiness check."""
+
     checks: tuple[Check, ...]
     #: failing checks that do not make the instance unready (Redis, if so configured)
     tolerated: frozenset[str] = frozenset()
 
     @property
     def failing(self) -> tuple[str, ...]:
+        """The names of the checks that failed."""
         return tuple(c.name for c in self.checks if not c.ok)
 
     @property
     def ready(self) -> bool:
+        """Ready unless a check failed that is not tolerated."""
         return not (set(self.failing) - self.tolerated)
 
 
@@ -124,6 +130,7 @@ def _redis_client(rt: Runtime) -> Any:
 
 
 def database_status(rt: Runtime) -> str:
+    """``ok`` if the database answers; raises Unavailable otherwise."""
     try:
         with rt.engine.connect() as conn:
             conn.execute(text("SELECT 1"))

@@ -37,6 +37,7 @@ JOBS: list[Job] = [
 
 
 def run_once(rt: Runtime, jobs: list[Job] | None = None) -> None:
+    """Run each housekeeping job once; a failing job is logged, the others still run."""
     for job in jobs if jobs is not None else JOBS:
         try:
             job(rt)
@@ -56,9 +57,11 @@ class Maintenance:
         )
 
     def start(self) -> None:
+        """Start the housekeeping thread."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the housekeeping thread (waits up to ten seconds)."""
         self._stop.set()
         self._thread.join(timeout=10)
 

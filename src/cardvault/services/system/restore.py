@@ -36,6 +36,8 @@ from cardvault.store.models import Base
 
 @dataclass(frozen=True, kw_only=True)
 class RestoreSummary:
+    """What a restore loaded: when and where the backup was made, its revision, rows and files."""
+
     made_at: str
     made_on: str
     schema_revision: str

@@ -39,10 +39,12 @@ class Actor:
 
     @classmethod
     def operator(cls, name: str) -> Actor:
+        """The actor for an operator at the command line."""
         return cls(ref=f"cli:{name}", display=f"operator {name}")
 
     @classmethod
     def system(cls) -> Actor:
+        """The actor for what the service does by itself."""
         return cls(ref="system", display="cardvault")
 
     def as_holder(self, person_id: str) -> Actor:
@@ -52,6 +54,8 @@ class Actor:
 
 @dataclass(kw_only=True)
 class Runtime:
+    """What every service call needs: settings, database, master key, clock and caches."""
+
     settings: Settings
     engine: Engine
     db: sessionmaker[Session]
@@ -69,9 +73,11 @@ class Runtime:
 
     @property
     def data_dir(self) -> Path:
+        """The data directory."""
         return self.settings.data_dir
 
     def close(self) -> None:
+        """Release the database connections."""
         self.engine.dispose()
 
 
@@ -93,6 +99,7 @@ def local_keystore(settings: Settings) -> LocalKeyStore:
 
 
 def pkcs11_config(settings: Settings) -> Pkcs11Config:
+    """The PKCS#11 provider's settings (the module and token are set when it is chosen)."""
     assert settings.pkcs11_module is not None and settings.pkcs11_token_label is not None
     return Pkcs11Config(
         module=settings.pkcs11_module,

@@ -23,10 +23,10 @@ from sqlalchemy import bindparam, select, update
 
 from cardvault.crypto import channel as cchannel
 from cardvault.crypto.aead import aad, wipe
-from cardvault.errors import AuthenticationFailed
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.system.runtime import Runtime
 from cardvault.services.transport.envelopes import LEEWAY_SECONDS, remember_jti
+from cardvault.services.transport.errors import ChannelClosed, ChannelMismatch
 from cardvault.store.models import CardSession, PivLink, table_of
 from cardvault.store.sqlite_writers import READ
 
@@ -51,21 +51,6 @@ _LINK_CHANNEL = (
     .join(_sessions, _sessions.c.id == _links.c.session_id)
     .where(_links.c.id == bindparam("kid"))
 )
-
-
-class ChannelClosed(AuthenticationFailed):
-    """No live session or link has this channel: it ended, or never existed."""
-
-    code = "channel_closed"
-
-    def __init__(self, message: str = "This session's channel has ended; sign in again.") -> None:
-        super().__init__(message, remedy="Sign in again and use the new channel key.")
-
-
-class ChannelMismatch(AuthenticationFailed):
-    """The request names another session or link than the channel it came in."""
-
-    code = "channel_mismatch"
 
 
 @dataclass(frozen=True, kw_only=True)

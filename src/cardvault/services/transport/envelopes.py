@@ -14,9 +14,9 @@ from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from cardvault.crypto import envelope
-from cardvault.errors import AuthenticationFailed
 from cardvault.services.system.runtime import Runtime
 from cardvault.services.transport import keys as transport_keys
+from cardvault.services.transport.errors import EnvelopeReplayed
 from cardvault.store.db import transaction
 from cardvault.store.models import UsedNonce, table_of
 
@@ -25,11 +25,9 @@ LEEWAY_SECONDS = 30
 _REMEMBER_NONCE = insert(table_of(UsedNonce))
 
 
-class EnvelopeReplayed(AuthenticationFailed):
-    code = "envelope_replayed"
-
-
 def open_request(rt: Runtime, token: str) -> envelope.OpenedRequest:
+    """Open an envelope addressed to a transport key, once; raises EnvelopeReplayed for a
+    second time, and the envelope's own refusals (EnvelopeBroken, EnvelopeExpired, …)."""
     opened = envelope.open_request(
         transport_keys.keys(rt),
         token,
@@ -53,6 +51,7 @@ def remember_jti(rt: Runtime, jti: str, expires: datetime) -> None:
 
 
 def purge_nonces(rt: Runtime) -> int:
+    """Delete the spent envelope ids that have expired; how many."""
     with transaction(rt.db) as session:
         result = session.execute(delete(UsedNonce).where(UsedNonce.expires_at < rt.clock()))
     return int(getattr(result, "rowcount", 0) or 0)

@@ -22,6 +22,7 @@ from cardvault.services.pki import ca
 from cardvault.services.pki import crl as crls
 from cardvault.services.pki import ocsp as responder
 from cardvault.services.rate_limits import check as rate_limits
+from cardvault.services.rate_limits.errors import RateLimited
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import client_address
 from cardvault.web.deps import runtime
@@ -85,7 +86,7 @@ def _admit(request: Request, rt: Runtime) -> Response | None:
     address = client_address(request, rt.settings.trusted_proxies)
     try:
         rate_limits.check_address(rt, Bucket.STATUS, address)
-    except rate_limits.RateLimited as refused:
+    except RateLimited as refused:
         return _ocsp(cocsp.try_later(), retry_after=refused.retry_after)
     return None
 

@@ -26,6 +26,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
+from cardvault.web.errors import status_of
 from cardvault.web.portal.steps import AREA, Rt, View, web_session
 from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.ui import organisation_choice, second_factor
@@ -107,7 +108,7 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
         )
     except CardvaultError as exc:
         form.add_error("passcode", exc.message)
-        return _login_page(request, form, exc.http_status)
+        return _login_page(request, form, status_of(exc))
     if result.factor_error:
         form.add_error("passcode", result.factor_error.message)
         return _login_page(request, form, 401)

@@ -25,6 +25,7 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
+from cardvault.web.errors import status_of
 from cardvault.web.portal.card import HOME
 from cardvault.web.portal.steps import Rt, View
 from cardvault.web.rate_limit import Bucket, per_address
@@ -42,7 +43,7 @@ QUESTION_FIELDS = {"questions": "question1"}
 
 def _session(view: WebSessionView) -> str:
     if not view.signed_in or view.card_session_id is None:
-        raise ui.RedirectTo(HOME)
+        raise ui.RedirectTo(location=HOME)
     return view.card_session_id
 
 
@@ -75,7 +76,7 @@ def _change(
     except CardvaultError as exc:
         default = "current" if exc.code in {"wrong_passcode", "card_locked"} else "passcode"
         form.add_exception(exc, fields=QUESTION_FIELDS, default=default)
-        return ui.render(request, template, status=exc.http_status, form=form.shown(), **extra)
+        return ui.render(request, template, status=status_of(exc), form=form.shown(), **extra)
     ui.set_notice(rt, request, notice)
     return ui.redirect(HOME)
 
@@ -189,7 +190,7 @@ def _recovery_code(request: Request, rt: Runtime, view: WebSessionView, form: ui
         )
     except CardvaultError as exc:
         form.add_exception(exc, default="current")
-        return ui.render(request, template, status=exc.http_status, form=form.shown())
+        return ui.render(request, template, status=status_of(exc), form=form.shown())
     return ui.render(request, "portal/card_recovery_code_shown.html", code=made.code)
 
 
@@ -243,7 +244,7 @@ def _pin(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> 
     except CardvaultError as exc:
         default = "current" if exc.code == "card_pin_wrong" else "pin"
         form.add_exception(exc, default=default)
-        return _pin_page(request, rt, session_id, form.shown(), status=exc.http_status)
+        return _pin_page(request, rt, session_id, form.shown(), status=status_of(exc))
     ui.set_notice(rt, request, PIN_DONE[outcome])
     return ui.redirect(HOME)
 
@@ -257,7 +258,7 @@ def _own(
     for m in methods.my_methods(rt, _who(request, rt), session_id):
         if m.kind == kind and m.id == method_id and m.removable:
             return m
-    raise ui.RedirectTo(HOME)
+    raise ui.RedirectTo(location=HOME)
 
 
 @router.get("/methods/{kind}/{method_id}/remove")
@@ -299,7 +300,7 @@ def _remove(
         return ui.render(
             request,
             "portal/card_remove.html",
-            status=exc.http_status,
+            status=status_of(exc),
             method=method,
             form=form.shown(),
         )
@@ -329,7 +330,7 @@ def _pair(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) ->
         return ui.render(
             request,
             "portal/card_pair.html",
-            status=exc.http_status,
+            status=status_of(exc),
             form=form.shown(),
             offer=None,
             qr=None,

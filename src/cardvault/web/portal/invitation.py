@@ -11,10 +11,10 @@ from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.services.cards import invitations
 from cardvault.services.cards.enrolment import SecurityAnswer
 from cardvault.services.holders import setup as factor_setup
-from cardvault.services.recovery import links
-from cardvault.services.recovery import reset as recovery
+from cardvault.services.recovery.errors import LinkInvalid, LinkUsed, RecoveryStepInvalid
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
+from cardvault.web.errors import status_of
 from cardvault.web.portal.invitation_factor import remember_card
 from cardvault.web.portal.steps import (
     Rt,
@@ -34,7 +34,7 @@ router = APIRouter(
     dependencies=[per_address(Bucket.PORTAL)],
 )
 
-ENDING = (links.LinkInvalid, links.LinkUsed, recovery.RecoveryStepInvalid)
+ENDING = (LinkInvalid, LinkUsed, RecoveryStepInvalid)
 SECRETS = ("passcode", "confirm", "answer1", "answer2", "answer3", "card_pin", "card_pin_confirm")
 #: service field names → this form's names
 FIELDS = {"questions": "question1"}
@@ -67,7 +67,7 @@ async def code(request: Request, rt: Rt, view: View, token: str) -> Response:
         return link_problem(request, exc)
     except (InvalidInput, AuthenticationFailed) as exc:
         form.add_exception(exc, default="code")
-        return _code_page(request, rt, token, form.shown(), status=exc.http_status)
+        return _code_page(request, rt, token, form.shown(), status=status_of(exc))
     response = ui.redirect(f"/portal/invitation/{token}/setup")
     return set_step(response, accepted.transaction_id, accepted.key)
 

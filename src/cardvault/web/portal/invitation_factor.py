@@ -23,6 +23,7 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
+from cardvault.web.errors import status_of
 from cardvault.web.portal.steps import Rt, View, checked_form
 from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.ui.qr import qr_data_uri
@@ -54,7 +55,7 @@ def _card(rt: Runtime, view: WebSessionView) -> tuple[str, str]:
     serial, org = view.data.get("setup_serial"), view.data.get("setup_org")
     until = view.data.get("setup_until")
     if not serial or not org or not setup.setup_open(str(until) if until else None, rt.clock()):
-        raise ui.RedirectTo("/portal/card")
+        raise ui.RedirectTo(location="/portal/card")
     return str(serial), str(org)
 
 
@@ -95,7 +96,7 @@ def _pair(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) ->
         offer = setup.start_pairing(rt, actor_for(request, rt), serial, org)
     except CardvaultError as exc:
         form.add_exception(exc, default="pair")
-        return _choices(request, rt, view, form, exc.http_status)
+        return _choices(request, rt, view, form, status_of(exc))
     web_sessions.update_data(rt, view, setup_link=offer.link_id)
     return _choices(request, rt, view, ui.Form(), offer=offer, qr=qr_data_uri(offer.uri))
 
@@ -112,7 +113,7 @@ def _in_person(request: Request, rt: Runtime, view: WebSessionView, form: ui.For
         setup.in_person(rt, actor_for(request, rt), serial, org)
     except CardvaultError as exc:
         form.add_exception(exc, default="in_person")
-        return _choices(request, rt, view, form, exc.http_status)
+        return _choices(request, rt, view, form, status_of(exc))
     return _done(request, rt, view, serial, in_person=True)
 
 

@@ -10,11 +10,19 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.services.rate_limits import check as rate_limits
-from cardvault.services.recovery import links, new_passcode, reset_links
+from cardvault.services.recovery import new_passcode, reset_links
 from cardvault.services.recovery import reset as recovery
+from cardvault.services.recovery.errors import (
+    LinkInvalid,
+    LinkUsed,
+    RecoveryBlocked,
+    RecoveryNotAllowed,
+    RecoveryStepInvalid,
+)
 from cardvault.services.system.runtime import Actor
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
+from cardvault.web.errors import status_of
 from cardvault.web.portal.steps import (
     Rt,
     View,
@@ -31,11 +39,11 @@ PORTAL = [per_address(Bucket.PORTAL)]
 
 #: errors that end a reset: the link or the card no longer allows it
 ENDING = (
-    links.LinkInvalid,
-    links.LinkUsed,
-    recovery.RecoveryBlocked,
-    recovery.RecoveryNotAllowed,
-    recovery.RecoveryStepInvalid,
+    LinkInvalid,
+    LinkUsed,
+    RecoveryBlocked,
+    RecoveryNotAllowed,
+    RecoveryStepInvalid,
 )
 ANSWER_FIELDS = ("answer1", "answer2", "answer3", "recovery_code")
 
@@ -105,7 +113,7 @@ async def answer(request: Request, rt: Rt, view: View, token: str) -> Response:
         return link_problem(request, exc)
     except (InvalidInput, AuthenticationFailed) as exc:
         form.add_exception(exc, default="answer1")
-        return _questions(request, rt, token, form.shown(), status=exc.http_status)
+        return _questions(request, rt, token, form.shown(), status=status_of(exc))
     return set_step(ui.redirect(next_page(token, step.step)), step.transaction_id, step.key)
 
 
@@ -119,7 +127,7 @@ def current(request: Request, rt: Rt, token: str, expected: str) -> recovery.Pro
     txn_id, key = step_of(request)
     progress = recovery.current_step(rt, token, txn_id, key)
     if progress.step != expected:
-        raise ui.RedirectTo(next_page(token, progress.step))
+        raise ui.RedirectTo(location=next_page(token, progress.step))
     return progress
 
 

@@ -19,15 +19,22 @@ from starlette.concurrency import run_in_threadpool
 from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.json_types import JsonObject
-from cardvault.services.devices import push
 from cardvault.services.devices.channel import challenge_topic
+from cardvault.services.devices.errors import (
+    NoPairedDevice,
+    PushNotAnswered,
+    PushRateLimited,
+    TransactionInvalid,
+)
 from cardvault.services.recovery import factor_answer
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import prompts as recovery_prompts
 from cardvault.services.recovery import reset as recovery
-from cardvault.services.signin.factors import FactorAnswer, FactorFailed
+from cardvault.services.signin.errors import FactorFailed
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.web import ui
 from cardvault.web.api.device_auth import wait_for
+from cardvault.web.errors import status_of
 from cardvault.web.portal.reset import ENDING, current, holder, next_page
 from cardvault.web.portal.steps import Rt, View, checked_form, link_problem, step_of
 from cardvault.web.rate_limit import Bucket, per_address
@@ -36,7 +43,7 @@ router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)
 PORTAL = [per_address(Bucket.PORTAL)]
 Wait = Annotated[int, Query(ge=0, le=30, description="seconds to wait for the phone")]
 #: what starting a push may refuse, shown on the factor page (the code still works)
-PUSH_REFUSED = (push.NoPairedDevice, push.PushRateLimited, push.TransactionInvalid, InvalidInput)
+PUSH_REFUSED = (NoPairedDevice, PushRateLimited, TransactionInvalid, InvalidInput)
 
 
 def _restart(token: str) -> str:
@@ -102,13 +109,13 @@ def _check(request: Request, rt: Rt, token: str, form: ui.Form) -> Response:
         step = factor_answer.second_factor(rt, holder(request, rt), token, txn_id, key, response)
     except ENDING as exc:
         return link_problem(request, exc, restart=_restart(token))
-    except recovery_factors.PushNotAnswered as exc:
+    except PushNotAnswered as exc:
         form.add_exception(exc, default="continue")
         return _push_again(request, rt, token, str(response.challenge_id), form, exc)
     except (FactorFailed, InvalidInput) as exc:
         field = "push" if response.method == recovery_prompts.PHONE else "code"
         form.add_exception(exc, fields={"method": field}, default=field)
-        return _factor_again(request, rt, token, form, exc.http_status)
+        return _factor_again(request, rt, token, form, status_of(exc))
     return ui.redirect(next_page(token, step.step))
 
 
@@ -129,7 +136,7 @@ def _send_push(request: Request, rt: Rt, token: str, form: ui.Form) -> Response:
         return link_problem(request, exc, restart=_restart(token))
     except PUSH_REFUSED as exc:
         form.add_exception(exc, fields={"method": "push"}, default="push")
-        return _factor_again(request, rt, token, form, exc.http_status)
+        return _factor_again(request, rt, token, form, status_of(exc))
     return ui.redirect(f"/portal/reset/{token}/factor/push/{started.challenge_id}")
 
 
@@ -155,7 +162,7 @@ def _push_again(
     return ui.render(
         request,
         "portal/reset_push.html",
-        status=error.http_status if error else 200,
+        status=status_of(error) if error else 200,
         prompt=prompt,
         form=form,
         token=token,

@@ -22,6 +22,7 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.deps import runtime
+from cardvault.web.errors import status_of
 
 AREA = ui.WebArea(
     name="portal",
@@ -74,7 +75,7 @@ def link_problem(request: Request, exc: CardvaultError, **context: Any) -> Respo
     return ui.render(
         request,
         "portal/problem.html",
-        status=exc.http_status,
+        status=status_of(exc),
         title="This link cannot be used",
         message=exc.message,
         remedy=exc.remedy,

@@ -15,6 +15,7 @@ from cardvault.services.ra.actions import RaContext
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
+from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Agent, Rt, View, person_url, require_recent_sign_in
 from cardvault.web.ra.persons import already_sent, checked_form
 
@@ -144,7 +145,7 @@ def _act(
         return ui.render(
             request,
             "ra/card_action.html",
-            status=exc.http_status,
+            status=status_of(exc),
             info=info,
             action=action,
             title=title,

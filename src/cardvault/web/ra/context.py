@@ -49,7 +49,7 @@ class RaGate:
             )
         except PermissionDenied:
             if not view.data.get("ra_role"):
-                raise ui.RedirectTo("/ra/role") from None
+                raise ui.RedirectTo(location="/ra/role") from None
             raise
 
 
@@ -71,7 +71,7 @@ def require_recent_sign_in(request: Request, rt: Runtime) -> None:
     """Sensitive actions: passcode + second factor within the last 10 minutes, or re-prove."""
     view: WebSessionView = request.state.web_view
     if web_sessions.needs_reauthentication(rt, view):
-        raise ui.RedirectTo("/ra/reauth?next=" + quote(request.url.path, safe="/"))
+        raise ui.RedirectTo(location="/ra/reauth?next=" + quote(request.url.path, safe="/"))
 
 
 def safe_next(target: str) -> str:

@@ -13,6 +13,7 @@ from cardvault.services.ra.actions import RaContext
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
+from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Agent, Rt, View, person_url, require_recent_sign_in
 from cardvault.web.ra.persons import already_sent, checked_form
 from cardvault.web.ui.qr import qr_data_uri
@@ -63,7 +64,7 @@ def _ad(
         )
     except CardvaultError as exc:
         form.add_exception(exc, default="account")
-        return _page(request, rt, ctx, user_id, "ra/method_ad.html", exc.http_status, form=form)
+        return _page(request, rt, ctx, user_id, "ra/method_ad.html", status_of(exc), form=form)
     ui.set_notice(rt, request, f"AD account {assoc.lookup_key} associated.")
     return ui.redirect(person_url(user_id))
 
@@ -92,7 +93,7 @@ def _hr(
         assoc = ra_methods.add_hr_card(rt, ctx, user_id, form.get("uid"), form.get("label"))
     except CardvaultError as exc:
         form.add_exception(exc, default="uid")
-        return _page(request, rt, ctx, user_id, "ra/method_hr.html", exc.http_status, form=form)
+        return _page(request, rt, ctx, user_id, "ra/method_hr.html", status_of(exc), form=form)
     ui.set_notice(rt, request, f"HR card {assoc.lookup_key} associated.")
     return ui.redirect(person_url(user_id))
 
@@ -122,7 +123,7 @@ def _totp_start(
     except CardvaultError as exc:
         form.add_exception(exc, default="label")
         return _page(
-            request, rt, ctx, user_id, "ra/method_totp_start.html", exc.http_status, form=form
+            request, rt, ctx, user_id, "ra/method_totp_start.html", status_of(exc), form=form
         )
     return ui.redirect(person_url(user_id, f"/methods/totp/{pending.association_id}"))
 
@@ -174,7 +175,7 @@ def _totp_confirm(
     except CardvaultError as exc:
         form.add_exception(exc, default="code")
         return _totp_confirm_page(
-            request, rt, ctx, user_id, association_id, form.shown(), exc.http_status
+            request, rt, ctx, user_id, association_id, form.shown(), status_of(exc)
         )
     ui.set_notice(rt, request, "The authenticator app is confirmed and can now be used to sign in.")
     return ui.redirect(person_url(user_id))
@@ -228,7 +229,7 @@ def _device(
         offer = ra_methods.pairing_offer(rt, ctx, user_id, application)
     except CardvaultError as exc:
         form.add_exception(exc)
-        return _device_page(request, rt, ctx, user_id, application, form, exc.http_status)
+        return _device_page(request, rt, ctx, user_id, application, form, status_of(exc))
     return _device_page(request, rt, ctx, user_id, application, offer=offer)
 
 

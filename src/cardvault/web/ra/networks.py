@@ -15,9 +15,11 @@ from cardvault.domain.networks import EverywhereNeedsConfirmation
 from cardvault.errors import CardvaultError
 from cardvault.services.ra import networks as ra_networks
 from cardvault.services.ra.actions import RaContext
+from cardvault.services.ra.errors import WouldLockOut
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
+from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Manager, Rt, View, require_recent_sign_in
 from cardvault.web.ra.persons import already_sent, checked_form
 
@@ -26,7 +28,7 @@ PATH = "/ra/organisation/networks"
 #: where a service error goes on the page: the confirmation it asks for, or the list
 FIELDS = {
     EverywhereNeedsConfirmation.code: "allow_everywhere",
-    ra_networks.WouldLockOut.code: "confirm_lock_out",
+    WouldLockOut.code: "confirm_lock_out",
 }
 
 
@@ -61,7 +63,7 @@ def _change(
     except CardvaultError as exc:
         form.add_error(FIELDS.get(exc.code, "networks"), exc.message)
         info = ra_networks.page(rt, ctx)
-        return _render(request, info, form.shown(), ctx, status=exc.http_status)
+        return _render(request, info, form.shown(), ctx, status=status_of(exc))
     count = len(result.networks)
     ui.set_notice(
         rt,

@@ -19,6 +19,7 @@ from cardvault.services.ra.actions import RaContext
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
+from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Manager, RoleGranter, Rt, Sponsor, View, require_recent_sign_in
 from cardvault.web.ra.persons import already_sent, checked_form
 
@@ -86,7 +87,7 @@ def _change_settings(
         changes = ra_settings.change(rt, ctx, sent)
     except CardvaultError as exc:
         form.add_exception(exc)
-        return _settings_page(request, rt, ctx, form, exc.http_status)
+        return _settings_page(request, rt, ctx, form, status_of(exc))
     names = ", ".join(c.name.replace("_", " ") for c in changes)
     ui.set_notice(rt, request, f"Settings saved: {names}." if changes else "Nothing was changed.")
     return ui.redirect(SETTINGS)
@@ -131,7 +132,7 @@ def _grant(
         granted = ra_roles.grant(rt, ctx, form.get("user_id"), form.get("role"))
     except CardvaultError as exc:
         form.add_exception(exc, default="user_id")
-        return _roles_page(request, rt, ctx, form, exc.http_status)
+        return _roles_page(request, rt, ctx, form, status_of(exc))
     ui.set_notice(
         rt,
         request,
@@ -152,7 +153,7 @@ def _take_away(request: Request, rt: Runtime, ctx: RaContext, form: ui.Form) -> 
         ra_roles.take_away(rt, ctx, form.get("user_id"), form.get("role"))
     except CardvaultError as exc:
         form.add_exception(exc, default="user_id")
-        return _roles_page(request, rt, ctx, form, exc.http_status)
+        return _roles_page(request, rt, ctx, form, status_of(exc))
     ui.set_notice(rt, request, "The role is taken away.")
     return ui.redirect(ROLES)
 
@@ -170,12 +171,12 @@ def _decide(
 ) -> Response:
     require_recent_sign_in(request, rt)
     if decision not in ("approve", "refuse"):
-        raise ui.RedirectTo(ROLES)
+        raise ui.RedirectTo(location=ROLES)
     try:
         shown = ra_roles.decide(rt, ctx, request_id, approve=decision == "approve")
     except CardvaultError as exc:
         form.add_exception(exc, default="requests")
-        return _roles_page(request, rt, ctx, form, exc.http_status)
+        return _roles_page(request, rt, ctx, form, status_of(exc))
     verb = "given to" if decision == "approve" else "refused for"
     ui.set_notice(rt, request, f"The role {shown.role.label} is {verb} {shown.name}.")
     return ui.redirect(ROLES)

@@ -15,6 +15,7 @@ from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
+from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Agent, Rt, View, Viewer, person_url, require_recent_sign_in
 
 router = APIRouter(prefix="/ra/persons", tags=["vRA Manager"], include_in_schema=False)
@@ -108,7 +109,7 @@ def _issue(
             exc, fields={"passcode": "issuance_passcode"}, default="issuance_passcode"
         )
         return ui.render(
-            request, "ra/issue.html", status=exc.http_status, info=info, form=form.shown(), ctx=ctx
+            request, "ra/issue.html", status=status_of(exc), info=info, form=form.shown(), ctx=ctx
         )
     ui.set_notice(rt, request, f"Card {card.serial} issued. Next, enrol the holder.")
     return ui.redirect(person_url(user_id))
@@ -186,7 +187,7 @@ def _enrol(
         form.add_exception(
             exc, fields={"passcode": "issuance_passcode", **own}, default="issuance_passcode"
         )
-        return _enrol_page(request, rt, ctx, user_id, form.shown(), exc.http_status)
+        return _enrol_page(request, rt, ctx, user_id, form.shown(), status_of(exc))
     if result.recovery_code:
         return ui.render(
             request, "ra/recovery_code.html", code=result.recovery_code, user_id=user_id
@@ -231,7 +232,7 @@ def _invite(
             exc, fields={"passcode": "issuance_passcode"}, default="issuance_passcode"
         )
         return ui.render(
-            request, "ra/invite.html", status=exc.http_status, info=info, form=form.shown(), ctx=ctx
+            request, "ra/invite.html", status=status_of(exc), info=info, form=form.shown(), ctx=ctx
         )
     ui.set_notice(
         rt,

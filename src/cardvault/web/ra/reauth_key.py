@@ -27,6 +27,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
+from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Rt, View, safe_next
 from cardvault.web.ra.second_factor import reauthenticated
 from cardvault.web.rate_limit import Bucket, per_address
@@ -91,7 +92,7 @@ def _passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form
         )
     except CardvaultError as exc:
         form.add_error("passcode", exc.message)
-        return _page(request, form, exc.http_status)
+        return _page(request, form, status_of(exc))
     view = web_sessions.update_data(rt, view, reauth_proof=None)
     again = f"/ra/reauth?next={safe_next(str(view.data.get('reauth_next') or ''))}"
     if result.session is None:

@@ -30,6 +30,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
+from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Rt, View
 from cardvault.web.ra.second_factor import signed_in
 from cardvault.web.rate_limit import Bucket, per_address
@@ -88,7 +89,7 @@ def _key_passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.
         )
     except CardvaultError as exc:
         form.add_error("passcode", exc.message)
-        return _key_page(request, form, exc.http_status)
+        return _key_page(request, form, status_of(exc))
     if result.session is None:
         web_sessions.update_data(rt, view, login_proof=None)
         error = result.factor_error

@@ -32,6 +32,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine
+from cardvault.web.errors import status_of
 from cardvault.web.ra.context import AREA, Rt, View, safe_next
 from cardvault.web.ra.reauth_key import signed_in_with_key
 from cardvault.web.ra.second_factor import LOGIN
@@ -99,7 +100,7 @@ def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -
         return _login_page(request, form, 422)
     except CardvaultError as exc:
         form.add_error("passcode", exc.message)
-        return _login_page(request, form, exc.http_status)
+        return _login_page(request, form, status_of(exc))
     # the browser has no use for SK: it is dropped here, so the session's DEK wrap is
     # useless to anyone (the RA pages never use the card's keys)
     if result.factor_error:
@@ -241,7 +242,7 @@ def _reauth(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) 
         )
     except CardvaultError as exc:
         form.add_error("passcode", exc.message)
-        return _reauth_page(request, view, form, target, exc.http_status)
+        return _reauth_page(request, view, form, target, status_of(exc))
     if result.organisations:  # no choice at sign-in, yet several now: the first, as then
         result = engine(request).choose_organisation(
             actor_for(request, rt), result.transaction_id, result.organisations[0].code

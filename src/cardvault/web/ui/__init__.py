@@ -14,13 +14,13 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
 from cardvault.services.signin.web_sessions import WebSessionView
+from cardvault.web.errors import RedirectTo
 from cardvault.web.ui import errors, statement, timeout
 from cardvault.web.ui.errors import add_area
 from cardvault.web.ui.forms import Form, read_credential, read_form, read_json
 from cardvault.web.ui.headers import SecurityHeaders
 from cardvault.web.ui.session import (
     CsrfFailed,
-    RedirectTo,
     SignInRequired,
     WebArea,
     WebCookies,

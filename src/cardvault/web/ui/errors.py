@@ -17,8 +17,8 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cardvault.errors import AuthenticationFailed, CardvaultError
-from cardvault.web.errors import retry_after
-from cardvault.web.ui.session import RedirectTo, WebArea
+from cardvault.web.errors import RedirectTo, retry_after, status_of
+from cardvault.web.ui.session import WebArea
 from cardvault.web.ui.templating import redirect, render
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
@@ -89,7 +89,7 @@ def _domain_html(request: Request, exc: Exception) -> Response:
         return redirect(exc.location)
     if isinstance(exc, AuthenticationFailed) and area is not None:
         return redirect(area.login_path)
-    return _page(request, exc.http_status, exc.message, retry_after(exc))
+    return _page(request, status_of(exc), exc.message, retry_after(exc))
 
 
 def _http_html(request: Request, exc: Exception) -> Response:

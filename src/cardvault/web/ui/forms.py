@@ -49,7 +49,8 @@ class Form:
         self, exc: CardvaultError, *, fields: Mapping[str, str] | None = None, default: str = ""
     ) -> None:
         """Place a service error next to its field (``fields`` maps service → form names)."""
-        name = str(exc.data.get("field") or "")
+        named = getattr(exc, "field", None)  # InvalidInput, Conflict and a few others name one
+        name = named if isinstance(named, str) else ""
         name = (fields or {}).get(name, name) or default
         self.add_error(name or "form", exc.message)
 

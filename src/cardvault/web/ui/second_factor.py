@@ -26,19 +26,21 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import CardvaultError, InvalidInput, NotFound
+from cardvault.services.devices import errors as device_errors
 from cardvault.services.devices import push
 from cardvault.services.devices.channel import challenge_topic
+from cardvault.services.devices.errors import NoPairedDevice, PushNotAnswered, PushRateLimited
 from cardvault.services.signin import push_continue as push_signin
 from cardvault.services.signin import web_sessions
-from cardvault.services.signin.engine import TransactionInvalid
-from cardvault.services.signin.factor_lockout import SecondFactorLocked
-from cardvault.services.signin.factors import FactorAnswer, FactorFailed
+from cardvault.services.signin.errors import FactorFailed, SecondFactorLocked, TransactionInvalid
+from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.signin.factors import fido2 as fido2_factor
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.api.device_auth import wait_for
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine, runtime
+from cardvault.web.errors import status_of
 from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.ui.forms import Form, read_credential, read_form
 from cardvault.web.ui.session import check_csrf, set_notice
@@ -46,9 +48,9 @@ from cardvault.web.ui.templating import redirect, render
 
 Wait = Annotated[int, Query(ge=0, le=30, description="seconds to wait for the phone")]
 #: what starting a push may refuse, shown on the page (the other ways still work)
-PUSH_REFUSED = (push.NoPairedDevice, push.PushRateLimited, InvalidInput)
+PUSH_REFUSED = (NoPairedDevice, PushRateLimited, InvalidInput)
 #: what ends the transaction: start again
-ENDED = (TransactionInvalid, push.TransactionInvalid)
+ENDED = (TransactionInvalid, device_errors.TransactionInvalid)
 #: a refused answer, shown on the page: another may follow (until the card locks)
 REFUSED = (FactorFailed, SecondFactorLocked, InvalidInput)
 #: the web-session keys of one flow (with its prefix)
@@ -151,7 +153,7 @@ def check_code(
         return _ended(request, rt, flow, view, exc)
     except REFUSED as exc:
         form.add_exception(exc, default="code")
-        return _page(request, flow, view, form, exc.http_status)
+        return _page(request, flow, view, form, status_of(exc))
     return _succeeded(request, rt, flow, view)
 
 
@@ -171,7 +173,7 @@ def send_push(
     except PUSH_REFUSED as exc:
         view = flow.forget(rt, view, "push")
         form.add_exception(exc, fields={"method": "push"}, default="push")
-        return _page(request, flow, view, form, exc.http_status)
+        return _page(request, flow, view, form, status_of(exc))
     web_sessions.update_data(rt, view, **{f"{flow.name}_push": started.challenge_id})
     return redirect(f"{flow.path}/push")
 
@@ -195,7 +197,7 @@ def push_page(
     return render(
         request,
         "ui/factor_push.html",
-        status=error.http_status if error else 200,
+        status=status_of(error) if error else 200,
         flow=flow,
         prompt=prompt,
         form=form.shown(),
@@ -213,13 +215,13 @@ def push_done(
         push_signin.complete_push(engine(request), actor_for(request, rt), txn, str(challenge_id))
     except ENDED as exc:
         return _ended(request, rt, flow, view, exc)
-    except push.PushNotAnswered as exc:
+    except PushNotAnswered as exc:
         form.add_exception(exc, default="continue")
         return push_page(request, rt, flow, view, form, exc)
     except REFUSED as exc:
         view = flow.forget(rt, view, "push")
         form.add_exception(exc, fields={"method": "push"}, default="push")
-        return _page(request, flow, view, form, exc.http_status)
+        return _page(request, flow, view, form, status_of(exc))
     return _succeeded(request, rt, flow, view)
 
 

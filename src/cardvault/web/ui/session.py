@@ -9,13 +9,13 @@ The cookie is ``__Host-``-prefixed, ``Secure``, ``HttpOnly`` and ``SameSite=Stri
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardvault.domain.rate_limit import Bucket
-from cardvault.errors import AuthenticationFailed, CardvaultError, PermissionDenied
+from cardvault.errors import AuthenticationFailed, PermissionDenied, error
 from cardvault.services.rate_limits import check as rate_limits
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
@@ -51,25 +51,15 @@ class SignInRequired(AuthenticationFailed):
     code = "sign_in_required"
 
 
-class RedirectTo(CardvaultError):
-    """Not an error for the person: the page they asked for needs another page first."""
-
-    code = "redirect"
-    http_status = 303
-
-    def __init__(self, location: str) -> None:
-        super().__init__("Continue on another page.", location=location)
-        self.location = location
-
-
+@error
 class CsrfFailed(PermissionDenied):
     code = "csrf_failed"
 
-    def __init__(self) -> None:
-        super().__init__(
-            "This form has expired or did not come from this site. Go back, reload the page "
-            "and try again."
-        )
+    message: str = field(
+        default="This form has expired or did not come from this site. Go back, reload the page "
+        "and try again.",
+        init=False,
+    )
 
 
 def address(request: Request, rt: Runtime) -> str | None:

@@ -196,7 +196,7 @@ def test_a_wrong_pin_says_how_many_attempts_are_left() -> None:
 
     with pytest.raises(WrongSecurityKeyPin) as caught:
         sign_in(device, policy(uv=True), [stored], Prompts(pin="0000"))
-    assert caught.value.data["attempts_remaining"] == 7
+    assert caught.value.attempts_remaining == 7
     assert "7 attempts left" in caught.value.message
     assert caught.value.code == "fido2_pin_wrong"
 
@@ -210,7 +210,7 @@ def test_three_wrong_pins_in_a_row_ask_to_reinsert_the_key() -> None:
 
     with pytest.raises(SecurityKeyPinBlocked) as caught:
         sign_in(device, policy(uv=True), [stored], Prompts(pin="0000"))
-    assert caught.value.data["power_cycle"] is True
+    assert caught.value.power_cycle is True
     assert "insert it again" in (caught.value.remedy or "")
 
 
@@ -226,7 +226,7 @@ def test_a_pin_blocked_for_good_needs_a_reset() -> None:
 
     with pytest.raises(SecurityKeyPinBlocked) as caught:
         sign_in(device, policy(uv=True), [stored])
-    assert caught.value.data["power_cycle"] is False
+    assert caught.value.power_cycle is False
 
 
 def test_a_needed_pin_without_a_pin_prompt_is_a_clear_error() -> None:

@@ -16,9 +16,9 @@ from cardvault.card import tlv
 from cardvault.card.piv import Algorithm, ObjectId, Slot
 from cardvault.card.piv import objects as piv_objects
 from cardvault.crypto.profile import CertUsage
+from cardvault.services.piv.errors import NotReadyForReaders
 from cardvault.services.piv.image import (
     IssuedCertificate,
-    NotReadyForReaders,
     build_image,
     with_certificates,
 )

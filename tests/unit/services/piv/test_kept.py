@@ -8,7 +8,7 @@ import secrets
 import pytest
 
 from cardvault.services.piv.kept import keep, kept
-from cardvault.services.signin.sessions import SessionInvalid
+from cardvault.services.signin.errors import SessionInvalid
 
 
 def test_the_caller_reads_back_the_answer_and_whether_it_was_whole() -> None:

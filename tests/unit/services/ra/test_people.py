@@ -52,4 +52,4 @@ def test_new_member_gives_the_canonical_fields() -> None:
 def test_new_member_names_the_field_of_a_formula() -> None:
     with pytest.raises(InvalidInput) as caught:
         new_member(user_id="555000900001", forename="Nora", surname="=1", email="", mobile="")
-    assert caught.value.data["field"] == "surname"
+    assert caught.value.field == "surname"

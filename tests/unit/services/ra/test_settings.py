@@ -21,16 +21,16 @@ def test_a_good_form_has_no_problems() -> None:
 
 def test_each_bad_number_is_named_with_its_range() -> None:
     found = problems(_form(reset_link_minutes="soon", card_pin_min_length="9"))
-    assert [p.data["field"] for p in found] == ["reset_link_minutes", "card_pin_min_length"]
+    assert [p.field for p in found] == ["reset_link_minutes", "card_pin_min_length"]
     assert found[0].message == "Reset links last: enter a whole number of minutes from 5 to 1440."
 
 
 def test_idle_longer_than_the_session_and_renewal_longer_than_the_lifetime_are_refused() -> None:
     found = problems(_form(session_idle_minutes="800", renew_days="1095"))
-    assert [p.data["field"] for p in found] == ["session_idle_minutes", "renew_days"]
+    assert [p.field for p in found] == ["session_idle_minutes", "renew_days"]
 
 
 def test_no_sign_in_route_or_an_unknown_one_is_refused() -> None:
     for routes in ((), ("carrier_pigeon",)):
         form = SettingsForm(allowed_methods=routes, numbers=GOOD, switches={})
-        assert [p.data["field"] for p in problems(form)] == ["allowed_methods"]
+        assert [p.field for p in problems(form)] == ["allowed_methods"]

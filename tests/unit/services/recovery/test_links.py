@@ -7,11 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cardvault.services.recovery.errors import LinkInvalid, LinkWornOut
 from cardvault.services.recovery.links import (
     TOKEN_BYTES,
     TOKEN_LENGTH,
-    LinkInvalid,
-    LinkWornOut,
     Purpose,
     check_live,
     new_token,

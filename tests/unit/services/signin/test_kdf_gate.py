@@ -9,7 +9,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from cardvault.services.signin.kdf_gate import Busy, KdfGate
+from cardvault.services.signin.errors import Busy
+from cardvault.services.signin.kdf_gate import KdfGate
 
 
 def test_beyond_slots_and_queue_a_request_is_refused_at_once() -> None:

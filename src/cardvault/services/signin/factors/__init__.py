@@ -8,7 +8,6 @@ from cardvault.services.signin.factors.base import (
     FactorAnswer,
     FactorContext,
     FactorError,
-    FactorFailed,
     FactorOutcome,
     HrCardOffer,
     Offer,
@@ -25,7 +24,6 @@ __all__ = [
     "FactorAnswer",
     "FactorContext",
     "FactorError",
-    "FactorFailed",
     "FactorOutcome",
     "HrCardOffer",
     "Offer",
@@ -37,6 +35,7 @@ __all__ = [
 
 
 def installed() -> dict[str, SecondFactor]:
+    """The second factors this service offers, by method name."""
     factors: list[SecondFactor] = [
         TotpFactor(),
         AuthenticatorFactor(),

@@ -17,11 +17,11 @@ from cardvault.domain import totp
 from cardvault.domain.push_policy import PushStatus
 from cardvault.services.devices import push
 from cardvault.services.devices.channel import active_devices, connected, open_totp
+from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors import codes
 from cardvault.services.signin.factors.base import (
     FactorAnswer,
     FactorContext,
-    FactorFailed,
     FactorOutcome,
     PushOffer,
 )
@@ -47,9 +47,12 @@ _FAILED = {
 
 
 class AuthenticatorFactor:
+    """The paired phone: a push with number matching, or the phone's own one-time code."""
+
     method = "authenticator"
 
     def offer(self, ctx: FactorContext) -> PushOffer | None:
+        """A push or code while the card has a paired phone in this organisation."""
         devices = active_devices(ctx.session, ctx.card.id, ctx.organisation.id)
         if not devices:
             return None
@@ -63,6 +66,7 @@ class AuthenticatorFactor:
         )
 
     def verify(self, ctx: FactorContext, answer: FactorAnswer) -> FactorOutcome:
+        """Check the phone's code or the approved push; raises FactorFailed."""
         if answer.code is not None:
             return self._code(ctx, answer.code)
         if answer.challenge_id is not None:

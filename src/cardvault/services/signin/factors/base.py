@@ -14,35 +14,15 @@ from typing import Any, Protocol, TypeAlias
 
 from sqlalchemy.orm import Session
 
-from cardvault.errors import AuthenticationFailed
 from cardvault.json_types import JsonObject, JsonValue
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuthTransaction, Card, Organisation
 
 
-class FactorFailed(AuthenticationFailed):
-    """A second factor did not check out; ``reason`` goes to the audit log.
-
-    ``counts``: whether this was a wrong answer, which counts toward the card's
-    second-factor lock (DESIGN §3.3 revised): a code, a number, a key's assertion, a tap
-    that was checked and did not match. An answer that was missing or malformed, a replayed
-    code, or a push refused on the phone (the phone's wrong number was counted when the
-    phone answered) does not."""
-
-    code = "second_factor_failed"
-
-    def __init__(
-        self, message: str, *, reason: str, code: str | None = None, counts: bool = True
-    ) -> None:
-        super().__init__(message, reason=reason)
-        self.reason = reason
-        self.counts = counts
-        if code:
-            self.code = code  # type: ignore[misc]
-
-
 @dataclass(frozen=True, kw_only=True)
 class FactorContext:
+    """What a plug-in may use to offer or check a factor, inside the engine's transaction."""
+
     rt: Runtime
     session: Session
     card: Card
@@ -139,6 +119,8 @@ class FactorOutcome:
 
 
 class SecondFactor(Protocol):
+    """A second-factor plug-in: what it offers for a card, and how it checks an answer."""
+
     method: str
 
     def offer(self, ctx: FactorContext) -> Offer | None:

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from cardvault.domain import totp
 from cardvault.errors import CardvaultError
-from cardvault.services.signin.factors.base import FactorContext, FactorFailed
+from cardvault.services.signin.errors import FactorFailed
+from cardvault.services.signin.factors.base import FactorContext
 from cardvault.store.queries.organisations import policy_of
 
 #: the refusal of a code that matches no time step (any other refusal says more)

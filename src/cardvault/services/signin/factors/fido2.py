@@ -28,10 +28,10 @@ from cardvault.services.security_keys.keys import (
     verify_assertion,
 )
 from cardvault.services.security_keys.signin import consume_proof
+from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors.base import (
     FactorAnswer,
     FactorContext,
-    FactorFailed,
     FactorOutcome,
     SecurityKeyOffer,
 )
@@ -43,6 +43,8 @@ STATE_KEY = "fido2"
 
 
 class SecurityKeyFactor:
+    """A security key (WebAuthn assertion), or the proof of a sign-in that started from one."""
+
     method: str = MethodKind.SECURITY_KEY
 
     def offer(self, ctx: FactorContext) -> SecurityKeyOffer | None:
@@ -69,6 +71,7 @@ class SecurityKeyFactor:
         )
 
     def verify(self, ctx: FactorContext, answer: FactorAnswer) -> FactorOutcome:
+        """Check the key's assertion, or spend the sign-in's proof; raises FactorFailed."""
         if answer.has_proof:
             return self._spend_proof(ctx, answer.proof or "")
         credential = answer.credential

@@ -16,10 +16,10 @@ from sqlalchemy import select
 from cardvault.domain import identifiers
 from cardvault.domain.vocabulary import MethodKind, MethodStatus
 from cardvault.errors import InvalidInput
+from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors.base import (
     FactorAnswer,
     FactorContext,
-    FactorFailed,
     FactorOutcome,
     HrCardOffer,
 )
@@ -28,6 +28,8 @@ from cardvault.store.queries.organisations import policy_of
 
 
 class HrCardFactor:
+    """A tap of the HR card a sign-in started from (its UID is an identifier, not a secret)."""
+
     method: str = MethodKind.HR_CARD
 
     def _cards(self, ctx: FactorContext) -> list[Association]:
@@ -43,6 +45,7 @@ class HrCardFactor:
         )
 
     def offer(self, ctx: FactorContext) -> HrCardOffer | None:
+        """Offered only to a sign-in that started from an HR card, when the policy allows it."""
         if ctx.transaction.method != self.method:
             return None
         if not policy_of(ctx.organisation).allows(self.method):
@@ -50,6 +53,7 @@ class HrCardFactor:
         return HrCardOffer(method=self.method) if self._cards(ctx) else None
 
     def verify(self, ctx: FactorContext, answer: FactorAnswer) -> FactorOutcome:
+        """Check the tapped UID against the card's HR cards; raises FactorFailed."""
         try:
             uid = identifiers.hr_card_uid(answer.uid or "")
         except InvalidInput as exc:

@@ -12,12 +12,12 @@ from sqlalchemy import bindparam, select, update
 from cardvault.domain import totp
 from cardvault.domain.vocabulary import MethodKind, MethodStatus
 from cardvault.services.cards.methods import open_secret
+from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors import codes
 from cardvault.services.signin.factors.base import (
     CodeOffer,
     FactorAnswer,
     FactorContext,
-    FactorFailed,
     FactorOutcome,
 )
 from cardvault.store.models import Association, table_of
@@ -41,6 +41,8 @@ _TAKE_STEP = (
 
 
 class TotpFactor:
+    """A one-time code from an authenticator app (RFC 6238)."""
+
     method = "totp"
 
     def _associations(self, ctx: FactorContext) -> list[Association]:
@@ -56,11 +58,13 @@ class TotpFactor:
         return apps
 
     def offer(self, ctx: FactorContext) -> CodeOffer | None:
+        """A code, while the card has an active authenticator app."""
         return (
             CodeOffer(method=self.method, digits=totp.DIGITS) if self._associations(ctx) else None
         )
 
     def verify(self, ctx: FactorContext, answer: FactorAnswer) -> FactorOutcome:
+        """Check the code against the card's apps, once per time step; raises FactorFailed."""
         code = answer.code
         if code is None:
             raise FactorFailed(

@@ -3,7 +3,7 @@ and of several refusals the one that tells the holder most is shown."""
 
 from __future__ import annotations
 
-from cardvault.services.signin.factors.base import FactorFailed
+from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors.codes import WRONG, refusal, telling
 
 
