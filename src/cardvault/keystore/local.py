@@ -180,8 +180,9 @@ class LocalKeyStore:
                 "under way) and is not unsealed.",
                 remedy="Run `cardvault unseal` with that version's shares too.",
             )
-        if any(p.exists() for p in (self.key_file, self.runtime_file)):
-            raise DataDirDamaged(f"{self.keys_dir} does not hold this data directory's master key.")
+        present = [p for p in (self.key_file, self.runtime_file) if p.exists()]
+        if present:  # name the file that is there, so the operator knows which one is wrong
+            raise DataDirDamaged(f"{present[0]} does not hold this data directory's master key.")
         raise ServiceSealed(
             "cardvault is sealed: the master key is split among its custodians.",
             remedy="Run `cardvault unseal` with enough shares, then start it again.",
