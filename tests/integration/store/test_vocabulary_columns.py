@@ -106,7 +106,14 @@ def test_the_stored_strings_are_the_ones_before_the_enums() -> None:
     # issue 19 adds the sponsor; the values stored before keep their strings
     assert [r.value for r in RaRole] == ["ra_manager", "ra_agent", "sponsor", "auditor"]
     assert MethodKind.SECURITY_KEY == "fido2"  # renamed in code, not in stored rows
-    assert [a.value for a in AuthState] == ["second_factor", "new_passcode", "enrol", "failed"]
+    # issue 21 adds the organisation choice; the values stored before keep their strings
+    assert [a.value for a in AuthState] == [
+        "second_factor",
+        "organisation",
+        "new_passcode",
+        "enrol",
+        "failed",
+    ]
     assert [m.value for m in MethodStatus] == ["pending", "active"]
     assert [n.value for n in NotificationStatus] == ["pending", "sending", "sent", "failed"]
     assert MethodKind.SECURITY_KEY == "fido2"

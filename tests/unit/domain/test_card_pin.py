@@ -37,7 +37,7 @@ def test_a_straight_run_up_or_down_is_refused(pin: str) -> None:
 def test_an_organisation_minimum_refuses_shorter_pins_naming_it(pin: str) -> None:
     with pytest.raises(InvalidInput, match="at least 8 digits") as caught:
         check_card_pin(pin, minimum=8)
-    assert caught.value.data["field"] == "pin"
+    assert caught.value.field == "pin"
 
 
 def test_an_organisation_minimum_only_raises_the_floor() -> None:
