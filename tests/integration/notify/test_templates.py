@@ -40,6 +40,8 @@ SAMPLE: dict[str, Any] = {
     "door": "signing in",
     "card_serial": "CV0123456789",
     "expires_at": AT,
+    "change": "your security questions were changed",
+    "method_name": "Ann's phone",
 }
 
 
