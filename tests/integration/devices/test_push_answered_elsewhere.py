@@ -13,6 +13,7 @@ from tests.support import portal as p
 
 from cardvault.domain.push_policy import PushStatus
 from cardvault.services.devices import push, push_answers
+from cardvault.services.devices.errors import ChallengeClosed
 from cardvault.services.recovery import factor_answer
 from cardvault.services.recovery import prompts as recovery_prompts
 from cardvault.services.recovery import reset as recovery
@@ -76,7 +77,7 @@ def test_a_sign_in_finished_with_a_code_closes_the_waiting_push(
     assert (closed.outcome, closed.reason) == ("success", "answered another way")
     assert closed.actor == f"holder:{closed.person_id}"
     assert closed.details["transaction"] == login.transaction_id
-    with pytest.raises(push.ChallengeClosed):  # too late for the phone
+    with pytest.raises(ChallengeClosed):  # too late for the phone
         phone.respond(rt, started.challenge_id, f"{started.number:02d}")
 
 
