@@ -29,6 +29,7 @@ from cardvault.services.piv.answers import PROBES, constant_answers
 from cardvault.services.piv.errors import LinkClosed, NoPivApplet
 from cardvault.services.piv.image import issued_certificates, with_certificates
 from cardvault.services.piv.ports import Mode
+from cardvault.services.pki import content_signer
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
@@ -132,7 +133,11 @@ def _refresh_certificates(session: Session, rt: Runtime, card: Card, piv: PivCar
     if piv.origin != AppletOrigin.SERVICE:
         return state
     current = with_certificates(
-        state, serial=card.serial, certificates=issued_certificates(session, card.id)
+        state,
+        card_id=card.id,
+        serial=card.serial,
+        certificates=issued_certificates(session, card.id),
+        sign=content_signer.when_needed(rt),
     )
     if current == state:
         return state
