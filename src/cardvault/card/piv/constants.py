@@ -17,12 +17,12 @@ __all__ = [
     "ATR",
     "DEFAULT_MANAGEMENT_KEY",
     "PIV_AID",
+    "YUBICO_OTP_AID",
     "Algorithm",
     "Ins",
     "ObjectId",
     "PinRef",
     "Slot",
-    "YUBICO_OTP_AID",
 ]
 
 #: the full PIV application identifier: RID A0 00 00 03 08, PIX 00 00 10 00 01 00
