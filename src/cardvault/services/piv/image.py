@@ -27,19 +27,21 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cardvault.card.piv import Algorithm, ObjectId, PivState, Slot
+from cardvault.card.piv import Algorithm, ObjectId, PivState, Slot, load_state
 from cardvault.card.piv import objects as piv_objects
 from cardvault.card.piv.asymmetric import GENERATABLE
 from cardvault.card.piv.state import RetryCounter
 from cardvault.crypto import keys as ckeys
 from cardvault.crypto import x509 as cx509
 from cardvault.services.piv.errors import NotReadyForReaders
-from cardvault.store.models import Certificate
+from cardvault.store.models import Certificate, PivCard
 
 __all__ = [
     "CERTIFICATE_SLOTS",
+    "DesktopNames",
     "IssuedCertificate",
     "build_image",
+    "desktop_names",
     "issued_certificates",
     "piv_serial",
     "with_certificates",
@@ -164,3 +166,25 @@ def issued_certificates(session: Session, card_id: str) -> dict[cx509.CertUsage,
         for row in rows
         if row.usage in {usage.value for usage in CERTIFICATE_SLOTS}
     }
+
+
+@dataclass(frozen=True, kw_only=True)
+class DesktopNames:
+    """How smartcard software names the card, for the RA to match what a holder reads out:
+    OpenSC's PKCS#11 token serial (``pkcs11-tool -L``, Firefox's device manager) and the
+    serial yubico-piv-tool shows. Neither can be the card serial itself: a token serial is
+    hex taken from the CHUID, the other a 32-bit number (docs/protocols/piv-applet.md)."""
+
+    token_serial: str | None
+    piv_serial: int
+
+
+def desktop_names(session: Session, card_id: str) -> DesktopNames | None:
+    """The card's names in smartcard software, or None while it has no applet."""
+    piv = session.get(PivCard, card_id)
+    if piv is None:
+        return None
+    state = load_state(piv.state.encode())
+    chuid = state.object(ObjectId.CHUID)
+    token = piv_objects.token_serial(chuid) if chuid is not None else None
+    return DesktopNames(token_serial=token, piv_serial=state.serial)
