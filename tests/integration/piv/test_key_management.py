@@ -29,7 +29,7 @@ from cardvault.services.piv import reader_links as links
 from cardvault.services.pki import ca, renewal
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import AuditEvent, Certificate
+from cardvault.store.models import Certificate
 
 PIN = "27182818"
 ON = {"key_management": True}
@@ -66,17 +66,6 @@ def _valid(rt: Runtime, card_id: str, usage: str) -> list[x509.Certificate]:
             )
         ).all()
         return [x509.load_pem_x509_certificate(row.pem.encode()) for row in rows]
-
-
-def _actions(rt: Runtime, card_id: str) -> list[str]:
-    with rt.db() as s:
-        return list(
-            s.scalars(
-                select(AuditEvent.action)
-                .where(AuditEvent.card_id == card_id)
-                .order_by(AuditEvent.seq)
-            )
-        )
 
 
 def _decipher(reader: p.Reader, public: rsa.RSAPublicKey, message: bytes) -> bytes:
@@ -128,7 +117,7 @@ def test_the_9d_key_decrypts_after_the_pin_and_each_use_is_audited(
         b"the content-encryption key"
     )
     assert _decipher(reader, public, b"and another") == b"and another"  # PIN once per link
-    assert _actions(rt, fixture.card.card_id).count(AuditAction.CARD_DECRYPTED) == 2
+    assert p.card_actions(rt, fixture.card.card_id).count(AuditAction.CARD_DECRYPTED) == 2
 
 
 def test_a_card_issued_before_gets_the_key_at_its_next_insertion(
@@ -149,7 +138,7 @@ def test_a_card_issued_before_gets_the_key_at_its_next_insertion(
     )
     links.open_use_link(rt, a.client(), token=token, session_key=key)
     assert len(_valid(rt, card_id, "key_management")) == 1  # once, not at every insertion
-    assert _actions(rt, card_id).count("card.key_management_added") == 1
+    assert p.card_actions(rt, card_id).count("card.key_management_added") == 1
     reader = p.open_reader(rt, token, key)
     assert reader.verify(PIN.encode()) == Sw.SUCCESS
     public = cert.public_key()
@@ -176,7 +165,7 @@ def test_a_p256_card_agrees_a_key_with_ecdh(rt: Runtime, operator: Actor, engine
     assert sw == Sw.SUCCESS
     secret = tlv.decode_map(tlv.decode_single(answer, 0x7C))[0x82]
     assert secret == sender.exchange(ec.ECDH(), public)
-    assert AuditAction.CARD_KEY_AGREED in _actions(rt, fixture.card.card_id)
+    assert AuditAction.CARD_KEY_AGREED in p.card_actions(rt, fixture.card.card_id)
 
 
 def test_the_holders_renewal_keeps_the_key_management_key(
