@@ -184,8 +184,15 @@ def test_pkcs11_lists_both_certificates_and_keys(in_use: InUse) -> None:
     assert "Hana Holder" in public
     private = st.pkcs11("--login", "--pin", PIN, "-O", "--type", "privkey")
     assert private.count("Private Key Object") == 3
-    key_9c = private.split("ID:          02")[0].rsplit("Private Key Object", 1)[1]
-    assert "always authenticate" in key_9c
+    keys = {
+        found[1]: block
+        for block in private.split("Private Key Object")[1:]
+        if (found := re.search(r"ID:\s+(\w+)", block))
+    }
+    assert set(keys) == {"01", "02", "03"}
+    assert "always authenticate" in keys["02"]
+    assert "always authenticate" not in keys["01"] + keys["03"]
+    assert "decrypt" in keys["03"]
 
 
 def _verify(directory: Path, slot: str, message: Path, signature: Path) -> str:

@@ -6,6 +6,7 @@ use audited; the holder's renewal keeps it. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 from cryptography import x509
@@ -15,6 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import piv_service as p
+from tests.support import ra_web as w
 
 from cardvault.card import tlv
 from cardvault.card.apdu import Sw
@@ -26,6 +28,7 @@ from cardvault.services.cards import operations
 from cardvault.services.directory import registry
 from cardvault.services.piv import card_pin
 from cardvault.services.piv import reader_links as links
+from cardvault.services.piv.image import piv_serial
 from cardvault.services.pki import ca, renewal
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.runtime import Actor, Runtime
@@ -196,3 +199,17 @@ def test_the_key_management_key_never_signs_through_the_api(
     )
     with pytest.raises(InvalidInput, match="authentication or content-commitment"):
         operations.sign(rt, a.client(), request)
+
+
+def test_the_ra_sees_how_smartcard_software_names_the_card(
+    rt: Runtime, operator: Actor, engine: Engine
+) -> None:
+    """The person's page shows the PKCS#11 token serial (the card id's last 16 hex digits,
+    what OpenSC takes from the CHUID's GUID) and yubico-piv-tool's serial."""
+    fixture, _, _ = _holder(rt, operator, engine, wanted=False)
+    client = w.client(rt)
+    w.sign_in(client, w.ra_user(rt, operator, fixture.card.org))
+    page = client.get(f"/ra/persons/{fixture.card.user_id}")
+    assert page.status_code == 200
+    assert uuid.UUID(fixture.card.card_id).hex[-16:] in page.text
+    assert str(piv_serial(fixture.card.serial)) in page.text
