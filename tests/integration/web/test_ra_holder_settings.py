@@ -1,5 +1,6 @@
-"""The two holder switches on the RA settings page (issue 19): whether holders add phones and
-keys themselves, and whether an invitation may end without a second factor. Changed by an
+"""The holder switches on the RA settings page (issue 19): whether holders add phones and
+keys themselves, and whether an invitation may end without a second factor; and whether cards
+get an encryption key (issue 18). Changed by an
 RA manager only, audited old -> new; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -75,3 +76,17 @@ def test_an_ra_agent_may_not_change_them(rt: Runtime, operator: Actor) -> None:
     r = c.post(URL, data={"csrf_token": token, **FIELDS})
     assert r.status_code in (403, 404)
     assert _policy(rt)["holders_add_methods"] is True
+
+
+def test_a_manager_gives_the_cards_an_encryption_key(rt: Runtime, operator: Actor) -> None:
+    """Issue 18: the key-management key (9D) is one more switch, off by default."""
+    a.open_org(rt, operator, "ORGA")
+    c = w.client(rt)
+    w.sign_in(c, w.ra_user(rt, operator, "ORGA"))
+    page = c.get(URL).text
+    assert 'name="key_management"' in page
+    assert "encryption key" in page
+    assert _policy(rt).get("key_management", False) is False
+    r = w.post(c, URL, **FIELDS, key_management="yes")
+    assert r.status_code == 303, r.text[:800]
+    assert _policy(rt)["key_management"] is True
