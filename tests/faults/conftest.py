@@ -1,17 +1,18 @@
-"""The fault tier (every module says ``pytestmark = pytest.mark.faults``): each module gets a fresh reference topology (scripts/topology, test KDF,
-its own folder and ports) and breaks a part of it on purpose."""
+"""The fault tier (every module says ``pytestmark = pytest.mark.faults``): each module gets a
+fresh reference topology (scripts/topology, test KDF, its own folder and ports) and breaks a
+part of it on purpose."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
 import pytest
-
-from cardvault.services.system.runtime import Actor
 from tests.support import auth
 from tests.support import factories as f
 from tests.support.auth import HolderFixture
 from tests.support.topology import Topology, running
+
+from cardvault.services.system.runtime import Actor
 
 #: base port of the fault tier's topology (a developer's own `scripts/topology up` uses 18440)
 PORT = 18540

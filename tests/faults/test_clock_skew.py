@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable
 
 import pytest
-
-from cardvault.clients.common.api import CardvaultApi, ServiceError
 from tests.support.auth import HolderFixture
 from tests.support.factories import STRONG_PASSCODE
 from tests.support.topology import Topology, sign, sign_in
+
+from cardvault.clients.common.api import CardvaultApi, ServiceError
 
 pytestmark = pytest.mark.faults
 

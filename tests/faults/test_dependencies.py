@@ -9,11 +9,11 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-
-from cardvault.clients.common.api import CardvaultApi, ServiceError
 from tests.support.auth import HolderFixture
 from tests.support.factories import STRONG_PASSCODE
 from tests.support.topology import Journal, Topology, retried, sign, sign_in
+
+from cardvault.clients.common.api import CardvaultApi, ServiceError
 
 pytestmark = pytest.mark.faults
 
@@ -49,7 +49,8 @@ def test_redis_stopped_degrades_without_a_500_and_recovers(
         for h in holders:
             session = sign_in(api, topology.url, h.email, STRONG_PASSCODE, h.code())
             for n in range(3):
-                retried(journal, "sign", lambda: sign(api, session, bytes(32 - n) + bytes(n)))
+                digest = bytes(32 - n) + bytes(n)
+                retried(journal, "sign", lambda s=session, d=digest: sign(api, s, d))
     assert journal.count("lost") == 0, "a step failed while Redis was down"
 
     topology.script("start-redis")
@@ -75,9 +76,8 @@ def test_anchor_read_only_fails_card_operations_closed_and_recovers(
         urls = [topology.instance_url(n) for n in (1, 2, 3)]
         _wait_for(lambda: all(topology.ready(u) == 503 for u in urls), 15)
         assert "audit_anchor" in _checks(topology, urls[0])["failing"]  # type: ignore[operator]
-        with topology.client(urls[0]) as http:
-            with pytest.raises(ServiceError) as refused:
-                sign(CardvaultApi(http), session, hashlib.sha256(b"refused").digest())
+        with topology.client(urls[0]) as http, pytest.raises(ServiceError) as refused:
+            sign(CardvaultApi(http), session, hashlib.sha256(b"refused").digest())
         assert refused.value.status == 503
         assert refused.value.problem == "audit_anchor_unavailable"
         serial = h.card.serial

@@ -202,7 +202,9 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
     if not is_unavailable(exc):
         return await _unexpected(request, exc)
-    log.warning("request %s failed: database unavailable (%s)", request.url.path, type(exc.orig).__name__)
+    log.warning(
+        "request %s failed: database unavailable (%s)", request.url.path, type(exc.orig).__name__
+    )
     return problem_of(DatabaseUnavailable(), request.url.path)
 
 
