@@ -1,6 +1,7 @@
-"""The fault tier (every module says ``pytestmark = pytest.mark.faults``): each module gets a
-fresh reference topology (scripts/topology, test KDF, its own folder and ports) and breaks a
-part of it on purpose."""
+"""The fault tier (every module says ``pytestmark = pytest.mark.faults``): one reference
+topology for the session (scripts/topology, test KDF, its own folder and ports), of which each
+test breaks a part on purpose and, unless it cannot (a promoted standby stays the primary),
+repairs it. Starting it is most of the tier's time, hence once."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ PORT = 18540
 ORG = "FLT"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def topology() -> Iterator[Topology]:
     # rate limits off: the streams sign in from one address far faster than people do
     with running(PORT, "CARDVAULT_RATE_LIMITS_ENABLED=false") as topo:
@@ -38,7 +39,7 @@ def topology() -> Iterator[Topology]:
         yield topo
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def make_holders(topology: Topology) -> Callable[[int], list[HolderFixture]]:
     """Enrolled card holders with a TOTP authenticator, made by the service's own functions."""
 

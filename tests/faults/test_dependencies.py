@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 from tests.support.auth import HolderFixture
 from tests.support.factories import STRONG_PASSCODE
-from tests.support.topology import Journal, Topology, retried, sign, sign_in
+from tests.support.topology import Journal, Topology, retried, sign, sign_in, signed_in, wait_for
 
 from cardvault.clients.common.api import CardvaultApi, ServiceError
 
 pytestmark = pytest.mark.faults
-
-
-def _wait_for(check: Callable[[], bool], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"not within {seconds} s"
-        time.sleep(0.2)
 
 
 def _checks(topology: Topology, base_url: str) -> dict[str, object]:
@@ -39,7 +31,7 @@ def test_redis_stopped_degrades_without_a_500_and_recovers(
     journal = Journal.new()
     topology.script("stop-redis")
     url = topology.instance_url(1)
-    _wait_for(lambda: "redis" in _checks(topology, url)["failing"], 10)  # type: ignore[operator]
+    wait_for(lambda: "redis" in _checks(topology, url)["failing"], 10)  # type: ignore[operator]
     # reported, not failing: the instances stay in the load balancer
     assert topology.ready(url) == 200
     assert topology.ready(topology.url) == 200
@@ -54,7 +46,7 @@ def test_redis_stopped_degrades_without_a_500_and_recovers(
     assert journal.count("lost") == 0, "a step failed while Redis was down"
 
     topology.script("start-redis")
-    _wait_for(lambda: _checks(topology, url)["failing"] == [], 30)
+    wait_for(lambda: _checks(topology, url)["failing"] == [], 30)
 
 
 def test_anchor_read_only_fails_card_operations_closed_and_recovers(
@@ -66,15 +58,11 @@ def test_anchor_read_only_fails_card_operations_closed_and_recovers(
     journal = Journal.new()
     with topology.client() as http:
         api = CardvaultApi(http)
-        session = retried(
-            journal,
-            "signin",
-            lambda: sign_in(api, topology.url, h.email, STRONG_PASSCODE, h.code()),
-        )
+        session = signed_in(journal, api, topology.url, h)
     topology.script("anchor-readonly")
     try:
         urls = [topology.instance_url(n) for n in (1, 2, 3)]
-        _wait_for(lambda: all(topology.ready(u) == 503 for u in urls), 15)
+        wait_for(lambda: all(topology.ready(u) == 503 for u in urls), 15)
         assert "audit_anchor" in _checks(topology, urls[0])["failing"]  # type: ignore[operator]
         with topology.client(urls[0]) as http, pytest.raises(ServiceError) as refused:
             sign(CardvaultApi(http), session, hashlib.sha256(b"refused").digest())
@@ -89,6 +77,6 @@ def test_anchor_read_only_fails_card_operations_closed_and_recovers(
         assert signed_while_refused == 0, "a signature happened without its anchor"
     finally:
         topology.script("anchor-writable")
-    _wait_for(lambda: topology.ready(topology.url) == 200, 30)
+    wait_for(lambda: topology.ready(topology.url) == 200, 30)
     with topology.client() as http:
         retried(journal, "sign", lambda: sign(CardvaultApi(http), session, bytes(32)))

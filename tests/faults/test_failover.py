@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 
 import pytest
 from tests.support.auth import HolderFixture
-from tests.support.factories import STRONG_PASSCODE
-from tests.support.topology import Journal, Topology, retried, sign, sign_in
+from tests.support.topology import Journal, Topology, retried, sign, signed_in, wait_for
 
 from cardvault.clients.common.api import CardvaultApi, ServiceError
 
 pytestmark = pytest.mark.faults
-
-
-def _wait_for(check: Callable[[], bool], seconds: float) -> float:
-    """Seconds until ``check`` held; fails after ``seconds``."""
-    start = time.monotonic()
-    while not check():
-        assert time.monotonic() - start < seconds, f"not within {seconds} s"
-        time.sleep(0.2)
-    return time.monotonic() - start
 
 
 def _pids(topology: Topology) -> list[str]:
@@ -37,17 +26,13 @@ def test_promoted_standby_takes_over_without_restarting_an_instance(
     pids = _pids(topology)
     with topology.client() as http:
         api = CardvaultApi(http)
-        session = retried(
-            journal,
-            "signin",
-            lambda: sign_in(api, topology.url, first.email, STRONG_PASSCODE, first.code()),
-        )
+        session = signed_in(journal, api, topology.url, first)
         retried(journal, "sign", lambda: sign(api, session, hashlib.sha256(b"1").digest()))
     committed = journal.ids("sign", "ok")
 
     topology.script("stop-primary")
     urls = [topology.instance_url(n) for n in (1, 2, 3)]
-    _wait_for(lambda: all(topology.ready(u) == 503 for u in urls), 15)
+    wait_for(lambda: all(topology.ready(u) == 503 for u in urls), 15)
 
     # what reaches an instance meanwhile fails with a retryable problem, not a 500
     with topology.client(topology.instance_url(1)) as http:
@@ -59,7 +44,7 @@ def test_promoted_standby_takes_over_without_restarting_an_instance(
     assert (refused.value.retry_after or 0) > 0
 
     topology.script("promote")
-    took = _wait_for(lambda: all(topology.ready(u) == 200 for u in urls), 30)
+    took = wait_for(lambda: all(topology.ready(u) == 200 for u in urls), 30)
     assert took < 30
     assert _pids(topology) == pids, "an instance was restarted"
 
@@ -68,11 +53,7 @@ def test_promoted_standby_takes_over_without_restarting_an_instance(
         api = CardvaultApi(http)
         # the card session opened before the failover is still there
         retried(journal, "sign", lambda: sign(api, session, hashlib.sha256(b"1").digest()))
-        fresh = retried(
-            journal,
-            "signin",
-            lambda: sign_in(api, topology.url, second.email, STRONG_PASSCODE, second.code()),
-        )
+        fresh = signed_in(journal, api, topology.url, second)
         retried(journal, "sign", lambda: sign(api, fresh, hashlib.sha256(b"2").digest()))
     (rid,) = committed
     assert (

@@ -26,7 +26,9 @@ from cardvault.clients.agent.state import AgentState
 from cardvault.clients.common.api import CardvaultApi, ServiceError
 from cardvault.config import Settings
 from cardvault.services.system.runtime import Runtime, open_runtime
+from tests.support.auth import HolderFixture
 from tests.support.databases import TEST_ARGON2
+from tests.support.factories import STRONG_PASSCODE
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "topology"
@@ -187,6 +189,22 @@ def sign_in(api: CardvaultApi, server: str, email: str, passcode: str, code: str
     """Passcode plus one-time code, as ``cardvault-agent login`` does it."""
     data = core.LoginInput(identifier_kind="email", identifier=email, passcode=passcode)
     return core.login(api, server, data, totp=code, ask_code=_no_prompt)
+
+
+def signed_in(journal: Journal, api: CardvaultApi, server: str, h: HolderFixture) -> AgentState:
+    """A test holder's sign-in with the right passcode and the current code, retried."""
+    return retried(
+        journal, "signin", lambda: sign_in(api, server, h.email, STRONG_PASSCODE, h.code())
+    )
+
+
+def wait_for(check: Callable[[], bool], seconds: float) -> float:
+    """Seconds until ``check`` held; fails after ``seconds``."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < seconds, f"not within {seconds} s"
+        time.sleep(0.2)
+    return time.monotonic() - start
 
 
 def _no_prompt(_question: str) -> str:
