@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import field
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -27,8 +28,14 @@ class DatabaseUnavailable(Unavailable):
     retry_after: int = 2
 
 
+#: SQLite says OperationalError for a missing table too: only these messages mean "not now"
+_SQLITE_NOT_NOW = ("database is locked", "unable to open", "disk i/o error")
+
+
 def is_unavailable(exc: DBAPIError) -> bool:
     """Whether a driver error says the database could not do the work now (a lost
     connection, a shutdown, a standby, SQLite's lock timeout), not that the work was wrong."""
+    if isinstance(exc.orig, sqlite3.Error):
+        return any(words in str(exc.orig).lower() for words in _SQLITE_NOT_NOW)
     sqlstate = getattr(exc.orig, "sqlstate", None)
     return isinstance(exc, OperationalError) or exc.connection_invalidated or sqlstate in _NOT_NOW
