@@ -201,7 +201,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--workers", type=int, default=6)
     parser.add_argument("--cards", type=int, default=10_000)
-    parser.add_argument("--holders", type=int, default=300)
+    parser.add_argument("--holders", type=int, default=200)
     args = parser.parse_args()
     print(
         "Starting the reference topology (test KDF parameters: 1 MiB, 1 pass — insecure, "
