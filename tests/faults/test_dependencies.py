@@ -44,9 +44,31 @@ def test_redis_stopped_degrades_without_a_500_and_recovers(
                 digest = bytes(32 - n) + bytes(n)
                 retried(journal, "sign", lambda s=session, d=digest: sign(api, s, d))
     assert journal.count("lost") == 0, "a step failed while Redis was down"
+    _rate_limits_count_in_process(topology)
 
     topology.script("start-redis")
     wait_for(lambda: _checks(topology, url)["failing"] == [], 30)
+
+
+def _rate_limits_count_in_process(topology: Topology) -> None:
+    """An instance (re)started while Redis is down, with a sign-in limit of 2 a minute:
+    the third try from one address is refused by the instance's own counter, not a 500."""
+    limited = ("--env=CARDVAULT_RATE_LIMITS_ENABLED=true", "--env=CARDVAULT_RATE_LIMIT_SIGNIN=2/1m")
+    topology.script("kill", "3")
+    topology.script("start", "3", *limited)
+    try:
+        statuses = []
+        with topology.client(topology.instance_url(3)) as http:
+            api = CardvaultApi(http)
+            for _ in range(3):
+                with pytest.raises(ServiceError) as refused:
+                    sign_in(api, topology.url, "nobody@example.org", STRONG_PASSCODE, "123456")
+                statuses.append(refused.value.status)
+        assert statuses[-1] == 429
+        assert all(s is not None and s < 500 for s in statuses)
+    finally:
+        topology.script("kill", "3")
+        topology.script("start", "3")
 
 
 def test_anchor_read_only_fails_card_operations_closed_and_recovers(
