@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pyotp
 from fastapi.testclient import TestClient
 
+from cardvault.services.cards import methods as card_methods
 from cardvault.services.directory import registry as directory
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.engine import Engine, LoginRequest
@@ -148,3 +149,17 @@ def key_reauth(rt: Runtime, c: TestClient, device: SoftCtap2Device, target: str)
     r = post(c, "/ra/reauth/key/passcode", page="/ra/reauth/key", passcode=a.f.STRONG_PASSCODE)
     assert r.status_code == 303, r.text[:2000]
     return str(r.headers["location"])
+
+
+def ra_of_two(rt: Runtime, operator: Actor) -> tuple[RaUser, str]:
+    """An RA manager in ORGA (TOTP app there) and agent in ORGB (another app; ORGB allows
+    the app only): the RA's user and ORGB's app secret."""
+    a.open_org(rt, operator, "ORGA")
+    a.f.org(rt, operator, "ORGB", networks=a.LOOPBACK, policy={"second_factors": ["totp"]})
+    user = ra_user(rt, operator, "ORGA", forename="Rana", surname="Twice")
+    directory.add_membership(rt, operator, user.holder.card.user_id, "ORGB")
+    directory.grant_role(
+        rt, operator, user_id=user.holder.card.user_id, org_code="ORGB", role="ra_agent"
+    )
+    app = card_methods.add_totp(rt, operator, serial=user.holder.card.serial, org_code="ORGB")
+    return user, app.secret

@@ -9,14 +9,11 @@ from html import unescape
 import pyotp
 import pytest
 from sqlalchemy import select
-from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import keys as k
 from tests.support import ra_web as w
 from tests.support.soft_ctap2 import SoftCtap2Device
 
-from cardvault.services.cards import methods
-from cardvault.services.directory import registry as directory
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, CardSession, Organisation
 
@@ -25,16 +22,7 @@ REAUTH = "/ra/reauth?next=/ra/persons"
 
 @pytest.fixture
 def ra_of_two(rt: Runtime, operator: Actor) -> tuple[w.RaUser, str]:
-    """An RA manager in ORGA (TOTP app there) and ORGB (another app; the app only)."""
-    a.open_org(rt, operator, "ORGA")
-    f.org(rt, operator, "ORGB", networks=a.LOOPBACK, policy={"second_factors": ["totp"]})
-    user = w.ra_user(rt, operator, "ORGA", forename="Rana", surname="Twice")
-    directory.add_membership(rt, operator, user.holder.card.user_id, "ORGB")
-    directory.grant_role(
-        rt, operator, user_id=user.holder.card.user_id, org_code="ORGB", role="ra_agent"
-    )
-    app = methods.add_totp(rt, operator, serial=user.holder.card.serial, org_code="ORGB")
-    return user, app.secret
+    return w.ra_of_two(rt, operator)
 
 
 def _session_org(rt: Runtime) -> str:
