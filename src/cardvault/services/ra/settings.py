@@ -79,6 +79,8 @@ class SettingsForm:
 
     allowed_methods: tuple[str, ...]
     numbers: Mapping[str, str]
+    #: the yes/no settings sent; one not sent stays as it is. The HTML page sends every
+    #: box (an unticked box is ``False``); a JSON client sends only what it changes.
     switches: Mapping[str, bool]
 
 
@@ -122,6 +124,13 @@ def problems(form: SettingsForm) -> list[InvalidInput]:
                     field=n.name,
                 )
             )
+    if strange := sorted(set(form.switches) - set(SWITCHES)):
+        found.append(
+            InvalidInput(
+                f"Unknown yes/no setting {strange[0]!r}; use one of {', '.join(SWITCHES)}.",
+                field="switches",
+            )
+        )
     unknown = set(form.allowed_methods) - set(ROUTES)
     if unknown:
         found.append(InvalidInput("Choose sign-in routes from the list.", field="allowed_methods"))
@@ -159,7 +168,7 @@ def change(rt: Runtime, ctx: RaContext, form: SettingsForm) -> list[Change]:
     wanted: dict[str, JsonInput] = {
         "allowed_methods": [r for r in ROUTES if r in form.allowed_methods],
         **{n.name: int(form.numbers[n.name]) for n in NUMBERS},
-        **{name: bool(form.switches.get(name)) for name in SWITCHES},
+        **{name: bool(form.switches[name]) for name in SWITCHES if name in form.switches},
     }
     with transaction(rt.db) as session:
         org = session.get(Organisation, ctx.organisation_id)
