@@ -79,6 +79,9 @@ def test_the_holder_sets_and_changes_the_card_pin_with_the_agent(
     directory.update_policy(rt, operator, "ORG1", {"card_pin_min_length": 8})
     short = agent(server, tmp_path, "pin", "set", "--pin-stdin", stdin="2718281\n", check=False)
     assert "Your organisation asks for a card PIN of at least 8 digits" in short
+    # the connector's first start asks for the PIN in the organisation's words
+    prompt = agent(server, tmp_path, "connector", check=False)
+    assert "Your card has no card PIN yet: choose one (8 digits)." in prompt
     out = agent(server, tmp_path, "pin", "set", "--pin-stdin", stdin="27182818\n")
     assert f"Card PIN of card {serial} set." in out
     assert "(3 tries left)" in agent(server, tmp_path, "pin", "status")
