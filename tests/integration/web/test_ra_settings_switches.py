@@ -66,7 +66,7 @@ def test_an_unticked_box_on_the_page_still_means_no(rt: Runtime, manager: w.RaUs
     c: TestClient = w.client(rt)
     w.sign_in(c, manager)
     fields = {k: str(v) for k, v in NUMBERS.items()}
-    r = w.post(c, "/ra/organisation/settings", route_email="yes",
+    r = w.post(c, "/ra/organisation/settings", route_email="yes", factor_totp="yes",
                role_grants_need_approval="yes", **fields)  # fmt: skip
     assert r.status_code == 303, r.text[:800]
     policy = _policy(rt)
