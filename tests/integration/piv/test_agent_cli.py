@@ -32,7 +32,7 @@ def login(server: str, state: Path, who: a.HolderFixture, *extra: str) -> str:
                  "--totp", who.code(), *extra, stdin=f.STRONG_PASSCODE + "\n")  # fmt: skip
 
 
-def test_an_ra_signs_in_with_a_role_and_switches(
+def test_an_ra_signs_in_with_a_role_of_the_organisation_chosen(
     rt: Runtime, operator: Actor, server: str, tmp_path: Path
 ) -> None:
     a.open_org(rt, operator)
@@ -42,12 +42,13 @@ def test_an_ra_signs_in_with_a_role_and_switches(
         directory.grant_role(rt, operator, user_id=ra.card.user_id, org_code=org, role=role)
     out = login(server, tmp_path, ra, "--ra", "--organisation", "ORG1", "--role", "ra_agent")
     assert "acting as ra_agent in ORG1" in out
+    # the session is ORG1's (chosen at sign-in): ORG2's role needs a sign-in to ORG2
     listing = agent(server, tmp_path, "role")
     assert "ORG1 ra_agent" in listing
-    assert "ORG2 ra_manager" in listing
-    assert "Acting as ra_manager in ORG2" in agent(server, tmp_path, "role", "ORG2", "ra_manager")
-    refused = agent(server, tmp_path, "role", "ORG2", "auditor", check=False)
+    assert "ORG2" not in listing
+    refused = agent(server, tmp_path, "role", "ORG2", "ra_manager", check=False)
     assert "You do not have that RA role" in refused
+    assert "Acting as ra_agent in ORG1" in agent(server, tmp_path, "role", "ORG1", "ra_agent")
 
 
 def test_the_connector_refuses_what_the_session_may_not_do(
