@@ -21,6 +21,8 @@ FIELDS = {
     "reset_link_minutes": "30", "card_pin_min_length": "6", "certificate_days": "1095",
     "renew_days": "30", "leaver_retention_days": "365", "route_email": "yes",
     "route_totp": "yes", "recovery_requires_second_factor": "yes",
+    "factor_authenticator": "yes", "factor_totp": "yes", "factor_fido2": "yes",
+    "factor_hr_card": "yes",
 }  # fmt: skip
 
 

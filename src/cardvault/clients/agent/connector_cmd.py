@@ -159,11 +159,12 @@ def _insert_own_card(
     except api_module.ServiceError as exc:
         if exc.problem != "piv_pin_not_set":
             raise
+    rule = pin_cmd.rule_of(pin_cmd.pin_status(api, st))
     prompts.tell(
-        "Your card has no card PIN yet: choose one (6-8 digits). Smartcard software asks "
+        f"Your card has no card PIN yet: choose one ({rule}). Smartcard software asks "
         "for it; it works only while you are signed in here."
     )
-    pin_cmd.set_pin(api, st, pin_cmd.ask_new_pin(pin_stdin))
+    pin_cmd.set_pin(api, st, pin_cmd.ask_new_pin(pin_stdin, rule))
     return runner_module.insert_for_holder(
         api, token=st.token, session_key=st.session_key, serial=card
     )

@@ -28,9 +28,14 @@ if TYPE_CHECKING:
 else:
     api_module = lazy_module("cardvault.clients.common.api")  # --help needs no HTTP client
 
-__all__ = ["app", "ask_new_pin", "set_pin"]
+__all__ = ["app", "ask_new_pin", "pin_status", "rule_of", "set_pin"]
 
-app = App(name="pin", help="Your card PIN for smartcard software (6-8 digits).")
+#: PIV's own card PIN rule, what the service's answer refines per organisation
+DEFAULT_RULE = "6 to 8 digits"
+app = App(
+    name="pin",
+    help="Your card PIN for smartcard software (6 to 8 digits, or what your organisation asks).",
+)
 
 PinStdin = Annotated[
     bool,
@@ -72,9 +77,16 @@ def _read(prompt: str, from_stdin: bool) -> str:
     return value
 
 
-def ask_new_pin(from_stdin: bool) -> str:
-    """The new card PIN; at a terminal it is typed twice."""
-    pin = _read("New card PIN (6-8 digits): ", from_stdin)
+def rule_of(found: Reply) -> str:
+    """The organisation's card PIN rule in words, as the service states it (an older
+    service without it: PIV's own)."""
+    return found.optional_text("rule") or DEFAULT_RULE
+
+
+def ask_new_pin(from_stdin: bool, rule: str = "") -> str:
+    """The new card PIN (``rule``: the organisation's, in words); at a terminal it is
+    typed twice."""
+    pin = _read(f"New card PIN ({rule or DEFAULT_RULE}): ", from_stdin)
     if not from_stdin and _read("The new card PIN again: ", False) != pin:
         raise InvalidInput("The two card PINs differ.")
     return pin
@@ -119,7 +131,7 @@ def change(ctx: typer.Context, pin_stdin: PinStdin = False) -> None:
                 )
             needs_current = found.flag("pin_set") and not found.flag("may_unblock")
             current = _read("Current card PIN: ", pin_stdin) if needs_current else None
-            result = set_pin(api, st, ask_new_pin(pin_stdin), current)
+            result = set_pin(api, st, ask_new_pin(pin_stdin, rule_of(found)), current)
     except CardvaultError as exc:
         raise fail(opts, exc) from None
     words = {"set": "set", "changed": "changed", "unblocked": "unblocked and changed"}

@@ -325,36 +325,41 @@ def revoke_card(
     Conflict when it is already revoked, InvalidInput for an empty or long reason or an
     unknown reason code.
     """
-    reason = clean_reason(reason)
-    reason_code = check_reason(reason_code)
     with transaction(rt.db) as session:
         card = get_card(session, serial, organisation_id=organisation_id)
-        if card.status == CardStatus.REVOKED:
-            raise Conflict(f"Card {card.serial} is already revoked.")
-        shred_record(session, card)
-        now = rt.clock()
-        card.status, card.status_reason, card.status_changed_at = (
-            CardStatus.REVOKED,
-            reason,
-            now,
-        )
-        for cert in session.scalars(select(Certificate).where(Certificate.card_id == card.id)):
-            if cert.status != "revoked":
-                cert.status, cert.revoked_at = "revoked", now
-                cert.revocation_reason = reason_code
-        end_card_state(session, card.id, now)
-        audit.record_for_card(
-            session,
-            rt,
-            actor,
-            card,
-            action=AuditAction.CARD_REVOKED,
-            reason=reason,
-            details={"serial": card.serial, "reason_code": reason_code},
-        )
-        revoked = CardSummary.of(card)
+        revoked = revoke_in_session(session, rt, actor, card, reason, reason_code)
     crls.publish_after_change(rt)
     return revoked
+
+
+def revoke_in_session(
+    session: Session, rt: Runtime, actor: Actor, card: Card, reason: str, reason_code: str
+) -> CardSummary:
+    """``revoke_card`` in the caller's transaction (a leaver's card goes with the rest of
+    the leaving); the caller re-signs the CRL after the commit (``crls.publish_after_change``).
+    Raises Conflict when the card is already revoked, InvalidInput as ``revoke_card``."""
+    reason = clean_reason(reason)
+    reason_code = check_reason(reason_code)
+    if card.status == CardStatus.REVOKED:
+        raise Conflict(f"Card {card.serial} is already revoked.")
+    shred_record(session, card)
+    now = rt.clock()
+    card.status, card.status_reason, card.status_changed_at = CardStatus.REVOKED, reason, now
+    for cert in session.scalars(select(Certificate).where(Certificate.card_id == card.id)):
+        if cert.status != "revoked":
+            cert.status, cert.revoked_at = "revoked", now
+            cert.revocation_reason = reason_code
+    end_card_state(session, card.id, now)
+    audit.record_for_card(
+        session,
+        rt,
+        actor,
+        card,
+        action=AuditAction.CARD_REVOKED,
+        reason=reason,
+        details={"serial": card.serial, "reason_code": reason_code},
+    )
+    return CardSummary.of(card)
 
 
 def clean_reason(text: str) -> str:

@@ -225,19 +225,28 @@ def remove_method(
             raise NotFound("There is no such authentication method.")
         card = session.get(Card, assoc.card_id)
         assert card is not None
-        removed = MethodView.of(assoc)
-        session.delete(assoc)
-        audit.record_for_card(
-            session,
-            rt,
-            actor,
-            card,
-            action=AuditAction.METHOD_REMOVED,
-            organisation_id=assoc.organisation_id,
-            details={"method": assoc.method, "identifier": assoc.lookup_key},
-        )
-        if assoc.method == MethodKind.SECURITY_KEY:  # the holder hears of it (a stolen key?)
-            notifications.security_key_removed(session, rt, card, assoc.label or "security key")
+        removed = remove_in_session(session, rt, actor, card, assoc)
         if also is not None:
             also(session, card, removed)
+    return removed
+
+
+def remove_in_session(
+    session: Session, rt: Runtime, actor: Actor, card: Card, assoc: Association
+) -> MethodView:
+    """Remove one method of ``card`` in the caller's transaction (audited; the holder hears
+    of a removed security key): a leaver's methods go in the same unit as the rest."""
+    removed = MethodView.of(assoc)
+    session.delete(assoc)
+    audit.record_for_card(
+        session,
+        rt,
+        actor,
+        card,
+        action=AuditAction.METHOD_REMOVED,
+        organisation_id=assoc.organisation_id,
+        details={"method": assoc.method, "identifier": assoc.lookup_key},
+    )
+    if assoc.method == MethodKind.SECURITY_KEY:  # the holder hears of it (a stolen key?)
+        notifications.security_key_removed(session, rt, card, assoc.label or "security key")
     return removed

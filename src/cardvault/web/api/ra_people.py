@@ -48,6 +48,8 @@ class SettingsIn(BaseModel):
     allowed_methods: list[str] = Field(max_length=20)
     numbers: dict[str, str | int] = Field(max_length=20)
     switches: dict[str, bool] = Field(max_length=20)
+    #: the second factors allowed (sign-in and reset); left out: unchanged
+    second_factors: list[str] | None = Field(default=None, max_length=10)
 
 
 class GrantIn(BaseModel):
@@ -128,7 +130,7 @@ def show_settings(rt: Rt, ctx: Manager) -> dict[str, Any]:
     """Your organisation's settings."""
     view = ra_settings.show(rt, ctx)
     return {"allowed_methods": list(view.allowed_methods), "numbers": view.numbers,
-            "switches": view.switches}  # fmt: skip
+            "switches": view.switches, "second_factors": list(view.second_factors)}  # fmt: skip
 
 
 @router.put("/settings")
@@ -141,6 +143,7 @@ def change_settings(body: SettingsIn, rt: Rt, ctx: Manager) -> dict[str, Any]:
             allowed_methods=tuple(body.allowed_methods),
             numbers={k: str(v) for k, v in body.numbers.items()},
             switches=body.switches,
+            second_factors=tuple(body.second_factors) if body.second_factors is not None else None,
         ),
     )
     return {"changed": {c.name: {"old": c.old, "new": c.new} for c in changes}}
