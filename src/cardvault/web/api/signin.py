@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -197,12 +199,19 @@ def _session_out(grant: SessionGrant) -> SessionOut:
     )
 
 
-@router.post(
-    "/auth/login",
-    openapi_extra=jose_openapi(LoginIn, LoginOut),
-    response_class=Response,
-    dependencies=[per_address(Bucket.SIGNIN)],
-)
+def _sealed_step(
+    path: str, body: type[BaseModel], out: type[BaseModel]
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A sign-in step: encrypted both ways (JOSE), rate-limited per client address."""
+    return router.post(
+        path,
+        openapi_extra=jose_openapi(body, out),
+        response_class=Response,
+        dependencies=[per_address(Bucket.SIGNIN)],
+    )
+
+
+@_sealed_step("/auth/login", LoginIn, LoginOut)
 async def login(
     request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
@@ -246,12 +255,7 @@ def _login_out(result: LoginResult) -> LoginOut:
     )
 
 
-@router.post(
-    "/auth/organisation",
-    openapi_extra=jose_openapi(OrganisationIn, FactorsOut),
-    response_class=Response,
-    dependencies=[per_address(Bucket.SIGNIN)],
-)
+@_sealed_step("/auth/organisation", OrganisationIn, FactorsOut)
 async def organisation(
     request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
@@ -271,12 +275,7 @@ async def organisation(
     return sealed(rkey, out)
 
 
-@router.post(
-    "/auth/factor",
-    openapi_extra=jose_openapi(FactorIn, SessionOut),
-    response_class=Response,
-    dependencies=[per_address(Bucket.SIGNIN)],
-)
+@_sealed_step("/auth/factor", FactorIn, SessionOut)
 async def factor(
     request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
