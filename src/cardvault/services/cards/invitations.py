@@ -171,35 +171,29 @@ def confirm_code(rt: Runtime, actor: Actor, token: str, code: str) -> CodeAccept
                 expires_at=link.expires_at,
             )
         )
-        _record_code(session, rt, actor, card, link_id)
+        audit.record_for_card(
+            session,
+            rt,
+            actor,
+            card,
+            action=AuditAction.INVITATION_CODE,
+            details={"link": link_id},
+        )
     return CodeAccepted(transaction_id=txn_id, key=bytes(key))
-
-
-def _record_code(
-    session: Session,
-    rt: Runtime,
-    actor: Actor,
-    card: Card,
-    link_id: str,
-    *,
-    failure: str | None = None,
-) -> None:
-    """The audit event of an invitation code typed: accepted, or refused for ``failure``."""
-    audit.record_for_card(
-        session,
-        rt,
-        actor,
-        card,
-        action=AuditAction.INVITATION_CODE,
-        outcome="failure" if failure else "success",
-        reason=failure,
-        details={"link": link_id},
-    )
 
 
 def _wrong_code(rt: Runtime, actor: Actor, card: Card, link_id: str, reserved: int) -> Exception:
     with transaction(rt.db) as session:
-        _record_code(session, rt, actor, card, link_id, failure="incorrect code")
+        audit.record_for_card(
+            session,
+            rt,
+            actor,
+            card,
+            action=AuditAction.INVITATION_CODE,
+            outcome="failure",
+            reason="incorrect code",
+            details={"link": link_id},
+        )
     if reserved >= MAX_FAILURES:
         return links.worn_out(links.Purpose.INVITATION)
     left = MAX_FAILURES - reserved

@@ -191,9 +191,9 @@ def _record(
         session,
         rt,
         actor,
-        action=action,
-        organisation_id=org_id,
         person_id=person.id,
+        organisation_id=org_id,
+        action=action,
         details=details or None,
     )
 

@@ -260,12 +260,7 @@ def not_me(
 ) -> list[str]:
     """ "This wasn't me": alert every RA manager and agent of ``organisation`` by email."""
     return _to_ras(
-        session,
-        rt,
-        card,
-        organisation,
-        EmailTemplate.NOT_ME_ALERT,
-        {"device_name": device_name},
+        session, rt, card, organisation, EmailTemplate.NOT_ME_ALERT, {"device_name": device_name}
     )
 
 

@@ -103,12 +103,14 @@ def _audit(
     reason: str,
     extra: dict[str, str | None],
 ) -> None:
-    audit.record_for_card(
+    audit.record(
         session,
         rt,
         actor,
-        card,
         action=action,
+        organisation_id=card.organisation_id,
+        person_id=card.person_id,
+        card_id=card.id,
         reason=reason,
         details={"serial": card.serial, **extra},
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, Field
@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.services.rate_limits import check as rate_limits
 from cardvault.services.signin import sessions as card_sessions
-from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult, SessionGrant
+from cardvault.services.signin.engine import LoginRequest, LoginResult, SessionGrant
 from cardvault.services.signin.factors import (
     CodeOffer,
     FactorAnswer,
@@ -24,9 +24,8 @@ from cardvault.services.signin.factors import (
     PushOffer,
     SecurityKeyOffer,
 )
-from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import bearer_token, engine, runtime
+from cardvault.web.deps import BearerToken, EngineDep, RuntimeDep
 from cardvault.web.jose import jose_openapi, open_body, opened, read_jose, sealed
 from cardvault.web.rate_limit import Bucket, per_address
 
@@ -214,8 +213,8 @@ def _sealed_step(
 @_sealed_step("/auth/login", LoginIn, LoginOut)
 async def login(
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    eng: Annotated[Engine, Depends(engine)],
+    rt: RuntimeDep,
+    eng: EngineDep,
 ) -> Response:
     """Identifier + passcode (+ optionally the second factor at once). Encrypted both ways."""
     token, actor = await read_jose(request), actor_for(request, rt)
@@ -258,8 +257,8 @@ def _login_out(result: LoginResult) -> LoginOut:
 @_sealed_step("/auth/organisation", OrganisationIn, FactorsOut)
 async def organisation(
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    eng: Annotated[Engine, Depends(engine)],
+    rt: RuntimeDep,
+    eng: EngineDep,
 ) -> Response:
     """Choose the organisation of a sign-in that lists several; answers its second factors."""
     body, rkey = await open_body(request, rt, OrganisationIn)
@@ -278,8 +277,8 @@ async def organisation(
 @_sealed_step("/auth/factor", FactorIn, SessionOut)
 async def factor(
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    eng: Annotated[Engine, Depends(engine)],
+    rt: RuntimeDep,
+    eng: EngineDep,
 ) -> Response:
     """Complete the second factor of a sign-in; opens the card session."""
     body, rkey = await open_body(request, rt, FactorIn)
@@ -305,8 +304,8 @@ class SessionStatus(BaseModel):
 @router.get("/session", response_model=SessionStatus)
 def session_status(
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    token: Annotated[str, Depends(bearer_token)],
+    rt: RuntimeDep,
+    token: BearerToken,
 ) -> SessionStatus:
     """The current card session (and restart its idle timer)."""
     info = card_sessions.status(rt, token, client_address=actor_for(request, rt).client_address)
@@ -316,8 +315,8 @@ def session_status(
 @router.delete("/session", status_code=204)
 def logout(
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    token: Annotated[str, Depends(bearer_token)],
+    rt: RuntimeDep,
+    token: BearerToken,
 ) -> Response:
     """End the card session: its key wrap is deleted."""
     card_sessions.logout(rt, actor_for(request, rt), token)
