@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cardvault.clients.agent import state
-from cardvault.clients.agent.options import client, fail, options, out
+from cardvault.clients.agent.options import client, options, out
 from cardvault.clients.common.replies import JsonObject, Reply
+from cardvault.clients.common.shell import reported
 from cardvault.commandline import App
-from cardvault.errors import CardvaultError, InvalidInput, PermissionDenied
+from cardvault.errors import InvalidInput, PermissionDenied
 from cardvault.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -96,12 +97,10 @@ def ask_new_pin(from_stdin: bool, rule: str = "") -> str:
 def status(ctx: typer.Context) -> None:
     """Whether your card has a card PIN, and whether it is blocked."""
     opts = options(ctx)
-    try:
+    with reported(opts.json):
         st = state.load(opts.state_dir)
         with client(opts, st.server, st.ca_file) as http:
             found = pin_status(_session_api(http, st), st)
-    except CardvaultError as exc:
-        raise fail(opts, exc) from None
     serial = found.text("serial")
     if not found.flag("pin_set"):
         text = f"Card {serial} has no card PIN yet: set one with `cardvault-agent pin set`."
@@ -118,7 +117,7 @@ def status(ctx: typer.Context) -> None:
 def change(ctx: typer.Context, pin_stdin: PinStdin = False) -> None:
     """Set or change your card PIN (asks for the current one when it is needed)."""
     opts = options(ctx)
-    try:
+    with reported(opts.json):
         st = state.load(opts.state_dir)
         with client(opts, st.server, st.ca_file) as http:
             api = _session_api(http, st)
@@ -132,8 +131,6 @@ def change(ctx: typer.Context, pin_stdin: PinStdin = False) -> None:
             needs_current = found.flag("pin_set") and not found.flag("may_unblock")
             current = _read("Current card PIN: ", pin_stdin) if needs_current else None
             result = set_pin(api, st, ask_new_pin(pin_stdin, rule_of(found)), current)
-    except CardvaultError as exc:
-        raise fail(opts, exc) from None
     words = {"set": "set", "changed": "changed", "unblocked": "unblocked and changed"}
     outcome = result.text("outcome")
     out(

@@ -140,14 +140,12 @@ def issue_card(
             session.flush()
             seal_record(session, rt.master_key, card, material.record)
             _store_certificates(session, card, material)
-            audit.record(
+            audit.record_for_card(
                 session,
                 rt,
                 actor,
+                card,
                 action=AuditAction.CARD_ISSUED,
-                organisation_id=org.id,
-                person_id=person.id,
-                card_id=card.id,
                 details={
                     "serial": serial,
                     "key_algorithm": alg.value,

@@ -24,7 +24,7 @@ from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.errors import AlreadyAssociated
 from cardvault.services.cards.lookup import get_card
-from cardvault.services.cards.views import MethodView
+from cardvault.services.cards.views import MethodView, method_summary
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.system.runtime import Actor, Runtime
@@ -47,11 +47,7 @@ class TotpProvisioning:
 def association_dict(a: MethodView) -> JsonObject:
     """An authentication method as JSON, for the CLI and the API."""
     return {
-        "id": a.id,
-        "method": a.method,
-        "identifier": a.lookup_key,
-        "label": a.label,
-        "status": a.status,
+        **method_summary(a),
         "created_at": a.created_at.isoformat(),
         "last_used_at": a.last_used_at.isoformat() if a.last_used_at else None,
     }

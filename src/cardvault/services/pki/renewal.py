@@ -175,14 +175,12 @@ def _certify_and_store(
             supersede(session, card.id, now, usage)
         for usage, cert in certs.items():
             session.add(certificate_row(card.id, usage, cert))
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.CARD_RENEWED,
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"serial": card.serial, "new_keys": record is not None},
         )
     crls.publish_after_change(rt)

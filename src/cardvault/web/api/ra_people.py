@@ -8,9 +8,9 @@ encoding reaches the check as it is.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from cardvault.services.ra import approvals as ra_approvals
@@ -19,12 +19,11 @@ from cardvault.services.ra import people as ra_people
 from cardvault.services.ra import persons as ra_persons
 from cardvault.services.ra import roles as ra_roles
 from cardvault.services.ra import settings as ra_settings
-from cardvault.services.system.runtime import Runtime
 from cardvault.web.api.ra_gate import Manager, PeopleManager, RoleGranter, Sponsor, Viewer
-from cardvault.web.deps import runtime
+from cardvault.web.deps import RuntimeDep
 
 router = APIRouter(prefix="/api/v1/ra", tags=["ra"])
-Rt = Annotated[Runtime, Depends(runtime)]
+Rt = RuntimeDep
 
 
 class PersonIn(BaseModel):
