@@ -33,7 +33,7 @@ from cardvault.services.pki import ca
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import Card
+from cardvault.store.models import AuditEvent, Card
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import piv_fakes
@@ -268,3 +268,15 @@ def _id(rt: Runtime, serial: str) -> str:
 
 def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
+
+
+def card_actions(rt: Runtime, card_id: str) -> list[str]:
+    """The card's audit actions, oldest first."""
+    with rt.db() as s:
+        return list(
+            s.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.card_id == card_id)
+                .order_by(AuditEvent.seq)
+            )
+        )

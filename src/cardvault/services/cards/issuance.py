@@ -46,6 +46,7 @@ from cardvault.store.models import Card, Certificate, CertificateRequest, Organi
 from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
+#: the keys every card has; an organisation may add the key-management key (``roles_for``)
 ROLES = (cx509.CertUsage.AUTHENTICATION, cx509.CertUsage.CONTENT_COMMITMENT)
 ISSUANCE_PASSCODE_MIN = 6
 PASSCODE_MAX = 128
@@ -208,7 +209,7 @@ def _build_material(
     dek = new_dek()
     try:
         sealed, certs, csrs = [], [], []
-        for usage in ROLES:
+        for usage in roles_for(policy):
             key = ckeys.generate_private_key(alg)
             pkcs8 = ckeys.private_key_to_pkcs8(key)
             sealed.append(
@@ -250,6 +251,11 @@ def _build_material(
     finally:
         wipe(dek)
     return _Material(record=record, certs=certs, csrs=csrs)
+
+
+def roles_for(policy: OrganisationPolicy) -> tuple[cx509.CertUsage, ...]:
+    """The keys a new card of the organisation gets: 9D too when its policy says so."""
+    return (*ROLES, cx509.CertUsage.KEY_MANAGEMENT) if policy.key_management else ROLES
 
 
 def card_subject(policy: OrganisationPolicy, org: Organisation, person: Person) -> Name:

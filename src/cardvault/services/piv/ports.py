@@ -54,12 +54,17 @@ class Mode(StrEnum):
 
 
 def key_role(slot: Slot) -> str:
-    """The sealed key's role in the card key record: the API's names for 9A and 9C."""
-    if slot is Slot.PIV_AUTHENTICATION:
-        return CertUsage.AUTHENTICATION.value
-    if slot is Slot.DIGITAL_SIGNATURE:
-        return CertUsage.CONTENT_COMMITMENT.value
-    return f"piv_{int(slot):02x}"
+    """The sealed key's role in the card key record: the certificate usages' names for 9A,
+    9C and 9D, so a key issued by the service and one generated over PC/SC are the same."""
+    usage = _SLOT_USAGES.get(slot)
+    return usage.value if usage is not None else f"piv_{int(slot):02x}"
+
+
+_SLOT_USAGES = {
+    Slot.PIV_AUTHENTICATION: CertUsage.AUTHENTICATION,
+    Slot.DIGITAL_SIGNATURE: CertUsage.CONTENT_COMMITMENT,
+    Slot.KEY_MANAGEMENT: CertUsage.KEY_MANAGEMENT,
+}
 
 
 @dataclass(frozen=True, kw_only=True)

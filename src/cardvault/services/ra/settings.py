@@ -58,6 +58,7 @@ SWITCHES = {
     "cards_need_sponsor_approval": "A card is issued only to a person a sponsor approved",
     "holders_add_methods": "Card holders may add another phone or security key themselves",
     "in_person_methods": "An invitation may end without a second factor; an RA adds one in person",
+    "key_management": "Cards get an encryption key and certificate (S/MIME encryption)",
 }
 ROUTES = tuple(SignInRoute)
 #: the second factors an organisation may allow (for sign-in and for a passcode reset)
