@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -229,12 +230,20 @@ class InUse:
     session_key: bytes
 
 
-def issued_and_enrolled(rt: Runtime, operator: Actor, engine: Engine) -> InUse:
+def issued_and_enrolled(
+    rt: Runtime,
+    operator: Actor,
+    engine: Engine,
+    *,
+    also: Callable[[Reader], None] | None = None,
+) -> InUse:
     """Issue through the relay, enrol with the PIN as issuance passcode, add TOTP, sign in,
-    and insert the card into a holder's reader link."""
+    and insert the card into a holder's reader link. ``also`` personalises more, at issuance."""
     w = world(rt, operator, engine)
     reader, started = start_issuance(rt, w)
     done = personalise(rt, reader, started.serial)
+    if also is not None:
+        also(reader)
     links.close(rt, a.client(), token=w.ra_token, link_id=reader.link_id)
     enrolment.enrol(rt, operator, f.enrol_request(started.serial, issuance_passcode=PIN.decode()))
     totp = methods.add_totp(rt, operator, serial=started.serial, org_code=w.org)

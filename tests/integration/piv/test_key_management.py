@@ -26,7 +26,7 @@ from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import InvalidInput
 from cardvault.services.cards import operations
 from cardvault.services.directory import registry
-from cardvault.services.piv import card_pin
+from cardvault.services.piv import card_pin, ports
 from cardvault.services.piv import reader_links as links
 from cardvault.services.piv.image import piv_serial
 from cardvault.services.pki import ca, renewal
@@ -213,3 +213,27 @@ def test_the_ra_sees_how_smartcard_software_names_the_card(
     assert page.status_code == 200
     assert uuid.UUID(fixture.card.card_id).hex[-16:] in page.text
     assert str(piv_serial(fixture.card.serial)) in page.text
+
+
+def test_a_9d_key_personalised_before_it_had_a_certificate_usage_still_decrypts(
+    rt: Runtime, operator: Actor, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cards personalised over PC/SC by an earlier version hold their 9D key under the role
+    ``piv_9d``; the key is bound to that name in its seal, so reading falls back to it."""
+    generated: list[rsa.RSAPublicKey] = []
+    current = ports.key_role
+
+    def as_an_earlier_version(reader: p.Reader) -> None:
+        with monkeypatch.context() as m:
+            m.setattr(
+                ports,
+                "key_role",
+                lambda slot: "piv_9d" if slot is Slot.KEY_MANAGEMENT else current(slot),
+            )
+            public = reader.generate(Slot.KEY_MANAGEMENT, Algorithm.RSA2048)
+        assert isinstance(public, rsa.RSAPublicKey)
+        generated.append(public)
+
+    used = p.issued_and_enrolled(rt, operator, engine, also=as_an_earlier_version)
+    assert used.reader.verify() == Sw.SUCCESS
+    assert _decipher(used.reader, generated[0], b"mail from last year") == b"mail from last year"
