@@ -60,7 +60,17 @@ SWITCHES = {
     "in_person_methods": "An invitation may end without a second factor; an RA adds one in person",
     "key_management": "Cards get an encryption key and certificate (S/MIME encryption)",
 }
-ROUTES = tuple(SignInRoute)
+#: the ways a sign-in may start (the policy's ``allowed_methods``), with their labels; a
+#: route named like a second factor also allows that factor (see FACTORS)
+ROUTES = {
+    SignInRoute.AD_ACCOUNT: "Windows account (AD) and passcode",
+    SignInRoute.EMAIL: "Email address and passcode",
+    SignInRoute.QR: "QR code on the screen, scanned with a paired phone",
+    SignInRoute.SECURITY_KEY: "Security key first, without typing an identifier",
+    SignInRoute.HR_CARD: "HR card on the reader first",
+    SignInRoute.MIA: "Mobile identity agent on a paired phone",
+}
+assert tuple(ROUTES) == tuple(SignInRoute)  # the stored list keeps this order
 #: the second factors an organisation may allow (for sign-in and for a passcode reset)
 FACTORS = {
     "authenticator": "Paired phone: a request to approve, or its code when offline",
