@@ -14,7 +14,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -49,6 +49,7 @@ SERVICE_CHAIN = "service"
 # Built once: an append is on every card operation's path, and SQLAlchemy then reuses the
 # compiled statement instead of rebuilding it per call.
 _INSERT_EVENT = insert(table_of(AuditEvent))
+_RECORD_FIELDS = fields(AuditRecord)
 EXPORT_FIELDS = (
     "seq",
     "occurred_at",
@@ -197,7 +198,8 @@ def _append(
 
 
 def _columns(rec: AuditRecord) -> dict[str, object]:
-    out = asdict(rec)
+    # not ``asdict``: it deep-copies the details, once per event on every card operation
+    out = {f.name: getattr(rec, f.name) for f in _RECORD_FIELDS}
     out["details"] = dict(rec.details)
     return out
 

@@ -209,8 +209,10 @@ class Engine:
         organisation); checked at once when it came with the passcode and ``reservation``
         holds its place on the card's counter."""
         card = session.get(Card, target.card.id, with_for_update=True)
-        org = session.get(Organisation, target.organisation.id)
-        assert card is not None and org is not None
+        # the organisation as ``_identify`` read it in this request, not read again: its
+        # policy and networks were checked on that very row a moment ago
+        org = session.merge(target.organisation, load=False)
+        assert card is not None
         lockout.passcode_right(session, card)
         now = self.rt.clock()
         txn = AuthTransaction(
