@@ -6,14 +6,16 @@ sign in to a relying party. The floor is measured in this run, on this machine: 
 derivation at the configured parameters plus one RSA-2048 signature.
 
 Usage: .venv/bin/python bench/auth.py [--database-url URL] [--per-level N]
-Prints latency p50/p99 and throughput at concurrency 1, cores and 2x cores, as ratios to the
-floor; the same for a group of holders at OWASP's minimum KDF (19 MiB x 2); the service's CPU
-time per authentication besides the KDF and the signature (read from /proc, so Linux only),
-measured on a group of holders whose passcode slots use a 64 KiB, 1-pass Argon2id: the same
-requests, statements and audit events, without a 200 ms KDF whose run-to-run spread would drown
-a few milliseconds -- and, while that runs, the slowest parts of a sign-in (bench/_profile.py);
-the start-up time of the two command lines; an overload run showing that the bounded queue
-answers 429 + Retry-After; and at the end every row of issue 16's table with its target.
+Prints first the statements and transactions of one sign-in and one signature (counted in
+this process, bench/_statements.py); latency p50/p99 and throughput at concurrency 1, cores
+and 2x cores, as ratios to the floor; the same for a group of holders at OWASP's minimum KDF
+(19 MiB x 2); the service's CPU time per authentication besides the KDF and the signature
+(read from /proc, so Linux only), measured on a group of holders whose passcode slots use a
+64 KiB, 1-pass Argon2id: the same requests, statements and audit events, without a 200 ms
+KDF whose run-to-run spread would drown a few milliseconds -- and, while that runs, the
+slowest parts of a sign-in (bench/_profile.py); the start-up time of the two command lines;
+an overload run showing that the bounded queue answers 429 + Retry-After; and at the end
+every row of issue 16's table with its target.
 Like the rest, meaningful on an otherwise idle machine: the load average is printed beside.
 """
 
@@ -306,12 +308,8 @@ def main() -> None:
 def database_work(settings: Settings, database_url: str | None, codes: Codes) -> None:
     """Statements and transactions of one sign-in (code inline) and one signature, counted
     in this process on the same database (bench/_statements.py)."""
-    cheap = Settings(
-        data_dir=settings.data_dir,
-        database_url=database_url,
-        rate_limits_enabled=False,
-        **CHEAP_KDF,  # type: ignore[arg-type]
-    )
+    options = {"rate_limits_enabled": False, **CHEAP_KDF}
+    cheap = Settings(data_dir=settings.data_dir, database_url=database_url, **options)  # type: ignore[arg-type]
     signing_in, signing = statements.count(cheap, codes.take, codes.release)
     print(f"database work: a sign-in {signing_in}; a signature {signing}", flush=True)
     row(

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
@@ -148,7 +148,7 @@ def use_id(
 
 def _live(
     rt: Runtime,
-    found: Row[_Found] | None,
+    found: _Found | None,
     *,
     client_address: str | None,
     purpose: str | None,
