@@ -49,7 +49,7 @@ SERVICE_CHAIN = "service"
 # Built once: an append is on every card operation's path, and SQLAlchemy then reuses the
 # compiled statement instead of rebuilding it per call.
 _INSERT_EVENT = insert(table_of(AuditEvent))
-_RECORD_FIELDS = fields(AuditRecord)
+_RECORD_FIELDS = tuple(f.name for f in fields(AuditRecord))
 EXPORT_FIELDS = (
     "seq",
     "occurred_at",
@@ -199,29 +199,14 @@ def _append(
 
 def _columns(rec: AuditRecord) -> dict[str, object]:
     # not ``asdict``: it deep-copies the details, once per event on every card operation
-    out = {f.name: getattr(rec, f.name) for f in _RECORD_FIELDS}
+    out = {name: getattr(rec, name) for name in _RECORD_FIELDS}
     out["details"] = dict(rec.details)
     return out
 
 
 def _record(row: AuditEvent) -> AuditRecord:
-    return AuditRecord(
-        id=row.id,
-        chain=row.chain,
-        seq=row.seq,
-        occurred_at=row.occurred_at,
-        action=row.action,
-        outcome=row.outcome,
-        reason=row.reason,
-        actor=row.actor,
-        person_id=row.person_id,
-        card_id=row.card_id,
-        organisation_id=row.organisation_id,
-        request_id=row.request_id,
-        details=row.details,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
+    """The stored event as the chain core reads it: the columns are the record's fields."""
+    return AuditRecord(**{name: getattr(row, name) for name in _RECORD_FIELDS})
 
 
 def chains(session: Session) -> list[tuple[str, str]]:
