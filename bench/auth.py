@@ -6,22 +6,22 @@ sign in to a relying party. The floor is measured in this run, on this machine: 
 derivation at the configured parameters plus one RSA-2048 signature.
 
 Usage: .venv/bin/python bench/auth.py [--database-url URL] [--per-level N]
-Prints latency p50/p99 and throughput at concurrency 1, cores and 2x cores, as ratios to the
-floor; the same for a group of holders at OWASP's minimum KDF (19 MiB x 2); the service's CPU
-time per authentication besides the KDF and the signature (read from /proc, so Linux only),
-measured on a group of holders whose passcode slots use a 64 KiB, 1-pass Argon2id: the same
-requests, statements and audit events, without a 200 ms KDF whose run-to-run spread would drown
-a few milliseconds -- and, while that runs, the slowest parts of a sign-in (bench/_profile.py);
-the start-up time of the two command lines; an overload run showing that the bounded queue
-answers 429 + Retry-After; and at the end every row of issue 16's table with its target.
+Prints first the statements and transactions of one sign-in and one signature (counted in
+this process, bench/_statements.py); latency p50/p99 and throughput at concurrency 1, cores
+and 2x cores, as ratios to the floor; the same for a group of holders at OWASP's minimum KDF
+(19 MiB x 2); the service's CPU time per authentication besides the KDF and the signature
+(read from /proc, so Linux only), measured on a group of holders whose passcode slots use a
+64 KiB, 1-pass Argon2id: the same requests, statements and audit events, without a 200 ms
+KDF whose run-to-run spread would drown a few milliseconds -- and, while that runs, the
+slowest parts of a sign-in (bench/_profile.py); the start-up time of the two command lines;
+an overload run showing that the bounded queue answers 429 + Retry-After; and at the end
+every row of issue 16's table with its target.
 Like the rest, meaningful on an otherwise idle machine: the load average is printed beside.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import os
 import signal
 import socket
@@ -40,8 +40,9 @@ import pyotp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _statements as statements
 from _profile import profiled, slowest, spy
-from _setup import PASSCODE, BenchHolder, data_dir, holders
+from _setup import BenchHolder, data_dir, holders
 from cardvault.clients.common.api import CardvaultApi, ServiceError
 from cardvault.config import Settings
 from cardvault.crypto import channel, envelope
@@ -184,26 +185,7 @@ def _authenticate(client: httpx.Client, email: str, code: str) -> float:
     api = CardvaultApi(client)
     api.transport_key()
     start = time.perf_counter()
-    login = api.sealed_call(
-        "/api/v1/auth/login",
-        {
-            "identifier": {"kind": "email", "value": email},
-            "passcode": PASSCODE,
-            "second_factor": {"method": "totp", "code": code},
-        },
-    )
-    session = login.obj("session")
-    api.use_channel(session.optional_text("channel_id"), session.optional_text("channel_key"))
-    api.session_call(
-        "/api/v1/card/sign",
-        {
-            "token": session.text("token"),
-            "session_key": login.text("session_key"),
-            "key": "authentication",
-            "hash": "sha256",
-            "digest": base64.b64encode(hashlib.sha256(os.urandom(16)).digest()).decode(),
-        },
-    )
+    statements.sign(api, statements.sign_in(api, email, code))
     return time.perf_counter() - start
 
 
@@ -284,6 +266,8 @@ def main() -> None:
     )
     cheap_people = holders(cheap_rt, 20, authenticators=8, first=args.holders)
     cheap_rt.close()
+    cheap = Codes(cheap_people)
+    database_work(settings, args.database_url, cheap)
     # a third group at OWASP's minimum KDF (the issue's fourth row)
     owasp_rt = open_runtime(
         Settings(data_dir=settings.data_dir, database_url=args.database_url, **OWASP_KDF)  # type: ignore[arg-type]
@@ -312,13 +296,28 @@ def main() -> None:
     url, ca = f"https://localhost:{port}", str(settings.data_dir / "tls" / "cert.pem")
     try:
         _wait(url, ca)
-        report(settings, url, ca, Codes(people), Codes(cheap_people), args.per_level, server.pid)
+        report(settings, url, ca, Codes(people), cheap, args.per_level, server.pid)
         owasp(url, ca, Codes(owasp_people), owasp_kdf, args.per_level)
         command_lines()
         print_table()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
+
+
+def database_work(settings: Settings, database_url: str | None, codes: Codes) -> None:
+    """Statements and transactions of one sign-in (code inline) and one signature, counted
+    in this process on the same database (bench/_statements.py)."""
+    options = {"rate_limits_enabled": False, **CHEAP_KDF}
+    cheap = Settings(data_dir=settings.data_dir, database_url=database_url, **options)  # type: ignore[arg-type]
+    signing_in, signing = statements.count(cheap, codes.take, codes.release)
+    print(f"database work: a sign-in {signing_in}; a signature {signing}", flush=True)
+    row(
+        "statements (transactions) per sign-in / per signature",
+        f"{len(signing_in.statements)} ({signing_in.transactions}) / "
+        f"{len(signing.statements)} ({signing.transactions})",
+        "fewer than 24 / 10",
+    )
 
 
 def _wait(url: str, ca: str) -> None:

@@ -14,7 +14,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -198,7 +198,8 @@ def _append(
 
 
 def _columns(rec: AuditRecord) -> dict[str, object]:
-    out = asdict(rec)
+    # not ``asdict``: it deep-copies the details, once per event on every card operation
+    out = {name: getattr(rec, name) for name in _RECORD_FIELDS}
     out["details"] = dict(rec.details)
     return out
 

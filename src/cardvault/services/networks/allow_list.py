@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
+import functools
 
+from cardvault.domain.networks import AllowList
 from cardvault.services.networks.errors import NetworkNotAllowed
 from cardvault.store.models import Organisation
 
@@ -13,16 +14,18 @@ def check_client(org: Organisation, address: str | None) -> None:
 
     Before a passcode is tried, the sign-in answers such a caller as a wrong passcode
     (``signin_refusals``); this refusal is for the steps after it."""
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        ip = None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip is not None and any(ip in ipaddress.ip_network(n) for n in org.allowed_networks or []):
+    if address is not None and address in _allow_list(tuple(org.allowed_networks or ())):
         return
     # the caller is not told which organisation refused, nor what address it saw (DESIGN §3.6)
     raise NetworkNotAllowed(
         "This card cannot be used from your network.",
         remedy="Connect from your organisation's network (its Wi-Fi or VPN), or ask your RA.",
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _allow_list(networks: tuple[str, ...]) -> AllowList:
+    """The parsed list, not parsed again on every in-session call. Safe to keep: it is
+    keyed by the networks themselves, read fresh from the organisation's row each time, so
+    a changed list is a new key and is never answered from an old one."""
+    return AllowList.of(networks)

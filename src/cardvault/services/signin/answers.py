@@ -177,9 +177,11 @@ def open_session(ctx: FactorContext, target: Target, verified: Verified) -> Sess
         session_id=txn.id,
         master=ctx.rt.master_key,
     )
-    # a push still waiting (the holder typed a code, or used a key) is closed, audited
-    push.cancel_for_transaction(ctx.session, ctx.rt, txn, ctx.actor.as_holder(ctx.card.person_id))
-    ctx.session.delete(txn)
+    if txn in ctx.session:  # not a sign-in's that was never written (its code came inline)
+        # a push still waiting (the holder typed a code, or used a key) is closed, audited
+        holder = ctx.actor.as_holder(ctx.card.person_id)
+        push.cancel_for_transaction(ctx.session, ctx.rt, txn, holder)
+        ctx.session.delete(txn)
     record(
         ctx,
         target,

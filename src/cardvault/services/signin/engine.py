@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextlib import ExitStack
 from dataclasses import replace
 from datetime import timedelta
 from typing import NoReturn
@@ -111,33 +110,10 @@ class Engine:
             wrap = wrap_for_session(dek, sk, session_id=txn_id)
         finally:
             wipe(dek)
-        with ExitStack() as stack:
-            reservation, factor_error = self._reserve_inline(stack, actor, req, target)
-            with transaction(self.rt.db) as session:
-                result = self._passcode_accepted(
-                    session, actor, req, target, txn_id, wrap, bytes(sk), reservation, choices
-                )
-            if reservation is not None:
-                reservation.committed = True
-        return result if factor_error is None else replace(result, factor_error=factor_error)
-
-    def _reserve_inline(
-        self, stack: ExitStack, actor: Actor, req: LoginRequest, target: Target
-    ) -> tuple[Reservation | None, FactorError | None]:
-        """A second factor sent with the passcode is reserved like any other answer; when
-        the card takes none now, the passcode still counts as right and the factor is not
-        checked."""
-        if req.second_factor is None:
-            return None, None
-        try:
-            reservation = stack.enter_context(
-                factor_lockout.reserved(
-                    self.rt, actor, target.card.id, organisation_id=target.organisation.id
-                )
+        with transaction(self.rt.db) as session:
+            return self._passcode_accepted(
+                session, actor, req, target, txn_id, wrap, bytes(sk), choices
             )
-        except SecondFactorLocked as exc:
-            return None, FactorError(code=exc.code, message=exc.message)
-        return reservation, None
 
     def _identify(
         self, actor: Actor, req: LoginRequest
@@ -202,15 +178,20 @@ class Engine:
         txn_id: str,
         wrap: bytes,
         sk: bytes,
-        reservation: Reservation | None,
         choices: tuple[OrganisationChoice, ...] = (),
     ) -> LoginResult:
         """The transaction, waiting for its second factor (or, with ``choices``, for its
-        organisation); checked at once when it came with the passcode and ``reservation``
-        holds its place on the card's counter."""
+        organisation); checked at once when it came with the passcode, its place on the
+        card's counter reserved in this same database transaction (``reserved_here``).
+
+        The transaction's row is written only when it waits for something: a sign-in whose
+        second factor came with the passcode and was right, or that has no second factor,
+        never needs it (no push can name a transaction that was never written)."""
         card = session.get(Card, target.card.id, with_for_update=True)
-        org = session.get(Organisation, target.organisation.id)
-        assert card is not None and org is not None
+        # the organisation as ``_identify`` read it in this request, not read again: its
+        # policy and networks were checked on that very row a moment ago
+        org = session.merge(target.organisation, load=False)
+        assert card is not None
         lockout.passcode_right(session, card)
         now = self.rt.clock()
         txn = AuthTransaction(
@@ -221,13 +202,13 @@ class Engine:
             purpose=req.purpose,
             state=AuthState.SECOND_FACTOR,
             session_wrap=wrap,
+            factor_state={},
+            factor_failures=0,
             client_address=actor.client_address,
             client_name=(req.client_name or "")[:100] or None,
             created_at=now,
             expires_at=now + timedelta(minutes=TRANSACTION_MINUTES),
         )
-        session.add(txn)
-        session.flush()
         self._audit(
             session,
             actor,
@@ -240,6 +221,7 @@ class Engine:
         )
         if choices:
             txn.state = AuthState.ORGANISATION
+            session.add(txn)
             return LoginResult(
                 transaction_id=txn_id, session_key=sk, second_factors=(), organisations=choices
             )
@@ -248,25 +230,31 @@ class Engine:
         if not offers:
             return self._no_factor(session, actor, target, txn, sk)
         result = LoginResult(transaction_id=txn_id, session_key=sk, second_factors=offers)
-        if req.second_factor is None or reservation is None:
+        if req.second_factor is None:
+            session.add(txn)
             return result
         try:
+            held = factor_lockout.reserved_here(
+                session, self.rt, actor, card, organisation_id=org.id
+            )
             grant = self._verify_factor(
                 ctx,
                 req.second_factor,
-                reservation,
+                held,
                 offered={o.method for o in offers},
                 person=target.person,
             )
-        except (FactorFailed, InvalidInput) as exc:
+        except (FactorFailed, InvalidInput, SecondFactorLocked) as exc:
             # the passcode was right: keep its reset and the transaction, report the factor
+            session.add(txn)
             return replace(result, factor_error=FactorError(code=exc.code, message=exc.message))
         return replace(result, session=grant)
 
     def _no_factor(
         self, session: Session, actor: Actor, target: Target, txn: AuthTransaction, sk: bytes
     ) -> LoginResult:
-        session.delete(txn)
+        if txn in session:  # written (an organisation chosen since), not just made
+            session.delete(txn)
         self._audit(
             session,
             actor,

@@ -124,6 +124,21 @@ def reserved(
             give_back(rt, card_id)
 
 
+def reserved_here(
+    session: Session, rt: Runtime, actor: Actor, card: Card, *, organisation_id: str
+) -> Reservation:
+    """One answer reserved in the caller's transaction, which has locked ``card``'s row and
+    checks the answer before it commits (a second factor sent with the passcode): the
+    reservation and its verdict commit together, and a rollback takes both back, so there
+    is nothing to give back and no transaction of its own. SecondFactorLocked (audited in
+    the caller's transaction) when the card takes no answer now."""
+    count = card_queries.reserve_attempt(session, card_queries.SECOND_FACTOR, card.id)
+    if count is None:
+        _refused(session, rt, actor, card, organisation_id)
+        raise SecondFactorLocked()
+    return Reservation(card_id=card.id, count=count)
+
+
 def _take(
     rt: Runtime, actor: Actor, card_id: str, organisation_id: str, *, for_reset: bool
 ) -> int | None:
@@ -136,21 +151,25 @@ def _take(
     with transaction(rt.db) as session:
         card = session.get(Card, card_id)
         assert card is not None
-        audit.record_for_card(
-            session,
-            rt,
-            actor,
-            card,
-            action=AuditAction.AUTH_SECOND_FACTOR,
-            outcome="failure",
-            reason=(
-                f"card is {card.status}"
-                if card.status != CardStatus.ACTIVE
-                else "no second-factor attempt left (others in progress)"
-            ),
-            organisation_id=organisation_id,
-        )
+        _refused(session, rt, actor, card, organisation_id)
     raise SecondFactorLocked()
+
+
+def _refused(session: Session, rt: Runtime, actor: Actor, card: Card, organisation_id: str) -> None:
+    audit.record_for_card(
+        session,
+        rt,
+        actor,
+        card,
+        action=AuditAction.AUTH_SECOND_FACTOR,
+        outcome="failure",
+        reason=(
+            f"card is {card.status}"
+            if card.status != CardStatus.ACTIVE
+            else "no second-factor attempt left (others in progress)"
+        ),
+        organisation_id=organisation_id,
+    )
 
 
 def right(session: Session, card_id: str) -> None:

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
@@ -97,11 +97,26 @@ def new_session(
     return out
 
 
-# Built once: every card operation looks its session up by token hash, and SQLAlchemy reuses
-# the compiled form of a statement object it has seen.
-_SESSION_BY_TOKEN = (
-    select(CardSession).where(CardSession.token_hash == bindparam("token_hash")).with_for_update()
+# Built once: every card operation looks its session up, and SQLAlchemy reuses the compiled
+# form of a statement object it has seen. The session row (locked for this transaction),
+# its card and the organisation it acts in come in one statement, not three; all three are
+# read fresh (``populate_existing``), the card's status above all.
+_SESSION_CARD_ORGANISATION = (
+    select(CardSession, Card, Organisation)
+    .outerjoin(Card, Card.id == CardSession.card_id)
+    .outerjoin(
+        Organisation,
+        Organisation.id
+        == func.coalesce(CardSession.acting_organisation_id, CardSession.organisation_id),
+    )
+    .with_for_update(of=CardSession)
+    .execution_options(populate_existing=True)
 )
+_SESSION_BY_TOKEN = _SESSION_CARD_ORGANISATION.where(
+    CardSession.token_hash == bindparam("token_hash")
+)
+_SESSION_BY_ID = _SESSION_CARD_ORGANISATION.where(CardSession.id == bindparam("session_id"))
+_Found = tuple[CardSession, Card | None, Organisation | None]
 
 
 def use(
@@ -113,8 +128,8 @@ def use(
     purpose: str | None = None,
 ) -> tuple[CardSession, Card]:
     """The live session for a token, its idle timer restarted; SessionInvalid otherwise."""
-    row = session.scalar(_SESSION_BY_TOKEN, {"token_hash": token_hash(token)})
-    return _live(session, rt, row, client_address=client_address, purpose=purpose)
+    found = session.execute(_SESSION_BY_TOKEN, {"token_hash": token_hash(token)}).first()
+    return _live(rt, found, client_address=client_address, purpose=purpose)
 
 
 def use_id(
@@ -127,29 +142,27 @@ def use_id(
 ) -> tuple[CardSession, Card]:
     """Like ``use``, for a shell that keeps the session by id behind its own credential
     (the web areas keep it behind their hashed cookie; see services/signin/web_sessions.py)."""
-    row = session.get(CardSession, session_id, with_for_update=True)
-    return _live(session, rt, row, client_address=client_address, purpose=purpose)
+    found = session.execute(_SESSION_BY_ID, {"session_id": session_id}).first()
+    return _live(rt, found, client_address=client_address, purpose=purpose)
 
 
 def _live(
-    session: Session,
     rt: Runtime,
-    row: CardSession | None,
+    found: _Found | None,
     *,
     client_address: str | None,
     purpose: str | None,
 ) -> tuple[CardSession, Card]:
     now = rt.clock()
-    if row is None:
+    if found is None:
         raise SessionInvalid()
+    row, card, org = found
     if now >= row.expires_at or now >= row.idle_expires_at:
         raise SessionInvalid("The session has expired; sign in again.")  # purged by maintenance
     if purpose is not None and row.purpose != purpose:
         raise SessionInvalid("This session cannot be used for that.")
-    card = session.get(Card, row.card_id)
     if card is None or card.status != CardStatus.ACTIVE:
         raise SessionInvalid("The card can no longer be used; sign in again.")
-    org = session.get(Organisation, row.acting_organisation_id or row.organisation_id)
     assert org is not None
     network.check_client(org, client_address)
     _touch(row, org, now)

@@ -18,16 +18,15 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from cardvault.crypto import channel as cchannel
 from cardvault.crypto.aead import aad, wipe
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.system.runtime import Runtime
-from cardvault.services.transport.envelopes import LEEWAY_SECONDS, remember_jti
+from cardvault.services.transport.envelopes import LEEWAY_SECONDS, remember_jti_in
 from cardvault.services.transport.errors import ChannelClosed, ChannelMismatch
 from cardvault.store.models import CardSession, PivLink, table_of
-from cardvault.store.sqlite_writers import READ
 
 SESSION = "session-channel"
 LINK = "link-channel"
@@ -85,36 +84,42 @@ def link_key(rt: Runtime, link_id: str) -> bytes:
 
 
 def open_request(rt: Runtime, token: str, kid: str) -> Channel:
-    """Find the channel, decrypt the request under its CK, refuse a replay or a stranger."""
+    """Find the channel, decrypt the request under its CK, refuse a replay or a stranger.
+
+    One short transaction: the channel's row is read and the ``jti`` remembered together
+    (the decryption in between is one AES-GCM), not in a read and then a write of their own.
+    """
     found: dict[str, object] = {}
+    with rt.engine.begin() as conn:
 
-    def key_for(kid_: str) -> bytearray:
-        row, kind = _row(rt, kid_)
-        if row is None or row.channel_key is None:
-            raise ChannelClosed()
-        now = rt.clock()
-        if now >= row.expires_at or now >= row.idle_expires_at:
-            raise ChannelClosed("The session has expired; sign in again.")
-        found["token_hash"], found["kind"] = row.token_hash, kind
-        found["key"] = key = rt.master_key.open(row.channel_key, aad=aad(kind, kid_))
-        return key
+        def key_for(kid_: str) -> bytearray:
+            row, kind = _row(conn, kid_)
+            if row is None or row.channel_key is None:
+                raise ChannelClosed()
+            now = rt.clock()
+            if now >= row.expires_at or now >= row.idle_expires_at:
+                raise ChannelClosed("The session has expired; sign in again.")
+            found["token_hash"], found["kind"] = row.token_hash, kind
+            found["key"] = key = rt.master_key.open(row.channel_key, aad=aad(kind, kid_))
+            return key
 
-    opened = cchannel.open_channel_request(
-        key_for,
-        token,
-        now=rt.clock().timestamp(),
-        max_bytes=rt.settings.max_body_bytes,
-        max_depth=rt.settings.json_max_depth,
-        leeway_seconds=LEEWAY_SECONDS,
-    )
-    key = found["key"]
-    assert isinstance(key, bytearray)
-    try:
-        _check_owner(opened, str(found["token_hash"]), str(found["kind"]))
-        remember_jti(rt, opened.jti, datetime.fromtimestamp(opened.exp + LEEWAY_SECONDS, UTC))
-    except BaseException:
-        wipe(key)
-        raise
+        opened = cchannel.open_channel_request(
+            key_for,
+            token,
+            now=rt.clock().timestamp(),
+            max_bytes=rt.settings.max_body_bytes,
+            max_depth=rt.settings.json_max_depth,
+            leeway_seconds=LEEWAY_SECONDS,
+        )
+        key = found["key"]
+        assert isinstance(key, bytearray)
+        try:
+            _check_owner(opened, str(found["token_hash"]), str(found["kind"]))
+            expires = datetime.fromtimestamp(opened.exp + LEEWAY_SECONDS, UTC)
+            remember_jti_in(conn, opened.jti, expires)
+        except BaseException:
+            wipe(key)
+            raise
     return Channel(request=opened, key=key)
 
 
@@ -126,14 +131,13 @@ class _Found:
     idle_expires_at: datetime
 
 
-def _row(rt: Runtime, kid: str) -> tuple[_Found | None, str]:
-    """The channel's sealed key and its session's token hash and expiry: one indexed read
-    by primary key, in no write transaction."""
-    with rt.engine.connect().execution_options(**{READ: True}) as conn:
-        for statement, kind in ((_SESSION_CHANNEL, SESSION), (_LINK_CHANNEL, LINK)):
-            row = conn.execute(statement, {"kid": kid}).first()
-            if row is not None:
-                return _Found(*row), kind
+def _row(conn: Connection, kid: str) -> tuple[_Found | None, str]:
+    """The channel's sealed key and its session's token hash and expiry: an indexed read
+    by primary key."""
+    for statement, kind in ((_SESSION_CHANNEL, SESSION), (_LINK_CHANNEL, LINK)):
+        row = conn.execute(statement, {"kid": kid}).first()
+        if row is not None:
+            return _Found(*row), kind
     return None, LINK
 
 

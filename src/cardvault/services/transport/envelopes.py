@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert
+from sqlalchemy import Connection, delete, insert
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from cardvault.crypto import envelope
@@ -45,9 +45,15 @@ def open_request(rt: Runtime, token: str) -> envelope.OpenedRequest:
 def remember_jti(rt: Runtime, jti: str, expires: datetime) -> None:
     """Keep ``jti`` until ``expires``; a second use is EnvelopeReplayed (the primary key
     decides, so two instances racing with one envelope cannot both win)."""
+    with rt.engine.begin() as conn:
+        remember_jti_in(conn, jti, expires)
+
+
+def remember_jti_in(conn: Connection, jti: str, expires: datetime) -> None:
+    """:func:`remember_jti` in the caller's transaction, which commits it (or, on
+    EnvelopeReplayed, rolls back)."""
     try:
-        with rt.engine.begin() as conn:
-            conn.execute(_REMEMBER_NONCE, {"nonce": jti[:100], "expires_at": expires})
+        conn.execute(_REMEMBER_NONCE, {"nonce": jti[:100], "expires_at": expires})
     except DbIntegrityError as exc:
         raise EnvelopeReplayed("This request was already received once; it is refused.") from exc
 

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from cardvault.crypto.aead import aad, wipe
-from cardvault.crypto.envelope import ECDH_KEY_MANAGEMENT, TransportKey
+from cardvault.crypto.envelope import ECDH_KEY_MANAGEMENT, TransportKey, jwks
+from cardvault.json_types import JsonObject
 from cardvault.keystore.files import shred, write_private
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.system.runtime import Runtime
@@ -69,6 +70,14 @@ def keys(rt: Runtime) -> dict[str, TransportKey]:
     with _lock:
         _scanned[folder] = (now, found)
     return found
+
+
+def published(rt: Runtime) -> JsonObject:
+    """The JWKS document of the current keys, built once per set of keys. Safe to keep: it
+    is public, and keyed by the keys' kids (their RFC 7638 thumbprints), so a key added or
+    retired makes a new document within ``RESCAN_SECONDS``."""
+    found = keys(rt)
+    return rt.memo(("jwks", tuple(found)), lambda: jwks(found.values()))
 
 
 def preferred_kid(rt: Runtime) -> str:

@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from cardvault import __version__
-from cardvault.crypto.envelope import jwks
 from cardvault.services.system import health
 from cardvault.services.system.metrics import CONTENT_TYPE, metrics
 from cardvault.services.system.runtime import Runtime
@@ -84,4 +83,4 @@ def metrics_allowed(rt: Runtime, address: str | None) -> bool:
 @router.get("/.well-known/jwks.json", tags=["system"])
 def get_jwks(rt: RuntimeDep) -> dict[str, Any]:
     """The transport keys clients encrypt sensitive payloads to (DESIGN §3.5)."""
-    return jwks(transport_keys.keys(rt).values())
+    return transport_keys.published(rt)
