@@ -1,0 +1,121 @@
+"""Every key rotated while sign-ins and signatures run through HAProxy (issue 20): the master
+key (its progress shown), a transport key added and the old one retired, the audit signing
+key and the issuing CA. No step fails, every card opens afterwards, the audit trail verifies."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from tests.support.auth import HolderFixture
+from tests.support.factories import STRONG_PASSCODE
+from tests.support.topology import (
+    Journal,
+    Topology,
+    in_threads,
+    retried,
+    sign,
+    sign_in,
+    signed_in,
+    signing_stream,
+)
+
+from cardvault.clients.common.api import CardvaultApi
+
+pytestmark = pytest.mark.faults
+
+HOLDERS = 4
+FRESH_SIGN_INS = 10
+
+
+def _fresh_sign_ins(
+    topology: Topology, journal: Journal, pool: list[HolderFixture], stop: threading.Event
+) -> None:
+    """One holder after another signs in with a new client (so the JWKS is fetched again)
+    and signs once: a sign-in runs through each rotation. One each, since a one-time code
+    counts once."""
+    with topology.client() as http:
+        for h in pool:
+            if stop.is_set():
+                return
+            api = CardvaultApi(http)
+            session = signed_in(journal, api, topology.url, h)
+            retried(journal, "sign", lambda a=api, s=session: sign(a, s, bytes(32)))
+            time.sleep(1.5)
+
+
+def _cli(topology: Topology, *args: str) -> tuple[Any, str]:
+    """``cardvault --json ARGS`` on the topology: its JSON answer and its stderr."""
+    done = topology.script("cli", "--json", *args)
+    return json.loads(done.stdout), done.stderr
+
+
+def _preferred_transport_kid(topology: Topology) -> str:
+    listed, _ = _cli(topology, "keys", "transport-list")
+    return next(str(k["kid"]) for k in listed if k["preferred"])
+
+
+def test_every_key_rotates_under_load_and_every_card_still_opens(
+    topology: Topology, make_holders: Callable[[int], list[HolderFixture]]
+) -> None:
+    holders = make_holders(HOLDERS + FRESH_SIGN_INS)
+    streams, pool = holders[:HOLDERS], holders[HOLDERS:]
+    journal = Journal.new()
+    stop = threading.Event()
+    jobs: list[Callable[[], object]] = [
+        (lambda h=h: signing_stream(topology, journal, h, stop)) for h in streams
+    ]
+    jobs.append(lambda: _fresh_sign_ins(topology, journal, pool, stop))
+    threads, errors = in_threads(jobs)
+    try:
+        wait_until = time.monotonic() + 60
+        while len(journal.ids("sign", "ok")) < HOLDERS and time.monotonic() < wait_until:
+            time.sleep(0.1)
+        before = len(journal.ids("sign", "ok"))
+
+        master, progress = _cli(topology, "keys", "rotate-master")
+        old_kid = _preferred_transport_kid(topology)
+        added, _ = _cli(topology, "keys", "transport-add")
+        time.sleep(2.5)  # every instance re-reads the key folder within a second
+        _cli(topology, "keys", "transport-retire", old_kid)
+        _cli(topology, "keys", "rotate-audit")
+        ca, _ = _cli(topology, "ca", "rotate", "--common-name", "cardvault fault tier CA 2")
+        time.sleep(3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=120)
+
+    assert errors == [], f"a step failed although retried: {errors!r}"
+    assert journal.count("refused") == 0
+    assert len(journal.ids("sign", "ok")) > before + HOLDERS, "the stream did not run across"
+    assert len(journal.ids("signin", "ok")) >= HOLDERS + 5, "too few sign-ins ran across"
+    print(f"rotate-master progress (stderr):\n{progress}")
+    assert master["resealed"] > 0
+    assert "re-sealed of" in progress, "the master-key rotation showed no progress"
+    status, _ = _cli(topology, "keys", "rotation-status")
+    assert status["rotation_under_way"] is False
+    assert _preferred_transport_kid(topology) == added["kid"]
+    assert ca["new_key_id"] != ca["old_key_id"]
+
+    # every card opens afterwards: a sign-in (its key slots under the new master key, with
+    # the next step's one-time code, as this one may be used) and a signature, through the
+    # load balancer
+    with topology.client() as http:
+        for h in holders:
+            api = CardvaultApi(http)
+            code = h.code(time.time() + 30)
+            session = retried(
+                journal,
+                "after",
+                lambda a=api, h=h, c=code: sign_in(a, topology.url, h.email, STRONG_PASSCODE, c),
+            )
+            retried(journal, "after", lambda a=api, s=session: sign(a, s, bytes(32)))
+    assert journal.count("refused") == 0
+
+    verified = topology.script("cli", "audit", "verify", check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
