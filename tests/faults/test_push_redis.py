@@ -43,7 +43,7 @@ def _push_sign_in(
             data,
             totp=None,
             ask_code=lambda _question: code(),
-            show_number=lambda n: phone.choices.put(Choice("approve", n)),
+            show_number=lambda n: phone.choices.put(Choice(decision="approve", number=n)),
             note=notes.append,
         )
 
