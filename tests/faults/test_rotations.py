@@ -94,6 +94,7 @@ def test_every_key_rotates_under_load_and_every_card_still_opens(
     assert journal.count("refused") == 0
     assert len(journal.ids("sign", "ok")) > before + HOLDERS, "the stream did not run across"
     assert len(journal.ids("signin", "ok")) >= HOLDERS + 5, "too few sign-ins ran across"
+    print(f"attempts lost and retried: {journal.count('lost')}")
     print(f"rotate-master progress (stderr):\n{progress}")
     assert master["resealed"] > 0
     assert "re-sealed of" in progress, "the master-key rotation showed no progress"
