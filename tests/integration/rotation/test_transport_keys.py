@@ -76,6 +76,9 @@ def test_a_client_that_fetched_the_retired_key_seals_again_to_the_published_one(
         api = CardvaultApi(http)
         old = api.transport_key()["kid"]  # fetched before the rotation, and kept
         added = cli.run("--json", "keys", "transport-add").ok().json
+        time.sleep(transport_keys.RESCAN_SECONDS * 1.5)  # the service re-reads its key folder
+        fresh = CardvaultApi(http).transport_key()
+        assert fresh["kid"] == added["kid"], "a new client should seal to the newest key"
         cli.run("--json", "keys", "transport-retire", str(old)).ok()
         time.sleep(transport_keys.RESCAN_SECONDS * 1.5)  # the service re-reads its key folder
 

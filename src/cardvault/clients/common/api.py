@@ -148,7 +148,8 @@ class CardvaultApi:
 
 def preferred_transport_key(keys: list[JsonObject], kid: str | None = None) -> JsonObject:
     """The JWKS key a cardvault client seals opening envelopes to: the one pinned by ``kid``,
-    else the P-256 ``ECDH-ES+A256KW`` key, else the ``RSA-OAEP-256`` one."""
+    else the newest P-256 ``ECDH-ES+A256KW`` key, else the newest ``RSA-OAEP-256`` one (the
+    JWKS lists them oldest first: after ``keys transport-add`` the new one is last)."""
     usable = [
         k
         for k in keys
@@ -157,6 +158,7 @@ def preferred_transport_key(keys: list[JsonObject], kid: str | None = None) -> J
     ]
     if kid:
         usable = [k for k in usable if k.get("kid") == kid]
+    usable.reverse()
     usable.sort(key=lambda k: k.get("kty") != "EC")
     if not usable:
         raise ServiceError("The service publishes no transport key this client can use.")
