@@ -307,14 +307,9 @@ class Settings(BaseSettings):
         text = getattr(self, f"rate_limit_{bucket.value}{suffix}", "off")
         return Rate.parse(text)
 
-    @field_validator("portal_networks")
+    @field_validator("portal_networks", "metrics_networks")
     @classmethod
-    def _portal_networks(cls, value: list[str]) -> list[str]:
-        return _networks(value, allow_everywhere=True)
-
-    @field_validator("metrics_networks")
-    @classmethod
-    def _metrics_networks(cls, value: list[str]) -> list[str]:
+    def _networks_or_everywhere(cls, value: list[str]) -> list[str]:
         return _networks(value, allow_everywhere=True)
 
     @field_validator("trusted_proxies")

@@ -50,11 +50,12 @@ METHOD = MethodKind.SECURITY_KEY
 def with_keys(
     ctx: FactorContext, orgs: Sequence[Organisation]
 ) -> list[tuple[Organisation, list[Association]]]:
-    """Of ``orgs``, those whose policy allows security keys, with the card's active keys
-    there (an organisation without keys is left out)."""
+    """Of ``orgs``, those whose policy allows security keys (as a sign-in route and as a
+    second factor), with the card's active keys there (one without keys is left out)."""
     found = []
     for org in orgs:
-        if not policy_of(org).allows(METHOD):
+        policy = policy_of(org)
+        if not (policy.allows(METHOD) and policy.allows_factor(METHOD)):
             continue
         keys = active_keys(ctx.session, ctx.card.id, org.id)
         if keys:
