@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -10,7 +9,14 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import bindparam, text
 from tests.support.auth import HolderFixture
-from tests.support.topology import Journal, Topology, retried, sign, sign_in, signed_in
+from tests.support.topology import (
+    Journal,
+    Topology,
+    in_threads,
+    retried,
+    sign_in,
+    signing_stream,
+)
 
 from cardvault.clients.common.api import CardvaultApi, ServiceError
 
@@ -18,22 +24,6 @@ pytestmark = pytest.mark.faults
 
 HOLDERS = 6
 WRONG_PASSCODES = 2
-
-
-def _holder_stream(
-    topology: Topology, journal: Journal, h: HolderFixture, stop: threading.Event
-) -> None:
-    """Sign in, then sign challenges until told to stop, retrying what the load balancer
-    lost."""
-    with topology.client() as http:
-        api = CardvaultApi(http)
-        session = signed_in(journal, api, topology.url, h)
-        n = 0
-        while not stop.is_set():
-            n += 1
-            digest = hashlib.sha256(f"{h.email}/{n}".encode()).digest()
-            retried(journal, "sign", lambda d=digest: sign(api, session, d))
-            time.sleep(0.05)
 
 
 def _wrong_passcodes(topology: Topology, journal: Journal, h: HolderFixture) -> list[int]:
@@ -55,23 +45,6 @@ def _wrong_passcodes(topology: Topology, journal: Journal, h: HolderFixture) -> 
     return statuses
 
 
-def _in_threads(
-    jobs: list[Callable[[], object]],
-) -> tuple[list[threading.Thread], list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def run(job: Callable[[], object]) -> None:
-        try:
-            job()
-        except BaseException as exc:  # collected and reported by the test
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for t in threads:
-        t.start()
-    return threads, errors
-
-
 def test_kill_9_of_one_instance_loses_no_step_and_no_audit_event(
     topology: Topology, make_holders: Callable[[int], list[HolderFixture]]
 ) -> None:
@@ -81,10 +54,10 @@ def test_kill_9_of_one_instance_loses_no_step_and_no_audit_event(
     wrong: list[int] = []
     stop = threading.Event()
     jobs: list[Callable[[], object]] = [
-        (lambda h=h: _holder_stream(topology, journal, h, stop)) for h in streams
+        (lambda h=h: signing_stream(topology, journal, h, stop)) for h in streams
     ]
     jobs.append(lambda: wrong.extend(_wrong_passcodes(topology, journal, locked_out)))
-    threads, errors = _in_threads(jobs)
+    threads, errors = in_threads(jobs)
     deadline = time.monotonic() + 60
     while len(journal.ids("sign", "ok")) < 2 * HOLDERS and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -4,6 +4,7 @@ HTTP and run in a thread, as the phone in browser tests that approve or deny a p
 from __future__ import annotations
 
 import queue
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,18 +59,25 @@ class Phone:
 
 @contextmanager
 def paired(
-    url: str, rt: Runtime, operator: Actor, *, serial: str, org_code: str, name: str
+    url: str,
+    rt: Runtime,
+    operator: Actor,
+    *,
+    serial: str,
+    org_code: str,
+    name: str,
+    verify: ssl.SSLContext | bool = True,
 ) -> Iterator[Phone]:
     """A phone paired with the card at ``url`` as the app pairs (the holder types the
     passcode), its client open until the block ends."""
     inv = pairing.create_pairing(rt, operator, serial=serial, org_code=org_code)
     fields = {k: v[0] for k, v in parse_qs(urlsplit(inv.uri).query).items()}
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpx.Client(base_url=url, timeout=30, verify=verify) as client:
         state = core.pair(
             DeviceApi(client),
             fields,
             core.PairInput(uri=inv.uri, passcode=f.STRONG_PASSCODE, name=name, platform="test"),
         )
     key = DeviceKey.from_pem(state.device_key_pem.encode())
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpx.Client(base_url=url, timeout=30, verify=verify) as client:
         yield Phone(DeviceApi(client, device_id=state.device_id, key=key, kid=state.kid), state)

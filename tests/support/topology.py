@@ -4,6 +4,7 @@ commands, and reached over HTTPS through HAProxy like any client would."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import ssl
@@ -209,6 +210,40 @@ def wait_for(check: Callable[[], bool], seconds: float) -> float:
 
 def _no_prompt(_question: str) -> str:
     raise AssertionError("the test gives the code up front")
+
+
+def signing_stream(
+    topology: Topology, journal: Journal, h: HolderFixture, stop: threading.Event
+) -> None:
+    """Sign in, then sign challenges until told to stop, retrying what the load balancer
+    lost."""
+    with topology.client() as http:
+        api = CardvaultApi(http)
+        session = signed_in(journal, api, topology.url, h)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            digest = hashlib.sha256(f"{h.email}/{n}".encode()).digest()
+            retried(journal, "sign", lambda d=digest: sign(api, session, d))
+            time.sleep(0.05)
+
+
+def in_threads(
+    jobs: list[Callable[[], object]],
+) -> tuple[list[threading.Thread], list[BaseException]]:
+    """Each job in a thread of its own, started; the threads and the errors they raise."""
+    errors: list[BaseException] = []
+
+    def run(job: Callable[[], object]) -> None:
+        try:
+            job()
+        except BaseException as exc:  # collected and reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    return threads, errors
 
 
 def sign(api: CardvaultApi, session: AgentState, digest: bytes) -> str:

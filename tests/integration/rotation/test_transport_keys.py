@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 from sqlalchemy import select
+from tests.support import auth as a
 from tests.support.cli import Cli
+from tests.support.factories import STRONG_PASSCODE
 
+from cardvault.clients.agent import core
+from cardvault.clients.common.api import CardvaultApi, ServiceError
 from cardvault.crypto import envelope
 from cardvault.errors import CardvaultError
-from cardvault.services.system.runtime import Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport import envelopes
 from cardvault.services.transport import keys as transport_keys
 from cardvault.store.models import AuditEvent
@@ -58,3 +63,28 @@ def test_a_new_transport_key_is_published_both_are_accepted_and_the_old_one_reti
         recorded = list(session.scalars(select(AuditEvent.action)))
     assert "rotation.transport_key_added" in recorded
     assert "rotation.transport_key_retired" in recorded
+
+
+def test_a_client_that_fetched_the_retired_key_seals_again_to_the_published_one(
+    rt: Runtime, cli: Cli, live_url: str, operator: Actor
+) -> None:
+    a.local_network(rt, operator)
+    a.open_org(rt, operator)
+    h = a.holder(rt, operator)
+    data = core.LoginInput(identifier_kind="email", identifier=h.email, passcode=STRONG_PASSCODE)
+    with httpx.Client(base_url=live_url, timeout=30) as http:
+        api = CardvaultApi(http)
+        old = api.transport_key()["kid"]  # fetched before the rotation, and kept
+        added = cli.run("--json", "keys", "transport-add").ok().json
+        time.sleep(transport_keys.RESCAN_SECONDS * 1.5)  # the service re-reads its key folder
+        fresh = CardvaultApi(http).transport_key()
+        assert fresh["kid"] == added["kid"], "a new client should seal to the newest key"
+        cli.run("--json", "keys", "transport-retire", str(old)).ok()
+        time.sleep(transport_keys.RESCAN_SECONDS * 1.5)  # the service re-reads its key folder
+
+        state = core.login(api, "test", data, totp=h.code(), ask_code=lambda _q: "")
+        assert state.token
+        assert api.transport_key()["kid"] == added["kid"]
+        with pytest.raises(ServiceError) as refused:  # pinned to the retired key: no retry
+            CardvaultApi(http, kid=str(old)).transport_key()
+        assert "does not match" in refused.value.message

@@ -30,6 +30,14 @@ class LoginInput:
     purpose: str = "holder"
 
 
+#: why the agent asks for a code although a phone is paired: it holds no connection to the
+#: service now (switched off, or the service's push channel, Redis, is down)
+PHONE_UNREACHABLE = (
+    "Your paired phone cannot be reached for a push right now; "
+    "enter the one-time code from the app instead."
+)
+
+
 def login(
     api: CardvaultApi,
     server: str,
@@ -65,6 +73,8 @@ def login(
         )
         if session is not None:
             return AgentState.opened(server, session, sk, data.purpose)
+    if phone and not totp and not phone.flag("connected") and note is not None:
+        note(PHONE_UNREACHABLE)
     if not phone and "totp" not in offers:
         raise ServiceError(f"This agent cannot use the second factor(s) offered: {list(offers)}.")
     code = totp or ask_code("Code from your authenticator app")

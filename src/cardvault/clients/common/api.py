@@ -88,7 +88,18 @@ class CardvaultApi:
         return Reply(channel.open_channel_response(key, kid, jti, response.text))
 
     def sealed_call(self, path: str, claims: JsonObject, headers: Headers | None = None) -> Reply:
-        """POST claims in a JWE envelope; open the encrypted answer."""
+        """POST claims in a JWE envelope; open the encrypted answer. An envelope sealed to a
+        transport key the service has since retired was refused before anything happened, so
+        it is sealed once more to the key the service publishes now."""
+        try:
+            return self._sealed_once(path, claims, headers)
+        except ServiceError as exc:
+            if exc.problem != envelope.EnvelopeUnknownKid.code or self.kid is not None:
+                raise
+            self._jwk = None
+            return self._sealed_once(path, claims, headers)
+
+    def _sealed_once(self, path: str, claims: JsonObject, headers: Headers | None) -> Reply:
         request = envelope.seal_request(self.transport_key(), claims, now=time.time())
         body = request.token.encode("ascii")
         extra = headers(body) if headers is not None else {}
@@ -137,7 +148,8 @@ class CardvaultApi:
 
 def preferred_transport_key(keys: list[JsonObject], kid: str | None = None) -> JsonObject:
     """The JWKS key a cardvault client seals opening envelopes to: the one pinned by ``kid``,
-    else the P-256 ``ECDH-ES+A256KW`` key, else the ``RSA-OAEP-256`` one."""
+    else the newest P-256 ``ECDH-ES+A256KW`` key, else the newest ``RSA-OAEP-256`` one (the
+    JWKS lists them oldest first: after ``keys transport-add`` the new one is last)."""
     usable = [
         k
         for k in keys
@@ -146,6 +158,7 @@ def preferred_transport_key(keys: list[JsonObject], kid: str | None = None) -> J
     ]
     if kid:
         usable = [k for k in usable if k.get("kid") == kid]
+    usable.reverse()
     usable.sort(key=lambda k: k.get("kty") != "EC")
     if not usable:
         raise ServiceError("The service publishes no transport key this client can use.")
