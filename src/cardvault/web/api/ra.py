@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -17,6 +17,7 @@ from cardvault.web.api.ra_gate import Agent, Viewer
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
 from cardvault.web.jose import JOSE_BODY, open_body, sealed
+from cardvault.web.wire_json import WireObject
 
 router = APIRouter(prefix="/api/v1/ra", tags=["ra"])
 
@@ -91,7 +92,7 @@ async def issue_card(request: Request, rt: Annotated[Runtime, Depends(runtime)])
 
 
 @router.get("/cards/{serial}")
-def show_card(serial: str, rt: Annotated[Runtime, Depends(runtime)], ctx: Viewer) -> dict[str, Any]:
+def show_card(serial: str, rt: Annotated[Runtime, Depends(runtime)], ctx: Viewer) -> WireObject:
     """A card of your organisation (404 for any other)."""
     shown = ra_actions.show(rt, ctx, serial).as_json()
     return {key: shown[key] for key in ("card", "holder", "certificates", "associations")}

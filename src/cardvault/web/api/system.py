@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import ip_address, ip_network
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
@@ -17,6 +17,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.services.transport import keys as transport_keys
 from cardvault.web.client_address import client_address
 from cardvault.web.deps import runtime
+from cardvault.web.wire_json import WireObject
 
 router = APIRouter()
 
@@ -82,6 +83,6 @@ def metrics_allowed(rt: Runtime, address: str | None) -> bool:
 
 
 @router.get("/.well-known/jwks.json", tags=["system"])
-def get_jwks(rt: Annotated[Runtime, Depends(runtime)]) -> dict[str, Any]:
+def get_jwks(rt: Annotated[Runtime, Depends(runtime)]) -> WireObject:
     """The transport keys clients encrypt sensitive payloads to (DESIGN §3.5)."""
     return jwks(transport_keys.keys(rt).values())

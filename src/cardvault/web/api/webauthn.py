@@ -30,6 +30,7 @@ from cardvault.web.api.ra_gate import Agent
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import runtime
 from cardvault.web.rate_limit import Bucket, per_address
+from cardvault.web.wire_json import WireObject
 
 router = APIRouter(prefix="/api/v1/webauthn", tags=["security keys"])
 NO_STORE = {"Cache-Control": "no-store"}
@@ -41,13 +42,13 @@ class AssertionBeginIn(BaseModel):
 
 class CeremonyOut(BaseModel):
     ceremony_id: str
-    publicKey: dict[str, Any]  # noqa: N815 -- WebAuthn's own name for the options
+    publicKey: WireObject  # noqa: N815 -- WebAuthn's own name for the options
     expires_at: datetime
 
 
 class AssertionCompleteIn(BaseModel):
     ceremony_id: str = Field(max_length=36)
-    credential: dict[str, Any]
+    credential: WireObject
 
 
 class ProofOut(BaseModel):
@@ -68,7 +69,7 @@ class RegistrationBeginIn(BaseModel):
 class RegistrationCompleteIn(BaseModel):
     ceremony_id: str = Field(max_length=36)
     nickname: str = Field(min_length=1, max_length=64)
-    credential: dict[str, Any]
+    credential: WireObject
 
 
 def _ceremony(start: security_keys.CeremonyStart) -> JSONResponse:
@@ -138,7 +139,7 @@ def registration_complete(
     body: RegistrationCompleteIn,
     rt: Annotated[Runtime, Depends(runtime)],
     ctx: Agent,
-) -> dict[str, Any]:
+) -> WireObject:
     """Verify the new credential and associate it with the card (audited)."""
     assoc = security_key_registration.complete_registration(
         rt,
