@@ -31,11 +31,10 @@ from cardvault.services.devices import errors as device_errors
 from cardvault.services.devices import push
 from cardvault.services.devices.channel import challenge_topic
 from cardvault.services.devices.errors import NoPairedDevice, PushNotAnswered, PushRateLimited
+from cardvault.services.signin import factor_store, web_sessions
 from cardvault.services.signin import push_continue as push_signin
-from cardvault.services.signin import web_sessions
 from cardvault.services.signin.errors import FactorFailed, SecondFactorLocked, TransactionInvalid
 from cardvault.services.signin.factors import FactorAnswer
-from cardvault.services.signin.factors import fido2 as fido2_factor
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.api.device_auth import wait_for
@@ -250,7 +249,7 @@ async def push_state(
 def key_options(rt: Runtime, flow: Flow, view: WebSessionView) -> JsonObject:
     """The options of the security-key challenge this transaction is waiting for."""
     txn = flow.txn(view)
-    options = fido2_factor.pending_options(rt, txn) if txn else None
+    options = factor_store.pending_key_options(rt, txn) if txn else None
     if options is None:
         raise TransactionInvalid("This sign-in has expired or was already tried; start again.")
     return options

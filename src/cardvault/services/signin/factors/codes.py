@@ -10,7 +10,6 @@ from cardvault.domain import totp
 from cardvault.errors import CardvaultError
 from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors.base import FactorContext
-from cardvault.store.queries.organisations import policy_of
 
 #: the refusal of a code that matches no time step (any other refusal says more)
 WRONG = "totp_wrong"
@@ -24,7 +23,7 @@ ANY_CODE = "code"
 
 def params_for(ctx: FactorContext) -> totp.TotpParams:
     """The time-step window the organisation allows."""
-    return totp.TotpParams(window=policy_of(ctx.organisation).totp_window)
+    return totp.TotpParams(window=ctx.organisation.policy.totp_window)
 
 
 def matching_step(
