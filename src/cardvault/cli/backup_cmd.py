@@ -58,7 +58,9 @@ def backup(
         recipient_pem=_read_file(recipient, "recipient key") if recipient else None,
         passphrase=None
         if recipient
-        else read_secret("Backup passphrase", from_stdin=passphrase_stdin).encode(),
+        else read_secret(
+            "Backup passphrase", from_stdin=passphrase_stdin, stdin_option="--passphrase-stdin"
+        ).encode(),
     )
     summary = backups.backup(
         state(ctx).settings, to, protection, lambda message: progress(ctx, message)
@@ -108,7 +110,9 @@ def restore(
         identity_pem=_read_file(identity, "identity file") if identity else None,
         passphrase=None
         if identity
-        else read_secret("Backup passphrase", from_stdin=passphrase_stdin).encode(),
+        else read_secret(
+            "Backup passphrase", from_stdin=passphrase_stdin, stdin_option="--passphrase-stdin"
+        ).encode(),
         progress=lambda message: progress(ctx, message),
     )
     rows = sum(summary.tables.values())

@@ -115,8 +115,11 @@ def _wants_json(ctx: object) -> bool:
     return isinstance(obj, State) and obj.json
 
 
-def read_secret(prompt: str, *, from_stdin: bool) -> str:
-    """A secret from stdin (one line) or a hidden prompt; never from an argument."""
+def read_secret(prompt: str, *, from_stdin: bool, stdin_option: str = "--passcode-stdin") -> str:
+    """A secret from stdin (one line) or a hidden prompt; never from an argument.
+
+    ``stdin_option`` names the command's own option for stdin, so the remedy of a refused
+    prompt tells the operator what this command accepts."""
     if from_stdin:
         line = sys.stdin.readline(MAX_STDIN + 1)
         if len(line) > MAX_STDIN:
@@ -128,7 +131,7 @@ def read_secret(prompt: str, *, from_stdin: bool) -> str:
     if not sys.stdin.isatty():
         raise InvalidInput(
             f"Cannot prompt for the {prompt.lower()}: stdin is not a terminal.",
-            remedy="Pass it on stdin with --passcode-stdin.",
+            remedy=f"Pass it on stdin with {stdin_option}.",
         )
     return getpass.getpass(f"{prompt}: ")
 

@@ -138,6 +138,10 @@ def test_a_backup_opens_only_with_its_key_and_restores_only_into_fresh_places(
     cli.run(
         "backup", "--to", str(target), "--passphrase-stdin", stdin="correct horse battery\n"
     ).ok()
+    no_terminal = cli.run("backup", "--to", str(tmp_path / "other.cvbackup"), stdin="")
+    assert no_terminal.returncode == 2
+    assert "stdin is not a terminal" in no_terminal.error["message"]
+    assert "--passphrase-stdin" in no_terminal.error["remedy"]
     refused = cli.run("backup", "--to", str(target), "--passphrase-stdin", stdin="x" * 20 + "\n")
     assert refused.returncode == 2
     assert "exists already" in refused.error["message"]
