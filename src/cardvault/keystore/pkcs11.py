@@ -183,19 +183,40 @@ def open_session(config: Pkcs11Config, *, rw: bool = False) -> Any:
 
 
 def find_key(session: Any, config: Pkcs11Config) -> Any:
+    """The master key (an AES key) in the token."""
+    return find_one(
+        session,
+        config,
+        f"AES key labelled {config.key_label!r}",
+        missing="Check CARDVAULT_PKCS11_KEY_LABEL, or restore the key in the HSM.",
+        several="Give each installation's master key its own label.",
+        object_class=ObjectClass.SECRET_KEY,
+        key_type=KeyType.AES,
+    )
+
+
+def find_one(
+    session: Any,
+    config: Pkcs11Config,
+    what: str,
+    *,
+    missing: str,
+    several: str | None = None,
+    **attributes: Any,
+) -> Any:
+    """The one key labelled ``config.key_label`` with ``attributes`` in the token; none, or
+    several, is KeyProviderUnavailable (``what`` names it, ``missing``/``several`` say what
+    to do)."""
     try:
-        return session.get_key(
-            object_class=ObjectClass.SECRET_KEY, key_type=KeyType.AES, label=config.key_label
-        )
+        return session.get_key(label=config.key_label, **attributes)
     except p11.NoSuchKey as exc:
         raise KeyProviderUnavailable(
-            f"The token {config.token_label!r} has no AES key labelled {config.key_label!r}.",
-            remedy="Check CARDVAULT_PKCS11_KEY_LABEL, or restore the key in the HSM.",
+            f"The token {config.token_label!r} has no {what}.", remedy=missing
         ) from exc
     except p11.MultipleObjectsReturned as exc:
         raise KeyProviderUnavailable(
             f"The token {config.token_label!r} has several keys labelled {config.key_label!r}.",
-            remedy="Give each installation's master key its own label.",
+            remedy=several,
         ) from exc
 
 

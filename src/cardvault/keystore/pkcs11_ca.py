@@ -20,14 +20,13 @@ from typing import Any, TypeVar
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
-from pkcs11 import exceptions as p11
 from pkcs11.util import ec as p11ec
 from pkcs11.util import rsa as p11rsa
 
 from cardvault.crypto import external_key
 from cardvault.errors import InvalidInput
 from cardvault.keystore.files import write_private
-from cardvault.keystore.pkcs11 import KeyProviderUnavailable, Pkcs11Config, TokenKey
+from cardvault.keystore.pkcs11 import KeyProviderUnavailable, Pkcs11Config, TokenKey, find_one
 from cardvault.keystore.pkcs11 import open_session as _open_session
 from cardvault.keystore.provider import DataDirDamaged
 
@@ -65,18 +64,14 @@ class Pkcs11CaKey(TokenKey):
 
 
 def find_private_key(session: Any, config: Pkcs11Config) -> Any:
-    try:
-        return session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=config.key_label)
-    except p11.NoSuchKey as exc:
-        raise KeyProviderUnavailable(
-            f"The token {config.token_label!r} has no private key labelled "
-            f"{config.key_label!r} (the issuing CA's key).",
-            remedy=f"Check {DESCRIPTION} and the token, or restore the key in the HSM.",
-        ) from exc
-    except p11.MultipleObjectsReturned as exc:
-        raise KeyProviderUnavailable(
-            f"The token {config.token_label!r} has several keys labelled {config.key_label!r}."
-        ) from exc
+    """The CA's private key in the token."""
+    return find_one(
+        session,
+        config,
+        f"private key labelled {config.key_label!r} (the issuing CA's key)",
+        missing=f"Check {DESCRIPTION} and the token, or restore the key in the HSM.",
+        object_class=ObjectClass.PRIVATE_KEY,
+    )
 
 
 def _refuse_taken_label(session: Any, config: Pkcs11Config) -> None:

@@ -92,6 +92,9 @@ class _ApduBase(BaseModel):
     )
 
 
+A = TypeVar("A", bound=_ApduBase)
+
+
 class ApduIn(_ApduBase):
     session_key: str = Field(min_length=40, max_length=60)
 
@@ -210,14 +213,9 @@ async def open_link(request: Request, rt: Annotated[Runtime, Depends(runtime)]) 
 @router.post("/apdu", openapi_extra=jose_openapi(ApduIn, ApduOut), response_class=Response)
 async def apdu(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """One command APDU for the card in a holder's link; the response APDU comes back."""
-    token, actor = await read_jose(request), actor_for(request, rt)
-
-    def run() -> Response:  # one trip to the thread pool: envelope, APDU, sealed answer
-        body, rkey = opened(rt, token, ApduIn)
-        req = _relay_request(Mode.USE, body, _b64(body.session_key, "session_key"))
-        return sealed(rkey, _apdu_out(relay(rt, actor, req)))
-
-    return await run_in_threadpool(run)
+    return await _relayed(
+        request, rt, ApduIn, Mode.USE, lambda body: _b64(body.session_key, "session_key")
+    )
 
 
 @router.post(
@@ -254,11 +252,29 @@ async def start_issuance(request: Request, rt: Annotated[Runtime, Depends(runtim
 )
 async def issuance_apdu(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """One command APDU for a card being issued; the answer says what is still missing."""
+    return await _relayed(
+        request,
+        rt,
+        IssuanceApduIn,
+        Mode.ISSUANCE,
+        lambda body: _b64(body.issuance_key, "issuance_key"),
+    )
+
+
+async def _relayed(
+    request: Request,
+    rt: Runtime,
+    model: type[A],
+    mode: Mode,
+    key_of: Callable[[A], bytes],
+) -> Response:
+    """One APDU of a reader link in one trip to the thread pool: envelope, APDU, sealed
+    answer; ``key_of`` reads the key the link's state is sealed under from the body."""
     token, actor = await read_jose(request), actor_for(request, rt)
 
-    def run() -> Response:  # one trip to the thread pool: envelope, APDU, sealed answer
-        body, rkey = opened(rt, token, IssuanceApduIn)
-        req = _relay_request(Mode.ISSUANCE, body, _b64(body.issuance_key, "issuance_key"))
+    def run() -> Response:
+        body, rkey = opened(rt, token, model)
+        req = _relay_request(mode, body, key_of(body))
         return sealed(rkey, _apdu_out(relay(rt, actor, req)))
 
     return await run_in_threadpool(run)
