@@ -19,7 +19,6 @@ from cardvault.services.signin.factors.base import (
     FactorAnswer,
     FactorContext,
     FactorOutcome,
-    PairedDevice,
     PushOffer,
 )
 
@@ -94,23 +93,14 @@ class AuthenticatorFactor:
     # -- one-time code -----------------------------------------------------------------------
 
     def _code(self, ctx: FactorContext, code: str) -> FactorOutcome:
-        params = codes.params_for(ctx)
-        replayed = False
-        for device in ctx.store.paired_devices():
-            step = self._match(ctx, device, code, params)
-            if step is None:
-                continue
-            if ctx.store.take_device_step(device.id, step):
-                ctx.store.code_accepted_on(device.id)
-                return FactorOutcome(
-                    label=device.name, details={"method": "device_totp", "device": device.id}
-                )
-            replayed = True
-        raise codes.refusal(replayed=replayed)
-
-    def _match(
-        self, ctx: FactorContext, device: PairedDevice, code: str, params: totp.TotpParams
-    ) -> int | None:
-        if not device.has_totp:
-            return None
-        return codes.matching_step(ctx, ctx.store.open_device_totp(device.id), code, params)
+        device = codes.accept_once(
+            ctx,
+            ctx.store.paired_devices(),
+            code,
+            lambda d: ctx.store.open_device_totp(d.id) if d.has_totp else None,
+            lambda d, step: ctx.store.take_device_step(d.id, step),
+        )
+        ctx.store.code_accepted_on(device.id)
+        return FactorOutcome(
+            label=device.name, details={"method": "device_totp", "device": device.id}
+        )

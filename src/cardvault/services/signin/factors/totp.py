@@ -11,7 +11,6 @@ from cardvault.domain import totp
 from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors import codes
 from cardvault.services.signin.factors.base import (
-    BoundMethod,
     CodeOffer,
     FactorAnswer,
     FactorContext,
@@ -41,21 +40,14 @@ class TotpFactor:
                 reason="TOTP code missing",
                 counts=False,
             )
-        params = codes.params_for(ctx)
-        replayed = False
-        for assoc in ctx.store.authenticator_apps():
-            step = self._match(ctx, assoc, code, params)
-            if step is None:
-                continue
-            if ctx.store.take_app_step(assoc.id, step):
-                return FactorOutcome(
-                    label=assoc.label or "authenticator",
-                    details={"method": self.method, "association": assoc.id},
-                )
-            replayed = True
-        raise codes.refusal(replayed=replayed)
-
-    def _match(
-        self, ctx: FactorContext, app: BoundMethod, code: str, params: totp.TotpParams
-    ) -> int | None:
-        return codes.matching_step(ctx, ctx.store.open_app_secret(app.id), code, params)
+        app = codes.accept_once(
+            ctx,
+            ctx.store.authenticator_apps(),
+            code,
+            lambda a: ctx.store.open_app_secret(a.id),
+            lambda a, step: ctx.store.take_app_step(a.id, step),
+        )
+        return FactorOutcome(
+            label=app.label or "authenticator",
+            details={"method": self.method, "association": app.id},
+        )
