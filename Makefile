@@ -39,10 +39,12 @@ system-deps:
 	scripts/install-system-deps
 
 ## test: everything CI runs — lint, types, import layers, tests on SQLite and PostgreSQL
-## (system packages first: pyscard builds against libpcsclite-dev with swig)
+## (system packages first: pyscard builds against libpcsclite-dev with swig); last, the fault
+## tier, which starts scripts/topology and breaks parts of it on purpose (a few minutes)
 test: system-deps $(TSTAMP) lint typecheck layers
 	$(BIN)/python -m pytest -q -n 2 -m "not pcsc"
 	$(BIN)/python -m pytest -q -m pcsc
+	$(BIN)/python -m pytest -q -n 0 -m faults tests/faults
 
 lint: $(TSTAMP)
 	$(BIN)/ruff check src tests $(wildcard bench)

@@ -98,3 +98,14 @@ def live_url(rt: Runtime) -> Iterator[str]:
 
     with serve(create_app(rt)) as url:
         yield url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The fault tier (``faults``) is opt-in: it runs only when ``-m`` names it, because it
+    starts the whole reference topology (``make test`` runs it as a step of its own)."""
+    if "faults" in (config.option.markexpr or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("faults") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept

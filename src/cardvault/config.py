@@ -238,6 +238,14 @@ class Settings(BaseSettings):
         description="card operations are refused when the anchor file's disk has less free",
     )
 
+    clock_offset_seconds: int = Field(
+        default=0,
+        ge=-600,
+        le=600,
+        description="run this instance's clock this far ahead (or behind): the fault tests "
+        "of clock skew between instances; 0 in production",
+    )
+
     @model_validator(mode="after")
     def _kdf_floor(self) -> Settings:
         m, t = self.argon2_memory_kib, self.argon2_time_cost
@@ -299,14 +307,9 @@ class Settings(BaseSettings):
         text = getattr(self, f"rate_limit_{bucket.value}{suffix}", "off")
         return Rate.parse(text)
 
-    @field_validator("portal_networks")
+    @field_validator("portal_networks", "metrics_networks")
     @classmethod
-    def _portal_networks(cls, value: list[str]) -> list[str]:
-        return _networks(value, allow_everywhere=True)
-
-    @field_validator("metrics_networks")
-    @classmethod
-    def _metrics_networks(cls, value: list[str]) -> list[str]:
+    def _networks_or_everywhere(cls, value: list[str]) -> list[str]:
         return _networks(value, allow_everywhere=True)
 
     @field_validator("trusted_proxies")

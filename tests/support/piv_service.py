@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -33,7 +34,7 @@ from cardvault.services.pki import ca
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import Card
+from cardvault.store.models import AuditEvent, Card
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import piv_fakes
@@ -229,12 +230,20 @@ class InUse:
     session_key: bytes
 
 
-def issued_and_enrolled(rt: Runtime, operator: Actor, engine: Engine) -> InUse:
+def issued_and_enrolled(
+    rt: Runtime,
+    operator: Actor,
+    engine: Engine,
+    *,
+    also: Callable[[Reader], None] | None = None,
+) -> InUse:
     """Issue through the relay, enrol with the PIN as issuance passcode, add TOTP, sign in,
-    and insert the card into a holder's reader link."""
+    and insert the card into a holder's reader link. ``also`` personalises more, at issuance."""
     w = world(rt, operator, engine)
     reader, started = start_issuance(rt, w)
     done = personalise(rt, reader, started.serial)
+    if also is not None:
+        also(reader)
     links.close(rt, a.client(), token=w.ra_token, link_id=reader.link_id)
     enrolment.enrol(rt, operator, f.enrol_request(started.serial, issuance_passcode=PIN.decode()))
     totp = methods.add_totp(rt, operator, serial=started.serial, org_code=w.org)
@@ -268,3 +277,15 @@ def _id(rt: Runtime, serial: str) -> str:
 
 def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
+
+
+def card_actions(rt: Runtime, card_id: str) -> list[str]:
+    """The card's audit actions, oldest first."""
+    with rt.db() as s:
+        return list(
+            s.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.card_id == card_id)
+                .order_by(AuditEvent.seq)
+            )
+        )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pyotp
 from fastapi.testclient import TestClient
 
+from cardvault.services.cards import methods as card_methods
 from cardvault.services.directory import registry as directory
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.engine import Engine, LoginRequest
@@ -17,6 +18,8 @@ from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.web.app import create_app
 from tests.support import auth as a
+from tests.support import keys as k
+from tests.support.soft_ctap2 import SoftCtap2Device
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 FORM_ID = re.compile(r'name="form_id" value="([^"]+)"')
@@ -113,3 +116,50 @@ def api_token(rt: Runtime, user: RaUser) -> str:
     token = result.session.token
     card_sessions.select_role(rt, a.client(), token, org_code=user.org, role=user.role)
     return token
+
+
+def key_ra(
+    rt: Runtime, operator: Actor, org: str = "ORGA", **names: str
+) -> tuple[RaUser, SoftCtap2Device]:
+    """An RA manager whose security key signs in alone (discoverable, no identifier typed)."""
+    k.org(rt, operator, org)
+    user = ra_user(rt, operator, org, **(names or {"forename": "Kira", "surname": "Keys"}))
+    device = SoftCtap2Device(pin=k.PIN)
+    k.register(rt, operator, user.holder.card, device, org_code=org, resident=True)
+    return user, device
+
+
+def key_sign_in(rt: Runtime, c: TestClient, device: SoftCtap2Device, user: RaUser) -> None:
+    """Sign in with the security key alone, then the passcode; choose the RA role."""
+    proof = k.key_first(rt, device).proof
+    r = post(c, "/ra/login/key", page="/ra", proof=proof)
+    assert (r.status_code, r.headers["location"]) == (303, "/ra/login/key")
+    r = post(c, "/ra/login/key/passcode", page="/ra/login/key", passcode=a.f.STRONG_PASSCODE)
+    assert r.status_code == 303, r.text[:2000]
+    r = post(c, "/ra/role", role=f"{user.org}:{user.role}")
+    assert r.status_code == 303
+
+
+def key_reauth(rt: Runtime, c: TestClient, device: SoftCtap2Device, target: str) -> str:
+    """Confirm it is you with the key again, then the passcode: where the browser goes."""
+    page = f"/ra/reauth?next={target}"
+    proof = k.key_first(rt, device).proof
+    r = post(c, "/ra/reauth/key", page=page, proof=proof, next=target)
+    assert (r.status_code, r.headers["location"]) == (303, "/ra/reauth/key")
+    r = post(c, "/ra/reauth/key/passcode", page="/ra/reauth/key", passcode=a.f.STRONG_PASSCODE)
+    assert r.status_code == 303, r.text[:2000]
+    return str(r.headers["location"])
+
+
+def ra_of_two(rt: Runtime, operator: Actor) -> tuple[RaUser, str]:
+    """An RA manager in ORGA (TOTP app there) and agent in ORGB (another app; ORGB allows
+    the app only): the RA's user and ORGB's app secret."""
+    a.open_org(rt, operator, "ORGA")
+    a.f.org(rt, operator, "ORGB", networks=a.LOOPBACK, policy={"second_factors": ["totp"]})
+    user = ra_user(rt, operator, "ORGA", forename="Rana", surname="Twice")
+    directory.add_membership(rt, operator, user.holder.card.user_id, "ORGB")
+    directory.grant_role(
+        rt, operator, user_id=user.holder.card.user_id, org_code="ORGB", role="ra_agent"
+    )
+    app = card_methods.add_totp(rt, operator, serial=user.holder.card.serial, org_code="ORGB")
+    return user, app.secret

@@ -10,6 +10,7 @@ import typer
 
 from cardvault.cli import prompts
 from cardvault.cli.context import (
+    OrgCode,
     emit,
     handles_errors,
     operator,
@@ -34,7 +35,7 @@ app = App(help="Virtual smartcards.")
 @handles_errors
 def issue(
     ctx: typer.Context,
-    org: Annotated[str, typer.Option("--org", help="Organisation code.")],
+    org: OrgCode,
     user_id: Annotated[str, typer.Option("--user-id", help="The holder's 12-digit user id.")],
     algorithm: Annotated[
         str | None,
@@ -281,7 +282,7 @@ def renew(ctx: typer.Context, serial: str) -> None:
 @handles_errors
 def expiring(
     ctx: typer.Context,
-    org: Annotated[str, typer.Option("--org", help="Organisation code.")],
+    org: OrgCode,
     json_output: Annotated[
         bool, typer.Option("--json", help="Machine-readable output (as `cardvault --json`).")
     ] = False,

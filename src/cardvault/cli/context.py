@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -24,6 +24,9 @@ from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 P = ParamSpec("P")
 R = TypeVar("R")
 MAX_STDIN = 64 * 1024
+
+#: the ``--org`` option of the commands that act in one organisation
+OrgCode = Annotated[str, typer.Option("--org", help="Organisation code.")]
 
 
 @dataclass(kw_only=True)

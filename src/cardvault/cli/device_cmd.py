@@ -3,14 +3,13 @@ and revocation. Registered under ``cardvault method``."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Annotated
 
-import segno
 import typer
 
-from cardvault.cli.context import emit, handles_errors, operator, runtime
+from cardvault.cli.context import OrgCode, emit, handles_errors, operator, runtime
+from cardvault.cli.qr import drawn
 from cardvault.services.devices import pairing, registry
 
 
@@ -24,7 +23,7 @@ def register(app: typer.Typer) -> None:
 def pair_device(
     ctx: typer.Context,
     serial: str,
-    org: Annotated[str, typer.Option("--org", help="Organisation code.")],
+    org: OrgCode,
     png: Annotated[Path | None, typer.Option(help="Also write the QR code to this PNG.")] = None,
     minutes: Annotated[
         int | None, typer.Option(help="How long the code is valid (default: 10 minutes).")
@@ -33,18 +32,11 @@ def pair_device(
     """A single-use pairing QR code for the card: the holder scans it with the app."""
     with runtime(ctx) as rt:
         inv = pairing.create_pairing(rt, operator(), serial=serial, org_code=org, minutes=minutes)
-    qr = segno.make(inv.uri, error="m")
-    if png:
-        qr.save(str(png), scale=6, border=4)
-
-    def text() -> str:
-        buf = io.StringIO()
-        qr.terminal(out=buf, compact=True)
-        return (
-            f"Pair a device with card {inv.card_serial} in {inv.organisation}: scan this in "
-            f"the app before {inv.expires_at:%H:%M} UTC (single use).\n{buf.getvalue()}\n"
-            f"{inv.uri}"
-        )
+    text = (
+        f"Pair a device with card {inv.card_serial} in {inv.organisation}: scan this in "
+        f"the app before {inv.expires_at:%H:%M} UTC (single use).\n{drawn(inv.uri, png)}\n"
+        f"{inv.uri}"
+    )
 
     data = {
         "uri": inv.uri,

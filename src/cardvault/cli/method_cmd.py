@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import getpass
-import io
 import sys
 from pathlib import Path
 from typing import Annotated
 
-import segno
 import typer
 
-from cardvault.cli.context import emit, handles_errors, operator, progress, runtime
+from cardvault.cli.context import OrgCode, emit, handles_errors, operator, progress, runtime
+from cardvault.cli.qr import drawn
 from cardvault.clients.agent import fido2_key
 from cardvault.commandline import App
 from cardvault.errors import InvalidInput
 from cardvault.services.cards import methods
+from cardvault.services.cards.views import MethodView
 from cardvault.services.security_keys import registration as security_key_registration
 from cardvault.services.signin import hr_cards
 
@@ -27,7 +27,7 @@ app = App(help="Authentication methods associated with cards.")
 def add_ad(
     ctx: typer.Context,
     serial: str,
-    org: Annotated[str, typer.Option("--org", help="Organisation code.")],
+    org: OrgCode,
     account: Annotated[str, typer.Option(help=r"DOMAIN\name (unique in the organisation).")],
     sid: Annotated[
         str | None,
@@ -39,11 +39,7 @@ def add_ad(
         assoc = methods.add_ad_account(
             rt, operator(), serial=serial, org_code=org, account=account, sid=sid
         )
-    emit(
-        ctx,
-        methods.association_dict(assoc),
-        f"Associated {assoc.lookup_key} with {serial.upper()} in {org.upper()}.",
-    )
+    _associated(ctx, assoc, serial, org)
 
 
 @app.command("add-totp")
@@ -51,26 +47,19 @@ def add_ad(
 def add_totp(
     ctx: typer.Context,
     serial: str,
-    org: Annotated[str, typer.Option("--org", help="Organisation code.")],
+    org: OrgCode,
     label: Annotated[str, typer.Option(help="A name for the app.")] = "Authenticator app",
     qr_png: Annotated[Path | None, typer.Option(help="Also write the QR code to a PNG.")] = None,
 ) -> None:
     """Add an authenticator app (TOTP); prints the otpauth:// URI and a QR code once."""
     with runtime(ctx) as rt:
         prov = methods.add_totp(rt, operator(), serial=serial, org_code=org, label=label)
-    qr = segno.make(prov.uri, error="m")
-    if qr_png:
-        qr.save(str(qr_png), scale=6)
-
-    def text() -> str:
-        buf = io.StringIO()
-        qr.terminal(out=buf, compact=True)
-        return (
-            f"Scan this with the holder's authenticator app (shown once):\n{buf.getvalue()}"
-            f"\n{prov.uri}"
-        )
-
-    emit(ctx, {"association_id": prov.association_id, "uri": prov.uri}, text)
+    qr = drawn(prov.uri, qr_png)
+    emit(
+        ctx,
+        {"association_id": prov.association_id, "uri": prov.uri},
+        f"Scan this with the holder's authenticator app (shown once):\n{qr}\n{prov.uri}",
+    )
 
 
 @app.command("list")
@@ -101,7 +90,7 @@ def remove(ctx: typer.Context, association_id: str) -> None:
 def add_hr_card(
     ctx: typer.Context,
     serial: str,
-    org: Annotated[str, typer.Option("--org", help="Organisation code.")],
+    org: OrgCode,
     uid: Annotated[str, typer.Option(help="The HR card's UID in hex, e.g. 04:A2:2B:1A:C3:5E:80.")],
     label: Annotated[str | None, typer.Option(help="A name RAs will see.")] = None,
 ) -> None:
@@ -112,10 +101,16 @@ def add_hr_card(
         assoc = hr_cards.add_hr_card(
             rt, operator(), serial=serial, org_code=org, uid=uid, label=label
         )
+    _associated(ctx, assoc, serial, org, what="HR card ")
+
+
+def _associated(
+    ctx: typer.Context, assoc: MethodView, serial: str, org: str, *, what: str = ""
+) -> None:
     emit(
         ctx,
         methods.association_dict(assoc),
-        f"Associated HR card {assoc.lookup_key} with {serial.upper()} in {org.upper()}.",
+        f"Associated {what}{assoc.lookup_key} with {serial.upper()} in {org.upper()}.",
     )
 
 
@@ -125,7 +120,7 @@ def add_hr_card(
 def add_security_key(
     ctx: typer.Context,
     serial: str,
-    org: Annotated[str, typer.Option("--org", help="Organisation code.")],
+    org: OrgCode,
     nickname: Annotated[str, typer.Option(help="The name the holder knows the key by.")] = (
         "Security key"
     ),

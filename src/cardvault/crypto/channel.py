@@ -14,7 +14,6 @@ lives no longer than its session.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,14 +25,16 @@ from joserfc.jwk import OctKey
 from cardvault import strict_json
 from cardvault.crypto.envelope import (
     CONTENT_ENCRYPTION,
-    MAX_LIFETIME_SECONDS,
     EnvelopeAlgorithm,
     EnvelopeBroken,
     EnvelopeMalformed,
     EnvelopeUnknownKid,
     check_exp,
+    check_jti,
     check_size,
+    claims_json,
     compact_header,
+    stamped_claims,
 )
 from cardvault.errors import InvalidInput
 from cardvault.json_types import JsonObject, JsonValue
@@ -97,13 +98,8 @@ def seal_channel_request(
     ttl_seconds: int = 60,
 ) -> tuple[str, str]:
     """Client side: ``(token, jti)``; keep ``jti`` to check the answer with."""
-    if not 0 < ttl_seconds <= MAX_LIFETIME_SECONDS:
-        raise InvalidInput(f"an envelope lives 1 to {MAX_LIFETIME_SECONDS} seconds")
-    if _RESERVED & set(claims):
-        raise InvalidInput(f"claims may not use the names {sorted(_RESERVED)}")
-    jti = secrets.token_urlsafe(16)
-    payload = {**claims, "jti": jti, "iat": int(now), "exp": int(now) + ttl_seconds}
-    return _seal(key, kid, payload), jti
+    payload = stamped_claims(claims, _RESERVED, now=now, ttl_seconds=ttl_seconds)
+    return _seal(key, kid, payload), str(payload["jti"])
 
 
 def open_channel_request(
@@ -120,9 +116,7 @@ def open_channel_request(
     kid = _vet(compact_header(token))
     payload = _decrypt(key_for(kid), token, max_bytes, max_depth)
     exp = check_exp(payload, now, leeway_seconds)
-    jti = payload.get("jti")
-    if not isinstance(jti, str) or not 16 <= len(jti) <= 128:
-        raise EnvelopeMalformed("the envelope has no valid jti")
+    jti = check_jti(payload)
     claims = {k: v for k, v in payload.items() if k not in _RESERVED}
     return ChannelRequest(claims=claims, jti=jti, exp=exp, kid=kid)
 
@@ -159,11 +153,7 @@ def open_channel_response(
 
 def _seal(key: bytes | bytearray, kid: str, payload: JsonObject) -> str:
     header = {"alg": CHANNEL_ALG, "enc": CONTENT_ENCRYPTION, "kid": kid, "typ": CHANNEL_TYP}
-    try:
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise InvalidInput("the claims are not JSON-serialisable") from err
-    return jwe.encrypt_compact(header, body.encode(), _oct(key), algorithms=_ALGORITHMS)
+    return jwe.encrypt_compact(header, claims_json(payload), _oct(key), algorithms=_ALGORITHMS)
 
 
 def _oct(key: bytes | bytearray) -> OctKey:

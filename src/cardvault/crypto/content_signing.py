@@ -2,24 +2,27 @@
 FIPS 201-3 §4.2.1).
 
 A PIV card's CHUID carries an *issuer asymmetric signature* (tag ``3E``): a CMS SignedData
-over the CHUID's other fields, made by a content-signing certificate of the issuing PKI
-(extended key usage id-PIV-content-signing). Relying software checks it against the CA
+(RFC 5652) over the CHUID's other fields, made by a content-signing certificate of the issuing
+PKI (extended key usage id-PIV-content-signing). Relying software checks it against the CA
 certificate. The content signer is a P-256 key certified by the card CA for that one purpose.
 
-Departure from SP 800-73-4, said here and in the docs: the SignedData is made with the
-standard CMS builder, so its ``eContentType`` is ``id-data`` rather than
-id-PIV-CHUIDSecurityObject and it has no pivSigner-DN attribute; it is detached, carries the
-signer's certificate, and verifies with ``openssl cms -verify -content``.
+As SP 800-73-4 describes it: ``eContentType`` id-PIV-CHUIDSecurityObject with the content
+omitted (detached: the CHUID's fields before ``3E`` are the content), the signer's certificate
+in ``certificates``, the signer identified by issuer and serial number, and signed attributes
+content type, message digest (SHA-256) and pivSigner-DN (the signer's subject); ECDSA with
+SHA-256. The structure is built with asn1crypto and signed with ``cryptography``; it verifies
+with ``openssl cms -verify -binary -content``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from asn1crypto import algos, cms
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from cardvault.crypto.profile import key_usage
@@ -31,10 +34,20 @@ from cardvault.crypto.x509 import (
     sign_as_ca,
 )
 
-__all__ = ["CONTENT_SIGNING", "issue_content_signer", "sign_chuid"]
+__all__ = [
+    "CHUID_SECURITY_OBJECT",
+    "CONTENT_SIGNING",
+    "PIV_SIGNER_DN",
+    "issue_content_signer",
+    "sign_chuid",
+]
 
 #: id-PIV-content-signing (FIPS 201 / SP 800-78), the content signer's extended key usage
 CONTENT_SIGNING = x509.ObjectIdentifier("2.16.840.1.101.3.6.7")
+#: id-PIV-CHUIDSecurityObject: the eContentType of the CHUID's signature
+CHUID_SECURITY_OBJECT = "2.16.840.1.101.3.6.1"
+#: pivSigner-DN: the signed attribute naming the signer (its certificate's subject)
+PIV_SIGNER_DN = "2.16.840.1.101.3.6.5"
 _VALIDITY = timedelta(days=3 * 365)
 
 
@@ -70,12 +83,41 @@ def sign_chuid(content: bytes, *, key: PrivateKey, cert: x509.Certificate) -> by
     CHUID's fields before tag ``3E`` -- with the signer's certificate included."""
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise TypeError("the content signer is a P-256 key")
-    return (
-        pkcs7.PKCS7SignatureBuilder()
-        .set_data(content)
-        .add_signer(cert, key, hashes.SHA256())
-        .sign(
-            serialization.Encoding.DER,
-            [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.NoCapabilities],
-        )
+    signer = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(content)
+    attributes = cms.CMSAttributes(
+        [
+            cms.CMSAttribute({"type": "content_type", "values": [CHUID_SECURITY_OBJECT]}),
+            cms.CMSAttribute({"type": "message_digest", "values": [digest.finalize()]}),
+            cms.CMSAttribute({"type": PIV_SIGNER_DN, "values": [signer.subject]}),
+        ]
     )
+    # RFC 5652 §5.4: the signature covers the attributes' DER with the SET OF tag
+    signature = key.sign(attributes.dump(), ec.ECDSA(hashes.SHA256()))
+    signer_info = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                {
+                    "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                        {"issuer": signer.issuer, "serial_number": signer.serial_number}
+                    )
+                }
+            ),
+            "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+            "signed_attrs": attributes,
+            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}),
+            "signature": signature,
+        }
+    )
+    signed = cms.SignedData(
+        {
+            "version": "v3",  # RFC 5652 §5.1: eContentType other than id-data
+            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
+            "encap_content_info": {"content_type": CHUID_SECURITY_OBJECT},
+            "certificates": [signer],
+            "signer_infos": [signer_info],
+        }
+    )
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump())

@@ -223,24 +223,28 @@ def seal_request(
     now: float,
 ) -> SealedRequest:
     """Client side: encrypt ``claims`` to the service's transport key."""
-    if not 0 < ttl_seconds <= MAX_LIFETIME_SECONDS:
-        raise InvalidInput(f"an envelope lives 1 to {MAX_LIFETIME_SECONDS} seconds")
-    if RESERVED_CLAIMS & set(claims):
-        raise InvalidInput(f"claims may not use the names {sorted(RESERVED_CLAIMS)}")
+    stamped = stamped_claims(claims, RESERVED_CLAIMS, now=now, ttl_seconds=ttl_seconds)
     key, kid, alg = _import_public_jwk(public_jwk)
     response_key = bytearray(secrets.token_bytes(RESPONSE_KEY_SIZE))
-    payload = {
-        **claims,
-        "jti": secrets.token_urlsafe(16),
-        "iat": int(now),
-        "exp": int(now) + ttl_seconds,
-        "rk": _b64url(bytes(response_key)),
-    }
+    payload = {**stamped, "rk": _b64url(bytes(response_key))}
     header = {"alg": alg, "enc": CONTENT_ENCRYPTION, "kid": kid}
     token = jwe.encrypt_compact(
-        header, _to_json(payload), key, algorithms=list(header.values())[:2]
+        header, claims_json(payload), key, algorithms=list(header.values())[:2]
     )
     return SealedRequest(token=token, response_key=response_key)
+
+
+def stamped_claims(
+    claims: Mapping[str, JsonValue], reserved: frozenset[str], *, now: float, ttl_seconds: int
+) -> JsonObject:
+    """A request's claims with a fresh ``jti``, ``iat`` and ``exp``; refuses a lifetime out
+    of bounds and claims that take an envelope's ``reserved`` names."""
+    if not 0 < ttl_seconds <= MAX_LIFETIME_SECONDS:
+        raise InvalidInput(f"an envelope lives 1 to {MAX_LIFETIME_SECONDS} seconds")
+    if reserved & set(claims):
+        raise InvalidInput(f"claims may not use the names {sorted(reserved)}")
+    jti = secrets.token_urlsafe(16)
+    return {**claims, "jti": jti, "iat": int(now), "exp": int(now) + ttl_seconds}
 
 
 def _import_public_jwk(public_jwk: Mapping[str, JsonValue]) -> tuple[RSAKey | ECKey, str, str]:
@@ -306,9 +310,7 @@ def open_request(
         raise EnvelopeAlgorithm(f"key {kid} is for alg={keys[kid].alg}")
     payload = _parse_payload(keys[kid].decrypt(token, max_bytes), max_depth)
     exp = check_exp(payload, now, leeway_seconds)
-    jti = payload.get("jti")
-    if not isinstance(jti, str) or not 16 <= len(jti) <= 128:
-        raise EnvelopeMalformed("the envelope has no valid jti")
+    jti = check_jti(payload)
     response_key = _response_key(payload.get("rk"))
     claims = {k: v for k, v in payload.items() if k not in RESERVED_CLAIMS}
     return OpenedRequest(claims=claims, jti=jti, exp=exp, kid=kid, response_key=response_key)
@@ -337,6 +339,14 @@ def check_exp(payload: JsonObject, now: float, leeway: float) -> int:
     return int(exp)
 
 
+def check_jti(payload: JsonObject) -> str:
+    """The request's ``jti`` (the caller refuses a replay of it); EnvelopeMalformed if absent."""
+    jti = payload.get("jti")
+    if not isinstance(jti, str) or not 16 <= len(jti) <= 128:
+        raise EnvelopeMalformed("the envelope has no valid jti")
+    return jti
+
+
 def _response_key(value: Any) -> bytearray:
     raw = _unb64url(value) if isinstance(value, str) else b""
     if len(raw) != RESPONSE_KEY_SIZE:
@@ -358,7 +368,7 @@ def seal_response(response_key: bytes | bytearray, claims: Mapping[str, JsonValu
     header = {"alg": RESPONSE_KEY_MANAGEMENT, "enc": CONTENT_ENCRYPTION}
     algorithms = [RESPONSE_KEY_MANAGEMENT, CONTENT_ENCRYPTION]
     return jwe.encrypt_compact(
-        header, _to_json(dict(claims)), _oct_key(response_key), algorithms=algorithms
+        header, claims_json(dict(claims)), _oct_key(response_key), algorithms=algorithms
     )
 
 
@@ -427,7 +437,7 @@ def _strict_json(data: bytes, max_depth: int, what: str) -> Any:
         raise EnvelopeMalformed(f"{err.message[0].lower()}{err.message[1:]}") from None
 
 
-def _to_json(obj: Mapping[str, JsonValue]) -> bytes:
+def claims_json(obj: Mapping[str, JsonValue]) -> bytes:
     try:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except (TypeError, ValueError) as err:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import functools
 import secrets
-from typing import Protocol, TypeAlias
+from collections.abc import Callable
+from typing import Protocol, TypeAlias, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -28,6 +29,7 @@ PublicKey: TypeAlias = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 Hash: TypeAlias = hashes.SHA256 | hashes.SHA384 | hashes.SHA512
 HashAlgorithm: TypeAlias = hashes.HashAlgorithm
 _SEQUENCE, _BIT_STRING = 0x30, 0x03
+_Signed = TypeVar("_Signed", x509.Certificate, x509.CertificateRevocationList)
 
 
 class ExternalKey(Protocol):
@@ -49,14 +51,8 @@ class ExternalSignatureInvalid(NotSetUp):
 def sign_certificate(
     builder: x509.CertificateBuilder, key: ExternalKey, algorithm: Hash
 ) -> x509.Certificate:
-    draft = builder.sign(_stand_in(key.public_key()), algorithm)
-    der = _swap_signature(
-        draft.public_bytes(serialization.Encoding.DER),
-        key.sign(draft.tbs_certificate_bytes, algorithm),
-    )
-    cert = x509.load_der_x509_certificate(der)
-    check_signature(key.public_key(), cert.signature, cert.tbs_certificate_bytes, algorithm)
-    return cert
+    """The builder's certificate, signed by the outside key."""
+    return _sign(builder.sign, x509.load_der_x509_certificate, _certificate_tbs, key, algorithm)
 
 
 def sign_crl(
@@ -64,14 +60,34 @@ def sign_crl(
     key: ExternalKey,
     algorithm: Hash,
 ) -> x509.CertificateRevocationList:
-    draft = builder.sign(_stand_in(key.public_key()), algorithm)
+    """The builder's CRL, signed by the outside key."""
+    return _sign(builder.sign, x509.load_der_x509_crl, _crl_tbs, key, algorithm)
+
+
+def _sign(
+    sign: Callable[[rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, Hash], _Signed],
+    load: Callable[[bytes], _Signed],
+    tbs: Callable[[_Signed], bytes],
+    key: ExternalKey,
+    algorithm: Hash,
+) -> _Signed:
+    """Signed by the stand-in, the signature swapped for the outside key's over the same
+    tbs bytes, and checked (see the module's docstring)."""
+    draft = sign(_stand_in(key.public_key()), algorithm)
     der = _swap_signature(
-        draft.public_bytes(serialization.Encoding.DER),
-        key.sign(draft.tbs_certlist_bytes, algorithm),
+        draft.public_bytes(serialization.Encoding.DER), key.sign(tbs(draft), algorithm)
     )
-    crl = x509.load_der_x509_crl(der)
-    check_signature(key.public_key(), crl.signature, crl.tbs_certlist_bytes, algorithm)
-    return crl
+    signed = load(der)
+    check_signature(key.public_key(), signed.signature, tbs(signed), algorithm)
+    return signed
+
+
+def _certificate_tbs(cert: x509.Certificate) -> bytes:
+    return cert.tbs_certificate_bytes
+
+
+def _crl_tbs(crl: x509.CertificateRevocationList) -> bytes:
+    return crl.tbs_certlist_bytes
 
 
 def check_signature(

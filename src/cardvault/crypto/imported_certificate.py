@@ -56,6 +56,9 @@ def _check_imported_usage(cert: x509.Certificate, usage: CertUsage) -> None:
         )
     if usage is CertUsage.AUTHENTICATION:
         needed, bit = "digitalSignature", key_usage is not None and key_usage.digital_signature
+    elif usage is CertUsage.KEY_MANAGEMENT:
+        needed = "keyEncipherment or keyAgreement"
+        bit = key_usage is not None and (key_usage.key_encipherment or key_usage.key_agreement)
     else:
         needed, bit = "nonRepudiation", key_usage is not None and key_usage.content_commitment
     if not bit:

@@ -47,10 +47,12 @@ class CertUsage(StrEnum):
 
     AUTHENTICATION = "authentication"
     CONTENT_COMMITMENT = "content_commitment"
+    #: the optional key-management (encryption) key, PIV slot 9D (organisation policy)
+    KEY_MANAGEMENT = "key_management"
 
     @property
     def label(self) -> str:
-        return "authentication" if self is CertUsage.AUTHENTICATION else "content-commitment"
+        return self.value.replace("_", "-")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +119,11 @@ def usage_extensions(
         purposes = [ExtendedKeyUsageOID.CLIENT_AUTH, MICROSOFT_SMARTCARD_LOGON]
         if profile.upn:
             names.append(x509.OtherName(UPN_OID, _utf8_string(profile.upn)))
+    elif usage is CertUsage.KEY_MANAGEMENT:
+        # RSA keys decrypt the content-encryption key; EC keys agree one (RFC 5753 ECDH)
+        rsa_key = isinstance(key, rsa.RSAPublicKey)
+        ku = key_usage(key_encipherment=rsa_key, key_agreement=not rsa_key)
+        purposes = [ExtendedKeyUsageOID.EMAIL_PROTECTION]
     else:
         ku = key_usage(digital_signature=True, content_commitment=True)
         # No EKU means "any purpose" to document signers; with an address, S/MIME needs it.

@@ -52,6 +52,7 @@ class AuditAction(StrEnum):
     CARD_RESUMED = "card.resumed"
     CARD_RENEWED = "card.renewed"
     CARD_CERTIFIED = "card.certified"
+    CARD_KEY_MANAGEMENT_ADDED = "card.key_management_added"
     CARD_PASSCODE_RESET = "card.passcode_reset"
     # the holder looks after their own card on the portal (issue 19)
     HOLDER_PASSCODE = "holder.passcode"

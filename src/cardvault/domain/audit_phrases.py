@@ -99,6 +99,7 @@ ACTIONS: Mapping[AuditAction, Phrase] = {
     AuditAction.CARD_RESUMED: _p("Card suspension lifted"),
     AuditAction.CARD_RENEWED: _p("Card certificates renewed"),
     AuditAction.CARD_CERTIFIED: _p("Key on the card certified by the CA"),
+    AuditAction.CARD_KEY_MANAGEMENT_ADDED: _p("Encryption key and certificate added to the card"),
     AuditAction.CARD_PASSCODE_RESET: _p("Passcode reset on the portal"),
     AuditAction.HOLDER_PASSCODE: _p(
         "Current passcode confirmed on My card", "Wrong current passcode on My card"

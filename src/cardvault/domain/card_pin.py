@@ -14,7 +14,7 @@ from itertools import pairwise
 
 from cardvault.errors import InvalidInput
 
-__all__ = ["CARD_PIN_MAX", "CARD_PIN_MIN", "WeakCardPin", "check_card_pin"]
+__all__ = ["CARD_PIN_MAX", "CARD_PIN_MIN", "WeakCardPin", "check_card_pin", "rule"]
 
 CARD_PIN_MIN = 6
 CARD_PIN_MAX = 8
@@ -22,6 +22,16 @@ CARD_PIN_MAX = 8
 
 class WeakCardPin(InvalidInput):
     code = "card_pin_weak"
+
+
+def rule(minimum: int = CARD_PIN_MIN) -> str:
+    """The length rule in words for an organisation's shortest card PIN, as every page and
+    prompt that asks for a card PIN states it: "6 to 8 digits", "7 or 8 digits", "8 digits"."""
+    floor = min(max(CARD_PIN_MIN, minimum), CARD_PIN_MAX)
+    if floor == CARD_PIN_MAX:
+        return f"{CARD_PIN_MAX} digits"
+    joiner = "or" if floor + 1 == CARD_PIN_MAX else "to"
+    return f"{floor} {joiner} {CARD_PIN_MAX} digits"
 
 
 def check_card_pin(pin: str, *, minimum: int = CARD_PIN_MIN) -> None:

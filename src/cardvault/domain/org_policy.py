@@ -56,6 +56,8 @@ class OrganisationPolicy:
     holders_add_methods: bool = True
     #: an invitation may end without a second factor: the RA associates one in person
     in_person_methods: bool = False
+    #: cards get a key-management key (PIV 9D) and an encryption certificate, for S/MIME
+    key_management: bool = False
     extra: JsonObject = field(default_factory=dict)
 
     def __post_init__(self) -> None:

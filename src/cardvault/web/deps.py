@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Header, Request
+from fastapi import Depends, Header, Request
 
 from cardvault.services.signin.engine import Engine
 from cardvault.services.signin.errors import SessionInvalid
@@ -29,3 +29,9 @@ def bearer_token(authorization: Annotated[str | None, Header()] = None) -> str:
     if scheme.lower() != "bearer" or not token.strip() or len(token) > 200:
         raise SessionInvalid("Sign in first: this needs a card session.")
     return token.strip()
+
+
+#: the route parameters these dependencies fill, declared once
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+EngineDep = Annotated[Engine, Depends(engine)]
+BearerToken = Annotated[str, Depends(bearer_token)]

@@ -29,6 +29,7 @@ from typing import Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cardvault import errors as e
@@ -40,6 +41,7 @@ from cardvault.services.piv.errors import LinkClosed
 from cardvault.services.pki.errors import CaMissing
 from cardvault.services.rate_limits.errors import RateLimited
 from cardvault.services.signin.errors import Busy, CardLocked
+from cardvault.store.errors import DatabaseUnavailable, is_unavailable
 from cardvault.strict_json import JsonLimitExceeded
 
 log = logging.getLogger("cardvault.web")
@@ -209,6 +211,18 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    """A database that went away mid-request (a failover, a restart) is a retryable 503,
+    not a 500: the request's transaction did not commit."""
+    assert isinstance(exc, DBAPIError)
+    if not is_unavailable(exc):
+        return await _unexpected(request, exc)
+    log.warning(
+        "request %s failed: database unavailable (%s)", request.url.path, type(exc.orig).__name__
+    )
+    return problem_of(DatabaseUnavailable(), request.url.path)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s", request.url.path)
     return problem(
@@ -224,4 +238,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(e.CardvaultError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(DBAPIError, _database)
     app.add_exception_handler(Exception, _unexpected)

@@ -3,6 +3,11 @@
 with unmodified OpenSC, OpenSSL and curl through ``cardvault-agent connector``, on SQLite and
 PostgreSQL.
 
+The organisation gives its cards a key-management key (``cardvault org set-policy``), so the
+card also decrypts S/MIME mail encrypted to its encryption certificate (9D). What the desktop
+shows names the card: the PKCS#11 token serial is the one the vRA Manager shows, and
+yubico-piv-tool reads cardvault's version and the serial derived from the card serial.
+
 The holder sets the card PIN when the connector first starts, changes it with
 ``cardvault-agent pin change``, blocks it with three wrong PINs and unblocks it by signing in
 again. The keys the desktop uses are the card's issued keys: signatures verify with the
@@ -14,10 +19,12 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import secrets
 import select as io_select
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +35,11 @@ from tests.support import factories as f
 from tests.support import pcsc_stack as st
 from tests.support.pcsc_stack import READER, run
 
+import cardvault
 from cardvault.crypto import x509 as cx509
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.services.cards import enrolment, methods
+from cardvault.services.piv.image import desktop_names, piv_serial
 from cardvault.services.pki import ca
 from cardvault.services.system.runtime import Actor
 from cardvault.store.models import AuditEvent, Card, Certificate
@@ -68,14 +78,16 @@ def _start_connector(agent: st.Agent, log: Path, stdin: str) -> subprocess.Popen
     return process
 
 
+_SLOTS = {"authentication": "9a", "content_commitment": "9c", "key_management": "9d"}
+
+
 def _write_certificates(service: st.Service, serial: str, directory: Path) -> None:
     """The card's certificates as the service issued them, and the CA's, for openssl."""
     with service.rt.db() as session:
         card_id = session.scalar(select(Card.id).where(Card.serial == serial))
         rows = session.scalars(select(Certificate).where(Certificate.card_id == card_id)).all()
         for row in rows:
-            name = "9a" if row.usage == "authentication" else "9c"
-            (directory / f"{name}.crt").write_text(row.pem)
+            (directory / f"{_SLOTS[row.usage]}.crt").write_text(row.pem)
     ca_pem = cx509.certificate_to_pem(ca.load(service.rt).cert)
     (directory / "ca.pem").write_bytes(ca_pem)
 
@@ -96,7 +108,9 @@ def in_use(
 
 def _issued_enrolled_inserted(service: st.Service, scratch: Path) -> Iterator[InUse]:
     rt, operator = service.rt, Actor.operator("pcsc-test")
-    st.create_ra(rt, operator)  # the organisation
+    st.create_ra(rt, operator)  # the organisation, which gives its cards an encryption key:
+    st.run(*_cardvault(service), "org", "set-policy", st.ORG, '{"key_management": true}',
+           env=service.env)  # fmt: skip
     person = st.create_holder(rt, operator)
     issued, _progress = json.JSONDecoder().raw_decode(  # stderr's progress line follows
         st.run(
@@ -153,12 +167,19 @@ def test_the_connector_asked_for_the_first_card_pin(in_use: InUse) -> None:
 def test_pkcs11_lists_both_certificates_and_keys(in_use: InUse) -> None:
     assert "Personal Identity Verification Card" in run("opensc-tool", "--reader", READER, "-n")
     public = st.pkcs11("-O")
-    assert public.count("Certificate Object") == 2
+    assert public.count("Certificate Object") == 3  # 9A, 9C and the encryption key's 9D
     assert "Hana Holder" in public
     private = st.pkcs11("--login", "--pin", PIN, "-O", "--type", "privkey")
-    assert private.count("Private Key Object") == 2
-    key_9c = private.split("ID:          02")[0].rsplit("Private Key Object", 1)[1]
-    assert "always authenticate" in key_9c
+    assert private.count("Private Key Object") == 3
+    keys = {
+        found[1]: block
+        for block in private.split("Private Key Object")[1:]
+        if (found := re.search(r"ID:\s+(\w+)", block))
+    }
+    assert set(keys) == {"01", "02", "03"}
+    assert "always authenticate" in keys["02"]
+    assert "always authenticate" not in keys["01"] + keys["03"]
+    assert "decrypt" in keys["03"]
 
 
 def _verify(directory: Path, slot: str, message: Path, signature: Path) -> str:
@@ -273,6 +294,48 @@ def test_tls_client_authentication_with_the_card(in_use: InUse, tmp_path: Path) 
         page = server.fetch_with_card(directory / "9a.crt", PIN)
         assert "Client certificate" in page, page
     assert "Hana Holder" in page
+
+
+def test_mail_encrypted_to_the_card_decrypts_with_its_9d_key(in_use: InUse) -> None:
+    """S/MIME: ``openssl cms -encrypt`` to the encryption certificate, ``-decrypt`` with the
+    card through OpenSC's PKCS#11 module (OpenSSL's pkcs11 engine); each use is audited."""
+    directory = in_use.directory
+    message, sealed, opened = (directory / name for name in ("note.txt", "note.p7m", "out.txt"))
+    message.write_text("Results for the patient in bay 4: negative.\n")
+    run(
+        *("openssl", "cms", "-encrypt", "-aes256", "-in", str(message)),
+        *("-out", str(sealed), "-outform", "PEM", str(directory / "9d.crt")),
+    )
+    assert "negative" not in sealed.read_text()
+    run(
+        *("openssl", "cms", "-decrypt", "-engine", "pkcs11", "-keyform", "engine"),
+        *("-inkey", st.key_uri("03", PIN), "-recip", str(directory / "9d.crt")),
+        *("-in", str(sealed), "-inform", "PEM", "-out", str(opened)),
+    )
+    assert opened.read_text() == message.read_text()
+    with in_use.service.rt.db() as session:
+        actions = list(session.scalars(select(AuditEvent.action)))
+    assert AuditAction.CARD_DECRYPTED in actions
+
+
+def test_the_token_serial_is_the_one_the_ra_sees(in_use: InUse) -> None:
+    """OpenSC names the token by the CHUID's GUID, the card's UUID: its last 16 hex digits,
+    which the vRA Manager shows next to the card serial."""
+    with in_use.service.rt.db() as session:
+        card_id = session.scalar(select(Card.id).where(Card.serial == in_use.serial))
+        assert card_id is not None
+        shown = desktop_names(session, card_id)
+    assert shown is not None
+    assert st.token_serial() == shown.token_serial == uuid.UUID(card_id).hex[-16:]
+
+
+def test_yubico_piv_tool_reads_cardvaults_version_and_the_cards_serial(in_use: InUse) -> None:
+    status = st.ykpiv("-a", "version", "-a", "status")
+    assert f"Application version {cardvault.__version__} found" in status
+    found = re.search(r"Serial Number:\s*(\d+)", status)
+    assert found, status
+    assert int(found[1]) == piv_serial(in_use.serial)
+    assert "Slot 9d" in status
 
 
 def test_pin_change_with_the_agent(in_use: InUse) -> None:

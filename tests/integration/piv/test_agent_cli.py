@@ -32,7 +32,7 @@ def login(server: str, state: Path, who: a.HolderFixture, *extra: str) -> str:
                  "--totp", who.code(), *extra, stdin=f.STRONG_PASSCODE + "\n")  # fmt: skip
 
 
-def test_an_ra_signs_in_with_a_role_and_switches(
+def test_an_ra_signs_in_with_a_role_of_the_organisation_chosen(
     rt: Runtime, operator: Actor, server: str, tmp_path: Path
 ) -> None:
     a.open_org(rt, operator)
@@ -42,12 +42,13 @@ def test_an_ra_signs_in_with_a_role_and_switches(
         directory.grant_role(rt, operator, user_id=ra.card.user_id, org_code=org, role=role)
     out = login(server, tmp_path, ra, "--ra", "--organisation", "ORG1", "--role", "ra_agent")
     assert "acting as ra_agent in ORG1" in out
+    # the session is ORG1's (chosen at sign-in): ORG2's role needs a sign-in to ORG2
     listing = agent(server, tmp_path, "role")
     assert "ORG1 ra_agent" in listing
-    assert "ORG2 ra_manager" in listing
-    assert "Acting as ra_manager in ORG2" in agent(server, tmp_path, "role", "ORG2", "ra_manager")
-    refused = agent(server, tmp_path, "role", "ORG2", "auditor", check=False)
+    assert "ORG2" not in listing
+    refused = agent(server, tmp_path, "role", "ORG2", "ra_manager", check=False)
     assert "You do not have that RA role" in refused
+    assert "Acting as ra_agent in ORG1" in agent(server, tmp_path, "role", "ORG1", "ra_agent")
 
 
 def test_the_connector_refuses_what_the_session_may_not_do(
@@ -79,6 +80,9 @@ def test_the_holder_sets_and_changes_the_card_pin_with_the_agent(
     directory.update_policy(rt, operator, "ORG1", {"card_pin_min_length": 8})
     short = agent(server, tmp_path, "pin", "set", "--pin-stdin", stdin="2718281\n", check=False)
     assert "Your organisation asks for a card PIN of at least 8 digits" in short
+    # the connector's first start asks for the PIN in the organisation's words
+    prompt = agent(server, tmp_path, "connector", check=False)
+    assert "Your card has no card PIN yet: choose one (8 digits)." in prompt
     out = agent(server, tmp_path, "pin", "set", "--pin-stdin", stdin="27182818\n")
     assert f"Card PIN of card {serial} set." in out
     assert "(3 tries left)" in agent(server, tmp_path, "pin", "status")

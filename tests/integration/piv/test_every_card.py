@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from asn1crypto import cms
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -27,7 +28,7 @@ from cardvault.card import tlv
 from cardvault.card.apdu import Sw
 from cardvault.card.piv import Algorithm, ObjectId, Slot, load_state
 from cardvault.card.piv import objects as piv_objects
-from cardvault.crypto.content_signing import CONTENT_SIGNING
+from cardvault.crypto.content_signing import CHUID_SECURITY_OBJECT, CONTENT_SIGNING, PIV_SIGNER_DN
 from cardvault.domain.card_pin import WeakCardPin
 from cardvault.domain.vocabulary import AppletOrigin
 from cardvault.errors import InvalidInput
@@ -326,6 +327,12 @@ def test_the_chuid_is_signed_by_the_cas_content_signer(
     signer = pkcs7.load_der_pkcs7_certificates(signature)[0]
     usages = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert CONTENT_SIGNING in usages
+    signed = cms.ContentInfo.load(signature)["content"]  # the SP 800-73-4 shape
+    assert signed["encap_content_info"]["content_type"].dotted == CHUID_SECURITY_OBJECT
+    assert signed["encap_content_info"]["content"].native is None  # detached
+    attributes = {a["type"].dotted: a["values"] for a in signed["signer_infos"][0]["signed_attrs"]}
+    assert attributes["1.2.840.113549.1.9.3"][0].dotted == CHUID_SECURITY_OBJECT
+    assert attributes[PIV_SIGNER_DN][0].dump() == signer.subject.public_bytes()
     (tmp_path / "content.bin").write_bytes(content.replace(content[-8:], b"20991231"))
     tampered = subprocess.run(
         [

@@ -23,7 +23,7 @@ from cardvault.services.piv.errors import LinkClosed
 from cardvault.services.pki import ca
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import AuditEvent, Card, PivCard, PivLink
+from cardvault.store.models import Card, PivCard, PivLink
 
 
 @pytest.fixture
@@ -36,17 +36,6 @@ def _card(rt: Runtime, serial: str) -> Card:
         card = s.scalar(select(Card).where(Card.serial == serial))
         assert card is not None
         return card
-
-
-def _actions(rt: Runtime, card_id: str) -> list[str]:
-    with rt.db() as s:
-        return list(
-            s.scalars(
-                select(AuditEvent.action)
-                .where(AuditEvent.card_id == card_id)
-                .order_by(AuditEvent.seq)
-            )
-        )
 
 
 def test_a_blank_card_becomes_issued_when_personalised(
@@ -68,7 +57,7 @@ def test_a_blank_card_becomes_issued_when_personalised(
         "authentication": "rsa2048",
         "content_commitment": "ecp256",
     }
-    actions = _actions(rt, card.id)
+    actions = p.card_actions(rt, card.id)
     assert actions.count("card.issued") == 1
     assert "piv.management_key_changed" in actions
     assert actions.count("piv.key_generated") == 2
@@ -247,7 +236,7 @@ def test_changing_an_issued_card_reopens_its_issuance(
     statuses = {c.subject: c.status for c in cards.show(rt, started.serial).certificates}
     assert statuses["CN=Hana Holder again"] == "valid"
     assert "replaced" in statuses.values()
-    actions = _actions(rt, card.id)
+    actions = p.card_actions(rt, card.id)
     assert actions.count("card.issued") == 2
     assert "card.issuance_reopened" in actions
 

@@ -22,6 +22,7 @@ from cardvault.domain.push_policy import PushStatus
 from cardvault.services.devices import errors as device_errors
 from cardvault.services.devices import push, push_answers
 from cardvault.services.devices.errors import PushRateLimited
+from cardvault.services.directory import registry as directory
 from cardvault.services.recovery import factor_answer, new_passcode, reset_links
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import prompts as recovery_prompts
@@ -234,6 +235,21 @@ def test_a_reset_transaction_is_no_sign_in(rt: Runtime, operator: Actor) -> None
 
 
 # --- one-time codes: the paired phone's own, or an authenticator app's ----------------------
+
+
+def test_a_reset_offers_only_the_second_factors_the_organisation_allows(
+    rt: Runtime, operator: Actor
+) -> None:
+    """``second_factors`` holds for a reset as for a sign-in (the settings page edits it)."""
+    a.open_org(rt, operator)
+    directory.update_policy(rt, operator, "ORG1", {"second_factors": ["totp"]})
+    h = a.holder(rt, operator)
+    ph.pair(rt, operator, h.card.serial)
+    token = _lock(rt, h.email)
+    step = _at_factor(rt, token)
+    assert list(step.second_factors) == ["totp"]
+    done = _factor(rt, token, step, method="code", code=h.code())
+    assert done.step == recovery.STEP_PASSCODE
 
 
 @pytest.mark.parametrize("source", ["phone", "app"])

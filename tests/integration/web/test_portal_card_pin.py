@@ -59,7 +59,8 @@ def test_a_holder_sets_changes_and_after_a_block_replaces_the_card_pin(
     _sign_in(c, h, time.time())
     assert "Set your card PIN" in c.get("/portal/card").text
     page = c.get(URL).text
-    assert "7 to 8 digits" in page
+    assert "Your organisation asks for 7 or 8 digits." in page
+    assert "6 to 8" not in page
     assert 'name="current"' not in page
 
     short = _post(c, URL, pin="135790", confirm="135790")

@@ -1,9 +1,11 @@
-"""The two holder switches on the RA settings page (issue 19): whether holders add phones and
-keys themselves, and whether an invitation may end without a second factor. Changed by an
+"""The holder switches on the RA settings page (issue 19): whether holders add phones and
+keys themselves, and whether an invitation may end without a second factor; and whether cards
+get an encryption key (issue 18). Changed by an
 RA manager only, audited old -> new; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import ra_web as w
@@ -19,6 +21,8 @@ FIELDS = {
     "reset_link_minutes": "30", "card_pin_min_length": "6", "certificate_days": "1095",
     "renew_days": "30", "leaver_retention_days": "365", "route_email": "yes",
     "route_totp": "yes", "recovery_requires_second_factor": "yes",
+    "factor_authenticator": "yes", "factor_totp": "yes", "factor_fido2": "yes",
+    "factor_hr_card": "yes",
 }  # fmt: skip
 
 
@@ -29,13 +33,18 @@ def _policy(rt: Runtime) -> dict[str, object]:
         return dict(org.policy)
 
 
-def test_a_manager_switches_the_holder_settings_audited_old_and_new(
-    rt: Runtime, operator: Actor
-) -> None:
+def _manager_on_the_page(rt: Runtime, operator: Actor) -> tuple[TestClient, str]:
+    """An RA manager of ORGA signed in, and the settings page they see."""
     a.open_org(rt, operator, "ORGA")
     c = w.client(rt)
     w.sign_in(c, w.ra_user(rt, operator, "ORGA"))
-    page = c.get(URL).text
+    return c, c.get(URL).text
+
+
+def test_a_manager_switches_the_holder_settings_audited_old_and_new(
+    rt: Runtime, operator: Actor
+) -> None:
+    c, page = _manager_on_the_page(rt, operator)
     assert 'name="holders_add_methods"' in page
     assert 'name="in_person_methods"' in page
     r = w.post(c, URL, **FIELDS, holders_add_methods="yes", in_person_methods="yes")
@@ -75,3 +84,14 @@ def test_an_ra_agent_may_not_change_them(rt: Runtime, operator: Actor) -> None:
     r = c.post(URL, data={"csrf_token": token, **FIELDS})
     assert r.status_code in (403, 404)
     assert _policy(rt)["holders_add_methods"] is True
+
+
+def test_a_manager_gives_the_cards_an_encryption_key(rt: Runtime, operator: Actor) -> None:
+    """Issue 18: the key-management key (9D) is one more switch, off by default."""
+    c, page = _manager_on_the_page(rt, operator)
+    assert 'name="key_management"' in page
+    assert "encryption key" in page
+    assert _policy(rt).get("key_management", False) is False
+    r = w.post(c, URL, **FIELDS, key_management="yes")
+    assert r.status_code == 303, r.text[:800]
+    assert _policy(rt)["key_management"] is True

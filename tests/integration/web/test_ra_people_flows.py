@@ -216,7 +216,7 @@ def test_settings_are_changed_audited_with_old_and_new_and_checked(
         "session_absolute_minutes": "720", "session_idle_minutes": "60",
         "reset_link_minutes": "15", "card_pin_min_length": "8", "certificate_days": "1095",
         "renew_days": "30", "leaver_retention_days": "90", "route_email": "yes",
-        "recovery_requires_second_factor": "yes",
+        "recovery_requires_second_factor": "yes", "factor_totp": "yes",
     }  # fmt: skip
     r = w.post(c, "/ra/organisation/settings", **{**fields, "session_idle_minutes": "900",
                                                   "reset_link_minutes": "soon"})  # fmt: skip

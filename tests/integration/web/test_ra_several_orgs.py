@@ -8,16 +8,12 @@ from html import unescape
 
 import pyotp
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
-from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import keys as k
 from tests.support import ra_web as w
 from tests.support.soft_ctap2 import SoftCtap2Device
 
-from cardvault.services.cards import methods
-from cardvault.services.directory import registry as directory
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuditEvent, CardSession, Organisation
 
@@ -26,16 +22,7 @@ REAUTH = "/ra/reauth?next=/ra/persons"
 
 @pytest.fixture
 def ra_of_two(rt: Runtime, operator: Actor) -> tuple[w.RaUser, str]:
-    """An RA manager in ORGA (TOTP app there) and ORGB (another app; the app only)."""
-    a.open_org(rt, operator, "ORGA")
-    f.org(rt, operator, "ORGB", networks=a.LOOPBACK, policy={"second_factors": ["totp"]})
-    user = w.ra_user(rt, operator, "ORGA", forename="Rana", surname="Twice")
-    directory.add_membership(rt, operator, user.holder.card.user_id, "ORGB")
-    directory.grant_role(
-        rt, operator, user_id=user.holder.card.user_id, org_code="ORGB", role="ra_agent"
-    )
-    app = methods.add_totp(rt, operator, serial=user.holder.card.serial, org_code="ORGB")
-    return user, app.secret
+    return w.ra_of_two(rt, operator)
 
 
 def _session_org(rt: Runtime) -> str:
@@ -89,21 +76,7 @@ def test_the_first_organisations_code_does_not_open_the_second(
 
 @pytest.fixture
 def key_ra(rt: Runtime, operator: Actor) -> tuple[w.RaUser, SoftCtap2Device]:
-    k.org(rt, operator, "ORGA")
-    user = w.ra_user(rt, operator, "ORGA", forename="Kira", surname="Keys")
-    device = SoftCtap2Device(pin=k.PIN)
-    k.register(rt, operator, user.holder.card, device, org_code="ORGA", resident=True)
-    return user, device
-
-
-def _key_sign_in(rt: Runtime, c: TestClient, device: SoftCtap2Device, user: w.RaUser) -> None:
-    proof = k.key_first(rt, device).proof
-    r = w.post(c, "/ra/login/key", page="/ra", proof=proof)
-    assert (r.status_code, r.headers["location"]) == (303, "/ra/login/key")
-    r = w.post(c, "/ra/login/key/passcode", page="/ra/login/key", passcode=f.STRONG_PASSCODE)
-    assert r.status_code == 303, r.text[:2000]
-    r = w.post(c, "/ra/role", role=f"{user.org}:{user.role}")
-    assert r.status_code == 303
+    return w.key_ra(rt, operator, "ORGA")
 
 
 def test_reauthentication_offers_the_key_again_not_an_identifier(
@@ -111,20 +84,14 @@ def test_reauthentication_offers_the_key_again_not_an_identifier(
 ) -> None:
     user, device = key_ra
     c = w.client(rt)
-    _key_sign_in(rt, c, device, user)
+    w.key_sign_in(rt, c, device, user)
 
     page = c.get("/ra/reauth?next=/ra/persons").text
     assert 'id="key-form"' in page
     assert 'action="/ra/reauth/key"' in page
     assert 'name="passcode"' not in page  # the passcode comes after the key
 
-    proof = k.key_first(rt, device).proof
-    r = w.post(
-        c, "/ra/reauth/key", page="/ra/reauth?next=/ra/persons", proof=proof, next="/ra/persons"
-    )
-    assert (r.status_code, r.headers["location"]) == (303, "/ra/reauth/key")
-    r = w.post(c, "/ra/reauth/key/passcode", page="/ra/reauth/key", passcode=f.STRONG_PASSCODE)
-    assert (r.status_code, r.headers["location"]) == (303, "/ra/persons")
+    assert w.key_reauth(rt, c, device, "/ra/persons") == "/ra/persons"
     assert c.get("/ra/persons").status_code == 200
 
 
@@ -136,7 +103,7 @@ def test_another_persons_key_does_not_confirm(
     their_key = SoftCtap2Device(pin=k.PIN)
     k.register(rt, operator, other.holder.card, their_key, org_code="ORGA", resident=True)
     c = w.client(rt)
-    _key_sign_in(rt, c, device, user)
+    w.key_sign_in(rt, c, device, user)
 
     proof = k.key_first(rt, their_key).proof
     w.post(c, "/ra/reauth/key", page=REAUTH, proof=proof, next="/ra/persons")

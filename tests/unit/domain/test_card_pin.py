@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cardvault.domain.card_pin import WeakCardPin, check_card_pin
+from cardvault.domain.card_pin import WeakCardPin, check_card_pin, rule
 from cardvault.errors import InvalidInput
 
 
@@ -47,3 +47,11 @@ def test_an_organisation_minimum_only_raises_the_floor() -> None:
         check_card_pin("135790246", minimum=8)
     with pytest.raises(InvalidInput, match="6 to 8 digits"):
         check_card_pin("13579", minimum=6)
+
+
+@pytest.mark.parametrize(
+    ("minimum", "words"),
+    [(6, "6 to 8 digits"), (7, "7 or 8 digits"), (8, "8 digits"), (4, "6 to 8 digits")],
+)
+def test_the_rule_in_words_follows_the_organisation_minimum(minimum: int, words: str) -> None:
+    assert rule(minimum) == words

@@ -14,8 +14,16 @@ from dataclasses import replace
 from cardvault.card.apdu import CardError, CommandApdu, Sw, parse_command, response
 from cardvault.card.piv import objects
 from cardvault.card.piv.asymmetric import GENERATABLE, general_authenticate, generate_key_pair
-from cardvault.card.piv.constants import PIV_AID, PIV_RID, Algorithm, Ins, ObjectId, Slot
-from cardvault.card.piv.data import get_data, get_serial, get_version, put_data
+from cardvault.card.piv.constants import (
+    PIV_AID,
+    PIV_RID,
+    YUBICO_OTP_AID,
+    Algorithm,
+    Ins,
+    ObjectId,
+    Slot,
+)
+from cardvault.card.piv.data import get_data, get_otp_serial, get_serial, get_version, put_data
 from cardvault.card.piv.handlers import Handler, Outcome
 from cardvault.card.piv.ports import CardPorts
 from cardvault.card.piv.state import MAX_CHAIN_BYTES, PendingChain, PivState
@@ -121,10 +129,13 @@ def _get_response(state: PivState, command: CommandApdu) -> tuple[PivState, byte
 
 def select(state: PivState, command: CommandApdu, ports: CardPorts) -> Outcome:
     """SELECT by AID (prefix of the PIV AID, at least the RID). Any other application is not
-    on this card: 6A82, and PIV stays selected, as OpenSC's probing drivers require."""
+    on this card: 6A82, and PIV stays selected, as OpenSC's probing drivers require -- but for
+    the YubiKey OTP application, whose one request this card answers (``9000``, no data)."""
     if command.p1 != 0x04:
         raise CardError(Sw.INCORRECT_P1P2)
     aid = command.data
+    if aid == YUBICO_OTP_AID:  # only for the serial request (data.py); PIV stays current
+        return Outcome(state=state)
     if len(aid) < len(PIV_RID) or not PIV_AID.startswith(aid):
         raise CardError(Sw.FILE_NOT_FOUND, "no such application")
     if command.p2 == 0x0C:
@@ -146,6 +157,7 @@ _HANDLERS: dict[int, Handler] = {
     Ins.GENERATE_ASYMMETRIC_KEY_PAIR: generate_key_pair,
     Ins.GET_VERSION: get_version,
     Ins.GET_SERIAL: get_serial,
+    Ins.OTP_REQUEST: get_otp_serial,
     Ins.SET_MANAGEMENT_KEY: set_management_key,
 }
 

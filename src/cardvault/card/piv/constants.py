@@ -7,12 +7,17 @@ handlers ask the enum rather than keep tables of their own.
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 
+from cardvault import __version__
+
 __all__ = [
+    "APPLET_VERSION",
     "ATR",
     "DEFAULT_MANAGEMENT_KEY",
     "PIV_AID",
+    "YUBICO_OTP_AID",
     "Algorithm",
     "Ins",
     "ObjectId",
@@ -27,6 +32,13 @@ PIV_RID = PIV_AID[:5]
 
 #: T=1, historical bytes 80 + compact-TLV F9 carrying the PIV AID: OpenSC's PIV_II_HIST type
 ATR = bytes.fromhex("3B 8B 80 01 80 F9 A0 00 00 03 08 00 00 10 00 C8")
+
+#: the YubiKey OTP application: yubico-piv-tool selects it to read the serial of a card whose
+#: version is below 5 (this card's: ``APPLET_VERSION``), then selects PIV again
+YUBICO_OTP_AID = bytes.fromhex("A000000527200101")
+
+#: what GET VERSION answers: cardvault's own version (major, minor, patch), not a YubiKey's
+APPLET_VERSION = bytes(int(part) for part in re.findall(r"\d+", __version__)[:3])
 
 #: the well-known 3DES management key of blank cards; accepted only while the card is blank
 DEFAULT_MANAGEMENT_KEY = bytes.fromhex("010203040506070801020304050607080102030405060708")
@@ -46,6 +58,7 @@ class Ins(IntEnum):
     GET_DATA = 0xCB
     PUT_DATA = 0xDB
     # YubiKey extensions (yubico-piv-tool); the standard instructions never depend on them
+    OTP_REQUEST = 0x01  # the OTP application's request; P1 10 = the device serial
     GET_SERIAL = 0xF8
     GET_VERSION = 0xFD
     SET_MANAGEMENT_KEY = 0xFF

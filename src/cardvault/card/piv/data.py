@@ -1,28 +1,32 @@
 """Data object instructions: GET DATA and PUT DATA (SP 800-73-4 Part 2 §3.1.2, §3.3.1), and the
-YubiKey GET VERSION / GET SERIAL that yubico-piv-tool asks on every connect."""
+YubiKey GET VERSION / GET SERIAL that yubico-piv-tool asks on every connect.
+
+GET VERSION answers cardvault's version (``APPLET_VERSION``). Below 5, yubico-piv-tool reads
+the serial as from a YubiKey 4: SELECT of the OTP application (answered ``9000``, PIV stays
+current), the OTP request ``01`` with P1 ``10``, SELECT PIV again. Both ways give the card's
+serial, which the service derives from the card serial (services/piv/image.py)."""
 
 from __future__ import annotations
 
 from cardvault.card import tlv
 from cardvault.card.apdu import CardError, CommandApdu, Sw
 from cardvault.card.piv import objects
-from cardvault.card.piv.constants import ObjectId
+from cardvault.card.piv.constants import APPLET_VERSION, ObjectId
 from cardvault.card.piv.handlers import Outcome, require_management, require_p1p2
 from cardvault.card.piv.ports import CardPorts
 from cardvault.card.piv.state import MAX_OBJECT_BYTES, MAX_OBJECTS_TOTAL, PivState
 
 __all__ = [
     "PUBLIC_OBJECTS",
-    "YUBIKEY_VERSION",
     "get_data",
+    "get_otp_serial",
     "get_serial",
     "get_version",
     "public_objects",
     "put_data",
 ]
 
-#: what GET VERSION answers: 5.x makes yubico-piv-tool ask GET SERIAL instead of the OTP applet
-YUBIKEY_VERSION = bytes((5, 4, 3))
+_OTP_DEVICE_SERIAL = 0x10
 _TAG_LIST = 0x5C
 _CONTAINER = 0x53
 
@@ -68,11 +72,20 @@ def _require_room(state: PivState, tag: int, size: int) -> None:
 
 
 def get_version(state: PivState, command: CommandApdu, ports: CardPorts) -> Outcome:
-    return Outcome(state=state, data=YUBIKEY_VERSION)
+    """GET VERSION (YubiKey ``FD``): cardvault's version, three bytes."""
+    return Outcome(state=state, data=APPLET_VERSION)
 
 
 def get_serial(state: PivState, command: CommandApdu, ports: CardPorts) -> Outcome:
+    """GET SERIAL (YubiKey 5 ``F8``): the card's serial, four bytes big-endian."""
     return Outcome(state=state, data=state.serial.to_bytes(4, "big"))
+
+
+def get_otp_serial(state: PivState, command: CommandApdu, ports: CardPorts) -> Outcome:
+    """The OTP application's serial request (``01``, P1 ``10``), as a YubiKey 4 answers it."""
+    if command.p1 != _OTP_DEVICE_SERIAL:
+        raise CardError(Sw.INCORRECT_P1P2, "only the device serial is answered")
+    return get_serial(state, command, ports)
 
 
 #: objects anyone may read (SP 800-73-4 Part 1 Table 3, access rule "Always") that a reader

@@ -20,11 +20,16 @@ __all__ = [
     "chuid_signed_content",
     "discovery",
     "key_history",
+    "token_serial",
 ]
 
 #: PIN usage policy 40 00: the PIV PIN only (60 20 would make OpenSC use the global PIN)
 _PIN_USAGE_POLICY = bytes((0x40, 0x00))
 _NO_FASC_N = bytes.fromhex("D4E739DA739CED39CE739D836858210842108421C84210C3EB")
+#: the start of a FASC-N whose agency code is 9999 (a non-federal issuer): SS 9 9 9 9
+_AGENCY_9999 = bytes.fromhex("D4E739")
+#: PKCS#11 token serials are 16 characters (CK_TOKEN_INFO.serialNumber)
+_TOKEN_SERIAL_CHARS = 16
 
 
 def discovery() -> bytes:
@@ -61,6 +66,25 @@ def chuid_signed_content(*, guid: bytes, expiry: str) -> bytes:
     if len(guid) != 16 or len(expiry) != 8 or not expiry.isdigit():
         raise ValueError("a CHUID needs a 16-byte GUID and a YYYYMMDD expiry")
     return tlv.encode_all(((0x30, _NO_FASC_N), (0x34, guid), (0x35, expiry.encode())))
+
+
+def token_serial(chuid_content: bytes) -> str | None:
+    """The token serial OpenSC's PKCS#11 module shows for a card with this CHUID, or None.
+
+    OpenSC 0.23 (card-piv.c, ``piv_get_serial_nr_from_CHUI``) takes the GUID when it is not all
+    zero and the FASC-N's agency code is 9999, else the FASC-N; ``pkcs15-piv.c`` writes it as
+    lowercase hex, and ``framework-pkcs15.c`` keeps the last 16 characters. A CHUID with the
+    card's UUID as GUID therefore shows as the UUID's last 16 hex digits."""
+    try:
+        items = tlv.decode_map(chuid_content)
+    except tlv.TlvError:
+        return None
+    fasc_n, guid = items.get(0x30, b""), items.get(0x34, b"")
+    guid_usable = len(guid) == 16 and any(guid)
+    agency_9999 = fasc_n[:3] == _AGENCY_9999 and len(fasc_n) > 3 and fasc_n[3] & 0x80 != 0
+    if len(fasc_n) == 25 and not (guid_usable and agency_9999):
+        return fasc_n.hex()[-_TOKEN_SERIAL_CHARS:]
+    return guid.hex()[-_TOKEN_SERIAL_CHARS:] if guid_usable else None
 
 
 def card_capability_container(card_identifier: bytes) -> bytes:

@@ -10,12 +10,12 @@ import typer
 from cardvault.clients.agent import connector_cmd, login_cmd, pin_cmd, renew_cmd, state
 from cardvault.clients.agent.options import Options
 from cardvault.clients.agent.options import client as _client
-from cardvault.clients.agent.options import fail as _fail
 from cardvault.clients.agent.options import options as _opts
 from cardvault.clients.agent.options import out as _out
 from cardvault.clients.common import prompts
+from cardvault.clients.common.shell import reported
 from cardvault.commandline import App, exit_codes_epilog, tls_verify, version_option
-from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.errors import InvalidInput
 from cardvault.lazy import lazy_module
 
 if TYPE_CHECKING:  # imported when a command first uses them: --help stays fast
@@ -65,10 +65,8 @@ def root(
     ctx.obj = opts = Options(
         server=server, ca_file=ca_file, state_dir=state_dir or state.default_dir(), json=json_output
     )
-    try:
+    with reported(opts.json):
         tls_verify(ca_file)  # a wrong --ca-file is said before any passcode is asked
-    except CardvaultError as exc:
-        raise _fail(opts, exc) from None
 
 
 app.command("login")(login_cmd.login)
@@ -82,7 +80,7 @@ def role(
 ) -> None:
     """RA sessions: list your RA roles, or act in ORGANISATION under role NAME."""
     opts = _opts(ctx)
-    try:
+    with reported(opts.json):
         st = state.load(opts.state_dir)
         with _client(opts, st.server, st.ca_file) as client:
             api = CardvaultApi(client)
@@ -96,8 +94,6 @@ def role(
                 return
             st = core.select_role(api, st, organisation, name)
         state.save(opts.state_dir, st)
-    except CardvaultError as exc:
-        raise _fail(opts, exc) from None
     _out(
         opts,
         {"organisation": st.acting_organisation, "role": st.acting_role},
@@ -115,15 +111,13 @@ def authenticate(
 ) -> None:
     """Sign in to a relying party: its challenge is signed with your authentication key."""
     opts = _opts(ctx)
-    try:
+    with reported(opts.json):
         st = state.load(opts.state_dir)
         with (
             _client(opts, st.server, st.ca_file) as client,
             httpx.Client(verify=tls_verify(rp_ca_file), timeout=30) as rpc,
         ):
             result = core.authenticate(CardvaultApi(client), st, rp, rpc)
-    except CardvaultError as exc:
-        raise _fail(opts, exc) from None
     _out(
         opts,
         result,
@@ -143,7 +137,7 @@ def sign(
 ) -> None:
     """Sign a digest; the content-commitment key asks for your passcode every time."""
     opts = _opts(ctx)
-    try:
+    with reported(opts.json):
         digest = _hex_digest(digest_sha256)
         st = state.load(opts.state_dir)
         normal = key.replace("_", "-")
@@ -157,8 +151,6 @@ def sign(
                 passcode=passcode,
                 scheme=scheme,
             )
-    except CardvaultError as exc:
-        raise _fail(opts, exc) from None
     _out(opts, result.data, result.text("signature"))
 
 
@@ -176,12 +168,10 @@ def _hex_digest(text: str) -> bytes:
 def status(ctx: typer.Context) -> None:
     """Show the current card session."""
     opts = _opts(ctx)
-    try:
+    with reported(opts.json):
         st = state.load(opts.state_dir)
         with _client(opts, st.server, st.ca_file) as client:
             info = core.status(CardvaultApi(client), st)
-    except CardvaultError as exc:
-        raise _fail(opts, exc) from None
     _out(
         opts,
         info.data,
@@ -194,15 +184,13 @@ def status(ctx: typer.Context) -> None:
 def logout(ctx: typer.Context) -> None:
     """End the card session here and on the service."""
     opts = _opts(ctx)
-    try:
+    with reported(opts.json):
         st = state.load(opts.state_dir)
         # local state first: a connector watching it then sees a sign-out, not an ended
         # session; if the service cannot be told, the session still dies at its expiry
         state.clear(opts.state_dir)
         with _client(opts, st.server, st.ca_file) as client:
             core.logout(CardvaultApi(client), st)
-    except CardvaultError as exc:
-        raise _fail(opts, exc) from None
     _out(opts, {"signed_out": True}, "Signed out.")
 
 

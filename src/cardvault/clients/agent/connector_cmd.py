@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cardvault.clients.agent import pin_cmd, state
-from cardvault.clients.agent.options import Options, client, fail, options, out
+from cardvault.clients.agent.options import Options, client, options, out
 from cardvault.clients.common import prompts
 from cardvault.clients.common.replies import Reply
+from cardvault.clients.common.shell import reported
 from cardvault.clients.connector.vpcd import DEFAULT_PORT
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.lazy import lazy_module
@@ -83,7 +84,7 @@ def connector(
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     if verbose:
         logging.getLogger("cardvault").setLevel(logging.DEBUG)
-    try:
+    with reported(opts.json):
         st = state.load(opts.state_dir)
         with (
             client(opts, st.server, st.ca_file) as http,
@@ -108,8 +109,6 @@ def connector(
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, lambda *_: runner.stop("stopped"))
             reason = runner.run()
-    except CardvaultError as exc:
-        raise fail(opts, exc) from None
     out(
         opts,
         {"removed": True, "serial": inserted.serial, "reason": reason},
@@ -159,11 +158,12 @@ def _insert_own_card(
     except api_module.ServiceError as exc:
         if exc.problem != "piv_pin_not_set":
             raise
+    rule = pin_cmd.rule_of(pin_cmd.pin_status(api, st))
     prompts.tell(
-        "Your card has no card PIN yet: choose one (6-8 digits). Smartcard software asks "
+        f"Your card has no card PIN yet: choose one ({rule}). Smartcard software asks "
         "for it; it works only while you are signed in here."
     )
-    pin_cmd.set_pin(api, st, pin_cmd.ask_new_pin(pin_stdin))
+    pin_cmd.set_pin(api, st, pin_cmd.ask_new_pin(pin_stdin, rule))
     return runner_module.insert_for_holder(
         api, token=st.token, session_key=st.session_key, serial=card
     )

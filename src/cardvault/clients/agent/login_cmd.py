@@ -23,12 +23,12 @@ import typer
 from cardvault.clients.agent import state
 from cardvault.clients.agent.options import Options
 from cardvault.clients.agent.options import client as _client
-from cardvault.clients.agent.options import fail as _fail
 from cardvault.clients.agent.options import options as _opts
 from cardvault.clients.agent.options import out as _out
 from cardvault.clients.agent.options import trusted as _trusted
 from cardvault.clients.common import prompts
-from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.clients.common.shell import reported
+from cardvault.errors import InvalidInput
 from cardvault.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -169,15 +169,13 @@ def login(
         reader=reader,
         wait=wait,
     )
-    try:
+    with reported(opts.json):
         if not opts.server:
             raise InvalidInput("Give the service address with --server.")
         route = next(route for applies, route in LOGIN_ROUTES if applies(args))
         with _client(opts, opts.server) as client:
             st = route(api_module.CardvaultApi(client), opts.server, args)
         path = state.save(opts.state_dir, _trusted(opts, st))
-    except CardvaultError as exc:
-        raise _fail(opts, exc) from None
     _signed_in(opts, st, path)
 
 

@@ -11,12 +11,11 @@ import typer
 from cardvault.clients.agent.state import AgentState
 from cardvault.clients.common import shell
 from cardvault.clients.common.replies import JsonValue
-from cardvault.errors import CardvaultError
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Options", "client", "fail", "options", "out", "trusted"]
+__all__ = ["Options", "client", "options", "out", "trusted"]
 
 
 @dataclass(kw_only=True)
@@ -49,8 +48,3 @@ def trusted(opts: Options, st: AgentState) -> AgentState:
 
 def out(opts: Options, data: JsonValue, text: str) -> None:
     shell.out(opts.json, data, text)
-
-
-def fail(opts: Options, exc: CardvaultError) -> typer.Exit:
-    """Report the error (as JSON with --json) and give the Exit with its code."""
-    return shell.fail(opts.json, exc)

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cardvault.clients.agent import state
-from cardvault.clients.agent.options import client, fail, options, out
+from cardvault.clients.agent.options import client, options, out
 from cardvault.clients.common.replies import JsonObject, Reply
+from cardvault.clients.common.shell import reported
 from cardvault.commandline import App
-from cardvault.errors import CardvaultError, InvalidInput, PermissionDenied
+from cardvault.errors import InvalidInput, PermissionDenied
 from cardvault.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -28,9 +29,14 @@ if TYPE_CHECKING:
 else:
     api_module = lazy_module("cardvault.clients.common.api")  # --help needs no HTTP client
 
-__all__ = ["app", "ask_new_pin", "set_pin"]
+__all__ = ["app", "ask_new_pin", "pin_status", "rule_of", "set_pin"]
 
-app = App(name="pin", help="Your card PIN for smartcard software (6-8 digits).")
+#: PIV's own card PIN rule, what the service's answer refines per organisation
+DEFAULT_RULE = "6 to 8 digits"
+app = App(
+    name="pin",
+    help="Your card PIN for smartcard software (6 to 8 digits, or what your organisation asks).",
+)
 
 PinStdin = Annotated[
     bool,
@@ -72,9 +78,16 @@ def _read(prompt: str, from_stdin: bool) -> str:
     return value
 
 
-def ask_new_pin(from_stdin: bool) -> str:
-    """The new card PIN; at a terminal it is typed twice."""
-    pin = _read("New card PIN (6-8 digits): ", from_stdin)
+def rule_of(found: Reply) -> str:
+    """The organisation's card PIN rule in words, as the service states it (an older
+    service without it: PIV's own)."""
+    return found.optional_text("rule") or DEFAULT_RULE
+
+
+def ask_new_pin(from_stdin: bool, rule: str = "") -> str:
+    """The new card PIN (``rule``: the organisation's, in words); at a terminal it is
+    typed twice."""
+    pin = _read(f"New card PIN ({rule or DEFAULT_RULE}): ", from_stdin)
     if not from_stdin and _read("The new card PIN again: ", False) != pin:
         raise InvalidInput("The two card PINs differ.")
     return pin
@@ -84,12 +97,10 @@ def ask_new_pin(from_stdin: bool) -> str:
 def status(ctx: typer.Context) -> None:
     """Whether your card has a card PIN, and whether it is blocked."""
     opts = options(ctx)
-    try:
+    with reported(opts.json):
         st = state.load(opts.state_dir)
         with client(opts, st.server, st.ca_file) as http:
             found = pin_status(_session_api(http, st), st)
-    except CardvaultError as exc:
-        raise fail(opts, exc) from None
     serial = found.text("serial")
     if not found.flag("pin_set"):
         text = f"Card {serial} has no card PIN yet: set one with `cardvault-agent pin set`."
@@ -106,7 +117,7 @@ def status(ctx: typer.Context) -> None:
 def change(ctx: typer.Context, pin_stdin: PinStdin = False) -> None:
     """Set or change your card PIN (asks for the current one when it is needed)."""
     opts = options(ctx)
-    try:
+    with reported(opts.json):
         st = state.load(opts.state_dir)
         with client(opts, st.server, st.ca_file) as http:
             api = _session_api(http, st)
@@ -119,9 +130,7 @@ def change(ctx: typer.Context, pin_stdin: PinStdin = False) -> None:
                 )
             needs_current = found.flag("pin_set") and not found.flag("may_unblock")
             current = _read("Current card PIN: ", pin_stdin) if needs_current else None
-            result = set_pin(api, st, ask_new_pin(pin_stdin), current)
-    except CardvaultError as exc:
-        raise fail(opts, exc) from None
+            result = set_pin(api, st, ask_new_pin(pin_stdin, rule_of(found)), current)
     words = {"set": "set", "changed": "changed", "unblocked": "unblocked and changed"}
     outcome = result.text("outcome")
     out(

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import typer
 
 from cardvault.clients.agent import state
-from cardvault.clients.agent.options import client, fail, options, out
+from cardvault.clients.agent.options import client, options, out
 from cardvault.clients.common.replies import JsonObject, UnexpectedReply
-from cardvault.errors import CardvaultError
+from cardvault.clients.common.shell import reported
 from cardvault.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def renew(ctx: typer.Context) -> None:
     """Renew your card's certificates: the service makes new keys and certificates and
     revokes the old ones (superseded). Your passcode and sign-in methods stay as they are."""
     opts = options(ctx)
-    try:
+    with reported(opts.json):
         st = state.load(opts.state_dir)
         with client(opts, st.server, st.ca_file) as http:
             claims: JsonObject = {"token": st.token, "session_key": st.session_key}
@@ -35,8 +35,6 @@ def renew(ctx: typer.Context) -> None:
         if not isinstance(certificates, list):
             raise UnexpectedReply("The service's answer lists no certificates.")
         serial = result.text("serial")
-    except CardvaultError as exc:
-        raise fail(opts, exc) from None
     until = ", ".join(
         sorted({str(c.get("not_after", "?"))[:10] for c in certificates if isinstance(c, dict)})
     )

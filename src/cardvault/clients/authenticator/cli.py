@@ -6,6 +6,8 @@ import platform
 import socket
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -16,9 +18,10 @@ from cardvault.clients.authenticator import core, state
 from cardvault.clients.authenticator.api import DeviceApi
 from cardvault.clients.common import prompts, shell
 from cardvault.clients.common.replies import JsonValue, Reply
+from cardvault.clients.common.shell import reported
 from cardvault.commandline import App, exit_codes_epilog, version_option
 from cardvault.crypto.device import DeviceKey
-from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.errors import InvalidInput
 
 app = App(
     name="cardvault-authenticator",
@@ -67,12 +70,17 @@ def _api(opts: Options, server: str, st: state.DeviceState | None = None) -> Dev
     return DeviceApi(client, device_id=st.device_id, key=key, kid=st.kid or None)
 
 
+@contextmanager
+def _paired(opts: Options) -> Iterator[tuple[state.DeviceState, DeviceApi]]:
+    """The paired device's state and its API client, for a command's work (errors reported)."""
+    with reported(opts.json):
+        st = state.load(opts.state_dir)
+        with _api(opts, st.server, st) as api:
+            yield st, api
+
+
 def _out(opts: Options, data: JsonValue, text: str) -> None:
     shell.out(opts.json, data, text)
-
-
-def _fail(opts: Options, exc: CardvaultError) -> typer.Exit:
-    return shell.fail(opts.json, exc)
 
 
 def _scanned(qr_image: Path | None, uri: str | None, kind: str) -> dict[str, str]:
@@ -99,7 +107,7 @@ def pair(
 ) -> None:
     """Pair with your card: scan the RA's QR code and type your passcode."""
     opts = _opts(ctx)
-    try:
+    with reported(opts.json):
         fields = _scanned(qr_image, uri, "pair")
         data = core.PairInput(
             uri=uri or "",
@@ -112,8 +120,6 @@ def pair(
         with _api(opts, fields["server"]) as api:
             st = core.pair(api, fields, data)
         path = state.save(opts.state_dir, st)
-    except CardvaultError as exc:
-        raise _fail(opts, exc) from None
     _out(
         opts,
         {"device_id": st.device_id, "card_serial": st.card_serial, "state_file": str(path)},
@@ -125,10 +131,8 @@ def pair(
 def code(ctx: typer.Context) -> None:
     """Show the current one-time code (works offline)."""
     opts = _opts(ctx)
-    try:
+    with reported(opts.json):
         st = state.load(opts.state_dir)
-    except CardvaultError as exc:
-        raise _fail(opts, exc) from None
     now = time.time()
     value = core.totp_code(st, now)
     _out(opts, {"code": value, "valid_for": 30 - int(now) % 30}, value)
@@ -170,13 +174,9 @@ def listen(
 ) -> None:
     """Stay connected and answer sign-in requests (push with number matching)."""
     opts = _opts(ctx)
-    try:
-        st = state.load(opts.state_dir)
-        choose = _chooser(number, number_file, deny, not_me, delay)
-        with _api(opts, st.server, st) as api:
-            count = core.listen(api, choose, prompts.tell, once=once)
-    except CardvaultError as exc:
-        raise _fail(opts, exc) from None
+    choose = _chooser(number, number_file, deny, not_me, delay)
+    with _paired(opts) as (_, api):
+        count = core.listen(api, choose, prompts.tell, once=once)
     _out(opts, {"answered": count}, f"Answered {count} request(s).")
 
 
@@ -191,19 +191,15 @@ def login(
 ) -> None:
     """Mobile identity agent: open a card session on this device."""
     opts = _opts(ctx)
-    try:
-        st = state.load(opts.state_dir)
+    with _paired(opts) as (st, api):
         passcode = None
         if biometric:
             prompts.tell("Biometric prompt: touch the sensor… (simulated) accepted.")
         else:
             passcode = prompts.passcode(passcode_stdin)
-        with _api(opts, st.server, st) as api:
-            session = core.mia_login(api, st, passcode=passcode, biometric=biometric)
+        session = core.mia_login(api, st, passcode=passcode, biometric=biometric)
         st.session = session
         state.save(opts.state_dir, st)
-    except CardvaultError as exc:
-        raise _fail(opts, exc) from None
     _out(
         opts,
         {k: v for k, v in session.items() if k not in ("token", "session_key")},
@@ -221,20 +217,16 @@ def qr_login(
 ) -> None:
     """Sign a computer in by scanning the QR code it shows, then typing your passcode here."""
     opts = _opts(ctx)
-    try:
-        st = state.load(opts.state_dir)
+    with _paired(opts) as (_, api):
         fields = _scanned(qr_image, uri, "login")
-        with _api(opts, st.server, st) as api:
-            about = core.qr_inspect(api, fields)
-            prompts.tell(
-                f"Sign-in request for {about.text('organisation_name')} from "
-                f"{about.optional_text('client_name') or 'an unnamed computer'} "
-                f"({about.optional_text('client_address')})."
-            )
-            passcode = None if deny else prompts.passcode(passcode_stdin)
-            result = core.qr_answer(api, fields, passcode=passcode, approve=not deny)
-    except CardvaultError as exc:
-        raise _fail(opts, exc) from None
+        about = core.qr_inspect(api, fields)
+        prompts.tell(
+            f"Sign-in request for {about.text('organisation_name')} from "
+            f"{about.optional_text('client_name') or 'an unnamed computer'} "
+            f"({about.optional_text('client_address')})."
+        )
+        passcode = None if deny else prompts.passcode(passcode_stdin)
+        result = core.qr_answer(api, fields, passcode=passcode, approve=not deny)
     _out(opts, result.data, f"Sign-in {result.optional_text('status')}.")
 
 
@@ -242,14 +234,10 @@ def qr_login(
 def status(ctx: typer.Context) -> None:
     """The pairing as the service sees it, and the mobile-agent session if any."""
     opts = _opts(ctx)
-    try:
-        st = state.load(opts.state_dir)
-        with _api(opts, st.server, st) as api:
-            info = api.signed("GET", "/api/v1/device").data
-            if st.session:
-                info["session"] = api.get("/api/v1/session", token=st.session["token"]).data
-    except CardvaultError as exc:
-        raise _fail(opts, exc) from None
+    with _paired(opts) as (st, api):
+        info = api.signed("GET", "/api/v1/device").data
+        if st.session:
+            info["session"] = api.get("/api/v1/session", token=st.session["token"]).data
     _out(opts, info, f"Device {info.get('name')} is paired with card {st.card_serial}.")
 
 
@@ -257,13 +245,9 @@ def status(ctx: typer.Context) -> None:
 def unpair(ctx: typer.Context) -> None:
     """Remove this device from the card and forget its keys."""
     opts = _opts(ctx)
-    try:
-        st = state.load(opts.state_dir)
-        with _api(opts, st.server, st) as api:
-            api.signed("DELETE", "/api/v1/device")
+    with _paired(opts) as (_, api):
+        api.signed("DELETE", "/api/v1/device")
         state.forget(opts.state_dir)
-    except CardvaultError as exc:
-        raise _fail(opts, exc) from None
     _out(opts, {"unpaired": True}, "Unpaired.")
 
 

@@ -4,6 +4,8 @@ stderr with its exit code (``--json`` for programs)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 else:
     httpx = lazy_module("httpx")  # a command line's --help needs no HTTP client
 
-__all__ = ["fail", "http_client", "out"]
+__all__ = ["fail", "http_client", "out", "reported"]
 
 
 def http_client(server: str, ca_file: Path | None) -> httpx.Client:
@@ -34,3 +36,12 @@ def out(as_json: bool, data: JsonValue, text: str) -> None:
 def fail(as_json: bool, exc: CardvaultError) -> typer.Exit:
     """Report the error (as JSON with --json) and give the Exit with its code."""
     return report(exc, as_json=as_json)
+
+
+@contextmanager
+def reported(as_json: bool) -> Iterator[None]:
+    """A command's work: a cardvault error in it is reported and exits with its code."""
+    try:
+        yield
+    except CardvaultError as exc:
+        raise fail(as_json, exc) from None

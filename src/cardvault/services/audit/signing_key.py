@@ -25,16 +25,22 @@ def _paths(keys_dir: Path) -> tuple[Path, Path]:
 
 def create_audit_key(keys_dir: Path, master: MasterKey) -> None:
     """Make the Ed25519 audit key, sealed under the master key, unless there is one already."""
+    if not _paths(keys_dir)[0].exists():
+        _new_key(keys_dir, master)
+
+
+def _new_key(keys_dir: Path, master: MasterKey) -> bytes:
+    """A new key, sealed, in place of any there was, and its public half beside it."""
     sealed, public = _paths(keys_dir)
-    if sealed.exists():
-        return
     key = signing.generate_audit_key()
     pem = signing.audit_key_to_pem(key)
     try:
         write_private(sealed, master.seal(pem, aad=_AAD))
     finally:
         wipe(pem)
-    write_private(public, signing.public_key_to_pem(signing.public_key_bytes(key)))
+    new_public = signing.public_key_bytes(key)
+    write_private(public, signing.public_key_to_pem(new_public))
+    return new_public
 
 
 def audit_private_key(rt: Runtime) -> signing.AuditKey:
@@ -73,17 +79,9 @@ def audit_public_keys(rt: Runtime) -> tuple[bytes, ...]:
 def rotate(keys_dir: Path, master: MasterKey) -> tuple[bytes, bytes]:
     """A new audit key replaces the current one, whose public half is kept (first, so a
     crash leaves the old signatures verifiable); (old public, new public)."""
-    sealed, public = _paths(keys_dir)
+    _, public = _paths(keys_dir)
     old_public = signing.load_public_key_pem(public.read_bytes())
     folder = keys_dir / "audit-previous"
     folder.mkdir(exist_ok=True, mode=0o700)
     write_private(folder / f"{old_public.hex()[:16]}.pub.pem", public.read_bytes())
-    key = signing.generate_audit_key()
-    pem = signing.audit_key_to_pem(key)
-    try:
-        write_private(sealed, master.seal(pem, aad=_AAD))
-    finally:
-        wipe(pem)
-    new_public = signing.public_key_bytes(key)
-    write_private(public, signing.public_key_to_pem(new_public))
-    return old_public, new_public
+    return old_public, _new_key(keys_dir, master)

@@ -14,7 +14,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -49,6 +49,7 @@ SERVICE_CHAIN = "service"
 # Built once: an append is on every card operation's path, and SQLAlchemy then reuses the
 # compiled statement instead of rebuilding it per call.
 _INSERT_EVENT = insert(table_of(AuditEvent))
+_RECORD_FIELDS = tuple(f.name for f in fields(AuditRecord))
 EXPORT_FIELDS = (
     "seq",
     "occurred_at",
@@ -203,23 +204,8 @@ def _columns(rec: AuditRecord) -> dict[str, object]:
 
 
 def _record(row: AuditEvent) -> AuditRecord:
-    return AuditRecord(
-        id=row.id,
-        chain=row.chain,
-        seq=row.seq,
-        occurred_at=row.occurred_at,
-        action=row.action,
-        outcome=row.outcome,
-        reason=row.reason,
-        actor=row.actor,
-        person_id=row.person_id,
-        card_id=row.card_id,
-        organisation_id=row.organisation_id,
-        request_id=row.request_id,
-        details=row.details,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
+    """The stored event as the chain core reads it: the columns are the record's fields."""
+    return AuditRecord(**{name: getattr(row, name) for name in _RECORD_FIELDS})
 
 
 def chains(session: Session) -> list[tuple[str, str]]:

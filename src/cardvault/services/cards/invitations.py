@@ -41,6 +41,7 @@ from cardvault.crypto.keyslots import (
 )
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.card_pin import check_card_pin
+from cardvault.domain.card_pin import rule as pin_rule
 from cardvault.domain.vocabulary import AuthState, CardStatus
 from cardvault.errors import Conflict, InvalidInput
 from cardvault.services.audit import trail as audit
@@ -102,6 +103,14 @@ class Completed:
 
 
 # --- the holder's side --------------------------------------------------------------------
+
+
+def card_pin_rule(rt: Runtime, token: str) -> str:
+    """The card PIN rule of the invited card's organisation, in words, for the setup page
+    (raises LinkInvalid for a link that no longer works)."""
+    with rt.db() as session:
+        _link, card = _live(session, rt, token)
+        return pin_rule(card_pins.minimum_for(session, card.organisation_id))
 
 
 def _live(session: Session, rt: Runtime, token: str) -> tuple[Link, Card]:

@@ -46,6 +46,7 @@ from cardvault.store.models import Card, Certificate, CertificateRequest, Organi
 from cardvault.store.queries.organisations import policy_of
 from cardvault.store.types import new_id
 
+#: the keys every card has; an organisation may add the key-management key (``roles_for``)
 ROLES = (cx509.CertUsage.AUTHENTICATION, cx509.CertUsage.CONTENT_COMMITMENT)
 ISSUANCE_PASSCODE_MIN = 6
 PASSCODE_MAX = 128
@@ -139,14 +140,12 @@ def issue_card(
             session.flush()
             seal_record(session, rt.master_key, card, material.record)
             _store_certificates(session, card, material)
-            audit.record(
+            audit.record_for_card(
                 session,
                 rt,
                 actor,
+                card,
                 action=AuditAction.CARD_ISSUED,
-                organisation_id=org.id,
-                person_id=person.id,
-                card_id=card.id,
                 details={
                     "serial": serial,
                     "key_algorithm": alg.value,
@@ -210,7 +209,7 @@ def _build_material(
     dek = new_dek()
     try:
         sealed, certs, csrs = [], [], []
-        for usage in ROLES:
+        for usage in roles_for(policy):
             key = ckeys.generate_private_key(alg)
             pkcs8 = ckeys.private_key_to_pkcs8(key)
             sealed.append(
@@ -252,6 +251,11 @@ def _build_material(
     finally:
         wipe(dek)
     return _Material(record=record, certs=certs, csrs=csrs)
+
+
+def roles_for(policy: OrganisationPolicy) -> tuple[cx509.CertUsage, ...]:
+    """The keys a new card of the organisation gets: 9D too when its policy says so."""
+    return (*ROLES, cx509.CertUsage.KEY_MANAGEMENT) if policy.key_management else ROLES
 
 
 def card_subject(policy: OrganisationPolicy, org: Organisation, person: Person) -> Name:
@@ -319,36 +323,41 @@ def revoke_card(
     Conflict when it is already revoked, InvalidInput for an empty or long reason or an
     unknown reason code.
     """
-    reason = clean_reason(reason)
-    reason_code = check_reason(reason_code)
     with transaction(rt.db) as session:
         card = get_card(session, serial, organisation_id=organisation_id)
-        if card.status == CardStatus.REVOKED:
-            raise Conflict(f"Card {card.serial} is already revoked.")
-        shred_record(session, card)
-        now = rt.clock()
-        card.status, card.status_reason, card.status_changed_at = (
-            CardStatus.REVOKED,
-            reason,
-            now,
-        )
-        for cert in session.scalars(select(Certificate).where(Certificate.card_id == card.id)):
-            if cert.status != "revoked":
-                cert.status, cert.revoked_at = "revoked", now
-                cert.revocation_reason = reason_code
-        end_card_state(session, card.id, now)
-        audit.record_for_card(
-            session,
-            rt,
-            actor,
-            card,
-            action=AuditAction.CARD_REVOKED,
-            reason=reason,
-            details={"serial": card.serial, "reason_code": reason_code},
-        )
-        revoked = CardSummary.of(card)
+        revoked = revoke_in_session(session, rt, actor, card, reason, reason_code)
     crls.publish_after_change(rt)
     return revoked
+
+
+def revoke_in_session(
+    session: Session, rt: Runtime, actor: Actor, card: Card, reason: str, reason_code: str
+) -> CardSummary:
+    """``revoke_card`` in the caller's transaction (a leaver's card goes with the rest of
+    the leaving); the caller re-signs the CRL after the commit (``crls.publish_after_change``).
+    Raises Conflict when the card is already revoked, InvalidInput as ``revoke_card``."""
+    reason = clean_reason(reason)
+    reason_code = check_reason(reason_code)
+    if card.status == CardStatus.REVOKED:
+        raise Conflict(f"Card {card.serial} is already revoked.")
+    shred_record(session, card)
+    now = rt.clock()
+    card.status, card.status_reason, card.status_changed_at = CardStatus.REVOKED, reason, now
+    for cert in session.scalars(select(Certificate).where(Certificate.card_id == card.id)):
+        if cert.status != "revoked":
+            cert.status, cert.revoked_at = "revoked", now
+            cert.revocation_reason = reason_code
+    end_card_state(session, card.id, now)
+    audit.record_for_card(
+        session,
+        rt,
+        actor,
+        card,
+        action=AuditAction.CARD_REVOKED,
+        reason=reason,
+        details={"serial": card.serial, "reason_code": reason_code},
+    )
+    return CardSummary.of(card)
 
 
 def clean_reason(text: str) -> str:

@@ -24,7 +24,7 @@ from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.errors import AlreadyAssociated
 from cardvault.services.cards.lookup import get_card
-from cardvault.services.cards.views import MethodView
+from cardvault.services.cards.views import MethodView, method_summary
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.system.runtime import Actor, Runtime
@@ -47,11 +47,7 @@ class TotpProvisioning:
 def association_dict(a: MethodView) -> JsonObject:
     """An authentication method as JSON, for the CLI and the API."""
     return {
-        "id": a.id,
-        "method": a.method,
-        "identifier": a.lookup_key,
-        "label": a.label,
-        "status": a.status,
+        **method_summary(a),
         "created_at": a.created_at.isoformat(),
         "last_used_at": a.last_used_at.isoformat() if a.last_used_at else None,
     }
@@ -225,19 +221,28 @@ def remove_method(
             raise NotFound("There is no such authentication method.")
         card = session.get(Card, assoc.card_id)
         assert card is not None
-        removed = MethodView.of(assoc)
-        session.delete(assoc)
-        audit.record_for_card(
-            session,
-            rt,
-            actor,
-            card,
-            action=AuditAction.METHOD_REMOVED,
-            organisation_id=assoc.organisation_id,
-            details={"method": assoc.method, "identifier": assoc.lookup_key},
-        )
-        if assoc.method == MethodKind.SECURITY_KEY:  # the holder hears of it (a stolen key?)
-            notifications.security_key_removed(session, rt, card, assoc.label or "security key")
+        removed = remove_in_session(session, rt, actor, card, assoc)
         if also is not None:
             also(session, card, removed)
+    return removed
+
+
+def remove_in_session(
+    session: Session, rt: Runtime, actor: Actor, card: Card, assoc: Association
+) -> MethodView:
+    """Remove one method of ``card`` in the caller's transaction (audited; the holder hears
+    of a removed security key): a leaver's methods go in the same unit as the rest."""
+    removed = MethodView.of(assoc)
+    session.delete(assoc)
+    audit.record_for_card(
+        session,
+        rt,
+        actor,
+        card,
+        action=AuditAction.METHOD_REMOVED,
+        organisation_id=assoc.organisation_id,
+        details={"method": assoc.method, "identifier": assoc.lookup_key},
+    )
+    if assoc.method == MethodKind.SECURITY_KEY:  # the holder hears of it (a stolen key?)
+        notifications.security_key_removed(session, rt, card, assoc.label or "security key")
     return removed

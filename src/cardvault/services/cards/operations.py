@@ -60,10 +60,14 @@ class Signature:
 
 
 def _usage(text: str) -> CertUsage:
+    """A signing key's usage; the key-management key decrypts and never signs."""
     try:
-        return CertUsage(text.replace("-", "_"))
-    except ValueError as exc:
-        raise InvalidInput("key is authentication or content-commitment.", field="key") from exc
+        usage = CertUsage(text.replace("-", "_"))
+    except ValueError:
+        usage = None
+    if usage is None or usage is CertUsage.KEY_MANAGEMENT:
+        raise InvalidInput("key is authentication or content-commitment.", field="key")
+    return usage
 
 
 def _check_digest(req: SignRequest) -> None:

@@ -76,38 +76,53 @@ def revoke(
             raise NotFound("There is no such device.")
         if device.status != ACTIVE:
             return device_dict(device)
-        card = session.get(Card, device.card_id, with_for_update=True)
-        org = session.get(Organisation, device.organisation_id)
-        assert card is not None and org is not None
-        had_slot = _drop_slot(session, rt, card, device)
-        device.status, device.revoked_at = REVOKED, rt.clock()
-        device.sealed_totp_secret, device.biometric_slot = None, False
-        ended = session.execute(
-            delete(CardSession).where(
-                CardSession.card_id == card.id, CardSession.method.in_(MIA_METHODS)
-            )
-        )
-        audit.record_for_card(
-            session,
-            rt,
-            actor,
-            card,
-            action=AuditAction.DEVICE_REVOKED,
-            organisation_id=org.id,
-            reason=reason[:300],
-            details={
-                "device": device.id,
-                "name": device.name,
-                "slot_removed": had_slot,
-                "sessions_ended": int(getattr(ended, "rowcount", 0) or 0),
-            },
-        )
-        notifications.device_removed(session, rt, card, device.name)
+        card, org = revoke_in_session(session, rt, actor, device, reason)
         if also is not None:
             also(session, card, org, device.name)
         out = device_dict(device)
-    channel(rt).publish(device_topic(device_id), {"type": "revoked", "reason": reason[:300]})
+    published_revocation(rt, device_id, reason)
     return out
+
+
+def revoke_in_session(
+    session: Session, rt: Runtime, actor: Actor, device: Device, reason: str
+) -> tuple[Card, Organisation]:
+    """Revoke an active device in the caller's transaction (its slot, TOTP secret and
+    mobile-agent sessions go; audited; the holder told). After the commit, call
+    ``published_revocation`` so an open event stream hears of it."""
+    card = session.get(Card, device.card_id, with_for_update=True)
+    org = session.get(Organisation, device.organisation_id)
+    assert card is not None and org is not None
+    had_slot = _drop_slot(session, rt, card, device)
+    device.status, device.revoked_at = REVOKED, rt.clock()
+    device.sealed_totp_secret, device.biometric_slot = None, False
+    ended = session.execute(
+        delete(CardSession).where(
+            CardSession.card_id == card.id, CardSession.method.in_(MIA_METHODS)
+        )
+    )
+    audit.record_for_card(
+        session,
+        rt,
+        actor,
+        card,
+        action=AuditAction.DEVICE_REVOKED,
+        organisation_id=org.id,
+        reason=reason[:300],
+        details={
+            "device": device.id,
+            "name": device.name,
+            "slot_removed": had_slot,
+            "sessions_ended": int(getattr(ended, "rowcount", 0) or 0),
+        },
+    )
+    notifications.device_removed(session, rt, card, device.name)
+    return card, org
+
+
+def published_revocation(rt: Runtime, device_id: str, reason: str = "removed") -> None:
+    """Tell the device's open event stream it is revoked (after the revocation committed)."""
+    channel(rt).publish(device_topic(device_id), {"type": "revoked", "reason": reason[:300]})
 
 
 def _drop_slot(session: Any, rt: Runtime, card: Card, device: Device) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
@@ -151,26 +151,11 @@ def create_person(rt: Runtime, actor: Actor, new: NewPerson) -> PersonView:
         )
         session.add(person)
         session.flush()
-        for org in orgs:
-            session.add(Membership(person_id=person.id, organisation_id=org.id))
-            audit.record(
-                session,
-                rt,
-                actor,
-                action=AuditAction.PERSON_CREATED,
-                organisation_id=org.id,
-                person_id=person.id,
-                details={"user_id": uid},
-            )
-        if not orgs:
-            audit.record(
-                session,
-                rt,
-                actor,
-                action=AuditAction.PERSON_CREATED,
-                person_id=person.id,
-                details={"user_id": uid},
-            )
+        org_ids: list[str | None] = [org.id for org in orgs] or [None]  # audited either way
+        for org_id in org_ids:
+            if org_id is not None:
+                session.add(Membership(person_id=person.id, organisation_id=org_id))
+            _record(session, rt, actor, AuditAction.PERSON_CREATED, person, org_id, user_id=uid)
         return PersonView.of(person)
 
 
@@ -189,14 +174,28 @@ def add_membership(rt: Runtime, actor: Actor, user_id: str, org_code: str) -> No
         if is_member(session, person.id, org.id):
             return
         session.add(Membership(person_id=person.id, organisation_id=org.id))
-        audit.record(
-            session,
-            rt,
-            actor,
-            action=AuditAction.PERSON_MEMBERSHIP_ADDED,
-            organisation_id=org.id,
-            person_id=person.id,
-        )
+        _record(session, rt, actor, AuditAction.PERSON_MEMBERSHIP_ADDED, person, org.id)
+
+
+def _record(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    action: AuditAction,
+    person: Person,
+    org_id: str | None,
+    **details: str,
+) -> None:
+    """The audit event of a change to a person's place in the directory."""
+    audit.record(
+        session,
+        rt,
+        actor,
+        person_id=person.id,
+        organisation_id=org_id,
+        action=action,
+        details=details or None,
+    )
 
 
 def is_member(session: Session, person_id: str, org_id: str) -> bool:
@@ -245,13 +244,7 @@ def grant_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role: 
     ra_role = _role(role)
     with transaction(rt.db) as session:
         person, org = get_person(session, user_id), get_org(session, org_code)
-        if session.scalar(
-            select(RaRoleGrant.id).where(
-                RaRoleGrant.person_id == person.id,
-                RaRoleGrant.organisation_id == org.id,
-                RaRoleGrant.role == ra_role,
-            )
-        ):
+        if session.scalar(_grant_of(person, org, ra_role)):
             raise Conflict(f"{person.common_name} already has the role {ra_role} in {org.code}.")
         if not is_member(session, person.id, org.id):
             session.add(Membership(person_id=person.id, organisation_id=org.id))
@@ -263,15 +256,7 @@ def grant_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role: 
                 granted_by=actor.ref,
             )
         )
-        audit.record(
-            session,
-            rt,
-            actor,
-            action=AuditAction.RA_ROLE_GRANTED,
-            organisation_id=org.id,
-            person_id=person.id,
-            details={"role": ra_role.value},
-        )
+        _record(session, rt, actor, AuditAction.RA_ROLE_GRANTED, person, org.id, role=ra_role.value)
 
 
 def revoke_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role: str) -> None:
@@ -280,25 +265,19 @@ def revoke_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role:
     ra_role = _role(role)
     with transaction(rt.db) as session:
         person, org = get_person(session, user_id), get_org(session, org_code)
-        grant = session.scalar(
-            select(RaRoleGrant).where(
-                RaRoleGrant.person_id == person.id,
-                RaRoleGrant.organisation_id == org.id,
-                RaRoleGrant.role == ra_role,
-            )
-        )
+        grant = session.scalar(_grant_of(person, org, ra_role))
         if grant is None:
             raise NotFound(f"{person.common_name} has no role {ra_role.value} in {org.code}.")
         session.delete(grant)
-        audit.record(
-            session,
-            rt,
-            actor,
-            action=AuditAction.RA_ROLE_REVOKED,
-            organisation_id=org.id,
-            person_id=person.id,
-            details={"role": ra_role.value},
-        )
+        _record(session, rt, actor, AuditAction.RA_ROLE_REVOKED, person, org.id, role=ra_role.value)
+
+
+def _grant_of(person: Person, org: Organisation, role: RaRole) -> Select[RaRoleGrant]:
+    return select(RaRoleGrant).where(
+        RaRoleGrant.person_id == person.id,
+        RaRoleGrant.organisation_id == org.id,
+        RaRoleGrant.role == role,
+    )
 
 
 def _role(text: str) -> RaRole:

@@ -36,6 +36,7 @@ from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import MethodKind
 from cardvault.errors import Conflict, InvalidInput
+from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.enrolment import SecurityAnswer, check_questions, store_questions
 from cardvault.services.cards.sealing import open_record, seal_record
@@ -162,7 +163,7 @@ def change_passcode(
 
     ended: list[int] = []
 
-    def after(session: Session, me: Signed) -> None:
+    def after(session: Session, me: Signed) -> JsonObject:
         result = session.execute(
             delete(CardSession).where(
                 CardSession.card_id == me.card.id, CardSession.id != me.row.id
@@ -171,17 +172,9 @@ def change_passcode(
         ended.append(int(getattr(result, "rowcount", 0) or 0))
         link_queries.revoke_open(session, card_id=me.card.id, now=rt.clock())
         notifications.passcode_changed(session, rt, me.card)
-        audit.record_for_card(
-            session,
-            rt,
-            me.actor,
-            me.card,
-            action=AuditAction.CARD_PASSCODE_CHANGED,
-            organisation_id=me.organisation.id,
-            details={"sessions_ended": ended[0]},
-        )
+        return {"sessions_ended": ended[0]}
 
-    _change(rt, actor, session_id, current, rebuild, after)
+    _change(rt, actor, session_id, current, rebuild, after, AuditAction.CARD_PASSCODE_CHANGED)
     return ended[0]
 
 
@@ -214,16 +207,8 @@ def change_questions(
         notifications.card_changed(
             session, rt, me.card, "the security questions and answers of your card were changed"
         )
-        audit.record_for_card(
-            session,
-            rt,
-            me.actor,
-            me.card,
-            action=AuditAction.CARD_QUESTIONS_CHANGED,
-            organisation_id=me.organisation.id,
-        )
 
-    _change(rt, actor, session_id, current, rebuild, after)
+    _change(rt, actor, session_id, current, rebuild, after, AuditAction.CARD_QUESTIONS_CHANGED)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -253,16 +238,8 @@ def renew_recovery_code(
             me.card,
             "a new recovery code was made for your card (the old one no longer works)",
         )
-        audit.record_for_card(
-            session,
-            rt,
-            me.actor,
-            me.card,
-            action=AuditAction.CARD_RECOVERY_CODE_RENEWED,
-            organisation_id=me.organisation.id,
-        )
 
-    _change(rt, actor, session_id, current, rebuild, after)
+    _change(rt, actor, session_id, current, rebuild, after, AuditAction.CARD_RECOVERY_CODE_RENEWED)
     return RecoveryCode(code=code)
 
 
@@ -284,11 +261,13 @@ def _change(
     session_id: str,
     current: str,
     rebuild: Callable[[CardKeyRecord, bytearray, Card], CardKeyRecord],
-    after: Callable[[Session, Signed], None],
+    after: Callable[[Session, Signed], JsonObject | None],
+    action: AuditAction,
 ) -> None:
     """The shell every change shares: the current passcode opens the DEK (a wrong one
     counts toward the lock), ``rebuild`` makes the new record, and one transaction seals
-    it — unless the card changed meanwhile — and runs ``after`` (audit, email)."""
+    it — unless the card changed meanwhile — runs ``after`` (email; it may give the audit
+    details) and records ``action``."""
     with transaction(rt.db) as session:
         me = signed_in(session, rt, actor, session_id)
         card, holder = me.card, me.actor
@@ -305,4 +284,14 @@ def _change(
         if fresh.record_version != card.record_version:
             raise Conflict("Your card changed while you were doing this; nothing was changed.")
         seal_record(session, rt.master_key, fresh, record)
-        after(session, replace(me, card=fresh))
+        me = replace(me, card=fresh)
+        details = after(session, me)
+        audit.record_for_card(
+            session,
+            rt,
+            me.actor,
+            me.card,
+            action=action,
+            organisation_id=me.organisation.id,
+            details=details,
+        )

@@ -221,60 +221,41 @@ def to_holder(
     )
 
 
+def _notice(
+    session: Session, rt: Runtime, card: Card, template: EmailTemplate, **details: str
+) -> str | None:
+    """A notice of a change just made to the card: its ``details`` and when it happened."""
+    return to_holder(session, rt, card, template, context={"at": rt.clock(), **details})
+
+
 def passcode_changed(session: Session, rt: Runtime, card: Card) -> str | None:
     """Queue the passcode-changed email to the holder; its id, or None without an address."""
-    return to_holder(session, rt, card, EmailTemplate.PASSCODE_CHANGED, context={"at": rt.clock()})
+    return _notice(session, rt, card, EmailTemplate.PASSCODE_CHANGED)
 
 
 def device_added(session: Session, rt: Runtime, card: Card, device_name: str) -> str | None:
     """Queue the phone-paired email to the holder; its id, or None without an address."""
-    return to_holder(
-        session,
-        rt,
-        card,
-        EmailTemplate.DEVICE_ADDED,
-        context={"at": rt.clock(), "device_name": device_name},
-    )
+    return _notice(session, rt, card, EmailTemplate.DEVICE_ADDED, device_name=device_name)
 
 
 def device_removed(session: Session, rt: Runtime, card: Card, device_name: str) -> str | None:
     """Queue the phone-removed email to the holder; its id, or None without an address."""
-    return to_holder(
-        session,
-        rt,
-        card,
-        EmailTemplate.DEVICE_REMOVED,
-        context={"at": rt.clock(), "device_name": device_name},
-    )
+    return _notice(session, rt, card, EmailTemplate.DEVICE_REMOVED, device_name=device_name)
 
 
 def security_key_added(session: Session, rt: Runtime, card: Card, key_name: str) -> str | None:
     """Queue the security-key-added email; its id, or None without an address."""
-    return to_holder(
-        session,
-        rt,
-        card,
-        EmailTemplate.SECURITY_KEY_ADDED,
-        context={"at": rt.clock(), "key_name": key_name},
-    )
+    return _notice(session, rt, card, EmailTemplate.SECURITY_KEY_ADDED, key_name=key_name)
 
 
 def security_key_removed(session: Session, rt: Runtime, card: Card, key_name: str) -> str | None:
     """Queue the security-key-removed email; its id, or None without an address."""
-    return to_holder(
-        session,
-        rt,
-        card,
-        EmailTemplate.SECURITY_KEY_REMOVED,
-        context={"at": rt.clock(), "key_name": key_name},
-    )
+    return _notice(session, rt, card, EmailTemplate.SECURITY_KEY_REMOVED, key_name=key_name)
 
 
 def card_changed(session: Session, rt: Runtime, card: Card, change: str) -> str | None:
     """The holder changed their card on "My card" (``change``: what, in words)."""
-    return to_holder(
-        session, rt, card, EmailTemplate.CARD_CHANGED, context={"at": rt.clock(), "change": change}
-    )
+    return _notice(session, rt, card, EmailTemplate.CARD_CHANGED, change=change)
 
 
 # --- RA alerts ----------------------------------------------------------------------------
@@ -292,12 +273,7 @@ def not_me(
 ) -> list[str]:
     """ "This wasn't me": alert every RA manager and agent of ``organisation`` by email."""
     return _to_ras(
-        session,
-        rt,
-        card,
-        organisation,
-        EmailTemplate.NOT_ME_ALERT,
-        {"device_name": device_name},
+        session, rt, card, organisation, EmailTemplate.NOT_ME_ALERT, {"device_name": device_name}
     )
 
 

@@ -36,6 +36,8 @@ PROBES = tuple(
         "00a4040005a000000308",  # yubico-piv-tool: SELECT PIV
         "00fd000000",  # GET VERSION, GET SERIAL (YubiKey)
         "00f8000000",
+        "00a4040008a000000527200101",  # below version 5: the serial from the OTP application
+        "0001100000",
     )
 )
 

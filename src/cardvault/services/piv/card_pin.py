@@ -37,6 +37,7 @@ from cardvault.crypto.pin_verifier import ReferenceMismatch, check_verifier, mak
 from cardvault.crypto.profile import CertUsage
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.card_pin import check_card_pin
+from cardvault.domain.card_pin import rule as pin_rule
 from cardvault.domain.vocabulary import AppletOrigin
 from cardvault.errors import PermissionDenied
 from cardvault.json_types import JsonInput
@@ -122,6 +123,13 @@ def minimum_for(session: Session, organisation_id: str | None) -> int:
     """The shortest card PIN the organisation allows (its policy; 6 when it has none)."""
     org = session.get(Organisation, organisation_id) if organisation_id else None
     return policy_of(org).card_pin_min_length
+
+
+def rule_for(rt: Runtime, organisation_id: str) -> str:
+    """The organisation's card PIN rule in words ("6 to 8 digits", "8 digits"), for the
+    pages that ask for a card PIN outside a card session (the RA's enrolment)."""
+    with rt.db() as session:
+        return pin_rule(minimum_for(session, organisation_id))
 
 
 def blocked_since(piv: PivCard, state: PivState, now: datetime) -> datetime | None:

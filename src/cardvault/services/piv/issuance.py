@@ -13,7 +13,7 @@ replaces that slot with the strong passcode.
 from __future__ import annotations
 
 import base64
-import secrets
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +40,7 @@ from cardvault.services.cards.issuance import certificate_row
 from cardvault.services.cards.lookup import end_card_state
 from cardvault.services.cards.sealing import seal_record, shred_record
 from cardvault.services.directory.registry import get_person, is_member
+from cardvault.services.piv.image import piv_serial
 from cardvault.services.piv.ports import Mode
 from cardvault.services.piv.secrets import PivSecrets, seal_secrets
 from cardvault.services.signin import sessions as card_sessions
@@ -68,8 +69,6 @@ __all__ = [
 ]
 
 ISSUERS = ("ra_manager", "ra_agent")
-#: the serial GET SERIAL reports: eight decimal digits, as yubico-piv-tool shows them
-_PIV_SERIAL_BASE, _PIV_SERIALS = 10_000_000, 90_000_000
 REQUIRED_SLOTS = {
     Slot.PIV_AUTHENTICATION: cx509.CertUsage.AUTHENTICATION,
     Slot.DIGITAL_SIGNATURE: cx509.CertUsage.CONTENT_COMMITMENT,
@@ -94,6 +93,7 @@ class _Blank:
     """What a blank card is made of, built before the transaction (KDFs, random)."""
 
     card_id: str
+    serial: str
     link_id: str
     record: CardKeyRecord
     secrets: PivSecrets
@@ -163,15 +163,17 @@ def _ra_context(
 
 
 def _build_blank(rt: Runtime) -> _Blank:
-    card_id, link_id = new_id(), new_id()
+    card_id, link_id, serial = new_id(), new_id(), identifiers.new_card_serial()
     piv_secrets = PivSecrets.blank(rt.settings.argon2)
-    serial = secrets.randbelow(_PIV_SERIALS) + _PIV_SERIAL_BASE
-    state = blank_card(serial=serial, guid=secrets.token_bytes(16))
+    # the card's own identifiers: the CHUID's GUID is its UUID (OpenSC's token serial), GET
+    # SERIAL its derived number; a card management system may still write another CHUID
+    state = blank_card(serial=piv_serial(serial), guid=uuid.UUID(card_id).bytes)
     dek, ik = new_dek(), new_session_key()
     try:
         wrap = wrap_for_session(dek, ik, session_id=issuance_wrap_id(link_id))
         return _Blank(
             card_id=card_id,
+            serial=serial,
             link_id=link_id,
             record=CardKeyRecord(card_id=card_id, keys=(), slots=()),
             secrets=piv_secrets,
@@ -232,7 +234,7 @@ def _insert_blank(
     policy = policy_of(org)
     card = Card(
         id=blank.card_id,
-        serial=identifiers.new_card_serial(),
+        serial=blank.serial,
         person_id=person.id,
         organisation_id=org.id,
         status=CardStatus.BLANK,

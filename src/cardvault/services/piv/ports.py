@@ -27,6 +27,7 @@ from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import (
     PASSCODE_SLOT,
     CardKeyRecord,
+    SealedKey,
     SlotNotFound,
     make_passcode_slot,
     open_private_key,
@@ -41,7 +42,7 @@ from cardvault.services.piv.recheck import PinRecheck
 from cardvault.services.piv.secrets import DEFAULT_PIN, DEFAULT_PUK, PivSecrets
 from cardvault.services.system.runtime import Runtime
 
-__all__ = ["Effects", "KeyUse", "Mode", "ServicePorts", "key_role"]
+__all__ = ["Effects", "KeyUse", "Mode", "ServicePorts", "key_role", "sealed_key_of"]
 
 _PAD = b"\xff"
 
@@ -54,12 +55,29 @@ class Mode(StrEnum):
 
 
 def key_role(slot: Slot) -> str:
-    """The sealed key's role in the card key record: the API's names for 9A and 9C."""
-    if slot is Slot.PIV_AUTHENTICATION:
-        return CertUsage.AUTHENTICATION.value
-    if slot is Slot.DIGITAL_SIGNATURE:
-        return CertUsage.CONTENT_COMMITMENT.value
-    return f"piv_{int(slot):02x}"
+    """The sealed key's role in the card key record: the certificate usages' names for 9A,
+    9C and 9D, so a key issued by the service and one generated over PC/SC are the same."""
+    usage = _SLOT_USAGES.get(slot)
+    return usage.value if usage is not None else f"piv_{int(slot):02x}"
+
+
+_SLOT_USAGES = {
+    Slot.PIV_AUTHENTICATION: CertUsage.AUTHENTICATION,
+    Slot.DIGITAL_SIGNATURE: CertUsage.CONTENT_COMMITMENT,
+    Slot.KEY_MANAGEMENT: CertUsage.KEY_MANAGEMENT,
+}
+#: 9D's role before it had a certificate usage: a card personalised over PC/SC earlier holds
+#: its key-management key under this name (bound into the seal, so it cannot be renamed
+#: without the card's data key); reading falls back to it
+_LEGACY_ROLES = {Slot.KEY_MANAGEMENT: "piv_9d"}
+
+
+def sealed_key_of(record: CardKeyRecord, slot: Slot) -> SealedKey:
+    """The slot's sealed key under its role, or under the name an earlier version used."""
+    role = key_role(slot)
+    held = {k.role for k in record.keys}
+    legacy = _LEGACY_ROLES.get(slot)
+    return record.key(legacy if role not in held and legacy in held else role)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,7 +236,7 @@ class ServicePorts:
         finally:
             wipe(dek)
             wipe(pkcs8)
-        others = tuple(k for k in record.keys if k.role != role)
+        others = tuple(k for k in record.keys if k.role not in (role, _LEGACY_ROLES.get(slot)))
         self.effects.record = replace(record, keys=(*others, sealed))
         spki = ckeys.public_key_der(key)
         self.effects.public_keys[slot] = spki
@@ -242,7 +260,7 @@ class ServicePorts:
     def _private_key(
         self, slot: Slot, algorithm: Algorithm, operation: str, data: bytes
     ) -> ckeys.PrivateKey:
-        sealed = self._record().key(key_role(slot))
+        sealed = sealed_key_of(self._record(), slot)
         if sealed.algorithm != GENERATABLE[algorithm].value:
             raise CardError(Sw.NO_PRECISE_DIAGNOSIS, "the sealed key has another algorithm")
         dek = self._dek()

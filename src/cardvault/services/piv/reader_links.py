@@ -24,11 +24,12 @@ from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import AppletOrigin
 from cardvault.errors import PermissionDenied
 from cardvault.services.audit import trail as audit
-from cardvault.services.piv import statements
+from cardvault.services.piv import key_management, statements
 from cardvault.services.piv.answers import PROBES, constant_answers
 from cardvault.services.piv.errors import LinkClosed, NoPivApplet
 from cardvault.services.piv.image import issued_certificates, with_certificates
 from cardvault.services.piv.ports import Mode
+from cardvault.services.pki import content_signer
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
@@ -74,7 +75,9 @@ class LinkStatus:
 def open_use_link(
     rt: Runtime, actor: Actor, *, token: str, session_key: bytes, serial: str | None = None
 ) -> UseLink:
-    """Insert the session's card into a new reader link; refuse any other card."""
+    """Insert the session's card into a new reader link; refuse any other card. A card whose
+    organisation now wants a key-management key gets it first (key_management.py)."""
+    key_management.add_when_wanted(rt, actor, token=token, session_key=session_key)
     with transaction(rt.db) as session:
         row, card = card_sessions.use(session, rt, token, client_address=actor.client_address)
         if row.purpose != "holder":
@@ -132,7 +135,11 @@ def _refresh_certificates(session: Session, rt: Runtime, card: Card, piv: PivCar
     if piv.origin != AppletOrigin.SERVICE:
         return state
     current = with_certificates(
-        state, serial=card.serial, certificates=issued_certificates(session, card.id)
+        state,
+        card_id=card.id,
+        serial=card.serial,
+        certificates=issued_certificates(session, card.id),
+        sign=content_signer.when_needed(rt),
     )
     if current == state:
         return state

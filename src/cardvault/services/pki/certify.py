@@ -82,14 +82,12 @@ def certify(
             raise Conflict(f"Card {card.serial} is {card.status}; it cannot be certified.")
         replaced = supersede(session, card.id, now, usage)
         session.add(certificate_row(card.id, usage, cert))
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.CARD_CERTIFIED,
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={
                 "serial": card.serial,
                 "usage": usage.value,

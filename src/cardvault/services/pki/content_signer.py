@@ -25,7 +25,7 @@ from cardvault.services.pki import ca
 from cardvault.services.pki.errors import CaMissing
 from cardvault.services.system.runtime import Runtime
 
-__all__ = ["ContentSigner", "chuid_signer", "load_or_create"]
+__all__ = ["ContentSigner", "chuid_signer", "load_or_create", "when_needed"]
 
 _AAD = aad("piv-content-signer-key", 1)
 
@@ -90,3 +90,14 @@ def chuid_signer(rt: Runtime) -> Callable[[bytes], bytes] | None:
     except CaMissing:
         return None
     return lambda content: sign_chuid(content, key=signer.key, cert=signer.cert)
+
+
+def when_needed(rt: Runtime) -> Callable[[bytes], bytes]:
+    """A CHUID signer that loads the content signer only when a CHUID is signed (most reader
+    links find their CHUID current); it signs nothing (empty) when there is no CA."""
+
+    def sign(content: bytes) -> bytes:
+        signer = chuid_signer(rt)
+        return signer(content) if signer is not None else b""
+
+    return sign

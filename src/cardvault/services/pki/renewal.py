@@ -12,7 +12,9 @@ secrets alone, DESIGN §3.1):
   the UPN and SID of an AD association added since); the old certificates are revoked as
   superseded. New keys wait for the holder's own renewal.
 
-Either way the CRL is re-signed at once, and the action is audited.
+Either way the CRL is re-signed at once, and the action is audited. A key-management key
+(PIV 9D, organisation policy) is never replaced by the holder's renewal -- mail encrypted to
+it must stay readable -- so its certificate stays; the RA's renewal certifies it again.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def recertify(
     for row in rows:
         cert = cx509.load_certificate_pem(row.pem.encode())
         public[cx509.CertUsage(row.usage)] = cx509.certificate_public_key_der(cert)
-    if set(public) != set(ROLES):
+    if not set(ROLES) <= set(public):
         raise NotRenewable(
             f"Card {card.serial} lacks a valid certificate for each key, so there is no "
             "public key to certify again.",
@@ -169,17 +171,16 @@ def _certify_and_store(
             )
         if record is not None:
             seal_record(session, rt.master_key, card, record)
-        supersede(session, card.id, now)
+        for usage in certs:  # a key-management certificate the holder's renewal keeps stays
+            supersede(session, card.id, now, usage)
         for usage, cert in certs.items():
             session.add(certificate_row(card.id, usage, cert))
-        audit.record(
+        audit.record_for_card(
             session,
             rt,
             actor,
+            card,
             action=AuditAction.CARD_RENEWED,
-            organisation_id=card.organisation_id,
-            person_id=card.person_id,
-            card_id=card.id,
             details={"serial": card.serial, "new_keys": record is not None},
         )
     crls.publish_after_change(rt)

@@ -9,7 +9,10 @@ returns the card to the status it had and takes the certificates off the next CR
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import ScalarResult, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
@@ -37,16 +40,13 @@ def suspend(
 ) -> Card:
     """Put the card's valid certificates on hold and refuse its sign-ins until resumed."""
     reason = clean_reason(reason)
-    with transaction(rt.db) as session:
-        card = get_card(session, serial, organisation_id=organisation_id, for_update=True)
+    with _changing(rt, serial, organisation_id) as (session, card):
         if card.status not in SUSPENDABLE:
             raise Conflict(f"Card {card.serial} is {card.status}; it cannot be suspended.")
         now = rt.clock()
         card.suspended_from, card.status = card.status, CardStatus.SUSPENDED
         card.status_reason, card.status_changed_at = reason, now
-        for cert in session.scalars(
-            select(Certificate).where(Certificate.card_id == card.id, Certificate.status == "valid")
-        ):
+        for cert in _certificates(session, card, "valid"):
             cert.status, cert.revoked_at, cert.revocation_reason = "on_hold", now, "certificateHold"
         end_card_state(session, card.id, now)
         _audit(
@@ -58,7 +58,6 @@ def suspend(
             reason,
             {"from": card.suspended_from},
         )
-    crls.publish_after_change(rt)
     return card
 
 
@@ -67,22 +66,32 @@ def resume(
 ) -> Card:
     """Lift a suspension: the card's status and certificates are as they were before it."""
     reason = clean_reason(reason)
-    with transaction(rt.db) as session:
-        card = get_card(session, serial, organisation_id=organisation_id, for_update=True)
+    with _changing(rt, serial, organisation_id) as (session, card):
         if card.status != CardStatus.SUSPENDED:
             raise Conflict(f"Card {card.serial} is {card.status}, not suspended.")
         card.status = card.suspended_from or CardStatus.ACTIVE
         card.suspended_from = None
         card.status_reason, card.status_changed_at = reason, rt.clock()
-        for cert in session.scalars(
-            select(Certificate).where(
-                Certificate.card_id == card.id, Certificate.status == "on_hold"
-            )
-        ):
+        for cert in _certificates(session, card, "on_hold"):
             cert.status, cert.revoked_at, cert.revocation_reason = "valid", None, None
         _audit(session, rt, actor, card, AuditAction.CARD_RESUMED, reason, {"to": card.status})
-    crls.publish_after_change(rt)
     return card
+
+
+@contextmanager
+def _changing(
+    rt: Runtime, serial: str, organisation_id: str | None
+) -> Iterator[tuple[Session, Card]]:
+    """The card locked for a change of its certificates' status; the CRL follows the commit."""
+    with transaction(rt.db) as session:
+        yield session, get_card(session, serial, organisation_id=organisation_id, for_update=True)
+    crls.publish_after_change(rt)
+
+
+def _certificates(session: Session, card: Card, status: str) -> ScalarResult[Certificate]:
+    return session.scalars(
+        select(Certificate).where(Certificate.card_id == card.id, Certificate.status == status)
+    )
 
 
 def _audit(

@@ -98,7 +98,8 @@ def revoke(rt: Runtime, ctx: RaContext, serial: str, reason: str) -> str:
 def roles(
     rt: Runtime, token: str | None, client_address: str | None, *, session_id: str | None = None
 ) -> list[dict[str, str]]:
-    """The organisations and roles the session's RA user holds; raises SessionInvalid."""
+    """The RA roles the session's user holds in the organisation they signed in to (only
+    that one: chosen at sign-in, or the only one that admitted it); raises SessionInvalid."""
     with rt.db.begin() as session:
         if session_id is not None:
             row, _card = card_sessions.use_id(
@@ -110,5 +111,5 @@ def roles(
             )
         return [
             {"organisation": o.code, "name": o.name, "role": r}
-            for o, r in card_sessions.ra_roles(session, row.person_id)
+            for o, r in card_sessions.ra_roles(session, row.person_id, row.organisation_id)
         ]

@@ -1,10 +1,11 @@
 """Leavers (issue 19): a person leaves the RA's organisation, and later, when they belong to
 none, is erased (GDPR) except for the audit trail's pseudonymous references.
 
-Leaving takes the steps in an order that can be repeated: the methods and phones bound to
-this organisation go first, then the card when this was the person's last organisation,
-and last of all, in one transaction, the membership, roles and approval here. If a step
-fails, the person is still a member and the RA simply records the leaver again.
+Leaving is one transaction: the methods and phones bound to this organisation, the card
+when this was the person's last organisation, and the membership, roles and approvals here
+go together or not at all (a failure anywhere leaves the person exactly as they were, and
+the RA records the leaver again). Only what others must hear of after the commit follows
+it: the phones' event streams and the re-signed CRL.
 
 A person who left their last organisation is erased after its retention period by
 ``services.directory.erasure`` (``cardvault maintenance erase-leavers`` and the service's
@@ -20,17 +21,20 @@ from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import RaPermission, RaRole
-from cardvault.errors import InvalidInput, PermissionDenied
+from cardvault.errors import InvalidInput, NotFound, PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards import issuance
 from cardvault.services.cards import methods as card_methods
 from cardvault.services.devices import registry as devices
+from cardvault.services.devices.channel import ACTIVE
+from cardvault.services.pki import crl as crls
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.persons import current_card, person_in_scope
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
     Association,
+    Card,
     CardApproval,
     Device,
     Membership,
@@ -53,39 +57,41 @@ class LeaverResult:
 
 
 def leave(rt: Runtime, ctx: RaContext, user_id: str, reason: str) -> LeaverResult:
-    """Record that a person left the RA's organisation (audited). See the module's note."""
+    """Record that a person left the RA's organisation (audited), in one transaction: the
+    methods and phones bound to it, the card when it was their last organisation, and the
+    membership, roles and approvals here go together or not at all. NotFound when the
+    person is not (or no longer) a member; PermissionDenied, InvalidInput."""
     if not RaRole(ctx.role).allows(RaPermission.MANAGE_PEOPLE):
         raise PermissionDenied("Only an RA manager or agent may record a leaver.")
     reason = " ".join(reason.split())
     if not reason or len(reason) > 500:
         raise InvalidInput("Say why they left, in at most 500 characters.", field="reason")
-    with rt.db() as session:
+    with transaction(rt.db) as session:
         person = person_in_scope(session, ctx, user_id)
+        # two RAs recording the same leaver: the second waits here, then finds no membership
+        _lock_membership(session, ctx, person.id)
         card = current_card(session, person.id)
         others = _other_memberships(session, person.id, ctx.organisation_id)
-        scoped = _scoped_methods(session, ctx.organisation_id, card.id if card else None)
-    for association_id in scoped.associations:
-        card_methods.remove_method(
-            rt, ctx.actor, association_id, organisation_id=ctx.organisation_id
-        )
-    for device_id in scoped.devices:
-        devices.revoke(rt, ctx.actor, device_id, organisation_id=ctx.organisation_id)
-    revoked = False
-    if card is not None and card.status.is_live and not others:
-        issuance.revoke_card(
-            rt,
-            ctx.actor,
-            card.serial,
-            reason=f"Left {ctx.organisation_code}: {reason}",
-            organisation_id=ctx.organisation_id,
-            reason_code="affiliationChanged",
-        )
-        revoked = True
-    name = _end_membership(rt, ctx, person.id, reason, revoked=revoked, last=not others)
+        removed = _remove_scoped(session, rt, ctx, card)
+        revoked = card is not None and card.status.is_live and not others
+        if card is not None and revoked:
+            issuance.revoke_in_session(
+                session,
+                rt,
+                ctx.actor,
+                card,
+                f"Left {ctx.organisation_code}: {reason}",
+                "affiliationChanged",
+            )
+        _end_membership(session, rt, ctx, person, reason, revoked=revoked, last=not others)
+    for device_id in removed.devices:
+        devices.published_revocation(rt, device_id)
+    if revoked:
+        crls.publish_after_change(rt)
     return LeaverResult(
-        name=name,
+        name=person.common_name,
         card_revoked=revoked,
-        methods_removed=len(scoped.associations) + len(scoped.devices),
+        methods_removed=len(removed.associations) + len(removed.devices),
         still_in=tuple(others),
     )
 
@@ -96,20 +102,44 @@ class _Scoped:
     devices: tuple[str, ...]
 
 
-def _scoped_methods(session: Session, org_id: str, card_id: str | None) -> _Scoped:
-    if card_id is None:
+def _lock_membership(session: Session, ctx: RaContext, person_id: str) -> None:
+    membership = session.scalar(
+        select(Membership)
+        .where(Membership.person_id == person_id, Membership.organisation_id == ctx.organisation_id)
+        .with_for_update()
+    )
+    if membership is None:
+        raise NotFound("There is no such person in your organisation.")
+
+
+def _remove_scoped(session: Session, rt: Runtime, ctx: RaContext, card: Card | None) -> _Scoped:
+    """The card's methods and active phones in this organisation, removed (each audited)."""
+    if card is None:
         return _Scoped((), ())
-    assocs = session.scalars(
-        select(Association.id).where(
-            Association.card_id == card_id, Association.organisation_id == org_id
+    org_id = ctx.organisation_id
+    assocs = list(
+        session.scalars(
+            select(Association).where(
+                Association.card_id == card.id, Association.organisation_id == org_id
+            )
         )
     )
-    phones = session.scalars(
-        select(Device.id).where(
-            Device.card_id == card_id, Device.organisation_id == org_id, Device.status == "active"
+    phones = list(
+        session.scalars(
+            select(Device)
+            .where(
+                Device.card_id == card.id,
+                Device.organisation_id == org_id,
+                Device.status == ACTIVE,
+            )
+            .with_for_update()
         )
     )
-    return _Scoped(tuple(assocs), tuple(phones))
+    for assoc in assocs:
+        card_methods.remove_in_session(session, rt, ctx.actor, card, assoc)
+    for phone in phones:
+        devices.revoke_in_session(session, rt, ctx.actor, phone, "removed")
+    return _Scoped(tuple(a.id for a in assocs), tuple(p.id for p in phones))
 
 
 def _other_memberships(session: Session, person_id: str, org_id: str) -> list[str]:
@@ -124,32 +154,35 @@ def _other_memberships(session: Session, person_id: str, org_id: str) -> list[st
 
 
 def _end_membership(
-    rt: Runtime, ctx: RaContext, person_id: str, reason: str, *, revoked: bool, last: bool
-) -> str:
-    with transaction(rt.db) as session:
-        person = session.get(Person, person_id)
-        assert person is not None
-        for model in (Membership, RaRoleGrant, CardApproval):
-            session.execute(
-                delete(model).where(
-                    model.person_id == person_id, model.organisation_id == ctx.organisation_id
-                )
-            )
+    session: Session,
+    rt: Runtime,
+    ctx: RaContext,
+    person: Person,
+    reason: str,
+    *,
+    revoked: bool,
+    last: bool,
+) -> None:
+    for model in (Membership, RaRoleGrant, CardApproval):
         session.execute(
-            delete(RoleGrantRequest).where(
-                RoleGrantRequest.person_id == person_id,
-                RoleGrantRequest.organisation_id == ctx.organisation_id,
+            delete(model).where(
+                model.person_id == person.id, model.organisation_id == ctx.organisation_id
             )
         )
-        if last:
-            person.left_at = rt.clock()
-        audit.record(
-            session,
-            rt,
-            ctx.actor,
-            action=AuditAction.PERSON_LEFT,
-            organisation_id=ctx.organisation_id,
-            person_id=person_id,
-            details={"reason": reason, "card_revoked": revoked, "last_organisation": last},
+    session.execute(
+        delete(RoleGrantRequest).where(
+            RoleGrantRequest.person_id == person.id,
+            RoleGrantRequest.organisation_id == ctx.organisation_id,
         )
-        return person.common_name
+    )
+    if last:
+        person.left_at = rt.clock()
+    audit.record(
+        session,
+        rt,
+        ctx.actor,
+        action=AuditAction.PERSON_LEFT,
+        organisation_id=ctx.organisation_id,
+        person_id=person.id,
+        details={"reason": reason, "card_revoked": revoked, "last_organisation": last},
+    )

@@ -22,6 +22,7 @@ from cardvault.services.audit import display as audit_display
 from cardvault.services.audit.display import AuditEventView
 from cardvault.services.cards.views import CardInfo, CertificateInfo, MethodView
 from cardvault.services.directory.views import PersonView
+from cardvault.services.piv.image import DesktopNames, desktop_names
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.models import (
@@ -86,6 +87,8 @@ class PersonDetail:
 
     person: PersonView
     card: CardInfo | None
+    #: the card's names in smartcard software, once it has a PIV applet
+    smartcard: DesktopNames | None
     certificates: tuple[CertificateInfo, ...]
     associations: tuple[MethodShown, ...]
     devices: tuple[DeviceShown, ...]
@@ -189,6 +192,7 @@ def detail(rt: Runtime, ctx: RaContext, user_id: str) -> PersonDetail:
         return PersonDetail(
             person=PersonView.of(person),
             card=CardInfo.of(card) if card else None,
+            smartcard=desktop_names(session, card.id) if card else None,
             certificates=_certificates(session, card),
             associations=_associations(session, ctx, card),
             devices=_devices(session, ctx, card),

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.domain.org_policy import OrganisationPolicy
+from cardvault.domain.org_policy import SECOND_FACTORS, OrganisationPolicy
 from cardvault.domain.vocabulary import RaPermission, RaRole, SignInRoute
 from cardvault.errors import InvalidInput, PermissionDenied
 from cardvault.json_types import JsonInput
@@ -58,8 +58,17 @@ SWITCHES = {
     "cards_need_sponsor_approval": "A card is issued only to a person a sponsor approved",
     "holders_add_methods": "Card holders may add another phone or security key themselves",
     "in_person_methods": "An invitation may end without a second factor; an RA adds one in person",
+    "key_management": "Cards get an encryption key and certificate (S/MIME encryption)",
 }
 ROUTES = tuple(SignInRoute)
+#: the second factors an organisation may allow (for sign-in and for a passcode reset)
+FACTORS = {
+    "authenticator": "Paired phone: a request to approve, or its code when offline",
+    "totp": "Authenticator app: a 6-digit code",
+    "fido2": "Security key",
+    "hr_card": "HR card: a tap on the reader",
+}
+assert tuple(FACTORS) == SECOND_FACTORS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +78,8 @@ class SettingsView:
     organisation_code: str
     organisation_name: str
     allowed_methods: tuple[str, ...]
+    #: the second factors allowed, for sign-in and for a passcode reset
+    second_factors: tuple[str, ...]
     numbers: dict[str, int]
     switches: dict[str, bool]
 
@@ -79,6 +90,11 @@ class SettingsForm:
 
     allowed_methods: tuple[str, ...]
     numbers: Mapping[str, str]
+    #: the second factors to allow; None leaves them as they are (a JSON client that does
+    #: not send them). The HTML page always sends its boxes.
+    second_factors: tuple[str, ...] | None = None
+    #: the yes/no settings sent; one not sent stays as it is. The HTML page sends every
+    #: box (an unticked box is ``False``); a JSON client sends only what it changes.
     switches: Mapping[str, bool]
 
 
@@ -105,9 +121,31 @@ def _view(org: Organisation, policy: OrganisationPolicy) -> SettingsView:
         organisation_code=org.code,
         organisation_name=org.name,
         allowed_methods=tuple(policy.allowed_methods),
+        second_factors=_factors_of(policy),
         numbers={n.name: int(getattr(policy, n.name)) for n in NUMBERS},
         switches={name: bool(getattr(policy, name)) for name in SWITCHES},
     )
+
+
+def _factors_of(policy: OrganisationPolicy) -> tuple[str, ...]:
+    """The second factors allowed (a policy that names none allows every one)."""
+    return tuple(f for f in FACTORS if policy.allows_factor(f))
+
+
+def _factor_problem(chosen: tuple[str, ...] | None) -> InvalidInput | None:
+    if chosen is None:
+        return None
+    if set(chosen) - set(FACTORS):
+        return InvalidInput(
+            f"Choose second factors from the list: {', '.join(FACTORS)}.", field="second_factors"
+        )
+    if not chosen:
+        return InvalidInput(
+            "Allow at least one second factor: without one, nobody could sign in or reset "
+            "their passcode with a second factor.",
+            field="second_factors",
+        )
+    return None
 
 
 def problems(form: SettingsForm) -> list[InvalidInput]:
@@ -122,6 +160,15 @@ def problems(form: SettingsForm) -> list[InvalidInput]:
                     field=n.name,
                 )
             )
+    if strange := sorted(set(form.switches) - set(SWITCHES)):
+        found.append(
+            InvalidInput(
+                f"Unknown yes/no setting {strange[0]!r}; use one of {', '.join(SWITCHES)}.",
+                field="switches",
+            )
+        )
+    if factor_problem := _factor_problem(form.second_factors):
+        found.append(factor_problem)
     unknown = set(form.allowed_methods) - set(ROUTES)
     if unknown:
         found.append(InvalidInput("Choose sign-in routes from the list.", field="allowed_methods"))
@@ -159,12 +206,17 @@ def change(rt: Runtime, ctx: RaContext, form: SettingsForm) -> list[Change]:
     wanted: dict[str, JsonInput] = {
         "allowed_methods": [r for r in ROUTES if r in form.allowed_methods],
         **{n.name: int(form.numbers[n.name]) for n in NUMBERS},
-        **{name: bool(form.switches.get(name)) for name in SWITCHES},
+        **{name: bool(form.switches[name]) for name in SWITCHES if name in form.switches},
     }
+    if form.second_factors is not None:
+        wanted["second_factors"] = [f for f in FACTORS if f in form.second_factors]
     with transaction(rt.db) as session:
-        org = session.get(Organisation, ctx.organisation_id)
+        # two RA managers saving at once: the second waits, then compares with the first's
+        org = session.get(Organisation, ctx.organisation_id, with_for_update=True)
         assert org is not None
-        before = OrganisationPolicy.from_dict(org.policy).as_dict()
+        policy = OrganisationPolicy.from_dict(org.policy)
+        # a policy naming no second factors allows every one: compared as that list
+        before = {**policy.as_dict(), "second_factors": list(_factors_of(policy))}
         changes = [
             Change(name=k, old=before.get(k), new=v)
             for k, v in wanted.items()
@@ -172,7 +224,8 @@ def change(rt: Runtime, ctx: RaContext, form: SettingsForm) -> list[Change]:
         ]
         if not changes:
             return []
-        org.policy = OrganisationPolicy.from_dict({**before, **wanted}).as_dict()
+        changed = {c.name: c.new for c in changes}
+        org.policy = OrganisationPolicy.from_dict({**policy.as_dict(), **changed}).as_dict()
         audit.record(
             session,
             rt,

@@ -67,14 +67,16 @@ def _holder_orgs(session: Session, card: Card) -> list[Organisation]:
 def offers(
     session: Session, rt: Runtime, actor: Actor, card: Card, txn: AuthTransaction
 ) -> list[tuple[Offer, list[str]]]:
-    """Each bound second factor once: its offer and the organisations it is bound in."""
+    """Each bound second factor once: its offer and the organisations it is bound in (of
+    those whose policy allows that second factor, ``second_factors``)."""
     found: dict[str, tuple[Offer, list[str]]] = {}
     orgs = _holder_orgs(session, card)
     for org in orgs:
         ctx = context(session, rt, actor, card, org, txn)
+        policy = policy_of(org)
         for method, factor in installed().items():
-            if method == reset_keys.METHOD:
-                continue  # asked once for all organisations, below
+            if method == reset_keys.METHOD or not policy.allows_factor(method):
+                continue  # security keys: asked once for all organisations, below
             offer = factor.offer(ctx)
             if offer is not None:
                 found.setdefault(method, (offer, []))[1].append(org.id)

@@ -37,11 +37,11 @@ WithKeys = tuple[FactorOrganisation, list[BoundMethod]]
 
 
 def with_keys(ctx: FactorContext, orgs: Sequence[FactorOrganisation]) -> list[WithKeys]:
-    """Of ``orgs``, those whose policy allows security keys, with the card's active keys
-    there (an organisation without keys is left out)."""
+    """Of ``orgs``, those whose policy allows security keys (as a sign-in route and as a
+    second factor), with the card's active keys there (one without keys is left out)."""
     found = []
     for org in orgs:
-        if not org.policy.allows(METHOD):
+        if not (org.policy.allows(METHOD) and org.policy.allows_factor(METHOD)):
             continue
         keys = ctx.store.security_keys(org.id)
         if keys:

@@ -54,7 +54,9 @@ def why_refused(session: Session, actor: Actor, purpose: str, target: Target) ->
     policy = policy_of(target.organisation)
     if not policy.allows(target.route):
         return f"sign-in with {target.route} not allowed by policy"
-    if purpose == "ra" and not card_sessions.ra_roles(session, target.person.id):
+    if purpose == "ra" and not card_sessions.ra_roles(
+        session, target.person.id, target.organisation.id
+    ):
         return "no RA role"
     if target.card.status != CardStatus.ACTIVE:
         return f"card is {target.card.status}"

@@ -210,12 +210,16 @@ def purge_expired(rt: Runtime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def ra_roles(session: Session, person_id: str) -> list[tuple[Organisation, RaRole]]:
-    """The organisations and roles an RA user holds."""
+def ra_roles(
+    session: Session, person_id: str, organisation_id: str
+) -> list[tuple[Organisation, RaRole]]:
+    """The RA roles a person holds in one organisation: the one a sign-in is for (chosen
+    at sign-in, or the only one that admitted it). An RA session acts there and nowhere
+    else: another organisation's roles need a sign-in to it (its networks, its factors)."""
     rows = session.execute(
         select(Organisation, RaRoleGrant.role)
         .join(RaRoleGrant, RaRoleGrant.organisation_id == Organisation.id)
-        .where(RaRoleGrant.person_id == person_id)
+        .where(RaRoleGrant.person_id == person_id, Organisation.id == organisation_id)
         .order_by(Organisation.code, RaRoleGrant.role)
     )
     return [(org, role) for org, role in rows]
@@ -246,7 +250,7 @@ def select_role(
             )
         match = [
             (o, r)
-            for o, r in ra_roles(session, row.person_id)
+            for o, r in ra_roles(session, row.person_id, row.organisation_id)
             if o.code == org_code.strip().upper() and r == role
         ]
         if not match:
@@ -282,6 +286,8 @@ def require_role(
         row, _card = use(session, rt, token or "", client_address=client_address, purpose="ra")
     if row.acting_organisation_id is None or row.acting_role not in roles:
         raise PermissionDenied("Choose an RA role that allows this first.")
+    if row.acting_organisation_id != row.organisation_id:  # never another organisation's
+        raise PermissionDenied("Sign in to that organisation to act there.")
     still = session.scalar(
         select(RaRoleGrant.id).where(
             RaRoleGrant.person_id == row.person_id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -149,6 +149,15 @@ def _pkcs11_pin(settings: Settings) -> str:
         ) from exc
 
 
+def skewed(clock: Clock, seconds: int) -> Clock:
+    """The clock, ``seconds`` off (CLOCK_OFFSET_SECONDS): how the fault tests give one
+    instance of several a wrong clock without touching the machine's."""
+    if not seconds:
+        return clock
+    offset = timedelta(seconds=seconds)
+    return lambda: clock() + offset
+
+
 def open_runtime(settings: Settings, *, clock: Clock = utcnow, migrate: bool = False) -> Runtime:
     """Unseal, connect and check the schema; refuse to run sealed or on a stale schema."""
     master = keystore_for(settings).load()
@@ -166,6 +175,6 @@ def open_runtime(settings: Settings, *, clock: Clock = utcnow, migrate: bool = F
         engine=engine,
         db=db.session_factory(engine),
         master_key=master,
-        clock=clock,
+        clock=skewed(clock, settings.clock_offset_seconds),
         kdf_gate=KdfGate(settings.kdf_concurrency, settings.kdf_queue),
     )

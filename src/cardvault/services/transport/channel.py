@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -103,7 +102,7 @@ def open_request(rt: Runtime, token: str, kid: str) -> Channel:
     opened = cchannel.open_channel_request(
         key_for,
         token,
-        now=time.time(),
+        now=rt.clock().timestamp(),
         max_bytes=rt.settings.max_body_bytes,
         max_depth=rt.settings.json_max_depth,
         leeway_seconds=LEEWAY_SECONDS,

@@ -7,7 +7,6 @@ both win.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert
@@ -20,7 +19,10 @@ from cardvault.services.transport.errors import EnvelopeReplayed
 from cardvault.store.db import transaction
 from cardvault.store.models import UsedNonce, table_of
 
-LEEWAY_SECONDS = 30
+#: how far a client's clock (or another instance's) may be off from ours; an envelope's
+#: ``jti`` is remembered until ``exp`` plus this, so a replay inside it is still refused.
+#: 120 s: a clock 90 s off (issue 20's skew fault) must not turn a 60-second envelope away
+LEEWAY_SECONDS = 120
 # one INSERT per encrypted request: built once, so SQLAlchemy reuses its compiled form
 _REMEMBER_NONCE = insert(table_of(UsedNonce))
 
@@ -31,7 +33,7 @@ def open_request(rt: Runtime, token: str) -> envelope.OpenedRequest:
     opened = envelope.open_request(
         transport_keys.keys(rt),
         token,
-        now=time.time(),
+        now=rt.clock().timestamp(),
         max_bytes=rt.settings.max_body_bytes,
         max_depth=rt.settings.json_max_depth,
         leeway_seconds=LEEWAY_SECONDS,

@@ -6,7 +6,7 @@ import base64
 import binascii
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
@@ -14,9 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from cardvault.services.cards import operations as card_operations
 from cardvault.services.pki import ca, renewal
 from cardvault.services.pki import status as certificate_status
-from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import bearer_token, runtime
+from cardvault.web.deps import BearerToken, RuntimeDep
 from cardvault.web.jose import jose_openapi, opened, read_jose, sealed
 from cardvault.web.rate_limit import Bucket, per_address
 
@@ -53,7 +52,7 @@ class SignOut(BaseModel):
 
 
 @router.post("/card/sign", openapi_extra=jose_openapi(SignIn, SignOut), response_class=Response)
-async def sign(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+async def sign(request: Request, rt: RuntimeDep) -> Response:
     """Sign a digest with the authentication or content-commitment key (encrypted both ways)."""
     token, actor = await read_jose(request), actor_for(request, rt)
 
@@ -92,7 +91,7 @@ class RenewIn(BaseModel):
 
 
 @router.post("/card/renew", openapi_extra=jose_openapi(RenewIn), response_class=Response)
-async def renew(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+async def renew(request: Request, rt: RuntimeDep) -> Response:
     """The holder renews the card: new keys and certificates (encrypted both ways)."""
     token, actor = await read_jose(request), actor_for(request, rt)
 
@@ -116,8 +115,8 @@ class CertificatesOut(BaseModel):
 @router.get("/card/certificates")
 def certificates(
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    token: Annotated[str, Depends(bearer_token)],
+    rt: RuntimeDep,
+    token: BearerToken,
 ) -> CertificatesOut:
     """The card's certificates and the issuing CA certificate (PEM)."""
     certs = card_operations.certificates(rt, actor_for(request, rt), token)
@@ -126,13 +125,13 @@ def certificates(
 
 @router.get("/certificates/status", dependencies=[per_address(Bucket.STATUS)])
 def cert_status(
-    rt: Annotated[Runtime, Depends(runtime)], fingerprint: Annotated[str, Query(max_length=100)]
+    rt: RuntimeDep, fingerprint: Annotated[str, Query(max_length=100)]
 ) -> dict[str, object]:
     """Whether a card certificate is still good (for relying parties)."""
     return certificate_status.status_by_fingerprint(rt, fingerprint)
 
 
 @router.get("/ca")
-def ca_certificate(rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+def ca_certificate(rt: RuntimeDep) -> Response:
     """The issuing CA certificate, for relying parties' trust stores."""
     return Response(ca.export_pem(rt.data_dir), media_type="application/x-pem-file")

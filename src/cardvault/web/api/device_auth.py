@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.services.devices.channel import channel
 from cardvault.services.devices.requests import DeviceCaller, SignedRequest, authenticate
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import runtime
+from cardvault.web.deps import RuntimeDep
 
 T = TypeVar("T")
 #: re-read the database at least this often while waiting (pub/sub is fire-and-forget)
@@ -35,22 +35,18 @@ def signed_path(request: Request) -> str:
     return path + (f"?{query}" if query else "")
 
 
-async def device_caller(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> DeviceCaller:
+async def device_caller(request: Request, rt: RuntimeDep) -> DeviceCaller:
     """FastAPI dependency: the device that signed this request (or 401)."""
     return await _caller(request, rt, for_challenges=False)
 
 
-async def challenge_caller(
-    request: Request, rt: Annotated[Runtime, Depends(runtime)]
-) -> DeviceCaller:
+async def challenge_caller(request: Request, rt: RuntimeDep) -> DeviceCaller:
     """The same, for the push-challenge routes: also a phone whose card wrong passcodes
     locked, so that it can approve the holder's reset in the portal."""
     return await _caller(request, rt, for_challenges=True)
 
 
-async def sign_in_caller(
-    request: Request, rt: Annotated[Runtime, Depends(runtime)]
-) -> DeviceCaller:
+async def sign_in_caller(request: Request, rt: RuntimeDep) -> DeviceCaller:
     """The same, for a request that opens a card session (QR sign-in, the mobile agent):
     the device's signature is its second factor and counts toward the card's lock."""
     return await _caller(request, rt, for_challenges=False, sign_in=True)

@@ -19,7 +19,6 @@ from cardvault.services.devices import mia, pairing, push_answers, qr_login, reg
 from cardvault.services.devices.channel import device_topic
 from cardvault.services.devices.requests import DeviceCaller, as_actor
 from cardvault.services.rate_limits import check as rate_limits
-from cardvault.services.system.runtime import Runtime
 from cardvault.web.api import device_stream
 from cardvault.web.api.device_auth import (
     challenge_caller,
@@ -28,7 +27,7 @@ from cardvault.web.api.device_auth import (
     wait_for,
 )
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import runtime
+from cardvault.web.deps import RuntimeDep
 from cardvault.web.jose import JOSE_BODY, open_body, sealed
 from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.wire_json import WireObject
@@ -40,7 +39,7 @@ Caller = Annotated[DeviceCaller, Depends(device_caller)]
 ChallengeCaller = Annotated[DeviceCaller, Depends(challenge_caller)]
 #: the routes that open a card session: the signature is their second factor, and counts
 SignInCaller = Annotated[DeviceCaller, Depends(sign_in_caller)]
-Rt = Annotated[Runtime, Depends(runtime)]
+Rt = RuntimeDep
 
 
 class PairIn(BaseModel):

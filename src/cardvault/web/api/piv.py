@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.card.piv import ATR
+from cardvault.domain.card_pin import rule as card_pin_rule
 from cardvault.errors import InvalidInput
 from cardvault.services.piv import card_pin, issuance
 from cardvault.services.piv import reader_links as links
@@ -161,6 +162,9 @@ class PinStatusOut(BaseModel):
     blocked: bool
     attempts_left: int
     may_unblock: bool
+    #: the organisation's shortest card PIN, and its rule in words ("7 or 8 digits")
+    minimum: int
+    rule: str
 
 
 class LinkStatusOut(BaseModel):
@@ -318,6 +322,8 @@ async def pin_status(request: Request, rt: Annotated[Runtime, Depends(runtime)])
             blocked=found.blocked,
             attempts_left=found.attempts_left,
             may_unblock=found.may_unblock,
+            minimum=found.minimum,
+            rule=card_pin_rule(found.minimum),
         ),
     )
 

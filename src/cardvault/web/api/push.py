@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -14,16 +14,15 @@ from starlette.concurrency import run_in_threadpool
 from cardvault.domain.push_policy import PushStatus
 from cardvault.services.devices import pairing, push, qr_login, registry
 from cardvault.services.devices.channel import challenge_topic, qr_topic
-from cardvault.services.system.runtime import Runtime
 from cardvault.web.api.device_auth import wait_for
 from cardvault.web.api.ra_gate import Agent
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import runtime
+from cardvault.web.deps import RuntimeDep
 from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.wire_json import WireObject
 
 router = APIRouter(prefix="/api/v1", tags=["push"])
-Rt = Annotated[Runtime, Depends(runtime)]
+Rt = RuntimeDep
 Wait = Annotated[int, Query(ge=0, le=30, description="seconds to wait for a change")]
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +13,7 @@ from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.api.ra_gate import Agent, Viewer
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import bearer_token, runtime
+from cardvault.web.deps import BearerToken, RuntimeDep
 from cardvault.web.jose import JOSE_BODY, open_body, sealed
 from cardvault.web.wire_json import WireObject
 
@@ -45,8 +43,8 @@ def _address(request: Request, rt: Runtime) -> str | None:
 @router.get("/roles")
 def list_roles(
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    token: Annotated[str, Depends(bearer_token)],
+    rt: RuntimeDep,
+    token: BearerToken,
 ) -> list[dict[str, str]]:
     """The RA roles of the signed-in RA user."""
     return ra_actions.roles(rt, token, _address(request, rt))
@@ -56,8 +54,8 @@ def list_roles(
 def choose_role(
     body: RoleIn,
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    token: Annotated[str, Depends(bearer_token)],
+    rt: RuntimeDep,
+    token: BearerToken,
 ) -> dict[str, str]:
     """Act in one organisation under one of your roles there."""
     card_sessions.select_role(
@@ -67,7 +65,7 @@ def choose_role(
 
 
 @router.post("/cards", openapi_extra=JOSE_BODY, response_class=Response)
-async def issue_card(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+async def issue_card(request: Request, rt: RuntimeDep) -> Response:
     """Issue a card for a person of your organisation (the issuance passcode is encrypted)."""
     body, rkey = await open_body(request, rt, IssueIn)
     ctx = ra_actions.context(rt, body.token, _address(request, rt), ra_actions.ISSUERS)
@@ -92,15 +90,13 @@ async def issue_card(request: Request, rt: Annotated[Runtime, Depends(runtime)])
 
 
 @router.get("/cards/{serial}")
-def show_card(serial: str, rt: Annotated[Runtime, Depends(runtime)], ctx: Viewer) -> WireObject:
+def show_card(serial: str, rt: RuntimeDep, ctx: Viewer) -> WireObject:
     """A card of your organisation (404 for any other)."""
     shown = ra_actions.show(rt, ctx, serial).as_json()
     return {key: shown[key] for key in ("card", "holder", "certificates", "associations")}
 
 
 @router.post("/cards/{serial}/revoke")
-def revoke_card(
-    serial: str, body: RevokeIn, rt: Annotated[Runtime, Depends(runtime)], ctx: Agent
-) -> dict[str, str]:
+def revoke_card(serial: str, body: RevokeIn, rt: RuntimeDep, ctx: Agent) -> dict[str, str]:
     """Revoke a card of your organisation: its keys are destroyed."""
     return {"serial": serial.upper(), "status": ra_actions.revoke(rt, ctx, serial, body.reason)}

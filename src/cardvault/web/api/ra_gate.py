@@ -13,9 +13,8 @@ from fastapi import Depends, Request
 from cardvault.domain.vocabulary import RaPermission, roles_allowed
 from cardvault.services.ra import actions as ra_actions
 from cardvault.services.ra.actions import RaContext
-from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import bearer_token, runtime
+from cardvault.web.deps import BearerToken, RuntimeDep
 
 
 class ApiRaGate:
@@ -29,8 +28,8 @@ class ApiRaGate:
     def __call__(
         self,
         request: Request,
-        rt: Annotated[Runtime, Depends(runtime)],
-        token: Annotated[str, Depends(bearer_token)],
+        rt: RuntimeDep,
+        token: BearerToken,
     ) -> RaContext:
         return ra_actions.context(rt, token, actor_for(request, rt).client_address, self.roles)
 

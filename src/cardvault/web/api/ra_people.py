@@ -9,9 +9,9 @@ encoding reaches the check as it is.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from pydantic import JsonValue as WireJson
 
@@ -22,12 +22,11 @@ from cardvault.services.ra import people as ra_people
 from cardvault.services.ra import persons as ra_persons
 from cardvault.services.ra import roles as ra_roles
 from cardvault.services.ra import settings as ra_settings
-from cardvault.services.system.runtime import Runtime
 from cardvault.web.api.ra_gate import Manager, PeopleManager, RoleGranter, Sponsor, Viewer
-from cardvault.web.deps import runtime
+from cardvault.web.deps import RuntimeDep
 
 router = APIRouter(prefix="/api/v1/ra", tags=["ra"])
-Rt = Annotated[Runtime, Depends(runtime)]
+Rt = RuntimeDep
 
 
 class PersonIn(BaseModel):
@@ -51,6 +50,8 @@ class SettingsIn(BaseModel):
     allowed_methods: list[str] = Field(max_length=20)
     numbers: dict[str, str | int] = Field(max_length=20)
     switches: dict[str, bool] = Field(max_length=20)
+    #: the second factors allowed (sign-in and reset); left out: unchanged
+    second_factors: list[str] | None = Field(default=None, max_length=10)
 
 
 class GrantIn(BaseModel):
@@ -98,6 +99,7 @@ class SettingsOut(BaseModel):
     allowed_methods: list[str]
     numbers: dict[str, int]
     switches: dict[str, bool]
+    second_factors: list[str]
 
 
 class SettingChange(BaseModel):
@@ -207,7 +209,8 @@ def show_settings(rt: Rt, ctx: Manager) -> SettingsOut:
     """Your organisation's settings."""
     view = ra_settings.show(rt, ctx)
     return SettingsOut(allowed_methods=list(view.allowed_methods), numbers=view.numbers,
-                       switches=view.switches)  # fmt: skip
+                       switches=view.switches,
+                       second_factors=list(view.second_factors))  # fmt: skip
 
 
 @router.put("/settings")
@@ -220,6 +223,7 @@ def change_settings(body: SettingsIn, rt: Rt, ctx: Manager) -> SettingsChanged:
             allowed_methods=tuple(body.allowed_methods),
             numbers={k: str(v) for k, v in body.numbers.items()},
             switches=body.switches,
+            second_factors=tuple(body.second_factors) if body.second_factors is not None else None,
         ),
     )
     return SettingsChanged(

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.services.rate_limits import check as rate_limits
 from cardvault.services.signin import sessions as card_sessions
-from cardvault.services.signin.engine import Engine, LoginRequest, LoginResult, SessionGrant
+from cardvault.services.signin.engine import LoginRequest, LoginResult, SessionGrant
 from cardvault.services.signin.factors import (
     CodeOffer,
     FactorAnswer,
@@ -22,9 +24,8 @@ from cardvault.services.signin.factors import (
     PushOffer,
     SecurityKeyOffer,
 )
-from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import bearer_token, engine, runtime
+from cardvault.web.deps import BearerToken, EngineDep, RuntimeDep
 from cardvault.web.jose import jose_openapi, open_body, opened, read_jose, sealed
 from cardvault.web.rate_limit import Bucket, per_address
 
@@ -197,16 +198,23 @@ def _session_out(grant: SessionGrant) -> SessionOut:
     )
 
 
-@router.post(
-    "/auth/login",
-    openapi_extra=jose_openapi(LoginIn, LoginOut),
-    response_class=Response,
-    dependencies=[per_address(Bucket.SIGNIN)],
-)
+def _sealed_step(
+    path: str, body: type[BaseModel], out: type[BaseModel]
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A sign-in step: encrypted both ways (JOSE), rate-limited per client address."""
+    return router.post(
+        path,
+        openapi_extra=jose_openapi(body, out),
+        response_class=Response,
+        dependencies=[per_address(Bucket.SIGNIN)],
+    )
+
+
+@_sealed_step("/auth/login", LoginIn, LoginOut)
 async def login(
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    eng: Annotated[Engine, Depends(engine)],
+    rt: RuntimeDep,
+    eng: EngineDep,
 ) -> Response:
     """Identifier + passcode (+ optionally the second factor at once). Encrypted both ways."""
     token, actor = await read_jose(request), actor_for(request, rt)
@@ -246,16 +254,11 @@ def _login_out(result: LoginResult) -> LoginOut:
     )
 
 
-@router.post(
-    "/auth/organisation",
-    openapi_extra=jose_openapi(OrganisationIn, FactorsOut),
-    response_class=Response,
-    dependencies=[per_address(Bucket.SIGNIN)],
-)
+@_sealed_step("/auth/organisation", OrganisationIn, FactorsOut)
 async def organisation(
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    eng: Annotated[Engine, Depends(engine)],
+    rt: RuntimeDep,
+    eng: EngineDep,
 ) -> Response:
     """Choose the organisation of a sign-in that lists several; answers its second factors."""
     body, rkey = await open_body(request, rt, OrganisationIn)
@@ -271,16 +274,11 @@ async def organisation(
     return sealed(rkey, out)
 
 
-@router.post(
-    "/auth/factor",
-    openapi_extra=jose_openapi(FactorIn, SessionOut),
-    response_class=Response,
-    dependencies=[per_address(Bucket.SIGNIN)],
-)
+@_sealed_step("/auth/factor", FactorIn, SessionOut)
 async def factor(
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    eng: Annotated[Engine, Depends(engine)],
+    rt: RuntimeDep,
+    eng: EngineDep,
 ) -> Response:
     """Complete the second factor of a sign-in; opens the card session."""
     body, rkey = await open_body(request, rt, FactorIn)
@@ -306,8 +304,8 @@ class SessionStatus(BaseModel):
 @router.get("/session", response_model=SessionStatus)
 def session_status(
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    token: Annotated[str, Depends(bearer_token)],
+    rt: RuntimeDep,
+    token: BearerToken,
 ) -> SessionStatus:
     """The current card session (and restart its idle timer)."""
     info = card_sessions.status(rt, token, client_address=actor_for(request, rt).client_address)
@@ -317,8 +315,8 @@ def session_status(
 @router.delete("/session", status_code=204)
 def logout(
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime)],
-    token: Annotated[str, Depends(bearer_token)],
+    rt: RuntimeDep,
+    token: BearerToken,
 ) -> Response:
     """End the card session: its key wrap is deleted."""
     card_sessions.logout(rt, actor_for(request, rt), token)

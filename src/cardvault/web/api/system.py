@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from ipaddress import ip_address, ip_network
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
@@ -16,7 +15,7 @@ from cardvault.services.system.metrics import CONTENT_TYPE, metrics
 from cardvault.services.system.runtime import Runtime
 from cardvault.services.transport import keys as transport_keys
 from cardvault.web.client_address import client_address
-from cardvault.web.deps import runtime
+from cardvault.web.deps import RuntimeDep
 from cardvault.web.wire_json import WireObject
 
 router = APIRouter()
@@ -31,7 +30,7 @@ class Health(BaseModel):
 
 
 @router.get("/api/v1/health", response_model=Health, tags=["system"])
-def get_health(rt: Annotated[Runtime, Depends(runtime)]) -> Health:
+def get_health(rt: RuntimeDep) -> Health:
     """Liveness and readiness: the database answers, the master key is loaded and signed
     audit heads can be anchored."""
     return Health(
@@ -50,7 +49,7 @@ def get_alive() -> dict[str, str]:
 
 
 @router.get("/readyz", tags=["system"])
-def get_ready(rt: Annotated[Runtime, Depends(runtime)]) -> JSONResponse:
+def get_ready(rt: RuntimeDep) -> JSONResponse:
     """Ready to serve (for load balancers): 200, or 503 naming each failing check. Public,
     like /healthz; it says what is broken, never a secret."""
     state = health.readiness(rt)
@@ -66,7 +65,7 @@ def get_ready(rt: Annotated[Runtime, Depends(runtime)]) -> JSONResponse:
 
 
 @router.get("/metrics", tags=["system"], include_in_schema=False)
-def get_metrics(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+def get_metrics(request: Request, rt: RuntimeDep) -> Response:
     """Prometheus metrics, for the addresses in CARDVAULT_METRICS_NETWORKS only (the ingress
     gate lets the path through; this is its own allow-list: docs/operator/monitoring.md)."""
     if not metrics_allowed(rt, client_address(request, rt.settings.trusted_proxies)):
@@ -83,6 +82,6 @@ def metrics_allowed(rt: Runtime, address: str | None) -> bool:
 
 
 @router.get("/.well-known/jwks.json", tags=["system"])
-def get_jwks(rt: Annotated[Runtime, Depends(runtime)]) -> WireObject:
+def get_jwks(rt: RuntimeDep) -> WireObject:
     """The transport keys clients encrypt sensitive payloads to (DESIGN §3.5)."""
     return jwks(transport_keys.keys(rt).values())

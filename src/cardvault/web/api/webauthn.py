@@ -14,9 +14,9 @@ passcode goes through the encrypted sign-in API.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -25,10 +25,9 @@ from cardvault.services.cards import methods
 from cardvault.services.security_keys import keys as security_keys
 from cardvault.services.security_keys import registration as security_key_registration
 from cardvault.services.security_keys import signin as security_key_signin
-from cardvault.services.system.runtime import Runtime
 from cardvault.web.api.ra_gate import Agent
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import runtime
+from cardvault.web.deps import RuntimeDep
 from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.wire_json import WireObject
 
@@ -86,7 +85,7 @@ def _ceremony(start: security_keys.CeremonyStart) -> JSONResponse:
     response_model=CeremonyOut,
     dependencies=[per_address(Bucket.SIGNIN)],
 )
-def assertion_begin(body: AssertionBeginIn, rt: Annotated[Runtime, Depends(runtime)]) -> Any:
+def assertion_begin(body: AssertionBeginIn, rt: RuntimeDep) -> Any:
     """Options for ``navigator.credentials.get`` asking for a discoverable credential."""
     return _ceremony(security_key_signin.begin(rt, org_code=body.organisation))
 
@@ -96,9 +95,7 @@ def assertion_begin(body: AssertionBeginIn, rt: Annotated[Runtime, Depends(runti
     response_model=ProofOut,
     dependencies=[per_address(Bucket.SIGNIN)],
 )
-async def assertion_complete(
-    body: AssertionCompleteIn, request: Request, rt: Annotated[Runtime, Depends(runtime)]
-) -> Any:
+async def assertion_complete(body: AssertionCompleteIn, request: Request, rt: RuntimeDep) -> Any:
     """Verify the key's answer; the proof then goes with the passcode to sign in."""
     proof = await run_in_threadpool(
         security_key_signin.complete,
@@ -120,7 +117,7 @@ async def assertion_complete(
 @router.post("/registration/begin", response_model=CeremonyOut)
 def registration_begin(
     body: RegistrationBeginIn,
-    rt: Annotated[Runtime, Depends(runtime)],
+    rt: RuntimeDep,
     ctx: Agent,
 ) -> Any:
     """Options for ``navigator.credentials.create`` for a card of the RA's organisation."""
@@ -137,7 +134,7 @@ def registration_begin(
 @router.post("/registration/complete")
 def registration_complete(
     body: RegistrationCompleteIn,
-    rt: Annotated[Runtime, Depends(runtime)],
+    rt: RuntimeDep,
     ctx: Agent,
 ) -> WireObject:
     """Verify the new credential and associate it with the card (audited)."""

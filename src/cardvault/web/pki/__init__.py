@@ -9,10 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC
-from typing import Annotated
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -25,7 +24,7 @@ from cardvault.services.rate_limits import check as rate_limits
 from cardvault.services.rate_limits.errors import RateLimited
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import client_address
-from cardvault.web.deps import runtime
+from cardvault.web.deps import RuntimeDep
 from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/pki", tags=["pki"])
@@ -43,7 +42,7 @@ def _key_id(text: str, suffix: str) -> str:
 
 
 @router.get("/crl/{name}", response_class=Response, dependencies=_LIMITED)
-def get_crl(name: str, request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+def get_crl(name: str, request: Request, rt: RuntimeDep) -> Response:
     """The CA's full CRL (DER), with an ETag for conditional fetches."""
     doc = crls.current(rt, _key_id(name, ".crl"))
     now = rt.clock()
@@ -60,7 +59,7 @@ def get_crl(name: str, request: Request, rt: Annotated[Runtime, Depends(runtime)
 
 
 @router.get("/ca/{name}", response_class=Response, dependencies=_LIMITED)
-def get_ca(name: str, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+def get_ca(name: str, rt: RuntimeDep) -> Response:
     """A CA certificate this service issues (or issued) under, DER (the caIssuers URL)."""
     key_id = _key_id(name, ".crt")
     for cert in ca.issuing_certificates(rt):
@@ -96,7 +95,7 @@ REFUSALS = {"/pki/ocsp": lambda: _ocsp(cocsp.malformed())}
 
 
 @router.post("/ocsp", response_class=Response)
-async def post_ocsp(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+async def post_ocsp(request: Request, rt: RuntimeDep) -> Response:
     """RFC 6960 §A.1 POST: the DER request is the body."""
     refused = await run_in_threadpool(_admit, request, rt)
     if refused is not None:
@@ -110,9 +109,7 @@ async def post_ocsp(request: Request, rt: Annotated[Runtime, Depends(runtime)]) 
 
 
 @router.get("/ocsp/{encoded:path}", response_class=Response)
-async def get_ocsp(
-    encoded: str, request: Request, rt: Annotated[Runtime, Depends(runtime)]
-) -> Response:
+async def get_ocsp(encoded: str, request: Request, rt: RuntimeDep) -> Response:
     """RFC 6960 §A.1 GET: the URL-encoded base64 of the DER request after the path."""
     refused = await run_in_threadpool(_admit, request, rt)
     if refused is not None:

@@ -14,28 +14,22 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.domain import identifiers
-from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.errors import CardvaultError
 from cardvault.services.holders import account, methods
-from cardvault.services.rate_limits import check as rate_limits
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin import web_sessions
-from cardvault.services.signin.engine import LoginRequest
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import engine
-from cardvault.web.errors import status_of
 from cardvault.web.portal.steps import AREA, Rt, View, web_session
 from cardvault.web.rate_limit import Bucket, per_address
-from cardvault.web.ui import organisation_choice, second_factor
+from cardvault.web.ui import first_step, organisation_choice, second_factor
 from cardvault.web.ui.second_factor import Flow
 from cardvault.web.ui.session import address, remember
 
 router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)
 HOME = "/portal/card"
-IDENTIFIER_ERRORS = {"email": "identifier", "domain": "identifier", "account": "identifier"}
 #: what the paired phone shows as the computer asking, when a push is sent
 CLIENT_NAME = "Self-service portal"
 
@@ -57,6 +51,9 @@ LOGIN = Flow(
 )
 second_factor.install(router, LOGIN, web_session)
 organisation_choice.install(router, LOGIN, web_session)
+FIRST_STEP = first_step.FirstStep(
+    flow=LOGIN, purpose="holder", client_name=CLIENT_NAME, template="portal/card_login.html"
+)
 
 
 async def _form(request: Request, view: WebSessionView, *secrets: str) -> ui.Form:
@@ -80,52 +77,8 @@ def _methods(request: Request, rt: Runtime, view: WebSessionView) -> list[method
 
 @router.post("/card", dependencies=[per_address(Bucket.SIGNIN)])
 async def login(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view, "passcode")
-    return await run_in_threadpool(_login, request, rt, view, form)
-
-
-def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
-    try:
-        kind, ident = identifiers.sign_in_identifier(form.get("identifier"))
-    except InvalidInput as exc:
-        form.add_exception(exc, fields=IDENTIFIER_ERRORS, default="identifier")
-        kind, ident = "", ""
-    if not form.get("passcode"):
-        form.add_error("passcode", "Enter your passcode.")
-    if not form.ok:
-        return _login_page(request, form, 422)
-    rate_limits.check_identifier(rt, Bucket.SIGNIN, kind, ident)
-    try:
-        result = engine(request).login(
-            actor_for(request, rt),
-            LoginRequest(
-                identifier_kind=kind,
-                identifier=ident,
-                passcode=form.get("passcode"),
-                purpose="holder",
-                client_name=CLIENT_NAME,
-            ),
-        )
-    except CardvaultError as exc:
-        form.add_error("passcode", exc.message)
-        return _login_page(request, form, status_of(exc))
-    if result.factor_error:
-        form.add_error("passcode", result.factor_error.message)
-        return _login_page(request, form, 401)
-    if result.organisations:  # an email address, and several organisations admit you
-        return ui.redirect(organisation_choice.ask(rt, LOGIN, view, result))
-    web_sessions.update_data(
-        rt,
-        view,
-        login_txn=result.transaction_id,
-        login_factors=[o.method for o in result.second_factors],
-        login_push=None,
-    )
-    return ui.redirect(f"{HOME}/login/code")
-
-
-def _login_page(request: Request, form: ui.Form, status: int) -> Response:
-    return ui.render(request, "portal/card_login.html", status=status, form=form.shown())
+    form = await _form(request, view, *first_step.SECRETS)
+    return await run_in_threadpool(first_step.sign_in, request, rt, view, form, FIRST_STEP)
 
 
 @router.post("/card/logout")

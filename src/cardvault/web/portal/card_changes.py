@@ -16,6 +16,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from cardvault.domain.card_pin import rule as card_pin_rule
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services.cards.enrolment import SecurityAnswer
 from cardvault.services.holders import account, activity, methods
@@ -215,7 +216,13 @@ def _pin_page(
 ) -> Response:
     pin = holder_pin.page(rt, _who(request, rt), session_id)
     return ui.render(
-        request, PIN_TEMPLATE, status=status, form=form, pin=pin, heading=_pin_heading(pin)
+        request,
+        PIN_TEMPLATE,
+        status=status,
+        form=form,
+        pin=pin,
+        heading=_pin_heading(pin),
+        pin_rule=card_pin_rule(pin.minimum),
     )
 
 

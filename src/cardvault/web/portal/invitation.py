@@ -81,6 +81,7 @@ def _setup(request: Request, rt: Rt, token: str, form: ui.Form, status: int = 20
         form=form,
         token=token,
         questions=questions,
+        pin_rule=invitations.card_pin_rule(rt, token),
     )
 
 

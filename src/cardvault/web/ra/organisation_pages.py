@@ -36,6 +36,7 @@ def _settings_values(view: ra_settings.SettingsView) -> dict[str, str]:
     values = {name: str(number) for name, number in view.numbers.items()}
     values |= {name: "yes" for name, on in view.switches.items() if on}
     values |= {f"route_{r}": "yes" for r in view.allowed_methods}
+    values |= {f"factor_{f}": "yes" for f in view.second_factors}
     return values
 
 
@@ -50,6 +51,7 @@ def _settings_page(
         numbers=ra_settings.NUMBERS,
         switches=ra_settings.SWITCHES,
         routes=ra_settings.ROUTES,
+        factors=ra_settings.FACTORS,
         form=form,
         ctx=ctx,
     )
@@ -75,6 +77,7 @@ def _change_settings(
     sent = ra_settings.SettingsForm(
         allowed_methods=tuple(r for r in ra_settings.ROUTES if form.get(f"route_{r}") == "yes"),
         numbers={n.name: form.get(n.name) for n in ra_settings.NUMBERS},
+        second_factors=tuple(f for f in ra_settings.FACTORS if form.get(f"factor_{f}") == "yes"),
         switches={name: form.get(name) == "yes" for name in ra_settings.SWITCHES},
     )
     for problem in ra_settings.problems(sent):

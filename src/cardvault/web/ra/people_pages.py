@@ -31,7 +31,8 @@ IMPORT_MODES = ("check", "all", "good")
 
 
 @router.get("/people/new")
-def new_page(request: Request, ctx: PeopleManager) -> Response:
+def new_page(request: Request, rt: Rt, ctx: PeopleManager) -> Response:
+    require_recent_sign_in(request, rt)
     return ui.render(request, "ra/person_new.html", form=ui.Form(), ctx=ctx)
 
 
@@ -44,6 +45,7 @@ async def new(request: Request, rt: Rt, view: View, ctx: PeopleManager) -> Respo
 def _new(
     request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, form: ui.Form
 ) -> Response:
+    require_recent_sign_in(request, rt)
     try:
         member = ra_people.new_member(**{f: form.get(f) for f in FIELDS})
     except InvalidInput as exc:
@@ -64,7 +66,8 @@ def _new(
 
 
 @router.get("/people/import")
-def import_page(request: Request, ctx: PeopleManager) -> Response:
+def import_page(request: Request, rt: Rt, ctx: PeopleManager) -> Response:
+    require_recent_sign_in(request, rt)
     form = ui.Form(values={"mode": "check"})
     return ui.render(request, "ra/people_import.html", form=form, check=None, ctx=ctx)
 
@@ -89,6 +92,7 @@ async def _upload(request: Request, view: WebSessionView) -> tuple[ui.Form, byte
 
 
 def _import(request: Request, rt: Runtime, ctx: RaContext, form: ui.Form, data: bytes) -> Response:
+    require_recent_sign_in(request, rt)
     mode = form.get("mode")
     if mode not in IMPORT_MODES:
         form.add_error("mode", "Choose what to do with the file.")
@@ -127,7 +131,8 @@ def _import_page(
 
 
 @router.get("/people/add")
-def add_page(request: Request, ctx: PeopleManager) -> Response:
+def add_page(request: Request, rt: Rt, ctx: PeopleManager) -> Response:
+    require_recent_sign_in(request, rt)
     return ui.render(request, "ra/person_add.html", form=ui.Form(), ctx=ctx)
 
 
@@ -140,6 +145,7 @@ async def add(request: Request, rt: Rt, view: View, ctx: PeopleManager) -> Respo
 def _add(
     request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, form: ui.Form
 ) -> Response:
+    require_recent_sign_in(request, rt)
     if (done := already_sent(rt, request, view, form, "/ra/persons")) is not None:
         return done
     try:

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services.cards import enrolment
+from cardvault.services.piv import card_pin
 from cardvault.services.ra import cards as ra_cards
 from cardvault.services.ra import persons as ra_persons
 from cardvault.services.ra.actions import RaContext
@@ -135,6 +136,7 @@ def _enrol_page(
         questions=_questions(rt),
         ctx=ctx,
         own=OWN,
+        pin_rule=card_pin.rule_for(rt, ctx.organisation_id),
     )
 
 

@@ -19,11 +19,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.domain import identifiers
 from cardvault.domain.vocabulary import RaRole
-from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.errors import CardvaultError
 from cardvault.services.ra import actions as ra_actions
-from cardvault.services.rate_limits import check as rate_limits
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.engine import LoginRequest
@@ -37,19 +35,30 @@ from cardvault.web.ra.context import AREA, Rt, View, safe_next
 from cardvault.web.ra.reauth_key import signed_in_with_key
 from cardvault.web.ra.second_factor import LOGIN
 from cardvault.web.rate_limit import Bucket, per_address
-from cardvault.web.ui import organisation_choice
+from cardvault.web.ui import first_step
 from cardvault.web.ui.session import address, remember
 
 router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
-#: where the identifier's checks put their errors: all on the one sign-in field
-IDENTIFIER_ERRORS = {"email": "identifier", "domain": "identifier", "account": "identifier"}
-SECRETS = ("passcode",)
 #: what the paired phone shows as the computer asking, when a push is sent
 CLIENT_NAME = "vRA Manager"
 
 
+def _identified(rt: Runtime, view: WebSessionView, kind: str, ident: str) -> WebSessionView:
+    """Who typed what, kept for re-authentication later (``second_factor.signed_in``)."""
+    return web_sessions.update_data(rt, view, login_kind=kind, login_ident=ident, login_org=None)
+
+
+FIRST_STEP = first_step.FirstStep(
+    flow=LOGIN,
+    purpose="ra",
+    client_name=CLIENT_NAME,
+    template="ra/login.html",
+    identified=_identified,
+)
+
+
 async def _form(request: Request, view: WebSessionView) -> ui.Form:
-    form = await ui.read_form(request, secret_fields=SECRETS)
+    form = await ui.read_form(request, secret_fields=first_step.SECRETS)
     ui.check_csrf(view, form)
     return form
 
@@ -65,62 +74,7 @@ def start(request: Request, view: View) -> Response:
 @router.post("", dependencies=[per_address(Bucket.SIGNIN)])
 async def login(request: Request, rt: Rt, view: View) -> Response:
     form = await _form(request, view)
-    return await run_in_threadpool(_login, request, rt, view, form)
-
-
-def _identifier(form: ui.Form) -> tuple[str, str]:
-    """The one field takes an email address or a Windows account, told apart by their form."""
-    try:
-        return identifiers.sign_in_identifier(form.get("identifier"))
-    except InvalidInput as exc:
-        form.add_exception(exc, fields=IDENTIFIER_ERRORS, default="identifier")
-        return "", ""
-
-
-def _login(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
-    kind, ident = _identifier(form)
-    if not form.get("passcode"):
-        form.add_error("passcode", "Enter your passcode.")
-    if not form.ok:
-        return _login_page(request, form, 422)
-    rate_limits.check_identifier(rt, Bucket.SIGNIN, kind, ident)
-    try:
-        result = engine(request).login(
-            actor_for(request, rt),
-            LoginRequest(
-                identifier_kind=kind,
-                identifier=ident,
-                passcode=form.get("passcode"),
-                purpose="ra",
-                client_name=CLIENT_NAME,
-            ),
-        )
-    except InvalidInput as exc:
-        form.add_exception(exc, fields=IDENTIFIER_ERRORS, default="identifier")
-        return _login_page(request, form, 422)
-    except CardvaultError as exc:
-        form.add_error("passcode", exc.message)
-        return _login_page(request, form, status_of(exc))
-    # the browser has no use for SK: it is dropped here, so the session's DEK wrap is
-    # useless to anyone (the RA pages never use the card's keys)
-    if result.factor_error:
-        form.add_error("passcode", result.factor_error.message)
-        return _login_page(request, form, 401)
-    view = web_sessions.update_data(rt, view, login_kind=kind, login_ident=ident, login_org=None)
-    if result.organisations:  # several organisations would admit this sign-in: which one
-        return ui.redirect(organisation_choice.ask(rt, LOGIN, view, result))
-    web_sessions.update_data(
-        rt,
-        view,
-        login_txn=result.transaction_id,
-        login_factors=[o.method for o in result.second_factors],
-        login_push=None,
-    )
-    return ui.redirect("/ra/login/code")
-
-
-def _login_page(request: Request, form: ui.Form, status: int) -> Response:
-    return ui.render(request, "ra/login.html", status=status, form=form.shown())
+    return await run_in_threadpool(first_step.sign_in, request, rt, view, form, FIRST_STEP)
 
 
 @router.get("/role")

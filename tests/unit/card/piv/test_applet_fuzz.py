@@ -18,7 +18,7 @@ from cardvault.card.piv import (
 
 _INSTRUCTIONS = [int(ins) for ins in Ins] + [0x00, 0xCA, 0x12]
 _PARAMETERS = st.sampled_from(
-    [0x00, 0x03, 0x07, 0x11, 0x3F, 0x80, 0x81, 0x9A, 0x9B, 0x9C, 0x9D, 0xFF]
+    [0x00, 0x03, 0x07, 0x10, 0x11, 0x3F, 0x80, 0x81, 0x9A, 0x9B, 0x9C, 0x9D, 0xFF]
 )
 
 
@@ -51,6 +51,8 @@ _TEMPLATES = [
         "7C0A8208" + "00" * 8,
         "7C2482008120" + "00" * 32,
         "7C820106820081820100" + "FF" * 256,
+        "7C820106820081820100" + "0002" + "5A" * 253 + "00",  # an RSA block below n (9D decrypt)
+        "A000000527200101",  # the YubiKey OTP application (its serial request: 01 10)
         "7C4482008541" + "04" + "00" * 64,
         "5C017E",
         "5C035FC105",
@@ -63,13 +65,14 @@ _TEMPLATES = [
 apdus = st.one_of(st.binary(max_size=40), plausible_apdus(), st.just(verify_apdu()))
 
 
-@pytest.fixture(scope="module")
-def provisioned() -> tuple[PivState, Card]:
-    """A card with keys in 9A (RSA) and 9C (EC), so signing paths are reachable."""
+@pytest.fixture(scope="module", params=[Algorithm.ECC_P256, Algorithm.RSA2048])
+def provisioned(request: pytest.FixtureRequest) -> tuple[PivState, Card]:
+    """A card with keys in 9A (RSA), 9C (EC) and 9D (EC: key agreement; RSA: decryption), so
+    signing, ECDH and decryption paths are all reachable."""
     card = Card(state=blank_card(serial=1, guid=bytes(16)))
     card.install_key(Slot.PIV_AUTHENTICATION, Algorithm.RSA2048)
     card.install_key(Slot.DIGITAL_SIGNATURE, Algorithm.ECC_P256)
-    card.install_key(Slot.KEY_MANAGEMENT, Algorithm.ECC_P256)
+    card.install_key(Slot.KEY_MANAGEMENT, request.param)
     return card.state, card
 
 

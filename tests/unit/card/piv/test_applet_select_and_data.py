@@ -6,6 +6,7 @@ from tests.support.piv_fakes import Card, verify_apdu
 
 from cardvault.card import tlv
 from cardvault.card.piv import ObjectId, objects
+from cardvault.card.piv.constants import APPLET_VERSION
 
 DISCOVERY = "7E124F0BA0000003080000100001005F2F024000"
 
@@ -42,12 +43,29 @@ def test_select_piv_answers_the_application_property_template(card: Card) -> Non
 
 
 def test_yubico_piv_tool_connect_sequence(card: Card) -> None:
+    """yubico-piv-tool 2.2 with a card below version 5: the serial from the OTP application."""
     assert card.send("00A4040005A000000308")[-2:] == h("9000")
     assert card.send("0020008000") == h("63C3")
-    assert card.send("00FD000000") == h("0504039000")
-    assert card.send("00F8000000") == h("00BC614E9000")
-    assert card.send("00A4040008A000000527200101") == h("6A82")  # OTP applet: not here
+    assert card.send("00FD000000") == h("0001009000")  # cardvault 0.1.0
+    assert card.send("00A4040008A000000527200101") == h("9000")  # OTP application
+    assert card.send("0001100000") == h("00BC614E9000")  # its serial request: 12345678
+    assert card.send("00A4040005A000000308")[-2:] == h("9000")
     assert card.send("00CB3FFF035C017E") == h(DISCOVERY + "9000")
+
+
+def test_get_serial_answers_the_same_serial_as_yubikey_5_ask_it(card: Card) -> None:
+    assert card.send("00F8000000") == h("00BC614E9000")
+
+
+def test_the_otp_application_answers_only_its_serial_request(card: Card) -> None:
+    assert card.send("0001130000") == h("6A86")
+    assert card.send("00CB3FFF035C017E") == h(DISCOVERY + "9000")  # PIV was never left
+
+
+def test_the_version_is_cardvaults() -> None:
+    from cardvault import __version__
+
+    assert ".".join(str(part) for part in APPLET_VERSION) == __version__
 
 
 def test_select_with_p2_0c_returns_no_data(card: Card) -> None:

@@ -20,6 +20,7 @@ from cardvault.services.piv.errors import NotReadyForReaders
 from cardvault.services.piv.image import (
     IssuedCertificate,
     build_image,
+    piv_serial,
     with_certificates,
 )
 
@@ -99,7 +100,7 @@ def test_the_image_has_no_management_key_and_no_puk(
     assert not state.management_key_default
     assert state.puk_tries.blocked
     assert state.pin_tries.left == 3
-    assert 10_000_000 <= state.serial < 100_000_000
+    assert state.serial == piv_serial("CVA1B2C3D4E5")
 
 
 def test_a_missing_certificate_is_said_and_nothing_is_built(
@@ -121,9 +122,54 @@ def test_renewed_certificates_replace_the_old_ones(
     state = build_image(card_id=CARD_ID, serial="CVA1B2C3D4E5", certificates=issued)
     renewed = _certificate(rsa.generate_private_key(65537, 2048), 1095)
     issued[CertUsage.CONTENT_COMMITMENT] = _issued(CertUsage.CONTENT_COMMITMENT, renewed)
-    after = with_certificates(state, serial="CVA1B2C3D4E5", certificates=issued)
+    after = with_certificates(
+        state, card_id=CARD_ID, serial="CVA1B2C3D4E5", certificates=issued, sign=_signer
+    )
     assert after.key_algorithm(Slot.DIGITAL_SIGNATURE) is Algorithm.RSA2048
     container = after.object(ObjectId.CERT_DIGITAL_SIGNATURE)
     assert container is not None
     assert piv_objects.certificate(container) == renewed.public_bytes(serialization.Encoding.DER)
-    assert after.object(ObjectId.CHUID) == state.object(ObjectId.CHUID)
+    chuid = after.object(ObjectId.CHUID)
+    assert chuid is not None
+    assert tlv.decode_map(chuid)[0x35] == b"20291231"  # the card's new end: both last 1095 days
+    content = piv_objects.chuid_signed_content(guid=uuid.UUID(CARD_ID).bytes, expiry="20291231")
+    assert tlv.decode_map(chuid)[0x3E] == b"signed " + content  # signed again
+
+
+def _signer(content: bytes) -> bytes:
+    return b"signed " + content
+
+
+def test_an_unchanged_chuid_is_not_signed_again(
+    certificates: dict[CertUsage, x509.Certificate],
+) -> None:
+    issued = {usage: _issued(usage, cert) for usage, cert in certificates.items()}
+    state = build_image(card_id=CARD_ID, serial="CVA1B2C3D4E5", certificates=issued, sign=_signer)
+
+    def refuse(content: bytes) -> bytes:
+        raise AssertionError("signed again")
+
+    again = with_certificates(
+        state, card_id=CARD_ID, serial="CVA1B2C3D4E5", certificates=issued, sign=refuse
+    )
+    assert again == state
+
+
+def test_a_key_management_certificate_goes_into_9d(
+    certificates: dict[CertUsage, x509.Certificate],
+) -> None:
+    issued = {usage: _issued(usage, cert) for usage, cert in certificates.items()}
+    encryption = _certificate(rsa.generate_private_key(65537, 2048), 1095)
+    issued[CertUsage.KEY_MANAGEMENT] = _issued(CertUsage.KEY_MANAGEMENT, encryption)
+    state = build_image(card_id=CARD_ID, serial="CVA1B2C3D4E5", certificates=issued)
+    assert state.key_algorithm(Slot.KEY_MANAGEMENT) is Algorithm.RSA2048
+    container = state.object(ObjectId.CERT_KEY_MANAGEMENT)
+    assert container is not None
+    assert piv_objects.certificate(container) == encryption.public_bytes(serialization.Encoding.DER)
+
+
+def test_the_piv_serial_is_derived_from_the_card_serial() -> None:
+    assert piv_serial("CVA1B2C3D4E5") == piv_serial("CVA1B2C3D4E5")
+    assert piv_serial("CVA1B2C3D4E5") != piv_serial("CVA1B2C3D4E6")
+    assert 10_000_000 <= piv_serial("CVA1B2C3D4E5") < 100_000_000
+    assert piv_serial("CVA1B2C3D4E5") == 98_544_710  # 1e7 + sha256(label, 0, serial)[:8] mod 9e7

@@ -3,6 +3,8 @@ words a person understands."""
 
 from __future__ import annotations
 
+import pytest
+
 from cardvault.services.ra.settings import NUMBERS, SettingsForm, problems
 
 GOOD = {n.name: str(max(n.low, min(n.high, 30))) for n in NUMBERS} | {
@@ -34,3 +36,21 @@ def test_no_sign_in_route_or_an_unknown_one_is_refused() -> None:
     for routes in ((), ("carrier_pigeon",)):
         form = SettingsForm(allowed_methods=routes, numbers=GOOD, switches={})
         assert [p.field for p in problems(form)] == ["allowed_methods"]
+
+
+@pytest.mark.parametrize(
+    ("factors", "words"),
+    [((), "Allow at least one second factor"), (("sms",), "Choose second factors from the list")],
+)
+def test_the_second_factors_need_one_known_factor_at_least(
+    factors: tuple[str, ...], words: str
+) -> None:
+    form = SettingsForm(allowed_methods=("email",), numbers=GOOD, switches={},
+                        second_factors=factors)  # fmt: skip
+    found = problems(form)
+    assert [p.field for p in found] == ["second_factors"]
+    assert words in found[0].message
+
+
+def test_second_factors_left_out_are_no_problem() -> None:
+    assert problems(_form()) == []
