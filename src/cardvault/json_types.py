@@ -36,3 +36,13 @@ def object_at(data: JsonObject, key: str) -> JsonObject:
     if not isinstance(value, dict):
         raise TypeError(f"{key!r} holds {type(value).__name__}, not an object")
     return value
+
+
+def as_json(value: JsonInput) -> JsonValue:
+    """``value`` as JSON is read back (tuples become lists, mappings dicts), for a model
+    field or a column that takes :data:`JsonValue`."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {key: as_json(item) for key, item in value.items()}
+    return [as_json(item) for item in value]

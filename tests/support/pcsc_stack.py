@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pyotp
+import pytest
 from cryptography import x509
 
 from cardvault.config import Settings
@@ -33,8 +34,9 @@ from cardvault.services.directory import registry as directory
 from cardvault.services.system.runtime import Actor, Runtime, open_runtime
 from tests.support import factories as f
 from tests.support import pcsc_lock
-from tests.support.databases import fresh_postgres_database
+from tests.support.databases import REQUIRE_PG, fresh_postgres_database, postgres_reachable
 from tests.support.live_server import free_port
+from tests.support.processes import FAST_KDF
 
 LOCK = Path("/tmp/cardvault-pcsc.lock")
 PID_FILE = Path("/run/pcscd/pcscd.pid")
@@ -175,6 +177,25 @@ def database(kind: str, scratch: Path) -> Iterator[str]:
         return
     with fresh_postgres_database("cvpcsc") as url:
         yield url
+
+
+@contextmanager
+def service_on(kind: str, key_template: Path, scratch: Path) -> Iterator[Service]:
+    """A running service on a fresh database of ``kind`` (``sqlite`` or ``postgresql``), its
+    data directory a copy of ``key_template``; stopped afterwards. Skipped when PostgreSQL
+    does not answer (failed when it is required)."""
+    data = scratch / "data"
+    shutil.copytree(key_template, data)
+    if kind == "postgresql" and not postgres_reachable():
+        if REQUIRE_PG:
+            pytest.fail("PostgreSQL is required but does not answer")
+        pytest.skip("PostgreSQL is not reachable")
+    with database(kind, scratch) as url:
+        service = start_service(data, env={**FAST_KDF, "CARDVAULT_DATABASE_URL": url})
+        try:
+            yield service
+        finally:
+            service.stop()
 
 
 # -- the service ---------------------------------------------------------------------------------
@@ -406,26 +427,73 @@ def certificate_from_the_ca(service: Service, directory: Path, serial: str) -> N
     (directory / "ca.pem").write_text(service.cardvault("ca", "export"))
 
 
-def self_signed(directory: Path, slot: str, key_id: str) -> None:
-    """Self-signed through OpenSC; 9C asks for the PIN again for the signature (PIN always)."""
-    out = str(directory / f"{slot}.crt")
+def self_signed(directory: Path, slot: str, key_id: str, *, name: str = "Hana Holder") -> Path:
+    """Self-signed through OpenSC (the notes' recipe: the card signs its own certificate);
+    9C asks for the PIN again for the signature (PIN always)."""
+    out = directory / f"{slot}.crt"
     run(
-        "openssl",
-        "req",
-        "-new",
-        "-x509",
-        "-engine",
-        "pkcs11",
-        "-keyform",
-        "engine",
-        "-key",
-        key_uri(key_id, "123456"),
-        "-subj",
-        f"/CN=Hana Holder {slot}",
-        "-days",
-        "30",
-        "-out",
-        out,
+        *("openssl", "req", "-new", "-x509", "-engine", "pkcs11", "-keyform", "engine"),
+        *("-key", key_uri(key_id, "123456"), "-subj", f"/CN={name} {slot}", "-days", "30"),
+        *("-out", str(out)),
         env=engine_env(directory, slot),
         stdin="123456\n",
     )
+    return out
+
+
+# -- a TLS server that asks for a client certificate ------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsServer:
+    """``openssl s_server`` on localhost, trusting only a CA, requiring a client certificate."""
+
+    port: int
+    cert: Path  # its own (self-signed) certificate, for curl's --cacert
+
+    def fetch(self, *curl: str, check: bool = True) -> str:
+        """The server's status page (``-www``) through curl, with the options given."""
+        url = f"https://localhost:{self.port}/"
+        return run("curl", "-sS", "--cacert", str(self.cert), *curl, url, check=check)
+
+    def fetch_with_card(self, client_cert: Path, pin: str) -> str:
+        """The page, the client authenticating with the card's 9A key through OpenSSL's
+        pkcs11 engine and OpenSC."""
+        return self.fetch(
+            *("--engine", "pkcs11", "--key-type", "ENG", "--key", key_uri("01", pin)),
+            *("--cert", str(client_cert)),
+        )
+
+
+@contextmanager
+def tls_server(folder: Path, ca_pem: Path, *, crl: Path | None = None) -> Iterator[TlsServer]:
+    """A TLS server that accepts only client certificates ``ca_pem`` issued (and, with
+    ``crl``, not revoked); ``-www`` answers with a page naming the client certificate.
+    Yields once it listens; its log is added to a failure inside the block."""
+    key, cert = folder / "server.key", folder / "server.pem"
+    run(
+        *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"),
+        *("-nodes", "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"),
+        *("-addext", "subjectAltName=DNS:localhost", "-days", "1"),
+    )
+    port = free_port()
+    checks = ["-crl_check", "-CRL", str(crl)] if crl is not None else []
+    server = subprocess.Popen(
+        [
+            *("openssl", "s_server", "-accept", str(port), "-cert", str(cert), "-key", str(key)),
+            *("-CAfile", str(ca_pem), "-Verify", "1", "-verify_return_error", *checks, "-www"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(0.5)
+        yield TlsServer(port=port, cert=cert)
+    except AssertionError as failure:
+        server.terminate()
+        raise AssertionError(f"{failure}\n{server.communicate(timeout=10)[0]}") from failure
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.communicate(timeout=10)

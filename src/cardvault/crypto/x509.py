@@ -23,7 +23,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from cardvault.crypto.cert_errors import (
     CaKeyMismatch,
@@ -46,7 +45,6 @@ from cardvault.crypto.cert_info import (
 )
 from cardvault.crypto.external_key import ExternalKey, sign_certificate
 from cardvault.crypto.profile import (
-    MICROSOFT_SMARTCARD_LOGON,
     CertProfile,
     CertUsage,
     PkiLinks,
@@ -94,7 +92,6 @@ __all__ = [
     "certificate_to_der",
     "certificate_to_pem",
     "check_ca_pair",
-    "check_imported_certificate",
     "check_issued_by",
     "check_subject_template",
     "create_ca",
@@ -156,7 +153,7 @@ def self_signed_ca(
 ) -> x509.Certificate:
     """A self-signed root for ``key`` that may issue end-entity certificates only (pathlen
     0); ``key`` may be in memory or in an HSM."""
-    start = _utc(now)
+    start = as_utc(now)
     fields = SubjectFields(
         common_name=common_name,
         user_id="-",
@@ -191,10 +188,10 @@ def sign_as_ca(builder: x509.CertificateBuilder, key: CaKey) -> x509.Certificate
 
 def check_ca_pair(ca_key: CaKey, ca_cert: x509.Certificate) -> None:
     """Raise CaKeyMismatch unless the certificate is a CA certificate for this very key."""
-    if _spki(ca_key.public_key()) != _spki(ca_cert.public_key()):
+    if spki_der(ca_key.public_key()) != spki_der(ca_cert.public_key()):
         raise CaKeyMismatch("The CA certificate does not match its key.")
-    constraints = _extension(ca_cert, x509.BasicConstraints)
-    usage = _extension(ca_cert, x509.KeyUsage)
+    constraints = extension_value(ca_cert, x509.BasicConstraints)
+    usage = extension_value(ca_cert, x509.KeyUsage)
     if constraints is None or not constraints.ca or usage is None or not usage.key_cert_sign:
         raise CaUnusable(
             "The CA certificate is not a CA certificate "
@@ -236,7 +233,7 @@ def in_memory(key: CaKey) -> PrivateKey | None:
 
 def certificate_key(cert: x509.Certificate) -> PublicKey:
     """The certificate's public key, when it is one a CA or card may have (RSA, ECDSA)."""
-    return _public_key(cert.public_key())
+    return public_key_of(cert.public_key())
 
 
 def ca_key_to_der(key: PrivateKey) -> bytearray:
@@ -278,9 +275,9 @@ def issue_card_certificate(
 
     ``profile`` carries the holder's names and the PKI links (DESIGN §3.9); ``email`` alone
     is the short form of ``CertProfile(email=...)``."""
-    start = _utc(now)
+    start = as_utc(now)
     _check_ca_usable(ca_key, ca_cert, start)
-    key = _public_key(public_key)
+    key = public_key_of(public_key)
     serial = new_serial_number() if serial_number is None else _checked_serial(serial_number)
     if len(subject) == 0:
         raise InvalidInput("A card certificate needs a subject name.")
@@ -333,76 +330,6 @@ def _profile(profile: CertProfile | None, email: str | None) -> CertProfile:
     return profile
 
 
-# -- certificates an external CA returns -------------------------------------------------
-
-
-def check_imported_certificate(
-    cert_pem: bytes,
-    *,
-    expected_public_key: PublicKeyInput,
-    usage: CertUsage,
-    ca_cert: x509.Certificate | None,
-    now: datetime,
-) -> x509.Certificate:
-    """Accept a certificate for a card key only if it is that key's, current, fit for purpose,
-    signed with SHA-256 or better and, when ``ca_cert`` is given, issued by that CA."""
-    cert = load_certificate_pem(cert_pem)
-    if _spki(cert.public_key()) != _spki(_public_key(expected_public_key)):
-        raise CertificateKeyMismatch(
-            f"This certificate is for a different key: it does not match the card's "
-            f"{usage.label} key.",
-            usage=usage.value,
-        )
-    _check_validity(cert, _utc(now), what="The certificate")
-    _check_imported_usage(cert, usage)
-    _check_signature_hash(cert)
-    if ca_cert is not None:
-        check_issued_by(cert, ca_cert)
-    return cert
-
-
-def _check_imported_usage(cert: x509.Certificate, usage: CertUsage) -> None:
-    constraints = _extension(cert, x509.BasicConstraints)
-    key_usage = _extension(cert, x509.KeyUsage)
-    if (constraints is not None and constraints.ca) or (key_usage and key_usage.key_cert_sign):
-        raise CertificateWrongUsage(
-            "This is a CA certificate, not a card certificate.", usage=usage.value
-        )
-    if usage is CertUsage.AUTHENTICATION:
-        needed, bit = "digitalSignature", key_usage is not None and key_usage.digital_signature
-    elif usage is CertUsage.KEY_MANAGEMENT:
-        needed = "keyEncipherment or keyAgreement"
-        bit = key_usage is not None and (key_usage.key_encipherment or key_usage.key_agreement)
-    else:
-        needed, bit = "nonRepudiation", key_usage is not None and key_usage.content_commitment
-    if not bit:
-        raise CertificateWrongUsage(
-            f"The certificate's key usage lacks {needed}, which a {usage.label} certificate needs.",
-            usage=usage.value,
-        )
-    purposes = _extension(cert, x509.ExtendedKeyUsage)
-    allowed = {
-        ExtendedKeyUsageOID.CLIENT_AUTH,
-        MICROSOFT_SMARTCARD_LOGON,
-        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
-    }
-    if usage is CertUsage.AUTHENTICATION and purposes is not None and not allowed & set(purposes):
-        raise CertificateWrongUsage(
-            "The certificate's extended key usage allows neither client authentication "
-            "nor smartcard logon, which an authentication certificate needs.",
-            usage=usage.value,
-        )
-
-
-def _check_signature_hash(cert: x509.Certificate) -> None:
-    algorithm = cert.signature_hash_algorithm
-    if isinstance(algorithm, hashes.MD5 | hashes.SHA1 | hashes.SHA224):
-        raise CertificateWeakSignature(
-            f"The certificate is signed with {algorithm.name.upper()}; SHA-256 or better "
-            "is required."
-        )
-
-
 def check_issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> None:
     """Raise CertificateUntrustedIssuer unless ``ca_cert``'s key signed ``cert`` (and its
     subject is ``cert``'s issuer): a certificate that only *names* the CA does not pass."""
@@ -450,21 +377,22 @@ def load_certificate_der(data: bytes) -> x509.Certificate:
 
 def certificate_public_key_der(cert: x509.Certificate) -> bytes:
     """The certificate's SubjectPublicKeyInfo (DER), to compare with a card key."""
-    return _spki(cert.public_key())
+    return spki_der(cert.public_key())
 
 
 def verify_chain(cert: x509.Certificate, ca_cert: x509.Certificate, now: datetime) -> None:
     """Raise unless ``ca_cert`` signed ``cert`` and both are valid at ``now``."""
-    moment = _utc(now)
-    _check_validity(ca_cert, moment, what="The CA certificate")
-    _check_validity(cert, moment, what="The certificate")
+    moment = as_utc(now)
+    check_validity(ca_cert, moment, what="The CA certificate")
+    check_validity(cert, moment, what="The certificate")
     check_issued_by(cert, ca_cert)
 
 
-# -- internals ---------------------------------------------------------------------------
+# -- shared with imported_certificate, and internals -------------------------------------
 
 
-def _utc(now: datetime) -> datetime:
+def as_utc(now: datetime) -> datetime:
+    """``now`` in UTC to the second; a naive time is refused."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     return now.astimezone(UTC).replace(microsecond=0)
@@ -478,7 +406,8 @@ def _validity(
     return builder.not_valid_before(start - CLOCK_SKEW).not_valid_after(end)
 
 
-def _check_validity(cert: x509.Certificate, now: datetime, *, what: str) -> None:
+def check_validity(cert: x509.Certificate, now: datetime, *, what: str) -> None:
+    """Raise CertificateNotYetValid or CertificateExpired unless ``cert`` is valid at ``now``."""
     if now < cert.not_valid_before_utc:
         raise CertificateNotYetValid(
             f"{what} is not valid yet: it starts on {cert.not_valid_before_utc.isoformat()}."
@@ -490,12 +419,13 @@ def _check_validity(cert: x509.Certificate, now: datetime, *, what: str) -> None
 def _check_ca_usable(ca_key: CaKey, ca_cert: x509.Certificate, now: datetime) -> None:
     check_ca_pair(ca_key, ca_cert)
     try:
-        _check_validity(ca_cert, now, what="The CA certificate")
+        check_validity(ca_cert, now, what="The CA certificate")
     except CertificateError as exc:
         raise CaUnusable(exc.message) from exc
 
 
-def _extension(cert: x509.Certificate, kind: type[Any]) -> Any:
+def extension_value(cert: x509.Certificate, kind: type[Any]) -> Any:
+    """The value of ``cert``'s extension of ``kind``, or None when it has none."""
     try:
         return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
@@ -504,10 +434,10 @@ def _extension(cert: x509.Certificate, kind: type[Any]) -> Any:
 
 def authority_key_identifier(ca_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
     """What certificates and CRLs signed by ``ca_cert``'s key name it by."""
-    ski = _extension(ca_cert, x509.SubjectKeyIdentifier)
+    ski = extension_value(ca_cert, x509.SubjectKeyIdentifier)
     if isinstance(ski, x509.SubjectKeyIdentifier):
         return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-    return x509.AuthorityKeyIdentifier.from_issuer_public_key(_public_key(ca_cert.public_key()))
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key_of(ca_cert.public_key()))
 
 
 def ca_key_id(ca_cert: x509.Certificate) -> str:
@@ -526,7 +456,8 @@ def signature_hash(key: CaKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
     return hashes.SHA256()
 
 
-def _public_key(key: Any) -> PublicKey:
+def public_key_of(key: Any) -> PublicKey:
+    """A card's public key (an object or its DER SubjectPublicKeyInfo), strong enough."""
     if isinstance(key, bytes):
         try:
             key = serialization.load_der_public_key(key)
@@ -545,7 +476,8 @@ def _check_key_strength(key: PublicKey) -> None:
         raise UnsupportedKey("ECDSA keys must be on NIST P-256, P-384 or P-521.")
 
 
-def _spki(key: Any) -> bytes:
+def spki_der(key: Any) -> bytes:
+    """A public key's DER SubjectPublicKeyInfo, to compare two keys."""
     return bytes(
         key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -11,6 +11,7 @@ from typing import Any
 
 from cardvault.domain.vocabulary import SignInRoute
 from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonObject
 
 #: stored as ``allowed_methods``: the sign-in routes an organisation allows
 ALL_METHODS: tuple[str, ...] = tuple(SignInRoute)
@@ -57,7 +58,7 @@ class OrganisationPolicy:
     in_person_methods: bool = False
     #: cards get a key-management key (PIV 9D) and an encryption certificate, for S/MIME
     key_management: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: JsonObject = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = set(self.allowed_methods) - set(ALL_METHODS)
@@ -99,7 +100,7 @@ class OrganisationPolicy:
         except TypeError as exc:
             raise InvalidInput(f"The policy is not valid: {exc}.") from exc
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         out = asdict(self)
         out["allowed_methods"] = list(self.allowed_methods)
         if self.fido2_allowed_aaguids is not None:

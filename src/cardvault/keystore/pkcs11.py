@@ -54,18 +54,54 @@ class Pkcs11Config:
     key_label: str = "cardvault-master"
 
 
-class Pkcs11MasterKey:
-    """The master key as a handle in the token; implements the MasterKey port."""
+class TokenKey:
+    """A key in the token behind the one session this process keeps for it: an operation
+    holds the lock (it is an init/final pair on the session, so threads must not
+    interleave), and a session the HSM dropped is opened again once before it fails."""
 
-    def __init__(self, config: Pkcs11Config, mk_version: int, key_id: str) -> None:
+    def __init__(self, config: Pkcs11Config, find: Callable[[Any, Pkcs11Config], Any]) -> None:
         self._config = config
-        self._mk_version = mk_version
-        self._key_id = key_id
+        self._find = find
         self._lock = threading.Lock()
         self._session: Any = None
         self._key: Any = None
+
+    def connect(self) -> None:
+        """Open the session and find the key now (rather than at the first operation)."""
         with self._lock:
             self._connect()
+
+    def call(self, operation: Callable[[Any], T]) -> T:
+        """``operation`` on the key's handle, under the lock."""
+        with self._lock:
+            if self._session is None:
+                self._connect()
+            try:
+                return operation(self._key)
+            except _SESSION_GONE:
+                self._connect()
+                return operation(self._key)
+
+    def close(self) -> None:
+        """Close the session (the next operation opens another)."""
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = self._key = None
+
+    def _connect(self) -> None:
+        self._session = open_session(self._config)
+        self._key = self._find(self._session, self._config)
+
+
+class Pkcs11MasterKey(TokenKey):
+    """The master key as a handle in the token; implements the MasterKey port."""
+
+    def __init__(self, config: Pkcs11Config, mk_version: int, key_id: str) -> None:
+        super().__init__(config, find_key)
+        self._mk_version = mk_version
+        self._key_id = key_id
+        self.connect()
 
     @property
     def mk_version(self) -> int:
@@ -78,7 +114,7 @@ class Pkcs11MasterKey:
     def seal(self, plaintext: bytes | bytearray, *, aad: bytes) -> bytes:
         nonce = secrets.token_bytes(NONCE_BYTES)
         params = pkcs11.GCMParams(nonce, aad)
-        body = self._call(
+        body = self.call(
             lambda key: key.encrypt(
                 bytes(plaintext), mechanism=Mechanism.AES_GCM, mechanism_param=params
             )
@@ -93,7 +129,7 @@ class Pkcs11MasterKey:
             raise IntegrityError("A sealed blob is truncated.")
         params = pkcs11.GCMParams(body[:NONCE_BYTES], aad)
         try:
-            plain = self._call(
+            plain = self.call(
                 lambda key: key.decrypt(
                     body[NONCE_BYTES:], mechanism=Mechanism.AES_GCM, mechanism_param=params
                 )
@@ -104,26 +140,6 @@ class Pkcs11MasterKey:
             # HSMs report a failed tag as CKR_ENCRYPTED_DATA_INVALID, SoftHSM as a general error
             raise IntegrityError("A sealed blob does not open under the master key.") from exc
         return bytearray(plain)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._session is not None:
-                self._session.close()
-                self._session = self._key = None
-
-    def _call(self, operation: Callable[[Any], T]) -> T:
-        with self._lock:
-            if self._session is None:
-                self._connect()
-            try:
-                return operation(self._key)
-            except _SESSION_GONE:
-                self._connect()
-                return operation(self._key)
-
-    def _connect(self) -> None:
-        self._session = open_session(self._config)
-        self._key = find_key(self._session, self._config)
 
 
 def load_library(module: Path) -> Any:
@@ -167,19 +183,40 @@ def open_session(config: Pkcs11Config, *, rw: bool = False) -> Any:
 
 
 def find_key(session: Any, config: Pkcs11Config) -> Any:
+    """The master key (an AES key) in the token."""
+    return find_one(
+        session,
+        config,
+        f"AES key labelled {config.key_label!r}",
+        missing="Check CARDVAULT_PKCS11_KEY_LABEL, or restore the key in the HSM.",
+        several="Give each installation's master key its own label.",
+        object_class=ObjectClass.SECRET_KEY,
+        key_type=KeyType.AES,
+    )
+
+
+def find_one(
+    session: Any,
+    config: Pkcs11Config,
+    what: str,
+    *,
+    missing: str,
+    several: str | None = None,
+    **attributes: Any,
+) -> Any:
+    """The one key labelled ``config.key_label`` with ``attributes`` in the token; none, or
+    several, is KeyProviderUnavailable (``what`` names it, ``missing``/``several`` say what
+    to do)."""
     try:
-        return session.get_key(
-            object_class=ObjectClass.SECRET_KEY, key_type=KeyType.AES, label=config.key_label
-        )
+        return session.get_key(label=config.key_label, **attributes)
     except p11.NoSuchKey as exc:
         raise KeyProviderUnavailable(
-            f"The token {config.token_label!r} has no AES key labelled {config.key_label!r}.",
-            remedy="Check CARDVAULT_PKCS11_KEY_LABEL, or restore the key in the HSM.",
+            f"The token {config.token_label!r} has no {what}.", remedy=missing
         ) from exc
     except p11.MultipleObjectsReturned as exc:
         raise KeyProviderUnavailable(
             f"The token {config.token_label!r} has several keys labelled {config.key_label!r}.",
-            remedy="Give each installation's master key its own label.",
+            remedy=several,
         ) from exc
 
 

@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
-from pkcs11 import exceptions as p11
 from pkcs11.util import ec as p11ec
 from pkcs11.util import rsa as p11rsa
 
 from cardvault.crypto import external_key
 from cardvault.errors import InvalidInput
 from cardvault.keystore.files import write_private
-from cardvault.keystore.pkcs11 import _SESSION_GONE, KeyProviderUnavailable, Pkcs11Config
+from cardvault.keystore.pkcs11 import KeyProviderUnavailable, Pkcs11Config, TokenKey, find_one
 from cardvault.keystore.pkcs11 import open_session as _open_session
 from cardvault.keystore.provider import DataDirDamaged
 
@@ -44,16 +41,13 @@ DEFAULT_LABEL = "cardvault-ca"
 CA_KEY_BITS = 3072
 
 
-class Pkcs11CaKey:
+class Pkcs11CaKey(TokenKey):
     """The CA key as a handle in the token; implements ``crypto.external_key.ExternalKey``.
     Its public key is the CA certificate's (every signature is checked against it)."""
 
     def __init__(self, config: Pkcs11Config, public: external_key.PublicKey) -> None:
-        self._config = config
+        super().__init__(config, find_private_key)
         self._public = public
-        self._lock = threading.Lock()
-        self._session: Any = None
-        self._key: Any = None
 
     def public_key(self) -> external_key.PublicKey:
         return self._public
@@ -62,46 +56,22 @@ class Pkcs11CaKey:
         """RSA: CKM_SHAxxx_RSA_PKCS over the data; EC: CKM_ECDSA over its hash."""
         if external_key.is_rsa(self._public):
             mechanism = _RSA_MECHANISMS[algorithm.name]
-            signed: bytes = self._call(lambda key: key.sign(data, mechanism=mechanism))
+            signed: bytes = self.call(lambda key: key.sign(data, mechanism=mechanism))
             return signed
         hashed = external_key.digest(data, algorithm)
-        raw: bytes = self._call(lambda key: key.sign(hashed, mechanism=Mechanism.ECDSA))
+        raw: bytes = self.call(lambda key: key.sign(hashed, mechanism=Mechanism.ECDSA))
         return external_key.ecdsa_der(raw)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._session is not None:
-                self._session.close()
-                self._session = self._key = None
-
-    def _call(self, operation: Callable[[Any], T]) -> T:
-        with self._lock:
-            if self._session is None:
-                self._connect()
-            try:
-                return operation(self._key)
-            except _SESSION_GONE:
-                self._connect()
-                return operation(self._key)
-
-    def _connect(self) -> None:
-        self._session = _open_session(self._config)
-        self._key = find_private_key(self._session, self._config)
 
 
 def find_private_key(session: Any, config: Pkcs11Config) -> Any:
-    try:
-        return session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=config.key_label)
-    except p11.NoSuchKey as exc:
-        raise KeyProviderUnavailable(
-            f"The token {config.token_label!r} has no private key labelled "
-            f"{config.key_label!r} (the issuing CA's key).",
-            remedy=f"Check {DESCRIPTION} and the token, or restore the key in the HSM.",
-        ) from exc
-    except p11.MultipleObjectsReturned as exc:
-        raise KeyProviderUnavailable(
-            f"The token {config.token_label!r} has several keys labelled {config.key_label!r}."
-        ) from exc
+    """The CA's private key in the token."""
+    return find_one(
+        session,
+        config,
+        f"private key labelled {config.key_label!r} (the issuing CA's key)",
+        missing=f"Check {DESCRIPTION} and the token, or restore the key in the HSM.",
+        object_class=ObjectClass.PRIVATE_KEY,
+    )
 
 
 def _refuse_taken_label(session: Any, config: Pkcs11Config) -> None:

@@ -15,12 +15,18 @@ import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TypeAlias
 
 import jinja2
 
 from cardvault.errors import InvalidInput, error
 from cardvault.json_types import JsonInput
 from cardvault.notify.message import EmailMessage, SmsMessage
+
+#: what a template may show: JSON values, and moments (the templates format them)
+TemplateValue: TypeAlias = JsonInput | datetime
+#: a template's context, by the keys the template declares
+TemplateContext: TypeAlias = Mapping[str, TemplateValue]
 
 DEFAULT_SERVICE_NAME = "cardvault"
 _OPTIONAL = frozenset({"service_name"})
@@ -113,7 +119,7 @@ class TemplateContextError(InvalidInput):
 
 
 def render_email(
-    template: str, *, to: str, message_id: str, context: Mapping[str, JsonInput]
+    template: str, *, to: str, message_id: str, context: TemplateContext
 ) -> EmailMessage:
     """Render the email ``template`` (an :class:`EmailTemplate` value) for ``to``."""
     name = _template_name(template, EmailTemplate)
@@ -129,9 +135,7 @@ def render_email(
     )
 
 
-def render_sms(
-    template: str, *, to: str, message_id: str, context: Mapping[str, JsonInput]
-) -> SmsMessage:
+def render_sms(template: str, *, to: str, message_id: str, context: TemplateContext) -> SmsMessage:
     """Render the SMS ``template`` (an :class:`SmsTemplate` value) for ``to``."""
     name = _template_name(template, SmsTemplate)
     values = _checked_context(name, context)
@@ -146,7 +150,7 @@ def _template_name(template: str, kind: type[StrEnum]) -> str:
         raise UnknownTemplate(f"There is no message template called {template!r}.") from None
 
 
-def _checked_context(name: str, context: Mapping[str, JsonInput]) -> dict[str, JsonInput]:
+def _checked_context(name: str, context: TemplateContext) -> dict[str, TemplateValue]:
     expected = CONTEXT_KEYS[name]
     missing = sorted(expected - context.keys())
     unexpected = sorted(context.keys() - expected - _OPTIONAL)
@@ -170,7 +174,7 @@ def _check_link(key: str, value: object) -> None:
         raise TemplateContextError(f"The {key} must be an http(s) address.", key=key)
 
 
-def _render(env: jinja2.Environment, file: str, values: Mapping[str, JsonInput]) -> str:
+def _render(env: jinja2.Environment, file: str, values: TemplateContext) -> str:
     try:
         return env.get_template(file).render(values)
     except jinja2.UndefinedError as exc:  # a template uses a key it did not declare

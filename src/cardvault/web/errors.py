@@ -8,10 +8,9 @@ class of its MRO that the table names, so a feature's error answers as its categ
 ``type``
     ``urn:cardvault:problem:<code>``: one per problem code.
 ``title``
-    The error's message. RFC 9457 asks for a title that is the same for every occurrence of
-    a type; cardvault's clients in the field show ``title`` to people, so it keeps the
-    message they read today, and ``detail`` carries the same text for RFC clients. Our own
-    clients read ``detail`` first (docs/architecture.md, "Errors").
+    The same for every occurrence of the type (RFC 9457 §3.1.3): a short summary spelled
+    from the code (``wrong_passcode``: "Wrong passcode"). What went wrong *this* time, for
+    people, is ``detail``; clients show ``detail`` (docs/protocols/api.md, "Errors").
 ``status``, ``detail``, ``instance``
     The HTTP status, the message, and the request's path.
 ``code``, ``remedy``, and the error's typed extension members
@@ -116,21 +115,37 @@ def status_of(exc: e.CardvaultError | type[e.CardvaultError]) -> int:
     return next(STATUS[cls] for cls in kind.__mro__ if cls in STATUS)
 
 
+#: words of a code that are written in capitals in a title
+_ACRONYMS: Final = frozenset(
+    {"ad", "ca", "crl", "csv", "fido2", "hr", "http", "id", "jose", "json", "jwe", "ocsp",
+     "pin", "piv", "puk", "qr", "ra", "sms", "totp", "uid", "url", "uv"}
+)  # fmt: skip
+
+
+def title_of(code: str) -> str:
+    """The problem type's title: the same for every error with this code (RFC 9457's
+    ``title``), spelled from the code: ``card_pin_blocked`` is "Card PIN blocked"."""
+    words = [w.upper() if w in _ACRONYMS else w for w in code.split("_") if w]
+    if not words:
+        return "Error"
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
+
+
 def problem(
     status: int,
     code: str,
-    title: str,
+    detail: str,
     *,
     instance: str | None = None,
     headers: Mapping[str, str] | None = None,
     extra: JsonObject | None = None,
 ) -> JSONResponse:
-    """An RFC 9457 problem response (``title`` and ``detail`` both carry the message)."""
+    """An RFC 9457 problem response: the type's stable title, ``detail`` the message."""
     body: JsonObject = {
         "type": f"urn:cardvault:problem:{code}",
-        "title": title,
+        "title": title_of(code),
         "status": status,
-        "detail": title,
+        "detail": detail,
         "code": code,
     }
     if instance is not None:

@@ -20,22 +20,17 @@ from cardvault.web.errors import PROBLEM, PROBLEM_SCHEMA
 JOSE = "application/jose"
 M = TypeVar("M", bound=BaseModel)
 
-JOSE_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            JOSE: {
-                "schema": {
-                    "type": "string",
-                    "description": (
-                        "Compact JWE of the claims: an opening envelope (ECDH-ES+A256KW or "
-                        "RSA-OAEP-256 to a transport key, A256GCM) or, inside a card session "
-                        "or reader link, a channel envelope (dir, A256GCM, kid = its id)"
-                    ),
-                }
-            }
-        },
-    },
+#: a compact JWE in a request body, as OpenAPI describes it
+_JWE_SCHEMA: JsonObject = {
+    "type": "string",
+    "description": (
+        "Compact JWE of the claims: an opening envelope (ECDH-ES+A256KW or "
+        "RSA-OAEP-256 to a transport key, A256GCM) or, inside a card session "
+        "or reader link, a channel envelope (dir, A256GCM, kid = its id)"
+    ),
+}
+JOSE_BODY: JsonObject = {
+    "requestBody": {"required": True, "content": {JOSE: {"schema": _JWE_SCHEMA}}},
 }
 
 
@@ -43,7 +38,6 @@ def jose_openapi(claims: type[BaseModel], answer: type[BaseModel] | None = None)
     """OpenAPI for an envelope route: the body is a compact JWE (a string), and what is
     inside it -- the claims, and the answer's claims -- is described as JSON Schema under
     ``x-cardvault-claims``; refusals are problem+json."""
-    jwe = JOSE_BODY["requestBody"]["content"][JOSE]["schema"]
     responses: JsonObject = {
         "4XX": {
             "description": "Refused (nothing was done)",
@@ -64,7 +58,7 @@ def jose_openapi(claims: type[BaseModel], answer: type[BaseModel] | None = None)
     return {
         "requestBody": {
             "required": True,
-            "content": {JOSE: {"schema": {**jwe, "x-cardvault-claims": _schema(claims)}}},
+            "content": {JOSE: {"schema": {**_JWE_SCHEMA, "x-cardvault-claims": _schema(claims)}}},
         },
         "responses": responses,
     }

@@ -22,7 +22,6 @@ import pty
 import re
 import secrets
 import select as io_select
-import shutil
 import subprocess
 import time
 import uuid
@@ -34,9 +33,7 @@ import pytest
 from sqlalchemy import select
 from tests.support import factories as f
 from tests.support import pcsc_stack as st
-from tests.support.databases import REQUIRE_PG, postgres_reachable
 from tests.support.pcsc_stack import READER, run
-from tests.support.processes import FAST_KDF
 
 import cardvault
 from cardvault.crypto import x509 as cx509
@@ -105,18 +102,8 @@ def in_use(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[InUse]:
     scratch = tmp_path_factory.mktemp(f"every-card-{request.param}")
-    data = scratch / "data"
-    shutil.copytree(key_template, data)
-    if request.param == "postgresql" and not postgres_reachable():
-        if REQUIRE_PG:
-            pytest.fail("PostgreSQL is required but does not answer")
-        pytest.skip("PostgreSQL is not reachable")
-    with st.database(request.param, scratch) as url:
-        service = st.start_service(data, env={**FAST_KDF, "CARDVAULT_DATABASE_URL": url})
-        try:
-            yield from _issued_enrolled_inserted(service, scratch)
-        finally:
-            service.stop()
+    with st.service_on(request.param, key_template, scratch) as service:
+        yield from _issued_enrolled_inserted(service, scratch)
 
 
 def _issued_enrolled_inserted(service: st.Service, scratch: Path) -> Iterator[InUse]:
@@ -303,34 +290,9 @@ def test_an_smime_signature_with_the_card_verifies(in_use: InUse) -> None:
 
 def test_tls_client_authentication_with_the_card(in_use: InUse, tmp_path: Path) -> None:
     directory = in_use.directory
-    key, cert = tmp_path / "server.key", tmp_path / "server.pem"
-    run(
-        *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"),
-        *("-nodes", "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"),
-        *("-addext", "subjectAltName=DNS:localhost", "-days", "1"),
-    )
-    port = st.free_port()
-    server = subprocess.Popen(
-        [
-            *("openssl", "s_server", "-accept", str(port), "-cert", str(cert), "-key", str(key)),
-            *("-CAfile", str(directory / "ca.pem"), "-Verify", "1", "-verify_return_error"),
-            "-www",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        time.sleep(0.5)
-        page = run(
-            *("curl", "-sS", "--cacert", str(cert), "--engine", "pkcs11", "--key-type", "ENG"),
-            *("--key", st.key_uri("01", PIN), "--cert", str(directory / "9a.crt")),
-            f"https://localhost:{port}/",
-        )
-    finally:
-        server.terminate()
-        server_log = server.communicate(timeout=10)[0]
-    assert "Client certificate" in page, page + server_log
+    with st.tls_server(tmp_path, directory / "ca.pem") as server:
+        page = server.fetch_with_card(directory / "9a.crt", PIN)
+        assert "Client certificate" in page, page
     assert "Hana Holder" in page
 
 

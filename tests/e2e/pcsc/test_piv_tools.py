@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.support.pcsc_stack import DEFAULT_KEY, READER, pkcs11, run, ykpiv
+from tests.support.pcsc_stack import DEFAULT_KEY, READER, pkcs11, run, self_signed, ykpiv
 from tests.support.piv_pcsc import SimulatedCard
 
 pytestmark = pytest.mark.pcsc
@@ -26,40 +26,6 @@ class Personalised:
         return self.directory / f"{slot}.pem"
 
 
-def _self_signed(directory: Path, slot: str, key_id: str) -> Path:
-    """The notes' recipe: sign the certificate with the card's own key through OpenSC."""
-    pem, der, cert = (directory / f"{slot}{ext}" for ext in (".pem", ".der", ".crt"))
-    run("openssl", "pkey", "-pubin", "-in", str(pem), "-outform", "DER", "-out", str(der))
-    env = {
-        "PATH": "/usr/bin:/bin",
-        f"PIV_{slot.upper()}_KEY": str(der),
-        "OPENSSL_CONF": "/dev/null",
-    }
-    key = f"pkcs11:id=%{key_id};type=private;pin-value=123456"
-    run(
-        "openssl",
-        "req",
-        "-new",
-        "-x509",
-        "-engine",
-        "pkcs11",
-        "-keyform",
-        "engine",
-        "-key",
-        key,
-        "-subj",
-        f"/CN=cardvault {slot}",
-        "-days",
-        "30",
-        "-out",
-        str(cert),
-        env=env,
-        stdin="123456\n",
-    )  # fmt: skip -- 9C asks for the PIN again (PIN always)
-    run("openssl", "x509", "-in", str(cert), "-noout", "-checkend", "0")
-    return cert
-
-
 @pytest.fixture(scope="module")
 def personalised(
     virtual_card: SimulatedCard, tmp_path_factory: pytest.TempPathFactory
@@ -71,7 +37,8 @@ def personalised(
         ykpiv(f"--key={NEW_KEY}", "-a", "generate", "-s", slot, "-A", algorithm,
               "-o", str(directory / f"{slot}.pem"))  # fmt: skip
     for slot, key_id in (("9a", "01"), ("9c", "02")):
-        cert = _self_signed(directory, slot, key_id)
+        cert = self_signed(directory, slot, key_id, name="cardvault")
+        run("openssl", "x509", "-in", str(cert), "-noout", "-checkend", "0")
         ykpiv(f"--key={NEW_KEY}", "-a", "import-certificate", "-s", slot, "-i", str(cert))
     ykpiv("-a", "change-pin", "-P", "123456", "-N", PIN)
     ykpiv("-a", "change-puk", "-P", "12345678", "-N", PUK)

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from tests.support import factories as f
 from tests.support import pcsc_stack as st
-from tests.support.databases import REQUIRE_PG, postgres_reachable
 from tests.support.pcsc_stack import READER, run
-from tests.support.processes import FAST_KDF
 
 from cardvault.services.cards import enrolment, methods
 from cardvault.services.pki import ca
@@ -75,27 +71,16 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     scratch = tmp_path_factory.mktemp(f"pcsc-{request.param}")
-    data = scratch / "data"
-    shutil.copytree(key_template, data)
-    env = dict(FAST_KDF)
-    if request.param == "postgresql" and not postgres_reachable():
-        if REQUIRE_PG:
-            pytest.fail("PostgreSQL is required but does not answer")
-        pytest.skip("PostgreSQL is not reachable")
-    with st.database(request.param, scratch) as url:
-        service = st.start_service(data, env={**env, "CARDVAULT_DATABASE_URL": url})
-        try:
-            operator = Actor.operator("pcsc-test")
-            yield Stack(
-                service=service,
-                ra=st.create_ra(service.rt, operator),
-                holder=st.create_holder(service.rt, operator),
-                ra_agent=st.Agent(service, scratch / "ra-agent"),
-                holder_agent=st.Agent(service, scratch / "holder-agent"),
-                scratch=scratch,
-            )
-        finally:
-            service.stop()
+    with st.service_on(request.param, key_template, scratch) as service:
+        operator = Actor.operator("pcsc-test")
+        yield Stack(
+            service=service,
+            ra=st.create_ra(service.rt, operator),
+            holder=st.create_holder(service.rt, operator),
+            ra_agent=st.Agent(service, scratch / "ra-agent"),
+            holder_agent=st.Agent(service, scratch / "holder-agent"),
+            scratch=scratch,
+        )
 
 
 # -- issuance ------------------------------------------------------------------------------------
@@ -378,76 +363,10 @@ def test_tls_client_authentication_with_the_card(in_use: InUse, tmp_path: Path) 
     OpenSC."""
     directory = in_use.issued.directory
     crl = fetch_crl(in_use.issued, tmp_path)
-    key, cert = tmp_path / "server.key", tmp_path / "server.pem"
-    run(
-        "openssl",
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        str(key),
-        "-out",
-        str(cert),
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost",
-        "-days",
-        "1",
-    )
-    port = st.free_port()
-    server = subprocess.Popen(
-        [
-            "openssl",
-            "s_server",
-            "-accept",
-            str(port),
-            "-cert",
-            str(cert),
-            "-key",
-            str(key),
-            "-CAfile",
-            str(directory / "ca.pem"),
-            "-Verify",
-            "1",
-            "-verify_return_error",
-            "-crl_check",
-            "-CRL",
-            str(crl),
-            "-www",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        time.sleep(0.5)
-        page = run(
-            "curl",
-            "-sS",
-            "--cacert",
-            str(cert),
-            "--engine",
-            "pkcs11",
-            "--key-type",
-            "ENG",
-            "--key",
-            st.key_uri("01", PIN),
-            "--cert",
-            str(in_use.issued.cert("9a")),
-            f"https://localhost:{port}/",
-        )
-        refused = run(
-            "curl", "-sS", "--cacert", str(cert), f"https://localhost:{port}/", check=False
-        )
-    finally:
-        server.terminate()
-        server_log = server.communicate(timeout=10)[0]
-    assert "Client certificate" in page, page + server_log
+    with st.tls_server(tmp_path, directory / "ca.pem", crl=crl) as server:
+        page = server.fetch_with_card(in_use.issued.cert("9a"), PIN)
+        refused = server.fetch(check=False)
+        assert "Client certificate" in page, page
     assert "CN=Hana Holder" in page
     assert "Client certificate" not in refused
 

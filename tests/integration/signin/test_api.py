@@ -161,7 +161,7 @@ def test_oversized_and_plain_json_bodies_are_refused(http: httpx.Client) -> None
     assert big.json()["code"] == "too_large"
     plain = http.post("/api/v1/auth/login", json={"passcode": "in the clear"})
     assert plain.status_code == 422
-    assert "application/jose" in plain.json()["title"]
+    assert "application/jose" in plain.json()["detail"]
 
 
 def test_second_factor_of_another_holder_is_refused(

@@ -153,7 +153,7 @@ def test_the_channel_key_of_an_ended_session_is_refused(
     assert refused.status_code == 401
     body = refused.json()
     assert body["code"] == "channel_closed"
-    assert "sign in again" in body["title"].lower()
+    assert "sign in again" in body["detail"].lower()
     assert _nonces(rt) == remembered  # refused before anything was written
 
 

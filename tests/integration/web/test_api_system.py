@@ -90,7 +90,7 @@ def test_body_over_the_declared_limit_is_refused(client: httpx.Client, rt: Runti
         headers={"content-type": "application/json"},
     )
     body = _problem(answer, 413, "too_large")
-    assert str(limit) in str(body["title"])
+    assert str(limit) in str(body["detail"])
 
 
 def test_a_large_declared_body_gets_its_refusal_not_a_reset(
@@ -178,4 +178,4 @@ def test_a_refusal_names_its_detail_and_the_request_it_answers(client: httpx.Cli
     answer = client.get("/api/v1/no-such-thing")
     body = answer.json()
     assert (body["status"], body["instance"]) == (404, "/api/v1/no-such-thing")
-    assert body["detail"] == body["title"]
+    assert (body["title"], body["detail"]) == ("Not found", "Not Found")

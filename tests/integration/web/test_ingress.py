@@ -60,7 +60,8 @@ def assert_api_refusal(r: httpx.Response) -> None:
     assert r.status_code == 403, (r.request.url, r.status_code)
     body = r.json()
     assert body["code"] == "network_not_allowed"
-    assert body["title"] == REFUSAL
+    assert body["detail"] == REFUSAL
+    assert body["title"] == "Network not allowed"
     assert "ORGA" not in r.text
     assert "Organisation" not in r.text
 

@@ -279,7 +279,7 @@ def test_every_route_refuses_a_body_nested_10000_deep_with_a_400(target: Target)
         if route.takes_envelope and not _device_signed(route):
             assert answer.status_code == 400, (route, answer.text)
             assert answer.json()["code"] == "json_too_deep"
-            assert "payload is nested more than 32 levels" in answer.json()["title"]
+            assert "payload is nested more than 32 levels" in answer.json()["detail"]
         for ctype in (None, "application/json"):
             answer = send(target, route, "x", deep, ctype)
             if route.method != "GET":

@@ -163,7 +163,7 @@ def test_a_security_key_through_the_scripts_endpoints(rt: Runtime, operator: Act
 
     refused = c.post(api, headers=csrf, json={"credential": garbled})
     assert refused.status_code == 401
-    assert refused.json()["title"].endswith("2 tries left with this link.")
+    assert refused.json()["detail"].endswith("2 tries left with this link.")
     fresh = c.post(f"{api}/options", headers=csrf).json()
     done = c.post(api, headers=csrf, json={"credential": k.key_answer(rt, device, fresh)})
     assert done.json() == {"next": f"/portal/reset/{token}/passcode"}

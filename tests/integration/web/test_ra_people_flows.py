@@ -298,12 +298,12 @@ def test_the_ra_api_creates_checks_and_imports_people(
     assert r.status_code == 201, r.text
     r = c.post("/api/v1/ra/people", headers=auth, json={**person, "forename": "+cmd"})
     assert r.status_code == 422
-    assert "formula" in r.json()["title"]
+    assert "formula" in r.json()["detail"]
     bad = (HEADER + "555000900052,Zoë,Latin,,\n").encode("latin-1")
     before = _people(rt)
     r = c.post("/api/v1/ra/people/import?mode=good", headers=auth, content=bad)
     assert r.status_code == 422
-    assert "not UTF-8" in r.json()["title"]
+    assert "not UTF-8" in r.json()["detail"]
     rows = (HEADER + "555000900053,Ok,Row,,\n555000900050,Api,Again,,\n").encode()
     r = c.post("/api/v1/ra/people/import", headers=auth, content=rows)
     assert r.status_code == 200

@@ -118,7 +118,7 @@ def test_a_flood_from_one_address_leaves_another_served(
     answers = [sign_in(flooder, stranger(), "guess 123 guess")[0] for _ in range(5)]
     assert [r.status_code for r in answers] == [401] * 5
     problem = assert_rate_limited(sign_in(flooder, stranger(), "guess")[0], "address")
-    assert problem["title"].startswith("There have been too many attempts from your network.")
+    assert problem["detail"].startswith("There have been too many attempts from your network.")
     # the holder's right passcode from the flooded address waits too …
     assert_rate_limited(sign_in(flooder, holder.email, f.STRONG_PASSCODE)[0], "address")
 
@@ -152,7 +152,7 @@ def test_an_identifier_throttled_from_many_addresses_answers_429_to_everyone(
         browser(rt, NEIGHBOUR, app), holder.email.upper(), f.STRONG_PASSCODE, holder.code()
     )
     problem = assert_rate_limited(response, "identifier")
-    assert "for this account" in problem["title"]
+    assert "for this account" in problem["detail"]
     with rt.db() as session:
         card = session.scalars(select(Card).where(Card.id == holder.card.card_id)).one()
         assert (card.status, card.failed_attempts) == ("active", 2)  # the refusal reserved none

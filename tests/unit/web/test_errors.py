@@ -15,7 +15,7 @@ from cardvault.errors import AuthenticationFailed, CardvaultError, InvalidInput,
 from cardvault.services.pki.errors import CaMissing
 from cardvault.services.rate_limits.errors import RateLimited
 from cardvault.services.signin.errors import CardLocked, WrongPasscode
-from cardvault.web.errors import STATUS, problem_of, status_of
+from cardvault.web.errors import STATUS, problem_of, status_of, title_of
 
 #: the statuses the service answers with; a new one is a decision, not an accident
 #: (502: the HSM, an upstream of ours, returned a signature that does not verify)
@@ -59,7 +59,7 @@ def test_a_problem_has_the_rfc_members_the_code_and_the_typed_extensions() -> No
     assert response.media_type == "application/problem+json"
     assert body == {
         "type": "urn:cardvault:problem:wrong_passcode",
-        "title": error.message,
+        "title": "Wrong passcode",
         "status": 401,
         "detail": error.message,
         "instance": "/api/v1/login",
@@ -67,6 +67,16 @@ def test_a_problem_has_the_rfc_members_the_code_and_the_typed_extensions() -> No
         "attempts_left": 2,
     }
     assert "2 attempts left" in body["detail"]
+
+
+def test_a_problem_title_is_the_same_for_every_instance_of_its_type() -> None:
+    bodies = [
+        json.loads(problem_of(WrongPasscode(attempts_left=n)).body) for n in (1, 2, 3)
+    ]  # fmt: skip
+    assert {b["title"] for b in bodies} == {"Wrong passcode"}
+    assert len({b["detail"] for b in bodies}) == 3  # what went wrong this time
+    assert title_of("card_pin_blocked") == "Card PIN blocked"
+    assert title_of("fido2_proof_invalid") == "FIDO2 proof invalid"
 
 
 def test_a_problem_carries_the_remedy_and_a_retry_after_header() -> None:

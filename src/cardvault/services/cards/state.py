@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from cardvault.crypto import imported_certificate
 from cardvault.crypto import keys as ckeys
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.csr import csr_public_key_der
@@ -124,7 +125,7 @@ def import_certificate(
             raise Conflict(f"Card {card.serial} is not waiting for a {role.value} certificate.")
         public = ckeys.load_public_key_der(_csr_public_key(req.csr_pem))
         issuer = ca.load(rt).cert if check_issuer else None
-        cert = cx509.check_imported_certificate(
+        cert = imported_certificate.check_imported_certificate(
             cert_pem, expected_public_key=public, usage=role, ca_cert=issuer, now=rt.clock()
         )
         session.add(certificate_row(card.id, role, cert))

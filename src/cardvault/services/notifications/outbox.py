@@ -21,16 +21,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cardvault import json_types
 from cardvault.crypto.aead import aad
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import NotificationStatus, RaRole
+from cardvault.json_types import JsonObject, JsonValue
 from cardvault.notify.message import EmailMessage, SmsMessage
-from cardvault.notify.templates import EmailTemplate, SmsTemplate, render_email, render_sms
+from cardvault.notify.templates import (
+    EmailTemplate,
+    SmsTemplate,
+    TemplateContext,
+    TemplateValue,
+    render_email,
+    render_sms,
+)
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.models import Card, Notification, Organisation, Person, RaRoleGrant
 from cardvault.store.queries.organisations import policy_of
@@ -70,7 +78,7 @@ def enqueue(
     channel: Channel,
     template: str,
     recipient: str,
-    context: Mapping[str, Any],
+    context: TemplateContext,
     secrets: Mapping[str, str] | None = None,
     organisation_id: str | None = None,
     card_id: str | None = None,
@@ -113,7 +121,7 @@ def render(
     template: str,
     recipient: str,
     message_id: str,
-    context: Mapping[str, Any],
+    context: TemplateContext,
 ) -> EmailMessage | SmsMessage:
     """Render a template for a channel; raises UnknownTemplate or TemplateContextError."""
     values = {**context, "service_name": rt.settings.service_name}
@@ -127,7 +135,7 @@ def message_of(rt: Runtime, row: Notification) -> EmailMessage | SmsMessage:
     return render(rt, row.channel, row.template, row.recipient, row.id, full_context(rt, row))
 
 
-def full_context(rt: Runtime, row: Notification) -> dict[str, Any]:
+def full_context(rt: Runtime, row: Notification) -> dict[str, TemplateValue]:
     """The row's template context with its sealed link or code opened."""
     secrets: dict[str, str] = {}
     if row.sealed_secrets is not None:
@@ -143,21 +151,26 @@ def _secrets_aad(notification_id: str) -> bytes:
     return aad("notification-secrets", notification_id)
 
 
-def _encode(context: Mapping[str, Any]) -> dict[str, Any]:
+def _encode(context: TemplateContext) -> JsonObject:
     """JSON for the context column; datetimes become tagged ISO strings."""
-    return {
-        key: {_DATETIME: value.isoformat()} if isinstance(value, datetime) else value
-        for key, value in context.items()
-    }
+    encoded: JsonObject = json.loads(json.dumps(dict(context), default=_tagged))
+    return encoded
 
 
-def _decode(stored: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        key: datetime.fromisoformat(value[_DATETIME])
-        if isinstance(value, dict) and set(value) == {_DATETIME}
-        else value
-        for key, value in stored.items()
-    }
+def _tagged(value: object) -> JsonObject:
+    if not isinstance(value, datetime):
+        raise TypeError(f"a template context holds {type(value).__name__}, not JSON")
+    return {_DATETIME: value.isoformat()}
+
+
+def _decode(stored: JsonObject) -> dict[str, TemplateValue]:
+    return {key: _decoded(value) for key, value in stored.items()}
+
+
+def _decoded(value: JsonValue) -> TemplateValue:
+    if isinstance(value, dict) and set(value) == {_DATETIME}:
+        return datetime.fromisoformat(json_types.text(value, _DATETIME))
+    return value
 
 
 # --- holders ------------------------------------------------------------------------------
@@ -183,7 +196,7 @@ def to_holder(
     card: Card,
     template: EmailTemplate,
     *,
-    context: Mapping[str, Any] | None = None,
+    context: TemplateContext | None = None,
     secrets: Mapping[str, str] | None = None,
     expires_at: datetime | None = None,
 ) -> str | None:
@@ -295,7 +308,7 @@ def _to_ras(
     card: Card,
     organisation: Organisation,
     template: EmailTemplate,
-    context: Mapping[str, Any],
+    context: TemplateContext,
 ) -> list[str]:
     """One email per RA manager or agent of ``organisation`` with an address, about ``card``."""
     holder = session.get(Person, card.person_id)

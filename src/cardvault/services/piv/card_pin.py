@@ -49,11 +49,7 @@ from cardvault.services.piv.errors import (
     NotReadyForReaders,
     WrongCardPin,
 )
-from cardvault.services.piv.image import (
-    IssuedCertificate,
-    build_image,
-    issued_certificates,
-)
+from cardvault.services.piv.image import IssuedCertificate, build_image, issued_certificates
 from cardvault.services.piv.reader_links import check_session_key
 from cardvault.services.piv.secrets import PivSecrets, open_secrets, seal_secrets
 from cardvault.services.pki import content_signer

@@ -22,6 +22,7 @@ from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import NotFound
 from cardvault.services.devices import push
 from cardvault.services.recovery import reset_keys
+from cardvault.services.signin.factor_store import factor_context, factor_organisation
 from cardvault.services.signin.factors import (
     FactorAnswer,
     FactorContext,
@@ -47,15 +48,7 @@ def context(
     session: Session, rt: Runtime, actor: Actor, card: Card, org: Organisation, txn: AuthTransaction
 ) -> FactorContext:
     """What a plug-in needs to offer or check itself in one organisation, for this reset."""
-    return FactorContext(
-        rt=rt,
-        session=session,
-        card=card,
-        organisation=org,
-        transaction=txn,
-        actor=actor,
-        now=rt.clock(),
-    )
+    return factor_context(session, rt, actor, card, org, txn)
 
 
 def _holder_orgs(session: Session, card: Card) -> list[Organisation]:
@@ -88,9 +81,10 @@ def offers(
             if offer is not None:
                 found.setdefault(method, (offer, []))[1].append(org.id)
     ctx = context(session, rt, actor, card, orgs[0], txn)
-    key_offer = reset_keys.offer(ctx, orgs)
+    seen = [factor_organisation(org) for org in orgs]
+    key_offer = reset_keys.offer(ctx, seen)
     if key_offer is not None:
-        key_orgs = [org.id for org, _keys in reset_keys.with_keys(ctx, orgs)]
+        key_orgs = [org.id for org, _keys in reset_keys.with_keys(ctx, seen)]
         found[reset_keys.METHOD] = (key_offer, key_orgs)
     return list(found.values())
 

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.json_types import JsonObject
+from cardvault.notify.templates import TemplateValue
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery.errors import LinkInvalid, LinkUsed, LinkWornOut
 from cardvault.services.system.runtime import Runtime
@@ -276,6 +277,6 @@ def queue(
     return row
 
 
-def message_context(rt: Runtime, notification: Notification) -> JsonObject:
+def message_context(rt: Runtime, notification: Notification) -> dict[str, TemplateValue]:
     """The template context with its sealed values opened (for the dispatcher only)."""
     return notifications.full_context(rt, notification)

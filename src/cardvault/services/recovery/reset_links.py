@@ -20,7 +20,7 @@ from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.lockout import SECOND_FACTOR_LOCK_REASON, SELF_UNLOCKABLE_REASONS
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import InvalidInput
-from cardvault.notify.templates import EmailTemplate
+from cardvault.notify.templates import EmailTemplate, TemplateValue
 from cardvault.services.audit import trail as audit
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import links
@@ -74,7 +74,7 @@ def send_reset_link(
         details={"trigger": trigger, "unlock": trigger == "ra_unlock"},
     )
     template = EmailTemplate.CARD_LOCKED if trigger == "locked" else EmailTemplate.RESET_REQUESTED
-    context: dict[str, object] = {"valid_minutes": minutes}
+    context: dict[str, TemplateValue] = {"valid_minutes": minutes}
     if template is EmailTemplate.CARD_LOCKED:
         context["at"] = card.status_changed_at
         context["cause"] = (

@@ -42,7 +42,12 @@ class SealedColumn:
     aad_of: Callable[[Any], bytes]
     extra: tuple[str, ...] = ()
     #: what else to set when a blob is re-sealed under version ``v``
-    also: Callable[[int], dict[str, Any]] | None = None
+    also: Callable[[int], dict[str, int]] | None = None
+
+
+def _bound_to_id(label: str) -> Callable[[Any], bytes]:
+    """The AAD of a blob bound to its row's id alone."""
+    return lambda row: aad(label, row.id)
 
 
 COLUMNS = (
@@ -63,47 +68,23 @@ COLUMNS = (
         extra=("secrets_version",),
         aad_of=lambda r: aad("piv-secrets", r.card_id, r.secrets_version),
     ),
-    SealedColumn(
-        name="method secrets",
-        table=table_of(Association),
-        key="id",
-        blob="sealed_secret",
-        aad_of=lambda r: aad("association-secret", r.id),
-    ),
-    SealedColumn(
-        name="device secrets",
-        table=table_of(Device),
-        key="id",
-        blob="sealed_totp_secret",
-        aad_of=lambda r: aad("device-totp", r.id),
-    ),
-    SealedColumn(
-        name="message secrets",
-        table=table_of(Notification),
-        key="id",
-        blob="sealed_secrets",
-        aad_of=lambda r: aad("notification-secrets", r.id),
-    ),
-    SealedColumn(
-        name="session channel keys",
-        table=table_of(CardSession),
-        key="id",
-        blob="channel_key",
-        aad_of=lambda r: aad("session-channel", r.id),
-    ),
-    SealedColumn(
-        name="reader link channel keys",
-        table=table_of(PivLink),
-        key="id",
-        blob="channel_key",
-        aad_of=lambda r: aad("link-channel", r.id),
-    ),
-    SealedColumn(
-        name="PIN re-check tags",
-        table=table_of(PivLink),
-        key="id",
-        blob="pin_recheck",
-        aad_of=lambda r: aad("piv-pin-recheck", r.id),
+    *(
+        SealedColumn(
+            name=name,
+            table=table_of(model),
+            key="id",
+            blob=blob,
+            aad_of=_bound_to_id(label),
+        )
+        # the columns whose blobs are bound to their row's id alone: (name, model, column, AAD)
+        for name, model, blob, label in (
+            ("method secrets", Association, "sealed_secret", "association-secret"),
+            ("device secrets", Device, "sealed_totp_secret", "device-totp"),
+            ("message secrets", Notification, "sealed_secrets", "notification-secrets"),
+            ("session channel keys", CardSession, "channel_key", "session-channel"),
+            ("reader link channel keys", PivLink, "channel_key", "link-channel"),
+            ("PIN re-check tags", PivLink, "pin_recheck", "piv-pin-recheck"),
+        )
     ),
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,7 @@ from cardvault.services.signin import refusals as signin_refusals
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.errors import FactorFailed, SecondFactorLocked
 from cardvault.services.signin.factor_lockout import Reservation
+from cardvault.services.signin.factor_store import factor_context
 from cardvault.services.signin.factors import (
     FactorAnswer,
     FactorContext,
@@ -32,7 +34,7 @@ from cardvault.services.signin.factors import (
 from cardvault.services.signin.identification import Target
 from cardvault.services.signin.views import SessionGrant
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import Person
+from cardvault.store.models import AuthTransaction, Card, Organisation, Person
 from cardvault.store.queries.organisations import policy_of
 
 MAX_FACTOR_FAILURES = 5
@@ -51,6 +53,38 @@ class Verified:
     details: JsonObject
 
 
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    """An answer being checked, as the engine holds it: the live session and the rows it
+    has locked. Plug-ins never see these; they get ``factor``, the narrow context."""
+
+    rt: Runtime
+    session: Session
+    card: Card
+    organisation: Organisation
+    transaction: AuthTransaction
+    actor: Actor
+    now: datetime
+    factor: FactorContext
+
+
+def attempt(
+    session: Session, rt: Runtime, actor: Actor, card: Card, org: Organisation, txn: AuthTransaction
+) -> Attempt:
+    """The engine's hold on a transaction, with the plug-ins' context made from it."""
+    factor = factor_context(session, rt, actor, card, org, txn)
+    return Attempt(
+        rt=rt,
+        session=session,
+        card=card,
+        organisation=org,
+        transaction=txn,
+        actor=actor,
+        now=factor.now,
+        factor=factor,
+    )
+
+
 class AnswerCheck:
     """The installed plug-ins, asked for one answer at a time."""
 
@@ -58,32 +92,32 @@ class AnswerCheck:
         self.rt = rt
         self.factors = factors
 
-    def allowed(self, ctx: FactorContext) -> list[SecondFactor]:
+    def allowed(self, ctx: Attempt) -> list[SecondFactor]:
         """The plug-ins the organisation's policy lets this sign-in offer (``second_factors``,
         issue 21)."""
         policy = policy_of(ctx.organisation)
         return [f for f in self.factors.values() if policy.allows_factor(f.method)]
 
-    def offered(self, ctx: FactorContext) -> tuple[Offer, ...]:
+    def offered(self, ctx: Attempt) -> tuple[Offer, ...]:
         """What the allowed plug-ins offer for this card in this organisation."""
-        return tuple(o for f in self.allowed(ctx) if (o := f.offer(ctx)) is not None)
+        return tuple(o for f in self.allowed(ctx) if (o := f.offer(ctx.factor)) is not None)
 
     def code(
-        self, ctx: FactorContext, target: Target, answer: FactorAnswer, held: Reservation
+        self, ctx: Attempt, target: Target, answer: FactorAnswer, held: Reservation
     ) -> Verified:
         """A one-time code, tried against every code factor offered (one code, one try)."""
         allowed = self.allowed(ctx)
         tried = [
             f
             for m in codes.METHODS
-            if (f := self.factors.get(m)) and f in allowed and f.offer(ctx) is not None
+            if (f := self.factors.get(m)) and f in allowed and f.offer(ctx.factor) is not None
         ]
         if not tried:
             raise InvalidInput("This sign-in cannot use a one-time code.", field="code")
         failures: dict[str, FactorFailed] = {}
         for factor in tried:
             try:
-                outcome = factor.verify(ctx, replace(answer, method=factor.method))
+                outcome = factor.verify(ctx.factor, replace(answer, method=factor.method))
             except FactorFailed as exc:
                 failures[factor.method] = exc
                 continue
@@ -95,7 +129,7 @@ class AnswerCheck:
 
     def answer(
         self,
-        ctx: FactorContext,
+        ctx: Attempt,
         target: Target,
         answer: FactorAnswer,
         held: Reservation,
@@ -111,7 +145,7 @@ class AnswerCheck:
                 f"Second factor {method!r} is not available for this card.", field="method"
             )
         try:
-            outcome = factor.verify(ctx, answer)
+            outcome = factor.verify(ctx.factor, answer)
         except FactorFailed as exc:
             raise self.failed(ctx, target, factor.method, exc, held) from None
         held.right(ctx.session)
@@ -119,7 +153,7 @@ class AnswerCheck:
 
     def failed(
         self,
-        ctx: FactorContext,
+        ctx: Attempt,
         target: Target,
         method: str,
         exc: FactorFailed,
@@ -156,11 +190,11 @@ class AnswerCheck:
         )
 
 
-def _offers(ctx: FactorContext, factor: SecondFactor, offered: set[str] | None) -> bool:
-    return factor.method in offered if offered is not None else factor.offer(ctx) is not None
+def _offers(ctx: Attempt, factor: SecondFactor, offered: set[str] | None) -> bool:
+    return factor.method in offered if offered is not None else factor.offer(ctx.factor) is not None
 
 
-def open_session(ctx: FactorContext, target: Target, verified: Verified) -> SessionGrant:
+def open_session(ctx: Attempt, target: Target, verified: Verified) -> SessionGrant:
     """The transaction becomes a card session (the caller has checked the card is active)."""
     txn = ctx.transaction
     assert txn.session_wrap is not None
@@ -209,7 +243,7 @@ def open_session(ctx: FactorContext, target: Target, verified: Verified) -> Sess
     )
 
 
-def target_of(ctx: FactorContext, person: Person | None = None) -> Target:
+def target_of(ctx: Attempt, person: Person | None = None) -> Target:
     """Who the transaction is for; ``person`` where the caller has already read them."""
     person = person or ctx.session.get(Person, ctx.card.person_id)
     assert person is not None
@@ -222,7 +256,7 @@ def target_of(ctx: FactorContext, person: Person | None = None) -> Target:
 
 
 def record(
-    ctx: FactorContext,
+    ctx: Attempt,
     target: Target,
     action: AuditAction,
     outcome: str,

@@ -51,7 +51,6 @@ from cardvault.services.signin.errors import (
 from cardvault.services.signin.factor_lockout import Reservation
 from cardvault.services.signin.factors import (
     FactorAnswer,
-    FactorContext,
     FactorError,
     SecondFactor,
     codes,
@@ -331,7 +330,7 @@ class Engine:
         self,
         actor: Actor,
         transaction_id: str,
-        check: Callable[[FactorContext, Reservation], SessionGrant],
+        check: Callable[[answers.Attempt, Reservation], SessionGrant],
     ) -> SessionGrant:
         """One answer: its place on the card's counter is reserved before it is checked, and
         given back when it was not checked (``factor_lockout.reserved``)."""
@@ -372,7 +371,7 @@ class Engine:
             and self.rt.clock() < txn.expires_at
         )
 
-    def _waiting(self, session: Session, actor: Actor, transaction_id: str) -> FactorContext:
+    def _waiting(self, session: Session, actor: Actor, transaction_id: str) -> answers.Attempt:
         """The transaction as it waits for its second factor, and its card, both locked for
         this database transaction (the card first of what this transaction writes, so that
         a fifth wrong answer can lock it), or TransactionInvalid.
@@ -389,14 +388,14 @@ class Engine:
         network.check_client(org, actor.client_address)
         return self._context(session, actor, card, org, txn)
 
-    def _verify_code(self, ctx: FactorContext, code: str, held: Reservation) -> SessionGrant:
+    def _verify_code(self, ctx: answers.Attempt, code: str, held: Reservation) -> SessionGrant:
         target = answers.target_of(ctx)
         answer = FactorAnswer(method=codes.ANY_CODE, code=code)
         return self._open_session(ctx, target, self.check.code(ctx, target, answer, held))
 
     def _verify_factor(
         self,
-        ctx: FactorContext,
+        ctx: answers.Attempt,
         response: FactorAnswer,
         held: Reservation,
         *,
@@ -410,7 +409,7 @@ class Engine:
         return self._open_session(ctx, target, verified)
 
     def _open_session(
-        self, ctx: FactorContext, target: Target, verified: answers.Verified
+        self, ctx: answers.Attempt, target: Target, verified: answers.Verified
     ) -> SessionGrant:
         if ctx.card.status != CardStatus.ACTIVE:  # locked while this answer was checked
             raise TransactionInvalid("This card can no longer be used.")
@@ -420,16 +419,8 @@ class Engine:
 
     def _context(
         self, session: Session, actor: Actor, card: Card, org: Organisation, txn: AuthTransaction
-    ) -> FactorContext:
-        return FactorContext(
-            rt=self.rt,
-            session=session,
-            card=card,
-            organisation=org,
-            transaction=txn,
-            actor=actor,
-            now=self.rt.clock(),
-        )
+    ) -> answers.Attempt:
+        return answers.attempt(session, self.rt, actor, card, org, txn)
 
     def _audit(
         self,

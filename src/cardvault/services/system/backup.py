@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -35,6 +35,7 @@ from cardvault import __version__
 from cardvault.config import Settings
 from cardvault.crypto import backup_box
 from cardvault.errors import InvalidInput
+from cardvault.json_types import JsonInput, JsonObject
 from cardvault.services.system.runtime import keystore_for
 from cardvault.store import db
 from cardvault.store.models import Base
@@ -157,7 +158,7 @@ def backup(
 def _write(
     box: backup_box.BoxWriter, settings: Settings, engine: Engine, progress: Progress
 ) -> tuple[str, dict[str, int], tuple[str, ...]]:
-    def line(record: dict[str, Any]) -> None:
+    def line(record: Mapping[str, JsonInput]) -> None:
         box.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
 
     revision = db.current_revision(engine) or ""
@@ -178,7 +179,7 @@ def _write(
     return revision, counts, files
 
 
-def _manifest(settings: Settings, engine: Engine, revision: str) -> dict[str, Any]:
+def _manifest(settings: Settings, engine: Engine, revision: str) -> JsonObject:
     return {
         "kind": "manifest",
         "format": FORMAT,
@@ -202,7 +203,7 @@ def _files(settings: Settings) -> Iterator[str]:
                 yield rel
 
 
-def _table(line: Callable[[dict[str, Any]], None], conn: Any, table: Table) -> int:
+def _table(line: Callable[[Mapping[str, JsonInput]], None], conn: Any, table: Table) -> int:
     columns = list(table.columns)
     kinds = [column_kind(c) for c in columns]
     line(
@@ -220,7 +221,7 @@ def _table(line: Callable[[dict[str, Any]], None], conn: Any, table: Table) -> i
 
 def read_records(
     inp: BinaryIO, *, identity_pem: bytes | None, passphrase: bytes | None
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[JsonObject]:
     """The records of a backup, in order, after its header opened with the key given."""
     header, aad = backup_box.read_header(inp)
     wrap = header.get("wrap")

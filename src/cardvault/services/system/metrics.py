@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import SignInRoute
+from cardvault.json_types import JsonInput
 from cardvault.services.system.runtime import Runtime
 
 PREFIX = "cardvault"
@@ -169,7 +170,7 @@ def audited(
     rt: Runtime,
     action: AuditAction,
     outcome: str,
-    details: Mapping[str, Any] | None,
+    details: Mapping[str, JsonInput] | None,
 ) -> None:
     """Count an audit event about to be committed, if it is one the metrics follow."""
     record = _from_audit(action, outcome, details or {})
@@ -178,7 +179,7 @@ def audited(
 
 
 def _from_audit(
-    action: AuditAction, outcome: str, details: Mapping[str, Any]
+    action: AuditAction, outcome: str, details: Mapping[str, JsonInput]
 ) -> Callable[[Metrics], None] | None:
     if action in _SIGNIN_EVENTS:
         route, step = _SIGNIN_EVENTS[action]
@@ -217,7 +218,7 @@ def _signin_outcome(step: str, outcome: str) -> str | None:
     return f"{step}_refused"
 
 
-def _route(details: Mapping[str, Any]) -> str:
+def _route(details: Mapping[str, JsonInput]) -> str:
     method = str(details.get("method") or "unknown")
     return method.split("+", 1)[0][:40]
 

@@ -21,13 +21,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, insert, inspect
 
+from cardvault import json_types
 from cardvault.config import Settings
 from cardvault.crypto.backup_box import BackupUnreadable
 from cardvault.errors import Conflict
+from cardvault.json_types import JsonObject, JsonValue
 from cardvault.services.system.backup import FILES, FORMAT, NEVER, Progress, read_records
 from cardvault.services.system.bootstrap import development_tls
 from cardvault.store import db
@@ -99,7 +100,7 @@ def _refuse_used_database(engine: Engine) -> None:
         )
 
 
-def _manifest(first: dict[str, Any] | None) -> dict[str, Any]:
+def _manifest(first: JsonObject | None) -> JsonObject:
     if first is None or first.get("kind") != "manifest" or first.get("format") != FORMAT:
         raise BackupUnreadable("The backup does not begin with its manifest.")
     head = db.head_revision()
@@ -114,7 +115,7 @@ def _manifest(first: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _load(
-    engine: Engine, records: Iterator[dict[str, Any]], progress: Progress
+    engine: Engine, records: Iterator[JsonObject], progress: Progress
 ) -> tuple[dict[str, bytes], dict[str, int]]:
     """Every row in one transaction; the files kept to be written after it commits."""
     files: dict[str, bytes] = {}
@@ -126,13 +127,14 @@ def _load(
         for record in records:
             kind = record.get("kind")
             if kind == "file":
-                files[_safe_path(record.get("path"))] = base64.b64decode(record["data"])
+                data = json_types.text(record, "data")
+                files[_safe_path(record.get("path"))] = base64.b64decode(data)
             elif kind == "table":
                 if table is not None:
                     counts[table.table.name] = table.done(progress)
                 table = _Loading.start(record)
             elif kind == "rows" and table is not None and record.get("table") == table.table.name:
-                table.add(conn, record.get("rows") or [])
+                table.add(conn, _rows(record))
             elif kind == "end":
                 if table is not None:
                     counts[table.table.name] = table.done(progress)
@@ -143,9 +145,24 @@ def _load(
     raise BackupUnreadable("The backup ends before its end record: it is incomplete.")
 
 
-def _check_end(record: dict[str, Any], counts: dict[str, int], files: dict[str, bytes]) -> None:
-    if record.get("tables") != counts or sorted(record.get("files") or []) != sorted(files):
+def _check_end(record: JsonObject, counts: dict[str, int], files: dict[str, bytes]) -> None:
+    if record.get("tables") != counts or sorted(_texts(record, "files")) != sorted(files):
         raise BackupUnreadable("The backup's contents do not add up to its end record.")
+
+
+def _texts(record: JsonObject, key: str) -> list[str]:
+    """A list of names the backup wrote (columns, kinds, files); anything else is damage."""
+    items = record.get(key) or []
+    if not isinstance(items, list):
+        raise BackupUnreadable(f"The backup's {key} are damaged.")
+    return [str(item) for item in items]
+
+
+def _rows(record: JsonObject) -> list[list[JsonValue]]:
+    rows = record.get("rows") or []
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise BackupUnreadable(f"The backup's rows of {record.get('table')!r} are damaged.")
+    return [row for row in rows if isinstance(row, list)]
 
 
 @dataclass(kw_only=True)
@@ -156,14 +173,14 @@ class _Loading:
     rows: int = 0
 
     @classmethod
-    def start(cls, record: dict[str, Any]) -> _Loading:
+    def start(cls, record: JsonObject) -> _Loading:
         table = Base.metadata.tables.get(str(record.get("name")))
-        columns, kinds = list(record.get("columns") or []), list(record.get("kinds") or [])
+        columns, kinds = _texts(record, "columns"), _texts(record, "kinds")
         if table is None or set(columns) != set(table.columns.keys()):
             raise BackupUnreadable(f"The backup's table {record.get('name')!r} is not ours.")
         return cls(table=table, columns=columns, kinds=kinds)
 
-    def add(self, conn: Connection, rows: list[list[Any]]) -> None:
+    def add(self, conn: Connection, rows: list[list[JsonValue]]) -> None:
         values = [
             {c: _decode(k, v) for c, k, v in zip(self.columns, self.kinds, row, strict=True)}
             for row in rows
@@ -177,13 +194,13 @@ class _Loading:
         return self.rows
 
 
-def _decode(kind: str, value: Any) -> Any:
+def _decode(kind: str, value: JsonValue) -> object:
     if value is None:
         return None
     if kind == "datetime":
-        return datetime.fromisoformat(value)
+        return datetime.fromisoformat(str(value))
     if kind == "bytes":
-        return base64.b64decode(value)
+        return base64.b64decode(str(value))
     return value
 
 

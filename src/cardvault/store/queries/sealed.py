@@ -10,7 +10,7 @@ and no lock is held for longer than one row's statement.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Column, Row, Table, select, update
@@ -49,7 +49,7 @@ def replace(
     *,
     old: bytes,
     new: bytes,
-    also: dict[str, Any] | None = None,
+    also: Mapping[str, int] | None = None,
 ) -> bool:
     """Swap ``old`` for ``new`` if the row still holds ``old``; whether it did."""
     done = session.execute(

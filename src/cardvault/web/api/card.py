@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -107,15 +107,20 @@ async def renew(request: Request, rt: RuntimeDep) -> Response:
     )
 
 
+class CertificatesOut(BaseModel):
+    certificates: dict[str, str] = Field(description="the card's certificates (PEM) by usage")
+    ca: str = Field(description="the issuing CA certificate (PEM)")
+
+
 @router.get("/card/certificates")
 def certificates(
     request: Request,
     rt: RuntimeDep,
     token: BearerToken,
-) -> dict[str, Any]:
+) -> CertificatesOut:
     """The card's certificates and the issuing CA certificate (PEM)."""
     certs = card_operations.certificates(rt, actor_for(request, rt), token)
-    return {"certificates": certs, "ca": ca.export_pem(rt.data_dir).decode()}
+    return CertificatesOut(certificates=certs, ca=ca.export_pem(rt.data_dir).decode())
 
 
 @router.get("/certificates/status", dependencies=[per_address(Bucket.STATUS)])

@@ -51,7 +51,7 @@ async def _upkeep(fn: Callable[..., T], *args: Any) -> T:
     return await to_thread.run_sync(fn, *args, limiter=limiter)
 
 
-def _delivered(rt: Runtime, event: dict[str, Any]) -> None:
+def _delivered(rt: Runtime, event: JsonObject) -> None:
     """Push latency: from the request to its event going down the phone's stream."""
     view = event.get("challenge")
     if event.get("type") != "challenge" or not isinstance(view, dict):

@@ -7,7 +7,7 @@ where a passcode or device secret travels.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -30,6 +30,7 @@ from cardvault.web.client_address import actor_for
 from cardvault.web.deps import RuntimeDep
 from cardvault.web.jose import JOSE_BODY, open_body, sealed
 from cardvault.web.rate_limit import Bucket, per_address
+from cardvault.web.wire_json import WireObject
 
 router = APIRouter(prefix="/api/v1/device", tags=["device"])
 HEARTBEAT_SECONDS = 15.0
@@ -97,15 +98,22 @@ async def pair(request: Request, rt: Rt) -> Response:
     )
 
 
+class DeviceOut(BaseModel):
+    device_id: str
+    name: str
+    application: str
+    status: Literal["active"]
+
+
 @router.get("")
-async def whoami(caller: Caller, rt: Rt) -> dict[str, Any]:
+async def whoami(caller: Caller, rt: Rt) -> DeviceOut:
     """This device as the service sees it (a cheap signed call to check the pairing)."""
-    return {
-        "device_id": caller.device_id,
-        "name": caller.name,
-        "application": caller.application,
-        "status": "active",
-    }
+    return DeviceOut(
+        device_id=caller.device_id,
+        name=caller.name,
+        application=caller.application,
+        status="active",
+    )
 
 
 @router.delete("", status_code=204)
@@ -130,10 +138,14 @@ async def events(caller: ChallengeCaller, rt: Rt) -> StreamingResponse:
     )
 
 
+class ChallengesOut(BaseModel):
+    challenges: list[WireObject]
+
+
 @router.get("/challenges")
 async def challenges(
     caller: ChallengeCaller, rt: Rt, wait: Annotated[int, Query(ge=0, le=30)] = 0
-) -> dict[str, Any]:
+) -> ChallengesOut:
     """Open challenges now; with ``wait``, a long poll that returns as soon as one arrives."""
     items = await wait_for(
         rt,
@@ -142,7 +154,7 @@ async def challenges(
         bool,
         float(wait),
     )
-    return {"challenges": items}
+    return ChallengesOut(challenges=items)
 
 
 class AnswerIn(BaseModel):
@@ -174,7 +186,7 @@ class QrInspectIn(BaseModel):
 
 
 @router.post("/qr-login/inspect")
-async def qr_inspect(body: QrInspectIn, caller: Caller, rt: Rt) -> dict[str, Any]:
+async def qr_inspect(body: QrInspectIn, caller: Caller, rt: Rt) -> WireObject:
     """Where a scanned sign-in request comes from, to show before the passcode is typed."""
     return await run_in_threadpool(qr_login.describe, rt, caller, body.code)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
@@ -23,7 +24,7 @@ from cardvault.services.piv import card_pin, issuance
 from cardvault.services.piv import reader_links as links
 from cardvault.services.piv.ports import Mode
 from cardvault.services.piv.relay import RelayAnswer, RelayRequest, relay
-from cardvault.services.system.runtime import Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport import channel
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
@@ -34,6 +35,7 @@ router = APIRouter(prefix="/api/v1/piv", tags=["pc/sc"])
 #: an extended command APDU with 64 KiB of data, in base64, fits in this
 _MAX_APDU_B64 = 87_400
 LinkId = Annotated[str, Path(max_length=36)]
+T = TypeVar("T")
 
 
 def _b64(value: str, what: str) -> bytes:
@@ -47,9 +49,17 @@ def _out(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
-class LinkIn(BaseModel):
+class SessionIn(BaseModel):
+    """What every request made inside a card session carries: its token and key SK."""
+
     token: str = Field(min_length=10, max_length=200)
     session_key: str = Field(min_length=40, max_length=60)
+
+
+S = TypeVar("S", bound=SessionIn)
+
+
+class LinkIn(SessionIn):
     serial: str | None = Field(default=None, max_length=20)
 
 
@@ -81,6 +91,9 @@ class _ApduBase(BaseModel):
         max_length=40,
         description="earlier parts of a chained command (CLA 10), base64, in order",
     )
+
+
+A = TypeVar("A", bound=_ApduBase)
 
 
 class ApduIn(_ApduBase):
@@ -124,9 +137,7 @@ class IssuanceApduIn(_ApduBase):
     issuance_key: str = Field(min_length=40, max_length=60)
 
 
-class PinIn(BaseModel):
-    token: str = Field(min_length=10, max_length=200)
-    session_key: str = Field(min_length=40, max_length=60)
+class PinIn(SessionIn):
     new_pin: str = Field(min_length=1, max_length=16)
     current_pin: str | None = Field(
         default=None,
@@ -141,9 +152,8 @@ class PinOut(BaseModel):
     outcome: str = Field(description="set, changed or unblocked")
 
 
-class PinStatusIn(BaseModel):
-    token: str = Field(min_length=10, max_length=200)
-    session_key: str = Field(min_length=40, max_length=60)
+class PinStatusIn(SessionIn):
+    """Only the session: the card is the session's."""
 
 
 class PinStatusOut(BaseModel):
@@ -163,17 +173,31 @@ class LinkStatusOut(BaseModel):
     idle_expires_at: datetime | None = None
 
 
+async def _in_session(
+    request: Request,
+    rt: Runtime,
+    model: type[S],
+    call: Callable[[S, Actor, bytes], T],
+) -> tuple[T, bytearray]:
+    """Open the envelope of a request made inside a card session, then run ``call`` (the
+    service, given the body, the caller and the session key SK) in the thread pool; its
+    result and the key to seal the answer under."""
+    body, rkey = await open_body(request, rt, model)
+    actor = actor_for(request, rt)
+    key = _b64(body.session_key, "session_key")
+    return await run_in_threadpool(call, body, actor, key), rkey
+
+
 @router.post("/links", openapi_extra=jose_openapi(LinkIn, LinkOut), response_class=Response)
 async def open_link(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """Insert the card of this card session into a new virtual reader link."""
-    body, rkey = await open_body(request, rt, LinkIn)
-    link = await run_in_threadpool(
-        links.open_use_link,
+    link, rkey = await _in_session(
+        request,
         rt,
-        actor_for(request, rt),
-        token=body.token,
-        session_key=_b64(body.session_key, "session_key"),
-        serial=body.serial,
+        LinkIn,
+        lambda body, actor, key: links.open_use_link(
+            rt, actor, token=body.token, session_key=key, serial=body.serial
+        ),
     )
     ck = await run_in_threadpool(channel.link_key, rt, link.link_id)
     objects = {f"{tag:x}": None if v is None else v.hex() for tag, v in link.objects.items()}
@@ -193,14 +217,9 @@ async def open_link(request: Request, rt: Annotated[Runtime, Depends(runtime)]) 
 @router.post("/apdu", openapi_extra=jose_openapi(ApduIn, ApduOut), response_class=Response)
 async def apdu(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """One command APDU for the card in a holder's link; the response APDU comes back."""
-    token, actor = await read_jose(request), actor_for(request, rt)
-
-    def run() -> Response:  # one trip to the thread pool: envelope, APDU, sealed answer
-        body, rkey = opened(rt, token, ApduIn)
-        req = _relay_request(Mode.USE, body, _b64(body.session_key, "session_key"))
-        return sealed(rkey, _apdu_out(relay(rt, actor, req)))
-
-    return await run_in_threadpool(run)
+    return await _relayed(
+        request, rt, ApduIn, Mode.USE, lambda body: _b64(body.session_key, "session_key")
+    )
 
 
 @router.post(
@@ -237,11 +256,29 @@ async def start_issuance(request: Request, rt: Annotated[Runtime, Depends(runtim
 )
 async def issuance_apdu(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """One command APDU for a card being issued; the answer says what is still missing."""
+    return await _relayed(
+        request,
+        rt,
+        IssuanceApduIn,
+        Mode.ISSUANCE,
+        lambda body: _b64(body.issuance_key, "issuance_key"),
+    )
+
+
+async def _relayed(
+    request: Request,
+    rt: Runtime,
+    model: type[A],
+    mode: Mode,
+    key_of: Callable[[A], bytes],
+) -> Response:
+    """One APDU of a reader link in one trip to the thread pool: envelope, APDU, sealed
+    answer; ``key_of`` reads the key the link's state is sealed under from the body."""
     token, actor = await read_jose(request), actor_for(request, rt)
 
-    def run() -> Response:  # one trip to the thread pool: envelope, APDU, sealed answer
-        body, rkey = opened(rt, token, IssuanceApduIn)
-        req = _relay_request(Mode.ISSUANCE, body, _b64(body.issuance_key, "issuance_key"))
+    def run() -> Response:
+        body, rkey = opened(rt, token, model)
+        req = _relay_request(mode, body, key_of(body))
         return sealed(rkey, _apdu_out(relay(rt, actor, req)))
 
     return await run_in_threadpool(run)
@@ -250,15 +287,18 @@ async def issuance_apdu(request: Request, rt: Annotated[Runtime, Depends(runtime
 @router.post("/pin", openapi_extra=jose_openapi(PinIn, PinOut), response_class=Response)
 async def set_pin(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """Set, change or unblock the card PIN of this card session's card (DESIGN §3.8)."""
-    body, rkey = await open_body(request, rt, PinIn)
-    changed = await run_in_threadpool(
-        card_pin.set_pin,
+    changed, rkey = await _in_session(
+        request,
         rt,
-        actor_for(request, rt),
-        token=body.token,
-        session_key=_b64(body.session_key, "session_key"),
-        new_pin=body.new_pin,
-        current_pin=body.current_pin,
+        PinIn,
+        lambda body, actor, key: card_pin.set_pin(
+            rt,
+            actor,
+            token=body.token,
+            session_key=key,
+            new_pin=body.new_pin,
+            current_pin=body.current_pin,
+        ),
     )
     return sealed(rkey, PinOut(serial=changed.serial, outcome=changed.outcome))
 
@@ -268,13 +308,11 @@ async def set_pin(request: Request, rt: Annotated[Runtime, Depends(runtime)]) ->
 )
 async def pin_status(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """Whether this card session's card has a card PIN, and whether it is blocked."""
-    body, rkey = await open_body(request, rt, PinStatusIn)
-    found = await run_in_threadpool(
-        card_pin.status,
+    found, rkey = await _in_session(
+        request,
         rt,
-        actor_for(request, rt),
-        token=body.token,
-        session_key=_b64(body.session_key, "session_key"),
+        PinStatusIn,
+        lambda body, actor, key: card_pin.status(rt, actor, token=body.token, session_key=key),
     )
     return sealed(
         rkey,

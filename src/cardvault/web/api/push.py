@@ -4,7 +4,7 @@ start a QR sign-in and collect its result. RA endpoints for pairing and device r
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -19,6 +19,7 @@ from cardvault.web.api.ra_gate import Agent
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import RuntimeDep
 from cardvault.web.rate_limit import Bucket, per_address
+from cardvault.web.wire_json import WireObject
 
 router = APIRouter(prefix="/api/v1", tags=["push"])
 Rt = RuntimeDep
@@ -29,17 +30,25 @@ class PushIn(BaseModel):
     transaction_id: str = Field(min_length=36, max_length=36)
 
 
+class PushOut(BaseModel):
+    challenge_id: str
+    number: str = Field(description="the two digits to show on the PC")
+    expires_at: str
+    devices: int
+    connected: int
+
+
 @router.post("/auth/push", dependencies=[per_address(Bucket.SIGNIN)])
-async def start_push(body: PushIn, request: Request, rt: Rt) -> dict[str, Any]:
+async def start_push(body: PushIn, request: Request, rt: Rt) -> PushOut:
     """Send a push to the card's phones; show ``number`` on the PC and wait for the answer."""
     started = await run_in_threadpool(push.start, rt, actor_for(request, rt), body.transaction_id)
-    return {
-        "challenge_id": started.challenge_id,
-        "number": f"{started.number:02d}",
-        "expires_at": started.expires_at.isoformat(),
-        "devices": started.devices,
-        "connected": started.connected,
-    }
+    return PushOut(
+        challenge_id=started.challenge_id,
+        number=f"{started.number:02d}",
+        expires_at=started.expires_at.isoformat(),
+        devices=started.devices,
+        connected=started.connected,
+    )
 
 
 @router.get("/auth/push/{challenge_id}", dependencies=[per_address(Bucket.POLL)])
@@ -61,12 +70,12 @@ async def push_status(
 
 
 class QrIn(BaseModel):
-    public_key: dict[str, Any] = Field(description="the PC's ephemeral P-256 public JWK")
+    public_key: WireObject = Field(description="the PC's ephemeral P-256 public JWK")
     client_name: str | None = Field(default=None, max_length=100)
 
 
 @router.post("/auth/qr", dependencies=[per_address(Bucket.SIGNIN)])
-async def start_qr(body: QrIn, request: Request, rt: Rt) -> dict[str, Any]:
+async def start_qr(body: QrIn, request: Request, rt: Rt) -> WireObject:
     """A QR sign-in request: show ``uri`` as a QR code, then poll for the result."""
     return await run_in_threadpool(
         lambda: qr_login.start(
@@ -76,7 +85,7 @@ async def start_qr(body: QrIn, request: Request, rt: Rt) -> dict[str, Any]:
 
 
 @router.get("/auth/qr/{request_id}", dependencies=[per_address(Bucket.POLL)])
-async def qr_status(request_id: str, rt: Rt, wait: Wait = 0) -> dict[str, Any]:
+async def qr_status(request_id: str, rt: Rt, wait: Wait = 0) -> WireObject:
     """pending, approved (with ``result``: a JWE only the PC's key opens), denied, expired."""
     qr_login.check_request_id(request_id)
     return await wait_for(
@@ -121,7 +130,7 @@ def create_pairing(
 
 
 @router.get("/ra/cards/{serial}/devices", tags=["ra"])
-def list_devices(serial: str, rt: Rt, ctx: Agent) -> list[dict[str, Any]]:
+def list_devices(serial: str, rt: Rt, ctx: Agent) -> list[WireObject]:
     """The card's paired devices in your organisation."""
     return registry.list_devices(rt, serial, organisation_id=ctx.organisation_id)
 
@@ -136,7 +145,7 @@ def revoke_device(
     body: RevokeDeviceIn,
     rt: Rt,
     ctx: Agent,
-) -> dict[str, Any]:
+) -> WireObject:
     """Revoke a device now (its event stream closes, its biometric slot is deleted)."""
     return registry.revoke(
         rt, ctx.actor, device_id, organisation_id=ctx.organisation_id, reason=body.reason

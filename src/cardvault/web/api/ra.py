@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -17,6 +15,7 @@ from cardvault.web.api.ra_gate import Agent, Viewer
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import BearerToken, RuntimeDep
 from cardvault.web.jose import JOSE_BODY, open_body, sealed
+from cardvault.web.wire_json import WireObject
 
 router = APIRouter(prefix="/api/v1/ra", tags=["ra"])
 
@@ -91,7 +90,7 @@ async def issue_card(request: Request, rt: RuntimeDep) -> Response:
 
 
 @router.get("/cards/{serial}")
-def show_card(serial: str, rt: RuntimeDep, ctx: Viewer) -> dict[str, Any]:
+def show_card(serial: str, rt: RuntimeDep, ctx: Viewer) -> WireObject:
     """A card of your organisation (404 for any other)."""
     shown = ra_actions.show(rt, ctx, serial).as_json()
     return {key: shown[key] for key in ("card", "holder", "certificates", "associations")}

@@ -8,11 +8,14 @@ encoding reaches the check as it is.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
+from pydantic import JsonValue as WireJson
 
+from cardvault.json_types import as_json
 from cardvault.services.ra import approvals as ra_approvals
 from cardvault.services.ra import leavers
 from cardvault.services.ra import people as ra_people
@@ -56,22 +59,98 @@ class GrantIn(BaseModel):
     role: str = Field(max_length=20)
 
 
+# --- answers -------------------------------------------------------------------------------
+
+
+class PersonFound(BaseModel):
+    user_id: str
+    name: str
+    email: str | None
+    card_serial: str | None
+    card_status: str | None
+
+
+class PersonOut(BaseModel):
+    user_id: str
+    name: str
+
+
+class ImportRow(BaseModel):
+    line: int
+    user_id: str | None
+    problems: list[str]
+
+
+class ImportOut(BaseModel):
+    """A CSV file checked or imported: who was created, and each row's problems."""
+
+    created: list[str]
+    problem: str | None
+    rows: list[ImportRow]
+
+
+class LeaverOut(BaseModel):
+    card_revoked: bool
+    methods_removed: int
+    still_in: list[str]
+
+
+class SettingsOut(BaseModel):
+    allowed_methods: list[str]
+    numbers: dict[str, int]
+    switches: dict[str, bool]
+    second_factors: list[str]
+
+
+class SettingChange(BaseModel):
+    old: WireJson
+    new: WireJson
+
+
+class SettingsChanged(BaseModel):
+    changed: dict[str, SettingChange]
+
+
+class RoleHeldOut(BaseModel):
+    user_id: str
+    role: str
+
+
+class PendingGrantOut(BaseModel):
+    id: str
+    user_id: str
+    role: str
+    mine: bool
+
+
+class RoleGrantsOut(BaseModel):
+    held: list[RoleHeldOut]
+    pending: list[PendingGrantOut]
+    needs_approval: bool
+
+
+class ApprovalOut(BaseModel):
+    user_id: str
+    name: str
+    approved: bool
+
+
 @router.get("/people")
-def find_people(rt: Rt, ctx: Viewer, q: str = "") -> list[dict[str, Any]]:
+def find_people(rt: Rt, ctx: Viewer, q: str = "") -> list[PersonFound]:
     """People of your organisation by name, email, user id or card serial."""
     return [
-        {"user_id": p.user_id, "name": p.name, "email": p.email, "card_serial": p.card_serial,
-         "card_status": p.card_status}
+        PersonFound(user_id=p.user_id, name=p.name, email=p.email, card_serial=p.card_serial,
+                    card_status=p.card_status)
         for p in ra_persons.find(rt, ctx, q)
     ]  # fmt: skip
 
 
 @router.post("/people", status_code=201)
-def create_person(body: PersonIn, rt: Rt, ctx: PeopleManager) -> dict[str, Any]:
+def create_person(body: PersonIn, rt: Rt, ctx: PeopleManager) -> PersonOut:
     """A new person in your organisation."""
     member = ra_people.new_member(**body.model_dump())
     person = ra_people.create(rt, ctx, member)
-    return {"user_id": person.user_id, "name": person.common_name}
+    return PersonOut(user_id=person.user_id, name=person.common_name)
 
 
 @router.post(
@@ -80,15 +159,15 @@ def create_person(body: PersonIn, rt: Rt, ctx: PeopleManager) -> dict[str, Any]:
 )
 async def import_people(
     request: Request, rt: Rt, ctx: PeopleManager, mode: Literal["check", "all", "good"] = "check"
-) -> dict[str, Any]:
+) -> ImportOut:
     """Check a CSV file (``mode=check``, the default: nothing is written), import it whole
     (``all``: refused when any row has a problem) or its good rows only (``good``)."""
     data = await _body(request)
     if mode == "check":
         check = ra_people.check_csv(rt, ctx, data)
-        return {"created": [], **_check_json(check)}
+        return _import_out((), check)
     result = ra_people.import_csv(rt, ctx, data, good_rows_only=mode == "good")
-    return {"created": list(result.created), **_check_json(result.check)}
+    return _import_out(result.created, result.check)
 
 
 async def _body(request: Request) -> bytes:
@@ -100,40 +179,42 @@ async def _body(request: Request) -> bytes:
     return data
 
 
-def _check_json(check: ra_people.ImportCheck) -> dict[str, Any]:
-    return {
-        "problem": check.problem,
-        "rows": [
-            {"line": r.line, "user_id": r.user_id, "problems": list(r.problems)} for r in check.rows
+def _import_out(created: Sequence[str], check: ra_people.ImportCheck) -> ImportOut:
+    return ImportOut(
+        created=list(created),
+        problem=check.problem,
+        rows=[
+            ImportRow(line=r.line, user_id=r.user_id, problems=list(r.problems)) for r in check.rows
         ],
-    }
+    )
 
 
 @router.post("/people/add")
-def add_existing(body: ExistingIn, rt: Rt, ctx: PeopleManager) -> dict[str, Any]:
+def add_existing(body: ExistingIn, rt: Rt, ctx: PeopleManager) -> PersonOut:
     """Add a person of another organisation to yours (their one card works here too)."""
     person = ra_people.add_existing(rt, ctx, body.user_id, body.email)
-    return {"user_id": person.user_id, "name": person.common_name}
+    return PersonOut(user_id=person.user_id, name=person.common_name)
 
 
 @router.post("/people/{user_id}/leave")
-def leave(user_id: str, body: LeaverIn, rt: Rt, ctx: PeopleManager) -> dict[str, Any]:
+def leave(user_id: str, body: LeaverIn, rt: Rt, ctx: PeopleManager) -> LeaverOut:
     """The person has left your organisation (see the RA guide for what happens)."""
     result = leavers.leave(rt, ctx, user_id, body.reason)
-    return {"card_revoked": result.card_revoked, "methods_removed": result.methods_removed,
-            "still_in": list(result.still_in)}  # fmt: skip
+    return LeaverOut(card_revoked=result.card_revoked, methods_removed=result.methods_removed,
+                     still_in=list(result.still_in))  # fmt: skip
 
 
 @router.get("/settings")
-def show_settings(rt: Rt, ctx: Manager) -> dict[str, Any]:
+def show_settings(rt: Rt, ctx: Manager) -> SettingsOut:
     """Your organisation's settings."""
     view = ra_settings.show(rt, ctx)
-    return {"allowed_methods": list(view.allowed_methods), "numbers": view.numbers,
-            "switches": view.switches, "second_factors": list(view.second_factors)}  # fmt: skip
+    return SettingsOut(allowed_methods=list(view.allowed_methods), numbers=view.numbers,
+                       switches=view.switches,
+                       second_factors=list(view.second_factors))  # fmt: skip
 
 
 @router.put("/settings")
-def change_settings(body: SettingsIn, rt: Rt, ctx: Manager) -> dict[str, Any]:
+def change_settings(body: SettingsIn, rt: Rt, ctx: Manager) -> SettingsChanged:
     """Change the settings (each change audited with its old and new value)."""
     changes = ra_settings.change(
         rt,
@@ -145,20 +226,23 @@ def change_settings(body: SettingsIn, rt: Rt, ctx: Manager) -> dict[str, Any]:
             second_factors=tuple(body.second_factors) if body.second_factors is not None else None,
         ),
     )
-    return {"changed": {c.name: {"old": c.old, "new": c.new} for c in changes}}
+    return SettingsChanged(
+        changed={c.name: SettingChange(old=as_json(c.old), new=as_json(c.new)) for c in changes}
+    )
 
 
 @router.get("/role-grants")
-def role_grants(rt: Rt, ctx: RoleGranter) -> dict[str, Any]:
+def role_grants(rt: Rt, ctx: RoleGranter) -> RoleGrantsOut:
     """Who holds which RA role here, and grants waiting for a second RA manager."""
     page = ra_roles.page(rt, ctx)
-    return {
-        "held": [{"user_id": h.user_id, "role": h.role} for h in page.held],
-        "pending": [
-            {"id": p.id, "user_id": p.user_id, "role": p.role, "mine": p.mine} for p in page.pending
+    return RoleGrantsOut(
+        held=[RoleHeldOut(user_id=h.user_id, role=h.role) for h in page.held],
+        pending=[
+            PendingGrantOut(id=p.id, user_id=p.user_id, role=p.role, mine=p.mine)
+            for p in page.pending
         ],
-        "needs_approval": page.needs_approval,
-    }
+        needs_approval=page.needs_approval,
+    )
 
 
 @router.post("/role-grants")
@@ -185,10 +269,10 @@ def decide_grant(
 
 
 @router.get("/approvals")
-def approvals(rt: Rt, ctx: Sponsor) -> list[dict[str, Any]]:
+def approvals(rt: Rt, ctx: Sponsor) -> list[ApprovalOut]:
     """People of your organisation without a card, and whether a card is approved."""
     return [
-        {"user_id": p.user_id, "name": p.name, "approved": p.approved_at is not None}
+        ApprovalOut(user_id=p.user_id, name=p.name, approved=p.approved_at is not None)
         for p in ra_approvals.page(rt, ctx).people
     ]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ipaddress import ip_address, ip_network
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -16,6 +15,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.services.transport import keys as transport_keys
 from cardvault.web.client_address import client_address
 from cardvault.web.deps import RuntimeDep
+from cardvault.web.wire_json import WireObject
 
 router = APIRouter()
 
@@ -81,6 +81,6 @@ def metrics_allowed(rt: Runtime, address: str | None) -> bool:
 
 
 @router.get("/.well-known/jwks.json", tags=["system"])
-def get_jwks(rt: RuntimeDep) -> dict[str, Any]:
+def get_jwks(rt: RuntimeDep) -> WireObject:
     """The transport keys clients encrypt sensitive payloads to (DESIGN §3.5)."""
     return transport_keys.published(rt)

@@ -29,6 +29,7 @@ from cardvault.web.api.ra_gate import Agent
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import RuntimeDep
 from cardvault.web.rate_limit import Bucket, per_address
+from cardvault.web.wire_json import WireObject
 
 router = APIRouter(prefix="/api/v1/webauthn", tags=["security keys"])
 NO_STORE = {"Cache-Control": "no-store"}
@@ -40,13 +41,13 @@ class AssertionBeginIn(BaseModel):
 
 class CeremonyOut(BaseModel):
     ceremony_id: str
-    publicKey: dict[str, Any]  # noqa: N815 -- WebAuthn's own name for the options
+    publicKey: WireObject  # noqa: N815 -- WebAuthn's own name for the options
     expires_at: datetime
 
 
 class AssertionCompleteIn(BaseModel):
     ceremony_id: str = Field(max_length=36)
-    credential: dict[str, Any]
+    credential: WireObject
 
 
 class ProofOut(BaseModel):
@@ -67,7 +68,7 @@ class RegistrationBeginIn(BaseModel):
 class RegistrationCompleteIn(BaseModel):
     ceremony_id: str = Field(max_length=36)
     nickname: str = Field(min_length=1, max_length=64)
-    credential: dict[str, Any]
+    credential: WireObject
 
 
 def _ceremony(start: security_keys.CeremonyStart) -> JSONResponse:
@@ -135,7 +136,7 @@ def registration_complete(
     body: RegistrationCompleteIn,
     rt: RuntimeDep,
     ctx: Agent,
-) -> dict[str, Any]:
+) -> WireObject:
     """Verify the new credential and associate it with the card (audited)."""
     assoc = security_key_registration.complete_registration(
         rt,

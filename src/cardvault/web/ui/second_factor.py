@@ -26,15 +26,15 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain.push_policy import PushStatus
 from cardvault.errors import CardvaultError, InvalidInput, NotFound
+from cardvault.json_types import JsonObject
 from cardvault.services.devices import errors as device_errors
 from cardvault.services.devices import push
 from cardvault.services.devices.channel import challenge_topic
 from cardvault.services.devices.errors import NoPairedDevice, PushNotAnswered, PushRateLimited
+from cardvault.services.signin import factor_store, web_sessions
 from cardvault.services.signin import push_continue as push_signin
-from cardvault.services.signin import web_sessions
 from cardvault.services.signin.errors import FactorFailed, SecondFactorLocked, TransactionInvalid
 from cardvault.services.signin.factors import FactorAnswer
-from cardvault.services.signin.factors import fido2 as fido2_factor
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.api.device_auth import wait_for
@@ -45,6 +45,7 @@ from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.ui.forms import Form, read_credential, read_form
 from cardvault.web.ui.session import check_csrf, set_notice
 from cardvault.web.ui.templating import redirect, render
+from cardvault.web.wire_json import WireObject
 
 Wait = Annotated[int, Query(ge=0, le=30, description="seconds to wait for the phone")]
 #: what starting a push may refuse, shown on the page (the other ways still work)
@@ -245,17 +246,17 @@ async def push_state(
 # --- the security key (JSON, for the page's script) ---------------------------------------
 
 
-def key_options(rt: Runtime, flow: Flow, view: WebSessionView) -> dict[str, Any]:
+def key_options(rt: Runtime, flow: Flow, view: WebSessionView) -> JsonObject:
     """The options of the security-key challenge this transaction is waiting for."""
     txn = flow.txn(view)
-    options = fido2_factor.pending_options(rt, txn) if txn else None
+    options = factor_store.pending_key_options(rt, txn) if txn else None
     if options is None:
         raise TransactionInvalid("This sign-in has expired or was already tried; start again.")
     return options
 
 
 def key_answer(
-    request: Request, rt: Runtime, flow: Flow, view: WebSessionView, credential: dict[str, Any]
+    request: Request, rt: Runtime, flow: Flow, view: WebSessionView, credential: JsonObject
 ) -> dict[str, str]:
     """The key's answer: when it checks out, the flow is done."""
     txn = flow.txn(view)
@@ -320,7 +321,7 @@ def install(router: APIRouter, flow: Flow, session: Callable[[Request], WebSessi
         return await push_state(request, rt, flow, view, wait)
 
     @router.get(f"{base}/api/{flow.name}/fido2", dependencies=signin)
-    def get_key_options(rt: Runtime = rt_of, view: WebSessionView = view_of) -> dict[str, Any]:
+    def get_key_options(rt: Runtime = rt_of, view: WebSessionView = view_of) -> WireObject:
         return key_options(rt, flow, view)
 
     @router.post(f"{base}/api/{flow.name}/fido2", dependencies=signin)

@@ -11,12 +11,8 @@ the same way per device, so a code works once.
 
 from __future__ import annotations
 
-from sqlalchemy import update
-
 from cardvault.domain import totp
 from cardvault.domain.push_policy import PushStatus
-from cardvault.services.devices import push
-from cardvault.services.devices.channel import active_devices, connected, open_totp
 from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors import codes
 from cardvault.services.signin.factors.base import (
@@ -25,7 +21,6 @@ from cardvault.services.signin.factors.base import (
     FactorOutcome,
     PushOffer,
 )
-from cardvault.store.models import Device, PushChallenge
 
 _FAILED = {
     PushStatus.PENDING: ("The phone has not answered yet.", "push not answered", "push_pending"),
@@ -53,15 +48,15 @@ class AuthenticatorFactor:
 
     def offer(self, ctx: FactorContext) -> PushOffer | None:
         """A push or code while the card has a paired phone in this organisation."""
-        devices = active_devices(ctx.session, ctx.card.id, ctx.organisation.id)
+        devices = ctx.store.paired_devices()
         if not devices:
             return None
-        online = connected(ctx.rt, [d.id for d in devices])
+        online = ctx.store.connected([d.id for d in devices])
         return PushOffer(
             method=self.method,
             devices=len(devices),
             connected=len(online),
-            totp=any(d.sealed_totp_secret for d in devices),
+            totp=any(d.has_totp for d in devices),
             digits=totp.DIGITS,
         )
 
@@ -80,26 +75,16 @@ class AuthenticatorFactor:
     # -- push --------------------------------------------------------------------------------
 
     def _push(self, ctx: FactorContext, challenge_id: str) -> FactorOutcome:
-        used = ctx.session.scalar(
-            update(PushChallenge)
-            .where(
-                PushChallenge.id == challenge_id,
-                PushChallenge.transaction_id == ctx.transaction.id,
-                PushChallenge.status == PushStatus.APPROVED,
-                PushChallenge.expires_at > ctx.now,
-            )
-            .values(status=PushStatus.USED)
-            .returning(PushChallenge.device_id)
-        )
+        used = ctx.store.take_approved_push(challenge_id)
         if used is not None:
             return FactorOutcome(
                 label="push", details={"method": "push", "challenge": challenge_id, "device": used}
             )
-        row = ctx.session.get(PushChallenge, challenge_id)
+        seen = ctx.store.push_seen(challenge_id)
         state = PushStatus.EXPIRED
-        if row is not None and row.transaction_id == ctx.transaction.id:
-            state = PushStatus(row.status)
-            if state in (PushStatus.PENDING, PushStatus.APPROVED) and ctx.now >= row.expires_at:
+        if seen is not None:
+            state = seen.status
+            if state in (PushStatus.PENDING, PushStatus.APPROVED) and ctx.now >= seen.expires_at:
                 state = PushStatus.EXPIRED
         message, reason, code = _FAILED.get(state, _FAILED[PushStatus.EXPIRED])
         # nothing is checked here: a wrong number counted when the phone answered
@@ -108,35 +93,14 @@ class AuthenticatorFactor:
     # -- one-time code -----------------------------------------------------------------------
 
     def _code(self, ctx: FactorContext, code: str) -> FactorOutcome:
-        params = codes.params_for(ctx)
-        replayed = False
-        for device in active_devices(ctx.session, ctx.card.id, ctx.organisation.id):
-            step = self._match(ctx, device, code, params)
-            if step is None:
-                continue
-            if self._accept_once(ctx, device, step):
-                device.last_seen_at = ctx.now
-                push.cancel_for_transaction(
-                    ctx.session, ctx.rt, ctx.transaction, ctx.actor.as_holder(ctx.card.person_id)
-                )
-                return FactorOutcome(
-                    label=device.name, details={"method": "device_totp", "device": device.id}
-                )
-            replayed = True
-        raise codes.refusal(replayed=replayed)
-
-    def _match(
-        self, ctx: FactorContext, device: Device, code: str, params: totp.TotpParams
-    ) -> int | None:
-        if device.sealed_totp_secret is None:
-            return None
-        return codes.matching_step(ctx, open_totp(ctx.rt.master_key, device), code, params)
-
-    def _accept_once(self, ctx: FactorContext, device: Device, step: int) -> bool:
-        won = ctx.session.scalar(
-            update(Device)
-            .where(Device.id == device.id, Device.totp_last_step < step)
-            .values(totp_last_step=step)
-            .returning(Device.id)
+        device = codes.accept_once(
+            ctx,
+            ctx.store.paired_devices(),
+            code,
+            lambda d: ctx.store.open_device_totp(d.id) if d.has_totp else None,
+            lambda d, step: ctx.store.take_device_step(d.id, step),
         )
-        return won is not None
+        ctx.store.code_accepted_on(device.id)
+        return FactorOutcome(
+            label=device.name, details={"method": "device_totp", "device": device.id}
+        )

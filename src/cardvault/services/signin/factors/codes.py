@@ -4,13 +4,15 @@ own store; matching a code and the refusals are the same for both."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from cardvault.domain import totp
 from cardvault.errors import CardvaultError
 from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors.base import FactorContext
-from cardvault.store.queries.organisations import policy_of
+
+H = TypeVar("H")
 
 #: the refusal of a code that matches no time step (any other refusal says more)
 WRONG = "totp_wrong"
@@ -24,7 +26,7 @@ ANY_CODE = "code"
 
 def params_for(ctx: FactorContext) -> totp.TotpParams:
     """The time-step window the organisation allows."""
-    return totp.TotpParams(window=policy_of(ctx.organisation).totp_window)
+    return totp.TotpParams(window=ctx.organisation.policy.totp_window)
 
 
 def matching_step(
@@ -39,6 +41,29 @@ def matching_step(
         raise FactorFailed(exc.message, reason="TOTP code malformed", counts=False) from exc
     finally:
         secret[:] = bytes(len(secret))
+
+
+def accept_once(
+    ctx: FactorContext,
+    holders: Sequence[H],
+    code: str,
+    secret_of: Callable[[H], bytearray | None],
+    take_step: Callable[[H, int], bool],
+) -> H:
+    """The first of ``holders`` (apps, phones) whose secret ``code`` matches at a time step
+    that ``take_step`` takes now (once, atomically); otherwise the refusal: a code that
+    matched only steps already taken is a replay."""
+    params = params_for(ctx)
+    replayed = False
+    for holder in holders:
+        secret = secret_of(holder)
+        step = None if secret is None else matching_step(ctx, secret, code, params)
+        if step is None:
+            continue
+        if take_step(holder, step):
+            return holder
+        replayed = True
+    raise refusal(replayed=replayed)
 
 
 def refusal(*, replayed: bool) -> FactorFailed:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hmac
 
-from sqlalchemy import select
-
 from cardvault.domain import identifiers
-from cardvault.domain.vocabulary import MethodKind, MethodStatus
+from cardvault.domain.vocabulary import MethodKind
 from cardvault.errors import InvalidInput
 from cardvault.services.signin.errors import FactorFailed
 from cardvault.services.signin.factors.base import (
@@ -23,8 +21,6 @@ from cardvault.services.signin.factors.base import (
     FactorOutcome,
     HrCardOffer,
 )
-from cardvault.store.models import Association
-from cardvault.store.queries.organisations import policy_of
 
 
 class HrCardFactor:
@@ -32,25 +28,13 @@ class HrCardFactor:
 
     method: str = MethodKind.HR_CARD
 
-    def _cards(self, ctx: FactorContext) -> list[Association]:
-        return list(
-            ctx.session.scalars(
-                select(Association).where(
-                    Association.card_id == ctx.card.id,
-                    Association.organisation_id == ctx.organisation.id,
-                    Association.method == self.method,
-                    Association.status == MethodStatus.ACTIVE,
-                )
-            )
-        )
-
     def offer(self, ctx: FactorContext) -> HrCardOffer | None:
         """Offered only to a sign-in that started from an HR card, when the policy allows it."""
-        if ctx.transaction.method != self.method:
+        if ctx.route != self.method:
             return None
-        if not policy_of(ctx.organisation).allows(self.method):
+        if not ctx.organisation.policy.allows(self.method):
             return None
-        return HrCardOffer(method=self.method) if self._cards(ctx) else None
+        return HrCardOffer(method=self.method) if ctx.store.hr_cards() else None
 
     def verify(self, ctx: FactorContext, answer: FactorAnswer) -> FactorOutcome:
         """Check the tapped UID against the card's HR cards; raises FactorFailed."""
@@ -59,7 +43,7 @@ class HrCardFactor:
         except InvalidInput as exc:
             raise FactorFailed(exc.message, reason="HR card UID malformed", counts=False) from exc
         match = None
-        for assoc in self._cards(ctx):
+        for assoc in ctx.store.hr_cards():
             if hmac.compare_digest(assoc.lookup_key.encode(), uid.encode()):
                 match = assoc
         if match is None:
@@ -68,7 +52,7 @@ class HrCardFactor:
                 reason="HR card UID does not match",
                 code="hr_card_mismatch",
             )
-        match.last_used_at = ctx.now
+        ctx.store.hr_card_used(match.id)
         return FactorOutcome(
             label=match.label or "HR card",
             details={"method": self.method, "association": match.id, "label": match.label},

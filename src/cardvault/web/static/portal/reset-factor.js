@@ -7,7 +7,7 @@
     const response = await fetch(url, Object.assign({ credentials: "same-origin", cache: "no-store" }, init));
     const data = await response.json().catch(function () { return {}; });
     if (!response.ok) {
-      const error = new Error([data.title, data.remedy].filter(Boolean).join(" ") ||
+      const error = new Error([data.detail || data.title, data.remedy].filter(Boolean).join(" ") ||
                               "The service refused the request.");
       error.status = response.status;
       throw error;

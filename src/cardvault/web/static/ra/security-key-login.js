@@ -15,7 +15,7 @@
   async function call(url, init) {
     const response = await fetch(url, Object.assign({ credentials: "same-origin" }, init));
     const data = await response.json().catch(function () { return {}; });
-    if (!response.ok) throw new Error(data.title || "The service refused the request.");
+    if (!response.ok) throw new Error(data.detail || data.title || "The service refused the request.");
     return data;
   }
 

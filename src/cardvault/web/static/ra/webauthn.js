@@ -25,7 +25,7 @@
       body: JSON.stringify(body || {}),
     });
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.title || "The service refused the request.");
+    if (!response.ok) throw new Error(data.detail || data.title || "The service refused the request.");
     return data;
   }
 

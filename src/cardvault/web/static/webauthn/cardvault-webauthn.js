@@ -56,7 +56,7 @@
       body = {};
     }
     return new CardvaultError(
-      body.title || "The service answered " + response.status + ".",
+      body.detail || body.title || "The service answered " + response.status + ".",
       body.code || "http_" + response.status,
       body.remedy
     );
