@@ -198,7 +198,9 @@ def workload(
                 lambda: sign_in(api, topo.url, h.email, f.STRONG_PASSCODE, h.code()),
             )
         else:
+            phone.listen()  # the app's event stream, open before the agent asks (once=True)
             session = rec.timed("sign-in push", lambda: pushed_sign_in(phone, h))
+            phone.finish()  # the app's thread ends after its one answer
         for n in range(SIGNATURES):
             digest = hashlib.sha256(f"{h.email}{n}".encode()).digest()
             rec.timed("signature", lambda d=digest: sign(api, session, d))
@@ -206,10 +208,8 @@ def workload(
         rec.timed("RA page", lambda: http.get("/ra").raise_for_status())
 
     def pushed_sign_in(phone: Phone, h: HolderFixture) -> AgentState:
-        phone.listen()  # the app's event stream, open before the agent asks (once=True)
         notes: list[str] = []
         session = push_sign_in(topo, h.email, phone, notes, _no_code)
-        phone.finish()
         if notes:
             raise RuntimeError(f"push sign-in of {h.email}: {notes}")
         return session
