@@ -50,6 +50,7 @@ from tests.support import auth
 from tests.support import factories as f
 from tests.support.app_phone import Phone, paired
 from tests.support.auth import HolderFixture
+from tests.support.piv_fakes import verify_apdu
 from tests.support.topology import Topology, push_sign_in, running, sign, sign_in
 
 from cardvault.clients.agent.pin_cmd import set_pin
@@ -66,7 +67,7 @@ SIGNATURES = 4
 #: every PUSH_EVERY-th holder signs in by push (a paired phone), the others by TOTP
 PUSH_EVERY = 4
 CARD_PIN = "24681357"
-VERIFY_PIN = bytes.fromhex("0020008008") + CARD_PIN.encode() + b"\xff" * (8 - len(CARD_PIN))
+VERIFY_PIN = verify_apdu(CARD_PIN.encode())
 GET_CHUID = bytes.fromhex("00cb3fff055c035fc10200")
 GET_RESPONSE = bytes.fromhex("00c00000")
 OPERATIONS = (
