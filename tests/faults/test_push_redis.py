@@ -9,15 +9,11 @@ from collections.abc import Callable
 import httpx
 import pyotp
 import pytest
-from tests.support.app_phone import Phone, paired
+from tests.support.app_phone import paired
 from tests.support.auth import HolderFixture
-from tests.support.factories import STRONG_PASSCODE
-from tests.support.topology import Topology, wait_for
+from tests.support.topology import Topology, push_sign_in, wait_for
 
 from cardvault.clients.agent import core
-from cardvault.clients.agent.state import AgentState
-from cardvault.clients.authenticator.core import Choice
-from cardvault.clients.common.api import CardvaultApi
 from cardvault.services.system.runtime import Actor
 
 pytestmark = pytest.mark.faults
@@ -28,24 +24,6 @@ def _failing(topology: Topology) -> list[str]:
         failing = http.get(f"{topology.instance_url(1)}/readyz").json()["failing"]
     assert isinstance(failing, list)
     return [str(name) for name in failing]
-
-
-def _push_sign_in(
-    topology: Topology, h: HolderFixture, phone: Phone, notes: list[str], code: Callable[[], str]
-) -> AgentState:
-    """``cardvault-agent login`` without a code: a push the phone approves with the number
-    shown, or, when the agent is told it cannot push, the app's one-time code."""
-    data = core.LoginInput(identifier_kind="email", identifier=h.email, passcode=STRONG_PASSCODE)
-    with topology.client() as http:
-        return core.login(
-            CardvaultApi(http),
-            topology.url,
-            data,
-            totp=None,
-            ask_code=lambda _question: code(),
-            show_number=lambda n: phone.choices.put(Choice(decision="approve", number=n)),
-            note=notes.append,
-        )
 
 
 def test_push_degrades_to_the_code_while_redis_is_down_and_comes_back_without_a_restart(
@@ -73,7 +51,7 @@ def test_push_degrades_to_the_code_while_redis_is_down_and_comes_back_without_a_
                     codes.append(pyotp.TOTP(phone.state.totp_secret).now())
                     return codes[-1]
 
-                down = _push_sign_in(topology, h, phone, notes, app_code)
+                down = push_sign_in(topology, h.email, phone, notes, app_code)
                 assert down.token, "no card session while Redis was down"
                 assert codes, "the agent did not fall back to the one-time code"
                 assert notes == [core.PHONE_UNREACHABLE], notes
@@ -83,7 +61,7 @@ def test_push_degrades_to_the_code_while_redis_is_down_and_comes_back_without_a_
 
             phone.listen()
             notes = []
-            back = _push_sign_in(topology, h, phone, notes, _no_code)
+            back = push_sign_in(topology, h.email, phone, notes, _no_code)
             phone.finish()
             assert back.token
             assert notes == []

@@ -24,9 +24,11 @@ from sqlalchemy import text
 
 from cardvault.clients.agent import core
 from cardvault.clients.agent.state import AgentState
+from cardvault.clients.authenticator.core import Choice
 from cardvault.clients.common.api import CardvaultApi, ServiceError
 from cardvault.config import Settings
 from cardvault.services.system.runtime import Runtime, open_runtime
+from tests.support.app_phone import Phone
 from tests.support.auth import HolderFixture
 from tests.support.databases import TEST_ARGON2
 from tests.support.factories import STRONG_PASSCODE
@@ -197,6 +199,24 @@ def signed_in(journal: Journal, api: CardvaultApi, server: str, h: HolderFixture
     return retried(
         journal, "signin", lambda: sign_in(api, server, h.email, STRONG_PASSCODE, h.code())
     )
+
+
+def push_sign_in(
+    topology: Topology, email: str, phone: Phone, notes: list[str], code: Callable[[], str]
+) -> AgentState:
+    """``cardvault-agent login`` without a code: a push the phone approves with the number
+    shown, or, when the agent is told it cannot push, the app's one-time code."""
+    data = core.LoginInput(identifier_kind="email", identifier=email, passcode=STRONG_PASSCODE)
+    with topology.client() as http:
+        return core.login(
+            CardvaultApi(http),
+            topology.url,
+            data,
+            totp=None,
+            ask_code=lambda _question: code(),
+            show_number=lambda n: phone.choices.put(Choice(decision="approve", number=n)),
+            note=notes.append,
+        )
 
 
 def wait_for(check: Callable[[], bool], seconds: float) -> float:
