@@ -76,19 +76,13 @@ def _cpu(stat: Path) -> float:
 
 def thread_cpu_seconds(pid: int) -> tuple[float, float] | None:
     """User + system CPU time of a process's main thread (the event loop: TLS, HTTP,
-    routing) and of its other threads (the work), from Linux /proc; None elsewhere."""
+    routing) and of the rest of the process (the work), from Linux /proc; None elsewhere.
+    The rest is the whole process minus the main thread, not a sum over live threads:
+    worker threads that ended between two readings would take their time with them."""
     try:
-        main, others = 0.0, 0.0
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            try:
-                cpu = _cpu(task / "stat")
-            except OSError:
-                continue  # a thread that ended meanwhile
-            if task.name == str(pid):
-                main += cpu
-            else:
-                others += cpu
-        return main, others
+        total = _cpu(Path(f"/proc/{pid}/stat"))
+        main = _cpu(Path(f"/proc/{pid}/task/{pid}/stat"))
+        return main, total - main
     except OSError:
         return None
 
