@@ -60,9 +60,7 @@ RECOVERY = _counter("recovery_failures", RECOVERY_MAX_FAILURES)
 
 _RESET_SECOND_FACTOR = update(_CARDS).where(_CARDS.c.id == _CARD).values(second_factor_failures=0)
 # an ORM statement: it returns the card's row as an entity of the caller's session
-_PASSCODE_RIGHT = (
-    update(Card).where(Card.id == _CARD).values(failed_attempts=0).returning(Card)
-)
+_PASSCODE_RIGHT = update(Card).where(Card.id == _CARD).values(failed_attempts=0).returning(Card)
 
 
 def reserve_attempt(session: Session, counter: Counter, card_id: str) -> int | None:
