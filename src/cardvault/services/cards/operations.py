@@ -104,17 +104,17 @@ def sign(rt: Runtime, actor: Actor, req: SignRequest) -> Signature:
     _check_digest(req)
     with transaction(rt.db) as session:
         row, card = card_sessions.use(session, rt, req.token, client_address=actor.client_address)
-        cert = _certificate(session, card, usage)
+        cert_pem = _certificate_pem(session, card, usage)
         if usage is not CertUsage.CONTENT_COMMITMENT:
             dek = _session_dek(rt, actor, row, card, req, usage)
             signature, scheme = _signed(rt, card, dek, req, usage)
             _audit_signed(session, rt, actor, row, card, req, usage, scheme)
-            return Signature(signature=signature, scheme=scheme.value, certificate_pem=cert.pem)
+            return Signature(signature=signature, scheme=scheme.value, certificate_pem=cert_pem)
     dek = _session_dek(rt, actor, row, card, req, usage)
     signature, scheme = _signed(rt, card, dek, req, usage)
     with transaction(rt.db) as session:
         _audit_signed(session, rt, actor, row, card, req, usage, scheme)
-    return Signature(signature=signature, scheme=scheme.value, certificate_pem=cert.pem)
+    return Signature(signature=signature, scheme=scheme.value, certificate_pem=cert_pem)
 
 
 def _signed(
@@ -196,23 +196,24 @@ def _session_dek(
 
 
 # Built once: every signature returns its certificate, and SQLAlchemy reuses the compiled
-# form of a statement object it has seen.
-_VALID_CERTIFICATE = (
-    select(Certificate)
+# form of a statement object it has seen. Only the PEM, as a column: no ORM row is built.
+_VALID_CERTIFICATE_PEM = (
+    select(Certificate.pem)
     .where(
         Certificate.card_id == bindparam("cert_card"),
         Certificate.usage == bindparam("usage"),
         Certificate.status == "valid",
     )
     .order_by(Certificate.created_at.desc())
+    .limit(1)
 )
 
 
-def _certificate(session: Session, card: Card, usage: CertUsage) -> Certificate:
-    cert = session.scalar(_VALID_CERTIFICATE, {"cert_card": card.id, "usage": usage.value})
-    if cert is None:
+def _certificate_pem(session: Session, card: Card, usage: CertUsage) -> str:
+    pem = session.scalar(_VALID_CERTIFICATE_PEM, {"cert_card": card.id, "usage": usage.value})
+    if pem is None:
         raise InvalidInput(f"The card has no valid {usage.label} certificate.")
-    return cert
+    return pem
 
 
 def certificates(rt: Runtime, actor: Actor, token: str) -> dict[str, str]:

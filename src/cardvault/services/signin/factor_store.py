@@ -202,8 +202,9 @@ class SessionFactorStore:
         return [_bound(a) for a in self._active(MethodKind.TOTP)]
 
     def open_app_secret(self, app_id: str) -> bytearray:
-        """The app's TOTP secret."""
-        return open_secret(self._rt.master_key, self._row(Association, app_id))
+        """The app's TOTP secret (its row as the offer read it: no lookup per app tried)."""
+        row = next((a for a in self._active(MethodKind.TOTP) if a.id == app_id), None)
+        return open_secret(self._rt.master_key, row or self._row(Association, app_id))
 
     def take_app_step(self, app_id: str, step: int) -> bool:
         """The app's time step, taken once."""
