@@ -14,7 +14,9 @@ from tests.support import auth as a
 from tests.support import piv_service as p
 from tests.support.live_server import live_server
 
+from cardvault.clients.common import shell
 from cardvault.clients.common.api import CardvaultApi
+from cardvault.clients.connector.relay import ServiceRelay
 from cardvault.clients.connector.runner import insert_for_holder
 from cardvault.crypto import channel
 from cardvault.services.signin.engine import Engine
@@ -152,3 +154,22 @@ def test_the_channel_key_of_an_ended_link_is_refused(
     # and once forgotten, the CK is not found at all
     token, _ = link.seal(link.claims())
     assert link.post(token).json()["code"] == "channel_closed"
+
+
+def test_the_connector_relays_every_apdu_on_one_kept_alive_connection(
+    rt: Runtime, use: p.InUse, http: httpx.Client
+) -> None:
+    ports: list[object] = []
+    with shell.http_client(str(http.base_url), None) as client:
+        client.event_hooks["response"] = [
+            lambda r: ports.append(r.extensions["network_stream"].get_extra_info("client_addr"))
+        ]
+        api = CardvaultApi(client)
+        key = base64.b64encode(use.session_key).decode()
+        inserted = insert_for_holder(api, token=use.token, session_key=key)
+        relay = ServiceRelay(api, inserted.credentials)
+        for _ in range(5):
+            assert relay.relay(GET_CHUID)[-2:] == b"\x90\x00"
+    assert relay.round_trips == 5
+    assert len(ports) == 7  # the JWKS, the link, five APDUs
+    assert len(set(ports)) == 1, ports

@@ -147,6 +147,13 @@ def relay(rt: Runtime, actor: Actor, req: RelayRequest) -> RelayAnswer:
     raise Unavailable("The card is busy with other requests; try again.")
 
 
+@functools.lru_cache(maxsize=256)
+def _card_state(stored: str) -> PivState:
+    """A card's stored state, parsed once while it does not change (most APDUs leave it
+    as it is; PivState is immutable, so the parsed value can be shared)."""
+    return load_state(stored.encode())
+
+
 def _dek_source(snap: Snapshot, req: RelayRequest) -> bytearray:
     """Unwrap the DEK with the caller's key: proves the caller holds SK (or IK)."""
     try:
@@ -164,7 +171,7 @@ def _dek_source(snap: Snapshot, req: RelayRequest) -> bytearray:
 
 
 def _compute(rt: Runtime, snap: Snapshot, req: RelayRequest) -> _Computed:
-    card_part = load_state(snap.piv.state.encode())
+    card_part = _card_state(snap.piv.state)
     link_part = LinkState() if req.power_up else load_link_state(snap.link.link_state.encode())
     before = join(card_part, link_part)
     secrets = open_secrets(rt.master_key, snap.card.id, snap.piv.secrets_version, snap.piv.secrets)
@@ -328,10 +335,11 @@ def _touch(session: Session, rt: Runtime, snap: Snapshot) -> tuple[datetime, dat
 
 def _save_card(session: Session, rt: Runtime, snap: Snapshot, done: _Computed) -> bool:
     """CAS on the card's PIV row; False when this APDU changed nothing of the card."""
-    state = dump_state(done.card_part).decode()
     effects = done.effects
-    if state == snap.piv.state and not (effects.secrets or effects.public_keys):
+    unchanged = done.card_part == _card_state(snap.piv.state)
+    if unchanged and not (effects.secrets or effects.public_keys):
         return False
+    state = snap.piv.state if unchanged else dump_state(done.card_part).decode()
     piv = snap.piv
     values: dict[str, object] = {
         "new_pin_blocked_at": blocked_since(piv, done.card_part, rt.clock()),
