@@ -29,6 +29,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.services.transport.channel import LINK, Channel, channel_row
 from cardvault.services.transport.envelopes import LEEWAY_SECONDS
 from cardvault.services.transport.errors import ChannelClosed, ChannelMismatch
+from cardvault.store.sqlite_writers import READ
 
 __all__ = ["MAX_KEYS", "LinkChannel", "forget", "open_request"]
 
@@ -83,7 +84,7 @@ def _kept(rt: Runtime, kid: str) -> _Kept:
         if kept is not None:
             _keys.move_to_end(kid)
             return kept
-    with rt.engine.connect() as conn:
+    with rt.engine.connect().execution_options(**{READ: True}) as conn:
         row = channel_row(conn, kid, kinds=(LINK,))
     if row is None or row.channel_key is None:
         raise ChannelClosed()
