@@ -4,20 +4,18 @@ found (the caller says "no such …", as for a row that does not exist)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import factories as f
 
+from cardvault.services.directory.registry import get_org
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import Association, Organisation
+from cardvault.store.models import Association
 from cardvault.store.queries import card_rows
 
 
 def _org_id(rt: Runtime, code: str) -> str:
     with rt.db() as s:
-        found = s.scalar(select(Organisation.id).where(Organisation.code == code))
-    assert found is not None
-    return found
+        return get_org(s, code).id
 
 
 def test_a_cards_rows_are_listed_only_within_the_organisation_given(
