@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -55,17 +57,34 @@ async def ad(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> 
 def _ad(
     request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, user_id: str, form: ui.Form
 ) -> Response:
+    def add() -> str:
+        account, sid = form.get("account"), form.get("sid") or None
+        return f"AD account {ra_methods.add_ad_account(rt, ctx, user_id, account, sid).lookup_key}"
+
+    return _associate(request, rt, view, ctx, user_id, form, "ra/method_ad.html", "account", add)
+
+
+def _associate(
+    request: Request,
+    rt: Runtime,
+    view: WebSessionView,
+    ctx: RaContext,
+    user_id: str,
+    form: ui.Form,
+    template: str,
+    field: str,
+    add: Callable[[], str],
+) -> Response:
+    """Once per form: ``add`` names what it associated, or ``template`` shows why it could not."""
     ra_persons.detail(rt, ctx, user_id)
     if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
         return done
     try:
-        assoc = ra_methods.add_ad_account(
-            rt, ctx, user_id, form.get("account"), form.get("sid") or None
-        )
+        added = add()
     except CardvaultError as exc:
-        form.add_exception(exc, default="account")
-        return _page(request, rt, ctx, user_id, "ra/method_ad.html", status_of(exc), form=form)
-    ui.set_notice(rt, request, f"AD account {assoc.lookup_key} associated.")
+        form.add_exception(exc, default=field)
+        return _page(request, rt, ctx, user_id, template, status_of(exc), form=form)
+    ui.set_notice(rt, request, f"{added} associated.")
     return ui.redirect(person_url(user_id))
 
 
@@ -86,16 +105,11 @@ async def hr(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> 
 def _hr(
     request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, user_id: str, form: ui.Form
 ) -> Response:
-    ra_persons.detail(rt, ctx, user_id)
-    if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
-        return done
-    try:
-        assoc = ra_methods.add_hr_card(rt, ctx, user_id, form.get("uid"), form.get("label"))
-    except CardvaultError as exc:
-        form.add_exception(exc, default="uid")
-        return _page(request, rt, ctx, user_id, "ra/method_hr.html", status_of(exc), form=form)
-    ui.set_notice(rt, request, f"HR card {assoc.lookup_key} associated.")
-    return ui.redirect(person_url(user_id))
+    def add() -> str:
+        uid, label = form.get("uid"), form.get("label")
+        return f"HR card {ra_methods.add_hr_card(rt, ctx, user_id, uid, label).lookup_key}"
+
+    return _associate(request, rt, view, ctx, user_id, form, "ra/method_hr.html", "uid", add)
 
 
 # --- authenticator app (TOTP) ---------------------------------------------------------------
