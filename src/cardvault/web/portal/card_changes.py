@@ -76,8 +76,9 @@ def _change(
         notice = call(_who(request, rt), session_id)
     except CardvaultError as exc:
         default = "current" if exc.code in {"wrong_passcode", "card_locked"} else "passcode"
-        form.add_exception(exc, fields=QUESTION_FIELDS, default=default)
-        return ui.render(request, template, status=status_of(exc), form=form.shown(), **extra)
+        return ui.refused(
+            request, template, form, exc, fields=QUESTION_FIELDS, default=default, **extra
+        )
     ui.set_notice(rt, request, notice)
     return ui.redirect(HOME)
 
@@ -190,8 +191,7 @@ def _recovery_code(request: Request, rt: Runtime, view: WebSessionView, form: ui
             rt, _who(request, rt), session_id, current=form.get("current")
         )
     except CardvaultError as exc:
-        form.add_exception(exc, default="current")
-        return ui.render(request, template, status=status_of(exc), form=form.shown())
+        return ui.refused(request, template, form, exc, default="current")
     return ui.render(request, "portal/card_recovery_code_shown.html", code=made.code)
 
 
@@ -303,13 +303,8 @@ def _remove(
             current=form.get("current"),
         )
     except CardvaultError as exc:
-        form.add_exception(exc, default="current")
-        return ui.render(
-            request,
-            "portal/card_remove.html",
-            status=status_of(exc),
-            method=method,
-            form=form.shown(),
+        return ui.refused(
+            request, "portal/card_remove.html", form, exc, default="current", method=method
         )
     ui.set_notice(rt, request, f"Removed: {name}. Your Registration Authority has been told.")
     return ui.redirect(HOME)
@@ -333,14 +328,8 @@ def _pair(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) ->
     try:
         offer = methods.start_pairing(rt, _who(request, rt), session_id)
     except CardvaultError as exc:
-        form.add_exception(exc, default="pair")
-        return ui.render(
-            request,
-            "portal/card_pair.html",
-            status=status_of(exc),
-            form=form.shown(),
-            offer=None,
-            qr=None,
+        return ui.refused(
+            request, "portal/card_pair.html", form, exc, default="pair", offer=None, qr=None
         )
     return ui.render(
         request, "portal/card_pair.html", form=ui.Form(), offer=offer, qr=qr_data_uri(offer.uri)

@@ -15,7 +15,6 @@ from cardvault.services.ra.actions import RaContext
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
-from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Agent, Rt, View, person_url, require_recent_sign_in
 from cardvault.web.ra.persons import already_sent, checked_form
 
@@ -141,17 +140,17 @@ def _act(
             ra_cards.revoke(rt, ctx, user_id, reason=reason, reason_code=code)
             notice = "The card is revoked; its keys no longer exist."
     except CardvaultError as exc:
-        form.add_exception(exc, default="reason")
-        return ui.render(
+        return ui.refused(
             request,
             "ra/card_action.html",
-            status=status_of(exc),
+            form,
+            exc,
+            default="reason",
             info=info,
             action=action,
             title=title,
             explanation=explanation,
             kind=kind,
-            form=form.shown(),
             ctx=ctx,
             reason_codes=REASON_CODES,
         )

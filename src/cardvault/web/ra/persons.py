@@ -31,6 +31,8 @@ ENROL_SECRETS = (
     "card_pin_confirm",
 )
 OWN = "__own__"
+#: the service's passcode field is the issuance passcode on these pages
+ISSUANCE = {"passcode": "issuance_passcode"}
 
 
 async def checked_form(
@@ -54,6 +56,15 @@ def already_sent(
         return None
     ui.set_notice(rt, request, notice)
     return ui.redirect(url)
+
+
+def _refused(
+    request: Request, template: str, form: ui.Form, exc: CardvaultError, **context: object
+) -> Response:
+    """A card's page refused: the service's "passcode" is the form's issuance passcode."""
+    return ui.refused(
+        request, template, form, exc, fields=ISSUANCE, default="issuance_passcode", **context
+    )
 
 
 @router.get("")
@@ -106,12 +117,7 @@ def _issue(
             confirm=form.get("confirm"),
         )
     except CardvaultError as exc:
-        form.add_exception(
-            exc, fields={"passcode": "issuance_passcode"}, default="issuance_passcode"
-        )
-        return ui.render(
-            request, "ra/issue.html", status=status_of(exc), info=info, form=form.shown(), ctx=ctx
-        )
+        return _refused(request, "ra/issue.html", form, exc, info=info, ctx=ctx)
     ui.set_notice(rt, request, f"Card {card.serial} issued. Next, enrol the holder.")
     return ui.redirect(person_url(user_id))
 
@@ -186,9 +192,7 @@ def _enrol(
     try:
         result = ra_cards.enrol(rt, ctx, user_id, data)
     except CardvaultError as exc:
-        form.add_exception(
-            exc, fields={"passcode": "issuance_passcode", **own}, default="issuance_passcode"
-        )
+        form.add_exception(exc, fields={**ISSUANCE, **own}, default="issuance_passcode")
         return _enrol_page(request, rt, ctx, user_id, form.shown(), status_of(exc))
     if result.recovery_code:
         return ui.render(
@@ -230,12 +234,7 @@ def _invite(
             issuance_passcode=form.get("issuance_passcode"),
         )
     except CardvaultError as exc:
-        form.add_exception(
-            exc, fields={"passcode": "issuance_passcode"}, default="issuance_passcode"
-        )
-        return ui.render(
-            request, "ra/invite.html", status=status_of(exc), info=info, form=form.shown(), ctx=ctx
-        )
+        return _refused(request, "ra/invite.html", form, exc, info=info, ctx=ctx)
     ui.set_notice(
         rt,
         request,

@@ -28,7 +28,7 @@ from cardvault.web.ui.session import (
     session_dependency,
     set_notice,
 )
-from cardvault.web.ui.templating import STATIC, redirect, render
+from cardvault.web.ui.templating import STATIC, redirect, refused, render
 
 __all__ = [
     "CsrfFailed",
@@ -44,6 +44,7 @@ __all__ = [
     "read_form",
     "read_json",
     "redirect",
+    "refused",
     "render",
     "session_dependency",
     "set_notice",
