@@ -52,12 +52,6 @@ def _who(request: Request, rt: Runtime) -> Actor:
     return actor_for(request, rt)
 
 
-async def _form(request: Request, view: WebSessionView) -> ui.Form:
-    form = await ui.read_form(request, secret_fields=SECRETS)
-    ui.check_csrf(view, form)
-    return form
-
-
 def _change(
     request: Request,
     rt: Runtime,
@@ -94,7 +88,7 @@ def passcode_page(request: Request, view: View) -> Response:
 
 @router.post("/passcode")
 async def passcode(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, SECRETS)
 
     def call(actor: Actor, session_id: str) -> str:
         ended = account.change_passcode(
@@ -144,7 +138,7 @@ def _answers(form: ui.Form) -> tuple[SecurityAnswer, ...]:
 
 @router.post("/questions")
 async def questions(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, SECRETS)
 
     def call(actor: Actor, session_id: str) -> str:
         account.change_questions(
@@ -175,7 +169,7 @@ def recovery_code_page(request: Request, view: View) -> Response:
 
 @router.post("/recovery-code")
 async def recovery_code(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, SECRETS)
     return await run_in_threadpool(_recovery_code, request, rt, view, form)
 
 
@@ -233,7 +227,7 @@ def pin_page(request: Request, rt: Rt, view: View) -> Response:
 
 @router.post("/pin")
 async def pin(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, SECRETS)
     return await run_in_threadpool(_pin, request, rt, view, form)
 
 
@@ -276,7 +270,7 @@ def remove_page(request: Request, rt: Rt, view: View, kind: str, method_id: str)
 
 @router.post("/methods/{kind}/{method_id}/remove")
 async def remove(request: Request, rt: Rt, view: View, kind: str, method_id: str) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, SECRETS)
     return await run_in_threadpool(_remove, request, rt, view, kind, method_id, form)
 
 
@@ -318,7 +312,7 @@ def pair_page(request: Request, view: View) -> Response:
 
 @router.post("/pair")
 async def pair(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, SECRETS)
     return await run_in_threadpool(_pair, request, rt, view, form)
 
 

@@ -19,7 +19,6 @@ from cardvault.web.portal.invitation_factor import remember_card
 from cardvault.web.portal.steps import (
     Rt,
     View,
-    checked_form,
     clear_step,
     link_problem,
     set_step,
@@ -57,7 +56,7 @@ def code_page(request: Request, rt: Rt, view: View, token: str) -> Response:
 
 @router.post("/{token}")
 async def code(request: Request, rt: Rt, view: View, token: str) -> Response:
-    form = await checked_form(request, view, secrets=("code",))
+    form = await ui.checked_form(request, view, secrets=("code",))
     actor = actor_for(request, rt, ref="holder:portal", display="card holder")
     try:
         accepted = await run_in_threadpool(
@@ -114,7 +113,7 @@ def _card_pin(form: ui.Form) -> tuple[str, str] | None:
 
 @router.post("/{token}/setup")
 async def setup(request: Request, rt: Rt, view: View, token: str) -> Response:
-    form = await checked_form(request, view, secrets=SECRETS)
+    form = await ui.checked_form(request, view, secrets=SECRETS)
     txn_id, key = step_of(request)
     actor = actor_for(request, rt, ref="holder:portal", display="card holder")
     try:

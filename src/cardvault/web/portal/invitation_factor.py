@@ -24,7 +24,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.errors import status_of
-from cardvault.web.portal.steps import Rt, View, checked_form
+from cardvault.web.portal.steps import Rt, View
 from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.ui.qr import qr_data_uri
 
@@ -86,7 +86,7 @@ def choices_page(request: Request, rt: Rt, view: View) -> Response:
 
 @router.post("/setup/second-factor/pair")
 async def pair(request: Request, rt: Rt, view: View) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_pair, request, rt, view, form)
 
 
@@ -103,7 +103,7 @@ def _pair(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) ->
 
 @router.post("/setup/second-factor/in-person")
 async def in_person(request: Request, rt: Rt, view: View) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_in_person, request, rt, view, form)
 
 
@@ -119,7 +119,7 @@ def _in_person(request: Request, rt: Runtime, view: WebSessionView, form: ui.For
 
 @router.post("/setup/second-factor/done")
 async def done(request: Request, rt: Rt, view: View) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_check_done, request, rt, view, form)
 
 

@@ -41,14 +41,6 @@ STEP_COOKIE = "__Host-cardvault-portal-step"
 _TOKEN_IN_PATH = re.compile(r"(/portal/(?:api/)?(?:reset|invitation)/)[A-Za-z0-9_-]{20,}")
 
 
-async def checked_form(
-    request: Request, view: WebSessionView, secrets: tuple[str, ...] = ()
-) -> ui.Form:
-    form = await ui.read_form(request, secret_fields=secrets)
-    ui.check_csrf(view, form)
-    return form
-
-
 def set_step(response: Response, transaction_id: str, key: bytes) -> Response:
     value = f"{transaction_id}.{base64.urlsafe_b64encode(key).decode().rstrip('=')}"
     response.set_cookie(STEP_COOKIE, value, path="/", secure=True, httponly=True, samesite="strict")

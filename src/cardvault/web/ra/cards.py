@@ -16,7 +16,7 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.ra.context import Agent, Rt, View, person_url, require_recent_sign_in
-from cardvault.web.ra.persons import already_sent, checked_form
+from cardvault.web.ra.persons import already_sent
 
 router = APIRouter(prefix="/ra/persons", tags=["vRA Manager"], include_in_schema=False)
 
@@ -98,7 +98,7 @@ async def act(
     request: Request, rt: Rt, view: View, ctx: Agent, user_id: str, action: str
 ) -> Response:
     _action(action)
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_act, request, rt, view, ctx, user_id, action, form)
 
 

@@ -17,7 +17,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Agent, Rt, View, person_url, require_recent_sign_in
-from cardvault.web.ra.persons import already_sent, checked_form
+from cardvault.web.ra.persons import already_sent
 from cardvault.web.ui.qr import qr_data_uri
 
 router = APIRouter(prefix="/ra/persons", tags=["vRA Manager"], include_in_schema=False)
@@ -50,7 +50,7 @@ def ad_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
 
 @router.post("/{user_id}/methods/ad")
 async def ad(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_ad, request, rt, view, ctx, user_id, form)
 
 
@@ -98,7 +98,7 @@ def hr_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
 
 @router.post("/{user_id}/methods/hr-card")
 async def hr(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_hr, request, rt, view, ctx, user_id, form)
 
 
@@ -122,7 +122,7 @@ def totp_start_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Respo
 
 @router.post("/{user_id}/methods/totp")
 async def totp_start(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_totp_start, request, rt, view, ctx, user_id, form)
 
 
@@ -177,7 +177,7 @@ def _totp_confirm_page(
 async def totp_confirm(
     request: Request, rt: Rt, view: View, ctx: Agent, user_id: str, association_id: str
 ) -> Response:
-    form = await checked_form(request, view, ("code",))
+    form = await ui.checked_form(request, view, ("code",))
     return await run_in_threadpool(_totp_confirm, request, rt, ctx, user_id, association_id, form)
 
 
@@ -219,7 +219,7 @@ async def device(
     user_id: str,
     application: str = "authenticator",
 ) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(
         _device, request, rt, view, ctx, user_id, _application(application), form
     )
@@ -295,7 +295,7 @@ def remove_page(
 async def remove(
     request: Request, rt: Rt, view: View, ctx: Agent, user_id: str, association_id: str
 ) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_remove, request, rt, ctx, user_id, association_id, form)
 
 

@@ -20,7 +20,7 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.ra.context import PeopleManager, Rt, View, person_url, require_recent_sign_in
-from cardvault.web.ra.persons import already_sent, checked_form
+from cardvault.web.ra.persons import already_sent
 from cardvault.web.ui.forms import MAX_FIELD
 
 router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
@@ -37,7 +37,7 @@ def new_page(request: Request, rt: Rt, ctx: PeopleManager) -> Response:
 
 @router.post("/people/new")
 async def new(request: Request, rt: Rt, view: View, ctx: PeopleManager) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_new, request, rt, view, ctx, form)
 
 
@@ -136,7 +136,7 @@ def add_page(request: Request, rt: Rt, ctx: PeopleManager) -> Response:
 
 @router.post("/people/add")
 async def add(request: Request, rt: Rt, view: View, ctx: PeopleManager) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_add, request, rt, view, ctx, form)
 
 
@@ -170,7 +170,7 @@ def leave_page(request: Request, rt: Rt, ctx: PeopleManager, user_id: str) -> Re
 
 @router.post("/persons/{user_id}/leave")
 async def leave(request: Request, rt: Rt, view: View, ctx: PeopleManager, user_id: str) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_leave, request, rt, view, ctx, user_id, form)
 
 

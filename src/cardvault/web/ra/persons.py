@@ -35,14 +35,6 @@ OWN = "__own__"
 ISSUANCE = {"passcode": "issuance_passcode"}
 
 
-async def checked_form(
-    request: Request, view: WebSessionView, secrets: tuple[str, ...] = ()
-) -> ui.Form:
-    form = await ui.read_form(request, secret_fields=secrets)
-    ui.check_csrf(view, form)
-    return form
-
-
 def already_sent(
     rt: Runtime,
     request: Request,
@@ -97,7 +89,7 @@ def issue_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
 
 @router.post("/{user_id}/issue")
 async def issue(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
-    form = await checked_form(request, view, ("issuance_passcode", "confirm"))
+    form = await ui.checked_form(request, view, ("issuance_passcode", "confirm"))
     return await run_in_threadpool(_issue, request, rt, view, ctx, user_id, form)
 
 
@@ -155,7 +147,7 @@ def enrol_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
 
 @router.post("/{user_id}/enrol")
 async def enrol(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
-    form = await checked_form(request, view, ENROL_SECRETS)
+    form = await ui.checked_form(request, view, ENROL_SECRETS)
     return await run_in_threadpool(_enrol, request, rt, view, ctx, user_id, form)
 
 
@@ -214,7 +206,7 @@ def invite_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
 
 @router.post("/{user_id}/invite")
 async def invite(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
-    form = await checked_form(request, view, ("issuance_passcode",))
+    form = await ui.checked_form(request, view, ("issuance_passcode",))
     return await run_in_threadpool(_invite, request, rt, view, ctx, user_id, form)
 
 

@@ -25,6 +25,7 @@ from cardvault.web.ui.session import (
     WebArea,
     WebCookies,
     check_csrf,
+    checked_form,
     session_dependency,
     set_notice,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "add_area",
     "add_area_pages",
     "check_csrf",
+    "checked_form",
     "install",
     "read_credential",
     "read_form",

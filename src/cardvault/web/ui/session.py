@@ -22,7 +22,7 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import client_address
 from cardvault.web.deps import runtime
-from cardvault.web.ui.forms import Form
+from cardvault.web.ui.forms import Form, read_form
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -99,6 +99,16 @@ def check_csrf(view: WebSessionView, form: Form | None = None, header: str | Non
     presented = header if form is None else form.get(CSRF_FIELD)
     if not web_sessions.csrf_ok(view.token, presented):
         raise CsrfFailed()
+
+
+async def checked_form(
+    request: Request, view: WebSessionView, secrets: tuple[str, ...] = ()
+) -> Form:
+    """A posted form whose CSRF token is this session's (else CsrfFailed); ``secrets`` are
+    the fields never shown back."""
+    form = await read_form(request, secret_fields=secrets)
+    check_csrf(view, form)
+    return form
 
 
 def set_notice(rt: Runtime, request: Request, text: str) -> None:
