@@ -18,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain.card_pin import rule as card_pin_rule
 from cardvault.errors import CardvaultError, InvalidInput
-from cardvault.services.cards.enrolment import SecurityAnswer
 from cardvault.services.holders import account, activity, methods
 from cardvault.services.holders import card_pin as holder_pin
 from cardvault.services.signin import web_sessions
@@ -28,7 +27,7 @@ from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.errors import status_of
 from cardvault.web.portal.card import HOME
-from cardvault.web.portal.steps import Rt, View
+from cardvault.web.portal.steps import Rt, View, security_answers
 from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.ui.qr import qr_data_uri
 
@@ -126,23 +125,13 @@ def questions_page(request: Request, rt: Rt, view: View) -> Response:
     )
 
 
-def _answers(form: ui.Form) -> tuple[SecurityAnswer, ...]:
-    return tuple(
-        SecurityAnswer(
-            question=form.get(f"own_question{n}").strip() or form.get(f"question{n}"),
-            answer=form.get(f"answer{n}"),
-        )
-        for n in (1, 2, 3)
-    )
-
-
 @router.post("/questions")
 async def questions(request: Request, rt: Rt, view: View) -> Response:
     form = await ui.checked_form(request, view, SECRETS)
 
     def call(actor: Actor, session_id: str) -> str:
         account.change_questions(
-            rt, actor, session_id, current=form.get("current"), answers=_answers(form)
+            rt, actor, session_id, current=form.get("current"), answers=security_answers(form)
         )
         return "Your security questions and answers have been changed."
 

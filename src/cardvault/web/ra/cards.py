@@ -3,6 +3,8 @@ a reason and a confirmation (revoking also for the RFC 5280 reason relying parti
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -75,22 +77,30 @@ def _action(action: str) -> tuple[str, str, str]:
     return ACTIONS[action]
 
 
-@router.get("/{user_id}/card/{action}")
-def confirm_page(request: Request, rt: Rt, ctx: Agent, user_id: str, action: str) -> Response:
+class _ActionPage(TypedDict):
+    """What the confirmation page of an action shows, asked for or refused."""
+
+    info: ra_persons.PersonDetail
+    action: str
+    title: str
+    explanation: str
+    kind: str
+    ctx: RaContext
+    reason_codes: list[tuple[str, str]]
+
+
+def _page(rt: Runtime, ctx: RaContext, user_id: str, action: str) -> _ActionPage:
     title, explanation, kind = _action(action)
     info = ra_persons.detail(rt, ctx, user_id)
+    return _ActionPage(info=info, action=action, title=title, explanation=explanation,
+                       kind=kind, ctx=ctx, reason_codes=REASON_CODES)  # fmt: skip
+
+
+@router.get("/{user_id}/card/{action}")
+def confirm_page(request: Request, rt: Rt, ctx: Agent, user_id: str, action: str) -> Response:
+    page = _page(rt, ctx, user_id, action)
     require_recent_sign_in(request, rt)
-    return ui.render(
-        request,
-        "ra/card_action.html",
-        info=info,
-        action=action,
-        title=title,
-        explanation=explanation,
-        kind=kind,
-        ctx=ctx,
-        reason_codes=REASON_CODES,
-    )
+    return ui.render(request, "ra/card_action.html", **page)
 
 
 @router.post("/{user_id}/card/{action}")
@@ -111,8 +121,7 @@ def _act(
     action: str,
     form: ui.Form,
 ) -> Response:
-    title, explanation, kind = _action(action)
-    info = ra_persons.detail(rt, ctx, user_id)
+    page = _page(rt, ctx, user_id, action)
     require_recent_sign_in(request, rt)
     if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
         return done
@@ -140,19 +149,6 @@ def _act(
             ra_cards.revoke(rt, ctx, user_id, reason=reason, reason_code=code)
             notice = "The card is revoked; its keys no longer exist."
     except CardvaultError as exc:
-        return ui.refused(
-            request,
-            "ra/card_action.html",
-            form,
-            exc,
-            default="reason",
-            info=info,
-            action=action,
-            title=title,
-            explanation=explanation,
-            kind=kind,
-            ctx=ctx,
-            reason_codes=REASON_CODES,
-        )
+        return ui.refused(request, "ra/card_action.html", form, exc, default="reason", **page)
     ui.set_notice(rt, request, notice)
     return ui.redirect(person_url(user_id))
