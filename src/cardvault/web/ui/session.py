@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from cardvault.domain.rate_limit import Bucket
 from cardvault.errors import AuthenticationFailed, PermissionDenied, error
@@ -23,6 +23,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import client_address
 from cardvault.web.deps import runtime
 from cardvault.web.ui.forms import Form, read_form
+from cardvault.web.ui.headers import ResponseHeaders
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -132,24 +133,11 @@ def cookie_header(name: str, value: str | None) -> bytes:
     return f"{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict".encode()
 
 
-class WebCookies:
+class WebCookies(ResponseHeaders):
     """ASGI middleware: write the cookie a request's session scheduled (new, rotated, ended)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                pending = (scope.get("state") or {}).get("web_cookie")
-                if pending is not None:
-                    headers = list(message.get("headers") or [])
-                    headers.append((b"set-cookie", cookie_header(*pending)))
-                    message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, with_cookie)
+    def edit(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        pending = (scope.get("state") or {}).get("web_cookie")
+        if pending is not None:
+            headers.append((b"set-cookie", cookie_header(*pending)))
+        return headers
