@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain.card_pin import rule as card_pin_rule
-from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.errors import CardvaultError
 from cardvault.services.holders import account, activity, methods
 from cardvault.services.holders import card_pin as holder_pin
 from cardvault.services.signin import web_sessions
@@ -342,13 +342,8 @@ async def security_key_complete(
 ) -> dict[str, Any]:
     ui.check_csrf(view, header=x_csrf_token)
     session_id = _session(view)
-    body = await ui.read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
-        raise InvalidInput("Send the key's answer as {credential, nickname}.")
-    ceremony = str(view.data.get("card_ceremony") or "")
-    web_sessions.update_data(rt, view, card_ceremony=None)  # a ceremony answers once
-    if not ceremony:
-        raise InvalidInput("Start the registration again.", field="nickname")
+    key = await ui.read_new_key(request)
+    ceremony = ui.take_ceremony(rt, view, "card_ceremony")
     added = await run_in_threadpool(
         functools.partial(
             methods.complete_key,
@@ -356,8 +351,8 @@ async def security_key_complete(
             _who(request, rt),
             session_id,
             ceremony_id=ceremony,
-            response=body["credential"],
-            nickname=str(body.get("nickname") or ""),
+            response=key.credential,
+            nickname=key.nickname,
         )
     )
     ui.set_notice(rt, request, f"Security key '{added.label}' registered.")

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.errors import CardvaultError
 from cardvault.services.holders import setup
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
@@ -173,13 +173,8 @@ async def key_complete(
 ) -> dict[str, Any]:
     ui.check_csrf(view, header=x_csrf_token)
     serial, org = _card(rt, view)
-    body = await ui.read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
-        raise InvalidInput("Send the key's answer as {credential, nickname}.")
-    ceremony = str(view.data.get("setup_ceremony") or "")
-    web_sessions.update_data(rt, view, setup_ceremony=None)  # a ceremony answers once
-    if not ceremony:
-        raise InvalidInput("Start the registration again.", field="nickname")
+    key = await ui.read_new_key(request)
+    ceremony = ui.take_ceremony(rt, view, "setup_ceremony")
     await run_in_threadpool(
         setup.complete_key,
         rt,
@@ -187,7 +182,7 @@ async def key_complete(
         serial,
         org,
         ceremony_id=ceremony,
-        response=body["credential"],
-        nickname=str(body.get("nickname") or ""),
+        response=key.credential,
+        nickname=key.nickname,
     )
     return {"next": f"{PAGE}/ready"}

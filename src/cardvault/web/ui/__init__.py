@@ -17,7 +17,7 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.web.errors import RedirectTo
 from cardvault.web.ui import errors, statement, timeout
 from cardvault.web.ui.errors import add_area
-from cardvault.web.ui.forms import Form, read_credential, read_form, read_json
+from cardvault.web.ui.forms import Form, read_credential, read_form, read_json, read_new_key
 from cardvault.web.ui.headers import SecurityHeaders
 from cardvault.web.ui.session import (
     CsrfFailed,
@@ -28,6 +28,7 @@ from cardvault.web.ui.session import (
     checked_form,
     session_dependency,
     set_notice,
+    take_ceremony,
 )
 from cardvault.web.ui.templating import STATIC, redirect, refused, render
 
@@ -45,11 +46,13 @@ __all__ = [
     "read_credential",
     "read_form",
     "read_json",
+    "read_new_key",
     "redirect",
     "refused",
     "render",
     "session_dependency",
     "set_notice",
+    "take_ceremony",
 ]
 
 

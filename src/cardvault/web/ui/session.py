@@ -15,7 +15,7 @@ from fastapi import Request
 from starlette.types import Scope
 
 from cardvault.domain.rate_limit import Bucket
-from cardvault.errors import AuthenticationFailed, PermissionDenied, error
+from cardvault.errors import AuthenticationFailed, InvalidInput, PermissionDenied, error
 from cardvault.services.rate_limits import check as rate_limits
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
@@ -110,6 +110,16 @@ async def checked_form(
     form = await read_form(request, secret_fields=secrets)
     check_csrf(view, form)
     return form
+
+
+def take_ceremony(rt: Runtime, view: WebSessionView, name: str) -> str:
+    """The key registration this session started under ``name``, forgotten as it is read: a
+    ceremony answers once. InvalidInput when there is none."""
+    ceremony = str(view.data.get(name) or "")
+    web_sessions.update_data(rt, view, **{name: None})
+    if not ceremony:
+        raise InvalidInput("Start the registration again.", field="nickname")
+    return ceremony
 
 
 def set_notice(rt: Runtime, request: Request, text: str) -> None:
