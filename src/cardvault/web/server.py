@@ -16,6 +16,10 @@ from cardvault.web.request_log import configure as json_logs
 log = logging.getLogger("cardvault")
 
 
+#: how long an idle client connection stays open (clients: clients/common/shell.py)
+KEEP_ALIVE_SECONDS = 75
+
+
 def serve(rt: Runtime) -> None:
     json_logs()  # from the first line on, stderr is JSON lines (docs/operator/monitoring.md)
     log.info("cardvault serving on https://%s:%d", rt.settings.host, rt.settings.port)
@@ -33,6 +37,9 @@ def serve(rt: Runtime) -> None:
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=5,
+        # a connector relays every APDU on one kept-alive connection (DESIGN §3.8): keep it
+        # across the pauses between two uses of the card, longer than clients keep it
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     redact_access_log()  # after uvicorn configured its loggers: link tokens stay out of logs
     uvicorn.Server(config).run()

@@ -38,8 +38,9 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
-class SecurityHeaders:
-    """ASGI middleware: add the headers unless the app set them already."""
+class ResponseHeaders:
+    """ASGI middleware that edits the headers of each HTTP response as it starts; a subclass
+    says how (other scopes, such as the lifespan, pass through)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -48,14 +49,24 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = [*HEADERS, (b"content-security-policy", CSP.encode())]
 
-        async def with_headers(message: Message) -> None:
+        async def edited(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers") or [])
-                present = {name.lower() for name, _ in headers}
-                headers += [(n, v) for n, v in extra if n not in present]
-                message["headers"] = headers
+                message["headers"] = self.edit(scope, list(message.get("headers") or []))
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        await self.app(scope, receive, edited)
+
+    def edit(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The response's headers as they should leave."""
+        raise NotImplementedError
+
+
+class SecurityHeaders(ResponseHeaders):
+    """ASGI middleware: add the headers unless the app set them already."""
+
+    EXTRA = (*HEADERS, (b"content-security-policy", CSP.encode()))
+
+    def edit(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        present = {name.lower() for name, _ in headers}
+        return headers + [(n, v) for n, v in self.EXTRA if n not in present]

@@ -12,17 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from cardvault.domain.rate_limit import Bucket
-from cardvault.errors import AuthenticationFailed, PermissionDenied, error
+from cardvault.errors import AuthenticationFailed, InvalidInput, PermissionDenied, error
 from cardvault.services.rate_limits import check as rate_limits
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import client_address
 from cardvault.web.deps import runtime
-from cardvault.web.ui.forms import Form
+from cardvault.web.ui.forms import Form, read_form
+from cardvault.web.ui.headers import ResponseHeaders
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -101,6 +102,26 @@ def check_csrf(view: WebSessionView, form: Form | None = None, header: str | Non
         raise CsrfFailed()
 
 
+async def checked_form(
+    request: Request, view: WebSessionView, secrets: tuple[str, ...] = ()
+) -> Form:
+    """A posted form whose CSRF token is this session's (else CsrfFailed); ``secrets`` are
+    the fields never shown back."""
+    form = await read_form(request, secret_fields=secrets)
+    check_csrf(view, form)
+    return form
+
+
+def take_ceremony(rt: Runtime, view: WebSessionView, name: str) -> str:
+    """The key registration this session started under ``name``, forgotten as it is read: a
+    ceremony answers once. InvalidInput when there is none."""
+    ceremony = str(view.data.get(name) or "")
+    web_sessions.update_data(rt, view, **{name: None})
+    if not ceremony:
+        raise InvalidInput("Start the registration again.", field="nickname")
+    return ceremony
+
+
 def set_notice(rt: Runtime, request: Request, text: str) -> None:
     """A one-time message shown on the next page (after a POST-redirect-GET)."""
     view: WebSessionView = request.state.web_view
@@ -122,24 +143,11 @@ def cookie_header(name: str, value: str | None) -> bytes:
     return f"{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict".encode()
 
 
-class WebCookies:
+class WebCookies(ResponseHeaders):
     """ASGI middleware: write the cookie a request's session scheduled (new, rotated, ended)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                pending = (scope.get("state") or {}).get("web_cookie")
-                if pending is not None:
-                    headers = list(message.get("headers") or [])
-                    headers.append((b"set-cookie", cookie_header(*pending)))
-                    message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, with_cookie)
+    def edit(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        pending = (scope.get("state") or {}).get("web_cookie")
+        if pending is not None:
+            headers.append((b"set-cookie", cookie_header(*pending)))
+        return headers
