@@ -13,12 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from cardvault import json_types
 from cardvault.domain.push_policy import PushStatus
-from cardvault.domain.vocabulary import AuthState, MethodKind, MethodStatus
+from cardvault.domain.vocabulary import AuthState, MethodKind
 from cardvault.domain.webauthn import StoredCredential, WebAuthnPolicy
 from cardvault.errors import CardvaultError
 from cardvault.json_types import JsonObject
@@ -47,6 +47,7 @@ from cardvault.store.models import (
     PushChallenge,
     table_of,
 )
+from cardvault.store.queries import card_rows
 from cardvault.store.queries.organisations import policy_of
 
 _Row = TypeVar("_Row")
@@ -55,15 +56,7 @@ _Row = TypeVar("_Row")
 # compiled form of a statement object it has seen. The card's active methods of every kind
 # in one query: the plug-ins' offers (authenticator apps, security keys, HR cards) and the
 # check of the answer then read the same rows (issue 16: one query, not one per plug-in).
-_ACTIVE_METHODS = (
-    select(Association)
-    .where(
-        Association.card_id == bindparam("method_card"),
-        Association.organisation_id == bindparam("method_org"),
-        Association.status == MethodStatus.ACTIVE,
-    )
-    .order_by(Association.created_at)
-)
+_ACTIVE_METHODS = card_rows.active_methods()
 # each time step is taken once, atomically: the UPDATE wins only below the stored step
 _APPS = table_of(Association)
 _TAKE_STEP = (
@@ -193,7 +186,7 @@ class SessionFactorStore:
         """The card's active methods of one kind in this organisation, oldest first; all
         kinds are read at once, once per request (offers, then the answer's check)."""
         if self._methods is None:
-            params = {"method_card": self._card.id, "method_org": self._org.id}
+            params = {"card": self._card.id, "organisation": self._org.id}
             self._methods = list(self._session.scalars(_ACTIVE_METHODS, params))
         return [a for a in self._methods if a.method == method]
 
