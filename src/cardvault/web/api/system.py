@@ -7,6 +7,7 @@ from ipaddress import ip_address, ip_network
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from cardvault import __version__
 from cardvault.services.system import health
@@ -81,6 +82,7 @@ def metrics_allowed(rt: Runtime, address: str | None) -> bool:
 
 
 @router.get("/.well-known/jwks.json", tags=["system"])
-def get_jwks(rt: RuntimeDep) -> WireObject:
+async def get_jwks(rt: RuntimeDep) -> WireObject:
     """The transport keys clients encrypt sensitive payloads to (DESIGN §3.5)."""
-    return transport_keys.published(rt)
+    known = transport_keys.published_if_fresh(rt)  # no file access: fine on the event loop
+    return known if known is not None else await run_in_threadpool(transport_keys.published, rt)

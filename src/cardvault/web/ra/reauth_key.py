@@ -26,7 +26,7 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import engine
+from cardvault.web.deps import engine_of
 from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Rt, View, safe_next
 from cardvault.web.ra.second_factor import reauthenticated
@@ -80,7 +80,7 @@ def _passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form
         return _page(request, form, 422)
     actor = actor_for(request, rt)
     try:
-        result = engine(request).login(
+        result = engine_of(request).login(
             actor,
             LoginRequest(
                 identifier_kind=KEY_FIRST,

@@ -29,7 +29,7 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import engine
+from cardvault.web.deps import engine_of
 from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Rt, View
 from cardvault.web.ra.second_factor import signed_in
@@ -77,7 +77,7 @@ def _key_passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.
         form.add_error("passcode", "Enter your passcode.")
         return _key_page(request, form, 422)
     try:
-        result = engine(request).login(
+        result = engine_of(request).login(
             actor_for(request, rt),
             LoginRequest(
                 identifier_kind="fido2",

@@ -21,7 +21,7 @@ from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import client_address
-from cardvault.web.deps import runtime
+from cardvault.web.deps import runtime_of
 from cardvault.web.ui.forms import Form
 
 CSRF_FIELD = "csrf_token"
@@ -70,7 +70,7 @@ def session_dependency(area: WebArea) -> Callable[[Request], WebSessionView]:
     """A FastAPI dependency: the request's web session for ``area`` (started if none)."""
 
     def dependency(request: Request) -> WebSessionView:
-        rt = runtime(request)
+        rt = runtime_of(request)
         view = web_sessions.load(rt, area.name, request.cookies.get(area.cookie))
         if view is None:
             # each new session is a row: a browser makes one, a flood would make millions
