@@ -7,8 +7,6 @@ The API's interactive docs page too: Swagger UI is vendored (``web/api_docs.py``
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 CSP = "; ".join(
     (
         "default-src 'none'",
@@ -38,24 +36,13 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
-class SecurityHeaders:
-    """ASGI middleware: add the headers unless the app set them already."""
+#: every header added, encoded once
+ALL: tuple[tuple[bytes, bytes], ...] = (*HEADERS, (b"content-security-policy", CSP.encode()))
+_NAMES = frozenset(name for name, _ in ALL)
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra = [*HEADERS, (b"content-security-policy", CSP.encode())]
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers") or [])
-                present = {name.lower() for name, _ in headers}
-                headers += [(n, v) for n, v in extra if n not in present]
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+def add_security_headers(headers: list[tuple[bytes, bytes]]) -> None:
+    """Add the headers to an answer's (in place), unless the app set them already; the
+    edge (:class:`cardvault.web.edge.Edge`) calls it for every answer."""
+    present = {name.lower() for name, _ in headers} & _NAMES
+    headers.extend((n, v) for n, v in ALL if n not in present)

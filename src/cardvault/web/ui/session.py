@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from cardvault.domain.rate_limit import Bucket
 from cardvault.errors import AuthenticationFailed, PermissionDenied, error
@@ -122,24 +122,8 @@ def cookie_header(name: str, value: str | None) -> bytes:
     return f"{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict".encode()
 
 
-class WebCookies:
-    """ASGI middleware: write the cookie a request's session scheduled (new, rotated, ended)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                pending = (scope.get("state") or {}).get("web_cookie")
-                if pending is not None:
-                    headers = list(message.get("headers") or [])
-                    headers.append((b"set-cookie", cookie_header(*pending)))
-                    message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, with_cookie)
+def pending_cookie(scope: Scope) -> bytes | None:
+    """The ``Set-Cookie`` value a request's session scheduled (new, rotated, ended), if any;
+    the edge (:class:`cardvault.web.edge.Edge`) adds it to the answer."""
+    pending = (scope.get("state") or {}).get("web_cookie")
+    return None if pending is None else cookie_header(*pending)
