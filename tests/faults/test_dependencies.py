@@ -1,4 +1,5 @@
-"""Redis stopped, and the audit anchor's disk read-only, under a running topology (issue 20)."""
+"""Redis stopped, and the audit anchor's disk read-only or full, under a running topology
+(issue 20)."""
 
 from __future__ import annotations
 
@@ -71,17 +72,18 @@ def _rate_limits_count_in_process(topology: Topology) -> None:
         topology.script("start", "3")
 
 
-def test_anchor_read_only_fails_card_operations_closed_and_recovers(
-    topology: Topology, make_holders: Callable[[int], list[HolderFixture]]
+@pytest.mark.parametrize("fault", ["anchor-readonly", "anchor-full"])
+def test_anchor_read_only_or_full_fails_card_operations_closed_and_recovers(
+    topology: Topology, make_holders: Callable[[int], list[HolderFixture]], fault: str
 ) -> None:
     if os.geteuid() != 0:
-        pytest.skip("remounting the anchor's folder read-only needs root")
+        pytest.skip("remounting the anchor's folder (read-only, or on a full tmpfs) needs root")
     (h,) = make_holders(1)
     journal = Journal.new()
     with topology.client() as http:
         api = CardvaultApi(http)
         session = signed_in(journal, api, topology.url, h)
-    topology.script("anchor-readonly")
+    topology.script(fault)
     try:
         urls = [topology.instance_url(n) for n in (1, 2, 3)]
         wait_for(lambda: all(topology.ready(u) == 503 for u in urls), 15)
@@ -90,15 +92,17 @@ def test_anchor_read_only_fails_card_operations_closed_and_recovers(
             sign(CardvaultApi(http), session, hashlib.sha256(b"refused").digest())
         assert refused.value.status == 503
         assert refused.value.problem == "audit_anchor_unavailable"
-        serial = h.card.serial
         signed_while_refused = topology.scalar(
             "SELECT count(*) FROM audit_events e JOIN cards c ON c.id = e.card_id "
             "WHERE c.serial = :s AND e.action = 'card.signed'",
-            s=serial,
+            s=h.card.serial,
         )
         assert signed_while_refused == 0, "a signature happened without its anchor"
     finally:
         topology.script("anchor-writable")
+    # space (or writing) back: ready again by itself, nothing restarted
     wait_for(lambda: topology.ready(topology.url) == 200, 30)
     with topology.client() as http:
         retried(journal, "sign", lambda: sign(CardvaultApi(http), session, bytes(32)))
+    verified = topology.script("cli", "audit", "verify", check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr

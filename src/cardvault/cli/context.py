@@ -15,11 +15,13 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from cardvault.commandline import report
 from cardvault.config import Settings
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services.system.runtime import Actor, Runtime, open_runtime
+from cardvault.store.errors import DatabaseUnavailable, is_unavailable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -98,8 +100,17 @@ def warn(message: str) -> None:
     typer.secho(f"Warning: {message}", err=True, fg="yellow")
 
 
+#: what an operator checks when the CLI cannot reach the database (the URL may hold a
+#: password, so the message never repeats it)
+_DATABASE_REMEDY = (
+    "Check that the database named by CARDVAULT_DATABASE_URL is running and reachable "
+    "from here, then run the command again."
+)
+
+
 def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Map cardvault errors to a message (or JSON) on stderr and the error's exit code."""
+    """Map cardvault errors to a message (or JSON) on stderr and the error's exit code; a
+    database the driver cannot reach is DatabaseUnavailable (exit 8), not a traceback."""
 
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -107,6 +118,11 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except CardvaultError as exc:
             raise report(exc, as_json=_wants_json(kwargs.get("ctx"))) from None
+        except DBAPIError as exc:
+            if not is_unavailable(exc):
+                raise
+            down = DatabaseUnavailable(remedy=_DATABASE_REMEDY)
+            raise report(down, as_json=_wants_json(kwargs.get("ctx"))) from None
 
     return wrapper
 

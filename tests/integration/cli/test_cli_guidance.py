@@ -5,6 +5,7 @@ person would type."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 from sqlalchemy import func, select
@@ -158,3 +159,26 @@ def test_json_errors_include_usage_errors(cli: Cli) -> None:
     assert missing.error["code"] == "usage"
     assert "Missing argument" in missing.error["message"]
     assert json.loads(cli.run("org", "list").ok().stdout) == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again when the block ends
+
+
+def test_an_unreachable_database_is_a_clear_error_with_its_exit_code(cli: Cli) -> None:
+    unreachable = (
+        f"postgresql://cardvault:secret-pw@127.0.0.1:{_closed_port()}/x?connect_timeout=2",
+        f"sqlite:///{cli.data_dir}/no-such-folder/cardvault.db",
+    )
+    for url in unreachable:
+        out = cli.run("org", "list", CARDVAULT_DATABASE_URL=url)
+        assert out.returncode == 8, out.stderr  # EXIT_CODES: unavailable, try again
+        assert out.error["code"] == "database_unavailable"
+        assert "CARDVAULT_DATABASE_URL" in out.error["remedy"]
+        plain = cli.run("org", "list", json_output=False, CARDVAULT_DATABASE_URL=url)
+        assert plain.returncode == 8
+        assert "Traceback" not in plain.stderr
+        assert "The database is not available right now" in plain.stderr
+        assert "secret-pw" not in plain.stderr + out.stderr

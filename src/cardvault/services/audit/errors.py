@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
 from cardvault.errors import IntegrityError, InvalidInput, NotSetUp, Unavailable
+from cardvault.store.errors import DatabaseUnavailable, is_unavailable
 
 
 class AuditUnavailable(Unavailable):
     """An audit event or its signed head could not be written: nothing was done."""
 
     code = "audit_unavailable"
+
+
+def audit_write_failed(exc: SQLAlchemyError, what: str) -> Unavailable:
+    """The refusal for ``what`` (an event, a signed head) not written: a database that went
+    away mid-transaction (a failover) is DatabaseUnavailable, whose Retry-After tells the
+    client that trying again is safe, like any other statement of the request."""
+    if isinstance(exc, DBAPIError) and is_unavailable(exc):
+        return DatabaseUnavailable()
+    return AuditUnavailable(
+        f"{what} could not be written, so nothing was done.",
+        remedy="Check the database; the operation can be retried once it is healthy.",
+    )
 
 
 class AnchorUnavailable(AuditUnavailable):

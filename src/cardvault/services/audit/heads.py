@@ -49,7 +49,7 @@ from cardvault.domain.audit_anchor import Anchor, AnchorKind, anchor_line, resto
 from cardvault.domain.audit_chain import GENESIS, ChainHead, checkpoint_message, format_timestamp
 from cardvault.errors import IntegrityError
 from cardvault.services.audit.anchor import anchor_writer
-from cardvault.services.audit.errors import AuditUnavailable
+from cardvault.services.audit.errors import AuditUnavailable, audit_write_failed
 from cardvault.services.audit.signing_key import audit_private_key
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.models import AuditEvent, AuditHead, table_of
@@ -220,10 +220,7 @@ def _before_commit(session: Session) -> None:
         for chain in sorted(pending.dirty):
             _sign(session, pending, key, chain, signed_at)
     except SQLAlchemyError as exc:
-        raise AuditUnavailable(
-            "The signed audit head could not be written, so nothing was done.",
-            remedy="Check the database; the operation can be retried once it is healthy.",
-        ) from exc
+        raise audit_write_failed(exc, "The signed audit head") from exc
     pending.dirty.clear()
 
 

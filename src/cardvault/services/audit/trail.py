@@ -34,7 +34,11 @@ from cardvault.domain.audit_chain import (
     verify_chain,
 )
 from cardvault.json_types import JsonInput
-from cardvault.services.audit.errors import AuditUnavailable, HeadSignatureInvalid
+from cardvault.services.audit.errors import (
+    AuditUnavailable,
+    HeadSignatureInvalid,
+    audit_write_failed,
+)
 from cardvault.services.audit.heads import locked_head, moved
 from cardvault.services.audit.signing_key import audit_public_keys
 from cardvault.services.system import metrics
@@ -106,10 +110,7 @@ def record(
             details=details,
         )
     except SQLAlchemyError as exc:
-        raise AuditUnavailable(
-            "The audit event could not be written, so nothing was done.",
-            remedy="Check the database; the operation can be retried once it is healthy.",
-        ) from exc
+        raise audit_write_failed(exc, "The audit event") from exc
 
 
 class CardRef(Protocol):
