@@ -31,6 +31,9 @@ def create_app(rt: Runtime) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url=None,  # web/api_docs.py serves the vendored Swagger UI
         redoc_url=None,
+        # the service reports through Prometheus and JSON logs (docs/operator/monitoring.md);
+        # off, FastAPI's OpenTelemetry hooks no longer look for providers on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = rt
     app.state.engine = Engine(rt)
