@@ -19,7 +19,8 @@ from pathlib import Path
 
 #: (part, pattern on one frame): a sample goes to the part of the innermost frame that
 #: matches any pattern, so the database work an audit append does counts as database work
-PARTS: tuple[tuple[str, str], ...] = (
+Parts = tuple[tuple[str, str], ...]
+PARTS: Parts = (
     ("KDF (Argon2id)", r"argon2|derive_key"),
     ("card signature", r"sign_digest"),
     ("audit head signature (Ed25519)", r"audit/heads\.py|signing_key|sign_ed25519"),
@@ -39,15 +40,15 @@ PARTS: tuple[tuple[str, str], ...] = (
 _IDLE_LEAF = re.compile(r"^(Runner\.run|select|_worker|wait|sleep|Condition\.wait|get \(queue)")
 
 
-def part_of(frames: Iterable[str]) -> str:
+def part_of(frames: Iterable[str], parts: Parts = PARTS) -> str:
     for frame in reversed(list(frames)):
-        for name, pattern in PARTS:
+        for name, pattern in parts:
             if re.search(pattern, frame):
                 return name
     return "other"
 
 
-def spy(pid: int, run: Callable[[], object]) -> Counter[str] | None:
+def spy(pid: int, run: Callable[[], object], parts: Parts = PARTS) -> Counter[str] | None:
     """Busy samples of ``pid`` by part while ``run()`` runs; None without py-spy."""
     exe = shutil.which("py-spy")
     if exe is None:
@@ -65,13 +66,13 @@ def spy(pid: int, run: Callable[[], object]) -> Counter[str] | None:
         proc.wait(timeout=30)
     if not out.exists():
         return None
-    parts: Counter[str] = Counter()
+    found: Counter[str] = Counter()
     for line in out.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")[1:]  # the first is the thread
         if frames and not _IDLE_LEAF.search(frames[-1]):
-            parts[part_of(frames)] += int(count)
-    return parts
+            found[part_of(frames, parts)] += int(count)
+    return found
 
 
 def profiled(run: Callable[[], object]) -> Counter[str]:

@@ -38,6 +38,7 @@ from tests.support import factories as f  # noqa: E402
 from tests.support import pcsc_stack as st  # noqa: E402
 
 from _pcsc_floor import floor_signature  # noqa: E402
+from _profile import spy  # noqa: E402
 from cardvault.clients.agent import core  # noqa: E402
 from cardvault.clients.agent.state import load  # noqa: E402
 from cardvault.clients.common.api import CardvaultApi  # noqa: E402
@@ -59,6 +60,22 @@ CACHED_APDU = "00:CB:3F:FF:05:5C:03:5F:C1:02:00"  # GET DATA CHUID: answered by 
 PAIRS = (
     ("9A authentication", "01", "SHA256-RSA-PKCS", "authentication", None),
     ("9C content commitment", "02", "ECDSA-SHA256", "content-commitment", st.STRONG_PASSCODE),
+)
+
+#: the parts of a relayed APDU (see _profile.part_of: the innermost matching frame wins)
+RELAY_PARTS = (
+    ("PIV applet", r"cardvault/card/"),
+    ("master key seal/open", r"keystore/"),
+    ("key slots, kept answer, PIN re-check", r"crypto/keyslots|crypto/aead|crypto/kdf|piv/kept"),
+    ("channel envelope (JOSE)", r"joserfc|crypto/envelope\.py|crypto/channel\.py"),
+    ("audit", r"services/audit/"),
+    ("database (SQLAlchemy, driver)", r"sqlalchemy|sqlite3|psycopg"),
+    ("pydantic", r"pydantic"),
+    ("TLS", r"ssl\.py|SSLObject"),
+    ("HTTP server (uvicorn)", r"uvicorn|h11|httptools"),
+    ("thread hand-off", r"anyio|threading\.py|concurrent/futures|queue\.py"),
+    ("FastAPI/Starlette", r"fastapi|starlette"),
+    ("relay, other cardvault", r"cardvault"),
 )
 
 
@@ -175,6 +192,7 @@ def _measure(
     for name, apdu in (("service", SERVICE_APDU), ("connector cache", CACHED_APDU)):
         rates[name] = rate = _apdu_rate(apdu, args.apdus)
         print(f"  APDUs per second answered by the {name}: {rate:7.0f}")
+    _where_it_goes(agent.service.process.pid, args.apdus)
     slot = str(st.token_slot())
     listing = partial(st.run, "pkcs11-tool", "--module", st.PKCS11, "--slot", slot, "-O")
     listing()
@@ -196,6 +214,17 @@ def _measure(
                 f"agent API {api_time * 1000:6.1f} ms -> PC/SC = {pcsc_time / api_time:.2f} x API"
             )
     return api_times["01"], pcsc_times["01"], rates["service"]
+
+
+def _where_it_goes(pid: int, count: int) -> None:
+    """The service's busy samples (py-spy, all threads) while it answers APDUs, by part."""
+    parts = spy(pid, lambda: _apdu_rate(SERVICE_APDU, count), RELAY_PARTS)
+    if parts is None:
+        print("  (no py-spy on the PATH: no breakdown of the service's time per APDU)")
+        return
+    total = sum(parts.values()) or 1
+    shares = ", ".join(f"{name} {n / total:.0%}" for name, n in parts.most_common())
+    print(f"  the service's busy time per relayed APDU, by part (py-spy): {shares}")
 
 
 def _trace(log: Path, action: Callable[[], object]) -> None:

@@ -54,6 +54,18 @@ def client(rt: Runtime) -> TestClient:
     )
 
 
+def signed_in_ra(
+    rt: Runtime, operator: Actor, org: str = "ORGA", role: str = "ra_manager", **kw: str
+) -> tuple[TestClient, RaUser]:
+    """The usual start of a vRA Manager test: an open organisation, an RA user of it, and a
+    client signed in as that user."""
+    a.open_org(rt, operator, org)
+    user = ra_user(rt, operator, org, role, **kw)
+    c = client(rt)
+    sign_in(c, user)
+    return c, user
+
+
 def csrf(html: str) -> str:
     found = CSRF.search(html)
     assert found, "no CSRF token on the page"

@@ -40,7 +40,7 @@ from cardvault.keystore.provider import (
     read_description,
     unpack,
 )
-from cardvault.keystore.ring import MasterKeyRing
+from cardvault.keystore.ring import DescribedKeyStore
 
 _CHECK_LABEL = b"cardvault master key check v1"
 KEY_BYTES = 32
@@ -92,16 +92,13 @@ def default_runtime_dir(data_dir: Path) -> Path:
     return shm / f"cardvault-{tag}" if shm.is_dir() else data_dir / "run"
 
 
-class LocalKeyStore:
-    """Files of the local provider for one data directory."""
+class LocalKeyStore(DescribedKeyStore):
+    """Files of the local provider for one data directory: the key is read from disk
+    (development) or the runtime folder (after unseal)."""
 
     def __init__(self, keys_dir: Path, runtime_dir: Path) -> None:
         self.keys_dir = keys_dir
         self.runtime_dir = runtime_dir
-
-    @property
-    def info_file(self) -> Path:
-        return self.keys_dir / "master.json"
 
     @property
     def key_file(self) -> Path:
@@ -110,9 +107,6 @@ class LocalKeyStore:
     @property
     def runtime_file(self) -> Path:
         return self.runtime_dir / "master.key"
-
-    def exists(self) -> bool:
-        return self.info_file.exists()
 
     def create(self) -> LocalMasterKey:
         """Generate a new master key (``cardvault init``); refuses to overwrite one."""
@@ -143,14 +137,6 @@ class LocalKeyStore:
 
     def is_sealed(self) -> bool:
         return not (self.key_file.exists() or self.runtime_file.exists())
-
-    def load(self) -> MasterKeyRing:
-        """Every version the description lists, unsealed, from disk (development) or the
-        runtime folder (after unseal); the current one seals."""
-        versions, current = self._load_versions()
-        return MasterKeyRing(
-            versions, current, description=self.info_file, reload=self._load_versions
-        )
 
     def load_current(self) -> LocalMasterKey:
         infos = self.infos()

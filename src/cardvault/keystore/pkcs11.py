@@ -29,7 +29,7 @@ from pkcs11 import exceptions as p11
 from cardvault.errors import IntegrityError, InvalidInput, NotSetUp
 from cardvault.keystore.files import write_private
 from cardvault.keystore.provider import MasterKey, pack, read_description, unpack
-from cardvault.keystore.ring import MasterKeyRing
+from cardvault.keystore.ring import DescribedKeyStore
 
 PROVIDER = "pkcs11"
 NONCE_BYTES = 12
@@ -220,19 +220,12 @@ def find_one(
         ) from exc
 
 
-class Pkcs11KeyStore:
+class Pkcs11KeyStore(DescribedKeyStore):
     """The provider's description in ``<data>/keys`` and the key in the token."""
 
     def __init__(self, keys_dir: Path, config: Pkcs11Config) -> None:
         self.keys_dir = keys_dir
         self.config = config
-
-    @property
-    def info_file(self) -> Path:
-        return self.keys_dir / "master.json"
-
-    def exists(self) -> bool:
-        return self.info_file.exists()
 
     def is_sealed(self) -> bool:
         return False  # the HSM holds the key; there is nothing to unseal
@@ -307,13 +300,6 @@ class Pkcs11KeyStore:
         if not isinstance(older, list):
             raise IntegrityError(f"{self.info_file} is damaged: it is not a key description.")
         return [head, *older]
-
-    def load(self) -> MasterKeyRing:
-        """Every version the description lists, each checked against its check blob."""
-        versions, current = self._load_versions()
-        return MasterKeyRing(
-            versions, current, description=self.info_file, reload=self._load_versions
-        )
 
     def _load_versions(self) -> tuple[dict[int, MasterKey], int]:
         entries = self._entries()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 
@@ -110,3 +111,29 @@ def _stamp(path: Path) -> tuple[int, int, int]:
     except FileNotFoundError:
         return (0, 0, 0)
     return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class DescribedKeyStore(ABC):
+    """What every provider's key store shares: ``<data>/keys/master.json`` describes the
+    versions of the key, and the ring reloads them when that file changes. A provider says
+    how one version is found (a file, a token object)."""
+
+    keys_dir: Path
+
+    @property
+    def info_file(self) -> Path:
+        return self.keys_dir / "master.json"
+
+    def exists(self) -> bool:
+        return self.info_file.exists()
+
+    def load(self) -> MasterKeyRing:
+        """Every version the description lists, each checked; the current one seals."""
+        versions, current = self._load_versions()
+        return MasterKeyRing(
+            versions, current, description=self.info_file, reload=self._load_versions
+        )
+
+    @abstractmethod
+    def _load_versions(self) -> tuple[dict[int, MasterKey], int]:
+        """The versions by number, and the current one's number."""

@@ -14,7 +14,7 @@ from cardvault.crypto import envelope
 from cardvault.errors import InvalidInput
 from cardvault.json_types import JsonObject
 from cardvault.services.system.runtime import Runtime
-from cardvault.services.transport import channel, envelopes
+from cardvault.services.transport import channel, envelopes, link_channel
 from cardvault.web.errors import PROBLEM, PROBLEM_SCHEMA
 
 JOSE = "application/jose"
@@ -103,8 +103,29 @@ def opened(rt: Runtime, token: str, model: type[M]) -> tuple[M, bytearray]:
     else:
         envelope_ = envelopes.open_request(rt, token)
         claims, reply = envelope_.claims, envelope_.response_key
+    return validated(claims, model), reply
+
+
+def opened_on_link(
+    rt: Runtime, token: str, model: type[M]
+) -> tuple[M, bytearray, link_channel.LinkChannel | None]:
+    """:func:`opened` for the PC/SC relay: a link's channel envelope is opened under the CK
+    this process keeps (link_channel.py) and its ``jti`` is *not* yet remembered -- the
+    relay remembers it when it commits the APDU, and finds the link alive. Any other
+    envelope is opened (and spent) as :func:`opened` does; then the third item is None."""
+    envelope.check_size(token, rt.settings.max_body_bytes)
+    kid = cchannel.is_channel(token)
+    if kid is None:
+        return (*opened(rt, token, model), None)
+    ch = link_channel.open_request(rt, token, kid)
+    reply = ChannelReply(ch.key, kid, ch.request.jti)
+    return validated(ch.request.claims, model), reply, ch
+
+
+def validated(claims: JsonObject, model: type[M]) -> M:
+    """The claims as ``model``, or InvalidInput naming the fields that are wrong."""
     try:
-        return model.model_validate(claims), reply
+        return model.model_validate(claims)
     except ValidationError as exc:
         fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidInput(f"The request is not valid: {fields}.") from None

@@ -16,6 +16,10 @@ from cardvault.web.request_log import configure as json_logs
 log = logging.getLogger("cardvault")
 
 
+#: how long an idle client connection stays open (clients: clients/common/shell.py)
+KEEP_ALIVE_SECONDS = 75
+
+
 def serve(rt: Runtime) -> None:
     json_logs()  # from the first line on, stderr is JSON lines (docs/operator/monitoring.md)
     log.info("cardvault serving on https://%s:%d", rt.settings.host, rt.settings.port)
@@ -29,10 +33,13 @@ def serve(rt: Runtime) -> None:
         ssl_keyfile=str(key),
         log_level="info",
         log_config=None,  # our JSON lines (web/request_log.py), not uvicorn's text
-        access_log=False,  # RequestLog writes one event per request, without paths
+        access_log=False,  # the edge (web/edge.py) logs one event per request, without paths
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=5,
+        # a connector relays every APDU on one kept-alive connection (DESIGN §3.8): keep it
+        # across the pauses between two uses of the card, longer than clients keep it
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     redact_access_log()  # after uvicorn configured its loggers: link tokens stay out of logs
     uvicorn.Server(config).run()

@@ -11,7 +11,6 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from tests.support import auth as a
 from tests.support import ra_web as w
 
 from cardvault.services.networks import changes as org_networks
@@ -25,11 +24,7 @@ SHOWN = re.compile(r'name="shown" value="([^"]*)"')
 
 @pytest.fixture
 def manager(rt: Runtime, operator: Actor) -> tuple[TestClient, w.RaUser]:
-    a.open_org(rt, operator, "ORGA")
-    ra = w.ra_user(rt, operator, "ORGA")
-    c = w.client(rt)
-    w.sign_in(c, ra)
-    return c, ra
+    return w.signed_in_ra(rt, operator)
 
 
 def send(c: TestClient, networks: str, **extra: str):  # type: ignore[no-untyped-def]

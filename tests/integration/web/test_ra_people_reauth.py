@@ -12,7 +12,6 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import ra_web as w
 
@@ -50,11 +49,7 @@ def _sent(c: TestClient, page: str, token: str) -> tuple[dict[str, str], dict[st
 
 @pytest.fixture
 def manager(rt: Runtime, operator: Actor) -> tuple[TestClient, w.RaUser]:
-    a.open_org(rt, operator, "ORGA")
-    user = w.ra_user(rt, operator, "ORGA", forename="Mandy")
-    c = w.client(rt)
-    w.sign_in(c, user)
-    return c, user
+    return w.signed_in_ra(rt, operator, forename="Mandy")
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -30,11 +30,7 @@ FIELDS = {"session_absolute_minutes": "720", "session_idle_minutes": "60",
 
 @pytest.fixture
 def manager(rt: Runtime, operator: Actor) -> tuple[TestClient, w.RaUser]:
-    a.open_org(rt, operator, "ORGA")
-    user = w.ra_user(rt, operator, "ORGA", forename="Mandy")
-    c = w.client(rt)
-    w.sign_in(c, user)
-    return c, user
+    return w.signed_in_ra(rt, operator, forename="Mandy")
 
 
 def _policy(rt: Runtime) -> dict[str, Any]:

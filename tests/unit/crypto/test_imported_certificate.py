@@ -78,6 +78,20 @@ def ku(**bits: bool) -> x509.KeyUsage:
     return x509.KeyUsage(**{n: bits.get(n, False) for n in names})
 
 
+def check(
+    pem: bytes,
+    key: CardKey,
+    *,
+    usage: CertUsage = CertUsage.AUTHENTICATION,
+    ca_cert: x509.Certificate | None = None,
+    now: datetime = NOW,
+) -> x509.Certificate:
+    """The import check of ``pem`` for the card key ``key`` (authentication, no CA pinned)."""
+    return check_imported_certificate(
+        pem, expected_public_key=key.public_key(), usage=usage, ca_cert=ca_cert, now=now
+    )
+
+
 @pytest.fixture
 def csr_for(
     card_keys: dict[str, CardKey],
@@ -100,13 +114,7 @@ def test_certificate_from_the_external_ca_is_accepted(
     csr_for: Callable[[str, CertUsage], x509.CertificateSigningRequest],
 ) -> None:
     pem = sign_like_an_external_ca(csr_for("rsa2048", usage), other_ca)
-    cert = check_imported_certificate(
-        pem,
-        expected_public_key=card_keys["rsa2048"].public_key(),
-        usage=usage,
-        ca_cert=other_ca[1],
-        now=NOW,
-    )
+    cert = check(pem, card_keys["rsa2048"], usage=usage, ca_cert=other_ca[1])
     assert cert.public_key() == card_keys["rsa2048"].public_key()
 
 
@@ -116,13 +124,7 @@ def test_certificate_from_the_external_ca_is_accepted(
 )
 def test_import_refuses_what_does_not_parse(pem: bytes, card_keys: dict[str, CardKey]) -> None:
     with pytest.raises(CertificateUnreadable, match="not a PEM certificate") as caught:
-        check_imported_certificate(
-            pem,
-            expected_public_key=card_keys["p256"].public_key(),
-            usage=CertUsage.AUTHENTICATION,
-            ca_cert=None,
-            now=NOW,
-        )
+        check(pem, card_keys["p256"])
     assert caught.value.code == "certificate_unreadable"
 
 
@@ -133,13 +135,7 @@ def test_import_refuses_a_bundle_of_several_certificates(
 ) -> None:
     pem = sign_like_an_external_ca(csr_for("p256", CertUsage.AUTHENTICATION), other_ca)
     with pytest.raises(CertificateUnreadable, match="holds 2 certificates"):
-        check_imported_certificate(
-            pem + certificate_to_pem(other_ca[1]),
-            expected_public_key=card_keys["p256"].public_key(),
-            usage=CertUsage.AUTHENTICATION,
-            ca_cert=None,
-            now=NOW,
-        )
+        check(pem + certificate_to_pem(other_ca[1]), card_keys["p256"])
 
 
 def test_import_refuses_a_certificate_for_the_other_card_key(
@@ -149,13 +145,7 @@ def test_import_refuses_a_certificate_for_the_other_card_key(
 ) -> None:
     pem = sign_like_an_external_ca(csr_for("p256", CertUsage.CONTENT_COMMITMENT), other_ca)
     with pytest.raises(CertificateKeyMismatch) as caught:
-        check_imported_certificate(
-            pem,
-            expected_public_key=card_keys["rsa2048"].public_key(),
-            usage=CertUsage.CONTENT_COMMITMENT,
-            ca_cert=other_ca[1],
-            now=NOW,
-        )
+        check(pem, card_keys["rsa2048"], usage=CertUsage.CONTENT_COMMITMENT, ca_cert=other_ca[1])
     assert caught.value.message == (
         "This certificate is for a different key: it does not match the card's "
         "content-commitment key."
@@ -182,13 +172,7 @@ def test_import_refuses_a_certificate_outside_its_validity(
         csr_for("p256", CertUsage.AUTHENTICATION), other_ca, start=start, days=365
     )
     with pytest.raises(error) as caught:
-        check_imported_certificate(
-            pem,
-            expected_public_key=card_keys["p256"].public_key(),
-            usage=CertUsage.AUTHENTICATION,
-            ca_cert=other_ca[1],
-            now=NOW,
-        )
+        check(pem, card_keys["p256"], ca_cert=other_ca[1])
     assert getattr(caught.value, "code", None) == code
 
 
@@ -227,13 +211,7 @@ def test_import_refuses_the_wrong_key_usage(
 ) -> None:
     pem = sign_like_an_external_ca(csr_for("p256", usage), other_ca, key_usage=key_usage, eku=eku)
     with pytest.raises(CertificateWrongUsage) as caught:
-        check_imported_certificate(
-            pem,
-            expected_public_key=card_keys["p256"].public_key(),
-            usage=usage,
-            ca_cert=other_ca[1],
-            now=NOW,
-        )
+        check(pem, card_keys["p256"], usage=usage, ca_cert=other_ca[1])
     assert complaint in caught.value.message
     assert caught.value.code == "certificate_wrong_usage"
 
@@ -247,13 +225,7 @@ def test_import_refuses_a_ca_certificate_for_the_card_key(
         csr_for("p256", CertUsage.AUTHENTICATION), other_ca, ca_flag=True
     )
     with pytest.raises(CertificateWrongUsage, match="CA certificate"):
-        check_imported_certificate(
-            pem,
-            expected_public_key=card_keys["p256"].public_key(),
-            usage=CertUsage.AUTHENTICATION,
-            ca_cert=None,
-            now=NOW,
-        )
+        check(pem, card_keys["p256"])
 
 
 def test_import_refuses_a_sha1_signature(
@@ -285,13 +257,7 @@ def test_import_refuses_a_sha1_signature(
         leaf,
     )
     with pytest.raises(CertificateWeakSignature, match="SHA1") as caught:
-        check_imported_certificate(
-            leaf.read_bytes(),
-            expected_public_key=card_keys["p256"].public_key(),
-            usage=CertUsage.AUTHENTICATION,
-            ca_cert=other_ca[1],
-            now=datetime.now(UTC),
-        )
+        check(leaf.read_bytes(), card_keys["p256"], ca_cert=other_ca[1], now=datetime.now(UTC))
     assert caught.value.code == "certificate_weak_signature"
 
 
@@ -307,13 +273,7 @@ def test_import_refuses_a_certificate_not_signed_by_the_configured_ca(
     with pytest.raises(
         CertificateUntrustedIssuer, match="not issued by the configured CA"
     ) as caught:
-        check_imported_certificate(
-            pem,
-            expected_public_key=card_keys["p256"].public_key(),
-            usage=CertUsage.AUTHENTICATION,
-            ca_cert=ca[1],
-            now=NOW,
-        )
+        check(pem, card_keys["p256"], ca_cert=ca[1])
     assert caught.value.code == "certificate_untrusted_issuer"
 
 
@@ -324,13 +284,7 @@ def test_imported_certificate_chain_verifies_with_openssl(
     tmp_path: Path,
 ) -> None:
     pem = sign_like_an_external_ca(csr_for("rsa3072", CertUsage.AUTHENTICATION), other_ca)
-    check_imported_certificate(
-        pem,
-        expected_public_key=card_keys["rsa3072"].public_key(),
-        usage=CertUsage.AUTHENTICATION,
-        ca_cert=other_ca[1],
-        now=NOW,
-    )
+    check(pem, card_keys["rsa3072"], ca_cert=other_ca[1])
     ca_pem = write(tmp_path / "ca.pem", certificate_to_pem(other_ca[1]))
     leaf = write(tmp_path / "leaf.pem", pem)
     assert f"{leaf}: OK" in openssl("verify", "-purpose", "sslclient", "-CAfile", ca_pem, leaf)

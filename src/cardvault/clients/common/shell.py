@@ -24,9 +24,16 @@ else:
 __all__ = ["fail", "http_client", "out", "reported"]
 
 
+#: how long an idle connection to the service is kept (the service keeps it 75 s)
+KEEP_ALIVE_SECONDS = 60.0
+
+
 def http_client(server: str, ca_file: Path | None) -> httpx.Client:
-    """An HTTPS client for the service, verified against ``ca_file`` or the system's CAs."""
-    return httpx.Client(base_url=server, verify=tls_verify(ca_file), timeout=30.0)
+    """An HTTPS client for the service, verified against ``ca_file`` or the system's CAs.
+    An idle connection is kept a minute (the service keeps it longer), so that a connector
+    relays a card's APDUs on one connection, not a TLS handshake after every pause."""
+    limits = httpx.Limits(keepalive_expiry=KEEP_ALIVE_SECONDS)
+    return httpx.Client(base_url=server, verify=tls_verify(ca_file), timeout=30.0, limits=limits)
 
 
 def out(as_json: bool, data: JsonValue, text: str) -> None:

@@ -340,6 +340,23 @@ def revoke_in_session(
     reason_code = check_reason(reason_code)
     if card.status == CardStatus.REVOKED:
         raise Conflict(f"Card {card.serial} is already revoked.")
+    end_card(session, rt, actor, card, reason, reason_code=reason_code)
+    return CardSummary.of(card)
+
+
+def end_card(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card: Card,
+    reason: str,
+    *,
+    reason_code: str | None = None,
+) -> None:
+    """End a card for good: its keys shredded, its certificates revoked (with the RFC 5280
+    ``reason_code``, when given), its sessions and links ended, audited. Kept apart from the
+    checks of ``revoke_in_session`` so that a blank card replaced at PIV issuance can end
+    the same way; the caller has checked that the card may end."""
     shred_record(session, card)
     now = rt.clock()
     card.status, card.status_reason, card.status_changed_at = CardStatus.REVOKED, reason, now
@@ -348,23 +365,18 @@ def revoke_in_session(
             cert.status, cert.revoked_at = "revoked", now
             cert.revocation_reason = reason_code
     end_card_state(session, card.id, now)
+    details = {"serial": card.serial} | ({"reason_code": reason_code} if reason_code else {})
     audit.record_for_card(
-        session,
-        rt,
-        actor,
-        card,
-        action=AuditAction.CARD_REVOKED,
-        reason=reason,
-        details={"serial": card.serial, "reason_code": reason_code},
+        session, rt, actor, card, action=AuditAction.CARD_REVOKED, reason=reason, details=details
     )
-    return CardSummary.of(card)
 
 
-def clean_reason(text: str) -> str:
-    """A reason for the audit log: spaces collapsed, not empty, at most 500 characters."""
+def clean_reason(text: str, *, limit: int = 500) -> str:
+    """A reason for the audit log: spaces collapsed, not empty, at most ``limit`` characters
+    (the vRA Manager's lock and unlock take a shorter one)."""
     cleaned = " ".join((text or "").split())
     if not cleaned:
         raise InvalidInput("Give a reason.", field="reason")
-    if len(cleaned) > 500:
-        raise InvalidInput("The reason must be at most 500 characters.", field="reason")
+    if len(cleaned) > limit:
+        raise InvalidInput(f"The reason must be at most {limit} characters.", field="reason")
     return cleaned

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +29,7 @@ from cardvault.services.notifications import outbox as notifications
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import AdAccount, Association, Card
+from cardvault.store.queries import card_rows
 from cardvault.store.types import new_id
 
 ISSUER = "cardvault"
@@ -192,10 +192,8 @@ def list_methods(
     """A card's methods (in one organisation, when given), oldest first; NotFound."""
     with rt.db() as session:
         card = get_card(session, serial, organisation_id=organisation_id)
-        stmt = select(Association).where(Association.card_id == card.id)
-        if organisation_id is not None:
-            stmt = stmt.where(Association.organisation_id == organisation_id)
-        return [MethodView.of(a) for a in session.scalars(stmt.order_by(Association.created_at))]
+        rows = card_rows.of_card(session, Association, card.id, organisation_id)
+        return [MethodView.of(a) for a in rows]
 
 
 def remove_method(
@@ -212,12 +210,10 @@ def remove_method(
     ``card_id`` limits it to one card's methods (a holder's own); ``also`` runs in the
     same transaction (the holder's RAs are told)."""
     with transaction(rt.db) as session:
-        assoc = session.get(Association, association_id, with_for_update=True)
-        if (
-            assoc is None
-            or (organisation_id and assoc.organisation_id != organisation_id)
-            or (card_id and assoc.card_id != card_id)
-        ):
+        assoc = card_rows.in_scope_for_update(
+            session, Association, association_id, organisation_id=organisation_id, card_id=card_id
+        )
+        if assoc is None:
             raise NotFound("There is no such authentication method.")
         card = session.get(Card, assoc.card_id)
         assert card is not None

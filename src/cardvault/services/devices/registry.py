@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.keyslots import SlotNotFound, device_slot_name
@@ -34,6 +34,7 @@ from cardvault.services.recovery.reset_links import may_self_unlock
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardSession, Device, Organisation
+from cardvault.store.queries import card_rows
 
 MIA_METHODS = ("mia+passcode", "mia+biometric")
 
@@ -44,10 +45,7 @@ def list_devices(
     """The card's devices (within one organisation when given), with who is connected now."""
     with rt.db() as session:
         card = get_card(session, serial, organisation_id=organisation_id)
-        stmt = select(Device).where(Device.card_id == card.id)
-        if organisation_id is not None:
-            stmt = stmt.where(Device.organisation_id == organisation_id)
-        devices = list(session.scalars(stmt.order_by(Device.created_at)))
+        devices = card_rows.of_card(session, Device, card.id, organisation_id)
     present = connected(rt, [d.id for d in devices if d.status == ACTIVE])
     return [device_dict(d, connected=d.id in present) for d in devices]
 
@@ -67,12 +65,10 @@ def revoke(
     ``card_id`` limits it to one card's devices (a holder's own); ``also`` runs in the same
     transaction with the card, organisation and device name (the holder's RAs are told)."""
     with transaction(rt.db) as session:
-        device = session.get(Device, device_id, with_for_update=True)
-        if (
-            device is None
-            or (organisation_id and device.organisation_id != organisation_id)
-            or (card_id and device.card_id != card_id)
-        ):
+        device = card_rows.in_scope_for_update(
+            session, Device, device_id, organisation_id=organisation_id, card_id=card_id
+        )
+        if device is None:
             raise NotFound("There is no such device.")
         if device.status != ACTIVE:
             return device_dict(device)

@@ -49,6 +49,7 @@ from cardvault.services.piv.trail import ApduFacts, record_apdu
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.services.transport.envelopes import remember_jti_in
 from cardvault.store.db import transaction
 from cardvault.store.models import (
     Card,
@@ -59,6 +60,8 @@ from cardvault.store.queries.organisations import policy_of
 __all__ = ["RelayAnswer", "RelayRequest", "relay"]
 
 MAX_TRIES = 8
+#: how stale a session's idle timer may get before an APDU restarts it
+TOUCH_EVERY = timedelta(seconds=5)
 _NOTHING_MISSING: tuple[str, ...] = ()
 _OK = Sw.SUCCESS.wire()
 _GET_RESPONSE = CommandApdu(cla=0, ins=IsoIns.GET_RESPONSE, p1=0, p2=0, ne=SHORT_MAX).to_bytes()
@@ -85,6 +88,9 @@ class RelayRequest:
     drain: bool = False
     #: the earlier parts of a chained command (CLA 10) the connector acknowledged itself
     chain: tuple[bytes, ...] = ()
+    #: the link channel's request id, spent with the APDU (None: spent when it was opened)
+    jti: str | None = None
+    jti_expires: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,9 +128,14 @@ def relay(rt: Runtime, actor: Actor, req: RelayRequest) -> RelayAnswer:
     older than one already answered, Unavailable when the card stays busy after a few tries,
     and what taking the snapshot raises (LinkClosed, SessionInvalid)."""
     for _ in range(MAX_TRIES):
-        snap = snapshot.take(rt, actor, mode=req.mode, token=req.token, link_id=req.link_id)
+        snap = snapshot.take(
+            rt, actor, mode=req.mode, token=req.token, link_id=req.link_id, jti=req.jti
+        )
         if req.seq == snap.link.last_seq and snap.link.last_response is not None:
             answer = kept(req.key, snap.link.id, req.seq, snap.link.last_response)
+            if req.jti is not None:
+                with transaction(rt.db) as session:
+                    _spend(session, req)
             return _answer(snap, *answer)
         if req.seq <= snap.link.last_seq:
             raise StaleRequest("This request is older than one the card already answered.")
@@ -134,6 +145,13 @@ def relay(rt: Runtime, actor: Actor, req: RelayRequest) -> RelayAnswer:
         except _Raced:
             continue
     raise Unavailable("The card is busy with other requests; try again.")
+
+
+@functools.lru_cache(maxsize=256)
+def _card_state(stored: str) -> PivState:
+    """A card's stored state, parsed once while it does not change (most APDUs leave it
+    as it is; PivState is immutable, so the parsed value can be shared)."""
+    return load_state(stored.encode())
 
 
 def _dek_source(snap: Snapshot, req: RelayRequest) -> bytearray:
@@ -153,7 +171,7 @@ def _dek_source(snap: Snapshot, req: RelayRequest) -> bytearray:
 
 
 def _compute(rt: Runtime, snap: Snapshot, req: RelayRequest) -> _Computed:
-    card_part = load_state(snap.piv.state.encode())
+    card_part = _card_state(snap.piv.state)
     link_part = LinkState() if req.power_up else load_link_state(snap.link.link_state.encode())
     before = join(card_part, link_part)
     secrets = open_secrets(rt.master_key, snap.card.id, snap.piv.secrets_version, snap.piv.secrets)
@@ -227,6 +245,7 @@ def _commit(
     rt: Runtime, actor: Actor, snap: Snapshot, req: RelayRequest, done: _Computed
 ) -> RelayAnswer:
     with transaction(rt.db) as session:
+        _spend(session, req)
         row = snap.session
         expires_at, idle_expires_at = _touch(session, rt, snap)
         changed = _save_card(session, rt, snap, done)
@@ -286,13 +305,26 @@ def _facts(req: RelayRequest, row: CardSession, done: _Computed) -> ApduFacts:
     )
 
 
+def _spend(session: Session, req: RelayRequest) -> None:
+    """Remember the link channel request's ``jti`` with the APDU: a replay is refused."""
+    if req.jti is not None:
+        assert req.jti_expires is not None
+        remember_jti_in(session.connection(), req.jti, req.jti_expires)
+
+
 def _touch(session: Session, rt: Runtime, snap: Snapshot) -> tuple[datetime, datetime]:
     """Restart the session's idle timer, only if it still lives (logout, lock, revocation
-    and expiry delete or end it): the APDU commits inside a live session or not at all."""
+    and expiry delete or end it): the APDU commits inside a live session or not at all.
+
+    A timer restarted less than ``TOUCH_EVERY`` ago is left as it is (a signature is ~40
+    APDUs in a fraction of a second): then the link's compare-and-swap, which follows,
+    finds the session alive instead (its link is deleted with it)."""
     now = rt.clock()
     row = snap.session
     policy = policy_of(snap.organisation)
     idle = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
+    if idle - row.idle_expires_at < TOUCH_EVERY:
+        return row.expires_at, row.idle_expires_at
     changed = _execute(
         session, statements.TOUCH_SESSION, {"where_session": row.id, "now": now, "idle": idle}
     )
@@ -303,10 +335,11 @@ def _touch(session: Session, rt: Runtime, snap: Snapshot) -> tuple[datetime, dat
 
 def _save_card(session: Session, rt: Runtime, snap: Snapshot, done: _Computed) -> bool:
     """CAS on the card's PIV row; False when this APDU changed nothing of the card."""
-    state = dump_state(done.card_part).decode()
     effects = done.effects
-    if state == snap.piv.state and not (effects.secrets or effects.public_keys):
+    unchanged = done.card_part == _card_state(snap.piv.state)
+    if unchanged and not (effects.secrets or effects.public_keys):
         return False
+    state = snap.piv.state if unchanged else dump_state(done.card_part).decode()
     piv = snap.piv
     values: dict[str, object] = {
         "new_pin_blocked_at": blocked_since(piv, done.card_part, rt.clock()),

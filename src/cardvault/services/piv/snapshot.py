@@ -23,6 +23,7 @@ from cardvault.services.piv.ports import Mode
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.services.transport.errors import EnvelopeReplayed
 from cardvault.store.db import reading
 from cardvault.store.models import Card, CardSession, Organisation, PivCard, PivLink, RaRoleGrant
 
@@ -46,17 +47,26 @@ class Snapshot:
     organisation: Organisation
 
 
-def take(rt: Runtime, actor: Actor, *, mode: Mode, token: str, link_id: str) -> Snapshot:
-    """One read of everything, checked; SessionInvalid, LinkClosed or PermissionDenied."""
-    params = {"token_hash": card_sessions.token_hash(token), "link_id": link_id}
+def take(
+    rt: Runtime, actor: Actor, *, mode: Mode, token: str, link_id: str, jti: str | None = None
+) -> Snapshot:
+    """One read of everything, checked; SessionInvalid, LinkClosed, PermissionDenied, or
+    EnvelopeReplayed when the request's channel ``jti`` was spent already."""
+    params = {
+        "token_hash": card_sessions.token_hash(token),
+        "link_id": link_id,
+        "jti": None if jti is None else jti[:100],
+    }
     with reading(rt.db) as session:  # no write lock: the commit is the one transaction
         found = session.execute(statements.SNAPSHOT, params).one_or_none()
         if found is None:
             _why_not_found(session, token)
-        row, link, card, piv, org = found
+        row, link, card, piv, org, spent = found
         if mode is Mode.ISSUANCE:
             _check_issuer(session, row)
     _check_live(rt, actor, row, org)
+    if spent:
+        raise EnvelopeReplayed("This request was already received once; it is refused.")
     if link.mode != mode.value or card.status not in USABLE[mode]:
         raise LinkClosed("This card can no longer be used here.")
     return Snapshot(session=row, link=link, card=card, piv=piv, organisation=org)

@@ -9,17 +9,29 @@ parameters may not be named like a column: hence ``where_*`` and ``new_*``.)
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 
-from cardvault.store.models import Card, CardSession, Organisation, PivCard, PivLink, table_of
+from cardvault.store.models import (
+    Card,
+    CardSession,
+    Organisation,
+    PivCard,
+    PivLink,
+    UsedNonce,
+    table_of,
+)
 
 __all__ = ["SAVE_CARD", "SAVE_LINK", "SNAPSHOT", "TOUCH_SESSION"]
 
 _ACTING = func.coalesce(CardSession.acting_organisation_id, CardSession.organisation_id)
 
-#: everything an APDU is computed from (snapshot.py); parameters ``token_hash``, ``link_id``
+#: the request's channel ``jti`` was spent already (None: the envelope was spent on opening)
+_SPENT = exists().where(UsedNonce.nonce == bindparam("jti")).label("spent")
+
+#: everything an APDU is computed from (snapshot.py); parameters ``token_hash``, ``link_id``,
+#: ``jti``
 SNAPSHOT = (
-    select(CardSession, PivLink, Card, PivCard, Organisation)
+    select(CardSession, PivLink, Card, PivCard, Organisation, _SPENT)
     .join(PivLink, PivLink.session_id == CardSession.id)
     .join(Card, Card.id == PivLink.card_id)
     .join(PivCard, PivCard.card_id == Card.id)

@@ -103,14 +103,5 @@ def _audit(
     reason: str,
     extra: dict[str, str | None],
 ) -> None:
-    audit.record(
-        session,
-        rt,
-        actor,
-        action=action,
-        organisation_id=card.organisation_id,
-        person_id=card.person_id,
-        card_id=card.id,
-        reason=reason,
-        details={"serial": card.serial, **extra},
-    )
+    details = {"serial": card.serial, **extra}
+    audit.record_for_card(session, rt, actor, card, action=action, reason=reason, details=details)

@@ -6,9 +6,15 @@ and passes the acting organisation down so that objects outside it are simply no
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
+from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import RaPermission, RaRole, roles_allowed
+from cardvault.json_types import JsonInput
+from cardvault.services.audit import trail as audit
 from cardvault.services.cards import issuance
 from cardvault.services.cards import state as cards
 from cardvault.services.cards.views import CardView
@@ -35,6 +41,30 @@ class RaContext:
         """Whether the role this RA acts under holds ``permission`` (pages show only what it
         allows; the routes check it again)."""
         return RaRole(self.role).allows(RaPermission(permission))
+
+    def audit_act(
+        self,
+        session: Session,
+        rt: Runtime,
+        action: AuditAction,
+        *,
+        person_id: str | None = None,
+        card_id: str | None = None,
+        details: Mapping[str, JsonInput] | None = None,
+    ) -> None:
+        """Audit what this RA did, as them, on the chain of the organisation they act in
+        (DESIGN §3.6: an RA's act in one organisation is that organisation's record), in
+        the caller's transaction."""
+        audit.record(
+            session,
+            rt,
+            self.actor,
+            action=action,
+            organisation_id=self.organisation_id,
+            person_id=person_id,
+            card_id=card_id,
+            details=details,
+        )
 
 
 def context(

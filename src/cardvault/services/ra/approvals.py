@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import RaPermission, RaRole
 from cardvault.errors import Conflict, PermissionDenied
-from cardvault.services.audit import trail as audit
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.errors import NotApproved
 from cardvault.services.ra.persons import current_card, person_in_scope
@@ -103,12 +102,10 @@ def approve(rt: Runtime, ctx: RaContext, user_id: str) -> str:
                 approved_by=ctx.actor.ref.removeprefix("ra:"),
             )
         )
-        audit.record(
+        ctx.audit_act(
             session,
             rt,
-            ctx.actor,
-            action=AuditAction.CARD_APPROVED,
-            organisation_id=ctx.organisation_id,
+            AuditAction.CARD_APPROVED,
             person_id=person.id,
         )
         return person.common_name

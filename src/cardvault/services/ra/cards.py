@@ -47,6 +47,9 @@ from cardvault.store.db import transaction
 from cardvault.store.models import Card, Organisation, Person
 from cardvault.store.queries.organisations import policy_of
 
+#: the longest reason the vRA Manager takes for a lock or an unlock
+MAX_REASON = 200
+
 
 def issue(
     rt: Runtime,
@@ -256,12 +259,10 @@ def _store_invitation(
         lockout.passcode_right(session, card)
         card.status, card.status_changed_at = CardStatus.ENROLLED, rt.clock()
         _queue_invitation(session, rt, card, person, org, policy, token, code, minutes)
-        audit.record(
+        ctx.audit_act(
             session,
             rt,
-            ctx.actor,
-            action=AuditAction.CARD_INVITED,
-            organisation_id=ctx.organisation_id,
+            AuditAction.CARD_INVITED,
             person_id=person.id,
             card_id=card.id,
             details={
@@ -316,7 +317,7 @@ def _queue_invitation(
 
 def lock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> CardSummary:
     """Lock the person's card (audited); Conflict when its status cannot be locked."""
-    reason = _reason(reason)
+    reason = issuance.clean_reason(reason, limit=MAX_REASON)
     with transaction(rt.db) as session:
         card = card_in_scope(session, ctx, user_id)
         session.refresh(card, with_for_update=True)
@@ -331,7 +332,7 @@ def unlock(rt: Runtime, ctx: RaContext, user_id: str, *, reason: str) -> bool:
 
     Returns whether a reset link was sent.
     """
-    reason = _reason(reason)
+    reason = issuance.clean_reason(reason, limit=MAX_REASON)
     with transaction(rt.db) as session:
         card = card_in_scope(session, ctx, user_id)
         session.refresh(card, with_for_update=True)
@@ -401,12 +402,3 @@ def revoke(
         organisation_id=ctx.organisation_id,
         reason_code=reason_code,
     )
-
-
-def _reason(text: str) -> str:
-    cleaned = " ".join((text or "").split())
-    if not cleaned:
-        raise InvalidInput("Give a reason.", field="reason")
-    if len(cleaned) > 200:
-        raise InvalidInput("The reason must be at most 200 characters.", field="reason")
-    return cleaned

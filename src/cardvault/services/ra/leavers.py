@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import RaPermission, RaRole
 from cardvault.errors import InvalidInput, NotFound, PermissionDenied
-from cardvault.services.audit import trail as audit
 from cardvault.services.cards import issuance
 from cardvault.services.cards import methods as card_methods
 from cardvault.services.devices import registry as devices
@@ -177,12 +176,10 @@ def _end_membership(
     )
     if last:
         person.left_at = rt.clock()
-    audit.record(
+    ctx.audit_act(
         session,
         rt,
-        ctx.actor,
-        action=AuditAction.PERSON_LEFT,
-        organisation_id=ctx.organisation_id,
+        AuditAction.PERSON_LEFT,
         person_id=person.id,
         details={"reason": reason, "card_revoked": revoked, "last_organisation": last},
     )

@@ -15,7 +15,6 @@ from cardvault.domain import identifiers, totp
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus, MethodKind, MethodStatus
 from cardvault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from cardvault.services.audit import trail as audit
 from cardvault.services.cards import methods
 from cardvault.services.cards.errors import AlreadyAssociated
 from cardvault.services.cards.views import MethodView
@@ -193,12 +192,10 @@ def _audit(
     identifier: str | None = None,
 ) -> None:
     card = session.get(Card, assoc.card_id)
-    audit.record(
+    ctx.audit_act(
         session,
         rt,
-        ctx.actor,
-        action=action,
-        organisation_id=ctx.organisation_id,
+        action,
         person_id=card.person_id if card else None,
         card_id=assoc.card_id,
         details={"method": assoc.method, "label": assoc.label}

@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import Conflict, InvalidInput
-from cardvault.services.audit import trail as audit
 from cardvault.services.directory import registry as directory
 from cardvault.services.directory.errors import DuplicateUserId
 from cardvault.services.directory.views import PersonView
@@ -186,12 +185,10 @@ def _insert(session: Session, rt: Runtime, ctx: RaContext, new: NewMember, *, vi
     session.add(person)
     session.flush()
     session.add(Membership(person_id=person.id, organisation_id=ctx.organisation_id))
-    audit.record(
+    ctx.audit_act(
         session,
         rt,
-        ctx.actor,
-        action=AuditAction.PERSON_CREATED,
-        organisation_id=ctx.organisation_id,
+        AuditAction.PERSON_CREATED,
         person_id=person.id,
         details={"user_id": new.user_id, "via": via},
     )
@@ -377,12 +374,10 @@ def add_existing(rt: Runtime, ctx: RaContext, user_id: str, email: str) -> Perso
             )
         session.add(Membership(person_id=person.id, organisation_id=ctx.organisation_id))
         person.left_at = None
-        audit.record(
+        ctx.audit_act(
             session,
             rt,
-            ctx.actor,
-            action=AuditAction.PERSON_MEMBERSHIP_ADDED,
-            organisation_id=ctx.organisation_id,
+            AuditAction.PERSON_MEMBERSHIP_ADDED,
             person_id=person.id,
             details={"user_id": uid},
         )

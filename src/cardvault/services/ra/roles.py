@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session, aliased
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import RaPermission, RaRole, RoleGrantStatus
 from cardvault.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from cardvault.services.audit import trail as audit
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.ra.errors import OwnRequest
 from cardvault.services.ra.persons import person_in_scope
@@ -210,12 +209,10 @@ def _record(
     person_id: str,
     role: RaRole,
 ) -> None:
-    audit.record(
+    ctx.audit_act(
         session,
         rt,
-        ctx.actor,
-        action=action,
-        organisation_id=ctx.organisation_id,
+        action,
         person_id=person_id,
         details={"role": role.value},
     )

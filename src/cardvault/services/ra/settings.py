@@ -15,7 +15,6 @@ from cardvault.domain.org_policy import SECOND_FACTORS, OrganisationPolicy
 from cardvault.domain.vocabulary import RaPermission, RaRole, SignInRoute
 from cardvault.errors import InvalidInput, PermissionDenied
 from cardvault.json_types import JsonInput
-from cardvault.services.audit import trail as audit
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
@@ -236,12 +235,10 @@ def change(rt: Runtime, ctx: RaContext, form: SettingsForm) -> list[Change]:
             return []
         changed = {c.name: c.new for c in changes}
         org.policy = OrganisationPolicy.from_dict({**policy.as_dict(), **changed}).as_dict()
-        audit.record(
+        ctx.audit_act(
             session,
             rt,
-            ctx.actor,
-            action=AuditAction.ORGANISATION_POLICY_CHANGED,
-            organisation_id=org.id,
+            AuditAction.ORGANISATION_POLICY_CHANGED,
             details={
                 "changed": sorted(c.name for c in changes),
                 "changes": {c.name: {"old": c.old, "new": c.new} for c in changes},

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.services.audit import signing_key
-from cardvault.services.audit import trail as audit
+from cardvault.services.rotation import events
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.db import transaction
 
 
 def rotate(rt: Runtime, actor: Actor) -> tuple[str, str]:
     """(old, new) public keys in hex; audited under the new key."""
     old, new = signing_key.rotate(rt.settings.keys_dir, rt.master_key)
-    with transaction(rt.db) as session:
-        audit.record(
-            session,
-            rt,
-            actor,
-            action=AuditAction.KEY_AUDIT_ROTATED,
-            details={"old_public_key": old.hex(), "new_public_key": new.hex()},
-        )
+    events.record_step(
+        rt,
+        actor,
+        AuditAction.KEY_AUDIT_ROTATED,
+        {"old_public_key": old.hex(), "new_public_key": new.hex()},
+    )
     return old.hex(), new.hex()

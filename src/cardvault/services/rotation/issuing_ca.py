@@ -12,11 +12,10 @@ from sqlalchemy import select
 from cardvault.crypto import x509 as cx509
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.keystore.pkcs11 import Pkcs11Config
-from cardvault.services.audit import trail as audit
 from cardvault.services.pki import ca
 from cardvault.services.pki import crl as crls
+from cardvault.services.rotation import events
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.db import transaction
 from cardvault.store.models import Certificate
 
 
@@ -46,14 +45,12 @@ def rotate(
         new_subject=cx509.name_text(new.cert.subject),
         new_key_id=ca.key_id(new.cert),
     )
-    with transaction(rt.db) as session:
-        audit.record(
-            session,
-            rt,
-            actor,
-            action=AuditAction.KEY_CA_ROTATED,
-            details={"old_key_id": done.old_key_id, "new_key_id": done.new_key_id},
-        )
+    events.record_step(
+        rt,
+        actor,
+        AuditAction.KEY_CA_ROTATED,
+        {"old_key_id": done.old_key_id, "new_key_id": done.new_key_id},
+    )
     crls.publish_after_change(rt)
     return done
 
@@ -75,8 +72,5 @@ def retire(rt: Runtime, actor: Actor) -> list[str]:
 
     retired = ca.retire_previous(rt, still_used)
     if retired:
-        with transaction(rt.db) as session:
-            audit.record(
-                session, rt, actor, action=AuditAction.KEY_CA_RETIRED, details={"key_ids": retired}
-            )
+        events.record_step(rt, actor, AuditAction.KEY_CA_RETIRED, {"key_ids": retired})
     return retired

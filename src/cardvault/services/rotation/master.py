@@ -26,8 +26,7 @@ from cardvault.errors import InvalidInput
 from cardvault.keystore.files import write_private
 from cardvault.keystore.provider import unpack
 from cardvault.keystore.ring import RESCAN_SECONDS, MasterKeyRing
-from cardvault.services.audit import trail as audit
-from cardvault.services.rotation import sealed
+from cardvault.services.rotation import events, sealed
 from cardvault.services.system.runtime import Actor, Runtime, keystore_for
 from cardvault.store.db import transaction
 from cardvault.store.queries import sealed as queries
@@ -79,14 +78,12 @@ def begin(rt: Runtime, actor: Actor) -> int:
     old = ring.mk_version
     keystore_for(rt.settings).begin_rotation()
     ring.refresh()
-    with transaction(rt.db) as session:
-        audit.record(
-            session,
-            rt,
-            actor,
-            action=AuditAction.KEY_MASTER_ROTATION_STARTED,
-            details={"from_version": old, "to_version": ring.mk_version},
-        )
+    events.record_step(
+        rt,
+        actor,
+        AuditAction.KEY_MASTER_ROTATION_STARTED,
+        {"from_version": old, "to_version": ring.mk_version},
+    )
     return ring.mk_version
 
 
@@ -122,19 +119,17 @@ def rotate(
         resealed=total,
         passes=passes,
     )
-    with transaction(rt.db) as session:
-        audit.record(
-            session,
-            rt,
-            actor,
-            action=AuditAction.KEY_MASTER_ROTATED,
-            details={
-                "from_versions": list(result.from_versions),
-                "to_version": result.to_version,
-                "resealed": total,
-                "resumed": resumed,
-            },
-        )
+    events.record_step(
+        rt,
+        actor,
+        AuditAction.KEY_MASTER_ROTATED,
+        {
+            "from_versions": list(result.from_versions),
+            "to_version": result.to_version,
+            "resealed": total,
+            "resumed": resumed,
+        },
+    )
     return result
 
 

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from cardvault.crypto.envelope import ECDH_KEY_MANAGEMENT
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import Conflict, NotFound
-from cardvault.services.audit import trail as audit
+from cardvault.services.rotation import events
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport import keys as transport_keys
-from cardvault.store.db import transaction
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,14 +43,7 @@ def add(rt: Runtime, actor: Actor, *, ecdh: bool) -> TransportKeyView:
     """Publish a new key of the kind (P-256 ECDH-ES, or RSA-3072); audited."""
     key = transport_keys.create(rt.settings.keys_dir, rt.master_key, ecdh=ecdh)
     transport_keys.forget_scan(rt.settings.keys_dir)
-    with transaction(rt.db) as session:
-        audit.record(
-            session,
-            rt,
-            actor,
-            action=AuditAction.KEY_TRANSPORT_ADDED,
-            details={"kid": key.kid, "alg": key.alg},
-        )
+    events.record_step(rt, actor, AuditAction.KEY_TRANSPORT_ADDED, {"kid": key.kid, "alg": key.alg})
     return TransportKeyView(kid=key.kid, alg=key.alg, preferred=ecdh)
 
 
@@ -68,11 +60,4 @@ def retire(rt: Runtime, actor: Actor, kid: str) -> None:
             remedy="Add a new key first (`cardvault keys transport-add`), then retire this one.",
         )
     transport_keys.retire(rt.settings.keys_dir, kid)
-    with transaction(rt.db) as session:
-        audit.record(
-            session,
-            rt,
-            actor,
-            action=AuditAction.KEY_TRANSPORT_RETIRED,
-            details={"kid": kid, "alg": key.alg},
-        )
+    events.record_step(rt, actor, AuditAction.KEY_TRANSPORT_RETIRED, {"kid": kid, "alg": key.alg})

@@ -49,6 +49,7 @@ _LINK_CHANNEL = (
     .join(_sessions, _sessions.c.id == _links.c.session_id)
     .where(_links.c.id == bindparam("kid"))
 )
+_STATEMENTS = {SESSION: _SESSION_CHANNEL, LINK: _LINK_CHANNEL}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,11 +135,20 @@ class _Found:
 def _row(conn: Connection, kid: str) -> tuple[_Found | None, str]:
     """The channel's sealed key and its session's token hash and expiry: an indexed read
     by primary key."""
-    for statement, kind in ((_SESSION_CHANNEL, SESSION), (_LINK_CHANNEL, LINK)):
-        row = conn.execute(statement, {"kid": kid}).first()
+    for kind in (SESSION, LINK):
+        row = channel_row(conn, kid, kinds=(kind,))
         if row is not None:
-            return _Found(*row), kind
+            return row, kind
     return None, LINK
+
+
+def channel_row(conn: Connection, kid: str, *, kinds: tuple[str, ...]) -> _Found | None:
+    """The first of these kinds of channel (session, link) with this ``kid``, or None."""
+    for kind in kinds:
+        row = conn.execute(_STATEMENTS[kind], {"kid": kid}).first()
+        if row is not None:
+            return _Found(*row)
+    return None
 
 
 def _check_owner(opened: cchannel.ChannelRequest, token_hash: str, kind: str) -> None:

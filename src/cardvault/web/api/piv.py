@@ -22,13 +22,15 @@ from cardvault.domain.card_pin import rule as card_pin_rule
 from cardvault.errors import InvalidInput
 from cardvault.services.piv import card_pin, issuance
 from cardvault.services.piv import reader_links as links
+from cardvault.services.piv.errors import LinkClosed
 from cardvault.services.piv.ports import Mode
 from cardvault.services.piv.relay import RelayAnswer, RelayRequest, relay
+from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.services.transport import channel
+from cardvault.services.transport import channel, link_channel
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import bearer_token, runtime
-from cardvault.web.jose import jose_openapi, open_body, opened, read_jose, sealed
+from cardvault.web.jose import jose_openapi, open_body, opened_on_link, read_jose, sealed
 
 router = APIRouter(prefix="/api/v1/piv", tags=["pc/sc"])
 
@@ -277,9 +279,15 @@ async def _relayed(
     token, actor = await read_jose(request), actor_for(request, rt)
 
     def run() -> Response:
-        body, rkey = opened(rt, token, model)
-        req = _relay_request(mode, body, key_of(body))
-        return sealed(rkey, _apdu_out(relay(rt, actor, req)))
+        body, rkey, ch = opened_on_link(rt, token, model)
+        req = _relay_request(mode, body, key_of(body), ch)
+        try:
+            answer = relay(rt, actor, req)
+        except (LinkClosed, SessionInvalid):
+            if ch is not None:
+                link_channel.forget(ch.request.kid)
+            raise
+        return sealed(rkey, _apdu_out(answer))
 
     return await run_in_threadpool(run)
 
@@ -353,8 +361,12 @@ def close_link(
     return Response(status_code=204)
 
 
-def _relay_request(mode: Mode, body: _ApduBase, key: bytes) -> RelayRequest:
+def _relay_request(
+    mode: Mode, body: _ApduBase, key: bytes, ch: link_channel.LinkChannel | None = None
+) -> RelayRequest:
     return RelayRequest(
+        jti=None if ch is None else ch.request.jti,
+        jti_expires=None if ch is None else ch.jti_expires,
         mode=mode,
         token=body.token,
         key=key,

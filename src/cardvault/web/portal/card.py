@@ -56,12 +56,6 @@ FIRST_STEP = first_step.FirstStep(
 )
 
 
-async def _form(request: Request, view: WebSessionView, *secrets: str) -> ui.Form:
-    form = await ui.read_form(request, secret_fields=secrets)
-    ui.check_csrf(view, form)
-    return form
-
-
 @router.get("/card")
 def home(request: Request, rt: Rt, view: View) -> Response:
     if not view.signed_in or view.card_session_id is None:
@@ -77,13 +71,13 @@ def _methods(request: Request, rt: Runtime, view: WebSessionView) -> list[method
 
 @router.post("/card", dependencies=[per_address(Bucket.SIGNIN)])
 async def login(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view, *first_step.SECRETS)
+    form = await ui.checked_form(request, view, first_step.SECRETS)
     return await run_in_threadpool(first_step.sign_in, request, rt, view, form, FIRST_STEP)
 
 
 @router.post("/card/logout")
 async def logout(request: Request, rt: Rt, view: View) -> Response:
-    await _form(request, view)
+    await ui.checked_form(request, view)
     return await run_in_threadpool(_logout, request, rt, view)
 
 

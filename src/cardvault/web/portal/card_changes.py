@@ -17,8 +17,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cardvault.domain.card_pin import rule as card_pin_rule
-from cardvault.errors import CardvaultError, InvalidInput
-from cardvault.services.cards.enrolment import SecurityAnswer
+from cardvault.errors import CardvaultError
 from cardvault.services.holders import account, activity, methods
 from cardvault.services.holders import card_pin as holder_pin
 from cardvault.services.signin import web_sessions
@@ -28,7 +27,7 @@ from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.errors import status_of
 from cardvault.web.portal.card import HOME
-from cardvault.web.portal.steps import Rt, View
+from cardvault.web.portal.steps import Rt, View, security_answers
 from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.ui.qr import qr_data_uri
 
@@ -52,12 +51,6 @@ def _who(request: Request, rt: Runtime) -> Actor:
     return actor_for(request, rt)
 
 
-async def _form(request: Request, view: WebSessionView) -> ui.Form:
-    form = await ui.read_form(request, secret_fields=SECRETS)
-    ui.check_csrf(view, form)
-    return form
-
-
 def _change(
     request: Request,
     rt: Runtime,
@@ -76,8 +69,9 @@ def _change(
         notice = call(_who(request, rt), session_id)
     except CardvaultError as exc:
         default = "current" if exc.code in {"wrong_passcode", "card_locked"} else "passcode"
-        form.add_exception(exc, fields=QUESTION_FIELDS, default=default)
-        return ui.render(request, template, status=status_of(exc), form=form.shown(), **extra)
+        return ui.refused(
+            request, template, form, exc, fields=QUESTION_FIELDS, default=default, **extra
+        )
     ui.set_notice(rt, request, notice)
     return ui.redirect(HOME)
 
@@ -93,7 +87,7 @@ def passcode_page(request: Request, view: View) -> Response:
 
 @router.post("/passcode")
 async def passcode(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, SECRETS)
 
     def call(actor: Actor, session_id: str) -> str:
         ended = account.change_passcode(
@@ -131,23 +125,13 @@ def questions_page(request: Request, rt: Rt, view: View) -> Response:
     )
 
 
-def _answers(form: ui.Form) -> tuple[SecurityAnswer, ...]:
-    return tuple(
-        SecurityAnswer(
-            question=form.get(f"own_question{n}").strip() or form.get(f"question{n}"),
-            answer=form.get(f"answer{n}"),
-        )
-        for n in (1, 2, 3)
-    )
-
-
 @router.post("/questions")
 async def questions(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, SECRETS)
 
     def call(actor: Actor, session_id: str) -> str:
         account.change_questions(
-            rt, actor, session_id, current=form.get("current"), answers=_answers(form)
+            rt, actor, session_id, current=form.get("current"), answers=security_answers(form)
         )
         return "Your security questions and answers have been changed."
 
@@ -174,7 +158,7 @@ def recovery_code_page(request: Request, view: View) -> Response:
 
 @router.post("/recovery-code")
 async def recovery_code(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, SECRETS)
     return await run_in_threadpool(_recovery_code, request, rt, view, form)
 
 
@@ -190,8 +174,7 @@ def _recovery_code(request: Request, rt: Runtime, view: WebSessionView, form: ui
             rt, _who(request, rt), session_id, current=form.get("current")
         )
     except CardvaultError as exc:
-        form.add_exception(exc, default="current")
-        return ui.render(request, template, status=status_of(exc), form=form.shown())
+        return ui.refused(request, template, form, exc, default="current")
     return ui.render(request, "portal/card_recovery_code_shown.html", code=made.code)
 
 
@@ -233,7 +216,7 @@ def pin_page(request: Request, rt: Rt, view: View) -> Response:
 
 @router.post("/pin")
 async def pin(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, SECRETS)
     return await run_in_threadpool(_pin, request, rt, view, form)
 
 
@@ -276,7 +259,7 @@ def remove_page(request: Request, rt: Rt, view: View, kind: str, method_id: str)
 
 @router.post("/methods/{kind}/{method_id}/remove")
 async def remove(request: Request, rt: Rt, view: View, kind: str, method_id: str) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, SECRETS)
     return await run_in_threadpool(_remove, request, rt, view, kind, method_id, form)
 
 
@@ -303,13 +286,8 @@ def _remove(
             current=form.get("current"),
         )
     except CardvaultError as exc:
-        form.add_exception(exc, default="current")
-        return ui.render(
-            request,
-            "portal/card_remove.html",
-            status=status_of(exc),
-            method=method,
-            form=form.shown(),
+        return ui.refused(
+            request, "portal/card_remove.html", form, exc, default="current", method=method
         )
     ui.set_notice(rt, request, f"Removed: {name}. Your Registration Authority has been told.")
     return ui.redirect(HOME)
@@ -323,7 +301,7 @@ def pair_page(request: Request, view: View) -> Response:
 
 @router.post("/pair")
 async def pair(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, SECRETS)
     return await run_in_threadpool(_pair, request, rt, view, form)
 
 
@@ -333,14 +311,8 @@ def _pair(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) ->
     try:
         offer = methods.start_pairing(rt, _who(request, rt), session_id)
     except CardvaultError as exc:
-        form.add_exception(exc, default="pair")
-        return ui.render(
-            request,
-            "portal/card_pair.html",
-            status=status_of(exc),
-            form=form.shown(),
-            offer=None,
-            qr=None,
+        return ui.refused(
+            request, "portal/card_pair.html", form, exc, default="pair", offer=None, qr=None
         )
     return ui.render(
         request, "portal/card_pair.html", form=ui.Form(), offer=offer, qr=qr_data_uri(offer.uri)
@@ -370,13 +342,8 @@ async def security_key_complete(
 ) -> dict[str, Any]:
     ui.check_csrf(view, header=x_csrf_token)
     session_id = _session(view)
-    body = await ui.read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
-        raise InvalidInput("Send the key's answer as {credential, nickname}.")
-    ceremony = str(view.data.get("card_ceremony") or "")
-    web_sessions.update_data(rt, view, card_ceremony=None)  # a ceremony answers once
-    if not ceremony:
-        raise InvalidInput("Start the registration again.", field="nickname")
+    key = await ui.read_new_key(request)
+    ceremony = ui.take_ceremony(rt, view, "card_ceremony")
     added = await run_in_threadpool(
         functools.partial(
             methods.complete_key,
@@ -384,8 +351,8 @@ async def security_key_complete(
             _who(request, rt),
             session_id,
             ceremony_id=ceremony,
-            response=body["credential"],
-            nickname=str(body.get("nickname") or ""),
+            response=key.credential,
+            nickname=key.nickname,
         )
     )
     ui.set_notice(rt, request, f"Security key '{added.label}' registered.")

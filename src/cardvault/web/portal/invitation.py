@@ -9,7 +9,6 @@ from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.services.cards import invitations
-from cardvault.services.cards.enrolment import SecurityAnswer
 from cardvault.services.holders import setup as factor_setup
 from cardvault.services.recovery.errors import LinkInvalid, LinkUsed, RecoveryStepInvalid
 from cardvault.web import ui
@@ -19,9 +18,9 @@ from cardvault.web.portal.invitation_factor import remember_card
 from cardvault.web.portal.steps import (
     Rt,
     View,
-    checked_form,
     clear_step,
     link_problem,
+    security_answers,
     set_step,
     step_of,
 )
@@ -57,7 +56,7 @@ def code_page(request: Request, rt: Rt, view: View, token: str) -> Response:
 
 @router.post("/{token}")
 async def code(request: Request, rt: Rt, view: View, token: str) -> Response:
-    form = await checked_form(request, view, secrets=("code",))
+    form = await ui.checked_form(request, view, secrets=("code",))
     actor = actor_for(request, rt, ref="holder:portal", display="card holder")
     try:
         accepted = await run_in_threadpool(
@@ -96,16 +95,6 @@ def setup_page(request: Request, rt: Rt, view: View, token: str) -> Response:
     return _setup(request, rt, token, ui.Form(values=defaults))
 
 
-def _answers(form: ui.Form) -> tuple[SecurityAnswer, ...]:
-    return tuple(
-        SecurityAnswer(
-            question=form.get(f"own_question{n}").strip() or form.get(f"question{n}"),
-            answer=form.get(f"answer{n}"),
-        )
-        for n in (1, 2, 3)
-    )
-
-
 def _card_pin(form: ui.Form) -> tuple[str, str] | None:
     """The card PIN for smartcard software, if the holder chose one now (it is optional)."""
     pin, again = form.get("card_pin").strip(), form.get("card_pin_confirm").strip()
@@ -114,7 +103,7 @@ def _card_pin(form: ui.Form) -> tuple[str, str] | None:
 
 @router.post("/{token}/setup")
 async def setup(request: Request, rt: Rt, view: View, token: str) -> Response:
-    form = await checked_form(request, view, secrets=SECRETS)
+    form = await ui.checked_form(request, view, secrets=SECRETS)
     txn_id, key = step_of(request)
     actor = actor_for(request, rt, ref="holder:portal", display="card holder")
     try:
@@ -127,7 +116,7 @@ async def setup(request: Request, rt: Rt, view: View, token: str) -> Response:
             key,
             passcode=form.get("passcode"),
             confirm=form.get("confirm"),
-            answers=_answers(form),
+            answers=security_answers(form),
             want_recovery_code=form.get("recovery_code") == "yes",
             card_pin=_card_pin(form),
         )

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.errors import CardvaultError
 from cardvault.services.holders import setup
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
@@ -24,7 +24,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.errors import status_of
-from cardvault.web.portal.steps import Rt, View, checked_form
+from cardvault.web.portal.steps import Rt, View
 from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.ui.qr import qr_data_uri
 
@@ -86,7 +86,7 @@ def choices_page(request: Request, rt: Rt, view: View) -> Response:
 
 @router.post("/setup/second-factor/pair")
 async def pair(request: Request, rt: Rt, view: View) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_pair, request, rt, view, form)
 
 
@@ -103,7 +103,7 @@ def _pair(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) ->
 
 @router.post("/setup/second-factor/in-person")
 async def in_person(request: Request, rt: Rt, view: View) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_in_person, request, rt, view, form)
 
 
@@ -119,7 +119,7 @@ def _in_person(request: Request, rt: Runtime, view: WebSessionView, form: ui.For
 
 @router.post("/setup/second-factor/done")
 async def done(request: Request, rt: Rt, view: View) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_check_done, request, rt, view, form)
 
 
@@ -173,13 +173,8 @@ async def key_complete(
 ) -> dict[str, Any]:
     ui.check_csrf(view, header=x_csrf_token)
     serial, org = _card(rt, view)
-    body = await ui.read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
-        raise InvalidInput("Send the key's answer as {credential, nickname}.")
-    ceremony = str(view.data.get("setup_ceremony") or "")
-    web_sessions.update_data(rt, view, setup_ceremony=None)  # a ceremony answers once
-    if not ceremony:
-        raise InvalidInput("Start the registration again.", field="nickname")
+    key = await ui.read_new_key(request)
+    ceremony = ui.take_ceremony(rt, view, "setup_ceremony")
     await run_in_threadpool(
         setup.complete_key,
         rt,
@@ -187,7 +182,7 @@ async def key_complete(
         serial,
         org,
         ceremony_id=ceremony,
-        response=body["credential"],
-        nickname=str(body.get("nickname") or ""),
+        response=key.credential,
+        nickname=key.nickname,
     )
     return {"next": f"{PAGE}/ready"}

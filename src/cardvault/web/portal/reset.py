@@ -26,7 +26,6 @@ from cardvault.web.errors import status_of
 from cardvault.web.portal.steps import (
     Rt,
     View,
-    checked_form,
     clear_step,
     link_problem,
     set_step,
@@ -59,7 +58,7 @@ def start(request: Request, rt: Rt, view: View) -> Response:
 
 @router.post("/forgotten", dependencies=[per_address(Bucket.RESET)])
 async def forgotten(request: Request, rt: Rt, view: View) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     identifier = form.get("identifier")
     if identifier.strip():  # an empty form is only a validation error
         await run_in_threadpool(rate_limits.check_identifier, rt, Bucket.RESET, "email", identifier)
@@ -98,7 +97,7 @@ def questions(request: Request, rt: Rt, view: View, token: str) -> Response:
 
 @router.post("/reset/{token}", dependencies=PORTAL)
 async def answer(request: Request, rt: Rt, view: View, token: str) -> Response:
-    form = await checked_form(request, view, secrets=ANSWER_FIELDS)
+    form = await ui.checked_form(request, view, secrets=ANSWER_FIELDS)
     answers = {n: form.get(f"answer{n}") for n in (1, 2, 3)}
     try:
         step = await run_in_threadpool(
@@ -150,7 +149,7 @@ def passcode_page(request: Request, rt: Rt, view: View, token: str) -> Response:
 
 @router.post("/reset/{token}/passcode", dependencies=PORTAL)
 async def passcode(request: Request, rt: Rt, view: View, token: str) -> Response:
-    form = await checked_form(request, view, secrets=("passcode", "confirm"))
+    form = await ui.checked_form(request, view, secrets=("passcode", "confirm"))
     txn_id, key = step_of(request)
     actor = holder(request, rt)
     try:

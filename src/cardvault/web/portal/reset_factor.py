@@ -36,7 +36,7 @@ from cardvault.web import ui
 from cardvault.web.api.device_auth import wait_for
 from cardvault.web.errors import status_of
 from cardvault.web.portal.reset import ENDING, current, holder, next_page
-from cardvault.web.portal.steps import Rt, View, checked_form, link_problem, step_of
+from cardvault.web.portal.steps import Rt, View, link_problem, step_of
 from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)
@@ -98,7 +98,7 @@ def _response(form: ui.Form) -> FactorAnswer:
 
 @router.post("/reset/{token}/factor", dependencies=PORTAL)
 async def factor(request: Request, rt: Rt, view: View, token: str) -> Response:
-    form = await checked_form(request, view, secrets=("code",))
+    form = await ui.checked_form(request, view, secrets=("code",))
     return await run_in_threadpool(_check, request, rt, token, form)
 
 
@@ -124,7 +124,7 @@ def _check(request: Request, rt: Rt, token: str, form: ui.Form) -> Response:
 
 @router.post("/reset/{token}/factor/push", dependencies=PORTAL)
 async def send_push(request: Request, rt: Rt, view: View, token: str) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_send_push, request, rt, token, form)
 
 

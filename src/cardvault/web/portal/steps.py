@@ -1,4 +1,5 @@
-"""What every portal page shares: the area, its session, the step cookie, link problems.
+"""What every portal page shares: the area, its session, the step cookie, link problems,
+the security questions of a form.
 
 The step cookie carries ``<transaction id>.<K>`` between the steps of a reset or an
 invitation: K re-wraps the card's key for the few minutes the holder needs, and exists only
@@ -18,6 +19,7 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from cardvault.errors import CardvaultError
+from cardvault.services.cards.enrolment import SecurityAnswer
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
@@ -39,14 +41,6 @@ View = Annotated[WebSessionView, Depends(web_session)]
 STEP_COOKIE = "__Host-cardvault-portal-step"
 #: link tokens travel in portal paths; the access log must not keep them
 _TOKEN_IN_PATH = re.compile(r"(/portal/(?:api/)?(?:reset|invitation)/)[A-Za-z0-9_-]{20,}")
-
-
-async def checked_form(
-    request: Request, view: WebSessionView, secrets: tuple[str, ...] = ()
-) -> ui.Form:
-    form = await ui.read_form(request, secret_fields=secrets)
-    ui.check_csrf(view, form)
-    return form
 
 
 def set_step(response: Response, transaction_id: str, key: bytes) -> Response:
@@ -99,3 +93,15 @@ def redact_access_log() -> None:
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactLinkTokens) for f in access.filters):
         access.addFilter(RedactLinkTokens())
+
+
+def security_answers(form: ui.Form) -> tuple[SecurityAnswer, ...]:
+    """The three questions and answers of a portal form; a question of one's own, when
+    written, wins over the chosen one."""
+    return tuple(
+        SecurityAnswer(
+            question=form.get(f"own_question{n}").strip() or form.get(f"question{n}"),
+            answer=form.get(f"answer{n}"),
+        )
+        for n in (1, 2, 3)
+    )

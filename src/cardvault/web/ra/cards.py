@@ -3,6 +3,8 @@ a reason and a confirmation (revoking also for the RFC 5280 reason relying parti
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -15,9 +17,8 @@ from cardvault.services.ra.actions import RaContext
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
-from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Agent, Rt, View, person_url, require_recent_sign_in
-from cardvault.web.ra.persons import already_sent, checked_form
+from cardvault.web.ra.persons import already_sent
 
 router = APIRouter(prefix="/ra/persons", tags=["vRA Manager"], include_in_schema=False)
 
@@ -76,22 +77,30 @@ def _action(action: str) -> tuple[str, str, str]:
     return ACTIONS[action]
 
 
-@router.get("/{user_id}/card/{action}")
-def confirm_page(request: Request, rt: Rt, ctx: Agent, user_id: str, action: str) -> Response:
+class _ActionPage(TypedDict):
+    """What the confirmation page of an action shows, asked for or refused."""
+
+    info: ra_persons.PersonDetail
+    action: str
+    title: str
+    explanation: str
+    kind: str
+    ctx: RaContext
+    reason_codes: list[tuple[str, str]]
+
+
+def _page(rt: Runtime, ctx: RaContext, user_id: str, action: str) -> _ActionPage:
     title, explanation, kind = _action(action)
     info = ra_persons.detail(rt, ctx, user_id)
+    return _ActionPage(info=info, action=action, title=title, explanation=explanation,
+                       kind=kind, ctx=ctx, reason_codes=REASON_CODES)  # fmt: skip
+
+
+@router.get("/{user_id}/card/{action}")
+def confirm_page(request: Request, rt: Rt, ctx: Agent, user_id: str, action: str) -> Response:
+    page = _page(rt, ctx, user_id, action)
     require_recent_sign_in(request, rt)
-    return ui.render(
-        request,
-        "ra/card_action.html",
-        info=info,
-        action=action,
-        title=title,
-        explanation=explanation,
-        kind=kind,
-        ctx=ctx,
-        reason_codes=REASON_CODES,
-    )
+    return ui.render(request, "ra/card_action.html", **page)
 
 
 @router.post("/{user_id}/card/{action}")
@@ -99,7 +108,7 @@ async def act(
     request: Request, rt: Rt, view: View, ctx: Agent, user_id: str, action: str
 ) -> Response:
     _action(action)
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_act, request, rt, view, ctx, user_id, action, form)
 
 
@@ -112,8 +121,7 @@ def _act(
     action: str,
     form: ui.Form,
 ) -> Response:
-    title, explanation, kind = _action(action)
-    info = ra_persons.detail(rt, ctx, user_id)
+    page = _page(rt, ctx, user_id, action)
     require_recent_sign_in(request, rt)
     if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
         return done
@@ -141,19 +149,6 @@ def _act(
             ra_cards.revoke(rt, ctx, user_id, reason=reason, reason_code=code)
             notice = "The card is revoked; its keys no longer exist."
     except CardvaultError as exc:
-        form.add_exception(exc, default="reason")
-        return ui.render(
-            request,
-            "ra/card_action.html",
-            status=status_of(exc),
-            info=info,
-            action=action,
-            title=title,
-            explanation=explanation,
-            kind=kind,
-            form=form.shown(),
-            ctx=ctx,
-            reason_codes=REASON_CODES,
-        )
+        return ui.refused(request, "ra/card_action.html", form, exc, default="reason", **page)
     ui.set_notice(rt, request, notice)
     return ui.redirect(person_url(user_id))

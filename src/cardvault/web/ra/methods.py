@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +17,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Agent, Rt, View, person_url, require_recent_sign_in
-from cardvault.web.ra.persons import already_sent, checked_form
+from cardvault.web.ra.persons import already_sent
 from cardvault.web.ui.qr import qr_data_uri
 
 router = APIRouter(prefix="/ra/persons", tags=["vRA Manager"], include_in_schema=False)
@@ -48,24 +50,41 @@ def ad_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
 
 @router.post("/{user_id}/methods/ad")
 async def ad(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_ad, request, rt, view, ctx, user_id, form)
 
 
 def _ad(
     request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, user_id: str, form: ui.Form
 ) -> Response:
+    def add() -> str:
+        account, sid = form.get("account"), form.get("sid") or None
+        return f"AD account {ra_methods.add_ad_account(rt, ctx, user_id, account, sid).lookup_key}"
+
+    return _associate(request, rt, view, ctx, user_id, form, "ra/method_ad.html", "account", add)
+
+
+def _associate(
+    request: Request,
+    rt: Runtime,
+    view: WebSessionView,
+    ctx: RaContext,
+    user_id: str,
+    form: ui.Form,
+    template: str,
+    field: str,
+    add: Callable[[], str],
+) -> Response:
+    """Once per form: ``add`` names what it associated, or ``template`` shows why it could not."""
     ra_persons.detail(rt, ctx, user_id)
     if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
         return done
     try:
-        assoc = ra_methods.add_ad_account(
-            rt, ctx, user_id, form.get("account"), form.get("sid") or None
-        )
+        added = add()
     except CardvaultError as exc:
-        form.add_exception(exc, default="account")
-        return _page(request, rt, ctx, user_id, "ra/method_ad.html", status_of(exc), form=form)
-    ui.set_notice(rt, request, f"AD account {assoc.lookup_key} associated.")
+        form.add_exception(exc, default=field)
+        return _page(request, rt, ctx, user_id, template, status_of(exc), form=form)
+    ui.set_notice(rt, request, f"{added} associated.")
     return ui.redirect(person_url(user_id))
 
 
@@ -79,23 +98,18 @@ def hr_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
 
 @router.post("/{user_id}/methods/hr-card")
 async def hr(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_hr, request, rt, view, ctx, user_id, form)
 
 
 def _hr(
     request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, user_id: str, form: ui.Form
 ) -> Response:
-    ra_persons.detail(rt, ctx, user_id)
-    if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
-        return done
-    try:
-        assoc = ra_methods.add_hr_card(rt, ctx, user_id, form.get("uid"), form.get("label"))
-    except CardvaultError as exc:
-        form.add_exception(exc, default="uid")
-        return _page(request, rt, ctx, user_id, "ra/method_hr.html", status_of(exc), form=form)
-    ui.set_notice(rt, request, f"HR card {assoc.lookup_key} associated.")
-    return ui.redirect(person_url(user_id))
+    def add() -> str:
+        uid, label = form.get("uid"), form.get("label")
+        return f"HR card {ra_methods.add_hr_card(rt, ctx, user_id, uid, label).lookup_key}"
+
+    return _associate(request, rt, view, ctx, user_id, form, "ra/method_hr.html", "uid", add)
 
 
 # --- authenticator app (TOTP) ---------------------------------------------------------------
@@ -108,7 +122,7 @@ def totp_start_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Respo
 
 @router.post("/{user_id}/methods/totp")
 async def totp_start(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_totp_start, request, rt, view, ctx, user_id, form)
 
 
@@ -163,7 +177,7 @@ def _totp_confirm_page(
 async def totp_confirm(
     request: Request, rt: Rt, view: View, ctx: Agent, user_id: str, association_id: str
 ) -> Response:
-    form = await checked_form(request, view, ("code",))
+    form = await ui.checked_form(request, view, ("code",))
     return await run_in_threadpool(_totp_confirm, request, rt, ctx, user_id, association_id, form)
 
 
@@ -205,7 +219,7 @@ async def device(
     user_id: str,
     application: str = "authenticator",
 ) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(
         _device, request, rt, view, ctx, user_id, _application(application), form
     )
@@ -281,7 +295,7 @@ def remove_page(
 async def remove(
     request: Request, rt: Rt, view: View, ctx: Agent, user_id: str, association_id: str
 ) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_remove, request, rt, ctx, user_id, association_id, form)
 
 

@@ -21,7 +21,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Manager, Rt, View, require_recent_sign_in
-from cardvault.web.ra.persons import already_sent, checked_form
+from cardvault.web.ra.persons import already_sent
 
 router = APIRouter(prefix="/ra/organisation", tags=["vRA Manager"], include_in_schema=False)
 PATH = "/ra/organisation/networks"
@@ -42,7 +42,7 @@ def networks_page(request: Request, rt: Rt, ctx: Manager) -> Response:
 
 @router.post("/networks")
 async def change_networks(request: Request, rt: Rt, view: View, ctx: Manager) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_change, request, rt, view, ctx, form)
 
 

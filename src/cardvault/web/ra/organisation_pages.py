@@ -21,7 +21,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Manager, RoleGranter, Rt, Sponsor, View, require_recent_sign_in
-from cardvault.web.ra.persons import already_sent, checked_form
+from cardvault.web.ra.persons import already_sent
 
 router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
 SETTINGS = "/ra/organisation/settings"
@@ -66,7 +66,7 @@ def settings_page(request: Request, rt: Rt, ctx: Manager) -> Response:
 
 @router.post("/organisation/settings")
 async def change_settings(request: Request, rt: Rt, view: View, ctx: Manager) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_change_settings, request, rt, view, ctx, form)
 
 
@@ -121,7 +121,7 @@ def roles_page(request: Request, rt: Rt, ctx: RoleGranter) -> Response:
 
 @router.post("/roles")
 async def grant_role(request: Request, rt: Rt, view: View, ctx: RoleGranter) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_grant, request, rt, view, ctx, form)
 
 
@@ -146,7 +146,7 @@ def _grant(
 
 @router.post("/roles/take-away")
 async def take_away(request: Request, rt: Rt, view: View, ctx: RoleGranter) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_take_away, request, rt, ctx, form)
 
 
@@ -165,7 +165,7 @@ def _take_away(request: Request, rt: Runtime, ctx: RaContext, form: ui.Form) -> 
 async def decide(
     request: Request, rt: Rt, view: View, ctx: RoleGranter, request_id: str, decision: str
 ) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_decide, request, rt, ctx, form, request_id, decision)
 
 
@@ -196,7 +196,7 @@ def approvals_page(request: Request, rt: Rt, ctx: Sponsor) -> Response:
 
 @router.post("/approvals/{user_id}")
 async def approve(request: Request, rt: Rt, view: View, ctx: Sponsor, user_id: str) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_approve, request, rt, view, ctx, form, user_id)
 
 

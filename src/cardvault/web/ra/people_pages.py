@@ -19,9 +19,8 @@ from cardvault.services.ra.actions import RaContext
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
-from cardvault.web.errors import status_of
 from cardvault.web.ra.context import PeopleManager, Rt, View, person_url, require_recent_sign_in
-from cardvault.web.ra.persons import already_sent, checked_form
+from cardvault.web.ra.persons import already_sent
 from cardvault.web.ui.forms import MAX_FIELD
 
 router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
@@ -38,7 +37,7 @@ def new_page(request: Request, rt: Rt, ctx: PeopleManager) -> Response:
 
 @router.post("/people/new")
 async def new(request: Request, rt: Rt, view: View, ctx: PeopleManager) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_new, request, rt, view, ctx, form)
 
 
@@ -56,8 +55,7 @@ def _new(
     try:
         person = ra_people.create(rt, ctx, member)
     except CardvaultError as exc:
-        form.add_exception(exc, default="user_id")
-        return ui.render(request, "ra/person_new.html", status=status_of(exc), form=form, ctx=ctx)
+        return ui.refused(request, "ra/person_new.html", form, exc, default="user_id", ctx=ctx)
     ui.set_notice(rt, request, f"{person.common_name} is added to {ctx.organisation_code}.")
     return ui.redirect(person_url(person.user_id))
 
@@ -138,7 +136,7 @@ def add_page(request: Request, rt: Rt, ctx: PeopleManager) -> Response:
 
 @router.post("/people/add")
 async def add(request: Request, rt: Rt, view: View, ctx: PeopleManager) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_add, request, rt, view, ctx, form)
 
 
@@ -151,8 +149,7 @@ def _add(
     try:
         person = ra_people.add_existing(rt, ctx, form.get("user_id"), form.get("email"))
     except CardvaultError as exc:
-        form.add_exception(exc, default="user_id")
-        return ui.render(request, "ra/person_add.html", status=status_of(exc), form=form, ctx=ctx)
+        return ui.refused(request, "ra/person_add.html", form, exc, default="user_id", ctx=ctx)
     ui.set_notice(
         rt,
         request,
@@ -173,7 +170,7 @@ def leave_page(request: Request, rt: Rt, ctx: PeopleManager, user_id: str) -> Re
 
 @router.post("/persons/{user_id}/leave")
 async def leave(request: Request, rt: Rt, view: View, ctx: PeopleManager, user_id: str) -> Response:
-    form = await checked_form(request, view)
+    form = await ui.checked_form(request, view)
     return await run_in_threadpool(_leave, request, rt, view, ctx, user_id, form)
 
 
@@ -190,9 +187,8 @@ def _leave(
     try:
         result = leavers.leave(rt, ctx, user_id, form.get("reason"))
     except CardvaultError as exc:
-        form.add_exception(exc, default="reason")
-        return ui.render(
-            request, "ra/leaver.html", status=status_of(exc), info=info, form=form, ctx=ctx
+        return ui.refused(
+            request, "ra/leaver.html", form, exc, default="reason", info=info, ctx=ctx
         )
     ui.set_notice(rt, request, _leaver_notice(result, ctx))
     return ui.redirect("/ra/persons")

@@ -31,14 +31,8 @@ ENROL_SECRETS = (
     "card_pin_confirm",
 )
 OWN = "__own__"
-
-
-async def checked_form(
-    request: Request, view: WebSessionView, secrets: tuple[str, ...] = ()
-) -> ui.Form:
-    form = await ui.read_form(request, secret_fields=secrets)
-    ui.check_csrf(view, form)
-    return form
+#: the service's passcode field is the issuance passcode on these pages
+ISSUANCE = {"passcode": "issuance_passcode"}
 
 
 def already_sent(
@@ -54,6 +48,15 @@ def already_sent(
         return None
     ui.set_notice(rt, request, notice)
     return ui.redirect(url)
+
+
+def _refused(
+    request: Request, template: str, form: ui.Form, exc: CardvaultError, **context: object
+) -> Response:
+    """A card's page refused: the service's "passcode" is the form's issuance passcode."""
+    return ui.refused(
+        request, template, form, exc, fields=ISSUANCE, default="issuance_passcode", **context
+    )
 
 
 @router.get("")
@@ -86,7 +89,7 @@ def issue_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
 
 @router.post("/{user_id}/issue")
 async def issue(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
-    form = await checked_form(request, view, ("issuance_passcode", "confirm"))
+    form = await ui.checked_form(request, view, ("issuance_passcode", "confirm"))
     return await run_in_threadpool(_issue, request, rt, view, ctx, user_id, form)
 
 
@@ -106,12 +109,7 @@ def _issue(
             confirm=form.get("confirm"),
         )
     except CardvaultError as exc:
-        form.add_exception(
-            exc, fields={"passcode": "issuance_passcode"}, default="issuance_passcode"
-        )
-        return ui.render(
-            request, "ra/issue.html", status=status_of(exc), info=info, form=form.shown(), ctx=ctx
-        )
+        return _refused(request, "ra/issue.html", form, exc, info=info, ctx=ctx)
     ui.set_notice(rt, request, f"Card {card.serial} issued. Next, enrol the holder.")
     return ui.redirect(person_url(user_id))
 
@@ -149,7 +147,7 @@ def enrol_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
 
 @router.post("/{user_id}/enrol")
 async def enrol(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
-    form = await checked_form(request, view, ENROL_SECRETS)
+    form = await ui.checked_form(request, view, ENROL_SECRETS)
     return await run_in_threadpool(_enrol, request, rt, view, ctx, user_id, form)
 
 
@@ -186,9 +184,7 @@ def _enrol(
     try:
         result = ra_cards.enrol(rt, ctx, user_id, data)
     except CardvaultError as exc:
-        form.add_exception(
-            exc, fields={"passcode": "issuance_passcode", **own}, default="issuance_passcode"
-        )
+        form.add_exception(exc, fields={**ISSUANCE, **own}, default="issuance_passcode")
         return _enrol_page(request, rt, ctx, user_id, form.shown(), status_of(exc))
     if result.recovery_code:
         return ui.render(
@@ -210,7 +206,7 @@ def invite_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
 
 @router.post("/{user_id}/invite")
 async def invite(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
-    form = await checked_form(request, view, ("issuance_passcode",))
+    form = await ui.checked_form(request, view, ("issuance_passcode",))
     return await run_in_threadpool(_invite, request, rt, view, ctx, user_id, form)
 
 
@@ -230,12 +226,7 @@ def _invite(
             issuance_passcode=form.get("issuance_passcode"),
         )
     except CardvaultError as exc:
-        form.add_exception(
-            exc, fields={"passcode": "issuance_passcode"}, default="issuance_passcode"
-        )
-        return ui.render(
-            request, "ra/invite.html", status=status_of(exc), info=info, form=form.shown(), ctx=ctx
-        )
+        return _refused(request, "ra/invite.html", form, exc, info=info, ctx=ctx)
     ui.set_notice(
         rt,
         request,

@@ -20,16 +20,14 @@ from cardvault.errors import CardvaultError
 from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin import web_sessions
-from cardvault.services.signin.engine import LoginRequest
-from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import engine_of
 from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Rt, View, safe_next
 from cardvault.web.ra.second_factor import reauthenticated
+from cardvault.web.ra.security_key_login import key_first_login
 from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/ra", tags=["vRA Manager"], include_in_schema=False)
@@ -44,8 +42,7 @@ def signed_in_with_key(view: WebSessionView) -> bool:
 @router.post("/reauth/key", dependencies=[per_address(Bucket.SIGNIN)])
 async def key_answered(request: Request, rt: Rt, view: View) -> Response:
     """The page's script posts the proof of the key's verified answer; the passcode next."""
-    form = await ui.read_form(request, secret_fields=("proof",))
-    ui.check_csrf(view, form)
+    form = await ui.checked_form(request, view, ("proof",))
     target = safe_next(form.get("next"))
     proof = form.get("proof").strip()
     if not view.signed_in:
@@ -66,8 +63,7 @@ def passcode_page(request: Request, view: View) -> Response:
 
 @router.post("/reauth/key/passcode", dependencies=[per_address(Bucket.SIGNIN)])
 async def passcode(request: Request, rt: Rt, view: View) -> Response:
-    form = await ui.read_form(request, secret_fields=("passcode",))
-    ui.check_csrf(view, form)
+    form = await ui.checked_form(request, view, ("passcode",))
     return await run_in_threadpool(_passcode, request, rt, view, form)
 
 
@@ -80,16 +76,7 @@ def _passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form
         return _page(request, form, 422)
     actor = actor_for(request, rt)
     try:
-        result = engine_of(request).login(
-            actor,
-            LoginRequest(
-                identifier_kind=KEY_FIRST,
-                identifier=proof,
-                passcode=form.get("passcode"),
-                purpose="ra",
-                second_factor=FactorAnswer(method=KEY_FIRST, proof=proof, has_proof=True),
-            ),
-        )
+        result = key_first_login(request, actor, proof, form.get("passcode"))
     except CardvaultError as exc:
         form.add_error("passcode", exc.message)
         return _page(request, form, status_of(exc))

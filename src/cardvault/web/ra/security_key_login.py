@@ -20,13 +20,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from cardvault.domain.vocabulary import SignInRoute
 from cardvault.errors import CardvaultError
 from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.signin import web_sessions
-from cardvault.services.signin.engine import LoginRequest
+from cardvault.services.signin.engine import LoginRequest, LoginResult
 from cardvault.services.signin.factors import FactorAnswer
 from cardvault.services.signin.web_sessions import WebSessionView
-from cardvault.services.system.runtime import Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine_of
@@ -45,8 +46,7 @@ NEXT = "/ra/role"
 @router.post("/login/key", dependencies=[per_address(Bucket.SIGNIN)])
 async def key_first(request: Request, rt: Rt, view: View) -> Response:
     """The page's script posts the proof of the key's verified answer; the passcode next."""
-    form = await ui.read_form(request, secret_fields=("proof",))
-    ui.check_csrf(view, form)
+    form = await ui.checked_form(request, view, ("proof",))
     proof = form.get("proof").strip()
     if not proof or len(proof) > security_key_signin.MAX_PROOF:
         ui.set_notice(rt, request, "Use your security key first: press its button.")
@@ -64,8 +64,7 @@ def key_passcode_page(request: Request, view: View) -> Response:
 
 @router.post("/login/key/passcode", dependencies=[per_address(Bucket.SIGNIN)])
 async def key_passcode(request: Request, rt: Rt, view: View) -> Response:
-    form = await ui.read_form(request, secret_fields=("passcode",))
-    ui.check_csrf(view, form)
+    form = await ui.checked_form(request, view, ("passcode",))
     return await run_in_threadpool(_key_passcode, request, rt, view, form)
 
 
@@ -77,16 +76,7 @@ def _key_passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.
         form.add_error("passcode", "Enter your passcode.")
         return _key_page(request, form, 422)
     try:
-        result = engine_of(request).login(
-            actor_for(request, rt),
-            LoginRequest(
-                identifier_kind="fido2",
-                identifier=proof,
-                passcode=form.get("passcode"),
-                purpose="ra",
-                second_factor=FactorAnswer(method="fido2", proof=proof, has_proof=True),
-            ),
-        )
+        result = key_first_login(request, actor_for(request, rt), proof, form.get("passcode"))
     except CardvaultError as exc:
         form.add_error("passcode", exc.message)
         return _key_page(request, form, status_of(exc))
@@ -101,6 +91,22 @@ def _key_passcode(request: Request, rt: Runtime, view: WebSessionView, form: ui.
     email = security_key_signin.holder_email(rt, result.transaction_id)
     signed_in(request, rt, view, result.transaction_id, "fido2", email)
     return ui.redirect(NEXT)
+
+
+def key_first_login(request: Request, actor: Actor, proof: str, passcode: str) -> LoginResult:
+    """An RA's sign-in whose security key answered first: the proof of its verified answer
+    names the card and stands for the second factor; the passcode opens the card."""
+    route = str(SignInRoute.SECURITY_KEY)
+    return engine_of(request).login(
+        actor,
+        LoginRequest(
+            identifier_kind=route,
+            identifier=proof,
+            passcode=passcode,
+            purpose="ra",
+            second_factor=FactorAnswer(method=route, proof=proof, has_proof=True),
+        ),
+    )
 
 
 def _key_page(request: Request, form: ui.Form, status: int) -> Response:

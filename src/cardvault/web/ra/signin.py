@@ -57,12 +57,6 @@ FIRST_STEP = first_step.FirstStep(
 )
 
 
-async def _form(request: Request, view: WebSessionView) -> ui.Form:
-    form = await ui.read_form(request, secret_fields=first_step.SECRETS)
-    ui.check_csrf(view, form)
-    return form
-
-
 @router.get("")
 def start(request: Request, view: View) -> Response:
     if view.signed_in:
@@ -73,7 +67,7 @@ def start(request: Request, view: View) -> Response:
 
 @router.post("", dependencies=[per_address(Bucket.SIGNIN)])
 async def login(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, first_step.SECRETS)
     return await run_in_threadpool(first_step.sign_in, request, rt, view, form, FIRST_STEP)
 
 
@@ -90,7 +84,7 @@ def role_page(request: Request, rt: Rt, view: View) -> Response:
 
 @router.post("/role")
 async def choose_role(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, first_step.SECRETS)
     return await run_in_threadpool(_choose_role, request, rt, view, form)
 
 
@@ -120,7 +114,7 @@ def home_of(role: str) -> str:
 
 @router.post("/logout")
 async def logout(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, first_step.SECRETS)
     return await run_in_threadpool(_logout, request, rt, view, form)
 
 
@@ -162,7 +156,7 @@ def reauth_page(request: Request, view: View, next: str = "") -> Response:
 
 @router.post("/reauth")
 async def reauth(request: Request, rt: Rt, view: View) -> Response:
-    form = await _form(request, view)
+    form = await ui.checked_form(request, view, first_step.SECRETS)
     return await run_in_threadpool(_reauth, request, rt, view, form)
 
 

@@ -52,9 +52,7 @@ async def complete(
 ) -> dict[str, Any]:
     _check(view, x_csrf_token)
     await run_in_threadpool(ra_persons.require_person, rt, ctx, user_id)
-    body = await ui.read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
-        raise InvalidInput("Send the key's answer as {credential, nickname}.")
+    key = await ui.read_new_key(request)
     state = view.data.get(STATE_KEY)
     web_sessions.update_data(rt, view, **{STATE_KEY: None})  # a state answers once
     if not isinstance(state, dict) or state.get("user_id") != user_id:
@@ -65,8 +63,8 @@ async def complete(
         ctx,
         user_id,
         state,
-        body["credential"],
-        str(body.get("nickname") or ""),
+        key.credential,
+        key.nickname,
     )
     ui.set_notice(rt, request, f"Security key '{assoc.label}' registered.")
     return {

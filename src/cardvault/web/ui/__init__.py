@@ -17,16 +17,18 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.web.errors import RedirectTo
 from cardvault.web.ui import errors, statement, timeout
 from cardvault.web.ui.errors import add_area
-from cardvault.web.ui.forms import Form, read_credential, read_form, read_json
+from cardvault.web.ui.forms import Form, read_credential, read_form, read_json, read_new_key
 from cardvault.web.ui.session import (
     CsrfFailed,
     SignInRequired,
     WebArea,
     check_csrf,
+    checked_form,
     session_dependency,
     set_notice,
+    take_ceremony,
 )
-from cardvault.web.ui.templating import STATIC, redirect, render
+from cardvault.web.ui.templating import STATIC, redirect, refused, render
 
 __all__ = [
     "CsrfFailed",
@@ -37,14 +39,18 @@ __all__ = [
     "add_area",
     "add_area_pages",
     "check_csrf",
+    "checked_form",
     "install",
     "read_credential",
     "read_form",
     "read_json",
+    "read_new_key",
     "redirect",
+    "refused",
     "render",
     "session_dependency",
     "set_notice",
+    "take_ceremony",
 ]
 
 

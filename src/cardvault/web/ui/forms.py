@@ -89,3 +89,19 @@ async def read_credential(request: Request) -> JsonObject:
         raise InvalidInput("Send the key's answer as {credential}.")
     credential: JsonObject = body["credential"]
     return credential
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewKey:
+    """A security key's registration a page script posts: ``{credential, nickname}``."""
+
+    credential: JsonObject
+    nickname: str
+
+
+async def read_new_key(request: Request) -> NewKey:
+    """The new key's answer (``create()``'s ``toJSON()``) and the name the person gave it."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
+        raise InvalidInput("Send the key's answer as {credential, nickname}.")
+    return NewKey(credential=body["credential"], nickname=str(body.get("nickname") or ""))

@@ -42,8 +42,8 @@ from cardvault.web.client_address import actor_for
 from cardvault.web.deps import engine_of, runtime
 from cardvault.web.errors import status_of
 from cardvault.web.rate_limit import Bucket, per_address
-from cardvault.web.ui.forms import Form, read_credential, read_form
-from cardvault.web.ui.session import check_csrf, set_notice
+from cardvault.web.ui.forms import Form, read_credential
+from cardvault.web.ui.session import check_csrf, checked_form, set_notice
 from cardvault.web.ui.templating import redirect, render
 from cardvault.web.wire_json import WireObject
 
@@ -273,12 +273,6 @@ def key_answer(
 # --- routes: the same steps for every flow -----------------------------------------------
 
 
-async def _form(request: Request, view: WebSessionView) -> Form:
-    form = await read_form(request, secret_fields=("code",))
-    check_csrf(view, form)
-    return form
-
-
 def install(router: APIRouter, flow: Flow, session: Callable[[Request], WebSessionView]) -> None:
     """The flow's pages and JSON endpoints, on its area's router (prefix ``flow.prefix``)."""
     signin, poll = [per_address(Bucket.SIGNIN)], [per_address(Bucket.POLL)]
@@ -295,14 +289,14 @@ def install(router: APIRouter, flow: Flow, session: Callable[[Request], WebSessi
     async def post_code(
         request: Request, rt: Runtime = rt_of, view: WebSessionView = view_of
     ) -> Response:
-        form = await _form(request, view)
+        form = await checked_form(request, view, ("code",))
         return await run_in_threadpool(check_code, request, rt, flow, view, form)
 
     @router.post(f"{base}/{flow.name}/push", dependencies=signin)
     async def post_push(
         request: Request, rt: Runtime = rt_of, view: WebSessionView = view_of
     ) -> Response:
-        form = await _form(request, view)
+        form = await checked_form(request, view, ("code",))
         return await run_in_threadpool(send_push, request, rt, flow, view, form)
 
     @router.get(f"{base}/{flow.name}/push")
@@ -313,7 +307,7 @@ def install(router: APIRouter, flow: Flow, session: Callable[[Request], WebSessi
     async def post_push_done(
         request: Request, rt: Runtime = rt_of, view: WebSessionView = view_of
     ) -> Response:
-        form = await _form(request, view)
+        form = await checked_form(request, view, ("code",))
         return await run_in_threadpool(push_done, request, rt, flow, view, form)
 
     @router.get(f"{base}/api/{flow.name}/push", dependencies=poll)

@@ -15,14 +15,14 @@ from fastapi import Request
 from starlette.types import Scope
 
 from cardvault.domain.rate_limit import Bucket
-from cardvault.errors import AuthenticationFailed, PermissionDenied, error
+from cardvault.errors import AuthenticationFailed, InvalidInput, PermissionDenied, error
 from cardvault.services.rate_limits import check as rate_limits
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import client_address
 from cardvault.web.deps import runtime_of
-from cardvault.web.ui.forms import Form
+from cardvault.web.ui.forms import Form, read_form
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -99,6 +99,26 @@ def check_csrf(view: WebSessionView, form: Form | None = None, header: str | Non
     presented = header if form is None else form.get(CSRF_FIELD)
     if not web_sessions.csrf_ok(view.token, presented):
         raise CsrfFailed()
+
+
+async def checked_form(
+    request: Request, view: WebSessionView, secrets: tuple[str, ...] = ()
+) -> Form:
+    """A posted form whose CSRF token is this session's (else CsrfFailed); ``secrets`` are
+    the fields never shown back."""
+    form = await read_form(request, secret_fields=secrets)
+    check_csrf(view, form)
+    return form
+
+
+def take_ceremony(rt: Runtime, view: WebSessionView, name: str) -> str:
+    """The key registration this session started under ``name``, forgotten as it is read: a
+    ceremony answers once. InvalidInput when there is none."""
+    ceremony = str(view.data.get(name) or "")
+    web_sessions.update_data(rt, view, **{name: None})
+    if not ceremony:
+        raise InvalidInput("Start the registration again.", field="nickname")
+    return ceremony
 
 
 def set_notice(rt: Runtime, request: Request, text: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,10 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from cardvault.errors import CardvaultError
 from cardvault.services.signin import web_sessions
 from cardvault.web.deps import runtime_of
+from cardvault.web.errors import status_of
 from cardvault.web.ui import timeout
 from cardvault.web.ui.forms import Form
 from cardvault.web.ui.session import take_notice
@@ -72,6 +75,22 @@ def render(request: Request, template: str, *, status: int = 200, **context: Any
     base.update(context)
     html = environment().get_template(template).render(**base)
     return HTMLResponse(html, status_code=status, headers=NO_STORE)
+
+
+def refused(
+    request: Request,
+    template: str,
+    form: Form,
+    exc: CardvaultError,
+    *,
+    default: str = "",
+    fields: Mapping[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """A form's page again after the service refused it: ``exc`` next to its field (see
+    :meth:`Form.add_exception`), the status it maps to, and no secret sent back."""
+    form.add_exception(exc, fields=fields, default=default)
+    return render(request, template, status=status_of(exc), form=form.shown(), **context)
 
 
 def redirect(url: str) -> RedirectResponse:
