@@ -131,7 +131,7 @@ def configure(level: int = logging.INFO) -> None:
         named = logging.getLogger(name)
         named.handlers.clear()
         named.propagate = True
-    # uvicorn's access line carries the raw path (link tokens): the edge (web/edge.py) logs one event instead
+    # uvicorn's access line carries the raw path (link tokens): web/edge.py logs instead
     access = logging.getLogger("uvicorn.access")
     access.handlers.clear()
     access.propagate = False
