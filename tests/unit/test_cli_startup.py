@@ -19,6 +19,9 @@ HEAVY = (
     "fido2.client",
     "segno.encoder",
     "cryptography.x509",
+    "ssl",  # the agent's --ca-file needs it when a command runs, not for --help
+    "typer.rich_utils",  # Rich's help imports Markdown and Traceback renderers: plain help
+    "rich.console",
 )
 
 

@@ -18,9 +18,8 @@ from cardvault.web import pki as pki_endpoints
 from cardvault.web import ra as ra_pages
 from cardvault.web.api import card, devices, piv, push, ra, ra_people, system, webauthn
 from cardvault.web.api import signin as auth
-from cardvault.web.ingress import IngressGate
+from cardvault.web.edge import Edge
 from cardvault.web.limits import BodyLimit, JsonLimits
-from cardvault.web.request_log import RequestLog
 
 
 def create_app(rt: Runtime) -> FastAPI:
@@ -32,6 +31,9 @@ def create_app(rt: Runtime) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url=None,  # web/api_docs.py serves the vendored Swagger UI
         redoc_url=None,
+        # the service reports through Prometheus and JSON logs (docs/operator/monitoring.md);
+        # off, FastAPI's OpenTelemetry hooks no longer look for providers on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = rt
     app.state.engine = Engine(rt)
@@ -57,11 +59,9 @@ def create_app(rt: Runtime) -> FastAPI:
         own_refusals=pki_endpoints.REFUSALS,
         larger=ra_pages.UPLOADS,
     )
-    # outermost: a refused client reaches nothing, not even the body limit (its answer
-    # carries the security headers itself, see IngressGate._respond)
-    app.add_middleware(IngressGate, rt=rt)
-    # around everything, the gate's refusals too: the request id, its log event, metrics
-    app.add_middleware(RequestLog, rt=rt)
+    # outermost: the request id, the ingress gate (a refused client reaches nothing, not
+    # even the body limit), the answer's headers, the log event and metrics (web/edge.py)
+    app.add_middleware(Edge, rt=rt)
     metrics(rt)  # the KDF queue's gauges exist from the first scrape
     return app
 

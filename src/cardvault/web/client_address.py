@@ -19,6 +19,8 @@ from cardvault.domain.networks import AllowList, IPAddress, client_ip
 from cardvault.services.system.runtime import Actor, Runtime
 
 FORWARDED_FOR = b"x-forwarded-for"
+#: where scope_client_ip keeps its answer in the request's scope
+_KNOWN = "cardvault.client_ip"
 
 
 @functools.lru_cache(maxsize=8)
@@ -45,7 +47,18 @@ def forwarded_client(
 
 
 def scope_client_ip(scope: Scope, trusted_proxies: list[str]) -> IPAddress | None:
-    """The client address of an ASGI request (for middleware, before any route runs)."""
+    """The client address of an ASGI request (for middleware, before any route runs).
+    Worked out once per request: the gate, the rate limits, the audit actor and the log
+    event all ask (kept in the scope, which lives as long as the request)."""
+    known = scope.get(_KNOWN)
+    if known is not None and known[0] is trusted_proxies:
+        return known[1]  # type: ignore[no-any-return]
+    ip = _scope_client_ip(scope, trusted_proxies)
+    scope[_KNOWN] = (trusted_proxies, ip)
+    return ip
+
+
+def _scope_client_ip(scope: Scope, trusted_proxies: list[str]) -> IPAddress | None:
     client = scope.get("client")
     peer = client[0] if client else None
     if not trusted_proxies:

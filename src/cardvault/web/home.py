@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from cardvault.web import ui
-from cardvault.web.deps import runtime
+from cardvault.web.deps import runtime_of
 from cardvault.web.ui.templating import STATIC
 
 router = APIRouter(include_in_schema=False)
@@ -16,7 +16,7 @@ ICON_CACHE = {"Cache-Control": "public, max-age=86400"}
 
 @router.get("/")
 def home(request: Request) -> Response:
-    return ui.render(request, "home.html", development=runtime(request).settings.development)
+    return ui.render(request, "home.html", development=runtime_of(request).settings.development)
 
 
 @router.get("/favicon.ico")

@@ -23,7 +23,7 @@ from enum import Enum
 import anyio.to_thread
 from fastapi import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from cardvault.errors import Unavailable
 from cardvault.services.networks import ingress
@@ -31,7 +31,6 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import scope_client_ip
 from cardvault.web.errors import problem, problem_of
 from cardvault.web.ui.errors import area_of
-from cardvault.web.ui.headers import SecurityHeaders
 from cardvault.web.ui.templating import render
 
 #: reachable from anywhere, exactly these paths (the public PKI and health endpoints)
@@ -92,33 +91,28 @@ def area_label(path: str) -> str:
 
 
 class IngressGate:
-    """ASGI middleware: admit or refuse each request by its client address and door."""
+    """Admit or refuse each request by its client address and door. Not a middleware of
+    its own: :class:`cardvault.web.edge.Edge` asks it first, for every request."""
 
-    def __init__(self, app: ASGIApp, rt: Runtime) -> None:
-        self.app = app
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
+    async def refusal(self, scope: Scope) -> Response | None:
+        """None to admit the request; else the answer that refuses it (already audited)."""
         door = door_of(str(scope.get("path", "")))
         if door is Door.PUBLIC:
-            await self.app(scope, receive, send)
-            return
+            return None
         ip = scope_client_ip(scope, self.rt.settings.trusted_proxies)
         try:
             admission = await self._admission()
         except Unavailable as exc:
-            await self._respond(scope, receive, send, _unavailable(scope, exc))
-            return
+            return _unavailable(scope, exc)
         allowed = admission.portal if door is Door.PORTAL else admission.organisations
         if ip is not None and ip in allowed:
-            await self.app(scope, receive, send)
-            return
+            return None
         await self._audit(scope, None if ip is None else str(ip))
         portal_open = door is Door.SERVICE and ip is not None and ip in admission.portal
-        await self._respond(scope, receive, send, _refusal(scope, portal_open=portal_open))
+        return _refusal(scope, portal_open=portal_open)
 
     async def _admission(self) -> ingress.Admission:
         cache = ingress.networks(self.rt)
@@ -137,12 +131,6 @@ class IngressGate:
                     verdict=verdict,
                 )
             )
-
-    async def _respond(self, scope: Scope, receive: Receive, send: Send, answer: Response) -> None:
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        await SecurityHeaders(answer)(scope, receive, send)
 
 
 def _refusal(scope: Scope, *, portal_open: bool) -> Response:

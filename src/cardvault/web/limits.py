@@ -3,6 +3,7 @@ depth and number limits before FastAPI parses them (its parser recurses without 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from email.message import Message as MimeHeader
 
@@ -38,7 +39,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.larger.get(scope.get("path", ""), self.max_bytes)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             if declared.isdigit() and int(declared) <= _DRAIN_BYTES:
                 await _drain(receive)
@@ -159,9 +160,18 @@ def _parsed_as_json(scope: Scope) -> bool:
     """Whether FastAPI would read this body as JSON (its own content-type rule)."""
     if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
         return False
-    value = dict(scope.get("headers") or []).get(b"content-type")
-    if not value:
-        return True
+    value = _header(scope, b"content-type")
+    return True if not value else _json_type(value)
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of a header (without building a dict of them all per request)."""
+    return next((v for n, v in scope.get("headers") or () if n == name), None)
+
+
+@functools.lru_cache(maxsize=64)
+def _json_type(value: bytes) -> bool:
+    """Parsed once per distinct content type: clients send the same few, over and over."""
     header = MimeHeader()
     header["content-type"] = value.decode("latin-1")
     subtype = header.get_content_subtype()

@@ -15,17 +15,16 @@ passcode, a link token or a session token cannot reach the log through this even
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import sys
-import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from cardvault.services.system.metrics import metrics
 from cardvault.services.system.runtime import Runtime
@@ -33,6 +32,7 @@ from cardvault.store.types import new_id
 from cardvault.web.client_address import scope_client_address
 
 HEADER = "x-request-id"
+_HEADER_BYTES = HEADER.encode()
 #: a request id we pass on: a plain token, so it cannot forge log lines or headers
 _ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 #: the request being answered, for every log line written meanwhile (worker threads too)
@@ -42,74 +42,50 @@ _UNMATCHED = "unmatched"
 
 
 def request_id_from(scope: Scope) -> str:
-    """The id of this request: set by the middleware; a new one if it did not run."""
+    """The id of this request: set by the edge (``web/edge.py``); a new one if it did not
+    run."""
     state = scope.get("state") or {}
     known = state.get("request_id")
     return known if isinstance(known, str) else new_id()
 
 
-def _given_id(scope: Scope) -> str | None:
+def given_id(scope: Scope) -> str | None:
+    """The client's (or the load balancer's) ``X-Request-ID``, when it is a plain token."""
     for name, value in scope.get("headers") or []:
-        if name == HEADER.encode():
+        if name == _HEADER_BYTES:
             text = value.decode("latin-1")
             return text if _ACCEPTED_ID.fullmatch(text) else None
     return None
 
 
-class RequestLog:
-    """ASGI middleware (outermost): the request id, the request's log event, its metrics."""
-
-    def __init__(self, app: ASGIApp, rt: Runtime) -> None:
-        self.app = app
-        self.rt = rt
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        rid = _given_id(scope) or new_id()
-        scope.setdefault("state", {})["request_id"] = rid
-        token = REQUEST_ID.set(rid)
-        began = time.perf_counter()
-        status = 500  # what the client sees if the app fails before answering
-
-        async def answer(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                MutableHeaders(scope=message)[HEADER] = rid
-            await send(message)
-
-        try:
-            await self.app(scope, receive, answer)
-        finally:
-            self._record(scope, status, time.perf_counter() - began)
-            REQUEST_ID.reset(token)
-
-    def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        route = getattr(scope.get("route"), "path", None) or _UNMATCHED
-        area = _area(route)
-        m = metrics(self.rt)
-        m.http_requests.labels(area=area, status=str(status)).inc()
-        m.http_seconds.labels(area=area).observe(seconds)
-        log.info(
-            "%s %s %d",
-            scope.get("method"),
-            route,
-            status,
-            extra={
-                "event": {
-                    "event": "http.request",
-                    "method": scope.get("method"),
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 2),
-                    "client": scope_client_address(scope, self.rt.settings.trusted_proxies),
-                }
-            },
-        )
+def record(rt: Runtime, scope: Scope, status: int, seconds: float) -> None:
+    """The request's log event and its metrics, once it is answered (or failed)."""
+    route = getattr(scope.get("route"), "path", None) or _UNMATCHED
+    area = _area(route)
+    m = metrics(rt)
+    m.http_requests.labels(area=area, status=str(status)).inc()
+    m.http_seconds.labels(area=area).observe(seconds)
+    if not log.isEnabledFor(logging.INFO):
+        return
+    log.info(
+        "%s %s %d",
+        scope.get("method"),
+        route,
+        status,
+        extra={
+            "event": {
+                "event": "http.request",
+                "method": scope.get("method"),
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "client": scope_client_address(scope, rt.settings.trusted_proxies),
+            }
+        },
+    )
 
 
+@functools.lru_cache(maxsize=512)
 def _area(route: str) -> str:
     """A few values for the metrics' label: the API's resource, else the first segment."""
     if route == _UNMATCHED:
@@ -155,7 +131,7 @@ def configure(level: int = logging.INFO) -> None:
         named = logging.getLogger(name)
         named.handlers.clear()
         named.propagate = True
-    # uvicorn's access line carries the raw path (link tokens): RequestLog replaces it
+    # uvicorn's access line carries the raw path (link tokens): web/edge.py logs instead
     access = logging.getLogger("uvicorn.access")
     access.handlers.clear()
     access.propagate = False

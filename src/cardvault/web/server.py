@@ -33,7 +33,7 @@ def serve(rt: Runtime) -> None:
         ssl_keyfile=str(key),
         log_level="info",
         log_config=None,  # our JSON lines (web/request_log.py), not uvicorn's text
-        access_log=False,  # RequestLog writes one event per request, without paths
+        access_log=False,  # the edge (web/edge.py) logs one event per request, without paths
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=5,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
-from cardvault.web.request_log import REQUEST_ID, JsonFormatter, _area, _given_id
+from cardvault.web.request_log import REQUEST_ID, JsonFormatter, _area, given_id
 
 
 def _scope(value: bytes) -> dict[str, object]:
@@ -14,11 +14,11 @@ def _scope(value: bytes) -> dict[str, object]:
 
 
 def test_a_plain_request_id_is_passed_on_anything_else_is_not() -> None:
-    assert _given_id(_scope(b"lb-0123456789abcdef")) == "lb-0123456789abcdef"
-    assert _given_id(_scope(b"short")) is None
-    assert _given_id(_scope(b'x" {"level":"critical"}')) is None
-    assert _given_id(_scope(b"a" * 129)) is None
-    assert _given_id({"headers": []}) is None
+    assert given_id(_scope(b"lb-0123456789abcdef")) == "lb-0123456789abcdef"
+    assert given_id(_scope(b"short")) is None
+    assert given_id(_scope(b'x" {"level":"critical"}')) is None
+    assert given_id(_scope(b"a" * 129)) is None
+    assert given_id({"headers": []}) is None
 
 
 def test_areas_are_few_and_carry_no_path_parameters() -> None:

@@ -36,9 +36,8 @@ from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import PermissionDenied
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.errors import CardExists, NotAMember
-from cardvault.services.cards.issuance import certificate_row
-from cardvault.services.cards.lookup import end_card_state
-from cardvault.services.cards.sealing import seal_record, shred_record
+from cardvault.services.cards.issuance import certificate_row, end_card
+from cardvault.services.cards.sealing import seal_record
 from cardvault.services.directory.registry import get_person, is_member
 from cardvault.services.piv.image import piv_serial
 from cardvault.services.piv.ports import Mode
@@ -207,20 +206,9 @@ def _check_person(
 
 
 def _abandon(session: Session, rt: Runtime, actor: Actor, card: Card) -> None:
-    reason = "issuance abandoned: a new blank card replaced it"
-    now = rt.clock()
-    shred_record(session, card)
-    card.status, card.status_reason, card.status_changed_at = CardStatus.REVOKED, reason, now
-    end_card_state(session, card.id, now)
-    audit.record_for_card(
-        session,
-        rt,
-        actor,
-        card,
-        action=AuditAction.CARD_REVOKED,
-        reason=reason,
-        details={"serial": card.serial},
-    )
+    """A blank card that a new one replaces ends like any revoked card (it has no
+    certificates yet, so none to revoke)."""
+    end_card(session, rt, actor, card, "issuance abandoned: a new blank card replaced it")
 
 
 def _insert_blank(

@@ -59,9 +59,9 @@ def keys(rt: Runtime) -> dict[str, TransportKey]:
     once a second, so a key added or retired by an operator is seen within that time."""
     folder = _dir(rt.settings.keys_dir)
     now = time.monotonic()
-    seen = _scanned.get(folder)
-    if seen is not None and now - seen[0] < RESCAN_SECONDS:
-        return seen[1]
+    seen = _fresh(folder, now)
+    if seen is not None:
+        return seen
     # oldest first: the newest key of a kind is the one clients are pointed at
     found_files = folder.glob("*.sealed") if folder.is_dir() else ()
     files = tuple(sorted(found_files, key=lambda p: (p.stat().st_mtime_ns, p.name)))
@@ -78,6 +78,21 @@ def published(rt: Runtime) -> JsonObject:
     retired makes a new document within ``RESCAN_SECONDS``."""
     found = keys(rt)
     return rt.memo(("jwks", tuple(found)), lambda: jwks(found.values()))
+
+
+def published_if_fresh(rt: Runtime) -> JsonObject | None:
+    """The JWKS document when the folder was looked at less than ``RESCAN_SECONDS`` ago,
+    else None. It touches no file, so the event loop may call it and send only the look at
+    the folder (a listing, a stat per key, perhaps an unsealing) to a worker thread."""
+    found = _fresh(_dir(rt.settings.keys_dir), time.monotonic())
+    if found is None:
+        return None
+    return rt.memo(("jwks", tuple(found)), lambda: jwks(found.values()))
+
+
+def _fresh(folder: Path, now: float) -> dict[str, TransportKey] | None:
+    seen = _scanned.get(folder)
+    return seen[1] if seen is not None and now - seen[0] < RESCAN_SECONDS else None
 
 
 def preferred_kid(rt: Runtime) -> str:

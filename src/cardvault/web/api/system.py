@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from ipaddress import ip_address, ip_network
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from cardvault import __version__
 from cardvault.services.system import health
@@ -80,7 +82,22 @@ def metrics_allowed(rt: Runtime, address: str | None) -> bool:
     return address is not None and any(ip_address(address) in n for n in networks)
 
 
-@router.get("/.well-known/jwks.json", tags=["system"])
-def get_jwks(rt: RuntimeDep) -> WireObject:
+@router.get("/.well-known/jwks.json", tags=["system"], response_model=WireObject)
+async def get_jwks(rt: RuntimeDep) -> Response:
     """The transport keys clients encrypt sensitive payloads to (DESIGN §3.5)."""
-    return transport_keys.published(rt)
+    known = transport_keys.published_if_fresh(rt)  # no file access: fine on the event loop
+    document = known if known is not None else await run_in_threadpool(transport_keys.published, rt)
+    return Response(_encoded(document), media_type="application/json")
+
+
+#: the last JWKS document sent and its JSON: every client fetches it before it signs in,
+#: and it changes only when a transport key is added or retired
+_last_jwks: list[tuple[WireObject, bytes]] = []
+
+
+def _encoded(document: WireObject) -> bytes:
+    if _last_jwks and _last_jwks[0][0] is document:
+        return _last_jwks[0][1]
+    body = json.dumps(document, separators=(",", ":")).encode()
+    _last_jwks[:] = [(document, body)]
+    return body

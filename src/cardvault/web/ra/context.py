@@ -15,7 +15,7 @@ from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
-from cardvault.web.deps import runtime
+from cardvault.web.deps import runtime, runtime_of
 from cardvault.web.ui.session import address
 
 AREA = ui.WebArea(
@@ -42,7 +42,7 @@ class RaGate:
     def __call__(self, request: Request, view: View) -> RaContext:
         if not view.signed_in:
             raise ui.SignInRequired("Sign in first.")
-        rt = runtime(request)
+        rt = runtime_of(request)
         try:
             return ra_actions.context(
                 rt, None, address(request, rt), self.roles, session_id=view.card_session_id

@@ -30,7 +30,7 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import engine
+from cardvault.web.deps import engine_of
 from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Rt, View
 from cardvault.web.ra.second_factor import signed_in
@@ -97,7 +97,7 @@ def key_first_login(request: Request, actor: Actor, proof: str, passcode: str) -
     """An RA's sign-in whose security key answered first: the proof of its verified answer
     names the card and stands for the second factor; the passcode opens the card."""
     route = str(SignInRoute.SECURITY_KEY)
-    return engine(request).login(
+    return engine_of(request).login(
         actor,
         LoginRequest(
             identifier_kind=route,

@@ -29,7 +29,7 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import engine
+from cardvault.web.deps import engine_of
 from cardvault.web.errors import status_of
 from cardvault.web.ra.context import AREA, Rt, View, safe_next
 from cardvault.web.ra.reauth_key import signed_in_with_key
@@ -176,7 +176,7 @@ def _reauth(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) 
     if not form.ok:
         return _reauth_page(request, view, form, target, 422)
     try:
-        result = engine(request).login(
+        result = engine_of(request).login(
             actor_for(request, rt),
             LoginRequest(
                 identifier_kind=str(view.data.get("ident_kind")),
@@ -192,7 +192,7 @@ def _reauth(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) 
         form.add_error("passcode", exc.message)
         return _reauth_page(request, view, form, target, status_of(exc))
     if result.organisations:  # no choice at sign-in, yet several now: the first, as then
-        result = engine(request).choose_organisation(
+        result = engine_of(request).choose_organisation(
             actor_for(request, rt), result.transaction_id, result.organisations[0].code
         )
     if result.factor_error:

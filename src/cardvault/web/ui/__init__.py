@@ -1,9 +1,9 @@
 """The browser foundation every web area shares (vRA Manager, self-service portal).
 
-``install(app)`` mounts the static files and adds the security headers, the web-session
-cookie writer and the HTML error pages; an area then registers itself with ``add_area``
-and builds its routes with ``session_dependency``, ``read_form``, ``check_csrf`` and
-``render`` (see ``docs/architecture/web-foundation.md``).
+``install(app)`` mounts the static files and adds the HTML error pages (the security
+headers and the web-session cookie are written by the edge, ``web/edge.py``); an area then
+registers itself with ``add_area`` and builds its routes with ``session_dependency``,
+``read_form``, ``check_csrf`` and ``render`` (see ``docs/architecture/web-foundation.md``).
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ from cardvault.web.errors import RedirectTo
 from cardvault.web.ui import errors, statement, timeout
 from cardvault.web.ui.errors import add_area
 from cardvault.web.ui.forms import Form, read_credential, read_form, read_json, read_new_key
-from cardvault.web.ui.headers import SecurityHeaders
 from cardvault.web.ui.session import (
     CsrfFailed,
     SignInRequired,
     WebArea,
-    WebCookies,
     check_csrf,
     checked_form,
     session_dependency,
@@ -59,8 +57,6 @@ __all__ = [
 def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     errors.install(app)
-    app.add_middleware(WebCookies)
-    app.add_middleware(SecurityHeaders)
 
 
 def add_area_pages(

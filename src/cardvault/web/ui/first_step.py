@@ -25,7 +25,7 @@ from cardvault.services.signin.engine import LoginRequest
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import engine
+from cardvault.web.deps import engine_of
 from cardvault.web.errors import status_of
 from cardvault.web.rate_limit import Bucket
 from cardvault.web.ui import organisation_choice
@@ -85,7 +85,7 @@ def sign_in(
         return _page(request, step, form, 422)
     rate_limits.check_identifier(rt, Bucket.SIGNIN, kind, ident)
     try:
-        result = engine(request).login(
+        result = engine_of(request).login(
             actor_for(request, rt),
             LoginRequest(
                 identifier_kind=kind,

@@ -7,8 +7,6 @@ The API's interactive docs page too: Swagger UI is vendored (``web/api_docs.py``
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 CSP = "; ".join(
     (
         "default-src 'none'",
@@ -38,35 +36,13 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
-class ResponseHeaders:
-    """ASGI middleware that edits the headers of each HTTP response as it starts; a subclass
-    says how (other scopes, such as the lifespan, pass through)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def edited(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = self.edit(scope, list(message.get("headers") or []))
-            await send(message)
-
-        await self.app(scope, receive, edited)
-
-    def edit(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        """The response's headers as they should leave."""
-        raise NotImplementedError
+#: every header added, encoded once
+ALL: tuple[tuple[bytes, bytes], ...] = (*HEADERS, (b"content-security-policy", CSP.encode()))
+_NAMES = frozenset(name for name, _ in ALL)
 
 
-class SecurityHeaders(ResponseHeaders):
-    """ASGI middleware: add the headers unless the app set them already."""
-
-    EXTRA = (*HEADERS, (b"content-security-policy", CSP.encode()))
-
-    def edit(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        present = {name.lower() for name, _ in headers}
-        return headers + [(n, v) for n, v in self.EXTRA if n not in present]
+def add_security_headers(headers: list[tuple[bytes, bytes]]) -> None:
+    """Add the headers to an answer's (in place), unless the app set them already; the
+    edge (:class:`cardvault.web.edge.Edge`) calls it for every answer."""
+    present = {name.lower() for name, _ in headers} & _NAMES
+    headers.extend((n, v) for n, v in ALL if n not in present)

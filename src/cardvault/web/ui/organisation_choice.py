@@ -24,7 +24,7 @@ from cardvault.services.signin.engine import LoginResult
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import engine, runtime
+from cardvault.web.deps import engine_of, runtime
 from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.ui.forms import Form, read_form
 from cardvault.web.ui.second_factor import Flow
@@ -61,7 +61,7 @@ def choose(request: Request, rt: Runtime, flow: Flow, view: WebSessionView, form
         form.add_error("organisation", "Choose the organisation you are signing in to.")
         return _page(request, flow, view, form, 422)
     try:
-        result = engine(request).choose_organisation(actor_for(request, rt), txn, code)
+        result = engine_of(request).choose_organisation(actor_for(request, rt), txn, code)
     except InvalidInput as exc:
         form.add_exception(exc, default="organisation")
         return _page(request, flow, view, form, 422)

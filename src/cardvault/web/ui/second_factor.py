@@ -39,7 +39,7 @@ from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.api.device_auth import wait_for
 from cardvault.web.client_address import actor_for
-from cardvault.web.deps import engine, runtime
+from cardvault.web.deps import engine_of, runtime
 from cardvault.web.errors import status_of
 from cardvault.web.rate_limit import Bucket, per_address
 from cardvault.web.ui.forms import Form, read_credential
@@ -149,7 +149,7 @@ def check_code(
         form.add_error("code", "Enter the 6-digit code.")
         return _page(request, flow, view, form, 422)
     try:
-        engine(request).complete_code(actor_for(request, rt), txn, code)
+        engine_of(request).complete_code(actor_for(request, rt), txn, code)
     except ENDED as exc:
         return _ended(request, rt, flow, view, exc)
     except REFUSED as exc:
@@ -213,7 +213,9 @@ def push_done(
     if txn is None or not challenge_id:
         return redirect(f"{flow.path}/code" if txn else flow.restart(view))
     try:
-        push_signin.complete_push(engine(request), actor_for(request, rt), txn, str(challenge_id))
+        push_signin.complete_push(
+            engine_of(request), actor_for(request, rt), txn, str(challenge_id)
+        )
     except ENDED as exc:
         return _ended(request, rt, flow, view, exc)
     except PushNotAnswered as exc:
@@ -262,7 +264,7 @@ def key_answer(
     txn = flow.txn(view)
     if txn is None:
         raise TransactionInvalid("This sign-in has expired; start again.")
-    engine(request).complete_factor(
+    engine_of(request).complete_factor(
         actor_for(request, rt), txn, FactorAnswer(method="fido2", credential=credential)
     )
     return {"next": flow.done(request, rt, view, txn)}

@@ -21,9 +21,8 @@ from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
 from cardvault.web.client_address import client_address
-from cardvault.web.deps import runtime
+from cardvault.web.deps import runtime_of
 from cardvault.web.ui.forms import Form, read_form
-from cardvault.web.ui.headers import ResponseHeaders
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -71,7 +70,7 @@ def session_dependency(area: WebArea) -> Callable[[Request], WebSessionView]:
     """A FastAPI dependency: the request's web session for ``area`` (started if none)."""
 
     def dependency(request: Request) -> WebSessionView:
-        rt = runtime(request)
+        rt = runtime_of(request)
         view = web_sessions.load(rt, area.name, request.cookies.get(area.cookie))
         if view is None:
             # each new session is a row: a browser makes one, a flood would make millions
@@ -143,11 +142,8 @@ def cookie_header(name: str, value: str | None) -> bytes:
     return f"{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict".encode()
 
 
-class WebCookies(ResponseHeaders):
-    """ASGI middleware: write the cookie a request's session scheduled (new, rotated, ended)."""
-
-    def edit(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        pending = (scope.get("state") or {}).get("web_cookie")
-        if pending is not None:
-            headers.append((b"set-cookie", cookie_header(*pending)))
-        return headers
+def pending_cookie(scope: Scope) -> bytes | None:
+    """The ``Set-Cookie`` value a request's session scheduled (new, rotated, ended), if any;
+    the edge (:class:`cardvault.web.edge.Edge`) adds it to the answer."""
+    pending = (scope.get("state") or {}).get("web_cookie")
+    return None if pending is None else cookie_header(*pending)

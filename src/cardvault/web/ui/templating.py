@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from cardvault.errors import CardvaultError
 from cardvault.services.signin import web_sessions
-from cardvault.web.deps import runtime
+from cardvault.web.deps import runtime_of
 from cardvault.web.errors import status_of
 from cardvault.web.ui import timeout
 from cardvault.web.ui.forms import Form
@@ -62,7 +62,7 @@ def render(request: Request, template: str, *, status: int = 200, **context: Any
     """Render a page with what every layout needs: area, CSRF token, notice, empty form."""
     view = getattr(request.state, "web_view", None)
     area = getattr(request.state, "web_area", None)
-    rt = runtime(request) if view is not None else None
+    rt = runtime_of(request) if view is not None else None
     notice = take_notice(rt, request) if rt is not None else None
     base: dict[str, Any] = {
         "area": area,
