@@ -19,7 +19,6 @@ from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.signin import hr_cards
 from cardvault.store.models import AdAccount, Association, Card, Membership, Organisation, Person
-from cardvault.store.types import utcnow
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,7 +138,7 @@ def by_hr_card(session: Session, value: str, org_code: str | None) -> Target | N
 
 def by_security_key(session: Session, value: str, org_code: str | None) -> Target | None:
     """The proof of a verified security-key sign-in (``security_key_signin``)."""
-    row = security_key_signin.verified_ceremony(session, value, utcnow())
+    row = security_key_signin.proven_ceremony(session, value)
     assoc = session.get(Association, row.association_id) if row and row.association_id else None
     if assoc is None or assoc.status != MethodStatus.ACTIVE:
         return None
