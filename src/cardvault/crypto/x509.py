@@ -63,7 +63,6 @@ __all__ = [
     "CaKey",
     "CertProfile",
     "CertUsage",
-    "CertificateUnreadable",  # only for services.piv.issuance (cx509.CertificateUnreadable)
     "PkiLinks",
     "SubjectFields",
     "SubjectTemplateInvalid",
