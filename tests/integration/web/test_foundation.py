@@ -193,3 +193,17 @@ def test_a_reauthentication_by_another_person_is_refused(rt: Runtime) -> None:
     again = web_sessions.sign_in(rt, mine, card_session_id=card_session(first, time.time() + 30))
     assert again.card_session_id != mine.card_session_id
     assert again.person_id == mine.person_id
+
+
+def test_maintenance_deletes_web_sessions_past_either_expiry_and_keeps_the_others(
+    rt: Runtime,
+) -> None:
+    idle = web_sessions.start(rt, "portal", client_address=None)
+    absolute = web_sessions.start(rt, "ra", client_address=None)
+    alive = web_sessions.start(rt, "portal", client_address=None)
+    with rt.db.begin() as s:
+        s.get_one(WebSession, idle.id).idle_expires_at = rt.clock() - timedelta(seconds=1)
+        s.get_one(WebSession, absolute.id).expires_at = rt.clock() - timedelta(seconds=1)
+    assert web_sessions.purge_expired(rt) == 2
+    with rt.db() as s:
+        assert list(s.scalars(select(WebSession.id))) == [alive.id]

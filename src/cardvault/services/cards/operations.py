@@ -190,8 +190,7 @@ def _session_dek(
                 rt, actor, card.id, reserved, action=AuditAction.SIGN_PASSCODE
             )
     with transaction(rt.db) as session:
-        fresh = card_queries.for_update(session, card.id)
-        lockout.passcode_right(session, fresh)
+        card_queries.passcode_right(session, card.id)
     return opened
 
 

@@ -29,7 +29,7 @@ from cardvault.services.devices.unlock import (
     open_with_passcode,
     require_route,
 )
-from cardvault.services.signin import factor_lockout, lockout
+from cardvault.services.signin import factor_lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Organisation
@@ -107,27 +107,18 @@ def _refused(
 ) -> None:
     """Audit a failed biometric unlock; ``held``: a wrong secret, which counts."""
     with transaction(rt.db) as session:
-        if held is not None:  # the card's row first, as every transaction that may lock it
-            session.get(Card, card.id, with_for_update=True)
-        audit.record_for_card(
+        factor_lockout.audit_failure(
             session,
             rt,
             actor,
             card,
+            held,
             action=AuditAction.AUTH_MIA,
-            outcome="failure",
             reason="wrong device secret" if held is not None else "device slot missing",
             organisation_id=caller.organisation_id,
+            door=factor_lockout.SIGN_IN,
             details={"device": caller.device_id, "unlock": "biometric"},
         )
-        if held is not None:
-            held.wrong(
-                session,
-                rt,
-                actor,
-                organisation_id=caller.organisation_id,
-                door=factor_lockout.SIGN_IN,
-            )
 
 
 def _session(
@@ -140,11 +131,11 @@ def _session(
     how: str,
 ) -> OpenedSession:
     with transaction(rt.db) as session:
-        fresh = card_queries.for_update(session, card.id)
+        # the row locked either way; a passcode that opened the slot resets the count
+        lock = card_queries.passcode_right if how == "passcode" else card_queries.for_update
+        fresh = lock(session, card.id)
         if fresh.status != CardStatus.ACTIVE:
             raise AuthenticationFailed("This card can no longer be used.")
-        if how == "passcode":
-            lockout.passcode_right(session, fresh)
         factor_lockout.right(session, fresh.id)  # the device (and its secret) checked out
         opened = open_session(
             session,

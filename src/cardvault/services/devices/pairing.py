@@ -49,7 +49,6 @@ from cardvault.services.devices.unlock import (
 from cardvault.services.directory.registry import get_org, is_member
 from cardvault.services.networks import allow_list as network
 from cardvault.services.notifications import outbox as notifications
-from cardvault.services.signin import lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport import keys as transport_keys
 from cardvault.store.db import transaction
@@ -287,8 +286,7 @@ def pair(rt: Runtime, actor: Actor, req: PairRequest) -> Paired:
     secret = totp.new_secret()
     with transaction(rt.db) as session:
         _consume(session, rt, link.id)
-        fresh = card_queries.for_update(session, card.id)
-        lockout.passcode_right(session, fresh)
+        fresh = card_queries.passcode_right(session, card.id)
         if slot is not None:
             seal_record(
                 session, rt.master_key, fresh, open_record(rt.master_key, fresh).with_slot(slot)

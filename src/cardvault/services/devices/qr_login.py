@@ -43,7 +43,7 @@ from cardvault.services.devices.unlock import (
     require_route,
 )
 from cardvault.services.networks import allow_list as network
-from cardvault.services.signin import factor_lockout, lockout
+from cardvault.services.signin import factor_lockout
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, Link, Organisation
@@ -153,8 +153,7 @@ def answer(
     try:
         with transaction(rt.db) as session:
             fresh_link = _consume(session, rt, link.id)
-            fresh = card_queries.for_update(session, card.id)
-            lockout.passcode_right(session, fresh)
+            fresh = card_queries.passcode_right(session, card.id)
             factor_lockout.right(session, fresh.id)  # the device's signature was right
             opened = open_session(
                 session,

@@ -72,7 +72,9 @@ def open_with_passcode(
 ) -> bytearray:
     """The DEK if the passcode is right (attempt reserved first); WrongPasscode otherwise.
 
-    The caller resets the counter with ``lockout.passcode_right`` in its transaction.
+    The caller resets the counter in its transaction: ``card_queries.passcode_right`` (one
+    ``UPDATE … RETURNING`` that also locks the card's row), or ``lockout.passcode_right`` on
+    a row it already holds locked.
     """
     with rt.kdf_gate.slot():
         reserved = lockout.reserve_attempt(rt, card.id)

@@ -44,7 +44,6 @@ from cardvault.services.devices.unlock import check_passcode_text, open_with_pas
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.piv import card_pin as card_pins
 from cardvault.services.recovery.new_passcode import check_new_passcode
-from cardvault.services.signin import lockout
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
@@ -251,7 +250,7 @@ def confirm_passcode(rt: Runtime, actor: Actor, session_id: str, current: str) -
         me = signed_in(session, rt, actor, session_id)
     wipe(open_with_passcode(rt, me.actor, me.card, current, action=AuditAction.HOLDER_PASSCODE))
     with transaction(rt.db) as session:
-        lockout.passcode_right(session, card_queries.for_update(session, me.card.id))
+        card_queries.passcode_right(session, me.card.id)
     return me
 
 
@@ -279,8 +278,7 @@ def _change(
         wipe(dek)
     with transaction(rt.db) as session:
         me = signed_in(session, rt, actor, session_id)
-        fresh = card_queries.for_update(session, card.id)
-        lockout.passcode_right(session, fresh)
+        fresh = card_queries.passcode_right(session, card.id)
         if fresh.record_version != card.record_version:
             raise Conflict("Your card changed while you were doing this; nothing was changed.")
         seal_record(session, rt.master_key, fresh, record)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
-from cardvault.services.audit import trail as audit
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import links
 from cardvault.services.recovery.errors import LinkInvalid, RecoveryBlocked, WrongAnswers
@@ -80,22 +79,18 @@ def failed(
     """Audit a wrong try; the error to raise tells the holder what is left. ``held``: a
     wrong second factor, which also counts toward the card's second-factor lock."""
     with transaction(rt.db) as session:
-        if held is not None:  # the card's row first, as every transaction that may lock it
-            session.get(Card, card.id, with_for_update=True)
-        audit.record_for_card(
+        factor_lockout.audit_failure(
             session,
             rt,
             actor,
             card,
+            held,
             action=action,
-            outcome="failure",
             reason=reason,
+            organisation_id=card.organisation_id,
+            door=factor_lockout.RESET,
             details={"link": link_id, "tries_left": LINK_MAX_FAILURES - reserved},
         )
-        if held is not None:
-            held.wrong(
-                session, rt, actor, organisation_id=card.organisation_id, door=factor_lockout.RESET
-            )
         current = session.get(Card, card.id)
         assert current is not None
         if current.recovery_failures >= CARD_MAX_FAILURES:

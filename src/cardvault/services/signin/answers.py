@@ -264,18 +264,11 @@ def record(
     details: Mapping[str, JsonInput] | None = None,
 ) -> None:
     """One audit event of this sign-in, by the context's actor."""
-    audit(ctx.session, ctx.rt, ctx.actor, target, action, outcome, reason, details)
+    signin_refusals.record_for(
+        ctx.session, ctx.rt, ctx.actor, target, action, outcome, reason, details
+    )
 
 
-def audit(
-    session: Session,
-    rt: Runtime,
-    actor: Actor,
-    target: Target,
-    action: AuditAction,
-    outcome: str,
-    reason: str | None,
-    details: Mapping[str, JsonInput] | None = None,
-) -> None:
-    """One audit event about the target's card, in its organisation's chain."""
-    signin_refusals.record_for(session, rt, actor, target, action, outcome, reason, details)
+#: one audit event about the target's card, in its organisation's chain (the engine's name
+#: for it: the sign-in's refusals and its answers write the same event)
+audit = signin_refusals.record_for

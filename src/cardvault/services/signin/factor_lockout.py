@@ -26,7 +26,7 @@ resettable by its holder through the emailed link, and that link asks for the se
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -41,6 +41,7 @@ from cardvault.domain.lockout import (
     SECOND_FACTOR_STATUS_REASON,
 )
 from cardvault.domain.vocabulary import CardStatus
+from cardvault.json_types import JsonInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import reset_links
@@ -156,6 +157,39 @@ def reserved_here(
         _refused(session, rt, actor, card, organisation_id)
         raise SecondFactorLocked()
     return Reservation(card_id=card.id, count=card.second_factor_failures + 1, unwritten=True)
+
+
+def audit_failure(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card: Card,
+    held: Reservation | None,
+    *,
+    action: AuditAction,
+    reason: str,
+    organisation_id: str,
+    door: str,
+    details: Mapping[str, JsonInput],
+) -> None:
+    """Audit a failed answer in the caller's transaction; ``held``: a wrong second factor,
+    which also counts toward the card's lock, so the card's row is locked first (the order
+    every transaction that may lock a card keeps: card, then the audit chain)."""
+    if held is not None:
+        session.get(Card, card.id, with_for_update=True)
+    audit.record_for_card(
+        session,
+        rt,
+        actor,
+        card,
+        action=action,
+        outcome="failure",
+        reason=reason,
+        organisation_id=organisation_id,
+        details=details,
+    )
+    if held is not None:
+        held.wrong(session, rt, actor, organisation_id=organisation_id, door=door)
 
 
 def _take(

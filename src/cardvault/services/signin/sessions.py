@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus, RaRole
 from cardvault.errors import NotFound, PermissionDenied
+from cardvault.json_types import JsonObject
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
 from cardvault.services.networks import allow_list as network
@@ -25,7 +26,7 @@ from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport import channel
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, CardSession, Organisation, RaRoleGrant
+from cardvault.store.models import Card, CardSession, Organisation, RaRoleGrant, WebSession
 from cardvault.store.queries.organisations import policy_of
 
 TOKEN_BYTES = 32
@@ -187,6 +188,28 @@ def owner(actor: Actor, row: CardSession) -> Actor:
     )
 
 
+def _record(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    row: CardSession,
+    action: AuditAction,
+    organisation_id: str,
+    details: JsonObject,
+) -> None:
+    """An audit event of what the session's owner did (``owner``), in ``organisation_id``."""
+    audit.record(
+        session,
+        rt,
+        owner(actor, row),
+        action=action,
+        organisation_id=organisation_id,
+        person_id=row.person_id,
+        card_id=row.card_id,
+        details=details,
+    )
+
+
 def logout(rt: Runtime, actor: Actor, token: str | None, *, session_id: str | None = None) -> None:
     """End a card session (audited); raises SessionInvalid if it has already ended."""
     with transaction(rt.db) as session:
@@ -199,26 +222,22 @@ def logout(rt: Runtime, actor: Actor, token: str | None, *, session_id: str | No
         if row is None:
             raise SessionInvalid()
         session.delete(row)
-        audit.record(
-            session,
-            rt,
-            owner(actor, row),
-            action=AuditAction.SESSION_CLOSED,
-            organisation_id=row.organisation_id,
-            person_id=row.person_id,
-            card_id=row.card_id,
-            details={"session": row.id, "why": "logout"},
-        )
+        details: JsonObject = {"session": row.id, "why": "logout"}
+        _record(session, rt, actor, row, AuditAction.SESSION_CLOSED, row.organisation_id, details)
 
 
 def purge_expired(rt: Runtime) -> int:
     """Delete sessions past their expiry (their wraps are useless without SK anyway)."""
+    return purge_past_expiry(rt, CardSession)
+
+
+def purge_past_expiry(rt: Runtime, table: type[CardSession] | type[WebSession]) -> int:
+    """Delete a session table's rows past either expiry, absolute or idle; how many (card
+    and web sessions end the same way)."""
     now = rt.clock()
     with transaction(rt.db) as session:
         result = session.execute(
-            delete(CardSession).where(
-                (CardSession.expires_at <= now) | (CardSession.idle_expires_at <= now)
-            )
+            delete(table).where((table.expires_at <= now) | (table.idle_expires_at <= now))
         )
     return int(getattr(result, "rowcount", 0) or 0)
 
@@ -271,16 +290,7 @@ def select_role(
         org = match[0][0]
         network.check_client(org, actor.client_address)
         row.acting_organisation_id, row.acting_role = org.id, match[0][1]
-        audit.record(
-            session,
-            rt,
-            owner(actor, row),
-            action=AuditAction.RA_ROLE_SELECTED,
-            organisation_id=org.id,
-            person_id=row.person_id,
-            card_id=row.card_id,
-            details={"role": role},
-        )
+        _record(session, rt, actor, row, AuditAction.RA_ROLE_SELECTED, org.id, {"role": role})
 
 
 def require_role(

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from cardvault.errors import AuthenticationFailed, InvalidInput
 from cardvault.json_types import JsonObject
+from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.system.runtime import Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import CardSession, UsedNonce, WebSession
@@ -220,14 +221,7 @@ def end(rt: Runtime, view: WebSessionView) -> str | None:
 
 def purge_expired(rt: Runtime) -> int:
     """Delete expired web sessions; how many."""
-    now = rt.clock()
-    with transaction(rt.db) as session:
-        result = session.execute(
-            delete(WebSession).where(
-                (WebSession.expires_at <= now) | (WebSession.idle_expires_at <= now)
-            )
-        )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return card_sessions.purge_past_expiry(rt, WebSession)
 
 
 def claim_form(rt: Runtime, view: WebSessionView, form_id: str | None) -> bool:
