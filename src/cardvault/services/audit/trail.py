@@ -77,6 +77,13 @@ def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def whence(actor: Actor) -> dict[str, JsonInput]:
+    """The ``client_address`` detail of an event a request caused (DESIGN §3.7: every use
+    with where it came from), so that the RA sees the address a refused sign-in came from;
+    nothing for an act with no address (the CLI, a scheduled job)."""
+    return {"client_address": actor.client_address} if actor.client_address else {}
+
+
 def record(
     session: Session,
     rt: Runtime,

@@ -37,6 +37,7 @@ from cardvault.errors import InvalidInput
 from cardvault.json_types import JsonInput
 from cardvault.services.cards.sealing import open_record
 from cardvault.services.networks import allow_list as network
+from cardvault.services.networks.errors import NetworkNotAllowed
 from cardvault.services.signin import answers, factor_lockout, lockout, org_choice
 from cardvault.services.signin import refusals as signin_refusals
 from cardvault.services.signin.answers import LOCKED_NOW, MAX_FACTOR_FAILURES
@@ -334,34 +335,42 @@ class Engine:
     ) -> SessionGrant:
         """One answer: its place on the card's counter is reserved before it is checked, and
         given back when it was not checked (``factor_lockout.reserved``)."""
-        card_id, org_id = self._transaction_card(transaction_id)
-        with factor_lockout.reserved(self.rt, actor, card_id, organisation_id=org_id) as held:
-            outcome: SessionGrant | FactorFailed
-            with transaction(self.rt.db) as session:
-                ctx = self._waiting(session, actor, transaction_id)
-                try:
-                    outcome = check(ctx, held)
-                except FactorFailed as exc:
-                    outcome = exc
-            held.committed = True
+        card_id, org_id = self._transaction_card(actor, transaction_id)
+        try:
+            with factor_lockout.reserved(self.rt, actor, card_id, organisation_id=org_id) as held:
+                outcome: SessionGrant | FactorFailed
+                with transaction(self.rt.db) as session:
+                    ctx = self._waiting(session, actor, transaction_id)
+                    try:
+                        outcome = check(ctx, held)
+                    except FactorFailed as exc:
+                        outcome = exc
+                held.committed = True
+        except NetworkNotAllowed:
+            # its transaction rolled back: the refusal is audited in one of its own
+            signin_refusals.after_passcode(
+                self.rt, actor, card_id, org_id, transaction_id, "client network not allowed"
+            )
+            raise
         if isinstance(outcome, FactorFailed):
             raise outcome
         return outcome
 
-    def _transaction_card(self, transaction_id: str) -> tuple[str, str]:
-        """The card and organisation of a live sign-in (read only), or TransactionInvalid."""
+    def _transaction_card(self, actor: Actor, transaction_id: str) -> tuple[str, str]:
+        """The card and organisation of a live sign-in (read only), or TransactionInvalid;
+        audited when it is the card that refuses (locked since the passcode, say)."""
         with reading(self.rt.db) as session:
             txn = session.get(AuthTransaction, transaction_id)
             card = session.get(Card, txn.card_id) if txn and txn.card_id else None
-            if (
-                txn is None
-                or card is None
-                or txn.organisation_id is None
-                or not self._live(txn)
-                or card.status != CardStatus.ACTIVE
-            ):
+            if txn is None or card is None or txn.organisation_id is None or not self._live(txn):
                 raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
-            return card.id, txn.organisation_id
+            card_id, org_id, status = card.id, txn.organisation_id, card.status
+        if status != CardStatus.ACTIVE:
+            signin_refusals.after_passcode(
+                self.rt, actor, card_id, org_id, transaction_id, f"card is {status}"
+            )
+            raise TransactionInvalid("This sign-in has expired or is unknown; start again.")
+        return card_id, org_id
 
     def _live(self, txn: AuthTransaction) -> bool:
         """A sign-in's transaction waiting for its second factor (a reset's opens no session)."""

@@ -222,6 +222,7 @@ def _refused(session: Session, rt: Runtime, actor: Actor, card: Card, organisati
             else "no second-factor attempt left (others in progress)"
         ),
         organisation_id=organisation_id,
+        details=audit.whence(actor),
     )
 
 

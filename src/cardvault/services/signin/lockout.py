@@ -81,7 +81,9 @@ def passcode_wrong(
             action=action,
             outcome="failure",
             reason="incorrect passcode",
-            details={"attempts_left": outcome.attempts_left} | ({"method": route} if route else {}),
+            details={"attempts_left": outcome.attempts_left}
+            | ({"method": route} if route else {})
+            | audit.whence(actor),
         )
         if outcome.lock and card.status != CardStatus.LOCKED:
             lock_in_session(session, rt, actor, card, reason=ATTEMPTS_LOCK_REASON)

@@ -152,3 +152,26 @@ def record_for(
         card_id=target.card.id,
         details={**(details or {}), "client_address": actor.client_address},
     )
+
+
+def after_passcode(
+    rt: Runtime, actor: Actor, card_id: str, organisation_id: str, transaction_id: str, reason: str
+) -> None:
+    """Audit a second-factor step refused before its answer was checked (the caller outside
+    the organisation's networks, the card no longer active), in a transaction of its own:
+    the step's own rolled back. On the chain of the organisation the sign-in is for."""
+    with transaction(rt.db) as session:
+        card = session.get(Card, card_id)
+        assert card is not None
+        audit.record(
+            session,
+            rt,
+            actor.as_holder(card.person_id),
+            action=AuditAction.AUTH_SECOND_FACTOR,
+            outcome="failure",
+            reason=reason,
+            organisation_id=organisation_id,
+            person_id=card.person_id,
+            card_id=card.id,
+            details={"transaction": transaction_id, "client_address": actor.client_address},
+        )
