@@ -8,8 +8,10 @@ The relay commits only if nothing of it moved since (see relay.py).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,12 +22,13 @@ from cardvault.services.networks import allow_list as network
 from cardvault.services.piv import issuance, statements
 from cardvault.services.piv.errors import LinkClosed
 from cardvault.services.piv.ports import Mode
+from cardvault.services.piv.rows import LinkRow, PivRow, SessionRow
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport.errors import EnvelopeReplayed
 from cardvault.store.db import reading
-from cardvault.store.models import Card, CardSession, Organisation, PivCard, PivLink, RaRoleGrant
+from cardvault.store.models import Card, CardSession, Organisation, RaRoleGrant
 
 __all__ = ["USABLE", "Snapshot", "take"]
 
@@ -40,10 +43,10 @@ USABLE = {
 class Snapshot:
     """Everything one APDU needs, read in one read-only unit of work."""
 
-    session: CardSession
-    link: PivLink
+    session: SessionRow
+    link: LinkRow
     card: Card
-    piv: PivCard
+    piv: PivRow
     organisation: Organisation
 
 
@@ -61,7 +64,7 @@ def take(
         found = session.execute(statements.SNAPSHOT, params).one_or_none()
         if found is None:
             _why_not_found(session, token)
-        row, link, card, piv, org, spent = found
+        row, link, piv, card, org, spent = _split(found)
         if mode is Mode.ISSUANCE:
             _check_issuer(session, row)
     _check_live(rt, actor, row, org)
@@ -72,6 +75,23 @@ def take(
     return Snapshot(session=row, link=link, card=card, piv=piv, organisation=org)
 
 
+_ENDS = tuple(
+    itertools.accumulate(
+        (len(statements.SESSION_COLUMNS), len(statements.LINK_COLUMNS), len(statements.PIV_COLUMNS))
+    )
+)
+
+
+def _split(
+    found: Sequence[Any],
+) -> tuple[SessionRow, LinkRow, PivRow, Card, Organisation, bool]:
+    """The snapshot's result row as plain values (rows.py), then the card, organisation and
+    whether the jti was spent."""
+    a, b, c = _ENDS
+    card, org, spent = found[c:]
+    return SessionRow(*found[:a]), LinkRow(*found[a:b]), PivRow(*found[b:c]), card, org, spent
+
+
 def _why_not_found(session: Session, token: str) -> NoReturn:
     hashed = card_sessions.token_hash(token)
     if session.scalar(select(CardSession.id).where(CardSession.token_hash == hashed)) is None:
@@ -79,14 +99,14 @@ def _why_not_found(session: Session, token: str) -> NoReturn:
     raise LinkClosed("This card is no longer in the reader; start the connector again.")
 
 
-def _check_live(rt: Runtime, actor: Actor, row: CardSession, org: Organisation) -> None:
+def _check_live(rt: Runtime, actor: Actor, row: SessionRow, org: Organisation) -> None:
     now = rt.clock()
     if now >= row.expires_at or now >= row.idle_expires_at:
         raise SessionInvalid("The session has expired; sign in again.")
     network.check_client(org, actor.client_address)
 
 
-def _check_issuer(session: Session, row: CardSession) -> None:
+def _check_issuer(session: Session, row: SessionRow) -> None:
     """An issuance link needs an RA session whose issuing role is still granted."""
     if row.purpose != "ra" or row.acting_role not in issuance.ISSUERS:
         raise PermissionDenied("Choose an RA role that allows this first.")
