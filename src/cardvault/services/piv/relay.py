@@ -53,7 +53,6 @@ from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport.envelopes import remember_jti_in
 from cardvault.store.db import transaction
 from cardvault.store.models import Card
-from cardvault.store.queries.organisations import policy_of
 
 __all__ = ["RelayAnswer", "RelayRequest", "relay"]
 
@@ -195,7 +194,7 @@ def _compute(rt: Runtime, snap: Snapshot, req: RelayRequest) -> _Computed:
             record=record,
             dek=lambda: bytearray(dek),
             recheck=recheck,
-            pin_minimum=policy_of(snap.organisation).card_pin_min_length,
+            pin_minimum=snap.policy.card_pin_min_length,
         )
         after, response = _run(before, req, ports)
         whole = req.drain and Sw.more_waiting(status_word(response))
@@ -319,7 +318,7 @@ def _touch(session: Session, rt: Runtime, snap: Snapshot) -> tuple[datetime, dat
     finds the session alive instead (its link is deleted with it)."""
     now = rt.clock()
     row = snap.session
-    policy = policy_of(snap.organisation)
+    policy = snap.policy
     idle = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
     if idle - row.idle_expires_at < TOUCH_EVERY:
         return row.expires_at, row.idle_expires_at

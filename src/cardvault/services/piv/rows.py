@@ -1,9 +1,10 @@
 """The relay's snapshot rows as plain frozen values, read with SQLAlchemy Core.
 
-Loading a session, a link and a PIV row as ORM objects on every APDU (identity map, instance
-state, attribute instrumentation) cost more than the SELECT itself; the relay only reads
-them and writes back with its own compare-and-swap UPDATEs (statements.py), so it reads
-just the columns it uses into these values. Each class's fields are named like its table's
+Loading the session, link, card, PIV row and organisation as ORM objects on every APDU
+(identity map, instance state, attribute instrumentation, the ORM's execution path) cost
+more than the SELECT itself; the relay only reads them and writes back with its own
+compare-and-swap UPDATEs (statements.py), so it reads just the columns it uses into these
+values. Each class's fields are named like its table's
 columns and listed in the order the snapshot selects them.
 """
 
@@ -15,9 +16,9 @@ from typing import Any
 
 from sqlalchemy import Column, Table
 
-from cardvault.domain.vocabulary import RaRole
+from cardvault.domain.vocabulary import CardStatus, RaRole
 
-__all__ = ["LinkRow", "PivRow", "SessionRow", "columns_of"]
+__all__ = ["CardRow", "LinkRow", "OrganisationRow", "PivRow", "SessionRow", "columns_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,28 @@ class PivRow:
     secrets_version: int
     public_keys: dict[str, str]
     pin_blocked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CardRow:
+    """What the relay reads of the card (``cards``): its ids, status and sealed key record."""
+
+    id: str
+    serial: str
+    person_id: str
+    organisation_id: str
+    status: CardStatus
+    key_record: bytes | None = field(repr=False)
+    record_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrganisationRow:
+    """What the relay reads of the organisation the session acts in (``organisations``)."""
+
+    id: str
+    policy: dict[str, Any]
+    allowed_networks: list[str]
 
 
 def columns_of(table: Table, row: type[Any]) -> list[Column[Any]]:

@@ -16,19 +16,21 @@ from typing import Any, NoReturn
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import PermissionDenied
 from cardvault.services.networks import allow_list as network
 from cardvault.services.piv import issuance, statements
 from cardvault.services.piv.errors import LinkClosed
 from cardvault.services.piv.ports import Mode
-from cardvault.services.piv.rows import LinkRow, PivRow, SessionRow
+from cardvault.services.piv.rows import CardRow, LinkRow, OrganisationRow, PivRow, SessionRow
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport.errors import EnvelopeReplayed
 from cardvault.store.db import reading
-from cardvault.store.models import Card, CardSession, Organisation, RaRoleGrant
+from cardvault.store.models import CardSession, RaRoleGrant
+from cardvault.store.queries.organisations import parse_policy
 
 __all__ = ["USABLE", "Snapshot", "take"]
 
@@ -45,9 +47,11 @@ class Snapshot:
 
     session: SessionRow
     link: LinkRow
-    card: Card
+    card: CardRow
     piv: PivRow
-    organisation: Organisation
+    organisation: OrganisationRow
+    #: the organisation's policy, parsed
+    policy: OrganisationPolicy
 
 
 def take(
@@ -61,10 +65,11 @@ def take(
         "jti": None if jti is None else jti[:100],
     }
     with reading(rt.db) as session:  # no write lock: the commit is the one transaction
-        found = session.execute(statements.SNAPSHOT, params).one_or_none()
+        # Core, not the ORM: plain rows, no identity map (rows.py)
+        found = session.connection().execute(statements.SNAPSHOT, params).one_or_none()
         if found is None:
             _why_not_found(session, token)
-        row, link, piv, card, org, spent = _split(found)
+        row, link, piv, card, org, spent = _split(found.tuple())
         if mode is Mode.ISSUANCE:
             _check_issuer(session, row)
     _check_live(rt, actor, row, org)
@@ -72,24 +77,37 @@ def take(
         raise EnvelopeReplayed("This request was already received once; it is refused.")
     if link.mode != mode.value or card.status not in USABLE[mode]:
         raise LinkClosed("This card can no longer be used here.")
-    return Snapshot(session=row, link=link, card=card, piv=piv, organisation=org)
+    policy = parse_policy(org.policy)
+    return Snapshot(session=row, link=link, card=card, piv=piv, organisation=org, policy=policy)
 
 
 _ENDS = tuple(
     itertools.accumulate(
-        (len(statements.SESSION_COLUMNS), len(statements.LINK_COLUMNS), len(statements.PIV_COLUMNS))
+        len(columns)
+        for columns in (
+            statements.SESSION_COLUMNS,
+            statements.LINK_COLUMNS,
+            statements.PIV_COLUMNS,
+            statements.CARD_COLUMNS,
+            statements.ORGANISATION_COLUMNS,
+        )
     )
 )
 
 
 def _split(
     found: Sequence[Any],
-) -> tuple[SessionRow, LinkRow, PivRow, Card, Organisation, bool]:
-    """The snapshot's result row as plain values (rows.py), then the card, organisation and
-    whether the jti was spent."""
-    a, b, c = _ENDS
-    card, org, spent = found[c:]
-    return SessionRow(*found[:a]), LinkRow(*found[a:b]), PivRow(*found[b:c]), card, org, spent
+) -> tuple[SessionRow, LinkRow, PivRow, CardRow, OrganisationRow, bool]:
+    """The snapshot's result row as plain values (rows.py), and whether the jti was spent."""
+    a, b, c, d, e = _ENDS
+    return (
+        SessionRow(*found[:a]),
+        LinkRow(*found[a:b]),
+        PivRow(*found[b:c]),
+        CardRow(*found[c:d]),
+        OrganisationRow(*found[d:e]),
+        bool(found[e]),
+    )
 
 
 def _why_not_found(session: Session, token: str) -> NoReturn:
@@ -99,7 +117,7 @@ def _why_not_found(session: Session, token: str) -> NoReturn:
     raise LinkClosed("This card is no longer in the reader; start the connector again.")
 
 
-def _check_live(rt: Runtime, actor: Actor, row: SessionRow, org: Organisation) -> None:
+def _check_live(rt: Runtime, actor: Actor, row: SessionRow, org: OrganisationRow) -> None:
     now = rt.clock()
     if now >= row.expires_at or now >= row.idle_expires_at:
         raise SessionInvalid("The session has expired; sign in again.")

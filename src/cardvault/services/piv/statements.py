@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, exists, func, select, update
 
-from cardvault.services.piv.rows import LinkRow, PivRow, SessionRow, columns_of
+from cardvault.services.piv.rows import (
+    CardRow,
+    LinkRow,
+    OrganisationRow,
+    PivRow,
+    SessionRow,
+    columns_of,
+)
 from cardvault.store.models import (
     Card,
     CardSession,
@@ -23,7 +30,9 @@ from cardvault.store.models import (
 )
 
 __all__ = [
+    "CARD_COLUMNS",
     "LINK_COLUMNS",
+    "ORGANISATION_COLUMNS",
     "PIV_COLUMNS",
     "SAVE_CARD",
     "SAVE_LINK",
@@ -45,12 +54,21 @@ _links = table_of(PivLink)
 SESSION_COLUMNS = columns_of(_sessions, SessionRow)
 LINK_COLUMNS = columns_of(_links, LinkRow)
 PIV_COLUMNS = columns_of(_cards, PivRow)
+CARD_COLUMNS = columns_of(table_of(Card), CardRow)
+ORGANISATION_COLUMNS = columns_of(table_of(Organisation), OrganisationRow)
 
-#: everything an APDU is computed from (snapshot.py): the session's, link's and PIV row's
-#: columns, then the card and organisation (ORM: sealing and policy take them), then whether
-#: the jti was spent; parameters ``token_hash``, ``link_id``, ``jti``
+#: everything an APDU is computed from (snapshot.py): the columns of the session, link, PIV
+#: row, card and organisation, then whether the jti was spent; parameters ``token_hash``,
+#: ``link_id``, ``jti``
 SNAPSHOT = (
-    select(*SESSION_COLUMNS, *LINK_COLUMNS, *PIV_COLUMNS, Card, Organisation, _SPENT)
+    select(
+        *SESSION_COLUMNS,
+        *LINK_COLUMNS,
+        *PIV_COLUMNS,
+        *CARD_COLUMNS,
+        *ORGANISATION_COLUMNS,
+        _SPENT,
+    )
     .select_from(CardSession)
     .join(PivLink, PivLink.session_id == CardSession.id)
     .join(Card, Card.id == PivLink.card_id)
