@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select
 
 from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus
@@ -28,7 +27,7 @@ from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport.errors import EnvelopeReplayed
-from cardvault.store.db import reading
+from cardvault.store.db import reading_rows
 from cardvault.store.models import CardSession, RaRoleGrant
 from cardvault.store.queries.organisations import parse_policy
 
@@ -64,14 +63,15 @@ def take(
         "link_id": link_id,
         "jti": None if jti is None else jti[:100],
     }
-    with reading(rt.db) as session:  # no write lock: the commit is the one transaction
-        # Core, not the ORM: plain rows, no identity map (rows.py)
-        found = session.connection().execute(statements.SNAPSHOT, params).one_or_none()
+    # Core, not the ORM: plain rows, no Session (rows.py); no write lock: the commit is the
+    # one transaction
+    with reading_rows(rt.engine) as conn:
+        found = conn.execute(statements.SNAPSHOT, params).one_or_none()
         if found is None:
-            _why_not_found(session, token)
-        row, link, piv, card, org, spent = _split(found.tuple())
+            _why_not_found(conn, token)
+        row, link, piv, card, org, spent = _split(found)
         if mode is Mode.ISSUANCE:
-            _check_issuer(session, row)
+            _check_issuer(conn, row)
     _check_live(rt, actor, row, org)
     if spent:
         raise EnvelopeReplayed("This request was already received once; it is refused.")
@@ -110,9 +110,9 @@ def _split(
     )
 
 
-def _why_not_found(session: Session, token: str) -> NoReturn:
+def _why_not_found(conn: Connection, token: str) -> NoReturn:
     hashed = card_sessions.token_hash(token)
-    if session.scalar(select(CardSession.id).where(CardSession.token_hash == hashed)) is None:
+    if conn.scalar(select(CardSession.id).where(CardSession.token_hash == hashed)) is None:
         raise SessionInvalid()
     raise LinkClosed("This card is no longer in the reader; start the connector again.")
 
@@ -124,11 +124,11 @@ def _check_live(rt: Runtime, actor: Actor, row: SessionRow, org: OrganisationRow
     network.check_client(org, actor.client_address)
 
 
-def _check_issuer(session: Session, row: SessionRow) -> None:
+def _check_issuer(conn: Connection, row: SessionRow) -> None:
     """An issuance link needs an RA session whose issuing role is still granted."""
     if row.purpose != "ra" or row.acting_role not in issuance.ISSUERS:
         raise PermissionDenied("Choose an RA role that allows this first.")
-    granted = session.scalar(
+    granted = conn.scalar(
         select(RaRoleGrant.id).where(
             RaRoleGrant.person_id == row.person_id,
             RaRoleGrant.organisation_id == row.acting_organisation_id,
