@@ -12,8 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import factories as f
+from tests.support import keys as k
 from tests.support import phones, qr, ra_web
 from tests.support import portal as p
+from tests.support.soft_ctap2 import SoftCtap2Device
 
 from cardvault.notify.outbox import MemoryOutbox
 from cardvault.services.devices import pairing
@@ -22,7 +24,7 @@ from cardvault.services.ra import cards as ra_cards
 from cardvault.services.ra.actions import RaContext
 from cardvault.services.signin.engine import Engine, LoginRequest
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import AuditEvent, Card, CardSession
+from cardvault.store.models import AuditEvent, Card, CardSession, WebSession
 
 NEW = "violet tractor umbrella 1987"
 OTHER = "marble kettle horizon 2024"
@@ -106,6 +108,41 @@ def test_an_invitation_ends_with_a_paired_phone_and_a_card_that_signs_in(
     assert _login(rt, "invitee@example.org", NEW, phone.code())
     # the setup is over for this browser
     assert c.get(FACTOR).status_code == 303
+
+
+def _session_data(rt: Runtime) -> dict[str, object]:
+    with rt.db() as s:
+        (row,) = s.scalars(select(WebSession)).all()
+        return dict(row.data)
+
+
+def test_a_security_key_ends_the_setup_by_post_and_the_ready_page_changes_nothing(
+    rt: Runtime, operator: Actor
+) -> None:
+    c, card = _invited(rt, operator)
+    page = c.get(FACTOR)
+    script_csrf = re.search(r'data-csrf="([^"]+)"', page.text)
+    assert script_csrf is not None
+    csrf = {"X-CSRF-Token": script_csrf.group(1)}
+    api = "/portal/api/setup/second-factor/key"
+    # before the key: the ready page neither ends the setup nor says the card is ready
+    before = _session_data(rt)
+    assert c.get(f"{FACTOR}/ready").headers["location"] == FACTOR
+    assert _session_data(rt) == before
+    options = c.post(f"{api}/begin", headers=csrf).json()
+    answer = k.make_credential_for(rt, SoftCtap2Device(pin=k.PIN), options)
+    done = c.post(f"{api}/complete", headers=csrf, json={"credential": answer, "nickname": "K"})
+    assert done.json() == {"next": f"{FACTOR}/ready"}
+    ended = _session_data(rt)
+    assert ended["setup_ready_serial"] == card.serial
+    assert not {"setup_serial", "setup_org", "setup_until", "setup_ceremony"} & ended.keys()
+    assert c.get(FACTOR).status_code == 303  # the POST ended the setup
+    for _ in range(2):
+        ready = c.get(f"{FACTOR}/ready")
+        assert ready.status_code == 200
+        assert "Your card is ready" in ready.text
+        assert card.serial in ready.text
+        assert _session_data(rt) == ended
 
 
 def test_in_person_only_where_the_policy_allows_it(rt: Runtime, operator: Actor) -> None:

@@ -14,9 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from tests.support.x509_cases import FIELDS, NOW, CardKey, openssl, write
 
-from cardvault.crypto.imported_certificate import check_imported_certificate
-from cardvault.crypto.x509 import (
-    DEFAULT_SUBJECT_TEMPLATE,
+from cardvault.crypto.cert_errors import (
     CertificateExpired,
     CertificateKeyMismatch,
     CertificateNotYetValid,
@@ -24,6 +22,10 @@ from cardvault.crypto.x509 import (
     CertificateUntrustedIssuer,
     CertificateWeakSignature,
     CertificateWrongUsage,
+)
+from cardvault.crypto.imported_certificate import check_imported_certificate
+from cardvault.crypto.x509 import (
+    DEFAULT_SUBJECT_TEMPLATE,
     CertUsage,
     build_csr,
     ca_key_to_pem,

@@ -13,17 +13,19 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from tests.support.x509_cases import FIELDS, KEY_KINDS, NOW, CardKey, openssl, write
 
-from cardvault.crypto.x509 import (
-    DEFAULT_SUBJECT_TEMPLATE,
+from cardvault.crypto.cert_errors import (
     CaKeyMismatch,
     CaUnusable,
     CertificateExpired,
     CertificateUntrustedIssuer,
+    UnsupportedKey,
+)
+from cardvault.crypto.x509 import (
+    DEFAULT_SUBJECT_TEMPLATE,
     CertUsage,
     SubjectFields,
     SubjectTemplateInvalid,
     SubjectValueInvalid,
-    UnsupportedKey,
     build_csr,
     ca_key_to_pem,
     certificate_summary,

@@ -7,8 +7,6 @@ it out again.
 
 from __future__ import annotations
 
-import hmac
-import logging
 import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
@@ -20,17 +18,22 @@ from cardvault.clients.agent.options import Options, client, options, out
 from cardvault.clients.common import prompts
 from cardvault.clients.common.replies import Reply
 from cardvault.clients.common.shell import reported
-from cardvault.clients.connector.vpcd import DEFAULT_PORT
+from cardvault.clients.connector import DEFAULT_PORT
 from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.lazy import lazy_module
 
 if TYPE_CHECKING:
+    import hmac
+    import logging
+
     from cardvault.clients.agent import core
     from cardvault.clients.common import api as api_module
     from cardvault.clients.common.api import CardvaultApi
     from cardvault.clients.connector import runner as runner_module
     from cardvault.clients.connector.runner import Inserted
 else:  # imported when the connector runs: the agent's --help stays fast
+    hmac = lazy_module("hmac")
+    logging = lazy_module("logging")
     core = lazy_module("cardvault.clients.agent.core")
     api_module = lazy_module("cardvault.clients.common.api")
     runner_module = lazy_module("cardvault.clients.connector.runner")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import io
-import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +31,8 @@ from cardvault.errors import InvalidInput
 from cardvault.lazy import lazy_module
 
 if TYPE_CHECKING:
+    import socket
+
     import segno
 
     from cardvault.clients.agent import core, fido2_key, key_login
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from cardvault.clients.common.api import CardvaultApi
 else:  # imported when a sign-in route runs: the agent's --help stays fast
     segno = lazy_module("segno")
+    socket = lazy_module("socket")
     core = lazy_module("cardvault.clients.agent.core")
     fido2_key = lazy_module("cardvault.clients.agent.fido2_key")
     key_login = lazy_module("cardvault.clients.agent.key_login")

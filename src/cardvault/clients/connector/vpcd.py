@@ -23,6 +23,7 @@ from collections.abc import Callable
 from enum import IntEnum
 
 from cardvault.card.apdu import Sw
+from cardvault.clients.connector import DEFAULT_PORT
 from cardvault.errors import CardvaultError
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 35963  # vpcd CHANNELID 0x8C7B, slot 0 ("Virtual PCD 00 00")
 MAX_FRAME = 0xFFFF
 #: what the card answers when the relay fails: "no precise diagnosis"
 RELAY_FAILED = Sw.NO_PRECISE_DIAGNOSIS.wire()

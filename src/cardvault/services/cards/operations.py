@@ -92,43 +92,74 @@ def default_scheme(algorithm: str) -> ckeys.SignatureScheme:
 def sign(rt: Runtime, actor: Actor, req: SignRequest) -> Signature:
     """Sign a digest with the card's key in a card session. Raises SessionInvalid for an
     ended session, InvalidInput for a malformed digest or scheme, NotFound for a missing key,
-    WrongSecret when the session key does not open the card."""
+    WrongSecret when the session key does not open the card.
+
+    A signature that needs no passcode is one transaction: the session is used, the key
+    opened and used and the event audited together (DESIGN §3.7: the audit in the same
+    transaction as the operation; issue 16: one write transaction, not two). The work under
+    the lock is AES-GCM and one RSA or ECDSA signature. The content-commitment key's
+    passcode costs a KDF, which never runs inside a transaction: that signature is audited
+    in a transaction of its own after it."""
     usage = _usage(req.key)
     _check_digest(req)
     with transaction(rt.db) as session:
         row, card = card_sessions.use(session, rt, req.token, client_address=actor.client_address)
-        cert = _certificate(session, card, usage)
-        card_id = card.id
+        cert_pem = _certificate_pem(session, card, usage)
+        if usage is not CertUsage.CONTENT_COMMITMENT:
+            dek = _session_dek(rt, actor, row, card, req, usage)
+            signature, scheme = _signed(rt, card, dek, req, usage)
+            _audit_signed(session, rt, actor, row, card, req, usage, scheme)
+            return Signature(signature=signature, scheme=scheme.value, certificate_pem=cert_pem)
     dek = _session_dek(rt, actor, row, card, req, usage)
+    signature, scheme = _signed(rt, card, dek, req, usage)
+    with transaction(rt.db) as session:
+        _audit_signed(session, rt, actor, row, card, req, usage, scheme)
+    return Signature(signature=signature, scheme=scheme.value, certificate_pem=cert_pem)
+
+
+def _signed(
+    rt: Runtime, card: Card, dek: bytearray, req: SignRequest, usage: CertUsage
+) -> tuple[bytes, ckeys.SignatureScheme]:
+    """The digest signed with the card's key of ``usage`` (the DEK and the key wiped)."""
     try:
         sealed = open_record(rt.master_key, card).key(usage.value)
-        pkcs8 = open_private_key(dek, card_id=card_id, sealed=sealed)
+        pkcs8 = open_private_key(dek, card_id=card.id, sealed=sealed)
     finally:
         wipe(dek)
     # a card issued through PC/SC may hold keys of different algorithms in 9A and 9C
     scheme = ckeys.SignatureScheme(req.scheme) if req.scheme else default_scheme(sealed.algorithm)
     try:
         key = ckeys.load_private_key(pkcs8, trusted=True)
-        signature = ckeys.sign_digest(key, req.digest, hash_alg=req.hash_alg, scheme=scheme)
+        return ckeys.sign_digest(key, req.digest, hash_alg=req.hash_alg, scheme=scheme), scheme
     finally:
         wipe(pkcs8)
-    with transaction(rt.db) as session:
-        audit.record_for_card(
-            session,
-            rt,
-            actor.as_holder(card.person_id),
-            card,
-            action=AuditAction.CARD_SIGNED,
-            organisation_id=row.organisation_id,
-            details={
-                "key": usage.value,
-                "hash": req.hash_alg,
-                "scheme": scheme.value,
-                "digest": req.digest.hex(),
-                "session": row.id,
-            },
-        )
-    return Signature(signature=signature, scheme=scheme.value, certificate_pem=cert.pem)
+
+
+def _audit_signed(
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    row: CardSession,
+    card: Card,
+    req: SignRequest,
+    usage: CertUsage,
+    scheme: ckeys.SignatureScheme,
+) -> None:
+    audit.record_for_card(
+        session,
+        rt,
+        actor.as_holder(card.person_id),
+        card,
+        action=AuditAction.CARD_SIGNED,
+        organisation_id=row.organisation_id,
+        details={
+            "key": usage.value,
+            "hash": req.hash_alg,
+            "scheme": scheme.value,
+            "digest": req.digest.hex(),
+            "session": row.id,
+        },
+    )
 
 
 def _session_dek(
@@ -165,23 +196,24 @@ def _session_dek(
 
 
 # Built once: every signature returns its certificate, and SQLAlchemy reuses the compiled
-# form of a statement object it has seen.
-_VALID_CERTIFICATE = (
-    select(Certificate)
+# form of a statement object it has seen. Only the PEM, as a column: no ORM row is built.
+_VALID_CERTIFICATE_PEM = (
+    select(Certificate.pem)
     .where(
         Certificate.card_id == bindparam("cert_card"),
         Certificate.usage == bindparam("usage"),
         Certificate.status == "valid",
     )
     .order_by(Certificate.created_at.desc())
+    .limit(1)
 )
 
 
-def _certificate(session: Session, card: Card, usage: CertUsage) -> Certificate:
-    cert = session.scalar(_VALID_CERTIFICATE, {"cert_card": card.id, "usage": usage.value})
-    if cert is None:
+def _certificate_pem(session: Session, card: Card, usage: CertUsage) -> str:
+    pem = session.scalar(_VALID_CERTIFICATE_PEM, {"cert_card": card.id, "usage": usage.value})
+    if pem is None:
         raise InvalidInput(f"The card has no valid {usage.label} certificate.")
-    return cert
+    return pem
 
 
 def certificates(rt: Runtime, actor: Actor, token: str) -> dict[str, str]:

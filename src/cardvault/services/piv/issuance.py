@@ -29,6 +29,7 @@ from cardvault.card.piv.link_state import LinkState, dump_link_state
 from cardvault.card.tlv import TlvError
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.aead import wipe
+from cardvault.crypto.cert_errors import CertificateUnreadable
 from cardvault.crypto.keyslots import CardKeyRecord, new_dek, new_session_key, wrap_for_session
 from cardvault.domain import identifiers
 from cardvault.domain.audit_actions import AuditAction
@@ -286,7 +287,7 @@ def _certificate(
         return f"import a certificate for {label}"
     try:
         cert = cx509.load_certificate_der(piv_objects.certificate(container))
-    except (TlvError, cx509.CertificateUnreadable):
+    except (TlvError, CertificateUnreadable):
         return f"the {label} certificate object holds no readable certificate"
     spki = cx509.certificate_public_key_der(cert)
     if public_keys.get(label) != _b64(spki):

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from cardvault.crypto import x509 as cx509
+from cardvault.crypto.cert_errors import UnsupportedKey
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import Conflict, InvalidInput
@@ -55,7 +56,7 @@ def public_key_of(*, csr_pem: bytes | None = None, key_pem: bytes | None = None)
             "That is not a PEM certificate request or public key.", field="csr"
         ) from exc
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        raise cx509.UnsupportedKey("Card keys must be RSA or ECDSA keys.")
+        raise UnsupportedKey("Card keys must be RSA or ECDSA keys.")
     return key
 
 

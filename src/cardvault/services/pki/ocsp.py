@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from cardvault.crypto import ocsp as cocsp
 from cardvault.crypto import x509 as cx509
+from cardvault.crypto.cert_errors import CertificateError
 from cardvault.services.pki import ca
 from cardvault.services.pki.crl import revocation_of
 from cardvault.services.pki.responder import responder
@@ -98,6 +99,6 @@ def status_of(rt: Runtime, serial: int, ca_cert: x509.Certificate) -> cocsp.Ocsp
 def _signed_by(pem: str, ca_cert: x509.Certificate) -> bool:
     try:
         cx509.check_issued_by(cx509.load_certificate_pem(pem.encode()), ca_cert)
-    except cx509.CertificateError:
+    except CertificateError:
         return False
     return True

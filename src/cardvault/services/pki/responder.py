@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cardvault.crypto import ocsp as cocsp
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.aead import aad, wipe
+from cardvault.crypto.cert_errors import CertificateUntrustedIssuer
 from cardvault.errors import IntegrityError
 from cardvault.keystore.files import write_private
 from cardvault.services.pki import ca
@@ -54,7 +55,7 @@ def _fit(rt: Runtime, current: cocsp.Responder, issuer: ca.IssuingCa) -> bool:
         return False
     try:
         cx509.check_issued_by(cert, issuer.cert)
-    except cx509.CertificateUntrustedIssuer:
+    except CertificateUntrustedIssuer:
         return False
     return left > timedelta(0)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from cardvault.crypto import x509 as cx509
+from cardvault.crypto.cert_errors import CertificateUntrustedIssuer
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import InvalidInput
 from cardvault.services.cards.state import stored_serial
@@ -61,7 +62,7 @@ def _issued_here(rt: Runtime, pem: str) -> bool:
     for ca_cert in ca.issuing_certificates(rt):
         try:
             cx509.check_issued_by(cert, ca_cert)
-        except cx509.CertificateUntrustedIssuer:
+        except CertificateUntrustedIssuer:
             continue
         return True
     return False

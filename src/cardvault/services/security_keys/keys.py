@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from cardvault import json_types
@@ -37,6 +37,7 @@ from cardvault.services.security_keys.errors import SecurityKeysNotAllowed
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Association, Card, Organisation, WebAuthnCeremony
+from cardvault.store.queries import card_rows
 from cardvault.store.queries.organisations import policy_of
 
 RP_NAME = "cardvault"
@@ -138,21 +139,12 @@ def stored_credential(assoc: Association) -> webauthn.StoredCredential:
 
 # Built once: every sign-in asks whether the card has a security key (the engine's offers),
 # and SQLAlchemy reuses the compiled form of a statement object it has seen.
-_ACTIVE_KEYS = (
-    select(Association)
-    .where(
-        Association.card_id == bindparam("key_card"),
-        Association.organisation_id == bindparam("key_org"),
-        Association.method == MethodKind.SECURITY_KEY,
-        Association.status == MethodStatus.ACTIVE,
-    )
-    .order_by(Association.created_at)
-)
+_ACTIVE_KEYS = card_rows.active_methods(MethodKind.SECURITY_KEY)
 
 
 def active_keys(session: Session, card_id: str, organisation_id: str) -> list[Association]:
     """The card's security keys in this organisation."""
-    return list(session.scalars(_ACTIVE_KEYS, {"key_card": card_id, "key_org": organisation_id}))
+    return list(session.scalars(_ACTIVE_KEYS, {"card": card_id, "organisation": organisation_id}))
 
 
 def keys_by_credential(

@@ -278,16 +278,22 @@ def _the_key(
 # --- the passcode step -----------------------------------------------------------------
 
 
-def verified_ceremony(session: Session, proof: str, now: datetime) -> WebAuthnCeremony | None:
-    """The verified, unspent sign-in a proof stands for (None when there is none)."""
+def proven_ceremony(session: Session, proof: str) -> WebAuthnCeremony | None:
+    """The verified, unspent sign-in a proof stands for, whether or not its time is up
+    (None when there is none): identification only names the card, and spending the proof
+    (``consume_proof``, on the runtime's clock) refuses an expired one with its own message."""
     if not isinstance(proof, str) or not 1 <= len(proof) <= MAX_PROOF:
         return None
     row = session.scalar(
         select(WebAuthnCeremony).where(WebAuthnCeremony.proof_hash == proof_hash(proof))
     )
-    if row is None or row.status != "verified" or now >= row.expires_at:
-        return None
-    return row
+    return row if row is not None and row.status == "verified" else None
+
+
+def verified_ceremony(session: Session, proof: str, now: datetime) -> WebAuthnCeremony | None:
+    """The verified, unspent sign-in a proof stands for, still in its time (None else)."""
+    row = proven_ceremony(session, proof)
+    return row if row is not None and now < row.expires_at else None
 
 
 def consume_proof(

@@ -66,6 +66,7 @@ from cardvault.services.signin.views import (
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import reading, transaction
 from cardvault.store.models import AuthTransaction, Card, Organisation, Person
+from cardvault.store.queries import cards as card_queries
 from cardvault.store.types import new_id
 
 __all__ = [
@@ -186,12 +187,11 @@ class Engine:
         The transaction's row is written only when it waits for something: a sign-in whose
         second factor came with the passcode and was right, or that has no second factor,
         never needs it (no push can name a transaction that was never written)."""
-        card = session.get(Card, target.card.id, with_for_update=True)
+        # the passcode's counter reset and the card's row locked, fresh, in one statement
+        card = card_queries.passcode_right(session, target.card.id)
         # the organisation as ``_identify`` read it in this request, not read again: its
         # policy and networks were checked on that very row a moment ago
         org = session.merge(target.organisation, load=False)
-        assert card is not None
-        lockout.passcode_right(session, card)
         now = self.rt.clock()
         txn = AuthTransaction(
             id=txn_id,

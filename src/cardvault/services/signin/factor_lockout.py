@@ -77,10 +77,16 @@ class Reservation:
     committed: bool = False
     #: this answer locked the card (it was active, and this was the fifth wrong in a row)
     locked_now: bool = False
+    #: reserved under the caller's lock on the card's row and not written yet
+    #: (``reserved_here``): only a wrong answer writes it
+    unwritten: bool = False
 
     def right(self, session: Session) -> None:
-        """The answer was right: the count starts again (in the caller's transaction)."""
-        right(session, self.card_id)
+        """The answer was right: the count starts again (in the caller's transaction; an
+        unwritten reservation on a count of zero leaves the row as it is)."""
+        if not (self.unwritten and self.count == 1):
+            right(session, self.card_id)
+        self.unwritten = False
         self.verdict = Verdict.RIGHT
 
     def wrong(
@@ -93,6 +99,9 @@ class Reservation:
         The caller has locked the card's row before it wrote any audit event (the order
         every transaction that locks a card keeps: card, then the audit chain)."""
         self.verdict = Verdict.WRONG
+        if self.unwritten:
+            card_queries.reserve_attempt(session, card_queries.SECOND_FACTOR, self.card_id)
+            self.unwritten = False
         if self.count is None or self.count < MAX_SECOND_FACTOR_FAILURES:
             return False
         self.locked_now = _limit_reached(session, rt, actor, self.card_id, organisation_id, door)
@@ -127,16 +136,26 @@ def reserved(
 def reserved_here(
     session: Session, rt: Runtime, actor: Actor, card: Card, *, organisation_id: str
 ) -> Reservation:
-    """One answer reserved in the caller's transaction, which has locked ``card``'s row and
-    checks the answer before it commits (a second factor sent with the passcode): the
-    reservation and its verdict commit together, and a rollback takes both back, so there
-    is nothing to give back and no transaction of its own. SecondFactorLocked (audited in
-    the caller's transaction) when the card takes no answer now."""
-    count = card_queries.reserve_attempt(session, card_queries.SECOND_FACTOR, card.id)
-    if count is None:
+    """One answer reserved in the caller's transaction, which has locked ``card``'s row
+    (and read it fresh under the lock) and checks the answer before it commits (a second
+    factor sent with the passcode): the reservation and its verdict commit together, and a
+    rollback takes both back, so there is nothing to give back and no transaction of its
+    own. SecondFactorLocked (audited in the caller's transaction) when the card takes no
+    answer now.
+
+    The reservation's condition is the counter statement's (below the limit, card active),
+    checked on the locked row: no other transaction can move the counter before this one
+    commits, so the check is as exact as the conditional UPDATE. The reservation is written
+    only with a wrong verdict (``Reservation.wrong``); a right one resets the count, which
+    needs no write when it was zero (issue 16: a sign-in with its code inline writes no
+    second-factor counter at all)."""
+    if (
+        card.status != CardStatus.ACTIVE
+        or card.second_factor_failures >= MAX_SECOND_FACTOR_FAILURES
+    ):
         _refused(session, rt, actor, card, organisation_id)
         raise SecondFactorLocked()
-    return Reservation(card_id=card.id, count=count)
+    return Reservation(card_id=card.id, count=card.second_factor_failures + 1, unwritten=True)
 
 
 def _take(

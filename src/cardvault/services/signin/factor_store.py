@@ -13,12 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from cardvault import json_types
 from cardvault.domain.push_policy import PushStatus
-from cardvault.domain.vocabulary import AuthState, MethodKind, MethodStatus
+from cardvault.domain.vocabulary import AuthState, MethodKind
 from cardvault.domain.webauthn import StoredCredential, WebAuthnPolicy
 from cardvault.errors import CardvaultError
 from cardvault.json_types import JsonObject
@@ -47,18 +47,16 @@ from cardvault.store.models import (
     PushChallenge,
     table_of,
 )
+from cardvault.store.queries import card_rows
 from cardvault.store.queries.organisations import policy_of
 
 _Row = TypeVar("_Row")
 
-# Built once with bound parameters: every TOTP sign-in runs both, and SQLAlchemy reuses the
-# compiled form of a statement object it has seen.
-_ACTIVE_APPS = select(Association).where(
-    Association.card_id == bindparam("app_card"),
-    Association.organisation_id == bindparam("app_org"),
-    Association.method == MethodKind.TOTP,
-    Association.status == MethodStatus.ACTIVE,
-)
+# Built once with bound parameters: every sign-in runs both, and SQLAlchemy reuses the
+# compiled form of a statement object it has seen. The card's active methods of every kind
+# in one query: the plug-ins' offers (authenticator apps, security keys, HR cards) and the
+# check of the answer then read the same rows (issue 16: one query, not one per plug-in).
+_ACTIVE_METHODS = card_rows.active_methods()
 # each time step is taken once, atomically: the UPDATE wins only below the stored step
 _APPS = table_of(Association)
 _TAKE_STEP = (
@@ -108,7 +106,7 @@ class SessionFactorStore:
         self._session, self._rt, self._actor = session, rt, actor
         self._card, self._org, self._txn = card, org, txn
         self.now: datetime = rt.clock()
-        self._apps: list[Association] | None = None
+        self._methods: list[Association] | None = None
         self._keys: dict[str, list[Association]] = {}
 
     def organisation(self, organisation_id: str) -> FactorOrganisation | None:
@@ -184,16 +182,22 @@ class SessionFactorStore:
 
     # -- authenticator apps ----------------------------------------------------------------
 
+    def _active(self, method: MethodKind) -> list[Association]:
+        """The card's active methods of one kind in this organisation, oldest first; all
+        kinds are read at once, once per request (offers, then the answer's check)."""
+        if self._methods is None:
+            params = {"card": self._card.id, "organisation": self._org.id}
+            self._methods = list(self._session.scalars(_ACTIVE_METHODS, params))
+        return [a for a in self._methods if a.method == method]
+
     def authenticator_apps(self) -> list[BoundMethod]:
-        """The card's active apps, read once per request (offer, then verify)."""
-        if self._apps is None:
-            params = {"app_card": self._card.id, "app_org": self._org.id}
-            self._apps = list(self._session.scalars(_ACTIVE_APPS, params))
-        return [_bound(a) for a in self._apps]
+        """The card's active apps."""
+        return [_bound(a) for a in self._active(MethodKind.TOTP)]
 
     def open_app_secret(self, app_id: str) -> bytearray:
-        """The app's TOTP secret."""
-        return open_secret(self._rt.master_key, self._row(Association, app_id))
+        """The app's TOTP secret (its row as the offer read it: no lookup per app tried)."""
+        row = next((a for a in self._active(MethodKind.TOTP) if a.id == app_id), None)
+        return open_secret(self._rt.master_key, row or self._row(Association, app_id))
 
     def take_app_step(self, app_id: str, step: int) -> bool:
         """The app's time step, taken once."""
@@ -208,15 +212,7 @@ class SessionFactorStore:
 
     def hr_cards(self) -> list[BoundMethod]:
         """The card's active HR cards in the organisation."""
-        rows = self._session.scalars(
-            select(Association).where(
-                Association.card_id == self._card.id,
-                Association.organisation_id == self._org.id,
-                Association.method == MethodKind.HR_CARD,
-                Association.status == MethodStatus.ACTIVE,
-            )
-        )
-        return [_bound(a) for a in rows]
+        return [_bound(a) for a in self._active(MethodKind.HR_CARD)]
 
     def hr_card_used(self, hr_card_id: str) -> None:
         """Tapped now."""
@@ -226,7 +222,10 @@ class SessionFactorStore:
 
     def security_keys(self, organisation_id: str) -> list[BoundMethod]:
         """The card's active keys in ``organisation_id``."""
-        keys = security_keys.active_keys(self._session, self._card.id, organisation_id)
+        if organisation_id == self._org.id:
+            keys = self._active(MethodKind.SECURITY_KEY)
+        else:
+            keys = security_keys.active_keys(self._session, self._card.id, organisation_id)
         self._keys[organisation_id] = keys
         return [_bound(k) for k in keys]
 

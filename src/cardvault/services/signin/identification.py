@@ -19,7 +19,6 @@ from cardvault.errors import CardvaultError, InvalidInput
 from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.signin import hr_cards
 from cardvault.store.models import AdAccount, Association, Card, Membership, Organisation, Person
-from cardvault.store.types import utcnow
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +30,9 @@ class Target:
     organisation: Organisation
     #: where the sign-in started (what the holder typed or presented)
     route: SignInRoute
+    #: the person's organisations, when the resolver read them (a route that names none,
+    #: whose sign-in may go to any of them: ``org_choice``); None when not read
+    memberships: tuple[Organisation, ...] | None = None
 
 
 Resolver = Callable[[Session, str, str | None], Target | None]
@@ -44,33 +46,52 @@ _LIVE_CARD = select(Card).where(
 )
 
 
+_MEMBER_ORGS = (
+    select(Organisation)
+    .join(Membership, Membership.organisation_id == Organisation.id)
+    .where(Membership.person_id == bindparam("member"))
+)
+
+
 def _live_card(session: Session, person_id: str) -> Card | None:
     return session.scalar(_LIVE_CARD, {"person_id": person_id})
 
 
-def _org_for(
-    session: Session, person: Person, card: Card, org_code: str | None
-) -> Organisation | None:
-    code = identifiers.org_code(org_code) if org_code else None
-    stmt = select(Organisation).join(Membership, Membership.organisation_id == Organisation.id)
-    stmt = stmt.where(Membership.person_id == person.id)
-    if code:
-        return session.scalar(stmt.where(Organisation.code == code))
-    return session.get(Organisation, card.organisation_id)
+def _member_orgs(session: Session, person_id: str) -> tuple[Organisation, ...]:
+    return tuple(session.scalars(_MEMBER_ORGS, {"member": person_id}))
+
+
+def _named_org(session: Session, person: Person, org_code: str) -> Organisation | None:
+    stmt = _MEMBER_ORGS.where(Organisation.code == identifiers.org_code(org_code))
+    return session.scalar(stmt, {"member": person.id})
 
 
 def by_email(session: Session, value: str, org_code: str | None) -> Target | None:
-    """The card a sign-in by email names, or None (looked up as if it existed)."""
+    """The card a sign-in by email names, or None (looked up as if it existed).
+
+    Without an organisation named, the person's organisations are read at once (one
+    query, kept in the target for ``org_choice``), the card's own among them."""
     person = session.scalar(_PERSON_BY_EMAIL, {"email": identifiers.email(value)})
-    # the card and organisation are looked for even for nobody: an unknown address costs
+    # the card and organisations are looked for even for nobody: an unknown address costs
     # the same reads as a known one (DESIGN §3.3, refusals that look alike)
     card = _live_card(session, person.id if person else "")
     if person is None or card is None:
-        session.get(Organisation, "")
+        _member_orgs(session, "")
         return None
-    org = _org_for(session, person, card, org_code)
-    return (
-        Target(card=card, person=person, organisation=org, route=SignInRoute.EMAIL) if org else None
+    if org_code:
+        org = _named_org(session, person, org_code)
+        return (
+            Target(card=card, person=person, organisation=org, route=SignInRoute.EMAIL)
+            if org
+            else None
+        )
+    orgs = _member_orgs(session, person.id)
+    org = next((o for o in orgs if o.id == card.organisation_id), None)
+    org = org or session.get(Organisation, card.organisation_id)
+    if org is None:
+        return None
+    return Target(
+        card=card, person=person, organisation=org, route=SignInRoute.EMAIL, memberships=orgs
     )
 
 
@@ -117,7 +138,7 @@ def by_hr_card(session: Session, value: str, org_code: str | None) -> Target | N
 
 def by_security_key(session: Session, value: str, org_code: str | None) -> Target | None:
     """The proof of a verified security-key sign-in (``security_key_signin``)."""
-    row = security_key_signin.verified_ceremony(session, value, utcnow())
+    row = security_key_signin.proven_ceremony(session, value)
     assoc = session.get(Association, row.association_id) if row and row.association_id else None
     if assoc is None or assoc.status != MethodStatus.ACTIVE:
         return None

@@ -40,25 +40,28 @@ def choice(org: Organisation) -> OrganisationChoice:
     return OrganisationChoice(code=org.code, name=org.name)
 
 
-def _candidates(session: Session, person: Person, card: Card) -> list[Organisation]:
-    """The person's organisations, the card's own first. (An RA sign-in is refused without
-    any RA role, as before the passcode; the role's organisation is chosen after sign-in.)"""
-    orgs = {
-        o.id: o
-        for o in session.scalars(
-            select(Organisation)
-            .join(Membership, Membership.organisation_id == Organisation.id)
-            .where(Membership.person_id == person.id)
+def _candidates(session: Session, target: Target) -> list[Organisation]:
+    """The person's organisations, the card's own first (as the resolver read them, when
+    it did). (An RA sign-in is refused without any RA role, as before the passcode; the
+    role's organisation is chosen after sign-in.)"""
+    rows = target.memberships
+    if rows is None:
+        rows = tuple(
+            session.scalars(
+                select(Organisation)
+                .join(Membership, Membership.organisation_id == Organisation.id)
+                .where(Membership.person_id == target.person.id)
+            )
         )
-    }
-    return sorted(orgs.values(), key=lambda o: (o.id != card.organisation_id, o.code))
+    orgs = {o.id: o for o in rows}
+    return sorted(orgs.values(), key=lambda o: (o.id != target.card.organisation_id, o.code))
 
 
 def admitting(session: Session, actor: Actor, purpose: str, target: Target) -> list[Organisation]:
     """The organisations that would admit this sign-in: of the person's, when its route
     names none; otherwise the target's own (or none, when it refuses)."""
     scoped = target.route not in UNSCOPED
-    orgs = [target.organisation] if scoped else _candidates(session, target.person, target.card)
+    orgs = [target.organisation] if scoped else _candidates(session, target)
     return [
         org
         for org in orgs

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
+from cardvault.domain.vocabulary import MethodKind, MethodStatus
 from cardvault.store.models import Association, Device
 
 #: a row a card owns in one organisation
@@ -48,3 +49,17 @@ def in_scope_for_update(
     ):
         return None
     return row
+
+
+def active_methods(kind: MethodKind | None = None) -> Select[Association]:
+    """The statement for a card's active methods in one organisation (of one ``kind``, when
+    given), oldest first; bound by ``card`` and ``organisation``. Callers build it once, so
+    that SQLAlchemy reuses its compiled form on every sign-in."""
+    stmt = select(Association).where(
+        Association.card_id == bindparam("card"),
+        Association.organisation_id == bindparam("organisation"),
+        Association.status == MethodStatus.ACTIVE,
+    )
+    if kind is not None:
+        stmt = stmt.where(Association.method == kind)
+    return stmt.order_by(Association.created_at)

@@ -59,6 +59,8 @@ SECOND_FACTOR_FOR_RESET = _counter("second_factor_failures", MAX_SECOND_FACTOR_F
 RECOVERY = _counter("recovery_failures", RECOVERY_MAX_FAILURES)
 
 _RESET_SECOND_FACTOR = update(_CARDS).where(_CARDS.c.id == _CARD).values(second_factor_failures=0)
+# an ORM statement: it returns the card's row as an entity of the caller's session
+_PASSCODE_RIGHT = update(Card).where(Card.id == _CARD).values(failed_attempts=0).returning(Card)
 
 
 def reserve_attempt(session: Session, counter: Counter, card_id: str) -> int | None:
@@ -92,4 +94,22 @@ def for_update(session: Session, card_id: str) -> Card:
     """The card's row, locked for the rest of the caller's transaction (it must exist)."""
     card = session.get(Card, card_id, with_for_update=True)
     assert card is not None, card_id
+    return card
+
+
+def passcode_right(session: Session, card_id: str) -> Card:
+    """The passcode opened the slot: the attempt counter starts again, and the card's row
+    comes back fresh and locked for the rest of the caller's transaction (it must exist).
+
+    One ``UPDATE … RETURNING`` instead of :func:`for_update` and an UPDATE: the UPDATE
+    takes the row's write lock as the SELECT … FOR UPDATE did (PostgreSQL waits for any
+    transaction holding it and then returns the row as that one committed it; SQLite's
+    BEGIN IMMEDIATE serialises all writers anyway), so what the caller checks on the card
+    (its status, its second-factor count) cannot change before it commits.
+    """
+    card = session.scalars(
+        _PASSCODE_RIGHT,
+        {"counter_card": card_id},
+        execution_options={"populate_existing": True, "synchronize_session": False},
+    ).one()
     return card

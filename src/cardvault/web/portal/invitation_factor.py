@@ -5,6 +5,8 @@ keeps the card it just enrolled for ``setup.SETUP_MINUTES``; these pages let the
 pair their phone (a QR here, the passcode typed in the app), register a security key
 (``static/ra/webauthn.js`` calls the JSON endpoints below), or, where the organisation
 allows it, leave it to their RA in person. Only then does the page say the card is ready.
+Every step that changes the session is a POST with the CSRF token: registering the key ends
+the setup itself, and the "ready" page the script then opens only shows the result.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ router = APIRouter(
     dependencies=[per_address(Bucket.PORTAL)],
 )
 KEYS = ("setup_serial", "setup_org", "setup_until", "setup_ceremony", "setup_name")
+READY_KEYS = ("setup_ready_serial", "setup_ready_name")
 
 
 def remember_card(rt: Runtime, view: WebSessionView, serial: str, org: str, name: str) -> None:
@@ -48,6 +51,7 @@ def remember_card(rt: Runtime, view: WebSessionView, serial: str, org: str, name
         setup_org=org,
         setup_until=until.isoformat(),
         setup_name=name,
+        **dict.fromkeys(READY_KEYS),
     )
 
 
@@ -138,19 +142,33 @@ def _done(
     request: Request, rt: Runtime, view: WebSessionView, serial: str, *, in_person: bool = False
 ) -> Response:
     name = view.data.get("setup_name")
-    web_sessions.update_data(rt, view, setup_link=None, **dict.fromkeys(KEYS))
+    _end_setup(rt, view)
+    return _ready(request, serial, name, in_person=in_person)
+
+
+def _ready(request: Request, serial: str, name: object, *, in_person: bool = False) -> Response:
     return ui.render(
         request, "portal/invitation_done.html", serial=serial, name=name, in_person=in_person
     )
 
 
+def _end_setup(rt: Runtime, view: WebSessionView, **ready: str | None) -> None:
+    """Forget the setup (only ever from a POST); ``ready`` is what the "ready" page shows."""
+    forget: dict[str, str | None] = dict.fromkeys((*KEYS, *READY_KEYS, "setup_link"))
+    web_sessions.update_data(rt, view, **{**forget, **ready})
+
+
 @router.get("/setup/second-factor/ready")
-def ready_page(request: Request, rt: Rt, view: View) -> Response:
-    """Where the security-key script goes once the key is registered."""
-    serial, org = _card(rt, view)
-    if not setup.ready(rt, serial, org):
+def ready_page(request: Request, view: View) -> Response:
+    """Where the security-key script goes once the key is registered: it only renders.
+
+    The key-complete call (a POST with the CSRF token) already ended the setup and left the
+    card's serial and the holder's name to show here; a GET changes nothing.
+    """
+    serial = view.data.get("setup_ready_serial")
+    if not serial:  # no key yet: the choices (or My card once the setup has timed out)
         return ui.redirect(PAGE)
-    return _done(request, rt, view, serial)
+    return _ready(request, str(serial), view.data.get("setup_ready_name"))
 
 
 # --- the security key (JSON, for static/ra/webauthn.js) ------------------------------------
@@ -184,5 +202,13 @@ async def key_complete(
         ceremony_id=ceremony,
         response=key.credential,
         nickname=key.nickname,
+    )
+    name = view.data.get("setup_name")
+    await run_in_threadpool(
+        _end_setup,
+        rt,
+        view,
+        setup_ready_serial=serial,
+        setup_ready_name=str(name) if name else None,
     )
     return {"next": f"{PAGE}/ready"}
