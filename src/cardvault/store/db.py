@@ -12,7 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from cardvault.errors import NotSetUp
@@ -77,6 +77,15 @@ def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
     with factory() as session:
         session.connection(execution_options={sqlite_writers.READ: True})
         yield session
+
+
+@contextmanager
+def reading_rows(engine: Engine) -> Iterator[Connection]:
+    """``reading`` without the ORM, for a hot path that reads plain rows with Core (the
+    PC/SC relay's snapshot): no Session to build and close. It must not write."""
+    with engine.connect() as conn:
+        conn.execution_options(**{sqlite_writers.READ: True})
+        yield conn
 
 
 @contextmanager

@@ -8,6 +8,8 @@ or an older version restored over a newer one by someone without the master key,
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
@@ -19,11 +21,35 @@ from cardvault.services.cards.errors import CardRevoked
 from cardvault.store.models import Card, KeySlotInfo, PivCard, PivLink
 
 
-def _record_aad(card: Card, version: int) -> bytes:
+class SealedCard(Protocol):
+    """What opening a key record reads of a card: the row or the relay's plain one."""
+
+    @property
+    def id(self) -> str:
+        """The card's id (in the record's AAD)."""
+
+    @property
+    def serial(self) -> str:
+        """For the error message."""
+
+    @property
+    def status(self) -> CardStatus:
+        """A revoked card's record is not opened."""
+
+    @property
+    def key_record(self) -> bytes | None:
+        """The sealed record; None once revoked."""
+
+    @property
+    def record_version(self) -> int:
+        """The record's version (in its AAD)."""
+
+
+def _record_aad(card: SealedCard, version: int) -> bytes:
     return aad("card-record", card.id, version)
 
 
-def open_record(master: MasterKey, card: Card) -> CardKeyRecord:
+def open_record(master: MasterKey, card: SealedCard) -> CardKeyRecord:
     """Open the card's key record with the master key; raises CardRevoked if it has none,
     SealBroken if it was altered or moved."""
     if card.key_record is None or card.status == CardStatus.REVOKED:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from typing import Protocol
 
 from cardvault.domain.networks import AllowList
 from cardvault.services.networks.errors import NetworkNotAllowed
-from cardvault.store.models import Organisation
 
 
-def check_client(org: Organisation, address: str | None) -> None:
+class Networks(Protocol):
+    """What the check reads of an organisation: the row or the relay's plain one."""
+
+    @property
+    def allowed_networks(self) -> Sequence[str]:
+        """Its allowed networks (CIDR)."""
+
+
+def check_client(org: Networks, address: str | None) -> None:
     """Refuse a client outside the organisation's allowed networks (no list: nothing allowed).
 
     Before a passcode is tried, the sign-in answers such a caller as a wrong passcode

@@ -128,11 +128,12 @@ def rule_for(rt: Runtime, organisation_id: str) -> str:
         return pin_rule(minimum_for(session, organisation_id))
 
 
-def blocked_since(piv: PivCard, state: PivState, now: datetime) -> datetime | None:
-    """When the card PIN got blocked, for the row written with ``state``; None if it is not."""
+def blocked_since(seen: datetime | None, state: PivState, now: datetime) -> datetime | None:
+    """When the card PIN got blocked, for the row written with ``state`` over a row that
+    said ``seen``; None if it is not."""
     if not state.pin_tries.blocked:
         return None
-    return piv.pin_blocked_at or now
+    return seen or now
 
 
 def status(rt: Runtime, actor: Actor, *, token: str, session_key: bytes) -> CardPinStatus:
@@ -469,7 +470,7 @@ def _save(
         "new_secrets": sealed,
         "new_secrets_version": version,
         "new_public_keys": piv.public_keys,
-        "new_pin_blocked_at": blocked_since(piv, after, now),
+        "new_pin_blocked_at": blocked_since(piv.pin_blocked_at, after, now),
         "now": now,
     }
     result = session.execute(statements.SAVE_CARD, values)

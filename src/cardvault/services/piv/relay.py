@@ -43,6 +43,7 @@ from cardvault.services.piv.errors import LinkClosed, StaleRequest
 from cardvault.services.piv.kept import keep, kept
 from cardvault.services.piv.ports import Effects, Mode, ServicePorts
 from cardvault.services.piv.recheck import PinRecheck
+from cardvault.services.piv.rows import SessionRow
 from cardvault.services.piv.secrets import PivSecrets, open_secrets, seal_secrets
 from cardvault.services.piv.snapshot import Snapshot
 from cardvault.services.piv.trail import ApduFacts, record_apdu
@@ -51,11 +52,7 @@ from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport.envelopes import remember_jti_in
 from cardvault.store.db import transaction
-from cardvault.store.models import (
-    Card,
-    CardSession,
-)
-from cardvault.store.queries.organisations import policy_of
+from cardvault.store.models import Card
 
 __all__ = ["RelayAnswer", "RelayRequest", "relay"]
 
@@ -197,7 +194,7 @@ def _compute(rt: Runtime, snap: Snapshot, req: RelayRequest) -> _Computed:
             record=record,
             dek=lambda: bytearray(dek),
             recheck=recheck,
-            pin_minimum=policy_of(snap.organisation).card_pin_min_length,
+            pin_minimum=snap.policy.card_pin_min_length,
         )
         after, response = _run(before, req, ports)
         whole = req.drain and Sw.more_waiting(status_word(response))
@@ -290,7 +287,7 @@ def _issuance_progress(
     return card.status, tuple(missing)
 
 
-def _facts(req: RelayRequest, row: CardSession, done: _Computed) -> ApduFacts:
+def _facts(req: RelayRequest, row: SessionRow, done: _Computed) -> ApduFacts:
     header = req.apdu[:4].ljust(4, b"\x00")
     return ApduFacts(
         cla=header[0],
@@ -321,7 +318,7 @@ def _touch(session: Session, rt: Runtime, snap: Snapshot) -> tuple[datetime, dat
     finds the session alive instead (its link is deleted with it)."""
     now = rt.clock()
     row = snap.session
-    policy = policy_of(snap.organisation)
+    policy = snap.policy
     idle = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
     if idle - row.idle_expires_at < TOUCH_EVERY:
         return row.expires_at, row.idle_expires_at
@@ -342,7 +339,7 @@ def _save_card(session: Session, rt: Runtime, snap: Snapshot, done: _Computed) -
     state = snap.piv.state if unchanged else dump_state(done.card_part).decode()
     piv = snap.piv
     values: dict[str, object] = {
-        "new_pin_blocked_at": blocked_since(piv, done.card_part, rt.clock()),
+        "new_pin_blocked_at": blocked_since(piv.pin_blocked_at, done.card_part, rt.clock()),
         "where_card": snap.card.id,
         "seen": piv.version,
         "new_state": state,

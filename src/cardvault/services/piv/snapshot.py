@@ -8,24 +8,28 @@ The relay commits only if nothing of it moved since (see relay.py).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select
 
+from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import PermissionDenied
 from cardvault.services.networks import allow_list as network
 from cardvault.services.piv import issuance, statements
 from cardvault.services.piv.errors import LinkClosed
 from cardvault.services.piv.ports import Mode
+from cardvault.services.piv.rows import CardRow, LinkRow, OrganisationRow, PivRow, SessionRow
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport.errors import EnvelopeReplayed
-from cardvault.store.db import reading
-from cardvault.store.models import Card, CardSession, Organisation, PivCard, PivLink, RaRoleGrant
+from cardvault.store.db import reading_rows
+from cardvault.store.models import CardSession, RaRoleGrant
+from cardvault.store.queries.organisations import parse_policy
 
 __all__ = ["USABLE", "Snapshot", "take"]
 
@@ -40,11 +44,13 @@ USABLE = {
 class Snapshot:
     """Everything one APDU needs, read in one read-only unit of work."""
 
-    session: CardSession
-    link: PivLink
-    card: Card
-    piv: PivCard
-    organisation: Organisation
+    session: SessionRow
+    link: LinkRow
+    card: CardRow
+    piv: PivRow
+    organisation: OrganisationRow
+    #: the organisation's policy, parsed
+    policy: OrganisationPolicy
 
 
 def take(
@@ -57,40 +63,72 @@ def take(
         "link_id": link_id,
         "jti": None if jti is None else jti[:100],
     }
-    with reading(rt.db) as session:  # no write lock: the commit is the one transaction
-        found = session.execute(statements.SNAPSHOT, params).one_or_none()
+    # Core, not the ORM: plain rows, no Session (rows.py); no write lock: the commit is the
+    # one transaction
+    with reading_rows(rt.engine) as conn:
+        found = conn.execute(statements.SNAPSHOT, params).one_or_none()
         if found is None:
-            _why_not_found(session, token)
-        row, link, card, piv, org, spent = found
+            _why_not_found(conn, token)
+        row, link, piv, card, org, spent = _split(found)
         if mode is Mode.ISSUANCE:
-            _check_issuer(session, row)
+            _check_issuer(conn, row)
     _check_live(rt, actor, row, org)
     if spent:
         raise EnvelopeReplayed("This request was already received once; it is refused.")
     if link.mode != mode.value or card.status not in USABLE[mode]:
         raise LinkClosed("This card can no longer be used here.")
-    return Snapshot(session=row, link=link, card=card, piv=piv, organisation=org)
+    policy = parse_policy(org.policy)
+    return Snapshot(session=row, link=link, card=card, piv=piv, organisation=org, policy=policy)
 
 
-def _why_not_found(session: Session, token: str) -> NoReturn:
+_ENDS = tuple(
+    itertools.accumulate(
+        len(columns)
+        for columns in (
+            statements.SESSION_COLUMNS,
+            statements.LINK_COLUMNS,
+            statements.PIV_COLUMNS,
+            statements.CARD_COLUMNS,
+            statements.ORGANISATION_COLUMNS,
+        )
+    )
+)
+
+
+def _split(
+    found: Sequence[Any],
+) -> tuple[SessionRow, LinkRow, PivRow, CardRow, OrganisationRow, bool]:
+    """The snapshot's result row as plain values (rows.py), and whether the jti was spent."""
+    a, b, c, d, e = _ENDS
+    return (
+        SessionRow(*found[:a]),
+        LinkRow(*found[a:b]),
+        PivRow(*found[b:c]),
+        CardRow(*found[c:d]),
+        OrganisationRow(*found[d:e]),
+        bool(found[e]),
+    )
+
+
+def _why_not_found(conn: Connection, token: str) -> NoReturn:
     hashed = card_sessions.token_hash(token)
-    if session.scalar(select(CardSession.id).where(CardSession.token_hash == hashed)) is None:
+    if conn.scalar(select(CardSession.id).where(CardSession.token_hash == hashed)) is None:
         raise SessionInvalid()
     raise LinkClosed("This card is no longer in the reader; start the connector again.")
 
 
-def _check_live(rt: Runtime, actor: Actor, row: CardSession, org: Organisation) -> None:
+def _check_live(rt: Runtime, actor: Actor, row: SessionRow, org: OrganisationRow) -> None:
     now = rt.clock()
     if now >= row.expires_at or now >= row.idle_expires_at:
         raise SessionInvalid("The session has expired; sign in again.")
     network.check_client(org, actor.client_address)
 
 
-def _check_issuer(session: Session, row: CardSession) -> None:
+def _check_issuer(conn: Connection, row: SessionRow) -> None:
     """An issuance link needs an RA session whose issuing role is still granted."""
     if row.purpose != "ra" or row.acting_role not in issuance.ISSUERS:
         raise PermissionDenied("Choose an RA role that allows this first.")
-    granted = session.scalar(
+    granted = conn.scalar(
         select(RaRoleGrant.id).where(
             RaRoleGrant.person_id == row.person_id,
             RaRoleGrant.organisation_id == row.acting_organisation_id,

@@ -11,6 +11,14 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, exists, func, select, update
 
+from cardvault.services.piv.rows import (
+    CardRow,
+    LinkRow,
+    OrganisationRow,
+    PivRow,
+    SessionRow,
+    columns_of,
+)
 from cardvault.store.models import (
     Card,
     CardSession,
@@ -21,17 +29,47 @@ from cardvault.store.models import (
     table_of,
 )
 
-__all__ = ["SAVE_CARD", "SAVE_LINK", "SNAPSHOT", "TOUCH_SESSION"]
+__all__ = [
+    "CARD_COLUMNS",
+    "LINK_COLUMNS",
+    "ORGANISATION_COLUMNS",
+    "PIV_COLUMNS",
+    "SAVE_CARD",
+    "SAVE_LINK",
+    "SESSION_COLUMNS",
+    "SNAPSHOT",
+    "TOUCH_SESSION",
+]
 
 _ACTING = func.coalesce(CardSession.acting_organisation_id, CardSession.organisation_id)
 
 #: the request's channel ``jti`` was spent already (None: the envelope was spent on opening)
 _SPENT = exists().where(UsedNonce.nonce == bindparam("jti")).label("spent")
 
-#: everything an APDU is computed from (snapshot.py); parameters ``token_hash``, ``link_id``,
-#: ``jti``
+_sessions = table_of(CardSession)
+_cards = table_of(PivCard)
+_links = table_of(PivLink)
+
+#: the columns of the snapshot's plain rows (rows.py), in order
+SESSION_COLUMNS = columns_of(_sessions, SessionRow)
+LINK_COLUMNS = columns_of(_links, LinkRow)
+PIV_COLUMNS = columns_of(_cards, PivRow)
+CARD_COLUMNS = columns_of(table_of(Card), CardRow)
+ORGANISATION_COLUMNS = columns_of(table_of(Organisation), OrganisationRow)
+
+#: everything an APDU is computed from (snapshot.py): the columns of the session, link, PIV
+#: row, card and organisation, then whether the jti was spent; parameters ``token_hash``,
+#: ``link_id``, ``jti``
 SNAPSHOT = (
-    select(CardSession, PivLink, Card, PivCard, Organisation, _SPENT)
+    select(
+        *SESSION_COLUMNS,
+        *LINK_COLUMNS,
+        *PIV_COLUMNS,
+        *CARD_COLUMNS,
+        *ORGANISATION_COLUMNS,
+        _SPENT,
+    )
+    .select_from(CardSession)
     .join(PivLink, PivLink.session_id == CardSession.id)
     .join(Card, Card.id == PivLink.card_id)
     .join(PivCard, PivCard.card_id == Card.id)
@@ -41,10 +79,6 @@ SNAPSHOT = (
         PivLink.id == bindparam("link_id"),
     )
 )
-
-_sessions = table_of(CardSession)
-_cards = table_of(PivCard)
-_links = table_of(PivLink)
 
 #: restart a live session's idle timer; parameters ``where_session``, ``now``, ``idle``
 TOUCH_SESSION = (

@@ -17,7 +17,6 @@ from cardvault.json_types import JsonObject
 from cardvault.services.audit import trail as audit
 from cardvault.services.piv.ports import Effects, key_role
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import Card
 
 __all__ = ["ApduFacts", "record_apdu"]
 
@@ -57,7 +56,7 @@ def record_apdu(
     session: Session,
     rt: Runtime,
     actor: Actor,
-    card: Card,
+    card: audit.CardRef,
     organisation_id: str,
     facts: ApduFacts,
     effects: Effects,

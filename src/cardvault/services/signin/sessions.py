@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
@@ -176,7 +177,19 @@ def _touch(row: CardSession, org: Organisation, now: datetime) -> None:
     row.idle_expires_at = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
 
 
-def owner(actor: Actor, row: CardSession) -> Actor:
+class SessionOwner(Protocol):
+    """What :func:`owner` reads of a card session: the ORM row or the relay's plain one."""
+
+    @property
+    def purpose(self) -> str:
+        """``holder`` or ``ra``."""
+
+    @property
+    def person_id(self) -> str:
+        """Whose session it is."""
+
+
+def owner(actor: Actor, row: SessionOwner) -> Actor:
     """Who acts in a card session, for the audit trail: its RA or holder, not the caller's
     unauthenticated request (whose address and request id are kept)."""
     prefix = "ra" if row.purpose == "ra" else "holder"

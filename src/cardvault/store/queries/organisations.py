@@ -26,6 +26,11 @@ def policy_of(org: Organisation | None) -> OrganisationPolicy:
     cached = _PARSED.get(org)
     if cached is not None and cached[0] is raw:
         return cached[1]
-    parsed = OrganisationPolicy.from_dict(raw)
+    parsed = parse_policy(raw)
     _PARSED[org] = (raw, parsed)
     return parsed
+
+
+def parse_policy(raw: Any) -> OrganisationPolicy:
+    """A policy read without its row (the PC/SC relay reads plain rows, not ORM objects)."""
+    return OrganisationPolicy.from_dict(raw)
