@@ -129,8 +129,7 @@ def rule_for(rt: Runtime, organisation_id: str) -> str:
 
 
 def blocked_since(seen: datetime | None, state: PivState, now: datetime) -> datetime | None:
-    """When the card PIN got blocked, for the row written with ``state`` over a row that
-    said ``seen``; None if it is not."""
+    """When the card PIN got blocked (``seen`` if it already was); None if it is not."""
     if not state.pin_tries.blocked:
         return None
     return seen or now

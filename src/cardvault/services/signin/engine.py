@@ -445,6 +445,8 @@ class Engine:
 
 
 def purge_transactions(rt: Runtime) -> None:
+    """Drop sign-in transactions past their expiry (maintenance): one that never finished
+    still holds its wrapped session key, which must not outlive its use."""
     with transaction(rt.db) as session:
         for txn in session.scalars(
             select(AuthTransaction).where(AuthTransaction.expires_at <= rt.clock())
