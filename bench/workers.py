@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from tests.support import auth as a  # noqa: E402
 from tests.support import piv_service as p  # noqa: E402
+from tests.support.live import wait_ready  # noqa: E402
 from tests.support.redis_server import REDIS_URL, fresh_prefix  # noqa: E402
 
 from _setup import data_dir, holders  # noqa: E402
@@ -113,7 +114,7 @@ def _apdus_per_second(url: str, ca: str, links: list[HttpLink], count: int) -> f
     return len(links) * count / wall
 
 
-def _serve(settings: Settings, workers: int, port: int) -> subprocess.Popen[bytes]:
+def _serve(settings: Settings, workers: int, port: int) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "CARDVAULT_DATA_DIR": str(settings.data_dir),
@@ -129,21 +130,9 @@ def _serve(settings: Settings, workers: int, port: int) -> subprocess.Popen[byte
         [str(Path(sys.executable).parent / "cardvault"), "serve"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # a pipe nobody reads would fill and stop the server
+        text=True,
     )
-
-
-def _ready(url: str, ca: str) -> None:
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            tls = ssl.create_default_context(cafile=ca)
-            if httpx.get(f"{url}/readyz", verify=tls, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the server did not start")
 
 
 def _tree_cpu(pid: int) -> float:
@@ -179,7 +168,7 @@ def _round(
     url, ca = f"https://localhost:{port}", str(settings.data_dir / "tls" / "cert.pem")
     server = _serve(settings, workers, port)
     try:
-        _ready(url, ca)
+        wait_ready(url, ssl.create_default_context(cafile=ca), server)
         with lock:  # warm up every worker: imports, unsealed keys, pools, statement caches
             run_level(url, ca, codes, 4, 4 * workers)
         result = {}

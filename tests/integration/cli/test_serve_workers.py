@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from sqlalchemy import select
 from tests.support import auth as a
 from tests.support.cli import Cli
 from tests.support.factories import STRONG_PASSCODE
-from tests.support.live import tls_files
+from tests.support.live import loopback_tls, tls_files, wait_ready
 from tests.support.live_server import free_port
 from tests.support.redis_server import REDIS_URL, fresh_prefix, redis_or_skip
 
@@ -55,8 +54,7 @@ def served(cli: Cli, rt: Runtime, operator: Actor) -> Iterator[Served]:
     redis_or_skip()
     a.local_network(rt, operator)  # the ingress gate admits loopback to the API
     cert, _key = tls_files(cli.data_dir / "tls")
-    tls = ssl.create_default_context(cafile=str(cert))
-    tls.check_hostname = False  # the certificate names localhost; we connect to 127.0.0.1
+    tls = loopback_tls(cert)
     port = free_port()
     url = f"https://127.0.0.1:{port}"
     process = cli.popen(
@@ -75,26 +73,12 @@ def served(cli: Cli, rt: Runtime, operator: Actor) -> Iterator[Served]:
     )
     served = Served(url=url, tls=tls, process=process)
     try:
-        _wait_ready(served)
+        wait_ready(url, tls, process)
         yield served
     finally:
         if process.returncode is None:  # not yet stopped by the test to read its log
             process.terminate()
             process.communicate(timeout=60)
-
-
-def _wait_ready(served: Served) -> None:
-    deadline = time.monotonic() + 120  # two workers start on a loaded machine
-    while time.monotonic() < deadline:
-        assert served.process.poll() is None, served.process.communicate()[1]
-        try:
-            with served.client() as http:
-                if http.get("/readyz").status_code == 200:
-                    return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("cardvault serve --workers did not start")
 
 
 def _sign_in(served: Served, email: str, passcode: str, code: str) -> AgentState:
