@@ -10,6 +10,7 @@ wrote at the same time verifies against the anchor both appended to.
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import subprocess
 from collections.abc import Callable, Iterator
@@ -29,9 +30,11 @@ from tests.support.redis_server import REDIS_URL, fresh_prefix, redis_or_skip
 from cardvault.clients.agent import core
 from cardvault.clients.agent.state import AgentState
 from cardvault.clients.common.api import CardvaultApi, ServiceError
+from cardvault.config import Settings
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import Card
+from cardvault.web.server import _worker_environment
 
 WORKERS = 2
 #: the certificate-status rate under test (per address, both workers together)
@@ -157,6 +160,7 @@ def test_two_workers_share_lockout_codes_rate_limits_and_the_audit_chain(
     events = _stopped_log(served)
     answered_by = {e["pid"] for e in events if e.get("event") == "http.request"}
     assert len(answered_by) == WORKERS, answered_by
+    assert not [pid for pid in answered_by if os.path.exists(f"/proc/{pid}")]  # none left over
 
     verified = cli.run("audit", "verify")
     assert verified.returncode == 0, verified.stderr
@@ -168,3 +172,17 @@ def test_several_workers_without_redis_are_refused(cli: Cli) -> None:
     assert refused.returncode != 0
     assert "CARDVAULT_REDIS_URL" in refused.error["message"]
     assert "CARDVAULT_WORKERS=1" in refused.error["remedy"]
+
+
+def test_workers_share_out_the_kdf_slots_and_read_the_data_directory(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("CARDVAULT_DATA_DIR", "CARDVAULT_KDF_CONCURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(data_dir=cli.data_dir)
+    _worker_environment(settings, 64)
+    assert Settings().data_dir == cli.data_dir.resolve()  # what --data-dir said, not ./data
+    assert Settings().kdf_concurrency == 1  # never 0, however many workers
+    monkeypatch.delenv("CARDVAULT_KDF_CONCURRENCY")
+    _worker_environment(settings.model_copy(update={"kdf_concurrency": 5}), 2)
+    assert "CARDVAULT_KDF_CONCURRENCY" not in os.environ  # a setting of one's own stays
