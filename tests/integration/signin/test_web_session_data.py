@@ -24,7 +24,8 @@ def test_two_concurrent_requests_updating_different_keys_keep_both(rt: Runtime) 
     view = web_sessions.update_data(rt, view, kept="from before")
     # both requests loaded the session before either wrote: each holds the same old copy
     first, second = (web_sessions.load(rt, "portal", view.token) for _ in range(2))
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     barrier = threading.Barrier(2)
 
     def update(request: WebSessionView, key: str) -> None:

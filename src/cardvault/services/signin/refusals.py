@@ -155,11 +155,20 @@ def record_for(
 
 
 def after_passcode(
-    rt: Runtime, actor: Actor, card_id: str, organisation_id: str, transaction_id: str, reason: str
+    rt: Runtime,
+    actor: Actor,
+    card_id: str,
+    organisation_id: str,
+    transaction_id: str,
+    reason: str,
+    *,
+    action: AuditAction = AuditAction.AUTH_SECOND_FACTOR,
+    details: Mapping[str, JsonInput] | None = None,
 ) -> None:
-    """Audit a second-factor step refused before its answer was checked (the caller outside
-    the organisation's networks, the card no longer active), in a transaction of its own:
-    the step's own rolled back. On the chain of the organisation the sign-in is for."""
+    """Audit a step after the passcode refused before its answer was checked (the caller
+    outside the organisation's networks, the card no longer active, an organisation that
+    cannot be chosen), in a transaction of its own: the step's own rolled back. On the
+    chain of ``organisation_id`` (the sign-in's, or the one it was to go to)."""
     with transaction(rt.db) as session:
         card = session.get(Card, card_id)
         assert card is not None
@@ -167,11 +176,15 @@ def after_passcode(
             session,
             rt,
             actor.as_holder(card.person_id),
-            action=AuditAction.AUTH_SECOND_FACTOR,
+            action=action,
             outcome="failure",
             reason=reason,
             organisation_id=organisation_id,
             person_id=card.person_id,
             card_id=card.id,
-            details={"transaction": transaction_id, "client_address": actor.client_address},
+            details={
+                **(details or {}),
+                "transaction": transaction_id,
+                "client_address": actor.client_address,
+            },
         )
