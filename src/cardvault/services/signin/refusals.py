@@ -86,7 +86,15 @@ def decoy(
         session.get(Card, card_id or new_id(), with_for_update=True)
         if target is not None:
             record_for(
-                session, rt, actor, target, AuditAction.AUTH_LOGIN, "failure", reason, details
+                session,
+                rt,
+                actor,
+                target,
+                AuditAction.AUTH_LOGIN,
+                "failure",
+                reason,
+                details,
+                proved=False,
             )
         else:
             audit.record(
@@ -137,9 +145,16 @@ def record_for(
     outcome: str,
     reason: str | None,
     details: Mapping[str, JsonInput] | None = None,
+    *,
+    proved: bool = True,
 ) -> None:
-    """An audit event about the sign-in of ``target``'s holder, from ``actor``'s address."""
-    who = actor.as_holder(target.person.id)
+    """An audit event about the sign-in of ``target``'s holder, from ``actor``'s address.
+
+    After the right passcode (``proved``) it is the holder's act; before it, nobody has
+    proved who they are, so a refusal there is the request's (``anonymous``), as a wrong
+    passcode is (``lockout.passcode_wrong``; docs/architecture.md, the actor references).
+    """
+    who = actor.as_holder(target.person.id) if proved else actor
     audit.record(
         session,
         rt,
