@@ -94,6 +94,15 @@ def test_a_client_that_fetched_the_retired_key_seals_again_to_the_published_one(
         assert "does not match" in refused.value.message
 
 
+@pytest.mark.parametrize("kid", ["-qPQPZfCSBMxGwOspBtJGIvQQeHioSUr9STmqBxQ0pc", "--hO5u"])
+def test_a_kid_that_begins_with_a_dash_is_taken_as_a_kid_not_an_option(cli: Cli, kid: str) -> None:
+    """A thumbprint is base64url: one kid in 64 begins with "-" (CI met one)."""
+    refused = cli.run("--json", "keys", "transport-retire", kid)
+    assert refused.returncode != 0
+    assert refused.error["code"] == "not_found", refused.error
+    assert kid in refused.error["message"]
+
+
 def _restore_newest_first(rt: Runtime, newest: str, tmp_path: Path) -> None:
     """Copy the key folder away and back as a restore that keeps no file times may: the
     newest key's file written first, so that on disk it is the oldest."""
