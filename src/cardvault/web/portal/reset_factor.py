@@ -35,8 +35,8 @@ from cardvault.services.signin.factors import FactorAnswer
 from cardvault.web import ui
 from cardvault.web.api.device_auth import wait_for
 from cardvault.web.errors import status_of
-from cardvault.web.portal.reset import ENDING, current, holder, next_page
-from cardvault.web.portal.steps import Rt, View, link_problem, step_of
+from cardvault.web.portal.reset import ENDING, current, next_page
+from cardvault.web.portal.steps import Rt, View, holder, link_problem, step_of
 from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)

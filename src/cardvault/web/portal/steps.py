@@ -13,6 +13,7 @@ import base64
 import binascii
 import logging
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -21,8 +22,9 @@ from fastapi.responses import Response
 from cardvault.errors import CardvaultError
 from cardvault.services.cards.enrolment import SecurityAnswer
 from cardvault.services.signin.web_sessions import WebSessionView
-from cardvault.services.system.runtime import Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.web import ui
+from cardvault.web.client_address import actor_for
 from cardvault.web.deps import runtime
 from cardvault.web.errors import status_of
 
@@ -75,6 +77,29 @@ def link_problem(request: Request, exc: CardvaultError, **context: Any) -> Respo
         remedy=exc.remedy,
         **context,
     )
+
+
+def link_page(
+    request: Request,
+    template: str,
+    token: str,
+    form: ui.Form,
+    status: int,
+    opened: Callable[[], object],
+    ending: tuple[type[CardvaultError], ...],
+) -> Response:
+    """The first page of an emailed link: ``template`` with what ``opened`` found, or why the
+    link no longer works (``ending``)."""
+    try:
+        page = opened()
+    except ending as exc:
+        return link_problem(request, exc)
+    return ui.render(request, template, status=status, page=page, form=form, token=token)
+
+
+def holder(request: Request, rt: Runtime) -> Actor:
+    """The card holder on the portal, as the audit log names them."""
+    return actor_for(request, rt, ref="holder:portal", display="card holder")
 
 
 class RedactLinkTokens(logging.Filter):
