@@ -21,6 +21,7 @@ from cardvault.web.portal.steps import (
     View,
     clear_step,
     holder,
+    in_step,
     link_page,
     link_problem,
     security_answers,
@@ -102,16 +103,12 @@ def _card_pin(form: ui.Form) -> tuple[str, str] | None:
 @router.post("/{token}/setup")
 async def setup(request: Request, rt: Rt, view: View, token: str) -> Response:
     form = await ui.checked_form(request, view, secrets=SECRETS)
-    txn_id, key = step_of(request)
-    actor = holder(request, rt)
     try:
-        done = await run_in_threadpool(
-            invitations.complete,
+        done = await in_step(
+            request,
             rt,
-            actor,
             token,
-            txn_id,
-            key,
+            invitations.complete,
             passcode=form.get("passcode"),
             confirm=form.get("confirm"),
             answers=security_answers(form),

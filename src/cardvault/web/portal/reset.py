@@ -29,6 +29,7 @@ from cardvault.web.portal.steps import (
     View,
     clear_step,
     holder,
+    in_step,
     link_page,
     link_problem,
     set_step,
@@ -143,16 +144,12 @@ def passcode_page(request: Request, rt: Rt, view: View, token: str) -> Response:
 @router.post("/reset/{token}/passcode", dependencies=PORTAL)
 async def passcode(request: Request, rt: Rt, view: View, token: str) -> Response:
     form = await ui.checked_form(request, view, secrets=("passcode", "confirm"))
-    txn_id, key = step_of(request)
-    actor = holder(request, rt)
     try:
-        await run_in_threadpool(
-            new_passcode.set_passcode,
+        await in_step(
+            request,
             rt,
-            actor,
             token,
-            txn_id,
-            key,
+            new_passcode.set_passcode,
             passcode=form.get("passcode"),
             confirm=form.get("confirm"),
         )

@@ -14,10 +14,11 @@ import binascii
 import logging
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import CardvaultError
 from cardvault.services.cards.enrolment import SecurityAnswer
@@ -37,6 +38,8 @@ AREA = ui.WebArea(
 )
 web_session = ui.session_dependency(AREA)
 
+P = ParamSpec("P")
+T = TypeVar("T")
 Rt = Annotated[Runtime, Depends(runtime)]
 View = Annotated[WebSessionView, Depends(web_session)]
 
@@ -100,6 +103,21 @@ def link_page(
 def holder(request: Request, rt: Runtime) -> Actor:
     """The card holder on the portal, as the audit log names them."""
     return actor_for(request, rt, ref="holder:portal", display="card holder")
+
+
+async def in_step(
+    request: Request,
+    rt: Runtime,
+    token: str,
+    call: Callable[Concatenate[Runtime, Actor, str, str, bytes, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """``call`` for this browser's step of a link, in the thread pool: the services take the
+    holder, the link's token and the step cookie's transaction and K first."""
+    txn_id, key = step_of(request)
+    actor = holder(request, rt)
+    return await run_in_threadpool(call, rt, actor, token, txn_id, key, *args, **kwargs)
 
 
 class RedactLinkTokens(logging.Filter):
