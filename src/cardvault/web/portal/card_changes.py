@@ -20,7 +20,6 @@ from cardvault.domain.card_pin import rule as card_pin_rule
 from cardvault.errors import CardvaultError
 from cardvault.services.holders import account, activity, methods
 from cardvault.services.holders import card_pin as holder_pin
-from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.web import ui
@@ -332,8 +331,7 @@ def security_key_begin(
     """Options for ``navigator.credentials.create`` (for ``static/ra/webauthn.js``)."""
     ui.check_csrf(view, header=x_csrf_token)
     started = methods.begin_key(rt, _who(request, rt), _session(view))
-    web_sessions.update_data(rt, view, card_ceremony=started.ceremony_id)
-    return dict(started.options)
+    return ui.keep_ceremony(rt, view, "card_ceremony", started)
 
 
 @router.post("/api/security-key/complete")

@@ -186,8 +186,7 @@ def key_begin(
     ui.check_csrf(view, header=x_csrf_token)
     serial, org = _card(rt, view)
     started = setup.begin_key(rt, actor_for(request, rt), serial, org)
-    web_sessions.update_data(rt, view, setup_ceremony=started.ceremony_id)
-    return dict(started.options)
+    return ui.keep_ceremony(rt, view, "setup_ceremony", started)
 
 
 @router.post("/api/setup/second-factor/key/complete")
