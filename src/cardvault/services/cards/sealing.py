@@ -91,7 +91,7 @@ def shred_record(session: Session, card: Card) -> None:
 
 
 def hand_over(dek: bytearray, transaction_id: str) -> tuple[bytes, bytes]:
-    """An opened DEK passed on to the next step of a transaction (DESIGN §3.1): a fresh key K
+    """An opened DEK passed on to the next step of a transaction (DESIGN §3.2): a fresh key K
     for the client alone, and the DEK wrapped under K for the service to keep. The DEK is
     wiped here, whatever happens: once wrapped, nothing else needs it in clear."""
     key = new_session_key()
