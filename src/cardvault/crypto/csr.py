@@ -33,7 +33,11 @@ def load_card_public_key(
     if (csr_pem is None) == (key_pem is None):
         raise InvalidInput("Give the card's certificate request or its public key, not both.")
     try:
-        key = _from_csr(csr_pem) if csr_pem is not None else _from_pem(key_pem)
+        if csr_pem is not None:
+            key = _from_csr(csr_pem)
+        else:
+            assert key_pem is not None
+            key = serialization.load_pem_public_key(key_pem)
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise InvalidInput(
             "That is not a PEM certificate request or public key.", field="csr"
@@ -44,6 +48,7 @@ def load_card_public_key(
 
 
 def _from_csr(pem: bytes) -> object:
+    """The CSR's key, once its self-signature proves the requester holds it."""
     csr = x509.load_pem_x509_csr(pem)
     if not csr.is_signature_valid:
         raise InvalidInput(
@@ -52,8 +57,3 @@ def _from_csr(pem: bytes) -> object:
             field="csr",
         )
     return csr.public_key()
-
-
-def _from_pem(pem: bytes | None) -> object:
-    assert pem is not None
-    return serialization.load_pem_public_key(pem)
