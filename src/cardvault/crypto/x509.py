@@ -63,6 +63,7 @@ __all__ = [
     "CaKey",
     "CertProfile",
     "CertUsage",
+    "Certificate",
     "PkiLinks",
     "SubjectFields",
     "SubjectTemplateInvalid",
@@ -97,6 +98,8 @@ __all__ = [
     "verify_chain",
 ]
 
+#: the parsed certificate, named here so that services need not import ``cryptography``
+Certificate: TypeAlias = x509.Certificate
 PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 #: what signs as the CA: a key in memory, or one in an HSM (``crypto.external_key``)
 CaKey: TypeAlias = PrivateKey | ExternalKey
