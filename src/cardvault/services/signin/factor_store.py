@@ -48,7 +48,7 @@ from cardvault.store.models import (
     table_of,
 )
 from cardvault.store.queries import card_rows
-from cardvault.store.queries.organisations import policy_of
+from cardvault.store.queries.organisations import AnyOrganisation, policy_of
 
 _Row = TypeVar("_Row")
 
@@ -67,13 +67,18 @@ _TAKE_STEP = (
 )
 
 
-def factor_organisation(org: Organisation) -> FactorOrganisation:
+def factor_organisation(org: AnyOrganisation) -> FactorOrganisation:
     """An organisation row as plug-ins see it."""
     return FactorOrganisation(id=org.id, code=org.code, policy=policy_of(org))
 
 
 def factor_context(
-    session: Session, rt: Runtime, actor: Actor, card: Card, org: Organisation, txn: AuthTransaction
+    session: Session,
+    rt: Runtime,
+    actor: Actor,
+    card: Card,
+    org: AnyOrganisation,
+    txn: AuthTransaction,
 ) -> FactorContext:
     """What plug-ins may use for this card in this organisation, in this transaction."""
     store = SessionFactorStore(session, rt, actor, card, org, txn)
@@ -100,7 +105,7 @@ class SessionFactorStore:
         rt: Runtime,
         actor: Actor,
         card: Card,
-        org: Organisation,
+        org: AnyOrganisation,
         txn: AuthTransaction,
     ) -> None:
         self._session, self._rt, self._actor = session, rt, actor

@@ -55,7 +55,7 @@ def why_refused(session: Session, actor: Actor, purpose: str, target: Target) ->
     if not policy.allows(target.route):
         return f"sign-in with {target.route} not allowed by policy"
     if purpose == "ra" and not card_sessions.ra_roles(
-        session, target.person.id, target.organisation.id
+        session, target.person_id, target.organisation.id
     ):
         return "no RA role"
     if target.card.status != CardStatus.ACTIVE:
@@ -139,7 +139,7 @@ def record_for(
     details: Mapping[str, JsonInput] | None = None,
 ) -> None:
     """An audit event about the sign-in of ``target``'s holder, from ``actor``'s address."""
-    who = actor.as_holder(target.person.id)
+    who = actor.as_holder(target.person_id)
     audit.record(
         session,
         rt,
@@ -148,7 +148,7 @@ def record_for(
         outcome=outcome,
         reason=reason,
         organisation_id=target.organisation.id,
-        person_id=target.person.id,
+        person_id=target.person_id,
         card_id=target.card.id,
         details={**(details or {}), "client_address": actor.client_address},
     )
