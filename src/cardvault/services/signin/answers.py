@@ -35,7 +35,7 @@ from cardvault.services.signin.identification import Target
 from cardvault.services.signin.views import SessionGrant
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuthTransaction, Card
-from cardvault.store.queries.organisations import AnyOrganisation, policy_of
+from cardvault.store.queries.organisations import AnyOrg, policy_of
 
 MAX_FACTOR_FAILURES = 5
 #: what a fifth wrong second factor in a row adds to its refusal
@@ -61,7 +61,7 @@ class Attempt:
     rt: Runtime
     session: Session
     card: Card
-    organisation: AnyOrganisation
+    organisation: AnyOrg
     transaction: AuthTransaction
     actor: Actor
     now: datetime
@@ -69,12 +69,7 @@ class Attempt:
 
 
 def attempt(
-    session: Session,
-    rt: Runtime,
-    actor: Actor,
-    card: Card,
-    org: AnyOrganisation,
-    txn: AuthTransaction,
+    session: Session, rt: Runtime, actor: Actor, card: Card, org: AnyOrg, txn: AuthTransaction
 ) -> Attempt:
     """The engine's hold on a transaction, with the plug-ins' context made from it."""
     factor = factor_context(session, rt, actor, card, org, txn)

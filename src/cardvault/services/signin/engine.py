@@ -68,7 +68,7 @@ from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import reading, transaction
 from cardvault.store.models import AuthTransaction, Card, Organisation
 from cardvault.store.queries import cards as card_queries
-from cardvault.store.queries.organisations import AnyOrganisation
+from cardvault.store.queries.organisations import AnyOrg
 from cardvault.store.types import new_id
 
 __all__ = [
@@ -430,7 +430,7 @@ class Engine:
         session: Session,
         actor: Actor,
         card: Card,
-        org: AnyOrganisation,
+        org: AnyOrg,
         txn: AuthTransaction,
     ) -> answers.Attempt:
         return answers.attempt(session, self.rt, actor, card, org, txn)

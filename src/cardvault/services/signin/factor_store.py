@@ -49,7 +49,7 @@ from cardvault.store.models import (
 )
 from cardvault.store.queries import card_rows
 from cardvault.store.queries.card_rows import MethodRow
-from cardvault.store.queries.organisations import AnyOrganisation, policy_of
+from cardvault.store.queries.organisations import AnyOrg, policy_of
 
 _Row = TypeVar("_Row")
 
@@ -69,18 +69,13 @@ _TAKE_STEP = (
 )
 
 
-def factor_organisation(org: AnyOrganisation) -> FactorOrganisation:
+def factor_organisation(org: AnyOrg) -> FactorOrganisation:
     """An organisation row as plug-ins see it."""
     return FactorOrganisation(id=org.id, code=org.code, policy=policy_of(org))
 
 
 def factor_context(
-    session: Session,
-    rt: Runtime,
-    actor: Actor,
-    card: Card,
-    org: AnyOrganisation,
-    txn: AuthTransaction,
+    session: Session, rt: Runtime, actor: Actor, card: Card, org: AnyOrg, txn: AuthTransaction
 ) -> FactorContext:
     """What plug-ins may use for this card in this organisation, in this transaction."""
     store = SessionFactorStore(session, rt, actor, card, org, txn)
@@ -107,7 +102,7 @@ class SessionFactorStore:
         rt: Runtime,
         actor: Actor,
         card: Card,
-        org: AnyOrganisation,
+        org: AnyOrg,
         txn: AuthTransaction,
     ) -> None:
         self._session, self._rt, self._actor = session, rt, actor

@@ -28,7 +28,7 @@ from cardvault.store.models import (
     Person,
     table_of,
 )
-from cardvault.store.queries.organisations import ROW_COLUMNS, AnyOrganisation, OrganisationRow
+from cardvault.store.queries.organisations import ROW_COLUMNS, AnyOrg, OrganisationRow
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,12 +41,12 @@ class Target:
 
     card: Card | CardRow
     person_id: str
-    organisation: AnyOrganisation
+    organisation: AnyOrg
     #: where the sign-in started (what the holder typed or presented)
     route: SignInRoute
     #: the person's organisations, when the resolver read them (a route that names none,
     #: whose sign-in may go to any of them: ``org_choice``); None when not read
-    memberships: tuple[AnyOrganisation, ...] | None = None
+    memberships: tuple[AnyOrg, ...] | None = None
 
 
 Resolver = Callable[[Session, str, str | None], Target | None]

@@ -30,22 +30,22 @@ from cardvault.services.signin.identification import Target
 from cardvault.services.signin.views import OrganisationChoice
 from cardvault.services.system.runtime import Actor
 from cardvault.store.models import AuthTransaction, Card, Membership, Organisation, Person
-from cardvault.store.queries.organisations import AnyOrganisation
+from cardvault.store.queries.organisations import AnyOrg
 
 #: the sign-in routes whose identifier names no organisation
 UNSCOPED = (SignInRoute.EMAIL,)
 
 
-def choice(org: AnyOrganisation) -> OrganisationChoice:
+def choice(org: AnyOrg) -> OrganisationChoice:
     """What the person is shown of one organisation to choose from."""
     return OrganisationChoice(code=org.code, name=org.name)
 
 
-def _candidates(session: Session, target: Target) -> list[AnyOrganisation]:
+def _candidates(session: Session, target: Target) -> list[AnyOrg]:
     """The person's organisations, the card's own first (as the resolver read them, when
     it did). (An RA sign-in is refused without any RA role, as before the passcode; the
     role's organisation is chosen after sign-in.)"""
-    rows: tuple[AnyOrganisation, ...] | None = target.memberships
+    rows: tuple[AnyOrg, ...] | None = target.memberships
     if rows is None:
         rows = tuple(
             session.scalars(
@@ -58,9 +58,7 @@ def _candidates(session: Session, target: Target) -> list[AnyOrganisation]:
     return sorted(orgs.values(), key=lambda o: (o.id != target.card.organisation_id, o.code))
 
 
-def admitting(
-    session: Session, actor: Actor, purpose: str, target: Target
-) -> list[AnyOrganisation]:
+def admitting(session: Session, actor: Actor, purpose: str, target: Target) -> list[AnyOrg]:
     """The organisations that would admit this sign-in: of the person's, when its route
     names none; otherwise the target's own (or none, when it refuses)."""
     scoped = target.route not in UNSCOPED

@@ -38,7 +38,7 @@ from cardvault.store.models import (
     WebSession,
     table_of,
 )
-from cardvault.store.queries.organisations import AnyOrganisation, parse_policy, policy_of
+from cardvault.store.queries.organisations import AnyOrg, parse_policy, policy_of
 
 TOKEN_BYTES = 32
 
@@ -64,7 +64,7 @@ def new_session(
     session: Session,
     *,
     card: Card,
-    organisation: AnyOrganisation,
+    organisation: AnyOrg,
     wrap: bytes,
     purpose: str,
     method: str,

@@ -47,12 +47,12 @@ ROW_COLUMNS: tuple[Column[Any], ...] = tuple(
     table_of(Organisation).c[name] for name in ("id", "code", "name", "policy", "allowed_networks")
 )
 #: an organisation row or its ORM object: what an organisation's readers accept
-AnyOrganisation = Organisation | OrganisationRow
+AnyOrg = Organisation | OrganisationRow
 
 _PARSED: WeakKeyDictionary[Organisation, tuple[Any, OrganisationPolicy]] = WeakKeyDictionary()
 
 
-def policy_of(org: AnyOrganisation | None) -> OrganisationPolicy:
+def policy_of(org: AnyOrg | None) -> OrganisationPolicy:
     """The organisation's policy; the defaults when there is no organisation."""
     if org is None:
         return OrganisationPolicy()
