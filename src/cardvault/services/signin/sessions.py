@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Connection, bindparam, delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
@@ -60,6 +60,9 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+_INSERT_SESSION = insert(table_of(CardSession))
+
+
 def new_session(
     session: Session,
     *,
@@ -79,23 +82,26 @@ def new_session(
     token = secrets.token_urlsafe(TOKEN_BYTES)
     absolute = now + timedelta(minutes=policy.session_absolute_minutes)
     idle = min(now + timedelta(minutes=policy.session_idle_minutes), absolute)
-    session.add(
-        CardSession(
-            id=session_id,
-            card_id=card.id,
-            organisation_id=organisation.id,
-            person_id=card.person_id,
-            token_hash=token_hash(token),
-            session_wrap=wrap,
-            channel_key=sealed_ck,
-            purpose=purpose,
-            method=method,
-            client_address=client_address,
-            created_at=now,
-            last_used_at=now,
-            expires_at=absolute,
-            idle_expires_at=idle,
-        )
+    # a Core INSERT on the session's connection, not an ORM object flushed by the unit of
+    # work: nothing in the opening transaction reads the row back (issue 16)
+    session.connection().execute(
+        _INSERT_SESSION,
+        {
+            "id": session_id,
+            "card_id": card.id,
+            "organisation_id": organisation.id,
+            "person_id": card.person_id,
+            "token_hash": token_hash(token),
+            "session_wrap": wrap,
+            "channel_key": sealed_ck,
+            "purpose": purpose,
+            "method": method,
+            "client_address": client_address,
+            "created_at": now,
+            "last_used_at": now,
+            "expires_at": absolute,
+            "idle_expires_at": idle,
+        },
     )
     out = NewSession(
         token=token,
