@@ -32,7 +32,6 @@ from cardvault.crypto.cert_errors import (
     CertificateNotYetValid,
     CertificateUnreadable,
     CertificateUntrustedIssuer,
-    UnsupportedKey,
 )
 from cardvault.crypto.cert_info import (
     CURVE_NAMES,
@@ -41,6 +40,7 @@ from cardvault.crypto.cert_info import (
     serial_hex,
 )
 from cardvault.crypto.external_key import ExternalKey, sign_certificate
+from cardvault.crypto.keys import UnsupportedKey
 from cardvault.crypto.profile import (
     CertProfile,
     CertUsage,

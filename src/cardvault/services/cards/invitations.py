@@ -80,6 +80,8 @@ class InvitationPage:
     holder_name: str
     organisation_name: str
     expires_at: datetime
+    #: less than a minute left (``links.closing``): the page says so, to the second
+    closing: bool
     tries_left: int
 
 
@@ -137,6 +139,7 @@ def open_invitation(rt: Runtime, token: str) -> InvitationPage:
             holder_name=notifications.holder_name(person),
             organisation_name=org.name,
             expires_at=link.expires_at,
+            closing=links.closing(link, rt.clock()),
             tries_left=MAX_FAILURES - link.failed_attempts,
         )
 

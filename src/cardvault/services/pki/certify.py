@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from cardvault.crypto import x509 as cx509
-from cardvault.crypto.cert_errors import UnsupportedKey
+from cardvault.crypto.keys import UnsupportedKey
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.errors import Conflict, InvalidInput

@@ -112,6 +112,8 @@ class ResetPage:
     questions: tuple[Question, ...]
     has_recovery_code: bool
     expires_at: datetime
+    #: less than a minute left (``links.closing``): the page says so, to the second
+    closing: bool
     tries_left: int
 
 
@@ -172,6 +174,7 @@ def open_reset(rt: Runtime, token: str) -> ResetPage:
             questions=questions,
             has_recovery_code=any(s.name == RECOVERY_CODE_SLOT for s in record.slots),
             expires_at=link.expires_at,
+            closing=links.closing(link, rt.clock()),
             tries_left=LINK_MAX_FAILURES - link.failed_attempts,
         )
 

@@ -280,6 +280,13 @@ class Engine:
     def choose_organisation(self, actor: Actor, transaction_id: str, org_code: str) -> LoginResult:
         """The organisation a sign-in waiting for it goes to (``org_choice``); its second
         factors. The result carries no session key (the client has it from the passcode)."""
+        try:
+            return self._choose(actor, transaction_id, org_code)
+        except org_choice.ChoiceRefused as refused:  # its transaction rolled back
+            org_choice.audit(self.rt, actor, refused.refusal)
+            raise
+
+    def _choose(self, actor: Actor, transaction_id: str, org_code: str) -> LoginResult:
         with transaction(self.rt.db) as session:
             txn = session.get(AuthTransaction, transaction_id[:36], with_for_update=True)
             if (
