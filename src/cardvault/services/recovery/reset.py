@@ -38,18 +38,16 @@ from cardvault.crypto.keyslots import (
     RECOVERY_CODE_SLOT,
     SlotNotFound,
     WrongSecret,
-    new_session_key,
     open_recovery_code_slot,
     open_recovery_slots,
     unwrap_session,
-    wrap_for_session,
 )
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import AuthState
 from cardvault.errors import InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.enrolment import MAX_ANSWER
-from cardvault.services.cards.sealing import open_record
+from cardvault.services.cards.sealing import hand_over, open_record
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import links
@@ -233,15 +231,11 @@ def answer(
             raise failed(
                 rt, actor, link.id, card, reserved, AuditAction.RECOVERY_ANSWERS, reason
             ) from None
-    key = new_session_key()
     txn_id = new_id()
-    try:
-        wrap = wrap_for_session(dek, key, session_id=txn_id)
-    finally:
-        wipe(dek)
+    key, wrap = hand_over(dek, txn_id)
     with transaction(rt.db) as session:
         release(session, link.id, card.id)
-        return _begin(session, rt, actor, card.id, link, txn_id, wrap, bytes(key), version, via)
+        return _begin(session, rt, actor, card.id, link, txn_id, wrap, key, version, via)
 
 
 def _begin(

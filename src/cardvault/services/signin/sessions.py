@@ -38,6 +38,7 @@ from cardvault.store.models import (
     WebSession,
     table_of,
 )
+from cardvault.store.queries import role_grants
 from cardvault.store.queries.organisations import AnyOrg, parse_policy, policy_of
 
 TOKEN_BYTES = 32
@@ -399,14 +400,7 @@ def require_role(
         raise PermissionDenied("Choose an RA role that allows this first.")
     if row.acting_organisation_id != row.organisation_id:  # never another organisation's
         raise PermissionDenied("Sign in to that organisation to act there.")
-    still = session.scalar(
-        select(RaRoleGrant.id).where(
-            RaRoleGrant.person_id == row.person_id,
-            RaRoleGrant.organisation_id == row.acting_organisation_id,
-            RaRoleGrant.role == row.acting_role,
-        )
-    )
-    if still is None:
+    if not role_grants.holds(session, row.person_id, row.acting_organisation_id, row.acting_role):
         raise PermissionDenied("Your RA role has been withdrawn.")
     return row
 
