@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
@@ -58,7 +59,19 @@ def seal_secret(master: MasterKey, association_id: str, secret: bytes) -> bytes:
     return master.seal(secret, aad=aad("association-secret", association_id))
 
 
-def open_secret(master: MasterKey, assoc: Association) -> bytearray:
+class SealedSecret(Protocol):
+    """A method's row or plain value: its id (in the secret's AAD) and the sealed secret."""
+
+    @property
+    def id(self) -> str:
+        """The method's id."""
+
+    @property
+    def sealed_secret(self) -> bytes | None:
+        """The secret sealed under the master key, if the method has one."""
+
+
+def open_secret(master: MasterKey, assoc: SealedSecret) -> bytearray:
     """Open a method's sealed secret; raises NotFound if it has none, SealBroken if altered."""
     if assoc.sealed_secret is None:
         raise NotFound("This method has no secret.")

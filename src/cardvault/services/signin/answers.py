@@ -34,8 +34,8 @@ from cardvault.services.signin.factors import (
 from cardvault.services.signin.identification import Target
 from cardvault.services.signin.views import SessionGrant
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import AuthTransaction, Card, Organisation, Person
-from cardvault.store.queries.organisations import policy_of
+from cardvault.store.models import AuthTransaction, Card
+from cardvault.store.queries.organisations import AnyOrg, policy_of
 
 MAX_FACTOR_FAILURES = 5
 #: what a fifth wrong second factor in a row adds to its refusal
@@ -61,7 +61,7 @@ class Attempt:
     rt: Runtime
     session: Session
     card: Card
-    organisation: Organisation
+    organisation: AnyOrg
     transaction: AuthTransaction
     actor: Actor
     now: datetime
@@ -69,7 +69,7 @@ class Attempt:
 
 
 def attempt(
-    session: Session, rt: Runtime, actor: Actor, card: Card, org: Organisation, txn: AuthTransaction
+    session: Session, rt: Runtime, actor: Actor, card: Card, org: AnyOrg, txn: AuthTransaction
 ) -> Attempt:
     """The engine's hold on a transaction, with the plug-ins' context made from it."""
     factor = factor_context(session, rt, actor, card, org, txn)
@@ -243,13 +243,11 @@ def open_session(ctx: Attempt, target: Target, verified: Verified) -> SessionGra
     )
 
 
-def target_of(ctx: Attempt, person: Person | None = None) -> Target:
-    """Who the transaction is for; ``person`` where the caller has already read them."""
-    person = person or ctx.session.get(Person, ctx.card.person_id)
-    assert person is not None
+def target_of(ctx: Attempt) -> Target:
+    """Who the transaction is for (the card's holder: no need to read the person's row)."""
     return Target(
         card=ctx.card,
-        person=person,
+        person_id=ctx.card.person_id,
         organisation=ctx.organisation,
         route=SignInRoute(ctx.transaction.method),
     )

@@ -63,8 +63,9 @@ from cardvault.services.signin.views import (
 )
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import reading, transaction
-from cardvault.store.models import AuthTransaction, Card, Organisation, Person
+from cardvault.store.models import AuthTransaction, Card, Organisation
 from cardvault.store.queries import cards as card_queries
+from cardvault.store.queries.organisations import AnyOrg
 from cardvault.store.types import new_id
 
 __all__ = [
@@ -181,9 +182,9 @@ class Engine:
         never needs it (no push can name a transaction that was never written)."""
         # the passcode's counter reset and the card's row locked, fresh, in one statement
         card = card_queries.passcode_right(session, target.card.id)
-        # the organisation as ``_identify`` read it in this request, not read again: its
-        # policy and networks were checked on that very row a moment ago
-        org = session.merge(target.organisation, load=False)
+        # the organisation as ``_identify`` read it in this request (a plain row for the
+        # email route), not read again: its policy and networks were checked on it a moment ago
+        org = target.organisation
         now = self.rt.clock()
         txn = AuthTransaction(
             id=txn_id,
@@ -233,7 +234,6 @@ class Engine:
                 req.second_factor,
                 held,
                 offered={o.method for o in offers},
-                person=target.person,
             )
         except (FactorFailed, InvalidInput, SecondFactorLocked) as exc:
             # the passcode was right: keep its reset and the transaction, report the factor
@@ -298,6 +298,7 @@ class Engine:
                 None,
                 details,
             )
+            assert isinstance(target.card, Card)  # ``chosen`` reads the ORM rows
             ctx = self._context(session, actor, target.card, target.organisation, txn)
             offers = self.check.offered(ctx)
             if not offers:
@@ -407,11 +408,9 @@ class Engine:
         held: Reservation,
         *,
         offered: set[str] | None = None,
-        person: Person | None = None,
     ) -> SessionGrant:
-        """``offered``: as ``AnswerCheck.answer``; ``person``: the holder, where the caller
-        has already read them."""
-        target = answers.target_of(ctx, person)
+        """``offered``: as ``AnswerCheck.answer``."""
+        target = answers.target_of(ctx)
         verified = self.check.answer(ctx, target, response, held, offered=offered)
         return self._open_session(ctx, target, verified)
 
@@ -425,7 +424,12 @@ class Engine:
     # -- helpers ---------------------------------------------------------------------------
 
     def _context(
-        self, session: Session, actor: Actor, card: Card, org: Organisation, txn: AuthTransaction
+        self,
+        session: Session,
+        actor: Actor,
+        card: Card,
+        org: AnyOrg,
+        txn: AuthTransaction,
     ) -> answers.Attempt:
         return answers.attempt(session, self.rt, actor, card, org, txn)
 

@@ -48,15 +48,17 @@ from cardvault.store.models import (
     table_of,
 )
 from cardvault.store.queries import card_rows
-from cardvault.store.queries.organisations import policy_of
+from cardvault.store.queries.card_rows import MethodRow
+from cardvault.store.queries.organisations import AnyOrg, policy_of
 
 _Row = TypeVar("_Row")
 
 # Built once with bound parameters: every sign-in runs both, and SQLAlchemy reuses the
 # compiled form of a statement object it has seen. The card's active methods of every kind
-# in one query: the plug-ins' offers (authenticator apps, security keys, HR cards) and the
-# check of the answer then read the same rows (issue 16: one query, not one per plug-in).
-_ACTIVE_METHODS = card_rows.active_methods()
+# in one query, as plain rows: the plug-ins' offers (authenticator apps, security keys, HR
+# cards) and the check of the answer then read the same rows (issue 16: one query, not one
+# per plug-in, and no ORM object per method).
+_ACTIVE_METHODS = card_rows.ACTIVE_METHOD_ROWS
 # each time step is taken once, atomically: the UPDATE wins only below the stored step
 _APPS = table_of(Association)
 _TAKE_STEP = (
@@ -67,13 +69,13 @@ _TAKE_STEP = (
 )
 
 
-def factor_organisation(org: Organisation) -> FactorOrganisation:
+def factor_organisation(org: AnyOrg) -> FactorOrganisation:
     """An organisation row as plug-ins see it."""
     return FactorOrganisation(id=org.id, code=org.code, policy=policy_of(org))
 
 
 def factor_context(
-    session: Session, rt: Runtime, actor: Actor, card: Card, org: Organisation, txn: AuthTransaction
+    session: Session, rt: Runtime, actor: Actor, card: Card, org: AnyOrg, txn: AuthTransaction
 ) -> FactorContext:
     """What plug-ins may use for this card in this organisation, in this transaction."""
     store = SessionFactorStore(session, rt, actor, card, org, txn)
@@ -87,7 +89,7 @@ def factor_context(
     )
 
 
-def _bound(row: Association) -> BoundMethod:
+def _bound(row: Association | MethodRow) -> BoundMethod:
     return BoundMethod(id=row.id, label=row.label, lookup_key=row.lookup_key)
 
 
@@ -100,13 +102,13 @@ class SessionFactorStore:
         rt: Runtime,
         actor: Actor,
         card: Card,
-        org: Organisation,
+        org: AnyOrg,
         txn: AuthTransaction,
     ) -> None:
         self._session, self._rt, self._actor = session, rt, actor
         self._card, self._org, self._txn = card, org, txn
         self.now: datetime = rt.clock()
-        self._methods: list[Association] | None = None
+        self._methods: list[MethodRow] | None = None
         self._keys: dict[str, list[Association]] = {}
 
     def organisation(self, organisation_id: str) -> FactorOrganisation | None:
@@ -182,12 +184,13 @@ class SessionFactorStore:
 
     # -- authenticator apps ----------------------------------------------------------------
 
-    def _active(self, method: MethodKind) -> list[Association]:
+    def _active(self, method: MethodKind) -> list[MethodRow]:
         """The card's active methods of one kind in this organisation, oldest first; all
         kinds are read at once, once per request (offers, then the answer's check)."""
         if self._methods is None:
             params = {"card": self._card.id, "organisation": self._org.id}
-            self._methods = list(self._session.scalars(_ACTIVE_METHODS, params))
+            rows = self._session.connection().execute(_ACTIVE_METHODS, params)
+            self._methods = [MethodRow(*r) for r in rows]
         return [a for a in self._methods if a.method == method]
 
     def authenticator_apps(self) -> list[BoundMethod]:
@@ -222,8 +225,11 @@ class SessionFactorStore:
 
     def security_keys(self, organisation_id: str) -> list[BoundMethod]:
         """The card's active keys in ``organisation_id``."""
-        if organisation_id == self._org.id:
-            keys = self._active(MethodKind.SECURITY_KEY)
+        # the keys as ORM rows (an assertion's check and its counter need them), read only
+        # when the organisation's plain rows (read for every sign-in anyway) show some
+        mine = organisation_id == self._org.id
+        if mine and not self._active(MethodKind.SECURITY_KEY):
+            keys = []
         else:
             keys = security_keys.active_keys(self._session, self._card.id, organisation_id)
         self._keys[organisation_id] = keys

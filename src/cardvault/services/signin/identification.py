@@ -10,60 +10,78 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain import identifiers
 from cardvault.domain.vocabulary import CardStatus, MethodStatus, SignInRoute
 from cardvault.errors import CardvaultError, InvalidInput
+from cardvault.services.piv.rows import CardRow, columns_of
 from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.signin import hr_cards
-from cardvault.store.models import AdAccount, Association, Card, Membership, Organisation, Person
+from cardvault.store.models import (
+    AdAccount,
+    Association,
+    Card,
+    Membership,
+    Organisation,
+    Person,
+    table_of,
+)
+from cardvault.store.queries.organisations import ROW_COLUMNS, AnyOrg, OrganisationRow
 
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
-    """The card a sign-in names, its holder and organisation, and where it started."""
+    """The card a sign-in names, its holder and organisation, and where it started.
 
-    card: Card
-    person: Person
-    organisation: Organisation
+    The email route (every agent's sign-in) reads the card and organisations as plain rows
+    with Core; the other routes as ORM objects. Either is only read: the sign-in's writes
+    go through their own statements (``card_queries``)."""
+
+    card: Card | CardRow
+    person_id: str
+    organisation: AnyOrg
     #: where the sign-in started (what the holder typed or presented)
     route: SignInRoute
     #: the person's organisations, when the resolver read them (a route that names none,
     #: whose sign-in may go to any of them: ``org_choice``); None when not read
-    memberships: tuple[Organisation, ...] | None = None
+    memberships: tuple[AnyOrg, ...] | None = None
 
 
 Resolver = Callable[[Session, str, str | None], Target | None]
 
 
 # Built once with bound parameters: every sign-in resolves its identifier, and SQLAlchemy
-# reuses the compiled form of a statement object it has seen (bench/auth.py).
-_PERSON_BY_EMAIL = select(Person).where(Person.email == bindparam("email"))
-_LIVE_CARD = select(Card).where(
-    Card.person_id == bindparam("person_id"), Card.status != CardStatus.REVOKED
+# reuses the compiled form of a statement object it has seen (bench/auth.py). Plain columns
+# on the tables, run on the session's connection: no ORM object is built (issue 16).
+_PERSONS, _CARDS, _MEMBERS = table_of(Person), table_of(Card), table_of(Membership)
+_ORGS = table_of(Organisation)
+_PERSON_BY_EMAIL = select(_PERSONS.c.id).where(_PERSONS.c.email == bindparam("email"))
+_LIVE_CARD = select(*columns_of(_CARDS, CardRow)).where(
+    _CARDS.c.person_id == bindparam("person_id"), _CARDS.c.status != CardStatus.REVOKED
 )
-
-
 _MEMBER_ORGS = (
-    select(Organisation)
-    .join(Membership, Membership.organisation_id == Organisation.id)
-    .where(Membership.person_id == bindparam("member"))
+    select(*ROW_COLUMNS)
+    .join(_MEMBERS, _MEMBERS.c.organisation_id == _ORGS.c.id)
+    .where(_MEMBERS.c.person_id == bindparam("member"))
 )
+_ORG_BY_ID = select(*ROW_COLUMNS).where(_ORGS.c.id == bindparam("org_id"))
 
 
-def _live_card(session: Session, person_id: str) -> Card | None:
-    return session.scalar(_LIVE_CARD, {"person_id": person_id})
+def _live_card(conn: Connection, person_id: str) -> CardRow | None:
+    row = conn.execute(_LIVE_CARD, {"person_id": person_id}).first()
+    return None if row is None else CardRow(*row)
 
 
-def _member_orgs(session: Session, person_id: str) -> tuple[Organisation, ...]:
-    return tuple(session.scalars(_MEMBER_ORGS, {"member": person_id}))
+def _member_orgs(conn: Connection, person_id: str) -> tuple[OrganisationRow, ...]:
+    return tuple(OrganisationRow(*r) for r in conn.execute(_MEMBER_ORGS, {"member": person_id}))
 
 
-def _named_org(session: Session, person: Person, org_code: str) -> Organisation | None:
-    stmt = _MEMBER_ORGS.where(Organisation.code == identifiers.org_code(org_code))
-    return session.scalar(stmt, {"member": person.id})
+def _named_org(conn: Connection, person_id: str, org_code: str) -> OrganisationRow | None:
+    stmt = _MEMBER_ORGS.where(_ORGS.c.code == identifiers.org_code(org_code))
+    row = conn.execute(stmt, {"member": person_id}).first()
+    return None if row is None else OrganisationRow(*row)
 
 
 def by_email(session: Session, value: str, org_code: str | None) -> Target | None:
@@ -71,28 +89,30 @@ def by_email(session: Session, value: str, org_code: str | None) -> Target | Non
 
     Without an organisation named, the person's organisations are read at once (one
     query, kept in the target for ``org_choice``), the card's own among them."""
-    person = session.scalar(_PERSON_BY_EMAIL, {"email": identifiers.email(value)})
+    conn = session.connection()
+    person_id = conn.scalar(_PERSON_BY_EMAIL, {"email": identifiers.email(value)})
     # the card and organisations are looked for even for nobody: an unknown address costs
     # the same reads as a known one (DESIGN §3.3, refusals that look alike)
-    card = _live_card(session, person.id if person else "")
-    if person is None or card is None:
-        _member_orgs(session, "")
+    card = _live_card(conn, person_id or "")
+    if person_id is None or card is None:
+        _member_orgs(conn, "")
         return None
     if org_code:
-        org = _named_org(session, person, org_code)
+        org = _named_org(conn, person_id, org_code)
         return (
-            Target(card=card, person=person, organisation=org, route=SignInRoute.EMAIL)
+            Target(card=card, person_id=person_id, organisation=org, route=SignInRoute.EMAIL)
             if org
             else None
         )
-    orgs = _member_orgs(session, person.id)
+    orgs = _member_orgs(conn, person_id)
     org = next((o for o in orgs if o.id == card.organisation_id), None)
-    org = org or session.get(Organisation, card.organisation_id)
+    if org is None:
+        found = conn.execute(_ORG_BY_ID, {"org_id": card.organisation_id}).first()
+        org = None if found is None else OrganisationRow(*found)
     if org is None:
         return None
-    return Target(
-        card=card, person=person, organisation=org, route=SignInRoute.EMAIL, memberships=orgs
-    )
+    route = SignInRoute.EMAIL
+    return Target(card=card, person_id=person_id, organisation=org, route=route, memberships=orgs)
 
 
 def by_ad_account(session: Session, value: str, org_code: str | None) -> Target | None:
@@ -118,7 +138,7 @@ def by_ad_account(session: Session, value: str, org_code: str | None) -> Target 
     person = session.get(Person, card.person_id) if card else None
     if card is None or person is None or card.status == CardStatus.REVOKED:
         return None
-    return Target(card=card, person=person, organisation=org, route=SignInRoute.AD_ACCOUNT)
+    return Target(card=card, person_id=person.id, organisation=org, route=SignInRoute.AD_ACCOUNT)
 
 
 def _association_target(session: Session, assoc: Association, route: SignInRoute) -> Target | None:
@@ -127,7 +147,7 @@ def _association_target(session: Session, assoc: Association, route: SignInRoute
     org = session.get(Organisation, assoc.organisation_id)
     if card is None or person is None or org is None or card.status == CardStatus.REVOKED:
         return None
-    return Target(card=card, person=person, organisation=org, route=route)
+    return Target(card=card, person_id=person.id, organisation=org, route=route)
 
 
 def by_hr_card(session: Session, value: str, org_code: str | None) -> Target | None:

@@ -34,6 +34,7 @@ from cardvault.services.signin.identification import Target
 from cardvault.services.signin.views import OrganisationChoice
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.models import AuthTransaction, Card, Membership, Organisation, Person
+from cardvault.store.queries.organisations import AnyOrg
 
 #: the sign-in routes whose identifier names no organisation
 UNSCOPED = (SignInRoute.EMAIL,)
@@ -62,35 +63,35 @@ class ChoiceRefused(InvalidInput):
     refusal: Refusal
 
 
-def choice(org: Organisation) -> OrganisationChoice:
+def choice(org: AnyOrg) -> OrganisationChoice:
     """What the person is shown of one organisation to choose from."""
     return OrganisationChoice(code=org.code, name=org.name)
 
 
-def _candidates(session: Session, target: Target) -> list[Organisation]:
+def _candidates(session: Session, target: Target) -> list[AnyOrg]:
     """The person's organisations, the card's own first (as the resolver read them, when
     it did). (An RA sign-in is refused without any RA role, as before the passcode; the
     role's organisation is chosen after sign-in.)"""
-    rows = target.memberships
+    rows: tuple[AnyOrg, ...] | None = target.memberships
     if rows is None:
         rows = tuple(
             session.scalars(
                 select(Organisation)
                 .join(Membership, Membership.organisation_id == Organisation.id)
-                .where(Membership.person_id == target.person.id)
+                .where(Membership.person_id == target.person_id)
             )
         )
     orgs = {o.id: o for o in rows}
     return sorted(orgs.values(), key=lambda o: (o.id != target.card.organisation_id, o.code))
 
 
-def _reachable(session: Session, target: Target) -> list[Organisation]:
+def _reachable(session: Session, target: Target) -> list[AnyOrg]:
     """The organisations this sign-in could be for: the person's, when its route names
     none; otherwise the target's own."""
     return [target.organisation] if target.route not in UNSCOPED else _candidates(session, target)
 
 
-def admitting(session: Session, actor: Actor, purpose: str, target: Target) -> list[Organisation]:
+def admitting(session: Session, actor: Actor, purpose: str, target: Target) -> list[AnyOrg]:
     """The organisations that would admit this sign-in (of :func:`_reachable`)."""
     return [
         org
@@ -147,4 +148,4 @@ def _target(session: Session, txn: AuthTransaction) -> Target:
     person = session.get(Person, card.person_id) if card else None
     org = session.get(Organisation, txn.organisation_id)
     assert card is not None and person is not None and org is not None
-    return Target(card=card, person=person, organisation=org, route=SignInRoute(txn.method))
+    return Target(card=card, person_id=person.id, organisation=org, route=SignInRoute(txn.method))

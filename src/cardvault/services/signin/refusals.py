@@ -55,7 +55,7 @@ def why_refused(session: Session, actor: Actor, purpose: str, target: Target) ->
     if not policy.allows(target.route):
         return f"sign-in with {target.route} not allowed by policy"
     if purpose == "ra" and not card_sessions.ra_roles(
-        session, target.person.id, target.organisation.id
+        session, target.person_id, target.organisation.id
     ):
         return "no RA role"
     if target.card.status != CardStatus.ACTIVE:
@@ -154,7 +154,7 @@ def record_for(
     proved who they are, so a refusal there is the request's (``anonymous``), as a wrong
     passcode is (``lockout.passcode_wrong``; docs/architecture.md, the actor references).
     """
-    who = actor.as_holder(target.person.id) if proved else actor
+    who = actor.as_holder(target.person_id) if proved else actor
     audit.record(
         session,
         rt,
@@ -163,7 +163,7 @@ def record_for(
         outcome=outcome,
         reason=reason,
         organisation_id=target.organisation.id,
-        person_id=target.person.id,
+        person_id=target.person_id,
         card_id=target.card.id,
         details={**(details or {}), "client_address": actor.client_address},
     )

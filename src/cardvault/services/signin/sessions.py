@@ -13,23 +13,33 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
+from cardvault.domain.org_policy import OrganisationPolicy
 from cardvault.domain.vocabulary import CardStatus, RaRole
 from cardvault.errors import NotFound, PermissionDenied
 from cardvault.json_types import JsonObject
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
 from cardvault.services.networks import allow_list as network
+from cardvault.services.piv.rows import CardRow, OrganisationRow, SessionRow, columns_of
+from cardvault.services.piv.statements import TOUCH_SESSION
 from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport import channel
 from cardvault.store.db import transaction
-from cardvault.store.models import Card, CardSession, Organisation, RaRoleGrant, WebSession
+from cardvault.store.models import (
+    Card,
+    CardSession,
+    Organisation,
+    RaRoleGrant,
+    WebSession,
+    table_of,
+)
 from cardvault.store.queries import role_grants
-from cardvault.store.queries.organisations import policy_of
+from cardvault.store.queries.organisations import AnyOrg, parse_policy, policy_of
 
 TOKEN_BYTES = 32
 
@@ -51,11 +61,14 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+_INSERT_SESSION = insert(table_of(CardSession))
+
+
 def new_session(
     session: Session,
     *,
     card: Card,
-    organisation: Organisation,
+    organisation: AnyOrg,
     wrap: bytes,
     purpose: str,
     method: str,
@@ -70,23 +83,26 @@ def new_session(
     token = secrets.token_urlsafe(TOKEN_BYTES)
     absolute = now + timedelta(minutes=policy.session_absolute_minutes)
     idle = min(now + timedelta(minutes=policy.session_idle_minutes), absolute)
-    session.add(
-        CardSession(
-            id=session_id,
-            card_id=card.id,
-            organisation_id=organisation.id,
-            person_id=card.person_id,
-            token_hash=token_hash(token),
-            session_wrap=wrap,
-            channel_key=sealed_ck,
-            purpose=purpose,
-            method=method,
-            client_address=client_address,
-            created_at=now,
-            last_used_at=now,
-            expires_at=absolute,
-            idle_expires_at=idle,
-        )
+    # a Core INSERT on the session's connection, not an ORM object flushed by the unit of
+    # work: nothing in the opening transaction reads the row back (issue 16)
+    session.connection().execute(
+        _INSERT_SESSION,
+        {
+            "id": session_id,
+            "card_id": card.id,
+            "organisation_id": organisation.id,
+            "person_id": card.person_id,
+            "token_hash": token_hash(token),
+            "session_wrap": wrap,
+            "channel_key": sealed_ck,
+            "purpose": purpose,
+            "method": method,
+            "client_address": client_address,
+            "created_at": now,
+            "last_used_at": now,
+            "expires_at": absolute,
+            "idle_expires_at": idle,
+        },
     )
     out = NewSession(
         token=token,
@@ -160,6 +176,24 @@ def _live(
     if found is None:
         raise SessionInvalid()
     row, card, org = found
+    _check_live(row, card, org, now, client_address=client_address, purpose=purpose)
+    assert card is not None and org is not None
+    row.last_used_at = now
+    row.idle_expires_at = _idle_until(row, policy_of(org), now)
+    return row, card
+
+
+def _check_live(
+    row: CardSession | SessionRow,
+    card: Card | CardRow | None,
+    org: Organisation | OrganisationRow | None,
+    now: datetime,
+    *,
+    client_address: str | None,
+    purpose: str | None,
+) -> None:
+    """SessionInvalid (or NetworkNotAllowed) unless the session may be used now; the same
+    checks for the ORM rows and for the plain ones."""
     if now >= row.expires_at or now >= row.idle_expires_at:
         raise SessionInvalid("The session has expired; sign in again.")  # purged by maintenance
     if purpose is not None and row.purpose != purpose:
@@ -168,14 +202,55 @@ def _live(
         raise SessionInvalid("The card can no longer be used; sign in again.")
     assert org is not None
     network.check_client(org, client_address)
-    _touch(row, org, now)
+
+
+def _idle_until(
+    row: CardSession | SessionRow, policy: OrganisationPolicy, now: datetime
+) -> datetime:
+    return min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
+
+
+# The same lookup as plain rows (Core, no ORM objects), for the signature's hot path: the
+# session's columns, then its card's and its acting organisation's (None when gone).
+_ROW_COLUMNS = (
+    columns_of(table_of(CardSession), SessionRow),
+    columns_of(table_of(Card), CardRow),
+    columns_of(table_of(Organisation), OrganisationRow),
+)
+_ROWS_BY_TOKEN = (
+    select(*_ROW_COLUMNS[0], *_ROW_COLUMNS[1], *_ROW_COLUMNS[2])
+    .select_from(table_of(CardSession))
+    .outerjoin(Card, Card.id == CardSession.card_id)
+    .outerjoin(
+        Organisation,
+        Organisation.id
+        == func.coalesce(CardSession.acting_organisation_id, CardSession.organisation_id),
+    )
+    .where(CardSession.token_hash == bindparam("token_hash"))
+    .with_for_update(of=table_of(CardSession))
+)
+_ROW_SPLIT = (len(_ROW_COLUMNS[0]), len(_ROW_COLUMNS[0]) + len(_ROW_COLUMNS[1]))
+
+
+def use_row(
+    conn: Connection, rt: Runtime, token: str, *, client_address: str | None
+) -> tuple[SessionRow, CardRow]:
+    """``use`` without the ORM, on the connection of the caller's write transaction: the
+    session's row locked, checked and its idle timer restarted with one UPDATE (the relay's
+    ``TOUCH_SESSION``); SessionInvalid otherwise."""
+    found = conn.execute(_ROWS_BY_TOKEN, {"token_hash": token_hash(token)}).first()
+    if found is None:
+        raise SessionInvalid()
+    first, second = _ROW_SPLIT
+    row = SessionRow(*found[:first])
+    card = CardRow(*found[first:second]) if found[first] is not None else None
+    org = OrganisationRow(*found[second:]) if found[second] is not None else None
+    now = rt.clock()
+    _check_live(row, card, org, now, client_address=client_address, purpose=None)
+    assert card is not None and org is not None
+    idle = _idle_until(row, parse_policy(org.policy), now)
+    conn.execute(TOUCH_SESSION, {"where_session": row.id, "now": now, "idle": idle})
     return row, card
-
-
-def _touch(row: CardSession, org: Organisation, now: datetime) -> None:
-    policy = policy_of(org)
-    row.last_used_at = now
-    row.idle_expires_at = min(now + timedelta(minutes=policy.session_idle_minutes), row.expires_at)
 
 
 class SessionOwner(Protocol):

@@ -8,13 +8,14 @@ organisation's, the holder their own card's, the operator all of them.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from cardvault.domain.vocabulary import MethodKind, MethodStatus
-from cardvault.store.models import Association, Device
+from cardvault.store.models import Association, Device, table_of
 
 #: a row a card owns in one organisation
 Owned = TypeVar("Owned", Association, Device)
@@ -63,3 +64,30 @@ def active_methods(kind: MethodKind | None = None) -> Select[Association]:
     if kind is not None:
         stmt = stmt.where(Association.method == kind)
     return stmt.order_by(Association.created_at)
+
+
+@dataclass(frozen=True, slots=True)
+class MethodRow:
+    """An active method as a sign-in's offers and code checks read it: the columns they use,
+    as a plain value (no ORM object per method on every sign-in; issue 16). Fields are
+    named like the table's columns, in the order ``ACTIVE_METHOD_ROWS`` selects them."""
+
+    id: str
+    method: MethodKind
+    label: str | None
+    lookup_key: str
+    sealed_secret: bytes | None = field(repr=False)
+
+
+_METHODS = table_of(Association)
+#: the card's active methods of every kind in one organisation, oldest first, as the columns
+#: of ``MethodRow(*row)``; bound by ``card`` and ``organisation``
+ACTIVE_METHOD_ROWS: Select[Any] = (
+    select(*(_METHODS.c[name] for name in ("id", "method", "label", "lookup_key", "sealed_secret")))
+    .where(
+        _METHODS.c.card_id == bindparam("card"),
+        _METHODS.c.organisation_id == bindparam("organisation"),
+        _METHODS.c.status == MethodStatus.ACTIVE,
+    )
+    .order_by(_METHODS.c.created_at)
+)
