@@ -1,7 +1,8 @@
 """The APDU routes' own endpoint (web/api/piv.py ``ApduEndpoint``), which the edge calls
 instead of FastAPI: over real HTTP, an APDU is answered without FastAPI's routing, and its
 answers and refusals carry what every route's do -- the request id, the security headers,
-problem+json with the same codes as a route FastAPI serves, the body limit, one log event naming the route."""
+problem+json with the codes a route FastAPI serves gives, the body limit, one log event
+naming the route."""
 
 from __future__ import annotations
 
