@@ -157,10 +157,14 @@ def transport_add(
     )
 
 
-@app.command("transport-retire")
+@app.command("transport-retire", context_settings={"ignore_unknown_options": True})
 @handles_errors
 def transport_retire(ctx: typer.Context, kid: str) -> None:
-    """Stop publishing and accepting a transport key (not the last one of its kind)."""
+    """Stop publishing and accepting a transport key (not the last one of its kind).
+
+    A kid is a base64url thumbprint and may begin with "-": it is taken as the kid, not as an
+    option the command does not have.
+    """
     from cardvault.services.rotation import transport
 
     with runtime(ctx) as rt:

@@ -88,3 +88,12 @@ def test_a_client_that_fetched_the_retired_key_seals_again_to_the_published_one(
         with pytest.raises(ServiceError) as refused:  # pinned to the retired key: no retry
             CardvaultApi(http, kid=str(old)).transport_key()
         assert "does not match" in refused.value.message
+
+
+@pytest.mark.parametrize("kid", ["-qPQPZfCSBMxGwOspBtJGIvQQeHioSUr9STmqBxQ0pc", "--hO5u"])
+def test_a_kid_that_begins_with_a_dash_is_taken_as_a_kid_not_an_option(cli: Cli, kid: str) -> None:
+    """A thumbprint is base64url: one kid in 64 begins with "-" (CI met one)."""
+    refused = cli.run("--json", "keys", "transport-retire", kid)
+    assert refused.returncode != 0
+    assert refused.error["code"] == "not_found", refused.error
+    assert kid in refused.error["message"]
