@@ -161,6 +161,14 @@ def _round(link: Link, count: int, server: int | None) -> tuple[float, float]:
     return (time.perf_counter() - started) / count, (_cpu(server) - cpu) / count
 
 
+def _calls(link: Link, count: int = 50) -> float:
+    """Function calls per APDU (cProfile's count, this thread): a measure the machine's load
+    does not change, for before and after on a shared machine."""
+    profile = cProfile.Profile()
+    profile.runcall(lambda: [link.send(SERVICE_APDU) for _ in range(count)])
+    return float(pstats.Stats(profile).total_calls) / count  # type: ignore[attr-defined]
+
+
 def _cpu(pid: int | None) -> float:
     """CPU seconds of this thread, or of process ``pid`` (user + system, from /proc)."""
     if pid is None:
@@ -199,6 +207,8 @@ def _bench(
         f"  one thread, best of {args.rounds} rounds of {args.apdus}: {1 / wall:.0f} APDUs per "
         f"second, {cpu * 1000:.2f} ms of {whose} CPU each (load {os.getloadavg()[0]:.1f})"
     )
+    if http is None:
+        print(f"  Python function calls per APDU (does not depend on load): {_calls(link):.0f}")
     if args.profile and server is not None:
         parts = spy(server, lambda: _round(link, args.apdus, None), RELAY_PARTS) or Counter()
         total = sum(parts.values()) or 1
