@@ -8,7 +8,10 @@ Prints the APDUs per second one thread gets, the statements and transactions eac
 sends to the database, and with ``--profile`` the functions that take the time (cProfile).
 With ``--http`` the APDUs go to ``cardvault serve`` (its own process, TLS, one kept-alive
 connection) as the connector sends them, still without pcscd: then the server's CPU per
-APDU is printed too, and with ``--profile`` its busy time by part (py-spy).
+APDU is printed too, and with ``--profile`` its busy time by part (py-spy). With ``--asgi``
+the whole app is served by uvicorn in this process (plain HTTP) and the Python function
+calls its threads make per APDU are counted: the web stack's cost, which the load does not
+change.
 The card is issued and personalised through the relay, its holder signed in, the card PIN
 verified on the link; the measured APDU is a GET DATA of a PIN-protected object, which only
 the service answers.
@@ -19,11 +22,13 @@ from __future__ import annotations
 import argparse
 import base64
 import cProfile
+import itertools
 import os
 import pstats
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -38,10 +43,12 @@ from tests.support import auth as a  # noqa: E402
 from tests.support import pcsc_stack as st  # noqa: E402
 from tests.support import piv_service as p  # noqa: E402
 from tests.support.databases import NO_RATE_LIMITS, TEST_ARGON2  # noqa: E402
+from tests.support.live_server import serve  # noqa: E402
 
 from _profile import spy  # noqa: E402
 from cardvault.config import Settings  # noqa: E402
 from cardvault.crypto import channel as cchannel  # noqa: E402
+from cardvault.json_types import JsonObject  # noqa: E402
 from cardvault.services.audit import signing_key as audit_key  # noqa: E402
 from cardvault.services.piv.ports import Mode  # noqa: E402
 from cardvault.services.piv.relay import relay  # noqa: E402
@@ -52,6 +59,7 @@ from cardvault.services.transport import channel  # noqa: E402
 from cardvault.services.transport import keys as transport_keys  # noqa: E402
 from cardvault.store.statements import counted  # noqa: E402
 from cardvault.web.api.piv import ApduIn, _apdu_out, _relay_request  # noqa: E402
+from cardvault.web.app import create_app  # noqa: E402
 from cardvault.web.jose import JOSE, opened_on_link, sealed  # noqa: E402
 from pcsc import RELAY_PARTS  # noqa: E402
 
@@ -69,7 +77,11 @@ def main() -> None:
             return
         rt = _runtime(scratch, args.database_url)
         try:
-            _bench(rt, args)
+            if args.asgi:
+                with _served_here(rt) as (client, calls):
+                    _bench(rt, args, client, calls=calls)
+            else:
+                _bench(rt, args)
         finally:
             rt.close()
     finally:
@@ -83,6 +95,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--database-url", help="default: SQLite in a scratch directory")
     parser.add_argument("--profile", action="store_true", help="print the top functions")
     parser.add_argument("--http", action="store_true", help="through `cardvault serve`")
+    parser.add_argument("--asgi", action="store_true", help="served here: count its calls")
     return parser.parse_args()
 
 
@@ -110,6 +123,33 @@ def _served(scratch: Path, url: str | None) -> Iterator[tuple[st.Service, httpx.
         service.stop()
 
 
+class _Calls:
+    """Counts the function calls (Python and C) of every thread started once installed:
+    the server's, not this one's (the client's)."""
+
+    def __init__(self) -> None:
+        self._seen = itertools.count()
+
+    def __call__(self, _frame: object, event: str, _arg: object) -> None:
+        if event in ("call", "c_call"):
+            next(self._seen)  # atomic under the GIL, unlike += 1
+
+    def now(self) -> int:
+        return next(self._seen)
+
+
+@contextmanager
+def _served_here(rt: Runtime) -> Iterator[tuple[httpx.Client, _Calls]]:
+    """The whole app on uvicorn in this process, its threads' calls counted."""
+    calls = _Calls()
+    threading.setprofile(calls)
+    try:
+        with serve(create_app(rt)) as url, httpx.Client(base_url=url) as client:
+            yield client, calls
+    finally:
+        threading.setprofile(None)
+
+
 def _runtime(scratch: Path, url: str | None) -> Runtime:
     data = _data_dir(scratch)
     options = {**TEST_ARGON2, **NO_RATE_LIMITS}
@@ -127,10 +167,10 @@ class Link:
         self.seq = use.reader.seq
         self.actor = a.client()
 
-    def send(self, apdu: bytes) -> dict[str, object]:
+    def send(self, apdu: bytes) -> JsonObject:
         """What the route does with one APDU, given the envelope the connector sealed."""
         self.seq += 1
-        claims = {
+        claims: JsonObject = {
             "token": self.use.token,
             "session_key": base64.b64encode(self.use.session_key).decode(),
             "link_id": self.use.reader.link_id,
@@ -186,13 +226,14 @@ def _bench(
     args: argparse.Namespace,
     http: httpx.Client | None = None,
     server: int | None = None,
+    calls: _Calls | None = None,
 ) -> None:
     use = p.issued_and_enrolled(rt, Actor.operator("bench"), Engine(rt))
     assert use.reader.verify() == 0x9000
     link = Link(rt, use, http)
     for _ in range(20):  # warm up: statement caches, the pool
         link.send(SERVICE_APDU)
-    where = "through `cardvault serve` (TLS)" if http else "in-process"
+    where = "through `cardvault serve` (TLS)" if server else "served here" if http else "in-process"
     print(f"cardvault PC/SC relay {where} ({rt.engine.dialect.name})")
     if http is None:  # the server's statements are not seen from here
         with counted(rt.engine) as count:
@@ -202,13 +243,18 @@ def _bench(
             print(f"    {' '.join(sql.split())[:110]}")
     rounds = [_round(link, args.apdus, server) for _ in range(args.rounds)]
     wall, cpu = min(r[0] for r in rounds), min(r[1] for r in rounds)
-    whose = "the server's" if server else "this thread's"
+    whose = "the server's" if server else "the client's" if http else "this thread's"
     print(
         f"  one thread, best of {args.rounds} rounds of {args.apdus}: {1 / wall:.0f} APDUs per "
         f"second, {cpu * 1000:.2f} ms of {whose} CPU each (load {os.getloadavg()[0]:.1f})"
     )
     if http is None:
         print(f"  Python function calls per APDU (does not depend on load): {_calls(link):.0f}")
+    if calls is not None:
+        before = calls.now()
+        _round(link, args.apdus, None)
+        served = (calls.now() - before) / args.apdus
+        print(f"  function calls of the server's threads per APDU (not the load's): {served:.0f}")
     if args.profile and server is not None:
         parts = spy(server, lambda: _round(link, args.apdus, None), RELAY_PARTS) or Counter()
         total = sum(parts.values()) or 1
