@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="the URL holders reach; used in email links"
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="worker processes serving the port (`serve --workers`); above 1 needs "
+        "REDIS_URL",
+    )
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     webauthn_rp_id: str | None = Field(

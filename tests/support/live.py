@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import uvicorn
 
 from cardvault.config import Settings
@@ -28,6 +30,29 @@ def tls_files(directory: Path) -> tuple[Path, Path]:
     (directory / "cert.pem").write_bytes(cert)
     (directory / "key.pem").write_bytes(key)
     return directory / "cert.pem", directory / "key.pem"
+
+
+def loopback_tls(cert: Path) -> ssl.SSLContext:
+    """Trust ``cert`` for a server reached at 127.0.0.1 (the certificate names localhost)."""
+    tls = ssl.create_default_context(cafile=str(cert))
+    tls.check_hostname = False
+    return tls
+
+
+def wait_ready(url: str, tls: ssl.SSLContext, process: subprocess.Popen[str] | None = None) -> None:
+    """Until ``url``'s /readyz answers 200 (a loaded machine starts a server slowly); fails
+    at once, with its stderr, if ``process`` ends meanwhile."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the server ended: {process.communicate()[1]}")
+        try:
+            if httpx.get(f"{url}/readyz", verify=tls, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the server at {url} did not become ready")
 
 
 @dataclass(frozen=True)

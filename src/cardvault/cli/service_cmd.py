@@ -11,7 +11,7 @@ from cardvault.cli.context import emit, handles_errors, operator, progress, stat
 from cardvault.commandline import App
 from cardvault.errors import InvalidInput
 from cardvault.services.system import bootstrap
-from cardvault.services.system.runtime import local_keystore, open_runtime
+from cardvault.services.system.runtime import local_keystore
 from cardvault.store import db
 
 MAX_SHARES = 255
@@ -98,13 +98,24 @@ def _init_text(result: bootstrap.InitResult) -> str:
 
 
 @handles_errors
-def serve(ctx: typer.Context) -> None:
+def serve(
+    ctx: typer.Context,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Worker processes on the one port (default: CARDVAULT_WORKERS, 1); "
+            "above 1 needs CARDVAULT_REDIS_URL.",
+        ),
+    ] = None,
+) -> None:
     """Serve the API, the vRA Manager (/ra) and the portal (/portal) over HTTPS; refuses to
     start sealed."""
     from cardvault.web.server import serve as run_server
 
-    settings = state(ctx).settings
-    run_server(open_runtime(settings))  # says where it serves, as its first JSON log line
+    run_server(state(ctx).settings, workers=workers)  # its first JSON log line says where
 
 
 @handles_errors

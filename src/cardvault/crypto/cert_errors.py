@@ -1,7 +1,8 @@
 """Why a certificate, a card key or a CA cannot be used: the errors of the x509 modules.
 
 Apart from the builders so that services and edges can catch them without importing the
-certificate machinery.
+certificate machinery. A key the builders refuse raises ``crypto.keys.UnsupportedKey``, the
+one error for a key cardvault does not use, whichever module looked at it.
 """
 
 from __future__ import annotations
@@ -45,12 +46,6 @@ class CertificateWeakSignature(CertificateError):
 
 class CertificateUntrustedIssuer(CertificateError):
     code = "certificate_untrusted_issuer"
-
-
-class UnsupportedKey(InvalidInput):
-    """A key type or size below the design's minimums (RSA-2048, NIST P-256)."""
-
-    code = "unsupported_key"
 
 
 class CaKeyMismatch(InvalidInput):

@@ -58,7 +58,9 @@ class KeyMalformed(InvalidInput):
 
 
 class UnsupportedKey(InvalidInput):
-    """The key, hash or scheme is not one cardvault uses (or they do not fit together)."""
+    """The key, hash or scheme is not one cardvault uses (or they do not fit together), or
+    the key is below the design's minimums (RSA-2048, NIST P-256): one class for the key
+    module and the certificate builders, so that a caller catches one thing."""
 
     code = "key_unsupported"
 

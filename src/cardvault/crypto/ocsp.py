@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from cardvault.crypto.crl import reason_flag
+from cardvault.crypto.keys import KeyAlgorithm, generate_private_key
 from cardvault.crypto.profile import key_usage
 from cardvault.crypto.x509 import (
     CLOCK_SKEW,
@@ -30,6 +33,7 @@ from cardvault.crypto.x509 import (
     sign_as_ca,
     signature_hash,
 )
+from cardvault.errors import IntegrityError
 
 #: at most this many bytes of request are read (a request is ~100 bytes; nonces ≤ 32)
 MAX_REQUEST_BYTES = 4096
@@ -40,6 +44,10 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
+
+
+#: good, revoked or unknown (RFC 6960 §2.2), named here so services need not import it
+CertStatus = ocsp.OCSPCertStatus
 
 
 class OcspMalformed(ValueError):
@@ -70,6 +78,23 @@ class OcspAnswer:
 class Responder:
     key: PrivateKey
     cert: x509.Certificate
+
+
+def new_responder_key() -> PrivateKey:
+    """A fresh P-256 key for the delegated responder: it signs every answer, so it is the
+    fast and small kind, and it never signs certificates."""
+    return generate_private_key(KeyAlgorithm.ECP256)
+
+
+def load_responder_key(pem: bytes) -> PrivateKey | None:
+    """The responder key from the PKCS#8 PEM it was sealed as; None when it is not an EC
+    key (then the caller makes a new one). Unreadable PEM raises IntegrityError: it came
+    out of a sealed file, so it was damaged before it was sealed."""
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise IntegrityError("The sealed OCSP responder key is damaged.") from exc
+    return key if isinstance(key, ec.EllipticCurvePrivateKey) else None
 
 
 def parse_request(der: bytes) -> OcspQuery:
@@ -207,6 +232,11 @@ def responder_certificate(
 def malformed() -> bytes:
     """The answer to bytes that are not an OCSP request."""
     return error_response(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+
+
+def unauthorized() -> bytes:
+    """The answer to a request about an issuer this responder does not serve (§2.3)."""
+    return error_response(ocsp.OCSPResponseStatus.UNAUTHORIZED)
 
 
 def try_later() -> bytes:

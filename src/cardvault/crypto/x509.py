@@ -32,7 +32,6 @@ from cardvault.crypto.cert_errors import (
     CertificateNotYetValid,
     CertificateUnreadable,
     CertificateUntrustedIssuer,
-    UnsupportedKey,
 )
 from cardvault.crypto.cert_info import (
     CURVE_NAMES,
@@ -41,6 +40,7 @@ from cardvault.crypto.cert_info import (
     serial_hex,
 )
 from cardvault.crypto.external_key import ExternalKey, sign_certificate
+from cardvault.crypto.keys import UnsupportedKey
 from cardvault.crypto.profile import (
     CertProfile,
     CertUsage,
@@ -63,6 +63,7 @@ __all__ = [
     "CaKey",
     "CertProfile",
     "CertUsage",
+    "Certificate",
     "PkiLinks",
     "SubjectFields",
     "SubjectTemplateInvalid",
@@ -97,6 +98,8 @@ __all__ = [
     "verify_chain",
 ]
 
+#: the parsed certificate, named here so that services need not import ``cryptography``
+Certificate: TypeAlias = x509.Certificate
 PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 #: what signs as the CA: a key in memory, or one in an HSM (``crypto.external_key``)
 CaKey: TypeAlias = PrivateKey | ExternalKey

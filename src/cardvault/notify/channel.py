@@ -13,6 +13,10 @@ open.
   the local subscribers; presence is a sorted set per device, scored by expiry, so a
   connection that died without saying goodbye drops out by itself.
 
+Presence expiries are read off the runtime's clock (``rt.clock``, which the caller passes),
+not the machine's: an instance whose clock is wrong (``CLOCK_OFFSET_SECONDS`` in the fault
+tests) writes and reads them as every other time it keeps, and a test moves time by hand.
+
 Pub/sub is fire-and-forget. Nothing depends on it for correctness: the database holds the
 state, and subscribers re-read it on a timer; the channel only makes the common case fast.
 Publishing happens in worker threads; subscribers live in an asyncio loop, so delivery
@@ -26,8 +30,8 @@ import contextlib
 import json
 import logging
 import threading
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Protocol
 
 from cardvault import strict_json
@@ -35,6 +39,8 @@ from cardvault.errors import InvalidInput, Unavailable
 from cardvault.json_types import JsonInput, JsonObject
 
 log = logging.getLogger("cardvault.channel")
+#: the runtime's clock (``Runtime.clock``): timezone-aware UTC
+Clock = Callable[[], datetime]
 #: an event as a subscriber receives it: JSON, whichever channel carried it
 Event = JsonObject
 
@@ -117,7 +123,8 @@ class Channel(Protocol):
 class LocalChannel:
     """One process: events and presence in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock) -> None:
+        self._clock = clock
         self._hub = _Hub()
         self._lock = threading.Lock()
         self._presence: dict[str, dict[str, float]] = {}
@@ -132,7 +139,8 @@ class LocalChannel:
 
     def set_present(self, device_id: str, connection_id: str, ttl_seconds: float) -> None:
         with self._lock:
-            self._presence.setdefault(device_id, {})[connection_id] = time.time() + ttl_seconds
+            expires = self._clock().timestamp() + ttl_seconds
+            self._presence.setdefault(device_id, {})[connection_id] = expires
 
     def set_absent(self, device_id: str, connection_id: str) -> None:
         with self._lock:
@@ -142,7 +150,7 @@ class LocalChannel:
                 self._presence.pop(device_id, None)
 
     def present(self, device_ids: Iterable[str]) -> set[str]:
-        now = time.time()
+        now = self._clock().timestamp()
         with self._lock:
             return {
                 d for d in device_ids if any(t > now for t in self._presence.get(d, {}).values())
@@ -155,10 +163,11 @@ class LocalChannel:
 class RedisChannel:
     """Several instances: events through Redis pub/sub, presence in Redis sorted sets."""
 
-    def __init__(self, url: str, prefix: str = "cardvault") -> None:
+    def __init__(self, url: str, prefix: str = "cardvault", *, clock: Clock) -> None:
         import redis
 
         self._prefix = prefix
+        self._clock = clock
         self._hub = _Hub()
         self._stop = threading.Event()
         self._client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
@@ -227,10 +236,11 @@ class RedisChannel:
         import redis
 
         key = self._presence_key(device_id)
+        now = self._clock().timestamp()
         try:
             pipe = self._client.pipeline()
-            pipe.zadd(key, {connection_id: time.time() + ttl_seconds})
-            pipe.zremrangebyscore(key, "-inf", time.time())
+            pipe.zadd(key, {connection_id: now + ttl_seconds})
+            pipe.zremrangebyscore(key, "-inf", now)
             pipe.expire(key, int(ttl_seconds) + 1)
             pipe.execute()
         except redis.RedisError as exc:
@@ -250,7 +260,7 @@ class RedisChannel:
             return set()
         try:
             pipe = self._client.pipeline()
-            now = time.time()
+            now = self._clock().timestamp()
             for device_id in ids:
                 pipe.zcount(self._presence_key(device_id), now, "+inf")
             counts = pipe.execute()
@@ -274,5 +284,6 @@ def _safe_url(url: str) -> str:
     return f"{scheme}://…@{tail}"
 
 
-def open_channel(redis_url: str | None, prefix: str = "cardvault") -> Channel:
-    return RedisChannel(redis_url, prefix) if redis_url else LocalChannel()
+def open_channel(redis_url: str | None, prefix: str = "cardvault", *, clock: Clock) -> Channel:
+    """Redis when configured, else this process alone; presence on ``clock``."""
+    return RedisChannel(redis_url, prefix, clock=clock) if redis_url else LocalChannel(clock=clock)

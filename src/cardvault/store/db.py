@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from cardvault.store import sqlite_writers
 MIGRATIONS = Path(__file__).parent / "migrations"
 _SNAPSHOT = sqlite_writers.SNAPSHOT
 _SQLITE_TIMEOUT = 30
+_session_hooks: set[tuple[str, Callable[..., object]]] = set()
+_session_hooks_lock = threading.Lock()
 
 
 class DatabaseNewer(NotSetUp):
@@ -93,6 +96,19 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """The unit of work: commit on success, roll back on any exception."""
     with factory() as session, session.begin():
         yield session
+
+
+def on_every_session(*hooks: tuple[str, Callable[..., object]]) -> None:
+    """Listen to an event of every Session, once per process however often this is called:
+    callers ask on first use, not at import (no side effects there), and a listener added
+    twice would run twice. The usual call, once all are listening, takes no lock."""
+    if _session_hooks.issuperset(hooks):
+        return
+    with _session_hooks_lock:
+        for hook in hooks:
+            if hook not in _session_hooks:
+                event.listen(Session, *hook)
+                _session_hooks.add(hook)
 
 
 def without_flush(session: Session) -> None:

@@ -108,6 +108,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which worker process (CARDVAULT_WORKERS)
         }
         rid = REQUEST_ID.get()
         if rid is not None:

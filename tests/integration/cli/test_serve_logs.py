@@ -5,13 +5,11 @@ link token in a path, a code in a query) reaches it."""
 from __future__ import annotations
 
 import json
-import ssl
-import time
 
 import httpx
 from tests.support import auth as a
 from tests.support.cli import Cli
-from tests.support.live import tls_files
+from tests.support.live import loopback_tls, tls_files, wait_ready
 from tests.support.live_server import free_port
 
 from cardvault.services.system.runtime import Actor, Runtime
@@ -19,30 +17,17 @@ from cardvault.services.system.runtime import Actor, Runtime
 SECRETS = ("Passcode-In-A-Form-491", "Passcode-In-Json-732", "LinkTokenInPath8842", "774411")
 
 
-def _wait_ready(url: str, tls: ssl.SSLContext) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", verify=tls, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("cardvault serve did not start")
-
-
 def test_serve_logs_json_lines_without_secrets(cli: Cli, rt: Runtime, operator: Actor) -> None:
     a.local_network(rt, operator)  # the ingress gate admits loopback to /ra and the API
     cert, _key = tls_files(cli.data_dir / "tls")
-    tls = ssl.create_default_context(cafile=str(cert))
-    tls.check_hostname = False  # the certificate names localhost; we connect to 127.0.0.1
+    tls = loopback_tls(cert)
     port = free_port()
     url = f"https://127.0.0.1:{port}"
     server = cli.popen(
         "serve", CARDVAULT_HOST="127.0.0.1", CARDVAULT_PORT=str(port), CARDVAULT_PUBLIC_URL=url
     )
     try:
-        _wait_ready(url, tls)
+        wait_ready(url, tls, server)
         with httpx.Client(base_url=url, verify=tls, timeout=30) as http:
             http.post("/ra", data={"identifier": "a@example.org", "passcode": SECRETS[0]})
             http.post(

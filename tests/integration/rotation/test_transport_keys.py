@@ -3,7 +3,10 @@ retired through the CLI; envelopes to a retired key are refused; each step audit
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +18,7 @@ from tests.support.factories import STRONG_PASSCODE
 from cardvault.clients.agent import core
 from cardvault.clients.common.api import CardvaultApi, ServiceError
 from cardvault.crypto import envelope
+from cardvault.crypto.aead import aad
 from cardvault.errors import CardvaultError
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport import envelopes
@@ -97,3 +101,39 @@ def test_a_kid_that_begins_with_a_dash_is_taken_as_a_kid_not_an_option(cli: Cli,
     assert refused.returncode != 0
     assert refused.error["code"] == "not_found", refused.error
     assert kid in refused.error["message"]
+
+
+def _restore_newest_first(rt: Runtime, newest: str, tmp_path: Path) -> None:
+    """Copy the key folder away and back as a restore that keeps no file times may: the
+    newest key's file written first, so that on disk it is the oldest."""
+    folder = rt.settings.keys_dir / "transport"
+    backup = shutil.move(folder, tmp_path / "backup")
+    folder.mkdir(mode=0o700)
+    files = sorted(Path(backup).glob("*.sealed"), key=lambda p: p.stem != newest)
+    for written, path in enumerate(files):
+        shutil.copyfile(path, folder / path.name)
+        os.utime(folder / path.name, ns=(written * 10**9, written * 10**9))
+    transport_keys.forget_scan(rt.settings.keys_dir)
+
+
+def test_the_key_added_last_stays_preferred_after_a_restore_that_loses_file_times(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    older = transport_keys.preferred_kid(rt)
+    added = transport_keys.create(rt.settings.keys_dir, rt.master_key, ecdh=True)
+    _restore_newest_first(rt, added.kid, tmp_path)
+    assert transport_keys.preferred_kid(rt) == added.kid
+    assert list(transport_keys.keys(rt))[-2:] == [older, added.kid]  # oldest first
+
+
+def test_a_key_sealed_before_keys_said_when_they_were_added_ranks_oldest(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    earlier = envelope.TransportKey.generate_ecdh()
+    folder = rt.settings.keys_dir / "transport"
+    sealed = rt.master_key.seal(earlier.to_pem(), aad=aad("transport-key", earlier.kid))
+    (folder / f"{earlier.kid}.sealed").write_bytes(sealed)  # the file written last
+    transport_keys.forget_scan(rt.settings.keys_dir)
+    ranked = list(transport_keys.keys(rt))
+    assert ranked[0] == earlier.kid
+    assert transport_keys.preferred_kid(rt) == ranked[-1] != earlier.kid

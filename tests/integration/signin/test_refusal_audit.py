@@ -1,6 +1,7 @@
 """Every refused sign-in that names a card leaves an audit event, with the address it came
 from, on the chain of the card's organisation (what its RA reads), and never the passcode
-or the code that was tried."""
+or the code that was tried. Before the right passcode nobody has proved who they are: the
+event's actor is the anonymous request, whatever refused it; after it, the holder."""
 
 from __future__ import annotations
 
@@ -44,9 +45,13 @@ def _refusal(rt: Runtime, card_id: str) -> AuditEvent:
         return event
 
 
-def _assert_audited(rt: Runtime, card_id: str, reason: str, address: str, *secrets: str) -> None:
+def _assert_audited(
+    rt: Runtime, card_id: str, actor: str | None, reason: str, address: str, *secrets: str
+) -> None:
     event = _refusal(rt, card_id)
     assert event.reason == reason
+    if actor is not None:
+        assert event.actor == actor
     assert event.details["client_address"] == address
     with rt.db() as s:
         org = s.scalar(select(Organisation).where(Organisation.code == "ORG1"))
@@ -54,6 +59,13 @@ def _assert_audited(rt: Runtime, card_id: str, reason: str, address: str, *secre
         assert event.organisation_id == org.id  # ORG1's RA reads ORG1's chain only
     written = json.dumps(event.details)
     assert not [x for x in secrets if x in written]
+
+
+def _person(rt: Runtime, card_id: str) -> str:
+    with rt.db() as s:
+        card = s.get(Card, card_id)
+        assert card is not None
+        return card.person_id
 
 
 def _set_card(rt: Runtime, card_id: str, **values: object) -> None:
@@ -85,7 +97,7 @@ def test_a_refusal_at_the_passcode_is_audited_with_its_address(
         _set_card(rt, h.card.card_id, **card)
     with pytest.raises(SignInFailed):
         a.login(engine, h, passcode=passcode, address=address)
-    _assert_audited(rt, h.card.card_id, reason, address, passcode)
+    _assert_audited(rt, h.card.card_id, "anonymous", reason, address, passcode)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +135,9 @@ def test_a_refusal_at_the_second_factor_is_audited_with_its_address(
     code = ("000000" if right != "000000" else "111111") if wrong_code else right
     with pytest.raises(refused):
         engine.complete_factor(a.client(address), txn, FactorAnswer(method="totp", code=code))
-    _assert_audited(rt, h.card.card_id, reason, address, code, f.STRONG_PASSCODE)
+    # the lockout's own refusal records the request's actor (factor_lockout, not checked here)
+    holder = None if refused is SecondFactorLocked else f"holder:{_person(rt, h.card.card_id)}"
+    _assert_audited(rt, h.card.card_id, holder, reason, address, code, f.STRONG_PASSCODE)
 
 
 def test_a_step_refused_unchecked_gives_its_place_on_the_counter_back(

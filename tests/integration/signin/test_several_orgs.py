@@ -185,3 +185,37 @@ def test_a_wrong_passcode_lists_nothing(
             a.client(),
             LoginRequest(identifier_kind="email", identifier=EMAIL, passcode="not the passcode"),
         )
+
+
+def _refused_choices(rt: Runtime, card_id: str) -> list[tuple[str, str | None, str, str]]:
+    """The card's refused choices: (chain, reason, organisation named, client address)."""
+    with rt.db() as s:
+        rows = s.execute(
+            select(Organisation.code, AuditEvent.reason, AuditEvent.details)
+            .join(AuditEvent, AuditEvent.organisation_id == Organisation.id)
+            .where(
+                AuditEvent.card_id == card_id,
+                AuditEvent.action == "auth.organisation_chosen",
+                AuditEvent.outcome == "failure",
+            )
+            .order_by(AuditEvent.occurred_at, AuditEvent.seq)
+        )
+        return [(c, r, d["organisation"], d["client_address"]) for c, r, d in rows]
+
+
+def test_a_refused_choice_is_audited_with_the_address_on_the_chain_it_names(
+    rt: Runtime, operator: Actor, engine: Engine, two_orgs: tuple[f.IssuedFixture, ph.Phone, str]
+) -> None:
+    card, _phone, _secret = two_orgs
+    f.org(rt, operator, "ORG3", networks=a.LOOPBACK)
+    result = _login(engine)
+    with pytest.raises(InvalidInput) as refused:
+        engine.choose_organisation(a.client(ELSEWHERE), result.transaction_id, "org2")
+    assert set(refused.value.as_dict()) == {"code", "message", "field"}  # the reason stays here
+    with pytest.raises(InvalidInput):
+        engine.choose_organisation(a.client(), result.transaction_id, "ORG3")
+    assert _refused_choices(rt, card.card_id) == [
+        ("ORG2", "client network not allowed", "ORG2", ELSEWHERE),  # ORG2's RA sees it
+        ("ORG1", "organisation not one of the person's", "ORG3", a.LOCAL),  # not ORG3's chain
+    ]
+    engine.choose_organisation(a.client(), result.transaction_id, "ORG2")  # still waiting

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import re
 import time
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from tests.support import auth as a
 from tests.support import factories as f
 from tests.support import portal as p
@@ -16,13 +18,15 @@ from tests.support import ra_web
 
 from cardvault.domain.vocabulary import AppletOrigin
 from cardvault.notify.outbox import FileOutbox, MemoryOutbox
+from cardvault.notify.templates import format_when
 from cardvault.services.directory import registry as directory
 from cardvault.services.notifications.dispatcher import Dispatcher, Senders
 from cardvault.services.ra import cards as ra_cards
 from cardvault.services.ra.actions import RaContext
+from cardvault.services.recovery import links
 from cardvault.services.signin.engine import Engine
 from cardvault.services.system.runtime import Actor, Runtime
-from cardvault.store.models import Card, PivCard
+from cardvault.store.models import Card, Link, PivCard
 from cardvault.web.portal.steps import STEP_COOKIE, RedactLinkTokens
 
 NEW = "violet tractor umbrella 1987"
@@ -132,7 +136,8 @@ def test_forgotten_passcode_page_answers_alike(rt: Runtime, operator: Actor) -> 
     assert 'href="#f-identifier"' in empty.text
 
 
-def test_invitation_through_the_pages(rt: Runtime, operator: Actor) -> None:
+def _invited(rt: Runtime, operator: Actor) -> tuple[f.IssuedFixture, str, str]:
+    """An issued card invited by its RA: the card, the link's token, the code by SMS."""
     f.org(rt, operator)
     card = f.issued_card(rt, operator)
     with rt.db() as s:
@@ -152,6 +157,11 @@ def test_invitation_through_the_pages(rt: Runtime, operator: Actor) -> None:
     p.memory_dispatcher(rt, box).drain()
     token = p.token_in(box.emails[0].text, "invitation")
     code = re.search(r"\b\d{6}\b", box.sms[0].text).group(0)  # type: ignore[union-attr]
+    return card, token, code
+
+
+def test_invitation_through_the_pages(rt: Runtime, operator: Actor) -> None:
+    card, token, code = _invited(rt, operator)
     c = ra_web.client(rt)
     url = f"/portal/invitation/{token}"
     wrong = _post(c, url, code="000000" if code != "000000" else "111111")
@@ -243,3 +253,34 @@ def test_link_tokens_are_redacted_in_the_access_log() -> None:
 @pytest.fixture(autouse=True)
 def _quick(rt: Runtime) -> None:
     rt.settings.reset_request_min_seconds = 0
+
+
+def _expiry(rt: Runtime, token: str) -> datetime:
+    with rt.db() as s:
+        expires = s.scalar(
+            select(Link.expires_at).where(Link.token_hash == links.token_hash(token))
+        )
+        assert expires is not None
+        return expires
+
+
+@pytest.mark.parametrize("kind", ["reset", "invitation"])
+def test_a_link_opened_in_its_last_minute_says_so_to_the_second_then_when_it_expired(
+    rt: Runtime, operator: Actor, kind: str
+) -> None:
+    token = _locked(rt, operator)[1] if kind == "reset" else _invited(rt, operator)[1]
+    expires = _expiry(rt, token)
+    clock = p.Clock(expires - timedelta(seconds=61))
+    rt.clock = clock
+    c = ra_web.client(rt)
+    url = f"/portal/{kind}/{token}"
+    early = c.get(url).text
+    assert "less than a minute" not in early
+    assert f"expires at {expires:%d %b %Y %H:%M} UTC" in early
+    clock.advance(seconds=2)  # 59 seconds left
+    late = c.get(url).text
+    assert f"expires in less than a minute, at {expires:%H:%M:%S} UTC" in late
+    clock.advance(seconds=59)  # its last second gone
+    gone = c.get(url)
+    assert gone.status_code == 404
+    assert f"This link expired on {format_when(expires)}." in gone.text

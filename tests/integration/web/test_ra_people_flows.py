@@ -265,6 +265,22 @@ def test_a_role_grant_waits_for_a_second_manager_who_is_not_the_requester(
     assert r.status_code == 404
 
 
+def test_a_role_taken_away_is_gone_and_cannot_be_taken_away_twice(
+    rt: Runtime, operator: Actor, orgs: dict[str, Any]
+) -> None:
+    newbie = f.person(rt, operator, "ORGA", forename="Tina", surname="Taken")
+    c = orgs["client"]
+    r = w.post(c, "/ra/roles", user_id=newbie, role="ra_agent")
+    assert r.status_code == 303, r.text[:500]
+    assert "ra_agent" in str(directory.show_person(rt, newbie).roles)
+    r = w.post(c, "/ra/roles/take-away", page="/ra/roles", user_id=newbie, role="ra_agent")
+    assert r.status_code == 303, r.text[:500]
+    assert "ra_agent" not in str(directory.show_person(rt, newbie).roles)
+    r = w.post(c, "/ra/roles/take-away", page="/ra/roles", user_id=newbie, role="ra_agent")
+    assert r.status_code == 404
+    assert "does not have the role" in r.text
+
+
 def test_a_sponsor_approves_and_only_then_an_agent_may_issue(
     rt: Runtime, operator: Actor, orgs: dict[str, Any]
 ) -> None:

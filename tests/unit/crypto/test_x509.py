@@ -18,8 +18,8 @@ from cardvault.crypto.cert_errors import (
     CaUnusable,
     CertificateExpired,
     CertificateUntrustedIssuer,
-    UnsupportedKey,
 )
+from cardvault.crypto.keys import UnsupportedKey
 from cardvault.crypto.x509 import (
     DEFAULT_SUBJECT_TEMPLATE,
     CertUsage,
@@ -341,9 +341,9 @@ def test_weak_or_unusual_card_keys_are_refused(
     weak_key: Callable[[], CardKey], issue: Callable[..., x509.Certificate]
 ) -> None:
     key = weak_key()
-    with pytest.raises(UnsupportedKey) as caught:
+    with pytest.raises(UnsupportedKey) as caught:  # the key module's error: one to catch
         issue(key, CertUsage.AUTHENTICATION)
-    assert caught.value.code == "unsupported_key"
+    assert caught.value.code == "key_unsupported"
     with pytest.raises(UnsupportedKey):
         build_csr(
             subject=render_subject(DEFAULT_SUBJECT_TEMPLATE, FIELDS),

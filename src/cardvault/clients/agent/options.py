@@ -27,9 +27,7 @@ class Options:
 
 
 def options(ctx: typer.Context) -> Options:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Options)
-    return obj
+    return shell.options_of(ctx, Options)
 
 
 def client(opts: Options, server: str, remembered_ca: str | None = None) -> httpx.Client:

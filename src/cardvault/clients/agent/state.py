@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cardvault.clients.common import state_file
 from cardvault.clients.common.replies import Reply
 from cardvault.errors import NotFound
-
-FILE = "session.json"
 
 
 class NotSignedIn(NotFound):
@@ -54,26 +51,15 @@ class AgentState:
         )
 
 
-def default_dir() -> Path:
-    return state_file.default_dir("cardvault-agent")
-
-
-def save(directory: Path, state: AgentState) -> Path:
-    return state_file.write(directory / FILE, state)
-
-
-def load(directory: Path) -> AgentState:
-    return state_file.load(
-        directory / FILE,
-        AgentState,
-        missing=NotSignedIn("You are not signed in.", remedy="Run `cardvault-agent login` first."),
-        damaged=NotSignedIn(
-            "The saved session was damaged and has been removed.",
-            remedy="Run `cardvault-agent login` again.",
-        ),
-        drop_damaged=True,
-    )
-
-
-def clear(directory: Path) -> None:
-    state_file.remove(directory / FILE)
+FILE = state_file.StateFile(
+    program="cardvault-agent",
+    name="session.json",
+    build=AgentState,
+    missing=NotSignedIn("You are not signed in.", remedy="Run `cardvault-agent login` first."),
+    damaged=lambda _path: NotSignedIn(
+        "The saved session was damaged and has been removed.",
+        remedy="Run `cardvault-agent login` again.",
+    ),
+    drop_damaged=True,
+)
+default_dir, save, load, clear = FILE.default_dir, FILE.save, FILE.load, FILE.remove

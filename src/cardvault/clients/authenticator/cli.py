@@ -57,9 +57,7 @@ def root(
 
 
 def _opts(ctx: typer.Context) -> Options:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Options)
-    return obj
+    return shell.options_of(ctx, Options)
 
 
 def _api(opts: Options, server: str, st: state.DeviceState | None = None) -> DeviceApi:

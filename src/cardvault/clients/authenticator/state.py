@@ -8,12 +8,9 @@ them in a file readable only by its user, and simulates the biometric prompt.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cardvault.clients.common import state_file
 from cardvault.errors import NotFound
-
-FILE = "authenticator.json"
 
 
 class NotPaired(NotFound):
@@ -36,26 +33,16 @@ class DeviceState:
     session: dict[str, str] | None = field(default=None, repr=False)
 
 
-def default_dir() -> Path:
-    return state_file.default_dir("cardvault-authenticator")
-
-
-def save(directory: Path, state: DeviceState) -> Path:
-    return state_file.write(directory / FILE, state)
-
-
-def load(directory: Path) -> DeviceState:
-    path = directory / FILE
-    return state_file.load(
-        path,
-        DeviceState,
-        missing=NotPaired(
-            "This app is not paired with a card.",
-            remedy="Run `cardvault-authenticator pair --qr-image FILE` with your RA's QR code.",
-        ),
-        damaged=NotPaired(f"The app's state file {path} is damaged.", remedy="Pair the app again."),
-    )
-
-
-def forget(directory: Path) -> None:
-    state_file.remove(directory / FILE)
+FILE = state_file.StateFile(
+    program="cardvault-authenticator",
+    name="authenticator.json",
+    build=DeviceState,
+    missing=NotPaired(
+        "This app is not paired with a card.",
+        remedy="Run `cardvault-authenticator pair --qr-image FILE` with your RA's QR code.",
+    ),
+    damaged=lambda path: NotPaired(
+        f"The app's state file {path} is damaged.", remedy="Pair the app again."
+    ),
+)
+default_dir, save, load, forget = FILE.default_dir, FILE.save, FILE.load, FILE.remove

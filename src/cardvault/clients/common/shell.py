@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 else:
     httpx = lazy_module("httpx")  # a command line's --help needs no HTTP client
 
-__all__ = ["fail", "http_client", "out", "reported"]
+__all__ = ["fail", "http_client", "options_of", "out", "reported"]
+
+T = TypeVar("T")
 
 
 #: how long an idle connection to the service is kept (the service keeps it 75 s)
@@ -34,6 +36,13 @@ def http_client(server: str, ca_file: Path | None) -> httpx.Client:
     relays a card's APDUs on one connection, not a TLS handshake after every pause."""
     limits = httpx.Limits(keepalive_expiry=KEEP_ALIVE_SECONDS)
     return httpx.Client(base_url=server, verify=tls_verify(ca_file), timeout=30.0, limits=limits)
+
+
+def options_of(ctx: typer.Context, kind: type[T]) -> T:
+    """The program's global options, which its root callback keeps on the root context."""
+    obj = ctx.find_root().obj
+    assert isinstance(obj, kind)
+    return obj
 
 
 def out(as_json: bool, data: JsonValue, text: str) -> None:

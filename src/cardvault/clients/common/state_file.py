@@ -10,18 +10,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from cardvault.errors import CardvaultError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["default_dir", "load", "remove", "write"]
+__all__ = ["StateFile", "default_dir", "load", "remove", "write"]
 
 T = TypeVar("T")
+S = TypeVar("S", bound="DataclassInstance")
 
 
 def default_dir(program: str) -> Path:
@@ -63,3 +64,36 @@ def remove(path: Path) -> None:
     if path.exists():
         path.write_bytes(b"\0" * path.stat().st_size)
         path.unlink()
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateFile(Generic[S]):
+    """One program's state file: its name, what it holds and what to say when it is missing
+    or damaged; the agent and the authenticator differ only in these."""
+
+    program: str
+    name: str
+    build: Callable[..., S]
+    missing: CardvaultError
+    #: the error for a damaged file, given its path
+    damaged: Callable[[Path], CardvaultError]
+    drop_damaged: bool = False
+
+    def default_dir(self) -> Path:
+        return default_dir(self.program)
+
+    def save(self, directory: Path, state: S) -> Path:
+        return write(directory / self.name, state)
+
+    def load(self, directory: Path) -> S:
+        path = directory / self.name
+        return load(
+            path,
+            self.build,
+            missing=self.missing,
+            damaged=self.damaged(path),
+            drop_damaged=self.drop_damaged,
+        )
+
+    def remove(self, directory: Path) -> None:
+        remove(directory / self.name)

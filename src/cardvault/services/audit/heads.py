@@ -35,11 +35,10 @@ then derived again from its events and signed at the commit.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import cast
 
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
@@ -52,6 +51,7 @@ from cardvault.services.audit.anchor import anchor_writer
 from cardvault.services.audit.errors import AuditUnavailable, audit_write_failed
 from cardvault.services.audit.signing_key import audit_private_key
 from cardvault.services.system.runtime import Runtime
+from cardvault.store.db import on_every_session
 from cardvault.store.models import AuditEvent, AuditHead, table_of
 
 _HEADS = "cardvault.audit.heads"
@@ -72,8 +72,6 @@ _LAST_EVENT = (
     .limit(1)
 )
 _SIGN_HEAD = update(_HEAD_TABLE).where(_HEAD_TABLE.c.chain == bindparam("head_chain"))
-_hooks_installed = False
-_hooks_lock = threading.Lock()
 
 
 def signing_key(rt: Runtime) -> signing.AuditKey:
@@ -188,17 +186,13 @@ def _pending(session: Session, rt: Runtime) -> _Pending:
 
 
 def _install_hooks() -> None:
-    """Once per process, on every Session (a session without audit work costs one dict
-    lookup per commit). Not at import: no side effects there."""
-    global _hooks_installed
-    with _hooks_lock:
-        if _hooks_installed:
-            return
-        event.listen(Session, "before_commit", _before_commit)
-        event.listen(Session, "after_commit", _after_commit)
-        event.listen(Session, "after_rollback", _after_rollback)
-        event.listen(Session, "after_transaction_end", _after_transaction_end)
-        _hooks_installed = True
+    """On every Session (a session without audit work costs one dict lookup per commit)."""
+    on_every_session(
+        ("before_commit", _before_commit),
+        ("after_commit", _after_commit),
+        ("after_rollback", _after_rollback),
+        ("after_transaction_end", _after_transaction_end),
+    )
 
 
 def acknowledge_restore(session: Session, chain: str, restored_to: int) -> None:

@@ -103,21 +103,31 @@ def record(
     with it the operation) does not commit.
     """
     session.flush()  # the caller's own changes raise their own errors, not the audit's
+    chain = organisation_id or SERVICE_CHAIN
     try:
-        return _append(
-            session,
-            rt,
-            actor,
+        head = locked_head(session, chain)
+        rec = next_record(
+            previous=head if head.seq else None,
+            chain=chain,
+            event_id=new_id(),
+            occurred_at=rt.clock(),
             action=action,
             outcome=outcome,
             reason=reason,
-            organisation_id=organisation_id,
+            actor=actor.ref,
             person_id=person_id,
             card_id=card_id,
-            details=details,
+            organisation_id=organisation_id,
+            request_id=actor.request_id,
+            details=details or {},
         )
+        # a Core statement, not an ORM object: an append is on every card operation's path
+        session.connection().execute(_INSERT_EVENT, _columns(rec))
     except SQLAlchemyError as exc:
         raise audit_write_failed(exc, "The audit event") from exc
+    moved(session, rt, ChainHead(chain=chain, seq=rec.seq, hash=rec.hash))
+    metrics.audited(session, rt, action, outcome, details)  # counted once it commits
+    return rec
 
 
 class CardRef(Protocol):
@@ -166,43 +176,6 @@ def record_for_card(
         card_id=card.id,
         details=details,
     )
-
-
-def _append(
-    session: Session,
-    rt: Runtime,
-    actor: Actor,
-    *,
-    action: AuditAction,
-    outcome: str,
-    reason: str | None,
-    organisation_id: str | None,
-    person_id: str | None,
-    card_id: str | None,
-    details: Mapping[str, JsonInput] | None,
-) -> AuditRecord:
-    chain = organisation_id or SERVICE_CHAIN
-    head = locked_head(session, chain)
-    rec = next_record(
-        previous=head if head.seq else None,
-        chain=chain,
-        event_id=new_id(),
-        occurred_at=rt.clock(),
-        action=action,
-        outcome=outcome,
-        reason=reason,
-        actor=actor.ref,
-        person_id=person_id,
-        card_id=card_id,
-        organisation_id=organisation_id,
-        request_id=actor.request_id,
-        details=details or {},
-    )
-    # a Core statement, not an ORM object: an append is on every card operation's path
-    session.connection().execute(_INSERT_EVENT, _columns(rec))
-    moved(session, rt, ChainHead(chain=chain, seq=rec.seq, hash=rec.hash))
-    metrics.audited(session, rt, action, outcome, details)  # counted once it commits
-    return rec
 
 
 def _columns(rec: AuditRecord) -> dict[str, object]:

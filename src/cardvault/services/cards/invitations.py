@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.aead import wipe
@@ -34,26 +33,23 @@ from cardvault.crypto.keyslots import (
     make_recovery_code_slot,
     make_recovery_slots,
     new_recovery_code,
-    new_session_key,
     open_invitation_slot,
     unwrap_session,
-    wrap_for_session,
 )
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.card_pin import check_card_pin
 from cardvault.domain.card_pin import rule as pin_rule
 from cardvault.domain.vocabulary import AuthState, CardStatus
-from cardvault.errors import Conflict, InvalidInput
+from cardvault.errors import InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.enrolment import SecurityAnswer, check_questions, store_questions
 from cardvault.services.cards.errors import WrongCode
-from cardvault.services.cards.lookup import get_card
-from cardvault.services.cards.sealing import open_record, seal_record
+from cardvault.services.cards.sealing import hand_over, open_record
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.piv import card_pin as card_pins
 from cardvault.services.recovery import links
 from cardvault.services.recovery.errors import LinkInvalid, RecoveryStepInvalid
-from cardvault.services.recovery.new_passcode import check_new_passcode
+from cardvault.services.recovery.new_passcode import check_new_passcode, replace_record
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import (
@@ -80,6 +76,8 @@ class InvitationPage:
     holder_name: str
     organisation_name: str
     expires_at: datetime
+    #: less than a minute left (``links.closing``): the page says so, to the second
+    closing: bool
     tries_left: int
 
 
@@ -137,6 +135,7 @@ def open_invitation(rt: Runtime, token: str) -> InvitationPage:
             holder_name=notifications.holder_name(person),
             organisation_name=org.name,
             expires_at=link.expires_at,
+            closing=links.closing(link, rt.clock()),
             tries_left=MAX_FAILURES - link.failed_attempts,
         )
 
@@ -157,11 +156,8 @@ def confirm_code(rt: Runtime, actor: Actor, token: str, code: str) -> CodeAccept
         dek = open_invitation_slot(record, links.token_bytes(token), cleaned)
     except WrongSecret:
         raise _wrong_code(rt, actor, card, link_id, reserved) from None
-    key, txn_id = new_session_key(), new_id()
-    try:
-        wrap = wrap_for_session(dek, key, session_id=txn_id)
-    finally:
-        wipe(dek)
+    txn_id = new_id()
+    key, wrap = hand_over(dek, txn_id)
     with transaction(rt.db) as session:
         links.release_failure(session, link_id)
         now = rt.clock()
@@ -243,17 +239,19 @@ def complete(
     finally:
         wipe(dek)
     with transaction(rt.db) as session:
-        links.consume(session, rt, link_id)
-        card = get_card(session, card.serial, for_update=True)
-        if card.status != CardStatus.ENROLLED or card.record_version != txn.factor_state.get(
-            "version"
-        ):
-            raise Conflict("The card changed while you were setting it up; nothing was changed.")
-        seal_record(session, rt.master_key, card, record)
+        card = replace_record(
+            session,
+            rt,
+            link_id,
+            card.id,
+            txn,
+            record,
+            doing="setting it up",
+            status=CardStatus.ENROLLED,
+        )
         store_questions(session, card, answers)
         card.failed_attempts = 0
         card.status, card.status_changed_at = CardStatus.ACTIVE, rt.clock()
-        session.execute(delete(AuthTransaction).where(AuthTransaction.card_id == card.id))
         audit.record_for_card(
             session,
             rt,

@@ -13,8 +13,8 @@ from typing import Protocol
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from cardvault.crypto.aead import aad
-from cardvault.crypto.keyslots import CardKeyRecord
+from cardvault.crypto.aead import aad, wipe
+from cardvault.crypto.keyslots import CardKeyRecord, new_session_key, wrap_for_session
 from cardvault.domain.vocabulary import CardStatus
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.cards.errors import CardRevoked
@@ -88,3 +88,14 @@ def shred_record(session: Session, card: Card) -> None:
     session.execute(delete(KeySlotInfo).where(KeySlotInfo.card_id == card.id))
     session.execute(delete(PivLink).where(PivLink.card_id == card.id))
     session.execute(delete(PivCard).where(PivCard.card_id == card.id))
+
+
+def hand_over(dek: bytearray, transaction_id: str) -> tuple[bytes, bytes]:
+    """An opened DEK passed on to the next step of a transaction (DESIGN §3.2): a fresh key K
+    for the client alone, and the DEK wrapped under K for the service to keep. The DEK is
+    wiped here, whatever happens: once wrapped, nothing else needs it in clear."""
+    key = new_session_key()
+    try:
+        return bytes(key), wrap_for_session(dek, key, session_id=transaction_id)
+    finally:
+        wipe(dek)

@@ -22,10 +22,13 @@ PRESENCE_TTL_SECONDS = 40.0
 
 
 def channel(rt: Runtime) -> Channel:
-    """This process's push channel (Redis when configured), made on first use."""
+    """This process's push channel (Redis when configured), made on first use; presence
+    on the runtime's clock, as it is at each call (a test may move it)."""
     return rt.memo(
         ("push-channel", rt.settings.redis_url, rt.settings.redis_prefix),
-        lambda: open_channel(rt.settings.redis_url, rt.settings.redis_prefix),
+        lambda: open_channel(
+            rt.settings.redis_url, rt.settings.redis_prefix, clock=lambda: rt.clock()
+        ),
     )
 
 

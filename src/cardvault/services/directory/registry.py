@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,7 @@ from cardvault.services.networks import ingress
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Membership, Organisation, Person, RaRoleGrant
+from cardvault.store.queries import role_grants
 
 
 def get_org(session: Session, code: str) -> Organisation:
@@ -244,7 +245,7 @@ def grant_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role: 
     ra_role = _role(role)
     with transaction(rt.db) as session:
         person, org = get_person(session, user_id), get_org(session, org_code)
-        if session.scalar(_grant_of(person, org, ra_role)):
+        if role_grants.holds(session, person.id, org.id, ra_role):
             raise Conflict(f"{person.common_name} already has the role {ra_role} in {org.code}.")
         if not is_member(session, person.id, org.id):
             session.add(Membership(person_id=person.id, organisation_id=org.id))
@@ -265,19 +266,11 @@ def revoke_role(rt: Runtime, actor: Actor, *, user_id: str, org_code: str, role:
     ra_role = _role(role)
     with transaction(rt.db) as session:
         person, org = get_person(session, user_id), get_org(session, org_code)
-        grant = session.scalar(_grant_of(person, org, ra_role))
+        grant = session.scalar(role_grants.grant_of(person.id, org.id, ra_role))
         if grant is None:
             raise NotFound(f"{person.common_name} has no role {ra_role.value} in {org.code}.")
         session.delete(grant)
         _record(session, rt, actor, AuditAction.RA_ROLE_REVOKED, person, org.id, role=ra_role.value)
-
-
-def _grant_of(person: Person, org: Organisation, role: RaRole) -> Select[RaRoleGrant]:
-    return select(RaRoleGrant).where(
-        RaRoleGrant.person_id == person.id,
-        RaRoleGrant.organisation_id == org.id,
-        RaRoleGrant.role == role,
-    )
 
 
 def _role(text: str) -> RaRole:

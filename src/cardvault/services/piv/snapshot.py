@@ -28,7 +28,8 @@ from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport.errors import EnvelopeReplayed
 from cardvault.store.db import reading_rows
-from cardvault.store.models import CardSession, RaRoleGrant
+from cardvault.store.models import CardSession
+from cardvault.store.queries import role_grants
 from cardvault.store.queries.organisations import parse_policy
 
 __all__ = ["USABLE", "Snapshot", "take"]
@@ -128,12 +129,5 @@ def _check_issuer(conn: Connection, row: SessionRow) -> None:
     """An issuance link needs an RA session whose issuing role is still granted."""
     if row.purpose != "ra" or row.acting_role not in issuance.ISSUERS:
         raise PermissionDenied("Choose an RA role that allows this first.")
-    granted = conn.scalar(
-        select(RaRoleGrant.id).where(
-            RaRoleGrant.person_id == row.person_id,
-            RaRoleGrant.organisation_id == row.acting_organisation_id,
-            RaRoleGrant.role == row.acting_role,
-        )
-    )
-    if granted is None:
+    if not role_grants.holds(conn, row.person_id, row.acting_organisation_id, row.acting_role):
         raise PermissionDenied("Your RA role has been withdrawn.")

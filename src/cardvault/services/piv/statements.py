@@ -9,7 +9,7 @@ parameters may not be named like a column: hence ``where_*`` and ``new_*``.)
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy import Table, Update, bindparam, exists, func, select, update
 
 from cardvault.services.piv.rows import (
     CardRow,
@@ -91,34 +91,40 @@ TOUCH_SESSION = (
     .values(last_used_at=bindparam("now"), idle_expires_at=bindparam("idle"))
 )
 
-#: compare-and-swap of a card's PIV row; parameters ``where_card``, ``seen`` (the version the
-#: APDU was computed from) and the new ``new_state``, ``new_secrets``, ``new_secrets_version``,
-#: ``new_public_keys``, ``new_pin_blocked_at``, ``now``
-SAVE_CARD = (
-    update(_cards)
-    .where(_cards.c.card_id == bindparam("where_card"), _cards.c.version == bindparam("seen"))
-    .values(
-        state=bindparam("new_state"),
-        version=_cards.c.version + 1,
-        secrets=bindparam("new_secrets"),
-        secrets_version=bindparam("new_secrets_version"),
-        public_keys=bindparam("new_public_keys"),
-        pin_blocked_at=bindparam("new_pin_blocked_at"),
-        updated_at=bindparam("now"),
+
+def _compare_and_swap(
+    table: Table, key: str, where: str, columns: tuple[str, ...], *, stamped: str
+) -> Update:
+    """An UPDATE of one row that applies only if the row's ``version`` is still ``seen``,
+    and moves it on: each of ``columns`` takes the parameter ``new_<column>``, and
+    ``stamped`` takes ``now``. The relay's writes are all of this shape; a zero rowcount
+    means another APDU won the race."""
+    values: dict[str, object] = {column: bindparam(f"new_{column}") for column in columns}
+    values |= {"version": table.c.version + 1, stamped: bindparam("now")}
+    return (
+        update(table)
+        .where(table.c[key] == bindparam(where), table.c.version == bindparam("seen"))
+        .values(values)
     )
+
+
+#: a card's PIV row; parameters ``where_card``, ``seen`` (the version the APDU was computed
+#: from), ``new_state``, ``new_secrets``, ``new_secrets_version``, ``new_public_keys``,
+#: ``new_pin_blocked_at``, ``now``
+SAVE_CARD = _compare_and_swap(
+    _cards,
+    "card_id",
+    "where_card",
+    ("state", "secrets", "secrets_version", "public_keys", "pin_blocked_at"),
+    stamped="updated_at",
 )
 
-#: compare-and-swap of a link; parameters ``where_link``, ``seen`` and the new ``new_link_state``,
-#: ``new_last_seq``, ``new_last_response``, ``new_pin_recheck``, ``now``
-SAVE_LINK = (
-    update(_links)
-    .where(_links.c.id == bindparam("where_link"), _links.c.version == bindparam("seen"))
-    .values(
-        link_state=bindparam("new_link_state"),
-        version=_links.c.version + 1,
-        last_seq=bindparam("new_last_seq"),
-        last_response=bindparam("new_last_response"),
-        pin_recheck=bindparam("new_pin_recheck"),
-        last_used_at=bindparam("now"),
-    )
+#: a reader link; parameters ``where_link``, ``seen``, ``new_link_state``, ``new_last_seq``,
+#: ``new_last_response``, ``new_pin_recheck``, ``now``
+SAVE_LINK = _compare_and_swap(
+    _links,
+    "id",
+    "where_link",
+    ("link_state", "last_seq", "last_response", "pin_recheck"),
+    stamped="last_used_at",
 )

@@ -22,10 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.x509 import Certificate
-
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.aead import aad, wipe
+from cardvault.crypto.x509 import Certificate
 from cardvault.errors import Conflict, IntegrityError
 from cardvault.keystore import pkcs11_ca
 from cardvault.keystore.files import shred, write_private

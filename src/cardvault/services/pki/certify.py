@@ -11,16 +11,11 @@ superseded.
 
 from __future__ import annotations
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
 from cardvault.crypto import x509 as cx509
-from cardvault.crypto.cert_errors import UnsupportedKey
+from cardvault.crypto.csr import load_card_public_key
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import CardStatus
-from cardvault.errors import Conflict, InvalidInput
+from cardvault.errors import Conflict
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.issuance import certificate_row
 from cardvault.services.cards.lookup import get_card
@@ -36,28 +31,7 @@ _REFUSED = (CardStatus.REVOKED, CardStatus.SUSPENDED)
 
 def public_key_of(*, csr_pem: bytes | None = None, key_pem: bytes | None = None) -> cx509.PublicKey:
     """The key to certify: from a CSR whose signature must verify, or a PEM public key."""
-    if (csr_pem is None) == (key_pem is None):
-        raise InvalidInput("Give the card's certificate request or its public key, not both.")
-    try:
-        if csr_pem is not None:
-            csr = x509.load_pem_x509_csr(csr_pem)
-            if not csr.is_signature_valid:
-                raise InvalidInput(
-                    "The certificate request's signature does not verify: it was not signed "
-                    "by the key it asks to certify.",
-                    field="csr",
-                )
-            key: object = csr.public_key()
-        else:
-            assert key_pem is not None
-            key = serialization.load_pem_public_key(key_pem)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise InvalidInput(
-            "That is not a PEM certificate request or public key.", field="csr"
-        ) from exc
-    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        raise UnsupportedKey("Card keys must be RSA or ECDSA keys.")
-    return key
+    return load_card_public_key(csr_pem=csr_pem, key_pem=key_pem)
 
 
 def certify(
@@ -68,7 +42,7 @@ def certify(
     public_key: cx509.PublicKey,
     *,
     organisation_id: str | None = None,
-) -> x509.Certificate:
+) -> cx509.Certificate:
     """Issue and record the card's ``usage`` certificate for ``public_key``."""
     issuer = ca.load(rt)
     with rt.db() as session:

@@ -13,12 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.x509 import Certificate
-
 from cardvault.crypto import keys as ckeys
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.aead import aad, wipe
 from cardvault.crypto.content_signing import issue_content_signer, sign_chuid
+from cardvault.crypto.x509 import Certificate
 from cardvault.errors import CardvaultError
 from cardvault.keystore.files import write_private
 from cardvault.services.pki import ca

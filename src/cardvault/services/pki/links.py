@@ -8,7 +8,6 @@ certificates a CA issued after the operator replaces it.
 
 from __future__ import annotations
 
-from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,17 +25,17 @@ def base_url(rt: Runtime) -> str:
     return (rt.settings.pki_base_url or rt.settings.base_url).rstrip("/")
 
 
-def crl_path(ca_cert: x509.Certificate) -> str:
+def crl_path(ca_cert: cx509.Certificate) -> str:
     """The path of the CRL of the CA ``ca_cert``."""
     return f"{CRL_PREFIX}{cx509.ca_key_id(ca_cert)}.crl"
 
 
-def ca_path(ca_cert: x509.Certificate) -> str:
+def ca_path(ca_cert: cx509.Certificate) -> str:
     """The path of ``ca_cert`` itself (its caIssuers URL)."""
     return f"{CA_PREFIX}{cx509.ca_key_id(ca_cert)}.crt"
 
 
-def links(rt: Runtime, ca_cert: x509.Certificate) -> cx509.PkiLinks:
+def links(rt: Runtime, ca_cert: cx509.Certificate) -> cx509.PkiLinks:
     """The URLs a certificate issued by ``ca_cert`` carries."""
     base = base_url(rt)
     return cx509.PkiLinks(
@@ -61,7 +60,7 @@ def card_profile(
     *,
     person: Person,
     ad: AdAccount | None,
-    ca_cert: x509.Certificate | None,
+    ca_cert: cx509.Certificate | None,
 ) -> cx509.CertProfile:
     """The holder's names and the operator's settings for a card's certificates.
 

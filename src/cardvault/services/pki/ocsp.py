@@ -16,8 +16,6 @@ import threading
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
-from cryptography import x509
-from cryptography.x509 import ocsp
 from sqlalchemy import select
 
 from cardvault.crypto import ocsp as cocsp
@@ -40,10 +38,10 @@ def respond(rt: Runtime, request_der: bytes) -> bytes:
     try:
         query = cocsp.parse_request(request_der)
     except cocsp.OcspMalformed:
-        return cocsp.error_response(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        return cocsp.malformed()
     issuer = next((i for i in ca.signing_cas(rt) if cocsp.names_issuer(query, i.cert)), None)
     if issuer is None:
-        return cocsp.error_response(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        return cocsp.unauthorized()
     answer = status_of(rt, query.serial, issuer.cert)
     signer = responder(rt, issuer)
     now = rt.clock().replace(microsecond=0)
@@ -76,7 +74,7 @@ def respond(rt: Runtime, request_der: bytes) -> bytes:
     return der
 
 
-def status_of(rt: Runtime, serial: int, ca_cert: x509.Certificate) -> cocsp.OcspAnswer:
+def status_of(rt: Runtime, serial: int, ca_cert: cx509.Certificate) -> cocsp.OcspAnswer:
     """What this CA says about the certificate with ``serial`` (see the module docstring)."""
     key_id = cx509.ca_key_id(ca_cert)
     with rt.db() as session:
@@ -87,16 +85,16 @@ def status_of(rt: Runtime, serial: int, ca_cert: x509.Certificate) -> cocsp.Ocsp
             )
         )
         if row is None or not _signed_by(row.pem, ca_cert):
-            return cocsp.OcspAnswer(status=ocsp.OCSPCertStatus.UNKNOWN)
+            return cocsp.OcspAnswer(status=cocsp.CertStatus.UNKNOWN)
         ended = revocation_of(row, session.get(Card, row.card_id))
         if ended is None:
-            return cocsp.OcspAnswer(status=ocsp.OCSPCertStatus.GOOD)
+            return cocsp.OcspAnswer(status=cocsp.CertStatus.GOOD)
         return cocsp.OcspAnswer(
-            status=ocsp.OCSPCertStatus.REVOKED, revoked_at=ended[0], reason=ended[1]
+            status=cocsp.CertStatus.REVOKED, revoked_at=ended[0], reason=ended[1]
         )
 
 
-def _signed_by(pem: str, ca_cert: x509.Certificate) -> bool:
+def _signed_by(pem: str, ca_cert: cx509.Certificate) -> bool:
     try:
         cx509.check_issued_by(cx509.load_certificate_pem(pem.encode()), ca_cert)
     except CertificateError:

@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from cryptography import x509
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -197,7 +196,7 @@ def issue_for_card(
     card: Card,
     issuer: ca.IssuingCa,
     public: Mapping[cx509.CertUsage, cx509.PublicKeyInput],
-) -> dict[cx509.CertUsage, x509.Certificate]:
+) -> dict[cx509.CertUsage, cx509.Certificate]:
     """Certificates for the card's keys, with its holder's subject and today's profile."""
     person = session.get(Person, card.person_id)
     org = session.get(Organisation, card.organisation_id)

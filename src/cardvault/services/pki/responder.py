@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from cardvault.crypto import ocsp as cocsp
 from cardvault.crypto import x509 as cx509
 from cardvault.crypto.aead import aad, wipe
@@ -61,7 +58,7 @@ def _fit(rt: Runtime, current: cocsp.Responder, issuer: ca.IssuingCa) -> bool:
 
 
 def _make(rt: Runtime, issuer: ca.IssuingCa) -> cocsp.Responder:
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = cocsp.new_responder_key()
     cert = cocsp.responder_certificate(
         ca_key=issuer.key,
         ca_cert=issuer.cert,
@@ -90,10 +87,10 @@ def _load(rt: Runtime, blob: bytes) -> cocsp.Responder | None:
         return None
     try:
         key_pem, _, cert_pem = bytes(plain).partition(_SEPARATOR)
-        key = serialization.load_pem_private_key(key_pem, password=None)
+        key = cocsp.load_responder_key(key_pem)
         cert = cx509.load_certificate_pem(cert_pem)
     finally:
         wipe(plain)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
+    if key is None:
         return None
     return cocsp.Responder(key=key, cert=cert)

@@ -158,7 +158,7 @@ def grant(rt: Runtime, ctx: RaContext, user_id: str, role: str) -> bool:
 
 
 def _refuse_duplicate(session: Session, ctx: RaContext, person: Person, role: RaRole) -> None:
-    if _holds(session, ctx.organisation_id, person.id, role):
+    if role_grants.holds(session, person.id, ctx.organisation_id, role):
         raise Conflict(f"{person.common_name} already has the role {role.label}.", field="role")
     waiting = session.scalar(
         select(RoleGrantRequest.id).where(
@@ -176,19 +176,8 @@ def _refuse_duplicate(session: Session, ctx: RaContext, person: Person, role: Ra
         )
 
 
-def _holds(session: Session, org_id: str, person_id: str, role: RaRole) -> bool:
-    found = session.scalar(
-        select(RaRoleGrant.id).where(
-            RaRoleGrant.person_id == person_id,
-            RaRoleGrant.organisation_id == org_id,
-            RaRoleGrant.role == role,
-        )
-    )
-    return found is not None
-
-
 def _add_grant(session: Session, rt: Runtime, ctx: RaContext, person_id: str, role: RaRole) -> None:
-    if _holds(session, ctx.organisation_id, person_id, role):
+    if role_grants.holds(session, person_id, ctx.organisation_id, role):
         return
     session.add(
         RaRoleGrant(
@@ -263,13 +252,7 @@ def take_away(rt: Runtime, ctx: RaContext, user_id: str, role: str) -> None:
         person = person_in_scope(session, ctx, user_id)
         if person.id == _acting_person(ctx) and ra_role == ctx.role:
             raise Conflict("You cannot take away the role you are using now.", field="role")
-        held = session.scalar(
-            select(RaRoleGrant).where(
-                RaRoleGrant.person_id == person.id,
-                RaRoleGrant.organisation_id == ctx.organisation_id,
-                RaRoleGrant.role == ra_role,
-            )
-        )
+        held = session.scalar(role_grants.grant_of(person.id, ctx.organisation_id, ra_role))
         if held is None:
             raise NotFound(f"{person.common_name} does not have the role {ra_role.label}.")
         session.delete(held)

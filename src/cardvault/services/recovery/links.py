@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.json_types import JsonObject
-from cardvault.notify.templates import TemplateValue
+from cardvault.notify.templates import TemplateValue, format_when
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery.errors import LinkInvalid, LinkUsed, LinkWornOut
 from cardvault.services.system.runtime import Runtime
@@ -55,6 +55,8 @@ INVITATION = Purpose.INVITATION.value
 PORTAL_PATHS = {RESET: "/portal/reset", INVITATION: "/portal/invitation"}
 #: the context keys of a message that are secret: sealed in the outbox, never stored clear
 SEALED_KEYS = frozenset({"link", "code"})
+#: a page opened with less left than this says so, to the second (it may run out mid-form)
+CLOSING = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,7 +160,11 @@ def check_live(link: Link, now: datetime, *, max_failures: int) -> None:
             remedy="Use the newest link we sent you. " + _REMEDY[purpose],
         )
     if now >= link.expires_at:
-        raise LinkInvalid("This link has expired.", reason="expired", remedy=_REMEDY[purpose])
+        raise LinkInvalid(
+            f"This link expired on {format_when(link.expires_at)}.",
+            reason="expired",
+            remedy=_REMEDY[purpose],
+        )
     if link.failed_attempts >= max_failures:
         raise worn_out(purpose)
 
@@ -169,6 +175,11 @@ def live(session: Session, rt: Runtime, token: str, purpose: Purpose, max_failur
     link = find(session, token, purpose)
     check_live(link, rt.clock(), max_failures=max_failures)
     return link
+
+
+def closing(link: Link, now: datetime) -> bool:
+    """Whether a live link has less than a minute left: its page warns, with the time."""
+    return link.expires_at - now < CLOSING
 
 
 def worn_out(purpose: Purpose) -> LinkWornOut:

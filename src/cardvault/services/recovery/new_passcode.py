@@ -14,6 +14,7 @@ from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import (
     PASSCODE_SLOT,
     RECOVERY_CODE_SLOT,
+    CardKeyRecord,
     make_passcode_slot,
     unwrap_session,
 )
@@ -77,13 +78,10 @@ def set_passcode(
     if code_used:  # a recovery code works once (NIST SP 800-63B §6.1.2.3)
         new_record = new_record.without_slot(RECOVERY_CODE_SLOT)
     with transaction(rt.db) as session:
-        links.consume(session, rt, step.link_id)
-        card = card_queries.for_update(session, step.card.id)
-        if card.record_version != step.txn.factor_state.get("version"):
-            raise Conflict("The card changed while you were resetting it; nothing was changed.")
-        seal_record(session, rt.master_key, card, new_record)
+        card = replace_record(
+            session, rt, step.link_id, step.card.id, step.txn, new_record, doing="resetting it"
+        )
         _reactivate(session, rt, card)
-        session.execute(delete(AuthTransaction).where(AuthTransaction.card_id == card.id))
         notifications.passcode_changed(session, rt, card)
         audit.record_for_card(
             session,
@@ -98,6 +96,31 @@ def set_passcode(
             holder_name=notifications.holder_name(person),
             recovery_code_used=code_used,
         )
+
+
+def replace_record(
+    session: Session,
+    rt: Runtime,
+    link_id: str,
+    card_id: str,
+    txn: AuthTransaction,
+    record: CardKeyRecord,
+    *,
+    doing: str,
+    status: CardStatus | None = None,
+) -> Card:
+    """The last step of a link's transaction: the link consumed (exactly once, whoever else
+    completes at the same moment), and the card's new record sealed unless the card changed
+    since the transaction read it (raises Conflict; ``status``: the one it must still have);
+    the card's transactions end with it. Returns the card, locked."""
+    links.consume(session, rt, link_id)
+    card = card_queries.for_update(session, card_id)
+    moved_on = status is not None and card.status != status
+    if moved_on or card.record_version != txn.factor_state.get("version"):
+        raise Conflict(f"The card changed while you were {doing}; nothing was changed.")
+    seal_record(session, rt.master_key, card, record)
+    session.execute(delete(AuthTransaction).where(AuthTransaction.card_id == card.id))
+    return card
 
 
 def check_new_passcode(rt: Runtime, person: Person, passcode: str, confirm: str) -> None:

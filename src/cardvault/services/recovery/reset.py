@@ -38,18 +38,16 @@ from cardvault.crypto.keyslots import (
     RECOVERY_CODE_SLOT,
     SlotNotFound,
     WrongSecret,
-    new_session_key,
     open_recovery_code_slot,
     open_recovery_slots,
     unwrap_session,
-    wrap_for_session,
 )
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import AuthState
 from cardvault.errors import InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.enrolment import MAX_ANSWER
-from cardvault.services.cards.sealing import open_record
+from cardvault.services.cards.sealing import hand_over, open_record
 from cardvault.services.notifications import outbox as notifications
 from cardvault.services.recovery import factors as recovery_factors
 from cardvault.services.recovery import links
@@ -112,6 +110,8 @@ class ResetPage:
     questions: tuple[Question, ...]
     has_recovery_code: bool
     expires_at: datetime
+    #: less than a minute left (``links.closing``): the page says so, to the second
+    closing: bool
     tries_left: int
 
 
@@ -172,6 +172,7 @@ def open_reset(rt: Runtime, token: str) -> ResetPage:
             questions=questions,
             has_recovery_code=any(s.name == RECOVERY_CODE_SLOT for s in record.slots),
             expires_at=link.expires_at,
+            closing=links.closing(link, rt.clock()),
             tries_left=LINK_MAX_FAILURES - link.failed_attempts,
         )
 
@@ -230,15 +231,11 @@ def answer(
             raise failed(
                 rt, actor, link.id, card, reserved, AuditAction.RECOVERY_ANSWERS, reason
             ) from None
-    key = new_session_key()
     txn_id = new_id()
-    try:
-        wrap = wrap_for_session(dek, key, session_id=txn_id)
-    finally:
-        wipe(dek)
+    key, wrap = hand_over(dek, txn_id)
     with transaction(rt.db) as session:
         release(session, link.id, card.id)
-        return _begin(session, rt, actor, card.id, link, txn_id, wrap, bytes(key), version, via)
+        return _begin(session, rt, actor, card.id, link, txn_id, wrap, key, version, via)
 
 
 def _begin(

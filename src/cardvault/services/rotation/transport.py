@@ -41,7 +41,7 @@ def listing(rt: Runtime) -> list[TransportKeyView]:
 
 def add(rt: Runtime, actor: Actor, *, ecdh: bool) -> TransportKeyView:
     """Publish a new key of the kind (P-256 ECDH-ES, or RSA-3072); audited."""
-    key = transport_keys.create(rt.settings.keys_dir, rt.master_key, ecdh=ecdh)
+    key = transport_keys.create(rt.settings.keys_dir, rt.master_key, ecdh=ecdh, now=rt.clock())
     transport_keys.forget_scan(rt.settings.keys_dir)
     events.record_step(rt, actor, AuditAction.KEY_TRANSPORT_ADDED, {"kid": key.kid, "alg": key.alg})
     return TransportKeyView(kid=key.kid, alg=key.alg, preferred=ecdh)

@@ -24,18 +24,15 @@ from typing import NoReturn
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cardvault.crypto.aead import wipe
 from cardvault.crypto.keyslots import (
     WrongSecret,
-    new_session_key,
     open_passcode_slot,
-    wrap_for_session,
 )
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import AuthState, CardStatus
 from cardvault.errors import InvalidInput
 from cardvault.json_types import JsonInput
-from cardvault.services.cards.sealing import open_record
+from cardvault.services.cards.sealing import hand_over, open_record
 from cardvault.services.networks import allow_list as network
 from cardvault.services.networks.errors import NetworkNotAllowed
 from cardvault.services.signin import answers, factor_lockout, lockout, org_choice
@@ -105,16 +102,10 @@ class Engine:
         if choices:  # nothing to check a factor sent with the passcode against yet
             req = replace(req, second_factor=None)
         dek = self._open_passcode(actor, target, req)
-        sk = new_session_key()
         txn_id = new_id()
-        try:
-            wrap = wrap_for_session(dek, sk, session_id=txn_id)
-        finally:
-            wipe(dek)
+        sk, wrap = hand_over(dek, txn_id)
         with transaction(self.rt.db) as session:
-            return self._passcode_accepted(
-                session, actor, req, target, txn_id, wrap, bytes(sk), choices
-            )
+            return self._passcode_accepted(session, actor, req, target, txn_id, wrap, sk, choices)
 
     def _identify(
         self, actor: Actor, req: LoginRequest
@@ -280,6 +271,13 @@ class Engine:
     def choose_organisation(self, actor: Actor, transaction_id: str, org_code: str) -> LoginResult:
         """The organisation a sign-in waiting for it goes to (``org_choice``); its second
         factors. The result carries no session key (the client has it from the passcode)."""
+        try:
+            return self._choose(actor, transaction_id, org_code)
+        except org_choice.ChoiceRefused as refused:  # its transaction rolled back
+            org_choice.audit(self.rt, actor, refused.refusal)
+            raise
+
+    def _choose(self, actor: Actor, transaction_id: str, org_code: str) -> LoginResult:
         with transaction(self.rt.db) as session:
             txn = session.get(AuthTransaction, transaction_id[:36], with_for_update=True)
             if (

@@ -86,7 +86,15 @@ def decoy(
         session.get(Card, card_id or new_id(), with_for_update=True)
         if target is not None:
             record_for(
-                session, rt, actor, target, AuditAction.AUTH_LOGIN, "failure", reason, details
+                session,
+                rt,
+                actor,
+                target,
+                AuditAction.AUTH_LOGIN,
+                "failure",
+                reason,
+                details,
+                proved=False,
             )
         else:
             audit.record(
@@ -137,9 +145,16 @@ def record_for(
     outcome: str,
     reason: str | None,
     details: Mapping[str, JsonInput] | None = None,
+    *,
+    proved: bool = True,
 ) -> None:
-    """An audit event about the sign-in of ``target``'s holder, from ``actor``'s address."""
-    who = actor.as_holder(target.person.id)
+    """An audit event about the sign-in of ``target``'s holder, from ``actor``'s address.
+
+    After the right passcode (``proved``) it is the holder's act; before it, nobody has
+    proved who they are, so a refusal there is the request's (``anonymous``), as a wrong
+    passcode is (``lockout.passcode_wrong``; docs/architecture.md, the actor references).
+    """
+    who = actor.as_holder(target.person.id) if proved else actor
     audit.record(
         session,
         rt,
@@ -155,11 +170,20 @@ def record_for(
 
 
 def after_passcode(
-    rt: Runtime, actor: Actor, card_id: str, organisation_id: str, transaction_id: str, reason: str
+    rt: Runtime,
+    actor: Actor,
+    card_id: str,
+    organisation_id: str,
+    transaction_id: str,
+    reason: str,
+    *,
+    action: AuditAction = AuditAction.AUTH_SECOND_FACTOR,
+    details: Mapping[str, JsonInput] | None = None,
 ) -> None:
-    """Audit a second-factor step refused before its answer was checked (the caller outside
-    the organisation's networks, the card no longer active), in a transaction of its own:
-    the step's own rolled back. On the chain of the organisation the sign-in is for."""
+    """Audit a step after the passcode refused before its answer was checked (the caller
+    outside the organisation's networks, the card no longer active, an organisation that
+    cannot be chosen), in a transaction of its own: the step's own rolled back. On the
+    chain of ``organisation_id`` (the sign-in's, or the one it was to go to)."""
     with transaction(rt.db) as session:
         card = session.get(Card, card_id)
         assert card is not None
@@ -167,11 +191,15 @@ def after_passcode(
             session,
             rt,
             actor.as_holder(card.person_id),
-            action=AuditAction.AUTH_SECOND_FACTOR,
+            action=action,
             outcome="failure",
             reason=reason,
             organisation_id=organisation_id,
             person_id=card.person_id,
             card_id=card.id,
-            details={"transaction": transaction_id, "client_address": actor.client_address},
+            details={
+                **(details or {}),
+                "transaction": transaction_id,
+                "client_address": actor.client_address,
+            },
         )

@@ -28,6 +28,7 @@ from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport import channel
 from cardvault.store.db import transaction
 from cardvault.store.models import Card, CardSession, Organisation, RaRoleGrant, WebSession
+from cardvault.store.queries import role_grants
 from cardvault.store.queries.organisations import policy_of
 
 TOKEN_BYTES = 32
@@ -324,14 +325,7 @@ def require_role(
         raise PermissionDenied("Choose an RA role that allows this first.")
     if row.acting_organisation_id != row.organisation_id:  # never another organisation's
         raise PermissionDenied("Sign in to that organisation to act there.")
-    still = session.scalar(
-        select(RaRoleGrant.id).where(
-            RaRoleGrant.person_id == row.person_id,
-            RaRoleGrant.organisation_id == row.acting_organisation_id,
-            RaRoleGrant.role == row.acting_role,
-        )
-    )
-    if still is None:
+    if not role_grants.holds(session, row.person_id, row.acting_organisation_id, row.acting_role):
         raise PermissionDenied("Your RA role has been withdrawn.")
     return row
 

@@ -144,8 +144,22 @@ def load(rt: Runtime, area: str, token: str | None) -> WebSessionView | None:
 
 
 def update_data(rt: Runtime, view: WebSessionView, **changes: Any) -> WebSessionView:
-    """Set (or, with None, remove) keys of the session's page state."""
-    data = dict(view.data)
+    """Set (or, with None, remove) keys of the session's page state.
+
+    The changes are merged into the row's data as read under its lock, not into the view's
+    copy read earlier in the request: two requests on one session (a page and its polling
+    script) each keep the other's keys.
+    """
+    with transaction(rt.db) as session:
+        row = session.get(WebSession, view.id, with_for_update=True)
+        data = _merged(row.data if row is not None else view.data, changes)
+        if row is not None:
+            row.data = data
+    return WebSessionView(**{**view.__dict__, "data": data})
+
+
+def _merged(current: JsonObject | None, changes: dict[str, Any]) -> JsonObject:
+    data = dict(current or {})
     for key, value in changes.items():
         if value is None:
             data.pop(key, None)
@@ -153,11 +167,7 @@ def update_data(rt: Runtime, view: WebSessionView, **changes: Any) -> WebSession
             data[key] = value
     if len(data) > MAX_DATA_KEYS:
         raise InvalidInput("Too much page state in this session; sign in again.")
-    with transaction(rt.db) as session:
-        row = session.get(WebSession, view.id, with_for_update=True)
-        if row is not None:
-            row.data = data
-    return WebSessionView(**{**view.__dict__, "data": data})
+    return data
 
 
 def sign_in(rt: Runtime, view: WebSessionView, *, card_session_id: str) -> WebSessionView:

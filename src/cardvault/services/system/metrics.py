@@ -16,7 +16,6 @@ measured where it happens.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,21 +27,19 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from cardvault.domain.audit_actions import AuditAction
 from cardvault.domain.vocabulary import SignInRoute
 from cardvault.json_types import JsonInput
 from cardvault.services.system.runtime import Runtime
+from cardvault.store.db import on_every_session
 
 PREFIX = "cardvault"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120, 300)
 _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _PENDING = "cardvault_metrics_pending"
-_hooks_lock = threading.Lock()
-_hooks_installed = False
 
 
 class _Gauges(Collector):
@@ -59,76 +56,83 @@ class _Gauges(Collector):
             yield GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=read())
 
 
+def _counter(registry: CollectorRegistry, name: str, doc: str, *labels: str) -> Counter:
+    """A counter named under the service's prefix, in the instance's own registry."""
+    return Counter(f"{PREFIX}_{name}", doc, labels, registry=registry)
+
+
+def _histogram(
+    registry: CollectorRegistry,
+    name: str,
+    doc: str,
+    *labels: str,
+    buckets: tuple[float, ...] = Histogram.DEFAULT_BUCKETS,
+) -> Histogram:
+    """A histogram named under the service's prefix, in the instance's own registry."""
+    return Histogram(f"{PREFIX}_{name}", doc, labels, registry=registry, buckets=buckets)
+
+
 class Metrics:
     """The instance's metrics; services reach them through ``metrics(rt)``."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.signins = Counter(
-            f"{PREFIX}_signins",
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.signins = _counter(
+            r,
+            "signins",
             "Sign-in steps that ended, by sign-in route and outcome",
-            ["route", "outcome"],
-            registry=r,
+            "route",
+            "outcome",
         )
-        self.signatures = Counter(
-            f"{PREFIX}_signatures",
+        self.signatures = _counter(
+            r,
+            "signatures",
             "Signatures made (or refused) with a card's keys, by key and outcome",
-            ["key", "outcome"],
-            registry=r,
+            "key",
+            "outcome",
         )
-        self.push_answers = Counter(
-            f"{PREFIX}_push_answers",
-            "Push sign-in requests that ended, by outcome",
-            ["outcome"],
-            registry=r,
+        self.push_answers = _counter(
+            r, "push_answers", "Push sign-in requests that ended, by outcome", "outcome"
         )
-        self.push_latency = Histogram(
-            f"{PREFIX}_push_answer_seconds",
+        self.push_latency = _histogram(
+            r,
+            "push_answer_seconds",
             "From a push sign-in request sent to the phone to its answer",
             buckets=_LATENCY_BUCKETS,
-            registry=r,
         )
-        self.push_delivery = Histogram(
-            f"{PREFIX}_push_delivery_seconds",
+        self.push_delivery = _histogram(
+            r,
+            "push_delivery_seconds",
             "From a push sign-in request to its sending down the phone's event stream",
             buckets=_WAIT_BUCKETS,
-            registry=r,
         )
-        self.notifications_failed = Counter(
-            f"{PREFIX}_notifications_failed",
+        self.notifications_failed = _counter(
+            r,
+            "notifications_failed",
             "Emails and SMS given up on after their last attempt, by channel",
-            ["channel"],
-            registry=r,
+            "channel",
         )
-        self.kdf_wait = Histogram(
-            f"{PREFIX}_kdf_wait_seconds",
+        self.kdf_wait = _histogram(
+            r,
+            "kdf_wait_seconds",
             "How long a key derivation waited for a CPU slot",
             buckets=_WAIT_BUCKETS,
-            registry=r,
         )
-        self.kdf_refused = Counter(
-            f"{PREFIX}_kdf_refused",
-            "Key derivations refused because the queue was full (answered 429)",
-            registry=r,
+        self.kdf_refused = _counter(
+            r, "kdf_refused", "Key derivations refused because the queue was full (answered 429)"
         )
-        self.rate_limited = Counter(
-            f"{PREFIX}_rate_limited",
+        self.rate_limited = _counter(
+            r,
+            "rate_limited",
             "Requests refused by a rate limit (answered 429), by bucket and scope",
-            ["bucket", "scope"],
-            registry=r,
+            "bucket",
+            "scope",
         )
-        self.http_requests = Counter(
-            f"{PREFIX}_http_requests",
-            "HTTP requests answered, by area and status code",
-            ["area", "status"],
-            registry=r,
+        self.http_requests = _counter(
+            r, "http_requests", "HTTP requests answered, by area and status code", "area", "status"
         )
-        self.http_seconds = Histogram(
-            f"{PREFIX}_http_request_seconds",
-            "Time to answer an HTTP request, by area",
-            ["area"],
-            registry=r,
+        self.http_seconds = _histogram(
+            r, "http_request_seconds", "Time to answer an HTTP request, by area", "area"
         )
         self.gauges = _Gauges()
         r.register(self.gauges)
@@ -224,13 +228,7 @@ def _route(details: Mapping[str, JsonInput]) -> str:
 
 
 def _install_hooks() -> None:
-    global _hooks_installed
-    with _hooks_lock:
-        if _hooks_installed:
-            return
-        event.listen(Session, "after_commit", _after_commit)
-        event.listen(Session, "after_soft_rollback", _after_rollback)
-        _hooks_installed = True
+    on_every_session(("after_commit", _after_commit), ("after_soft_rollback", _after_rollback))
 
 
 def _after_commit(session: Session) -> None:

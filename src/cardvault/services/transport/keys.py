@@ -8,12 +8,18 @@ prefer: one ECDH instead of an RSA decryption).
 
 The folder is looked at no more than once a second (``RESCAN_SECONDS``): an encrypted request
 must not cost a directory listing and a stat per key.
+
+Which key is newest (the one cardvault's clients are pointed at) is read from the sealed file
+itself: its first line says when it was added (``_HEADER``), under the master key's seal with
+the rest. File times are not kept by every copy, restore or re-seal of the folder, so they
+only order keys written before that line existed (older than any key that has it).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cardvault.crypto.aead import aad, wipe
@@ -26,18 +32,26 @@ from cardvault.services.system.runtime import Runtime
 RESCAN_SECONDS = 1.0
 _scanned: dict[Path, tuple[float, dict[str, TransportKey]]] = {}
 _lock = threading.Lock()
+#: the first line of a sealed key's plaintext, followed by when it was added (ISO 8601)
+_HEADER = b"cardvault-transport-key added="
+#: when a key sealed without that line was added, as far as ranking goes: before any other
+_BEFORE_ANY = datetime.min.replace(tzinfo=UTC)
 
 
 def _dir(keys_dir: Path) -> Path:
     return keys_dir / "transport"
 
 
-def create(keys_dir: Path, master: MasterKey, *, ecdh: bool = False) -> TransportKey:
-    """A new transport key (RSA-3072, or P-256 for ECDH-ES), sealed into the folder."""
+def create(
+    keys_dir: Path, master: MasterKey, *, ecdh: bool = False, now: datetime | None = None
+) -> TransportKey:
+    """A new transport key (RSA-3072, or P-256 for ECDH-ES), sealed into the folder with
+    when it was added (``now``, the runtime's clock when there is one)."""
     key = TransportKey.generate_ecdh() if ecdh else TransportKey.generate()
     folder = _dir(keys_dir)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    pem = bytearray(key.to_pem())
+    added = (now or datetime.now(UTC)).astimezone(UTC).isoformat().encode()
+    pem = bytearray(_HEADER + added + b"\n" + key.to_pem())
     try:
         sealed = master.seal(pem, aad=aad("transport-key", key.kid))
         write_private(folder / f"{key.kid}.sealed", sealed)
@@ -62,9 +76,8 @@ def keys(rt: Runtime) -> dict[str, TransportKey]:
     seen = _fresh(folder, now)
     if seen is not None:
         return seen
-    # oldest first: the newest key of a kind is the one clients are pointed at
     found_files = folder.glob("*.sealed") if folder.is_dir() else ()
-    files = tuple(sorted(found_files, key=lambda p: (p.stat().st_mtime_ns, p.name)))
+    files = tuple(sorted(found_files))
     stamp = ("transport", files, tuple(p.stat().st_mtime_ns for p in files))
     found = rt.memo(stamp, lambda: _load_all(files, rt.master_key))
     with _lock:
@@ -117,12 +130,27 @@ def retire(keys_dir: Path, kid: str) -> None:
 
 
 def _load_all(files: tuple[Path, ...], master: MasterKey) -> dict[str, TransportKey]:
-    out = {}
+    """The keys oldest first (the newest of a kind is the one clients are pointed at)."""
+    ranked = []
     for path in files:
-        pem = master.open(path.read_bytes(), aad=aad("transport-key", path.stem))
+        plain = master.open(path.read_bytes(), aad=aad("transport-key", path.stem))
         try:
-            key = TransportKey.from_pem(pem)
+            added, key = _unpack(plain)
         finally:
-            wipe(pem)
-        out[key.kid] = key
-    return out
+            wipe(plain)
+        ranked.append(((added, path.stat().st_mtime_ns, path.name), key))
+    ranked.sort(key=lambda entry: entry[0])
+    return {key.kid: key for _, key in ranked}
+
+
+def _unpack(plain: bytearray) -> tuple[datetime, TransportKey]:
+    """When the key was added (``_BEFORE_ANY`` for a file sealed without it) and the key."""
+    if not plain.startswith(_HEADER):
+        return _BEFORE_ANY, TransportKey.from_pem(plain)
+    end = plain.index(b"\n")
+    added = datetime.fromisoformat(plain[len(_HEADER) : end].decode())
+    pem = plain[end + 1 :]
+    try:
+        return added, TransportKey.from_pem(pem)
+    finally:
+        wipe(pem)

@@ -1,4 +1,5 @@
-"""Atomic statements on role grants that wait for a second RA manager (issue 19).
+"""Statements on RA role grants: who holds a role, and grants that wait for a second RA
+manager (issue 19).
 
 A pending request is decided once: two RA managers who approve (or one approves and one
 refuses) at the same moment run the same conditional UPDATE, and exactly one of them finds
@@ -10,11 +11,33 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import Connection, Select, select, update
 from sqlalchemy.orm import Session
 
-from cardvault.domain.vocabulary import RoleGrantStatus
-from cardvault.store.models import RoleGrantRequest
+from cardvault.domain.vocabulary import RaRole, RoleGrantStatus
+from cardvault.store.models import RaRoleGrant, RoleGrantRequest
+
+
+def grant_of(person_id: str, organisation_id: str, role: RaRole) -> Select[RaRoleGrant]:
+    """The grant of ``role`` to the person in the organisation (one at most: the table's
+    unique constraint)."""
+    return select(RaRoleGrant).where(
+        RaRoleGrant.person_id == person_id,
+        RaRoleGrant.organisation_id == organisation_id,
+        RaRoleGrant.role == role,
+    )
+
+
+def holds(
+    conn: Session | Connection, person_id: str, organisation_id: str | None, role: RaRole | None
+) -> bool:
+    """Whether the person holds ``role`` in the organisation now (a session with no role
+    chosen holds none): an RA session's role is checked again on every use, as it may have
+    been withdrawn since it was chosen."""
+    if organisation_id is None or role is None:
+        return False
+    query = grant_of(person_id, organisation_id, role).with_only_columns(RaRoleGrant.id)
+    return conn.scalar(query) is not None
 
 
 def decide(

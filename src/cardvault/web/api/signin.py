@@ -24,9 +24,10 @@ from cardvault.services.signin.factors import (
     PushOffer,
     SecurityKeyOffer,
 )
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import BearerToken, EngineDep, RuntimeDep
-from cardvault.web.jose import jose_openapi, open_body, opened, read_jose, sealed
+from cardvault.web.jose import M, jose_openapi, opened, read_jose, sealed
 from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/api/v1", tags=["authentication"])
@@ -210,6 +211,19 @@ def _sealed_step(
     )
 
 
+async def _in_one_trip(
+    request: Request, rt: Runtime, model: type[M], step: Callable[[Actor, M], BaseModel]
+) -> Response:
+    """One trip to the thread pool for the envelope, the step and the sealed answer."""
+    token, actor = await read_jose(request), actor_for(request, rt)
+
+    def run() -> Response:
+        body, rkey = opened(rt, token, model)
+        return sealed(rkey, step(actor, body))
+
+    return await run_in_threadpool(run)
+
+
 @_sealed_step("/auth/login", LoginIn, LoginOut)
 async def login(
     request: Request,
@@ -217,11 +231,8 @@ async def login(
     eng: EngineDep,
 ) -> Response:
     """Identifier + passcode (+ optionally the second factor at once). Encrypted both ways."""
-    token, actor = await read_jose(request), actor_for(request, rt)
 
-    def open_and_sign_in() -> Response:
-        # one trip to the thread pool for the envelope, the sign-in and the sealed answer
-        body, rkey = opened(rt, token, LoginIn)
+    def sign_in(actor: Actor, body: LoginIn) -> LoginOut:
         ident = body.identifier
         rate_limits.check_identifier(rt, Bucket.SIGNIN, ident.kind, ident.value)
         req = LoginRequest(
@@ -233,9 +244,9 @@ async def login(
             client_name=body.client_name,
             second_factor=body.second_factor.answer() if body.second_factor else None,
         )
-        return sealed(rkey, _login_out(eng.login(actor, req)))
+        return _login_out(eng.login(actor, req))
 
-    return await run_in_threadpool(open_and_sign_in)
+    return await _in_one_trip(request, rt, LoginIn, sign_in)
 
 
 def _factor_error_out(result: LoginResult) -> FactorErrorOut | None:
@@ -261,17 +272,16 @@ async def organisation(
     eng: EngineDep,
 ) -> Response:
     """Choose the organisation of a sign-in that lists several; answers its second factors."""
-    body, rkey = await open_body(request, rt, OrganisationIn)
-    actor = actor_for(request, rt)
-    result = await run_in_threadpool(
-        eng.choose_organisation, actor, body.transaction_id, body.organisation
-    )
-    out = FactorsOut(
-        transaction_id=result.transaction_id,
-        second_factors=[offer_out(o) for o in result.second_factors],
-        factor_error=_factor_error_out(result),
-    )
-    return sealed(rkey, out)
+
+    def choose(actor: Actor, body: OrganisationIn) -> FactorsOut:
+        result = eng.choose_organisation(actor, body.transaction_id, body.organisation)
+        return FactorsOut(
+            transaction_id=result.transaction_id,
+            second_factors=[offer_out(o) for o in result.second_factors],
+            factor_error=_factor_error_out(result),
+        )
+
+    return await _in_one_trip(request, rt, OrganisationIn, choose)
 
 
 @_sealed_step("/auth/factor", FactorIn, SessionOut)
@@ -281,12 +291,12 @@ async def factor(
     eng: EngineDep,
 ) -> Response:
     """Complete the second factor of a sign-in; opens the card session."""
-    body, rkey = await open_body(request, rt, FactorIn)
-    actor = actor_for(request, rt)
-    grant = await run_in_threadpool(
-        eng.complete_factor, actor, body.transaction_id, body.response.answer()
-    )
-    return sealed(rkey, _session_out(grant))
+
+    def complete(actor: Actor, body: FactorIn) -> SessionOut:
+        grant = eng.complete_factor(actor, body.transaction_id, body.response.answer())
+        return _session_out(grant)
+
+    return await _in_one_trip(request, rt, FactorIn, complete)
 
 
 class SessionStatus(BaseModel):

@@ -20,7 +20,6 @@ from cardvault.domain.card_pin import rule as card_pin_rule
 from cardvault.errors import CardvaultError
 from cardvault.services.holders import account, activity, methods
 from cardvault.services.holders import card_pin as holder_pin
-from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.web import ui
@@ -51,6 +50,16 @@ def _who(request: Request, rt: Runtime) -> Actor:
     return actor_for(request, rt)
 
 
+def _current_missing(
+    request: Request, form: ui.Form, template: str, **extra: object
+) -> Response | None:
+    """Every change asks for the current passcode: without it, the form again (422)."""
+    if form.get("current"):
+        return None
+    form.add_error("current", "Enter your current passcode.")
+    return ui.render(request, template, status=422, form=form.shown(), **extra)
+
+
 def _change(
     request: Request,
     rt: Runtime,
@@ -62,9 +71,8 @@ def _change(
 ) -> Response:
     """Run one change; on success back to My card with ``call``'s notice, else the form."""
     session_id = _session(view)
-    if not form.get("current"):
-        form.add_error("current", "Enter your current passcode.")
-        return ui.render(request, template, status=422, form=form.shown(), **extra)
+    if (missing := _current_missing(request, form, template, **extra)) is not None:
+        return missing
     try:
         notice = call(_who(request, rt), session_id)
     except CardvaultError as exc:
@@ -166,9 +174,8 @@ def _recovery_code(request: Request, rt: Runtime, view: WebSessionView, form: ui
     """The new code is shown in this answer only (never behind a redirect)."""
     session_id = _session(view)
     template = "portal/card_recovery_code.html"
-    if not form.get("current"):
-        form.add_error("current", "Enter your current passcode.")
-        return ui.render(request, template, status=422, form=form.shown())
+    if (missing := _current_missing(request, form, template)) is not None:
+        return missing
     try:
         made = account.renew_recovery_code(
             rt, _who(request, rt), session_id, current=form.get("current")
@@ -332,8 +339,7 @@ def security_key_begin(
     """Options for ``navigator.credentials.create`` (for ``static/ra/webauthn.js``)."""
     ui.check_csrf(view, header=x_csrf_token)
     started = methods.begin_key(rt, _who(request, rt), _session(view))
-    web_sessions.update_data(rt, view, card_ceremony=started.ceremony_id)
-    return dict(started.options)
+    return ui.keep_ceremony(rt, view, "card_ceremony", started)
 
 
 @router.post("/api/security-key/complete")

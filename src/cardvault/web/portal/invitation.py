@@ -3,6 +3,8 @@ then the second factor (``invitation_factor``)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -12,13 +14,15 @@ from cardvault.services.cards import invitations
 from cardvault.services.holders import setup as factor_setup
 from cardvault.services.recovery.errors import LinkInvalid, LinkUsed, RecoveryStepInvalid
 from cardvault.web import ui
-from cardvault.web.client_address import actor_for
 from cardvault.web.errors import status_of
 from cardvault.web.portal.invitation_factor import remember_card
 from cardvault.web.portal.steps import (
     Rt,
     View,
     clear_step,
+    holder,
+    in_step,
+    link_page,
     link_problem,
     security_answers,
     set_step,
@@ -40,13 +44,8 @@ FIELDS = {"questions": "question1"}
 
 
 def _code_page(request: Request, rt: Rt, token: str, form: ui.Form, status: int = 200) -> Response:
-    try:
-        page = invitations.open_invitation(rt, token)
-    except ENDING as exc:
-        return link_problem(request, exc)
-    return ui.render(
-        request, "portal/invitation_code.html", status=status, page=page, form=form, token=token
-    )
+    opened = partial(invitations.open_invitation, rt, token)
+    return link_page(request, "portal/invitation_code.html", token, form, status, opened, ENDING)
 
 
 @router.get("/{token}")
@@ -57,7 +56,7 @@ def code_page(request: Request, rt: Rt, view: View, token: str) -> Response:
 @router.post("/{token}")
 async def code(request: Request, rt: Rt, view: View, token: str) -> Response:
     form = await ui.checked_form(request, view, secrets=("code",))
-    actor = actor_for(request, rt, ref="holder:portal", display="card holder")
+    actor = holder(request, rt)
     try:
         accepted = await run_in_threadpool(
             invitations.confirm_code, rt, actor, token, form.get("code")
@@ -104,16 +103,12 @@ def _card_pin(form: ui.Form) -> tuple[str, str] | None:
 @router.post("/{token}/setup")
 async def setup(request: Request, rt: Rt, view: View, token: str) -> Response:
     form = await ui.checked_form(request, view, secrets=SECRETS)
-    txn_id, key = step_of(request)
-    actor = actor_for(request, rt, ref="holder:portal", display="card holder")
     try:
-        done = await run_in_threadpool(
-            invitations.complete,
+        done = await in_step(
+            request,
             rt,
-            actor,
             token,
-            txn_id,
-            key,
+            invitations.complete,
             passcode=form.get("passcode"),
             confirm=form.get("confirm"),
             answers=security_answers(form),

@@ -11,6 +11,7 @@ the setup itself, and the "ready" page the script then opens only shows the resu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cardvault.errors import CardvaultError
+from cardvault.errors import CardvaultError, InvalidInput, NotFound
 from cardvault.services.holders import setup
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
@@ -88,54 +89,58 @@ def choices_page(request: Request, rt: Rt, view: View) -> Response:
     return _choices(request, rt, view, ui.Form())
 
 
-@router.post("/setup/second-factor/pair")
-async def pair(request: Request, rt: Rt, view: View) -> Response:
-    form = await ui.checked_form(request, view)
-    return await run_in_threadpool(_pair, request, rt, view, form)
-
-
-def _pair(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
-    serial, org = _card(rt, view)
-    try:
-        offer = setup.start_pairing(rt, actor_for(request, rt), serial, org)
-    except CardvaultError as exc:
-        form.add_exception(exc, default="pair")
-        return _choices(request, rt, view, form, status_of(exc))
+def _pair(request: Request, rt: Runtime, view: WebSessionView, serial: str, org: str) -> Response:
+    offer = setup.start_pairing(rt, actor_for(request, rt), serial, org)
     web_sessions.update_data(rt, view, setup_link=offer.link_id)
     return _choices(request, rt, view, ui.Form(), offer=offer, qr=qr_data_uri(offer.uri))
 
 
-@router.post("/setup/second-factor/in-person")
-async def in_person(request: Request, rt: Rt, view: View) -> Response:
-    form = await ui.checked_form(request, view)
-    return await run_in_threadpool(_in_person, request, rt, view, form)
-
-
-def _in_person(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
-    serial, org = _card(rt, view)
-    try:
-        setup.in_person(rt, actor_for(request, rt), serial, org)
-    except CardvaultError as exc:
-        form.add_exception(exc, default="in_person")
-        return _choices(request, rt, view, form, status_of(exc))
+def _in_person(
+    request: Request, rt: Runtime, view: WebSessionView, serial: str, org: str
+) -> Response:
+    setup.in_person(rt, actor_for(request, rt), serial, org)
     return _done(request, rt, view, serial, in_person=True)
 
 
-@router.post("/setup/second-factor/done")
-async def done(request: Request, rt: Rt, view: View) -> Response:
-    form = await ui.checked_form(request, view)
-    return await run_in_threadpool(_check_done, request, rt, view, form)
-
-
-def _check_done(request: Request, rt: Runtime, view: WebSessionView, form: ui.Form) -> Response:
-    serial, org = _card(rt, view)
+def _check_done(
+    request: Request, rt: Runtime, view: WebSessionView, serial: str, org: str
+) -> Response:
     if not setup.ready(rt, serial, org):
-        form.add_error(
-            "pair",
+        raise InvalidInput(
             "Your card has no phone or security key yet. Pair your phone or register a key first.",
+            field="pair",
         )
-        return _choices(request, rt, view, form, 422)
     return _done(request, rt, view, serial)
+
+
+Choice = Callable[[Request, Runtime, WebSessionView, str, str], Response]
+#: the buttons of the choices page: what each does, and the field a refusal is shown by
+CHOICES: dict[str, tuple[Choice, str]] = {
+    "pair": (_pair, "pair"),
+    "in-person": (_in_person, "in_person"),
+    "done": (_check_done, "pair"),
+}
+
+
+@router.post("/setup/second-factor/{choice}")
+async def choose(request: Request, rt: Rt, view: View, choice: str) -> Response:
+    if choice not in CHOICES:
+        raise NotFound("Page not found.")
+    form = await ui.checked_form(request, view)
+    return await run_in_threadpool(_choose, request, rt, view, form, choice)
+
+
+def _choose(
+    request: Request, rt: Runtime, view: WebSessionView, form: ui.Form, choice: str
+) -> Response:
+    """Every choice acts on the card being set up; what it refuses shows on the choices page."""
+    act, field = CHOICES[choice]
+    serial, org = _card(rt, view)
+    try:
+        return act(request, rt, view, serial, org)
+    except CardvaultError as exc:
+        form.add_exception(exc, default=field)
+        return _choices(request, rt, view, form, status_of(exc))
 
 
 def _done(
@@ -181,8 +186,7 @@ def key_begin(
     ui.check_csrf(view, header=x_csrf_token)
     serial, org = _card(rt, view)
     started = setup.begin_key(rt, actor_for(request, rt), serial, org)
-    web_sessions.update_data(rt, view, setup_ceremony=started.ceremony_id)
-    return dict(started.options)
+    return ui.keep_ceremony(rt, view, "setup_ceremony", started)
 
 
 @router.post("/api/setup/second-factor/key/complete")

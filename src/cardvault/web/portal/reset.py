@@ -4,6 +4,8 @@ The second factor's pages are in :mod:`cardvault.web.portal.reset_factor`."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +21,6 @@ from cardvault.services.recovery.errors import (
     RecoveryNotAllowed,
     RecoveryStepInvalid,
 )
-from cardvault.services.system.runtime import Actor
 from cardvault.web import ui
 from cardvault.web.client_address import actor_for
 from cardvault.web.errors import status_of
@@ -27,6 +28,9 @@ from cardvault.web.portal.steps import (
     Rt,
     View,
     clear_step,
+    holder,
+    in_step,
+    link_page,
     link_problem,
     set_step,
     step_of,
@@ -81,13 +85,8 @@ def done(request: Request, view: View) -> Response:
 
 
 def _questions(request: Request, rt: Rt, token: str, form: ui.Form, status: int = 200) -> Response:
-    try:
-        page = recovery.open_reset(rt, token)
-    except ENDING as exc:
-        return link_problem(request, exc)
-    return ui.render(
-        request, "portal/reset_questions.html", status=status, page=page, form=form, token=token
-    )
+    opened = partial(recovery.open_reset, rt, token)
+    return link_page(request, "portal/reset_questions.html", token, form, status, opened, ENDING)
 
 
 @router.get("/reset/{token}", dependencies=PORTAL)
@@ -130,11 +129,6 @@ def current(request: Request, rt: Rt, token: str, expected: str) -> recovery.Pro
     return progress
 
 
-def holder(request: Request, rt: Rt) -> Actor:
-    """The card holder on the portal, as the audit log names them."""
-    return actor_for(request, rt, ref="holder:portal", display="card holder")
-
-
 # --- step 3: the new passcode ---------------------------------------------------------------
 
 
@@ -150,16 +144,12 @@ def passcode_page(request: Request, rt: Rt, view: View, token: str) -> Response:
 @router.post("/reset/{token}/passcode", dependencies=PORTAL)
 async def passcode(request: Request, rt: Rt, view: View, token: str) -> Response:
     form = await ui.checked_form(request, view, secrets=("passcode", "confirm"))
-    txn_id, key = step_of(request)
-    actor = holder(request, rt)
     try:
-        await run_in_threadpool(
-            new_passcode.set_passcode,
+        await in_step(
+            request,
             rt,
-            actor,
             token,
-            txn_id,
-            key,
+            new_passcode.set_passcode,
             passcode=form.get("passcode"),
             confirm=form.get("confirm"),
         )

@@ -35,8 +35,8 @@ from cardvault.services.signin.factors import FactorAnswer
 from cardvault.web import ui
 from cardvault.web.api.device_auth import wait_for
 from cardvault.web.errors import status_of
-from cardvault.web.portal.reset import ENDING, current, holder, next_page
-from cardvault.web.portal.steps import Rt, View, link_problem, step_of
+from cardvault.web.portal.reset import ENDING, current, next_page
+from cardvault.web.portal.steps import Rt, View, holder, in_step, link_problem, step_of
 from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)
@@ -202,10 +202,7 @@ async def key_options(
 ) -> JSONResponse:
     """``navigator.credentials.get`` options with this reset's challenge."""
     ui.check_csrf(view, header=x_csrf_token)
-    txn_id, key = step_of(request)
-    options = await run_in_threadpool(
-        recovery_prompts.security_key_options, rt, holder(request, rt), token, txn_id, key
-    )
+    options = await in_step(request, rt, token, recovery_prompts.security_key_options)
     return _no_store(options)
 
 
@@ -220,9 +217,6 @@ async def key_answer(
     """The key's answer (``{credential: PublicKeyCredential.toJSON()}``); the next page."""
     ui.check_csrf(view, header=x_csrf_token)
     credential = await ui.read_credential(request)
-    txn_id, key = step_of(request)
     response = FactorAnswer(method=recovery_prompts.SECURITY_KEY, credential=credential)
-    step = await run_in_threadpool(
-        factor_answer.second_factor, rt, holder(request, rt), token, txn_id, key, response
-    )
+    step = await in_step(request, rt, token, factor_answer.second_factor, response)
     return _no_store({"next": next_page(token, step.step)})

@@ -13,16 +13,19 @@ import base64
 import binascii
 import logging
 import re
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from cardvault.errors import CardvaultError
 from cardvault.services.cards.enrolment import SecurityAnswer
 from cardvault.services.signin.web_sessions import WebSessionView
-from cardvault.services.system.runtime import Runtime
+from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.web import ui
+from cardvault.web.client_address import actor_for
 from cardvault.web.deps import runtime
 from cardvault.web.errors import status_of
 
@@ -35,6 +38,8 @@ AREA = ui.WebArea(
 )
 web_session = ui.session_dependency(AREA)
 
+P = ParamSpec("P")
+T = TypeVar("T")
 Rt = Annotated[Runtime, Depends(runtime)]
 View = Annotated[WebSessionView, Depends(web_session)]
 
@@ -75,6 +80,44 @@ def link_problem(request: Request, exc: CardvaultError, **context: Any) -> Respo
         remedy=exc.remedy,
         **context,
     )
+
+
+def link_page(
+    request: Request,
+    template: str,
+    token: str,
+    form: ui.Form,
+    status: int,
+    opened: Callable[[], object],
+    ending: tuple[type[CardvaultError], ...],
+) -> Response:
+    """The first page of an emailed link: ``template`` with what ``opened`` found, or why the
+    link no longer works (``ending``)."""
+    try:
+        page = opened()
+    except ending as exc:
+        return link_problem(request, exc)
+    return ui.render(request, template, status=status, page=page, form=form, token=token)
+
+
+def holder(request: Request, rt: Runtime) -> Actor:
+    """The card holder on the portal, as the audit log names them."""
+    return actor_for(request, rt, ref="holder:portal", display="card holder")
+
+
+async def in_step(
+    request: Request,
+    rt: Runtime,
+    token: str,
+    call: Callable[Concatenate[Runtime, Actor, str, str, bytes, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """``call`` for this browser's step of a link, in the thread pool: the services take the
+    holder, the link's token and the step cookie's transaction and K first."""
+    txn_id, key = step_of(request)
+    actor = holder(request, rt)
+    return await run_in_threadpool(call, rt, actor, token, txn_id, key, *args, **kwargs)
 
 
 class RedactLinkTokens(logging.Filter):

@@ -17,7 +17,7 @@ from cardvault.services.system.runtime import Runtime
 from cardvault.web import ui
 from cardvault.web.errors import status_of
 from cardvault.web.ra.context import Agent, Rt, View, person_url, require_recent_sign_in
-from cardvault.web.ra.persons import already_sent
+from cardvault.web.ra.persons import already_sent, person_form
 from cardvault.web.ui.qr import qr_data_uri
 
 router = APIRouter(prefix="/ra/persons", tags=["vRA Manager"], include_in_schema=False)
@@ -40,76 +40,48 @@ def _page(
     return ui.render(request, template, status=status, info=info, ctx=ctx, **extra)
 
 
-# --- AD account ---------------------------------------------------------------------------
+# --- AD account and HR card: one form, one association ----------------------------------
+
+#: makes the association from the posted form and names what it associated
+Add = Callable[[Runtime, RaContext, str, ui.Form], str]
 
 
-@router.get("/{user_id}/methods/ad")
-def ad_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
-    return _page(request, rt, ctx, user_id, "ra/method_ad.html")
+def _one_form_method(path: str, template: str, field: str, add: Add) -> None:
+    """The page and the form of a method associated in one step."""
+
+    @router.get(f"/{{user_id}}/methods/{path}")
+    def page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
+        return _page(request, rt, ctx, user_id, template)
+
+    @router.post(f"/{{user_id}}/methods/{path}")
+    async def post(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
+        form = await ui.checked_form(request, view)
+        return await run_in_threadpool(
+            person_form,
+            request,
+            rt,
+            view,
+            ctx,
+            user_id,
+            form,
+            template,
+            lambda: f"{add(rt, ctx, user_id, form)} associated.",
+            default=field,
+        )
 
 
-@router.post("/{user_id}/methods/ad")
-async def ad(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
-    form = await ui.checked_form(request, view)
-    return await run_in_threadpool(_ad, request, rt, view, ctx, user_id, form)
+def _add_ad_account(rt: Runtime, ctx: RaContext, user_id: str, form: ui.Form) -> str:
+    account, sid = form.get("account"), form.get("sid") or None
+    return f"AD account {ra_methods.add_ad_account(rt, ctx, user_id, account, sid).lookup_key}"
 
 
-def _ad(
-    request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, user_id: str, form: ui.Form
-) -> Response:
-    def add() -> str:
-        account, sid = form.get("account"), form.get("sid") or None
-        return f"AD account {ra_methods.add_ad_account(rt, ctx, user_id, account, sid).lookup_key}"
-
-    return _associate(request, rt, view, ctx, user_id, form, "ra/method_ad.html", "account", add)
+def _add_hr_card(rt: Runtime, ctx: RaContext, user_id: str, form: ui.Form) -> str:
+    uid, label = form.get("uid"), form.get("label")
+    return f"HR card {ra_methods.add_hr_card(rt, ctx, user_id, uid, label).lookup_key}"
 
 
-def _associate(
-    request: Request,
-    rt: Runtime,
-    view: WebSessionView,
-    ctx: RaContext,
-    user_id: str,
-    form: ui.Form,
-    template: str,
-    field: str,
-    add: Callable[[], str],
-) -> Response:
-    """Once per form: ``add`` names what it associated, or ``template`` shows why it could not."""
-    ra_persons.detail(rt, ctx, user_id)
-    if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
-        return done
-    try:
-        added = add()
-    except CardvaultError as exc:
-        form.add_exception(exc, default=field)
-        return _page(request, rt, ctx, user_id, template, status_of(exc), form=form)
-    ui.set_notice(rt, request, f"{added} associated.")
-    return ui.redirect(person_url(user_id))
-
-
-# --- HR card ------------------------------------------------------------------------------
-
-
-@router.get("/{user_id}/methods/hr-card")
-def hr_page(request: Request, rt: Rt, ctx: Agent, user_id: str) -> Response:
-    return _page(request, rt, ctx, user_id, "ra/method_hr.html")
-
-
-@router.post("/{user_id}/methods/hr-card")
-async def hr(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str) -> Response:
-    form = await ui.checked_form(request, view)
-    return await run_in_threadpool(_hr, request, rt, view, ctx, user_id, form)
-
-
-def _hr(
-    request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, user_id: str, form: ui.Form
-) -> Response:
-    def add() -> str:
-        uid, label = form.get("uid"), form.get("label")
-        return f"HR card {ra_methods.add_hr_card(rt, ctx, user_id, uid, label).lookup_key}"
-
-    return _associate(request, rt, view, ctx, user_id, form, "ra/method_hr.html", "uid", add)
+_one_form_method("ad", "ra/method_ad.html", "account", _add_ad_account)
+_one_form_method("hr-card", "ra/method_hr.html", "uid", _add_hr_card)
 
 
 # --- authenticator app (TOTP) ---------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -33,6 +35,7 @@ ENROL_SECRETS = (
 OWN = "__own__"
 #: the service's passcode field is the issuance passcode on these pages
 ISSUANCE = {"passcode": "issuance_passcode"}
+PASSCODE = "issuance_passcode"
 
 
 def already_sent(
@@ -50,13 +53,32 @@ def already_sent(
     return ui.redirect(url)
 
 
-def _refused(
-    request: Request, template: str, form: ui.Form, exc: CardvaultError, **context: object
+def person_form(
+    request: Request,
+    rt: Runtime,
+    view: WebSessionView,
+    ctx: RaContext,
+    user_id: str,
+    form: ui.Form,
+    template: str,
+    act: Callable[[], str],
+    *,
+    default: str,
+    fields: Mapping[str, str] | None = None,
 ) -> Response:
-    """A card's page refused: the service's "passcode" is the form's issuance passcode."""
-    return ui.refused(
-        request, template, form, exc, fields=ISSUANCE, default="issuance_passcode", **context
-    )
+    """A form on a person's page, done once: ``act`` says what it did, shown on their page;
+    what the service refuses shows ``template`` again (see :func:`ui.refused`)."""
+    info = ra_persons.detail(rt, ctx, user_id)
+    if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
+        return done
+    try:
+        notice = act()
+    except CardvaultError as exc:
+        return ui.refused(
+            request, template, form, exc, fields=fields, default=default, info=info, ctx=ctx
+        )
+    ui.set_notice(rt, request, notice)
+    return ui.redirect(person_url(user_id))
 
 
 @router.get("")
@@ -97,10 +119,8 @@ def _issue(
     request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, user_id: str, form: ui.Form
 ) -> Response:
     require_recent_sign_in(request, rt)
-    info = ra_persons.detail(rt, ctx, user_id)
-    if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
-        return done
-    try:
+
+    def issue() -> str:
         card = ra_cards.issue(
             rt,
             ctx,
@@ -108,10 +128,12 @@ def _issue(
             issuance_passcode=form.get("issuance_passcode"),
             confirm=form.get("confirm"),
         )
-    except CardvaultError as exc:
-        return _refused(request, "ra/issue.html", form, exc, info=info, ctx=ctx)
-    ui.set_notice(rt, request, f"Card {card.serial} issued. Next, enrol the holder.")
-    return ui.redirect(person_url(user_id))
+        return f"Card {card.serial} issued. Next, enrol the holder."
+
+    page = "ra/issue.html"
+    return person_form(
+        request, rt, view, ctx, user_id, form, page, issue, fields=ISSUANCE, default=PASSCODE
+    )
 
 
 # --- enrol (full) -----------------------------------------------------------------------
@@ -184,7 +206,7 @@ def _enrol(
     try:
         result = ra_cards.enrol(rt, ctx, user_id, data)
     except CardvaultError as exc:
-        form.add_exception(exc, fields={**ISSUANCE, **own}, default="issuance_passcode")
+        form.add_exception(exc, fields={**ISSUANCE, **own}, default=PASSCODE)
         return _enrol_page(request, rt, ctx, user_id, form.shown(), status_of(exc))
     if result.recovery_code:
         return ui.render(
@@ -213,10 +235,7 @@ async def invite(request: Request, rt: Rt, view: View, ctx: Agent, user_id: str)
 def _invite(
     request: Request, rt: Runtime, view: WebSessionView, ctx: RaContext, user_id: str, form: ui.Form
 ) -> Response:
-    info = ra_persons.detail(rt, ctx, user_id)
-    if (done := already_sent(rt, request, view, form, person_url(user_id))) is not None:
-        return done
-    try:
+    def invite() -> str:
         sent = ra_cards.invite(
             rt,
             ctx,
@@ -225,12 +244,12 @@ def _invite(
             phone=form.get("phone"),
             issuance_passcode=form.get("issuance_passcode"),
         )
-    except CardvaultError as exc:
-        return _refused(request, "ra/invite.html", form, exc, info=info, ctx=ctx)
-    ui.set_notice(
-        rt,
-        request,
-        f"Invitation sent to {sent.email}, with a code by text message to {sent.phone}. "
-        f"The link works once and expires in {sent.expires_in_days} days.",
+        return (
+            f"Invitation sent to {sent.email}, with a code by text message to {sent.phone}. "
+            f"The link works once and expires in {sent.expires_in_days} days."
+        )
+
+    page = "ra/invite.html"
+    return person_form(
+        request, rt, view, ctx, user_id, form, page, invite, fields=ISSUANCE, default=PASSCODE
     )
-    return ui.redirect(person_url(user_id))

@@ -56,6 +56,8 @@ ENDED = (TransactionInvalid, device_errors.TransactionInvalid)
 REFUSED = (FactorFailed, SecondFactorLocked, InvalidInput)
 #: the web-session keys of one flow (with its prefix)
 KEYS = ("txn", "factors", "push", "next")
+#: what a posted form of the flow runs (off the event loop)
+FormStep = Callable[[Request, Runtime, "Flow", WebSessionView, Form], Response]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -281,34 +283,27 @@ def install(router: APIRouter, flow: Flow, session: Callable[[Request], WebSessi
     view_of, rt_of = Depends(session), Depends(runtime)
     base = flow.prefix.removeprefix(router.prefix)
 
+    def form_step(path: str, step: FormStep) -> None:
+        """The posted forms differ only in what checks them."""
+
+        @router.post(f"{base}/{flow.name}/{path}", dependencies=signin)
+        async def post(
+            request: Request, rt: Runtime = rt_of, view: WebSessionView = view_of
+        ) -> Response:
+            form = await checked_form(request, view, ("code",))
+            return await run_in_threadpool(step, request, rt, flow, view, form)
+
+    form_step("code", check_code)
+    form_step("push", send_push)
+    form_step("push/done", push_done)
+
     @router.get(f"{base}/{flow.name}/code")
     def get_code(request: Request, view: WebSessionView = view_of) -> Response:
         return code_page(request, flow, view)
 
-    @router.post(f"{base}/{flow.name}/code", dependencies=signin)
-    async def post_code(
-        request: Request, rt: Runtime = rt_of, view: WebSessionView = view_of
-    ) -> Response:
-        form = await checked_form(request, view, ("code",))
-        return await run_in_threadpool(check_code, request, rt, flow, view, form)
-
-    @router.post(f"{base}/{flow.name}/push", dependencies=signin)
-    async def post_push(
-        request: Request, rt: Runtime = rt_of, view: WebSessionView = view_of
-    ) -> Response:
-        form = await checked_form(request, view, ("code",))
-        return await run_in_threadpool(send_push, request, rt, flow, view, form)
-
     @router.get(f"{base}/{flow.name}/push")
     def get_push(request: Request, rt: Runtime = rt_of, view: WebSessionView = view_of) -> Response:
         return push_page(request, rt, flow, view, Form())
-
-    @router.post(f"{base}/{flow.name}/push/done", dependencies=signin)
-    async def post_push_done(
-        request: Request, rt: Runtime = rt_of, view: WebSessionView = view_of
-    ) -> Response:
-        form = await checked_form(request, view, ("code",))
-        return await run_in_threadpool(push_done, request, rt, flow, view, form)
 
     @router.get(f"{base}/api/{flow.name}/push", dependencies=poll)
     async def get_push_state(

@@ -16,7 +16,9 @@ from starlette.types import Scope
 
 from cardvault.domain.rate_limit import Bucket
 from cardvault.errors import AuthenticationFailed, InvalidInput, PermissionDenied, error
+from cardvault.json_types import JsonObject
 from cardvault.services.rate_limits import check as rate_limits
+from cardvault.services.security_keys.keys import CeremonyStart
 from cardvault.services.signin import web_sessions
 from cardvault.services.signin.web_sessions import WebSessionView
 from cardvault.services.system.runtime import Runtime
@@ -109,6 +111,15 @@ async def checked_form(
     form = await read_form(request, secret_fields=secrets)
     check_csrf(view, form)
     return form
+
+
+def keep_ceremony(
+    rt: Runtime, view: WebSessionView, name: str, started: CeremonyStart
+) -> JsonObject:
+    """A key registration just started, kept under ``name`` for :func:`take_ceremony`; the
+    options the page's script hands to ``navigator.credentials.create``."""
+    web_sessions.update_data(rt, view, **{name: started.ceremony_id})
+    return dict(started.options)
 
 
 def take_ceremony(rt: Runtime, view: WebSessionView, name: str) -> str:
