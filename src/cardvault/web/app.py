@@ -60,8 +60,12 @@ def create_app(rt: Runtime) -> FastAPI:
         larger=ra_pages.UPLOADS,
     )
     # outermost: the request id, the ingress gate (a refused client reaches nothing, not
-    # even the body limit), the answer's headers, the log event and metrics (web/edge.py)
-    app.add_middleware(Edge, rt=rt)
+    # even the body limit), the answer's headers, the log event and metrics (web/edge.py);
+    # the PC/SC relay's APDUs go from it straight to their own endpoint, body limit kept
+    apdus = BodyLimit(
+        piv.ApduEndpoint(rt, app.exception_handlers), max_bytes=rt.settings.max_body_bytes
+    )
+    app.add_middleware(Edge, rt=rt, direct=dict.fromkeys(piv.ApduEndpoint.paths(), apdus))
     metrics(rt)  # the KDF queue's gauges exist from the first scrape
     return app
 

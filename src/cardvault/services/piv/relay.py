@@ -10,6 +10,12 @@ twice, never once, and a 9C signature armed by one VERIFY happens once.
 A request carries the link's sequence number: the answer to the last one is kept (sealed under
 a key derived from the caller's SK or IK), so a request repeated after a lost response gets
 the same answer instead of running twice.
+
+Most APDUs of a holder's link change only the link (its state, the kept answer) and leave no
+audit event: they commit with SQLAlchemy Core on a plain connection -- the same statements
+in one transaction -- since the ORM's unit of work (a Session, its transaction bookkeeping
+and events) cost more than the statements (issue 16). The others go through the ORM, which
+the audit trail and the card's key record need.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
@@ -46,7 +53,7 @@ from cardvault.services.piv.recheck import PinRecheck
 from cardvault.services.piv.rows import SessionRow
 from cardvault.services.piv.secrets import PivSecrets, open_secrets, seal_secrets
 from cardvault.services.piv.snapshot import Snapshot
-from cardvault.services.piv.trail import ApduFacts, record_apdu
+from cardvault.services.piv.trail import ApduFacts, apdu_events, record_apdu
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
@@ -62,6 +69,10 @@ TOUCH_EVERY = timedelta(seconds=5)
 _NOTHING_MISSING: tuple[str, ...] = ()
 _OK = Sw.SUCCESS.wire()
 _GET_RESPONSE = CommandApdu(cla=0, ins=IsoIns.GET_RESPONSE, p1=0, p2=0, ne=SHORT_MAX).to_bytes()
+
+
+#: what the prepared UPDATEs run on: the ORM's unit of work, or a plain connection
+Writer = Session | Connection
 
 
 class _Raced(Exception):
@@ -131,8 +142,8 @@ def relay(rt: Runtime, actor: Actor, req: RelayRequest) -> RelayAnswer:
         if req.seq == snap.link.last_seq and snap.link.last_response is not None:
             answer = kept(req.key, snap.link.id, req.seq, snap.link.last_response)
             if req.jti is not None:
-                with transaction(rt.db) as session:
-                    _spend(session, req)
+                with rt.engine.begin() as conn:
+                    _spend(conn, req)
             return _answer(snap, *answer)
         if req.seq <= snap.link.last_seq:
             raise StaleRequest("This request is older than one the card already answered.")
@@ -241,9 +252,13 @@ def _drain(state: PivState, response: bytes, ports: ServicePorts) -> tuple[PivSt
 def _commit(
     rt: Runtime, actor: Actor, snap: Snapshot, req: RelayRequest, done: _Computed
 ) -> RelayAnswer:
+    row = snap.session
+    facts = _facts(req, row, done)
+    events = apdu_events(facts, done.effects)
+    if not events and _link_only(snap, req, done):
+        return _commit_link(rt, snap, req, done)
     with transaction(rt.db) as session:
-        _spend(session, req)
-        row = snap.session
+        _spend(session.connection(), req)
         expires_at, idle_expires_at = _touch(session, rt, snap)
         changed = _save_card(session, rt, snap, done)
         _save_link(session, rt, snap, req, done)
@@ -251,9 +266,7 @@ def _commit(
         acting = card_sessions.owner(actor, row)
         use = req.mode is Mode.USE
         organisation_id = row.organisation_id if use else snap.card.organisation_id
-        record_apdu(
-            session, rt, acting, snap.card, organisation_id, _facts(req, row, done), done.effects
-        )
+        record_apdu(session, rt, acting, snap.card, organisation_id, facts, events)
         status, missing = snap.card.status, _NOTHING_MISSING
         if req.mode is Mode.ISSUANCE:
             status, missing = _issuance_progress(session, rt, acting, snap, done, card, changed)
@@ -266,6 +279,33 @@ def _commit(
             whole=done.whole,
             standing=done.standing,
         )
+
+
+def _link_only(snap: Snapshot, req: RelayRequest, done: _Computed) -> bool:
+    """A holder's APDU that changes nothing of the card: only the link is written."""
+    effects = done.effects
+    return (
+        req.mode is Mode.USE
+        and not (effects.secrets or effects.public_keys or effects.record)
+        and done.card_part == _card_state(snap.piv.state)
+    )
+
+
+def _commit_link(rt: Runtime, snap: Snapshot, req: RelayRequest, done: _Computed) -> RelayAnswer:
+    """:func:`_commit` of a link-only APDU on a plain connection: the jti, the session's idle
+    timer and the link's compare-and-swap, in one transaction (a writer's, on SQLite)."""
+    with rt.engine.begin() as conn:
+        _spend(conn, req)
+        expires_at, idle_expires_at = _touch(conn, rt, snap)
+        _save_link(conn, rt, snap, req, done)
+    return RelayAnswer(
+        response=done.response,
+        card_status=snap.card.status,
+        expires_at=expires_at,
+        idle_expires_at=idle_expires_at,
+        whole=done.whole,
+        standing=done.standing,
+    )
 
 
 def _issuance_progress(
@@ -302,14 +342,14 @@ def _facts(req: RelayRequest, row: SessionRow, done: _Computed) -> ApduFacts:
     )
 
 
-def _spend(session: Session, req: RelayRequest) -> None:
+def _spend(conn: Connection, req: RelayRequest) -> None:
     """Remember the link channel request's ``jti`` with the APDU: a replay is refused."""
     if req.jti is not None:
         assert req.jti_expires is not None
-        remember_jti_in(session.connection(), req.jti, req.jti_expires)
+        remember_jti_in(conn, req.jti, req.jti_expires)
 
 
-def _touch(session: Session, rt: Runtime, snap: Snapshot) -> tuple[datetime, datetime]:
+def _touch(session: Writer, rt: Runtime, snap: Snapshot) -> tuple[datetime, datetime]:
     """Restart the session's idle timer, only if it still lives (logout, lock, revocation
     and expiry delete or end it): the APDU commits inside a live session or not at all.
 
@@ -367,7 +407,7 @@ def _public_keys(snap: Snapshot, done: _Computed) -> dict[str, str]:
 
 
 def _save_link(
-    session: Session, rt: Runtime, snap: Snapshot, req: RelayRequest, done: _Computed
+    session: Writer, rt: Runtime, snap: Snapshot, req: RelayRequest, done: _Computed
 ) -> None:
     now = rt.clock()
     link = snap.link
@@ -405,7 +445,7 @@ def _locked_card(session: Session, snap: Snapshot) -> Card:
     return card
 
 
-def _execute(session: Session, statement: Executable, params: dict[str, object]) -> int:
+def _execute(session: Writer, statement: Executable, params: dict[str, object]) -> int:
     """Run one of the prepared UPDATEs (statements.py); returns the rows it changed."""
     return _rowcount(session.execute(statement, params))
 

@@ -18,7 +18,7 @@ from cardvault.services.audit import trail as audit
 from cardvault.services.piv.ports import Effects, key_role
 from cardvault.services.system.runtime import Actor, Runtime
 
-__all__ = ["ApduFacts", "record_apdu"]
+__all__ = ["ApduFacts", "Event", "apdu_events", "record_apdu"]
 
 _OPERATION_ACTIONS = {
     "sign": AuditAction.CARD_SIGNED,
@@ -52,6 +52,16 @@ class ApduFacts:
     mode: str
 
 
+def apdu_events(facts: ApduFacts, effects: Effects) -> list[Event]:
+    """The events an APDU leaves; most leave none (then the relay commits without the ORM)."""
+    return [
+        *_key_uses(facts, effects),
+        *_refusal(facts),
+        *_reference_events(facts, effects),
+        *_administration(facts, effects),
+    ]
+
+
 def record_apdu(
     session: Session,
     rt: Runtime,
@@ -59,15 +69,9 @@ def record_apdu(
     card: audit.CardRef,
     organisation_id: str,
     facts: ApduFacts,
-    effects: Effects,
+    events: list[Event],
 ) -> None:
     """Card use goes to the chain of the organisation the session is in (DESIGN §3.6)."""
-    events = [
-        *_key_uses(facts, effects),
-        *_refusal(facts),
-        *_reference_events(facts, effects),
-        *_administration(facts, effects),
-    ]
     for action, outcome, reason, details in events:
         audit.record_for_card(
             session,
