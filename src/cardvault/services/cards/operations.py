@@ -26,7 +26,6 @@ from cardvault.domain.audit_actions import AuditAction
 from cardvault.errors import InvalidInput
 from cardvault.services.audit import trail as audit
 from cardvault.services.cards.sealing import open_record
-from cardvault.services.piv.rows import CardRow, SessionRow
 from cardvault.services.signin import lockout
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.errors import SessionInvalid
@@ -34,6 +33,7 @@ from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.store.db import transaction
 from cardvault.store.models import Certificate
 from cardvault.store.queries import cards as card_queries
+from cardvault.store.queries.rows import CardRow, SessionRow
 
 DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 

@@ -50,7 +50,6 @@ from cardvault.services.piv.errors import LinkClosed, StaleRequest
 from cardvault.services.piv.kept import keep, kept
 from cardvault.services.piv.ports import Effects, Mode, ServicePorts
 from cardvault.services.piv.recheck import PinRecheck
-from cardvault.services.piv.rows import SessionRow
 from cardvault.services.piv.secrets import PivSecrets, open_secrets, seal_secrets
 from cardvault.services.piv.snapshot import Snapshot
 from cardvault.services.piv.trail import ApduFacts, apdu_events, record_apdu
@@ -60,6 +59,7 @@ from cardvault.services.system.runtime import Actor, Runtime
 from cardvault.services.transport.envelopes import remember_jti_in
 from cardvault.store.db import transaction
 from cardvault.store.models import Card
+from cardvault.store.queries.rows import SessionRow
 
 __all__ = ["RelayAnswer", "RelayRequest", "relay"]
 

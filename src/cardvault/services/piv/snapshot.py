@@ -22,7 +22,6 @@ from cardvault.services.networks import allow_list as network
 from cardvault.services.piv import issuance, statements
 from cardvault.services.piv.errors import LinkClosed
 from cardvault.services.piv.ports import Mode
-from cardvault.services.piv.rows import CardRow, LinkRow, OrganisationRow, PivRow, SessionRow
 from cardvault.services.signin import sessions as card_sessions
 from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
@@ -30,7 +29,8 @@ from cardvault.services.transport.errors import EnvelopeReplayed
 from cardvault.store.db import reading_rows
 from cardvault.store.models import CardSession
 from cardvault.store.queries import role_grants
-from cardvault.store.queries.organisations import parse_policy
+from cardvault.store.queries.organisations import OrganisationRow
+from cardvault.store.queries.rows import CardRow, LinkRow, PivRow, SessionRow
 
 __all__ = ["USABLE", "Snapshot", "take"]
 
@@ -78,7 +78,7 @@ def take(
         raise EnvelopeReplayed("This request was already received once; it is refused.")
     if link.mode != mode.value or card.status not in USABLE[mode]:
         raise LinkClosed("This card can no longer be used here.")
-    policy = parse_policy(org.policy)
+    policy = org.parsed_policy
     return Snapshot(session=row, link=link, card=card, piv=piv, organisation=org, policy=policy)
 
 

@@ -11,14 +11,6 @@ from __future__ import annotations
 
 from sqlalchemy import Table, Update, bindparam, exists, func, select, update
 
-from cardvault.services.piv.rows import (
-    CardRow,
-    LinkRow,
-    OrganisationRow,
-    PivRow,
-    SessionRow,
-    columns_of,
-)
 from cardvault.store.models import (
     Card,
     CardSession,
@@ -28,6 +20,8 @@ from cardvault.store.models import (
     UsedNonce,
     table_of,
 )
+from cardvault.store.queries.organisations import OrganisationRow
+from cardvault.store.queries.rows import CardRow, LinkRow, PivRow, SessionRow, columns_of
 
 __all__ = [
     "CARD_COLUMNS",

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from cardvault.domain import identifiers
 from cardvault.domain.vocabulary import CardStatus, MethodStatus, SignInRoute
 from cardvault.errors import CardvaultError, InvalidInput
-from cardvault.services.piv.rows import CardRow, columns_of
 from cardvault.services.security_keys import signin as security_key_signin
 from cardvault.services.signin import hr_cards
 from cardvault.store.models import (
@@ -29,6 +28,7 @@ from cardvault.store.models import (
     table_of,
 )
 from cardvault.store.queries.organisations import ROW_COLUMNS, AnyOrg, OrganisationRow
+from cardvault.store.queries.rows import CardRow, columns_of
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,7 +24,6 @@ from cardvault.json_types import JsonObject
 from cardvault.keystore.provider import MasterKey
 from cardvault.services.audit import trail as audit
 from cardvault.services.networks import allow_list as network
-from cardvault.services.piv.rows import CardRow, OrganisationRow, SessionRow, columns_of
 from cardvault.services.piv.statements import TOUCH_SESSION
 from cardvault.services.signin.errors import SessionInvalid
 from cardvault.services.system.runtime import Actor, Runtime
@@ -39,7 +38,8 @@ from cardvault.store.models import (
     table_of,
 )
 from cardvault.store.queries import role_grants
-from cardvault.store.queries.organisations import AnyOrg, parse_policy, policy_of
+from cardvault.store.queries.organisations import AnyOrg, OrganisationRow, policy_of
+from cardvault.store.queries.rows import CardRow, SessionRow, columns_of
 
 TOKEN_BYTES = 32
 
@@ -248,7 +248,7 @@ def use_row(
     now = rt.clock()
     _check_live(row, card, org, now, client_address=client_address, purpose=None)
     assert card is not None and org is not None
-    idle = _idle_until(row, parse_policy(org.policy), now)
+    idle = _idle_until(row, org.parsed_policy, now)
     conn.execute(TOUCH_SESSION, {"where_session": row.id, "now": now, "idle": idle})
     return row, card
 

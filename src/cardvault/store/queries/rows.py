@@ -1,11 +1,12 @@
-"""The relay's snapshot rows as plain frozen values, read with SQLAlchemy Core.
+"""Rows of the hot paths as plain frozen values, read with SQLAlchemy Core.
 
-Loading the session, link, card, PIV row and organisation as ORM objects on every APDU
-(identity map, instance state, attribute instrumentation, the ORM's execution path) cost
-more than the SELECT itself; the relay only reads them and writes back with its own
-compare-and-swap UPDATEs (statements.py), so it reads just the columns it uses into these
-values. Each class's fields are named like its table's
-columns and listed in the order the snapshot selects them.
+Loading the session, link, card, PIV row and organisation as ORM objects on every APDU or
+signature (identity map, instance state, attribute instrumentation, the ORM's execution
+path) cost more than the SELECT itself; the PC/SC relay's snapshot, the signature's session
+lookup and the sign-in's identification only read them and write back with their own
+statements, so they read just the columns they use into these values. Each class's fields
+are named like its table's columns and listed in the order the queries select them. The
+organisation's row is :class:`~cardvault.store.queries.organisations.OrganisationRow`.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from sqlalchemy import Column, Table
 
 from cardvault.domain.vocabulary import CardStatus, RaRole
 
-__all__ = ["CardRow", "LinkRow", "OrganisationRow", "PivRow", "SessionRow", "columns_of"]
+__all__ = ["CardRow", "LinkRow", "PivRow", "SessionRow", "columns_of"]
 
 
 @dataclass(frozen=True, slots=True)
 class SessionRow:
-    """What the relay reads of the card session (``card_sessions``)."""
+    """What the hot paths read of the card session (``card_sessions``)."""
 
     id: str
     organisation_id: str
@@ -64,7 +65,7 @@ class PivRow:
 
 @dataclass(frozen=True, slots=True)
 class CardRow:
-    """What the relay reads of the card (``cards``): its ids, status and sealed key record."""
+    """What the hot paths read of the card (``cards``): its ids, status and sealed key record."""
 
     id: str
     serial: str
@@ -73,15 +74,6 @@ class CardRow:
     status: CardStatus
     key_record: bytes | None = field(repr=False)
     record_version: int
-
-
-@dataclass(frozen=True, slots=True)
-class OrganisationRow:
-    """What the relay reads of the organisation the session acts in (``organisations``)."""
-
-    id: str
-    policy: dict[str, Any]
-    allowed_networks: list[str]
 
 
 def columns_of(table: Table, row: type[Any]) -> list[Column[Any]]:
