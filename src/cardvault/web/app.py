@@ -61,9 +61,16 @@ def create_app(rt: Runtime) -> FastAPI:
     )
     # outermost: the request id, the ingress gate (a refused client reaches nothing, not
     # even the body limit), the answer's headers, the log event and metrics (web/edge.py);
-    # the PC/SC relay's APDUs go from it straight to their own endpoint, body limit kept
+    # the PC/SC relay's APDUs go from it straight to their own endpoint, inside the same
+    # body and JSON limits as every route (a JOSE body, the APDUs' own, passes the JSON check
+    # untouched; a hostile JSON body gets the same 400 as anywhere)
     apdus = BodyLimit(
-        piv.ApduEndpoint(rt, app.exception_handlers), max_bytes=rt.settings.max_body_bytes
+        JsonLimits(
+            piv.ApduEndpoint(rt, app.exception_handlers),
+            max_depth=rt.settings.json_max_depth,
+            max_bytes=rt.settings.max_body_bytes,
+        ),
+        max_bytes=rt.settings.max_body_bytes,
     )
     app.add_middleware(Edge, rt=rt, direct=dict.fromkeys(piv.ApduEndpoint.paths(), apdus))
     metrics(rt)  # the KDF queue's gauges exist from the first scrape
