@@ -14,9 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from cardvault.services.cards import operations as card_operations
 from cardvault.services.pki import ca, renewal
 from cardvault.services.pki import status as certificate_status
+from cardvault.services.system.runtime import Actor
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import BearerToken, RuntimeDep
-from cardvault.web.jose import jose_openapi, opened, read_jose, sealed
+from cardvault.web.jose import in_one_trip, jose_openapi, opened, read_jose, sealed
 from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/api/v1", tags=["card"])
@@ -54,11 +55,8 @@ class SignOut(BaseModel):
 @router.post("/card/sign", openapi_extra=jose_openapi(SignIn, SignOut), response_class=Response)
 async def sign(request: Request, rt: RuntimeDep) -> Response:
     """Sign a digest with the authentication or content-commitment key (encrypted both ways)."""
-    token, actor = await read_jose(request), actor_for(request, rt)
 
-    def open_and_sign() -> Response:
-        # one trip to the thread pool for the envelope, the signature and the sealed answer
-        body, rkey = opened(rt, token, SignIn)
+    def sign_with(actor: Actor, body: SignIn) -> SignOut:
         req = card_operations.SignRequest(
             token=body.token,
             session_key=_b64(body.session_key, "session_key"),
@@ -69,14 +67,13 @@ async def sign(request: Request, rt: RuntimeDep) -> Response:
             passcode=body.passcode,
         )
         result = card_operations.sign(rt, actor, req)
-        out = SignOut(
+        return SignOut(
             signature=base64.b64encode(result.signature).decode(),
             scheme=result.scheme,
             certificate=result.certificate_pem,
         )
-        return sealed(rkey, out)
 
-    return await run_in_threadpool(open_and_sign)
+    return await in_one_trip(request, rt, SignIn, sign_with)
 
 
 class RenewIn(BaseModel):

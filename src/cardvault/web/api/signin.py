@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from cardvault.services.rate_limits import check as rate_limits
 from cardvault.services.signin import sessions as card_sessions
@@ -24,10 +23,10 @@ from cardvault.services.signin.factors import (
     PushOffer,
     SecurityKeyOffer,
 )
-from cardvault.services.system.runtime import Actor, Runtime
+from cardvault.services.system.runtime import Actor
 from cardvault.web.client_address import actor_for
 from cardvault.web.deps import BearerToken, EngineDep, RuntimeDep
-from cardvault.web.jose import M, jose_openapi, opened, read_jose, sealed
+from cardvault.web.jose import in_one_trip, jose_openapi
 from cardvault.web.rate_limit import Bucket, per_address
 
 router = APIRouter(prefix="/api/v1", tags=["authentication"])
@@ -211,19 +210,6 @@ def _sealed_step(
     )
 
 
-async def _in_one_trip(
-    request: Request, rt: Runtime, model: type[M], step: Callable[[Actor, M], BaseModel]
-) -> Response:
-    """One trip to the thread pool for the envelope, the step and the sealed answer."""
-    token, actor = await read_jose(request), actor_for(request, rt)
-
-    def run() -> Response:
-        body, rkey = opened(rt, token, model)
-        return sealed(rkey, step(actor, body))
-
-    return await run_in_threadpool(run)
-
-
 @_sealed_step("/auth/login", LoginIn, LoginOut)
 async def login(
     request: Request,
@@ -246,7 +232,7 @@ async def login(
         )
         return _login_out(eng.login(actor, req))
 
-    return await _in_one_trip(request, rt, LoginIn, sign_in)
+    return await in_one_trip(request, rt, LoginIn, sign_in)
 
 
 def _factor_error_out(result: LoginResult) -> FactorErrorOut | None:
@@ -281,7 +267,7 @@ async def organisation(
             factor_error=_factor_error_out(result),
         )
 
-    return await _in_one_trip(request, rt, OrganisationIn, choose)
+    return await in_one_trip(request, rt, OrganisationIn, choose)
 
 
 @_sealed_step("/auth/factor", FactorIn, SessionOut)
@@ -296,7 +282,7 @@ async def factor(
         grant = eng.complete_factor(actor, body.transaction_id, body.response.answer())
         return _session_out(grant)
 
-    return await _in_one_trip(request, rt, FactorIn, complete)
+    return await in_one_trip(request, rt, FactorIn, complete)
 
 
 class SessionStatus(BaseModel):
